@@ -1,0 +1,114 @@
+"""Save and load a checkpoint folder in the Hugging Face layout:
+
+    <dir>/config.json          ConanConfig.to_dict()
+    <dir>/model.safetensors    the state dict (safetensors: no pickle, memory-mappable)
+    <dir>/tokenizer.json       the byte-level BPE
+
+Each file is written to a temporary name in the same folder and moved into place with os.replace, so a crash
+never leaves a half-written file under a final name. Loading checks that every file is there, that the config
+parses, and that every tensor name and shape matches the config before any weight is assigned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tokenizers import Tokenizer
+
+from .config import ConanConfig
+from .modeling import ConanModel
+from .tokenizer import load_tokenizer, save_tokenizer
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+TOKENIZER_NAME = "tokenizer.json"
+CHECKPOINT_FILES = (CONFIG_NAME, WEIGHTS_NAME, TOKENIZER_NAME)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_pretrained(model: ConanModel, tokenizer: Tokenizer, path: str | os.PathLike) -> Path:
+    """Write config.json, model.safetensors and tokenizer.json into folder ``path`` (created if needed)."""
+    path = Path(path)
+    config = model.config
+    if tokenizer.get_vocab_size() > config.vocab_size:
+        raise ValueError(
+            f"tokenizer has {tokenizer.get_vocab_size()} tokens but vocab_size is {config.vocab_size}"
+        )
+    state = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
+    if any(t.is_meta for t in state.values()):
+        raise ValueError("cannot save a model on the meta device: materialise its weights first")
+    path.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    _atomic_write(path / CONFIG_NAME, lambda p: p.write_text(text, encoding="utf-8"))
+    _atomic_write(path / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+    save_tokenizer(tokenizer, path / TOKENIZER_NAME)
+    return path
+
+
+def load_config(path: str | os.PathLike) -> ConanConfig:
+    """ConanConfig from a checkpoint folder or a config.json file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no config file at {path}")
+    try:
+        return ConanConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: invalid ConanConfig: {e}") from e
+
+
+def load_pretrained(
+    path: str | os.PathLike, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+) -> tuple[ConanModel, Tokenizer]:
+    """(model in eval mode, tokenizer) from a folder written by :func:`save_pretrained`.
+
+    ``device`` defaults to CPU; ``dtype`` defaults to the stored dtype.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"checkpoint folder {path} does not exist")
+    missing = [name for name in CHECKPOINT_FILES if not (path / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{path} is not a conan_model checkpoint: missing {', '.join(missing)}")
+    config = load_config(path)
+    tokenizer = load_tokenizer(path / TOKENIZER_NAME)
+    if tokenizer.get_vocab_size() > config.vocab_size:
+        raise ValueError(
+            f"{path}: tokenizer has {tokenizer.get_vocab_size()} tokens, vocab_size is {config.vocab_size}"
+        )
+    state = load_file(str(path / WEIGHTS_NAME), device="cpu")
+    with torch.device("meta"):
+        model = ConanModel(config)
+    _check_state(path, state, {name: tuple(t.shape) for name, t in model.state_dict().items()})
+    if dtype is not None:
+        state = {name: t.to(dtype) for name, t in state.items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.to(device or "cpu").eval(), tokenizer
+
+
+def _check_state(path: Path, state: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]]) -> None:
+    """Raise one ValueError naming every missing, unexpected or mis-shaped tensor."""
+    problems = [f"missing {name}" for name in sorted(expected.keys() - state.keys())]
+    problems += [f"unexpected {name}" for name in sorted(state.keys() - expected.keys())]
+    problems += [
+        f"{name}: shape {tuple(state[name].shape)} != {shape} from config.json"
+        for name, shape in expected.items()
+        if name in state and tuple(state[name].shape) != shape
+    ]
+    if problems:
+        shown = "; ".join(problems[:8]) + (f"; ... ({len(problems)} problems)" if len(problems) > 8 else "")
+        raise ValueError(f"{path / WEIGHTS_NAME} does not match {path / CONFIG_NAME}: {shown}")

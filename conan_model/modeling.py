@@ -1,0 +1,196 @@
+"""The Conan decoder: token embedding, pre-norm blocks (RMSNorm, RoPE, GQA attention via SDPA, SwiGLU FFN),
+final RMSNorm. No biases and no separate LM head, which is what makes the 1.4B preset's parameter count match
+the paper exactly. The LM head used for pretraining is tied to the token embedding, so it adds no parameters.
+
+Construction allocates nothing but parameters (no position tables or RoPE buffers), so
+``with torch.device('meta'): ConanModel(cfg)`` builds the 1.4B model for free.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .config import ConanConfig
+from .masks import sdpa_mask
+from .pooling import l2_normalize, pool
+
+
+class RMSNorm(nn.Module):
+    """Weight-only RMS norm, computed in float32 so bf16 activations keep their scale."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return (x32 * self.weight.float()).to(x.dtype)
+
+
+def rope_cos_sin(
+    seq_len: int, head_dim: int, theta: float, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 (T, head_dim) cos/sin tables, rotate-half layout; recomputed per forward (cheap, no state)."""
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
+    angles = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), inv_freq)
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate (B, heads, T, head_dim) by position, in float32."""
+    x32 = x.float()
+    x1, x2 = x32.chunk(2, dim=-1)
+    rotated = torch.cat([-x2, x1], dim=-1)
+    return (x32 * cos + rotated * sin).to(x.dtype)
+
+
+class Attention(nn.Module):
+    """Grouped-query attention: n_heads query heads share n_kv_heads key/value heads."""
+
+    def __init__(self, cfg: ConanConfig) -> None:
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        self.q_proj = nn.Linear(cfg.hidden_size, cfg.n_heads * cfg.head_dim, bias=False)
+        self.k_proj = nn.Linear(cfg.hidden_size, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.v_proj = nn.Linear(cfg.hidden_size, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.hidden_size, bias=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        is_causal: bool,
+    ) -> torch.Tensor:
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, enable_gqa=True)
+        return self.o_proj(y.transpose(1, 2).reshape(b, t, -1))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, cfg: ConanConfig) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.ffn_size, bias=False)
+        self.up_proj = nn.Linear(cfg.hidden_size, cfg.ffn_size, bias=False)
+        self.down_proj = nn.Linear(cfg.ffn_size, cfg.hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ConanConfig) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.hidden_size, cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.ffn_norm = RMSNorm(cfg.hidden_size, cfg.norm_eps)
+        self.ffn = SwiGLU(cfg)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        is_causal: bool,
+    ) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), cos, sin, mask, is_causal)
+        return x + self.ffn(self.ffn_norm(x))
+
+
+class ConanModel(nn.Module):
+    """Decoder backbone returning final-normed hidden states; the mask mode decides causal vs bidirectional.
+
+    Set ``gradient_checkpointing = True`` to recompute each block in backward (saves activation memory).
+    """
+
+    def __init__(self, config: ConanConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = RMSNorm(config.hidden_size, config.norm_eps)
+        self.gradient_checkpointing = False
+        self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Normal(0, init_std) weights; residual output projections scaled by 1/sqrt(2 * n_layers) (GPT-2)."""
+        std = self.config.init_std
+        for name, p in self.named_parameters():
+            if name.endswith("norm.weight"):
+                p.fill_(1.0)
+            elif name.endswith(("o_proj.weight", "down_proj.weight")):
+                p.normal_(0.0, std / math.sqrt(2 * self.config.n_layers))
+            else:
+                p.normal_(0.0, std)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        mask_mode: str = "bidirectional",
+        alpha: float | None = None,
+    ) -> torch.Tensor:
+        """Hidden states (B, T, hidden) for right-padded ``input_ids`` (B, T).
+
+        mask_mode: 'bidirectional' (embedding stages, inference), 'causal' (LM pretraining) or 'soft' with
+        ``alpha`` in [0, 1] from :func:`conan_model.masks.soft_alpha` (weakly-supervised stage).
+        """
+        b, t = input_ids.shape
+        if t > self.config.max_length:
+            raise ValueError(f"sequence length {t} exceeds max_length {self.config.max_length}")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        x = self.embed_tokens(input_ids)
+        mask, is_causal = sdpa_mask(attention_mask, mask_mode, alpha, dtype=x.dtype)
+        cos, sin = rope_cos_sin(t, self.config.head_dim, self.config.rope_theta, input_ids.device)
+        for layer in self.layers:
+            if self.gradient_checkpointing and self.training:
+                x = checkpoint(layer, x, cos, sin, mask, is_causal, use_reentrant=False)
+            else:
+                x = layer(x, cos, sin, mask, is_causal)
+        return self.norm(x)
+
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        mask_mode: str = "bidirectional",
+        alpha: float | None = None,
+        pooling: str | None = None,
+        normalize: bool = True,
+    ) -> torch.Tensor:
+        """Pooled (B, hidden) float32 sentence embeddings; pooling defaults to ``config.pooling``."""
+        hidden = self(input_ids, attention_mask, mask_mode=mask_mode, alpha=alpha)
+        emb = pool(hidden, attention_mask, pooling or self.config.pooling)
+        return l2_normalize(emb) if normalize else emb
+
+    def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Next-token logits from hidden states through the tied head (the token embedding matrix)."""
+        return F.linear(hidden, self.embed_tokens.weight)
+
+    def lm_loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean causal-LM cross-entropy over real next tokens (padding targets are ignored)."""
+        hidden = self(input_ids, attention_mask, mask_mode="causal")
+        targets = input_ids[:, 1:]
+        if attention_mask is not None:
+            targets = targets.masked_fill(attention_mask[:, 1:] == 0, -100)
+        logits = self.lm_logits(hidden[:, :-1])
+        return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100)
