@@ -47,9 +47,9 @@ def save_pretrained(model: ConanModel, tokenizer: Tokenizer, path: str | os.Path
         raise ValueError(
             f"tokenizer has {tokenizer.get_vocab_size()} tokens but vocab_size is {config.vocab_size}"
         )
-    state = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
-    if any(t.is_meta for t in state.values()):
+    if any(t.is_meta for t in model.state_dict().values()):
         raise ValueError("cannot save a model on the meta device: materialise its weights first")
+    state = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
     path.mkdir(parents=True, exist_ok=True)
     text = json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n"
     _atomic_write(path / CONFIG_NAME, lambda p: p.write_text(text, encoding="utf-8"))

@@ -26,10 +26,9 @@ def npu_available() -> bool:
 def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     """``prefer`` if given (e.g. 'cuda:1', 'cpu'), else the best available: cuda > npu > mps > cpu."""
     if prefer is not None:
-        device = torch.device(prefer)
-        if device.type == "npu" and not npu_available():
+        if _device_type(prefer) == "npu" and not npu_available():
             raise RuntimeError("device 'npu' requested but torch_npu is not installed or sees no NPU")
-        return device
+        return torch.device(prefer)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if npu_available():
@@ -41,25 +40,30 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
 
 def default_dtype(device: str | torch.device) -> torch.dtype:
     """bf16 on accelerators (fp16 on CUDA cards without bf16), fp32 on CPU."""
-    device = torch.device(device)
-    if device.type == "cpu":
+    kind = _device_type(device)
+    if kind == "cpu":
         return torch.float32
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    if kind == "cuda" and not torch.cuda.is_bf16_supported():
         return torch.float16
     return torch.bfloat16
 
 
 def dist_backend(device: str | torch.device) -> str:
     """torch.distributed backend for the device type: nccl (cuda), hccl (npu), gloo otherwise."""
-    return {"cuda": "nccl", "npu": "hccl"}.get(torch.device(device).type, "gloo")
+    return {"cuda": "nccl", "npu": "hccl"}.get(_device_type(device), "gloo")
 
 
 def synchronize(device: str | torch.device) -> None:
     """Wait for queued kernels, so wall-clock timings of accelerator work are honest."""
-    device = torch.device(device)
-    if device.type == "cuda":
+    kind = _device_type(device)
+    if kind == "cuda":
         torch.cuda.synchronize(device)
-    elif device.type == "npu":
+    elif kind == "npu":
         torch.npu.synchronize(device)
-    elif device.type == "mps":
+    elif kind == "mps":
         torch.mps.synchronize()
+
+
+def _device_type(device: str | torch.device) -> str:
+    """'cuda' from 'cuda:1' without torch.device(), which rejects 'npu' until torch_npu is imported."""
+    return device.type if isinstance(device, torch.device) else str(device).split(":")[0]
