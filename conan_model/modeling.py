@@ -76,7 +76,14 @@ class Attention(nn.Module):
         k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, enable_gqa=True)
+        if mask is not None and self.n_kv_heads != self.n_heads:
+            # SDPA's fused kernels reject enable_gqa together with a mask and fall back to the O(T^2)-memory
+            # math kernel, so with a mask the KV heads are repeated explicitly instead.
+            rep = self.n_heads // self.n_kv_heads
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=is_causal, enable_gqa=mask is None
+        )
         return self.o_proj(y.transpose(1, 2).reshape(b, t, -1))
 
 

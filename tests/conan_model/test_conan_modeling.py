@@ -107,3 +107,12 @@ def test_meta_construction_allocates_nothing():
     with torch.device("meta"):
         model = ConanModel(ConanConfig.preset("small"))
     assert all(p.is_meta for p in model.parameters())
+
+
+def test_masked_attention_repeats_kv_like_enable_gqa(tiny_model):
+    attn = tiny_model.layers[0].attn
+    x = torch.randn(2, 7, tiny_model.config.hidden_size)
+    cos, sin = modeling.rope_cos_sin(7, tiny_model.config.head_dim, 10_000.0, x.device)
+    keep_all = torch.ones(2, 1, 1, 7, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.allclose(attn(x, cos, sin, None, False), attn(x, cos, sin, keep_all, False), atol=1e-6)

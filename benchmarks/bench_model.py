@@ -1,0 +1,154 @@
+"""CPU benchmark of the Conan decoder: encode throughput and forward+backward step time per attention mask.
+
+For each preset, the same padded batch (lengths drawn between seq_len/2 and seq_len) runs with the causal,
+bidirectional and soft (alpha=0.5) masks, so the soft mask's cost over the bidirectional fast path shows up
+as a ratio. Throughput counts real (non-padding) tokens only.
+
+    python benchmarks/bench_model.py --presets tiny,small --seq-len 128 --batch 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tabulate import tabulate
+
+from conan_model import ConanConfig, ConanModel, synchronize
+
+MODES = (("causal", None), ("bidirectional", None), ("soft", 0.5))
+
+
+def make_batch(
+    vocab_size: int, batch: int, seq_len: int, device: torch.device, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random right-padded token ids and their mask; lengths uniform in [seq_len/2, seq_len], one full row."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(seq_len // 2, seq_len + 1, (batch,), generator=g)
+    lengths[0] = seq_len
+    mask = (torch.arange(seq_len)[None, :] < lengths[:, None]).long()
+    ids = torch.randint(4, vocab_size, (batch, seq_len), generator=g).masked_fill(mask == 0, 0)
+    return ids.to(device), mask.to(device)
+
+
+def time_call(fn: Callable[[], object], device: torch.device, warmup: int, iters: int) -> float:
+    """Median seconds per call after ``warmup`` untimed calls (synchronised on accelerators)."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_modes(
+    model: ConanModel, ids: torch.Tensor, mask: torch.Tensor, warmup: int, iters: int, backward: bool = True
+) -> list[dict]:
+    """Encode (inference) and forward+backward seconds per mask mode, plus ratios against bidirectional."""
+    device = ids.device
+    real_tokens = int(mask.sum())
+    rows = []
+    for mode, alpha in MODES:
+
+        @torch.inference_mode()
+        def encode(mode: str = mode, alpha: float | None = alpha) -> torch.Tensor:
+            return model.eval().embed(ids, mask, mask_mode=mode, alpha=alpha)
+
+        def step(mode: str = mode, alpha: float | None = alpha) -> None:
+            model.train()
+            model.zero_grad(set_to_none=True)
+            model.embed(ids, mask, mask_mode=mode, alpha=alpha).square().sum().backward()
+
+        enc_s = time_call(encode, device, warmup, iters)
+        row = {"mode": mode, "alpha": alpha, "real_tokens": real_tokens, "encode_s": enc_s}
+        row["encode_tokens_per_s"] = real_tokens / enc_s
+        row["fwd_bwd_s"] = time_call(step, device, warmup, iters) if backward else None
+        rows.append(row)
+    model.zero_grad(set_to_none=True)
+    base = next(r for r in rows if r["mode"] == "bidirectional")
+    for row in rows:
+        row["encode_vs_bidirectional"] = row["encode_s"] / base["encode_s"]
+        row["fwd_bwd_vs_bidirectional"] = row["fwd_bwd_s"] / base["fwd_bwd_s"] if backward else None
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    headers = [
+        "preset",
+        "params (M)",
+        "mode",
+        "encode tok/s",
+        "encode ms",
+        "fwd+bwd ms",
+        "enc/bidir",
+        "step/bidir",
+    ]
+    body = [
+        [
+            r["preset"],
+            f"{r['params'] / 1e6:.1f}",
+            r["mode"] + (f" a={r['alpha']}" if r["alpha"] is not None else ""),
+            f"{r['encode_tokens_per_s']:,.0f}",
+            f"{r['encode_s'] * 1e3:.1f}",
+            f"{r['fwd_bwd_s'] * 1e3:.1f}" if r["fwd_bwd_s"] is not None else "-",
+            f"{r['encode_vs_bidirectional']:.3f}",
+            f"{r['fwd_bwd_vs_bidirectional']:.3f}" if r["fwd_bwd_vs_bidirectional"] is not None else "-",
+        ]
+        for r in rows
+    ]
+    return tabulate(body, headers=headers)
+
+
+def environment(device: torch.device) -> dict:
+    return {
+        "device": str(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--presets", default="tiny,small", help="comma-separated ConanConfig presets")
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_model.json"))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    rows = []
+    for name in args.presets.split(","):
+        torch.manual_seed(0)
+        cfg = ConanConfig.preset(name, max_length=max(args.seq_len, ConanConfig.preset(name).max_length))
+        model = ConanModel(cfg)
+        ids, mask = make_batch(cfg.vocab_size, args.batch, args.seq_len, device)
+        for row in bench_modes(model, ids, mask, args.warmup, args.iters):
+            rows.append({"preset": name, "params": model.num_parameters(), **row})
+    print(table(rows))
+    result = {"env": environment(device), "seq_len": args.seq_len, "batch": args.batch, "results": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

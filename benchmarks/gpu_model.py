@@ -1,0 +1,148 @@
+"""Device-machine benchmark of the paper-sized model (conan-v2-1.4b) in bf16 on CUDA.
+
+1. Correctness: a tiny preset with identical weights on CPU fp32 vs the device in fp32 and in bf16, for the
+   causal, bidirectional and soft masks (padded batch). Fails the run (exit 1) if they disagree.
+2. Speed: the 1.4B preset in bf16, a padded batch (lengths in [seq_len/2, seq_len]); encode real tokens/s and
+   forward+backward step time per mask. Targets: bidirectional encode >= 225k real tokens/s on an H100, and
+   soft-mask fwd+bwd at most 1.05x the bidirectional step.
+
+Exits cleanly (status 0) with a message when no GPU is present.
+
+    python benchmarks/gpu_model.py                       # on a CUDA machine
+    python benchmarks/gpu_model.py --device cpu --preset small --batch 4 --seq-len 64   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from bench_model import MODES, bench_modes, environment, make_batch, table
+
+from conan_model import ConanConfig, ConanModel, default_dtype
+
+ENCODE_TARGET_TOKENS_PER_S = 225_000
+SOFT_STEP_TARGET_RATIO = 1.05
+
+
+def check_correctness(device: torch.device) -> list[dict]:
+    """Max |diff| (fp32) and min cosine (bf16) of device embeddings against the CPU fp32 reference."""
+    torch.manual_seed(0)
+    cpu_model = ConanModel(ConanConfig.preset("tiny")).eval()
+    ids, mask = make_batch(cpu_model.config.vocab_size, 6, 48, torch.device("cpu"), seed=1)
+    rows = []
+    for dtype in (torch.float32, default_dtype(device)):
+        model = ConanModel(cpu_model.config)
+        model.load_state_dict(cpu_model.state_dict())
+        model = model.to(device=device, dtype=dtype).eval()
+        for mode, alpha in MODES:
+            with torch.inference_mode():
+                ref = cpu_model.embed(ids, mask, mask_mode=mode, alpha=alpha)
+                out = model.embed(ids.to(device), mask.to(device), mask_mode=mode, alpha=alpha).cpu()
+            cos = torch.nn.functional.cosine_similarity(ref, out).min().item()
+            diff = (ref - out).abs().max().item()
+            ok = diff < 1e-4 if dtype == torch.float32 else cos > 0.99
+            rows.append(
+                {"dtype": str(dtype), "mode": mode, "max_abs_diff": diff, "min_cosine": cos, "ok": ok}
+            )
+    return rows
+
+
+def flops_per_token(cfg: ConanConfig, seq_len: int) -> float:
+    """Forward FLOPs per token: 2 x non-embedding parameters + attention scores and values (full length)."""
+    dense = cfg.num_parameters() - cfg.vocab_size * cfg.hidden_size
+    return 2 * dense + 4 * cfg.n_layers * seq_len * cfg.hidden_size
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--preset", default="conan-v2-1.4b")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--seq-len", type=int, default=512)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (slower start)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu_model.json"))
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("gpu_model.py: no CUDA GPU available, nothing to benchmark (use --device cpu for a smoke run)")
+        return 0
+
+    checks = check_correctness(device)
+    for c in checks:
+        print(
+            f"correctness {c['dtype']:>14} {c['mode']:>13}: max|diff| {c['max_abs_diff']:.2e}  "
+            f"min cos {c['min_cosine']:.5f}  {'ok' if c['ok'] else 'FAIL'}"
+        )
+
+    cfg = ConanConfig.preset(args.preset)
+    dtype = default_dtype(device)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = ConanModel(cfg).to(dtype)
+    assert model.num_parameters() == cfg.num_parameters()
+    if args.compile:
+        model.compile()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    ids, mask = make_batch(cfg.vocab_size, args.batch, args.seq_len, device)
+    rows = [
+        {"preset": args.preset, "params": model.num_parameters(), **row}
+        for row in bench_modes(model, ids, mask, args.warmup, args.iters)
+    ]
+    print(table(rows))
+
+    by_mode = {r["mode"]: r for r in rows}
+    encode_tps = by_mode["bidirectional"]["encode_tokens_per_s"]
+    soft_ratio = by_mode["soft"]["fwd_bwd_vs_bidirectional"]
+    tflops = encode_tps * flops_per_token(cfg, args.seq_len) / 1e12
+    summary = {
+        "encode_tokens_per_s": encode_tps,
+        "encode_target": ENCODE_TARGET_TOKENS_PER_S,
+        "encode_ok": encode_tps >= ENCODE_TARGET_TOKENS_PER_S,
+        "encode_model_tflops": tflops,
+        "soft_fwd_bwd_ratio": soft_ratio,
+        "soft_target": SOFT_STEP_TARGET_RATIO,
+        "soft_ok": soft_ratio <= SOFT_STEP_TARGET_RATIO,
+        "correctness_ok": all(c["ok"] for c in checks),
+        "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+    }
+    print(
+        f"encode {encode_tps:,.0f} real tokens/s (~{tflops:.0f} TFLOP/s;"
+        f" target {ENCODE_TARGET_TOKENS_PER_S:,}): {'ok' if summary['encode_ok'] else 'BELOW TARGET'}"
+    )
+    print(
+        f"soft/bidirectional fwd+bwd {soft_ratio:.3f} (target <= {SOFT_STEP_TARGET_RATIO}):"
+        f" {'ok' if summary['soft_ok'] else 'ABOVE TARGET'}"
+    )
+
+    env = environment(device)
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    result = {
+        "env": env,
+        "preset": args.preset,
+        "dtype": str(dtype),
+        "batch": args.batch,
+        "seq_len": args.seq_len,
+        "compile": args.compile,
+        "correctness": checks,
+        "results": rows,
+        "summary": summary,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0 if summary["correctness_ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
