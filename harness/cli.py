@@ -1,0 +1,133 @@
+"""The one command line: `harness run | list | ...`. Subcommands import their machinery lazily."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from harness.errors import EXIT_USAGE, HarnessError
+
+
+def _set_offline_defaults() -> None:
+    """Keep mteb/datasets caches out of the user's home unless they chose a place; never stall on the hub."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "conan-harness"
+    os.environ.setdefault("MTEB_CACHE", str(cache / "mteb"))
+    os.environ.setdefault("HF_DATASETS_CACHE", str(cache / "datasets"))
+
+
+def _csv(value: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    from harness.data import default_data_root
+
+    if args.data_dir:
+        return Path(args.data_dir)
+    env = os.environ.get("HARNESS_DATA")
+    return Path(env) if env else default_data_root()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.models import ModelOptions
+    from harness.runner import RunConfig, run
+    from harness.suites import default_model
+
+    cfg = RunConfig(
+        model=args.model or default_model(args.suite),
+        data_dir=_data_dir(args),
+        out=Path(args.out),
+        suite=args.suite,
+        tasks=args.tasks,
+        run_name=args.run_name,
+        source=args.source,
+        batch_size=args.batch_size,
+        options=ModelOptions(device=args.device, dtype=args.dtype, max_length=args.max_length,
+                             pooling=args.pooling, trust_remote_code=args.trust_remote_code),  # fmt: skip
+        overwrite=args.overwrite,
+        show_progress=False if args.no_progress else None,
+    )
+    return run(cfg)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from harness.data import discover_tasks
+    from harness.models import PACKAGED, PREFIXES
+    from harness.suites import OFFICIAL_SUITES, default_model, local_suites
+
+    local = discover_tasks(_data_dir(args))
+    if args.what == "suites":
+        rows = [[name, f"mteb {bench}", default_model(name)] for name, bench in OFFICIAL_SUITES.items()]
+        rows += [[s.name, f"{len(s.tasks)} local tasks", default_model(s.name)] for s in local_suites(local).values()]
+        print(tabulate(rows, headers=["suite", "tasks", "default model"], tablefmt="github"))
+    elif args.what == "tasks":
+        rows = [[t.name, t.type, t.lang_dir, t.mteb_equivalent or "—", t.meta.get("main_score")]
+                for t in local.values()]  # fmt: skip
+        print(tabulate(rows, headers=["task", "type", "lang", "mteb equivalent", "main score"], tablefmt="github"))
+        print(f"\n{len(rows)} local tasks in {_data_dir(args)}; any mteb task name also works with --tasks.")
+    else:
+        rows = [[name, desc] for name, desc in PACKAGED.items()]
+        rows += [[f"{p}<path>", desc] for p, desc in zip(PREFIXES, (
+            "sentence-transformers folder (or cached hub name)",
+            "transformers encoder folder, --pooling mean|cls|last",
+            "conan_model checkpoint folder (harness train output)"), strict=True)]  # fmt: skip
+        print(tabulate(rows, headers=["model", "what"], tablefmt="github"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="evaluate a model on a suite or on named tasks")
+    run.add_argument("--suite", help="cmteb, mteb-en, mteb-en-v1, local, local-<lang> (see `harness list suites`)")
+    run.add_argument("--tasks", type=_csv, help="comma-separated task names (narrows --suite if both are given)")
+    run.add_argument("--model", help="minilm, me5-small, st:<path>, hf:<path>, conan:<dir> (default per suite)")
+    run.add_argument("--data-dir", help="data root with <lang>/<Task>/ folders (default: $HARNESS_DATA or the "
+                     "embedded sample)")  # fmt: skip
+    run.add_argument("--out", default="runs", help="parent folder of run directories (default: runs)")
+    run.add_argument("--run-name", help="run directory name (default: <model>__<suite>)")
+    run.add_argument("--source", choices=("auto", "official", "mirror"), default="auto",
+                     help="where task data comes from (auto: official if available, else mirror)")
+    run.add_argument("--batch-size", type=int, default=32)
+    run.add_argument("--device", help="cpu, cuda, cuda:1, npu, mps (default: cuda if available, else cpu)")
+    run.add_argument("--dtype", default="float32", help="float32, float16, bfloat16")
+    run.add_argument("--max-length", type=int, help="truncate inputs to this many tokens")
+    run.add_argument("--pooling", default="mean", help="pooling for hf: models: mean, cls, last")
+    run.add_argument("--trust-remote-code", action="store_true", help="allow model folders to run their own code")
+    run.add_argument("--overwrite", action="store_true", help="redo tasks that a previous run finished")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(func=cmd_run)
+
+    lst = sub.add_parser("list", help="list suites, tasks or models")
+    lst.add_argument("what", choices=("suites", "tasks", "models"))
+    lst.add_argument("--data-dir", help="data root to list local tasks from")
+    lst.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _set_offline_defaults()
+    args = build_parser().parse_args(argv)
+    if getattr(args, "batch_size", 1) < 1:
+        print("harness: error: --batch-size must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("harness: interrupted; finished tasks are kept in the run directory", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

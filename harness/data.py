@@ -1,0 +1,185 @@
+"""Local task folders: discovery, validation and row loading with file:line errors.
+
+A data root holds `<lang>/<TaskName>/task.json` plus the row files of docs/data-layout.md. Everything read
+here is checked row by row so a malformed file fails with the exact place to fix, never deep inside mteb.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from harness.errors import DataError, UsageError
+
+TASK_TYPES = (
+    "STS",
+    "PairClassification",
+    "Classification",
+    "Clustering",
+    "Reranking",
+    "Retrieval",
+    "BitextMining",
+)
+
+# Row files each type needs and the fields every row of them must carry (non-empty text fields).
+ROW_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "STS": {"test.jsonl": ("sentence1", "sentence2", "score")},
+    "PairClassification": {"test.jsonl": ("sentence1", "sentence2", "label")},
+    "Classification": {"train.jsonl": ("text", "label"), "test.jsonl": ("text", "label")},
+    "Clustering": {"test.jsonl": ("text", "label")},
+    "Reranking": {"test.jsonl": ("query", "positive", "negative")},
+    "Retrieval": {"corpus.jsonl": ("_id", "text"), "queries.jsonl": ("_id", "text")},
+    "BitextMining": {"test.jsonl": ("sentence1", "sentence2")},
+}
+TEXT_FIELDS = {"sentence1", "sentence2", "text", "query"}
+
+
+def default_data_root() -> Path:
+    """The small embedded sample shipped inside the package (real rows, provenance kept)."""
+    return Path(str(resources.files("harness") / "sample_data"))
+
+
+@dataclass(frozen=True)
+class LocalTask:
+    """One task folder under a data root, with its validated task.json."""
+
+    name: str
+    type: str
+    path: Path
+    lang_dir: str
+    meta: dict[str, Any] = field(hash=False, compare=False)
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.meta.get("languages") or [self.lang_dir])
+
+    @property
+    def mteb_equivalent(self) -> str | None:
+        return self.meta.get("mteb_equivalent")
+
+
+def _safe_child(root: Path, *parts: str) -> Path:
+    """Join parts under root and refuse anything (.., absolute parts, symlinks) that lands outside it."""
+    for part in parts:
+        if not part or part in (".", "..") or "/" in part or "\\" in part or Path(part).is_absolute():
+            raise UsageError(f"invalid path component {part!r} under data root {root}")
+    path = root.joinpath(*parts)
+    resolved, root_resolved = path.resolve(), root.resolve()
+    if resolved != root_resolved and root_resolved not in resolved.parents:
+        raise UsageError(f"{path} resolves to {resolved}, outside the data root {root_resolved}")
+    return path
+
+
+def discover_tasks(root: Path) -> dict[str, LocalTask]:
+    """All task folders under root, keyed by task name. Invalid task.json files raise DataError."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UsageError(f"data root {root} does not exist or is not a directory (--data-dir / HARNESS_DATA)")
+    tasks: dict[str, LocalTask] = {}
+    for lang_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if lang_dir.name == "train":
+            continue
+        for task_dir in sorted(p for p in lang_dir.iterdir() if p.is_dir()):
+            spec = task_dir / "task.json"
+            if not spec.is_file():
+                continue
+            _safe_child(root, lang_dir.name, task_dir.name)
+            meta = _read_task_json(spec)
+            if meta["name"] != task_dir.name:
+                raise DataError(spec, 1, f"name {meta['name']!r} differs from its folder name {task_dir.name!r}")
+            if meta["name"] in tasks:
+                raise DataError(spec, 1, f"task {meta['name']!r} also defined in {tasks[meta['name']].path}")
+            tasks[meta["name"]] = LocalTask(meta["name"], meta["type"], task_dir, lang_dir.name, meta)
+    return tasks
+
+
+def _read_task_json(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(_read_text(path))
+    except json.JSONDecodeError as e:
+        raise DataError(path, e.lineno, f"invalid JSON: {e.msg}") from None
+    if not isinstance(meta, dict):
+        raise DataError(path, 1, "task.json must hold a JSON object")
+    for key in ("name", "type", "main_score"):
+        if not meta.get(key):
+            raise DataError(path, 1, f"missing required key {key!r}")
+    if meta["type"] not in TASK_TYPES:
+        raise DataError(path, 1, f"type {meta['type']!r} is not one of {', '.join(TASK_TYPES)}")
+    return meta
+
+
+def _read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(path, line, f"not valid UTF-8 (byte {e.start})") from None
+
+
+def iter_jsonl(path: Path, required: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
+    """Rows of a JSON Lines file; each row must be an object with the required fields, texts non-empty."""
+    if not path.is_file():
+        raise DataError(path, 0, "file is missing")
+    with path.open("rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(path, lineno, "not valid UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(path, lineno, f"invalid JSON: {e.msg}") from None
+            if not isinstance(row, dict):
+                raise DataError(path, lineno, "row is not a JSON object")
+            for key in required:
+                if key not in row or row[key] is None:
+                    raise DataError(path, lineno, f"missing field {key!r}")
+                if key in TEXT_FIELDS and (not isinstance(row[key], str) or not row[key].strip()):
+                    raise DataError(path, lineno, f"field {key!r} is empty or not a string")
+            yield row
+
+
+def read_rows(task: LocalTask, filename: str) -> list[dict[str, Any]]:
+    """All rows of one of the task's files, validated against the fields its type requires."""
+    required = ROW_FIELDS[task.type].get(filename, ())
+    rows = list(iter_jsonl(_safe_child(task.path, filename), required))
+    if not rows:
+        raise DataError(task.path / filename, 0, "file holds no rows")
+    return rows
+
+
+def read_qrels(path: Path, query_ids: set[str], corpus_ids: set[str]) -> dict[str, dict[str, int]]:
+    """BEIR qrels TSV (header query-id, corpus-id, score); ids must exist in queries and corpus."""
+    if not path.is_file():
+        raise DataError(path, 0, "file is missing")
+    qrels: dict[str, dict[str, int]] = {}
+    reader = csv.reader(_read_text(path).splitlines(), delimiter="\t")
+    header = next(reader, None)
+    if header is None or [h.strip() for h in header[:3]] != ["query-id", "corpus-id", "score"]:
+        raise DataError(path, 1, "header must be 'query-id<TAB>corpus-id<TAB>score'")
+    for lineno, cols in enumerate(reader, start=2):
+        if not cols:
+            continue
+        if len(cols) < 3:
+            raise DataError(path, lineno, f"expected 3 tab-separated columns, got {len(cols)}")
+        qid, did, score = cols[0], cols[1], cols[2]
+        if qid not in query_ids:
+            raise DataError(path, lineno, f"query-id {qid!r} is not in queries.jsonl")
+        if did not in corpus_ids:
+            raise DataError(path, lineno, f"corpus-id {did!r} is not in corpus.jsonl")
+        try:
+            qrels.setdefault(qid, {})[did] = int(float(score))
+        except ValueError:
+            raise DataError(path, lineno, f"score {score!r} is not a number") from None
+    if not qrels:
+        raise DataError(path, 0, "no relevance judgements")
+    return qrels

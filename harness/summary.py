@@ -1,0 +1,45 @@
+"""summary.md: the table printed at the end of a run (scores ×100, source marked, timing per task)."""
+
+from __future__ import annotations
+
+from tabulate import tabulate
+
+from harness.runs import RunDir
+
+
+def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
+    return "—" if value is None else f"{value * scale:.{digits}f}"
+
+
+def render_summary(run_dir: RunDir, coverage: str) -> str:
+    record, eff = run_dir.read_run(), run_dir.read_efficiency()
+    model = record.get("model", {})
+    rows = []
+    for name, task in record.get("tasks", {}).items():
+        e = eff.get(name, {}) if task.get("status") == "ok" else {}
+        source = task.get("source", "")
+        rows.append([
+            name, task.get("type") or "", source + (" *" if source == "mirror" else ""),
+            task.get("main_metric") or "", _fmt(task.get("main_score"), 100),
+            _fmt(e.get("wall_s"), digits=1), e.get("texts_per_s") or "—", task.get("status", ""),
+        ])  # fmt: skip
+    scores = [t["main_score"] for t in record.get("tasks", {}).values() if t.get("status") == "ok"]
+    mean = sum(scores) / len(scores) if scores else None
+    lines = [
+        f"# Run summary: {model.get('name')} ({model.get('spec')})",
+        "",
+        f"- coverage: {coverage}",
+        f"- mean main score over {len(scores)} finished task(s): {_fmt(mean, 100)}",
+        f"- device {model.get('device')}, dtype {model.get('dtype')}, batch {record.get('batch_size')}, "
+        f"data root {record.get('data_root')}",
+        "",
+        tabulate(rows, headers=["task", "type", "source", "metric", "score ×100", "wall s", "texts/s", "status"],
+                 tablefmt="github"),  # fmt: skip
+        "",
+        "`*` mirror: the task's rows come from the local data root, not the official mteb dataset; "
+        "compare with published numbers only where the mirror is the full official split.",
+    ]
+    failed = {n: t.get("error") for n, t in record.get("tasks", {}).items() if t.get("status") == "failed"}
+    if failed:
+        lines += ["", "## Failed tasks", ""] + [f"- {n}: {err}" for n, err in failed.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,267 @@
+"""Task resolution: each name becomes an mteb AbsTask from the official source, a local mirror, or MISSING.
+
+Mirrors of an mteb task reuse mteb's own task class (same evaluator, same settings as the published number)
+with the local rows injected; local tasks without an mteb twin get a generic subclass of the mteb AbsTask for
+their type. Either way mteb scores them: we never re-implement a metric.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import mteb
+from datasets import Dataset, DatasetDict
+from mteb.abstasks import (
+    AbsTask,
+    AbsTaskBitextMining,
+    AbsTaskClassification,
+    AbsTaskClusteringLegacy,
+    AbsTaskPairClassification,
+    AbsTaskRetrieval,
+    AbsTaskSTS,
+)
+from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
+from mteb.abstasks.task_metadata import TaskMetadata
+
+from harness.data import LocalTask, read_qrels, read_rows
+
+log = logging.getLogger(__name__)
+
+OFFICIAL, MIRROR, MISSING = "official", "mirror", "missing"
+SOURCES = ("auto", OFFICIAL, MIRROR)
+
+# task.json language codes → mteb "{iso639-3}-{script}" codes for generic mirror metadata.
+LANG_SCRIPT = {
+    "en": "eng-Latn", "eng": "eng-Latn", "zh": "cmn-Hans", "cmn": "cmn-Hans", "zho": "cmn-Hans",
+    "ar": "ara-Arab", "ara": "ara-Arab", "de": "deu-Latn", "deu": "deu-Latn", "fr": "fra-Latn",
+    "fra": "fra-Latn", "ja": "jpn-Jpan", "jpn": "jpn-Jpan", "ko": "kor-Hang", "kor": "kor-Hang",
+    "ru": "rus-Cyrl", "rus": "rus-Cyrl", "es": "spa-Latn", "spa": "spa-Latn",
+}  # fmt: skip
+# task.json main scores that are spelled differently in mteb 2.x.
+MAIN_SCORE_ALIASES = {"map": "map_at_1000", "mrr": "mrr_at_10"}
+BASES: dict[str, type[AbsTask]] = {
+    "STS": AbsTaskSTS,
+    "PairClassification": AbsTaskPairClassification,
+    "Classification": AbsTaskClassification,
+    "Clustering": AbsTaskClusteringLegacy,
+    "Reranking": AbsTaskRetrieval,
+    "Retrieval": AbsTaskRetrieval,
+    "BitextMining": AbsTaskBitextMining,
+}
+
+
+@dataclass
+class ResolvedTask:
+    """A task name with where its data comes from; `task` is None only for MISSING."""
+
+    name: str
+    source: str
+    type: str | None = None
+    task: AbsTask | None = None
+    local: LocalTask | None = None
+    reason: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> AbsTask:
+        """Load the task's data now (mirrors are parsed and validated here), so loading is timed on its own."""
+        if self.task is None and self.local is not None:
+            self.task = build_mirror(self.local)
+        if self.task is None:
+            raise RuntimeError(f"task {self.name} is missing: {self.reason}")
+        if not self.task.data_loaded:
+            self.task.load_data()
+        return self.task
+
+    def record(self) -> dict[str, Any]:
+        """What run.json stores about this task's provenance."""
+        rec: dict[str, Any] = {"source": self.source, "type": self.type}
+        if self.local is not None:
+            rec.update(
+                path=str(self.local.path),
+                mteb_equivalent=self.local.mteb_equivalent,
+                sampling=self.local.meta.get("sampling"),
+                data_source=self.local.meta.get("source"),
+                license=self.local.meta.get("license"),
+            )
+        if self.reason:
+            rec["reason"] = self.reason
+        rec.update(self.detail)
+        return rec
+
+
+@cache
+def hub_reachable(timeout: float = 1.5) -> bool:
+    """Decide once, up front, whether the HF hub can be reached, so nothing stalls in DNS retries later."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        os.environ["HF_HUB_OFFLINE"] = "1"  # every later hub call fails fast instead of retrying
+        return False
+
+
+def official_task(name: str) -> AbsTask | None:
+    try:
+        return mteb.get_task(name)
+    except (KeyError, ValueError):
+        return None
+
+
+def _dataset_cached(task: AbsTask) -> bool:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    repo = task.metadata.dataset["path"].replace("/", "--")
+    return (Path(HF_HUB_CACHE) / f"datasets--{repo}").is_dir()
+
+
+def resolve(name: str, local_tasks: dict[str, LocalTask], source: str = "auto") -> ResolvedTask:
+    """OFFICIAL if mteb knows the task and its data is cached or the hub is reachable, else MIRROR, else MISSING."""
+    official = official_task(name)
+    local = local_tasks.get(name)
+    if official is not None and source in ("auto", OFFICIAL):
+        if _dataset_cached(official) or hub_reachable():
+            return ResolvedTask(name, OFFICIAL, official.metadata.type, official)
+    if local is not None and source in ("auto", MIRROR):
+        return ResolvedTask(name, MIRROR, local.type, local=local)
+    if official is None and local is None:
+        reason = "unknown task"
+    elif local is None:
+        reason = "no local mirror and the hub is unreachable" if source != OFFICIAL else "official data unavailable"
+    else:
+        reason = "official data unavailable (--source official)"
+    return ResolvedTask(name, MISSING, official.metadata.type if official else None, reason=reason)
+
+
+def build_mirror(local: LocalTask) -> AbsTask:
+    """An mteb task that evaluates the local rows: mteb's own class when the mirror has an mteb twin."""
+    twin = official_task(local.name) if local.mteb_equivalent == local.name else None
+    if twin is not None and not twin.metadata.is_multilingual and twin.metadata.type == local.type:
+        task = twin
+        split = _pick_split(local.meta.get("eval_split", "test"), list(task.metadata.eval_splits))
+        task.filter_eval_splits([split])
+    else:
+        task = _generic_task(local)
+        split = "test"
+    task.dataset = _load_dataset(local, task, split)
+    task.data_loaded = True
+    return task
+
+
+def _pick_split(local_split: str, official_splits: list[str]) -> str:
+    if local_split in official_splits:
+        return local_split
+    if local_split == "dev" and "validation" in official_splits:
+        return "validation"
+    return official_splits[0]
+
+
+def _generic_task(local: LocalTask) -> AbsTask:
+    base = BASES[local.type]
+    langs = sorted({LANG_SCRIPT.get(code, "eng-Latn") for code in local.languages})
+    main_score = MAIN_SCORE_ALIASES.get(local.meta["main_score"], local.meta["main_score"])
+    metadata = TaskMetadata(
+        name=local.name,
+        description=f"Local task from {local.path} ({local.meta.get('sampling') or 'no sampling note'})",
+        reference=None,
+        dataset={"path": str(local.path), "revision": "local"},
+        type=local.type,
+        category="t2t",
+        modalities=["text"],
+        eval_splits=["test"],
+        eval_langs=langs,
+        main_score=main_score,
+        license="not specified",
+    )
+    attrs: dict[str, Any] = {"metadata": metadata, "load_data": _noop_load}
+    if local.type == "STS":
+        lo, hi = local.meta.get("score_range", [0, 5])
+        attrs.update(min_score=lo, max_score=hi)
+    return type(local.name.replace("-", "_"), (base,), attrs)()
+
+
+def _noop_load(self: AbsTask, *args: Any, **kwargs: Any) -> None:
+    """Data is injected by build_mirror; mteb must never try the hub for a local task."""
+
+
+def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
+    kind = local.type
+    if kind in ("STS", "PairClassification", "BitextMining"):
+        rows = read_rows(local, "test.jsonl")
+        cols: dict[str, list[Any]] = {"sentence1": [r["sentence1"] for r in rows],
+                                      "sentence2": [r["sentence2"] for r in rows]}  # fmt: skip
+        if kind == "STS":
+            cols["score"] = [float(r["score"]) for r in rows]
+        elif kind == "PairClassification":
+            cols[getattr(task, "label_column_name", "labels")] = [int(r["label"]) for r in rows]
+        return DatasetDict({split: Dataset.from_dict(cols)})
+    if kind == "Classification":
+        return DatasetDict({
+            "train": _text_label(read_rows(local, "train.jsonl"), task),
+            split: _text_label(read_rows(local, "test.jsonl"), task),
+        })  # fmt: skip
+    if kind == "Clustering":
+        rows = read_rows(local, "test.jsonl")
+        return DatasetDict({split: Dataset.from_dict({
+            "sentences": [[r["text"] for r in rows]], "labels": [[str(r["label"]) for r in rows]],
+        })})  # fmt: skip
+    if kind == "Retrieval":
+        return {"default": {split: _retrieval_split(local)}}
+    if kind == "Reranking":
+        return {"default": {split: _reranking_split(local)}}
+    raise ValueError(f"unsupported task type {kind}")
+
+
+def _text_label(rows: list[dict[str, Any]], task: AbsTask) -> Dataset:
+    return Dataset.from_dict({
+        getattr(task, "input_column_name", "text"): [r["text"] for r in rows],
+        getattr(task, "label_column_name", "label"): [r["label"] for r in rows],
+    })  # fmt: skip
+
+
+def _retrieval_split(local: LocalTask) -> RetrievalSplitData:
+    corpus = read_rows(local, "corpus.jsonl")
+    queries = read_rows(local, "queries.jsonl")
+    qids, dids = {str(q["_id"]) for q in queries}, {str(d["_id"]) for d in corpus}
+    qrels = read_qrels(local.path / "qrels.tsv", qids, dids)
+    queries = [q for q in queries if str(q["_id"]) in qrels]  # BEIR: only judged queries are evaluated
+    return RetrievalSplitData(
+        corpus=Dataset.from_dict({
+            "id": [str(d["_id"]) for d in corpus],
+            "title": [d.get("title") or "" for d in corpus],
+            "text": [d["text"] for d in corpus],
+        }),
+        queries=Dataset.from_dict({"id": [str(q["_id"]) for q in queries], "text": [q["text"] for q in queries]}),
+        relevant_docs=qrels,
+        top_ranked=None,
+    )  # fmt: skip
+
+
+def _reranking_split(local: LocalTask) -> RetrievalSplitData:
+    """Each row's positives and negatives become its candidate list; identical texts share one doc id."""
+    rows = read_rows(local, "test.jsonl")
+    doc_ids: dict[str, str] = {}
+    qids, qtexts, qrels, top_ranked = [], [], {}, {}
+    for i, row in enumerate(rows):
+        qid = f"q{i}"
+        qids.append(qid)
+        qtexts.append(row["query"])
+        candidates = []
+        for text in list(row["positive"]) + list(row["negative"]):
+            candidates.append(doc_ids.setdefault(text, f"d{len(doc_ids)}"))
+        qrels[qid] = {doc_ids[t]: 1 for t in row["positive"]}
+        top_ranked[qid] = list(dict.fromkeys(candidates))
+    return RetrievalSplitData(
+        corpus=Dataset.from_dict({"id": list(doc_ids.values()), "title": [""] * len(doc_ids),
+                                  "text": list(doc_ids.keys())}),
+        queries=Dataset.from_dict({"id": qids, "text": qtexts}),
+        relevant_docs=qrels,
+        top_ranked=top_ranked,
+    )  # fmt: skip
