@@ -132,7 +132,8 @@ def run(cfg: RunConfig) -> int:
 
 def _initial_record(cfg: RunConfig, plan: Plan, embedder: Embedder, run_dir: RunDir) -> dict[str, Any]:
     previous = run_dir.read_run()
-    old_tasks = previous.get("tasks", {}) if previous.get("model", {}).get("fingerprint") == embedder.fingerprint else {}
+    same_model = previous.get("model", {}).get("fingerprint") == embedder.fingerprint
+    old_tasks = previous.get("tasks", {}) if same_model else {}
     tasks = {}
     for r in plan.resolved:
         keep = old_tasks.get(r.name, {}) if not cfg.overwrite else {}
