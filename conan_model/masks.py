@@ -68,12 +68,12 @@ def soft_mask_weights(lengths: torch.Tensor, seq_len: int, alpha: float) -> torc
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     device = lengths.device
-    l = torch.where(lengths > 0, lengths, seq_len).to(torch.float32)[:, None, None]  # noqa: E741
+    length = torch.where(lengths > 0, lengths, seq_len).to(torch.float32)[:, None, None]  # l of Eq. 4
     i = torch.arange(1, seq_len + 1, device=device, dtype=torch.float32)[None, :, None]
     j = torch.arange(1, seq_len + 1, device=device, dtype=torch.float32)[None, None, :]
-    future = torch.clamp(alpha * l / i, max=1.0)
+    future = torch.clamp(alpha * length / i, max=1.0)
     weights = torch.where(j <= i, torch.ones_like(future), future)
-    return weights * (j <= l)
+    return weights * (j <= length)
 
 
 def mask_weights(attention_mask: torch.Tensor, mode: str, alpha: float | None = None) -> torch.Tensor:

@@ -160,7 +160,7 @@ class ConanModel(nn.Module):
         mask_mode: 'bidirectional' (embedding stages, inference), 'causal' (LM pretraining) or 'soft' with
         ``alpha`` in [0, 1] from :func:`conan_model.masks.soft_alpha` (weakly-supervised stage).
         """
-        b, t = input_ids.shape
+        t = input_ids.shape[1]
         if t > self.config.max_length:
             raise ValueError(f"sequence length {t} exceeds max_length {self.config.max_length}")
         if attention_mask is None:

@@ -108,8 +108,11 @@ def save_tokenizer(tok: Tokenizer, path: str | os.PathLike) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(tok.to_str(), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(tok.to_str(), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def token_ids(tok: Tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
