@@ -46,7 +46,9 @@ def check_correctness(device: torch.device) -> list[dict]:
             cos = torch.nn.functional.cosine_similarity(ref, out).min().item()
             diff = (ref - out).abs().max().item()
             ok = diff < 1e-4 if dtype == torch.float32 else cos > 0.99
-            rows.append({"dtype": str(dtype), "mode": mode, "max_abs_diff": diff, "min_cosine": cos, "ok": ok})
+            rows.append(
+                {"dtype": str(dtype), "mode": mode, "max_abs_diff": diff, "min_cosine": cos, "ok": ok}
+            )
     return rows
 
 
@@ -79,7 +81,9 @@ def flops_per_token(cfg: ConanConfig, seq_len: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--preset", default="conan-v2-1.4b")
     parser.add_argument("--batch", type=int, default=64, help="encode batch size")
@@ -114,7 +118,9 @@ def main() -> int:
         model.compile()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    encode_tps = sorted_encode_tokens_per_s(model, args.texts, args.seq_len, args.batch, 1, max(1, args.iters // 3))
+    encode_tps = sorted_encode_tokens_per_s(
+        model, args.texts, args.seq_len, args.batch, 1, max(1, args.iters // 3)
+    )
     ids, mask = make_batch(cfg.vocab_size, args.batch, args.seq_len, device)
     rows = [
         {"preset": args.preset, "params": model.num_parameters(), **row}
