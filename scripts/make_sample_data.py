@@ -19,7 +19,10 @@ from typing import Any
 from harness.data import discover_tasks, iter_jsonl
 
 SEED = 42
-PAIR_ROWS, CLUSTER_ROWS, TEST_ROWS, QUERIES, CORPUS, RERANK_ROWS = 200, 300, 200, 100, 600, 60
+# Rows per file scale with text length: about CHAR_BUDGET characters per file, within [MIN_ROWS, MAX_ROWS],
+# so the default `harness run --suite cmteb` stays a few minutes with the slow 4-bit CPU me5-small engine.
+CHAR_BUDGET, MIN_ROWS, MAX_ROWS, CLUSTER_ROWS = 6000, 40, 200, (80, 300)
+QUERIES, CORPUS, RERANK_ROWS = 100, 400, 40
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -28,6 +31,16 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def _sample(rows: list[Any], n: int, rng: random.Random) -> list[Any]:
     return rows if len(rows) <= n else rng.sample(rows, n)
+
+
+def _row_chars(row: dict[str, Any]) -> int:
+    return sum(len(v) if isinstance(v, str) else sum(map(len, v)) if isinstance(v, list) else 0
+               for k, v in row.items() if k not in ("_id", "label"))  # fmt: skip
+
+
+def _budget_rows(rows: list[dict[str, Any]], lo: int = MIN_ROWS, hi: int = MAX_ROWS) -> int:
+    mean = sum(map(_row_chars, rows)) / max(len(rows), 1)
+    return int(min(hi, max(lo, CHAR_BUDGET // max(mean, 1))))
 
 
 def _per_label(rows: list[dict[str, Any]], per_label: int, rng: random.Random) -> list[dict[str, Any]]:
@@ -60,15 +73,14 @@ def sample_task(src: Path, dst: Path, kind: str, rng: random.Random) -> dict[str
         (dst / "qrels.tsv").write_text(lines[0] + "\n" + "".join("\t".join(r) + "\n" for r in kept_qrels), "utf-8")
         counts["qrels.tsv"] = len(kept_qrels)
     elif kind == "Classification":
-        train = list(iter_jsonl(src / "train.jsonl"))
+        train, test = list(iter_jsonl(src / "train.jsonl")), list(iter_jsonl(src / "test.jsonl"))
         n_labels = len({r["label"] for r in train})
-        files = {
-            "train.jsonl": _per_label(train, max(8, 400 // n_labels), rng),
-            "test.jsonl": _sample(list(iter_jsonl(src / "test.jsonl")), TEST_ROWS, rng),
-        }
+        per_label = min(16, max(1, _budget_rows(train, 1, 10**9) // n_labels))
+        files = {"train.jsonl": _per_label(train, per_label, rng), "test.jsonl": _sample(test, _budget_rows(test), rng)}
     else:
-        n = {"Clustering": CLUSTER_ROWS, "Reranking": RERANK_ROWS}.get(kind, PAIR_ROWS)
-        files = {"test.jsonl": _sample(list(iter_jsonl(src / "test.jsonl")), n, rng)}
+        rows = list(iter_jsonl(src / "test.jsonl"))
+        n = {"Clustering": _budget_rows(rows, *CLUSTER_ROWS), "Reranking": RERANK_ROWS}.get(kind) or _budget_rows(rows)
+        files = {"test.jsonl": _sample(rows, n, rng)}
     for name, rows in files.items():
         _write_jsonl(dst / name, rows)
         counts[name] = len(rows)
