@@ -1,0 +1,116 @@
+"""Candidate-pool mining (BM25 and an embedder) and the cross-lingual builder's language mix."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from train.clr import PAPER_LANGUAGE_MIX, ParallelTranslator, allocate, build_clr, format_report, normalise_mix
+from train.mining import BM25, bm25_tokens, load_pools, mine_pools, save_pools
+
+
+def test_bm25_tokens_words_and_cjk_bigrams():
+    assert bm25_tokens("Hello, World! 42") == ["hello", "world", "42"]
+    assert bm25_tokens("花呗怎么还款") == ["花呗", "呗怎", "怎么", "么还", "还款"]
+    assert bm25_tokens("用 Alipay 付") == ["用", "alipay", "付"]
+
+
+def test_bm25_matches_okapi_formula():
+    docs = ["the cat sat", "the dog sat on the mat", "a bird"]
+    scores = BM25(docs, k1=1.5, b=0.75).scores(["cat on mat"])[0]
+    toks = [d.split() for d in docs]
+    avg = sum(map(len, toks)) / 3
+
+    def okapi(term, d):
+        df = sum(term in t for t in toks)
+        idf = math.log(1 + (3 - df + 0.5) / (df + 0.5))
+        tf = toks[d].count(term)
+        return idf * tf * 2.5 / (tf + 1.5 * (1 - 0.75 + 0.75 * len(toks[d]) / avg))
+
+    expected = [sum(okapi(t, d) for t in ("cat", "on", "mat")) for d in range(3)]
+    assert np.allclose(scores, expected, atol=1e-5)
+
+
+def test_mine_pools_bm25_excludes_query_and_positives(tmp_path):
+    corpus = ["how to repay alipay loan", "alipay loan repayment date", "alipay loan limit", "weather today",
+              "repay the loan early"]  # fmt: skip
+    pools = mine_pools(["how to repay alipay loan"], [["alipay loan repayment date"]], corpus, "bm25", depth=3)
+    cands = pools[0]["candidates"]
+    assert "how to repay alipay loan" not in cands and "alipay loan repayment date" not in cands
+    assert cands == ["repay the loan early", "alipay loan limit"]  # "weather today" shares no term: not a candidate
+    assert pools[0]["scores"] == sorted(pools[0]["scores"], reverse=True)
+    save_pools(tmp_path / "p.jsonl", pools, meta={"scorer": "bm25"})
+    assert load_pools(tmp_path / "p.jsonl") == pools
+    (tmp_path / "bad.jsonl").write_text('{"query": "x"}\n')
+    with pytest.raises(ValueError, match="bad.jsonl:1"):
+        load_pools(tmp_path / "bad.jsonl")
+
+
+class FakeEmbedder:
+    """Bag-of-letters vectors: deterministic, no model needed."""
+
+    def encode_batch(self, texts, role):
+        out = np.zeros((len(texts), 26), np.float32)
+        for i, t in enumerate(texts):
+            for ch in t.lower():
+                if "a" <= ch <= "z":
+                    out[i, ord(ch) - 97] += 1
+        return out + 1e-3
+
+
+def test_mine_pools_with_an_embedder():
+    corpus = ["abc", "abd", "xyz", "abcabc", "qrs"]
+    pools = mine_pools(["abc"], [["abcabc"]], corpus, FakeEmbedder(), depth=2)
+    assert pools[0]["candidates"][0] == "abd" and len(pools[0]["candidates"]) == 2
+
+
+def test_mine_pools_with_minilm_ranks_related_text_first(minilm):
+    corpus = ["A man is playing a guitar.", "A woman slices an onion.", "Someone plays an instrument.",
+              "The stock market fell."]  # fmt: skip
+    pools = mine_pools(["A man plays the guitar."], [["A man is playing a guitar."]], corpus, minilm, depth=3)
+    assert pools[0]["candidates"][0] == "Someone plays an instrument."
+
+
+def test_paper_mix_has_26_languages_summing_to_106():
+    assert len(PAPER_LANGUAGE_MIX) == 26 and sum(PAPER_LANGUAGE_MIX.values()) == 106
+    assert sum(normalise_mix(PAPER_LANGUAGE_MIX).values()) == pytest.approx(1.0)
+    counts = allocate(PAPER_LANGUAGE_MIX, 1060)
+    assert sum(counts.values()) == 1060 and counts["en"] == 250 and counts["zh"] == 120 and counts["no"] == 10
+    assert sum(allocate(PAPER_LANGUAGE_MIX, 7).values()) == 7
+
+
+def test_clr_mix_with_a_full_translator_follows_the_table():
+    examples = [{"query": f"q{i}", "positive": f"d{i}", "negatives": [f"n{i}"]} for i in range(400)]
+    out, report = build_clr(examples, lambda text, lang: f"[{lang}] {text}", total=1060, seed=1)
+    assert report["produced_total"] == 1060
+    by_lang = {r["lang"]: r for r in report["languages"]}
+    for lang, share in PAPER_LANGUAGE_MIX.items():
+        assert by_lang[lang]["produced"] == allocate(PAPER_LANGUAGE_MIX, 1060)[lang]
+        assert by_lang[lang]["produced_share"] == pytest.approx(share / 106, abs=1e-3)
+    de = [ex for ex in out if ex["query_lang"] == "de"]
+    assert all(ex["query"].startswith("[de] q") and ex["doc_lang"] == "en" for ex in de)
+    ex = de[0]
+    assert ex["positive"] == examples[ex["source_index"]]["positive"] and ex["negatives"]
+    assert len({e["source_index"] for e in de}) == len(de)  # each source at most once per language
+
+
+def test_clr_reports_shortfalls_honestly(tmp_path):
+    for lang in ("de", "ja"):
+        folder = tmp_path / f"parallel_en_{lang}"
+        folder.mkdir()
+        rows = [f'{{"query": "s{i}", "positive": "{lang}{i}"}}' for i in range(3 if lang == "ja" else 50)]
+        (folder / "train.jsonl").write_text("\n".join(rows) + "\n")
+    translator = ParallelTranslator.from_dir(tmp_path)
+    assert translator.languages() == ["de", "ja"] and translator("s1", "de") == "de1"
+    examples = [{"query": t, "positive": t} for t in translator.source_texts()]  # self-retrieval set
+    out, report = build_clr(examples, translator, mix={"en": 2, "de": 1, "ja": 1, "fr": 1}, total=50)
+    rows = {r["lang"]: r for r in report["languages"]}
+    assert rows["de"]["requested"] == 10 and rows["de"]["produced"] == 10
+    assert rows["ja"]["produced"] == 3 and "only 3" in rows["ja"]["note"]
+    assert rows["fr"]["produced"] == 0 and rows["fr"]["note"] == "no translations available"
+    assert rows["en"]["produced"] == 0 and "self-retrieval" in rows["en"]["note"]
+    assert report["produced_total"] == len(out) == 13
+    assert rows["de"]["produced_share"] == pytest.approx(10 / 13)
+    assert "| fr | French | 20.0% | 10 | 0 | 0.0% | no translations available |" in format_report(report)

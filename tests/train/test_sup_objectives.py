@@ -1,0 +1,163 @@
+"""Supervised losses against formulas written out naively, and MRL on one forward pass."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from train.objectives import (
+    PAPER_MRL_DIMS,
+    cosent,
+    label_info_nce,
+    mrl_dims,
+    mrl_loss,
+    retrieval_info_nce,
+)
+
+
+def unit(*shape: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(*shape, generator=g), dim=-1)
+
+
+def naive_info_nce(q, p, negs, tau, in_batch, mask=None):
+    """-mean_i log( e^{q_i·p_i/τ} / Σ_c e^{q_i·c/τ} ), candidates c listed one by one."""
+    b, k = q.shape[0], negs.shape[1]
+    total = 0.0
+    for i in range(b):
+        cands = []
+        rows = range(b) if in_batch else [i]
+        for j in rows:
+            cands.append(p[j])
+        for j in rows:
+            for s in range(k):
+                if mask is None or mask[j][s]:
+                    cands.append(negs[j, s])
+        pos = math.exp(float(q[i] @ p[i]) / tau)
+        denom = sum(math.exp(float(q[i] @ c) / tau) for c in cands)
+        total += -math.log(pos / denom)
+    return total / b
+
+
+@pytest.mark.parametrize("in_batch", [True, False])
+def test_info_nce_with_hard_negatives_matches_formula(in_batch):
+    q, p, negs = unit(4, 8, seed=1), unit(4, 8, seed=2), unit(4, 3, 8, seed=3)
+    loss, own = retrieval_info_nce(q, p, negs, temperature=0.1, in_batch=in_batch)
+    assert loss.item() == pytest.approx(naive_info_nce(q, p, negs, 0.1, in_batch), rel=1e-5)
+    direct = torch.stack([torch.stack([q[i] @ negs[i, s] for s in range(3)]) for i in range(4)])
+    assert torch.allclose(own, direct, atol=1e-6) and not own.requires_grad
+
+
+def test_info_nce_masks_empty_slots_and_reports_nan():
+    q, p, negs = unit(3, 8, seed=4), unit(3, 8, seed=5), unit(3, 2, 8, seed=6)
+    mask = torch.tensor([[True, False], [True, True], [False, False]])
+    loss, own = retrieval_info_nce(q, p, negs, temperature=0.05, neg_mask=mask)
+    assert loss.item() == pytest.approx(naive_info_nce(q, p, negs, 0.05, True, mask.tolist()), rel=1e-5)
+    assert torch.isnan(own[0, 1]) and torch.isnan(own[2]).all() and not torch.isnan(own[1]).any()
+
+
+def test_info_nce_without_negatives_is_plain_in_batch():
+    q, p = unit(5, 8, seed=7), unit(5, 8, seed=8)
+    loss, own = retrieval_info_nce(q, p, None, temperature=0.05)
+    assert own is None
+    assert loss.item() == pytest.approx(F.cross_entropy(q @ p.T / 0.05, torch.arange(5)).item(), rel=1e-6)
+
+
+def test_info_nce_matches_stage1_info_nce_when_available():
+    losses = pytest.importorskip("train.losses")
+    q, p, negs = unit(4, 8, seed=9), unit(4, 8, seed=10), unit(4, 2, 8, seed=11)
+    ours, _ = retrieval_info_nce(q, p, negs, temperature=0.05)
+    theirs = losses.info_nce(q, p, 0.05, extra_negatives=negs.reshape(8, 8))
+    assert ours.item() == pytest.approx(float(theirs), rel=1e-5)
+
+
+def test_duplicate_texts_are_not_negatives():
+    q, p, negs = unit(3, 8, seed=12), unit(3, 8, seed=13), unit(3, 1, 8, seed=14)
+    p = p.clone()
+    p[2] = p[0]  # rows 0 and 2 share a positive text (e.g. the same label)
+    negs = negs.clone()
+    negs[1, 0] = p[0]  # and row 1's negative is that text too
+    pos_ids, neg_ids = torch.tensor([7, 8, 7]), torch.tensor([[1], [7], [2]])
+    loss, _ = retrieval_info_nce(q, p, negs, temperature=0.1, pos_ids=pos_ids, neg_ids=neg_ids)
+    expected = 0.0
+    for i in range(3):
+        cands = [p[j] for j in range(3) if j == i or pos_ids[j] != pos_ids[i]]
+        cands += [negs[j, 0] for j in range(3) if neg_ids[j, 0] != pos_ids[i]]
+        denom = sum(math.exp(float(q[i] @ c) / 0.1) for c in cands)
+        expected += -math.log(math.exp(float(q[i] @ p[i]) / 0.1) / denom)
+    assert loss.item() == pytest.approx(expected / 3, rel=1e-5)
+
+
+def test_gathered_positives_use_targets():
+    """Two local queries are rows 2 and 3 of six gathered positives (as on rank 1 of 3)."""
+    q, p, negs = unit(2, 8, seed=15), unit(6, 8, seed=16), unit(6, 2, 8, seed=17)
+    loss, own = retrieval_info_nce(q, p, negs, temperature=0.1, targets=torch.tensor([2, 3]))
+    cands = list(p) + [negs[j, s] for j in range(6) for s in range(2)]
+    expected = 0.0
+    for i, row in enumerate((2, 3)):
+        denom = sum(math.exp(float(q[i] @ c) / 0.1) for c in cands)
+        expected += -math.log(math.exp(float(q[i] @ p[row]) / 0.1) / denom)
+    assert loss.item() == pytest.approx(expected / 2, rel=1e-5)
+    assert torch.allclose(own, torch.stack([negs[2] @ q[0], negs[3] @ q[1]]), atol=1e-6)
+
+
+def test_label_info_nce_is_softmax_over_label_texts():
+    q, labels, targets = unit(4, 8, seed=20), unit(3, 8, seed=21), torch.tensor([0, 2, 1, 2])
+    expected = 0.0
+    for i in range(4):
+        logits = [float(q[i] @ labels[c]) / 0.05 for c in range(3)]
+        expected += -(logits[targets[i]] - math.log(sum(math.exp(v) for v in logits)))
+    assert label_info_nce(q, labels, targets, 0.05).item() == pytest.approx(expected / 4, rel=1e-5)
+
+
+def test_cosent_matches_formula():
+    e1, e2 = unit(5, 8, seed=22), unit(5, 8, seed=23)
+    scores = torch.tensor([3.0, 1.0, 1.0, 0.0, 2.5])
+    cos = [float(e1[i] @ e2[i]) for i in range(5)]
+    terms = [math.exp(20.0 * (cos[b] - cos[a])) for a in range(5) for b in range(5) if scores[a] > scores[b]]
+    expected = math.log(1 + sum(terms))
+    assert cosent(e1, e2, scores, scale=20.0).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_cosent_without_ordered_pairs_is_zero_with_grad():
+    e1 = unit(3, 8, seed=24).requires_grad_()
+    loss = cosent(e1, unit(3, 8, seed=25), torch.ones(3))
+    loss.backward()
+    assert loss.item() == 0.0 and e1.grad is not None
+
+
+def test_mrl_dims_defaults():
+    assert mrl_dims(3584) == list(PAPER_MRL_DIMS)
+    assert mrl_dims(128) == [8, 16, 40, 56, 72, 112, 128]
+    assert mrl_dims(384)[-1] == 384 and all(d % 8 == 0 for d in mrl_dims(384))
+    assert mrl_dims(128, [64, 32, 128]) == [32, 64, 128]
+    with pytest.raises(ValueError):
+        mrl_dims(128, [256])
+
+
+def test_mrl_loss_is_weighted_mean_of_prefix_losses_from_one_forward():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(16, 16)
+    calls = []
+    layer.register_forward_hook(lambda *_: calls.append(1))
+    x = torch.randn(6, 16)
+    emb = F.normalize(layer(x), dim=-1)  # ONE forward pass
+    q, p = emb[:3], emb[3:]
+    total, per_dim, aux = mrl_loss(lambda a, b: retrieval_info_nce(a, b, None, 0.1), [q, p], [4, 8, 16], [1, 2, 1])
+    expected = {}
+    for d in (4, 8, 16):
+        qd, pd = F.normalize(q[:, :d], dim=-1), F.normalize(p[:, :d], dim=-1)
+        expected[d] = F.cross_entropy(qd @ pd.T / 0.1, torch.arange(3)).item()
+    assert per_dim == pytest.approx(expected, rel=1e-5)
+    assert total.item() == pytest.approx((expected[4] + 2 * expected[8] + expected[16]) / 4, rel=1e-5)
+    total.backward()
+    assert len(calls) == 1 and layer.weight.grad is not None and aux is None
+
+
+def test_mrl_returns_aux_of_full_dim():
+    q, p, negs = unit(2, 16, seed=26), unit(2, 16, seed=27), unit(2, 3, 16, seed=28)
+    _, _, own = mrl_loss(lambda a, b, n: retrieval_info_nce(a, b, n, 0.05), [q, p, negs], [8, 16])
+    assert torch.allclose(own, torch.einsum("bd,bkd->bk", q, negs), atol=1e-6)

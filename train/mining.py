@@ -1,0 +1,171 @@
+"""Hard-negative candidate pools, mined once before the supervised stage (the pools DHNM walks through).
+
+For every query, the corpus is ranked by a scorer and the query's own positives (and the query itself) are
+removed; the top ``depth`` candidates are saved, best first, as one JSONL line per query. Scorers:
+* any embedder the harness can load (``minilm``, ``me5-small``, ``conan:<dir>``, ``st:<path>``...): cosine of
+  the query ('query' role) against the documents ('document' role);
+* ``bm25``: a small Okapi BM25 of our own (no dependency), over words for Latin text and character bigrams for
+  CJK runs, so Chinese needs no segmenter.
+The paper does not say how v2's pools were built (notes §5.1); v1 used a teacher model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_TOKEN = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+")
+
+
+def bm25_tokens(text: str) -> list[str]:
+    """Lower-cased words for Latin-like text; character bigrams (a lone character as itself) for CJK runs."""
+    out: list[str] = []
+    for run in _TOKEN.findall(text.lower()):
+        if re.match(rf"[{_CJK}]", run):
+            out.extend([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
+        else:
+            out.append(run)
+    return out
+
+
+class BM25:
+    """Okapi BM25 over a fixed corpus, scored as one sparse product (queries × terms) · (terms × docs)."""
+
+    def __init__(self, corpus: Sequence[str], k1: float = 1.5, b: float = 0.75) -> None:
+        self.vocab: dict[str, int] = {}
+        rows, cols, vals, lengths = [], [], [], []
+        for d, text in enumerate(corpus):
+            tokens = bm25_tokens(text)
+            lengths.append(len(tokens))
+            counts: dict[int, int] = {}
+            for tok in tokens:
+                tid = self.vocab.setdefault(tok, len(self.vocab))
+                counts[tid] = counts.get(tid, 0) + 1
+            rows += [d] * len(counts)
+            cols += list(counts)
+            vals += list(counts.values())
+        n_docs, lengths_a = len(corpus), np.asarray(lengths, dtype=np.float64)
+        tf = sparse.csr_matrix((vals, (rows, cols)), shape=(n_docs, len(self.vocab)), dtype=np.float64)
+        df = np.bincount(cols, minlength=len(self.vocab))
+        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
+        norm = k1 * (1 - b + b * lengths_a / max(lengths_a.mean(), 1e-9))
+        tf = tf.tocoo()
+        weights = tf.data * (k1 + 1) / (tf.data + norm[tf.row]) * idf[tf.col]
+        self._doc_term = sparse.csr_matrix((weights, (tf.row, tf.col)), shape=tf.shape).T.tocsr()
+
+    def scores(self, queries: Sequence[str]) -> np.ndarray:
+        """(len(queries), n_docs) scores; a repeated query term counts once (standard for short queries)."""
+        rows, cols = [], []
+        for i, text in enumerate(queries):
+            ids = {self.vocab[t] for t in bm25_tokens(text) if t in self.vocab}
+            rows += [i] * len(ids)
+            cols += sorted(ids)
+        q = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(queries), len(self.vocab)))
+        return np.asarray((q @ self._doc_term).todense(), dtype=np.float32)
+
+
+def embed_texts(embedder: Any, texts: Sequence[str], role: str | None, batch_size: int = 64) -> np.ndarray:
+    """L2-normalised float32 embeddings from a harness Embedder (``encode_batch(texts, role)``)."""
+    parts = []
+    for i in range(0, len(texts), batch_size):
+        out = embedder.encode_batch(list(texts[i : i + batch_size]), role)
+        # Older harness Embedders return (embeddings, token_counts); newer ones the embeddings alone.
+        parts.append(out[0] if isinstance(out, tuple) else out)
+    emb = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 1), np.float32)
+    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
+
+def _top(scores: np.ndarray, excluded: Iterable[int], depth: int) -> tuple[list[int], list[float]]:
+    scores = scores.copy()
+    scores[list(excluded)] = -np.inf
+    n = min(depth, int(np.isfinite(scores).sum()))
+    if n <= 0:
+        return [], []
+    top = np.argpartition(-scores, n - 1)[:n]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return top.tolist(), scores[top].tolist()
+
+
+def mine_pools(
+    queries: Sequence[str],
+    positives: Sequence[Iterable[str]],
+    corpus: Sequence[str],
+    scorer: str | Any = "bm25",
+    depth: int = 32,
+    chunk: int = 256,
+    batch_size: int = 64,
+) -> list[dict[str, Any]]:
+    """Ranked candidates for each query: ``{"query", "candidates": [text...], "scores": [...]}``, best first.
+
+    ``positives[i]`` are query i's positive texts; they and the query text are never candidates. ``scorer`` is
+    'bm25', a harness model spec (loaded with ``harness.models.load_model``) or an already loaded Embedder.
+    """
+    if len(queries) != len(positives):
+        raise ValueError(f"{len(queries)} queries but {len(positives)} positive sets")
+    corpus = list(dict.fromkeys(corpus))
+    index = {text: i for i, text in enumerate(corpus)}
+    if scorer == "bm25":
+        bm25 = BM25(corpus)
+
+        def score_chunk(texts: Sequence[str]) -> np.ndarray:
+            scores = bm25.scores(texts)
+            scores[scores <= 0] = -np.inf  # no shared term: a random text, not a hard negative
+            return scores
+    else:
+        if isinstance(scorer, str):
+            from harness.models import load_model
+
+            scorer = load_model(scorer)
+        docs = embed_texts(scorer, corpus, "document", batch_size)
+
+        def score_chunk(texts: Sequence[str]) -> np.ndarray:
+            return embed_texts(scorer, texts, "query", batch_size) @ docs.T
+
+    pools = []
+    for lo in range(0, len(queries), chunk):
+        block = list(queries[lo : lo + chunk])
+        for offset, row in enumerate(score_chunk(block)):
+            i = lo + offset
+            excluded = {index[t] for t in [queries[i], *positives[i]] if t in index}
+            top, scores = _top(row, excluded, depth)
+            pools.append({"query": queries[i], "candidates": [corpus[j] for j in top],
+                          "scores": [round(float(s), 6) for s in scores]})  # fmt: skip
+    return pools
+
+
+def save_pools(path: str | Path, pools: Sequence[dict[str, Any]], meta: dict[str, Any] | None = None) -> None:
+    """JSONL, one pool per line in query order (atomic: written beside, then moved); ``meta`` goes to
+    ``<path>.meta.json`` (scorer, depth, corpus size...)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for pool in pools:
+            handle.write(json.dumps(pool, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    if meta is not None:
+        meta_path = path.with_name(path.name + ".meta.json")
+        meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def load_pools(path: str | Path) -> list[dict[str, Any]]:
+    """Pools saved by ``save_pools``; a malformed line names the file and line number."""
+    pools = []
+    with Path(path).open(encoding="utf-8") as handle:
+        for n, line in enumerate(handle, 1):
+            try:
+                pool = json.loads(line)
+                if not isinstance(pool.get("candidates"), list):
+                    raise ValueError("no 'candidates' list")
+            except (ValueError, AttributeError) as exc:
+                raise ValueError(f"{path}:{n}: bad pool line ({exc})") from exc
+            pools.append(pool)
+    return pools

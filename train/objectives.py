@@ -1,0 +1,144 @@
+"""Stage-4 losses: retrieval InfoNCE with hard negatives, classification-as-retrieval, CoSENT, and MRL.
+
+All functions take L2-normalised embeddings, so a dot product is the cosine similarity. The paper gives no
+temperatures (notes §8.3): InfoNCE uses τ = 0.05 and CoSENT a scale of 20 (τ = 0.05), both configurable.
+MRL applies a task loss to every re-normalised prefix of the ONE forward pass's embeddings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from conan_model import truncate_and_normalize
+
+PAPER_MRL_DIMS = (256, 512, 1024, 1536, 2048, 3072, 3584)
+PAPER_HIDDEN = 3584
+DEFAULT_TEMPERATURE = 0.05
+DEFAULT_COSENT_SCALE = 20.0
+
+
+def retrieval_info_nce(
+    q: torch.Tensor,
+    p: torch.Tensor,
+    negatives: torch.Tensor | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    *,
+    neg_mask: torch.Tensor | None = None,
+    targets: torch.Tensor | None = None,
+    in_batch: bool = True,
+    pos_ids: torch.Tensor | None = None,
+    neg_ids: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """InfoNCE of each query against its positive, its own K hard negatives and (``in_batch``) every other
+    row's positive and hard negatives.
+
+    q (B, D); p (P, D) and negatives (P, K, D) with P >= B (P > B when positives were gathered from other
+    ranks); ``targets`` (B,) is the row of each query's positive (default ``arange(B)``). ``neg_mask`` (P, K)
+    marks real negatives (empty slots are masked out). ``pos_ids`` (P,) / ``neg_ids`` (P, K) are text ids: a
+    candidate with the same id as a query's positive, other than that positive, is masked, so duplicate texts in
+    a batch are never negatives. With K = 0 and no ids this is plain in-batch InfoNCE.
+
+    Returns the mean loss and the detached (B, K) cosine of each query with its own hard negatives (NaN for
+    empty slots), the numbers DHNM reads, so the rule costs no extra forward pass.
+    """
+    b, n_pos = q.shape[0], p.shape[0]
+    targets = torch.arange(b, device=q.device) if targets is None else targets
+    k = 0 if negatives is None else negatives.shape[1]
+    if pos_ids is not None and k and neg_ids is None:
+        raise ValueError("pos_ids needs neg_ids when there are hard negatives")
+    if neg_mask is None and k:
+        neg_mask = torch.ones(negatives.shape[:2], dtype=torch.bool, device=q.device)
+    if in_batch:
+        cands = p if not k else torch.cat([p, negatives.reshape(n_pos * k, -1)])
+        sims = q @ cands.T  # (B, P + P*K)
+        valid = torch.ones_like(sims, dtype=torch.bool)
+        if k:
+            valid[:, n_pos:] = neg_mask.reshape(1, -1)
+            own_cols = n_pos + targets[:, None] * k + torch.arange(k, device=q.device)
+        label = targets
+        if pos_ids is not None:
+            cand_ids = pos_ids if not k else torch.cat([pos_ids, neg_ids.reshape(-1)])
+            dup = cand_ids[None, :] == pos_ids[targets][:, None]
+            dup[torch.arange(b, device=q.device), targets] = False
+            valid &= ~dup
+    else:
+        pos_sim = (q * p[targets]).sum(-1, keepdim=True)
+        own_negs = negatives[targets] if k else q.new_zeros(b, 0, q.shape[1])
+        sims = torch.cat([pos_sim, torch.einsum("bd,bkd->bk", q, own_negs)], dim=1)  # (B, 1 + K)
+        valid = torch.ones_like(sims, dtype=torch.bool)
+        if k:
+            valid[:, 1:] = neg_mask[targets]
+            own_cols = 1 + torch.arange(k, device=q.device).expand(b, k)
+            if pos_ids is not None:
+                valid[:, 1:] &= neg_ids[targets] != pos_ids[targets][:, None]
+        label = torch.zeros(b, dtype=torch.long, device=q.device)
+    logits = (sims / temperature).masked_fill(~valid, float("-inf"))
+    loss = F.cross_entropy(logits.float(), label)
+    if not k:
+        return loss, None
+    own = sims.detach().gather(1, own_cols).float()
+    return loss, own.masked_fill(~neg_mask[targets], float("nan"))
+
+
+def label_info_nce(
+    q: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor, temperature: float = DEFAULT_TEMPERATURE
+) -> torch.Tensor:
+    """Classification as retrieval: each text's positive is its label text's embedding, the other label texts
+    of the batch (L, D) are its negatives. ``targets`` (B,) indexes ``labels``."""
+    return F.cross_entropy((q @ labels.T).float() / temperature, targets)
+
+
+def cosent(
+    e1: torch.Tensor, e2: torch.Tensor, scores: torch.Tensor, scale: float = DEFAULT_COSENT_SCALE
+) -> torch.Tensor:
+    """CoSENT (notes Eq. 2): log(1 + Σ_{s_a > s_b} exp(scale · (cos_b − cos_a))) over pairs of pairs whose gold
+    scores are ordered; scale = 1/τ. A batch with no ordered pair gives 0 (with a gradient path)."""
+    cos = (e1 * e2).sum(-1).float() * scale
+    diff = cos[None, :] - cos[:, None]  # diff[a, b] = cos_b - cos_a
+    ordered = scores[:, None] > scores[None, :]
+    terms = torch.cat([diff.new_zeros(1), diff[ordered]])
+    return torch.logsumexp(terms, dim=0)
+
+
+def mrl_dims(hidden_size: int, dims: Sequence[int] | None = None) -> list[int]:
+    """MRL dimensions: explicit ``dims`` (checked), else the paper's set for width 3584, else the paper's set
+    scaled to ``hidden_size`` and rounded to multiples of 8 (tiny 128 → 8,16,40,56,72,112,128)."""
+    if dims:
+        out = sorted(set(int(d) for d in dims))
+        if out[0] < 1 or out[-1] > hidden_size:
+            raise ValueError(f"MRL dims must lie in [1, {hidden_size}], got {list(dims)}")
+        return out
+    if hidden_size == PAPER_HIDDEN:
+        return list(PAPER_MRL_DIMS)
+    scaled = {min(hidden_size, max(8, 8 * round(d * hidden_size / PAPER_HIDDEN / 8))) for d in PAPER_MRL_DIMS}
+    return sorted(scaled | {hidden_size})
+
+
+def mrl_loss(
+    loss_fn: Callable[..., torch.Tensor | tuple[torch.Tensor, Any]],
+    embeddings: Sequence[torch.Tensor | None],
+    dims: Sequence[int],
+    weights: Sequence[float] | None = None,
+) -> tuple[torch.Tensor, dict[int, float], Any]:
+    """Weighted mean over ``dims`` of ``loss_fn`` applied to the re-normalised prefixes of ``embeddings``.
+
+    ``loss_fn`` takes the truncated tensors positionally (None passes through) and returns a loss or
+    ``(loss, aux)``. The weighted mean (not sum) keeps the loss scale independent of how many dims are used.
+    Returns the total, each dim's loss (float, for logging) and the aux of the largest dim (e.g. the full-width
+    hard-negative cosines that DHNM reads).
+    """
+    weights = [1.0] * len(dims) if weights is None else list(weights)
+    if len(weights) != len(dims):
+        raise ValueError(f"{len(weights)} MRL weights for {len(dims)} dims")
+    total, per_dim, aux = None, {}, None
+    for dim, weight in sorted(zip(dims, weights, strict=True)):
+        views = [None if e is None else truncate_and_normalize(e, dim) for e in embeddings]
+        out = loss_fn(*views)
+        loss, aux = out if isinstance(out, tuple) else (out, None)
+        per_dim[dim] = float(loss.detach())
+        total = loss * weight if total is None else total + loss * weight
+    return total / sum(weights), per_dim, aux
