@@ -51,6 +51,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_name=args.run_name,
         source=args.source,
         batch_size=args.batch_size,
+        max_batch_tokens=args.max_batch_tokens,
+        dims=args.dims,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+        use_cache=not args.no_cache,
         options=ModelOptions(device=args.device, dtype=args.dtype, max_length=args.max_length,
                              pooling=args.pooling, trust_remote_code=args.trust_remote_code),  # fmt: skip
         overwrite=args.overwrite,
@@ -86,6 +90,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from harness.cache import EmbeddingCache, default_cache_dir
+
+    cache = EmbeddingCache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
+    if args.action == "clear":
+        print(f"removed {cache.clear()} cached vectors from {cache.path}")
+        return 0
+    info = cache.info()
+    print(f"{info['path']}: {info['entries']} vectors, {info['bytes'] / 2**20:.1f} MiB")
+    for ns in info["namespaces"]:
+        print(f"  {ns['entries']:>8}  {ns.get('name')}  role={ns.get('role')}  dtype={ns.get('dtype')}  "
+              f"max_length={ns.get('max_length')}  prompt={ns.get('prompt')!r}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,9 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-name", help="run directory name (default: <model>__<suite>)")
     run.add_argument("--source", choices=("auto", "official", "mirror"), default="auto",
                      help="where task data comes from (auto: official if available, else mirror)")
-    run.add_argument("--batch-size", type=int, default=32)
+    run.add_argument("--batch-size", type=int, default=64, help="most texts per forward pass (default 64)")
+    run.add_argument("--max-batch-tokens", type=int, default=8192,
+                     help="token budget per batch: rows x longest row (default 8192)")
+    run.add_argument("--dims", type=_csv, help="Matryoshka dims to score from one full encode, e.g. 64,128,256,full")
+    run.add_argument("--cache-dir", help="embedding cache folder (default: $HARNESS_CACHE_DIR or "
+                     "~/.cache/conan-harness/embeddings)")
+    run.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
     run.add_argument("--device", help="cpu, cuda, cuda:1, npu, mps (default: cuda if available, else cpu)")
-    run.add_argument("--dtype", default="float32", help="float32, float16, bfloat16")
+    run.add_argument("--dtype", default="auto", help="auto (bfloat16 on accelerators, float32 on cpu), float32, "
+                     "float16, bfloat16")
     run.add_argument("--max-length", type=int, help="truncate inputs to this many tokens")
     run.add_argument("--pooling", default="mean", help="pooling for hf: models: mean, cls, last")
     run.add_argument("--trust-remote-code", action="store_true", help="allow model folders to run their own code")
@@ -114,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("what", choices=("suites", "tasks", "models"))
     lst.add_argument("--data-dir", help="data root to list local tasks from")
     lst.set_defaults(func=cmd_list)
+
+    cache = sub.add_parser("cache", help="show or clear the embedding cache")
+    cache.add_argument("action", choices=("info", "clear"))
+    cache.add_argument("--cache-dir", help="cache folder (default: $HARNESS_CACHE_DIR or ~/.cache/conan-harness)")
+    cache.set_defaults(func=cmd_cache)
 
     for module in PLUGIN_COMMANDS:  # other packages add their subcommands; each imports its work lazily
         importlib.import_module(module).register(sub)

