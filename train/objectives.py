@@ -30,57 +30,53 @@ def retrieval_info_nce(
     neg_mask: torch.Tensor | None = None,
     targets: torch.Tensor | None = None,
     in_batch: bool = True,
+    shared_negatives: bool = True,
     pos_ids: torch.Tensor | None = None,
     neg_ids: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """InfoNCE of each query against its positive, its own K hard negatives and (``in_batch``) every other
-    row's positive and hard negatives.
+    """InfoNCE of each query against its positive, its own K hard negatives and, with ``in_batch``, the other
+    rows' positives and (``shared_negatives``) their hard negatives.
 
-    q (B, D); p (P, D) and negatives (P, K, D) with P >= B (P > B when positives were gathered from other
-    ranks); ``targets`` (B,) is the row of each query's positive (default ``arange(B)``). ``neg_mask`` (P, K)
-    marks real negatives (empty slots are masked out). ``pos_ids`` (P,) / ``neg_ids`` (P, K) are text ids: a
-    candidate with the same id as a query's positive, other than that positive, is masked, so duplicate texts in
-    a batch are never negatives. With K = 0 and no ids this is plain in-batch InfoNCE.
+    q (B, D); p (P, D) and negatives (P, K, D) with P >= B (P > B when gathered from other ranks); ``targets``
+    (B,) is the row of each query's positive (default ``arange(B)``). ``neg_mask`` (P, K) marks real negatives
+    (empty slots are masked out). ``pos_ids`` (P,) / ``neg_ids`` (P, K) are text ids: a candidate with the same
+    id as a query's positive, other than that positive, is masked, so duplicate texts are never negatives.
+    This reduces to ``train.losses.info_nce``: K = 0 is its in-batch loss; ``shared_negatives=False`` is its
+    per-query ``extra_negatives`` (B, K, D); ``shared_negatives=True`` its shared (N, D) form.
 
     Returns the mean loss and the detached (B, K) cosine of each query with its own hard negatives (NaN for
-    empty slots), the numbers DHNM reads, so the rule costs no extra forward pass.
+    empty slots): the numbers DHNM reads, so the rule costs no extra forward pass.
     """
-    b, n_pos = q.shape[0], p.shape[0]
-    targets = torch.arange(b, device=q.device) if targets is None else targets
+    b, n_pos, device = q.shape[0], p.shape[0], q.device
+    rows = torch.arange(b, device=device)
+    targets = rows if targets is None else targets
+    sims = q @ p.T  # (B, P): positive columns first, so the label of query i is targets[i]
+    valid = torch.ones_like(sims, dtype=torch.bool)
+    if not in_batch:
+        valid = F.one_hot(targets, n_pos).bool()
+    if pos_ids is not None:
+        dup = pos_ids[None, :] == pos_ids[targets][:, None]
+        dup[rows, targets] = False
+        valid &= ~dup
     k = 0 if negatives is None else negatives.shape[1]
-    if pos_ids is not None and k and neg_ids is None:
-        raise ValueError("pos_ids needs neg_ids when there are hard negatives")
-    if neg_mask is None and k:
-        neg_mask = torch.ones(negatives.shape[:2], dtype=torch.bool, device=q.device)
-    if in_batch:
-        cands = p if not k else torch.cat([p, negatives.reshape(n_pos * k, -1)])
-        sims = q @ cands.T  # (B, P + P*K)
-        valid = torch.ones_like(sims, dtype=torch.bool)
-        if k:
-            valid[:, n_pos:] = neg_mask.reshape(1, -1)
-            own_cols = n_pos + targets[:, None] * k + torch.arange(k, device=q.device)
-        label = targets
+    if k:
+        if neg_mask is None:
+            neg_mask = torch.ones(negatives.shape[:2], dtype=torch.bool, device=device)
+        neg_sims = q @ negatives.reshape(n_pos * k, -1).T  # (B, P*K); column j*K + s = row j's slot s
+        own_cols = targets[:, None] * k + torch.arange(k, device=device)
+        neg_valid = neg_mask.reshape(1, -1).expand(b, -1).clone()
+        if not (in_batch and shared_negatives):
+            neg_valid &= torch.zeros_like(neg_valid).scatter_(1, own_cols, True)
         if pos_ids is not None:
-            cand_ids = pos_ids if not k else torch.cat([pos_ids, neg_ids.reshape(-1)])
-            dup = cand_ids[None, :] == pos_ids[targets][:, None]
-            dup[torch.arange(b, device=q.device), targets] = False
-            valid &= ~dup
-    else:
-        pos_sim = (q * p[targets]).sum(-1, keepdim=True)
-        own_negs = negatives[targets] if k else q.new_zeros(b, 0, q.shape[1])
-        sims = torch.cat([pos_sim, torch.einsum("bd,bkd->bk", q, own_negs)], dim=1)  # (B, 1 + K)
-        valid = torch.ones_like(sims, dtype=torch.bool)
-        if k:
-            valid[:, 1:] = neg_mask[targets]
-            own_cols = 1 + torch.arange(k, device=q.device).expand(b, k)
-            if pos_ids is not None:
-                valid[:, 1:] &= neg_ids[targets] != pos_ids[targets][:, None]
-        label = torch.zeros(b, dtype=torch.long, device=q.device)
+            if neg_ids is None:
+                raise ValueError("pos_ids needs neg_ids when there are hard negatives")
+            neg_valid &= neg_ids.reshape(1, -1) != pos_ids[targets][:, None]
+        sims, valid = torch.cat([sims, neg_sims], dim=1), torch.cat([valid, neg_valid], dim=1)
     logits = (sims / temperature).masked_fill(~valid, float("-inf"))
-    loss = F.cross_entropy(logits.float(), label)
+    loss = F.cross_entropy(logits.float(), targets)
     if not k:
         return loss, None
-    own = sims.detach().gather(1, own_cols).float()
+    own = neg_sims.detach().gather(1, own_cols).float()
     return loss, own.masked_fill(~neg_mask[targets], float("nan"))
 
 

@@ -66,12 +66,26 @@ def test_info_nce_without_negatives_is_plain_in_batch():
     assert loss.item() == pytest.approx(F.cross_entropy(q @ p.T / 0.05, torch.arange(5)).item(), rel=1e-6)
 
 
-def test_info_nce_matches_stage1_info_nce_when_available():
+def test_info_nce_reduces_to_stage1_info_nce():
     losses = pytest.importorskip("train.losses")
     q, p, negs = unit(4, 8, seed=9), unit(4, 8, seed=10), unit(4, 2, 8, seed=11)
-    ours, _ = retrieval_info_nce(q, p, negs, temperature=0.05)
-    theirs = losses.info_nce(q, p, 0.05, extra_negatives=negs.reshape(8, 8))
-    assert ours.item() == pytest.approx(float(theirs), rel=1e-5)
+    shared, _ = retrieval_info_nce(q, p, negs, temperature=0.05)
+    own_only, _ = retrieval_info_nce(q, p, negs, temperature=0.05, shared_negatives=False)
+    plain, _ = retrieval_info_nce(q, p, None, temperature=0.05)
+    assert shared.item() == pytest.approx(float(losses.info_nce(q, p, 0.05, negs.reshape(8, 8))), rel=1e-5)
+    assert own_only.item() == pytest.approx(float(losses.info_nce(q, p, 0.05, negs)), rel=1e-5)
+    assert plain.item() == pytest.approx(float(losses.info_nce(q, p, 0.05)), rel=1e-5)
+
+
+def test_own_negatives_only_matches_formula():
+    q, p, negs = unit(3, 8, seed=29), unit(3, 8, seed=30), unit(3, 2, 8, seed=31)
+    loss, _ = retrieval_info_nce(q, p, negs, temperature=0.1, shared_negatives=False)
+    expected = 0.0
+    for i in range(3):
+        cands = list(p) + list(negs[i])
+        denom = sum(math.exp(float(q[i] @ c) / 0.1) for c in cands)
+        expected += -math.log(math.exp(float(q[i] @ p[i]) / 0.1) / denom)
+    assert loss.item() == pytest.approx(expected / 3, rel=1e-5)
 
 
 def test_duplicate_texts_are_not_negatives():
