@@ -1,0 +1,7 @@
+"""``python -m train <config.toml> [--set key=value] [--resume]``; under torchrun, one process per device."""
+
+import sys
+
+from train.cli import main
+
+sys.exit(main())

@@ -1,0 +1,90 @@
+"""Command line: ``harness train <config.toml>`` (via :func:`register`) and ``python -m train`` / torchrun.
+
+    python -m train configs/weak.toml --set steps=200 --set init_from=runs/pretrain/final
+    python -m train weak --config configs/weak.toml --resume
+    torchrun --standalone --nproc_per_node 8 -m train configs/pretrain.toml --set parallel=fsdp
+
+The stage comes from the TOML's ``stage`` key, or from a stage name given first. ``--set key=value`` overrides
+any config key (repeatable); ``--resume`` continues from the newest checkpoint in output_dir, ``--resume PATH``
+from that checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .config import load_config
+from .distributed import shutdown
+from .errors import ConfigError, TrainError
+
+STAGES = ("pretrain", "weak", "supervised")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", help="stage config TOML (its `stage` key picks the stage), or a stage name: "
+                        + ", ".join(STAGES))  # fmt: skip
+    parser.add_argument("--config", help="config TOML, when the first argument is a stage name")
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                        help="override a config key (repeatable): --set lr=3e-4 --set model_overrides.max_length=64")
+    parser.add_argument("--resume", nargs="?", const="latest", metavar="PATH",
+                        help="resume from the newest checkpoint in output_dir, or from the checkpoint at PATH")
+
+
+def resolve(target: str, config: str | None, overrides: list[str]) -> tuple[Any, Any]:
+    """(stage module, its config) for a stage name or a TOML path."""
+    if target in STAGES:
+        stage, path = target, config
+    else:
+        if config:
+            raise ConfigError(f"give the config once: {target!r} or --config {config!r}")
+        path = Path(target)
+        if not path.is_file():
+            raise ConfigError(f"{target!r} is neither a stage ({', '.join(STAGES)}) nor a config file")
+        try:
+            stage = tomllib.loads(path.read_text(encoding="utf-8")).get("stage")
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: invalid TOML: {e}") from e
+        if stage not in STAGES:
+            raise ConfigError(f"{path}: `stage` must be one of {', '.join(STAGES)}, got {stage!r}")
+    try:
+        module = importlib.import_module(f"train.{stage}")
+    except ModuleNotFoundError as e:
+        raise ConfigError(f"stage {stage!r} is not available: {e}") from e
+    return module, load_config(module.CONFIG, path, overrides)
+
+
+def run_args(args: argparse.Namespace) -> int:
+    """Run the stage named by parsed arguments; TrainError becomes a one-line message and exit status 2."""
+    main_rank = os.environ.get("RANK", "0") == "0"
+    logging.basicConfig(level=logging.INFO if main_rank else logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        module, cfg = resolve(args.target, args.config, args.overrides)
+        module.run(cfg, resume=args.resume)
+        return 0
+    except TrainError as e:
+        print(f"train: error: {e}", file=sys.stderr)
+        return e.exit_code
+    finally:
+        shutdown()
+
+
+def register(subparsers: Any) -> None:
+    """Add ``harness train`` to the harness CLI (harness/cli.py PLUGIN_COMMANDS)."""
+    parser = subparsers.add_parser("train", help="train a stage (pretrain, weak, supervised) from a TOML config",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    parser.set_defaults(func=run_args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run_args(parser.parse_args(argv))

@@ -1,0 +1,218 @@
+"""Stage configs: one dataclass per stage, read from TOML (tomllib) and overridden with ``--set key=value``.
+
+A TOML file names its stage (``stage = "weak"``) and sets any field of that stage's dataclass; unknown keys and
+wrong types are errors that name the key. ``--set`` values are parsed as TOML values (``lr=3e-4``,
+``data=["a","b"]``, ``tokenizer=none``), falling back to a bare string (``output_dir=runs/x``); a dotted key sets
+one entry of a table (``model_overrides.max_length=64``). Relative paths are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from conan_model import PRESETS, SCHEDULES
+
+from .errors import ConfigError
+
+# Keys that may change when resuming: they do not change which batches are seen or what the model computes.
+RESUME_SAFE = frozenset({
+    "output_dir", "log_every", "save_every", "keep_last", "eval_every", "device", "threads", "parallel",
+    "gradient_checkpointing", "peak_tflops", "micro_batch_size",
+})  # fmt: skip
+
+MASK_SCHEDULES = (*SCHEDULES, "causal", "bidirectional")
+
+
+@dataclass
+class StageConfig:
+    """Options every stage shares. ``batch_size`` is global: all ranks and all accumulation steps together."""
+
+    stage: ClassVar[str] = ""
+    output_dir: str = "runs/train"
+    data: list[str] = field(default_factory=list)  # JSONL files, or folders holding train.jsonl
+    data_root: str = ""  # prefix joined to each entry of ``data``
+    model: str = "tiny"  # ConanConfig preset (ignored with init_from: the checkpoint's config is used)
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {max_length = 128}
+    init_from: str | None = None  # conan_model folder to start from (e.g. a previous stage's final/)
+    tokenizer: str | None = None  # tokenizer.json (or folder); None: train a BBPE on ``data`` at stage start
+    tokenizer_vocab: int = 4096
+    tokenizer_rows: int | None = 20_000  # rows per file used to train the tokenizer
+    steps: int = 1000
+    batch_size: int = 32
+    micro_batch_size: int | None = None  # per rank; None = batch_size / world (no gradient accumulation)
+    lr: float = 1e-4  # paper App. B.2
+    warmup_ratio: float = 0.05  # paper App. B.2
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio (the paper gives no schedule shape)
+    weight_decay: float = 0.001  # paper App. B.2
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0  # 0 disables clipping (the norm is still logged)
+    seed: int = 0
+    device: str | None = None  # None: conan_model.pick_device (cuda > npu > mps > cpu); torchrun adds LOCAL_RANK
+    parallel: str = "ddp"  # 'ddp' or 'fsdp' (FSDP2 fully_shard per block); only used with several processes
+    threads: int | None = None  # torch.set_num_threads
+    gradient_checkpointing: bool = False
+    log_every: int = 10
+    save_every: int = 500  # a checkpoint is also written after the last step
+    keep_last: int = 3  # checkpoints kept in output_dir/checkpoints; 0 keeps all
+    eval_every: int = 0  # stage-specific evaluation; 0: only before the first and after the last step
+    peak_tflops: float | None = None  # per device, for MFU; None: known table by device name (none on CPU)
+
+    def __post_init__(self) -> None:
+        positive = {"steps": self.steps, "batch_size": self.batch_size, "log_every": self.log_every,
+                    "save_every": self.save_every, "tokenizer_vocab": self.tokenizer_vocab}  # fmt: skip
+        for key, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"{key} must be at least 1, got {value}")
+        if self.micro_batch_size is not None and self.micro_batch_size < 1:
+            raise ConfigError(f"micro_batch_size must be at least 1, got {self.micro_batch_size}")
+        if not 0.0 <= self.warmup_ratio < 1.0 or not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError("warmup_ratio must be in [0, 1) and min_lr_ratio in [0, 1]")
+        if self.parallel not in ("ddp", "fsdp"):
+            raise ConfigError(f"parallel must be 'ddp' or 'fsdp', got {self.parallel!r}")
+        if self.init_from is None and self.model not in PRESETS:
+            raise ConfigError(f"unknown model preset {self.model!r}; choose from {sorted(PRESETS)}")
+        if self.init_from is not None and self.model_overrides:
+            raise ConfigError("model_overrides cannot be combined with init_from (the checkpoint fixes the model)")
+        if not self.data:
+            raise ConfigError("data is empty: list the JSONL files (or folders with train.jsonl) to train on")
+
+    def data_files(self) -> list[Path]:
+        """Entries of ``data`` joined to ``data_root``; a folder means its train.jsonl."""
+        paths = [Path(self.data_root) / entry for entry in self.data]
+        return [p / "train.jsonl" if p.is_dir() else p for p in paths]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, **dataclasses.asdict(self)}
+
+
+@dataclass
+class PretrainConfig(StageConfig):
+    """Causal-LM pretraining on raw text, documents packed into ``seq_len``-token rows."""
+
+    stage: ClassVar[str] = "pretrain"
+    seq_len: int = 128
+    text_field: str = "text"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.seq_len < 2:
+            raise ConfigError(f"seq_len must be at least 2, got {self.seq_len}")
+
+
+@dataclass
+class WeakConfig(StageConfig):
+    """Weakly-supervised contrastive stage: in-batch InfoNCE on (query, positive) pairs under the soft mask."""
+
+    stage: ClassVar[str] = "weak"
+    max_length: int = 128  # tokens per text, <bos>/<eos> included
+    on_long: str = "truncate"  # longer texts: 'truncate' (counted, warned once) or 'error'
+    temperature: float = 0.05  # not given by the paper; 0.05 is the common choice (E5, GTE)
+    mask_schedule: str = "linear"  # alpha(t): linear | accelerating | decelerating | hard | causal | bidirectional
+    bucket_window: int = 16  # global batches sorted by length together (1: no bucketing)
+    holdout: int = 0  # rows held out of training for the pair-ranking evaluation (MRR, recall@1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_length < 2:
+            raise ConfigError(f"max_length must be at least 2, got {self.max_length}")
+        if self.on_long not in ("truncate", "error"):
+            raise ConfigError(f"on_long must be 'truncate' or 'error', got {self.on_long!r}")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be positive, got {self.temperature}")
+        if self.mask_schedule not in MASK_SCHEDULES:
+            raise ConfigError(f"mask_schedule must be one of {MASK_SCHEDULES}, got {self.mask_schedule!r}")
+        if self.bucket_window < 1 or self.holdout < 0:
+            raise ConfigError("bucket_window must be at least 1 and holdout at least 0")
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["lr=1e-4", "model_overrides.max_length=64"]`` -> {"lr": 1e-4, "model_overrides": {"max_length": 64}}."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        *tables, leaf = key.strip().split(".")
+        target = out
+        for name in tables:
+            target = target.setdefault(name, {})
+        target[leaf] = value
+    return out
+
+
+def load_config(cls: type[StageConfig], path: str | Path | None = None, overrides: list[str] = ()) -> StageConfig:
+    """Build ``cls`` from an optional TOML file plus ``--set`` overrides, checking every key and type."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: invalid TOML: {e}") from e
+    stage = values.pop("stage", cls.stage)
+    if stage != cls.stage:
+        raise ConfigError(f"{path} is a {stage!r} config, not {cls.stage!r}")
+    for key, value in parse_set(list(overrides)).items():
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            values[key] = {**values[key], **value}
+        else:
+            values[key] = value
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], fields, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"unknown {cls.stage} config key(s) {unknown}{hint}")
+    return cls(**{key: _coerce(key, value, hints[key]) for key, value in values.items()})
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against a field annotation (int, float, bool, str, list[str], dict, X | None)."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) and type(None) in args:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+    origin = typing.get_origin(hint) or hint
+    if origin is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if origin is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if origin is list and isinstance(value, str):
+        value = [value]
+    if origin is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    ok = isinstance(value, origin) and not (origin is int and isinstance(value, bool))
+    if not ok or origin is list:
+        raise ConfigError(f"config key {key!r} expects {getattr(hint, '__name__', hint)}, got {value!r}")
+    return value
+
+
+def config_diff(saved: dict[str, Any], current: dict[str, Any], ignore: frozenset[str] = RESUME_SAFE) -> list[str]:
+    """'key: saved -> current' for every differing key (tables compared entry by entry, dotted)."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        if key in ignore:
+            continue
+        a, b = saved.get(key, "<unset>"), current.get(key, "<unset>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{key}.{d}" for d in config_diff(a, b, frozenset())]
+        elif a != b:
+            out.append(f"{key}: {a!r} -> {b!r}")
+    return out

@@ -1,0 +1,217 @@
+"""The training loop every stage shares: start-up, tokenizer, model, optimizer, accumulation, logging,
+checkpoints and exact resume. A stage supplies batches and a step function; see pretrain.py and weak.py.
+
+    rt, ckpt, state = start(cfg, resume)                  # threads, process group, resume check
+    tok = get_tokenizer(cfg, rt, ckpt, fields=["text"])   # checkpoint's, init_from's, given, or trained here
+    model = build_model(cfg, tok, ckpt)                   # preset/init_from/checkpoint weights, seeded
+    fit(cfg, rt, model, tok, batches, step_fn, ckpt, state, evaluate=..., extra=...)
+
+``batches`` and ``extra`` follow the state_dict()/load_state_dict() protocol with JSON-able states: their
+states go into each checkpoint's state.json and come back on resume (``extra`` is the hook for a stage's own
+state, e.g. DHNM pointers).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tokenizers import Tokenizer
+from torch import nn
+
+from conan_model import ConanConfig, ConanModel, load_config, load_pretrained, load_tokenizer, synchronize
+from conan_model import train_tokenizer as train_bbpe
+
+from . import checkpoint as ckpt_io
+from .config import StageConfig
+from .distributed import Runtime, all_reduce, autocast, barrier, grad_sync, init_runtime, wrap
+from .errors import ConfigError, TrainError
+from .metrics import MetricsLog, peak_tflops
+
+log = logging.getLogger("train")
+
+
+class Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class StepResult:
+    """What a stage's step function returns for one micro-batch on one rank."""
+
+    loss: torch.Tensor  # backward target; its DDP/FSDP average over ranks must be the global loss
+    value: torch.Tensor  # loss value to log (averaged over micro-batches and ranks)
+    tokens: int  # real tokens this rank processed
+    flops: float = 0.0  # training FLOPs this rank spent, for MFU
+    metrics: dict[str, float] = field(default_factory=dict)  # logged as is (e.g. alpha)
+
+
+StepFn = Callable[[nn.Module, Any, int], StepResult]  # (wrapped module, batch, 0-based step) -> result
+EvalFn = Callable[[nn.Module, int], dict[str, float]]  # (wrapped module, completed steps) -> metrics
+
+
+def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | None, dict[str, Any]]:
+    """Threads, process group and device; the checkpoint to resume from (checked against ``cfg``) and its state."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    rt = init_runtime(cfg.device)
+    path = ckpt_io.resolve_resume(resume, cfg.output_dir)
+    state = ckpt_io.check_resume_config(path, cfg.to_dict()) if path is not None else {}
+    out = Path(cfg.output_dir)
+    if rt.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(cfg.to_dict(), indent=2, ensure_ascii=False)
+        (out / "train_config.json").write_text(text + "\n", encoding="utf-8")
+    return rt, path, state
+
+
+def micro_batches(cfg: StageConfig, rt: Runtime) -> tuple[int, int]:
+    """(per-rank micro-batch, accumulation steps) that make up the global ``batch_size``."""
+    micro = cfg.micro_batch_size or cfg.batch_size // rt.world_size
+    if micro < 1 or cfg.batch_size % (micro * rt.world_size):
+        raise ConfigError(f"batch_size {cfg.batch_size} is not a multiple of micro_batch_size {micro} x "
+                          f"{rt.world_size} processes")  # fmt: skip
+    return micro, cfg.batch_size // (micro * rt.world_size)
+
+
+def get_tokenizer(cfg: StageConfig, rt: Runtime, ckpt: Path | None, fields: Sequence[str]) -> Tokenizer:
+    """The checkpoint's tokenizer when resuming, else init_from's, else ``cfg.tokenizer``, else a BBPE trained
+    on the ``fields`` of the stage's data (rank 0 trains and saves ``<output_dir>/tokenizer.json``)."""
+    if ckpt is not None:
+        return load_tokenizer(ckpt)
+    if cfg.init_from and cfg.tokenizer:
+        raise ConfigError("set either init_from (its tokenizer is used) or tokenizer, not both")
+    if cfg.init_from or cfg.tokenizer:
+        return load_tokenizer(cfg.init_from or cfg.tokenizer)
+    path = Path(cfg.output_dir) / "tokenizer.json"
+    if rt.is_main:
+        start_time = time.perf_counter()
+        tok = train_bbpe(cfg.data_files(), cfg.tokenizer_vocab, fields, cfg.tokenizer_rows, save_path=path)
+        print(f"trained a {tok.get_vocab_size()}-token BBPE on {len(cfg.data_files())} file(s) in "
+              f"{time.perf_counter() - start_time:.1f}s -> {path}", flush=True)  # fmt: skip
+    barrier()
+    return load_tokenizer(path)
+
+
+def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None, seq_len: int) -> ConanModel:
+    """fp32 master weights: the checkpoint's when resuming, else init_from's, else a seeded fresh preset."""
+    torch.manual_seed(cfg.seed)
+    if ckpt is not None:
+        with torch.device("meta"):
+            model = ConanModel(load_config(ckpt))
+        model = model.to_empty(device="cpu")
+        ckpt_io.load_model_weights(ckpt, model)
+    elif cfg.init_from:
+        model, _ = load_pretrained(cfg.init_from, dtype=torch.float32)
+    else:
+        overrides = {"vocab_size": tokenizer.get_vocab_size(), **cfg.model_overrides}
+        try:
+            model = ConanModel(ConanConfig.preset(cfg.model, **overrides))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"model_overrides {cfg.model_overrides}: {e}") from e
+    if seq_len > model.config.max_length:
+        raise ConfigError(f"sequence length {seq_len} exceeds the model's max_length {model.config.max_length}")
+    return model.train()
+
+
+def build_optimizer(module: nn.Module, cfg: StageConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices (projections, embedding), none on norm weights."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]  # fmt: skip
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+
+
+def lr_factor(step: int, steps: int, warmup_ratio: float, min_lr_ratio: float) -> float:
+    """Multiplier of the peak LR at 0-based ``step``: linear warmup, then cosine down to ``min_lr_ratio``."""
+    warmup = math.ceil(warmup_ratio * steps)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup - 1)
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def fit(cfg: StageConfig, rt: Runtime, model: ConanModel, tokenizer: Tokenizer, batches: Iterator[Any],
+        step_fn: StepFn, ckpt: Path | None = None, state: dict[str, Any] | None = None,
+        evaluate: EvalFn | None = None, extra: Stateful | None = None) -> Path:  # fmt: skip
+    """Run ``cfg.steps`` optimizer steps (from the checkpoint's step when resuming); returns ``<out>/final``."""
+    out = Path(cfg.output_dir)
+    _, accum = micro_batches(cfg, rt)
+    model.gradient_checkpointing = cfg.gradient_checkpointing
+    module = wrap(model, rt, cfg.parallel)
+    optimizer = build_optimizer(module, cfg)
+    schedule = functools.partial(lr_factor, steps=cfg.steps, warmup_ratio=cfg.warmup_ratio,
+                                 min_lr_ratio=cfg.min_lr_ratio)  # fmt: skip
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    step = 0
+    if ckpt is not None:
+        ckpt_io.load_training_state(ckpt, module, optimizer, scheduler, rt)
+        batches.load_state_dict(state["data"])
+        if extra is not None:
+            extra.load_state_dict(state["extra_state"])
+        step = int(state["step"])
+        if rt.is_main:
+            print(f"resumed from {ckpt} at step {step}", flush=True)
+    metrics = MetricsLog(out / "metrics.jsonl", rt.is_main, step if ckpt else None, cfg.steps)
+    peak = peak_tflops(rt.device, cfg.peak_tflops)
+    if evaluate is not None and step == 0:
+        metrics.write({"step": 0, **evaluate(module, 0)})
+
+    def save(step: int) -> None:
+        saved = {"stage": cfg.stage, "config": cfg.to_dict(), "data": batches.state_dict(),
+                 "extra_state": extra.state_dict() if extra is not None else {}}  # fmt: skip
+        ckpt_io.save_checkpoint(out, step, module, model.config, tokenizer, optimizer, scheduler, rt, saved,
+                                cfg.keep_last)  # fmt: skip
+
+    loss_sum, micro_count, tokens, flops, steps_in_window = torch.zeros((), device=rt.device), 0, 0, 0.0, 0
+    window_start = time.perf_counter()
+    while step < cfg.steps:
+        for i in range(accum):
+            batch = next(batches)
+            with grad_sync(module, i == accum - 1):
+                with autocast(rt.device):
+                    result = step_fn(module, batch, step)
+                (result.loss / accum).backward()
+            loss_sum += result.value.detach().float()
+            micro_count, tokens, flops = micro_count + 1, tokens + result.tokens, flops + result.flops
+        lr = optimizer.param_groups[0]["lr"]
+        grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip or math.inf)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step, steps_in_window = step + 1, steps_in_window + 1
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            synchronize(rt.device)
+            elapsed = time.perf_counter() - window_start
+            loss = all_reduce(loss_sum / micro_count, "mean", rt.device)
+            if not math.isfinite(loss):
+                raise TrainError(f"loss is {loss} at step {step}; lower lr or check the data")
+            norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+            total_tokens = all_reduce(tokens, "sum", rt.device)
+            total_flops = all_reduce(flops, "sum", rt.device)
+            row = {"step": step, "loss": loss, "lr": lr, "grad_norm": float(norm),
+                   "tokens_per_s": total_tokens / elapsed, "step_time": elapsed / steps_in_window,
+                   "mfu": total_flops / elapsed / (peak * 1e12 * rt.world_size) if peak else None,
+                   **result.metrics}  # fmt: skip
+            metrics.write(row)
+            loss_sum.zero_()
+            micro_count, tokens, flops, steps_in_window = 0, 0, 0.0, 0
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            save(step)
+        if evaluate is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
+            metrics.write({"step": step, **evaluate(module, step)})
+        if steps_in_window == 0:
+            window_start = time.perf_counter()
+    final = ckpt_io.export_final(out, module, model.config, tokenizer, rt, cfg.to_dict())
+    if rt.is_main:
+        print(f"final model: {final}", flush=True)
+    return final

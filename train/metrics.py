@@ -1,0 +1,96 @@
+"""Metrics log (JSONL in the output dir + one console line per entry) and the MFU estimate.
+
+MFU = achieved training FLOP/s ÷ (peak FLOP/s per device × devices). Training FLOPs per token follow the PaLM
+appendix: 6 per weight used in a matmul (2 forward + 4 backward) plus 12·layers·hidden·context for attention
+scores and values; the embedding lookup costs nothing and the tied LM head of pretraining costs vocab·hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from conan_model import ConanConfig
+
+# Dense bf16 peak TFLOP/s per device, matched as substrings of the device name (first match wins).
+PEAK_TFLOPS = (
+    ("H100 PCIe", 756.0),
+    ("H100", 989.0),
+    ("H200", 989.0),
+    ("H800", 989.0),
+    ("H20", 148.0),
+    ("A100", 312.0),
+    ("A800", 312.0),
+    ("L40S", 362.0),
+    ("910B", 320.0),  # Ascend 910B, fp16/bf16 (the paper's chip)
+)
+
+
+def device_name(device: torch.device) -> str:
+    """The accelerator's marketing name ('NVIDIA H100 80GB HBM3', 'Ascend910B3'), or 'cpu'."""
+    if device.type == "cpu":
+        return "cpu"
+    get_name = getattr(torch.get_device_module(device.type), "get_device_name", None)
+    return get_name(device) if get_name else device.type
+
+
+def peak_tflops(device: torch.device, configured: float | None = None) -> float | None:
+    """``configured`` if set, else the table entry for this device's name; None when unknown (e.g. CPU)."""
+    if configured:
+        return configured
+    name = device_name(device)
+    return next((tflops for key, tflops in PEAK_TFLOPS if key.lower() in name.lower()), None)
+
+
+def flops_per_token(config: ConanConfig, context: float, lm_head: bool) -> float:
+    """Training FLOPs per token for sequences of ``context`` tokens (forward + backward)."""
+    embedding = config.vocab_size * config.hidden_size
+    matmul_weights = config.num_parameters() - embedding + (embedding if lm_head else 0)
+    return 6.0 * matmul_weights + 12.0 * config.n_layers * config.hidden_size * context
+
+
+class MetricsLog:
+    """Appends one JSON object per line to ``path`` (main rank only) and prints a short console line.
+
+    Resuming at step s drops rows after s (written by the interrupted run before it died), so the file always
+    reads as one uninterrupted run.
+    """
+
+    def __init__(self, path: Path, enabled: bool, resume_step: int | None = None, total_steps: int = 0):
+        self.path, self.enabled, self.total = Path(path), enabled, total_steps
+        if not enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if resume_step is not None and self.path.is_file():
+            rows = [json.loads(x) for x in self.path.read_text(encoding="utf-8").splitlines() if x.strip()]
+            kept = [r for r in rows if r.get("step", 0) <= resume_step]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+
+    def write(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        print(format_row(row, self.total), flush=True)
+
+
+def format_row(row: dict[str, Any], total: int = 0) -> str:
+    """'step 10/100 | loss 5.1234 | lr 1.0e-04 | ...' with the known keys first, then any others."""
+    parts = [f"step {row['step']}" + (f"/{total}" if total else "")]
+    fmt = {"loss": "loss {:.4f}", "lr": "lr {:.2e}", "tokens_per_s": "{:,.0f} tok/s", "mfu": "mfu {:.1%}",
+           "alpha": "α {:.3f}", "grad_norm": "gnorm {:.3f}", "step_time": "{:.3f} s/step"}  # fmt: skip
+    for key, value in row.items():
+        if key == "step" or value is None:
+            continue
+        if key in fmt:
+            parts.append(fmt[key].format(value))
+        elif isinstance(value, float) and math.isfinite(value):
+            parts.append(f"{key} {value:.4g}")
+        else:
+            parts.append(f"{key} {value}")
+    return " | ".join(parts)

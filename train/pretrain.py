@@ -1,0 +1,39 @@
+"""Stage 1: causal-LM pretraining on raw text (paper §2): packed rows, AdamW with warmup + cosine.
+
+    python -m train configs/pretrain.toml [--set steps=200] [--resume]
+
+Documents (JSONL rows with a "text" field) are tokenized as ``<bos> text <eos>``, concatenated in a seeded
+order and cut into ``seq_len``-token rows; the loss is the mean next-token cross-entropy through the tied LM
+head. Without a ``tokenizer`` a byte-level BPE is trained on the corpus first and saved with every checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from . import loop
+from .config import PretrainConfig
+from .data import JsonlIndex, PackedBatches
+from .metrics import flops_per_token
+
+CONFIG = PretrainConfig
+
+
+def run(cfg: PretrainConfig, resume: str | None = None) -> Path:
+    """Train, checkpoint, and export ``<output_dir>/final``; ``resume`` is None, 'latest' or a path."""
+    rt, ckpt, state = loop.start(cfg, resume)
+    index = JsonlIndex(cfg.data_files(), required=[cfg.text_field])
+    tokenizer = loop.get_tokenizer(cfg, rt, ckpt, fields=[cfg.text_field])
+    model = loop.build_model(cfg, tokenizer, ckpt, cfg.seq_len)
+    micro, _ = loop.micro_batches(cfg, rt)
+    batches = PackedBatches(index, tokenizer, cfg.seq_len, micro, rt.rank, rt.world_size, cfg.seed, cfg.text_field)
+    per_token = flops_per_token(model.config, cfg.seq_len, lm_head=True)
+
+    def step(module: nn.Module, batch, step: int) -> loop.StepResult:
+        ids = batch.to(rt.device, non_blocking=True)
+        loss = module("lm_loss", ids)
+        return loop.StepResult(loss=loss, value=loss.detach(), tokens=ids.numel(), flops=per_token * ids.numel())
+
+    return loop.fit(cfg, rt, model, tokenizer, batches, step, ckpt, state)

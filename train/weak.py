@@ -1,0 +1,99 @@
+"""Stage 3: weakly-supervised contrastive training with the soft mask (paper §3, §6.1).
+
+    python -m train configs/weak.toml [--set init_from=runs/pretrain/final] [--resume]
+
+Each step embeds the batch's queries and positives in one forward pass and minimises in-batch InfoNCE (Eq. 1)
+over the global batch: embeddings are all-gathered across ranks, so every positive in the global batch is a
+negative for every other query. The attention mask follows the soft-mask schedule alpha(t) (Eq. 3-4) from
+causal at the first step (t = 0) to bidirectional at the last (t = steps - 1): ``mask_schedule`` 'linear'
+(the paper's), 'accelerating', 'decelerating', 'hard' (causal until the last step), or a fixed 'causal' /
+'bidirectional' for ablations. Evaluation (held-out pairs, see ``holdout``) always uses the bidirectional mask,
+the one the next stage and inference use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tokenizers import Tokenizer
+from torch import nn
+
+from conan_model import encode_batch, soft_alpha
+from conan_model.tokenizer import pad_batch
+
+from . import loop
+from .config import WeakConfig
+from .data import JsonlIndex, PairBatch, PairBatches
+from .distributed import autocast
+from .losses import gather_with_grad, info_nce
+from .metrics import flops_per_token
+
+CONFIG = WeakConfig
+FIELDS = ("query", "positive")
+
+
+def mask_for_step(schedule: str, step: int, steps: int) -> tuple[str, float | None, float]:
+    """(mask_mode, alpha argument, alpha to log) for 0-based ``step`` of a ``steps``-step stage."""
+    if schedule == "causal":
+        return "causal", None, 0.0
+    if schedule == "bidirectional":
+        return "bidirectional", None, 1.0
+    alpha = soft_alpha(step, steps - 1, schedule) if steps > 1 else 1.0
+    return "soft", alpha, alpha
+
+
+@torch.no_grad()
+def embed_texts(module: nn.Module, tokenizer: Tokenizer, texts: Sequence[str], max_length: int,
+                device: torch.device, batch_size: int = 64) -> torch.Tensor:  # fmt: skip
+    """(N, D) float32 embeddings in input order, bidirectional mask, batches sorted by length."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    parts = []
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        enc = encode_batch(tokenizer, [texts[i] for i in chunk], max_length, device)
+        with autocast(device):
+            parts.append(module("embed", enc.input_ids, enc.attention_mask, mask_mode="bidirectional").float())
+    out = torch.cat(parts)
+    return out[torch.argsort(torch.tensor(order, device=out.device))]
+
+
+def pair_ranking(module: nn.Module, tokenizer: Tokenizer, pairs: Sequence[dict[str, Any]], max_length: int,
+                 device: torch.device) -> dict[str, float]:  # fmt: skip
+    """MRR and recall@1 of each query's positive among all the pairs' positives (cosine similarity)."""
+    q = embed_texts(module, tokenizer, [p["query"] for p in pairs], max_length, device)
+    p = embed_texts(module, tokenizer, [p["positive"] for p in pairs], max_length, device)
+    sims = q @ p.T
+    rank = (sims > sims.diag()[:, None]).sum(dim=1) + 1
+    return {"eval_mrr": float((1.0 / rank).mean()), "eval_recall_at_1": float((rank == 1).float().mean())}
+
+
+def run(cfg: WeakConfig, resume: str | None = None) -> Path:
+    """Train, checkpoint, and export ``<output_dir>/final``; ``resume`` is None, 'latest' or a path."""
+    rt, ckpt, state = loop.start(cfg, resume)
+    index = JsonlIndex(cfg.data_files(), required=FIELDS, optional=("negative",))
+    tokenizer = loop.get_tokenizer(cfg, rt, ckpt, fields=FIELDS)
+    model = loop.build_model(cfg, tokenizer, ckpt, cfg.max_length)
+    micro, _ = loop.micro_batches(cfg, rt)
+    batches = PairBatches(index, tokenizer, FIELDS, cfg.max_length, micro, rt.rank, rt.world_size, cfg.seed,
+                          cfg.holdout, cfg.bucket_window, cfg.on_long)  # fmt: skip
+    heldout = batches.heldout()
+
+    def step(module: nn.Module, batch: PairBatch, step: int) -> loop.StepResult:
+        mode, alpha, shown = mask_for_step(cfg.mask_schedule, step, cfg.steps)
+        n = len(batch.rows)
+        enc = pad_batch(batch.ids["query"] + batch.ids["positive"], rt.device)
+        emb = module("embed", enc.input_ids, enc.attention_mask, mask_mode=mode, alpha=alpha)
+        loss = info_nce(gather_with_grad(emb[:n]), gather_with_grad(emb[n:]), cfg.temperature)
+        tokens = sum(enc.lengths)
+        flops = flops_per_token(model.config, enc.input_ids.shape[1], lm_head=False) * tokens
+        # Every rank computes the same global loss; x world_size turns the DDP/FSDP gradient mean into the sum.
+        return loop.StepResult(loss=loss * rt.world_size, value=loss.detach(), tokens=tokens, flops=flops,
+                               metrics={"alpha": shown, "truncated": batches.truncated})  # fmt: skip
+
+    def evaluate(module: nn.Module, step: int) -> dict[str, float]:
+        return pair_ranking(module, tokenizer, heldout, cfg.max_length, rt.device)
+
+    return loop.fit(cfg, rt, model, tokenizer, batches, step, ckpt, state, evaluate=evaluate if heldout else None)
