@@ -102,6 +102,17 @@ class RunDir:
         files = [self.result_path(task)] + [self.result_path(task, d) for d in dims or []]
         return status == "ok" and all(p.is_file() for p in files)
 
+    # Readers for reports (regression tests, MRL curves).
+    def load_predictions(self, task: str) -> dict[str, Any] | None:
+        """mteb's per-item outputs for a task (predictions/<Task>_predictions.json), or None if absent."""
+        return read_json(self.predictions_dir / f"{task}_predictions.json")
+
+    def result_dims(self, task: str) -> list[int]:
+        """The MRL dimensions that have a result file for this task (experiments/embed_dim_<d>/<Task>.json)."""
+        base = self.results_dir / "experiments"
+        found = [p.parent.name.removeprefix("embed_dim_") for p in base.glob(f"embed_dim_*/{task}.json")]
+        return sorted(int(d) for d in found if d.isdigit())
+
 
 def open_run(path: Path) -> RunDir:
     """A finished (or partial) run directory, for readers such as leaderboards and reports."""

@@ -1,0 +1,1 @@
+"""Leaderboards: run records and published MTEB results → ranked markdown tables."""

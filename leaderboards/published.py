@@ -1,0 +1,129 @@
+"""Published MTEB scores from a local copy of the embeddings-benchmark/results layout.
+
+Layout: `<root>/results/<org>__<model>/<revision>/<Task>.json` (the root may also be the `results/` folder
+itself). Both JSON schemas load through mteb's own `TaskResult.from_disk`: the new one (mteb ≥ 1.11:
+`"scores": {split: [{"main_score", "hf_subset", "languages", ...}]}`) and the old one (flat
+`"test": {...}` with the task's main-score key), which mteb converts.
+
+Choices, documented in docs/reports.md:
+- revision: a model folder often holds several revision folders; we use the one holding the most of the
+  wanted tasks, then the newest mteb version inside, then the last name in sort order. Revisions are never
+  mixed within one model.
+- split: the first of the task's mteb eval splits that the file holds (e.g. MultilingualSentiment uses
+  "validation" before "test", as the C-MTEB leaderboard does); otherwise the first split in the file.
+- subsets: when a suite restricts a multilingual task (STS17 → en-en in MTEB(eng, v2)) only those subsets count;
+  the score is the mean main score over the kept subsets, as mteb's TaskResult.get_score does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT = Path(__file__).resolve().parent / "published"
+NOT_TASK_FILES = {"model_meta.json"}
+
+
+@dataclass
+class PublishedModel:
+    """One model's published scores (0–1 scale), with where each came from."""
+
+    name: str
+    revision: str
+    scores: dict[str, float] = field(default_factory=dict)
+    splits: dict[str, str] = field(default_factory=dict)
+    path: Path | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def results_root(path: Path) -> Path:
+    """The folder holding `<org>__<model>/` folders: `path/results` when it exists, else path."""
+    path = Path(path)
+    return path / "results" if (path / "results").is_dir() else path
+
+
+def _mteb_version(path: Path) -> Version:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8")).get("mteb_version") or "0"
+        return Version(str(raw).split()[0])
+    except (InvalidVersion, ValueError, OSError):
+        return Version("0")
+
+
+def pick_revision(model_dir: Path, wanted: set[str] | None) -> Path | None:
+    """The revision folder with most wanted task files; ties → newest mteb version, then last name."""
+    best, best_key = None, None
+    for rev in sorted(p for p in model_dir.iterdir() if p.is_dir()):
+        files = [f for f in rev.glob("*.json") if f.name not in NOT_TASK_FILES]
+        tasks = {f.stem for f in files}
+        count = len(tasks & wanted) if wanted is not None else len(tasks)
+        newest = max((_mteb_version(f) for f in files), default=Version("0"))
+        key = (count, newest, rev.name)
+        if files and (best_key is None or key > best_key):
+            best, best_key = rev, key
+    return best
+
+
+def task_score(path: Path, task: Any | None) -> tuple[float, str] | None:
+    """(main score, split) of one result file, both schemas; None when the file has no usable score."""
+    from mteb.results import TaskResult
+
+    result = TaskResult.from_disk(path)
+    splits = list(result.scores)
+    preferred = [s for s in (task.metadata.eval_splits if task is not None else []) if s in result.scores]
+    if not splits:
+        return None
+    split = (preferred or splits)[0]
+    subsets = set(getattr(task, "hf_subsets", None) or []) if task is not None else set()
+    entries = [e for e in result.scores[split] if not subsets or e.get("hf_subset") in subsets]
+    values = [e["main_score"] for e in entries if e.get("main_score") is not None]
+    if not values:
+        return None
+    return sum(values) / len(values), split
+
+
+def load_published(path: Path, tasks: dict[str, Any | None] | None = None) -> list[PublishedModel]:
+    """Every model under a results root; `tasks` maps wanted task names to their mteb task (or None)."""
+    root = results_root(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"published results folder {root} does not exist")
+    wanted = set(tasks) if tasks is not None else None
+    models = []
+    for model_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        rev = pick_revision(model_dir, wanted)
+        if rev is None:
+            continue
+        meta = json.loads((rev / "model_meta.json").read_text(encoding="utf-8")) if (
+            rev / "model_meta.json").is_file() else {}  # fmt: skip
+        model = PublishedModel(meta.get("name") or model_dir.name.replace("__", "/", 1), rev.name, path=rev)
+        for file in sorted(rev.glob("*.json")):
+            name = file.stem
+            if file.name in NOT_TASK_FILES or (wanted is not None and name not in wanted):
+                continue
+            try:
+                got = task_score(file, (tasks or {}).get(name) or _mteb_task(name))
+            except Exception as exc:  # noqa: BLE001 - one unreadable file must not hide the others
+                model.skipped[name] = f"{type(exc).__name__}: {exc}"
+                continue
+            if got is None:
+                model.skipped[name] = "no main score for the task's splits/subsets"
+            else:
+                model.scores[name], model.splits[name] = got
+        models.append(model)
+    return models
+
+
+def _mteb_task(name: str) -> Any | None:
+    import mteb
+
+    try:
+        return mteb.get_task(name)
+    except (KeyError, ValueError):
+        return None

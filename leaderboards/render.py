@@ -1,0 +1,117 @@
+"""Leaderboard markdown: a ranking table, per-task scores, optional per-dimension scores, and how to read them."""
+
+from __future__ import annotations
+
+from tabulate import tabulate
+
+from leaderboards.build import Board, reported_means
+from leaderboards.table import Entry, Row, build_rows
+
+TYPE_SHORT = {
+    "Classification": "Class.", "Clustering": "Clust.", "PairClassification": "PairClass.",
+    "Reranking": "Rerank.", "Retrieval": "Retr.", "STS": "STS", "Summarization": "Summ.",
+    "BitextMining": "Bitext", "MultilabelClassification": "MultiLabel", "InstructionRetrieval": "InstrRetr.",
+}  # fmt: skip
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.2f}"
+
+
+def cell(entry: Entry, task: str) -> str:
+    """Score ×100; `*` when it comes from a mirror of the task rather than the official data."""
+    if task not in entry.scores:
+        return "—"
+    return pct(entry.scores[task]) + ("*" if entry.sources.get(task) == "mirror" else "")
+
+
+def _type_order(board: Board) -> list[str]:
+    return list(dict.fromkeys(board.types[t] for t in board.tasks))
+
+
+def ranking_table(board: Board, rows: list[Row]) -> str:
+    kinds = _type_order(board)
+    counts = {k: sum(1 for t in board.tasks if board.types[t] == k) for k in kinds}
+    headers = ["Rank (Borda)", "Model", "Coverage", "Mean (Task)", "Mean (TaskType)", "Borda points"]
+    headers += [f"{TYPE_SHORT.get(k, k)} ({counts[k]})" for k in kinds]
+    body = []
+    for r in rows:
+        partial = "†" if r.covered < r.total else ""
+        mirrors = sum(1 for s in r.entry.sources.values() if s == "mirror")
+        model = r.entry.label + (f" ({mirrors} mirror)" if mirrors else "")
+        body.append([r.rank, model, f"{r.covered}/{r.total}", pct(r.mean_tasks) + partial,
+                     pct(r.mean_types) + partial, f"{r.points:g}",
+                     *[pct(r.per_type.get(k)) for k in kinds]])  # fmt: skip
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def task_table(board: Board, rows: list[Row]) -> str:
+    headers = ["Task", "Type", "Metric", *[r.entry.label for r in rows]]
+    body = [[t, board.types[t], board.metrics.get(t, ""), *[cell(r.entry, t) for r in rows]] for t in board.tasks]
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def dims_tables(board: Board, rows: list[Row]) -> list[str]:
+    """Per model with MRL results: tasks × (each dim, full), and the mean over tasks scored at every dim."""
+    out = []
+    for r in rows:
+        e = r.entry
+        if not e.dim_scores:
+            continue
+        dims = sorted(e.dim_scores)
+        tasks = [t for t in board.tasks if t in e.scores]
+        body = [[t, *[pct(e.dim_scores[d].get(t)) for d in dims], pct(e.scores[t])] for t in tasks]
+        complete = [t for t in tasks if all(t in e.dim_scores[d] for d in dims)]
+        if complete:
+            means = [sum(e.dim_scores[d][t] for t in complete) / len(complete) for d in dims]
+            full = sum(e.scores[t] for t in complete) / len(complete)
+            body.append([f"**Mean ({len(complete)} tasks)**", *map(pct, means), pct(full)])
+        out += [f"### {e.label}", "",
+                tabulate(body, headers=["Task", *map(str, dims), "full"], tablefmt="github", disable_numparse=True),
+                ""]  # fmt: skip
+    return out
+
+
+def reported_section(board: Board) -> list[str]:
+    rows = reported_means(board.benchmark)
+    if not rows:
+        return []
+    kinds = list(dict.fromkeys(k for row in rows for k in row["means"]))
+    body = [[row["model"], *[row["means"].get(k, "—") for k in kinds], row["source"]] for row in rows]
+    return ["## Reported averages (from papers; no per-task scores available to recompute them)", "",
+            tabulate(body, headers=["Model", *[TYPE_SHORT.get(k, k) for k in kinds], "Source"], tablefmt="github",
+                     disable_numparse=True), ""]  # fmt: skip
+
+
+def render(board: Board) -> str:
+    rows = build_rows(board.entries, board.tasks, board.types)
+    runs = sum(1 for e in board.entries if e.kind == "run")
+    lines = [
+        f"# Leaderboard: {board.title}", "",
+        f"{len(board.tasks)} task(s); {runs} run(s) of ours and {len(board.entries) - runs} published model(s). "
+        "Scores are mteb main scores ×100.", "",
+        "## Ranking", "", ranking_table(board, rows), "",
+        "## Scores per task", "", task_table(board, rows), "",
+    ]  # fmt: skip
+    if board.dims:
+        tables = dims_tables(board, rows)
+        lines += ["## Scores per embedding dimension (MRL)", ""]
+        lines += tables or ["No run has results under `experiments/embed_dim_<d>/` (run `harness run --dims ...`).", ""]
+    lines += reported_section(board)
+    lines += [
+        "## How to read this", "",
+        "- **Mean (Task)** is the plain mean over tasks; **Mean (TaskType)** is the mean of the per-type means "
+        "(MTEB's two averages). Both use only the tasks a row has: `†` marks a row with gaps, whose means are "
+        "over fewer tasks and not comparable with complete rows.",
+        "- **Coverage** `n/N`: tasks with a score out of the tasks in this table; `—` is a task the row lacks.",
+        "- **Borda**: per task, the rows with a score are ranked (1 = best) and each earns `n_rows − rank` points; "
+        "a missing task earns 0. Scores are compared at the precision shown (two decimals ×100); tied rows share "
+        "the average of the ranks they span. Rows with equal points share the better final rank (1, 1, 3).",
+        "- `*` **mirror**: the run scored the task on local rows (the data root), not on mteb's official dataset. "
+        "Compare such a number with a published one only when the mirror is the full official split.",
+        "- Published rows come from a local copy of the embeddings-benchmark/results layout; see "
+        "`leaderboards/published/PROVENANCE.md` for where each shipped number comes from.",
+    ]  # fmt: skip
+    if board.notes:
+        lines += ["", "### Notes", ""] + [f"- {n}" for n in board.notes]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,103 @@
+"""The leaderboard's numbers: one row per model, MTEB's two averages, coverage and the Borda rank.
+
+Kept free of I/O so the arithmetic can be checked by hand on small tables (tests/leaderboards/test_lb_table.py).
+All scores are on mteb's 0–1 scale here; rendering multiplies by 100.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from statistics import mean
+
+from scipy.stats import rankdata
+
+# Scores are compared at the precision the table shows (two decimals ×100), so what reads as a tie is one.
+TIE_DIGITS = 4
+
+
+@dataclass
+class Entry:
+    """One row: a run of ours or a published model."""
+
+    label: str
+    kind: str  # "run" | "published"
+    scores: dict[str, float] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # task → official | mirror | published
+    dim_scores: dict[int, dict[str, float]] = field(default_factory=dict)  # dim → task → score
+    detail: str = ""
+
+
+def coverage(entry: Entry, tasks: list[str]) -> tuple[int, int]:
+    """(tasks with a score, tasks in the table): shown as n/N, never a silent gap."""
+    return sum(1 for t in tasks if t in entry.scores), len(tasks)
+
+
+def type_means(entry: Entry, tasks: list[str], types: dict[str, str]) -> dict[str, float]:
+    """Mean score per task type over the tasks of that type the entry has."""
+    by_type: dict[str, list[float]] = {}
+    for task in tasks:
+        if task in entry.scores:
+            by_type.setdefault(types.get(task, "Unknown"), []).append(entry.scores[task])
+    return {kind: mean(values) for kind, values in by_type.items()}
+
+
+def mean_over_tasks(entry: Entry, tasks: list[str]) -> float | None:
+    """MTEB's 'Mean (Task)': the plain mean over the tasks present."""
+    values = [entry.scores[t] for t in tasks if t in entry.scores]
+    return mean(values) if values else None
+
+
+def mean_over_types(entry: Entry, tasks: list[str], types: dict[str, str]) -> float | None:
+    """MTEB's 'Mean (TaskType)': the mean of the per-type means, so big task types do not dominate."""
+    per_type = type_means(entry, tasks, types)
+    return mean(per_type.values()) if per_type else None
+
+
+def borda_points(entries: list[Entry], tasks: list[str]) -> dict[str, float]:
+    """Per task, the models with a score are ranked (1 = best); each earns n_models − rank points.
+
+    As in mteb's leaderboard: n_models counts every row, a missing task earns 0, and tied scores share the
+    average of the ranks they span (two models tied for first both get rank 1.5).
+    """
+    points = {e.label: 0.0 for e in entries}
+    n_models = len(entries)
+    for task in tasks:
+        scored = [e for e in entries if task in e.scores]
+        if not scored:
+            continue
+        ranks = rankdata([-round(e.scores[task], TIE_DIGITS) for e in scored], method="average")
+        for e, rank in zip(scored, ranks, strict=True):
+            points[e.label] += n_models - float(rank)
+    return points
+
+
+def borda_ranks(points: dict[str, float]) -> dict[str, int]:
+    """Final rank from Borda points, highest first; equal points share the better rank (1, 1, 3)."""
+    labels = list(points)
+    ranks = rankdata([-points[label] for label in labels], method="min")
+    return {label: int(rank) for label, rank in zip(labels, ranks, strict=True)}
+
+
+@dataclass
+class Row:
+    entry: Entry
+    rank: int
+    points: float
+    covered: int
+    total: int
+    mean_tasks: float | None
+    mean_types: float | None
+    per_type: dict[str, float]
+
+
+def build_rows(entries: list[Entry], tasks: list[str], types: dict[str, str]) -> list[Row]:
+    """Every entry's summary row, best Borda rank first (then mean over tasks, then label)."""
+    points = borda_points(entries, tasks)
+    ranks = borda_ranks(points)
+    rows = []
+    for e in entries:
+        covered, total = coverage(e, tasks)
+        rows.append(Row(e, ranks[e.label], points[e.label], covered, total, mean_over_tasks(e, tasks),
+                        mean_over_types(e, tasks, types), type_means(e, tasks, types)))  # fmt: skip
+    rows.sort(key=lambda r: (r.rank, -(r.mean_tasks or 0.0), r.entry.label))
+    return rows

@@ -1,0 +1,34 @@
+"""`harness leaderboard` end to end on fabricated run directories: coverage, gaps, mirrors, dims, exit codes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lb_helpers import make_run
+
+from harness.cli import main
+
+TYPES = {"STS16": "STS", "STS13": "STS", "SciFact": "Retrieval"}
+
+
+def test_leaderboard_markdown(tmp_path: Path):
+    a = make_run(tmp_path, "a", {"STS16": 0.79, "STS13": 0.80, "SciFact": 0.6}, TYPES,
+                 dims={64: {"STS16": 0.7, "STS13": 0.75, "SciFact": 0.5}})  # fmt: skip
+    b = make_run(tmp_path, "b", {"STS16": 0.81}, TYPES, source="official", missing=("SciFact",), model="org/other")
+    out = tmp_path / "lb.md"
+    assert main(["leaderboard", str(a), str(b), "--published", "--dims", "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", out.read_text(encoding="utf-8"))  # tabulate pads cells
+    assert "| model [a] (3 mirror) | 3/3" in text
+    assert "| other [b] | 1/3" in text and "—" in text  # b's gaps are shown, not dropped
+    assert "79.00*" in text and "81.00 |" in text  # mirror marked, official not
+    # published all-MiniLM-L6-v2 has STS16, STS13 and SciFact in the shipped snapshot
+    assert "sentence-transformers/all-MiniLM-L6-v2 (published)" in text and "78.99" in text
+    assert "## Scores per embedding dimension" in text and "| STS16 | 70.00 | 79.00 |" in text
+    assert "Mean (TaskType)" in text and "Borda" in text
+
+
+def test_leaderboard_rejects_bad_input(tmp_path: Path, capsys):
+    assert main(["leaderboard", str(tmp_path), "--out", str(tmp_path / "x.md")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    assert main(["leaderboard", "--out", str(tmp_path / "x.md")]) == 2

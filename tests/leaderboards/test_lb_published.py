@@ -1,0 +1,83 @@
+"""The importer reads both result schemas, picks one revision per model, and the shipped snapshot is sourced."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from lb_helpers import result_json, write_json
+
+from leaderboards.build import build_board, suite_tasks
+from leaderboards.published import SNAPSHOT, load_published
+from leaderboards.table import mean_over_tasks, type_means
+
+OLD_STS16 = {  # mteb < 1.11: flat split dict, metric groups, no "scores"/"main_score"
+    "dataset_revision": "4d8694f8f0e0100860b497b999b3dbed754a0513", "mteb_dataset_name": "STS16",
+    "mteb_version": "1.1.1",
+    "test": {"cos_sim": {"pearson": 0.78, "spearman": 0.7899}, "euclidean": {"pearson": 0.7, "spearman": 0.71},
+             "manhattan": {"pearson": 0.7, "spearman": 0.72}, "evaluation_time": 3.2},
+}  # fmt: skip
+OLD_BANKING = {"mteb_dataset_name": "Banking77Classification", "mteb_version": "1.0.3",
+               "test": {"accuracy": 0.8004, "f1": 0.79, "evaluation_time": 9.0}}  # fmt: skip
+
+
+def test_old_and_new_schema(tmp_path: Path):
+    model = tmp_path / "results" / "org__old-model" / "rev-a"
+    write_json(model / "STS16.json", OLD_STS16)
+    write_json(model / "Banking77Classification.json", OLD_BANKING)
+    write_json(model / "STS13.json", result_json("STS13", 0.806, version="1.12.75"))
+    (got,) = load_published(tmp_path)
+    assert got.name == "org/old-model" and got.revision == "rev-a"
+    assert got.scores == pytest.approx({"STS16": 0.7899, "Banking77Classification": 0.8004, "STS13": 0.806})
+    assert got.splits["STS16"] == "test"
+
+
+def test_revision_with_most_wanted_tasks_wins(tmp_path: Path):
+    base = tmp_path / "org__m"  # the results folder itself is accepted too
+    write_json(base / "old" / "STS16.json", OLD_STS16)
+    write_json(base / "new" / "STS16.json", result_json("STS16", 0.5))
+    write_json(base / "new" / "STS13.json", result_json("STS13", 0.6))
+    write_json(base / "zzz-partial" / "STS13.json", result_json("STS13", 0.9, version="2.30.0"))
+    (got,) = load_published(tmp_path, {"STS16": None, "STS13": None})
+    assert got.revision == "new" and got.scores == {"STS16": 0.5, "STS13": 0.6}
+    # Only STS13 wanted: "new" and "zzz-partial" hold one each; the newer mteb version wins the tie.
+    (got,) = load_published(tmp_path, {"STS13": None})
+    assert got.revision == "zzz-partial" and got.scores == {"STS13": 0.9}
+
+
+def test_split_and_subset_choice(tmp_path: Path):
+    rev = tmp_path / "org__m" / "r"
+    both = result_json("MultilingualSentiment", 0.7524, metric="accuracy", lang="cmn-Hans")
+    both["scores"]["validation"] = [dict(both["scores"]["test"][0], main_score=0.7741)]
+    write_json(rev / "MultilingualSentiment.json", both)
+    sts17 = result_json("STS17", 0.8, subset="en-en")
+    sts17["scores"]["test"].append({"main_score": 0.2, "hf_subset": "ko-ko", "languages": ["kor-Hang"]})
+    write_json(rev / "STS17.json", sts17)
+    _, eng = suite_tasks("mteb-en")
+    (got,) = load_published(tmp_path, {"MultilingualSentiment": None, "STS17": eng["STS17"]})
+    assert got.splits["MultilingualSentiment"] == "validation" and got.scores["MultilingualSentiment"] == 0.7741
+    assert got.scores["STS17"] == 0.8  # MTEB(eng, v2) keeps only en-en
+
+
+def test_snapshot_reproduces_conan_v2_table1_chinese_row():
+    board = build_board([], [SNAPSHOT], "cmteb", False)
+    (conan,) = [e for e in board.entries if "Conan-embedding-v2" in e.label]
+    assert len(conan.scores) == 31
+    means = {k: 100 * v for k, v in type_means(conan, board.tasks, board.types).items()}
+    table1 = {"Classification": 76.47, "Clustering": 68.84, "PairClassification": 92.44, "Reranking": 74.41,
+              "Retrieval": 78.31, "STS": 65.48}  # fmt: skip
+    assert means == pytest.approx(table1, abs=0.011)  # inputs carry two decimals
+    assert 100 * mean_over_tasks(conan, board.tasks) == pytest.approx(74.24, abs=0.011)
+
+
+def test_every_shipped_number_is_listed_in_provenance():
+    listed = set(re.findall(r"^\| (\S+) \| \w+… \| (\S+) \| (\w+) \| ([\d.]+) \|", (SNAPSHOT / "PROVENANCE.md")
+                            .read_text(encoding="utf-8"), flags=re.M))  # fmt: skip
+    shipped = set()
+    for path in (SNAPSHOT / "results").glob("*/*/*.json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        for split, entries in data["scores"].items():
+            shipped |= {(path.parts[-3], data["task_name"], split, f"{100 * e['main_score']:.2f}") for e in entries}
+    assert shipped and shipped == listed

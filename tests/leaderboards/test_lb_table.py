@@ -1,0 +1,64 @@
+"""Averages, coverage and Borda on a 3-model, 3-task table worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from leaderboards.table import (
+    Entry,
+    borda_points,
+    borda_ranks,
+    build_rows,
+    coverage,
+    mean_over_tasks,
+    mean_over_types,
+    type_means,
+)
+
+TASKS = ["t1", "t2", "t3"]
+TYPES = {"t1": "STS", "t2": "STS", "t3": "Retrieval"}
+
+
+@pytest.fixture
+def entries() -> list[Entry]:
+    return [
+        Entry("A", "run", {"t1": 0.8, "t2": 0.6, "t3": 0.5}),
+        Entry("B", "run", {"t1": 0.7, "t2": 0.6}),
+        Entry("C", "published", {"t1": 0.9, "t3": 0.4}),
+    ]
+
+
+def test_coverage_counts_gaps(entries):
+    assert [coverage(e, TASKS) for e in entries] == [(3, 3), (2, 3), (2, 3)]
+
+
+def test_the_two_mteb_averages(entries):
+    a, b, c = entries
+    assert mean_over_tasks(a, TASKS) == pytest.approx((0.8 + 0.6 + 0.5) / 3)
+    assert mean_over_tasks(b, TASKS) == pytest.approx(0.65)
+    # Mean (TaskType): A = mean(STS 0.7, Retrieval 0.5) = 0.6, lower than its task mean 0.633.
+    assert type_means(a, TASKS, TYPES) == pytest.approx({"STS": 0.7, "Retrieval": 0.5})
+    assert mean_over_types(a, TASKS, TYPES) == pytest.approx(0.6)
+    assert mean_over_types(c, TASKS, TYPES) == pytest.approx((0.9 + 0.4) / 2)
+    assert mean_over_tasks(Entry("empty", "run"), TASKS) is None
+
+
+def test_borda_by_hand(entries):
+    # n = 3 rows. t1: C 2, A 1, B 0. t2: A and B tie for first → rank 1.5 each → 1.5 points; C missing → 0.
+    # t3: A 2, C 1 (B missing → 0). Totals: A 4.5, B 1.5, C 3.
+    points = borda_points(entries, TASKS)
+    assert points == {"A": 4.5, "B": 1.5, "C": 3.0}
+    assert borda_ranks(points) == {"A": 1, "C": 2, "B": 3}
+
+
+def test_ties_at_displayed_precision_and_shared_final_rank():
+    # 0.80001 and 0.8 both print as 80.00: a tie (rank 1.5 each); equal totals share the better final rank.
+    rows = [Entry("X", "run", {"t": 0.80001}), Entry("Y", "run", {"t": 0.8}), Entry("Z", "run", {"t": 0.1})]
+    points = borda_points(rows, ["t"])
+    assert points == {"X": 1.5, "Y": 1.5, "Z": 0.0}
+    assert borda_ranks(points) == {"X": 1, "Y": 1, "Z": 3}
+
+
+def test_rows_sorted_by_rank(entries):
+    rows = build_rows(entries, TASKS, TYPES)
+    assert [(r.entry.label, r.rank, r.covered) for r in rows] == [("A", 1, 3), ("C", 2, 2), ("B", 3, 2)]
