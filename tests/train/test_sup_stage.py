@@ -1,0 +1,170 @@
+"""The supervised stage end to end on a tiny model: all four task kinds, DHNM in checkpoints, exact resume,
+two-process DDP equivalence, multi-task batching and config errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from train.config import load_config
+from train.errors import ConfigError, DataError
+from train.supervised import MultiTaskBatches, SupervisedConfig, Task, run
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def head(src: Path, dst: Path, n: int) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with src.open(encoding="utf-8") as f:
+        dst.write_text("".join(line for _, line in zip(range(n), f, strict=False)), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def data_root(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("supdata")
+    train = shared_data / "train"
+    head(train / "csnli_nli_zh/train.jsonl", root / "ret/nli.jsonl", 40)
+    head(train / "msrp_pairs_en/train.jsonl", root / "ret/msrp.jsonl", 24)
+    head(train / "afqmc_pairs_zh/train.jsonl", root / "sts/afqmc.jsonl", 40)
+    head(shared_data / "en/EmotionClassification/train.jsonl", root / "cls/emotion.jsonl", 40)
+    for lang in ("de", "fr"):
+        head(train / f"parallel_en_{lang}/train.jsonl", root / f"par/parallel_en_{lang}/train.jsonl", 30)
+    return root
+
+
+def write_config(path: Path, data_root: Path, out: Path, **extra: str) -> Path:
+    lines = [
+        'stage = "supervised"', f'output_dir = "{out}"', f'data_root = "{data_root}"', "steps = 6", "save_every = 3",
+        "log_every = 2", "tokenizer_vocab = 400", "tokenizer_rows = 200", "max_length = 48", "hard_negatives = 3",
+        "pool_depth = 6", 'mrl_dims = "auto"', "lr = 1e-3", "threads = 1", 'model = "tiny"',
+        "model_overrides = {max_length = 64}", "[dhnm]", "skip_top = 1", "init_threshold = 0.75",
+        '[tasks.ret]\nkind = "retrieval"\ndata = ["ret/nli.jsonl", "ret/msrp.jsonl"]\nbatch_size = 4',
+        '[tasks.clr]\nkind = "clr"\nparallel = "par"\nmix = {en = 2, de = 1, fr = 1, ja = 1}\ntotal = 40',
+        "batch_size = 4",
+        '[tasks.cls]\nkind = "classification"\ndata = ["cls/emotion.jsonl"]\nbatch_size = 4\nweight = 0.5',
+        '[tasks.sts]\nkind = "sts"\ndata = ["sts/afqmc.jsonl"]\nbatch_size = 4',
+    ]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def straight(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("straight")
+    run(load_config(SupervisedConfig, write_config(out / "cfg.toml", data_root, out / "run")))
+    return out / "run"
+
+
+def test_stage_trains_all_task_kinds_and_logs_dhnm(straight: Path):
+    rows = [json.loads(x) for x in (straight / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4, 6]
+    assert all("dhnm_replacements" in r and r["loss"] == r["loss"] for r in rows)
+    assert rows[0]["dhnm_initial_drops"] > 0 and rows[-1]["dhnm_exhausted"] > 0  # a high bar: replacements happen
+    tasks = {k for r in rows for k in r if k.startswith("loss_")}
+    assert tasks == {"loss_ret", "loss_clr", "loss_cls", "loss_sts"}
+    state = json.loads((straight / "checkpoints/step_00000006/state.json").read_text())
+    assert set(state["extra_state"]) == {"ret", "clr"} and state["extra_state"]["ret"]["queries"]
+    report = json.loads((straight / "clr_report_clr.json").read_text())
+    produced = {r["lang"]: r["produced"] for r in report["languages"]}
+    assert produced["ja"] == 0 and produced["de"] == produced["fr"] == 8 and produced["en"] == 0
+    from conan_model import ConanEncoder
+
+    emb = ConanEncoder.from_pretrained(straight / "final").encode(["一个孩子", "A child"])
+    assert emb.shape == (2, 128)
+
+
+def test_resume_is_exact_including_dhnm(straight: Path, data_root: Path, tmp_path: Path):
+    cfg = load_config(SupervisedConfig, write_config(tmp_path / "cfg.toml", data_root, tmp_path / "resumed"))
+    # A resume may write elsewhere (output_dir is resume-safe); pools are mined again there, identically.
+    run(cfg, resume=str(straight / "checkpoints/step_00000003"))
+    a, b = weights(straight / "final"), weights(tmp_path / "resumed/final")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    saved = json.loads((straight / "checkpoints/step_00000006/state.json").read_text())
+    resumed = json.loads((tmp_path / "resumed/checkpoints/step_00000006/state.json").read_text())
+    assert resumed["extra_state"] == saved["extra_state"] and resumed["data"] == saved["data"]
+
+
+def test_two_process_ddp_matches_one_process(straight: Path, data_root: Path, tmp_path: Path):
+    cfg = write_config(tmp_path / "cfg.toml", data_root, tmp_path / "ddp")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "train",
+        str(cfg),
+        "--set",
+        f"pools_dir={straight / 'pools'}",
+        "--set",
+        f"tokenizer={straight / 'tokenizer.json'}",
+    ]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a, b = weights(straight / "final"), weights(tmp_path / "ddp/final")
+    assert all(torch.allclose(a[k], b[k], atol=2e-5) for k in a)
+    one = json.loads((straight / "checkpoints/step_00000006/state.json").read_text())
+    ddp = json.loads((tmp_path / "ddp/checkpoints/step_00000006/state.json").read_text())
+    for task in ("ret", "clr"):  # same decisions; S0 values agree up to float summation order
+        a_state, b_state = one["extra_state"][task], ddp["extra_state"][task]
+        assert a_state["counts"] == b_state["counts"] and a_state["queries"].keys() == b_state["queries"].keys()
+        for q, sa in a_state["queries"].items():
+            sb = b_state["queries"][q]
+            assert (sa["ptr"], sa["next"], sa["exhausted"]) == (sb["ptr"], sb["next"], sb["exhausted"])
+            assert [x is None for x in sa["s0"]] == [x is None for x in sb["s0"]]
+            assert all(abs(x - y) < 1e-4 for x, y in zip(sa["s0"], sb["s0"], strict=True) if x is not None)
+
+
+def test_multitask_batches_follow_weights_and_shard_by_rank():
+    tasks = {"a": Task("a", "sts", 4, 3.0, [{}] * 50), "b": Task("b", "sts", 4, 1.0, [{}] * 10)}
+    one = MultiTaskBatches(tasks, 0, 1, seed=0)
+    draws = [next(one) for _ in range(400)]
+    share_a = sum(d.task == "a" for d in draws) / 400
+    assert 0.68 < share_a < 0.82
+    r0, r1 = MultiTaskBatches(tasks, 0, 2, seed=0), MultiTaskBatches(tasks, 1, 2, seed=0)
+    fresh = MultiTaskBatches(tasks, 0, 1, seed=0)
+    for _ in range(30):
+        full, x, y = next(fresh), next(r0), next(r1)
+        assert full.task == x.task == y.task and full.rows == x.rows + y.rows
+    state = fresh.state_dict()
+    again = MultiTaskBatches(tasks, 0, 1, seed=0)
+    again.load_state_dict(json.loads(json.dumps(state)))
+    assert [next(again).rows for _ in range(5)] == [next(fresh).rows for _ in range(5)]
+
+
+def test_config_errors_name_the_problem(tmp_path: Path, data_root: Path):
+    base = {"data_root": str(data_root), "output_dir": str(tmp_path)}
+    with pytest.raises(ConfigError, match="no \\[tasks"):
+        SupervisedConfig(**base)
+    with pytest.raises(ConfigError, match="unknown key"):
+        SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"], "batchsize": 4}})
+    with pytest.raises(ConfigError, match="kind must be one of"):
+        SupervisedConfig(**base, tasks={"t": {"data": ["x"]}})
+    with pytest.raises(ConfigError, match="needs `parallel`"):
+        SupervisedConfig(**base, tasks={"t": {"kind": "clr"}})
+    with pytest.raises(ConfigError, match="dhnm"):
+        SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, dhnm={"mode": "never"})
+    with pytest.raises(ConfigError, match="micro_batch_size"):
+        SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, micro_batch_size=2)
+    cfg = SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, mrl_dims="16,64", mrl_weights="1")
+    with pytest.raises(ConfigError, match="mrl_weights"):
+        cfg.mrl(128)
+    scored = tmp_path / "scored.jsonl"
+    scored.write_text('{"sentence1": "a", "sentence2": "b", "score": 2.5}\n')
+    bad = SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": [str(scored), "sts/afqmc.jsonl"]}})
+    with pytest.raises(DataError, match="mixes scored"):
+        run(bad)
