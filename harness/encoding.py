@@ -33,6 +33,7 @@ class EncodeStats:
     texts: int = 0
     unique_texts: int = 0
     encoded_texts: int = 0
+    memo_hits: int = 0
     cache_hits: int = 0
     tokens: int = 0
     encode_s: float = 0.0
@@ -131,6 +132,7 @@ class HarnessEncoder(AbsEncoder):
                 todo.append(i)
             else:
                 out[i] = hit
+        self.stats.memo_hits += len(distinct) - len(todo)
         if todo and self.cache is not None:
             found = self.cache.get_many(self._namespace(role), [distinct[i] for i in todo])
             for j, vec in found.items():

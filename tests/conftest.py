@@ -14,6 +14,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("MTEB_CACHE", str(_CACHE / "mteb"))
 os.environ.setdefault("HF_HOME", str(_CACHE / "hf"))
 os.environ.setdefault("HF_DATASETS_CACHE", str(_CACHE / "hf" / "datasets"))
+os.environ.setdefault("HARNESS_CACHE_DIR", str(_CACHE / "embeddings"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]

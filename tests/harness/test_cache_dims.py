@@ -1,0 +1,146 @@
+"""Encode once: the embedding cache keys on role/prompt/dtype, heals damaged entries, never changes scores;
+MRL dimension scores equal independent per-dimension runs; torchrun sharding equals one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import mteb
+import numpy as np
+import pytest
+
+from harness.cache import EmbeddingCache, namespace_key
+from harness.cli import main
+from harness.data import discover_tasks
+from harness.encoding import HarnessEncoder, token_budget_batches, truncate_normalize
+from harness.tasks import build_mirror
+
+TEXTS = ["A man is playing a guitar.", "A woman is slicing an onion.", "A man is playing a guitar.", "天气很好"]
+
+
+def test_namespace_separates_roles_prompts_and_dtypes(minilm) -> None:
+    query, document = minilm.cache_identity("query"), minilm.cache_identity("document")
+    assert namespace_key(query) != namespace_key(document)
+    assert namespace_key(query) != namespace_key({**query, "dtype": "bfloat16"})
+    assert namespace_key(query) != namespace_key({**query, "max_length": 128})
+    assert namespace_key(query) == namespace_key(dict(minilm.cache_identity("query")))
+
+
+def test_query_vectors_are_never_served_for_documents(tmp_path: Path) -> None:
+    from harness.models import load_model
+
+    e5 = load_model("me5-small")  # different prompts per role: "query: " vs "passage: "
+    encoder = HarnessEncoder(e5, cache=EmbeddingCache(tmp_path), show_progress=False)
+    as_query = encoder.encode_texts(TEXTS, "query")
+    encoder.start_task()
+    as_document = encoder.encode_texts(TEXTS, "document")
+    assert encoder.stats.cache_hits == 0 and encoder.stats.encoded_texts == 3
+    assert not np.allclose(as_query, as_document)
+    encoder.start_task()
+    again = encoder.encode_texts(TEXTS, "query")
+    assert encoder.stats.cache_hits == 3 and encoder.stats.encoded_texts == 0
+    np.testing.assert_array_equal(again, as_query)
+
+
+def test_damaged_entry_is_detected_and_recomputed(minilm, tmp_path: Path) -> None:
+    encoder = HarnessEncoder(minilm, cache=EmbeddingCache(tmp_path), show_progress=False)
+    first = encoder.encode_texts(TEXTS, None)
+    with sqlite3.connect(tmp_path / "embeddings.sqlite") as db:
+        (blob,) = db.execute("SELECT vec FROM vectors LIMIT 1").fetchone()
+        db.execute("UPDATE vectors SET vec = ? WHERE vec = ?", (bytes(len(blob)), blob))
+    encoder = HarnessEncoder(minilm, cache=EmbeddingCache(tmp_path), show_progress=False)
+    second = encoder.encode_texts(TEXTS, None)
+    assert encoder.cache.corrupt_entries == 1
+    assert encoder.stats.encoded_texts == 1 and encoder.stats.cache_hits == 2
+    np.testing.assert_allclose(second, first, rtol=0, atol=1e-6)
+    encoder = HarnessEncoder(minilm, cache=EmbeddingCache(tmp_path), show_progress=False)
+    encoder.encode_texts(TEXTS, None)  # the healed entry is served again
+    assert encoder.stats.cache_hits == 3 and encoder.cache.corrupt_entries == 0
+
+
+def test_token_budget_batches() -> None:
+    lengths = [5, 100, 50, 100, 7]
+    batches = token_budget_batches(lengths, max_batch=3, max_tokens=200)
+    assert batches == [[1, 3], [2, 4, 0]]
+    assert sorted(i for b in batches for i in b) == list(range(5))
+    assert all(len(b) * max(lengths[i] for i in b) <= 200 for b in batches)
+
+
+def _run(args: list[str], out: Path, name: str, data: Path) -> dict:
+    code = main(["run", *args, "--data-dir", str(data), "--out", str(out), "--run-name", name, "--no-progress"])
+    assert code == 0
+    return json.loads((out / name / "run.json").read_text())
+
+
+def test_cached_scores_equal_uncached_and_warm_run_encodes_nothing(shared_data: Path, tmp_path: Path) -> None:
+    args = ["--tasks", "STS16", "--model", "minilm", "--cache-dir", str(tmp_path / "cache")]
+    cold = _run(args, tmp_path, "cold", shared_data)
+    warm = _run([*args, "--overwrite"], tmp_path, "cold", shared_data)
+    bare = _run(["--tasks", "STS16", "--model", "minilm", "--no-cache"], tmp_path, "bare", shared_data)
+    scores = {r["tasks"]["STS16"]["main_score"] for r in (cold, warm, bare)}
+    assert len(scores) == 1
+    eff = json.loads((tmp_path / "cold" / "efficiency.json").read_text())["STS16"]
+    assert eff["encoded_texts"] == 0 and eff["cache_hits"] > 0
+    assert eff["cache_hits"] + eff["memo_hits"] == eff["unique_texts"]
+
+
+class _TruncatingEncoder(HarnessEncoder):
+    """mteb's way of sweeping dims: a separate run whose model outputs truncated vectors (no memo reuse)."""
+
+    def __init__(self, embedder, dim: int):
+        super().__init__(embedder, show_progress=False)
+        self.dim = dim
+
+    def encode(self, inputs, **kwargs):
+        self.start_task()
+        texts = [t for batch in inputs for t in batch["text"]]
+        return truncate_normalize(np.asarray(self.model.encode_batch(texts, None)), self.dim)
+
+
+def test_dims_sweep_equals_per_dimension_runs(shared_data: Path, tmp_path: Path, minilm) -> None:
+    record = _run(["--tasks", "STS16", "--model", "minilm", "--dims", "64,128,full", "--no-cache"], tmp_path, "mrl",
+                  shared_data)  # fmt: skip
+    dim_scores = record["tasks"]["STS16"]["dim_scores"]
+    assert set(dim_scores) == {"64", "128"}
+    results_dir = tmp_path / "mrl" / "results" / "sentence-transformers__all-MiniLM-L6-v2"
+    assert (next(results_dir.iterdir()) / "experiments" / "embed_dim_64" / "STS16.json").is_file()
+    for dim in (64, 128):
+        task = build_mirror(discover_tasks(shared_data)["STS16"])
+        separate = mteb.evaluate(_TruncatingEncoder(minilm, dim), task, cache=None, show_progress_bar=False)
+        assert abs(separate.task_results[0].get_score() - dim_scores[str(dim)]) < 1e-6
+
+
+def test_dim_larger_than_model_fails_before_encoding(shared_data: Path, tmp_path: Path, capsys) -> None:
+    code = main(["run", "--tasks", "STS16", "--model", "minilm", "--dims", "64,1024", "--data-dir",
+                 str(shared_data), "--out", str(tmp_path), "--no-cache"])  # fmt: skip
+    assert code == 2
+    assert "1024 is larger than the model's embedding dimension 384" in capsys.readouterr().err
+    assert not (tmp_path / "minilm__tasks").exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo over localhost")
+def test_torchrun_two_processes_match_one(shared_data: Path, tmp_path: Path) -> None:
+    single = _run(["--tasks", "STS16", "--model", "minilm", "--no-cache"], tmp_path, "one", shared_data)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+           "-m", "harness", "run", "--tasks", "STS16", "--model", "minilm", "--no-cache", "--no-progress",
+           "--data-dir", str(shared_data), "--out", str(tmp_path), "--run-name", "two"]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    double = json.loads((tmp_path / "two" / "run.json").read_text())
+    assert double["world_size"] == 2
+    assert abs(double["tasks"]["STS16"]["main_score"] - single["tasks"]["STS16"]["main_score"]) < 1e-6
+
+
+def test_cache_cli_info_and_clear(tmp_path: Path, minilm, capsys) -> None:
+    HarnessEncoder(minilm, cache=EmbeddingCache(tmp_path), show_progress=False).encode_texts(TEXTS, "query")
+    assert main(["cache", "info", "--cache-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "3 vectors" in out and "all-MiniLM-L6-v2" in out and "role=query" in out
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 0
+    assert "removed 3" in capsys.readouterr().out
