@@ -103,7 +103,7 @@ def test_bad_input_exits_2_with_suggestions(argv: list[str], message: str, share
 
 def test_every_task_of_the_embedded_sample_scores(tmp_path: Path) -> None:
     """The default data root: every mirror task type runs through mteb's evaluators to a finite score."""
-    code = main(["run", "--suite", "local", "--model", "me5-small", "--out", str(tmp_path), "--run-name", "all",
+    code = main(["run", "--suite", "local", "--model", "minilm", "--out", str(tmp_path), "--run-name", "all",
                  "--no-progress"])  # fmt: skip
     record = json.loads((tmp_path / "all" / "run.json").read_text())
     assert code == 0, {n: t.get("error") for n, t in record["tasks"].items() if t["status"] != "ok"}
