@@ -1,0 +1,37 @@
+"""A conan_model checkpoint runs through `harness run --model conan:<dir>` like any other model."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from conan_model import ConanConfig, ConanModel, save_pretrained, train_tokenizer_from_texts
+from harness.cli import main
+from harness.data import default_data_root, discover_tasks, read_rows
+
+
+def _tiny_checkpoint(folder: Path) -> Path:
+    tasks = discover_tasks(default_data_root())
+    texts = [r[k] for name in ("STS16", "TNews") for r in read_rows(tasks[name], "test.jsonl")
+             for k in ("sentence1", "sentence2", "text") if k in r]  # fmt: skip
+    tokenizer = train_tokenizer_from_texts(texts, vocab_size=600)
+    torch.manual_seed(0)
+    model = ConanModel(ConanConfig.preset("tiny", vocab_size=tokenizer.get_vocab_size()))
+    return save_pretrained(model, tokenizer, folder)
+
+
+def test_tiny_checkpoint_runs_two_tasks(tmp_path: Path) -> None:
+    checkpoint = _tiny_checkpoint(tmp_path / "tiny")
+    code = main(["run", "--tasks", "STS16,TNews", "--model", f"conan:{checkpoint}", "--out", str(tmp_path / "runs"),
+                 "--run-name", "conan", "--no-progress"])  # fmt: skip
+    assert code == 0
+    record = json.loads((tmp_path / "runs" / "conan" / "run.json").read_text())
+    assert record["model"]["name"] == f"conan/{checkpoint.name}"
+    assert len(record["model"]["fingerprint"]) == 64
+    for task in ("STS16", "TNews"):
+        assert record["tasks"][task]["status"] == "ok" and math.isfinite(record["tasks"][task]["main_score"])
+    eff = json.loads((tmp_path / "runs" / "conan" / "efficiency.json").read_text())
+    assert eff["STS16"]["tokens"] > 0
