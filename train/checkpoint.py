@@ -128,7 +128,8 @@ def save_checkpoint(out: Path, step: int, module: nn.Module, config: ConanConfig
     root = Path(out) / CHECKPOINTS
     final, tmp = root / f"step_{step:08d}", root / f".tmp-step_{step:08d}"
     if rt.is_main:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for stale in root.glob(".tmp-step_*"):  # left by a run killed while saving
+            shutil.rmtree(stale, ignore_errors=True)
         tmp.mkdir(parents=True)
     barrier()
     model_state = full_model_state(module)

@@ -216,14 +216,15 @@ class PairBatches:
             raise DataError(index.files[0], 0, f"{len(self.train_rows)} training rows (after holdout={holdout}) "
                             f"are fewer than one global batch of {self.global_batch}")  # fmt: skip
         self.epoch = self.batch = 0
-        self.truncated = 0  # texts cut to max_length so far (each window counted once per process)
+        self.truncated = 0  # texts of the global batches so far that were cut to max_length
+        self._warned = False
         self._window_key: tuple[int, int] | None = None
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "batch": self.batch}
+        return {"epoch": self.epoch, "batch": self.batch, "truncated": self.truncated}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
+        self.epoch, self.batch, self.truncated = int(state["epoch"]), int(state["batch"]), int(state["truncated"])
 
     def heldout(self) -> list[dict[str, Any]]:
         return [self.index.row(int(i)) for i in self.heldout_rows]
@@ -240,6 +241,7 @@ class PairBatches:
         chunk = self._chunks[self.batch % self.window]
         local = chunk[self.rank * self.micro : (self.rank + 1) * self.micro]
         self.batch += 1
+        self.truncated += int(self._cut[chunk].sum())
         return PairBatch({f: [self._ids[f][j] for j in local] for f in self.fields},
                          [int(self._rows[j]) for j in local])  # fmt: skip
 
@@ -248,27 +250,30 @@ class PairBatches:
         n_batches = min(self.window, self.batches_per_epoch - window * self.window)
         start = window * self.window * self.global_batch
         self._rows = order[start : start + n_batches * self.global_batch]
-        self._ids = {f: self.encode(self._rows, f) for f in self.fields}
+        self._ids, self._cut = {}, np.zeros(len(self._rows), dtype=np.int64)
+        for f in self.fields:
+            self._ids[f], cut = self.encode(self._rows, f)
+            self._cut += cut
         longest = np.max([[len(x) for x in self._ids[f]] for f in self.fields], axis=0)
         chunks = np.argsort(longest, kind="stable").reshape(n_batches, self.global_batch)
         self._chunks = chunks[permutation(n_batches, self.seed, self.epoch, window)]
         self._window_key = (self.epoch, window)
 
-    def encode(self, rows: Sequence[int], field: str) -> list[list[int]]:
-        """Token ids of ``field`` for index rows, applying the on_long policy."""
+    def encode(self, rows: Sequence[int], field: str) -> tuple[list[list[int]], np.ndarray]:
+        """Token ids of ``field`` for index rows under the on_long policy, and which of them were cut."""
         texts = [self.index.row(int(i))[field] for i in rows]
-        out = []
-        for i, enc in zip(rows, self.tokenizer.encode_batch(texts), strict=True):
+        out, cut = [], np.zeros(len(rows), dtype=bool)
+        for n, (i, enc) in enumerate(zip(rows, self.tokenizer.encode_batch(texts), strict=True)):
             ids = enc.ids
             if len(ids) > self.max_length:
                 path, line = self.index.where(int(i))
                 message = f"{field!r} has {len(ids)} tokens, more than max_length {self.max_length}"
                 if self.on_long == "error":
                     raise DataError(path, line, f"{message} (on_long='error'; 'truncate' cuts such texts)")
-                if self.truncated == 0:
+                if not self._warned and self.rank == 0:
                     log.warning("%s:%d: %s; truncating (on_long='truncate'); further cuts are counted in the "
                                 "metrics as 'truncated'", path, line, message)  # fmt: skip
-                self.truncated += 1
+                self._warned, cut[n] = True, True
                 ids = ids[: self.max_length - 1] + [self.eos]
             out.append(ids)
-        return out
+        return out, cut

@@ -1,0 +1,107 @@
+"""Configs (TOML + --set), the CLI entry points (`harness train`, `python -m train`) and their errors."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from train import cli
+from train.config import PretrainConfig, WeakConfig, config_diff, load_config, parse_set
+from train.errors import ConfigError
+from train.loop import lr_factor, micro_batches
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_configs_load(shared_data, monkeypatch):
+    monkeypatch.chdir(REPO)
+    for name, cls in (("pretrain", PretrainConfig), ("weak", WeakConfig)):
+        cfg = load_config(cls, REPO / "configs" / f"{name}.toml")
+        assert cfg.stage == name and all(p.is_file() for p in cfg.data_files()), cfg.data_files()
+
+
+def test_set_overrides_parse_toml_values():
+    assert parse_set(["lr=3e-4", "data=[\"a\", \"b\"]", "output_dir=runs/x", "model_overrides.max_length=64",
+                      "tokenizer=none", "gradient_checkpointing=true"]) == {  # fmt: skip
+        "lr": 3e-4, "data": ["a", "b"], "output_dir": "runs/x", "model_overrides": {"max_length": 64},
+        "tokenizer": "none", "gradient_checkpointing": True}  # fmt: skip
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_set(["lr"])
+
+
+def test_load_config_merges_file_and_overrides(tmp_path):
+    path = tmp_path / "w.toml"
+    path.write_text('stage = "weak"\ndata = ["x.jsonl"]\nlr = 1\nmodel_overrides = {max_length = 64, n_layers = 1}\n')
+    cfg = load_config(WeakConfig, path, ["steps=7", "model_overrides.max_length=32", "micro_batch_size=none"])
+    assert (cfg.lr, cfg.steps, cfg.micro_batch_size) == (1.0, 7, None) and isinstance(cfg.lr, float)
+    assert cfg.model_overrides == {"max_length": 32, "n_layers": 1}
+    assert cfg.to_dict()["stage"] == "weak"
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "message"),
+    [
+        ('stage = "weak"\ndata = ["x"]\nlearning_rate = 1\n', [], r"unknown weak config key\(s\) \['learning_rate'\]"),
+        ('stage = "weak"\ndata = ["x"]\n', ["steps=many"], "'steps' expects int, got 'many'"),
+        ('stage = "pretrain"\ndata = ["x"]\n', [], "is a 'pretrain' config, not 'weak'"),
+        ('stage = "weak"\n', [], "data is empty"),
+        ('stage = "weak"\ndata = ["x"]\n', ["mask_schedule=cubic"], "mask_schedule must be one of"),
+        ('stage = "weak"\ndata = ["x"]\n', ["model=huge"], "unknown model preset 'huge'"),
+        ('stage = "weak"\ndata = ["x"]\n', ["on_long=drop"], "on_long must be 'truncate' or 'error'"),
+        ('stage = "weak"\ndata = ["x"\n', [], "invalid TOML"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, text, overrides, message):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(WeakConfig, path, overrides)
+
+
+def test_batch_sizes_must_divide(tmp_path):
+    from train.distributed import Runtime
+
+    cfg = WeakConfig(data=["x"], batch_size=12, micro_batch_size=4)
+    assert micro_batches(cfg, Runtime(0, 1, 0, None)) == (4, 3)
+    with pytest.raises(ConfigError, match="batch_size 12 is not a multiple of micro_batch_size 4 x 2"):
+        micro_batches(cfg, Runtime(0, 2, 0, None))
+
+
+def test_config_diff_names_keys():
+    saved = {"lr": 1e-3, "log_every": 1, "model_overrides": {"hidden_size": 128}}
+    now = {"lr": 1e-3, "log_every": 5, "model_overrides": {"hidden_size": 256}}
+    assert config_diff(saved, now) == ["model_overrides.hidden_size: 128 -> 256"]
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor():
+    factors = [lr_factor(s, 100, 0.05, 0.1) for s in range(100)]
+    assert factors[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert factors[-1] == pytest.approx(0.1) and all(a >= b for a, b in zip(factors[4:], factors[5:], strict=False))
+
+
+def _harness_like_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_harness_train_subcommand_reports_bad_input(tmp_path, capsys):
+    path = tmp_path / "w.toml"
+    path.write_text(f'stage = "weak"\noutput_dir = "{tmp_path / "out"}"\ndata = ["{tmp_path / "missing.jsonl"}"]\n')
+    args = _harness_like_parser().parse_args(["train", str(path), "--set", "steps=2", "--resume"])
+    assert (args.target, args.overrides, args.resume) == (str(path), ["steps=2"], "latest")
+    assert args.func(args) == 2
+    assert f"train: error: {tmp_path / 'missing.jsonl'}: data file does not exist" in capsys.readouterr().err
+
+
+def test_python_m_train_resolves_stage_and_config(tmp_path, capsys):
+    path = tmp_path / "p.toml"
+    path.write_text('stage = "pretrain"\ndata = ["x"]\n')
+    module, cfg = cli.resolve("pretrain", str(path), ["seq_len=16"])
+    assert module.CONFIG is PretrainConfig and cfg.seq_len == 16
+    assert cli.main(["weak", "--config", str(path)]) == 2
+    assert "is a 'pretrain' config, not 'weak'" in capsys.readouterr().err
+    assert cli.main([str(tmp_path / "none.toml")]) == 2
+    assert "neither a stage" in capsys.readouterr().err

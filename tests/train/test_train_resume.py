@@ -1,0 +1,113 @@
+"""kill -9 in the middle of a run, then --resume: the loss curve continues step for step; config changes are refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conan_model import train_tokenizer as train_bbpe
+from train.config import PretrainConfig, WeakConfig, load_config
+from train.errors import ResumeError
+from train.pretrain import run as run_pretrain
+from train.weak import run as run_weak
+
+REPO = Path(__file__).resolve().parents[2]
+STEPS, KILL_AFTER = 30, 5
+
+
+@pytest.fixture()
+def one_thread():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_config(tmp_path: Path, shared_data: Path) -> Path:
+    tok = tmp_path / "tokenizer.json"
+    files = [shared_data / "train" / "parallel_en_zh" / "train.jsonl"]
+    train_bbpe(files, 800, ("query", "positive"), max_rows=600, save_path=tok)
+    path = tmp_path / "weak.toml"
+    path.write_text(f"""stage = "weak"
+data_root = "{shared_data / "train"}"
+data = ["parallel_en_zh"]
+tokenizer = "{tok}"
+model_overrides = {{max_length = 24}}
+max_length = 24
+holdout = 64
+bucket_window = 3
+batch_size = 16
+steps = {STEPS}
+lr = 2e-3
+log_every = 1
+save_every = {KILL_AFTER}
+eval_every = 10
+keep_last = 2
+threads = 1
+""")
+    return path
+
+
+def metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def train_cmd(config: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "train", str(config), "--set", f"output_dir={out}", *extra]
+
+
+def test_kill9_then_resume_reproduces_the_uninterrupted_run(tmp_path, shared_data, one_thread):
+    config = write_config(tmp_path, shared_data)
+    reference = run_weak(load_config(WeakConfig, config, [f"output_dir={tmp_path / 'ref'}"]))
+
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(train_cmd(config, out), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    marker = out / "checkpoints" / f"step_{KILL_AFTER:08d}" / "state.json"
+    deadline = time.monotonic() + 120
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, err.decode()
+    assert not (out / "final").exists(), "the run finished before it could be killed"
+    assert max(r["step"] for r in metrics(out)) < STEPS
+
+    done = subprocess.run(train_cmd(config, out, "--resume"), cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "resumed from" in done.stdout
+
+    got, want = metrics(out), metrics(tmp_path / "ref")
+    assert [r["step"] for r in got] == [r["step"] for r in want]
+    for a, b in zip(got, want, strict=True):
+        assert a.keys() == b.keys()
+        for key in {"loss", "lr", "alpha", "grad_norm", "truncated", "eval_mrr"} & b.keys():
+            assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-7), (a["step"], key)
+    final, ref = load_file(out / "final" / "model.safetensors"), load_file(reference / "model.safetensors")
+    assert all(torch.allclose(final[k], ref[k], rtol=0, atol=1e-6) for k in ref)
+
+
+def test_resume_refuses_a_different_config(tmp_path, shared_data, one_thread):
+    base = dict(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["news_en_raw"],
+                tokenizer_vocab=400, tokenizer_rows=100, model_overrides={"max_length": 32}, seq_len=32,
+                batch_size=4, steps=2, save_every=1, threads=1)  # fmt: skip
+    run_pretrain(PretrainConfig(**base))
+    changed = PretrainConfig(**{**base, "steps": 4, "model_overrides": {"max_length": 32, "hidden_size": 64}})
+    with pytest.raises(ResumeError, match=r"differs .* in 2 key\(s\): model_overrides\.hidden_size: '<unset>' -> 64; "
+                                          r"steps: 2 -> 4"):  # fmt: skip
+        run_pretrain(changed, resume="latest")
+    with pytest.raises(ResumeError, match="already holds checkpoints"):
+        run_pretrain(PretrainConfig(**base))
+    with pytest.raises(ResumeError, match="no state.json there"):
+        run_pretrain(PretrainConfig(**base), resume=str(tmp_path / "elsewhere"))
+    # operational keys may change: the finished run resumes at its last step and just re-exports
+    assert run_pretrain(PretrainConfig(**{**base, "log_every": 5}), resume="latest").is_dir()
