@@ -1,0 +1,1 @@
+"""Reports: efficiency (the paper's Table 5, throughput, MRL curves), regression tests, cross-lingual alignment."""

@@ -1,0 +1,79 @@
+"""`harness report | regress | alignment`: registered through PLUGIN_COMMANDS; work is imported lazily."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    from harness.errors import UsageError
+    from harness.runs import atomic_write_text
+    from reports.regress import EXIT_OK, EXIT_REGRESSION, compare, render
+
+    if not 0 < args.alpha < 1 or args.n_boot < 10 or args.min_effect < 0:
+        raise UsageError("--alpha must be in (0, 1), --n-boot at least 10, --min-effect non-negative")
+    comp = compare(Path(args.baseline), Path(args.candidate), alpha=args.alpha, n_boot=args.n_boot, seed=args.seed,
+                   min_effect=args.min_effect / 100, bonferroni=args.bonferroni, tasks=args.tasks,
+                   data_dir=Path(args.data_dir) if args.data_dir else None)  # fmt: skip
+    text = render(comp)
+    atomic_write_text(Path(args.out), text)
+    print(text)
+    print(f"regression report written to {args.out}")
+    return EXIT_REGRESSION if comp.regressed else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports.efficiency import write_report
+
+    path = write_report([Path(p) for p in args.runs], Path(args.out))
+    print(f"efficiency report written to {path}")
+    return 0
+
+
+def cmd_alignment(args: argparse.Namespace) -> int:
+    from reports.alignment import run_alignment
+
+    path = run_alignment(args.model, [Path(p) for p in args.parallel], Path(args.out), n_pairs=args.n,
+                         seed=args.seed, batch_size=args.batch_size, tsne=args.tsne, k=args.k)  # fmt: skip
+    print(f"alignment report written to {path}")
+    return 0
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    rg = subparsers.add_parser("regress", help="candidate vs baseline run: per-task bootstrap CIs, exit 1 on a "
+                               "significant regression")  # fmt: skip
+    rg.add_argument("--baseline", required=True, help="run directory of the reference model")
+    rg.add_argument("--candidate", required=True, help="run directory of the model under test")
+    rg.add_argument("--alpha", type=float, default=0.05, help="two-sided significance level (default 0.05)")
+    rg.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    rg.add_argument("--seed", type=int, default=0)
+    rg.add_argument("--min-effect", type=float, default=0.1, help="smallest change, in points of the ×100 score, "
+                    "that can count as a regression or improvement (default 0.1)")  # fmt: skip
+    rg.add_argument("--bonferroni", action="store_true", help="divide alpha by the number of tasks tested")
+    rg.add_argument("--tasks", type=_csv, help="only these tasks (comma-separated)")
+    rg.add_argument("--data-dir", help="data root holding the mirrors' gold labels, if they moved since the runs")
+    rg.add_argument("--out", default="regression.md", help="markdown file to write (default regression.md)")
+    rg.set_defaults(func=cmd_regress)
+
+    rp = subparsers.add_parser("report", help="efficiency report: Table 5, throughput, MRL curves (PNG + markdown)")
+    rp.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories written by `harness run`")
+    rp.add_argument("--out", default="report", help="folder for efficiency.md and the plots (default report/)")
+    rp.set_defaults(func=cmd_report)
+
+    al = subparsers.add_parser("alignment", help="cross-lingual alignment of a model on parallel sentences "
+                               "(language mixing score + 2-D projection)")  # fmt: skip
+    al.add_argument("--model", action="append", required=True, help="model spec (repeat to compare models)")
+    al.add_argument("--parallel", nargs="+", required=True, metavar="PATH",
+                    help="parallel data: train/parallel_en_xx folders, Tatoeba task folders, or their .jsonl files")
+    al.add_argument("--n", type=int, default=200, help="pairs drawn per file (default 200)")
+    al.add_argument("--k", type=int, default=10, help="neighbours for the mixing ratio (default 10)")
+    al.add_argument("--seed", type=int, default=0)
+    al.add_argument("--batch-size", type=int, default=32)
+    al.add_argument("--tsne", action="store_true", help="also draw a t-SNE projection (slower than PCA)")
+    al.add_argument("--out", default="alignment", help="folder for alignment.md and the plots")
+    al.set_defaults(func=cmd_alignment)

@@ -1,0 +1,214 @@
+"""`harness report`: efficiency.md + PNG plots for one or more runs.
+
+The paper's Table 5 (size, embedding dim, inference time, MRL, average score) for our runs, with the hardware,
+dtype and batch size that make the times comparable; per-task throughput and memory; score vs MRL dimension.
+Reads run records only (harness/runs.py); model sizes come from the run record, a conan config.json, safetensors
+headers or mteb's model registry, never from loading a model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from tabulate import tabulate
+
+from harness.errors import UsageError
+from harness.runs import RunDir, atomic_write_text, open_run
+from reports import plots
+
+
+@dataclass
+class RunInfo:
+    """What the report needs from one run directory."""
+
+    label: str
+    run: RunDir
+    record: dict[str, Any]
+    efficiency: dict[str, Any]
+
+    @property
+    def ok(self) -> dict[str, dict[str, Any]]:
+        return {n: t for n, t in self.record.get("tasks", {}).items()
+                if t.get("status") == "ok" and t.get("main_score") is not None}  # fmt: skip
+
+
+def load_runs(paths: list[Path]) -> list[RunInfo]:
+    infos = []
+    for path in paths:
+        try:
+            run = open_run(path)
+        except (FileNotFoundError, KeyError) as exc:
+            raise UsageError(f"{path}: not a run directory ({exc})") from None
+        record = run.read_run()
+        name = (record.get("model", {}).get("name") or run.model_name).split("/")[-1]
+        infos.append(RunInfo(f"{name} [{run.path.name}]", run, record, run.read_efficiency()))
+    if len({i.label for i in infos}) != len(infos):
+        raise UsageError("two runs share a directory name and model; rename one")
+    return infos
+
+
+def parameters(model: dict[str, Any]) -> tuple[int | None, str]:
+    """(parameter count, where it came from), without loading weights."""
+    if model.get("n_parameters"):
+        return int(model["n_parameters"]), "run.json"
+    prefix, _, target = str(model.get("spec", "")).partition(":")
+    folder = Path(target) if target else None
+    if prefix == "conan" and folder and (folder / "config.json").is_file():
+        from conan_model.config import ConanConfig
+
+        config = ConanConfig.from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+        return config.num_parameters(), "conan config.json (closed form)"
+    if prefix in ("st", "hf") and folder and folder.is_dir() and list(folder.rglob("*.safetensors")):
+        from safetensors import safe_open
+
+        total = 0
+        for file in folder.rglob("*.safetensors"):
+            with safe_open(str(file), framework="numpy") as handle:
+                for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
+                    shape = handle.get_slice(key).get_shape()
+                    total += math.prod(shape)
+        return total, "safetensors headers"
+    try:
+        import mteb
+
+        count = mteb.get_model_meta(model.get("name", "")).n_parameters
+    except Exception:  # noqa: BLE001 - unknown to mteb's registry
+        count = None
+    return (int(count), "mteb model registry") if count else (None, "unknown")
+
+
+def encoded(eff: dict[str, Any]) -> tuple[int, int, float]:
+    """(texts encoded, tokens encoded, encode seconds) of one task; cache hits are not encodes."""
+    return int(eff.get("encoded_texts", eff.get("unique_texts") or 0)), int(eff.get("tokens") or 0), \
+        float(eff.get("encode_s") or 0.0)  # fmt: skip
+
+
+def _throughput(info: RunInfo, tasks: list[str]) -> tuple[float, float | None, float | None]:
+    texts = tokens = seconds = 0.0
+    for task in tasks:
+        n, k, s = encoded(info.efficiency.get(task, {}))
+        texts, tokens, seconds = texts + n, tokens + k, seconds + s
+    return seconds, (texts / seconds if seconds else None), (tokens / seconds if seconds else None)
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
+    """The paper's Table 5 shape for our runs, timed on the tasks every run finished without cache hits."""
+    shared = set.intersection(*(set(i.ok) for i in infos))
+    clean = sorted(t for t in shared if not any(i.efficiency.get(t, {}).get("cache_hits") for i in infos))
+    rows, notes = [], []
+    for info in infos:
+        model = info.record.get("model", {})
+        count, source = parameters(model)
+        dims = info.record.get("dims") or []
+        seconds, texts_s, tokens_s = _throughput(info, clean)
+        scores = [t["main_score"] for t in info.ok.values()]
+        rows.append([info.label, _fmt(count / 1e6 if count else None), model.get("embed_dim", "—"),
+                     _fmt(seconds, 2) if clean else "—", _fmt(texts_s), _fmt(tokens_s, 0),
+                     "✔ " + "/".join(map(str, dims)) if dims else "—",
+                     f"{100 * mean(scores):.2f} ({len(scores)})" if scores else "—",
+                     model.get("device", "—"), model.get("dtype", "—"),
+                     info.record.get("batch_size", "—")])  # fmt: skip
+        notes.append(f"{info.label}: parameters from {source}.")
+    headers = ["Model", "Size (M params)", "Emb. dim", f"Encode time, s ({len(clean)} tasks)", "texts/s",
+               "tokens/s", "MRL dims scored", "Avg score ×100 (tasks)", "Device", "dtype", "Batch"]  # fmt: skip
+    if not clean:
+        notes.append("No task was finished by every run without embedding-cache hits: times are not comparable "
+                     "(rerun with `harness run --no-cache`).")  # fmt: skip
+    else:
+        notes.append(f"Encode time and throughput are over the {len(clean)} task(s) every run finished without "
+                     f"cache hits: {', '.join(clean)}.")  # fmt: skip
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), notes
+
+
+def hardware_table(infos: list[RunInfo]) -> str:
+    rows = []
+    for info in infos:
+        env, model, rec = info.record.get("environment", {}), info.record.get("model", {}), info.record
+        packages = env.get("packages", {})
+        rows.append([info.label, env.get("cpu", "—"), env.get("cpu_count", "—"), env.get("torch_threads", "—"),
+                     env.get("accelerator") or "none", model.get("device", "—"), model.get("dtype", "—"),
+                     rec.get("batch_size", "—"), rec.get("max_batch_tokens", "—"), rec.get("world_size", 1),
+                     packages.get("torch", "—"), packages.get("mteb", "—")])  # fmt: skip
+    headers = ["Run", "CPU", "cores", "torch threads", "accelerator", "device", "dtype", "batch", "max batch tokens",
+               "world size", "torch", "mteb"]  # fmt: skip
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def task_table(infos: list[RunInfo]) -> str:
+    rows = []
+    for info in infos:
+        for task, eff in info.efficiency.items():
+            n, k, s = encoded(eff)
+            rows.append([task, info.label, eff.get("texts", "—"), eff.get("unique_texts", "—"), n,
+                         eff.get("cache_hits", 0), k, _fmt(s, 2), _fmt(eff.get("wall_s"), 1),
+                         _fmt(n / s if s and n else None), _fmt(k / s if s and k else None, 0),
+                         _fmt(eff.get("peak_rss_mb"), 0), _fmt(eff.get("peak_accelerator_mb"), 0)])  # fmt: skip
+    headers = ["Task", "Run", "texts", "unique", "encoded", "cache hits", "tokens", "encode s", "wall s", "texts/s",
+               "tokens/s", "peak RSS MB", "peak accel. MB"]  # fmt: skip
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def dim_curves(infos: list[RunInfo]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """task type → run label → [(dim, mean score over the type's tasks scored at every dim)], full dim last."""
+    curves: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for info in infos:
+        full = int(info.record.get("model", {}).get("embed_dim") or 0)
+        by_type: dict[str, list[str]] = {}
+        for name, task in info.ok.items():
+            if info.run.result_dims(name):
+                by_type.setdefault(task.get("type") or "Unknown", []).append(name)
+        for kind, names in by_type.items():
+            dims = sorted(set.intersection(*(set(info.run.result_dims(n)) for n in names)))
+            points = [(d, mean(info.run.load_result(n, d).get_score() for n in names)) for d in dims]
+            points.append((full, mean(info.ok[n]["main_score"] for n in names)))
+            curves.setdefault(kind, {})[info.label] = points
+    return curves
+
+
+def write_report(paths: list[Path], out: Path) -> Path:
+    """efficiency.md and its PNGs in out/; returns the markdown path."""
+    infos = load_runs(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    t5, notes = table5(infos)
+    lines = ["# Efficiency report", "", "Runs: " + ", ".join(f"`{i.label}` ({i.run.path})" for i in infos), "",
+             "## Table 5 (shape of the Conan-v2 paper's Table 5)", "", t5, ""]  # fmt: skip
+    lines += [f"- {n}" for n in notes]
+    lines += ["- The paper timed embedding the English train queries of MARC on one Ascend 910B (minutes); ours "
+              "is the encode time of the run's evaluation texts on the hardware below. Compare times only between "
+              "rows with the same hardware, dtype and batch size. MRL: the dims this run scored "
+              "(`harness run --dims`), not whether the model was trained for them.", "",
+              "## Hardware and settings", "", hardware_table(infos), "",
+              "## Throughput per task", "", "![throughput per task](throughput.png)", "", task_table(infos), "",
+              "`encoded` excludes embedding-cache hits; a task with hits measures the cache, not the model.", "",
+              "## Score vs embedding dimension (MRL)", ""]  # fmt: skip
+    plots.throughput(infos, out / "throughput.png")
+    curves = dim_curves(infos)
+    if curves:
+        plots.dims(curves, out / "dims.png")
+        lines += ["![score vs dimension per task type](dims.png)", ""]
+        for kind, per_run in curves.items():
+            dims = sorted({d for pts in per_run.values() for d, _ in pts[:-1]})
+            body = []
+            for label, pts in per_run.items():
+                at = dict(pts[:-1])
+                full_dim, full = pts[-1]
+                body.append([label, *[_fmt(100 * at[d], 2) if d in at else "—" for d in dims],
+                             f"{100 * full:.2f} ({full_dim})"])  # fmt: skip
+            lines += [f"**{kind}**: mean score ×100 over the type's tasks scored at every dim", "",
+                      tabulate(body, headers=["Run", *map(str, dims), "full (dim)"], tablefmt="github",
+                               disable_numparse=True), ""]  # fmt: skip
+    else:
+        lines += ["No run has results under `experiments/embed_dim_<d>/`, so there is no curve: evaluate with "
+                  "`harness run --dims 64,128,256,full ...` to score truncated embeddings.", ""]  # fmt: skip
+    path = out / "efficiency.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path

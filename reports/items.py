@@ -1,0 +1,183 @@
+"""Per-item data of a finished task, and how to recompute its main score on any resample of the items.
+
+A run's predictions/<Task>_predictions.json holds mteb's per-item outputs (pair similarities, per-query document
+scores, per-experiment predicted labels, cluster assignments, nearest neighbours); the gold labels are re-read
+from the task's data. Each scorer computes the main metric with the function mteb itself uses (scipy
+correlations, sklearn AP / V-measure, mteb's threshold searches, pytrec_eval per-query measures), and every
+scorer is checked to reproduce the run's recorded main score on all items before it is trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.runs import RunDir
+
+REPRODUCE_TOL = 1e-4
+# PairClassification / STS prefixes → the key of mteb's per-pair outputs and whether higher means more similar.
+SIMILARITIES = {
+    "similarity": ("similarity_scores", True), "cosine": ("cosine_scores", True),
+    "manhattan": ("manhattan_distances", False), "euclidean": ("euclidean_distances", False),
+    "dot": ("dot_scores", True),
+}  # fmt: skip
+PYTREC = {"ndcg_at": ("ndcg_cut", "ndcg_cut"), "map_at": ("map_cut", "map_cut"), "recall_at": ("recall", "recall"),
+          "precision_at": ("P", "P")}  # fmt: skip
+
+
+class NotTestable(Exception):
+    """The task has no usable per-item data; the message says why (shown as 'not tested: ...')."""
+
+
+@dataclass
+class TaskItems:
+    """Item keys (pair index, query id, ...) and a function from item positions to the task's main score."""
+
+    keys: list[str]
+    score: Callable[[np.ndarray], float]
+    unit: str
+
+
+def gold_task(name: str, record: dict[str, Any], data_dir: Path | None) -> Any:
+    """The mteb task with its data loaded, as the run evaluated it (mirror rows or the official dataset)."""
+    from harness.data import discover_tasks
+    from harness.tasks import build_mirror, official_task
+
+    if record.get("source") == "mirror":
+        root = Path(data_dir) if data_dir else Path(record.get("path", "")).parent.parent
+        try:
+            local = discover_tasks(root).get(name)
+        except Exception as exc:  # noqa: BLE001 - any data problem means: cannot test, say why
+            raise NotTestable(f"mirror data unreadable under {root}: {exc}") from None
+        if local is None:
+            raise NotTestable(f"mirror task folder for {name} not found under {root} (use --data-dir)")
+        return build_mirror(local)
+    task = official_task(name)
+    if task is None:
+        raise NotTestable("unknown to mteb and not a mirror")
+    try:
+        task.load_data()
+    except Exception as exc:  # noqa: BLE001
+        raise NotTestable(f"official data unavailable ({type(exc).__name__})") from None
+    return task
+
+
+def _split_data(task: Any, subset: str, split: str) -> Any:
+    data = task.dataset
+    return data[subset][split] if subset in data and split not in data else data[split]
+
+
+def task_items(run: RunDir, name: str, record: dict[str, Any], task: Any) -> TaskItems:
+    """The per-item scorer for one task of one run; raises NotTestable with the reason when there is none."""
+    preds = run.load_predictions(name)
+    if preds is None:
+        raise NotTestable("no predictions file in the run")
+    subsets = {k: v for k, v in preds.items() if k != "mteb_model_meta"}
+    if len(subsets) != 1 or len(next(iter(subsets.values()))) != 1:
+        raise NotTestable("several subsets/splits: per-item pairing not supported")
+    subset, splits = next(iter(subsets.items()))
+    split, out = next(iter(splits.items()))
+    kind, metric = task.metadata.type, record.get("main_metric") or task.metadata.main_score
+    builders = {"STS": _sts, "PairClassification": _pairs, "Classification": _classification,
+                "Clustering": _clustering, "Retrieval": _retrieval, "Reranking": _retrieval,
+                "BitextMining": _bitext}  # fmt: skip
+    if kind not in builders:
+        raise NotTestable(f"{kind} tasks: no per-item resampling")
+    items = builders[kind](task, _split_data(task, subset, split), out, metric)
+    full = items.score(np.arange(len(items.keys)))
+    recorded = record.get("main_score")
+    if recorded is None or not np.isfinite(full) or abs(full - recorded) > REPRODUCE_TOL:
+        raise NotTestable(f"per-item recomputation of {metric} gives {full:.4f}, the run recorded {recorded}")
+    return items
+
+
+def _sts(task: Any, data: Any, out: dict[str, Any], metric: str) -> TaskItems:
+    from scipy.stats import pearsonr, spearmanr
+
+    prefix, _, corr = metric.rpartition("_")
+    key = SIMILARITIES.get(prefix or "similarity", (None,))[0]
+    if corr not in ("pearson", "spearman") or key is None:
+        raise NotTestable(f"main metric {metric} not supported")
+    values = out.get(key) if out.get(key) is not None else out["cosine_scores"]  # mteb: no model similarity → cosine
+    sims, gold = np.asarray(values, dtype=float), np.asarray([task._normalize(s) for s in data["score"]], dtype=float)
+    fn = spearmanr if corr == "spearman" else pearsonr
+    return TaskItems([str(i) for i in range(len(gold))], lambda idx: float(fn(gold[idx], sims[idx])[0]), "pairs")
+
+
+def _pairs(task: Any, data: Any, out: dict[str, Any], metric: str) -> TaskItems:
+    from sklearn.metrics import average_precision_score
+
+    if len(data) == 1:  # mteb's v1 layout: one row holding whole columns
+        data = {k: v[0] for k, v in data[0].items()}
+    labels = np.asarray(data[task.label_column_name], dtype=np.int64)
+    prefix, _, name = metric.partition("_")
+    fns = list(SIMILARITIES) if prefix == "max" else [prefix]
+    if any(f not in SIMILARITIES for f in fns) or name not in ("ap", "accuracy", "f1", "precision", "recall"):
+        raise NotTestable(f"main metric {metric} not supported")
+    sims = {f: (np.asarray(out[SIMILARITIES[f][0]], dtype=float), SIMILARITIES[f][1]) for f in fns}
+
+    def one(f: str, idx: np.ndarray) -> float:
+        scores, high = sims[f]
+        s, y = scores[idx], labels[idx]
+        if name == "ap":
+            return float(average_precision_score(y, s * (1 if high else -1)))
+        if name == "accuracy":
+            return float(task._find_best_acc_and_threshold(s, y, high)[0])
+        f1, precision, recall, _ = task._find_best_f1_and_threshold(s, y, high)
+        return float({"f1": f1, "precision": precision, "recall": recall}[name])
+
+    return TaskItems([str(i) for i in range(len(labels))], lambda idx: max(one(f, idx) for f in fns), "pairs")
+
+
+def _classification(task: Any, data: Any, out: list[list[Any]], metric: str) -> TaskItems:
+    gold = np.asarray([str(v) for v in data[task.label_column_name]])
+    if metric != "accuracy":
+        raise NotTestable(f"main metric {metric} is not a per-item mean")
+    if not out or any(len(exp) != len(gold) for exp in out):
+        raise NotTestable("predictions do not cover the evaluation split item by item")
+    correct = np.mean([np.asarray([str(v) for v in exp]) == gold for exp in out], axis=0)  # over experiments
+    return TaskItems([str(i) for i in range(len(gold))], lambda idx: float(correct[idx].mean()), "items")
+
+
+def _clustering(task: Any, data: Any, out: list[list[Any]], metric: str) -> TaskItems:
+    """Documents are resampled with their cluster assignment fixed: the CI covers sampling, not k-means."""
+    from sklearn.metrics.cluster import v_measure_score
+
+    if metric != "v_measure" or len(out) != 1 or len(data) != 1:
+        raise NotTestable("clustering with several sets or metric other than v_measure: no per-document resampling")
+    gold, pred = np.asarray(data[0][task.label_column_name]), np.asarray(out[0])
+    if len(gold) != len(pred):
+        raise NotTestable("cluster assignments do not cover the documents one to one")
+    return TaskItems([str(i) for i in range(len(gold))], lambda idx: float(v_measure_score(gold[idx], pred[idx])),
+                     "documents")  # fmt: skip
+
+
+def _retrieval(task: Any, data: Any, out: dict[str, dict[str, float]], metric: str) -> TaskItems:
+    import pytrec_eval
+
+    base, _, k = metric.rpartition("_")
+    if base not in PYTREC or not k.isdigit():
+        raise NotTestable(f"main metric {metric} has no per-query pytrec_eval measure here")
+    measure, key = PYTREC[base]
+    qrels = {str(q): {str(d): int(r) for d, r in docs.items()} for q, docs in data["relevant_docs"].items()}
+    run = {str(q): {str(d): float(s) for d, s in docs.items()} for q, docs in out.items()}
+    per_query = pytrec_eval.RelevanceEvaluator(qrels, {f"{measure}.{k}"}).evaluate(run)
+    keys = sorted(per_query)
+    values = np.asarray([per_query[q][f"{key}_{k}"] for q in keys], dtype=float)
+    return TaskItems(keys, lambda idx: float(values[idx].mean()), "queries")
+
+
+def _bitext(task: Any, data: Any, out: dict[str, list[dict[str, Any]]], metric: str) -> TaskItems:
+    if len(out) != 1:
+        raise NotTestable("several language pairs: per-item pairing not supported")
+    neighbours = next(iter(out.values()))
+
+    def score(idx: np.ndarray) -> float:
+        metrics = task._compute_metrics([neighbours[i] for i in idx], [(int(i), int(i)) for i in idx])
+        return float(metrics[metric])
+
+    return TaskItems([str(i) for i in range(len(neighbours))], score, "sentences")

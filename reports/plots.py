@@ -1,0 +1,88 @@
+"""PNG plots for the reports (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+
+def throughput(infos: list[Any], path: Path) -> None:
+    """Grouped horizontal bars per task: encoded texts/s and tokens/s of each run (cache hits hatched)."""
+    from reports.efficiency import encoded
+
+    tasks = list(dict.fromkeys(t for info in infos for t in info.efficiency))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 1.2 + 0.45 * len(tasks) * max(1, len(infos) / 2)), squeeze=False)
+    height = 0.8 / max(len(infos), 1)
+    y = np.arange(len(tasks))
+    for col, (ax, unit) in enumerate(zip(axes[0], ("texts/s", "tokens/s"), strict=True)):
+        for r, info in enumerate(infos):
+            values, hatches = [], []
+            for task in tasks:
+                n, k, s = encoded(info.efficiency.get(task, {}))
+                values.append(((n if col == 0 else k) / s) if s else 0.0)
+                hatches.append("//" if info.efficiency.get(task, {}).get("cache_hits") else "")
+            bars = ax.barh(y + r * height, values, height)
+            for bar, hatch in zip(bars, hatches, strict=True):
+                bar.set_hatch(hatch)
+        ax.set_yticks(y + height * (len(infos) - 1) / 2, tasks)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"encoded {unit} (higher is faster)")
+        ax.grid(axis="x", alpha=0.3)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    handles = [Patch(color=colours[r % len(colours)], label=info.label) for r, info in enumerate(infos)]
+    axes[0][0].legend(handles=handles, loc="lower right", fontsize=8)
+    fig.suptitle("Throughput per task (hatched: embedding-cache hits, not a speed measurement)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def dims(curves: dict[str, dict[str, list[tuple[int, float]]]], path: Path) -> None:
+    """One panel per task type: mean main score ×100 against embedding dimension (log scale), a line per run."""
+    kinds = list(curves)
+    cols = min(3, len(kinds))
+    rows = (len(kinds) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.4 * rows), squeeze=False)
+    for ax, kind in zip(axes.flat, kinds, strict=False):
+        for label, points in curves[kind].items():
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, [100 * v for v in ys], marker="o", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_title(kind)
+        ax.set_xlabel("embedding dimension")
+        ax.set_ylabel("main score ×100")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(kinds):]:
+        ax.axis("off")
+    fig.suptitle("Score vs Matryoshka dimension (truncated, re-normalised embeddings)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def projection(panels: list[tuple[str, np.ndarray, list[str]]], path: Path) -> None:
+    """Scatter plots of 2-D points coloured by language, one panel per (title, points, languages)."""
+    langs = sorted({lang for _, _, ls in panels for lang in ls})
+    colours = {lang: plt.get_cmap("tab10")(i % 10) for i, lang in enumerate(langs)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 5.2), squeeze=False)
+    for ax, (title, points, languages) in zip(axes[0], panels, strict=True):
+        arr = np.asarray(languages)
+        for lang in langs:
+            mask = arr == lang
+            if mask.any():
+                ax.scatter(points[mask, 0], points[mask, 1], s=9, alpha=0.7, color=colours[lang], label=lang)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(markerscale=2, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,247 @@
+"""`harness regress`: is the candidate run worse than the baseline, beyond what resampling the items explains?
+
+Per shared task: delta of the main score with a paired bootstrap CI over items (both runs resampled with the same
+item indices, main score recomputed on each resample, see reports/items.py); verdict regressed / improved /
+within noise; efficiency deltas beside it. Exit status: 1 on any significant regression, 0 otherwise, 2 on
+unusable input (not a run directory, no shared finished task).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tabulate import tabulate
+
+from harness.errors import UsageError
+from harness.runs import RunDir, open_run
+from reports.items import NotTestable, gold_task, task_items
+
+EXIT_OK, EXIT_REGRESSION = 0, 1
+SAME_DATA_KEYS = ("source", "path", "sampling", "data_source", "split")
+
+
+@dataclass
+class TaskVerdict:
+    task: str
+    kind: str
+    metric: str
+    base: float
+    cand: float
+    n: int = 0
+    unit: str = ""
+    lo: float | None = None
+    hi: float | None = None
+    verdict: str = "not tested"
+    reason: str = ""
+
+    @property
+    def delta(self) -> float:
+        return self.cand - self.base
+
+
+@dataclass
+class Comparison:
+    base: RunDir
+    cand: RunDir
+    settings: dict[str, Any]
+    tasks: list[TaskVerdict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def regressed(self) -> list[str]:
+        return [t.task for t in self.tasks if t.verdict == "regressed"]
+
+
+def paired_bootstrap(score_base: Any, score_cand: Any, pos_base: np.ndarray, pos_cand: np.ndarray, n_boot: int,
+                     rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    """Deltas (candidate − baseline) of the main score over n_boot resamples of the shared items."""
+    m = len(pos_base)
+    deltas = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = rng.integers(0, m, m)
+        deltas[b] = score_cand(pos_cand[idx]) - score_base(pos_base[idx])
+    return deltas
+
+
+def verdict(delta: float, lo: float, hi: float, min_effect: float) -> str:
+    """Significant when the CI excludes 0 and the change is at least min_effect (0–1 scale)."""
+    if hi < 0 and -delta >= min_effect:
+        return "regressed"
+    if lo > 0 and delta >= min_effect:
+        return "improved"
+    return "within noise"
+
+
+def _open(path: Path) -> RunDir:
+    try:
+        return open_run(Path(path))
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise UsageError(f"{path}: not a run directory ({exc})") from None
+
+
+def _finished(run: RunDir) -> dict[str, dict[str, Any]]:
+    return {n: t for n, t in run.read_run().get("tasks", {}).items()
+            if t.get("status") == "ok" and t.get("main_score") is not None}  # fmt: skip
+
+
+def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int = 1000, seed: int = 0,
+            min_effect: float = 0.001, bonferroni: bool = False, tasks: list[str] | None = None,
+            data_dir: Path | None = None) -> Comparison:  # fmt: skip
+    """Test every task both runs finished; raises UsageError when there is nothing to compare."""
+    base, cand = _open(baseline), _open(candidate)
+    rec_b, rec_c = _finished(base), _finished(cand)
+    shared = [t for t in rec_b if t in rec_c and (tasks is None or t in tasks)]
+    if not shared:
+        raise UsageError(f"no finished task in common between {baseline} and {candidate}"
+                         + (f" among {', '.join(tasks)}" if tasks else ""))  # fmt: skip
+    level = alpha / len(shared) if bonferroni else alpha
+    comp = Comparison(base, cand, {"alpha": alpha, "level": level, "n_boot": n_boot, "seed": seed,
+                                   "min_effect": min_effect, "bonferroni": bonferroni})  # fmt: skip
+    only = [t for t in sorted(set(rec_b) ^ set(rec_c)) if tasks is None or t in tasks]
+    if only:
+        comp.warnings.append(f"task sets differ; tested on the {len(shared)} shared task(s). Only in one run: "
+                             + ", ".join(only))  # fmt: skip
+    for name in shared:
+        comp.tasks.append(_test_task(base, cand, name, rec_b[name], rec_c[name], comp.settings, data_dir))
+    comp.warnings += _efficiency_warnings(base, cand, shared)
+    return comp
+
+
+def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: dict[str, Any], s: dict[str, Any],
+               data_dir: Path | None) -> TaskVerdict:  # fmt: skip
+    tv = TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "", float(rb["main_score"]),
+                     float(rc["main_score"]))  # fmt: skip
+    differing = [k for k in SAME_DATA_KEYS if rb.get(k) != rc.get(k) and not (k == "path" and data_dir)]
+    if differing:
+        tv.reason = f"the runs scored different data ({', '.join(differing)} differ)"
+        return tv
+    try:
+        task = gold_task(name, rb, data_dir)
+        ib, ic = task_items(base, name, rb, task), task_items(cand, name, rc, task)
+    except NotTestable as exc:
+        tv.reason = str(exc)
+        return tv
+    where = {k: i for i, k in enumerate(ic.keys)}
+    common = [k for k in ib.keys if k in where]
+    if len(common) < 2:
+        tv.reason = "fewer than two items in common"
+        return tv
+    pos_b = np.asarray([i for i, k in enumerate(ib.keys) if k in where])
+    pos_c = np.asarray([where[k] for k in common])
+    rng = np.random.default_rng([s["seed"], zlib.crc32(name.encode())])  # per task: independent of task order
+    deltas = paired_bootstrap(ib.score, ic.score, pos_b, pos_c, s["n_boot"], rng)
+    deltas = deltas[np.isfinite(deltas)]
+    if len(deltas) < s["n_boot"] // 2:
+        tv.reason = "the metric is undefined on most resamples (too few items or one class)"
+        return tv
+    tv.lo, tv.hi = (float(x) for x in np.quantile(deltas, [s["level"] / 2, 1 - s["level"] / 2]))
+    tv.n, tv.unit = len(common), ib.unit
+    tv.verdict = verdict(tv.delta, tv.lo, tv.hi, s["min_effect"])
+    if tv.verdict == "within noise" and (tv.hi < 0 or tv.lo > 0):
+        tv.reason = "CI excludes 0 but the change is below --min-effect"
+    return tv
+
+
+def _speed(eff: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(texts/s, tokens/s) of what the model actually encoded (cache hits excluded when recorded)."""
+    seconds = eff.get("encode_s") or 0.0
+    texts = eff.get("encoded_texts", eff.get("unique_texts"))
+    if not seconds or not texts:
+        return None, None
+    return texts / seconds, (eff.get("tokens") or 0) / seconds
+
+
+def _pct(b: float | None, c: float | None) -> str:
+    return "—" if not b or c is None else f"{100 * (c - b) / b:+.1f}%"
+
+
+def _num(v: float | None, digits: int = 1) -> str:
+    return "—" if v is None else f"{v:,.{digits}f}"
+
+
+def efficiency_section(comp: Comparison) -> list[str]:
+    eb, ec = comp.base.read_efficiency(), comp.cand.read_efficiency()
+    rows = []
+    for t in comp.tasks:
+        b, c = eb.get(t.task, {}), ec.get(t.task, {})
+        (tb, kb), (tc, kc) = _speed(b), _speed(c)
+        rb, rc = b.get("peak_rss_mb"), c.get("peak_rss_mb")
+        ab, ac = b.get("peak_accelerator_mb"), c.get("peak_accelerator_mb")
+        rows.append([t.task, _num(tb), _num(tc), _pct(tb, tc), _num(kb, 0), _num(kc, 0), _pct(kb, kc),
+                     _num(rb, 0), _num(rc, 0), _pct(rb, rc), f"{_num(ab, 0)} → {_num(ac, 0)}"])  # fmt: skip
+    headers = ["Task", "texts/s base", "texts/s cand", "Δ", "tokens/s base", "tokens/s cand", "Δ",
+               "peak RSS MB base", "cand", "Δ", "peak accel. MB"]  # fmt: skip
+    return ["## Efficiency", "", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
+
+
+def _efficiency_warnings(base: RunDir, cand: RunDir, tasks: list[str]) -> list[str]:
+    """Why the efficiency deltas may not be like for like: other hardware/settings, or cache hits."""
+    out = []
+    env_b, env_c = _hardware(base), _hardware(cand)
+    if env_b != env_c:
+        diff = [f"{k}: {env_b.get(k)} → {env_c.get(k)}" for k in env_b if env_b.get(k) != env_c.get(k)]
+        out.append("efficiency not like for like: " + "; ".join(diff))
+    eb, ec = base.read_efficiency(), cand.read_efficiency()
+    cached = [t for t in tasks if eb.get(t, {}).get("cache_hits") or ec.get(t, {}).get("cache_hits")]
+    if cached:
+        out.append("embedding-cache hits in " + ", ".join(cached) + ": texts/s counts only what was encoded, but "
+                   "the timings are not a clean speed measurement (run with --no-cache)")  # fmt: skip
+    return out
+
+
+def _hardware(run: RunDir) -> dict[str, Any]:
+    rec = run.read_run()
+    env, model = rec.get("environment", {}), rec.get("model", {})
+    return {"cpu": env.get("cpu"), "accelerator": env.get("accelerator"), "threads": env.get("torch_threads"),
+            "device": model.get("device"), "dtype": model.get("dtype"),
+            "batch size": rec.get("batch_size")}  # fmt: skip
+
+
+def render(comp: Comparison) -> str:
+    s = comp.settings
+    conf = f"{100 * (1 - s['level']):.4g}%"
+    rows = []
+    for t in comp.tasks:
+        ci = "—" if t.lo is None else f"[{100 * t.lo:+.2f}, {100 * t.hi:+.2f}]"
+        label = f"**{t.verdict}**" if t.verdict in ("regressed", "improved") else t.verdict
+        rows.append([t.task, t.kind, t.metric, f"{t.n} {t.unit}" if t.n else "—", f"{100 * t.base:.2f}",
+                     f"{100 * t.cand:.2f}", f"{100 * t.delta:+.2f}", ci,
+                     label + (f" ({t.reason})" if t.reason else "")])  # fmt: skip
+    bad = comp.regressed
+    headline = (f"**REGRESSION** on {len(bad)} task(s): {', '.join(bad)}" if bad
+                else "No significant regression.")  # fmt: skip
+    rb, rc = comp.base.read_run().get("model", {}), comp.cand.read_run().get("model", {})
+    lines = [
+        "# Regression report", "",
+        f"- baseline: `{comp.base.path}` — {rb.get('name')} ({rb.get('spec')}), fingerprint "
+        f"`{str(rb.get('fingerprint'))[:16]}`",
+        f"- candidate: `{comp.cand.path}` — {rc.get('name')} ({rc.get('spec')}), fingerprint "
+        f"`{str(rc.get('fingerprint'))[:16]}`",
+        f"- test: paired bootstrap over items, {s['n_boot']} resamples, seed {s['seed']}, two-sided {conf} CI"
+        + (f" (Bonferroni: α = {s['alpha']} over {len(comp.tasks)} tasks)" if s["bonferroni"] else
+           f" (α = {s['alpha']})")
+        + f"; minimal effect {100 * s['min_effect']:.2f} points", "",
+        headline, "",
+        "## Scores (main score ×100)", "",
+        tabulate(rows, headers=["Task", "Type", "Metric", "Items", "Baseline", "Candidate", "Δ", f"{conf} CI of Δ",
+                                "Verdict"], tablefmt="github", disable_numparse=True), "",
+    ]  # fmt: skip
+    lines += efficiency_section(comp)
+    if comp.warnings:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in comp.warnings] + [""]
+    lines += [
+        "## Method", "",
+        "Both runs are resampled with the same item indices (pairs for STS and pair classification, queries for "
+        "retrieval and reranking, items for classification, documents for clustering, sentences for bitext "
+        "mining); the main score is recomputed on each resample from the runs' per-item outputs and the gold "
+        "labels with the functions mteb uses, and must reproduce the recorded score on all items first. A task "
+        "is *regressed* when the CI of Δ lies below 0 and Δ ≤ −min-effect, *improved* when it lies above 0 and "
+        "Δ ≥ min-effect, otherwise *within noise*. Clustering CIs hold the cluster assignment fixed (they cover "
+        "document sampling, not k-means randomness). Tasks without usable per-item data say why and are "
+        "*not tested*; they never fail the job.",
+    ]  # fmt: skip
+    return "\n".join(lines) + "\n"

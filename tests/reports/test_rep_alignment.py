@@ -1,0 +1,47 @@
+"""Cross-lingual alignment: the mixing measures on constructed embeddings, the readers, and one real tiny run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reports.alignment import build_corpus, mixing_stats, read_parallel, run_alignment
+
+
+def _two_languages(separate: bool) -> tuple[np.ndarray, list[str], list[int]]:
+    """Group g: an English and a German sentence near the same point, or (separate) in orthogonal subspaces."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(30, 8))
+    zeros = np.zeros_like(centres)
+    en = np.hstack([centres, zeros])
+    de = np.hstack([zeros, centres]) if separate else en.copy()
+    emb = np.vstack([en, de]) + 0.01 * rng.normal(size=(60, 16))
+    return emb, ["en"] * 30 + ["de"] * 30, list(range(30)) * 2
+
+
+def test_aligned_languages_mix():
+    stats = mixing_stats(*_two_languages(False), k=5)
+    assert stats["all"]["nn_translation"] == 1.0
+    assert stats["all"]["mixing_ratio"] == pytest.approx(1.0, abs=0.25)
+
+
+def test_separated_languages_do_not_mix():
+    stats = mixing_stats(*_two_languages(True), k=5)
+    assert stats["all"]["nn_same_language"] == 1.0 and stats["all"]["mixing_ratio"] == 0.0
+    assert stats["de"]["sentences"] == 30
+
+
+def test_readers_orient_english_first(shared_data):
+    pairs, langs = read_parallel(shared_data / "multi" / "TatoebaDeuEng")
+    assert langs == ("de", "en") and len(pairs) == 1000
+    corpus = build_corpus([shared_data / "multi" / "TatoebaDeuEng", shared_data / "train" / "parallel_en_fr"], 5, 0)
+    assert sorted(set(corpus.langs)) == ["de", "en", "fr"] and len(set(corpus.groups)) == 10
+    assert all(f[1].startswith("en–") for f in corpus.files)
+
+
+def test_real_alignment_report(shared_data, tmp_path):
+    paths = [shared_data / "train" / "parallel_en_de", shared_data / "multi" / "TatoebaFraEng"]
+    md = run_alignment(["minilm"], paths, tmp_path, n_pairs=12)
+    text = md.read_text(encoding="utf-8")
+    assert "## Language mixing" in text and "| minilm" in text
+    assert (tmp_path / "alignment_pca.png").stat().st_size > 10_000

@@ -1,0 +1,85 @@
+"""`harness regress`: a real degraded model is flagged, a batch-size change is not, bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from reports.regress import compare, paired_bootstrap, verdict
+
+
+def _regress(base: Path, cand: Path, out: Path, *extra: str) -> tuple[int, str]:
+    code = main(["regress", "--baseline", str(base), "--candidate", str(cand), "--n-boot", "200",
+                 "--out", str(out), *extra])  # fmt: skip
+    return code, re.sub(r" +", " ", out.read_text(encoding="utf-8")) if out.exists() else ""
+
+
+def test_degraded_model_is_a_regression(tiny_runs, tmp_path):
+    code, text = _regress(tiny_runs["base"], tiny_runs["short"], tmp_path / "r.md")
+    assert code == 1
+    assert "**REGRESSION**" in text
+    assert re.search(r"\| TinySTS \| STS \| cosine_spearman \| 80 pairs .*\*\*regressed", text)
+    assert "## Efficiency" in text and "tokens/s" in text
+
+
+def test_every_task_type_reproduces_its_score_from_items(tiny_runs):
+    comp = compare(tiny_runs["base"], tiny_runs["short"], n_boot=50)
+    assert {t.kind for t in comp.tasks} == {"STS", "PairClassification", "Reranking", "Retrieval", "Classification",
+                                            "Clustering"}  # fmt: skip
+    assert all(t.verdict != "not tested" for t in comp.tasks), [(t.task, t.reason) for t in comp.tasks]
+    assert all(t.lo <= t.delta <= t.hi for t in comp.tasks)
+
+
+def test_batch_size_change_is_not_flagged(tiny_runs, tmp_path):
+    code, text = _regress(tiny_runs["base"], tiny_runs["batch8"], tmp_path / "r.md")
+    assert code == 0 and "No significant regression." in text
+    table = text.split("## Efficiency")[0]
+    assert table.count("within noise") == 3 and "not tested" not in table
+    assert "task sets differ; tested on the 3 shared task(s)" in text  # batch8 ran three of the six tasks
+    assert "batch size: 64 → 8" in text  # efficiency flagged as not like for like
+
+
+def test_unusable_input_exits_2(tiny_runs, tmp_path, capsys):
+    assert _regress(tmp_path, tiny_runs["base"], tmp_path / "r.md")[0] == 2
+    assert "not a run directory" in capsys.readouterr().err
+    other = tmp_path / "other"
+    shutil.copytree(tiny_runs["base"], other, ignore=shutil.ignore_patterns("results", "predictions"))
+    record = json.loads((other / "run.json").read_text())
+    record["tasks"] = {f"Renamed{k}": v for k, v in record["tasks"].items()}
+    (other / "run.json").write_text(json.dumps(record))
+    assert _regress(tiny_runs["base"], other, tmp_path / "r2.md")[0] == 2
+    assert "no finished task in common" in capsys.readouterr().err
+    assert _regress(tiny_runs["base"], tiny_runs["short"], tmp_path / "r3.md", "--alpha", "2")[0] == 2
+
+
+def test_missing_predictions_are_not_tested_not_failed(tiny_runs, tmp_path):
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["short"], cand)
+    (cand / "predictions" / "TinySTS_predictions.json").unlink()
+    comp = compare(tiny_runs["base"], cand, n_boot=20, tasks=["TinySTS"])
+    (sts,) = comp.tasks
+    assert sts.verdict == "not tested" and "no predictions file" in sts.reason and not comp.regressed
+
+
+def test_verdict_rules():
+    assert verdict(-0.05, -0.08, -0.02, 0.001) == "regressed"
+    assert verdict(-0.0005, -0.0008, -0.0002, 0.001) == "within noise"  # significant but below min effect
+    assert verdict(0.03, 0.01, 0.05, 0.001) == "improved"
+    assert verdict(0.01, -0.01, 0.03, 0.0) == "within noise"
+
+
+def test_paired_bootstrap_cancels_shared_item_difficulty():
+    # Per-item scores vary a lot between items, but the candidate is the baseline + 0.01 on every item:
+    # a paired bootstrap sees exactly 0.01 on every resample.
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, 200)
+    cand = base + 0.01
+    pos = np.arange(200)
+    deltas = paired_bootstrap(lambda i: base[i].mean(), lambda i: cand[i].mean(), pos, pos, 100, rng)
+    assert deltas == pytest.approx(np.full(100, 0.01))
