@@ -35,7 +35,7 @@ def test_reproduces_published_scores(fidelity_run: Path) -> None:
 
 
 def test_mteb_load_results_reads_the_run(fidelity_run: Path) -> None:
-    results = mteb.load_results(results_repo=str(fidelity_run), download_latest=False)
+    results = mteb.ResultCache(cache_path=fidelity_run).load_results()  # mteb's reader, pointed at the run
     models = {m.model_name: m for m in results.model_results}
     model = models["sentence-transformers/all-MiniLM-L6-v2"]
     scores = {t.task_name: t.get_score() for t in model.task_results}
