@@ -27,6 +27,7 @@ class Board:
     benchmark: str | None = None
     notes: list[str] = field(default_factory=list)
     dims: bool = False
+    reported: bool = False  # show the shipped snapshot's reported averages (only when it is used)
 
 
 def suite_tasks(suite: str) -> tuple[str, dict[str, Any]]:
@@ -104,7 +105,8 @@ def build_board(runs: list[Path], published: list[Path], suite: str | None, with
     if len(set(labels)) != len(labels):
         raise UsageError("two rows share a label (same run directory name twice?): " + ", ".join(labels))
     title = f"{bench_name} ({suite})" if suite else "tasks of the given runs"
-    return Board(title, order, types, metrics, entries, bench_name, notes, with_dims)
+    reported = any(Path(folder).resolve() == SNAPSHOT for folder in published)
+    return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported)
 
 
 def _fill_task_info(tasks: list[str], bench_tasks: dict[str, Any], types: dict[str, str],

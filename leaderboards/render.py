@@ -73,7 +73,7 @@ def dims_tables(board: Board, rows: list[Row]) -> list[str]:
 
 
 def reported_section(board: Board) -> list[str]:
-    rows = reported_means(board.benchmark)
+    rows = reported_means(board.benchmark) if board.reported else []
     if not rows:
         return []
     kinds = list(dict.fromkeys(k for row in rows for k in row["means"]))

@@ -11,6 +11,7 @@ from lb_helpers import result_json, write_json
 
 from leaderboards.build import build_board, suite_tasks
 from leaderboards.published import SNAPSHOT, load_published
+from leaderboards.render import render
 from leaderboards.table import mean_over_tasks, type_means
 
 OLD_STS16 = {  # mteb < 1.11: flat split dict, metric groups, no "scores"/"main_score"
@@ -81,3 +82,10 @@ def test_every_shipped_number_is_listed_in_provenance():
         for split, entries in data["scores"].items():
             shipped |= {(path.parts[-3], data["task_name"], split, f"{100 * e['main_score']:.2f}") for e in entries}
     assert shipped and shipped == listed
+
+
+def test_reported_averages_only_beside_the_snapshot(tmp_path: Path):
+    text = render(build_board([], [SNAPSHOT], "cmteb", False))
+    assert "## Reported averages" in text and "TencentBAC/Conan-embedding-v1" in text and "72.50" in text
+    write_json(tmp_path / "org__m" / "r" / "STSB.json", result_json("STSB", 0.5, lang="cmn-Hans"))
+    assert "## Reported averages" not in render(build_board([], [tmp_path], "cmteb", False))
