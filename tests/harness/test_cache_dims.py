@@ -1,5 +1,7 @@
 """Encode once: the embedding cache keys on role/prompt/dtype, heals damaged entries, never changes scores;
-MRL dimension scores equal independent per-dimension runs; torchrun sharding equals one process."""
+MRL dimension scores equal independent per-dimension runs; torchrun sharding equals one process.
+
+These run on the embedded sample (real STS16 rows, 200 pairs): the properties don't need the full split."""
 
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ import pytest
 
 from harness.cache import EmbeddingCache, namespace_key
 from harness.cli import main
-from harness.data import discover_tasks
+from harness.data import default_data_root, discover_tasks
 from harness.encoding import HarnessEncoder, token_budget_batches, truncate_normalize
 from harness.tasks import build_mirror
 
+SAMPLE = default_data_root()
 TEXTS = ["A man is playing a guitar.", "A woman is slicing an onion.", "A man is playing a guitar.", "天气很好"]
 
 
@@ -77,11 +80,11 @@ def _run(args: list[str], out: Path, name: str, data: Path) -> dict:
     return json.loads((out / name / "run.json").read_text())
 
 
-def test_cached_scores_equal_uncached_and_warm_run_encodes_nothing(shared_data: Path, tmp_path: Path) -> None:
+def test_cached_scores_equal_uncached_and_warm_run_encodes_nothing(tmp_path: Path) -> None:
     args = ["--tasks", "STS16", "--model", "minilm", "--cache-dir", str(tmp_path / "cache")]
-    cold = _run(args, tmp_path, "cold", shared_data)
-    warm = _run([*args, "--overwrite"], tmp_path, "cold", shared_data)
-    bare = _run(["--tasks", "STS16", "--model", "minilm", "--no-cache"], tmp_path, "bare", shared_data)
+    cold = _run(args, tmp_path, "cold", SAMPLE)
+    warm = _run([*args, "--overwrite"], tmp_path, "cold", SAMPLE)
+    bare = _run(["--tasks", "STS16", "--model", "minilm", "--no-cache"], tmp_path, "bare", SAMPLE)
     scores = {r["tasks"]["STS16"]["main_score"] for r in (cold, warm, bare)}
     assert len(scores) == 1
     eff = json.loads((tmp_path / "cold" / "efficiency.json").read_text())["STS16"]
@@ -102,34 +105,34 @@ class _TruncatingEncoder(HarnessEncoder):
         return truncate_normalize(np.asarray(self.model.encode_batch(texts, None)), self.dim)
 
 
-def test_dims_sweep_equals_per_dimension_runs(shared_data: Path, tmp_path: Path, minilm) -> None:
+def test_dims_sweep_equals_per_dimension_runs(tmp_path: Path, minilm) -> None:
     record = _run(["--tasks", "STS16", "--model", "minilm", "--dims", "64,128,full", "--no-cache"], tmp_path, "mrl",
-                  shared_data)  # fmt: skip
+                  SAMPLE)  # fmt: skip
     dim_scores = record["tasks"]["STS16"]["dim_scores"]
     assert set(dim_scores) == {"64", "128"}
     results_dir = tmp_path / "mrl" / "results" / "sentence-transformers__all-MiniLM-L6-v2"
     assert (next(results_dir.iterdir()) / "experiments" / "embed_dim_64" / "STS16.json").is_file()
     for dim in (64, 128):
-        task = build_mirror(discover_tasks(shared_data)["STS16"])
+        task = build_mirror(discover_tasks(SAMPLE)["STS16"])
         separate = mteb.evaluate(_TruncatingEncoder(minilm, dim), task, cache=None, show_progress_bar=False)
         assert abs(separate.task_results[0].get_score() - dim_scores[str(dim)]) < 1e-6
 
 
-def test_dim_larger_than_model_fails_before_encoding(shared_data: Path, tmp_path: Path, capsys) -> None:
+def test_dim_larger_than_model_fails_before_encoding(tmp_path: Path, capsys) -> None:
     code = main(["run", "--tasks", "STS16", "--model", "minilm", "--dims", "64,1024", "--data-dir",
-                 str(shared_data), "--out", str(tmp_path), "--no-cache"])  # fmt: skip
+                 str(SAMPLE), "--out", str(tmp_path), "--no-cache"])  # fmt: skip
     assert code == 2
     assert "1024 is larger than the model's embedding dimension 384" in capsys.readouterr().err
     assert not (tmp_path / "minilm__tasks").exists()
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="gloo over localhost")
-def test_torchrun_two_processes_match_one(shared_data: Path, tmp_path: Path) -> None:
-    single = _run(["--tasks", "STS16", "--model", "minilm", "--no-cache"], tmp_path, "one", shared_data)
+def test_torchrun_two_processes_match_one(tmp_path: Path) -> None:
+    single = _run(["--tasks", "STS16", "--model", "minilm", "--no-cache"], tmp_path, "one", SAMPLE)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
            "-m", "harness", "run", "--tasks", "STS16", "--model", "minilm", "--no-cache", "--no-progress",
-           "--data-dir", str(shared_data), "--out", str(tmp_path), "--run-name", "two"]  # fmt: skip
+           "--data-dir", str(SAMPLE), "--out", str(tmp_path), "--run-name", "two"]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     double = json.loads((tmp_path / "two" / "run.json").read_text())
