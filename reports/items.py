@@ -42,13 +42,13 @@ class TaskItems:
     unit: str
 
 
-def gold_task(name: str, record: dict[str, Any], data_dir: Path | None) -> Any:
+def gold_task(name: str, record: dict[str, Any], data_root: Path) -> Any:
     """The mteb task with its data loaded, as the run evaluated it (mirror rows or the official dataset)."""
     from harness.data import discover_tasks
     from harness.tasks import build_mirror, official_task
 
     if record.get("source") == "mirror":
-        root = Path(data_dir) if data_dir else Path(record.get("path", "")).parent.parent
+        root = Path(data_root)
         try:
             local = discover_tasks(root).get(name)
         except Exception as exc:  # noqa: BLE001 - any data problem means: cannot test, say why

@@ -21,7 +21,7 @@ from harness.runs import RunDir, open_run
 from reports.items import NotTestable, gold_task, task_items
 
 EXIT_OK, EXIT_REGRESSION = 0, 1
-SAME_DATA_KEYS = ("source", "path", "sampling", "data_source", "split")
+SAME_DATA_KEYS = ("source", "sampling", "data_source", "split")  # not "path": the same rows may live elsewhere
 
 
 @dataclass
@@ -105,22 +105,23 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     if only:
         comp.warnings.append(f"task sets differ; tested on the {len(shared)} shared task(s). Only in one run: "
                              + ", ".join(only))  # fmt: skip
+    root = data_dir or Path(base.read_run().get("data_root") or ".")  # run.json stores the resolved data root
     for name in shared:
-        comp.tasks.append(_test_task(base, cand, name, rec_b[name], rec_c[name], comp.settings, data_dir))
+        comp.tasks.append(_test_task(base, cand, name, rec_b[name], rec_c[name], comp.settings, root))
     comp.warnings += _efficiency_warnings(base, cand, shared)
     return comp
 
 
 def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: dict[str, Any], s: dict[str, Any],
-               data_dir: Path | None) -> TaskVerdict:  # fmt: skip
+               data_root: Path) -> TaskVerdict:  # fmt: skip
     tv = TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "", float(rb["main_score"]),
                      float(rc["main_score"]))  # fmt: skip
-    differing = [k for k in SAME_DATA_KEYS if rb.get(k) != rc.get(k) and not (k == "path" and data_dir)]
+    differing = [k for k in SAME_DATA_KEYS if rb.get(k) != rc.get(k)]
     if differing:
         tv.reason = f"the runs scored different data ({', '.join(differing)} differ)"
         return tv
     try:
-        task = gold_task(name, rb, data_dir)
+        task = gold_task(name, rb, data_root)
         ib, ic = task_items(base, name, rb, task), task_items(cand, name, rc, task)
     except NotTestable as exc:
         tv.reason = str(exc)
