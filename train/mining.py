@@ -11,6 +11,7 @@ The paper does not say how v2's pools were built (notes §5.1); v1 used a teache
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -169,3 +170,25 @@ def load_pools(path: str | Path) -> list[dict[str, Any]]:
                 raise ValueError(f"{path}:{n}: bad pool line ({exc})") from exc
             pools.append(pool)
     return pools
+
+
+def ensure_pools(
+    path: str | Path,
+    queries: Sequence[str],
+    positives: Sequence[Iterable[str]],
+    corpus: Sequence[str],
+    scorer: str = "bm25",
+    depth: int = 32,
+) -> bool:
+    """Mine and save pools at ``path`` unless its meta file shows they were mined from these very inputs
+    (scorer, depth, sha256 of queries and corpus). Returns whether it mined; read them with ``load_pools``."""
+    path = Path(path)
+    corpus = list(dict.fromkeys(corpus))
+    digest = hashlib.sha256(json.dumps([list(queries), corpus], ensure_ascii=False).encode()).hexdigest()
+    meta = {"scorer": scorer if isinstance(scorer, str) else type(scorer).__name__, "depth": depth,
+            "queries": len(queries), "corpus": len(corpus), "sha256": digest}  # fmt: skip
+    meta_path = path.with_name(path.name + ".meta.json")
+    if path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text(encoding="utf-8")) == meta:
+        return False
+    save_pools(path, mine_pools(queries, positives, corpus, scorer, depth), meta)
+    return True

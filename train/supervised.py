@@ -40,7 +40,7 @@ from .distributed import barrier
 from .errors import ConfigError, DataError, ResumeError
 from .losses import gather_with_grad
 from .metrics import flops_per_token
-from .mining import load_pools, mine_pools, save_pools
+from .mining import ensure_pools, load_pools
 from .objectives import cosent, label_info_nce, mrl_dims, mrl_loss, retrieval_info_nce
 
 KINDS = ("retrieval", "clr", "classification", "sts")
@@ -180,18 +180,13 @@ def attach_pools(
     path = Path(cfg.pools_dir or Path(cfg.output_dir) / "pools") / f"{task.name}.jsonl"
     used = sorted(set(source_of))  # only sources the task uses get a pool
     queries = [source[i]["query"] for i in used]
-    corpus = list(dict.fromkeys([r["positive"] for r in source] + [r["negative"] for r in source if "negative" in r]))
-    digest = hashlib.sha256(json.dumps([queries, corpus], ensure_ascii=False).encode()).hexdigest()
-    meta = {"scorer": cfg.pool_scorer, "depth": cfg.pool_depth, "queries": len(queries), "corpus": len(corpus),
-            "sha256": digest}  # fmt: skip
-    meta_path = path.with_name(path.name + ".meta.json")
-    if rt.is_main and not (meta_path.is_file() and json.loads(meta_path.read_text(encoding="utf-8")) == meta):
-        by_query: dict[str, set[str]] = {}
-        for r in source:
-            by_query.setdefault(r["query"], set()).add(r["positive"])
-        pools = mine_pools(queries, [by_query[q] for q in queries], corpus, cfg.pool_scorer, cfg.pool_depth)
-        save_pools(path, pools, meta)
-        print(f"mined {len(pools)} pools for task {task.name} with {cfg.pool_scorer} -> {path}", flush=True)
+    by_query: dict[str, set[str]] = {}
+    for r in source:
+        by_query.setdefault(r["query"], set()).add(r["positive"])
+    corpus = [r["positive"] for r in source] + [r["negative"] for r in source if "negative" in r]
+    if rt.is_main and ensure_pools(path, queries, [by_query[q] for q in queries], corpus, cfg.pool_scorer,
+                                   cfg.pool_depth):  # fmt: skip
+        print(f"mined {len(queries)} pools for task {task.name} with {cfg.pool_scorer} -> {path}", flush=True)
     barrier()
     mined = dict(zip(used, (p["candidates"] for p in load_pools(path)), strict=True))
     skip = cfg.dhnm_config().skip_top
@@ -357,10 +352,6 @@ class Stepper:
         return loop.StepResult(loss=loss * scale, value=loss.detach(), tokens=tokens, flops=flops,
                                metrics={"task": batch.task})  # fmt: skip
 
-    def mrl(self, fn: Any, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, Any]:
-        total, _, aux = mrl_loss(fn, tensors, self.dims, self.weights)
-        return total, aux
-
     def retrieval(self, task: Task, batch: TaskBatch) -> tuple[list[str], Any]:
         k, b, device = self.cfg.hard_negatives, len(batch.rows), self.rt.device
         queries = [task.rows[r]["query"] for r in batch.rows]
@@ -383,7 +374,7 @@ class Stepper:
                                           shared_negatives=self.cfg.share_hard_negatives, pos_ids=g[4],
                                           neg_ids=g[5])  # fmt: skip
 
-            loss, own = self.mrl(fn, g[:3])
+            loss, _, own = mrl_loss(fn, g[:3], self.dims, self.weights)
             if own is not None:
                 task.dhnm.update(g[6].tolist(), own.cpu())
             return loss, True
@@ -406,7 +397,7 @@ class Stepper:
         def loss_of(emb: torch.Tensor) -> tuple[torch.Tensor, bool]:
             # Local loss over the shared label set: DDP's gradient mean is then the global batch's gradient.
             fn = lambda q, lab: label_info_nce(q, lab, targets, self.cfg.temperature)  # noqa: E731
-            return self.mrl(fn, [emb[:b], emb[b:]])[0], False
+            return mrl_loss(fn, [emb[:b], emb[b:]], self.dims, self.weights)[0], False
 
         return [r["text"] for r in rows] + labels, loss_of
 
@@ -427,6 +418,6 @@ class Stepper:
         def loss_of(emb: torch.Tensor) -> tuple[torch.Tensor, bool]:
             e1, e2 = gather_with_grad(emb[:n]), gather_with_grad(emb[n:])
             fn = lambda a, b: cosent(a, b, gather_with_grad(scores), self.cfg.cosent_scale)  # noqa: E731
-            return self.mrl(fn, [e1, e2])[0], True
+            return mrl_loss(fn, [e1, e2], self.dims, self.weights)[0], True
 
         return [a for a, _, _ in pairs] + [b for _, b, _ in pairs], loss_of

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from train.clr import PAPER_LANGUAGE_MIX, ParallelTranslator, allocate, build_clr, format_report, normalise_mix
-from train.mining import BM25, bm25_tokens, load_pools, mine_pools, save_pools
+from train.mining import BM25, bm25_tokens, ensure_pools, load_pools, mine_pools, save_pools
 
 
 def test_bm25_tokens_words_and_cjk_bigrams():
@@ -46,6 +46,15 @@ def test_mine_pools_bm25_excludes_query_and_positives(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"query": "x"}\n')
     with pytest.raises(ValueError, match="bad.jsonl:1"):
         load_pools(tmp_path / "bad.jsonl")
+
+
+def test_ensure_pools_mines_once_per_input(tmp_path):
+    corpus = ["red apple pie", "green apple", "apple juice", "blue car"]
+    path = tmp_path / "pools" / "t.jsonl"
+    assert ensure_pools(path, ["apple pie"], [["red apple pie"]], corpus, "bm25", 2)
+    assert not ensure_pools(path, ["apple pie"], [["red apple pie"]], corpus, "bm25", 2)  # cached
+    assert ensure_pools(path, ["apple pie"], [["red apple pie"]], corpus + ["apple tart"], "bm25", 2)  # new corpus
+    assert load_pools(path)[0]["candidates"][0] in {"green apple", "apple juice", "apple tart"}
 
 
 class FakeEmbedder:
