@@ -1,4 +1,4 @@
-"""Command line: ``harness train <config.toml>`` (via :func:`register`) and ``python -m train`` / torchrun.
+"""Train a stage (pretrain, weak, supervised) from a TOML config; `harness train` and `python -m train`.
 
     python -m train configs/weak.toml --set steps=200 --set init_from=runs/pretrain/final
     python -m train weak --config configs/weak.toml --resume

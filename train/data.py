@@ -219,6 +219,7 @@ class PairBatches:
         self.truncated = 0  # texts of the global batches so far that were cut to max_length
         self._warned = False
         self._window_key: tuple[int, int] | None = None
+        self._order_epoch, self._order = -1, np.empty(0, dtype=np.int64)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "batch": self.batch, "truncated": self.truncated}
@@ -246,10 +247,12 @@ class PairBatches:
                          [int(self._rows[j]) for j in local])  # fmt: skip
 
     def _load_window(self, window: int) -> None:
-        order = self.train_rows[permutation(len(self.train_rows), self.seed, self.epoch)]
+        if self._order_epoch != self.epoch:
+            self._order = self.train_rows[permutation(len(self.train_rows), self.seed, self.epoch)]
+            self._order_epoch = self.epoch
         n_batches = min(self.window, self.batches_per_epoch - window * self.window)
         start = window * self.window * self.global_batch
-        self._rows = order[start : start + n_batches * self.global_batch]
+        self._rows = self._order[start : start + n_batches * self.global_batch]
         self._ids, self._cut = {}, np.zeros(len(self._rows), dtype=np.int64)
         for f in self.fields:
             self._ids[f], cut = self.encode(self._rows, f)

@@ -62,9 +62,9 @@ def losses(out: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-def torchrun(config: Path, out: Path, parallel: str) -> None:
+def torchrun(config: Path, out: Path, parallel: str, *extra: str) -> None:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "train",
-           str(config), "--set", f"output_dir={out}", "--set", f"parallel={parallel}"]  # fmt: skip
+           str(config), "--set", f"output_dir={out}", "--set", f"parallel={parallel}", *extra]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -82,7 +82,9 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_dat
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
     step2 = tmp_path / "two" / "checkpoints" / "step_00000002"
     assert {p.name for p in step2.glob("rng_rank*.pt")} == {"rng_rank0.pt", "rng_rank1.pt"}
-    if stage == "weak":  # a 2-process checkpoint resumes in 1 process and continues the same curve
-        again = load_config(cls, config, [f"output_dir={tmp_path / 'again'}"])
-        run(again, resume=str(step2))
-        assert losses(tmp_path / "again") == pytest.approx(losses(tmp_path / "one")[2:], rel=1e-5, abs=1e-6)
+    # a 2-process checkpoint resumes (DDP: in 1 process; FSDP2: sharded again over 2) on the same curve
+    if parallel == "ddp":
+        run(load_config(cls, config, [f"output_dir={tmp_path / 'again'}"]), resume=str(step2))
+    else:
+        torchrun(config, tmp_path / "again", parallel, "--resume", str(step2))
+    assert losses(tmp_path / "again") == pytest.approx(losses(tmp_path / "one")[2:], rel=1e-5, abs=1e-6)

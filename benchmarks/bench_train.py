@@ -1,0 +1,110 @@
+"""CPU benchmark of training steps: tokens/s and step time of the pretrain and weak steps per attention mask.
+
+Each timed step is a full optimizer step as train/ runs it: the Task wrapper, the stage loss (causal LM on
+packed rows; in-batch InfoNCE on padded query+positive pairs, lengths between seq_len/2 and seq_len), backward,
+grad clipping, AdamW (train.loop.build_optimizer); fp32 on CPU, bf16 autocast on accelerators. The weak step
+runs with the bidirectional, soft (alpha = 0.5) and causal masks side by side, so the soft mask's cost shows as
+a ratio to the bidirectional step. Tokens count real (non-padding) tokens.
+
+    python benchmarks/bench_train.py --presets tiny,small --seq-len 128 --batch 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from bench_model import environment, make_batch, time_call
+from tabulate import tabulate
+
+from conan_model import ConanConfig, ConanModel
+from train.config import StageConfig
+from train.distributed import Task, autocast
+from train.loop import build_optimizer
+from train.losses import info_nce
+from train.metrics import flops_per_token, peak_tflops
+
+STEPS = (("pretrain", "causal", None), ("weak", "bidirectional", None), ("weak", "soft", 0.5),
+         ("weak", "causal", None))  # fmt: skip
+
+
+def bench_steps(model: ConanModel, device: torch.device, batch: int, seq_len: int, pair_batch: int,
+                pair_len: int, warmup: int, iters: int, peak: float | None = None) -> list[dict]:  # fmt: skip
+    """One row per (stage, mask): median optimizer-step seconds, real tokens/s, MFU where the peak is known."""
+    module = Task(model.to(device)).train()
+    optimizer = build_optimizer(module, StageConfig(data=["-"]))
+    cfg = model.config
+    rows_ids = torch.randint(4, cfg.vocab_size, (batch, seq_len), generator=torch.Generator().manual_seed(0))
+    rows_ids = rows_ids.to(device)
+    pair_ids, pair_mask = make_batch(cfg.vocab_size, 2 * pair_batch, pair_len, device, seed=1)
+    peak = peak_tflops(device, peak)
+    out = []
+    for stage, mode, alpha in STEPS:
+
+        def step(stage: str = stage, mode: str = mode, alpha: float | None = alpha) -> None:
+            with autocast(device):
+                if stage == "pretrain":
+                    loss = module("lm_loss", rows_ids)
+                else:
+                    emb = module("embed", pair_ids, pair_mask, mask_mode=mode, alpha=alpha)
+                    loss = info_nce(emb[:pair_batch], emb[pair_batch:])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        seconds = time_call(step, device, warmup, iters)
+        tokens = rows_ids.numel() if stage == "pretrain" else int(pair_mask.sum())
+        context = seq_len if stage == "pretrain" else pair_len
+        flops = flops_per_token(cfg, context, lm_head=stage == "pretrain") * tokens
+        mfu = flops / seconds / (peak * 1e12) if peak else None
+        out.append({"stage": stage, "mode": mode, "alpha": alpha, "tokens": tokens, "step_s": seconds,
+                    "tokens_per_s": tokens / seconds, "mfu": mfu})  # fmt: skip
+    base = next(r for r in out if r["mode"] == "bidirectional")
+    for row in out:
+        row["vs_bidirectional"] = row["step_s"] / base["step_s"] if row["stage"] == "weak" else None
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    headers = ["preset", "params (M)", "stage", "mask", "tokens/step", "step ms", "tok/s", "MFU", "step/bidir"]
+    body = [[r["preset"], f"{r['params'] / 1e6:.1f}", r["stage"],
+             r["mode"] + (f" a={r['alpha']}" if r["alpha"] is not None else ""), r["tokens"],
+             f"{r['step_s'] * 1e3:.1f}", f"{r['tokens_per_s']:,.0f}",
+             f"{r['mfu']:.1%}" if r["mfu"] is not None else "-",
+             f"{r['vs_bidirectional']:.3f}" if r["vs_bidirectional"] is not None else "-"]
+            for r in rows]  # fmt: skip
+    return tabulate(body, headers=headers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", default="tiny,small", help="comma-separated ConanConfig presets")
+    parser.add_argument("--seq-len", type=int, default=128, help="pretrain row length and longest pair text")
+    parser.add_argument("--batch", type=int, default=8, help="pretrain rows and weak pairs per step")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_train.json"))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    rows = []
+    for name in args.presets.split(","):
+        torch.manual_seed(0)
+        model = ConanModel(ConanConfig.preset(name, max_length=max(args.seq_len, ConanConfig.preset(name).max_length)))
+        for row in bench_steps(model, device, args.batch, args.seq_len, args.batch, args.seq_len, args.warmup,
+                               args.iters):  # fmt: skip
+            rows.append({"preset": name, "params": model.num_parameters(), **row})
+    print(table(rows))
+    result = {"env": environment(device), "seq_len": args.seq_len, "batch": args.batch, "results": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

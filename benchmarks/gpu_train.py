@@ -1,0 +1,79 @@
+"""Device-machine benchmark of training throughput and MFU: the small and conan-v2-1.4b presets in bf16 autocast.
+
+Per preset, full optimizer steps as train/ runs them (fp32 master weights, AdamW, grad clipping): the pretrain
+step on --batch packed rows of --seq-len tokens (causal LM, tied 150k-vocabulary head for the 1.4B preset), and
+the weak step on --pair-batch query+positive pairs of up to --pair-len tokens with the bidirectional, soft
+(alpha = 0.5) and causal masks. Reports real tokens/s, step time, MFU (6·N·tokens/s plus attention, ÷ the
+device's dense bf16 peak from train.metrics.PEAK_TFLOPS or --peak-tflops) and peak memory; writes
+benchmarks/results/gpu_train.json. Exits cleanly (status 0) with a message when no accelerator is present.
+
+    python benchmarks/gpu_train.py                                   # on a CUDA (or Ascend) machine
+    python benchmarks/gpu_train.py --device cpu --presets tiny --seq-len 64 --pair-len 32 --batch 2  # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from bench_model import environment
+from bench_train import bench_steps, table
+
+from conan_model import ConanConfig, ConanModel, pick_device
+from train.metrics import device_name, peak_tflops
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default=None, help="default: conan_model.pick_device()")
+    parser.add_argument("--presets", default="small,conan-v2-1.4b")
+    parser.add_argument("--seq-len", type=int, default=2048, help="pretrain row length")
+    parser.add_argument("--batch", type=int, default=4, help="pretrain rows per step")
+    parser.add_argument("--pair-len", type=int, default=256, help="longest pair text (lengths in [len/2, len])")
+    parser.add_argument("--pair-batch", type=int, default=64, help="pairs per weak step (paper: 64)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="override the device's bf16 peak")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu_train.json"))
+    args = parser.parse_args()
+    device = pick_device(args.device)
+    if device.type == "cpu" and args.device is None:
+        print("gpu_train: no accelerator found (cuda/npu/mps); nothing to benchmark. Use --device cpu to smoke-test.")
+        return 0
+    mem = torch.get_device_module(device.type) if device.type != "cpu" else None
+    peak = peak_tflops(device, args.peak_tflops)
+    print(f"device {device} ({device_name(device)}), bf16 peak {peak or 'unknown'} TFLOP/s")
+    rows = []
+    for name in args.presets.split(","):
+        torch.manual_seed(0)
+        longest = max(args.seq_len, args.pair_len)
+        cfg = ConanConfig.preset(name, max_length=max(longest, ConanConfig.preset(name).max_length))
+        model = ConanModel(cfg)
+        model.gradient_checkpointing = args.gradient_checkpointing
+        if mem is not None and hasattr(mem, "reset_peak_memory_stats"):
+            mem.reset_peak_memory_stats()
+        steps = bench_steps(model, device, args.batch, args.seq_len, args.pair_batch, args.pair_len, args.warmup,
+                            args.iters, peak)  # fmt: skip
+        has_stats = mem is not None and hasattr(mem, "max_memory_allocated")
+        peak_gib = mem.max_memory_allocated() / 2**30 if has_stats else None
+        for row in steps:
+            rows.append({"preset": name, "params": model.num_parameters(), "peak_mem_gib": peak_gib, **row})
+        del model
+        if mem is not None and hasattr(mem, "empty_cache"):
+            mem.empty_cache()
+    print(table(rows))
+    print("peak memory per preset (GiB):", {r["preset"]: r["peak_mem_gib"] for r in rows})
+    result = {"env": {**environment(device), "device_name": device_name(device), "peak_tflops": peak},
+              "args": {k: str(v) for k, v in vars(args).items()}, "results": rows}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
