@@ -60,8 +60,8 @@ def main() -> int:
     specs = ["minilm", "me5-small"]
     if args.conan:
         folder = Path(args.conan)
-        models.append(run(f"conan:{folder}", f"conan-{folder.name}", EN_TASKS + ZH_TASKS, data, runs,
-                          "--dims", conan_dims(folder)))  # fmt: skip
+        name = folder.name if folder.name.startswith("conan") else f"conan-{folder.name}"
+        models.append(run(f"conan:{folder}", name, EN_TASKS + ZH_TASKS, data, runs, "--dims", conan_dims(folder)))
         specs.append(f"conan:{folder}")
 
     lb_dir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-TASKS = ["TinySTS", "TinyPairs", "TinyRerank", "TinyRetrieval", "TinyClassification", "TinyClustering"]
+TASKS = ["TinySTS", "TinyPairs", "TinyRerank", "TinyRetrieval", "TinyClassification", "TinyClustering", "TinyBitext"]
 BATCH8_TASKS = ["TinySTS", "TinyRerank", "TinyClassification"]  # pairs, queries, items: the slow run stays short
 
 
@@ -48,6 +48,9 @@ def build_tiny_root(shared: Path, root: Path) -> Path:
                 {"train.jsonl": _rows(emotion / "train.jsonl")[:60], "test.jsonl": _rows(emotion / "test.jsonl")[:40]})
     _write_task(root, "TinyClustering", en / "AGNewsClusteringS2S", {"type": "Clustering", "main_score": "v_measure"},
                 {"test.jsonl": _rows(en / "AGNewsClusteringS2S" / "test.jsonl")[:40]})  # fmt: skip
+    tatoeba = shared / "multi" / "TatoebaDeuEng"
+    _write_task(root, "TinyBitext", tatoeba, {"type": "BitextMining", "main_score": "f1"},
+                {"test.jsonl": _rows(tatoeba / "test.jsonl")[:30]})  # fmt: skip
     scifact = en / "SciFact"
     queries = _rows(scifact / "queries.jsonl")
     qrels = [line.split("\t") for line in (scifact / "qrels.tsv").read_text().splitlines()[1:] if line.strip()]
