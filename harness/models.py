@@ -238,7 +238,8 @@ class ConanEmbedder(Embedder):
 
         dtype = None if opts.dtype == "float32" else _torch_dtype(opts.dtype)
         self._enc = ConanEncoder.from_pretrained(folder, device=opts.device, dtype=dtype)
-        self.spec, self.name = spec, f"conan/{folder.name}"
+        # stages all export `<out>/final`: the parent folder keeps two checkpoints' names apart
+        self.spec, self.name = spec, f"conan/{folder.resolve().parent.name}-{folder.name}"
         self.device, self.dtype = str(self._enc.device), opts.dtype
         self.embed_dim = int(self._enc.embed_dim)
         self.max_length = opts.max_length or int(self._enc.max_length)
@@ -287,11 +288,15 @@ def load_model(spec: str, opts: ModelOptions | None = None) -> Embedder:
     if prefix == "st":
         from sentence_transformers import SentenceTransformer
 
-        if not folder.exists() and "/" not in target:
-            raise UsageError(f"--model {spec}: {folder} does not exist (hub names need network access)")
-        model = SentenceTransformer(str(folder) if folder.exists() else target, device="cpu",
-                                    trust_remote_code=opts.trust_remote_code,
-                                    local_files_only=folder.exists())  # fmt: skip
+        hub_name = target.count("/") == 1 and not target.startswith(("/", ".", "~"))
+        if not folder.exists() and not hub_name:
+            raise UsageError(f"--model {spec}: folder {folder} does not exist")
+        try:
+            model = SentenceTransformer(str(folder) if folder.exists() else target, device="cpu",
+                                        trust_remote_code=opts.trust_remote_code)  # fmt: skip
+        except OSError as exc:
+            msg = f"--model {spec}: cannot load ({exc}); offline, a hub name must be in the HF cache"
+            raise UsageError(msg) from exc
         name = model.model_card_data.model_name or (f"local/{folder.name}" if folder.exists() else target)
         return SentenceTransformerEmbedder(spec, model, name, None, folder if folder.exists() else None, opts)
     if not folder.is_dir():

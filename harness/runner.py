@@ -90,9 +90,11 @@ def _mteb_task_names() -> list[str]:
     return [t.metadata.name for t in mteb.get_tasks()]
 
 
-def default_run_name(cfg: RunConfig) -> str:
+def default_run_name(cfg: RunConfig, embedder: Embedder) -> str:
+    """<model>__<suite or tasks>: packaged models by their short name, folders by the model's name."""
     scope = cfg.suite or "-".join(cfg.tasks or [])[:60]
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{cfg.model.split('/')[-1]}__{scope}")
+    model = cfg.model if ":" not in cfg.model else embedder.name.split("/")[-1]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model}__{scope}")
 
 
 def parse_dims(dims: list[str] | None, embed_dim: int) -> list[int]:
@@ -122,7 +124,7 @@ def run(cfg: RunConfig) -> int:
     main = shards is None or shards.is_main
     say = print if main else (lambda *a, **k: None)
     say(plan.coverage_line(), flush=True)
-    run_dir = RunDir(cfg.out / (cfg.run_name or default_run_name(cfg)), embedder.name, embedder.revision)
+    run_dir = RunDir(cfg.out / (cfg.run_name or default_run_name(cfg, embedder)), embedder.name, embedder.revision)
     record = _initial_record(cfg, plan, embedder, run_dir, dims, shards)
     cache = EmbeddingCache(cfg.cache_dir or default_cache_dir()) if cfg.use_cache else None
     encoder = HarnessEncoder(embedder, cfg.batch_size, cfg.max_batch_tokens, cache, shards, cfg.show_progress)

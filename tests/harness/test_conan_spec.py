@@ -29,7 +29,7 @@ def test_tiny_checkpoint_runs_two_tasks(tmp_path: Path) -> None:
                  "--run-name", "conan", "--no-progress"])  # fmt: skip
     assert code == 0
     record = json.loads((tmp_path / "runs" / "conan" / "run.json").read_text())
-    assert record["model"]["name"] == f"conan/{checkpoint.name}"
+    assert record["model"]["name"] == f"conan/{checkpoint.parent.name}-{checkpoint.name}"
     assert len(record["model"]["fingerprint"]) == 64
     for task in ("STS16", "TNews"):
         assert record["tasks"][task]["status"] == "ok" and math.isfinite(record["tasks"][task]["main_score"])
