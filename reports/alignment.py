@@ -170,7 +170,8 @@ def render(corpus: Corpus, stats: dict[str, dict[str, dict[str, float]]], k: int
         "- **NN**: a sentence's nearest neighbour (cosine) among all sentences of all languages, itself excluded.",
         f"- **mixing ratio @{k}**: share of other-language sentences among the {k} nearest neighbours outside the "
         "sentence's own translation group, divided by that share under random mixing; 1 = languages fully mixed, "
-        "0 = each language its own cluster (the paper's 'vanilla' picture).", "",
+        "0 = each language its own cluster (the paper's 'vanilla' picture). Read it with the first column: a "
+        "model that scatters sentences at random also mixes languages, but rarely finds the translation.", "",
         "![PCA projection coloured by language](alignment_pca.png)", "",
     ]  # fmt: skip
     if tsne:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 from harness.cli import main as harness
+from harness.runs import atomic_write_text
 
 EN_TASKS = ["STS16", "STSBenchmark", "TrecQAReranking", "MSRPC"]
 ZH_TASKS = ["STSB", "PAWSX"]
@@ -29,9 +31,10 @@ PARALLEL = ["parallel_en_de", "parallel_en_es", "parallel_en_fr", "parallel_en_j
 
 
 def run(model: str, name: str, tasks: list[str], data: Path, runs: Path, *extra: str) -> Path:
+    """One `harness run` in its own process, so its peak-memory figures are its own."""
     argv = ["run", "--model", model, "--tasks", ",".join(tasks), "--data-dir", str(data), "--out", str(runs),
             "--run-name", name, "--no-cache", "--no-progress", *extra]  # fmt: skip
-    code = harness(argv)
+    code = subprocess.call([sys.executable, "-m", "harness", *argv])
     if code != 0:
         sys.exit(f"harness {' '.join(argv)} exited {code}")
     return runs / name
@@ -77,6 +80,21 @@ def main() -> int:
     parallel = [str(data / "train" / name) for name in PARALLEL]
     assert harness(["alignment", *[a for s in specs for a in ("--model", s)], "--parallel", *parallel,
                     "--n", str(args.n_pairs), "--tsne", "--out", str(rep_dir / "alignment")]) == 0  # fmt: skip
+    readme = [
+        "# Examples (generated; do not edit)", "",
+        f"Regenerate with `python {' '.join(sys.argv)}` from the repository root. Runs (in `{runs}/`, git-ignored), "
+        f"all on mirrors of `{data}` with `--no-cache`:", "",
+        f"- `minilm`, `me5-small`: {', '.join(EN_TASKS + ZH_TASKS)}; MRL dims {DIMS}",
+        f"- `minilm-maxlen8`: minilm with `--max-length 8` (a degraded candidate) on {', '.join(EN_TASKS)}",
+    ]  # fmt: skip
+    if args.conan:
+        train = Path(args.conan) / "train_config.json"
+        how = json.loads(train.read_text(encoding="utf-8")) if train.is_file() else {}
+        made = f" (harness train: stage {how.get('stage')}, preset {how.get('model')}, {how.get('steps')} steps)"
+        made = made if how else ""
+        readme.append(f"- `{models[-1].name}`: the conan_model checkpoint `{args.conan}`{made} on the same tasks")
+    for folder in (lb_dir, rep_dir):
+        atomic_write_text(folder / "README.md", "\n".join(readme) + "\n")
     print(f"examples written under {lb_dir}/ and {rep_dir}/")
     return 0
 
