@@ -94,10 +94,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.dst.exists():
         shutil.rmtree(args.dst)
-    provenance = ["# Embedded sample data: provenance and licences", "",
-                  f"Real rows drawn (seed {SEED}) from each evaluation task of the full data root by "
-                  "`scripts/make_sample_data.py`; every task.json keeps its original source and licence.", "",
-                  "| task | type | rows | source repo@commit | licence |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    provenance = [
+        "# Embedded sample data: provenance and licences",
+        "",
+        f"Real rows drawn (seed {SEED}) from each evaluation task of the full data root by "
+        "`scripts/make_sample_data.py`; every task.json keeps its original source and licence.",
+        "",
+        "| task | type | rows | source repo@commit | licence |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, task in sorted(discover_tasks(args.src).items()):
         rng = random.Random(f"{SEED}-{name}")
         dst = args.dst / task.lang_dir / name
@@ -105,13 +110,13 @@ def main() -> None:
         counts = sample_task(task.path, dst, task.type, rng)
         meta = dict(task.meta)
         original = meta.get("counts", {})
-        meta["sampling"] = (f"embedded sample (seed {SEED}): " + ", ".join(
-            f"{counts[f]} of {original.get(f, '?')} rows of {f}" for f in counts) + f". Original: {meta.get('sampling')}")
+        taken = ", ".join(f"{counts[f]} of {original.get(f, '?')} rows of {f}" for f in counts)
+        meta["sampling"] = f"embedded sample (seed {SEED}): {taken}. Original: {meta.get('sampling')}"
         meta["counts"] = counts
         (dst / "task.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         src = meta.get("source", {})
-        provenance.append(f"| {name} | {task.type} | {sum(counts.values())} | {src.get('repo')}@{str(src.get('commit'))[:10]}"
-                          f" | {meta.get('license')} |")  # fmt: skip
+        origin = f"{src.get('repo')}@{str(src.get('commit'))[:10]}"
+        provenance.append(f"| {name} | {task.type} | {sum(counts.values())} | {origin} | {meta.get('license')} |")
     (args.dst / "PROVENANCE.md").write_text("\n".join(provenance) + "\n", encoding="utf-8")
     print(f"wrote {args.dst}")
 
