@@ -75,7 +75,12 @@ class SupervisedConfig(StageConfig):
             raise ConfigError("no [tasks.<name>] tables: give at least one task (kinds: " + ", ".join(KINDS) + ")")
         specs = self.task_specs()
         if not self.data:
-            self.data = sorted({entry for spec in specs.values() for entry in spec["data"]})
+            entries = {entry for spec in specs.values() for entry in spec["data"]}
+            for spec in specs.values():
+                if spec["kind"] == "clr":
+                    folders = (Path(self.data_root) / spec["parallel"]).glob("parallel_en_*")
+                    entries.update(str(Path(spec["parallel"]) / f.name) for f in folders)
+            self.data = sorted(entries)
         super().__post_init__()
         if self.micro_batch_size is not None:
             raise ConfigError("micro_batch_size is not supported by the supervised stage (batches are per task)")

@@ -148,6 +148,8 @@ def test_multitask_batches_follow_weights_and_shard_by_rank():
 
 def test_config_errors_name_the_problem(tmp_path: Path, data_root: Path):
     base = {"data_root": str(data_root), "output_dir": str(tmp_path)}
+    clr_only = SupervisedConfig(**base, tasks={"c": {"kind": "clr", "parallel": "par"}})
+    assert clr_only.data == ["par/parallel_en_de", "par/parallel_en_fr"]  # stage-I `data`, filled from the tasks
     with pytest.raises(ConfigError, match="no \\[tasks"):
         SupervisedConfig(**base)
     with pytest.raises(ConfigError, match="unknown key"):
