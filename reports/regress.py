@@ -116,7 +116,7 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
                data_root: Path) -> TaskVerdict:  # fmt: skip
     tv = TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "", float(rb["main_score"]),
                      float(rc["main_score"]))  # fmt: skip
-    differing = [k for k in SAME_DATA_KEYS if rb.get(k) != rc.get(k)]
+    differing = [k for k in SAME_DATA_KEYS if k in rb and k in rc and rb[k] != rc[k]]  # older records lack some
     if differing:
         tv.reason = f"the runs scored different data ({', '.join(differing)} differ)"
         return tv
@@ -126,6 +126,7 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
     except NotTestable as exc:
         tv.reason = str(exc)
         return tv
+    tv.metric = tv.metric or task.metadata.main_score
     where = {k: i for i, k in enumerate(ic.keys)}
     common = [k for k in ib.keys if k in where]
     if len(common) < 2:

@@ -83,3 +83,16 @@ def test_paired_bootstrap_cancels_shared_item_difficulty():
     pos = np.arange(200)
     deltas = paired_bootstrap(lambda i: base[i].mean(), lambda i: cand[i].mean(), pos, pos, 100, rng)
     assert deltas == pytest.approx(np.full(100, 0.01))
+
+
+def test_records_without_metric_or_split_are_still_tested(tiny_runs, tmp_path):
+    """A rerun that skips finished tasks may rewrite run.json with fewer keys; the gold data still decides."""
+    base = tmp_path / "base"
+    shutil.copytree(tiny_runs["base"], base)
+    record = json.loads((base / "run.json").read_text())
+    for task in record["tasks"].values():
+        task.pop("main_metric", None)
+        task.pop("split", None)
+    (base / "run.json").write_text(json.dumps(record))
+    (sts,) = compare(base, tiny_runs["short"], n_boot=50, tasks=["TinySTS"]).tasks
+    assert sts.verdict == "regressed" and sts.metric == "cosine_spearman"
