@@ -37,7 +37,7 @@ def ranking_table(board: Board, rows: list[Row]) -> str:
     body = []
     for r in rows:
         partial = "†" if r.covered < r.total else ""
-        mirrors = sum(1 for s in r.entry.sources.values() if s == "mirror")
+        mirrors = sum(1 for t in board.tasks if r.entry.sources.get(t) == "mirror")
         model = r.entry.label + (f" ({mirrors} mirror)" if mirrors else "")
         body.append([r.rank, model, f"{r.covered}/{r.total}", pct(r.mean_tasks) + partial,
                      pct(r.mean_types) + partial, f"{r.points:g}",

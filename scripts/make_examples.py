@@ -86,13 +86,16 @@ def main() -> int:
         f"all on mirrors of `{data}` with `--no-cache`:", "",
         f"- `minilm`, `me5-small`: {', '.join(EN_TASKS + ZH_TASKS)}; MRL dims {DIMS}",
         f"- `minilm-maxlen8`: minilm with `--max-length 8` (a degraded candidate) on {', '.join(EN_TASKS)}",
+        "",
+        "Timed on a shared 2-core CPU machine while other jobs ran: the timings show the report format and rough "
+        "ratios, not the models' best speed.",
     ]  # fmt: skip
     if args.conan:
         train = Path(args.conan) / "train_config.json"
         how = json.loads(train.read_text(encoding="utf-8")) if train.is_file() else {}
         made = f" (harness train: stage {how.get('stage')}, preset {how.get('model')}, {how.get('steps')} steps)"
         made = made if how else ""
-        readme.append(f"- `{models[-1].name}`: the conan_model checkpoint `{args.conan}`{made} on the same tasks")
+        readme.insert(5, f"- `{models[-1].name}`: the conan_model checkpoint `{args.conan}`{made} on the same tasks")
     for folder in (lb_dir, rep_dir):
         atomic_write_text(folder / "README.md", "\n".join(readme) + "\n")
     print(f"examples written under {lb_dir}/ and {rep_dir}/")
