@@ -164,6 +164,10 @@ def run(cfg: RunConfig) -> int:
     return EXIT_TASK_FAILED if failed else EXIT_OK
 
 
+# What a finished task's entry in run.json says about its outcome; kept when a rerun skips the task.
+TASK_OUTCOME = ("status", "main_score", "main_metric", "split", "dim_scores", "error", "traceback")
+
+
 def _initial_record(cfg: RunConfig, plan: Plan, embedder: Embedder, run_dir: RunDir, dims: list[int],
                     shards: ShardGroup | None) -> dict[str, Any]:  # fmt: skip
     previous = run_dir.read_run()
@@ -172,7 +176,7 @@ def _initial_record(cfg: RunConfig, plan: Plan, embedder: Embedder, run_dir: Run
     tasks = {}
     for r in plan.resolved:
         keep = old_tasks.get(r.name, {}) if not cfg.overwrite else {}
-        tasks[r.name] = {**r.record(), **{k: v for k, v in keep.items() if k in ("status", "main_score", "error")}}
+        tasks[r.name] = {**r.record(), **{k: v for k, v in keep.items() if k in TASK_OUTCOME}}
         tasks[r.name].setdefault("status", "missing" if r.source == MISSING else "pending")
     return {
         "command": cfg.command,
