@@ -65,10 +65,11 @@ def main() -> None:
                     "decay branch of the rule runs too")  # fmt: skip
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_dhnm.json")
+    ap.add_argument("--out", type=Path, help="JSON record (default benchmarks/results/bench_dhnm_<preset>.json)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    args.out = args.out or Path(__file__).parent / "results" / f"bench_dhnm_{args.preset}.json"
 
     rows = read_rows([args.data / "train/csnli_nli_zh/train.jsonl"], "retrieval")[: args.rows]
     corpus = [r["positive"] for r in rows] + [r["negative"] for r in rows if "negative" in r]
@@ -90,6 +91,8 @@ def main() -> None:
         tasks[mode] = task
     stepper = Stepper(cfg, rt, model.config, tok, tasks, dims, weights)
 
+    tokens: dict[str, list[int]] = {"static": [], "dynamic": []}
+
     def one_step(mode: str, i: int) -> float:
         batch_rows = [(i * args.batch + j) % args.queries for j in range(args.batch)]
         start = time.perf_counter()
@@ -97,6 +100,7 @@ def main() -> None:
         result.loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        tokens[mode].append(result.tokens)
         return time.perf_counter() - start
 
     times: dict[str, list[float]] = {"static": [], "dynamic": []}
@@ -114,19 +118,21 @@ def main() -> None:
     ratios = [d / s for d, s in zip(times["dynamic"], times["static"], strict=True)]
     book = {m: tasks[m].dhnm.spent / sum(times[m]) for m in times}
     stats = tasks["dynamic"].dhnm.stats()
-    table = [[m, f"{med[m] * 1e3:.1f}", f"{tasks[m].dhnm.spent / args.steps * 1e3:.3f}", f"{book[m]:.3%}"]
-             for m in ("static", "dynamic")]  # fmt: skip
-    print(tabulate(table, headers=["negatives", "median step ms", "DHNM ms/step", "DHNM share of step"],
-                   tablefmt="github"))  # fmt: skip
+    mean_tokens = {m: statistics.fmean(t[args.warmup :]) for m, t in tokens.items()}
+    table = [[m, f"{med[m] * 1e3:.1f}", f"{mean_tokens[m]:.0f}", f"{tasks[m].dhnm.spent / args.steps * 1e3:.3f}",
+              f"{book[m]:.3%}"] for m in ("static", "dynamic")]  # fmt: skip
+    headers = ["negatives", "median step ms", "tokens/step", "DHNM ms/step", "DHNM share of step"]
+    print(tabulate(table, headers=headers, tablefmt="github"))
     overhead = statistics.median(ratios) - 1
-    print(f"\nstep-time overhead (median of paired ratios): {overhead:+.2%}; bookkeeping share: "
+    print(f"\nstep-time difference (median of paired ratios; includes the different negatives' lengths): "
+          f"{overhead:+.2%}; DHNM bookkeeping share: "
           f"{book['dynamic']:.3%} (target <= 2%); initial drops {stats['initial_drops']}, decay replacements "
           f"{stats['decay_replacements']}, exhausted {stats['exhausted']}")  # fmt: skip
     record = {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                     "torch": torch.__version__},  # fmt: skip
-        "median_step_s": med, "step_s": times, "paired_overhead": overhead,
+        "median_step_s": med, "step_s": times, "paired_overhead": overhead, "mean_tokens_per_step": mean_tokens,
         "dhnm_seconds_per_step": {m: tasks[m].dhnm.spent / args.steps for m in times},
         "dhnm_share_of_step": book, "dhnm_stats": stats, "mrl_dims": dims,
     }  # fmt: skip
