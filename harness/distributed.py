@@ -39,11 +39,6 @@ class ShardGroup:
         dist.all_gather(parts, padded)
         return [p[: int(c.item())].cpu().numpy() for p, c in zip(parts, counts, strict=True)]
 
-    def barrier(self) -> None:
-        import torch.distributed as dist
-
-        dist.barrier()
-
 
 def backend_for(device: str) -> str:
     kind = device.split(":")[0]

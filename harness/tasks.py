@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,6 @@ class ResolvedTask:
     task: AbsTask | None = None
     local: LocalTask | None = None
     reason: str = ""
-    detail: dict[str, Any] = field(default_factory=dict)
 
     def load(self) -> AbsTask:
         """Load the task's data now (mirrors are parsed and validated here), so loading is timed on its own."""
@@ -91,7 +90,6 @@ class ResolvedTask:
             )
         if self.reason:
             rec["reason"] = self.reason
-        rec.update(self.detail)
         return rec
 
 
