@@ -3,7 +3,7 @@
 # Usage on the device machine, from the repository root:  OUT=/some/dir bash benchmarks/gpu_session.sh
 # Writes gpu_model.json / gpu_train.json and their logs under $OUT (default benchmarks/results).
 set -o pipefail
-OUT=${OUT:-benchmarks/results}
+OUT=$(mkdir -p "${OUT:-benchmarks/results}" && cd "${OUT:-benchmarks/results}" && pwd)
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
