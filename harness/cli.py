@@ -56,7 +56,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         use_cache=not args.no_cache,
         options=ModelOptions(device=args.device, dtype=args.dtype, max_length=args.max_length,
-                             pooling=args.pooling, trust_remote_code=args.trust_remote_code),  # fmt: skip
+                             pooling=args.pooling, trust_remote_code=args.trust_remote_code,
+                             compile=args.compile),  # fmt: skip
         overwrite=args.overwrite,
         show_progress=False if args.no_progress else None,
     )
@@ -132,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-length", type=int, help="truncate inputs to this many tokens")
     run.add_argument("--pooling", default="mean", help="pooling for hf: models: mean, cls, last")
     run.add_argument("--trust-remote-code", action="store_true", help="allow model folders to run their own code")
+    run.add_argument("--compile", action="store_true", help="torch.compile conan: models (faster on GPUs after "
+                     "tens of seconds of compilation)")
     run.add_argument("--overwrite", action="store_true", help="redo tasks that a previous run finished")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)

@@ -36,6 +36,7 @@ class ModelOptions:
     max_length: int | None = None
     pooling: str = "mean"
     trust_remote_code: bool = False
+    compile: bool = False  # torch.compile conan: models (pays off on accelerators for long runs)
 
 
 class Embedder(ABC):
@@ -237,7 +238,7 @@ class ConanEmbedder(Embedder):
         from conan_model import ConanEncoder
 
         dtype = None if opts.dtype == "float32" else _torch_dtype(opts.dtype)
-        self._enc = ConanEncoder.from_pretrained(folder, device=opts.device, dtype=dtype)
+        self._enc = ConanEncoder.from_pretrained(folder, device=opts.device, dtype=dtype, compile=opts.compile)
         # stages all export `<out>/final`: the parent folder keeps two checkpoints' names apart
         self.spec, self.name = spec, f"conan/{folder.resolve().parent.name}-{folder.name}"
         self.device, self.dtype = str(self._enc.device), opts.dtype

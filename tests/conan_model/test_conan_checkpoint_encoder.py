@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -97,3 +98,11 @@ def test_cannot_save_meta_model(tmp_path, tiny_model, tokenizer):
         meta = ConanModel(tiny_model.config)
     with pytest.raises(ValueError, match="meta"):
         save_pretrained(meta, tokenizer, tmp_path / "m")
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="inductor needs a C compiler")
+def test_compiled_encoder_matches_eager(checkpoint, texts):
+    eager = ConanEncoder.from_pretrained(checkpoint, device="cpu").encode(texts, batch_size=2)
+    compiled = ConanEncoder.from_pretrained(checkpoint, device="cpu", compile=True)
+    assert compiled.model._compiled_call_impl is not None
+    np.testing.assert_allclose(compiled.encode(texts, batch_size=2), eager, atol=1e-5)
