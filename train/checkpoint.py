@@ -37,7 +37,7 @@ from torch.distributed.checkpoint.state_dict import (
 from conan_model import ConanConfig, ConanModel, save_pretrained
 from conan_model.checkpoint import WEIGHTS_NAME
 
-from .config import config_diff
+from .config import RESUME_SAFE, config_diff
 from .distributed import Runtime, barrier
 from .errors import ResumeError
 
@@ -81,10 +81,13 @@ def read_state(path: str | Path) -> dict[str, Any]:
     return json.loads((Path(path) / STATE_NAME).read_text(encoding="utf-8"))
 
 
-def check_resume_config(path: str | Path, current: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint's state.json, after checking that its stage config matches ``current``."""
+def check_resume_config(
+    path: str | Path, current: dict[str, Any], safe: frozenset[str] = RESUME_SAFE
+) -> dict[str, Any]:
+    """The checkpoint's state.json, after checking that its stage config matches ``current`` (keys in ``safe``
+    may differ)."""
     state = read_state(path)
-    diff = config_diff(state["config"], current)
+    diff = config_diff(state["config"], current, safe)
     if diff:
         raise ResumeError(f"cannot resume from {path}: the config differs from the checkpoint's in "
                           f"{len(diff)} key(s): " + "; ".join(diff))  # fmt: skip

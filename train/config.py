@@ -35,6 +35,7 @@ class StageConfig:
     """Options every stage shares. ``batch_size`` is global: all ranks and all accumulation steps together."""
 
     stage: ClassVar[str] = ""
+    resume_safe: ClassVar[frozenset[str]] = RESUME_SAFE  # stages add their own keys
     output_dir: str = "runs/train"
     data: list[str] = field(default_factory=list)  # JSONL files, or folders holding train.jsonl
     data_root: str = ""  # prefix joined to each entry of ``data``
@@ -153,6 +154,16 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def merge_tables(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``, tables merged at every depth (``tasks.sts.batch_size=16`` keeps the
+    other keys of ``[tasks.sts]`` and the other tasks)."""
+    out = dict(base)
+    for key, value in override.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merge_tables(out[key], value) if both else value
+    return out
+
+
 def load_config(cls: type[StageConfig], path: str | Path | None = None, overrides: list[str] = ()) -> StageConfig:
     """Build ``cls`` from an optional TOML file plus ``--set`` overrides, checking every key and type."""
     values: dict[str, Any] = {}
@@ -167,11 +178,7 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
     stage = values.pop("stage", cls.stage)
     if stage != cls.stage:
         raise ConfigError(f"{path} is a {stage!r} config, not {cls.stage!r}")
-    for key, value in parse_set(list(overrides)).items():
-        if isinstance(value, dict) and isinstance(values.get(key), dict):
-            values[key] = {**values[key], **value}
-        else:
-            values[key] = value
+    values = merge_tables(values, parse_set(list(overrides)))
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - fields)
@@ -183,23 +190,25 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """Check ``value`` against a field annotation (int, float, bool, str, list[str], dict, X | None)."""
+    """Check ``value`` against a field annotation (int, float, bool, str, list[T], dict, X | None)."""
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType) and type(None) in args:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             return None
         (hint,) = [a for a in args if a is not type(None)]
     origin = typing.get_origin(hint) or hint
+    if origin is list:
+        (item,) = typing.get_args(hint) or (Any,)
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            value = [value]  # `--set data=a.jsonl`, `--set dims=64`
+        if not isinstance(value, list):
+            raise ConfigError(f"config key {key!r} expects a list, got {value!r}")
+        return [v if item is Any else _coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
     if origin is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if origin is int and isinstance(value, float) and value.is_integer():
         return int(value)
-    if origin is list and isinstance(value, str):
-        value = [value]
-    if origin is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
-    ok = isinstance(value, origin) and not (origin is int and isinstance(value, bool))
-    if not ok or origin is list:
+    if not isinstance(value, origin) or (origin is int and isinstance(value, bool)):
         raise ConfigError(f"config key {key!r} expects {getattr(hint, '__name__', hint)}, got {value!r}")
     return value
 

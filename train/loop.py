@@ -65,7 +65,7 @@ def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | 
         torch.set_num_threads(cfg.threads)
     rt = init_runtime(cfg.device)
     path = ckpt_io.resolve_resume(resume, cfg.output_dir)
-    state = ckpt_io.check_resume_config(path, cfg.to_dict()) if path is not None else {}
+    state = ckpt_io.check_resume_config(path, cfg.to_dict(), cfg.resume_safe) if path is not None else {}
     out = Path(cfg.output_dir)
     if rt.is_main:
         out.mkdir(parents=True, exist_ok=True)

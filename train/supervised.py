@@ -33,7 +33,7 @@ from conan_model import encode_batch
 
 from . import loop
 from .clr import ParallelTranslator, build_clr, format_report
-from .config import StageConfig
+from .config import RESUME_SAFE, StageConfig
 from .data import JsonlIndex, permutation
 from .dhnm import DHNM, DHNMConfig
 from .distributed import barrier
@@ -57,6 +57,8 @@ class SupervisedConfig(StageConfig):
     """
 
     stage: ClassVar[str] = "supervised"
+    # pools are mined deterministically, so moving their cache folder changes nothing
+    resume_safe: ClassVar[frozenset[str]] = RESUME_SAFE | {"pools_dir"}
     tasks: dict[str, Any] = field(default_factory=dict)
     max_length: int = 128
     temperature: float = 0.05  # InfoNCE τ; the paper gives none (notes §8.3)

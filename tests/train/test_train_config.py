@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from train import cli
-from train.config import PretrainConfig, WeakConfig, config_diff, load_config, parse_set
+from train.config import RESUME_SAFE, PretrainConfig, WeakConfig, _coerce, config_diff, load_config, parse_set
 from train.errors import ConfigError
 from train.loop import lr_factor, micro_batches
 
@@ -51,6 +51,7 @@ def test_load_config_merges_file_and_overrides(tmp_path):
         ('stage = "weak"\ndata = ["x"]\n', ["model=huge"], "unknown model preset 'huge'"),
         ('stage = "weak"\ndata = ["x"]\n', ["on_long=drop"], "on_long must be 'truncate' or 'error'"),
         ('stage = "weak"\ndata = ["x"\n', [], "invalid TOML"),
+        ('stage = "weak"\ndata = ["x", 3]\n', [], r"'data\[1\]' expects str, got 3"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, text, overrides, message):
@@ -73,6 +74,37 @@ def test_config_diff_names_keys():
     saved = {"lr": 1e-3, "log_every": 1, "model_overrides": {"hidden_size": 128}}
     now = {"lr": 1e-3, "log_every": 5, "model_overrides": {"hidden_size": 256}}
     assert config_diff(saved, now) == ["model_overrides.hidden_size: 128 -> 256"]
+
+
+def test_nested_set_overrides_merge_at_every_depth(tmp_path):
+    from train.supervised import SupervisedConfig
+
+    path = tmp_path / "s.toml"
+    path.write_text('stage = "supervised"\n[tasks.sts]\nkind = "sts"\ndata = ["a"]\nbatch_size = 32\n'
+                    '[tasks.ret]\nkind = "retrieval"\ndata = ["b"]\n')  # fmt: skip
+    cfg = load_config(SupervisedConfig, path, ["tasks.sts.batch_size=16", "tasks.ret.weight=2"])
+    assert cfg.tasks == {"sts": {"kind": "sts", "data": ["a"], "batch_size": 16},
+                         "ret": {"kind": "retrieval", "data": ["b"], "weight": 2}}  # fmt: skip
+    assert cfg.data == ["a", "b"]
+
+
+def test_typed_lists_are_coerced_per_item():
+    assert _coerce("dims", [64, 128.0], list[int]) == [64, 128]
+    assert _coerce("weights", [1, 0.5], list[float]) == [1.0, 0.5] and _coerce("dims", 64, list[int]) == [64]
+    assert _coerce("data", "a.jsonl", list[str]) == ["a.jsonl"]
+    with pytest.raises(ConfigError, match=r"'dims\[1\]' expects int, got 'x'"):
+        _coerce("dims", [64, "x"], list[int])
+    with pytest.raises(ConfigError, match="'dims' expects a list"):
+        _coerce("dims", {"a": 1}, list[int])
+
+
+def test_resume_safe_keys_are_per_stage():
+    from train.supervised import SupervisedConfig
+
+    assert WeakConfig.resume_safe == RESUME_SAFE and SupervisedConfig.resume_safe == RESUME_SAFE | {"pools_dir"}
+    saved, now = {"pools_dir": "a", "lr": 1e-4}, {"pools_dir": "b", "lr": 1e-4}
+    assert config_diff(saved, now, SupervisedConfig.resume_safe) == []
+    assert config_diff(saved, now, WeakConfig.resume_safe) == ["pools_dir: 'a' -> 'b'"]
 
 
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
