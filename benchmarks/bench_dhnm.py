@@ -86,7 +86,7 @@ def main() -> None:
     dims, weights = cfg.mrl(model.config.hidden_size)
     tasks = {}
     for mode in ("static", "dynamic"):
-        task = Task(mode, "retrieval", args.batch, 1.0, rows, [p["candidates"] for p in pools])
+        task = Task(mode, "retrieval", args.batch, 1.0, rows, [p["candidates"] for p in pools], hard_negatives=args.k)
         task.dhnm = TimedDHNM([len(p) for p in task.pools], DHNMConfig(k=args.k, mode=mode))
         tasks[mode] = task
     stepper = Stepper(cfg, rt, model.config, tok, tasks, dims, weights)

@@ -44,7 +44,7 @@ from .mining import ensure_pools, load_pools
 from .objectives import cosent, label_info_nce, mrl_dims, mrl_loss, retrieval_info_nce
 
 KINDS = ("retrieval", "clr", "classification", "sts")
-TASK_KEYS = {"kind", "data", "batch_size", "weight", "parallel", "mix", "total"}
+TASK_KEYS = {"kind", "data", "batch_size", "weight", "hard_negatives", "parallel", "mix", "total"}
 TEXT_FIELDS = ("query", "positive", "negative", "text", "sentence1", "sentence2")
 
 
@@ -113,11 +113,15 @@ class SupervisedConfig(StageConfig):
                 raise ConfigError(f"tasks.{name}: `data` is empty")
             if not (isinstance(spec["batch_size"], int) and spec["batch_size"] >= 2 and spec["weight"] > 0):
                 raise ConfigError(f"tasks.{name}: batch_size must be an integer >= 2 and weight positive")
+            k = spec.setdefault("hard_negatives", self.hard_negatives)
+            if not (isinstance(k, int) and not isinstance(k, bool) and k >= 0):
+                raise ConfigError(f"tasks.{name}: hard_negatives must be an integer >= 0, got {k!r}")
             specs[name] = spec
         return specs
 
-    def dhnm_config(self) -> DHNMConfig:
-        return DHNMConfig(k=self.hard_negatives, **self.dhnm)
+    def dhnm_config(self, k: int | None = None) -> DHNMConfig:
+        """DHNM settings for a task with ``k`` hard negatives (default: the stage's ``hard_negatives``)."""
+        return DHNMConfig(k=self.hard_negatives if k is None else k, **self.dhnm)
 
     def mrl(self, hidden_size: int) -> tuple[list[int], list[float] | None]:
         if self.mrl_dims == "none":
@@ -156,6 +160,7 @@ class Task:
     pools: list[list[str]] = field(default_factory=list)
     dhnm: DHNM | None = None
     labels: list[str] = field(default_factory=list)
+    hard_negatives: int = 7  # K of this task (the table's ``hard_negatives``, else the stage's)
 
 
 def read_rows(files: list[Path], kind: str) -> list[dict[str, Any]]:
@@ -201,13 +206,14 @@ def attach_pools(
         given = [row["negative"]] if row.get("negative") else []
         rest = [c for c in mined[src] if c not in given]
         task.pools.append(rest[:skip] + given + rest[skip:])
-    task.dhnm = DHNM([len(p) for p in task.pools], cfg.dhnm_config())
+    task.dhnm = DHNM([len(p) for p in task.pools], cfg.dhnm_config(task.hard_negatives))
 
 
 def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
     tasks = {}
     for name, spec in cfg.task_specs().items():
-        task = Task(name, spec["kind"], spec["batch_size"], float(spec["weight"]), [])
+        task = Task(name, spec["kind"], spec["batch_size"], float(spec["weight"]), [],
+                    hard_negatives=spec["hard_negatives"])
         if spec["kind"] == "clr":
             translator = ParallelTranslator.from_dir(Path(cfg.data_root) / spec["parallel"])
             source = (read_rows(_files(cfg.data_root, spec["data"]), "retrieval") if spec["data"]
@@ -360,7 +366,7 @@ class Stepper:
                                metrics={"task": batch.task})  # fmt: skip
 
     def retrieval(self, task: Task, batch: TaskBatch) -> tuple[list[str], Any]:
-        k, b, device = self.cfg.hard_negatives, len(batch.rows), self.rt.device
+        k, b, device = task.hard_negatives, len(batch.rows), self.rt.device
         queries = [task.rows[r]["query"] for r in batch.rows]
         positives = [task.rows[r]["positive"] for r in batch.rows]
         slots = [[None if j is None else task.pools[r][j] for j in task.dhnm.negatives(r)] for r in batch.rows]
@@ -395,7 +401,7 @@ class Stepper:
             gold = str(task.rows[r]["label"])
             others = [lab for lab in task.labels if lab != gold]
             rng = random.Random(f"{batch.seed}-{r}")
-            label_set.update([gold, *rng.sample(others, min(self.cfg.hard_negatives, len(others)))])
+            label_set.update([gold, *rng.sample(others, min(task.hard_negatives, len(others)))])
         labels = sorted(label_set)
         rows = [task.rows[r] for r in batch.rows]
         targets = torch.tensor([labels.index(str(r["label"])) for r in rows], device=self.rt.device)

@@ -162,6 +162,8 @@ def test_config_errors_name_the_problem(tmp_path: Path, data_root: Path):
         SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, dhnm={"mode": "never"})
     with pytest.raises(ConfigError, match="micro_batch_size"):
         SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, micro_batch_size=2)
+    with pytest.raises(ConfigError, match="tasks.t: hard_negatives must be an integer >= 0, got -1"):
+        SupervisedConfig(**base, tasks={"t": {"kind": "retrieval", "data": ["x"], "hard_negatives": -1}})
     cfg = SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, mrl_dims="16,64", mrl_weights="1")
     with pytest.raises(ConfigError, match="mrl_weights"):
         cfg.mrl(128)
@@ -170,3 +172,17 @@ def test_config_errors_name_the_problem(tmp_path: Path, data_root: Path):
     bad = SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": [str(scored), "sts/afqmc.jsonl"]}})
     with pytest.raises(DataError, match="mixes scored"):
         run(bad)
+
+
+def test_hard_negatives_per_task(tmp_path: Path, data_root: Path):
+    from train.distributed import init_runtime
+    from train.supervised import Stepper, TaskBatch, build_tasks
+
+    path = write_config(tmp_path / "cfg.toml", data_root, tmp_path / "run")
+    cfg = load_config(SupervisedConfig, path, ["tasks.clr.hard_negatives=0", "tasks.ret.hard_negatives=2"])
+    tasks = build_tasks(cfg, init_runtime("cpu"))
+    assert (tasks["ret"].dhnm.config.k, tasks["clr"].dhnm.config.k, tasks["sts"].hard_negatives) == (2, 0, 3)
+    stepper = Stepper(cfg, init_runtime("cpu"), None, None, tasks, [128], None)
+    for name, k in (("ret", 2), ("clr", 0)):
+        texts, _ = stepper.retrieval(tasks[name], TaskBatch(name, [0, 1], [0, 1], 0))
+        assert 4 <= len(texts) <= 4 + 2 * k and (k or len(texts) == 4)
