@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -143,18 +144,26 @@ def mine_pools(
 
 
 def save_pools(path: str | Path, pools: Sequence[dict[str, Any]], meta: dict[str, Any] | None = None) -> None:
-    """JSONL, one pool per line in query order (atomic: written beside, then moved); ``meta`` goes to
-    ``<path>.meta.json`` (scorer, depth, corpus size...)."""
+    """JSONL, one pool per line in query order; ``meta`` goes to ``<path>.meta.json`` (scorer, depth, corpus
+    size...). Both are written to a unique temporary name beside the target and renamed, so readers never see
+    half a file and concurrent runs sharing one ``pools_dir`` do not collide."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for pool in pools:
-            handle.write(json.dumps(pool, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-    if meta is not None:
-        meta_path = path.with_name(path.name + ".meta.json")
-        meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+    lines = "".join(json.dumps(pool, ensure_ascii=False) + "\n" for pool in pools)
+    _replace_text(path, lines)
+    if meta is not None:  # after the pools: a crash in between leaves a stale meta, so they are mined again
+        _replace_text(path.with_name(path.name + ".meta.json"), json.dumps(meta, indent=2, ensure_ascii=False))
+
+
+def _replace_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def load_pools(path: str | Path) -> list[dict[str, Any]]:

@@ -123,3 +123,14 @@ def test_clr_reports_shortfalls_honestly(tmp_path):
     assert report["produced_total"] == len(out) == 13
     assert rows["de"]["produced_share"] == pytest.approx(10 / 13)
     assert "| fr | French | 20.0% | 10 | 0 | 0.0% | no translations available |" in format_report(report)
+
+
+def test_concurrent_pool_writers_sharing_a_folder_do_not_collide(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pools = [{"query": f"q{i}", "candidates": [f"d{j}" for j in range(50)], "scores": [0.5] * 50} for i in range(300)]
+    path = tmp_path / "pools" / "clr.jsonl"
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: save_pools(path, pools, {"depth": 50}), range(8)))
+    assert load_pools(path) == pools and sorted(p.name for p in path.parent.iterdir()) == [
+        "clr.jsonl", "clr.jsonl.meta.json"]  # fmt: skip
