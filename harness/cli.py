@@ -133,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-length", type=int, help="truncate inputs to this many tokens")
     run.add_argument("--pooling", default="mean", help="pooling for hf: models: mean, cls, last")
     run.add_argument("--trust-remote-code", action="store_true", help="allow model folders to run their own code")
-    run.add_argument("--compile", action="store_true", help="torch.compile conan: models (faster on GPUs after "
-                     "tens of seconds of compilation)")
+    run.add_argument("--compile", action="store_true", help="torch.compile the model (conan:, st:, hf:, minilm; "
+                     "faster on GPUs after tens of seconds of compilation)")
     run.add_argument("--overwrite", action="store_true", help="redo tasks that a previous run finished")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)

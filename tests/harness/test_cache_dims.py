@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -147,3 +148,21 @@ def test_cache_cli_info_and_clear(tmp_path: Path, minilm, capsys) -> None:
     assert "3 vectors" in out and "all-MiniLM-L6-v2" in out and "role=query" in out
     assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 0
     assert "removed 3" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="inductor needs a C compiler")
+def test_compiled_sentence_transformer_encodes_like_eager(minilm) -> None:
+    from harness.models import ModelOptions, load_model
+
+    texts = ["A man is playing a guitar.", "Two dogs run on the beach.", "short", "一个孩子在玩球。"]
+    compiled = load_model("minilm", ModelOptions(compile=True))
+    assert compiled._model[0]._compiled_call_impl is not None
+    np.testing.assert_allclose(compiled.encode_batch(texts, None), minilm.encode_batch(texts, None), atol=1e-5)
+
+
+def test_compile_is_refused_for_the_c_engine() -> None:
+    from harness.errors import UsageError
+    from harness.models import ModelOptions, load_model
+
+    with pytest.raises(UsageError, match="no --compile"):
+        load_model("me5-small", ModelOptions(compile=True))
