@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -18,6 +20,13 @@ os.environ.setdefault("HARNESS_CACHE_DIR", str(_CACHE / "embeddings"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def needs_inductor() -> None:
+    """torch.compile on CPU (inductor) builds C++ kernels: it needs g++ and the Python headers."""
+    if shutil.which("g++") is None or not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
+        pytest.skip("torch.compile on CPU needs g++ and the Python headers")
 
 
 def shared_data_root() -> Path:

@@ -1,5 +1,4 @@
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -100,8 +99,7 @@ def test_cannot_save_meta_model(tmp_path, tiny_model, tokenizer):
         save_pretrained(meta, tokenizer, tmp_path / "m")
 
 
-@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="inductor needs a C compiler")
-def test_compiled_encoder_matches_eager(checkpoint, texts):
+def test_compiled_encoder_matches_eager(checkpoint, texts, needs_inductor):
     eager = ConanEncoder.from_pretrained(checkpoint, device="cpu").encode(texts, batch_size=2)
     compiled = ConanEncoder.from_pretrained(checkpoint, device="cpu", compile=True)
     assert compiled.model._compiled_call_impl is not None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -150,8 +149,7 @@ def test_cache_cli_info_and_clear(tmp_path: Path, minilm, capsys) -> None:
     assert "removed 3" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="inductor needs a C compiler")
-def test_compiled_sentence_transformer_encodes_like_eager(minilm) -> None:
+def test_compiled_sentence_transformer_encodes_like_eager(minilm, needs_inductor) -> None:
     from harness.models import ModelOptions, load_model
 
     texts = ["A man is playing a guitar.", "Two dogs run on the beach.", "short", "一个孩子在玩球。"]
