@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,9 +31,12 @@ TOKENIZER_NAME = "tokenizer.json"
 CHECKPOINT_FILES = (CONFIG_NAME, WEIGHTS_NAME, TOKENIZER_NAME)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """``write`` a temporary file beside ``path``, then rename it over ``path``; no partial file survives."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` a temporary file beside ``path``, then rename it over ``path``; no partial file survives.
+
+    The temporary name is unique per call, so concurrent writers of one path (processes or threads) never
+    share it."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -53,8 +57,8 @@ def save_pretrained(model: ConanModel, tokenizer: Tokenizer, path: str | os.Path
     state = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
     path.mkdir(parents=True, exist_ok=True)
     text = json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    _atomic_write(path / CONFIG_NAME, lambda p: p.write_text(text, encoding="utf-8"))
-    _atomic_write(path / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+    atomic_write(path / CONFIG_NAME, lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write(path / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
     save_tokenizer(tokenizer, path / TOKENIZER_NAME)
     return path
 

@@ -137,13 +137,18 @@ def pretrain_text(data: Path, out: Path) -> list[str]:
 
 def stage_configs(args: argparse.Namespace, work: Path) -> dict[str, Path]:
     common = {"max_length": 64, "seed": 0, "log_every": 25, **({"threads": args.threads} if args.threads else {})}
-    pretrain = {"stage": "pretrain", "output_dir": str(work / "pretrain"), "data_root": str(work / "pretrain_text"),
-                "data": pretrain_text(args.data, work / "pretrain_text"), "tokenizer": str(work / "tokenizer.json"),
-                "model": "tiny", "model_overrides": {"max_length": 128}, "seq_len": 128, "batch_size": 32,
-                "steps": args.pretrain_steps, "lr": 2e-3, "save_every": args.pretrain_steps,
-                **{k: v for k, v in common.items() if k != "max_length"}}  # fmt: skip
-    start = ({"init_from": str(work / "pretrain/final")} if args.pretrain_steps else  # 0: from scratch (first report)
-             {"tokenizer": str(work / "tokenizer.json"), "model": "tiny", "model_overrides": {"max_length": 64}})
+    configs = {}
+    if args.pretrain_steps:
+        pretrain = {"stage": "pretrain", "output_dir": str(work / "pretrain"),
+                    "data_root": str(work / "pretrain_text"), "data": pretrain_text(args.data, work / "pretrain_text"),
+                    "tokenizer": str(work / "tokenizer.json"), "model": "tiny", "model_overrides": {"max_length": 128},
+                    "seq_len": 128, "batch_size": 32, "steps": args.pretrain_steps, "lr": 2e-3,
+                    "save_every": args.pretrain_steps,
+                    **{k: v for k, v in common.items() if k != "max_length"}}  # fmt: skip
+        configs["pretrain"] = write_toml(work / "pretrain.toml", pretrain, {})
+        start = {"init_from": str(work / "pretrain/final")}
+    else:  # the first report: weak stage from scratch
+        start = {"tokenizer": str(work / "tokenizer.json"), "model": "tiny", "model_overrides": {"max_length": 64}}
     weak = {"stage": "weak", "output_dir": str(work / "weak"), "data_root": str(work / "weak_pairs"),
             "data": news_pairs(args.data, work / "weak_pairs"), **start, "steps": args.weak_steps, "batch_size": 64,
             "lr": 1e-3, "save_every": args.weak_steps, **common}  # fmt: skip
@@ -156,7 +161,7 @@ def stage_configs(args: argparse.Namespace, work: Path) -> dict[str, Path]:
              "tasks.sts": {"kind": "sts", "data": [f"train/{d}" for d in STS_DATA], "batch_size": 32}}  # fmt: skip
     clr = {"tasks.clr": {"kind": "clr", "parallel": "train", "total": args.clr_total, "batch_size": 16}}
     return {
-        **({"pretrain": write_toml(work / "pretrain.toml", pretrain, {})} if args.pretrain_steps else {}),
+        **configs,
         "weak": write_toml(work / "weak.toml", weak, {}),
         "sup": write_toml(work / "sup.toml", {**sup, "output_dir": str(work / "sup")}, tasks),
         "sup_clr": write_toml(work / "sup_clr.toml", {**sup, "output_dir": str(work / "sup_clr")}, {**tasks, **clr}),
@@ -308,7 +313,7 @@ def main() -> None:
                 timings[f"train {name}"] = earlier_timings[f"train {name}"]
     random_init(work)
     evals = {}
-    for name in (m for m in EVALUATED if m != "pretrain" or args.pretrain_steps):
+    for name in (m for m in EVALUATED if m == BASELINE or m in configs):
         evals[name] = evaluate(args, work, name, tasks)
         timings[f"eval {name}"] = evals[name]["seconds"]
 

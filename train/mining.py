@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import sparse
+
+from conan_model.checkpoint import atomic_write
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+")
@@ -145,25 +145,15 @@ def mine_pools(
 
 def save_pools(path: str | Path, pools: Sequence[dict[str, Any]], meta: dict[str, Any] | None = None) -> None:
     """JSONL, one pool per line in query order; ``meta`` goes to ``<path>.meta.json`` (scorer, depth, corpus
-    size...). Both are written to a unique temporary name beside the target and renamed, so readers never see
-    half a file and concurrent runs sharing one ``pools_dir`` do not collide."""
+    size...). Both are written atomically under per-call temporary names, so readers never see half a file and
+    concurrent runs sharing one ``pools_dir`` do not collide."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = "".join(json.dumps(pool, ensure_ascii=False) + "\n" for pool in pools)
-    _replace_text(path, lines)
+    atomic_write(path, lambda tmp: tmp.write_text(lines, encoding="utf-8"))
     if meta is not None:  # after the pools: a crash in between leaves a stale meta, so they are mined again
-        _replace_text(path.with_name(path.name + ".meta.json"), json.dumps(meta, indent=2, ensure_ascii=False))
-
-
-def _replace_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        text = json.dumps(meta, indent=2, ensure_ascii=False)
+        atomic_write(path.with_name(path.name + ".meta.json"), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def load_pools(path: str | Path) -> list[dict[str, Any]]:

@@ -160,7 +160,7 @@ class Task:
     pools: list[list[str]] = field(default_factory=list)
     dhnm: DHNM | None = None
     labels: list[str] = field(default_factory=list)
-    hard_negatives: int = 7  # K of this task (the table's ``hard_negatives``, else the stage's)
+    hard_negatives: int = SupervisedConfig.hard_negatives  # K of this task (its table's, else the stage's)
 
 
 def read_rows(files: list[Path], kind: str) -> list[dict[str, Any]]:
