@@ -24,7 +24,7 @@ from conan_model import ConanEncoder  # noqa: E402
 
 EN_STS = ["STSBenchmark", "STS12", "STS13", "STS15", "STS16", "SICK-R"]
 ZH_STS = ["AFQMC", "ATEC", "BQ", "PAWSX", "STSB"]
-TATOEBA = ["TatoebaFraEng", "TatoebaSpaEng", "TatoebaDeuEng", "TatoebaRusEng"]
+TATOEBA = ["TatoebaFraEng", "TatoebaSpaEng", "TatoebaDeuEng", "TatoebaRusEng", "TatoebaJpnEng"]
 
 
 def rows(data: Path, lang: str, task: str) -> list[dict]:
