@@ -193,7 +193,8 @@ def evaluate(args: argparse.Namespace, work: Path, name: str, tasks: list[str]) 
            "--no-progress", "--dims", "16,40,72,full"]  # fmt: skip
     seconds = sh(cmd, work / f"eval_{name}.log", ok=(0, 1))  # 1: a task failed; the report shows it as —
     record = json.loads((runs / name / "run.json").read_text(encoding="utf-8"))
-    return {"seconds": seconds, "tasks": record["tasks"]}
+    skipped = (work / f"eval_{name}.log").read_text(encoding="utf-8").count("done earlier, skipped")
+    return {"seconds": seconds, "tasks": record["tasks"], "skipped": skipped}
 
 
 def last_metrics(folder: Path) -> dict[str, Any]:
@@ -225,6 +226,8 @@ def render(result: dict[str, Any]) -> str:
              f"({result['wall_minutes']:.1f} min wall"
              + (f"; trained stages {', '.join(result['reused'])} reused from an earlier run, their training times "
                 "below are from that run" if result.get("reused") else " in total")
+             + (f"; the harness kept the scores of unchanged checkpoints ({', '.join(result['reused_evals'])}) "
+                "and their eval times from that run" if result.get("reused_evals") else "")
              + "). Tiny preset (0.9M parameters), one seed, local "
              "mirrors of the tasks (`harness run --data-dir ../shared/data`), main score ×100, full width (128).", "",
              "## Group means", "",
@@ -325,7 +328,8 @@ def main() -> None:
     evals = {}
     for name in (m for m in EVALUATED if m == BASELINE or m in configs):
         evals[name] = evaluate(args, work, name, tasks)
-        timings[f"eval {name}"] = evals[name]["seconds"]
+        kept = evals[name]["skipped"] and f"eval {name}" in earlier_timings  # scores from an earlier run
+        timings[f"eval {name}"] = earlier_timings[f"eval {name}"] if kept else evals[name]["seconds"]
 
     result: dict[str, Any] = {"tasks": tasks, "evals": evals, "timings": timings, "groups": {}, "mrl": {}}
     for gname, members in groups.items():
@@ -359,6 +363,7 @@ def main() -> None:
     result["settings"] = {name: cfg.read_text(encoding="utf-8") for name, cfg in configs.items()}
     result["wall_minutes"] = (time.perf_counter() - start) / 60
     result["reused"] = reused
+    result["reused_evals"] = [name for name, e in evals.items() if e["skipped"]]
     result["machine"] = f"{platform.machine()} CPU, {platform.python_version()}"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

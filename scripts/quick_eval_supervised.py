@@ -2,10 +2,11 @@
 
     python scripts/quick_eval_supervised.py runs/ablations/bal_lr3e4/final [more checkpoint folders ...]
 
-Prints, per conan checkpoint: top-1 bitext accuracy on four Tatoeba mirrors (foreign -> English argmax over the
-1000 English sentences; the harness reports mteb's F1 instead), the cosine Spearman of STSBenchmark, the mean
-of the six English and the five Chinese STS mirrors, and STSBenchmarkZhEn. The STS numbers equal the harness's
-main scores for the same checkpoint (same encoder, same metric); use `harness run` for anything reported.
+Prints, per conan checkpoint: top-1 bitext accuracy on the fra, spa, deu, rus and jpn Tatoeba mirrors (foreign
+-> English argmax over the 1000 English sentences; the harness reports mteb's F1 instead), the cosine Spearman of
+STSBenchmark, the mean of the six English and the five Chinese STS mirrors, and STSBenchmarkZhEn. The STS
+numbers equal the harness's main scores for the same checkpoint (same encoder, same metric); use `harness run`
+for anything reported.
 """
 
 from __future__ import annotations
