@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
+from .atomic import atomic_write
 from .config import ConanConfig
 from .modeling import ConanModel
 from .tokenizer import load_tokenizer, save_tokenizer
@@ -29,19 +28,6 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TOKENIZER_NAME = "tokenizer.json"
 CHECKPOINT_FILES = (CONFIG_NAME, WEIGHTS_NAME, TOKENIZER_NAME)
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """``write`` a temporary file beside ``path``, then rename it over ``path``; no partial file survives.
-
-    The temporary name is unique per call, so concurrent writers of one path (processes or threads) never
-    share it."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save_pretrained(model: ConanModel, tokenizer: Tokenizer, path: str | os.PathLike) -> Path:

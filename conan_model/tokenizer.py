@@ -17,6 +17,8 @@ from typing import NamedTuple
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from .atomic import atomic_write
+
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)  # ids 0..3, in this order
 
@@ -107,12 +109,8 @@ def save_tokenizer(tok: Tokenizer, path: str | os.PathLike) -> None:
     """Write tokenizer.json atomically (temporary file in the same folder, then os.replace)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(tok.to_str(), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = tok.to_str()
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def token_ids(tok: Tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:

@@ -1,5 +1,5 @@
-"""Every stage config we ship (configs/, the report's ablations) must load and point at data that exists, so a
-reader who copies a command from the docs does not meet a stale key or a renamed folder."""
+"""Every ablation config the report ships (reports/supervised/ablations/) must load and point at data that exists,
+so a reader who copies a command from the docs does not meet a stale key or a renamed folder."""
 
 from __future__ import annotations
 
