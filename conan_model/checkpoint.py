@@ -2,7 +2,7 @@
 
     <dir>/config.json          ConanConfig.to_dict()
     <dir>/model.safetensors    the state dict (safetensors: no pickle, memory-mappable)
-    <dir>/tokenizer.json       the byte-level BPE
+    <dir>/tokenizer.json       the byte-level BPE (or an imported model's own tokenizer)
 
 Each file is written to a temporary name in the same folder and moved into place with os.replace, so a crash
 never leaves a half-written file under a final name. Loading checks that every file is there, that the config
@@ -76,7 +76,7 @@ def load_pretrained(
     if missing:
         raise FileNotFoundError(f"{path} is not a conan_model checkpoint: missing {', '.join(missing)}")
     config = load_config(path)
-    tokenizer = load_tokenizer(path / TOKENIZER_NAME)
+    tokenizer = load_tokenizer(path / TOKENIZER_NAME, config.special_ids())
     if tokenizer.get_vocab_size() > config.vocab_size:
         raise ValueError(
             f"{path}: tokenizer has {tokenizer.get_vocab_size()} tokens, vocab_size is {config.vocab_size}"

@@ -4,6 +4,11 @@ One flat dataclass, serialised to ``config.json`` next to the weights. The ``con
 the paper's architecture (8 layers, width 3584, 32/8 GQA heads, SwiGLU 8192, 150k vocabulary); its parameter
 count, 1,499,205,120, equals the official MTEB metadata, which is how the unstated choices (RoPE, RMSNorm,
 no biases, no separate LM head) were inferred. ``small`` and ``tiny`` are CPU-sized for tests and smoke runs.
+
+The same dataclass describes imported Llama/Qwen2-family decoders (conan_model/importing.py): an explicit
+``head_dim``, optional QKV biases, an untied LM head, their own special-token ids, and ``attention`` (the mask
+used at inference: a raw causal LM embeds best causally with last-token pooling, a converted one
+bidirectionally), so a checkpoint folder fully describes how it embeds.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .pooling import POOLINGS
+
+ATTENTIONS = ("bidirectional", "causal")  # inference mask modes a checkpoint may declare
 
 # Keys written by to_dict() that are metadata, not constructor fields.
 _META_KEYS = ("model_type", "architectures")
@@ -57,8 +64,10 @@ class ConanConfig:
     """Architecture + inference settings of a Conan decoder.
 
     ``prompts`` maps a role ('query', 'document', ...) to a prefix prepended before tokenisation; empty by
-    default because the paper's served model sends raw text. ``pooling`` is 'mean' (default) or 'last'.
-    Special-token ids follow :mod:`conan_model.tokenizer` (pad=0, unk=1, bos=2, eos=3).
+    default because the paper's served model sends raw text. ``pooling`` is 'mean' (default) or 'last';
+    ``attention`` is the inference mask ('bidirectional' default, or 'causal'). Special-token ids default to
+    :mod:`conan_model.tokenizer`'s (pad=0, bos=2, eos=3); imported models carry their own (bos may be None).
+    ``head_dim`` defaults to hidden_size / n_heads (Qwen2/Llama variants may set it explicitly).
     """
 
     vocab_size: int = 4096
@@ -71,40 +80,55 @@ class ConanConfig:
     rope_theta: float = 10_000.0
     norm_eps: float = 1e-6
     init_std: float = 0.02
+    head_dim: int | None = None  # None: hidden_size // n_heads (filled in at construction)
+    qkv_bias: bool = False  # Qwen2 has biases on the q, k and v projections
+    tie_word_embeddings: bool = True  # False: a separate lm_head.weight (V x hidden)
     pooling: str = "mean"
+    attention: str = "bidirectional"
     pad_token_id: int = 0
-    bos_token_id: int = 2
-    eos_token_id: int = 3
+    bos_token_id: int | None = 2
+    eos_token_id: int | None = 3
     prompts: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.hidden_size % self.n_heads:
-            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by n_heads {self.n_heads}")
+        if self.head_dim is None:
+            if self.hidden_size % self.n_heads:
+                raise ValueError(f"hidden_size {self.hidden_size} is not divisible by n_heads {self.n_heads}")
+            self.head_dim = self.hidden_size // self.n_heads
         if self.n_heads % self.n_kv_heads:
             raise ValueError(f"n_heads {self.n_heads} is not divisible by n_kv_heads {self.n_kv_heads}")
         if self.head_dim % 2:
             raise ValueError(f"head_dim {self.head_dim} must be even for RoPE")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if min(self.vocab_size, self.n_layers, self.ffn_size, self.max_length) <= 0:
-            raise ValueError("vocab_size, n_layers, ffn_size and max_length must be positive")
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.n_heads
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
+        if min(self.vocab_size, self.n_layers, self.ffn_size, self.max_length, self.head_dim) <= 0:
+            raise ValueError("vocab_size, n_layers, ffn_size, max_length and head_dim must be positive")
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < self.vocab_size:
+                raise ValueError(f"{name} {value} is outside the vocabulary [0, {self.vocab_size})")
 
     @property
     def embed_dim(self) -> int:
         """Output embedding size: the hidden size, as in the paper (no projection head)."""
         return self.hidden_size
 
+    def special_ids(self) -> dict[str, int | None]:
+        """pad/bos/eos ids by config key: what a checkpoint's tokenizer must contain."""
+        return {"pad_token_id": self.pad_token_id, "bos_token_id": self.bos_token_id, "eos_token_id": self.eos_token_id}
+
     def num_parameters(self) -> int:
-        """Closed-form parameter count (tied LM head counted once); see docs/conan_model.md."""
-        h, kv = self.hidden_size, self.n_kv_heads * self.head_dim
-        attention = 2 * h * h + 2 * h * kv  # q, o + k, v; no biases
+        """Closed-form parameter count (a tied LM head counted once); see docs/conan_model.md."""
+        h, q, kv = self.hidden_size, self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+        attention = 2 * h * q + 2 * h * kv  # q, o + k, v
+        if self.qkv_bias:
+            attention += q + 2 * kv
         ffn = 3 * h * self.ffn_size  # SwiGLU: gate, up, down
         norms = 2 * h  # RMSNorm weight before attention and before the FFN
-        return self.vocab_size * h + self.n_layers * (attention + ffn + norms) + h  # + final norm
+        embeddings = self.vocab_size * h * (1 if self.tie_word_embeddings else 2)
+        return embeddings + self.n_layers * (attention + ffn + norms) + h  # + final norm
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> ConanConfig:

@@ -1,6 +1,7 @@
 """The Conan decoder: token embedding, pre-norm blocks (RMSNorm, RoPE, GQA attention via SDPA, SwiGLU FFN),
 final RMSNorm. No biases and no separate LM head, which is what makes the 1.4B preset's parameter count match
 the paper exactly. The LM head used for pretraining is tied to the token embedding, so it adds no parameters.
+Imported Llama/Qwen2-family decoders switch on what they need: QKV biases and an untied ``lm_head``.
 
 Construction allocates nothing but parameters (no position tables or RoPE buffers), so
 ``with torch.device('meta'): ConanModel(cfg)`` builds the 1.4B model for free.
@@ -58,9 +59,9 @@ class Attention(nn.Module):
     def __init__(self, cfg: ConanConfig) -> None:
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
-        self.q_proj = nn.Linear(cfg.hidden_size, cfg.n_heads * cfg.head_dim, bias=False)
-        self.k_proj = nn.Linear(cfg.hidden_size, cfg.n_kv_heads * cfg.head_dim, bias=False)
-        self.v_proj = nn.Linear(cfg.hidden_size, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.q_proj = nn.Linear(cfg.hidden_size, cfg.n_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        self.k_proj = nn.Linear(cfg.hidden_size, cfg.n_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        self.v_proj = nn.Linear(cfg.hidden_size, cfg.n_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
         self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.hidden_size, bias=False)
 
     def forward(
@@ -130,6 +131,8 @@ class ConanModel(nn.Module):
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.norm = RMSNorm(config.hidden_size, config.norm_eps)
+        if not config.tie_word_embeddings:
+            self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.gradient_checkpointing = False
         self.init_weights()
 
@@ -140,6 +143,8 @@ class ConanModel(nn.Module):
         for name, p in self.named_parameters():
             if name.endswith("norm.weight"):
                 p.fill_(1.0)
+            elif name.endswith(".bias"):
+                p.zero_()
             elif name.endswith(("o_proj.weight", "down_proj.weight")):
                 p.normal_(0.0, std / math.sqrt(2 * self.config.n_layers))
             else:
@@ -152,13 +157,13 @@ class ConanModel(nn.Module):
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        mask_mode: str = "bidirectional",
+        mask_mode: str | None = None,
         alpha: float | None = None,
     ) -> torch.Tensor:
         """Hidden states (B, T, hidden) for right-padded ``input_ids`` (B, T).
 
-        mask_mode: 'bidirectional' (embedding stages, inference), 'causal' (LM pretraining) or 'soft' with
-        ``alpha`` in [0, 1] from :func:`conan_model.masks.soft_alpha` (weakly-supervised stage).
+        mask_mode: 'bidirectional' (embedding stages), 'causal' (LM pretraining) or 'soft' with ``alpha`` in
+        [0, 1] from :func:`conan_model.masks.soft_alpha` (weakly-supervised stage); None: ``config.attention``.
         """
         t = input_ids.shape[1]
         if t > self.config.max_length:
@@ -166,7 +171,7 @@ class ConanModel(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         x = self.embed_tokens(input_ids)
-        mask, is_causal = sdpa_mask(attention_mask, mask_mode, alpha, dtype=x.dtype)
+        mask, is_causal = sdpa_mask(attention_mask, mask_mode or self.config.attention, alpha, dtype=x.dtype)
         cos, sin = rope_cos_sin(t, self.config.head_dim, self.config.rope_theta, input_ids.device)
         for layer in self.layers:
             if self.gradient_checkpointing and self.training:
@@ -179,25 +184,37 @@ class ConanModel(nn.Module):
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
-        mask_mode: str = "bidirectional",
+        mask_mode: str | None = None,
         alpha: float | None = None,
         pooling: str | None = None,
         normalize: bool = True,
     ) -> torch.Tensor:
-        """Pooled (B, hidden) float32 sentence embeddings; pooling defaults to ``config.pooling``."""
+        """Pooled (B, hidden) float32 sentence embeddings; mask and pooling default to the config's."""
         hidden = self(input_ids, attention_mask, mask_mode=mask_mode, alpha=alpha)
         emb = pool(hidden, attention_mask, pooling or self.config.pooling)
         return l2_normalize(emb) if normalize else emb
 
     def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Next-token logits from hidden states through the tied head (the token embedding matrix)."""
-        return F.linear(hidden, self.embed_tokens.weight)
+        """Next-token logits from hidden states: the tied head (token embedding matrix) or ``lm_head``."""
+        weight = self.embed_tokens.weight if self.config.tie_word_embeddings else self.lm_head.weight
+        return F.linear(hidden, weight)
 
     def lm_loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean causal-LM cross-entropy over real next tokens (padding targets are ignored)."""
-        hidden = self(input_ids, attention_mask, mask_mode="causal")
         targets = input_ids[:, 1:]
         if attention_mask is not None:
             targets = targets.masked_fill(attention_mask[:, 1:] == 0, -100)
+        return self.shifted_loss(input_ids, attention_mask, targets, "causal")
+
+    def mntp_loss(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """LLM2Vec's masked next-token prediction: bidirectional attention over ``input_ids`` (some tokens
+        replaced), and the token at position i (``labels[:, i]``, -100 where not masked) is predicted from the
+        state at position i - 1, so the pretrained next-token head is reused as is."""
+        return self.shifted_loss(input_ids, None, labels[:, 1:], "bidirectional")
+
+    def shifted_loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, targets: torch.Tensor,
+                     mask_mode: str) -> torch.Tensor:  # fmt: skip
+        """Mean cross-entropy of the logits at positions 0..T-2 against ``targets`` (B, T-1; -100 ignored)."""
+        hidden = self(input_ids, attention_mask, mask_mode=mask_mode)
         logits = self.lm_logits(hidden[:, :-1])
         return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100)

@@ -3,7 +3,8 @@
 Byte-level means every string is encodable without <unk> (the 256 byte symbols are always in the vocabulary),
 which matters for a mixed Chinese/English corpus. Special tokens have fixed ids: <pad>=0, <unk>=1, <bos>=2,
 <eos>=3; each encoded text is ``<bos> ... <eos>`` (the post-processor adds them), and truncation keeps the
-final <eos>.
+final <eos>. Imported tokenizers (conan_model/importing.py) keep their own vocabulary and special ids; their
+post-processor is rewritten so that they too end every text with their eos token.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Encoding, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 from .atomic import atomic_write
 
@@ -91,17 +92,27 @@ def train_tokenizer(
     return tok
 
 
-def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
-    """Load a tokenizer.json file, or the tokenizer.json inside a folder, and check the special-token ids."""
+def load_tokenizer(path: str | os.PathLike, special_ids: dict[str, int | None] | None = None) -> Tokenizer:
+    """Load a tokenizer.json file, or the tokenizer.json inside a folder, and check the special-token ids.
+
+    Without ``special_ids`` the tokenizer must be this project's BBPE (<pad>, <unk>, <bos>, <eos> = 0..3);
+    with them (a checkpoint config's pad/bos/eos ids, e.g. of an imported model) each id must exist.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "tokenizer.json"
     if not path.is_file():
         raise FileNotFoundError(f"no tokenizer file at {path}")
     tok = Tokenizer.from_file(str(path))
-    ids = [tok.token_to_id(t) for t in SPECIAL_TOKENS]
-    if ids != list(range(len(SPECIAL_TOKENS))):
-        raise ValueError(f"{path}: special tokens {SPECIAL_TOKENS} must have ids 0..3, found {ids}")
+    if special_ids is None:
+        ids = [tok.token_to_id(t) for t in SPECIAL_TOKENS]
+        if ids != list(range(len(SPECIAL_TOKENS))):
+            raise ValueError(f"{path}: special tokens {SPECIAL_TOKENS} must have ids 0..3, found {ids}")
+        return tok
+    for name, value in special_ids.items():
+        if value is not None and tok.id_to_token(value) is None:
+            raise ValueError(f"{path}: {name} {value} is not a token of this tokenizer "
+                             f"({tok.get_vocab_size()} tokens)")  # fmt: skip
     return tok
 
 
@@ -113,16 +124,20 @@ def save_tokenizer(tok: Tokenizer, path: str | os.PathLike) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def truncate(enc: Encoding, max_length: int) -> list[int]:
+    """``enc.ids`` cut to ``max_length``, keeping a final special token (<eos>): a cut text still ends the way
+    every text ends, which last-token pooling and the eos-trained models rely on."""
+    ids = enc.ids
+    if len(ids) <= max_length:
+        return ids
+    return ids[: max_length - 1] + [ids[-1]] if enc.special_tokens_mask[-1] else ids[:max_length]
+
+
 def token_ids(tok: Tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
     """<bos> text <eos> ids per text, truncated to ``max_length`` while keeping the final <eos>."""
     if max_length < 2:
         raise ValueError(f"max_length must be at least 2 (room for <bos> and <eos>), got {max_length}")
-    eos = tok.token_to_id(EOS)
-    out = []
-    for enc in tok.encode_batch(list(texts)):
-        ids = enc.ids
-        out.append(ids if len(ids) <= max_length else ids[: max_length - 1] + [eos])
-    return out
+    return [truncate(enc, max_length) for enc in tok.encode_batch(list(texts))]
 
 
 def pad_batch(ids: Sequence[Sequence[int]], device: torch.device | str | None = None) -> EncodedBatch:

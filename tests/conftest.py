@@ -20,6 +20,8 @@ os.environ.setdefault("HARNESS_CACHE_DIR", str(_CACHE / "embeddings"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
+# Pretrained bases prepared by `harness models fetch` at install time (never downloaded by a test).
+os.environ.setdefault("HARNESS_MODELS_DIR", str(REPO / ".cache" / "models"))
 
 
 @pytest.fixture
@@ -47,3 +49,17 @@ def minilm():
     from harness.models import load_model
 
     return load_model("minilm")
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """The prepared SmolLM2-135M conan_model folder. CI (CI=true) must have it; elsewhere the tests skip."""
+    from conan_model.pretrained import base_path, is_prepared, models_dir
+
+    if not is_prepared("smollm2-135m"):
+        msg = (f"SmolLM2-135M is not prepared in {models_dir()}: run `HARNESS_MODELS_DIR={models_dir()} "
+               "harness models fetch smollm2-135m`")
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return base_path("smollm2-135m")

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from conan_model.tokenizer import EOS, EncodedBatch, pad_batch
+from conan_model.tokenizer import EncodedBatch, pad_batch, truncate
 
 from .errors import DataError
 
@@ -207,7 +207,7 @@ class PairBatches:
             raise ValueError(f"fields {missing} must be required by the index, so every row has them")
         self.index, self.tokenizer, self.fields, self.max_length = index, tokenizer, tuple(fields), max_length
         self.micro, self.rank, self.world, self.seed = micro_batch, rank, world, seed
-        self.window, self.on_long, self.eos = bucket_window, on_long, tokenizer.token_to_id(EOS)
+        self.window, self.on_long = bucket_window, on_long
         self.global_batch = micro_batch * world
         split = permutation(len(index), seed, "holdout")
         self.heldout_rows, self.train_rows = np.sort(split[:holdout]), np.sort(split[holdout:])
@@ -277,6 +277,6 @@ class PairBatches:
                     log.warning("%s:%d: %s; truncating (on_long='truncate'); further cuts are counted in the "
                                 "metrics as 'truncated'", path, line, message)  # fmt: skip
                 self._warned, cut[n] = True, True
-                ids = ids[: self.max_length - 1] + [self.eos]
+                ids = truncate(enc, self.max_length)
             out.append(ids)
         return out, cut

