@@ -93,7 +93,8 @@ def load_init(spec: str) -> tuple[ConanModel, Tokenizer]:
     kind, target = split_spec(spec)
     if kind == "conan":
         return load_pretrained(target, dtype=torch.float32)
-    return load_model(spec), load_tokenizer_for(spec)
+    tokenizer = load_tokenizer_for(spec)  # checked first: it reads no weights
+    return load_model(spec), tokenizer
 
 
 def load_config_for(spec: str) -> ConanConfig:

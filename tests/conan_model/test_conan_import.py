@@ -82,32 +82,12 @@ def test_smollm2_soft_mask_limits(smollm2_model, one_thread):
     assert (mid - causal).abs().max().item() > 1.0 and (mid - bidir).abs().max().item() > 1.0
 
 
-def _qwen2_folder(tmp_path, tokenizer):
-    """A random 2-layer Qwen2 (QKV bias, untied head) saved by transformers as two safetensors shards."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    torch.manual_seed(0)
-    cfg = Qwen2Config(vocab_size=512, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, rope_theta=1e4,
-                      rms_norm_eps=1e-6, tie_word_embeddings=False, bos_token_id=2, eos_token_id=3,
-                      pad_token_id=0)  # fmt: skip
-    ref = Qwen2ForCausalLM(cfg).eval()
-    with torch.no_grad():  # transformers zero-inits biases; random ones make the bias mapping visible
-        for layer in ref.model.layers:
-            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
-                proj.bias.normal_(0.0, 0.5)
-    folder = tmp_path / "qwen2"
-    ref.save_pretrained(folder, max_shard_size="150KB")
-    (folder / "tokenizer.json").write_text(tokenizer.to_str(), encoding="utf-8")
-    return folder, ref
-
-
-def test_qwen2_hf_shards_roundtrip(tmp_path, tokenizer, sample_texts, one_thread):
+def test_qwen2_hf_shards_roundtrip(tmp_path, qwen2_folder, sample_texts, one_thread):
     """hf: import of a sharded Qwen2 folder = transformers' logits; save + load keeps them bit for bit.
 
     Tiny float32 model (2 layers, width 64): summation-order differences are ~1e-7, so 1e-5 is a wide bound.
     """
-    folder, ref = _qwen2_folder(tmp_path, tokenizer)
+    folder, ref = qwen2_folder
     assert len(list(folder.glob("*.safetensors"))) >= 2 and (folder / "model.safetensors.index.json").is_file()
     model, tok = load_init(f"hf:{folder}")
     cfg = model.config

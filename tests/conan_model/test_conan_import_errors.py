@@ -1,0 +1,98 @@
+"""Bad import input fails with one message naming the file and the key or tensor; the CLI exits 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file, save_file
+
+from conan_model.importing import ModelImportError, load_init, load_model
+from harness.cli import main
+
+
+def _edit_config(folder, **changes) -> None:
+    path = folder / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}), encoding="utf-8")
+
+
+def test_unsupported_hf_architecture_exits_2(tmp_path, capsys):
+    folder = tmp_path / "gpt2"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": 8}), encoding="utf-8")
+    assert main(["models", "import", f"hf:{folder}", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(folder / "config.json") in err and "model_type 'gpt2' is not supported" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_tensor_names_it(qwen2_folder):
+    folder, _ = qwen2_folder
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    shard = folder / index["weight_map"]["model.layers.0.self_attn.q_proj.bias"]
+    state = load_file(str(shard))
+    del state["model.layers.0.self_attn.q_proj.bias"]
+    save_file(state, str(shard), metadata={"format": "pt"})
+    with pytest.raises(ModelImportError, match=r"missing tensor\(s\) for layers\.0\.attn\.q_proj\.bias") as e:
+        load_init(f"hf:{folder}")
+    assert str(folder) in str(e.value)
+
+
+def test_mismatched_shape_names_file_and_tensor(qwen2_folder):
+    folder, _ = qwen2_folder
+    _edit_config(folder, intermediate_size=128)
+    tensor = r"safetensors: tensor model\.layers\.\d\.mlp\.\w+_proj\.weight"
+    shapes = r"has shape \((96, 64|64, 96)\), the config needs \((128, 64|64, 128)\)"
+    with pytest.raises(ModelImportError, match=f"{tensor} {shapes}"):
+        load_init(f"hf:{folder}")
+
+
+def test_tokenizer_larger_than_vocab(qwen2_folder):
+    folder, _ = qwen2_folder
+    _edit_config(folder, vocab_size=300)  # the BBPE fixture has 400 tokens
+    with pytest.raises(ModelImportError, match=r"tokenizer\.json: the tokenizer has 400 tokens but .* 300 rows"):
+        load_init(f"hf:{folder}")
+
+
+def _tiny_gguf(path, arch: str, norm_dtype=np.float32) -> None:
+    from gguf import GGUFWriter
+
+    writer = GGUFWriter(str(path), arch)
+    writer.add_block_count(1)
+    writer.add_embedding_length(8)
+    writer.add_feed_forward_length(16)
+    writer.add_head_count(2)
+    writer.add_head_count_kv(2)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_vocab_size(32)
+    writer.add_context_length(64)
+    writer.add_tensor("token_embd.weight", np.zeros((32, 8), np.float32))
+    writer.add_tensor("blk.0.attn_norm.weight", np.ones(8, norm_dtype))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_unsupported_gguf_architecture_exits_2(tmp_path, capsys):
+    path = tmp_path / "m.gguf"
+    _tiny_gguf(path, "gpt2")
+    assert main(["models", "import", f"gguf:{path}", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "general.architecture 'gpt2' is not supported" in err
+
+
+def test_gguf_type_that_cannot_be_dequantized(tmp_path):
+    path = tmp_path / "m.gguf"
+    _tiny_gguf(path, "llama", norm_dtype=np.int32)
+    with pytest.raises(ModelImportError, match=r"tensor blk\.0\.attn_norm\.weight has type I32") as e:
+        load_model(f"gguf:{path}")
+    assert str(path) in str(e.value)
+
+
+def test_not_a_gguf_file(tmp_path):
+    path = tmp_path / "junk.gguf"
+    path.write_bytes(b"not a gguf file at all")
+    with pytest.raises(ModelImportError, match="not a readable GGUF file"):
+        load_model(f"gguf:{path}")
