@@ -76,11 +76,7 @@ def load_pretrained(
     if missing:
         raise FileNotFoundError(f"{path} is not a conan_model checkpoint: missing {', '.join(missing)}")
     config = load_config(path)
-    tokenizer = load_tokenizer(path / TOKENIZER_NAME, config.special_ids())
-    if tokenizer.get_vocab_size() > config.vocab_size:
-        raise ValueError(
-            f"{path}: tokenizer has {tokenizer.get_vocab_size()} tokens, vocab_size is {config.vocab_size}"
-        )
+    tokenizer = load_checkpoint_tokenizer(path)
     state = load_file(str(path / WEIGHTS_NAME), device="cpu")
     with torch.device("meta"):
         model = ConanModel(config)
@@ -89,6 +85,18 @@ def load_pretrained(
         state = {name: t.to(dtype) for name, t in state.items()}
     model.load_state_dict(state, strict=True, assign=True)
     return model.to(device or "cpu").eval(), tokenizer
+
+
+def load_checkpoint_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """A checkpoint folder's tokenizer, checked against its config (special ids exist, vocabulary fits)."""
+    path = Path(path)
+    config = load_config(path)
+    tokenizer = load_tokenizer(path / TOKENIZER_NAME, config.special_ids())
+    if tokenizer.get_vocab_size() > config.vocab_size:
+        raise ValueError(
+            f"{path}: tokenizer has {tokenizer.get_vocab_size()} tokens, vocab_size is {config.vocab_size}"
+        )
+    return tokenizer
 
 
 def _check_state(path: Path, state: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]]) -> None:

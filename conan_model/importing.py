@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer, processors
 
-from .checkpoint import load_pretrained
+from .checkpoint import load_checkpoint_tokenizer, load_pretrained
 from .config import ConanConfig
 from .modeling import ConanModel
 from .pretrained import BASES, resolve
@@ -89,12 +89,22 @@ def split_spec(spec: str) -> tuple[str, str]:
 
 
 def load_init(spec: str) -> tuple[ConanModel, Tokenizer]:
-    """(float32 model in eval mode, tokenizer) from ``conan:<dir>``, ``hf:<dir>``, ``gguf:<file>`` or a bare dir."""
+    """(float32 model in eval mode, tokenizer) from ``conan:<dir>``, ``hf:<dir>``, ``gguf:<file>``, a bare
+    folder or a prepared base name: what every training stage's ``init_from`` accepts."""
+    tokenizer = init_tokenizer(spec)  # checked first: it reads no weights
+    return init_model(spec), tokenizer
+
+
+def init_model(spec: str) -> ConanModel:
+    """The float32 model of an init spec (see :func:`load_init`)."""
     kind, target = split_spec(spec)
-    if kind == "conan":
-        return load_pretrained(target, dtype=torch.float32)
-    tokenizer = load_tokenizer_for(spec)  # checked first: it reads no weights
-    return load_model(spec), tokenizer
+    return load_pretrained(target, dtype=torch.float32)[0] if kind == "conan" else load_model(spec)
+
+
+def init_tokenizer(spec: str) -> Tokenizer:
+    """The tokenizer of an init spec (see :func:`load_init`), checked against its model config."""
+    kind, target = split_spec(spec)
+    return load_checkpoint_tokenizer(target) if kind == "conan" else load_tokenizer_for(spec)
 
 
 def load_config_for(spec: str) -> ConanConfig:

@@ -63,3 +63,4 @@ def smollm2() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return base_path("smollm2-135m")
+

@@ -24,7 +24,7 @@ from .config import load_config
 from .distributed import shutdown
 from .errors import ConfigError, TrainError
 
-STAGES = ("pretrain", "weak", "supervised")
+STAGES = ("pretrain", "mntp", "weak", "supervised")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from conan_model import PRESETS, SCHEDULES
+from conan_model.pooling import POOLINGS
 
 from .errors import ConfigError
 
@@ -41,7 +42,9 @@ class StageConfig:
     data_root: str = ""  # prefix joined to each entry of ``data``
     model: str = "tiny"  # ConanConfig preset (ignored with init_from: the checkpoint's config is used)
     model_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {max_length = 128}
-    init_from: str | None = None  # conan_model folder to start from (e.g. a previous stage's final/)
+    # what to start from: a conan_model folder (a previous stage's final/), conan:<dir>, hf:<dir>, gguf:<file>
+    # or a prepared base name such as "smollm2-135m" (see docs/pretrained.md)
+    init_from: str | None = None
     tokenizer: str | None = None  # tokenizer.json (or folder); None: train a BBPE on ``data`` at stage start
     tokenizer_vocab: int = 4096
     tokenizer_rows: int | None = 20_000  # rows per file used to train the tokenizer
@@ -118,6 +121,7 @@ class WeakConfig(StageConfig):
     on_long: str = "truncate"  # longer texts: 'truncate' (counted, warned once) or 'error'
     temperature: float = 0.05  # not given by the paper; 0.05 is the common choice (E5, GTE)
     mask_schedule: str = "linear"  # alpha(t): linear | accelerating | decelerating | hard | causal | bidirectional
+    pooling: str = ""  # 'mean' or 'last', trained and written to the exported config.json; "": the model's own
     bucket_window: int = 16  # global batches sorted by length together (1: no bucketing)
     holdout: int = 0  # rows held out of training for the pair-ranking evaluation (MRR, recall@1)
 
@@ -133,6 +137,26 @@ class WeakConfig(StageConfig):
             raise ConfigError(f"mask_schedule must be one of {MASK_SCHEDULES}, got {self.mask_schedule!r}")
         if self.bucket_window < 1 or self.holdout < 0:
             raise ConfigError("bucket_window must be at least 1 and holdout at least 0")
+        if self.pooling not in ("", *POOLINGS):
+            raise ConfigError(f"pooling must be one of {POOLINGS} (or empty: the model's), got {self.pooling!r}")
+
+
+@dataclass
+class MntpConfig(PretrainConfig):
+    """LLM2Vec's masked next-token prediction: bidirectional attention, ``mask_ratio`` of the tokens replaced
+    (80% by ``mask_token``, 10% by a random token, 10% kept) and predicted from the previous position."""
+
+    stage: ClassVar[str] = "mntp"
+    mask_ratio: float = 0.2  # LLM2Vec's choice for Llama-family models
+    mask_token: str = "_"  # decoder vocabularies have no mask token; LLM2Vec uses "_" for Llama/Mistral
+    pooling: str = "mean"  # written to the exported config.json (LLM2Vec's pooling)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ConfigError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ state, e.g. DHNM pointers).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -27,8 +28,10 @@ import torch
 from tokenizers import Tokenizer
 from torch import nn
 
-from conan_model import ConanConfig, ConanModel, load_config, load_pretrained, load_tokenizer, synchronize
+from conan_model import ConanConfig, ConanModel, load_config, load_tokenizer, synchronize
 from conan_model import train_tokenizer as train_bbpe
+from conan_model.checkpoint import load_checkpoint_tokenizer
+from conan_model.importing import ModelImportError, init_model, init_tokenizer
 
 from . import checkpoint as ckpt_io
 from .config import StageConfig
@@ -87,11 +90,14 @@ def get_tokenizer(cfg: StageConfig, rt: Runtime, ckpt: Path | None, fields: Sequ
     """The checkpoint's tokenizer when resuming, else init_from's, else ``cfg.tokenizer``, else a BBPE trained
     on the ``fields`` of the stage's data (rank 0 trains and saves ``<output_dir>/tokenizer.json``)."""
     if ckpt is not None:
-        return load_tokenizer(ckpt)
+        return load_checkpoint_tokenizer(ckpt)
     if cfg.init_from and cfg.tokenizer:
         raise ConfigError("set either init_from (its tokenizer is used) or tokenizer, not both")
-    if cfg.init_from or cfg.tokenizer:
-        return load_tokenizer(cfg.init_from or cfg.tokenizer)
+    if cfg.init_from:
+        with _init_errors(cfg.init_from):
+            return init_tokenizer(cfg.init_from)
+    if cfg.tokenizer:
+        return load_tokenizer(cfg.tokenizer)
     path = Path(cfg.output_dir) / "tokenizer.json"
     if rt.is_main:
         start_time = time.perf_counter()
@@ -111,7 +117,8 @@ def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None, seq_l
         model = model.to_empty(device="cpu")
         ckpt_io.load_model_weights(ckpt, model)
     elif cfg.init_from:
-        model, _ = load_pretrained(cfg.init_from, dtype=torch.float32)
+        with _init_errors(cfg.init_from):
+            model = init_model(cfg.init_from)
     else:
         overrides = {"vocab_size": tokenizer.get_vocab_size(), **cfg.model_overrides}
         try:
@@ -121,6 +128,15 @@ def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None, seq_l
     if seq_len > model.config.max_length:
         raise ConfigError(f"sequence length {seq_len} exceeds the model's max_length {model.config.max_length}")
     return model.train()
+
+
+@contextlib.contextmanager
+def _init_errors(spec: str) -> Iterator[None]:
+    """An unusable ``init_from`` (missing folder, unsupported model, bad tensor) is a config error: exit 2."""
+    try:
+        yield
+    except (ModelImportError, FileNotFoundError, ValueError) as e:
+        raise ConfigError(f"init_from {spec!r}: {e}") from e
 
 
 def build_optimizer(module: nn.Module, cfg: StageConfig) -> torch.optim.AdamW:

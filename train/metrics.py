@@ -49,7 +49,8 @@ def peak_tflops(device: torch.device, configured: float | None = None) -> float 
 def flops_per_token(config: ConanConfig, context: float, lm_head: bool) -> float:
     """Training FLOPs per token for sequences of ``context`` tokens (forward + backward)."""
     embedding = config.vocab_size * config.hidden_size
-    matmul_weights = config.num_parameters() - embedding + (embedding if lm_head else 0)
+    tables = embedding if config.tie_word_embeddings else 2 * embedding  # the embedding and an untied head
+    matmul_weights = config.num_parameters() - tables + (embedding if lm_head else 0)
     return 6.0 * matmul_weights + 12.0 * config.n_layers * config.hidden_size * context
 
 

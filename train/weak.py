@@ -7,12 +7,15 @@ over the global batch: embeddings are all-gathered across ranks, so every positi
 negative for every other query. The attention mask follows the soft-mask schedule alpha(t) (Eq. 3-4) from
 causal at the first step (t = 0) to bidirectional at the last (t = steps - 1): ``mask_schedule`` 'linear'
 (the paper's), 'accelerating', 'decelerating', 'hard' (causal until the last step), or a fixed 'causal' /
-'bidirectional' for ablations. Evaluation (held-out pairs, see ``holdout``) always uses the bidirectional mask,
-the one the next stage and inference use.
+'bidirectional'. 'bidirectional' from step 0 is the hard switch at step 0; 'causal' keeps a decoder causal
+(pair it with ``pooling = "last"``). The exported config.json records the attention the schedule ends with
+('causal' only for the causal schedule) and ``pooling`` when set, so evaluation embeds the way training
+ended. Evaluation (held-out pairs, see ``holdout``) uses that same inference attention.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,25 +49,25 @@ def mask_for_step(schedule: str, step: int, steps: int) -> tuple[str, float | No
 
 
 @torch.no_grad()
-def embed_texts(module: nn.Module, tokenizer: Tokenizer, texts: Sequence[str], max_length: int,
-                device: torch.device, batch_size: int = 64) -> torch.Tensor:  # fmt: skip
-    """(N, D) float32 embeddings in input order, bidirectional mask, batches sorted by length."""
+def embed_texts(module: nn.Module, tokenizer: Tokenizer, texts: Sequence[str], max_length: int, device: torch.device,
+                batch_size: int = 64, attention: str = "bidirectional") -> torch.Tensor:  # fmt: skip
+    """(N, D) float32 embeddings in input order under the ``attention`` mask, batches sorted by length."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     parts = []
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         enc = encode_batch(tokenizer, [texts[i] for i in chunk], max_length, device)
         with autocast(device):
-            parts.append(module("embed", enc.input_ids, enc.attention_mask, mask_mode="bidirectional").float())
+            parts.append(module("embed", enc.input_ids, enc.attention_mask, mask_mode=attention).float())
     out = torch.cat(parts)
     return out[torch.argsort(torch.tensor(order, device=out.device))]
 
 
 def pair_ranking(module: nn.Module, tokenizer: Tokenizer, pairs: Sequence[dict[str, Any]], max_length: int,
-                 device: torch.device) -> dict[str, float]:  # fmt: skip
+                 device: torch.device, attention: str = "bidirectional") -> dict[str, float]:  # fmt: skip
     """MRR and recall@1 of each query's positive among all the pairs' positives (cosine similarity)."""
-    q = embed_texts(module, tokenizer, [p["query"] for p in pairs], max_length, device)
-    p = embed_texts(module, tokenizer, [p["positive"] for p in pairs], max_length, device)
+    q = embed_texts(module, tokenizer, [p["query"] for p in pairs], max_length, device, attention=attention)
+    p = embed_texts(module, tokenizer, [p["positive"] for p in pairs], max_length, device, attention=attention)
     sims = q @ p.T
     rank = (sims > sims.diag()[:, None]).sum(dim=1) + 1
     return {"eval_mrr": float((1.0 / rank).mean()), "eval_recall_at_1": float((rank == 1).float().mean())}
@@ -76,6 +79,8 @@ def run(cfg: WeakConfig, resume: str | None = None) -> Path:
     index = JsonlIndex(cfg.data_files(), required=FIELDS, optional=("negative",))
     tokenizer = loop.get_tokenizer(cfg, rt, ckpt, fields=FIELDS)
     model = loop.build_model(cfg, tokenizer, ckpt, cfg.max_length)
+    attention = "causal" if cfg.mask_schedule == "causal" else "bidirectional"
+    model.config = dataclasses.replace(model.config, attention=attention, pooling=cfg.pooling or model.config.pooling)
     micro, _ = loop.micro_batches(cfg, rt)
     batches = PairBatches(index, tokenizer, FIELDS, cfg.max_length, micro, rt.rank, rt.world_size, cfg.seed,
                           cfg.holdout, cfg.bucket_window, cfg.on_long)  # fmt: skip
@@ -94,6 +99,6 @@ def run(cfg: WeakConfig, resume: str | None = None) -> Path:
                                metrics={"alpha": shown, "truncated": batches.truncated})  # fmt: skip
 
     def evaluate(module: nn.Module, step: int) -> dict[str, float]:
-        return pair_ranking(module, tokenizer, heldout, cfg.max_length, rt.device)
+        return pair_ranking(module, tokenizer, heldout, cfg.max_length, rt.device, model.config.attention)
 
     return loop.fit(cfg, rt, model, tokenizer, batches, step, ckpt, state, evaluate=evaluate if heldout else None)

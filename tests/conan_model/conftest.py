@@ -10,6 +10,8 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from pretrained_helpers import make_qwen2_folder  # noqa: E402
+
 from conan_model import ConanConfig, ConanModel, train_tokenizer_from_texts  # noqa: E402
 
 SAMPLE_TEXTS = [
@@ -64,20 +66,5 @@ def tiny_model(tokenizer) -> ConanModel:
 
 @pytest.fixture()
 def qwen2_folder(tmp_path, tokenizer):
-    """A random 2-layer Qwen2 (QKV bias, untied head) saved by transformers as two safetensors shards."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    torch.manual_seed(0)
-    cfg = Qwen2Config(vocab_size=512, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, rope_theta=1e4,
-                      rms_norm_eps=1e-6, tie_word_embeddings=False, bos_token_id=2, eos_token_id=3,
-                      pad_token_id=0)  # fmt: skip
-    ref = Qwen2ForCausalLM(cfg).eval()
-    with torch.no_grad():  # transformers zero-inits biases; random ones make the bias mapping visible
-        for layer in ref.model.layers:
-            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
-                proj.bias.normal_(0.0, 0.5)
-    folder = tmp_path / "qwen2"
-    ref.save_pretrained(folder, max_shard_size="150KB")
-    (folder / "tokenizer.json").write_text(tokenizer.to_str(), encoding="utf-8")
-    return folder, ref
+    """A random 2-layer Qwen2 (QKV bias, untied head) saved by transformers as safetensors shards."""
+    return make_qwen2_folder(tmp_path / "qwen2", tokenizer)

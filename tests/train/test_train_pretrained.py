@@ -1,0 +1,112 @@
+"""Stages start from imported decoders (init_from = hf:/gguf:/a base name); weak converts, MNTP is LLM2Vec's arm."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from pretrained_helpers import make_qwen2_folder
+
+from conan_model import ConanEncoder, load_pretrained
+from conan_model import train_tokenizer as train_bbpe
+from conan_model.importing import init_model
+from train.cli import main as train_main
+from train.config import MntpConfig, WeakConfig
+from train.mntp import mask_tokens
+from train.mntp import run as run_mntp
+from train.weak import run as run_weak
+
+
+@pytest.fixture(scope="module")
+def qwen2(shared_data, tmp_path_factory):
+    """A random Qwen2 HF folder whose tokenizer is a 512-token BBPE trained on the zh/en pairs."""
+    root = tmp_path_factory.mktemp("qwen2")
+    files = [shared_data / "train" / "parallel_en_zh" / "train.jsonl"]
+    tok = train_bbpe(files, 512, ("query", "positive"), max_rows=2000)
+    folder, _ = make_qwen2_folder(root / "hf", tok)
+    return folder
+
+
+def weak_config(tmp_path, shared_data, init_from: str, **overrides) -> WeakConfig:
+    values = dict(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["parallel_en_zh"],
+                  init_from=init_from, max_length=32, batch_size=8, steps=3, lr=1e-3, log_every=1, save_every=100,
+                  threads=1)  # fmt: skip
+    return WeakConfig(**{**values, **overrides})
+
+
+def metrics(out) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize(("schedule", "pooling", "attention"), [
+    ("linear", "mean", "bidirectional"), ("bidirectional", "mean", "bidirectional"), ("causal", "", "causal"),
+])  # fmt: skip
+def test_weak_converts_an_hf_decoder(tmp_path, shared_data, qwen2, schedule, pooling, attention):
+    """The soft-mask arm, the hard switch at step 0 and the causal arm from an hf: spec; the exported folder
+    says how it embeds (the causal arm keeps the import's last-token pooling) and the harness encoder uses it."""
+    final = run_weak(weak_config(tmp_path, shared_data, f"hf:{qwen2}", mask_schedule=schedule, pooling=pooling))
+    model, tok = load_pretrained(final)
+    cfg = model.config
+    assert (cfg.attention, cfg.pooling) == (attention, pooling or "last")
+    assert cfg.qkv_bias and not cfg.tie_word_embeddings and tok.get_vocab_size() == 512
+    alphas = [r["alpha"] for r in metrics(tmp_path / "out") if "loss" in r]
+    assert alphas == {"linear": [0.0, 0.5, 1.0], "bidirectional": [1.0] * 3, "causal": [0.0] * 3}[schedule]
+    before = init_model(f"hf:{qwen2}")
+    assert not torch.equal(before.layers[0].attn.q_proj.bias, model.layers[0].attn.q_proj.bias)
+    enc = ConanEncoder.from_pretrained(final, device="cpu", dtype=torch.float32)
+    texts = ["a short text", "北京的天气"]
+    with torch.no_grad():
+        batch = tok.encode_batch(texts)
+        expected = [
+            model.embed(torch.tensor([b.ids]), torch.ones(1, len(b.ids), dtype=torch.long))[0] for b in batch
+        ]
+    got = enc.encode(texts)
+    assert torch.allclose(torch.from_numpy(got), torch.stack(expected), atol=1e-5)  # float32, one text per row
+
+
+def test_mask_tokens_follows_the_80_10_10_rule():
+    """On 256 x 256 ids, the chosen share is 0.2 within 5 standard errors (sd of a share over n = 65k draws is
+    sqrt(.2*.8/n) = 0.0016); the first column is never chosen; of the chosen, ~80% become the mask id."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(10, 500, (256, 256), generator=g)
+    inputs, labels = mask_tokens(ids, 0.2, mask_id=7, vocab=500, generator=g)
+    chosen = labels != -100
+    assert abs(chosen[:, 1:].float().mean().item() - 0.2) < 5 * 0.0016
+    assert not chosen[:, 0].any() and torch.equal(labels[chosen], ids[chosen])
+    assert torch.equal(inputs[~chosen], ids[~chosen])
+    masked = (inputs[chosen] == 7).float().mean().item()
+    assert abs(masked - 0.8) < 5 * (0.8 * 0.2 / chosen.sum().item()) ** 0.5
+
+
+def test_mntp_stage_learns_and_exports_bidirectional_mean(tmp_path, shared_data, qwen2):
+    """LLM2Vec's arm: MNTP from an hf: spec lowers its loss, then the weak stage continues bidirectionally."""
+    cfg = MntpConfig(output_dir=str(tmp_path / "mntp"), data_root=str(shared_data / "train"), data=["news_en_raw"],
+                     init_from=f"hf:{qwen2}", seq_len=64, batch_size=8, steps=30, lr=2e-3, log_every=1,
+                     save_every=100, threads=1)  # fmt: skip
+    final = run_mntp(cfg)
+    losses = [r["loss"] for r in metrics(tmp_path / "mntp") if "loss" in r]
+    # a random 2-layer model starts near ln(512) = 6.2 and learns unigram statistics within 30 steps
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.5, losses
+    model, _ = load_pretrained(final)
+    assert (model.config.attention, model.config.pooling) == ("bidirectional", "mean")
+    weak = run_weak(weak_config(tmp_path, shared_data, str(final), mask_schedule="bidirectional", pooling="mean"))
+    assert load_pretrained(weak)[0].config.attention == "bidirectional"
+
+
+def test_bad_init_spec_exits_2(tmp_path, shared_data, capsys):
+    args = ["weak", "--set", f"output_dir='{tmp_path / 'o'}'", "--set", f"data_root='{shared_data / 'train'}'",
+            "--set", "data=['parallel_en_zh']", "--set", f"init_from='gguf:{tmp_path / 'none.gguf'}'"]  # fmt: skip
+    assert train_main(args) == 2
+    assert "none.gguf: GGUF file does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_weak_soft_mask_from_smollm2(tmp_path, shared_data, smollm2):
+    """Two real steps of the soft-mask conversion of SmolLM2-135M, named by its base name."""
+    final = run_weak(weak_config(tmp_path, shared_data, "smollm2-135m", batch_size=4, steps=2, lr=1e-5,
+                                 pooling="mean"))  # fmt: skip
+    rows = [r for r in metrics(tmp_path / "out") if "loss" in r]
+    assert [r["alpha"] for r in rows] == [0.0, 1.0] and all(r["loss"] > 0 for r in rows)
+    model, _ = load_pretrained(final)
+    assert (model.config.attention, model.config.pooling, model.config.n_layers) == ("bidirectional", "mean", 30)

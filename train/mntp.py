@@ -1,0 +1,71 @@
+"""LLM2Vec's first step as a stage: masked next-token prediction (MNTP) with bidirectional attention.
+
+    python -m train mntp --set init_from=smollm2-135m --set data='["news_en_raw"]' --set steps=100
+
+LLM2Vec (BehnamGhader et al., 2024) turns a decoder into an encoder in three moves: switch attention to
+bidirectional, adapt with MNTP for a short while, then train contrastively. This stage is the first two; the
+weak stage with ``mask_schedule = "bidirectional"`` (and ``pooling = "mean"``) is the third, so the recipe is a
+peer arm of the soft-mask conversion. Raw text is packed into ``seq_len``-token rows as in pretraining;
+``mask_ratio`` of the positions (never the first: nothing precedes it) are chosen, 80% replaced by
+``mask_token``, 10% by a random token, 10% kept, and token i is predicted from the state at position i - 1
+through the pretrained LM head. LLM2Vec trains LoRA adapters; here all weights train.
+
+Masks are drawn from a generator seeded by (seed, step, rank, micro-batch), so a resumed run masks the same
+positions. The exported config.json says ``attention = "bidirectional"`` and this stage's ``pooling``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import loop
+from .config import MntpConfig
+from .data import JsonlIndex, PackedBatches
+from .errors import ConfigError
+from .metrics import flops_per_token
+
+CONFIG = MntpConfig
+
+
+def mask_tokens(ids: torch.Tensor, ratio: float, mask_id: int, vocab: int,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(inputs, labels): ``ratio`` of the positions after the first chosen; of those 80% -> ``mask_id``,
+    10% -> a random token, 10% unchanged. Labels hold the original token at chosen positions, -100 elsewhere."""
+    chosen = torch.rand(ids.shape, generator=generator) < ratio
+    chosen[:, 0] = False
+    labels = ids.masked_fill(~chosen, -100)
+    action = torch.rand(ids.shape, generator=generator)
+    inputs = ids.masked_fill(chosen & (action < 0.8), mask_id)
+    swap = chosen & (action >= 0.8) & (action < 0.9)
+    random_ids = torch.randint(vocab, ids.shape, generator=generator)
+    return torch.where(swap, random_ids, inputs), labels
+
+
+def run(cfg: MntpConfig, resume: str | None = None) -> Path:
+    """Train, checkpoint, and export ``<output_dir>/final``; ``resume`` is None, 'latest' or a path."""
+    rt, ckpt, state = loop.start(cfg, resume)
+    index = JsonlIndex(cfg.data_files(), required=[cfg.text_field])
+    tokenizer = loop.get_tokenizer(cfg, rt, ckpt, fields=[cfg.text_field])
+    mask_id = tokenizer.token_to_id(cfg.mask_token)
+    if mask_id is None:
+        raise ConfigError(f"mask_token {cfg.mask_token!r} is not a single token of the tokenizer; choose another")
+    model = loop.build_model(cfg, tokenizer, ckpt, cfg.seq_len)
+    model.config = dataclasses.replace(model.config, attention="bidirectional", pooling=cfg.pooling)
+    micro, _ = loop.micro_batches(cfg, rt)
+    batches = PackedBatches(index, tokenizer, cfg.seq_len, micro, rt.rank, rt.world_size, cfg.seed, cfg.text_field)
+    per_token = flops_per_token(model.config, cfg.seq_len, lm_head=True)
+    calls: Counter[int] = Counter()  # micro-batches seen per step: part of each mask's seed
+
+    def step(module: nn.Module, batch: torch.Tensor, step: int) -> loop.StepResult:
+        generator = torch.Generator().manual_seed(hash((cfg.seed, step, rt.rank, calls[step])) & (2**63 - 1))
+        calls[step] += 1
+        inputs, labels = mask_tokens(batch, cfg.mask_ratio, mask_id, tokenizer.get_vocab_size(), generator)
+        loss = module("mntp_loss", inputs.to(rt.device), labels.to(rt.device))
+        return loop.StepResult(loss=loss, value=loss.detach(), tokens=batch.numel(), flops=per_token * batch.numel())
+
+    return loop.fit(cfg, rt, model, tokenizer, batches, step, ckpt, state)
