@@ -1,8 +1,9 @@
 """ConanEncoder: a checkpoint folder in, float32 numpy embeddings out. The harness's entry point.
 
 Inference uses the config's attention and pooling: bidirectional + mean by default (the paper's soft mask ends
-bidirectional, and Stage 4 trains that way); causal + last for a raw imported decoder or the causal arm. Texts are sorted by token length so each batch pads little, then returned in input
-order. Role prompts ('query', 'document', ...) come from ``config.prompts`` and are empty unless configured.
+bidirectional, and Stage 4 trains that way); causal + last for a raw imported decoder or the causal arm.
+Texts are sorted by token length so each batch pads little, then returned in input order. Role prompts
+('query', 'document', ...) come from ``config.prompts`` and are empty unless configured.
 """
 
 from __future__ import annotations
