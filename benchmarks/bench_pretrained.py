@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -95,8 +96,10 @@ def main() -> None:
         rows += bench(args.spec, device, getattr(torch, name), args.pairs, args.pair_len, args.rows, args.seq_len,
                       args.warmup, args.iters)  # fmt: skip
     print(table(rows))
+    print(f"1-minute load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     out = args.out or Path(f"benchmarks/results/bench_pretrained_{device.type}.json")
-    result = {"env": environment(device), "pairs": args.pairs, "pair_len": args.pair_len, "rows": args.rows,
+    result = {"env": environment(device), "loadavg_1min": os.getloadavg()[0], "pairs": args.pairs,
+              "pair_len": args.pair_len, "rows": args.rows,
               "seq_len": args.seq_len, "results": rows}  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -55,11 +55,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def run_args(args: argparse.Namespace) -> int:
     """Run a models subcommand; unusable input (unknown name, bad file, unsupported model) exits 2."""
-    from .importing import ModelImportError
-
     try:
         return args.models_func(args)
-    except (ModelImportError, FileNotFoundError, KeyError) as e:
+    except (ValueError, FileNotFoundError, KeyError) as e:  # ModelImportError is a ValueError
         print(f"harness models: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 2
     except RuntimeError as e:  # pip failed (no network, no such version)

@@ -135,7 +135,7 @@ def load_tokenizer_for(spec: str) -> Tokenizer:
     kind, target = split_spec(spec)
     config = load_config_for(spec)
     if kind == "hf":
-        path = Path(target) / "tokenizer.json"
+        path = _hf_folder(target) / "tokenizer.json"  # hf_config checked that it exists
         tok = Tokenizer.from_file(str(path))
     else:
         path = Path(target)
