@@ -2,8 +2,8 @@
 
 Order: CUDA, then Ascend NPU (only if the optional ``torch_npu`` plugin imports; the paper trained on 910B
 chips), then Apple MPS, then CPU. Accelerators compute in bf16. The CPU computes in bf16 only where it has native
-bf16 instructions (x86 AVX512-BF16 or AMX-BF16, Arm BF16): there bf16 halves the encode time at scores within
-0.01 of fp32 (benchmarks/bench_vs_mteb.py); elsewhere bf16 is emulated and slower than fp32, so fp32 stays.
+bf16 instructions (x86 AVX512-BF16 or AMX-BF16, Arm BF16): there a bf16 harness run took 0.4-0.6x the fp32 wall
+at scores within 0.02 (docs/harness.md); elsewhere bf16 is emulated and slower than fp32, so fp32 stays.
 ``CONAN_CPU_BF16=0`` (or ``=1``) overrides the detection, e.g. for bit-reproducible fp32 references.
 """
 
