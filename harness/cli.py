@@ -29,12 +29,17 @@ def _csv(value: str) -> list[str]:
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
+    return _data_source(args)[0]
+
+
+def _data_source(args: argparse.Namespace) -> tuple[Path, str]:
+    """The data root and where it came from (--data-dir, $HARNESS_DATA, or the embedded sample)."""
     from harness.data import default_data_root
 
     if args.data_dir:
-        return Path(args.data_dir)
+        return Path(args.data_dir), "--data-dir"
     env = os.environ.get("HARNESS_DATA")
-    return Path(env) if env else default_data_root()
+    return (Path(env), "$HARNESS_DATA") if env else (default_data_root(), "the embedded sample")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -67,20 +72,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from harness.data import discover_tasks
+    from harness.data import scan_tasks
     from harness.models import PACKAGED, PREFIXES
     from harness.suites import OFFICIAL_SUITES, default_model, local_suites
+    from harness.tasks import mirror_main_score
 
-    local = discover_tasks(_data_dir(args))
+    root, origin = _data_source(args)
+    local, broken = scan_tasks(root)
     if args.what == "suites":
         rows = [[name, f"mteb {bench}", default_model(name)] for name, bench in OFFICIAL_SUITES.items()]
         rows += [[s.name, f"{len(s.tasks)} local tasks", default_model(s.name)] for s in local_suites(local).values()]
         print(tabulate(rows, headers=["suite", "tasks", "default model"], tablefmt="github"))
     elif args.what == "tasks":
-        rows = [[t.name, t.type, t.lang_dir, t.mteb_equivalent or "—", t.meta.get("main_score")]
+        print(f"data root: {root.resolve()} (from {origin})\n")
+        rows = [[t.name, t.type, t.lang_dir, t.mteb_equivalent or "—", mirror_main_score(t), "ok"]
                 for t in local.values()]  # fmt: skip
-        print(tabulate(rows, headers=["task", "type", "lang", "mteb equivalent", "main score"], tablefmt="github"))
-        print(f"\n{len(rows)} local tasks in {_data_dir(args)}; any mteb task name also works with --tasks.")
+        rows += [[name, "—", exc.path.parent.parent.name, "—", "—", f"BROKEN: {exc}"] for name, exc in broken.items()]
+        print(tabulate(rows, headers=["task", "type", "lang", "mteb equivalent", "main score (as runs report)",
+                                      "status"], tablefmt="github"))  # fmt: skip
+        print(f"\n{len(local)} local tasks ({len(broken)} broken) in {root.resolve()}; any mteb task name also "
+              "works with --tasks.")  # fmt: skip
     else:
         rows = [[name, desc] for name, desc in PACKAGED.items()]
         rows += [[f"{p}<path>", desc] for p, desc in zip(PREFIXES, (
@@ -96,7 +107,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
     cache = EmbeddingCache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
     if args.action == "clear":
-        print(f"removed {cache.clear()} cached vectors from {cache.path}")
+        removed = cache.clear()
+        print(f"removed {'all (unreadable count of)' if removed is None else removed} cached vectors from {cache.path}")
         return 0
     info = cache.info()
     print(f"{info['path']}: {info['entries']} vectors, {info['bytes'] / 2**20:.1f} MiB")

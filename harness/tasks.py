@@ -30,6 +30,7 @@ from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
 
 from harness.data import LocalTask, read_qrels, read_rows
+from harness.validate import label_kind
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +139,26 @@ def resolve(name: str, local_tasks: dict[str, LocalTask], source: str = "auto") 
     return ResolvedTask(name, MISSING, official.metadata.type if official else None, reason=reason)
 
 
-def build_mirror(local: LocalTask) -> AbsTask:
-    """An mteb task that evaluates the local rows: mteb's own class when the mirror has an mteb twin."""
+def mteb_twin(local: LocalTask) -> AbsTask | None:
+    """mteb's own task for a mirror that names itself as its equivalent (same type, one language), else None."""
     twin = official_task(local.name) if local.mteb_equivalent == local.name else None
     if twin is not None and not twin.metadata.is_multilingual and twin.metadata.type == local.type:
+        return twin
+    return None
+
+
+def mirror_main_score(local: LocalTask) -> str:
+    """The main score a run of this mirror reports: its mteb twin's, else task.json's (mteb 2.x spelling)."""
+    twin = mteb_twin(local)
+    if twin is not None:
+        return twin.metadata.main_score
+    return MAIN_SCORE_ALIASES.get(local.meta["main_score"], local.meta["main_score"])
+
+
+def build_mirror(local: LocalTask) -> AbsTask:
+    """An mteb task that evaluates the local rows: mteb's own class when the mirror has an mteb twin."""
+    twin = mteb_twin(local)
+    if twin is not None:
         task = twin
         split = _pick_split(local.meta.get("eval_split", "test"), list(task.metadata.eval_splits))
         task.filter_eval_splits([split])
@@ -164,7 +181,7 @@ def _pick_split(local_split: str, official_splits: list[str]) -> str:
 def _generic_task(local: LocalTask) -> AbsTask:
     base = BASES[local.type]
     langs = sorted({LANG_SCRIPT.get(code, "eng-Latn") for code in local.languages})
-    main_score = MAIN_SCORE_ALIASES.get(local.meta["main_score"], local.meta["main_score"])
+    main_score = mirror_main_score(local)
     metadata = TaskMetadata(
         name=local.name,
         description=f"Local task from {local.path} ({local.meta.get('sampling') or 'no sampling note'})",
@@ -201,9 +218,10 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
             cols[getattr(task, "label_column_name", "labels")] = [int(r["label"]) for r in rows]
         return DatasetDict({split: Dataset.from_dict(cols)})
     if kind == "Classification":
+        labels = label_kind()  # train and test labels must be of one type
         return DatasetDict({
-            "train": _text_label(read_rows(local, "train.jsonl"), task),
-            split: _text_label(read_rows(local, "test.jsonl"), task),
+            "train": _text_label(read_rows(local, "train.jsonl", labels), task),
+            split: _text_label(read_rows(local, "test.jsonl", labels), task),
         })  # fmt: skip
     if kind == "Clustering":
         rows = read_rows(local, "test.jsonl")

@@ -1,0 +1,60 @@
+"""What keys a finished task: every setting that changes one of its vectors or its score.
+
+A rerun into the same run directory skips a task only when the identity recorded with its result equals the
+rerun's (docs/harness.md, "Reruns and safety"); any difference evaluates the task again, so a score is never
+relabelled with settings it was not computed under.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from harness.models import Embedder
+from harness.tasks import MIRROR, ResolvedTask
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over the names and bytes of every file below a task folder (row files and task.json alike)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        with path.open("rb") as handle:
+            for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_identity(resolved: ResolvedTask) -> str:
+    """Mirror: the hash of its files. Official: the dataset id and the revision mteb pins."""
+    if resolved.source == MIRROR and resolved.local is not None:
+        return f"sha256:{folder_digest(resolved.local.path)}"
+    if resolved.task is not None:
+        dataset = resolved.task.metadata.dataset
+        return f"{dataset['path']}@{dataset.get('revision')}"
+    return "missing"
+
+
+def task_identity(resolved: ResolvedTask, embedder: Embedder, dims: list[int], mteb_version: str) -> dict[str, Any]:
+    """The key a finished task is recorded under (model, numerics, prompts, dims, data, scorer version)."""
+    return {
+        "model_fingerprint": embedder.fingerprint,
+        "dtype": embedder.dtype,
+        "max_length": embedder.max_length,
+        "pooling": embedder.pooling,
+        "prompts": {"query": embedder.prompt("query"), "document": embedder.prompt("document"),
+                    "none": embedder.prompt(None)},  # fmt: skip
+        "dims": list(dims),
+        "source": resolved.source,
+        "data": data_identity(resolved),
+        "mteb": mteb_version,
+    }
+
+
+def describe_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
+    """'max_length 256 → 8, dtype float32 → bfloat16': what differs between a recorded and a current identity."""
+    if not old:
+        return "no settings recorded with the earlier result"
+    changed = [f"{key} {old.get(key)!r} → {value!r}" for key, value in new.items() if old.get(key) != value]
+    return ", ".join(changed) or "result files missing"
