@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness.errors import EXIT_USAGE, HarnessError
+from harness.errors import HarnessError
 
 # Modules exposing `register(subparsers)`: leaderboard/regress, report, train, pipeline.
 PLUGIN_COMMANDS: list[str] = ["leaderboards.cli", "reports.cli", "train.cli", "harness.pipeline"]
@@ -169,9 +169,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     _set_offline_defaults()
     args = build_parser().parse_args(argv)
-    if getattr(args, "batch_size", 1) < 1:
-        print("harness: error: --batch-size must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
     try:
         return args.func(args)
     except HarnessError as exc:
