@@ -121,3 +121,16 @@ def test_one_broken_task_json_does_not_stop_other_tasks(shared_data: Path, tmp_p
     assert "broken task folder(s) in the data root were skipped: Broken" in capsys.readouterr().out
     record = json.loads((tmp_path / "runs" / "r" / "run.json").read_text())
     assert record["tasks"]["STS12"]["status"] == "ok"
+
+
+def test_list_tasks_shows_the_main_score_runs_report(shared_data: Path, capsys) -> None:
+    """Before: `harness list tasks` printed task.json's main_score (Cmnli max_ap, TrecQAReranking map) while runs
+    reported mteb's (max_accuracy, map_at_1000)."""
+    from harness.tasks import mirror_main_score
+
+    for task in discover_tasks(shared_data).values():
+        assert mirror_main_score(task) == build_mirror(task).metadata.main_score, task.name
+    assert main(["list", "tasks", "--data-dir", str(shared_data)]) == 0
+    rows = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines() if line.startswith("|")}
+    assert "max_accuracy" in rows["Cmnli"] and "max_accuracy" in rows["Ocnli"]
+    assert "map_at_1000" in rows["TrecQAReranking"]
