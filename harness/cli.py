@@ -15,10 +15,12 @@ PLUGIN_COMMANDS: list[str] = ["leaderboards.cli", "reports.cli", "train.cli", "h
 
 
 def _set_offline_defaults() -> None:
-    """Keep mteb/datasets caches out of the user's home unless they chose a place; never stall on the hub."""
+    """Keep mteb/datasets caches out of the user's home unless they chose a place (HF_DATASETS_CACHE, or HF_HOME
+    whose datasets/ folder a pre-populated official cache lives in); never stall on the hub."""
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "conan-harness"
     os.environ.setdefault("MTEB_CACHE", str(cache / "mteb"))
-    os.environ.setdefault("HF_DATASETS_CACHE", str(cache / "datasets"))
+    if "HF_HOME" not in os.environ:
+        os.environ.setdefault("HF_DATASETS_CACHE", str(cache / "datasets"))
 
 
 def _csv(value: str) -> list[str]:
@@ -83,6 +85,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = [[name, f"mteb {bench}", default_model(name)] for name, bench in OFFICIAL_SUITES.items()]
         rows += [[s.name, f"{len(s.tasks)} local tasks", default_model(s.name)] for s in local_suites(local).values()]
         print(tabulate(rows, headers=["suite", "tasks", "default model"], tablefmt="github"))
+    elif args.what == "official":
+        _list_official(args.suite, local)
     elif args.what == "tasks":
         print(f"data root: {root.resolve()} (from {origin})\n")
         rows = [[t.name, t.type, t.lang_dir, t.mteb_equivalent or "—", mirror_main_score(t), "ok"]
@@ -100,6 +104,32 @@ def cmd_list(args: argparse.Namespace) -> int:
             "conan_model checkpoint folder (harness train output)"), strict=True)]  # fmt: skip
         print(tabulate(rows, headers=["model", "what"], tablefmt="github"))
     return 0
+
+
+def _list_official(suite: str | None, local: dict) -> None:
+    """Per task of the official suites: the dataset mteb pins and whether it is ready for an offline run."""
+    from tabulate import tabulate
+
+    from harness.suites import OFFICIAL_SUITES, official_suite
+    from harness.tasks import dataset_cached, datasets_cache_dir, official_task
+
+    names = [suite] if suite else list(OFFICIAL_SUITES)
+    for name in names:
+        rows, ready = [], 0
+        for task_name in official_suite(name).tasks:
+            task = official_task(task_name)
+            cached = task is not None and dataset_cached(task)
+            ready += cached
+            dataset = task.metadata.dataset if task is not None else {}
+            rows.append([task_name, dataset.get("path", "—"), str(dataset.get("revision", "—"))[:12],
+                         "✔" if cached else "—", "✔" if task_name in local else "—"])  # fmt: skip
+        print(f"## {name}: {ready}/{len(rows)} official datasets ready offline\n")
+        print(tabulate(rows, headers=["task", "dataset", "revision", "offline cache", "local mirror"],
+                       tablefmt="github"))  # fmt: skip
+        print()
+    if names:
+        print(f"datasets cache: {datasets_cache_dir(official_task(official_suite(names[0]).tasks[0])).parent} "
+              "(HF_DATASETS_CACHE, else $HF_HOME/datasets)")  # fmt: skip
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
@@ -152,8 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     lst = sub.add_parser("list", help="list suites, tasks or models")
-    lst.add_argument("what", choices=("suites", "tasks", "models"))
+    lst.add_argument("what", choices=("suites", "tasks", "models", "official"),
+                     help="official: per task of the official suites, whether its pinned dataset is cached offline")
     lst.add_argument("--data-dir", help="data root to list local tasks from")
+    lst.add_argument("--suite", choices=("cmteb", "mteb-en", "mteb-en-v1"), help="with `official`: one suite only")
     lst.set_defaults(func=cmd_list)
 
     cache = sub.add_parser("cache", help="show or clear the embedding cache")

@@ -284,7 +284,8 @@ def _finish_task(record: dict[str, Any], name: str, entry: dict[str, Any]) -> No
 def _evaluate(encoder: HarnessEncoder, task: Any, cfg: RunConfig, predictions: Path | None) -> Any:
     return mteb.evaluate(
         encoder, task, cache=None, overwrite_strategy="always", raise_error=True, show_progress_bar=False,
-        prediction_folder=predictions, encode_kwargs={"batch_size": cfg.batch_size},
+        prediction_folder=predictions,
+        encode_kwargs={"batch_size": cfg.batch_size, "show_progress_bar": encoder.show_progress},  # mteb's bars
     ).task_results[0]  # fmt: skip
 
 

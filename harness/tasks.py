@@ -114,11 +114,21 @@ def official_task(name: str) -> AbsTask | None:
         return None
 
 
-def _dataset_cached(task: AbsTask) -> bool:
-    from huggingface_hub.constants import HF_HUB_CACHE
+def datasets_cache_dir(task: AbsTask) -> Path:
+    """Where `datasets` keeps the prepared (arrow) copy of a task's hub dataset: <cache>/<org>___<name>/."""
+    import datasets.config
+    from datasets.naming import camelcase_to_snakecase
 
-    repo = task.metadata.dataset["path"].replace("/", "--")
-    return (Path(HF_HUB_CACHE) / f"datasets--{repo}").is_dir()
+    org, _, name = task.metadata.dataset["path"].rpartition("/")
+    folder = f"{org}___{camelcase_to_snakecase(name)}" if org else camelcase_to_snakecase(name)
+    return Path(datasets.config.HF_DATASETS_CACHE) / folder
+
+
+def dataset_cached(task: AbsTask) -> bool:
+    """True when the revision mteb pins is prepared in the datasets cache: what load_dataset reads offline
+    (offline it never consults the hub download cache, so a bare `huggingface-cli download` is not enough)."""
+    revision = task.metadata.dataset.get("revision")
+    return any(p.is_file() for p in datasets_cache_dir(task).glob(f"*/*/{revision}/dataset_info.json"))
 
 
 def resolve(name: str, local_tasks: dict[str, LocalTask], source: str = "auto") -> ResolvedTask:
@@ -126,7 +136,7 @@ def resolve(name: str, local_tasks: dict[str, LocalTask], source: str = "auto") 
     official = official_task(name)
     local = local_tasks.get(name)
     if official is not None and source in ("auto", OFFICIAL):
-        if _dataset_cached(official) or hub_reachable():
+        if dataset_cached(official) or hub_reachable():
             return ResolvedTask(name, OFFICIAL, official.metadata.type, official)
     if local is not None and source in ("auto", MIRROR):
         return ResolvedTask(name, MIRROR, local.type, local=local)
