@@ -87,14 +87,14 @@ class _LabelKind:
 def row_checker(task_type: str, path: Path, meta: dict[str, Any], labels: _LabelKind | None = None) -> RowCheck:
     """The value checks for rows of one file of a task type (pass one `labels` for all of a task's files)."""
     labels = labels or _LabelKind()
-    score_range = meta.get("score_range")
+    score_range = meta.get("score_range", [0, 5])  # the generic STS task's default (docs/data-layout.md)
 
     def check(row: dict[str, Any], lineno: int) -> None:
         if task_type == "STS":
             score = row["score"]
             if not is_number(score) or not math.isfinite(score):
                 raise DataError(path, lineno, f"field 'score' must be a finite number, not {score!r}")
-            if score_range and not score_range[0] <= score <= score_range[1]:
+            if not score_range[0] <= score <= score_range[1]:
                 raise DataError(path, lineno, f"score {score} is outside score_range {score_range} of task.json")
         elif task_type == "PairClassification":
             if isinstance(row["label"], bool) or row["label"] not in (0, 1):
