@@ -94,6 +94,9 @@ def test_throughput_counts_model_work_not_hits(tmp_path: Path, capsys) -> None:
     assert warm["encoded_texts"] == 0 and warm["texts_per_s"] is None and warm["tokens_per_s"] is None
     assert f"nothing encoded; {warm['cache_hits']} cache hits" in out
     assert f"{full['encoded_texts']} encoded at " in out
+    summary = (tmp_path / "warm" / "summary.md").read_text()
+    assert "| encoded | texts/s | tokens/s | cache hits |" in re.sub(r" +", " ", summary)
+    assert re.search(rf"\| 0 \| — \| — \| {warm['cache_hits']} \| ok \|", re.sub(r" +", " ", summary))
     assert main(["report", str(tmp_path / "full"), "--out", str(tmp_path / "report")]) == 0
     text = (tmp_path / "report" / "efficiency.md").read_text()
     assert "Model time and throughput count real model work only" in text and "STS16" in text

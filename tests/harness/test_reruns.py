@@ -40,6 +40,9 @@ def test_rerun_with_other_settings_reevaluates(tmp_path: Path, capsys) -> None:
     _, again = _run(tmp_path, "r", "--tasks", "STS16", "--max-length", "8")  # same settings: skipped
     assert "done earlier, skipped" in capsys.readouterr().out
     assert again["tasks"]["STS16"]["main_score"] == fresh["tasks"]["STS16"]["main_score"]
+    _, bf16 = _run(tmp_path, "r", "--tasks", "STS16", "--max-length", "8", "--dtype", "bfloat16")
+    assert "(dtype 'float32' → 'bfloat16'): evaluating again" in capsys.readouterr().out
+    assert bf16["tasks"]["STS16"]["identity"]["dtype"] == bf16["model"]["dtype"] == "bfloat16"
 
 
 def test_changed_data_file_reevaluates(tmp_path: Path, capsys) -> None:
