@@ -56,5 +56,10 @@ def describe_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
     """'max_length 256 → 8, dtype float32 → bfloat16': what differs between a recorded and a current identity."""
     if not old:
         return "no settings recorded with the earlier result"
-    changed = [f"{key} {old.get(key)!r} → {value!r}" for key, value in new.items() if old.get(key) != value]
+    changed = [f"{key} {_short(old.get(key))} → {_short(value)}" for key, value in new.items() if old.get(key) != value]
     return ", ".join(changed) or "result files missing"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:24]}…{text[-8:]}"

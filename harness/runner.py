@@ -186,10 +186,11 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
         if not cfg.overwrite and run_dir.finished_entry(name, identity, dims):
             say(f"[{n}/{len(runnable)}] {name}: done earlier, skipped (--overwrite to redo)", flush=True)
             continue
-        earlier = run_dir.read_run().get("tasks", {}).get(name, {}).get("earlier_identity")
-        if earlier and not cfg.overwrite:
-            say(f"[{n}/{len(runnable)}] {name}: settings differ from the earlier result "
-                f"({describe_change(earlier, identity)}): evaluating again", flush=True)  # fmt: skip
+        recorded = run_dir.read_run().get("tasks", {}).get(name, {})
+        if "earlier_identity" in recorded and not cfg.overwrite:
+            change = describe_change(recorded["earlier_identity"], identity)
+            say(f"[{n}/{len(runnable)}] {name}: settings differ from the earlier result ({change}): evaluating again",
+                flush=True)  # fmt: skip
         tag = f"[{n}/{len(runnable)}] {name}"
         with heartbeat(ticking, lambda tag=tag: f"{tag}: {encoder.progress()}"):
             entry, eff = _run_task(resolved, encoder, run_dir if main else None, cfg, dims)

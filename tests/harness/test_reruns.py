@@ -126,3 +126,15 @@ def test_killed_run_keeps_summary_of_finished_tasks(tmp_path: Path) -> None:
     assert finished and proc.returncode == -signal.SIGKILL
     summary = (tmp_path / "k" / "summary.md").read_text()
     assert all(f"| {n} " in summary for n in finished)
+
+
+def test_record_from_before_identities_is_evaluated_again(tmp_path: Path, capsys) -> None:
+    """A run.json written before tasks carried an identity cannot prove its settings: the task runs again."""
+    _run(tmp_path, "r", "--tasks", "STS16")
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    del record["tasks"]["STS16"]["identity"]
+    (tmp_path / "r" / "run.json").write_text(json.dumps(record))
+    _, again = _run(tmp_path, "r", "--tasks", "STS16")
+    assert "settings differ from the earlier result (no settings recorded with the earlier result)" in \
+        capsys.readouterr().out  # fmt: skip
+    assert again["tasks"]["STS16"]["identity"]["max_length"] == 256
