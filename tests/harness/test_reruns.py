@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from harness.cli import main
 from harness.data import default_data_root
 from harness.runner import RunConfig, default_run_name
@@ -138,3 +140,19 @@ def test_record_from_before_identities_is_evaluated_again(tmp_path: Path, capsys
     assert "settings differ from the earlier result (no settings recorded with the earlier result)" in \
         capsys.readouterr().out  # fmt: skip
     assert again["tasks"]["STS16"]["identity"]["max_length"] == 256
+
+
+@pytest.mark.slow
+def test_two_concurrent_runs_into_one_directory_keep_both(tmp_path: Path) -> None:
+    """Before: each run rewrote run.json from its own copy, so the one finishing last dropped the other's task."""
+    base = [sys.executable, "-m", "harness", "run", "--model", "minilm", "--out", str(tmp_path), "--run-name", "c",
+            "--no-progress", "--no-cache", "--data-dir", str(SAMPLE), "--tasks"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([*base, task], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+             for task in ("STS16", "STS12")]  # fmt: skip
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    record = json.loads((tmp_path / "c" / "run.json").read_text())
+    assert {n: t["status"] for n, t in record["tasks"].items()} == {"STS16": "ok", "STS12": "ok"}
+    assert set(json.loads((tmp_path / "c" / "efficiency.json").read_text())) == {"STS16", "STS12"}
