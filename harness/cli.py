@@ -133,9 +133,16 @@ def _list_official(suite: str | None, local: dict) -> None:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from harness.cache import EmbeddingCache, default_cache_dir
+    import sqlite3
 
-    cache = EmbeddingCache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
+    from harness.cache import EmbeddingCache, default_cache_dir
+    from harness.errors import UsageError
+
+    folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    try:
+        cache = EmbeddingCache(folder)
+    except (OSError, sqlite3.OperationalError) as exc:  # damage is repaired inside; this is access
+        raise UsageError(f"--cache-dir {folder}: cannot open the cache ({exc})") from None
     if args.action == "clear":
         removed = cache.clear()
         print(f"removed {'all (unreadable count of)' if removed is None else removed} cached vectors from {cache.path}")

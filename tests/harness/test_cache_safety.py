@@ -106,3 +106,8 @@ def test_encoded_slices_reach_the_cache_before_the_task_ends(minilm, tmp_path: P
     vectors = again.encode_texts(corpus[:64], "document")
     assert again.stats.cache_hits == 64 and again.stats.encoded_texts == 0
     np.testing.assert_allclose(vectors[:3], minilm.encode_batch(corpus[:3], "document"), atol=1e-5)
+
+
+def test_cache_command_on_an_unusable_folder_exits_2(capsys) -> None:
+    assert main(["cache", "info", "--cache-dir", "/proc/harness-no-such-dir"]) == 2
+    assert "--cache-dir /proc/harness-no-such-dir: cannot open the cache" in capsys.readouterr().err
