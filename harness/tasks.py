@@ -142,10 +142,16 @@ def resolve(name: str, local_tasks: dict[str, LocalTask], source: str = "auto") 
         return ResolvedTask(name, MIRROR, local.type, local=local)
     if official is None and local is None:
         reason = "unknown task"
-    elif local is None:
-        reason = "no local mirror and the hub is unreachable" if source != OFFICIAL else "official data unavailable"
+    elif source == MIRROR:
+        reason = "no local mirror (--source mirror)"
+    elif official is None:
+        reason = "not an mteb task, so no official data (--source official)"
     else:
-        reason = "official data unavailable (--source official)"
+        dataset = official.metadata.dataset
+        where = (f"{dataset['path']}@{str(dataset.get('revision'))[:12]} is not prepared in the datasets cache and the "
+                 "hub is unreachable; see `harness list official`")  # fmt: skip
+        reason = f"no local mirror and the hub is unreachable ({where})" if source != OFFICIAL and local is None \
+            else f"official data unavailable: {where}"  # fmt: skip
     return ResolvedTask(name, MISSING, official.metadata.type if official else None, reason=reason)
 
 
