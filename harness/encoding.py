@@ -118,7 +118,7 @@ class HarnessEncoder(AbsEncoder):
 
     def progress(self) -> str:
         done, total = self.pending
-        return f"{done}/{total} texts encoded" if total else "scoring"
+        return f"{done}/{total} texts encoded" if total else "loading or scoring"
 
     def encode(self, inputs: Any, *, task_metadata: Any, hf_split: str, hf_subset: str,
                prompt_type: PromptType | None = None, **kwargs: Any) -> np.ndarray:  # fmt: skip
