@@ -49,7 +49,28 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
     failed = {n: t.get("error") for n, t in record.get("tasks", {}).items() if t.get("status") == "failed"}
     if failed:
         lines += ["", "## Failed tasks", ""] + [f"- {n}: {err}" for n, err in failed.items()]
+    others = other_settings(record)
+    if others:
+        lines += ["", "## Tasks kept from runs with other settings", "",
+                  "These finished in an earlier run into this directory; their scores belong to the settings shown, "
+                  "not to the header's:", ""] + [f"- {n}: {d}" for n, d in others.items()]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def other_settings(record: dict) -> dict[str, str]:
+    """Finished tasks whose recorded identity differs from the run's model settings: task → 'dtype bfloat16, ...'."""
+    model = record.get("model", {})
+    current = {"model_fingerprint": model.get("fingerprint"), "dtype": model.get("dtype"),
+               "max_length": model.get("max_length"), "prompts": model.get("prompts")}  # fmt: skip
+    found = {}
+    for name, task in record.get("tasks", {}).items():
+        identity = task.get("identity") or {}
+        if task.get("status") != "ok" or not identity:
+            continue
+        diff = [f"{k} {identity.get(k)}" for k, v in current.items() if v is not None and identity.get(k) != v]
+        if diff:
+            found[name] = ", ".join(diff)
+    return found
 
 
 def _dims_table(record: dict, dims: list[int]) -> str:

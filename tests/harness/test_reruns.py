@@ -45,6 +45,10 @@ def test_rerun_with_other_settings_reevaluates(tmp_path: Path, capsys) -> None:
     _, bf16 = _run(tmp_path, "r", "--tasks", "STS16", "--max-length", "8", "--dtype", "bfloat16")
     assert "(dtype 'float32' → 'bfloat16'): evaluating again" in capsys.readouterr().out
     assert bf16["tasks"]["STS16"]["identity"]["dtype"] == bf16["model"]["dtype"] == "bfloat16"
+    _run(tmp_path, "r", "--tasks", "STS12")  # float32, 256 tokens: STS16 (bf16, 8 tokens) is kept, and said so
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert "## Tasks kept from runs with other settings" in summary
+    assert "- STS16: dtype bfloat16, max_length 8" in summary and "- STS12" not in summary
 
 
 def test_changed_data_file_reevaluates(tmp_path: Path, capsys) -> None:
