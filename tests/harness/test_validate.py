@@ -104,10 +104,12 @@ def test_task_json_values_are_checked(tmp_path: Path, extra: dict, message: str)
         discover_tasks(tmp_path)
 
 
-def test_one_broken_task_json_does_not_stop_other_tasks(shared_data: Path, tmp_path: Path, capsys) -> None:
+def test_one_broken_task_json_does_not_stop_other_tasks(tmp_path: Path, capsys) -> None:
     """Before: any bad task.json in the data root aborted every run and `harness list tasks`."""
+    from harness.data import default_data_root
+
     data = tmp_path / "data"
-    shutil.copytree(shared_data / "en" / "STS12", data / "en" / "STS12")
+    shutil.copytree(default_data_root() / "en" / "STS12", data / "en" / "STS12")
     _task_dir(data, "Broken", "STS", languages="en")
     tasks, broken = scan_tasks(data)
     assert set(tasks) == {"STS12"} and "languages must be a list" in str(broken["Broken"])
