@@ -331,6 +331,8 @@ def load_model(spec: str, opts: ModelOptions | None = None) -> Embedder:
     """Resolve a model spec; unknown specs exit 2 with suggestions, missing folders name the path."""
     opts = opts or ModelOptions()
     opts = dataclasses.replace(opts, device=check_device(opts.device))
+    if opts.pooling != "mean" and not spec.startswith("hf:"):
+        raise UsageError(f"--pooling {opts.pooling}: only hf: models take a pooling; {spec} pools as it was trained")
     if opts.dtype not in (*DTYPES, "auto"):
         raise UsageError(f"--dtype {opts.dtype!r}: choose one of auto, {', '.join(DTYPES)}")
     if opts.dtype == "auto":
