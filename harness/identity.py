@@ -7,29 +7,16 @@ relabelled with settings it was not computed under.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import Any
 
-from harness.models import Embedder
+from harness.models import Embedder, files_fingerprint
 from harness.tasks import MIRROR, ResolvedTask
-
-
-def folder_digest(folder: Path) -> str:
-    """sha256 over the names and bytes of every file below a task folder (row files and task.json alike)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0")
-        with path.open("rb") as handle:
-            for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def data_identity(resolved: ResolvedTask) -> str:
     """Mirror: the hash of its files. Official: the dataset id and the revision mteb pins."""
     if resolved.source == MIRROR and resolved.local is not None:
-        return f"sha256:{folder_digest(resolved.local.path)}"
+        return f"sha256:{files_fingerprint(resolved.local.path, ('*',))}"
     if resolved.task is not None:
         dataset = resolved.task.metadata.dataset
         return f"{dataset['path']}@{dataset.get('revision')}"

@@ -87,10 +87,11 @@ class Embedder(ABC):
 
 
 def files_fingerprint(folder: Path, patterns: tuple[str, ...] = ("*.safetensors", "*.bin", "*.json", "*.txt")) -> str:
-    """sha256 over the weight/config files of a model folder, so two different checkpoints never collide."""
+    """sha256 over the weight/config files of a model folder, so two different checkpoints never collide
+    (also over every file of a task folder, patterns=("*",), for the task identity)."""
     digest = hashlib.sha256()
     for pattern in patterns:
-        for path in sorted(folder.rglob(pattern)):
+        for path in sorted(p for p in folder.rglob(pattern) if p.is_file()):
             digest.update(str(path.relative_to(folder)).encode())
             with path.open("rb") as handle:
                 for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
