@@ -3,7 +3,7 @@
 Every `harness ...`, `torchrun ... -m harness|train ...` and `python -m train ...` line must parse with today's
 parser, and the repository files it names (configs, constraints) must exist; the cheap ones (`--help`, `list`,
 `cache info`) run for real. The slow test runs README's everyday chain (two short runs, leaderboard, regress,
-report) exactly as written, in a scratch folder beside the shared data.
+report on the embedded sample) exactly as written, in a scratch folder.
 """
 
 from __future__ import annotations
@@ -133,13 +133,9 @@ README_CHAIN = ("runs/minilm", "--run-name minilm")  # the everyday commands tha
 
 
 @pytest.mark.slow
-def test_readme_everyday_chain_runs(shared_data: Path, tmp_path: Path, monkeypatch):
-    """README's short runs, then leaderboard, regress and report on them, exactly as written."""
-    work, shared = tmp_path / "clone", tmp_path / "shared"
-    work.mkdir()
-    shared.mkdir()
-    (shared / "data").symlink_to(shared_data)  # README's ../shared/data, seen from the scratch clone
-    monkeypatch.chdir(work)
+def test_readme_everyday_chain_runs(tmp_path: Path, monkeypatch):
+    """README's two runs on the embedded sample, then leaderboard, regress and report on them, exactly as written."""
+    monkeypatch.chdir(tmp_path)
     lines = [line for line in bash_lines(REPO / "README.md") if any(key in line for key in README_CHAIN)]
     assert [commands(line)[0][1] for line in lines] == ["run", "run", "leaderboard", "regress", "report"], lines
     codes = {}
@@ -148,6 +144,7 @@ def test_readme_everyday_chain_runs(shared_data: Path, tmp_path: Path, monkeypat
         with redirect_stdout(StringIO()):
             codes[args[0]] = max(codes.get(args[0], 0), harness_main(args))
     assert codes == {"run": 0, "leaderboard": 0, "regress": 1, "report": 0}, codes  # regress: --max-length 8 is worse
-    assert (work / "leaderboard.md").is_file() and (work / "regression.md").is_file()
-    assert (work / "report" / "efficiency.md").is_file()
-    assert (work / "runs" / "minilm" / "results").is_dir() and (work / "runs" / "minilm-short" / "run.json").is_file()
+    assert (tmp_path / "leaderboard.md").is_file() and (tmp_path / "regression.md").is_file()
+    assert (tmp_path / "report" / "efficiency.md").is_file()
+    assert (tmp_path / "runs" / "minilm" / "results").is_dir()
+    assert (tmp_path / "runs" / "minilm-short" / "run.json").is_file()
