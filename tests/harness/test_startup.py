@@ -1,4 +1,4 @@
-"""`harness --help`, every subcommand's `--help` and `harness list` must not import torch, mteb or transformers.
+"""`harness --help`, every `--help`, `harness list` and `python -m train --help` import no torch, mteb, transformers.
 
 Each of those takes seconds to import on a small machine; the parser's registration modules (harness.cli and its
 PLUGIN_COMMANDS) import them only inside the commands that need them. Checked in a fresh interpreter, since the
@@ -19,6 +19,7 @@ HEAVY = ("torch", "mteb", "transformers")
 PROBE = """
 import contextlib, io, json, sys
 from harness.cli import build_parser, main
+from train.cli import main as train_main
 
 parser = build_parser()
 commands = sorted(parser._subparsers._group_actions[0].choices)
@@ -28,6 +29,11 @@ for argv in [["--help"], *[[c, "--help"] for c in commands], ["list", "suites"],
             main(argv)
         except SystemExit:
             pass
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        train_main(["--help"])  # python -m train --help
+    except SystemExit:
+        pass
 print(json.dumps({"commands": commands, "heavy": [m for m in sys.argv[1:] if m in sys.modules]}))
 """
 
