@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 
-# Modules exposing `register(subparsers)`: leaderboard/regress, report, train, pipeline.
+# Modules exposing `register(subparsers)`: leaderboard; report, regress, alignment; train; pipeline.
 PLUGIN_COMMANDS: list[str] = ["leaderboards.cli", "reports.cli", "train.cli", "harness.pipeline"]
 
 

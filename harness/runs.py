@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mteb.results import TaskResult
+if TYPE_CHECKING:  # importing mteb takes seconds; the CLI parser and readers of run.json do not need it
+    from mteb.results import TaskResult
 
 RUN_JSON, EFFICIENCY_JSON, SUMMARY_MD, LOCK = "run.json", "efficiency.json", "summary.md", ".lock"
 
@@ -95,6 +96,8 @@ class RunDir:
         atomic_write_json(self.results_dir / "model_meta.json", meta)
 
     def load_result(self, task: str, dim: int | None = None) -> TaskResult:
+        from mteb.results import TaskResult
+
         return TaskResult.from_disk(self.result_path(task, dim))
 
     # run.json / efficiency.json are small; every change is a read-modify-write under the directory's lock.
