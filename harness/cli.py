@@ -77,7 +77,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     from harness.data import scan_tasks
     from harness.models import PACKAGED, PREFIXES
     from harness.suites import OFFICIAL_SUITES, default_model, local_suites
-    from harness.tasks import mirror_main_score
 
     root, origin = _data_source(args)
     local, broken = scan_tasks(root)
@@ -88,6 +87,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     elif args.what == "official":
         _list_official(args.suite, local)
     elif args.what == "tasks":
+        from harness.tasks import mirror_main_score  # asks mteb which main score each twin reports: imports mteb
+
         print(f"data root: {root.resolve()} (from {origin})\n")
         rows = [[t.name, t.type, t.lang_dir, t.mteb_equivalent or "—", mirror_main_score(t), "ok"]
                 for t in local.values()]  # fmt: skip
