@@ -17,6 +17,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
     try:
         write(tmp)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # the mode open() gives; some writers (safetensors) make 0600 files
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

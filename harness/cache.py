@@ -4,6 +4,11 @@ An entry is keyed by *namespace* (model fingerprint + prompt + role + max length
 sha256 of the text, so a query vector is never served for a document and an fp16 run never reuses fp32
 vectors (mteb's own cache keys by text alone: mteb#5383, #5394). SQLite in WAL mode makes concurrent runs
 safe; every vector carries a checksum and a damaged entry is treated as a miss and recomputed.
+
+Storage is near the vectors' own size: 64 KiB pages hold many rows each (the old WITHOUT ROWID layout spilled every
+vector to its own overflow page, ~3x the bytes) and namespaces are stored once, rows refer to them by number.
+A damaged database file (truncated, garbage header) is moved aside with a warning and a fresh cache started; a
+file of an older layout is moved aside the same way (a cache only ever costs recomputation).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import hashlib
 import json
 import os
 import sqlite3
+import sys
+import time
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,7 +27,10 @@ from typing import Any
 import numpy as np
 
 DB_NAME = "embeddings.sqlite"
+SCHEMA_VERSION = 2  # PRAGMA user_version of the current layout
+PAGE_SIZE = 65536
 _CHUNK = 500  # keys per SELECT ... IN (...)
+_MAGIC = b"SQLite format 3\0"
 
 
 def default_cache_dir() -> Path:
@@ -38,6 +48,27 @@ def text_key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
+class CacheDamaged(sqlite3.DatabaseError):
+    """The database file cannot serve as a cache (damaged, or another layout); the reason says which."""
+
+
+def _damage_in_file(path: Path) -> str | None:
+    """A reason when the file's header is not SQLite's or the file is shorter than the header says, else None."""
+    size = path.stat().st_size if path.is_file() else 0
+    if size == 0:
+        return None
+    with path.open("rb") as handle:
+        head = handle.read(100)
+    if len(head) < 100 or not head.startswith(_MAGIC):
+        return "not an SQLite database (garbage header)"
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages, valid_for = int.from_bytes(head[28:32], "big"), head[92:96]
+    if head[24:28] == valid_for and pages and size < pages * page_size:
+        return f"truncated ({size} bytes, the header says {pages * page_size})"
+    return None
+
+
 class EmbeddingCache:
     """get_many/put_many over one SQLite file; cheap to open, safe to share between processes."""
 
@@ -45,28 +76,90 @@ class EmbeddingCache:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / DB_NAME
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS vectors (ns TEXT, key BLOB, dim INTEGER, vec BLOB, crc INTEGER,"
-            " PRIMARY KEY (ns, key)) WITHOUT ROWID"
-        )
-        self._db.execute("CREATE TABLE IF NOT EXISTS namespaces (ns TEXT PRIMARY KEY, identity TEXT)")
         self.corrupt_entries = 0
+        self.moved_aside: Path | None = None
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and not isinstance(exc, CacheDamaged):
+                raise  # locked, read-only, cannot open: not damage; the caller reports it
+            self._recover(str(exc))
+
+    def _open(self) -> sqlite3.Connection:
+        reason = _damage_in_file(self.path)
+        if reason:
+            raise CacheDamaged(reason)
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+            if tables and version != SCHEMA_VERSION:
+                raise CacheDamaged(f"older cache layout (version {version}, this harness writes {SCHEMA_VERSION})")
+            db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # only takes effect on a new, empty file
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA wal_autocheckpoint=64")  # pages: the WAL stays near 4 MiB, not 1000 x 64 KiB
+            db.execute(f"PRAGMA journal_size_limit={8 << 20}")
+            db.execute("CREATE TABLE IF NOT EXISTS namespaces (id INTEGER PRIMARY KEY, ns TEXT UNIQUE, identity TEXT)")
+            db.execute("CREATE TABLE IF NOT EXISTS vectors (ns INTEGER, key BLOB, dim INTEGER, vec BLOB, crc INTEGER,"
+                       " PRIMARY KEY (ns, key))")  # fmt: skip
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            db.close()
+            raise
+        self._ids: dict[str, int] = {}
+        return db
+
+    def _recover(self, reason: str) -> None:
+        """Move the damaged file (and its WAL) aside, say so on stderr, and start an empty cache."""
+        if getattr(self, "_db", None) is not None:
+            self._db.close()
+        aside = self.path.with_name(f"{DB_NAME}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9}")
+        if self.path.exists():
+            os.replace(self.path, aside)
+            self.moved_aside = aside
+        for suffix in ("-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        print(f"harness: warning: embedding cache {self.path} is unusable ({reason}); moved it to {aside.name} "
+              "and started a fresh cache", file=sys.stderr)  # fmt: skip
+        self._db = self._open()
+
+    def _guarded(self, op: Any, *args: Any) -> Any:
+        """Run op; if the file turns out damaged mid-run, recover once and run it again on the fresh cache."""
+        try:
+            return op(*args)
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:  # OperationalError & co: locks, I/O, not damage
+                raise
+            self._recover(str(exc))
+            return op(*args)
+
+    def _ns_id(self, ns: str) -> int:
+        if ns not in self._ids:
+            self._db.execute("INSERT OR IGNORE INTO namespaces (ns, identity) VALUES (?, '{}')", (ns,))
+            (self._ids[ns],) = self._db.execute("SELECT id FROM namespaces WHERE ns = ?", (ns,)).fetchone()
+        return self._ids[ns]
 
     def register(self, ns: str, identity: dict[str, Any]) -> None:
-        self._db.execute("INSERT OR IGNORE INTO namespaces VALUES (?, ?)", (ns, json.dumps(identity, default=str)))
+        def op() -> None:
+            self._db.execute("UPDATE namespaces SET identity = ? WHERE id = ?",
+                             (json.dumps(identity, default=str), self._ns_id(ns)))  # fmt: skip
+
+        self._guarded(op)
 
     def get_many(self, ns: str, texts: list[str]) -> dict[int, np.ndarray]:
         """Vectors found for texts, by position; damaged entries are dropped (and later overwritten)."""
+        return self._guarded(self._get_many, ns, texts)
+
+    def _get_many(self, ns: str, texts: list[str]) -> dict[int, np.ndarray]:
         keys = [text_key(t) for t in texts]
         position = {k: i for i, k in enumerate(keys)}
         found: dict[int, np.ndarray] = {}
+        ns_id = self._ns_id(ns)
         for lo in range(0, len(keys), _CHUNK):
             chunk = keys[lo : lo + _CHUNK]
             query = f"SELECT key, dim, vec, crc FROM vectors WHERE ns = ? AND key IN ({','.join('?' * len(chunk))})"
-            for key, dim, blob, crc in self._db.execute(query, (ns, *chunk)):
+            for key, dim, blob, crc in self._db.execute(query, (ns_id, *chunk)):
                 if zlib.crc32(blob) != crc or len(blob) != 4 * dim:
                     self.corrupt_entries += 1
                     continue
@@ -74,31 +167,42 @@ class EmbeddingCache:
         return found
 
     def put_many(self, ns: str, texts: Iterable[str], vectors: np.ndarray) -> None:
-        rows = []
+        self._guarded(self._put_many, ns, list(texts), vectors)
+
+    def _put_many(self, ns: str, texts: list[str], vectors: np.ndarray) -> None:
+        ns_id, rows = self._ns_id(ns), []
         for text, vec in zip(texts, np.asarray(vectors, dtype=np.float32), strict=True):
             blob = vec.tobytes()
-            rows.append((ns, text_key(text), vec.shape[0], blob, zlib.crc32(blob)))
+            rows.append((ns_id, text_key(text), vec.shape[0], blob, zlib.crc32(blob)))
         with self._db:  # one transaction per batch keeps concurrent writers cheap and atomic
             self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?, ?)", rows)
 
     def info(self) -> dict[str, Any]:
-        per_ns = {ns: n for ns, n in self._db.execute("SELECT ns, COUNT(*) FROM vectors GROUP BY ns")}
-        identities = {ns: json.loads(ident) for ns, ident in self._db.execute("SELECT ns, identity FROM namespaces")}
-        size = sum(p.stat().st_size for p in self.directory.glob(f"{DB_NAME}*"))
+        return self._guarded(self._info)
+
+    def _info(self) -> dict[str, Any]:
+        per_ns = dict(self._db.execute("SELECT ns, COUNT(*) FROM vectors GROUP BY ns"))
+        names = self._db.execute("SELECT id, identity FROM namespaces").fetchall()
+        size = sum(p.stat().st_size for p in self.directory.glob(f"{DB_NAME}*") if "damaged" not in p.name)
         return {
             "path": str(self.path),
             "bytes": size,
             "entries": sum(per_ns.values()),
-            "namespaces": [{"namespace": ns, "entries": n, **identities.get(ns, {})} for ns, n in per_ns.items()],
+            "namespaces": [{"namespace": ns_id, "entries": per_ns[ns_id], **json.loads(ident)}
+                           for ns_id, ident in names if ns_id in per_ns],  # fmt: skip
         }
 
-    def clear(self) -> int:
-        (removed,) = self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()
-        with self._db:
-            self._db.execute("DELETE FROM vectors")
-            self._db.execute("DELETE FROM namespaces")
-        self._db.execute("VACUUM")
-        return int(removed)
+    def clear(self) -> int | None:
+        """Remove every vector: the files go, whatever state they are in; the count is None if unreadable."""
+        try:
+            (removed,) = self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()
+        except sqlite3.DatabaseError:
+            removed = None
+        self._db.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        self._db = self._open()
+        return removed
 
     def close(self) -> None:
         self._db.close()

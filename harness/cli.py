@@ -8,17 +8,19 @@ import os
 import sys
 from pathlib import Path
 
-from harness.errors import EXIT_USAGE, HarnessError
+from harness.errors import HarnessError
 
-# Modules exposing `register(subparsers)`: leaderboard/regress, report, train, pipeline.
+# Modules exposing `register(subparsers)`: leaderboard; report, regress, alignment; train; pipeline; models.
 PLUGIN_COMMANDS: list[str] = ["leaderboards.cli", "reports.cli", "train.cli", "harness.pipeline", "conan_model.cli"]
 
 
 def _set_offline_defaults() -> None:
-    """Keep mteb/datasets caches out of the user's home unless they chose a place; never stall on the hub."""
+    """Keep mteb/datasets caches out of the user's home unless they chose a place (HF_DATASETS_CACHE, or HF_HOME
+    whose datasets/ folder a pre-populated official cache lives in); never stall on the hub."""
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "conan-harness"
     os.environ.setdefault("MTEB_CACHE", str(cache / "mteb"))
-    os.environ.setdefault("HF_DATASETS_CACHE", str(cache / "datasets"))
+    if "HF_HOME" not in os.environ:
+        os.environ.setdefault("HF_DATASETS_CACHE", str(cache / "datasets"))
 
 
 def _csv(value: str) -> list[str]:
@@ -29,12 +31,17 @@ def _csv(value: str) -> list[str]:
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
+    return _data_source(args)[0]
+
+
+def _data_source(args: argparse.Namespace) -> tuple[Path, str]:
+    """The data root and where it came from (--data-dir, $HARNESS_DATA, or the embedded sample)."""
     from harness.data import default_data_root
 
     if args.data_dir:
-        return Path(args.data_dir)
+        return Path(args.data_dir), "--data-dir"
     env = os.environ.get("HARNESS_DATA")
-    return Path(env) if env else default_data_root()
+    return (Path(env), "$HARNESS_DATA") if env else (default_data_root(), "the embedded sample")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -67,20 +74,29 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from harness.data import discover_tasks
+    from harness.data import scan_tasks
     from harness.models import PACKAGED, PREFIXES
     from harness.suites import OFFICIAL_SUITES, default_model, local_suites
 
-    local = discover_tasks(_data_dir(args))
+    root, origin = _data_source(args)
+    local, broken = scan_tasks(root)
     if args.what == "suites":
         rows = [[name, f"mteb {bench}", default_model(name)] for name, bench in OFFICIAL_SUITES.items()]
         rows += [[s.name, f"{len(s.tasks)} local tasks", default_model(s.name)] for s in local_suites(local).values()]
         print(tabulate(rows, headers=["suite", "tasks", "default model"], tablefmt="github"))
+    elif args.what == "official":
+        _list_official(args.suite, local)
     elif args.what == "tasks":
-        rows = [[t.name, t.type, t.lang_dir, t.mteb_equivalent or "—", t.meta.get("main_score")]
+        from harness.tasks import mirror_main_score  # asks mteb which main score each twin reports: imports mteb
+
+        print(f"data root: {root.resolve()} (from {origin})\n")
+        rows = [[t.name, t.type, t.lang_dir, t.mteb_equivalent or "—", mirror_main_score(t), "ok"]
                 for t in local.values()]  # fmt: skip
-        print(tabulate(rows, headers=["task", "type", "lang", "mteb equivalent", "main score"], tablefmt="github"))
-        print(f"\n{len(rows)} local tasks in {_data_dir(args)}; any mteb task name also works with --tasks.")
+        rows += [[name, "—", exc.path.parent.parent.name, "—", "—", f"BROKEN: {exc}"] for name, exc in broken.items()]
+        print(tabulate(rows, headers=["task", "type", "lang", "mteb equivalent", "main score (as runs report)",
+                                      "status"], tablefmt="github"))  # fmt: skip
+        print(f"\n{len(local)} local tasks ({len(broken)} broken) in {root.resolve()}; any mteb task name also "
+              "works with --tasks.")  # fmt: skip
     else:
         rows = [[name, desc] for name, desc in PACKAGED.items()]
         rows += [[f"{p}<path>", desc] for p, desc in zip(PREFIXES, (
@@ -91,12 +107,46 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_cache(args: argparse.Namespace) -> int:
-    from harness.cache import EmbeddingCache, default_cache_dir
+def _list_official(suite: str | None, local: dict) -> None:
+    """Per task of the official suites: the dataset mteb pins and whether it is ready for an offline run."""
+    from tabulate import tabulate
 
-    cache = EmbeddingCache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
+    from harness.suites import OFFICIAL_SUITES, official_suite
+    from harness.tasks import dataset_cached, datasets_cache_dir, official_task
+
+    names = [suite] if suite else list(OFFICIAL_SUITES)
+    for name in names:
+        rows, ready = [], 0
+        for task_name in official_suite(name).tasks:
+            task = official_task(task_name)
+            cached = task is not None and dataset_cached(task)
+            ready += cached
+            dataset = task.metadata.dataset if task is not None else {}
+            rows.append([task_name, dataset.get("path", "—"), str(dataset.get("revision", "—"))[:12],
+                         "✔" if cached else "—", "✔" if task_name in local else "—"])  # fmt: skip
+        print(f"## {name}: {ready}/{len(rows)} official datasets ready offline\n")
+        print(tabulate(rows, headers=["task", "dataset", "revision", "offline cache", "local mirror"],
+                       tablefmt="github"))  # fmt: skip
+        print()
+    if names:
+        print(f"datasets cache: {datasets_cache_dir(official_task(official_suite(names[0]).tasks[0])).parent} "
+              "(HF_DATASETS_CACHE, else $HF_HOME/datasets)")  # fmt: skip
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from harness.cache import EmbeddingCache, default_cache_dir
+    from harness.errors import UsageError
+
+    folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    try:
+        cache = EmbeddingCache(folder)
+    except (OSError, sqlite3.OperationalError) as exc:  # damage is repaired inside; this is access
+        raise UsageError(f"--cache-dir {folder}: cannot open the cache ({exc})") from None
     if args.action == "clear":
-        print(f"removed {cache.clear()} cached vectors from {cache.path}")
+        removed = cache.clear()
+        print(f"removed {'all (unreadable count of)' if removed is None else removed} cached vectors from {cache.path}")
         return 0
     info = cache.info()
     print(f"{info['path']}: {info['entries']} vectors, {info['bytes'] / 2**20:.1f} MiB")
@@ -128,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "~/.cache/conan-harness/embeddings)")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
     run.add_argument("--device", help="cpu, cuda, cuda:1, npu, mps (default: cuda if available, else cpu)")
-    run.add_argument("--dtype", default="auto", help="auto (bfloat16 on accelerators, float32 on cpu), float32, "
-                     "float16, bfloat16")
+    run.add_argument("--dtype", default="auto", help="auto (bfloat16 on accelerators and on CPUs with native bf16, "
+                     "else float32; the reason goes to run.json), float32, float16, bfloat16")
     run.add_argument("--max-length", type=int, help="truncate inputs to this many tokens")
     run.add_argument("--pooling", default="mean", help="pooling for hf: models: mean, cls, last")
     run.add_argument("--trust-remote-code", action="store_true", help="allow model folders to run their own code")
@@ -140,8 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     lst = sub.add_parser("list", help="list suites, tasks or models")
-    lst.add_argument("what", choices=("suites", "tasks", "models"))
+    lst.add_argument("what", choices=("suites", "tasks", "models", "official"),
+                     help="official: per task of the official suites, whether its pinned dataset is cached offline")
     lst.add_argument("--data-dir", help="data root to list local tasks from")
+    lst.add_argument("--suite", choices=("cmteb", "mteb-en", "mteb-en-v1"), help="with `official`: one suite only")
     lst.set_defaults(func=cmd_list)
 
     cache = sub.add_parser("cache", help="show or clear the embedding cache")
@@ -157,9 +209,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     _set_offline_defaults()
     args = build_parser().parse_args(argv)
-    if getattr(args, "batch_size", 1) < 1:
-        print("harness: error: --batch-size must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
     try:
         return args.func(args)
     except HarnessError as exc:

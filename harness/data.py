@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from harness.errors import DataError, UsageError
+from harness.validate import check_task_json, row_checker
 
 TASK_TYPES = (
     "STS",
@@ -76,11 +77,20 @@ def _safe_child(root: Path, *parts: str) -> Path:
 
 
 def discover_tasks(root: Path) -> dict[str, LocalTask]:
-    """All task folders under root, keyed by task name. Invalid task.json files raise DataError."""
+    """All task folders under root, keyed by task name. The first invalid task.json raises DataError."""
+    tasks, broken = scan_tasks(root)
+    if broken:
+        raise next(iter(broken.values()))
+    return tasks
+
+
+def scan_tasks(root: Path) -> tuple[dict[str, LocalTask], dict[str, DataError]]:
+    """(valid tasks, broken task folders → their error): one bad task.json does not hide the others."""
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"data root {root} does not exist or is not a directory (--data-dir / HARNESS_DATA)")
     tasks: dict[str, LocalTask] = {}
+    broken: dict[str, DataError] = {}
     for lang_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if lang_dir.name == "train":
             continue
@@ -89,13 +99,17 @@ def discover_tasks(root: Path) -> dict[str, LocalTask]:
             if not spec.is_file():
                 continue
             _safe_child(root, lang_dir.name, task_dir.name)
-            meta = _read_task_json(spec)
-            if meta["name"] != task_dir.name:
-                raise DataError(spec, 1, f"name {meta['name']!r} differs from its folder name {task_dir.name!r}")
-            if meta["name"] in tasks:
-                raise DataError(spec, 1, f"task {meta['name']!r} also defined in {tasks[meta['name']].path}")
+            try:
+                meta = _read_task_json(spec)
+                if meta["name"] != task_dir.name:
+                    raise DataError(spec, 1, f"name {meta['name']!r} differs from its folder name {task_dir.name!r}")
+                if meta["name"] in tasks:
+                    raise DataError(spec, 1, f"task {meta['name']!r} also defined in {tasks[meta['name']].path}")
+            except DataError as exc:
+                broken[task_dir.name] = exc
+                continue
             tasks[meta["name"]] = LocalTask(meta["name"], meta["type"], task_dir, lang_dir.name, meta)
-    return tasks
+    return tasks, broken
 
 
 def _read_task_json(path: Path) -> dict[str, Any]:
@@ -110,6 +124,7 @@ def _read_task_json(path: Path) -> dict[str, Any]:
             raise DataError(path, 1, f"missing required key {key!r}")
     if meta["type"] not in TASK_TYPES:
         raise DataError(path, 1, f"type {meta['type']!r} is not one of {', '.join(TASK_TYPES)}")
+    check_task_json(path, meta)
     return meta
 
 
@@ -122,8 +137,10 @@ def _read_text(path: Path) -> str:
         raise DataError(path, line, f"not valid UTF-8 (byte {e.start})") from None
 
 
-def iter_jsonl(path: Path, required: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
-    """Rows of a JSON Lines file; each row must be an object with the required fields, texts non-empty."""
+def iter_jsonl(path: Path, required: tuple[str, ...] = (),
+               check: Callable[[dict[str, Any], int], None] | None = None) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """Rows of a JSON Lines file; each row must be an object with the required fields, texts non-empty,
+    and pass check(row, line) (value types, harness/validate.py)."""
     if not path.is_file():
         raise DataError(path, 0, "file is missing")
     with path.open("rb") as handle:
@@ -145,13 +162,19 @@ def iter_jsonl(path: Path, required: tuple[str, ...] = ()) -> Iterator[dict[str,
                     raise DataError(path, lineno, f"missing field {key!r}")
                 if key in TEXT_FIELDS and (not isinstance(row[key], str) or not row[key].strip()):
                     raise DataError(path, lineno, f"field {key!r} is empty or not a string")
+            if check is not None:
+                check(row, lineno)
             yield row
 
 
-def read_rows(task: LocalTask, filename: str) -> list[dict[str, Any]]:
-    """All rows of one of the task's files, validated against the fields its type requires."""
+def read_rows(task: LocalTask, filename: str, labels: Any = None) -> list[dict[str, Any]]:
+    """All rows of one of the task's files, validated against the fields and value types its type requires.
+
+    Pass one `labels` (validate.label_kind()) when reading several files of a task whose labels must agree."""
     required = ROW_FIELDS[task.type].get(filename, ())
-    rows = list(iter_jsonl(_safe_child(task.path, filename), required))
+    path = _safe_child(task.path, filename)
+    check = row_checker(task.type, path, task.meta, labels) if required else None
+    rows = list(iter_jsonl(path, required, check))
     if not rows:
         raise DataError(task.path / filename, 0, "file holds no rows")
     return rows

@@ -4,8 +4,10 @@ mteb hands us a DataLoader per call. We flatten it and look each distinct text u
 1. the task memo (vectors already computed in this task: MRL dimension passes reuse them all),
 2. the on-disk cache (other tasks and earlier runs),
 then encode only what is left, in length-sorted batches under a token budget (sharded across ranks under
-torchrun), and scatter vectors back. A dimension view (`view_dim`) returns truncated, re-normalised copies.
-Counters in `EncodeStats` feed efficiency.json.
+torchrun), and scatter vectors back. What is left is encoded in slices of `flush_every` texts and each slice is
+written to the cache as soon as it is done, so a kill -9 in a 50k-document corpus loses at most one slice.
+A dimension view (`view_dim`) returns truncated, re-normalised copies and counts nothing (it only reads the memo).
+Counters in `EncodeStats` feed efficiency.json: model work (`encoded_texts`, `tokens`, `model_s`) apart from hits.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from harness.models import Embedder
 
 @dataclass
 class EncodeStats:
-    """What one task cost: texts asked for, distinct texts, how many came from memo/cache, tokens encoded."""
+    """What one task cost: texts asked for, distinct texts, how many came from memo/cache, model work."""
 
     texts: int = 0
     unique_texts: int = 0
@@ -36,10 +38,18 @@ class EncodeStats:
     memo_hits: int = 0
     cache_hits: int = 0
     tokens: int = 0
-    encode_s: float = 0.0
+    encode_s: float = 0.0  # all of encode(): lookups, cache reads and writes, model
+    model_s: float = 0.0  # tokenizing and running the model only
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def speed(self) -> dict[str, float | None]:
+        """Texts and tokens per second of real model work; None when the model encoded nothing (all hits)."""
+        if not self.encoded_texts or not self.model_s:
+            return {"texts_per_s": None, "tokens_per_s": None}
+        return {"texts_per_s": round(self.encoded_texts / self.model_s, 1),
+                "tokens_per_s": round(self.tokens / self.model_s, 1)}  # fmt: skip
 
 
 def mteb_meta(embedder: Embedder) -> ModelMeta:
@@ -96,6 +106,7 @@ class HarnessEncoder(AbsEncoder):
         self.cache, self.shards = cache, shards
         self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
         self.view_dim: int | None = None
+        self.flush_every = 1024  # texts per cache write: bounds what a kill loses and what waits in memory
         self._namespaces: dict[str | None, str] = {}
         self.start_task()
 
@@ -103,12 +114,18 @@ class HarnessEncoder(AbsEncoder):
         self.stats = EncodeStats()
         self.memo: dict[tuple[str | None, str], np.ndarray] = {}
         self.view_dim = None
+        self.pending = (0, 0)  # (encoded, to encode) in the current call, for progress lines
+
+    def progress(self) -> str:
+        done, total = self.pending
+        return f"{done}/{total} texts encoded" if total else "loading or scoring"
 
     def encode(self, inputs: Any, *, task_metadata: Any, hf_split: str, hf_subset: str,
                prompt_type: PromptType | None = None, **kwargs: Any) -> np.ndarray:  # fmt: skip
         texts = [text for batch in inputs for text in batch["text"]]
-        vectors = self.encode_texts(texts, role_of(prompt_type), desc=task_metadata.name)
-        return truncate_normalize(vectors, self.view_dim) if self.view_dim else vectors
+        if self.view_dim:  # every text is in the memo after the full-dimension pass
+            return truncate_normalize(self.encode_texts(texts, role_of(prompt_type), count=False), self.view_dim)
+        return self.encode_texts(texts, role_of(prompt_type), desc=task_metadata.name)
 
     def _namespace(self, role: str | None) -> str:
         if role not in self._namespaces:
@@ -118,7 +135,7 @@ class HarnessEncoder(AbsEncoder):
                 self.cache.register(self._namespaces[role], identity)
         return self._namespaces[role]
 
-    def encode_texts(self, texts: list[str], role: str | None, desc: str = "encode") -> np.ndarray:
+    def encode_texts(self, texts: list[str], role: str | None, desc: str = "encode", count: bool = True) -> np.ndarray:
         """Full-dimension vectors for texts (input order); each distinct text is computed at most once."""
         start = time.perf_counter()
         unique: dict[str, int] = {}
@@ -132,26 +149,33 @@ class HarnessEncoder(AbsEncoder):
                 todo.append(i)
             else:
                 out[i] = hit
-        self.stats.memo_hits += len(distinct) - len(todo)
+        memo_hits = len(distinct) - len(todo)
         if todo and self.cache is not None:
             found = self.cache.get_many(self._namespace(role), [distinct[i] for i in todo])
             for j, vec in found.items():
                 out[todo[j]] = vec
             self.stats.cache_hits += len(found)
             todo = [i for j, i in enumerate(todo) if j not in found]
-        if todo:
-            out[todo] = self._compute([distinct[i] for i in todo], role, desc)
-            if self.cache is not None and (self.shards is None or self.shards.is_main):
-                self.cache.put_many(self._namespace(role), [distinct[i] for i in todo], out[todo])
+        writes = self.cache is not None and (self.shards is None or self.shards.is_main)
+        for lo in range(0, len(todo), self.flush_every):
+            self.pending = (lo, len(todo))
+            part = todo[lo : lo + self.flush_every]
+            out[part] = self._compute([distinct[i] for i in part], role, desc)
+            if writes:
+                self.cache.put_many(self._namespace(role), [distinct[i] for i in part], out[part])
+        self.pending = (0, 0)
         for i, text in enumerate(distinct):
             self.memo[(role, text)] = out[i]
-        self.stats.texts += len(texts)
-        self.stats.unique_texts += len(distinct)
-        self.stats.encode_s += time.perf_counter() - start
+        if count:
+            self.stats.memo_hits += memo_hits
+            self.stats.texts += len(texts)
+            self.stats.unique_texts += len(distinct) - memo_hits  # a text the memo served was counted already
+            self.stats.encode_s += time.perf_counter() - start
         return out[inverse]
 
     def _compute(self, texts: list[str], role: str | None, desc: str) -> np.ndarray:
         """Run the model on texts (this rank's slice under torchrun), token-budget batches, longest first."""
+        start = time.perf_counter()
         mine = list(range(len(texts)))
         if self.shards is not None:
             mine = mine[self.shards.rank :: self.shards.world]
@@ -164,6 +188,7 @@ class HarnessEncoder(AbsEncoder):
                 bar.update(len(batch))
         self.stats.encoded_texts += len(mine)
         self.stats.tokens += int(sum(lengths))
+        self.stats.model_s += time.perf_counter() - start
         if self.shards is None:
             return local
         result = np.empty((len(texts), self.model.embed_dim), dtype=np.float32)

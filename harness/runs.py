@@ -4,22 +4,28 @@ Layout (docs/run-directory.md):
     run.json, efficiency.json, summary.md, predictions/,
     results/<org>__<model>/<revision>/<Task>.json                               (mteb TaskResult)
     results/<org>__<model>/<revision>/experiments/embed_dim_<d>/<Task>.json     (one per MRL dim)
-A task counts as done when its result files exist and run.json says "ok", so a rerun skips it.
+A task counts as done when its result files exist, run.json says "ok" and the task's recorded identity (every
+setting that changes a vector or a score, harness/identity.py) equals the rerun's, so a rerun skips it.
+run.json and efficiency.json are merged under a file lock: runs of other task lists, or concurrent runs, into
+one directory add to them and never drop each other's tasks.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mteb.results import TaskResult
+if TYPE_CHECKING:  # importing mteb takes seconds; the CLI parser and readers of run.json do not need it
+    from mteb.results import TaskResult
 
-RUN_JSON, EFFICIENCY_JSON, SUMMARY_MD = "run.json", "efficiency.json", "summary.md"
+RUN_JSON, EFFICIENCY_JSON, SUMMARY_MD, LOCK = "run.json", "efficiency.json", "summary.md", ".lock"
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -29,11 +35,18 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; results are meant to be shared
+        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600 files; give what open() gives (mteb, trainer)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def default_file_mode() -> int:
+    """The mode open() gives a new file under the current umask, so every file a run writes has the same mode."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -83,25 +96,50 @@ class RunDir:
         atomic_write_json(self.results_dir / "model_meta.json", meta)
 
     def load_result(self, task: str, dim: int | None = None) -> TaskResult:
+        from mteb.results import TaskResult
+
         return TaskResult.from_disk(self.result_path(task, dim))
 
-    # run.json / efficiency.json are small and rewritten whole after every task.
+    # run.json / efficiency.json are small; every change is a read-modify-write under the directory's lock.
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Exclusive lock on the run directory (flock: released by the kernel even on kill -9)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with (self.path / LOCK).open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def read_run(self) -> dict[str, Any]:
         return read_json(self.path / RUN_JSON, {})
 
     def write_run(self, record: dict[str, Any]) -> None:
         atomic_write_json(self.path / RUN_JSON, record)
 
+    def update_run(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Apply change() to the run.json on disk (not to a stale copy) and write it back, under the lock."""
+        with self.locked():
+            record = self.read_run()
+            change(record)
+            self.write_run(record)
+        return record
+
     def read_efficiency(self) -> dict[str, Any]:
         return read_json(self.path / EFFICIENCY_JSON, {})
 
-    def write_efficiency(self, record: dict[str, Any]) -> None:
-        atomic_write_json(self.path / EFFICIENCY_JSON, record)
+    def update_efficiency(self, task: str, figures: dict[str, Any]) -> None:
+        with self.locked():
+            record = self.read_efficiency()
+            record[task] = figures
+            atomic_write_json(self.path / EFFICIENCY_JSON, record)
 
-    def is_done(self, task: str, dims: list[int] | None = None) -> bool:
-        status = self.read_run().get("tasks", {}).get(task, {}).get("status")
+    def finished_entry(self, task: str, identity: dict[str, Any], dims: list[int] | None = None) -> bool:
+        """True when the task finished earlier under exactly this identity and its result files are all there."""
+        entry = self.read_run().get("tasks", {}).get(task, {})
         files = [self.result_path(task)] + [self.result_path(task, d) for d in dims or []]
-        return status == "ok" and all(p.is_file() for p in files)
+        return entry.get("status") == "ok" and entry.get("identity") == identity and all(p.is_file() for p in files)
 
     # Readers for reports (regression tests, MRL curves).
     def load_predictions(self, task: str) -> dict[str, Any] | None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import mteb
-
 from harness.data import LocalTask
 from harness.errors import unknown
 
@@ -26,6 +24,8 @@ class Suite:
 
 
 def official_suite(name: str) -> Suite:
+    import mteb  # seconds to import: only when an official suite is resolved, never for `--help` or `list`
+
     benchmark = mteb.get_benchmark(OFFICIAL_SUITES[name])
     return Suite(name, [t.metadata.name for t in benchmark.tasks], f"mteb {benchmark.name}")
 

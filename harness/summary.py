@@ -21,7 +21,8 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
         rows.append([
             name, task.get("type") or "", source + (" *" if source == "mirror" else ""),
             task.get("main_metric") or "", _fmt(task.get("main_score"), 100),
-            _fmt(e.get("wall_s"), digits=1), e.get("texts_per_s") or "—", task.get("status", ""),
+            _fmt(e.get("wall_s"), digits=1), e.get("encoded_texts", "—") if e else "—", e.get("texts_per_s") or "—",
+            e.get("tokens_per_s") or "—", e.get("cache_hits", "—") if e else "—", task.get("status", ""),
         ])  # fmt: skip
     scores = [t["main_score"] for t in record.get("tasks", {}).values() if t.get("status") == "ok"]
     mean = sum(scores) / len(scores) if scores else None
@@ -33,9 +34,11 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
         f"- device {model.get('device')}, dtype {model.get('dtype')}, batch {record.get('batch_size')}, "
         f"data root {record.get('data_root')}",
         "",
-        tabulate(rows, headers=["task", "type", "source", "metric", "score ×100", "wall s", "texts/s", "status"],
-                 tablefmt="github"),  # fmt: skip
+        tabulate(rows, headers=["task", "type", "source", "metric", "score ×100", "wall s", "encoded", "texts/s",
+                                "tokens/s", "cache hits", "status"], tablefmt="github"),  # fmt: skip
         "",
+        "texts/s and tokens/s: model work only (texts the model encoded ÷ model time); memo and cache hits are "
+        "not encoding speed and are counted apart.",
         "`*` mirror: the task's rows come from the local data root, not the official mteb dataset; "
         "compare with published numbers only where the mirror is the full official split.",
     ]
@@ -46,7 +49,28 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
     failed = {n: t.get("error") for n, t in record.get("tasks", {}).items() if t.get("status") == "failed"}
     if failed:
         lines += ["", "## Failed tasks", ""] + [f"- {n}: {err}" for n, err in failed.items()]
+    others = other_settings(record)
+    if others:
+        lines += ["", "## Tasks kept from runs with other settings", "",
+                  "These finished in an earlier run into this directory; their scores belong to the settings shown, "
+                  "not to the header's:", ""] + [f"- {n}: {d}" for n, d in others.items()]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def other_settings(record: dict) -> dict[str, str]:
+    """Finished tasks whose recorded identity differs from the run's model settings: task → 'dtype bfloat16, ...'."""
+    model = record.get("model", {})
+    current = {"model_fingerprint": model.get("fingerprint"), "dtype": model.get("dtype"),
+               "max_length": model.get("max_length"), "prompts": model.get("prompts")}  # fmt: skip
+    found = {}
+    for name, task in record.get("tasks", {}).items():
+        identity = task.get("identity") or {}
+        if task.get("status") != "ok" or not identity:
+            continue
+        diff = [f"{k} {identity.get(k)}" for k, v in current.items() if v is not None and identity.get(k) != v]
+        if diff:
+            found[name] = ", ".join(diff)
+    return found
 
 
 def _dims_table(record: dict, dims: list[int]) -> str:

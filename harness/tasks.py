@@ -30,6 +30,7 @@ from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
 
 from harness.data import LocalTask, read_qrels, read_rows
+from harness.validate import label_kind
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +114,21 @@ def official_task(name: str) -> AbsTask | None:
         return None
 
 
-def _dataset_cached(task: AbsTask) -> bool:
-    from huggingface_hub.constants import HF_HUB_CACHE
+def datasets_cache_dir(task: AbsTask) -> Path:
+    """Where `datasets` keeps the prepared (arrow) copy of a task's hub dataset: <cache>/<org>___<name>/."""
+    import datasets.config
+    from datasets.naming import camelcase_to_snakecase
 
-    repo = task.metadata.dataset["path"].replace("/", "--")
-    return (Path(HF_HUB_CACHE) / f"datasets--{repo}").is_dir()
+    org, _, name = task.metadata.dataset["path"].rpartition("/")
+    folder = f"{org}___{camelcase_to_snakecase(name)}" if org else camelcase_to_snakecase(name)
+    return Path(datasets.config.HF_DATASETS_CACHE) / folder
+
+
+def dataset_cached(task: AbsTask) -> bool:
+    """True when the revision mteb pins is prepared in the datasets cache: what load_dataset reads offline
+    (offline it never consults the hub download cache, so a bare `huggingface-cli download` is not enough)."""
+    revision = task.metadata.dataset.get("revision")
+    return any(p.is_file() for p in datasets_cache_dir(task).glob(f"*/*/{revision}/dataset_info.json"))
 
 
 def resolve(name: str, local_tasks: dict[str, LocalTask], source: str = "auto") -> ResolvedTask:
@@ -125,23 +136,45 @@ def resolve(name: str, local_tasks: dict[str, LocalTask], source: str = "auto") 
     official = official_task(name)
     local = local_tasks.get(name)
     if official is not None and source in ("auto", OFFICIAL):
-        if _dataset_cached(official) or hub_reachable():
+        if dataset_cached(official) or hub_reachable():
             return ResolvedTask(name, OFFICIAL, official.metadata.type, official)
     if local is not None and source in ("auto", MIRROR):
         return ResolvedTask(name, MIRROR, local.type, local=local)
     if official is None and local is None:
         reason = "unknown task"
-    elif local is None:
-        reason = "no local mirror and the hub is unreachable" if source != OFFICIAL else "official data unavailable"
+    elif source == MIRROR:
+        reason = "no local mirror (--source mirror)"
+    elif official is None:
+        reason = "not an mteb task, so no official data (--source official)"
     else:
-        reason = "official data unavailable (--source official)"
+        dataset = official.metadata.dataset
+        where = (f"{dataset['path']}@{str(dataset.get('revision'))[:12]} is not prepared in the datasets cache and the "
+                 "hub is unreachable; see `harness list official`")  # fmt: skip
+        reason = f"no local mirror and the hub is unreachable ({where})" if source != OFFICIAL and local is None \
+            else f"official data unavailable: {where}"  # fmt: skip
     return ResolvedTask(name, MISSING, official.metadata.type if official else None, reason=reason)
+
+
+def mteb_twin(local: LocalTask) -> AbsTask | None:
+    """mteb's own task for a mirror that names itself as its equivalent (same type, one language), else None."""
+    twin = official_task(local.name) if local.mteb_equivalent == local.name else None
+    if twin is not None and not twin.metadata.is_multilingual and twin.metadata.type == local.type:
+        return twin
+    return None
+
+
+def mirror_main_score(local: LocalTask) -> str:
+    """The main score a run of this mirror reports: its mteb twin's, else task.json's (mteb 2.x spelling)."""
+    twin = mteb_twin(local)
+    if twin is not None:
+        return twin.metadata.main_score
+    return MAIN_SCORE_ALIASES.get(local.meta["main_score"], local.meta["main_score"])
 
 
 def build_mirror(local: LocalTask) -> AbsTask:
     """An mteb task that evaluates the local rows: mteb's own class when the mirror has an mteb twin."""
-    twin = official_task(local.name) if local.mteb_equivalent == local.name else None
-    if twin is not None and not twin.metadata.is_multilingual and twin.metadata.type == local.type:
+    twin = mteb_twin(local)
+    if twin is not None:
         task = twin
         split = _pick_split(local.meta.get("eval_split", "test"), list(task.metadata.eval_splits))
         task.filter_eval_splits([split])
@@ -164,7 +197,7 @@ def _pick_split(local_split: str, official_splits: list[str]) -> str:
 def _generic_task(local: LocalTask) -> AbsTask:
     base = BASES[local.type]
     langs = sorted({LANG_SCRIPT.get(code, "eng-Latn") for code in local.languages})
-    main_score = MAIN_SCORE_ALIASES.get(local.meta["main_score"], local.meta["main_score"])
+    main_score = mirror_main_score(local)
     metadata = TaskMetadata(
         name=local.name,
         description=f"Local task from {local.path} ({local.meta.get('sampling') or 'no sampling note'})",
@@ -201,9 +234,10 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
             cols[getattr(task, "label_column_name", "labels")] = [int(r["label"]) for r in rows]
         return DatasetDict({split: Dataset.from_dict(cols)})
     if kind == "Classification":
+        labels = label_kind()  # train and test labels must be of one type
         return DatasetDict({
-            "train": _text_label(read_rows(local, "train.jsonl"), task),
-            split: _text_label(read_rows(local, "test.jsonl"), task),
+            "train": _text_label(read_rows(local, "train.jsonl", labels), task),
+            split: _text_label(read_rows(local, "test.jsonl", labels), task),
         })  # fmt: skip
     if kind == "Clustering":
         rows = read_rows(local, "test.jsonl")

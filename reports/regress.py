@@ -149,8 +149,9 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
 
 
 def _speed(eff: dict[str, Any]) -> tuple[float | None, float | None]:
-    """(texts/s, tokens/s) of what the model actually encoded (cache hits excluded when recorded)."""
-    seconds = eff.get("encode_s") or 0.0
+    """(texts/s, tokens/s) of what the model actually encoded: model time (`model_s`) when recorded, so cache and
+    memo lookups count neither as texts nor as time."""
+    seconds = eff.get("model_s", eff.get("encode_s")) or 0.0
     texts = eff.get("encoded_texts", eff.get("unique_texts"))
     if not seconds or not texts:
         return None, None

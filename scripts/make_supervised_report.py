@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import statistics
@@ -368,9 +369,17 @@ def main() -> None:
     result["reused_evals"] = [name for name, e in evals.items() if e["skipped"]]
     result["machine"] = f"{platform.machine()} CPU, {platform.python_version()}"
     args.out.mkdir(parents=True, exist_ok=True)
-    report_json = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+
+    def portable(text: str) -> str:
+        """Committed reports name the work and data folders relative to the repository, not this machine's paths."""
+        for folder in sorted({work, args.data}, key=lambda f: -len(str(f))):
+            text = text.replace(str(folder), os.path.relpath(folder, REPO))
+        return text
+
+    report_json = portable(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    report_md = portable(render(result))
     atomic_write(args.out / "report.json", lambda tmp: tmp.write_text(report_json, encoding="utf-8"))
-    atomic_write(args.out / "report.md", lambda tmp: tmp.write_text(render(result), encoding="utf-8"))
+    atomic_write(args.out / "report.md", lambda tmp: tmp.write_text(report_md, encoding="utf-8"))
     print(render(result))
 
 

@@ -20,8 +20,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .config import load_config
-from .distributed import shutdown
 from .errors import ConfigError, TrainError
 
 STAGES = ("pretrain", "mntp", "weak", "supervised")
@@ -39,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve(target: str, config: str | None, overrides: list[str]) -> tuple[Any, Any]:
     """(stage module, its config) for a stage name or a TOML path."""
+    from .config import load_config  # imports torch (via conan_model): only when a stage runs, not for `--help`
+
     if target in STAGES:
         stage, path = target, config
     else:
@@ -62,6 +62,8 @@ def resolve(target: str, config: str | None, overrides: list[str]) -> tuple[Any,
 
 def run_args(args: argparse.Namespace) -> int:
     """Run the stage named by parsed arguments; TrainError becomes a one-line message and exit status 2."""
+    from .distributed import shutdown
+
     main_rank = os.environ.get("RANK", "0") == "0"
     logging.basicConfig(level=logging.INFO if main_rank else logging.WARNING, format="%(levelname)s: %(message)s")
     try:

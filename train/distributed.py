@@ -19,6 +19,7 @@ import torch.distributed as dist
 from torch import nn
 
 from conan_model import default_dtype, dist_backend, pick_device
+from conan_model.device import cpu_bf16
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,13 @@ def all_reduce(value: float | torch.Tensor, op: str = "mean", device: torch.devi
     return float(t) / (dist.get_world_size() if op == "mean" else 1)
 
 
+def compute_dtype_note(device: torch.device) -> str:
+    """What autocast computes in on this device and why, for the stage's start-up line."""
+    dtype = str(default_dtype(device)).removeprefix("torch.")
+    return f"{dtype} on {device} ({cpu_bf16()[1]})" if device.type == "cpu" else f"{dtype} on {device}"
+
+
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on accelerators (fp16 where bf16 is missing); fp32 on CPU."""
+    """bf16 autocast on accelerators (fp16 where bf16 is missing) and on CPUs with native bf16; else fp32."""
     dtype = default_dtype(device)
     return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)

@@ -35,7 +35,7 @@ from conan_model.importing import ModelImportError, init_model, init_tokenizer
 
 from . import checkpoint as ckpt_io
 from .config import StageConfig
-from .distributed import Runtime, all_reduce, autocast, barrier, grad_sync, init_runtime, wrap
+from .distributed import Runtime, all_reduce, autocast, barrier, compute_dtype_note, grad_sync, init_runtime, wrap
 from .errors import ConfigError, TrainError
 from .metrics import MetricsLog, peak_tflops
 
@@ -179,6 +179,8 @@ def fit(cfg: StageConfig, rt: Runtime, model: ConanModel, tokenizer: Tokenizer, 
             print(f"resumed from {ckpt} at step {step}", flush=True)
     metrics = MetricsLog(out / "metrics.jsonl", rt.is_main, step if ckpt else None, cfg.steps)
     peak = peak_tflops(rt.device, cfg.peak_tflops)
+    if rt.is_main:
+        print(f"compute: {compute_dtype_note(rt.device)}", flush=True)
     if evaluate is not None and step == 0:
         metrics.write({"step": 0, **evaluate(module, 0)})
 

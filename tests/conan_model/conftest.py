@@ -1,18 +1,12 @@
-"""Fixtures for conan_model tests: offline mode, the shared data folder, a small tokenizer and model."""
+"""Fixtures for conan_model tests: a small tokenizer and model (shared data and one_thread: tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
+from pretrained_helpers import make_qwen2_folder
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from pretrained_helpers import make_qwen2_folder  # noqa: E402
-
-from conan_model import ConanConfig, ConanModel, train_tokenizer_from_texts  # noqa: E402
+from conan_model import ConanConfig, ConanModel, train_tokenizer_from_texts
 
 SAMPLE_TEXTS = [
     "The market rallied after the central bank held interest rates steady.",
@@ -22,29 +16,6 @@ SAMPLE_TEXTS = [
     "新华社报道，今年的粮食产量再创新高。",
     "A short one.",
 ] * 20
-
-
-def shared_data_dir() -> Path:
-    """HARNESS_SHARED_DATA, else ../shared/data beside the repository."""
-    env = os.environ.get("HARNESS_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    root = shared_data_dir()
-    if not (root / "train" / "news_en_raw" / "train.jsonl").is_file():
-        pytest.skip(f"shared data not found at {root} (set HARNESS_SHARED_DATA)")
-    return root
-
-
-@pytest.fixture()
-def one_thread():
-    """Tiny models run fastest on one intra-op thread, and it keeps timings sane on a busy shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -99,6 +99,7 @@ def test_cannot_save_meta_model(tmp_path, tiny_model, tokenizer):
         save_pretrained(meta, tokenizer, tmp_path / "m")
 
 
+@pytest.mark.slow
 def test_compiled_encoder_matches_eager(checkpoint, texts, needs_inductor):
     eager = ConanEncoder.from_pretrained(checkpoint, device="cpu").encode(texts, batch_size=2)
     compiled = ConanEncoder.from_pretrained(checkpoint, device="cpu", compile=True)

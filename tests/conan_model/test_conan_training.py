@@ -1,14 +1,13 @@
 """A tiny model learns real news text (en + zh) with the LM loss: the whole stack trains end to end."""
 
-import time
-
+import pytest
 import torch
 
 from conan_model import ConanConfig, ConanModel, iter_jsonl_texts, train_tokenizer_from_texts
 
 
+@pytest.mark.slow
 def test_tiny_lm_loss_drops_on_real_text(shared_data, one_thread):
-    start = time.perf_counter()
     files = [shared_data / "train" / name / "train.jsonl" for name in ("news_en_raw", "news_zh_raw")]
     texts = list(iter_jsonl_texts(files, max_rows=300))
     tok = train_tokenizer_from_texts(texts, vocab_size=1024)
@@ -31,4 +30,3 @@ def test_tiny_lm_loss_drops_on_real_text(shared_data, one_thread):
     with torch.no_grad():
         final = model.lm_loss(held_out).item()
     assert final < 0.8 * initial, (initial, final)
-    assert time.perf_counter() - start < 120

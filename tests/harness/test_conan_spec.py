@@ -35,3 +35,17 @@ def test_tiny_checkpoint_runs_two_tasks(tmp_path: Path) -> None:
         assert record["tasks"][task]["status"] == "ok" and math.isfinite(record["tasks"][task]["main_score"])
     eff = json.loads((tmp_path / "runs" / "conan" / "efficiency.json").read_text())
     assert eff["STS16"]["tokens"] > 0
+
+
+def test_float32_is_passed_not_left_to_the_accelerator_default(tmp_path: Path, monkeypatch) -> None:
+    """Before: `--dtype float32` reached ConanEncoder as None ('default'), which is bf16 on accelerators, while
+    run.json and the cache key said float32. Faked here: the default conan_model would pick becomes bf16."""
+    import conan_model.encoder
+    from harness.models import ModelOptions, load_model
+
+    monkeypatch.setattr(conan_model.encoder, "default_dtype", lambda device: torch.bfloat16)
+    checkpoint = _tiny_checkpoint(tmp_path / "tiny")
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        model = load_model(f"conan:{checkpoint}", ModelOptions(device="cpu", dtype=name))
+        assert model.dtype == name and model.cache_identity(None)["dtype"] == name
+        assert {p.dtype for p in model._enc.model.parameters()} == {dtype}

@@ -12,11 +12,16 @@ from harness.data import discover_tasks, read_rows
 from harness.errors import DataError, UsageError
 from harness.tasks import build_mirror
 
+# A valid main score per type (task.json's main_score is checked against the type's metrics).
+MAIN_SCORE = {"STS": "cosine_spearman", "PairClassification": "max_ap", "Classification": "accuracy",
+              "Clustering": "v_measure", "Reranking": "map", "Retrieval": "ndcg_at_10",
+              "BitextMining": "f1"}  # fmt: skip
+
 
 def _task_dir(root: Path, name: str, kind: str, lang: str = "en", **extra) -> Path:
     folder = root / lang / name
     folder.mkdir(parents=True)
-    meta = {"name": name, "type": kind, "main_score": "cosine_spearman", "languages": [lang], **extra}
+    meta = {"name": name, "type": kind, "main_score": MAIN_SCORE.get(kind, "accuracy"), "languages": [lang], **extra}
     (folder / "task.json").write_text(json.dumps(meta), encoding="utf-8")
     return folder
 
@@ -68,7 +73,8 @@ def test_task_json_problems(tmp_path: Path) -> None:
     folder = _task_dir(tmp_path, "Oops", "NotAType")
     with pytest.raises(DataError, match=r"Oops/task\.json:1: type 'NotAType'"):
         discover_tasks(tmp_path)
-    (folder / "task.json").write_text('{"name": "Other", "type": "STS", "main_score": "x"}', encoding="utf-8")
+    (folder / "task.json").write_text('{"name": "Other", "type": "STS", "main_score": "cosine_spearman"}',
+                                      encoding="utf-8")  # fmt: skip
     with pytest.raises(DataError, match="differs from its folder name"):
         discover_tasks(tmp_path)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from harness.cli import main
 
 
@@ -32,6 +34,7 @@ published = false
     return path
 
 
+@pytest.mark.slow
 def test_pipeline_end_to_end_and_resume(tmp_path: Path, shared_data: Path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(Path(__file__).resolve().parents[2])  # stage configs are given relative to the repo
     config = _config(tmp_path, shared_data)

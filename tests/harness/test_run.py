@@ -17,6 +17,7 @@ from harness.runs import open_run
 PUBLISHED = {"STSBenchmark": 82.03, "STS16": 78.99}
 
 
+# The fidelity tests run two full official splits (about 5,000 texts): slow tier.
 @pytest.fixture(scope="module")
 def fidelity_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs")
@@ -26,6 +27,7 @@ def fidelity_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return out / "fid"
 
 
+@pytest.mark.slow
 def test_reproduces_published_scores(fidelity_run: Path) -> None:
     record = json.loads((fidelity_run / "run.json").read_text())
     for task, published in PUBLISHED.items():
@@ -34,6 +36,7 @@ def test_reproduces_published_scores(fidelity_run: Path) -> None:
         assert abs(100 * entry["main_score"] - published) <= 0.1, (task, entry["main_score"])
 
 
+@pytest.mark.slow
 def test_mteb_load_results_reads_the_run(fidelity_run: Path) -> None:
     results = mteb.ResultCache(cache_path=fidelity_run).load_results()  # mteb's reader, pointed at the run
     models = {m.model_name: m for m in results.model_results}
@@ -43,6 +46,7 @@ def test_mteb_load_results_reads_the_run(fidelity_run: Path) -> None:
     assert abs(100 * scores["STSBenchmark"] - PUBLISHED["STSBenchmark"]) <= 0.1
 
 
+@pytest.mark.slow
 def test_run_records(fidelity_run: Path) -> None:
     record = json.loads((fidelity_run / "run.json").read_text())
     for key in ("command", "environment", "model", "data_root", "tasks", "coverage"):
@@ -60,6 +64,7 @@ def test_run_records(fidelity_run: Path) -> None:
     assert open_run(fidelity_run).result_path("STS16").is_file()
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_tasks(fidelity_run: Path, shared_data: Path, capsys) -> None:
     before = (fidelity_run / "efficiency.json").read_text()
     code = main(["run", "--tasks", ",".join(PUBLISHED), "--model", "minilm", "--data-dir", str(shared_data),
@@ -69,10 +74,13 @@ def test_rerun_skips_finished_tasks(fidelity_run: Path, shared_data: Path, capsy
     assert (fidelity_run / "efficiency.json").read_text() == before
 
 
-def test_failing_task_is_recorded_and_run_continues(shared_data: Path, tmp_path: Path, capsys) -> None:
-    root = tmp_path / "data"
-    shutil.copytree(shared_data / "en" / "STS16", root / "en" / "STS16")
-    shutil.copytree(shared_data / "en" / "STS13", root / "en" / "STS13")
+def test_failing_task_is_recorded_and_run_continues(tmp_path: Path, capsys) -> None:
+    from harness.data import default_data_root
+
+    root, sample = tmp_path / "data", default_data_root()  # the embedded sample's rows: small, real
+    shutil.copytree(sample / "en" / "STS16", root / "en" / "STS16")
+    shutil.copytree(sample / "en" / "STS13", root / "en" / "STS13")
+    bad_line = len((root / "en" / "STS13" / "test.jsonl").read_text(encoding="utf-8").splitlines()) + 1
     with (root / "en" / "STS13" / "test.jsonl").open("a", encoding="utf-8") as handle:
         handle.write('{"sentence1": "x", "sentence2": ""}\n')
     code = main(["run", "--suite", "local-en", "--model", "minilm", "--data-dir", str(root), "--out",
@@ -81,7 +89,7 @@ def test_failing_task_is_recorded_and_run_continues(shared_data: Path, tmp_path:
     record = json.loads((tmp_path / "runs" / "r" / "run.json").read_text())
     assert record["tasks"]["STS16"]["status"] == "ok"
     failed = record["tasks"]["STS13"]
-    assert failed["status"] == "failed" and "test.jsonl:1501" in failed["error"]
+    assert failed["status"] == "failed" and f"test.jsonl:{bad_line}" in failed["error"]
     assert "STS13" in capsys.readouterr().err
 
 
@@ -101,18 +109,33 @@ def test_bad_input_exits_2_with_suggestions(argv: list[str], message: str, share
     assert message in capsys.readouterr().err
 
 
-def test_every_task_of_the_embedded_sample_scores(tmp_path: Path) -> None:
-    """The default data root: every mirror task type runs through mteb's evaluators to a finite score."""
-    code = main(["run", "--suite", "local", "--model", "minilm", "--out", str(tmp_path), "--run-name", "all",
-                 "--no-progress"])  # fmt: skip
-    record = json.loads((tmp_path / "all" / "run.json").read_text())
+def smallest_task_per_type() -> dict[str, str]:
+    """Task type → the embedded-sample task of that type with the fewest bytes of data (the cheapest to run)."""
+    from harness.data import default_data_root, discover_tasks
+
+    smallest: dict[str, tuple[int, str]] = {}
+    for task in discover_tasks(default_data_root()).values():
+        size = sum(f.stat().st_size for f in task.path.rglob("*") if f.is_file())
+        smallest[task.type] = min(smallest.get(task.type, (size, task.name)), (size, task.name))
+    return {kind: name for kind, (_, name) in smallest.items()}
+
+
+@pytest.mark.slow
+def test_one_task_of_each_type_scores(tmp_path: Path) -> None:
+    """The default data root: each mirror task type runs through mteb's evaluators to a finite score.
+
+    One task per type covers every evaluator; the other tasks of a type share its code path
+    (`benchmarks/bench_all_tasks.py` runs them all)."""
+    picked = smallest_task_per_type()
+    assert set(picked) == {"STS", "PairClassification", "Classification", "Clustering", "Reranking", "Retrieval",
+                           "BitextMining"}  # fmt: skip
+    code = main(["run", "--tasks", ",".join(sorted(picked.values())), "--model", "minilm", "--out", str(tmp_path),
+                 "--run-name", "each", "--no-progress"])  # fmt: skip
+    record = json.loads((tmp_path / "each" / "run.json").read_text())
     assert code == 0, {n: t.get("error") for n, t in record["tasks"].items() if t["status"] != "ok"}
-    types = set()
     for name, task in record["tasks"].items():
         assert task["status"] == "ok" and math.isfinite(task["main_score"]), name
-        types.add(task["type"])
-    assert types == {"STS", "PairClassification", "Classification", "Clustering", "Reranking", "Retrieval",
-                     "BitextMining"}  # fmt: skip
+    assert {task["type"] for task in record["tasks"].values()} == set(picked)
 
 
 def test_cmteb_coverage_on_embedded_sample(capsys) -> None:

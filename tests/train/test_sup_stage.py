@@ -95,6 +95,7 @@ def test_resume_is_exact_including_dhnm(straight: Path, data_root: Path, tmp_pat
     assert resumed["extra_state"] == saved["extra_state"] and resumed["data"] == saved["data"]
 
 
+@pytest.mark.slow
 def test_two_process_ddp_matches_one_process(straight: Path, data_root: Path, tmp_path: Path):
     cfg = write_config(tmp_path / "cfg.toml", data_root, tmp_path / "ddp")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

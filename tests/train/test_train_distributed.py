@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
 from conan_model import train_tokenizer as train_bbpe
@@ -26,13 +25,6 @@ from train.weak import run as run_weak
 REPO = Path(__file__).resolve().parents[2]
 STAGES = {"weak": (WeakConfig, run_weak, "parallel_en_zh", "max_length = 24"),
           "pretrain": (PretrainConfig, run_pretrain, "news_en_raw", "seq_len = 24")}  # fmt: skip
-
-
-@pytest.fixture()
-def one_thread():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def write_config(tmp_path: Path, shared_data: Path, stage: str) -> Path:
@@ -70,6 +62,7 @@ def torchrun(config: Path, out: Path, parallel: str, *extra: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("stage", "parallel"), [("weak", "ddp"), ("pretrain", "fsdp")])
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_data, one_thread, stage, parallel):
     cls, run, _, _ = STAGES[stage]

@@ -15,13 +15,6 @@ from train.config import PretrainConfig
 from train.pretrain import run
 
 
-@pytest.fixture()
-def one_thread():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def config(tmp_path, shared_data, **overrides) -> PretrainConfig:
     values = dict(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"),
                   data=["news_en_raw", "news_zh_raw"], model_overrides={"max_length": 64}, tokenizer_vocab=1024,

@@ -24,13 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 STEPS, KILL_AFTER = 30, 5
 
 
-@pytest.fixture()
-def one_thread():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def write_config(tmp_path: Path, shared_data: Path) -> Path:
     tok = tmp_path / "tokenizer.json"
     files = [shared_data / "train" / "parallel_en_zh" / "train.jsonl"]
@@ -64,6 +57,7 @@ def train_cmd(config: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "train", str(config), "--set", f"output_dir={out}", *extra]
 
 
+@pytest.mark.slow
 def test_kill9_then_resume_reproduces_the_uninterrupted_run(tmp_path, shared_data, one_thread):
     config = write_config(tmp_path, shared_data)
     reference = run_weak(load_config(WeakConfig, config, [f"output_dir={tmp_path / 'ref'}"]))

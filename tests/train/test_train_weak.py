@@ -14,13 +14,6 @@ from train.losses import info_nce
 from train.weak import run
 
 
-@pytest.fixture()
-def one_thread():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tokenizer_file(shared_data, tmp_path_factory):
     path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
@@ -66,6 +59,7 @@ def test_info_nce_matches_the_formula_and_takes_extra_negatives():
     assert info_nce(q, p, 0.1, extra_negatives=n[0]) == pytest.approx(float(expected), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_weak_stage_improves_heldout_cross_lingual_ranking(tmp_path, shared_data, tokenizer_file, one_thread,
                                                            forward_calls):  # fmt: skip
     steps = 100

@@ -1,0 +1,79 @@
+"""Option checks that run before any model loads, so a typo costs a second, not a model load and a traceback.
+
+Each failure is a UsageError naming the option and the value (exit 2).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from harness.errors import UsageError
+
+
+def check_positive(option: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise UsageError(f"{option} {value}: must be at least 1")
+
+
+def parse_dim_values(dims: list[str] | None) -> list[int | None]:
+    """--dims values as positive integers (None for 'full'); only ASCII digits count ('²' is not 2)."""
+    parsed: list[int | None] = []
+    for value in dims or []:
+        if value == "full":
+            parsed.append(None)
+            continue
+        if not (value.isascii() and value.isdigit()) or int(value) < 1:
+            raise UsageError(f"--dims: {value!r} is not a positive integer or 'full'")
+        parsed.append(int(value))
+    return parsed
+
+
+def check_writable_dir(option: str, folder: Path) -> None:
+    """The folder exists (or can be made) and accepts a new file: checked by writing one, as the run will."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{option} {folder}: is a file, not a directory")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".harness-write-check-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option} {folder}: not writable ({exc.strerror or exc})") from None
+
+
+def run_directory(out: Path, run_name: str) -> Path:
+    """out/run_name, refusing names that would place the run outside --out (absolute paths, '..')."""
+    if not run_name or Path(run_name).is_absolute() or ".." in Path(run_name).parts or "\0" in run_name:
+        raise UsageError(f"--run-name {run_name!r}: must be a relative name inside --out (no '..', not absolute)")
+    path = out / run_name
+    if os.path.commonpath([path.resolve(), out.resolve()]) != str(out.resolve()):
+        raise UsageError(f"--run-name {run_name!r}: resolves outside --out {out}")
+    return path
+
+
+def check_device(requested: str | None) -> str | None:
+    """A device torch can parse and that exists here; None stays None (the best available is chosen)."""
+    if requested is None:
+        return None
+    import torch
+
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise UsageError(f"--device {requested!r}: unknown device; use cpu, cuda, cuda:N, npu, mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {requested}: CUDA is not available here (torch sees no GPU); use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s) present")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device {requested}: MPS is not available here; use --device cpu")
+    elif device.type == "npu":
+        from conan_model.device import npu_available
+
+        if not npu_available():
+            raise UsageError(f"--device {requested}: torch_npu is not installed or sees no NPU; use --device cpu")
+    elif device.type != "cpu":
+        raise UsageError(f"--device {requested!r}: unsupported device type; use cpu, cuda, cuda:N, npu, mps")
+    return requested

@@ -1,0 +1,136 @@
+"""The console belongs to the harness's own lines: library warnings and bars go elsewhere, long work still speaks.
+
+- Library warnings (sklearn convergence, transformers, mteb) are written to `warnings.log` in the run directory;
+  before that directory is known (model loading) they are held and written once it is.
+- Library progress bars (datasets, transformers' weight loading, huggingface_hub) are off; the harness's own
+  encode bar shows on a terminal.
+- When the output is not a terminal (CI logs, nohup) a progress line is printed at a steady interval
+  (`HARNESS_PROGRESS_INTERVAL` seconds, default 30) while a task runs; `--no-progress` silences both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+WARNINGS_LOG = "warnings.log"
+LIBRARY_LOGGERS = ("transformers", "sentence_transformers", "datasets", "mteb", "sklearn", "huggingface_hub")
+
+
+def progress_interval() -> float:
+    """Seconds between progress lines when the output is not a terminal."""
+    try:
+        return max(float(os.environ.get("HARNESS_PROGRESS_INTERVAL", "30")), 0.0)
+    except ValueError:
+        return 30.0
+
+
+def silence_library_bars() -> None:
+    """Library bars would interleave with the task lines; the harness shows its own progress instead."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
+class WarningLog:
+    """Collects warnings and library log records; writes them to <run>/warnings.log once attach() names it."""
+
+    def __init__(self) -> None:
+        self.held: list[str] = []
+        self.path: Path | None = None
+        self.count = 0
+
+    def write(self, text: str) -> None:
+        self.count += 1
+        if self.path is None:
+            self.held.append(text)
+            return
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+
+    def attach(self, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / WARNINGS_LOG
+        if self.held:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.writelines(self.held)
+        self.held = []
+
+
+class _ToLog(logging.Handler):
+    def __init__(self, sink: WarningLog):
+        super().__init__(logging.WARNING)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.write(f"{record.levelname} {record.name}: {record.getMessage()}\n")
+
+
+@contextmanager
+def quiet_console() -> Iterator[WarningLog]:
+    """Route warnings and library warning logs into a WarningLog for the duration of a run."""
+    sink = WarningLog()
+    handler = _ToLog(sink)
+    loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
+    saved = [(lg.handlers[:], lg.propagate) for lg in loggers]
+    old_show = warnings.showwarning
+
+    def show(message: Any, category: type, filename: str, lineno: int, file: TextIO | None = None,
+             line: str | None = None) -> None:  # fmt: skip
+        sink.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    warnings.showwarning = show
+    for lg in loggers:
+        lg.handlers, lg.propagate = [handler], False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")  # each distinct warning once per place, into the log
+            warnings.showwarning = show
+            yield sink
+    finally:
+        warnings.showwarning = old_show
+        for lg, (handlers, propagate) in zip(loggers, saved, strict=True):
+            lg.handlers, lg.propagate = handlers, propagate
+
+
+class Heartbeat:
+    """Prints status() every interval seconds on a daemon thread until stopped (non-terminal output only)."""
+
+    def __init__(self, status: Callable[[], str], interval: float, stream: TextIO | None = None):
+        self.status, self.interval, self.stream = status, interval, stream or sys.stderr
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        start = time.monotonic()
+        while not self._stop.wait(self.interval or 0.05):
+            print(f"  ... {self.status()}, {time.monotonic() - start:.0f} s", file=self.stream, flush=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextmanager
+def heartbeat(enabled: bool, status: Callable[[], str]) -> Iterator[None]:
+    """A Heartbeat when enabled, else nothing."""
+    if not enabled:
+        yield
+        return
+    with Heartbeat(status, progress_interval()):
+        yield

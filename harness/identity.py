@@ -1,0 +1,52 @@
+"""What keys a finished task: every setting that changes one of its vectors or its score.
+
+A rerun into the same run directory skips a task only when the identity recorded with its result equals the
+rerun's (docs/harness.md, "Reruns and safety"); any difference evaluates the task again, so a score is never
+relabelled with settings it was not computed under.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.models import Embedder, files_fingerprint
+from harness.tasks import MIRROR, ResolvedTask
+
+
+def data_identity(resolved: ResolvedTask) -> str:
+    """Mirror: the hash of its files. Official: the dataset id and the revision mteb pins."""
+    if resolved.source == MIRROR and resolved.local is not None:
+        return f"sha256:{files_fingerprint(resolved.local.path, ('*',))}"
+    if resolved.task is not None:
+        dataset = resolved.task.metadata.dataset
+        return f"{dataset['path']}@{dataset.get('revision')}"
+    return "missing"
+
+
+def task_identity(resolved: ResolvedTask, embedder: Embedder, dims: list[int], mteb_version: str) -> dict[str, Any]:
+    """The key a finished task is recorded under (model, numerics, prompts, dims, data, scorer version)."""
+    return {
+        "model_fingerprint": embedder.fingerprint,
+        "dtype": embedder.dtype,
+        "max_length": embedder.max_length,
+        "pooling": embedder.pooling,
+        "prompts": {"query": embedder.prompt("query"), "document": embedder.prompt("document"),
+                    "none": embedder.prompt(None)},  # fmt: skip
+        "dims": list(dims),
+        "source": resolved.source,
+        "data": data_identity(resolved),
+        "mteb": mteb_version,
+    }
+
+
+def describe_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
+    """'max_length 256 → 8, dtype float32 → bfloat16': what differs between a recorded and a current identity."""
+    if not old:
+        return "no settings recorded with the earlier result"
+    changed = [f"{key} {_short(old.get(key))} → {_short(value)}" for key, value in new.items() if old.get(key) != value]
+    return ", ".join(changed) or "result files missing"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:24]}…{text[-8:]}"

@@ -1,0 +1,119 @@
+"""Type checks of task.json and of every row value, so bad data fails at load with file:line, never as a score.
+
+Without them a Reranking `positive` given as a string is split into characters and scored, a NaN or boolean
+gold score passes into mteb and comes back as a NaN main score, and mixed int/str labels are silently two
+classes. Field presence and non-empty texts are checked in data.iter_jsonl; values here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.errors import DataError
+
+_AT_K = ("1", "3", "5", "10", "20", "100", "1000")
+_RANKING = {f"{m}_at_{k}" for m in ("ndcg", "map", "mrr", "recall", "precision") for k in _AT_K} | {"map", "mrr"}
+# main_score values task.json may name, per type: mteb 2.x's metric names (and the two old aliases).
+MAIN_SCORES: dict[str, set[str]] = {
+    "STS": {f"{s}_{c}" for s in ("cosine", "manhattan", "euclidean") for c in ("spearman", "pearson")}
+    | {"pearson", "spearman"},
+    "PairClassification": {f"{p}_{m}" for p in ("max", "similarity", "cosine", "dot", "euclidean", "manhattan")
+                           for m in ("ap", "accuracy", "f1", "precision", "recall")},  # fmt: skip
+    "Classification": {"accuracy", "f1", "f1_weighted", "precision", "recall", "ap", "ap_weighted"},
+    "Clustering": {"v_measure"},
+    "Reranking": _RANKING,
+    "Retrieval": _RANKING,
+    "BitextMining": {"f1", "accuracy", "precision", "recall"},
+}
+
+RowCheck = Callable[[dict[str, Any], int], None]
+
+
+def is_number(value: Any) -> bool:
+    """int or float, not bool (json `true` would otherwise pass as 1)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_task_json(path: Path, meta: dict[str, Any]) -> None:
+    """Value checks of a task.json whose required keys are present; raises DataError(path:1)."""
+    allowed = MAIN_SCORES[meta["type"]]
+    if meta["main_score"] not in allowed:
+        raise DataError(path, 1, f"main_score {meta['main_score']!r} is not a {meta['type']} metric; one of "
+                                 f"{', '.join(sorted(allowed))}")  # fmt: skip
+    languages = meta.get("languages")
+    if languages is not None and (not isinstance(languages, list) or not languages
+                                  or not all(isinstance(x, str) and x for x in languages)):  # fmt: skip
+        raise DataError(path, 1, f"languages must be a list of language codes such as [\"en\"], not {languages!r}")
+    if "score_range" in meta:
+        lo_hi = meta["score_range"]
+        numbers = isinstance(lo_hi, list) and len(lo_hi) == 2 and all(is_number(x) and math.isfinite(x) for x in lo_hi)
+        if not numbers or lo_hi[0] >= lo_hi[1]:
+            raise DataError(path, 1, f"score_range must be [low, high] with low < high, not {lo_hi!r}")
+    for key in ("mteb_equivalent", "eval_split"):
+        if key in meta and meta[key] is not None and not isinstance(meta[key], str):
+            raise DataError(path, 1, f"{key} must be a string, not {meta[key]!r}")
+
+
+def _text_list(path: Path, key: str, row: dict[str, Any], lineno: int, allow_empty: bool) -> None:
+    value = row[key]
+    if not isinstance(value, list) or not (value or allow_empty):
+        raise DataError(path, lineno, f"field {key!r} must be a {'' if allow_empty else 'non-empty '}list of "
+                                      f"texts, not {type(value).__name__} {str(value)[:40]!r}")  # fmt: skip
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            raise DataError(path, lineno, f"field {key!r} item {i} is empty or not a string: {item!r}")
+
+
+class _LabelKind:
+    """Labels of one task must all be int or all be str; the first row fixes which."""
+
+    def __init__(self) -> None:
+        self.kind: type | None = None
+        self.first = ""
+
+    def check(self, path: Path, key: str, value: Any, lineno: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | str) or (isinstance(value, str) and not value):
+            raise DataError(path, lineno, f"field {key!r} must be an integer or a non-empty string, not {value!r}")
+        if self.kind is None:
+            self.kind, self.first = type(value), f"{path.name}:{lineno}"
+        elif type(value) is not self.kind:
+            raise DataError(path, lineno, f"field {key!r} is {type(value).__name__} {value!r} but labels are "
+                                          f"{self.kind.__name__} from {self.first} on (mixed label types)")  # fmt: skip
+
+
+def row_checker(task_type: str, path: Path, meta: dict[str, Any], labels: _LabelKind | None = None) -> RowCheck:
+    """The value checks for rows of one file of a task type (pass one `labels` for all of a task's files)."""
+    labels = labels or _LabelKind()
+    score_range = meta.get("score_range", [0, 5])  # the generic STS task's default (docs/data-layout.md)
+
+    def check(row: dict[str, Any], lineno: int) -> None:
+        if task_type == "STS":
+            score = row["score"]
+            if not is_number(score) or not math.isfinite(score):
+                raise DataError(path, lineno, f"field 'score' must be a finite number, not {score!r}")
+            if not score_range[0] <= score <= score_range[1]:
+                raise DataError(path, lineno, f"score {score} is outside score_range {score_range} of task.json")
+        elif task_type == "PairClassification":
+            if isinstance(row["label"], bool) or row["label"] not in (0, 1):
+                raise DataError(path, lineno, f"field 'label' must be 0 or 1, not {row['label']!r}")
+        elif task_type in ("Classification", "Clustering"):
+            labels.check(path, "label", row["label"], lineno)
+        elif task_type == "Reranking":
+            _text_list(path, "positive", row, lineno, allow_empty=False)
+            _text_list(path, "negative", row, lineno, allow_empty=True)
+        elif task_type == "Retrieval":
+            if isinstance(row["_id"], bool) or not isinstance(row["_id"], int | str) or row["_id"] == "":
+                raise DataError(path, lineno, f"field '_id' must be a non-empty string or an integer, not "
+                                              f"{row['_id']!r}")  # fmt: skip
+            if row.get("title") is not None and not isinstance(row["title"], str):
+                raise DataError(path, lineno, f"field 'title' must be a string, not {row['title']!r}")
+
+    return check
+
+
+def label_kind() -> _LabelKind:
+    """One label-type tracker for all of a task's files (train and test must agree)."""
+    return _LabelKind()

@@ -1,0 +1,113 @@
+"""The embedding cache survives damage, keeps work across kill -9 and stays near its vectors' size (issue 14,
+item 5, item 6 and the cache-size item)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.cache import DB_NAME, EmbeddingCache
+from harness.cli import main
+from harness.data import default_data_root, discover_tasks, read_rows
+from harness.encoding import HarnessEncoder
+
+SAMPLE = default_data_root()
+
+
+def _fill(directory: Path, count: int, dim: int = 384) -> np.ndarray:
+    cache = EmbeddingCache(directory)
+    vectors = np.random.default_rng(0).standard_normal((count, dim)).astype(np.float32)
+    for lo in range(0, count, 64):  # the encoder writes one slice per transaction
+        cache.put_many("ns", [f"text {i}" for i in range(lo, min(lo + 64, count))], vectors[lo : lo + 64])
+    cache.close()
+    return vectors
+
+
+def test_cache_bytes_stay_near_the_vectors(tmp_path: Path) -> None:
+    """Before: ~3x (every 1.5 KB vector spilled to its own 4 KiB overflow page). Bound 1.3x: the rows carry a
+    32-byte key, a CRC, a namespace number and b-tree cells (~70 B per 1536 B vector, under 5 %), the key index
+    ~50 B per row, and a few whole 64 KiB pages of schema; 5000 vectors make the fixed pages ~4 % of 7.7 MB."""
+    vectors = _fill(tmp_path, 5000)
+    size = sum(p.stat().st_size for p in tmp_path.glob(f"{DB_NAME}*"))
+    assert size < 1.3 * vectors.nbytes, size / vectors.nbytes
+    found = EmbeddingCache(tmp_path).get_many("ns", ["text 7", "text 4999"])
+    np.testing.assert_array_equal(found[0], vectors[7])
+    np.testing.assert_array_equal(found[1], vectors[4999])
+
+
+def test_crc_still_guards_each_vector(tmp_path: Path) -> None:
+    _fill(tmp_path, 10)
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        db.execute("UPDATE vectors SET vec = zeroblob(1536) WHERE key = (SELECT key FROM vectors LIMIT 1)")
+    cache = EmbeddingCache(tmp_path)
+    assert len(cache.get_many("ns", [f"text {i}" for i in range(10)])) == 9 and cache.corrupt_entries == 1
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_damaged_database_is_moved_aside(tmp_path: Path, damage: str, capsys) -> None:
+    """Before: a truncated file or a garbage header made every run, `cache info` and `cache clear` crash."""
+    _fill(tmp_path, 300)
+    db = tmp_path / DB_NAME
+    if damage == "truncate":
+        db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
+    else:
+        db.write_bytes(b"this is not a database" * 500)
+    assert main(["cache", "info", "--cache-dir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "0 vectors" in captured.out and "is unusable" in captured.err and "started a fresh cache" in captured.err
+    assert len(list(tmp_path.glob(f"{DB_NAME}.damaged-*"))) == 1
+    db.write_bytes(b"garbage again" * 100)
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 0
+    code = main(["run", "--tasks", "STS16", "--model", "minilm", "--data-dir", str(SAMPLE), "--out",
+                 str(tmp_path / "runs"), "--run-name", "r", "--no-progress", "--cache-dir", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    assert json.loads((tmp_path / "runs" / "r" / "run.json").read_text())["tasks"]["STS16"]["status"] == "ok"
+
+
+def test_older_layout_is_replaced(tmp_path: Path, capsys) -> None:
+    with sqlite3.connect(tmp_path / DB_NAME) as db:  # the layout before issue 14
+        db.execute("CREATE TABLE vectors (ns TEXT, key BLOB, dim INTEGER, vec BLOB, crc INTEGER,"
+                   " PRIMARY KEY (ns, key)) WITHOUT ROWID")  # fmt: skip
+    cache = EmbeddingCache(tmp_path)
+    assert "older cache layout" in capsys.readouterr().err and cache.info()["entries"] == 0
+
+
+class _Killed(BaseException):
+    """Stands for kill -9 at a batch boundary: nothing after it runs, not even except/finally of the encoder."""
+
+
+def test_encoded_slices_reach_the_cache_before_the_task_ends(minilm, tmp_path: Path) -> None:
+    """Before: a task's vectors were written to the cache only after its whole corpus was encoded."""
+    corpus = [r["text"] for r in read_rows(discover_tasks(SAMPLE)["SciFact"], "corpus.jsonl")]
+    batches = 0
+    real = minilm.encode_batch
+
+    def dies_on_the_fifth_batch(texts: list[str], role: str | None) -> np.ndarray:
+        nonlocal batches
+        batches += 1
+        if batches == 5:
+            raise _Killed
+        return real(texts, role)
+
+    encoder = HarnessEncoder(minilm, batch_size=16, cache=EmbeddingCache(tmp_path), show_progress=False)
+    encoder.flush_every = 32  # two batches of 16 per slice: slices 1 and 2 finish, slice 3 dies half-way
+    minilm.encode_batch = dies_on_the_fifth_batch
+    try:
+        with pytest.raises(_Killed):
+            encoder.encode_texts(corpus, "document")
+    finally:
+        minilm.encode_batch = real
+    assert EmbeddingCache(tmp_path).info()["entries"] == 64
+    again = HarnessEncoder(minilm, batch_size=16, cache=EmbeddingCache(tmp_path), show_progress=False)
+    vectors = again.encode_texts(corpus[:64], "document")
+    assert again.stats.cache_hits == 64 and again.stats.encoded_texts == 0
+    np.testing.assert_allclose(vectors[:3], minilm.encode_batch(corpus[:3], "document"), atol=1e-5)
+
+
+def test_cache_command_on_an_unusable_folder_exits_2(capsys) -> None:
+    assert main(["cache", "info", "--cache-dir", "/proc/harness-no-such-dir"]) == 2
+    assert "--cache-dir /proc/harness-no-such-dir: cannot open the cache" in capsys.readouterr().err

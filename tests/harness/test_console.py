@@ -1,0 +1,103 @@
+"""What a user reads: the console keeps to the harness's lines, long work speaks when output is not a terminal,
+throughput counts model work only, and every written file has one mode (issue 14, items 10-13 and 11)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.console import WARNINGS_LOG, quiet_console
+from harness.data import default_data_root
+
+SAMPLE = default_data_root()
+
+
+def _run(out: Path, name: str, *args: str, data: Path = SAMPLE) -> int:
+    return main(["run", "--model", "minilm", "--data-dir", str(data), "--out", str(out), "--run-name", name, *args])
+
+
+@pytest.mark.slow
+def test_no_progress_run_prints_only_harness_lines(tmp_path: Path, capfd) -> None:
+    """Before: transformers' weight-loading bar and mteb's search bars reached the console despite --no-progress."""
+    assert _run(tmp_path, "q", "--tasks", "STS16,TrecQAReranking", "--no-progress", "--no-cache") == 0
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    assert "Loading weights" not in captured.out and "it/s" not in captured.out
+    assert re.search(r"^\[2/2\] TrecQAReranking: map_at_1000 = ", captured.out, re.M)
+
+
+def test_files_of_a_run_share_the_umask_mode(tmp_path: Path) -> None:
+    """Before: run.json/summary.md/results were forced to 0644 while mteb's predictions and the trainer's
+    checkpoints followed the umask; under umask 027 the run directory mixed 0644 and 0640 files."""
+    old = os.umask(0o027)
+    try:
+        assert _run(tmp_path, "m", "--tasks", "STS16", "--no-progress", "--no-cache") == 0
+        from test_conan_spec import _tiny_checkpoint
+
+        checkpoint = _tiny_checkpoint(tmp_path / "tiny")
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "m").rglob("*") if p.is_file()] + list(checkpoint.iterdir())
+    modes = {p.relative_to(tmp_path).as_posix(): oct(p.stat().st_mode & 0o777) for p in files}
+    assert "m/run.json" in modes and any("predictions" in p for p in modes) and "tiny/model.safetensors" in modes
+    assert set(modes.values()) == {"0o640"}, {p: m for p, m in modes.items() if m != "0o640"}
+
+
+def test_progress_lines_when_output_is_not_a_terminal(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Before: with output to a file (CI, nohup) a long task printed nothing until it finished."""
+    monkeypatch.setenv("HARNESS_PROGRESS_INTERVAL", "0")  # every ~50 ms, so even a short task shows lines
+    assert _run(tmp_path, "p", "--tasks", "STS16", "--no-cache") == 0
+    err = capsys.readouterr().err
+    line = r"^  \.\.\. \[1/1\] STS16: (\d+/\d+ texts encoded|loading or scoring), \d+ s$"
+    assert re.search(line, err, re.M), err[-500:]
+    assert _run(tmp_path, "p2", "--tasks", "STS16", "--no-cache", "--no-progress") == 0
+    assert "  ... " not in capsys.readouterr().err
+
+
+def test_library_warnings_go_to_the_run_log(tmp_path: Path, capfd) -> None:
+    with quiet_console() as log:
+        warnings.warn("lbfgs failed to converge", UserWarning, stacklevel=1)
+        logging.getLogger("transformers").warning("Some weights were not used")
+        log.attach(tmp_path)
+        logging.getLogger("sklearn").warning("after attach")
+    assert capfd.readouterr().err == ""
+    text = (tmp_path / WARNINGS_LOG).read_text()
+    assert "lbfgs failed to converge" in text and "Some weights were not used" in text and "after attach" in text
+    assert log.count == 3
+
+
+def test_throughput_counts_model_work_not_hits(tmp_path: Path, capsys) -> None:
+    """Before: a warm run reported tens of thousands of texts/s (hits counted as encoding), `--dims` counted each
+    text once per dimension pass, and `harness report`'s Table 5 was empty once a run had any cache hit."""
+    cache = ["--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE / "en" / "STS16", data / "en" / "STS16")
+    rows = (data / "en" / "STS16" / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    (data / "en" / "STS16" / "test.jsonl").write_text("\n".join(rows[:20]) + "\n", encoding="utf-8")
+    assert _run(tmp_path, "part", "--tasks", "STS16", *cache, data=data) == 0  # caches 20 of the 47 pairs
+    assert _run(tmp_path, "full", "--tasks", "STS16", "--dims", "64,128", *cache) == 0
+    assert _run(tmp_path, "warm", "--tasks", "STS16", *cache) == 0
+    out = capsys.readouterr().out
+    full = json.loads((tmp_path / "full" / "efficiency.json").read_text())["STS16"]
+    warm = json.loads((tmp_path / "warm" / "efficiency.json").read_text())["STS16"]
+    assert 0 < full["cache_hits"] < full["unique_texts"]
+    assert full["cache_hits"] + full["encoded_texts"] == full["unique_texts"] == warm["cache_hits"]
+    assert full["texts"] == warm["texts"]  # the two dimension passes are not counted again
+    assert full["texts_per_s"] == pytest.approx(full["encoded_texts"] / full["model_s"], rel=0.01, abs=0.1)
+    assert warm["encoded_texts"] == 0 and warm["texts_per_s"] is None and warm["tokens_per_s"] is None
+    assert f"nothing encoded; {warm['cache_hits']} cache hits" in out
+    assert f"{full['encoded_texts']} encoded at " in out
+    summary = (tmp_path / "warm" / "summary.md").read_text()
+    assert "| encoded | texts/s | tokens/s | cache hits |" in re.sub(r" +", " ", summary)
+    assert re.search(rf"\| 0 \| — \| — \| {warm['cache_hits']} \| ok \|", re.sub(r" +", " ", summary))
+    assert main(["report", str(tmp_path / "full"), "--out", str(tmp_path / "report")]) == 0
+    text = (tmp_path / "report" / "efficiency.md").read_text()
+    assert "Model time and throughput count real model work only" in text and "STS16" in text

@@ -1,0 +1,149 @@
+"""The official-dataset path, fully offline (issue 14, item 16).
+
+A datasets cache is materialized here for three official tasks (AFQMC: Chinese STS, TNews: classification,
+SciFact: retrieval) under the dataset ids and revisions mteb pins, laid out exactly as `load_dataset` writes it
+when it fetches a pinned revision online (<org>___<name>/<config>/<version>/<revision>/, arrow files and
+dataset_info.json, written by a `datasets` builder). The rows are a subset of ../shared/data. Then
+`harness run --source official` resolves each task as OFFICIAL and loads it through mteb's own `load_data`, and
+its scores must equal the same rows run as a local mirror.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import datasets
+import datasets.config
+import mteb
+import pytest
+from datasets.naming import camelcase_to_snakecase
+
+from harness.cli import main
+from harness.data import discover_tasks, read_rows
+
+TASKS = ("AFQMC", "TNews", "SciFact")
+
+
+class _Rows(datasets.GeneratorBasedBuilder):
+    """A builder whose splits are given rows; `load_dataset` later reads what it prepared from the cache."""
+
+    rows: dict[str, list[dict[str, Any]]] = {}
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo()
+
+    def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
+        return [datasets.SplitGenerator(name=s, gen_kwargs={"rows": r}) for s, r in self.rows.items()]
+
+    def _generate_examples(self, rows: list[dict[str, Any]]) -> Any:
+        yield from enumerate(rows)
+
+
+def materialize(task_name: str, config: str, splits: dict[str, list[dict[str, Any]]], cache_dir: Path) -> None:
+    """Prepare one config of a task's pinned hub dataset in the datasets cache, as an online load would."""
+    dataset = mteb.get_task(task_name).metadata.dataset
+    builder_cls = type("Rows", (_Rows,), {"rows": splits, "BUILDER_CONFIGS": [datasets.BuilderConfig(name=config)]})
+    builder = builder_cls(cache_dir=str(cache_dir), config_name=config, hash=dataset["revision"],
+                          dataset_name=camelcase_to_snakecase(dataset["path"].split("/")[-1]),
+                          repo_id=dataset["path"])  # fmt: skip
+    builder.download_and_prepare()
+
+
+def _write_mirror(root: Path, shared: Path, name: str, files: dict[str, list[dict[str, Any]]]) -> None:
+    source = next(shared.glob(f"*/{name}/task.json"))
+    folder = root / source.parent.parent.name / name
+    folder.mkdir(parents=True)
+    meta = json.loads(source.read_text(encoding="utf-8"))
+    meta.pop("counts", None)
+    (folder / "task.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    for filename, rows in files.items():
+        if filename == "qrels.tsv":
+            lines = ["query-id\tcorpus-id\tscore"] + [f"{r['query-id']}\t{r['corpus-id']}\t{r['score']}" for r in rows]
+            (folder / filename).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        else:
+            text = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows)
+            (folder / filename).write_text(text + "\n", encoding="utf-8")
+
+
+def _subsets(shared: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """The rows both sources get: small slices of the real data, retrieval closed over its judgements."""
+    local = discover_tasks(shared)
+    afqmc = [{k: r[k] for k in ("sentence1", "sentence2", "score")} for r in read_rows(local["AFQMC"], "test.jsonl")]
+    tnews = {f: [{"text": r["text"], "label": r["label"]} for r in read_rows(local["TNews"], f)]
+             for f in ("train.jsonl", "test.jsonl")}  # fmt: skip
+    path = local["SciFact"].path
+    with (path / "qrels.tsv").open(encoding="utf-8") as handle:
+        judged = list(csv.DictReader(handle, delimiter="\t"))
+    queries = [q for q in read_rows(local["SciFact"], "queries.jsonl") if any(j["query-id"] == str(q["_id"])
+                                                                             for j in judged)][:15]  # fmt: skip
+    qids = {str(q["_id"]) for q in queries}
+    qrels = [{"query-id": j["query-id"], "corpus-id": j["corpus-id"], "score": int(j["score"])}
+             for j in judged if j["query-id"] in qids]  # fmt: skip
+    needed = {j["corpus-id"] for j in qrels}
+    documents = read_rows(local["SciFact"], "corpus.jsonl")
+    corpus = [d for i, d in enumerate(documents) if str(d["_id"]) in needed or i < 30]
+    return {
+        "AFQMC": {"test.jsonl": afqmc[:200]},
+        "TNews": {"train.jsonl": tnews["train.jsonl"][::3], "test.jsonl": tnews["test.jsonl"][::13]},  # all labels
+        "SciFact": {
+            "corpus.jsonl": [{"_id": str(d["_id"]), "title": d.get("title") or "", "text": d["text"]} for d in corpus],
+            "queries.jsonl": [{"_id": str(q["_id"]), "text": q["text"]} for q in queries],
+            "qrels.tsv": qrels,
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def offline_official(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(datasets cache holding the three official datasets, data root holding the same rows as mirrors)."""
+    base = tmp_path_factory.mktemp("official")
+    cache, mirrors = base / "datasets", base / "mirrors"
+    subsets = _subsets(shared_data)
+    materialize("AFQMC", "default", {"validation": subsets["AFQMC"]["test.jsonl"]}, cache)
+    materialize("TNews", "default", {"train": subsets["TNews"]["train.jsonl"],
+                                     "validation": subsets["TNews"]["test.jsonl"]}, cache)  # fmt: skip
+    sci = subsets["SciFact"]
+    materialize("SciFact", "corpus", {"corpus": sci["corpus.jsonl"]}, cache)
+    materialize("SciFact", "queries", {"queries": sci["queries.jsonl"]}, cache)
+    materialize("SciFact", "default", {"test": sci["qrels.tsv"]}, cache)
+    for name, files in subsets.items():
+        _write_mirror(mirrors, shared_data, name, files)
+    return cache, mirrors
+
+
+@pytest.mark.slow
+def test_official_source_offline_equals_mirror(offline_official: tuple[Path, Path], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # fmt: skip
+    cache, mirrors = offline_official
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    common = ["run", "--tasks", ",".join(TASKS), "--model", "minilm", "--data-dir", str(mirrors), "--out",
+              str(tmp_path), "--no-progress", "--cache-dir", str(tmp_path / "vectors")]  # fmt: skip
+    assert main([*common, "--source", "official", "--run-name", "official"]) == 0
+    assert "tasks: 3/3 tasks — 3 official, 0 mirror, 0 missing" in capsys.readouterr().out
+    assert main([*common, "--source", "mirror", "--run-name", "mirror"]) == 0
+    official = json.loads((tmp_path / "official" / "run.json").read_text())["tasks"]
+    mirror = json.loads((tmp_path / "mirror" / "run.json").read_text())["tasks"]
+    for name in TASKS:
+        dataset = mteb.get_task(name).metadata.dataset
+        assert official[name]["source"] == "official" and mirror[name]["source"] == "mirror"
+        assert official[name]["identity"]["data"] == f"{dataset['path']}@{dataset['revision']}"
+        assert official[name]["main_metric"] == mirror[name]["main_metric"]
+        # same rows, same vectors (the second run reads the first's from the cache), same mteb evaluator: the
+        # scores can differ only by float summation order, far below 1e-9
+        assert official[name]["main_score"] == pytest.approx(mirror[name]["main_score"], abs=1e-9), name
+    assert official["SciFact"]["split"] == ["test"] and official["AFQMC"]["split"] == ["validation"]
+
+
+def test_list_official_shows_what_is_ready_offline(offline_official: tuple[Path, Path],
+                                                   monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # fmt: skip
+    cache, mirrors = offline_official
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    assert main(["list", "official", "--suite", "cmteb", "--data-dir", str(mirrors)]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("|")}
+    assert "C-MTEB/AFQMC" in rows["AFQMC"] and rows["AFQMC"].count("✔") == 2  # cached and mirrored
+    assert rows["T2Retrieval"].count("✔") == 0
+    assert f"datasets cache: {cache}" in out

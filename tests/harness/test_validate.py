@@ -1,0 +1,138 @@
+"""Bad values fail at load with file:line (issue 14, items 3, 4, 8): nothing wrong is ever scored as ok."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from test_data import _task_dir
+
+from harness.cli import main
+from harness.data import discover_tasks, scan_tasks
+from harness.errors import DataError
+from harness.tasks import build_mirror
+
+STS_RANGE = {"score_range": [0, 5]}
+
+
+def _rows(folder: Path, filename: str, rows: list[str]) -> None:
+    (folder / filename).write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def _pair(**fields) -> str:
+    return json.dumps({"sentence1": "a cat", "sentence2": "a dog", **fields})
+
+
+@pytest.mark.parametrize(
+    ("score", "message"),
+    [
+        ("NaN", r"test\.jsonl:2: field 'score' must be a finite number, not nan"),
+        ("true", r"test\.jsonl:2: field 'score' must be a finite number, not True"),
+        ('"4.5"', r"test\.jsonl:2: field 'score' must be a finite number, not '4\.5'"),
+        ("7.5", r"test\.jsonl:2: score 7\.5 is outside score_range \[0, 5\]"),
+    ],
+)
+def test_sts_gold_score_is_checked(tmp_path: Path, score: str, message: str) -> None:
+    folder = _task_dir(tmp_path, "MySTS", "STS", **STS_RANGE)
+    _rows(folder, "test.jsonl", [_pair(score=3.0), _pair()[:-1] + f', "score": {score}}}'])
+    with pytest.raises(DataError, match=message):
+        build_mirror(discover_tasks(tmp_path)["MySTS"])
+
+
+def test_nan_score_task_fails_and_leaderboard_still_builds(shared_data: Path, tmp_path: Path, capsys) -> None:
+    """Before: status ok with score nan, then `harness leaderboard` crashed. Now the task fails with file:line."""
+    root = tmp_path / "data" / "en" / "STS16"
+    shutil.copytree(shared_data / "en" / "STS16", root)
+    lines = (root / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    lines[9] = json.dumps({**json.loads(lines[9]), "score": float("nan")})
+    (root / "test.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code = main(["run", "--tasks", "STS16", "--model", "minilm", "--data-dir", str(tmp_path / "data"), "--out",
+                 str(tmp_path / "runs"), "--run-name", "nan", "--no-progress", "--no-cache"])  # fmt: skip
+    assert code == 1
+    entry = json.loads((tmp_path / "runs" / "nan" / "run.json").read_text())["tasks"]["STS16"]
+    assert entry["status"] == "failed" and "STS16/test.jsonl:10: field 'score'" in entry["error"]
+    capsys.readouterr()
+    assert main(["leaderboard", str(tmp_path / "runs" / "nan"), "--out", str(tmp_path / "lb.md")]) == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "filename", "rows", "message"),
+    [
+        ("Reranking", "test.jsonl", [json.dumps({"query": "q", "positive": "an answer", "negative": ["x"]})],
+         r"test\.jsonl:1: field 'positive' must be a non-empty list of texts, not str"),
+        ("Reranking", "test.jsonl", [json.dumps({"query": "q", "positive": ["ok", 3], "negative": []})],
+         r"test\.jsonl:1: field 'positive' item 1 is empty or not a string: 3"),
+        ("PairClassification", "test.jsonl", [_pair(label=1), _pair(label=True)],
+         r"test\.jsonl:2: field 'label' must be 0 or 1, not True"),
+        ("PairClassification", "test.jsonl", [_pair(label="1")], r"test\.jsonl:1: field 'label' must be 0 or 1"),
+        ("Clustering", "test.jsonl", [json.dumps({"text": "a", "label": 1}), json.dumps({"text": "b", "label": "1"})],
+         r"test\.jsonl:2: field 'label' is str '1' but labels are int from test\.jsonl:1 on"),
+        ("Clustering", "test.jsonl", [json.dumps({"text": "a", "label": 1.5})],
+         r"test\.jsonl:1: field 'label' must be an integer or a non-empty string, not 1\.5"),
+    ],
+)  # fmt: skip
+def test_row_values_are_type_checked(tmp_path: Path, kind: str, filename: str, rows: list[str], message: str) -> None:
+    folder = _task_dir(tmp_path, "MyTask", kind)
+    _rows(folder, filename, rows)
+    with pytest.raises(DataError, match=message):
+        build_mirror(discover_tasks(tmp_path)["MyTask"])
+
+
+def test_classification_labels_agree_across_train_and_test(tmp_path: Path) -> None:
+    folder = _task_dir(tmp_path, "MyClass", "Classification")
+    _rows(folder, "train.jsonl", [json.dumps({"text": f"t{i}", "label": i % 2}) for i in range(4)])
+    _rows(folder, "test.jsonl", [json.dumps({"text": "x", "label": "0"})])
+    with pytest.raises(DataError, match=r"MyClass/test\.jsonl:1: field 'label' is str '0' but labels are int from "
+                                        r"train\.jsonl:1 on"):  # fmt: skip
+        build_mirror(discover_tasks(tmp_path)["MyClass"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"main_score": "spearman_cosine"}, r"task\.json:1: main_score 'spearman_cosine' is not a STS metric"),
+        ({"score_range": [5, 0]}, r"task\.json:1: score_range must be \[low, high\] with low < high, not \[5, 0\]"),
+        ({"score_range": "0-5"}, r"task\.json:1: score_range must be \[low, high\]"),
+        ({"languages": "en"}, r"task\.json:1: languages must be a list of language codes"),
+    ],
+)
+def test_task_json_values_are_checked(tmp_path: Path, extra: dict, message: str) -> None:
+    _task_dir(tmp_path, "MySTS", "STS", **extra)
+    with pytest.raises(DataError, match=message):
+        discover_tasks(tmp_path)
+
+
+def test_one_broken_task_json_does_not_stop_other_tasks(tmp_path: Path, capsys) -> None:
+    """Before: any bad task.json in the data root aborted every run and `harness list tasks`."""
+    from harness.data import default_data_root
+
+    data = tmp_path / "data"
+    shutil.copytree(default_data_root() / "en" / "STS12", data / "en" / "STS12")
+    _task_dir(data, "Broken", "STS", languages="en")
+    tasks, broken = scan_tasks(data)
+    assert set(tasks) == {"STS12"} and "languages must be a list" in str(broken["Broken"])
+    assert main(["list", "tasks", "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert f"data root: {data.resolve()} (from --data-dir)" in out
+    assert "BROKEN:" in out and "Broken/task.json:1" in out and "1 broken" in out
+    code = main(["run", "--suite", "local", "--model", "minilm", "--data-dir", str(data), "--out",
+                 str(tmp_path / "runs"), "--run-name", "r", "--no-progress", "--no-cache"])  # fmt: skip
+    assert code == 0
+    assert "broken task folder(s) in the data root were skipped: Broken" in capsys.readouterr().out
+    record = json.loads((tmp_path / "runs" / "r" / "run.json").read_text())
+    assert record["tasks"]["STS12"]["status"] == "ok"
+
+
+def test_list_tasks_shows_the_main_score_runs_report(shared_data: Path, capsys) -> None:
+    """Before: `harness list tasks` printed task.json's main_score (Cmnli max_ap, TrecQAReranking map) while runs
+    reported mteb's (max_accuracy, map_at_1000)."""
+    from harness.tasks import mirror_main_score
+
+    for task in discover_tasks(shared_data).values():
+        assert mirror_main_score(task) == build_mirror(task).metadata.main_score, task.name
+    assert main(["list", "tasks", "--data-dir", str(shared_data)]) == 0
+    rows = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines() if line.startswith("|")}
+    assert "max_accuracy" in rows["Cmnli"] and "max_accuracy" in rows["Ocnli"]
+    assert "map_at_1000" in rows["TrecQAReranking"]

@@ -1,0 +1,106 @@
+"""The house rules of docs/DESIGN.md ("The house"): which package may import which, checked with `ast`.
+
+    conan_model   imports nothing of ours (the architecture stands alone)
+    train         imports conan_model only
+    leaderboards, reports   import harness.runs (the run directory) and harness.errors (the exit statuses the
+                  CLI maps) only; never models, tasks or training
+    harness       may import conan_model (the conan: backend); harness.pipeline, the train → eval → report
+                  orchestrator, may import every package
+    harness/cli.py is imported by nothing but harness/__main__.py (it is the top)
+
+Every import counts, at the top of a module or inside a function: a lazy import is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("harness", "conan_model", "train", "leaderboards", "reports")
+PLUGIN_ALLOWED = {"harness.runs", "harness.errors"}
+
+# (importing file, imported module): today's violations, each to be removed by a move, not by widening a rule.
+KNOWN_EXCEPTIONS = {
+    # issue 15: hard-negative mining accepts a harness model spec; the caller should pass a loaded encoder
+    ("train/mining.py", "harness.models"),
+    # issue 15: the leaderboard's --suite needs the suite → mteb benchmark table, which lives in harness.suites
+    ("leaderboards/build.py", "harness.suites"),
+    # issue 15: `harness alignment` encodes text itself; it belongs beside `harness run`, not among the reports
+    ("reports/alignment.py", "harness.models"),
+    # issue 15: parameter counts of conan: runs from config.json; run.json should carry n_parameters
+    ("reports/efficiency.py", "conan_model.config"),
+    # issue 15: regress re-reads the mirrors' gold labels to pair items; the run directory should keep them
+    ("reports/items.py", "harness.data"),
+    ("reports/items.py", "harness.tasks"),
+}
+
+
+def imports_of(source: str, importer: str) -> set[str]:
+    """Absolute names of every module of ours that `source` (file `importer`, repo-relative) imports."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parent = ".".join(Path(importer).with_suffix("").parts[: -node.level])
+                base = f"{parent}.{node.module}" if node.module else parent
+            else:
+                base = node.module or ""
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return {n for n in names if n.split(".")[0] in PACKAGES}
+
+
+def allowed(importer: str, package: str, module: str) -> bool:
+    target = module.split(".")[0]
+    if target == package and module != "harness.cli":
+        return True
+    if module == "harness.cli" or module.startswith("harness.cli."):
+        return importer == "harness/__main__.py"
+    if package == "conan_model":
+        return False
+    if package == "train":
+        return target == "conan_model"
+    if package in ("leaderboards", "reports"):
+        return module in PLUGIN_ALLOWED or any(module.startswith(f"{m}.") for m in PLUGIN_ALLOWED)
+    return importer == "harness/pipeline.py" or target == "conan_model"  # package == "harness"
+
+
+def violations() -> set[tuple[str, str]]:
+    found = set()
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            importer = path.relative_to(REPO).as_posix()
+            for module in imports_of(path.read_text(encoding="utf-8"), importer):
+                if not allowed(importer, package, module) and _real_module(module):
+                    found.add((importer, module))
+    return found
+
+
+def _real_module(module: str) -> bool:
+    """`from harness.models import load_model` yields harness.models.load_model too; keep only modules/packages."""
+    parts = module.split(".")
+    return (REPO.joinpath(*parts).with_suffix(".py")).is_file() or (REPO.joinpath(*parts) / "__init__.py").is_file()
+
+
+def test_no_import_breaks_the_house_rules():
+    new = violations() - KNOWN_EXCEPTIONS
+    assert not new, "imports against the house rules (docs/DESIGN.md, 'The house'):\n" + "\n".join(
+        f"  {importer} imports {module}" for importer, module in sorted(new))
+
+
+def test_known_exceptions_are_still_real():
+    """A fixed exception must leave the list, so the list only ever shrinks."""
+    stale = KNOWN_EXCEPTIONS - violations()
+    assert not stale, f"no longer violated, remove from KNOWN_EXCEPTIONS: {sorted(stale)}"
+
+
+def test_the_checker_sees_lazy_and_relative_imports():
+    """The rules are only as good as the parser: a function-level import and a relative import both count."""
+    source = "def f():\n    from harness.models import load_model\n\nfrom .config import load_config\n"
+    got = imports_of(source, "train/probe.py")
+    assert {"harness.models", "train.config"} <= got
+    assert not allowed("train/probe.py", "train", "harness.models")
+    assert allowed("train/probe.py", "train", "train.config")
