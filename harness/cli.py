@@ -11,7 +11,7 @@ from pathlib import Path
 from harness.errors import EXIT_USAGE, HarnessError
 
 # Modules exposing `register(subparsers)`: leaderboard/regress, report, train, pipeline.
-PLUGIN_COMMANDS: list[str] = ["leaderboards.cli", "reports.cli", "train.cli", "harness.pipeline"]
+PLUGIN_COMMANDS: list[str] = ["leaderboards.cli", "reports.cli", "train.cli", "harness.pipeline", "harness.ablate"]
 
 
 def _set_offline_defaults() -> None:
