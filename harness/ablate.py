@@ -10,6 +10,8 @@ noise explain. Config (TOML; paths relative to the working directory):
     reference = "static"                # the arm every other arm is compared with
     data_dir = "../shared/data"
     set = ["threads=1"]                 # overrides for every stage
+    [[base]]                            # optional stages run once (their own seed): the model every run starts
+    config = "configs/pretrain.toml"    #   from, until an `init` spec imports a real pretrained one
     [[shared]]                          # optional stages run once per seed; their final model starts each arm
     config = "configs/weak.toml"
     [[stages]]                          # each arm's stages; stage i > 0 starts from stage i-1's final model
@@ -43,8 +45,9 @@ from harness.errors import UsageError
 from harness.runs import atomic_write_json, read_json
 
 STATE = "ablate.json"
-TOP_KEYS = {"name", "out", "report", "scale", "seeds", "reference", "data_dir", "set", "shared", "stages", "arms",
-            "eval", "choose", "n_boot", "bootstrap_seed"}  # fmt: skip
+EVAL_KEYS = {"dev", "test", "batch_size", "device", "max_length"}
+TOP_KEYS = {"name", "out", "report", "scale", "seeds", "reference", "data_dir", "set", "base", "shared", "stages",
+            "arms", "eval", "choose", "n_boot", "bootstrap_seed"}  # fmt: skip
 # Keys that change where or how fast a stage runs, not what it learns: left out of a unit's fingerprint.
 OPERATIONAL = {"output_dir", "init_from", "threads", "device", "log_every", "save_every", "keep_last", "pools_dir"}
 
@@ -72,9 +75,9 @@ def load_ablation(path: Path) -> dict[str, Any]:
             raise UsageError(f"{path}: arms.{name}: unknown key(s) {bad} (expected set, stages)")
     if not isinstance(cfg["seeds"], list) or len(cfg["seeds"]) < 1 or len(set(cfg["seeds"])) != len(cfg["seeds"]):
         raise UsageError(f"{path}: seeds must be a list of distinct integers, got {cfg['seeds']!r}")
-    bad_eval = sorted(set(ev) - {"dev", "test", "batch_size", "device"})
+    bad_eval = sorted(set(ev) - EVAL_KEYS)
     if bad_eval:
-        raise UsageError(f"{path}: eval: unknown key(s) {bad_eval} (expected dev, test, batch_size, device)")
+        raise UsageError(f"{path}: eval: unknown key(s) {bad_eval} (expected {sorted(EVAL_KEYS)})")
     dev, test = list(ev.get("dev", [])), list(ev.get("test", []))
     if not dev or not test:
         raise UsageError(f"{path}: eval.dev and eval.test must each name at least one task")
@@ -129,16 +132,18 @@ class Ablation:
         self.state["done"][unit] = value
         atomic_write_json(self.out / STATE, self.state)
 
-    def train_chain(self, prefix: str, stages: list[dict[str, Any]], extra: list[str], seed: int,
+    def train_chain(self, prefix: str, stages: list[dict[str, Any]], extra: list[str], seed: int | None,
                     init: str | None) -> str | None:  # fmt: skip
-        """Train ``stages`` in order (extra overrides on the last one); returns the last final model."""
+        """Train ``stages`` in order (extra overrides on the last one; seed None: the stage's own); returns the
+        last final model, or ``init`` when there are no stages."""
         from train.cli import resolve
         from train.errors import TrainError
 
         for i, stage in enumerate(stages):
             unit = f"{prefix}/stage{i}"
             sets = [*self.cfg.get("set", []), *stage.get("set", []), *(extra if i == len(stages) - 1 else [])]
-            sets += [f"seed={seed}", f"output_dir={self.out / unit}"] + ([f"init_from={init}"] if init else [])
+            sets += ([f"seed={seed}"] if seed is not None else []) + [f"output_dir={self.out / unit}"]
+            sets += [f"init_from={init}"] if init else []
             try:
                 module, stage_cfg = resolve(stage["config"], None, sets)
             except TrainError as exc:  # the train CLI's one-line errors (config key, type, missing file)
@@ -159,7 +164,8 @@ class Ablation:
 
     def train_arm(self, arm: str, seed: int, extra: list[str] | None = None, tag: str = "") -> str:
         """Shared stages of this seed (once), then the arm's stages; returns the arm's final model."""
-        init = self.train_chain(f"seed{seed}/shared", self.cfg.get("shared", []), [], seed, None)
+        init = self.train_chain("base", self.cfg.get("base", []), [], None, None)
+        init = self.train_chain(f"seed{seed}/shared", self.cfg.get("shared", []), [], seed, init)
         spec = self.cfg["arms"][arm] or {}
         stages = spec.get("stages", self.cfg["stages"])
         final = self.train_chain(f"seed{seed}/{arm}{tag}", stages, [*spec.get("set", []), *(extra or [])], seed, init)
@@ -174,7 +180,8 @@ class Ablation:
         ev = self.cfg["eval"]
         run_cfg = RunConfig(model=f"conan:{model}", data_dir=self.data_dir, out=self.out / "evals", tasks=tasks,
                             run_name=name, batch_size=ev.get("batch_size", 64), use_cache=False,
-                            options=ModelOptions(device=ev.get("device")), show_progress=False)  # fmt: skip
+                            options=ModelOptions(device=ev.get("device"), max_length=ev.get("max_length")),
+                            show_progress=False)  # fmt: skip
         unit = f"eval/{name}"
         done = self.state["done"].get(unit)
         if done and done["model"] == model and set(done["scores"]) == set(tasks):
