@@ -60,6 +60,11 @@ def load_ablation(path: Path) -> dict[str, Any]:
         cfg = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: invalid TOML: {exc}") from exc
+    return check_ablation(cfg, path)
+
+
+def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Check a config dict (read from ``path``, possibly rescaled by a script); errors name the file and key."""
     unknown = sorted(set(cfg) - TOP_KEYS)
     if unknown:
         raise UsageError(f"{path}: unknown key(s) {unknown} (expected {sorted(TOP_KEYS)})")
