@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -162,8 +163,10 @@ class Ablation:
                 init = done["final"]
                 continue
             self._say(unit, f"training {stage['config']} (resumes from its newest checkpoint)")
+            start = time.perf_counter()
             final = module.run(stage_cfg, resume="latest")
-            self._record(unit, {"final": str(final), "fingerprint": fp, "config": stage["config"]})
+            self._record(unit, {"final": str(final), "fingerprint": fp, "config": stage["config"],
+                                "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
             init = str(final)
         return init
 
@@ -192,11 +195,13 @@ class Ablation:
         if done and done["model"] == model and set(done["scores"]) == set(tasks):
             self._say(unit, "done earlier, skipped")
             return done["scores"]
+        start = time.perf_counter()
         if run(run_cfg) != 0:
             raise UsageError(f"evaluation {name} had failing tasks: see {run_cfg.out / name / 'run.json'}")
         record = json.loads((run_cfg.out / name / "run.json").read_text(encoding="utf-8"))
         scores = {t: float(record["tasks"][t]["main_score"]) for t in tasks}
-        self._record(unit, {"model": model, "run_dir": str(run_cfg.out / name), "scores": scores})
+        self._record(unit, {"model": model, "run_dir": str(run_cfg.out / name), "scores": scores,
+                            "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
         return scores
 
     def choose(self) -> list[str]:

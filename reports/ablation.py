@@ -77,6 +77,16 @@ def group(results: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {"delta": delta, "lo": lo, "hi": hi, "verdict": WORDS[verdict(delta, lo, hi, 0.0)]}
 
 
+def _minutes(state: dict[str, Any]) -> dict[str, float | int]:
+    """Training and evaluation minutes summed over the recorded units (a unit finished by an earlier invocation
+    keeps the time it took then; units recorded without a time are counted apart)."""
+    units = state.get("done", {}).values()
+    train = [u["seconds"] for u in units if "final" in u and "seconds" in u]
+    evals = [u["seconds"] for u in units if "scores" in u and "seconds" in u]
+    return {"train": round(sum(train) / 60, 1), "eval": round(sum(evals) / 60, 1),
+            "units_without_time": sum("seconds" not in u for u in units)}  # fmt: skip
+
+
 def _dhnm(final: str) -> dict[str, Any] | None:
     return read_json(Path(final).parent / "dhnm_summary.json")
 
@@ -90,7 +100,7 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
         "name": cfg["name"], "config": rel(config_path), "scale": cfg.get("scale", ""), "seeds": cfg["seeds"],
         "reference": ref, "dev": dev, "test": test, "chosen": state.get("chosen"),
         "bootstrap": {"n_boot": n_boot, "seed": boot_seed, "level": LEVEL, "over": "seeds and items, paired"},
-        "arms": {}, "comparisons": {},
+        "arms": {}, "comparisons": {}, "compute_minutes": _minutes(state),
     }  # fmt: skip
     for arm, by_seed in runs.items():
         scores = {t: {s: _scores(r["eval"], t) for s, r in by_seed.items()} for t in dev + test}
@@ -138,6 +148,10 @@ def render(rep: dict[str, Any]) -> str:
         f"# Ablation: {rep['name']}", "",
         f"- config: `{rep['config']}` (regenerate: `harness ablate {rep['config']}`)",
         f"- scale: {rep['scale'] or 'not stated'}",
+        f"- compute: {rep['compute_minutes']['train']} min training + {rep['compute_minutes']['eval']} min "
+        "evaluation, summed over the recorded units"
+        + (f" ({rep['compute_minutes']['units_without_time']} units recorded without a time)"
+           if rep["compute_minutes"]["units_without_time"] else ""),
         f"- seeds: {', '.join(str(s) for s in rep['seeds'])}; reference arm: **{ref}**",
         f"- dev tasks (settings may be chosen on these): {', '.join(dev)}",
         f"- test tasks (final settings only, never used for a choice): {', '.join(test)}",
