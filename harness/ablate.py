@@ -192,9 +192,9 @@ class Ablation:
                             show_progress=False)  # fmt: skip
         unit = f"eval/{name}"
         done = self.state["done"].get(unit)
-        if done and done["model"] == model and set(done["scores"]) == set(tasks):
+        if done and done["model"] == model and set(tasks) <= set(done["scores"]):
             self._say(unit, "done earlier, skipped")
-            return done["scores"]
+            return {t: done["scores"][t] for t in tasks}
         start = time.perf_counter()
         if run(run_cfg) != 0:
             raise UsageError(f"evaluation {name} had failing tasks: see {run_cfg.out / name / 'run.json'}")

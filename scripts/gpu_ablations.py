@@ -1,8 +1,9 @@
 """Device script: the three shipped ablations (soft mask, DHNM, CLR) at GPU scale, one after the other.
 
 Each configs/ablations/<name>.toml is rescaled in memory (larger preset, more steps, longer texts; DHNM also
-trains on drcd_qp_zh) and run by `harness ablate`'s runner into runs/ablations/gpu/<name>, with its report in
-reports/ablations/gpu/<name>/; gpu_run.json beside them records the device and each ablation's wall time.
+trains on drcd_qp_zh and English QA/paraphrase pairs, and is scored on SQuADRetrieval too) and run by `harness
+ablate`'s runner into runs/ablations/gpu/<name>, with its report in reports/ablations/gpu/<name>/;
+reports/ablations/gpu/gpu_run.json records the device and each ablation's wall time.
 The sizes target ≤ 8 minutes for all three on one H100/H200; that target is an estimate until a device run
 measures it (docs/training-supervised.md says which).
 
@@ -43,13 +44,16 @@ SCALES: dict[str, dict[str, Any]] = {
                               "save_every=1500"],
                  "weak": ["steps=500", "batch_size=64", "max_length=128", "save_every=500"]},
         "stage": {"softmask": ["steps=300", "batch_size=64", "max_length=128", "save_every=300"],
-                  "dhnm": ["steps=800", "max_length=96", "save_every=800", "tasks.qa_zh.batch_size=32",
-                           "tasks.qa_zh.data=['train/cmrc_qp_zh', 'train/drcd_qp_zh']"],
+                  "dhnm": ["steps=1100", "max_length=96", "save_every=1100", "tasks.qa_zh.batch_size=32",
+                           "tasks.qa_zh.data=['train/cmrc_qp_zh', 'train/drcd_qp_zh']", "tasks.qa_en.kind='retrieval'",
+                           "tasks.qa_en.data=['train/trecqa_pairs_en', 'train/msrp_pairs_en']",
+                           "tasks.qa_en.batch_size=32", "tasks.qa_en.weight=0.3"],
                   "clr": ["steps=600", "max_length=96", "save_every=600"]},
         "eval": {"max_length": 256, "batch_size": 256},
+        "test": {"dhnm": ["CMRC2018Retrieval", "SQuADRetrieval"]},  # English pairs train at this scale
         "scale": "GPU: small preset (9.4M params) pretrained 1500 x 32 x 256 tokens + weak 500 x 64 here; "
-                 "ablated stage: soft mask 300 x 64 pairs, DHNM 800 x 32 cmrc+drcd queries (3.2 epochs), CLR 600 "
-                 "steps; eval max_length 256",
+                 "ablated stage: soft mask 300 x 64 pairs, DHNM 1100 x 32 (cmrc+drcd : trecqa+msrp = 1 : 0.3, "
+                 "each ~3.4 epochs), CLR 600 steps; eval max_length 256",
     },
     "dry": {
         "seeds": [0],
@@ -82,6 +86,7 @@ def rescale(cfg: dict[str, Any], scale: str, init: str | None, root: Path) -> di
         cfg["stages"][0]["set"].append(f"init={init}")
     ev = {k: v for k, v in s["eval"].items() if k not in ("dev", "test")}
     cfg["eval"] = {**cfg["eval"], **ev}
+    cfg["eval"]["test"] = s.get("test", {}).get(name, cfg["eval"]["test"])
     if "dev" in s["eval"]:  # dry run: the embedded sample's tasks (the real ones take minutes on a CPU)
         cfg["eval"].update(dev=s["eval"]["dev"], test=s["eval"]["test"])
         cfg["data_dir"] = str(REPO / "harness" / "sample_data")

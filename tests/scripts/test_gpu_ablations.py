@@ -35,8 +35,14 @@ def test_gpu_scale_configs_resolve_and_name_real_tasks(shared_data: Path, tmp_pa
                 assert stage_cfg.device == "auto" and stage_cfg.steps >= 300
     dhnm = gpu_ablations.rescale(load_ablation(Path("configs/ablations/dhnm.toml")), "gpu", None, tmp_path)
     _, stage_cfg = resolve(dhnm["stages"][0]["config"], None, dhnm["stages"][0]["set"])
-    rows, batch = 1000 + 7017, stage_cfg.tasks["qa_zh"]["batch_size"]  # cmrc_qp_zh + drcd_qp_zh
-    assert stage_cfg.steps >= 3 * (rows // batch)  # three full epochs (the last partial batch is dropped)
+    specs = stage_cfg.task_specs()
+    total = sum(t["weight"] for t in specs.values())
+    for name, task in specs.items():  # every query drawn >= 3 times in expectation, with a margin for the draws
+        rows = sum(len((shared_data / d / "train.jsonl").read_text().splitlines()) for d in task["data"])
+        expected_draws = stage_cfg.steps * task["weight"] / total * task["batch_size"]
+        assert expected_draws >= 3.3 * rows, (name, expected_draws / rows)
+    assert {"cmrc_qp_zh", "drcd_qp_zh"} <= {Path(d).name for d in specs["qa_zh"]["data"]}
+    assert "SQuADRetrieval" in dhnm["eval"]["test"]
 
 
 def test_gpu_script_exits_cleanly_without_an_accelerator(tmp_path: Path, capsys) -> None:
