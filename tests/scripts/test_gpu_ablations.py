@@ -19,20 +19,26 @@ gpu_ablations = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(gpu_ablations)
 
 
-def test_gpu_scale_configs_resolve_and_name_real_tasks(shared_data: Path, tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("scale", ["cpu", "gpu"])
+def test_shipped_configs_resolve_and_name_real_tasks(scale: str, shared_data: Path, tmp_path: Path,
+                                                     monkeypatch) -> None:  # fmt: skip
     monkeypatch.chdir(REPO)
     local = discover_tasks(shared_data)
     for name in gpu_ablations.NAMES:
         path = Path("configs/ablations") / f"{name}.toml"
-        cfg = check_ablation(gpu_ablations.rescale(load_ablation(path), "gpu", None, tmp_path), path)
-        assert cfg["seeds"] == [0, 1, 2] and cfg["out"].startswith(str(tmp_path))
+        cfg = load_ablation(path)
+        if scale == "gpu":
+            cfg = check_ablation(gpu_ablations.rescale(cfg, "gpu", None, tmp_path), path)
+            assert cfg["out"].startswith(str(tmp_path))
+        assert cfg["seeds"] == [0, 1, 2] and cfg["name"] == name
         assert all(t in local for t in cfg["eval"]["dev"] + cfg["eval"]["test"])
         for arm in cfg["arms"].values():  # every stage, with every arm's overrides, is a valid stage config
             for i, stage in enumerate(cfg.get("base", []) + cfg["stages"]):
                 last = i == len(cfg.get("base", [])) + len(cfg["stages"]) - 1
                 _, stage_cfg = resolve(stage["config"], None,
-                                       [*cfg["set"], *stage["set"], *(arm.get("set", []) if last else [])])
-                assert stage_cfg.device == "auto" and stage_cfg.steps >= 300
+                                       [*cfg["set"], *stage.get("set", []), *(arm.get("set", []) if last else [])])
+                assert stage_cfg.steps >= (300 if scale == "gpu" else 150)
+                assert stage_cfg.device == "auto" or scale == "cpu"
     dhnm = gpu_ablations.rescale(load_ablation(Path("configs/ablations/dhnm.toml")), "gpu", None, tmp_path)
     _, stage_cfg = resolve(dhnm["stages"][0]["config"], None, dhnm["stages"][0]["set"])
     specs = stage_cfg.task_specs()
