@@ -50,7 +50,8 @@ SCALES: dict[str, dict[str, Any]] = {
                            "tasks.qa_en.batch_size=32", "tasks.qa_en.weight=0.3"],
                   "clr": ["steps=600", "max_length=96", "save_every=600"]},
         "eval": {"max_length": 256, "batch_size": 256},
-        "test": {"dhnm": ["CMRC2018Retrieval", "SQuADRetrieval"]},  # English pairs train at this scale
+        "test": {"dhnm": ["CMRC2018Retrieval", "SQuADRetrieval"],  # English pairs train at this scale
+                 "softmask": ["STSBenchmark", "STS12", "SICK-R", "SQuADRetrieval", "TrecQAReranking"]},
         "scale": "GPU: small preset (9.4M params) pretrained 1500 x 32 x 256 tokens + weak 500 x 64 here; "
                  "ablated stage: soft mask 300 x 64 pairs, DHNM 1100 x 32 (cmrc+drcd : trecqa+msrp = 1 : 0.3, "
                  "each ~3.4 epochs), CLR 600 steps; eval max_length 256",
