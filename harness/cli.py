@@ -10,8 +10,10 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 
-# Modules exposing `register(subparsers)`: leaderboard; report, regress, alignment; train; pipeline; models.
-PLUGIN_COMMANDS: list[str] = ["leaderboards.cli", "reports.cli", "train.cli", "harness.pipeline", "conan_model.cli"]
+# Modules exposing `register(subparsers)`: leaderboard; report, regress, alignment; train; pipeline; models;
+# ablate.
+PLUGIN_COMMANDS: list[str] = ["leaderboards.cli", "reports.cli", "train.cli", "harness.pipeline", "conan_model.cli",
+                              "harness.ablate"]
 
 
 def _set_offline_defaults() -> None:

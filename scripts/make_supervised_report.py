@@ -234,6 +234,10 @@ def render(result: dict[str, Any]) -> str:
                 "and their eval times from that run" if result.get("reused_evals") else "")
              + "). Tiny preset (0.9M parameters), one seed, local "
              "mirrors of the tasks (`harness run --data-dir ../shared/data`), main score ×100, full width (128).", "",
+             "This report's stage configs are its own, written by the script and listed under *Stage configs* "
+             "below; `configs/supervised.toml` is the paper-shaped stage-4 config (all four task kinds, global "
+             "batches of the paper's shape), not what this report ran. Paths are relative to the repository root.",
+             "",
              "## Group means", "",
              "| group | tasks | untrained | pretrained | weak | supervised | + CLR | sup − weak | CLR − sup "
              "| verdict |",
@@ -290,6 +294,21 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def relative(text: str, repo: Path, data: Path) -> str:
+    """``text`` with the machine's absolute paths (the data folder, the repository that ran) made relative."""
+    return text.replace(str(data), os.path.relpath(data, repo)).replace(f"{repo}/", "")
+
+
+def write(out: Path, result: dict[str, Any], repo: Path, data: Path) -> None:
+    """report.json and report.md, atomically, with no absolute path of this machine in them."""
+    result = json.loads(relative(json.dumps(result, ensure_ascii=False), repo, data))
+    out.mkdir(parents=True, exist_ok=True)
+    report_json = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(out / "report.json", lambda tmp: tmp.write_text(report_json, encoding="utf-8"))
+    atomic_write(out / "report.md", lambda tmp: tmp.write_text(render(result), encoding="utf-8"))
+    print(render(result))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
@@ -305,8 +324,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--quick", action="store_true", help=f"skip the largest tasks ({', '.join(sorted(QUICK_DROP))})")
     ap.add_argument("--tasks", help="comma-separated subset of the report's tasks (smoke runs)")
+    ap.add_argument("--render-only", type=Path, metavar="REPO", help="re-render <out>/report.{md,json} from its "
+                    "report.json (numbers unchanged), making paths under REPO (the checkout that ran) relative")
     args = ap.parse_args()
     args.data, work = args.data.resolve(), args.work.resolve()
+    if args.render_only:
+        result = json.loads((args.out / "report.json").read_text(encoding="utf-8"))
+        write(args.out, result, args.render_only.resolve(), args.data)
+        return
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -368,19 +393,7 @@ def main() -> None:
                         "clr_share": args.clr_weight / (len(MONO_KINDS) * len(LANGS) + args.clr_weight)}  # fmt: skip
     result["reused_evals"] = [name for name, e in evals.items() if e["skipped"]]
     result["machine"] = f"{platform.machine()} CPU, {platform.python_version()}"
-    args.out.mkdir(parents=True, exist_ok=True)
-
-    def portable(text: str) -> str:
-        """Committed reports name the work and data folders relative to the repository, not this machine's paths."""
-        for folder in sorted({work, args.data}, key=lambda f: -len(str(f))):
-            text = text.replace(str(folder), os.path.relpath(folder, REPO))
-        return text
-
-    report_json = portable(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    report_md = portable(render(result))
-    atomic_write(args.out / "report.json", lambda tmp: tmp.write_text(report_json, encoding="utf-8"))
-    atomic_write(args.out / "report.md", lambda tmp: tmp.write_text(report_md, encoding="utf-8"))
-    print(render(result))
+    write(args.out, result, REPO, args.data)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 MODES = ("dynamic", "static")
-COUNTERS = ("checked", "kept", "initial_drops", "decay_replacements", "exhausted")
+# draws: query rows seen; used: first uses of a negative that a replacement put in a slot (a replacement only
+# matters once its query is drawn again, so "used" is the count that says DHNM acted on training).
+COUNTERS = ("draws", "checked", "kept", "initial_drops", "decay_replacements", "exhausted", "used")
 
 
 @dataclass
@@ -97,6 +99,7 @@ class DHNM:
     def update(self, qids: Sequence[int], sims: Any) -> int:
         """Apply the rule to a batch: ``sims[b][k]`` = cos(query qids[b], its slot-k negative), detached
         (tensor, array or nested lists). Returns the number of replacements made by this call."""
+        self.counts["draws"] += len(qids)
         if self.config.mode == "static":
             return 0
         rows = sims.tolist() if hasattr(sims, "tolist") else sims
@@ -112,6 +115,8 @@ class DHNM:
                 s0 = state.s0[slot]
                 if s0 is None:
                     state.s0[slot] = s
+                    if state.ptr[slot] >= self.config.skip_top + self.config.k:  # not an initial slot
+                        self.counts["used"] += 1
                     if s < self.config.init_threshold:
                         self._advance(qid, state, slot, "initial_drops")
                     else:
@@ -131,9 +136,13 @@ class DHNM:
             state.exhausted[slot] = True
             self.counts["exhausted"] += 1
 
-    def stats(self) -> dict[str, int]:
-        """Counters for the metrics log (cumulative since the start of training, resume included)."""
-        return {**self.counts, "replacements": self.replacements, "queries_seen": len(self._queries)}
+    def stats(self) -> dict[str, int | float]:
+        """Counters for the metrics log (cumulative since the start of training, resume included) and the rates
+        a summary needs: replacements per checked slot, and draws per distinct query seen."""
+        seen = len(self._queries)
+        return {**self.counts, "replacements": self.replacements, "queries_seen": seen,
+                "replacement_rate": self.replacements / self.counts["checked"] if self.counts["checked"] else 0.0,
+                "draws_per_query": self.counts["draws"] / seen if seen else 0.0}  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state: config, counters and every touched query's slots."""

@@ -185,13 +185,23 @@ def fit(cfg: StageConfig, rt: Runtime, model: ConanModel, tokenizer: Tokenizer, 
         metrics.write({"step": 0, **evaluate(module, 0)})
 
     def save(step: int) -> None:
+        # The log window open at a checkpoint off a log boundary is saved too, so the first line a resumed run
+        # logs averages the same steps as the uninterrupted run's (ranks' sums are averaged: the log is a mean).
+        window = {"loss_sum": all_reduce(loss_sum, "mean", rt.device), "micro_count": micro_count,
+                  "tokens": tokens, "flops": flops, "steps": steps_in_window,
+                  "elapsed": time.perf_counter() - window_start}  # fmt: skip
         saved = {"stage": cfg.stage, "config": cfg.to_dict(), "data": batches.state_dict(),
-                 "extra_state": extra.state_dict() if extra is not None else {}}  # fmt: skip
+                 "extra_state": extra.state_dict() if extra is not None else {}, "log_window": window}  # fmt: skip
         ckpt_io.save_checkpoint(out, step, module, model.config, tokenizer, optimizer, scheduler, rt, saved,
                                 cfg.keep_last)  # fmt: skip
 
     loss_sum, micro_count, tokens, flops, steps_in_window = torch.zeros((), device=rt.device), 0, 0, 0.0, 0
     window_start = time.perf_counter()
+    if ckpt is not None and state and state.get("log_window"):  # older checkpoints lack it (shorter first window)
+        w = state["log_window"]
+        loss_sum += w["loss_sum"]
+        micro_count, tokens, flops, steps_in_window = w["micro_count"], w["tokens"], w["flops"], w["steps"]
+        window_start -= w["elapsed"]
     while step < cfg.steps:
         for i in range(accum):
             batch = next(batches)

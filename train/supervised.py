@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,6 +30,7 @@ from tokenizers import Tokenizer
 from torch import nn
 
 from conan_model import encode_batch
+from conan_model.atomic import atomic_write
 
 from . import loop
 from .clr import ParallelTranslator, build_clr, format_report
@@ -295,25 +296,40 @@ class MultiTaskBatches:
         return TaskBatch(name, local, rows, self.seed * 1_000_003 + self.count)
 
 
-class DHNMStates:
-    """The ``extra`` state of loop.fit: every retrieval-like task's DHNM, saved in each checkpoint."""
+class StageState:
+    """The ``extra`` state of loop.fit: every retrieval-like task's DHNM, and the per-task losses of the log
+    window still open at a checkpoint (so a resume off a log boundary logs what the uninterrupted run logs)."""
 
     def __init__(self, tasks: dict[str, Task]) -> None:
         self.by_task = {name: t.dhnm for name, t in tasks.items() if t.dhnm is not None}
+        self.window: dict[str, list[float]] = {}
 
     def state_dict(self) -> dict[str, Any]:
-        return {name: d.state_dict() for name, d in self.by_task.items()}
+        return {"dhnm": {name: d.state_dict() for name, d in self.by_task.items()},
+                "loss_window": {k: list(v) for k, v in self.window.items()}}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        missing = sorted(set(self.by_task) - set(state))
+        missing = sorted(set(self.by_task) - set(state.get("dhnm", {})))
         if missing:
             raise ResumeError(f"checkpoint has no DHNM state for task(s) {missing}")
         for name, d in self.by_task.items():
-            d.load_state_dict(state[name])
+            d.load_state_dict(state["dhnm"][name])
+        self.window = {k: list(v) for k, v in state.get("loss_window", {}).items()}
 
-    def metrics(self) -> dict[str, int]:
-        keys = ("replacements", "initial_drops", "decay_replacements", "exhausted")
-        return {f"dhnm_{k}": sum(d.stats()[k] for d in self.by_task.values()) for k in keys}
+    def metrics(self) -> dict[str, float]:
+        """Totals over tasks (dhnm_<counter>) and each task's own counts and rates (dhnm_<task>_<counter>)."""
+        keys = ("replacements", "initial_drops", "decay_replacements", "exhausted", "used")
+        out: dict[str, float] = {f"dhnm_{k}": sum(d.stats()[k] for d in self.by_task.values()) for k in keys}
+        for name, d in self.by_task.items():
+            stats = d.stats()
+            for k in ("replacements", "used", "replacement_rate", "draws_per_query"):
+                out[f"dhnm_{name}_{k}"] = stats[k]
+        return out
+
+    def summary(self, tasks: dict[str, Task]) -> dict[str, dict[str, Any]]:
+        """Per task: rows, mode and every DHNM counter and rate at the end of training (dhnm_summary.json)."""
+        return {name: {"rows": len(tasks[name].rows), "mode": d.config.mode, "k": d.config.k, **d.stats()}
+                for name, d in self.by_task.items()}  # fmt: skip
 
 
 def run(cfg: SupervisedConfig, resume: str | None = None) -> Path:
@@ -322,25 +338,34 @@ def run(cfg: SupervisedConfig, resume: str | None = None) -> Path:
     tasks = build_tasks(cfg, rt)
     tokenizer = loop.get_tokenizer(cfg, rt, ckpt, fields=TEXT_FIELDS)
     model = loop.build_model(cfg, tokenizer, ckpt, cfg.max_length)
+    model.config = replace(model.config, attention="bidirectional")  # trained so: a causal import's export must say it
     dims, weights = cfg.mrl(model.config.hidden_size)
     batches = MultiTaskBatches(tasks, rt.rank, rt.world_size, cfg.seed)
-    dhnm = DHNMStates(tasks)
-    window: dict[str, list[float]] = {}
+    stage = StageState(tasks)
     step_fn = Stepper(cfg, rt, model.config, tokenizer, tasks, dims, weights)
 
     def step(module: nn.Module, batch: TaskBatch, step: int) -> loop.StepResult:
         result = step_fn(module, batch)
-        window.setdefault(batch.task, []).append(float(result.value))
+        stage.window.setdefault(batch.task, []).append(float(result.value))
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            result.metrics.update({f"loss_{k}": sum(v) / len(v) for k, v in window.items()})
-            result.metrics.update(dhnm.metrics())
-            window.clear()
+            result.metrics.update({f"loss_{k}": sum(v) / len(v) for k, v in stage.window.items()})
+            result.metrics.update(stage.metrics())
+            stage.window.clear()
         return result
 
     if rt.is_main:
         sizes = ", ".join(f"{t.name} ({t.kind}): {len(t.rows)} rows" for t in tasks.values())
         print(f"supervised tasks: {sizes}; MRL dims {dims}", flush=True)
-    return loop.fit(cfg, rt, model, tokenizer, batches, step, ckpt, state, extra=dhnm)
+    final = loop.fit(cfg, rt, model, tokenizer, batches, step, ckpt, state, extra=stage)
+    if rt.is_main and stage.by_task:
+        summary = stage.summary(tasks)
+        text = json.dumps(summary, indent=2) + "\n"
+        atomic_write(Path(cfg.output_dir) / "dhnm_summary.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        for name, s in summary.items():
+            print(f"DHNM {name} ({s['mode']}): {s['draws_per_query']:.2f} draws per query seen, "
+                  f"{s['replacements']} replacements of {s['checked']} checked slots "
+                  f"({100 * s['replacement_rate']:.1f}%), {s['used']} replaced negatives used", flush=True)  # fmt: skip
+    return final
 
 
 class Stepper:

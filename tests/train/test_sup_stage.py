@@ -74,7 +74,13 @@ def test_stage_trains_all_task_kinds_and_logs_dhnm(straight: Path):
     tasks = {k for r in rows for k in r if k.startswith("loss_")}
     assert tasks == {"loss_ret", "loss_clr", "loss_cls", "loss_sts"}
     state = json.loads((straight / "checkpoints/step_00000006/state.json").read_text())
-    assert set(state["extra_state"]) == {"ret", "clr"} and state["extra_state"]["ret"]["queries"]
+    assert set(state["extra_state"]["dhnm"]) == {"ret", "clr"} and state["extra_state"]["dhnm"]["ret"]["queries"]
+    summary = json.loads((straight / "dhnm_summary.json").read_text())  # per task, matching the last log line
+    for task in ("ret", "clr"):
+        assert summary[task]["replacements"] == rows[-1][f"dhnm_{task}_replacements"] > 0
+        assert summary[task]["draws"] % 4 == 0 and 0 < summary[task]["checked"] <= 3 * summary[task]["draws"]
+        assert 0 < summary[task]["replacement_rate"] <= 1 and summary[task]["draws_per_query"] >= 1
+    assert sum(summary[t]["replacements"] for t in summary) == rows[-1]["dhnm_replacements"]
     report = json.loads((straight / "clr_report_clr.json").read_text())
     produced = {r["lang"]: r["produced"] for r in report["languages"]}
     assert produced["ja"] == 0 and produced["de"] == produced["fr"] == 8 and produced["en"] == 0
@@ -93,6 +99,14 @@ def test_resume_is_exact_including_dhnm(straight: Path, data_root: Path, tmp_pat
     saved = json.loads((straight / "checkpoints/step_00000006/state.json").read_text())
     resumed = json.loads((tmp_path / "resumed/checkpoints/step_00000006/state.json").read_text())
     assert resumed["extra_state"] == saved["extra_state"] and resumed["data"] == saved["data"]
+    # The checkpoint (step 3) is off the log boundary (every 2 steps): the resumed step-4 line still averages
+    # steps 3-4 like the uninterrupted run's, bit for bit on CPU, and so does every per-task loss and counter.
+    def logged(out: Path) -> dict[int, dict]:
+        rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        return {r["step"]: {k: v for k, v in r.items() if k.startswith(("loss", "dhnm_"))} for r in rows}
+
+    a_log, b_log = logged(straight), logged(tmp_path / "resumed")
+    assert sorted(b_log) == [4, 6] and all(b_log[s] == a_log[s] for s in b_log)
 
 
 @pytest.mark.slow
@@ -124,7 +138,7 @@ def test_two_process_ddp_matches_one_process(straight: Path, data_root: Path, tm
     one = json.loads((straight / "checkpoints/step_00000006/state.json").read_text())
     ddp = json.loads((tmp_path / "ddp/checkpoints/step_00000006/state.json").read_text())
     for task in ("ret", "clr"):  # same decisions; S0 values agree up to float summation order
-        a_state, b_state = one["extra_state"][task], ddp["extra_state"][task]
+        a_state, b_state = one["extra_state"]["dhnm"][task], ddp["extra_state"]["dhnm"][task]
         assert a_state["counts"] == b_state["counts"] and a_state["queries"].keys() == b_state["queries"].keys()
         for q, sa in a_state["queries"].items():
             sb = b_state["queries"][q]

@@ -1,0 +1,255 @@
+"""`harness ablate CONFIG`: train every arm × seed, evaluate each model, report paired CIs against a reference arm.
+
+An ablation asks whether one change (an arm's overrides) moves the scores by more than training-seed and test-set
+noise explain. Config (TOML; paths relative to the working directory):
+
+    name = "dhnm"                       # report folder: reports/ablations/<name>/ (or `report = "..."`)
+    out = "runs/ablations/dhnm"         # work folder: checkpoints, evaluations, ablate.json (resume state)
+    scale = "CPU: tiny preset, 300 steps"   # one line the report shows
+    seeds = [0, 1, 2]
+    reference = "static"                # the arm every other arm is compared with
+    data_dir = "../shared/data"
+    set = ["threads=1"]                 # overrides for every stage
+    [[base]]                            # optional stages run once (their own seed): the model every run starts
+    config = "configs/pretrain.toml"    #   from, until an `init` spec imports a real pretrained one
+    [[shared]]                          # optional stages run once per seed; their final model starts each arm
+    config = "configs/weak.toml"
+    [[stages]]                          # each arm's stages; stage i > 0 starts from stage i-1's final model
+    config = "configs/ablations/dhnm_stage.toml"
+    [arms.static]
+    set = ["dhnm.mode='static'"]        # applied to the arm's last stage (`stages = [...]` replaces the list)
+    [arms.dynamic]
+    [eval]
+    dev = ["CMRC2018Retrieval"]         # settings may be chosen on these only
+    test = ["CSLTitleRetrieval"]        # evaluated with the final settings, never used for a choice
+    [choose]                            # optional: tune one key of the last stage on the dev tasks
+    key = "lr"
+    values = [1e-3, 3e-4]
+    arm = "dynamic"                     # tuned with the first seed; default: the reference arm
+
+Resumable: every finished unit (a stage of one arm and seed, an evaluation) is recorded in <out>/ablate.json
+with a fingerprint of its resolved config and skipped on a rerun; a stage killed half-way continues from its
+newest checkpoint, an evaluation from its last finished task. So kill -9 loses at most the arm in progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.runs import atomic_write_json, read_json
+
+STATE = "ablate.json"
+EVAL_KEYS = {"dev", "test", "batch_size", "device", "max_length"}
+TOP_KEYS = {"name", "out", "report", "scale", "seeds", "reference", "data_dir", "set", "base", "shared", "stages",
+            "arms", "eval", "choose", "n_boot", "bootstrap_seed"}  # fmt: skip
+# Keys that change where or how fast a stage runs, not what it learns: left out of a unit's fingerprint.
+OPERATIONAL = {"output_dir", "init_from", "threads", "device", "log_every", "save_every", "keep_last", "pools_dir"}
+
+
+def load_ablation(path: Path) -> dict[str, Any]:
+    """Read and check the config; every error names the file and the key (exit status 2)."""
+    if not path.is_file():
+        raise UsageError(f"ablation config {path} does not exist")
+    try:
+        cfg = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: invalid TOML: {exc}") from exc
+    return check_ablation(cfg, path)
+
+
+def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Check a config dict (read from ``path``, possibly rescaled by a script); errors name the file and key."""
+    unknown = sorted(set(cfg) - TOP_KEYS)
+    if unknown:
+        raise UsageError(f"{path}: unknown key(s) {unknown} (expected {sorted(TOP_KEYS)})")
+    for key in ("name", "seeds", "reference", "stages", "arms", "eval"):
+        if key not in cfg:
+            raise UsageError(f"{path}: missing key `{key}`")
+    arms, ev = cfg["arms"], cfg["eval"]
+    if cfg["reference"] not in arms:
+        raise UsageError(f"{path}: reference = {cfg['reference']!r} is not one of [arms]: {sorted(arms)}")
+    for name, arm in arms.items():
+        bad = sorted(set(arm) - {"set", "stages"})
+        if bad:
+            raise UsageError(f"{path}: arms.{name}: unknown key(s) {bad} (expected set, stages)")
+    if not isinstance(cfg["seeds"], list) or len(cfg["seeds"]) < 1 or len(set(cfg["seeds"])) != len(cfg["seeds"]):
+        raise UsageError(f"{path}: seeds must be a list of distinct integers, got {cfg['seeds']!r}")
+    bad_eval = sorted(set(ev) - EVAL_KEYS)
+    if bad_eval:
+        raise UsageError(f"{path}: eval: unknown key(s) {bad_eval} (expected {sorted(EVAL_KEYS)})")
+    dev, test = list(ev.get("dev", [])), list(ev.get("test", []))
+    if not dev or not test:
+        raise UsageError(f"{path}: eval.dev and eval.test must each name at least one task")
+    both = sorted(set(dev) & set(test))
+    if both:
+        raise UsageError(f"{path}: eval: task(s) {both} are in both dev and test; a test task may not inform choices")
+    choose = cfg.get("choose")
+    if choose is not None:
+        if set(choose) - {"key", "values", "arm"} or "key" not in choose or len(choose.get("values", [])) < 2:
+            raise UsageError(f"{path}: choose needs `key` and at least two `values` (optional `arm`)")
+        if choose.get("arm", cfg["reference"]) not in arms:
+            raise UsageError(f"{path}: choose.arm = {choose['arm']!r} is not one of [arms]: {sorted(arms)}")
+    return cfg
+
+
+def choose_value(values: list[Any], dev_scores: list[dict[str, float]], dev_tasks: list[str]) -> Any:
+    """The value whose mean main score over the dev tasks is highest (ties: the first listed).
+
+    Takes dev scores only and refuses anything else: a test task here would let the test set pick a setting."""
+    for scores in dev_scores:
+        leaked = sorted(set(scores) - set(dev_tasks))
+        if leaked:
+            raise UsageError(f"choose: scores of non-dev task(s) {leaked} offered to a choice; only dev tasks may be")
+        if set(scores) != set(dev_tasks):
+            raise UsageError(f"choose: dev task(s) {sorted(set(dev_tasks) - set(scores))} have no score")
+    means = [sum(s[t] for t in dev_tasks) / len(dev_tasks) for s in dev_scores]
+    return values[max(range(len(values)), key=lambda i: (means[i], -i))]
+
+
+def fingerprint(stage_cfg: Any) -> str:
+    """Hash of a stage's resolved config without its operational keys (what decides the trained weights)."""
+    data = {k: v for k, v in stage_cfg.to_dict().items() if k not in OPERATIONAL}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Ablation:
+    """Runs the units of one config in order, recording each in <out>/ablate.json as it finishes."""
+
+    def __init__(self, cfg: dict[str, Any], config_path: Path) -> None:
+        self.cfg, self.config_path = cfg, config_path
+        self.out = Path(cfg.get("out", f"runs/ablations/{cfg['name']}"))
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.state: dict[str, Any] = read_json(self.out / STATE, {"done": {}})
+        ev = cfg["eval"]
+        self.dev, self.test = list(ev["dev"]), list(ev["test"])
+        self.data_dir = Path(cfg.get("data_dir", "../shared/data"))
+
+    def _say(self, unit: str, message: str) -> None:
+        print(f"[ablate] {unit}: {message}", flush=True)
+
+    def _record(self, unit: str, value: dict[str, Any]) -> None:
+        self.state["done"][unit] = value
+        atomic_write_json(self.out / STATE, self.state)
+
+    def train_chain(self, prefix: str, stages: list[dict[str, Any]], extra: list[str], seed: int | None,
+                    init: str | None) -> str | None:  # fmt: skip
+        """Train ``stages`` in order (extra overrides on the last one; seed None: the stage's own); returns the
+        last final model, or ``init`` when there are no stages."""
+        from train.cli import resolve
+        from train.errors import TrainError
+
+        for i, stage in enumerate(stages):
+            unit = f"{prefix}/stage{i}"
+            sets = [*self.cfg.get("set", []), *stage.get("set", []), *(extra if i == len(stages) - 1 else [])]
+            sets += ([f"seed={seed}"] if seed is not None else []) + [f"output_dir={self.out / unit}"]
+            sets += [f"init_from={init}"] if init else []
+            try:
+                module, stage_cfg = resolve(stage["config"], None, sets)
+            except TrainError as exc:  # the train CLI's one-line errors (config key, type, missing file)
+                raise UsageError(f"{self.config_path}: {unit} ({stage['config']}): {exc}") from exc
+            fp, done = fingerprint(stage_cfg), self.state["done"].get(unit)
+            if done and done["fingerprint"] != fp:
+                raise UsageError(f"{self.config_path}: {unit} was trained with another config (fingerprint "
+                                 f"{done['fingerprint']} != {fp}); use a fresh `out` folder")  # fmt: skip
+            if done and Path(done["final"]).is_dir():
+                self._say(unit, "done earlier, skipped")
+                init = done["final"]
+                continue
+            self._say(unit, f"training {stage['config']} (resumes from its newest checkpoint)")
+            start = time.perf_counter()
+            final = module.run(stage_cfg, resume="latest")
+            self._record(unit, {"final": str(final), "fingerprint": fp, "config": stage["config"],
+                                "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+            init = str(final)
+        return init
+
+    def train_arm(self, arm: str, seed: int, extra: list[str] | None = None, tag: str = "") -> str:
+        """Shared stages of this seed (once), then the arm's stages; returns the arm's final model."""
+        init = self.train_chain("base", self.cfg.get("base", []), [], None, None)
+        init = self.train_chain(f"seed{seed}/shared", self.cfg.get("shared", []), [], seed, init)
+        spec = self.cfg["arms"][arm] or {}
+        stages = spec.get("stages", self.cfg["stages"])
+        final = self.train_chain(f"seed{seed}/{arm}{tag}", stages, [*spec.get("set", []), *(extra or [])], seed, init)
+        assert final is not None  # load_ablation requires at least one stage
+        return final
+
+    def evaluate(self, model: str, name: str, tasks: list[str]) -> dict[str, float]:
+        """Harness evaluation of one model on ``tasks``; returns {task: main score} (0–1 scale)."""
+        from harness.models import ModelOptions
+        from harness.runner import RunConfig, run
+
+        ev = self.cfg["eval"]
+        run_cfg = RunConfig(model=f"conan:{model}", data_dir=self.data_dir, out=self.out / "evals", tasks=tasks,
+                            run_name=name, batch_size=ev.get("batch_size", 64), use_cache=False,
+                            options=ModelOptions(device=ev.get("device"), max_length=ev.get("max_length")),
+                            show_progress=False)  # fmt: skip
+        unit = f"eval/{name}"
+        done = self.state["done"].get(unit)
+        if done and done["model"] == model and set(tasks) <= set(done["scores"]):
+            self._say(unit, "done earlier, skipped")
+            return {t: done["scores"][t] for t in tasks}
+        start = time.perf_counter()
+        if run(run_cfg) != 0:
+            raise UsageError(f"evaluation {name} had failing tasks: see {run_cfg.out / name / 'run.json'}")
+        record = json.loads((run_cfg.out / name / "run.json").read_text(encoding="utf-8"))
+        scores = {t: float(record["tasks"][t]["main_score"]) for t in tasks}
+        self._record(unit, {"model": model, "run_dir": str(run_cfg.out / name), "scores": scores,
+                            "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+        return scores
+
+    def choose(self) -> list[str]:
+        """Tune [choose].key on the dev tasks (first seed); returns the override every arm then gets."""
+        spec = self.cfg.get("choose")
+        if not spec:
+            return []
+        arm, seed = spec.get("arm", self.cfg["reference"]), self.cfg["seeds"][0]
+        dev_scores = []
+        for i, value in enumerate(spec["values"]):
+            setting = f"{spec['key']}={json.dumps(value)}"
+            final = self.train_arm(arm, seed, [setting], tag=f"-choose{i}")
+            dev_scores.append(self.evaluate(final, f"choose{i}-{arm}-seed{seed}", self.dev))  # dev tasks only
+        chosen = choose_value(spec["values"], dev_scores, self.dev)
+        self.state["chosen"] = {"key": spec["key"], "value": chosen, "arm": arm, "seed": seed,
+                                "values": spec["values"], "dev_scores": dev_scores}  # fmt: skip
+        atomic_write_json(self.out / STATE, self.state)
+        self._say("choose", f"{spec['key']} = {chosen} (mean dev score; test tasks not evaluated)")
+        return [f"{spec['key']}={json.dumps(chosen)}"]
+
+    def run(self) -> Path:
+        from reports.ablation import write_report
+
+        extra = self.choose()
+        runs: dict[str, dict[int, dict[str, str]]] = {}
+        for arm in self.cfg["arms"]:
+            for seed in self.cfg["seeds"]:
+                final = self.train_arm(arm, seed, extra)
+                self.evaluate(final, f"{arm}-seed{seed}", self.dev + self.test)
+                runs.setdefault(arm, {})[seed] = {"final": final, "eval": str(self.out / "evals" / f"{arm}-seed{seed}")}
+        report_dir = Path(self.cfg.get("report", f"reports/ablations/{self.cfg['name']}"))
+        write_report(self.cfg, self.config_path, self.state, runs, self.dev, self.test, self.data_dir, report_dir)
+        self._say("done", f"report {report_dir / 'report.md'}")
+        return report_dir
+
+
+def run_ablation(path: Path) -> int:
+    from train.errors import TrainError
+
+    try:
+        Ablation(load_ablation(path), path).run()
+    except TrainError as exc:
+        raise UsageError(f"{path}: train stage: {exc}") from exc
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("ablate", help="train arms × seeds, evaluate, bootstrap CIs against a reference",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", type=Path, help="ablation TOML (see configs/ablations/)")
+    parser.set_defaults(func=lambda args: run_ablation(args.config))

@@ -1,0 +1,227 @@
+"""The report of `harness ablate`: per arm the mean over seeds and the seed spread, and per arm against the
+reference the paired difference with a 95% bootstrap CI over seeds and items (reports/regress.py's machinery).
+
+Every number is read from a run directory (`harness run` output, with per-item predictions) or a training output
+folder (dhnm_summary.json); report.json names them, relative to the working directory, so each is traceable.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+import numpy as np
+from tabulate import tabulate
+
+from harness.runs import atomic_write, atomic_write_json, atomic_write_text, open_run, read_json
+from reports.items import NotTestable, gold_task, task_items
+from reports.regress import seeds_bootstrap, verdict
+
+LEVEL = 0.05
+WORDS = {"improved": "improves", "regressed": "hurts", "within noise": "no effect shown"}
+SEED_STREAM = 0x5EED  # the seed-draw stream is the same for every task, so a mean over tasks is a joint resample
+
+
+def rel(path: str | Path) -> str:
+    """A path as the report shows it: relative to the working directory, never the machine's absolute path."""
+    return os.path.relpath(Path(path).resolve(), Path.cwd())
+
+
+def _scores(run_dir: str, task: str) -> float:
+    return float(open_run(Path(run_dir)).read_run()["tasks"][task]["main_score"])
+
+
+def compare(ref: dict[int, str], cand: dict[int, str], task: str, data_root: Path, n_boot: int,
+            boot_seed: int) -> dict[str, Any]:  # fmt: skip
+    """Δ = mean over seeds of (candidate − reference) main score, with its seeds × items bootstrap resamples."""
+    seeds = sorted(set(ref) & set(cand))
+    delta = mean(_scores(cand[s], task) - _scores(ref[s], task) for s in seeds)
+    out: dict[str, Any] = {"delta": delta, "seeds": len(seeds), "lo": None, "hi": None, "items": 0,
+                           "verdict": "no effect shown", "reason": "", "resamples": None}  # fmt: skip
+    try:
+        runs = [(open_run(Path(ref[s])), open_run(Path(cand[s]))) for s in seeds]
+        record = runs[0][0].read_run()["tasks"][task]
+        gold = gold_task(task, record, data_root)
+        items = [(task_items(r, task, r.read_run()["tasks"][task], gold),
+                  task_items(c, task, c.read_run()["tasks"][task], gold)) for r, c in runs]  # fmt: skip
+    except NotTestable as exc:
+        out["reason"] = f"not tested: {exc}"
+        return out
+    common = set(items[0][0].keys)
+    for b, c in items:
+        common &= set(b.keys) & set(c.keys)
+    keys = [k for k in items[0][0].keys if k in common]
+    pairs = []
+    for b, c in items:
+        where_b, where_c = {k: i for i, k in enumerate(b.keys)}, {k: i for i, k in enumerate(c.keys)}
+        pb, pc = np.asarray([where_b[k] for k in keys]), np.asarray([where_c[k] for k in keys])
+        pairs.append((lambda idx, f=b.score, p=pb: f(p[idx]), lambda idx, f=c.score, p=pc: f(p[idx])))
+    item_rng = np.random.default_rng([boot_seed, zlib.crc32(task.encode())])
+    deltas = seeds_bootstrap(pairs, len(keys), n_boot, item_rng, np.random.default_rng([boot_seed, SEED_STREAM]))
+    lo, hi = (float(x) for x in np.quantile(deltas, [LEVEL / 2, 1 - LEVEL / 2]))
+    out.update(lo=lo, hi=hi, items=len(keys), unit=items[0][0].unit, resamples=deltas,
+               verdict=WORDS[verdict(delta, lo, hi, 0.0)])  # fmt: skip
+    return out
+
+
+def group(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The mean over tasks of Δ; its CI from the per-resample means (seed draws are shared across tasks)."""
+    if not results or any(r["resamples"] is None for r in results):
+        return None
+    deltas = np.mean([r["resamples"] for r in results], axis=0)
+    lo, hi = (float(x) for x in np.quantile(deltas, [LEVEL / 2, 1 - LEVEL / 2]))
+    delta = mean(r["delta"] for r in results)
+    return {"delta": delta, "lo": lo, "hi": hi, "verdict": WORDS[verdict(delta, lo, hi, 0.0)]}
+
+
+def _minutes(state: dict[str, Any]) -> dict[str, float | int]:
+    """Training and evaluation minutes summed over the recorded units (a unit finished by an earlier invocation
+    keeps the time it took then; units recorded without a time are counted apart)."""
+    units = state.get("done", {}).values()
+    train = [u["seconds"] for u in units if "final" in u and "seconds" in u]
+    evals = [u["seconds"] for u in units if "scores" in u and "seconds" in u]
+    return {"train": round(sum(train) / 60, 1), "eval": round(sum(evals) / 60, 1),
+            "units_without_time": sum("seconds" not in u for u in units)}  # fmt: skip
+
+
+def _dhnm(final: str) -> dict[str, Any] | None:
+    return read_json(Path(final).parent / "dhnm_summary.json")
+
+
+def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: dict[str, dict[int, dict[str, str]]],
+          dev: list[str], test: list[str], data_root: Path) -> dict[str, Any]:  # fmt: skip
+    """Everything the report shows, as JSON (the bootstrap resamples themselves are left out)."""
+    n_boot, boot_seed, ref = int(cfg.get("n_boot", 1000)), int(cfg.get("bootstrap_seed", 0)), cfg["reference"]
+    evals = {arm: {s: r["eval"] for s, r in by_seed.items()} for arm, by_seed in runs.items()}
+    report: dict[str, Any] = {
+        "name": cfg["name"], "config": rel(config_path), "scale": cfg.get("scale", ""), "seeds": cfg["seeds"],
+        "reference": ref, "dev": dev, "test": test, "chosen": state.get("chosen"),
+        "bootstrap": {"n_boot": n_boot, "seed": boot_seed, "level": LEVEL, "over": "seeds and items, paired"},
+        "arms": {}, "comparisons": {}, "compute_minutes": _minutes(state),
+    }  # fmt: skip
+    for arm, by_seed in runs.items():
+        scores = {t: {s: _scores(r["eval"], t) for s, r in by_seed.items()} for t in dev + test}
+        report["arms"][arm] = {
+            "runs": {s: {"eval": rel(r["eval"]), "final": rel(r["final"])} for s, r in by_seed.items()},
+            "scores": scores,
+            "mean": {t: mean(v.values()) for t, v in scores.items()},
+            "sd": {t: float(np.std(list(v.values()), ddof=1)) if len(v) > 1 else 0.0 for t, v in scores.items()},
+            "range": {t: [min(v.values()), max(v.values())] for t, v in scores.items()},
+            "dhnm": {s: _dhnm(r["final"]) for s, r in by_seed.items() if _dhnm(r["final"]) is not None},
+        }  # fmt: skip
+    for arm in runs:
+        if arm == ref:
+            continue
+        per_task = {t: compare(evals[ref], evals[arm], t, data_root, n_boot, boot_seed) for t in dev + test}
+        comp = {t: {k: v for k, v in r.items() if k != "resamples"} for t, r in per_task.items()}
+        comp["dev mean"] = group([per_task[t] for t in dev])
+        comp["test mean"] = group([per_task[t] for t in test])
+        report["comparisons"][arm] = comp
+    return report
+
+
+def _ci(r: dict[str, Any] | None) -> tuple[str, str, str]:
+    if r is None:
+        return "—", "—", "not tested"
+    ci = "—" if r.get("lo") is None else f"[{100 * r['lo']:+.2f}, {100 * r['hi']:+.2f}]"
+    word = f"**{r['verdict']}**" if r["verdict"] != "no effect shown" else r["verdict"]
+    return f"{100 * r['delta']:+.2f}", ci, word + (f" ({r['reason']})" if r.get("reason") else "")
+
+
+def render(rep: dict[str, Any]) -> str:
+    dev, test, ref = rep["dev"], rep["test"], rep["reference"]
+    mark = {**{t: f"{t} (dev)" for t in dev}, **{t: f"{t} (test)" for t in test}}
+    rows = []
+    for arm, a in rep["arms"].items():
+        cells = [f"{100 * a['mean'][t]:.2f} ± {100 * a['sd'][t]:.2f}" for t in dev + test]
+        rows.append([f"**{arm}** (reference)" if arm == ref else arm, *cells])
+    comp_rows = []
+    for arm, comp in rep["comparisons"].items():
+        for t in [*dev, "dev mean", *test, "test mean"]:
+            comp_rows.append([arm, mark.get(t, f"*{t}*"), *_ci(comp[t])])
+    chosen = rep.get("chosen")
+    b = rep["bootstrap"]
+    lines = [
+        f"# Ablation: {rep['name']}", "",
+        f"- config: `{rep['config']}` (regenerate: `harness ablate {rep['config']}`)",
+        f"- scale: {rep['scale'] or 'not stated'}",
+        f"- compute: {rep['compute_minutes']['train']} min training + {rep['compute_minutes']['eval']} min "
+        "evaluation, summed over the recorded units"
+        + (f" ({rep['compute_minutes']['units_without_time']} units recorded without a time)"
+           if rep["compute_minutes"]["units_without_time"] else ""),
+        f"- seeds: {', '.join(str(s) for s in rep['seeds'])}; reference arm: **{ref}**",
+        f"- dev tasks (settings may be chosen on these): {', '.join(dev)}",
+        f"- test tasks (final settings only, never used for a choice): {', '.join(test)}",
+        "- choice on dev: " + (f"`{chosen['key']}` = {chosen['value']} among {chosen['values']} (arm {chosen['arm']}, "
+                               f"seed {chosen['seed']}, mean dev main score)" if chosen else "none (no [choose])"),
+        "", "## Scores (main score ×100, mean ± sd over seeds)", "",
+        tabulate(rows, headers=["arm", *(mark[t] for t in dev + test)], tablefmt="github", disable_numparse=True),
+        "", f"## Against the reference arm ({ref})", "",
+        f"Δ = mean over seeds of (arm − {ref}), main score ×100. 95% CI: paired bootstrap over seeds and items "
+        f"({b['n_boot']} resamples, seed {b['seed']}); the group means resample seeds jointly across tasks. Verdict "
+        "*improves* / *hurts* only when the CI excludes 0, otherwise *no effect shown*. Only the test rows and the "
+        "test mean are evidence; dev rows may be optimistic by whatever was chosen on them.", "",
+        tabulate(comp_rows, headers=["arm", "task", "Δ", "95% CI", "verdict"], tablefmt="github",
+                 disable_numparse=True), "",
+        "![scores per arm](scores.png)", "",
+    ]  # fmt: skip
+    lines += _dhnm_section(rep)
+    lines += ["## Runs", "", "Every score above is a run directory's `main_score`; per seed:", ""]
+    for arm, a in rep["arms"].items():
+        for s, r in a["runs"].items():
+            lines.append(f"- {arm}, seed {s}: evaluation `{r['eval']}`, model `{r['final']}`")
+    return "\n".join(lines) + "\n"
+
+
+def _dhnm_section(rep: dict[str, Any]) -> list[str]:
+    rows = []
+    for arm, a in rep["arms"].items():
+        for seed, summary in a["dhnm"].items():
+            for task, s in summary.items():
+                rows.append([arm, seed, task, s["mode"], s["k"], f"{s['draws_per_query']:.2f}", s["checked"],
+                             s["initial_drops"], s["decay_replacements"], f"{100 * s['replacement_rate']:.1f}%",
+                             s["used"], s["exhausted"]])  # fmt: skip
+    if not rows:
+        return []
+    headers = ["arm", "seed", "task", "mode", "K", "draws/query", "checked", "initial drops", "decay repl.",
+               "repl. rate", "used", "exhausted"]  # fmt: skip
+    return ["## DHNM per task (from each run's dhnm_summary.json)", "",
+            "*used*: replaced negatives that training later served (a replacement acts only when its query comes "
+            "back).", "", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]  # fmt: skip
+
+
+def plot(rep: dict[str, Any], path: Path) -> None:
+    """One panel per task: each arm's seeds (dots) and their mean (bar), dev and test panels labelled."""
+    from reports.plots import plt
+
+    tasks = rep["dev"] + rep["test"]
+    arms = list(rep["arms"])
+    fig, axes = plt.subplots(1, len(tasks), figsize=(2.2 + 2.0 * len(tasks) * max(1, len(arms) / 3), 3.4),
+                             squeeze=False)  # fmt: skip
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for i, arm in enumerate(arms):
+            values = [100 * v for v in rep["arms"][arm]["scores"][task].values()]
+            ax.bar(i, mean(values), color="#9ab" if arm != rep["reference"] else "#579", alpha=0.8)
+            ax.scatter([i] * len(values), values, color="k", s=10, zorder=3)
+        ax.set_xticks(range(len(arms)), arms, rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"{task} ({'dev' if task in rep['dev'] else 'test'})", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("main score ×100 (dots: seeds)")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def write_report(cfg: dict[str, Any], config_path: Path, state: dict[str, Any],
+                 runs: dict[str, dict[int, dict[str, str]]], dev: list[str], test: list[str], data_root: Path,
+                 out: Path) -> dict[str, Any]:  # fmt: skip
+    """report.json + report.md + scores.png under ``out``; returns the report dict."""
+    rep = build(cfg, config_path, state, runs, dev, test, data_root)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "report.json", rep)
+    atomic_write_text(out / "report.md", render(rep))
+    plot(rep, out / "scores.png")
+    return rep

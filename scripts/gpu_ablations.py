@@ -1,0 +1,128 @@
+"""Device script: the three shipped ablations (soft mask, DHNM, CLR) at GPU scale, one after the other.
+
+Each configs/ablations/<name>.toml is rescaled in memory (larger preset, more steps, longer texts; DHNM also
+trains on drcd_qp_zh and English QA/paraphrase pairs, and is scored on SQuADRetrieval too) and run by `harness
+ablate`'s runner into runs/ablations/gpu/<name>, with its report in reports/ablations/gpu/<name>/;
+reports/ablations/gpu/gpu_run.json records the device and each ablation's wall time.
+The sizes target ≤ 8 minutes for all three on one H100/H200; that target is an estimate until a device run
+measures it (docs/training-supervised.md says which).
+
+    python scripts/gpu_ablations.py                    # on the device machine (all three, 3 seeds)
+    python scripts/gpu_ablations.py --only dhnm        # one ablation
+    python scripts/gpu_ablations.py --init SPEC        # start from an imported model (the stages' `init` key)
+    python scripts/gpu_ablations.py --dry-run          # CPU plumbing check: tiny sizes, sample tasks, 1 seed
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a file from anywhere
+    sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+from conan_model import pick_device  # noqa: E402
+from harness.ablate import Ablation, check_ablation, load_ablation  # noqa: E402
+from harness.runs import atomic_write_json  # noqa: E402
+from train.metrics import device_name  # noqa: E402
+
+NAMES = ("softmask", "dhnm", "clr")
+# Overrides per scale for the base stages (by stage file), the ablated stage (by ablation), and the evaluation.
+SCALES: dict[str, dict[str, Any]] = {
+    "gpu": {
+        "seeds": [0, 1, 2],
+        "set": ["device=auto"],
+        "base": {"pretrain": ["model=small", "steps=1500", "batch_size=32", "seq_len=256", "tokenizer_vocab=8192",
+                              "save_every=1500"],
+                 "weak": ["steps=500", "batch_size=64", "max_length=128", "save_every=500"]},
+        "stage": {"softmask": ["steps=300", "batch_size=64", "max_length=128", "save_every=300"],
+                  "dhnm": ["steps=1100", "max_length=96", "save_every=1100", "tasks.qa_zh.batch_size=32",
+                           "tasks.qa_zh.data=['train/cmrc_qp_zh', 'train/drcd_qp_zh']", "tasks.qa_en.kind='retrieval'",
+                           "tasks.qa_en.data=['train/trecqa_pairs_en', 'train/msrp_pairs_en']",
+                           "tasks.qa_en.batch_size=32", "tasks.qa_en.weight=0.3"],
+                  "clr": ["steps=600", "max_length=96", "save_every=600"]},
+        "eval": {"max_length": 256, "batch_size": 256},
+        "test": {"dhnm": ["CMRC2018Retrieval", "SQuADRetrieval"],  # English pairs train at this scale
+                 "softmask": ["STSBenchmark", "STS12", "SICK-R", "SQuADRetrieval", "TrecQAReranking"]},
+        "scale": "GPU: small preset (9.4M params) pretrained 1500 x 32 x 256 tokens + weak 500 x 64 here; "
+                 "ablated stage: soft mask 300 x 64 pairs, DHNM 1100 x 32 (cmrc+drcd : trecqa+msrp = 1 : 0.3, "
+                 "each ~3.4 epochs), CLR 600 steps; eval max_length 256",
+    },
+    "dry": {
+        "seeds": [0],
+        "set": ["threads=1", "device=cpu"],
+        "base": {"pretrain": ["steps=3", "batch_size=4", "seq_len=32", "tokenizer_vocab=600", "tokenizer_rows=300",
+                              "save_every=3"],
+                 "weak": ["steps=3", "batch_size=8", "max_length=32", "save_every=3"]},
+        "stage": {"softmask": ["steps=3", "batch_size=8", "max_length=32", "save_every=3"],
+                  "dhnm": ["steps=3", "max_length=32", "save_every=3", "pool_depth=12"],
+                  "clr": ["steps=3", "max_length=32", "save_every=3", "pool_depth=12"]},
+        "eval": {"max_length": 32, "batch_size": 64, "dev": ["STS16"], "test": ["STSBenchmark"]},
+        "scale": "dry run: 3 steps per stage on CPU, sample tasks; checks the plumbing, measures nothing",
+    },
+}  # fmt: skip
+
+
+def rescale(cfg: dict[str, Any], scale: str, init: str | None, root: Path) -> dict[str, Any]:
+    """The ablation config at ``scale``: outputs under <root>/runs and <root>/reports, sizes from SCALES."""
+    s, cfg = SCALES[scale], copy.deepcopy(cfg)
+    name = cfg["name"]
+    cfg["out"] = str(root / "runs" / "ablations" / scale / name)
+    cfg["report"] = str(root / "reports" / "ablations" / scale / name)
+    cfg["seeds"], cfg["set"], cfg["scale"] = s["seeds"], list(s["set"]), s["scale"]
+    for stage in cfg.get("base", []):
+        stage["set"] = [*stage.get("set", []), *s["base"][Path(stage["config"]).stem]]
+    for stage in cfg["stages"]:
+        stage["set"] = [*stage.get("set", []), *s["stage"][name]]
+    if init:  # the pretrained-decoder import replaces the home-made base
+        cfg.pop("base", None)
+        cfg["stages"][0]["set"].append(f"init={init}")
+    ev = {k: v for k, v in s["eval"].items() if k not in ("dev", "test")}
+    cfg["eval"] = {**cfg["eval"], **ev}
+    cfg["eval"]["test"] = s.get("test", {}).get(name, cfg["eval"]["test"])
+    if "dev" in s["eval"]:  # dry run: the embedded sample's tasks (the real ones take minutes on a CPU)
+        cfg["eval"].update(dev=s["eval"]["dev"], test=s["eval"]["test"])
+        cfg["data_dir"] = str(REPO / "harness" / "sample_data")
+        cfg.pop("choose", None)
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=NAMES, action="append", help="run these ablations only (repeatable)")
+    ap.add_argument("--init", help="model spec every ablation starts from (needs the stages' `init` key)")
+    ap.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, sample tasks")
+    ap.add_argument("--root", type=Path, default=REPO, help="where runs/ and reports/ go (default: the repository)")
+    args = ap.parse_args(argv)
+    os.chdir(REPO)  # the configs name stages and data relative to the repository root
+    scale = "dry" if args.dry_run else "gpu"
+    device = torch.device("cpu") if args.dry_run else pick_device()
+    if scale == "gpu":
+        if device.type == "cpu":
+            print("gpu_ablations: no accelerator here; use --dry-run for the CPU plumbing check", file=sys.stderr)
+            return 0
+    record: dict[str, Any] = {"scale": scale, "init": args.init, "ablations": {}}
+    for name in args.only or NAMES:
+        path = Path("configs") / "ablations" / f"{name}.toml"
+        cfg = check_ablation(rescale(load_ablation(REPO / path), scale, args.init, args.root), path)
+        start = time.perf_counter()
+        report = Ablation(cfg, path).run()
+        record["ablations"][name] = {"wall_s": round(time.perf_counter() - start, 1), "scale": cfg["scale"],
+                                     "report": str(Path(cfg["report"]).relative_to(args.root))}  # fmt: skip
+        print(f"[gpu_ablations] {name}: {record['ablations'][name]['wall_s']} s -> {report}", flush=True)
+    record["device"] = device_name(device)
+    record["total_wall_s"] = round(sum(a["wall_s"] for a in record["ablations"].values()), 1)
+    atomic_write_json(args.root / "reports" / "ablations" / scale / "gpu_run.json", record)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

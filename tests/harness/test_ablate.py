@@ -1,0 +1,172 @@
+"""`harness ablate` end to end on a tiny config (2 arms × 2 seeds, a dev choice): kill -9 and resume, the CI
+against a hand computation from the raw prediction files, and the dev/test rule."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from conan_model import train_tokenizer as train_bbpe
+from harness.ablate import choose_value
+from harness.cli import main
+from harness.errors import UsageError
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "harness" / "sample_data"
+N_BOOT = 200
+
+
+def write_configs(tmp: Path, shared_data: Path, **extra: str) -> Path:
+    tok = tmp / "tokenizer.json"
+    if not tok.exists():
+        train_bbpe([shared_data / "train" / "parallel_en_zh" / "train.jsonl"], 800, ("query", "positive"),
+                   max_rows=600, save_path=tok)  # fmt: skip
+    stage = tmp / "weak.toml"
+    stage.write_text(f"""stage = "weak"
+data_root = "{shared_data / "train"}"
+data = ["parallel_en_zh"]
+tokenizer = "{tok}"
+model_overrides = {{max_length = 32}}
+max_length = 32
+batch_size = 16
+steps = 6
+lr = 2e-3
+log_every = 3
+save_every = 3
+""")
+    body = {
+        "name": '"tiny"', "out": f'"{tmp / "work"}"', "report": f'"{tmp / "report"}"', "scale": '"test: 6 steps"',
+        "seeds": "[0, 1]", "reference": '"bidir"', "data_dir": f'"{SAMPLE}"', "set": '["threads=1"]',
+        "n_boot": str(N_BOOT), **extra,
+    }  # fmt: skip
+    text = "\n".join(f"{k} = {v}" for k, v in body.items()) + f"""
+[[stages]]
+config = "{stage}"
+[arms.bidir]
+set = ["mask_schedule='bidirectional'"]
+[arms.linear]
+set = ["mask_schedule='linear'"]
+[eval]
+dev = ["STS16"]
+test = ["STSBenchmark"]
+[choose]
+key = "lr"
+values = [1e-3, 3e-3]
+"""
+    path = tmp / "ablation.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def hand_ci(report: dict, task: str, arm: str) -> tuple[float, float, float]:
+    """The seeds × items bootstrap written out from the prediction files and the gold scores, with scipy."""
+    gold = [json.loads(x)["score"] for x in (SAMPLE / "en" / task / "test.jsonl").read_text().splitlines()]
+    gold = np.asarray(gold, dtype=float)
+
+    def sims(run: str) -> np.ndarray:
+        preds = json.loads((Path(run) / "predictions" / f"{task}_predictions.json").read_text())
+        return np.asarray(preds["default"]["test"]["cosine_scores"], dtype=float)
+
+    ref = [sims(r["eval"]) for r in report["arms"]["bidir"]["runs"].values()]
+    cand = [sims(r["eval"]) for r in report["arms"][arm]["runs"].values()]
+    full = np.mean([spearmanr(gold, c)[0] - spearmanr(gold, r)[0] for r, c in zip(ref, cand, strict=True)])
+    seed_rng, item_rng = np.random.default_rng([0, 0x5EED]), np.random.default_rng([0, zlib.crc32(task.encode())])
+    deltas = []
+    for _ in range(N_BOOT):
+        seeds = seed_rng.integers(0, 2, 2)
+        idx = item_rng.integers(0, len(gold), len(gold))
+        deltas.append(np.mean([spearmanr(gold[idx], cand[s][idx])[0] - spearmanr(gold[idx], ref[s][idx])[0]
+                               for s in seeds]))  # fmt: skip
+    lo, hi = np.quantile(deltas, [0.025, 0.975])
+    return float(full), float(lo), float(hi)
+
+
+@pytest.mark.slow
+def test_ablate_kill_resume_ci_and_dev_test_rule(tmp_path: Path, shared_data: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    config = write_configs(tmp_path, shared_data)
+    work = tmp_path / "work"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "ablate", str(config)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline:  # kill -9 once the first arm's model is trained
+        state = json.loads((work / "ablate.json").read_text()) if (work / "ablate.json").exists() else {"done": {}}
+        if "seed0/bidir/stage0" in state["done"]:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    before = json.loads((work / "ablate.json").read_text())["done"]
+    assert "seed0/bidir/stage0" in before and "report" not in before
+    finals = {u: Path(v["final"]) / "model.safetensors" for u, v in before.items() if "final" in v}
+    mtimes = {u: p.stat().st_mtime_ns for u, p in finals.items()}
+
+    assert main(["ablate", str(config)]) == 0
+    log = capsys.readouterr().out
+    for unit in finals:  # every unit finished before the kill is skipped, its weights untouched
+        assert f"[ablate] {unit}: done earlier, skipped" in log
+        assert finals[unit].stat().st_mtime_ns == mtimes[unit]
+
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert (tmp_path / "report" / "scores.png").stat().st_size > 1000
+    assert "STS16 (dev)" in md and "STSBenchmark (test)" in md
+    assert "`/" not in md and str(REPO) not in md and str(REPO) not in json.dumps(report)  # relative paths only
+    # Dev/test rule: the choice saw dev scores only, and its runs never evaluated a test task.
+    chosen = report["chosen"]
+    assert chosen["key"] == "lr" and chosen["value"] in (1e-3, 3e-3)
+    assert all(set(s) == {"STS16"} for s in chosen["dev_scores"])
+    for i in range(2):
+        run = json.loads((work / "evals" / f"choose{i}-bidir-seed0" / "run.json").read_text())
+        assert set(run["tasks"]) == {"STS16"}
+    better = max(range(2), key=lambda i: chosen["dev_scores"][i]["STS16"])
+    assert chosen["value"] == chosen["values"][better]
+    # The CI against the hand computation (same resampling scheme, written out with scipy on the raw files).
+    for task in ("STS16", "STSBenchmark"):
+        row = report["comparisons"]["linear"][task]
+        delta, lo, hi = hand_ci(report, task, "linear")
+        assert row["delta"] == pytest.approx(delta, abs=1e-9) and row["items"] == len(
+            (SAMPLE / "en" / task / "test.jsonl").read_text().splitlines())
+        assert (row["lo"], row["hi"]) == pytest.approx((lo, hi), abs=1e-9)
+        assert row["verdict"] == ("improves" if lo > 0 else "hurts" if hi < 0 else "no effect shown")
+        arm = report["arms"]["linear"]
+        assert arm["mean"][task] == pytest.approx(np.mean(list(arm["scores"][task].values())), abs=1e-12)
+
+    assert main(["ablate", str(config)]) == 0  # all done: nothing is trained or evaluated again
+    log = capsys.readouterr().out
+    assert "training" not in log and log.count("done earlier, skipped") == 4 + 2 + 4 + 2  # chains, evals
+
+
+def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
+    assert choose_value([1, 2], [{"a": 0.1, "b": 0.5}, {"a": 0.4, "b": 0.3}], ["a", "b"]) == 2
+    assert choose_value([1, 2], [{"a": 0.3}, {"a": 0.3}], ["a"]) == 1  # a tie keeps the first value
+    with pytest.raises(UsageError, match="non-dev task"):
+        choose_value([1, 2], [{"a": 0.1, "t": 0.9}, {"a": 0.2}], ["a"])
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndev = [\"STS16\", \"STSBenchmark\"]"}, "in both dev and test"),
+    ({"[arms.linear]\n": "[arms.linear]\nstep = 3\n"}, "arms.linear: unknown key(s) ['step']"),
+    ({'reference = "bidir"': 'reference = "causal"'}, "reference = 'causal' is not one of"),
+])  # fmt: skip
+def test_bad_configs_exit_2_naming_file_and_key(tmp_path: Path, shared_data: Path, capsys, change, message) -> None:
+    config = write_configs(tmp_path, shared_data)
+    text = config.read_text()
+    for old, new in change.items():
+        assert old in text
+        text = text.replace(old, new)
+    config.write_text(text)
+    assert main(["ablate", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(config) in err

@@ -1,0 +1,74 @@
+"""The GPU ablation script's CPU dry run: all three shipped ablations rescaled, trained, evaluated and reported;
+and the GPU scale's configs resolve (every stage key, every evaluation task present in the shared data)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.ablate import check_ablation, load_ablation
+from harness.data import discover_tasks
+from train.cli import resolve
+
+REPO = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("gpu_ablations", REPO / "scripts" / "gpu_ablations.py")
+gpu_ablations = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gpu_ablations)
+
+
+@pytest.mark.parametrize("scale", ["cpu", "gpu"])
+def test_shipped_configs_resolve_and_name_real_tasks(scale: str, shared_data: Path, tmp_path: Path,
+                                                     monkeypatch) -> None:  # fmt: skip
+    monkeypatch.chdir(REPO)
+    local = discover_tasks(shared_data)
+    for name in gpu_ablations.NAMES:
+        path = Path("configs/ablations") / f"{name}.toml"
+        cfg = load_ablation(path)
+        if scale == "gpu":
+            cfg = check_ablation(gpu_ablations.rescale(cfg, "gpu", None, tmp_path), path)
+            assert cfg["out"].startswith(str(tmp_path))
+        assert cfg["seeds"] == [0, 1, 2] and cfg["name"] == name
+        assert all(t in local for t in cfg["eval"]["dev"] + cfg["eval"]["test"])
+        for arm in cfg["arms"].values():  # every stage, with every arm's overrides, is a valid stage config
+            for i, stage in enumerate(cfg.get("base", []) + cfg["stages"]):
+                last = i == len(cfg.get("base", [])) + len(cfg["stages"]) - 1
+                _, stage_cfg = resolve(stage["config"], None,
+                                       [*cfg["set"], *stage.get("set", []), *(arm.get("set", []) if last else [])])
+                assert stage_cfg.steps >= (300 if scale == "gpu" else 150)
+                assert stage_cfg.device == "auto" or scale == "cpu"
+    dhnm = gpu_ablations.rescale(load_ablation(Path("configs/ablations/dhnm.toml")), "gpu", None, tmp_path)
+    _, stage_cfg = resolve(dhnm["stages"][0]["config"], None, dhnm["stages"][0]["set"])
+    specs = stage_cfg.task_specs()
+    total = sum(t["weight"] for t in specs.values())
+    for name, task in specs.items():  # every query drawn >= 3 times in expectation, with a margin for the draws
+        rows = sum(len((shared_data / d / "train.jsonl").read_text().splitlines()) for d in task["data"])
+        expected_draws = stage_cfg.steps * task["weight"] / total * task["batch_size"]
+        assert expected_draws >= 3.3 * rows, (name, expected_draws / rows)
+    assert {"cmrc_qp_zh", "drcd_qp_zh"} <= {Path(d).name for d in specs["qa_zh"]["data"]}
+    assert "SQuADRetrieval" in dhnm["eval"]["test"]
+
+
+def test_gpu_script_exits_cleanly_without_an_accelerator(tmp_path: Path, capsys) -> None:
+    if gpu_ablations.pick_device().type != "cpu":
+        pytest.skip("an accelerator is present: the real run is not a unit test")
+    assert gpu_ablations.main(["--root", str(tmp_path)]) == 0
+    assert "no accelerator" in capsys.readouterr().err and not (tmp_path / "reports").exists()
+
+
+@pytest.mark.slow
+def test_dry_run_trains_evaluates_and_reports_all_three(tmp_path: Path, shared_data: Path, monkeypatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert gpu_ablations.main(["--dry-run", "--root", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "reports/ablations/dry/gpu_run.json").read_text())
+    assert set(record["ablations"]) == {"softmask", "dhnm", "clr"} and record["device"] == "cpu"
+    for name, arms in (("softmask", 5), ("dhnm", 3), ("clr", 2)):
+        report = json.loads((tmp_path / "reports/ablations/dry" / name / "report.json").read_text())
+        assert len(report["arms"]) == arms and len(report["comparisons"]) == arms - 1
+        assert report["test"] == ["STSBenchmark"] and report["scale"].startswith("dry run")
+        assert (tmp_path / "reports/ablations/dry" / name / "scores.png").is_file()
+    dhnm = json.loads((tmp_path / "reports/ablations/dry/dhnm/report.json").read_text())
+    assert dhnm["arms"]["dynamic"]["dhnm"]["0"]["qa_zh"]["mode"] == "dynamic"
+    assert dhnm["arms"]["static"]["dhnm"]["0"]["qa_zh"]["replacements"] == 0
