@@ -1,33 +1,38 @@
 """conan_model: the Conan-embedding-v2 architecture, masks, pooling, tokenizer, checkpoints and encoder.
 
 Self-contained: imports nothing from the rest of the project. See docs/conan_model.md.
+
+Names load lazily (PEP 562): `import conan_model.config` or the `harness models` CLI registration must not pay
+for torch; `from conan_model import ConanModel` imports the submodule that defines it on first use.
 """
 
-from .checkpoint import load_config, load_pretrained, save_pretrained
-from .config import PRESETS, ConanConfig
-from .device import default_dtype, dist_backend, pick_device, synchronize
-from .encoder import ConanEncoder
-from .masks import (
-    MASK_MODES,
-    SCHEDULES,
-    mask_weights,
-    sdpa_mask,
-    soft_alpha,
-    soft_mask_bias,
-    soft_mask_weights,
-)
-from .modeling import ConanModel
-from .pooling import l2_normalize, last_token_pool, mean_pool, pool, truncate_and_normalize
-from .tokenizer import (
-    SPECIAL_TOKENS,
-    EncodedBatch,
-    encode_batch,
-    iter_jsonl_texts,
-    load_tokenizer,
-    save_tokenizer,
-    train_tokenizer,
-    train_tokenizer_from_texts,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "checkpoint": ("load_config", "load_pretrained", "save_pretrained"),
+    "config": ("PRESETS", "ConanConfig"),
+    "device": ("default_dtype", "dist_backend", "pick_device", "synchronize"),
+    "encoder": ("ConanEncoder",),
+    "masks": ("MASK_MODES", "SCHEDULES", "mask_weights", "sdpa_mask", "soft_alpha", "soft_mask_bias",
+              "soft_mask_weights"),
+    "modeling": ("ConanModel",),
+    "pooling": ("l2_normalize", "last_token_pool", "mean_pool", "pool", "truncate_and_normalize"),
+    "tokenizer": ("SPECIAL_TOKENS", "EncodedBatch", "encode_batch", "iter_jsonl_texts", "load_tokenizer",
+                  "save_tokenizer", "train_tokenizer", "train_tokenizer_from_texts"),
+}  # fmt: skip
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'conan_model' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "MASK_MODES",

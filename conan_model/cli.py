@@ -17,8 +17,7 @@ import dataclasses
 import sys
 from typing import Any
 
-from .config import ATTENTIONS
-from .pooling import POOLINGS
+from .config import ATTENTIONS, POOLINGS
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from .pooling import POOLINGS
+POOLINGS = ("mean", "last")  # defined here, not in pooling.py, so reading a config never imports torch
 
 ATTENTIONS = ("bidirectional", "causal")  # inference mask modes a checkpoint may declare
 
