@@ -38,11 +38,11 @@ import argparse
 import hashlib
 import json
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
+from harness.pipeline import read_toml
 from harness.runs import atomic_write_json, read_json
 
 STATE = "ablate.json"
@@ -55,13 +55,7 @@ OPERATIONAL = {"output_dir", "init_from", "threads", "device", "log_every", "sav
 
 def load_ablation(path: Path) -> dict[str, Any]:
     """Read and check the config; every error names the file and the key (exit status 2)."""
-    if not path.is_file():
-        raise UsageError(f"ablation config {path} does not exist")
-    try:
-        cfg = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: invalid TOML: {exc}") from exc
-    return check_ablation(cfg, path)
+    return check_ablation(read_toml(path, "ablation"), path)
 
 
 def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:

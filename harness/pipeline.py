@@ -31,13 +31,18 @@ from harness.runs import atomic_write_json, read_json
 STATE = "pipeline.json"
 
 
-def load_pipeline(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, kind: str) -> dict[str, Any]:
+    """The parsed TOML of a `kind` config (pipeline, ablation); a missing or malformed file exits 2 naming it."""
     if not path.is_file():
-        raise UsageError(f"pipeline config {path} does not exist")
+        raise UsageError(f"{kind} config {path} does not exist")
     try:
-        cfg = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def load_pipeline(path: Path) -> dict[str, Any]:
+    cfg = read_toml(path, "pipeline")
     evaluation = cfg.get("eval")
     if not evaluation or not (evaluation.get("suite") or evaluation.get("tasks")):
         raise UsageError(f"{path}: [eval] needs `suite` or `tasks`")
