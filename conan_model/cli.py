@@ -7,7 +7,7 @@
     harness models import smollm2-135m --out models/smollm2-bidir --attention bidirectional --pooling mean
 
 An imported folder is a plain conan_model checkpoint: `harness run --model conan:<out>` evaluates it and
-`init_from = "conan:<out>"` (or the hf:/gguf: spec itself) trains from it. Bad input exits with status 2.
+`init = "conan:<out>"` (or the hf:/gguf: spec itself) trains from it. Bad input exits with status 2.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from .pretrained import fetch
 
     path = fetch(args.name, force=args.force)
-    print(f"{args.name}: {path}  (use --model conan:{path} or init_from = \"{args.name}\")")
+    print(f"{args.name}: {path}  (use --model conan:{path} or init = \"{args.name}\")")
     return 0
 
 

@@ -90,7 +90,7 @@ def split_spec(spec: str) -> tuple[str, str]:
 
 def load_init(spec: str) -> tuple[ConanModel, Tokenizer]:
     """(float32 model in eval mode, tokenizer) from ``conan:<dir>``, ``hf:<dir>``, ``gguf:<file>``, a bare
-    folder or a prepared base name: what every training stage's ``init_from`` accepts."""
+    folder or a prepared base name: what every training stage's ``init`` accepts."""
     tokenizer = init_tokenizer(spec)  # checked first: it reads no weights
     return init_model(spec), tokenizer
 

@@ -50,7 +50,8 @@ EVAL_KEYS = {"dev", "test", "batch_size", "device", "max_length"}
 TOP_KEYS = {"name", "out", "report", "scale", "seeds", "reference", "data_dir", "set", "base", "shared", "stages",
             "arms", "eval", "choose", "n_boot", "bootstrap_seed"}  # fmt: skip
 # Keys that change where or how fast a stage runs, not what it learns: left out of a unit's fingerprint.
-OPERATIONAL = {"output_dir", "init_from", "threads", "device", "log_every", "save_every", "keep_last", "pools_dir"}
+# A chained `init` (the previous unit's final folder) is left out too: that unit's own fingerprint covers it.
+OPERATIONAL = {"output_dir", "threads", "device", "log_every", "save_every", "keep_last", "pools_dir"}
 
 
 def load_ablation(path: Path) -> dict[str, Any]:
@@ -107,9 +108,10 @@ def choose_value(values: list[Any], dev_scores: list[dict[str, float]], dev_task
     return values[max(range(len(values)), key=lambda i: (means[i], -i))]
 
 
-def fingerprint(stage_cfg: Any) -> str:
+def fingerprint(stage_cfg: Any, chained: bool = False) -> str:
     """Hash of a stage's resolved config without its operational keys (what decides the trained weights)."""
-    data = {k: v for k, v in stage_cfg.to_dict().items() if k not in OPERATIONAL}
+    skip = OPERATIONAL | ({"init"} if chained else set())
+    data = {k: v for k, v in stage_cfg.to_dict().items() if k not in skip}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -143,12 +145,12 @@ class Ablation:
             unit = f"{prefix}/stage{i}"
             sets = [*self.cfg.get("set", []), *stage.get("set", []), *(extra if i == len(stages) - 1 else [])]
             sets += ([f"seed={seed}"] if seed is not None else []) + [f"output_dir={self.out / unit}"]
-            sets += [f"init_from={init}"] if init else []
+            sets += [f"init={init}"] if init else []
             try:
                 module, stage_cfg = resolve(stage["config"], None, sets)
             except TrainError as exc:  # the train CLI's one-line errors (config key, type, missing file)
                 raise UsageError(f"{self.config_path}: {unit} ({stage['config']}): {exc}") from exc
-            fp, done = fingerprint(stage_cfg), self.state["done"].get(unit)
+            fp, done = fingerprint(stage_cfg, chained=bool(init)), self.state["done"].get(unit)
             if done and done["fingerprint"] != fp:
                 raise UsageError(f"{self.config_path}: {unit} was trained with another config (fingerprint "
                                  f"{done['fingerprint']} != {fp}); use a fresh `out` folder")  # fmt: skip

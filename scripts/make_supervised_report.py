@@ -154,13 +154,13 @@ def stage_configs(args: argparse.Namespace, work: Path) -> dict[str, Path]:
                     "save_every": args.pretrain_steps,
                     **{k: v for k, v in common.items() if k != "max_length"}}  # fmt: skip
         configs["pretrain"] = write_toml(work / "pretrain.toml", pretrain, {})
-        start = {"init_from": str(work / "pretrain/final")}
+        start = {"init": str(work / "pretrain/final")}
     else:  # the first report: weak stage from scratch
         start = {"tokenizer": str(work / "tokenizer.json"), "model": "tiny", "model_overrides": {"max_length": 64}}
     weak = {"stage": "weak", "output_dir": str(work / "weak"), "data_root": str(work / "weak_pairs"),
             "data": news_pairs(args.data, work / "weak_pairs"), **start, "steps": args.weak_steps, "batch_size": 64,
             "lr": 1e-3, "save_every": args.weak_steps, **common}  # fmt: skip
-    sup = {"stage": "supervised", "init_from": str(work / "weak/final"), "data_root": str(args.data),
+    sup = {"stage": "supervised", "init": str(work / "weak/final"), "data_root": str(args.data),
            "steps": args.sup_steps, "lr": args.sup_lr, "save_every": args.sup_steps, "hard_negatives": 7,
            "pool_scorer": "bm25", "pool_depth": 32, "mrl_dims": "auto", "pools_dir": str(work / "pools"),
            **common}  # fmt: skip

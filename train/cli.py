@@ -1,6 +1,6 @@
 """Train a stage (pretrain, weak, supervised) from a TOML config; `harness train` and `python -m train`.
 
-    python -m train configs/weak.toml --set steps=200 --set init_from=runs/pretrain/final
+    python -m train configs/weak.toml --set steps=200 --set init=runs/pretrain/final
     python -m train weak --config configs/weak.toml --resume
     torchrun --standalone --nproc_per_node 8 -m train configs/pretrain.toml --set parallel=fsdp
 

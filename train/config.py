@@ -40,11 +40,12 @@ class StageConfig:
     output_dir: str = "runs/train"
     data: list[str] = field(default_factory=list)  # JSONL files, or folders holding train.jsonl
     data_root: str = ""  # prefix joined to each entry of ``data``
-    model: str = "tiny"  # ConanConfig preset (ignored with init_from: the checkpoint's config is used)
+    model: str = "tiny"  # ConanConfig preset (ignored with init: the checkpoint's config is used)
     model_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {max_length = 128}
     # what to start from: a conan_model folder (a previous stage's final/), conan:<dir>, hf:<dir>, gguf:<file>
     # or a prepared base name such as "smollm2-135m" (see docs/pretrained.md)
-    init_from: str | None = None
+    init: str | None = None
+    init_layers: int | None = None  # keep only the first N decoder layers of ``init`` (smaller CPU-scale runs)
     tokenizer: str | None = None  # tokenizer.json (or folder); None: train a BBPE on ``data`` at stage start
     tokenizer_vocab: int = 4096
     tokenizer_rows: int | None = 20_000  # rows per file used to train the tokenizer
@@ -82,10 +83,12 @@ class StageConfig:
             raise ConfigError("warmup_ratio must be in [0, 1) and min_lr_ratio in [0, 1]")
         if self.parallel not in ("ddp", "fsdp"):
             raise ConfigError(f"parallel must be 'ddp' or 'fsdp', got {self.parallel!r}")
-        if self.init_from is None and self.model not in PRESETS:
+        if self.init is None and self.model not in PRESETS:
             raise ConfigError(f"unknown model preset {self.model!r}; choose from {sorted(PRESETS)}")
-        if self.init_from is not None and self.model_overrides:
-            raise ConfigError("model_overrides cannot be combined with init_from (the checkpoint fixes the model)")
+        if self.init_layers is not None and (self.init is None or self.init_layers < 1):
+            raise ConfigError(f"init_layers={self.init_layers} needs an `init` model and must be at least 1")
+        if self.init is not None and self.model_overrides:
+            raise ConfigError("model_overrides cannot be combined with init (the checkpoint fixes the model)")
         if not self.data:
             raise ConfigError("data is empty: list the JSONL files (or folders with train.jsonl) to train on")
 
@@ -206,6 +209,8 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - fields)
+    if "init_from" in unknown:
+        raise ConfigError("config key `init_from` is now called `init` (it takes the same specs)")
     if unknown:
         close = difflib.get_close_matches(unknown[0], fields, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""

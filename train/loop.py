@@ -2,8 +2,8 @@
 checkpoints and exact resume. A stage supplies batches and a step function; see pretrain.py and weak.py.
 
     rt, ckpt, state = start(cfg, resume)                  # threads, process group, resume check
-    tok = get_tokenizer(cfg, rt, ckpt, fields=["text"])   # checkpoint's, init_from's, given, or trained here
-    model = build_model(cfg, tok, ckpt)                   # preset/init_from/checkpoint weights, seeded
+    tok = get_tokenizer(cfg, rt, ckpt, fields=["text"])   # checkpoint's, init's, given, or trained here
+    model = build_model(cfg, tok, ckpt)                   # preset/init/checkpoint weights, seeded
     fit(cfg, rt, model, tok, batches, step_fn, ckpt, state, evaluate=..., extra=...)
 
 ``batches`` and ``extra`` follow the state_dict()/load_state_dict() protocol with JSON-able states: their
@@ -14,6 +14,7 @@ state, e.g. DHNM pointers).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -87,15 +88,15 @@ def micro_batches(cfg: StageConfig, rt: Runtime) -> tuple[int, int]:
 
 
 def get_tokenizer(cfg: StageConfig, rt: Runtime, ckpt: Path | None, fields: Sequence[str]) -> Tokenizer:
-    """The checkpoint's tokenizer when resuming, else init_from's, else ``cfg.tokenizer``, else a BBPE trained
+    """The checkpoint's tokenizer when resuming, else init's, else ``cfg.tokenizer``, else a BBPE trained
     on the ``fields`` of the stage's data (rank 0 trains and saves ``<output_dir>/tokenizer.json``)."""
     if ckpt is not None:
         return load_checkpoint_tokenizer(ckpt)
-    if cfg.init_from and cfg.tokenizer:
-        raise ConfigError("set either init_from (its tokenizer is used) or tokenizer, not both")
-    if cfg.init_from:
-        with _init_errors(cfg.init_from):
-            return init_tokenizer(cfg.init_from)
+    if cfg.init and cfg.tokenizer:
+        raise ConfigError("set either init (its tokenizer is used) or tokenizer, not both")
+    if cfg.init:
+        with _init_errors(cfg.init):
+            return init_tokenizer(cfg.init)
     if cfg.tokenizer:
         return load_tokenizer(cfg.tokenizer)
     path = Path(cfg.output_dir) / "tokenizer.json"
@@ -109,16 +110,18 @@ def get_tokenizer(cfg: StageConfig, rt: Runtime, ckpt: Path | None, fields: Sequ
 
 
 def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None, seq_len: int) -> ConanModel:
-    """fp32 master weights: the checkpoint's when resuming, else init_from's, else a seeded fresh preset."""
+    """fp32 master weights: the checkpoint's when resuming, else init's, else a seeded fresh preset."""
     torch.manual_seed(cfg.seed)
     if ckpt is not None:
         with torch.device("meta"):
             model = ConanModel(load_config(ckpt))
         model = model.to_empty(device="cpu")
         ckpt_io.load_model_weights(ckpt, model)
-    elif cfg.init_from:
-        with _init_errors(cfg.init_from):
-            model = init_model(cfg.init_from)
+    elif cfg.init:
+        with _init_errors(cfg.init):
+            model = init_model(cfg.init)
+        if cfg.init_layers is not None:
+            model = keep_first_layers(model, cfg.init_layers, cfg.init)
     else:
         overrides = {"vocab_size": tokenizer.get_vocab_size(), **cfg.model_overrides}
         try:
@@ -130,13 +133,23 @@ def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None, seq_l
     return model.train()
 
 
+def keep_first_layers(model: ConanModel, n: int, spec: str) -> ConanModel:
+    """The bottom ``n`` decoder blocks of a pretrained model and its final norm: a smaller model that is still
+    causally pretrained, for runs the CPU can afford (the report says so). The head stays tied/untied as it was."""
+    if n > model.config.n_layers:
+        raise ConfigError(f"init_layers={n} but init {spec!r} has only {model.config.n_layers} layers")
+    model.layers = model.layers[:n]
+    model.config = dataclasses.replace(model.config, n_layers=n)
+    return model
+
+
 @contextlib.contextmanager
 def _init_errors(spec: str) -> Iterator[None]:
-    """An unusable ``init_from`` (missing folder, unsupported model, bad tensor) is a config error: exit 2."""
+    """An unusable ``init`` (missing folder, unsupported model, bad tensor) is a config error: exit 2."""
     try:
         yield
     except (ModelImportError, FileNotFoundError, ValueError) as e:
-        raise ConfigError(f"init_from {spec!r}: {e}") from e
+        raise ConfigError(f"init {spec!r}: {e}") from e
 
 
 def build_optimizer(module: nn.Module, cfg: StageConfig) -> torch.optim.AdamW:

@@ -1,6 +1,6 @@
 """LLM2Vec's first step as a stage: masked next-token prediction (MNTP) with bidirectional attention.
 
-    python -m train mntp --set init_from=smollm2-135m --set data='["news_en_raw"]' --set steps=100
+    python -m train mntp --set init=smollm2-135m --set data='["news_en_raw"]' --set steps=100
 
 LLM2Vec (BehnamGhader et al., 2024) turns a decoder into an encoder in three moves: switch attention to
 bidirectional, adapt with MNTP for a short while, then train contrastively. This stage is the first two; the

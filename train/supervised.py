@@ -1,6 +1,6 @@
 """Stage 4: supervised multi-task training (paper §3.1.2, §3.4, §4.1; notes §6.2).
 
-    python -m train configs/supervised.toml [--set init_from=runs/weak/final] [--resume]
+    python -m train configs/supervised.toml [--set init=runs/weak/final] [--resume]
 
 Tasks (``[tasks.<name>]`` tables, each with its own ``kind``, data, batch size and mixing weight):
 * ``retrieval``: (query, positive[, negative]) rows; InfoNCE over the positive, K hard negatives served by DHNM

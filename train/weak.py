@@ -1,6 +1,6 @@
 """Stage 3: weakly-supervised contrastive training with the soft mask (paper §3, §6.1).
 
-    python -m train configs/weak.toml [--set init_from=runs/pretrain/final] [--resume]
+    python -m train configs/weak.toml [--set init=runs/pretrain/final] [--resume]
 
 Each step embeds the batch's queries and positives in one forward pass and minimises in-batch InfoNCE (Eq. 1)
 over the global batch: embeddings are all-gathered across ranks, so every positive in the global batch is a

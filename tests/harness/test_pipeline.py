@@ -21,7 +21,7 @@ set = ["output_dir='{out}/pretrain'", "data_root='{train}'", "steps=12", "save_e
        "batch_size=8", "seq_len=64", "tokenizer_rows=800", "tokenizer_vocab=1000", "threads=1"]
 [[train]]
 config = "configs/weak.toml"
-set = ["output_dir='{out}/weak'", "init_from='{out}/pretrain/final'", "data_root='{train}'", "steps=12",
+set = ["output_dir='{out}/weak'", "init='{out}/pretrain/final'", "data_root='{train}'", "steps=12",
        "save_every=6", "log_every=6", "eval_every=0", "batch_size=16", "holdout=32", "threads=1"]
 [eval]
 tasks = ["STS16", "AFQMC"]

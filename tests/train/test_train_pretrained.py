@@ -1,4 +1,4 @@
-"""Stages start from imported decoders (init_from = hf:/gguf:/a base name); weak converts, MNTP is LLM2Vec's arm."""
+"""Stages start from imported decoders (init = hf:/gguf:/a base name); weak converts, MNTP is LLM2Vec's arm."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ def qwen2(shared_data, tmp_path_factory):
     return folder
 
 
-def weak_config(tmp_path, shared_data, init_from: str, **overrides) -> WeakConfig:
+def weak_config(tmp_path, shared_data, init: str, **overrides) -> WeakConfig:
     values = dict(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["parallel_en_zh"],
-                  init_from=init_from, max_length=32, batch_size=8, steps=3, lr=1e-3, log_every=1, save_every=100,
+                  init=init, max_length=32, batch_size=8, steps=3, lr=1e-3, log_every=1, save_every=100,
                   threads=1)  # fmt: skip
     return WeakConfig(**{**values, **overrides})
 
@@ -82,7 +82,7 @@ def test_mask_tokens_follows_the_80_10_10_rule():
 def test_mntp_stage_learns_and_exports_bidirectional_mean(tmp_path, shared_data, qwen2):
     """LLM2Vec's arm: MNTP from an hf: spec lowers its loss, then the weak stage continues bidirectionally."""
     cfg = MntpConfig(output_dir=str(tmp_path / "mntp"), data_root=str(shared_data / "train"), data=["news_en_raw"],
-                     init_from=f"hf:{qwen2}", seq_len=64, batch_size=8, steps=30, lr=2e-3, log_every=1,
+                     init=f"hf:{qwen2}", seq_len=64, batch_size=8, steps=30, lr=2e-3, log_every=1,
                      save_every=100, threads=1)  # fmt: skip
     final = run_mntp(cfg)
     losses = [r["loss"] for r in metrics(tmp_path / "mntp") if "loss" in r]
@@ -96,9 +96,35 @@ def test_mntp_stage_learns_and_exports_bidirectional_mean(tmp_path, shared_data,
 
 def test_bad_init_spec_exits_2(tmp_path, shared_data, capsys):
     args = ["weak", "--set", f"output_dir='{tmp_path / 'o'}'", "--set", f"data_root='{shared_data / 'train'}'",
-            "--set", "data=['parallel_en_zh']", "--set", f"init_from='gguf:{tmp_path / 'none.gguf'}'"]  # fmt: skip
+            "--set", "data=['parallel_en_zh']", "--set", f"init='gguf:{tmp_path / 'none.gguf'}'"]  # fmt: skip
     assert train_main(args) == 2
     assert "none.gguf: GGUF file does not exist" in capsys.readouterr().err
+
+
+def test_init_layers_keeps_the_bottom_blocks(tmp_path, shared_data, qwen2):
+    """init_layers=1 trains the first pretrained block only; at lr 0 it exports exactly that block, the import's
+    embedding and final norm, and a 1-layer config."""
+    full = init_model(f"hf:{qwen2}")
+    final = run_weak(weak_config(tmp_path, shared_data, f"hf:{qwen2}", init_layers=1, lr=0.0, steps=1))
+    model, _ = load_pretrained(final)
+    assert model.config.n_layers == 1 and len(model.layers) == 1
+    kept = {k: v for k, v in full.state_dict().items() if not k.startswith("layers.") or k.startswith("layers.0.")}
+    assert kept.keys() == model.state_dict().keys()
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in kept.items())
+
+
+@pytest.mark.parametrize(("sets", "message"), [
+    (["init_layers=2"], "init_layers=2 needs an `init` model"),
+    (["init='hf:{qwen2}'", "init_layers=9"], "init_layers=9 but init"),
+    (["init_from='x'"], "`init_from` is now called `init`"),
+])  # fmt: skip
+def test_bad_init_layers_and_old_key_exit_2(tmp_path, shared_data, qwen2, capsys, sets, message):
+    args = ["weak", "--set", f"output_dir='{tmp_path / 'o'}'", "--set", f"data_root='{shared_data / 'train'}'",
+            "--set", "data=['parallel_en_zh']"]  # fmt: skip
+    for s in sets:
+        args += ["--set", s.format(qwen2=qwen2)]
+    assert train_main(args) == 2
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.slow

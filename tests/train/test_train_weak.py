@@ -104,7 +104,7 @@ def test_weak_stage_starts_from_a_checkpoint_folder(tmp_path, shared_data, token
     tok = load_tokenizer(tokenizer_file)
     torch.manual_seed(1)
     start = save_pretrained(ConanModel(ConanConfig.preset("tiny", vocab_size=1024, max_length=48)), tok, tmp_path / "s")
-    final = run(config(tmp_path, shared_data, None, tokenizer=None, model_overrides={}, init_from=str(start)))
+    final = run(config(tmp_path, shared_data, None, tokenizer=None, model_overrides={}, init=str(start)))
     before, _ = load_pretrained(start)
     after, after_tok = load_pretrained(final)
     assert after.config == before.config and after_tok.to_str() == tok.to_str()
