@@ -1,6 +1,6 @@
 """DHNM step-time overhead: the supervised retrieval step with dynamic hard negatives vs static ones, side by side.
 
-Both modes run the real stage code (train.supervised.Stepper: tokenize, one bidirectional forward over queries,
+Both modes run the real stage code (train.supervised_step.Stepper: tokenize, one bidirectional forward over queries,
 positives and K hard negatives, MRL InfoNCE, backward, AdamW step) on the same rows, interleaved step by step
 (the order alternates) so machine load hits both alike. The rule's own cost (``DHNM.update`` plus slot look-ups)
 is also timed inside the step: on a busy shared CPU the step-time difference is noisy, the bookkeeping share is
@@ -23,11 +23,13 @@ import torch
 from tabulate import tabulate
 
 from conan_model import ConanConfig, ConanModel, train_tokenizer_from_texts
+from train.config import SupervisedConfig
 from train.dhnm import DHNM, DHNMConfig
 from train.distributed import Task as Routed
 from train.distributed import init_runtime
 from train.mining import mine_pools
-from train.supervised import Stepper, SupervisedConfig, Task, TaskBatch, read_rows
+from train.multitask import Task, TaskBatch, read_rows
+from train.supervised_step import Stepper
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

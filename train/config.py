@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from conan_model import PRESETS, SCHEDULES
 from conan_model.pooling import POOLINGS
 
+from .dhnm import DHNMConfig
 from .errors import ConfigError
 
 # Keys that may change when resuming: they do not change which batches are seen or what the model computes.
@@ -254,3 +255,96 @@ def config_diff(saved: dict[str, Any], current: dict[str, Any], ignore: frozense
         elif a != b:
             out.append(f"{key}: {a!r} -> {b!r}")
     return out
+
+
+KINDS = ("retrieval", "clr", "classification", "sts")
+TASK_KEYS = {"kind", "data", "batch_size", "weight", "hard_negatives", "parallel", "mix", "total"}
+
+
+@dataclass
+class SupervisedConfig(StageConfig):
+    """Stage-4 options; ``tasks`` maps a task name to its table (kind, data, batch_size, weight[, clr keys]).
+
+    ``data`` (the stage-I key) is filled with every task's files when left empty. Batches are per task, so
+    ``micro_batch_size`` (gradient accumulation) is not supported here.
+    """
+
+    stage: ClassVar[str] = "supervised"
+    # pools are mined deterministically, so moving their cache folder changes nothing
+    resume_safe: ClassVar[frozenset[str]] = RESUME_SAFE | {"pools_dir"}
+    tasks: dict[str, Any] = field(default_factory=dict)
+    max_length: int = 128
+    temperature: float = 0.05  # InfoNCE τ; the paper gives none (notes §8.3)
+    cosent_scale: float = 20.0  # CoSENT 1/τ, i.e. τ = 0.05 (notes §8.3)
+    hard_negatives: int = 7  # K per query (paper App. B.2)
+    share_hard_negatives: bool = True  # every query also sees the other rows' hard negatives
+    mrl_dims: str = "auto"  # 'auto' (paper dims, scaled to the width), 'none' (full width only) or '64,128'
+    mrl_weights: str = ""  # comma-separated, one per dim; empty: equal
+    dhnm: dict[str, Any] = field(default_factory=dict)  # DHNMConfig fields except k: mode, skip_top, thresholds
+    pool_scorer: str = "bm25"  # 'bm25' or a harness model spec ('minilm', 'me5-small', 'conan:<dir>')
+    pool_depth: int = 32
+    pools_dir: str | None = None  # mined pools are cached here (default <output_dir>/pools)
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise ConfigError("no [tasks.<name>] tables: give at least one task (kinds: " + ", ".join(KINDS) + ")")
+        specs = self.task_specs()
+        if not self.data:
+            entries = {entry for spec in specs.values() for entry in spec["data"]}
+            for spec in specs.values():
+                if spec["kind"] == "clr":
+                    folders = (Path(self.data_root) / spec["parallel"]).glob("parallel_en_*")
+                    entries.update(str(Path(spec["parallel"]) / f.name) for f in folders)
+            self.data = sorted(entries)
+        super().__post_init__()
+        if self.micro_batch_size is not None:
+            raise ConfigError("micro_batch_size is not supported by the supervised stage (batches are per task)")
+        if self.temperature <= 0 or self.cosent_scale <= 0 or self.hard_negatives < 0 or self.pool_depth < 1:
+            raise ConfigError("temperature and cosent_scale must be positive, hard_negatives >= 0, pool_depth >= 1")
+        try:
+            self.dhnm_config()
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"[dhnm] {e}") from e
+
+    def task_specs(self) -> dict[str, dict[str, Any]]:
+        """Task tables with defaults filled in and every key and value checked."""
+        specs = {}
+        for name, raw in self.tasks.items():
+            if not isinstance(raw, dict):
+                raise ConfigError(f"tasks.{name} must be a table, got {raw!r}")
+            unknown = sorted(set(raw) - TASK_KEYS)
+            if unknown:
+                raise ConfigError(f"tasks.{name}: unknown key(s) {unknown}; expected some of {sorted(TASK_KEYS)}")
+            spec = {"data": [], "batch_size": 8, "weight": 1.0, "parallel": "", "mix": {}, "total": 0, **raw}
+            if spec.get("kind") not in KINDS:
+                raise ConfigError(f"tasks.{name}.kind must be one of {KINDS}, got {spec.get('kind')!r}")
+            if isinstance(spec["data"], str):
+                spec["data"] = [spec["data"]]
+            if spec["kind"] == "clr" and not spec["parallel"]:
+                raise ConfigError(f"tasks.{name}: a clr task needs `parallel` (folder with parallel_en_<lang>*)")
+            if spec["kind"] != "clr" and not spec["data"]:
+                raise ConfigError(f"tasks.{name}: `data` is empty")
+            if not (isinstance(spec["batch_size"], int) and spec["batch_size"] >= 2 and spec["weight"] > 0):
+                raise ConfigError(f"tasks.{name}: batch_size must be an integer >= 2 and weight positive")
+            k = spec.setdefault("hard_negatives", self.hard_negatives)
+            if not (isinstance(k, int) and not isinstance(k, bool) and k >= 0):
+                raise ConfigError(f"tasks.{name}: hard_negatives must be an integer >= 0, got {k!r}")
+            specs[name] = spec
+        return specs
+
+    def dhnm_config(self, k: int | None = None) -> DHNMConfig:
+        """DHNM settings for a task with ``k`` hard negatives (default: the stage's ``hard_negatives``)."""
+        return DHNMConfig(k=self.hard_negatives if k is None else k, **self.dhnm)
+
+    def mrl(self, hidden_size: int) -> tuple[list[int], list[float] | None]:
+        if self.mrl_dims == "none":
+            dims = [hidden_size]
+        else:
+            from .objectives import mrl_dims  # torch: only when a stage runs
+
+            explicit = None if self.mrl_dims == "auto" else [int(d) for d in self.mrl_dims.split(",")]
+            dims = mrl_dims(hidden_size, explicit)
+        weights = [float(w) for w in self.mrl_weights.split(",")] if self.mrl_weights else None
+        if weights is not None and len(weights) != len(dims):
+            raise ConfigError(f"mrl_weights has {len(weights)} entries for {len(dims)} MRL dims {dims}")
+        return dims, weights

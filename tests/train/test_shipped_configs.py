@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from train.cli import resolve
-from train.supervised import SupervisedConfig
+from train.config import SupervisedConfig
 
 REPO = Path(__file__).resolve().parents[2]
 ABLATIONS = sorted((REPO / "reports" / "supervised" / "ablations").glob("*.toml"))

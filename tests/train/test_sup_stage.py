@@ -13,9 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from train.config import load_config
+from train.config import SupervisedConfig, load_config
 from train.errors import ConfigError, DataError
-from train.supervised import MultiTaskBatches, SupervisedConfig, Task, run
+from train.multitask import MultiTaskBatches, Task
+from train.supervised import run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -194,7 +195,8 @@ def test_config_errors_name_the_problem(tmp_path: Path, data_root: Path):
 
 def test_hard_negatives_per_task(tmp_path: Path, data_root: Path):
     from train.distributed import init_runtime
-    from train.supervised import Stepper, TaskBatch, build_tasks
+    from train.multitask import TaskBatch, build_tasks
+    from train.supervised_step import Stepper
 
     path = write_config(tmp_path / "cfg.toml", data_root, tmp_path / "run")
     cfg = load_config(SupervisedConfig, path, ["tasks.clr.hard_negatives=0", "tasks.ret.hard_negatives=2"])

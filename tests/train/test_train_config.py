@@ -77,7 +77,7 @@ def test_config_diff_names_keys():
 
 
 def test_nested_set_overrides_merge_at_every_depth(tmp_path):
-    from train.supervised import SupervisedConfig
+    from train.config import SupervisedConfig
 
     path = tmp_path / "s.toml"
     path.write_text('stage = "supervised"\n[tasks.sts]\nkind = "sts"\ndata = ["a"]\nbatch_size = 32\n'
@@ -99,7 +99,7 @@ def test_typed_lists_are_coerced_per_item():
 
 
 def test_resume_safe_keys_are_per_stage():
-    from train.supervised import SupervisedConfig
+    from train.config import SupervisedConfig
 
     assert WeakConfig.resume_safe == RESUME_SAFE and SupervisedConfig.resume_safe == RESUME_SAFE | {"pools_dir"}
     saved, now = {"pools_dir": "a", "lr": 1e-4}, {"pools_dir": "b", "lr": 1e-4}

@@ -1,0 +1,211 @@
+"""The supervised stage's data: task rows and their mined pools, per-task seeded batches drawn by weight, and
+the DHNM state that rides in checkpoints (train/supervised.py runs the stage, train/supervised_step.py the step)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .clr import ParallelTranslator, build_clr, format_report
+from .config import SupervisedConfig
+from .data import JsonlIndex, permutation
+from .dhnm import DHNM
+from .distributed import barrier
+from .errors import ConfigError, DataError, ResumeError
+from .mining import ensure_pools, load_pools
+
+
+def text_id(text: str) -> int:
+    """Stable 63-bit id of a text (the same on every rank), for masking duplicate texts in a batch."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") & (2**63 - 1)
+
+
+def _files(root: str, entries: list[str]) -> list[Path]:
+    paths = [Path(root) / e for e in entries]
+    return [p / "train.jsonl" if p.is_dir() else p for p in paths]
+
+
+@dataclass
+class Task:
+    """One task's rows in memory; retrieval-like tasks also carry pools and their DHNM."""
+
+    name: str
+    kind: str
+    batch_size: int
+    weight: float
+    rows: list[dict[str, Any]]
+    pools: list[list[str]] = field(default_factory=list)
+    dhnm: DHNM | None = None
+    labels: list[str] = field(default_factory=list)
+    hard_negatives: int = SupervisedConfig.hard_negatives  # K of this task (its table's, else the stage's)
+
+
+def read_rows(files: list[Path], kind: str) -> list[dict[str, Any]]:
+    """Rows of a task's files, validated by JsonlIndex (errors name file:line)."""
+    rows, scored_files = [], set()
+    for path in files:
+        if kind == "classification":
+            required, optional = ("text", "label"), ()
+        else:
+            scored = kind == "sts" and "score" in JsonlIndex([path], required=()).row(0)
+            scored_files.add(scored)
+            required, optional = (("sentence1", "sentence2") if scored else ("query", "positive")), ("negative",)
+        index = JsonlIndex([path], required=required, optional=optional)
+        for i in range(len(index)):
+            row = index.row(i)
+            if kind == "sts" and "sentence1" in required and not isinstance(row.get("score"), int | float):
+                raise DataError(*index.where(i), "STS row needs a numeric 'score'")
+            rows.append(row)
+    if len(scored_files) > 1:  # scored rows make one pair, others two: ranks would gather different shapes
+        raise DataError(files[0], 0, "an sts task mixes scored (sentence1/sentence2/score) and pair files; split it")
+    return rows
+
+
+def attach_pools(
+    task: Task, cfg: SupervisedConfig, rt: Any, source: list[dict[str, Any]], source_of: list[int]
+) -> None:
+    """Mine (rank 0, cached in pools_dir) or load the pools of ``source`` rows; row i of the task uses the pool
+    of source row ``source_of[i]``. A row's given negatives go right after the skipped top ranks."""
+    path = Path(cfg.pools_dir or Path(cfg.output_dir) / "pools") / f"{task.name}.jsonl"
+    used = sorted(set(source_of))  # only sources the task uses get a pool
+    queries = [source[i]["query"] for i in used]
+    by_query: dict[str, set[str]] = {}
+    for r in source:
+        by_query.setdefault(r["query"], set()).add(r["positive"])
+    corpus = [r["positive"] for r in source] + [r["negative"] for r in source if "negative" in r]
+    if rt.is_main and ensure_pools(path, queries, [by_query[q] for q in queries], corpus, cfg.pool_scorer,
+                                   cfg.pool_depth):  # fmt: skip
+        print(f"mined {len(queries)} pools for task {task.name} with {cfg.pool_scorer} -> {path}", flush=True)
+    barrier()
+    mined = dict(zip(used, (p["candidates"] for p in load_pools(path)), strict=True))
+    skip = cfg.dhnm_config().skip_top
+    for row, src in zip(task.rows, source_of, strict=True):
+        given = [row["negative"]] if row.get("negative") else []
+        rest = [c for c in mined[src] if c not in given]
+        task.pools.append(rest[:skip] + given + rest[skip:])
+    task.dhnm = DHNM([len(p) for p in task.pools], cfg.dhnm_config(task.hard_negatives))
+
+
+def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
+    tasks = {}
+    for name, spec in cfg.task_specs().items():
+        task = Task(name, spec["kind"], spec["batch_size"], float(spec["weight"]), [],
+                    hard_negatives=spec["hard_negatives"])
+        if spec["kind"] == "clr":
+            translator = ParallelTranslator.from_dir(Path(cfg.data_root) / spec["parallel"])
+            source = (read_rows(_files(cfg.data_root, spec["data"]), "retrieval") if spec["data"]
+                      else [{"query": t, "positive": t} for t in translator.source_texts()])  # fmt: skip
+            examples, report = build_clr(source, translator, spec["mix"] or None, spec["total"] or None,
+                                         seed=cfg.seed)  # fmt: skip
+            if not examples:
+                raise ConfigError(f"tasks.{name}: the clr builder produced no examples\n{format_report(report)}")
+            if rt.is_main:
+                print(format_report(report), flush=True)
+                out = Path(cfg.output_dir) / f"clr_report_{name}.json"
+                out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            task.rows = [{"query": e["query"], "positive": e["positive"]} for e in examples]
+            attach_pools(task, cfg, rt, source, [e["source_index"] for e in examples])
+        else:
+            task.rows = read_rows(_files(cfg.data_root, spec["data"]), spec["kind"])
+            if spec["kind"] == "retrieval":
+                attach_pools(task, cfg, rt, task.rows, list(range(len(task.rows))))
+            if spec["kind"] == "classification":
+                task.labels = sorted({str(r["label"]) for r in task.rows})
+        if len(task.rows) < task.batch_size:
+            raise ConfigError(f"tasks.{name}: {len(task.rows)} rows, fewer than its batch_size {task.batch_size}")
+        if task.batch_size % rt.world_size:
+            raise ConfigError(f"tasks.{name}: batch_size {task.batch_size} is not a multiple of {rt.world_size} ranks")
+        tasks[name] = task
+    return tasks
+
+
+def _uniform(*keys: Any) -> float:
+    """A float in [0, 1) that is a pure function of ``keys`` (same on every rank, after any resume)."""
+    return int.from_bytes(hashlib.blake2b(repr(keys).encode(), digest_size=8).digest(), "little") / 2**64
+
+
+@dataclass
+class TaskBatch:
+    task: str
+    rows: list[int]  # this rank's rows of the task
+    global_rows: list[int]  # the whole global micro-batch (all ranks)
+    seed: int  # for the batch's own sampling (negative labels, STS partners), per row so ranks agree
+
+
+class MultiTaskBatches:
+    """Global micro-batches, each from one task drawn by weight; per-task seeded epochs (last partial batch
+    dropped). State: batches drawn so far and each task's (epoch, position)."""
+
+    def __init__(self, tasks: dict[str, Task], rank: int, world: int, seed: int) -> None:
+        self.tasks, self.rank, self.world, self.seed = tasks, rank, world, seed
+        total = sum(t.weight for t in tasks.values())
+        self.names, self.cumulative, acc = list(tasks), [], 0.0
+        for t in tasks.values():
+            acc += t.weight / total
+            self.cumulative.append(acc)
+        self.count = 0
+        self.cursors = {name: [0, 0] for name in tasks}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "cursors": {k: list(v) for k, v in self.cursors.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if set(state["cursors"]) != set(self.cursors):
+            raise ResumeError(f"checkpoint tasks {sorted(state['cursors'])} differ from {sorted(self.cursors)}")
+        self.count, self.cursors = int(state["count"]), {k: list(v) for k, v in state["cursors"].items()}
+
+    def __iter__(self) -> MultiTaskBatches:
+        return self
+
+    def __next__(self) -> TaskBatch:
+        u = _uniform(self.seed, "task", self.count)
+        name = next((n for n, c in zip(self.names, self.cumulative, strict=True) if u < c), self.names[-1])
+        task, cursor = self.tasks[name], self.cursors[name]
+        if cursor[1] + task.batch_size > len(task.rows):
+            cursor[0], cursor[1] = cursor[0] + 1, 0
+        order = permutation(len(task.rows), self.seed, name, cursor[0])
+        rows = order[cursor[1] : cursor[1] + task.batch_size].tolist()
+        cursor[1] += task.batch_size
+        micro = task.batch_size // self.world
+        self.count += 1
+        local = rows[self.rank * micro : (self.rank + 1) * micro]
+        return TaskBatch(name, local, rows, self.seed * 1_000_003 + self.count)
+
+
+class StageState:
+    """The ``extra`` state of loop.fit: every retrieval-like task's DHNM, and the per-task losses of the log
+    window still open at a checkpoint (so a resume off a log boundary logs what the uninterrupted run logs)."""
+
+    def __init__(self, tasks: dict[str, Task]) -> None:
+        self.by_task = {name: t.dhnm for name, t in tasks.items() if t.dhnm is not None}
+        self.window: dict[str, list[float]] = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"dhnm": {name: d.state_dict() for name, d in self.by_task.items()},
+                "loss_window": {k: list(v) for k, v in self.window.items()}}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        missing = sorted(set(self.by_task) - set(state.get("dhnm", {})))
+        if missing:
+            raise ResumeError(f"checkpoint has no DHNM state for task(s) {missing}")
+        for name, d in self.by_task.items():
+            d.load_state_dict(state["dhnm"][name])
+        self.window = {k: list(v) for k, v in state.get("loss_window", {}).items()}
+
+    def metrics(self) -> dict[str, float]:
+        """Totals over tasks (dhnm_<counter>) and each task's own counts and rates (dhnm_<task>_<counter>)."""
+        keys = ("replacements", "initial_drops", "decay_replacements", "exhausted", "used")
+        out: dict[str, float] = {f"dhnm_{k}": sum(d.stats()[k] for d in self.by_task.values()) for k in keys}
+        for name, d in self.by_task.items():
+            stats = d.stats()
+            for k in ("replacements", "used", "replacement_rate", "draws_per_query"):
+                out[f"dhnm_{name}_{k}"] = stats[k]
+        return out
+
+    def summary(self, tasks: dict[str, Task]) -> dict[str, dict[str, Any]]:
+        """Per task: rows, mode and every DHNM counter and rate at the end of training (dhnm_summary.json)."""
+        return {name: {"rows": len(tasks[name].rows), "mode": d.config.mode, "k": d.config.k, **d.stats()}
+                for name, d in self.by_task.items()}  # fmt: skip
