@@ -43,17 +43,20 @@ SCALES: dict[str, dict[str, Any]] = {
         "base": {"pretrain": ["model=small", "steps=1500", "batch_size=32", "seq_len=256", "tokenizer_vocab=8192",
                               "save_every=1500"],
                  "weak": ["steps=500", "batch_size=64", "max_length=128", "save_every=500"]},
-        "stage": {"softmask": ["steps=300", "batch_size=64", "max_length=128", "save_every=300"],
+        # soft mask: all 30 SmolLM2 blocks (the CPU config keeps the bottom 4)
+        "stage": {"softmask": ["init_layers=none", "steps=300", "batch_size=64", "max_length=128", "save_every=300"],
                   "dhnm": ["steps=1100", "max_length=96", "save_every=1100", "tasks.qa_zh.batch_size=32",
                            "tasks.qa_zh.data=['train/cmrc_qp_zh', 'train/drcd_qp_zh']", "tasks.qa_en.kind='retrieval'",
                            "tasks.qa_en.data=['train/trecqa_pairs_en', 'train/msrp_pairs_en']",
                            "tasks.qa_en.batch_size=32", "tasks.qa_en.weight=0.3"],
                   "clr": ["steps=600", "max_length=96", "save_every=600"]},
+        "mntp": ["init_layers=none", "steps=100", "batch_size=32", "seq_len=256", "save_every=100"],
         "eval": {"max_length": 256, "batch_size": 256},
         "test": {"dhnm": ["CMRC2018Retrieval", "SQuADRetrieval"],  # English pairs train at this scale
                  "softmask": ["STSBenchmark", "STS12", "SICK-R", "SQuADRetrieval", "TrecQAReranking"]},
-        "scale": "GPU: small preset (9.4M params) pretrained 1500 x 32 x 256 tokens + weak 500 x 64 here; "
-                 "ablated stage: soft mask 300 x 64 pairs, DHNM 1100 x 32 (cmrc+drcd : trecqa+msrp = 1 : 0.3, "
+        "scale": "GPU: soft mask from SmolLM2-135M (all 30 blocks), weak stage 300 x 64 pairs, LLM2Vec arm 100 "
+                 "MNTP steps x 32 x 256 tokens first; DHNM and CLR: small preset (9.4M params) pretrained 1500 x 32 "
+                 "x 256 tokens + weak 500 x 64 here, ablated stage: DHNM 1100 x 32 (cmrc+drcd : trecqa+msrp = 1 : 0.3, "
                  "each ~3.4 epochs), CLR 600 steps; eval max_length 256",
     },
     "dry": {
@@ -65,6 +68,7 @@ SCALES: dict[str, dict[str, Any]] = {
         "stage": {"softmask": ["steps=3", "batch_size=8", "max_length=32", "save_every=3"],
                   "dhnm": ["steps=3", "max_length=32", "save_every=3", "pool_depth=12"],
                   "clr": ["steps=3", "max_length=32", "save_every=3", "pool_depth=12"]},
+        "mntp": ["steps=2", "batch_size=2", "seq_len=32", "save_every=2"],
         "eval": {"max_length": 32, "batch_size": 64, "dev": ["STS16"], "test": ["STSBenchmark"]},
         "scale": "dry run: 3 steps per stage on CPU, sample tasks; checks the plumbing, measures nothing",
     },
@@ -82,6 +86,10 @@ def rescale(cfg: dict[str, Any], scale: str, init: str | None, root: Path) -> di
         stage["set"] = [*stage.get("set", []), *s["base"][Path(stage["config"]).stem]]
     for stage in cfg["stages"]:
         stage["set"] = [*stage.get("set", []), *s["stage"][name]]
+    for arm in cfg["arms"].values():  # an arm with its own stages (LLM2Vec: mntp, then the ablated stage)
+        for stage in (arm or {}).get("stages", []):
+            sizes = s["mntp"] if Path(stage["config"]).stem == "mntp" else s["stage"][name]
+            stage["set"] = [*stage.get("set", []), *sizes]
     if init:  # the pretrained-decoder import replaces the home-made base
         cfg.pop("base", None)
         cfg["stages"][0]["set"].append(f"init={init}")
