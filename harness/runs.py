@@ -14,47 +14,21 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# one atomic write for every package; leaderboards and reports take it from here (they import harness.runs only)
+from conan_model.atomic import atomic_write as atomic_write
+from conan_model.atomic import atomic_write_json as atomic_write_json
+from conan_model.atomic import atomic_write_text as atomic_write_text
+
 if TYPE_CHECKING:  # importing mteb takes seconds; the CLI parser and readers of run.json do not need it
     from mteb.results import TaskResult
 
 RUN_JSON, EFFICIENCY_JSON, SUMMARY_MD, LOCK = "run.json", "efficiency.json", "summary.md", ".lock"
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call write(tmp) then rename over path, so readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600 files; give what open() gives (mteb, trainer)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def default_file_mode() -> int:
-    """The mode open() gives a new file under the current umask, so every file a run writes has the same mode."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def read_json(path: Path, default: Any = None) -> Any:
