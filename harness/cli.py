@@ -47,6 +47,7 @@ def _data_source(args: argparse.Namespace) -> tuple[Path, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness.checks import parse_dims
     from harness.models import ModelOptions
     from harness.runner import RunConfig, run
     from harness.suites import default_model
@@ -61,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         source=args.source,
         batch_size=args.batch_size,
         max_batch_tokens=args.max_batch_tokens,
-        dims=args.dims,
+        dims=parse_dims(args.dims),
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         use_cache=not args.no_cache,
         options=ModelOptions(device=args.device, dtype=args.dtype, max_length=args.max_length,

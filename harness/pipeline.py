@@ -88,6 +88,7 @@ class Pipeline:
         return finals
 
     def evaluate(self, finals: list[str]) -> list[Path]:
+        from harness.checks import parse_dims
         from harness.data import default_data_root
         from harness.models import ModelOptions
         from harness.runner import RunConfig, run
@@ -100,7 +101,7 @@ class Pipeline:
             data_dir = Path(ev["data_dir"]) if ev.get("data_dir") else default_data_root()
             run_cfg = RunConfig(model=spec, data_dir=data_dir,
                                 out=self.out / "evals", suite=ev.get("suite"), tasks=ev.get("tasks"), run_name=name,
-                                dims=[str(d) for d in ev.get("dims", [])] or None,
+                                dims=parse_dims([str(d) for d in ev.get("dims", [])]),
                                 options=ModelOptions(device=ev.get("device")), show_progress=False)  # fmt: skip
             step = f"eval:{spec}"
             self._say(step, "evaluating (finished tasks are skipped)")

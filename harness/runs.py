@@ -16,7 +16,7 @@ import fcntl
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,7 @@ class RunDir:
     path: Path
     model_name: str
     revision: str
+    _scores: dict[tuple[str, int, int], float] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def results_dir(self) -> Path:
@@ -125,6 +126,18 @@ class RunDir:
         base = self.results_dir / "experiments"
         found = [p.parent.name.removeprefix("embed_dim_") for p in base.glob(f"embed_dim_*/{task}.json")]
         return sorted(int(d) for d in found if d.isdigit())
+
+    def dim_scores(self, task: str) -> dict[int, float]:
+        """Main score per MRL dimension, from the experiments/embed_dim_<d>/ result files: the one home of per-dim
+        scores (run.json does not copy them), read by the summary, the leaderboard and the reports alike."""
+        return {dim: self._score(task, dim) for dim in self.result_dims(task)}
+
+    def _score(self, task: str, dim: int) -> float:
+        """A result file's main score, remembered per file version: the summary rereads every task after each one."""
+        key = (task, dim, self.result_path(task, dim).stat().st_mtime_ns)
+        if key not in self._scores:
+            self._scores[key] = float(self.load_result(task, dim).get_score())
+        return self._scores[key]
 
 
 def open_run(path: Path) -> RunDir:

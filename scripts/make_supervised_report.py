@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 from conan_model import ConanConfig, ConanModel, save_pretrained  # noqa: E402
 from conan_model import train_tokenizer as bbpe  # noqa: E402
 from conan_model.atomic import atomic_write  # noqa: E402
+from harness.runs import open_run  # noqa: E402
 from train.clr import format_report  # noqa: E402
 from train.objectives import mrl_dims  # noqa: E402
 
@@ -196,7 +197,10 @@ def evaluate(args: argparse.Namespace, work: Path, name: str, tasks: list[str]) 
            ",".join(tasks), "--data-dir", str(args.data), "--out", str(runs), "--run-name", name, "--no-cache",
            "--no-progress", "--dims", "16,40,72,full"]  # fmt: skip
     seconds = sh(cmd, work / f"eval_{name}.log", ok=(0, 1))  # 1: a task failed; the report shows it as —
-    record = json.loads((runs / name / "run.json").read_text(encoding="utf-8"))
+    run = open_run(runs / name)
+    record = run.read_run()
+    for task, entry in record["tasks"].items():  # per-dim scores live in the run's experiments/ result files
+        entry["dim_scores"] = {str(d): s for d, s in run.dim_scores(task).items()}
     skipped = (work / f"eval_{name}.log").read_text(encoding="utf-8").count("done earlier, skipped")
     return {"seconds": seconds, "tasks": record["tasks"], "skipped": skipped}
 
