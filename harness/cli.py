@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness.errors import HarnessError
+from conan_model.errors import ConanError
 
 # Modules exposing `register(subparsers)`: leaderboard; report, regress, alignment; train; pipeline; models;
 # ablate.
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except HarnessError as exc:
+    except ConanError as exc:  # harness, train and conan_model errors alike: one line, their exit status
         print(f"harness: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
