@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from pathlib import Path
 
 from conan_model.errors import ConanError
+from harness.env import data_root, library_cache_defaults, user_cache_root
 
 # Modules exposing `register(subparsers)`: leaderboard; report, regress, alignment; train; pipeline; models;
 # ablate.
@@ -16,34 +16,11 @@ PLUGIN_COMMANDS: list[str] = ["leaderboards.cli", "reports.cli", "train.cli", "h
                               "harness.ablate"]
 
 
-def _set_offline_defaults() -> None:
-    """Keep mteb/datasets caches out of the user's home unless they chose a place (HF_DATASETS_CACHE, or HF_HOME
-    whose datasets/ folder a pre-populated official cache lives in); never stall on the hub."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "conan-harness"
-    os.environ.setdefault("MTEB_CACHE", str(cache / "mteb"))
-    if "HF_HOME" not in os.environ:
-        os.environ.setdefault("HF_DATASETS_CACHE", str(cache / "datasets"))
-
-
 def _csv(value: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     if not items:
         raise argparse.ArgumentTypeError("expected a comma-separated list")
     return items
-
-
-def _data_dir(args: argparse.Namespace) -> Path:
-    return _data_source(args)[0]
-
-
-def _data_source(args: argparse.Namespace) -> tuple[Path, str]:
-    """The data root and where it came from (--data-dir, $HARNESS_DATA, or the embedded sample)."""
-    from harness.data import default_data_root
-
-    if args.data_dir:
-        return Path(args.data_dir), "--data-dir"
-    env = os.environ.get("HARNESS_DATA")
-    return (Path(env), "$HARNESS_DATA") if env else (default_data_root(), "the embedded sample")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -54,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = RunConfig(
         model=args.model or default_model(args.suite),
-        data_dir=_data_dir(args),
+        data_dir=data_root(args.data_dir)[0],
         out=Path(args.out),
         suite=args.suite,
         tasks=args.tasks,
@@ -81,7 +58,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from harness.models import PACKAGED, PREFIXES
     from harness.suites import OFFICIAL_SUITES, default_model, local_suites
 
-    root, origin = _data_source(args)
+    root, origin = data_root(args.data_dir)
     local, broken = scan_tasks(root)
     if args.what == "suites":
         rows = [[name, f"mteb {bench}", default_model(name)] for name, bench in OFFICIAL_SUITES.items()]
@@ -210,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _set_offline_defaults()
+    library_cache_defaults(user_cache_root())
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -89,7 +89,7 @@ class Pipeline:
 
     def evaluate(self, finals: list[str]) -> list[Path]:
         from harness.checks import parse_dims
-        from harness.data import default_data_root
+        from harness.env import data_root
         from harness.models import ModelOptions
         from harness.runner import RunConfig, run
 
@@ -98,7 +98,7 @@ class Pipeline:
         runs = []
         for spec in specs:
             name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in spec)
-            data_dir = Path(ev["data_dir"]) if ev.get("data_dir") else default_data_root()
+            data_dir = data_root(ev.get("data_dir"))[0]
             run_cfg = RunConfig(model=spec, data_dir=data_dir,
                                 out=self.out / "evals", suite=ev.get("suite"), tasks=ev.get("tasks"), run_name=name,
                                 dims=parse_dims([str(d) for d in ev.get("dims", [])]),
