@@ -312,10 +312,6 @@ def safetensors_damage(path: Path) -> str | None:
     return None
 
 
-def model_names() -> list[str]:
-    return list(PACKAGED) + [f"{p}<path>" for p in PREFIXES]
-
-
 def load_model(spec: str, opts: ModelOptions | None = None) -> Embedder:
     """Resolve a model spec; unknown specs exit 2 with suggestions, missing folders name the path."""
     opts = opts or ModelOptions()
