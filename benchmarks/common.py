@@ -62,7 +62,7 @@ def save_result(path: Path, payload: dict[str, Any]) -> None:
     from harness.runs import atomic_write_json
 
     atomic_write_json(path, portable(payload))
-    print(f"\nwrote {os.path.relpath(path, REPO)}")
+    print(f"\nwrote {path}")
 
 
 def write_report(name: str, rows: list[list[Any]], headers: list[str], payload: dict[str, Any]) -> None:
