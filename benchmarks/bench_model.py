@@ -148,19 +148,28 @@ def cpu_arguments(doc: str, result: str) -> argparse.Namespace:
     return args
 
 
-def main() -> None:
-    args = cpu_arguments(__doc__, "bench_model.json")
-    device = torch.device("cpu")
+def sweep_presets(args: argparse.Namespace, bench: Callable[[ConanModel], list[dict]],
+                  table: Callable[[list[dict]], str]) -> None:  # fmt: skip
+    """Each preset of --presets (seed 0, context at least --seq-len) through `bench` on the CPU: rows printed as
+    `table` and saved to --out."""
     rows = []
     for name in args.presets.split(","):
         torch.manual_seed(0)
-        cfg = ConanConfig.preset(name, max_length=max(args.seq_len, ConanConfig.preset(name).max_length))
-        model = ConanModel(cfg)
-        ids, mask = make_batch(cfg.vocab_size, args.batch, args.seq_len, device)
-        for row in bench_modes(model, ids, mask, args.warmup, args.iters):
-            rows.append({"preset": name, "params": model.num_parameters(), **row})
+        model = ConanModel(ConanConfig.preset(name, max_length=max(args.seq_len, ConanConfig.preset(name).max_length)))
+        rows += [{"preset": name, "params": model.num_parameters(), **row} for row in bench(model)]
     print(table(rows))
-    save_result(args.out, {"env": environment(device), "seq_len": args.seq_len, "batch": args.batch, "results": rows})
+    result = {"env": environment(torch.device("cpu")), "seq_len": args.seq_len, "batch": args.batch, "results": rows}
+    save_result(args.out, result)
+
+
+def main() -> None:
+    args = cpu_arguments(__doc__, "bench_model.json")
+
+    def bench(model: ConanModel) -> list[dict]:
+        ids, mask = make_batch(model.config.vocab_size, args.batch, args.seq_len, torch.device("cpu"))
+        return bench_modes(model, ids, mask, args.warmup, args.iters)
+
+    sweep_presets(args, bench, table)
 
 
 if __name__ == "__main__":

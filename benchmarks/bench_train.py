@@ -12,11 +12,10 @@ a ratio to the bidirectional step. Tokens count real (non-padding) tokens.
 from __future__ import annotations
 
 import torch
-from bench_model import cpu_arguments, environment, make_batch, time_call
-from common import save_result
+from bench_model import cpu_arguments, make_batch, sweep_presets, time_call
 from tabulate import tabulate
 
-from conan_model import ConanConfig, ConanModel
+from conan_model import ConanModel
 from train.config import StageConfig
 from train.distributed import Task, autocast
 from train.loop import build_optimizer
@@ -78,16 +77,8 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     args = cpu_arguments(__doc__, "bench_train.json")
-    device = torch.device("cpu")
-    rows = []
-    for name in args.presets.split(","):
-        torch.manual_seed(0)
-        model = ConanModel(ConanConfig.preset(name, max_length=max(args.seq_len, ConanConfig.preset(name).max_length)))
-        for row in bench_steps(model, device, args.batch, args.seq_len, args.batch, args.seq_len, args.warmup,
-                               args.iters):  # fmt: skip
-            rows.append({"preset": name, "params": model.num_parameters(), **row})
-    print(table(rows))
-    save_result(args.out, {"env": environment(device), "seq_len": args.seq_len, "batch": args.batch, "results": rows})
+    sweep_presets(args, lambda model: bench_steps(model, torch.device("cpu"), args.batch, args.seq_len, args.batch,
+                                                  args.seq_len, args.warmup, args.iters), table)  # fmt: skip
 
 
 if __name__ == "__main__":
