@@ -10,7 +10,7 @@ skips the tasks its run directory already finished. Config (TOML), with paths re
     set = ["steps=200", "output_dir='runs/pipeline/pretrain'"]
     [eval]
     tasks = ["STSBenchmark", "STS16"]           # or suite = "local-en"
-    data_dir = "../shared/data"                 # default: the embedded sample
+    data_dir = "../shared/data"                 # default: $HARNESS_DATA, else the embedded sample
     checkpoints = ["runs/pipeline/weak/final"]  # conan checkpoints; default: every train stage's final export
     baselines = ["minilm"]                      # any harness model specs
     dims = ["64", "128", "full"]                # optional MRL sweep
