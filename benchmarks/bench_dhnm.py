@@ -13,13 +13,13 @@ branches of the rule (initial drop and decay) run during the timed steps.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from common import save_result
 from tabulate import tabulate
 
 from conan_model import ConanConfig, ConanModel, train_tokenizer_from_texts
@@ -131,16 +131,14 @@ def main() -> None:
           f"{book['dynamic']:.3%} (target <= 2%); initial drops {stats['initial_drops']}, decay replacements "
           f"{stats['decay_replacements']}, exhausted {stats['exhausted']}")  # fmt: skip
     record = {
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "args": vars(args),
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                     "torch": torch.__version__},  # fmt: skip
         "median_step_s": med, "step_s": times, "paired_overhead": overhead, "mean_tokens_per_step": mean_tokens,
         "dhnm_seconds_per_step": {m: tasks[m].dhnm.spent / args.steps for m in times},
         "dhnm_share_of_step": book, "dhnm_stats": stats, "mrl_dims": dims,
     }  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    save_result(args.out, record)
 
 
 if __name__ == "__main__":

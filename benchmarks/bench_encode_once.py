@@ -46,6 +46,9 @@ def main() -> None:
         values = list(scores(record).values())
         return round(sum(values) / len(values), 2)
 
+    from harness.runs import open_run
+
+    sweep_run = open_run(SCRATCH / "runs" / "sweep")  # per-dim scores live in its experiments/ result files
     rows = [
         ["full-dim run (fp32)", f"{full_s:.1f}", "1.00", mean(full)],
         [f"MRL sweep, {len(DIMS)} dims, one encode", f"{sweep_s:.1f}", f"{sweep_s / full_s:.2f}", mean(sweep)],
@@ -61,7 +64,7 @@ def main() -> None:
         "ratios": {"sweep_over_full": sweep_s / full_s, "per_dim_over_full": per_dim_s / full_s,
                    "cold_over_warm": cold_s / warm_s, "bf16_over_fp32": bf16_s / full_s},
         "scores": {"fp32": scores(full), "bf16": scores(bf16), "warm": scores(warm),
-                   "sweep_dims": {n: t["dim_scores"] for n, t in sweep["tasks"].items()}},
+                   "sweep_dims": {n: sweep_run.dim_scores(n) for n in sweep["tasks"]}},
     }  # fmt: skip
     print(f"cold ÷ warm = {cold_s / warm_s:.1f}×   sweep ÷ full = {sweep_s / full_s:.2f}×")
     write_report("bench_encode_once", rows, ["what", "wall s", "÷ full run", "mean score ×100"], payload)

@@ -10,7 +10,6 @@ as a ratio. Throughput counts real (non-padding) tokens only.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from common import save_result
 from tabulate import tabulate
 
 from conan_model import ConanConfig, ConanModel, synchronize
@@ -131,34 +131,45 @@ def environment(device: torch.device) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def cpu_arguments(doc: str, result: str) -> argparse.Namespace:
+    """The options of the CPU model and step benchmarks (presets, shape, repeats, threads, output file), parsed;
+    sets the thread count."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default="tiny,small", help="comma-separated ConanConfig presets")
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq-len", type=int, default=128, help="tokens per row (and longest pair text)")
+    parser.add_argument("--batch", type=int, default=8, help="rows per step (and pairs per weak step)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_model.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results") / result)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cpu")
+    return args
+
+
+def sweep_presets(args: argparse.Namespace, bench: Callable[[ConanModel], list[dict]],
+                  table: Callable[[list[dict]], str]) -> None:  # fmt: skip
+    """Each preset of --presets (seed 0, context at least --seq-len) through `bench` on the CPU: rows printed as
+    `table` and saved to --out."""
     rows = []
     for name in args.presets.split(","):
         torch.manual_seed(0)
-        cfg = ConanConfig.preset(name, max_length=max(args.seq_len, ConanConfig.preset(name).max_length))
-        model = ConanModel(cfg)
-        ids, mask = make_batch(cfg.vocab_size, args.batch, args.seq_len, device)
-        for row in bench_modes(model, ids, mask, args.warmup, args.iters):
-            rows.append({"preset": name, "params": model.num_parameters(), **row})
+        model = ConanModel(ConanConfig.preset(name, max_length=max(args.seq_len, ConanConfig.preset(name).max_length)))
+        rows += [{"preset": name, "params": model.num_parameters(), **row} for row in bench(model)]
     print(table(rows))
-    result = {"env": environment(device), "seq_len": args.seq_len, "batch": args.batch, "results": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    result = {"env": environment(torch.device("cpu")), "seq_len": args.seq_len, "batch": args.batch, "results": rows}
+    save_result(args.out, result)
+
+
+def main() -> None:
+    args = cpu_arguments(__doc__, "bench_model.json")
+
+    def bench(model: ConanModel) -> list[dict]:
+        ids, mask = make_batch(model.config.vocab_size, args.batch, args.seq_len, torch.device("cpu"))
+        return bench_modes(model, ids, mask, args.warmup, args.iters)
+
+    sweep_presets(args, bench, table)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,12 @@ with AVX512-BF16 the matmuls then run in bf16. Tokens count real (non-padding) t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
 import torch
 from bench_model import environment, make_batch, time_call
+from common import save_result
 from tabulate import tabulate
 
 from conan_model.importing import load_init
@@ -101,9 +101,7 @@ def main() -> None:
     result = {"env": environment(device), "loadavg_1min": os.getloadavg()[0], "pairs": args.pairs,
               "pair_len": args.pair_len, "rows": args.rows,
               "seq_len": args.seq_len, "results": rows}  # fmt: skip
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    save_result(out, result)
 
 
 if __name__ == "__main__":

@@ -11,15 +11,11 @@ a ratio to the bidirectional step. Tokens count real (non-padding) tokens.
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 import torch
-from bench_model import environment, make_batch, time_call
+from bench_model import cpu_arguments, make_batch, sweep_presets, time_call
 from tabulate import tabulate
 
-from conan_model import ConanConfig, ConanModel
+from conan_model import ConanModel
 from train.config import StageConfig
 from train.distributed import Task, autocast
 from train.loop import build_optimizer
@@ -80,30 +76,9 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", default="tiny,small", help="comma-separated ConanConfig presets")
-    parser.add_argument("--seq-len", type=int, default=128, help="pretrain row length and longest pair text")
-    parser.add_argument("--batch", type=int, default=8, help="pretrain rows and weak pairs per step")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--iters", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_train.json"))
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device("cpu")
-    rows = []
-    for name in args.presets.split(","):
-        torch.manual_seed(0)
-        model = ConanModel(ConanConfig.preset(name, max_length=max(args.seq_len, ConanConfig.preset(name).max_length)))
-        for row in bench_steps(model, device, args.batch, args.seq_len, args.batch, args.seq_len, args.warmup,
-                               args.iters):  # fmt: skip
-            rows.append({"preset": name, "params": model.num_parameters(), **row})
-    print(table(rows))
-    result = {"env": environment(device), "seq_len": args.seq_len, "batch": args.batch, "results": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    args = cpu_arguments(__doc__, "bench_train.json")
+    sweep_presets(args, lambda model: bench_steps(model, torch.device("cpu"), args.batch, args.seq_len, args.batch,
+                                                  args.seq_len, args.warmup, args.iters), table)  # fmt: skip
 
 
 if __name__ == "__main__":

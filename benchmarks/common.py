@@ -9,14 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.env import scratch_env, shared_data_root
+
 SCRATCH = Path(tempfile.mkdtemp(prefix="harness-bench-"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("MTEB_CACHE", str(SCRATCH / "mteb"))
-os.environ.setdefault("HF_HOME", str(SCRATCH / "hf"))
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+scratch_env(SCRATCH)  # offline, library caches under SCRATCH (harness/env.py)
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = Path(os.environ.get("HARNESS_SHARED_DATA", REPO.parent / "shared" / "data"))
+DEFAULT_DATA = shared_data_root()
 RESULTS = REPO / "benchmarks" / "results"
 
 
@@ -38,13 +37,38 @@ def scores(record: dict) -> dict[str, float]:
     return {name: round(100 * t["main_score"], 2) for name, t in record["tasks"].items()}
 
 
+def portable(obj: Any) -> Any:
+    """`obj` with every absolute path of this machine written relative to the repository (`../shared/data/zh/BQ`),
+    the scratch folder (`<scratch>/runs/x`) or the home folder (`~/...`): a committed result names no machine's
+    folders."""
+    if isinstance(obj, dict):
+        return {key: portable(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [portable(value) for value in obj]
+    if isinstance(obj, Path):
+        obj = str(obj)
+    if isinstance(obj, str) and obj.startswith("/"):
+        if obj == str(SCRATCH) or obj.startswith(f"{SCRATCH}/"):
+            return "<scratch>" + obj.removeprefix(str(SCRATCH))
+        if Path(obj).is_relative_to(REPO.parent):
+            return os.path.relpath(obj, REPO)
+        if Path(obj).is_relative_to(Path.home()):
+            return "~/" + os.path.relpath(obj, Path.home())
+    return obj
+
+
+def save_result(path: Path, payload: dict[str, Any]) -> None:
+    """A benchmark's JSON, written atomically with machine paths made portable."""
+    from harness.runs import atomic_write_json
+
+    atomic_write_json(path, portable(payload))
+    print(f"\nwrote {path}")
+
+
 def write_report(name: str, rows: list[list[Any]], headers: list[str], payload: dict[str, Any]) -> None:
     from tabulate import tabulate
 
-    from harness.runs import atomic_write_json
     from harness.sysinfo import environment
 
     print(tabulate(rows, headers=headers, tablefmt="github"))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(RESULTS / f"{name}.json", {"environment": environment(), **payload})
-    print(f"\nwrote {RESULTS / f'{name}.json'}")
+    save_result(RESULTS / f"{name}.json", {"environment": environment(), **payload})

@@ -16,12 +16,12 @@ Exits cleanly (status 0) with a message when no GPU is present.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 from bench_model import MODES, bench_modes, environment, make_batch, table, time_call
+from common import save_result
 
 from conan_model import ConanConfig, ConanModel, default_dtype
 
@@ -167,9 +167,7 @@ def main() -> int:
         "results": rows,
         "summary": summary,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    save_result(args.out, result)
     return 0 if summary["correctness_ok"] else 1
 
 

@@ -14,13 +14,13 @@ benchmarks/results/gpu_train.json. Exits cleanly (status 0) with a message when 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 from bench_model import environment
 from bench_train import bench_steps, table
+from common import save_result
 
 from conan_model import ConanConfig, ConanModel, pick_device
 from train.metrics import device_name, peak_tflops
@@ -69,9 +69,7 @@ def main() -> int:
     print("peak memory per preset (GiB):", {r["preset"]: r["peak_mem_gib"] for r in rows})
     result = {"env": {**environment(device), "device_name": device_name(device), "peak_tflops": peak},
               "args": {k: str(v) for k, v in vars(args).items()}, "results": rows}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    save_result(args.out, result)
     return 0
 
 

@@ -16,7 +16,7 @@ _EXPORTS = {
     "config": ("PRESETS", "ConanConfig"),
     "device": ("default_dtype", "dist_backend", "pick_device", "synchronize"),
     "encoder": ("ConanEncoder",),
-    "masks": ("MASK_MODES", "SCHEDULES", "mask_weights", "sdpa_mask", "soft_alpha", "soft_mask_bias",
+    "masks": ("SCHEDULES", "mask_weights", "sdpa_mask", "soft_alpha", "soft_mask_bias",
               "soft_mask_weights"),
     "modeling": ("ConanModel",),
     "pooling": ("l2_normalize", "last_token_pool", "mean_pool", "pool", "truncate_and_normalize"),
@@ -35,7 +35,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "MASK_MODES",
     "PRESETS",
     "SCHEDULES",
     "SPECIAL_TOKENS",

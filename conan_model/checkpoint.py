@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
-from .atomic import atomic_write
+from .atomic import atomic_write, atomic_write_text
 from .config import ConanConfig
 from .modeling import ConanModel
 from .tokenizer import load_tokenizer, save_tokenizer
@@ -43,7 +43,7 @@ def save_pretrained(model: ConanModel, tokenizer: Tokenizer, path: str | os.Path
     state = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
     path.mkdir(parents=True, exist_ok=True)
     text = json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    atomic_write(path / CONFIG_NAME, lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write_text(path / CONFIG_NAME, text)
     atomic_write(path / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
     save_tokenizer(tokenizer, path / TOKENIZER_NAME)
     return path

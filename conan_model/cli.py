@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 from .config import ATTENTIONS, POOLINGS
+from .errors import EXIT_USAGE
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -56,9 +57,9 @@ def run_args(args: argparse.Namespace) -> int:
     """Run a models subcommand; unusable input (unknown name, bad file, unsupported model) exits 2."""
     try:
         return args.models_func(args)
-    except (ValueError, FileNotFoundError, KeyError) as e:  # ModelImportError is a ValueError
+    except (ValueError, FileNotFoundError, KeyError) as e:  # ModelImportError is a ValueError (and a ConanError)
         print(f"harness models: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except RuntimeError as e:  # pip failed (no network, no such version)
         print(f"harness models: error: {e}", file=sys.stderr)
         return 1

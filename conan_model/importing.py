@@ -32,13 +32,14 @@ from tokenizers import Tokenizer, processors
 
 from .checkpoint import load_checkpoint_tokenizer, load_pretrained
 from .config import ConanConfig
+from .errors import ConanError
 from .modeling import ConanModel
 from .pretrained import BASES, resolve
 
 PREFIXES = ("conan:", "hf:", "gguf:")
 
 
-class ModelImportError(ValueError):
+class ModelImportError(ConanError, ValueError):
     """A model file or folder that cannot be imported; the message names the file and what is wrong."""
 
 

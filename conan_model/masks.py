@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import torch
 
-MASK_MODES = ("causal", "bidirectional", "soft")
 SCHEDULES = ("linear", "accelerating", "decelerating", "hard")
 
 
@@ -123,4 +122,4 @@ def _check_mode(mode: str, alpha: float | None) -> float:
         if alpha is None or not 0.0 <= float(alpha) <= 1.0:
             raise ValueError(f"mask_mode='soft' needs alpha in [0, 1], got {alpha}")
         return float(alpha)
-    raise ValueError(f"unknown mask_mode {mode!r}; choose from {MASK_MODES}")
+    raise ValueError(f"unknown mask_mode {mode!r}; choose from 'causal', 'bidirectional', 'soft'")

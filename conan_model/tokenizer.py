@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 from tokenizers import Encoding, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from .atomic import atomic_write
+from .atomic import atomic_write_text
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)  # ids 0..3, in this order
@@ -118,10 +118,7 @@ def load_tokenizer(path: str | os.PathLike, special_ids: dict[str, int | None] |
 
 def save_tokenizer(tok: Tokenizer, path: str | os.PathLike) -> None:
     """Write tokenizer.json atomically (temporary file in the same folder, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = tok.to_str()
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    atomic_write_text(Path(path), tok.to_str())
 
 
 def truncate(enc: Encoding, max_length: int) -> list[int]:

@@ -26,6 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from conan_model.fingerprint import data_fingerprint
+from harness.env import user_cache_root
+
 DB_NAME = "embeddings.sqlite"
 SCHEMA_VERSION = 2  # PRAGMA user_version of the current layout
 PAGE_SIZE = 65536
@@ -36,12 +39,12 @@ _MAGIC = b"SQLite format 3\0"
 def default_cache_dir() -> Path:
     if os.environ.get("HARNESS_CACHE_DIR"):
         return Path(os.environ["HARNESS_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "conan-harness" / "embeddings"
+    return user_cache_root() / "embeddings"
 
 
 def namespace_key(identity: dict[str, Any]) -> str:
     """Stable hash of everything besides the text that changes a vector."""
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return data_fingerprint(identity)[:32]
 
 
 def text_key(text: str) -> bytes:

@@ -17,12 +17,12 @@ def check_positive(option: str, value: int | None) -> None:
         raise UsageError(f"{option} {value}: must be at least 1")
 
 
-def parse_dim_values(dims: list[str] | None) -> list[int | None]:
-    """--dims values as positive integers (None for 'full'); only ASCII digits count ('²' is not 2)."""
-    parsed: list[int | None] = []
+def parse_dims(dims: list[str] | None) -> list[int]:
+    """--dims values → positive integers, parsed once where they enter (the CLI, a pipeline config); 'full' is
+    dropped, since the full dimension is always evaluated. Only ASCII digits count ('²' is not 2)."""
+    parsed = []
     for value in dims or []:
         if value == "full":
-            parsed.append(None)
             continue
         if not (value.isascii() and value.isdigit()) or int(value) < 1:
             raise UsageError(f"--dims: {value!r} is not a positive integer or 'full'")

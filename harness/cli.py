@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from pathlib import Path
 
-from harness.errors import HarnessError
+from conan_model.errors import ConanError
+from harness.env import data_root, library_cache_defaults, user_cache_root
 
 # Modules exposing `register(subparsers)`: leaderboard; report, regress, alignment; train; pipeline; models;
 # ablate.
 PLUGIN_COMMANDS: list[str] = ["leaderboards.cli", "reports.cli", "train.cli", "harness.pipeline", "conan_model.cli",
                               "harness.ablate"]
-
-
-def _set_offline_defaults() -> None:
-    """Keep mteb/datasets caches out of the user's home unless they chose a place (HF_DATASETS_CACHE, or HF_HOME
-    whose datasets/ folder a pre-populated official cache lives in); never stall on the hub."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "conan-harness"
-    os.environ.setdefault("MTEB_CACHE", str(cache / "mteb"))
-    if "HF_HOME" not in os.environ:
-        os.environ.setdefault("HF_DATASETS_CACHE", str(cache / "datasets"))
 
 
 def _csv(value: str) -> list[str]:
@@ -32,28 +23,15 @@ def _csv(value: str) -> list[str]:
     return items
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
-    return _data_source(args)[0]
-
-
-def _data_source(args: argparse.Namespace) -> tuple[Path, str]:
-    """The data root and where it came from (--data-dir, $HARNESS_DATA, or the embedded sample)."""
-    from harness.data import default_data_root
-
-    if args.data_dir:
-        return Path(args.data_dir), "--data-dir"
-    env = os.environ.get("HARNESS_DATA")
-    return (Path(env), "$HARNESS_DATA") if env else (default_data_root(), "the embedded sample")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness.checks import parse_dims
     from harness.models import ModelOptions
     from harness.runner import RunConfig, run
     from harness.suites import default_model
 
     cfg = RunConfig(
         model=args.model or default_model(args.suite),
-        data_dir=_data_dir(args),
+        data_dir=data_root(args.data_dir)[0],
         out=Path(args.out),
         suite=args.suite,
         tasks=args.tasks,
@@ -61,7 +39,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         source=args.source,
         batch_size=args.batch_size,
         max_batch_tokens=args.max_batch_tokens,
-        dims=args.dims,
+        dims=parse_dims(args.dims),
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         use_cache=not args.no_cache,
         options=ModelOptions(device=args.device, dtype=args.dtype, max_length=args.max_length,
@@ -80,7 +58,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from harness.models import PACKAGED, PREFIXES
     from harness.suites import OFFICIAL_SUITES, default_model, local_suites
 
-    root, origin = _data_source(args)
+    root, origin = data_root(args.data_dir)
     local, broken = scan_tasks(root)
     if args.what == "suites":
         rows = [[name, f"mteb {bench}", default_model(name)] for name, bench in OFFICIAL_SUITES.items()]
@@ -209,11 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _set_offline_defaults()
+    library_cache_defaults(user_cache_root())
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except HarnessError as exc:
+    except ConanError as exc:  # harness, train and conan_model errors alike: one line, their exit status
         print(f"harness: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

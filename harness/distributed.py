@@ -2,7 +2,8 @@
 
 `torchrun --nproc_per_node N -m harness run ...` starts N copies of the same run. They walk the same tasks in
 the same order (mteb is deterministic), so only the model forward is split; rank 0 alone writes files and
-prints. The backend follows the device (nccl for cuda, hccl for npu, gloo for cpu), chosen in one place.
+prints. The backend follows the device (nccl for cuda, hccl for npu, gloo for cpu): conan_model.device.dist_backend,
+the one choice that training uses too.
 """
 
 from __future__ import annotations
@@ -40,11 +41,6 @@ class ShardGroup:
         return [p[: int(c.item())].cpu().numpy() for p, c in zip(parts, counts, strict=True)]
 
 
-def backend_for(device: str) -> str:
-    kind = device.split(":")[0]
-    return {"cuda": "nccl", "npu": "hccl"}.get(kind, "gloo")
-
-
 def init_from_env(device: str) -> ShardGroup | None:
     """A ShardGroup when launched by torchrun with more than one process, else None (plain single process)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -53,12 +49,14 @@ def init_from_env(device: str) -> ShardGroup | None:
     import torch
     import torch.distributed as dist
 
+    from conan_model.device import dist_backend
+
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device.startswith("cuda"):
         device = f"cuda:{local_rank}"
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend_for(device))
+        dist.init_process_group(backend=dist_backend(device))
     return ShardGroup(rank, world, device)
 
 

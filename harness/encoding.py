@@ -6,7 +6,8 @@ mteb hands us a DataLoader per call. We flatten it and look each distinct text u
 then encode only what is left, in length-sorted batches under a token budget (sharded across ranks under
 torchrun), and scatter vectors back. What is left is encoded in slices of `flush_every` texts and each slice is
 written to the cache as soon as it is done, so a kill -9 in a 50k-document corpus loses at most one slice.
-A dimension view (`view_dim`) returns truncated, re-normalised copies and counts nothing (it only reads the memo).
+A dimension view (`view(dim)`, a DimView) returns truncated, re-normalised copies and counts nothing (it only
+reads the memo).
 Counters in `EncodeStats` feed efficiency.json: model work (`encoded_texts`, `tokens`, `model_s`) apart from hits.
 """
 
@@ -23,6 +24,7 @@ from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.types import PromptType
 from tqdm.auto import tqdm
 
+from conan_model.pooling import truncate_and_normalize
 from harness.cache import EmbeddingCache, namespace_key
 from harness.distributed import ShardGroup
 from harness.models import Embedder
@@ -71,11 +73,9 @@ def role_of(prompt_type: PromptType | None) -> str | None:
     return prompt_type.value if prompt_type is not None else None
 
 
-def truncate_normalize(vectors: np.ndarray, dim: int) -> np.ndarray:
-    """Matryoshka view: the first `dim` components, L2-normalised again."""
-    view = vectors[:, :dim]
-    norms = np.linalg.norm(view, axis=1, keepdims=True)
-    return view / np.maximum(norms, 1e-12)
+def texts_of(inputs: Any) -> list[str]:
+    """The texts of mteb's DataLoader, flattened in order."""
+    return [text for batch in inputs for text in batch["text"]]
 
 
 def token_budget_batches(lengths: list[int], max_batch: int, max_tokens: int) -> list[list[int]]:
@@ -105,7 +105,6 @@ class HarnessEncoder(AbsEncoder):
         self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
         self.cache, self.shards = cache, shards
         self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
-        self.view_dim: int | None = None
         self.flush_every = 1024  # texts per cache write: bounds what a kill loses and what waits in memory
         self._namespaces: dict[str | None, str] = {}
         self.start_task()
@@ -113,7 +112,6 @@ class HarnessEncoder(AbsEncoder):
     def start_task(self) -> None:
         self.stats = EncodeStats()
         self.memo: dict[tuple[str | None, str], np.ndarray] = {}
-        self.view_dim = None
         self.pending = (0, 0)  # (encoded, to encode) in the current call, for progress lines
 
     def progress(self) -> str:
@@ -122,10 +120,11 @@ class HarnessEncoder(AbsEncoder):
 
     def encode(self, inputs: Any, *, task_metadata: Any, hf_split: str, hf_subset: str,
                prompt_type: PromptType | None = None, **kwargs: Any) -> np.ndarray:  # fmt: skip
-        texts = [text for batch in inputs for text in batch["text"]]
-        if self.view_dim:  # every text is in the memo after the full-dimension pass
-            return truncate_normalize(self.encode_texts(texts, role_of(prompt_type), count=False), self.view_dim)
-        return self.encode_texts(texts, role_of(prompt_type), desc=task_metadata.name)
+        return self.encode_texts(texts_of(inputs), role_of(prompt_type), desc=task_metadata.name)
+
+    def view(self, dim: int) -> DimView:
+        """This encoder seen at one Matryoshka dimension, for mteb to score that dimension with."""
+        return DimView(self, dim)
 
     def _namespace(self, role: str | None) -> str:
         if role not in self._namespaces:
@@ -195,3 +194,18 @@ class HarnessEncoder(AbsEncoder):
         for rank, part in enumerate(self.shards.gather(local, self.model.embed_dim)):
             result[rank :: self.shards.world] = part
         return result
+
+
+class DimView(AbsEncoder):
+    """A HarnessEncoder at one MRL dimension: truncated, re-normalised copies of the vectors the full-dimension
+    pass left in the task memo. It counts nothing, and the encoder it views is never changed (no mode to reset)."""
+
+    def __init__(self, full: HarnessEncoder, dim: int):
+        self.full, self.dim = full, dim
+        self.mteb_model_meta = full.mteb_model_meta
+        self.show_progress = full.show_progress
+
+    def encode(self, inputs: Any, *, task_metadata: Any, hf_split: str, hf_subset: str,
+               prompt_type: PromptType | None = None, **kwargs: Any) -> np.ndarray:  # fmt: skip
+        vectors = self.full.encode_texts(texts_of(inputs), role_of(prompt_type), count=False)
+        return truncate_and_normalize(vectors, self.dim)

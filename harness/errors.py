@@ -1,31 +1,29 @@
-"""Errors that reach the user: each names what is wrong and where, and maps to an exit status."""
+"""Errors that reach the user: each names what is wrong and where, and maps to an exit status.
+
+The base and its status come from conan_model.errors (one for every package); these are the harness's kinds."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from pathlib import Path
 
-EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE = 0, 1, 2
+from conan_model.errors import EXIT_USAGE as EXIT_USAGE
+from conan_model.errors import ConanError
+from conan_model.errors import DataError as BaseDataError
+
+EXIT_OK, EXIT_TASK_FAILED = 0, 1
 
 
-class HarnessError(Exception):
-    """Base class; `exit_code` is what the CLI returns."""
-
-    exit_code = EXIT_USAGE
+class HarnessError(ConanError):
+    """An error of the evaluation side (the CLI prints it and returns `exit_code`)."""
 
 
 class UsageError(HarnessError):
     """Bad command-line input: unknown suite/task/model, invalid option value."""
 
 
-class DataError(HarnessError):
-    """Malformed data; the message starts with file:line so editors can jump there."""
-
-    def __init__(self, path: Path | str, line: int, message: str):
-        self.path, self.line = Path(path), line
-        where = f"{path}:{line}" if line else str(path)
-        super().__init__(f"{where}: {message}")
+class DataError(HarnessError, BaseDataError):
+    """Malformed task data; the message starts with file:line so editors can jump there."""
 
 
 def unknown(kind: str, name: str, choices: Iterable[str], hint: str = "") -> UsageError:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.models import Embedder, files_fingerprint
+from conan_model.fingerprint import files_fingerprint
+from harness.models import Embedder
 from harness.tasks import MIRROR, ResolvedTask
 
 

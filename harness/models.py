@@ -8,7 +8,6 @@ maps a role to its prompt the way mteb does, and reports that prompt so caches a
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.metadata
 import json
 from abc import ABC, abstractmethod
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from conan_model.fingerprint import files_fingerprint
 from harness.checks import check_device
 from harness.errors import UsageError, unknown
 
@@ -85,19 +85,6 @@ class Embedder(ABC):
             "device": self.device, "fingerprint": self.fingerprint,
             "prompts": {"query": self.prompt("query"), "document": self.prompt("document"), "none": self.prompt(None)},
         }  # fmt: skip
-
-
-def files_fingerprint(folder: Path, patterns: tuple[str, ...] = ("*.safetensors", "*.bin", "*.json", "*.txt")) -> str:
-    """sha256 over the weight/config files of a model folder, so two different checkpoints never collide
-    (also over every file of a task folder, patterns=("*",), for the task identity)."""
-    digest = hashlib.sha256()
-    for pattern in patterns:
-        for path in sorted(p for p in folder.rglob(pattern) if p.is_file()):
-            digest.update(str(path.relative_to(folder)).encode())
-            with path.open("rb") as handle:
-                for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
-                    digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _package_fingerprint(package: str) -> str:
@@ -323,10 +310,6 @@ def safetensors_damage(path: Path) -> str | None:
     if needed > size:
         return f"truncated: {size} bytes, the header needs {needed}"
     return None
-
-
-def model_names() -> list[str]:
-    return list(PACKAGED) + [f"{p}<path>" for p in PREFIXES]
 
 
 def load_model(spec: str, opts: ModelOptions | None = None) -> Embedder:

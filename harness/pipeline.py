@@ -10,7 +10,7 @@ skips the tasks its run directory already finished. Config (TOML), with paths re
     set = ["steps=200", "output_dir='runs/pipeline/pretrain'"]
     [eval]
     tasks = ["STSBenchmark", "STS16"]           # or suite = "local-en"
-    data_dir = "../shared/data"                 # default: the embedded sample
+    data_dir = "../shared/data"                 # default: $HARNESS_DATA, else the embedded sample
     checkpoints = ["runs/pipeline/weak/final"]  # conan checkpoints; default: every train stage's final export
     baselines = ["minilm"]                      # any harness model specs
     dims = ["64", "128", "full"]                # optional MRL sweep
@@ -88,7 +88,8 @@ class Pipeline:
         return finals
 
     def evaluate(self, finals: list[str]) -> list[Path]:
-        from harness.data import default_data_root
+        from harness.checks import parse_dims
+        from harness.env import data_root
         from harness.models import ModelOptions
         from harness.runner import RunConfig, run
 
@@ -97,10 +98,10 @@ class Pipeline:
         runs = []
         for spec in specs:
             name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in spec)
-            data_dir = Path(ev["data_dir"]) if ev.get("data_dir") else default_data_root()
+            data_dir = data_root(ev.get("data_dir"))[0]
             run_cfg = RunConfig(model=spec, data_dir=data_dir,
                                 out=self.out / "evals", suite=ev.get("suite"), tasks=ev.get("tasks"), run_name=name,
-                                dims=[str(d) for d in ev.get("dims", [])] or None,
+                                dims=parse_dims([str(d) for d in ev.get("dims", [])]),
                                 options=ModelOptions(device=ev.get("device")), show_progress=False)  # fmt: skip
             step = f"eval:{spec}"
             self._say(step, "evaluating (finished tasks are skipped)")

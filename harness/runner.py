@@ -23,11 +23,11 @@ import mteb
 
 from harness import sysinfo
 from harness.cache import EmbeddingCache, default_cache_dir
-from harness.checks import check_positive, check_writable_dir, parse_dim_values, run_directory
+from harness.checks import check_positive, check_writable_dir, run_directory
 from harness.console import WarningLog, heartbeat, quiet_console, silence_library_bars
 from harness.data import LocalTask, scan_tasks
 from harness.distributed import ShardGroup, init_from_env, shutdown
-from harness.encoding import HarnessEncoder
+from harness.encoding import DimView, HarnessEncoder
 from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
 from harness.identity import describe_change, task_identity
 from harness.models import Embedder, ModelOptions, load_model
@@ -48,7 +48,7 @@ class RunConfig:
     source: str = "auto"
     batch_size: int = 64
     max_batch_tokens: int = 8192
-    dims: list[str] | None = None
+    dims: list[int] = field(default_factory=list)  # MRL sizes, parsed where they enter (harness.checks.parse_dims)
     cache_dir: Path | None = None
     use_cache: bool = True
     options: ModelOptions = field(default_factory=ModelOptions)
@@ -112,12 +112,10 @@ def default_run_name(cfg: RunConfig, embedder: Embedder) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model}__{scope}")
 
 
-def parse_dims(dims: list[str] | None, embed_dim: int) -> list[int]:
-    """--dims values → sorted truncation sizes below the full dimension ('full' and embed_dim mean the full run)."""
+def truncation_dims(dims: list[int], embed_dim: int) -> list[int]:
+    """Requested MRL sizes → sorted sizes below the model's full dimension (embed_dim itself is the full run)."""
     sizes = set()
-    for value in parse_dim_values(dims):
-        if value is None:
-            continue
+    for value in dims:
         if value > embed_dim:
             raise UsageError(f"--dims: {value} is larger than the model's embedding dimension {embed_dim}")
         if value < embed_dim:
@@ -130,7 +128,6 @@ def check_before_loading(cfg: RunConfig) -> None:
     check_positive("--batch-size", cfg.batch_size)
     check_positive("--max-batch-tokens", cfg.max_batch_tokens)
     check_positive("--max-length", cfg.options.max_length)
-    parse_dim_values(cfg.dims)
     if cfg.run_name is not None:
         run_directory(cfg.out, cfg.run_name)
     check_writable_dir("--out", cfg.out)
@@ -162,7 +159,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
     plan = plan_tasks(cfg, local_tasks, broken)
     silence_library_bars()
     embedder = load_model(cfg.model, cfg.options)
-    dims = parse_dims(cfg.dims, embedder.embed_dim)
+    dims = truncation_dims(cfg.dims, embedder.embed_dim)
     shards = init_from_env(embedder.device)
     main = shards is None or shards.is_main
     say = print if main else (lambda *a, **k: None)
@@ -234,7 +231,8 @@ def _report_broken(broken: dict[str, str], plan: Plan, say: Any) -> None:
 
 
 # What a finished task's entry in run.json says about its outcome; kept when a rerun skips the task.
-TASK_OUTCOME = ("status", "main_score", "main_metric", "split", "dim_scores", "error", "traceback", "identity")
+# Per-dim scores are not among them: they live in the experiments/embed_dim_<d>/ result files (RunDir.dim_scores).
+TASK_OUTCOME = ("status", "main_score", "main_metric", "split", "error", "traceback", "identity")
 
 
 def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: Embedder, dims: list[int],
@@ -282,7 +280,7 @@ def _finish_task(record: dict[str, Any], name: str, entry: dict[str, Any]) -> No
     task.update(entry)
 
 
-def _evaluate(encoder: HarnessEncoder, task: Any, cfg: RunConfig, predictions: Path | None) -> Any:
+def _evaluate(encoder: HarnessEncoder | DimView, task: Any, cfg: RunConfig, predictions: Path | None) -> Any:
     return mteb.evaluate(
         encoder, task, cache=None, overwrite_strategy="always", raise_error=True, show_progress_bar=False,
         prediction_folder=predictions,
@@ -296,7 +294,6 @@ def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir |
     encoder.start_task()
     sysinfo.reset_accelerator_peak()
     start = time.perf_counter()
-    dim_scores: dict[str, float] = {}
     try:
         task = resolved.load()
         load_s = time.perf_counter() - start
@@ -306,12 +303,9 @@ def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir |
         if run_dir:
             run_dir.write_result(result)
         for dim in dims:  # every text is in the task memo now: these passes only score
-            encoder.view_dim = dim
-            dim_result = _evaluate(encoder, task, cfg, None)
-            dim_scores[str(dim)] = dim_result.get_score()
+            dim_result = _evaluate(encoder.view(dim), task, cfg, None)
             if run_dir:
                 run_dir.write_result(dim_result, dim)
-        encoder.view_dim = None
     except Exception as exc:  # noqa: BLE001 - a task's failure must not end the run
         reason = f"{type(exc).__name__}: {exc}"
         return {"status": "failed", "error": reason, "traceback": traceback.format_exc(limit=8)}, None
@@ -334,7 +328,7 @@ def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir |
         "device": encoder.model.device,
     }
     entry = {"status": "ok", "main_score": result.get_score(), "main_metric": task.metadata.main_score,
-             "split": list(task.eval_splits), "dim_scores": dim_scores, "error": None}  # fmt: skip
+             "split": list(task.eval_splits), "error": None}  # fmt: skip
     return entry, eff
 
 

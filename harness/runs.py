@@ -14,47 +14,21 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+# one atomic write for every package; leaderboards and reports take it from here (they import harness.runs only)
+from conan_model.atomic import atomic_write as atomic_write
+from conan_model.atomic import atomic_write_json as atomic_write_json
+from conan_model.atomic import atomic_write_text as atomic_write_text
 
 if TYPE_CHECKING:  # importing mteb takes seconds; the CLI parser and readers of run.json do not need it
     from mteb.results import TaskResult
 
 RUN_JSON, EFFICIENCY_JSON, SUMMARY_MD, LOCK = "run.json", "efficiency.json", "summary.md", ".lock"
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call write(tmp) then rename over path, so readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600 files; give what open() gives (mteb, trainer)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def default_file_mode() -> int:
-    """The mode open() gives a new file under the current umask, so every file a run writes has the same mode."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -74,6 +48,7 @@ class RunDir:
     path: Path
     model_name: str
     revision: str
+    _scores: dict[tuple[str, int, int], float] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def results_dir(self) -> Path:
@@ -151,6 +126,18 @@ class RunDir:
         base = self.results_dir / "experiments"
         found = [p.parent.name.removeprefix("embed_dim_") for p in base.glob(f"embed_dim_*/{task}.json")]
         return sorted(int(d) for d in found if d.isdigit())
+
+    def dim_scores(self, task: str) -> dict[int, float]:
+        """Main score per MRL dimension, from the experiments/embed_dim_<d>/ result files: the one home of per-dim
+        scores (run.json does not copy them), read by the summary, the leaderboard and the reports alike."""
+        return {dim: self._score(task, dim) for dim in self.result_dims(task)}
+
+    def _score(self, task: str, dim: int) -> float:
+        """A result file's main score, remembered per file version: the summary rereads every task after each one."""
+        key = (task, dim, self.result_path(task, dim).stat().st_mtime_ns)
+        if key not in self._scores:
+            self._scores[key] = float(self.load_result(task, dim).get_score())
+        return self._scores[key]
 
 
 def open_run(path: Path) -> RunDir:

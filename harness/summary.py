@@ -45,7 +45,7 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
     dims = record.get("dims") or []
     if dims:
         lines += ["", f"## Matryoshka dimensions (score ×100, and as a fraction of the full {model.get('embed_dim')})",
-                  "", _dims_table(record, dims)]  # fmt: skip
+                  "", _dims_table(run_dir, record, dims)]  # fmt: skip
     failed = {n: t.get("error") for n, t in record.get("tasks", {}).items() if t.get("status") == "failed"}
     if failed:
         lines += ["", "## Failed tasks", ""] + [f"- {n}: {err}" for n, err in failed.items()]
@@ -73,15 +73,15 @@ def other_settings(record: dict) -> dict[str, str]:
     return found
 
 
-def _dims_table(record: dict, dims: list[int]) -> str:
+def _dims_table(run_dir: RunDir, record: dict, dims: list[int]) -> str:
     rows = []
     for name, task in record.get("tasks", {}).items():
         full = task.get("main_score")
         if task.get("status") != "ok" or not full:
             continue
-        cells = []
+        cells, scores = [], run_dir.dim_scores(name)
         for d in dims:
-            score = task.get("dim_scores", {}).get(str(d))
+            score = scores.get(d)
             cells.append("—" if score is None else f"{100 * score:.2f} ({score / full:.1%})")
         rows.append([name, *cells, f"{100 * full:.2f}"])
     return tabulate(rows, headers=["task", *map(str, dims), "full"], tablefmt="github")

@@ -8,7 +8,6 @@ their type. Either way mteb scores them: we never re-implement a metric.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from dataclasses import dataclass
 from functools import cache
@@ -30,6 +29,7 @@ from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
 
 from harness.data import LocalTask, read_qrels, read_rows
+from harness.env import go_offline, hub_offline
 from harness.validate import label_kind
 
 log = logging.getLogger(__name__)
@@ -97,13 +97,13 @@ class ResolvedTask:
 @cache
 def hub_reachable(timeout: float = 1.5) -> bool:
     """Decide once, up front, whether the HF hub can be reached, so nothing stalls in DNS retries later."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+    if hub_offline():
         return False
     try:
         socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
         return True
     except OSError:
-        os.environ["HF_HUB_OFFLINE"] = "1"  # every later hub call fails fast instead of retrying
+        go_offline()
         return False
 
 

@@ -57,8 +57,8 @@ def run_entry(path: Path, with_dims: bool) -> tuple[Entry, dict[str, dict[str, A
             entry.scores[name] = float(task["main_score"])
             entry.sources[name] = task.get("source") or "official"
             if with_dims:
-                for dim in run.result_dims(name):
-                    entry.dim_scores.setdefault(dim, {})[name] = float(run.load_result(name, dim).get_score())
+                for dim, score in run.dim_scores(name).items():
+                    entry.dim_scores.setdefault(dim, {})[name] = score
     return entry, tasks
 
 

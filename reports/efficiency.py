@@ -174,13 +174,14 @@ def dim_curves(infos: list[RunInfo]) -> dict[str, dict[str, list[tuple[int, floa
     curves: dict[str, dict[str, list[tuple[int, float]]]] = {}
     for info in infos:
         full = int(info.record.get("model", {}).get("embed_dim") or 0)
+        scores = {name: info.run.dim_scores(name) for name in info.ok}
         by_type: dict[str, list[str]] = {}
         for name, task in info.ok.items():
-            if info.run.result_dims(name):
+            if scores[name]:
                 by_type.setdefault(task.get("type") or "Unknown", []).append(name)
         for kind, names in by_type.items():
-            dims = sorted(set.intersection(*(set(info.run.result_dims(n)) for n in names)))
-            points = [(d, mean(info.run.load_result(n, d).get_score() for n in names)) for d in dims]
+            dims = sorted(set.intersection(*(set(scores[n]) for n in names)))
+            points = [(d, mean(scores[n][d] for n in names)) for d in dims]
             points.append((full, mean(info.ok[n]["main_score"] for n in names)))
             curves.setdefault(kind, {})[info.label] = points
     return curves

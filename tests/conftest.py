@@ -15,14 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.env import scratch_env, shared_data_root
+
 _CACHE = Path(tempfile.mkdtemp(prefix="harness-tests-"))
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ.setdefault("MTEB_CACHE", str(_CACHE / "mteb"))
-os.environ.setdefault("HF_HOME", str(_CACHE / "hf"))
-os.environ.setdefault("HF_DATASETS_CACHE", str(_CACHE / "hf" / "datasets"))
+scratch_env(_CACHE)  # offline, library caches under _CACHE (harness/env.py: the one place that sets them)
 os.environ.setdefault("HARNESS_CACHE_DIR", str(_CACHE / "embeddings"))
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # float32 on every CPU, whatever its bf16 support: tests compare against fp32 references (published scores, 1 vs 2
 # processes, exact resume); the bf16 paths are tested explicitly (tests/harness/test_dtype_auto.py).
 os.environ.setdefault("CONAN_CPU_BF16", "0")
@@ -37,11 +34,6 @@ def needs_inductor() -> None:
     """torch.compile on CPU (inductor) builds C++ kernels: it needs g++ and the Python headers."""
     if shutil.which("g++") is None or not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
         pytest.skip("torch.compile on CPU needs g++ and the Python headers")
-
-
-def shared_data_root() -> Path:
-    """The full evaluation/training data: $HARNESS_SHARED_DATA or ../shared/data beside the repository."""
-    return Path(os.environ.get("HARNESS_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")

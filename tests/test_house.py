@@ -105,3 +105,17 @@ def test_the_checker_sees_lazy_and_relative_imports():
     assert {"harness.models", "train.config"} <= got
     assert not allowed("train/probe.py", "train", "harness.models")
     assert allowed("train/probe.py", "train", "train.config")
+
+
+def test_committed_results_name_no_machine_paths():
+    """Reports, benchmark results, examples and docs are read on other machines: no /work/, /home/ or /tmp/ paths
+    (benchmarks/common.py `portable` writes them relative; issue 15 item 8)."""
+    import subprocess
+
+    folders = ["reports", "benchmarks/results", "docs", "leaderboards/examples", "README.md"]
+    listed = subprocess.run(["git", "ls-files", *folders], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.split()  # fmt: skip
+    found = [f"{name}: {marker}" for name in listed if not name.endswith(".png")
+             for marker in ('"/work/', '"/home/', '"/tmp/', " /work/", " /home/")
+             if marker in (REPO / name).read_text(encoding="utf-8", errors="replace")]  # fmt: skip
+    assert not found, found

@@ -20,7 +20,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, TrainError
+from conan_model.errors import ConanError
+
+from .errors import ConfigError
 
 STAGES = ("pretrain", "mntp", "weak", "supervised")
 
@@ -61,7 +63,7 @@ def resolve(target: str, config: str | None, overrides: list[str]) -> tuple[Any,
 
 
 def run_args(args: argparse.Namespace) -> int:
-    """Run the stage named by parsed arguments; TrainError becomes a one-line message and exit status 2."""
+    """Run the stage named by parsed arguments; a ConanError (TrainError...) becomes one line and exit status 2."""
     from .distributed import shutdown
 
     main_rank = os.environ.get("RANK", "0") == "0"
@@ -70,7 +72,7 @@ def run_args(args: argparse.Namespace) -> int:
         module, cfg = resolve(args.target, args.config, args.overrides)
         module.run(cfg, resume=args.resume)
         return 0
-    except TrainError as e:
+    except ConanError as e:
         print(f"train: error: {e}", file=sys.stderr)
         return e.exit_code
     finally:

@@ -1,14 +1,15 @@
-"""Errors that reach the user: each names the cause (file:line, config key, checkpoint) and exits with status 2."""
+"""Errors that reach the user: each names the cause (file:line, config key, checkpoint) and exits with status 2.
+
+The base and its status come from conan_model.errors (one for every package); these are the training kinds."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from conan_model.errors import ConanError
+from conan_model.errors import DataError as BaseDataError
 
 
-class TrainError(Exception):
-    """Base class; the CLI prints the message and returns ``exit_code``."""
-
-    exit_code = 2
+class TrainError(ConanError):
+    """An error of a training stage (the CLI prints it and returns ``exit_code``)."""
 
 
 class ConfigError(TrainError):
@@ -19,9 +20,5 @@ class ResumeError(TrainError):
     """No checkpoint to resume from, or one written with a different config."""
 
 
-class DataError(TrainError):
+class DataError(TrainError, BaseDataError):
     """Missing/empty data file or a bad row; the message starts with file:line so editors can jump there."""
-
-    def __init__(self, path: Path | str, line: int, message: str):
-        self.path, self.line = Path(path), line
-        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")

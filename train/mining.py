@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from conan_model.atomic import atomic_write
+from conan_model.atomic import atomic_write_text
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+")
@@ -148,12 +148,11 @@ def save_pools(path: str | Path, pools: Sequence[dict[str, Any]], meta: dict[str
     size...). Both are written atomically under per-call temporary names, so readers never see half a file and
     concurrent runs sharing one ``pools_dir`` do not collide."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     lines = "".join(json.dumps(pool, ensure_ascii=False) + "\n" for pool in pools)
-    atomic_write(path, lambda tmp: tmp.write_text(lines, encoding="utf-8"))
+    atomic_write_text(path, lines)
     if meta is not None:  # after the pools: a crash in between leaves a stale meta, so they are mined again
         text = json.dumps(meta, indent=2, ensure_ascii=False)
-        atomic_write(path.with_name(path.name + ".meta.json"), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        atomic_write_text(path.with_name(path.name + ".meta.json"), text)
 
 
 def load_pools(path: str | Path) -> list[dict[str, Any]]:

@@ -16,10 +16,12 @@ import mteb
 import numpy as np
 import pytest
 
+from conan_model.pooling import truncate_and_normalize
 from harness.cache import EmbeddingCache, namespace_key
 from harness.cli import main
 from harness.data import default_data_root, discover_tasks
-from harness.encoding import HarnessEncoder, token_budget_batches, truncate_normalize
+from harness.encoding import HarnessEncoder, token_budget_batches
+from harness.runs import open_run
 from harness.tasks import build_mirror
 
 SAMPLE = default_data_root()
@@ -103,20 +105,37 @@ class _TruncatingEncoder(HarnessEncoder):
     def encode(self, inputs, **kwargs):
         self.start_task()
         texts = [t for batch in inputs for t in batch["text"]]
-        return truncate_normalize(np.asarray(self.model.encode_batch(texts, None)), self.dim)
+        return truncate_and_normalize(np.asarray(self.model.encode_batch(texts, None)), self.dim)
 
 
 def test_dims_sweep_equals_per_dimension_runs(tmp_path: Path, minilm) -> None:
     record = _run(["--tasks", "STS16", "--model", "minilm", "--dims", "64,128,full", "--no-cache"], tmp_path, "mrl",
                   SAMPLE)  # fmt: skip
-    dim_scores = record["tasks"]["STS16"]["dim_scores"]
-    assert set(dim_scores) == {"64", "128"}
-    results_dir = tmp_path / "mrl" / "results" / "sentence-transformers__all-MiniLM-L6-v2"
-    assert (next(results_dir.iterdir()) / "experiments" / "embed_dim_64" / "STS16.json").is_file()
+    assert record["dims"] == [64, 128] and "dim_scores" not in record["tasks"]["STS16"]  # one store: the files
+    run = open_run(tmp_path / "mrl")
+    assert run.result_path("STS16", 64) == run.results_dir / "experiments" / "embed_dim_64" / "STS16.json"
+    dim_scores = run.dim_scores("STS16")
+    assert set(dim_scores) == {64, 128}
+    summary = (tmp_path / "mrl" / "summary.md").read_text()
+    share = dim_scores[64] / record["tasks"]["STS16"]["main_score"]
+    assert f"{100 * dim_scores[64]:.2f} ({share:.1%})" in summary  # the summary reads the same files
     for dim in (64, 128):
         task = build_mirror(discover_tasks(SAMPLE)["STS16"])
         separate = mteb.evaluate(_TruncatingEncoder(minilm, dim), task, cache=None, show_progress_bar=False)
-        assert abs(separate.task_results[0].get_score() - dim_scores[str(dim)]) < 1e-6
+        assert abs(separate.task_results[0].get_score() - dim_scores[dim]) < 1e-6
+
+
+def test_a_dimension_view_reads_the_memo_and_leaves_the_encoder_as_it_was(minilm) -> None:
+    encoder = HarnessEncoder(minilm, show_progress=False)
+    full = encoder.encode_texts(TEXTS, None)
+    before = encoder.stats.as_dict()
+    view, meta = encoder.view(64), mteb.get_task("STS16").metadata
+    batches = [{"text": TEXTS[:2]}, {"text": TEXTS[2:]}]
+    got = view.encode(batches, task_metadata=meta, hf_split="test", hf_subset="default")
+    np.testing.assert_allclose(got, truncate_and_normalize(full, 64), rtol=0, atol=1e-6)
+    assert encoder.stats.as_dict() == before  # served from the memo, counted nowhere
+    again = encoder.encode(batches, task_metadata=meta, hf_split="test", hf_subset="default")
+    assert again.shape == (len(TEXTS), minilm.embed_dim)  # the encoder itself still answers at full dimension
 
 
 def test_dim_larger_than_model_fails_before_encoding(tmp_path: Path, capsys) -> None:

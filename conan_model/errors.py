@@ -1,0 +1,25 @@
+"""The project's one error base: a mistake the user can fix, printed as one line (no traceback) with its exit status.
+
+It lives in conan_model, the bottom package, so that harness, train and conan_model errors share the base and the
+status without importing each other (docs/DESIGN.md, "The house"); each CLI catches `ConanError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_USAGE = 2  # bad input: option, config key, model, data file
+
+
+class ConanError(Exception):
+    """Base class; `exit_code` is what a CLI returns after printing the message."""
+
+    exit_code = EXIT_USAGE
+
+
+class DataError(ConanError):
+    """Malformed data; the message starts with file:line so editors can jump there."""
+
+    def __init__(self, path: Path | str, line: int, message: str):
+        self.path, self.line = Path(path), line
+        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")

@@ -1,0 +1,65 @@
+"""The process environment: how the HF hub is treated, where library caches go, where data is found.
+
+One place for these facts, read by the CLI, the task resolver, the test suite and the benchmarks alike. It
+imports nothing heavy (no hub library reads its variables before they are set here).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+_FALSE = ("0", "", "false", "False")
+
+
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE is set to a true value: no hub call is attempted."""
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in _FALSE
+
+
+def go_offline() -> None:
+    """Every later hub call (huggingface_hub, transformers, datasets) fails fast instead of retrying."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def user_cache_root() -> Path:
+    """Where the harness keeps what it may reuse between runs (embeddings, mteb and datasets caches)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "conan-harness"
+
+
+def library_cache_defaults(root: Path) -> None:
+    """mteb's and datasets' caches under `root` unless the user chose a place (MTEB_CACHE, HF_DATASETS_CACHE, or
+    HF_HOME, whose datasets/ folder a pre-populated official cache lives in)."""
+    os.environ.setdefault("MTEB_CACHE", str(root / "mteb"))
+    if "HF_HOME" not in os.environ:
+        os.environ.setdefault("HF_DATASETS_CACHE", str(root / "datasets"))
+
+
+def scratch_env(scratch: Path) -> None:
+    """Offline, with every library cache under `scratch`: a test session or a benchmark never touches ~/.cache."""
+    go_offline()
+    os.environ.setdefault("HF_HOME", str(scratch / "hf"))
+    os.environ.setdefault("HF_DATASETS_CACHE", str(scratch / "hf" / "datasets"))
+    library_cache_defaults(scratch)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def data_root(explicit: str | Path | None = None) -> tuple[Path, str]:
+    """The evaluation data root and where it came from: `explicit` (--data-dir, a config's data_dir), else
+    $HARNESS_DATA, else the small sample embedded in the package."""
+    if explicit:
+        return Path(explicit), "--data-dir"
+    env = os.environ.get("HARNESS_DATA")
+    if env:
+        return Path(env), "$HARNESS_DATA"
+    from harness.data import default_data_root
+
+    return default_data_root(), "the embedded sample"
+
+
+def shared_data_root() -> Path:
+    """The full evaluation and training data of a development checkout: $HARNESS_SHARED_DATA, else the shared/data
+    folder beside the checkout (tests and benchmarks)."""
+    return Path(os.environ.get("HARNESS_SHARED_DATA", CHECKOUT.parent / "shared" / "data"))

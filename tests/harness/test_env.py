@@ -1,0 +1,48 @@
+"""harness/env.py: the one place that sets the offline environment and finds the data roots."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.data import default_data_root
+from harness.env import data_root, go_offline, hub_offline, scratch_env, shared_data_root
+
+
+def test_data_root_prefers_the_option_then_the_variable_then_the_sample(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("HARNESS_DATA", raising=False)
+    assert data_root(None) == (default_data_root(), "the embedded sample")
+    assert (default_data_root() / "en" / "STS16" / "task.json").is_file()
+    monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "env"))
+    assert data_root(None) == (tmp_path / "env", "$HARNESS_DATA")
+    assert data_root(str(tmp_path / "opt")) == (tmp_path / "opt", "--data-dir")
+
+
+def test_shared_data_root_follows_the_variable(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HARNESS_SHARED_DATA", str(tmp_path))
+    assert shared_data_root() == tmp_path
+    monkeypatch.delenv("HARNESS_SHARED_DATA")
+    assert shared_data_root().parts[-2:] == ("shared", "data")
+
+
+@pytest.mark.parametrize(("value", "offline"), [("1", True), ("true", True), ("0", False), ("", False),
+                                                ("False", False)])  # fmt: skip
+def test_hub_offline_reads_the_variable_as_huggingface_hub_does(value: str, offline: bool, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    assert hub_offline() is offline
+
+
+def test_scratch_env_goes_offline_and_keeps_chosen_places(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("MTEB_CACHE", str(tmp_path / "chosen"))
+    monkeypatch.delenv("HF_HOME", raising=False)
+    monkeypatch.delenv("HF_DATASETS_CACHE", raising=False)
+    scratch_env(tmp_path)
+    assert hub_offline()
+    assert os.environ["MTEB_CACHE"] == str(tmp_path / "chosen")
+    assert os.environ["HF_HOME"] == str(tmp_path / "hf")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    go_offline()
+    assert os.environ["HF_HUB_OFFLINE"] == os.environ["TRANSFORMERS_OFFLINE"] == "1"
