@@ -35,12 +35,13 @@ newest checkpoint, an evaluation from its last finished task. So kill -9 loses a
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 from pathlib import Path
 from typing import Any
 
+from conan_model.fingerprint import data_fingerprint
+from harness.env import data_root
 from harness.errors import UsageError
 from harness.pipeline import read_toml
 from harness.runs import atomic_write_json, read_json
@@ -111,8 +112,7 @@ def choose_value(values: list[Any], dev_scores: list[dict[str, float]], dev_task
 def fingerprint(stage_cfg: Any, chained: bool = False) -> str:
     """Hash of a stage's resolved config without its operational keys (what decides the trained weights)."""
     skip = OPERATIONAL | ({"init"} if chained else set())
-    data = {k: v for k, v in stage_cfg.to_dict().items() if k not in skip}
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return data_fingerprint({k: v for k, v in stage_cfg.to_dict().items() if k not in skip})[:16]
 
 
 class Ablation:
@@ -125,7 +125,7 @@ class Ablation:
         self.state: dict[str, Any] = read_json(self.out / STATE, {"done": {}})
         ev = cfg["eval"]
         self.dev, self.test = list(ev["dev"]), list(ev["test"])
-        self.data_dir = Path(cfg.get("data_dir", "../shared/data"))
+        self.data_dir = data_root(cfg.get("data_dir"))[0]
 
     def _say(self, unit: str, message: str) -> None:
         print(f"[ablate] {unit}: {message}", flush=True)

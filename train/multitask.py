@@ -4,10 +4,11 @@ the DHNM state that rides in checkpoints (train/supervised.py runs the stage, tr
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from conan_model.atomic import atomic_write_json
 
 from .clr import ParallelTranslator, build_clr, format_report
 from .config import SupervisedConfig
@@ -105,7 +106,7 @@ def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
             if rt.is_main:
                 print(format_report(report), flush=True)
                 out = Path(cfg.output_dir) / f"clr_report_{name}.json"
-                out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+                atomic_write_json(out, report)
             task.rows = [{"query": e["query"], "positive": e["positive"]} for e in examples]
             attach_pools(task, cfg, rt, source, [e["source_index"] for e in examples])
         else:

@@ -18,13 +18,12 @@ Everything else (DDP/FSDP2, checkpoints with DHNM state in ``extra_state``, exac
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
 from torch import nn
 
-from conan_model.atomic import atomic_write
+from conan_model.atomic import atomic_write_json
 
 from . import loop
 from .config import SupervisedConfig
@@ -62,8 +61,7 @@ def run(cfg: SupervisedConfig, resume: str | None = None) -> Path:
     final = loop.fit(cfg, rt, model, tokenizer, batches, step, ckpt, state, extra=stage)
     if rt.is_main and stage.by_task:
         summary = stage.summary(tasks)
-        text = json.dumps(summary, indent=2) + "\n"
-        atomic_write(Path(cfg.output_dir) / "dhnm_summary.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        atomic_write_json(Path(cfg.output_dir) / "dhnm_summary.json", summary)
         for name, s in summary.items():
             print(f"DHNM {name} ({s['mode']}): {s['draws_per_query']:.2f} draws per query seen, "
                   f"{s['replacements']} replacements of {s['checked']} checked slots "
