@@ -219,7 +219,7 @@ class Ablation:
         return [f"{spec['key']}={json.dumps(chosen)}"]
 
     def run(self) -> Path:
-        from reports.ablation import write_report
+        from reporting.ablation import write_report
 
         extra = self.choose()
         runs: dict[str, dict[int, dict[str, str]]] = {}

@@ -12,7 +12,7 @@ from harness.env import data_root, library_cache_defaults, user_cache_root
 
 # Modules exposing `register(subparsers)`: leaderboard; report, regress, alignment; train; pipeline; models;
 # ablate.
-PLUGIN_COMMANDS: list[str] = ["leaderboards.cli", "reports.cli", "train.cli", "harness.pipeline", "conan_model.cli",
+PLUGIN_COMMANDS: list[str] = ["leaderboards.cli", "reporting.cli", "train.cli", "harness.pipeline", "conan_model.cli",
                               "harness.ablate"]
 
 

@@ -116,7 +116,7 @@ class Pipeline:
         from leaderboards.build import build_board
         from leaderboards.published import SNAPSHOT
         from leaderboards.render import render
-        from reports.efficiency import write_report
+        from reporting.efficiency import write_report
 
         lb = self.cfg.get("leaderboard", {})
         published = [SNAPSHOT] if lb.get("published") else []

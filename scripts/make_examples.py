@@ -1,4 +1,4 @@
-"""Regenerate the committed examples under leaderboards/examples/ and reports/examples/ from real runs.
+"""Regenerate the committed examples under reports/examples/ (leaderboards in reports/examples/leaderboards/) from real runs.
 
     python scripts/make_examples.py [--data-dir ../shared/data] [--runs-dir runs/examples] [--conan DIR]
 
@@ -54,7 +54,7 @@ def main() -> int:
     parser.add_argument("--n-pairs", type=int, default=150, help="parallel pairs per language for alignment")
     args = parser.parse_args()
     data, runs = Path(args.data_dir), Path(args.runs_dir)
-    lb_dir, rep_dir = Path("leaderboards/examples"), Path("reports/examples")
+    lb_dir, rep_dir = Path("reports/examples/leaderboards"), Path("reports/examples")
 
     minilm = run("minilm", "minilm", EN_TASKS + ZH_TASKS, data, runs, "--dims", DIMS)
     me5 = run("me5-small", "me5-small", EN_TASKS + ZH_TASKS, data, runs, "--dims", DIMS)

@@ -2,7 +2,7 @@
 
     conan_model   imports nothing of ours (the architecture stands alone)
     train         imports conan_model only
-    leaderboards, reports   import harness.runs (the run directory) and harness.errors (the exit statuses the
+    leaderboards, reporting import harness.runs (the run directory) and harness.errors (the exit statuses the
                   CLI maps) only; never models, tasks or training
     harness       may import conan_model (the conan: backend); the two train → eval → report orchestrators,
                   harness.pipeline and harness.ablate, may import every package
@@ -17,7 +17,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("harness", "conan_model", "train", "leaderboards", "reports")
+PACKAGES = ("harness", "conan_model", "train", "leaderboards", "reporting")
 PLUGIN_ALLOWED = {"harness.runs", "harness.errors"}
 ORCHESTRATORS = ("harness/pipeline.py", "harness/ablate.py")
 
@@ -28,12 +28,12 @@ KNOWN_EXCEPTIONS = {
     # issue 15: the leaderboard's --suite needs the suite → mteb benchmark table, which lives in harness.suites
     ("leaderboards/build.py", "harness.suites"),
     # issue 15: `harness alignment` encodes text itself; it belongs beside `harness run`, not among the reports
-    ("reports/alignment.py", "harness.models"),
+    ("reporting/alignment.py", "harness.models"),
     # issue 15: parameter counts of conan: runs from config.json; run.json should carry n_parameters
-    ("reports/efficiency.py", "conan_model.config"),
+    ("reporting/efficiency.py", "conan_model.config"),
     # issue 15: regress re-reads the mirrors' gold labels to pair items; the run directory should keep them
-    ("reports/items.py", "harness.data"),
-    ("reports/items.py", "harness.tasks"),
+    ("reporting/items.py", "harness.data"),
+    ("reporting/items.py", "harness.tasks"),
 }
 
 
@@ -64,7 +64,7 @@ def allowed(importer: str, package: str, module: str) -> bool:
         return False
     if package == "train":
         return target == "conan_model"
-    if package in ("leaderboards", "reports"):
+    if package in ("leaderboards", "reporting"):
         return module in PLUGIN_ALLOWED or any(module.startswith(f"{m}.") for m in PLUGIN_ALLOWED)
     return importer in ORCHESTRATORS or target == "conan_model"  # package == "harness"
 
@@ -112,7 +112,7 @@ def test_committed_results_name_no_machine_paths():
     (benchmarks/common.py `portable` writes them relative; issue 15 item 8)."""
     import subprocess
 
-    folders = ["reports", "benchmarks/results", "docs", "leaderboards/examples", "README.md"]
+    folders = ["reports", "benchmarks/results", "docs", "README.md"]
     listed = subprocess.run(["git", "ls-files", *folders], cwd=REPO, capture_output=True, text=True,
                             check=True).stdout.split()  # fmt: skip
     found = [f"{name}: {marker}" for name in listed if not name.endswith(".png")

@@ -9,7 +9,7 @@ from pathlib import Path
 def cmd_regress(args: argparse.Namespace) -> int:
     from harness.errors import UsageError
     from harness.runs import atomic_write_text
-    from reports.regress import EXIT_OK, EXIT_REGRESSION, compare, render
+    from reporting.regress import EXIT_OK, EXIT_REGRESSION, compare, render
 
     if not 0 < args.alpha < 1 or args.n_boot < 10 or args.min_effect < 0:
         raise UsageError("--alpha must be in (0, 1), --n-boot at least 10, --min-effect non-negative")
@@ -24,7 +24,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from reports.efficiency import write_report
+    from reporting.efficiency import write_report
 
     path = write_report([Path(p) for p in args.runs], Path(args.out))
     print(f"efficiency report written to {path}")
@@ -32,7 +32,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_alignment(args: argparse.Namespace) -> int:
-    from reports.alignment import run_alignment
+    from reporting.alignment import run_alignment
 
     path = run_alignment(args.model, [Path(p) for p in args.parallel], Path(args.out), n_pairs=args.n,
                          seed=args.seed, batch_size=args.batch_size, tsne=args.tsne, k=args.k)  # fmt: skip

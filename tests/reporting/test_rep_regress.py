@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from reports.regress import compare, paired_bootstrap, verdict
+from reporting.regress import compare, paired_bootstrap, verdict
 
 
 def _regress(base: Path, cand: Path, out: Path, *extra: str) -> tuple[int, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reports.alignment import build_corpus, mixing_stats, read_parallel, run_alignment
+from reporting.alignment import build_corpus, mixing_stats, read_parallel, run_alignment
 
 
 def _two_languages(separate: bool) -> tuple[np.ndarray, list[str], list[int]]:

@@ -17,8 +17,8 @@ import numpy as np
 from tabulate import tabulate
 
 from harness.runs import atomic_write, atomic_write_json, atomic_write_text, open_run, read_json
-from reports.items import NotTestable, gold_task, task_items
-from reports.regress import seeds_bootstrap, verdict
+from reporting.items import NotTestable, gold_task, task_items
+from reporting.regress import seeds_bootstrap, verdict
 
 LEVEL = 0.05
 WORDS = {"improved": "improves", "regressed": "hurts", "within noise": "no effect shown"}
@@ -195,7 +195,7 @@ def _dhnm_section(rep: dict[str, Any]) -> list[str]:
 
 def plot(rep: dict[str, Any], path: Path) -> None:
     """One panel per task: each arm's seeds (dots) and their mean (bar), dev and test panels labelled."""
-    from reports.plots import plt
+    from reporting.plots import plt
 
     tasks = rep["dev"] + rep["test"]
     arms = list(rep["arms"])

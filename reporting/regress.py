@@ -18,7 +18,7 @@ from tabulate import tabulate
 
 from harness.errors import UsageError
 from harness.runs import RunDir, open_run
-from reports.items import NotTestable, gold_task, task_items
+from reporting.items import NotTestable, gold_task, task_items
 
 EXIT_OK, EXIT_REGRESSION = 0, 1
 SAME_DATA_KEYS = ("source", "sampling", "data_source", "split")  # not "path": the same rows may live elsewhere

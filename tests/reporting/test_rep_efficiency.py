@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conan_model.config import ConanConfig
 from harness.cli import main
-from reports.efficiency import parameters
+from reporting.efficiency import parameters
 
 
 def test_report_from_real_runs(tiny_runs, tmp_path):

@@ -19,7 +19,7 @@ from tabulate import tabulate
 
 from harness.errors import UsageError
 from harness.runs import RunDir, atomic_write_text, open_run
-from reports import plots
+from reporting import plots
 
 
 @dataclass

@@ -21,7 +21,7 @@ from tabulate import tabulate
 
 from harness.errors import UsageError
 from harness.runs import atomic_write_text
-from reports import plots
+from reporting import plots
 
 LANG2 = {"eng": "en", "deu": "de", "fra": "fr", "jpn": "ja", "kor": "ko", "rus": "ru", "spa": "es", "ara": "ar",
          "cmn": "zh", "zho": "zh"}  # fmt: skip

@@ -15,7 +15,7 @@ from matplotlib.patches import Patch  # noqa: E402
 
 def throughput(infos: list[Any], path: Path) -> None:
     """Grouped horizontal bars per task: encoded texts/s and tokens/s of each run (cache hits hatched)."""
-    from reports.efficiency import encoded
+    from reporting.efficiency import encoded
 
     tasks = list(dict.fromkeys(t for info in infos for t in info.efficiency))
     fig, axes = plt.subplots(1, 2, figsize=(12, 1.2 + 0.45 * len(tasks) * max(1, len(infos) / 2)), squeeze=False)
