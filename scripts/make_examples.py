@@ -1,4 +1,4 @@
-"""Regenerate the committed examples under reports/examples/ (leaderboards in reports/examples/leaderboards/) from real runs.
+"""Regenerate the committed examples under reports/examples/ (leaderboards: reports/examples/leaderboards/).
 
     python scripts/make_examples.py [--data-dir ../shared/data] [--runs-dir runs/examples] [--conan DIR]
 
