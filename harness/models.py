@@ -78,9 +78,19 @@ class Embedder(ABC):
     @abstractmethod
     def _fingerprint(self) -> str: ...
 
+    def torch_module(self) -> Any | None:
+        """The loaded torch module, for counting its parameters; None for engines that are not torch."""
+        return None
+
+    def n_parameters(self) -> int | None:
+        """Parameters of the loaded model, recorded in run.json so reports never load or parse a model."""
+        module = self.torch_module()
+        return None if module is None else sum(p.numel() for p in module.parameters())
+
     def describe(self) -> dict[str, Any]:
         return {
             "spec": self.spec, "name": self.name, "revision": self.revision, "embed_dim": self.embed_dim,
+            "n_parameters": self.n_parameters(),
             "max_length": self.max_length, "dtype": self.dtype, "dtype_reason": self.dtype_reason,
             "device": self.device, "fingerprint": self.fingerprint,
             "prompts": {"query": self.prompt("query"), "document": self.prompt("document"), "none": self.prompt(None)},
@@ -128,6 +138,9 @@ class SentenceTransformerEmbedder(Embedder):
         self._torch = torch
         if opts.compile:  # the first module (the transformer); its wrapper calls the HF model's forward directly
             self._model[0].compile(dynamic=True)
+
+    def torch_module(self) -> Any:
+        return self._model
 
     def prompt(self, role: str | None) -> str:
         return self._prompts.get(role or "", "")
@@ -209,6 +222,9 @@ class HFEmbedder(Embedder):
         if self._tok.pad_token is None:
             self._tok.pad_token = self._tok.eos_token
 
+    def torch_module(self) -> Any:
+        return self._model
+
     def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
         torch = self._torch
         self._tok.padding_side = "left" if self.pooling == "last" else "right"
@@ -249,6 +265,9 @@ class ConanEmbedder(Embedder):
         check_max_length(spec, opts.max_length, int(self._enc.max_length))
         self.max_length = opts.max_length or int(self._enc.max_length)
         self.revision = self.fingerprint[:12]
+
+    def torch_module(self) -> Any:
+        return self._enc.model
 
     def prompt(self, role: str | None) -> str:
         return self._enc.config.prompts.get(role, "") if role else ""

@@ -2,13 +2,12 @@
 
 The paper's Table 5 (size, embedding dim, inference time, MRL, average score) for our runs, with the hardware,
 dtype and batch size that make the times comparable; per-task throughput and memory; score vs MRL dimension.
-Reads run records only (harness/runs.py); model sizes come from the run record, a conan config.json, safetensors
+Reads run records only (harness/runs.py); model sizes come from the run record, safetensors
 headers or mteb's model registry, never from loading a model.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,12 +57,7 @@ def parameters(model: dict[str, Any]) -> tuple[int | None, str]:
         return int(model["n_parameters"]), "run.json"
     prefix, _, target = str(model.get("spec", "")).partition(":")
     folder = Path(target) if target else None
-    if prefix == "conan" and folder and (folder / "config.json").is_file():
-        from conan_model.config import ConanConfig
-
-        config = ConanConfig.from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
-        return config.num_parameters(), "conan config.json (closed form)"
-    if prefix in ("st", "hf") and folder and folder.is_dir() and list(folder.rglob("*.safetensors")):
+    if prefix in ("st", "hf", "conan") and folder and folder.is_dir() and list(folder.rglob("*.safetensors")):
         from safetensors import safe_open
 
         total = 0

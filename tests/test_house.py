@@ -29,8 +29,6 @@ KNOWN_EXCEPTIONS = {
     ("leaderboards/build.py", "harness.suites"),
     # issue 15: `harness alignment` encodes text itself; it belongs beside `harness run`, not among the reports
     ("reporting/alignment.py", "harness.models"),
-    # issue 15: parameter counts of conan: runs from config.json; run.json should carry n_parameters
-    ("reporting/efficiency.py", "conan_model.config"),
     # issue 15: regress re-reads the mirrors' gold labels to pair items; the run directory should keep them
     ("reporting/items.py", "harness.data"),
     ("reporting/items.py", "harness.tasks"),
