@@ -16,8 +16,8 @@ _EXPORTS = {
     "config": ("PRESETS", "ConanConfig"),
     "device": ("default_dtype", "dist_backend", "pick_device", "synchronize"),
     "encoder": ("ConanEncoder",),
-    "masks": ("MASK_MODES", "SCHEDULES", "mask_weights", "sdpa_mask", "soft_alpha", "soft_mask_bias",
-              "soft_mask_weights"),
+    "masks": ("ATTENTION_BACKENDS", "MASK_MODES", "SCHEDULES", "attention_inputs", "mask_weights", "sdpa_mask",
+              "soft_alpha", "soft_mask_bias", "soft_mask_weights"),
     "modeling": ("ConanModel",),
     "pooling": ("l2_normalize", "last_token_pool", "mean_pool", "pool", "truncate_and_normalize"),
     "tokenizer": ("SPECIAL_TOKENS", "EncodedBatch", "encode_batch", "iter_jsonl_texts", "load_tokenizer",
@@ -35,6 +35,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ATTENTION_BACKENDS",
     "MASK_MODES",
     "PRESETS",
     "SCHEDULES",
@@ -43,6 +44,7 @@ __all__ = [
     "ConanEncoder",
     "ConanModel",
     "EncodedBatch",
+    "attention_inputs",
     "default_dtype",
     "dist_backend",
     "encode_batch",
