@@ -13,10 +13,10 @@ from typing import Any
 
 _EXPORTS = {
     "checkpoint": ("load_config", "load_pretrained", "save_pretrained"),
-    "config": ("PRESETS", "ConanConfig"),
+    "config": ("ATTENTION_BACKENDS", "PRESETS", "ConanConfig"),
     "device": ("default_dtype", "dist_backend", "pick_device", "synchronize"),
     "encoder": ("ConanEncoder",),
-    "masks": ("ATTENTION_BACKENDS", "MASK_MODES", "SCHEDULES", "attention_inputs", "mask_weights", "sdpa_mask",
+    "masks": ("MASK_MODES", "SCHEDULES", "attention_inputs", "mask_weights", "sdpa_mask",
               "soft_alpha", "soft_mask_bias", "soft_mask_weights"),
     "modeling": ("ConanModel",),
     "pooling": ("l2_normalize", "last_token_pool", "mean_pool", "pool", "truncate_and_normalize"),

@@ -33,9 +33,10 @@ from typing import Any
 
 import torch
 
+from .config import ATTENTION_BACKENDS
+
 MASK_MODES = ("causal", "bidirectional", "soft")
 SCHEDULES = ("linear", "accelerating", "decelerating", "hard")
-ATTENTION_BACKENDS = ("auto", "flex", "sdpa")
 FLEX_MIN_LEN = 1024  # 'auto' uses FlexAttention for soft masks from this padded length up (CUDA only)
 
 
