@@ -169,12 +169,13 @@ class HarnessEncoder(AbsEncoder):
             todo = [i for j, i in enumerate(todo) if j not in found]
         writes = self.cache is not None and (self.shards is None or self.shards.is_main)
         self.pending = (0, len(todo))
-        for lo, hi, vectors in self._compute([distinct[i] for i in todo], role, desc):
-            part = todo[lo:hi]
-            out[part] = vectors
-            if writes:
-                self.cache.put_many(self._namespace(role), [distinct[i] for i in part], vectors)
-            self.pending = (hi, len(todo))
+        with contextlib.closing(self._compute([distinct[i] for i in todo], role, desc)) as windows:  # stops a producer
+            for lo, hi, vectors in windows:
+                part = todo[lo:hi]
+                out[part] = vectors
+                if writes:
+                    self.cache.put_many(self._namespace(role), [distinct[i] for i in part], vectors)
+                self.pending = (hi, len(todo))
         self.pending = (0, 0)
         for i, text in enumerate(distinct):
             self.memo[(role, text)] = out[i]
