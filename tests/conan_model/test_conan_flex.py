@@ -63,6 +63,7 @@ def _models(backends: tuple[str, ...]) -> list[ConanModel]:
     return out
 
 
+@pytest.mark.slow  # ~40 s wall here (8 s of CPU: dynamo traces each layer's flex call)
 def test_model_hidden_states_equal_with_flex_and_bias() -> None:
     flex, sdpa = _models(("flex", "sdpa"))
     ids, mask = _padded(LENGTHS, 300, flex.config.vocab_size)
