@@ -27,8 +27,10 @@ STEPS = (("pretrain", "causal", None), ("weak", "bidirectional", None), ("weak",
 
 
 def bench_steps(model: ConanModel, device: torch.device, batch: int, seq_len: int, pair_batch: int,
-                pair_len: int, warmup: int, iters: int, peak: float | None = None) -> list[dict]:  # fmt: skip
-    """One row per (stage, mask): median optimizer-step seconds, real tokens/s, MFU where the peak is known."""
+                pair_len: int, warmup: int, iters: int, peak: float | None = None,
+                steps: tuple = STEPS) -> list[dict]:  # fmt: skip
+    """One row per (stage, mask) of ``steps``: median optimizer-step seconds, real tokens/s, MFU where the
+    peak is known (the weak bidirectional step, when among them, is the base of ``vs_bidirectional``)."""
     module = Task(model.to(device)).train()
     optimizer = build_optimizer(module, StageConfig(data=["-"]))
     cfg = model.config
@@ -37,7 +39,7 @@ def bench_steps(model: ConanModel, device: torch.device, batch: int, seq_len: in
     pair_ids, pair_mask = make_batch(cfg.vocab_size, 2 * pair_batch, pair_len, device, seed=1)
     peak = peak_tflops(device, peak)
     out = []
-    for stage, mode, alpha in STEPS:
+    for stage, mode, alpha in steps:
 
         def step(stage: str = stage, mode: str = mode, alpha: float | None = alpha) -> None:
             with autocast(device):
@@ -58,9 +60,9 @@ def bench_steps(model: ConanModel, device: torch.device, batch: int, seq_len: in
         mfu = flops / seconds / (peak * 1e12) if peak else None
         out.append({"stage": stage, "mode": mode, "alpha": alpha, "tokens": tokens, "step_s": seconds,
                     "tokens_per_s": tokens / seconds, "mfu": mfu})  # fmt: skip
-    base = next(r for r in out if r["mode"] == "bidirectional")
+    base = next((r for r in out if r["mode"] == "bidirectional"), None)
     for row in out:
-        row["vs_bidirectional"] = row["step_s"] / base["step_s"] if row["stage"] == "weak" else None
+        row["vs_bidirectional"] = row["step_s"] / base["step_s"] if row["stage"] == "weak" and base else None
     return out
 
 

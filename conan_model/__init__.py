@@ -13,10 +13,10 @@ from typing import Any
 
 _EXPORTS = {
     "checkpoint": ("load_config", "load_pretrained", "save_pretrained"),
-    "config": ("PRESETS", "ConanConfig"),
+    "config": ("ATTENTION_BACKENDS", "PRESETS", "ConanConfig"),
     "device": ("default_dtype", "dist_backend", "pick_device", "synchronize"),
     "encoder": ("ConanEncoder",),
-    "masks": ("SCHEDULES", "mask_weights", "sdpa_mask", "soft_alpha", "soft_mask_bias",
+    "masks": ("SCHEDULES", "attention_inputs", "mask_weights", "sdpa_mask", "soft_alpha", "soft_mask_bias",
               "soft_mask_weights"),
     "modeling": ("ConanModel",),
     "pooling": ("l2_normalize", "last_token_pool", "mean_pool", "pool", "truncate_and_normalize"),
@@ -35,6 +35,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ATTENTION_BACKENDS",
     "PRESETS",
     "SCHEDULES",
     "SPECIAL_TOKENS",
@@ -42,6 +43,7 @@ __all__ = [
     "ConanEncoder",
     "ConanModel",
     "EncodedBatch",
+    "attention_inputs",
     "default_dtype",
     "dist_backend",
     "encode_batch",

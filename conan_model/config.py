@@ -20,6 +20,7 @@ from typing import Any
 POOLINGS = ("mean", "last")  # defined here, not in pooling.py, so reading a config never imports torch
 
 ATTENTIONS = ("bidirectional", "causal")  # inference mask modes a checkpoint may declare
+ATTENTION_BACKENDS = ("auto", "flex", "sdpa")  # how a soft mask is applied (masks.choose_backend); run-time only
 
 # Keys written by to_dict() that are metadata, not constructor fields.
 _META_KEYS = ("model_type", "architectures")

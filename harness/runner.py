@@ -27,7 +27,7 @@ from harness.checks import check_positive, check_writable_dir, run_directory
 from harness.console import WarningLog, heartbeat, quiet_console, silence_library_bars
 from harness.data import LocalTask, scan_tasks
 from harness.distributed import ShardGroup, init_from_env, shutdown
-from harness.encoding import DimView, HarnessEncoder
+from harness.encoding import DimView, HarnessEncoder, time_split
 from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
 from harness.identity import describe_change, task_identity
 from harness.models import Embedder, ModelOptions, load_model
@@ -321,6 +321,7 @@ def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir |
         "score_s": round(max(wall - load_s - stats.encode_s, 0.0), 3),
         **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.as_dict().items() if k != "encode_s"},
         **stats.speed(),  # model work only: memo and cache hits are not encoding speed
+        **time_split(wall, load_s, stats, encoder.model.timings),  # tokenizer, copies, forward, scoring shares
         "peak_rss_mb": round(sysinfo.peak_rss_mb(), 1),
         "peak_accelerator_mb": sysinfo.peak_accelerator_mb(),
         "batch_size": cfg.batch_size,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from conan_model import PRESETS, SCHEDULES
+from conan_model.config import ATTENTION_BACKENDS
 from conan_model.pooling import POOLINGS
 
 from .dhnm import DHNMConfig
@@ -26,7 +27,7 @@ from .errors import ConfigError
 # Keys that may change when resuming: they do not change which batches are seen or what the model computes.
 RESUME_SAFE = frozenset({
     "output_dir", "log_every", "save_every", "keep_last", "eval_every", "device", "threads", "parallel",
-    "gradient_checkpointing", "peak_tflops", "micro_batch_size",
+    "gradient_checkpointing", "peak_tflops", "micro_batch_size", "compile", "attention_backend",
 })  # fmt: skip
 
 MASK_SCHEDULES = (*SCHEDULES, "causal", "bidirectional")
@@ -66,6 +67,8 @@ class StageConfig:
     parallel: str = "ddp"  # 'ddp' or 'fsdp' (FSDP2 fully_shard per block); only used with several processes
     threads: int | None = None  # torch.set_num_threads
     gradient_checkpointing: bool = False
+    compile: bool = False  # torch.compile each decoder block (train/distributed.py wrap); the loss head stays eager
+    attention_backend: str = "auto"  # soft mask via 'flex' (FlexAttention) or 'sdpa' (float bias); auto: masks.py
     log_every: int = 10
     save_every: int = 500  # a checkpoint is also written after the last step
     keep_last: int = 3  # checkpoints kept in output_dir/checkpoints; 0 keeps all
@@ -82,6 +85,8 @@ class StageConfig:
             raise ConfigError(f"micro_batch_size must be at least 1, got {self.micro_batch_size}")
         if not 0.0 <= self.warmup_ratio < 1.0 or not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError("warmup_ratio must be in [0, 1) and min_lr_ratio in [0, 1]")
+        if self.attention_backend not in ATTENTION_BACKENDS:
+            raise ConfigError(f"attention_backend must be one of {ATTENTION_BACKENDS}, got {self.attention_backend!r}")
         if self.parallel not in ("ddp", "fsdp"):
             raise ConfigError(f"parallel must be 'ddp' or 'fsdp', got {self.parallel!r}")
         if self.init is None and self.model not in PRESETS:

@@ -81,12 +81,17 @@ class Task(nn.Module):
         return getattr(self.model, method)(*args, **kwargs)
 
 
-def wrap(model: nn.Module, rt: Runtime, parallel: str = "ddp") -> nn.Module:
+def wrap(model: nn.Module, rt: Runtime, parallel: str = "ddp", compile: bool = False) -> nn.Module:
     """Move ``model`` to the device and wrap it: Task, then DDP or FSDP2 when there are several processes.
 
     FSDP2 shards each decoder block and then the root (embedding, final norm); parameters stay fp32 and the
-    compute dtype comes from autocast, as with DDP.
+    compute dtype comes from autocast, as with DDP. ``compile`` compiles each decoder block (torchtitan's way:
+    it composes with DDP, FSDP2 and gradient checkpointing, and the attention mask, built once per forward
+    outside the blocks, is an input, so a soft mask's alpha changing every step does not recompile).
     """
+    if compile:
+        for block in getattr(model, "layers", []):
+            block.compile()
     task = Task(model.to(rt.device))
     if not rt.distributed:
         return task

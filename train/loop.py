@@ -175,8 +175,8 @@ def fit(cfg: StageConfig, rt: Runtime, model: ConanModel, tokenizer: Tokenizer, 
     """Run ``cfg.steps`` optimizer steps (from the checkpoint's step when resuming); returns ``<out>/final``."""
     out = Path(cfg.output_dir)
     _, accum = micro_batches(cfg, rt)
-    model.gradient_checkpointing = cfg.gradient_checkpointing
-    module = wrap(model, rt, cfg.parallel)
+    model.gradient_checkpointing, model.attention_backend = cfg.gradient_checkpointing, cfg.attention_backend
+    module = wrap(model, rt, cfg.parallel, compile=cfg.compile)
     optimizer = build_optimizer(module, cfg)
     schedule = functools.partial(lr_factor, steps=cfg.steps, warmup_ratio=cfg.warmup_ratio,
                                  min_lr_ratio=cfg.min_lr_ratio)  # fmt: skip

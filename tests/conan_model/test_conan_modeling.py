@@ -20,13 +20,13 @@ def real(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def force_bias_path(monkeypatch):
     """Make every soft alpha (0 and 1 included) go through the float log-bias instead of the fast paths."""
 
-    def biased(attention_mask, mode, alpha=None, dtype=torch.float32):
+    def biased(attention_mask, mode, alpha=None, dtype=torch.float32, backend="sdpa"):
         if mode != "soft":
             return sdpa_mask(attention_mask, mode, alpha, dtype)
         lengths = sequence_lengths(attention_mask)
         return soft_mask_bias(lengths, attention_mask.shape[1], alpha, dtype), False
 
-    monkeypatch.setattr(modeling, "sdpa_mask", biased)
+    monkeypatch.setattr(modeling, "attention_inputs", biased)
 
 
 @pytest.mark.parametrize("alpha, fast_mode", [(0.0, "causal"), (1.0, "bidirectional")])

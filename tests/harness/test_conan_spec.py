@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from conan_model import ConanConfig, ConanModel, save_pretrained, train_tokenizer_from_texts
@@ -35,6 +36,29 @@ def test_tiny_checkpoint_runs_two_tasks(tmp_path: Path) -> None:
         assert record["tasks"][task]["status"] == "ok" and math.isfinite(record["tasks"][task]["main_score"])
     eff = json.loads((tmp_path / "runs" / "conan" / "efficiency.json").read_text())
     assert eff["STS16"]["tokens"] > 0
+    for task in ("STS16", "TNews"):
+        shares, e = eff[task]["shares"], eff[task]
+        # on CPU every part is main-thread wall inside the task's wall, so they add up to it; each share is
+        # rounded to 1e-4, so six of them may miss 1 by 6 x 0.5e-4
+        assert abs(sum(shares.values()) - 1) <= 3e-4 and all(0 <= v <= 1 for v in shares.values())
+        assert shares["forward"] > 0 and e["forward_s"] > 0 and e["tokenize_s"] > 0
+        assert e["forward_tokens_per_s"] >= e["encode_tokens_per_s"] > 0  # the forward is part of encode
+
+
+def test_conan_stream_tokenizes_once_and_equals_the_generic_path(tmp_path: Path) -> None:
+    """The conan: backend's own pass (one tokenization, one sort, background tokenizer) against the generic
+    Embedder path it replaced (count tokens, sort, encode_batch per batch): the same vectors, bit for bit."""
+    from harness.models import Embedder, ModelOptions, load_model
+
+    model = load_model(f"conan:{_tiny_checkpoint(tmp_path / 'tiny')}", ModelOptions(device="cpu", dtype="float32"))
+    tasks = discover_tasks(default_data_root())
+    texts = [r[k] for r in read_rows(tasks["STS16"], "test.jsonl") for k in ("sentence1", "sentence2")][:90]
+    fast = list(model.encode_stream(texts, None, 16, 512, 40))
+    generic = list(Embedder.encode_stream(model, texts, None, 16, 512, 40))
+    assert [w[:2] for w in fast] == [w[:2] for w in generic] == [(0, 40), (40, 80), (80, 90)]
+    for (_, _, a, la), (_, _, b, lb) in zip(fast, generic, strict=True):
+        assert la == lb
+        np.testing.assert_array_equal(a, b)
 
 
 def test_float32_is_passed_not_left_to_the_accelerator_default(tmp_path: Path, monkeypatch) -> None:

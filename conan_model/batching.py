@@ -1,0 +1,121 @@
+"""Inference batching: length-sorted token-budget batches, a background producer, and where the time goes.
+
+Pure Python at import (no torch), so `harness.encoding` can share `token_budget_batches` without paying for torch.
+
+* ``token_budget_batches``: indices grouped longest-first so that rows x longest row <= max_tokens; one stable
+  sort, so the batches of a list of texts never depend on who asks.
+* ``prefetch``: runs a generator in a background thread, ``depth`` items ahead, re-raising its exception in the
+  consumer and stopping it when the consumer stops. ConanEncoder tokenizes and pads the next window there while
+  the model runs the current one (HF ``tokenizers`` and most torch ops release the GIL).
+* ``EncodeTimings``: seconds per part of encoding, summed over calls until ``reset``: tokenizing and padding (in
+  the producer thread, so they may overlap the forward), waiting for the producer (the part that did not),
+  host<->device copies, and the model forward. On CUDA the copy and forward figures are device time from CUDA
+  events; elsewhere host wall time (the CPU computes synchronously).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def token_budget_batches(lengths: list[int], max_batch: int, max_tokens: float = float("inf")) -> list[list[int]]:
+    """Indices grouped longest-first so that rows x longest row <= max_tokens (and rows <= max_batch).
+
+    The sort is stable: equal lengths keep their input order. ``max_tokens`` inf batches by row count only.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        longest = lengths[current[0]] if current else lengths[i]
+        if current and (len(current) >= max_batch or (len(current) + 1) * max(longest, 1) > max_tokens):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+_DONE = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Yield ``items`` while a daemon thread produces up to ``depth`` of them ahead; ``depth`` 0 runs inline.
+
+    An exception in the producer is raised here, at the item where it happened. Closing the returned generator
+    (or an exception in the consumer) stops the producer at its next item.
+    """
+    if depth <= 0:
+        yield from items
+        return
+    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            put(_Failure(exc))
+            return
+        put(_DONE)
+
+    worker = threading.Thread(target=produce, name="conan-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = box.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+@dataclass
+class EncodeTimings:
+    """Seconds per part of encoding (summed until ``reset``) and the work done; see the module docstring."""
+
+    tokenize_s: float = 0.0  # tokenizer (producer thread; overlaps the forward when prefetching)
+    collate_s: float = 0.0  # padding into tensors, pinning (producer thread)
+    wait_s: float = 0.0  # the consumer waiting for the producer: host preparation not hidden behind the model
+    copy_s: float = 0.0  # host -> device inputs and device -> host embeddings
+    forward_s: float = 0.0  # the model forward and pooling
+    batches: int = 0
+    texts: int = 0
+    tokens: int = 0  # real tokens (prompt and special tokens included, after truncation)
+
+    def add(self, other: EncodeTimings) -> None:
+        for key, value in asdict(other).items():
+            setattr(self, key, getattr(self, key) + value)
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def as_dict(self, digits: int = 4) -> dict[str, float | int]:
+        return {k: round(v, digits) if isinstance(v, float) else v for k, v in asdict(self).items()}
