@@ -136,6 +136,18 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alignment(args: argparse.Namespace) -> int:
+    """Language mixing of each model's embeddings: the harness encodes, reporting scores and draws."""
+    from harness.models import embed_symmetric
+    from reporting.alignment import run_alignment
+
+    path = run_alignment(args.model, [Path(p) for p in args.parallel], Path(args.out), n_pairs=args.n,
+                         seed=args.seed, tsne=args.tsne, k=args.k,
+                         encode=lambda spec, texts: embed_symmetric(spec, texts, args.batch_size))  # fmt: skip
+    print(f"alignment report written to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -181,13 +193,35 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--cache-dir", help="cache folder (default: $HARNESS_CACHE_DIR or ~/.cache/conan-harness)")
     cache.set_defaults(func=cmd_cache)
 
+    al = sub.add_parser("alignment", help="cross-lingual alignment of a model on parallel sentences "
+                               "(language mixing score + 2-D projection)")  # fmt: skip
+    al.add_argument("--model", action="append", required=True, help="model spec (repeat to compare models)")
+    al.add_argument("--parallel", nargs="+", required=True, metavar="PATH",
+                    help="parallel data: train/parallel_en_xx folders, Tatoeba task folders, or their .jsonl files")
+    al.add_argument("--n", type=int, default=200, help="pairs drawn per file (default 200)")
+    al.add_argument("--k", type=int, default=10, help="neighbours for the mixing ratio (default 10)")
+    al.add_argument("--seed", type=int, default=0)
+    al.add_argument("--batch-size", type=int, default=32)
+    al.add_argument("--tsne", action="store_true", help="also draw a t-SNE projection (slower than PCA)")
+    al.add_argument("--out", default="alignment", help="folder for alignment.md and the plots")
+    al.set_defaults(func=cmd_alignment)
+
     for module in PLUGIN_COMMANDS:  # other packages add their subcommands; each imports its work lazily
         importlib.import_module(module).register(sub)
     return parser
 
 
+def _load_embedder(spec: str) -> object:
+    from harness.models import load_model
+
+    return load_model(spec)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from train.scorer import install_spec_loader
+
     library_cache_defaults(user_cache_root())
+    install_spec_loader(_load_embedder)  # hard-negative mining resolves harness model specs through the harness
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

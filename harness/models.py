@@ -393,6 +393,17 @@ def load_model(spec: str, opts: ModelOptions | None = None) -> Embedder:
     return embedder
 
 
+def embed_symmetric(spec: str, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    """Vectors of texts with no query/document role (alignment, similarity), in length-sorted batches."""
+    model = load_model(spec)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # length-sorted batches pad less
+    out = np.zeros((len(texts), model.embed_dim), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        out[chunk] = model.encode_batch([texts[i] for i in chunk], None)
+    return out
+
+
 def auto_dtype(spec: str, device: str | None) -> tuple[str, str]:
     """`--dtype auto` → (dtype, reason): bf16 on accelerators and on CPUs with native bf16, else float32."""
     if spec == "me5-small":

@@ -13,6 +13,7 @@ Plus a 2-D PCA (and optionally t-SNE) projection coloured by language. This is t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,20 +109,6 @@ def mixing_stats(emb: np.ndarray, langs: list[str], groups: list[int], k: int = 
     return out  # fmt: skip
 
 
-def embed(spec: str, texts: list[str], batch_size: int) -> np.ndarray:
-    """Encode with the harness model registry (symmetric role: no query/document distinction)."""
-    from harness.models import load_model
-
-    model = load_model(spec)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # length-sorted batches pad less
-    out = np.zeros((len(texts), model.embed_dim), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        got = model.encode_batch([texts[i] for i in chunk], None)
-        out[chunk] = got[0] if isinstance(got, tuple) else got  # older registries also returned token counts
-    return out
-
-
 def project(emb: np.ndarray, method: str, seed: int) -> np.ndarray:
     if method == "pca":
         from sklearn.decomposition import PCA
@@ -132,16 +119,18 @@ def project(emb: np.ndarray, method: str, seed: int) -> np.ndarray:
     return TSNE(n_components=2, random_state=seed, init="pca", perplexity=min(30, len(emb) // 4)).fit_transform(emb)
 
 
-def run_alignment(models: list[str], paths: list[Path], out: Path, *, n_pairs: int = 200, seed: int = 0,
-                  batch_size: int = 32, tsne: bool = False, k: int = 10) -> Path:  # fmt: skip
-    """Embed, score and plot for each model; writes out/alignment.md and PNGs, returns the markdown path."""
+def run_alignment(models: list[str], paths: list[Path], out: Path, *,
+                  encode: Callable[[str, list[str]], np.ndarray], n_pairs: int = 200, seed: int = 0,
+                  tsne: bool = False, k: int = 10) -> Path:  # fmt: skip
+    """Score and plot each model's vectors (``encode(spec, texts)``, from the caller: reports never load a
+    model); writes out/alignment.md and PNGs, returns the markdown path."""
     corpus = build_corpus(paths, n_pairs, seed)
     if len(set(corpus.langs)) < 2:
         raise UsageError("need sentences in at least two languages")
     out.mkdir(parents=True, exist_ok=True)
     stats, panels = {}, {"pca": [], "tsne": []}
     for spec in models:
-        emb = embed(spec, corpus.texts, batch_size)
+        emb = encode(spec, corpus.texts)
         stats[spec] = mixing_stats(emb, corpus.langs, corpus.groups, k)
         for method in ("pca", "tsne") if tsne else ("pca",):
             title = f"{spec} — {method.upper()} (mixing ratio {stats[spec]['all']['mixing_ratio']:.2f})"

@@ -1,4 +1,4 @@
-"""`harness report | regress | alignment`: registered through PLUGIN_COMMANDS; work is imported lazily."""
+"""`harness report | regress`: registered through PLUGIN_COMMANDS; work is imported lazily."""
 
 from __future__ import annotations
 
@@ -31,15 +31,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_alignment(args: argparse.Namespace) -> int:
-    from reporting.alignment import run_alignment
-
-    path = run_alignment(args.model, [Path(p) for p in args.parallel], Path(args.out), n_pairs=args.n,
-                         seed=args.seed, batch_size=args.batch_size, tsne=args.tsne, k=args.k)  # fmt: skip
-    print(f"alignment report written to {path}")
-    return 0
-
-
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -64,16 +55,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rp.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories written by `harness run`")
     rp.add_argument("--out", default="report", help="folder for efficiency.md and the plots (default report/)")
     rp.set_defaults(func=cmd_report)
-
-    al = subparsers.add_parser("alignment", help="cross-lingual alignment of a model on parallel sentences "
-                               "(language mixing score + 2-D projection)")  # fmt: skip
-    al.add_argument("--model", action="append", required=True, help="model spec (repeat to compare models)")
-    al.add_argument("--parallel", nargs="+", required=True, metavar="PATH",
-                    help="parallel data: train/parallel_en_xx folders, Tatoeba task folders, or their .jsonl files")
-    al.add_argument("--n", type=int, default=200, help="pairs drawn per file (default 200)")
-    al.add_argument("--k", type=int, default=10, help="neighbours for the mixing ratio (default 10)")
-    al.add_argument("--seed", type=int, default=0)
-    al.add_argument("--batch-size", type=int, default=32)
-    al.add_argument("--tsne", action="store_true", help="also draw a t-SNE projection (slower than PCA)")
-    al.add_argument("--out", default="alignment", help="folder for alignment.md and the plots")
-    al.set_defaults(func=cmd_alignment)

@@ -286,7 +286,7 @@ class SupervisedConfig(StageConfig):
     mrl_dims: str = "auto"  # 'auto' (paper dims, scaled to the width), 'none' (full width only) or '64,128'
     mrl_weights: str = ""  # comma-separated, one per dim; empty: equal
     dhnm: dict[str, Any] = field(default_factory=dict)  # DHNMConfig fields except k: mode, skip_top, thresholds
-    pool_scorer: str = "bm25"  # 'bm25' or a harness model spec ('minilm', 'me5-small', 'conan:<dir>')
+    pool_scorer: str = "bm25"  # 'bm25' or a harness model spec ('minilm', 'me5-small', 'conan:<dir>'; via `harness`)
     pool_depth: int = 32
     pools_dir: str | None = None  # mined pools are cached here (default <output_dir>/pools)
 

@@ -2,8 +2,8 @@
 
 For every query, the corpus is ranked by a scorer and the query's own positives (and the query itself) are
 removed; the top ``depth`` candidates are saved, best first, as one JSONL line per query. Scorers:
-* any embedder the harness can load (``minilm``, ``me5-small``, ``conan:<dir>``, ``st:<path>``...): cosine of
-  the query ('query' role) against the documents ('document' role);
+* any embedder the harness can load (``minilm``, ``me5-small``, ``conan:<dir>``, ``st:<path>``...; through
+  `harness train`, see train/scorer.py): cosine of the query ('query' role) against the documents ('document' role);
 * ``bm25``: a small Okapi BM25 of our own (no dependency), over words for Latin text and character bigrams for
   CJK runs, so Chinese needs no segmenter.
 The paper does not say how v2's pools were built (notes §5.1); v1 used a teacher model.
@@ -22,6 +22,8 @@ import numpy as np
 from scipy import sparse
 
 from conan_model.atomic import atomic_write_text
+
+from .scorer import load_scorer
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+")
@@ -78,9 +80,7 @@ def embed_texts(embedder: Any, texts: Sequence[str], role: str | None, batch_siz
     """L2-normalised float32 embeddings from a harness Embedder (``encode_batch(texts, role)``)."""
     parts = []
     for i in range(0, len(texts), batch_size):
-        out = embedder.encode_batch(list(texts[i : i + batch_size]), role)
-        # Older harness Embedders return (embeddings, token_counts); newer ones the embeddings alone.
-        parts.append(out[0] if isinstance(out, tuple) else out)
+        parts.append(embedder.encode_batch(list(texts[i : i + batch_size]), role))
     emb = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 1), np.float32)
     return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
@@ -108,7 +108,7 @@ def mine_pools(
     """Ranked candidates for each query: ``{"query", "candidates": [text...], "scores": [...]}``, best first.
 
     ``positives[i]`` are query i's positive texts; they and the query text are never candidates. ``scorer`` is
-    'bm25', a harness model spec (loaded with ``harness.models.load_model``) or an already loaded Embedder.
+    'bm25', a harness model spec (resolved by train/scorer.py's installed loader) or a loaded embedder.
     """
     if len(queries) != len(positives):
         raise ValueError(f"{len(queries)} queries but {len(positives)} positive sets")
@@ -123,9 +123,7 @@ def mine_pools(
             return scores
     else:
         if isinstance(scorer, str):
-            from harness.models import load_model
-
-            scorer = load_model(scorer)
+            scorer = load_scorer(scorer)
         docs = embed_texts(scorer, corpus, "document", batch_size)
 
         def score_chunk(texts: Sequence[str]) -> np.ndarray:

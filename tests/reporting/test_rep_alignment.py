@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.models import embed_symmetric
 from reporting.alignment import build_corpus, mixing_stats, read_parallel, run_alignment
 
 
@@ -41,7 +42,7 @@ def test_readers_orient_english_first(shared_data):
 
 def test_real_alignment_report(shared_data, tmp_path):
     paths = [shared_data / "train" / "parallel_en_de", shared_data / "multi" / "TatoebaFraEng"]
-    md = run_alignment(["minilm"], paths, tmp_path, n_pairs=12)
+    md = run_alignment(["minilm"], paths, tmp_path, n_pairs=12, encode=embed_symmetric)
     text = md.read_text(encoding="utf-8")
     assert "## Language mixing" in text and "| minilm" in text
     assert (tmp_path / "alignment_pca.png").stat().st_size > 10_000

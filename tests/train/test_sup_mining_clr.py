@@ -134,3 +134,22 @@ def test_concurrent_pool_writers_sharing_a_folder_do_not_collide(tmp_path):
         list(pool.map(lambda _: save_pools(path, pools, {"depth": 50}), range(8)))
     assert load_pools(path) == pools and sorted(p.name for p in path.parent.iterdir()) == [
         "clr.jsonl", "clr.jsonl.meta.json"]  # fmt: skip
+
+
+def test_a_model_spec_without_the_harness_says_how_to_get_one(monkeypatch):
+    """train never imports the harness: `python -m train` alone mines with bm25, a model spec names the way out."""
+    from train import scorer
+    from train.errors import ConfigError
+
+    monkeypatch.setattr(scorer, "_loader", None)
+    with pytest.raises(ConfigError, match="harness train"):
+        mine_pools(["a b"], [["a c"]], ["a c", "a d"], "minilm", depth=1)
+
+
+def test_the_harness_cli_installs_its_model_loader(monkeypatch, capsys):
+    import harness.cli
+    from train import scorer
+
+    monkeypatch.setattr(scorer, "_loader", None)
+    assert harness.cli.main(["list", "suites"]) == 0
+    assert scorer._loader is harness.cli._load_embedder
