@@ -53,6 +53,8 @@ class Embedder(ABC):
     dtype_reason: str = ""  # why this dtype (auto's decision or the option given), recorded in run.json
     device: str = "cpu"
     pooling: str = "model"  # the model's own pooling unless an hf: spec chose one
+    kernels: str | None = None  # non-stock kernels that move vectors by rounding (harness.onednn), else None
+    packs_texts: bool = False  # True: a batch's texts run concatenated, unpadded (batches bounded by token sum)
 
     @abstractmethod
     def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
@@ -64,8 +66,9 @@ class Embedder(ABC):
 
     def cache_identity(self, role: str | None) -> dict[str, Any]:
         """Everything besides the text that changes a vector: the embedding cache's namespace."""
-        return {"fingerprint": self.fingerprint, "prompt": self.prompt(role), "role": role,
-                "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype, "name": self.name}
+        identity = {"fingerprint": self.fingerprint, "prompt": self.prompt(role), "role": role,
+                    "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype, "name": self.name}
+        return {**identity, "kernels": self.kernels} if self.kernels else identity
 
     def prompt(self, role: str | None) -> str:
         """The prefix this model puts before texts of a role ('' when none)."""
@@ -82,7 +85,7 @@ class Embedder(ABC):
         return {
             "spec": self.spec, "name": self.name, "revision": self.revision, "embed_dim": self.embed_dim,
             "max_length": self.max_length, "dtype": self.dtype, "dtype_reason": self.dtype_reason,
-            "device": self.device, "fingerprint": self.fingerprint,
+            "device": self.device, "fingerprint": self.fingerprint, "kernels": self.kernels,
             "prompts": {"query": self.prompt("query"), "document": self.prompt("document"), "none": self.prompt(None)},
         }  # fmt: skip
 
@@ -117,6 +120,13 @@ def _pick_device(requested: str | None) -> str:
     return str(pick_device(requested))
 
 
+def _fuse_bf16_cpu(model: Any) -> str | None:
+    """bf16 on CPU: linears (+ BERT's GELU) through oneDNN's fused kernel (harness.onednn); float32 untouched."""
+    from harness import onednn
+
+    return onednn.KERNELS if onednn.fuse_linears(model) else None
+
+
 class SentenceTransformerEmbedder(Embedder):
     """Any sentence-transformers model; tokenizes once (counts tokens) and runs the module pipeline directly."""
 
@@ -141,6 +151,8 @@ class SentenceTransformerEmbedder(Embedder):
         self._torch = torch
         if opts.compile:  # the first module (the transformer); its wrapper calls the HF model's forward directly
             self._model[0].compile(dynamic=True)
+        else:
+            self.kernels = _fuse_bf16_cpu(self._model)
 
     def prompt(self, role: str | None) -> str:
         return self._prompts.get(role or "", "")
@@ -215,6 +227,8 @@ class HFEmbedder(Embedder):
         self._model.to(self.device).eval()
         if opts.compile:
             self._model.compile(dynamic=True)
+        else:
+            self.kernels = _fuse_bf16_cpu(self._model)
         check_max_length(spec, opts.max_length, getattr(self._model.config, "max_position_embeddings", None))
         self.max_length = opts.max_length or min(int(self._tok.model_max_length or 512), 8192)
         self.embed_dim = int(self._model.config.hidden_size)
