@@ -11,7 +11,7 @@ noise explain. Config (TOML; paths relative to the working directory):
     data_dir = "../shared/data"
     set = ["threads=1"]                 # overrides for every stage
     [[base]]                            # optional stages run once (their own seed): the model every run starts
-    config = "configs/pretrain.toml"    #   from, until an `init` spec imports a real pretrained one
+    config = "configs/pretrain.toml"    #   from (or set `init = "<spec>"` on the stages instead)
     [[shared]]                          # optional stages run once per seed; their final model starts each arm
     config = "configs/weak.toml"
     [[stages]]                          # each arm's stages; stage i > 0 starts from stage i-1's final model
