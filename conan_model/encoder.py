@@ -28,7 +28,7 @@ from .batching import EncodeTimings, prefetch, token_budget_batches
 from .checkpoint import CHECKPOINT_FILES, load_pretrained
 from .config import ConanConfig
 from .device import default_dtype, pick_device
-from .modeling import ConanModel
+from .modeling import Backbone
 from .tokenizer import EncodedBatch, pad_batch, token_ids
 
 PREFETCH_DEPTH = 8  # padded batches the producer may run ahead (a few MB of token ids at most)
@@ -38,10 +38,10 @@ Window = tuple[int, int, np.ndarray, list[int]]
 
 
 class ConanEncoder:
-    """Wraps a ConanModel and its tokenizer for batched, length-sorted, order-preserving encoding."""
+    """Wraps a model (ConanModel or BertModel) and its tokenizer for batched, length-sorted, ordered encoding."""
 
     def __init__(
-        self, model: ConanModel, tokenizer: Tokenizer, path: str | os.PathLike | None = None
+        self, model: Backbone, tokenizer: Tokenizer, path: str | os.PathLike | None = None
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -93,8 +93,8 @@ class ConanEncoder:
         return digest.hexdigest()
 
     def prompt(self, role: str | None) -> str:
-        """The prefix texts of ``role`` get ('' without a role or a configured prompt)."""
-        return self.config.prompts.get(role, "") if role else ""
+        """The prefix texts of ``role`` get (ConanConfig.prompt: its own, else 'default', else '')."""
+        return self.config.prompt(role)
 
     def _token_ids(self, texts: Sequence[str], role: str | None, max_length: int | None) -> list[list[int]]:
         limit = min(max_length or self.max_length, self.max_length)

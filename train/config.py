@@ -48,6 +48,7 @@ class StageConfig:
     # or a prepared base name such as "smollm2-135m" (see docs/pretrained.md)
     init: str | None = None
     init_layers: int | None = None  # keep only the first N decoder layers of ``init`` (smaller CPU-scale runs)
+    freeze: list[str] = field(default_factory=list)  # parameter-name prefixes never trained, e.g. ["embed_tokens"]
     tokenizer: str | None = None  # tokenizer.json (or folder); None: train a BBPE on ``data`` at stage start
     tokenizer_vocab: int = 4096
     tokenizer_rows: int | None = 20_000  # rows per file used to train the tokenizer
@@ -263,7 +264,7 @@ def config_diff(saved: dict[str, Any], current: dict[str, Any], ignore: frozense
 
 
 KINDS = ("retrieval", "clr", "classification", "sts")
-TASK_KEYS = {"kind", "data", "batch_size", "weight", "hard_negatives", "parallel", "mix", "total"}
+TASK_KEYS = {"kind", "data", "batch_size", "weight", "hard_negatives", "parallel", "mix", "total", "max_rows"}
 
 
 @dataclass
@@ -320,13 +321,19 @@ class SupervisedConfig(StageConfig):
             unknown = sorted(set(raw) - TASK_KEYS)
             if unknown:
                 raise ConfigError(f"tasks.{name}: unknown key(s) {unknown}; expected some of {sorted(TASK_KEYS)}")
-            spec = {"data": [], "batch_size": 8, "weight": 1.0, "parallel": "", "mix": {}, "total": 0, **raw}
+            spec = {"data": [], "batch_size": 8, "weight": 1.0, "parallel": "", "mix": {}, "total": 0, "max_rows": 0,
+                    **raw}  # fmt: skip
             if spec.get("kind") not in KINDS:
                 raise ConfigError(f"tasks.{name}.kind must be one of {KINDS}, got {spec.get('kind')!r}")
             if isinstance(spec["data"], str):
                 spec["data"] = [spec["data"]]
             if spec["kind"] == "clr" and not spec["parallel"]:
                 raise ConfigError(f"tasks.{name}: a clr task needs `parallel` (folder with parallel_en_<lang>*)")
+            rows = spec["max_rows"]
+            if not (isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0):
+                raise ConfigError(f"tasks.{name}: max_rows must be an integer >= 0 (0: every row), got {rows!r}")
+            if spec["kind"] == "clr" and rows:
+                raise ConfigError(f"tasks.{name}: a clr task sizes itself with `total`, not max_rows")
             if spec["kind"] != "clr" and not spec["data"]:
                 raise ConfigError(f"tasks.{name}: `data` is empty")
             if not (isinstance(spec["batch_size"], int) and spec["batch_size"] >= 2 and spec["weight"] > 0):

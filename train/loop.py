@@ -33,6 +33,7 @@ from conan_model import ConanConfig, ConanModel, load_config, load_tokenizer, sy
 from conan_model import train_tokenizer as train_bbpe
 from conan_model.checkpoint import load_checkpoint_tokenizer
 from conan_model.importing import ModelImportError, init_model, init_tokenizer
+from conan_model.modeling import Backbone, model_for
 
 from . import checkpoint as ckpt_io
 from .config import StageConfig
@@ -109,12 +110,12 @@ def get_tokenizer(cfg: StageConfig, rt: Runtime, ckpt: Path | None, fields: Sequ
     return load_tokenizer(path)
 
 
-def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None, seq_len: int) -> ConanModel:
+def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None, seq_len: int) -> Backbone:
     """fp32 master weights: the checkpoint's when resuming, else init's, else a seeded fresh preset."""
     torch.manual_seed(cfg.seed)
     if ckpt is not None:
         with torch.device("meta"):
-            model = ConanModel(load_config(ckpt))
+            model = model_for(load_config(ckpt))
         model = model.to_empty(device="cpu")
         ckpt_io.load_model_weights(ckpt, model)
     elif cfg.init:
@@ -130,10 +131,25 @@ def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None, seq_l
             raise ConfigError(f"model_overrides {cfg.model_overrides}: {e}") from e
     if seq_len > model.config.max_length:
         raise ConfigError(f"sequence length {seq_len} exceeds the model's max_length {model.config.max_length}")
+    freeze(model, cfg.freeze)
     return model.train()
 
 
-def keep_first_layers(model: ConanModel, n: int, spec: str) -> ConanModel:
+def freeze(model: nn.Module, prefixes: Sequence[str]) -> None:
+    """Keep the parameters under each name prefix fixed (no gradient, no optimizer state, exported unchanged).
+    A prefix that names no parameter is a config error, so a typo cannot silently train everything."""
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in prefixes:
+        hits = [n for n in names if n == prefix or n.startswith(prefix + ".")]
+        if not hits:
+            raise ConfigError(f"freeze: {prefix!r} names no parameter; top-level names are "
+                              f"{sorted({n.split('.')[0] for n in names})}")  # fmt: skip
+        for name, p in model.named_parameters():
+            if name in hits:
+                p.requires_grad_(False)
+
+
+def keep_first_layers(model: Backbone, n: int, spec: str) -> Backbone:
     """The bottom ``n`` decoder blocks of a pretrained model and its final norm: a smaller model that is still
     causally pretrained, for runs the CPU can afford (the report says so). The head stays tied/untied as it was."""
     if n > model.config.n_layers:
@@ -169,7 +185,7 @@ def lr_factor(step: int, steps: int, warmup_ratio: float, min_lr_ratio: float) -
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def fit(cfg: StageConfig, rt: Runtime, model: ConanModel, tokenizer: Tokenizer, batches: Iterator[Any],
+def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, batches: Iterator[Any],
         step_fn: StepFn, ckpt: Path | None = None, state: dict[str, Any] | None = None,
         evaluate: EvalFn | None = None, extra: Stateful | None = None) -> Path:  # fmt: skip
     """Run ``cfg.steps`` optimizer steps (from the checkpoint's step when resuming); returns ``<out>/final``."""

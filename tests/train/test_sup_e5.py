@@ -1,0 +1,67 @@
+"""The supervised stage from multilingual-e5-small (arch "bert"): frozen embeddings, a row cap per task, and the
+E5 prompts on the texts the model trains on (the same the encoder adds at evaluation)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from train.config import SupervisedConfig
+from train.distributed import init_runtime
+from train.errors import ConfigError
+from train.loop import build_model, get_tokenizer
+from train.multitask import TaskBatch, build_tasks
+from train.supervised import run
+from train.supervised_step import Stepper
+
+
+def e5_config(tmp_path: Path, shared_data: Path, **overrides) -> SupervisedConfig:
+    values = dict(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), init="multilingual-e5-small",
+                  init_layers=2, freeze=["embed_tokens"], steps=3, lr=1e-3, max_length=32, hard_negatives=2,
+                  pool_depth=6, log_every=1, save_every=100, threads=1, dhnm={"skip_top": 1})  # fmt: skip
+    values["tasks"] = {"qa": {"kind": "retrieval", "data": ["cmrc_qp_zh"], "batch_size": 4, "max_rows": 40}}
+    return SupervisedConfig(**{**values, **overrides})
+
+
+def test_stage_trains_e5_with_frozen_embeddings(tmp_path: Path, shared_data: Path, e5_small: Path):
+    final = run(e5_config(tmp_path, shared_data))
+    cfg = json.loads((final / "config.json").read_text())
+    assert (cfg["arch"], cfg["n_layers"], cfg["prompts"]) == (
+        "bert",
+        2,
+        {"default": "query: ", "document": "passage: "},
+    )
+    before, after = load_file(str(e5_small / "model.safetensors")), load_file(str(final / "model.safetensors"))
+    assert set(after) == {k for k in before if not k.startswith("layers.") or int(k.split(".")[1]) < 2}
+    assert torch.equal(before["embed_tokens.weight"], after["embed_tokens.weight"])  # frozen: bit for bit
+    assert not torch.equal(before["layers.0.attn.q_proj.weight"], after["layers.0.attn.q_proj.weight"])
+    summary = json.loads((tmp_path / "out" / "dhnm_summary.json").read_text())
+    assert summary["qa"]["rows"] == 40  # max_rows: the files' first 40 rows
+
+
+def test_training_texts_carry_the_e5_prompts(tmp_path: Path, shared_data: Path, e5_small: Path):
+    cfg = e5_config(tmp_path, shared_data)
+    rt = init_runtime("cpu")
+    tasks = build_tasks(cfg, rt)
+    model = build_model(cfg, get_tokenizer(cfg, rt, None, ()), None, cfg.max_length)
+    assert not model.embed_tokens.weight.requires_grad and model.layers[0].attn.q_proj.weight.requires_grad
+    stepper = Stepper(cfg, rt, model.config, None, tasks, [384], None)
+    a, b = [r for r, pool in enumerate(tasks["qa"].pools) if len(pool) > 1][:2]  # rows with a served negative
+    texts, _ = stepper.retrieval(tasks["qa"], TaskBatch("qa", [a, b], [a, b], 0))
+    rows = tasks["qa"].rows
+    assert texts[:2] == [f"query: {rows[a]['query']}", f"query: {rows[b]['query']}"]
+    assert texts[2:4] == [f"passage: {rows[a]['positive']}", f"passage: {rows[b]['positive']}"]
+    assert all(t.startswith("passage: ") for t in texts[4:]) and len(texts) > 4  # the mined hard negatives
+
+
+def test_freeze_and_max_rows_errors(tmp_path: Path, shared_data: Path, e5_small: Path):
+    with pytest.raises(ConfigError, match="freeze: 'embeddings' names no parameter; top-level names are"):
+        build_model(e5_config(tmp_path, shared_data, freeze=["embeddings"]), None, None, 32)
+    with pytest.raises(ConfigError, match="tasks.qa: max_rows must be an integer >= 0"):
+        e5_config(tmp_path, shared_data, tasks={"qa": {"kind": "retrieval", "data": ["x"], "max_rows": -1}})
+    with pytest.raises(ConfigError, match="a clr task sizes itself with `total`"):
+        e5_config(tmp_path, shared_data, tasks={"c": {"kind": "clr", "parallel": "p", "max_rows": 5}})
