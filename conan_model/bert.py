@@ -74,18 +74,7 @@ class BertModel(Backbone):
         self.layers = nn.ModuleList(BertLayer(config) for _ in range(config.n_layers))
         self.gradient_checkpointing = False
         self.attention_backend = "sdpa"  # the soft mask, if ever asked for, is SDPA's float bias here
-        self.init_weights()
-
-    @torch.no_grad()
-    def init_weights(self) -> None:
-        """BERT's: Normal(0, init_std) matrices and embeddings, zero biases, unit LayerNorm weights."""
-        for name, p in self.named_parameters():
-            if name.endswith("norm.weight"):
-                p.fill_(1.0)
-            elif name.endswith(".bias"):
-                p.zero_()
-            else:
-                p.normal_(0.0, self.config.init_std)
+        self.init_weights()  # BERT's: no residual scaling
 
     def forward(
         self,
@@ -95,12 +84,8 @@ class BertModel(Backbone):
         alpha: float | None = None,
     ) -> torch.Tensor:
         """Hidden states (B, T, hidden) for right-padded ``input_ids`` (B, T); see ConanModel.forward."""
-        t = input_ids.shape[1]
-        if t > self.config.max_length:
-            raise ValueError(f"sequence length {t} exceeds max_length {self.config.max_length}")
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        positions = torch.arange(t, device=input_ids.device)
+        attention_mask = self.checked_mask(input_ids, attention_mask)
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         x = self.embed_norm(self.embed_tokens(input_ids) + self.embed_positions(positions))
         mask, is_causal = sdpa_mask(attention_mask, mask_mode or self.config.attention, alpha, x.dtype)
         for layer in self.layers:

@@ -129,6 +129,29 @@ class Backbone(nn.Module):
 
     config: ConanConfig
     layers: nn.ModuleList
+    residual_outputs: tuple[str, ...] = ()  # weights scaled by 1/sqrt(2 * n_layers) at init (GPT-2)
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Normal(0, init_std) matrices and embeddings, zero biases, unit norm weights; ``residual_outputs``
+        scaled down so the residual stream's variance does not grow with depth."""
+        std = self.config.init_std
+        for name, p in self.named_parameters():
+            if name.endswith("norm.weight"):
+                p.fill_(1.0)
+            elif name.endswith(".bias"):
+                p.zero_()
+            elif name.endswith(self.residual_outputs):
+                p.normal_(0.0, std / math.sqrt(2 * self.config.n_layers))
+            else:
+                p.normal_(0.0, std)
+
+    def checked_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The padding mask (all ones when None), after checking the length fits the model."""
+        t = input_ids.shape[1]
+        if t > self.config.max_length:
+            raise ValueError(f"sequence length {t} exceeds max_length {self.config.max_length}")
+        return torch.ones_like(input_ids) if attention_mask is None else attention_mask
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -165,6 +188,8 @@ class ConanModel(Backbone):
     (:func:`conan_model.masks.attention_inputs`); both are run-time choices, not part of the checkpoint.
     """
 
+    residual_outputs = ("o_proj.weight", "down_proj.weight")
+
     def __init__(self, config: ConanConfig) -> None:
         super().__init__()
         self.config = config
@@ -176,20 +201,6 @@ class ConanModel(Backbone):
         self.gradient_checkpointing = False
         self.attention_backend = "auto"
         self.init_weights()
-
-    @torch.no_grad()
-    def init_weights(self) -> None:
-        """Normal(0, init_std) weights; residual output projections scaled by 1/sqrt(2 * n_layers) (GPT-2)."""
-        std = self.config.init_std
-        for name, p in self.named_parameters():
-            if name.endswith("norm.weight"):
-                p.fill_(1.0)
-            elif name.endswith(".bias"):
-                p.zero_()
-            elif name.endswith(("o_proj.weight", "down_proj.weight")):
-                p.normal_(0.0, std / math.sqrt(2 * self.config.n_layers))
-            else:
-                p.normal_(0.0, std)
 
     def forward(
         self,
@@ -203,11 +214,8 @@ class ConanModel(Backbone):
         mask_mode: 'bidirectional' (embedding stages), 'causal' (LM pretraining) or 'soft' with ``alpha`` in
         [0, 1] from :func:`conan_model.masks.soft_alpha` (weakly-supervised stage); None: ``config.attention``.
         """
+        attention_mask = self.checked_mask(input_ids, attention_mask)
         t = input_ids.shape[1]
-        if t > self.config.max_length:
-            raise ValueError(f"sequence length {t} exceeds max_length {self.config.max_length}")
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
         x = self.embed_tokens(input_ids)
         mask, is_causal = attention_inputs(attention_mask, mask_mode or self.config.attention, alpha, x.dtype,
                                            self.attention_backend)  # fmt: skip

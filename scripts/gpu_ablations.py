@@ -1,15 +1,16 @@
 """Device script: the three shipped ablations (soft mask, DHNM, CLR) at GPU scale, one after the other.
 
-Each configs/ablations/<name>.toml is rescaled in memory (larger preset, more steps, longer texts; DHNM also
-trains on drcd_qp_zh and English QA/paraphrase pairs, and is scored on SQuADRetrieval too) and run by `harness
-ablate`'s runner into runs/ablations/gpu/<name>, with its report in reports/ablations/gpu/<name>/;
+Each configs/ablations/<name>.toml is rescaled in memory (every SmolLM2 block; DHNM and CLR fine-tune all of
+multilingual-e5-small, embeddings included, with the paper's K = 7, larger batches, more steps and longer texts;
+DHNM also trains on drcd_qp_zh and English QA/paraphrase pairs) and run by `harness ablate`'s runner into
+runs/ablations/gpu/<name>, with its report in reports/ablations/gpu/<name>/;
 reports/ablations/gpu/gpu_run.json records the device and each ablation's wall time.
 The sizes target ≤ 8 minutes for all three on one H100/H200; that target is an estimate until a device run
 measures it (docs/training-supervised.md says which).
 
     python scripts/gpu_ablations.py                    # on the device machine (all three, 3 seeds)
     python scripts/gpu_ablations.py --only dhnm        # one ablation
-    python scripts/gpu_ablations.py --init SPEC        # start from an imported model (the stages' `init` key)
+    python scripts/gpu_ablations.py --init SPEC        # another start model (the stages' `init` key)
     python scripts/gpu_ablations.py --dry-run          # CPU plumbing check: tiny sizes, sample tasks, 1 seed
 """
 
@@ -40,34 +41,31 @@ SCALES: dict[str, dict[str, Any]] = {
     "gpu": {
         "seeds": [0, 1, 2],
         "set": ["device=auto"],
-        "base": {"pretrain": ["model=small", "steps=1500", "batch_size=32", "seq_len=256", "tokenizer_vocab=8192",
-                              "save_every=1500"],
-                 "weak": ["steps=500", "batch_size=64", "max_length=128", "save_every=500"]},
-        # soft mask: all 30 SmolLM2 blocks (the CPU config keeps the bottom 4)
+        # soft mask: all 30 SmolLM2 blocks (the CPU config keeps the bottom 4); DHNM and CLR: all of e5-small
         "stage": {"softmask": ["init_layers=none", "steps=300", "batch_size=64", "max_length=128", "save_every=300"],
-                  "dhnm": ["steps=1100", "max_length=96", "save_every=1100", "tasks.qa_zh.batch_size=32",
+                  "dhnm": ["steps=1100", "max_length=96", "save_every=1100", "freeze=[]", "hard_negatives=7",
+                           "tasks.qa_zh.batch_size=32", "tasks.qa_zh.max_rows=0",
                            "tasks.qa_zh.data=['train/cmrc_qp_zh', 'train/drcd_qp_zh']", "tasks.qa_en.kind='retrieval'",
                            "tasks.qa_en.data=['train/trecqa_pairs_en', 'train/msrp_pairs_en']",
                            "tasks.qa_en.batch_size=32", "tasks.qa_en.weight=0.3"],
-                  "clr": ["steps=600", "max_length=96", "save_every=600"]},
+                  "clr": ["steps=600", "max_length=96", "save_every=600", "freeze=[]", "hard_negatives=7",
+                          "tasks.ret_en.batch_size=32", "tasks.ret_zh.batch_size=32"]},
+        "arms": {"clr": {"on": ["tasks.clr.batch_size=32"]}},
         "mntp": ["init_layers=none", "steps=100", "batch_size=32", "seq_len=256", "save_every=100"],
         "eval": {"max_length": 256, "batch_size": 256},
         "test": {"dhnm": ["CMRC2018Retrieval", "SQuADRetrieval"],  # English pairs train at this scale
                  "softmask": ["STSBenchmark", "STS12", "SICK-R", "SQuADRetrieval", "TrecQAReranking"]},
         "scale": "GPU: soft mask from SmolLM2-135M (all 30 blocks), weak stage 300 x 64 pairs, LLM2Vec arm 100 "
-                 "MNTP steps x 32 x 256 tokens first; DHNM and CLR: small preset (9.4M params) pretrained 1500 x 32 "
-                 "x 256 tokens + weak 500 x 64 here, ablated stage: DHNM 1100 x 32 (cmrc+drcd : trecqa+msrp = 1 : 0.3, "
-                 "each ~3.4 epochs), CLR 600 steps; eval max_length 256",
+                 "MNTP steps x 32 x 256 tokens first; DHNM and CLR: multilingual-e5-small, all parameters, K = 7: "
+                 "DHNM 1100 x 32 (cmrc+drcd : trecqa+msrp = 1 : 0.3, each ~3.4 epochs), CLR 600 x 32; "
+                 "eval max_length 256",
     },
     "dry": {
         "seeds": [0],
         "set": ["threads=1", "device=cpu"],
-        "base": {"pretrain": ["steps=3", "batch_size=4", "seq_len=32", "tokenizer_vocab=600", "tokenizer_rows=300",
-                              "save_every=3"],
-                 "weak": ["steps=3", "batch_size=8", "max_length=32", "save_every=3"]},
         "stage": {"softmask": ["steps=3", "batch_size=8", "max_length=32", "save_every=3"],
-                  "dhnm": ["steps=3", "max_length=32", "save_every=3", "pool_depth=12"],
-                  "clr": ["steps=3", "max_length=32", "save_every=3", "pool_depth=12"]},
+                  "dhnm": ["steps=3", "max_length=32", "save_every=3", "pool_depth=12", "init_layers=1"],
+                  "clr": ["steps=3", "max_length=32", "save_every=3", "pool_depth=12", "init_layers=1"]},
         "mntp": ["steps=2", "batch_size=2", "seq_len=32", "save_every=2"],
         "eval": {"max_length": 32, "batch_size": 64, "dev": ["STS16"], "test": ["STSBenchmark"]},
         "scale": "dry run: 3 steps per stage on CPU, sample tasks; checks the plumbing, measures nothing",
@@ -82,16 +80,16 @@ def rescale(cfg: dict[str, Any], scale: str, init: str | None, root: Path) -> di
     cfg["out"] = str(root / "runs" / "ablations" / scale / name)
     cfg["report"] = str(root / "reports" / "ablations" / scale / name)
     cfg["seeds"], cfg["set"], cfg["scale"] = s["seeds"], list(s["set"]), s["scale"]
-    for stage in cfg.get("base", []):
-        stage["set"] = [*stage.get("set", []), *s["base"][Path(stage["config"]).stem]]
     for stage in cfg["stages"]:
         stage["set"] = [*stage.get("set", []), *s["stage"][name]]
-    for arm in cfg["arms"].values():  # an arm with its own stages (LLM2Vec: mntp, then the ablated stage)
+    for arm_name, arm in cfg["arms"].items():  # an arm with its own stages (LLM2Vec: mntp, then the ablated stage)
         for stage in (arm or {}).get("stages", []):
             sizes = s["mntp"] if Path(stage["config"]).stem == "mntp" else s["stage"][name]
             stage["set"] = [*stage.get("set", []), *sizes]
-    if init:  # the pretrained-decoder import replaces the home-made base
-        cfg.pop("base", None)
+        extra = s.get("arms", {}).get(name, {}).get(arm_name, [])
+        if extra:  # sizes of what only this arm trains (the CLR task), applied after the arm's own overrides
+            cfg["arms"][arm_name] = {**(arm or {}), "set": [*(arm or {}).get("set", []), *extra]}
+    if init:
         cfg["stages"][0]["set"].append(f"init={init}")
     ev = {k: v for k, v in s["eval"].items() if k not in ("dev", "test")}
     cfg["eval"] = {**cfg["eval"], **ev}
