@@ -201,13 +201,15 @@ class PairBatches:
 
     def __init__(self, index: JsonlIndex, tokenizer: Tokenizer, fields: Sequence[str], max_length: int,
                  micro_batch: int, rank: int = 0, world: int = 1, seed: int = 0, holdout: int = 0,
-                 bucket_window: int = 16, on_long: str = "truncate"):  # fmt: skip
+                 bucket_window: int = 16, on_long: str = "truncate",
+                 prefixes: dict[str, str] | None = None):  # fmt: skip
         missing = [f for f in fields if f not in index.required]
         if missing:
             raise ValueError(f"fields {missing} must be required by the index, so every row has them")
         self.index, self.tokenizer, self.fields, self.max_length = index, tokenizer, tuple(fields), max_length
         self.micro, self.rank, self.world, self.seed = micro_batch, rank, world, seed
         self.window, self.on_long = bucket_window, on_long
+        self.prefixes = prefixes or {}  # field -> the model's role prompt (ConanConfig.prompt), e.g. "query: "
         self.global_batch = micro_batch * world
         split = permutation(len(index), seed, "holdout")
         self.heldout_rows, self.train_rows = np.sort(split[:holdout]), np.sort(split[holdout:])
@@ -264,7 +266,8 @@ class PairBatches:
 
     def encode(self, rows: Sequence[int], field: str) -> tuple[list[list[int]], np.ndarray]:
         """Token ids of ``field`` for index rows under the on_long policy, and which of them were cut."""
-        texts = [self.index.row(int(i))[field] for i in rows]
+        prefix = self.prefixes.get(field, "")
+        texts = [prefix + self.index.row(int(i))[field] for i in rows]
         out, cut = [], np.zeros(len(rows), dtype=bool)
         for n, (i, enc) in enumerate(zip(rows, self.tokenizer.encode_batch(texts), strict=True)):
             ids = enc.ids

@@ -110,6 +110,9 @@ def get_tokenizer(cfg: StageConfig, rt: Runtime, ckpt: Path | None, fields: Sequ
     return load_tokenizer(path)
 
 
+LM_STAGES = ("pretrain", "mntp")  # stages that need the decoder's language-model head
+
+
 def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None, seq_len: int) -> Backbone:
     """fp32 master weights: the checkpoint's when resuming, else init's, else a seeded fresh preset."""
     torch.manual_seed(cfg.seed)
@@ -131,6 +134,9 @@ def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None, seq_l
             raise ConfigError(f"model_overrides {cfg.model_overrides}: {e}") from e
     if seq_len > model.config.max_length:
         raise ConfigError(f"sequence length {seq_len} exceeds the model's max_length {model.config.max_length}")
+    if cfg.stage in LM_STAGES and model.config.arch != "decoder":
+        raise ConfigError(f"the {cfg.stage} stage trains next-token prediction, which an arch "
+                          f"{model.config.arch!r} model ({cfg.init}) has no head for: start it from a decoder")
     freeze(model, cfg.freeze)
     return model.train()
 

@@ -10,7 +10,8 @@ causal at the first step (t = 0) to bidirectional at the last (t = steps - 1): `
 'bidirectional'. 'bidirectional' from step 0 is the hard switch at step 0; 'causal' keeps a decoder causal
 (pair it with ``pooling = "last"``). The exported config.json records the attention the schedule ends with
 ('causal' only for the causal schedule) and ``pooling`` when set, so evaluation embeds the way training
-ended. Evaluation (held-out pairs, see ``holdout``) uses that same inference attention.
+ended. Evaluation (held-out pairs, see ``holdout``) uses that same inference attention. Queries get the model's
+'query' prompt and positives its 'document' prompt (``ConanConfig.prompt``; none for the paper's decoder).
 """
 
 from __future__ import annotations
@@ -64,10 +65,14 @@ def embed_texts(module: nn.Module, tokenizer: Tokenizer, texts: Sequence[str], m
 
 
 def pair_ranking(module: nn.Module, tokenizer: Tokenizer, pairs: Sequence[dict[str, Any]], max_length: int,
-                 device: torch.device, attention: str = "bidirectional") -> dict[str, float]:  # fmt: skip
+                 device: torch.device, attention: str = "bidirectional",
+                 prefixes: dict[str, str] | None = None) -> dict[str, float]:  # fmt: skip
     """MRR and recall@1 of each query's positive among all the pairs' positives (cosine similarity)."""
-    q = embed_texts(module, tokenizer, [p["query"] for p in pairs], max_length, device, attention=attention)
-    p = embed_texts(module, tokenizer, [p["positive"] for p in pairs], max_length, device, attention=attention)
+    prefixes = prefixes or {}
+    q = embed_texts(module, tokenizer, [prefixes.get("query", "") + p["query"] for p in pairs], max_length, device,
+                    attention=attention)  # fmt: skip
+    p = embed_texts(module, tokenizer, [prefixes.get("positive", "") + p["positive"] for p in pairs], max_length,
+                    device, attention=attention)  # fmt: skip
     sims = q @ p.T
     rank = (sims > sims.diag()[:, None]).sum(dim=1) + 1
     return {"eval_mrr": float((1.0 / rank).mean()), "eval_recall_at_1": float((rank == 1).float().mean())}
@@ -82,8 +87,9 @@ def run(cfg: WeakConfig, resume: str | None = None) -> Path:
     attention = "causal" if cfg.mask_schedule == "causal" else "bidirectional"
     model.config = dataclasses.replace(model.config, attention=attention, pooling=cfg.pooling or model.config.pooling)
     micro, _ = loop.micro_batches(cfg, rt)
+    prefixes = {"query": model.config.prompt("query"), "positive": model.config.prompt("document")}
     batches = PairBatches(index, tokenizer, FIELDS, cfg.max_length, micro, rt.rank, rt.world_size, cfg.seed,
-                          cfg.holdout, cfg.bucket_window, cfg.on_long)  # fmt: skip
+                          cfg.holdout, cfg.bucket_window, cfg.on_long, prefixes)  # fmt: skip
     heldout = batches.heldout()
 
     def step(module: nn.Module, batch: PairBatch, step: int) -> loop.StepResult:
@@ -99,6 +105,6 @@ def run(cfg: WeakConfig, resume: str | None = None) -> Path:
                                metrics={"alpha": shown, "truncated": batches.truncated})  # fmt: skip
 
     def evaluate(module: nn.Module, step: int) -> dict[str, float]:
-        return pair_ranking(module, tokenizer, heldout, cfg.max_length, rt.device, model.config.attention)
+        return pair_ranking(module, tokenizer, heldout, cfg.max_length, rt.device, model.config.attention, prefixes)
 
     return loop.fit(cfg, rt, model, tokenizer, batches, step, ckpt, state, evaluate=evaluate if heldout else None)

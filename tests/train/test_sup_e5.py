@@ -65,3 +65,24 @@ def test_freeze_and_max_rows_errors(tmp_path: Path, shared_data: Path, e5_small:
         e5_config(tmp_path, shared_data, tasks={"qa": {"kind": "retrieval", "data": ["x"], "max_rows": -1}})
     with pytest.raises(ConfigError, match="a clr task sizes itself with `total`"):
         e5_config(tmp_path, shared_data, tasks={"c": {"kind": "clr", "parallel": "p", "max_rows": 5}})
+
+
+def test_weak_stage_prompts_and_lm_stages_refuse_an_encoder(tmp_path: Path, shared_data: Path, e5_small: Path):
+    from conan_model import load_tokenizer
+    from train.config import MntpConfig, WeakConfig
+    from train.data import JsonlIndex, PairBatches
+    from train.weak import run as run_weak
+
+    common = dict(data_root=str(shared_data / "train"), data=["msrp_pairs_en"], init="multilingual-e5-small",
+                  init_layers=1, steps=2, save_every=100, threads=1)  # fmt: skip
+    final = run_weak(WeakConfig(output_dir=str(tmp_path / "weak"), max_length=32, batch_size=4,
+                                mask_schedule="bidirectional", holdout=0, eval_every=0, **common))  # fmt: skip
+    tok = load_tokenizer(final, {"pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2})
+    files = [shared_data / "train" / "msrp_pairs_en" / "train.jsonl"]
+    index = JsonlIndex(files, ("query", "positive"))
+    prefixes = {"query": "query: ", "positive": "passage: "}
+    batches = PairBatches(index, tok, ("query", "positive"), 32, 4, prefixes=prefixes)
+    ids, _ = batches.encode([0], "query")
+    assert ids[0] == tok.encode("query: " + index.row(0)["query"]).ids[:32]
+    with pytest.raises(ConfigError, match="the mntp stage trains next-token prediction, which an arch 'bert'"):
+        build_model(MntpConfig(output_dir=str(tmp_path / "mntp"), **common), None, None, 32)
