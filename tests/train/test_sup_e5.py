@@ -67,6 +67,7 @@ def test_freeze_and_max_rows_errors(tmp_path: Path, shared_data: Path, e5_small:
         e5_config(tmp_path, shared_data, tasks={"c": {"kind": "clr", "parallel": "p", "max_rows": 5}})
 
 
+@pytest.mark.slow
 def test_weak_stage_prompts_and_lm_stages_refuse_an_encoder(tmp_path: Path, shared_data: Path, e5_small: Path):
     from conan_model import load_tokenizer
     from train.config import MntpConfig, WeakConfig
