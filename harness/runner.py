@@ -29,6 +29,7 @@ from harness.data import LocalTask, scan_tasks
 from harness.distributed import ShardGroup, init_from_env, shutdown
 from harness.encoding import DimView, HarnessEncoder, time_split
 from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
+from harness.gold import gold_labels
 from harness.identity import describe_change, task_identity
 from harness.models import Embedder, ModelOptions, load_model
 from harness.runs import SUMMARY_MD, RunDir, atomic_write_text
@@ -296,11 +297,13 @@ def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir |
     start = time.perf_counter()
     try:
         task = resolved.load()
+        gold = gold_labels(task) if run_dir else None  # from the data as loaded, before mteb evaluates
         load_s = time.perf_counter() - start
         result = _evaluate(encoder, task, cfg, run_dir.predictions_dir if run_dir else None)
         if not math.isfinite(result.get_score()):  # never recorded as ok: leaderboards and means would break
             raise ValueError(f"mteb returned a main score of {result.get_score()} ({task.metadata.main_score})")
         if run_dir:
+            run_dir.write_gold(resolved.name, gold)
             run_dir.write_result(result)
         for dim in dims:  # every text is in the task memo now: these passes only score
             dim_result = _evaluate(encoder.view(dim), task, cfg, None)
