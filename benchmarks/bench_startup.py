@@ -1,7 +1,7 @@
 """CLI start-up: how long `harness --help`, a subcommand's `--help` and `harness list` take, in fresh processes.
 
-    python benchmarks/bench_startup.py [--before REF] [--repeat 5]
-    python benchmarks/bench_startup.py --rerun [--before REF] [--repeat 3]
+    python benchmarks/bench_startup.py [--before REF ...] [--repeat 5]
+    python benchmarks/bench_startup.py --rerun [--before REF ...] [--repeat 3]
 
 Each command runs `--repeat` times as `python -m harness ...`; the table shows the median wall seconds, the median
 CPU seconds of the child (user + system; less sensitive to other load on a shared machine) and which of
@@ -109,13 +109,12 @@ def checkout(ref: str) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--before", help="git revision to measure as well (e.g. the commit before a change)")
+    parser.add_argument("--before", action="append", help="git revision to measure as well (e.g. the commit before "
+                        "a change; repeatable)")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--rerun", action="store_true", help="time a cold and a warm `harness run` instead")
     args = parser.parse_args()
-    trees = [("working tree", REPO)]
-    if args.before:
-        trees.insert(0, (args.before, checkout(args.before)))
+    trees = [(ref, checkout(ref)) for ref in args.before or []] + [("working tree", REPO)]
     if args.rerun:
         return rerun(trees, args.repeat)
     rows, payload = [], []

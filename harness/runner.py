@@ -10,6 +10,7 @@ Finished tasks are skipped on a rerun of the same run directory unless overwrite
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import math
 import os
@@ -286,10 +287,18 @@ def _finish_task(record: dict[str, Any], name: str, entry: dict[str, Any]) -> No
 
 
 def _evaluate(encoder: HarnessEncoder | DimView, task: Any, cfg: RunConfig, predictions: Path | None) -> Any:
-    return mteb.evaluate(
-        encoder, task, cache=None, overwrite_strategy="always", raise_error=True, show_progress_bar=False,
-        prediction_folder=predictions,
-        encode_kwargs={"batch_size": cfg.batch_size, "show_progress_bar": encoder.show_progress},  # mteb's bars
+    """One task through `mteb.evaluate`'s own steps, minus its model sanitizer: that imports sentence-transformers
+    (and with it transformers) only to ask whether the model is one of theirs, and ours is an encoder carrying its
+    own ModelMeta, which the sanitizer passes through as is. So a warm rerun, whose model never loads, imports
+    neither; the evaluation (`_evaluate_resolved`: mteb's evaluators, TaskResult, predictions) is mteb's."""
+    steps = importlib.import_module("mteb.evaluate")  # the module: `mteb.evaluate` the attribute is the function
+    encode_kwargs = {"batch_size": cfg.batch_size, "show_progress_bar": encoder.show_progress}  # mteb's bars
+    meta = steps._apply_precision_to_meta(encoder.mteb_model_meta, encode_kwargs)
+    steps._check_model_modalities(meta, task)
+    return steps._evaluate_resolved(
+        encoder, meta, meta.name, meta.revision, task, co2_tracker=None, raise_error=True,
+        encode_kwargs=encode_kwargs, cache=None, overwrite_strategy=steps.OverwriteStrategy.ALWAYS,
+        prediction_folder=predictions, show_progress_bar=False, public_only=None, num_proc=None, timer=None,
     ).task_results[0]  # fmt: skip
 
 
