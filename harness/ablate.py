@@ -229,7 +229,7 @@ class Ablation:
                 self.evaluate(final, f"{arm}-seed{seed}", self.dev + self.test)
                 runs.setdefault(arm, {})[seed] = {"final": final, "eval": str(self.out / "evals" / f"{arm}-seed{seed}")}
         report_dir = Path(self.cfg.get("report", f"reports/ablations/{self.cfg['name']}"))
-        write_report(self.cfg, self.config_path, self.state, runs, self.dev, self.test, self.data_dir, report_dir)
+        write_report(self.cfg, self.config_path, self.state, runs, self.dev, self.test, report_dir)
         self._say("done", f"report {report_dir / 'report.md'}")
         return report_dir
 

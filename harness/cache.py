@@ -8,7 +8,8 @@ safe; every vector carries a checksum and a damaged entry is treated as a miss a
 Storage is near the vectors' own size: 64 KiB pages hold many rows each (the old WITHOUT ROWID layout spilled every
 vector to its own overflow page, ~3x the bytes) and namespaces are stored once, rows refer to them by number.
 A damaged database file (truncated, garbage header) is moved aside with a warning and a fresh cache started; a
-file of an older layout is moved aside the same way (a cache only ever costs recomputation).
+file of an older layout is moved aside the same way (a cache only ever costs recomputation). Beside the vectors,
+table `models` keeps each model's description (harness/lazy.py), so a rerun whose texts are all here loads no model.
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class EmbeddingCache:
             db.execute("CREATE TABLE IF NOT EXISTS namespaces (id INTEGER PRIMARY KEY, ns TEXT UNIQUE, identity TEXT)")
             db.execute("CREATE TABLE IF NOT EXISTS vectors (ns INTEGER, key BLOB, dim INTEGER, vec BLOB, crc INTEGER,"
                        " PRIMARY KEY (ns, key))")  # fmt: skip
+            db.execute("CREATE TABLE IF NOT EXISTS models (key TEXT PRIMARY KEY, description TEXT)")  # harness/lazy.py
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
             db.close()
@@ -179,6 +181,18 @@ class EmbeddingCache:
             rows.append((ns_id, text_key(text), vec.shape[0], blob, zlib.crc32(blob)))
         with self._db:  # one transaction per batch keeps concurrent writers cheap and atomic
             self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?, ?)", rows)
+
+    def model_description(self, key: str) -> dict[str, Any] | None:
+        """A model's stored description (harness/lazy.py), or None; an unreadable one counts as absent."""
+        row = self._guarded(lambda: self._db.execute("SELECT description FROM models WHERE key = ?", (key,)).fetchone())
+        try:
+            return json.loads(row[0]) if row else None
+        except (TypeError, ValueError):
+            return None
+
+    def remember_model(self, key: str, description: dict[str, Any]) -> None:
+        text = json.dumps(description, default=str)
+        self._guarded(lambda: self._db.execute("INSERT OR REPLACE INTO models VALUES (?, ?)", (key, text)))
 
     def info(self) -> dict[str, Any]:
         return self._guarded(self._info)

@@ -10,10 +10,9 @@ from pathlib import Path
 from conan_model.errors import ConanError
 from harness.env import data_root, library_cache_defaults, user_cache_root
 
-# Modules exposing `register(subparsers)`: leaderboard; report, regress, alignment; train; pipeline; models;
-# ablate.
-PLUGIN_COMMANDS: list[str] = ["leaderboards.cli", "reporting.cli", "train.cli", "harness.pipeline", "conan_model.cli",
-                              "harness.ablate"]
+# Modules exposing `register(subparsers)`: report, regress; train; pipeline; models; ablate. (`leaderboard` and
+# `alignment` are defined here: each hands a plugin what only the harness knows, a suite's benchmark or vectors.)
+PLUGIN_COMMANDS: list[str] = ["reporting.cli", "train.cli", "harness.pipeline", "conan_model.cli", "harness.ablate"]
 
 
 def _csv(value: str) -> list[str]:
@@ -148,6 +147,22 @@ def cmd_alignment(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Rank runs and published results: the harness resolves --suite to its mteb benchmark, leaderboards rank."""
+    from harness.runs import atomic_write_text
+    from harness.suites import official_benchmark
+    from leaderboards.build import SuiteRef, build_board
+    from leaderboards.render import render
+
+    suite = SuiteRef(args.suite, official_benchmark(args.suite)) if args.suite else None
+    board = build_board([Path(p) for p in args.runs], [Path(p) for p in args.published or []], suite, args.dims)
+    text = render(board)
+    atomic_write_text(Path(args.out), text)
+    print(text)
+    print(f"leaderboard written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -205,6 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--tsne", action="store_true", help="also draw a t-SNE projection (slower than PCA)")
     al.add_argument("--out", default="alignment", help="folder for alignment.md and the plots")
     al.set_defaults(func=cmd_alignment)
+
+    from leaderboards.published import SNAPSHOT  # a path: imports nothing heavy
+
+    lb = sub.add_parser("leaderboard", help="rank runs (and published baselines) in a markdown table")
+    lb.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories written by `harness run`")
+    lb.add_argument("--published", action="append", nargs="?", const=str(SNAPSHOT), metavar="DIR",
+                    help="published results in the embeddings-benchmark/results layout; without DIR, the "
+                    "snapshot shipped in leaderboards/published (repeatable)")  # fmt: skip
+    lb.add_argument("--suite", help="rank over this suite's task list: cmteb, mteb-en, mteb-en-v1 "
+                    "(default: the tasks of the given runs)")  # fmt: skip
+    lb.add_argument("--dims", action="store_true", help="add per-dimension tables from experiments/embed_dim_<d>")
+    lb.add_argument("--out", default="leaderboard.md", help="markdown file to write (default leaderboard.md)")
+    lb.set_defaults(func=cmd_leaderboard)
 
     for module in PLUGIN_COMMANDS:  # other packages add their subcommands; each imports its work lazily
         importlib.import_module(module).register(sub)

@@ -34,13 +34,18 @@ def progress_interval() -> float:
 
 
 def silence_library_bars() -> None:
-    """Library bars would interleave with the task lines; the harness shows its own progress instead."""
+    """Library bars would interleave with the task lines; the harness shows its own progress instead.
+
+    transformers is not imported for this (a warm rerun never needs it): it starts with its bars off when the hub's
+    are off, and is told directly only if it is imported already."""
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     import datasets
-    import transformers
+    from huggingface_hub.utils import disable_progress_bars
 
     datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
+    disable_progress_bars()
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
 
 
 class WarningLog:

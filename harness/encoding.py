@@ -3,9 +3,10 @@
 mteb hands us a DataLoader per call. We flatten it and look each distinct text up, in order, in
 1. the task memo (vectors already computed in this task: MRL dimension passes reuse them all),
 2. the on-disk cache (other tasks and earlier runs),
-then encode only what is left, in length-sorted batches under a token budget (sharded across ranks under
-torchrun), and scatter vectors back. What is left is encoded in slices of `flush_every` texts and each slice is
-written to the cache as soon as it is done, so a kill -9 in a 50k-document corpus loses at most one slice.
+then encode only what is left (a lazy model, harness/lazy.py, loads its weights at the first such text), in
+length-sorted batches under a token budget (sharded across ranks under torchrun), and scatter vectors back. What
+is left is encoded in slices of `flush_every` texts and each slice is written to the cache as soon as it is done,
+so a kill -9 in a 50k-document corpus loses at most one slice.
 A dimension view (`view(dim)`, a DimView) returns truncated, re-normalised copies and counts nothing (it only
 reads the memo).
 Counters in `EncodeStats` feed efficiency.json: model work (`encoded_texts`, `tokens`, `model_s`) apart from hits.
@@ -30,6 +31,7 @@ from conan_model.batching import EncodeTimings, token_budget_batches  # noqa: F4
 from conan_model.pooling import truncate_and_normalize
 from harness.cache import EmbeddingCache, namespace_key
 from harness.distributed import ShardGroup
+from harness.lazy import load_time
 from harness.models import Embedder
 
 
@@ -43,8 +45,9 @@ class EncodeStats:
     memo_hits: int = 0
     cache_hits: int = 0
     tokens: int = 0
-    encode_s: float = 0.0  # all of encode(): lookups, cache reads and writes, model
+    encode_s: float = 0.0  # all of encode(): lookups, cache reads and writes, model (not its lazy load)
     model_s: float = 0.0  # tokenizing and running the model only
+    model_load_s: float = 0.0  # a lazy model's load, in the task whose first uncached text needed it
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,7 +171,9 @@ class HarnessEncoder(AbsEncoder):
             todo = [i for j, i in enumerate(todo) if j not in found]
         writes = self.cache is not None and (self.shards is None or self.shards.is_main)
         self.pending = (0, len(todo))
-        if todo:  # else no model work at all (and no model time counted)
+        loading = 0.0
+        if todo:  # else no model work at all (and no model time counted): a lazy model is not even loaded
+            loading = load_time(self.model)  # the first text to encode loads a lazy model's weights, timed apart
             windows = self._compute([distinct[i] for i in todo], role, desc)
             with contextlib.closing(windows):  # closing stops a background producer
                 for lo, hi, vectors in windows:
@@ -184,7 +189,8 @@ class HarnessEncoder(AbsEncoder):
             self.stats.memo_hits += memo_hits
             self.stats.texts += len(texts)
             self.stats.unique_texts += len(distinct) - memo_hits  # a text the memo served was counted already
-            self.stats.encode_s += time.perf_counter() - start
+            self.stats.encode_s += time.perf_counter() - start - loading
+        self.stats.model_load_s += loading
         return out[inverse]
 
     def _compute(self, texts: list[str], role: str | None, desc: str) -> Iterator[tuple[int, int, np.ndarray]]:

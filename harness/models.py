@@ -397,7 +397,14 @@ def safetensors_damage(path: Path) -> str | None:
 
 def load_model(spec: str, opts: ModelOptions | None = None) -> Embedder:
     """Resolve a model spec; unknown specs exit 2 with suggestions, missing folders name the path."""
-    opts = opts or ModelOptions()
+    opts, reason = resolve_options(spec, opts or ModelOptions())
+    embedder = _load(spec, opts)
+    embedder.dtype_reason = reason
+    return embedder
+
+
+def resolve_options(spec: str, opts: ModelOptions) -> tuple[ModelOptions, str]:
+    """The options a load of `spec` runs with (device and dtype decided) and why that dtype; loads nothing."""
     device = check_device(opts.device)
     if spec != "me5-small":  # decided here, once: dtype, embedder and encoder all get this concrete device
         device = _pick_device(device)
@@ -410,9 +417,7 @@ def load_model(spec: str, opts: ModelOptions | None = None) -> Embedder:
     if opts.dtype == "auto":
         dtype, reason = auto_dtype(spec, opts.device)
         opts = dataclasses.replace(opts, dtype=dtype)
-    embedder = _load(spec, opts)
-    embedder.dtype_reason = reason
-    return embedder
+    return opts, reason
 
 
 def embed_symmetric(spec: str, texts: list[str], batch_size: int = 32) -> np.ndarray:

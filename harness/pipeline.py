@@ -113,14 +113,17 @@ class Pipeline:
 
     def summarize(self, runs: list[Path]) -> None:
         from harness.runs import atomic_write_text
-        from leaderboards.build import build_board
+        from harness.suites import OFFICIAL_SUITES
+        from leaderboards.build import SuiteRef, build_board
         from leaderboards.published import SNAPSHOT
         from leaderboards.render import render
         from reporting.efficiency import write_report
 
         lb = self.cfg.get("leaderboard", {})
         published = [SNAPSHOT] if lb.get("published") else []
-        board = build_board(runs, published, self.cfg["eval"].get("suite"), bool(self.cfg["eval"].get("dims")))
+        name = self.cfg["eval"].get("suite")  # a local suite ranks over the tasks the runs hold
+        suite = SuiteRef(name, OFFICIAL_SUITES[name]) if name in OFFICIAL_SUITES else None
+        board = build_board(runs, published, suite, bool(self.cfg["eval"].get("dims")))
         atomic_write_text(self.out / "leaderboard.md", render(board))
         self._finish("leaderboard", str(self.out / "leaderboard.md"))
         report = write_report(runs, self.out / "report")

@@ -1,4 +1,7 @@
-"""`harness run`: plan the tasks, load the model once, evaluate task by task, record everything as it finishes.
+"""`harness run`: plan the tasks, open the model once, evaluate task by task, record everything as it finishes.
+
+The model is opened lazily when the embedding cache knows it (harness/lazy.py): its weights load at the first text
+the cache does not hold, so a rerun whose texts are all cached loads none.
 
 A failing task is recorded with its reason and the run goes on; the exit status says so at the end.
 Finished tasks are skipped on a rerun of the same run directory unless overwrite is set.
@@ -7,6 +10,7 @@ Finished tasks are skipped on a rerun of the same run directory unless overwrite
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import math
 import os
@@ -29,8 +33,10 @@ from harness.data import LocalTask, scan_tasks
 from harness.distributed import ShardGroup, init_from_env, shutdown
 from harness.encoding import DimView, HarnessEncoder, time_split
 from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
+from harness.gold import gold_labels
 from harness.identity import describe_change, task_identity
-from harness.models import Embedder, ModelOptions, load_model
+from harness.lazy import open_model
+from harness.models import Embedder, ModelOptions
 from harness.runs import SUMMARY_MD, RunDir, atomic_write_text
 from harness.suites import get_suite
 from harness.summary import render_summary
@@ -158,7 +164,8 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
     broken = {name: str(exc) for name, exc in broken_errors.items()}
     plan = plan_tasks(cfg, local_tasks, broken)
     silence_library_bars()
-    embedder = load_model(cfg.model, cfg.options)
+    cache = EmbeddingCache(cfg.cache_dir or default_cache_dir()) if cfg.use_cache else None
+    embedder = open_model(cfg.model, cfg.options, cache)  # weights load at the first text the cache lacks
     dims = truncation_dims(cfg.dims, embedder.embed_dim)
     shards = init_from_env(embedder.device)
     main = shards is None or shards.is_main
@@ -174,7 +181,6 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
         run_dir.update_run(lambda rec: _start_record(rec, cfg, plan, embedder, dims, shards, identities))
         run_dir.write_model_meta(embedder.describe())
         atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir, plan.coverage_line()))
-    cache = EmbeddingCache(cfg.cache_dir or default_cache_dir()) if cfg.use_cache else None
     encoder = HarnessEncoder(embedder, cfg.batch_size, cfg.max_batch_tokens, cache, shards, bars)
     ticking = main and cfg.show_progress is None and not sys.stderr.isatty()
 
@@ -281,10 +287,18 @@ def _finish_task(record: dict[str, Any], name: str, entry: dict[str, Any]) -> No
 
 
 def _evaluate(encoder: HarnessEncoder | DimView, task: Any, cfg: RunConfig, predictions: Path | None) -> Any:
-    return mteb.evaluate(
-        encoder, task, cache=None, overwrite_strategy="always", raise_error=True, show_progress_bar=False,
-        prediction_folder=predictions,
-        encode_kwargs={"batch_size": cfg.batch_size, "show_progress_bar": encoder.show_progress},  # mteb's bars
+    """One task through `mteb.evaluate`'s own steps, minus its model sanitizer: that imports sentence-transformers
+    (and with it transformers) only to ask whether the model is one of theirs, and ours is an encoder carrying its
+    own ModelMeta, which the sanitizer passes through as is. So a warm rerun, whose model never loads, imports
+    neither; the evaluation (`_evaluate_resolved`: mteb's evaluators, TaskResult, predictions) is mteb's."""
+    steps = importlib.import_module("mteb.evaluate")  # the module: `mteb.evaluate` the attribute is the function
+    encode_kwargs = {"batch_size": cfg.batch_size, "show_progress_bar": encoder.show_progress}  # mteb's bars
+    meta = steps._apply_precision_to_meta(encoder.mteb_model_meta, encode_kwargs)
+    steps._check_model_modalities(meta, task)
+    return steps._evaluate_resolved(
+        encoder, meta, meta.name, meta.revision, task, co2_tracker=None, raise_error=True,
+        encode_kwargs=encode_kwargs, cache=None, overwrite_strategy=steps.OverwriteStrategy.ALWAYS,
+        prediction_folder=predictions, show_progress_bar=False, public_only=None, num_proc=None, timer=None,
     ).task_results[0]  # fmt: skip
 
 
@@ -296,11 +310,13 @@ def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir |
     start = time.perf_counter()
     try:
         task = resolved.load()
+        gold = gold_labels(task) if run_dir else None  # from the data as loaded, before mteb evaluates
         load_s = time.perf_counter() - start
         result = _evaluate(encoder, task, cfg, run_dir.predictions_dir if run_dir else None)
         if not math.isfinite(result.get_score()):  # never recorded as ok: leaderboards and means would break
             raise ValueError(f"mteb returned a main score of {result.get_score()} ({task.metadata.main_score})")
         if run_dir:
+            run_dir.write_gold(resolved.name, gold)
             run_dir.write_result(result)
         for dim in dims:  # every text is in the task memo now: these passes only score
             dim_result = _evaluate(encoder.view(dim), task, cfg, None)
@@ -314,6 +330,7 @@ def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir |
             resolved.task = None  # a suite of big corpora must not pile up in memory; reloads from disk
     wall = time.perf_counter() - start
     stats = encoder.stats
+    load_s += stats.model_load_s  # a lazy model's load, in the first task that encodes, counts as loading
     eff = {
         "wall_s": round(wall, 3),
         "load_s": round(load_s, 3),

@@ -1,7 +1,7 @@
 """The run directory: written atomically task by task, read back by leaderboards and reports.
 
 Layout (docs/run-directory.md):
-    run.json, efficiency.json, summary.md, predictions/,
+    run.json, efficiency.json, summary.md, predictions/ (mteb's per-item outputs and the items' gold labels),
     results/<org>__<model>/<revision>/<Task>.json                               (mteb TaskResult)
     results/<org>__<model>/<revision>/experiments/embed_dim_<d>/<Task>.json     (one per MRL dim)
 A task counts as done when its result files exist, run.json says "ok" and the task's recorded identity (every
@@ -116,10 +116,19 @@ class RunDir:
         files = [self.result_path(task)] + [self.result_path(task, d) for d in dims or []]
         return entry.get("status") == "ok" and entry.get("identity") == identity and all(p.is_file() for p in files)
 
+    def write_gold(self, task: str, gold: dict[str, Any]) -> None:
+        """The gold side of the task's items (harness/gold.py), beside mteb's per-item outputs."""
+        atomic_write_json(self.predictions_dir / f"{task}_gold.json", gold)
+
     # Readers for reports (regression tests, MRL curves).
     def load_predictions(self, task: str) -> dict[str, Any] | None:
         """mteb's per-item outputs for a task (predictions/<Task>_predictions.json), or None if absent."""
         return read_json(self.predictions_dir / f"{task}_predictions.json")
+
+    def load_gold(self, task: str) -> dict[str, Any] | None:
+        """The gold side of the task's items as the run scored them (predictions/<Task>_gold.json), or None for
+        runs from before the harness kept it."""
+        return read_json(self.predictions_dir / f"{task}_gold.json")
 
     def result_dims(self, task: str) -> list[int]:
         """The MRL dimensions that have a result file for this task (experiments/embed_dim_<d>/<Task>.json)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.data import LocalTask
-from harness.errors import unknown
+from harness.errors import UsageError, unknown
 
 OFFICIAL_SUITES = {"cmteb": "MTEB(cmn, v1)", "mteb-en": "MTEB(eng, v2)", "mteb-en-v1": "MTEB(eng, v1)"}
 # The default model per suite: Chinese needs a Chinese-capable model; English runs the fast MiniLM.
@@ -23,10 +23,17 @@ class Suite:
     description: str
 
 
+def official_benchmark(name: str) -> str:
+    """The mteb benchmark an official suite stands for (what `harness leaderboard --suite` ranks over)."""
+    if name not in OFFICIAL_SUITES:
+        raise UsageError(f"--suite {name!r}: choose one of {', '.join(OFFICIAL_SUITES)}")
+    return OFFICIAL_SUITES[name]
+
+
 def official_suite(name: str) -> Suite:
     import mteb  # seconds to import: only when an official suite is resolved, never for `--help` or `list`
 
-    benchmark = mteb.get_benchmark(OFFICIAL_SUITES[name])
+    benchmark = mteb.get_benchmark(official_benchmark(name))
     return Suite(name, [t.metadata.name for t in benchmark.tasks], f"mteb {benchmark.name}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from harness.errors import UsageError
 from harness.runs import open_run
@@ -30,15 +30,20 @@ class Board:
     reported: bool = False  # show the shipped snapshot's reported averages (only when it is used)
 
 
-def suite_tasks(suite: str) -> tuple[str, dict[str, Any]]:
-    """mteb benchmark name and its tasks (as filtered by the benchmark: splits, subsets) for a suite name."""
+class SuiteRef(NamedTuple):
+    """A suite to rank over: its name (for the title) and the mteb benchmark it stands for. The caller resolves the
+    name (`harness.suites.official_benchmark`): the suite table belongs to the harness, and leaderboards import only
+    its run directory."""
+
+    name: str
+    benchmark: str
+
+
+def suite_tasks(benchmark: str) -> tuple[str, dict[str, Any]]:
+    """mteb benchmark name and its tasks (as filtered by the benchmark: splits, subsets)."""
     import mteb
 
-    from harness.suites import OFFICIAL_SUITES
-
-    if suite not in OFFICIAL_SUITES:
-        raise UsageError(f"--suite {suite!r}: choose one of {', '.join(OFFICIAL_SUITES)}")
-    bench = mteb.get_benchmark(OFFICIAL_SUITES[suite])
+    bench = mteb.get_benchmark(benchmark)
     return bench.name, {t.metadata.name: t for t in bench.tasks}
 
 
@@ -68,11 +73,11 @@ def published_entry(model: PublishedModel) -> Entry:
     return entry
 
 
-def build_board(runs: list[Path], published: list[Path], suite: str | None, with_dims: bool) -> Board:
+def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None, with_dims: bool) -> Board:
     """Rows for every run and published model, over the suite's tasks (or the tasks the runs hold)."""
     if not runs and not published:
         raise UsageError("nothing to rank: give run directories and/or --published")
-    bench_name, bench_tasks = suite_tasks(suite) if suite else (None, {})
+    bench_name, bench_tasks = suite_tasks(suite.benchmark) if suite else (None, {})
     entries, types, metrics, notes = [], {}, {}, []
     order: list[str] = list(bench_tasks)
     for path in runs:
@@ -104,7 +109,7 @@ def build_board(runs: list[Path], published: list[Path], suite: str | None, with
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
         raise UsageError("two rows share a label (same run directory name twice?): " + ", ".join(labels))
-    title = f"{bench_name} ({suite})" if suite else "tasks of the given runs"
+    title = f"{bench_name} ({suite.name})" if suite else "tasks of the given runs"
     reported = any(Path(folder).resolve() == SNAPSHOT for folder in published)
     return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported)
 

@@ -17,7 +17,7 @@ import numpy as np
 from tabulate import tabulate
 
 from harness.runs import atomic_write, atomic_write_json, atomic_write_text, open_run, read_json
-from reporting.items import NotTestable, gold_task, task_items
+from reporting.items import NotTestable, task_items
 from reporting.regress import seeds_bootstrap, verdict
 
 LEVEL = 0.05
@@ -34,8 +34,7 @@ def _scores(run_dir: str, task: str) -> float:
     return float(open_run(Path(run_dir)).read_run()["tasks"][task]["main_score"])
 
 
-def compare(ref: dict[int, str], cand: dict[int, str], task: str, data_root: Path, n_boot: int,
-            boot_seed: int) -> dict[str, Any]:  # fmt: skip
+def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, boot_seed: int) -> dict[str, Any]:
     """Δ = mean over seeds of (candidate − reference) main score, with its seeds × items bootstrap resamples."""
     seeds = sorted(set(ref) & set(cand))
     delta = mean(_scores(cand[s], task) - _scores(ref[s], task) for s in seeds)
@@ -43,10 +42,8 @@ def compare(ref: dict[int, str], cand: dict[int, str], task: str, data_root: Pat
                            "verdict": "no effect shown", "reason": "", "resamples": None}  # fmt: skip
     try:
         runs = [(open_run(Path(ref[s])), open_run(Path(cand[s]))) for s in seeds]
-        record = runs[0][0].read_run()["tasks"][task]
-        gold = gold_task(task, record, data_root)
-        items = [(task_items(r, task, r.read_run()["tasks"][task], gold),
-                  task_items(c, task, c.read_run()["tasks"][task], gold)) for r, c in runs]  # fmt: skip
+        items = [(task_items(r, task, r.read_run()["tasks"][task]), task_items(c, task, c.read_run()["tasks"][task]))
+                 for r, c in runs]  # fmt: skip
     except NotTestable as exc:
         out["reason"] = f"not tested: {exc}"
         return out
@@ -92,7 +89,7 @@ def _dhnm(final: str) -> dict[str, Any] | None:
 
 
 def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: dict[str, dict[int, dict[str, str]]],
-          dev: list[str], test: list[str], data_root: Path) -> dict[str, Any]:  # fmt: skip
+          dev: list[str], test: list[str]) -> dict[str, Any]:  # fmt: skip
     """Everything the report shows, as JSON (the bootstrap resamples themselves are left out)."""
     n_boot, boot_seed, ref = int(cfg.get("n_boot", 1000)), int(cfg.get("bootstrap_seed", 0)), cfg["reference"]
     evals = {arm: {s: r["eval"] for s, r in by_seed.items()} for arm, by_seed in runs.items()}
@@ -115,7 +112,7 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
     for arm in runs:
         if arm == ref:
             continue
-        per_task = {t: compare(evals[ref], evals[arm], t, data_root, n_boot, boot_seed) for t in dev + test}
+        per_task = {t: compare(evals[ref], evals[arm], t, n_boot, boot_seed) for t in dev + test}
         comp = {t: {k: v for k, v in r.items() if k != "resamples"} for t, r in per_task.items()}
         comp["dev mean"] = group([per_task[t] for t in dev])
         comp["test mean"] = group([per_task[t] for t in test])
@@ -216,10 +213,10 @@ def plot(rep: dict[str, Any], path: Path) -> None:
 
 
 def write_report(cfg: dict[str, Any], config_path: Path, state: dict[str, Any],
-                 runs: dict[str, dict[int, dict[str, str]]], dev: list[str], test: list[str], data_root: Path,
+                 runs: dict[str, dict[int, dict[str, str]]], dev: list[str], test: list[str],
                  out: Path) -> dict[str, Any]:  # fmt: skip
     """report.json + report.md + scores.png under ``out``; returns the report dict."""
-    rep = build(cfg, config_path, state, runs, dev, test, data_root)
+    rep = build(cfg, config_path, state, runs, dev, test)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "report.json", rep)
     atomic_write_text(out / "report.md", render(rep))

@@ -14,8 +14,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 1 or args.n_boot < 10 or args.min_effect < 0:
         raise UsageError("--alpha must be in (0, 1), --n-boot at least 10, --min-effect non-negative")
     comp = compare(Path(args.baseline), Path(args.candidate), alpha=args.alpha, n_boot=args.n_boot, seed=args.seed,
-                   min_effect=args.min_effect / 100, bonferroni=args.bonferroni, tasks=args.tasks,
-                   data_dir=Path(args.data_dir) if args.data_dir else None)  # fmt: skip
+                   min_effect=args.min_effect / 100, bonferroni=args.bonferroni, tasks=args.tasks)  # fmt: skip
     text = render(comp)
     atomic_write_text(Path(args.out), text)
     print(text)
@@ -47,7 +46,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "that can count as a regression or improvement (default 0.1)")  # fmt: skip
     rg.add_argument("--bonferroni", action="store_true", help="divide alpha by the number of tasks tested")
     rg.add_argument("--tasks", type=_csv, help="only these tasks (comma-separated)")
-    rg.add_argument("--data-dir", help="data root holding the mirrors' gold labels, if they moved since the runs")
     rg.add_argument("--out", default="regression.md", help="markdown file to write (default regression.md)")
     rg.set_defaults(func=cmd_regress)
 

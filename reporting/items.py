@@ -1,8 +1,9 @@
 """Per-item data of a finished task, and how to recompute its main score on any resample of the items.
 
 A run's predictions/<Task>_predictions.json holds mteb's per-item outputs (pair similarities, per-query document
-scores, per-experiment predicted labels, cluster assignments, nearest neighbours); the gold labels are re-read
-from the task's data. Each scorer computes the main metric with the function mteb itself uses (scipy
+scores, per-experiment predicted labels, cluster assignments, nearest neighbours), and predictions/<Task>_gold.json
+the gold side of the same items as the run scored them (written by the runner, harness/gold.py), so nothing is
+re-read from the task's data. Each scorer computes the main metric with the function mteb itself uses (scipy
 correlations, sklearn AP / V-measure, mteb's threshold searches, pytrec_eval per-query measures), and every
 scorer is checked to reproduce the run's recorded main score on all items before it is trusted.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,62 +40,44 @@ class TaskItems:
     keys: list[str]
     score: Callable[[np.ndarray], float]
     unit: str
+    metric: str = ""  # the main metric the scores are of
 
 
-def gold_task(name: str, record: dict[str, Any], data_root: Path) -> Any:
-    """The mteb task with its data loaded, as the run evaluated it (mirror rows or the official dataset)."""
-    from harness.data import discover_tasks
-    from harness.tasks import build_mirror, official_task
-
-    if record.get("source") == "mirror":
-        root = Path(data_root)
-        try:
-            local = discover_tasks(root).get(name)
-        except Exception as exc:  # noqa: BLE001 - any data problem means: cannot test, say why
-            raise NotTestable(f"mirror data unreadable under {root}: {exc}") from None
-        if local is None:
-            raise NotTestable(f"mirror task folder for {name} not found under {root} (use --data-dir)")
-        return build_mirror(local)
-    task = official_task(name)
-    if task is None:
-        raise NotTestable("unknown to mteb and not a mirror")
-    try:
-        task.load_data()
-    except Exception as exc:  # noqa: BLE001
-        raise NotTestable(f"official data unavailable ({type(exc).__name__})") from None
-    return task
-
-
-def _split_data(task: Any, subset: str, split: str) -> Any:
-    data = task.dataset
-    return data[subset][split] if subset in data and split not in data else data[split]
-
-
-def task_items(run: RunDir, name: str, record: dict[str, Any], task: Any) -> TaskItems:
+def task_items(run: RunDir, name: str, record: dict[str, Any]) -> TaskItems:
     """The per-item scorer for one task of one run; raises NotTestable with the reason when there is none."""
     preds = run.load_predictions(name)
     if preds is None:
         raise NotTestable("no predictions file in the run")
+    gold = run.load_gold(name)
+    if gold is None:
+        raise NotTestable(f"{run.path} keeps no gold labels for {name} (a run from before the harness kept them in "
+                          "predictions/): rerun the task into it with `harness run ... --overwrite` (run.json has the "
+                          "command; a warm embedding cache makes it quick)")  # fmt: skip
     subsets = {k: v for k, v in preds.items() if k != "mteb_model_meta"}
     if len(subsets) != 1 or len(next(iter(subsets.values()))) != 1:
         raise NotTestable("several subsets/splits: per-item pairing not supported")
+    if "reason" in gold:
+        raise NotTestable(gold["reason"])
     subset, splits = next(iter(subsets.items()))
     split, out = next(iter(splits.items()))
-    kind, metric = task.metadata.type, record.get("main_metric") or task.metadata.main_score
+    if (subset, split) != (gold["subset"], gold["split"]):
+        raise NotTestable(f"predictions of {subset}/{split} but gold labels of {gold['subset']}/{gold['split']}")
+    kind, metric = gold["type"], record.get("main_metric") or gold["main_score"]
     builders = {"STS": _sts, "PairClassification": _pairs, "Classification": _classification,
                 "Clustering": _clustering, "Retrieval": _retrieval, "Reranking": _retrieval,
                 "BitextMining": _bitext}  # fmt: skip
     if kind not in builders:
         raise NotTestable(f"{kind} tasks: no per-item resampling")
-    items = builders[kind](task, _split_data(task, subset, split), out, metric)
+    items = builders[kind](gold["gold"], out, metric)
     full = items.score(np.arange(len(items.keys)))
     recorded = record.get("main_score")
     if recorded is None or not np.isfinite(full) or abs(full - recorded) > REPRODUCE_TOL:
         raise NotTestable(f"per-item recomputation of {metric} gives {full:.4f}, the run recorded {recorded}")
+    items.metric = metric
     return items
 
 
-def _sts(task: Any, data: Any, out: dict[str, Any], metric: str) -> TaskItems:
+def _sts(gold_scores: list[float], out: dict[str, Any], metric: str) -> TaskItems:
     from scipy.stats import pearsonr, spearmanr
 
     prefix, _, corr = metric.rpartition("_")
@@ -103,17 +85,17 @@ def _sts(task: Any, data: Any, out: dict[str, Any], metric: str) -> TaskItems:
     if corr not in ("pearson", "spearman") or key is None:
         raise NotTestable(f"main metric {metric} not supported")
     values = out.get(key) if out.get(key) is not None else out["cosine_scores"]  # mteb: no model similarity → cosine
-    sims, gold = np.asarray(values, dtype=float), np.asarray([task._normalize(s) for s in data["score"]], dtype=float)
+    sims, gold = np.asarray(values, dtype=float), np.asarray(gold_scores, dtype=float)
     fn = spearmanr if corr == "spearman" else pearsonr
     return TaskItems([str(i) for i in range(len(gold))], lambda idx: float(fn(gold[idx], sims[idx])[0]), "pairs")
 
 
-def _pairs(task: Any, data: Any, out: dict[str, Any], metric: str) -> TaskItems:
+def _pairs(gold_labels: list[int], out: dict[str, Any], metric: str) -> TaskItems:
+    from mteb.abstasks import AbsTaskPairClassification
     from sklearn.metrics import average_precision_score
 
-    if len(data) == 1:  # mteb's v1 layout: one row holding whole columns
-        data = {k: v[0] for k, v in data[0].items()}
-    labels = np.asarray(data[task.label_column_name], dtype=np.int64)
+    mteb_task = AbsTaskPairClassification  # its threshold searches use no task state (mteb marks them PLR6301)
+    labels = np.asarray(gold_labels, dtype=np.int64)
     prefix, _, name = metric.partition("_")
     fns = list(SIMILARITIES) if prefix == "max" else [prefix]
     if any(f not in SIMILARITIES for f in fns) or name not in ("ap", "accuracy", "f1", "precision", "recall"):
@@ -126,15 +108,15 @@ def _pairs(task: Any, data: Any, out: dict[str, Any], metric: str) -> TaskItems:
         if name == "ap":
             return float(average_precision_score(y, s * (1 if high else -1)))
         if name == "accuracy":
-            return float(task._find_best_acc_and_threshold(s, y, high)[0])
-        f1, precision, recall, _ = task._find_best_f1_and_threshold(s, y, high)
+            return float(mteb_task._find_best_acc_and_threshold(None, s, y, high)[0])
+        f1, precision, recall, _ = mteb_task._find_best_f1_and_threshold(None, s, y, high)
         return float({"f1": f1, "precision": precision, "recall": recall}[name])
 
     return TaskItems([str(i) for i in range(len(labels))], lambda idx: max(one(f, idx) for f in fns), "pairs")
 
 
-def _classification(task: Any, data: Any, out: list[list[Any]], metric: str) -> TaskItems:
-    gold = np.asarray([str(v) for v in data[task.label_column_name]])
+def _classification(gold_labels: list[str], out: list[list[Any]], metric: str) -> TaskItems:
+    gold = np.asarray(gold_labels)
     if metric != "accuracy":
         raise NotTestable(f"main metric {metric} is not a per-item mean")
     if not out or any(len(exp) != len(gold) for exp in out):
@@ -143,27 +125,26 @@ def _classification(task: Any, data: Any, out: list[list[Any]], metric: str) -> 
     return TaskItems([str(i) for i in range(len(gold))], lambda idx: float(correct[idx].mean()), "items")
 
 
-def _clustering(task: Any, data: Any, out: list[list[Any]], metric: str) -> TaskItems:
+def _clustering(gold_labels: list[Any], out: list[list[Any]], metric: str) -> TaskItems:
     """Documents are resampled with their cluster assignment fixed: the CI covers sampling, not k-means."""
     from sklearn.metrics.cluster import v_measure_score
 
-    if metric != "v_measure" or len(out) != 1 or len(data) != 1:
+    if metric != "v_measure" or len(out) != 1:
         raise NotTestable("clustering with several sets or metric other than v_measure: no per-document resampling")
-    gold, pred = np.asarray(data[0][task.label_column_name]), np.asarray(out[0])
+    gold, pred = np.asarray(gold_labels), np.asarray(out[0])
     if len(gold) != len(pred):
         raise NotTestable("cluster assignments do not cover the documents one to one")
     return TaskItems([str(i) for i in range(len(gold))], lambda idx: float(v_measure_score(gold[idx], pred[idx])),
                      "documents")  # fmt: skip
 
 
-def _retrieval(task: Any, data: Any, out: dict[str, dict[str, float]], metric: str) -> TaskItems:
+def _retrieval(qrels: dict[str, dict[str, int]], out: dict[str, dict[str, float]], metric: str) -> TaskItems:
     import pytrec_eval
 
     base, _, k = metric.rpartition("_")
     if base not in PYTREC or not k.isdigit():
         raise NotTestable(f"main metric {metric} has no per-query pytrec_eval measure here")
     measure, key = PYTREC[base]
-    qrels = {str(q): {str(d): int(r) for d, r in docs.items()} for q, docs in data["relevant_docs"].items()}
     run = {str(q): {str(d): float(s) for d, s in docs.items()} for q, docs in out.items()}
     per_query = pytrec_eval.RelevanceEvaluator(qrels, {f"{measure}.{k}"}).evaluate(run)
     keys = sorted(per_query)
@@ -171,13 +152,17 @@ def _retrieval(task: Any, data: Any, out: dict[str, dict[str, float]], metric: s
     return TaskItems(keys, lambda idx: float(values[idx].mean()), "queries")
 
 
-def _bitext(task: Any, data: Any, out: dict[str, list[dict[str, Any]]], metric: str) -> TaskItems:
+def _bitext(_gold: None, out: dict[str, list[dict[str, Any]]], metric: str) -> TaskItems:
+    """Sentence i translates sentence i: the gold pairs are the positions themselves."""
+    from mteb.abstasks import AbsTaskBitextMining
+
     if len(out) != 1:
         raise NotTestable("several language pairs: per-item pairing not supported")
     neighbours = next(iter(out.values()))
 
     def score(idx: np.ndarray) -> float:
-        metrics = task._compute_metrics([neighbours[i] for i in idx], [(int(i), int(i)) for i in idx])
+        metrics = AbsTaskBitextMining._compute_metrics(None, [neighbours[i] for i in idx],  # uses no task state
+                                                       [(int(i), int(i)) for i in idx])  # fmt: skip
         return float(metrics[metric])
 
     return TaskItems([str(i) for i in range(len(neighbours))], score, "sentences")

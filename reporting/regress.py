@@ -1,7 +1,8 @@
 """`harness regress`: is the candidate run worse than the baseline, beyond what resampling the items explains?
 
 Per shared task: delta of the main score with a paired bootstrap CI over items (both runs resampled with the same
-item indices, main score recomputed on each resample, see reports/items.py); verdict regressed / improved /
+item indices, main score recomputed on each resample from the runs' per-item outputs and gold labels, see
+reporting/items.py); verdict regressed / improved /
 within noise; efficiency deltas beside it. Exit status: 1 on any significant regression, 0 otherwise, 2 on
 unusable input (not a run directory, no shared finished task).
 """
@@ -18,7 +19,7 @@ from tabulate import tabulate
 
 from harness.errors import UsageError
 from harness.runs import RunDir, open_run
-from reporting.items import NotTestable, gold_task, task_items
+from reporting.items import NotTestable, task_items
 
 EXIT_OK, EXIT_REGRESSION = 0, 1
 SAME_DATA_KEYS = ("source", "sampling", "data_source", "split")  # not "path": the same rows may live elsewhere
@@ -104,8 +105,7 @@ def _finished(run: RunDir) -> dict[str, dict[str, Any]]:
 
 
 def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int = 1000, seed: int = 0,
-            min_effect: float = 0.001, bonferroni: bool = False, tasks: list[str] | None = None,
-            data_dir: Path | None = None) -> Comparison:  # fmt: skip
+            min_effect: float = 0.001, bonferroni: bool = False, tasks: list[str] | None = None) -> Comparison:
     """Test every task both runs finished; raises UsageError when there is nothing to compare."""
     base, cand = _open(baseline), _open(candidate)
     rec_b, rec_c = _finished(base), _finished(cand)
@@ -120,15 +120,14 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     if only:
         comp.warnings.append(f"task sets differ; tested on the {len(shared)} shared task(s). Only in one run: "
                              + ", ".join(only))  # fmt: skip
-    root = data_dir or Path(base.read_run().get("data_root") or ".")  # run.json stores the resolved data root
     for name in shared:
-        comp.tasks.append(_test_task(base, cand, name, rec_b[name], rec_c[name], comp.settings, root))
+        comp.tasks.append(_test_task(base, cand, name, rec_b[name], rec_c[name], comp.settings))
     comp.warnings += _efficiency_warnings(base, cand, shared)
     return comp
 
 
-def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: dict[str, Any], s: dict[str, Any],
-               data_root: Path) -> TaskVerdict:  # fmt: skip
+def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: dict[str, Any],
+               s: dict[str, Any]) -> TaskVerdict:  # fmt: skip
     tv = TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "", float(rb["main_score"]),
                      float(rc["main_score"]))  # fmt: skip
     differing = [k for k in SAME_DATA_KEYS if k in rb and k in rc and rb[k] != rc[k]]  # older records lack some
@@ -136,12 +135,11 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
         tv.reason = f"the runs scored different data ({', '.join(differing)} differ)"
         return tv
     try:
-        task = gold_task(name, rb, data_root)
-        ib, ic = task_items(base, name, rb, task), task_items(cand, name, rc, task)
+        ib, ic = task_items(base, name, rb), task_items(cand, name, rc)
     except NotTestable as exc:
         tv.reason = str(exc)
         return tv
-    tv.metric = tv.metric or task.metadata.main_score
+    tv.metric = tv.metric or ib.metric
     where = {k: i for i, k in enumerate(ic.keys)}
     common = [k for k in ib.keys if k in where]
     if len(common) < 2:

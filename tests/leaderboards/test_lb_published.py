@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from lb_helpers import result_json, write_json
 
-from leaderboards.build import build_board, suite_tasks
+from leaderboards.build import SuiteRef, build_board, suite_tasks
 from leaderboards.published import SNAPSHOT, load_published
 from leaderboards.render import render
 from leaderboards.table import mean_over_tasks, type_means
 
+CMTEB = SuiteRef("cmteb", "MTEB(cmn, v1)")  # the CLI resolves it with harness.suites.official_benchmark
 OLD_STS16 = {  # mteb < 1.11: flat split dict, metric groups, no "scores"/"main_score"
     "dataset_revision": "4d8694f8f0e0100860b497b999b3dbed754a0513", "mteb_dataset_name": "STS16",
     "mteb_version": "1.1.1",
@@ -56,14 +57,14 @@ def test_split_and_subset_choice(tmp_path: Path):
     sts17 = result_json("STS17", 0.8, subset="en-en")
     sts17["scores"]["test"].append({"main_score": 0.2, "hf_subset": "ko-ko", "languages": ["kor-Hang"]})
     write_json(rev / "STS17.json", sts17)
-    _, eng = suite_tasks("mteb-en")
+    _, eng = suite_tasks("MTEB(eng, v2)")
     (got,) = load_published(tmp_path, {"MultilingualSentiment": None, "STS17": eng["STS17"]})
     assert got.splits["MultilingualSentiment"] == "validation" and got.scores["MultilingualSentiment"] == 0.7741
     assert got.scores["STS17"] == 0.8  # MTEB(eng, v2) keeps only en-en
 
 
 def test_snapshot_reproduces_conan_v2_table1_chinese_row():
-    board = build_board([], [SNAPSHOT], "cmteb", False)
+    board = build_board([], [SNAPSHOT], CMTEB, False)
     (conan,) = [e for e in board.entries if "Conan-embedding-v2" in e.label]
     assert len(conan.scores) == 31
     means = {k: 100 * v for k, v in type_means(conan, board.tasks, board.types).items()}
@@ -85,7 +86,7 @@ def test_every_shipped_number_is_listed_in_provenance():
 
 
 def test_reported_averages_only_beside_the_snapshot(tmp_path: Path):
-    text = render(build_board([], [SNAPSHOT], "cmteb", False))
+    text = render(build_board([], [SNAPSHOT], CMTEB, False))
     assert "## Reported averages" in text and "TencentBAC/Conan-embedding-v1" in text and "72.50" in text
     write_json(tmp_path / "org__m" / "r" / "STSB.json", result_json("STSB", 0.5, lang="cmn-Hans"))
-    assert "## Reported averages" not in render(build_board([], [tmp_path], "cmteb", False))
+    assert "## Reported averages" not in render(build_board([], [tmp_path], CMTEB, False))

@@ -67,6 +67,32 @@ def test_missing_predictions_are_not_tested_not_failed(tiny_runs, tmp_path):
     assert sts.verdict == "not tested" and "no predictions file" in sts.reason and not comp.regressed
 
 
+def test_gold_labels_come_from_the_run_directory(tiny_runs, tiny_root, tmp_path):
+    """Regress reads the items' gold labels from the run directory (predictions/<Task>_gold.json), not from the
+    data root; a run from before they were kept is not tested, says what to rerun, and that rerun repairs it."""
+    base, cand = tmp_path / "base", tmp_path / "cand"
+    shutil.copytree(tiny_runs["base"], base)
+    shutil.copytree(tiny_runs["short"], cand)
+    gold = json.loads((base / "predictions" / "TinySTS_gold.json").read_text())
+    assert gold["type"] == "STS" and gold["split"] == "test" and len(gold["gold"]) == 80
+    for run in (base, cand):  # the mirror folder is gone: nothing may need it
+        record = json.loads((run / "run.json").read_text())
+        record["data_root"] = str(tmp_path / "moved")
+        record["tasks"]["TinySTS"]["path"] = str(tmp_path / "moved" / "en" / "TinySTS")
+        (run / "run.json").write_text(json.dumps(record))
+    (sts,) = compare(base, cand, n_boot=50, tasks=["TinySTS"]).tasks
+    assert sts.verdict == "regressed"
+    (base / "predictions" / "TinySTS_gold.json").unlink()
+    (sts,) = compare(base, cand, n_boot=50, tasks=["TinySTS"]).tasks
+    assert sts.verdict == "not tested" and "keeps no gold labels for TinySTS" in sts.reason
+    assert "--overwrite" in sts.reason
+    assert main(["run", "--tasks", "TinySTS", "--model", "minilm", "--data-dir", str(tiny_root), "--out", str(tmp_path),
+                 "--run-name", "base", "--batch-size", "64", "--dims", "64,full", "--no-progress",
+                 "--overwrite"]) == 0  # fmt: skip
+    (sts,) = compare(base, cand, n_boot=50, tasks=["TinySTS"]).tasks
+    assert sts.verdict == "regressed"
+
+
 def test_verdict_rules():
     assert verdict(-0.05, -0.08, -0.02, 0.001) == "regressed"
     assert verdict(-0.0005, -0.0008, -0.0002, 0.001) == "within noise"  # significant but below min effect
