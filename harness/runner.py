@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import logging
 import math
 import os
@@ -286,13 +287,35 @@ def _finish_task(record: dict[str, Any], name: str, entry: dict[str, Any]) -> No
     task.update(entry)
 
 
+# what the runner passes to mteb.evaluate's private `_evaluate_resolved`; another mteb that lacks any of these
+# (or the two helpers) gets the public `mteb.evaluate`, slower to start on a warm rerun but the same scores
+_RESOLVED_ARGS = frozenset({"co2_tracker", "raise_error", "encode_kwargs", "cache", "overwrite_strategy",
+                            "prediction_folder", "show_progress_bar", "public_only", "num_proc", "timer"})  # fmt: skip
+
+
+def _mteb_steps() -> Any | None:
+    """mteb.evaluate's module when its private steps are the ones the runner was written against, else None."""
+    steps = importlib.import_module("mteb.evaluate")  # the module: `mteb.evaluate` the attribute is the function
+    try:
+        params = set(inspect.signature(steps._evaluate_resolved).parameters)
+        helpers = callable(steps._apply_precision_to_meta) and callable(steps._check_model_modalities)
+        return steps if helpers and _RESOLVED_ARGS <= params and hasattr(steps, "OverwriteStrategy") else None
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 def _evaluate(encoder: HarnessEncoder | DimView, task: Any, cfg: RunConfig, predictions: Path | None) -> Any:
     """One task through `mteb.evaluate`'s own steps, minus its model sanitizer: that imports sentence-transformers
     (and with it transformers) only to ask whether the model is one of theirs, and ours is an encoder carrying its
     own ModelMeta, which the sanitizer passes through as is. So a warm rerun, whose model never loads, imports
-    neither; the evaluation (`_evaluate_resolved`: mteb's evaluators, TaskResult, predictions) is mteb's."""
-    steps = importlib.import_module("mteb.evaluate")  # the module: `mteb.evaluate` the attribute is the function
+    neither; the evaluation (`_evaluate_resolved`: mteb's evaluators, TaskResult, predictions) is mteb's. An mteb
+    whose private steps differ gets the public `mteb.evaluate` (`_mteb_steps`)."""
     encode_kwargs = {"batch_size": cfg.batch_size, "show_progress_bar": encoder.show_progress}  # mteb's bars
+    steps = _mteb_steps()
+    if steps is None:
+        return mteb.evaluate(encoder, task, cache=None, overwrite_strategy="always", raise_error=True,
+                             show_progress_bar=False, prediction_folder=predictions,
+                             encode_kwargs=encode_kwargs).task_results[0]  # fmt: skip
     meta = steps._apply_precision_to_meta(encoder.mteb_model_meta, encode_kwargs)
     steps._check_model_modalities(meta, task)
     return steps._evaluate_resolved(

@@ -83,3 +83,19 @@ def test_evaluate_is_mteb_evaluate_without_the_sanitizer(minilm, tmp_path: Path)
     assert ours.scores == theirs.task_results[0].scores
     assert (tmp_path / "ours" / "STS16_predictions.json").read_text() == \
         (tmp_path / "theirs" / "STS16_predictions.json").read_text()  # fmt: skip
+
+
+def test_another_mteb_falls_back_to_the_public_evaluate(minilm, tmp_path: Path, monkeypatch) -> None:
+    """An mteb whose private steps differ (here: `_evaluate_resolved` lacks an argument the runner passes) is
+    evaluated through the public `mteb.evaluate`, with the same scores."""
+    from harness import runner
+
+    local = discover_tasks(default_data_root())["STS16"]
+    encoder = HarnessEncoder(minilm, show_progress=False)
+    cfg = RunConfig(model="minilm", data_dir=default_data_root())
+    fast = _evaluate(encoder, build_mirror(local), cfg, tmp_path / "fast")
+    assert runner._mteb_steps() is not None  # the pinned mteb (constraints.txt) takes the fast path
+    monkeypatch.setattr(runner, "_RESOLVED_ARGS", runner._RESOLVED_ARGS | {"an_argument_of_another_mteb"})
+    assert runner._mteb_steps() is None
+    public = _evaluate(encoder, build_mirror(local), cfg, tmp_path / "public")
+    assert public.scores == fast.scores
