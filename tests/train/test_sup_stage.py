@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conan_model import ConanConfig
 from train.config import SupervisedConfig, load_config
 from train.errors import ConfigError, DataError
 from train.multitask import MultiTaskBatches, Task
@@ -202,7 +203,7 @@ def test_hard_negatives_per_task(tmp_path: Path, data_root: Path):
     cfg = load_config(SupervisedConfig, path, ["tasks.clr.hard_negatives=0", "tasks.ret.hard_negatives=2"])
     tasks = build_tasks(cfg, init_runtime("cpu"))
     assert (tasks["ret"].dhnm.config.k, tasks["clr"].dhnm.config.k, tasks["sts"].hard_negatives) == (2, 0, 3)
-    stepper = Stepper(cfg, init_runtime("cpu"), None, None, tasks, [128], None)
+    stepper = Stepper(cfg, init_runtime("cpu"), ConanConfig(), None, tasks, [128], None)  # no prompts
     for name, k in (("ret", 2), ("clr", 0)):
         texts, _ = stepper.retrieval(tasks[name], TaskBatch(name, [0, 1], [0, 1], 0))
         assert 4 <= len(texts) <= 4 + 2 * k and (k or len(texts) == 4)
