@@ -156,8 +156,8 @@ def freeze(model: nn.Module, prefixes: Sequence[str]) -> None:
 
 
 def keep_first_layers(model: Backbone, n: int, spec: str) -> Backbone:
-    """The bottom ``n`` decoder blocks of a pretrained model and its final norm: a smaller model that is still
-    causally pretrained, for runs the CPU can afford (the report says so). The head stays tied/untied as it was."""
+    """The bottom ``n`` blocks of a pretrained model (a decoder keeps its final norm and its tied/untied head): a
+    smaller model that is still pretrained, for runs the CPU can afford (the report says so)."""
     if n > model.config.n_layers:
         raise ConfigError(f"init_layers={n} but init {spec!r} has only {model.config.n_layers} layers")
     model.layers = model.layers[:n]
