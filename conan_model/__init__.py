@@ -14,7 +14,7 @@ from typing import Any
 _EXPORTS = {
     "checkpoint": ("load_config", "load_pretrained", "save_pretrained"),
     "config": ("ATTENTION_BACKENDS", "PRESETS", "ConanConfig"),
-    "device": ("default_dtype", "dist_backend", "pick_device", "synchronize"),
+    "device": ("default_dtype", "dist_backend", "leave_process_group", "pick_device", "synchronize"),
     "encoder": ("ConanEncoder",),
     "masks": ("SCHEDULES", "attention_inputs", "mask_weights", "sdpa_mask", "soft_alpha", "soft_mask_bias",
               "soft_mask_weights"),
@@ -50,6 +50,7 @@ __all__ = [
     "iter_jsonl_texts",
     "l2_normalize",
     "last_token_pool",
+    "leave_process_group",
     "load_config",
     "load_pretrained",
     "load_tokenizer",

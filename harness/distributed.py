@@ -58,10 +58,3 @@ def init_from_env(device: str) -> ShardGroup | None:
     if not dist.is_initialized():
         dist.init_process_group(backend=dist_backend(device))
     return ShardGroup(rank, world, device)
-
-
-def shutdown() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()

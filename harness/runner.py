@@ -31,7 +31,7 @@ from harness.cache import EmbeddingCache, default_cache_dir
 from harness.checks import check_positive, check_writable_dir, run_directory
 from harness.console import WarningLog, heartbeat, quiet_console, silence_library_bars
 from harness.data import LocalTask, scan_tasks
-from harness.distributed import ShardGroup, init_from_env, shutdown
+from harness.distributed import ShardGroup, init_from_env
 from harness.encoding import DimView, HarnessEncoder, time_split
 from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
 from harness.gold import gold_labels
@@ -207,7 +207,9 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
         say(f"[{n}/{len(runnable)}] {_progress_line(name, entry, eff)}", flush=True)
 
     if shards is not None:
-        shutdown()
+        from conan_model.device import leave_process_group  # torch: only once torchrun started several ranks
+
+        leave_process_group()
     failed = [r.name for r in runnable if run_dir.read_run()["tasks"].get(r.name, {}).get("status") == "failed"]
     if not main:
         return EXIT_TASK_FAILED if failed else EXIT_OK

@@ -64,7 +64,7 @@ def resolve(target: str, config: str | None, overrides: list[str]) -> tuple[Any,
 
 def run_args(args: argparse.Namespace) -> int:
     """Run the stage named by parsed arguments; a ConanError (TrainError...) becomes one line and exit status 2."""
-    from .distributed import shutdown
+    from conan_model.device import leave_process_group
 
     main_rank = os.environ.get("RANK", "0") == "0"
     logging.basicConfig(level=logging.INFO if main_rank else logging.WARNING, format="%(levelname)s: %(message)s")
@@ -76,7 +76,7 @@ def run_args(args: argparse.Namespace) -> int:
         print(f"train: error: {e}", file=sys.stderr)
         return e.exit_code
     finally:
-        shutdown()
+        leave_process_group()
 
 
 def register(subparsers: Any) -> None:

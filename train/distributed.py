@@ -52,11 +52,6 @@ def init_runtime(device: str | None = None) -> Runtime:
     return Runtime(rank, world, local_rank, dev)
 
 
-def shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()

@@ -19,3 +19,29 @@ def test_npu_request_without_plugin_is_a_clear_error():
         pytest.skip("an NPU is present")
     with pytest.raises(RuntimeError, match="torch_npu"):
         pick_device("npu")
+
+
+def test_leaving_the_process_group_frees_fsdp_cycles_first(tmp_path):
+    """An FSDP2 module survives its last name (a reference cycle); left to interpreter exit, gloo aborted a rank."""
+    import gc
+    import weakref
+
+    import torch.distributed as dist
+    from torch.distributed.fsdp import fully_shard
+
+    from conan_model import leave_process_group
+
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    gc.disable()  # no collection may happen between dropping the name and leaving the group
+    try:
+        model = fully_shard(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 1)))
+        model(torch.randn(3, 4)).sum().backward()
+        alive = weakref.ref(model)
+        del model
+        assert alive() is not None, "the wrapped module is no longer in a cycle: this test guards nothing"
+        leave_process_group()
+        assert alive() is None and not dist.is_initialized()
+    finally:
+        gc.enable()
+        if dist.is_initialized():
+            dist.destroy_process_group()
