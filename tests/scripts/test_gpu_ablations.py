@@ -66,6 +66,18 @@ def test_shipped_configs_resolve_and_name_real_tasks(scale: str, shared_data: Pa
     assert "SQuADRetrieval" in dhnm["eval"]["test"]
 
 
+def test_dhnm_lr_is_dhnm_with_lr_chosen_on_dev(monkeypatch) -> None:
+    """configs/ablations/dhnm_lr.toml says "everything else is dhnm.toml": its report is read against dhnm's."""
+    monkeypatch.chdir(REPO)
+    base, tuned = (load_ablation(Path(f"configs/ablations/{name}.toml")) for name in ("dhnm", "dhnm_lr"))
+    same = ("seeds", "reference", "data_dir", "stages", "arms", "eval")
+    assert {k: base[k] for k in same} == {k: tuned[k] for k in same}
+    assert [s for s in base["set"] if "pools_dir" not in s] == [s for s in tuned["set"] if "pools_dir" not in s]
+    assert "choose" not in base and tuned["choose"]["key"] == "lr" and "arm" not in tuned["choose"]  # the reference
+    _, stage_cfg = resolve(base["stages"][0]["config"], None, [])
+    assert stage_cfg.lr in tuned["choose"]["values"]  # the fixed setting is one of the candidates
+
+
 def test_gpu_script_exits_cleanly_without_an_accelerator(tmp_path: Path, capsys) -> None:
     if gpu_ablations.pick_device().type != "cpu":
         pytest.skip("an accelerator is present: the real run is not a unit test")
