@@ -66,10 +66,11 @@ def test_shipped_configs_resolve_and_name_real_tasks(scale: str, shared_data: Pa
     assert "SQuADRetrieval" in dhnm["eval"]["test"]
 
 
-def test_dhnm_lr_is_dhnm_with_lr_chosen_on_dev(monkeypatch) -> None:
-    """configs/ablations/dhnm_lr.toml says "everything else is dhnm.toml": its report is read against dhnm's."""
+@pytest.mark.parametrize("name", ["dhnm", "clr"])
+def test_lr_variant_is_the_ablation_with_lr_chosen_on_dev(name: str, monkeypatch) -> None:
+    """configs/ablations/<name>_lr.toml says "everything else is <name>.toml": the two reports are read together."""
     monkeypatch.chdir(REPO)
-    base, tuned = (load_ablation(Path(f"configs/ablations/{name}.toml")) for name in ("dhnm", "dhnm_lr"))
+    base, tuned = (load_ablation(Path(f"configs/ablations/{n}.toml")) for n in (name, f"{name}_lr"))
     same = ("seeds", "reference", "data_dir", "stages", "arms", "eval")
     assert {k: base[k] for k in same} == {k: tuned[k] for k in same}
     assert [s for s in base["set"] if "pools_dir" not in s] == [s for s in tuned["set"] if "pools_dir" not in s]
