@@ -30,6 +30,8 @@ noise explain. Config (TOML; paths relative to the working directory):
 Resumable: every finished unit (a stage of one arm and seed, an evaluation) is recorded in <out>/ablate.json
 with a fingerprint of its resolved config and skipped on a rerun; a stage killed half-way continues from its
 newest checkpoint, an evaluation from its last finished task. So kill -9 loses at most the arm in progress.
+A stage whose fingerprint and starting model equal a finished unit's (the [choose] run of the value chosen and
+the tuned arm's first seed) reuses that unit's model instead of training it again.
 """
 
 from __future__ import annotations
@@ -158,13 +160,33 @@ class Ablation:
                 self._say(unit, "done earlier, skipped")
                 init = done["final"]
                 continue
+            twin = None if done else self._twin(fp, init)
+            if twin is not None:  # e.g. the reference arm's first seed at the value [choose] picked
+                self._say(unit, f"same config and starting model as {twin}: its model is reused")
+                final = self.state["done"][twin]["final"]
+                self._record(unit, {"final": final, "fingerprint": fp, "config": stage["config"], "init": init,
+                                    "seconds": 0.0, "reused": twin})  # fmt: skip
+                init = final
+                continue
             self._say(unit, f"training {stage['config']} (resumes from its newest checkpoint)")
             start = time.perf_counter()
             final = module.run(stage_cfg, resume="latest")
-            self._record(unit, {"final": str(final), "fingerprint": fp, "config": stage["config"],
+            self._record(unit, {"final": str(final), "fingerprint": fp, "config": stage["config"], "init": init,
                                 "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
             init = str(final)
         return init
+
+    def _twin(self, fp: str, init: str | None) -> str | None:
+        """A finished unit with this fingerprint and starting model: training this one would repeat it.
+
+        The starting model is compared apart because a chained stage's fingerprint leaves ``init`` out; units
+        recorded before ``init`` was recorded are never twins.
+        """
+        for unit, value in self.state["done"].items():
+            if value.get("fingerprint") == fp and "init" in value and value["init"] == init:
+                if Path(value["final"]).is_dir():
+                    return unit
+        return None
 
     def train_arm(self, arm: str, seed: int, extra: list[str] | None = None, tag: str = "") -> str:
         """Shared stages of this seed (once), then the arm's stages; returns the arm's final model."""

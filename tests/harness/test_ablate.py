@@ -132,6 +132,11 @@ def test_ablate_kill_resume_ci_and_dev_test_rule(tmp_path: Path, shared_data: Pa
         assert set(run["tasks"]) == {"STS16"}
     better = max(range(2), key=lambda i: chosen["dev_scores"][i]["STS16"])
     assert chosen["value"] == chosen["values"][better]
+    # The tuned arm's first seed at the chosen value is that choice run: its model is reused, not trained again.
+    done = json.loads((work / "ablate.json").read_text())["done"]
+    assert done["seed0/bidir/stage0"]["reused"] == f"seed0/bidir-choose{better}/stage0"
+    assert done["seed0/bidir/stage0"]["final"] == done[f"seed0/bidir-choose{better}/stage0"]["final"]
+    assert not (work / "seed0" / "bidir").exists() and "reused" not in done["seed1/bidir/stage0"]
     # The CI against the hand computation (same resampling scheme, written out with scipy on the raw files).
     for task in ("STS16", "STSBenchmark"):
         row = report["comparisons"]["linear"][task]
