@@ -31,7 +31,6 @@ from conan_model.batching import EncodeTimings, token_budget_batches  # noqa: F4
 from conan_model.pooling import truncate_and_normalize
 from harness.cache import EmbeddingCache, namespace_key
 from harness.distributed import ShardGroup
-from harness.lazy import load_time
 from harness.models import Embedder
 
 
@@ -173,7 +172,7 @@ class HarnessEncoder(AbsEncoder):
         self.pending = (0, len(todo))
         loading = 0.0
         if todo:  # else no model work at all (and no model time counted): a lazy model is not even loaded
-            loading = load_time(self.model)  # the first text to encode loads a lazy model's weights, timed apart
+            loading = self.model.ensure_loaded()  # a lazy model's weights load at the first text, timed apart
             windows = self._compute([distinct[i] for i in todo], role, desc)
             with contextlib.closing(windows):  # closing stops a background producer
                 for lo, hi, vectors in windows:

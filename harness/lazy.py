@@ -144,8 +144,3 @@ class LazyEmbedder(Embedder):
 
     def torch_module(self) -> Any | None:
         return self.real.torch_module()
-
-
-def load_time(embedder: Embedder) -> float:
-    """Make sure `embedder` has its weights; the seconds a lazy load took now (0 for a model loaded already)."""
-    return embedder.ensure_loaded() if isinstance(embedder, LazyEmbedder) else 0.0

@@ -111,6 +111,11 @@ class Embedder(ABC):
     @abstractmethod
     def _fingerprint(self) -> str: ...
 
+    def ensure_loaded(self) -> float:
+        """Seconds spent loading weights now, before the first encode: 0 here, where loading is construction;
+        a LazyEmbedder (harness/lazy.py) loads on its first call."""
+        return 0.0
+
     def torch_module(self) -> Any | None:
         """The loaded torch module, for counting its parameters; None for engines that are not torch."""
         return None
