@@ -5,8 +5,11 @@ multilingual-e5-small, embeddings included, with the paper's K = 7, larger batch
 DHNM also trains on drcd_qp_zh and English QA/paraphrase pairs) and run by `harness ablate`'s runner into
 runs/ablations/gpu/<name>, with its report in reports/ablations/gpu/<name>/;
 reports/ablations/gpu/gpu_run.json records the device and each ablation's wall time.
-The sizes target ≤ 8 minutes for all three on one H100/H200; that target is an estimate until a device run
-measures it (docs/training-supervised.md says which).
+At GPU scale every ablation first chooses the ablated stage's lr on its dev task (`[choose]`, the reference arm,
+seed 0, as configs/ablations/*_lr.toml do at CPU scale): the CPU runs showed that an effect measured at one
+fixed lr need not survive a tuned one (reports/ablations/dhnm_lr), and nothing says the CPU choice carries over
+to a fully trained model with larger batches. The sizes target ≤ 10 minutes for all three on one H100/H200;
+that target is an estimate until a device run measures it (docs/training-supervised.md says which).
 
     python scripts/gpu_ablations.py                    # on the device machine (all three, 3 seeds)
     python scripts/gpu_ablations.py --only dhnm        # one ablation
@@ -51,6 +54,9 @@ SCALES: dict[str, dict[str, Any]] = {
                   "clr": ["steps=600", "max_length=96", "save_every=600", "freeze=[]", "hard_negatives=7",
                           "tasks.ret_en.batch_size=32", "tasks.ret_zh.batch_size=32"]},
         "arms": {"clr": {"on": ["tasks.clr.batch_size=32"]}},
+        # lr candidates of the ablated stage, chosen on dev. SmolLM2's weak stage: one step up from the CPU grid,
+        # whose top value (1e-4) won there at a quarter of this batch (reports/ablations/softmask_lr)
+        "choose": {"softmask": [5e-5, 1e-4, 2e-4], "dhnm": [1e-5, 2e-5, 5e-5], "clr": [1e-5, 2e-5, 5e-5]},
         "mntp": ["init_layers=none", "steps=100", "batch_size=32", "seq_len=256", "save_every=100"],
         "eval": {"max_length": 256, "batch_size": 256},
         "test": {"dhnm": ["CMRC2018Retrieval", "SQuADRetrieval"],  # English pairs train at this scale
@@ -58,7 +64,7 @@ SCALES: dict[str, dict[str, Any]] = {
         "scale": "GPU: soft mask from SmolLM2-135M (all 30 blocks), weak stage 300 x 64 pairs, LLM2Vec arm 100 "
                  "MNTP steps x 32 x 256 tokens first; DHNM and CLR: multilingual-e5-small, all parameters, K = 7: "
                  "DHNM 1100 x 32 (cmrc+drcd : trecqa+msrp = 1 : 0.3, each ~3.4 epochs), CLR 600 x 32; "
-                 "eval max_length 256",
+                 "eval max_length 256; lr of the ablated stage chosen on dev (reference arm, seed 0)",
     },
     "dry": {
         "seeds": [0],
@@ -79,7 +85,11 @@ def rescale(cfg: dict[str, Any], scale: str, init: str | None, root: Path) -> di
     name = cfg["name"]
     cfg["out"] = str(root / "runs" / "ablations" / scale / name)
     cfg["report"] = str(root / "reports" / "ablations" / scale / name)
-    cfg["seeds"], cfg["set"], cfg["scale"] = s["seeds"], list(s["set"]), s["scale"]
+    shared_pools = any(o.startswith("pools_dir") for o in cfg.get("set", []))  # mined once, beside this scale's runs
+    pools = [f"pools_dir={str(Path(cfg['out']) / 'pools')!r}"] if shared_pools else []
+    cfg["seeds"], cfg["set"], cfg["scale"] = s["seeds"], [*s["set"], *pools], s["scale"]
+    if name in s.get("choose", {}):
+        cfg["choose"] = {"key": "lr", "values": s["choose"][name]}
     for stage in cfg["stages"]:
         stage["set"] = [*stage.get("set", []), *s["stage"][name]]
     for arm_name, arm in cfg["arms"].items():  # an arm with its own stages (LLM2Vec: mntp, then the ablated stage)

@@ -30,6 +30,8 @@ def test_shipped_configs_resolve_and_name_real_tasks(scale: str, shared_data: Pa
         if scale == "gpu":
             cfg = check_ablation(gpu_ablations.rescale(cfg, "gpu", None, tmp_path), path)
             assert cfg["out"].startswith(str(tmp_path))
+            assert cfg["choose"]["key"] == "lr" and len(cfg["choose"]["values"]) == 3  # chosen on dev, as *_lr.toml
+            assert all(o.startswith(("device=", f"pools_dir='{tmp_path}")) for o in cfg["set"])  # not the CPU pools
         assert cfg["seeds"] == [0, 1, 2] and cfg["name"] == name
         assert all(t in local for t in cfg["eval"]["dev"] + cfg["eval"]["test"])
         for arm in cfg["arms"].values():  # every stage, with every arm's overrides, is a valid stage config
@@ -66,7 +68,7 @@ def test_shipped_configs_resolve_and_name_real_tasks(scale: str, shared_data: Pa
     assert "SQuADRetrieval" in dhnm["eval"]["test"]
 
 
-@pytest.mark.parametrize("name", ["dhnm", "clr"])
+@pytest.mark.parametrize("name", ["softmask", "dhnm", "clr"])
 def test_lr_variant_is_the_ablation_with_lr_chosen_on_dev(name: str, monkeypatch) -> None:
     """configs/ablations/<name>_lr.toml says "everything else is <name>.toml": the two reports are read together."""
     monkeypatch.chdir(REPO)
@@ -75,7 +77,8 @@ def test_lr_variant_is_the_ablation_with_lr_chosen_on_dev(name: str, monkeypatch
     assert {k: base[k] for k in same} == {k: tuned[k] for k in same}
     assert [s for s in base["set"] if "pools_dir" not in s] == [s for s in tuned["set"] if "pools_dir" not in s]
     assert "choose" not in base and tuned["choose"]["key"] == "lr" and "arm" not in tuned["choose"]  # the reference
-    _, stage_cfg = resolve(base["stages"][0]["config"], None, [])
+    last = base["stages"][-1]
+    _, stage_cfg = resolve(last["config"], None, [*base["set"], *last.get("set", [])])
     assert stage_cfg.lr in tuned["choose"]["values"]  # the fixed setting is one of the candidates
 
 
