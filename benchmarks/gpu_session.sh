@@ -5,15 +5,16 @@
 # bias, MFU eager vs compiled, end-to-end encode, harness run) -> $OUT/gpu_speed_<card>.json and its log.
 # The device image lacks mteb and ../shared/data: benchmarks/device_bundle.py (run here first) puts them in
 # carry-sized folders under .cache/device/, and the work splits in two calls (each carry <= 64 MiB):
-#   PART=1 (carry .cache/device/wheels-big): installs it, runs the flex test, flex and mfu;
-#   PART=2 (carry .cache/device/{wheels,shared-data,minilm-shape}): installs, runs encode and harness.
+#   PART=1 (carry .cache/device/wheels-call1): installs mteb's needs and checks they import, then runs the flex
+#           test, flex and mfu;
+#   PART=2 (carry .cache/device/{wheels-call2,shared-data,minilm-shape}): installs mteb, runs encode and harness.
 # Wheels install into .cache/device/site, which a warm machine keeps between the calls.
 # DATA=<folder> passes --data-dir (default: .cache/device/shared-data when it is there).
 # ALL=1 also reruns the earlier checks (gpu_model.py eager and compiled, gpu_train.py; ~13 min more).
 set -o pipefail
 OUT=$(mkdir -p "${OUT:-benchmarks/results}" && cd "${OUT:-benchmarks/results}" && pwd)
 SITE=$PWD/.cache/device/site
-for wheels in .cache/device/wheels-big .cache/device/wheels; do
+for wheels in .cache/device/wheels-call1 .cache/device/wheels-call2; do
   stamp=$SITE/.installed-$(basename "$wheels")  # what a call before this one installed (a warm machine keeps it)
   if ls "$wheels"/*.whl >/dev/null 2>&1 && [ "$(ls "$wheels")" != "$(cat "$stamp" 2>/dev/null)" ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
@@ -30,6 +31,11 @@ case "${PART:-all}" in
   *) PARTS="" ;;
 esac
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')"
+if [ -d "$SITE" ]; then  # the carried wheels beside the image's own packages: a failure here names what to carry
+  python3 -m pip list 2>/dev/null | grep -iE "^(pyarrow|fsspec|huggingface.hub|transformers|sentence.transformers|pandas) "
+  python3 -c "import datasets, polars, pydantic, pytrec_eval; print('mteb needs import: datasets', datasets.__version__)" \
+    2>&1 | tail -3 | tee "$OUT/device_imports.log"
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 status=0
 # flex vs bias: outputs and gradients on the GPU (torch has no FlexAttention backward on CPU, where it skips)
