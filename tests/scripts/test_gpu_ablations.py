@@ -106,3 +106,23 @@ def test_dry_run_trains_evaluates_and_reports_all_three(tmp_path: Path, shared_d
     dhnm = json.loads((tmp_path / "reports/ablations/dry/dhnm/report.json").read_text())
     assert dhnm["arms"]["dynamic"]["dhnm"]["0"]["qa_zh"]["mode"] == "dynamic"
     assert dhnm["arms"]["static"]["dhnm"]["0"]["qa_zh"]["replacements"] == 0
+
+
+def test_clr_control_is_clr_lr_at_its_chosen_lr_plus_the_shorter_arm(monkeypatch) -> None:
+    """configs/ablations/clr_control.toml: clr_lr's arms at the lr clr_lr chose on dev (nothing chosen again),
+    plus off60, whose steps are the monolingual batches the on arm keeps in expectation."""
+    monkeypatch.chdir(REPO)
+    tuned, control = (load_ablation(Path(f"configs/ablations/{n}.toml")) for n in ("clr_lr", "clr_control"))
+    chosen = json.loads((REPO / "reports/ablations/clr_lr/report.json").read_text())["chosen"]
+    assert "choose" not in control and control["reference"] == "off60"
+    assert [s["config"] for s in control["stages"]] == [s["config"] for s in tuned["stages"]]
+    assert {k: v for k, v in control["arms"].items() if k != "off60"} == tuned["arms"]
+    same = ("seeds", "data_dir", "eval")
+    assert {k: control[k] for k in same} == {k: tuned[k] for k in same}
+    stage = control["stages"][0]
+    _, on = resolve(stage["config"], None, [*control["set"], *stage["set"], *control["arms"]["on"]["set"]])
+    _, off60 = resolve(stage["config"], None, [*control["set"], *stage["set"], *control["arms"]["off60"]["set"]])
+    weights = {name: task["weight"] for name, task in on.task_specs().items()}
+    mono_share = sum(w for name, w in weights.items() if name != "clr") / sum(weights.values())
+    assert off60.steps == round(on.steps * mono_share) and "clr" not in off60.task_specs()
+    assert chosen["key"] == "lr" and on.lr == off60.lr == chosen["value"]
