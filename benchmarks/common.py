@@ -39,14 +39,17 @@ def scores(record: dict) -> dict[str, float]:
 
 def portable(obj: Any) -> Any:
     """`obj` with every absolute path of this machine written relative to the repository (`../shared/data/zh/BQ`),
-    the scratch folder (`<scratch>/runs/x`) or the home folder (`~/...`): a committed result names no machine's
-    folders."""
+    the scratch folder (`<scratch>/runs/x`) or the home folder (`~/...`), also inside a model spec
+    (`conan:<scratch>/ckpt`): a committed result names no machine's folders."""
     if isinstance(obj, dict):
         return {key: portable(value) for key, value in obj.items()}
     if isinstance(obj, list | tuple):
         return [portable(value) for value in obj]
     if isinstance(obj, Path):
         obj = str(obj)
+    scheme, sep, rest = obj.partition(":") if isinstance(obj, str) else ("", "", "")
+    if sep and scheme.isalpha() and rest.startswith("/"):  # a model spec such as st:/abs/folder
+        return f"{scheme}:{portable(rest)}"
     if isinstance(obj, str) and obj.startswith("/"):
         if obj == str(SCRATCH) or obj.startswith(f"{SCRATCH}/"):
             return "<scratch>" + obj.removeprefix(str(SCRATCH))

@@ -34,7 +34,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -48,6 +47,7 @@ for path in (REPO, REPO / "benchmarks"):
 import torch  # noqa: E402
 from bench_model import environment, make_batch, time_call  # noqa: E402
 from bench_train import bench_steps  # noqa: E402
+from common import SCRATCH, save_result  # noqa: E402
 
 from conan_model import ConanConfig, ConanEncoder, ConanModel, save_pretrained, synchronize  # noqa: E402
 from conan_model.batching import EncodeTimings  # noqa: E402
@@ -183,15 +183,6 @@ def part_encode(s: dict[str, Any], checkpoint: Path, data: Path, device: torch.d
     return {"rows": rows, "summary": summary}
 
 
-def shown_path(path: Path) -> str:
-    """``path`` relative to the repository (or to ../shared), as a committed JSON may hold it."""
-    path = path.resolve()
-    for root in (REPO, REPO.parent):
-        if path.is_relative_to(root):
-            return str(path.relative_to(root))
-    return path.name
-
-
 def random_st_folder(shape: Path, target: Path) -> Path:
     """A sentence-transformers folder with ``shape``'s config, tokenizer and pooling and random weights."""
     from transformers import AutoConfig, AutoModel
@@ -234,8 +225,7 @@ def part_harness(s: dict[str, Any], specs: dict[str, str], data: Path, device: t
                  "e2e_vs_forward": round(e["encode_tokens_per_s"] / e["forward_tokens_per_s"], 3)
                  if e.get("forward_tokens_per_s") and e.get("encode_tokens_per_s") else None}
                 for task, e in sorted(eff.items())]  # fmt: skip
-        shown = spec.replace(str(scratch), "<scratch>")  # no machine path in a committed JSON
-        out[label] = {"spec": shown, "exit_status": code, "suite_wall_s": round(wall, 1), "rows": rows}
+        out[label] = {"spec": spec, "exit_status": code, "suite_wall_s": round(wall, 1), "rows": rows}
         print(f"[harness] {label}: exit {code}, {wall:.1f} s, {len(rows)} tasks", flush=True)
     return out
 
@@ -263,41 +253,34 @@ def main(argv: list[str] | None = None) -> int:
     slug = "dry" if args.dry_run else (re.findall(r"[A-Za-z]\d{2,4}", card) or ["gpu"])[0].lower()
     target = args.out / (f"gpu_speed_{slug}-{'-'.join(args.only)}.json" if args.only else f"gpu_speed_{slug}.json")
     record: dict[str, Any] = {"card": card, "scale": scale, "sizes": {k: str(v) for k, v in s.items()},
-                              "data_dir": shown_path(data), "env": environment(device), "parts": {}}  # fmt: skip
-
-    def save() -> None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(record, indent=2) + "\n")
+                              "data_dir": str(data), "env": environment(device), "parts": {}}  # fmt: skip
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
-    with tempfile.TemporaryDirectory(prefix="gpu-speed-") as tmp:
-        scratch = Path(tmp)
-        checkpoint: Path | None = None
-        for part in args.only or ("encode", "harness", "flex", "mfu"):
-            start = time.perf_counter()
-            try:
-                if part == "flex":
-                    result: Any = part_flex(s, device, dtype)
-                elif part == "mfu":
-                    result = part_mfu(s, device)
+    checkpoint: Path | None = None
+    for part in args.only or ("encode", "harness", "flex", "mfu"):
+        start = time.perf_counter()
+        try:
+            if part == "flex":
+                result: Any = part_flex(s, device, dtype)
+            elif part == "mfu":
+                result = part_mfu(s, device)
+            else:
+                if checkpoint is None:
+                    checkpoint = random_checkpoint(s, SCRATCH / "conan-random" / "final", data, device, dtype)
+                if part == "encode":
+                    result = part_encode(s, checkpoint, data, device, tasks)
                 else:
-                    if checkpoint is None:
-                        checkpoint = random_checkpoint(s, scratch / "conan-random" / "final", data, device, dtype)
-                    if part == "encode":
-                        result = part_encode(s, checkpoint, data, device, tasks)
-                    else:
-                        minilm = ("minilm" if args.minilm_shape is None else
-                                  f"st:{random_st_folder(args.minilm_shape, scratch / 'minilm-random')}")  # fmt: skip
-                        result = part_harness(s, {"conan": f"conan:{checkpoint}", "minilm": minilm}, data, device,
-                                              scratch, tasks)  # fmt: skip
-            except Exception as exc:  # noqa: BLE001 - one part's failure must not lose the others
-                result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=6)}
-                print(f"[{part}] FAILED {result['error']}", flush=True)
-            record["parts"][part] = {"wall_s": round(time.perf_counter() - start, 1), "result": result}
-            save()
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-    print(f"wrote {target}")
+                    minilm = ("minilm" if args.minilm_shape is None else
+                              f"st:{random_st_folder(args.minilm_shape, SCRATCH / 'minilm-random')}")  # fmt: skip
+                    result = part_harness(s, {"conan": f"conan:{checkpoint}", "minilm": minilm}, data, device,
+                                          SCRATCH, tasks)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - one part's failure must not lose the others
+            result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=6)}
+            print(f"[{part}] FAILED {result['error']}", flush=True)
+        record["parts"][part] = {"wall_s": round(time.perf_counter() - start, 1), "result": result}
+        save_result(target, record)  # atomic, machine paths made portable
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     failed = [p for p, r in record["parts"].items() if isinstance(r["result"], dict) and "error" in r["result"]]
     return 1 if failed else 0
 

@@ -66,3 +66,13 @@ def test_split_parts_write_their_own_files(tmp_path: Path, one_thread) -> None:
     assert gpu_speed.main(["--dry-run", "--only", "flex", "--out", str(tmp_path)]) == 0
     record = json.loads((tmp_path / "gpu_speed_dry-flex.json").read_text())
     assert set(record["parts"]) == {"flex"} and not (tmp_path / "gpu_speed_dry.json").exists()
+
+
+def test_portable_writes_paths_inside_model_specs_relative() -> None:
+    """gpu_speed records `st:`/`conan:` specs of scratch models; benchmarks/common.py `portable` keeps them
+    free of machine paths, and leaves strings that merely hold a colon alone."""
+    from common import REPO, SCRATCH, portable
+
+    assert portable({"spec": f"st:{SCRATCH}/minilm-random"}) == {"spec": "st:<scratch>/minilm-random"}
+    assert portable(f"conan:{REPO}/runs/x/final") == "conan:runs/x/final"
+    assert portable(["https://example.org/x", "12:30", "minilm"]) == ["https://example.org/x", "12:30", "minilm"]
