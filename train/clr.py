@@ -96,13 +96,14 @@ def build_clr(
     source_lang: str = "en",
     seed: int = 0,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Cross-lingual examples from a monolingual retrieval set ``{"query", "positive"[, "negatives"]}``.
+    """Cross-lingual examples from a monolingual retrieval set ``{"query", "positive"[, "negative"]}``.
 
     ``total`` examples (default: as many as the input) are split over query languages by ``mix`` (default: the
     paper's table). For a language X each source example (drawn in a seeded shuffle, at most once per language)
-    becomes (query translated to X, the original positive and negatives). The source language's share keeps the
+    becomes (query translated to X, the original positive). The source language's share keeps the
     untranslated query; examples whose query equals their positive (self-retrieval sets) are skipped there.
-    Each output carries ``query_lang``, ``doc_lang`` and ``source_index`` (to reuse the source's mined pool).
+    Each output carries ``query_lang``, ``doc_lang`` and ``source_index``: the stage serves the source row's
+    given negative and mined pool through it (train/multitask.py ``attach_pools``).
     """
     mix = dict(PAPER_LANGUAGE_MIX if mix is None else mix)
     total = len(examples) if total is None else total
@@ -129,8 +130,8 @@ def build_clr(
                 if not query:
                     untranslatable += 1
                     continue
-            out.append({"query": query, "positive": ex["positive"], "negatives": list(ex.get("negatives") or []),
-                        "query_lang": lang, "doc_lang": source_lang, "source_index": i})  # fmt: skip
+            out.append({"query": query, "positive": ex["positive"], "query_lang": lang, "doc_lang": source_lang,
+                        "source_index": i})  # fmt: skip
             made += 1
         note = ""
         if made < want:

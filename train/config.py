@@ -284,8 +284,8 @@ class SupervisedConfig(StageConfig):
     cosent_scale: float = 20.0  # CoSENT 1/τ, i.e. τ = 0.05 (notes §8.3)
     hard_negatives: int = 7  # K per query (paper App. B.2)
     share_hard_negatives: bool = True  # every query also sees the other rows' hard negatives
-    mrl_dims: str = "auto"  # 'auto' (paper dims, scaled to the width), 'none' (full width only) or '64,128'
-    mrl_weights: str = ""  # comma-separated, one per dim; empty: equal
+    mrl_dims: str = "auto"  # 'auto' (paper dims, scaled to the width), 'none' (full width only) or '64,<width>'
+    mrl_weights: str = ""  # comma-separated, one per dim of mrl_dims, in its order; empty: equal
     dhnm: dict[str, Any] = field(default_factory=dict)  # DHNMConfig fields except k: mode, skip_top, thresholds
     pool_scorer: str = "bm25"  # 'bm25' or a harness model spec ('minilm', 'me5-small', 'conan:<dir>'; via `harness`)
     pool_depth: int = 32
@@ -349,14 +349,22 @@ class SupervisedConfig(StageConfig):
         return DHNMConfig(k=self.hard_negatives if k is None else k, **self.dhnm)
 
     def mrl(self, hidden_size: int) -> tuple[list[int], list[float] | None]:
-        if self.mrl_dims == "none":
-            dims = [hidden_size]
-        else:
-            from .objectives import mrl_dims  # torch: only when a stage runs
+        """MRL dims, ascending, and their weights (None: equal), each weight kept with the dim it was written
+        beside (``mrl_dims = "128,64"``, ``mrl_weights = "1,0"`` weights 128 alone)."""
+        from .objectives import mrl_dims  # torch: only when a stage runs
 
-            explicit = None if self.mrl_dims == "auto" else [int(d) for d in self.mrl_dims.split(",")]
-            dims = mrl_dims(hidden_size, explicit)
         weights = [float(w) for w in self.mrl_weights.split(",")] if self.mrl_weights else None
+        if self.mrl_dims in ("none", "auto"):
+            written = None
+            dims = [hidden_size] if self.mrl_dims == "none" else mrl_dims(hidden_size)
+        else:
+            try:
+                written = [int(d) for d in self.mrl_dims.split(",")]
+                dims = mrl_dims(hidden_size, written)
+            except ValueError as e:
+                raise ConfigError(f"mrl_dims = {self.mrl_dims!r}: {e}") from None
         if weights is not None and len(weights) != len(dims):
             raise ConfigError(f"mrl_weights has {len(weights)} entries for {len(dims)} MRL dims {dims}")
+        if weights is not None and written is not None:
+            weights = [w for _, w in sorted(zip(written, weights, strict=True))]
         return dims, weights

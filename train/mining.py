@@ -176,13 +176,24 @@ def ensure_pools(
     scorer: str = "bm25",
     depth: int = 32,
 ) -> bool:
-    """Mine and save pools at ``path`` unless its meta file shows they were mined from these very inputs
-    (scorer, depth, sha256 of queries and corpus). Returns whether it mined; read them with ``load_pools``."""
+    """Mine and save pools at ``path`` unless its meta file shows they were mined from these very inputs:
+    the scorer (a model spec is loaded first and keyed by its cache identity: weights fingerprint, prompts,
+    length, dtype, so retrained weights behind the same ``conan:<dir>`` mine again), the depth and sha256 of the
+    queries, their positives (which decide what is excluded) and the corpus. An embedder object passed in code
+    without ``cache_identity`` is keyed by its type alone. Returns whether it mined; read with ``load_pools``."""
     path = Path(path)
     corpus = list(dict.fromkeys(corpus))
-    digest = hashlib.sha256(json.dumps([list(queries), corpus], ensure_ascii=False).encode()).hexdigest()
-    meta = {"scorer": scorer if isinstance(scorer, str) else type(scorer).__name__, "depth": depth,
-            "queries": len(queries), "corpus": len(corpus), "sha256": digest}  # fmt: skip
+    positives = [list(p) for p in positives]
+    keyed = [list(queries), [sorted(set(p)) for p in positives], corpus]
+    digest = hashlib.sha256(json.dumps(keyed, ensure_ascii=False).encode()).hexdigest()
+    if isinstance(scorer, str) and scorer != "bm25":
+        spec, scorer = scorer, load_scorer(scorer)
+    else:
+        spec = scorer if isinstance(scorer, str) else type(scorer).__name__
+    identity = scorer.cache_identity if hasattr(scorer, "cache_identity") else None
+    meta = {"scorer": spec, "depth": depth, "queries": len(queries), "corpus": len(corpus), "sha256": digest,
+            **({"scorer_identity": {r: identity(r) for r in ("query", "document")}} if identity else {})}  # fmt: skip
+    meta = json.loads(json.dumps(meta, default=str))  # as the meta file gives it back
     meta_path = path.with_name(path.name + ".meta.json")
     if path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text(encoding="utf-8")) == meta:
         return False

@@ -69,7 +69,8 @@ def attach_pools(
     task: Task, cfg: SupervisedConfig, rt: Any, source: list[dict[str, Any]], source_of: list[int]
 ) -> None:
     """Mine (rank 0, cached in pools_dir) or load the pools of ``source`` rows; row i of the task uses the pool
-    of source row ``source_of[i]``. A row's given negatives go right after the skipped top ranks."""
+    of source row ``source_of[i]``. That source row's given negative goes right after the skipped top ranks
+    (a CLR row, translated from a source row, keeps its source's negative as it keeps its positive)."""
     path = Path(cfg.pools_dir or Path(cfg.output_dir) / "pools") / f"{task.name}.jsonl"
     used = sorted(set(source_of))  # only sources the task uses get a pool
     queries = [source[i]["query"] for i in used]
@@ -83,8 +84,8 @@ def attach_pools(
     barrier()
     mined = dict(zip(used, (p["candidates"] for p in load_pools(path)), strict=True))
     skip = cfg.dhnm_config().skip_top
-    for row, src in zip(task.rows, source_of, strict=True):
-        given = [row["negative"]] if row.get("negative") else []
+    for src in source_of:
+        given = [source[src]["negative"]] if source[src].get("negative") else []
         rest = [c for c in mined[src] if c not in given]
         task.pools.append(rest[:skip] + given + rest[skip:])
     task.dhnm = DHNM([len(p) for p in task.pools], cfg.dhnm_config(task.hard_negatives))

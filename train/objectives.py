@@ -101,12 +101,20 @@ def cosent(
 
 
 def mrl_dims(hidden_size: int, dims: Sequence[int] | None = None) -> list[int]:
-    """MRL dimensions: explicit ``dims`` (checked), else the paper's set for width 3584, else the paper's set
-    scaled to ``hidden_size`` and rounded to multiples of 8 (tiny 128 → 8,16,40,56,72,112,128)."""
+    """MRL dimensions: explicit ``dims`` (checked, sorted), else the paper's set for width 3584, else the paper's
+    set scaled to ``hidden_size`` and rounded to multiples of 8 (tiny 128 → 8,16,40,56,72,112,128).
+
+    Explicit dims must include ``hidden_size``: the full width is what the harness evaluates and what DHNM's
+    cosines are read from (the largest dim's), so a set without it would leave the evaluated vector untrained."""
     if dims:
-        out = sorted(set(int(d) for d in dims))
+        out = sorted(int(d) for d in dims)
         if out[0] < 1 or out[-1] > hidden_size:
             raise ValueError(f"MRL dims must lie in [1, {hidden_size}], got {list(dims)}")
+        if len(set(out)) != len(out):
+            raise ValueError(f"MRL dims repeat a dimension: {list(dims)}")
+        if out[-1] != hidden_size:
+            raise ValueError(f"MRL dims {list(dims)} leave out the model's width {hidden_size} (the width the "
+                             f"harness evaluates and DHNM scores with): add it")  # fmt: skip
         return out
     if hidden_size == PAPER_HIDDEN:
         return list(PAPER_MRL_DIMS)

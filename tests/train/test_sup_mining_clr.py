@@ -55,6 +55,38 @@ def test_ensure_pools_mines_once_per_input(tmp_path):
     assert not ensure_pools(path, ["apple pie"], [["red apple pie"]], corpus, "bm25", 2)  # cached
     assert ensure_pools(path, ["apple pie"], [["red apple pie"]], corpus + ["apple tart"], "bm25", 2)  # new corpus
     assert load_pools(path)[0]["candidates"][0] in {"green apple", "apple juice", "apple tart"}
+    # other positives decide other exclusions: mined again
+    assert ensure_pools(path, ["apple pie"], [["green apple"]], corpus + ["apple tart"], "bm25", 2)
+    assert "green apple" not in load_pools(path)[0]["candidates"]
+
+
+def test_ensure_pools_mines_again_when_the_scorers_weights_change(tmp_path, monkeypatch):
+    """A model spec is keyed by the loaded scorer's identity (through the harness's own loader), not by its
+    string: new weights behind the same `conan:<dir>` mine again, the same weights do not."""
+    import torch
+
+    import train.scorer
+    from conan_model import ConanConfig, ConanModel, save_pretrained, train_tokenizer_from_texts
+    from harness.cli import _load_embedder
+
+    monkeypatch.setattr(train.scorer, "_loader", _load_embedder)  # what `harness train` installs
+    corpus = ["red apple pie", "green apple", "apple juice", "blue car", "fast red car", "slow boat"]
+    tokenizer = train_tokenizer_from_texts(corpus * 5, vocab_size=300, min_frequency=1)
+    folder, path = tmp_path / "weak" / "final", tmp_path / "pools" / "t.jsonl"
+
+    def train_into_folder(seed: int) -> None:
+        torch.manual_seed(seed)
+        cfg = ConanConfig.preset("tiny", vocab_size=tokenizer.get_vocab_size(), max_length=16)
+        save_pretrained(ConanModel(cfg).eval(), tokenizer, folder)
+
+    def mine() -> bool:
+        return ensure_pools(path, ["apple pie", "red car"], [["red apple pie"], ["fast red car"]], corpus,
+                            f"conan:{folder}", 3)  # fmt: skip
+
+    train_into_folder(0)
+    assert mine() and not mine()
+    train_into_folder(1)  # the weak stage trained again into the same folder
+    assert mine()
 
 
 class FakeEmbedder:
@@ -91,7 +123,7 @@ def test_paper_mix_has_26_languages_summing_to_106():
 
 
 def test_clr_mix_with_a_full_translator_follows_the_table():
-    examples = [{"query": f"q{i}", "positive": f"d{i}", "negatives": [f"n{i}"]} for i in range(400)]
+    examples = [{"query": f"q{i}", "positive": f"d{i}", "negative": f"n{i}"} for i in range(400)]
     out, report = build_clr(examples, lambda text, lang: f"[{lang}] {text}", total=1060, seed=1)
     assert report["produced_total"] == 1060
     by_lang = {r["lang"]: r for r in report["languages"]}
@@ -101,7 +133,7 @@ def test_clr_mix_with_a_full_translator_follows_the_table():
     de = [ex for ex in out if ex["query_lang"] == "de"]
     assert all(ex["query"].startswith("[de] q") and ex["doc_lang"] == "en" for ex in de)
     ex = de[0]
-    assert ex["positive"] == examples[ex["source_index"]]["positive"] and ex["negatives"]
+    assert ex["positive"] == examples[ex["source_index"]]["positive"]
     assert len({e["source_index"] for e in de}) == len(de)  # each source at most once per language
 
 

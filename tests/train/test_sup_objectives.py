@@ -148,8 +148,23 @@ def test_mrl_dims_defaults():
     assert mrl_dims(128) == [8, 16, 40, 56, 72, 112, 128]
     assert mrl_dims(384)[-1] == 384 and all(d % 8 == 0 for d in mrl_dims(384))
     assert mrl_dims(128, [64, 32, 128]) == [32, 64, 128]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"lie in \[1, 128\]"):
         mrl_dims(128, [256])
+    with pytest.raises(ValueError, match="repeat"):
+        mrl_dims(128, [64, 64, 128])
+    with pytest.raises(ValueError, match="leave out the model's width 128"):  # the evaluated width gets no loss
+        mrl_dims(128, [16, 64])
+
+
+def test_mrl_weights_stay_with_the_dims_they_were_written_beside():
+    from train.config import ConfigError, SupervisedConfig
+
+    base = {"tasks": {"t": {"kind": "sts", "data": ["x"]}}}
+    assert SupervisedConfig(**base, mrl_dims="128,16", mrl_weights="1,0").mrl(128) == ([16, 128], [0.0, 1.0])
+    assert SupervisedConfig(**base, mrl_dims="16,128", mrl_weights="1,0").mrl(128) == ([16, 128], [1.0, 0.0])
+    assert SupervisedConfig(**base, mrl_dims="none").mrl(128) == ([128], None)
+    with pytest.raises(ConfigError, match="mrl_dims = '16,x'"):
+        SupervisedConfig(**base, mrl_dims="16,x").mrl(128)
 
 
 def test_mrl_loss_is_weighted_mean_of_prefix_losses_from_one_forward():

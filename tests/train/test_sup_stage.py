@@ -184,7 +184,7 @@ def test_config_errors_name_the_problem(tmp_path: Path, data_root: Path):
         SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, micro_batch_size=2)
     with pytest.raises(ConfigError, match="tasks.t: hard_negatives must be an integer >= 0, got -1"):
         SupervisedConfig(**base, tasks={"t": {"kind": "retrieval", "data": ["x"], "hard_negatives": -1}})
-    cfg = SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, mrl_dims="16,64", mrl_weights="1")
+    cfg = SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, mrl_dims="16,128", mrl_weights="1")
     with pytest.raises(ConfigError, match="mrl_weights"):
         cfg.mrl(128)
     scored = tmp_path / "scored.jsonl"
@@ -192,6 +192,36 @@ def test_config_errors_name_the_problem(tmp_path: Path, data_root: Path):
     bad = SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": [str(scored), "sts/afqmc.jsonl"]}})
     with pytest.raises(DataError, match="mixes scored"):
         run(bad)
+
+
+def test_clr_rows_serve_their_source_rows_given_negative(tmp_path: Path):
+    """A CLR task built from triples keeps each source row's given negative, as a retrieval task over the same
+    file does: served first (skip_top 0), although it shares no term with the query (BM25 never mines it)."""
+    from train.distributed import init_runtime
+    from train.multitask import build_tasks
+
+    root = tmp_path / "data"
+    (root / "parallel_en_zh").mkdir(parents=True)
+    (root / "tri").mkdir()
+    questions = [f"question number {i} about apples" for i in range(12)]
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
+    rows = [{"query": q, "positive": f"answer {i} apples", "negative": f"unrelated filler {words[i]}"}
+            for i, q in enumerate(questions)]  # fmt: skip
+    (root / "tri" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (root / "parallel_en_zh" / "train.jsonl").write_text(
+        "".join(json.dumps({"query": q, "positive": f"问题{i}"}, ensure_ascii=False) + "\n"
+                for i, q in enumerate(questions)), encoding="utf-8")  # fmt: skip
+    tasks = {"clr": {"kind": "clr", "parallel": ".", "data": ["tri"], "mix": {"zh": 1}, "total": 12,
+                     "batch_size": 4},
+             "ret": {"kind": "retrieval", "data": ["tri"], "batch_size": 4}}  # fmt: skip
+    cfg = SupervisedConfig(output_dir=str(tmp_path / "run"), data_root=str(root), hard_negatives=2,
+                           dhnm={"skip_top": 0}, tasks=tasks)  # fmt: skip
+    built = build_tasks(cfg, init_runtime("cpu"))
+    for name in ("ret", "clr"):
+        task = built[name]
+        for i, row in enumerate(task.rows):
+            source = rows[questions.index(row["query"])] if name == "ret" else rows[int(row["positive"].split()[1])]
+            assert task.pools[i][0] == source["negative"], (name, i)
 
 
 def test_hard_negatives_per_task(tmp_path: Path, data_root: Path):
