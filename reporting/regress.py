@@ -61,26 +61,18 @@ def paired_bootstrap(score_base: Any, score_cand: Any, pos_base: np.ndarray, pos
                      rng: np.random.Generator) -> np.ndarray:  # fmt: skip
     """Deltas (candidate − baseline) of the main score over n_boot resamples of the shared items."""
     pair = (lambda idx: score_base(pos_base[idx]), lambda idx: score_cand(pos_cand[idx]))
-    return seeds_bootstrap([pair], len(pos_base), n_boot, rng)
+    return item_resamples([pair], len(pos_base), n_boot, rng)
 
 
-def seeds_bootstrap(pairs: list[tuple[Any, Any]], m: int, n_boot: int, item_rng: np.random.Generator,
-                    seed_rng: np.random.Generator | None = None) -> np.ndarray:  # fmt: skip
-    """Deltas of the mean over seeds of (candidate − baseline) under resampling of seeds and items together.
-
-    ``pairs[s]`` = (baseline score, candidate score) of seed s, each a function of positions among the m shared
-    items. A resample draws seeds with replacement (from ``seed_rng``; one seed: no draw) and then items (the
-    same items for every seed and both arms), so the CI covers both the training-seed and the test-set noise.
-    Pass one ``seed_rng`` seeded alike to several tasks and their resamples share the seed draws, which makes a
-    mean over tasks per resample a valid joint bootstrap."""
-    n, seed_rng = len(pairs), seed_rng or item_rng
-    deltas = np.empty(n_boot)
+def item_resamples(pairs: list[tuple[Any, Any]], m: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """The mean over seeds of Δ (candidate − baseline) under a paired bootstrap of the m shared items, seeds held
+    fixed: the same resampled items for every seed and both arms. ``pairs[s]`` = (baseline, candidate) score
+    functions of item positions. Seeds are not resampled: reporting/ablation.py ``interval`` covers them."""
+    out = np.empty(n_boot)
     for b in range(n_boot):
-        seeds = seed_rng.integers(0, n, n) if n > 1 else np.zeros(1, dtype=np.int64)
-        idx = item_rng.integers(0, m, m)
-        per_seed = {s: pairs[s][1](idx) - pairs[s][0](idx) for s in set(seeds.tolist())}
-        deltas[b] = float(np.mean([per_seed[s] for s in seeds.tolist()]))
-    return deltas
+        idx = rng.integers(0, m, m)
+        out[b] = np.mean([cand(idx) - base(idx) for base, cand in pairs])
+    return out
 
 
 def verdict(delta: float, lo: float, hi: float, min_effect: float) -> str:
