@@ -181,10 +181,14 @@ def read_rows(task: LocalTask, filename: str, labels: Any = None) -> list[dict[s
 
 
 def read_qrels(path: Path, query_ids: set[str], corpus_ids: set[str]) -> dict[str, dict[str, int]]:
-    """BEIR qrels TSV (header query-id, corpus-id, score); ids must exist in queries and corpus."""
+    """BEIR qrels TSV (header query-id, corpus-id, score); ids must exist in queries and corpus.
+
+    Scores are integer relevance grades and each (query, document) pair is judged once: a 0.5 would be cut to 0
+    and a repeated pair would replace the earlier judgement, both silently changing the score."""
     if not path.is_file():
         raise DataError(path, 0, "file is missing")
     qrels: dict[str, dict[str, int]] = {}
+    first: dict[tuple[str, str], int] = {}
     reader = csv.reader(_read_text(path).splitlines(), delimiter="\t")
     header = next(reader, None)
     if header is None or [h.strip() for h in header[:3]] != ["query-id", "corpus-id", "score"]:
@@ -199,10 +203,22 @@ def read_qrels(path: Path, query_ids: set[str], corpus_ids: set[str]) -> dict[st
             raise DataError(path, lineno, f"query-id {qid!r} is not in queries.jsonl")
         if did not in corpus_ids:
             raise DataError(path, lineno, f"corpus-id {did!r} is not in corpus.jsonl")
-        try:
-            qrels.setdefault(qid, {})[did] = int(float(score))
-        except ValueError:
-            raise DataError(path, lineno, f"score {score!r} is not a number") from None
+        if (qid, did) in first:
+            raise DataError(path, lineno, f"query-id {qid!r} and corpus-id {did!r} are judged again "
+                                          f"(first at line {first[qid, did]})")  # fmt: skip
+        first[qid, did] = lineno
+        qrels.setdefault(qid, {})[did] = _grade(path, lineno, score)
     if not qrels:
         raise DataError(path, 0, "no relevance judgements")
     return qrels
+
+
+def _grade(path: Path, lineno: int, score: str) -> int:
+    """A qrels score as an int: whole numbers only ("2" or "2.0"), so nothing is cut or overflows on the way."""
+    try:
+        value = float(score)
+    except ValueError:
+        raise DataError(path, lineno, f"score {score!r} is not a number") from None
+    if not value.is_integer():  # also false for nan and inf
+        raise DataError(path, lineno, f"score {score!r} must be a whole number (a relevance grade such as 0, 1, 2)")
+    return int(value)

@@ -1,8 +1,9 @@
 """Type checks of task.json and of every row value, so bad data fails at load with file:line, never as a score.
 
 Without them a Reranking `positive` given as a string is split into characters and scored, a NaN or boolean
-gold score passes into mteb and comes back as a NaN main score, and mixed int/str labels are silently two
-classes. Field presence and non-empty texts are checked in data.iter_jsonl; values here.
+gold score passes into mteb and comes back as a NaN main score, mixed int/str labels are silently two
+classes, and a repeated retrieval `_id` silently collides with the earlier row. Field presence and non-empty
+texts are checked in data.iter_jsonl; values here.
 """
 
 from __future__ import annotations
@@ -84,10 +85,28 @@ class _LabelKind:
                                           f"{self.kind.__name__} from {self.first} on (mixed label types)")  # fmt: skip
 
 
+class _UniqueIds:
+    """Retrieval ids of one file must be unique as text (int 1 and "1" are one id once mteb sees them): a repeated
+    id would otherwise silently collide with the earlier row and move the score."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.first: dict[str, tuple[int, int | str]] = {}
+
+    def check(self, value: int | str, lineno: int) -> None:
+        key = str(value)
+        if key in self.first:
+            line, earlier = self.first[key]
+            spelled = "" if type(earlier) is type(value) else f" as {earlier!r}, the same id as text"
+            raise DataError(self.path, lineno, f"duplicate _id {value!r} (first at line {line}{spelled})")
+        self.first[key] = (lineno, value)
+
+
 def row_checker(task_type: str, path: Path, meta: dict[str, Any], labels: _LabelKind | None = None) -> RowCheck:
     """The value checks for rows of one file of a task type (pass one `labels` for all of a task's files)."""
     labels = labels or _LabelKind()
     score_range = meta.get("score_range", [0, 5])  # the generic STS task's default (docs/data-layout.md)
+    ids = _UniqueIds(path)
 
     def check(row: dict[str, Any], lineno: int) -> None:
         if task_type == "STS":
@@ -110,6 +129,7 @@ def row_checker(task_type: str, path: Path, meta: dict[str, Any], labels: _Label
                                               f"{row['_id']!r}")  # fmt: skip
             if row.get("title") is not None and not isinstance(row["title"], str):
                 raise DataError(path, lineno, f"field 'title' must be a string, not {row['title']!r}")
+            ids.check(row["_id"], lineno)
 
     return check
 

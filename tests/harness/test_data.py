@@ -69,6 +69,42 @@ def test_qrels_pointing_to_unknown_ids(tmp_path: Path) -> None:
         _load(tmp_path, "MyRetrieval")
 
 
+def _retrieval(root: Path, qrels: list[str]) -> Path:
+    """A retrieval task with queries q1, q2 and documents d1, d2, judged by the given qrels lines."""
+    folder = _task_dir(root, "MyRetrieval", "Retrieval")
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "text": f"doc {i}"}) + "\n"
+                                                 for i in (1, 2)), "utf-8")  # fmt: skip
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"query {i}"}) + "\n"
+                                                  for i in (1, 2)), "utf-8")  # fmt: skip
+    (folder / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{x}\n" for x in qrels), "utf-8")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("q2\td2\t0.5", r"qrels\.tsv:3: score '0\.5' must be a whole number"),
+        ("q2\td2\tinf", r"qrels\.tsv:3: score 'inf' must be a whole number"),
+        ("q2\td2\tnan", r"qrels\.tsv:3: score 'nan' must be a whole number"),
+        ("q2\td2\t1e400", r"qrels\.tsv:3: score '1e400' must be a whole number"),
+        ("q2\td2\ttrue", r"qrels\.tsv:3: score 'true' is not a number"),
+        ("q1\td1\t0", r"qrels\.tsv:3: query-id 'q1' and corpus-id 'd1' are judged again \(first at line 2\)"),
+    ],
+)
+def test_qrels_scores_are_whole_numbers_judged_once(tmp_path: Path, line: str, message: str) -> None:
+    """Before: 0.5 became int(0.5) = 0 and a repeated pair replaced the earlier judgement (both scored 0.00 as ok),
+    and inf raised a bare OverflowError."""
+    _retrieval(tmp_path, ["q1\td1\t1", line])
+    with pytest.raises(DataError, match=message):
+        _load(tmp_path, "MyRetrieval")
+
+
+def test_qrels_whole_number_grades_load(tmp_path: Path) -> None:
+    _retrieval(tmp_path, ["q1\td1\t2", "q1\td2\t0", "q2\td2\t1.0"])
+    assert _load(tmp_path, "MyRetrieval").dataset["default"]["test"]["relevant_docs"] == {
+        "q1": {"d1": 2, "d2": 0}, "q2": {"d2": 1}}  # fmt: skip
+
+
 def test_task_json_problems(tmp_path: Path) -> None:
     folder = _task_dir(tmp_path, "Oops", "NotAType")
     with pytest.raises(DataError, match=r"Oops/task\.json:1: type 'NotAType'"):
