@@ -156,3 +156,19 @@ def open_run(path: Path) -> RunDir:
         raise FileNotFoundError(f"{path} is not a run directory (no {RUN_JSON})")
     model = record["model"]
     return RunDir(Path(path), model["name"], model["revision"])
+
+
+# The task-record fields that say which data a score was computed on; not "path": the same rows may live elsewhere.
+SAME_DATA_KEYS = ("source", "sampling", "data_source", "split")
+
+
+def data_differences(records: list[dict[str, Any]]) -> list[str]:
+    """The SAME_DATA_KEYS on which run.json records of one task disagree: those runs scored different data, so
+    their scores must not be compared (regress, leaderboard and report all ask this). A key only some records
+    hold is compared among those: older records lack some keys, and a missing key is not a difference."""
+    differing = []
+    for key in SAME_DATA_KEYS:
+        values = [record[key] for record in records if key in record]
+        if any(value != values[0] for value in values[1:]):
+            differing.append(key)
+    return differing

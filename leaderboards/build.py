@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from harness.errors import UsageError
-from harness.runs import open_run
+from harness.runs import data_differences, open_run
 from leaderboards.published import SNAPSHOT, PublishedModel, load_published
 from leaderboards.table import Entry
 
@@ -28,6 +28,7 @@ class Board:
     notes: list[str] = field(default_factory=list)
     dims: bool = False
     reported: bool = False  # show the shipped snapshot's reported averages (only when it is used)
+    mixed: dict[str, list[str]] = field(default_factory=dict)  # task → data keys on which our runs disagree
 
 
 class SuiteRef(NamedTuple):
@@ -80,9 +81,11 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
     bench_name, bench_tasks = suite_tasks(suite.benchmark) if suite else (None, {})
     entries, types, metrics, notes = [], {}, {}, []
     order: list[str] = list(bench_tasks)
+    scored: list[tuple[Entry, dict[str, dict[str, Any]]]] = []
     for path in runs:
         entry, records = run_entry(path, with_dims)
         entries.append(entry)
+        scored.append((entry, records))
         for name, rec in records.items():
             types.setdefault(name, rec.get("type") or "Unknown")
             if rec.get("main_metric"):
@@ -106,12 +109,58 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
             if not suite:
                 order += [t for t in model.scores if t not in order]
     _fill_task_info(order, bench_tasks, types, metrics)
+    mixed = mixed_data(scored, order)
+    notes += [mixed_note(task, keys, scored) for task, keys in mixed.items()]
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
         raise UsageError("two rows share a label (same run directory name twice?): " + ", ".join(labels))
     title = f"{bench_name} ({suite.name})" if suite else "tasks of the given runs"
     reported = any(Path(folder).resolve() == SNAPSHOT for folder in published)
-    return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported)
+    return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported, mixed)
+
+
+def mixed_data(runs: list[tuple[Entry, dict[str, dict[str, Any]]]], tasks: list[str]) -> dict[str, list[str]]:
+    """Tasks our runs scored on different data (harness.runs.data_differences over the runs with a score), with
+    the keys that differ: their scores cannot be ranked against each other."""
+    mixed = {}
+    for task in tasks:
+        differing = data_differences([records[task] for entry, records in runs if task in entry.scores])
+        if differing:
+            mixed[task] = differing
+    return mixed
+
+
+def mixed_note(task: str, keys: list[str], runs: list[tuple[Entry, dict[str, dict[str, Any]]]]) -> str:
+    """Which runs scored which data for a task: runs grouped by their values of the differing keys."""
+    groups: list[tuple[list[Any], list[str]]] = []
+    for entry, records in runs:
+        if task not in entry.scores:
+            continue
+        values = [records[task].get(key) for key in keys]
+        for known, labels in groups:
+            if known == values:
+                labels.append(entry.label)
+                break
+        else:
+            groups.append((values, [entry.label]))
+    parts = []
+    for values, labels in groups:
+        fields = ", ".join(f"{key} {_brief(value)}" for key, value in zip(keys, values, strict=True))
+        parts.append(f"{', '.join(labels)}: {fields}")
+    differ = f"{', '.join(keys)} {'differ' if len(keys) > 1 else 'differs'}"
+    return (f"‡ {task}: the runs scored different data ({differ}), so {task} counts toward no row's Borda points "
+            f"— {'; '.join(parts)}.")  # fmt: skip
+
+
+def _brief(value: Any) -> str:
+    """A recorded data field, short enough for a note (sampling texts run to a paragraph)."""
+    if isinstance(value, dict):
+        text = "/".join(str(value[k]) for k in ("repo", "path") if k in value) or json.dumps(value, sort_keys=True)
+    elif isinstance(value, list):
+        text = ",".join(map(str, value))
+    else:
+        text = "not recorded" if value is None else str(value)
+    return f"`{text if len(text) <= 70 else text[:69] + '…'}`"
 
 
 def _fill_task_info(tasks: list[str], bench_tasks: dict[str, Any], types: dict[str, str],

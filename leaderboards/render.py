@@ -18,11 +18,13 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.2f}"
 
 
-def cell(entry: Entry, task: str) -> str:
-    """Score ×100; `*` when it comes from a mirror of the task rather than the official data."""
+def cell(entry: Entry, task: str, mixed: bool = False) -> str:
+    """Score ×100; `*` when it comes from a mirror of the task rather than the official data, `‡` when our runs
+    scored the task on different data (``mixed``), so this score does not compare with the other runs'."""
     if task not in entry.scores:
         return "—"
-    return pct(entry.scores[task]) + ("*" if entry.sources.get(task) == "mirror" else "")
+    mirror = "*" if entry.sources.get(task) == "mirror" else ""
+    return pct(entry.scores[task]) + mirror + ("‡" if mixed and entry.kind == "run" else "")
 
 
 def _type_order(board: Board) -> list[str]:
@@ -36,18 +38,20 @@ def ranking_table(board: Board, rows: list[Row]) -> str:
     headers += [f"{TYPE_SHORT.get(k, k)} ({counts[k]})" for k in kinds]
     body = []
     for r in rows:
-        partial = "†" if r.covered < r.total else ""
+        mixed_types = {board.types[t] for t in board.mixed if t in r.entry.scores}
+        partial = ("†" if r.covered < r.total else "") + ("‡" if mixed_types else "")
         mirrors = sum(1 for t in board.tasks if r.entry.sources.get(t) == "mirror")
         model = r.entry.label + (f" ({mirrors} mirror)" if mirrors else "")
         body.append([r.rank, model, f"{r.covered}/{r.total}", pct(r.mean_tasks) + partial,
                      pct(r.mean_types) + partial, f"{r.points:g}",
-                     *[pct(r.per_type.get(k)) for k in kinds]])  # fmt: skip
+                     *[pct(r.per_type.get(k)) + ("‡" if k in mixed_types else "") for k in kinds]])  # fmt: skip
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def task_table(board: Board, rows: list[Row]) -> str:
     headers = ["Task", "Type", "Metric", *[r.entry.label for r in rows]]
-    body = [[t, board.types[t], board.metrics.get(t, ""), *[cell(r.entry, t) for r in rows]] for t in board.tasks]
+    body = [[t + (" ‡" if t in board.mixed else ""), board.types[t], board.metrics.get(t, ""),
+             *[cell(r.entry, t, t in board.mixed) for r in rows]] for t in board.tasks]  # fmt: skip
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
 
@@ -84,7 +88,7 @@ def reported_section(board: Board) -> list[str]:
 
 
 def render(board: Board) -> str:
-    rows = build_rows(board.entries, board.tasks, board.types)
+    rows = build_rows(board.entries, board.tasks, board.types, board.mixed)
     runs = sum(1 for e in board.entries if e.kind == "run")
     lines = [
         f"# Leaderboard: {board.title}", "",
@@ -109,6 +113,10 @@ def render(board: Board) -> str:
         "the average of the ranks they span. Rows with equal points share the better final rank (1, 1, 3).",
         "- `*` **mirror**: the run scored the task on local rows (the data root), not on mteb's official dataset. "
         "Compare such a number with a published one only when the mirror is the full official split.",
+        "- `‡` **different data**: our runs scored this task on different data (their recorded source, sampling, "
+        "data source or split differ; the notes name the runs and the values). The task earns no Borda points for "
+        "any row, published ones included; it stays in each row's coverage and means (overall and per type), which "
+        "carry `‡` too and do not compare like for like.",
         "- Published rows come from a local copy of the embeddings-benchmark/results layout; see "
         "`leaderboards/published/PROVENANCE.md` for where each shipped number comes from.",
     ]  # fmt: skip

@@ -6,6 +6,7 @@ All scores are on mteb's 0–1 scale here; rendering multiplies by 100.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from statistics import mean
 
@@ -90,9 +91,13 @@ class Row:
     per_type: dict[str, float]
 
 
-def build_rows(entries: list[Entry], tasks: list[str], types: dict[str, str]) -> list[Row]:
-    """Every entry's summary row, best Borda rank first (then mean over tasks, then label)."""
-    points = borda_points(entries, tasks)
+def build_rows(entries: list[Entry], tasks: list[str], types: dict[str, str],
+               unranked: Collection[str] = ()) -> list[Row]:  # fmt: skip
+    """Every entry's summary row, best Borda rank first (then mean over tasks, then label).
+
+    ``unranked`` tasks (scored on different data by different rows) earn no Borda points, since their scores do
+    not compare; they still count in coverage and in each row's own means."""
+    points = borda_points(entries, [t for t in tasks if t not in unranked])
     ranks = borda_ranks(points)
     rows = []
     for e in entries:

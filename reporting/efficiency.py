@@ -17,7 +17,7 @@ from typing import Any
 from tabulate import tabulate
 
 from harness.errors import UsageError
-from harness.runs import RunDir, atomic_write_text, open_run
+from harness.runs import RunDir, atomic_write_text, data_differences, open_run
 from reporting import plots
 
 
@@ -104,35 +104,62 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
-    """The paper's Table 5 shape for our runs, timed on the model work of tasks every run finished.
+    """The paper's Table 5 shape for our runs: scores and times over the same tasks in every row.
 
-    With `model_s` recorded, cache hits do not distort the figures (they take no model time and are not counted
-    as encoded), so only tasks some run did not encode at all (a fully warm cache) are left out."""
-    shared = set.intersection(*(set(i.ok) for i in infos))
-    clean = sorted(t for t in shared if all(_measured(i.efficiency.get(t, {})) for i in infos))
+    Both are taken over the tasks every run finished on the same data (harness.runs.data_differences), so rows
+    compare like for like. With `model_s` recorded, cache hits do not distort the times (they take no model time
+    and are not counted as encoded), so only tasks some run did not encode at all (a fully warm cache) are also
+    left out of the times."""
+    finished = sorted(set.intersection(*(set(i.ok) for i in infos)))
+    differing = {t: data_differences([i.ok[t] for i in infos]) for t in finished}
+    shared = [t for t in finished if not differing[t]]
+    clean = [t for t in shared if all(_measured(i.efficiency.get(t, {})) for i in infos)]
     rows, notes = [], []
     for info in infos:
         model = info.record.get("model", {})
         count, source = parameters(model)
         dims = info.record.get("dims") or []
         seconds, texts_s, tokens_s = _throughput(info, clean)
-        scores = [t["main_score"] for t in info.ok.values()]
+        scores = [info.ok[t]["main_score"] for t in shared]
         rows.append([info.label, _fmt(count / 1e6 if count else None), model.get("embed_dim", "—"),
                      _fmt(seconds, 2) if clean else "—", _fmt(texts_s), _fmt(tokens_s, 0),
                      "✔ " + "/".join(map(str, dims)) if dims else "—",
-                     f"{100 * mean(scores):.2f} ({len(scores)})" if scores else "—",
+                     f"{100 * mean(scores):.2f}" if scores else "—",
                      model.get("device", "—"), model.get("dtype", "—"),
                      info.record.get("batch_size", "—")])  # fmt: skip
         notes.append(f"{info.label}: parameters from {source}.")
     headers = ["Model", "Size (M params)", "Emb. dim", f"Model time, s ({len(clean)} tasks)", "texts/s",
-               "tokens/s", "MRL dims scored", "Avg score ×100 (tasks)", "Device", "dtype", "Batch"]  # fmt: skip
-    if not clean:
+               "tokens/s", "MRL dims scored", f"Avg score ×100 ({len(shared)} tasks)", "Device", "dtype",
+               "Batch"]  # fmt: skip
+    notes += _score_notes(infos, shared, {t: keys for t, keys in differing.items() if keys})
+    if shared and not clean:
         notes.append("No task was encoded by the model in every run (all served from the embedding cache): "
                      "no model time to compare (rerun with `harness run --no-cache`).")  # fmt: skip
-    else:
+    elif clean:
         notes.append(f"Model time and throughput count real model work only (memo and cache hits excluded), over "
-                     f"the {len(clean)} task(s) every run finished and encoded: {', '.join(clean)}.")  # fmt: skip
+                     f"the {len(clean)} task(s) every run finished on the same data and encoded: "
+                     f"{', '.join(clean)}.")  # fmt: skip
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), notes
+
+
+def _score_notes(infos: list[RunInfo], shared: list[str], differing: dict[str, list[str]]) -> list[str]:
+    """Which tasks the average covers and which it leaves out, so no row's average hides another task set."""
+    if shared:
+        notes = [f"Avg score: the mean main score over the {len(shared)} task(s) every run finished on the same "
+                 f"data, the same tasks in every row: {', '.join(shared)}."]  # fmt: skip
+    else:
+        notes = ["No task was finished on the same data by every run: no average score or model time to compare."]
+    if differing:
+        which = "; ".join(f"{task} (different {', '.join(keys)})" for task, keys in differing.items())
+        notes.append(f"Left out of the averages and times because the runs scored different data: {which}.")
+    only = []
+    for info in infos:
+        rest = sorted(set(info.ok) - set(shared) - set(differing))
+        if rest:
+            only.append(f"{info.label}: {', '.join(rest)}")
+    if only:
+        notes.append("Left out of the averages and times because not every run finished them: " + "; ".join(only) + ".")
+    return notes
 
 
 def hardware_table(infos: list[RunInfo]) -> str:

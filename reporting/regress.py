@@ -18,11 +18,10 @@ import numpy as np
 from tabulate import tabulate
 
 from harness.errors import UsageError
-from harness.runs import RunDir, open_run
+from harness.runs import RunDir, data_differences, open_run
 from reporting.items import NotTestable, task_items
 
 EXIT_OK, EXIT_REGRESSION = 0, 1
-SAME_DATA_KEYS = ("source", "sampling", "data_source", "split")  # not "path": the same rows may live elsewhere
 
 
 @dataclass
@@ -122,7 +121,7 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
                s: dict[str, Any]) -> TaskVerdict:  # fmt: skip
     tv = TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "", float(rb["main_score"]),
                      float(rc["main_score"]))  # fmt: skip
-    differing = [k for k in SAME_DATA_KEYS if k in rb and k in rc and rb[k] != rc[k]]  # older records lack some
+    differing = data_differences([rb, rc])
     if differing:
         tv.reason = f"the runs scored different data ({', '.join(differing)} differ)"
         return tv

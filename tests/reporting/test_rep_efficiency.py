@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from pathlib import Path
+from statistics import mean
 
 from safetensors.torch import save_model
 
@@ -40,3 +43,44 @@ def test_parameter_count_sources(tmp_path: Path):
     assert parameters({"spec": f"conan:{folder}"}) == (918_144, "safetensors headers")
     assert parameters({"n_parameters": 5}) == (5, "run.json")
     assert parameters({"spec": "x", "name": "no-such/model"}) == (None, "unknown")
+
+
+def _tasks(run: Path) -> dict[str, dict]:
+    return json.loads((run / "run.json").read_text(encoding="utf-8"))["tasks"]
+
+
+def _resampled(run: Path, dest: Path, task: str) -> Path:
+    """A copy of a run whose run.json says it scored `task` on another sample of the data."""
+    shutil.copytree(run, dest)
+    record = json.loads((dest / "run.json").read_text(encoding="utf-8"))
+    record["tasks"][task]["sampling"] = "another sample"
+    (dest / "run.json").write_text(json.dumps(record), encoding="utf-8")
+    return dest
+
+
+def test_avg_score_is_over_the_tasks_every_run_finished(tiny_runs, tmp_path):
+    """base finished 7 tasks, batch8 3: both rows average the same 3, not base its own 7."""
+    out = tmp_path / "report"
+    assert main(["report", str(tiny_runs["base"]), str(tiny_runs["batch8"]), "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
+    assert "Avg score ×100 (3 tasks)" in text
+    tasks = {name: _tasks(tiny_runs[name]) for name in ("base", "batch8")}
+    for name, records in tasks.items():
+        avg = 100 * mean(records[t]["main_score"] for t in tasks["batch8"])
+        table5 = text.split("## Hardware")[0]
+        (row,) = [line for line in table5.splitlines() if line.startswith(f"| all-MiniLM-L6-v2 [{name}] |")]
+        assert f"| {avg:.2f} |" in row
+    left = sorted(set(tasks["base"]) - set(tasks["batch8"]))
+    assert f"not every run finished them: all-MiniLM-L6-v2 [base]: {', '.join(left)}." in text
+
+
+def test_task_on_different_data_is_left_out_of_avg_and_times(tiny_runs, tmp_path):
+    short = _resampled(tiny_runs["short"], tmp_path / "short", "TinySTS")
+    out = tmp_path / "report"
+    assert main(["report", str(tiny_runs["base"]), str(short), "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
+    assert "Avg score ×100 (6 tasks)" in text and "Model time, s (7 tasks)" not in text  # times leave it out too
+    assert "the runs scored different data: TinySTS (different sampling)." in text
+    shared = sorted(set(_tasks(short)) - {"TinySTS"})
+    assert f"over the 6 task(s) every run finished on the same data, the same tasks in every row: " \
+           f"{', '.join(shared)}." in text  # fmt: skip

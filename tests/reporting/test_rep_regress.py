@@ -122,3 +122,13 @@ def test_records_without_metric_or_split_are_still_tested(tiny_runs, tmp_path):
     (base / "run.json").write_text(json.dumps(record))
     (sts,) = compare(base, tiny_runs["short"], n_boot=50, tasks=["TinySTS"]).tasks
     assert sts.verdict == "regressed" and sts.metric == "cosine_spearman"
+
+
+def test_task_on_different_data_is_not_tested(tiny_runs, tmp_path):
+    short = tmp_path / "short"
+    shutil.copytree(tiny_runs["short"], short)
+    record = json.loads((short / "run.json").read_text())
+    record["tasks"]["TinySTS"]["sampling"] = "another sample"
+    (short / "run.json").write_text(json.dumps(record))
+    (sts,) = compare(tiny_runs["base"], short, n_boot=50, tasks=["TinySTS"]).tasks
+    assert sts.verdict == "not tested" and sts.reason == "the runs scored different data (sampling differ)"

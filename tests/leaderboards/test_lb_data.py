@@ -1,0 +1,70 @@
+"""Runs that scored a task on different data: marked `‡`, named in a note, and left out of the Borda points."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lb_helpers import make_run
+
+from harness.cli import main
+from harness.runs import data_differences
+from leaderboards.build import build_board
+from leaderboards.table import build_rows
+
+TYPES = {"STS16": "STS", "STS13": "STS"}
+SAMPLE = {"sampling": "embedded sample (seed 42): 47 of 1186 rows of test.jsonl.", "split": ["test"]}
+FULL = {"sampling": "all gold-scored pairs of the year's test files.", "split": ["test"]}
+
+
+def _runs(tmp_path: Path, b_data: dict) -> tuple[Path, Path]:
+    """a wins STS13, b wins STS16: one point each when both tasks are ranked, a alone ahead without STS16."""
+    a = make_run(tmp_path, "a", {"STS16": 0.79, "STS13": 0.80}, TYPES, data={"STS16": SAMPLE, "STS13": SAMPLE})
+    b = make_run(tmp_path, "b", {"STS16": 0.81, "STS13": 0.70}, TYPES, data={"STS16": b_data, "STS13": SAMPLE})
+    return a, b
+
+
+def test_data_differences_compares_only_recorded_keys():
+    assert data_differences([{"source": "mirror", **SAMPLE}, {"source": "mirror", **FULL}]) == ["sampling"]
+    assert data_differences([{"source": "mirror", "split": ["test"]}, {"source": "official", "split": ["dev"]},
+                             {"source": "mirror"}]) == ["source", "split"]  # fmt: skip
+    assert data_differences([{"sampling": "x", "path": "/a"}, {"sampling": "x", "path": "/b"}, {}]) == []
+    assert data_differences([]) == []
+
+
+def test_task_on_different_data_earns_no_borda_points(tmp_path: Path):
+    board = build_board(list(_runs(tmp_path, FULL)), [], None, False)
+    assert board.mixed == {"STS16": ["sampling"]}
+    points = {r.entry.label: r.points for r in build_rows(board.entries, board.tasks, board.types, board.mixed)}
+    assert points == {"model [a]": 1.0, "model [b]": 0.0}  # STS13 only
+    same = build_board(list(_runs(tmp_path / "same", SAMPLE)), [], None, False)
+    assert same.mixed == {} and same.notes == []
+    points = {r.entry.label: r.points for r in build_rows(same.entries, same.tasks, same.types, same.mixed)}
+    assert points == {"model [a]": 1.0, "model [b]": 1.0}
+
+
+def test_marks_and_note_name_the_runs_and_what_differs(tmp_path: Path):
+    a, b = _runs(tmp_path, FULL)
+    c = make_run(tmp_path, "c", {"STS16": 0.5}, TYPES, data={"STS16": SAMPLE})  # same data as a: grouped with it
+    out = tmp_path / "lb.md"
+    assert main(["leaderboard", str(a), str(b), str(c), "--published", "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", out.read_text(encoding="utf-8"))
+    assert "| STS16 ‡ | STS | cosine_spearman |" in text
+    assert "79.00*‡" in text and "81.00*‡" in text and "50.00*‡" in text and "80.00* |" in text
+    assert "78.99 |" in text  # the published cell is not ours to mark (the note says it is not ranked either)
+    # Borda over STS13 alone (published 80.60 > a > b, c has none); the means keep STS16 and carry ‡
+    assert "| model [a] (2 mirror) | 2/2 | 79.50‡ | 79.50‡ | 2 | 79.50‡ |" in text
+    assert "| model [c] (1 mirror) | 1/2 | 50.00†‡ | 50.00†‡ | 0 | 50.00‡ |" in text
+    (note,) = [line for line in text.splitlines() if line.startswith("- ‡ STS16")]
+    assert "sampling differs" in note and "counts toward no row's Borda points" in note
+    assert "model [a], model [c]: sampling `embedded sample (seed 42)" in note
+    assert "model [b]: sampling `all gold-scored pairs" in note
+    assert "`‡` **different data**" in text
+
+
+def test_no_mark_when_the_data_agree(tmp_path: Path):
+    a, b = _runs(tmp_path, {"sampling": SAMPLE["sampling"]})  # b's older record lacks split: not a difference
+    out = tmp_path / "lb.md"
+    assert main(["leaderboard", str(a), str(b), "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "‡" not in text.split("## How to read this")[0] and "### Notes" not in text
