@@ -129,10 +129,12 @@ class Embedder(ABC):
         return None if module is None else sum(p.numel() for p in module.parameters())
 
     def describe(self) -> dict[str, Any]:
+        """run.json's `model`: every model-level setting a score depends on, so runs can be compared."""
         return {
             "spec": self.spec, "name": self.name, "revision": self.revision, "embed_dim": self.embed_dim,
             "n_parameters": self.n_parameters(),
-            "max_length": self.max_length, "dtype": self.dtype, "dtype_reason": self.dtype_reason,
+            "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype,
+            "dtype_reason": self.dtype_reason,
             "device": self.device, "fingerprint": self.fingerprint, "kernels": self.kernels,
             "prompts": {"query": self.prompt("query"), "document": self.prompt("document"), "none": self.prompt(None)},
         }  # fmt: skip
