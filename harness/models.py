@@ -166,7 +166,8 @@ def _fuse_bf16_cpu(model: Any) -> str | None:
 
 
 class SentenceTransformerEmbedder(Embedder):
-    """Any sentence-transformers model; tokenizes once (counts tokens) and runs the module pipeline directly.
+    """Any sentence-transformers model, run through its module pipeline as `encode_query` / `encode_document` /
+    `encode` (what mteb calls) run it: same prompt, same prompt-aware pooling, same routing, one batch at a time.
     ``folder`` is the folder it was loaded from (a hub name's cached snapshot): its files are the fingerprint."""
 
     def __init__(self, spec: str, model: Any, name: str, revision: str | None, folder: Path, opts: ModelOptions,
@@ -186,6 +187,7 @@ class SentenceTransformerEmbedder(Embedder):
         self.max_length = self._model.max_seq_length
         self.embed_dim = int(self._model.get_embedding_dimension())
         self._prompts = dict(getattr(model, "prompts", {}) or {})
+        self._default_prompt_name = getattr(model, "default_prompt_name", None)
         self.revision = revision or self.fingerprint[:12]
         self._torch = torch
         if opts.compile:  # the first module (the transformer); its wrapper calls the HF model's forward directly
@@ -197,18 +199,23 @@ class SentenceTransformerEmbedder(Embedder):
         return self._model
 
     def prompt(self, role: str | None) -> str:
-        return self._prompts.get(role or "", "")
+        """sentence-transformers' choice: a role's own prompt when the model has one (encode_query /
+        encode_document, which mteb calls), else the `default_prompt_name`'s (also for texts without a role)."""
+        name = role if role in self._prompts else self._default_prompt_name
+        return (self._prompts.get(name) or "") if name else ""
 
     def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
-        prefix = self.prompt(role)
+        # sentence-transformers prepends the prompt itself and records its length, which a Pooling with
+        # include_prompt false needs to leave the prompt's tokens out; `task` routes a Router as encode_query does
+        kwargs = {"task": role} if role else {}
         start = time.perf_counter()
-        features = self._model.preprocess([prefix + t for t in texts])
+        features = self._model.preprocess(texts, prompt=self.prompt(role) or None, **kwargs)
         middle = time.perf_counter()
         features = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in features.items()}
         self.timings.tokenize_s += middle - start
         self.timings.copy_s += time.perf_counter() - middle  # host time of the (blocking) copies
         with self._torch.inference_mode():
-            out = self._model(features)["sentence_embedding"]
+            out = self._model(features, **kwargs)["sentence_embedding"]
         return out.float().cpu().numpy()
 
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:

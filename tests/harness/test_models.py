@@ -42,6 +42,58 @@ def _edited_minilm(folder: Path, st_config: dict | None = None, pooling: dict | 
     return folder
 
 
+QUESTION = "Represent this question for retrieving documents: "
+
+
+@pytest.mark.parametrize(
+    ("st_config", "pooling", "prompts"),
+    [
+        ({"prompts": {"query": QUESTION, "document": ""}}, {"include_prompt": False},
+         {"query": QUESTION, "document": "", None: ""}),
+        ({"prompts": {"query": "query: ", "document": "passage: "}, "default_prompt_name": "query"}, None,
+         {"query": "query: ", "document": "passage: ", None: "query: "}),
+        ({"prompts": {"query": "query: ", "classify": "classify: "}, "default_prompt_name": "classify"},
+         {"include_prompt": False}, {"query": "query: ", "document": "", None: "classify: "}),
+    ],
+    ids=["include_prompt_false", "default_prompt_name", "default_prompt_and_include_prompt_false"],
+)  # fmt: skip
+def test_st_prompts_encode_as_sentence_transformers(tmp_path: Path, st_config: dict, pooling: dict | None,
+                                                    prompts: dict[str | None, str]) -> None:  # fmt: skip
+    """A Pooling with include_prompt false leaves the prompt's tokens out, and default_prompt_name applies to
+    texts without a role: per role, the vectors are those of encode_query / encode_document / encode (what mteb
+    calls), and the prompt the harness records (cache namespace, task identity, token counts) is the one applied."""
+    from sentence_transformers import SentenceTransformer
+
+    folder = _edited_minilm(tmp_path / "model", st_config, pooling)
+    model = load_model(f"st:{folder}", FP32)
+    reference = SentenceTransformer(str(folder), device="cpu")
+    expected = {"query": reference.encode_query(TEXTS), "document": reference.encode_document(TEXTS),
+                None: reference.encode(TEXTS)}  # fmt: skip
+    for role, vectors in expected.items():
+        np.testing.assert_allclose(model.encode_batch(TEXTS, role), vectors, atol=1e-6, err_msg=str(role))
+        assert model.prompt(role) == prompts[role]
+        counts = model.count_tokens(TEXTS, role)
+        assert counts == [len(reference.tokenizer(prompts[role] + t)["input_ids"]) for t in TEXTS]
+    np.testing.assert_allclose(model.encode_batch(TEXTS, "query"), reference.encode(TEXTS, prompt_name="query"),
+                               atol=1e-6)  # fmt: skip
+    assert model.describe()["prompts"] == {"query": prompts["query"], "document": prompts["document"],
+                                           "none": prompts[None]}  # fmt: skip
+
+
+def test_st_prompted_stream_matches_sentence_transformers(tmp_path: Path) -> None:
+    """The batched path the runner takes (length-sorted, token-budgeted batches) gives the same vectors."""
+    from sentence_transformers import SentenceTransformer
+
+    st_config = {"prompts": {"query": "query: ", "document": "passage: "}, "default_prompt_name": "query"}
+    folder = _edited_minilm(tmp_path / "model", st_config, {"include_prompt": False})
+    model = load_model(f"st:{folder}", FP32)
+    texts = [f"{t} ({i} words of padding {'x ' * i})" for i, t in enumerate(TEXTS * 4)]
+    reference = SentenceTransformer(str(folder), device="cpu")
+    for role, vectors in (("query", reference.encode_query(texts)), (None, reference.encode(texts))):
+        got = np.concatenate([v for _, _, v, _ in model.encode_stream(texts, role, 4, 256, 8)])
+        np.testing.assert_allclose(got, vectors, atol=1e-6)
+
+
 def _hub_cache(root: Path, repo: str, snapshots: dict[str, dict | None]) -> Path:
     """A huggingface_hub cache holding ``repo`` at the given commits (each a minilm, its pooling edited), as a
     download leaves it: models--org--name/{snapshots/<commit>/..., refs/main}."""
