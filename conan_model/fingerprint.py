@@ -6,24 +6,34 @@ namespaces, task identities, model revisions) and any training or ablation code 
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
-MODEL_FILES = ("*.safetensors", "*.bin", "*.json", "*.txt")  # weights, configs, vocabularies
+# What never changes a model's vectors: model cards and docs, hidden files and folders (.git, .gitattributes,
+# huggingface_hub's .cache), Python bytecode. Everything else counts, whatever its suffix: remote code (*.py),
+# sentencepiece (*.model), tiktoken, *.pt weights... a pattern list of what matters misses the next format.
+MODEL_IGNORE = ("README*", "*.md", ".*", "__pycache__", "*.pyc")
 
 
-def files_fingerprint(folder: Path, patterns: tuple[str, ...] = MODEL_FILES) -> str:
-    """sha256 (hex) over the files of ``folder`` that match ``patterns`` (relative names and bytes), so two
-    different checkpoints never collide; ``patterns=("*",)`` hashes every file (a task folder)."""
+def files_fingerprint(folder: Path, patterns: tuple[str, ...] = ("*",), ignore: tuple[str, ...] = MODEL_IGNORE) -> str:
+    """sha256 (hex) over the files under ``folder`` (recursive) that match ``patterns`` and have no path part
+    matching ``ignore``: each file's relative name, its size and its bytes, so two different folders never
+    collide. The defaults name a model folder; ``ignore=()`` hashes every file (a task folder)."""
+    files = {p for pattern in patterns for p in folder.rglob(pattern) if p.is_file()}
+    names = {path: path.relative_to(folder).as_posix() for path in files}
     digest = hashlib.sha256()
-    for pattern in patterns:
-        for path in sorted(p for p in folder.rglob(pattern) if p.is_file()):
-            digest.update(str(path.relative_to(folder)).encode())
-            with path.open("rb") as handle:
-                for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
-                    digest.update(chunk)
+    for path in sorted(files, key=names.__getitem__):
+        name = names[path]
+        if any(fnmatch.fnmatchcase(part, rule) for part in name.split("/") for rule in ignore):
+            continue
+        with path.open("rb") as handle:  # the name ends at NUL and the size bounds the bytes: no ambiguity
+            digest.update(name.encode() + b"\0" + str(os.fstat(handle.fileno()).st_size).encode() + b"\0")
+            for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
 
 

@@ -17,7 +17,7 @@ from harness.tasks import MIRROR, ResolvedTask
 def data_identity(resolved: ResolvedTask) -> str:
     """Mirror: the hash of its files. Official: the dataset id and the revision mteb pins."""
     if resolved.source == MIRROR and resolved.local is not None:
-        return f"sha256:{files_fingerprint(resolved.local.path, ('*',))}"
+        return f"sha256:{files_fingerprint(resolved.local.path, ignore=())}"
     if resolved.task is not None:
         dataset = resolved.task.metadata.dataset
         return f"{dataset['path']}@{dataset.get('revision')}"

