@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.stats import spearmanr
+from scipy.stats import norm, spearmanr
 from scipy.stats import t as t_dist
 
 from conan_model import train_tokenizer as train_bbpe
@@ -71,7 +71,7 @@ values = [1e-3, 3e-3]
 
 def hand_ci(report: dict, task: str, arm: str) -> tuple[float, float, float]:
     """The CI written out from the prediction files and the gold scores, with scipy: a paired item bootstrap
-    (seeds fixed) for the items, the per-seed spread with a Welch–Satterthwaite t for the seeds."""
+    (seeds fixed) for the items, the per-seed spread with a t on n - 1 df for the seeds, in quadrature."""
     gold = [json.loads(x)["score"] for x in (SAMPLE / "en" / task / "test.jsonl").read_text().splitlines()]
     gold = np.asarray(gold, dtype=float)
 
@@ -88,9 +88,8 @@ def hand_ci(report: dict, task: str, arm: str) -> tuple[float, float, float]:
         idx = item_rng.integers(0, len(gold), len(gold))
         deltas.append(np.mean([spearmanr(gold[idx], c[idx])[0] - spearmanr(gold[idx], r[idx])[0]
                                for r, c in zip(ref, cand, strict=True)]))  # fmt: skip
-    v_seeds, v_items = np.var(per_seed, ddof=1) / len(per_seed), np.var(deltas, ddof=1)
-    df = (v_seeds + v_items) ** 2 * (len(per_seed) - 1) / v_seeds**2
-    half = t_dist.ppf(0.975, df) * np.sqrt(v_seeds + v_items)
+    se_seeds, se_items = np.std(per_seed, ddof=1) / np.sqrt(len(per_seed)), np.std(deltas, ddof=1)
+    half = np.sqrt((t_dist.ppf(0.975, len(per_seed) - 1) * se_seeds) ** 2 + (norm.ppf(0.975) * se_items) ** 2)
     full = float(np.mean(per_seed))
     return full, full - half, full + half
 

@@ -1,5 +1,5 @@
-"""The ablation CI (reporting/ablation.py ``interval``): it must cover a true Δ 95% of the time with 3 seeds, which
-a bootstrap over 3 seeds does not (about 68%)."""
+"""The ablation CI (reporting/ablation.py ``interval``): it must cover a true Δ at least 95% of the time with 3
+seeds, which a bootstrap over 3 seeds does not (about 68%), nor a Welch–Satterthwaite t (92% at some ratios)."""
 
 from __future__ import annotations
 
@@ -23,11 +23,12 @@ def coverage(n_seeds: int, sd_seeds: float, sd_items: float, trials: int = 4000)
     return hits / trials
 
 
-@pytest.mark.parametrize(("sd_seeds", "sd_items"), [(1.0, 0.0), (1.0, 1.0), (0.1, 1.0)])
-def test_ci_covers_the_true_delta_95_percent_with_three_seeds(sd_seeds: float, sd_items: float) -> None:
-    # 4000 trials: the binomial sd of a 95% coverage estimate is 0.0034; ±0.02 is about 6 of them. The
-    # Welch–Satterthwaite t is approximate when both parts matter, hence the band rather than exactly 0.95.
-    assert coverage(3, sd_seeds, sd_items) == pytest.approx(0.95, abs=0.02)
+@pytest.mark.parametrize(("sd_seeds", "sd_items"), [(1.0, 0.0), (1.0, 0.3), (1.0, 0.5), (1.0, 1.0), (0.1, 1.0)])
+def test_ci_covers_the_true_delta_at_least_95_percent_with_three_seeds(sd_seeds: float, sd_items: float) -> None:
+    # 4000 trials: the binomial sd of a 95% coverage estimate is 0.0034, so 0.94 is 3 of them below 0.95. The
+    # quadrature of t and z half-widths is exact with seed noise alone and conservative when both matter
+    # (0.3 and 0.5: where Welch–Satterthwaite fell to 0.92-0.93), but not wildly so.
+    assert 0.94 <= coverage(3, sd_seeds, sd_items) <= 0.985
 
 
 def test_seed_dominated_ci_is_the_t_interval_over_seeds() -> None:
@@ -35,7 +36,7 @@ def test_seed_dominated_ci_is_the_t_interval_over_seeds() -> None:
     ci = interval(float(np.mean(per_seed)), per_seed, np.full(1000, np.mean(per_seed)))
     half = stats.t.ppf(0.975, 2) * np.std(per_seed, ddof=1) / np.sqrt(3)
     assert (ci["lo"], ci["hi"]) == pytest.approx((np.mean(per_seed) - half, np.mean(per_seed) + half), abs=1e-12)
-    assert ci["df"] == pytest.approx(2.0) and ci["lo"] < 0 < ci["hi"]  # no effect shown
+    assert ci["lo"] < 0 < ci["hi"]  # no effect shown
 
 
 def test_one_seed_uses_the_item_bootstrap_percentiles() -> None:
