@@ -72,21 +72,25 @@ def pick_revision(model_dir: Path, wanted: set[str] | None) -> Path | None:
 
 
 def task_score(path: Path, task: Any | None) -> tuple[float, str] | None:
-    """(main score, split) of one result file, both schemas; None when the file has no usable score."""
+    """(main score, splits) of one result file, both schemas; None when the file has no usable score.
+
+    As mteb's own leaderboard scores a task: the mean main score over every (eval split, subset) of the task,
+    so a task evaluated on validation and test (MultilingualSentiment in MTEB(cmn, v1)) is their mean, as
+    `harness run` records it, not the first split's. A file lacking one of the task's eval splits is not
+    scored (mteb's leaderboard leaves it out too); with no task known, every split of the file counts."""
     from mteb.results import TaskResult
 
     result = TaskResult.from_disk(path)
-    splits = list(result.scores)
-    preferred = [s for s in (task.metadata.eval_splits if task is not None else []) if s in result.scores]
-    if not splits:
+    splits = list(getattr(task, "eval_splits", None) or task.metadata.eval_splits) if task is not None else list(
+        result.scores)  # a benchmark's task object carries the benchmark's own split selection
+    if not splits or any(s not in result.scores for s in splits):
         return None
-    split = (preferred or splits)[0]
     subsets = set(getattr(task, "hf_subsets", None) or []) if task is not None else set()
-    entries = [e for e in result.scores[split] if not subsets or e.get("hf_subset") in subsets]
-    values = [e["main_score"] for e in entries if e.get("main_score") is not None]
+    values = [e["main_score"] for split in splits for e in result.scores[split]
+              if (not subsets or e.get("hf_subset") in subsets) and e.get("main_score") is not None]  # fmt: skip
     if not values:
         return None
-    return sum(values) / len(values), split
+    return sum(values) / len(values), "+".join(splits)
 
 
 def load_published(path: Path, tasks: dict[str, Any | None] | None = None) -> list[PublishedModel]:

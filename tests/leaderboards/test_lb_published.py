@@ -59,7 +59,9 @@ def test_split_and_subset_choice(tmp_path: Path):
     write_json(rev / "STS17.json", sts17)
     _, eng = suite_tasks("MTEB(eng, v2)")
     (got,) = load_published(tmp_path, {"MultilingualSentiment": None, "STS17": eng["STS17"]})
-    assert got.splits["MultilingualSentiment"] == "validation" and got.scores["MultilingualSentiment"] == 0.7741
+    # mteb's leaderboard rule, and what `harness run` records: the mean over the task's eval splits
+    assert got.splits["MultilingualSentiment"] == "validation+test"
+    assert got.scores["MultilingualSentiment"] == pytest.approx((0.7741 + 0.7524) / 2)
     assert got.scores["STS17"] == 0.8  # MTEB(eng, v2) keeps only en-en
 
 
@@ -70,8 +72,11 @@ def test_snapshot_reproduces_conan_v2_table1_chinese_row():
     means = {k: 100 * v for k, v in type_means(conan, board.tasks, board.types).items()}
     table1 = {"Classification": 76.47, "Clustering": 68.84, "PairClassification": 92.44, "Reranking": 74.41,
               "Retrieval": 78.31, "STS": 65.48}  # fmt: skip
+    # The paper scored MultilingualSentiment on validation (77.41); mteb's leaderboard, and this one, average
+    # its validation and test (76.33): Classification, 6 tasks, moves by (76.33 - 77.41) / 6 = -0.18.
+    table1["Classification"] += (76.325 - 77.41) / 6
     assert means == pytest.approx(table1, abs=0.011)  # inputs carry two decimals
-    assert 100 * mean_over_tasks(conan, board.tasks) == pytest.approx(74.24, abs=0.011)
+    assert 100 * mean_over_tasks(conan, board.tasks) == pytest.approx(74.24 + (76.325 - 77.41) / 31, abs=0.011)
 
 
 def test_every_shipped_number_is_listed_in_provenance():
