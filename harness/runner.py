@@ -35,7 +35,7 @@ from harness.distributed import ShardGroup, init_from_env
 from harness.encoding import DimView, HarnessEncoder, time_split
 from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
 from harness.gold import gold_labels
-from harness.identity import describe_change, task_identity
+from harness.identity import describe_change, run_identity, task_identity
 from harness.lazy import open_model
 from harness.models import Embedder, ModelOptions
 from harness.runs import SUMMARY_MD, RunDir, atomic_write_text
@@ -179,7 +179,8 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
     identities = {r.name: task_identity(r, embedder, dims, mteb.__version__) for r in runnable}
     if main:
         log.attach(run_dir.path)
-        run_dir.update_run(lambda rec: _start_record(rec, cfg, plan, embedder, dims, shards, identities))
+        settings = run_identity(embedder, dims, mteb.__version__)
+        run_dir.update_run(lambda rec: _start_record(rec, cfg, plan, embedder, dims, shards, identities, settings))
         run_dir.write_model_meta(embedder.describe())
         atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir, plan.coverage_line()))
     encoder = HarnessEncoder(embedder, cfg.batch_size, cfg.max_batch_tokens, cache, shards, bars)
@@ -199,7 +200,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
         with heartbeat(ticking, lambda tag=tag: f"{tag}: {encoder.progress()}"):
             entry, eff = _run_task(resolved, encoder, run_dir if main else None, cfg, dims)
         if main:
-            entry = {**entry, "identity": identity if entry["status"] == "ok" else None}
+            entry = {**_provenance(resolved, cfg), **entry, "identity": identity if entry["status"] == "ok" else None}
             run_dir.update_run(lambda rec, name=name, entry=entry: _finish_task(rec, name, entry))
             if eff:
                 run_dir.update_efficiency(name, eff)
@@ -244,9 +245,20 @@ def _report_broken(broken: dict[str, str], plan: Plan, say: Any) -> None:
 TASK_OUTCOME = ("status", "main_score", "main_metric", "split", "error", "traceback", "identity")
 
 
+def _provenance(resolved: ResolvedTask, cfg: RunConfig) -> dict[str, Any]:
+    """Where the task's data came from; a mirror's data root too, so summary.md can tell a task kept from another
+    data root (the identity holds only a hash of the rows)."""
+    record = resolved.record()
+    return {**record, "data_root": str(cfg.data_dir.resolve())} if resolved.source == MIRROR else record
+
+
 def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: Embedder, dims: list[int],
-                  shards: ShardGroup | None, identities: dict[str, dict[str, Any]]) -> None:  # fmt: skip
-    """Merge this run into the run.json on disk: its tasks join (never replace) the tasks recorded before."""
+                  shards: ShardGroup | None, identities: dict[str, dict[str, Any]],
+                  settings: dict[str, Any]) -> None:  # fmt: skip
+    """Merge this run into the run.json on disk: its tasks join (never replace) the tasks recorded before.
+
+    `settings`, the identity the run gives every task apart from its data, is recorded as `identity`: summary.md
+    labels each task kept from a run whose settings differ."""
     previous = record.get("model", {}).get("fingerprint")
     if previous and previous != embedder.fingerprint:
         if not cfg.overwrite:
@@ -257,7 +269,7 @@ def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: 
     tasks = record.setdefault("tasks", {})
     for r in plan.resolved:
         old = tasks.get(r.name, {})
-        entry = {**r.record(), "status": "missing" if r.source == MISSING else "pending"}
+        entry = {**_provenance(r, cfg), "status": "missing" if r.source == MISSING else "pending"}
         if old.get("status") == "ok" and not cfg.overwrite:
             if old.get("identity") == identities.get(r.name):
                 entry.update({k: v for k, v in old.items() if k in TASK_OUTCOME})
@@ -278,6 +290,7 @@ def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: 
         "cache": str(cfg.cache_dir or default_cache_dir()) if cfg.use_cache else None,
         "world_size": shards.world if shards else 1,
         "model": embedder.describe(),
+        "identity": settings,
         "environment": sysinfo.environment(),
         "tasks": tasks,
     })  # fmt: skip
