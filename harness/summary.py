@@ -98,7 +98,7 @@ def _dims_table(run_dir: RunDir, record: dict, dims: list[int]) -> str:
         full = task.get("main_score")
         if task.get("status") != "ok" or not full:
             continue
-        cells, scores = [], run_dir.dim_scores(name)
+        cells, scores = [], run_dir.dim_scores(name, task)  # only the dims of the recorded result
         for d in dims:
             score = scores.get(d)
             cells.append("—" if score is None else f"{100 * score:.2f} ({score / full:.1%})")
