@@ -24,8 +24,13 @@ def data_identity(resolved: ResolvedTask) -> str:
     return "missing"
 
 
-def task_identity(resolved: ResolvedTask, embedder: Embedder, dims: list[int], mteb_version: str) -> dict[str, Any]:
-    """The key a finished task is recorded under (model, numerics, prompts, dims, data, scorer version)."""
+# The identity keys that belong to the task itself; every other key is a setting of the whole run, recorded once in
+# run.json (`identity`) so summary.md can flag tasks kept from runs with other settings (harness/summary.py).
+TASK_KEYS = ("source", "data")
+
+
+def run_identity(embedder: Embedder, dims: list[int], mteb_version: str) -> dict[str, Any]:
+    """The part of every task's identity that the run decides (model, numerics, prompts, dims, scorer version)."""
     identity = {
         "model_fingerprint": embedder.fingerprint,
         "dtype": embedder.dtype,
@@ -34,11 +39,14 @@ def task_identity(resolved: ResolvedTask, embedder: Embedder, dims: list[int], m
         "prompts": {"query": embedder.prompt("query"), "document": embedder.prompt("document"),
                     "none": embedder.prompt(None)},  # fmt: skip
         "dims": list(dims),
-        "source": resolved.source,
-        "data": data_identity(resolved),
         "mteb": mteb_version,
     }
     return {**identity, "kernels": embedder.kernels} if embedder.kernels else identity
+
+
+def task_identity(resolved: ResolvedTask, embedder: Embedder, dims: list[int], mteb_version: str) -> dict[str, Any]:
+    """The key a finished task is recorded under: the run's settings plus the task's source and data."""
+    return {**run_identity(embedder, dims, mteb_version), "source": resolved.source, "data": data_identity(resolved)}
 
 
 def describe_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str:

@@ -4,7 +4,8 @@ The model is opened lazily when the embedding cache knows it (harness/lazy.py): 
 the cache does not hold, so a rerun whose texts are all cached loads none.
 
 A failing task is recorded with its reason and the run goes on; the exit status says so at the end.
-Finished tasks are skipped on a rerun of the same run directory unless overwrite is set.
+Finished tasks are skipped on a rerun of the same run directory unless overwrite is set. A task evaluated again keeps
+its old result (record and files) until the new evaluation has ended and replaces it (RunDir.replace_task).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from harness.distributed import ShardGroup, init_from_env
 from harness.encoding import DimView, HarnessEncoder, time_split
 from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
 from harness.gold import gold_labels
-from harness.identity import describe_change, task_identity
+from harness.identity import describe_change, run_identity, task_identity
 from harness.lazy import open_model
 from harness.models import Embedder, ModelOptions
 from harness.runs import SUMMARY_MD, RunDir, atomic_write_text
@@ -179,7 +180,8 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
     identities = {r.name: task_identity(r, embedder, dims, mteb.__version__) for r in runnable}
     if main:
         log.attach(run_dir.path)
-        run_dir.update_run(lambda rec: _start_record(rec, cfg, plan, embedder, dims, shards, identities))
+        settings = run_identity(embedder, dims, mteb.__version__)
+        run_dir.update_run(lambda rec: _start_record(rec, cfg, plan, embedder, dims, shards, identities, settings))
         run_dir.write_model_meta(embedder.describe())
         atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir, plan.coverage_line()))
     encoder = HarnessEncoder(embedder, cfg.batch_size, cfg.max_batch_tokens, cache, shards, bars)
@@ -191,18 +193,18 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
             say(f"[{n}/{len(runnable)}] {name}: done earlier, skipped (--overwrite to redo)", flush=True)
             continue
         recorded = run_dir.read_run().get("tasks", {}).get(name, {})
-        if "earlier_identity" in recorded and not cfg.overwrite:
-            change = describe_change(recorded["earlier_identity"], identity)
+        if recorded.get("status") == "ok" and not cfg.overwrite:
+            change = describe_change(recorded.get("identity"), identity)
             say(f"[{n}/{len(runnable)}] {name}: settings differ from the earlier result ({change}): evaluating again",
                 flush=True)  # fmt: skip
         tag = f"[{n}/{len(runnable)}] {name}"
+        staged = run_dir.staging(name) if main else None
         with heartbeat(ticking, lambda tag=tag: f"{tag}: {encoder.progress()}"):
-            entry, eff = _run_task(resolved, encoder, run_dir if main else None, cfg, dims)
+            entry, eff = _run_task(resolved, encoder, staged, cfg, dims)
         if main:
-            entry = {**entry, "identity": identity if entry["status"] == "ok" else None}
-            run_dir.update_run(lambda rec, name=name, entry=entry: _finish_task(rec, name, entry))
-            if eff:
-                run_dir.update_efficiency(name, eff)
+            entry = {**_provenance(resolved, cfg), **entry, "identity": identity if entry["status"] == "ok" else None}
+            pending = {**_provenance(resolved, cfg), "status": "pending"}
+            run_dir.replace_task(name, pending, entry, staged, eff)
             atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir, plan.coverage_line()))
         say(f"[{n}/{len(runnable)}] {_progress_line(name, entry, eff)}", flush=True)
 
@@ -244,9 +246,21 @@ def _report_broken(broken: dict[str, str], plan: Plan, say: Any) -> None:
 TASK_OUTCOME = ("status", "main_score", "main_metric", "split", "error", "traceback", "identity")
 
 
+def _provenance(resolved: ResolvedTask, cfg: RunConfig) -> dict[str, Any]:
+    """Where the task's data came from; a mirror's data root too, so summary.md can tell a task kept from another
+    data root (the identity holds only a hash of the rows)."""
+    record = resolved.record()
+    return {**record, "data_root": str(cfg.data_dir.resolve())} if resolved.source == MIRROR else record
+
+
 def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: Embedder, dims: list[int],
-                  shards: ShardGroup | None, identities: dict[str, dict[str, Any]]) -> None:  # fmt: skip
-    """Merge this run into the run.json on disk: its tasks join (never replace) the tasks recorded before."""
+                  shards: ShardGroup | None, identities: dict[str, dict[str, Any]],
+                  settings: dict[str, Any]) -> None:  # fmt: skip
+    """Merge this run into the run.json on disk: its tasks join (never replace) the tasks recorded before.
+
+    A task finished earlier keeps its entry, under its own identity, until a new result replaces it (the loop in
+    _run), even under --overwrite: a run killed before redoing it has lost nothing. summary.md labels such a task
+    with its own settings where they differ from the run's (`settings`, recorded as `identity`)."""
     previous = record.get("model", {}).get("fingerprint")
     if previous and previous != embedder.fingerprint:
         if not cfg.overwrite:
@@ -257,12 +271,11 @@ def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: 
     tasks = record.setdefault("tasks", {})
     for r in plan.resolved:
         old = tasks.get(r.name, {})
-        entry = {**r.record(), "status": "missing" if r.source == MISSING else "pending"}
-        if old.get("status") == "ok" and not cfg.overwrite:
-            if old.get("identity") == identities.get(r.name):
-                entry.update({k: v for k, v in old.items() if k in TASK_OUTCOME})
-            else:  # never shown under the new settings: kept only to say what changed
-                entry["earlier_identity"] = old.get("identity") or {}
+        entry = {**_provenance(r, cfg), "status": "missing" if r.source == MISSING else "pending"}
+        if old.get("status") == "ok":
+            if old.get("identity") != identities.get(r.name):
+                continue  # its own provenance and identity stay with it
+            entry.update({k: v for k, v in old.items() if k in TASK_OUTCOME})
         tasks[r.name] = entry
     record.update({
         "command": cfg.command,
@@ -278,15 +291,10 @@ def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: 
         "cache": str(cfg.cache_dir or default_cache_dir()) if cfg.use_cache else None,
         "world_size": shards.world if shards else 1,
         "model": embedder.describe(),
+        "identity": settings,
         "environment": sysinfo.environment(),
         "tasks": tasks,
     })  # fmt: skip
-
-
-def _finish_task(record: dict[str, Any], name: str, entry: dict[str, Any]) -> None:
-    task = record.setdefault("tasks", {}).setdefault(name, {})
-    task.pop("earlier_identity", None)
-    task.update(entry)
 
 
 # what the runner passes to mteb.evaluate's private `_evaluate_resolved`; another mteb that lacks any of these
@@ -329,7 +337,9 @@ def _evaluate(encoder: HarnessEncoder | DimView, task: Any, cfg: RunConfig, pred
 
 def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir | None, cfg: RunConfig,
               dims: list[int]) -> tuple[dict[str, Any], dict[str, Any] | None]:  # fmt: skip
-    """Evaluate one task at full dimension, then score each MRL dim from the same vectors; never raises."""
+    """Evaluate one task at full dimension, then score each MRL dim from the same vectors; never raises.
+
+    Its files go to `run_dir`: the task's staging directory (RunDir.staging), None on ranks that write nothing."""
     encoder.start_task()
     sysinfo.reset_accelerator_peak()
     start = time.perf_counter()

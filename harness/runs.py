@@ -8,14 +8,19 @@ A task counts as done when its result files exist, run.json says "ok" and the ta
 setting that changes a vector or a score, harness/identity.py) equals the rerun's, so a rerun skips it.
 run.json and efficiency.json are merged under a file lock: runs of other task lists, or concurrent runs, into
 one directory add to them and never drop each other's tasks.
+A task evaluated again writes its files into `.staging/<Task>/` first; only when that evaluation has ended do they
+replace the task's old files (`RunDir.replace_task`), so an interrupted run keeps the old result, files and record
+alike, and no reader ever sees files of two evaluations under one record.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import os
+import shutil
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,6 +121,44 @@ class RunDir:
         files = [self.result_path(task)] + [self.result_path(task, d) for d in dims or []]
         return entry.get("status") == "ok" and entry.get("identity") == identity and all(p.is_file() for p in files)
 
+    def staging(self, task: str) -> RunDir:
+        """An empty run directory of the same layout (`.staging/<Task>/`) that a task's new evaluation writes into
+        while its old result stays in place; what an interrupted evaluation left there is cleared first."""
+        path = self.path / ".staging" / task
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return RunDir(path, self.model_name, self.revision)
+
+    def task_files(self, task: str) -> list[Path]:
+        """Every file of the task's result: its mteb result, one per MRL dim, its predictions and gold."""
+        dims = (self.results_dir / "experiments").glob(f"embed_dim_*/{task}.json")
+        items = [self.predictions_dir / f"{task}_predictions.json", self.predictions_dir / f"{task}_gold.json"]
+        return [p for p in [self.result_path(task), *dims, *items] if p.is_file()]
+
+    def replace_task(self, task: str, pending: dict[str, Any], entry: dict[str, Any], staged: RunDir,
+                     efficiency: dict[str, Any] | None) -> None:  # fmt: skip
+        """Put a task's new evaluation (`entry`, its files in `staged`) in place of its old one: files, efficiency
+        figures and run.json entry.
+
+        run.json says `pending` while files change hands: a run killed in between leaves the task to be redone, never
+        a record of one evaluation over files of another. The old files go even when the new evaluation failed
+        (whatever it staged goes too), so mteb's own readers (`mteb.ResultCache`) never find a score that run.json
+        does not record."""
+        self.update_run(lambda rec: rec.setdefault("tasks", {}).__setitem__(task, pending))
+        for old in self.task_files(task):
+            old.unlink()
+        if entry.get("status") == "ok":
+            for new in sorted(p for p in staged.path.rglob("*") if p.is_file()):
+                target = self.path / new.relative_to(staged.path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(new, target)
+        shutil.rmtree(staged.path, ignore_errors=True)
+        with suppress(OSError):  # other tasks (a concurrent run's) may still be staging there
+            staged.path.parent.rmdir()
+        if efficiency:
+            self.update_efficiency(task, efficiency)
+        self.update_run(lambda rec: rec.setdefault("tasks", {}).__setitem__(task, entry))
+
     def write_gold(self, task: str, gold: dict[str, Any]) -> None:
         """The gold side of the task's items (harness/gold.py), beside mteb's per-item outputs."""
         atomic_write_json(self.predictions_dir / f"{task}_gold.json", gold)
@@ -130,16 +173,25 @@ class RunDir:
         runs from before the harness kept it."""
         return read_json(self.predictions_dir / f"{task}_gold.json")
 
-    def result_dims(self, task: str) -> list[int]:
-        """The MRL dimensions that have a result file for this task (experiments/embed_dim_<d>/<Task>.json)."""
-        base = self.results_dir / "experiments"
-        found = [p.parent.name.removeprefix("embed_dim_") for p in base.glob(f"embed_dim_*/{task}.json")]
-        return sorted(int(d) for d in found if d.isdigit())
+    def result_dims(self, task: str, entry: dict[str, Any] | None = None) -> list[int]:
+        """The MRL dims of the task's recorded result (`entry`, else read from run.json) that have a result file.
 
-    def dim_scores(self, task: str) -> dict[int, float]:
+        Only those its identity lists: dim files of an earlier evaluation under other settings are never shown next
+        to the new full score. An ok record from before identities names no dims: the files there are all it has."""
+        entry = self.read_run().get("tasks", {}).get(task, {}) if entry is None else entry
+        if entry.get("status") != "ok":
+            return []
+        identity = entry.get("identity")
+        if identity is None:
+            found = [p.parent.name.removeprefix("embed_dim_")
+                     for p in (self.results_dir / "experiments").glob(f"embed_dim_*/{task}.json")]  # fmt: skip
+            return sorted(int(d) for d in found if d.isdigit())
+        return sorted(d for d in identity.get("dims") or [] if self.result_path(task, d).is_file())
+
+    def dim_scores(self, task: str, entry: dict[str, Any] | None = None) -> dict[int, float]:
         """Main score per MRL dimension, from the experiments/embed_dim_<d>/ result files: the one home of per-dim
         scores (run.json does not copy them), read by the summary, the leaderboard and the reports alike."""
-        return {dim: self._score(task, dim) for dim in self.result_dims(task)}
+        return {dim: self._score(task, dim) for dim in self.result_dims(task, entry)}
 
     def _score(self, task: str, dim: int) -> float:
         """A result file's main score, remembered per file version: the summary rereads every task after each one."""

@@ -1,0 +1,204 @@
+"""A task evaluated again replaces its old result whole, and keeps it whole until then (audit A, items 1, 6, 7, 9).
+
+Old MRL dim files are never shown next to a new full score; a failed re-evaluation leaves no old file for mteb's
+reader; a killed --overwrite run keeps the task's old result; summary.md labels every kept task whose settings
+(any identity key, or its data root) differ from the run's. On the embedded sample's rows: each run takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mteb
+import pytest
+
+from harness.cli import main
+from harness.data import default_data_root
+from harness.runs import RunDir, open_run
+from harness.summary import other_settings
+
+SAMPLE = default_data_root()
+# Runs the CLI with mteb's evaluation blocking once it has scored and written the staged files of the first task,
+# so a test can kill -9 it in the middle of re-evaluating a task, at a point it knows.
+BLOCKING = """
+import sys, time
+from pathlib import Path
+import harness.runner as runner
+real = runner._evaluate
+def blocking(encoder, task, cfg, predictions):
+    result = real(encoder, task, cfg, predictions)
+    Path(sys.argv[1]).touch()
+    time.sleep(600)
+    return result
+runner._evaluate = blocking
+from harness.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _args(out: Path, name: str, data: Path, *args: str) -> list[str]:
+    return ["run", "--model", "minilm", "--data-dir", str(data), "--out", str(out), "--run-name", name,
+            "--no-progress", "--no-cache", *args]  # fmt: skip
+
+
+def _run(out: Path, name: str, *args: str, data: Path = SAMPLE) -> tuple[int, dict]:
+    code = main(_args(out, name, data, *args))
+    return code, json.loads((out / name / "run.json").read_text())
+
+
+def _copy(tasks: tuple[str, ...], root: Path) -> Path:
+    for task in tasks:
+        shutil.copytree(SAMPLE / "en" / task, root / "en" / task)
+    return root
+
+
+def _files(run: Path, task: str) -> dict[str, bytes]:
+    """Every file of the task in the run directory (staging excluded), by relative path."""
+    found = [p for p in run.rglob(f"{task}*.json") if ".staging" not in p.parts]
+    return {str(p.relative_to(run)): p.read_bytes() for p in found}
+
+
+def test_redone_task_drops_its_old_dim_files(tmp_path: Path) -> None:
+    """Before: STS16's dims at max_length 256 stayed and were shown next to its new full score at 8 as '179.2%'."""
+    _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64,128")
+    run = open_run(tmp_path / "r")
+    assert set(run.dim_scores("STS16")) == {64, 128}
+    _run(tmp_path, "r", "--tasks", "STS16", "--max-length", "8")
+    assert not list((run.results_dir / "experiments").glob("embed_dim_*/STS16.json"))
+    _, record = _run(tmp_path, "r", "--tasks", "STS12", "--max-length", "8", "--dims", "64,128")
+    assert run.dim_scores("STS16") == {} and set(run.dim_scores("STS12")) == {64, 128}
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    dims_table = summary.split("## Matryoshka dimensions")[1]
+    row = next(r for r in dims_table.splitlines() if r.startswith("| STS16"))
+    assert row.count("—") == 2 and float(row.split("|")[-2]) == round(100 * record["tasks"]["STS16"]["main_score"], 2)
+    assert "- STS16: dims []" in summary  # kept from a run without dims, and said so
+
+
+def test_dims_are_read_from_the_recorded_identity_only(tmp_path: Path) -> None:
+    """A dim file the task's recorded identity does not list (left by anything) is not its score."""
+    _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64")
+    run = open_run(tmp_path / "r")
+    stray = run.result_path("STS16", 32)
+    stray.parent.mkdir(parents=True)
+    shutil.copy(run.result_path("STS16", 64), stray)
+    assert set(run.dim_scores("STS16")) == {64}
+    entry = run.read_run()["tasks"]["STS16"]
+    assert set(run.dim_scores("STS16", {**entry, "identity": {**entry["identity"], "dims": []}})) == set()
+    assert run.dim_scores("STS16", {**entry, "status": "pending"}) == {}
+
+
+def test_failed_reevaluation_leaves_no_old_files(tmp_path: Path) -> None:
+    """Before: run.json said failed, yet mteb.ResultCache still read the earlier settings' score from results/."""
+    data = _copy(("STS16",), tmp_path / "data")
+    _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64", data=data)
+    assert _files(tmp_path / "r", "STS16")
+    with (data / "en" / "STS16" / "test.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write("{not json\n")
+    code, record = _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64", data=data)
+    assert code == 1 and record["tasks"]["STS16"]["status"] == "failed"
+    assert _files(tmp_path / "r", "STS16") == {}
+    assert not (tmp_path / "r" / ".staging").exists()
+    results = mteb.ResultCache(cache_path=tmp_path / "r").load_results()
+    assert not [t for m in results.model_results for t in m.task_results if t.task_name == "STS16"]
+
+
+def test_overwrite_replaces_every_file_and_leaves_no_staging(tmp_path: Path) -> None:
+    _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64,128")
+    code, record = _run(tmp_path, "r", "--tasks", "STS16", "--overwrite", "--max-length", "8")
+    assert code == 0 and record["tasks"]["STS16"]["identity"]["max_length"] == 8
+    assert sorted(_files(tmp_path / "r", "STS16")) == sorted([
+        "predictions/STS16_gold.json", "predictions/STS16_predictions.json",
+        str(open_run(tmp_path / "r").result_path("STS16").relative_to(tmp_path / "r"))])  # fmt: skip
+    assert not (tmp_path / "r" / ".staging").exists()
+
+
+@pytest.mark.parametrize("change", [["--overwrite"], ["--overwrite", "--max-length", "8"], ["--max-length", "8"]])
+def test_killed_reevaluation_keeps_the_old_result(tmp_path: Path, change: list[str]) -> None:
+    """Before: an --overwrite run set every planned task `pending` at its start, so kill -9 before the task was
+    redone dropped a valid result from run.json (and from summary.md and leaderboards) though its files stayed."""
+    _, before = _run(tmp_path, "r", "--tasks", "STS16")
+    files = _files(tmp_path / "r", "STS16")
+    marker = tmp_path / "scored"
+    proc = subprocess.Popen([sys.executable, "-c", BLOCKING, str(marker),
+                             *_args(tmp_path, "r", SAMPLE, "--tasks", "STS16", *change)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    try:
+        while proc.poll() is None and not marker.exists():
+            time.sleep(0.2)
+        assert marker.exists(), "the run ended before it re-evaluated the task"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(60)
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert record["tasks"]["STS16"] == before["tasks"]["STS16"]  # record, score and identity: the old ones
+    assert _files(tmp_path / "r", "STS16") == files  # and its files, untouched
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    row = next(r for r in summary.splitlines() if r.startswith("| STS16"))
+    assert float(row.split("|")[5]) == round(100 * before["tasks"]["STS16"]["main_score"], 2) and "| ok " in row
+    labelled = "- STS16: max_length 256" in summary
+    assert labelled == ("--max-length" in change)  # shown under its own settings where they differ from the run's
+    code, again = _run(tmp_path, "r", "--tasks", "STS16", *change)  # the next run replaces it, staging and all
+    assert code == 0 and again["tasks"]["STS16"]["identity"]["max_length"] == again["identity"]["max_length"]
+    assert not (tmp_path / "r" / ".staging").exists()
+
+
+def test_crash_while_files_change_hands_leaves_the_task_pending(tmp_path: Path, monkeypatch) -> None:
+    """Between removing the old files and recording the new result, run.json says pending: never the old record
+    over new files (nor the new over old), whatever moment a run dies."""
+    run = RunDir(tmp_path / "r", "org/model", "rev")
+    old = {"status": "ok", "main_score": 0.5, "identity": {"dims": [64]}}
+    run.write_run({"tasks": {"T": old}})
+    for path in (run.result_path("T"), run.result_path("T", 64)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    staged = run.staging("T")
+    staged.result_path("T").parent.mkdir(parents=True)
+    staged.result_path("T").write_text('{"new": 1}')
+
+    def dies(*_: object) -> None:  # after the files changed hands, before the new result is recorded
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunDir, "update_efficiency", dies)
+    with pytest.raises(KeyboardInterrupt):
+        run.replace_task("T", {"status": "pending"}, {"status": "ok", "main_score": 0.7}, staged, {"wall_s": 1.0})
+    assert run.read_run()["tasks"]["T"] == {"status": "pending"}
+    assert run.result_path("T").read_text() == '{"new": 1}' and not run.result_path("T", 64).exists()
+    assert run.result_dims("T") == []
+
+
+def test_summary_flags_a_task_kept_from_another_data_root(tmp_path: Path) -> None:
+    """Before: STS16 from one data root sat in the mean of a run whose header names another, without a note."""
+    first, second = _copy(("STS16",), tmp_path / "a"), _copy(("STS12",), tmp_path / "b")
+    _run(tmp_path, "r", "--tasks", "STS16", data=first)
+    _, record = _run(tmp_path, "r", "--tasks", "STS12", data=second)
+    assert record["data_root"] == str(second.resolve())
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert f"- STS16: data root {first.resolve()}" in summary and "- STS12" not in summary
+
+
+def test_summary_compares_every_identity_key() -> None:
+    """Each key of the task's identity against the run's, by name: pooling, kernels, mteb, a key added later."""
+    run = {"model_fingerprint": "f", "dtype": "float32", "max_length": 256, "pooling": "mean", "dims": [],
+           "mteb": "2.1", "prompts": {"query": "q: "}}  # fmt: skip
+    tasks = {
+        "Same": {**run, "source": "official", "data": "x@1"},
+        "Cls": {**run, "pooling": "cls", "source": "official", "data": "y@1"},
+        "Fused": {**run, "kernels": "onednn-fused-linear", "mteb": "2.0", "source": "official", "data": "z@1"},
+        "Prompt": {**run, "prompts": {"query": ""}, "source": "official", "data": "z@1"},
+    }
+    record = {"identity": {**run, "new_key": 1}, "data_root": "/d",
+              "tasks": {n: {"status": "ok", "source": "official", "identity": i} for n, i in tasks.items()}}
+    found = other_settings(record)
+    assert found["Cls"] == "pooling cls, new_key none"
+    assert found["Fused"] == "mteb 2.0, kernels onednn-fused-linear, new_key none"
+    assert found["Prompt"] == 'prompts {"query": ""}, new_key none'
+    del record["identity"]["new_key"]
+    assert set(other_settings(record)) == {"Cls", "Fused", "Prompt"}
