@@ -9,6 +9,7 @@ unusable input (not a run directory, no shared finished task).
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,10 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     level = alpha / len(shared) if bonferroni else alpha
     comp = Comparison(base, cand, {"alpha": alpha, "level": level, "n_boot": n_boot, "seed": seed,
                                    "min_effect": min_effect, "bonferroni": bonferroni})  # fmt: skip
+    if n_boot * level / 2 < 10:  # each CI end is a quantile of the resamples: it needs some beyond it
+        need = math.ceil(20 / level)
+        comp.warnings.append(f"each end of the {100 * (1 - level):.4g}% CI rests on {n_boot * level / 2:.1f} of "
+                             f"{n_boot} resamples; use --n-boot {need} or more for a stable CI")  # fmt: skip
     only = [t for t in sorted(set(rec_b) ^ set(rec_c)) if tasks is None or t in tasks]
     if only:
         comp.warnings.append(f"task sets differ; tested on the {len(shared)} shared task(s). Only in one run: "
