@@ -30,10 +30,12 @@ TASK_KEYS = ("source", "data")
 
 
 def run_identity(embedder: Embedder, dims: list[int], mteb_version: str) -> dict[str, Any]:
-    """The part of every task's identity that the run decides (model, numerics, prompts, dims, scorer version)."""
+    """The part of every task's identity that the run decides (model, numerics and the hardware that computed
+    them, prompts, dims, scorer version)."""
     identity = {
         "model_fingerprint": embedder.fingerprint,
         "dtype": embedder.dtype,
+        "device": embedder.device_type,
         "max_length": embedder.max_length,
         "pooling": embedder.pooling,
         "prompts": {"query": embedder.prompt("query"), "document": embedder.prompt("document"),

@@ -99,10 +99,18 @@ class Embedder(ABC):
             yield lo, lo + len(part), vectors, lengths
 
     def cache_identity(self, role: str | None) -> dict[str, Any]:
-        """Everything besides the text that changes a vector: the embedding cache's namespace."""
+        """Everything besides the text that changes a vector: the embedding cache's namespace. The device type
+        is in it: other hardware computes other roundings (in bf16 enough to move a score), so vectors made on a
+        CPU never stand in for a GPU run's, nor the reverse."""
         identity = {"fingerprint": self.fingerprint, "prompt": self.prompt(role), "role": role,
-                    "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype, "name": self.name}
+                    "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype,
+                    "device": self.device_type, "name": self.name}  # fmt: skip
         return {**identity, "kernels": self.kernels} if self.kernels else identity
+
+    @property
+    def device_type(self) -> str:
+        """'cpu', 'cuda', 'npu', 'mps': the hardware kind, without the index (ranks of one run share it)."""
+        return str(self.device).split(":", 1)[0]
 
     def prompt(self, role: str | None) -> str:
         """The prefix this model puts before texts of a role ('' when none)."""

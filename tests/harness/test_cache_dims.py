@@ -33,6 +33,7 @@ def test_namespace_separates_roles_prompts_and_dtypes(minilm) -> None:
     assert namespace_key(query) != namespace_key(document)
     assert namespace_key(query) != namespace_key({**query, "dtype": "bfloat16"})
     assert namespace_key(query) != namespace_key({**query, "max_length": 128})
+    assert query["device"] == "cpu" and namespace_key(query) != namespace_key({**query, "device": "cuda"})
     assert namespace_key(query) == namespace_key(dict(minilm.cache_identity("query")))
 
 

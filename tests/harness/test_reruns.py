@@ -40,6 +40,7 @@ def test_rerun_with_other_settings_reevaluates(tmp_path: Path, capsys) -> None:
     assert short["tasks"]["STS16"]["main_score"] == fresh["tasks"]["STS16"]["main_score"]
     assert short["tasks"]["STS16"]["main_score"] != first["tasks"]["STS16"]["main_score"]
     assert short["tasks"]["STS16"]["identity"]["max_length"] == short["model"]["max_length"] == 8
+    assert short["tasks"]["STS16"]["identity"]["device"] == short["model"]["device"] == "cpu"
     _, again = _run(tmp_path, "r", "--tasks", "STS16", "--max-length", "8")  # same settings: skipped
     assert "done earlier, skipped" in capsys.readouterr().out
     assert again["tasks"]["STS16"]["main_score"] == fresh["tasks"]["STS16"]["main_score"]
