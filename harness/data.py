@@ -98,7 +98,7 @@ def scan_tasks(root: Path) -> tuple[dict[str, LocalTask], dict[str, DataError]]:
             spec = task_dir / "task.json"
             if not spec.is_file():
                 continue
-            _safe_child(root, lang_dir.name, task_dir.name)
+            _safe_child(root, lang_dir.name, task_dir.name, "task.json")  # the folder and its spec stay inside
             try:
                 meta = _read_task_json(spec)
                 if meta["name"] != task_dir.name:
@@ -180,11 +180,13 @@ def read_rows(task: LocalTask, filename: str, labels: Any = None) -> list[dict[s
     return rows
 
 
-def read_qrels(path: Path, query_ids: set[str], corpus_ids: set[str]) -> dict[str, dict[str, int]]:
-    """BEIR qrels TSV (header query-id, corpus-id, score); ids must exist in queries and corpus.
+def read_qrels(task: LocalTask, query_ids: set[str], corpus_ids: set[str]) -> dict[str, dict[str, int]]:
+    """The task's BEIR qrels.tsv (header query-id, corpus-id, score); ids must exist in queries and corpus. Read
+    like every row file, through ``_safe_child``: a symlink leading outside the data root is refused.
 
     Scores are integer relevance grades and each (query, document) pair is judged once: a 0.5 would be cut to 0
     and a repeated pair would replace the earlier judgement, both silently changing the score."""
+    path = _safe_child(task.path, "qrels.tsv")
     if not path.is_file():
         raise DataError(path, 0, "file is missing")
     qrels: dict[str, dict[str, int]] = {}

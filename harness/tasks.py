@@ -262,7 +262,7 @@ def _retrieval_split(local: LocalTask) -> RetrievalSplitData:
     corpus = read_rows(local, "corpus.jsonl")
     queries = read_rows(local, "queries.jsonl")
     qids, dids = {str(q["_id"]) for q in queries}, {str(d["_id"]) for d in corpus}
-    qrels = read_qrels(local.path / "qrels.tsv", qids, dids)
+    qrels = read_qrels(local, qids, dids)
     queries = [q for q in queries if str(q["_id"]) in qrels]  # BEIR: only judged queries are evaluated
     return RetrievalSplitData(
         corpus=Dataset.from_dict({

@@ -125,6 +125,18 @@ def test_symlinked_task_cannot_escape_root(tmp_path: Path) -> None:
         discover_tasks(root)
 
 
+@pytest.mark.parametrize("filename", ["task.json", "qrels.tsv"])
+def test_symlinked_spec_or_qrels_cannot_escape_root(tmp_path: Path, filename: str) -> None:
+    """Inside a real task folder, its task.json or qrels.tsv as a link to a file outside the data root."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    folder = _retrieval(root, ["q1\td1\t1"])
+    outside.mkdir()
+    (folder / filename).rename(outside / filename)
+    (folder / filename).symlink_to(outside / filename)
+    with pytest.raises(UsageError, match="outside the data root"):
+        _load(root, "MyRetrieval")
+
+
 def test_real_mirror_rows_validate(shared_data: Path, tmp_path: Path) -> None:
     """Every evaluation file of the shared data passes validation (the checks are not too strict)."""
     for task in discover_tasks(shared_data).values():
