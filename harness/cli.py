@@ -115,10 +115,15 @@ def _list_official(suite: str | None, local: dict) -> None:
 def cmd_cache(args: argparse.Namespace) -> int:
     import sqlite3
 
-    from harness.cache import EmbeddingCache, default_cache_dir
+    from harness.cache import DB_NAME, EmbeddingCache, default_cache_dir
     from harness.errors import UsageError
 
     folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    if not (folder / DB_NAME).is_file():  # never create one here: a mistyped --cache-dir would report "0 vectors"
+        if args.cache_dir:
+            raise UsageError(f"--cache-dir {folder}: no embedding cache there ({DB_NAME} is missing)")
+        print(f"{folder}: no embedding cache yet (a run with the cache on makes one)")
+        return 0
     try:
         cache = EmbeddingCache(folder)
     except (OSError, sqlite3.OperationalError) as exc:  # damage is repaired inside; this is access
@@ -149,11 +154,17 @@ def cmd_alignment(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Rank runs and published results: the harness resolves --suite to its mteb benchmark, leaderboards rank."""
+    from harness.errors import UsageError
     from harness.runs import atomic_write_text
     from harness.suites import official_benchmark
     from leaderboards.build import SuiteRef, build_board
+    from leaderboards.published import results_root
     from leaderboards.render import render
 
+    for folder in args.published or []:
+        if not results_root(Path(folder)).is_dir():
+            raise UsageError(f"--published {folder}: no such folder (a copy of embeddings-benchmark/results, or "
+                             "`--published` alone for the shipped snapshot)")  # fmt: skip
     suite = SuiteRef(args.suite, official_benchmark(args.suite)) if args.suite else None
     board = build_board([Path(p) for p in args.runs], [Path(p) for p in args.published or []], suite, args.dims)
     text = render(board)
@@ -205,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cache = sub.add_parser("cache", help="show or clear the embedding cache")
     cache.add_argument("action", choices=("info", "clear"))
-    cache.add_argument("--cache-dir", help="cache folder (default: $HARNESS_CACHE_DIR or ~/.cache/conan-harness)")
+    cache.add_argument("--cache-dir", help="cache folder, the one holding embeddings.sqlite (default: "
+                       "$HARNESS_CACHE_DIR or ~/.cache/conan-harness/embeddings)")
     cache.set_defaults(func=cmd_cache)
 
     al = sub.add_parser("alignment", help="cross-lingual alignment of a model on parallel sentences "

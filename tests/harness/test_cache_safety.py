@@ -110,4 +110,17 @@ def test_encoded_slices_reach_the_cache_before_the_task_ends(minilm, tmp_path: P
 
 def test_cache_command_on_an_unusable_folder_exits_2(capsys) -> None:
     assert main(["cache", "info", "--cache-dir", "/proc/harness-no-such-dir"]) == 2
-    assert "--cache-dir /proc/harness-no-such-dir: cannot open the cache" in capsys.readouterr().err
+    assert "--cache-dir /proc/harness-no-such-dir: no embedding cache there" in capsys.readouterr().err
+
+
+def test_cache_commands_never_create_a_cache_where_there_is_none(tmp_path: Path, capsys) -> None:
+    """A mistyped --cache-dir used to get a fresh empty database and report "0 vectors", or "removed 0", while the
+    real cache kept its vectors: now it is an error naming the folder, and nothing is written there."""
+    typo = tmp_path / "conan-harness"  # the parent of the real default folder, as the old --help named it
+    for action in ("info", "clear"):
+        assert main(["cache", action, "--cache-dir", str(typo)]) == 2
+        assert f"--cache-dir {typo}: no embedding cache there" in capsys.readouterr().err
+    assert not typo.exists()
+    _fill(tmp_path / "real", 10)
+    assert main(["cache", "info", "--cache-dir", str(tmp_path / "real")]) == 0
+    assert "10 vectors" in capsys.readouterr().out

@@ -32,3 +32,11 @@ def test_leaderboard_rejects_bad_input(tmp_path: Path, capsys):
     assert main(["leaderboard", str(tmp_path), "--out", str(tmp_path / "x.md")]) == 2
     assert "not a run directory" in capsys.readouterr().err
     assert main(["leaderboard", "--out", str(tmp_path / "x.md")]) == 2
+
+
+def test_missing_published_folder_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    a = make_run(tmp_path, "a", {"STS16": 0.79}, TYPES)
+    missing = tmp_path / "no-results"
+    assert main(["leaderboard", str(a), "--published", str(missing), "--out", str(tmp_path / "lb.md")]) == 2
+    err = capsys.readouterr().err
+    assert f"--published {missing}: no such folder" in err and "Traceback" not in err
