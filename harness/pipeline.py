@@ -2,7 +2,13 @@
 
 Every step is resumable: a finished step is recorded in `<out>/pipeline.json` and skipped on a rerun; a training
 stage interrupted half-way continues from its newest checkpoint (`--resume latest` semantics); an evaluation
-skips the tasks its run directory already finished. Config (TOML), with paths relative to the working directory:
+skips the tasks its run directory already finished. A stage is recorded under a key: the fingerprint of its
+resolved config (TOML contents + `set`, train's config loader), its output_dir, the contents of its `init` folder
+and the previous stage's key. A stage whose key changed trains again from scratch (its old output_dir is moved
+aside to `<output_dir>.replaced` and deleted once the new model is exported; it is never resumed into), and so does
+every later stage; an evaluation whose checkpoint changed replaces its old results. An output_dir this pipeline
+did not train is refused. Every table's keys are checked (a typo is an error). Config (TOML), with paths relative
+to the working directory:
 
     out = "runs/pipeline"
     [[train]]                                   # zero or more stages, run in order
@@ -21,6 +27,8 @@ skips the tasks its run directory already finished. Config (TOML), with paths re
 from __future__ import annotations
 
 import argparse
+import difflib
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -29,6 +37,13 @@ from harness.errors import UsageError
 from harness.runs import atomic_write_json, read_json
 
 STATE = "pipeline.json"
+# The keys each table accepts: anything else is a typo that would otherwise be dropped silently.
+KEYS = {
+    "top level": {"out", "train", "eval", "leaderboard"},
+    "[[train]]": {"config", "set"},
+    "[eval]": {"tasks", "suite", "data_dir", "checkpoints", "baselines", "dims", "device"},
+    "[leaderboard]": {"published"},
+}  # fmt: skip
 
 
 def read_toml(path: Path, kind: str) -> dict[str, Any]:
@@ -41,15 +56,49 @@ def read_toml(path: Path, kind: str) -> dict[str, Any]:
         raise UsageError(f"{path}: invalid TOML: {exc}") from exc
 
 
+def _check_keys(path: Path, table: str, values: Any) -> None:
+    """Refuse a table that is not one, or an unknown key in it, naming the file, the table and a close key."""
+    if not isinstance(values, dict):
+        raise UsageError(f"{path}: {table} must be a table, got {values!r}")
+    unknown = sorted(set(values) - KEYS[table])
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], KEYS[table], n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UsageError(f"{path}: {table}: unknown key(s) {unknown}{hint} (expected {', '.join(sorted(KEYS[table]))})")
+
+
 def load_pipeline(path: Path) -> dict[str, Any]:
+    """Read and check the config; every error names the file, the table and the key (exit status 2)."""
     cfg = read_toml(path, "pipeline")
+    _check_keys(path, "top level", cfg)
+    stages = cfg.get("train", [])
+    if not isinstance(stages, list):
+        raise UsageError(f"{path}: `train` must be an array of tables ([[train]]), got {stages!r}")
+    for i, stage in enumerate(stages):
+        _check_keys(path, "[[train]]", stage)
+        if not isinstance(stage.get("config"), str):
+            raise UsageError(f"{path}: [[train]] #{i + 1}: `config` (a stage TOML path) is required")
+        sets = stage.get("set", [])
+        if not isinstance(sets, list) or not all(isinstance(item, str) for item in sets):
+            raise UsageError(f'{path}: [[train]] #{i + 1}: `set` must be a list of "key=value" strings, got {sets!r}')
+    _check_keys(path, "[eval]", cfg.get("eval", {}))
+    _check_keys(path, "[leaderboard]", cfg.get("leaderboard", {}))
     evaluation = cfg.get("eval")
     if not evaluation or not (evaluation.get("suite") or evaluation.get("tasks")):
         raise UsageError(f"{path}: [eval] needs `suite` or `tasks`")
-    unknown = set(cfg) - {"out", "train", "eval", "leaderboard"}
-    if unknown:
-        raise UsageError(f"{path}: unknown keys {sorted(unknown)} (expected out, train, eval, leaderboard)")
     return cfg
+
+
+def source_fingerprint(spec: str | None) -> str | None:
+    """What a stage starts from: the contents of a local init folder (retrained in place, it changes), else the
+    spec itself (an hf:/gguf: file or a prepared base name is taken as fixed)."""
+    if spec is None:
+        return None
+    from conan_model.fingerprint import files_fingerprint
+    from conan_model.importing import split_spec
+
+    target = Path(split_spec(spec)[1])
+    return files_fingerprint(target) if target.is_dir() else spec
 
 
 class Pipeline:
@@ -69,42 +118,83 @@ class Pipeline:
     def _say(self, step: str, message: str) -> None:
         print(f"[pipeline] {step}: {message}", flush=True)
 
+    def _start(self, step: str, value: dict[str, Any]) -> None:
+        """Record what a step is about to do, so a rerun tells its own half-done work from stale work."""
+        self.state.setdefault("started", {})[step] = value
+        atomic_write_json(self.out / STATE, self.state)
+
     def train(self) -> list[str]:
-        """Run each stage (or skip it when recorded done); returns the final checkpoints in order."""
+        """Run each stage (or skip it when recorded done under the same key); returns the final checkpoints."""
+        from conan_model.fingerprint import data_fingerprint
+        from harness.ablate import fingerprint
         from train.cli import resolve
 
-        finals = []
+        finals: list[str] = []
+        upstream = None  # the previous stage's key: a retrained stage makes every later one train again
         for i, stage in enumerate(self.cfg.get("train", [])):
-            step = f"train:{i}:{stage['config']}"
-            if self._done(step):
-                self._say(step, f"done earlier → {self._done(step)}")
-                finals.append(self._done(step))
-                continue
+            step = f"train:{i}"
             module, stage_cfg = resolve(stage["config"], None, list(stage.get("set", [])))
-            self._say(step, f"training stage {module.__name__.split('.')[-1]} into {stage_cfg.output_dir}")
-            final = module.run(stage_cfg, resume="latest")
-            self._finish(step, str(final))
-            finals.append(str(final))
+            parts = [fingerprint(stage_cfg), stage_cfg.output_dir, source_fingerprint(stage_cfg.init), upstream]
+            key = data_fingerprint(parts)[:16]
+            done = self._done(step)
+            if isinstance(done, dict) and done.get("key") == key and Path(done["final"]).is_dir():
+                self._say(step, f"done earlier → {done['final']}")
+            else:
+                done = {"key": key, "config": stage["config"], "output_dir": str(Path(stage_cfg.output_dir)),
+                        "final": str(self._train_stage(step, key, module, stage_cfg))}  # fmt: skip
+                self._finish(step, done)
+            finals.append(done["final"])
+            upstream = key
         return finals
 
+    def _train_stage(self, step: str, key: str, module: Any, stage_cfg: Any) -> Path:
+        """Train one stage into its output_dir: resumed when it holds this key's unfinished run, else from scratch.
+
+        A stale output_dir is renamed to `<output_dir>.replaced` (kept until the new model is exported), so a
+        changed config is never resumed into and the old model is not lost before the new one exists."""
+        out = Path(stage_cfg.output_dir)
+        started = self.state.get("started", {}).get(step)
+        if out.exists() and started != {"key": key, "output_dir": str(out)}:
+            records = [r for r in (started, self._done(step)) if isinstance(r, dict)]
+            if not any(r.get("output_dir") == str(out) for r in records):
+                raise UsageError(f"{step}: output_dir {out} exists but was not trained by this pipeline "
+                                 f"({self.out / STATE}); remove it or set another output_dir")  # fmt: skip
+            aside = out.with_name(f"{out.name}.replaced")
+            if aside.exists():  # an earlier replacement was interrupted: `aside` holds the last finished model
+                shutil.rmtree(out)
+            else:
+                out.rename(aside)
+            self._say(step, f"config or starting model changed: training again (old output kept in {aside})")
+        self._start(step, {"key": key, "output_dir": str(out)})
+        self._say(step, f"training stage {module.__name__.split('.')[-1]} into {out}")
+        final = module.run(stage_cfg, resume="latest")
+        shutil.rmtree(out.with_name(f"{out.name}.replaced"), ignore_errors=True)
+        return Path(final)
+
     def evaluate(self, finals: list[str]) -> list[Path]:
+        from conan_model.fingerprint import files_fingerprint
         from harness.checks import parse_dims
         from harness.env import data_root
         from harness.models import ModelOptions
         from harness.runner import RunConfig, run
 
         ev = self.cfg["eval"]
-        specs = [f"conan:{c}" for c in ev.get("checkpoints", finals)] + list(ev.get("baselines", []))
+        checkpoints = list(ev.get("checkpoints", finals))
+        models = {f"conan:{c}": files_fingerprint(Path(c)) if Path(c).is_dir() else c for c in checkpoints}
+        models |= {spec: spec for spec in ev.get("baselines", [])}
         runs = []
-        for spec in specs:
+        for spec, model_key in models.items():
             name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in spec)
             data_dir = data_root(ev.get("data_dir"))[0]
             run_cfg = RunConfig(model=spec, data_dir=data_dir,
                                 out=self.out / "evals", suite=ev.get("suite"), tasks=ev.get("tasks"), run_name=name,
                                 dims=parse_dims([str(d) for d in ev.get("dims", [])]),
-                                options=ModelOptions(device=ev.get("device")), show_progress=False)  # fmt: skip
-            step = f"eval:{spec}"
-            self._say(step, "evaluating (finished tasks are skipped)")
+                                options=ModelOptions(device=ev.get("device")), show_progress=False,
+                                overwrite=self.state.get("started", {}).get(f"eval:{spec}") != model_key)  # fmt: skip
+            step = f"eval:{spec}"  # a checkpoint retrained since its last evaluation: its old results are replaced
+            self._start(step, model_key)
+            self._say(step, "evaluating (replacing the old model's results)" if run_cfg.overwrite
+                      else "evaluating (finished tasks are skipped)")  # fmt: skip
             if run(run_cfg) != 0:
                 raise UsageError(f"evaluation of {spec} had failing tasks: see {run_cfg.out / name / 'run.json'}")
             self._finish(step, str(run_cfg.out / name))

@@ -58,3 +58,84 @@ def test_pipeline_bad_config_exits_2(tmp_path: Path, capsys) -> None:
     bad.write_text('out = "x"\n[eval]\nbaselines = ["minilm"]\n', encoding="utf-8")
     assert main(["pipeline", str(bad)]) == 2
     assert "needs `suite` or `tasks`" in capsys.readouterr().err
+
+
+def _two_stages(tmp_path: Path, shared_data: Path, pretrain_steps: int, weak_steps: int) -> Path:
+    """A tiny pretrain → weak pipeline evaluated on one task; the step counts are the config a rerun changes."""
+    out, train = tmp_path / "pipe", shared_data / "train"
+    text = f"""
+out = "{out}"
+[[train]]
+config = "configs/pretrain.toml"
+set = ["output_dir='{out}/pretrain'", "data_root='{train}'", "steps={pretrain_steps}", "batch_size=4",
+       "seq_len=32", "tokenizer_rows=200", "tokenizer_vocab=300", "threads=1"]
+[[train]]
+config = "configs/weak.toml"
+set = ["output_dir='{out}/weak'", "init='{out}/pretrain/final'", "data_root='{train}'", "steps={weak_steps}",
+       "eval_every=0", "batch_size=8", "holdout=16", "max_length=32", "threads=1"]
+[eval]
+tasks = ["STS16"]
+[leaderboard]
+published = false
+"""
+    path = tmp_path / "pipeline.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _trained_steps(final: Path) -> int:
+    return json.loads((final / "train_config.json").read_text())["steps"]
+
+
+@pytest.mark.slow
+def test_pipeline_changed_config_retrains_and_reevaluates(tmp_path: Path, shared_data: Path, capsys,
+                                                          monkeypatch) -> None:  # fmt: skip
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    out = tmp_path / "pipe"
+    assert main(["pipeline", str(_two_stages(tmp_path, shared_data, 4, 4))]) == 0
+    run_json = out / "evals" / f"conan_{str(out / 'weak' / 'final').replace('/', '_')}" / "run.json"
+    first = json.loads(run_json.read_text())["model"]["fingerprint"]
+    capsys.readouterr()
+
+    # only pretrain's steps change: it retrains, and weak (same config, new starting model) retrains from scratch
+    assert main(["pipeline", str(_two_stages(tmp_path, shared_data, 6, 4))]) == 0
+    log = capsys.readouterr().out
+    assert "done earlier" not in log and "resumed from" not in log
+    assert log.count("training again") == 2
+    assert _trained_steps(out / "pretrain" / "final") == 6 and _trained_steps(out / "weak" / "final") == 4
+    assert not (out / "pretrain.replaced").exists() and not (out / "weak.replaced").exists()
+    assert "replacing the old model's results" in log
+    assert json.loads(run_json.read_text())["model"]["fingerprint"] != first
+
+    assert main(["pipeline", str(_two_stages(tmp_path, shared_data, 6, 4))]) == 0  # unchanged: nothing is redone
+    log = capsys.readouterr().out
+    assert sum("[pipeline] train" in line and "done earlier" in line for line in log.splitlines()) == 2
+    assert "training" not in log and log.count("done earlier, skipped (--overwrite to redo)") == 2
+
+
+def test_pipeline_refuses_an_output_dir_it_did_not_train(tmp_path: Path, shared_data: Path, capsys,
+                                                         monkeypatch) -> None:  # fmt: skip
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    (tmp_path / "pipe" / "pretrain").mkdir(parents=True)  # someone else's run: never resumed into nor moved
+    assert main(["pipeline", str(_two_stages(tmp_path, shared_data, 4, 4))]) == 2
+    assert "exists but was not trained by this pipeline" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('[[train]]\nconfig = "c.toml"\nsets = ["steps=2"]\n[eval]\ntasks = ["STS16"]\n',
+     "[[train]]: unknown key(s) ['sets']; did you mean set?"),
+    ('[eval]\ntasks = ["STS16"]\nbaseline = ["minilm"]\n',
+     "[eval]: unknown key(s) ['baseline']; did you mean baselines?"),
+    ('[eval]\ntasks = ["STS16"]\ndim = ["64"]\n', "[eval]: unknown key(s) ['dim']; did you mean dims?"),
+    ('[eval]\ntasks = ["STS16"]\n[leaderboard]\npublish = true\n',
+     "[leaderboard]: unknown key(s) ['publish']; did you mean published?"),
+    ('outt = "x"\n[eval]\ntasks = ["STS16"]\n', "top level: unknown key(s) ['outt']; did you mean out?"),
+    ('[[train]]\nconfig = "c.toml"\nset = "steps=2"\n[eval]\ntasks = ["STS16"]\n',
+     "`set` must be a list of \"key=value\" strings, got 'steps=2'"),
+])  # fmt: skip
+def test_pipeline_typo_in_a_table_exits_2(tmp_path: Path, capsys, body: str, message: str) -> None:
+    bad = tmp_path / "typo.toml"
+    bad.write_text(body, encoding="utf-8")
+    assert main(["pipeline", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and message in err
