@@ -4,14 +4,52 @@
 the same order (mteb is deterministic), so only the model forward is split; rank 0 alone writes files and
 prints. The backend follows the device (nccl for cuda, hccl for npu, gloo for cpu): conan_model.device.dist_backend,
 the one choice that training uses too.
+
+Every collective starts with a header (kind, task, call number, two counts) that all ranks exchange and check, so
+ranks that drifted apart (a task failed on one of them, a cache hit on one only) are told apart from ranks in
+step: without it one rank's vectors would be silently paired with another task's. A rank that fails a task says so
+at the task's end (`finish_task`); a rank still gathering meets that header in place of a gather's and stops the
+task too, so the failure (and its message) reaches every rank. Only tensors cross ranks (JSON bytes for an error),
+never pickles.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from harness.errors import PeerFailed, ShardMismatch
+
+GATHER, END = 1, 2  # a header's kind: a slice's gather, or a task's end
+
+
+def _task_key(name: str) -> int:
+    return zlib.crc32(name.encode())
+
+
+def _describe(header: np.ndarray, task: str) -> str:
+    kind, key, call, a, b = (int(v) for v in header)
+    where = f"task {task}" if key == _task_key(task) else f"another task (key {key:08x})"
+    if kind == GATHER:
+        return f"gather #{call} of {a} texts in {where}"
+    return f"end of {where} ({'failed' if a else 'ok'})"
+
+
+def _out_of_step(headers: np.ndarray) -> bool:
+    """Ranks are in step when they gather the same slice of the same task, or all end it, or some gather while
+    every rank at the end failed (those gathering then stop the task too)."""
+    if len(set(headers[:, 1])) > 1:
+        return True
+    ending = headers[headers[:, 0] == END]
+    if len(ending) == len(headers):
+        return False
+    if len(ending):
+        return not ending[:, 3].all()
+    return len({(int(h[2]), int(h[3])) for h in headers}) > 1
 
 
 @dataclass
@@ -19,26 +57,89 @@ class ShardGroup:
     rank: int
     world: int
     device: str
+    task: str = ""
+    calls: int = 0  # gathers so far in this task
+    _peer_end: np.ndarray | None = field(default=None, repr=False)  # the end headers a gather met
+    _broken: ShardMismatch | None = field(default=None, repr=False)
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def gather(self, local: np.ndarray, dim: int) -> list[np.ndarray]:
-        """All ranks' local arrays (rows, dim), in rank order; ranks may hold different row counts."""
+    def begin_task(self, name: str) -> None:
+        """Name the task every header of the next collectives belongs to."""
+        self.task, self.calls, self._peer_end = name, 0, None
+
+    def gather(self, local: np.ndarray, total: int, dim: int) -> list[np.ndarray]:
+        """All ranks' local arrays (rows, dim), in rank order, of one slice of `total` texts; ranks may hold
+        different row counts. Raises PeerFailed when another rank failed the task instead."""
         import torch
         import torch.distributed as dist
 
+        if self._peer_end is not None:  # the task is over: mteb went on encoding after the first PeerFailed
+            raise PeerFailed(self._peer_message())
+        headers = self._exchange(GATHER, self.calls, total, local.shape[0])
+        self.calls += 1
+        if (headers[:, 0] == END).any():
+            self._peer_end = headers
+            raise PeerFailed(self._peer_message())
         device = torch.device(self.device)
-        count = torch.tensor([local.shape[0]], device=device)
-        counts = [torch.zeros_like(count) for _ in range(self.world)]
-        dist.all_gather(counts, count)
-        longest = int(max(c.item() for c in counts))
-        padded = torch.zeros((longest, dim), dtype=torch.float32, device=device)
+        counts = [int(c) for c in headers[:, 4]]
+        padded = torch.zeros((max(counts), dim), dtype=torch.float32, device=device)
         padded[: local.shape[0]] = torch.from_numpy(np.ascontiguousarray(local, dtype=np.float32)).to(device)
         parts = [torch.empty_like(padded) for _ in range(self.world)]
         dist.all_gather(parts, padded)
-        return [p[: int(c.item())].cpu().numpy() for p, c in zip(parts, counts, strict=True)]
+        return [p[:c].cpu().numpy() for p, c in zip(parts, counts, strict=True)]
+
+    def finish_task(self, failure: dict[str, str] | None) -> dict[int, dict[str, str]]:
+        """Every rank's failure of the task ({rank: {"error", "traceback"}}, empty when it succeeded everywhere),
+        given this rank's own. Raises ShardMismatch when the ranks are out of step."""
+        import torch
+        import torch.distributed as dist
+
+        if self._broken is not None:
+            raise self._broken
+        if self._peer_end is not None:  # this rank's part of the end exchange was its gather's header
+            headers, payload = self._peer_end, b""
+        else:
+            payload = json.dumps(failure).encode() if failure else b""
+            headers = self._exchange(END, 0, int(failure is not None), len(payload))
+        self._peer_end = None
+        lengths = [int(h[4]) if h[0] == END else 0 for h in headers]
+        if not any(lengths):
+            return {}
+        device = torch.device(self.device)
+        mine = torch.zeros(max(lengths), dtype=torch.uint8, device=device)
+        if payload:
+            mine[: len(payload)] = torch.frombuffer(bytearray(payload), dtype=torch.uint8).to(device)
+        parts = [torch.empty_like(mine) for _ in range(self.world)]
+        dist.all_gather(parts, mine)
+        return {r: json.loads(p[:n].cpu().numpy().tobytes())
+                for r, (p, n) in enumerate(zip(parts, lengths, strict=True)) if n}  # fmt: skip
+
+    def _exchange(self, kind: int, call: int, a: int, b: int) -> np.ndarray:
+        """Every rank's header (world, 5): kind, task key, call, then a, b (gather: texts in the slice, this rank's
+        rows; end: failed, error bytes). Ranks out of step leave the group broken: each later call raises."""
+        import torch
+        import torch.distributed as dist
+
+        if self._broken is not None:
+            raise self._broken
+        header = [kind, _task_key(self.task), call, a, b]
+        mine = torch.tensor(header, dtype=torch.int64, device=torch.device(self.device))
+        parts = [torch.empty_like(mine) for _ in range(self.world)]
+        dist.all_gather(parts, mine)
+        headers = torch.stack(parts).cpu().numpy()
+        if _out_of_step(headers):
+            ranks = "; ".join(f"rank {r}: {_describe(h, self.task)}" for r, h in enumerate(headers))
+            self._broken = ShardMismatch(f"torchrun ranks are out of step ({ranks}); their vectors cannot be "
+                                         "paired, so the run stops")  # fmt: skip
+            raise self._broken
+        return headers
+
+    def _peer_message(self) -> str:
+        failed = [r for r, h in enumerate(self._peer_end) if h[0] == END]
+        return f"rank {', '.join(map(str, failed))} failed task {self.task}"
 
 
 def init_from_env(device: str) -> ShardGroup | None:

@@ -212,7 +212,7 @@ class HarnessEncoder(AbsEncoder):
                 for a, b, vectors in self._timed(self._stream(mine, role, window=max(len(mine), 1))):
                     local[a:b] = vectors
                 result = np.empty((len(part), self.model.embed_dim), dtype=np.float32)
-                for rank, piece in enumerate(self.shards.gather(local, self.model.embed_dim)):
+                for rank, piece in enumerate(self.shards.gather(local, len(part), self.model.embed_dim)):
                     result[rank :: self.shards.world] = piece
                 bar.update(len(part))
                 yield lo, lo + len(part), result

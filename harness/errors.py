@@ -38,3 +38,16 @@ def unknown(kind: str, name: str, choices: Iterable[str], hint: str = "") -> Usa
     if hint:
         msg += f" ({hint})"
     return UsageError(msg)
+
+
+class ShardMismatch(HarnessError):
+    """torchrun ranks reached different collectives (another task, call or slice): their vectors would be paired
+    wrongly, so the run stops on every rank."""
+
+    exit_code = EXIT_TASK_FAILED
+
+
+class PeerFailed(HarnessError):
+    """Another torchrun rank failed the current task; this rank stops it too (the peer's error is recorded)."""
+
+    exit_code = EXIT_TASK_FAILED

@@ -199,8 +199,12 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
                 flush=True)  # fmt: skip
         tag = f"[{n}/{len(runnable)}] {name}"
         staged = run_dir.staging(name) if main else None
+        if shards is not None:
+            shards.begin_task(name)
         with heartbeat(ticking, lambda tag=tag: f"{tag}: {encoder.progress()}"):
             entry, eff = _run_task(resolved, encoder, staged, cfg, dims)
+        if shards is not None:
+            entry, eff = _agree(shards, entry, eff)
         if main:
             entry = {**_provenance(resolved, cfg), **entry, "identity": identity if entry["status"] == "ok" else None}
             pending = {**_provenance(resolved, cfg), "status": "pending"}
@@ -383,6 +387,18 @@ def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir |
     entry = {"status": "ok", "main_score": result.get_score(), "main_metric": task.metadata.main_score,
              "split": list(task.eval_splits), "error": None}  # fmt: skip
     return entry, eff
+
+
+def _agree(shards: ShardGroup, entry: dict[str, Any], eff: dict[str, Any] | None
+           ) -> tuple[dict[str, Any], dict[str, Any] | None]:  # fmt: skip
+    """A task that failed on any rank fails on every rank, with the failing ranks' errors ("rank 1: ..."): rank 0
+    alone records, and its own evaluation may have gone through (or seen only that a peer stopped)."""
+    own = {"error": entry["error"], "traceback": entry["traceback"]} if entry["status"] == "failed" else None
+    failures = shards.finish_task(own)
+    if not failures:
+        return entry, eff
+    error = "; ".join(f"rank {rank}: {failure['error']}" for rank, failure in sorted(failures.items()))
+    return {"status": "failed", "error": error, "traceback": failures[min(failures)]["traceback"]}, None
 
 
 def _progress_line(name: str, entry: dict[str, Any], eff: dict[str, Any] | None) -> str:

@@ -1,0 +1,135 @@
+"""torchrun ranks stay in step: a task that fails on one rank fails on all, with that rank's error, and the next
+task scores as one process does; ranks that drift apart stop with a clear error instead of pairing wrong vectors.
+
+Two CPU processes over gloo; the rendezvous is a file (group tests) or `--standalone` (runs): no fixed ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.data import default_data_root
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="gloo over localhost")
+
+GROUP = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import torch.distributed as dist
+    from harness.distributed import ShardGroup
+    from harness.errors import PeerFailed, ShardMismatch
+
+    rank, store, scenario = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    group, out = ShardGroup(rank, 2, "cpu"), {}
+    local = np.full((3 - rank, 2), rank, dtype=np.float32)  # slice of 5 texts: rank 0 holds 3, rank 1 holds 2
+    try:
+        if scenario == "in_step":
+            group.begin_task("A")
+            out["rows"] = [p.tolist() for p in group.gather(local, 5, 2)]
+            out["failures"] = group.finish_task(None)
+        elif scenario == "other_task":
+            group.begin_task("A" if rank == 0 else "B")
+            group.gather(local, 5, 2)
+        elif scenario == "other_slice":
+            group.begin_task("A")
+            group.gather(local, 5 + rank, 2)
+        elif scenario == "one_fails":
+            group.begin_task("A")
+            if rank == 0:
+                try:
+                    group.gather(local, 5, 2)
+                except PeerFailed as exc:
+                    out["peer"] = str(exc)
+                out["failures"] = group.finish_task(None)
+            else:
+                out["failures"] = group.finish_task({"error": "RuntimeError: boom", "traceback": "tb"})
+            group.begin_task("B")  # still in step: the next task gathers as usual
+            out["rows"] = [p.tolist() for p in group.gather(local, 5, 2)]
+        elif scenario == "one_ends_ok":
+            group.begin_task("A")
+            group.gather(local, 5, 2) if rank == 0 else group.finish_task(None)
+    except ShardMismatch as exc:
+        out["mismatch"] = str(exc)
+    print(json.dumps(out))
+""")
+
+
+def _group(tmp_path: Path, scenario: str) -> list[dict]:
+    """Both ranks' outcome of `scenario` (GROUP), rank 0 first."""
+    script = tmp_path / "group.py"
+    script.write_text(GROUP)
+    store = tmp_path / f"store_{scenario}"
+    procs = [subprocess.Popen([sys.executable, str(script), str(rank), str(store), scenario], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for rank in (0, 1)]  # fmt: skip
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    return [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+
+
+def test_ranks_in_step_gather_all_rows(tmp_path: Path) -> None:
+    for out in _group(tmp_path, "in_step"):
+        assert out["rows"] == [[[0, 0]] * 3, [[1, 1]] * 2] and out["failures"] == {}
+
+
+def test_failure_on_one_rank_reaches_every_rank(tmp_path: Path) -> None:
+    zero, one = _group(tmp_path, "one_fails")
+    assert zero["peer"] == "rank 1 failed task A"
+    for out in (zero, one):
+        assert out["failures"] == {"1": {"error": "RuntimeError: boom", "traceback": "tb"}}
+        assert out["rows"] == [[[0, 0]] * 3, [[1, 1]] * 2]
+
+
+@pytest.mark.parametrize(("scenario", "says"), [
+    ("other_task", "gather #0 of 5 texts in another task (key "),  # as each rank sees it
+    ("other_slice", "rank 0: gather #0 of 5 texts in task A; rank 1: gather #0 of 6 texts in task A"),
+    ("one_ends_ok", "rank 0: gather #0 of 5 texts in task A; rank 1: end of task A (ok)"),
+])  # fmt: skip
+def test_ranks_out_of_step_stop_with_a_clear_error(tmp_path: Path, scenario: str, says: str) -> None:
+    for out in _group(tmp_path, scenario):
+        assert "torchrun ranks are out of step" in out["mismatch"]
+        assert says in out["mismatch"]
+
+
+def _tasks(root: Path) -> Path:
+    """Two 40-pair STS tasks from the sample, under their own names: short enough for two CPU processes."""
+    sample = default_data_root() / "en"
+    for name in ("STS16", "STS12"):
+        folder = root / "en" / f"Eq{name}"
+        folder.mkdir(parents=True)
+        meta = json.loads((sample / name / "task.json").read_text())
+        (folder / "task.json").write_text(json.dumps({**meta, "name": f"Eq{name}"}))
+        rows = (sample / name / "test.jsonl").read_text().splitlines()[:40]
+        (folder / "test.jsonl").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.mark.slow
+def test_task_failing_on_one_rank_fails_on_all(tmp_path: Path) -> None:
+    data = _tasks(tmp_path / "data")
+    args = ["run", "--tasks", "EqSTS16,EqSTS12", "--model", "minilm", "--no-cache", "--no-progress",
+            "--dtype", "float32", "--data-dir", str(data), "--out", str(tmp_path)]  # fmt: skip
+    assert main([*args, "--run-name", "one"]) == 0
+    single = json.loads((tmp_path / "one" / "run.json").read_text())["tasks"]
+    helper = Path(__file__).with_name("fail_one_rank.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(helper), "1",
+           *args, "--run-name", "two"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0, proc.stderr[-3000:]  # a task failed
+    assert "out of step" not in proc.stdout + proc.stderr
+    tasks = json.loads((tmp_path / "two" / "run.json").read_text())["tasks"]
+    assert tasks["EqSTS16"]["status"] == "failed"
+    assert tasks["EqSTS16"]["error"] == "rank 1: RuntimeError: injected failure on rank 1"
+    assert "injected failure" in tasks["EqSTS16"]["traceback"]
+    assert tasks["EqSTS12"]["status"] == "ok"
+    assert abs(tasks["EqSTS12"]["main_score"] - single["EqSTS12"]["main_score"]) < 1e-6
+    assert "EqSTS16: FAILED — rank 1: RuntimeError: injected failure on rank 1" in proc.stdout
