@@ -113,14 +113,12 @@ class StageConfig:
 
     def _check_optimizer(self) -> None:
         """AdamW takes nan, inf and negative values without complaint and trains to NaN (or uphill): refuse them."""
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be a finite number above 0, got {self.lr}")
+        for key, value in (("lr", self.lr), ("eps", self.eps), ("weight_decay", self.weight_decay)):
+            if not (math.isfinite(value) and value >= 0):  # lr = 0: export the init unchanged (tests use it)
+                raise ConfigError(f"{key} must be a finite number >= 0, got {value}")
         for key, value in (("beta1", self.beta1), ("beta2", self.beta2)):
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"{key} must be in [0, 1), got {value}")
-        for key, value in (("eps", self.eps), ("weight_decay", self.weight_decay)):
-            if not (math.isfinite(value) and value >= 0):
-                raise ConfigError(f"{key} must be a finite number >= 0, got {value}")
         if not self.grad_clip >= 0:  # a negative max_norm flips every gradient: gradient ascent
             raise ConfigError(f"grad_clip must be >= 0 (0: no clipping), got {self.grad_clip}")
 

@@ -143,9 +143,9 @@ def test_python_m_train_resolves_stage_and_config(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("lr=inf", "lr must be a finite number above 0, got inf"),
-        ("lr=nan", "lr must be a finite number above 0, got nan"),
-        ("lr=-1", "lr must be a finite number above 0, got -1.0"),
+        ("lr=inf", "lr must be a finite number >= 0, got inf"),
+        ("lr=nan", "lr must be a finite number >= 0, got nan"),
+        ("lr=-1", "lr must be a finite number >= 0, got -1.0"),
         ("beta1=2", r"beta1 must be in \[0, 1\), got 2.0"),
         ("beta2=1", r"beta2 must be in \[0, 1\), got 1.0"),
         ("eps=-1e-8", "eps must be a finite number >= 0"),
