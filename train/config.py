@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import tomllib
 import types
 import typing
@@ -31,6 +33,8 @@ RESUME_SAFE = frozenset({
 })  # fmt: skip
 
 MASK_SCHEDULES = (*SCHEDULES, "causal", "bidirectional")
+# what torch.device accepts for the back-ends this project runs on: a type, optionally with an index
+DEVICE_PATTERN = re.compile(r"(cpu|cuda|npu|mps|xpu)(:\d+)?")
 
 
 @dataclass
@@ -96,12 +100,31 @@ class StageConfig:
             raise ConfigError(f"init_layers={self.init_layers} needs an `init` model and must be at least 1")
         if self.init is not None and self.model_overrides:
             raise ConfigError("model_overrides cannot be combined with init (the checkpoint fixes the model)")
+        self._check_optimizer()
+        if self.threads is not None and self.threads < 0:
+            raise ConfigError(f"threads must be at least 0 (0: torch's default), got {self.threads}")
+        if self.device is not None and not DEVICE_PATTERN.fullmatch(self.device):
+            raise ConfigError(f"device must be cpu, cuda, npu, mps or xpu, optionally with ':<index>', "
+                              f"got {self.device!r}")  # fmt: skip
         if not self.data:
             raise ConfigError("data is empty: list the JSONL files (or folders with train.jsonl) to train on")
+        for i, entry in enumerate(self.data):
+            under_root(self.data_root, entry, f"data[{i}]")
+
+    def _check_optimizer(self) -> None:
+        """AdamW takes nan, inf and negative values without complaint and trains to NaN (or uphill): refuse them."""
+        for key, value in (("lr", self.lr), ("eps", self.eps), ("weight_decay", self.weight_decay)):
+            if not (math.isfinite(value) and value >= 0):  # lr = 0: export the init unchanged (tests use it)
+                raise ConfigError(f"{key} must be a finite number >= 0, got {value}")
+        for key, value in (("beta1", self.beta1), ("beta2", self.beta2)):
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{key} must be in [0, 1), got {value}")
+        if not self.grad_clip >= 0:  # a negative max_norm flips every gradient: gradient ascent
+            raise ConfigError(f"grad_clip must be >= 0 (0: no clipping), got {self.grad_clip}")
 
     def data_files(self) -> list[Path]:
-        """Entries of ``data`` joined to ``data_root``; a folder means its train.jsonl."""
-        paths = [Path(self.data_root) / entry for entry in self.data]
+        """Entries of ``data`` under ``data_root``; a folder means its train.jsonl."""
+        paths = [under_root(self.data_root, entry, "data") for entry in self.data]
         return [p / "train.jsonl" if p.is_dir() else p for p in paths]
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,6 +190,17 @@ class MntpConfig(PretrainConfig):
             raise ConfigError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+
+
+def under_root(root: str, entry: str, key: str) -> Path:
+    """``root / entry``, refused when it resolves (``..``, an absolute entry, a symlink) outside ``root``: training
+    data never escapes the data root (``""``: the working directory)."""
+    base = Path(root).resolve()
+    path = (base / entry).resolve()
+    if not path.is_relative_to(base):
+        raise ConfigError(f"{key} = {entry!r} lies outside data_root {str(base)!r}; set data_root to a folder "
+                          f"holding it and give paths relative to it")  # fmt: skip
+    return Path(root) / entry
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
@@ -327,22 +361,50 @@ class SupervisedConfig(StageConfig):
                 raise ConfigError(f"tasks.{name}.kind must be one of {KINDS}, got {spec.get('kind')!r}")
             if isinstance(spec["data"], str):
                 spec["data"] = [spec["data"]]
+            spec.setdefault("hard_negatives", self.hard_negatives)
+            self._check_task_values(name, spec)
             if spec["kind"] == "clr" and not spec["parallel"]:
                 raise ConfigError(f"tasks.{name}: a clr task needs `parallel` (folder with parallel_en_<lang>*)")
-            rows = spec["max_rows"]
-            if not (isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0):
-                raise ConfigError(f"tasks.{name}: max_rows must be an integer >= 0 (0: every row), got {rows!r}")
-            if spec["kind"] == "clr" and rows:
+            if spec["kind"] == "clr" and spec["max_rows"]:
                 raise ConfigError(f"tasks.{name}: a clr task sizes itself with `total`, not max_rows")
             if spec["kind"] != "clr" and not spec["data"]:
                 raise ConfigError(f"tasks.{name}: `data` is empty")
-            if not (isinstance(spec["batch_size"], int) and spec["batch_size"] >= 2 and spec["weight"] > 0):
-                raise ConfigError(f"tasks.{name}: batch_size must be an integer >= 2 and weight positive")
-            k = spec.setdefault("hard_negatives", self.hard_negatives)
-            if not (isinstance(k, int) and not isinstance(k, bool) and k >= 0):
-                raise ConfigError(f"tasks.{name}: hard_negatives must be an integer >= 0, got {k!r}")
+            for entry in spec["data"]:
+                under_root(self.data_root, entry, f"tasks.{name}.data")
+            if spec["parallel"]:
+                under_root(self.data_root, spec["parallel"], f"tasks.{name}.parallel")
             specs[name] = spec
         return specs
+
+    def _check_task_values(self, name: str, spec: dict[str, Any]) -> None:
+        """Each task key's type and range, so a wrong value is a ConfigError naming it rather than a TypeError
+        deep in the stage, or (``weight = inf``, ``total = "x"``) a value taken silently."""
+
+        def bad(key: str, expected: str) -> ConfigError:
+            return ConfigError(f"tasks.{name}.{key} must be {expected}, got {spec[key]!r}")
+
+        def is_int(value: Any, low: int) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+        data = spec["data"]
+        if not (isinstance(data, list) and all(isinstance(d, str) for d in data)):
+            raise bad("data", "a path or a list of paths")
+        if not isinstance(spec["parallel"], str):
+            raise bad("parallel", "a folder path")
+        weight = spec["weight"]
+        if not (isinstance(weight, int | float) and not isinstance(weight, bool)
+                and math.isfinite(weight) and weight > 0):  # fmt: skip
+            raise bad("weight", "a finite number above 0")
+        for key, low, expected in (("batch_size", 2, "an integer >= 2"), ("total", 0, "an integer >= 0 (0: all)"),
+                                   ("max_rows", 0, "an integer >= 0 (0: every row)"),
+                                   ("hard_negatives", 0, "an integer >= 0")):  # fmt: skip
+            if not is_int(spec[key], low):
+                raise bad(key, expected)
+        mix = spec["mix"]
+        shares = mix.values() if isinstance(mix, dict) else ()
+        if not (isinstance(mix, dict) and all(isinstance(v, int | float) and not isinstance(v, bool)
+                                              and math.isfinite(v) and v >= 0 for v in shares)):  # fmt: skip
+            raise bad("mix", "a table of language shares (finite numbers >= 0)")
 
     def dhnm_config(self, k: int | None = None) -> DHNMConfig:
         """DHNM settings for a task with ``k`` hard negatives (default: the stage's ``hard_negatives``)."""

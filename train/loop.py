@@ -190,6 +190,18 @@ def lr_factor(step: int, steps: int, warmup_ratio: float, min_lr_ratio: float) -
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
+def check_finite(loss_sum: float, grad_norm: torch.Tensor, step: int) -> None:
+    """Stop before an update from a non-finite loss or gradient: it would put NaN in the weights, and from there
+    in every later checkpoint and the exported model; the last checkpoint written stays the last good one.
+
+    ``loss_sum`` (the log window's, summed over ranks) and the clipped-over norm are the same on every rank, so
+    all ranks stop together."""
+    norm = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm)
+    if not (math.isfinite(loss_sum) and math.isfinite(norm)):
+        raise TrainError(f"non-finite training at step {step} (loss sum {loss_sum}, grad norm {norm}); lower lr or "
+                         "check the data. Nothing was saved after the last checkpoint")
+
+
 def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, batches: Iterator[Any],
         step_fn: StepFn, ckpt: Path | None = None, state: dict[str, Any] | None = None,
         evaluate: EvalFn | None = None, extra: Stateful | None = None) -> Path:  # fmt: skip
@@ -247,6 +259,7 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
             micro_count, tokens, flops = micro_count + 1, tokens + result.tokens, flops + result.flops
         lr = optimizer.param_groups[0]["lr"]
         grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip or math.inf)
+        check_finite(all_reduce(loss_sum, "sum", rt.device), grad_norm, step + 1)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -255,8 +268,6 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
             synchronize(rt.device)
             elapsed = time.perf_counter() - window_start
             loss = all_reduce(loss_sum / micro_count, "mean", rt.device)
-            if not math.isfinite(loss):
-                raise TrainError(f"loss is {loss} at step {step}; lower lr or check the data")
             norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
             total_tokens = all_reduce(tokens, "sum", rt.device)
             total_flops = all_reduce(flops, "sum", rt.device)
@@ -267,10 +278,12 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
             metrics.write(row)
             loss_sum.zero_()
             micro_count, tokens, flops, steps_in_window = 0, 0, 0.0, 0
-        if step % cfg.save_every == 0 or step == cfg.steps:
-            save(step)
+        # evaluate before saving: a run killed between the two resumes from the previous checkpoint and redoes
+        # both, where one killed after the save would resume past the evaluation and never log it
         if evaluate is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
             metrics.write({"step": step, **evaluate(module, step)})
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            save(step)
         if steps_in_window == 0:
             window_start = time.perf_counter()
     final = ckpt_io.export_final(out, module, model.config, tokenizer, rt, cfg.to_dict())

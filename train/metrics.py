@@ -8,6 +8,7 @@ scores and values; the embedding lookup costs nothing and the tied LM head of pr
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,11 @@ from typing import Any
 import torch
 
 from conan_model import ConanConfig
+from conan_model.atomic import atomic_write_text
+
+from .errors import TrainError
+
+log = logging.getLogger("train")
 
 # Dense bf16 peak TFLOP/s per device, matched as substrings of the device name (first match wins).
 PEAK_TFLOPS = (
@@ -68,9 +74,9 @@ class MetricsLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = []
         if resume_step is not None and self.path.is_file():
-            rows = [json.loads(x) for x in self.path.read_text(encoding="utf-8").splitlines() if x.strip()]
-            kept = [r for r in rows if r.get("step", 0) <= resume_step]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+            kept = [r for r in read_rows(self.path) if r.get("step", 0) <= resume_step]
+        # atomic: a crash here must not leave the log cut short of the rows the checkpoint's steps wrote
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, row: dict[str, Any]) -> None:
         if not self.enabled:
@@ -78,6 +84,22 @@ class MetricsLog:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         print(format_row(row, self.total), flush=True)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a metrics log. A last line that is not JSON is the torn write of a run that died mid-line
+    (a full disk, power loss): dropped with a warning, as the resumed run rewrites that step. A bad line before
+    the last is damage of another kind: an error naming it."""
+    lines = [(n, x) for n, x in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if x.strip()]
+    rows = []
+    for n, line in lines:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if n != lines[-1][0]:
+                raise TrainError(f"{path}:{n}: not a JSON row ({e}); fix or remove the line to resume") from e
+            log.warning("%s:%d: dropping a torn last line (%s): %.60r", path, n, e, line)
+    return rows
 
 
 def format_row(row: dict[str, Any], total: int = 0) -> str:

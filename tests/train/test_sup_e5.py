@@ -61,7 +61,7 @@ def test_training_texts_carry_the_e5_prompts(tmp_path: Path, shared_data: Path, 
 def test_freeze_and_max_rows_errors(tmp_path: Path, shared_data: Path, e5_small: Path):
     with pytest.raises(ConfigError, match="freeze: 'embeddings' names no parameter; top-level names are"):
         build_model(e5_config(tmp_path, shared_data, freeze=["embeddings"]), None, None, 32)
-    with pytest.raises(ConfigError, match="tasks.qa: max_rows must be an integer >= 0"):
+    with pytest.raises(ConfigError, match="tasks.qa.max_rows must be an integer >= 0"):
         e5_config(tmp_path, shared_data, tasks={"qa": {"kind": "retrieval", "data": ["x"], "max_rows": -1}})
     with pytest.raises(ConfigError, match="a clr task sizes itself with `total`"):
         e5_config(tmp_path, shared_data, tasks={"c": {"kind": "clr", "parallel": "p", "max_rows": 5}})

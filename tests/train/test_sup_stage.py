@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -182,16 +183,45 @@ def test_config_errors_name_the_problem(tmp_path: Path, data_root: Path):
         SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, dhnm={"mode": "never"})
     with pytest.raises(ConfigError, match="micro_batch_size"):
         SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, micro_batch_size=2)
-    with pytest.raises(ConfigError, match="tasks.t: hard_negatives must be an integer >= 0, got -1"):
+    with pytest.raises(ConfigError, match="tasks.t.hard_negatives must be an integer >= 0, got -1"):
         SupervisedConfig(**base, tasks={"t": {"kind": "retrieval", "data": ["x"], "hard_negatives": -1}})
     cfg = SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, mrl_dims="16,128", mrl_weights="1")
     with pytest.raises(ConfigError, match="mrl_weights"):
         cfg.mrl(128)
-    scored = tmp_path / "scored.jsonl"
-    scored.write_text('{"sentence1": "a", "sentence2": "b", "score": 2.5}\n')
-    bad = SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": [str(scored), "sts/afqmc.jsonl"]}})
+    mixed = tmp_path / "mixed"  # training data stays under data_root: a root holding both kinds of file
+    (mixed / "sts").mkdir(parents=True)
+    (mixed / "scored.jsonl").write_text('{"sentence1": "a", "sentence2": "b", "score": 2.5}\n')
+    shutil.copy(data_root / "sts/afqmc.jsonl", mixed / "sts/afqmc.jsonl")
+    bad = SupervisedConfig(**{**base, "data_root": str(mixed)},
+                           tasks={"t": {"kind": "sts", "data": ["scored.jsonl", "sts/afqmc.jsonl"]}})  # fmt: skip
     with pytest.raises(DataError, match="mixes scored"):
         run(bad)
+
+
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [
+        ({"kind": "sts", "data": ["x"], "weight": "3"}, "tasks.t.weight must be a finite number above 0, got '3'"),
+        ({"kind": "sts", "data": ["x"], "weight": True}, "tasks.t.weight must be a finite number above 0, got True"),
+        ({"kind": "sts", "data": ["x"], "weight": float("inf")}, "tasks.t.weight must be .*, got inf"),
+        ({"kind": "sts", "data": ["x"], "weight": 0}, "tasks.t.weight must be .*, got 0"),
+        ({"kind": "sts", "data": 3}, "tasks.t.data must be a path or a list of paths, got 3"),
+        ({"kind": "sts", "data": ["x", 3]}, r"tasks.t.data must be a path or a list of paths, got \['x', 3\]"),
+        ({"kind": "clr", "parallel": 3}, "tasks.t.parallel must be a folder path, got 3"),
+        ({"kind": "clr", "parallel": "p", "total": "x"}, "tasks.t.total must be an integer >= 0 .*, got 'x'"),
+        ({"kind": "clr", "parallel": "p", "total": 1.5}, "tasks.t.total must be an integer >= 0 .*, got 1.5"),
+        ({"kind": "clr", "parallel": "p", "mix": "x"}, "tasks.t.mix must be a table of language shares .*got 'x'"),
+        ({"kind": "clr", "parallel": "p", "mix": {"zh": "a"}}, "tasks.t.mix must be a table"),
+        ({"kind": "sts", "data": ["x"], "batch_size": 2.0}, "tasks.t.batch_size must be an integer >= 2, got 2.0"),
+        ({"kind": "sts", "data": ["../x"]}, "tasks.t.data = '../x' lies outside data_root"),
+        ({"kind": "clr", "parallel": "/tmp"}, "tasks.t.parallel = '/tmp' lies outside data_root"),
+    ],
+)
+def test_task_values_are_checked(tmp_path: Path, task: dict, message: str):
+    """A wrong type or value in a task table is a ConfigError naming tasks.<name>.<key>, not a TypeError deep in
+    the stage or a value used silently (weight = inf starved the task of batches)."""
+    with pytest.raises(ConfigError, match=message):
+        SupervisedConfig(data_root=str(tmp_path), output_dir=str(tmp_path / "out"), tasks={"t": task})
 
 
 def test_clr_rows_serve_their_source_rows_given_negative(tmp_path: Path):

@@ -121,7 +121,8 @@ def _harness_like_parser() -> argparse.ArgumentParser:
 
 def test_harness_train_subcommand_reports_bad_input(tmp_path, capsys):
     path = tmp_path / "w.toml"
-    path.write_text(f'stage = "weak"\noutput_dir = "{tmp_path / "out"}"\ndata = ["{tmp_path / "missing.jsonl"}"]\n')
+    path.write_text(f'stage = "weak"\noutput_dir = "{tmp_path / "out"}"\ndata_root = "{tmp_path}"\n'
+                    'data = ["missing.jsonl"]\n')
     args = _harness_like_parser().parse_args(["train", str(path), "--set", "steps=2", "--resume"])
     assert (args.target, args.overrides, args.resume) == (str(path), ["steps=2"], "latest")
     assert args.func(args) == 2
@@ -137,3 +138,46 @@ def test_python_m_train_resolves_stage_and_config(tmp_path, capsys):
     assert "is a 'pretrain' config, not 'weak'" in capsys.readouterr().err
     assert cli.main([str(tmp_path / "none.toml")]) == 2
     assert "neither a stage" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("lr=inf", "lr must be a finite number >= 0, got inf"),
+        ("lr=nan", "lr must be a finite number >= 0, got nan"),
+        ("lr=-1", "lr must be a finite number >= 0, got -1.0"),
+        ("beta1=2", r"beta1 must be in \[0, 1\), got 2.0"),
+        ("beta2=1", r"beta2 must be in \[0, 1\), got 1.0"),
+        ("eps=-1e-8", "eps must be a finite number >= 0"),
+        ("weight_decay=nan", "weight_decay must be a finite number >= 0, got nan"),
+        ("grad_clip=-1", r"grad_clip must be >= 0 \(0: no clipping\), got -1.0"),
+        ("threads=-2", "threads must be at least 0 .*got -2"),
+        ("device=gpu", "device must be cpu, cuda, .*got 'gpu'"),
+    ],
+)
+def test_optimizer_and_runtime_values_are_checked(override, message):
+    """Values torch would take silently (lr=inf trains to NaN, grad_clip=-1 to gradient ascent) or fail on deep
+    in a stage with a traceback naming no key."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(WeakConfig, None, ["data=x.jsonl", override])
+
+
+def test_accepted_runtime_values():
+    cfg = load_config(WeakConfig, None, ["data=x.jsonl", "grad_clip=0", "threads=0", "device=cuda:1", "beta1=0"])
+    assert (cfg.grad_clip, cfg.threads, cfg.device, cfg.beta1) == (0.0, 0, "cuda:1", 0.0)
+
+
+def test_data_stays_under_data_root(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "news.jsonl").write_text('{"text": "x"}\n')
+    (root / "link").symlink_to(outside)
+    base = [f"data_root={root}"]
+    for entry in ("../outside/news.jsonl", str(outside / "news.jsonl"), "link/news.jsonl", "sub/../../outside"):
+        with pytest.raises(ConfigError, match=rf"data\[0\] = '{entry}' lies outside data_root '{root}'"):
+            load_config(PretrainConfig, None, [*base, f"data=['{entry}']"])
+    cfg = load_config(PretrainConfig, None, [*base, "data=['sub/../a.jsonl', 'sub']"])
+    assert cfg.data_files() == [root / "sub/../a.jsonl", root / "sub" / "train.jsonl"]
+    with pytest.raises(ConfigError, match="lies outside data_root"):  # no data_root: the working directory
+        load_config(PretrainConfig, None, [f"data={outside / 'news.jsonl'}"])

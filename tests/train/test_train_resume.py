@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
+import math
 import os
 import signal
 import subprocess
@@ -15,8 +18,10 @@ import torch
 from safetensors.torch import load_file
 
 from conan_model import train_tokenizer as train_bbpe
+from train import checkpoint as ckpt_io
+from train import loop
 from train.config import PretrainConfig, WeakConfig, load_config
-from train.errors import ResumeError
+from train.errors import ResumeError, TrainError
 from train.pretrain import run as run_pretrain
 from train.weak import run as run_weak
 
@@ -105,3 +110,79 @@ def test_resume_refuses_a_different_config(tmp_path, shared_data, one_thread):
         run_pretrain(PretrainConfig(**base), resume=str(tmp_path / "elsewhere"))
     # operational keys may change: the finished run resumes at its last step and just re-exports
     assert run_pretrain(PretrainConfig(**{**base, "log_every": 5}), resume="latest").is_dir()
+
+
+def tiny_pretrain(tmp_path: Path, shared_data: Path, **overrides) -> PretrainConfig:
+    values = dict(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["news_en_raw"],
+                  tokenizer_vocab=400, tokenizer_rows=100, model_overrides={"max_length": 32}, seq_len=32,
+                  batch_size=4, steps=2, save_every=1, threads=1)  # fmt: skip
+    return PretrainConfig(**{**values, **overrides})
+
+
+def test_non_finite_loss_stops_before_the_update_and_keeps_the_last_good_checkpoint(
+    tmp_path, shared_data, one_thread, monkeypatch
+):
+    """Step 3's loss is made infinite: the run stops naming step 3; steps 1-2 stay checkpointed, nothing NaN is
+    saved and no final/ is exported (the audit's lr=inf run exported a NaN model with exit 0)."""
+    real_fit = loop.fit
+
+    def poisoned_fit(cfg, rt, model, tokenizer, batches, step_fn, *args, **kwargs):
+        def step_fn_inf(module, batch, step: int) -> loop.StepResult:
+            result = step_fn(module, batch, step)
+            scale = math.inf if step == 2 else 1.0  # 0-based: the third step
+            return dataclasses.replace(result, loss=result.loss * scale, value=result.value * scale)
+
+        return real_fit(cfg, rt, model, tokenizer, batches, step_fn_inf, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "fit", poisoned_fit)
+    cfg = tiny_pretrain(tmp_path, shared_data, steps=4)
+    with pytest.raises(TrainError, match="non-finite training at step 3"):
+        run_pretrain(cfg)
+    out = Path(cfg.output_dir)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_00000001", "step_00000002"]
+    assert not (out / "final").exists()
+    weights = load_file(out / "checkpoints" / "step_00000002" / "model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+class Killed(Exception):
+    """Stands for a kill -9 right after a checkpoint is written."""
+
+
+def test_final_evaluation_is_logged_before_the_last_checkpoint(tmp_path, shared_data, one_thread, monkeypatch):
+    """Killed right after the step-N checkpoint: the resumed run (which starts at step N and trains nothing) must
+    still have the held-out evaluation of step N in metrics.jsonl."""
+    cfg = WeakConfig(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["parallel_en_zh"],
+                     tokenizer_vocab=400, tokenizer_rows=200, model_overrides={"max_length": 24}, max_length=24,
+                     holdout=16, batch_size=8, steps=2, save_every=1, threads=1)  # fmt: skip
+    real_save = ckpt_io.save_checkpoint
+
+    def save_then_die(out, step, *args, **kwargs):
+        real_save(out, step, *args, **kwargs)
+        if step == cfg.steps:
+            raise Killed
+
+    monkeypatch.setattr(ckpt_io, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        run_weak(cfg)
+    monkeypatch.setattr(ckpt_io, "save_checkpoint", real_save)
+    assert run_weak(cfg, resume="latest").is_dir()
+    rows = metrics(Path(cfg.output_dir))
+    assert [r["step"] for r in rows if "eval_mrr" in r] == [0, 2]
+
+
+def test_torn_last_metrics_line_is_dropped_on_resume(tmp_path, shared_data, one_thread, caplog):
+    """A run that died mid-line (full disk, power loss) left half a JSON row: resume drops it with a warning and
+    rewrites the log; a bad line before the last is an error naming file:line."""
+    cfg = tiny_pretrain(tmp_path, shared_data)
+    run_pretrain(cfg)
+    log = Path(cfg.output_dir) / "metrics.jsonl"
+    good = log.read_text()
+    log.write_text(good + '{"step": 3, "loss": 4.')
+    with caplog.at_level(logging.WARNING, logger="train"):
+        assert run_pretrain(cfg, resume="latest").is_dir()
+    assert "dropping a torn last line" in caplog.text
+    assert log.read_text() == good
+    log.write_text('{"step": 1, "loss\n' + good)
+    with pytest.raises(TrainError, match=r"metrics\.jsonl:1: not a JSON row"):
+        run_pretrain(cfg, resume="latest")
