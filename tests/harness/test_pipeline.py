@@ -10,22 +10,21 @@ import pytest
 from harness.cli import main
 
 
-def _config(tmp_path: Path, shared_data: Path) -> Path:
-    out = tmp_path / "pipe"
-    train = shared_data / "train"
+def _config(tmp_path: Path, shared_data: Path, pretrain: str, weak: str, evaluate: str) -> Path:
+    """A pretrain → weak pipeline on the shared training data: each stage's extra `set` entries and the [eval]
+    table are the test's (the step counts are what a rerun changes)."""
+    out, train = tmp_path / "pipe", shared_data / "train"
     text = f"""
 out = "{out}"
 [[train]]
 config = "configs/pretrain.toml"
-set = ["output_dir='{out}/pretrain'", "data_root='{train}'", "steps=12", "save_every=6", "log_every=6",
-       "batch_size=8", "seq_len=64", "tokenizer_rows=800", "tokenizer_vocab=1000", "threads=1"]
+set = ["output_dir='{out}/pretrain'", "data_root='{train}'", "threads=1", {pretrain}]
 [[train]]
 config = "configs/weak.toml"
-set = ["output_dir='{out}/weak'", "init='{out}/pretrain/final'", "data_root='{train}'", "steps=12",
-       "save_every=6", "log_every=6", "eval_every=0", "batch_size=16", "holdout=32", "threads=1"]
+set = ["output_dir='{out}/weak'", "init='{out}/pretrain/final'", "data_root='{train}'", "eval_every=0",
+       "threads=1", {weak}]
 [eval]
-tasks = ["STS16", "AFQMC"]
-baselines = ["minilm"]
+{evaluate}
 [leaderboard]
 published = false
 """
@@ -37,7 +36,12 @@ published = false
 @pytest.mark.slow
 def test_pipeline_end_to_end_and_resume(tmp_path: Path, shared_data: Path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(Path(__file__).resolve().parents[2])  # stage configs are given relative to the repo
-    config = _config(tmp_path, shared_data)
+    config = _config(
+        tmp_path, shared_data,
+        pretrain='"steps=12", "save_every=6", "log_every=6", "batch_size=8", "seq_len=64", "tokenizer_rows=800", '
+                 '"tokenizer_vocab=1000"',
+        weak='"steps=12", "save_every=6", "log_every=6", "batch_size=16", "holdout=32"',
+        evaluate='tasks = ["STS16", "AFQMC"]\nbaselines = ["minilm"]')  # fmt: skip
     assert main(["pipeline", str(config)]) == 0
     out = tmp_path / "pipe"
     state = json.loads((out / "pipeline.json").read_text())["done"]
@@ -61,26 +65,12 @@ def test_pipeline_bad_config_exits_2(tmp_path: Path, capsys) -> None:
 
 
 def _two_stages(tmp_path: Path, shared_data: Path, pretrain_steps: int, weak_steps: int) -> Path:
-    """A tiny pretrain → weak pipeline evaluated on one task; the step counts are the config a rerun changes."""
-    out, train = tmp_path / "pipe", shared_data / "train"
-    text = f"""
-out = "{out}"
-[[train]]
-config = "configs/pretrain.toml"
-set = ["output_dir='{out}/pretrain'", "data_root='{train}'", "steps={pretrain_steps}", "batch_size=4",
-       "seq_len=32", "tokenizer_rows=200", "tokenizer_vocab=300", "threads=1"]
-[[train]]
-config = "configs/weak.toml"
-set = ["output_dir='{out}/weak'", "init='{out}/pretrain/final'", "data_root='{train}'", "steps={weak_steps}",
-       "eval_every=0", "batch_size=8", "holdout=16", "max_length=32", "threads=1"]
-[eval]
-tasks = ["STS16"]
-[leaderboard]
-published = false
-"""
-    path = tmp_path / "pipeline.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    """A tiny pipeline evaluated on one task; the step counts are the config a rerun changes."""
+    return _config(
+        tmp_path, shared_data,
+        pretrain=f'"steps={pretrain_steps}", "batch_size=4", "seq_len=32", "tokenizer_rows=200", "tokenizer_vocab=300"',
+        weak=f'"steps={weak_steps}", "batch_size=8", "holdout=16", "max_length=32"',
+        evaluate='tasks = ["STS16"]')  # fmt: skip
 
 
 def _trained_steps(final: Path) -> int:
