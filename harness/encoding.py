@@ -214,6 +214,7 @@ class HarnessEncoder(AbsEncoder):
                 result = np.empty((len(part), self.model.embed_dim), dtype=np.float32)
                 for rank, piece in enumerate(self.shards.gather(local, len(part), self.model.embed_dim)):
                     result[rank :: self.shards.world] = piece
+                self.stats.encoded_texts += len(part) - len(mine)  # the other ranks' share: the slice is encoded
                 bar.update(len(part))
                 yield lo, lo + len(part), result
 

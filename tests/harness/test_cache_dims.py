@@ -169,6 +169,8 @@ def test_torchrun_two_processes_match_one(tmp_path: Path) -> None:
     double = json.loads((tmp_path / "two" / "run.json").read_text())
     assert double["world_size"] == 2
     assert abs(double["tasks"]["STS16"]["main_score"] - single["tasks"]["STS16"]["main_score"]) < 1e-6
+    counts = json.loads((tmp_path / "two" / "efficiency.json").read_text())["STS16"]
+    assert counts["encoded_texts"] + counts["cache_hits"] == counts["unique_texts"]  # every rank's share counted
 
 
 def test_cache_cli_info_and_clear(tmp_path: Path, minilm, capsys) -> None:
