@@ -68,7 +68,7 @@ class StageConfig:
     eps: float = 1e-8
     grad_clip: float = 1.0  # 0 disables clipping (the norm is still logged)
     seed: int = 0
-    device: str | None = None  # None: conan_model.pick_device (cuda > npu > mps > cpu); torchrun adds LOCAL_RANK
+    device: str | None = None  # None or 'auto': pick_device (cuda > npu > mps > cpu); torchrun adds LOCAL_RANK
     parallel: str = "ddp"  # 'ddp' or 'fsdp' (FSDP2 fully_shard per block); only used with several processes
     threads: int | None = None  # torch.set_num_threads
     gradient_checkpointing: bool = False
@@ -103,8 +103,10 @@ class StageConfig:
         self._check_optimizer()
         if self.threads is not None and self.threads < 0:
             raise ConfigError(f"threads must be at least 0 (0: torch's default), got {self.threads}")
+        if self.device == "auto":  # as `harness run --device auto`: the best available (pick_device)
+            self.device = None
         if self.device is not None and not DEVICE_PATTERN.fullmatch(self.device):
-            raise ConfigError(f"device must be cpu, cuda, npu, mps or xpu, optionally with ':<index>', "
+            raise ConfigError(f"device must be auto, cpu, cuda, npu, mps or xpu, optionally with ':<index>', "
                               f"got {self.device!r}")  # fmt: skip
         if not self.data:
             raise ConfigError("data is empty: list the JSONL files (or folders with train.jsonl) to train on")

@@ -20,7 +20,7 @@ from harness.data import default_data_root
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="gloo over localhost")
 
 GROUP = textwrap.dedent("""
-    import json, sys
+    import json, os, sys
     import numpy as np
     import torch.distributed as dist
     from harness.distributed import ShardGroup
@@ -58,7 +58,9 @@ GROUP = textwrap.dedent("""
             group.gather(local, 5, 2) if rank == 0 else group.finish_task(None)
     except ShardMismatch as exc:
         out["mismatch"] = str(exc)
-    print(json.dumps(out))
+    print(json.dumps(out), flush=True)
+    dist.destroy_process_group()
+    os._exit(0)  # past gloo's teardown: after a mismatch its threads can abort interpreter shutdown (SIGABRT)
 """)
 
 

@@ -152,7 +152,7 @@ def test_python_m_train_resolves_stage_and_config(tmp_path, capsys):
         ("weight_decay=nan", "weight_decay must be a finite number >= 0, got nan"),
         ("grad_clip=-1", r"grad_clip must be >= 0 \(0: no clipping\), got -1.0"),
         ("threads=-2", "threads must be at least 0 .*got -2"),
-        ("device=gpu", "device must be cpu, cuda, .*got 'gpu'"),
+        ("device=gpu", "device must be auto, cpu, cuda, .*got 'gpu'"),
     ],
 )
 def test_optimizer_and_runtime_values_are_checked(override, message):
@@ -165,6 +165,7 @@ def test_optimizer_and_runtime_values_are_checked(override, message):
 def test_accepted_runtime_values():
     cfg = load_config(WeakConfig, None, ["data=x.jsonl", "grad_clip=0", "threads=0", "device=cuda:1", "beta1=0"])
     assert (cfg.grad_clip, cfg.threads, cfg.device, cfg.beta1) == (0.0, 0, "cuda:1", 0.0)
+    assert load_config(WeakConfig, None, ["data=x.jsonl", "device=auto"]).device is None  # pick_device's choice
 
 
 def test_data_stays_under_data_root(tmp_path):
