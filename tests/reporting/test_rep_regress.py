@@ -135,9 +135,9 @@ def test_task_on_different_data_is_not_tested(tiny_runs, tmp_path):
 
 
 def test_too_few_resamples_for_the_ci_level_are_named(tiny_runs):
-    """Each CI end is a quantile of the resamples: with Bonferroni over 7 tasks at 1000 resamples it would rest
-    on 3.6 of them, and the report says how many to use instead."""
-    few = compare(tiny_runs["base"], tiny_runs["short"], n_boot=1000, bonferroni=True)
-    assert any("rests on 3.6 of 1000 resamples; use --n-boot 2800 or more" in w for w in few.warnings)
+    """Each CI end is a quantile of the resamples: with Bonferroni over 7 tasks at 200 resamples it would rest
+    on 0.7 of them, and the report says how many to use instead."""
+    few = compare(tiny_runs["base"], tiny_runs["short"], n_boot=200, bonferroni=True)
+    assert any("rests on 0.7 of 200 resamples; use --n-boot 2800 or more" in w for w in few.warnings)
     enough = compare(tiny_runs["base"], tiny_runs["short"], n_boot=400, tasks=["TinySTS"])
     assert not any("rests on" in w for w in enough.warnings)  # 400 × 0.025 = 10 beyond each end
