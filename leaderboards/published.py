@@ -76,14 +76,16 @@ def task_score(path: Path, task: Any | None) -> tuple[float, str] | None:
 
     As mteb's own leaderboard scores a task: the mean main score over every (eval split, subset) of the task,
     so a task evaluated on validation and test (MultilingualSentiment in MTEB(cmn, v1)) is their mean, as
-    `harness run` records it, not the first split's. A file lacking one of the task's eval splits is not
-    scored (mteb's leaderboard leaves it out too); with no task known, every split of the file counts."""
+    `harness run` records it, not the first split's. Eval splits the file lacks are left out (the returned
+    splits name those used): without a suite, a task's own eval splits can list one the published run never
+    had (STSB: validation). With no task known, every split of the file counts."""
     from mteb.results import TaskResult
 
     result = TaskResult.from_disk(path)
-    splits = list(getattr(task, "eval_splits", None) or task.metadata.eval_splits) if task is not None else list(
+    wanted = list(getattr(task, "eval_splits", None) or task.metadata.eval_splits) if task is not None else list(
         result.scores)  # a benchmark's task object carries the benchmark's own split selection
-    if not splits or any(s not in result.scores for s in splits):
+    splits = [s for s in wanted if s in result.scores]
+    if not splits:
         return None
     subsets = set(getattr(task, "hf_subsets", None) or []) if task is not None else set()
     values = [e["main_score"] for split in splits for e in result.scores[split]

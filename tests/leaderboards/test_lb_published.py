@@ -57,8 +57,11 @@ def test_split_and_subset_choice(tmp_path: Path):
     sts17 = result_json("STS17", 0.8, subset="en-en")
     sts17["scores"]["test"].append({"main_score": 0.2, "hf_subset": "ko-ko", "languages": ["kor-Hang"]})
     write_json(rev / "STS17.json", sts17)
+    write_json(rev / "STSB.json", result_json("STSB", 0.8463, lang="cmn-Hans"))  # test only
     _, eng = suite_tasks("MTEB(eng, v2)")
-    (got,) = load_published(tmp_path, {"MultilingualSentiment": None, "STS17": eng["STS17"]})
+    (got,) = load_published(tmp_path, {"MultilingualSentiment": None, "STS17": eng["STS17"], "STSB": None})
+    # STSB's own eval splits list validation too, which the published run never had: its test score counts
+    assert got.scores["STSB"] == 0.8463 and got.splits["STSB"] == "test"
     # mteb's leaderboard rule, and what `harness run` records: the mean over the task's eval splits
     assert got.splits["MultilingualSentiment"] == "validation+test"
     assert got.scores["MultilingualSentiment"] == pytest.approx((0.7741 + 0.7524) / 2)
