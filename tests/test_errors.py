@@ -37,3 +37,20 @@ def test_the_harness_cli_prints_a_train_error_as_one_line(tmp_path: Path, capsys
     assert main(["train", str(config)]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "no_such_key" in err and "Traceback" not in err
+
+
+def test_a_closed_pipe_ends_the_cli_quietly() -> None:
+    """`harness list tasks | head -1`: the reader left before the output ended; before, a BrokenPipeError
+    traceback followed. Here the read end is closed before anything is written, so the first write fails."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "harness", "list", "tasks"], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=300)  # fmt: skip
+    finally:
+        os.close(write)
+    assert proc.returncode == 141 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
