@@ -172,7 +172,6 @@ class Pipeline:
         return Path(final)
 
     def evaluate(self, finals: list[str]) -> list[Path]:
-        from conan_model.fingerprint import files_fingerprint
         from harness.checks import parse_dims
         from harness.env import data_root
         from harness.models import ModelOptions
@@ -180,7 +179,7 @@ class Pipeline:
 
         ev = self.cfg["eval"]
         checkpoints = list(ev.get("checkpoints", finals))
-        models = {f"conan:{c}": files_fingerprint(Path(c)) if Path(c).is_dir() else c for c in checkpoints}
+        models = {f"conan:{c}": source_fingerprint(c) for c in checkpoints}
         models |= {spec: spec for spec in ev.get("baselines", [])}
         runs = []
         for spec, model_key in models.items():

@@ -190,9 +190,10 @@ def lr_factor(step: int, steps: int, warmup_ratio: float, min_lr_ratio: float) -
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def check_finite(loss_sum: float, grad_norm: torch.Tensor, step: int) -> None:
-    """Stop before an update from a non-finite loss or gradient: it would put NaN in the weights, and from there
-    in every later checkpoint and the exported model; the last checkpoint written stays the last good one.
+def check_finite(loss_sum: float, grad_norm: torch.Tensor, step: int) -> float:
+    """The step's gradient norm, after stopping before an update from a non-finite loss or gradient: it would put
+    NaN in the weights, and from there in every later checkpoint and the exported model; the last checkpoint
+    written stays the last good one.
 
     ``loss_sum`` (the log window's, summed over ranks) and the clipped-over norm are the same on every rank, so
     all ranks stop together."""
@@ -200,6 +201,7 @@ def check_finite(loss_sum: float, grad_norm: torch.Tensor, step: int) -> None:
     if not (math.isfinite(loss_sum) and math.isfinite(norm)):
         raise TrainError(f"non-finite training at step {step} (loss sum {loss_sum}, grad norm {norm}); lower lr or "
                          "check the data. Nothing was saved after the last checkpoint")
+    return norm
 
 
 def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, batches: Iterator[Any],
@@ -259,7 +261,7 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
             micro_count, tokens, flops = micro_count + 1, tokens + result.tokens, flops + result.flops
         lr = optimizer.param_groups[0]["lr"]
         grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip or math.inf)
-        check_finite(all_reduce(loss_sum, "sum", rt.device), grad_norm, step + 1)
+        norm = check_finite(all_reduce(loss_sum, "sum", rt.device), grad_norm, step + 1)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -268,10 +270,9 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
             synchronize(rt.device)
             elapsed = time.perf_counter() - window_start
             loss = all_reduce(loss_sum / micro_count, "mean", rt.device)
-            norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
             total_tokens = all_reduce(tokens, "sum", rt.device)
             total_flops = all_reduce(flops, "sum", rt.device)
-            row = {"step": step, "loss": loss, "lr": lr, "grad_norm": float(norm),
+            row = {"step": step, "loss": loss, "lr": lr, "grad_norm": norm,
                    "tokens_per_s": total_tokens / elapsed, "step_time": elapsed / steps_in_window,
                    "mfu": total_flops / elapsed / (peak * 1e12 * rt.world_size) if peak else None,
                    **result.metrics}  # fmt: skip
