@@ -3,7 +3,8 @@
 Every step is resumable: a finished step is recorded in `<out>/pipeline.json` and skipped on a rerun; a training
 stage interrupted half-way continues from its newest checkpoint (`--resume latest` semantics); an evaluation
 skips the tasks its run directory already finished. A stage is recorded under a key: the fingerprint of its
-resolved config (TOML contents + `set`, train's config loader), its output_dir, the contents of its `init` folder
+resolved config (TOML contents + `set`, train's config loader), its output_dir, the contents (sha256 of the bytes,
+not the path) of its `init` (a folder, a gguf: file, a prepared base) and of every training data file it reads,
 and the previous stage's key. A stage whose key changed trains again from scratch (its old output_dir is moved
 aside to `<output_dir>.replaced` and deleted once the new model is exported; it is never resumed into), and so does
 every later stage; an evaluation whose checkpoint changed replaces its old results. An output_dir this pipeline
@@ -97,7 +98,10 @@ def source_fingerprint(spec: str | None) -> str | None:
     from conan_model.fingerprint import files_fingerprint
     from conan_model.importing import split_spec
 
-    target = Path(split_spec(spec)[1])
+    try:
+        target = Path(split_spec(spec)[1])
+    except FileNotFoundError as exc:  # a base name not prepared yet: say how, before any stage runs
+        raise UsageError(str(exc)) from None
     return files_fingerprint(target) if target.exists() else spec
 
 

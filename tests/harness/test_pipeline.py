@@ -154,6 +154,25 @@ tasks = ["STS16"]
     assert "done earlier" in train() and weights.stat().st_mtime_ns == trained
 
 
+def test_pipeline_names_an_init_base_that_is_not_prepared(tmp_path: Path, shared_data: Path, capsys,
+                                                           monkeypatch) -> None:  # fmt: skip
+    """Keying a stage hashes its init base's folder: one not prepared is a one-line error saying how to prepare
+    it (exit 2), not a traceback, before anything trains."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(tmp_path / "no-models"))
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f"""out = "{tmp_path / "pipe"}"
+[[train]]
+config = "configs/weak.toml"
+set = ["output_dir='{tmp_path / "pipe" / "weak"}'", "init='smollm2-135m'", "data_root='{shared_data / "train"}'"]
+[eval]
+tasks = ["STS16"]
+""", encoding="utf-8")  # fmt: skip
+    assert main(["pipeline", str(config)]) == 2
+    assert "pretrained base 'smollm2-135m' is not prepared" in capsys.readouterr().err
+    assert not (tmp_path / "pipe" / "weak").exists()
+
+
 def test_pipeline_refuses_an_output_dir_it_did_not_train(tmp_path: Path, shared_data: Path, capsys,
                                                          monkeypatch) -> None:  # fmt: skip
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
