@@ -28,8 +28,10 @@ noise explain. Config (TOML; paths relative to the working directory):
     arm = "dynamic"                     # tuned with the first seed; default: the reference arm
 
 Resumable: every finished unit (a stage of one arm and seed, an evaluation) is recorded in <out>/ablate.json
-with a fingerprint of its resolved config and skipped on a rerun; a stage killed half-way continues from its
-newest checkpoint, an evaluation from its last finished task. So kill -9 loses at most the arm in progress.
+with a fingerprint of its resolved config and the sha256 of each training data file and of its `init` (unless
+chained: the previous unit's record covers it), and skipped on a rerun; a unit whose config or files changed is
+refused, naming them. A stage killed half-way continues from its newest checkpoint, an evaluation from its last
+finished task. So kill -9 loses at most the arm in progress.
 A stage whose fingerprint and starting model equal a finished unit's (the [choose] run of the value chosen and
 the tuned arm's first seed) reuses that unit's model instead of training it again.
 """
