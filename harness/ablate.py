@@ -32,8 +32,8 @@ with a fingerprint of its resolved config and the sha256 of each training data f
 chained: the previous unit's record covers it), and skipped on a rerun; a unit whose config or files changed is
 refused, naming them. A stage killed half-way continues from its newest checkpoint, an evaluation from its last
 finished task. So kill -9 loses at most the arm in progress.
-A stage whose fingerprint and starting model equal a finished unit's (the [choose] run of the value chosen and
-the tuned arm's first seed) reuses that unit's model instead of training it again.
+A stage whose fingerprint, file hashes and starting model equal a finished unit's (the [choose] run of the value
+chosen and the tuned arm's first seed) reuses that unit's model instead of training it again.
 """
 
 from __future__ import annotations
