@@ -19,22 +19,29 @@ from typing import Any
 MODEL_IGNORE = ("README*", "*.md", ".*", "__pycache__", "*.pyc")
 
 
-def files_fingerprint(folder: Path, patterns: tuple[str, ...] = ("*",), ignore: tuple[str, ...] = MODEL_IGNORE) -> str:
-    """sha256 (hex) over the files under ``folder`` (recursive) that match ``patterns`` and have no path part
-    matching ``ignore``: each file's relative name, its size and its bytes, so two different folders never
-    collide. The defaults name a model folder; ``ignore=()`` hashes every file (a task folder)."""
-    files = {p for pattern in patterns for p in folder.rglob(pattern) if p.is_file()}
-    names = {path: path.relative_to(folder).as_posix() for path in files}
+def files_fingerprint(path: Path, patterns: tuple[str, ...] = ("*",), ignore: tuple[str, ...] = MODEL_IGNORE) -> str:
+    """sha256 (hex) over the files under the folder ``path`` (recursive) that match ``patterns`` and have no path
+    part matching ``ignore``: each file's relative name, its size and its bytes, so two different folders never
+    collide. The defaults name a model folder; ``ignore=()`` hashes every file (a task folder). A file ``path``
+    (a GGUF model, a training data file) is hashed alone the same way, under its own name, whatever ``ignore``
+    says: a stage keyed by such a file's path alone would reuse a model trained from other contents."""
+    if path.is_file():
+        names = {path: path.name}
+    else:
+        files = {p for pattern in patterns for p in path.rglob(pattern) if p.is_file()}
+        names = {p: p.relative_to(path).as_posix() for p in files}
+        names = {p: name for p, name in names.items() if not _ignored(name, ignore)}
     digest = hashlib.sha256()
-    for path in sorted(files, key=names.__getitem__):
-        name = names[path]
-        if any(fnmatch.fnmatchcase(part, rule) for part in name.split("/") for rule in ignore):
-            continue
-        with path.open("rb") as handle:  # the name ends at NUL and the size bounds the bytes: no ambiguity
-            digest.update(name.encode() + b"\0" + str(os.fstat(handle.fileno()).st_size).encode() + b"\0")
+    for file in sorted(names, key=names.__getitem__):
+        with file.open("rb") as handle:  # the name ends at NUL and the size bounds the bytes: no ambiguity
+            digest.update(names[file].encode() + b"\0" + str(os.fstat(handle.fileno()).st_size).encode() + b"\0")
             for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+def _ignored(name: str, rules: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(part, rule) for part in name.split("/") for rule in rules)
 
 
 def data_fingerprint(obj: Any) -> str:

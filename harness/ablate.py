@@ -28,10 +28,12 @@ noise explain. Config (TOML; paths relative to the working directory):
     arm = "dynamic"                     # tuned with the first seed; default: the reference arm
 
 Resumable: every finished unit (a stage of one arm and seed, an evaluation) is recorded in <out>/ablate.json
-with a fingerprint of its resolved config and skipped on a rerun; a stage killed half-way continues from its
-newest checkpoint, an evaluation from its last finished task. So kill -9 loses at most the arm in progress.
-A stage whose fingerprint and starting model equal a finished unit's (the [choose] run of the value chosen and
-the tuned arm's first seed) reuses that unit's model instead of training it again.
+with a fingerprint of its resolved config and the sha256 of each training data file and of its `init` (unless
+chained: the previous unit's record covers it), and skipped on a rerun; a unit whose config or files changed is
+refused, naming them. A stage killed half-way continues from its newest checkpoint, an evaluation from its last
+finished task. So kill -9 loses at most the arm in progress.
+A stage whose fingerprint, file hashes and starting model equal a finished unit's (the [choose] run of the value
+chosen and the tuned arm's first seed) reuses that unit's model instead of training it again.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from typing import Any
 from conan_model.fingerprint import data_fingerprint
 from harness.env import data_root
 from harness.errors import UsageError
-from harness.pipeline import read_toml
+from harness.pipeline import read_toml, source_fingerprint
 from harness.runs import atomic_write_json, read_json
 
 STATE = "ablate.json"
@@ -117,6 +119,24 @@ def fingerprint(stage_cfg: Any, chained: bool = False) -> str:
     return data_fingerprint({k: v for k, v in stage_cfg.to_dict().items() if k not in skip})[:16]
 
 
+def input_hashes(stage_cfg: Any, chained: bool = False) -> dict[str, str]:
+    """{path: sha256 of its contents} of what a stage trains from: each training data file and, unless chained
+    (the previous unit covers it), the ``init`` model. The config names these by path only, and a path keeps its
+    name when its files are replaced."""
+    hashes = stage_cfg.data_hashes()
+    if stage_cfg.init and not chained:
+        hashes[f"init {stage_cfg.init}"] = source_fingerprint(stage_cfg.init)
+    return hashes
+
+
+def changed_inputs(recorded: dict[str, str] | None, current: dict[str, str]) -> str:
+    """Why a unit's recorded input contents do not match: the files that changed, or a record from before."""
+    if recorded is None:
+        return "was recorded before ablate hashed its training data and init model, so they cannot be checked"
+    changed = sorted(k for k in {*recorded, *current} if recorded.get(k) != current.get(k))
+    return f"was trained from other contents of {', '.join(changed)}"
+
+
 class Ablation:
     """Runs the units of one config in order, recording each in <out>/ablate.json as it finishes."""
 
@@ -156,34 +176,40 @@ class Ablation:
             if done and done["fingerprint"] != fp:
                 raise UsageError(f"{self.config_path}: {unit} was trained with another config (fingerprint "
                                  f"{done['fingerprint']} != {fp}); use a fresh `out` folder")  # fmt: skip
+            inputs = input_hashes(stage_cfg, chained=bool(init))
+            if done and done.get("inputs") != inputs:
+                raise UsageError(f"{self.config_path}: {unit} {changed_inputs(done.get('inputs'), inputs)}; every "
+                                 f"unit of {self.out} may hold the old ones: use a fresh `out` folder")  # fmt: skip
             if done and Path(done["final"]).is_dir():
                 self._say(unit, "done earlier, skipped")
                 init = done["final"]
                 continue
-            twin = None if done else self._twin(fp, init)
+            twin = None if done else self._twin(fp, inputs, init)
             if twin is not None:  # e.g. the reference arm's first seed at the value [choose] picked
                 self._say(unit, f"same config and starting model as {twin}: its model is reused")
                 final = self.state["done"][twin]["final"]
-                self._record(unit, {"final": final, "fingerprint": fp, "config": stage["config"], "init": init,
-                                    "seconds": 0.0, "reused": twin})  # fmt: skip
+                self._record(unit, {"final": final, "fingerprint": fp, "inputs": inputs, "config": stage["config"],
+                                    "init": init, "seconds": 0.0, "reused": twin})  # fmt: skip
                 init = final
                 continue
             self._say(unit, f"training {stage['config']} (resumes from its newest checkpoint)")
             start = time.perf_counter()
             final = module.run(stage_cfg, resume="latest")
-            self._record(unit, {"final": str(final), "fingerprint": fp, "config": stage["config"], "init": init,
-                                "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+            self._record(unit, {"final": str(final), "fingerprint": fp, "inputs": inputs, "config": stage["config"],
+                                "init": init, "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
             init = str(final)
         return init
 
-    def _twin(self, fp: str, init: str | None) -> str | None:
-        """A finished unit with this fingerprint and starting model: training this one would repeat it.
+    def _twin(self, fp: str, inputs: dict[str, str], init: str | None) -> str | None:
+        """A finished unit with this fingerprint, input contents and starting model: training this one would
+        repeat it.
 
         The starting model is compared apart because a chained stage's fingerprint leaves ``init`` out; units
-        recorded before ``init`` was recorded are never twins.
+        recorded before ``init`` or their inputs were recorded are never twins.
         """
         for unit, value in self.state["done"].items():
-            if value.get("fingerprint") == fp and "init" in value and value["init"] == init:
+            same = value.get("fingerprint") == fp and value.get("inputs") == inputs
+            if same and "init" in value and value["init"] == init:
                 if Path(value["final"]).is_dir():
                     return unit
         return None

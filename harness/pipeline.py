@@ -3,7 +3,8 @@
 Every step is resumable: a finished step is recorded in `<out>/pipeline.json` and skipped on a rerun; a training
 stage interrupted half-way continues from its newest checkpoint (`--resume latest` semantics); an evaluation
 skips the tasks its run directory already finished. A stage is recorded under a key: the fingerprint of its
-resolved config (TOML contents + `set`, train's config loader), its output_dir, the contents of its `init` folder
+resolved config (TOML contents + `set`, train's config loader), its output_dir, the contents (sha256 of the bytes,
+not the path) of its `init` (a folder, a gguf: file, a prepared base) and of every training data file it reads,
 and the previous stage's key. A stage whose key changed trains again from scratch (its old output_dir is moved
 aside to `<output_dir>.replaced` and deleted once the new model is exported; it is never resumed into), and so does
 every later stage; an evaluation whose checkpoint changed replaces its old results. An output_dir this pipeline
@@ -90,15 +91,18 @@ def load_pipeline(path: Path) -> dict[str, Any]:
 
 
 def source_fingerprint(spec: str | None) -> str | None:
-    """What a stage starts from: the contents of a local init folder (retrained in place, it changes), else the
-    spec itself (an hf:/gguf: file or a prepared base name is taken as fixed)."""
+    """What a stage starts from: the contents of its local folder or file (a conan:/hf: folder, a gguf: file, a
+    prepared base's folder: files replaced under the same name change it), else the spec itself."""
     if spec is None:
         return None
     from conan_model.fingerprint import files_fingerprint
     from conan_model.importing import split_spec
 
-    target = Path(split_spec(spec)[1])
-    return files_fingerprint(target) if target.is_dir() else spec
+    try:
+        target = Path(split_spec(spec)[1])
+    except FileNotFoundError as exc:  # a base name not prepared yet: say how, before any stage runs
+        raise UsageError(str(exc)) from None
+    return files_fingerprint(target) if target.exists() else spec
 
 
 class Pipeline:
@@ -126,7 +130,7 @@ class Pipeline:
     def train(self) -> list[str]:
         """Run each stage (or skip it when recorded done under the same key); returns the final checkpoints."""
         from conan_model.fingerprint import data_fingerprint
-        from harness.ablate import fingerprint
+        from harness.ablate import fingerprint, input_hashes
         from train.cli import resolve
 
         finals: list[str] = []
@@ -134,7 +138,7 @@ class Pipeline:
         for i, stage in enumerate(self.cfg.get("train", [])):
             step = f"train:{i}"
             module, stage_cfg = resolve(stage["config"], None, list(stage.get("set", [])))
-            parts = [fingerprint(stage_cfg), stage_cfg.output_dir, source_fingerprint(stage_cfg.init), upstream]
+            parts = [fingerprint(stage_cfg), stage_cfg.output_dir, input_hashes(stage_cfg), upstream]
             key = data_fingerprint(parts)[:16]
             done = self._done(step)
             if isinstance(done, dict) and done.get("key") == key and Path(done["final"]).is_dir():
@@ -164,7 +168,8 @@ class Pipeline:
                 shutil.rmtree(out)
             else:
                 out.rename(aside)
-            self._say(step, f"config or starting model changed: training again (old output kept in {aside})")
+            self._say(step, f"config, starting model or training data changed: training again (old output kept "
+                            f"in {aside})")  # fmt: skip
         self._start(step, {"key": key, "output_dir": str(out)})
         self._say(step, f"training stage {module.__name__.split('.')[-1]} into {out}")
         final = module.run(stage_cfg, resume="latest")

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def make_qwen2_folder(folder: Path, tokenizer, max_length: int = 128):
+def make_qwen2_folder(folder: Path, tokenizer, max_length: int = 128, seed: int = 0):
     """A random 2-layer Qwen2 (QKV bias, untied head) saved by transformers as safetensors shards, with
-    ``tokenizer`` (a `tokenizers` Tokenizer, at most 512 tokens, <bos>=2 and <eos>=3) as its tokenizer.json.
-    Returns (folder, the transformers model)."""
+    ``tokenizer`` (a `tokenizers` Tokenizer, at most 512 tokens, <bos>=2 and <eos>=3) as its tokenizer.json;
+    ``seed`` gives other weights of the same shapes. Returns (folder, the transformers model)."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     cfg = Qwen2Config(vocab_size=512, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_length,
                       rope_theta=1e4, rms_norm_eps=1e-6, tie_word_embeddings=False, bos_token_id=2, eos_token_id=3,
@@ -25,3 +25,46 @@ def make_qwen2_folder(folder: Path, tokenizer, max_length: int = 128):
     ref.save_pretrained(folder, max_shard_size="150KB")
     (folder / "tokenizer.json").write_text(tokenizer.to_str(), encoding="utf-8")
     return folder, ref
+
+
+def make_gguf(path: Path, tokenizer=None, arch: str = "llama", seed: int = 0, norm_dtype=None) -> Path:
+    """A random 1-layer decoder of width 8 written as a GGUF file (F32 tensors, llama.cpp's names). With
+    ``tokenizer`` (this project's BBPE) its vocabulary and merges become the tokenizer.ggml.* keys, so
+    ``load_init("gguf:<path>")`` reads it back whole; ``seed`` gives other weights of the same shapes;
+    ``norm_dtype`` the type of the layer's attention norm (the other tensors stay float32)."""
+    import json
+
+    import numpy as np
+    from gguf import GGUFWriter
+
+    rng = np.random.default_rng(seed)
+    writer = GGUFWriter(str(path), arch)
+    rows = 32
+    if tokenizer is not None:
+        model = json.loads(tokenizer.to_str())["model"]
+        tokens = [token for token, _ in sorted(model["vocab"].items(), key=lambda kv: kv[1])]
+        rows = len(tokens) + 1  # transformers' GGUF converter adds <|endoftext|> to a gpt2-type vocabulary
+        writer.add_tokenizer_model("gpt2")
+        writer.add_token_list(tokens)
+        writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in model["merges"]])
+        writer.add_token_types([3] * 4 + [1] * (len(tokens) - 4))  # <pad> <unk> <bos> <eos>: control tokens
+        writer.add_bos_token_id(2)
+        writer.add_eos_token_id(3)
+        writer.add_pad_token_id(0)
+    for key, value in (("block_count", 1), ("embedding_length", 8), ("feed_forward_length", 16), ("head_count", 2),
+                       ("head_count_kv", 2), ("vocab_size", rows), ("context_length", 64)):  # fmt: skip
+        getattr(writer, f"add_{key}")(value)
+    writer.add_layer_norm_rms_eps(1e-5)
+    shapes = {"token_embd": (rows, 8), "blk.0.attn_q": (8, 8), "blk.0.attn_k": (8, 8), "blk.0.attn_v": (8, 8),
+              "blk.0.attn_output": (8, 8), "blk.0.ffn_gate": (16, 8), "blk.0.ffn_up": (16, 8),
+              "blk.0.ffn_down": (8, 16)}  # fmt: skip
+    for name, shape in shapes.items():
+        writer.add_tensor(f"{name}.weight", rng.normal(0.0, 0.1, shape).astype(np.float32))
+    writer.add_tensor("blk.0.attn_norm.weight", np.ones(8, norm_dtype or np.float32))
+    for name in ("blk.0.ffn_norm", "output_norm"):
+        writer.add_tensor(f"{name}.weight", np.ones(8, np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -83,15 +83,22 @@ def read_state(path: str | Path) -> dict[str, Any]:
 
 
 def check_resume_config(
-    path: str | Path, current: dict[str, Any], safe: frozenset[str] = RESUME_SAFE
+    path: str | Path, current: dict[str, Any], data_hashes: dict[str, str], safe: frozenset[str] = RESUME_SAFE
 ) -> dict[str, Any]:
     """The checkpoint's state.json, after checking that its stage config matches ``current`` (keys in ``safe``
-    may differ)."""
+    may differ) and that the data files hash as they did when the run started (``data_hashes``; checkpoints
+    from before they were recorded are not checked): the rest of an epoch read from an edited file is other rows."""
     state = read_state(path)
     diff = config_diff(state["config"], current, safe)
     if diff:
         raise ResumeError(f"cannot resume from {path}: the config differs from the checkpoint's in "
                           f"{len(diff)} key(s): " + "; ".join(diff))  # fmt: skip
+    recorded = state.get("data_hashes")
+    if recorded is not None and recorded != data_hashes:
+        changed = sorted(k for k in {*recorded, *data_hashes} if recorded.get(k) != data_hashes.get(k))
+        raise ResumeError(f"cannot resume from {path}: data file(s) changed since the run started (their hashes "
+                          f"in {Path(path) / STATE_NAME}): {', '.join(changed)}; restore them or train into a "
+                          "fresh output_dir")  # fmt: skip
     return state
 
 

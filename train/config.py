@@ -21,10 +21,11 @@ from typing import Any, ClassVar
 
 from conan_model import PRESETS, SCHEDULES
 from conan_model.config import ATTENTION_BACKENDS
+from conan_model.fingerprint import files_fingerprint
 from conan_model.pooling import POOLINGS
 
 from .dhnm import DHNMConfig
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 # Keys that may change when resuming: they do not change which batches are seen or what the model computes.
 RESUME_SAFE = frozenset({
@@ -126,8 +127,21 @@ class StageConfig:
 
     def data_files(self) -> list[Path]:
         """Entries of ``data`` under ``data_root``; a folder means its train.jsonl."""
-        paths = [under_root(self.data_root, entry, "data") for entry in self.data]
-        return [p / "train.jsonl" if p.is_dir() else p for p in paths]
+        return entry_files(self.data_root, self.data)
+
+    def input_files(self) -> list[Path]:
+        """Every file the stage reads training rows from (the supervised stage adds its tasks' files)."""
+        return self.data_files()
+
+    def data_hashes(self) -> dict[str, str]:
+        """{file: sha256 of its contents} over :meth:`input_files`: the pipeline's and ablate's stage keys and
+        the resume check hold these, so a data file edited under the same path is never trained past."""
+        hashes = {}
+        for path in self.input_files():
+            if not path.is_file():
+                raise DataError(path, 0, "data file does not exist")
+            hashes[str(path)] = files_fingerprint(path)
+        return hashes
 
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, **dataclasses.asdict(self)}
@@ -203,6 +217,13 @@ def under_root(root: str, entry: str, key: str) -> Path:
         raise ConfigError(f"{key} = {entry!r} lies outside data_root {str(base)!r}; set data_root to a folder "
                           f"holding it and give paths relative to it")  # fmt: skip
     return Path(root) / entry
+
+
+def entry_files(root: str, entries: list[str]) -> list[Path]:
+    """The files of data ``entries`` under ``root`` (each checked by :func:`under_root`); a folder means its
+    train.jsonl."""
+    paths = [under_root(root, entry, "data") for entry in entries]
+    return [p / "train.jsonl" if p.is_dir() else p for p in paths]
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
@@ -332,12 +353,7 @@ class SupervisedConfig(StageConfig):
             raise ConfigError("no [tasks.<name>] tables: give at least one task (kinds: " + ", ".join(KINDS) + ")")
         specs = self.task_specs()
         if not self.data:
-            entries = {entry for spec in specs.values() for entry in spec["data"]}
-            for spec in specs.values():
-                if spec["kind"] == "clr":
-                    folders = (Path(self.data_root) / spec["parallel"]).glob("parallel_en_*")
-                    entries.update(str(Path(spec["parallel"]) / f.name) for f in folders)
-            self.data = sorted(entries)
+            self.data = self.task_entries(specs)
         super().__post_init__()
         if self.micro_batch_size is not None:
             raise ConfigError("micro_batch_size is not supported by the supervised stage (batches are per task)")
@@ -347,6 +363,19 @@ class SupervisedConfig(StageConfig):
             self.dhnm_config()
         except (TypeError, ValueError) as e:
             raise ConfigError(f"[dhnm] {e}") from e
+
+    def task_entries(self, specs: dict[str, dict[str, Any]]) -> list[str]:
+        """Every entry (under ``data_root``) the tasks read: their files and each clr task's parallel_en_* folders."""
+        entries = {entry for spec in specs.values() for entry in spec["data"]}
+        for spec in specs.values():
+            if spec["kind"] == "clr":
+                folders = (Path(self.data_root) / spec["parallel"]).glob("parallel_en_*")
+                entries.update(str(Path(spec["parallel"]) / f.name) for f in folders)
+        return sorted(entries)
+
+    def input_files(self) -> list[Path]:
+        """``data`` and the tasks' files: a ``data`` set by hand (a tokenizer's text) need not list them."""
+        return entry_files(self.data_root, sorted({*self.data, *self.task_entries(self.task_specs())}))
 
     def task_specs(self) -> dict[str, dict[str, Any]]:
         """Task tables with defaults filled in and every key and value checked."""

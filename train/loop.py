@@ -65,12 +65,15 @@ EvalFn = Callable[[nn.Module, int], dict[str, float]]  # (wrapped module, comple
 
 
 def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | None, dict[str, Any]]:
-    """Threads, process group and device; the checkpoint to resume from (checked against ``cfg``) and its state."""
+    """Threads, process group and device; the checkpoint to resume from (checked against ``cfg`` and the data's
+    contents) and its state, which carries the data hashes taken now into every checkpoint :func:`fit` saves."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rt = init_runtime(cfg.device)
     path = ckpt_io.resolve_resume(resume, cfg.output_dir)
-    state = ckpt_io.check_resume_config(path, cfg.to_dict(), cfg.resume_safe) if path is not None else {}
+    data = cfg.data_hashes()
+    state = ckpt_io.check_resume_config(path, cfg.to_dict(), data, cfg.resume_safe) if path is not None else {}
+    state["data_hashes"] = data
     out = Path(cfg.output_dir)
     if rt.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -238,7 +241,8 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
         window = {"loss_sum": all_reduce(loss_sum, "mean", rt.device), "micro_count": micro_count,
                   "tokens": tokens, "flops": flops, "steps": steps_in_window,
                   "elapsed": time.perf_counter() - window_start}  # fmt: skip
-        saved = {"stage": cfg.stage, "config": cfg.to_dict(), "data": batches.state_dict(),
+        saved = {"stage": cfg.stage, "config": cfg.to_dict(), "data_hashes": (state or {}).get("data_hashes"),
+                 "data": batches.state_dict(),
                  "extra_state": extra.state_dict() if extra is not None else {}, "log_window": window}  # fmt: skip
         ckpt_io.save_checkpoint(out, step, module, model.config, tokenizer, optimizer, scheduler, rt, saved,
                                 cfg.keep_last)  # fmt: skip

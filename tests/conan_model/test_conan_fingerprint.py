@@ -56,6 +56,22 @@ def test_files_fingerprint_separates_names_from_bytes(tmp_path: Path) -> None:
     assert files_fingerprint(tmp_path / "one") != files_fingerprint(tmp_path / "two")
 
 
+def test_files_fingerprint_of_one_file_follows_its_bytes(tmp_path: Path) -> None:
+    """A GGUF model or a data file is one file: its bytes name it (a file given to the folder walk hashed no file,
+    so every file had one fingerprint), its name too, and a folder holding it alone hashes the same entry."""
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"\x00" * 8)
+    first = files_fingerprint(path)
+    assert files_fingerprint(path) == first == files_fingerprint(tmp_path)
+    path.write_bytes(b"\x00" * 7 + b"\x01")  # same size, one byte replaced
+    assert files_fingerprint(path) != first
+    path.write_bytes(b"\x00" * 8)
+    assert files_fingerprint(path) == first
+    hidden = tmp_path / ".model.gguf"  # given by name, a file counts whatever MODEL_IGNORE says
+    path.rename(hidden)
+    assert files_fingerprint(hidden) not in (first, hashlib.sha256().hexdigest())
+
+
 def test_data_fingerprint_is_canonical_and_keeps_existing_cache_keys() -> None:
     assert data_fingerprint({"b": 1, "a": Path("x")}) == data_fingerprint({"a": "x", "b": 1})
     identity = {"fingerprint": "f", "role": "query", "max_length": 512}

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from pretrained_helpers import make_gguf
 from safetensors.torch import load_file, save_file
 
 from conan_model.importing import ModelImportError, load_init, load_model
@@ -55,29 +56,9 @@ def test_tokenizer_larger_than_vocab(qwen2_folder):
         load_init(f"hf:{folder}")
 
 
-def _tiny_gguf(path, arch: str, norm_dtype=np.float32) -> None:
-    from gguf import GGUFWriter
-
-    writer = GGUFWriter(str(path), arch)
-    writer.add_block_count(1)
-    writer.add_embedding_length(8)
-    writer.add_feed_forward_length(16)
-    writer.add_head_count(2)
-    writer.add_head_count_kv(2)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_vocab_size(32)
-    writer.add_context_length(64)
-    writer.add_tensor("token_embd.weight", np.zeros((32, 8), np.float32))
-    writer.add_tensor("blk.0.attn_norm.weight", np.ones(8, norm_dtype))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-
-
 def test_unsupported_gguf_architecture_exits_2(tmp_path, capsys):
     path = tmp_path / "m.gguf"
-    _tiny_gguf(path, "gpt2")
+    make_gguf(path, arch="gpt2")
     assert main(["models", "import", f"gguf:{path}", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "general.architecture 'gpt2' is not supported" in err
@@ -85,7 +66,7 @@ def test_unsupported_gguf_architecture_exits_2(tmp_path, capsys):
 
 def test_gguf_type_that_cannot_be_dequantized(tmp_path):
     path = tmp_path / "m.gguf"
-    _tiny_gguf(path, "llama", norm_dtype=np.int32)
+    make_gguf(path, norm_dtype=np.int32)
     with pytest.raises(ModelImportError, match=r"tensor blk\.0\.attn_norm\.weight has type I32") as e:
         load_model(f"gguf:{path}")
     assert str(path) in str(e.value)

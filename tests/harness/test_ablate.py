@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pretrained_helpers import make_qwen2_folder
 from scipy.stats import norm, spearmanr
 from scipy.stats import t as t_dist
 
 from conan_model import train_tokenizer as train_bbpe
-from harness.ablate import choose_value
+from harness.ablate import Ablation, choose_value, load_ablation
 from harness.cli import main
 from harness.errors import UsageError
 
@@ -154,6 +155,63 @@ def test_ablate_kill_resume_ci_and_dev_test_rule(tmp_path: Path, shared_data: Pa
     assert main(["ablate", str(config)]) == 0  # all done: nothing is trained or evaluated again
     log = capsys.readouterr().out
     assert "training" not in log and log.count("done earlier, skipped") == 4 + 2 + 4 + 2  # chains, evals
+
+
+@pytest.mark.parametrize("replaced", ["data", "init"])
+def test_ablate_refuses_a_unit_whose_data_or_init_files_changed(tmp_path: Path, shared_data: Path, capsys,
+                                                                replaced: str) -> None:  # fmt: skip
+    """A unit is recorded with the contents of its data files and its hf: init, not only their paths: edited
+    under the same paths, the rerun is refused naming what changed (the ablation's other units hold the old
+    contents too; they were reused before); the same bytes again are reused, nothing retrained."""
+    data = tmp_path / "data" / "pairs.jsonl"
+    data.parent.mkdir()
+    rows = (shared_data / "train" / "parallel_en_zh" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    data.write_text("\n".join(rows[:200]) + "\n", encoding="utf-8")
+    tok = train_bbpe([data], 400, ("query", "positive"), max_rows=200)
+    hf, _ = make_qwen2_folder(tmp_path / "qwen2", tok, seed=0)
+    stage = tmp_path / "weak.toml"
+    stage.write_text(f"""stage = "weak"
+data_root = "{data.parent}"
+data = ["pairs.jsonl"]
+init = "hf:{hf}"
+max_length = 32
+batch_size = 8
+steps = 1
+""", encoding="utf-8")  # fmt: skip
+    config = tmp_path / "ablation.toml"
+    config.write_text(f"""name = "inputs"
+out = "{tmp_path / "work"}"
+seeds = [0]
+reference = "a"
+set = ["threads=1"]
+[[stages]]
+config = "{stage}"
+[arms.a]
+[eval]
+dev = ["STS16"]
+test = ["STSBenchmark"]
+""", encoding="utf-8")  # fmt: skip
+
+    def train() -> str:
+        """Train the arm (evaluation plays no part in a unit's record); returns the log."""
+        Ablation(load_ablation(config), config).train_arm("a", 0)
+        return capsys.readouterr().out
+
+    assert "[ablate] seed0/a/stage0: training" in train()
+    weights = tmp_path / "work" / "seed0" / "a" / "stage0" / "final" / "model.safetensors"
+    trained = weights.stat().st_mtime_ns
+    assert "done earlier, skipped" in train() and weights.stat().st_mtime_ns == trained
+    if replaced == "data":
+        data.write_text("\n".join(rows[:150]) + "\n", encoding="utf-8")  # the data file edited in place
+        with pytest.raises(UsageError, match=rf"seed0/a/stage0 was trained from other contents of {data}; every"):
+            train()
+        data.write_text("\n".join(rows[:200]) + "\n", encoding="utf-8")  # the recorded bytes again
+    else:
+        make_qwen2_folder(hf, tok, seed=1)  # other weights behind the same hf: folder
+        with pytest.raises(UsageError, match=rf"seed0/a/stage0 was trained from other contents of init hf:{hf}; "):
+            train()
+        make_qwen2_folder(hf, tok, seed=0)
+    assert "done earlier, skipped" in train() and weights.stat().st_mtime_ns == trained
 
 
 def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:

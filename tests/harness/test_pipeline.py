@@ -6,8 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from pretrained_helpers import make_gguf
 
+from conan_model import train_tokenizer as train_bbpe
 from harness.cli import main
+from harness.pipeline import Pipeline, load_pipeline
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _config(tmp_path: Path, shared_data: Path, pretrain: str, weak: str, evaluate: str) -> Path:
@@ -101,6 +106,71 @@ def test_pipeline_changed_config_retrains_and_reevaluates(tmp_path: Path, shared
     log = capsys.readouterr().out
     assert sum("[pipeline] train" in line and "done earlier" in line for line in log.splitlines()) == 2
     assert "training" not in log and log.count("done earlier, skipped (--overwrite to redo)") == 2
+
+
+def _rows(shared_data: Path, n: int) -> str:
+    lines = (shared_data / "train" / "news_en_raw" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    return "\n".join(lines[:n]) + "\n"
+
+
+@pytest.mark.parametrize("replaced", ["init", "data"])
+def test_pipeline_stage_key_follows_the_contents_of_init_and_data(tmp_path: Path, shared_data: Path, capsys,
+                                                                   monkeypatch, replaced: str) -> None:  # fmt: skip
+    """A stage's key hashes the files it trains from, not their paths: a gguf: init or a data file replaced
+    under the same path trains the stage again (both were reused before); unchanged files are reused."""
+    monkeypatch.chdir(REPO)
+    data, out = tmp_path / "data" / "news.jsonl", tmp_path / "pipe"
+    data.parent.mkdir()
+    data.write_text(_rows(shared_data, 200), encoding="utf-8")
+    tok = train_bbpe([data], 300, ("text",), max_rows=200)
+    gguf = make_gguf(tmp_path / "base.gguf", tok, seed=0)
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f"""out = "{out}"
+[[train]]
+config = "configs/pretrain.toml"
+set = ["output_dir='{out / "pretrain"}'", "init='gguf:{gguf}'", "data_root='{data.parent}'", "data=['news.jsonl']",
+       "steps=1", "batch_size=2", "seq_len=16", "threads=1"]
+[eval]
+tasks = ["STS16"]
+""", encoding="utf-8")  # fmt: skip
+    weights = out / "pretrain" / "final" / "model.safetensors"
+
+    def train() -> str:
+        """Run the train steps only (evaluation plays no part in the stage key); returns the log."""
+        Pipeline(load_pipeline(config)).train()
+        return capsys.readouterr().out
+
+    assert "training stage pretrain" in train()
+    trained = weights.stat().st_mtime_ns
+    assert "done earlier" in train() and weights.stat().st_mtime_ns == trained  # same files: reused
+    if replaced == "init":
+        make_gguf(gguf, tok, seed=1)  # other weights behind the same gguf: path
+    else:
+        data.write_text(_rows(shared_data, 150), encoding="utf-8")  # the data file edited in place
+    log = train()
+    assert "done earlier" not in log and "training data changed: training again" in log
+    assert weights.stat().st_mtime_ns != trained
+    trained = weights.stat().st_mtime_ns
+    assert "done earlier" in train() and weights.stat().st_mtime_ns == trained
+
+
+def test_pipeline_names_an_init_base_that_is_not_prepared(tmp_path: Path, shared_data: Path, capsys,
+                                                           monkeypatch) -> None:  # fmt: skip
+    """Keying a stage hashes its init base's folder: one not prepared is a one-line error saying how to prepare
+    it (exit 2), not a traceback, before anything trains."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(tmp_path / "no-models"))
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f"""out = "{tmp_path / "pipe"}"
+[[train]]
+config = "configs/weak.toml"
+set = ["output_dir='{tmp_path / "pipe" / "weak"}'", "init='smollm2-135m'", "data_root='{shared_data / "train"}'"]
+[eval]
+tasks = ["STS16"]
+""", encoding="utf-8")  # fmt: skip
+    assert main(["pipeline", str(config)]) == 2
+    assert "pretrained base 'smollm2-135m' is not prepared" in capsys.readouterr().err
+    assert not (tmp_path / "pipe" / "weak").exists()
 
 
 def test_pipeline_refuses_an_output_dir_it_did_not_train(tmp_path: Path, shared_data: Path, capsys,

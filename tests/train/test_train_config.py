@@ -9,7 +9,7 @@ import pytest
 
 from train import cli
 from train.config import RESUME_SAFE, PretrainConfig, WeakConfig, _coerce, config_diff, load_config, parse_set
-from train.errors import ConfigError
+from train.errors import ConfigError, DataError
 from train.loop import lr_factor, micro_batches
 
 REPO = Path(__file__).resolve().parents[2]
@@ -182,3 +182,25 @@ def test_data_stays_under_data_root(tmp_path):
     assert cfg.data_files() == [root / "sub/../a.jsonl", root / "sub" / "train.jsonl"]
     with pytest.raises(ConfigError, match="lies outside data_root"):  # no data_root: the working directory
         load_config(PretrainConfig, None, [f"data={outside / 'news.jsonl'}"])
+
+
+def test_data_hashes_cover_every_file_a_stage_reads(shared_data, tmp_path):
+    """The supervised stage reads its tasks' files and every parallel_en_* folder of a clr task even when `data`
+    (its tokenizer text) is set by hand: all of them are hashed, by their bytes. A missing one is an error
+    naming it (not a hash of nothing)."""
+    from conan_model.fingerprint import files_fingerprint
+    from train.config import SupervisedConfig
+
+    train = shared_data / "train"
+    tasks = {"ret": {"kind": "retrieval", "data": "train/cmrc_qp_zh"}, "clr": {"kind": "clr", "parallel": "train"}}
+    cfg = SupervisedConfig(data_root=str(shared_data), data=["train/news_en_raw"], tasks=tasks)
+    parallel = sorted(train.glob("parallel_en_*"))
+    assert len(parallel) >= 2
+    expected = {train / "news_en_raw" / "train.jsonl", train / "cmrc_qp_zh" / "train.jsonl",
+                *(folder / "train.jsonl" for folder in parallel)}  # fmt: skip
+    assert set(cfg.input_files()) == expected
+    assert cfg.data_hashes() == {str(path): files_fingerprint(path) for path in cfg.input_files()}
+    (tmp_path / "a.jsonl").write_text('{"text": "x"}\n')
+    weak = load_config(WeakConfig, None, [f"data_root={tmp_path}", "data=['a.jsonl', 'gone.jsonl']"])
+    with pytest.raises(DataError, match=rf"{tmp_path / 'gone.jsonl'}: data file does not exist"):
+        weak.data_hashes()

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from conan_model import train_tokenizer as train_bbpe
+from conan_model.fingerprint import files_fingerprint
 from train import checkpoint as ckpt_io
 from train import loop
 from train.config import PretrainConfig, WeakConfig, load_config
@@ -117,6 +118,26 @@ def tiny_pretrain(tmp_path: Path, shared_data: Path, **overrides) -> PretrainCon
                   tokenizer_vocab=400, tokenizer_rows=100, model_overrides={"max_length": 32}, seq_len=32,
                   batch_size=4, steps=2, save_every=1, threads=1)  # fmt: skip
     return PretrainConfig(**{**values, **overrides})
+
+
+def test_resume_refuses_data_edited_since_the_run_started(tmp_path, shared_data, one_thread):
+    """The config names data files by path; their contents at the start go into every checkpoint, and a resume
+    from other contents (the rest of the epoch would be other rows) is refused naming the file and the checkpoint
+    holding the hashes. With the recorded bytes back it resumes."""
+    data = tmp_path / "data" / "news.jsonl"
+    data.parent.mkdir()
+    rows = (shared_data / "train" / "news_en_raw" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    data.write_text("\n".join(rows[:200]) + "\n", encoding="utf-8")
+    cfg = tiny_pretrain(tmp_path, shared_data, data_root=str(data.parent), data=["news.jsonl"])
+    run_pretrain(cfg)
+    state = Path(cfg.output_dir) / "checkpoints" / "step_00000002" / "state.json"
+    assert json.loads(state.read_text())["data_hashes"] == {str(data): files_fingerprint(data)}
+    data.write_text("\n".join(rows[:150]) + "\n", encoding="utf-8")
+    with pytest.raises(ResumeError, match=rf"data file\(s\) changed since the run started \(their hashes in "
+                                          rf"{state}\): {data};"):  # fmt: skip
+        run_pretrain(cfg, resume="latest")
+    data.write_text("\n".join(rows[:200]) + "\n", encoding="utf-8")
+    assert run_pretrain(cfg, resume="latest").is_dir()
 
 
 def test_non_finite_loss_stops_before_the_update_and_keeps_the_last_good_checkpoint(
