@@ -129,10 +129,8 @@ def input_hashes(stage_cfg: Any, chained: bool = False) -> dict[str, str]:
     return hashes
 
 
-def changed_inputs(recorded: dict[str, str] | None, current: dict[str, str]) -> str:
-    """Why a unit's recorded input contents do not match: the files that changed, or a record from before."""
-    if recorded is None:
-        return "was recorded before ablate hashed its training data and init model, so they cannot be checked"
+def changed_inputs(recorded: dict[str, str], current: dict[str, str]) -> str:
+    """Why a unit's recorded input contents do not match: the files that changed."""
     changed = sorted(k for k in {*recorded, *current} if recorded.get(k) != current.get(k))
     return f"was trained from other contents of {', '.join(changed)}"
 
@@ -177,8 +175,13 @@ class Ablation:
                 raise UsageError(f"{self.config_path}: {unit} was trained with another config (fingerprint "
                                  f"{done['fingerprint']} != {fp}); use a fresh `out` folder")  # fmt: skip
             inputs = input_hashes(stage_cfg, chained=bool(init))
+            if done and "inputs" not in done:  # recorded before inputs were hashed: check from now on
+                self._say(unit, "recorded before ablate hashed its training data and init model: today's files "
+                                "are taken as the ones it trained from and checked from now on")  # fmt: skip
+                done = {**done, "inputs": inputs}
+                self._record(unit, done)
             if done and done.get("inputs") != inputs:
-                raise UsageError(f"{self.config_path}: {unit} {changed_inputs(done.get('inputs'), inputs)}; every "
+                raise UsageError(f"{self.config_path}: {unit} {changed_inputs(done['inputs'], inputs)}; every "
                                  f"unit of {self.out} may hold the old ones: use a fresh `out` folder")  # fmt: skip
             if done and Path(done["final"]).is_dir():
                 self._say(unit, "done earlier, skipped")

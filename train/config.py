@@ -135,12 +135,16 @@ class StageConfig:
 
     def data_hashes(self) -> dict[str, str]:
         """{file: sha256 of its contents} over :meth:`input_files`: the pipeline's and ablate's stage keys and
-        the resume check hold these, so a data file edited under the same path is never trained past."""
+        the resume check hold these, so a data file edited under the same path is never trained past. Files are
+        named relative to ``data_root``, so the same data read from another working directory or a moved root
+        keeps its key."""
         hashes = {}
+        root = Path(self.data_root)
         for path in self.input_files():
             if not path.is_file():
                 raise DataError(path, 0, "data file does not exist")
-            hashes[str(path)] = files_fingerprint(path)
+            name = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+            hashes[name] = files_fingerprint(path)
         return hashes
 
     def to_dict(self) -> dict[str, Any]:

@@ -199,7 +199,8 @@ def test_data_hashes_cover_every_file_a_stage_reads(shared_data, tmp_path):
     expected = {train / "news_en_raw" / "train.jsonl", train / "cmrc_qp_zh" / "train.jsonl",
                 *(folder / "train.jsonl" for folder in parallel)}  # fmt: skip
     assert set(cfg.input_files()) == expected
-    assert cfg.data_hashes() == {str(path): files_fingerprint(path) for path in cfg.input_files()}
+    assert cfg.data_hashes() == {path.relative_to(shared_data).as_posix(): files_fingerprint(path)
+                                for path in cfg.input_files()}  # named under data_root: cwd-independent
     (tmp_path / "a.jsonl").write_text('{"text": "x"}\n')
     weak = load_config(WeakConfig, None, [f"data_root={tmp_path}", "data=['a.jsonl', 'gone.jsonl']"])
     with pytest.raises(DataError, match=rf"{tmp_path / 'gone.jsonl'}: data file does not exist"):

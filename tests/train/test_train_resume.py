@@ -131,10 +131,10 @@ def test_resume_refuses_data_edited_since_the_run_started(tmp_path, shared_data,
     cfg = tiny_pretrain(tmp_path, shared_data, data_root=str(data.parent), data=["news.jsonl"])
     run_pretrain(cfg)
     state = Path(cfg.output_dir) / "checkpoints" / "step_00000002" / "state.json"
-    assert json.loads(state.read_text())["data_hashes"] == {str(data): files_fingerprint(data)}
+    assert json.loads(state.read_text())["data_hashes"] == {"news.jsonl": files_fingerprint(data)}
     data.write_text("\n".join(rows[:150]) + "\n", encoding="utf-8")
     with pytest.raises(ResumeError, match=rf"data file\(s\) changed since the run started \(their hashes in "
-                                          rf"{state}\): {data};"):  # fmt: skip
+                                          rf"{state}\): news.jsonl;"):  # fmt: skip
         run_pretrain(cfg, resume="latest")
     data.write_text("\n".join(rows[:200]) + "\n", encoding="utf-8")
     assert run_pretrain(cfg, resume="latest").is_dir()
