@@ -273,17 +273,30 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
     stage = values.pop("stage", cls.stage)
     if stage != cls.stage:
         raise ConfigError(f"{path} is a {stage!r} config, not {cls.stage!r}")
-    values = merge_tables(values, parse_set(list(overrides)))
+    sets = parse_set(list(overrides))
+    values = merge_tables(values, sets)
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
+
+    def source(key: str) -> str:
+        """Where a key was given, for the error: the --set overrides or the TOML file."""
+        return "--set" if key in sets or path is None else str(path)
+
     unknown = sorted(set(values) - fields)
     if "init_from" in unknown:
-        raise ConfigError("config key `init_from` is now called `init` (it takes the same specs)")
+        raise ConfigError(f"{source('init_from')}: config key `init_from` is now called `init` (it takes the same "
+                          "specs)")  # fmt: skip
     if unknown:
         close = difflib.get_close_matches(unknown[0], fields, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(f"unknown {cls.stage} config key(s) {unknown}{hint}")
-    return cls(**{key: _coerce(key, value, hints[key]) for key, value in values.items()})
+        raise ConfigError(f"{source(unknown[0])}: unknown {cls.stage} config key(s) {unknown}{hint}")
+    coerced = {}
+    for key, value in values.items():
+        try:
+            coerced[key] = _coerce(key, value, hints[key])
+        except ConfigError as exc:
+            raise ConfigError(f"{source(key)}: {exc}") from None
+    return cls(**coerced)
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:

@@ -61,6 +61,16 @@ def test_config_errors_name_the_key(tmp_path, text, overrides, message):
         load_config(WeakConfig, path, overrides)
 
 
+@pytest.mark.parametrize(("overrides", "where"), [([], "file"), (["lr=abc"], "--set"), (["lerning_rate=1"], "--set")])
+def test_key_errors_say_whether_the_file_or_set_gave_the_key(tmp_path, overrides, where):
+    """A bad key is looked for where it was written: the TOML file (named) or the --set overrides."""
+    path = tmp_path / "c.toml"
+    path.write_text('stage = "weak"\ndata = ["x"]\nsteps = "many"\n' if where == "file" else 'stage = "weak"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(WeakConfig, path, overrides)
+    assert str(info.value).startswith(f"{path}: " if where == "file" else "--set: ")
+
+
 def test_batch_sizes_must_divide(tmp_path):
     from train.distributed import Runtime
 
