@@ -186,6 +186,14 @@ class PairBatch:
     def tokens(self) -> int:
         return sum(len(x) for ids in self.ids.values() for x in ids)
 
+    def text_ids(self, field: str) -> torch.Tensor:
+        """(rows,) stable 63-bit ids of ``field``'s token sequences, the same on every rank: two rows get one id
+        exactly when the model sees the same input (prompt and truncation included), which is what makes one
+        text a false negative of another in the loss (``train.losses.counted_candidates``)."""
+        digests = (hashlib.blake2b(np.asarray(x, dtype=np.int64).tobytes(), digest_size=8).digest()
+                   for x in self.ids[field])  # fmt: skip
+        return torch.tensor([int.from_bytes(d, "little") & (2**63 - 1) for d in digests], dtype=torch.long)
+
 
 class PairBatches:
     """Batches of (query, positive[, negative]) rows with length bucketing.

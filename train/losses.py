@@ -26,12 +26,56 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def counted_candidates(
+    pos_ids: torch.Tensor,
+    targets: torch.Tensor,
+    query_ids: torch.Tensor | None = None,
+    other_ids: torch.Tensor | None = None,
+    valid: torch.Tensor | None = None,
+    prefer: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(B, M) bool: the candidate columns query i counts once false negatives and repeated texts are removed.
+
+    Columns are the P rows' positives (text ids ``pos_ids`` (P,)) then ``other_ids`` (any shape, flattened:
+    e.g. the hard negatives (P, K)); query i's positive is column ``targets[i]``. The paper says nothing on
+    either point, so this is the standard rule: (1) a text that is a positive of query i is never its negative,
+    where i's positives are the positives of every row whose query text (``query_ids`` (P,)) equals i's (without
+    ``query_ids``: row ``targets[i]``'s alone); its own target column always counts. (2) A text held by several
+    columns counts once: the first counted column in column order, or the first one ``prefer`` (B, M) marks
+    (a query's own hard-negative slot), so a rule that depends only on the column layout keeps one copy, the
+    same on every rank. ``valid`` (B, M) are the columns a query may see at all (empty slots, own-only modes).
+    """
+    if query_ids is not None and query_ids.shape != pos_ids.shape:
+        raise ValueError(f"query_ids {tuple(query_ids.shape)} must have the shape of pos_ids {tuple(pos_ids.shape)}")
+    ids = pos_ids if other_ids is None else torch.cat([pos_ids, other_ids.reshape(-1)])
+    n_pos, m, b, device = pos_ids.shape[0], ids.shape[0], targets.shape[0], ids.device
+    values, inverse = torch.unique(ids, return_inverse=True)
+    groups = inverse.expand(b, m)  # text group of each column, the same for every query
+    same = F.one_hot(targets, n_pos).bool() if query_ids is None else query_ids[None, :] == query_ids[targets, None]
+    gold = torch.zeros(b, values.shape[0], dtype=torch.long, device=device)
+    gold = gold.scatter_add_(1, groups[:, :n_pos], same.long()) > 0  # (B, texts): positives of i's query text
+    keep = ~gold.gather(1, groups)
+    keep[torch.arange(b, device=device), targets] = True
+    if valid is not None:
+        keep &= valid
+    order = torch.arange(m, device=device).expand(b, m)
+    if prefer is not None:
+        order = order - m * prefer.long()
+    order = order.masked_fill(~keep, 2 * m)
+    first = torch.full((b, values.shape[0]), 2 * m, dtype=torch.long, device=device)
+    first = first.scatter_reduce(1, groups, order, "amin")
+    return keep & (order == first.gather(1, groups))
+
+
 def info_nce(
     q: torch.Tensor,
     p: torch.Tensor,
     temperature: float = 0.05,
     extra_negatives: torch.Tensor | None = None,
     targets: torch.Tensor | None = None,
+    *,
+    pos_ids: torch.Tensor | None = None,
+    query_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean InfoNCE (paper Eq. 1) over the rows of ``q`` with cosine similarity divided by ``temperature``.
 
@@ -39,12 +83,22 @@ def info_nce(
     positive of ``q[i]`` and every other row of p is an in-batch negative. ``extra_negatives`` adds more
     candidates: (N, D) shared by all queries, or (B, K, D) per query (hard negatives). Inputs are
     L2-normalised here, and the similarities are computed in float32 outside autocast.
+
+    ``pos_ids`` (P,) and ``query_ids`` (P,) are text ids of p's rows and of their queries: with them, an
+    in-batch candidate that is a positive of query i's query text, or a repeat of a text already counted, is
+    masked (:func:`counted_candidates`; the target column never is). Extra negatives are not masked.
     """
     if p.shape[0] < q.shape[0] and targets is None:
         raise ValueError(f"p has {p.shape[0]} rows, fewer than the {q.shape[0]} queries")
+    if query_ids is not None and pos_ids is None:
+        raise ValueError("query_ids needs pos_ids (the texts of the candidates)")
     with torch.autocast(q.device.type, enabled=False):
         q, p = F.normalize(q.float(), dim=-1), F.normalize(p.float(), dim=-1)
         logits = q @ p.T
+        if targets is None:
+            targets = torch.arange(q.shape[0], device=q.device)
+        if pos_ids is not None:
+            logits = logits.masked_fill(~counted_candidates(pos_ids, targets, query_ids), float("-inf"))
         if extra_negatives is not None:
             n = F.normalize(extra_negatives.float(), dim=-1)
             if n.dim() == 2:
@@ -54,6 +108,4 @@ def info_nce(
             else:
                 raise ValueError(f"extra_negatives must be (N, D) or (B={q.shape[0]}, K, D), got {tuple(n.shape)}")
             logits = torch.cat([logits, extra], dim=1)
-        if targets is None:
-            targets = torch.arange(q.shape[0], device=q.device)
         return F.cross_entropy(logits / temperature, targets)

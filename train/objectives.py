@@ -15,6 +15,8 @@ import torch.nn.functional as F
 
 from conan_model import truncate_and_normalize
 
+from .losses import counted_candidates
+
 PAPER_MRL_DIMS = (256, 512, 1024, 1536, 2048, 3072, 3584)
 PAPER_HIDDEN = 3584
 DEFAULT_TEMPERATURE = 0.05
@@ -33,51 +35,53 @@ def retrieval_info_nce(
     shared_negatives: bool = True,
     pos_ids: torch.Tensor | None = None,
     neg_ids: torch.Tensor | None = None,
+    query_ids: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """InfoNCE of each query against its positive, its own K hard negatives and, with ``in_batch``, the other
     rows' positives and (``shared_negatives``) their hard negatives.
 
     q (B, D); p (P, D) and negatives (P, K, D) with P >= B (P > B when gathered from other ranks); ``targets``
     (B,) is the row of each query's positive (default ``arange(B)``). ``neg_mask`` (P, K) marks real negatives
-    (empty slots are masked out). ``pos_ids`` (P,) / ``neg_ids`` (P, K) are text ids: a candidate with the same
-    id as a query's positive, other than that positive, is masked, so duplicate texts are never negatives.
-    This reduces to ``train.losses.info_nce``: K = 0 is its in-batch loss; ``shared_negatives=False`` is its
-    per-query ``extra_negatives`` (B, K, D); ``shared_negatives=True`` its shared (N, D) form.
+    (empty slots are masked out). ``pos_ids`` (P,) / ``neg_ids`` (P, K) / ``query_ids`` (P,) are text ids of
+    the rows' positives, hard negatives and queries: with them a candidate that is a positive of query i's
+    query text (its own positive's duplicates, and the positives of other rows with the same query text) is
+    masked, and a text held by several candidate columns counts once, the query's own slot copy first
+    (``train.losses.counted_candidates``). Hard negatives need no same-query rule of their own: a row's pool
+    excludes every positive of its query text (train/mining.py), and another row's negatives are caught by the
+    text rule. This reduces to ``train.losses.info_nce``: K = 0 is its in-batch loss; ``shared_negatives=False``
+    is its per-query ``extra_negatives`` (B, K, D); ``shared_negatives=True`` its shared (N, D) form.
 
     Returns the mean loss and the detached (B, K) cosine of each query with its own hard negatives (NaN for
     empty slots): the numbers DHNM reads, so the rule costs no extra forward pass.
     """
     b, n_pos, device = q.shape[0], p.shape[0], q.device
-    rows = torch.arange(b, device=device)
-    targets = rows if targets is None else targets
+    targets = torch.arange(b, device=device) if targets is None else targets
     sims = q @ p.T  # (B, P): positive columns first, so the label of query i is targets[i]
-    valid = torch.ones_like(sims, dtype=torch.bool)
-    if not in_batch:
-        valid = F.one_hot(targets, n_pos).bool()
-    if pos_ids is not None:
-        dup = pos_ids[None, :] == pos_ids[targets][:, None]
-        dup[rows, targets] = False
-        valid &= ~dup
+    valid = torch.ones_like(sims, dtype=torch.bool) if in_batch else F.one_hot(targets, n_pos).bool()
+    prefer = torch.zeros_like(valid)
     k = 0 if negatives is None else negatives.shape[1]
     if k:
         if neg_mask is None:
             neg_mask = torch.ones(negatives.shape[:2], dtype=torch.bool, device=device)
         neg_sims = q @ negatives.reshape(n_pos * k, -1).T  # (B, P*K); column j*K + s = row j's slot s
         own_cols = targets[:, None] * k + torch.arange(k, device=device)
+        own = torch.zeros_like(neg_sims, dtype=torch.bool).scatter_(1, own_cols, True)
         neg_valid = neg_mask.reshape(1, -1).expand(b, -1).clone()
         if not (in_batch and shared_negatives):
-            neg_valid &= torch.zeros_like(neg_valid).scatter_(1, own_cols, True)
-        if pos_ids is not None:
-            if neg_ids is None:
-                raise ValueError("pos_ids needs neg_ids when there are hard negatives")
-            neg_valid &= neg_ids.reshape(1, -1) != pos_ids[targets][:, None]
-        sims, valid = torch.cat([sims, neg_sims], dim=1), torch.cat([valid, neg_valid], dim=1)
+            neg_valid &= own
+        sims, valid, prefer = (torch.cat(x, dim=1) for x in ((sims, neg_sims), (valid, neg_valid), (prefer, own)))
+    if pos_ids is not None:
+        if k and neg_ids is None:
+            raise ValueError("pos_ids needs neg_ids when there are hard negatives")
+        valid = counted_candidates(pos_ids, targets, query_ids, neg_ids if k else None, valid, prefer)
+    elif query_ids is not None:
+        raise ValueError("query_ids needs pos_ids (the texts of the candidates)")
     logits = (sims / temperature).masked_fill(~valid, float("-inf"))
     loss = F.cross_entropy(logits.float(), targets)
     if not k:
         return loss, None
-    own = neg_sims.detach().gather(1, own_cols).float()
-    return loss, own.masked_fill(~neg_mask[targets], float("nan"))
+    own_cos = neg_sims.detach().gather(1, own_cols).float()
+    return loss, own_cos.masked_fill(~neg_mask[targets], float("nan"))
 
 
 def label_info_nce(

@@ -61,8 +61,11 @@ class Stepper:
         slots = [[None if j is None else task.pools[r][j] for j in task.dhnm.negatives(r)] for r in batch.rows]
         negatives = [t for row in slots for t in row if t is not None]
         mask = torch.tensor([[t is not None for t in row] for row in slots], dtype=torch.bool).view(b, k)
-        pos_ids = torch.tensor([text_id(t) for t in positives], dtype=torch.long)
-        neg_ids = torch.tensor([[text_id(t) if t else -1 for t in row] for row in slots], dtype=torch.long).view(b, k)
+        # text ids: no candidate that is a positive of the query's text, or a repeated text, counts as a negative
+        text_ids = {"pos_ids": torch.tensor([text_id(t) for t in positives], dtype=torch.long),
+                    "neg_ids": torch.tensor([[text_id(t) if t else -1 for t in row] for row in slots],
+                                            dtype=torch.long).view(b, k),
+                    "query_ids": torch.tensor([text_id(t) for t in queries], dtype=torch.long)}  # fmt: skip
         qids = torch.tensor(batch.rows, dtype=torch.long)
 
         def loss_of(emb: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -70,13 +73,14 @@ class Stepper:
             negs = emb.new_zeros(b, k, emb.shape[1])
             negs[mask.to(device)] = emb[2 * b :]
             # every rank's rows: the loss is global over the whole batch (in-batch and shared negatives)
-            all_q, all_p, all_negs, all_mask, all_pos_ids, all_neg_ids, all_qids = (
-                gather_with_grad(x.to(device)) for x in (q, p, negs, mask.long(), pos_ids, neg_ids, qids))  # fmt: skip
+            all_q, all_p, all_negs, all_mask, all_qids = (
+                gather_with_grad(x.to(device)) for x in (q, p, negs, mask.long(), qids))  # fmt: skip
+            all_ids = {name: gather_with_grad(x.to(device)) for name, x in text_ids.items()}
 
             def fn(q_: torch.Tensor, p_: torch.Tensor, n_: torch.Tensor) -> tuple[torch.Tensor, Any]:
                 return retrieval_info_nce(q_, p_, n_ if k else None, self.cfg.temperature,
                                           neg_mask=all_mask.bool(), shared_negatives=self.cfg.share_hard_negatives,
-                                          pos_ids=all_pos_ids, neg_ids=all_neg_ids)  # fmt: skip
+                                          **all_ids)  # fmt: skip
 
             loss, _, own = mrl_loss(fn, [all_q, all_p, all_negs], self.dims, self.weights)
             if own is not None:

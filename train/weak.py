@@ -2,16 +2,17 @@
 
     python -m train configs/weak.toml [--set init=runs/pretrain/final] [--resume]
 
-Each step embeds the batch's queries and positives in one forward pass and minimises in-batch InfoNCE (Eq. 1)
-over the global batch: embeddings are all-gathered across ranks, so every positive in the global batch is a
-negative for every other query. The attention mask follows the soft-mask schedule alpha(t) (Eq. 3-4) from
-causal at the first step (t = 0) to bidirectional at the last (t = steps - 1): ``mask_schedule`` 'linear'
-(the paper's), 'accelerating', 'decelerating', 'hard' (causal until the last step), or a fixed 'causal' /
-'bidirectional'. 'bidirectional' from step 0 is the hard switch at step 0; 'causal' keeps a decoder causal
-(pair it with ``pooling = "last"``). The exported config.json records the attention the schedule ends with
-('causal' only for the causal schedule) and ``pooling`` when set, so evaluation embeds the way training
-ended. Evaluation (held-out pairs, see ``holdout``) uses that same inference attention. Queries get the model's
-'query' prompt and positives its 'document' prompt (``ConanConfig.prompt``; none for the paper's decoder).
+Each step embeds the batch's queries and positives in one forward pass and minimises in-batch InfoNCE (Eq. 1) over
+the global batch: embeddings are all-gathered across ranks, so every positive in the global batch is a negative for
+every other query, except a false one (a row with the same query or the same positive tokens) and a repeat of a
+text already counted (train.losses.counted_candidates). The attention mask follows the soft-mask schedule alpha(t)
+(Eq. 3-4) from causal at the first step (t = 0) to bidirectional at the last (t = steps - 1): ``mask_schedule``
+'linear' (the paper's), 'accelerating', 'decelerating', 'hard' (causal until the last step), or a fixed 'causal' /
+'bidirectional'. 'bidirectional' from step 0 is the hard switch at step 0; 'causal' keeps a decoder causal (pair it
+with ``pooling = "last"``). The exported config.json records the attention the schedule ends with ('causal' only
+for the causal schedule) and ``pooling`` when set, so evaluation embeds the way training ended. Evaluation
+(held-out pairs, see ``holdout``) uses that same inference attention. Queries get the model's 'query' prompt and
+positives its 'document' prompt (``ConanConfig.prompt``; none for the paper's decoder).
 """
 
 from __future__ import annotations
@@ -97,7 +98,10 @@ def run(cfg: WeakConfig, resume: str | None = None) -> Path:
         n = len(batch.rows)
         enc = pad_batch(batch.ids["query"] + batch.ids["positive"], rt.device)
         emb = module("embed", enc.input_ids, enc.attention_mask, mask_mode=mode, alpha=alpha)
-        loss = info_nce(gather_with_grad(emb[:n]), gather_with_grad(emb[n:]), cfg.temperature)
+        # a row whose query or positive repeats another's is no negative of it; a repeated text counts once
+        ids = {"query_ids": batch.text_ids("query"), "pos_ids": batch.text_ids("positive")}
+        ids = {k: gather_with_grad(v.to(rt.device)) for k, v in ids.items()}  # same shape on every rank
+        loss = info_nce(gather_with_grad(emb[:n]), gather_with_grad(emb[n:]), cfg.temperature, **ids)
         tokens = sum(enc.lengths)
         flops = flops_per_token(model.config, enc.input_ids.shape[1], lm_head=False) * tokens
         # Every rank computes the same global loss; x world_size turns the DDP/FSDP gradient mean into the sum.

@@ -190,3 +190,91 @@ def test_mrl_returns_aux_of_full_dim():
     q, p, negs = unit(2, 16, seed=26), unit(2, 16, seed=27), unit(2, 3, 16, seed=28)
     _, _, own = mrl_loss(lambda a, b, n: retrieval_info_nce(a, b, n, 0.05), [q, p, negs], [8, 16])
     assert torch.allclose(own, torch.einsum("bd,bkd->bk", q, negs), atol=1e-6)
+
+
+def assert_same(a: torch.Tensor, b: torch.Tensor) -> None:
+    """Bit for bit, NaN (an empty slot's cosine) equal to NaN."""
+    torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+
+
+def distinct_text_loss(q, cols, col_ids, gold, targets, tau):
+    """The paper-silent rule written out by hand, in float64: query i's candidates are the distinct texts among
+    ``cols`` (one copy each), less the texts in ``gold[i]`` other than its own positive (column targets[i])."""
+    total = 0.0
+    for i, t in enumerate(targets.tolist()):
+        texts = {col_ids[t]: cols[i][t]}
+        for c, text in zip(cols[i], col_ids, strict=True):
+            if c is not None and text not in gold[i]:
+                texts.setdefault(text, c)
+        logits = [float(q[i].double() @ c.double()) / tau for c in texts.values()]
+        total += -(logits[0] - math.log(sum(math.exp(v) for v in logits)))
+    return total / len(targets)
+
+
+def test_rows_with_the_same_query_text_are_not_each_others_negatives():
+    """Rows 0 and 2 share a query text with different positives: each is a gold positive of the other's query,
+    and so is row 3's hard negative that equals p_2. For queries 1 and 3 that text is a repeat: it counts once."""
+    q, p, negs = unit(4, 8, seed=40), unit(4, 8, seed=41), unit(4, 2, 8, seed=42).clone()
+    q[2] = q[0]
+    p[[0, 2]] = F.normalize(q[0] + 0.3 * p[[0, 2]], dim=-1)  # two answers to one question: both close to it
+    negs[3, 1] = p[2]
+    pos_ids, query_ids = torch.tensor([20, 21, 22, 23]), torch.tensor([10, 11, 10, 12])
+    neg_ids = torch.tensor([[30, 31], [32, 33], [34, 35], [36, 22]])
+    loss, own = retrieval_info_nce(q, p, negs, temperature=0.1, pos_ids=pos_ids, neg_ids=neg_ids, query_ids=query_ids)
+    cols = [list(p) + list(negs.reshape(8, 8))] * 4
+    col_ids = pos_ids.tolist() + neg_ids.reshape(-1).tolist()
+    gold = [{20, 22}, {21}, {20, 22}, {23}]  # the positives of every row with the query's text
+    # Tolerance: float32 dot products of 8-dim unit vectors are within ~8·2^-24 ≈ 5e-7 of the float64 ones, i.e.
+    # ≤ 6e-6 per logit at τ = 0.1, so a log-softmax moves by ≤ 1.2e-5; removing the column moves it by > 1e-2.
+    assert loss.item() == pytest.approx(distinct_text_loss(q, cols, col_ids, gold, torch.arange(4), 0.1), abs=2e-5)
+    unmasked, _ = retrieval_info_nce(q, p, negs, temperature=0.1, pos_ids=pos_ids, neg_ids=neg_ids)
+    assert abs(unmasked.item() - loss.item()) > 1e-2
+    assert_same(own, retrieval_info_nce(q, p, negs, temperature=0.1)[1])  # DHNM reads the same cosines
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_repeated_negative_text_counts_once_and_the_own_copy_is_kept(shared):
+    """Text 10 fills a slot of rows 0 and 1; row 2's slot holds text 3, row 2's own positive (masked for query 2,
+    a repeat of the in-batch positive for the others)."""
+    q, p, negs = unit(3, 8, seed=43), unit(3, 8, seed=44), unit(3, 2, 8, seed=45).clone()
+    negs[1, 0], negs[2, 0] = negs[0, 0], p[2]
+    pos_ids, neg_ids = torch.tensor([1, 2, 3]), torch.tensor([[10, 11], [10, 12], [3, 13]])
+    kw = {"temperature": 0.1, "shared_negatives": shared, "pos_ids": pos_ids, "neg_ids": neg_ids}
+    loss, own = retrieval_info_nce(q, p, negs, **kw)
+    visible = [[True] * 3 + [shared or j == i for j in range(3) for _ in range(2)] for i in range(3)]
+    flat = list(p) + list(negs.reshape(6, 8))
+    cols = [[c if v else None for c, v in zip(flat, row, strict=True)] for row in visible]
+    expected = distinct_text_loss(q, cols, pos_ids.tolist() + neg_ids.reshape(-1).tolist(), [{1}, {2}, {3}],
+                                  torch.arange(3), 0.1)  # fmt: skip
+    assert loss.item() == pytest.approx(expected, abs=2e-5)  # the bound reasoned in the test above
+    assert_same(own, retrieval_info_nce(q, p, negs, temperature=0.1, shared_negatives=shared)[1])
+    # Which copy counts: the query's own slot when it holds one (queries 0 and 1), else the first column (query 2
+    # sees row 0's); the other copy gets exactly zero gradient from that query.
+    for i, kept, dropped in ((0, (0, 0), (1, 0)), (1, (1, 0), (0, 0)), (2, (0, 0), (1, 0))):
+        if not shared and i == 2:
+            continue  # own slots only: query 2 sees neither copy
+        n = negs.clone().requires_grad_()
+        retrieval_info_nce(q[i : i + 1], p, n, targets=torch.tensor([i]), **kw)[0].backward()
+        assert n.grad[dropped].abs().max() == 0 and n.grad[kept].abs().max() > 0, i
+
+
+@pytest.mark.parametrize(("in_batch", "shared"), [(True, True), (True, False), (False, True)])
+def test_without_repeats_text_ids_leave_the_loss_bit_identical(in_batch, shared):
+    q, p, negs = unit(4, 8, seed=46), unit(4, 8, seed=47), unit(4, 3, 8, seed=48)
+    mask = torch.tensor([[True, True, False], [True, True, True], [True, False, False], [True, True, True]])
+    kw = {"temperature": 0.05, "neg_mask": mask, "in_batch": in_batch, "shared_negatives": shared}
+    plain, plain_own = retrieval_info_nce(q, p, negs, **kw)
+    ids = {"pos_ids": torch.arange(4), "neg_ids": torch.arange(100, 112).view(4, 3), "query_ids": torch.arange(4)}
+    masked, own = retrieval_info_nce(q, p, negs, **kw, **ids)
+    assert_same(masked, plain)
+    assert_same(own, plain_own)
+
+
+def test_text_id_arguments_are_checked():
+    q, p, negs = unit(2, 8, seed=49), unit(2, 8, seed=50), unit(2, 1, 8, seed=51)
+    with pytest.raises(ValueError, match="query_ids needs pos_ids"):
+        retrieval_info_nce(q, p, negs, query_ids=torch.arange(2))
+    with pytest.raises(ValueError, match="pos_ids needs neg_ids"):
+        retrieval_info_nce(q, p, negs, pos_ids=torch.arange(2))
+    with pytest.raises(ValueError, match=r"query_ids \(3,\) must have the shape of pos_ids \(2,\)"):
+        retrieval_info_nce(q, p, negs, pos_ids=torch.arange(2), neg_ids=torch.ones(2, 1), query_ids=torch.arange(3))

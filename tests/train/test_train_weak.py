@@ -59,6 +59,88 @@ def test_info_nce_matches_the_formula_and_takes_extra_negatives():
     assert info_nce(q, p, 0.1, extra_negatives=n[0]) == pytest.approx(float(expected), abs=1e-6)
 
 
+def hand_in_batch_loss(q, p, query_ids, pos_ids, tau):
+    """In float64, by the rule: query i's candidates are the distinct positive texts of the batch, less the
+    positives of every row with i's query text and the copies of its own positive (its own column stays)."""
+    qn, pn = (torch.nn.functional.normalize(x.double(), dim=-1) for x in (q, p))
+    total = 0.0
+    for i in range(len(q)):
+        gold = {pos_ids[j] for j in range(len(q)) if query_ids[j] == query_ids[i]}
+        texts = {pos_ids[i]: pn[i]}
+        for j in range(len(q)):
+            if pos_ids[j] not in gold:
+                texts.setdefault(pos_ids[j], pn[j])
+        logits = torch.stack([qn[i] @ c for c in texts.values()]) / tau
+        total += float(torch.logsumexp(logits, 0) - logits[0])
+    return total / len(q)
+
+
+def test_info_nce_masks_a_repeated_query_or_positive():
+    """Rows 0 and 3 ask one question with different answers, rows 1 and 4 share an answer (the same text, the same
+    embedding): no row sees the other as a negative, and for the other queries answer 11 counts once."""
+    g = torch.Generator().manual_seed(1)
+    q, p = torch.randn(5, 8, generator=g), torch.randn(5, 8, generator=g)
+    q[3], p[4] = q[0], p[1]
+    p[[0, 3]] = q[0] + 0.3 * p[[0, 3]]  # two answers close to their question: a strong false negative
+    query_ids, pos_ids = [1, 2, 3, 1, 4], [10, 11, 12, 13, 11]
+    loss = info_nce(q, p, 0.1, query_ids=torch.tensor(query_ids), pos_ids=torch.tensor(pos_ids))
+    # float32 cosines of 8-dim vectors are within ~8·2^-24 ≈ 5e-7 of float64 ones: ≤ 6e-6 per logit at τ = 0.1,
+    # ≤ 1.2e-5 on a log-softmax; the masking itself moves the loss by > 1e-2.
+    assert float(loss) == pytest.approx(hand_in_batch_loss(q, p, query_ids, pos_ids, 0.1), abs=2e-5)
+    assert abs(float(info_nce(q, p, 0.1)) - float(loss)) > 1e-2
+    # unique ids leave the loss bit-identical (also with targets and extra negatives)
+    ids = {"query_ids": torch.arange(5), "pos_ids": torch.arange(5, 10)}
+    assert torch.equal(info_nce(q, p, 0.1, **ids), info_nce(q, p, 0.1))
+    n, t = torch.randn(2, 8, generator=g), torch.tensor([3, 4])
+    assert torch.equal(info_nce(q[3:], p, 0.1, n, t, **ids), info_nce(q[3:], p, 0.1, n, t))
+    with pytest.raises(ValueError, match="query_ids needs pos_ids"):
+        info_nce(q, p, 0.1, query_ids=torch.arange(5))
+
+
+def test_a_weak_step_on_real_rows_masks_a_repeated_query(tmp_path, shared_data, tokenizer_file, one_thread,
+                                                         monkeypatch):  # fmt: skip
+    """A real stage run on 16 real pairs (one global batch) where one query repeats with another answer and one
+    answer repeats under another query: the step passes the rows' token-sequence ids, trains, and each masked
+    column gives that query's loss exactly zero gradient."""
+    import train.weak
+
+    with (shared_data / "train/parallel_en_zh/train.jsonl").open(encoding="utf-8") as f:
+        rows = [json.loads(next(f)) for _ in range(16)]
+    rows[9]["query"], rows[12]["positive"] = rows[3]["query"], rows[6]["positive"]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    calls = []
+
+    def recorded(q, p, temperature, **ids):  # the real loss, its inputs kept for the checks below
+        loss = info_nce(q, p, temperature, **ids)
+        calls.append((q.detach(), p.detach(), temperature, ids, float(loss.detach())))
+        return loss
+
+    monkeypatch.setattr(train.weak, "info_nce", recorded)
+    final = run(config(tmp_path, shared_data, tokenizer_file, data_root=str(tmp_path), data=["pairs.jsonl"],
+                       steps=2, holdout=0))  # fmt: skip
+    assert [r["loss"] for r in metrics(tmp_path / "out")] == pytest.approx([c[4] for c in calls])
+    assert len(calls) == 2 and (final / "model.safetensors").is_file()
+    for q, p, tau, ids, value in calls:
+        query_ids, pos_ids = ids["query_ids"].tolist(), ids["pos_ids"].tolist()
+        assert len(set(query_ids)) == len(set(pos_ids)) == 15  # one repeated query, one repeated answer
+        assert value != pytest.approx(float(info_nce(q, p, tau)), abs=1e-6)  # the mask changed the loss
+        same_q = [i for i in range(16) if query_ids.count(query_ids[i]) > 1]
+        same_p = [i for i in range(16) if pos_ids.count(pos_ids[i]) > 1]
+        others = [i for i in range(16) if i not in same_p]
+        # (query, masked column, the column holding the same text that still counts, if any)
+        cases = [(same_q[0], same_q[1], None), (same_q[1], same_q[0], None), (same_p[0], same_p[1], None),
+                 (others[0], max(same_p), min(same_p))]  # fmt: skip
+        for i, masked, counted in cases:
+            cands = p.clone().requires_grad_()
+            info_nce(q[i : i + 1], cands, tau, targets=torch.tensor([i]), **ids).backward()
+            assert cands.grad[masked].abs().max() == 0, (i, masked)
+            if counted is not None:
+                assert cands.grad[counted].abs().max() > 0
+            unmasked = p.clone().requires_grad_()
+            info_nce(q[i : i + 1], unmasked, tau, targets=torch.tensor([i])).backward()
+            assert unmasked.grad[masked].abs().max() > 0  # without ids the column did pull
+
+
 @pytest.mark.slow
 def test_weak_stage_improves_heldout_cross_lingual_ranking(tmp_path, shared_data, tokenizer_file, one_thread,
                                                            forward_calls):  # fmt: skip
