@@ -39,8 +39,9 @@ def counted_candidates(
     Columns are the P rows' positives (text ids ``pos_ids`` (P,)) then ``other_ids`` (any shape, flattened:
     e.g. the hard negatives (P, K)); query i's positive is column ``targets[i]``. The paper says nothing on
     either point, so this is the standard rule: (1) a text that is a positive of query i is never its negative,
-    where i's positives are the positives of every row whose query text (``query_ids`` (P,)) equals i's (without
-    ``query_ids``: row ``targets[i]``'s alone); its own target column always counts. (2) A text held by several
+    where i's positives are the positives of every row whose query text (``query_ids`` (P,)) equals i's, and
+    the query's own text (without ``query_ids``: row ``targets[i]``'s positive alone); its own target column
+    always counts. (2) A text held by several
     columns counts once: the first counted column in column order, or the first one ``prefer`` (B, M) marks
     (a query's own hard-negative slot), so a rule that depends only on the column layout keeps one copy, the
     same on every rank. ``valid`` (B, M) are the columns a query may see at all (empty slots, own-only modes).
@@ -55,6 +56,8 @@ def counted_candidates(
     gold = torch.zeros(b, values.shape[0], dtype=torch.long, device=device)
     gold = gold.scatter_add_(1, groups[:, :n_pos], same.long()) > 0  # (B, texts): positives of i's query text
     keep = ~gold.gather(1, groups)
+    if query_ids is not None:  # the query's own text as a candidate (paraphrase pairs (a, b) and (b, a))
+        keep &= ids[None, :] != query_ids[targets, None]
     keep[torch.arange(b, device=device), targets] = True
     if valid is not None:
         keep &= valid

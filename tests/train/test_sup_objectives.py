@@ -232,6 +232,21 @@ def test_rows_with_the_same_query_text_are_not_each_others_negatives():
     assert_same(own, retrieval_info_nce(q, p, negs, temperature=0.1)[1])  # DHNM reads the same cosines
 
 
+def test_the_query_text_itself_is_no_negative_of_the_query():
+    """Paraphrase pairs (a, b) and (b, a) in one batch: row 1's positive is row 0's query text and the reverse,
+    and row 2's hard negative is query 2's own text. Pushing a text's query embedding away from its own document
+    embedding would teach the model that a text does not match itself, so each such column is masked."""
+    q, p, negs = unit(3, 8, seed=46), unit(3, 8, seed=47), unit(3, 1, 8, seed=48)
+    query_ids, pos_ids, neg_ids = torch.tensor([1, 2, 3]), torch.tensor([2, 1, 4]), torch.tensor([[5], [6], [3]])
+    loss, _ = retrieval_info_nce(q, p, negs, temperature=0.1, pos_ids=pos_ids, neg_ids=neg_ids, query_ids=query_ids)
+    cols = [list(p) + list(negs.reshape(3, 8))] * 3
+    gold = [{2, 1}, {1, 2}, {4, 3}]  # own positive and own query text (the target column always counts)
+    expected = distinct_text_loss(q, cols, pos_ids.tolist() + neg_ids.reshape(-1).tolist(), gold, torch.arange(3), 0.1)
+    assert loss.item() == pytest.approx(expected, abs=2e-5)  # the bound reasoned in the test above
+    unmasked, _ = retrieval_info_nce(q, p, negs, temperature=0.1, pos_ids=pos_ids, neg_ids=neg_ids)
+    assert abs(unmasked.item() - loss.item()) > 1e-2
+
+
 @pytest.mark.parametrize("shared", [True, False])
 def test_a_repeated_negative_text_counts_once_and_the_own_copy_is_kept(shared):
     """Text 10 fills a slot of rows 0 and 1; row 2's slot holds text 3, row 2's own positive (masked for query 2,
