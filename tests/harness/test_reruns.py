@@ -53,6 +53,11 @@ def test_rerun_with_other_settings_reevaluates(tmp_path: Path, capsys) -> None:
     summary = (tmp_path / "r" / "summary.md").read_text()
     assert "## Tasks kept from runs with other settings" in summary
     assert "- STS16: dtype bfloat16, max_length 8" in summary and "- STS12" not in summary
+    board = tmp_path / "lb.md"  # the leaderboard marks it from the same comparison, and does not count it
+    assert main(["leaderboard", str(tmp_path / "r"), "--out", str(board)]) == 0
+    text = board.read_text(encoding="utf-8")
+    assert re.search(r"\| STS16 +\| STS +\| cosine_spearman +\| \d+\.\d\d\*§ +\|", text), text
+    assert "under other settings than the run's" in text and "— STS16 (dtype bfloat16, max_length 8" in text
 
 
 def test_changed_data_file_reevaluates(tmp_path: Path, capsys) -> None:
