@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from conan_model.atomic import atomic_write as atomic_write
 from conan_model.atomic import atomic_write_json as atomic_write_json
 from conan_model.atomic import atomic_write_text as atomic_write_text
+from conan_model.atomic import durable_replace
 
 if TYPE_CHECKING:  # importing mteb takes seconds; the CLI parser and readers of run.json do not need it
     from mteb.results import TaskResult
@@ -152,7 +152,7 @@ class RunDir:
             for new in sorted(p for p in staged.path.rglob("*") if p.is_file()):
                 target = self.path / new.relative_to(staged.path)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(new, target)
+                durable_replace(new, target)  # mteb wrote the predictions there, unflushed
         shutil.rmtree(staged.path, ignore_errors=True)
         with suppress(OSError):  # other tasks (a concurrent run's) may still be staging there
             staged.path.parent.rmdir()
