@@ -1,11 +1,16 @@
 """Atomic file writes for every package (checkpoints, tokenizers, mined pools, run directories, reports): a crash
 or a concurrent writer never leaves half a file under the final name. It lives in conan_model, the bottom
-package, so that harness and train share one implementation without importing each other."""
+package, so that harness and train share one implementation without importing each other.
+
+Durable too: a rename reaches the disk independently of the data it names, so after a power loss a file renamed
+into place can be empty. The data is flushed (fsync) before the rename and the folder holding the new name after
+it (`durable_replace`; `replace_dir` for a whole folder such as a training checkpoint)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -23,9 +28,54 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     try:
         write(tmp)
         os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
+        durable_replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def durable_replace(src: Path, dst: Path) -> None:
+    """os.replace(src, dst) that a power loss cannot turn into an empty or missing ``dst``: src's data is flushed
+    before the rename, and dst's folder (the rename itself) after it."""
+    fsync_file(src)
+    os.replace(src, dst)
+    fsync_dir(dst.parent)
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move a finished folder into place, durably: every file and folder under ``tmp`` and ``tmp`` itself are
+    flushed before the rename, the parent after it. A folder already named ``final`` goes first (renamed aside,
+    then deleted), so a crash in between leaves no ``final`` rather than a mix of the two."""
+    for path in sorted(tmp.rglob("*")):
+        fsync_dir(path) if path.is_dir() else fsync_file(path)
+    fsync_dir(tmp)
+    if final.exists():
+        old = final.with_name(f".old-{final.name}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(final, old)
+        shutil.rmtree(old)
+    os.rename(tmp, final)
+    fsync_dir(final.parent)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a written file's data to the disk (Windows flushes only through a descriptor open for writing)."""
+    fd = os.open(path, os.O_RDWR if os.name == "nt" else os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (names created or renamed in it). POSIX only: where a folder cannot be opened
+    (Windows, which has no O_DIRECTORY) there is nothing to flush it through, and the OS orders renames itself."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def default_file_mode() -> int:

@@ -4,9 +4,10 @@
     <dir>/model.safetensors    the state dict (safetensors: no pickle, memory-mappable)
     <dir>/tokenizer.json       the byte-level BPE (or an imported model's own tokenizer)
 
-Each file is written to a temporary name in the same folder and moved into place with os.replace, so a crash
-never leaves a half-written file under a final name. Loading checks that every file is there, that the config
-parses, and that every tensor name and shape matches the config before any weight is assigned.
+Each file is written to a temporary name in the same folder, flushed to the disk and moved into place with
+os.replace (conan_model.atomic), so neither a crash nor a power loss leaves a half-written file under a final
+name. Loading checks that every file is there, that the config parses, and that every tensor name and shape
+matches the config before any weight is assigned.
 """
 
 from __future__ import annotations

@@ -6,8 +6,11 @@ prints. The backend follows the device (nccl for cuda, hccl for npu, gloo for cp
 the one choice that training uses too.
 
 Every collective starts with a header (kind, task, call number, two counts) that all ranks exchange and check, so
-ranks that drifted apart (a task failed on one of them, a cache hit on one only) are told apart from ranks in
-step: without it one rank's vectors would be silently paired with another task's. A rank that fails a task says so
+ranks that drifted apart (a task failed on one of them) are told apart from ranks in step: without it one rank's
+vectors would be silently paired with another task's. Each rank reads the embedding cache itself, and another
+process may write it between two ranks' reads (or ranks on other hosts read other caches), so the ranks agree on
+what it holds before they encode (`agree_hits`: the texts every rank found); their lists of texts to encode are
+then the same by construction. A rank that fails a task says so
 at the task's end (`finish_task`); a rank still gathering meets that header in place of a gather's and stops the
 task too, so the failure (and its message) reaches every rank. Only tensors cross ranks (JSON bytes for an error),
 never pickles.
@@ -18,13 +21,14 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from harness.errors import PeerFailed, ShardMismatch
 
-GATHER, END = 1, 2  # a header's kind: a slice's gather, or a task's end
+GATHER, END, LOOKUP = 1, 2, 3  # a header's kind: a slice's gather, a task's end, or a cache lookup's agreement
 
 
 def _task_key(name: str) -> int:
@@ -36,12 +40,15 @@ def _describe(header: np.ndarray, task: str) -> str:
     where = f"task {task}" if key == _task_key(task) else f"another task (key {key:08x})"
     if kind == GATHER:
         return f"gather #{call} of {a} texts in {where}"
+    if kind == LOOKUP:
+        return f"cache lookup #{call} of {a} texts in {where}"
     return f"end of {where} ({'failed' if a else 'ok'})"
 
 
 def _out_of_step(headers: np.ndarray) -> bool:
-    """Ranks are in step when they gather the same slice of the same task, or all end it, or some gather while
-    every rank at the end failed (those gathering then stop the task too)."""
+    """Ranks are in step when they make the same collective (a gather of the same slice, or the agreement on the
+    same cache lookup) in the same task, or all end it, or some are in a collective while every rank at the end
+    failed (those then stop the task too)."""
     if len(set(headers[:, 1])) > 1:
         return True
     ending = headers[headers[:, 0] == END]
@@ -49,7 +56,7 @@ def _out_of_step(headers: np.ndarray) -> bool:
         return False
     if len(ending):
         return not ending[:, 3].all()
-    return len({(int(h[2]), int(h[3])) for h in headers}) > 1
+    return len({(int(h[0]), int(h[2]), int(h[3])) for h in headers}) > 1
 
 
 @dataclass
@@ -58,8 +65,8 @@ class ShardGroup:
     world: int
     device: str
     task: str = ""
-    calls: int = 0  # gathers so far in this task
-    _peer_end: np.ndarray | None = field(default=None, repr=False)  # the end headers a gather met
+    calls: int = 0  # collectives (gathers, cache lookups) so far in this task
+    _peer_end: np.ndarray | None = field(default=None, repr=False)  # the end headers a gather or lookup met
     _broken: ShardMismatch | None = field(default=None, repr=False)
 
     @property
@@ -70,19 +77,27 @@ class ShardGroup:
         """Name the task every header of the next collectives belongs to."""
         self.task, self.calls, self._peer_end = name, 0, None
 
+    def agree_hits(self, hits: Collection[int], total: int) -> set[int]:
+        """Of `total` texts looked up in the embedding cache, the ones every rank found (this rank found `hits`):
+        the rest is encoded by all, so every rank goes on with the same texts to encode whatever its own read saw.
+        Raises PeerFailed when another rank failed the task instead."""
+        import torch
+        import torch.distributed as dist
+
+        self._collective(LOOKUP, total, len(hits))
+        found = torch.zeros(total, dtype=torch.uint8)
+        found[sorted(hits)] = 1
+        found = found.to(torch.device(self.device))
+        dist.all_reduce(found, op=dist.ReduceOp.MIN)
+        return set(np.flatnonzero(found.cpu().numpy()).tolist())
+
     def gather(self, local: np.ndarray, total: int, dim: int) -> list[np.ndarray]:
         """All ranks' local arrays (rows, dim), in rank order, of one slice of `total` texts; ranks may hold
         different row counts. Raises PeerFailed when another rank failed the task instead."""
         import torch
         import torch.distributed as dist
 
-        if self._peer_end is not None:  # the task is over: mteb went on encoding after the first PeerFailed
-            raise PeerFailed(self._peer_message())
-        headers = self._exchange(GATHER, self.calls, total, local.shape[0])
-        self.calls += 1
-        if (headers[:, 0] == END).any():
-            self._peer_end = headers
-            raise PeerFailed(self._peer_message())
+        headers = self._collective(GATHER, total, local.shape[0])
         device = torch.device(self.device)
         counts = [int(c) for c in headers[:, 4]]
         padded = torch.zeros((max(counts), dim), dtype=torch.float32, device=device)
@@ -99,7 +114,7 @@ class ShardGroup:
 
         if self._broken is not None:
             raise self._broken
-        if self._peer_end is not None:  # this rank's part of the end exchange was its gather's header
+        if self._peer_end is not None:  # this rank's part of the end exchange was its gather's (lookup's) header
             headers, payload = self._peer_end, b""
         else:
             payload = json.dumps(failure).encode() if failure else b""
@@ -117,9 +132,21 @@ class ShardGroup:
         return {r: json.loads(p[:n].cpu().numpy().tobytes())
                 for r, (p, n) in enumerate(zip(parts, lengths, strict=True)) if n}  # fmt: skip
 
+    def _collective(self, kind: int, a: int, b: int) -> np.ndarray:
+        """The headers that open this task's next gather or lookup; PeerFailed when a rank ended the task instead."""
+        if self._peer_end is not None:  # the task is over: mteb went on encoding after the first PeerFailed
+            raise PeerFailed(self._peer_message())
+        headers = self._exchange(kind, self.calls, a, b)
+        self.calls += 1
+        if (headers[:, 0] == END).any():
+            self._peer_end = headers
+            raise PeerFailed(self._peer_message())
+        return headers
+
     def _exchange(self, kind: int, call: int, a: int, b: int) -> np.ndarray:
         """Every rank's header (world, 5): kind, task key, call, then a, b (gather: texts in the slice, this rank's
-        rows; end: failed, error bytes). Ranks out of step leave the group broken: each later call raises."""
+        rows; lookup: texts looked up, this rank's hits; end: failed, error bytes). Ranks out of step leave the
+        group broken: each later call raises."""
         import torch
         import torch.distributed as dist
 

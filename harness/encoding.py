@@ -4,7 +4,8 @@ mteb hands us a DataLoader per call. We flatten it and look each distinct text u
 1. the task memo (vectors already computed in this task: MRL dimension passes reuse them all),
 2. the on-disk cache (other tasks and earlier runs),
 then encode only what is left (a lazy model, harness/lazy.py, loads its weights at the first such text), in
-length-sorted batches under a token budget (sharded across ranks under torchrun), and scatter vectors back. What
+length-sorted batches under a token budget (sharded across ranks under torchrun, where the ranks first agree on the
+cache's hits), and scatter vectors back. What
 is left is encoded in slices of `flush_every` texts and each slice is written to the cache as soon as it is done,
 so a kill -9 in a 50k-document corpus loses at most one slice.
 A dimension view (`view(dim)`, a DimView) returns truncated, re-normalised copies and counts nothing (it only
@@ -164,6 +165,9 @@ class HarnessEncoder(AbsEncoder):
         memo_hits = len(distinct) - len(todo)
         if todo and self.cache is not None:
             found = self.cache.get_many(self._namespace(role), [distinct[i] for i in todo])
+            if self.shards is not None:  # each rank read the cache itself: all go on with the hits all of them had
+                agreed = self.shards.agree_hits(found, len(todo))
+                found = {j: vec for j, vec in found.items() if j in agreed}
             for j, vec in found.items():
                 out[todo[j]] = vec
             self.stats.cache_hits += len(found)

@@ -24,14 +24,11 @@ def data_identity(resolved: ResolvedTask) -> str:
     return "missing"
 
 
-# The identity keys that belong to the task itself; every other key is a setting of the whole run, recorded once in
-# run.json (`identity`) so summary.md can flag tasks kept from runs with other settings (harness/summary.py).
-TASK_KEYS = ("source", "data")
-
-
 def run_identity(embedder: Embedder, dims: list[int], mteb_version: str) -> dict[str, Any]:
     """The part of every task's identity that the run decides (model, numerics and the hardware that computed
-    them, prompts, dims, scorer version)."""
+    them, prompts, dims, scorer version): every key but `harness.runs.TASK_KEYS`, recorded once in run.json
+    (`identity`), so summary.md and the leaderboard can flag tasks kept from runs with other settings
+    (`harness.runs.other_settings`)."""
     identity = {
         "model_fingerprint": embedder.fingerprint,
         "dtype": embedder.dtype,

@@ -178,12 +178,14 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
                      embedder.revision)  # fmt: skip
     runnable = [r for r in plan.resolved if r.source != MISSING]
     identities = {r.name: task_identity(r, embedder, dims, mteb.__version__) for r in runnable}
+    evaluates = True  # False: every task is done already, and the record and summary.md stay as they were
     if main:
         log.attach(run_dir.path)
         settings = run_identity(embedder, dims, mteb.__version__)
-        run_dir.update_run(lambda rec: _start_record(rec, cfg, plan, embedder, dims, shards, identities, settings))
-        run_dir.write_model_meta(embedder.describe())
-        atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir, plan.coverage_line()))
+        evaluates = _open_record(run_dir, cfg, plan, embedder, dims, shards, identities, settings)
+        if evaluates:
+            run_dir.write_model_meta(embedder.describe())
+            atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir, plan.coverage_line()))
     encoder = HarnessEncoder(embedder, cfg.batch_size, cfg.max_batch_tokens, cache, shards, bars)
     ticking = main and cfg.show_progress is None and not sys.stderr.isatty()
 
@@ -219,10 +221,15 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
     failed = [r.name for r in runnable if run_dir.read_run()["tasks"].get(r.name, {}).get("status") == "failed"]
     if not main:
         return EXIT_TASK_FAILED if failed else EXIT_OK
-    run_dir.update_run(lambda rec: rec.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
-    summary = render_summary(run_dir, plan.coverage_line())
-    atomic_write_text(run_dir.path / SUMMARY_MD, summary)
+    if evaluates:
+        run_dir.update_run(lambda rec: rec.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
+        summary = render_summary(run_dir, plan.coverage_line())
+        atomic_write_text(run_dir.path / SUMMARY_MD, summary)
+    else:
+        summary = render_summary(run_dir, run_dir.read_run().get("coverage") or plan.coverage_line())
     print(summary)
+    if not evaluates:
+        print("nothing to evaluate: run.json and summary.md keep the header of the runs that computed their scores")
     if log.count:
         print(f"{log.count} library warning(s) written to {log.path}")
     print(f"run directory: {run_dir.path}")
@@ -257,21 +264,42 @@ def _provenance(resolved: ResolvedTask, cfg: RunConfig) -> dict[str, Any]:
     return {**record, "data_root": str(cfg.data_dir.resolve())} if resolved.source == MIRROR else record
 
 
+def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder, dims: list[int],
+                 shards: ShardGroup | None, identities: dict[str, dict[str, Any]],
+                 settings: dict[str, Any]) -> bool:  # fmt: skip
+    """Merge this run into run.json (`_start_record`), under the lock; False, leaving run.json untouched, when the
+    directory has a record and this run will evaluate nothing (every task it can run is done under the same
+    identity, or it can run none).
+
+    The header (settings, data root, coverage, command) describes the run that computed the scores; a run that
+    computes none must not relabel them: a header switched to its settings would list the tasks it skipped as kept
+    from other settings, and one that could run nothing (say `--source official` offline) would flag every task."""
+    with run_dir.locked():
+        record = run_dir.read_run()
+        previous = record.get("model", {}).get("fingerprint")
+        if previous and previous != embedder.fingerprint:
+            if not cfg.overwrite:
+                raise UsageError(f"run directory {cfg.out / (cfg.run_name or '')} holds results of model "
+                                 f"{record['model'].get('name')} ({record['model'].get('spec')}); choose another "
+                                 "--run-name, or --overwrite to replace them")  # fmt: skip
+            record.clear()
+        runnable = [r.name for r in plan.resolved if r.source != MISSING]
+        if record and not cfg.overwrite and all(run_dir.finished_entry(n, identities[n], dims) for n in runnable):
+            return False
+        _start_record(record, cfg, plan, embedder, dims, shards, identities, settings)
+        run_dir.write_run(record)
+    return True
+
+
 def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: Embedder, dims: list[int],
                   shards: ShardGroup | None, identities: dict[str, dict[str, Any]],
                   settings: dict[str, Any]) -> None:  # fmt: skip
-    """Merge this run into the run.json on disk: its tasks join (never replace) the tasks recorded before.
+    """Merge this run into the run.json record read from disk: its tasks join (never replace) the tasks recorded
+    before.
 
     A task finished earlier keeps its entry, under its own identity, until a new result replaces it (the loop in
     _run), even under --overwrite: a run killed before redoing it has lost nothing. summary.md labels such a task
     with its own settings where they differ from the run's (`settings`, recorded as `identity`)."""
-    previous = record.get("model", {}).get("fingerprint")
-    if previous and previous != embedder.fingerprint:
-        if not cfg.overwrite:
-            raise UsageError(f"run directory {cfg.out / (cfg.run_name or '')} holds results of model "
-                             f"{record['model'].get('name')} ({record['model'].get('spec')}); choose another "
-                             "--run-name, or --overwrite to replace them")  # fmt: skip
-        record.clear()
     tasks = record.setdefault("tasks", {})
     for r in plan.resolved:
         old = tasks.get(r.name, {})

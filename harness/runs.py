@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -29,11 +28,13 @@ from typing import TYPE_CHECKING, Any
 from conan_model.atomic import atomic_write as atomic_write
 from conan_model.atomic import atomic_write_json as atomic_write_json
 from conan_model.atomic import atomic_write_text as atomic_write_text
+from conan_model.atomic import durable_replace
 
 if TYPE_CHECKING:  # importing mteb takes seconds; the CLI parser and readers of run.json do not need it
     from mteb.results import TaskResult
 
 RUN_JSON, EFFICIENCY_JSON, SUMMARY_MD, LOCK = "run.json", "efficiency.json", "summary.md", ".lock"
+OFFICIAL, MIRROR, MISSING = "official", "mirror", "missing"  # a task's source, as run.json records it
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -151,7 +152,7 @@ class RunDir:
             for new in sorted(p for p in staged.path.rglob("*") if p.is_file()):
                 target = self.path / new.relative_to(staged.path)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(new, target)
+                durable_replace(new, target)  # mteb wrote the predictions there, unflushed
         shutil.rmtree(staged.path, ignore_errors=True)
         with suppress(OSError):  # other tasks (a concurrent run's) may still be staging there
             staged.path.parent.rmdir()
@@ -224,3 +225,39 @@ def data_differences(records: list[dict[str, Any]]) -> list[str]:
         if any(value != values[0] for value in values[1:]):
             differing.append(key)
     return differing
+
+
+# The identity keys that belong to the task itself (harness/identity.py); every other key is a setting of the whole
+# run, recorded once in run.json (`identity`), against which `other_settings` compares each task's.
+TASK_KEYS = ("source", "data")
+
+
+def other_settings(record: dict[str, Any]) -> dict[str, str]:
+    """Finished tasks computed under settings other than the run's: task → 'dtype bfloat16, max_length 8'.
+
+    Such a task was kept from an earlier run into the directory; summary.md lists it and the leaderboard marks it,
+    both from this answer. Every identity key is compared (a key only one side has counts as a difference), against
+    the run's own (run.json `identity`), so a setting added to the identity is flagged without a change here. The
+    task's own keys (`source`, `data`) have no run-wide value: a mirror task is flagged when it was read from another
+    data root than the header's, whose rows its score must not pass for."""
+    current = record.get("identity", {})
+    root = record.get("data_root")
+    found = {}
+    for name, task in record.get("tasks", {}).items():
+        identity = task.get("identity") or {}
+        if task.get("status") != "ok" or not identity:
+            continue
+        keys = [k for k in dict.fromkeys([*identity, *current]) if k not in TASK_KEYS]
+        diff = [f"{k} {_setting(identity.get(k))}" for k in keys if identity.get(k) != current.get(k)]
+        if task.get("source") == MIRROR and task.get("data_root", root) != root:
+            diff.append(f"data root {task['data_root']}")
+        if diff:
+            found[name] = ", ".join(diff)
+    return found
+
+
+def _setting(value: Any) -> str:
+    """A setting as `other_settings` shows it: plain for scalars, `none` for an absent one, JSON (cut in the middle)
+    for prompts and lists."""
+    text = "none" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else f"{text[:40]}…{text[-12:]}"

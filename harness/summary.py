@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from tabulate import tabulate
 
-from harness.identity import TASK_KEYS
-from harness.runs import RunDir
-from harness.tasks import MIRROR
+from harness.runs import RunDir, other_settings
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -60,36 +55,6 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
                   "These finished in an earlier run into this directory; their scores belong to the settings shown, "
                   "not to the header's:", ""] + [f"- {n}: {d}" for n, d in others.items()]  # fmt: skip
     return "\n".join(lines) + "\n"
-
-
-def other_settings(record: dict[str, Any]) -> dict[str, str]:
-    """Finished tasks computed under settings other than the run's: task → 'dtype bfloat16, max_length 8'.
-
-    Every identity key is compared (harness/identity.py; a key only one side has counts as a difference), against
-    the run's own (run.json `identity`), so a setting added to the identity is flagged without a change here. The
-    task's own keys (`source`, `data`) have no run-wide value: a mirror task is flagged when it was read from another
-    data root than the header's, whose rows its score must not pass for."""
-    current = record.get("identity", {})
-    root = record.get("data_root")
-    found = {}
-    for name, task in record.get("tasks", {}).items():
-        identity = task.get("identity") or {}
-        if task.get("status") != "ok" or not identity:
-            continue
-        keys = [k for k in dict.fromkeys([*identity, *current]) if k not in TASK_KEYS]
-        diff = [f"{k} {_short(identity.get(k))}" for k in keys if identity.get(k) != current.get(k)]
-        if task.get("source") == MIRROR and task.get("data_root", root) != root:
-            diff.append(f"data root {task['data_root']}")
-        if diff:
-            found[name] = ", ".join(diff)
-    return found
-
-
-def _short(value: Any) -> str:
-    """A setting as the list shows it: plain for scalars, `none` for an absent one, JSON (cut in the middle) for
-    prompts and lists."""
-    text = "none" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else f"{text[:40]}…{text[-12:]}"
 
 
 def _dims_table(run_dir: RunDir, record: dict, dims: list[int]) -> str:

@@ -30,11 +30,11 @@ from mteb.abstasks.task_metadata import TaskMetadata
 
 from harness.data import LocalTask, read_qrels, read_rows
 from harness.env import go_offline, hub_offline
+from harness.runs import MIRROR, MISSING, OFFICIAL
 from harness.validate import label_kind
 
 log = logging.getLogger(__name__)
 
-OFFICIAL, MIRROR, MISSING = "official", "mirror", "missing"
 SOURCES = ("auto", OFFICIAL, MIRROR)
 
 # task.json language codes → mteb "{iso639-3}-{script}" codes for generic mirror metadata.

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from harness.errors import UsageError
-from harness.runs import data_differences, open_run
+from harness.runs import data_differences, open_run, other_settings
 from leaderboards.published import SNAPSHOT, PublishedModel, load_published
 from leaderboards.table import Entry
 
@@ -48,24 +48,31 @@ def suite_tasks(benchmark: str) -> tuple[str, dict[str, Any]]:
     return bench.name, {t.metadata.name: t for t in bench.tasks}
 
 
-def run_entry(path: Path, with_dims: bool) -> tuple[Entry, dict[str, dict[str, Any]]]:
-    """A run directory → its row and its per-task records (type, metric, source, status)."""
+def run_entry(path: Path, with_dims: bool) -> tuple[Entry, dict[str, dict[str, Any]], dict[str, str]]:
+    """A run directory → its row, its per-task records (type, metric, source, status) and the tasks it kept from
+    runs with other settings, with what differs (`harness.runs.other_settings`, as summary.md lists them).
+
+    The row stands for the settings run.json records for the run; a kept task's score belongs to other settings,
+    so it goes to `Entry.kept` (shown, marked `§`), not to the scores that coverage, means and Borda count."""
     try:
         run = open_run(Path(path))
     except (FileNotFoundError, KeyError) as exc:
         raise UsageError(f"{path}: not a run directory ({exc})") from None
     record = run.read_run()
-    tasks = record.get("tasks", {})
+    tasks, kept = record.get("tasks", {}), other_settings(record)
     model = record.get("model", {}).get("name") or run.model_name
     entry = Entry(f"{model.split('/')[-1]} [{run.path.name}]", "run", detail=str(run.path))
     for name, task in tasks.items():
         if task.get("status") == "ok" and task.get("main_score") is not None:
-            entry.scores[name] = float(task["main_score"])
             entry.sources[name] = task.get("source") or "official"
+            if name in kept:
+                entry.kept[name] = float(task["main_score"])
+                continue
+            entry.scores[name] = float(task["main_score"])
             if with_dims:
                 for dim, score in run.dim_scores(name).items():
                     entry.dim_scores.setdefault(dim, {})[name] = score
-    return entry, tasks
+    return entry, tasks, {name: kept[name] for name in entry.kept}
 
 
 def published_entry(model: PublishedModel) -> Entry:
@@ -83,9 +90,11 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
     order: list[str] = list(bench_tasks)
     scored: list[tuple[Entry, dict[str, dict[str, Any]]]] = []
     for path in runs:
-        entry, records = run_entry(path, with_dims)
+        entry, records, kept = run_entry(path, with_dims)
         entries.append(entry)
         scored.append((entry, records))
+        if kept:
+            notes.append(kept_note(entry, kept))
         for name, rec in records.items():
             types.setdefault(name, rec.get("type") or "Unknown")
             if rec.get("main_metric"):
@@ -117,6 +126,13 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
     title = f"{bench_name} ({suite.name})" if suite else "tasks of the given runs"
     reported = any(Path(folder).resolve() == SNAPSHOT for folder in published)
     return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported, mixed)
+
+
+def kept_note(entry: Entry, kept: dict[str, str]) -> str:
+    """What a row's `§` cells were computed under: each kept task with the settings that differ from the run's."""
+    tasks = "; ".join(f"{task} ({settings})" for task, settings in kept.items())
+    return (f"§ {entry.label}: kept from an earlier run into {entry.detail} under other settings than the run's, so "
+            f"shown but counted in none of this row's coverage, means or Borda points — {tasks}.")  # fmt: skip
 
 
 def mixed_data(runs: list[tuple[Entry, dict[str, dict[str, Any]]]], tasks: list[str]) -> dict[str, list[str]]:

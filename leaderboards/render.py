@@ -14,16 +14,28 @@ TYPE_SHORT = {
 }  # fmt: skip
 
 
+KEPT_NOTE = (
+    "- `§` **other settings**: the run directory kept this task's result from an earlier run whose settings (any "
+    "that keys a result, or the data root) differ from the ones its run.json records for the run, which the row "
+    'stands for; summary.md lists such tasks under "Tasks kept from runs with other settings" and the notes name '
+    "what differs. The score is shown but counts as a gap: not in the row's coverage, means or Borda points, since "
+    "the row has no score under its own settings; the other rows rank the task among themselves as usual."
+)
+
+
 def pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.2f}"
 
 
 def cell(entry: Entry, task: str, mixed: bool = False) -> str:
     """Score ×100; `*` when it comes from a mirror of the task rather than the official data, `‡` when our runs
-    scored the task on different data (``mixed``), so this score does not compare with the other runs'."""
+    scored the task on different data (``mixed``), so this score does not compare with the other runs'; `§` when
+    the run kept it from a run with other settings than its own (counted nowhere in the row)."""
+    mirror = "*" if entry.sources.get(task) == "mirror" else ""
+    if task in entry.kept:
+        return pct(entry.kept[task]) + mirror + "§"
     if task not in entry.scores:
         return "—"
-    mirror = "*" if entry.sources.get(task) == "mirror" else ""
     return pct(entry.scores[task]) + mirror + ("‡" if mixed and entry.kind == "run" else "")
 
 
@@ -40,7 +52,7 @@ def ranking_table(board: Board, rows: list[Row]) -> str:
     for r in rows:
         mixed_types = {board.types[t] for t in board.mixed if t in r.entry.scores}
         partial = ("†" if r.covered < r.total else "") + ("‡" if mixed_types else "")
-        mirrors = sum(1 for t in board.tasks if r.entry.sources.get(t) == "mirror")
+        mirrors = sum(1 for t in board.tasks if t in r.entry.scores and r.entry.sources.get(t) == "mirror")
         model = r.entry.label + (f" ({mirrors} mirror)" if mirrors else "")
         body.append([r.rank, model, f"{r.covered}/{r.total}", pct(r.mean_tasks) + partial,
                      pct(r.mean_types) + partial, f"{r.points:g}",
@@ -120,6 +132,8 @@ def render(board: Board) -> str:
         "- Published rows come from a local copy of the embeddings-benchmark/results layout; see "
         "`leaderboards/published/PROVENANCE.md` for where each shipped number comes from.",
     ]  # fmt: skip
+    if any(e.kept for e in board.entries):
+        lines.append(KEPT_NOTE)
     if board.notes:
         lines += ["", "### Notes", ""] + [f"- {n}" for n in board.notes]
     return "\n".join(lines) + "\n"

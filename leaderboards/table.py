@@ -26,6 +26,9 @@ class Entry:
     sources: dict[str, str] = field(default_factory=dict)  # task → official | mirror | published
     dim_scores: dict[int, dict[str, float]] = field(default_factory=dict)  # dim → task → score
     detail: str = ""
+    # task → score kept from an earlier run under other settings than the row's: shown, never counted (no coverage,
+    # means or Borda points; the row has no score under its own settings)
+    kept: dict[str, float] = field(default_factory=dict)
 
 
 def coverage(entry: Entry, tasks: list[str]) -> tuple[int, int]:

@@ -9,15 +9,16 @@
     <output_dir>/final/     config.json, model.safetensors, tokenizer.json (+ train_config.json)
 
 Everything is written into ``.tmp-step_…`` and renamed into place once complete, so a process killed at any
-moment leaves either the previous checkpoints or a new complete one. The ``.pt`` files hold only tensors and
-plain Python types and are read with ``torch.load(weights_only=True)``; weights are safetensors.
+moment leaves either the previous checkpoints or a new complete one; every file and the folder are flushed to the
+disk before that rename (``conan_model.atomic.replace_dir``), so a power loss does not leave one with empty files.
+The ``.pt`` files hold only tensors and plain Python types and are read with ``torch.load(weights_only=True)``;
+weights are safetensors.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import shutil
 from pathlib import Path
@@ -35,6 +36,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from conan_model import ConanConfig, save_pretrained
+from conan_model.atomic import replace_dir
 from conan_model.checkpoint import WEIGHTS_NAME
 from conan_model.modeling import Backbone, model_for
 
@@ -122,16 +124,6 @@ def export_pretrained(state: dict[str, torch.Tensor], config: ConanConfig, token
     return save_pretrained(model, tokenizer, path)
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Move a finished temp folder into place; an existing folder of that name goes first."""
-    if final.exists():
-        old = final.with_name(f".old-{final.name}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(final, old)
-        shutil.rmtree(old)
-    os.rename(tmp, final)
-
-
 def save_checkpoint(out: Path, step: int, module: nn.Module, config: ConanConfig, tokenizer: Tokenizer,
                     optimizer: torch.optim.Optimizer, scheduler: Any, rt: Runtime, state: dict[str, Any],
                     keep_last: int) -> Path:  # fmt: skip
@@ -153,7 +145,7 @@ def save_checkpoint(out: Path, step: int, module: nn.Module, config: ConanConfig
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         text = json.dumps({"step": step, "world_size": rt.world_size, **state}, indent=2, ensure_ascii=False)
         (tmp / STATE_NAME).write_text(text + "\n", encoding="utf-8")
-        _replace_dir(tmp, final)
+        replace_dir(tmp, final)
         for old in checkpoint_dirs(out)[:-keep_last] if keep_last > 0 else []:
             shutil.rmtree(old)
     barrier()
@@ -183,7 +175,7 @@ def export_final(out: Path, module: nn.Module, config: ConanConfig, tokenizer: T
         export_pretrained(model_state, config, tokenizer, tmp)
         text = json.dumps(train_config, indent=2, ensure_ascii=False)
         (tmp / "train_config.json").write_text(text + "\n", encoding="utf-8")
-        _replace_dir(tmp, final)
+        replace_dir(tmp, final)
     barrier()
     return final
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
 
-from conan_model.atomic import atomic_write, atomic_write_json, atomic_write_text
+from conan_model.atomic import atomic_write, atomic_write_json, atomic_write_text, replace_dir
 
 
 def test_writes_into_a_missing_folder_with_the_umask_mode(tmp_path: Path) -> None:
@@ -44,3 +45,48 @@ def test_json_is_indented_utf8_with_a_final_newline(tmp_path: Path) -> None:
     text = target.read_text(encoding="utf-8")
     assert text.endswith("}\n") and "名" in text
     assert json.loads(text) == {"名": 1, "path": "x"}
+
+
+def _spy_fsync(monkeypatch: pytest.MonkeyPatch, seen: Path) -> list[tuple[int, bool, str]]:
+    """Records each os.fsync as (inode, is a folder, what `seen` holds at that moment), then really flushes.
+
+    Power loss cannot be simulated; what can be checked is that the data and the rename are flushed, in order."""
+    calls, real = [], os.fsync
+
+    def spy(fd: int) -> None:
+        info = os.fstat(fd)
+        calls.append((info.st_ino, stat.S_ISDIR(info.st_mode), seen.read_text() if seen.is_file() else "absent"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    return calls
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECTORY"), reason="folders are flushed where they can be opened (POSIX)")
+def test_data_is_flushed_before_the_rename_and_the_folder_after(tmp_path: Path, monkeypatch) -> None:
+    """Before: no fsync at all, so after a power loss the renamed file could be empty."""
+    target = tmp_path / "out.json"
+    atomic_write_text(target, "old")
+    calls = _spy_fsync(monkeypatch, target)
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new"
+    # the new file (same inode once renamed) while the old one still stood there, then the folder after the rename
+    assert calls == [(target.stat().st_ino, False, "old"), (tmp_path.stat().st_ino, True, "new")]
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECTORY"), reason="folders are flushed where they can be opened (POSIX)")
+def test_a_folder_replaced_whole_is_flushed_file_by_file_before_its_rename(tmp_path: Path, monkeypatch) -> None:
+    """A training checkpoint: every file and folder of the new one reaches the disk before it takes the name."""
+    final, tmp = tmp_path / "step_1", tmp_path / ".tmp-step_1"
+    final.mkdir()
+    (final / "state.json").write_text("old")
+    (tmp / "sub").mkdir(parents=True)
+    (tmp / "state.json").write_text("new")
+    (tmp / "sub" / "rng_rank1.pt").write_text("r")
+    calls = _spy_fsync(monkeypatch, final / "state.json")
+    replace_dir(tmp, final)
+    assert (final / "state.json").read_text() == "new" and not tmp.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["step_1"]
+    inside = {(p.stat().st_ino, p.is_dir(), "old") for p in [final, *final.rglob("*")]}
+    assert set(calls[:-1]) == inside and len(calls) == len(inside) + 1  # each once, before the rename
+    assert calls[-1] == (tmp_path.stat().st_ino, True, "new")

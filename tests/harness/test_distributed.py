@@ -53,6 +53,14 @@ GROUP = textwrap.dedent("""
                 out["failures"] = group.finish_task({"error": "RuntimeError: boom", "traceback": "tb"})
             group.begin_task("B")  # still in step: the next task gathers as usual
             out["rows"] = [p.tolist() for p in group.gather(local, 5, 2)]
+        elif scenario == "lookup":  # each rank's cache read saw other texts: both go on with what both saw
+            group.begin_task("A")
+            out["agreed"] = [sorted(group.agree_hits({0, 1, 3} if rank == 0 else {0, 2, 3}, 5)),
+                             sorted(group.agree_hits({1} if rank == 0 else set(), 2))]
+            out["rows"] = [p.tolist() for p in group.gather(local, 5, 2)]
+        elif scenario == "lookup_vs_gather":
+            group.begin_task("A")
+            group.agree_hits({0}, 5) if rank == 0 else group.gather(local, 5, 2)
         elif scenario == "one_ends_ok":
             group.begin_task("A")
             group.gather(local, 5, 2) if rank == 0 else group.finish_task(None)
@@ -82,6 +90,13 @@ def test_ranks_in_step_gather_all_rows(tmp_path: Path) -> None:
         assert out["rows"] == [[[0, 0]] * 3, [[1, 1]] * 2] and out["failures"] == {}
 
 
+def test_ranks_agree_on_the_cache_hits_all_of_them_saw(tmp_path: Path) -> None:
+    """Before: each rank went on with its own cache read, so a text cached between two ranks' reads gave them
+    different texts to encode and the run stopped out of step."""
+    for out in _group(tmp_path, "lookup"):
+        assert out["agreed"] == [[0, 3], []] and out["rows"] == [[[0, 0]] * 3, [[1, 1]] * 2]
+
+
 def test_failure_on_one_rank_reaches_every_rank(tmp_path: Path) -> None:
     zero, one = _group(tmp_path, "one_fails")
     assert zero["peer"] == "rank 1 failed task A"
@@ -94,6 +109,7 @@ def test_failure_on_one_rank_reaches_every_rank(tmp_path: Path) -> None:
     ("other_task", "gather #0 of 5 texts in another task (key "),  # as each rank sees it
     ("other_slice", "rank 0: gather #0 of 5 texts in task A; rank 1: gather #0 of 6 texts in task A"),
     ("one_ends_ok", "rank 0: gather #0 of 5 texts in task A; rank 1: end of task A (ok)"),
+    ("lookup_vs_gather", "rank 0: cache lookup #0 of 5 texts in task A; rank 1: gather #0 of 5 texts in task A"),
 ])  # fmt: skip
 def test_ranks_out_of_step_stop_with_a_clear_error(tmp_path: Path, scenario: str, says: str) -> None:
     for out in _group(tmp_path, scenario):
@@ -135,3 +151,53 @@ def test_task_failing_on_one_rank_fails_on_all(tmp_path: Path) -> None:
     assert tasks["EqSTS12"]["status"] == "ok"
     assert abs(tasks["EqSTS12"]["main_score"] - single["EqSTS12"]["main_score"]) < 1e-6
     assert "EqSTS16: FAILED — rank 1: RuntimeError: injected failure on rank 1" in proc.stdout
+
+
+# `harness run` as one rank of a 2-process gloo group met through a file (as GROUP), each rank with its own cache
+RUN_RANK = textwrap.dedent("""
+    import os, sys
+    import torch.distributed as dist
+
+    rank, store, cache, args = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2")  # what torchrun sets
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    from harness.cli import main
+
+    code = main([*args, "--cache-dir", cache])
+    sys.stdout.flush()
+    os._exit(code)
+""")
+
+
+@pytest.mark.slow
+def test_ranks_whose_caches_differ_still_score_as_one_process(tmp_path: Path) -> None:
+    """Rank 0's cache holds EqSTS16's texts and rank 1's does not; rank 1's holds EqSTS12's and rank 0's does not
+    (as when another process writes the cache between two ranks' reads). Before: the rank with the hits skipped
+    the encoding the other gathered for, and the run stopped out of step."""
+    data = _tasks(tmp_path / "data")
+    args = ["run", "--model", "minilm", "--no-progress", "--dtype", "float32", "--data-dir", str(data), "--out",
+            str(tmp_path)]  # fmt: skip
+    caches = [tmp_path / "cache0", tmp_path / "cache1"]
+    single = {}
+    for task, cache in (("EqSTS16", caches[0]), ("EqSTS12", caches[1])):  # one process each, filling one cache
+        assert main([*args, "--tasks", task, "--run-name", f"one-{task}", "--cache-dir", str(cache)]) == 0
+        single[task] = json.loads((tmp_path / f"one-{task}" / "run.json").read_text())["tasks"][task]["main_score"]
+    script = tmp_path / "rank.py"
+    script.write_text(RUN_RANK)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, str(script), str(rank), str(tmp_path / "store"), str(caches[rank]),
+                               *args, "--tasks", "EqSTS16,EqSTS12", "--run-name", "two"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for rank in (0, 1)]  # fmt: skip
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, (out + err)[-3000:]
+        assert "out of step" not in out + err
+    tasks = json.loads((tmp_path / "two" / "run.json").read_text())["tasks"]
+    efficiency = json.loads((tmp_path / "two" / "efficiency.json").read_text())
+    for task, score in single.items():
+        # fp32 vectors from other batches differ by rounding (~1e-7); a Spearman over 40 pairs moves only if two
+        # cosines swap order, and then by at least 1/40 of a rank difference: far above 1e-6
+        assert tasks[task]["status"] == "ok" and abs(tasks[task]["main_score"] - score) < 1e-6
+        figures = efficiency[task]  # no text was in both ranks' caches: every one was encoded, over the two ranks
+        assert figures["cache_hits"] == 0 and figures["encoded_texts"] == figures["unique_texts"]

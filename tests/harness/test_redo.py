@@ -21,8 +21,7 @@ import pytest
 
 from harness.cli import main
 from harness.data import default_data_root
-from harness.runs import RunDir, open_run
-from harness.summary import other_settings
+from harness.runs import RunDir, open_run, other_settings
 
 SAMPLE = default_data_root()
 # Runs the CLI with mteb's evaluation blocking once it has scored and written the staged files of the first task,

@@ -53,6 +53,11 @@ def test_rerun_with_other_settings_reevaluates(tmp_path: Path, capsys) -> None:
     summary = (tmp_path / "r" / "summary.md").read_text()
     assert "## Tasks kept from runs with other settings" in summary
     assert "- STS16: dtype bfloat16, max_length 8" in summary and "- STS12" not in summary
+    board = tmp_path / "lb.md"  # the leaderboard marks it from the same comparison, and does not count it
+    assert main(["leaderboard", str(tmp_path / "r"), "--out", str(board)]) == 0
+    text = board.read_text(encoding="utf-8")
+    assert re.search(r"\| STS16 +\| STS +\| cosine_spearman +\| \d+\.\d\d\*§ +\|", text), text
+    assert "under other settings than the run's" in text and "— STS16 (dtype bfloat16, max_length 8" in text
 
 
 def test_changed_data_file_reevaluates(tmp_path: Path, capsys) -> None:
@@ -164,3 +169,25 @@ def test_two_concurrent_runs_into_one_directory_keep_both(tmp_path: Path) -> Non
     record = json.loads((tmp_path / "c" / "run.json").read_text())
     assert {n: t["status"] for n, t in record["tasks"].items()} == {"STS16": "ok", "STS12": "ok"}
     assert set(json.loads((tmp_path / "c" / "efficiency.json").read_text())) == {"STS16", "STS12"}
+
+
+def test_run_that_evaluates_nothing_leaves_the_record_as_it_was(tmp_path: Path, capsys) -> None:
+    """Before: a rerun whose tasks were all done (or that could run none) rewrote run.json's header with its own
+    settings, so summary.md listed the tasks it skipped as kept from other settings."""
+
+    def run(*args: str) -> int:
+        return main(["run", "--model", "minilm", "--data-dir", str(SAMPLE), "--out", str(tmp_path), "--run-name", "r",
+                     "--no-progress", "--cache-dir", str(tmp_path / "cache"), *args])  # fmt: skip
+
+    assert run("--tasks", "STS16", "--max-length", "8") == 0
+    assert run("--tasks", "STS12") == 0  # the header is STS12's run (256 tokens); STS16 is kept from the first
+    files = [tmp_path / "r" / name for name in ("summary.md", "run.json")]  # the summary's diff reads best
+    before = [f.read_bytes() for f in files]
+    assert b"- STS16: max_length 8" in before[0]
+    capsys.readouterr()
+    assert run("--tasks", "STS16", "--max-length", "8") == 0  # done under these settings: skipped
+    assert "done earlier, skipped" in capsys.readouterr().out
+    assert [f.read_bytes() for f in files] == before
+    assert run("--tasks", "STS12", "--source", "official") == 1  # offline: nothing it can run
+    assert "nothing was evaluated" in capsys.readouterr().err
+    assert [f.read_bytes() for f in files] == before
