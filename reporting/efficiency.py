@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from tabulate import tabulate
 
 from harness.errors import UsageError
-from harness.runs import RunDir, atomic_write_text, data_differences, open_run
+from harness.runs import RunDir, atomic_write_text, data_differences, open_run, other_settings
 from reporting import plots
 
 
@@ -30,10 +31,16 @@ class RunInfo:
     record: dict[str, Any]
     efficiency: dict[str, Any]
 
-    @property
+    @cached_property
     def ok(self) -> dict[str, dict[str, Any]]:
+        """Finished tasks scored under the run's own settings (a task kept from a run with other settings is
+        another configuration's score and time, not this row's)."""
         return {n: t for n, t in self.record.get("tasks", {}).items()
-                if t.get("status") == "ok" and t.get("main_score") is not None}  # fmt: skip
+                if t.get("status") == "ok" and t.get("main_score") is not None and n not in self.kept}  # fmt: skip
+
+    @cached_property
+    def kept(self) -> dict[str, str]:
+        return other_settings(self.record)
 
 
 def load_runs(paths: list[Path]) -> list[RunInfo]:
@@ -131,6 +138,8 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
     headers = ["Model", "Size (M params)", "Emb. dim", f"Model time, s ({len(clean)} tasks)", "texts/s",
                "tokens/s", "MRL dims scored", f"Avg score ×100 ({len(shared)} tasks)", "Device", "dtype",
                "Batch"]  # fmt: skip
+    notes += [f"{i.label}: left out as kept from runs with other settings: "
+              + "; ".join(f"{t} ({why})" for t, why in i.kept.items()) + "." for i in infos if i.kept]  # fmt: skip
     notes += _score_notes(infos, shared, {t: keys for t, keys in differing.items() if keys})
     if shared and not clean:
         notes.append("No task was encoded by the model in every run (all served from the embedding cache): "

@@ -19,7 +19,7 @@ import numpy as np
 from tabulate import tabulate
 
 from harness.errors import UsageError
-from harness.runs import RunDir, data_differences, open_run
+from harness.runs import RunDir, data_differences, open_run, other_settings
 from reporting.items import NotTestable, task_items
 
 EXIT_OK, EXIT_REGRESSION = 0, 1
@@ -116,16 +116,24 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     if only:
         comp.warnings.append(f"task sets differ; tested on the {len(shared)} shared task(s). Only in one run: "
                              + ", ".join(only))  # fmt: skip
+    kept = {"baseline": other_settings(base.read_run()), "candidate": other_settings(cand.read_run())}
     for name in shared:
-        comp.tasks.append(_test_task(base, cand, name, rec_b[name], rec_c[name], comp.settings))
+        foreign = [f"the {side} kept it from a run with other settings ({found[name]})"
+                   for side, found in kept.items() if name in found]  # fmt: skip
+        comp.tasks.append(_test_task(base, cand, name, rec_b[name], rec_c[name], comp.settings, "; ".join(foreign)))
     comp.warnings += _efficiency_warnings(base, cand, shared)
     return comp
 
 
 def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: dict[str, Any],
-               s: dict[str, Any]) -> TaskVerdict:  # fmt: skip
+               s: dict[str, Any], foreign: str = "") -> TaskVerdict:  # fmt: skip
+    """Δ and its paired CI, or the reason it is not tested: ``foreign`` names a run that kept the task from a run
+    with other settings (its score is not the run's settings' score: a verdict would test something else)."""
     tv = TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "", float(rb["main_score"]),
                      float(rc["main_score"]))  # fmt: skip
+    if foreign:
+        tv.reason = foreign
+        return tv
     differing = data_differences([rb, rc])
     if differing:
         tv.reason = f"the runs scored different data ({', '.join(differing)} differ)"

@@ -84,3 +84,18 @@ def test_task_on_different_data_is_left_out_of_avg_and_times(tiny_runs, tmp_path
     shared = sorted(set(_tasks(short)) - {"TinySTS"})
     assert f"over the 6 task(s) every run finished on the same data, the same tasks in every row: " \
            f"{', '.join(shared)}." in text  # fmt: skip
+
+
+def test_task_kept_from_other_settings_is_left_out_of_its_row(tiny_runs, tmp_path):
+    """A row stands for the settings its run.json records: a task kept from a run with other settings (here 8
+    tokens, not the run's 4) is another configuration's score and time, so Table 5 leaves it out, with a note."""
+    short = tmp_path / "short"
+    shutil.copytree(tiny_runs["short"], short)
+    record = json.loads((short / "run.json").read_text(encoding="utf-8"))
+    record["tasks"]["TinySTS"]["identity"]["max_length"] = 8
+    (short / "run.json").write_text(json.dumps(record), encoding="utf-8")
+    out = tmp_path / "report"
+    assert main(["report", str(tiny_runs["base"]), str(short), "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
+    assert "Avg score ×100 (6 tasks)" in text
+    assert "all-MiniLM-L6-v2 [short]: left out as kept from runs with other settings: TinySTS (max_length 8)." in text

@@ -79,6 +79,7 @@ def test_gold_labels_come_from_the_run_directory(tiny_runs, tiny_root, tmp_path)
         record = json.loads((run / "run.json").read_text())
         record["data_root"] = str(tmp_path / "moved")
         record["tasks"]["TinySTS"]["path"] = str(tmp_path / "moved" / "en" / "TinySTS")
+        record["tasks"]["TinySTS"]["data_root"] = str(tmp_path / "moved")
         (run / "run.json").write_text(json.dumps(record))
     (sts,) = compare(base, cand, n_boot=50, tasks=["TinySTS"]).tasks
     assert sts.verdict == "regressed"
@@ -132,6 +133,19 @@ def test_task_on_different_data_is_not_tested(tiny_runs, tmp_path):
     (short / "run.json").write_text(json.dumps(record))
     (sts,) = compare(tiny_runs["base"], short, n_boot=50, tasks=["TinySTS"]).tasks
     assert sts.verdict == "not tested" and sts.reason == "the runs scored different data (sampling differ)"
+
+
+def test_task_kept_from_other_settings_is_not_tested(tiny_runs, tmp_path):
+    """A task the candidate's directory kept from a run with other settings scores that configuration, not the
+    candidate's: a verdict on it would test something else, so it is not tested, and the reason says so."""
+    short = tmp_path / "short"
+    shutil.copytree(tiny_runs["short"], short)
+    record = json.loads((short / "run.json").read_text())
+    record["tasks"]["TinySTS"]["identity"]["max_length"] = 8
+    (short / "run.json").write_text(json.dumps(record))
+    (sts,) = compare(tiny_runs["base"], short, n_boot=50, tasks=["TinySTS"]).tasks
+    assert sts.verdict == "not tested"
+    assert sts.reason == "the candidate kept it from a run with other settings (max_length 8)"
 
 
 def test_too_few_resamples_for_the_ci_level_are_named(tiny_runs):
