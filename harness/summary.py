@@ -14,23 +14,25 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
 def render_summary(run_dir: RunDir, coverage: str) -> str:
     record, eff = run_dir.read_run(), run_dir.read_efficiency()
     model = record.get("model", {})
+    others = other_settings(record)  # their scores belong to other settings: marked §, not in the header's mean
     rows = []
     for name, task in record.get("tasks", {}).items():
         e = eff.get(name, {}) if task.get("status") == "ok" else {}
         source = task.get("source", "")
         rows.append([
             name, task.get("type") or "", source + (" *" if source == "mirror" else ""),
-            task.get("main_metric") or "", _fmt(task.get("main_score"), 100),
+            task.get("main_metric") or "", _fmt(task.get("main_score"), 100) + (" §" if name in others else ""),
             _fmt(e.get("wall_s"), digits=1), e.get("encoded_texts", "—") if e else "—", e.get("texts_per_s") or "—",
             e.get("tokens_per_s") or "—", e.get("cache_hits", "—") if e else "—", task.get("status", ""),
         ])  # fmt: skip
-    scores = [t["main_score"] for t in record.get("tasks", {}).values() if t.get("status") == "ok"]
+    scores = [t["main_score"] for n, t in record.get("tasks", {}).items() if t.get("status") == "ok" and n not in others]
     mean = sum(scores) / len(scores) if scores else None
+    left_out = f" ({len(others)} § kept from other settings not counted)" if others else ""
     lines = [
         f"# Run summary: {model.get('name')} ({model.get('spec')})",
         "",
         f"- coverage: {coverage}",
-        f"- mean main score over {len(scores)} finished task(s): {_fmt(mean, 100)}",
+        f"- mean main score over {len(scores)} finished task(s){left_out}: {_fmt(mean, 100)}",
         f"- device {model.get('device')}, dtype {model.get('dtype')}, batch {record.get('batch_size')}, "
         f"data root {record.get('data_root')}",
         "",
@@ -49,9 +51,8 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
     failed = {n: t.get("error") for n, t in record.get("tasks", {}).items() if t.get("status") == "failed"}
     if failed:
         lines += ["", "## Failed tasks", ""] + [f"- {n}: {err}" for n, err in failed.items()]
-    others = other_settings(record)
     if others:
-        lines += ["", "## Tasks kept from runs with other settings", "",
+        lines += ["", "## Tasks kept from runs with other settings (§)", "",
                   "These finished in an earlier run into this directory; their scores belong to the settings shown, "
                   "not to the header's:", ""] + [f"- {n}: {d}" for n, d in others.items()]  # fmt: skip
     return "\n".join(lines) + "\n"
