@@ -25,7 +25,8 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
             _fmt(e.get("wall_s"), digits=1), e.get("encoded_texts", "—") if e else "—", e.get("texts_per_s") or "—",
             e.get("tokens_per_s") or "—", e.get("cache_hits", "—") if e else "—", task.get("status", ""),
         ])  # fmt: skip
-    scores = [t["main_score"] for n, t in record.get("tasks", {}).items() if t.get("status") == "ok" and n not in others]
+    tasks = record.get("tasks", {})
+    scores = [t["main_score"] for n, t in tasks.items() if t.get("status") == "ok" and n not in others]
     mean = sum(scores) / len(scores) if scores else None
     left_out = f" ({len(others)} § kept from other settings not counted)" if others else ""
     lines = [
