@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conan_model.fingerprint import data_fingerprint
+from conan_model.fingerprint import data_fingerprint, files_fingerprint
 from harness.env import data_root
 from harness.errors import UsageError
 from harness.pipeline import read_toml, source_fingerprint
@@ -120,12 +120,17 @@ def fingerprint(stage_cfg: Any, chained: bool = False) -> str:
 
 
 def input_hashes(stage_cfg: Any, chained: bool = False) -> dict[str, str]:
-    """{path: sha256 of its contents} of what a stage trains from: each training data file and, unless chained
-    (the previous unit covers it), the ``init`` model. The config names these by path only, and a path keeps its
-    name when its files are replaced."""
+    """{path: sha256 of its contents} of what a stage trains from: each training data file, unless chained (the
+    previous unit covers it) the ``init`` model, and a local ``tokenizer`` or ``pool_scorer`` model. The config
+    names these by path only, and a path keeps its name when its files are replaced."""
     hashes = stage_cfg.data_hashes()
     if stage_cfg.init and not chained:
         hashes[f"init {stage_cfg.init}"] = source_fingerprint(stage_cfg.init)
+    for key in ("tokenizer", "pool_scorer"):  # a tokenizer file, a local model that mines the pools
+        spec = getattr(stage_cfg, key, None)
+        target = Path(spec.split(":", 1)[-1]) if spec else None
+        if target is not None and target.exists():
+            hashes[f"{key} {spec}"] = files_fingerprint(target)
     return hashes
 
 

@@ -19,7 +19,7 @@ from scipy.stats import norm, spearmanr
 from scipy.stats import t as t_dist
 
 from conan_model import train_tokenizer as train_bbpe
-from harness.ablate import Ablation, choose_value, load_ablation
+from harness.ablate import Ablation, choose_value, input_hashes, load_ablation
 from harness.cli import main
 from harness.errors import UsageError
 
@@ -224,6 +224,29 @@ test = ["STSBenchmark"]
         with pytest.raises(UsageError, match="was trained from other contents"):
             train()
     assert weights.stat().st_mtime_ns == trained
+
+
+def test_input_hashes_cover_a_tokenizer_file_and_a_local_pool_scorer(tmp_path: Path) -> None:
+    """Besides data and init, a stage reads a tokenizer file and mines with a pool scorer: local ones are keyed
+    by their bytes (a packaged name or bm25 is fixed and stays out)."""
+    from train.config import SupervisedConfig, WeakConfig
+
+    (tmp_path / "a.jsonl").write_text('{"query": "q", "positive": "p"}\n', encoding="utf-8")
+    tok, scorer = tmp_path / "tok.json", tmp_path / "scorer"
+    tok.write_text("{}", encoding="utf-8")
+    scorer.mkdir()
+    (scorer / "model.safetensors").write_bytes(b"one")
+    weak = WeakConfig(data_root=str(tmp_path), data=["a.jsonl"], tokenizer=str(tok))
+    tasks = {"qa": {"kind": "retrieval", "data": "a.jsonl"}}
+    sup = SupervisedConfig(data_root=str(tmp_path), tasks=tasks, pool_scorer=f"conan:{scorer}")
+    before = input_hashes(weak), input_hashes(sup)
+    assert f"tokenizer {tok}" in before[0] and f"pool_scorer conan:{scorer}" in before[1]
+    assert "pool_scorer bm25" not in input_hashes(SupervisedConfig(data_root=str(tmp_path), tasks=tasks))
+    tok.write_text('{"v": 2}', encoding="utf-8")
+    (scorer / "model.safetensors").write_bytes(b"two")
+    after = input_hashes(weak), input_hashes(sup)
+    assert before[0][f"tokenizer {tok}"] != after[0][f"tokenizer {tok}"]
+    assert before[1][f"pool_scorer conan:{scorer}"] != after[1][f"pool_scorer conan:{scorer}"]
 
 
 def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
