@@ -5,7 +5,8 @@ stage interrupted half-way continues from its newest checkpoint (`--resume lates
 skips the tasks its run directory already finished. A stage is recorded under a key: the fingerprint of its
 resolved config (TOML contents + `set`, train's config loader), its output_dir, the contents (sha256 of the bytes,
 not the path) of its `init` (a folder, a gguf: file, a prepared base), of every training data file it reads and
-of a local tokenizer file or pool-scorer model, and the previous stage's key. A stage whose key changed trains again from scratch (its old output_dir is moved
+of a local tokenizer file or pool-scorer model, and the previous stage's key.
+A stage whose key changed trains again from scratch (its old output_dir is moved
 aside to `<output_dir>.replaced` and deleted once the new model is exported; it is never resumed into), and so does
 every later stage; an evaluation whose checkpoint changed replaces its old results. An output_dir this pipeline
 did not train is refused. Every table's keys are checked (a typo is an error). Config (TOML), with paths relative
