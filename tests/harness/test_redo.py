@@ -141,9 +141,11 @@ def test_killed_reevaluation_keeps_the_old_result(tmp_path: Path, change: list[s
     assert _files(tmp_path / "r", "STS16") == files  # and its files, untouched
     summary = (tmp_path / "r" / "summary.md").read_text()
     row = next(r for r in summary.splitlines() if r.startswith("| STS16"))
-    assert float(row.split("|")[5]) == round(100 * before["tasks"]["STS16"]["main_score"], 2) and "| ok " in row
+    score, kept = row.split("|")[5].strip().removesuffix("§"), row.split("|")[5].strip().endswith("§")
+    assert float(score) == round(100 * before["tasks"]["STS16"]["main_score"], 2) and "| ok " in row
     labelled = "- STS16: max_length 256" in summary
-    assert labelled == ("--max-length" in change)  # shown under its own settings where they differ from the run's
+    assert labelled == kept == ("--max-length" in change)  # marked § and shown under its own settings where they
+    # differ from the run's
     code, again = _run(tmp_path, "r", "--tasks", "STS16", *change)  # the next run replaces it, staging and all
     assert code == 0 and again["tasks"]["STS16"]["identity"]["max_length"] == again["identity"]["max_length"]
     assert not (tmp_path / "r" / ".staging").exists()
