@@ -15,12 +15,17 @@ from harness.tasks import MIRROR, ResolvedTask
 
 
 def data_identity(resolved: ResolvedTask) -> str:
-    """Mirror: the hash of its files. Official: the dataset id and the revision mteb pins."""
+    """Mirror: the hash of its files. Official: the dataset id and the revision mteb pins, plus the splits and
+    subsets when a benchmark evaluates fewer than the task defines (STS17 in MTEB(eng, v2): en-en), so a suite's
+    result and a whole-task result of one task are never taken for each other."""
     if resolved.source == MIRROR and resolved.local is not None:
         return f"sha256:{files_fingerprint(resolved.local.path, ignore=())}"
     if resolved.task is not None:
-        dataset = resolved.task.metadata.dataset
-        return f"{dataset['path']}@{dataset.get('revision')}"
+        task, dataset = resolved.task, resolved.task.metadata.dataset
+        splits, subsets = list(task.eval_splits), list(task.hf_subsets)
+        narrowed = (splits, subsets) != (list(task.metadata.eval_splits), task.metadata.hf_subsets)
+        return f"{dataset['path']}@{dataset.get('revision')}" + (
+            f" splits={','.join(splits)} subsets={','.join(subsets)}" if narrowed else "")
     return "missing"
 
 

@@ -10,6 +10,7 @@ its old result (record and files) until the new evaluation has ended and replace
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import inspect
@@ -86,7 +87,8 @@ def plan_tasks(cfg: RunConfig, local_tasks: dict[str, LocalTask], broken: dict[s
     broken = broken or {}
     if cfg.suite is None and not cfg.tasks:
         raise UsageError("nothing to run: give --suite NAME or --tasks A,B (see `harness list suites`)")
-    names: list[str] = get_suite(cfg.suite, local_tasks).tasks if cfg.suite else []
+    suite = get_suite(cfg.suite, local_tasks) if cfg.suite else None
+    names: list[str] = suite.tasks if suite else []
     if cfg.tasks:
         if cfg.suite:  # --tasks narrows a suite
             absent = [t for t in cfg.tasks if t not in names]
@@ -98,7 +100,7 @@ def plan_tasks(cfg: RunConfig, local_tasks: dict[str, LocalTask], broken: dict[s
                 if name not in local_tasks and name not in broken and official_task(name) is None:
                     raise unknown("task", name, list(local_tasks) + _mteb_task_names(), "see `harness list tasks`")
             names = list(dict.fromkeys(cfg.tasks))
-    resolved = [resolve(n, local_tasks, cfg.source) for n in names]
+    resolved = [resolve(n, local_tasks, cfg.source, suite.official.get(n) if suite else None) for n in names]
     for r in resolved:
         if r.source == MISSING and r.name in broken:
             r.reason = f"broken task folder: {broken[r.name]}"
@@ -254,7 +256,7 @@ def _report_broken(broken: dict[str, str], plan: Plan, say: Any) -> None:
 
 # What a finished task's entry in run.json says about its outcome; kept when a rerun skips the task.
 # Per-dim scores are not among them: they live in the experiments/embed_dim_<d>/ result files (RunDir.dim_scores).
-TASK_OUTCOME = ("status", "main_score", "main_metric", "split", "error", "traceback", "identity")
+TASK_OUTCOME = ("status", "main_score", "main_metric", "split", "subsets", "error", "traceback", "identity")
 
 
 def _provenance(resolved: ResolvedTask, cfg: RunConfig) -> dict[str, Any]:
@@ -367,6 +369,22 @@ def _evaluate(encoder: HarnessEncoder | DimView, task: Any, cfg: RunConfig, pred
     ).task_results[0]  # fmt: skip
 
 
+RANDOM_STATE = ("rng_state", "np_rng")  # what mteb tasks draw samples from (AbsTask.__init__ seeds both)
+
+
+def _random_state(task: Any) -> dict[str, Any]:
+    """A copy of the task's random generators. An evaluation advances them: mteb 2's clustering draws its document
+    subsample and bootstrap sets from `rng_state`, multilabel classification shuffles with `np_rng`."""
+    return {name: copy.deepcopy(getattr(task, name)) for name in RANDOM_STATE if hasattr(task, name)}
+
+
+def _restore_random_state(task: Any, state: dict[str, Any]) -> None:
+    """Each --dims pass starts from the full pass's generators, so every dim is scored on the sample the full
+    dimension was (and a fresh task would be), not on the next draw."""
+    for name, value in state.items():
+        setattr(task, name, copy.deepcopy(value))
+
+
 def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir | None, cfg: RunConfig,
               dims: list[int]) -> tuple[dict[str, Any], dict[str, Any] | None]:  # fmt: skip
     """Evaluate one task at full dimension, then score each MRL dim from the same vectors; never raises.
@@ -379,6 +397,7 @@ def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir |
         task = resolved.load()
         gold = gold_labels(task) if run_dir else None  # from the data as loaded, before mteb evaluates
         load_s = time.perf_counter() - start
+        seeded = _random_state(task)
         result = _evaluate(encoder, task, cfg, run_dir.predictions_dir if run_dir else None)
         if not math.isfinite(result.get_score()):  # never recorded as ok: leaderboards and means would break
             raise ValueError(f"mteb returned a main score of {result.get_score()} ({task.metadata.main_score})")
@@ -386,6 +405,7 @@ def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir |
             run_dir.write_gold(resolved.name, gold)
             run_dir.write_result(result)
         for dim in dims:  # every text is in the task memo now: these passes only score
+            _restore_random_state(task, seeded)
             dim_result = _evaluate(encoder.view(dim), task, cfg, None)
             if run_dir:
                 run_dir.write_result(dim_result, dim)
@@ -413,7 +433,7 @@ def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir |
         "device": encoder.model.device,
     }
     entry = {"status": "ok", "main_score": result.get_score(), "main_metric": task.metadata.main_score,
-             "split": list(task.eval_splits), "error": None}  # fmt: skip
+             "split": list(task.eval_splits), "subsets": list(task.hf_subsets), "error": None}  # fmt: skip
     return entry, eff
 
 

@@ -212,7 +212,7 @@ def open_run(path: Path) -> RunDir:
 
 
 # The task-record fields that say which data a score was computed on; not "path": the same rows may live elsewhere.
-SAME_DATA_KEYS = ("source", "sampling", "data_source", "split")
+SAME_DATA_KEYS = ("source", "sampling", "data_source", "split", "subsets")
 
 
 def data_differences(records: list[dict[str, Any]]) -> list[str]:

@@ -1,12 +1,16 @@
 """Suites: a name → an ordered list of task names.
 
-Official suites come from mteb's benchmark registry; local suites (`local`, `local-en`, `local-zh`,
-`local-multi`, ...) are every task folder of a data root, per language folder.
+Official suites come from mteb's benchmark registry, with the benchmark's own task objects: a benchmark evaluates
+some tasks on fewer splits or subsets than the task defines (ATEC on test alone in MTEB(cmn, v1), STS17 on en-en
+alone in MTEB(eng, v2)), and a run of the suite must score what the benchmark scores. Local suites (`local`,
+`local-en`, `local-zh`, `local-multi`, ...) are every task folder of a data root, per language folder.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
+from typing import Any
 
 from harness.data import LocalTask
 from harness.errors import UsageError, unknown
@@ -21,6 +25,7 @@ class Suite:
     name: str
     tasks: list[str]
     description: str
+    official: dict[str, Any] = field(default_factory=dict)  # task name → the benchmark's (filtered) mteb task
 
 
 def official_benchmark(name: str) -> str:
@@ -34,7 +39,10 @@ def official_suite(name: str) -> Suite:
     import mteb  # seconds to import: only when an official suite is resolved, never for `--help` or `list`
 
     benchmark = mteb.get_benchmark(official_benchmark(name))
-    return Suite(name, [t.metadata.name for t in benchmark.tasks], f"mteb {benchmark.name}")
+    # copies: mteb hands out the same task objects on every call, and a run loads data into them and advances
+    # their random state
+    tasks = {t.metadata.name: copy.deepcopy(t) for t in benchmark.tasks}
+    return Suite(name, list(tasks), f"mteb {benchmark.name}", tasks)
 
 
 def local_suites(local_tasks: dict[str, LocalTask]) -> dict[str, Suite]:

@@ -60,14 +60,17 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
 
 
 def _dims_table(run_dir: RunDir, record: dict, dims: list[int]) -> str:
+    """Each dim's score, with its share of the full score where that share means something (a full score above 0;
+    STS can go to or below 0 with a weak model). Cells are text as written: 80.60 stays 80.60."""
     rows = []
     for name, task in record.get("tasks", {}).items():
         full = task.get("main_score")
-        if task.get("status") != "ok" or not full:
+        if task.get("status") != "ok" or full is None:
             continue
         cells, scores = [], run_dir.dim_scores(name, task)  # only the dims of the recorded result
         for d in dims:
             score = scores.get(d)
-            cells.append("—" if score is None else f"{100 * score:.2f} ({score / full:.1%})")
+            share = f" ({score / full:.1%})" if score is not None and full > 0 else ""
+            cells.append("—" if score is None else f"{100 * score:.2f}{share}")
         rows.append([name, *cells, f"{100 * full:.2f}"])
-    return tabulate(rows, headers=["task", *map(str, dims), "full"], tablefmt="github")
+    return tabulate(rows, headers=["task", *map(str, dims), "full"], tablefmt="github", disable_numparse=True)

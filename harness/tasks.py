@@ -31,19 +31,12 @@ from mteb.abstasks.task_metadata import TaskMetadata
 from harness.data import LocalTask, read_qrels, read_rows
 from harness.env import go_offline, hub_offline
 from harness.runs import MIRROR, MISSING, OFFICIAL
-from harness.validate import label_kind
+from harness.validate import label_kind, lang_script
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("auto", OFFICIAL, MIRROR)
 
-# task.json language codes → mteb "{iso639-3}-{script}" codes for generic mirror metadata.
-LANG_SCRIPT = {
-    "en": "eng-Latn", "eng": "eng-Latn", "zh": "cmn-Hans", "cmn": "cmn-Hans", "zho": "cmn-Hans",
-    "ar": "ara-Arab", "ara": "ara-Arab", "de": "deu-Latn", "deu": "deu-Latn", "fr": "fra-Latn",
-    "fra": "fra-Latn", "ja": "jpn-Jpan", "jpn": "jpn-Jpan", "ko": "kor-Hang", "kor": "kor-Hang",
-    "ru": "rus-Cyrl", "rus": "rus-Cyrl", "es": "spa-Latn", "spa": "spa-Latn",
-}  # fmt: skip
 # task.json main scores that are spelled differently in mteb 2.x.
 MAIN_SCORE_ALIASES = {"map": "map_at_1000", "mrr": "mrr_at_10"}
 BASES: dict[str, type[AbsTask]] = {
@@ -131,9 +124,12 @@ def dataset_cached(task: AbsTask) -> bool:
     return any(p.is_file() for p in datasets_cache_dir(task).glob(f"*/*/{revision}/dataset_info.json"))
 
 
-def resolve(name: str, local_tasks: dict[str, LocalTask], source: str = "auto") -> ResolvedTask:
-    """OFFICIAL if mteb knows the task and its data is cached or the hub is reachable, else MIRROR, else MISSING."""
-    official = official_task(name)
+def resolve(name: str, local_tasks: dict[str, LocalTask], source: str = "auto",
+            official: AbsTask | None = None) -> ResolvedTask:  # fmt: skip
+    """OFFICIAL if mteb knows the task and its data is cached or the hub is reachable, else MIRROR, else MISSING.
+
+    `official`: the task as a benchmark selects it (its splits and subsets); by default mteb's whole task."""
+    official = official if official is not None else official_task(name)
     local = local_tasks.get(name)
     if official is not None and source in ("auto", OFFICIAL):
         if dataset_cached(official) or hub_reachable():
@@ -196,7 +192,8 @@ def _pick_split(local_split: str, official_splits: list[str]) -> str:
 
 def _generic_task(local: LocalTask) -> AbsTask:
     base = BASES[local.type]
-    langs = sorted({LANG_SCRIPT.get(code, "eng-Latn") for code in local.languages})
+    # task.json's codes are validated; a folder without them is named by its language folder (multi/: English)
+    langs = sorted({lang_script(code) or "eng-Latn" for code in local.languages})
     main_score = mirror_main_score(local)
     metadata = TaskMetadata(
         name=local.name,

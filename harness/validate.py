@@ -9,6 +9,7 @@ texts are checked in data.iter_jsonl; values here.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,24 @@ MAIN_SCORES: dict[str, set[str]] = {
 
 RowCheck = Callable[[dict[str, Any], int], None]
 
+# task.json language codes (ISO 639-1 or 639-3) → mteb's "{iso639-3}-{script}" codes, for generic mirror metadata
+LANG_SCRIPT = {
+    "en": "eng-Latn", "eng": "eng-Latn", "zh": "cmn-Hans", "cmn": "cmn-Hans", "zho": "cmn-Hans",
+    "ar": "ara-Arab", "ara": "ara-Arab", "de": "deu-Latn", "deu": "deu-Latn", "fr": "fra-Latn",
+    "fra": "fra-Latn", "ja": "jpn-Jpan", "jpn": "jpn-Jpan", "ko": "kor-Hang", "kor": "kor-Hang",
+    "ru": "rus-Cyrl", "rus": "rus-Cyrl", "es": "spa-Latn", "spa": "spa-Latn", "el": "ell-Grek", "ell": "ell-Grek",
+    "hi": "hin-Deva", "hin": "hin-Deva", "ro": "ron-Latn", "ron": "ron-Latn", "tr": "tur-Latn", "tur": "tur-Latn",
+    "it": "ita-Latn", "ita": "ita-Latn", "pt": "por-Latn", "por": "por-Latn", "nl": "nld-Latn", "nld": "nld-Latn",
+    "pl": "pol-Latn", "pol": "pol-Latn", "vi": "vie-Latn", "vie": "vie-Latn", "th": "tha-Thai", "tha": "tha-Thai",
+    "id": "ind-Latn", "ind": "ind-Latn", "uk": "ukr-Cyrl", "ukr": "ukr-Cyrl", "fa": "fas-Arab", "fas": "fas-Arab",
+}  # fmt: skip
+_LANG_SCRIPT_FORM = re.compile(r"[a-z]{3}-[A-Z][a-z]{3}")
+
+
+def lang_script(code: str) -> str | None:
+    """mteb's code for a task.json language: a known short code, or one already written as `ell-Grek`."""
+    return LANG_SCRIPT.get(code) or (code if _LANG_SCRIPT_FORM.fullmatch(code) else None)
+
 
 def is_number(value: Any) -> bool:
     """int or float, not bool (json `true` would otherwise pass as 1)."""
@@ -48,6 +67,11 @@ def check_task_json(path: Path, meta: dict[str, Any]) -> None:
     if languages is not None and (not isinstance(languages, list) or not languages
                                   or not all(isinstance(x, str) and x for x in languages)):  # fmt: skip
         raise DataError(path, 1, f"languages must be a list of language codes such as [\"en\"], not {languages!r}")
+    unknown_codes = [code for code in languages or [] if lang_script(code) is None]
+    if unknown_codes:
+        raise DataError(path, 1, f"languages: unknown code {unknown_codes[0]!r}; use one of "
+                                 f"{', '.join(sorted(LANG_SCRIPT))} or mteb's ISO 639-3-script form, e.g. "
+                                 "'ell-Grek'")  # fmt: skip
     if "score_range" in meta:
         lo_hi = meta["score_range"]
         numbers = isinstance(lo_hi, list) and len(lo_hi) == 2 and all(is_number(x) and math.isfinite(x) for x in lo_hi)

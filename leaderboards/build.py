@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from harness.errors import UsageError
@@ -105,27 +106,58 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
         outside = sorted({t for e in entries for t in e.scores} - set(order))
         if outside:
             notes.append(f"Run tasks outside {bench_name}, not shown: {', '.join(outside)}.")
-    wanted = {name: bench_tasks.get(name) for name in order} if order else None
+    selections = {name: pick for name in order if (pick := scored_selection(scored, name)) is not None}
+    wanted = {name: bench_tasks.get(name) or _selected(name, selections.get(name)) for name in order} if order \
+        else None  # fmt: skip
     for folder in published:
         where = "the shipped snapshot" if Path(folder).resolve() == SNAPSHOT else str(folder)
         for model in load_published(folder, wanted):
+            skipped = [f"{model.name}: {task} skipped — {why}" for task, why in model.skipped.items()]
             if not model.scores:
-                notes.append(f"{model.name} ({where}): no published score for these tasks; not shown.")
+                notes += [f"{model.name} ({where}): no published score for these tasks; not shown.", *skipped]
                 continue
             entries.append(published_entry(model))
-            notes.append(f"{model.name}: revision `{model.revision}` from {where}; {len(model.scores)} task(s).")
-            notes += [f"{model.name}: {task} skipped — {why}" for task, why in model.skipped.items()]
+            notes += [f"{model.name}: revision `{model.revision}` from {where}; {len(model.scores)} task(s).", *skipped]
             if not suite:
                 order += [t for t in model.scores if t not in order]
     _fill_task_info(order, bench_tasks, types, metrics)
     mixed = mixed_data(scored, order)
     notes += [mixed_note(task, keys, scored) for task, keys in mixed.items()]
+    for task, (splits, subsets) in selections.items():
+        bench = bench_tasks.get(task)
+        if task in mixed or bench is None or (splits, subsets) == (list(bench.eval_splits), list(bench.hf_subsets)):
+            continue
+        mixed[task] = ["split", "subsets"]
+        notes.append(f"‡ {task}: our runs scored {'+'.join(splits)} ({', '.join(subsets)}), {bench_name} scores "
+                     f"{'+'.join(bench.eval_splits)} ({', '.join(bench.hf_subsets)}) — a run by `--tasks` takes mteb's "
+                     f"whole task, `--suite` the benchmark's selection; so {task} counts toward no row's Borda "
+                     "points.")  # fmt: skip
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
         raise UsageError("two rows share a label (same run directory name twice?): " + ", ".join(labels))
     title = f"{bench_name} ({suite.name})" if suite else "tasks of the given runs"
     reported = any(Path(folder).resolve() == SNAPSHOT for folder in published)
     return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported, mixed)
+
+
+def scored_selection(runs: list[tuple[Entry, dict[str, dict[str, Any]]]], task: str
+                     ) -> tuple[list[str], list[str]] | None:  # fmt: skip
+    """(splits, subsets) our runs scored a task on, when every run that records them agrees; else None."""
+    picks = {(tuple(records[task]["split"]), tuple(records[task]["subsets"])) for entry, records in runs
+             if task in entry.scores and records[task].get("split") and records[task].get("subsets")}  # fmt: skip
+    if len(picks) != 1:
+        return None
+    splits, subsets = picks.pop()
+    return list(splits), list(subsets)
+
+
+def _selected(task: str, selection: tuple[list[str], list[str]] | None) -> Any | None:
+    """What a published file is scored on without a suite: exactly the splits and subsets our runs scored (a run
+    of the suite scored the benchmark's selection; a file lacking one of them gives no score), else mteb's whole
+    task (None: `load_published` asks mteb)."""
+    if selection is None:
+        return None
+    return SimpleNamespace(eval_splits=selection[0], hf_subsets=selection[1], exact=True)
 
 
 def kept_note(entry: Entry, kept: dict[str, str]) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,8 @@ def task_score(path: Path, task: Any | None) -> tuple[float, str] | None:
     so a task evaluated on validation and test (MultilingualSentiment in MTEB(cmn, v1)) is their mean, as
     `harness run` records it, not the first split's. Eval splits the file lacks are left out (the returned
     splits name those used): without a suite, a task's own eval splits can list one the published run never
-    had (STSB: validation). With no task known, every split of the file counts."""
+    had (STSB: validation). With no task known, every split of the file counts. A task marked `exact` (the
+    selection our runs scored, `leaderboards.build`) needs a score for each of its splits and subsets."""
     from mteb.results import TaskResult
 
     result = TaskResult.from_disk(path)
@@ -89,10 +91,17 @@ def task_score(path: Path, task: Any | None) -> tuple[float, str] | None:
         return None
     subsets = set(getattr(task, "hf_subsets", None) or []) if task is not None else set()
     values = [e["main_score"] for split in splits for e in result.scores[split]
-              if (not subsets or e.get("hf_subset") in subsets) and e.get("main_score") is not None]  # fmt: skip
+              if (not subsets or e.get("hf_subset") in subsets) and _finite(e.get("main_score"))]  # fmt: skip
     if not values:
         return None
+    if getattr(task, "exact", False) and len(values) != len(wanted) * len(subsets):  # a run's selection: all of it
+        return None
     return sum(values) / len(values), "+".join(splits)
+
+
+def _finite(score: Any) -> bool:
+    """A usable published score: a number, not None or NaN (a NaN would break means and Borda ranks)."""
+    return isinstance(score, (int, float)) and math.isfinite(score)
 
 
 def load_published(path: Path, tasks: dict[str, Any | None] | None = None) -> list[PublishedModel]:

@@ -15,14 +15,19 @@ from pathlib import Path
 import mteb
 import numpy as np
 import pytest
+from datasets import Dataset, DatasetDict
+from mteb.abstasks import AbsTaskClustering
+from mteb.abstasks.task_metadata import TaskMetadata
+from mteb.results import TaskResult
 
 from conan_model.pooling import truncate_and_normalize
 from harness.cache import EmbeddingCache, namespace_key
 from harness.cli import main
-from harness.data import default_data_root, discover_tasks
+from harness.data import default_data_root, discover_tasks, read_rows
 from harness.encoding import HarnessEncoder, token_budget_batches
-from harness.runs import open_run
-from harness.tasks import build_mirror
+from harness.runner import RunConfig, _run_task
+from harness.runs import RunDir, open_run
+from harness.tasks import OFFICIAL, ResolvedTask, build_mirror
 
 SAMPLE = default_data_root()
 TEXTS = ["A man is playing a guitar.", "A woman is slicing an onion.", "A man is playing a guitar.", "天气很好"]
@@ -198,3 +203,40 @@ def test_compile_is_refused_for_the_c_engine() -> None:
 
     with pytest.raises(UsageError, match="no --compile"):
         load_model("me5-small", ModelOptions(compile=True))
+
+
+class _FastClustering(AbsTaskClustering):
+    """mteb 2's clustering (every clustering task of MTEB(eng, v2)): it subsamples documents and draws bootstrap
+    sets from the task's own generator, which an evaluation advances."""
+
+    metadata = TaskMetadata(name="FastClusteringSample", description="AGNews rows of the embedded sample",
+                            reference=None, dataset={"path": "local", "revision": "local"}, type="Clustering",
+                            category="t2t", modalities=["text"], eval_splits=["test"], eval_langs=["eng-Latn"],
+                            main_score="v_measure", license="not specified")  # fmt: skip
+    max_fraction_of_documents_to_embed = 0.5
+    max_documents_per_cluster = 40
+
+    def load_data(self, **_: object) -> None:
+        rows = read_rows(discover_tasks(SAMPLE)["AGNewsClusteringS2S"], "test.jsonl")
+        self.dataset = DatasetDict({"test": Dataset.from_dict({"sentences": [r["text"] for r in rows],
+                                                                "labels": [str(r["label"]) for r in rows]})})
+        self.data_loaded = True
+
+
+def test_every_dims_pass_scores_the_full_passs_sample(tmp_path: Path, minilm) -> None:
+    """Before: each --dims pass reused the task after the full pass had advanced its generator, so mteb 2's
+    clustering scored every dimension on another document sample (the full vectors again: 0.3072, then 0.3094)."""
+    run = RunDir(tmp_path / "r", "org/minilm", "rev")
+    resolved = ResolvedTask("FastClusteringSample", OFFICIAL, "Clustering", _FastClustering())
+    cfg = RunConfig(model="minilm", data_dir=SAMPLE)
+    entry, _ = _run_task(resolved, HarnessEncoder(minilm, show_progress=False), run, cfg, [minilm.embed_dim, 64])
+    assert entry["status"] == "ok", entry.get("error")
+
+    def scored(dim: int) -> float:
+        return TaskResult.from_disk(run.result_path("FastClusteringSample", dim)).get_score()
+
+    assert scored(minilm.embed_dim) == pytest.approx(entry["main_score"], abs=1e-6)  # the full vectors again
+    fresh = _FastClustering()  # a dimension's score is what a fresh task scores at that dimension
+    fresh.load_data()
+    alone = mteb.evaluate(_TruncatingEncoder(minilm, 64), fresh, cache=None, show_progress_bar=False)
+    assert scored(64) == pytest.approx(alone.task_results[0].get_score(), abs=1e-6)

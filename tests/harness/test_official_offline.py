@@ -147,3 +147,28 @@ def test_list_official_shows_what_is_ready_offline(offline_official: tuple[Path,
     assert "C-MTEB/AFQMC" in rows["AFQMC"] and rows["AFQMC"].count("✔") == 2  # cached and mirrored
     assert rows["T2Retrieval"].count("✔") == 0
     assert f"datasets cache: {cache}" in out
+
+
+def test_a_suite_scores_the_splits_its_benchmark_scores(shared_data: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Before: `--suite cmteb` took mteb.get_task("ATEC"), validation and test, and recorded their mean, where
+    MTEB(cmn, v1) (and its published scores) use test alone; a whole-task result then passed for the suite's."""
+    rows = [{k: r[k] for k in ("sentence1", "sentence2", "score")}
+            for r in read_rows(discover_tasks(shared_data)["ATEC"], "test.jsonl")]  # fmt: skip
+    materialize("ATEC", "default", {"validation": rows[100:200], "test": rows[:100]}, tmp_path / "datasets")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    (tmp_path / "empty").mkdir()
+    common = ["run", "--tasks", "ATEC", "--source", "official", "--model", "minilm", "--data-dir",
+              str(tmp_path / "empty"), "--out", str(tmp_path), "--no-progress", "--cache-dir", str(tmp_path / "v")]
+    assert main([*common, "--run-name", "r"]) == 0  # the whole task, as mteb.get_task gives it
+    whole = json.loads((tmp_path / "r" / "run.json").read_text())["tasks"]["ATEC"]
+    per_split = {split: scores[0]["main_score"] for split, scores in
+                 json.loads(next((tmp_path / "r" / "results").rglob("ATEC.json")).read_text())["scores"].items()}
+    assert whole["split"] == ["validation", "test"] and whole["subsets"] == ["default"]
+    # the result file keeps 7 decimals: 1e-6 covers its rounding
+    assert whole["main_score"] == pytest.approx((per_split["validation"] + per_split["test"]) / 2, abs=1e-6)
+    assert main([*common, "--suite", "cmteb", "--run-name", "r"]) == 0  # same directory: not kept, re-evaluated
+    suite = json.loads((tmp_path / "r" / "run.json").read_text())["tasks"]["ATEC"]
+    assert suite["split"] == ["test"] and suite["main_score"] == pytest.approx(per_split["test"], abs=1e-6)
+    assert suite["identity"]["data"] == whole["identity"]["data"] + " splits=test subsets=default"
+    assert per_split["test"] != pytest.approx(per_split["validation"], abs=1e-3)  # the two would be told apart

@@ -176,3 +176,14 @@ def test_list_tasks_shows_the_main_score_runs_report(shared_data: Path, capsys) 
     rows = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines() if line.startswith("|")}
     assert "max_accuracy" in rows["Cmnli"] and "max_accuracy" in rows["Ocnli"]
     assert "map_at_1000" in rows["TrecQAReranking"]
+
+
+def test_language_codes_map_to_mteb_or_fail_naming_the_file(shared_data: Path, tmp_path: Path) -> None:
+    """Before: a code missing from the table (el, hi, ro, tr: four XQuAD tasks) was labelled English silently."""
+    xquad = build_mirror(discover_tasks(shared_data)["XQuADRetrievalElEn"])
+    assert xquad.metadata.eval_langs == ["ell-Grek", "eng-Latn"]
+    _task_dir(tmp_path, "Greek", "STS", lang="ell-Grek", **STS_RANGE)  # mteb's own form passes as it is
+    _task_dir(tmp_path, "Klingon", "STS", lang="tlh", **STS_RANGE)
+    tasks, broken = scan_tasks(tmp_path)
+    assert set(tasks) == {"Greek"}
+    assert "Klingon/task.json:1" in str(broken["Klingon"]) and "languages: unknown code 'tlh'" in str(broken["Klingon"])

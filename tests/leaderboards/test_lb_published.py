@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from lb_helpers import result_json, write_json
+from lb_helpers import make_run, result_json, write_json
 
 from leaderboards.build import SuiteRef, build_board, suite_tasks
 from leaderboards.published import SNAPSHOT, load_published
@@ -98,3 +98,53 @@ def test_reported_averages_only_beside_the_snapshot(tmp_path: Path):
     assert "## Reported averages" in text and "TencentBAC/Conan-embedding-v1" in text and "72.50" in text
     write_json(tmp_path / "org__m" / "r" / "STSB.json", result_json("STSB", 0.5, lang="cmn-Hans"))
     assert "## Reported averages" not in render(build_board([], [tmp_path], CMTEB, False))
+
+
+def _atec_published(root: Path) -> None:
+    """A published ATEC file with validation 0.30 and test 0.20 (mteb 2's task lists both splits)."""
+    both = result_json("ATEC", 0.20, lang="cmn-Hans")
+    both["scores"]["validation"] = [dict(both["scores"]["test"][0], main_score=0.30)]
+    write_json(root / "org__pub" / "r" / "ATEC.json", both)
+
+
+def test_published_scores_take_the_selection_our_runs_scored(tmp_path: Path):
+    """Before: without --suite a published file was scored on mteb's whole task (ATEC: the mean of validation and
+    test) beside a run of `--suite cmteb` that scored test alone (MTEB(cmn, v1)'s selection)."""
+    _atec_published(tmp_path / "pub")
+    suite_run = {"ATEC": {"split": ["test"], "subsets": ["default"]}}
+    run = make_run(tmp_path, "suite", {"ATEC": 0.21}, {"ATEC": "STS"}, source="official", data=suite_run)
+    board = build_board([run], [tmp_path / "pub"], None, False)
+    assert next(e for e in board.entries if e.kind == "published").scores == {"ATEC": pytest.approx(0.20)}
+    whole = make_run(tmp_path / "w", "whole", {"ATEC": 0.26}, {"ATEC": "STS"}, source="official",
+                     data={"ATEC": {"split": ["validation", "test"], "subsets": ["default"]}})  # fmt: skip
+    board = build_board([whole], [tmp_path / "pub"], None, False)
+    assert next(e for e in board.entries if e.kind == "published").scores == {"ATEC": pytest.approx(0.25)}
+    # a published file lacking a split our runs scored gives no score, not the mean of what it has
+    write_json(tmp_path / "pub2" / "org__pub" / "r" / "ATEC.json", result_json("ATEC", 0.20, lang="cmn-Hans"))
+    board = build_board([whole], [tmp_path / "pub2"], None, False)
+    assert not [e for e in board.entries if e.kind == "published"]
+    assert any("no main score for the task's splits/subsets" in note for note in board.notes)
+
+
+def test_a_run_off_the_benchmarks_selection_earns_no_borda_points_under_the_suite(tmp_path: Path):
+    """A run by `--tasks ATEC` scored validation+test; `--suite cmteb` ranks MTEB(cmn, v1)'s test-only numbers."""
+    _atec_published(tmp_path / "pub")
+    whole = make_run(tmp_path, "whole", {"ATEC": 0.26}, {"ATEC": "STS"}, source="official",
+                     data={"ATEC": {"split": ["validation", "test"], "subsets": ["default"]}})  # fmt: skip
+    board = build_board([whole], [tmp_path / "pub"], CMTEB, False)
+    assert board.mixed == {"ATEC": ["split", "subsets"]}
+    assert any(n.startswith("‡ ATEC: our runs scored validation+test (default), MTEB(cmn, v1) scores test")
+               for n in board.notes)  # fmt: skip
+    suite = make_run(tmp_path / "s", "suite", {"ATEC": 0.21}, {"ATEC": "STS"}, source="official",
+                     data={"ATEC": {"split": ["test"], "subsets": ["default"]}})  # fmt: skip
+    assert build_board([suite], [tmp_path / "pub"], CMTEB, False).mixed == {}
+
+
+def test_a_nan_published_score_is_skipped_not_a_crash(tmp_path: Path):
+    """Before: a NaN main_score passed the None filter and `harness leaderboard` died in the Borda ranking."""
+    write_json(tmp_path / "org__m" / "r" / "STS16.json", result_json("STS16", float("nan")))
+    write_json(tmp_path / "org__m" / "r" / "STS13.json", result_json("STS13", 0.8))
+    board = build_board([], [tmp_path], None, False)
+    assert board.entries[0].scores == {"STS13": 0.8}
+    assert any("STS16 skipped — no main score" in note for note in board.notes)
+    render(board)

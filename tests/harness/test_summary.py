@@ -1,0 +1,28 @@
+"""summary.md's Matryoshka table: every finished task, shares only where they mean something, cells as written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.summary import _dims_table
+
+
+class _Scores:
+    """The one thing the table asks a run directory: a task's recorded dim scores."""
+
+    def __init__(self, scores: dict[str, float]):
+        self.scores = scores
+
+    def dim_scores(self, name: str, task: dict[str, Any]) -> dict[int, float]:
+        return {64: self.scores[name]}
+
+
+def test_dims_table_keeps_zero_and_negative_full_scores_without_a_share() -> None:
+    """Before: a full score of exactly 0 dropped its task, a negative one printed -2.00 of -4.00 as '50.0%', and
+    tabulate turned a full score of 80.60 into 80.6."""
+    record = {"tasks": {"neg": {"status": "ok", "main_score": -0.04}, "zero": {"status": "ok", "main_score": 0.0},
+                        "pos": {"status": "ok", "main_score": 0.806}, "failed": {"status": "failed"}}}  # fmt: skip
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in _dims_table(_Scores({"neg": -0.02, "zero": 0.01, "pos": 0.7254}), record, [64]).splitlines()
+            if line.startswith("| ") and not line.startswith("| task")}  # fmt: skip
+    assert rows == {"neg": ["-2.00", "-4.00"], "zero": ["1.00", "0.00"], "pos": ["72.54 (90.0%)", "80.60"]}
