@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from conan_model.batching import EncodeTimings, token_budget_batches
-from conan_model.fingerprint import files_fingerprint
+from conan_model.fingerprint import data_fingerprint, files_fingerprint
 from harness.checks import check_device
 from harness.errors import UsageError, unknown
 
@@ -36,6 +36,12 @@ MINILM_PUBLISHED = {"STSBenchmark": 82.03, "STS13": 80.60, "STS15": 85.39, "STS1
 PREFIXES = ("st:", "hf:", "conan:")
 POOLINGS = ("mean", "cls", "last")
 DTYPES = ("float32", "float16", "bfloat16")
+# hf: and conan: vectors leave the model L2-normalised, as minilm's and me5-small's do and as every --dims view
+# is renormalised: a classifier, k-means and dot/euclidean pair metrics see vector lengths, so the full dimension
+# and its prefixes must be scaled alike. Part of those models' fingerprints, so raw vectors cached or scored by an
+# earlier version are never taken for these.
+UNIT_VECTORS = "l2-normalized"
+COMPILED = "torch.compile"  # `kernels` of a compiled model: inductor's fused kernels round otherwise than eager
 
 
 @dataclass
@@ -60,7 +66,7 @@ class Embedder(ABC):
     dtype_reason: str = ""  # why this dtype (auto's decision or the option given), recorded in run.json
     device: str = "cpu"
     pooling: str = "model"  # the model's own pooling unless an hf: spec chose one
-    kernels: str | None = None  # non-stock kernels that move vectors by rounding (harness.onednn), else None
+    kernels: str | None = None  # non-stock kernels that move vectors by rounding (harness.onednn, COMPILED), else None
     packs_texts: bool = False  # True: a batch's texts run concatenated, unpadded (batches bounded by token sum)
 
     @abstractmethod
@@ -200,6 +206,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._torch = torch
         if opts.compile:  # the first module (the transformer); its wrapper calls the HF model's forward directly
             self._model[0].compile(dynamic=True)
+            self.kernels = COMPILED
         else:
             self.kernels = _fuse_bf16_cpu(self._model)
 
@@ -294,6 +301,7 @@ class HFEmbedder(Embedder):
         self._model.to(self.device).eval()
         if opts.compile:
             self._model.compile(dynamic=True)
+            self.kernels = COMPILED
         else:
             self.kernels = _fuse_bf16_cpu(self._model)
         check_max_length(spec, opts.max_length, getattr(self._model.config, "max_position_embeddings", None))
@@ -307,26 +315,29 @@ class HFEmbedder(Embedder):
         return self._model
 
     def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
+        """Pooled, L2-normalised vectors. Padding goes on the right for every pooling: an encoder with absolute
+        positions (BERT, XLM-R) numbers left padding as positions, so a left-padded text's vector would depend on
+        the longest text of its batch; `last` reads each row at its own last real token."""
         torch = self._torch
-        self._tok.padding_side = "left" if self.pooling == "last" else "right"
+        self._tok.padding_side = "right"
         batch = self._tok(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        mask = batch["attention_mask"]
         with torch.inference_mode():
             hidden = self._model(**{k: v.to(self.device) for k, v in batch.items()}).last_hidden_state.float()
-        mask_d = mask.to(hidden.device).unsqueeze(-1).float()
+        mask = batch["attention_mask"].to(hidden.device)
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         elif self.pooling == "last":
-            pooled = hidden[:, -1]
+            pooled = hidden[torch.arange(len(texts), device=hidden.device), (mask.sum(1) - 1).clamp(min=0)]
         else:
-            pooled = (hidden * mask_d).sum(1) / mask_d.sum(1).clamp(min=1)
-        return pooled.cpu().numpy()
+            weights = mask.unsqueeze(-1).float()
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+        return torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
 
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
         return [len(x) for x in self._tok(texts, truncation=True, max_length=self.max_length)["input_ids"]]
 
     def _fingerprint(self) -> str:
-        return files_fingerprint(self._folder)
+        return data_fingerprint({"files": files_fingerprint(self._folder), "vectors": UNIT_VECTORS})
 
 
 class ConanEmbedder(Embedder):
@@ -342,6 +353,7 @@ class ConanEmbedder(Embedder):
         # stages all export `<out>/final`: the parent folder keeps two checkpoints' names apart
         self.spec, self.name = spec, f"conan/{folder.resolve().parent.name}-{folder.name}"
         self.device, self.dtype = str(self._enc.device), opts.dtype
+        self.kernels = COMPILED if opts.compile else None
         self.embed_dim = int(self._enc.embed_dim)
         check_max_length(spec, opts.max_length, int(self._enc.max_length))
         self.max_length = opts.max_length or int(self._enc.max_length)
@@ -355,21 +367,21 @@ class ConanEmbedder(Embedder):
 
     def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
         return self._enc.encode(texts, role=role, batch_size=max(len(texts), 1), max_length=self.max_length,
-                                normalize=False, prefetch=False)  # fmt: skip
+                                normalize=True, prefetch=False)  # fmt: skip
 
     def encode_stream(self, texts: list[str], role: str | None, max_batch: int, max_tokens: int,
                       window: int) -> Iterator[tuple[int, int, np.ndarray, list[int]]]:  # fmt: skip
         """The encoder's own pass: each text tokenized once, one length sort per window, the next batches
         tokenized and padded in a background thread while the model runs (pinned, non-blocking on CUDA)."""
         return self._enc.encode_windows(texts, role=role, batch_size=max_batch, max_length=self.max_length,
-                                        normalize=False, max_batch_tokens=max_tokens, window=window,
+                                        normalize=True, max_batch_tokens=max_tokens, window=window,
                                         timings=self.timings)  # fmt: skip
 
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
         return list(self._enc.count_tokens(texts, role=role, max_length=self.max_length))
 
     def _fingerprint(self) -> str:
-        return self._enc.fingerprint
+        return data_fingerprint({"model": self._enc.fingerprint, "vectors": UNIT_VECTORS})
 
 
 def check_max_length(spec: str, requested: int | None, positions: int | None) -> None:

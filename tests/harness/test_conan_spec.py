@@ -73,3 +73,18 @@ def test_float32_is_passed_not_left_to_the_accelerator_default(tmp_path: Path, m
         model = load_model(f"conan:{checkpoint}", ModelOptions(device="cpu", dtype=name))
         assert model.dtype == name and model.cache_identity(None)["dtype"] == name
         assert {p.dtype for p in model._enc.model.parameters()} == {dtype}
+
+
+def test_full_vectors_are_unit_length_as_every_dims_view_is(tmp_path: Path) -> None:
+    """Before: conan: vectors were raw at full dimension while every --dims view was renormalised, so a classifier
+    or k-means saw two scalings in one MRL table (an untrained smollm2: lengths 44-57)."""
+    from harness.encoding import HarnessEncoder
+    from harness.models import ModelOptions, load_model
+
+    model = load_model(f"conan:{_tiny_checkpoint(tmp_path / 'tiny')}", ModelOptions(device="cpu", dtype="float32"))
+    texts = [r["sentence1"] for r in read_rows(discover_tasks(default_data_root())["STS16"], "test.jsonl")][:20]
+    full = HarnessEncoder(model, show_progress=False).encode_texts(texts, None)
+    np.testing.assert_allclose(np.linalg.norm(full, axis=1), 1.0, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(model.encode_batch(texts, None), full, rtol=0, atol=1e-6)  # both paths
+    raw = model._enc.encode(texts, normalize=False, max_length=model.max_length)
+    np.testing.assert_allclose(full, raw / np.linalg.norm(raw, axis=1, keepdims=True), rtol=0, atol=1e-5)
