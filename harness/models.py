@@ -1,8 +1,10 @@
 """Model registry: a spec string → an Embedder that turns a batch of texts into vectors for one role.
 
 Specs: `minilm`, `me5-small` (packaged weights, offline), `st:<path|name>`, `hf:<path>` (+ --pooling),
-`conan:<checkpoint dir>`. Roles are "query", "document" or None (symmetric tasks such as STS); each backend
-maps a role to its prompt the way mteb does, and reports that prompt so caches and records can key on it.
+`conan:<checkpoint dir>`. Roles are "query", "document" or None (symmetric tasks such as STS), as mteb passes
+them; each backend maps a role to its own prompt (st: as sentence-transformers does; me5-small and an imported e5
+put "query: " on symmetric texts, the E5 card's advice, where mteb's e5 entry puts none; docs/harness.md) and
+reports that prompt so caches and records can key on it.
 """
 
 from __future__ import annotations
