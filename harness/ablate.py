@@ -45,13 +45,14 @@ from pathlib import Path
 from typing import Any
 
 from conan_model.fingerprint import data_fingerprint, files_fingerprint
+from harness.data import discover_tasks, normalized_texts
 from harness.env import data_root
 from harness.errors import UsageError
 from harness.pipeline import read_toml, source_fingerprint
 from harness.runs import atomic_write_json, read_json
 
 STATE = "ablate.json"
-EVAL_KEYS = {"dev", "test", "batch_size", "device", "max_length"}
+EVAL_KEYS = {"dev", "test", "batch_size", "device", "max_length", "overlap_ok"}
 TOP_KEYS = {"name", "out", "report", "scale", "seeds", "reference", "data_dir", "set", "base", "shared", "stages",
             "arms", "eval", "choose", "n_boot", "bootstrap_seed"}  # fmt: skip
 # Keys that change where or how fast a stage runs, not what it learns: left out of a unit's fingerprint.
@@ -97,6 +98,16 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
         if choose.get("arm", cfg["reference"]) not in arms:
             raise UsageError(f"{path}: choose.arm = {choose['arm']!r} is not one of [arms]: {sorted(arms)}")
     return cfg
+
+
+def dev_test_overlap(data_dir: Path, dev: list[str], test: list[str]) -> list[dict[str, Any]]:
+    """(dev, test) task pairs whose folders share texts (``harness.data.normalized_texts``): one sentence pair in
+    STS16 and STSBenchmark, one question in XQuAD de and zh over the same documents. Tasks without a folder under
+    the data root (official ones) are not compared."""
+    local = discover_tasks(data_dir)
+    texts = {t: normalized_texts(local[t]) for t in dev + test if t in local}
+    return [{"dev": d, "test": t, "shared": len(texts[d] & texts[t]), "test_texts": len(texts[t])}
+            for d in dev for t in test if d in texts and t in texts and texts[d] & texts[t]]  # fmt: skip
 
 
 def choose_value(values: list[Any], dev_scores: list[dict[str, float]], dev_tasks: list[str]) -> Any:
@@ -151,6 +162,13 @@ class Ablation:
         ev = cfg["eval"]
         self.dev, self.test = list(ev["dev"]), list(ev["test"])
         self.data_dir = data_root(cfg.get("data_dir"))[0]
+        self.overlap = dev_test_overlap(self.data_dir, self.dev, self.test)
+        if self.overlap and not str(ev.get("overlap_ok", "")).strip():
+            shared = "; ".join(f"{o['dev']} and {o['test']}: {o['shared']} of the test task's {o['test_texts']} "
+                               "texts" for o in self.overlap)  # fmt: skip
+            raise UsageError(f"{config_path}: eval: dev and test tasks share texts ({shared}), so a choice on dev is "
+                             "partly made on test items; choose other dev tasks, or say why it is acceptable in "
+                             "eval.overlap_ok = \"...\" (the report shows the overlap and the reason)")  # fmt: skip
 
     def _say(self, unit: str, message: str) -> None:
         print(f"[ablate] {unit}: {message}", flush=True)
@@ -285,7 +303,7 @@ class Ablation:
                 self.evaluate(final, f"{arm}-seed{seed}", self.dev + self.test)
                 runs.setdefault(arm, {})[seed] = {"final": final, "eval": str(self.out / "evals" / f"{arm}-seed{seed}")}
         report_dir = Path(self.cfg.get("report", f"reports/ablations/{self.cfg['name']}"))
-        write_report(self.cfg, self.config_path, self.state, runs, self.dev, self.test, report_dir)
+        write_report(self.cfg, self.config_path, self.state, runs, self.dev, self.test, report_dir, self.overlap)
         self._say("done", f"report {report_dir / 'report.md'}")
         return report_dir
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -178,6 +180,25 @@ def read_rows(task: LocalTask, filename: str, labels: Any = None) -> list[dict[s
     if not rows:
         raise DataError(task.path / filename, 0, "file holds no rows")
     return rows
+
+
+def normalized_texts(task: LocalTask) -> set[str]:
+    """Every text of a task folder (each string of its .jsonl rows, inside lists too, ids and labels left out),
+    normalised as ../shared/data's own leakage rule does: NFKC, lower case, no whitespace or punctuation. What
+    two tasks share is what `harness ablate` reports as dev/test overlap."""
+    texts: set[str] = set()
+    for path in sorted(task.path.glob("*.jsonl")):
+        for row in iter_jsonl(path):
+            for key, value in row.items():
+                if key.startswith("_") or key in ("id", "label", "labels", "score"):
+                    continue
+                for text in value if isinstance(value, list) else [value]:
+                    if isinstance(text, str) and (norm := _NOT_WORD.sub("", unicodedata.normalize("NFKC", text))):
+                        texts.add(norm.lower())
+    return texts
+
+
+_NOT_WORD = re.compile(r"[\W_]+")
 
 
 def read_qrels(task: LocalTask, query_ids: set[str], corpus_ids: set[str]) -> dict[str, dict[str, int]]:

@@ -82,19 +82,56 @@ def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, b
     resamples = item_resamples(pairs, len(keys), n_boot, np.random.default_rng([boot_seed, zlib.crc32(task.encode())]))
     ci = interval(delta, per_seed, resamples)
     out.update(ci, items=len(keys), unit=items[0][0].unit, resamples=resamples, per_seed=per_seed,
-               verdict=WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)])  # fmt: skip
+               verdict=WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)], keys=keys, pairs=pairs)  # fmt: skip
     return out
 
 
-def group(results: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The mean over tasks of Δ and its CI: per seed the mean over tasks, per item resample the mean over tasks
-    (each task's items are resampled on their own: the tasks' test sets are independent)."""
-    if not results or any(r["resamples"] is None for r in results):
+def shared_items(results: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Tasks whose items are one item set: queries that share ids (XQuAD's questions in five languages, over the
+    same documents). Positional keys (pairs, documents: "0", "1", ...) never link tasks. Groups of two or more."""
+    tasks = [t for t, r in results.items() if r.get("unit") == "queries" and r.get("keys")]
+    groups: list[set[str]] = []
+    for task in tasks:
+        keys = set(results[task]["keys"])
+        linked = [g for g in groups if any(len(keys & set(results[o]["keys"])) * 2 >= min(len(keys), len(
+            results[o]["keys"])) for o in g)]  # fmt: skip
+        merged = {task}.union(*linked)
+        groups = [g for g in groups if g not in linked] + [merged]
+    return [sorted(g, key=list(results).index) for g in groups if len(g) > 1]
+
+
+def joint_resamples(results: dict[str, dict[str, Any]], tasks: list[str], n_boot: int,
+                    boot_seed: int) -> dict[str, np.ndarray]:  # fmt: skip
+    """Per task, the mean over seeds of Δ under one bootstrap of the union of the tasks' item ids: a resampled id
+    counts in every task that has it, so the tasks' shared items move together and their mean's spread is not
+    understated as if they were independent sets."""
+    union = list(dict.fromkeys(k for t in tasks for k in results[t]["keys"]))
+    where = {t: {k: i for i, k in enumerate(results[t]["keys"])} for t in tasks}
+    rng = np.random.default_rng([boot_seed, zlib.crc32("+".join(tasks).encode())])
+    out = {t: np.empty(n_boot) for t in tasks}
+    for b in range(n_boot):
+        drawn = [union[i] for i in rng.integers(0, len(union), len(union))]
+        for t in tasks:
+            idx = np.asarray([where[t][k] for k in drawn if k in where[t]])
+            out[t][b] = np.mean([cand(idx) - base(idx) for base, cand in results[t]["pairs"]])
+    return out
+
+
+def group(results: dict[str, dict[str, Any]], n_boot: int, boot_seed: int) -> dict[str, Any] | None:
+    """The mean over tasks of Δ and its CI: per seed the mean over tasks, per item resample the mean over tasks.
+    Tasks with their own item sets are resampled on their own; tasks that share items (``shared_items``) are
+    resampled together (``joint_resamples``), so the group's CI counts their shared items once."""
+    if not results or any(r["resamples"] is None for r in results.values()):
         return None
-    delta = mean(r["delta"] for r in results)
-    per_seed = np.mean([r["per_seed"] for r in results], axis=0).tolist()
-    ci = interval(delta, per_seed, np.mean([r["resamples"] for r in results], axis=0))
-    return {"delta": delta, **ci, "verdict": WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)]}
+    resamples = {t: r["resamples"] for t, r in results.items()}
+    linked = shared_items(results)
+    for tasks in linked:
+        resamples.update(joint_resamples(results, tasks, n_boot, boot_seed))
+    delta = mean(r["delta"] for r in results.values())
+    per_seed = np.mean([r["per_seed"] for r in results.values()], axis=0).tolist()
+    ci = interval(delta, per_seed, np.mean(list(resamples.values()), axis=0))
+    return {"delta": delta, **ci, "verdict": WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)],
+            **({"shared_items": linked} if linked else {})}  # fmt: skip
 
 
 def _minutes(state: dict[str, Any]) -> dict[str, float | int]:
@@ -112,8 +149,9 @@ def _dhnm(final: str) -> dict[str, Any] | None:
 
 
 def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: dict[str, dict[int, dict[str, str]]],
-          dev: list[str], test: list[str]) -> dict[str, Any]:  # fmt: skip
-    """Everything the report shows, as JSON (the bootstrap resamples themselves are left out)."""
+          dev: list[str], test: list[str], overlap: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Everything the report shows, as JSON (the bootstrap resamples themselves are left out). ``overlap``: the
+    dev/test task pairs that share texts (harness.ablate.dev_test_overlap), shown with the config's reason."""
     n_boot, boot_seed, ref = int(cfg.get("n_boot", 1000)), int(cfg.get("bootstrap_seed", 0)), cfg["reference"]
     evals = {arm: {s: r["eval"] for s, r in by_seed.items()} for arm, by_seed in runs.items()}
     report: dict[str, Any] = {
@@ -122,6 +160,7 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
         "bootstrap": {"n_boot": n_boot, "seed": boot_seed, "level": LEVEL,
                       "over": "items (paired bootstrap, normal) and seeds (t, n-1 df), half-widths in quadrature"},
         "arms": {}, "comparisons": {}, "compute_minutes": _minutes(state),
+        "dev_test_overlap": {"pairs": overlap or [], "why_acceptable": cfg["eval"].get("overlap_ok")},
     }  # fmt: skip
     for arm, by_seed in runs.items():
         scores = {t: {s: _scores(r["eval"], t) for s, r in by_seed.items()} for t in dev + test}
@@ -137,9 +176,9 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
         if arm == ref:
             continue
         per_task = {t: compare(evals[ref], evals[arm], t, n_boot, boot_seed) for t in dev + test}
-        comp = {t: {k: v for k, v in r.items() if k != "resamples"} for t, r in per_task.items()}
-        comp["dev mean"] = group([per_task[t] for t in dev])
-        comp["test mean"] = group([per_task[t] for t in test])
+        comp = {t: {k: v for k, v in r.items() if k not in ("resamples", "keys", "pairs")} for t, r in per_task.items()}
+        comp["dev mean"] = group({t: per_task[t] for t in dev}, n_boot, boot_seed)
+        comp["test mean"] = group({t: per_task[t] for t in test}, n_boot, boot_seed)
         report["comparisons"][arm] = comp
     return report
 
@@ -176,6 +215,7 @@ def render(rep: dict[str, Any]) -> str:
         f"- seeds: {', '.join(str(s) for s in rep['seeds'])}; reference arm: **{ref}**",
         f"- dev tasks (settings may be chosen on these): {', '.join(dev)}",
         f"- test tasks (final settings only, never used for a choice): {', '.join(test)}",
+        *_overlap_lines(rep),
         "- choice on dev: " + (f"`{chosen['key']}` = {chosen['value']} among {chosen['values']} (arm {chosen['arm']}, "
                                f"seed {chosen['seed']}, mean dev main score)" if chosen else "none (no [choose])"),
         "", "## Scores (main score ×100, mean ± sd over seeds)", "",
@@ -186,11 +226,12 @@ def render(rep: dict[str, Any]) -> str:
         f"({b['n_boot']} resamples, seed {b['seed']}, the same items for both arms and every seed), se_seeds the sd "
         "of the per-seed Δ over √n, t on n − 1 degrees of freedom (conservative: 95–97.5% coverage with 3 seeds); "
         "one seed: the item bootstrap's percentiles, training noise not covered. Group means: per seed and per "
-        "resample the mean over tasks. Verdict *improves* / *hurts* only when the CI excludes 0, otherwise *no "
-        "effect shown*. Only the test rows and the test mean are evidence; dev rows may be optimistic by whatever "
-        "was chosen on them.", "",
+        "resample the mean over tasks; tasks whose items share ids are resampled together (below). Verdict "
+        "*improves* / *hurts* only when the CI excludes 0, otherwise *no effect shown*. Only the test rows and the "
+        "test mean are evidence; dev rows may be optimistic by whatever was chosen on them.", "",
         tabulate(comp_rows, headers=["arm", "task", "Δ", "95% CI", "verdict"], tablefmt="github",
                  disable_numparse=True), "",
+        *_shared_note(rep),
         "![scores per arm](scores.png)", "",
     ]  # fmt: skip
     lines += _dhnm_section(rep)
@@ -199,6 +240,29 @@ def render(rep: dict[str, Any]) -> str:
         for s, r in a["runs"].items():
             lines.append(f"- {arm}, seed {s}: evaluation `{r['eval']}`, model `{r['final']}`")
     return "\n".join(lines) + "\n"
+
+
+def _overlap_lines(rep: dict[str, Any]) -> list[str]:
+    """Dev and test tasks that share texts: what a choice on dev also saw of the test items, and why it stands."""
+    found = rep.get("dev_test_overlap", {})
+    if not found.get("pairs"):
+        return ["- dev/test overlap: none (no text of a dev task is in a test task, after NFKC, lower case and "
+                "without whitespace or punctuation)"]  # fmt: skip
+    pairs = "; ".join(f"{o['dev']} and {o['test']} share {o['shared']} of the test task's {o['test_texts']} texts"
+                      for o in found["pairs"])  # fmt: skip
+    return [f"- **dev/test overlap**: {pairs}. Accepted because: {found.get('why_acceptable')}"]
+
+
+def _shared_note(rep: dict[str, Any]) -> list[str]:
+    """Which tasks of a group mean are one item set (the same query ids), resampled together in its CI."""
+    linked = {tuple(g) for comp in rep["comparisons"].values() for name in ("dev mean", "test mean")
+              if comp.get(name) for g in comp[name].get("shared_items", [])}  # fmt: skip
+    if not linked:
+        return []
+    groups = "; ".join(", ".join(g) for g in sorted(linked))
+    return [f"Tasks that share their items (the same query ids, e.g. one question set in several languages), "
+            f"resampled together in the group means' CIs: {groups}. Their per-task rows are not independent "
+            "evidence.", ""]  # fmt: skip
 
 
 def _dhnm_section(rep: dict[str, Any]) -> list[str]:
@@ -242,9 +306,9 @@ def plot(rep: dict[str, Any], path: Path) -> None:
 
 def write_report(cfg: dict[str, Any], config_path: Path, state: dict[str, Any],
                  runs: dict[str, dict[int, dict[str, str]]], dev: list[str], test: list[str],
-                 out: Path) -> dict[str, Any]:  # fmt: skip
+                 out: Path, overlap: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
     """report.json + report.md + scores.png under ``out``; returns the report dict."""
-    rep = build(cfg, config_path, state, runs, dev, test)
+    rep = build(cfg, config_path, state, runs, dev, test, overlap)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "report.json", rep)
     atomic_write_text(out / "report.md", render(rep))

@@ -43,3 +43,34 @@ def test_one_seed_uses_the_item_bootstrap_percentiles() -> None:
     resamples = np.linspace(-1.0, 3.0, 1001)
     ci = interval(1.0, [1.0], resamples)
     assert (ci["lo"], ci["hi"]) == pytest.approx((-0.9, 2.9)) and ci["se_seeds"] is None
+
+
+def _task(keys: list[str], deltas: np.ndarray, unit: str, n_boot: int, seed: int) -> dict:
+    """A compare() result for one seed: per-item baseline 0 and candidate Δ_i, the main score their mean."""
+    from reporting.regress import item_resamples
+
+    pairs = [(lambda idx: 0.0, lambda idx, d=deltas: float(d[idx].mean()))]
+    resamples = item_resamples(pairs, len(keys), n_boot, np.random.default_rng(seed))
+    delta = float(deltas.mean())
+    return {"delta": delta, "per_seed": [delta], "resamples": resamples, "keys": keys, "pairs": pairs, "unit": unit}
+
+
+def test_tasks_sharing_their_items_are_resampled_together_in_the_group_ci() -> None:
+    """Before: the test mean resampled every task on its own ("the tasks' test sets are independent"), but
+    XQuAD's zh/es/ru/tr tasks are one question set over the same documents: four copies of one item set made the
+    mean's item noise look half as large. Two identical tasks: jointly their mean is one task, se × 1, where
+    independent resampling says se / √2."""
+    from reporting.ablation import group, shared_items
+
+    deltas = np.random.default_rng(3).normal(0.01, 0.1, 300)
+    ids = [f"56be{i:04d}" for i in range(300)]
+    shared = {"XQuADZh": _task(ids, deltas, "queries", 2000, 1), "XQuADEs": _task(ids, deltas, "queries", 2000, 2)}
+    alone = {"STSa": _task([str(i) for i in range(300)], deltas, "pairs", 2000, 1),
+             "STSb": _task([str(i) for i in range(300)], deltas, "pairs", 2000, 2)}  # positional keys: never linked
+    assert shared_items(shared) == [["XQuADZh", "XQuADEs"]] and shared_items(alone) == []
+    one = float(np.std(shared["XQuADZh"]["resamples"], ddof=1))
+    joint, independent = group(shared, 2000, 0), group(alone, 2000, 0)
+    assert joint["shared_items"] == [["XQuADZh", "XQuADEs"]] and "shared_items" not in independent
+    # bootstrap sds from 2000 resamples are within ~3% of their value: 10% tolerances hold with room
+    assert joint["se_items"] == pytest.approx(one, rel=0.1)
+    assert independent["se_items"] == pytest.approx(one / np.sqrt(2), rel=0.1)

@@ -71,11 +71,14 @@ def test_shipped_configs_resolve_and_name_real_tasks(scale: str, shared_data: Pa
 @pytest.mark.parametrize("name", ["softmask", "dhnm", "clr"])
 def test_lr_variant_is_the_ablation_with_lr_chosen_on_dev(name: str, monkeypatch) -> None:
     """configs/ablations/<name>_lr.toml says "everything else is <name>.toml": the two reports are read together.
-    The lr variant may add seeds (softmask_lr has 5) but keeps the base's as its first."""
+    The lr variant may add seeds (softmask_lr has 5) but keeps the base's as its first, and may choose on another
+    dev task (clr_lr: the base's XQuAD de holds the XQuAD test tasks' items), with its own overlap reason."""
     monkeypatch.chdir(REPO)
     base, tuned = (load_ablation(Path(f"configs/ablations/{n}.toml")) for n in (name, f"{name}_lr"))
-    same = ("reference", "data_dir", "stages", "arms", "eval")
+    same = ("reference", "data_dir", "stages", "arms")
     assert {k: base[k] for k in same} == {k: tuned[k] for k in same}
+    assert [{k: v for k, v in cfg["eval"].items() if k not in ("dev", "overlap_ok")} for cfg in (base, tuned)] == [
+        {k: v for k, v in base["eval"].items() if k not in ("dev", "overlap_ok")}] * 2
     assert tuned["seeds"][: len(base["seeds"])] == base["seeds"]
     assert [s for s in base["set"] if "pools_dir" not in s] == [s for s in tuned["set"] if "pools_dir" not in s]
     assert "choose" not in base and tuned["choose"]["key"] == "lr" and "arm" not in tuned["choose"]  # the reference
@@ -103,7 +106,7 @@ def test_dry_run_trains_evaluates_and_reports_all_three(tmp_path: Path, shared_d
     for name, arms in (("softmask", 6), ("dhnm", 3), ("clr", 2)):
         report = json.loads((tmp_path / "reports/ablations/dry" / name / "report.json").read_text())
         assert len(report["arms"]) == arms and len(report["comparisons"]) == arms - 1
-        assert report["test"] == ["STSBenchmark"] and report["scale"].startswith("dry run")
+        assert report["test"] == ["STS12"] and report["scale"].startswith("dry run")
         assert (tmp_path / "reports/ablations/dry" / name / "scores.png").is_file()
     dhnm = json.loads((tmp_path / "reports/ablations/dry/dhnm/report.json").read_text())
     assert dhnm["arms"]["dynamic"]["dhnm"]["0"]["qa_zh"]["mode"] == "dynamic"
@@ -119,8 +122,10 @@ def test_clr_control_is_clr_lr_at_its_chosen_lr_plus_the_shorter_arm(monkeypatch
     assert "choose" not in control and control["reference"] == "off60"
     assert [s["config"] for s in control["stages"]] == [s["config"] for s in tuned["stages"]]
     assert {k: v for k, v in control["arms"].items() if k != "off60"} == tuned["arms"]
-    same = ("seeds", "data_dir", "eval")
+    same = ("seeds", "data_dir")
     assert {k: control[k] for k in same} == {k: tuned[k] for k in same}
+    assert [{k: v for k, v in cfg["eval"].items() if k not in ("dev", "overlap_ok")} for cfg in (control, tuned)] == [
+        {k: v for k, v in tuned["eval"].items() if k not in ("dev", "overlap_ok")}] * 2  # dev: reported, not chosen on
     stage = control["stages"][0]
     _, on = resolve(stage["config"], None, [*control["set"], *stage["set"], *control["arms"]["on"]["set"]])
     _, off60 = resolve(stage["config"], None, [*control["set"], *stage["set"], *control["arms"]["off60"]["set"]])
@@ -128,3 +133,17 @@ def test_clr_control_is_clr_lr_at_its_chosen_lr_plus_the_shorter_arm(monkeypatch
     mono_share = sum(w for name, w in weights.items() if name != "clr") / sum(weights.values())
     assert off60.steps == round(on.steps * mono_share) and "clr" not in off60.task_specs()
     assert chosen["key"] == "lr" and on.lr == off60.lr == chosen["value"]
+
+
+def test_gpu_scale_dev_tasks_share_no_text_with_its_test_tasks(tmp_path: Path, shared_data: Path, monkeypatch) -> None:
+    """Before: the GPU soft mask chose its lr on STS16 and tested on STSBenchmark (443 shared texts) and SICK-R
+    (the weak stage trains on SICK); CLR chose on XQuAD de, the XQuAD test tasks' items in German."""
+    from harness.ablate import dev_test_overlap
+
+    monkeypatch.chdir(REPO)
+    for name in gpu_ablations.NAMES:
+        cfg = gpu_ablations.rescale(load_ablation(Path(f"configs/ablations/{name}.toml")), "gpu", None, tmp_path)
+        overlap = dev_test_overlap(shared_data, cfg["eval"]["dev"], cfg["eval"]["test"])
+        shared = sum(o["shared"] for o in overlap) / max(1, sum(o["test_texts"] for o in overlap))
+        assert not overlap or (cfg["eval"].get("overlap_ok") and shared < 0.01), (name, overlap)
+        assert "SICK-R" not in cfg["eval"]["test"]
