@@ -156,9 +156,6 @@ class Ablation:
 
     def __init__(self, cfg: dict[str, Any], config_path: Path) -> None:
         self.cfg, self.config_path = cfg, config_path
-        self.out = Path(cfg.get("out", f"runs/ablations/{cfg['name']}"))
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.state: dict[str, Any] = read_json(self.out / STATE, {"done": {}})
         ev = cfg["eval"]
         self.dev, self.test = list(ev["dev"]), list(ev["test"])
         self.data_dir = data_root(cfg.get("data_dir"))[0]
@@ -169,6 +166,9 @@ class Ablation:
             raise UsageError(f"{config_path}: eval: dev and test tasks share texts ({shared}), so a choice on dev is "
                              "partly made on test items; choose other dev tasks, or say why it is acceptable in "
                              "eval.overlap_ok = \"...\" (the report shows the overlap and the reason)")  # fmt: skip
+        self.out = Path(cfg.get("out", f"runs/ablations/{cfg['name']}"))  # made only once the config is accepted
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.state: dict[str, Any] = read_json(self.out / STATE, {"done": {}})
 
     def _say(self, unit: str, message: str) -> None:
         print(f"[ablate] {unit}: {message}", flush=True)

@@ -182,6 +182,9 @@ def read_rows(task: LocalTask, filename: str, labels: Any = None) -> list[dict[s
     return rows
 
 
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
 def normalized_texts(task: LocalTask) -> set[str]:
     """Every text of a task folder (each string of its .jsonl rows, inside lists too, ids and labels left out),
     normalised as ../shared/data's own leakage rule does: NFKC, lower case, no whitespace or punctuation. What
@@ -196,9 +199,6 @@ def normalized_texts(task: LocalTask) -> set[str]:
                     if isinstance(text, str) and (norm := _NOT_WORD.sub("", unicodedata.normalize("NFKC", text))):
                         texts.add(norm.lower())
     return texts
-
-
-_NOT_WORD = re.compile(r"[\W_]+")
 
 
 def read_qrels(task: LocalTask, query_ids: set[str], corpus_ids: set[str]) -> dict[str, dict[str, int]]:

@@ -107,8 +107,7 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
         if outside:
             notes.append(f"Run tasks outside {bench_name}, not shown: {', '.join(outside)}.")
     selections = {name: pick for name in order if (pick := scored_selection(scored, name)) is not None}
-    wanted = {name: bench_tasks.get(name) or _selected(name, selections.get(name)) for name in order} if order \
-        else None  # fmt: skip
+    wanted = {name: bench_tasks.get(name) or _selected(selections.get(name)) for name in order} if order else None
     for folder in published:
         where = "the shipped snapshot" if Path(folder).resolve() == SNAPSHOT else str(folder)
         for model in load_published(folder, wanted):
@@ -151,7 +150,7 @@ def scored_selection(runs: list[tuple[Entry, dict[str, dict[str, Any]]]], task: 
     return list(splits), list(subsets)
 
 
-def _selected(task: str, selection: tuple[list[str], list[str]] | None) -> Any | None:
+def _selected(selection: tuple[list[str], list[str]] | None) -> Any | None:
     """What a published file is scored on without a suite: exactly the splits and subsets our runs scored (a run
     of the suite scored the benchmark's selection; a file lacking one of them gives no score), else mteb's whole
     task (None: `load_published` asks mteb)."""

@@ -89,12 +89,11 @@ def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, b
 def shared_items(results: dict[str, dict[str, Any]]) -> list[list[str]]:
     """Tasks whose items are one item set: queries that share ids (XQuAD's questions in five languages, over the
     same documents). Positional keys (pairs, documents: "0", "1", ...) never link tasks. Groups of two or more."""
-    tasks = [t for t, r in results.items() if r.get("unit") == "queries" and r.get("keys")]
+    keysets = {t: set(r["keys"]) for t, r in results.items() if r.get("unit") == "queries" and r.get("keys")}
     groups: list[set[str]] = []
-    for task in tasks:
-        keys = set(results[task]["keys"])
-        linked = [g for g in groups if any(len(keys & set(results[o]["keys"])) * 2 >= min(len(keys), len(
-            results[o]["keys"])) for o in g)]  # fmt: skip
+    for task, keys in keysets.items():
+        linked = [g for g in groups
+                  if any(2 * len(keys & keysets[o]) >= min(len(keys), len(keysets[o])) for o in g)]  # fmt: skip
         merged = {task}.union(*linked)
         groups = [g for g in groups if g not in linked] + [merged]
     return [sorted(g, key=list(results).index) for g in groups if len(g) > 1]
