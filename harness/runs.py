@@ -212,19 +212,35 @@ def open_run(path: Path) -> RunDir:
 
 
 # The task-record fields that say which data a score was computed on; not "path": the same rows may live elsewhere.
-SAME_DATA_KEYS = ("source", "sampling", "data_source", "split", "subsets")
+# `data` is the task's recorded data identity (harness/identity.py): a mirror's file hash, an official task's
+# dataset revision, so replaced rows behind an unchanged sampling note count as other data.
+SAME_DATA_KEYS = ("source", "sampling", "data_source", "split", "subsets", "data")
 
 
 def data_differences(records: list[dict[str, Any]]) -> list[str]:
     """The SAME_DATA_KEYS on which run.json records of one task disagree: those runs scored different data, so
     their scores must not be compared (regress, leaderboard and report all ask this). A key only some records
-    hold is compared among those: older records lack some keys, and a missing key is not a difference."""
+    hold is compared among those: older records lack some keys, and a missing key is not a difference. Mirrors
+    with one file hash read the same rows whatever split name was recorded (before stop 26 a mirror without an
+    mteb twin recorded "test" for dev rows), so their split names are not compared."""
+    hashes = {_data_key(record) for record in records}
+    same_files = None not in hashes and len(hashes) == 1 and all(r.get("source") == MIRROR for r in records)
     differing = []
     for key in SAME_DATA_KEYS:
-        values = [record[key] for record in records if key in record]
+        if key == "split" and same_files:
+            continue
+        values = [_data_value(record, key) for record in records if _data_value(record, key) is not None]
         if any(value != values[0] for value in values[1:]):
             differing.append(key)
     return differing
+
+
+def _data_key(record: dict[str, Any]) -> str | None:
+    return (record.get("identity") or {}).get("data")
+
+
+def _data_value(record: dict[str, Any], key: str) -> Any:
+    return _data_key(record) if key == "data" else record.get(key)
 
 
 # The identity keys that belong to the task itself (harness/identity.py); every other key is a setting of the whole

@@ -176,7 +176,7 @@ def build_mirror(local: LocalTask) -> AbsTask:
         task.filter_eval_splits([split])
     else:
         task = _generic_task(local)
-        split = "test"
+        split = task.eval_splits[0]
     task.dataset = _load_dataset(local, task, split)
     task.data_loaded = True
     return task
@@ -203,7 +203,7 @@ def _generic_task(local: LocalTask) -> AbsTask:
         type=local.type,
         category="t2t",
         modalities=["text"],
-        eval_splits=["test"],
+        eval_splits=[local.meta.get("eval_split", "test")],  # the split the rows are (SQuAD's are dev)
         eval_langs=langs,
         main_score=main_score,
         license="not specified",

@@ -151,3 +151,13 @@ def test_real_mirror_rows_validate(shared_data: Path, tmp_path: Path) -> None:
     (copy / "test.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"STS16/test\.jsonl:42: invalid JSON"):
         _load(tmp_path, "STS16")
+
+
+def test_mirror_records_the_split_its_rows_are(shared_data: Path) -> None:
+    """A mirror without an mteb twin (SQuADRetrieval holds SQuAD's dev questions) is scored and recorded under
+    task.json's eval_split, not "test"; one with a twin keeps the twin's split name for the same rule."""
+    tasks = discover_tasks(shared_data)
+    squad = build_mirror(tasks["SQuADRetrieval"])
+    assert tasks["SQuADRetrieval"].meta["eval_split"] == "dev"
+    assert squad.eval_splits == ["dev"] and list(squad.dataset["default"]) == ["dev"]
+    assert build_mirror(tasks["STS16"]).eval_splits == ["test"]

@@ -32,6 +32,19 @@ def test_data_differences_compares_only_recorded_keys():
     assert data_differences([]) == []
 
 
+def test_data_differences_compares_the_recorded_data_identity():
+    """Replaced rows behind an unchanged sampling note are other data; one file hash is the same rows whatever
+    split name an older version recorded (a twinless mirror's dev rows were labelled "test" before stop 26)."""
+    def mirror(data: str, split: str) -> dict:
+        return {"source": "mirror", **SAMPLE, "split": [split], "identity": {"data": data}}
+
+    assert data_differences([mirror("sha256:a", "test"), mirror("sha256:b", "test")]) == ["data"]
+    assert data_differences([mirror("sha256:a", "test"), mirror("sha256:a", "dev")]) == []
+    official = {"source": "official", "split": ["test"], "identity": {"data": "C-MTEB/ATEC@0a1b"}}
+    assert data_differences([official, {**official, "split": ["dev"]}]) == ["split"]
+    assert data_differences([official, {**official, "identity": {"data": "C-MTEB/ATEC@ffff"}}]) == ["data"]
+
+
 def test_task_on_different_data_earns_no_borda_points(tmp_path: Path):
     board = build_board(list(_runs(tmp_path, FULL)), [], None, False)
     assert board.mixed == {"STS16": ["sampling"]}
