@@ -43,6 +43,7 @@ DTYPES = ("float32", "float16", "bfloat16")
 # and its prefixes must be scaled alike. Part of those models' fingerprints, so raw vectors cached or scored by an
 # earlier version are never taken for these.
 UNIT_VECTORS = "l2-normalized"
+EMPTY_TEXT = "one end token"  # hf: feeds a text that tokenizes to nothing as one eos/sep/unk/pad token
 COMPILED = "torch.compile"  # `kernels` of a compiled model: inductor's fused kernels round otherwise than eager
 
 
@@ -323,6 +324,7 @@ class HFEmbedder(Embedder):
         torch = self._torch
         self._tok.padding_side = "right"
         batch = self._tok(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        self._no_token_rows(batch)
         with torch.inference_mode():
             hidden = self._model(**{k: v.to(self.device) for k, v in batch.items()}).last_hidden_state.float()
         mask = batch["attention_mask"].to(hidden.device)
@@ -335,11 +337,28 @@ class HFEmbedder(Embedder):
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
         return torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
 
+    def _no_token_rows(self, batch: Any) -> None:
+        """A text that tokenizes to nothing (an empty string, with a tokenizer that adds no special tokens, as
+        GPT-2's) is fed as one end-of-text token: otherwise its row is all padding, its mean-pooled vector zero
+        and its `cls`/`last` vector a padding token's, each a vector the model never made for any text."""
+        if batch["input_ids"].shape[1] == 0:  # every text of the batch is empty: one column to fill
+            for key, value in batch.items():
+                batch[key] = value.new_zeros((value.shape[0], 1))
+        empty = batch["attention_mask"].sum(1) == 0
+        if bool(empty.any()):
+            tok = self._tok
+            fill = next(i for i in (tok.eos_token_id, tok.sep_token_id, tok.unk_token_id, tok.pad_token_id)
+                        if i is not None)  # fmt: skip
+            batch["input_ids"][empty, 0] = fill
+            batch["attention_mask"][empty, 0] = 1
+
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
-        return [len(x) for x in self._tok(texts, truncation=True, max_length=self.max_length)["input_ids"]]
+        ids = self._tok(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        return [max(len(x), 1) for x in ids]  # an empty text is fed as one token (_no_token_rows)
 
     def _fingerprint(self) -> str:
-        return data_fingerprint({"files": files_fingerprint(self._folder), "vectors": UNIT_VECTORS})
+        return data_fingerprint({"files": files_fingerprint(self._folder), "vectors": UNIT_VECTORS,
+                                 "empty_text": EMPTY_TEXT})  # fmt: skip
 
 
 class ConanEmbedder(Embedder):

@@ -173,6 +173,30 @@ def test_hf_last_pooling_reads_the_last_real_token() -> None:
     np.testing.assert_allclose(model.encode_batch(TEXTS, None), np.stack(expected), rtol=0, atol=1e-5)
 
 
+def test_hf_empty_text_without_special_tokens_is_one_end_token(tmp_path: Path) -> None:
+    """minilm with its tokenizer's post-processor removed adds no [CLS]/[SEP], as GPT-2's adds nothing: an empty
+    text tokenized to no token, so its row was all padding (mean: a zero vector; cls/last: a padding token's
+    state). It is fed as one end token ([SEP] here), in a batch or alone."""
+    import torch
+    from transformers import AutoModel
+
+    folder = _edited_minilm(tmp_path)
+    for name, edit in (("tokenizer.json", {"post_processor": None}),
+                       ("tokenizer_config.json", {"tokenizer_class": "PreTrainedTokenizerFast"})):  # fmt: skip
+        config = json.loads((_minilm_folder() / name).read_text())
+        (folder / name).unlink()  # BertTokenizer would rebuild the post-processor: tokenizer.json is taken as is
+        (folder / name).write_text(json.dumps({**config, **edit}))
+    plain = AutoModel.from_pretrained(str(folder)).eval()
+    with torch.inference_mode():
+        state = plain(input_ids=torch.tensor([[102]])).last_hidden_state[0, 0]  # [SEP], the tokenizer's sep id
+    expected = torch.nn.functional.normalize(state, dim=-1).numpy()
+    for pooling in ("mean", "cls", "last"):
+        model = load_model(f"hf:{folder}", ModelOptions(device="cpu", dtype="float32", pooling=pooling))
+        assert model.count_tokens(["", "Short."], None)[0] == 1
+        np.testing.assert_allclose(model.encode_batch(["", *TEXTS], None)[0], expected, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(model.encode_batch([""], None)[0], expected, rtol=0, atol=1e-5)
+
+
 def test_compile_is_part_of_the_cache_namespace_and_identity() -> None:
     """Before: a compiled model's vectors (inductor's fused kernels round otherwise) shared the eager namespace."""
     eager = load_model(f"hf:{_minilm_folder()}", FP32)
