@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from conan_model.atomic import durable_replace
 from conan_model.fingerprint import data_fingerprint
 from harness.env import user_cache_root
 
@@ -121,7 +122,7 @@ class EmbeddingCache:
             self._db.close()
         aside = self.path.with_name(f"{DB_NAME}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9}")
         if self.path.exists():
-            os.replace(self.path, aside)
+            durable_replace(self.path, aside)
             self.moved_aside = aside
         for suffix in ("-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)

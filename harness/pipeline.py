@@ -35,6 +35,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from conan_model.atomic import fsync_dir
 from harness.errors import UsageError
 from harness.runs import atomic_write_json, read_json
 
@@ -169,6 +170,7 @@ class Pipeline:
                 shutil.rmtree(out)
             else:
                 out.rename(aside)
+            fsync_dir(out.parent)  # on disk before the new `started` record: a lost rename would be resumed into
             self._say(step, f"config, starting model or training data changed: training again (old output kept "
                             f"in {aside})")  # fmt: skip
         self._start(step, {"key": key, "output_dir": str(out)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -147,7 +148,21 @@ tasks = ["STS16"]
         make_gguf(gguf, tok, seed=1)  # other weights behind the same gguf: path
     else:
         data.write_text(_rows(shared_data, 150), encoding="utf-8")  # the data file edited in place
+    old_key = json.loads((out / "pipeline.json").read_text())["started"]["train:0"]["key"]
+    flushes, real_fsync = [], os.fsync
+
+    def spy(fd: int) -> None:
+        """Each flush of `out` (where the stale output is renamed aside): is the rename done, is the new `started`
+        record not yet written? A rename lost to a power loss after that record would be resumed into."""
+        if os.fstat(fd).st_ino == out.stat().st_ino:
+            started = json.loads((out / "pipeline.json").read_text())["started"]["train:0"]["key"]
+            flushes.append(((out / "pretrain.replaced").is_dir(), started == old_key))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
     log = train()
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert flushes[0] == (True, True)  # before stop 26 the rename was not flushed at all
     assert "done earlier" not in log and "training data changed: training again" in log
     assert weights.stat().st_mtime_ns != trained
     trained = weights.stat().st_mtime_ns
