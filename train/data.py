@@ -32,7 +32,7 @@ from tokenizers import Tokenizer
 
 from conan_model.tokenizer import EncodedBatch, pad_batch, truncate
 
-from .errors import DataError
+from .errors import DataError, ResumeError
 
 log = logging.getLogger("train")
 ENCODE_BLOCK = 256  # documents tokenized together when packing
@@ -232,9 +232,21 @@ class PairBatches:
         self._order_epoch, self._order = -1, np.empty(0, dtype=np.int64)
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "batch": self.batch, "truncated": self.truncated}
+        return {"epoch": self.epoch, "batch": self.batch, "truncated": self.truncated,
+                "global_batch": self.global_batch}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, int]) -> None:
+        """The position is counted in global micro-batches (micro_batch_size x world size), whose size also lays
+        out the bucketing windows and gives each step its in-batch negatives: read in another size it names
+        other rows (some trained twice, others never), so such a resume is refused. Checkpoints from before
+        stop 26 do not record the size and are taken as they are."""
+        saved = state.get("global_batch", self.global_batch)
+        if saved != self.global_batch:
+            raise ResumeError(f"cannot resume: the checkpoint's data position counts global micro-batches of {saved} "
+                              f"rows (micro_batch_size x world size), this run's hold {self.global_batch} "
+                              f"({self.micro} x {self.world}); resuming would repeat some rows, skip others and "
+                              f"change each step's in-batch negatives. Set micro_batch_size so that it times the "
+                              f"world size is {saved}")  # fmt: skip
         self.epoch, self.batch, self.truncated = int(state["epoch"]), int(state["batch"]), int(state["truncated"])
 
     def heldout(self) -> list[dict[str, Any]]:

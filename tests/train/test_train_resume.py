@@ -207,3 +207,19 @@ def test_torn_last_metrics_line_is_dropped_on_resume(tmp_path, shared_data, one_
     log.write_text('{"step": 1, "loss\n' + good)
     with pytest.raises(TrainError, match=r"metrics\.jsonl:1: not a JSON row"):
         run_pretrain(cfg, resume="latest")
+
+
+def test_resume_refuses_another_global_micro_batch(tmp_path, shared_data, one_thread):
+    """The weak stage's data position counts global micro-batches: read in micro-batches of 8 after 16, a
+    resumed step retrained 16 of 16 rows it had seen (audit K4: losses 1.93 for 2.77). micro_batch_size is an
+    operational key only while micro x world stays the checkpoint's."""
+    tok = tmp_path / "tokenizer.json"
+    train_bbpe([shared_data / "train" / "parallel_en_zh" / "train.jsonl"], 400, ("query", "positive"),
+               max_rows=300, save_path=tok)  # fmt: skip
+    base = dict(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["parallel_en_zh"],
+                tokenizer=str(tok), model_overrides={"max_length": 16}, max_length=16, holdout=0, batch_size=16,
+                steps=2, save_every=1, eval_every=0, threads=1)  # fmt: skip
+    run_weak(WeakConfig(**base))
+    with pytest.raises(ResumeError, match=r"global micro-batches of 16 rows .* this run's hold 8 \(8 x 1\)"):
+        run_weak(WeakConfig(**base, micro_batch_size=8), resume="latest")
+    assert run_weak(WeakConfig(**base, micro_batch_size=16), resume="latest").is_dir()  # the same size: resumes
