@@ -87,7 +87,9 @@ class BertModel(Backbone):
         attention_mask = self.checked_mask(input_ids, attention_mask)
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         x = self.embed_norm(self.embed_tokens(input_ids) + self.embed_positions(positions))
-        mask, is_causal = sdpa_mask(attention_mask, mask_mode or self.config.attention, alpha, x.dtype)
+        if mask_mode is None:  # the checkpoint's own mask (ConanConfig.inference_mask)
+            mask_mode, alpha = self.config.inference_mask()
+        mask, is_causal = sdpa_mask(attention_mask, mask_mode, alpha, x.dtype)
         for layer in self.layers:
             if self.gradient_checkpointing and self.training:
                 x = checkpoint(layer, x, mask, is_causal, use_reentrant=False)

@@ -26,6 +26,8 @@ POOLINGS = ("mean", "last")  # defined here, not in pooling.py, so reading a con
 
 ARCHS = ("decoder", "bert")  # conan_model.modeling.ConanModel / conan_model.bert.BertModel
 ATTENTIONS = ("bidirectional", "causal")  # inference mask modes a checkpoint may declare
+# A weak-stage checkpoint saved mid-schedule is evaluated as it was last trained: the soft mask at `attention_alpha`.
+SOFT = "soft"
 ATTENTION_BACKENDS = ("auto", "flex", "sdpa")  # how a soft mask is applied (masks.choose_backend); run-time only
 
 # Keys written by to_dict() that are metadata, not constructor fields.
@@ -73,7 +75,8 @@ class ConanConfig:
     ``prompts`` maps a role ('query', 'document', ...) to a prefix prepended before tokenisation, and
     'default' to the prefix of a text without a role or without an entry of its own (:meth:`prompt`); empty by
     default because the paper's served model sends raw text. ``pooling`` is 'mean' (default) or 'last';
-    ``attention`` is the inference mask ('bidirectional' default, or 'causal'). Special-token ids default to
+    ``attention`` is the inference mask ('bidirectional' default, or 'causal'; 'soft' with ``attention_alpha`` in
+    (0, 1) only in a weak-stage checkpoint saved before its schedule reached 1). Special-token ids default to
     :mod:`conan_model.tokenizer`'s (pad=0, bos=2, eos=3); imported models carry their own (bos may be None).
     ``head_dim`` defaults to hidden_size / n_heads (Qwen2/Llama variants may set it explicitly).
     """
@@ -93,6 +96,7 @@ class ConanConfig:
     tie_word_embeddings: bool = True  # False: a separate lm_head.weight (V x hidden)
     pooling: str = "mean"
     attention: str = "bidirectional"
+    attention_alpha: float | None = None
     pad_token_id: int = 0
     bos_token_id: int | None = 2
     eos_token_id: int | None = 3
@@ -115,8 +119,13 @@ class ConanConfig:
             raise ValueError(f"head_dim {self.head_dim} must be even for RoPE")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.attention not in ATTENTIONS:
+        if self.attention == SOFT:
+            if not (isinstance(self.attention_alpha, int | float) and 0 < self.attention_alpha < 1):
+                raise ValueError(f"attention 'soft' needs attention_alpha in (0, 1), got {self.attention_alpha!r}")
+        elif self.attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
+        elif self.attention_alpha is not None:
+            raise ValueError(f"attention_alpha is for attention 'soft' only, got it with {self.attention!r}")
         if min(self.vocab_size, self.n_layers, self.ffn_size, self.max_length, self.head_dim) <= 0:
             raise ValueError("vocab_size, n_layers, ffn_size, max_length and head_dim must be positive")
         for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
@@ -158,6 +167,10 @@ class ConanConfig:
         if name not in PRESETS:
             raise KeyError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
+
+    def inference_mask(self) -> tuple[str, float | None]:
+        """(mask mode, alpha) a forward pass without an explicit mask mode uses."""
+        return self.attention, self.attention_alpha
 
     def to_dict(self) -> dict[str, Any]:
         return {"model_type": "conan", "architectures": ["ConanModel"], **dataclasses.asdict(self)}

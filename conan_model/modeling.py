@@ -217,7 +217,9 @@ class ConanModel(Backbone):
         attention_mask = self.checked_mask(input_ids, attention_mask)
         t = input_ids.shape[1]
         x = self.embed_tokens(input_ids)
-        mask, is_causal = attention_inputs(attention_mask, mask_mode or self.config.attention, alpha, x.dtype,
+        if mask_mode is None:  # the checkpoint's own mask (ConanConfig.inference_mask)
+            mask_mode, alpha = self.config.inference_mask()
+        mask, is_causal = attention_inputs(attention_mask, mask_mode, alpha, x.dtype,
                                            self.attention_backend)  # fmt: skip
         cos, sin = rope_cos_sin(t, self.config.head_dim, self.config.rope_theta, input_ids.device)
         for layer in self.layers:

@@ -209,8 +209,12 @@ def check_finite(loss_sum: float, grad_norm: torch.Tensor, step: int) -> float:
 
 def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, batches: Iterator[Any],
         step_fn: StepFn, ckpt: Path | None = None, state: dict[str, Any] | None = None,
-        evaluate: EvalFn | None = None, extra: Stateful | None = None) -> Path:  # fmt: skip
-    """Run ``cfg.steps`` optimizer steps (from the checkpoint's step when resuming); returns ``<out>/final``."""
+        evaluate: EvalFn | None = None, extra: Stateful | None = None,
+        trained_config: Callable[[int], ConanConfig] | None = None) -> Path:  # fmt: skip
+    """Run ``cfg.steps`` optimizer steps (from the checkpoint's step when resuming); returns ``<out>/final``.
+
+    ``trained_config(step)``: the config a checkpoint after ``step`` steps is saved with, where it is not the
+    final one (the weak stage's mask mid-schedule); the final export always takes ``model.config``."""
     out = Path(cfg.output_dir)
     _, accum = micro_batches(cfg, rt)
     model.gradient_checkpointing, model.attention_backend = cfg.gradient_checkpointing, cfg.attention_backend
@@ -244,7 +248,8 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
         saved = {"stage": cfg.stage, "config": cfg.to_dict(), "data_hashes": (state or {}).get("data_hashes"),
                  "data": batches.state_dict(),
                  "extra_state": extra.state_dict() if extra is not None else {}, "log_window": window}  # fmt: skip
-        ckpt_io.save_checkpoint(out, step, module, model.config, tokenizer, optimizer, scheduler, rt, saved,
+        config = trained_config(step) if trained_config is not None else model.config
+        ckpt_io.save_checkpoint(out, step, module, config, tokenizer, optimizer, scheduler, rt, saved,
                                 cfg.keep_last)  # fmt: skip
 
     loss_sum, micro_count, tokens, flops, steps_in_window = torch.zeros((), device=rt.device), 0, 0, 0.0, 0

@@ -6,9 +6,10 @@ LLM2Vec (BehnamGhader et al., 2024) turns a decoder into an encoder in three mov
 bidirectional, adapt with MNTP for a short while, then train contrastively. This stage is the first two; the
 weak stage with ``mask_schedule = "bidirectional"`` (and ``pooling = "mean"``) is the third, so the recipe is a
 peer arm of the soft-mask conversion. Raw text is packed into ``seq_len``-token rows as in pretraining;
-``mask_ratio`` of the positions (never the first: nothing precedes it) are chosen, 80% replaced by
-``mask_token``, 10% by a random token, 10% kept, and token i is predicted from the state at position i - 1
-through the pretrained LM head. LLM2Vec trains LoRA adapters; here all weights train.
+``mask_ratio`` of the positions (never the first: nothing precedes it, nor a special token such as the eos
+between packed documents, as in LLM2Vec) are chosen, 80% replaced by ``mask_token``, 10% by a random non-special
+token, 10% kept, and token i is predicted from the state at position i - 1 through the pretrained LM head.
+LLM2Vec trains LoRA adapters; here all weights train.
 
 Masks are drawn from a generator seeded by (seed, step, rank, micro-batch), so a resumed run masks the same
 positions. The exported config.json says ``attention = "bidirectional"`` and this stage's ``pooling``.
@@ -21,7 +22,10 @@ from collections import Counter
 from pathlib import Path
 
 import torch
+from tokenizers import Tokenizer
 from torch import nn
+
+from conan_model import ConanConfig
 
 from . import loop
 from .config import MntpConfig
@@ -32,18 +36,29 @@ from .metrics import flops_per_token
 CONFIG = MntpConfig
 
 
-def mask_tokens(ids: torch.Tensor, ratio: float, mask_id: int, vocab: int,
-                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def mask_tokens(ids: torch.Tensor, ratio: float, mask_id: int, vocab: int, generator: torch.Generator,
+                special: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """(inputs, labels): ``ratio`` of the positions after the first chosen; of those 80% -> ``mask_id``,
-    10% -> a random token, 10% unchanged. Labels hold the original token at chosen positions, -100 elsewhere."""
-    chosen = torch.rand(ids.shape, generator=generator) < ratio
+    10% -> a random token, 10% unchanged. Labels hold the original token at chosen positions, -100 elsewhere.
+    ``special`` ids (eos between packed documents, pad, bos) are never chosen nor drawn as random tokens, as in
+    LLM2Vec's collator: they are markers, not text to predict."""
+    special = torch.empty(0, dtype=ids.dtype) if special is None else special.to(ids.dtype)
+    chosen = (torch.rand(ids.shape, generator=generator) < ratio) & ~torch.isin(ids, special)
     chosen[:, 0] = False
     labels = ids.masked_fill(~chosen, -100)
     action = torch.rand(ids.shape, generator=generator)
     inputs = ids.masked_fill(chosen & (action < 0.8), mask_id)
     swap = chosen & (action >= 0.8) & (action < 0.9)
-    random_ids = torch.randint(vocab, ids.shape, generator=generator)
+    allowed = torch.arange(vocab, dtype=ids.dtype)[~torch.isin(torch.arange(vocab, dtype=ids.dtype), special)]
+    random_ids = allowed[torch.randint(len(allowed), ids.shape, generator=generator)]
     return torch.where(swap, random_ids, inputs), labels
+
+
+def special_ids(tokenizer: Tokenizer, config: ConanConfig) -> torch.Tensor:
+    """The ids MNTP leaves alone: the tokenizer's special tokens and the config's pad/bos/eos."""
+    ids = {i for i, token in tokenizer.get_added_tokens_decoder().items() if token.special}
+    ids |= {i for i in (config.pad_token_id, config.bos_token_id, config.eos_token_id) if i is not None}
+    return torch.tensor(sorted(ids), dtype=torch.long)
 
 
 def run(cfg: MntpConfig, resume: str | None = None) -> Path:
@@ -60,11 +75,14 @@ def run(cfg: MntpConfig, resume: str | None = None) -> Path:
     batches = PackedBatches(index, tokenizer, cfg.seq_len, micro, rt.rank, rt.world_size, cfg.seed, cfg.text_field)
     per_token = flops_per_token(model.config, cfg.seq_len, lm_head=True)
     calls: Counter[int] = Counter()  # micro-batches seen per step: part of each mask's seed
+    special = special_ids(tokenizer, model.config)
+    if mask_id in special.tolist():
+        raise ConfigError(f"mask_token {cfg.mask_token!r} is a special token of the tokenizer; choose a plain one")
 
     def step(module: nn.Module, batch: torch.Tensor, step: int) -> loop.StepResult:
         generator = torch.Generator().manual_seed(hash((cfg.seed, step, rt.rank, calls[step])) & (2**63 - 1))
         calls[step] += 1
-        inputs, labels = mask_tokens(batch, cfg.mask_ratio, mask_id, tokenizer.get_vocab_size(), generator)
+        inputs, labels = mask_tokens(batch, cfg.mask_ratio, mask_id, tokenizer.get_vocab_size(), generator, special)
         loss = module("mntp_loss", inputs.to(rt.device), labels.to(rt.device))
         return loop.StepResult(loss=loss, value=loss.detach(), tokens=batch.numel(), flops=per_token * batch.numel())
 

@@ -10,7 +10,10 @@ text already counted (train.losses.counted_candidates). The attention mask follo
 'linear' (the paper's), 'accelerating', 'decelerating', 'hard' (causal until the last step), or a fixed 'causal' /
 'bidirectional'. 'bidirectional' from step 0 is the hard switch at step 0; 'causal' keeps a decoder causal (pair it
 with ``pooling = "last"``). The exported config.json records the attention the schedule ends with ('causal' only
-for the causal schedule) and ``pooling`` when set, so evaluation embeds the way training ended. Evaluation
+for the causal schedule) and ``pooling`` when set, so evaluation embeds the way training ended; a checkpoint saved
+mid-schedule records the mask of its last step instead ('soft' with ``attention_alpha``, 'causal' before the hard
+switch), so ``conan:<checkpoint>`` embeds the way training had gone so far. An encoder (``arch = "bert"``, never
+causal) takes only the 'bidirectional' schedule; a bidirectional decoder start is warned about. Evaluation
 (held-out pairs, see ``holdout``) uses that same inference attention. Queries get the model's 'query' prompt and
 positives its 'document' prompt (``ConanConfig.prompt``; none for the paper's decoder).
 """
@@ -18,6 +21,7 @@ positives its 'document' prompt (``ConanConfig.prompt``; none for the paper's de
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,17 +30,19 @@ import torch
 from tokenizers import Tokenizer
 from torch import nn
 
-from conan_model import encode_batch, soft_alpha
+from conan_model import ConanConfig, encode_batch, soft_alpha
 from conan_model.tokenizer import pad_batch
 
 from . import loop
 from .config import WeakConfig
 from .data import JsonlIndex, PairBatch, PairBatches
 from .distributed import autocast
+from .errors import ConfigError
 from .losses import gather_with_grad, info_nce
 from .metrics import flops_per_token
 
 CONFIG = WeakConfig
+log = logging.getLogger(__name__)
 FIELDS = ("query", "positive")
 
 
@@ -85,8 +91,10 @@ def run(cfg: WeakConfig, resume: str | None = None) -> Path:
     index = JsonlIndex(cfg.data_files(), required=FIELDS, optional=("negative",))
     tokenizer = loop.get_tokenizer(cfg, rt, ckpt, fields=FIELDS)
     model = loop.build_model(cfg, tokenizer, ckpt, cfg.max_length)
+    check_start(cfg, model.config, warn=ckpt is None and rt.is_main)
     attention = "causal" if cfg.mask_schedule == "causal" else "bidirectional"
-    model.config = dataclasses.replace(model.config, attention=attention, pooling=cfg.pooling or model.config.pooling)
+    model.config = dataclasses.replace(model.config, attention=attention, attention_alpha=None,
+                                       pooling=cfg.pooling or model.config.pooling)  # fmt: skip
     micro, _ = loop.micro_batches(cfg, rt)
     prefixes = {"query": model.config.prompt("query"), "positive": model.config.prompt("document")}
     batches = PairBatches(index, tokenizer, FIELDS, cfg.max_length, micro, rt.rank, rt.world_size, cfg.seed,
@@ -111,4 +119,27 @@ def run(cfg: WeakConfig, resume: str | None = None) -> Path:
     def evaluate(module: nn.Module, step: int) -> dict[str, float]:
         return pair_ranking(module, tokenizer, heldout, cfg.max_length, rt.device, model.config.attention, prefixes)
 
-    return loop.fit(cfg, rt, model, tokenizer, batches, step, ckpt, state, evaluate=evaluate if heldout else None)
+    def trained_config(done: int) -> ConanConfig:
+        """A checkpoint's config after ``done`` steps: the mask of its last trained step, which mid-schedule is
+        not the end state the final export declares."""
+        mode, alpha, _ = mask_for_step(cfg.mask_schedule, done - 1, cfg.steps)
+        if mode == "soft" and alpha in (0.0, 1.0):
+            mode, alpha = ("causal" if alpha == 0.0 else "bidirectional"), None
+        return dataclasses.replace(model.config, attention=mode, attention_alpha=alpha)
+
+    return loop.fit(cfg, rt, model, tokenizer, batches, step, ckpt, state, evaluate=evaluate if heldout else None,
+                    trained_config=trained_config)  # fmt: skip
+
+
+def check_start(cfg: WeakConfig, start: ConanConfig, warn: bool) -> None:
+    """The soft mask moves a causally trained decoder to bidirectional attention: an encoder was never causal,
+    and a schedule that starts causal would first train it as one (refused); a decoder whose start already
+    attends bidirectionally (an MNTP or earlier weak output) is taken back to causal, which ``warn`` says (at a
+    fresh start, on rank 0)."""
+    if start.arch == "bert" and cfg.mask_schedule != "bidirectional":
+        raise ConfigError(f"mask_schedule {cfg.mask_schedule!r}: init {cfg.init!r} is a bidirectional encoder "
+                          "(arch 'bert'), never trained causally, and the schedule would train it under a causal "
+                          "mask first; set mask_schedule = \"bidirectional\"")  # fmt: skip
+    if warn and cfg.init and start.attention == "bidirectional" and cfg.mask_schedule != "bidirectional":
+        log.warning("init %s already attends bidirectionally; mask_schedule %r trains it under a causal mask first "
+                    "(mask_schedule = \"bidirectional\" continues as it is)", cfg.init, cfg.mask_schedule)

@@ -87,3 +87,7 @@ def test_weak_stage_prompts_and_lm_stages_refuse_an_encoder(tmp_path: Path, shar
     assert ids[0] == tok.encode("query: " + index.row(0)["query"]).ids[:32]
     with pytest.raises(ConfigError, match="the mntp stage trains next-token prediction, which an arch 'bert'"):
         build_model(MntpConfig(output_dir=str(tmp_path / "mntp"), **common), None, None, 32)
+    # the weak stage's default schedule starts causal: an encoder never was (before: trained causally at step 0)
+    with pytest.raises(ConfigError, match="mask_schedule 'linear': init 'multilingual-e5-small' is a bidirectional"):
+        run_weak(WeakConfig(output_dir=str(tmp_path / "linear"), max_length=32, batch_size=4, holdout=0, **common))
+    assert not (tmp_path / "linear" / "checkpoints").exists()

@@ -45,6 +45,9 @@ def test_tiny_pretrain_loss_drops_and_exports_a_conan_folder(tmp_path, shared_da
     assert state["step"] == 40 and state["config"]["seq_len"] == 64 and set(state["data"]) == {"epoch", "doc", "offset"}
     weights = load_file(final / "model.safetensors")
     assert all(torch.equal(weights[k], v) for k, v in load_file(last / "model.safetensors").items())
+    # trained causally, it embeds causally from its eos state, as an imported decoder (before: bidirectional, mean)
+    exported = json.loads((final / "config.json").read_text())
+    assert (exported["attention"], exported["pooling"]) == ("causal", "last")
     encoder = ConanEncoder.from_pretrained(final, device="cpu")
     emb = encoder.encode(["Stocks rallied on Friday.", "股市周五上涨。"])
     assert emb.shape == (2, 128) and abs(float((emb**2).sum(1).mean()) - 1.0) < 1e-4

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 
 import pytest
 import torch
 from pretrained_helpers import make_qwen2_folder
 
-from conan_model import ConanEncoder, load_pretrained
+from conan_model import ConanEncoder, load_pretrained, save_pretrained
 from conan_model import train_tokenizer as train_bbpe
-from conan_model.importing import init_model
+from conan_model.importing import init_model, init_tokenizer
 from train.cli import main as train_main
 from train.config import MntpConfig, WeakConfig
 from train.mntp import mask_tokens
@@ -77,6 +79,55 @@ def test_mask_tokens_follows_the_80_10_10_rule():
     assert torch.equal(inputs[~chosen], ids[~chosen])
     masked = (inputs[chosen] == 7).float().mean().item()
     assert abs(masked - 0.8) < 5 * (0.8 * 0.2 / chosen.sum().item()) ** 0.5
+
+
+def test_mask_tokens_leaves_special_tokens_alone():
+    """As LLM2Vec's collator: an eos between packed documents is never a target, and the 10% random tokens are
+    never special ones (audit K6: SmolLM2's <|im_end|> was chosen and drawn)."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 40, (64, 256), generator=g)  # ids 0-2 special, ~7.5% of the positions
+    special = torch.tensor([0, 1, 2])
+    inputs, labels = mask_tokens(ids, 0.5, mask_id=7, vocab=40, generator=g, special=special)
+    chosen = labels != -100
+    assert chosen.any() and not torch.isin(ids[chosen], special).any()
+    swapped = chosen & (inputs != 7) & (inputs != ids)
+    assert swapped.sum() > 100 and not torch.isin(inputs[swapped], special).any()
+    assert torch.equal(inputs[~chosen], ids[~chosen])
+
+
+@pytest.mark.parametrize(("schedule", "mid"), [("linear", ("soft", 1 / 3)), ("hard", ("causal", None))])
+def test_a_mid_schedule_checkpoint_embeds_as_it_was_trained(tmp_path, shared_data, qwen2, schedule, mid):
+    """A checkpoint saved before α reaches 1 said "bidirectional" and was scored so (audit K3b: a hard-schedule
+    checkpoint, trained only causally, gave cos 0.966 against its own mask). It now records its last step's mask
+    (α(1) = 1/3 of 4 linear steps; the hard schedule is causal until the last) and the encoder applies it."""
+    final = run_weak(weak_config(tmp_path, shared_data, f"hf:{qwen2}", mask_schedule=schedule, pooling="mean",
+                                 steps=4, save_every=2))  # fmt: skip
+    ckpt = tmp_path / "out" / "checkpoints" / "step_00000002"
+    model, tok = load_pretrained(ckpt)
+    assert (model.config.attention, model.config.attention_alpha) == pytest.approx(mid)
+    assert load_pretrained(final)[0].config.inference_mask() == ("bidirectional", None)
+    texts = ["a short text", "北京的天气 is fine today"]
+    enc = ConanEncoder.from_pretrained(ckpt, device="cpu", dtype=torch.float32)
+    with torch.no_grad():
+        expected = []
+        for b in tok.encode_batch(texts):
+            ids, mask = torch.tensor([b.ids]), torch.ones(1, len(b.ids), dtype=torch.long)
+            expected.append(model.embed(ids, mask, mask_mode=mid[0], alpha=mid[1])[0])
+        bidirectional = model.embed(ids, mask, mask_mode="bidirectional")[0]
+    got = torch.from_numpy(enc.encode(texts))
+    assert torch.allclose(got, torch.stack(expected), atol=1e-5)
+    assert not torch.allclose(got[1], bidirectional, atol=1e-3)  # the end state's vector would differ
+
+
+def test_weak_warns_when_a_bidirectional_start_is_taken_back_to_causal(tmp_path, shared_data, qwen2, caplog):
+    """An MNTP or earlier weak output already attends bidirectionally; the default linear schedule trains it under
+    a causal mask first: said at the start, not refused (the soft-mask ablation's arms may want exactly that)."""
+    model = init_model(f"hf:{qwen2}")
+    model.config = dataclasses.replace(model.config, attention="bidirectional", pooling="mean")
+    start = save_pretrained(model, init_tokenizer(f"hf:{qwen2}"), tmp_path / "bidir")
+    with caplog.at_level(logging.WARNING, logger="train.weak"):
+        run_weak(weak_config(tmp_path, shared_data, str(start), steps=1))
+    assert "already attends bidirectionally; mask_schedule 'linear' trains it under a causal mask first" in caplog.text
 
 
 def test_mntp_stage_learns_and_exports_bidirectional_mean(tmp_path, shared_data, qwen2):
