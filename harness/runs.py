@@ -211,10 +211,11 @@ def open_run(path: Path) -> RunDir:
     return RunDir(Path(path), model["name"], model["revision"])
 
 
-# The task-record fields that say which data a score was computed on; not "path": the same rows may live elsewhere.
-# `data` is the task's recorded data identity (harness/identity.py): a mirror's file hash, an official task's
-# dataset revision, so replaced rows behind an unchanged sampling note count as other data.
-SAME_DATA_KEYS = ("source", "sampling", "data_source", "split", "subsets", "data")
+# The task-record fields that say which data a score was computed on, and by which metric; not "path": the same
+# rows may live elsewhere. `data` is the task's recorded data identity (harness/identity.py): a mirror's file hash,
+# an official task's dataset revision, so replaced rows behind an unchanged sampling note count as other data;
+# `main_metric` another score of the same rows (a task.json edit, an mteb upgrade), never comparable either.
+SAME_DATA_KEYS = ("source", "sampling", "data_source", "split", "subsets", "data", "main_metric")
 
 
 def data_differences(records: list[dict[str, Any]]) -> list[str]:

@@ -19,7 +19,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
     atomic_write_text(Path(args.out), text)
     print(text)
     print(f"regression report written to {args.out}")
-    return EXIT_REGRESSION if comp.regressed else EXIT_OK
+    return EXIT_REGRESSION if comp.regressed or comp.failed else EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:

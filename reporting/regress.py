@@ -3,8 +3,9 @@
 Per shared task: delta of the main score with a paired bootstrap CI over items (both runs resampled with the same
 item indices, main score recomputed on each resample from the runs' per-item outputs and gold labels, see
 reporting/items.py); verdict regressed / improved /
-within noise; efficiency deltas beside it. Exit status: 1 on any significant regression, 0 otherwise, 2 on
-unusable input (not a run directory, no shared finished task).
+within noise; efficiency deltas beside it. A task the baseline finished and the candidate attempted without a score
+is *failed in candidate*. Exit status: 1 on any significant regression or failed task, 0 otherwise, 2 on
+unusable input (not a run directory, no shared finished task, a --tasks name in neither run).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from harness.runs import RunDir, data_differences, open_run, other_settings
 from reporting.items import NotTestable, task_items
 
 EXIT_OK, EXIT_REGRESSION = 0, 1
+FAILED = "failed in candidate"
 
 
 @dataclass
@@ -55,6 +57,12 @@ class Comparison:
     @property
     def regressed(self) -> list[str]:
         return [t.task for t in self.tasks if t.verdict == "regressed"]
+
+    @property
+    def failed(self) -> list[str]:
+        """Tasks the baseline finished and the candidate did not (failed, or its data missing): no score is the
+        worst outcome a gate can see, so these fail it too."""
+        return [t.task for t in self.tasks if t.verdict == FAILED]
 
 
 def paired_bootstrap(score_base: Any, score_cand: Any, pos_base: np.ndarray, pos_cand: np.ndarray, n_boot: int,
@@ -101,18 +109,24 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     """Test every task both runs finished; raises UsageError when there is nothing to compare."""
     base, cand = _open(baseline), _open(candidate)
     rec_b, rec_c = _finished(base), _finished(cand)
+    attempted_c = cand.read_run().get("tasks", {})
+    if tasks is not None:
+        unknown = [t for t in tasks if t not in base.read_run().get("tasks", {}) and t not in attempted_c]
+        if unknown:
+            raise UsageError(f"--tasks: {', '.join(unknown)} in neither run ({baseline}, {candidate})")
     shared = [t for t in rec_b if t in rec_c and (tasks is None or t in tasks)]
-    if not shared:
+    lost = [t for t in rec_b if t in attempted_c and t not in rec_c and (tasks is None or t in tasks)]
+    if not shared and not lost:
         raise UsageError(f"no finished task in common between {baseline} and {candidate}"
                          + (f" among {', '.join(tasks)}" if tasks else ""))  # fmt: skip
-    level = alpha / len(shared) if bonferroni else alpha
+    level = alpha / max(len(shared), 1) if bonferroni else alpha
     comp = Comparison(base, cand, {"alpha": alpha, "level": level, "n_boot": n_boot, "seed": seed,
                                    "min_effect": min_effect, "bonferroni": bonferroni})  # fmt: skip
     if n_boot * level / 2 < 10:  # each CI end is a quantile of the resamples: it needs some beyond it
         need = math.ceil(20 / level)
         comp.warnings.append(f"each end of the {100 * (1 - level):.4g}% CI rests on {n_boot * level / 2:.1f} of "
                              f"{n_boot} resamples; use --n-boot {need} or more for a stable CI")  # fmt: skip
-    only = [t for t in sorted(set(rec_b) ^ set(rec_c)) if tasks is None or t in tasks]
+    only = [t for t in sorted(set(rec_b) ^ set(rec_c)) if (tasks is None or t in tasks) and t not in lost]
     if only:
         comp.warnings.append(f"task sets differ; tested on the {len(shared)} shared task(s). Only in one run: "
                              + ", ".join(only))  # fmt: skip
@@ -121,6 +135,12 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
         foreign = [f"the {side} kept it from a run with other settings ({found[name]})"
                    for side, found in kept.items() if name in found]  # fmt: skip
         comp.tasks.append(_test_task(base, cand, name, rec_b[name], rec_c[name], comp.settings, "; ".join(foreign)))
+    for name in lost:
+        rb, rc = rec_b[name], attempted_c[name]
+        why = str(rc.get("error") or rc.get("reason") or "no score").splitlines()[0][:160]
+        comp.tasks.append(TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "",
+                                      float(rb["main_score"]), math.nan, verdict=FAILED,
+                                      reason=f"status {rc.get('status')}: {why}"))  # fmt: skip
     comp.warnings += _efficiency_warnings(base, cand, shared)
     return comp
 
@@ -136,7 +156,7 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
         return tv
     differing = data_differences([rb, rc])
     if differing:
-        tv.reason = f"the runs scored different data ({', '.join(differing)} differ)"
+        tv.reason = f"the runs' scores are not comparable ({', '.join(differing)} differ)"
         return tv
     try:
         ib, ic = task_items(base, name, rb), task_items(cand, name, rc)
@@ -227,13 +247,15 @@ def render(comp: Comparison) -> str:
     rows = []
     for t in comp.tasks:
         ci = "—" if t.lo is None else f"[{100 * t.lo:+.2f}, {100 * t.hi:+.2f}]"
-        label = f"**{t.verdict}**" if t.verdict in ("regressed", "improved") else t.verdict
+        label = f"**{t.verdict}**" if t.verdict in ("regressed", "improved", FAILED) else t.verdict
+        cand, delta = ("—", "—") if math.isnan(t.cand) else (f"{100 * t.cand:.2f}", f"{100 * t.delta:+.2f}")
         rows.append([t.task, t.kind, t.metric, f"{t.n} {t.unit}" if t.n else "—", f"{100 * t.base:.2f}",
-                     f"{100 * t.cand:.2f}", f"{100 * t.delta:+.2f}", ci,
+                     cand, delta, ci,
                      label + (f" ({t.reason})" if t.reason else "")])  # fmt: skip
-    bad = comp.regressed
-    headline = (f"**REGRESSION** on {len(bad)} task(s): {', '.join(bad)}" if bad
-                else "No significant regression.")  # fmt: skip
+    bad, lost = comp.regressed, comp.failed
+    headline = " ".join(
+        [f"**REGRESSION** on {len(bad)} task(s): {', '.join(bad)}." if bad else ""]
+        + [f"**FAILED** in the candidate: {', '.join(lost)}." if lost else ""]).strip() or "No significant regression."
     rb, rc = comp.base.read_run().get("model", {}), comp.cand.read_run().get("model", {})
     lines = [
         "# Regression report", "",
@@ -262,6 +284,7 @@ def render(comp: Comparison) -> str:
         "is *regressed* when the CI of Δ lies below 0 and Δ ≤ −min-effect, *improved* when it lies above 0 and "
         "Δ ≥ min-effect, otherwise *within noise*. Clustering CIs hold the cluster assignment fixed (they cover "
         "document sampling, not k-means randomness). Tasks without usable per-item data say why and are "
-        "*not tested*; they never fail the job.",
+        "*not tested*; they never fail the job. A task the baseline finished and the candidate attempted without "
+        "a score (failed, or its data missing) is *failed in candidate* and fails the job.",
     ]  # fmt: skip
     return "\n".join(lines) + "\n"

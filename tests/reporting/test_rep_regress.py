@@ -132,7 +132,50 @@ def test_task_on_different_data_is_not_tested(tiny_runs, tmp_path):
     record["tasks"]["TinySTS"]["sampling"] = "another sample"
     (short / "run.json").write_text(json.dumps(record))
     (sts,) = compare(tiny_runs["base"], short, n_boot=50, tasks=["TinySTS"]).tasks
-    assert sts.verdict == "not tested" and sts.reason == "the runs scored different data (sampling differ)"
+    assert sts.verdict == "not tested" and sts.reason == "the runs' scores are not comparable (sampling differ)"
+
+
+@pytest.mark.parametrize(("where", "value", "named"), [
+    (("identity", "data"), "sha256:other-rows", "data"), (("main_metric",), "cosine_pearson", "main_metric"),
+])  # fmt: skip
+def test_other_rows_or_another_metric_are_not_tested(tiny_runs, tmp_path, where, value, named):
+    """Rows edited behind an unchanged task.json (the recorded file hash differs; audit I: the same vectors gave
+    a REGRESSION of −44 points, exit 1) and another main metric of one task are no basis for a verdict."""
+    short = tmp_path / "short"
+    shutil.copytree(tiny_runs["short"], short)
+    record = json.loads((short / "run.json").read_text())
+    target = record["tasks"]["TinySTS"]
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    (short / "run.json").write_text(json.dumps(record))
+    (sts,) = compare(tiny_runs["base"], short, n_boot=50, tasks=["TinySTS"]).tasks
+    assert sts.verdict == "not tested" and sts.reason == f"the runs' scores are not comparable ({named} differ)"
+
+
+def test_a_task_the_candidate_failed_fails_the_gate(tiny_runs, tmp_path, capsys):
+    """Before: only a 'task sets differ' warning, "No significant regression." and exit 0."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["short"], cand)
+    record = json.loads((cand / "run.json").read_text())
+    record["tasks"]["TinySTS"].update(status="failed", main_score=None, error="ValueError: bad row\ntrace")
+    (cand / "run.json").write_text(json.dumps(record))
+    comp = compare(tiny_runs["base"], cand, n_boot=20, tasks=["TinySTS"])
+    assert comp.failed == ["TinySTS"] and comp.tasks[0].reason == "status failed: ValueError: bad row"
+    out = tmp_path / "r.md"
+    assert main(["regress", "--baseline", str(tiny_runs["base"]), "--candidate", str(cand), "--n-boot", "20",
+                 "--tasks", "TinySTS", "--out", str(out)]) == 1  # fmt: skip
+    text = out.read_text()
+    assert "**FAILED** in the candidate: TinySTS." in text and "No significant regression" not in text
+    assert re.search(r"\| TinySTS +\| STS +\| cosine_spearman +\| — +\| [\d.]+ +\| — +\| — +\| — +\| "
+                     r"\*\*failed in candidate\*\* \(status failed: ValueError: bad row\)", text)
+
+
+def test_a_tasks_name_in_neither_run_is_a_usage_error(tiny_runs, tmp_path, capsys):
+    """A typo in a nightly gate's --tasks silently dropped the task (audit I F8)."""
+    assert main(["regress", "--baseline", str(tiny_runs["base"]), "--candidate", str(tiny_runs["short"]),
+                 "--tasks", "TinySTS,TinySTSS", "--out", str(tmp_path / "r.md")]) == 2  # fmt: skip
+    assert "--tasks: TinySTSS in neither run" in capsys.readouterr().err
 
 
 def test_task_kept_from_other_settings_is_not_tested(tiny_runs, tmp_path):
