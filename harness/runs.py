@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
+import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -41,6 +43,17 @@ def read_json(path: Path, default: Any = None) -> Any:
     if not path.is_file():
         return default
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this id runs on this machine (a staging folder's owner)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def model_dir_name(name: str) -> str:
@@ -123,10 +136,17 @@ class RunDir:
         return entry.get("status") == "ok" and entry.get("identity") == identity and all(p.is_file() for p in files)
 
     def staging(self, task: str) -> RunDir:
-        """An empty run directory of the same layout (`.staging/<Task>/`) that a task's new evaluation writes into
-        while its old result stays in place; what an interrupted evaluation left there is cleared first."""
-        path = self.path / ".staging" / task
-        shutil.rmtree(path, ignore_errors=True)
+        """An empty run directory of the same layout (`.staging/<Task>.<pid>-<nonce>/`) that a task's new evaluation
+        writes into while its old result stays in place. One per process: two runs redoing one task in one
+        directory shared `.staging/<Task>/` before stop 26 and wiped each other's files, leaving run.json `ok`
+        over no result. What a process no longer alive left for this task is cleared first."""
+        root = self.path / ".staging"
+        for old in root.glob(f"{task}*"):
+            name, _, owner = old.name.rpartition(".")
+            pid = owner.split("-")[0]
+            if old.name == task or (name == task and pid.isdigit() and not _alive(int(pid))):
+                shutil.rmtree(old, ignore_errors=True)
+        path = root / f"{task}.{os.getpid()}-{secrets.token_hex(4)}"
         path.mkdir(parents=True)
         return RunDir(path, self.model_name, self.revision)
 
@@ -145,6 +165,10 @@ class RunDir:
         a record of one evaluation over files of another. The old files go even when the new evaluation failed
         (whatever it staged goes too), so mteb's own readers (`mteb.ResultCache`) never find a score that run.json
         does not record."""
+        if entry.get("status") == "ok" and not staged.result_path(task).is_file():
+            entry = {**entry, "status": "failed", "main_score": None, "identity": None,
+                     "error": f"the evaluation's result file is missing from {staged.path} (removed by another "
+                              "process?)", "traceback": None}  # fmt: skip
         self.update_run(lambda rec: rec.setdefault("tasks", {}).__setitem__(task, pending))
         for old in self.task_files(task):
             old.unlink()

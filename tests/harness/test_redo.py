@@ -203,3 +203,23 @@ def test_summary_compares_every_identity_key() -> None:
     assert found["Prompt"] == 'prompts {"query": ""}, new_key none'
     del record["identity"]["new_key"]
     assert set(other_settings(record)) == {"Cls", "Fused", "Prompt"}
+
+
+def test_concurrent_stagings_of_one_task_keep_their_own_files(tmp_path: Path) -> None:
+    """Before: both runs staged into `.staging/<Task>/`, the second cleared the first's files, and run.json said
+    `ok` with no result file (audit J1). Each process now has its own folder; only a dead owner's is cleared, and
+    a staged evaluation without its result file is recorded failed, never ok."""
+    run = RunDir(tmp_path / "r", "org/model", "rev")
+    run.write_run({"tasks": {}})
+    first = run.staging("T")
+    first.result_path("T").parent.mkdir(parents=True)
+    first.result_path("T").write_text("{}")
+    dead = run.path / ".staging" / f"T.{2**22 + 1}-00"  # above Linux's pid_max: no such process
+    dead.mkdir()
+    second = run.staging("T")
+    assert second.path != first.path and first.result_path("T").is_file() and not dead.exists()
+    run.replace_task("T", {"status": "pending"}, {"status": "ok", "main_score": 0.7}, second, None)
+    entry = run.read_run()["tasks"]["T"]
+    assert entry["status"] == "failed" and entry["main_score"] is None and "result file is missing" in entry["error"]
+    run.replace_task("T", {"status": "pending"}, {"status": "ok", "main_score": 0.7}, first, None)
+    assert run.read_run()["tasks"]["T"]["status"] == "ok" and run.result_path("T").is_file()
