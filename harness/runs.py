@@ -31,6 +31,7 @@ from conan_model.atomic import atomic_write as atomic_write
 from conan_model.atomic import atomic_write_json as atomic_write_json
 from conan_model.atomic import atomic_write_text as atomic_write_text
 from conan_model.atomic import durable_replace
+from harness.errors import DataError
 
 if TYPE_CHECKING:  # importing mteb takes seconds; the CLI parser and readers of run.json do not need it
     from mteb.results import TaskResult
@@ -40,9 +41,18 @@ OFFICIAL, MIRROR, MISSING = "official", "mirror", "missing"  # a task's source, 
 
 
 def read_json(path: Path, default: Any = None) -> Any:
+    """A JSON file the harness wrote (run.json, efficiency.json, predictions, gold, pipeline and ablate state), or
+    ``default`` when absent; a damaged one is a DataError naming it, never a traceback, and is left as it is."""
     if not path.is_file():
         return default
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(path, 0, f"damaged JSON (not UTF-8: {exc.reason} at byte {exc.start}); restore the file "
+                                 "or remove it (a run directory's tasks are then evaluated again)") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(path, exc.lineno, f"damaged JSON ({exc.msg}, column {exc.colno}); restore the file or "
+                                          "remove it (a run directory's tasks are then evaluated again)") from None
 
 
 def _alive(pid: int) -> bool:

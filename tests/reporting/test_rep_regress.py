@@ -198,3 +198,25 @@ def test_too_few_resamples_for_the_ci_level_are_named(tiny_runs):
     assert any("rests on 0.7 of 200 resamples; use --n-boot 2800 or more" in w for w in few.warnings)
     enough = compare(tiny_runs["base"], tiny_runs["short"], n_boot=400, tasks=["TinySTS"])
     assert not any("rests on" in w for w in enough.warnings)  # 400 × 0.025 = 10 beyond each end
+
+
+@pytest.mark.parametrize("damaged", ["run.json", "efficiency.json", "predictions/TinySTS_gold.json"])
+def test_a_damaged_run_file_is_an_error_naming_it(tiny_runs, tmp_path, capsys, damaged):
+    """Before: a raw JSONDecodeError traceback (exit 1) from regress, report and leaderboard, naming no file
+    (audit J4). Now exit 2 with file:line, and the file is left as it was."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["short"], cand)
+    target = cand / damaged
+    text = target.read_text()[:40]
+    target.write_text(text)
+    commands = [["regress", "--baseline", str(tiny_runs["base"]), "--candidate", str(cand), "--tasks", "TinySTS",
+                 "--n-boot", "20", "--out", str(tmp_path / "r.md")]]  # fmt: skip
+    if damaged != "predictions/TinySTS_gold.json":  # only regress reads per-item files
+        commands.append(["report", str(cand), "--out", str(tmp_path / "e.md")])
+    if damaged == "run.json":  # the leaderboard reads scores only
+        commands.append(["leaderboard", str(cand), "--out", str(tmp_path / "l.md")])
+    for argv in commands:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"{target}:" in err and "damaged JSON" in err and "Traceback" not in err, (argv, err)
+    assert target.read_text() == text
