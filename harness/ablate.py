@@ -48,7 +48,7 @@ from conan_model.fingerprint import data_fingerprint, files_fingerprint
 from harness.data import discover_tasks, normalized_texts
 from harness.env import data_root
 from harness.errors import UsageError
-from harness.pipeline import read_toml, source_fingerprint
+from harness.pipeline import checked_list, read_toml, source_fingerprint
 from harness.runs import atomic_write_json, read_json
 
 STATE = "ablate.json"
@@ -85,7 +85,7 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
     bad_eval = sorted(set(ev) - EVAL_KEYS)
     if bad_eval:
         raise UsageError(f"{path}: eval: unknown key(s) {bad_eval} (expected {sorted(EVAL_KEYS)})")
-    dev, test = list(ev.get("dev", [])), list(ev.get("test", []))
+    dev, test = (checked_list(path, f"eval.{key}", ev.get(key, []), str) for key in ("dev", "test"))
     if not dev or not test:
         raise UsageError(f"{path}: eval.dev and eval.test must each name at least one task")
     both = sorted(set(dev) & set(test))

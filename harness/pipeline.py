@@ -8,9 +8,10 @@ not the path) of its `init` (a folder, a gguf: file, a prepared base), of every 
 of a local tokenizer file or pool-scorer model, and the previous stage's key.
 A stage whose key changed trains again from scratch (its old output_dir is moved
 aside to `<output_dir>.replaced` and deleted once the new model is exported; it is never resumed into), and so does
-every later stage; an evaluation whose checkpoint changed replaces its old results. An output_dir this pipeline
-did not train is refused. Every table's keys are checked (a typo is an error). Config (TOML), with paths relative
-to the working directory:
+every later stage; an evaluation whose checkpoint changed replaces its old results, and goes on replacing them
+after an interruption until one evaluation of the new checkpoint has ended. An output_dir this pipeline did not
+train is refused. Every table's keys and value types are checked (a typo or a string for a list is an error). Config
+(TOML), with paths relative to the working directory:
 
     out = "runs/pipeline"
     [[train]]                                   # zero or more stages, run in order
@@ -89,7 +90,24 @@ def load_pipeline(path: Path) -> dict[str, Any]:
     evaluation = cfg.get("eval")
     if not evaluation or not (evaluation.get("suite") or evaluation.get("tasks")):
         raise UsageError(f"{path}: [eval] needs `suite` or `tasks`")
+    for key in ("tasks", "checkpoints", "baselines"):
+        checked_list(path, f"[eval] {key}", evaluation.get(key, []), str)
+    checked_list(path, "[eval] dims", evaluation.get("dims", []), (int, str))
+    for key in ("suite", "data_dir", "device"):
+        if not isinstance(evaluation.get(key, ""), str):
+            raise UsageError(f"{path}: [eval] {key} must be a string, got {evaluation[key]!r}")
+    if not isinstance(cfg.get("leaderboard", {}).get("published", False), bool):
+        raise UsageError(f"{path}: [leaderboard] published must be true or false")
     return cfg
+
+
+def checked_list(path: Path, key: str, value: Any, kind: type | tuple[type, ...]) -> list[Any]:
+    """``value`` when it is a list of ``kind``; else an error naming the file and key. A string where a list
+    belongs was read character by character before stop 26 (`tasks = "STS16"`: "unknown task 'S'")."""
+    if not isinstance(value, list) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
+        example = '["STS16", "STSB"]' if kind is str else "[64, 128]"
+        raise UsageError(f"{path}: {key} must be a list (e.g. {example}), got {value!r}")
+    return value
 
 
 def source_fingerprint(spec: str | None) -> str | None:
@@ -193,20 +211,31 @@ class Pipeline:
         for spec, model_key in models.items():
             name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in spec)
             data_dir = data_root(ev.get("data_dir"))[0]
+            step = f"eval:{spec}"  # a checkpoint retrained since its last evaluation: its old results are replaced
             run_cfg = RunConfig(model=spec, data_dir=data_dir,
                                 out=self.out / "evals", suite=ev.get("suite"), tasks=ev.get("tasks"), run_name=name,
                                 dims=parse_dims([str(d) for d in ev.get("dims", [])]),
                                 options=ModelOptions(device=ev.get("device")), show_progress=False,
-                                overwrite=self.state.get("started", {}).get(f"eval:{spec}") != model_key)  # fmt: skip
-            step = f"eval:{spec}"  # a checkpoint retrained since its last evaluation: its old results are replaced
-            self._start(step, model_key)
+                                overwrite=self._replacing(step, model_key))  # fmt: skip
+            self._start(step, {"key": model_key, "replacing": run_cfg.overwrite})
             self._say(step, "evaluating (replacing the old model's results)" if run_cfg.overwrite
                       else "evaluating (finished tasks are skipped)")  # fmt: skip
-            if run(run_cfg) != 0:
+            code = run(run_cfg)
+            self._start(step, {"key": model_key, "replacing": False})  # the run directory is this model's now
+            if code != 0:
                 raise UsageError(f"evaluation of {spec} had failing tasks: see {run_cfg.out / name / 'run.json'}")
             self._finish(step, str(run_cfg.out / name))
             runs.append(run_cfg.out / name)
         return runs
+
+    def _replacing(self, step: str, model_key: str) -> bool:
+        """Whether the evaluation replaces another model's results: the model changed since the step last
+        started, or a replacing evaluation was interrupted before it ended (its run directory may still hold the
+        old model's run.json, which only an overwrite may replace: before stop 26 every rerun stopped there)."""
+        started = self.state.get("started", {}).get(step)
+        if isinstance(started, str):  # recorded before stop 26: the key alone
+            started = {"key": started, "replacing": False}
+        return started is None or started.get("key") != model_key or bool(started.get("replacing"))
 
     def summarize(self, runs: list[Path]) -> None:
         from harness.runs import atomic_write_text

@@ -261,6 +261,7 @@ def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndev = [\"STS16\", \"STS12\"]"}, "in both dev and test"),
     ({"[arms.linear]\n": "[arms.linear]\nstep = 3\n"}, "arms.linear: unknown key(s) ['step']"),
     ({'reference = "bidir"': 'reference = "causal"'}, "reference = 'causal' is not one of"),
+    ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndev = \"STS16\""}, "eval.dev must be a list"),  # was read as S, T, ...
 ])  # fmt: skip
 def test_bad_configs_exit_2_naming_file_and_key(tmp_path: Path, shared_data: Path, capsys, change, message) -> None:
     config = write_configs(tmp_path, shared_data)

@@ -7,10 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from pretrained_helpers import make_gguf
 
 from conan_model import train_tokenizer as train_bbpe
 from harness.cli import main
+from harness.data import default_data_root, discover_tasks, read_rows
 from harness.pipeline import Pipeline, load_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,6 +70,55 @@ def test_pipeline_bad_config_exits_2(tmp_path: Path, capsys) -> None:
     bad.write_text('out = "x"\n[eval]\nbaselines = ["minilm"]\n', encoding="utf-8")
     assert main(["pipeline", str(bad)]) == 2
     assert "needs `suite` or `tasks`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('tasks = "STS16"', '[eval] tasks must be a list (e.g. ["STS16", "STSB"]), got \'STS16\''),
+    ('tasks = ["STS16"]\nbaselines = "minilm"', "[eval] baselines must be a list"),
+    ('tasks = ["STS16"]\ndims = "64,128"', "[eval] dims must be a list (e.g. [64, 128])"),
+    ('tasks = ["STS16"]\nsuite = 3', "[eval] suite must be a string"),
+])  # fmt: skip
+def test_pipeline_value_of_the_wrong_type_names_the_key(tmp_path: Path, capsys, line: str, message: str) -> None:
+    """Before: a string where a list belongs was read character by character ("unknown task 'S'"; audit J12)."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'out = "x"\n[eval]\n{line}\n', encoding="utf-8")
+    assert main(["pipeline", str(bad)]) == 2
+    assert f"{bad}: {message}" in capsys.readouterr().err
+
+
+def test_pipeline_eval_recovers_after_an_interruption_that_changed_the_model(tmp_path: Path, monkeypatch,
+                                                                             capsys) -> None:  # fmt: skip
+    """A checkpoint replaced since its last evaluation, the evaluation interrupted before `harness run` took the
+    run directory over: every rerun stopped at "holds results of model ...; --overwrite", an option the pipeline
+    does not have (audit J7). The rerun replaces the old model's results, and the next one skips them."""
+    import harness.runner
+    from conan_model import ConanConfig, ConanModel, save_pretrained, train_tokenizer_from_texts
+
+    texts = [r["sentence1"] for r in read_rows(discover_tasks(default_data_root())["STS16"], "test.jsonl")]
+    tokenizer = train_tokenizer_from_texts(texts, vocab_size=300)
+    ckpt = tmp_path / "ckpt"
+
+    def checkpoint(seed: int) -> None:
+        torch.manual_seed(seed)
+        save_pretrained(ConanModel(ConanConfig.preset("tiny", vocab_size=tokenizer.get_vocab_size())), tokenizer, ckpt)
+
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f'out = "{tmp_path / "pipe"}"\n[eval]\ntasks = ["STS16"]\ncheckpoints = ["{ckpt}"]\n',
+                      encoding="utf-8")  # fmt: skip
+    checkpoint(0)
+    Pipeline(load_pipeline(config)).evaluate([])
+    checkpoint(1)  # retrained in place
+    real = harness.runner.run
+    monkeypatch.setattr(harness.runner, "run", lambda cfg: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(load_pipeline(config)).evaluate([])
+    monkeypatch.setattr(harness.runner, "run", real)
+    capsys.readouterr()
+    (run_dir,) = Pipeline(load_pipeline(config)).evaluate([])
+    assert "replacing the old model's results" in capsys.readouterr().out
+    assert json.loads((run_dir / "run.json").read_text())["tasks"]["STS16"]["status"] == "ok"
+    Pipeline(load_pipeline(config)).evaluate([])
+    assert "finished tasks are skipped" in capsys.readouterr().out
 
 
 def _two_stages(tmp_path: Path, shared_data: Path, pretrain_steps: int, weak_steps: int) -> Path:
