@@ -322,4 +322,6 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("ablate", help="train arms × seeds, evaluate, bootstrap CIs against a reference",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", type=Path, help="ablation TOML (see configs/ablations/)")
-    parser.set_defaults(func=lambda args: run_ablation(args.config))
+    parser.set_defaults(func=lambda args: run_ablation(args.config),
+                        interrupted="; finished units are kept (<out>/ablate.json): the same command continues, a "
+                                    "training stage from its newest checkpoint")  # fmt: skip

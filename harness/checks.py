@@ -49,6 +49,8 @@ def run_directory(out: Path, run_name: str) -> Path:
     path = out / run_name
     if os.path.commonpath([path.resolve(), out.resolve()]) != str(out.resolve()):
         raise UsageError(f"--run-name {run_name!r}: resolves outside --out {out}")
+    if path.resolve() == out.resolve():  # '.', 'a/..': the run's files would land among the other runs
+        raise UsageError(f"--run-name {run_name!r}: names --out {out} itself; give the run a folder name")
     return path
 
 

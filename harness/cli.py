@@ -206,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "faster on GPUs after tens of seconds of compilation)")
     run.add_argument("--overwrite", action="store_true", help="redo tasks that a previous run finished")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, interrupted="; finished tasks are kept in the run directory (the same command "
+                     "continues with the rest)")  # fmt: skip
 
     lst = sub.add_parser("list", help="list suites, tasks or models")
     lst.add_argument("what", choices=("suites", "tasks", "models", "official"),
@@ -269,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConanError as exc:  # harness, train and conan_model errors alike: one line, their exit status
         print(f"harness: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("harness: interrupted; finished tasks are kept in the run directory", file=sys.stderr)
+    except KeyboardInterrupt:  # each subcommand says what it keeps (`interrupted`); train says it itself
+        print(f"harness: interrupted{getattr(args, 'interrupted', '')}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `harness list tasks | head`: the reader left; no traceback, and none at exit either
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

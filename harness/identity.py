@@ -58,7 +58,7 @@ def describe_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
     if not old:
         return "no settings recorded with the earlier result"
     changed = [f"{key} {_short(old.get(key))} → {_short(value)}" for key, value in new.items() if old.get(key) != value]
-    return ", ".join(changed) or "result files missing"
+    return ", ".join(changed) or "result files missing or damaged"
 
 
 def _short(value: Any) -> str:

@@ -274,4 +274,6 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("pipeline", help="train stages → evaluate checkpoints → leaderboard → report",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", type=Path, help="pipeline TOML (see configs/pipeline.toml)")
-    parser.set_defaults(func=lambda args: run_pipeline(args.config))
+    parser.set_defaults(func=lambda args: run_pipeline(args.config),
+                        interrupted="; finished steps are kept (<out>/pipeline.json): the same command continues, a "
+                                    "training stage from its newest checkpoint")  # fmt: skip

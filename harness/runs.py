@@ -55,6 +55,15 @@ def read_json(path: Path, default: Any = None) -> Any:
                                           "remove it (a run directory's tasks are then evaluated again)") from None
 
 
+def _readable(path: Path) -> bool:
+    """A result file that exists and parses as JSON."""
+    try:
+        json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _alive(pid: int) -> bool:
     """Whether a process of this id runs on this machine (a staging folder's owner)."""
     try:
@@ -140,10 +149,12 @@ class RunDir:
             atomic_write_json(self.path / EFFICIENCY_JSON, record)
 
     def finished_entry(self, task: str, identity: dict[str, Any], dims: list[int] | None = None) -> bool:
-        """True when the task finished earlier under exactly this identity and its result files are all there."""
+        """True when the task finished earlier under exactly this identity and its result files are all there and
+        readable: a file cut short (a copy, a disk error) is evaluated again, not skipped as done over a result
+        that mteb's own readers fail on."""
         entry = self.read_run().get("tasks", {}).get(task, {})
         files = [self.result_path(task)] + [self.result_path(task, d) for d in dims or []]
-        return entry.get("status") == "ok" and entry.get("identity") == identity and all(p.is_file() for p in files)
+        return entry.get("status") == "ok" and entry.get("identity") == identity and all(map(_readable, files))
 
     def staging(self, task: str) -> RunDir:
         """An empty run directory of the same layout (`.staging/<Task>.<pid>-<nonce>/`) that a task's new evaluation
@@ -209,7 +220,8 @@ class RunDir:
         return read_json(self.predictions_dir / f"{task}_gold.json")
 
     def result_dims(self, task: str, entry: dict[str, Any] | None = None) -> list[int]:
-        """The MRL dims of the task's recorded result (`entry`, else read from run.json) that have a result file.
+        """The MRL dims of the task's recorded result (`entry`, else read from run.json) that have a readable result
+        file (a damaged one is no score; the rerun evaluates the task again).
 
         Only those its identity lists: dim files of an earlier evaluation under other settings are never shown next
         to the new full score. An ok record from before identities names no dims: the files there are all it has."""
@@ -220,8 +232,8 @@ class RunDir:
         if identity is None:
             found = [p.parent.name.removeprefix("embed_dim_")
                      for p in (self.results_dir / "experiments").glob(f"embed_dim_*/{task}.json")]  # fmt: skip
-            return sorted(int(d) for d in found if d.isdigit())
-        return sorted(d for d in identity.get("dims") or [] if self.result_path(task, d).is_file())
+            return sorted(int(d) for d in found if d.isdigit() and _readable(self.result_path(task, int(d))))
+        return sorted(d for d in identity.get("dims") or [] if _readable(self.result_path(task, d)))
 
     def dim_scores(self, task: str, entry: dict[str, Any] | None = None) -> dict[int, float]:
         """Main score per MRL dimension, from the experiments/embed_dim_<d>/ result files: the one home of per-dim

@@ -41,6 +41,7 @@ def _run(tmp_path: Path, *args: str) -> int:
         (["--batch-size", "0"], "--batch-size 0: must be at least 1"),
         (["--run-name", "../escape"], "--run-name '../escape': must be a relative name inside --out"),
         (["--run-name", "/tmp/abs"], "--run-name '/tmp/abs': must be a relative name inside --out"),
+        (["--run-name", "."], "--run-name '.': names --out"),  # before: the run was written into --out itself
         (["--out", "/proc/harness-no-such-dir"], "--out /proc/harness-no-such-dir: not writable"),
         (["--cache-dir", "/proc/harness-no-such-dir"], "--cache-dir /proc/harness-no-such-dir: not writable"),
     ],

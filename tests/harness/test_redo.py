@@ -80,6 +80,19 @@ def test_redone_task_drops_its_old_dim_files(tmp_path: Path) -> None:
     assert "- STS16: dims []" in summary  # kept from a run without dims, and said so
 
 
+def test_a_damaged_result_file_is_evaluated_again(tmp_path: Path) -> None:
+    """Before: a result cut short, listed ok in run.json, was skipped as done, and mteb.ResultCache failed on it
+    (audit J16)."""
+    _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64")
+    run = open_run(tmp_path / "r")
+    damaged = run.result_path("STS16", 64)
+    damaged.write_text(damaged.read_text()[:30])
+    code, record = _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64")
+    assert code == 0 and record["tasks"]["STS16"]["status"] == "ok"
+    json.loads(damaged.read_text())  # whole again
+    assert mteb.ResultCache(cache_path=tmp_path / "r").load_results()
+
+
 def test_dims_are_read_from_the_recorded_identity_only(tmp_path: Path) -> None:
     """A dim file the task's recorded identity does not list (left by anything) is not its score."""
     _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64")
