@@ -205,35 +205,41 @@ class HarnessEncoder(AbsEncoder):
                   disable=not self.show_progress) as bar:  # fmt: skip
             if self.shards is None:
                 windows = self._timed(self._stream(texts, role))
-                for lo, hi, vectors in windows:
+                for lo, hi, vectors, _ in windows:
                     bar.update(hi - lo)
                     yield lo, hi, vectors
                 return
+            dim = self.model.embed_dim
             for lo in range(0, len(texts), self.flush_every):
                 part = texts[lo : lo + self.flush_every]
                 mine = part[self.shards.rank :: self.shards.world]
-                local = np.empty((len(mine), self.model.embed_dim), dtype=np.float32)
-                for a, b, vectors in self._timed(self._stream(mine, role, window=max(len(mine), 1))):
-                    local[a:b] = vectors
-                result = np.empty((len(part), self.model.embed_dim), dtype=np.float32)
-                for rank, piece in enumerate(self.shards.gather(local, len(part), self.model.embed_dim)):
-                    result[rank :: self.shards.world] = piece
+                # one extra column carries each text's token count, so the slice's tokens are counted whole, as its
+                # texts are (before stop 26 tokens counted rank 0's share only: half the truth on 2 ranks)
+                local = np.empty((len(mine), dim + 1), dtype=np.float32)
+                for a, b, vectors, lengths in self._timed(self._stream(mine, role, window=max(len(mine), 1))):
+                    local[a:b, :dim], local[a:b, dim] = vectors, lengths
+                result = np.empty((len(part), dim), dtype=np.float32)
+                for rank, piece in enumerate(self.shards.gather(local, len(part), dim + 1)):
+                    result[rank :: self.shards.world] = piece[:, :dim]
+                    if rank != self.shards.rank:
+                        self.stats.tokens += int(piece[:, dim].sum())
                 self.stats.encoded_texts += len(part) - len(mine)  # the other ranks' share: the slice is encoded
                 bar.update(len(part))
                 yield lo, lo + len(part), result
 
     def _stream(self, texts: list[str], role: str | None, window: int | None = None
-                ) -> Iterator[tuple[int, int, np.ndarray]]:  # fmt: skip
-        """The embedder's windows, counted into the task's stats (texts and tokens the model encoded)."""
+                ) -> Iterator[tuple[int, int, np.ndarray, Any]]:  # fmt: skip
+        """The embedder's windows with each text's token count, counted into the task's stats (texts and tokens
+        the model encoded)."""
         stream = self.model.encode_stream(texts, role, self.batch_size, self.max_batch_tokens,
                                           window or self.flush_every)  # fmt: skip
         with contextlib.closing(stream):
             for lo, hi, vectors, lengths in stream:
                 self.stats.encoded_texts += hi - lo
                 self.stats.tokens += int(sum(lengths))
-                yield lo, hi, vectors
+                yield lo, hi, vectors, lengths
 
-    def _timed(self, windows: Iterator[tuple[int, int, np.ndarray]]) -> Iterator[tuple[int, int, np.ndarray]]:
+    def _timed(self, windows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
         """`windows`, with the time spent producing them (not the caller's time between them) in model_s."""
         with contextlib.closing(windows):
             while True:

@@ -238,7 +238,7 @@ def _hardware(run: RunDir) -> dict[str, Any]:
     env, model = rec.get("environment", {}), rec.get("model", {})
     return {"cpu": env.get("cpu"), "accelerator": env.get("accelerator"), "threads": env.get("torch_threads"),
             "device": model.get("device"), "dtype": model.get("dtype"),
-            "batch size": rec.get("batch_size")}  # fmt: skip
+            "batch size": rec.get("batch_size"), "processes": rec.get("world_size", 1)}  # fmt: skip
 
 
 def render(comp: Comparison) -> str:

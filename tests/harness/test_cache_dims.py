@@ -176,6 +176,8 @@ def test_torchrun_two_processes_match_one(tmp_path: Path) -> None:
     assert abs(double["tasks"]["STS16"]["main_score"] - single["tasks"]["STS16"]["main_score"]) < 1e-6
     counts = json.loads((tmp_path / "two" / "efficiency.json").read_text())["STS16"]
     assert counts["encoded_texts"] + counts["cache_hits"] == counts["unique_texts"]  # every rank's share counted
+    one = json.loads((tmp_path / "one" / "efficiency.json").read_text())["STS16"]
+    assert counts["tokens"] == one["tokens"]  # before stop 26 rank 0's share only (637 of 1276 on the audit's run)
 
 
 def test_cache_cli_info_and_clear(tmp_path: Path, minilm, capsys) -> None:
