@@ -99,3 +99,21 @@ def test_task_kept_from_other_settings_is_left_out_of_its_row(tiny_runs, tmp_pat
     text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
     assert "Avg score ×100 (6 tasks)" in text
     assert "all-MiniLM-L6-v2 [short]: left out as kept from runs with other settings: TinySTS (max_length 8)." in text
+
+
+def test_model_time_sums_only_tasks_every_run_encoded_whole(tiny_runs, tmp_path):
+    """A run that took half a task's texts from the embedding cache spent model time on half the work: before,
+    its row summed that time beside the other row's whole task under one "(7 tasks)" (audit I F4: 158 texts
+    against 204). Rates still count it, per text encoded."""
+    short = tmp_path / "short"
+    shutil.copytree(tiny_runs["short"], short)
+    eff = json.loads((short / "efficiency.json").read_text(encoding="utf-8"))
+    sts = eff["TinySTS"]
+    half = sts["encoded_texts"] // 2
+    sts.update(cache_hits=half, encoded_texts=sts["encoded_texts"] - half)
+    (short / "efficiency.json").write_text(json.dumps(eff), encoding="utf-8")
+    out = tmp_path / "report"
+    assert main(["report", str(tiny_runs["base"]), str(short), "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
+    assert "Model time, s (6 tasks)" in text and "Avg score ×100 (7 tasks)" in text
+    assert "some run took part of TinySTS from the embedding cache" in text
