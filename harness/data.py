@@ -72,10 +72,23 @@ def _safe_child(root: Path, *parts: str) -> Path:
         if not part or part in (".", "..") or "/" in part or "\\" in part or Path(part).is_absolute():
             raise UsageError(f"invalid path component {part!r} under data root {root}")
     path = root.joinpath(*parts)
+    if escape := _outside(root, path):
+        raise UsageError(f"{path} {escape}")
+    return path
+
+
+def _outside(root: Path, path: Path) -> str:
+    """'resolves to X, outside the data root R' when path (symlinks followed) leaves root, else ''."""
     resolved, root_resolved = path.resolve(), root.resolve()
     if resolved != root_resolved and root_resolved not in resolved.parents:
-        raise UsageError(f"{path} resolves to {resolved}, outside the data root {root_resolved}")
-    return path
+        return f"resolves to {resolved}, outside the data root {root_resolved}"
+    return ""
+
+
+class OutsideRoot(DataError, UsageError):
+    """A task folder (or symlink) leading outside the data root: listed as broken by `scan_tasks` like any bad
+    folder, so the other tasks still run and `harness list tasks` still shows it; a usage error to callers that
+    need every task (`discover_tasks`)."""
 
 
 def discover_tasks(root: Path) -> dict[str, LocalTask]:
@@ -100,7 +113,9 @@ def scan_tasks(root: Path) -> tuple[dict[str, LocalTask], dict[str, DataError]]:
             spec = task_dir / "task.json"
             if not spec.is_file():
                 continue
-            _safe_child(root, lang_dir.name, task_dir.name, "task.json")  # the folder and its spec stay inside
+            if escape := _outside(root, spec):  # the folder and its spec stay inside
+                broken[task_dir.name] = OutsideRoot(spec, 0, f"{escape}; the folder is skipped")
+                continue
             try:
                 meta = _read_task_json(spec)
                 if meta["name"] != task_dir.name:

@@ -125,6 +125,24 @@ def test_symlinked_task_cannot_escape_root(tmp_path: Path) -> None:
         discover_tasks(root)
 
 
+def test_symlinked_task_is_listed_broken_and_others_still_load(tmp_path: Path, capsys) -> None:
+    """Before: scan_tasks raised UsageError for the one escaping folder, stopping every run and `harness list
+    tasks`. Now that folder is broken (with the reason) and the others load."""
+    from harness.cli import main
+    from harness.data import scan_tasks
+
+    outside, root = tmp_path / "outside", tmp_path / "root"
+    _task_dir(outside, "Evil", "STS")
+    _task_dir(root, "Good", "STS")
+    (root / "en" / "Evil").symlink_to(outside / "en" / "Evil")
+    tasks, broken = scan_tasks(root)
+    assert set(tasks) == {"Good"}
+    assert f"resolves to {(outside / 'en' / 'Evil' / 'task.json').resolve()}, outside the data root" in str(
+        broken["Evil"])  # fmt: skip
+    assert main(["list", "tasks", "--data-dir", str(root)]) == 0
+    assert "BROKEN:" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("filename", ["task.json", "qrels.tsv"])
 def test_symlinked_spec_or_qrels_cannot_escape_root(tmp_path: Path, filename: str) -> None:
     """Inside a real task folder, its task.json or qrels.tsv as a link to a file outside the data root."""
