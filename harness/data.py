@@ -130,10 +130,7 @@ def scan_tasks(root: Path) -> tuple[dict[str, LocalTask], dict[str, DataError]]:
 
 
 def _read_task_json(path: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads(_read_text(path))
-    except json.JSONDecodeError as e:
-        raise DataError(path, e.lineno, f"invalid JSON: {e.msg}") from None
+    meta = _loads(path, 1, _read_text(path))
     if not isinstance(meta, dict):
         raise DataError(path, 1, "task.json must hold a JSON object")
     for key in ("name", "type", "main_score"):
@@ -154,6 +151,51 @@ def _read_text(path: Path) -> str:
         raise DataError(path, line, f"not valid UTF-8 (byte {e.start})") from None
 
 
+class _RepeatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _RepeatedKey(key)
+        obj[key] = value
+    return obj
+
+
+def _loads(path: Path, lineno: int, text: str) -> Any:
+    """JSON text starting at line `lineno` of path, refusing what json.loads lets through: a key given twice in one
+    object (the last would silently win) and an unpaired surrogate escape such as "\\ud800" (valid UTF-8 on disk,
+    no character after decoding: pyarrow and the tokenizer fail on it far from the file)."""
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as e:
+        raise DataError(path, lineno + e.lineno - 1, f"invalid JSON: {e.msg}") from None
+    except _RepeatedKey as e:
+        raise DataError(path, lineno, f"key {e.key!r} is given twice in one object (JSON keeps the last)") from None
+    if "\\u" in text:  # a surrogate can only come from an escape
+        for key, item in value.items() if isinstance(value, dict) else [("", value)]:
+            if (char := _surrogate(key) or _surrogate(item)) is not None:
+                where = f"field {key!r}" if isinstance(value, dict) else "a value"
+                raise DataError(path, lineno, f"{where} holds an unpaired surrogate escape \\u{ord(char):04x} (half "
+                                              "of a UTF-16 pair, not a character)")  # fmt: skip
+    return value
+
+
+def _surrogate(value: Any) -> str | None:
+    """The first lone surrogate in a JSON value (strings, keys and items of nested objects and lists), else None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return value[e.start]
+        return None
+    items = [*value, *value.values()] if isinstance(value, dict) else value if isinstance(value, list) else []
+    return next((char for item in items if (char := _surrogate(item)) is not None), None)
+
+
 def iter_jsonl(path: Path, required: tuple[str, ...] = (),
                check: Callable[[dict[str, Any], int], None] | None = None) -> Iterator[dict[str, Any]]:  # fmt: skip
     """Rows of a JSON Lines file; each row must be an object with the required fields, texts non-empty,
@@ -168,10 +210,7 @@ def iter_jsonl(path: Path, required: tuple[str, ...] = (),
                 raise DataError(path, lineno, "not valid UTF-8") from None
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(path, lineno, f"invalid JSON: {e.msg}") from None
+            row = _loads(path, lineno, line.rstrip("\r\n"))
             if not isinstance(row, dict):
                 raise DataError(path, lineno, "row is not a JSON object")
             for key in required:

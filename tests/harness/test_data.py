@@ -105,6 +105,46 @@ def test_qrels_whole_number_grades_load(tmp_path: Path) -> None:
         "q1": {"d1": 2, "d2": 0}, "q2": {"d2": 1}}  # fmt: skip
 
 
+def _real_copy(root: Path, lang: str, name: str, line: int, edit) -> None:
+    """A copy of an embedded sample task whose test.jsonl line `line` (1-based) is edit(parsed row) as raw JSON."""
+    from harness.data import default_data_root
+
+    shutil.copytree(default_data_root() / lang / name, root / lang / name)
+    path = root / lang / name / "test.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[line - 1] = edit(json.loads(lines[line - 1]))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "message"),
+    [
+        ("STS16", lambda r: json.dumps({**r, "sentence1": r["sentence1"] + "\ud800"}),
+         r"STS16/test\.jsonl:2: field 'sentence1' holds an unpaired surrogate escape \\ud800"),
+        ("TrecQAReranking", lambda r: json.dumps({**r, "negative": [*r["negative"], "x\udc00"]}),
+         r"TrecQAReranking/test\.jsonl:2: field 'negative' holds an unpaired surrogate escape \\udc00"),
+        ("STS16", lambda r: json.dumps(r)[:-1] + ', "score": 0.0}',
+         r"STS16/test\.jsonl:2: key 'score' is given twice in one object"),
+    ],
+)  # fmt: skip
+def test_surrogate_escape_or_repeated_key_names_file_line_and_field(tmp_path: Path, name: str, edit,
+                                                                     message: str) -> None:  # fmt: skip
+    """Before: a lone surrogate passed validation and failed inside pyarrow (UnicodeEncodeError, no file:line);
+    a repeated key silently kept the last value (STS16's score moved)."""
+    _real_copy(tmp_path, "en", name, 2, edit)
+    with pytest.raises(DataError, match=message):
+        _load(tmp_path, name)
+
+
+def test_repeated_key_in_task_json(tmp_path: Path) -> None:
+    """Before: the last `type` won silently."""
+    folder = _task_dir(tmp_path, "MySTS", "STS")
+    (folder / "task.json").write_text('{"name": "MySTS", "type": "Clustering", "type": "STS", '
+                                      '"main_score": "cosine_spearman"}', encoding="utf-8")  # fmt: skip
+    with pytest.raises(DataError, match=r"MySTS/task\.json:1: key 'type' is given twice"):
+        discover_tasks(tmp_path)
+
+
 def test_task_json_problems(tmp_path: Path) -> None:
     folder = _task_dir(tmp_path, "Oops", "NotAType")
     with pytest.raises(DataError, match=r"Oops/task\.json:1: type 'NotAType'"):
