@@ -147,6 +147,10 @@ def row_checker(task_type: str, path: Path, meta: dict[str, Any], labels: _Label
         elif task_type == "Reranking":
             _text_list(path, "positive", row, lineno, allow_empty=False)
             _text_list(path, "negative", row, lineno, allow_empty=True)
+            positives = set(row["positive"])
+            both = [text for text in row["negative"] if text in positives]
+            if both:  # one text is one candidate document: it would be scored as a positive only
+                raise DataError(path, lineno, f"text {both[0][:60]!r} is both in 'positive' and in 'negative'")
         elif task_type == "Retrieval":
             if isinstance(row["_id"], bool) or not isinstance(row["_id"], int | str) or row["_id"] == "":
                 raise DataError(path, lineno, f"field '_id' must be a non-empty string or an integer, not "

@@ -64,6 +64,8 @@ def test_nan_score_task_fails_and_leaderboard_still_builds(shared_data: Path, tm
          r"test\.jsonl:1: field 'positive' must be a non-empty list of texts, not str"),
         ("Reranking", "test.jsonl", [json.dumps({"query": "q", "positive": ["ok", 3], "negative": []})],
          r"test\.jsonl:1: field 'positive' item 1 is empty or not a string: 3"),
+        ("Reranking", "test.jsonl", [json.dumps({"query": "q", "positive": ["same", "a"], "negative": ["b", "same"]})],
+         r"test\.jsonl:1: text 'same' is both in 'positive' and in 'negative'"),
         ("PairClassification", "test.jsonl", [_pair(label=1), _pair(label=True)],
          r"test\.jsonl:2: field 'label' must be 0 or 1, not True"),
         ("PairClassification", "test.jsonl", [_pair(label="1")], r"test\.jsonl:1: field 'label' must be 0 or 1"),
@@ -74,6 +76,7 @@ def test_nan_score_task_fails_and_leaderboard_still_builds(shared_data: Path, tm
     ],
 )  # fmt: skip
 def test_row_values_are_type_checked(tmp_path: Path, kind: str, filename: str, rows: list[str], message: str) -> None:
+    """Before (text both positive and negative): it became one candidate, scored as a positive (map 100)."""
     folder = _task_dir(tmp_path, "MyTask", kind)
     _rows(folder, filename, rows)
     with pytest.raises(DataError, match=message):
