@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,11 @@ ROW_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
     "BitextMining": {"test.jsonl": ("sentence1", "sentence2")},
 }
 TEXT_FIELDS = {"sentence1", "sentence2", "text", "query"}
+
+
+def warn(message: str) -> None:
+    """A data note that is no error (the task still runs), on stderr where it is seen, not in warnings.log."""
+    print(f"harness: warning: {message}", file=sys.stderr)
 
 
 def default_data_root() -> Path:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.errors import DataError
+from harness.errors import DataError, did_you_mean
 
 _AT_K = ("1", "3", "5", "10", "20", "100", "1000")
 _RANKING = {f"{m}_at_{k}" for m in ("ndcg", "map", "mrr", "recall", "precision") for k in _AT_K} | {"map", "mrr"}
@@ -30,6 +30,11 @@ MAIN_SCORES: dict[str, set[str]] = {
     "Retrieval": _RANKING,
     "BitextMining": {"f1", "accuracy", "precision", "recall"},
 }
+
+# Every key task.json may hold (docs/data-layout.md): any other is a typo that would silently fall back to a default
+# (`mteb_equivalnt` runs the generic class instead of mteb's own).
+TASK_KEYS = ("name", "type", "main_score", "languages", "eval_split", "mteb_equivalent", "score_range", "source",
+             "license", "sampling", "counts", "labels", "n_clusters")  # fmt: skip
 
 RowCheck = Callable[[dict[str, Any], int], None]
 
@@ -59,6 +64,10 @@ def is_number(value: Any) -> bool:
 
 def check_task_json(path: Path, meta: dict[str, Any]) -> None:
     """Value checks of a task.json whose required keys are present; raises DataError(path:1)."""
+    for key in meta:
+        if key not in TASK_KEYS:
+            raise DataError(path, 1, f"unknown key {key!r}{did_you_mean(key, TASK_KEYS)} (task.json keys: "
+                                     f"{', '.join(TASK_KEYS)}; docs/data-layout.md)")  # fmt: skip
     allowed = MAIN_SCORES[meta["type"]]
     if meta["main_score"] not in allowed:
         raise DataError(path, 1, f"main_score {meta['main_score']!r} is not a {meta['type']} metric; one of "

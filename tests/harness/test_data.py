@@ -219,3 +219,23 @@ def test_mirror_records_the_split_its_rows_are(shared_data: Path) -> None:
     assert tasks["SQuADRetrieval"].meta["eval_split"] == "dev"
     assert squad.eval_splits == ["dev"] and list(squad.dataset["default"]) == ["dev"]
     assert build_mirror(tasks["STS16"]).eval_splits == ["test"]
+
+
+def test_eval_split_must_name_a_split_of_the_twin(tmp_path: Path, capsys) -> None:
+    """Before: an eval_split naming no split of the mteb twin silently became its first split (ATEC's test rows
+    recorded as validation). `dev` still finds `validation`; a one-split twin takes its split, said on stderr."""
+    from harness.data import default_data_root
+
+    for lang, name in (("zh", "ATEC"), ("zh", "Ocnli"), ("zh", "TNews")):
+        shutil.copytree(default_data_root() / lang / name, tmp_path / lang / name)
+    assert _load(tmp_path, "Ocnli").eval_splits == ["validation"]  # task.json: dev
+    assert _load(tmp_path, "ATEC").eval_splits == ["test"]
+    assert capsys.readouterr().err == ""
+    assert _load(tmp_path, "TNews").eval_splits == ["validation"]  # FewCLUE's test: mteb's one split
+    assert "eval_split 'test' is no split of mteb's TNews; its rows are scored and recorded as its only split " \
+           "'validation'" in capsys.readouterr().err  # fmt: skip
+    spec = tmp_path / "zh" / "ATEC" / "task.json"
+    spec.write_text(json.dumps({**json.loads(spec.read_text(encoding="utf-8")), "eval_split": "tset"}), "utf-8")
+    with pytest.raises(DataError, match=r"ATEC/task\.json:1: eval_split 'tset' is no split of mteb's ATEC: it has "
+                                        r"validation, test"):  # fmt: skip
+        _load(tmp_path, "ATEC")

@@ -139,9 +139,13 @@ def test_classification_labels_agree_across_train_and_test(tmp_path: Path) -> No
         ({"score_range": [5, 0]}, r"task\.json:1: score_range must be \[low, high\] with low < high, not \[5, 0\]"),
         ({"score_range": "0-5"}, r"task\.json:1: score_range must be \[low, high\]"),
         ({"languages": "en"}, r"task\.json:1: languages must be a list of language codes"),
+        ({"mteb_equivalnt": "STS16"}, r"task\.json:1: unknown key 'mteb_equivalnt'; did you mean: mteb_equivalent\? "
+                                      r"\(task\.json keys: name, type, main_score, .*counts"),
+        ({"score_rnage": [0, 5]}, r"task\.json:1: unknown key 'score_rnage'; did you mean: score_range\?"),
     ],
-)
+)  # fmt: skip
 def test_task_json_values_are_checked(tmp_path: Path, extra: dict, message: str) -> None:
+    """Before (unknown keys): ignored, so `mteb_equivalnt` silently ran the generic class, `score_rnage` the default."""
     _task_dir(tmp_path, "MySTS", "STS", **extra)
     with pytest.raises(DataError, match=message):
         discover_tasks(tmp_path)
