@@ -206,6 +206,12 @@ def iter_jsonl(path: Path, required: tuple[str, ...] = (),
                check: Callable[[dict[str, Any], int], None] | None = None) -> Iterator[dict[str, Any]]:  # fmt: skip
     """Rows of a JSON Lines file; each row must be an object with the required fields, texts non-empty,
     and pass check(row, line) (value types, harness/validate.py)."""
+    return (row for _, row in _numbered_rows(path, required, check))
+
+
+def _numbered_rows(path: Path, required: tuple[str, ...] = (),
+                   check: Callable[[dict[str, Any], int], None] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) for each row of iter_jsonl."""
     if not path.is_file():
         raise DataError(path, 0, "file is missing")
     with path.open("rb") as handle:
@@ -226,7 +232,7 @@ def iter_jsonl(path: Path, required: tuple[str, ...] = (),
                     raise DataError(path, lineno, f"field {key!r} is empty or not a string")
             if check is not None:
                 check(row, lineno)
-            yield row
+            yield lineno, row
 
 
 def read_rows(task: LocalTask, filename: str, labels: Any = None) -> list[dict[str, Any]]:
@@ -294,6 +300,27 @@ def read_qrels(task: LocalTask, query_ids: set[str], corpus_ids: set[str]) -> di
     if not qrels:
         raise DataError(path, 0, "no relevance judgements")
     return qrels
+
+
+def judged_queries(task: LocalTask, queries: list[dict[str, Any]], qrels: dict[str, dict[str, int]]
+                   ) -> list[dict[str, Any]]:  # fmt: skip
+    """The queries with a line in qrels.tsv. BEIR and mteb score only those, so a query without one would leave the
+    score unseen (a qrels.tsv cut short scored 100 on 2 of 12 queries): refused, naming its line, unless task.json
+    sets "unjudged_queries": "drop", which drops them with their count on stderr. A query judged only 0 stays, as
+    in mteb: it counts 0."""
+    unjudged = [q for q in queries if str(q["_id"]) not in qrels]
+    if not unjudged:
+        return queries
+    path = _safe_child(task.path, "queries.jsonl")
+    count = f"{len(unjudged)} of {len(queries)} queries have no judgement in qrels.tsv"
+    if task.meta.get("unjudged_queries") == "drop":
+        warn(f"{path}: {count}; left out of the score, as task.json's \"unjudged_queries\": \"drop\" asks")
+        return [q for q in queries if str(q["_id"]) in qrels]
+    first = str(unjudged[0]["_id"])
+    line = next(n for n, row in _numbered_rows(path) if str(row.get("_id")) == first)
+    raise DataError(path, line, f"query {first!r} has no judgement in qrels.tsv ({count}; BEIR and mteb would leave "
+                                "them out of the score): judge them, or set \"unjudged_queries\": \"drop\" in "
+                                "task.json to score the judged ones only")  # fmt: skip
 
 
 def _grade(path: Path, lineno: int, score: str) -> int:

@@ -28,7 +28,7 @@ from mteb.abstasks import (
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
 
-from harness.data import LocalTask, read_qrels, read_rows, warn
+from harness.data import LocalTask, judged_queries, read_qrels, read_rows, warn
 from harness.env import go_offline, hub_offline
 from harness.errors import DataError
 from harness.runs import MIRROR, MISSING, OFFICIAL
@@ -272,7 +272,7 @@ def _retrieval_split(local: LocalTask) -> RetrievalSplitData:
     queries = read_rows(local, "queries.jsonl")
     qids, dids = {str(q["_id"]) for q in queries}, {str(d["_id"]) for d in corpus}
     qrels = read_qrels(local, qids, dids)
-    queries = [q for q in queries if str(q["_id"]) in qrels]  # BEIR: only judged queries are evaluated
+    queries = judged_queries(local, queries, qrels)  # BEIR: only judged queries are evaluated
     return RetrievalSplitData(
         corpus=Dataset.from_dict({
             "id": [str(d["_id"]) for d in corpus],

@@ -34,7 +34,7 @@ MAIN_SCORES: dict[str, set[str]] = {
 # Every key task.json may hold (docs/data-layout.md): any other is a typo that would silently fall back to a default
 # (`mteb_equivalnt` runs the generic class instead of mteb's own).
 TASK_KEYS = ("name", "type", "main_score", "languages", "eval_split", "mteb_equivalent", "score_range", "source",
-             "license", "sampling", "counts", "labels", "n_clusters")  # fmt: skip
+             "license", "sampling", "counts", "labels", "n_clusters", "unjudged_queries")  # fmt: skip
 
 RowCheck = Callable[[dict[str, Any], int], None]
 
@@ -86,6 +86,9 @@ def check_task_json(path: Path, meta: dict[str, Any]) -> None:
         numbers = isinstance(lo_hi, list) and len(lo_hi) == 2 and all(is_number(x) and math.isfinite(x) for x in lo_hi)
         if not numbers or lo_hi[0] >= lo_hi[1]:
             raise DataError(path, 1, f"score_range must be [low, high] with low < high, not {lo_hi!r}")
+    if meta.get("unjudged_queries", "refuse") not in ("refuse", "drop"):
+        raise DataError(path, 1, f"unjudged_queries must be \"refuse\" (the default) or \"drop\", not "
+                                 f"{meta['unjudged_queries']!r}")  # fmt: skip
     for key in ("mteb_equivalent", "eval_split"):
         if key in meta and meta[key] is not None and not isinstance(meta[key], str):
             raise DataError(path, 1, f"{key} must be a string, not {meta[key]!r}")

@@ -239,3 +239,42 @@ def test_eval_split_must_name_a_split_of_the_twin(tmp_path: Path, capsys) -> Non
     with pytest.raises(DataError, match=r"ATEC/task\.json:1: eval_split 'tset' is no split of mteb's ATEC: it has "
                                         r"validation, test"):  # fmt: skip
         _load(tmp_path, "ATEC")
+
+
+def _scifact_judging(root: Path, keep) -> tuple[Path, list[str]]:
+    """A copy of the embedded SciFact whose qrels.tsv keeps the judgement lines keep(query-id, score) accepts."""
+    from harness.data import default_data_root
+
+    folder = root / "en" / "SciFact"
+    shutil.copytree(default_data_root() / "en" / "SciFact", folder)
+    header, *lines = (folder / "qrels.tsv").read_text(encoding="utf-8").splitlines()
+    (folder / "qrels.tsv").write_text("\n".join([header, *(x for x in lines if keep(*x.split("\t")[::2]))]) + "\n",
+                                      encoding="utf-8")  # fmt: skip
+    queries = [json.loads(x)["_id"] for x in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines()]
+    return folder, queries
+
+
+def test_unjudged_queries_are_refused_or_dropped_on_request(tmp_path: Path, capsys) -> None:
+    """Before: queries without a qrels line were left out of the score without a word (10 of 12 dropped, ndcg 100).
+    Now an error naming the first one's line, unless task.json opts in; then the count is said on stderr."""
+    folder, queries = _scifact_judging(tmp_path, lambda qid, score: qid not in ("3", "48"))
+    with pytest.raises(DataError, match=r"SciFact/queries\.jsonl:2: query '3' has no judgement in qrels\.tsv \(2 of "
+                                        r"100 queries have no judgement"):  # fmt: skip
+        _load(tmp_path, "SciFact")
+    spec = folder / "task.json"
+    spec.write_text(json.dumps({**json.loads(spec.read_text(encoding="utf-8")), "unjudged_queries": "drop"}), "utf-8")
+    split = _load(tmp_path, "SciFact").dataset["default"]["test"]
+    assert len(split["queries"]) == 98 and {"3", "48"}.isdisjoint(split["queries"]["id"])
+    assert "SciFact/queries.jsonl: 2 of 100 queries have no judgement in qrels.tsv; left out of the score" in \
+           capsys.readouterr().err  # fmt: skip
+
+
+def test_query_judged_only_zero_is_scored(tmp_path: Path) -> None:
+    """As mteb (AbsTaskRetrieval drops only queries without any qrels entry): a query judged only 0 is a judged
+    query; it stays in the score and counts 0."""
+    _scifact_judging(tmp_path, lambda qid, score: qid != "3" or score == "0")
+    folder = tmp_path / "en" / "SciFact"
+    with (folder / "qrels.tsv").open("a", encoding="utf-8") as qrels:
+        qrels.write("3\t31715818\t0\n")
+    split = _load(tmp_path, "SciFact").dataset["default"]["test"]
+    assert "3" in split["queries"]["id"] and split["relevant_docs"]["3"] == {"31715818": 0}

@@ -142,6 +142,8 @@ def test_classification_labels_agree_across_train_and_test(tmp_path: Path) -> No
         ({"mteb_equivalnt": "STS16"}, r"task\.json:1: unknown key 'mteb_equivalnt'; did you mean: mteb_equivalent\? "
                                       r"\(task\.json keys: name, type, main_score, .*counts"),
         ({"score_rnage": [0, 5]}, r"task\.json:1: unknown key 'score_rnage'; did you mean: score_range\?"),
+        ({"unjudged_queries": "keep"}, r"task\.json:1: unjudged_queries must be \"refuse\" \(the default\) or "
+                                       r"\"drop\", not 'keep'"),
     ],
 )  # fmt: skip
 def test_task_json_values_are_checked(tmp_path: Path, extra: dict, message: str) -> None:
