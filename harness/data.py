@@ -245,7 +245,16 @@ def read_rows(task: LocalTask, filename: str, labels: Any = None) -> list[dict[s
     rows = list(iter_jsonl(path, required, check))
     if not rows:
         raise DataError(task.path / filename, 0, "file holds no rows")
+    _check_count(task, path, len(rows))
     return rows
+
+
+def _check_count(task: LocalTask, path: Path, rows: int) -> None:
+    """A file must hold the rows task.json's `counts` gives for it (when it gives any): a copy cut short or a
+    sample taken from another file would otherwise be scored as the documented data."""
+    expected = (task.meta.get("counts") or {}).get(path.name)
+    if expected is not None and expected != rows:
+        raise DataError(path, 0, f"holds {rows} rows but task.json's counts gives {expected} for it")
 
 
 _NOT_WORD = re.compile(r"[\W_]+")
@@ -299,6 +308,7 @@ def read_qrels(task: LocalTask, query_ids: set[str], corpus_ids: set[str]) -> di
         qrels.setdefault(qid, {})[did] = _grade(path, lineno, score)
     if not qrels:
         raise DataError(path, 0, "no relevance judgements")
+    _check_count(task, path, len(first))
     return qrels
 
 

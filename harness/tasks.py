@@ -244,12 +244,17 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
         return DatasetDict({split: Dataset.from_dict(cols)})
     if kind == "Classification":
         labels = label_kind()  # train and test labels must be of one type
-        return DatasetDict({
-            "train": _text_label(read_rows(local, "train.jsonl", labels), task),
-            split: _text_label(read_rows(local, "test.jsonl", labels), task),
-        })  # fmt: skip
+        train, test = read_rows(local, "train.jsonl", labels), read_rows(local, "test.jsonl", labels)
+        unseen = sorted({r["label"] for r in test} - {r["label"] for r in train}, key=str)
+        if unseen:  # legal (the rows may be so), but no classifier can get those rows right
+            warn(f"{local.path / 'test.jsonl'}: {len(unseen)} test label(s) never in train.jsonl, so never predicted: "
+                 f"{', '.join(map(repr, unseen[:5]))}{' ...' if len(unseen) > 5 else ''}")  # fmt: skip
+        return DatasetDict({"train": _text_label(train, task), split: _text_label(test, task)})
     if kind == "Clustering":
         rows = read_rows(local, "test.jsonl")
+        if len({r["label"] for r in rows}) < 2:  # one cluster: every clustering is perfect (v_measure 100)
+            raise DataError(local.path / "test.jsonl", 0, f"all {len(rows)} rows have label {rows[0]['label']!r}; "
+                                                          "clustering needs at least 2 labels")  # fmt: skip
         return DatasetDict({split: Dataset.from_dict({
             "sentences": [[r["text"] for r in rows]], "labels": [[str(r["label"]) for r in rows]],
         })})  # fmt: skip

@@ -89,6 +89,11 @@ def check_task_json(path: Path, meta: dict[str, Any]) -> None:
     if meta.get("unjudged_queries", "refuse") not in ("refuse", "drop"):
         raise DataError(path, 1, f"unjudged_queries must be \"refuse\" (the default) or \"drop\", not "
                                  f"{meta['unjudged_queries']!r}")  # fmt: skip
+    counts = meta.get("counts")
+    if counts is not None and (not isinstance(counts, dict) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values())):  # fmt: skip
+        raise DataError(path, 1, f"counts must map file names to row counts, e.g. {{\"test.jsonl\": 1186}}, not "
+                                 f"{counts!r}")  # fmt: skip
     for key in ("mteb_equivalent", "eval_split"):
         if key in meta and meta[key] is not None and not isinstance(meta[key], str):
             raise DataError(path, 1, f"{key} must be a string, not {meta[key]!r}")

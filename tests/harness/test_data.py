@@ -105,12 +105,23 @@ def test_qrels_whole_number_grades_load(tmp_path: Path) -> None:
         "q1": {"d1": 2, "d2": 0}, "q2": {"d2": 1}}  # fmt: skip
 
 
-def _real_copy(root: Path, lang: str, name: str, line: int, edit) -> None:
-    """A copy of an embedded sample task whose test.jsonl line `line` (1-based) is edit(parsed row) as raw JSON."""
+def _sample_copy(root: Path, lang: str, name: str) -> Path:
+    """A copy of a task of the embedded sample (real rows) under root; its folder."""
     from harness.data import default_data_root
 
     shutil.copytree(default_data_root() / lang / name, root / lang / name)
-    path = root / lang / name / "test.jsonl"
+    return root / lang / name
+
+
+def _edit_rows(path: Path, edit) -> None:
+    """Rewrite a JSON Lines file as edit(its rows)."""
+    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+    path.write_text("".join(json.dumps(r) + "\n" for r in edit(rows)), encoding="utf-8")
+
+
+def _real_copy(root: Path, lang: str, name: str, line: int, edit) -> None:
+    """A copy of an embedded sample task whose test.jsonl line `line` (1-based) is edit(parsed row) as raw JSON."""
+    path = _sample_copy(root, lang, name) / "test.jsonl"
     lines = path.read_text(encoding="utf-8").splitlines()
     lines[line - 1] = edit(json.loads(lines[line - 1]))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -224,10 +235,8 @@ def test_mirror_records_the_split_its_rows_are(shared_data: Path) -> None:
 def test_eval_split_must_name_a_split_of_the_twin(tmp_path: Path, capsys) -> None:
     """Before: an eval_split naming no split of the mteb twin silently became its first split (ATEC's test rows
     recorded as validation). `dev` still finds `validation`; a one-split twin takes its split, said on stderr."""
-    from harness.data import default_data_root
-
-    for lang, name in (("zh", "ATEC"), ("zh", "Ocnli"), ("zh", "TNews")):
-        shutil.copytree(default_data_root() / lang / name, tmp_path / lang / name)
+    for name in ("ATEC", "Ocnli", "TNews"):
+        _sample_copy(tmp_path, "zh", name)
     assert _load(tmp_path, "Ocnli").eval_splits == ["validation"]  # task.json: dev
     assert _load(tmp_path, "ATEC").eval_splits == ["test"]
     assert capsys.readouterr().err == ""
@@ -241,15 +250,15 @@ def test_eval_split_must_name_a_split_of_the_twin(tmp_path: Path, capsys) -> Non
         _load(tmp_path, "ATEC")
 
 
-def _scifact_judging(root: Path, keep) -> tuple[Path, list[str]]:
-    """A copy of the embedded SciFact whose qrels.tsv keeps the judgement lines keep(query-id, score) accepts."""
-    from harness.data import default_data_root
-
-    folder = root / "en" / "SciFact"
-    shutil.copytree(default_data_root() / "en" / "SciFact", folder)
+def _scifact_judging(root: Path, keep, *extra: str) -> tuple[Path, list[str]]:
+    """A copy of the embedded SciFact whose qrels.tsv keeps the judgement lines keep(query-id, score) accepts, plus
+    the extra lines (and task.json's counts says so)."""
+    folder = _sample_copy(root, "en", "SciFact")
     header, *lines = (folder / "qrels.tsv").read_text(encoding="utf-8").splitlines()
-    (folder / "qrels.tsv").write_text("\n".join([header, *(x for x in lines if keep(*x.split("\t")[::2]))]) + "\n",
-                                      encoding="utf-8")  # fmt: skip
+    lines = [x for x in lines if keep(*x.split("\t")[::2])] + list(extra)
+    (folder / "qrels.tsv").write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    meta = json.loads((folder / "task.json").read_text(encoding="utf-8"))
+    (folder / "task.json").write_text(json.dumps({**meta, "counts": {**meta["counts"], "qrels.tsv": len(lines)}}))
     queries = [json.loads(x)["_id"] for x in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines()]
     return folder, queries
 
@@ -272,9 +281,6 @@ def test_unjudged_queries_are_refused_or_dropped_on_request(tmp_path: Path, caps
 def test_query_judged_only_zero_is_scored(tmp_path: Path) -> None:
     """As mteb (AbsTaskRetrieval drops only queries without any qrels entry): a query judged only 0 is a judged
     query; it stays in the score and counts 0."""
-    _scifact_judging(tmp_path, lambda qid, score: qid != "3" or score == "0")
-    folder = tmp_path / "en" / "SciFact"
-    with (folder / "qrels.tsv").open("a", encoding="utf-8") as qrels:
-        qrels.write("3\t31715818\t0\n")
+    _scifact_judging(tmp_path, lambda qid, score: qid != "3", "3\t31715818\t0")
     split = _load(tmp_path, "SciFact").dataset["default"]["test"]
     assert "3" in split["queries"]["id"] and split["relevant_docs"]["3"] == {"31715818": 0}

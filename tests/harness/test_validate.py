@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_data import _task_dir
+from test_data import _edit_rows, _sample_copy, _task_dir
 
 from harness.cli import main
 from harness.data import discover_tasks, scan_tasks
@@ -142,6 +142,7 @@ def test_classification_labels_agree_across_train_and_test(tmp_path: Path) -> No
         ({"mteb_equivalnt": "STS16"}, r"task\.json:1: unknown key 'mteb_equivalnt'; did you mean: mteb_equivalent\? "
                                       r"\(task\.json keys: name, type, main_score, .*counts"),
         ({"score_rnage": [0, 5]}, r"task\.json:1: unknown key 'score_rnage'; did you mean: score_range\?"),
+        ({"counts": {"test.jsonl": "12"}}, r"task\.json:1: counts must map file names to row counts"),
         ({"unjudged_queries": "keep"}, r"task\.json:1: unjudged_queries must be \"refuse\" \(the default\) or "
                                        r"\"drop\", not 'keep'"),
     ],
@@ -196,3 +197,35 @@ def test_language_codes_map_to_mteb_or_fail_naming_the_file(shared_data: Path, t
     tasks, broken = scan_tasks(tmp_path)
     assert set(tasks) == {"Greek"}
     assert "Klingon/task.json:1" in str(broken["Klingon"]) and "languages: unknown code 'tlh'" in str(broken["Klingon"])
+
+
+def test_counts_of_task_json_must_match_the_files(tmp_path: Path) -> None:
+    """Before: counts said 1186 and the file held 12 rows, without a word."""
+    sts = _sample_copy(tmp_path, "en", "STS16")
+    _edit_rows(sts / "test.jsonl", lambda rows: rows[:-1])
+    with pytest.raises(DataError, match=r"STS16/test\.jsonl: holds 46 rows but task\.json's counts gives 47 for it"):
+        build_mirror(discover_tasks(tmp_path)["STS16"])
+    scifact = _sample_copy(tmp_path, "en", "SciFact")
+    with (scifact / "qrels.tsv").open("a", encoding="utf-8") as qrels:
+        qrels.write("1\t13734012\t0\n")
+    with pytest.raises(DataError, match=r"SciFact/qrels\.tsv: holds 122 rows but task\.json's counts gives 121"):
+        build_mirror(discover_tasks(tmp_path)["SciFact"])
+
+
+def test_clustering_needs_two_labels(tmp_path: Path) -> None:
+    """Before: one label scored v_measure 100."""
+    folder = _sample_copy(tmp_path, "en", "AGNewsClusteringS2S")
+    _edit_rows(folder / "test.jsonl", lambda rows: [{**r, "label": rows[0]["label"]} for r in rows])
+    with pytest.raises(DataError, match=r"AGNewsClusteringS2S/test\.jsonl: all 143 rows have label .*; clustering "
+                                        r"needs at least 2 labels"):  # fmt: skip
+        build_mirror(discover_tasks(tmp_path)["AGNewsClusteringS2S"])
+
+
+def test_test_label_never_in_train_is_a_warning(tmp_path: Path, capsys) -> None:
+    """Before: scored without a note although no classifier can predict it. Still scored (the rows may be so)."""
+    folder = _sample_copy(tmp_path, "en", "EmotionClassification")
+    _edit_rows(folder / "test.jsonl", lambda rows: [{**rows[0], "label": "awe"}, *rows[1:]])
+    task = build_mirror(discover_tasks(tmp_path)["EmotionClassification"])
+    assert "awe" in task.dataset["test"]["label"]
+    assert "EmotionClassification/test.jsonl: 1 test label(s) never in train.jsonl, so never predicted: 'awe'" in \
+           capsys.readouterr().err  # fmt: skip
