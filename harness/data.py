@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,11 @@ ROW_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
 TEXT_FIELDS = {"sentence1", "sentence2", "text", "query"}
 
 
+def warn(message: str) -> None:
+    """A data note that is no error (the task still runs), on stderr where it is seen, not in warnings.log."""
+    print(f"harness: warning: {message}", file=sys.stderr)
+
+
 def default_data_root() -> Path:
     """The small embedded sample shipped inside the package (real rows, provenance kept)."""
     return Path(str(resources.files("harness") / "sample_data"))
@@ -72,10 +78,23 @@ def _safe_child(root: Path, *parts: str) -> Path:
         if not part or part in (".", "..") or "/" in part or "\\" in part or Path(part).is_absolute():
             raise UsageError(f"invalid path component {part!r} under data root {root}")
     path = root.joinpath(*parts)
+    if escape := _outside(root, path):
+        raise UsageError(f"{path} {escape}")
+    return path
+
+
+def _outside(root: Path, path: Path) -> str:
+    """'resolves to X, outside the data root R' when path (symlinks followed) leaves root, else ''."""
     resolved, root_resolved = path.resolve(), root.resolve()
     if resolved != root_resolved and root_resolved not in resolved.parents:
-        raise UsageError(f"{path} resolves to {resolved}, outside the data root {root_resolved}")
-    return path
+        return f"resolves to {resolved}, outside the data root {root_resolved}"
+    return ""
+
+
+class OutsideRoot(DataError, UsageError):
+    """A task folder (or symlink) leading outside the data root: listed as broken by `scan_tasks` like any bad
+    folder, so the other tasks still run and `harness list tasks` still shows it; a usage error to callers that
+    need every task (`discover_tasks`)."""
 
 
 def discover_tasks(root: Path) -> dict[str, LocalTask]:
@@ -100,7 +119,9 @@ def scan_tasks(root: Path) -> tuple[dict[str, LocalTask], dict[str, DataError]]:
             spec = task_dir / "task.json"
             if not spec.is_file():
                 continue
-            _safe_child(root, lang_dir.name, task_dir.name, "task.json")  # the folder and its spec stay inside
+            if escape := _outside(root, spec):  # the folder and its spec stay inside
+                broken[task_dir.name] = OutsideRoot(spec, 0, f"{escape}; the folder is skipped")
+                continue
             try:
                 meta = _read_task_json(spec)
                 if meta["name"] != task_dir.name:
@@ -115,10 +136,7 @@ def scan_tasks(root: Path) -> tuple[dict[str, LocalTask], dict[str, DataError]]:
 
 
 def _read_task_json(path: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads(_read_text(path))
-    except json.JSONDecodeError as e:
-        raise DataError(path, e.lineno, f"invalid JSON: {e.msg}") from None
+    meta = _loads(path, 1, _read_text(path))
     if not isinstance(meta, dict):
         raise DataError(path, 1, "task.json must hold a JSON object")
     for key in ("name", "type", "main_score"):
@@ -139,10 +157,61 @@ def _read_text(path: Path) -> str:
         raise DataError(path, line, f"not valid UTF-8 (byte {e.start})") from None
 
 
+class _RepeatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _RepeatedKey(key)
+        obj[key] = value
+    return obj
+
+
+def _loads(path: Path, lineno: int, text: str) -> Any:
+    """JSON text starting at line `lineno` of path, refusing what json.loads lets through: a key given twice in one
+    object (the last would silently win) and an unpaired surrogate escape such as "\\ud800" (valid UTF-8 on disk,
+    no character after decoding: pyarrow and the tokenizer fail on it far from the file)."""
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as e:
+        raise DataError(path, lineno + e.lineno - 1, f"invalid JSON: {e.msg}") from None
+    except _RepeatedKey as e:
+        raise DataError(path, lineno, f"key {e.key!r} is given twice in one object (JSON keeps the last)") from None
+    if "\\u" in text:  # a surrogate can only come from an escape
+        for key, item in value.items() if isinstance(value, dict) else [("", value)]:
+            if (char := _surrogate(key) or _surrogate(item)) is not None:
+                where = f"field {key!r}" if isinstance(value, dict) else "a value"
+                raise DataError(path, lineno, f"{where} holds an unpaired surrogate escape \\u{ord(char):04x} (half "
+                                              "of a UTF-16 pair, not a character)")  # fmt: skip
+    return value
+
+
+def _surrogate(value: Any) -> str | None:
+    """The first lone surrogate in a JSON value (strings, keys and items of nested objects and lists), else None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return value[e.start]
+        return None
+    items = [*value, *value.values()] if isinstance(value, dict) else value if isinstance(value, list) else []
+    return next((char for item in items if (char := _surrogate(item)) is not None), None)
+
+
 def iter_jsonl(path: Path, required: tuple[str, ...] = (),
                check: Callable[[dict[str, Any], int], None] | None = None) -> Iterator[dict[str, Any]]:  # fmt: skip
     """Rows of a JSON Lines file; each row must be an object with the required fields, texts non-empty,
     and pass check(row, line) (value types, harness/validate.py)."""
+    return (row for _, row in _numbered_rows(path, required, check))
+
+
+def _numbered_rows(path: Path, required: tuple[str, ...] = (),
+                   check: Callable[[dict[str, Any], int], None] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) for each row of iter_jsonl."""
     if not path.is_file():
         raise DataError(path, 0, "file is missing")
     with path.open("rb") as handle:
@@ -153,10 +222,7 @@ def iter_jsonl(path: Path, required: tuple[str, ...] = (),
                 raise DataError(path, lineno, "not valid UTF-8") from None
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(path, lineno, f"invalid JSON: {e.msg}") from None
+            row = _loads(path, lineno, line.rstrip("\r\n"))
             if not isinstance(row, dict):
                 raise DataError(path, lineno, "row is not a JSON object")
             for key in required:
@@ -166,7 +232,7 @@ def iter_jsonl(path: Path, required: tuple[str, ...] = (),
                     raise DataError(path, lineno, f"field {key!r} is empty or not a string")
             if check is not None:
                 check(row, lineno)
-            yield row
+            yield lineno, row
 
 
 def read_rows(task: LocalTask, filename: str, labels: Any = None) -> list[dict[str, Any]]:
@@ -179,7 +245,16 @@ def read_rows(task: LocalTask, filename: str, labels: Any = None) -> list[dict[s
     rows = list(iter_jsonl(path, required, check))
     if not rows:
         raise DataError(task.path / filename, 0, "file holds no rows")
+    _check_count(task, path, len(rows))
     return rows
+
+
+def _check_count(task: LocalTask, path: Path, rows: int) -> None:
+    """A file must hold the rows task.json's `counts` gives for it (when it gives any): a copy cut short or a
+    sample taken from another file would otherwise be scored as the documented data."""
+    expected = (task.meta.get("counts") or {}).get(path.name)
+    if expected is not None and expected != rows:
+        raise DataError(path, 0, f"holds {rows} rows but task.json's counts gives {expected} for it")
 
 
 _NOT_WORD = re.compile(r"[\W_]+")
@@ -233,7 +308,29 @@ def read_qrels(task: LocalTask, query_ids: set[str], corpus_ids: set[str]) -> di
         qrels.setdefault(qid, {})[did] = _grade(path, lineno, score)
     if not qrels:
         raise DataError(path, 0, "no relevance judgements")
+    _check_count(task, path, len(first))
     return qrels
+
+
+def judged_queries(task: LocalTask, queries: list[dict[str, Any]], qrels: dict[str, dict[str, int]]
+                   ) -> list[dict[str, Any]]:  # fmt: skip
+    """The queries with a line in qrels.tsv. BEIR and mteb score only those, so a query without one would leave the
+    score unseen (a qrels.tsv cut short scored 100 on 2 of 12 queries): refused, naming its line, unless task.json
+    sets "unjudged_queries": "drop", which drops them with their count on stderr. A query judged only 0 stays, as
+    in mteb: it counts 0."""
+    unjudged = [q for q in queries if str(q["_id"]) not in qrels]
+    if not unjudged:
+        return queries
+    path = _safe_child(task.path, "queries.jsonl")
+    count = f"{len(unjudged)} of {len(queries)} queries have no judgement in qrels.tsv"
+    if task.meta.get("unjudged_queries") == "drop":
+        warn(f"{path}: {count}; left out of the score, as task.json's \"unjudged_queries\": \"drop\" asks")
+        return [q for q in queries if str(q["_id"]) in qrels]
+    first = str(unjudged[0]["_id"])
+    line = next(n for n, row in _numbered_rows(path) if str(row.get("_id")) == first)
+    raise DataError(path, line, f"query {first!r} has no judgement in qrels.tsv ({count}; BEIR and mteb would leave "
+                                "them out of the score): judge them, or set \"unjudged_queries\": \"drop\" in "
+                                "task.json to score the judged ones only")  # fmt: skip
 
 
 def _grade(path: Path, lineno: int, score: str) -> int:

@@ -26,15 +26,18 @@ class DataError(HarnessError, BaseDataError):
     """Malformed task data; the message starts with file:line so editors can jump there."""
 
 
-def unknown(kind: str, name: str, choices: Iterable[str], hint: str = "") -> UsageError:
-    """An 'unknown X' error with close-match suggestions."""
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """'; did you mean: a, b?' naming the close matches of name (same letters in another case first), or ''."""
     choices = sorted(set(choices))
     close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
     lowered = [c for c in choices if c.lower() == name.lower() and c not in close]
     suggestions = lowered + close
-    msg = f"unknown {kind} {name!r}"
-    if suggestions:
-        msg += f"; did you mean: {', '.join(suggestions)}?"
+    return f"; did you mean: {', '.join(suggestions)}?" if suggestions else ""
+
+
+def unknown(kind: str, name: str, choices: Iterable[str], hint: str = "") -> UsageError:
+    """An 'unknown X' error with close-match suggestions."""
+    msg = f"unknown {kind} {name!r}{did_you_mean(name, choices)}"
     if hint:
         msg += f" ({hint})"
     return UsageError(msg)

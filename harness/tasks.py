@@ -28,8 +28,9 @@ from mteb.abstasks import (
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
 
-from harness.data import LocalTask, read_qrels, read_rows
+from harness.data import LocalTask, judged_queries, read_qrels, read_rows, warn
 from harness.env import go_offline, hub_offline
+from harness.errors import DataError
 from harness.runs import MIRROR, MISSING, OFFICIAL
 from harness.validate import label_kind, lang_script
 
@@ -172,7 +173,7 @@ def build_mirror(local: LocalTask) -> AbsTask:
     twin = mteb_twin(local)
     if twin is not None:
         task = twin
-        split = _pick_split(local.meta.get("eval_split", "test"), list(task.metadata.eval_splits))
+        split = _pick_split(local, list(task.metadata.eval_splits))
         task.filter_eval_splits([split])
     else:
         task = _generic_task(local)
@@ -182,12 +183,23 @@ def build_mirror(local: LocalTask) -> AbsTask:
     return task
 
 
-def _pick_split(local_split: str, official_splits: list[str]) -> str:
+def _pick_split(local: LocalTask, official_splits: list[str]) -> str:
+    """The twin's split that task.json's eval_split names (`dev` finds `validation`). A twin with one split takes the
+    rows under that split, said on stderr (IFlyTek and TNews of ../shared/data: FewCLUE's "test", a subset of the CLUE
+    dev set, is mteb's "validation"); with several, guessing could record the rows under another split: an error."""
+    local_split = local.meta.get("eval_split", "test")
     if local_split in official_splits:
         return local_split
     if local_split == "dev" and "validation" in official_splits:
         return "validation"
-    return official_splits[0]
+    spec = local.path / "task.json"
+    given = "eval_split" if "eval_split" in local.meta else "eval_split (default 'test')"
+    if len(official_splits) == 1:
+        warn(f"{spec}: {given} {local_split!r} is no split of mteb's {local.name}; its rows are scored and recorded "
+             f"as its only split {official_splits[0]!r}")  # fmt: skip
+        return official_splits[0]
+    raise DataError(spec, 1, f"{given} {local_split!r} is no split of mteb's {local.name}: it has "
+                             f"{', '.join(official_splits)}")  # fmt: skip
 
 
 def _generic_task(local: LocalTask) -> AbsTask:
@@ -232,12 +244,17 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
         return DatasetDict({split: Dataset.from_dict(cols)})
     if kind == "Classification":
         labels = label_kind()  # train and test labels must be of one type
-        return DatasetDict({
-            "train": _text_label(read_rows(local, "train.jsonl", labels), task),
-            split: _text_label(read_rows(local, "test.jsonl", labels), task),
-        })  # fmt: skip
+        train, test = read_rows(local, "train.jsonl", labels), read_rows(local, "test.jsonl", labels)
+        unseen = sorted({r["label"] for r in test} - {r["label"] for r in train}, key=str)
+        if unseen:  # legal (the rows may be so), but no classifier can get those rows right
+            warn(f"{local.path / 'test.jsonl'}: {len(unseen)} test label(s) never in train.jsonl, so never predicted: "
+                 f"{', '.join(map(repr, unseen[:5]))}{' ...' if len(unseen) > 5 else ''}")  # fmt: skip
+        return DatasetDict({"train": _text_label(train, task), split: _text_label(test, task)})
     if kind == "Clustering":
         rows = read_rows(local, "test.jsonl")
+        if len({r["label"] for r in rows}) < 2:  # one cluster: every clustering is perfect (v_measure 100)
+            raise DataError(local.path / "test.jsonl", 0, f"all {len(rows)} rows have label {rows[0]['label']!r}; "
+                                                          "clustering needs at least 2 labels")  # fmt: skip
         return DatasetDict({split: Dataset.from_dict({
             "sentences": [[r["text"] for r in rows]], "labels": [[str(r["label"]) for r in rows]],
         })})  # fmt: skip
@@ -260,7 +277,7 @@ def _retrieval_split(local: LocalTask) -> RetrievalSplitData:
     queries = read_rows(local, "queries.jsonl")
     qids, dids = {str(q["_id"]) for q in queries}, {str(d["_id"]) for d in corpus}
     qrels = read_qrels(local, qids, dids)
-    queries = [q for q in queries if str(q["_id"]) in qrels]  # BEIR: only judged queries are evaluated
+    queries = judged_queries(local, queries, qrels)  # BEIR: only judged queries are evaluated
     return RetrievalSplitData(
         corpus=Dataset.from_dict({
             "id": [str(d["_id"]) for d in corpus],

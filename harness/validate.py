@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.errors import DataError
+from harness.errors import DataError, did_you_mean
 
 _AT_K = ("1", "3", "5", "10", "20", "100", "1000")
 _RANKING = {f"{m}_at_{k}" for m in ("ndcg", "map", "mrr", "recall", "precision") for k in _AT_K} | {"map", "mrr"}
@@ -30,6 +30,11 @@ MAIN_SCORES: dict[str, set[str]] = {
     "Retrieval": _RANKING,
     "BitextMining": {"f1", "accuracy", "precision", "recall"},
 }
+
+# Every key task.json may hold (docs/data-layout.md): any other is a typo that would silently fall back to a default
+# (`mteb_equivalnt` runs the generic class instead of mteb's own).
+TASK_KEYS = ("name", "type", "main_score", "languages", "eval_split", "mteb_equivalent", "score_range", "source",
+             "license", "sampling", "counts", "labels", "n_clusters", "unjudged_queries")  # fmt: skip
 
 RowCheck = Callable[[dict[str, Any], int], None]
 
@@ -59,6 +64,10 @@ def is_number(value: Any) -> bool:
 
 def check_task_json(path: Path, meta: dict[str, Any]) -> None:
     """Value checks of a task.json whose required keys are present; raises DataError(path:1)."""
+    for key in meta:
+        if key not in TASK_KEYS:
+            raise DataError(path, 1, f"unknown key {key!r}{did_you_mean(key, TASK_KEYS)} (task.json keys: "
+                                     f"{', '.join(TASK_KEYS)}; docs/data-layout.md)")  # fmt: skip
     allowed = MAIN_SCORES[meta["type"]]
     if meta["main_score"] not in allowed:
         raise DataError(path, 1, f"main_score {meta['main_score']!r} is not a {meta['type']} metric; one of "
@@ -77,6 +86,14 @@ def check_task_json(path: Path, meta: dict[str, Any]) -> None:
         numbers = isinstance(lo_hi, list) and len(lo_hi) == 2 and all(is_number(x) and math.isfinite(x) for x in lo_hi)
         if not numbers or lo_hi[0] >= lo_hi[1]:
             raise DataError(path, 1, f"score_range must be [low, high] with low < high, not {lo_hi!r}")
+    if meta.get("unjudged_queries", "refuse") not in ("refuse", "drop"):
+        raise DataError(path, 1, f"unjudged_queries must be \"refuse\" (the default) or \"drop\", not "
+                                 f"{meta['unjudged_queries']!r}")  # fmt: skip
+    counts = meta.get("counts")
+    if counts is not None and (not isinstance(counts, dict) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values())):  # fmt: skip
+        raise DataError(path, 1, f"counts must map file names to row counts, e.g. {{\"test.jsonl\": 1186}}, not "
+                                 f"{counts!r}")  # fmt: skip
     for key in ("mteb_equivalent", "eval_split"):
         if key in meta and meta[key] is not None and not isinstance(meta[key], str):
             raise DataError(path, 1, f"{key} must be a string, not {meta[key]!r}")
@@ -147,6 +164,10 @@ def row_checker(task_type: str, path: Path, meta: dict[str, Any], labels: _Label
         elif task_type == "Reranking":
             _text_list(path, "positive", row, lineno, allow_empty=False)
             _text_list(path, "negative", row, lineno, allow_empty=True)
+            positives = set(row["positive"])
+            both = [text for text in row["negative"] if text in positives]
+            if both:  # one text is one candidate document: it would be scored as a positive only
+                raise DataError(path, lineno, f"text {both[0][:60]!r} is both in 'positive' and in 'negative'")
         elif task_type == "Retrieval":
             if isinstance(row["_id"], bool) or not isinstance(row["_id"], int | str) or row["_id"] == "":
                 raise DataError(path, lineno, f"field '_id' must be a non-empty string or an integer, not "

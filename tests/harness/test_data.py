@@ -105,6 +105,57 @@ def test_qrels_whole_number_grades_load(tmp_path: Path) -> None:
         "q1": {"d1": 2, "d2": 0}, "q2": {"d2": 1}}  # fmt: skip
 
 
+def _sample_copy(root: Path, lang: str, name: str) -> Path:
+    """A copy of a task of the embedded sample (real rows) under root; its folder."""
+    from harness.data import default_data_root
+
+    shutil.copytree(default_data_root() / lang / name, root / lang / name)
+    return root / lang / name
+
+
+def _edit_rows(path: Path, edit) -> None:
+    """Rewrite a JSON Lines file as edit(its rows)."""
+    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+    path.write_text("".join(json.dumps(r) + "\n" for r in edit(rows)), encoding="utf-8")
+
+
+def _real_copy(root: Path, lang: str, name: str, line: int, edit) -> None:
+    """A copy of an embedded sample task whose test.jsonl line `line` (1-based) is edit(parsed row) as raw JSON."""
+    path = _sample_copy(root, lang, name) / "test.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[line - 1] = edit(json.loads(lines[line - 1]))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "message"),
+    [
+        ("STS16", lambda r: json.dumps({**r, "sentence1": r["sentence1"] + "\ud800"}),
+         r"STS16/test\.jsonl:2: field 'sentence1' holds an unpaired surrogate escape \\ud800"),
+        ("TrecQAReranking", lambda r: json.dumps({**r, "negative": [*r["negative"], "x\udc00"]}),
+         r"TrecQAReranking/test\.jsonl:2: field 'negative' holds an unpaired surrogate escape \\udc00"),
+        ("STS16", lambda r: json.dumps(r)[:-1] + ', "score": 0.0}',
+         r"STS16/test\.jsonl:2: key 'score' is given twice in one object"),
+    ],
+)  # fmt: skip
+def test_surrogate_escape_or_repeated_key_names_file_line_and_field(tmp_path: Path, name: str, edit,
+                                                                     message: str) -> None:  # fmt: skip
+    """Before: a lone surrogate passed validation and failed inside pyarrow (UnicodeEncodeError, no file:line);
+    a repeated key silently kept the last value (STS16's score moved)."""
+    _real_copy(tmp_path, "en", name, 2, edit)
+    with pytest.raises(DataError, match=message):
+        _load(tmp_path, name)
+
+
+def test_repeated_key_in_task_json(tmp_path: Path) -> None:
+    """Before: the last `type` won silently."""
+    folder = _task_dir(tmp_path, "MySTS", "STS")
+    (folder / "task.json").write_text('{"name": "MySTS", "type": "Clustering", "type": "STS", '
+                                      '"main_score": "cosine_spearman"}', encoding="utf-8")  # fmt: skip
+    with pytest.raises(DataError, match=r"MySTS/task\.json:1: key 'type' is given twice"):
+        discover_tasks(tmp_path)
+
+
 def test_task_json_problems(tmp_path: Path) -> None:
     folder = _task_dir(tmp_path, "Oops", "NotAType")
     with pytest.raises(DataError, match=r"Oops/task\.json:1: type 'NotAType'"):
@@ -123,6 +174,24 @@ def test_symlinked_task_cannot_escape_root(tmp_path: Path) -> None:
     (root / "en" / "Evil").symlink_to(outside / "en" / "Evil")
     with pytest.raises(UsageError, match="outside the data root"):
         discover_tasks(root)
+
+
+def test_symlinked_task_is_listed_broken_and_others_still_load(tmp_path: Path, capsys) -> None:
+    """Before: scan_tasks raised UsageError for the one escaping folder, stopping every run and `harness list
+    tasks`. Now that folder is broken (with the reason) and the others load."""
+    from harness.cli import main
+    from harness.data import scan_tasks
+
+    outside, root = tmp_path / "outside", tmp_path / "root"
+    _task_dir(outside, "Evil", "STS")
+    _task_dir(root, "Good", "STS")
+    (root / "en" / "Evil").symlink_to(outside / "en" / "Evil")
+    tasks, broken = scan_tasks(root)
+    assert set(tasks) == {"Good"}
+    assert f"resolves to {(outside / 'en' / 'Evil' / 'task.json').resolve()}, outside the data root" in str(
+        broken["Evil"])  # fmt: skip
+    assert main(["list", "tasks", "--data-dir", str(root)]) == 0
+    assert "BROKEN:" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("filename", ["task.json", "qrels.tsv"])
@@ -161,3 +230,57 @@ def test_mirror_records_the_split_its_rows_are(shared_data: Path) -> None:
     assert tasks["SQuADRetrieval"].meta["eval_split"] == "dev"
     assert squad.eval_splits == ["dev"] and list(squad.dataset["default"]) == ["dev"]
     assert build_mirror(tasks["STS16"]).eval_splits == ["test"]
+
+
+def test_eval_split_must_name_a_split_of_the_twin(tmp_path: Path, capsys) -> None:
+    """Before: an eval_split naming no split of the mteb twin silently became its first split (ATEC's test rows
+    recorded as validation). `dev` still finds `validation`; a one-split twin takes its split, said on stderr."""
+    for name in ("ATEC", "Ocnli", "TNews"):
+        _sample_copy(tmp_path, "zh", name)
+    assert _load(tmp_path, "Ocnli").eval_splits == ["validation"]  # task.json: dev
+    assert _load(tmp_path, "ATEC").eval_splits == ["test"]
+    assert capsys.readouterr().err == ""
+    assert _load(tmp_path, "TNews").eval_splits == ["validation"]  # FewCLUE's test: mteb's one split
+    assert "eval_split 'test' is no split of mteb's TNews; its rows are scored and recorded as its only split " \
+           "'validation'" in capsys.readouterr().err  # fmt: skip
+    spec = tmp_path / "zh" / "ATEC" / "task.json"
+    spec.write_text(json.dumps({**json.loads(spec.read_text(encoding="utf-8")), "eval_split": "tset"}), "utf-8")
+    with pytest.raises(DataError, match=r"ATEC/task\.json:1: eval_split 'tset' is no split of mteb's ATEC: it has "
+                                        r"validation, test"):  # fmt: skip
+        _load(tmp_path, "ATEC")
+
+
+def _scifact_judging(root: Path, keep, *extra: str) -> tuple[Path, list[str]]:
+    """A copy of the embedded SciFact whose qrels.tsv keeps the judgement lines keep(query-id, score) accepts, plus
+    the extra lines (and task.json's counts says so)."""
+    folder = _sample_copy(root, "en", "SciFact")
+    header, *lines = (folder / "qrels.tsv").read_text(encoding="utf-8").splitlines()
+    lines = [x for x in lines if keep(*x.split("\t")[::2])] + list(extra)
+    (folder / "qrels.tsv").write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    meta = json.loads((folder / "task.json").read_text(encoding="utf-8"))
+    (folder / "task.json").write_text(json.dumps({**meta, "counts": {**meta["counts"], "qrels.tsv": len(lines)}}))
+    queries = [json.loads(x)["_id"] for x in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines()]
+    return folder, queries
+
+
+def test_unjudged_queries_are_refused_or_dropped_on_request(tmp_path: Path, capsys) -> None:
+    """Before: queries without a qrels line were left out of the score without a word (10 of 12 dropped, ndcg 100).
+    Now an error naming the first one's line, unless task.json opts in; then the count is said on stderr."""
+    folder, queries = _scifact_judging(tmp_path, lambda qid, score: qid not in ("3", "48"))
+    with pytest.raises(DataError, match=r"SciFact/queries\.jsonl:2: query '3' has no judgement in qrels\.tsv \(2 of "
+                                        r"100 queries have no judgement"):  # fmt: skip
+        _load(tmp_path, "SciFact")
+    spec = folder / "task.json"
+    spec.write_text(json.dumps({**json.loads(spec.read_text(encoding="utf-8")), "unjudged_queries": "drop"}), "utf-8")
+    split = _load(tmp_path, "SciFact").dataset["default"]["test"]
+    assert len(split["queries"]) == 98 and {"3", "48"}.isdisjoint(split["queries"]["id"])
+    assert "SciFact/queries.jsonl: 2 of 100 queries have no judgement in qrels.tsv; left out of the score" in \
+           capsys.readouterr().err  # fmt: skip
+
+
+def test_query_judged_only_zero_is_scored(tmp_path: Path) -> None:
+    """As mteb (AbsTaskRetrieval drops only queries without any qrels entry): a query judged only 0 is a judged
+    query; it stays in the score and counts 0."""
+    _scifact_judging(tmp_path, lambda qid, score: qid != "3", "3\t31715818\t0")
+    split = _load(tmp_path, "SciFact").dataset["default"]["test"]
+    assert "3" in split["queries"]["id"] and split["relevant_docs"]["3"] == {"31715818": 0}

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_data import _task_dir
+from test_data import _edit_rows, _sample_copy, _task_dir
 
 from harness.cli import main
 from harness.data import discover_tasks, scan_tasks
@@ -64,6 +64,8 @@ def test_nan_score_task_fails_and_leaderboard_still_builds(shared_data: Path, tm
          r"test\.jsonl:1: field 'positive' must be a non-empty list of texts, not str"),
         ("Reranking", "test.jsonl", [json.dumps({"query": "q", "positive": ["ok", 3], "negative": []})],
          r"test\.jsonl:1: field 'positive' item 1 is empty or not a string: 3"),
+        ("Reranking", "test.jsonl", [json.dumps({"query": "q", "positive": ["same", "a"], "negative": ["b", "same"]})],
+         r"test\.jsonl:1: text 'same' is both in 'positive' and in 'negative'"),
         ("PairClassification", "test.jsonl", [_pair(label=1), _pair(label=True)],
          r"test\.jsonl:2: field 'label' must be 0 or 1, not True"),
         ("PairClassification", "test.jsonl", [_pair(label="1")], r"test\.jsonl:1: field 'label' must be 0 or 1"),
@@ -74,6 +76,7 @@ def test_nan_score_task_fails_and_leaderboard_still_builds(shared_data: Path, tm
     ],
 )  # fmt: skip
 def test_row_values_are_type_checked(tmp_path: Path, kind: str, filename: str, rows: list[str], message: str) -> None:
+    """Before (text both positive and negative): it became one candidate, scored as a positive (map 100)."""
     folder = _task_dir(tmp_path, "MyTask", kind)
     _rows(folder, filename, rows)
     with pytest.raises(DataError, match=message):
@@ -136,9 +139,16 @@ def test_classification_labels_agree_across_train_and_test(tmp_path: Path) -> No
         ({"score_range": [5, 0]}, r"task\.json:1: score_range must be \[low, high\] with low < high, not \[5, 0\]"),
         ({"score_range": "0-5"}, r"task\.json:1: score_range must be \[low, high\]"),
         ({"languages": "en"}, r"task\.json:1: languages must be a list of language codes"),
+        ({"mteb_equivalnt": "STS16"}, r"task\.json:1: unknown key 'mteb_equivalnt'; did you mean: mteb_equivalent\? "
+                                      r"\(task\.json keys: name, type, main_score, .*counts"),
+        ({"score_rnage": [0, 5]}, r"task\.json:1: unknown key 'score_rnage'; did you mean: score_range\?"),
+        ({"counts": {"test.jsonl": "12"}}, r"task\.json:1: counts must map file names to row counts"),
+        ({"unjudged_queries": "keep"}, r"task\.json:1: unjudged_queries must be \"refuse\" \(the default\) or "
+                                       r"\"drop\", not 'keep'"),
     ],
-)
+)  # fmt: skip
 def test_task_json_values_are_checked(tmp_path: Path, extra: dict, message: str) -> None:
+    """Before (unknown keys): ignored, so `mteb_equivalnt` silently ran the generic class, `score_rnage` the default."""
     _task_dir(tmp_path, "MySTS", "STS", **extra)
     with pytest.raises(DataError, match=message):
         discover_tasks(tmp_path)
@@ -187,3 +197,35 @@ def test_language_codes_map_to_mteb_or_fail_naming_the_file(shared_data: Path, t
     tasks, broken = scan_tasks(tmp_path)
     assert set(tasks) == {"Greek"}
     assert "Klingon/task.json:1" in str(broken["Klingon"]) and "languages: unknown code 'tlh'" in str(broken["Klingon"])
+
+
+def test_counts_of_task_json_must_match_the_files(tmp_path: Path) -> None:
+    """Before: counts said 1186 and the file held 12 rows, without a word."""
+    sts = _sample_copy(tmp_path, "en", "STS16")
+    _edit_rows(sts / "test.jsonl", lambda rows: rows[:-1])
+    with pytest.raises(DataError, match=r"STS16/test\.jsonl: holds 46 rows but task\.json's counts gives 47 for it"):
+        build_mirror(discover_tasks(tmp_path)["STS16"])
+    scifact = _sample_copy(tmp_path, "en", "SciFact")
+    with (scifact / "qrels.tsv").open("a", encoding="utf-8") as qrels:
+        qrels.write("1\t13734012\t0\n")
+    with pytest.raises(DataError, match=r"SciFact/qrels\.tsv: holds 122 rows but task\.json's counts gives 121"):
+        build_mirror(discover_tasks(tmp_path)["SciFact"])
+
+
+def test_clustering_needs_two_labels(tmp_path: Path) -> None:
+    """Before: one label scored v_measure 100."""
+    folder = _sample_copy(tmp_path, "en", "AGNewsClusteringS2S")
+    _edit_rows(folder / "test.jsonl", lambda rows: [{**r, "label": rows[0]["label"]} for r in rows])
+    with pytest.raises(DataError, match=r"AGNewsClusteringS2S/test\.jsonl: all 143 rows have label .*; clustering "
+                                        r"needs at least 2 labels"):  # fmt: skip
+        build_mirror(discover_tasks(tmp_path)["AGNewsClusteringS2S"])
+
+
+def test_test_label_never_in_train_is_a_warning(tmp_path: Path, capsys) -> None:
+    """Before: scored without a note although no classifier can predict it. Still scored (the rows may be so)."""
+    folder = _sample_copy(tmp_path, "en", "EmotionClassification")
+    _edit_rows(folder / "test.jsonl", lambda rows: [{**rows[0], "label": "awe"}, *rows[1:]])
+    task = build_mirror(discover_tasks(tmp_path)["EmotionClassification"])
+    assert "awe" in task.dataset["test"]["label"]
+    assert "EmotionClassification/test.jsonl: 1 test label(s) never in train.jsonl, so never predicted: 'awe'" in \
+           capsys.readouterr().err  # fmt: skip
