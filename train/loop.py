@@ -32,6 +32,7 @@ from torch import nn
 from conan_model import ConanConfig, ConanModel, load_config, load_tokenizer, synchronize
 from conan_model import train_tokenizer as train_bbpe
 from conan_model.checkpoint import load_checkpoint_tokenizer
+from conan_model.device import device_problem
 from conan_model.importing import ModelImportError, init_model, init_tokenizer
 from conan_model.modeling import Backbone, model_for
 
@@ -66,7 +67,10 @@ EvalFn = Callable[[nn.Module, int], dict[str, float]]  # (wrapped module, comple
 
 def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | None, dict[str, Any]]:
     """Threads, process group and device; the checkpoint to resume from (checked against ``cfg`` and the data's
-    contents) and its state, which carries the data hashes taken now into every checkpoint :func:`fit` saves."""
+    contents) and its state, which carries the data hashes taken now into every checkpoint :func:`fit` saves.
+    A device this machine lacks is refused first, before any work."""
+    if cfg.device is not None and (problem := device_problem(cfg.device)):
+        raise ConfigError(f"device = {cfg.device!r}: {problem}; set device = 'cpu', or 'auto' for the best available")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rt = init_runtime(cfg.device)

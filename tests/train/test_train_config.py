@@ -205,6 +205,22 @@ def test_a_folder_and_its_train_jsonl_are_one_data_file(tmp_path):
     assert (cfg.tokenizer, cfg.tokenizer_rows, cfg.keep_last) == (str(tok), None, 0)
 
 
+def test_a_device_this_machine_lacks_is_refused_before_any_work(shared_data, tmp_path, monkeypatch):
+    """before: device='cuda' without CUDA failed with an AssertionError traceback after the tokenizer was trained
+    and the model built."""
+    import torch
+
+    from train.pretrain import run
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = PretrainConfig(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["news_en_raw"],
+                         tokenizer_vocab=300, tokenizer_rows=50, seq_len=16, batch_size=2, steps=1, device="cuda",
+                         threads=1)  # fmt: skip
+    with pytest.raises(ConfigError, match="device = 'cuda': no CUDA device is available here; set device = 'cpu'"):
+        run(cfg)
+    assert not (tmp_path / "out").exists()
+
+
 def test_accepted_runtime_values():
     cfg = load_config(WeakConfig, None, ["data=x.jsonl", "grad_clip=0", "threads=0", "device=cuda:1", "beta1=0"])
     assert (cfg.grad_clip, cfg.threads, cfg.device, cfg.beta1) == (0.0, 0, "cuda:1", 0.0)
