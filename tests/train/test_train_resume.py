@@ -296,11 +296,41 @@ def test_damaged_checkpoint_with_no_whole_older_one_is_one_line_exit_2(two_check
     ckpts = Path(cfg.output_dir) / "checkpoints"
     damage(ckpts / "step_00000002" / "model.safetensors", "garbage")
     damage(ckpts / "step_00000001" / "tokenizer.json", "truncate")
-    sets = [f"{key}={getattr(cfg, key)}" for key in ("output_dir", "data_root", "tokenizer_vocab", "tokenizer_rows",
-                                                     "seq_len", "batch_size", "steps", "save_every", "threads")]
-    sets += ["data=news_en_raw", "model_overrides.max_length=32"]
-    assert cli.main(["pretrain", *(a for s in sets for a in ("--set", s)), "--resume"]) == 2
+    assert cli.main([*tiny_cli_args(cfg), "--resume"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"{ckpts / 'step_00000002' / 'model.safetensors'} is damaged (its sha256 differs" in err
     assert f"no older whole checkpoint in {ckpts}: train afresh into another output_dir" in err
+
+
+def tiny_cli_args(cfg: PretrainConfig) -> list[str]:
+    """`python -m train` arguments for a :func:`tiny_pretrain` config."""
+    sets = [f"{key}={getattr(cfg, key)}" for key in ("output_dir", "data_root", "tokenizer_vocab", "tokenizer_rows",
+                                                     "seq_len", "batch_size", "steps", "save_every", "threads")]
+    sets += ["data=news_en_raw", "model_overrides.max_length=32"]
+    return ["pretrain", *(a for s in sets for a in ("--set", s))]
+
+
+def test_ctrl_c_names_the_checkpoint_kept_and_resume(tmp_path, shared_data, one_thread, monkeypatch, capsys):
+    """before: `python -m train` printed a raw KeyboardInterrupt traceback (audit J11). Now one line naming the
+    newest checkpoint and --resume, exit 130; the resume finishes the run."""
+    from train import cli
+
+    real_save = ckpt_io.save_checkpoint
+
+    def save_then_ctrl_c(out, step, *args, **kwargs):
+        real_save(out, step, *args, **kwargs)
+        if step == 1:
+            raise KeyboardInterrupt
+
+    cfg = tiny_pretrain(tmp_path, shared_data)
+    monkeypatch.setattr(ckpt_io, "save_checkpoint", save_then_ctrl_c)
+    assert cli.main(tiny_cli_args(cfg)) == 130
+    err = capsys.readouterr().err
+    ckpts = Path(cfg.output_dir) / "checkpoints"
+    assert err == f"train: interrupted; checkpoints up to step_00000001 are kept in {ckpts}; continue with --resume\n"
+    monkeypatch.setattr(ckpt_io, "save_checkpoint", real_save)
+    assert cli.main([*tiny_cli_args(cfg), "--resume"]) == 0
+    assert (Path(cfg.output_dir) / "final" / "model.safetensors").is_file()
+    fresh = tiny_pretrain(tmp_path / "new", shared_data)
+    assert "before the first checkpoint (none in" in cli.interrupted_message(fresh)
