@@ -96,6 +96,8 @@ def read_state(path: str | Path) -> dict[str, Any]:
         state = json.loads((Path(path) / STATE_NAME).read_text(encoding="utf-8"))
         if not (isinstance(state, dict) and isinstance(state.get("config"), dict) and "step" in state):
             raise ValueError("no step and config in it")
+        if not isinstance(state.get(FILES_KEY, {}), dict):
+            raise ValueError(f"its {FILES_KEY!r} is not a table of file hashes")
     return state
 
 
