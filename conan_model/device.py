@@ -43,6 +43,29 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def device_problem(requested: str) -> str | None:
+    """Why device ``requested`` (``cuda``, ``cuda:1``, ``npu``, ``mps``, ``xpu``, ``cpu``) cannot be used on this
+    machine, or None when it can: checked before any work, where torch would fail only once a tensor moves there
+    (after the tokenizer and the model are built), with a traceback."""
+    kind, _, index = str(requested).partition(":")
+    count = {
+        "cpu": lambda: 1,
+        "cuda": lambda: torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        "npu": lambda: torch.npu.device_count() if npu_available() else 0,
+        "mps": lambda: int(torch.backends.mps.is_available()),
+        "xpu": lambda: torch.xpu.device_count() if hasattr(torch, "xpu") and torch.xpu.is_available() else 0,
+    }.get(kind)
+    if count is None:
+        return f"unknown device type {kind!r}; use cpu, cuda, npu, mps or xpu (optionally :<index>)"
+    present = count()
+    if present == 0:
+        plugin = " (torch_npu is not installed or sees no NPU)" if kind == "npu" else ""
+        return f"no {kind.upper()} device is available here{plugin}"
+    if index and (not index.isdigit() or int(index) >= present):
+        return f"no {kind} device {index!r}: {present} present (indices 0-{present - 1})"
+    return None
+
+
 # /proc/cpuinfo flags that mean the CPU computes bf16 dot products in hardware (x86: "flags", Arm: "Features").
 _NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 

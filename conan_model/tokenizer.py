@@ -22,6 +22,7 @@ from .atomic import atomic_write_text
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)  # ids 0..3, in this order
+MIN_VOCAB = len(SPECIAL_TOKENS) + 256  # a byte-level BPE holds the specials and every byte
 
 
 class EncodedBatch(NamedTuple):
@@ -50,8 +51,8 @@ def iter_jsonl_texts(
 
 def train_tokenizer_from_texts(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> Tokenizer:
     """Train a byte-level BPE of at most ``vocab_size`` tokens (specials and the 256 bytes included)."""
-    if vocab_size < len(SPECIAL_TOKENS) + 256:
-        raise ValueError(f"vocab_size must be at least {len(SPECIAL_TOKENS) + 256}, got {vocab_size}")
+    if vocab_size < MIN_VOCAB:
+        raise ValueError(f"vocab_size must be at least {MIN_VOCAB}, got {vocab_size}")
     tok = Tokenizer(models.BPE(unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()

@@ -5,22 +5,26 @@
         optimizer.pt        full (unsharded) optimizer state, keyed by parameter name
         scheduler.pt        LR scheduler state
         rng_rank<r>.pt      each rank's RNG states (torch, accelerator, python), stored as tensors/lists
-        state.json          step, data position, stage config, extra_state (a stage's own JSON state, e.g. DHNM)
+        state.json          step, data position, stage config, extra_state (a stage's own JSON state, e.g. DHNM),
+                            and the sha256 of every other file (written last, so the record covers them all)
     <output_dir>/final/     config.json, model.safetensors, tokenizer.json (+ train_config.json)
 
 Everything is written into ``.tmp-step_…`` and renamed into place once complete, so a process killed at any
 moment leaves either the previous checkpoints or a new complete one; every file and the folder are flushed to the
 disk before that rename (``conan_model.atomic.replace_dir``), so a power loss does not leave one with empty files.
 The ``.pt`` files hold only tensors and plain Python types and are read with ``torch.load(weights_only=True)``;
-weights are safetensors.
+weights are safetensors. A resume checks the recorded hashes before reading anything, and a file that is damaged
+(or fails to load) is a ResumeError naming it and the newest older checkpoint that is still whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +41,9 @@ from torch.distributed.checkpoint.state_dict import (
 
 from conan_model import ConanConfig, save_pretrained
 from conan_model.atomic import replace_dir
-from conan_model.checkpoint import WEIGHTS_NAME
+from conan_model.checkpoint import CONFIG_NAME, TOKENIZER_NAME, WEIGHTS_NAME, load_checkpoint_tokenizer, load_config
+from conan_model.errors import ConanError
+from conan_model.fingerprint import files_fingerprint
 from conan_model.modeling import Backbone, model_for
 
 from .config import RESUME_SAFE, config_diff
@@ -47,12 +53,16 @@ from .errors import ResumeError
 log = logging.getLogger("train")
 CHECKPOINTS = "checkpoints"
 STATE_NAME = "state.json"
+FILES_KEY = "files"  # state.json: {file name: sha256} of the checkpoint's other files
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
 def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
     """Complete checkpoints (those with a state.json), oldest first."""
-    root = Path(output_dir) / CHECKPOINTS
+    return _complete(Path(output_dir) / CHECKPOINTS)
+
+
+def _complete(root: Path) -> list[Path]:
     dirs = [p for p in root.glob("step_*") if (p / STATE_NAME).is_file()] if root.is_dir() else []
     return sorted(dirs, key=lambda p: int(p.name.split("_")[1]))
 
@@ -81,15 +91,85 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
 
 
 def read_state(path: str | Path) -> dict[str, Any]:
-    return json.loads((Path(path) / STATE_NAME).read_text(encoding="utf-8"))
+    """A checkpoint's state.json; an unreadable one is a ResumeError (see :func:`damaged`)."""
+    with reading(path, STATE_NAME):
+        state = json.loads((Path(path) / STATE_NAME).read_text(encoding="utf-8"))
+        if not (isinstance(state, dict) and isinstance(state.get("config"), dict) and "step" in state):
+            raise ValueError("no step and config in it")
+        if not isinstance(state.get(FILES_KEY, {}), dict):
+            raise ValueError(f"its {FILES_KEY!r} is not a table of file hashes")
+    return state
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """{name: sha256 (conan_model.fingerprint, as the data hashes)} of each file in a checkpoint folder but
+    state.json, which records them."""
+    return {p.name: files_fingerprint(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != STATE_NAME}
+
+
+def verify_files(path: Path, state: dict[str, Any], rank: int = 0) -> None:
+    """Each file recorded in ``state`` (other ranks' RNG files aside) still hashes as when it was saved: random
+    bytes inside the tensor data load without complaint and would train on from garbage. Checkpoints saved
+    before the record are not checked."""
+    for name, digest in (state.get(FILES_KEY) or {}).items():
+        if name.startswith("rng_rank") and name != f"rng_rank{rank}.pt":
+            continue
+        file = Path(path) / name
+        if not file.is_file():
+            raise damaged(path, name, "missing")
+        if files_fingerprint(file) != digest:
+            raise damaged(path, name, f"its sha256 differs from the one {STATE_NAME} recorded when it was saved")
+
+
+def damaged(path: str | Path, name: str, reason: str) -> ResumeError:
+    """The error for a damaged checkpoint file: the file, why, and the newest older checkpoint still whole."""
+    path = Path(path)
+    older = [p for p in _complete(path.parent) if _step(p) < _step(path)]
+    good = next((p for p in reversed(older) if _whole(p)), None)
+    hint = (f"resume from the older checkpoint: --resume {good}" if good is not None
+            else f"no older whole checkpoint in {path.parent}: train afresh into another output_dir")  # fmt: skip
+    return ResumeError(f"cannot resume from {path}: {path / name} is damaged ({reason}); {hint}")
+
+
+def _step(path: Path) -> int:
+    digits = path.name.removeprefix("step_")
+    return int(digits) if digits.isdigit() else -1
+
+
+def _whole(path: Path) -> bool:
+    """state.json reads and every recorded file hashes as saved (older checkpoints: state.json reads)."""
+    try:
+        state = json.loads((path / STATE_NAME).read_text(encoding="utf-8"))
+        hashes = state.get(FILES_KEY) or {}
+        return "config" in state and all(files_fingerprint(path / n) == d for n, d in hashes.items())
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+@contextlib.contextmanager
+def reading(path: str | Path, name: str) -> Iterator[None]:
+    """Loading checkpoint file ``name``: whatever it raises (safetensors, torch.load, tokenizers and json each
+    have their own kinds) becomes :func:`damaged`. Out-of-memory and the project's own errors pass through."""
+    try:
+        yield
+    except (ConanError, MemoryError, torch.OutOfMemoryError):
+        raise
+    except Exception as e:
+        reason = (str(e).strip().splitlines() or [""])[0].split(". ")[0][:200]  # torch's run on for lines
+        raise damaged(path, name, f"{type(e).__name__}: {reason}" if reason else type(e).__name__) from e
 
 
 def check_resume_config(
-    path: str | Path, current: dict[str, Any], data_hashes: dict[str, str], safe: frozenset[str] = RESUME_SAFE
+    path: str | Path,
+    current: dict[str, Any],
+    data_hashes: dict[str, str],
+    safe: frozenset[str] = RESUME_SAFE,
+    rank: int = 0,
 ) -> dict[str, Any]:
     """The checkpoint's state.json, after checking that its stage config matches ``current`` (keys in ``safe``
-    may differ) and that the data files hash as they did when the run started (``data_hashes``; checkpoints
-    from before they were recorded are not checked): the rest of an epoch read from an edited file is other rows."""
+    may differ), that the data files hash as they did when the run started (``data_hashes``; checkpoints
+    from before they were recorded are not checked): the rest of an epoch read from an edited file is other rows,
+    and that the checkpoint's own files are whole (:func:`verify_files`)."""
     state = read_state(path)
     diff = config_diff(state["config"], current, safe)
     if diff:
@@ -101,12 +181,27 @@ def check_resume_config(
         raise ResumeError(f"cannot resume from {path}: data file(s) changed since the run started (their hashes "
                           f"in {Path(path) / STATE_NAME}): {', '.join(changed)}; restore them or train into a "
                           "fresh output_dir")  # fmt: skip
+    verify_files(Path(path), state, rank)
     return state
+
+
+def config_of(path: str | Path) -> ConanConfig:
+    """A checkpoint's config.json (a damaged one: :func:`damaged`)."""
+    with reading(path, CONFIG_NAME):
+        return load_config(path)
+
+
+def tokenizer_of(path: str | Path) -> Tokenizer:
+    """A checkpoint's tokenizer.json, checked against its config.json (read first, so a damaged one is named)."""
+    config_of(path)
+    with reading(path, TOKENIZER_NAME):
+        return load_checkpoint_tokenizer(path)
 
 
 def load_model_weights(path: str | Path, model: Backbone) -> None:
     """Checkpoint weights into the unwrapped model (before DDP/FSDP wrapping, which then shards or copies them)."""
-    model.load_state_dict(load_file(str(Path(path) / WEIGHTS_NAME), device="cpu"))
+    with reading(path, WEIGHTS_NAME):
+        model.load_state_dict(load_file(str(Path(path) / WEIGHTS_NAME), device="cpu"))
 
 
 def full_model_state(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -143,7 +238,8 @@ def save_checkpoint(out: Path, step: int, module: nn.Module, config: ConanConfig
         export_pretrained(model_state, config, tokenizer, tmp)
         torch.save(optim_state, tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        text = json.dumps({"step": step, "world_size": rt.world_size, **state}, indent=2, ensure_ascii=False)
+        record = {"step": step, "world_size": rt.world_size, **state, FILES_KEY: file_hashes(tmp)}
+        text = json.dumps(record, indent=2, ensure_ascii=False)
         (tmp / STATE_NAME).write_text(text + "\n", encoding="utf-8")
         replace_dir(tmp, final)
         for old in checkpoint_dirs(out)[:-keep_last] if keep_last > 0 else []:
@@ -155,12 +251,15 @@ def save_checkpoint(out: Path, step: int, module: nn.Module, config: ConanConfig
 def load_training_state(path: Path, module: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
                         rt: Runtime) -> None:  # fmt: skip
     """Optimizer, scheduler and this rank's RNG from a checkpoint (weights: :func:`load_model_weights`)."""
-    optim_state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
-    set_optimizer_state_dict(module, optimizer, optim_state, options=StateDictOptions(full_state_dict=True))
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+    with reading(path, "optimizer.pt"):
+        optim_state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
+        set_optimizer_state_dict(module, optimizer, optim_state, options=StateDictOptions(full_state_dict=True))
+    with reading(path, "scheduler.pt"):
+        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     rng_file = path / f"rng_rank{rt.rank}.pt"
     if rng_file.is_file():
-        set_rng_state(torch.load(rng_file, weights_only=True), rt.device)
+        with reading(path, rng_file.name):
+            set_rng_state(torch.load(rng_file, weights_only=True), rt.device)
     else:
         log.warning("%s has no RNG state for rank %d (different world size); keeping the seeded RNG", path, rt.rank)
 

@@ -68,6 +68,7 @@ def run_args(args: argparse.Namespace) -> int:
 
     main_rank = os.environ.get("RANK", "0") == "0"
     logging.basicConfig(level=logging.INFO if main_rank else logging.WARNING, format="%(levelname)s: %(message)s")
+    cfg = None
     try:
         module, cfg = resolve(args.target, args.config, args.overrides)
         module.run(cfg, resume=args.resume)
@@ -75,8 +76,27 @@ def run_args(args: argparse.Namespace) -> int:
     except ConanError as e:
         print(f"train: error: {e}", file=sys.stderr)
         return e.exit_code
+    except KeyboardInterrupt:  # Ctrl-C: what is kept and how to go on, not a traceback; 128 + SIGINT
+        if main_rank:
+            print(f"train: {interrupted_message(cfg)}", file=sys.stderr)
+        return 130
     finally:
         leave_process_group()
+
+
+def interrupted_message(cfg: Any | None) -> str:
+    """What an interrupted stage leaves, for the user: the newest complete checkpoint in ``cfg.output_dir`` and
+    that ``--resume`` continues from it (None: the config was not loaded yet). No prefix, so ``harness train``
+    can print it as its own."""
+    if cfg is None:
+        return "interrupted before the stage started; nothing was trained"
+    from .checkpoint import CHECKPOINTS, checkpoint_dirs
+
+    kept, where = checkpoint_dirs(cfg.output_dir), Path(cfg.output_dir) / CHECKPOINTS
+    if not kept:
+        return (f"interrupted before the first checkpoint (none in {where}); rerun, with or without --resume, to "
+                "start again")  # fmt: skip
+    return f"interrupted; checkpoints up to {kept[-1].name} are kept in {where}; continue with --resume"
 
 
 def register(subparsers: Any) -> None:

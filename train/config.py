@@ -23,6 +23,7 @@ from conan_model import PRESETS, SCHEDULES
 from conan_model.config import ATTENTION_BACKENDS
 from conan_model.fingerprint import files_fingerprint
 from conan_model.pooling import POOLINGS
+from conan_model.tokenizer import MIN_VOCAB
 
 from .dhnm import DHNMConfig
 from .errors import ConfigError, DataError
@@ -83,10 +84,11 @@ class StageConfig:
 
     def __post_init__(self) -> None:
         positive = {"steps": self.steps, "batch_size": self.batch_size, "log_every": self.log_every,
-                    "save_every": self.save_every, "tokenizer_vocab": self.tokenizer_vocab}  # fmt: skip
+                    "save_every": self.save_every}  # fmt: skip
         for key, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{key} must be at least 1, got {value}")
+        self._check_tokenizer()
         if self.micro_batch_size is not None and self.micro_batch_size < 1:
             raise ConfigError(f"micro_batch_size must be at least 1, got {self.micro_batch_size}")
         if not 0.0 <= self.warmup_ratio < 1.0 or not 0.0 <= self.min_lr_ratio <= 1.0:
@@ -102,8 +104,11 @@ class StageConfig:
         if self.init is not None and self.model_overrides:
             raise ConfigError("model_overrides cannot be combined with init (the checkpoint fixes the model)")
         self._check_optimizer()
-        if self.threads is not None and self.threads < 0:
-            raise ConfigError(f"threads must be at least 0 (0: torch's default), got {self.threads}")
+        not_negative = {"threads": (self.threads, "torch's default"), "keep_last": (self.keep_last, "keep all"),
+                        "eval_every": (self.eval_every, "only before the first and after the last step")}  # fmt: skip
+        for key, (value, zero) in not_negative.items():
+            if value is not None and value < 0:  # keep_last = -1 kept every checkpoint, silently
+                raise ConfigError(f"{key} must be at least 0 (0: {zero}), got {value}")
         if self.device == "auto":  # as `harness run --device auto`: the best available (pick_device)
             self.device = None
         if self.device is not None and not DEVICE_PATTERN.fullmatch(self.device):
@@ -111,8 +116,30 @@ class StageConfig:
                               f"got {self.device!r}")  # fmt: skip
         if not self.data:
             raise ConfigError("data is empty: list the JSONL files (or folders with train.jsonl) to train on")
+        first: dict[Path, int] = {}
         for i, entry in enumerate(self.data):
-            under_root(self.data_root, entry, f"data[{i}]")
+            path = under_root(self.data_root, entry, f"data[{i}]")
+            file = (path / "train.jsonl" if path.is_dir() else path).resolve()
+            if file in first:  # its rows would be read, and trained on, twice per epoch
+                j = first[file]
+                raise ConfigError(f"data[{i}] = {entry!r} names the same file as data[{j}] = {self.data[j]!r}; "
+                                  "list each file once")  # fmt: skip
+            first[file] = i
+
+    def _check_tokenizer(self) -> None:
+        """Tokenizer settings that would otherwise fail after the data is read (or, ``tokenizer_rows = 0``, train
+        a 260-token BPE on no text without a word)."""
+        if self.tokenizer_vocab < MIN_VOCAB:
+            raise ConfigError(f"tokenizer_vocab must be at least {MIN_VOCAB} (the special tokens and the 256 bytes "
+                              f"of a byte-level BPE), got {self.tokenizer_vocab}")  # fmt: skip
+        if self.tokenizer_rows is not None and self.tokenizer_rows < 1:
+            raise ConfigError(f"tokenizer_rows must be at least 1 (rows per file; none: every row), "
+                              f"got {self.tokenizer_rows}")  # fmt: skip
+        if self.tokenizer:
+            path = Path(self.tokenizer)
+            if not (path / "tokenizer.json" if path.is_dir() else path).is_file():
+                raise ConfigError(f"tokenizer = {self.tokenizer!r}: no such file (give a tokenizer.json, or a folder "
+                                  "holding one)")  # fmt: skip
 
     def _check_optimizer(self) -> None:
         """AdamW takes nan, inf and negative values without complaint and trains to NaN (or uphill): refuse them."""
@@ -380,6 +407,7 @@ class SupervisedConfig(StageConfig):
             self.dhnm_config()
         except (TypeError, ValueError) as e:
             raise ConfigError(f"[dhnm] {e}") from e
+        self.mrl_weight_values()
 
     def task_entries(self, specs: dict[str, dict[str, Any]]) -> list[str]:
         """Every entry (under ``data_root``) the tasks read: their files and each clr task's parallel_en_* folders."""
@@ -458,12 +486,26 @@ class SupervisedConfig(StageConfig):
         """DHNM settings for a task with ``k`` hard negatives (default: the stage's ``hard_negatives``)."""
         return DHNMConfig(k=self.hard_negatives if k is None else k, **self.dhnm)
 
+    def mrl_weight_values(self) -> list[float] | None:
+        """``mrl_weights`` as numbers (None: equal), each finite and >= 0 with a positive sum: the loss is their
+        weighted mean, which a negative weight turns toward -inf and an all-zero or NaN one makes NaN."""
+        if not self.mrl_weights:
+            return None
+        try:
+            weights = [float(w) for w in self.mrl_weights.split(",")]
+        except ValueError:
+            raise ConfigError(f"mrl_weights = {self.mrl_weights!r}: expected comma-separated numbers") from None
+        if not (all(math.isfinite(w) and w >= 0 for w in weights) and 0 < sum(weights) < math.inf):
+            raise ConfigError(f"mrl_weights = {self.mrl_weights!r}: each weight must be a finite number >= 0, and "
+                              "their sum above 0")  # fmt: skip
+        return weights
+
     def mrl(self, hidden_size: int) -> tuple[list[int], list[float] | None]:
         """MRL dims, ascending, and their weights (None: equal), each weight kept with the dim it was written
         beside (``mrl_dims = "128,64"``, ``mrl_weights = "1,0"`` weights 128 alone)."""
         from .objectives import mrl_dims  # torch: only when a stage runs
 
-        weights = [float(w) for w in self.mrl_weights.split(",")] if self.mrl_weights else None
+        weights = self.mrl_weight_values()
         if self.mrl_dims in ("none", "auto"):
             written = None
             dims = [hidden_size] if self.mrl_dims == "none" else mrl_dims(hidden_size)

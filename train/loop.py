@@ -29,9 +29,9 @@ import torch
 from tokenizers import Tokenizer
 from torch import nn
 
-from conan_model import ConanConfig, ConanModel, load_config, load_tokenizer, synchronize
+from conan_model import ConanConfig, ConanModel, load_tokenizer, synchronize
 from conan_model import train_tokenizer as train_bbpe
-from conan_model.checkpoint import load_checkpoint_tokenizer
+from conan_model.device import device_problem
 from conan_model.importing import ModelImportError, init_model, init_tokenizer
 from conan_model.modeling import Backbone, model_for
 
@@ -66,13 +66,16 @@ EvalFn = Callable[[nn.Module, int], dict[str, float]]  # (wrapped module, comple
 
 def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | None, dict[str, Any]]:
     """Threads, process group and device; the checkpoint to resume from (checked against ``cfg`` and the data's
-    contents) and its state, which carries the data hashes taken now into every checkpoint :func:`fit` saves."""
+    contents) and its state, which carries the data hashes taken now into every checkpoint :func:`fit` saves.
+    A device this machine lacks is refused first, before any work."""
+    if cfg.device is not None and (problem := device_problem(cfg.device)):
+        raise ConfigError(f"device = {cfg.device!r}: {problem}; set device = 'cpu', or 'auto' for the best available")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rt = init_runtime(cfg.device)
     path = ckpt_io.resolve_resume(resume, cfg.output_dir)
     data = cfg.data_hashes()
-    state = ckpt_io.check_resume_config(path, cfg.to_dict(), data, cfg.resume_safe) if path is not None else {}
+    state = ckpt_io.check_resume_config(path, cfg.to_dict(), data, cfg.resume_safe, rt.rank) if path else {}
     state["data_hashes"] = data
     out = Path(cfg.output_dir)
     if rt.is_main:
@@ -95,7 +98,7 @@ def get_tokenizer(cfg: StageConfig, rt: Runtime, ckpt: Path | None, fields: Sequ
     """The checkpoint's tokenizer when resuming, else init's, else ``cfg.tokenizer``, else a BBPE trained
     on the ``fields`` of the stage's data (rank 0 trains and saves ``<output_dir>/tokenizer.json``)."""
     if ckpt is not None:
-        return load_checkpoint_tokenizer(ckpt)
+        return ckpt_io.tokenizer_of(ckpt)
     if cfg.init and cfg.tokenizer:
         raise ConfigError("set either init (its tokenizer is used) or tokenizer, not both")
     if cfg.init:
@@ -120,8 +123,9 @@ def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None, seq_l
     """fp32 master weights: the checkpoint's when resuming, else init's, else a seeded fresh preset."""
     torch.manual_seed(cfg.seed)
     if ckpt is not None:
+        config = ckpt_io.config_of(ckpt)
         with torch.device("meta"):
-            model = model_for(load_config(ckpt))
+            model = model_for(config)
         model = model.to_empty(device="cpu")
         ckpt_io.load_model_weights(ckpt, model)
     elif cfg.init:
@@ -226,10 +230,11 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
     step = 0
     if ckpt is not None:
         ckpt_io.load_training_state(ckpt, module, optimizer, scheduler, rt)
-        batches.load_state_dict(state["data"])
-        if extra is not None:
-            extra.load_state_dict(state["extra_state"])
-        step = int(state["step"])
+        with ckpt_io.reading(ckpt, ckpt_io.STATE_NAME):  # the data position and extra state it holds
+            batches.load_state_dict(state["data"])
+            if extra is not None:
+                extra.load_state_dict(state["extra_state"])
+            step = int(state["step"])
         if rt.is_main:
             print(f"resumed from {ckpt} at step {step}", flush=True)
     metrics = MetricsLog(out / "metrics.jsonl", rt.is_main, step if ckpt else None, cfg.steps)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from conan_model import default_dtype, dist_backend, pick_device, synchronize
-from conan_model.device import npu_available
+from conan_model.device import device_problem, npu_available
 
 
 def test_device_helpers():
@@ -12,6 +12,20 @@ def test_device_helpers():
     assert default_dtype("npu") == torch.bfloat16
     assert (dist_backend("cuda:1"), dist_backend("npu"), dist_backend("cpu")) == ("nccl", "hccl", "gloo")
     synchronize("cpu")
+
+
+def test_device_problem_names_what_is_missing(monkeypatch):
+    """The check `train` runs before any work (harness has its own for --device)."""
+    assert device_problem("cpu") is None
+    assert "unknown device type 'tpu'" in device_problem("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert device_problem("cuda:0") == "no CUDA device is available here"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert device_problem("cuda:1") is None
+    assert device_problem("cuda:2") == "no cuda device '2': 2 present (indices 0-1)"
+    if not npu_available():
+        assert "torch_npu is not installed" in device_problem("npu")
 
 
 def test_npu_request_without_plugin_is_a_clear_error():

@@ -167,6 +167,15 @@ def test_mrl_weights_stay_with_the_dims_they_were_written_beside():
         SupervisedConfig(**base, mrl_dims="16,x").mrl(128)
 
 
+@pytest.mark.parametrize("weights", ["1,-1", "0,0", "nan,1", "1,inf", "1,x"])
+def test_mrl_weights_must_be_finite_non_negative_with_a_positive_sum(weights):
+    """before: "1,-1" gave a loss toward -inf, "0,0" and "nan,1" a NaN loss (audit F7); now refused at load."""
+    from train.config import ConfigError, SupervisedConfig
+
+    with pytest.raises(ConfigError, match=f"mrl_weights = '{weights}'"):
+        SupervisedConfig(tasks={"t": {"kind": "sts", "data": ["x"]}}, mrl_dims="16,128", mrl_weights=weights)
+
+
 def test_mrl_loss_is_weighted_mean_of_prefix_losses_from_one_forward():
     torch.manual_seed(0)
     layer = torch.nn.Linear(16, 16)

@@ -172,6 +172,55 @@ def test_optimizer_and_runtime_values_are_checked(override, message):
         load_config(WeakConfig, None, ["data=x.jsonl", override])
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("tokenizer_vocab=10", "tokenizer_vocab must be at least 260 .*got 10"),
+        ("tokenizer_rows=0", r"tokenizer_rows must be at least 1 \(rows per file; none: every row\), got 0"),
+        ("tokenizer_rows=-5", "tokenizer_rows must be at least 1 .*got -5"),
+        ("tokenizer=no/such/tokenizer.json", "tokenizer = 'no/such/tokenizer.json': no such file"),
+        ("keep_last=-1", r"keep_last must be at least 0 \(0: keep all\), got -1"),
+        ("eval_every=-3", "eval_every must be at least 0 .*got -3"),
+        ("data=['x.jsonl', 'sub/../x.jsonl']", "data\\[1\\] = 'sub/../x.jsonl' names the same file as data\\[0\\]"),
+    ],
+)
+def test_values_that_failed_late_or_silently_are_config_errors(override, message):
+    """before: tokenizer_vocab=10 and a missing tokenizer file failed with a traceback after the data was read,
+    tokenizer_rows=0 trained a 260-token BPE on no text, keep_last=-1 kept every checkpoint, a negative eval_every
+    and a file listed twice (its rows trained twice per epoch) were taken as given."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(WeakConfig, None, ["data=x.jsonl", override])
+
+
+def test_a_folder_and_its_train_jsonl_are_one_data_file(tmp_path):
+    (tmp_path / "news").mkdir()
+    (tmp_path / "news" / "train.jsonl").write_text('{"text": "x"}\n')
+    with pytest.raises(ConfigError, match=r"data\[1\] = 'news/train.jsonl' names the same file as data\[0\] = 'news'"):
+        load_config(PretrainConfig, None, [f"data_root={tmp_path}", "data=['news', 'news/train.jsonl']"])
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "tokenizer.json").write_text("{}")
+    cfg = load_config(PretrainConfig, None, [f"data_root={tmp_path}", "data=news", f"tokenizer={tok}",
+                                             "tokenizer_rows=none", "keep_last=0", "tokenizer_vocab=260"])  # fmt: skip
+    assert (cfg.tokenizer, cfg.tokenizer_rows, cfg.keep_last) == (str(tok), None, 0)
+
+
+def test_a_device_this_machine_lacks_is_refused_before_any_work(shared_data, tmp_path, monkeypatch):
+    """before: device='cuda' without CUDA failed with an AssertionError traceback after the tokenizer was trained
+    and the model built."""
+    import torch
+
+    from train.pretrain import run
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = PretrainConfig(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["news_en_raw"],
+                         tokenizer_vocab=300, tokenizer_rows=50, seq_len=16, batch_size=2, steps=1, device="cuda",
+                         threads=1)  # fmt: skip
+    with pytest.raises(ConfigError, match="device = 'cuda': no CUDA device is available here; set device = 'cpu'"):
+        run(cfg)
+    assert not (tmp_path / "out").exists()
+
+
 def test_accepted_runtime_values():
     cfg = load_config(WeakConfig, None, ["data=x.jsonl", "grad_clip=0", "threads=0", "device=cuda:1", "beta1=0"])
     assert (cfg.grad_clip, cfg.threads, cfg.device, cfg.beta1) == (0.0, 0, "cuda:1", 0.0)
