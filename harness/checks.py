@@ -55,27 +55,13 @@ def run_directory(out: Path, run_name: str) -> Path:
 
 
 def check_device(requested: str | None) -> str | None:
-    """A device torch can parse and that exists here; None stays None (the best available is chosen)."""
+    """A device that exists here (conan_model.device.device_problem, as training asks); None stays None (the best
+    available is chosen)."""
     if requested is None:
         return None
-    import torch
+    from conan_model.device import device_problem  # imports torch: only when a device is named
 
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise UsageError(f"--device {requested!r}: unknown device; use cpu, cuda, cuda:N, npu, mps") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {requested}: CUDA is not available here (torch sees no GPU); use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UsageError(f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s) present")
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"--device {requested}: MPS is not available here; use --device cpu")
-    elif device.type == "npu":
-        from conan_model.device import npu_available
-
-        if not npu_available():
-            raise UsageError(f"--device {requested}: torch_npu is not installed or sees no NPU; use --device cpu")
-    elif device.type != "cpu":
-        raise UsageError(f"--device {requested!r}: unsupported device type; use cpu, cuda, cuda:N, npu, mps")
+    problem = device_problem(requested)
+    if problem:
+        raise UsageError(f"--device {requested}: {problem}; use --device cpu")
     return requested

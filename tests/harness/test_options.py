@@ -27,9 +27,9 @@ def _run(tmp_path: Path, *args: str) -> int:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(["--device", "cuda"], "--device cuda: CUDA is not available here", marks=NO_CUDA),
-        (["--device", "tpu"], "--device 'tpu': unknown device; use cpu, cuda, cuda:N, npu, mps"),
-        (["--device", "xla"], "--device 'xla': unsupported device type"),
+        pytest.param(["--device", "cuda"], "--device cuda: no CUDA device is available here", marks=NO_CUDA),
+        (["--device", "tpu"], "--device tpu: unknown device type 'tpu'; use cpu, cuda, npu, mps or xpu"),
+        (["--device", "cpu:x"], "--device cpu:x: no cpu device 'x'"),
         (["--dims", "²"], "--dims: '²' is not a positive integer or 'full'"),
         (["--dims", "0"], "--dims: '0' is not a positive integer"),
         (["--max-length", "0"], "--max-length 0: must be at least 1"),
