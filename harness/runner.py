@@ -38,7 +38,7 @@ from harness.encoding import DimView, HarnessEncoder, time_split
 from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
 from harness.gold import gold_labels
 from harness.identity import describe_change, run_identity, task_identity
-from harness.lazy import open_model
+from harness.lazy import LazyEmbedder, open_model
 from harness.models import Embedder, ModelOptions
 from harness.runs import SUMMARY_MD, RunDir, atomic_write_text
 from harness.suites import get_suite
@@ -169,7 +169,11 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
     plan = plan_tasks(cfg, local_tasks, broken)
     silence_library_bars()
     cache = EmbeddingCache(cfg.cache_dir or default_cache_dir()) if cfg.use_cache else None
+    opened = time.perf_counter()
     embedder = open_model(cfg.model, cfg.options, cache)  # weights load at the first text the cache lacks
+    # an eager load (no cache, or a model the cache does not know) is charged to the first task evaluated, as a
+    # lazy one is: before stop 26 it was recorded nowhere, and the first task's wall depended on the cache
+    unbilled_load_s = 0.0 if isinstance(embedder, LazyEmbedder) else time.perf_counter() - opened
     dims = truncation_dims(cfg.dims, embedder.embed_dim)
     shards = init_from_env(embedder.device)
     main = shards is None or shards.is_main
@@ -206,7 +210,8 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
         if shards is not None:
             shards.begin_task(name)
         with heartbeat(ticking, lambda tag=tag: f"{tag}: {encoder.progress()}"):
-            entry, eff = _run_task(resolved, encoder, staged, cfg, dims)
+            entry, eff = _run_task(resolved, encoder, staged, cfg, dims, unbilled_load_s)
+        unbilled_load_s = 0.0
         if shards is not None:
             entry, eff = _agree(shards, entry, eff)
         if main:
@@ -386,10 +391,11 @@ def _restore_random_state(task: Any, state: dict[str, Any]) -> None:
 
 
 def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir | None, cfg: RunConfig,
-              dims: list[int]) -> tuple[dict[str, Any], dict[str, Any] | None]:  # fmt: skip
+              dims: list[int], model_load_s: float = 0.0) -> tuple[dict[str, Any], dict[str, Any] | None]:  # fmt: skip
     """Evaluate one task at full dimension, then score each MRL dim from the same vectors; never raises.
 
-    Its files go to `run_dir`: the task's staging directory (RunDir.staging), None on ranks that write nothing."""
+    Its files go to `run_dir`: the task's staging directory (RunDir.staging), None on ranks that write nothing.
+    `model_load_s`: the model's load before the run's first task, counted into this task's load and wall."""
     encoder.start_task()
     sysinfo.reset_accelerator_peak()
     start = time.perf_counter()
@@ -415,9 +421,9 @@ def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir |
     finally:
         if resolved.source == MIRROR:
             resolved.task = None  # a suite of big corpora must not pile up in memory; reloads from disk
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - start + model_load_s
     stats = encoder.stats
-    load_s += stats.model_load_s  # a lazy model's load, in the first task that encodes, counts as loading
+    load_s += stats.model_load_s + model_load_s  # a lazy model's load, in the first task that encodes, or an eager one
     eff = {
         "wall_s": round(wall, 3),
         "load_s": round(load_s, 3),
@@ -426,6 +432,7 @@ def _run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir |
         **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.as_dict().items() if k != "encode_s"},
         **stats.speed(),  # model work only: memo and cache hits are not encoding speed
         **time_split(wall, load_s, stats, encoder.model.timings),  # tokenizer, copies, forward, scoring shares
+        "model_load_s": round(stats.model_load_s + model_load_s, 3),
         "peak_rss_mb": round(sysinfo.peak_rss_mb(), 1),
         "peak_accelerator_mb": sysinfo.peak_accelerator_mb(),
         "batch_size": cfg.batch_size,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -185,8 +186,9 @@ def build_mirror(local: LocalTask) -> AbsTask:
 
 def _pick_split(local: LocalTask, official_splits: list[str]) -> str:
     """The twin's split that task.json's eval_split names (`dev` finds `validation`). A twin with one split takes the
-    rows under that split, said on stderr (IFlyTek and TNews of ../shared/data: FewCLUE's "test", a subset of the CLUE
-    dev set, is mteb's "validation"); with several, guessing could record the rows under another split: an error."""
+    rows under that split, noted in the run's warnings.log (IFlyTek and TNews of ../shared/data: FewCLUE's "test", a
+    subset of the CLUE dev set, is mteb's "validation"); with several, guessing could record the rows under another
+    split: an error."""
     local_split = local.meta.get("eval_split", "test")
     if local_split in official_splits:
         return local_split
@@ -194,9 +196,9 @@ def _pick_split(local: LocalTask, official_splits: list[str]) -> str:
         return "validation"
     spec = local.path / "task.json"
     given = "eval_split" if "eval_split" in local.meta else "eval_split (default 'test')"
-    if len(official_splits) == 1:
-        warn(f"{spec}: {given} {local_split!r} is no split of mteb's {local.name}; its rows are scored and recorded "
-             f"as its only split {official_splits[0]!r}")  # fmt: skip
+    if len(official_splits) == 1:  # a naming difference, not a problem: noted in the run's warnings.log
+        warnings.warn(f"{spec}: {given} {local_split!r} is no split of mteb's {local.name}; its rows are scored and "
+                      f"recorded as its only split {official_splits[0]!r}", UserWarning, stacklevel=2)  # fmt: skip
         return official_splits[0]
     raise DataError(spec, 1, f"{given} {local_split!r} is no split of mteb's {local.name}: it has "
                              f"{', '.join(official_splits)}")  # fmt: skip

@@ -64,6 +64,10 @@ def test_warm_rerun_loads_no_model(tmp_path: Path, shared_data: Path) -> None:
     eff = json.loads((tmp_path / "lazy" / "efficiency.json").read_text())["STS12"]
     assert eff["encoded_texts"] > 0 and eff["model_load_s"] > 0 and eff["load_s"] >= eff["model_load_s"]
     assert main([*sts12, "--no-cache", "--run-name", "eager"]) == 0  # no cache: loaded at once, as before
+    eager = json.loads((tmp_path / "eager" / "efficiency.json").read_text())["STS12"]
+    # charged to the first task, as the lazy load is (before stop 26 recorded nowhere: model_load_s 0)
+    assert eager["model_load_s"] > 0 and eager["load_s"] >= eager["model_load_s"]
+    assert eager["wall_s"] >= eager["load_s"] + eager["encode_s"]
     assert _score(tmp_path, "lazy", "STS12") == _score(tmp_path, "eager", "STS12")
     lazy_record = json.loads((tmp_path / "lazy" / "run.json").read_text())
     eager_record = json.loads((tmp_path / "eager" / "run.json").read_text())
