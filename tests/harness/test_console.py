@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from data_helpers import cut_rows
 
 from harness.cli import main
 from harness.console import WARNINGS_LOG, quiet_console
@@ -80,8 +81,7 @@ def test_throughput_counts_model_work_not_hits(tmp_path: Path, capsys) -> None:
     cache = ["--cache-dir", str(tmp_path / "cache"), "--no-progress"]
     data = tmp_path / "data"
     shutil.copytree(SAMPLE / "en" / "STS16", data / "en" / "STS16")
-    rows = (data / "en" / "STS16" / "test.jsonl").read_text(encoding="utf-8").splitlines()
-    (data / "en" / "STS16" / "test.jsonl").write_text("\n".join(rows[:20]) + "\n", encoding="utf-8")
+    cut_rows(data / "en" / "STS16", 20)
     assert _run(tmp_path, "part", "--tasks", "STS16", *cache, data=data) == 0  # caches 20 of the 47 pairs
     assert _run(tmp_path, "full", "--tasks", "STS16", "--dims", "64,128", *cache) == 0
     assert _run(tmp_path, "warm", "--tasks", "STS16", *cache) == 0

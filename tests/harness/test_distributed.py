@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from data_helpers import cut_rows
 
 from harness.cli import main
 from harness.data import default_data_root
@@ -125,8 +127,8 @@ def _tasks(root: Path) -> Path:
         folder.mkdir(parents=True)
         meta = json.loads((sample / name / "task.json").read_text())
         (folder / "task.json").write_text(json.dumps({**meta, "name": f"Eq{name}"}))
-        rows = (sample / name / "test.jsonl").read_text().splitlines()[:40]
-        (folder / "test.jsonl").write_text("\n".join(rows) + "\n")
+        shutil.copy(sample / name / "test.jsonl", folder / "test.jsonl")
+        cut_rows(folder, 40)
     return root
 
 

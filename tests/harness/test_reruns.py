@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from data_helpers import cut_rows
 
 from harness.cli import main
 from harness.data import default_data_root
@@ -67,8 +68,7 @@ def test_changed_data_file_reevaluates(tmp_path: Path, capsys) -> None:
     data = tmp_path / "data"
     shutil.copytree(SAMPLE / "en" / "STS16", data / "en" / "STS16")
     _, first = _run(tmp_path, "r", "--tasks", "STS16", data=data)
-    rows = (data / "en" / "STS16" / "test.jsonl").read_text(encoding="utf-8").splitlines()
-    (data / "en" / "STS16" / "test.jsonl").write_text("\n".join(rows[:30]) + "\n", encoding="utf-8")
+    cut_rows(data / "en" / "STS16", 30)
     _, second = _run(tmp_path, "r", "--tasks", "STS16", data=data)
     assert "evaluating again" in capsys.readouterr().out
     assert second["tasks"]["STS16"]["identity"]["data"] != first["tasks"]["STS16"]["identity"]["data"]
