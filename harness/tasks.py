@@ -84,6 +84,9 @@ class ResolvedTask:
                 data_source=self.local.meta.get("source"),
                 license=self.local.meta.get("license"),
             )
+            coverage = official_coverage(self.local)
+            if coverage is not None:
+                rec["full_split"], rec["split_coverage"] = coverage
         if self.reason:
             rec["reason"] = self.reason
         return rec
@@ -184,16 +187,51 @@ def build_mirror(local: LocalTask) -> AbsTask:
     return task
 
 
-def _pick_split(local: LocalTask, official_splits: list[str]) -> str:
-    """The twin's split that task.json's eval_split names (`dev` finds `validation`). A twin with one split takes the
-    rows under that split, noted in the run's warnings.log (IFlyTek and TNews of ../shared/data: FewCLUE's "test", a
-    subset of the CLUE dev set, is mteb's "validation"); with several, guessing could record the rows under another
-    split: an error."""
+# What a mirror's task.json `counts` are held against in its twin's descriptive statistics (shipped with mteb):
+# file → statistic, per task type; every other type compares test.jsonl's rows with `num_samples`.
+COVERAGE_STATS = {
+    "Retrieval": (("queries.jsonl", "num_queries"), ("corpus.jsonl", "num_documents")),
+    "Reranking": (("test.jsonl", "num_queries"),),
+}
+
+
+def official_coverage(local: LocalTask) -> tuple[bool, str] | None:
+    """(whether a mirror holds its mteb twin's whole evaluation split, 'test.jsonl 47 of 1186'): task.json's
+    counts (checked against the files) against the twin's statistics for that split. None when either is
+    unknown. A sample's score is no peer of a published score on the whole split (the leaderboard ranks them
+    apart)."""
+    twin, counts = mteb_twin(local), local.meta.get("counts") or {}
+    if twin is None or not counts:
+        return None
+    splits = list(twin.metadata.eval_splits)
+    split = _split_name(local, splits) or (splits[0] if len(splits) == 1 else None)
+    stats = (twin.metadata.descriptive_stats or {}).get(split) if split else None
+    pairs = COVERAGE_STATS.get(local.type, (("test.jsonl", "num_samples"),))
+    if not stats or any(file not in counts or not isinstance(stats.get(key), int) for file, key in pairs):
+        return None
+    parts = [f"{file} {counts[file]} of {stats[key]}" for file, key in pairs]
+    return all(counts[file] == stats[key] for file, key in pairs), f"{', '.join(parts)} ({split})"
+
+
+def _split_name(local: LocalTask, official_splits: list[str]) -> str | None:
+    """The twin's split that task.json's eval_split names (`dev` finds `validation`), or None."""
     local_split = local.meta.get("eval_split", "test")
     if local_split in official_splits:
         return local_split
     if local_split == "dev" and "validation" in official_splits:
         return "validation"
+    return None
+
+
+def _pick_split(local: LocalTask, official_splits: list[str]) -> str:
+    """The twin's split that task.json's eval_split names (`dev` finds `validation`). A twin with one split takes the
+    rows under that split, noted in the run's warnings.log (IFlyTek and TNews of ../shared/data: FewCLUE's "test", a
+    subset of the CLUE dev set, is mteb's "validation"); with several, guessing could record the rows under another
+    split: an error."""
+    named = _split_name(local, official_splits)
+    if named is not None:
+        return named
+    local_split = local.meta.get("eval_split", "test")
     spec = local.path / "task.json"
     given = "eval_split" if "eval_split" in local.meta else "eval_split (default 'test')"
     if len(official_splits) == 1:  # a naming difference, not a problem: noted in the run's warnings.log

@@ -131,12 +131,29 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
                      f"{'+'.join(bench.eval_splits)} ({', '.join(bench.hf_subsets)}) — a run by `--tasks` takes mteb's "
                      f"whole task, `--suite` the benchmark's selection; so {task} counts toward no row's Borda "
                      "points.")  # fmt: skip
+    for task in order:
+        sample = sample_of_split(scored, task) if task not in mixed else None
+        if sample and any(e.kind == "published" and task in e.scores for e in entries):
+            mixed[task] = ["rows"]
+            notes.append(f"‡ {task}: our runs scored a sample of the official split ({sample}), the published rows "
+                         f"the whole split; the two do not rank against each other, so {task} counts toward no "
+                         "row's Borda points.")  # fmt: skip
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
         raise UsageError("two rows share a label (same run directory name twice?): " + ", ".join(labels))
     title = f"{bench_name} ({suite.name})" if suite else "tasks of the given runs"
     reported = any(Path(folder).resolve() == SNAPSHOT for folder in published)
     return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported, mixed)
+
+
+def sample_of_split(runs: list[tuple[Entry, dict[str, dict[str, Any]]]], task: str) -> str | None:
+    """'test.jsonl 47 of 1186 (test)' when a run scored a mirror that holds only part of its mteb twin's split
+    (run.json's `full_split`, from task.json's counts against mteb's statistics), else None."""
+    for entry, records in runs:
+        record = records.get(task, {})
+        if task in entry.scores and record.get("full_split") is False:
+            return str(record.get("split_coverage"))
+    return None
 
 
 def scored_selection(runs: list[tuple[Entry, dict[str, dict[str, Any]]]], task: str

@@ -148,3 +148,32 @@ def test_a_nan_published_score_is_skipped_not_a_crash(tmp_path: Path):
     assert board.entries[0].scores == {"STS13": 0.8}
     assert any("STS16 skipped — no main score" in note for note in board.notes)
     render(board)
+
+
+def test_a_sample_mirror_does_not_rank_against_the_published_whole_split(tmp_path: Path):
+    """Before: minilm on the embedded sample's 500-row SciFact (83.97) was ranked against published full-split
+    scores (64.51) and earned Borda points (audit I F5). run.json now says whether a mirror holds its twin's whole
+    split (harness.tasks.official_coverage); a sample's task earns no row Borda points beside published rows."""
+    write_json(tmp_path / "pub" / "org__pub" / "r" / "STS16.json", result_json("STS16", 0.70))
+    sample = {"STS16": {"full_split": False, "split_coverage": "test.jsonl 47 of 1186 (test)"}}
+    run = make_run(tmp_path, "sample", {"STS16": 0.80}, {"STS16": "STS"}, data=sample)
+    board = build_board([run], [tmp_path / "pub"], None, False)
+    assert board.mixed == {"STS16": ["rows"]}
+    assert any(n.startswith("‡ STS16: our runs scored a sample of the official split (test.jsonl 47 of 1186 (test))")
+               for n in board.notes)  # fmt: skip
+    assert build_board([run], [], None, False).mixed == {}  # among our own runs of one sample: ranked
+    full = make_run(tmp_path / "f", "full", {"STS16": 0.80}, {"STS16": "STS"},
+                    data={"STS16": {"full_split": True, "split_coverage": "test.jsonl 1186 of 1186 (test)"}})
+    assert build_board([full], [tmp_path / "pub"], None, False).mixed == {}
+
+
+def test_official_coverage_compares_counts_with_mteb_statistics(shared_data: Path):
+    from harness.data import default_data_root, discover_tasks
+    from harness.tasks import official_coverage
+
+    shared, sample = discover_tasks(shared_data), discover_tasks(default_data_root())
+    assert official_coverage(shared["STS16"]) == (True, "test.jsonl 1186 of 1186 (test)")
+    assert official_coverage(sample["STS16"]) == (False, "test.jsonl 47 of 1186 (test)")
+    assert official_coverage(shared["SciFact"]) == (True, "queries.jsonl 300 of 300, corpus.jsonl 5183 of 5183 (test)")
+    assert official_coverage(shared["TNews"]) == (False, "test.jsonl 2010 of 10000 (validation)")  # FewCLUE's test
+    assert official_coverage(shared["XQuADRetrievalEnEn"]) is None  # no mteb twin
