@@ -196,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", help="embedding cache folder (default: $HARNESS_CACHE_DIR or "
                      "~/.cache/conan-harness/embeddings)")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
-    run.add_argument("--device", help="cpu, cuda, cuda:1, npu, mps (default: cuda if available, else cpu)")
+    run.add_argument("--device", help="cpu, cuda, cuda:1, npu, mps, xpu (default: the best available: cuda, npu, mps, "
+                     "else cpu)")
     run.add_argument("--dtype", default="auto", help="auto (bfloat16 on accelerators and on CPUs with native bf16, "
                      "else float32; the reason goes to run.json), float32, float16, bfloat16")
     run.add_argument("--max-length", type=int, help="truncate inputs to this many tokens")
@@ -205,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--compile", action="store_true", help="torch.compile the model (conan:, st:, hf:, minilm; "
                      "faster on GPUs after tens of seconds of compilation)")
     run.add_argument("--overwrite", action="store_true", help="redo tasks that a previous run finished")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bars, nor the periodic progress lines printed when stderr is not a terminal")
     run.set_defaults(func=cmd_run, interrupted="; finished tasks are kept in the run directory (the same command "
                      "continues with the rest)")  # fmt: skip
 

@@ -36,7 +36,7 @@ def _csv(value: str) -> list[str]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     rg = subparsers.add_parser("regress", help="candidate vs baseline run: per-task bootstrap CIs, exit 1 on a "
-                               "significant regression")  # fmt: skip
+                               "significant regression or a task that failed in the candidate")  # fmt: skip
     rg.add_argument("--baseline", required=True, help="run directory of the reference model")
     rg.add_argument("--candidate", required=True, help="run directory of the model under test")
     rg.add_argument("--alpha", type=float, default=0.05, help="two-sided significance level (default 0.05)")

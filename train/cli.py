@@ -1,4 +1,4 @@
-"""Train a stage (pretrain, weak, supervised) from a TOML config; `harness train` and `python -m train`.
+"""Train a stage (pretrain, mntp, weak, supervised) from a TOML config; `harness train` and `python -m train`.
 
     python -m train configs/weak.toml --set steps=200 --set init=runs/pretrain/final
     python -m train weak --config configs/weak.toml --resume
@@ -101,7 +101,7 @@ def interrupted_message(cfg: Any | None) -> str:
 
 def register(subparsers: Any) -> None:
     """Add ``harness train`` to the harness CLI (harness/cli.py PLUGIN_COMMANDS)."""
-    parser = subparsers.add_parser("train", help="train a stage (pretrain, weak, supervised) from a TOML config",
+    parser = subparsers.add_parser("train", help="train a stage (pretrain, mntp, weak, supervised) from a TOML config",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     parser.set_defaults(func=run_args)
