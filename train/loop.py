@@ -112,6 +112,10 @@ def get_tokenizer(cfg: StageConfig, rt: Runtime, ckpt: Path | None, fields: Sequ
         tok = train_bbpe(cfg.data_files(), cfg.tokenizer_vocab, fields, cfg.tokenizer_rows, save_path=path)
         print(f"trained a {tok.get_vocab_size()}-token BBPE on {len(cfg.data_files())} file(s) in "
               f"{time.perf_counter() - start_time:.1f}s -> {path}", flush=True)  # fmt: skip
+        if tok.get_vocab_size() < cfg.tokenizer_vocab:  # the text ran out of merges: said, not silently smaller
+            log.warning("the tokenizer has %d tokens, fewer than tokenizer_vocab %d: the text it was trained on "
+                        "(tokenizer_rows %s per file) holds no more merges; give more rows or a smaller vocabulary",
+                        tok.get_vocab_size(), cfg.tokenizer_vocab, cfg.tokenizer_rows)  # fmt: skip
     barrier()
     return load_tokenizer(path)
 
