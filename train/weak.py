@@ -42,7 +42,7 @@ from .losses import gather_with_grad, info_nce
 from .metrics import flops_per_token
 
 CONFIG = WeakConfig
-log = logging.getLogger(__name__)
+log = logging.getLogger("train")  # the stages' one logger
 FIELDS = ("query", "positive")
 
 
