@@ -1,0 +1,42 @@
+"""scripts/record_baseline.py: a committed baseline keeps a run's scores with their provenance, and no machine path."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main as harness
+from harness.data import default_data_root
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+
+import record_baseline  # noqa: E402
+
+
+def test_record_keeps_scores_metrics_and_data_identity(tmp_path: Path) -> None:
+    """One real run of minilm on two sample tasks (seconds); the record's numbers are run.json's, ×100, 2 decimals."""
+    argv = ["run", "--model", "minilm", "--tasks", "STS16,TNews", "--data-dir", str(default_data_root()), "--out",
+            str(tmp_path / "runs"), "--run-name", "base", "--no-progress", "--no-cache"]  # fmt: skip
+    assert harness(argv) == 0
+    out = tmp_path / "baseline.json"
+    assert record_baseline.main([str(tmp_path / "runs" / "base"), "--what", "minilm on two sample tasks",
+                                 "--command", "harness run ...", "--measured", "a test", "--out", str(out)]) == 0
+    body = json.loads(out.read_text())
+    run = json.loads((tmp_path / "runs" / "base" / "run.json").read_text())
+    for task in ("STS16", "TNews"):
+        assert body["scores_x100"][task] == round(100 * run["tasks"][task]["main_score"], 2)
+        assert body["metrics"][task] == run["tasks"][task]["main_metric"]
+        assert body["data"][task] == run["tasks"][task]["identity"]["data"]
+    assert body["model"]["fingerprint"] == run["model"]["fingerprint"]
+    assert body["mteb"] == run["tasks"]["STS16"]["identity"]["mteb"]
+    assert str(tmp_path) not in out.read_text()  # committed reports carry no absolute machine paths
+
+
+def test_a_folder_without_run_json_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="holds no run.json"):
+        record_baseline.main([str(tmp_path), "--what", "w", "--command", "c", "--measured", "m",
+                              "--out", str(tmp_path / "b.json")])  # fmt: skip
