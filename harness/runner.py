@@ -34,12 +34,12 @@ from harness.checks import check_positive, check_writable_dir, run_directory
 from harness.console import WarningLog, heartbeat, quiet_console, silence_library_bars
 from harness.data import LocalTask, scan_tasks
 from harness.distributed import ShardGroup, init_from_env
+from harness.embedder import Embedder, ModelOptions
 from harness.encoding import DimView, HarnessEncoder, time_split
 from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
 from harness.gold import gold_labels
 from harness.identity import describe_change, run_identity, task_identity
 from harness.lazy import LazyEmbedder, open_model
-from harness.models import Embedder, ModelOptions
 from harness.runs import SUMMARY_MD, RunDir, atomic_write_text
 from harness.suites import get_suite
 from harness.summary import render_summary

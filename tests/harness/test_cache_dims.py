@@ -191,7 +191,8 @@ def test_cache_cli_info_and_clear(tmp_path: Path, minilm, capsys) -> None:
 
 @pytest.mark.slow
 def test_compiled_sentence_transformer_encodes_like_eager(minilm, needs_inductor) -> None:
-    from harness.models import ModelOptions, load_model
+    from harness.embedder import ModelOptions
+    from harness.models import load_model
 
     texts = ["A man is playing a guitar.", "Two dogs run on the beach.", "short", "一个孩子在玩球。"]
     compiled = load_model("minilm", ModelOptions(compile=True))
@@ -200,8 +201,9 @@ def test_compiled_sentence_transformer_encodes_like_eager(minilm, needs_inductor
 
 
 def test_compile_is_refused_for_the_c_engine() -> None:
+    from harness.embedder import ModelOptions
     from harness.errors import UsageError
-    from harness.models import ModelOptions, load_model
+    from harness.models import load_model
 
     with pytest.raises(UsageError, match="no --compile"):
         load_model("me5-small", ModelOptions(compile=True))
