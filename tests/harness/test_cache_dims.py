@@ -25,7 +25,8 @@ from harness.cache import EmbeddingCache, namespace_key
 from harness.cli import main
 from harness.data import default_data_root, discover_tasks, read_rows
 from harness.encoding import HarnessEncoder, token_budget_batches
-from harness.runner import RunConfig, _run_task
+from harness.evaluation import run_task
+from harness.runner import RunConfig
 from harness.runs import RunDir, open_run
 from harness.tasks import OFFICIAL, ResolvedTask, build_mirror
 
@@ -233,7 +234,7 @@ def test_every_dims_pass_scores_the_full_passs_sample(tmp_path: Path, minilm) ->
     run = RunDir(tmp_path / "r", "org/minilm", "rev")
     resolved = ResolvedTask("FastClusteringSample", OFFICIAL, "Clustering", _FastClustering())
     cfg = RunConfig(model="minilm", data_dir=SAMPLE)
-    entry, _ = _run_task(resolved, HarnessEncoder(minilm, show_progress=False), run, cfg, [minilm.embed_dim, 64])
+    entry, _ = run_task(resolved, HarnessEncoder(minilm, show_progress=False), run, cfg, [minilm.embed_dim, 64])
     assert entry["status"] == "ok", entry.get("error")
 
     def scored(dim: int) -> float:
