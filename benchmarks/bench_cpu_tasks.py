@@ -47,7 +47,7 @@ def main() -> None:
 
     per_task: dict[str, dict[str, float]] = {}
     model_cpu = [0.0]
-    original_task, original_compute = runner._run_task, encoding.HarnessEncoder._compute
+    original_task, original_compute = runner.run_task, encoding.HarnessEncoder._compute
 
     def timed_task(resolved, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
         model_cpu[0] = 0.0
@@ -68,7 +68,7 @@ def main() -> None:
                 return
             yield item
 
-    runner._run_task, encoding.HarnessEncoder._compute = timed_task, timed_compute
+    runner.run_task, encoding.HarnessEncoder._compute = timed_task, timed_compute
     name = args.name or "-".join(x for x in (args.model or "default", args.suite, args.tasks, args.dtype) if x)
     name = name.replace(",", "_").replace(":", "_").replace("/", "_")
     argv = ["run", "--out", str(SCRATCH / "runs"), "--run-name", name, "--no-cache", "--no-progress",

@@ -23,12 +23,12 @@ from common import save_result
 from tabulate import tabulate
 
 from conan_model import ConanConfig, ConanModel, train_tokenizer_from_texts
-from train.config import SupervisedConfig
 from train.dhnm import DHNM, DHNMConfig
 from train.distributed import Task as Routed
 from train.distributed import init_runtime
 from train.mining import mine_pools
 from train.multitask import Task, TaskBatch, read_rows
+from train.supervised_config import SupervisedConfig
 from train.supervised_step import Stepper
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

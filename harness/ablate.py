@@ -252,7 +252,7 @@ class Ablation:
 
     def evaluate(self, model: str, name: str, tasks: list[str]) -> dict[str, float]:
         """Harness evaluation of one model on ``tasks``; returns {task: main score} (0–1 scale)."""
-        from harness.models import ModelOptions
+        from harness.embedder import ModelOptions
         from harness.runner import RunConfig, run
 
         ev = self.cfg["eval"]

@@ -25,7 +25,7 @@ def _csv(value: str) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.checks import parse_dims
-    from harness.models import ModelOptions
+    from harness.embedder import ModelOptions
     from harness.runner import RunConfig, run
     from harness.suites import default_model
 

@@ -32,7 +32,7 @@ from conan_model.batching import EncodeTimings, token_budget_batches  # noqa: F4
 from conan_model.pooling import truncate_and_normalize
 from harness.cache import EmbeddingCache, namespace_key
 from harness.distributed import ShardGroup
-from harness.models import Embedder
+from harness.embedder import Embedder
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from conan_model.fingerprint import files_fingerprint
-from harness.models import Embedder
+from harness.embedder import Embedder
 from harness.tasks import MIRROR, ResolvedTask
 
 

@@ -29,7 +29,8 @@ from conan_model.batching import EncodeTimings
 from conan_model.fingerprint import data_fingerprint, files_fingerprint
 from harness import sysinfo
 from harness.cache import EmbeddingCache
-from harness.models import PACKAGED, PREFIXES, Embedder, ModelOptions, load_model, resolve_options
+from harness.embedder import Embedder, ModelOptions
+from harness.models import PACKAGED, PREFIXES, load_model, resolve_options
 
 LOADS = {"count": 0}  # real model loads in this process (by open_model and by lazy models): tests count them
 

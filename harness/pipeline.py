@@ -199,8 +199,8 @@ class Pipeline:
 
     def evaluate(self, finals: list[str]) -> list[Path]:
         from harness.checks import parse_dims
+        from harness.embedder import ModelOptions
         from harness.env import data_root
-        from harness.models import ModelOptions
         from harness.runner import RunConfig, run
 
         ev = self.cfg["eval"]

@@ -11,12 +11,12 @@ from typing import Any
 from conan_model.atomic import atomic_write_json
 
 from .clr import ParallelTranslator, build_clr, format_report
-from .config import SupervisedConfig
 from .data import JsonlIndex, permutation
 from .dhnm import DHNM
 from .distributed import barrier
 from .errors import ConfigError, DataError, ResumeError
 from .mining import ensure_pools, load_pools
+from .supervised_config import SupervisedConfig
 
 
 def text_id(text: str) -> int:

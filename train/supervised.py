@@ -26,8 +26,8 @@ from torch import nn
 from conan_model.atomic import atomic_write_json
 
 from . import loop
-from .config import SupervisedConfig
 from .multitask import MultiTaskBatches, StageState, TaskBatch, build_tasks
+from .supervised_config import SupervisedConfig
 from .supervised_step import Stepper
 
 CONFIG = SupervisedConfig

@@ -19,11 +19,11 @@ from torch import nn
 from conan_model import encode_batch
 
 from . import loop
-from .config import SupervisedConfig
 from .losses import gather_with_grad
 from .metrics import flops_per_token
 from .multitask import Task, TaskBatch, text_id
 from .objectives import cosent, label_info_nce, mrl_loss, retrieval_info_nce
+from .supervised_config import SupervisedConfig
 
 LossOf = Callable[[torch.Tensor], tuple[torch.Tensor, bool]]  # embeddings -> (loss, is it global over ranks)
 

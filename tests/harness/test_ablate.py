@@ -230,7 +230,8 @@ test = ["STS12"]
 def test_input_hashes_cover_a_tokenizer_file_and_a_local_pool_scorer(tmp_path: Path) -> None:
     """Besides data and init, a stage reads a tokenizer file and mines with a pool scorer: local ones are keyed
     by their bytes (a packaged name or bm25 is fixed and stays out)."""
-    from train.config import SupervisedConfig, WeakConfig
+    from train.config import WeakConfig
+    from train.supervised_config import SupervisedConfig
 
     (tmp_path / "a.jsonl").write_text('{"query": "q", "positive": "p"}\n', encoding="utf-8")
     tok, scorer = tmp_path / "tok.json", tmp_path / "scorer"

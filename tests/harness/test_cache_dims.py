@@ -25,7 +25,8 @@ from harness.cache import EmbeddingCache, namespace_key
 from harness.cli import main
 from harness.data import default_data_root, discover_tasks, read_rows
 from harness.encoding import HarnessEncoder, token_budget_batches
-from harness.runner import RunConfig, _run_task
+from harness.evaluation import run_task
+from harness.runner import RunConfig
 from harness.runs import RunDir, open_run
 from harness.tasks import OFFICIAL, ResolvedTask, build_mirror
 
@@ -191,7 +192,8 @@ def test_cache_cli_info_and_clear(tmp_path: Path, minilm, capsys) -> None:
 
 @pytest.mark.slow
 def test_compiled_sentence_transformer_encodes_like_eager(minilm, needs_inductor) -> None:
-    from harness.models import ModelOptions, load_model
+    from harness.embedder import ModelOptions
+    from harness.models import load_model
 
     texts = ["A man is playing a guitar.", "Two dogs run on the beach.", "short", "一个孩子在玩球。"]
     compiled = load_model("minilm", ModelOptions(compile=True))
@@ -200,8 +202,9 @@ def test_compiled_sentence_transformer_encodes_like_eager(minilm, needs_inductor
 
 
 def test_compile_is_refused_for_the_c_engine() -> None:
+    from harness.embedder import ModelOptions
     from harness.errors import UsageError
-    from harness.models import ModelOptions, load_model
+    from harness.models import load_model
 
     with pytest.raises(UsageError, match="no --compile"):
         load_model("me5-small", ModelOptions(compile=True))
@@ -231,7 +234,7 @@ def test_every_dims_pass_scores_the_full_passs_sample(tmp_path: Path, minilm) ->
     run = RunDir(tmp_path / "r", "org/minilm", "rev")
     resolved = ResolvedTask("FastClusteringSample", OFFICIAL, "Clustering", _FastClustering())
     cfg = RunConfig(model="minilm", data_dir=SAMPLE)
-    entry, _ = _run_task(resolved, HarnessEncoder(minilm, show_progress=False), run, cfg, [minilm.embed_dim, 64])
+    entry, _ = run_task(resolved, HarnessEncoder(minilm, show_progress=False), run, cfg, [minilm.embed_dim, 64])
     assert entry["status"] == "ok", entry.get("error")
 
     def scored(dim: int) -> float:

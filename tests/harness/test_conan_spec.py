@@ -48,7 +48,8 @@ def test_tiny_checkpoint_runs_two_tasks(tmp_path: Path) -> None:
 def test_conan_stream_tokenizes_once_and_equals_the_generic_path(tmp_path: Path) -> None:
     """The conan: backend's own pass (one tokenization, one sort, background tokenizer) against the generic
     Embedder path it replaced (count tokens, sort, encode_batch per batch): the same vectors, bit for bit."""
-    from harness.models import Embedder, ModelOptions, load_model
+    from harness.embedder import Embedder, ModelOptions
+    from harness.models import load_model
 
     model = load_model(f"conan:{_tiny_checkpoint(tmp_path / 'tiny')}", ModelOptions(device="cpu", dtype="float32"))
     tasks = discover_tasks(default_data_root())
@@ -65,7 +66,8 @@ def test_float32_is_passed_not_left_to_the_accelerator_default(tmp_path: Path, m
     """Before: `--dtype float32` reached ConanEncoder as None ('default'), which is bf16 on accelerators, while
     run.json and the cache key said float32. Faked here: the default conan_model would pick becomes bf16."""
     import conan_model.encoder
-    from harness.models import ModelOptions, load_model
+    from harness.embedder import ModelOptions
+    from harness.models import load_model
 
     monkeypatch.setattr(conan_model.encoder, "default_dtype", lambda device: torch.bfloat16)
     checkpoint = _tiny_checkpoint(tmp_path / "tiny")
@@ -78,8 +80,9 @@ def test_float32_is_passed_not_left_to_the_accelerator_default(tmp_path: Path, m
 def test_full_vectors_are_unit_length_as_every_dims_view_is(tmp_path: Path) -> None:
     """Before: conan: vectors were raw at full dimension while every --dims view was renormalised, so a classifier
     or k-means saw two scalings in one MRL table (an untrained smollm2: lengths 44-57)."""
+    from harness.embedder import ModelOptions
     from harness.encoding import HarnessEncoder
-    from harness.models import ModelOptions, load_model
+    from harness.models import load_model
 
     model = load_model(f"conan:{_tiny_checkpoint(tmp_path / 'tiny')}", ModelOptions(device="cpu", dtype="float32"))
     texts = [r["sentence1"] for r in read_rows(discover_tasks(default_data_root())["STS16"], "test.jsonl")][:20]

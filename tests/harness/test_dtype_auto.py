@@ -15,7 +15,8 @@ import torch
 
 from conan_model.device import cpu_bf16, default_dtype
 from harness.cli import main
-from harness.models import ModelOptions, auto_dtype, load_model
+from harness.embedder import ModelOptions
+from harness.models import auto_dtype, load_model
 from train.distributed import autocast
 
 

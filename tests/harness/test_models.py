@@ -1,6 +1,6 @@
-"""harness/models.py against sentence-transformers itself, on real model folders (the packaged all-MiniLM-L6-v2
-with edited configs): st: prompts encode as SentenceTransformer does, a hub name is fingerprinted by its cached
-snapshot, and run.json's model description records the pooling (audit A5, A6, A8)."""
+"""harness/models.py and its backends against sentence-transformers itself, on real model folders (the packaged
+all-MiniLM-L6-v2 with edited configs): st: prompts encode as SentenceTransformer does, a hub name is fingerprinted by
+its cached snapshot, and run.json's model description records the pooling (audit A5, A6, A8)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.models import ModelOptions, load_model
+from harness.embedder import ModelOptions
+from harness.models import load_model
 
 TEXTS = ["A man is playing a guitar.", "The weather is lovely today, isn't it?",
          "Quantum entanglement links the states of two particles."]  # fmt: skip

@@ -9,7 +9,8 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from harness import onednn
-from harness.models import ModelOptions, load_model
+from harness.embedder import ModelOptions
+from harness.models import load_model
 
 TEXTS = ["A man is playing a guitar.", "The cat sleeps on the warm windowsill while rain falls outside.", "Hi"]
 

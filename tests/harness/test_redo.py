@@ -29,14 +29,14 @@ SAMPLE = default_data_root()
 BLOCKING = """
 import sys, time
 from pathlib import Path
-import harness.runner as runner
-real = runner._evaluate
+import harness.evaluation as evaluation
+real = evaluation._evaluate
 def blocking(encoder, task, cfg, predictions):
     result = real(encoder, task, cfg, predictions)
     Path(sys.argv[1]).touch()
     time.sleep(600)
     return result
-runner._evaluate = blocking
+evaluation._evaluate = blocking
 from harness.cli import main
 sys.exit(main(sys.argv[2:]))
 """

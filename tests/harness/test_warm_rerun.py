@@ -19,7 +19,8 @@ from harness import lazy
 from harness.cli import main
 from harness.data import default_data_root, discover_tasks
 from harness.encoding import HarnessEncoder
-from harness.runner import RunConfig, _evaluate
+from harness.evaluation import _evaluate
+from harness.runner import RunConfig
 from harness.tasks import build_mirror
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +51,7 @@ def test_warm_rerun_loads_no_model(tmp_path: Path, shared_data: Path) -> None:
                           text=True, check=True)  # fmt: skip
     got = json.loads(warm.stdout.strip().splitlines()[-1])
     assert got["code"] == 0 and got["loads"] == 0, got  # every text cached: the weights were never loaded
-    assert got["imported"] == [], got  # nor sentence-transformers/transformers imported (harness/runner._evaluate)
+    assert got["imported"] == [], got  # nor sentence-transformers/transformers imported (harness/evaluation._evaluate)
     assert _score(tmp_path, "r", "STS16") == cold
     eff = json.loads((tmp_path / "r" / "efficiency.json").read_text())["STS16"]
     assert eff["encoded_texts"] == 0 and eff["model_load_s"] == 0.0
@@ -92,14 +93,14 @@ def test_evaluate_is_mteb_evaluate_without_the_sanitizer(minilm, tmp_path: Path)
 def test_another_mteb_falls_back_to_the_public_evaluate(minilm, tmp_path: Path, monkeypatch) -> None:
     """An mteb whose private steps differ (here: `_evaluate_resolved` lacks an argument the runner passes) is
     evaluated through the public `mteb.evaluate`, with the same scores."""
-    from harness import runner
+    from harness import evaluation
 
     local = discover_tasks(default_data_root())["STS16"]
     encoder = HarnessEncoder(minilm, show_progress=False)
     cfg = RunConfig(model="minilm", data_dir=default_data_root())
     fast = _evaluate(encoder, build_mirror(local), cfg, tmp_path / "fast")
-    assert runner._mteb_steps() is not None  # the pinned mteb (constraints.txt) takes the fast path
-    monkeypatch.setattr(runner, "_RESOLVED_ARGS", runner._RESOLVED_ARGS | {"an_argument_of_another_mteb"})
-    assert runner._mteb_steps() is None
+    assert evaluation._mteb_steps() is not None  # the pinned mteb (constraints.txt) takes the fast path
+    monkeypatch.setattr(evaluation, "_RESOLVED_ARGS", evaluation._RESOLVED_ARGS | {"an_argument_of_another_mteb"})
+    assert evaluation._mteb_steps() is None
     public = _evaluate(encoder, build_mirror(local), cfg, tmp_path / "public")
     assert public.scores == fast.scores

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from conan_model import train_tokenizer as train_bbpe
-from train.config import SupervisedConfig, load_config
+from train.config import load_config
 from train.supervised import run
+from train.supervised_config import SupervisedConfig
 
 ROWS, BATCH, EPOCHS = 64, 16, 3
 

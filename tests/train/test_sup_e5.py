@@ -10,12 +10,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from train.config import SupervisedConfig
 from train.distributed import init_runtime
 from train.errors import ConfigError
 from train.loop import build_model, get_tokenizer
 from train.multitask import TaskBatch, build_tasks
 from train.supervised import run
+from train.supervised_config import SupervisedConfig
 from train.supervised_step import Stepper
 
 

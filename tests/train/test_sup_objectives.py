@@ -157,7 +157,8 @@ def test_mrl_dims_defaults():
 
 
 def test_mrl_weights_stay_with_the_dims_they_were_written_beside():
-    from train.config import ConfigError, SupervisedConfig
+    from train.errors import ConfigError
+    from train.supervised_config import SupervisedConfig
 
     base = {"tasks": {"t": {"kind": "sts", "data": ["x"]}}}
     assert SupervisedConfig(**base, mrl_dims="128,16", mrl_weights="1,0").mrl(128) == ([16, 128], [0.0, 1.0])
@@ -170,7 +171,8 @@ def test_mrl_weights_stay_with_the_dims_they_were_written_beside():
 @pytest.mark.parametrize("weights", ["1,-1", "0,0", "nan,1", "1,inf", "1,x"])
 def test_mrl_weights_must_be_finite_non_negative_with_a_positive_sum(weights):
     """before: "1,-1" gave a loss toward -inf, "0,0" and "nan,1" a NaN loss (audit F7); now refused at load."""
-    from train.config import ConfigError, SupervisedConfig
+    from train.errors import ConfigError
+    from train.supervised_config import SupervisedConfig
 
     with pytest.raises(ConfigError, match=f"mrl_weights = '{weights}'"):
         SupervisedConfig(tasks={"t": {"kind": "sts", "data": ["x"]}}, mrl_dims="16,128", mrl_weights=weights)

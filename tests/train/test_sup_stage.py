@@ -15,10 +15,11 @@ import torch
 from safetensors.torch import load_file
 
 from conan_model import ConanConfig
-from train.config import SupervisedConfig, load_config
+from train.config import load_config
 from train.errors import ConfigError, DataError
 from train.multitask import MultiTaskBatches, Task
 from train.supervised import run
+from train.supervised_config import SupervisedConfig
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -87,7 +87,7 @@ def test_config_diff_names_keys():
 
 
 def test_nested_set_overrides_merge_at_every_depth(tmp_path):
-    from train.config import SupervisedConfig
+    from train.supervised_config import SupervisedConfig
 
     path = tmp_path / "s.toml"
     path.write_text('stage = "supervised"\n[tasks.sts]\nkind = "sts"\ndata = ["a"]\nbatch_size = 32\n'
@@ -109,7 +109,7 @@ def test_typed_lists_are_coerced_per_item():
 
 
 def test_resume_safe_keys_are_per_stage():
-    from train.config import SupervisedConfig
+    from train.supervised_config import SupervisedConfig
 
     assert WeakConfig.resume_safe == RESUME_SAFE and SupervisedConfig.resume_safe == RESUME_SAFE | {"pools_dir"}
     saved, now = {"pools_dir": "a", "lr": 1e-4}, {"pools_dir": "b", "lr": 1e-4}
@@ -248,7 +248,7 @@ def test_data_hashes_cover_every_file_a_stage_reads(shared_data, tmp_path):
     (its tokenizer text) is set by hand: all of them are hashed, by their bytes. A missing one is an error
     naming it (not a hash of nothing)."""
     from conan_model.fingerprint import files_fingerprint
-    from train.config import SupervisedConfig
+    from train.supervised_config import SupervisedConfig
 
     train = shared_data / "train"
     tasks = {"ret": {"kind": "retrieval", "data": "train/cmrc_qp_zh"}, "clr": {"kind": "clr", "parallel": "train"}}

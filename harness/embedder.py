@@ -1,0 +1,131 @@
+"""The Embedder interface every model kind implements, and the options a model is loaded with.
+
+An Embedder turns a batch of texts into vectors for one role: "query", "document" or None (symmetric tasks such as
+STS), as mteb passes them. It reports the prompt it puts before a role's texts and everything else that changes a
+vector (`cache_identity`), so the embedding cache and run records can key on them. The kinds live in
+harness/backends.py; harness/models.py turns a spec into one; harness/lazy.py stands in for one not yet loaded.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from conan_model.batching import EncodeTimings, token_budget_batches
+
+
+@dataclass
+class ModelOptions:
+    device: str | None = None
+    dtype: str = "auto"  # bfloat16 on accelerators and CPUs with native bf16, else float32 (harness.models.auto_dtype)
+    max_length: int | None = None
+    pooling: str = "mean"
+    trust_remote_code: bool = False
+    compile: bool = False  # torch.compile the model's transformer (pays off on accelerators for long runs)
+
+
+class Embedder(ABC):
+    """One loaded model. `name`/`revision` place results as results/<org>__<name>/<revision>/."""
+
+    spec: str
+    name: str
+    revision: str
+    embed_dim: int
+    max_length: int | None
+    dtype: str = "float32"
+    dtype_reason: str = ""  # why this dtype (auto's decision or the option given), recorded in run.json
+    device: str = "cpu"
+    pooling: str = "model"  # the model's own pooling unless an hf: spec chose one
+    kernels: str | None = None  # non-stock kernels that move vectors by rounding (harness.onednn, COMPILED), else None
+    packs_texts: bool = False  # True: a batch's texts run concatenated, unpadded (batches bounded by token sum)
+
+    @abstractmethod
+    def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
+        """Embeddings (float32, one row per text, same order) of one batch."""
+
+    @abstractmethod
+    def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
+        """Tokens each text feeds the model (prompt and special tokens included, after truncation)."""
+
+    @cached_property
+    def timings(self) -> EncodeTimings:
+        """Where encoding time went (tokenizer, copies, forward), summed until ``timings.reset()``."""
+        return EncodeTimings()
+
+    def encode_stream(self, texts: list[str], role: str | None, max_batch: int, max_tokens: int,
+                      window: int) -> Iterator[tuple[int, int, np.ndarray, list[int]]]:  # fmt: skip
+        """(start, end, vectors, token counts) per ``window`` texts, each window in length-sorted batches of at
+        most ``max_batch`` texts and ``max_tokens`` padded tokens. This default counts tokens, then calls
+        ``encode_batch`` per batch (the tokenizer runs twice); backends that can do better override it."""
+        for lo in range(0, len(texts), window):
+            part = texts[lo : lo + window]
+            start = time.perf_counter()
+            lengths = self.count_tokens(part, role)
+            self.timings.tokenize_s += time.perf_counter() - start
+            vectors = np.empty((len(part), self.embed_dim), dtype=np.float32)
+            for batch in token_budget_batches(lengths, max_batch, max_tokens, self.packs_texts):
+                before = self.timings.tokenize_s + self.timings.copy_s
+                start = time.perf_counter()
+                vectors[batch] = self.encode_batch([part[i] for i in batch], role)
+                inside = self.timings.tokenize_s + self.timings.copy_s - before  # what the backend timed itself
+                self.timings.forward_s += time.perf_counter() - start - inside
+                self.timings.batches += 1
+            self.timings.texts += len(part)
+            self.timings.tokens += sum(lengths)
+            yield lo, lo + len(part), vectors, lengths
+
+    def cache_identity(self, role: str | None) -> dict[str, Any]:
+        """Everything besides the text that changes a vector: the embedding cache's namespace. The device type
+        is in it: other hardware computes other roundings (in bf16 enough to move a score), so vectors made on a
+        CPU never stand in for a GPU run's, nor the reverse."""
+        identity = {"fingerprint": self.fingerprint, "prompt": self.prompt(role), "role": role,
+                    "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype,
+                    "device": self.device_type, "name": self.name}  # fmt: skip
+        return {**identity, "kernels": self.kernels} if self.kernels else identity
+
+    @property
+    def device_type(self) -> str:
+        """'cpu', 'cuda', 'npu', 'mps': the hardware kind, without the index (ranks of one run share it)."""
+        return str(self.device).split(":", 1)[0]
+
+    def prompt(self, role: str | None) -> str:
+        """The prefix this model puts before texts of a role ('' when none)."""
+        return ""
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return self._fingerprint()
+
+    @abstractmethod
+    def _fingerprint(self) -> str: ...
+
+    def ensure_loaded(self) -> float:
+        """Seconds spent loading weights now, before the first encode: 0 here, where loading is construction;
+        a LazyEmbedder (harness/lazy.py) loads on its first call."""
+        return 0.0
+
+    def torch_module(self) -> Any | None:
+        """The loaded torch module, for counting its parameters; None for engines that are not torch."""
+        return None
+
+    def n_parameters(self) -> int | None:
+        """Parameters of the loaded model, recorded in run.json so reports never load or parse a model."""
+        module = self.torch_module()
+        return None if module is None else sum(p.numel() for p in module.parameters())
+
+    def describe(self) -> dict[str, Any]:
+        """run.json's `model`: every model-level setting a score depends on, so runs can be compared."""
+        return {
+            "spec": self.spec, "name": self.name, "revision": self.revision, "embed_dim": self.embed_dim,
+            "n_parameters": self.n_parameters(),
+            "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype,
+            "dtype_reason": self.dtype_reason,
+            "device": self.device, "fingerprint": self.fingerprint, "kernels": self.kernels,
+            "prompts": {"query": self.prompt("query"), "document": self.prompt("document"), "none": self.prompt(None)},
+        }  # fmt: skip

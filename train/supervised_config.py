@@ -1,0 +1,174 @@
+"""The supervised stage's config (stage 4): its task tables and the DHNM, MRL and pool-mining keys, checked.
+
+A `SupervisedConfig` is a `StageConfig` (train/config.py: the keys every stage shares, TOML and ``--set`` loading)
+whose ``tasks`` map a task name to its table (kind, data, batch_size, weight[, clr keys]); every table's keys and
+values are checked when the config is built, so a wrong value is a ConfigError naming it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .config import RESUME_SAFE, StageConfig, entry_files, under_root
+from .dhnm import DHNMConfig
+from .errors import ConfigError
+
+KINDS = ("retrieval", "clr", "classification", "sts")
+TASK_KEYS = {"kind", "data", "batch_size", "weight", "hard_negatives", "parallel", "mix", "total", "max_rows"}
+
+
+@dataclass
+class SupervisedConfig(StageConfig):
+    """Stage-4 options; ``tasks`` maps a task name to its table (kind, data, batch_size, weight[, clr keys]).
+
+    ``data`` (the stage-I key) is filled with every task's files when left empty. Batches are per task, so
+    ``micro_batch_size`` (gradient accumulation) is not supported here.
+    """
+
+    stage: ClassVar[str] = "supervised"
+    # pools are mined deterministically, so moving their cache folder changes nothing
+    resume_safe: ClassVar[frozenset[str]] = RESUME_SAFE | {"pools_dir"}
+    tasks: dict[str, Any] = field(default_factory=dict)
+    max_length: int = 128
+    temperature: float = 0.05  # InfoNCE τ; the paper gives none (notes §8.3)
+    cosent_scale: float = 20.0  # CoSENT 1/τ, i.e. τ = 0.05 (notes §8.3)
+    hard_negatives: int = 7  # K per query (paper App. B.2)
+    share_hard_negatives: bool = True  # every query also sees the other rows' hard negatives
+    mrl_dims: str = "auto"  # 'auto' (paper dims, scaled to the width), 'none' (full width only) or '64,<width>'
+    mrl_weights: str = ""  # comma-separated, one per dim of mrl_dims, in its order; empty: equal
+    dhnm: dict[str, Any] = field(default_factory=dict)  # DHNMConfig fields except k: mode, skip_top, thresholds
+    pool_scorer: str = "bm25"  # 'bm25' or a harness model spec ('minilm', 'me5-small', 'conan:<dir>'; via `harness`)
+    pool_depth: int = 32
+    pools_dir: str | None = None  # mined pools are cached here (default <output_dir>/pools)
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise ConfigError("no [tasks.<name>] tables: give at least one task (kinds: " + ", ".join(KINDS) + ")")
+        specs = self.task_specs()
+        if not self.data:
+            self.data = self.task_entries(specs)
+        super().__post_init__()
+        if self.micro_batch_size is not None:
+            raise ConfigError("micro_batch_size is not supported by the supervised stage (batches are per task)")
+        if self.temperature <= 0 or self.cosent_scale <= 0 or self.hard_negatives < 0 or self.pool_depth < 1:
+            raise ConfigError("temperature and cosent_scale must be positive, hard_negatives >= 0, pool_depth >= 1")
+        try:
+            self.dhnm_config()
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"[dhnm] {e}") from e
+        self.mrl_weight_values()
+
+    def task_entries(self, specs: dict[str, dict[str, Any]]) -> list[str]:
+        """Every entry (under ``data_root``) the tasks read: their files and each clr task's parallel_en_* folders."""
+        entries = {entry for spec in specs.values() for entry in spec["data"]}
+        for spec in specs.values():
+            if spec["kind"] == "clr":
+                folders = (Path(self.data_root) / spec["parallel"]).glob("parallel_en_*")
+                entries.update(str(Path(spec["parallel"]) / f.name) for f in folders)
+        return sorted(entries)
+
+    def input_files(self) -> list[Path]:
+        """``data`` and the tasks' files: a ``data`` set by hand (a tokenizer's text) need not list them."""
+        return entry_files(self.data_root, sorted({*self.data, *self.task_entries(self.task_specs())}))
+
+    def task_specs(self) -> dict[str, dict[str, Any]]:
+        """Task tables with defaults filled in and every key and value checked."""
+        specs = {}
+        for name, raw in self.tasks.items():
+            if not isinstance(raw, dict):
+                raise ConfigError(f"tasks.{name} must be a table, got {raw!r}")
+            unknown = sorted(set(raw) - TASK_KEYS)
+            if unknown:
+                raise ConfigError(f"tasks.{name}: unknown key(s) {unknown}; expected some of {sorted(TASK_KEYS)}")
+            spec = {"data": [], "batch_size": 8, "weight": 1.0, "parallel": "", "mix": {}, "total": 0, "max_rows": 0,
+                    **raw}  # fmt: skip
+            if spec.get("kind") not in KINDS:
+                raise ConfigError(f"tasks.{name}.kind must be one of {KINDS}, got {spec.get('kind')!r}")
+            if isinstance(spec["data"], str):
+                spec["data"] = [spec["data"]]
+            spec.setdefault("hard_negatives", self.hard_negatives)
+            self._check_task_values(name, spec)
+            if spec["kind"] == "clr" and not spec["parallel"]:
+                raise ConfigError(f"tasks.{name}: a clr task needs `parallel` (folder with parallel_en_<lang>*)")
+            if spec["kind"] == "clr" and spec["max_rows"]:
+                raise ConfigError(f"tasks.{name}: a clr task sizes itself with `total`, not max_rows")
+            if spec["kind"] != "clr" and not spec["data"]:
+                raise ConfigError(f"tasks.{name}: `data` is empty")
+            for entry in spec["data"]:
+                under_root(self.data_root, entry, f"tasks.{name}.data")
+            if spec["parallel"]:
+                under_root(self.data_root, spec["parallel"], f"tasks.{name}.parallel")
+            specs[name] = spec
+        return specs
+
+    def _check_task_values(self, name: str, spec: dict[str, Any]) -> None:
+        """Each task key's type and range, so a wrong value is a ConfigError naming it rather than a TypeError
+        deep in the stage, or (``weight = inf``, ``total = "x"``) a value taken silently."""
+
+        def bad(key: str, expected: str) -> ConfigError:
+            return ConfigError(f"tasks.{name}.{key} must be {expected}, got {spec[key]!r}")
+
+        def is_int(value: Any, low: int) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+        data = spec["data"]
+        if not (isinstance(data, list) and all(isinstance(d, str) for d in data)):
+            raise bad("data", "a path or a list of paths")
+        if not isinstance(spec["parallel"], str):
+            raise bad("parallel", "a folder path")
+        weight = spec["weight"]
+        if not (isinstance(weight, int | float) and not isinstance(weight, bool)
+                and math.isfinite(weight) and weight > 0):  # fmt: skip
+            raise bad("weight", "a finite number above 0")
+        for key, low, expected in (("batch_size", 2, "an integer >= 2"), ("total", 0, "an integer >= 0 (0: all)"),
+                                   ("max_rows", 0, "an integer >= 0 (0: every row)"),
+                                   ("hard_negatives", 0, "an integer >= 0")):  # fmt: skip
+            if not is_int(spec[key], low):
+                raise bad(key, expected)
+        mix = spec["mix"]
+        shares = mix.values() if isinstance(mix, dict) else ()
+        if not (isinstance(mix, dict) and all(isinstance(v, int | float) and not isinstance(v, bool)
+                                              and math.isfinite(v) and v >= 0 for v in shares)):  # fmt: skip
+            raise bad("mix", "a table of language shares (finite numbers >= 0)")
+
+    def dhnm_config(self, k: int | None = None) -> DHNMConfig:
+        """DHNM settings for a task with ``k`` hard negatives (default: the stage's ``hard_negatives``)."""
+        return DHNMConfig(k=self.hard_negatives if k is None else k, **self.dhnm)
+
+    def mrl_weight_values(self) -> list[float] | None:
+        """``mrl_weights`` as numbers (None: equal), each finite and >= 0 with a positive sum: the loss is their
+        weighted mean, which a negative weight turns toward -inf and an all-zero or NaN one makes NaN."""
+        if not self.mrl_weights:
+            return None
+        try:
+            weights = [float(w) for w in self.mrl_weights.split(",")]
+        except ValueError:
+            raise ConfigError(f"mrl_weights = {self.mrl_weights!r}: expected comma-separated numbers") from None
+        if not (all(math.isfinite(w) and w >= 0 for w in weights) and 0 < sum(weights) < math.inf):
+            raise ConfigError(f"mrl_weights = {self.mrl_weights!r}: each weight must be a finite number >= 0, and "
+                              "their sum above 0")  # fmt: skip
+        return weights
+
+    def mrl(self, hidden_size: int) -> tuple[list[int], list[float] | None]:
+        """MRL dims, ascending, and their weights (None: equal), each weight kept with the dim it was written
+        beside (``mrl_dims = "128,64"``, ``mrl_weights = "1,0"`` weights 128 alone)."""
+        from .objectives import mrl_dims  # torch: only when a stage runs
+
+        weights = self.mrl_weight_values()
+        if self.mrl_dims in ("none", "auto"):
+            written = None
+            dims = [hidden_size] if self.mrl_dims == "none" else mrl_dims(hidden_size)
+        else:
+            try:
+                written = [int(d) for d in self.mrl_dims.split(",")]
+                dims = mrl_dims(hidden_size, written)
+            except ValueError as e:
+                raise ConfigError(f"mrl_dims = {self.mrl_dims!r}: {e}") from None
+        if weights is not None and len(weights) != len(dims):
+            raise ConfigError(f"mrl_weights has {len(weights)} entries for {len(dims)} MRL dims {dims}")
+        if weights is not None and written is not None:
+            weights = [w for _, w in sorted(zip(written, weights, strict=True))]
+        return dims, weights
