@@ -114,6 +114,7 @@ class EncodeTimings:
     tokenize_s: float = 0.0  # tokenizer (producer thread; overlaps the forward when prefetching)
     collate_s: float = 0.0  # padding into tensors, pinning (producer thread)
     wait_s: float = 0.0  # the consumer waiting for the producer: host preparation not hidden behind the model
+    # (a backend that tokenizes on the consumer's thread: all its tokenizer time)
     copy_s: float = 0.0  # host -> device inputs and device -> host embeddings
     forward_s: float = 0.0  # the model forward and pooling
     batches: int = 0

@@ -195,11 +195,16 @@ class HFEmbedder(Embedder):
         the longest text of its batch; `last` reads each row at its own last real token."""
         torch = self._torch
         self._tok.padding_side = "right"
+        start = time.perf_counter()
         batch = self._tok(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         self._no_token_rows(batch)
+        middle = time.perf_counter()
+        inputs = {k: v.to(self.device) for k, v in batch.items()}
+        self.timings.tokenize_s += middle - start
+        self.timings.copy_s += time.perf_counter() - middle  # host time of the (blocking) copies
         with torch.inference_mode():
-            hidden = self._model(**{k: v.to(self.device) for k, v in batch.items()}).last_hidden_state.float()
-        mask = batch["attention_mask"].to(hidden.device)
+            hidden = self._model(**inputs).last_hidden_state.float()
+        mask = inputs["attention_mask"]
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         elif self.pooling == "last":

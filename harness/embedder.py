@@ -62,9 +62,12 @@ class Embedder(ABC):
                       window: int) -> Iterator[tuple[int, int, np.ndarray, list[int]]]:  # fmt: skip
         """(start, end, vectors, token counts) per ``window`` texts, each window in length-sorted batches of at
         most ``max_batch`` texts and ``max_tokens`` padded tokens. This default counts tokens, then calls
-        ``encode_batch`` per batch (the tokenizer runs twice); backends that can do better override it."""
+        ``encode_batch`` per batch (the tokenizer runs twice); backends that can do better override it.
+        Every tokenizer second here is spent on this (the main) thread, where nothing hides it behind the model:
+        it counts as ``wait_s`` too, the time the model waited for its tokens (a prefetching backend's wait)."""
         for lo in range(0, len(texts), window):
             part = texts[lo : lo + window]
+            tokenized_before = self.timings.tokenize_s
             start = time.perf_counter()
             lengths = self.count_tokens(part, role)
             self.timings.tokenize_s += time.perf_counter() - start
@@ -76,6 +79,7 @@ class Embedder(ABC):
                 inside = self.timings.tokenize_s + self.timings.copy_s - before  # what the backend timed itself
                 self.timings.forward_s += time.perf_counter() - start - inside
                 self.timings.batches += 1
+            self.timings.wait_s += self.timings.tokenize_s - tokenized_before
             self.timings.texts += len(part)
             self.timings.tokens += sum(lengths)
             yield lo, lo + len(part), vectors, lengths
