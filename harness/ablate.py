@@ -31,7 +31,8 @@ Resumable: every finished unit (a stage of one arm and seed, an evaluation) is r
 with a fingerprint of its resolved config and the sha256 of each training data file and of its `init` (unless
 chained: the previous unit's record covers it), and skipped on a rerun; a unit whose config or files changed is
 refused, naming them. A stage killed half-way continues from its newest checkpoint, an evaluation from its last
-finished task. So kill -9 loses at most the arm in progress.
+finished task. So kill -9 loses at most the arm in progress. Each unit also records the code version (git
+commit, "+dirty" with uncommitted edits) it ran at, not part of its key: the report names every version it mixes.
 A stage whose fingerprint, file hashes and starting model equal a finished unit's (the [choose] run of the value
 chosen and the tuned arm's first seed) reuses that unit's model instead of training it again.
 """
@@ -50,6 +51,7 @@ from harness.env import data_root
 from harness.errors import UsageError
 from harness.pipeline import checked_list, read_toml, source_fingerprint
 from harness.runs import atomic_write_json, read_json
+from harness.sysinfo import code_version
 
 STATE = "ablate.json"
 EVAL_KEYS = {"dev", "test", "batch_size", "device", "max_length", "overlap_ok"}
@@ -169,13 +171,16 @@ class Ablation:
         self.out = Path(cfg.get("out", f"runs/ablations/{cfg['name']}"))  # made only once the config is accepted
         self.out.mkdir(parents=True, exist_ok=True)
         self.state: dict[str, Any] = read_json(self.out / STATE, {"done": {}})
+        self.code = code_version()  # once: this process runs the code it imported at its start
+
+    def _record(self, unit: str, value: dict[str, Any]) -> None:
+        """A finished unit, with the code version that produced it (a work folder resumed after a commit holds
+        units of several; the report says so)."""
+        self.state["done"][unit] = {"code": self.code, **value}
+        atomic_write_json(self.out / STATE, self.state)
 
     def _say(self, unit: str, message: str) -> None:
         print(f"[ablate] {unit}: {message}", flush=True)
-
-    def _record(self, unit: str, value: dict[str, Any]) -> None:
-        self.state["done"][unit] = value
-        atomic_write_json(self.out / STATE, self.state)
 
     def train_chain(self, prefix: str, stages: list[dict[str, Any]], extra: list[str], seed: int | None,
                     init: str | None) -> str | None:  # fmt: skip
@@ -201,7 +206,7 @@ class Ablation:
             if done and "inputs" not in done:  # recorded before inputs were hashed: check from now on
                 self._say(unit, "recorded before ablate hashed its training data and init model: today's files "
                                 "are taken as the ones it trained from and checked from now on")  # fmt: skip
-                done = {**done, "inputs": inputs}
+                done = {**done, "inputs": inputs, "code": done.get("code")}  # its code stays unknown
                 self._record(unit, done)
             if done and done.get("inputs") != inputs:
                 raise UsageError(f"{self.config_path}: {unit} {changed_inputs(done['inputs'], inputs)}; every "

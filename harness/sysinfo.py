@@ -35,6 +35,21 @@ def git_sha() -> str | None:
         return None
 
 
+def code_version() -> str | None:
+    """The commit of the code that runs, with "+dirty" when tracked files differ from it (uncommitted edits):
+    what a long job records once at its start, so results trained by other code are told apart."""
+    sha = git_sha()
+    if sha is None:
+        return None
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                             cwd=Path(harness.__file__).parent, capture_output=True, text=True, timeout=10,
+                             check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return sha
+    return sha + ("+dirty" if out.stdout.strip() else "")
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

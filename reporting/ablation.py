@@ -143,6 +143,23 @@ def _minutes(state: dict[str, Any]) -> dict[str, float | int]:
             "units_without_time": sum("seconds" not in u for u in units)}  # fmt: skip
 
 
+def _code_versions(state: dict[str, Any]) -> dict[str, int]:
+    """{code version: units} over the recorded units ("not recorded": units from before ablate recorded it)."""
+    versions: dict[str, int] = {}
+    for unit in state.get("done", {}).values():
+        key = unit.get("code") or "not recorded"
+        versions[key] = versions.get(key, 0) + 1
+    return versions
+
+
+def _code_line(versions: dict[str, int]) -> str:
+    if len(versions) == 1:
+        return f"- code: every unit trained and evaluated at `{next(iter(versions))}`"
+    counts = ", ".join(f"`{v}` ({n} units)" for v, n in sorted(versions.items(), key=lambda kv: -kv[1]))
+    return (f"- **code: units from {len(versions)} versions**: {counts}. A work folder resumed after the code "
+            "changed mixes them; a rerun from an empty `out` folder gives one")
+
+
 def _dhnm(final: str) -> dict[str, Any] | None:
     return read_json(Path(final).parent / "dhnm_summary.json")
 
@@ -158,7 +175,7 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
         "reference": ref, "dev": dev, "test": test, "chosen": state.get("chosen"),
         "bootstrap": {"n_boot": n_boot, "seed": boot_seed, "level": LEVEL,
                       "over": "items (paired bootstrap, normal) and seeds (t, n-1 df), half-widths in quadrature"},
-        "arms": {}, "comparisons": {}, "compute_minutes": _minutes(state),
+        "arms": {}, "comparisons": {}, "compute_minutes": _minutes(state), "code": _code_versions(state),
         "dev_test_overlap": {"pairs": overlap or [], "why_acceptable": cfg["eval"].get("overlap_ok")},
     }  # fmt: skip
     for arm, by_seed in runs.items():
@@ -211,6 +228,7 @@ def render(rep: dict[str, Any]) -> str:
         "evaluation, summed over the recorded units"
         + (f" ({rep['compute_minutes']['units_without_time']} units recorded without a time)"
            if rep["compute_minutes"]["units_without_time"] else ""),
+        *([_code_line(rep["code"])] if rep.get("code") else []),
         f"- seeds: {', '.join(str(s) for s in rep['seeds'])}; reference arm: **{ref}**",
         f"- dev tasks (settings may be chosen on these): {', '.join(dev)}",
         f"- test tasks (final settings only, never used for a choice): {', '.join(test)}",

@@ -22,6 +22,7 @@ from conan_model import train_tokenizer as train_bbpe
 from harness.ablate import Ablation, choose_value, input_hashes, load_ablation
 from harness.cli import main
 from harness.errors import UsageError
+from harness.sysinfo import code_version
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "harness" / "sample_data"
@@ -124,6 +125,8 @@ def test_ablate_kill_resume_ci_and_dev_test_rule(tmp_path: Path, shared_data: Pa
 
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     md = (tmp_path / "report" / "report.md").read_text()
+    assert report["code"] == {code_version(): len(json.loads((work / "ablate.json").read_text())["done"])}
+    assert f"- code: every unit trained and evaluated at `{code_version()}`" in md  # killed and resumed: one code
     assert (tmp_path / "report" / "scores.png").stat().st_size > 1000
     assert "STS16 (dev)" in md and "STS12 (test)" in md
     assert "- dev/test overlap: none" in md and report["dev_test_overlap"]["pairs"] == []
@@ -199,6 +202,8 @@ test = ["STS12"]
         return capsys.readouterr().out
 
     assert "[ablate] seed0/a/stage0: training" in train()
+    state_file = tmp_path / "work" / "ablate.json"
+    assert json.loads(state_file.read_text())["done"]["seed0/a/stage0"]["code"] == code_version()  # its code
     weights = tmp_path / "work" / "seed0" / "a" / "stage0" / "final" / "model.safetensors"
     trained = weights.stat().st_mtime_ns
     assert "done earlier, skipped" in train() and weights.stat().st_mtime_ns == trained
@@ -214,13 +219,13 @@ test = ["STS12"]
         make_qwen2_folder(hf, tok, seed=0)
     assert "done earlier, skipped" in train() and weights.stat().st_mtime_ns == trained
     if replaced == "data":  # a unit recorded before inputs were hashed: kept with a warning, checked from then on
-        state_file = tmp_path / "work" / "ablate.json"
         state = json.loads(state_file.read_text())
-        del state["done"]["seed0/a/stage0"]["inputs"]
+        del state["done"]["seed0/a/stage0"]["inputs"], state["done"]["seed0/a/stage0"]["code"]
         state_file.write_text(json.dumps(state))
         log = train()
         assert "recorded before ablate hashed its training data" in log and "done earlier, skipped" in log
-        assert "inputs" in json.loads(state_file.read_text())["done"]["seed0/a/stage0"]
+        unit = json.loads(state_file.read_text())["done"]["seed0/a/stage0"]
+        assert "inputs" in unit and unit["code"] is None  # today's code is not stamped on an older unit
         data.write_text("\n".join(rows[:150]) + "\n", encoding="utf-8")
         with pytest.raises(UsageError, match="was trained from other contents"):
             train()

@@ -74,3 +74,17 @@ def test_tasks_sharing_their_items_are_resampled_together_in_the_group_ci() -> N
     # bootstrap sds from 2000 resamples are within ~3% of their value: 10% tolerances hold with room
     assert joint["se_items"] == pytest.approx(one, rel=0.1)
     assert independent["se_items"] == pytest.approx(one / np.sqrt(2), rel=0.1)
+
+
+def test_units_of_several_code_versions_are_said_in_the_report() -> None:
+    """Before: a work folder resumed after a commit (softmask_lr's seeds 3 and 4, stop 24) mixed units trained by
+    two versions of the code, and only a note added by hand said so."""
+    from reporting.ablation import _code_line, _code_versions
+
+    state = {"done": {"a": {"code": "abc"}, "b": {"code": "abc"}, "c": {"code": "def+dirty"}, "d": {}}}
+    versions = _code_versions(state)
+    assert versions == {"abc": 2, "def+dirty": 1, "not recorded": 1}
+    line = _code_line(versions)
+    assert line.startswith("- **code: units from 3 versions**: `abc` (2 units), ")
+    assert "`not recorded` (1 units)" in line
+    assert _code_line({"abc": 4}) == "- code: every unit trained and evaluated at `abc`"
