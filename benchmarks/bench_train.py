@@ -30,7 +30,9 @@ def bench_steps(model: ConanModel, device: torch.device, batch: int, seq_len: in
                 pair_len: int, warmup: int, iters: int, peak: float | None = None,
                 steps: tuple = STEPS) -> list[dict]:  # fmt: skip
     """One row per (stage, mask) of ``steps``: median optimizer-step seconds, real tokens/s, MFU where the
-    peak is known (the weak bidirectional step, when among them, is the base of ``vs_bidirectional``)."""
+    peak is known (the weak bidirectional step, when among them, is the base of ``vs_bidirectional``). ``mfu``
+    counts full context² attention (PaLM, train/metrics.py); ``mfu_causal_half`` halves it for causal steps (the
+    pretrain step, the weak causal mask), as a causal kernel computes, and equals ``mfu`` for the others."""
     module = Task(model.to(device)).train()
     optimizer = build_optimizer(module, StageConfig(data=["-"]))
     cfg = model.config
@@ -56,10 +58,13 @@ def bench_steps(model: ConanModel, device: torch.device, batch: int, seq_len: in
         seconds = time_call(step, device, warmup, iters)
         tokens = rows_ids.numel() if stage == "pretrain" else int(pair_mask.sum())
         context = seq_len if stage == "pretrain" else pair_len
-        flops = flops_per_token(cfg, context, lm_head=stage == "pretrain") * tokens
+        lm_head, causal = stage == "pretrain", stage == "pretrain" or mode == "causal"
+        flops = flops_per_token(cfg, context, lm_head) * tokens
+        flops_half = flops_per_token(cfg, context, lm_head, causal_half=causal) * tokens
         mfu = flops / seconds / (peak * 1e12) if peak else None
         out.append({"stage": stage, "mode": mode, "alpha": alpha, "tokens": tokens, "step_s": seconds,
-                    "tokens_per_s": tokens / seconds, "mfu": mfu})  # fmt: skip
+                    "tokens_per_s": tokens / seconds, "mfu": mfu,
+                    "mfu_causal_half": flops_half / seconds / (peak * 1e12) if peak else None})  # fmt: skip
     base = next((r for r in out if r["mode"] == "bidirectional"), None)
     for row in out:
         row["vs_bidirectional"] = row["step_s"] / base["step_s"] if row["stage"] == "weak" and base else None
