@@ -490,6 +490,9 @@ def main(argv: list[str] | None = None) -> int:
         "data_dir": str(data), "env": environment(device),
         "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM", "unset (the tokenizers default: parallel)"),
         "dynamo_limits": dynamo_limits(), "parts": {},
+        "mfu_convention": "mfu: PaLM's count (6 x matmul weights + 12 x layers x heads x head_dim x T per token: full "
+                          "T^2 attention whatever the mask; train/metrics.py); mfu_causal_half: the attention term "
+                          "halved for causal steps (what a causal kernel computes), equal to mfu for the others",
     }  # fmt: skip
     dynamo_counters()  # from here on, per part
     checkpoint: Path | None = None

@@ -38,7 +38,7 @@ def test_dry_run_fills_every_part(tmp_path: Path, one_thread) -> None:
     record = json.loads((out / "gpu_speed_dry.json").read_text())
     assert record["card"] == "cpu" and set(record["parts"]) == {"flex", "mfu", "curve", "encode", "harness"}
     assert all("dynamo" in part and not part.get("partial") for part in record["parts"].values())
-    assert record["dynamo_limits"] and record["tokenizers_parallelism"]
+    assert record["dynamo_limits"] and record["tokenizers_parallelism"] and "PaLM" in record["mfu_convention"]
     flex = record["parts"]["flex"]["result"]
     assert {(r["T"], r["backend"]) for r in flex["rows"]} == {(t, b) for t in (64, 160) for b in ("sdpa", "flex")}
     assert all(r["max_abs_diff_vs_sdpa"] < 2e-5 for r in flex["rows"] if r["backend"] == "flex")  # test_conan_flex
