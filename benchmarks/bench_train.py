@@ -11,6 +11,8 @@ a ratio to the bidirectional step. Tokens count real (non-padding) tokens.
 
 from __future__ import annotations
 
+import time
+
 import torch
 from bench_model import cpu_arguments, make_batch, sweep_presets, time_call
 from tabulate import tabulate
@@ -28,9 +30,14 @@ STEPS = (("pretrain", "causal", None), ("weak", "bidirectional", None), ("weak",
 
 def bench_steps(model: ConanModel, device: torch.device, batch: int, seq_len: int, pair_batch: int,
                 pair_len: int, warmup: int, iters: int, peak: float | None = None,
-                steps: tuple = STEPS) -> list[dict]:  # fmt: skip
+                steps: tuple = STEPS, deadline: float | None = None) -> list[dict]:  # fmt: skip
     """One row per (stage, mask) of ``steps``: median optimizer-step seconds, real tokens/s, MFU where the
-    peak is known (the weak bidirectional step, when among them, is the base of ``vs_bidirectional``)."""
+    peak is known (the weak bidirectional step, when among them, is the base of ``vs_bidirectional``). ``mfu``
+    counts full context² attention (PaLM, train/metrics.py); ``mfu_causal_half`` halves it for causal steps (the
+    pretrain step, the weak causal mask), as a causal kernel computes, and equals ``mfu`` for the others.
+    ``peak_mem_gib``: the most memory allocated while that step's calls ran (weights, gradients and optimizer
+    state included), where the device reports it. Past ``deadline`` (time.monotonic()), a step is only listed,
+    with ``skipped``."""
     module = Task(model.to(device)).train()
     optimizer = build_optimizer(module, StageConfig(data=["-"]))
     cfg = model.config
@@ -38,8 +45,13 @@ def bench_steps(model: ConanModel, device: torch.device, batch: int, seq_len: in
     rows_ids = rows_ids.to(device)
     pair_ids, pair_mask = make_batch(cfg.vocab_size, 2 * pair_batch, pair_len, device, seed=1)
     peak = peak_tflops(device, peak)
+    mem = torch.get_device_module(device.type) if device.type != "cpu" else None
+    has_stats = mem is not None and hasattr(mem, "max_memory_allocated") and hasattr(mem, "reset_peak_memory_stats")
     out = []
     for stage, mode, alpha in steps:
+        if deadline is not None and time.monotonic() > deadline:
+            out.append({"stage": stage, "mode": mode, "alpha": alpha, "skipped": "time budget"})
+            continue
 
         def step(stage: str = stage, mode: str = mode, alpha: float | None = alpha) -> None:
             with autocast(device):
@@ -53,16 +65,23 @@ def bench_steps(model: ConanModel, device: torch.device, batch: int, seq_len: in
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
+        if has_stats:
+            mem.reset_peak_memory_stats()
         seconds = time_call(step, device, warmup, iters)
         tokens = rows_ids.numel() if stage == "pretrain" else int(pair_mask.sum())
         context = seq_len if stage == "pretrain" else pair_len
-        flops = flops_per_token(cfg, context, lm_head=stage == "pretrain") * tokens
+        lm_head, causal = stage == "pretrain", stage == "pretrain" or mode == "causal"
+        flops = flops_per_token(cfg, context, lm_head) * tokens
+        flops_half = flops_per_token(cfg, context, lm_head, causal_half=causal) * tokens
         mfu = flops / seconds / (peak * 1e12) if peak else None
         out.append({"stage": stage, "mode": mode, "alpha": alpha, "tokens": tokens, "step_s": seconds,
-                    "tokens_per_s": tokens / seconds, "mfu": mfu})  # fmt: skip
-    base = next((r for r in out if r["mode"] == "bidirectional"), None)
+                    "tokens_per_s": tokens / seconds, "mfu": mfu,
+                    "mfu_causal_half": flops_half / seconds / (peak * 1e12) if peak else None,
+                    "peak_mem_gib": mem.max_memory_allocated() / 2**30 if has_stats else None})  # fmt: skip
+    base = next((r for r in out if r["mode"] == "bidirectional" and "step_s" in r), None)
     for row in out:
-        row["vs_bidirectional"] = row["step_s"] / base["step_s"] if row["stage"] == "weak" and base else None
+        if "step_s" in row:
+            row["vs_bidirectional"] = row["step_s"] / base["step_s"] if row["stage"] == "weak" and base else None
     return out
 
 

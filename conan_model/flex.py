@@ -39,11 +39,19 @@ def flex_available() -> bool:
     return bool(torch._dynamo.is_dynamo_supported())
 
 
+# torch.compile's options for the fused kernel, recorded by benchmarks/gpu_speed.py: torch's automatic dynamic shapes
+# (the first shape compiles a static kernel, the second one dynamic-shape kernel that serves every later length).
+# Not dynamic=False: training pads each batch to its own length, so a static kernel per length would recompile at
+# each new length and, past dynamo's recompile limit (8 by default), fall back to the eager reference, which
+# materialises the T x T scores. A benchmark that wants each T's static kernel resets dynamo between lengths.
+FLEX_COMPILE: dict[str, Any] = {"dynamic": None}
+
+
 @functools.cache
 def _compiled_flex() -> Any:
     from torch.nn.attention.flex_attention import flex_attention
 
-    return torch.compile(flex_attention)
+    return torch.compile(flex_attention, **FLEX_COMPILE)
 
 
 @dataclass

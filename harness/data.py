@@ -267,13 +267,25 @@ def normalized_texts(task: LocalTask) -> set[str]:
     texts: set[str] = set()
     for path in sorted(task.path.glob("*.jsonl")):
         for row in iter_jsonl(path):
-            for key, value in row.items():
-                if key.startswith("_") or key in ("id", "label", "labels", "score"):
-                    continue
-                for text in value if isinstance(value, list) else [value]:
-                    if isinstance(text, str) and (norm := _NOT_WORD.sub("", unicodedata.normalize("NFKC", text))):
-                        texts.add(norm.lower())
+            for text in row_texts(row):
+                if norm := _NOT_WORD.sub("", unicodedata.normalize("NFKC", text)):
+                    texts.add(norm.lower())
     return texts
+
+
+def row_texts(row: dict[str, Any], join_title: bool = False) -> Iterator[str]:
+    """The texts of one .jsonl row: each string value, inside lists too, ids (`_id`, `id`), labels and scores left
+    out. ``join_title``: a row with a non-empty `title` and a `text` (a retrieval corpus document) gives one text,
+    "title text", as mteb joins them before it encodes a document, instead of the two."""
+    title = row.get("title") if join_title and isinstance(row.get("text"), str) else None
+    for key, value in row.items():
+        if key.startswith("_") or key in ("id", "label", "labels", "score") or (title is not None and key == "title"):
+            continue
+        if key == "text" and isinstance(title, str) and title:
+            value = f"{title} {value}".strip()
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                yield text
 
 
 def read_qrels(task: LocalTask, query_ids: set[str], corpus_ids: set[str]) -> dict[str, dict[str, int]]:

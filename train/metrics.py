@@ -1,8 +1,12 @@
 """Metrics log (JSONL in the output dir + one console line per entry) and the MFU estimate.
 
 MFU = achieved training FLOP/s ÷ (peak FLOP/s per device × devices). Training FLOPs per token follow the PaLM
-appendix: 6 per weight used in a matmul (2 forward + 4 backward) plus 12·layers·hidden·context for attention
-scores and values; the embedding lookup costs nothing and the tied LM head of pretraining costs vocab·hidden.
+appendix: 6 per weight used in a matmul (2 forward + 4 backward) plus 12·layers·(heads·head_dim)·context for
+attention scores and values; the embedding lookup costs nothing and the tied LM head of pretraining costs
+vocab·hidden. The attention term counts the full context × context score matrix whatever the mask (PaLM's
+convention, the `mfu` of the metrics log): a causal step, whose kernel (flash / SDPA ``is_causal``) computes about
+half of it, is credited twice the attention work it does. ``flops_per_token(..., causal_half=True)`` halves that
+term for causal steps: the second, lower MFU figure the benchmarks report beside the first.
 """
 
 from __future__ import annotations
@@ -22,9 +26,16 @@ from .errors import TrainError
 
 log = logging.getLogger("train")
 
-# Dense bf16 peak TFLOP/s per device, matched as substrings of the device name (first match wins).
+# Dense bf16 peak TFLOP/s per device, matched as substrings of the device name (first match wins, so the PCIe and
+# NVL cards come before their generic SXM names). Source: NVIDIA's H100 and H200 datasheets, whose Tensor Core
+# figures are given with 2:4 sparsity and are halved here (H100/H200 SXM 1,979 -> 989; H100 PCIe 1,513 -> 756;
+# H100 NVL and H200 NVL 1,671 -> 835, per GPU); the H800 has the H100's configurations (SXM 989, PCIe 756). The NVL
+# figures were taken from those datasheets as published in 2024 and not re-checked against NVIDIA's site here.
 PEAK_TFLOPS = (
     ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H200 NVL", 835.0),
+    ("H800 PCIe", 756.0),
     ("H100", 989.0),
     ("H200", 989.0),
     ("H800", 989.0),
@@ -52,12 +63,16 @@ def peak_tflops(device: torch.device, configured: float | None = None) -> float 
     return next((tflops for key, tflops in PEAK_TFLOPS if key.lower() in name.lower()), None)
 
 
-def flops_per_token(config: ConanConfig, context: float, lm_head: bool) -> float:
-    """Training FLOPs per token for sequences of ``context`` tokens (forward + backward)."""
+def flops_per_token(config: ConanConfig, context: float, lm_head: bool, causal_half: bool = False) -> float:
+    """Training FLOPs per token for sequences of ``context`` tokens (forward + backward). The attention term is
+    PaLM's full context² count; ``causal_half`` halves it (what a causal kernel computes: pass it for causal steps
+    only)."""
     embedding = config.vocab_size * config.hidden_size
     tables = embedding if config.tie_word_embeddings else 2 * embedding  # the embedding and an untied head
     matmul_weights = config.num_parameters() - tables + (embedding if lm_head else 0)
-    return 6.0 * matmul_weights + 12.0 * config.n_layers * config.hidden_size * context
+    width = config.n_heads * (config.head_dim or config.hidden_size // config.n_heads)  # q·k and p·v width
+    attention = 12.0 * config.n_layers * width * context
+    return 6.0 * matmul_weights + (attention / 2 if causal_half else attention)
 
 
 class MetricsLog:

@@ -7,6 +7,8 @@ its minutes on does not fail on a typo. Slow: a tokenizer, a checkpoint and two 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,21 +32,63 @@ def minilm_shape(tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_dry_run_fills_every_part(tmp_path: Path, one_thread) -> None:
     """As on the device: minilm's architecture with random weights (its weights do not travel there)."""
-    argv = ["--dry-run", "--out", str(tmp_path / "out"), "--minilm-shape", str(minilm_shape(tmp_path))]
+    out = tmp_path / "out"
+    argv = ["--dry-run", "--out", str(out), "--minilm-shape", str(minilm_shape(tmp_path))]
     assert gpu_speed.main(argv) == 0
-    record = json.loads((tmp_path / "out" / "gpu_speed_dry.json").read_text())
-    assert record["card"] == "cpu" and set(record["parts"]) == {"flex", "mfu", "encode", "harness"}
+    record = json.loads((out / "gpu_speed_dry.json").read_text())
+    assert record["card"] == "cpu" and set(record["parts"]) == {"flex", "mfu", "curve", "encode", "harness"}
+    assert all("dynamo" in part and not part.get("partial") for part in record["parts"].values())
+    assert record["dynamo_limits"] and record["tokenizers_parallelism"] and "PaLM" in record["mfu_convention"]
     flex = record["parts"]["flex"]["result"]
-    assert {(r["T"], r["backend"]) for r in flex} == {(t, b) for t in (64, 160) for b in ("sdpa", "flex")}
-    assert all(r["max_abs_diff_vs_sdpa"] < 2e-5 for r in flex if r["backend"] == "flex")  # as test_conan_flex
-    assert {r["stage"] for r in record["parts"]["mfu"]["result"]} == {"pretrain", "weak"}
+    assert {(r["T"], r["backend"]) for r in flex["rows"]} == {(t, b) for t in (64, 160) for b in ("sdpa", "flex")}
+    assert all(r["max_abs_diff_vs_sdpa"] < 2e-5 for r in flex["rows"] if r["backend"] == "flex")  # test_conan_flex
+    assert flex["flex_compile"]["dynamo_reset_per_T"] is True
+    mfu = record["parts"]["mfu"]["result"]
+    assert {r["stage"] for r in mfu} == {"pretrain", "weak"} and all("mfu_causal_half" in r for r in mfu)
+    curve = record["parts"]["curve"]["result"]
+    if "skipped" not in curve:  # inductor on CPU needs g++ (tests/conftest.py needs_inductor)
+        assert len(curve["eager"]["pretrain"]) == len(curve["compiled"]["weak"]) == 3
+        assert curve["eager"]["pretrain"][0] != curve["eager"]["pretrain"][2]  # the steps do train
+        assert all(curve["within_noise"].values()) and max(curve["max_rel_diff"].values()) < 1e-4  # as compile test
     encode = record["parts"]["encode"]["result"]
     assert [r["task"] for r in encode["rows"]] == ["STS16", "TNews"]
     assert all(0 < r["forward_share"] <= 1 and r["e2e_tokens_per_s"] > 0 for r in encode["rows"])
     harness = record["parts"]["harness"]["result"]
     assert harness["conan"]["exit_status"] == 0 and [r["task"] for r in harness["conan"]["rows"]] == gpu_speed.DRY_TASKS
     assert harness["minilm"]["exit_status"] == 0 and harness["minilm"]["spec"] == "st:<scratch>/minilm-random"
+    row = harness["conan"]["rows"][0]  # every figure of efficiency.json, host<->device copies included
+    assert {"copy", "forward", "score", "tokenize_wait", "encode_other"} <= set(row["shares"])
+    assert {"tokenize_s", "copy_s", "forward_s", "score_s", "wall_s", "e2e_vs_forward"} <= set(row)
+    runs = out / "gpu_speed_dry-harness-runs"  # under --out (comes back from the device), small files only
+    assert sorted(p.name for p in (runs / "conan").iterdir()) <= sorted(gpu_speed.KEPT_RUN_FILES)
+    assert (runs / "minilm" / "efficiency.json").is_file()
     assert record["data_dir"] == "harness/sample_data" and str(tmp_path) not in json.dumps(record)
+
+
+def test_encode_texts_are_what_an_evaluation_encodes(shared_data: Path) -> None:
+    """Read as the harness reads JSONL: IFlyTek's rows hold U+2028 inside strings (str.splitlines cut them), and
+    no id or label is a text; a corpus document is its title and text joined, as mteb encodes it."""
+    iflytek = gpu_speed.data_texts(shared_data / "zh" / "IFlyTek")
+    assert any("\u2028" in t for t in iflytek)
+    scifact = gpu_speed.data_texts(shared_data / "en" / "SciFact")
+    first = json.loads((shared_data / "en" / "SciFact" / "corpus.jsonl").open(encoding="utf-8").readline())
+    assert f"{first['title']} {first['text']}" in scifact and first["title"] not in scifact
+    files = [shared_data / "en" / "SciFact" / f for f in ("corpus.jsonl", "queries.jsonl")]
+    ids = {json.loads(line)["_id"] for f in files for line in f.read_text(encoding="utf-8").split("\n") if line}
+    assert not ids & set(scifact)
+
+
+def test_import_leaves_tokenizers_parallelism_as_the_shell_set_it() -> None:
+    """benchmarks/common.py's scratch_env defaults it to "false"; `harness run` never sets it, so gpu_speed (which
+    times what the CLI does) puts the shell's value back: unset stays unset, a set value stays."""
+    code = "import os, gpu_speed; print(os.environ.get('TOKENIZERS_PARALLELISM', '<unset>'))"
+    env = {k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "benchmarks")])
+    for value, expected in ((None, "<unset>"), ("true", "true")):
+        run_env = env if value is None else {**env, "TOKENIZERS_PARALLELISM": value}
+        proc = subprocess.run([sys.executable, "-c", code], env=run_env, capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.strip().splitlines()[-1] == expected
 
 
 def test_device_bundle_pins_and_shape(tmp_path: Path) -> None:
@@ -68,6 +112,31 @@ def test_split_parts_write_their_own_files(tmp_path: Path, one_thread) -> None:
     assert set(record["parts"]) == {"flex"} and not (tmp_path / "gpu_speed_dry.json").exists()
 
 
+def test_a_spent_budget_skips_rows_and_keeps_the_record(tmp_path: Path) -> None:
+    """The script, not a `timeout` around it, stops a part: past its budget a row is listed as skipped."""
+    assert gpu_speed.main(["--dry-run", "--only", "flex", "--budget", "flex=0", "--out", str(tmp_path)]) == 0
+    part = json.loads((tmp_path / "gpu_speed_dry-flex.json").read_text())["parts"]["flex"]
+    assert part["budget_s"] == 0 and len(part["result"]["rows"]) == 4
+    assert all(r["skipped"].startswith("time budget") for r in part["result"]["rows"])
+    with pytest.raises(SystemExit):
+        gpu_speed.main(["--dry-run", "--budget", "nope=1", "--out", str(tmp_path)])
+
+
+def test_harness_rows_copy_every_efficiency_figure(tmp_path: Path) -> None:
+    figures = {"wall_s": 2.0, "shares": {"copy": 0.1, "forward": 0.5}, "copy_s": 0.2, "tokenize_s": 0.3,
+               "encode_tokens_per_s": 80.0, "forward_tokens_per_s": 100.0}  # fmt: skip
+    efficiency = {"SciFact": figures}
+    (row,) = gpu_speed.harness_rows(efficiency)
+    assert row == {"task": "SciFact", **efficiency["SciFact"], "e2e_vs_forward": 0.8}
+    run = tmp_path / "run"
+    (run / "predictions").mkdir(parents=True)
+    (run / "results" / "x").mkdir(parents=True)
+    for name in ("run.json", "efficiency.json", "summary.md", ".lock"):
+        (run / name).write_text("{}")
+    gpu_speed.prune_run(run)
+    assert sorted(p.name for p in run.iterdir()) == ["efficiency.json", "run.json", "summary.md"]
+
+
 def test_portable_writes_paths_inside_model_specs_relative() -> None:
     """gpu_speed records `st:`/`conan:` specs of scratch models; benchmarks/common.py `portable` keeps them
     free of machine paths, and leaves strings that merely hold a colon alone."""
@@ -76,3 +145,20 @@ def test_portable_writes_paths_inside_model_specs_relative() -> None:
     assert portable({"spec": f"st:{SCRATCH}/minilm-random"}) == {"spec": "st:<scratch>/minilm-random"}
     assert portable(f"conan:{REPO}/runs/x/final") == "conan:runs/x/final"
     assert portable(["https://example.org/x", "12:30", "minilm"]) == ["https://example.org/x", "12:30", "minilm"]
+
+
+def test_a_failing_flex_row_keeps_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any error of one (T, backend) row, not only out-of-memory, is recorded in that row and the rest still run."""
+    calls = []
+
+    def flaky(fn, device, warmup, iters):  # the second timed row (T 64, flex) fails
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("kernel build failed")
+        return 1e-3
+
+    monkeypatch.setattr(gpu_speed, "time_call", flaky)
+    assert gpu_speed.main(["--dry-run", "--only", "flex", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "gpu_speed_dry-flex.json").read_text())["parts"]["flex"]["result"]["rows"]
+    assert [("error" in r, "step_ms" in r) for r in rows] == [(False, True), (True, False), *[(False, True)] * 2]
+    assert rows[1]["error"] == "RuntimeError: kernel build failed" and "max_abs_diff_vs_sdpa" in rows[3]
