@@ -32,7 +32,7 @@ with a fingerprint of its resolved config and the sha256 of each training data f
 chained: the previous unit's record covers it), and skipped on a rerun; a unit whose config or files changed is
 refused, naming them. A stage killed half-way continues from its newest checkpoint, an evaluation from its last
 finished task. So kill -9 loses at most the arm in progress. Each unit also records the code version (git
-commit, "+dirty" with uncommitted edits) it ran at, not part of its key: the report names every version it mixes.
+commit, "+dirty" with uncommitted .py edits) it ran at, not part of its key: the report names every version it mixes.
 A stage whose fingerprint, file hashes and starting model equal a finished unit's (the [choose] run of the value
 chosen and the tuned arm's first seed) reuses that unit's model instead of training it again.
 """

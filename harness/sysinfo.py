@@ -36,13 +36,15 @@ def git_sha() -> str | None:
 
 
 def code_version() -> str | None:
-    """The commit of the code that runs, with "+dirty" when tracked files differ from it (uncommitted edits):
-    what a long job records once at its start, so results trained by other code are told apart."""
+    """The commit of the code that runs, with "+dirty" when tracked Python files differ from it (uncommitted
+    edits): what a long job records once at its start, so results trained by other code are told apart. Only
+    code counts: a report or doc being rewritten beside the job changes no result (configs and data are hashed
+    into each unit's own record)."""
     sha = git_sha()
     if sha is None:
         return None
     try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "*.py"],
                              cwd=Path(harness.__file__).parent, capture_output=True, text=True, timeout=10,
                              check=True)  # fmt: skip
     except (OSError, subprocess.SubprocessError):

@@ -295,3 +295,25 @@ def test_dev_and_test_tasks_sharing_texts_are_refused_unless_the_config_says_why
     config.write_text(text.replace('test = ["STSBenchmark"]', 'test = ["STSBenchmark"]\noverlap_ok = "a reason"'))
     ablation = Ablation(load_ablation(config), config)  # accepted, and the report will show it
     assert ablation.overlap == [{"dev": "STS16", "test": "STSBenchmark", "shared": 2, "test_texts": 109}]
+
+
+def test_code_version_is_dirty_for_code_edits_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report rewritten beside a running ablation is no other code (before: every later unit said +dirty)."""
+    import subprocess
+
+    from harness import sysinfo
+
+    repo = tmp_path / "repo"
+    (repo / "harness").mkdir(parents=True)
+    (repo / "harness" / "__init__.py").write_text("")
+    (repo / "report.md").write_text("a\n")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    sha = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    monkeypatch.setattr(sysinfo, "harness", type("M", (), {"__file__": str(repo / "harness" / "__init__.py")}))
+    (repo / "report.md").write_text("b\n")
+    assert sysinfo.code_version() == sha
+    (repo / "harness" / "__init__.py").write_text("x = 1\n")
+    assert sysinfo.code_version() == sha + "+dirty"
