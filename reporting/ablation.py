@@ -153,6 +153,8 @@ def _code_versions(state: dict[str, Any]) -> dict[str, int]:
 
 
 def _code_line(versions: dict[str, int]) -> str:
+    if list(versions) == ["not recorded"]:
+        return "- code: not recorded (every unit is from before ablate recorded its code version)"
     if len(versions) == 1:
         return f"- code: every unit trained and evaluated at `{next(iter(versions))}`"
     counts = ", ".join(f"`{v}` ({n} units)" for v, n in sorted(versions.items(), key=lambda kv: -kv[1]))

@@ -88,3 +88,4 @@ def test_units_of_several_code_versions_are_said_in_the_report() -> None:
     assert line.startswith("- **code: units from 3 versions**: `abc` (2 units), ")
     assert "`not recorded` (1 units)" in line
     assert _code_line({"abc": 4}) == "- code: every unit trained and evaluated at `abc`"
+    assert _code_line({"not recorded": 4}).startswith("- code: not recorded")
