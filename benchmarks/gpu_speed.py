@@ -52,7 +52,6 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 import time
 import traceback
 from collections.abc import Callable
@@ -73,6 +72,7 @@ from common import SCRATCH, save_result  # noqa: E402
 
 from conan_model import ConanConfig, ConanEncoder, ConanModel, save_pretrained, synchronize  # noqa: E402
 from conan_model.batching import EncodeTimings  # noqa: E402
+from conan_model.device import compile_problem  # noqa: E402
 from conan_model.tokenizer import train_tokenizer_from_texts  # noqa: E402
 from harness.data import iter_jsonl, row_texts  # noqa: E402
 from train.metrics import device_name, peak_tflops  # noqa: E402
@@ -252,14 +252,6 @@ def part_mfu(s: dict[str, Any], device: torch.device, clock: Clock) -> list[dict
     return out
 
 
-def _can_compile(device: torch.device) -> str | None:
-    """Why torch.compile cannot run here (None: it can): inductor on CPU builds C++ (g++ and Python.h)."""
-    if device.type == "cpu" and (shutil.which("g++") is None
-                                 or not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file()):  # fmt: skip
-        return "torch.compile on CPU needs g++ and the Python headers"
-    return None
-
-
 def train_losses(s: dict[str, Any], device: torch.device, dtype: torch.dtype | None, compile: bool,
                  clock: Clock) -> dict[str, list[float]]:  # fmt: skip
     """Loss per optimizer step of the curve preset, pretrain and weak soft (alpha 0.5) alternating, from one seed
@@ -315,7 +307,7 @@ def part_curve(s: dict[str, Any], device: torch.device, clock: Clock) -> dict[st
     result: dict[str, Any] = {"preset": s["curve_preset"], "steps": s["curve_steps"],
                               "dtype": str(dtype or "fp32"), "pretrain_rows": s["curve_pretrain"],
                               "weak_pairs": s["curve_weak"], "alpha": 0.5}  # fmt: skip
-    why_not = _can_compile(device)
+    why_not = compile_problem(device)
     if why_not:
         return {**result, "skipped": why_not}
     eager = train_losses(s, device, dtype, False, clock)

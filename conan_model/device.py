@@ -13,6 +13,8 @@ import functools
 import importlib
 import os
 import platform
+import shutil
+import sysconfig
 from pathlib import Path
 
 import torch
@@ -63,6 +65,16 @@ def device_problem(requested: str) -> str | None:
         return f"no {kind.upper()} device is available here{plugin}"
     if index and (not index.isdigit() or int(index) >= present):
         return f"no {kind} device {index!r}: {present} present (indices 0-{present - 1})"
+    return None
+
+
+def compile_problem(device: str | torch.device) -> str | None:
+    """Why torch.compile cannot run on ``device`` here, or None when it can: inductor on CPU builds C++ kernels,
+    which needs g++ and the Python headers."""
+    if _device_type(device) != "cpu":
+        return None
+    if shutil.which("g++") is None or not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
+        return "torch.compile on CPU needs g++ and the Python headers"
     return None
 
 

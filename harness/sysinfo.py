@@ -26,13 +26,18 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def git_sha() -> str | None:
+def _git(*args: str) -> str | None:
+    """A git command's output in the harness's own checkout; None outside one (an installed package) or on error."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(harness.__file__).parent, capture_output=True,
-                             text=True, timeout=5, check=True)  # fmt: skip
-        return out.stdout.strip() or None
+        out = subprocess.run(["git", *args], cwd=Path(harness.__file__).parent, capture_output=True, text=True,
+                             timeout=10, check=True)  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None
+    return out.stdout
+
+
+def git_sha() -> str | None:
+    return (_git("rev-parse", "HEAD") or "").strip() or None
 
 
 def code_version() -> str | None:
@@ -43,13 +48,8 @@ def code_version() -> str | None:
     sha = git_sha()
     if sha is None:
         return None
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "*.py"],
-                             cwd=Path(harness.__file__).parent, capture_output=True, text=True, timeout=10,
-                             check=True)  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return sha
-    return sha + ("+dirty" if out.stdout.strip() else "")
+    changed = _git("status", "--porcelain", "--untracked-files=no", "--", "*.py")
+    return sha + ("+dirty" if changed and changed.strip() else "")
 
 
 def cpu_model() -> str:

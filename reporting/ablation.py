@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import zlib
+from collections import Counter
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -145,11 +146,7 @@ def _minutes(state: dict[str, Any]) -> dict[str, float | int]:
 
 def _code_versions(state: dict[str, Any]) -> dict[str, int]:
     """{code version: units} over the recorded units ("not recorded": units from before ablate recorded it)."""
-    versions: dict[str, int] = {}
-    for unit in state.get("done", {}).values():
-        key = unit.get("code") or "not recorded"
-        versions[key] = versions.get(key, 0) + 1
-    return versions
+    return dict(Counter(unit.get("code") or "not recorded" for unit in state.get("done", {}).values()))
 
 
 def _code_line(versions: dict[str, int]) -> str:

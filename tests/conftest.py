@@ -8,8 +8,6 @@ set-up, not a reason to pass.
 from __future__ import annotations
 
 import os
-import shutil
-import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -32,8 +30,10 @@ os.environ.setdefault("HARNESS_MODELS_DIR", str(REPO / ".cache" / "models"))
 @pytest.fixture
 def needs_inductor() -> None:
     """torch.compile on CPU (inductor) builds C++ kernels: it needs g++ and the Python headers."""
-    if shutil.which("g++") is None or not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
-        pytest.skip("torch.compile on CPU needs g++ and the Python headers")
+    from conan_model.device import compile_problem
+
+    if problem := compile_problem("cpu"):
+        pytest.skip(problem)
 
 
 @pytest.fixture(scope="session")
