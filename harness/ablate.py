@@ -22,6 +22,7 @@ noise explain. Config (TOML; paths relative to the working directory):
     [eval]
     dev = ["CMRC2018Retrieval"]         # settings may be chosen on these only
     test = ["CSLTitleRetrieval"]        # evaluated with the final settings, never used for a choice
+    dims = [24, 56]                     # optional: also compare at these MRL dims (truncated, renormalised)
     [choose]                            # optional: tune one key of the last stage on the dev tasks
     key = "lr"
     values = [1e-3, 3e-4]
@@ -54,7 +55,7 @@ from harness.runs import atomic_write_json, read_json
 from harness.sysinfo import code_version
 
 STATE = "ablate.json"
-EVAL_KEYS = {"dev", "test", "batch_size", "device", "max_length", "overlap_ok"}
+EVAL_KEYS = {"dev", "test", "dims", "batch_size", "device", "max_length", "overlap_ok"}
 TOP_KEYS = {"name", "out", "report", "scale", "seeds", "reference", "data_dir", "set", "base", "shared", "stages",
             "arms", "eval", "choose", "n_boot", "bootstrap_seed"}  # fmt: skip
 # Keys that change where or how fast a stage runs, not what it learns: left out of a unit's fingerprint.
@@ -90,6 +91,10 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
     dev, test = (checked_list(path, f"eval.{key}", ev.get(key, []), str) for key in ("dev", "test"))
     if not dev or not test:
         raise UsageError(f"{path}: eval.dev and eval.test must each name at least one task")
+    dims = checked_list(path, "eval.dims", ev.get("dims", []), int)
+    if any(d < 1 for d in dims) or len(set(dims)) != len(dims):
+        raise UsageError(f"{path}: eval.dims must be distinct positive integers (MRL dims below the model's width; "
+                         f"the full width is always compared), got {dims!r}")  # fmt: skip
     both = sorted(set(dev) & set(test))
     if both:
         raise UsageError(f"{path}: eval: task(s) {both} are in both dev and test; a test task may not inform choices")
@@ -256,18 +261,21 @@ class Ablation:
         return final
 
     def evaluate(self, model: str, name: str, tasks: list[str]) -> dict[str, float]:
-        """Harness evaluation of one model on ``tasks``; returns {task: main score} (0–1 scale)."""
+        """Harness evaluation of one model on ``tasks`` (at full width and every ``eval.dims``); returns {task: main
+        score} (0–1 scale)."""
         from harness.embedder import ModelOptions
         from harness.runner import RunConfig, run
 
         ev = self.cfg["eval"]
+        dims = ev.get("dims", [])
         run_cfg = RunConfig(model=f"conan:{model}", data_dir=self.data_dir, out=self.out / "evals", tasks=tasks,
-                            run_name=name, batch_size=ev.get("batch_size", 64), use_cache=False,
+                            run_name=name, batch_size=ev.get("batch_size", 64), use_cache=False, dims=dims,
                             options=ModelOptions(device=ev.get("device"), max_length=ev.get("max_length")),
                             show_progress=False)  # fmt: skip
         unit = f"eval/{name}"
         done = self.state["done"].get(unit)
-        if done and done["model"] == model and set(tasks) <= set(done["scores"]):
+        covered = done and set(tasks) <= set(done["scores"]) and set(dims) <= set(done.get("dims", []))
+        if covered and done["model"] == model:
             self._say(unit, "done earlier, skipped")
             return {t: done["scores"][t] for t in tasks}
         start = time.perf_counter()
@@ -275,7 +283,7 @@ class Ablation:
             raise UsageError(f"evaluation {name} had failing tasks: see {run_cfg.out / name / 'run.json'}")
         record = json.loads((run_cfg.out / name / "run.json").read_text(encoding="utf-8"))
         scores = {t: float(record["tasks"][t]["main_score"]) for t in tasks}
-        self._record(unit, {"model": model, "run_dir": str(run_cfg.out / name), "scores": scores,
+        self._record(unit, {"model": model, "run_dir": str(run_cfg.out / name), "scores": scores, "dims": dims,
                             "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
         return scores
 

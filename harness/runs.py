@@ -1,7 +1,8 @@
 """The run directory: written atomically task by task, read back by leaderboards and reports.
 
 Layout (docs/run-directory.md):
-    run.json, efficiency.json, summary.md, predictions/ (mteb's per-item outputs and the items' gold labels),
+    run.json, efficiency.json, summary.md, predictions/ (mteb's per-item outputs and the items' gold labels;
+    predictions/embed_dim_<d>/: the per-item outputs of each MRL dim),
     results/<org>__<model>/<revision>/<Task>.json                               (mteb TaskResult)
     results/<org>__<model>/<revision>/experiments/embed_dim_<d>/<Task>.json     (one per MRL dim)
 A task counts as done when its result files exist, run.json says "ok" and the task's recorded identity (every
@@ -96,6 +97,11 @@ class RunDir:
     def predictions_dir(self) -> Path:
         return self.path / "predictions"
 
+    def dim_predictions_dir(self, dim: int | None) -> Path:
+        """Where mteb's per-item outputs of one MRL dim go (the full dimension's: ``predictions_dir``); the gold
+        labels are the task's items, one file for every dim."""
+        return self.predictions_dir if dim is None else self.predictions_dir / f"embed_dim_{dim}"
+
     def result_path(self, task: str, dim: int | None = None) -> Path:
         base = self.results_dir if dim is None else self.results_dir / "experiments" / f"embed_dim_{dim}"
         return base / f"{task}.json"
@@ -172,10 +178,11 @@ class RunDir:
         return RunDir(path, self.model_name, self.revision)
 
     def task_files(self, task: str) -> list[Path]:
-        """Every file of the task's result: its mteb result, one per MRL dim, its predictions and gold."""
+        """Every file of the task's result: its mteb result and predictions, both also one per MRL dim, and gold."""
         dims = (self.results_dir / "experiments").glob(f"embed_dim_*/{task}.json")
+        dim_items = self.predictions_dir.glob(f"embed_dim_*/{task}_predictions.json")
         items = [self.predictions_dir / f"{task}_predictions.json", self.predictions_dir / f"{task}_gold.json"]
-        return [p for p in [self.result_path(task), *dims, *items] if p.is_file()]
+        return [p for p in [self.result_path(task), *dims, *items, *dim_items] if p.is_file()]
 
     def replace_task(self, task: str, pending: dict[str, Any], entry: dict[str, Any], staged: RunDir,
                      efficiency: dict[str, Any] | None) -> None:  # fmt: skip
@@ -210,9 +217,10 @@ class RunDir:
         atomic_write_json(self.predictions_dir / f"{task}_gold.json", gold)
 
     # Readers for reports (regression tests, MRL curves).
-    def load_predictions(self, task: str) -> dict[str, Any] | None:
-        """mteb's per-item outputs for a task (predictions/<Task>_predictions.json), or None if absent."""
-        return read_json(self.predictions_dir / f"{task}_predictions.json")
+    def load_predictions(self, task: str, dim: int | None = None) -> dict[str, Any] | None:
+        """mteb's per-item outputs for a task (predictions/<Task>_predictions.json; an MRL dim's under
+        predictions/embed_dim_<d>/), or None if absent."""
+        return read_json(self.dim_predictions_dir(dim) / f"{task}_predictions.json")
 
     def load_gold(self, task: str) -> dict[str, Any] | None:
         """The gold side of the task's items as the run scored them (predictions/<Task>_gold.json), or None for

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats
 from tabulate import tabulate
 
-from harness.runs import atomic_write, atomic_write_json, atomic_write_text, open_run, read_json
+from harness.runs import RunDir, atomic_write, atomic_write_json, atomic_write_text, open_run, read_json
 from reporting.items import NotTestable, task_items
 from reporting.regress import item_resamples, verdict
 
@@ -32,8 +32,19 @@ def rel(path: str | Path) -> str:
     return os.path.relpath(Path(path).resolve(), Path.cwd())
 
 
-def _scores(run_dir: str, task: str) -> float:
-    return float(open_run(Path(run_dir)).read_run()["tasks"][task]["main_score"])
+def _record(run: RunDir, task: str, dim: int | None = None) -> dict[str, Any]:
+    """The task's run.json entry; at an MRL dim with that dim's main score (from its result file)."""
+    entry = run.read_run()["tasks"][task]
+    if dim is None:
+        return entry
+    scores = run.dim_scores(task, entry)
+    if dim not in scores:
+        raise KeyError(f"{run.path}: {task} has no result at MRL dim {dim} (dims there: {sorted(scores)})")
+    return {**entry, "main_score": scores[dim]}
+
+
+def _scores(run_dir: str, task: str, dim: int | None = None) -> float:
+    return float(_record(open_run(Path(run_dir)), task, dim)["main_score"])
 
 
 def interval(delta: float, per_seed: list[float], resamples: np.ndarray) -> dict[str, Any]:
@@ -56,15 +67,17 @@ def interval(delta: float, per_seed: list[float], resamples: np.ndarray) -> dict
     return {"lo": delta - half, "hi": delta + half, "se_items": se_items, "se_seeds": se_seeds}
 
 
-def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, boot_seed: int) -> dict[str, Any]:
-    """Δ = mean over seeds of (candidate − reference) main score, with its CI (``interval``)."""
+def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, boot_seed: int,
+            dim: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """Δ = mean over seeds of (candidate − reference) main score (at MRL ``dim``: of the truncated vectors), with
+    its CI (``interval``). Every dim of a task draws the same item resamples."""
     seeds = sorted(set(ref) & set(cand))
-    delta = mean(_scores(cand[s], task) - _scores(ref[s], task) for s in seeds)
+    delta = mean(_scores(cand[s], task, dim) - _scores(ref[s], task, dim) for s in seeds)
     out: dict[str, Any] = {"delta": delta, "seeds": len(seeds), "lo": None, "hi": None, "items": 0,
                            "verdict": "no effect shown", "reason": "", "resamples": None}  # fmt: skip
     try:
         runs = [(open_run(Path(ref[s])), open_run(Path(cand[s]))) for s in seeds]
-        items = [(task_items(r, task, r.read_run()["tasks"][task]), task_items(c, task, c.read_run()["tasks"][task]))
+        items = [(task_items(r, task, _record(r, task, dim), dim), task_items(c, task, _record(c, task, dim), dim))
                  for r, c in runs]  # fmt: skip
     except NotTestable as exc:
         out["reason"] = f"not tested: {exc}"
@@ -177,25 +190,42 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
         "arms": {}, "comparisons": {}, "compute_minutes": _minutes(state), "code": _code_versions(state),
         "dev_test_overlap": {"pairs": overlap or [], "why_acceptable": cfg["eval"].get("overlap_ok")},
     }  # fmt: skip
+    dims = [int(d) for d in cfg["eval"].get("dims", [])]
     for arm, by_seed in runs.items():
-        scores = {t: {s: _scores(r["eval"], t) for s, r in by_seed.items()} for t in dev + test}
         report["arms"][arm] = {
             "runs": {s: {"eval": rel(r["eval"]), "final": rel(r["final"])} for s, r in by_seed.items()},
-            "scores": scores,
-            "mean": {t: mean(v.values()) for t, v in scores.items()},
-            "sd": {t: float(np.std(list(v.values()), ddof=1)) if len(v) > 1 else 0.0 for t, v in scores.items()},
-            "range": {t: [min(v.values()), max(v.values())] for t, v in scores.items()},
+            **_seed_scores(by_seed, dev + test),
             "dhnm": {s: _dhnm(r["final"]) for s, r in by_seed.items() if _dhnm(r["final"]) is not None},
         }  # fmt: skip
-    for arm in runs:
-        if arm == ref:
-            continue
-        per_task = {t: compare(evals[ref], evals[arm], t, n_boot, boot_seed) for t in dev + test}
-        comp = {t: {k: v for k, v in r.items() if k not in ("resamples", "keys", "pairs")} for t, r in per_task.items()}
-        comp["dev mean"] = group({t: per_task[t] for t in dev}, n_boot, boot_seed)
-        comp["test mean"] = group({t: per_task[t] for t in test}, n_boot, boot_seed)
-        report["comparisons"][arm] = comp
+    others = [arm for arm in runs if arm != ref]
+    report["comparisons"] = {arm: _against(evals[ref], evals[arm], dev, test, n_boot, boot_seed) for arm in others}
+    if dims:
+        report["dims"] = {d: {"arms": {arm: _seed_scores(by_seed, dev + test, d) for arm, by_seed in runs.items()},
+                              "comparisons": {arm: _against(evals[ref], evals[arm], dev, test, n_boot, boot_seed, d)
+                                              for arm in others}}
+                          for d in dims}  # fmt: skip
     return report
+
+
+def _seed_scores(by_seed: dict[int, dict[str, str]], tasks: list[str], dim: int | None = None) -> dict[str, Any]:
+    """One arm's main score per task and seed, with the mean, sd and range over seeds."""
+    scores = {t: {s: _scores(r["eval"], t, dim) for s, r in by_seed.items()} for t in tasks}
+    return {
+        "scores": scores,
+        "mean": {t: mean(v.values()) for t, v in scores.items()},
+        "sd": {t: float(np.std(list(v.values()), ddof=1)) if len(v) > 1 else 0.0 for t, v in scores.items()},
+        "range": {t: [min(v.values()), max(v.values())] for t, v in scores.items()},
+    }
+
+
+def _against(ref: dict[int, str], cand: dict[int, str], dev: list[str], test: list[str], n_boot: int,
+             boot_seed: int, dim: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """Per task and for the dev and test means, one arm against the reference (``compare``, ``group``)."""
+    per_task = {t: compare(ref, cand, t, n_boot, boot_seed, dim) for t in dev + test}
+    comp = {t: {k: v for k, v in r.items() if k not in ("resamples", "keys", "pairs")} for t, r in per_task.items()}
+    comp["dev mean"] = group({t: per_task[t] for t in dev}, n_boot, boot_seed)
+    comp["test mean"] = group({t: per_task[t] for t in test}, n_boot, boot_seed)
+    return comp
 
 
 def _ci(r: dict[str, Any] | None) -> tuple[str, str, str]:
@@ -206,17 +236,40 @@ def _ci(r: dict[str, Any] | None) -> tuple[str, str, str]:
     return f"{100 * r['delta']:+.2f}", ci, word + (f" ({r['reason']})" if r.get("reason") else "")
 
 
-def render(rep: dict[str, Any]) -> str:
+def _tables(rep: dict[str, Any], arms: dict[str, Any], comparisons: dict[str, Any]) -> tuple[str, str]:
+    """The scores table (mean ± sd over seeds) and the table against the reference arm."""
     dev, test, ref = rep["dev"], rep["test"], rep["reference"]
     mark = {**{t: f"{t} (dev)" for t in dev}, **{t: f"{t} (test)" for t in test}}
     rows = []
-    for arm, a in rep["arms"].items():
+    for arm, a in arms.items():
         cells = [f"{100 * a['mean'][t]:.2f} ± {100 * a['sd'][t]:.2f}" for t in dev + test]
         rows.append([f"**{arm}** (reference)" if arm == ref else arm, *cells])
     comp_rows = []
-    for arm, comp in rep["comparisons"].items():
+    for arm, comp in comparisons.items():
         for t in [*dev, "dev mean", *test, "test mean"]:
             comp_rows.append([arm, mark.get(t, f"*{t}*"), *_ci(comp[t])])
+    return (tabulate(rows, headers=["arm", *(mark[t] for t in dev + test)], tablefmt="github", disable_numparse=True),
+            tabulate(comp_rows, headers=["arm", "task", "Δ", "95% CI", "verdict"], tablefmt="github",
+                     disable_numparse=True))  # fmt: skip
+
+
+def _dims_section(rep: dict[str, Any]) -> list[str]:
+    """Per MRL dim (``eval.dims``), the same two tables from the truncated vectors."""
+    if not rep.get("dims"):
+        return []
+    lines = ["## At MRL dims", "",
+             "Each dim d scores the first d dimensions of the same vectors, L2-renormalised (`harness run --dims`: "
+             "one encode, scored again per dim), with the same CI over the same item resamples; per-item outputs "
+             "from each run's `predictions/embed_dim_<d>/`.", ""]  # fmt: skip
+    for dim, at in rep["dims"].items():
+        scores, against = _tables(rep, at["arms"], at["comparisons"])
+        lines += [f"### dim {dim}", "", scores, "", against, ""]
+    return lines
+
+
+def render(rep: dict[str, Any]) -> str:
+    dev, test, ref = rep["dev"], rep["test"], rep["reference"]
+    scores, against = _tables(rep, rep["arms"], rep["comparisons"])
     chosen = rep.get("chosen")
     b = rep["bootstrap"]
     lines = [
@@ -234,8 +287,7 @@ def render(rep: dict[str, Any]) -> str:
         *_overlap_lines(rep),
         "- choice on dev: " + (f"`{chosen['key']}` = {chosen['value']} among {chosen['values']} (arm {chosen['arm']}, "
                                f"seed {chosen['seed']}, mean dev main score)" if chosen else "none (no [choose])"),
-        "", "## Scores (main score ×100, mean ± sd over seeds)", "",
-        tabulate(rows, headers=["arm", *(mark[t] for t in dev + test)], tablefmt="github", disable_numparse=True),
+        "", "## Scores (main score ×100, mean ± sd over seeds)", "", scores,
         "", f"## Against the reference arm ({ref})", "",
         f"Δ = mean over seeds of (arm − {ref}), main score ×100. 95% CI over the test items and the training "
         f"seeds: Δ ± √((t·se_seeds)² + (z·se_items)²), se_items the sd of a paired bootstrap of the items "
@@ -245,10 +297,10 @@ def render(rep: dict[str, Any]) -> str:
         "resample the mean over tasks; tasks whose items share ids are resampled together (below). Verdict "
         "*improves* / *hurts* only when the CI excludes 0, otherwise *no effect shown*. Only the test rows and the "
         "test mean are evidence; dev rows may be optimistic by whatever was chosen on them.", "",
-        tabulate(comp_rows, headers=["arm", "task", "Δ", "95% CI", "verdict"], tablefmt="github",
-                 disable_numparse=True), "",
+        against, "",
         *_shared_note(rep),
         "![scores per arm](scores.png)", "",
+        *_dims_section(rep),
     ]  # fmt: skip
     lines += _dhnm_section(rep)
     lines += ["## Runs", "", "Every score above is a run directory's `main_score`; per seed:", ""]

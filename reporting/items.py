@@ -43,11 +43,14 @@ class TaskItems:
     metric: str = ""  # the main metric the scores are of
 
 
-def task_items(run: RunDir, name: str, record: dict[str, Any]) -> TaskItems:
-    """The per-item scorer for one task of one run; raises NotTestable with the reason when there is none."""
-    preds = run.load_predictions(name)
+def task_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None = None) -> TaskItems:
+    """The per-item scorer for one task of one run (``dim``: at that MRL dim, whose main score ``record`` then
+    holds); raises NotTestable with the reason when there is none."""
+    preds = run.load_predictions(name, dim)
     if preds is None:
-        raise NotTestable("no predictions file in the run")
+        raise NotTestable("no predictions file in the run" if dim is None else
+                          f"no predictions at dim {dim} in the run (runs from before the harness kept them in "
+                          "predictions/embed_dim_<d>/ have none: rerun the task with --overwrite)")
     gold = run.load_gold(name)
     if gold is None:
         raise NotTestable(f"{run.path} keeps no gold labels for {name} (a run from before the harness kept them in "

@@ -268,6 +268,8 @@ def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
     ({"[arms.linear]\n": "[arms.linear]\nstep = 3\n"}, "arms.linear: unknown key(s) ['step']"),
     ({'reference = "bidir"': 'reference = "causal"'}, "reference = 'causal' is not one of"),
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndev = \"STS16\""}, "eval.dev must be a list"),  # was read as S, T, ...
+    ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndims = [64, 0]\ndev = [\"STS16\"]"}, "eval.dims must be distinct positive"),
+    ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndims = \"64\"\ndev = [\"STS16\"]"}, "eval.dims must be a list"),
 ])  # fmt: skip
 def test_bad_configs_exit_2_naming_file_and_key(tmp_path: Path, shared_data: Path, capsys, change, message) -> None:
     config = write_configs(tmp_path, shared_data)

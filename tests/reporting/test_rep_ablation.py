@@ -89,3 +89,63 @@ def test_units_of_several_code_versions_are_said_in_the_report() -> None:
     assert "`not recorded` (1 units)" in line
     assert _code_line({"abc": 4}) == "- code: every unit trained and evaluated at `abc`"
     assert _code_line({"not recorded": 4}).startswith("- code: not recorded")
+
+
+def test_the_report_at_an_mrl_dim_is_the_ci_of_the_truncated_vectors(tiny_runs, tiny_root, tmp_path) -> None:
+    """`eval.dims`: each arm is compared again at an MRL dim, from the per-item outputs `harness run --dims` keeps
+    in predictions/embed_dim_<d>/ (before: only the full width's were kept, so no dim had a CI). Checked against
+    the CI written out from those files with scipy, and every task type's per-item score reproduces its dim score."""
+    import json
+    import zlib
+    from pathlib import Path
+
+    from scipy.stats import norm, spearmanr
+
+    from harness.cli import main
+    from harness.runs import open_run
+    from reporting.ablation import build, render
+    from reporting.items import task_items
+
+    base = open_run(tiny_runs["base"])
+    for task, entry in base.read_run()["tasks"].items():  # raises NotTestable unless the dim score reproduces
+        items = task_items(base, task, {**entry, "main_score": base.dim_scores(task)[64]}, 64)
+        assert items.score(np.arange(len(items.keys))) != pytest.approx(entry["main_score"], abs=1e-9), task
+    cand = {}
+    for seed, length in ((0, "4"), (1, "6")):  # two "seeds" of a worse arm: the base model cut to 4 or 6 tokens
+        argv = ["run", "--tasks", "TinySTS,TinyRetrieval", "--model", "minilm", "--data-dir", str(tiny_root), "--out",
+                str(tmp_path), "--run-name", f"short{length}", "--no-progress", "--max-length", length, "--dims", "64"]
+        assert main(argv) == 0
+        cand[seed] = str(tmp_path / f"short{length}")
+    runs = {"base": {s: {"eval": str(tiny_runs["base"]), "final": str(tmp_path)} for s in (0, 1)},
+            "short": {s: {"eval": cand[s], "final": str(tmp_path)} for s in (0, 1)}}  # fmt: skip
+    cfg = {"name": "dims", "seeds": [0, 1], "reference": "base", "n_boot": 300, "eval": {"dims": [64]}}
+    rep = build(cfg, tmp_path / "a.toml", {"done": {}}, runs, ["TinyRetrieval"], ["TinySTS"])
+    row = rep["dims"][64]["comparisons"]["short"]["TinySTS"]
+
+    gold = np.asarray([json.loads(x)["score"] for x in (tiny_root / "en" / "TinySTS" / "test.jsonl").read_text()
+                       .splitlines()], dtype=float)  # fmt: skip
+
+    def sims(run: str) -> np.ndarray:
+        preds = json.loads((Path(run) / "predictions" / "embed_dim_64" / "TinySTS_predictions.json").read_text())
+        return np.asarray(preds["default"]["test"]["cosine_scores"], dtype=float)
+
+    ref_sims = sims(str(tiny_runs["base"]))
+    per_seed = [spearmanr(gold, sims(cand[s]))[0] - spearmanr(gold, ref_sims)[0] for s in (0, 1)]
+    rng, deltas = np.random.default_rng([0, zlib.crc32(b"TinySTS")]), []
+    for _ in range(300):
+        idx = rng.integers(0, len(gold), len(gold))
+        deltas.append(np.mean([spearmanr(gold[idx], sims(cand[s])[idx])[0] - spearmanr(gold[idx], ref_sims[idx])[0]
+                               for s in (0, 1)]))  # fmt: skip
+    half = np.hypot(stats.t.ppf(0.975, 1) * np.std(per_seed, ddof=1) / np.sqrt(2), norm.ppf(0.975) * np.std(deltas,
+                                                                                                       ddof=1))
+    delta = float(np.mean(per_seed))
+    # Δ is of the dim result files' scores, which mteb rounds to 6 decimals: each differs from the items' exact
+    # recomputation by <= 5e-7, so a difference of two by <= 1e-6; the interval's half-width is exact.
+    assert row["delta"] == pytest.approx(delta, abs=1e-6) and row["items"] == len(gold)
+    assert (row["lo"], row["hi"]) == pytest.approx((delta - half, delta + half), abs=1e-6)
+    scores = rep["dims"][64]["arms"]["short"]["scores"]["TinySTS"]
+    assert scores == {s: pytest.approx(open_run(Path(cand[s])).dim_scores("TinySTS")[64], abs=1e-12) for s in (0, 1)}
+    assert rep["comparisons"]["short"]["TinySTS"]["delta"] != pytest.approx(delta, abs=1e-6)  # the full width's own
+    md = render(rep)
+    assert "## At MRL dims" in md and "### dim 64" in md and md.count("TinySTS (test)") == 4  # two dims × two tables
+    assert rep["dims"][64]["comparisons"]["short"]["test mean"]["delta"] == pytest.approx(row["delta"], abs=1e-12)
