@@ -20,13 +20,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from harness.runs import RUN_JSON, atomic_write_json, read_json  # noqa: E402
+from harness.runs import RUN_JSON, atomic_write_json, open_run, read_json  # noqa: E402
 
 MODEL_KEYS = ("name", "fingerprint", "n_parameters", "dtype", "device", "max_length", "pooling")
 
 
 def record(run_dir: Path) -> dict:
-    """Scores (×100, two decimals), metrics and data identities of every finished task of one run directory."""
+    """Scores (×100, two decimals; at each MRL dim too when the run had --dims), metrics and data identities of every
+    finished task of one run directory."""
     run = read_json(run_dir / RUN_JSON)
     if run is None:
         raise SystemExit(f"record_baseline: {run_dir} holds no {RUN_JSON} (not a harness run directory)")
@@ -34,10 +35,13 @@ def record(run_dir: Path) -> dict:
     if not tasks:
         raise SystemExit(f"record_baseline: {run_dir}/run.json has no finished task")
     first = next(iter(tasks.values()))
+    at_dims = {name: open_run(run_dir).dim_scores(name, t) for name, t in tasks.items()}
     return {
         "model": {key: run["model"].get(key) for key in MODEL_KEYS},
         "mteb": first["identity"]["mteb"],
         "scores_x100": {name: round(100 * t["main_score"], 2) for name, t in tasks.items()},
+        **({"dims_scores_x100": {name: {str(d): round(100 * v, 2) for d, v in dims.items()}
+                                 for name, dims in at_dims.items() if dims}} if any(at_dims.values()) else {}),
         "metrics": {name: t["main_metric"] for name, t in tasks.items()},
         "data": {name: t["identity"]["data"] for name, t in tasks.items()},
     }

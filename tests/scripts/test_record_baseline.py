@@ -18,9 +18,10 @@ import record_baseline  # noqa: E402
 
 
 def test_record_keeps_scores_metrics_and_data_identity(tmp_path: Path) -> None:
-    """One real run of minilm on two sample tasks (seconds); the record's numbers are run.json's, ×100, 2 decimals."""
+    """One real run of minilm on two sample tasks (seconds); the record's numbers are run.json's (at dim 64: the
+    experiments/embed_dim_64 result's), ×100, 2 decimals."""
     argv = ["run", "--model", "minilm", "--tasks", "STS16,TNews", "--data-dir", str(default_data_root()), "--out",
-            str(tmp_path / "runs"), "--run-name", "base", "--no-progress", "--no-cache"]  # fmt: skip
+            str(tmp_path / "runs"), "--run-name", "base", "--no-progress", "--no-cache", "--dims", "64"]  # fmt: skip
     assert harness(argv) == 0
     out = tmp_path / "baseline.json"
     assert record_baseline.main([str(tmp_path / "runs" / "base"), "--what", "minilm on two sample tasks",
@@ -31,6 +32,10 @@ def test_record_keeps_scores_metrics_and_data_identity(tmp_path: Path) -> None:
         assert body["scores_x100"][task] == round(100 * run["tasks"][task]["main_score"], 2)
         assert body["metrics"][task] == run["tasks"][task]["main_metric"]
         assert body["data"][task] == run["tasks"][task]["identity"]["data"]
+        dim = json.loads((tmp_path / "runs" / "base" / "results" / "sentence-transformers__all-MiniLM-L6-v2" /
+                          run["model"]["revision"] / "experiments" / "embed_dim_64" / f"{task}.json").read_text())
+        split = next(iter(dim["scores"].values()))  # STS16 scores "test", TNews "validation"
+        assert body["dims_scores_x100"][task] == {"64": round(100 * split[0]["main_score"], 2)}
     assert body["model"]["fingerprint"] == run["model"]["fingerprint"]
     assert body["mteb"] == run["tasks"]["STS16"]["identity"]["mteb"]
     assert str(tmp_path) not in out.read_text()  # committed reports carry no absolute machine paths
