@@ -19,6 +19,7 @@ import numpy as np
 from scipy import stats
 from tabulate import tabulate
 
+from harness.errors import UsageError
 from harness.runs import RunDir, atomic_write, atomic_write_json, atomic_write_text, open_run, read_json
 from reporting.items import NotTestable, task_items
 from reporting.regress import item_resamples, verdict
@@ -39,7 +40,8 @@ def _record(run: RunDir, task: str, dim: int | None = None) -> dict[str, Any]:
         return entry
     scores = run.dim_scores(task, entry)
     if dim not in scores:
-        raise KeyError(f"{run.path}: {task} has no result at MRL dim {dim} (dims there: {sorted(scores)})")
+        raise UsageError(f"{run.path}: {task} has no result at MRL dim {dim} (dims there: {sorted(scores)}; a dim "
+                         "equal to the model's width is its full score, not an MRL dim)")  # fmt: skip
     return {**entry, "main_score": scores[dim]}
 
 
