@@ -160,6 +160,19 @@ def test_ablate_kill_resume_ci_and_dev_test_rule(tmp_path: Path, shared_data: Pa
     log = capsys.readouterr().out
     assert "training" not in log and log.count("done earlier, skipped") == 4 + 2 + 4 + 2  # chains, evals
 
+    # eval.dims added afterwards: every evaluation runs again at the dims (an evaluation recorded without them is not
+    # done), nothing is trained, and the report compares the arms at dim 32 too, from that dim's per-item outputs.
+    config.write_text(config.read_text().replace("[eval]\n", "[eval]\ndims = [32]\n"), encoding="utf-8")
+    assert main(["ablate", str(config)]) == 0
+    log = capsys.readouterr().out
+    assert "training" not in log and log.count("done earlier, skipped") == 4 + 2  # chains only
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    for task in ("STS16", "STS12"):
+        row = report["dims"]["32"]["comparisons"]["linear"][task]
+        assert row["items"] > 0 and row["lo"] <= row["delta"] <= row["hi"]  # tested: the items reproduced the score
+        assert row["delta"] != pytest.approx(report["comparisons"]["linear"][task]["delta"], abs=1e-6)
+    assert "### dim 32" in (tmp_path / "report" / "report.md").read_text()
+
 
 @pytest.mark.parametrize("replaced", ["data", "init"])
 def test_ablate_refuses_a_unit_whose_data_or_init_files_changed(tmp_path: Path, shared_data: Path, capsys,
