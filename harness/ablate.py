@@ -270,6 +270,7 @@ class Ablation:
         dims = ev.get("dims", [])
         run_cfg = RunConfig(model=f"conan:{model}", data_dir=self.data_dir, out=self.out / "evals", tasks=tasks,
                             run_name=name, batch_size=ev.get("batch_size", 64), use_cache=False, dims=dims,
+                            dim_predictions=bool(dims),
                             options=ModelOptions(device=ev.get("device"), max_length=ev.get("max_length")),
                             show_progress=False)  # fmt: skip
         unit = f"eval/{name}"

@@ -40,6 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_batch_tokens=args.max_batch_tokens,
         dims=parse_dims(args.dims),
+        dim_predictions=args.dim_predictions,
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         use_cache=not args.no_cache,
         options=ModelOptions(device=args.device, dtype=args.dtype, max_length=args.max_length,
@@ -193,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-batch-tokens", type=int, default=8192,
                      help="token budget per batch: rows x longest row (default 8192)")
     run.add_argument("--dims", type=_csv, help="Matryoshka dims to score from one full encode, e.g. 64,128,256,full")
+    run.add_argument("--dim-predictions", action="store_true",
+                     help="keep mteb's per-item outputs at each --dims size too (predictions/embed_dim_<d>/: paired "
+                          "CIs at MRL dims; a retrieval task's file is ~100 MB per dim)")  # fmt: skip
     run.add_argument("--cache-dir", help="embedding cache folder (default: $HARNESS_CACHE_DIR or "
                      "~/.cache/conan-harness/embeddings)")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")

@@ -105,7 +105,7 @@ def run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir | 
             run_dir.write_result(result)
         for dim in dims:  # every text is in the task memo now: these passes only score
             _restore_random_state(task, seeded)
-            per_item = run_dir.dim_predictions_dir(dim) if run_dir else None  # paired CIs at this dim (reports)
+            per_item = run_dir.dim_predictions_dir(dim) if run_dir and cfg.dim_predictions else None  # paired CIs
             dim_result = _evaluate(encoder.view(dim), task, cfg, per_item)
             if run_dir:
                 run_dir.write_result(dim_result, dim)

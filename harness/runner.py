@@ -54,6 +54,7 @@ class RunConfig:
     batch_size: int = 64
     max_batch_tokens: int = 8192
     dims: list[int] = field(default_factory=list)  # MRL sizes, parsed where they enter (harness.checks.parse_dims)
+    dim_predictions: bool = False  # also keep each dim's per-item outputs (as large as the full width's, per dim)
     cache_dir: Path | None = None
     use_cache: bool = True
     options: ModelOptions = field(default_factory=ModelOptions)
@@ -193,7 +194,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
 
     for n, resolved in enumerate(runnable, start=1):
         name, identity = resolved.name, identities[resolved.name]
-        if not cfg.overwrite and run_dir.finished_entry(name, identity, dims):
+        if not cfg.overwrite and run_dir.finished_entry(name, identity, dims, cfg.dim_predictions):
             say(f"[{n}/{len(runnable)}] {name}: done earlier, skipped (--overwrite to redo)", flush=True)
             continue
         recorded = run_dir.read_run().get("tasks", {}).get(name, {})
@@ -287,7 +288,8 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
                                  "--run-name, or --overwrite to replace them")  # fmt: skip
             record.clear()
         runnable = [r.name for r in plan.resolved if r.source != MISSING]
-        if record and not cfg.overwrite and all(run_dir.finished_entry(n, identities[n], dims) for n in runnable):
+        done = [run_dir.finished_entry(n, identities[n], dims, cfg.dim_predictions) for n in runnable]
+        if record and not cfg.overwrite and all(done):
             return False
         _start_record(record, cfg, plan, embedder, dims, shards, identities, settings)
         run_dir.write_run(record)

@@ -154,13 +154,16 @@ class RunDir:
             record[task] = figures
             atomic_write_json(self.path / EFFICIENCY_JSON, record)
 
-    def finished_entry(self, task: str, identity: dict[str, Any], dims: list[int] | None = None) -> bool:
+    def finished_entry(self, task: str, identity: dict[str, Any], dims: list[int] | None = None,
+                       dim_items: bool = False) -> bool:  # fmt: skip
         """True when the task finished earlier under exactly this identity and its result files are all there and
         readable: a file cut short (a copy, a disk error) is evaluated again, not skipped as done over a result
-        that mteb's own readers fail on."""
+        that mteb's own readers fail on. ``dim_items``: the per-item outputs of every dim must be there too."""
         entry = self.read_run().get("tasks", {}).get(task, {})
         files = [self.result_path(task)] + [self.result_path(task, d) for d in dims or []]
-        return entry.get("status") == "ok" and entry.get("identity") == identity and all(map(_readable, files))
+        items = [self.dim_predictions_dir(d) / f"{task}_predictions.json" for d in dims or []] if dim_items else []
+        return (entry.get("status") == "ok" and entry.get("identity") == identity and all(map(_readable, files))
+                and all(p.is_file() for p in items))  # fmt: skip
 
     def staging(self, task: str) -> RunDir:
         """An empty run directory of the same layout (`.staging/<Task>.<pid>-<nonce>/`) that a task's new evaluation

@@ -121,8 +121,22 @@ def test_failed_reevaluation_leaves_no_old_files(tmp_path: Path) -> None:
     assert not [t for m in results.model_results for t in m.task_results if t.task_name == "STS16"]
 
 
+def test_dim_predictions_asked_later_redo_the_task_and_are_then_done(tmp_path: Path, capsys) -> None:
+    """--dim-predictions keeps each dim's per-item outputs (an ablation's CI at MRL dims reads them); a task done
+    without them is not done for a run that asks for them, and one with them is skipped as usual."""
+    _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64")
+    assert not (tmp_path / "r" / "predictions" / "embed_dim_64").exists()  # opt-in: ~100 MB per retrieval dim
+    capsys.readouterr()
+    for _ in range(2):
+        code, _ = _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64", "--dim-predictions")
+        assert code == 0 and (tmp_path / "r" / "predictions" / "embed_dim_64" / "STS16_predictions.json").is_file()
+    log = capsys.readouterr().out
+    assert log.count("STS16: done earlier, skipped") == 1 and log.count("STS16: cosine_spearman") == 1
+
+
 def test_overwrite_replaces_every_file_and_leaves_no_staging(tmp_path: Path) -> None:
-    _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64,128")
+    _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64,128", "--dim-predictions")
+    assert "predictions/embed_dim_128/STS16_predictions.json" in _files(tmp_path / "r", "STS16")
     code, record = _run(tmp_path, "r", "--tasks", "STS16", "--overwrite", "--max-length", "8")
     assert code == 0 and record["tasks"]["STS16"]["identity"]["max_length"] == 8
     assert sorted(_files(tmp_path / "r", "STS16")) == sorted([

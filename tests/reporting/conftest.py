@@ -1,7 +1,8 @@
 """Tiny real tasks (rows cut from ../shared/data) and three real minilm runs on them, shared by the report tests.
 
-Runs: `base` (batch 64, MRL dim 64), `batch8` (same model, batch 8, no embedding cache: embeddings equal
-up to float noise; three tasks) and `short` (--max-length 4: a real, clearly worse model). About 450 texts per run.
+Runs: `base` (batch 64, MRL dim 64 with its per-item outputs), `batch8` (same model, batch 8, no embedding cache:
+embeddings equal up to float noise; three tasks) and `short` (--max-length 4: a real, clearly worse model). About
+450 texts per run.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def tiny_runs(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 
     out = tmp_path_factory.mktemp("runs")
     variants = {
-        "base": (TASKS, ["--batch-size", "64", "--dims", "64,full"]),
+        "base": (TASKS, ["--batch-size", "64", "--dims", "64,full", "--dim-predictions"]),
         "batch8": (BATCH8_TASKS, ["--batch-size", "8", "--no-cache"]),  # really re-encoded at batch 8
         "short": (TASKS, ["--batch-size", "64", "--max-length", "4"]),
     }

@@ -113,7 +113,8 @@ def test_the_report_at_an_mrl_dim_is_the_ci_of_the_truncated_vectors(tiny_runs, 
     cand = {}
     for seed, length in ((0, "4"), (1, "6")):  # two "seeds" of a worse arm: the base model cut to 4 or 6 tokens
         argv = ["run", "--tasks", "TinySTS,TinyRetrieval", "--model", "minilm", "--data-dir", str(tiny_root), "--out",
-                str(tmp_path), "--run-name", f"short{length}", "--no-progress", "--max-length", length, "--dims", "64"]
+                str(tmp_path), "--run-name", f"short{length}", "--no-progress", "--max-length", length, "--dims", "64",
+                "--dim-predictions"]
         assert main(argv) == 0
         cand[seed] = str(tmp_path / f"short{length}")
     runs = {"base": {s: {"eval": str(tiny_runs["base"]), "final": str(tmp_path)} for s in (0, 1)},
