@@ -288,8 +288,8 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
                                  "--run-name, or --overwrite to replace them")  # fmt: skip
             record.clear()
         runnable = [r.name for r in plan.resolved if r.source != MISSING]
-        done = [run_dir.finished_entry(n, identities[n], dims, cfg.dim_predictions) for n in runnable]
-        if record and not cfg.overwrite and all(done):
+        finished = (run_dir.finished_entry(n, identities[n], dims, cfg.dim_predictions) for n in runnable)  # lazy
+        if record and not cfg.overwrite and all(finished):
             return False
         _start_record(record, cfg, plan, embedder, dims, shards, identities, settings)
         run_dir.write_run(record)
