@@ -102,6 +102,9 @@ class RunDir:
         labels are the task's items, one file for every dim."""
         return self.predictions_dir if dim is None else self.predictions_dir / f"embed_dim_{dim}"
 
+    def predictions_path(self, task: str, dim: int | None = None) -> Path:
+        return self.dim_predictions_dir(dim) / f"{task}_predictions.json"
+
     def result_path(self, task: str, dim: int | None = None) -> Path:
         base = self.results_dir if dim is None else self.results_dir / "experiments" / f"embed_dim_{dim}"
         return base / f"{task}.json"
@@ -161,7 +164,7 @@ class RunDir:
         that mteb's own readers fail on. ``dim_items``: the per-item outputs of every dim must be there too."""
         entry = self.read_run().get("tasks", {}).get(task, {})
         files = [self.result_path(task)] + [self.result_path(task, d) for d in dims or []]
-        items = [self.dim_predictions_dir(d) / f"{task}_predictions.json" for d in dims or []] if dim_items else []
+        items = [self.predictions_path(task, d) for d in dims or []] if dim_items else []
         return (entry.get("status") == "ok" and entry.get("identity") == identity and all(map(_readable, files))
                 and all(p.is_file() for p in items))  # fmt: skip
 
@@ -184,7 +187,7 @@ class RunDir:
         """Every file of the task's result: its mteb result and predictions, both also one per MRL dim, and gold."""
         dims = (self.results_dir / "experiments").glob(f"embed_dim_*/{task}.json")
         dim_items = self.predictions_dir.glob(f"embed_dim_*/{task}_predictions.json")
-        items = [self.predictions_dir / f"{task}_predictions.json", self.predictions_dir / f"{task}_gold.json"]
+        items = [self.predictions_path(task), self.predictions_dir / f"{task}_gold.json"]
         return [p for p in [self.result_path(task), *dims, *items, *dim_items] if p.is_file()]
 
     def replace_task(self, task: str, pending: dict[str, Any], entry: dict[str, Any], staged: RunDir,
@@ -223,7 +226,7 @@ class RunDir:
     def load_predictions(self, task: str, dim: int | None = None) -> dict[str, Any] | None:
         """mteb's per-item outputs for a task (predictions/<Task>_predictions.json; an MRL dim's under
         predictions/embed_dim_<d>/), or None if absent."""
-        return read_json(self.dim_predictions_dir(dim) / f"{task}_predictions.json")
+        return read_json(self.predictions_path(task, dim))
 
     def load_gold(self, task: str) -> dict[str, Any] | None:
         """The gold side of the task's items as the run scored them (predictions/<Task>_gold.json), or None for

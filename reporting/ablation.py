@@ -74,13 +74,14 @@ def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, b
     """Δ = mean over seeds of (candidate − reference) main score (at MRL ``dim``: of the truncated vectors), with
     its CI (``interval``). Every dim of a task draws the same item resamples."""
     seeds = sorted(set(ref) & set(cand))
-    delta = mean(_scores(cand[s], task, dim) - _scores(ref[s], task, dim) for s in seeds)
+    runs = [(open_run(Path(ref[s])), open_run(Path(cand[s]))) for s in seeds]
+    records = [(_record(r, task, dim), _record(c, task, dim)) for r, c in runs]  # each run.json read once
+    delta = mean(float(c["main_score"]) - float(b["main_score"]) for b, c in records)
     out: dict[str, Any] = {"delta": delta, "seeds": len(seeds), "lo": None, "hi": None, "items": 0,
                            "verdict": "no effect shown", "reason": "", "resamples": None}  # fmt: skip
     try:
-        runs = [(open_run(Path(ref[s])), open_run(Path(cand[s]))) for s in seeds]
-        items = [(task_items(r, task, _record(r, task, dim), dim), task_items(c, task, _record(c, task, dim), dim))
-                 for r, c in runs]  # fmt: skip
+        items = [(task_items(r, task, rb, dim), task_items(c, task, rc, dim))
+                 for (r, c), (rb, rc) in zip(runs, records, strict=True)]  # fmt: skip
     except NotTestable as exc:
         out["reason"] = f"not tested: {exc}"
         return out

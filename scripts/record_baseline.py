@@ -35,7 +35,8 @@ def record(run_dir: Path) -> dict:
     if not tasks:
         raise SystemExit(f"record_baseline: {run_dir}/run.json has no finished task")
     first = next(iter(tasks.values()))
-    at_dims = {name: open_run(run_dir).dim_scores(name, t) for name, t in tasks.items()}
+    opened = open_run(run_dir)
+    at_dims = {name: opened.dim_scores(name, t) for name, t in tasks.items()}
     return {
         "model": {key: run["model"].get(key) for key in MODEL_KEYS},
         "mteb": first["identity"]["mteb"],
