@@ -32,8 +32,9 @@ Resumable: every finished unit (a stage of one arm and seed, an evaluation) is r
 with a fingerprint of its resolved config and the sha256 of each training data file and of its `init` (unless
 chained: the previous unit's record covers it), and skipped on a rerun; a unit whose config or files changed is
 refused, naming them. A stage killed half-way continues from its newest checkpoint, an evaluation from its last
-finished task. So kill -9 loses at most the arm in progress. Each unit also records the code version (git
-commit, "+dirty" with uncommitted .py edits) it ran at, not part of its key: the report names every version it mixes.
+finished task, so kill -9 loses at most the arm in progress; a finished stage's checkpoints are deleted (its final
+model stays). Each unit also records the code version (git commit, "+dirty" with uncommitted .py edits) it ran at,
+not part of its key: the report names every version it mixes.
 A stage whose fingerprint, file hashes and starting model equal a finished unit's (the [choose] run of the value
 chosen and the tuned arm's first seed) reuses that unit's model instead of training it again.
 """
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,12 @@ TOP_KEYS = {"name", "out", "report", "scale", "seeds", "reference", "data_dir", 
 # Keys that change where or how fast a stage runs, not what it learns: left out of a unit's fingerprint.
 # A chained `init` (the previous unit's final folder) is left out too: that unit's own fingerprint covers it.
 OPERATIONAL = {"output_dir", "threads", "device", "log_every", "save_every", "keep_last", "pools_dir"}
+
+
+def drop_checkpoints(unit_dir: Path) -> None:
+    """A finished unit's resume checkpoints: its final model is all that evaluation and the next stage read, and
+    at GPU scale each arm's optimizer state and second copy of the weights cost gigabytes (SmolLM2: ~1.6 GB)."""
+    shutil.rmtree(unit_dir / "checkpoints", ignore_errors=True)
 
 
 def load_ablation(path: Path) -> dict[str, Any]:
@@ -218,6 +226,7 @@ class Ablation:
                                  f"unit of {self.out} may hold the old ones: use a fresh `out` folder")  # fmt: skip
             if done and Path(done["final"]).is_dir():
                 self._say(unit, "done earlier, skipped")
+                drop_checkpoints(self.out / unit)  # a kill between recording the unit and dropping them
                 init = done["final"]
                 continue
             twin = None if done else self._twin(fp, inputs, init)
@@ -233,6 +242,7 @@ class Ablation:
             final = module.run(stage_cfg, resume="latest")
             self._record(unit, {"final": str(final), "fingerprint": fp, "inputs": inputs, "config": stage["config"],
                                 "init": init, "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+            drop_checkpoints(self.out / unit)
             init = str(final)
         return init
 

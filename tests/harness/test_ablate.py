@@ -123,6 +123,10 @@ def test_ablate_kill_resume_ci_and_dev_test_rule(tmp_path: Path, shared_data: Pa
         assert f"[ablate] {unit}: done earlier, skipped" in log
         assert finals[unit].stat().st_mtime_ns == mtimes[unit]
 
+    units = json.loads((work / "ablate.json").read_text())["done"].values()
+    trained = [v for v in units if "final" in v and "reused" not in v]
+    assert len(list(work.glob("seed*/*/stage*/final"))) == len(trained) >= 4
+    assert not list(work.glob("seed*/*/stage*/checkpoints"))  # finished units keep their final model only
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     md = (tmp_path / "report" / "report.md").read_text()
     assert report["code"] == {code_version(): len(json.loads((work / "ablate.json").read_text())["done"])}
@@ -219,7 +223,11 @@ test = ["STS12"]
     assert json.loads(state_file.read_text())["done"]["seed0/a/stage0"]["code"] == code_version()  # its code
     weights = tmp_path / "work" / "seed0" / "a" / "stage0" / "final" / "model.safetensors"
     trained = weights.stat().st_mtime_ns
+    checkpoints = weights.parents[1] / "checkpoints"  # the resume state of a finished unit is dropped ...
+    assert not checkpoints.exists()
+    (checkpoints / "step_00000001").mkdir(parents=True)  # ... also when a kill came between record and drop
     assert "done earlier, skipped" in train() and weights.stat().st_mtime_ns == trained
+    assert not checkpoints.exists()
     if replaced == "data":
         data.write_text("\n".join(rows[:150]) + "\n", encoding="utf-8")  # the data file edited in place
         with pytest.raises(UsageError, match=r"seed0/a/stage0 was trained from other contents of pairs.jsonl; every"):
