@@ -21,7 +21,7 @@ from tabulate import tabulate
 
 from harness.errors import UsageError
 from harness.runs import RunDir, atomic_write, atomic_write_json, atomic_write_text, open_run, read_json
-from reporting.items import NotTestable, task_items
+from reporting.items import NotTestable, at_dim, task_items
 from reporting.regress import item_resamples, verdict
 
 LEVEL = 0.05
@@ -35,14 +35,10 @@ def rel(path: str | Path) -> str:
 
 def _record(run: RunDir, task: str, dim: int | None = None) -> dict[str, Any]:
     """The task's run.json entry; at an MRL dim with that dim's main score (from its result file)."""
-    entry = run.read_run()["tasks"][task]
-    if dim is None:
-        return entry
-    scores = run.dim_scores(task, entry)
-    if dim not in scores:
-        raise UsageError(f"{run.path}: {task} has no result at MRL dim {dim} (dims there: {sorted(scores)}; a dim "
-                         "equal to the model's width is its full score, not an MRL dim)")  # fmt: skip
-    return {**entry, "main_score": scores[dim]}
+    try:
+        return at_dim(run, task, run.read_run()["tasks"][task], dim)
+    except NotTestable as exc:  # the ablation asked for this dim: its runs must have it
+        raise UsageError(str(exc)) from None
 
 
 def _scores(run_dir: str, task: str, dim: int | None = None) -> float:

@@ -13,8 +13,11 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
     if not 0 < args.alpha < 1 or args.n_boot < 10 or args.min_effect < 0:
         raise UsageError("--alpha must be in (0, 1), --n-boot at least 10, --min-effect non-negative")
+    if args.dim is not None and args.dim < 1:
+        raise UsageError(f"--dim must be a positive integer (an MRL dim the runs were scored at), got {args.dim}")
     comp = compare(Path(args.baseline), Path(args.candidate), alpha=args.alpha, n_boot=args.n_boot, seed=args.seed,
-                   min_effect=args.min_effect / 100, bonferroni=args.bonferroni, tasks=args.tasks)  # fmt: skip
+                   min_effect=args.min_effect / 100, bonferroni=args.bonferroni, tasks=args.tasks,
+                   dim=args.dim)  # fmt: skip
     text = render(comp)
     atomic_write_text(Path(args.out), text)
     print(text)
@@ -46,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "that can count as a regression or improvement (default 0.1)")  # fmt: skip
     rg.add_argument("--bonferroni", action="store_true", help="divide alpha by the number of tasks tested")
     rg.add_argument("--tasks", type=_csv, help="only these tasks (comma-separated)")
+    rg.add_argument("--dim", type=int, help="compare at this MRL dim (first DIM dimensions, renormalised); both runs "
+                    "need `harness run --dims DIM --dim-predictions`")  # fmt: skip
     rg.add_argument("--out", default="regression.md", help="markdown file to write (default regression.md)")
     rg.set_defaults(func=cmd_regress)
 

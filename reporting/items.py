@@ -43,14 +43,26 @@ class TaskItems:
     metric: str = ""  # the main metric the scores are of
 
 
+def at_dim(run: RunDir, name: str, record: dict[str, Any], dim: int | None) -> dict[str, Any]:
+    """The task's run.json ``record`` with its main score at MRL ``dim`` (from that dim's result file; None: the
+    full width, ``record`` as it is); raises NotTestable when the run has no result at that dim."""
+    if dim is None:
+        return record
+    scores = run.dim_scores(name, record)
+    if dim not in scores:
+        raise NotTestable(f"{run.path}: {name} has no result at MRL dim {dim} (dims there: {sorted(scores)}; a dim "
+                          "equal to the model's width is its full score, not an MRL dim)")  # fmt: skip
+    return {**record, "main_score": scores[dim]}
+
+
 def task_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None = None) -> TaskItems:
     """The per-item scorer for one task of one run (``dim``: at that MRL dim, whose main score ``record`` then
     holds); raises NotTestable with the reason when there is none."""
     preds = run.load_predictions(name, dim)
     if preds is None:
         raise NotTestable("no predictions file in the run" if dim is None else
-                          f"no predictions at dim {dim} in the run (runs from before the harness kept them in "
-                          "predictions/embed_dim_<d>/ have none: rerun the task with --overwrite)")
+                          f"no predictions at dim {dim} in {run.path} (kept only by `harness run --dims {dim} "
+                          "--dim-predictions`: rerun the task with them)")  # fmt: skip
     gold = run.load_gold(name)
     if gold is None:
         raise NotTestable(f"{run.path} keeps no gold labels for {name} (a run from before the harness kept them in "

@@ -2,10 +2,11 @@
 
 Per shared task: delta of the main score with a paired bootstrap CI over items (both runs resampled with the same
 item indices, main score recomputed on each resample from the runs' per-item outputs and gold labels, see
-reporting/items.py); verdict regressed / improved /
-within noise; efficiency deltas beside it. A task the baseline finished and the candidate attempted without a score
-is *failed in candidate*. Exit status: 1 on any significant regression or failed task, 0 otherwise, 2 on
-unusable input (not a run directory, no shared finished task, a --tasks name in neither run).
+reporting/items.py); verdict regressed / improved / within noise; efficiency deltas beside it. ``dim``: the same at
+one MRL dim (the first d dimensions, renormalised; both runs made with ``--dims d --dim-predictions``), for a model
+served at that width. A task the baseline finished and the candidate attempted without a score is *failed in
+candidate*. Exit status: 1 on any significant regression or failed task, 0 otherwise, 2 on unusable input (not a
+run directory, no shared finished task, a --tasks name in neither run, a --dim neither run has).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tabulate import tabulate
 
 from harness.errors import UsageError
 from harness.runs import RunDir, data_differences, open_run, other_settings
-from reporting.items import NotTestable, task_items
+from reporting.items import NotTestable, at_dim, task_items
 
 EXIT_OK, EXIT_REGRESSION = 0, 1
 FAILED = "failed in candidate"
@@ -105,8 +106,10 @@ def _finished(run: RunDir) -> dict[str, dict[str, Any]]:
 
 
 def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int = 1000, seed: int = 0,
-            min_effect: float = 0.001, bonferroni: bool = False, tasks: list[str] | None = None) -> Comparison:
-    """Test every task both runs finished; raises UsageError when there is nothing to compare."""
+            min_effect: float = 0.001, bonferroni: bool = False, tasks: list[str] | None = None,
+            dim: int | None = None) -> Comparison:  # fmt: skip
+    """Test every task both runs finished (at MRL ``dim``: their scores at that dim); raises UsageError when there
+    is nothing to compare."""
     base, cand = _open(baseline), _open(candidate)
     rec_b, rec_c = _finished(base), _finished(cand)
     attempted_c = cand.read_run().get("tasks", {})
@@ -119,9 +122,16 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     if not shared and not lost:
         raise UsageError(f"no finished task in common between {baseline} and {candidate}"
                          + (f" among {', '.join(tasks)}" if tasks else ""))  # fmt: skip
+    if dim is not None and shared:  # a gate at a dim neither side was scored at would pass testing nothing
+        has = {path: [t for t in shared if dim in run.dim_scores(t, rec[t])]
+               for path, run, rec in ((baseline, base, rec_b), (candidate, cand, rec_c))}  # fmt: skip
+        if not set(has[baseline]) & set(has[candidate]):
+            lack = " and ".join(str(path) for path, found in has.items() if not found) or "each for other tasks"
+            raise UsageError(f"--dim {dim}: no task has a result at MRL dim {dim} in both runs ({lack}); run them "
+                             f"with `harness run --dims {dim} --dim-predictions`")  # fmt: skip
     level = alpha / max(len(shared), 1) if bonferroni else alpha
     comp = Comparison(base, cand, {"alpha": alpha, "level": level, "n_boot": n_boot, "seed": seed,
-                                   "min_effect": min_effect, "bonferroni": bonferroni})  # fmt: skip
+                                   "min_effect": min_effect, "bonferroni": bonferroni, "dim": dim})  # fmt: skip
     if n_boot * level / 2 < 10:  # each CI end is a quantile of the resamples: it needs some beyond it
         need = math.ceil(20 / level)
         comp.warnings.append(f"each end of the {100 * (1 - level):.4g}% CI rests on {n_boot * level / 2:.1f} of "
@@ -138,9 +148,12 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     for name in lost:
         rb, rc = rec_b[name], attempted_c[name]
         why = str(rc.get("error") or rc.get("reason") or "no score").splitlines()[0][:160]
-        comp.tasks.append(TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "",
-                                      float(rb["main_score"]), math.nan, verdict=FAILED,
-                                      reason=f"status {rc.get('status')}: {why}"))  # fmt: skip
+        try:
+            score_b = float(at_dim(base, name, rb, dim)["main_score"])
+        except NotTestable:  # the baseline's full-width score would read as this dim's
+            score_b = math.nan
+        comp.tasks.append(TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "", score_b, math.nan,
+                                      verdict=FAILED, reason=f"status {rc.get('status')}: {why}"))  # fmt: skip
     comp.warnings += _efficiency_warnings(base, cand, shared)
     return comp
 
@@ -149,6 +162,11 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
                s: dict[str, Any], foreign: str = "") -> TaskVerdict:  # fmt: skip
     """Δ and its paired CI, or the reason it is not tested: ``foreign`` names a run that kept the task from a run
     with other settings (its score is not the run's settings' score: a verdict would test something else)."""
+    try:
+        rb, rc = at_dim(base, name, rb, s["dim"]), at_dim(cand, name, rc, s["dim"])
+    except NotTestable as exc:
+        return TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "", math.nan, math.nan,
+                           reason=str(exc))  # fmt: skip
     tv = TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "", float(rb["main_score"]),
                      float(rc["main_score"]))  # fmt: skip
     if foreign:
@@ -159,7 +177,7 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
         tv.reason = f"the runs' scores are not comparable ({', '.join(differing)} differ)"
         return tv
     try:
-        ib, ic = task_items(base, name, rb), task_items(cand, name, rc)
+        ib, ic = task_items(base, name, rb, s["dim"]), task_items(cand, name, rc, s["dim"])
     except NotTestable as exc:
         tv.reason = str(exc)
         return tv
@@ -183,6 +201,10 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
     if tv.verdict == "within noise" and (tv.hi < 0 or tv.lo > 0):
         tv.reason = "CI excludes 0 but the change is below --min-effect"
     return tv
+
+
+def _x100(score: float) -> str:
+    return "—" if math.isnan(score) else f"{100 * score:.2f}"
 
 
 def _speed(eff: dict[str, Any]) -> tuple[float | None, float | None]:
@@ -248,15 +270,15 @@ def render(comp: Comparison) -> str:
     for t in comp.tasks:
         ci = "—" if t.lo is None else f"[{100 * t.lo:+.2f}, {100 * t.hi:+.2f}]"
         label = f"**{t.verdict}**" if t.verdict in ("regressed", "improved", FAILED) else t.verdict
-        cand, delta = ("—", "—") if math.isnan(t.cand) else (f"{100 * t.cand:.2f}", f"{100 * t.delta:+.2f}")
-        rows.append([t.task, t.kind, t.metric, f"{t.n} {t.unit}" if t.n else "—", f"{100 * t.base:.2f}",
-                     cand, delta, ci,
+        base, cand, delta = (_x100(t.base), _x100(t.cand), "—" if math.isnan(t.delta) else f"{100 * t.delta:+.2f}")
+        rows.append([t.task, t.kind, t.metric, f"{t.n} {t.unit}" if t.n else "—", base, cand, delta, ci,
                      label + (f" ({t.reason})" if t.reason else "")])  # fmt: skip
     bad, lost = comp.regressed, comp.failed
     headline = " ".join(
         [f"**REGRESSION** on {len(bad)} task(s): {', '.join(bad)}." if bad else ""]
         + [f"**FAILED** in the candidate: {', '.join(lost)}." if lost else ""]).strip() or "No significant regression."
     rb, rc = comp.base.read_run().get("model", {}), comp.cand.read_run().get("model", {})
+    at = f", at MRL dim {s['dim']}" if s["dim"] else ""
     lines = [
         "# Regression report", "",
         f"- baseline: `{comp.base.path}` — {rb.get('name')} ({rb.get('spec')}), fingerprint "
@@ -266,9 +288,11 @@ def render(comp: Comparison) -> str:
         f"- test: paired bootstrap over items, {s['n_boot']} resamples, seed {s['seed']}, two-sided {conf} CI"
         + (f" (Bonferroni: α = {s['alpha']} over {len(comp.tasks)} tasks)" if s["bonferroni"] else
            f" (α = {s['alpha']})")
-        + f"; minimal effect {100 * s['min_effect']:.2f} points", "",
+        + f"; minimal effect {100 * s['min_effect']:.2f} points",
+        *([f"- scores at MRL dim {s['dim']}: the first {s['dim']} dimensions of each embedding, L2-renormalised "
+           "(`harness run --dims`), per-item outputs from `predictions/embed_dim_<d>/`"] if s["dim"] else []), "",
         headline, "",
-        "## Scores (main score ×100)", "",
+        f"## Scores (main score ×100{at})", "",
         tabulate(rows, headers=["Task", "Type", "Metric", "Items", "Baseline", "Candidate", "Δ", f"{conf} CI of Δ",
                                 "Verdict"], tablefmt="github", disable_numparse=True), "",
     ]  # fmt: skip

@@ -220,3 +220,55 @@ def test_a_damaged_run_file_is_an_error_naming_it(tiny_runs, tmp_path, capsys, d
         err = capsys.readouterr().err
         assert f"{target}:" in err and "damaged JSON" in err and "Traceback" not in err, (argv, err)
     assert target.read_text() == text
+
+
+def test_regress_at_an_mrl_dim_tests_the_truncated_vectors(tiny_runs, tiny_root, tmp_path, capsys):
+    """`--dim 64`: Δ and CI of the 64-dim prefixes (a model served at 64 dims), written out here with scipy from
+    both runs' predictions/embed_dim_64/ and the same resamples; not the full width's. A run scored without the
+    dim, or without its per-item outputs, is named, never silently compared at full width."""
+    import zlib
+
+    from scipy.stats import spearmanr
+
+    from harness.runs import open_run
+
+    cand = tmp_path / "short4"
+    assert main(["run", "--tasks", "TinySTS", "--model", "minilm", "--data-dir", str(tiny_root), "--out",
+                 str(tmp_path), "--run-name", "short4", "--no-progress", "--max-length", "4", "--dims", "64",
+                 "--dim-predictions"]) == 0  # fmt: skip
+    capsys.readouterr()
+    code, text = _regress(tiny_runs["base"], cand, tmp_path / "r.md", "--dim", "64")
+    (sts,) = compare(tiny_runs["base"], cand, n_boot=200, dim=64).tasks
+
+    gold = np.asarray([json.loads(x)["score"] for x in (tiny_root / "en" / "TinySTS" / "test.jsonl").read_text()
+                       .splitlines()], dtype=float)  # fmt: skip
+
+    def sims(run: Path) -> np.ndarray:
+        preds = json.loads((run / "predictions" / "embed_dim_64" / "TinySTS_predictions.json").read_text())
+        return np.asarray(preds["default"]["test"]["cosine_scores"], dtype=float)
+
+    ref, new = sims(tiny_runs["base"]), sims(cand)
+    rng, deltas = np.random.default_rng([0, zlib.crc32(b"TinySTS")]), []
+    for _ in range(200):
+        idx = rng.integers(0, len(gold), len(gold))
+        deltas.append(spearmanr(gold[idx], new[idx])[0] - spearmanr(gold[idx], ref[idx])[0])
+    delta = spearmanr(gold, new)[0] - spearmanr(gold, ref)[0]
+    # Δ is of the dim result files' scores, which mteb rounds to 6 decimals (each within 5e-7 of the items' exact
+    # recomputation); the CI ends are quantiles of the resamples, computed from the items exactly.
+    assert sts.delta == pytest.approx(delta, abs=1e-6) and sts.n == len(gold)
+    assert (sts.lo, sts.hi) == pytest.approx(tuple(np.quantile(deltas, [0.025, 0.975])), abs=1e-12)
+    full = open_run(cand).read_run()["tasks"]["TinySTS"]["main_score"]
+    assert sts.cand == open_run(cand).dim_scores("TinySTS")[64] != pytest.approx(full, abs=1e-6)
+    assert code == (1 if sts.verdict == "regressed" else 0) and "## Scores (main score ×100, at MRL dim 64)" in text
+    assert "- scores at MRL dim 64: the first 64 dimensions of each embedding, L2-renormalised" in text
+
+    # the candidate scored at full width only: exit 2 naming it and the fix
+    assert _regress(tiny_runs["base"], tiny_runs["short"], tmp_path / "r2.md", "--dim", "64")[0] == 2
+    err = capsys.readouterr().err
+    assert f"--dim 64: no task has a result at MRL dim 64 in both runs ({tiny_runs['short']})" in err
+    assert "harness run --dims 64 --dim-predictions" in err
+    assert _regress(tiny_runs["base"], cand, tmp_path / "r3.md", "--dim", "0")[0] == 2
+    # scored at the dim without its per-item outputs (no --dim-predictions): not tested, saying which flag
+    shutil.rmtree(cand / "predictions" / "embed_dim_64")
+    (sts,) = compare(tiny_runs["base"], cand, n_boot=20, dim=64).tasks
+    assert sts.verdict == "not tested" and "--dims 64 --dim-predictions" in sts.reason and not sts.lo
