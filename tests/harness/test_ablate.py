@@ -340,3 +340,31 @@ def test_code_version_is_dirty_for_code_edits_only(tmp_path: Path, monkeypatch: 
     assert sysinfo.code_version() == sha
     (repo / "harness" / "__init__.py").write_text("x = 1\n")
     assert sysinfo.code_version() == sha + "+dirty"
+
+
+def test_every_shipped_ablation_resolves_and_its_report_is_committed(shared_data: Path, monkeypatch) -> None:
+    """Each configs/ablations/*.toml (the `*_stage.toml` files are its stages) loads; every stage of every arm, with
+    the arm's overrides, is a valid stage config; its tasks are in ../shared/data; its MRL dims lie below the width
+    it trains; and the report the docs quote is committed under its name, from these tasks and one code version."""
+    from harness.data import discover_tasks
+    from train.cli import resolve
+
+    monkeypatch.chdir(REPO)
+    local = discover_tasks(shared_data)
+    configs = sorted(p for p in (REPO / "configs" / "ablations").glob("*.toml") if not p.stem.endswith("_stage"))
+    assert {"softmask", "dhnm", "clr", "mrl", "mrl_lr", "mrl_decoder"} <= {p.stem for p in configs}
+    for path in configs:
+        cfg = load_ablation(path.relative_to(REPO))
+        assert all(t in local for t in cfg["eval"]["dev"] + cfg["eval"]["test"]), path.name
+        for arm in cfg["arms"].values():
+            chain = [*cfg.get("base", []), *cfg.get("shared", []), *(arm or {}).get("stages", cfg["stages"])]
+            for i, stage in enumerate(chain):
+                last = i == len(chain) - 1
+                sets = [*cfg.get("set", []), *stage.get("set", []), *((arm or {}).get("set", []) if last else [])]
+                _, stage_cfg = resolve(stage["config"], None, sets)  # raises naming an unknown key or a bad value
+                if last and stage_cfg.stage == "supervised" and cfg["eval"].get("dims"):
+                    width = 576 if "smollm2-135m" in json.dumps(chain) else 384  # SmolLM2 / multilingual-e5-small
+                    assert max(cfg["eval"]["dims"]) < width and stage_cfg.mrl_dims in ("none", "auto"), path.name
+        report = json.loads((REPO / "reports" / "ablations" / cfg["name"] / "report.json").read_text())
+        assert report["test"] == cfg["eval"]["test"] and len(report.get("code") or [None]) == 1, path.name  # (older
+        # reports predate the code field)
