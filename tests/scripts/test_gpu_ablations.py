@@ -68,15 +68,15 @@ def test_shipped_configs_resolve_and_name_real_tasks(scale: str, shared_data: Pa
     assert "SQuADRetrieval" in dhnm["eval"]["test"]
 
 
-@pytest.mark.parametrize("name", ["softmask", "dhnm", "clr"])
+@pytest.mark.parametrize("name", ["softmask", "dhnm", "clr", "mrl", "mrl_decoder"])
 def test_lr_variant_is_the_ablation_with_lr_chosen_on_dev(name: str, monkeypatch) -> None:
     """configs/ablations/<name>_lr.toml says "everything else is <name>.toml": the two reports are read together.
     The lr variant may add seeds (softmask_lr has 5) but keeps the base's as its first, and may choose on another
     dev task (clr_lr: the base's XQuAD de holds the XQuAD test tasks' items), with its own overlap reason."""
     monkeypatch.chdir(REPO)
     base, tuned = (load_ablation(Path(f"configs/ablations/{n}.toml")) for n in (name, f"{name}_lr"))
-    same = ("reference", "data_dir", "stages", "arms")
-    assert {k: base[k] for k in same} == {k: tuned[k] for k in same}
+    same = ("reference", "data_dir", "shared", "stages", "arms")
+    assert {k: base.get(k) for k in same} == {k: tuned.get(k) for k in same}
     assert [{k: v for k, v in cfg["eval"].items() if k not in ("dev", "overlap_ok")} for cfg in (base, tuned)] == [
         {k: v for k, v in base["eval"].items() if k not in ("dev", "overlap_ok")}] * 2
     assert tuned["seeds"][: len(base["seeds"])] == base["seeds"]
