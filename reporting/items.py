@@ -10,6 +10,7 @@ scorer is checked to reproduce the run's recorded main score on all items before
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -160,11 +161,21 @@ def _retrieval(qrels: dict[str, dict[str, int]], out: dict[str, dict[str, float]
     if base not in PYTREC or not k.isdigit():
         raise NotTestable(f"main metric {metric} has no per-query pytrec_eval measure here")
     measure, key = PYTREC[base]
-    run = {str(q): {str(d): float(s) for d, s in docs.items()} for q, docs in out.items()}
+    run = {str(q): {str(d): float(s) for d, s in _top(docs, int(k)).items()} for q, docs in out.items()}
     per_query = pytrec_eval.RelevanceEvaluator(qrels, {f"{measure}.{k}"}).evaluate(run)
     keys = sorted(per_query)
     values = np.asarray([per_query[q][f"{key}_{k}"] for q in keys], dtype=float)
     return TaskItems(keys, lambda idx: float(values[idx].mean()), "queries")
+
+
+def _top(docs: dict[str, float], k: int) -> dict[str, float]:
+    """The documents that can rank in a query's top k: every measure here reads the ranking down to k only (and
+    its relevant count from the qrels), so the rest of mteb's ranked list (often 1,000 per query) only costs time.
+    Ties at the k-th score are all kept, so pytrec_eval breaks them as it would on the whole list."""
+    if len(docs) <= k:
+        return docs
+    kth = heapq.nlargest(k, docs.values())[-1]
+    return {d: s for d, s in docs.items() if s >= kth}
 
 
 def _bitext(_gold: None, out: dict[str, list[dict[str, Any]]], metric: str) -> TaskItems:

@@ -272,3 +272,22 @@ def test_regress_at_an_mrl_dim_tests_the_truncated_vectors(tiny_runs, tiny_root,
     shutil.rmtree(cand / "predictions" / "embed_dim_64")
     (sts,) = compare(tiny_runs["base"], cand, n_boot=20, dim=64).tasks
     assert sts.verdict == "not tested" and "--dims 64 --dim-predictions" in sts.reason and not sts.lo
+
+
+def test_retrieval_items_read_each_ranking_down_to_k_only():
+    """The per-query scorer hands pytrec_eval only the documents that can rank in a query's top k (mteb keeps up to
+    1,000 per query; SQuADRetrieval's file is 119 MB): every measure's per-query value equals pytrec_eval's on the
+    whole ranking, with scores rounded to one decimal so that ties at the k-th score are the rule."""
+    import pytrec_eval
+
+    from reporting.items import PYTREC, _retrieval
+
+    rng = np.random.default_rng(0)
+    qrels = {f"q{i}": {f"d{j}": int(rng.integers(1, 3)) for j in rng.choice(200, 5, replace=False)} for i in range(60)}
+    out = {q: {f"d{j}": float(np.round(rng.random(), 1)) for j in range(200)} for q in qrels}
+    for base, (measure, key) in PYTREC.items():
+        for k in (1, 3, 10, 1000):
+            items = _retrieval(qrels, out, f"{base}_{k}")
+            whole = pytrec_eval.RelevanceEvaluator(qrels, {f"{measure}.{k}"}).evaluate(out)
+            assert [items.score(np.asarray([i])) for i in range(len(items.keys))] == [
+                whole[q][f"{key}_{k}"] for q in items.keys], (base, k)  # fmt: skip
