@@ -203,10 +203,6 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
     return tv
 
 
-def _x100(score: float) -> str:
-    return "—" if math.isnan(score) else f"{100 * score:.2f}"
-
-
 def _speed(eff: dict[str, Any]) -> tuple[float | None, float | None]:
     """(texts/s, tokens/s) of what the model actually encoded: model time (`model_s`) when recorded, so cache and
     memo lookups count neither as texts nor as time."""
@@ -222,7 +218,8 @@ def _pct(b: float | None, c: float | None) -> str:
 
 
 def _num(v: float | None, digits: int = 1) -> str:
-    return "—" if v is None else f"{v:,.{digits}f}"
+    """A figure for the tables; None or NaN (a score the run does not have) as a dash."""
+    return "—" if v is None or math.isnan(v) else f"{v:,.{digits}f}"
 
 
 def efficiency_section(comp: Comparison) -> list[str]:
@@ -270,7 +267,8 @@ def render(comp: Comparison) -> str:
     for t in comp.tasks:
         ci = "—" if t.lo is None else f"[{100 * t.lo:+.2f}, {100 * t.hi:+.2f}]"
         label = f"**{t.verdict}**" if t.verdict in ("regressed", "improved", FAILED) else t.verdict
-        base, cand, delta = (_x100(t.base), _x100(t.cand), "—" if math.isnan(t.delta) else f"{100 * t.delta:+.2f}")
+        base, cand, delta = (_num(100 * t.base, 2), _num(100 * t.cand, 2),
+                             "—" if math.isnan(t.delta) else f"{100 * t.delta:+.2f}")
         rows.append([t.task, t.kind, t.metric, f"{t.n} {t.unit}" if t.n else "—", base, cand, delta, ci,
                      label + (f" ({t.reason})" if t.reason else "")])  # fmt: skip
     bad, lost = comp.regressed, comp.failed
