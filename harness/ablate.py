@@ -29,12 +29,14 @@ noise explain. Config (TOML; paths relative to the working directory):
     arm = "dynamic"                     # tuned with the first seed; default: the reference arm
 
 Resumable: every finished unit (a stage of one arm and seed, an evaluation) is recorded in <out>/ablate.json
-with a fingerprint of its resolved config and the sha256 of each training data file and of its `init` (unless
-chained: the previous unit's record covers it), and skipped on a rerun; a unit whose config or files changed is
-refused, naming them. A stage killed half-way continues from its newest checkpoint, an evaluation from its last
-finished task, so kill -9 loses at most the arm in progress; a finished stage's checkpoints are deleted (its final
-model stays). Each unit also records the code version (git commit, "+dirty" with uncommitted .py edits) it ran at,
-not part of its key: the report names every version it mixes.
+and skipped on a rerun. A stage is recorded with a fingerprint of its resolved config and the sha256 of each
+training data file and of its `init` (unless chained: the previous unit's record covers it); one whose config or
+files changed is refused, naming them. An evaluation is recorded with its settings ([eval] max_length and
+device, the sha256 of each task's files) and evaluated again when they changed. A stage killed half-way
+continues from its newest checkpoint, an evaluation from its last finished task, so kill -9 loses at most the arm
+in progress; a finished stage's checkpoints are deleted (its final model stays). Each unit also records the code
+version (git commit, "+dirty" with uncommitted .py edits) it ran at, not part of its key: the report names every
+version it mixes.
 A stage whose fingerprint, file hashes and starting model equal a finished unit's (the [choose] run of the value
 chosen and the tuned arm's first seed) reuses that unit's model instead of training it again.
 """
@@ -49,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from conan_model.fingerprint import data_fingerprint, files_fingerprint
-from harness.data import discover_tasks, normalized_texts
+from harness.data import LocalTask, discover_tasks, normalized_texts
 from harness.env import data_root
 from harness.errors import UsageError
 from harness.pipeline import checked_list, read_toml, source_fingerprint
@@ -115,11 +117,10 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
     return cfg
 
 
-def dev_test_overlap(data_dir: Path, dev: list[str], test: list[str]) -> list[dict[str, Any]]:
+def dev_test_overlap(local: dict[str, LocalTask], dev: list[str], test: list[str]) -> list[dict[str, Any]]:
     """(dev, test) task pairs whose folders share texts (``harness.data.normalized_texts``): one sentence pair in
     STS16 and STSBenchmark, one question in XQuAD de and zh over the same documents. Tasks without a folder under
-    the data root (official ones) are not compared."""
-    local = discover_tasks(data_dir)
+    the data root (``local``: official ones) are not compared."""
     texts = {t: normalized_texts(local[t]) for t in dev + test if t in local}
     return [{"dev": d, "test": t, "shared": len(texts[d] & texts[t]), "test_texts": len(texts[t])}
             for d in dev for t in test if d in texts and t in texts and texts[d] & texts[t]]  # fmt: skip
@@ -160,6 +161,17 @@ def input_hashes(stage_cfg: Any, chained: bool = False) -> dict[str, str]:
     return hashes
 
 
+def changed_settings(recorded: dict[str, Any] | None, current: dict[str, Any]) -> str:
+    """'max_length 256 → 128, data of SQuADRetrieval': why a recorded evaluation's settings do not match."""
+    if recorded is None:
+        return "none recorded: evaluated before ablate recorded them"
+    changed = [f"{k} {recorded.get(k)} → {current[k]}" for k in ("max_length", "device")
+               if recorded.get(k) != current[k]]  # fmt: skip
+    old_data = recorded.get("data", {})
+    changed += [f"data of {t}" for t, h in current["data"].items() if old_data.get(t) != h]
+    return ", ".join(changed)
+
+
 def changed_inputs(recorded: dict[str, str], current: dict[str, str]) -> str:
     """Why a unit's recorded input contents do not match: the files that changed."""
     changed = sorted(k for k in {*recorded, *current} if recorded.get(k) != current.get(k))
@@ -174,7 +186,9 @@ class Ablation:
         ev = cfg["eval"]
         self.dev, self.test = list(ev["dev"]), list(ev["test"])
         self.data_dir = data_root(cfg.get("data_dir"))[0]
-        self.overlap = dev_test_overlap(self.data_dir, self.dev, self.test)
+        self.local_tasks = discover_tasks(self.data_dir)
+        self.task_files: dict[str, str | None] = {}  # hashed once per process, at a task's first evaluation
+        self.overlap = dev_test_overlap(self.local_tasks, self.dev, self.test)
         if self.overlap and not str(ev.get("overlap_ok", "")).strip():
             shared = "; ".join(f"{o['dev']} and {o['test']}: {o['shared']} of the test task's {o['test_texts']} "
                                "texts" for o in self.overlap)  # fmt: skip
@@ -285,18 +299,35 @@ class Ablation:
                             show_progress=False)  # fmt: skip
         unit = f"eval/{name}"
         done = self.state["done"].get(unit)
+        settings = self.eval_settings(tasks)
         covered = done and set(tasks) <= set(done["scores"]) and set(dims) <= set(done.get("dims", []))
-        if covered and done["model"] == model:
+        if covered and done["model"] == model and done.get("settings") == settings:
             self._say(unit, "done earlier, skipped")
             return {t: done["scores"][t] for t in tasks}
+        if covered and done["model"] == model:  # `harness run` redoes exactly the tasks whose settings changed
+            change = changed_settings(done.get("settings"), settings)
+            self._say(unit, f"recorded under other evaluation settings ({change}): evaluating again")
         start = time.perf_counter()
         if run(run_cfg) != 0:
             raise UsageError(f"evaluation {name} had failing tasks: see {run_cfg.out / name / 'run.json'}")
         record = json.loads((run_cfg.out / name / "run.json").read_text(encoding="utf-8"))
         scores = {t: float(record["tasks"][t]["main_score"]) for t in tasks}
         self._record(unit, {"model": model, "run_dir": str(run_cfg.out / name), "scores": scores, "dims": dims,
-                            "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+                            "settings": settings, "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
         return scores
+
+    def eval_settings(self, tasks: list[str]) -> dict[str, Any]:
+        """What an evaluation's scores depend on besides the model: [eval]'s max_length and device, and each
+        task's files (a mirror's sha256; None for a task without a folder under the data root). A recorded
+        evaluation is reused only under equal settings; `batch_size` and `dims` are not here (the first moves no
+        score, the second is checked by coverage)."""
+        ev = self.cfg["eval"]
+        for task in tasks:
+            if task not in self.task_files:
+                local = self.local_tasks.get(task)
+                self.task_files[task] = f"sha256:{files_fingerprint(local.path, ignore=())}" if local else None
+        return {"max_length": ev.get("max_length"), "device": ev.get("device"),
+                "data": {t: self.task_files[t] for t in sorted(tasks)}}  # fmt: skip
 
     def choose(self) -> list[str]:
         """Tune [choose].key on the dev tasks (first seed); returns the override every arm then gets."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -178,40 +180,56 @@ def test_ablate_kill_resume_ci_and_dev_test_rule(tmp_path: Path, shared_data: Pa
     assert "### dim 32" in (tmp_path / "report" / "report.md").read_text()
 
 
-@pytest.mark.parametrize("replaced", ["data", "init"])
-def test_ablate_refuses_a_unit_whose_data_or_init_files_changed(tmp_path: Path, shared_data: Path, capsys,
-                                                                replaced: str) -> None:  # fmt: skip
-    """A unit is recorded with the contents of its data files and its hf: init, not only their paths: edited
-    under the same paths, the rerun is refused naming what changed (the ablation's other units hold the old
-    contents too; they were reused before); the same bytes again are reused, nothing retrained."""
-    data = tmp_path / "data" / "pairs.jsonl"
-    data.parent.mkdir()
-    rows = (shared_data / "train" / "parallel_en_zh" / "train.jsonl").read_text(encoding="utf-8").splitlines()
-    data.write_text("\n".join(rows[:200]) + "\n", encoding="utf-8")
-    tok = train_bbpe([data], 400, ("query", "positive"), max_rows=200)
-    hf, _ = make_qwen2_folder(tmp_path / "qwen2", tok, seed=0)
-    stage = tmp_path / "weak.toml"
-    stage.write_text(f"""stage = "weak"
-data_root = "{data.parent}"
-data = ["pairs.jsonl"]
-init = "hf:{hf}"
-max_length = 32
-batch_size = 8
-steps = 1
-""", encoding="utf-8")  # fmt: skip
-    config = tmp_path / "ablation.toml"
-    config.write_text(f"""name = "inputs"
-out = "{tmp_path / "work"}"
+def one_arm_config(tmp: Path, stage: Path, name: str, top: str = "", eval_extra: str = "") -> Path:
+    """tmp/ablation.toml: one arm "a" of ``stage``, one seed, dev STS16, test STS12 (``top`` and ``eval_extra``:
+    more lines for the top table and for [eval])."""
+    config = tmp / "ablation.toml"
+    config.write_text(f"""name = "{name}"
+out = "{tmp / "work"}"
 seeds = [0]
 reference = "a"
 set = ["threads=1"]
+{top}
 [[stages]]
 config = "{stage}"
 [arms.a]
 [eval]
 dev = ["STS16"]
 test = ["STS12"]
+{eval_extra}
 """, encoding="utf-8")  # fmt: skip
+    return config
+
+
+def one_step_stage(folder: Path, shared_data: Path) -> tuple[Path, list[str], Any, Path, Path]:
+    """A one-step weak stage from a tiny Qwen2 `hf:` folder on 200 parallel pairs under ``folder``: (the pairs
+    file, the source rows, the tokenizer, the hf folder, the stage config)."""
+    data = folder / "pairs.jsonl"
+    data.parent.mkdir(parents=True)
+    rows = (shared_data / "train" / "parallel_en_zh" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    data.write_text("\n".join(rows[:200]) + "\n", encoding="utf-8")
+    tok = train_bbpe([data], 400, ("query", "positive"), max_rows=200)
+    hf, _ = make_qwen2_folder(folder.parent / "qwen2", tok, seed=0)
+    stage = folder.parent / "weak.toml"
+    stage.write_text(f"""stage = "weak"
+data_root = "{folder}"
+data = ["pairs.jsonl"]
+init = "hf:{hf}"
+max_length = 32
+batch_size = 8
+steps = 1
+""", encoding="utf-8")  # fmt: skip
+    return data, rows, tok, hf, stage
+
+
+@pytest.mark.parametrize("replaced", ["data", "init"])
+def test_ablate_refuses_a_unit_whose_data_or_init_files_changed(tmp_path: Path, shared_data: Path, capsys,
+                                                                replaced: str) -> None:  # fmt: skip
+    """A unit is recorded with the contents of its data files and its hf: init, not only their paths: edited
+    under the same paths, the rerun is refused naming what changed (the ablation's other units hold the old
+    contents too; they were reused before); the same bytes again are reused, nothing retrained."""
+    data, rows, tok, hf, stage = one_step_stage(tmp_path / "data", shared_data)
+    config = one_arm_config(tmp_path, stage, "inputs")
 
     def train() -> str:
         """Train the arm (evaluation plays no part in a unit's record); returns the log."""
@@ -251,6 +269,43 @@ test = ["STS12"]
         with pytest.raises(UsageError, match="was trained from other contents"):
             train()
     assert weights.stat().st_mtime_ns == trained
+
+
+def test_a_recorded_evaluation_is_reused_only_under_the_same_eval_settings_and_task_files(
+        tmp_path: Path, shared_data: Path, capsys) -> None:  # fmt: skip
+    """Before: an evaluation unit was skipped whenever its model and tasks matched, so a rerun after editing
+    [eval] max_length (or a task's files) rebuilt the report from scores computed under the old settings. Now the
+    settings and each task's file hash are recorded with the unit and any change evaluates again."""
+    data = tmp_path / "data"
+    (data / "en").mkdir(parents=True)
+    shutil.copytree(SAMPLE / "en" / "STS16", data / "en" / "STS16")
+    shutil.copytree(SAMPLE / "en" / "STS12", data / "en" / "STS12")
+    stage = one_step_stage(tmp_path / "train", shared_data)[-1]
+
+    def evaluate(eval_extra: str = "") -> tuple[dict[str, float], str]:
+        config = one_arm_config(tmp_path, stage, "evalkey", f'data_dir = "{data}"', eval_extra)
+        ablation = Ablation(load_ablation(config), config)
+        scores = ablation.evaluate(ablation.train_arm("a", 0), "a-seed0", ["STS16"])
+        return scores, capsys.readouterr().out
+
+    def recorded_max_length() -> int:
+        run = json.loads((tmp_path / "work" / "evals" / "a-seed0" / "run.json").read_text(encoding="utf-8"))
+        return run["tasks"]["STS16"]["identity"]["max_length"]
+
+    first, _ = evaluate()
+    assert "eval/a-seed0: done earlier, skipped" in evaluate()[1]
+    short, log = evaluate("max_length = 4")
+    assert "eval/a-seed0: recorded under other evaluation settings (max_length None → 4): evaluating again" in log
+    assert recorded_max_length() == 4 and short != first  # 4 tokens: another score, taken from the new run
+    assert "eval/a-seed0: done earlier, skipped" in evaluate("max_length = 4")[1]
+    gold = data / "en" / "STS16" / "test.jsonl"
+    rows = [json.loads(line) for line in gold.read_text(encoding="utf-8").splitlines()]
+    for row in rows:  # the task's gold scores edited in place: reversed
+        row["score"] = 5.0 - row["score"]
+    gold.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    reversed_gold, log = evaluate("max_length = 4")
+    assert "(data of STS16): evaluating again" in log
+    assert reversed_gold["STS16"] == pytest.approx(-short["STS16"], abs=1e-9)  # Spearman against reversed gold
 
 
 def test_input_hashes_cover_a_tokenizer_file_and_a_local_pool_scorer(tmp_path: Path) -> None:

@@ -144,7 +144,7 @@ def test_gpu_scale_dev_tasks_share_no_text_with_its_test_tasks(tmp_path: Path, s
     monkeypatch.chdir(REPO)
     for name in gpu_ablations.NAMES:
         cfg = gpu_ablations.rescale(load_ablation(Path(f"configs/ablations/{name}.toml")), "gpu", None, tmp_path)
-        overlap = dev_test_overlap(shared_data, cfg["eval"]["dev"], cfg["eval"]["test"])
+        overlap = dev_test_overlap(discover_tasks(shared_data), cfg["eval"]["dev"], cfg["eval"]["test"])
         shared = sum(o["shared"] for o in overlap) / max(1, sum(o["test_texts"] for o in overlap))
         assert not overlap or (cfg["eval"].get("overlap_ok") and shared < 0.01), (name, overlap)
         assert "SICK-R" not in cfg["eval"]["test"]
