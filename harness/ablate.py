@@ -186,9 +186,10 @@ class Ablation:
         ev = cfg["eval"]
         self.dev, self.test = list(ev["dev"]), list(ev["test"])
         self.data_dir = data_root(cfg.get("data_dir"))[0]
-        self.local_tasks = discover_tasks(self.data_dir)
-        self.task_files: dict[str, str | None] = {}  # hashed once per process, at a task's first evaluation
-        self.overlap = dev_test_overlap(self.local_tasks, self.dev, self.test)
+        local = discover_tasks(self.data_dir)
+        # each task's files, hashed once per process: None for a task without a folder under the data root
+        self.task_files = {t: local[t].files_identity() if t in local else None for t in self.dev + self.test}
+        self.overlap = dev_test_overlap(local, self.dev, self.test)
         if self.overlap and not str(ev.get("overlap_ok", "")).strip():
             shared = "; ".join(f"{o['dev']} and {o['test']}: {o['shared']} of the test task's {o['test_texts']} "
                                "texts" for o in self.overlap)  # fmt: skip
@@ -318,14 +319,9 @@ class Ablation:
 
     def eval_settings(self, tasks: list[str]) -> dict[str, Any]:
         """What an evaluation's scores depend on besides the model: [eval]'s max_length and device, and each
-        task's files (a mirror's sha256; None for a task without a folder under the data root). A recorded
-        evaluation is reused only under equal settings; `batch_size` and `dims` are not here (the first moves no
-        score, the second is checked by coverage)."""
+        task's files. A recorded evaluation is reused only under equal settings; `batch_size` and `dims` are not
+        here (the first moves no score, the second is checked by coverage)."""
         ev = self.cfg["eval"]
-        for task in tasks:
-            if task not in self.task_files:
-                local = self.local_tasks.get(task)
-                self.task_files[task] = f"sha256:{files_fingerprint(local.path, ignore=())}" if local else None
         return {"max_length": ev.get("max_length"), "device": ev.get("device"),
                 "data": {t: self.task_files[t] for t in sorted(tasks)}}  # fmt: skip
 

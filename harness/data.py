@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from conan_model.fingerprint import files_fingerprint
 from harness.errors import DataError, UsageError
 from harness.validate import check_task_json, row_checker
 
@@ -70,6 +71,11 @@ class LocalTask:
     @property
     def mteb_equivalent(self) -> str | None:
         return self.meta.get("mteb_equivalent")
+
+    def files_identity(self) -> str:
+        """'sha256:…' over every file of the folder: what a mirror's scores were computed from (the run identity's
+        `data`, an ablation's evaluation settings)."""
+        return f"sha256:{files_fingerprint(self.path, ignore=())}"
 
 
 def _safe_child(root: Path, *parts: str) -> Path:

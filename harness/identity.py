@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from conan_model.fingerprint import files_fingerprint
 from harness.embedder import Embedder
 from harness.tasks import MIRROR, ResolvedTask
 
@@ -19,7 +18,7 @@ def data_identity(resolved: ResolvedTask) -> str:
     subsets when a benchmark evaluates fewer than the task defines (STS17 in MTEB(eng, v2): en-en), so a suite's
     result and a whole-task result of one task are never taken for each other."""
     if resolved.source == MIRROR and resolved.local is not None:
-        return f"sha256:{files_fingerprint(resolved.local.path, ignore=())}"
+        return resolved.local.files_identity()
     if resolved.task is not None:
         task, dataset = resolved.task, resolved.task.metadata.dataset
         splits, subsets = list(task.eval_splits), list(task.hf_subsets)
