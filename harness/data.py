@@ -118,12 +118,15 @@ def scan_tasks(root: Path) -> tuple[dict[str, LocalTask], dict[str, DataError]]:
         raise UsageError(f"data root {root} does not exist or is not a directory (--data-dir / HARNESS_DATA)")
     tasks: dict[str, LocalTask] = {}
     broken: dict[str, DataError] = {}
+    unspecified: list[Path] = []
     for lang_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if lang_dir.name == "train":
             continue
         for task_dir in sorted(p for p in lang_dir.iterdir() if p.is_dir()):
             spec = task_dir / "task.json"
             if not spec.is_file():
+                if not task_dir.name.startswith((".", "_")):
+                    unspecified.append(task_dir)
                 continue
             if escape := _outside(root, spec):  # the folder and its spec stay inside
                 broken[task_dir.name] = OutsideRoot(spec, 0, f"{escape}; the folder is skipped")
@@ -138,7 +141,24 @@ def scan_tasks(root: Path) -> tuple[dict[str, LocalTask], dict[str, DataError]]:
                 broken[task_dir.name] = exc
                 continue
             tasks[meta["name"]] = LocalTask(meta["name"], meta["type"], task_dir, lang_dir.name, meta)
+    _warn_unspecified(root, unspecified)
     return tasks, broken
+
+
+_WARNED_UNSPECIFIED: set[Path] = set()  # folders named already: a process that scans a root again says nothing new
+
+
+def _warn_unspecified(root: Path, folders: list[Path]) -> None:
+    """Name, once per process, the folders in a task's place that hold no task.json: a task whose task.json was
+    misnamed or not copied would otherwise vanish from runs and `harness list tasks` without a word. Hidden
+    folders and ones whose name starts with `_` are not tasks (`__pycache__`, a task parked aside) and are passed
+    over in silence, as is `train/`."""
+    new = [folder for folder in folders if folder.resolve() not in _WARNED_UNSPECIFIED]
+    if not new:
+        return
+    _WARNED_UNSPECIFIED.update(folder.resolve() for folder in new)
+    names = ", ".join(folder.relative_to(root).as_posix() for folder in new)
+    warn(f"{len(new)} folder(s) under the data root {root} hold no task.json and are skipped: {names}")
 
 
 def _read_task_json(path: Path) -> dict[str, Any]:
@@ -146,8 +166,10 @@ def _read_task_json(path: Path) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise DataError(path, 1, "task.json must hold a JSON object")
     for key in ("name", "type", "main_score"):
-        if not meta.get(key):
+        if key not in meta:
             raise DataError(path, 1, f"missing required key {key!r}")
+        if not meta[key]:
+            raise DataError(path, 1, f"required key {key!r} is {'null' if meta[key] is None else 'empty'}")
     if meta["type"] not in TASK_TYPES:
         raise DataError(path, 1, f"type {meta['type']!r} is not one of {', '.join(TASK_TYPES)}")
     check_task_json(path, meta)
@@ -232,8 +254,10 @@ def _numbered_rows(path: Path, required: tuple[str, ...] = (),
             if not isinstance(row, dict):
                 raise DataError(path, lineno, "row is not a JSON object")
             for key in required:
-                if key not in row or row[key] is None:
+                if key not in row:
                     raise DataError(path, lineno, f"missing field {key!r}")
+                if row[key] is None:
+                    raise DataError(path, lineno, f"field {key!r} is null")
                 if key in TEXT_FIELDS and (not isinstance(row[key], str) or not row[key].strip()):
                     raise DataError(path, lineno, f"field {key!r} is empty or not a string")
             if check is not None:

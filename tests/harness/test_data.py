@@ -285,3 +285,44 @@ def test_query_judged_only_zero_is_scored(tmp_path: Path) -> None:
     _scifact_judging(tmp_path, lambda qid, score: qid != "3", "3\t31715818\t0")
     split = _load(tmp_path, "SciFact").dataset["default"]["test"]
     assert "3" in split["queries"]["id"] and split["relevant_docs"]["3"] == {"31715818": 0}
+
+
+def test_null_field_or_key_is_said_to_be_null(tmp_path: Path) -> None:
+    """Before: a field present but null was reported as missing, sending the reader to look for an absent key."""
+    folder = _task_dir(tmp_path, "MySTS", "STS")
+    (folder / "test.jsonl").write_text(json.dumps({"sentence1": "a", "sentence2": None, "score": 1}) + "\n",
+                                       encoding="utf-8")  # fmt: skip
+    with pytest.raises(DataError, match=r"test\.jsonl:1: field 'sentence2' is null$"):
+        _load(tmp_path, "MySTS")
+    (folder / "task.json").write_text('{"name": "MySTS", "type": "STS", "main_score": null}', encoding="utf-8")
+    with pytest.raises(DataError, match=r"task\.json:1: required key 'main_score' is null$"):
+        discover_tasks(tmp_path)
+    (folder / "task.json").write_text('{"name": "MySTS", "type": "STS"}', encoding="utf-8")
+    with pytest.raises(DataError, match=r"task\.json:1: missing required key 'main_score'$"):
+        discover_tasks(tmp_path)
+
+
+def test_folder_without_task_json_is_named_once(tmp_path: Path, capsys) -> None:
+    """Before: a task folder whose task.json was misnamed or not copied vanished from runs and `harness list tasks`
+    without a word. Hidden folders, `_`-folders and train/ are no tasks: silent."""
+    from harness.data import scan_tasks
+
+    _task_dir(tmp_path, "Good", "STS")
+    (tmp_path / "en" / "Forgotten").mkdir()
+    (tmp_path / "en" / "Forgotten" / "task.JSON").write_text("{}", encoding="utf-8")
+    for quiet in ("en/.hidden", "en/__pycache__", "zh/_parked", "train/pairs"):
+        (tmp_path / quiet).mkdir(parents=True)
+    assert set(scan_tasks(tmp_path)[0]) == {"Good"}
+    err = capsys.readouterr().err
+    assert err == (f"harness: warning: 1 folder(s) under the data root {tmp_path} hold no task.json and are "
+                   "skipped: en/Forgotten\n")  # fmt: skip
+    scan_tasks(tmp_path)
+    assert capsys.readouterr().err == ""  # once
+
+
+def test_documented_data_roots_scan_without_warnings(shared_data: Path, capsys) -> None:
+    """../shared/data (train/ beside the task folders) and the embedded sample hold no folder to warn about."""
+    from harness.data import default_data_root, scan_tasks
+
+    assert len(scan_tasks(shared_data)[0]) == 45 and len(scan_tasks(default_data_root())[0]) == 34
+    assert capsys.readouterr().err == ""
