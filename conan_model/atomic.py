@@ -16,14 +16,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from conan_model.errors import ConanError
+
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """``write`` a temporary file beside ``path``, then rename it over ``path``; no partial file survives.
 
     The parent folder is made if missing. The temporary name is unique per call, so concurrent writers of one
     path (processes or threads) never share it. The file gets the mode open() gives under the umask, whatever
-    the writer made (safetensors and mkstemp make 0600 files), so every file of a run has the same mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    the writer made (safetensors and mkstemp make 0600 files), so every file of a run has the same mode.
+
+    A path naming a folder, or below a file, is a ConanError naming it (an `--out` mistake), checked before
+    anything is written, so every caller gets one clear error instead of an OSError from the rename."""
+    if path.is_dir():
+        raise ConanError(f"{path}: is a directory; give the name of a file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where a folder of the path should be
+        raise ConanError(f"{path}: cannot be written, a part of its folder {path.parent} is a file") from None
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
     try:
         write(tmp)

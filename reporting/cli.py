@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
     from harness.errors import UsageError
     from harness.runs import atomic_write_text
-    from reporting.regress import EXIT_OK, EXIT_REGRESSION, compare, render
+    from reporting.regress import compare, render
 
-    if not 0 < args.alpha < 1 or args.n_boot < 10 or args.min_effect < 0:
-        raise UsageError("--alpha must be in (0, 1), --n-boot at least 10, --min-effect non-negative")
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha {args.alpha}: must be between 0 and 1 (exclusive)")
+    if args.n_boot < 10:
+        raise UsageError(f"--n-boot {args.n_boot}: must be at least 10")
+    if not math.isfinite(args.min_effect) or args.min_effect < 0:  # nan would make no change significant
+        raise UsageError(f"--min-effect {args.min_effect}: must be a finite number of points, 0 or more")
     if args.dim is not None and args.dim < 1:
         raise UsageError(f"--dim must be a positive integer (an MRL dim the runs were scored at), got {args.dim}")
     comp = compare(Path(args.baseline), Path(args.candidate), alpha=args.alpha, n_boot=args.n_boot, seed=args.seed,
                    min_effect=args.min_effect / 100, bonferroni=args.bonferroni, tasks=args.tasks,
                    dim=args.dim)  # fmt: skip
     text = render(comp)
-    atomic_write_text(Path(args.out), text)
-    print(text)
+    try:
+        atomic_write_text(Path(args.out), text)
+    finally:  # an --out that cannot be written (a folder) still leaves the finished report on stdout
+        print(text)
     print(f"regression report written to {args.out}")
-    return EXIT_REGRESSION if comp.regressed or comp.failed else EXIT_OK
+    return comp.exit_status
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -38,8 +45,12 @@ def _csv(value: str) -> list[str]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    rg = subparsers.add_parser("regress", help="candidate vs baseline run: per-task bootstrap CIs, exit 1 on a "
-                               "significant regression or a task that failed in the candidate")  # fmt: skip
+    rg = subparsers.add_parser(
+        "regress", help="candidate vs baseline run: per-task bootstrap CIs; exit 1 on a regression",
+        description="Candidate vs baseline run: per-task paired bootstrap CIs of the main score (docs/reports.md).",
+        epilog="exit status: 0 no significant regression; 1 a task regressed or failed in the candidate; 2 unusable "
+        "input (not a run directory, bad option); 3 nothing compared (no shared finished task, or none got a "
+        "verdict) or a task not compared (not run yet in the candidate, a damaged per-item file)")  # fmt: skip
     rg.add_argument("--baseline", required=True, help="run directory of the reference model")
     rg.add_argument("--candidate", required=True, help="run directory of the model under test")
     rg.add_argument("--alpha", type=float, default=0.05, help="two-sided significance level (default 0.05)")

@@ -5,8 +5,12 @@ item indices, main score recomputed on each resample from the runs' per-item out
 reporting/items.py); verdict regressed / improved / within noise; efficiency deltas beside it. ``dim``: the same at
 one MRL dim (the first d dimensions, renormalised; both runs made with ``--dims d --dim-predictions``), for a model
 served at that width. A task the baseline finished and the candidate attempted without a score is *failed in
-candidate*. Exit status: 1 on any significant regression or failed task, 0 otherwise, 2 on unusable input (not a
-run directory, no shared finished task, a --tasks name in neither run, a --dim neither run has).
+candidate*; one the candidate has not run yet (pending) is *not run in candidate*; one whose per-item file is
+damaged is *damaged file*, naming it, and the other tasks are still tested.
+Exit status (`Comparison.exit_status`): 1 on any significant regression or failed task; else 3 when nothing was
+compared (no shared finished task, or none of them got a verdict) or a task could not be compared (not run in the
+candidate, a damaged file); 0 otherwise; 2 on unusable input (not a run directory, a run.json of another shape,
+a bad option, a --tasks name in neither run, a --dim neither run has). A nightly gate never passes on nothing.
 """
 
 from __future__ import annotations
@@ -20,12 +24,19 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from harness.errors import UsageError
-from harness.runs import RunDir, data_differences, open_run, other_settings
+from harness.errors import DataError, HarnessError, UsageError
+from harness.runs import RUN_JSON, RunDir, data_differences, open_run, other_settings, read_json
 from reporting.items import NotTestable, at_dim, task_items
 
-EXIT_OK, EXIT_REGRESSION = 0, 1
-FAILED = "failed in candidate"
+EXIT_OK, EXIT_REGRESSION, EXIT_NOT_COMPARED = 0, 1, 3
+TESTED = ("regressed", "improved", "within noise")
+FAILED, NOT_RUN, DAMAGED = "failed in candidate", "not run in candidate", "damaged file"
+
+
+class NothingCompared(HarnessError):
+    """The runs have no finished task in common: a gate that tested nothing must not read as a pass."""
+
+    exit_code = EXIT_NOT_COMPARED
 
 
 @dataclass
@@ -65,6 +76,26 @@ class Comparison:
         worst outcome a gate can see, so these fail it too."""
         return [t.task for t in self.tasks if t.verdict == FAILED]
 
+    @property
+    def tested(self) -> list[str]:
+        """Tasks that got a verdict (regressed, improved, within noise): none means nothing was compared."""
+        return [t.task for t in self.tasks if t.verdict in TESTED]
+
+    @property
+    def not_compared(self) -> list[TaskVerdict]:
+        """Tasks that could not be compared for a reason outside the model: the candidate has not run them yet, or
+        a per-item file is damaged. Not a regression, but not a pass either."""
+        return [t for t in self.tasks if t.verdict in (NOT_RUN, DAMAGED)]
+
+    @property
+    def exit_status(self) -> int:
+        """1 on a regression or failed task; else 3 when nothing got a verdict or a task could not be compared."""
+        if self.regressed or self.failed:
+            return EXIT_REGRESSION
+        if self.not_compared or not self.tested:
+            return EXIT_NOT_COMPARED
+        return EXIT_OK
+
 
 def paired_bootstrap(score_base: Any, score_cand: Any, pos_base: np.ndarray, pos_cand: np.ndarray, n_boot: int,
                      rng: np.random.Generator) -> np.ndarray:  # fmt: skip
@@ -93,11 +124,44 @@ def verdict(delta: float, lo: float, hi: float, min_effect: float) -> str:
     return "within noise"
 
 
-def _open(path: Path) -> RunDir:
-    try:
-        return open_run(Path(path))
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        raise UsageError(f"{path}: not a run directory ({exc})") from None
+def _open(path: Path, option: str) -> RunDir:
+    """The run directory given as ``option`` (--baseline, --candidate); one error naming it and what is wrong when
+    it is none, or when its run.json has another shape than `harness run` writes (read as is, it would end in a
+    traceback deep in the comparison)."""
+    path = Path(path)
+    if not (path / RUN_JSON).is_file():
+        why = "no such folder" if not path.exists() else "a file" if not path.is_dir() else f"no {RUN_JSON}"
+        raise UsageError(f"{option} {path}: not a run directory ({why})")
+    problem = _record_problem(read_json(path / RUN_JSON))
+    if problem:
+        raise DataError(path / RUN_JSON, 0, f"not a run record as `harness run` writes it: {problem} ({option})")
+    return open_run(path)
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")  # fmt: skip
+
+
+def _record_problem(record: Any) -> str:
+    """What in a run.json regress cannot read, or '': the fields it uses, with the types `harness run` writes."""
+    if not isinstance(record, dict):
+        return f"the file holds {_json_type(record)}, not an object"
+    model = record.get("model")
+    if not isinstance(model, dict) or not all(isinstance(model.get(k), str) for k in ("name", "revision")):
+        return '"model" must be an object with the strings "name" and "revision"'
+    for key in ("tasks", "identity", "environment"):
+        if not isinstance(record.get(key, {}), dict):
+            return f'"{key}" must be an object, not {_json_type(record[key])}'
+    for name, task in record.get("tasks", {}).items():
+        if not isinstance(task, dict):
+            return f'task "{name}" must be an object, not {_json_type(task)}'
+        for key, kinds in (("main_score", (int, float)), ("main_metric", str), ("identity", dict)):
+            value = task.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+                want = {"main_score": "a number", "main_metric": "a string", "identity": "an object"}[key]
+                return f'task "{name}": "{key}" must be {want} or null, not {_json_type(value)}'
+    return ""
 
 
 def _finished(run: RunDir) -> dict[str, dict[str, Any]]:
@@ -108,9 +172,9 @@ def _finished(run: RunDir) -> dict[str, dict[str, Any]]:
 def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int = 1000, seed: int = 0,
             min_effect: float = 0.001, bonferroni: bool = False, tasks: list[str] | None = None,
             dim: int | None = None) -> Comparison:  # fmt: skip
-    """Test every task both runs finished (at MRL ``dim``: their scores at that dim); raises UsageError when there
-    is nothing to compare."""
-    base, cand = _open(baseline), _open(candidate)
+    """Test every task both runs finished (at MRL ``dim``: their scores at that dim); raises NothingCompared when
+    they finished no task in common, UsageError on unusable input."""
+    base, cand = _open(baseline, "--baseline"), _open(candidate, "--candidate")
     rec_b, rec_c = _finished(base), _finished(cand)
     attempted_c = cand.read_run().get("tasks", {})
     if tasks is not None:
@@ -120,8 +184,8 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     shared = [t for t in rec_b if t in rec_c and (tasks is None or t in tasks)]
     lost = [t for t in rec_b if t in attempted_c and t not in rec_c and (tasks is None or t in tasks)]
     if not shared and not lost:
-        raise UsageError(f"no finished task in common between {baseline} and {candidate}"
-                         + (f" among {', '.join(tasks)}" if tasks else ""))  # fmt: skip
+        raise NothingCompared(f"nothing compared: no finished task in common between {baseline} and {candidate}"
+                              + (f" among {', '.join(tasks)}" if tasks else ""))  # fmt: skip
     if dim is not None and shared:  # a gate at a dim neither side was scored at would pass testing nothing
         has = {path: [t for t in shared if dim in run.dim_scores(t, rec[t])]
                for path, run, rec in ((baseline, base, rec_b), (candidate, cand, rec_c))}  # fmt: skip
@@ -129,8 +193,8 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
             lack = " and ".join(str(path) for path, found in has.items() if not found) or "each for other tasks"
             raise UsageError(f"--dim {dim}: no task has a result at MRL dim {dim} in both runs ({lack}); run them "
                              f"with `harness run --dims {dim} --dim-predictions`")  # fmt: skip
-    level = alpha / max(len(shared), 1) if bonferroni else alpha
-    comp = Comparison(base, cand, {"alpha": alpha, "level": level, "n_boot": n_boot, "seed": seed,
+    level = alpha / max(len(shared), 1) if bonferroni else alpha  # one test per shared task: the header's count
+    comp = Comparison(base, cand, {"alpha": alpha, "level": level, "n_boot": n_boot, "seed": seed, "tests": len(shared),
                                    "min_effect": min_effect, "bonferroni": bonferroni, "dim": dim})  # fmt: skip
     if n_boot * level / 2 < 10:  # each CI end is a quantile of the resamples: it needs some beyond it
         need = math.ceil(20 / level)
@@ -152,8 +216,11 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
             score_b = float(at_dim(base, name, rb, dim)["main_score"])
         except NotTestable:  # the baseline's full-width score would read as this dim's
             score_b = math.nan
+        pending = rc.get("status") == "pending"  # attempted by no run yet: interrupted, or still running
         comp.tasks.append(TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "", score_b, math.nan,
-                                      verdict=FAILED, reason=f"status {rc.get('status')}: {why}"))  # fmt: skip
+                                      verdict=NOT_RUN if pending else FAILED,
+                                      reason="status pending: the candidate run has not evaluated it" if pending
+                                      else f"status {rc.get('status')}: {why}"))  # fmt: skip
     comp.warnings += _efficiency_warnings(base, cand, shared)
     return comp
 
@@ -180,6 +247,9 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
         ib, ic = task_items(base, name, rb, s["dim"]), task_items(cand, name, rc, s["dim"])
     except NotTestable as exc:
         tv.reason = str(exc)
+        return tv
+    except DataError as exc:  # one task's damaged file: named, and the other tasks are still tested
+        tv.verdict, tv.reason = DAMAGED, str(exc)
         return tv
     tv.metric = tv.metric or ib.metric
     where = {k: i for i, k in enumerate(ic.keys)}
@@ -266,15 +336,17 @@ def render(comp: Comparison) -> str:
     rows = []
     for t in comp.tasks:
         ci = "—" if t.lo is None else f"[{100 * t.lo:+.2f}, {100 * t.hi:+.2f}]"
-        label = f"**{t.verdict}**" if t.verdict in ("regressed", "improved", FAILED) else t.verdict
+        label = t.verdict if t.verdict in ("within noise", "not tested") else f"**{t.verdict}**"
         base, cand, delta = (_num(100 * t.base, 2), _num(100 * t.cand, 2),
                              "—" if math.isnan(t.delta) else f"{100 * t.delta:+.2f}")
         rows.append([t.task, t.kind, t.metric, f"{t.n} {t.unit}" if t.n else "—", base, cand, delta, ci,
                      label + (f" ({t.reason})" if t.reason else "")])  # fmt: skip
-    bad, lost = comp.regressed, comp.failed
+    bad, lost, unsure = comp.regressed, comp.failed, comp.not_compared
     headline = " ".join(
-        [f"**REGRESSION** on {len(bad)} task(s): {', '.join(bad)}." if bad else ""]
-        + [f"**FAILED** in the candidate: {', '.join(lost)}." if lost else ""]).strip() or "No significant regression."
+        ([f"**REGRESSION** on {len(bad)} task(s): {', '.join(bad)}."] if bad else [])
+        + ([f"**FAILED** in the candidate: {', '.join(lost)}."] if lost else [])
+        + ([f"**NOT COMPARED**: {', '.join(f'{t.task} ({t.verdict})' for t in unsure)}."] if unsure else [])
+    ) or ("No significant regression." if comp.tested else "**NOTHING COMPARED**: no task got a verdict.")
     rb, rc = comp.base.read_run().get("model", {}), comp.cand.read_run().get("model", {})
     at = f", at MRL dim {s['dim']}" if s["dim"] else ""
     lines = [
@@ -284,7 +356,7 @@ def render(comp: Comparison) -> str:
         f"- candidate: `{comp.cand.path}` — {rc.get('name')} ({rc.get('spec')}), fingerprint "
         f"`{str(rc.get('fingerprint'))[:16]}`",
         f"- test: paired bootstrap over items, {s['n_boot']} resamples, seed {s['seed']}, two-sided {conf} CI"
-        + (f" (Bonferroni: α = {s['alpha']} over {len(comp.tasks)} tasks)" if s["bonferroni"] else
+        + (f" (Bonferroni: α = {s['alpha']} over {s['tests']} shared tasks)" if s["bonferroni"] else
            f" (α = {s['alpha']})")
         + f"; minimal effect {100 * s['min_effect']:.2f} points",
         *([f"- scores at MRL dim {s['dim']}: the first {s['dim']} dimensions of each embedding, L2-renormalised "
@@ -306,7 +378,10 @@ def render(comp: Comparison) -> str:
         "is *regressed* when the CI of Δ lies below 0 and Δ ≤ −min-effect, *improved* when it lies above 0 and "
         "Δ ≥ min-effect, otherwise *within noise*. Clustering CIs hold the cluster assignment fixed (they cover "
         "document sampling, not k-means randomness). Tasks without usable per-item data say why and are "
-        "*not tested*; they never fail the job. A task the baseline finished and the candidate attempted without "
-        "a score (failed, or its data missing) is *failed in candidate* and fails the job.",
+        "*not tested*; they do not fail the job, but when no task gets a verdict nothing was compared (exit 3). "
+        "A task the baseline finished and the candidate attempted without a score (failed, or its data missing) "
+        "is *failed in candidate* and fails the job (exit 1). One the candidate has not evaluated yet (pending) is "
+        "*not run in candidate*, one with a damaged per-item file is *damaged file*: neither was compared (exit 3 "
+        "unless a task regressed or failed).",
     ]  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -90,3 +90,18 @@ def test_a_folder_replaced_whole_is_flushed_file_by_file_before_its_rename(tmp_p
     inside = {(p.stat().st_ino, p.is_dir(), "old") for p in [final, *final.rglob("*")]}
     assert set(calls[:-1]) == inside and len(calls) == len(inside) + 1  # each once, before the rename
     assert calls[-1] == (tmp_path.stat().st_ino, True, "new")
+
+
+def test_a_path_naming_a_folder_or_below_a_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    """Before: IsADirectoryError from the rename (naming the temporary file) or FileExistsError from mkdir, as
+    tracebacks in every CLI writing an --out through here (regress, leaderboard)."""
+    import re
+
+    from conan_model.errors import ConanError
+
+    with pytest.raises(ConanError, match=f"^{re.escape(str(tmp_path))}: is a directory; give the name of a file to"):
+        atomic_write_text(tmp_path, "x")
+    (tmp_path / "a.md").write_text("old")
+    with pytest.raises(ConanError, match="a part of its folder .*/a.md is a file"):
+        atomic_write_text(tmp_path / "a.md" / "b.md", "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md"] and (tmp_path / "a.md").read_text() == "old"

@@ -46,3 +46,16 @@ def test_real_alignment_report(shared_data, tmp_path):
     text = md.read_text(encoding="utf-8")
     assert "## Language mixing" in text and "| minilm" in text
     assert (tmp_path / "alignment_pca.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(("option", "value"), [("--k", "0"), ("--k", "-3"), ("--n", "-5"), ("--batch-size", "0")])
+def test_counts_below_one_are_refused_naming_the_option(shared_data, tmp_path, capsys, option, value):
+    """Before: --k 0 gave a NaN mixing ratio, --k -3 and --n -5 silently dropped neighbours or pairs, --batch-size 0
+    a range() traceback after the model had loaded."""
+    from harness.cli import main
+
+    argv = ["alignment", "--model", "minilm", "--parallel", str(shared_data / "multi" / "TatoebaDeuEng"),
+            "--out", str(tmp_path / "al"), option, value]  # fmt: skip
+    assert main(argv) == 2
+    assert f"harness: error: {option} {value}: must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "al").exists()

@@ -1,4 +1,5 @@
-"""`harness regress`: a real degraded model is flagged, a batch-size change is not, bad input exits 2."""
+"""`harness regress`: a real degraded model is flagged, a batch-size change is not, bad input exits 2, nothing
+compared exits 3."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from reporting.regress import compare, paired_bootstrap, verdict
+from reporting.regress import NOT_RUN, compare, paired_bootstrap, render, verdict
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _regress(base: Path, cand: Path, out: Path, *extra: str) -> tuple[int, str]:
@@ -46,16 +49,122 @@ def test_batch_size_change_is_not_flagged(tiny_runs, tmp_path):
 
 
 def test_unusable_input_exits_2(tiny_runs, tmp_path, capsys):
+    """Before: "<dir>: not a run directory (<dir> is not a run directory (no run.json))", one message in another."""
     assert _regress(tmp_path, tiny_runs["base"], tmp_path / "r.md")[0] == 2
-    assert "not a run directory" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"--baseline {tmp_path}: not a run directory (no run.json)" in err and err.count("not a run directory") == 1
+    assert _regress(tiny_runs["base"], tmp_path / "absent", tmp_path / "r.md")[0] == 2
+    assert f"--candidate {tmp_path / 'absent'}: not a run directory (no such folder)" in capsys.readouterr().err
+    assert _regress(tiny_runs["base"], tiny_runs["short"], tmp_path / "r3.md", "--alpha", "2")[0] == 2
+
+
+def test_runs_without_a_shared_finished_task_exit_3(tiny_runs, tmp_path, capsys):
+    """Nothing to compare is not a usage mistake but a gate that tested nothing: exit 3, saying so."""
     other = tmp_path / "other"
     shutil.copytree(tiny_runs["base"], other, ignore=shutil.ignore_patterns("results", "predictions"))
     record = json.loads((other / "run.json").read_text())
     record["tasks"] = {f"Renamed{k}": v for k, v in record["tasks"].items()}
     (other / "run.json").write_text(json.dumps(record))
-    assert _regress(tiny_runs["base"], other, tmp_path / "r2.md")[0] == 2
-    assert "no finished task in common" in capsys.readouterr().err
-    assert _regress(tiny_runs["base"], tiny_runs["short"], tmp_path / "r3.md", "--alpha", "2")[0] == 2
+    assert _regress(tiny_runs["base"], other, tmp_path / "r2.md")[0] == 3
+    assert "nothing compared: no finished task in common" in capsys.readouterr().err
+
+
+def test_no_task_tested_is_not_a_pass(tiny_runs, tmp_path):
+    """Shared tasks that all end *not tested* (here: no per-item outputs) compared nothing. Before: "No
+    significant regression." and exit 0, a silent pass for a nightly gate."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["batch8"], cand, ignore=shutil.ignore_patterns("*_predictions.json"))
+    code, text = _regress(tiny_runs["base"], cand, tmp_path / "r.md")
+    assert code == 3
+    assert "**NOTHING COMPARED**: no task got a verdict." in text and "No significant regression" not in text
+    assert text.count("not tested (no predictions file in the run)") == 3
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-0.5"])
+def test_min_effect_must_be_a_finite_non_negative_number(tiny_runs, tmp_path, capsys, value):
+    """Before: nan and inf were taken (nan: 'minimal effect nan points', and no change could ever count)."""
+    assert _regress(tiny_runs["base"], tiny_runs["short"], tmp_path / "r.md", "--min-effect", value)[0] == 2
+    assert f"--min-effect {float(value)}: must be a finite number of points, 0 or more" in capsys.readouterr().err
+    assert not (tmp_path / "r.md").exists()
+
+
+def test_bonferroni_header_names_the_count_it_corrects_for(tiny_runs, tmp_path):
+    """Before: the header counted every row (7, the failed task too) while α was divided by the 6 tasks tested."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["short"], cand)
+    record = json.loads((cand / "run.json").read_text())
+    record["tasks"]["TinySTS"].update(status="failed", main_score=None, error="ValueError: bad row")
+    (cand / "run.json").write_text(json.dumps(record))
+    comp = compare(tiny_runs["base"], cand, n_boot=20, bonferroni=True)
+    assert len(comp.tasks) == 7 and comp.settings["level"] == pytest.approx(0.05 / 6)
+    assert "(Bonferroni: α = 0.05 over 6 shared tasks)" in render(comp)
+
+
+@pytest.mark.parametrize(("record", "named"), [
+    ([1, 2], "the file holds an array, not an object"),
+    ({"model": "minilm", "tasks": {}}, '"model" must be an object with the strings "name" and "revision"'),
+    ({"model": {"name": "m", "revision": "r"}, "tasks": ["TinySTS"]}, '"tasks" must be an object, not an array'),
+    ({"model": {"name": "m", "revision": "r"}, "tasks": {"TinySTS": "ok"}},
+     'task "TinySTS" must be an object, not a string'),
+    ({"model": {"name": "m", "revision": "r"}, "tasks": {"TinySTS": {"status": "ok", "main_score": "0.8"}}},
+     'task "TinySTS": "main_score" must be a number or null, not a string'),
+])  # fmt: skip
+def test_a_run_json_of_another_shape_is_one_clear_error(tiny_runs, tmp_path, capsys, record, named):
+    """Before: TypeError / AttributeError tracebacks (or 'not a run directory (...)' wrapping a KeyError)."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["short"], cand)
+    (cand / "run.json").write_text(json.dumps(record))
+    assert _regress(tiny_runs["base"], cand, tmp_path / "r.md")[0] == 2
+    err = capsys.readouterr().err
+    assert f"{cand / 'run.json'}: not a run record as `harness run` writes it: {named} (--candidate)" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["regress", "leaderboard"])
+def test_an_out_naming_a_folder_is_an_error_naming_it(tiny_runs, tmp_path, capsys, command):
+    """Before: IsADirectoryError from os.replace, a traceback naming the temporary file. Regress still prints
+    the finished report."""
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    argv = {"regress": ["regress", "--baseline", str(tiny_runs["base"]), "--candidate", str(tiny_runs["batch8"]),
+                        "--n-boot", "20"],
+            "leaderboard": ["leaderboard", str(tiny_runs["base"])]}[command]  # fmt: skip
+    assert main([*argv, "--out", str(folder)]) == 2
+    out, err = capsys.readouterr()
+    assert f"harness: error: {folder}: is a directory; give the name of a file to write" in err
+    assert list(folder.iterdir()) == []
+    if command == "regress":
+        assert "# Regression report" in out
+
+
+@pytest.mark.parametrize("damaged", ["predictions/TinySTS_predictions.json", "predictions/TinySTS_gold.json"])
+def test_a_damaged_per_item_file_leaves_the_other_tasks_compared(tiny_runs, tmp_path, damaged):
+    """Before: one cut-off per-item file ended the whole comparison (exit 2, no report). Now that task is *damaged
+    file*, naming it, the others are tested, and the gate does not pass (exit 3: not everything was compared)."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["batch8"], cand)
+    target = cand / damaged
+    text = target.read_text()[:40]
+    target.write_text(text)
+    code, report = _regress(tiny_runs["base"], cand, tmp_path / "r.md")
+    assert code == 3 and "**NOT COMPARED**: TinySTS (damaged file)." in report
+    assert re.search(rf"\*\*damaged file\*\* \({re.escape(str(target))}:\d+: damaged JSON", report)
+    assert report.split("## Efficiency")[0].count("within noise") == 2
+    assert target.read_text() == text
+
+
+def test_a_task_the_candidate_has_not_run_is_not_called_failed(tiny_runs, tmp_path):
+    """Before: a pending task (an interrupted or still running candidate) was labelled *failed in candidate*."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["batch8"], cand)
+    record = json.loads((cand / "run.json").read_text())
+    record["tasks"]["TinySTS"].update(status="pending", main_score=None)
+    (cand / "run.json").write_text(json.dumps(record))
+    comp = compare(tiny_runs["base"], cand, n_boot=20)
+    (sts,) = [t for t in comp.tasks if t.task == "TinySTS"]
+    assert sts.verdict == NOT_RUN and not comp.failed and comp.exit_status == 3
+    assert sts.reason == "status pending: the candidate run has not evaluated it"
+    assert "**NOT COMPARED**: TinySTS (not run in candidate)." in render(comp)
 
 
 def test_missing_predictions_are_not_tested_not_failed(tiny_runs, tmp_path):
@@ -200,19 +309,18 @@ def test_too_few_resamples_for_the_ci_level_are_named(tiny_runs):
     assert not any("rests on" in w for w in enough.warnings)  # 400 × 0.025 = 10 beyond each end
 
 
-@pytest.mark.parametrize("damaged", ["run.json", "efficiency.json", "predictions/TinySTS_gold.json"])
+@pytest.mark.parametrize("damaged", ["run.json", "efficiency.json"])
 def test_a_damaged_run_file_is_an_error_naming_it(tiny_runs, tmp_path, capsys, damaged):
     """Before: a raw JSONDecodeError traceback (exit 1) from regress, report and leaderboard, naming no file
-    (audit J4). Now exit 2 with file:line, and the file is left as it was."""
+    (audit J4). Now exit 2 with file:line, and the file is left as it was. (A task's per-item file: below.)"""
     cand = tmp_path / "cand"
     shutil.copytree(tiny_runs["short"], cand)
     target = cand / damaged
     text = target.read_text()[:40]
     target.write_text(text)
     commands = [["regress", "--baseline", str(tiny_runs["base"]), "--candidate", str(cand), "--tasks", "TinySTS",
-                 "--n-boot", "20", "--out", str(tmp_path / "r.md")]]  # fmt: skip
-    if damaged != "predictions/TinySTS_gold.json":  # only regress reads per-item files
-        commands.append(["report", str(cand), "--out", str(tmp_path / "e.md")])
+                 "--n-boot", "20", "--out", str(tmp_path / "r.md")],
+                ["report", str(cand), "--out", str(tmp_path / "e.md")]]  # fmt: skip
     if damaged == "run.json":  # the leaderboard reads scores only
         commands.append(["leaderboard", str(cand), "--out", str(tmp_path / "l.md")])
     for argv in commands:
@@ -291,3 +399,45 @@ def test_retrieval_items_read_each_ranking_down_to_k_only():
             whole = pytrec_eval.RelevanceEvaluator(qrels, {f"{measure}.{k}"}).evaluate(out)
             assert [items.score(np.asarray([i])) for i in range(len(items.keys))] == [
                 whole[q][f"{key}_{k}"] for q in items.keys], (base, k)  # fmt: skip
+
+
+def _cron_line() -> str:
+    """docs/reports.md's nightly crontab entry as cron's shell gets it: no schedule, `\\%` as `%`."""
+    text = (REPO / "docs" / "reports.md").read_text(encoding="utf-8")
+    (entry,) = re.findall(r"```cron\n(.+?)\n```", text, flags=re.S)
+    return entry.split(" ", 5)[5].replace("\\%", "%")
+
+
+@pytest.mark.slow
+def test_nightly_cron_example_mails_whatever_fails(tiny_runs, tiny_root, tmp_path):
+    """The documented crontab line, run by /bin/sh as cron would, in a scratch /srv/conan whose `mail` keeps what it
+    is sent. Before: `harness run ... && harness regress ... || mail ... < report.md` mailed nothing when the run
+    failed (regress skipped, the report never written, the redirection failing before mail started)."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "conan"
+    (home / ".venv" / "bin").mkdir(parents=True)
+    (home / ".venv" / "bin" / "activate").write_text(f'PATH="{home / "bin"}:$PATH"; export PATH\n')
+    (home / "bin").mkdir()
+    for name, script in (("harness", f'exec "{sys.executable}" -m harness.cli "$@"'),
+                         ("mail", f'{{ printf "%s\\n" "$@"; cat; }} > "{home / "mail.txt"}"')):  # fmt: skip
+        (home / "bin" / name).write_text(f"#!/bin/sh\n{script}\n")
+        (home / "bin" / name).chmod(0o755)
+    line = _cron_line().replace("/srv/conan", str(home))
+
+    # as written: no checkpoint, no /srv/data, no baseline: both commands fail, and the team still gets mail
+    subprocess.run(["/bin/sh", "-c", line], env=os.environ, check=False)
+    mail = (home / "mail.txt").read_text()
+    assert re.search(r"embedding regression [\d-]+: run exit 2, regress exit 2\nteam@example.com\n", mail), mail
+    assert "harness: error:" in mail and "not a run directory" in mail
+
+    # a candidate no worse than the baseline: both exit 0, the log is kept, and nobody is mailed
+    (home / "mail.txt").unlink()
+    shutil.copytree(tiny_runs["base"], home / "runs" / "baseline")
+    ok = line.replace("--model conan:checkpoints/latest --suite cmteb --data-dir /srv/data",
+                      f"--model minilm --tasks TinySTS --data-dir {tiny_root} --no-progress")  # fmt: skip
+    subprocess.run(["/bin/sh", "-c", ok], env=os.environ, check=False)
+    (log,) = (home / "reports").glob("nightly-*.log")
+    assert "No significant regression." in log.read_text() and not (home / "mail.txt").exists(), log.read_text()
