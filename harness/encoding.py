@@ -8,8 +8,8 @@ length-sorted batches under a token budget (sharded across ranks under torchrun,
 cache's hits), and scatter vectors back. What
 is left is encoded in slices of `flush_every` texts and each slice is written to the cache as soon as it is done,
 so a kill -9 in a 50k-document corpus loses at most one slice.
-A dimension view (`view(dim)`, a DimView) returns truncated, re-normalised copies and counts nothing (it only
-reads the memo).
+A dimension view (`view(dim)`, a DimView) returns truncated copies, scaled as the full vectors are (`mrl_prefix`),
+and counts nothing (it only reads the memo).
 Counters in `EncodeStats` feed efficiency.json: model work (`encoded_texts`, `tokens`, `model_s`) apart from hits.
 """
 
@@ -251,8 +251,25 @@ class HarnessEncoder(AbsEncoder):
                 yield item
 
 
+# How far from 1 a vector's length may be and still count as unit: bf16 rounding of a normalised vector moves it
+# by ~2e-3; raw vectors (an `st:` folder without a Normalize module) are nowhere near 1 (minilm's: 5.5 to 7).
+UNIT_TOLERANCE = 1e-2
+
+
+def mrl_prefix(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """The first `dim` components, scaled as the full vectors are, so that a dim's score and the full width's
+    compare one convention: unit vectors (minilm, me5-small, hf:, conan:) give the renormalised prefix, raw ones
+    (an `st:` folder without Normalize, scored raw at full width as plain mteb scores it) the raw prefix, as
+    sentence-transformers' `truncate_dim` gives it. Classification and clustering see vector lengths. Decided from
+    the vectors themselves, so a model served from the cache (not loaded) is viewed as a loaded one."""
+    norms = np.linalg.norm(vectors, axis=-1)
+    if np.all((np.abs(norms - 1) <= UNIT_TOLERANCE) | (norms == 0)):  # a zero row (normalised nothing) stays zero
+        return truncate_and_normalize(vectors, dim)
+    return np.ascontiguousarray(vectors[..., :dim])
+
+
 class DimView(AbsEncoder):
-    """A HarnessEncoder at one MRL dimension: truncated, re-normalised copies of the vectors the full-dimension
+    """A HarnessEncoder at one MRL dimension: truncated copies (`mrl_prefix`) of the vectors the full-dimension
     pass left in the task memo. It counts nothing, and the encoder it views is never changed (no mode to reset)."""
 
     def __init__(self, full: HarnessEncoder, dim: int):
@@ -263,4 +280,4 @@ class DimView(AbsEncoder):
     def encode(self, inputs: Any, *, task_metadata: Any, hf_split: str, hf_subset: str,
                prompt_type: PromptType | None = None, **kwargs: Any) -> np.ndarray:  # fmt: skip
         vectors = self.full.encode_texts(texts_of(inputs), role_of(prompt_type), count=False)
-        return truncate_and_normalize(vectors, self.dim)
+        return mrl_prefix(vectors, self.dim)

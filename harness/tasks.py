@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import mteb
 from datasets import Dataset, DatasetDict
@@ -187,30 +187,46 @@ def build_mirror(local: LocalTask) -> AbsTask:
     return task
 
 
-# What a mirror's task.json `counts` are held against in its twin's descriptive statistics (shipped with mteb):
-# file → statistic, per task type; every other type compares test.jsonl's rows with `num_samples`.
+class Held(NamedTuple):
+    """One file of a mirror held against one statistic of its mteb twin's split: the evaluation split, or (TRAIN)
+    the split the twin trains its evaluator on."""
+
+    file: str
+    statistic: str
+    split: str = "eval"
+
+
+TRAIN = "train"
+# What a mirror's task.json `counts` are held against in its twin's descriptive statistics (shipped with mteb), per
+# task type; every other type compares test.jsonl's rows with `num_samples`. Classification samples its
+# `samples_per_label` training rows from the train split: another train split is another score, so it is held too.
 COVERAGE_STATS = {
-    "Retrieval": (("queries.jsonl", "num_queries"), ("corpus.jsonl", "num_documents")),
-    "Reranking": (("test.jsonl", "num_queries"),),
+    "Retrieval": (Held("queries.jsonl", "num_queries"), Held("corpus.jsonl", "num_documents")),
+    "Reranking": (Held("test.jsonl", "num_queries"),),
+    "Classification": (Held("test.jsonl", "num_samples"), Held("train.jsonl", "num_samples", TRAIN)),
 }
 
 
 def official_coverage(local: LocalTask) -> tuple[bool, str] | None:
-    """(whether a mirror holds its mteb twin's whole evaluation split, 'test.jsonl 47 of 1186'): task.json's
-    counts (checked against the files) against the twin's statistics for that split. None when either is
-    unknown. A sample's score is no peer of a published score on the whole split (the leaderboard ranks them
-    apart)."""
+    """(whether a mirror holds its mteb twin's whole data, 'test.jsonl 47 rows, mteb's test 1186'): task.json's
+    counts (checked against the files) against the twin's statistics for each split the score depends on (the
+    evaluation split, and a classifier's train split). None when either is unknown. A score on other rows is no
+    peer of a published score on the official splits (the leaderboard ranks them apart); the text only gives the
+    counts, since a mirror with other counts may be a sample of mteb's split or another split altogether
+    (OnlineShopping: 2000 rows where mteb's test has 1000)."""
     twin, counts = mteb_twin(local), local.meta.get("counts") or {}
     if twin is None or not counts:
         return None
     splits = list(twin.metadata.eval_splits)
     split = _split_name(local, splits) or (splits[0] if len(splits) == 1 else None)
-    stats = (twin.metadata.descriptive_stats or {}).get(split) if split else None
-    pairs = COVERAGE_STATS.get(local.type, (("test.jsonl", "num_samples"),))
-    if not stats or any(file not in counts or not isinstance(stats.get(key), int) for file, key in pairs):
+    names = {"eval": split, TRAIN: getattr(twin, "train_split", TRAIN)}
+    stats = twin.metadata.descriptive_stats or {}
+    held = COVERAGE_STATS.get(local.type, (Held("test.jsonl", "num_samples"),))
+    official = {h: (stats.get(names[h.split]) or {}).get(h.statistic) if names[h.split] else None for h in held}
+    if any(h.file not in counts or not isinstance(official[h], int) for h in held):
         return None
-    parts = [f"{file} {counts[file]} of {stats[key]}" for file, key in pairs]
-    return all(counts[file] == stats[key] for file, key in pairs), f"{', '.join(parts)} ({split})"
+    parts = [f"{h.file} {counts[h.file]} rows, mteb's {names[h.split]} {official[h]}" for h in held]
+    return all(counts[h.file] == official[h] for h in held), "; ".join(parts)
 
 
 def _split_name(local: LocalTask, official_splits: list[str]) -> str | None:

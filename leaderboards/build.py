@@ -132,11 +132,11 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
                      f"whole task, `--suite` the benchmark's selection; so {task} counts toward no row's Borda "
                      "points.")  # fmt: skip
     for task in order:
-        sample = sample_of_split(scored, task) if task not in mixed else None
-        if sample and any(e.kind == "published" and task in e.scores for e in entries):
+        coverage = other_rows(scored, task) if task not in mixed else None
+        if coverage and any(e.kind == "published" and task in e.scores for e in entries):
             mixed[task] = ["rows"]
-            notes.append(f"‡ {task}: our runs scored a sample of the official split ({sample}), the published rows "
-                         f"the whole split; the two do not rank against each other, so {task} counts toward no "
+            notes.append(f"‡ {task}: our runs scored a mirror whose rows are not mteb's ({coverage}), the published "
+                         f"rows mteb's own; the two do not rank against each other, so {task} counts toward no "
                          "row's Borda points.")  # fmt: skip
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
@@ -146,9 +146,10 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
     return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported, mixed)
 
 
-def sample_of_split(runs: list[tuple[Entry, dict[str, dict[str, Any]]]], task: str) -> str | None:
-    """'test.jsonl 47 of 1186 (test)' when a run scored a mirror that holds only part of its mteb twin's split
-    (run.json's `full_split`, from task.json's counts against mteb's statistics), else None."""
+def other_rows(runs: list[tuple[Entry, dict[str, dict[str, Any]]]], task: str) -> str | None:
+    """"test.jsonl 2000 rows, mteb's test 2000; train.jsonl 15958 rows, mteb's train 16000" when a run scored a
+    mirror whose rows differ from its mteb twin's (run.json's `full_split`, from task.json's counts against mteb's
+    statistics for every split the score depends on: a sample, or another split), else None."""
     for entry, records in runs:
         record = records.get(task, {})
         if task in entry.scores and record.get("full_split") is False:

@@ -117,9 +117,7 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
     compare like for like. With `model_s` recorded, cache hits do not distort the times (they take no model time
     and are not counted as encoded), so only tasks some run did not encode at all (a fully warm cache) are also
     left out of the times."""
-    finished = sorted(set.intersection(*(set(i.ok) for i in infos)))
-    differing = {t: data_differences([i.ok[t] for i in infos]) for t in finished}
-    shared = [t for t in finished if not differing[t]]
+    shared, differing = _split_by_data(infos, sorted(set.intersection(*(set(i.ok) for i in infos))))
     clean = [t for t in shared if all(_measured(i.efficiency.get(t, {})) for i in infos)]
     # a time is a sum over the work done: only tasks every run encoded whole (no cache hit) are the same work
     whole = [t for t in clean if not any(i.efficiency.get(t, {}).get("cache_hits") for i in infos)]
@@ -143,7 +141,7 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
                "Batch"]  # fmt: skip
     notes += [f"{i.label}: left out as kept from runs with other settings: "
               + "; ".join(f"{t} ({why})" for t, why in i.kept.items()) + "." for i in infos if i.kept]  # fmt: skip
-    notes += _score_notes(infos, shared, {t: keys for t, keys in differing.items() if keys})
+    notes += _score_notes(infos, shared, differing)
     if shared and not clean:
         notes.append("No task was encoded by the model in every run (all served from the embedding cache): "
                      "no model time to compare (rerun with `harness run --no-cache`).")  # fmt: skip
@@ -159,6 +157,12 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), notes
 
 
+def _split_by_data(infos: list[RunInfo], tasks: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """(the tasks every run scored on the same data, {task: the record keys that differ} for the others)."""
+    differing = {t: keys for t in tasks if (keys := data_differences([i.ok[t] for i in infos]))}
+    return [t for t in tasks if t not in differing], differing
+
+
 def _score_notes(infos: list[RunInfo], shared: list[str], differing: dict[str, list[str]]) -> list[str]:
     """Which tasks the average covers and which it leaves out, so no row's average hides another task set."""
     if shared:
@@ -166,16 +170,20 @@ def _score_notes(infos: list[RunInfo], shared: list[str], differing: dict[str, l
                  f"data, the same tasks in every row: {', '.join(shared)}."]  # fmt: skip
     else:
         notes = ["No task was finished on the same data by every run: no average score or model time to compare."]
+    rest = {i.label: sorted(set(i.ok) - set(shared) - set(differing)) for i in infos}
+    return notes + _left_out("the averages and times", differing, rest, "not every run finished them")
+
+
+def _left_out(what: str, differing: dict[str, list[str]], rest: dict[str, list[str]], why: str) -> list[str]:
+    """Notes naming the tasks a comparison leaves out: those the runs scored on different data (with what differs)
+    and, per run, those left out for `why`."""
+    notes = []
     if differing:
         which = "; ".join(f"{task} (different {', '.join(keys)})" for task, keys in differing.items())
-        notes.append(f"Left out of the averages and times because the runs scored different data: {which}.")
-    only = []
-    for info in infos:
-        rest = sorted(set(info.ok) - set(shared) - set(differing))
-        if rest:
-            only.append(f"{info.label}: {', '.join(rest)}")
+        notes.append(f"Left out of {what} because the runs scored different data: {which}.")
+    only = "; ".join(f"{label}: {', '.join(tasks)}" for label, tasks in rest.items() if tasks)
     if only:
-        notes.append("Left out of the averages and times because not every run finished them: " + "; ".join(only) + ".")
+        notes.append(f"Left out of {what} because {why}: {only}.")
     return notes
 
 
@@ -207,28 +215,54 @@ def task_table(infos: list[RunInfo]) -> str:
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def dim_curves(infos: list[RunInfo]) -> dict[str, dict[str, list[tuple[int, float]]]]:
-    """task type → run label → [(dim, mean score over the type's tasks scored at every dim)], full dim last."""
-    curves: dict[str, dict[str, list[tuple[int, float]]]] = {}
+@dataclass
+class DimCurves:
+    """Score vs MRL dimension per task type: every run's curve is a mean over the same tasks (`tasks`)."""
+
+    points: dict[str, dict[str, list[tuple[int, float]]]]  # type → run label → [(dim, mean)], full dim last
+    tasks: dict[str, list[str]]  # type → the tasks each of its curves averages
+    notes: list[str]  # per type, the tasks left out and why
+
+
+def dim_curves(infos: list[RunInfo]) -> DimCurves:
+    """Per task type, each run with MRL results gets the mean score at each of its dims over the type's tasks that
+    every such run scored at its dims on the same data (as Table 5's average): a mean over each run's own tasks
+    would set runs on different task sets side by side."""
+    scored: dict[str, dict[str, dict[str, dict[int, float]]]] = {}  # type → label → task → dim → score
     for info in infos:
-        full = int(info.record.get("model", {}).get("embed_dim") or 0)
-        scores = {name: info.run.dim_scores(name) for name in info.ok}
-        by_type: dict[str, list[str]] = {}
         for name, task in info.ok.items():
-            if scores[name]:
-                by_type.setdefault(task.get("type") or "Unknown", []).append(name)
-        for kind, names in by_type.items():
-            dims = sorted(set.intersection(*(set(scores[n]) for n in names)))
-            points = [(d, mean(scores[n][d] for n in names)) for d in dims]
-            points.append((full, mean(info.ok[n]["main_score"] for n in names)))
-            curves.setdefault(kind, {})[info.label] = points
+            if dims := info.run.dim_scores(name):
+                scored.setdefault(task.get("type") or "Unknown", {}).setdefault(info.label, {})[name] = dims
+    curves = DimCurves({}, {}, [])
+    for kind, runs in scored.items():
+        compared = [i for i in infos if i.label in runs]
+        common = sorted(set.intersection(*(set(tasks) for tasks in runs.values())))
+        shared, differing = _split_by_data(compared, common)
+        rest = {label: sorted(set(tasks) - set(common)) for label, tasks in runs.items()}
+        curves.notes += _left_out(f"the {kind} curves", differing, rest, "not every run scored them at MRL dims")
+        if not shared:
+            curves.notes.append(f"No {kind} task was scored at MRL dims by every run on the same data: no curve.")
+            continue
+        curves.tasks[kind] = shared
+        for info in compared:
+            tasks = runs[info.label]
+            dims = sorted(set.intersection(*(set(tasks[t]) for t in shared)))
+            points = [(d, mean(tasks[t][d] for t in shared)) for d in dims]
+            full = int(info.record.get("model", {}).get("embed_dim") or 0)
+            points.append((full, mean(info.ok[t]["main_score"] for t in shared)))
+            curves.points.setdefault(kind, {})[info.label] = points
     return curves
 
 
 def write_report(paths: list[Path], out: Path) -> Path:
     """efficiency.md and its PNGs in out/; returns the markdown path."""
+    if out.exists() and not out.is_dir():  # before any work: the report would have nowhere to go
+        raise UsageError(f"report folder {out} (--out) is a file: give a folder, where efficiency.md and its PNGs go")
     infos = load_runs(paths)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"report folder {out} (--out) cannot be created: {exc.strerror}") from None
     t5, notes = table5(infos)
     lines = ["# Efficiency report", "", "Runs: " + ", ".join(f"`{i.label}` ({i.run.path})" for i in infos), "",
              "## Table 5 (shape of the Conan-v2 paper's Table 5)", "", t5, ""]  # fmt: skip
@@ -243,10 +277,10 @@ def write_report(paths: list[Path], out: Path) -> Path:
               "## Score vs embedding dimension (MRL)", ""]  # fmt: skip
     plots.throughput(infos, out / "throughput.png")
     curves = dim_curves(infos)
-    if curves:
-        plots.dims(curves, out / "dims.png")
+    if curves.points:
+        plots.dims(curves.points, out / "dims.png")
         lines += ["![score vs dimension per task type](dims.png)", ""]
-        for kind, per_run in curves.items():
+        for kind, per_run in curves.points.items():
             dims = sorted({d for pts in per_run.values() for d, _ in pts[:-1]})
             body = []
             for label, pts in per_run.items():
@@ -254,10 +288,14 @@ def write_report(paths: list[Path], out: Path) -> Path:
                 full_dim, full = pts[-1]
                 body.append([label, *[_fmt(100 * at[d], 2) if d in at else "—" for d in dims],
                              f"{100 * full:.2f} ({full_dim})"])  # fmt: skip
-            lines += [f"**{kind}**: mean score ×100 over the type's tasks scored at every dim", "",
+            tasks = curves.tasks[kind]
+            lines += [f"**{kind}**: mean score ×100 over the {len(tasks)} task(s) every run scored at its dims on the "
+                      f"same data, the same tasks in every row: {', '.join(tasks)}", "",
                       tabulate(body, headers=["Run", *map(str, dims), "full (dim)"], tablefmt="github",
                                disable_numparse=True), ""]  # fmt: skip
-    else:
+    if curves.notes:
+        lines += [f"- {n}" for n in curves.notes] + [""]
+    if not curves.points and not curves.notes:
         lines += ["No run has results under `experiments/embed_dim_<d>/`, so there is no curve: evaluate with "
                   "`harness run --dims 64,128,256,full ...` to score truncated embeddings.", ""]  # fmt: skip
     path = out / "efficiency.md"

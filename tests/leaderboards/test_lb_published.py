@@ -155,15 +155,15 @@ def test_a_sample_mirror_does_not_rank_against_the_published_whole_split(tmp_pat
     scores (64.51) and earned Borda points (audit I F5). run.json now says whether a mirror holds its twin's whole
     split (harness.tasks.official_coverage); a sample's task earns no row Borda points beside published rows."""
     write_json(tmp_path / "pub" / "org__pub" / "r" / "STS16.json", result_json("STS16", 0.70))
-    sample = {"STS16": {"full_split": False, "split_coverage": "test.jsonl 47 of 1186 (test)"}}
+    sample = {"STS16": {"full_split": False, "split_coverage": "test.jsonl 47 rows, mteb's test 1186"}}
     run = make_run(tmp_path, "sample", {"STS16": 0.80}, {"STS16": "STS"}, data=sample)
     board = build_board([run], [tmp_path / "pub"], None, False)
     assert board.mixed == {"STS16": ["rows"]}
-    assert any(n.startswith("‡ STS16: our runs scored a sample of the official split (test.jsonl 47 of 1186 (test))")
-               for n in board.notes)  # fmt: skip
+    assert any(n.startswith("‡ STS16: our runs scored a mirror whose rows are not mteb's (test.jsonl 47 rows, "
+                            "mteb's test 1186)") for n in board.notes)  # fmt: skip
     assert build_board([run], [], None, False).mixed == {}  # among our own runs of one sample: ranked
     full = make_run(tmp_path / "f", "full", {"STS16": 0.80}, {"STS16": "STS"},
-                    data={"STS16": {"full_split": True, "split_coverage": "test.jsonl 1186 of 1186 (test)"}})
+                    data={"STS16": {"full_split": True, "split_coverage": "test.jsonl 1186 rows, mteb's test 1186"}})
     assert build_board([full], [tmp_path / "pub"], None, False).mixed == {}
 
 
@@ -172,8 +172,39 @@ def test_official_coverage_compares_counts_with_mteb_statistics(shared_data: Pat
     from harness.tasks import official_coverage
 
     shared, sample = discover_tasks(shared_data), discover_tasks(default_data_root())
-    assert official_coverage(shared["STS16"]) == (True, "test.jsonl 1186 of 1186 (test)")
-    assert official_coverage(sample["STS16"]) == (False, "test.jsonl 47 of 1186 (test)")
-    assert official_coverage(shared["SciFact"]) == (True, "queries.jsonl 300 of 300, corpus.jsonl 5183 of 5183 (test)")
-    assert official_coverage(shared["TNews"]) == (False, "test.jsonl 2010 of 10000 (validation)")  # FewCLUE's test
+    assert official_coverage(shared["STS16"]) == (True, "test.jsonl 1186 rows, mteb's test 1186")
+    assert official_coverage(sample["STS16"]) == (False, "test.jsonl 47 rows, mteb's test 1186")
+    assert official_coverage(shared["SciFact"]) == (
+        True, "queries.jsonl 300 rows, mteb's test 300; corpus.jsonl 5183 rows, mteb's test 5183")
+    assert official_coverage(shared["TNews"]) == (  # FewCLUE's test, a part of CLUE's validation
+        False, "test.jsonl 2010 rows, mteb's validation 10000; train.jsonl 2283 rows, mteb's train 53360")
     assert official_coverage(shared["XQuADRetrievalEnEn"]) is None  # no mteb twin
+
+
+def test_a_classification_mirror_is_whole_only_with_mteb_s_train_split(shared_data: Path, tmp_path: Path):
+    """Before: EmotionClassification of ../shared/data (all 2,000 test rows, but 15,958 train rows where mteb's
+    train split has 16,000) was recorded `full_split: true`, so `harness leaderboard --published` ranked it against
+    the published score without `‡` and gave it Borda points; mteb's classifier trains on rows sampled per label
+    from the train split, so another train split is another score. And OnlineShopping's 2,000 test rows (mteb's:
+    1,000; its own split of the corpus) read "test.jsonl 2000 of 1000", in a note calling them a sample."""
+    from harness.data import discover_tasks
+    from harness.tasks import MIRROR, ResolvedTask
+
+    local = discover_tasks(shared_data)
+    emotion = ResolvedTask("EmotionClassification", MIRROR, "Classification", local=local["EmotionClassification"])
+    record = emotion.record()
+    assert (record["full_split"], record["split_coverage"]) == (
+        False, "test.jsonl 2000 rows, mteb's test 2000; train.jsonl 15958 rows, mteb's train 16000")
+    shopping = ResolvedTask("OnlineShopping", MIRROR, "Classification", local=local["OnlineShopping"]).record()
+    assert shopping["split_coverage"] == ("test.jsonl 2000 rows, mteb's test 1000; "
+                                          "train.jsonl 4000 rows, mteb's train 8000")
+    fields = {"full_split": record["full_split"], "split_coverage": record["split_coverage"]}
+    run = make_run(tmp_path, "emotion", {"EmotionClassification": 0.35}, {"EmotionClassification": "Classification"},
+                   data={"EmotionClassification": fields})  # fmt: skip
+    board = build_board([run], [SNAPSHOT], None, False)
+    assert any(e.kind == "published" and "EmotionClassification" in e.scores for e in board.entries)
+    assert board.mixed == {"EmotionClassification": ["rows"]}
+    assert any(n.startswith("‡ EmotionClassification: our runs scored a mirror whose rows are not mteb's (test.jsonl "
+                            "2000 rows, mteb's test 2000; train.jsonl 15958 rows, mteb's train 16000)")
+               for n in board.notes)  # fmt: skip
+    assert "EmotionClassification ‡" in render(board)

@@ -13,6 +13,8 @@ from safetensors.torch import save_model
 from conan_model import ConanModel
 from conan_model.config import ConanConfig
 from harness.cli import main
+from harness.data import default_data_root
+from harness.runs import open_run
 from reporting.efficiency import parameters
 
 
@@ -122,3 +124,36 @@ def test_model_time_sums_only_tasks_every_run_encoded_whole(tiny_runs, tmp_path)
     text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
     assert "Model time, s (6 tasks)" in text and "Avg score ×100 (7 tasks)" in text
     assert "some run took part of TinySTS from the embedding cache" in text
+
+
+def test_mrl_curves_average_the_tasks_every_run_scored_at_dims(tmp_path):
+    """Before: each run's curve averaged its own tasks, so a run with STS16 and STS13 at dim 64 and a run with STS16
+    alone were drawn side by side on different averages. Both now average STS16, and the report says so."""
+    sample = default_data_root()
+    for name, tasks in (("two", "STS16,STS13"), ("one", "STS16")):
+        argv = ["run", "--tasks", tasks, "--model", "minilm", "--dims", "64,full", "--data-dir", str(sample),
+                "--out", str(tmp_path), "--run-name", name, "--no-progress"]  # fmt: skip
+        assert main(argv) == 0
+    out = tmp_path / "report"
+    assert main(["report", str(tmp_path / "two"), str(tmp_path / "one"), "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
+    assert ("**STS**: mean score ×100 over the 1 task(s) every run scored at its dims on the same data, the same "
+            "tasks in every row: STS16") in text  # fmt: skip
+    assert ("Left out of the STS curves because not every run scored them at MRL dims: all-MiniLM-L6-v2 [two]: "
+            "STS13.") in text  # fmt: skip
+    sts16 = open_run(tmp_path / "one").dim_scores("STS16")[64]
+    full = _tasks(tmp_path / "one")["STS16"]["main_score"]
+    for name in ("two", "one"):
+        assert f"| all-MiniLM-L6-v2 [{name}] | {100 * sts16:.2f} | {100 * full:.2f} (384) |" in text
+
+
+def test_report_into_an_existing_file_is_a_clear_error(tiny_runs, tmp_path, capsys):
+    """Before: `harness report --out <a file>` died in a FileExistsError traceback."""
+    taken = tmp_path / "notes.md"
+    taken.write_text("mine", encoding="utf-8")
+    assert main(["report", str(tiny_runs["short"]), "--out", str(taken)]) == 2
+    err = capsys.readouterr().err
+    assert f"report folder {taken} (--out) is a file" in err and "Traceback" not in err
+    assert taken.read_text(encoding="utf-8") == "mine"
+    assert main(["report", str(tiny_runs["short"]), "--out", str(taken / "report")]) == 2  # below a file
+    assert f"report folder {taken / 'report'} (--out) cannot be created: Not a directory" in capsys.readouterr().err
