@@ -38,7 +38,11 @@ in progress; a finished stage's checkpoints are deleted (its final model stays).
 version (git commit, "+dirty" with uncommitted .py edits) it ran at, not part of its key: the report names every
 version it mixes.
 A stage whose fingerprint, file hashes and starting model equal a finished unit's (the [choose] run of the value
-chosen and the tuned arm's first seed) reuses that unit's model instead of training it again.
+chosen and the tuned arm's first seed) reuses that unit's model instead of training it again. That seed-0 run is
+thus the best of the candidates on its own dev noise, a small bias towards the tuned arm (docs/training-supervised.md,
+"[choose] and the tuned arm's seed 0"); training it again at the same seed would repeat it, not remove the bias.
+Every unit's stage config (with each arm's overrides and each [choose] value) and every dev and test task name
+are checked when the ablation opens, before anything trains or is written.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from conan_model.fingerprint import data_fingerprint, files_fingerprint
 from harness.data import LocalTask, discover_tasks, normalized_texts
 from harness.env import data_root
 from harness.errors import UsageError
-from harness.pipeline import checked_list, read_toml, source_fingerprint
+from harness.pipeline import check_task_names, checked_list, source_fingerprint
 from harness.runs import atomic_write_json, read_json
 from harness.sysinfo import code_version
 
@@ -75,7 +79,9 @@ def drop_checkpoints(unit_dir: Path) -> None:
 
 def load_ablation(path: Path) -> dict[str, Any]:
     """Read and check the config; every error names the file and the key (exit status 2)."""
-    return check_ablation(read_toml(path, "ablation"), path)
+    from train.cli import read_toml
+
+    return check_ablation(read_toml(path, "ablation", UsageError), path)
 
 
 def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -93,7 +99,9 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
         bad = sorted(set(arm) - {"set", "stages"})
         if bad:
             raise UsageError(f"{path}: arms.{name}: unknown key(s) {bad} (expected set, stages)")
-    if not isinstance(cfg["seeds"], list) or len(cfg["seeds"]) < 1 or len(set(cfg["seeds"])) != len(cfg["seeds"]):
+    seeds = cfg["seeds"]
+    integers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    if not integers or len(seeds) < 1 or len(set(seeds)) != len(seeds):
         raise UsageError(f"{path}: seeds must be a list of distinct integers, got {cfg['seeds']!r}")
     bad_eval = sorted(set(ev) - EVAL_KEYS)
     if bad_eval:
@@ -186,6 +194,8 @@ class Ablation:
         ev = cfg["eval"]
         self.dev, self.test = list(ev["dev"]), list(ev["test"])
         self.data_dir = data_root(cfg.get("data_dir"))[0]
+        for key, tasks in (("eval.dev", self.dev), ("eval.test", self.test)):
+            check_task_names(config_path, key, self.data_dir, tasks)
         local = discover_tasks(self.data_dir)
         # each task's files, hashed once per process: None for a task without a folder under the data root
         self.task_files = {t: local[t].files_identity() if t in local else None for t in self.dev + self.test}
@@ -197,6 +207,7 @@ class Ablation:
                              "partly made on test items; choose other dev tasks, or say why it is acceptable in "
                              "eval.overlap_ok = \"...\" (the report shows the overlap and the reason)")  # fmt: skip
         self.out = Path(cfg.get("out", f"runs/ablations/{cfg['name']}"))  # made only once the config is accepted
+        self.check_stages()
         self.out.mkdir(parents=True, exist_ok=True)
         self.state: dict[str, Any] = read_json(self.out / STATE, {"done": {}})
         self.code = code_version()  # once: this process runs the code it imported at its start
@@ -214,18 +225,9 @@ class Ablation:
                     init: str | None) -> str | None:  # fmt: skip
         """Train ``stages`` in order (extra overrides on the last one; seed None: the stage's own); returns the
         last final model, or ``init`` when there are no stages."""
-        from train.cli import resolve
-        from train.errors import TrainError
-
         for i, stage in enumerate(stages):
             unit = f"{prefix}/stage{i}"
-            sets = [*self.cfg.get("set", []), *stage.get("set", []), *(extra if i == len(stages) - 1 else [])]
-            sets += ([f"seed={seed}"] if seed is not None else []) + [f"output_dir={self.out / unit}"]
-            sets += [f"init={init}"] if init else []
-            try:
-                module, stage_cfg = resolve(stage["config"], None, sets)
-            except TrainError as exc:  # the train CLI's one-line errors (config key, type, missing file)
-                raise UsageError(f"{self.config_path}: {unit} ({stage['config']}): {exc}") from exc
+            module, stage_cfg = self._resolve(unit, stage, extra if i == len(stages) - 1 else [], seed, init)
             fp, done = fingerprint(stage_cfg, chained=bool(init)), self.state["done"].get(unit)
             if done and done["fingerprint"] != fp:
                 raise UsageError(f"{self.config_path}: {unit} was trained with another config (fingerprint "
@@ -261,6 +263,53 @@ class Ablation:
             init = str(final)
         return init
 
+    def _resolve(self, unit: str, stage: dict[str, Any], extra: list[str], seed: int | None, init: str | None,
+                 where: str = "") -> tuple[Any, Any]:  # fmt: skip
+        """(stage module, config) of one unit: the ablation's, the stage's and ``extra`` overrides, then the unit's
+        seed, output_dir and starting model; a bad key or value is one line naming the file, ``where`` (the
+        config key at fault, when known) and the unit."""
+        from train.cli import resolve
+        from train.errors import TrainError
+
+        sets = [*self.cfg.get("set", []), *stage.get("set", []), *extra]
+        sets += ([f"seed={seed}"] if seed is not None else []) + [f"output_dir={self.out / unit}"]
+        sets += [f"init={init}"] if init else []
+        try:
+            return resolve(stage["config"], None, sets)
+        except TrainError as exc:  # the train CLI's one-line errors (config key, type, missing file)
+            place = f"{where}: {unit}" if where else unit
+            raise UsageError(f"{self.config_path}: {place} ({stage['config']}): {exc}") from exc
+
+    def check_stages(self) -> None:
+        """Resolve every unit's stage config before anything trains (first seed; a chained stage starts from where
+        its predecessor will export): the stage as configured, then with the arm's `set`, then with each [choose]
+        value, so an error names the key that broke it. Before, a typo in the last arm's overrides, or in
+        `choose.key`, surfaced only after every earlier unit had trained."""
+        spec = self.cfg.get("choose")
+        choices = [[f"{spec['key']}={json.dumps(v)}"] for v in spec["values"]] if spec else []
+        for arm in self.cfg["arms"]:
+            init = None
+            chains = self._chains(arm, self.cfg["seeds"][0], [])
+            for n, (prefix, stages, extra, seed) in enumerate(chains):
+                for i, stage in enumerate(stages):
+                    unit, layers = f"{prefix}/stage{i}", [("", [])]
+                    if i == len(stages) - 1 and n == len(chains) - 1:  # where the arm's and the choice's apply
+                        layers += [(f"arms.{arm}.set", extra)] if extra else []
+                        layers += [("choose", [*extra, *choice]) for choice in choices]
+                    for where, sets in layers:
+                        self._resolve(unit, stage, sets, seed, init, where)
+                    init = str(self.out / unit / "final")
+
+    def _chains(self, arm: str, seed: int, extra: list[str], tag: str = ""
+                ) -> list[tuple[str, list[dict[str, Any]], list[str], int | None]]:  # fmt: skip
+        """The chains one arm × seed trains, in order, as (unit prefix, stages, overrides of the last stage, seed):
+        the base stages (once, their own seed), the shared stages of this seed, the arm's stages."""
+        spec = self.cfg["arms"][arm] or {}
+        return [("base", self.cfg.get("base", []), [], None),
+                (f"seed{seed}/shared", self.cfg.get("shared", []), [], seed),
+                (f"seed{seed}/{arm}{tag}", spec.get("stages", self.cfg["stages"]), [*spec.get("set", []), *extra],
+                 seed)]  # fmt: skip
+
     def _twin(self, fp: str, inputs: dict[str, str], init: str | None) -> str | None:
         """A finished unit with this fingerprint, input contents and starting model: training this one would
         repeat it.
@@ -276,14 +325,13 @@ class Ablation:
         return None
 
     def train_arm(self, arm: str, seed: int, extra: list[str] | None = None, tag: str = "") -> str:
-        """Shared stages of this seed (once), then the arm's stages; returns the arm's final model."""
-        init = self.train_chain("base", self.cfg.get("base", []), [], None, None)
-        init = self.train_chain(f"seed{seed}/shared", self.cfg.get("shared", []), [], seed, init)
-        spec = self.cfg["arms"][arm] or {}
-        stages = spec.get("stages", self.cfg["stages"])
-        final = self.train_chain(f"seed{seed}/{arm}{tag}", stages, [*spec.get("set", []), *(extra or [])], seed, init)
-        assert final is not None  # load_ablation requires at least one stage
-        return final
+        """Base stages (once), shared stages of this seed (once), then the arm's stages; returns the arm's final
+        model."""
+        init = None
+        for prefix, stages, overrides, unit_seed in self._chains(arm, seed, extra or [], tag):
+            init = self.train_chain(prefix, stages, overrides, unit_seed, init)
+        assert init is not None  # load_ablation requires at least one stage
+        return init
 
     def evaluate(self, model: str, name: str, tasks: list[str]) -> dict[str, float]:
         """Harness evaluation of one model on ``tasks`` (at full width and every ``eval.dims``); returns {task: main

@@ -8,10 +8,12 @@ not the path) of its `init` (a folder, a gguf: file, a prepared base), of every 
 of a local tokenizer file or pool-scorer model, and the previous stage's key.
 A stage whose key changed trains again from scratch (its old output_dir is moved
 aside to `<output_dir>.replaced` and deleted once the new model is exported; it is never resumed into), and so does
-every later stage; an evaluation whose checkpoint changed replaces its old results, and goes on replacing them
-after an interruption until one evaluation of the new checkpoint has ended. An output_dir this pipeline did not
-train is refused. Every table's keys and value types are checked (a typo or a string for a list is an error). Config
-(TOML), with paths relative to the working directory:
+every later stage; an evaluation whose checkpoint changed replaces its old results, and a rerun after an
+interruption keeps the tasks it had finished for the new checkpoint (it replaces only while run.json still holds
+the old one). An output_dir this pipeline did not train is refused. Every table's keys and value types are checked
+(a typo or a string for a list is an error), and so, when the config loads and before any stage trains, is every
+stage's config with its `set`, every task or suite name and every MRL dim. Config (TOML), with paths relative to
+the working directory:
 
     out = "runs/pipeline"
     [[train]]                                   # zero or more stages, run in order
@@ -32,7 +34,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import shutil
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -50,16 +51,6 @@ KEYS = {
 }  # fmt: skip
 
 
-def read_toml(path: Path, kind: str) -> dict[str, Any]:
-    """The parsed TOML of a `kind` config (pipeline, ablation); a missing or malformed file exits 2 naming it."""
-    if not path.is_file():
-        raise UsageError(f"{kind} config {path} does not exist")
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: invalid TOML: {exc}") from exc
-
-
 def _check_keys(path: Path, table: str, values: Any) -> None:
     """Refuse a table that is not one, or an unknown key in it, naming the file, the table and a close key."""
     if not isinstance(values, dict):
@@ -73,7 +64,9 @@ def _check_keys(path: Path, table: str, values: Any) -> None:
 
 def load_pipeline(path: Path) -> dict[str, Any]:
     """Read and check the config; every error names the file, the table and the key (exit status 2)."""
-    cfg = read_toml(path, "pipeline")
+    from train.cli import read_toml
+
+    cfg = read_toml(path, "pipeline", UsageError)
     _check_keys(path, "top level", cfg)
     stages = cfg.get("train", [])
     if not isinstance(stages, list):
@@ -98,7 +91,48 @@ def load_pipeline(path: Path) -> dict[str, Any]:
             raise UsageError(f"{path}: [eval] {key} must be a string, got {evaluation[key]!r}")
     if not isinstance(cfg.get("leaderboard", {}).get("published", False), bool):
         raise UsageError(f"{path}: [leaderboard] published must be true or false")
+    _check_before_training(path, cfg)
     return cfg
+
+
+def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
+    """What the steps after training would refuse, refused now: every stage's resolved config, the task or suite
+    names and the MRL dims (before: a typo surfaced only once every training stage had run)."""
+    from harness.checks import parse_dims
+    from harness.env import data_root
+    from train.cli import resolve
+    from train.errors import TrainError
+
+    for i, stage in enumerate(cfg.get("train", [])):
+        try:
+            resolve(stage["config"], None, list(stage.get("set", [])))
+        except TrainError as exc:
+            raise UsageError(f"{path}: [[train]] #{i + 1} ({stage['config']}): {exc}") from exc
+    evaluation = cfg["eval"]
+    data_dir = data_root(evaluation.get("data_dir"))[0]
+    if evaluation.get("suite"):
+        check_task_names(path, "[eval] suite", data_dir, None, evaluation["suite"])
+    if evaluation.get("tasks"):
+        check_task_names(path, "[eval] tasks", data_dir, evaluation["tasks"], evaluation.get("suite"))
+    for value in evaluation.get("dims", []):
+        try:
+            parse_dims([str(value)])
+        except UsageError:  # its message names the `harness run` option, not this key
+            raise UsageError(f"{path}: [eval] dims: {value!r} is not a positive integer or 'full'") from None
+
+
+def check_task_names(path: Path, key: str, data_dir: Path, tasks: list[str] | None, suite: str | None = None) -> None:
+    """Refuse unknown task or suite names as the evaluation will (`harness.runner.plan_tasks`), naming the config
+    file and key, so that a typo costs no training."""
+    from harness.data import scan_tasks
+    from harness.runner import RunConfig, plan_tasks
+
+    try:
+        local, broken = scan_tasks(data_dir)
+        plan = RunConfig(model="", data_dir=data_dir, suite=suite, tasks=tasks)
+        plan_tasks(plan, local, {name: str(exc) for name, exc in broken.items()})
+    except UsageError as exc:
+        raise UsageError(f"{path}: {key}: {exc}") from None
 
 
 def checked_list(path: Path, key: str, value: Any, kind: type | tuple[type, ...]) -> list[Any]:
@@ -212,30 +246,41 @@ class Pipeline:
             name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in spec)
             data_dir = data_root(ev.get("data_dir"))[0]
             step = f"eval:{spec}"  # a checkpoint retrained since its last evaluation: its old results are replaced
+            replaces = self._replaced_model(step, model_key, self.out / "evals" / name)
             run_cfg = RunConfig(model=spec, data_dir=data_dir,
                                 out=self.out / "evals", suite=ev.get("suite"), tasks=ev.get("tasks"), run_name=name,
                                 dims=parse_dims([str(d) for d in ev.get("dims", [])]),
                                 options=ModelOptions(device=ev.get("device")), show_progress=False,
-                                overwrite=self._replacing(step, model_key))  # fmt: skip
-            self._start(step, {"key": model_key, "replacing": run_cfg.overwrite})
+                                overwrite=replaces is not None)  # fmt: skip
+            self._start(step, {"key": model_key, "replaces": replaces})
             self._say(step, "evaluating (replacing the old model's results)" if run_cfg.overwrite
                       else "evaluating (finished tasks are skipped)")  # fmt: skip
             code = run(run_cfg)
-            self._start(step, {"key": model_key, "replacing": False})  # the run directory is this model's now
+            self._start(step, {"key": model_key, "replaces": None})  # the run directory is this model's now
             if code != 0:
                 raise UsageError(f"evaluation of {spec} had failing tasks: see {run_cfg.out / name / 'run.json'}")
             self._finish(step, str(run_cfg.out / name))
             runs.append(run_cfg.out / name)
         return runs
 
-    def _replacing(self, step: str, model_key: str) -> bool:
-        """Whether the evaluation replaces another model's results: the model changed since the step last
-        started, or a replacing evaluation was interrupted before it ended (its run directory may still hold the
-        old model's run.json, which only an overwrite may replace: before stop 26 every rerun stopped there)."""
+    def _replaced_model(self, step: str, model_key: str, run_dir: Path) -> str | None:
+        """The fingerprint of another model whose results ``run_dir`` holds and this evaluation replaces (run with
+        overwrite), else None (finished tasks are kept and skipped).
+
+        Decided when the step's model changed since it last started (or never started here) and recorded with the
+        step, so a rerun after an interruption replaces only while run.json still holds that model: once
+        `harness run` has taken the directory over, the tasks it finished for the new model are this model's and
+        are kept. Before, the flag stayed set until an evaluation ended, and every rerun redid every task."""
+        held = read_json(run_dir / "run.json", {}).get("model", {}).get("fingerprint")
         started = self.state.get("started", {}).get(step)
         if isinstance(started, str):  # recorded before stop 26: the key alone
-            started = {"key": started, "replacing": False}
-        return started is None or started.get("key") != model_key or bool(started.get("replacing"))
+            started = {"key": started}
+        if started is None or started.get("key") != model_key:
+            return held
+        if started.get("replacing"):  # recorded before `replaces`: which model it replaced is unknown
+            return held
+        replaces = started.get("replaces")
+        return held if replaces is not None and held == replaces else None
 
     def summarize(self, runs: list[Path]) -> None:
         from harness.runs import atomic_write_text

@@ -42,17 +42,16 @@ def resolve(target: str, config: str | None, overrides: list[str]) -> tuple[Any,
     from .config import load_config  # imports torch (via conan_model): only when a stage runs, not for `--help`
 
     if target in STAGES:
-        stage, path = target, config
+        stage, path = target, Path(config) if config else None
+        if path is not None:
+            read_toml(path, "stage")  # a missing, non-UTF-8 or malformed file: one line naming it
     else:
         if config:
             raise ConfigError(f"give the config once: {target!r} or --config {config!r}")
         path = Path(target)
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"{target!r} is neither a stage ({', '.join(STAGES)}) nor a config file")
-        try:
-            stage = tomllib.loads(path.read_text(encoding="utf-8")).get("stage")
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: invalid TOML: {e}") from e
+        stage = read_toml(path, "stage").get("stage")
         if stage not in STAGES:
             raise ConfigError(f"{path}: `stage` must be one of {', '.join(STAGES)}, got {stage!r}")
     try:
@@ -60,6 +59,23 @@ def resolve(target: str, config: str | None, overrides: list[str]) -> tuple[Any,
     except ModuleNotFoundError as e:
         raise ConfigError(f"stage {stage!r} is not available: {e}") from e
     return module, load_config(module.CONFIG, path, overrides)
+
+
+def read_toml(path: Path, kind: str, error: type[ConanError] = ConfigError) -> dict[str, Any]:
+    """The parsed TOML of a ``kind`` config (stage, pipeline, ablation); a directory, a missing file, bytes that are
+    not UTF-8 or malformed TOML raise ``error`` naming the file (a non-UTF-8 file was a UnicodeDecodeError
+    traceback, a directory "does not exist")."""
+    if path.is_dir():
+        raise error(f"{kind} config {path} is a directory, not a TOML file")
+    if not path.is_file():
+        raise error(f"{kind} config {path} does not exist")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the {kind} config as "
+                    "UTF-8") from exc  # fmt: skip
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: invalid TOML: {exc}") from exc
 
 
 def run_args(args: argparse.Namespace) -> int:

@@ -271,6 +271,33 @@ def test_ablate_refuses_a_unit_whose_data_or_init_files_changed(tmp_path: Path, 
     assert weights.stat().st_mtime_ns == trained
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({'dev = ["STS16"]': 'dev = ["STS61"]'}, "eval.dev: unknown task 'STS61'"),
+    ({'test = ["STS12"]': 'test = ["STS12", "SciFakt"]'}, "eval.test: unknown task 'SciFakt'; did you mean: SciFact"),
+    ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"stepz=2\"]\n"},
+     "arms.b.set: seed0/b/stage0 (STAGE): --set: unknown weak config key(s) ['stepz']; did you mean steps?"),
+    ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"lr='fast'\"]\n"},
+     "arms.b.set: seed0/b/stage0 (STAGE): --set: config key 'lr' expects float, got 'fast'"),
+    ({"[eval]\n": '[choose]\nkey = "lrr"\nvalues = [1e-3, 3e-3]\n[eval]\n'},
+     "choose: seed0/a/stage0 (STAGE): --set: unknown weak config key(s) ['lrr']; did you mean lr?"),
+])  # fmt: skip
+def test_a_typo_that_training_would_reach_late_is_refused_before_any_unit_trains(
+        tmp_path: Path, shared_data: Path, capsys, change: dict[str, str], message: str) -> None:  # fmt: skip
+    """Before, task names were checked by the evaluation and an arm's overrides (or the [choose] key) when that
+    arm trained: a typo in a test task or the last arm cost every unit before it (audit). Now the config is
+    refused when the ablation opens, naming the file and the key, and nothing is written."""
+    stage = one_step_stage(tmp_path / "data", shared_data)[-1]
+    config = one_arm_config(tmp_path, stage, "typo")
+    text = config.read_text(encoding="utf-8")
+    for old, new in change.items():
+        assert old in text
+        text = text.replace(old, new, 1)
+    config.write_text(text, encoding="utf-8")
+    assert main(["ablate", str(config)]) == 2
+    assert f"{config}: {message.replace('STAGE', str(stage))}" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
+
+
 def test_a_recorded_evaluation_is_reused_only_under_the_same_eval_settings_and_task_files(
         tmp_path: Path, shared_data: Path, capsys) -> None:  # fmt: skip
     """Before: an evaluation unit was skipped whenever its model and tasks matched, so a rerun after editing
@@ -343,6 +370,7 @@ def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndev = [\"STS16\", \"STS12\"]"}, "in both dev and test"),
     ({"[arms.linear]\n": "[arms.linear]\nstep = 3\n"}, "arms.linear: unknown key(s) ['step']"),
     ({'reference = "bidir"': 'reference = "causal"'}, "reference = 'causal' is not one of"),
+    ({"seeds = [0, 1]": 'seeds = [0, "a"]'}, "seeds must be a list of distinct integers, got [0, 'a']"),
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndev = \"STS16\""}, "eval.dev must be a list"),  # was read as S, T, ...
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndims = [64, 0]\ndev = [\"STS16\"]"}, "eval.dims must be distinct positive"),
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndims = \"64\"\ndev = [\"STS16\"]"}, "eval.dims must be a list"),

@@ -86,12 +86,10 @@ def test_pipeline_value_of_the_wrong_type_names_the_key(tmp_path: Path, capsys, 
     assert f"{bad}: {message}" in capsys.readouterr().err
 
 
-def test_pipeline_eval_recovers_after_an_interruption_that_changed_the_model(tmp_path: Path, monkeypatch,
-                                                                             capsys) -> None:  # fmt: skip
-    """A checkpoint replaced since its last evaluation, the evaluation interrupted before `harness run` took the
-    run directory over: every rerun stopped at "holds results of model ...; --overwrite", an option the pipeline
-    does not have (audit J7). The rerun replaces the old model's results, and the next one skips them."""
-    import harness.runner
+def _evaluated_then_retrained(tmp_path: Path, tasks: list[str]) -> tuple[Path, Path, str]:
+    """A pipeline config evaluating a tiny untrained conan checkpoint on ``tasks``, evaluated once; then the
+    checkpoint is retrained in place (other weights under the same path). Returns (config, run directory, the
+    evaluated model's fingerprint)."""
     from conan_model import ConanConfig, ConanModel, save_pretrained, train_tokenizer_from_texts
 
     texts = [r["sentence1"] for r in read_rows(discover_tasks(default_data_root())["STS16"], "test.jsonl")]
@@ -103,11 +101,22 @@ def test_pipeline_eval_recovers_after_an_interruption_that_changed_the_model(tmp
         save_pretrained(ConanModel(ConanConfig.preset("tiny", vocab_size=tokenizer.get_vocab_size())), tokenizer, ckpt)
 
     config = tmp_path / "pipeline.toml"
-    config.write_text(f'out = "{tmp_path / "pipe"}"\n[eval]\ntasks = ["STS16"]\ncheckpoints = ["{ckpt}"]\n',
+    config.write_text(f'out = "{tmp_path / "pipe"}"\n[eval]\ntasks = {json.dumps(tasks)}\ncheckpoints = ["{ckpt}"]\n',
                       encoding="utf-8")  # fmt: skip
     checkpoint(0)
-    Pipeline(load_pipeline(config)).evaluate([])
-    checkpoint(1)  # retrained in place
+    (run_dir,) = Pipeline(load_pipeline(config)).evaluate([])
+    checkpoint(1)
+    return config, run_dir, json.loads((run_dir / "run.json").read_text())["model"]["fingerprint"]
+
+
+def test_pipeline_eval_recovers_after_an_interruption_that_changed_the_model(tmp_path: Path, monkeypatch,
+                                                                             capsys) -> None:  # fmt: skip
+    """A checkpoint replaced since its last evaluation, the evaluation interrupted before `harness run` took the
+    run directory over: every rerun stopped at "holds results of model ...; --overwrite", an option the pipeline
+    does not have (audit J7). The rerun replaces the old model's results, and the next one skips them."""
+    import harness.runner
+
+    config = _evaluated_then_retrained(tmp_path, ["STS16"])[0]
     real = harness.runner.run
     monkeypatch.setattr(harness.runner, "run", lambda cfg: (_ for _ in ()).throw(KeyboardInterrupt()))
     assert main(["pipeline", str(config)]) == 130  # Ctrl-C: the pipeline says what it keeps and how to go on
@@ -118,6 +127,42 @@ def test_pipeline_eval_recovers_after_an_interruption_that_changed_the_model(tmp
     assert json.loads((run_dir / "run.json").read_text())["tasks"]["STS16"]["status"] == "ok"
     Pipeline(load_pipeline(config)).evaluate([])
     assert "finished tasks are skipped" in capsys.readouterr().out
+
+
+def test_pipeline_rerun_after_an_interrupted_replacement_keeps_the_new_checkpoints_finished_tasks(
+        tmp_path: Path, monkeypatch, capsys) -> None:  # fmt: skip
+    """A checkpoint retrained since its last evaluation; the evaluation that replaces its results is interrupted
+    (Ctrl-C) after its first task finished. Before, every rerun evaluated under overwrite until one evaluation
+    ended, so the finished task was redone each time (audit): now the rerun keeps it (same checkpoint, same
+    settings) and evaluates only the task the interruption cut, while the old checkpoint's results are gone."""
+    import harness.runner
+
+    config, run_dir, old_model = _evaluated_then_retrained(tmp_path, ["STS16", "STS12"])
+    real_task = harness.runner.run_task
+
+    def interrupted_at_the_second_task(resolved, *args, **kwargs):
+        if resolved.name == "STS12":
+            raise KeyboardInterrupt
+        return real_task(resolved, *args, **kwargs)
+
+    monkeypatch.setattr(harness.runner, "run_task", interrupted_at_the_second_task)
+    assert main(["pipeline", str(config)]) == 130
+    record = json.loads((run_dir / "run.json").read_text())
+    new_model = record["model"]["fingerprint"]
+    assert new_model != old_model and record["tasks"]["STS16"]["identity"]["model_fingerprint"] == new_model
+    sts16 = {p: p.stat().st_mtime_ns for p in run_dir.rglob("STS16*.json")}  # its result and predictions
+    assert sts16
+    capsys.readouterr()
+
+    monkeypatch.setattr(harness.runner, "run_task", real_task)
+    Pipeline(load_pipeline(config)).evaluate([])
+    log = capsys.readouterr().out
+    assert "finished tasks are skipped" in log and "STS16: done earlier, skipped" in log
+    assert "STS12" in log and "STS12: done earlier" not in log
+    tasks = json.loads((run_dir / "run.json").read_text())["tasks"]
+    assert {t: (e["status"], e["identity"]["model_fingerprint"]) for t, e in tasks.items()} == {
+        "STS16": ("ok", new_model), "STS12": ("ok", new_model)}  # fmt: skip
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("STS16*.json")} == sts16  # not written again
 
 
 def _two_stages(tmp_path: Path, shared_data: Path, pretrain_steps: int, weak_steps: int) -> Path:
@@ -264,3 +309,32 @@ def test_pipeline_typo_in_a_table_exits_2(tmp_path: Path, capsys, body: str, mes
     assert main(["pipeline", str(bad)]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and message in err
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ('tasks = ["STS61"]', "[eval] tasks: unknown task 'STS61'; did you mean: STS17, STS16"),
+    ('suite = "local-xx"', "[eval] suite: unknown suite 'local-xx'"),
+    ('tasks = ["STS16"]\ndims = ["64", "6x"]', "[eval] dims: '6x' is not a positive integer or 'full'"),
+    ('tasks = ["STS16"]\ndims = [0]', "[eval] dims: 0 is not a positive integer or 'full'"),
+    ('tasks = ["STS16"]\n[[train]]\nconfig = "configs/weak.toml"\nset = ["stepz=1"]',
+     "[[train]] #2 (configs/weak.toml): --set: unknown weak config key(s) ['stepz']; did you mean steps?"),
+])  # fmt: skip
+def test_pipeline_typo_after_the_training_stages_is_refused_before_any_trains(
+        tmp_path: Path, shared_data: Path, capsys, monkeypatch, change: str, message: str) -> None:  # fmt: skip
+    """A task name, suite, dim or later stage's override that is wrong: before, each was found only after the
+    stages before it had trained (audit). Now the config is refused when it loads, naming the file and the key,
+    and no stage trains."""
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "pipe"
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f"""out = "{out}"
+[[train]]
+config = "configs/pretrain.toml"
+set = ["output_dir='{out / "pretrain"}'", "data_root='{shared_data / "train"}'", "steps=1", "batch_size=2",
+       "seq_len=16", "tokenizer_rows=50", "tokenizer_vocab=300", "threads=1"]
+[eval]
+{change}
+""", encoding="utf-8")  # fmt: skip
+    assert main(["pipeline", str(config)]) == 2
+    assert f"{config}: {message}" in capsys.readouterr().err
+    assert not (out / "pretrain").exists()
