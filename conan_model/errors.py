@@ -21,5 +21,5 @@ class DataError(ConanError):
     """Malformed data; the message starts with file:line so editors can jump there."""
 
     def __init__(self, path: Path | str, line: int, message: str):
-        self.path, self.line = Path(path), line
+        self.path, self.line, self.detail = Path(path), line, message
         super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")

@@ -275,7 +275,7 @@ class Ablation:
         sets += ([f"seed={seed}"] if seed is not None else []) + [f"output_dir={self.out / unit}"]
         sets += [f"init={init}"] if init else []
         try:
-            return resolve(stage["config"], None, sets)
+            return resolve(stage["config"], None, sets, "set")
         except TrainError as exc:  # the train CLI's one-line errors (config key, type, missing file)
             place = f"{where}: {unit}" if where else unit
             raise UsageError(f"{self.config_path}: {place} ({stage['config']}): {exc}") from exc

@@ -17,15 +17,16 @@ def check_positive(option: str, value: int | None) -> None:
         raise UsageError(f"{option} {value}: must be at least 1")
 
 
-def parse_dims(dims: list[str] | None) -> list[int]:
-    """--dims values → positive integers, parsed once where they enter (the CLI, a pipeline config); 'full' is
-    dropped, since the full dimension is always evaluated. Only ASCII digits count ('²' is not 2)."""
+def parse_dims(dims: list[str] | None, option: str = "--dims") -> list[int]:
+    """--dims values → positive integers, parsed once where they enter (the CLI, a pipeline config: ``option``
+    names where, e.g. '<file>: [eval] dims'); 'full' is dropped, since the full dimension is always evaluated. Only
+    ASCII digits count ('²' is not 2)."""
     parsed = []
     for value in dims or []:
         if value == "full":
             continue
         if not (value.isascii() and value.isdigit()) or int(value) < 1:
-            raise UsageError(f"--dims: {value!r} is not a positive integer or 'full'")
+            raise UsageError(f"{option}: {value!r} is not a positive integer or 'full'")
         parsed.append(int(value))
     return parsed
 

@@ -105,7 +105,7 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
 
     for i, stage in enumerate(cfg.get("train", [])):
         try:
-            resolve(stage["config"], None, list(stage.get("set", [])))
+            resolve(stage["config"], None, list(stage.get("set", [])), "set")
         except TrainError as exc:
             raise UsageError(f"{path}: [[train]] #{i + 1} ({stage['config']}): {exc}") from exc
     evaluation = cfg["eval"]
@@ -114,11 +114,7 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
         check_task_names(path, "[eval] suite", data_dir, None, evaluation["suite"])
     if evaluation.get("tasks"):
         check_task_names(path, "[eval] tasks", data_dir, evaluation["tasks"], evaluation.get("suite"))
-    for value in evaluation.get("dims", []):
-        try:
-            parse_dims([str(value)])
-        except UsageError:  # its message names the `harness run` option, not this key
-            raise UsageError(f"{path}: [eval] dims: {value!r} is not a positive integer or 'full'") from None
+    parse_dims([str(value) for value in evaluation.get("dims", [])], f"{path}: [eval] dims")
 
 
 def check_task_names(path: Path, key: str, data_dir: Path, tasks: list[str] | None, suite: str | None = None) -> None:
@@ -191,7 +187,7 @@ class Pipeline:
         upstream = None  # the previous stage's key: a retrained stage makes every later one train again
         for i, stage in enumerate(self.cfg.get("train", [])):
             step = f"train:{i}"
-            module, stage_cfg = resolve(stage["config"], None, list(stage.get("set", [])))
+            module, stage_cfg = resolve(stage["config"], None, list(stage.get("set", [])), "set")
             parts = [fingerprint(stage_cfg), stage_cfg.output_dir, input_hashes(stage_cfg), upstream]
             key = data_fingerprint(parts)[:16]
             done = self._done(step)

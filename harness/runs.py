@@ -393,7 +393,7 @@ def other_settings(record: dict[str, Any]) -> dict[str, str]:
     both from this answer. Every identity key is compared (a key only one side has counts as a difference), against
     the run's own (run.json `identity`), so a setting added to the identity is flagged without a change here. The
     task's own keys (`source`, `data`) have no run-wide value: a mirror task is flagged when it was read from another
-    data root than the header's, whose rows its score must not pass for; shown as `shown_root` does, with the start
+    data root than the header's, whose rows its score must not pass for; shown as `shown_path` does, with the start
     of its files' hash (identity `data`), which tells two roots of one folder name apart."""
     current = record.get("identity", {})
     root = record.get("data_root")
@@ -406,21 +406,21 @@ def other_settings(record: dict[str, Any]) -> dict[str, str]:
         diff = [f"{k} {_setting(identity.get(k))}" for k in keys if identity.get(k) != current.get(k)]
         if task.get("source") == MIRROR and task.get("data_root", root) != root:
             files = identity.get("data") or ""
-            diff.append(f"data root {shown_root(task['data_root'])}" + (f" (files {files[:15]}…)" if files else ""))
+            diff.append(f"data root {shown_path(task['data_root'])}" + (f" (files {files[:15]}…)" if files else ""))
         if diff:
             found[name] = ", ".join(diff)
     return found
 
 
-def shown_root(root: str | None) -> str:
-    """A data root as summary.md and the reports built from run.json show it: no machine's absolute path (run.json
+def shown_path(root: str | Path | None) -> str:
+    """A data root or run directory as summary.md and the reports show it: no machine's absolute path (run.json
     keeps the absolute one, which the comparisons use). The embedded sample as its place in the package; a folder
     under the working directory relative to it; any other as `…/<its name>`."""
     if root is None:
         return "none"
     path = Path(root)
     if not path.is_absolute():
-        return root
+        return path.as_posix()
     if path.parts[-2:] == ("harness", "sample_data"):
         return "harness/sample_data (the embedded sample)"
     with suppress(ValueError):

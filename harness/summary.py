@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from harness.runs import RunDir, other_settings, shown_root
+from harness.runs import RunDir, other_settings, shown_path
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -35,7 +35,7 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
         f"- coverage: {coverage}",
         f"- mean main score over {len(scores)} finished task(s){left_out}: {_fmt(mean, 100)}",
         f"- device {model.get('device')}, dtype {model.get('dtype')}, batch {record.get('batch_size')}, "
-        f"data root {shown_root(record.get('data_root'))}",
+        f"data root {shown_path(record.get('data_root'))}",
         "",
         tabulate(rows, headers=["task", "type", "source", "metric", "score ×100", "wall s", "encoded", "texts/s",
                                 "tokens/s", "cache hits", "status"], tablefmt="github"),  # fmt: skip
@@ -51,7 +51,7 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
                   "", _dims_table(run_dir, record, dims)]  # fmt: skip
     root = record.get("data_root")  # errors name data files by their absolute path: shown as the header shows it
     failed = {n: t.get("error") or "" for n, t in record.get("tasks", {}).items() if t.get("status") == "failed"}
-    failed = {n: err.replace(root, shown_root(root)) if root else err for n, err in failed.items()}
+    failed = {n: err.replace(root, shown_path(root)) if root else err for n, err in failed.items()}
     if failed:
         lines += ["", "## Failed tasks", ""] + [f"- {n}: {err}" for n, err in failed.items()]
     if others:

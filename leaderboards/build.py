@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from harness.errors import UsageError
-from harness.runs import data_differences, open_run, other_settings
+from harness.runs import data_differences, open_run, other_settings, shown_path
 from leaderboards.published import SNAPSHOT, PublishedModel, load_published
 from leaderboards.table import Entry
 
@@ -57,12 +57,12 @@ def run_entry(path: Path, with_dims: bool) -> tuple[Entry, dict[str, dict[str, A
     so it goes to `Entry.kept` (shown, marked `§`), not to the scores that coverage, means and Borda count."""
     try:
         run = open_run(Path(path))
-    except (FileNotFoundError, KeyError) as exc:
+    except FileNotFoundError as exc:
         raise UsageError(f"{path}: not a run directory ({exc})") from None
     record = run.read_run()
     tasks, kept = record.get("tasks", {}), other_settings(record)
     model = record.get("model", {}).get("name") or run.model_name
-    entry = Entry(f"{model.split('/')[-1]} [{run.path.name}]", "run", detail=str(run.path))
+    entry = Entry(f"{model.split('/')[-1]} [{run.path.name}]", "run", detail=shown_path(run.path))
     for name, task in tasks.items():
         if task.get("status") == "ok" and task.get("main_score") is not None:
             entry.sources[name] = task.get("source") or "official"

@@ -127,9 +127,10 @@ def render(board: Board) -> str:
         "Compare such a number with a published one only when the mirror is the full official split.",
         "- `‡` **different data**: our runs scored this task on different data (their recorded source, sampling, "
         "data source, split, subsets, main metric or data identity, a mirror's file hash, differ; the notes name the "
-        "runs and the values), or our runs scored a sample of the split published rows scored whole (run.json's "
-        "`full_split`). The task earns no Borda points for any row, published ones included; it stays in "
-        "each row's coverage and means (overall and per type), which carry `‡` too and do not compare like for like.",
+        "runs and the values), or our runs scored rows other than the ones published rows scored (a sample of the "
+        "split, or for a classifier a train split other than mteb's; run.json's `full_split`). The task earns no "
+        "Borda points for any row, published ones included; it stays in each row's coverage and means (overall "
+        "and per type), which carry `‡` too and do not compare like for like.",
         "- Published rows come from a local copy of the embeddings-benchmark/results layout; see "
         "`leaderboards/published/PROVENANCE.md` for where each shipped number comes from.",
     ]  # fmt: skip

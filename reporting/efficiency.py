@@ -18,7 +18,7 @@ from typing import Any
 from tabulate import tabulate
 
 from harness.errors import UsageError
-from harness.runs import RunDir, atomic_write_text, data_differences, open_run, other_settings
+from harness.runs import RunDir, atomic_write_text, data_differences, open_run, other_settings, shown_path
 from reporting import plots
 
 
@@ -48,7 +48,7 @@ def load_runs(paths: list[Path]) -> list[RunInfo]:
     for path in paths:
         try:
             run = open_run(path)
-        except (FileNotFoundError, KeyError) as exc:
+        except FileNotFoundError as exc:
             raise UsageError(f"{path}: not a run directory ({exc})") from None
         record = run.read_run()
         name = (record.get("model", {}).get("name") or run.model_name).split("/")[-1]
@@ -264,7 +264,8 @@ def write_report(paths: list[Path], out: Path) -> Path:
     except OSError as exc:
         raise UsageError(f"report folder {out} (--out) cannot be created: {exc.strerror}") from None
     t5, notes = table5(infos)
-    lines = ["# Efficiency report", "", "Runs: " + ", ".join(f"`{i.label}` ({i.run.path})" for i in infos), "",
+    runs = ", ".join(f"`{i.label}` ({shown_path(i.run.path)})" for i in infos)
+    lines = ["# Efficiency report", "", "Runs: " + runs, "",
              "## Table 5 (shape of the Conan-v2 paper's Table 5)", "", t5, ""]  # fmt: skip
     lines += [f"- {n}" for n in notes]
     lines += ["- The paper timed embedding the English train queries of MARC on one Ascend 910B (minutes); ours "

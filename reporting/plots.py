@@ -65,7 +65,7 @@ def dims(curves: dict[str, dict[str, list[tuple[int, float]]]], path: Path) -> N
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(kinds):]:
         ax.axis("off")
-    fig.suptitle("Score vs Matryoshka dimension (truncated, re-normalised embeddings)")
+    fig.suptitle("Score vs Matryoshka dimension (embedding prefixes, scaled as the full vectors)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -25,7 +25,7 @@ import numpy as np
 from tabulate import tabulate
 
 from harness.errors import DataError, HarnessError, UsageError
-from harness.runs import RUN_JSON, RunDir, data_differences, open_run, other_settings, read_json
+from harness.runs import RUN_JSON, RunDir, data_differences, open_run, other_settings, shown_path
 from reporting.items import NotTestable, at_dim, task_items
 
 EXIT_OK, EXIT_REGRESSION, EXIT_NOT_COMPARED = 0, 1, 3
@@ -126,42 +126,16 @@ def verdict(delta: float, lo: float, hi: float, min_effect: float) -> str:
 
 def _open(path: Path, option: str) -> RunDir:
     """The run directory given as ``option`` (--baseline, --candidate); one error naming it and what is wrong when
-    it is none, or when its run.json has another shape than `harness run` writes (read as is, it would end in a
-    traceback deep in the comparison)."""
+    it is none, or when its run.json has another shape than `harness run` writes (`harness.runs.read_record`; read
+    as is, it would end in a traceback deep in the comparison)."""
     path = Path(path)
     if not (path / RUN_JSON).is_file():
         why = "no such folder" if not path.exists() else "a file" if not path.is_dir() else f"no {RUN_JSON}"
         raise UsageError(f"{option} {path}: not a run directory ({why})")
-    problem = _record_problem(read_json(path / RUN_JSON))
-    if problem:
-        raise DataError(path / RUN_JSON, 0, f"not a run record as `harness run` writes it: {problem} ({option})")
-    return open_run(path)
-
-
-def _json_type(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number")  # fmt: skip
-
-
-def _record_problem(record: Any) -> str:
-    """What in a run.json regress cannot read, or '': the fields it uses, with the types `harness run` writes."""
-    if not isinstance(record, dict):
-        return f"the file holds {_json_type(record)}, not an object"
-    model = record.get("model")
-    if not isinstance(model, dict) or not all(isinstance(model.get(k), str) for k in ("name", "revision")):
-        return '"model" must be an object with the strings "name" and "revision"'
-    for key in ("tasks", "identity", "environment"):
-        if not isinstance(record.get(key, {}), dict):
-            return f'"{key}" must be an object, not {_json_type(record[key])}'
-    for name, task in record.get("tasks", {}).items():
-        if not isinstance(task, dict):
-            return f'task "{name}" must be an object, not {_json_type(task)}'
-        for key, kinds in (("main_score", (int, float)), ("main_metric", str), ("identity", dict)):
-            value = task.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
-                want = {"main_score": "a number", "main_metric": "a string", "identity": "an object"}[key]
-                return f'task "{name}": "{key}" must be {want} or null, not {_json_type(value)}'
-    return ""
+    try:
+        return open_run(path)
+    except DataError as exc:
+        raise DataError(exc.path, exc.line, f"{exc.detail} ({option})") from None
 
 
 def _finished(run: RunDir) -> dict[str, dict[str, Any]]:
@@ -351,9 +325,9 @@ def render(comp: Comparison) -> str:
     at = f", at MRL dim {s['dim']}" if s["dim"] else ""
     lines = [
         "# Regression report", "",
-        f"- baseline: `{comp.base.path}` — {rb.get('name')} ({rb.get('spec')}), fingerprint "
+        f"- baseline: `{shown_path(comp.base.path)}` — {rb.get('name')} ({rb.get('spec')}), fingerprint "
         f"`{str(rb.get('fingerprint'))[:16]}`",
-        f"- candidate: `{comp.cand.path}` — {rc.get('name')} ({rc.get('spec')}), fingerprint "
+        f"- candidate: `{shown_path(comp.cand.path)}` — {rc.get('name')} ({rc.get('spec')}), fingerprint "
         f"`{str(rc.get('fingerprint'))[:16]}`",
         f"- test: paired bootstrap over items, {s['n_boot']} resamples, seed {s['seed']}, two-sided {conf} CI"
         + (f" (Bonferroni: α = {s['alpha']} over {s['tests']} shared tasks)" if s["bonferroni"] else

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from harness.runs import RUN_JSON, atomic_write_json, open_run, read_json  # noqa: E402
+from harness.runs import RUN_JSON, atomic_write_json, open_run  # noqa: E402
 
 MODEL_KEYS = ("name", "fingerprint", "n_parameters", "dtype", "device", "max_length", "pooling")
 
@@ -28,14 +28,14 @@ MODEL_KEYS = ("name", "fingerprint", "n_parameters", "dtype", "device", "max_len
 def record(run_dir: Path) -> dict:
     """Scores (×100, two decimals; at each MRL dim too when the run had --dims), metrics and data identities of every
     finished task of one run directory."""
-    run = read_json(run_dir / RUN_JSON)
-    if run is None:
+    if not (run_dir / RUN_JSON).is_file():
         raise SystemExit(f"record_baseline: {run_dir} holds no {RUN_JSON} (not a harness run directory)")
-    tasks = {name: t for name, t in run["tasks"].items() if t.get("status") == "ok"}
+    opened = open_run(run_dir)  # run.json checked for the shape read here (harness.runs.read_record)
+    run = opened.read_run()
+    tasks = {name: t for name, t in run.get("tasks", {}).items() if t.get("status") == "ok"}
     if not tasks:
         raise SystemExit(f"record_baseline: {run_dir}/run.json has no finished task")
     first = next(iter(tasks.values()))
-    opened = open_run(run_dir)
     at_dims = {name: opened.dim_scores(name, t) for name, t in tasks.items()}
     return {
         "model": {key: run["model"].get(key) for key in MODEL_KEYS},

@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="resume from the newest checkpoint in output_dir, or from the checkpoint at PATH")
 
 
-def resolve(target: str, config: str | None, overrides: list[str]) -> tuple[Any, Any]:
-    """(stage module, its config) for a stage name or a TOML path."""
+def resolve(target: str, config: str | None, overrides: list[str], overrides_name: str = "--set") -> tuple[Any, Any]:
+    """(stage module, its config) for a stage name or a TOML path; ``overrides_name`` as `load_config` takes it."""
     from .config import load_config  # imports torch (via conan_model): only when a stage runs, not for `--help`
 
     if target in STAGES:
@@ -58,7 +58,7 @@ def resolve(target: str, config: str | None, overrides: list[str]) -> tuple[Any,
         module = importlib.import_module(f"train.{stage}")
     except ModuleNotFoundError as e:
         raise ConfigError(f"stage {stage!r} is not available: {e}") from e
-    return module, load_config(module.CONFIG, path, overrides)
+    return module, load_config(module.CONFIG, path, overrides, overrides_name)
 
 
 def read_toml(path: Path, kind: str, error: type[ConanError] = ConfigError) -> dict[str, Any]:

@@ -285,17 +285,16 @@ def merge_tables(base: dict[str, Any], override: dict[str, Any]) -> dict[str, An
     return out
 
 
-def load_config(cls: type[StageConfig], path: str | Path | None = None, overrides: list[str] = ()) -> StageConfig:
-    """Build ``cls`` from an optional TOML file plus ``--set`` overrides, checking every key and type."""
+def load_config(cls: type[StageConfig], path: str | Path | None = None, overrides: list[str] = (),
+                overrides_name: str = "--set") -> StageConfig:  # fmt: skip
+    """Build ``cls`` from an optional TOML file plus ``overrides`` ('key=value'; an error names them
+    ``overrides_name``: the train CLI's --set, a pipeline or ablation's `set` list), checking every key and type."""
+    from .cli import read_toml  # the train CLI's one reader: missing, directory, non-UTF-8 and malformed files
+
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            values = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: invalid TOML: {e}") from e
+        values = read_toml(path, cls.stage)
     stage = values.pop("stage", cls.stage)
     if stage != cls.stage:
         raise ConfigError(f"{path} is a {stage!r} config, not {cls.stage!r}")
@@ -305,8 +304,8 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
     fields = {f.name for f in dataclasses.fields(cls)}
 
     def source(key: str) -> str:
-        """Where a key was given, for the error: the --set overrides or the TOML file."""
-        return "--set" if key in sets or path is None else str(path)
+        """Where a key was given, for the error: the overrides or the TOML file."""
+        return overrides_name if key in sets or path is None else str(path)
 
     unknown = sorted(set(values) - fields)
     if "init_from" in unknown:

@@ -315,9 +315,9 @@ def test_pipeline_typo_in_a_table_exits_2(tmp_path: Path, capsys, body: str, mes
     ('tasks = ["STS61"]', "[eval] tasks: unknown task 'STS61'; did you mean: STS17, STS16"),
     ('suite = "local-xx"', "[eval] suite: unknown suite 'local-xx'"),
     ('tasks = ["STS16"]\ndims = ["64", "6x"]', "[eval] dims: '6x' is not a positive integer or 'full'"),
-    ('tasks = ["STS16"]\ndims = [0]', "[eval] dims: 0 is not a positive integer or 'full'"),
+    ('tasks = ["STS16"]\ndims = [0]', "[eval] dims: '0' is not a positive integer or 'full'"),
     ('tasks = ["STS16"]\n[[train]]\nconfig = "configs/weak.toml"\nset = ["stepz=1"]',
-     "[[train]] #2 (configs/weak.toml): --set: unknown weak config key(s) ['stepz']; did you mean steps?"),
+     "[[train]] #2 (configs/weak.toml): set: unknown weak config key(s) ['stepz']; did you mean steps?"),
 ])  # fmt: skip
 def test_pipeline_typo_after_the_training_stages_is_refused_before_any_trains(
         tmp_path: Path, shared_data: Path, capsys, monkeypatch, change: str, message: str) -> None:  # fmt: skip

@@ -54,7 +54,7 @@ def test_summary_shows_no_absolute_path(tmp_path: Path, shared_data: Path, monke
     assert notes == {"STS16": f"data root …/copy (files {files}…)"}
     monkeypatch.chdir(tmp_path)  # a root under the working directory: relative to it
     assert other_settings(record)["STS16"] == f"data root copy (files {files}…)"
-    assert runs.shown_root(str(SAMPLE.resolve())) == "harness/sample_data (the embedded sample)"
+    assert runs.shown_path(str(SAMPLE.resolve())) == "harness/sample_data (the embedded sample)"
 
 
 def test_removed_predictions_file_is_evaluated_again(tmp_path: Path, capsys) -> None:

@@ -48,7 +48,8 @@ def test_mark_and_note_say_which_setting_differs(tmp_path: Path) -> None:
     assert "| STS16 | STS | cosine_spearman | 85.00*§ | 81.00* |" in text
     assert "| model [a] (1 mirror) | 1/2 | 80.00† | 80.00† | 1 | 80.00 |" in text
     (note,) = [line for line in text.splitlines() if line.startswith("- § model [a]")]
-    assert f"kept from an earlier run into {a} under other settings" in note and note.endswith("STS16 (max_length 8).")
+    assert f"kept from an earlier run into …/{a.name} under other settings" in note
+    assert note.endswith("STS16 (max_length 8).")
     assert "`§` **other settings**" in text and "§ model [b]" not in text
 
 

@@ -23,6 +23,7 @@ def test_report_from_real_runs(tiny_runs, tmp_path):
     assert main(["report", str(tiny_runs["base"]), str(tiny_runs["short"]), "--out", str(out)]) == 0
     text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
     assert "## Table 5" in text and "| all-MiniLM-L6-v2 [base] | 22.7 | 384 |" in text
+    assert "(…/base)" in text and str(tiny_runs["base"]) not in text  # no machine path in a report
     assert "✔ 64" in text  # base scored MRL dims, short did not
     assert "parameters from run.json" in text  # counted on the loaded module by harness run
     assert "| float32 | 64 |" in text and "## Hardware and settings" in text

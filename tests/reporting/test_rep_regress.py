@@ -29,6 +29,7 @@ def test_degraded_model_is_a_regression(tiny_runs, tmp_path):
     assert "**REGRESSION**" in text
     assert re.search(r"\| TinySTS \| STS \| cosine_spearman \| 80 pairs .*\*\*regressed", text)
     assert "## Efficiency" in text and "tokens/s" in text
+    assert "- baseline: `…/base`" in text and str(tiny_runs["base"]) not in text  # no machine path in a report
 
 
 def test_every_task_type_reproduces_its_score_from_items(tiny_runs):
@@ -101,13 +102,14 @@ def test_bonferroni_header_names_the_count_it_corrects_for(tiny_runs, tmp_path):
 
 
 @pytest.mark.parametrize(("record", "named"), [
-    ([1, 2], "the file holds an array, not an object"),
-    ({"model": "minilm", "tasks": {}}, '"model" must be an object with the strings "name" and "revision"'),
-    ({"model": {"name": "m", "revision": "r"}, "tasks": ["TinySTS"]}, '"tasks" must be an object, not an array'),
+    ([1, 2], "the file must be a JSON object, not a list"),
+    ({"model": "minilm", "tasks": {}}, "field 'model' must be an object, not a string (minilm)"),
+    ({"model": {"name": "m"}, "tasks": {}}, "field 'model.revision' is missing"),
+    ({"model": {"name": "m", "revision": "r"}, "tasks": ["TinySTS"]}, "field 'tasks' must be an object, not a list"),
     ({"model": {"name": "m", "revision": "r"}, "tasks": {"TinySTS": "ok"}},
-     'task "TinySTS" must be an object, not a string'),
+     "field 'tasks.TinySTS' must be a JSON object, not a string"),
     ({"model": {"name": "m", "revision": "r"}, "tasks": {"TinySTS": {"status": "ok", "main_score": "0.8"}}},
-     'task "TinySTS": "main_score" must be a number or null, not a string'),
+     "field 'tasks.TinySTS.main_score' must be a number or null, not a string"),
 ])  # fmt: skip
 def test_a_run_json_of_another_shape_is_one_clear_error(tiny_runs, tmp_path, capsys, record, named):
     """Before: TypeError / AttributeError tracebacks (or 'not a run directory (...)' wrapping a KeyError)."""
@@ -116,7 +118,7 @@ def test_a_run_json_of_another_shape_is_one_clear_error(tiny_runs, tmp_path, cap
     (cand / "run.json").write_text(json.dumps(record))
     assert _regress(tiny_runs["base"], cand, tmp_path / "r.md")[0] == 2
     err = capsys.readouterr().err
-    assert f"{cand / 'run.json'}: not a run record as `harness run` writes it: {named} (--candidate)" in err
+    assert f"{cand / 'run.json'}: {named}" in err and err.rstrip().endswith("(--candidate)")
     assert "Traceback" not in err
 
 
