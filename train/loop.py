@@ -148,8 +148,14 @@ def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None, seq_l
     if cfg.stage in LM_STAGES and model.config.arch != "decoder":
         raise ConfigError(f"the {cfg.stage} stage trains next-token prediction, which an arch "
                           f"{model.config.arch!r} model ({cfg.init}) has no head for: start it from a decoder")
-    freeze(model, cfg.freeze)
+    freeze(model, [*cfg.freeze, *unused_heads(model, cfg.stage)])
     return model.train()
+
+
+def unused_heads(model: Backbone, stage: str) -> list[str]:
+    """Parameter prefixes this stage's loss never reaches: an untied ``lm_head`` outside the LM stages. Frozen,
+    they are no unused trainable parameter (which DDP's reducer aborts on) and are exported unchanged."""
+    return ["lm_head"] if stage not in LM_STAGES and hasattr(model, "lm_head") else []
 
 
 def freeze(model: nn.Module, prefixes: Sequence[str]) -> None:

@@ -15,10 +15,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
+from conan_model import load_tokenizer
 from conan_model import train_tokenizer as train_bbpe
 from train.config import PretrainConfig, WeakConfig, load_config
+from train.loop import build_model
 from train.pretrain import run as run_pretrain
 from train.weak import run as run_weak
 
@@ -27,8 +30,10 @@ STAGES = {"weak": (WeakConfig, run_weak, "parallel_en_zh", "max_length = 24"),
           "pretrain": (PretrainConfig, run_pretrain, "news_en_raw", "seq_len = 24")}  # fmt: skip
 
 
-def write_config(tmp_path: Path, shared_data: Path, stage: str, data_file: Path | None = None) -> Path:
-    """The stage's config on its real data, or on ``data_file`` (a JSONL file) when given."""
+def write_config(tmp_path: Path, shared_data: Path, stage: str, data_file: Path | None = None,
+                 tied: bool = True) -> Path:
+    """The stage's config on its real data, or on ``data_file`` (a JSONL file) when given; ``tied = False``
+    gives the model a separate lm_head, as Llama/Mistral imports have."""
     _, _, data, length = STAGES[stage]
     data_file = data_file or shared_data / "train" / data / "train.jsonl"
     tok = tmp_path / "tokenizer.json"
@@ -39,7 +44,7 @@ def write_config(tmp_path: Path, shared_data: Path, stage: str, data_file: Path 
 data_root = "{data_file.parent}"
 data = ["{data_file.name}"]
 tokenizer = "{tok}"
-model_overrides = {{max_length = 24}}
+model_overrides = {{max_length = 24, tie_word_embeddings = {str(tied).lower()}}}
 {length}
 batch_size = 8
 steps = 4
@@ -86,11 +91,26 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_dat
 
 
 @pytest.mark.slow
+def test_ddp_trains_and_resumes_a_model_with_an_untied_lm_head(tmp_path, shared_data, one_thread):
+    """The weak stage never uses an untied lm_head (Llama/Mistral imports): DDP's reducer aborted on that unused
+    parameter at the second step. It is frozen in the embedding stages, so 2 processes train, checkpoint and
+    resume on the same curve, and every export keeps the head as initialised."""
+    config = write_config(tmp_path, shared_data, "weak", tied=False)
+    torchrun(config, tmp_path / "two", "ddp")
+    step2 = tmp_path / "two" / "checkpoints" / "step_00000002"
+    torchrun(config, tmp_path / "again", "ddp", "--resume", str(step2))
+    assert losses(tmp_path / "again") == pytest.approx(losses(tmp_path / "two")[2:], rel=1e-5, abs=1e-6)
+    cfg = load_config(WeakConfig, config)
+    initial = build_model(cfg, load_tokenizer(cfg.tokenizer), None, 24).lm_head.weight
+    for folder in (step2, tmp_path / "two" / "final", tmp_path / "again" / "final"):
+        assert torch.equal(load_file(folder / "model.safetensors")["lm_head.weight"], initial)
+
+
+@pytest.mark.slow
 def test_two_processes_match_one_when_batches_repeat_a_query(tmp_path, shared_data, one_thread):
     """The weak stage's false-negative mask over ranks: the text ids are gathered in the embeddings' order, so
     2 processes mask the same columns as 1. 32 real pairs, each query twice with different answers (4 global
     batches of 8, one epoch; length bucketing keeps equal queries close, so every batch holds repeats)."""
-    from conan_model import load_tokenizer
     from train.data import JsonlIndex, PairBatches
 
     with (shared_data / "train/parallel_en_zh/train.jsonl").open(encoding="utf-8") as f:
