@@ -158,6 +158,13 @@ def unused_heads(model: Backbone, stage: str) -> list[str]:
     return ["lm_head"] if stage not in LM_STAGES and hasattr(model, "lm_head") else []
 
 
+def trained_as(config: ConanConfig, attention: str, **changes: Any) -> ConanConfig:
+    """``config`` declaring the fixed mask a stage trains with, so the export embeds as it was trained. The soft
+    ``attention_alpha`` an init may carry (a mid-schedule weak checkpoint) goes: ConanConfig refuses it with
+    any other mask."""
+    return dataclasses.replace(config, attention=attention, attention_alpha=None, **changes)
+
+
 def freeze(model: nn.Module, prefixes: Sequence[str]) -> None:
     """Keep the parameters under each name prefix fixed (no gradient, no optimizer state, exported unchanged).
     A prefix that names no parameter is a config error, so a typo cannot silently train everything."""

@@ -17,7 +17,6 @@ positions. The exported config.json says ``attention = "bidirectional"`` and thi
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from pathlib import Path
 
@@ -70,7 +69,7 @@ def run(cfg: MntpConfig, resume: str | None = None) -> Path:
     if mask_id is None:
         raise ConfigError(f"mask_token {cfg.mask_token!r} is not a single token of the tokenizer; choose another")
     model = loop.build_model(cfg, tokenizer, ckpt, cfg.seq_len)
-    model.config = dataclasses.replace(model.config, attention="bidirectional", pooling=cfg.pooling)
+    model.config = loop.trained_as(model.config, "bidirectional", pooling=cfg.pooling)
     micro, _ = loop.micro_batches(cfg, rt)
     batches = PackedBatches(index, tokenizer, cfg.seq_len, micro, rt.rank, rt.world_size, cfg.seed, cfg.text_field)
     per_token = flops_per_token(model.config, cfg.seq_len, lm_head=True)

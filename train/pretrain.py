@@ -5,13 +5,13 @@
 Documents (JSONL rows with a "text" field) are tokenized as ``<bos> text <eos>``, concatenated in a seeded
 order and cut into ``seq_len``-token rows; the loss is the mean next-token cross-entropy through the tied LM
 head. Without a ``tokenizer`` a byte-level BPE is trained on the corpus first and saved with every checkpoint.
-A new model's config.json says ``attention = "causal"``, ``pooling = "last"`` (the eos state), as an imported
-decoder's does: evaluated as it is, it embeds the way it was trained (before stop 26 it said bidirectional + mean).
+The exported config.json says ``attention = "causal"``, as an imported decoder's does, whatever mask an ``init``
+declared (soft, bidirectional): evaluated as it is, it embeds the way it was trained (before stop 26 a new model
+said bidirectional + mean). A new model also says ``pooling = "last"`` (the eos state); an init keeps its pooling.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from torch import nn
@@ -30,8 +30,11 @@ def run(cfg: PretrainConfig, resume: str | None = None) -> Path:
     index = JsonlIndex(cfg.data_files(), required=[cfg.text_field])
     tokenizer = loop.get_tokenizer(cfg, rt, ckpt, fields=[cfg.text_field])
     model = loop.build_model(cfg, tokenizer, ckpt, cfg.seq_len)
-    if cfg.init is None:  # a new decoder, trained causally: exported to embed that way, as imported decoders are
-        model.config = dataclasses.replace(model.config, attention="causal", pooling="last")
+    # trained causally: exported to embed that way, as imported decoders are, whatever mask an init declared (a
+    # soft or bidirectional init otherwise exports a config the harness embeds with another mask than trained);
+    # a new decoder also pools its eos state, an init keeps its pooling
+    pooling = "last" if cfg.init is None else model.config.pooling
+    model.config = loop.trained_as(model.config, "causal", pooling=pooling)
     micro, _ = loop.micro_batches(cfg, rt)
     batches = PackedBatches(index, tokenizer, cfg.seq_len, micro, rt.rank, rt.world_size, cfg.seed, cfg.text_field)
     per_token = flops_per_token(model.config, cfg.seq_len, lm_head=True)

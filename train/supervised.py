@@ -18,7 +18,6 @@ Everything else (DDP/FSDP2, checkpoints with DHNM state in ``extra_state``, exac
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from torch import nn
@@ -40,7 +39,8 @@ def run(cfg: SupervisedConfig, resume: str | None = None) -> Path:
     tasks = build_tasks(cfg, rt)
     tokenizer = loop.get_tokenizer(cfg, rt, ckpt, fields=TEXT_FIELDS)
     model = loop.build_model(cfg, tokenizer, ckpt, cfg.max_length)
-    model.config = replace(model.config, attention="bidirectional")  # trained so: a causal import's export must say it
+    # trained so: a causal import's export, or a soft mid-schedule weak checkpoint's, must say it
+    model.config = loop.trained_as(model.config, "bidirectional")
     dims, weights = cfg.mrl(model.config.hidden_size)
     batches = MultiTaskBatches(tasks, rt.rank, rt.world_size, cfg.seed)
     stage = StageState(tasks)
