@@ -14,6 +14,8 @@ needs no extra forward pass.
 Choices where the paper is silent (docs/training-supervised.md):
 * The top ``skip_top`` (default 3) ranks of every pool are never used: they are the likeliest false negatives
   (v1 skipped 10 on far larger pools). Slot j starts at rank skip_top + j; replacements continue in rank order.
+  A query may start earlier (``starts``): the supervised stage puts a dataset's own negative right after the
+  skipped ranks, and where fewer than skip_top were mined it starts there, so the given negative is still served.
 * Pool exhaustion: when no unused candidate is left the slot keeps its current negative, is marked exhausted
   (counted once) and is not checked again.
 * Slots beyond a short pool stay empty (the loss masks them); NaN similarities are skipped.
@@ -69,11 +71,16 @@ class _Query:
 
 
 class DHNM:
-    """Slot bookkeeping for every query of one retrieval dataset; ``pool_sizes[q]`` = candidates of query q."""
+    """Slot bookkeeping for every query of one retrieval dataset; ``pool_sizes[q]`` = candidates of query q,
+    ``starts[q]`` = pool index of its first served candidate (default: ``skip_top`` for every query)."""
 
-    def __init__(self, pool_sizes: Sequence[int], config: DHNMConfig | None = None) -> None:
+    def __init__(self, pool_sizes: Sequence[int], config: DHNMConfig | None = None,
+                 starts: Sequence[int] | None = None) -> None:  # fmt: skip
         self.config = config or DHNMConfig()
         self.pool_sizes = list(pool_sizes)
+        self.starts = [self.config.skip_top] * len(self.pool_sizes) if starts is None else list(starts)
+        if len(self.starts) != len(self.pool_sizes):
+            raise ValueError(f"{len(self.starts)} start ranks for {len(self.pool_sizes)} pools")
         self._queries: dict[int, _Query] = {}
         self.counts = dict.fromkeys(COUNTERS, 0)
 
@@ -84,7 +91,7 @@ class DHNM:
     def _state(self, qid: int) -> _Query:
         state = self._queries.get(qid)
         if state is None:
-            k, start, n = self.config.k, self.config.skip_top, self.pool_sizes[qid]
+            k, start, n = self.config.k, self.starts[qid], self.pool_sizes[qid]
             ptr = [start + j if start + j < n else None for j in range(k)]
             state = _Query(ptr=ptr, s0=[None] * k, exhausted=[False] * k, next=start + k)
             self._queries[qid] = state
@@ -115,7 +122,7 @@ class DHNM:
                 s0 = state.s0[slot]
                 if s0 is None:
                     state.s0[slot] = s
-                    if state.ptr[slot] >= self.config.skip_top + self.config.k:  # not an initial slot
+                    if state.ptr[slot] >= self.starts[qid] + self.config.k:  # not an initial slot
                         self.counts["used"] += 1
                     if s < self.config.init_threshold:
                         self._advance(qid, state, slot, "initial_drops")

@@ -69,8 +69,9 @@ def attach_pools(
     task: Task, cfg: SupervisedConfig, rt: Any, source: list[dict[str, Any]], source_of: list[int]
 ) -> None:
     """Mine (rank 0, cached in pools_dir) or load the pools of ``source`` rows; row i of the task uses the pool
-    of source row ``source_of[i]``. That source row's given negative goes right after the skipped top ranks
-    (a CLR row, translated from a source row, keeps its source's negative as it keeps its positive)."""
+    of source row ``source_of[i]``. That source row's given negative goes right after the skipped top ranks, or
+    after all mined candidates when fewer were mined, and DHNM serves it first either way (a CLR row, translated
+    from a source row, keeps its source's negative as it keeps its positive)."""
     path = Path(cfg.pools_dir or Path(cfg.output_dir) / "pools") / f"{task.name}.jsonl"
     used = sorted(set(source_of))  # only sources the task uses get a pool
     queries = [source[i]["query"] for i in used]
@@ -84,11 +85,14 @@ def attach_pools(
     barrier()
     mined = dict(zip(used, (p["candidates"] for p in load_pools(path)), strict=True))
     skip = cfg.dhnm_config().skip_top
+    starts = []
     for src in source_of:
         given = [source[src]["negative"]] if source[src].get("negative") else []
         rest = [c for c in mined[src] if c not in given]
-        task.pools.append(rest[:skip] + given + rest[skip:])
-    task.dhnm = DHNM([len(p) for p in task.pools], cfg.dhnm_config(task.hard_negatives))
+        start = min(skip, len(rest)) if given else skip  # a short pool's given negative is not skipped with it
+        task.pools.append(rest[:start] + given + rest[start:])
+        starts.append(start)
+    task.dhnm = DHNM([len(p) for p in task.pools], cfg.dhnm_config(task.hard_negatives), starts)
 
 
 def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:

@@ -21,6 +21,19 @@ def test_initial_slots_skip_the_top_ranks():
     assert d.negatives(1) == [3, 4, None]  # short pool: empty slot, the loss masks it
 
 
+def test_a_query_can_start_before_skip_top():
+    """A short pool's own start (its given negative's index): served from there, later ranks replace it."""
+    d = DHNM([20, 3], DHNMConfig(k=2, skip_top=3), starts=[3, 2])
+    assert d.negatives(0) == [3, 4] and d.negatives(1) == [2, None]
+    d = DHNM([4], DHNMConfig(k=1, skip_top=3), starts=[1])
+    d.update([0], [[0.1]])
+    assert d.negatives(0) == [2] and d.counts["used"] == 0
+    d.update([0], [[0.5]])  # the replacement's first use
+    assert d.counts["used"] == 1
+    with pytest.raises(ValueError, match="2 start ranks for 1 pools"):
+        DHNM([4], starts=[0, 0])
+
+
 def test_initial_drop_when_first_score_is_below_point_four():
     d = one_slot()
     assert d.update([0], [[0.39]]) == 1

@@ -255,6 +255,25 @@ def test_clr_rows_serve_their_source_rows_given_negative(tmp_path: Path):
             assert task.pools[i][0] == source["negative"], (name, i)
 
 
+def test_a_short_mined_pool_still_serves_the_given_negative_first(tmp_path: Path, shared_data: Path):
+    """pool_depth 2 < skip_top 3: every mined pool is shorter than the skipped ranks. The given negative used to
+    land inside them, so DHNM (serving from skip_top) gave those queries no hard negative at all."""
+    from train.distributed import init_runtime
+    from train.multitask import build_tasks
+
+    cfg = SupervisedConfig(output_dir=str(tmp_path / "run"), data_root=str(shared_data), pool_depth=2,
+                           hard_negatives=2, tasks={"r": {"kind": "retrieval", "data": ["train/sick_nli_en"],
+                                                          "batch_size": 4}})  # fmt: skip
+    task = build_tasks(cfg, init_runtime("cpu"))["r"]
+    assert task.dhnm.config.skip_top == 3
+    given = [i for i, row in enumerate(task.rows) if row.get("negative")]
+    assert given and len(given) < len(task.rows)
+    for i, row in enumerate(task.rows):
+        first, second = task.dhnm.negatives(i)
+        assert second is None  # the mined candidates stay skipped
+        assert (task.pools[i][first] if first is not None else None) == row.get("negative"), i
+
+
 def test_hard_negatives_per_task(tmp_path: Path, data_root: Path):
     from train.distributed import init_runtime
     from train.multitask import TaskBatch, build_tasks
