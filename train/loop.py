@@ -38,7 +38,7 @@ from conan_model.modeling import Backbone, model_for
 from . import checkpoint as ckpt_io
 from .config import StageConfig
 from .distributed import Runtime, all_reduce, autocast, barrier, compute_dtype_note, grad_sync, init_runtime, wrap
-from .errors import ConfigError, TrainError
+from .errors import ConfigError, ResumeError, TrainError
 from .metrics import MetricsLog, peak_tflops
 
 log = logging.getLogger("train")
@@ -248,9 +248,12 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
     if ckpt is not None:
         ckpt_io.load_training_state(ckpt, module, optimizer, scheduler, rt)
         with ckpt_io.reading(ckpt, ckpt_io.STATE_NAME):  # the data position and extra state it holds
-            batches.load_state_dict(state["data"])
-            if extra is not None:
-                extra.load_state_dict(state["extra_state"])
+            try:
+                batches.load_state_dict(state["data"])
+                if extra is not None:
+                    extra.load_state_dict(state["extra_state"])
+            except ResumeError as e:  # a state that does not fit this run: say which checkpoint holds it
+                raise ResumeError(f"cannot resume from {ckpt}: {e}") from e
             step = int(state["step"])
         if rt.is_main:
             print(f"resumed from {ckpt} at step {step}", flush=True)

@@ -4,6 +4,7 @@ the DHNM state that rides in checkpoints (train/supervised.py runs the stage, tr
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class Task:
     weight: float
     rows: list[dict[str, Any]]
     pools: list[list[str]] = field(default_factory=list)
+    pools_file: Path | None = None  # where the pools were mined to (named when a resume finds them changed)
     dhnm: DHNM | None = None
     labels: list[str] = field(default_factory=list)
     hard_negatives: int = SupervisedConfig.hard_negatives  # K of this task (its table's, else the stage's)
@@ -84,6 +86,7 @@ def attach_pools(
         print(f"mined {len(queries)} pools for task {task.name} with {cfg.pool_scorer} -> {path}", flush=True)
     barrier()
     mined = dict(zip(used, (p["candidates"] for p in load_pools(path)), strict=True))
+    task.pools_file = path
     skip = cfg.dhnm_config().skip_top
     starts = []
     for src in source_of:
@@ -182,23 +185,39 @@ class MultiTaskBatches:
         return TaskBatch(name, local, rows, self.seed * 1_000_003 + self.count)
 
 
+def pools_digest(pools: list[list[str]], starts: list[int]) -> str:
+    """sha256 of what a task's DHNM pointers index: its pools as served (texts in order) and each query's start."""
+    return hashlib.sha256(json.dumps([pools, starts], ensure_ascii=False).encode()).hexdigest()
+
+
 class StageState:
-    """The ``extra`` state of loop.fit: every retrieval-like task's DHNM, and the per-task losses of the log
-    window still open at a checkpoint (so a resume off a log boundary logs what the uninterrupted run logs)."""
+    """The ``extra`` state of loop.fit: every retrieval-like task's DHNM with the digest of the pools it points
+    into, and the per-task losses of the log window still open at a checkpoint (so a resume off a log boundary
+    logs what the uninterrupted run logs)."""
 
     def __init__(self, tasks: dict[str, Task]) -> None:
         self.by_task = {name: t.dhnm for name, t in tasks.items() if t.dhnm is not None}
+        self.pools = {name: pools_digest(tasks[name].pools, d.starts) for name, d in self.by_task.items()}
+        self.pools_files = {name: tasks[name].pools_file for name in self.by_task}
         self.window: dict[str, list[float]] = {}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"dhnm": {name: d.state_dict() for name, d in self.by_task.items()},
+        return {"dhnm": {name: d.state_dict() for name, d in self.by_task.items()}, "pools": dict(self.pools),
                 "loss_window": {k: list(v) for k, v in self.window.items()}}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Refuses DHNM state whose pools were mined again since (a retrained ``conan:<dir>`` scorer, another
+        pools file): its slot pointers would silently index other texts. Older checkpoints lack the digests."""
         missing = sorted(set(self.by_task) - set(state.get("dhnm", {})))
         if missing:
             raise ResumeError(f"checkpoint has no DHNM state for task(s) {missing}")
         for name, d in self.by_task.items():
+            saved = state.get("pools", {}).get(name, self.pools[name])
+            if saved != self.pools[name]:
+                raise ResumeError(f"task {name}: its hard-negative pools ({self.pools_files[name]}) are not the ones "
+                                  "the checkpoint's DHNM slots point into (mined again since, e.g. by a retrained "
+                                  "pool_scorer model); restore what they were mined from, or train afresh into "
+                                  "another output_dir")  # fmt: skip
             d.load_state_dict(state["dhnm"][name])
         self.window = {k: list(v) for k, v in state.get("loss_window", {}).items()}
 

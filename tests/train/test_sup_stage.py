@@ -274,6 +274,41 @@ def test_a_short_mined_pool_still_serves_the_given_negative_first(tmp_path: Path
         assert (task.pools[i][first] if first is not None else None) == row.get("negative"), i
 
 
+def test_resume_refuses_dhnm_state_when_the_pools_were_mined_again(tmp_path: Path, shared_data: Path, monkeypatch):
+    """pool_scorer = conan:<weak final>, and the weak stage trained into that folder again before the resume: the
+    pools are mined anew (other texts at each rank), so the checkpoint's DHNM pointers would index other texts."""
+    import train.scorer
+    from conan_model import ConanModel, save_pretrained, train_tokenizer
+    from harness.cli import _load_embedder
+    from train.errors import ResumeError
+
+    monkeypatch.setattr(train.scorer, "_loader", _load_embedder)  # what `harness train` installs
+    data = shared_data / "train/sick_nli_en/train.jsonl"
+    tokenizer = train_tokenizer([data], 400, ("query", "positive", "negative"))
+    weak = tmp_path / "weak" / "final"
+
+    def train_weak_into_folder(seed: int) -> None:
+        torch.manual_seed(seed)
+        config = ConanConfig.preset("tiny", vocab_size=tokenizer.get_vocab_size(), max_length=64)
+        save_pretrained(ConanModel(config).eval(), tokenizer, weak)
+
+    def supervised(out: str, resume: str | None = None) -> Path:
+        cfg = SupervisedConfig(output_dir=str(tmp_path / out), data_root=str(shared_data), init=str(weak),
+                               pool_scorer=f"conan:{weak}", steps=2, save_every=1, max_length=32, threads=1,
+                               hard_negatives=2, tasks={"r": {"kind": "retrieval", "data": ["train/sick_nli_en"],
+                                                             "batch_size": 4}})  # fmt: skip
+        return run(cfg, resume=resume)
+
+    train_weak_into_folder(0)
+    supervised("run")
+    step1 = tmp_path / "run" / "checkpoints" / "step_00000001"
+    supervised("same_pools", resume=str(step1))  # mined again elsewhere by the same weights: the same pools
+    train_weak_into_folder(1)
+    with pytest.raises(ResumeError, match=rf"cannot resume from {step1}: task r: its hard-negative pools "
+                                          rf"\({tmp_path / 'run' / 'pools' / 'r.jsonl'}\) are not the ones"):
+        supervised("run", resume=str(step1))
+
+
 def test_hard_negatives_per_task(tmp_path: Path, data_root: Path):
     from train.distributed import init_runtime
     from train.multitask import TaskBatch, build_tasks
