@@ -21,7 +21,7 @@ from tabulate import tabulate
 
 from harness.errors import UsageError
 from harness.runs import RunDir, atomic_write, atomic_write_json, atomic_write_text, open_run, read_json
-from reporting.items import NotTestable, at_dim, task_items
+from reporting.items import NotTestable, at_dim, paired_positions, task_items
 from reporting.regress import item_resamples, verdict
 
 LEVEL = 0.05
@@ -76,25 +76,19 @@ def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, b
     out: dict[str, Any] = {"delta": delta, "seeds": len(seeds), "lo": None, "hi": None, "items": 0,
                            "verdict": "no effect shown", "reason": "", "resamples": None}  # fmt: skip
     try:
-        items = [(task_items(r, task, rb, dim), task_items(c, task, rc, dim))
-                 for (r, c), (rb, rc) in zip(runs, records, strict=True)]  # fmt: skip
+        items = [i for (r, c), (rb, rc) in zip(runs, records, strict=True)
+                 for i in (task_items(r, task, rb, dim), task_items(c, task, rc, dim))]  # fmt: skip
+        keys, positions = paired_positions(items)  # every seed's reference and candidate, item for item
     except NotTestable as exc:
         out["reason"] = f"not tested: {exc}"
         return out
-    common = set(items[0][0].keys)
-    for b, c in items:
-        common &= set(b.keys) & set(c.keys)
-    keys = [k for k in items[0][0].keys if k in common]
-    pairs = []
-    for b, c in items:
-        where_b, where_c = {k: i for i, k in enumerate(b.keys)}, {k: i for i, k in enumerate(c.keys)}
-        pb, pc = np.asarray([where_b[k] for k in keys]), np.asarray([where_c[k] for k in keys])
-        pairs.append((lambda idx, f=b.score, p=pb: f(p[idx]), lambda idx, f=c.score, p=pc: f(p[idx])))
+    scored = [(lambda idx, f=i.score, p=p: f(p[idx])) for i, p in zip(items, positions, strict=True)]
+    pairs = list(zip(scored[::2], scored[1::2], strict=True))
     everything = np.arange(len(keys))
     per_seed = [float(cand_score(everything) - ref_score(everything)) for ref_score, cand_score in pairs]
     resamples = item_resamples(pairs, len(keys), n_boot, np.random.default_rng([boot_seed, zlib.crc32(task.encode())]))
     ci = interval(delta, per_seed, resamples)
-    out.update(ci, items=len(keys), unit=items[0][0].unit, resamples=resamples, per_seed=per_seed,
+    out.update(ci, items=len(keys), unit=items[0].unit, resamples=resamples, per_seed=per_seed,
                verdict=WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)], keys=keys, pairs=pairs)  # fmt: skip
     return out
 

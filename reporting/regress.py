@@ -26,7 +26,7 @@ from tabulate import tabulate
 
 from harness.errors import DataError, HarnessError, UsageError
 from harness.runs import RUN_JSON, RunDir, data_differences, open_run, other_settings, shown_path
-from reporting.items import NotTestable, at_dim, task_items
+from reporting.items import NotTestable, at_dim, paired_positions, task_items
 
 EXIT_OK, EXIT_REGRESSION, EXIT_NOT_COMPARED = 0, 1, 3
 TESTED = ("regressed", "improved", "within noise")
@@ -219,6 +219,7 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
         return tv
     try:
         ib, ic = task_items(base, name, rb, s["dim"]), task_items(cand, name, rc, s["dim"])
+        common, (pos_b, pos_c) = paired_positions([ib, ic])
     except NotTestable as exc:
         tv.reason = str(exc)
         return tv
@@ -226,13 +227,9 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
         tv.verdict, tv.reason = DAMAGED, str(exc)
         return tv
     tv.metric = tv.metric or ib.metric
-    where = {k: i for i, k in enumerate(ic.keys)}
-    common = [k for k in ib.keys if k in where]
     if len(common) < 2:
         tv.reason = "fewer than two items in common"
         return tv
-    pos_b = np.asarray([i for i, k in enumerate(ib.keys) if k in where])
-    pos_c = np.asarray([where[k] for k in common])
     rng = np.random.default_rng([s["seed"], zlib.crc32(name.encode())])  # per task: independent of task order
     deltas = paired_bootstrap(ib.score, ic.score, pos_b, pos_c, s["n_boot"], rng)
     deltas = deltas[np.isfinite(deltas)]
