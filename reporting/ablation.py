@@ -22,7 +22,7 @@ from tabulate import tabulate
 from harness.errors import UsageError
 from harness.runs import RunDir, atomic_write, atomic_write_json, atomic_write_text, open_run, read_json
 from reporting.items import NotTestable, at_dim, paired_positions, task_items
-from reporting.regress import item_resamples, verdict
+from reporting.regress import finite_resamples, item_resamples, verdict
 
 LEVEL = 0.05
 WORDS = {"improved": "improves", "regressed": "hurts", "within noise": "no effect shown"}
@@ -54,7 +54,9 @@ def interval(delta: float, per_seed: list[float], resamples: np.ndarray) -> dict
     97.5% of the time at every ratio of seed to item noise (tests/reporting/test_rep_ablation.py), where a
     Welch–Satterthwaite t dips to 92% and a bootstrap over the seeds (10 distinct draws of 3 seeds, seed
     variance shrunk by (n − 1)/n, never past the outermost seed) covers about 68%. With one seed only the
-    items are covered: the item bootstrap's percentiles, and the report says so."""
+    items are covered: the item bootstrap's percentiles, and the report says so. Resamples on which the metric
+    is undefined are left out (``finite_resamples``: NotTestable when most are)."""
+    resamples = finite_resamples(resamples)
     n = len(per_seed)
     if n == 1:
         lo, hi = (float(x) for x in np.quantile(resamples, [LEVEL / 2, 1 - LEVEL / 2]))
@@ -87,7 +89,11 @@ def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, b
     everything = np.arange(len(keys))
     per_seed = [float(cand_score(everything) - ref_score(everything)) for ref_score, cand_score in pairs]
     resamples = item_resamples(pairs, len(keys), n_boot, np.random.default_rng([boot_seed, zlib.crc32(task.encode())]))
-    ci = interval(delta, per_seed, resamples)
+    try:
+        ci = interval(delta, per_seed, resamples)
+    except NotTestable as exc:
+        out["reason"] = f"not tested: {exc}"
+        return out
     out.update(ci, items=len(keys), unit=items[0].unit, resamples=resamples, per_seed=per_seed,
                verdict=WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)], keys=keys, pairs=pairs,
                gold=[items[0].gold[i] for i in positions[0]])  # fmt: skip
@@ -143,7 +149,10 @@ def group(results: dict[str, dict[str, Any]], n_boot: int, boot_seed: int) -> di
         resamples.update(joint_resamples(results, tasks, n_boot, boot_seed))
     delta = mean(r["delta"] for r in results.values())
     per_seed = np.mean([r["per_seed"] for r in results.values()], axis=0).tolist()
-    ci = interval(delta, per_seed, np.mean(list(resamples.values()), axis=0))
+    try:  # a resample undefined in any task is undefined for the mean
+        ci = interval(delta, per_seed, np.mean(list(resamples.values()), axis=0))
+    except NotTestable as exc:
+        return {"delta": delta, "lo": None, "hi": None, "verdict": "no effect shown", "reason": f"not tested: {exc}"}
     return {"delta": delta, **ci, "verdict": WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)],
             **({"shared_items": linked} if linked else {})}  # fmt: skip
 

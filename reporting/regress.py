@@ -115,6 +115,16 @@ def item_resamples(pairs: list[tuple[Any, Any]], m: int, n_boot: int, rng: np.ra
     return out
 
 
+def finite_resamples(resamples: np.ndarray) -> np.ndarray:
+    """The resamples on which the metric is defined (a correlation of a constant resample, an AP without a
+    positive: NaN), so one undefined resample does not void the CI; raises NotTestable when fewer than half are,
+    as a CI from the rest would describe other item sets than the task's."""
+    finite = resamples[np.isfinite(resamples)]
+    if len(finite) < len(resamples) // 2:
+        raise NotTestable("the metric is undefined on most resamples (too few items or one class)")
+    return finite
+
+
 def verdict(delta: float, lo: float, hi: float, min_effect: float) -> str:
     """Significant when the CI excludes 0 and the change is at least min_effect (0–1 scale)."""
     if hi < 0 and -delta >= min_effect:
@@ -231,10 +241,10 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
         tv.reason = "fewer than two items in common"
         return tv
     rng = np.random.default_rng([s["seed"], zlib.crc32(name.encode())])  # per task: independent of task order
-    deltas = paired_bootstrap(ib.score, ic.score, pos_b, pos_c, s["n_boot"], rng)
-    deltas = deltas[np.isfinite(deltas)]
-    if len(deltas) < s["n_boot"] // 2:
-        tv.reason = "the metric is undefined on most resamples (too few items or one class)"
+    try:
+        deltas = finite_resamples(paired_bootstrap(ib.score, ic.score, pos_b, pos_c, s["n_boot"], rng))
+    except NotTestable as exc:
+        tv.reason = str(exc)
         return tv
     tv.lo, tv.hi = (float(x) for x in np.quantile(deltas, [s["level"] / 2, 1 - s["level"] / 2]))
     tv.n, tv.unit = len(common), ib.unit

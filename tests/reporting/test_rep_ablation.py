@@ -47,6 +47,29 @@ def test_one_seed_uses_the_item_bootstrap_percentiles() -> None:
     assert (ci["lo"], ci["hi"]) == pytest.approx((-0.9, 2.9)) and ci["se_seeds"] is None
 
 
+def test_an_undefined_resample_is_left_out_not_spread_over_the_ci() -> None:
+    """Before: one NaN resample (a Spearman on a constant resample) made the CI [nan, nan] and, through the mean over
+    tasks, the dev/test mean's too; regress already left such resamples out. Most undefined: not tested."""
+    from reporting.ablation import group
+    from reporting.items import NotTestable
+
+    resamples = 0.02 + np.random.default_rng(3).normal(0, 0.005, 1000)
+    with_nan = np.r_[resamples[:-1], np.nan]
+    for per_seed in ([0.02], [0.018, 0.02, 0.022]):
+        assert interval(0.02, per_seed, with_nan) == interval(0.02, per_seed, resamples[:-1])
+    with pytest.raises(NotTestable, match="the metric is undefined on most resamples"):
+        interval(0.02, [0.02], np.r_[resamples[:499], np.full(501, np.nan)])
+    deltas = np.random.default_rng(4).normal(0.01, 0.1, 50)
+    tasks = {"STSa": _task([str(i) for i in range(50)], deltas, "pairs", 1000, 1),
+             "STSb": _task([str(i) for i in range(50)], deltas, "pairs", 1000, 2)}
+    tasks["STSa"]["resamples"][7] = np.nan
+    mean_ci = group(tasks, 1000, 0)
+    assert mean_ci["lo"] < mean_ci["delta"] < mean_ci["hi"]  # False were either end NaN
+    tasks["STSb"]["resamples"][:600] = np.nan
+    mean_ci = group(tasks, 1000, 0)
+    assert mean_ci["lo"] is None and mean_ci["reason"].startswith("not tested: the metric is undefined")
+
+
 def _task(keys: list[str], deltas: np.ndarray, unit: str, n_boot: int, seed: int, documents: str = "doc") -> dict:
     """A compare() result for one seed: per-item baseline 0 and candidate Δ_i, the main score their mean; item i's
     gold judges document <documents>_i relevant."""
