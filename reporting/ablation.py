@@ -21,8 +21,8 @@ from tabulate import tabulate
 
 from harness.errors import UsageError
 from harness.runs import RunDir, atomic_write, atomic_write_json, atomic_write_text, open_run, read_json
-from reporting.items import NotTestable, at_dim, task_items
-from reporting.regress import item_resamples, verdict
+from reporting.items import NotTestable, at_dim, paired_positions, task_items
+from reporting.regress import finite_resamples, item_resamples, verdict
 
 LEVEL = 0.05
 WORDS = {"improved": "improves", "regressed": "hurts", "within noise": "no effect shown"}
@@ -54,7 +54,9 @@ def interval(delta: float, per_seed: list[float], resamples: np.ndarray) -> dict
     97.5% of the time at every ratio of seed to item noise (tests/reporting/test_rep_ablation.py), where a
     Welch–Satterthwaite t dips to 92% and a bootstrap over the seeds (10 distinct draws of 3 seeds, seed
     variance shrunk by (n − 1)/n, never past the outermost seed) covers about 68%. With one seed only the
-    items are covered: the item bootstrap's percentiles, and the report says so."""
+    items are covered: the item bootstrap's percentiles, and the report says so. Resamples on which the metric
+    is undefined are left out (``finite_resamples``: NotTestable when most are)."""
+    resamples = finite_resamples(resamples)
     n = len(per_seed)
     if n == 1:
         lo, hi = (float(x) for x in np.quantile(resamples, [LEVEL / 2, 1 - LEVEL / 2]))
@@ -76,33 +78,39 @@ def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, b
     out: dict[str, Any] = {"delta": delta, "seeds": len(seeds), "lo": None, "hi": None, "items": 0,
                            "verdict": "no effect shown", "reason": "", "resamples": None}  # fmt: skip
     try:
-        items = [(task_items(r, task, rb, dim), task_items(c, task, rc, dim))
-                 for (r, c), (rb, rc) in zip(runs, records, strict=True)]  # fmt: skip
+        items = [i for (r, c), (rb, rc) in zip(runs, records, strict=True)
+                 for i in (task_items(r, task, rb, dim), task_items(c, task, rc, dim))]  # fmt: skip
+        keys, positions = paired_positions(items)  # every seed's reference and candidate, item for item
     except NotTestable as exc:
         out["reason"] = f"not tested: {exc}"
         return out
-    common = set(items[0][0].keys)
-    for b, c in items:
-        common &= set(b.keys) & set(c.keys)
-    keys = [k for k in items[0][0].keys if k in common]
-    pairs = []
-    for b, c in items:
-        where_b, where_c = {k: i for i, k in enumerate(b.keys)}, {k: i for i, k in enumerate(c.keys)}
-        pb, pc = np.asarray([where_b[k] for k in keys]), np.asarray([where_c[k] for k in keys])
-        pairs.append((lambda idx, f=b.score, p=pb: f(p[idx]), lambda idx, f=c.score, p=pc: f(p[idx])))
+    scored = [(lambda idx, f=i.score, p=p: f(p[idx])) for i, p in zip(items, positions, strict=True)]
+    pairs = list(zip(scored[::2], scored[1::2], strict=True))
     everything = np.arange(len(keys))
     per_seed = [float(cand_score(everything) - ref_score(everything)) for ref_score, cand_score in pairs]
     resamples = item_resamples(pairs, len(keys), n_boot, np.random.default_rng([boot_seed, zlib.crc32(task.encode())]))
-    ci = interval(delta, per_seed, resamples)
-    out.update(ci, items=len(keys), unit=items[0][0].unit, resamples=resamples, per_seed=per_seed,
-               verdict=WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)], keys=keys, pairs=pairs)  # fmt: skip
+    try:
+        ci = interval(delta, per_seed, resamples)
+    except NotTestable as exc:
+        out["reason"] = f"not tested: {exc}"
+        return out
+    out.update(ci, items=len(keys), unit=items[0].unit, resamples=resamples, per_seed=per_seed,
+               verdict=WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)], keys=keys, pairs=pairs,
+               gold=[items[0].gold[i] for i in positions[0]])  # fmt: skip
     return out
 
 
+def _identities(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """A compared task's items as (id, gold) pairs: one item in two tasks only when both agree. Ids alone collide
+    across unrelated tasks (small integers: SciFact's "1", "3", ...)."""
+    return list(zip(result["keys"], result["gold"], strict=True))
+
+
 def shared_items(results: dict[str, dict[str, Any]]) -> list[list[str]]:
-    """Tasks whose items are one item set: queries that share ids (XQuAD's questions in five languages, over the
-    same documents). Positional keys (pairs, documents: "0", "1", ...) never link tasks. Groups of two or more."""
-    keysets = {t: set(r["keys"]) for t, r in results.items() if r.get("unit") == "queries" and r.get("keys")}
+    """Tasks whose items are one item set: at least half of the smaller task's queries are in the other under the
+    same id with the same relevance judgements (XQuAD's questions in five languages, judged against the same
+    paragraphs). Positional keys (pairs, documents: "0", "1", ...) never link tasks. Groups of two or more."""
+    keysets = {t: set(_identities(r)) for t, r in results.items() if r.get("unit") == "queries" and r.get("keys")}
     groups: list[set[str]] = []
     for task, keys in keysets.items():
         linked = [g for g in groups
@@ -114,11 +122,11 @@ def shared_items(results: dict[str, dict[str, Any]]) -> list[list[str]]:
 
 def joint_resamples(results: dict[str, dict[str, Any]], tasks: list[str], n_boot: int,
                     boot_seed: int) -> dict[str, np.ndarray]:  # fmt: skip
-    """Per task, the mean over seeds of Δ under one bootstrap of the union of the tasks' item ids: a resampled id
-    counts in every task that has it, so the tasks' shared items move together and their mean's spread is not
-    understated as if they were independent sets."""
-    union = list(dict.fromkeys(k for t in tasks for k in results[t]["keys"]))
-    where = {t: {k: i for i, k in enumerate(results[t]["keys"])} for t in tasks}
+    """Per task, the mean over seeds of Δ under one bootstrap of the union of the tasks' items (id and gold): a
+    resampled item counts in every task that has it, so the tasks' shared items move together and their mean's
+    spread is not understated as if they were independent sets."""
+    union = list(dict.fromkeys(k for t in tasks for k in _identities(results[t])))
+    where = {t: {k: i for i, k in enumerate(_identities(results[t]))} for t in tasks}
     rng = np.random.default_rng([boot_seed, zlib.crc32("+".join(tasks).encode())])
     out = {t: np.empty(n_boot) for t in tasks}
     for b in range(n_boot):
@@ -141,7 +149,10 @@ def group(results: dict[str, dict[str, Any]], n_boot: int, boot_seed: int) -> di
         resamples.update(joint_resamples(results, tasks, n_boot, boot_seed))
     delta = mean(r["delta"] for r in results.values())
     per_seed = np.mean([r["per_seed"] for r in results.values()], axis=0).tolist()
-    ci = interval(delta, per_seed, np.mean(list(resamples.values()), axis=0))
+    try:  # a resample undefined in any task is undefined for the mean
+        ci = interval(delta, per_seed, np.mean(list(resamples.values()), axis=0))
+    except NotTestable as exc:
+        return {"delta": delta, "lo": None, "hi": None, "verdict": "no effect shown", "reason": f"not tested: {exc}"}
     return {"delta": delta, **ci, "verdict": WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)],
             **({"shared_items": linked} if linked else {})}  # fmt: skip
 
@@ -221,7 +232,8 @@ def _against(ref: dict[int, str], cand: dict[int, str], dev: list[str], test: li
              boot_seed: int, dim: int | None = None) -> dict[str, Any]:  # fmt: skip
     """Per task and for the dev and test means, one arm against the reference (``compare``, ``group``)."""
     per_task = {t: compare(ref, cand, t, n_boot, boot_seed, dim) for t in dev + test}
-    comp = {t: {k: v for k, v in r.items() if k not in ("resamples", "keys", "pairs")} for t, r in per_task.items()}
+    comp = {t: {k: v for k, v in r.items() if k not in ("resamples", "keys", "gold", "pairs")}
+            for t, r in per_task.items()}  # fmt: skip
     comp["dev mean"] = group({t: per_task[t] for t in dev}, n_boot, boot_seed)
     comp["test mean"] = group({t: per_task[t] for t in test}, n_boot, boot_seed)
     return comp
@@ -293,9 +305,9 @@ def render(rep: dict[str, Any]) -> str:
         f"({b['n_boot']} resamples, seed {b['seed']}, the same items for both arms and every seed), se_seeds the sd "
         "of the per-seed Δ over √n, t on n − 1 degrees of freedom (conservative: 95–97.5% coverage with 3 seeds); "
         "one seed: the item bootstrap's percentiles, training noise not covered. Group means: per seed and per "
-        "resample the mean over tasks; tasks whose items share ids are resampled together (below). Verdict "
-        "*improves* / *hurts* only when the CI excludes 0, otherwise *no effect shown*. Only the test rows and the "
-        "test mean are evidence; dev rows may be optimistic by whatever was chosen on them.", "",
+        "resample the mean over tasks; tasks whose items share ids and relevance judgements are resampled together "
+        "(below). Verdict *improves* / *hurts* only when the CI excludes 0, otherwise *no effect shown*. Only the "
+        "test rows and the test mean are evidence; dev rows may be optimistic by whatever was chosen on them.", "",
         against, "",
         *_shared_note(rep),
         "![scores per arm](scores.png)", "",
@@ -321,15 +333,15 @@ def _overlap_lines(rep: dict[str, Any]) -> list[str]:
 
 
 def _shared_note(rep: dict[str, Any]) -> list[str]:
-    """Which tasks of a group mean are one item set (the same query ids), resampled together in its CI."""
+    """Which tasks of a group mean are one item set (the same query ids and judgements), resampled together."""
     linked = {tuple(g) for comp in rep["comparisons"].values() for name in ("dev mean", "test mean")
               if comp.get(name) for g in comp[name].get("shared_items", [])}  # fmt: skip
     if not linked:
         return []
     groups = "; ".join(", ".join(g) for g in sorted(linked))
-    return [f"Tasks that share their items (the same query ids, e.g. one question set in several languages), "
-            f"resampled together in the group means' CIs: {groups}. Their per-task rows are not independent "
-            "evidence.", ""]  # fmt: skip
+    return [f"Tasks that share their items (the same query ids with the same relevance judgements, e.g. one "
+            f"question set in several languages), resampled together in the group means' CIs: {groups}. Their "
+            "per-task rows are not independent evidence.", ""]  # fmt: skip
 
 
 def _dhnm_section(rep: dict[str, Any]) -> list[str]:

@@ -58,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rg.add_argument("--seed", type=int, default=0)
     rg.add_argument("--min-effect", type=float, default=0.1, help="smallest change, in points of the ×100 score, "
                     "that can count as a regression or improvement (default 0.1)")  # fmt: skip
-    rg.add_argument("--bonferroni", action="store_true", help="divide alpha by the number of tasks tested")
+    rg.add_argument("--bonferroni", action="store_true", help="divide alpha by the number of tasks both runs "
+                    "finished, whether or not each gets a verdict (conservative; the report's header names it)")
     rg.add_argument("--tasks", type=_csv, help="only these tasks (comma-separated)")
     rg.add_argument("--dim", type=int, help="compare at this MRL dim (first DIM dimensions, renormalised); both runs "
                     "need `harness run --dims DIM --dim-predictions`")  # fmt: skip

@@ -11,6 +11,7 @@ scorer is checked to reproduce the run's recorded main score on all items before
 from __future__ import annotations
 
 import heapq
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,12 +37,52 @@ class NotTestable(Exception):
 
 @dataclass
 class TaskItems:
-    """Item keys (pair index, query id, ...) and a function from item positions to the task's main score."""
+    """Item keys (pair index, query id, ...), each item's gold as JSON (its score, label or relevance judgements:
+    two runs' items are the same only when their gold is, ``paired_positions``) and a function from item
+    positions to the task's main score."""
 
     keys: list[str]
+    gold: list[str]
     score: Callable[[np.ndarray], float]
     unit: str
     metric: str = ""  # the main metric the scores are of
+
+    @property
+    def keyed(self) -> bool:
+        """Items named by an id of the data (queries); the others are named by their position ("0", "1", ...)."""
+        return self.unit == "queries"
+
+
+def _by_position(gold: list[Any], score: Callable[[np.ndarray], float], unit: str) -> TaskItems:
+    """Items named by their position in the evaluation split, as mteb's per-item outputs list them."""
+    return TaskItems([str(i) for i in range(len(gold))], [json.dumps(g) for g in gold], score, unit)
+
+
+def paired_positions(runs: list[TaskItems]) -> tuple[list[str], list[np.ndarray]]:
+    """The items every run holds (in the first run's order) and each run's positions of them, for a paired
+    resample. Items named by position are one list: unless every run's gold is the same list, item i of one run
+    need not be item i of another (another loader order, other rows), and pairing them by position would compare
+    unrelated items. Items named by id (queries) must carry the same relevance judgements under the same id.
+    Raises NotTestable naming the first difference. BitextMining keeps no per-item gold (sentence i translates
+    sentence i): only the counts are compared there."""
+    first = runs[0]
+    if not first.keyed:
+        for other in runs[1:]:
+            if other.gold != first.gold:
+                at = next((i for i, (a, b) in enumerate(zip(first.gold, other.gold, strict=False)) if a != b), None)
+                where = f"first difference at item {at}" if at is not None else "one list is the other's start"
+                raise NotTestable(f"items differ in order or content: the runs' gold labels are not the same list "
+                                  f"({len(first.gold)} and {len(other.gold)} {first.unit}, {where})")  # fmt: skip
+        everything = np.arange(len(first.keys))
+        return first.keys, [everything] * len(runs)
+    golds = [dict(zip(r.keys, r.gold, strict=True)) for r in runs]
+    keys = [k for k in first.keys if all(k in g for g in golds)]
+    differ = [k for k in keys if any(g[k] != golds[0][k] for g in golds[1:])]
+    if differ:
+        raise NotTestable(f"items differ in order or content: {len(differ)} of the {len(keys)} shared query ids "
+                          f"have other relevance judgements in another run (first: {differ[0]})")  # fmt: skip
+    where = [{k: i for i, k in enumerate(r.keys)} for r in runs]
+    return keys, [np.asarray([w[k] for k in keys], dtype=int) for w in where]
 
 
 def at_dim(run: RunDir, name: str, record: dict[str, Any], dim: int | None) -> dict[str, Any]:
@@ -103,7 +144,7 @@ def _sts(gold_scores: list[float], out: dict[str, Any], metric: str) -> TaskItem
     values = out.get(key) if out.get(key) is not None else out["cosine_scores"]  # mteb: no model similarity → cosine
     sims, gold = np.asarray(values, dtype=float), np.asarray(gold_scores, dtype=float)
     fn = spearmanr if corr == "spearman" else pearsonr
-    return TaskItems([str(i) for i in range(len(gold))], lambda idx: float(fn(gold[idx], sims[idx])[0]), "pairs")
+    return _by_position(gold_scores, lambda idx: float(fn(gold[idx], sims[idx])[0]), "pairs")
 
 
 def _pairs(gold_labels: list[int], out: dict[str, Any], metric: str) -> TaskItems:
@@ -128,7 +169,7 @@ def _pairs(gold_labels: list[int], out: dict[str, Any], metric: str) -> TaskItem
         f1, precision, recall, _ = mteb_task._find_best_f1_and_threshold(None, s, y, high)
         return float({"f1": f1, "precision": precision, "recall": recall}[name])
 
-    return TaskItems([str(i) for i in range(len(labels))], lambda idx: max(one(f, idx) for f in fns), "pairs")
+    return _by_position(gold_labels, lambda idx: max(one(f, idx) for f in fns), "pairs")
 
 
 def _classification(gold_labels: list[str], out: list[list[Any]], metric: str) -> TaskItems:
@@ -138,7 +179,7 @@ def _classification(gold_labels: list[str], out: list[list[Any]], metric: str) -
     if not out or any(len(exp) != len(gold) for exp in out):
         raise NotTestable("predictions do not cover the evaluation split item by item")
     correct = np.mean([np.asarray([str(v) for v in exp]) == gold for exp in out], axis=0)  # over experiments
-    return TaskItems([str(i) for i in range(len(gold))], lambda idx: float(correct[idx].mean()), "items")
+    return _by_position(gold_labels, lambda idx: float(correct[idx].mean()), "items")
 
 
 def _clustering(gold_labels: list[Any], out: list[list[Any]], metric: str) -> TaskItems:
@@ -150,8 +191,7 @@ def _clustering(gold_labels: list[Any], out: list[list[Any]], metric: str) -> Ta
     gold, pred = np.asarray(gold_labels), np.asarray(out[0])
     if len(gold) != len(pred):
         raise NotTestable("cluster assignments do not cover the documents one to one")
-    return TaskItems([str(i) for i in range(len(gold))], lambda idx: float(v_measure_score(gold[idx], pred[idx])),
-                     "documents")  # fmt: skip
+    return _by_position(gold_labels, lambda idx: float(v_measure_score(gold[idx], pred[idx])), "documents")
 
 
 def _retrieval(qrels: dict[str, dict[str, int]], out: dict[str, dict[str, float]], metric: str) -> TaskItems:
@@ -165,7 +205,8 @@ def _retrieval(qrels: dict[str, dict[str, int]], out: dict[str, dict[str, float]
     per_query = pytrec_eval.RelevanceEvaluator(qrels, {f"{measure}.{k}"}).evaluate(run)
     keys = sorted(per_query)
     values = np.asarray([per_query[q][f"{key}_{k}"] for q in keys], dtype=float)
-    return TaskItems(keys, lambda idx: float(values[idx].mean()), "queries")
+    gold = [json.dumps(qrels[q], sort_keys=True) for q in keys]
+    return TaskItems(keys, gold, lambda idx: float(values[idx].mean()), "queries")
 
 
 def _top(docs: dict[str, float], k: int) -> dict[str, float]:
@@ -191,4 +232,4 @@ def _bitext(_gold: None, out: dict[str, list[dict[str, Any]]], metric: str) -> T
                                                        [(int(i), int(i)) for i in idx])  # fmt: skip
         return float(metrics[metric])
 
-    return TaskItems([str(i) for i in range(len(neighbours))], score, "sentences")
+    return _by_position([None] * len(neighbours), score, "sentences")

@@ -26,7 +26,7 @@ from tabulate import tabulate
 
 from harness.errors import DataError, HarnessError, UsageError
 from harness.runs import RUN_JSON, RunDir, data_differences, open_run, other_settings, shown_path
-from reporting.items import NotTestable, at_dim, task_items
+from reporting.items import NotTestable, at_dim, paired_positions, task_items
 
 EXIT_OK, EXIT_REGRESSION, EXIT_NOT_COMPARED = 0, 1, 3
 TESTED = ("regressed", "improved", "within noise")
@@ -113,6 +113,16 @@ def item_resamples(pairs: list[tuple[Any, Any]], m: int, n_boot: int, rng: np.ra
         idx = rng.integers(0, m, m)
         out[b] = np.mean([cand(idx) - base(idx) for base, cand in pairs])
     return out
+
+
+def finite_resamples(resamples: np.ndarray) -> np.ndarray:
+    """The resamples on which the metric is defined (a correlation of a constant resample, an AP without a
+    positive: NaN), so one undefined resample does not void the CI; raises NotTestable when fewer than half are,
+    as a CI from the rest would describe other item sets than the task's."""
+    finite = resamples[np.isfinite(resamples)]
+    if len(finite) < len(resamples) // 2:
+        raise NotTestable("the metric is undefined on most resamples (too few items or one class)")
+    return finite
 
 
 def verdict(delta: float, lo: float, hi: float, min_effect: float) -> str:
@@ -219,6 +229,7 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
         return tv
     try:
         ib, ic = task_items(base, name, rb, s["dim"]), task_items(cand, name, rc, s["dim"])
+        common, (pos_b, pos_c) = paired_positions([ib, ic])
     except NotTestable as exc:
         tv.reason = str(exc)
         return tv
@@ -226,18 +237,14 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
         tv.verdict, tv.reason = DAMAGED, str(exc)
         return tv
     tv.metric = tv.metric or ib.metric
-    where = {k: i for i, k in enumerate(ic.keys)}
-    common = [k for k in ib.keys if k in where]
     if len(common) < 2:
         tv.reason = "fewer than two items in common"
         return tv
-    pos_b = np.asarray([i for i, k in enumerate(ib.keys) if k in where])
-    pos_c = np.asarray([where[k] for k in common])
     rng = np.random.default_rng([s["seed"], zlib.crc32(name.encode())])  # per task: independent of task order
-    deltas = paired_bootstrap(ib.score, ic.score, pos_b, pos_c, s["n_boot"], rng)
-    deltas = deltas[np.isfinite(deltas)]
-    if len(deltas) < s["n_boot"] // 2:
-        tv.reason = "the metric is undefined on most resamples (too few items or one class)"
+    try:
+        deltas = finite_resamples(paired_bootstrap(ib.score, ic.score, pos_b, pos_c, s["n_boot"], rng))
+    except NotTestable as exc:
+        tv.reason = str(exc)
         return tv
     tv.lo, tv.hi = (float(x) for x in np.quantile(deltas, [s["level"] / 2, 1 - s["level"] / 2]))
     tv.n, tv.unit = len(common), ib.unit

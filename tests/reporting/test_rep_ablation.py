@@ -3,6 +3,8 @@ seeds, which a bootstrap over 3 seeds does not (about 68%), nor a Welch–Satter
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -45,14 +47,40 @@ def test_one_seed_uses_the_item_bootstrap_percentiles() -> None:
     assert (ci["lo"], ci["hi"]) == pytest.approx((-0.9, 2.9)) and ci["se_seeds"] is None
 
 
-def _task(keys: list[str], deltas: np.ndarray, unit: str, n_boot: int, seed: int) -> dict:
-    """A compare() result for one seed: per-item baseline 0 and candidate Δ_i, the main score their mean."""
+def test_an_undefined_resample_is_left_out_not_spread_over_the_ci() -> None:
+    """Before: one NaN resample (a Spearman on a constant resample) made the CI [nan, nan] and, through the mean over
+    tasks, the dev/test mean's too; regress already left such resamples out. Most undefined: not tested."""
+    from reporting.ablation import group
+    from reporting.items import NotTestable
+
+    resamples = 0.02 + np.random.default_rng(3).normal(0, 0.005, 1000)
+    with_nan = np.r_[resamples[:-1], np.nan]
+    for per_seed in ([0.02], [0.018, 0.02, 0.022]):
+        assert interval(0.02, per_seed, with_nan) == interval(0.02, per_seed, resamples[:-1])
+    with pytest.raises(NotTestable, match="the metric is undefined on most resamples"):
+        interval(0.02, [0.02], np.r_[resamples[:499], np.full(501, np.nan)])
+    deltas = np.random.default_rng(4).normal(0.01, 0.1, 50)
+    tasks = {"STSa": _task([str(i) for i in range(50)], deltas, "pairs", 1000, 1),
+             "STSb": _task([str(i) for i in range(50)], deltas, "pairs", 1000, 2)}
+    tasks["STSa"]["resamples"][7] = np.nan
+    mean_ci = group(tasks, 1000, 0)
+    assert mean_ci["lo"] < mean_ci["delta"] < mean_ci["hi"]  # False were either end NaN
+    tasks["STSb"]["resamples"][:600] = np.nan
+    mean_ci = group(tasks, 1000, 0)
+    assert mean_ci["lo"] is None and mean_ci["reason"].startswith("not tested: the metric is undefined")
+
+
+def _task(keys: list[str], deltas: np.ndarray, unit: str, n_boot: int, seed: int, documents: str = "doc") -> dict:
+    """A compare() result for one seed: per-item baseline 0 and candidate Δ_i, the main score their mean; item i's
+    gold judges document <documents>_i relevant."""
     from reporting.regress import item_resamples
 
     pairs = [(lambda idx: 0.0, lambda idx, d=deltas: float(d[idx].mean()))]
     resamples = item_resamples(pairs, len(keys), n_boot, np.random.default_rng(seed))
     delta = float(deltas.mean())
-    return {"delta": delta, "per_seed": [delta], "resamples": resamples, "keys": keys, "pairs": pairs, "unit": unit}
+    gold = [json.dumps({f"{documents}_{i}": 1}) for i in range(len(keys))]
+    return {"delta": delta, "per_seed": [delta], "resamples": resamples, "keys": keys, "gold": gold, "pairs": pairs,
+            "unit": unit}  # fmt: skip
 
 
 def test_tasks_sharing_their_items_are_resampled_together_in_the_group_ci() -> None:
@@ -76,6 +104,21 @@ def test_tasks_sharing_their_items_are_resampled_together_in_the_group_ci() -> N
     assert independent["se_items"] == pytest.approx(one / np.sqrt(2), rel=0.1)
 
 
+def test_query_ids_alone_do_not_make_tasks_one_item_set() -> None:
+    """Before: ids alone linked tasks, and small integer ids collide across unrelated tasks (SciFact's "1", "3",
+    ...): two unrelated retrieval tasks were named as sharing their items and their bootstraps were coupled,
+    changing the test mean's CI. Linked only when the shared ids carry the same relevance judgements too."""
+    from reporting.ablation import group, shared_items
+
+    deltas = np.random.default_rng(3).normal(0.01, 0.1, 300)
+    unrelated = {"SciFactLike": _task([str(i) for i in range(1, 301)], deltas, "queries", 2000, 1, "pubmed"),
+                 "OtherIntegerIds": _task([str(i) for i in range(1, 301)], deltas, "queries", 2000, 2, "forum")}
+    assert shared_items(unrelated) == []
+    one = float(np.std(unrelated["SciFactLike"]["resamples"], ddof=1))
+    independent = group(unrelated, 2000, 0)
+    assert "shared_items" not in independent and independent["se_items"] == pytest.approx(one / np.sqrt(2), rel=0.1)
+
+
 def test_units_of_several_code_versions_are_said_in_the_report() -> None:
     """Before: a work folder resumed after a commit (softmask_lr's seeds 3 and 4, stop 24) mixed units trained by
     two versions of the code, and only a note added by hand said so."""
@@ -95,7 +138,6 @@ def test_the_report_at_an_mrl_dim_is_the_ci_of_the_truncated_vectors(tiny_runs, 
     """`eval.dims`: each arm is compared again at an MRL dim, from the per-item outputs `harness run --dims` keeps
     in predictions/embed_dim_<d>/ (before: only the full width's were kept, so no dim had a CI). Checked against
     the CI written out from those files with scipy, and every task type's per-item score reproduces its dim score."""
-    import json
     import zlib
     from pathlib import Path
 

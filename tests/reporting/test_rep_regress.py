@@ -101,6 +101,15 @@ def test_bonferroni_header_names_the_count_it_corrects_for(tiny_runs, tmp_path):
     assert "(Bonferroni: α = 0.05 over 6 shared tasks)" in render(comp)
 
 
+def test_bonferroni_help_names_the_count_it_divides_by(capsys):
+    """Before: the help said "the number of tasks tested", but α is divided by every task both runs finished."""
+    with pytest.raises(SystemExit) as done:
+        main(["regress", "--help"])
+    assert done.value.code == 0
+    assert "divide alpha by the number of tasks both runs finished, whether or not each gets a verdict" in re.sub(
+        r"\s+", " ", capsys.readouterr().out)
+
+
 @pytest.mark.parametrize(("record", "named"), [
     ([1, 2], "the file must be a JSON object, not a list"),
     ({"model": "minilm", "tasks": {}}, "field 'model' must be an object, not a string (minilm)"),
