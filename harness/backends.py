@@ -70,6 +70,7 @@ class SentenceTransformerEmbedder(Embedder):
 
         self.spec, self.name, self._folder, self._package = spec, name, folder, package
         self._raw_vectors = not any(isinstance(module, Normalize) for module in model)
+        self.similarity_fn_name = str(model.similarity_fn_name)  # the folder's own, as plain mteb scores it
         self.device = pick_device_name(opts.device)
         self.dtype = opts.dtype
         self._model = model.to(self.device)

@@ -44,6 +44,9 @@ class Embedder(ABC):
     pooling: str = "model"  # the model's own pooling unless an hf: spec chose one
     kernels: str | None = None  # non-stock kernels that move vectors by rounding (harness.onednn, COMPILED), else None
     packs_texts: bool = False  # True: a batch's texts run concatenated, unpadded (batches bounded by token sum)
+    # How mteb scores two vectors (mteb's ScoringFunction values: cosine, dot, euclidean, manhattan): an st: folder's
+    # own `similarity_fn_name`, as plain mteb scores it with `model.similarity`; cosine for every other kind
+    similarity_fn_name: str = "cosine"
 
     @abstractmethod
     def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
@@ -131,5 +134,6 @@ class Embedder(ABC):
             "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype,
             "dtype_reason": self.dtype_reason,
             "device": self.device, "fingerprint": self.fingerprint, "kernels": self.kernels,
+            "similarity_fn_name": self.similarity_fn_name,
             "prompts": {"query": self.prompt("query"), "document": self.prompt("document"), "none": self.prompt(None)},
         }  # fmt: skip
