@@ -1,7 +1,8 @@
 """On-disk embedding cache shared across tasks and runs.
 
-An entry is keyed by *namespace* (model fingerprint + prompt + role + max length + pooling + dtype) and the
-sha256 of the text, so a query vector is never served for a document and an fp16 run never reuses fp32
+An entry is keyed by *namespace* (model fingerprint + prompt + role + max length + pooling + dtype + device type +
+torch/transformers/sentence-transformers versions, + the CPU model below float32 on a CPU) and the sha256 of the
+text, so a query vector is never served for a document and an fp16 run never reuses fp32
 vectors (mteb's own cache keys by text alone: mteb#5383, #5394). SQLite in WAL mode makes concurrent runs
 safe; every vector carries a checksum and a damaged entry is treated as a miss and recomputed.
 
