@@ -70,15 +70,18 @@ class SentenceTransformerEmbedder(Embedder):
 
         self.spec, self.name, self._folder, self._package = spec, name, folder, package
         self._raw_vectors = not any(isinstance(module, Normalize) for module in model)
+        self.similarity_fn_name = str(model.similarity_fn_name)  # the folder's own, as plain mteb scores it
         self.device = pick_device_name(opts.device)
         self.dtype = opts.dtype
         self._model = model.to(self.device)
         if opts.dtype != "float32":
             self._model = self._model.to(_torch_dtype(opts.dtype))
+        positions = usable_positions(getattr(getattr(self._model[0], "auto_model", None), "config", None))
         if opts.max_length:
-            positions = getattr(getattr(self._model[0], "auto_model", None), "config", None)
-            check_max_length(spec, opts.max_length, getattr(positions, "max_position_embeddings", None))
+            check_max_length(spec, opts.max_length, positions)
             self._model.max_seq_length = opts.max_length
+        elif positions and (self._model.max_seq_length or 0) > positions:  # sentence-transformers' own default
+            self._model.max_seq_length = positions  # counts the padding offset's positions as usable: it would crash
         self.max_length = self._model.max_seq_length
         self.embed_dim = int(self._model.get_embedding_dimension())
         self._prompts = dict(getattr(model, "prompts", {}) or {})
@@ -186,8 +189,10 @@ class HFEmbedder(Embedder):
             self.kernels = COMPILED
         else:
             self.kernels = _fuse_bf16_cpu(self._model)
-        check_max_length(spec, opts.max_length, getattr(self._model.config, "max_position_embeddings", None))
-        self.max_length = opts.max_length or min(int(self._tok.model_max_length or 512), 8192)
+        positions = usable_positions(self._model.config)
+        check_max_length(spec, opts.max_length, positions)
+        # the tokenizer's limit (a folder without tokenizer_config.json says ~1e30), never past the position table
+        self.max_length = opts.max_length or min(int(self._tok.model_max_length or 512), positions or 8192, 8192)
         self.embed_dim = int(self._model.config.hidden_size)
         self.revision = self.fingerprint[:12]
         if self._tok.pad_token is None:
@@ -289,7 +294,26 @@ class ConanEmbedder(Embedder):
         return data_fingerprint({"model": self._enc.fingerprint, "vectors": UNIT_VECTORS})
 
 
+# Encoders whose learned absolute positions are numbered from pad_token_id + 1 (transformers'
+# create_position_ids_from_input_ids): XLM-R's 514 position embeddings hold 512 tokens, not 514.
+PADDING_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "ibert",
+                            "longformer", "roberta-prelayernorm", "xmod", "mpnet")  # fmt: skip
+
+
+def usable_positions(config: Any) -> int | None:
+    """Tokens a text may have in a transformers model with this config: max_position_embeddings, less the
+    padding offset where positions start after pad_token_id; None when the config names no position table."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not positions:
+        return None
+    pad = getattr(config, "pad_token_id", None)
+    if getattr(config, "model_type", None) in PADDING_OFFSET_POSITIONS and pad is not None:
+        return int(positions) - (int(pad) + 1)
+    return int(positions)
+
+
 def check_max_length(spec: str, requested: int | None, positions: int | None) -> None:
-    """--max-length beyond the model's position table would index past it (or silently truncate)."""
+    """--max-length beyond the tokens the model's position table holds would index past it (or silently
+    truncate)."""
     if requested is not None and positions and requested > positions:
         raise UsageError(f"--max-length {requested}: model {spec} has {positions} positions at most")

@@ -1,9 +1,17 @@
 """On-disk embedding cache shared across tasks and runs.
 
-An entry is keyed by *namespace* (model fingerprint + prompt + role + max length + pooling + dtype) and the
-sha256 of the text, so a query vector is never served for a document and an fp16 run never reuses fp32
+An entry is keyed by *namespace* (model fingerprint + prompt + role + max length + pooling + dtype + device type +
+torch/transformers/sentence-transformers versions, + the CPU model below float32 on a CPU) and the sha256 of the
+text, so a query vector is never served for a document and an fp16 run never reuses fp32
 vectors (mteb's own cache keys by text alone: mteb#5383, #5394). SQLite in WAL mode makes concurrent runs
 safe; every vector carries a checksum and a damaged entry is treated as a miss and recomputed.
+
+Only SQLite decides that the file is damaged (it says "malformed" or "not a database"): a file shorter than its
+header's page count is normal while another run checkpoints its WAL, and after a kill -9 in a checkpoint SQLite
+completes it from the WAL. Every open cache holds a shared flock on `embeddings.sqlite.lock`; the files are only
+moved aside or deleted under the exclusive lock, i.e. when no other run has them open (another run would go on
+writing into a file nobody reads). A damaged file that another run holds is left in place and this run keeps its
+vectors in memory.
 
 Storage is near the vectors' own size: 64 KiB pages hold many rows each (the old WITHOUT ROWID layout spilled every
 vector to its own overflow page, ~3x the bytes) and namespaces are stored once, rows refer to them by number.
@@ -14,6 +22,7 @@ table `models` keeps each model's description (harness/lazy.py), so a rerun whos
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -21,7 +30,8 @@ import sqlite3
 import sys
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +40,13 @@ import numpy as np
 from conan_model.atomic import durable_replace
 from conan_model.fingerprint import data_fingerprint
 from harness.env import user_cache_root
+from harness.errors import HarnessError
 
 DB_NAME = "embeddings.sqlite"
 SCHEMA_VERSION = 2  # PRAGMA user_version of the current layout
 PAGE_SIZE = 65536
 _CHUNK = 500  # keys per SELECT ... IN (...)
-_MAGIC = b"SQLite format 3\0"
+IN_MEMORY = ":memory:"  # where a run keeps vectors while another run holds a damaged file
 
 
 def default_cache_dir() -> Path:
@@ -57,21 +68,8 @@ class CacheDamaged(sqlite3.DatabaseError):
     """The database file cannot serve as a cache (damaged, or another layout); the reason says which."""
 
 
-def _damage_in_file(path: Path) -> str | None:
-    """A reason when the file's header is not SQLite's or the file is shorter than the header says, else None."""
-    size = path.stat().st_size if path.is_file() else 0
-    if size == 0:
-        return None
-    with path.open("rb") as handle:
-        head = handle.read(100)
-    if len(head) < 100 or not head.startswith(_MAGIC):
-        return "not an SQLite database (garbage header)"
-    page_size = int.from_bytes(head[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages, valid_for = int.from_bytes(head[28:32], "big"), head[92:96]
-    if head[24:28] == valid_for and pages and size < pages * page_size:
-        return f"truncated ({size} bytes, the header says {pages * page_size})"
-    return None
+class CacheInUse(HarnessError):
+    """The files cannot be replaced now: another run has the cache open (exit 2, one line)."""
 
 
 class EmbeddingCache:
@@ -83,18 +81,18 @@ class EmbeddingCache:
         self.path = self.directory / DB_NAME
         self.corrupt_entries = 0
         self.moved_aside: Path | None = None
+        self._lock = open(f"{self.path}.lock", "a")  # noqa: SIM115 - held for the cache's life, closed in close()
+        fcntl.flock(self._lock, fcntl.LOCK_SH)  # released by the kernel even on kill -9
         try:
-            self._db = self._open()
+            self._db = self._open(self.path)
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and not isinstance(exc, CacheDamaged):
+                self._lock.close()
                 raise  # locked, read-only, cannot open: not damage; the caller reports it
             self._recover(str(exc))
 
-    def _open(self) -> sqlite3.Connection:
-        reason = _damage_in_file(self.path)
-        if reason:
-            raise CacheDamaged(reason)
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+    def _open(self, target: Path | str) -> sqlite3.Connection:
+        db = sqlite3.connect(target, timeout=60, isolation_level=None)
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
@@ -116,19 +114,39 @@ class EmbeddingCache:
         self._ids: dict[str, int] = {}
         return db
 
+    @contextmanager
+    def _alone(self) -> Iterator[bool]:
+        """Whether no other open cache shares the files (the exclusive flock); only then may they be replaced."""
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            alone = True
+        except BlockingIOError:
+            alone = False
+        try:
+            yield alone
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_SH)  # a failed upgrade may have dropped the shared lock: take it again
+
     def _recover(self, reason: str) -> None:
-        """Move the damaged file (and its WAL) aside, say so on stderr, and start an empty cache."""
+        """Move the damaged file (and its WAL) aside, say so on stderr, and start an empty cache; while another
+        run has the file open, leave it to that run and keep this run's vectors in memory."""
         if getattr(self, "_db", None) is not None:
             self._db.close()
-        aside = self.path.with_name(f"{DB_NAME}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9}")
-        if self.path.exists():
-            durable_replace(self.path, aside)
-            self.moved_aside = aside
-        for suffix in ("-wal", "-shm"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        print(f"harness: warning: embedding cache {self.path} is unusable ({reason}); moved it to {aside.name} "
-              "and started a fresh cache", file=sys.stderr)  # fmt: skip
-        self._db = self._open()
+        with self._alone() as alone:
+            if not alone:
+                print(f"harness: warning: embedding cache {self.path} is unusable ({reason}); another run has "
+                      "it open, so it stays in place and this run keeps its vectors in memory", file=sys.stderr)
+                self._db = self._open(IN_MEMORY)
+                return
+            aside = self.path.with_name(f"{DB_NAME}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9}")
+            if self.path.exists():
+                durable_replace(self.path, aside)
+                self.moved_aside = aside
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            print(f"harness: warning: embedding cache {self.path} is unusable ({reason}); moved it to {aside.name} "
+                  "and started a fresh cache", file=sys.stderr)
+            self._db = self._open(self.path)
 
     def _guarded(self, op: Any, *args: Any) -> Any:
         """Run op; if the file turns out damaged mid-run, recover once and run it again on the fresh cache."""
@@ -211,16 +229,21 @@ class EmbeddingCache:
         }
 
     def clear(self) -> int | None:
-        """Remove every vector: the files go, whatever state they are in; the count is None if unreadable."""
+        """Remove every vector: the files go, whatever state they are in; the count is None if unreadable.
+        Raises CacheInUse while another run has the cache open (its writes would go to a deleted file)."""
         try:
             (removed,) = self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()
         except sqlite3.DatabaseError:
             removed = None
-        self._db.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        self._db = self._open()
+        with self._alone() as alone:
+            if not alone:
+                raise CacheInUse(f"embedding cache {self.path} is open in another run; clear it when that run ends")
+            self._db.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            self._db = self._open(self.path)
         return removed
 
     def close(self) -> None:
         self._db.close()
+        self._lock.close()

@@ -18,6 +18,15 @@ from typing import Any
 import numpy as np
 
 from conan_model.batching import EncodeTimings, token_budget_batches
+from harness import sysinfo
+
+# The packages whose code computes a vector (the model's kernels, its tokenizer, the pipeline around them)
+KERNEL_PACKAGES = ("torch", "transformers", "sentence-transformers")
+
+
+def kernel_packages() -> dict[str, str | None]:
+    """Installed versions of KERNEL_PACKAGES (None where one is missing), a part of every cache namespace."""
+    return {name: version for name, version in sysinfo.package_versions().items() if name in KERNEL_PACKAGES}
 
 
 @dataclass
@@ -44,6 +53,9 @@ class Embedder(ABC):
     pooling: str = "model"  # the model's own pooling unless an hf: spec chose one
     kernels: str | None = None  # non-stock kernels that move vectors by rounding (harness.onednn, COMPILED), else None
     packs_texts: bool = False  # True: a batch's texts run concatenated, unpadded (batches bounded by token sum)
+    # How mteb scores two vectors (mteb's ScoringFunction values: cosine, dot, euclidean, manhattan): an st: folder's
+    # own `similarity_fn_name`, as plain mteb scores it with `model.similarity`; cosine for every other kind
+    similarity_fn_name: str = "cosine"
 
     @abstractmethod
     def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
@@ -87,10 +99,14 @@ class Embedder(ABC):
     def cache_identity(self, role: str | None) -> dict[str, Any]:
         """Everything besides the text that changes a vector: the embedding cache's namespace. The device type
         is in it: other hardware computes other roundings (in bf16 enough to move a score), so vectors made on a
-        CPU never stand in for a GPU run's, nor the reverse."""
+        CPU never stand in for a GPU run's, nor the reverse. So are the versions of the packages whose kernels
+        compute the vectors (an upgrade, or a cache shared by machines with other installs, reuses nothing) and,
+        below float32 on a CPU, the CPU model (bf16 kernels round by the instructions the CPU has)."""
         identity = {"fingerprint": self.fingerprint, "prompt": self.prompt(role), "role": role,
                     "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype,
-                    "device": self.device_type, "name": self.name}  # fmt: skip
+                    "device": self.device_type, "name": self.name, "packages": kernel_packages()}  # fmt: skip
+        if self.device_type == "cpu" and self.dtype != "float32":
+            identity["cpu"] = sysinfo.cpu_model()
         return {**identity, "kernels": self.kernels} if self.kernels else identity
 
     @property
@@ -131,5 +147,6 @@ class Embedder(ABC):
             "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype,
             "dtype_reason": self.dtype_reason,
             "device": self.device, "fingerprint": self.fingerprint, "kernels": self.kernels,
+            "similarity_fn_name": self.similarity_fn_name,
             "prompts": {"query": self.prompt("query"), "document": self.prompt("document"), "none": self.prompt(None)},
         }  # fmt: skip

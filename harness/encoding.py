@@ -9,7 +9,8 @@ cache's hits), and scatter vectors back. What
 is left is encoded in slices of `flush_every` texts and each slice is written to the cache as soon as it is done,
 so a kill -9 in a 50k-document corpus loses at most one slice.
 A dimension view (`view(dim)`, a DimView) returns truncated copies, scaled as the full vectors are (`mrl_prefix`),
-and counts nothing (it only reads the memo).
+and counts nothing (it only reads the memo). Both score pairs with the model's own scoring function (an st: folder's
+`similarity_fn_name`: cosine, dot, euclidean or manhattan), as plain mteb does.
 Counters in `EncodeStats` feed efficiency.json: model work (`encoded_texts`, `tokens`, `model_s`) apart from hits.
 """
 
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from mteb.models.abs_encoder import AbsEncoder
 from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.types import PromptType
@@ -84,14 +86,15 @@ def time_split(wall_s: float, load_s: float, stats: EncodeStats, timings: Encode
 
 
 def mteb_meta(embedder: Embedder) -> ModelMeta:
-    """Minimal ModelMeta so mteb names the result folder after the model and scores with cosine."""
+    """Minimal ModelMeta so mteb names the result folder after the model and scores with the model's own function
+    (an st: folder's `similarity_fn_name`, as plain mteb's sentence-transformers wrapper does; else cosine)."""
     return ModelMeta.create_empty(
         overwrites={
             "name": embedder.name,
             "revision": embedder.revision,
             "embed_dim": embedder.embed_dim,
             "max_tokens": embedder.max_length,
-            "similarity_fn_name": ScoringFunction.COSINE,
+            "similarity_fn_name": ScoringFunction(embedder.similarity_fn_name),
             "framework": ["PyTorch"],
             "open_weights": True,
         }
@@ -107,7 +110,30 @@ def texts_of(inputs: Any) -> list[str]:
     return [text for batch in inputs for text in batch["text"]]
 
 
-class HarnessEncoder(AbsEncoder):
+# sentence-transformers' euclidean and manhattan scores are negative distances (torch.cdist's p); mteb's AbsEncoder
+# scores cosine and dot from the ModelMeta itself but raises for these two
+DISTANCE_NORMS = {ScoringFunction.EUCLIDEAN: 2.0, ScoringFunction.MANHATTAN: 1.0}
+
+
+class ScoredAsModel(AbsEncoder):
+    """An encoder whose pairs mteb scores with the model's scoring function (`mteb_model_meta.similarity_fn_name`),
+    whichever of sentence-transformers' four it is."""
+
+    def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
+        norm = DISTANCE_NORMS.get(self.mteb_model_meta.similarity_fn_name)
+        if norm is None:
+            return super().similarity(embeddings1, embeddings2)
+        return -torch.cdist(torch.as_tensor(embeddings1), torch.as_tensor(embeddings2), p=norm)
+
+    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> Any:
+        norm = DISTANCE_NORMS.get(self.mteb_model_meta.similarity_fn_name)
+        if norm is None:
+            return super().similarity_pairwise(embeddings1, embeddings2)
+        difference = torch.as_tensor(embeddings1) - torch.as_tensor(embeddings2)
+        return -torch.linalg.vector_norm(difference, ord=norm, dim=-1)
+
+
+class HarnessEncoder(ScoredAsModel):
     """Wraps an Embedder for mteb.evaluate; one instance serves a whole run, `start_task` resets per task."""
 
     def __init__(self, embedder: Embedder, batch_size: int = 64, max_batch_tokens: int = 8192,
@@ -268,7 +294,7 @@ def mrl_prefix(vectors: np.ndarray, dim: int) -> np.ndarray:
     return np.ascontiguousarray(vectors[..., :dim])
 
 
-class DimView(AbsEncoder):
+class DimView(ScoredAsModel):
     """A HarnessEncoder at one MRL dimension: truncated copies (`mrl_prefix`) of the vectors the full-dimension
     pass left in the task memo. It counts nothing, and the encoder it views is never changed (no mode to reset)."""
 

@@ -30,8 +30,8 @@ def data_identity(resolved: ResolvedTask) -> str:
 
 def run_identity(embedder: Embedder, dims: list[int], mteb_version: str) -> dict[str, Any]:
     """The part of every task's identity that the run decides (model, numerics and the hardware that computed
-    them, prompts, dims, scorer version): every key but `harness.runs.TASK_KEYS`, recorded once in run.json
-    (`identity`), so summary.md and the leaderboard can flag tasks kept from runs with other settings
+    them, prompts, dims, scoring function, scorer version): every key but `harness.runs.TASK_KEYS`, recorded once
+    in run.json (`identity`), so summary.md and the leaderboard can flag tasks kept from runs with other settings
     (`harness.runs.other_settings`)."""
     identity = {
         "model_fingerprint": embedder.fingerprint,
@@ -44,6 +44,8 @@ def run_identity(embedder: Embedder, dims: list[int], mteb_version: str) -> dict
         "dims": list(dims),
         "mteb": mteb_version,
     }
+    if embedder.similarity_fn_name != "cosine":  # absent for cosine, so results scored before it was keyed stay
+        identity["similarity_fn_name"] = embedder.similarity_fn_name
     return {**identity, "kernels": embedder.kernels} if embedder.kernels else identity
 
 

@@ -1,0 +1,29 @@
+"""The embedding cache's namespace carries the versions of the packages that compute a vector and, below float32 on
+a CPU, the CPU model (audit finding 4): before, an upgrade of torch/transformers/sentence-transformers, or a cache
+shared by machines with other installs or other CPUs, served vectors other kernels had rounded."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+from harness import sysinfo
+from harness.cache import namespace_key
+from harness.embedder import ModelOptions
+from harness.models import load_model
+
+PACKAGES = ("torch", "transformers", "sentence-transformers")
+
+
+def test_a_changed_package_version_is_a_new_namespace(minilm) -> None:
+    identity = minilm.cache_identity("query")
+    assert identity["packages"] == {name: importlib.metadata.version(name) for name in PACKAGES}
+    for name in PACKAGES:
+        upgraded = {**identity, "packages": {**identity["packages"], name: "0.0.1"}}
+        assert namespace_key(upgraded) != namespace_key(identity), name
+    assert "cpu" not in identity  # float32 kernels give the same vectors on every CPU here
+
+
+def test_bf16_on_a_cpu_is_keyed_by_the_cpu_model() -> None:
+    identity = load_model("minilm", ModelOptions(device="cpu", dtype="bfloat16")).cache_identity("query")
+    assert identity["cpu"] == sysinfo.cpu_model()
+    assert namespace_key({**identity, "cpu": "another CPU"}) != namespace_key(identity)
