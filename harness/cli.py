@@ -130,16 +130,20 @@ def cmd_cache(args: argparse.Namespace) -> int:
         cache = EmbeddingCache(folder)
     except (OSError, sqlite3.OperationalError) as exc:  # damage is repaired inside; this is access
         raise UsageError(f"--cache-dir {folder}: cannot open the cache ({exc})") from None
-    if args.action == "clear":
-        removed = cache.clear()
-        print(f"removed {'all (unreadable count of)' if removed is None else removed} cached vectors from {cache.path}")
+    try:  # closed explicitly: an open cache holds the shared lock that lets other runs repair or clear it
+        if args.action == "clear":
+            removed = cache.clear()
+            print(f"removed {'all (unreadable count of)' if removed is None else removed} cached vectors from "
+                  f"{cache.path}")  # fmt: skip
+            return 0
+        info = cache.info()
+        print(f"{info['path']}: {info['entries']} vectors, {info['bytes'] / 2**20:.1f} MiB")
+        for ns in info["namespaces"]:
+            print(f"  {ns['entries']:>8}  {ns.get('name')}  role={ns.get('role')}  dtype={ns.get('dtype')}  "
+                  f"max_length={ns.get('max_length')}  prompt={ns.get('prompt')!r}")
         return 0
-    info = cache.info()
-    print(f"{info['path']}: {info['entries']} vectors, {info['bytes'] / 2**20:.1f} MiB")
-    for ns in info["namespaces"]:
-        print(f"  {ns['entries']:>8}  {ns.get('name')}  role={ns.get('role')}  dtype={ns.get('dtype')}  "
-              f"max_length={ns.get('max_length')}  prompt={ns.get('prompt')!r}")
-    return 0
+    finally:
+        cache.close()
 
 
 def cmd_alignment(args: argparse.Namespace) -> int:
