@@ -131,7 +131,7 @@ def main() -> None:
           f"{book['dynamic']:.3%} (target <= 2%); initial drops {stats['initial_drops']}, decay replacements "
           f"{stats['decay_replacements']}, exhausted {stats['exhausted']}")  # fmt: skip
     record = {
-        "args": vars(args),
+        "args": {k: v for k, v in vars(args).items() if k != "out"},  # where it is written: no machine path
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                     "torch": torch.__version__},  # fmt: skip
         "median_step_s": med, "step_s": times, "paired_overhead": overhead, "mean_tokens_per_step": mean_tokens,

@@ -65,7 +65,7 @@ def main() -> int:
     print(table(rows))
     print("peak memory per step (GiB):", [(r["preset"], r["stage"], r["mode"], r["peak_mem_gib"]) for r in rows])
     result = {"env": {**environment(device), "device_name": device_name(device), "peak_tflops": peak},
-              "args": {k: str(v) for k, v in vars(args).items()}, "results": rows}  # fmt: skip
+              "args": {k: str(v) for k, v in vars(args).items() if k != "out"}, "results": rows}  # fmt: skip
     save_result(args.out, result)
     return 0
 
