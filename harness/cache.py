@@ -84,12 +84,15 @@ class EmbeddingCache:
         self._lock = open(f"{self.path}.lock", "a")  # noqa: SIM115 - held for the cache's life, closed in close()
         fcntl.flock(self._lock, fcntl.LOCK_SH)  # released by the kernel even on kill -9
         try:
-            self._db = self._open(self.path)
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and not isinstance(exc, CacheDamaged):
-                self._lock.close()
-                raise  # locked, read-only, cannot open: not damage; the caller reports it
-            self._recover(str(exc))
+            try:
+                self._db = self._open(self.path)
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError) and not isinstance(exc, CacheDamaged):
+                    raise  # locked, read-only, cannot open: not damage; the caller reports it
+                self._recover(str(exc))
+        except BaseException:  # no cache object: its lock must not outlive it (other runs could not repair/clear)
+            self._lock.close()
+            raise
 
     def _open(self, target: Path | str) -> sqlite3.Connection:
         db = sqlite3.connect(target, timeout=60, isolation_level=None)

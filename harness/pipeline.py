@@ -97,7 +97,9 @@ def load_pipeline(path: Path) -> dict[str, Any]:
 
 def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
     """What the steps after training would refuse, refused now: every stage's resolved config, the task or suite
-    names and the MRL dims (before: a typo surfaced only once every training stage had run)."""
+    names and the MRL dims (before: a typo surfaced only once every training stage had run). Paths a stage checks
+    at load (`tokenizer`) must exist now; an earlier stage's model and tokenizer come through `init`, which is
+    not checked at load."""
     from harness.checks import parse_dims
     from harness.env import data_root
     from train.cli import resolve

@@ -33,7 +33,7 @@ from conan_model.atomic import atomic_write as atomic_write
 from conan_model.atomic import atomic_write_json as atomic_write_json
 from conan_model.atomic import atomic_write_text as atomic_write_text
 from conan_model.atomic import durable_replace
-from harness.errors import DataError
+from harness.errors import DataError, UsageError
 
 if TYPE_CHECKING:  # importing mteb takes seconds; the CLI parser and readers of run.json do not need it
     from mteb.results import TaskResult
@@ -302,8 +302,9 @@ class RunDir:
         return read_json(self.predictions_path(task, dim), remedy=REDO_TASK)
 
     def load_gold(self, task: str) -> dict[str, Any] | None:
-        """The gold side of the task's items as the run scored them (predictions/<Task>_gold.json), or None for
-        runs from before the harness kept it."""
+        """The gold side of the task's items as the run scored them (predictions/<Task>_gold.json), or None when
+        the file is missing (a run from before the harness kept it, or removed): the next `harness run` into the
+        directory evaluates such a task again (`unfinished_files`)."""
         return read_json(self.gold_path(task), remedy=REDO_TASK)
 
     def result_dims(self, task: str, entry: dict[str, Any] | None = None) -> list[int]:
@@ -346,6 +347,20 @@ def open_run(path: Path) -> RunDir:
             state = "null" if key in model else "missing"
             raise DataError(Path(path) / RUN_JSON, 0, f"field 'model.{key}' is {state}; {REDO_ALL}")
     return RunDir(Path(path), model["name"], model["revision"])
+
+
+def open_run_arg(path: Path, option: str) -> RunDir:
+    """The run directory a command was given (``option``: --baseline, a leaderboard's RUN ...); one error naming it
+    and what is wrong when it is none (no such folder, a file, no run.json) or its run.json has another shape than
+    `harness run` writes (`read_record`), instead of a traceback deep in the command."""
+    path = Path(path)
+    if not (path / RUN_JSON).is_file():
+        why = "no such folder" if not path.exists() else "a file" if not path.is_dir() else f"no {RUN_JSON}"
+        raise UsageError(f"{option} {path}: not a run directory ({why})")
+    try:
+        return open_run(path)
+    except DataError as exc:
+        raise DataError(exc.path, exc.line, f"{exc.detail} ({option})") from None
 
 
 # The task-record fields that say which data a score was computed on, and by which metric; not "path": the same

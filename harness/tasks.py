@@ -210,7 +210,9 @@ COVERAGE_STATS = {
 def official_coverage(local: LocalTask) -> tuple[bool, str] | None:
     """(whether a mirror holds its mteb twin's whole data, 'test.jsonl 47 rows, mteb's test 1186'): task.json's
     counts (checked against the files) against the twin's statistics for each split the score depends on (the
-    evaluation split, and a classifier's train split). None when either is unknown. A score on other rows is no
+    evaluation split, and a classifier's train split). A known count that differs settles it (not whole) even when
+    another is unknown (task.json's counts are optional per file); None only when no count differs and one is
+    unknown. A score on other rows is no
     peer of a published score on the official splits (the leaderboard ranks them apart); the text only gives the
     counts, since a mirror with other counts may be a sample of mteb's split or another split altogether
     (OnlineShopping: 2000 rows where mteb's test has 1000)."""
@@ -223,10 +225,12 @@ def official_coverage(local: LocalTask) -> tuple[bool, str] | None:
     stats = twin.metadata.descriptive_stats or {}
     held = COVERAGE_STATS.get(local.type, (Held("test.jsonl", "num_samples"),))
     official = {h: (stats.get(names[h.split]) or {}).get(h.statistic) if names[h.split] else None for h in held}
-    if any(h.file not in counts or not isinstance(official[h], int) for h in held):
+    known = [h for h in held if h.file in counts and isinstance(official[h], int)]
+    parts = [f"{h.file} {counts[h.file]} rows, mteb's {names[h.split]} {official[h]}" for h in known]
+    whole = all(counts[h.file] == official[h] for h in known)
+    if not known or (whole and len(known) < len(held)):
         return None
-    parts = [f"{h.file} {counts[h.file]} rows, mteb's {names[h.split]} {official[h]}" for h in held]
-    return all(counts[h.file] == official[h] for h in held), "; ".join(parts)
+    return whole, "; ".join(parts)
 
 
 def _split_name(local: LocalTask, official_splits: list[str]) -> str | None:

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from harness.errors import UsageError
-from harness.runs import data_differences, open_run, other_settings, shown_path
+from harness.runs import data_differences, open_run_arg, other_settings, shown_path
 from leaderboards.published import SNAPSHOT, PublishedModel, load_published
 from leaderboards.table import Entry
 
@@ -55,10 +55,7 @@ def run_entry(path: Path, with_dims: bool) -> tuple[Entry, dict[str, dict[str, A
 
     The row stands for the settings run.json records for the run; a kept task's score belongs to other settings,
     so it goes to `Entry.kept` (shown, marked `§`), not to the scores that coverage, means and Borda count."""
-    try:
-        run = open_run(Path(path))
-    except FileNotFoundError as exc:
-        raise UsageError(f"{path}: not a run directory ({exc})") from None
+    run = open_run_arg(Path(path), "run")
     record = run.read_run()
     tasks, kept = record.get("tasks", {}), other_settings(record)
     model = record.get("model", {}).get("name") or run.model_name

@@ -61,8 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rg.add_argument("--bonferroni", action="store_true", help="divide alpha by the number of tasks both runs "
                     "finished, whether or not each gets a verdict (conservative; the report's header names it)")
     rg.add_argument("--tasks", type=_csv, help="only these tasks (comma-separated)")
-    rg.add_argument("--dim", type=int, help="compare at this MRL dim (first DIM dimensions, renormalised); both runs "
-                    "need `harness run --dims DIM --dim-predictions`")  # fmt: skip
+    rg.add_argument("--dim", type=int, help="compare at this MRL dim (first DIM dimensions, scaled as the full "
+                    "vectors); both runs need `harness run --dims DIM --dim-predictions`")  # fmt: skip
     rg.add_argument("--out", default="regression.md", help="markdown file to write (default regression.md)")
     rg.set_defaults(func=cmd_regress)
 

@@ -18,7 +18,7 @@ from typing import Any
 from tabulate import tabulate
 
 from harness.errors import UsageError
-from harness.runs import RunDir, atomic_write_text, data_differences, open_run, other_settings, shown_path
+from harness.runs import RunDir, atomic_write_text, data_differences, open_run_arg, other_settings, shown_path
 from reporting import plots
 
 
@@ -46,10 +46,7 @@ class RunInfo:
 def load_runs(paths: list[Path]) -> list[RunInfo]:
     infos = []
     for path in paths:
-        try:
-            run = open_run(path)
-        except FileNotFoundError as exc:
-            raise UsageError(f"{path}: not a run directory ({exc})") from None
+        run = open_run_arg(path, "run")
         record = run.read_run()
         name = (record.get("model", {}).get("name") or run.model_name).split("/")[-1]
         infos.append(RunInfo(f"{name} [{run.path.name}]", run, record, run.read_efficiency()))

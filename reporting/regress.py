@@ -3,10 +3,10 @@
 Per shared task: delta of the main score with a paired bootstrap CI over items (both runs resampled with the same
 item indices, main score recomputed on each resample from the runs' per-item outputs and gold labels, see
 reporting/items.py); verdict regressed / improved / within noise; efficiency deltas beside it. ``dim``: the same at
-one MRL dim (the first d dimensions, renormalised; both runs made with ``--dims d --dim-predictions``), for a model
-served at that width. A task the baseline finished and the candidate attempted without a score is *failed in
-candidate*; one the candidate has not run yet (pending) is *not run in candidate*; one whose per-item file is
-damaged is *damaged file*, naming it, and the other tasks are still tested.
+one MRL dim (the first d dimensions, scaled as the full vectors; both runs made with ``--dims d
+--dim-predictions``), for a model served at that width. A task the baseline finished and the candidate attempted
+without a score is *failed in candidate*; one the candidate has not run yet (pending) is *not run in candidate*;
+one whose per-item file is damaged is *damaged file*, naming it, and the other tasks are still tested.
 Exit status (`Comparison.exit_status`): 1 on any significant regression or failed task; else 3 when nothing was
 compared (no shared finished task, or none of them got a verdict) or a task could not be compared (not run in the
 candidate, a damaged file); 0 otherwise; 2 on unusable input (not a run directory, a run.json of another shape,
@@ -25,7 +25,7 @@ import numpy as np
 from tabulate import tabulate
 
 from harness.errors import DataError, HarnessError, UsageError
-from harness.runs import RUN_JSON, RunDir, data_differences, open_run, other_settings, shown_path
+from harness.runs import RunDir, data_differences, open_run_arg, other_settings, shown_path
 from reporting.items import NotTestable, at_dim, paired_positions, task_items
 
 EXIT_OK, EXIT_REGRESSION, EXIT_NOT_COMPARED = 0, 1, 3
@@ -134,20 +134,6 @@ def verdict(delta: float, lo: float, hi: float, min_effect: float) -> str:
     return "within noise"
 
 
-def _open(path: Path, option: str) -> RunDir:
-    """The run directory given as ``option`` (--baseline, --candidate); one error naming it and what is wrong when
-    it is none, or when its run.json has another shape than `harness run` writes (`harness.runs.read_record`; read
-    as is, it would end in a traceback deep in the comparison)."""
-    path = Path(path)
-    if not (path / RUN_JSON).is_file():
-        why = "no such folder" if not path.exists() else "a file" if not path.is_dir() else f"no {RUN_JSON}"
-        raise UsageError(f"{option} {path}: not a run directory ({why})")
-    try:
-        return open_run(path)
-    except DataError as exc:
-        raise DataError(exc.path, exc.line, f"{exc.detail} ({option})") from None
-
-
 def _finished(run: RunDir) -> dict[str, dict[str, Any]]:
     return {n: t for n, t in run.read_run().get("tasks", {}).items()
             if t.get("status") == "ok" and t.get("main_score") is not None}  # fmt: skip
@@ -158,7 +144,7 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
             dim: int | None = None) -> Comparison:  # fmt: skip
     """Test every task both runs finished (at MRL ``dim``: their scores at that dim); raises NothingCompared when
     they finished no task in common, UsageError on unusable input."""
-    base, cand = _open(baseline, "--baseline"), _open(candidate, "--candidate")
+    base, cand = open_run_arg(baseline, "--baseline"), open_run_arg(candidate, "--candidate")
     rec_b, rec_c = _finished(base), _finished(cand)
     attempted_c = cand.read_run().get("tasks", {})
     if tasks is not None:
@@ -340,8 +326,8 @@ def render(comp: Comparison) -> str:
         + (f" (Bonferroni: α = {s['alpha']} over {s['tests']} shared tasks)" if s["bonferroni"] else
            f" (α = {s['alpha']})")
         + f"; minimal effect {100 * s['min_effect']:.2f} points",
-        *([f"- scores at MRL dim {s['dim']}: the first {s['dim']} dimensions of each embedding, L2-renormalised "
-           "(`harness run --dims`), per-item outputs from `predictions/embed_dim_<d>/`"] if s["dim"] else []), "",
+        *([f"- scores at MRL dim {s['dim']}: the first {s['dim']} dimensions of each embedding, scaled as the full "
+           "ones (`harness run --dims`), per-item outputs from `predictions/embed_dim_<d>/`"] if s["dim"] else []), "",
         headline, "",
         f"## Scores (main score ×100{at})", "",
         tabulate(rows, headers=["Task", "Type", "Metric", "Items", "Baseline", "Candidate", "Δ", f"{conf} CI of Δ",

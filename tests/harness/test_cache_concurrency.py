@@ -131,3 +131,25 @@ def test_clear_refuses_while_another_run_has_the_cache_open(tmp_path: Path) -> N
     assert len(other.get_many("ns", ["a text"])) == 1
     other.close()
     assert cache.clear() == 1 and cache.info()["entries"] == 0
+
+
+def test_a_failed_repair_releases_the_lock(tmp_path: Path, monkeypatch) -> None:
+    """Before: when moving a damaged file aside failed (a disk error, simulated here: a full disk cannot be made
+    on demand), the half-built cache kept its shared lock until garbage collection, so `cache clear` and other
+    runs' repairs were refused as if a run had the cache open."""
+    import fcntl
+
+    import harness.cache
+
+    EmbeddingCache(tmp_path).close()
+    (tmp_path / DB_NAME).write_bytes(b"this is not a database" * 500)
+
+    def disk_error(*_args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(harness.cache, "durable_replace", disk_error)
+    with pytest.raises(OSError, match="No space left") as raised:  # kept, as a caller reporting it keeps it
+        EmbeddingCache(tmp_path)
+    assert raised.value.errno == 28
+    with open(tmp_path / f"{DB_NAME}.lock", "a") as lock:  # nobody holds it now
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -269,7 +269,15 @@ def test_dims_of_a_model_without_normalize_are_its_raw_prefixes(tmp_path: Path) 
     record = _run(["--tasks", "EmotionClassification", "--model", f"st:{folder}", "--dims", "64", "--no-cache"],
                   tmp_path, "raw", SAMPLE)  # fmt: skip
     dim_score = open_run(tmp_path / "raw").dim_scores("EmotionClassification")[64]
-    assert record["model"]["fingerprint"] != files_fingerprint(folder)  # dim rows of the old convention are redone
+    assert record["model"]["fingerprint"] == files_fingerprint(folder)  # the same model, its run directory reusable
+    assert record["identity"]["dim_view"] == "raw prefixes"
+    old = json.loads((tmp_path / "raw" / "run.json").read_text())  # as the earlier version recorded it
+    for identity in (old["identity"], old["tasks"]["EmotionClassification"]["identity"]):
+        del identity["dim_view"]
+    (tmp_path / "raw" / "run.json").write_text(json.dumps(old))
+    redone = _run(["--tasks", "EmotionClassification", "--model", f"st:{folder}", "--dims", "64", "--no-cache"],
+                  tmp_path, "raw", SAMPLE)  # fmt: skip
+    assert redone["tasks"]["EmotionClassification"]["identity"]["dim_view"] == "raw prefixes"  # redone, not refused
     task = discover_tasks(SAMPLE)["EmotionClassification"]
     for model, score in ((raw, record["tasks"]["EmotionClassification"]["main_score"]),
                          (SentenceTransformer(str(folder), device="cpu", truncate_dim=64), dim_score)):  # fmt: skip

@@ -14,13 +14,16 @@ from harness.models import load_model
 PACKAGES = ("torch", "transformers", "sentence-transformers")
 
 
-def test_a_changed_package_version_is_a_new_namespace(minilm) -> None:
-    identity = minilm.cache_identity("query")
-    assert identity["packages"] == {name: importlib.metadata.version(name) for name in PACKAGES}
-    for name in PACKAGES:
-        upgraded = {**identity, "packages": {**identity["packages"], name: "0.0.1"}}
-        assert namespace_key(upgraded) != namespace_key(identity), name
-    assert "cpu" not in identity  # float32 kernels give the same vectors on every CPU here
+def test_a_changed_package_version_is_a_new_namespace(minilm, monkeypatch) -> None:
+    before = minilm.cache_identity("query")
+    assert before["packages"] == {name: importlib.metadata.version(name) for name in PACKAGES}
+    assert "cpu" not in before  # float32 kernels give the same vectors on every CPU here
+    installed = sysinfo.package_versions()
+    for name in PACKAGES:  # the same model after an upgrade of one package (as sysinfo would then read it)
+        monkeypatch.setattr(sysinfo, "package_versions", lambda name=name: {**installed, name: "0.0.1"})
+        assert namespace_key(minilm.cache_identity("query")) != namespace_key(before), name
+    monkeypatch.setattr(sysinfo, "package_versions", lambda: {**installed, "numpy": "0.0.1"})
+    assert namespace_key(minilm.cache_identity("query")) == namespace_key(before)  # not a kernel package
 
 
 def test_bf16_on_a_cpu_is_keyed_by_the_cpu_model() -> None:

@@ -208,3 +208,29 @@ def test_a_classification_mirror_is_whole_only_with_mteb_s_train_split(shared_da
                             "2000 rows, mteb's test 2000; train.jsonl 15958 rows, mteb's train 16000)")
                for n in board.notes)  # fmt: skip
     assert "EmotionClassification ‡" in render(board)
+
+
+
+def _without_train_count(source: Path, root: Path) -> Path:
+    """A copy of the EmotionClassification folder under ``root`` whose task.json gives no train.jsonl count."""
+    import shutil
+
+    folder = root / "en" / "EmotionClassification"
+    shutil.copytree(source / "en" / "EmotionClassification", folder)
+    meta = json.loads((folder / "task.json").read_text(encoding="utf-8"))
+    del meta["counts"]["train.jsonl"]
+    (folder / "task.json").write_text(json.dumps(meta), encoding="utf-8")
+    return root
+
+
+def test_a_sample_without_a_train_count_is_still_not_whole(shared_data: Path, tmp_path: Path):
+    """Before: task.json `counts` are optional per file, and a Classification mirror whose counts left out
+    train.jsonl got no coverage at all (None), so its 62-of-2000 test sample ranked against published scores
+    without `‡`. A known count that differs settles it; known counts that all match leave it unknown."""
+    from harness.data import default_data_root, discover_tasks
+    from harness.tasks import official_coverage
+
+    sample = discover_tasks(_without_train_count(default_data_root(), tmp_path / "sample"))
+    assert official_coverage(sample["EmotionClassification"]) == (False, "test.jsonl 62 rows, mteb's test 2000")
+    shared = discover_tasks(_without_train_count(shared_data, tmp_path / "shared"))
+    assert official_coverage(shared["EmotionClassification"]) is None  # test matches; train unknown

@@ -379,7 +379,7 @@ def test_regress_at_an_mrl_dim_tests_the_truncated_vectors(tiny_runs, tiny_root,
     full = open_run(cand).read_run()["tasks"]["TinySTS"]["main_score"]
     assert sts.cand == open_run(cand).dim_scores("TinySTS")[64] != pytest.approx(full, abs=1e-6)
     assert code == (1 if sts.verdict == "regressed" else 0) and "## Scores (main score ×100, at MRL dim 64)" in text
-    assert "- scores at MRL dim 64: the first 64 dimensions of each embedding, L2-renormalised" in text
+    assert "- scores at MRL dim 64: the first 64 dimensions of each embedding, scaled as the full ones" in text
 
     # the candidate scored at full width only: exit 2 naming it and the fix
     assert _regress(tiny_runs["base"], tiny_runs["short"], tmp_path / "r2.md", "--dim", "64")[0] == 2
