@@ -38,14 +38,15 @@ class NotTestable(Exception):
 @dataclass
 class TaskItems:
     """Item keys (pair index, query id, ...), each item's gold as JSON (its score, label or relevance judgements:
-    two runs' items are the same only when their gold is, ``paired_positions``) and a function from item
-    positions to the task's main score."""
+    two runs' items are the same only when their gold is, and their text digests where both runs keep them,
+    ``paired_positions``) and a function from item positions to the task's main score."""
 
     keys: list[str]
     gold: list[str]
     score: Callable[[np.ndarray], float]
     unit: str
     metric: str = ""  # the main metric the scores are of
+    digests: list[str] | None = None  # positional items' text digests (gold file's `items`); None in older files
 
     @property
     def keyed(self) -> bool:
@@ -60,19 +61,20 @@ def _by_position(gold: list[Any], score: Callable[[np.ndarray], float], unit: st
 
 def paired_positions(runs: list[TaskItems]) -> tuple[list[str], list[np.ndarray]]:
     """The items every run holds (in the first run's order) and each run's positions of them, for a paired
-    resample. Items named by position are one list: unless every run's gold is the same list, item i of one run
-    need not be item i of another (another loader order, other rows), and pairing them by position would compare
-    unrelated items. Items named by id (queries) must carry the same relevance judgements under the same id.
-    Raises NotTestable naming the first difference. BitextMining keeps no per-item gold (sentence i translates
-    sentence i): only the counts are compared there."""
+    resample. Items named by position are one list: unless every run holds the same items in the same order,
+    item i of one run need not be item i of another (another loader order, other rows), and pairing them by
+    position would compare unrelated items. Equal gold labels do not show that (two same-label items swapped,
+    other rows with the same labels; BitextMining keeps no labels), so runs whose gold files carry item text
+    digests (harness/gold.py) must agree on those too; older gold files are held to their labels alone. Items
+    named by id (queries) must carry the same relevance judgements under the same id. Raises NotTestable naming
+    the first difference."""
     first = runs[0]
     if not first.keyed:
+        digests = [r.digests for r in runs if r.digests is not None]
+        for other in digests[1:]:
+            _same_list(digests[0], other, "item texts", first.unit)
         for other in runs[1:]:
-            if other.gold != first.gold:
-                at = next((i for i, (a, b) in enumerate(zip(first.gold, other.gold, strict=False)) if a != b), None)
-                where = f"first difference at item {at}" if at is not None else "one list is the other's start"
-                raise NotTestable(f"items differ in order or content: the runs' gold labels are not the same list "
-                                  f"({len(first.gold)} and {len(other.gold)} {first.unit}, {where})")  # fmt: skip
+            _same_list(first.gold, other.gold, "gold labels", first.unit)
         everything = np.arange(len(first.keys))
         return first.keys, [everything] * len(runs)
     golds = [dict(zip(r.keys, r.gold, strict=True)) for r in runs]
@@ -83,6 +85,16 @@ def paired_positions(runs: list[TaskItems]) -> tuple[list[str], list[np.ndarray]
                           f"have other relevance judgements in another run (first: {differ[0]})")  # fmt: skip
     where = [{k: i for i, k in enumerate(r.keys)} for r in runs]
     return keys, [np.asarray([w[k] for k in keys], dtype=int) for w in where]
+
+
+def _same_list(first: list[str], other: list[str], what: str, unit: str) -> None:
+    """Two runs' per-item lists of positional items; raises NotTestable at the first position they differ."""
+    if other == first:
+        return
+    at = next((i for i, (a, b) in enumerate(zip(first, other, strict=False)) if a != b), None)
+    where = f"first difference at item {at}" if at is not None else "one list is the other's start"
+    raise NotTestable(f"items differ in order or content: the runs' {what} are not the same list "
+                      f"({len(first)} and {len(other)} {unit}, {where})")  # fmt: skip
 
 
 def at_dim(run: RunDir, name: str, record: dict[str, Any], dim: int | None) -> dict[str, Any]:
@@ -130,7 +142,11 @@ def task_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None =
     recorded = record.get("main_score")
     if recorded is None or not np.isfinite(full) or abs(full - recorded) > REPRODUCE_TOL:
         raise NotTestable(f"per-item recomputation of {metric} gives {full:.4f}, the run recorded {recorded}")
-    items.metric = metric
+    digests = gold.get("items")
+    if digests is not None and len(digests) != len(items.keys):
+        raise NotTestable(f"{run.path}: {name}'s gold file digests {len(digests)} items, its predictions hold "
+                          f"{len(items.keys)}")  # fmt: skip
+    items.metric, items.digests = metric, digests
     return items
 
 
