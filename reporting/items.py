@@ -120,8 +120,8 @@ def task_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None =
     gold = run.load_gold(name)
     if gold is None:
         raise NotTestable(f"{run.path} keeps no gold labels for {name} (a run from before the harness kept them in "
-                          "predictions/): rerun the task into it with `harness run ... --overwrite` (run.json has the "
-                          "command; a warm embedding cache makes it quick)")  # fmt: skip
+                          "predictions/, or removed): `harness run` into it evaluates that task again (run.json has "
+                          "the command; a warm embedding cache makes it quick)")  # fmt: skip
     subsets = {k: v for k, v in preds.items() if k != "mteb_model_meta"}
     if len(subsets) != 1 or len(next(iter(subsets.values()))) != 1:
         raise NotTestable("several subsets/splits: per-item pairing not supported")
