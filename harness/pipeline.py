@@ -39,7 +39,7 @@ from typing import Any
 
 from conan_model.atomic import fsync_dir
 from harness.errors import UsageError
-from harness.runs import atomic_write_json, read_json
+from harness.runs import RUN_JSON, atomic_write_json, read_json, read_record
 
 STATE = "pipeline.json"
 # The keys each table accepts: anything else is a typo that would otherwise be dropped silently.
@@ -269,7 +269,7 @@ class Pipeline:
         step, so a rerun after an interruption replaces only while run.json still holds that model: once
         `harness run` has taken the directory over, the tasks it finished for the new model are this model's and
         are kept. Before, the flag stayed set until an evaluation ended, and every rerun redid every task."""
-        held = read_json(run_dir / "run.json", {}).get("model", {}).get("fingerprint")
+        held = (read_record(run_dir / RUN_JSON) or {}).get("model", {}).get("fingerprint")
         started = self.state.get("started", {}).get(step)
         if isinstance(started, str):  # recorded before stop 26: the key alone
             started = {"key": started}
