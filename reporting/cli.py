@@ -48,9 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rg = subparsers.add_parser(
         "regress", help="candidate vs baseline run: per-task bootstrap CIs; exit 1 on a regression",
         description="Candidate vs baseline run: per-task paired bootstrap CIs of the main score (docs/reports.md).",
-        epilog="exit status: 0 no significant regression; 1 a task regressed or failed in the candidate; 2 unusable "
-        "input (not a run directory, bad option); 3 nothing compared (no shared finished task, or none got a "
-        "verdict) or a task not compared (not run yet in the candidate, a damaged per-item file)")  # fmt: skip
+        epilog="exit status: 0 no significant regression; 1 a task regressed (not clustering: its verdicts are "
+        "advisory) or failed in the candidate; 2 unusable input (not a run directory, bad option); 3 nothing "
+        "compared (no shared finished task, or none got a verdict) or a task not compared (not run yet in the "
+        "candidate, a damaged per-item file)")  # fmt: skip
     rg.add_argument("--baseline", required=True, help="run directory of the reference model")
     rg.add_argument("--candidate", required=True, help="run directory of the model under test")
     rg.add_argument("--alpha", type=float, default=0.05, help="two-sided significance level (default 0.05)")

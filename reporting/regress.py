@@ -7,6 +7,7 @@ one MRL dim (the first d dimensions, scaled as the full vectors; both runs made 
 --dim-predictions``), for a model served at that width. A task the baseline finished and the candidate attempted
 without a score is *failed in candidate*; one the candidate has not run yet (pending) is *not run in candidate*;
 one whose per-item file is damaged is *damaged file*, naming it, and the other tasks are still tested.
+Clustering verdicts are advisory (their CI holds the k-means assignment fixed): reported, never failing the gate.
 Exit status (`Comparison.exit_status`): 1 on any significant regression or failed task; else 3 when nothing was
 compared (no shared finished task, or none of them got a verdict) or a task could not be compared (not run in the
 candidate, a damaged file); 0 otherwise; 2 on unusable input (not a run directory, a run.json of another shape,
@@ -52,6 +53,7 @@ class TaskVerdict:
     hi: float | None = None
     verdict: str = "not tested"
     reason: str = ""
+    advisory: str = ""  # why a significant verdict does not gate: its CI leaves out a known source of variance
 
     @property
     def delta(self) -> float:
@@ -68,7 +70,13 @@ class Comparison:
 
     @property
     def regressed(self) -> list[str]:
-        return [t.task for t in self.tasks if t.verdict == "regressed"]
+        """Tasks whose regression fails the gate: advisory verdicts are reported, not counted."""
+        return [t.task for t in self.tasks if t.verdict == "regressed" and not t.advisory]
+
+    @property
+    def advised(self) -> list[TaskVerdict]:
+        """Significant verdicts whose CI is known to be too narrow to gate on (clustering: k-means held fixed)."""
+        return [t for t in self.tasks if t.advisory and t.verdict in ("regressed", "improved")]
 
     @property
     def failed(self) -> list[str]:
@@ -237,6 +245,9 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
     tv.verdict = verdict(tv.delta, tv.lo, tv.hi, s["min_effect"])
     if tv.verdict == "within noise" and (tv.hi < 0 or tv.lo > 0):
         tv.reason = "CI excludes 0 but the change is below --min-effect"
+    if tv.kind == "Clustering" and tv.verdict in ("regressed", "improved"):
+        tv.advisory = ("advisory, does not gate: the CI holds each run's k-means assignment fixed, and another "
+                       "k-means start on the same embeddings can move v_measure further")  # fmt: skip
     return tv
 
 
@@ -252,6 +263,13 @@ def _speed(eff: dict[str, Any]) -> tuple[float | None, float | None]:
 
 def _pct(b: float | None, c: float | None) -> str:
     return "—" if not b or c is None else f"{100 * (c - b) / b:+.1f}%"
+
+
+def _points(x: float) -> str:
+    """A CI end in points of the ×100 score, signed; one that rounds to ±0.00 keeps two significant digits, so
+    an *improved* CI never reads as starting at +0.00."""
+    shown = f"{100 * x:+.2f}"
+    return f"{100 * x:+.2g}" if x and float(shown) == 0 else shown
 
 
 def _num(v: float | None, digits: int = 1) -> str:
@@ -302,8 +320,9 @@ def render(comp: Comparison) -> str:
     conf = f"{100 * (1 - s['level']):.4g}%"
     rows = []
     for t in comp.tasks:
-        ci = "—" if t.lo is None else f"[{100 * t.lo:+.2f}, {100 * t.hi:+.2f}]"
-        label = t.verdict if t.verdict in ("within noise", "not tested") else f"**{t.verdict}**"
+        ci = "—" if t.lo is None else f"[{_points(t.lo)}, {_points(t.hi)}]"
+        label = t.verdict if t.verdict in ("within noise", "not tested") or t.advisory else f"**{t.verdict}**"
+        label += f" ({t.advisory})" if t.advisory else ""
         base, cand, delta = (_num(100 * t.base, 2), _num(100 * t.cand, 2),
                              "—" if math.isnan(t.delta) else f"{100 * t.delta:+.2f}")
         rows.append([t.task, t.kind, t.metric, f"{t.n} {t.unit}" if t.n else "—", base, cand, delta, ci,
@@ -314,6 +333,9 @@ def render(comp: Comparison) -> str:
         + ([f"**FAILED** in the candidate: {', '.join(lost)}."] if lost else [])
         + ([f"**NOT COMPARED**: {', '.join(f'{t.task} ({t.verdict})' for t in unsure)}."] if unsure else [])
     ) or ("No significant regression." if comp.tested else "**NOTHING COMPARED**: no task got a verdict.")
+    if comp.advised:
+        headline += (" Advisory (clustering, not gating): "
+                     + ", ".join(f"{t.task} {t.verdict}" for t in comp.advised) + ".")  # fmt: skip
     rb, rc = comp.base.read_run().get("model", {}), comp.cand.read_run().get("model", {})
     at = f", at MRL dim {s['dim']}" if s["dim"] else ""
     lines = [
@@ -344,7 +366,8 @@ def render(comp: Comparison) -> str:
         "labels with the functions mteb uses, and must reproduce the recorded score on all items first. A task "
         "is *regressed* when the CI of Δ lies below 0 and Δ ≤ −min-effect, *improved* when it lies above 0 and "
         "Δ ≥ min-effect, otherwise *within noise*. Clustering CIs hold the cluster assignment fixed (they cover "
-        "document sampling, not k-means randomness). Tasks without usable per-item data say why and are "
+        "document sampling, not k-means randomness), so a clustering verdict is advisory: shown, not gating. "
+        "Tasks without usable per-item data say why and are "
         "*not tested*; they do not fail the job, but when no task gets a verdict nothing was compared (exit 3). "
         "A task the baseline finished and the candidate attempted without a score (failed, or its data missing) "
         "is *failed in candidate* and fails the job (exit 1). One the candidate has not evaluated yet (pending) is "
