@@ -170,6 +170,8 @@ def _read_task_json(path: Path) -> dict[str, Any]:
             raise DataError(path, 1, f"missing required key {key!r}")
         if not meta[key]:
             raise DataError(path, 1, f"required key {key!r} is {'null' if meta[key] is None else 'empty'}")
+        if not isinstance(meta[key], str):  # a list or object would fail as a traceback in the checks below
+            raise DataError(path, 1, f"required key {key!r} must be a string, not {meta[key]!r}")
     if meta["type"] not in TASK_TYPES:
         raise DataError(path, 1, f"type {meta['type']!r} is not one of {', '.join(TASK_TYPES)}")
     check_task_json(path, meta)
