@@ -36,7 +36,7 @@ def iter_jsonl_texts(
 ) -> Iterator[str]:
     """Strings under ``fields`` in JSONL files (a list of strings counts too); ``max_rows`` is per file."""
     for path in paths:
-        with open(path, encoding="utf-8") as f:
+        with open(path, "rb") as f:  # bytes, as train.data.JsonlIndex reads (and validates) them: a BOM is allowed
             for n, line in enumerate(f):
                 if max_rows is not None and n >= max_rows:
                     break
