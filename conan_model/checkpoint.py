@@ -12,11 +12,14 @@ matches the config before any weight is assigned.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
@@ -58,7 +61,10 @@ def load_config(path: str | os.PathLike) -> ConanConfig:
     if not path.is_file():
         raise FileNotFoundError(f"no config file at {path}")
     try:
-        return ConanConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):  # a list or a number was an AttributeError traceback
+            raise ValueError(f"expected a JSON object, not {type(raw).__name__}")
+        return ConanConfig.from_dict(raw)
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path}: invalid ConanConfig: {e}") from e
 
@@ -78,7 +84,8 @@ def load_pretrained(
         raise FileNotFoundError(f"{path} is not a conan_model checkpoint: missing {', '.join(missing)}")
     config = load_config(path)
     tokenizer = load_checkpoint_tokenizer(path)
-    state = load_file(str(path / WEIGHTS_NAME), device="cpu")
+    with readable_weights(path / WEIGHTS_NAME):
+        state = load_file(str(path / WEIGHTS_NAME), device="cpu")
     with torch.device("meta"):
         model = model_for(config)
     _check_state(path, state, {name: tuple(t.shape) for name, t in model.state_dict().items()})
@@ -86,6 +93,16 @@ def load_pretrained(
         state = {name: t.to(dtype) for name, t in state.items()}
     model.load_state_dict(state, strict=True, assign=True)
     return model.to(device or "cpu").eval(), tokenizer
+
+
+@contextlib.contextmanager
+def readable_weights(path: Path) -> Iterator[None]:
+    """Around opening a safetensors file: a damaged one (cut short, a bad header, not safetensors at all) is a
+    ValueError naming it, which every CLI reports in one line; a bare SafetensorError was a traceback."""
+    try:
+        yield
+    except SafetensorError as e:
+        raise ValueError(f"{path}: damaged safetensors file ({e}); copy or convert it again") from None
 
 
 def load_checkpoint_tokenizer(path: str | os.PathLike) -> Tokenizer:

@@ -31,11 +31,12 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer, processors
 
-from .checkpoint import load_checkpoint_tokenizer, load_pretrained
+from .checkpoint import load_checkpoint_tokenizer, load_pretrained, readable_weights
 from .config import ConanConfig
 from .errors import ConanError
 from .modeling import Backbone, model_for
 from .pretrained import BASES, resolve
+from .tokenizer import read_tokenizer_file
 
 PREFIXES = ("conan:", "hf:", "gguf:")
 
@@ -157,7 +158,7 @@ def load_tokenizer_for(spec: str) -> Tokenizer:
     config = load_config_for(spec)
     if kind == "hf":
         path = _hf_folder(target) / "tokenizer.json"  # hf_config checked that it exists
-        tok = Tokenizer.from_file(str(path))
+        tok = read_tokenizer_file(path)
     else:
         path = Path(target)
         tok = _gguf_tokenizer(path)
@@ -192,11 +193,13 @@ def _adds_bos(tok: Tokenizer, bos: int | None) -> bool:
 def hf_config(folder: Path) -> ConanConfig:
     """ConanConfig from a transformers config.json of the Llama/Mistral/Qwen2 family; unsupported keys fail."""
     path = folder / "config.json"
-    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw = _json_object(path)
     kind = raw.get("model_type")
     if kind not in HF_TYPES:
         raise ModelImportError(f"{path}: model_type {kind!r} is not supported (supported: {', '.join(HF_TYPES)})")
     rope = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
+    if not isinstance(rope, dict):
+        raise ModelImportError(f"{path}: rope_scaling = {rope!r} is not supported (only the default RoPE)")
     checks = {
         "hidden_act": (raw.get("hidden_act", "silu"), "silu"),
         "mlp_bias": (raw.get("mlp_bias", False), False),
@@ -210,21 +213,26 @@ def hf_config(folder: Path) -> ConanConfig:
 
     def token(key: str) -> int | None:
         value = raw.get(key)
-        return value[0] if isinstance(value, list) else value
+        return (value[0] if value else None) if isinstance(value, list) else value
+
+    def need(key: str) -> Any:
+        if raw.get(key) is None:
+            raise ModelImportError(f"{path}: missing {key}")
+        return raw[key]
 
     eos, pad, bos = token("eos_token_id"), token("pad_token_id"), token("bos_token_id")
     tokenizer = folder / "tokenizer.json"
     if not tokenizer.is_file():
         raise ModelImportError(f"{tokenizer}: missing (an hf: folder needs a `tokenizers` tokenizer.json)")
-    if not _adds_bos(Tokenizer.from_file(str(tokenizer)), bos):
+    if not _adds_bos(read_tokenizer_file(tokenizer), bos):
         bos = None  # texts do not start with it, so the config says none
     return _make_config(path, dict(
-        vocab_size=raw["vocab_size"], hidden_size=raw["hidden_size"], n_layers=raw["num_hidden_layers"],
-        n_heads=raw["num_attention_heads"], n_kv_heads=raw.get("num_key_value_heads") or raw["num_attention_heads"],
-        head_dim=raw.get("head_dim"), ffn_size=raw["intermediate_size"],
+        vocab_size=need("vocab_size"), hidden_size=need("hidden_size"), n_layers=need("num_hidden_layers"),
+        n_heads=need("num_attention_heads"), n_kv_heads=raw.get("num_key_value_heads") or need("num_attention_heads"),
+        head_dim=raw.get("head_dim"), ffn_size=need("intermediate_size"),
         max_length=raw.get("max_position_embeddings", 2048),
-        rope_theta=float(rope.get("rope_theta", raw.get("rope_theta", 10_000.0))),
-        norm_eps=float(raw.get("rms_norm_eps", 1e-6)), qkv_bias=kind == "qwen2" or raw.get("attention_bias", False),
+        rope_theta=rope.get("rope_theta", raw.get("rope_theta", 10_000.0)),
+        norm_eps=raw.get("rms_norm_eps", 1e-6), qkv_bias=kind == "qwen2" or raw.get("attention_bias", False),
         tie_word_embeddings=raw.get("tie_word_embeddings", False),
         bos_token_id=bos, eos_token_id=eos, pad_token_id=pad if pad is not None else eos or 0,
     ))  # fmt: skip
@@ -259,7 +267,7 @@ def gguf_config(reader: Any, path: Path) -> ConanConfig:
         vocab_size=get("vocab_size", len(tokens) if tokens is not None else None), hidden_size=hidden,
         n_layers=get("block_count"), n_heads=heads, n_kv_heads=get("attention.head_count_kv", heads),
         head_dim=head_dim, ffn_size=get("feed_forward_length"), max_length=get("context_length", 2048),
-        rope_theta=float(get("rope.freq_base", 10_000.0)), norm_eps=float(get("attention.layer_norm_rms_epsilon")),
+        rope_theta=get("rope.freq_base", 10_000.0), norm_eps=get("attention.layer_norm_rms_epsilon"),
         qkv_bias="blk.0.attn_q.bias" in names, tie_word_embeddings="output.weight" not in names,
         bos_token_id=_field(reader, path, "tokenizer.ggml.bos_token_id", None) if adds_bos else None,
         eos_token_id=eos,
@@ -267,11 +275,23 @@ def gguf_config(reader: Any, path: Path) -> ConanConfig:
     ))  # fmt: skip
 
 
+_INTEGERS = ("vocab_size", "hidden_size", "n_layers", "n_heads", "n_kv_heads", "head_dim", "ffn_size", "max_length",
+             "bos_token_id", "eos_token_id", "pad_token_id")  # fmt: skip
+
+
 def _make_config(path: Path, values: dict[str, Any]) -> ConanConfig:
-    """Imported configs embed causally with last-token pooling until training converts them."""
+    """Imported configs embed causally with last-token pooling until training converts them. Values are
+    type-checked here: a "64" for hidden_size failed inside ConanConfig with an unrelated formatting error."""
     missing = [k for k, v in values.items() if v is None and k not in ("head_dim", "bos_token_id", "eos_token_id")]
     if missing:
         raise ModelImportError(f"{path}: missing {', '.join(missing)}")
+    for key in _INTEGERS:
+        if values[key] is not None and (isinstance(values[key], bool) or not isinstance(values[key], int | np.integer)):
+            raise ModelImportError(f"{path}: {key} must be an integer, not {values[key]!r}")
+    for key in ("rope_theta", "norm_eps"):
+        if isinstance(values[key], bool) or not isinstance(values[key], int | float | np.number):
+            raise ModelImportError(f"{path}: {key} must be a number, not {values[key]!r}")
+        values[key] = float(values[key])
     try:
         return ConanConfig(**values, attention="causal", pooling="last")
     except (TypeError, ValueError) as e:
@@ -325,7 +345,7 @@ def _hf_tensors(folder: Path) -> Tensors:
 
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        files = sorted({folder / f for f in json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()})
+        files = sorted({folder / shard for shard in _shards(index)})
     else:
         files = sorted(folder.glob("*.safetensors"))
     if not files:
@@ -333,9 +353,34 @@ def _hf_tensors(folder: Path) -> Tensors:
     for file in files:
         if not file.is_file():
             raise ModelImportError(f"{index}: shard {file.name} is missing")
-        with safe_open(str(file), framework="pt") as handle:
+        with readable_weights(file), safe_open(str(file), framework="pt") as handle:
             for name in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
                 yield file, name, lambda h=handle, n=name: h.get_tensor(n)
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    """A JSON object file of a model folder (config.json, the shard index); anything else names the file."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ModelImportError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise ModelImportError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+    if not isinstance(raw, dict):
+        raise ModelImportError(f"{path}: expected a JSON object, not {type(raw).__name__}")
+    return raw
+
+
+def _shards(index: Path) -> list[str]:
+    """The shard file names of a safetensors index: plain names inside the model folder, never a path that leads
+    out of it (an index naming `../x` or `/etc/x` read weights from elsewhere)."""
+    weight_map = _json_object(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not all(isinstance(f, str) and f for f in weight_map.values()):
+        raise ModelImportError(f"{index}: weight_map must map tensor names to shard file names")
+    for shard in weight_map.values():
+        if Path(shard).is_absolute() or ".." in Path(shard).parts:
+            raise ModelImportError(f"{index}: shard {shard!r} lies outside the model folder (give a file name)")
+    return list(weight_map.values())
 
 
 def _gguf_reader(target: str) -> Any:
@@ -346,7 +391,7 @@ def _gguf_reader(target: str) -> Any:
         raise ModelImportError(f"{path}: GGUF file does not exist")
     try:
         return GGUFReader(str(path))
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, IndexError, KeyError) as e:  # a damaged header: gguf indexes past its arrays
         raise ModelImportError(f"{path}: not a readable GGUF file ({e})") from e
 
 

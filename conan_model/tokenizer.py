@@ -36,7 +36,7 @@ def iter_jsonl_texts(
 ) -> Iterator[str]:
     """Strings under ``fields`` in JSONL files (a list of strings counts too); ``max_rows`` is per file."""
     for path in paths:
-        with open(path, encoding="utf-8") as f:
+        with open(path, "rb") as f:  # bytes, as train.data.JsonlIndex reads (and validates) them: a BOM is allowed
             for n, line in enumerate(f):
                 if max_rows is not None and n >= max_rows:
                     break
@@ -104,7 +104,7 @@ def load_tokenizer(path: str | os.PathLike, special_ids: dict[str, int | None] |
         path = path / "tokenizer.json"
     if not path.is_file():
         raise FileNotFoundError(f"no tokenizer file at {path}")
-    tok = Tokenizer.from_file(str(path))
+    tok = read_tokenizer_file(path)
     if special_ids is None:
         ids = [tok.token_to_id(t) for t in SPECIAL_TOKENS]
         if ids != list(range(len(SPECIAL_TOKENS))):
@@ -115,6 +115,15 @@ def load_tokenizer(path: str | os.PathLike, special_ids: dict[str, int | None] |
             raise ValueError(f"{path}: {name} {value} is not a token of this tokenizer "
                              f"({tok.get_vocab_size()} tokens)")  # fmt: skip
     return tok
+
+
+def read_tokenizer_file(path: Path) -> Tokenizer:
+    """``Tokenizer.from_file``, a damaged file (cut short, not JSON, an unknown model) being a ValueError that names
+    it: `tokenizers` raises a bare Exception, which no CLI reports as a user's mistake (it was a traceback)."""
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as e:  # noqa: BLE001 - tokenizers' parse errors are plain Exception
+        raise ValueError(f"{path}: not a readable tokenizer.json ({e})") from None
 
 
 def save_tokenizer(tok: Tokenizer, path: str | os.PathLike) -> None:

@@ -42,6 +42,7 @@ ROW_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
     "BitextMining": {"test.jsonl": ("sentence1", "sentence2")},
 }
 TEXT_FIELDS = {"sentence1", "sentence2", "text", "query"}
+BOM = "\ufeff"  # a UTF-8 byte-order mark that starts a file: read past, as train.data's rows are
 
 
 def warn(message: str) -> None:
@@ -170,6 +171,8 @@ def _read_task_json(path: Path) -> dict[str, Any]:
             raise DataError(path, 1, f"missing required key {key!r}")
         if not meta[key]:
             raise DataError(path, 1, f"required key {key!r} is {'null' if meta[key] is None else 'empty'}")
+        if not isinstance(meta[key], str):  # a list or object would fail as a traceback in the checks below
+            raise DataError(path, 1, f"required key {key!r} must be a string, not {meta[key]!r}")
     if meta["type"] not in TASK_TYPES:
         raise DataError(path, 1, f"type {meta['type']!r} is not one of {', '.join(TASK_TYPES)}")
     check_task_json(path, meta)
@@ -177,9 +180,10 @@ def _read_task_json(path: Path) -> dict[str, Any]:
 
 
 def _read_text(path: Path) -> str:
+    """A whole UTF-8 file (task.json, qrels.tsv); a leading byte-order mark, as Windows editors write, is dropped."""
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8").removeprefix(BOM)
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise DataError(path, line, f"not valid UTF-8 (byte {e.start})") from None
@@ -209,6 +213,8 @@ def _loads(path: Path, lineno: int, text: str) -> Any:
         raise DataError(path, lineno + e.lineno - 1, f"invalid JSON: {e.msg}") from None
     except _RepeatedKey as e:
         raise DataError(path, lineno, f"key {e.key!r} is given twice in one object (JSON keeps the last)") from None
+    except (ValueError, RecursionError) as e:  # a number of thousands of digits, arrays nested thousands deep
+        raise DataError(path, lineno, f"invalid JSON: {e}") from None
     if "\\u" in text:  # a surrogate can only come from an escape
         for key, item in value.items() if isinstance(value, dict) else [("", value)]:
             if (char := _surrogate(key) or _surrogate(item)) is not None:
@@ -248,6 +254,8 @@ def _numbered_rows(path: Path, required: tuple[str, ...] = (),
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise DataError(path, lineno, "not valid UTF-8") from None
+            if lineno == 1:
+                line = line.removeprefix(BOM)
             if not line.strip():
                 continue
             row = _loads(path, lineno, line.rstrip("\r\n"))

@@ -136,6 +136,8 @@ def resolve(name: str, local_tasks: dict[str, LocalTask], source: str = "auto",
     `official`: the task as a benchmark selects it (its splits and subsets); by default mteb's whole task."""
     official = official if official is not None else official_task(name)
     local = local_tasks.get(name)
+    if official is not None and local is not None and source != OFFICIAL and (clash := _name_clash(local, official)):
+        return ResolvedTask(name, MISSING, local.type, reason=clash)
     if official is not None and source in ("auto", OFFICIAL):
         if dataset_cached(official) or hub_reachable():
             return ResolvedTask(name, OFFICIAL, official.metadata.type, official)
@@ -154,6 +156,21 @@ def resolve(name: str, local_tasks: dict[str, LocalTask], source: str = "auto",
         reason = f"no local mirror and the hub is unreachable ({where})" if source != OFFICIAL and local is None \
             else f"official data unavailable: {where}"  # fmt: skip
     return ResolvedTask(name, MISSING, official.metadata.type if official else None, reason=reason)
+
+
+def _name_clash(local: LocalTask, official: AbsTask) -> str:
+    """Why a task folder named like an mteb task is not its mirror, else '': its scores would be recorded and ranked
+    under mteb's name (beside the published number) though its rows are another task's, and `auto` would run either
+    one depending on the cache. A mirror names itself as its mteb_equivalent and has the same type."""
+    spec, kind = local.path / "task.json", official.metadata.type
+    if local.mteb_equivalent != local.name:
+        return (f"{spec}: the folder takes the name of mteb's {kind} task {local.name} but task.json's mteb_equivalent "
+                f"is {local.mteb_equivalent!r}: rename the folder and its name, or set mteb_equivalent to "
+                f"{local.name!r} if it holds that task's data")  # fmt: skip
+    if local.type != kind:
+        return (f"{spec}: type {local.type!r}, but mteb's {local.name} (its mteb_equivalent) is a {kind} task: rename "
+                "the folder and its name, or fix the type")  # fmt: skip
+    return ""
 
 
 def mteb_twin(local: LocalTask) -> AbsTask | None:

@@ -50,6 +50,8 @@ LANG_SCRIPT = {
     "id": "ind-Latn", "ind": "ind-Latn", "uk": "ukr-Cyrl", "ukr": "ukr-Cyrl", "fa": "fas-Arab", "fas": "fas-Arab",
 }  # fmt: skip
 _LANG_SCRIPT_FORM = re.compile(r"[a-z]{3}-[A-Z][a-z]{3}")
+# eval_split names the split the rows are recorded under (mteb's `test`, `dev`, `validation`, `test_en`, ...)
+_SPLIT = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 
 def lang_script(code: str) -> str | None:
@@ -94,9 +96,12 @@ def check_task_json(path: Path, meta: dict[str, Any]) -> None:
             isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values())):  # fmt: skip
         raise DataError(path, 1, f"counts must map file names to row counts, e.g. {{\"test.jsonl\": 1186}}, not "
                                  f"{counts!r}")  # fmt: skip
-    for key in ("mteb_equivalent", "eval_split"):
-        if key in meta and meta[key] is not None and not isinstance(meta[key], str):
-            raise DataError(path, 1, f"{key} must be a string, not {meta[key]!r}")
+    equivalent = meta.get("mteb_equivalent")
+    if equivalent is not None and not isinstance(equivalent, str):
+        raise DataError(path, 1, f"mteb_equivalent must be a string, not {equivalent!r}")
+    if "eval_split" in meta and not (isinstance(meta["eval_split"], str) and _SPLIT.fullmatch(meta["eval_split"])):
+        raise DataError(path, 1, f"eval_split must be a split name such as \"test\" or \"dev\" (letters, digits, "
+                                 f"'_', '-'), not {meta['eval_split']!r}")  # fmt: skip
 
 
 def _text_list(path: Path, key: str, row: dict[str, Any], lineno: int, allow_empty: bool) -> None:

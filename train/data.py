@@ -45,6 +45,15 @@ def permutation(n: int, *keys: Any) -> np.ndarray:
     return torch.randperm(n, generator=g).numpy()
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook refusing a key given twice (json.loads silently keeps the last)."""
+    row = dict(pairs)
+    if len(row) < len(pairs):
+        repeated = next(key for i, (key, _) in enumerate(pairs) if key in dict(pairs[:i]))
+        raise ValueError(f"key {repeated!r} is given twice in one object")
+    return row
+
+
 class JsonlIndex:
     """Rows of one or more JSONL files, addressed by global row number; every row checked once at indexing."""
 
@@ -75,18 +84,29 @@ class JsonlIndex:
         self._handles: dict[int, Any] = {}
 
     def _check(self, path: Path, lineno: int, raw: bytes) -> None:
+        """One row: a JSON object (no key given twice) whose required fields are non-empty strings and optional ones
+        strings, each encodable as UTF-8 (an unpaired surrogate escape such as "\\ud800" stopped the tokenizer
+        with a traceback)."""
         try:
-            row = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DataError(path, lineno, f"invalid JSON ({e})") from e
+            row = json.loads(raw, object_pairs_hook=_unique_keys)
+        except UnicodeDecodeError as e:
+            raise DataError(path, lineno, f"not valid UTF-8 (byte {e.start} of the line)") from None
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, a repeated key, a huge number, deep nesting
+            raise DataError(path, lineno, f"invalid JSON ({e})") from None
         if not isinstance(row, dict):
             raise DataError(path, lineno, f"expected a JSON object, got {type(row).__name__}")
-        missing = [k for k in self.required if not (isinstance(row.get(k), str) and row[k].strip())]
+        missing = [k for k in self.required if k not in row]
         if missing:
             raise DataError(path, lineno, f"row lacks required field(s) {missing} (required: {list(self.required)})")
-        bad = [k for k in self.optional if k in row and not isinstance(row[k], str)]
-        if bad:
-            raise DataError(path, lineno, f"field(s) {bad} must be strings")
+        for key in [*self.required, *(k for k in self.optional if k in row)]:
+            value = row[key]
+            if not isinstance(value, str) or (key in self.required and not value.strip()):
+                raise DataError(path, lineno, f"field {key!r} must be a non-empty string, not {value!r:.60}")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise DataError(path, lineno, f"field {key!r} holds an unpaired surrogate escape "
+                                              f"\\u{ord(value[e.start]):04x} (half of a UTF-16 pair)") from None
 
     def __len__(self) -> int:
         return len(self.offsets)

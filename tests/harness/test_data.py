@@ -326,3 +326,43 @@ def test_documented_data_roots_scan_without_warnings(shared_data: Path, capsys) 
 
     assert len(scan_tasks(shared_data)[0]) == 45 and len(scan_tasks(default_data_root())[0]) == 34
     assert capsys.readouterr().err == ""
+
+
+def _copy_task(shared_data: Path, root: Path, lang: str, name: str) -> Path:
+    copy = root / lang / name
+    shutil.copytree(shared_data / lang / name, copy)
+    for path in copy.iterdir():
+        path.chmod(0o644)  # ../shared/data is read-only; the copy is edited
+    return copy
+
+
+def test_files_saved_with_a_bom_load_like_the_original(shared_data: Path, tmp_path: Path) -> None:
+    """Before: a UTF-8 byte-order mark (Notepad's "UTF-8") made task.json "invalid JSON: Unexpected UTF-8 BOM (decode
+    using utf-8-sig)", every row file fail on line 1 and qrels.tsv's header "must be 'query-id...'"."""
+    copy = _copy_task(shared_data, tmp_path, "multi", "XQuADRetrievalEnEn")
+    for name in ("task.json", "corpus.jsonl", "queries.jsonl", "qrels.tsv"):
+        (copy / name).write_bytes(b"\xef\xbb\xbf" + (copy / name).read_bytes())
+    task = build_mirror(discover_tasks(tmp_path)["XQuADRetrievalEnEn"])
+    original = build_mirror(discover_tasks(shared_data)["XQuADRetrievalEnEn"])
+    split = original.eval_splits[0]
+    loaded, expected = task.dataset["default"][split], original.dataset["default"][split]
+    assert loaded["relevant_docs"] == expected["relevant_docs"]
+    assert loaded["corpus"]["text"] == expected["corpus"]["text"]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, r"invalid JSON: maximum recursion depth exceeded"),
+        (b'{"sentence1": "a", "sentence2": "b", "score": ' + b"9" * 5000 + b"}", r"invalid JSON: Exceeds the limit"),
+    ],
+)
+def test_json_beyond_the_parser_limits_names_file_and_line(shared_data: Path, tmp_path: Path, line: bytes,
+                                                           message: str) -> None:  # fmt: skip
+    """Before: a RecursionError or ValueError from json, recorded as the task's error without the file or line."""
+    copy = _copy_task(shared_data, tmp_path, "en", "STS16")
+    lines = (copy / "test.jsonl").read_bytes().splitlines()
+    lines[9] = line
+    (copy / "test.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(DataError, match=rf"STS16/test\.jsonl:10: {message}"):
+        _load(tmp_path, "STS16")

@@ -145,6 +145,10 @@ def test_classification_labels_agree_across_train_and_test(tmp_path: Path) -> No
         ({"counts": {"test.jsonl": "12"}}, r"task\.json:1: counts must map file names to row counts"),
         ({"unjudged_queries": "keep"}, r"task\.json:1: unjudged_queries must be \"refuse\" \(the default\) or "
                                        r"\"drop\", not 'keep'"),
+        ({"main_score": ["cosine_spearman"]}, r"task\.json:1: required key 'main_score' must be a string, not "
+                                              r"\['cosine_spearman'\]"),
+        ({"eval_split": None}, r"task\.json:1: eval_split must be a split name such as \"test\" or \"dev\".*not None"),
+        ({"eval_split": "../test"}, r"task\.json:1: eval_split must be a split name .*not '\.\./test'"),
     ],
 )  # fmt: skip
 def test_task_json_values_are_checked(tmp_path: Path, extra: dict, message: str) -> None:
@@ -152,6 +156,13 @@ def test_task_json_values_are_checked(tmp_path: Path, extra: dict, message: str)
     _task_dir(tmp_path, "MySTS", "STS", **extra)
     with pytest.raises(DataError, match=message):
         discover_tasks(tmp_path)
+
+
+def test_list_tasks_names_a_task_json_whose_main_score_is_a_list(tmp_path: Path, capsys) -> None:
+    """Before: `harness list tasks` (and every run of the data root) ended in a TypeError traceback."""
+    _task_dir(tmp_path, "MySTS", "STS", main_score=["cosine_spearman"])
+    assert main(["list", "tasks", "--data-dir", str(tmp_path)]) == 0
+    assert "MySTS/task.json:1: required key 'main_score' must be a string" in capsys.readouterr().out
 
 
 def test_one_broken_task_json_does_not_stop_other_tasks(tmp_path: Path, capsys) -> None:

@@ -1,0 +1,121 @@
+"""Damaged model files (cut short, not JSON, a shard index leading out of the folder) exit 2 with one line naming
+the file, from `harness models import` and a training stage's `init`; before, most were tracebacks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from pretrained_helpers import make_gguf
+
+from conan_model.checkpoint import save_pretrained
+from conan_model.importing import load_init
+from harness.cli import main
+
+
+def _first_shard(folder: Path) -> Path:
+    return sorted(folder.glob("*.safetensors"))[0]
+
+
+def _cut_in_half(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _set_config(folder: Path, **changes) -> None:
+    """config.json with `changes`; a key set to None is removed."""
+    path = folder / "config.json"
+    config = {**json.loads(path.read_text()), **changes}
+    path.write_text(json.dumps({k: v for k, v in config.items() if v is not None}), encoding="utf-8")
+
+
+def _import_fails(tmp_path: Path, spec: str, capsys, *expected: str) -> None:
+    """`harness models import` exits 2 naming each of `expected` on stderr, and writes no output folder."""
+    assert main(["models", "import", spec, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness models: error: ") and "Traceback" not in err
+    for text in expected:
+        assert text in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_truncated_safetensors_shard_is_named(qwen2_folder, tmp_path, capsys):
+    """Before: safetensors' SafetensorError traceback."""
+    folder, _ = qwen2_folder
+    shard = _first_shard(folder)
+    _cut_in_half(shard)
+    _import_fails(tmp_path, f"hf:{folder}", capsys, f"{shard}: damaged safetensors file")
+
+
+def test_damaged_tokenizer_json_is_named(qwen2_folder, tmp_path, capsys):
+    """Before: a bare `Exception` from tokenizers, a traceback."""
+    folder, _ = qwen2_folder
+    (folder / "tokenizer.json").write_text('{"version": "1.0", "trunc', encoding="utf-8")
+    _import_fails(tmp_path, f"hf:{folder}", capsys, f"{folder / 'tokenizer.json'}: not a readable tokenizer.json")
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"hidden_size": None}, "config.json: missing hidden_size"),  # before: KeyError 'hidden_size'
+        ({"hidden_size": "64"}, "config.json: hidden_size must be an integer, not '64'"),  # a formatting error
+        ({"eos_token_id": []}, "no eos token id"),  # before: IndexError
+        ({"rope_scaling": "yarn", "rope_parameters": None}, "rope_scaling = 'yarn' is not supported"),
+    ],
+)
+def test_bad_config_values_are_named(qwen2_folder, tmp_path, capsys, changes, expected):
+    folder, _ = qwen2_folder
+    _set_config(folder, **changes)
+    _import_fails(tmp_path, f"hf:{folder}", capsys, expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("[1, 2]", "config.json: expected a JSON object, not list"), ("{oops", "config.json:1: invalid JSON")],
+)
+def test_config_that_is_no_json_object(qwen2_folder, tmp_path, capsys, text, expected):
+    """Before: an AttributeError traceback (a list), a bare JSON message naming no file (bad JSON)."""
+    folder, _ = qwen2_folder
+    (folder / "config.json").write_text(text, encoding="utf-8")
+    _import_fails(tmp_path, f"hf:{folder}", capsys, expected)
+
+
+@pytest.mark.parametrize("shard", ["../elsewhere/model.safetensors", "/etc/passwd"])
+def test_shard_index_cannot_lead_out_of_the_folder(qwen2_folder, tmp_path, capsys, shard):
+    """Before: weights were read from wherever the index pointed (the folder next door loaded without a word)."""
+    folder, _ = qwen2_folder
+    elsewhere = folder.parent / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(_first_shard(folder), elsewhere / "model.safetensors")
+    index_path = folder / "model.safetensors.index.json"
+    index = json.loads(index_path.read_text())
+    index["weight_map"] = {name: shard for name in index["weight_map"]}
+    index_path.write_text(json.dumps(index), encoding="utf-8")
+    _import_fails(tmp_path, f"hf:{folder}", capsys, f"shard {shard!r} lies outside the model folder")
+
+
+def test_gguf_cut_after_its_header_is_named(tmp_path, capsys):
+    """Before: gguf's reader indexed past its arrays: an IndexError traceback."""
+    path = make_gguf(tmp_path / "m.gguf")
+    path.write_bytes(path.read_bytes()[:24])
+    _import_fails(tmp_path, f"gguf:{path}", capsys, f"{path}: not a readable GGUF file")
+
+
+@pytest.mark.parametrize("damage", ["weights", "tokenizer", "config"])
+def test_damaged_conan_folder_is_named(qwen2_folder, tmp_path, capsys, damage):
+    """conan:<folder> (a training stage's init, `harness models import`): each file damaged in turn is named."""
+    folder, _ = qwen2_folder
+    model, tokenizer = load_init(f"hf:{folder}")
+    conan = save_pretrained(model, tokenizer, tmp_path / "conan")
+    if damage == "weights":
+        _cut_in_half(conan / "model.safetensors")
+        expected = f"{conan / 'model.safetensors'}: damaged safetensors file"
+    elif damage == "tokenizer":
+        (conan / "tokenizer.json").write_text("{bad", encoding="utf-8")
+        expected = f"{conan / 'tokenizer.json'}: not a readable tokenizer.json"
+    else:
+        (conan / "config.json").write_text("[]", encoding="utf-8")
+        expected = f"{conan / 'config.json'}: invalid ConanConfig: expected a JSON object, not list"
+    _import_fails(tmp_path, f"conan:{conan}", capsys, expected)

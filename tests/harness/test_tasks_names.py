@@ -1,0 +1,46 @@
+"""A task folder that takes an mteb task's name must be that task's mirror: otherwise its scores would be recorded
+and ranked under mteb's name, beside the published number, though its rows are another task's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from test_data import _sample_copy
+
+from harness.data import discover_tasks
+from harness.runs import MIRROR, MISSING
+from harness.tasks import resolve
+
+
+def _rename(folder: Path, name: str, **changes) -> None:
+    """The task folder renamed to `name`, its task.json's name with it, plus `changes`."""
+    spec = folder / "task.json"
+    spec.write_text(json.dumps({**json.loads(spec.read_text(encoding="utf-8")), "name": name, **changes}), "utf-8")
+    folder.rename(folder.parent / name)
+
+
+def test_folder_named_like_an_mteb_task_is_not_run_as_it(tmp_path: Path) -> None:
+    """Before: TrecQA's rows ran as mteb's SciDocsRR (and `auto` ran mteb's own data instead when it was cached)."""
+    _rename(_sample_copy(tmp_path, "en", "TrecQAReranking"), "SciDocsRR", mteb_equivalent=None)
+    for source in ("auto", "mirror"):
+        resolved = resolve("SciDocsRR", discover_tasks(tmp_path), source)
+        assert resolved.source == MISSING and resolved.task is None
+        spec = tmp_path / "en" / "SciDocsRR" / "task.json"
+        assert resolved.reason.startswith(f"{spec}: the folder takes the name of mteb's Reranking task SciDocsRR but "
+                                          "task.json's mteb_equivalent is None")  # fmt: skip
+
+
+def test_mirror_of_another_type_is_refused(tmp_path: Path) -> None:
+    """Before: a Reranking folder calling itself STS12 ran as a generic Reranking task recorded under STS12."""
+    _rename(_sample_copy(tmp_path, "en", "TrecQAReranking"), "STS12", mteb_equivalent="STS12")
+    resolved = resolve("STS12", discover_tasks(tmp_path), "mirror")
+    assert resolved.source == MISSING
+    assert "type 'Reranking', but mteb's STS12 (its mteb_equivalent) is a STS task" in resolved.reason
+
+
+def test_real_mirrors_and_local_tasks_still_resolve(tmp_path: Path) -> None:
+    for lang, name in (("en", "STS12"), ("en", "TrecQAReranking")):
+        _sample_copy(tmp_path, lang, name)
+    tasks = discover_tasks(tmp_path)
+    assert [resolve(name, tasks, "mirror").source for name in ("STS12", "TrecQAReranking")] == [MIRROR, MIRROR]

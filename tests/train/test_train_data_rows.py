@@ -1,0 +1,62 @@
+"""Malformed training rows stop a stage with file:line, never a traceback from the tokenizer or json; a UTF-8 BOM (as
+Windows editors write it) is read like any other row, by the index and by the tokenizer trainer alike."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conan_model import iter_jsonl_texts, train_tokenizer_from_texts
+from train.data import JsonlIndex
+from train.errors import DataError
+
+FIELDS = ("query", "positive")
+
+
+@pytest.fixture()
+def pairs(shared_data: Path, tmp_path: Path) -> Path:
+    """The first 20 rows of a real training file, copied so that a test can damage them."""
+    lines = (shared_data / "train" / "parallel_en_zh" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(lines[:20]) + "\n", encoding="utf-8")
+    return path
+
+
+def _replace_line(path: Path, lineno: int, raw: bytes) -> None:
+    lines = path.read_bytes().splitlines()
+    lines[lineno - 1] = raw
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        # before: the index passed it and BBPE training died on a UnicodeEncodeError traceback
+        (b'{"query": "a\\ud800b", "positive": "c"}', r"field 'query' holds an unpaired surrogate escape \\ud800"),
+        # before: a RecursionError / ValueError traceback out of json
+        (b"[" * 100_000 + b"]" * 100_000, r"invalid JSON \(maximum recursion depth"),
+        (b'{"query": "a", "positive": "b", "n": ' + b"9" * 5000 + b"}", r"invalid JSON \(Exceeds the limit"),
+        # before: trained silently on the last of the two values
+        (b'{"query": "a", "query": "b", "positive": "c"}', r"invalid JSON \(key 'query' is given twice"),
+        # before: said the row lacked the field it holds
+        (b'{"query": 5, "positive": "c"}', r"field 'query' must be a non-empty string, not 5"),
+        (b'{"query": "caf\xe9", "positive": "c"}', r"not valid UTF-8 \(byte 14 of the line\)"),
+    ],
+)
+def test_bad_row_names_file_and_line(pairs: Path, raw: bytes, message: str) -> None:
+    _replace_line(pairs, 7, raw)
+    with pytest.raises(DataError, match=rf"train\.jsonl:7: {message}"):
+        JsonlIndex([pairs], FIELDS)
+
+
+def test_bom_file_is_indexed_and_trains_a_tokenizer(pairs: Path) -> None:
+    """Before: the index accepted the BOM but the tokenizer trainer (iter_jsonl_texts) raised JSONDecodeError."""
+    clean = list(iter_jsonl_texts([pairs], FIELDS))
+    pairs.write_bytes(b"\xef\xbb\xbf" + pairs.read_bytes())
+    index = JsonlIndex([pairs], FIELDS)
+    assert json.loads(json.dumps(index.row(0)))["query"] == clean[0]
+    texts = list(iter_jsonl_texts([pairs], FIELDS))
+    assert texts == clean
+    assert train_tokenizer_from_texts(texts, vocab_size=300).get_vocab_size() <= 300
