@@ -19,6 +19,7 @@ multilingual-e5-small becomes a trainable base (conan_model/e5.py); the decoder 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,16 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+_FIELD_KINDS: dict[str, type] = {
+    **dict.fromkeys(("vocab_size", "hidden_size", "n_layers", "n_heads", "n_kv_heads", "ffn_size", "max_length",
+                     "head_dim", "pad_token_id", "bos_token_id", "eos_token_id"), int),
+    **dict.fromkeys(("rope_theta", "norm_eps", "init_std", "attention_alpha"), float),
+    **dict.fromkeys(("qkv_bias", "tie_word_embeddings"), bool),
+    **dict.fromkeys(("pooling", "attention", "arch"), str),
+}  # fmt: skip
+_OPTIONAL = {"head_dim", "bos_token_id", "eos_token_id", "attention_alpha"}
+
+
 @dataclass
 class ConanConfig:
     """Architecture + inference settings of a Conan decoder.
@@ -104,6 +115,7 @@ class ConanConfig:
     arch: str = "decoder"
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.arch == "bert" and self.n_kv_heads != self.n_heads:
@@ -132,6 +144,31 @@ class ConanConfig:
             value = getattr(self, name)
             if value is not None and not 0 <= value < self.vocab_size:
                 raise ValueError(f"{name} {value} is outside the vocabulary [0, {self.vocab_size})")
+
+    def _check_types(self) -> None:
+        """Each value of the type its field needs, named when not: a "64" for hidden_size failed later with an
+        unrelated string-formatting error. numpy scalars (GGUF metadata) become Python numbers, as JSON needs."""
+        for name, kind in _FIELD_KINDS.items():
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            if kind is bool:
+                ok = isinstance(value, bool)
+            elif kind is int:
+                ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            elif kind is float:
+                ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            else:
+                ok = isinstance(value, str)
+            if not ok:
+                article = "an" if kind is int else "a"
+                noun = {int: "integer", float: "number", bool: "true or false", str: "string"}[kind]
+                raise ValueError(f"{name} must be {'' if kind is bool else article + ' '}{noun}, not {value!r}")
+            if kind in (int, float):
+                setattr(self, name, kind(value))
+        if not (isinstance(self.prompts, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                                       for k, v in self.prompts.items())):  # fmt: skip
+            raise ValueError(f"prompts must map roles to prefix strings, not {self.prompts!r}")
 
     @property
     def embed_dim(self) -> int:

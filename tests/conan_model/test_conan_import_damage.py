@@ -119,3 +119,19 @@ def test_damaged_conan_folder_is_named(qwen2_folder, tmp_path, capsys, damage):
         (conan / "config.json").write_text("[]", encoding="utf-8")
         expected = f"{conan / 'config.json'}: invalid ConanConfig: expected a JSON object, not list"
     _import_fails(tmp_path, f"conan:{conan}", capsys, expected)
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("hidden_size", "64", "hidden_size must be an integer, not '64'"),  # was "not all arguments converted ..."
+    ("rope_theta", "1e4", "rope_theta must be a number, not '1e4'"),
+    ("qkv_bias", "false", "qkv_bias must be true or false, not 'false'"),  # a string was taken as True
+    ("prompts", {"query": 1}, "prompts must map roles to prefix strings"),
+])  # fmt: skip
+def test_conan_config_values_of_the_wrong_type_are_named(qwen2_folder, tmp_path, capsys, key, value, expected):
+    """A conan: folder's config.json is checked field by field, as an hf: config.json is on import."""
+    folder, _ = qwen2_folder
+    model, tokenizer = load_init(f"hf:{folder}")
+    conan = save_pretrained(model, tokenizer, tmp_path / "conan")
+    config = json.loads((conan / "config.json").read_text(encoding="utf-8"))
+    (conan / "config.json").write_text(json.dumps({**config, key: value}), encoding="utf-8")
+    _import_fails(tmp_path, f"conan:{conan}", capsys, f"{conan / 'config.json'}: invalid ConanConfig: {expected}")
