@@ -76,6 +76,7 @@ def run_entry(path: Path, with_dims: bool) -> tuple[Entry, dict[str, dict[str, A
 def published_entry(model: PublishedModel) -> Entry:
     entry = Entry(f"{model.name} (published)", "published", dict(model.scores), detail=f"revision {model.revision}")
     entry.sources = {t: "published" for t in model.scores}
+    entry.partial = dict(model.partial)
     return entry
 
 
@@ -135,12 +136,25 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
             notes.append(f"‡ {task}: our runs scored a mirror whose rows are not mteb's ({coverage}), the published "
                          f"rows mteb's own; the two do not rank against each other, so {task} counts toward no "
                          "row's Borda points.")  # fmt: skip
+    for task in order:
+        notes += partial_notes(entries, task)
+        if task not in mixed and len({e.partial.get(task, "") for e in entries if task in e.scores}) > 1:
+            mixed[task] = ["splits"]
+            notes.append(f"‡ {task}: a published row's score leaves out splits or subsets another row's covers (`¶`), "
+                         f"so {task} counts toward no row's Borda points.")  # fmt: skip
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
         raise UsageError("two rows share a label (same run directory name twice?): " + ", ".join(labels))
     title = f"{bench_name} ({suite.name})" if suite else "tasks of the given runs"
     reported = any(Path(folder).resolve() == SNAPSHOT for folder in published)
     return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported, mixed)
+
+
+def partial_notes(entries: list[Entry], task: str) -> list[str]:
+    """`¶` notes: the published rows whose score for a task leaves out some of the splits/subsets it is scored on
+    (the mean over what their file holds)."""
+    return [f"¶ {e.label}: {task} is the mean over what its result file holds — {e.partial[task]}." for e in entries
+            if task in e.partial]
 
 
 def other_rows(runs: list[tuple[Entry, dict[str, dict[str, Any]]]], task: str) -> str | None:
