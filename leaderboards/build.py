@@ -108,7 +108,11 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
     wanted = {name: bench_tasks.get(name) or _selected(selections.get(name)) for name in order} if order else None
     for folder in published:
         where = "the shipped snapshot" if Path(folder).resolve() == SNAPSHOT else str(folder)
-        for model in load_published(folder, wanted):
+        models = load_published(folder, wanted)
+        if not models:  # a typo'd or empty folder must not read as "no baseline scored these tasks"
+            raise UsageError(f"--published {folder}: no result files in the embeddings-benchmark/results layout "
+                             "(<org>__<model>/<revision>/<Task>.json) under it")  # fmt: skip
+        for model in models:
             skipped = [f"{model.name}: {task} skipped — {why}" for task, why in model.skipped.items()]
             if not model.scores:
                 notes += [f"{model.name} ({where}): no published score for these tasks; not shown.", *skipped]
