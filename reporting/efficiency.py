@@ -276,7 +276,9 @@ def write_report(paths: list[Path], out: Path) -> Path:
               "(`harness run --dims`), not whether the model was trained for them.", "",
               "## Hardware and settings", "", hardware_table(infos), "",
               "## Throughput per task", "", "![throughput per task](throughput.png)", "", task_table(infos), "",
-              "`encoded` excludes embedding-cache hits; a task with hits measures the cache, not the model.", "",
+              "`encoded` excludes memo and embedding-cache hits, and `model s` is the model's time alone, so "
+              "texts/s and tokens/s measure the model even on a task with hits (a record without `model_s`, from "
+              "before it existed, timed the lookups too).", "",
               "## Score vs embedding dimension (MRL)", ""]  # fmt: skip
     plots.throughput(infos, out / "throughput.png")
     curves = dim_curves(infos)

@@ -170,3 +170,13 @@ def test_table5_shows_each_rows_max_length(tiny_runs, tmp_path):
     base = json.loads((tiny_runs["base"] / "run.json").read_text(encoding="utf-8"))["model"]["max_length"]
     assert (f"truncate inputs at different max lengths (tokens kept per text), so their scores and times are of "
             f"different inputs: all-MiniLM-L6-v2 [base] {base}, all-MiniLM-L6-v2 [short] 4.") in text
+
+
+def test_throughput_notes_say_hits_are_excluded_not_that_the_rate_measures_the_cache(tiny_runs, tmp_path):
+    """Before: the per-task table said a task with cache hits "measures the cache, not the model", while its
+    texts/s is encoded texts over model time (`model_s`), which lookups do not take."""
+    out = tmp_path / "report"
+    assert main(["report", str(tiny_runs["base"]), "--out", str(out)]) == 0
+    text = (out / "efficiency.md").read_text(encoding="utf-8")
+    assert "measures the cache, not the model" not in text
+    assert "so texts/s and tokens/s measure the model even on a task with hits" in text
