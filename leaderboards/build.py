@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from harness.errors import UsageError
-from harness.runs import data_differences, open_run_arg, other_settings, shown_path
+from harness.runs import _data_value, data_differences, open_run_arg, other_settings, shown_path
 from leaderboards.published import SNAPSHOT, PublishedModel, load_published
 from leaderboards.table import Entry
 
@@ -76,6 +76,7 @@ def run_entry(path: Path, with_dims: bool) -> tuple[Entry, dict[str, dict[str, A
 def published_entry(model: PublishedModel) -> Entry:
     entry = Entry(f"{model.name} (published)", "published", dict(model.scores), detail=f"revision {model.revision}")
     entry.sources = {t: "published" for t in model.scores}
+    entry.partial = dict(model.partial)
     return entry
 
 
@@ -107,7 +108,11 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
     wanted = {name: bench_tasks.get(name) or _selected(selections.get(name)) for name in order} if order else None
     for folder in published:
         where = "the shipped snapshot" if Path(folder).resolve() == SNAPSHOT else str(folder)
-        for model in load_published(folder, wanted):
+        models = load_published(folder, wanted)
+        if not models:  # a typo'd or empty folder must not read as "no baseline scored these tasks"
+            raise UsageError(f"--published {folder}: no result files in the embeddings-benchmark/results layout "
+                             "(<org>__<model>/<revision>/<Task>.json) under it")  # fmt: skip
+        for model in models:
             skipped = [f"{model.name}: {task} skipped — {why}" for task, why in model.skipped.items()]
             if not model.scores:
                 notes += [f"{model.name} ({where}): no published score for these tasks; not shown.", *skipped]
@@ -135,12 +140,25 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
             notes.append(f"‡ {task}: our runs scored a mirror whose rows are not mteb's ({coverage}), the published "
                          f"rows mteb's own; the two do not rank against each other, so {task} counts toward no "
                          "row's Borda points.")  # fmt: skip
+    for task in order:
+        notes += partial_notes(entries, task)
+        if task not in mixed and len({e.partial.get(task, "") for e in entries if task in e.scores}) > 1:
+            mixed[task] = ["splits"]
+            notes.append(f"‡ {task}: a published row's score leaves out splits or subsets another row's covers (`¶`), "
+                         f"so {task} counts toward no row's Borda points.")  # fmt: skip
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
         raise UsageError("two rows share a label (same run directory name twice?): " + ", ".join(labels))
     title = f"{bench_name} ({suite.name})" if suite else "tasks of the given runs"
     reported = any(Path(folder).resolve() == SNAPSHOT for folder in published)
     return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported, mixed)
+
+
+def partial_notes(entries: list[Entry], task: str) -> list[str]:
+    """`¶` notes: the published rows whose score for a task leaves out some of the splits/subsets it is scored on
+    (the mean over what their file holds)."""
+    return [f"¶ {e.label}: {task} is the mean over what its result file holds — {e.partial[task]}." for e in entries
+            if task in e.partial]
 
 
 def other_rows(runs: list[tuple[Entry, dict[str, dict[str, Any]]]], task: str) -> str | None:
@@ -198,7 +216,7 @@ def mixed_note(task: str, keys: list[str], runs: list[tuple[Entry, dict[str, dic
     for entry, records in runs:
         if task not in entry.scores:
             continue
-        values = [records[task].get(key) for key in keys]
+        values = [_data_value(records[task], key) for key in keys]
         for known, labels in groups:
             if known == values:
                 labels.append(entry.label)

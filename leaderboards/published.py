@@ -9,8 +9,10 @@ Choices, documented in docs/reports.md:
 - revision: a model folder often holds several revision folders; we use the one holding the most of the
   wanted tasks, then the newest mteb version inside, then the last name in sort order. Revisions are never
   mixed within one model.
-- split: the first of the task's mteb eval splits that the file holds (e.g. MultilingualSentiment uses
-  "validation" before "test", as the C-MTEB leaderboard does); otherwise the first split in the file.
+- splits: every eval split of the task (the benchmark's selection with a suite, the splits our runs scored
+  without one), the score being the mean over splits and subsets, as mteb's leaderboard and `harness run` compute
+  it. A file lacking some of them is scored on what it holds and marked partial (`PublishedModel.partial`), so
+  the leaderboard flags that row's cell instead of passing a one-split mean for the task's.
 - subsets: when a suite restricts a multilingual task (STS17 → en-en in MTEB(eng, v2)) only those subsets count;
   the score is the mean main score over the kept subsets, as mteb's TaskResult.get_score does.
 """
@@ -22,7 +24,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from packaging.version import InvalidVersion, Version
 
@@ -42,6 +44,16 @@ class PublishedModel:
     splits: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
     skipped: dict[str, str] = field(default_factory=dict)
+    partial: dict[str, str] = field(default_factory=dict)  # task → the splits/subsets its file lacks
+
+
+class TaskScore(NamedTuple):
+    """One result file's score: its mean main score, the splits it came from, and what of the wanted selection the
+    file lacked (empty when it holds all of it)."""
+
+    score: float
+    splits: str
+    partial: str
 
 
 def results_root(path: Path) -> Path:
@@ -72,31 +84,34 @@ def pick_revision(model_dir: Path, wanted: set[str] | None) -> Path | None:
     return best
 
 
-def task_score(path: Path, task: Any | None) -> tuple[float, str] | None:
-    """(main score, splits) of one result file, both schemas; None when the file has no usable score.
+def task_score(path: Path, task: Any | None) -> TaskScore | None:
+    """Main score of one result file, both schemas; None when the file has no usable score.
 
     As mteb's own leaderboard scores a task: the mean main score over every (eval split, subset) of the task,
     so a task evaluated on validation and test (MultilingualSentiment in MTEB(cmn, v1)) is their mean, as
-    `harness run` records it, not the first split's. Eval splits the file lacks are left out (the returned
-    splits name those used): without a suite, a task's own eval splits can list one the published run never
-    had (STSB: validation). With no task known, every split of the file counts. A task marked `exact` (the
-    selection our runs scored, `leaderboards.build`) needs a score for each of its splits and subsets."""
+    `harness run` records it, not the first split's. Splits and subsets the file lacks are left out, and the
+    result says so (`partial`): without a suite, a task's own eval splits can list one the published run never
+    had (STSB: validation), and a one-split number must not pass for the task's. With no task known, every split
+    of the file counts. A task marked `exact` (the selection our runs scored, `leaderboards.build`) needs a score
+    for each of its splits and subsets."""
     from mteb.results import TaskResult
 
     result = TaskResult.from_disk(path)
     wanted = list(getattr(task, "eval_splits", None) or task.metadata.eval_splits) if task is not None else list(
         result.scores)  # a benchmark's task object carries the benchmark's own split selection
-    splits = [s for s in wanted if s in result.scores]
-    if not splits:
-        return None
-    subsets = set(getattr(task, "hf_subsets", None) or []) if task is not None else set()
-    values = [e["main_score"] for split in splits for e in result.scores[split]
-              if (not subsets or e.get("hf_subset") in subsets) and _finite(e.get("main_score"))]  # fmt: skip
+    subsets = list(getattr(task, "hf_subsets", None) or []) if task is not None else []
+    held = {split: {e.get("hf_subset"): e["main_score"] for e in result.scores[split]
+                    if (not subsets or e.get("hf_subset") in subsets) and _finite(e.get("main_score"))}
+            for split in wanted if split in result.scores}  # fmt: skip
+    values = [score for per_subset in held.values() for score in per_subset.values()]
     if not values:
         return None
-    if getattr(task, "exact", False) and len(values) != len(wanted) * len(subsets):  # a run's selection: all of it
+    lacking = [split if not held.get(split) else f"{split} {', '.join(s for s in subsets if s not in held[split])}"
+               for split in wanted if not held.get(split) or (subsets and len(held[split]) < len(subsets))]  # fmt: skip
+    if lacking and getattr(task, "exact", False):  # a run's selection: all of it
         return None
-    return sum(values) / len(values), "+".join(splits)
+    partial = f"the file lacks {'; '.join(lacking)} of the task's {'+'.join(wanted)}" if lacking else ""
+    return TaskScore(sum(values) / len(values), "+".join(split for split in wanted if held.get(split)), partial)
 
 
 def _finite(score: Any) -> bool:
@@ -129,8 +144,10 @@ def load_published(path: Path, tasks: dict[str, Any | None] | None = None) -> li
                 continue
             if got is None:
                 model.skipped[name] = "no main score for the task's splits/subsets"
-            else:
-                model.scores[name], model.splits[name] = got
+                continue
+            model.scores[name], model.splits[name] = got.score, got.splits
+            if got.partial:
+                model.partial[name] = got.partial
         models.append(model)
     return models
 

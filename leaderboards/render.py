@@ -22,6 +22,14 @@ KEPT_NOTE = (
     "the row has no score under its own settings; the other rows rank the task among themselves as usual."
 )
 
+PARTIAL_NOTE = (
+    "- `¶` **partial published score**: the published result file lacks some of the splits or subsets this table "
+    "scores the task on (the suite's selection with `--suite`, else mteb's whole task), so the number is the mean "
+    "over those it holds, not the task's score; the notes name what is missing. It counts in the row's coverage and "
+    "means (which carry `¶`); the task earns no Borda points for any row when another row's score covers other "
+    "splits or subsets."
+)
+
 
 def pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.2f}"
@@ -30,13 +38,15 @@ def pct(value: float | None) -> str:
 def cell(entry: Entry, task: str, mixed: bool = False) -> str:
     """Score ×100; `*` when it comes from a mirror of the task rather than the official data, `‡` when our runs
     scored the task on different data (``mixed``), so this score does not compare with the other runs'; `§` when
-    the run kept it from a run with other settings than its own (counted nowhere in the row)."""
+    the run kept it from a run with other settings than its own (counted nowhere in the row); `¶` when a published
+    file lacks some of the task's splits or subsets (the mean over those it holds)."""
     mirror = "*" if entry.sources.get(task) == "mirror" else ""
     if task in entry.kept:
         return pct(entry.kept[task]) + mirror + "§"
     if task not in entry.scores:
         return "—"
-    return pct(entry.scores[task]) + mirror + ("‡" if mixed and entry.kind == "run" else "")
+    partial = "¶" if task in entry.partial else ""
+    return pct(entry.scores[task]) + mirror + partial + ("‡" if mixed and entry.kind == "run" else "")
 
 
 def _type_order(board: Board) -> list[str]:
@@ -51,12 +61,14 @@ def ranking_table(board: Board, rows: list[Row]) -> str:
     body = []
     for r in rows:
         mixed_types = {board.types[t] for t in board.mixed if t in r.entry.scores}
-        partial = ("†" if r.covered < r.total else "") + ("‡" if mixed_types else "")
+        partial_types = {board.types[t] for t in r.entry.partial if t in board.types}
+        partial = ("†" if r.covered < r.total else "") + ("‡" if mixed_types else "") + ("¶" if partial_types else "")
         mirrors = sum(1 for t in board.tasks if t in r.entry.scores and r.entry.sources.get(t) == "mirror")
         model = r.entry.label + (f" ({mirrors} mirror)" if mirrors else "")
         body.append([r.rank, model, f"{r.covered}/{r.total}", pct(r.mean_tasks) + partial,
                      pct(r.mean_types) + partial, f"{r.points:g}",
-                     *[pct(r.per_type.get(k)) + ("‡" if k in mixed_types else "") for k in kinds]])  # fmt: skip
+                     *[pct(r.per_type.get(k)) + ("‡" if k in mixed_types else "") + ("¶" if k in partial_types else "")
+                       for k in kinds]])  # fmt: skip
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
 
@@ -136,6 +148,8 @@ def render(board: Board) -> str:
     ]  # fmt: skip
     if any(e.kept for e in board.entries):
         lines.append(KEPT_NOTE)
+    if any(e.partial for e in board.entries):
+        lines.append(PARTIAL_NOTE)
     if board.notes:
         lines += ["", "### Notes", ""] + [f"- {n}" for n in board.notes]
     return "\n".join(lines) + "\n"

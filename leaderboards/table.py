@@ -29,6 +29,8 @@ class Entry:
     # task → score kept from an earlier run under other settings than the row's: shown, never counted (no coverage,
     # means or Borda points; the row has no score under its own settings)
     kept: dict[str, float] = field(default_factory=dict)
+    # task → what of the task's splits/subsets a published score lacks: shown and counted, but marked `¶`
+    partial: dict[str, str] = field(default_factory=dict)
 
 
 def coverage(entry: Entry, tasks: list[str]) -> tuple[int, int]:

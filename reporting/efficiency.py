@@ -131,14 +131,19 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
                      "✔ " + "/".join(map(str, dims)) if dims else "—",
                      f"{100 * mean(scores):.2f}" if scores else "—",
                      model.get("device", "—"), model.get("dtype", "—"),
-                     info.record.get("batch_size", "—")])  # fmt: skip
+                     info.record.get("batch_size", "—"), model.get("max_length") or "—"])  # fmt: skip
         notes.append(f"{info.label}: parameters from {source}.")
     headers = ["Model", "Size (M params)", "Emb. dim", f"Model time, s ({len(whole)} tasks)", "texts/s",
                "tokens/s", "MRL dims scored", f"Avg score ×100 ({len(shared)} tasks)", "Device", "dtype",
-               "Batch"]  # fmt: skip
+               "Batch", "Max length"]  # fmt: skip
     notes += [f"{i.label}: left out as kept from runs with other settings: "
               + "; ".join(f"{t} ({why})" for t, why in i.kept.items()) + "." for i in infos if i.kept]  # fmt: skip
     notes += _score_notes(infos, shared, differing)
+    lengths = {info.label: info.record.get("model", {}).get("max_length") for info in infos}
+    if len(set(lengths.values())) > 1:
+        notes.append("The rows truncate inputs at different max lengths (tokens kept per text), so their scores and "
+                     "times are of different inputs: " + ", ".join(f"{label} {length or 'not recorded'}"
+                                                              for label, length in lengths.items()) + ".")  # fmt: skip
     if shared and not clean:
         notes.append("No task was encoded by the model in every run (all served from the embedding cache): "
                      "no model time to compare (rerun with `harness run --no-cache`).")  # fmt: skip
@@ -267,11 +272,13 @@ def write_report(paths: list[Path], out: Path) -> Path:
     lines += [f"- {n}" for n in notes]
     lines += ["- The paper timed embedding the English train queries of MARC on one Ascend 910B (minutes); ours "
               "is the encode time of the run's evaluation texts on the hardware below. Compare times only between "
-              "rows with the same hardware, dtype and batch size. MRL: the dims this run scored "
+              "rows with the same hardware, dtype, batch size and max length. MRL: the dims this run scored "
               "(`harness run --dims`), not whether the model was trained for them.", "",
               "## Hardware and settings", "", hardware_table(infos), "",
               "## Throughput per task", "", "![throughput per task](throughput.png)", "", task_table(infos), "",
-              "`encoded` excludes embedding-cache hits; a task with hits measures the cache, not the model.", "",
+              "`encoded` excludes memo and embedding-cache hits, and `model s` is the model's time alone, so "
+              "texts/s and tokens/s measure the model even on a task with hits (a record without `model_s`, from "
+              "before it existed, timed the lookups too).", "",
               "## Score vs embedding dimension (MRL)", ""]  # fmt: skip
     plots.throughput(infos, out / "throughput.png")
     curves = dim_curves(infos)

@@ -40,3 +40,15 @@ def test_missing_published_folder_is_a_usage_error(tmp_path: Path, capsys) -> No
     assert main(["leaderboard", str(a), "--published", str(missing), "--out", str(tmp_path / "lb.md")]) == 2
     err = capsys.readouterr().err
     assert f"--published {missing}: no such folder" in err and "Traceback" not in err
+
+
+def test_a_published_folder_without_results_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    """Before: a folder holding no result files (a run directory, a wrong clone path) left the board without
+    published rows and without a word, as if no baseline had scores for the tasks."""
+    a = make_run(tmp_path, "a", {"STS16": 0.79}, TYPES)
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "lb.md"
+    assert main(["leaderboard", str(a), "--published", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--published {tmp_path / 'empty'}: no result files in the embeddings-benchmark/results layout" in err
+    assert "Traceback" not in err and not out.exists()

@@ -81,3 +81,14 @@ def test_no_mark_when_the_data_agree(tmp_path: Path):
     assert main(["leaderboard", str(a), str(b), "--out", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
     assert "‡" not in text.split("## How to read this")[0] and "### Notes" not in text
+
+
+def test_the_note_shows_the_data_identities_that_differ(tmp_path: Path):
+    """Before: the note read `data `not recorded`` for every group, since it looked for a top-level `data` key while
+    run.json records the data identity (a mirror's file hash) under the task's `identity`."""
+    a = make_run(tmp_path, "a", {"STS16": 0.79}, TYPES, data={"STS16": {**SAMPLE, "identity": {"data": "sha256:aa"}}})
+    b = make_run(tmp_path, "b", {"STS16": 0.81}, TYPES, data={"STS16": {**SAMPLE, "identity": {"data": "sha256:bb"}}})
+    board = build_board([a, b], [], None, False)
+    assert board.mixed == {"STS16": ["data"]}
+    (note,) = [n for n in board.notes if n.startswith("‡ STS16")]
+    assert note.endswith("— model [a]: data `sha256:aa`; model [b]: data `sha256:bb`.")

@@ -12,7 +12,7 @@ from lb_helpers import make_run, result_json, write_json
 from leaderboards.build import SuiteRef, build_board, suite_tasks
 from leaderboards.published import SNAPSHOT, load_published
 from leaderboards.render import render
-from leaderboards.table import mean_over_tasks, type_means
+from leaderboards.table import build_rows, mean_over_tasks, type_means
 
 CMTEB = SuiteRef("cmteb", "MTEB(cmn, v1)")  # the CLI resolves it with harness.suites.official_benchmark
 OLD_STS16 = {  # mteb < 1.11: flat split dict, metric groups, no "scores"/"main_score"
@@ -234,3 +234,39 @@ def test_a_sample_without_a_train_count_is_still_not_whole(shared_data: Path, tm
     assert official_coverage(sample["EmotionClassification"]) == (False, "test.jsonl 62 rows, mteb's test 2000")
     shared = discover_tasks(_without_train_count(shared_data, tmp_path / "shared"))
     assert official_coverage(shared["EmotionClassification"]) is None  # test matches; train unknown
+
+
+def test_a_published_file_lacking_a_split_is_flagged_per_row(tmp_path: Path):
+    """Before: under `--suite cmteb` a published MultilingualSentiment file holding only validation (77.41) stood
+    unmarked beside a run's validation+test mean and earned Borda points; the row's cell and means now carry `¶`, a
+    note names the missing split, and the task ranks no row."""
+    write_json(tmp_path / "pub" / "org__pub" / "r" / "MultilingualSentiment.json",
+               result_json("MultilingualSentiment", 0.7741, metric="accuracy", split="validation", lang="cmn-Hans"))
+    run = make_run(tmp_path, "run", {"MultilingualSentiment": 0.70}, {"MultilingualSentiment": "Classification"},
+                   source="official", data={"MultilingualSentiment": {"split": ["validation", "test"],
+                                                                      "subsets": ["default"]}})  # fmt: skip
+    board = build_board([run], [tmp_path / "pub"], CMTEB, False)
+    published = next(e for e in board.entries if e.kind == "published")
+    assert published.partial == {"MultilingualSentiment": "the file lacks test of the task's validation+test"}
+    assert board.mixed == {"MultilingualSentiment": ["splits"]}
+    assert ("¶ org/pub (published): MultilingualSentiment is the mean over what its result file holds — the file "
+            "lacks test of the task's validation+test.") in board.notes
+    text = render(board)
+    assert "| 77.41¶ " in text and "`¶` **partial published score**" in text
+    assert all(r.points == 0 for r in build_rows(board.entries, board.tasks, board.types, board.mixed))
+    # two published rows with the same split alone rank against each other, still marked
+    write_json(tmp_path / "pub" / "org__other" / "r" / "MultilingualSentiment.json",
+               result_json("MultilingualSentiment", 0.6, metric="accuracy", split="validation", lang="cmn-Hans"))
+    board = build_board([], [tmp_path / "pub"], CMTEB, False)
+    assert board.mixed == {} and all(e.partial for e in board.entries)
+
+
+def test_a_published_file_lacking_subsets_names_them(tmp_path: Path):
+    """Without a suite a task is scored on mteb's whole task: STS17's 11 subsets; a file with two is partial."""
+    sts17 = result_json("STS17", 0.8, subset="en-en")
+    sts17["scores"]["test"].append({"main_score": 0.6, "hf_subset": "ko-ko", "languages": ["kor-Hang"]})
+    write_json(tmp_path / "org__m" / "r" / "STS17.json", sts17)
+    (got,) = load_published(tmp_path, {"STS17": None})
+    assert got.scores["STS17"] == pytest.approx(0.7)
+    assert got.partial["STS17"].startswith("the file lacks test ar-ar, en-ar, en-de, ")
+    assert not load_published(tmp_path, {"STS13": None})[0].partial

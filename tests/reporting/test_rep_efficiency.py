@@ -158,3 +158,25 @@ def test_report_into_an_existing_file_is_a_clear_error(tiny_runs, tmp_path, caps
     assert taken.read_text(encoding="utf-8") == "mine"
     assert main(["report", str(tiny_runs["short"]), "--out", str(taken / "report")]) == 2  # below a file
     assert f"report folder {taken / 'report'} (--out) cannot be created: Not a directory" in capsys.readouterr().err
+
+
+def test_table5_shows_each_rows_max_length(tiny_runs, tmp_path):
+    """Before: `--max-length 4` (short) sat beside the default (base) in Table 5 with the same model, device,
+    dtype and batch, and nothing in the report said why its score and time differed."""
+    out = tmp_path / "report"
+    assert main(["report", str(tiny_runs["base"]), str(tiny_runs["short"]), "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
+    assert "| dtype | Batch | Max length |" in text and "| float32 | 64 | 4 |" in text
+    base = json.loads((tiny_runs["base"] / "run.json").read_text(encoding="utf-8"))["model"]["max_length"]
+    assert (f"truncate inputs at different max lengths (tokens kept per text), so their scores and times are of "
+            f"different inputs: all-MiniLM-L6-v2 [base] {base}, all-MiniLM-L6-v2 [short] 4.") in text
+
+
+def test_throughput_notes_say_hits_are_excluded_not_that_the_rate_measures_the_cache(tiny_runs, tmp_path):
+    """Before: the per-task table said a task with cache hits "measures the cache, not the model", while its
+    texts/s is encoded texts over model time (`model_s`), which lookups do not take."""
+    out = tmp_path / "report"
+    assert main(["report", str(tiny_runs["base"]), "--out", str(out)]) == 0
+    text = (out / "efficiency.md").read_text(encoding="utf-8")
+    assert "measures the cache, not the model" not in text
+    assert "so texts/s and tokens/s measure the model even on a task with hits" in text
