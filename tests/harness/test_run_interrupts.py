@@ -1,0 +1,65 @@
+"""What a run that goes wrong leaves: a signal mid-task, a read-only run directory, an unusable cache, a summary
+cut off after the last task. Each on the embedded sample (real rows, small) with the real model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.data import default_data_root
+
+SAMPLE = default_data_root()
+
+# `harness run` in a child process that signals itself while STS12's texts are encoding: deterministic, no sleeps
+SIGNAL_IN_STS12 = """
+import os, signal, sys
+from harness.encoding import HarnessEncoder
+real = HarnessEncoder.encode
+def encode(self, inputs, *, task_metadata, **kwargs):
+    if task_metadata.name == "STS12":
+        os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL_IN_STS12"]))
+    return real(self, inputs, task_metadata=task_metadata, **kwargs)
+HarnessEncoder.encode = encode
+from harness.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _argv(out: Path, *args: str) -> list[str]:
+    return ["run", "--model", "minilm", "--data-dir", str(SAMPLE), "--out", str(out), "--run-name", "r",
+            "--no-progress", "--cache-dir", str(out / "cache"), *args]  # fmt: skip
+
+
+def _statuses(run: Path) -> dict[str, str]:
+    return {name: task["status"] for name, task in json.loads((run / "run.json").read_text())["tasks"].items()}
+
+
+@pytest.mark.parametrize(("name", "code", "says"), [("SIGINT", 130, "interrupted"),
+                                                      ("SIGTERM", 143, "terminated (SIGTERM)")])  # fmt: skip
+def test_signal_mid_task_says_one_line_and_the_rerun_finishes(tmp_path: Path, name: str, code: int,
+                                                              says: str) -> None:  # fmt: skip
+    """Before: SIGTERM (a scheduler's limit, `timeout`, `docker stop`) ended the run silently with -15, and both it
+    and Ctrl-C left the interrupted task's half-written files in `.staging/`. Now each says what is kept in one
+    line, exits 128 + the signal, leaves no staging folder, and the same command finishes the run."""
+    argv = _argv(tmp_path, "--tasks", "STS16,STS12,STS13")
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_IN_STS12, *argv], capture_output=True, text=True,
+                          env={**os.environ, "SIGNAL_IN_STS12": name, "OMP_NUM_THREADS": "1"}, timeout=600)  # fmt: skip
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (f"harness: {says}; finished tasks are kept in the run directory "
+                                                    "(the same command continues with the rest)")  # fmt: skip
+    assert "Traceback" not in proc.stderr
+    run = tmp_path / "r"
+    assert _statuses(run) == {"STS16": "ok", "STS12": "pending", "STS13": "pending"}
+    assert not (run / ".staging").exists() and not list(run.rglob(".*.tmp-*"))
+    assert "| STS16 " in (run / "summary.md").read_text()
+
+    assert main(argv) == 0
+    assert _statuses(run) == {"STS16": "ok", "STS12": "ok", "STS13": "ok"}
+    record = json.loads((run / "run.json").read_text())
+    assert record["finished"] is not None and "pending" not in (run / "summary.md").read_text()
