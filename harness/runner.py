@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -139,11 +140,29 @@ def check_before_loading(cfg: RunConfig) -> None:
     check_positive("--batch-size", cfg.batch_size)
     check_positive("--max-batch-tokens", cfg.max_batch_tokens)
     check_positive("--max-length", cfg.options.max_length)
-    if cfg.run_name is not None:
-        run_directory(cfg.out, cfg.run_name)
     check_writable_dir("--out", cfg.out)
+    if cfg.run_name is not None:
+        check_run_directory(run_directory(cfg.out, cfg.run_name))
     if cfg.use_cache:
         check_writable_dir("--cache-dir", cfg.cache_dir or default_cache_dir())
+
+
+def check_run_directory(path: Path) -> None:
+    """An existing run directory must take new files as --out does: one read-only (a copy from a shared folder,
+    another user's) failed with a PermissionError traceback at the first write of run.json."""
+    if path.is_dir():
+        check_writable_dir("run directory", path)
+
+
+def open_cache(folder: Path) -> EmbeddingCache:
+    """The embedding cache, or a UsageError naming --cache-dir when it cannot be opened at all (a full disk, a
+    folder where its file should be): before, a traceback. Damage is repaired inside (EmbeddingCache); this is
+    access."""
+    try:
+        return EmbeddingCache(folder)
+    except (OSError, sqlite3.OperationalError) as exc:
+        raise UsageError(f"--cache-dir {folder}: cannot open the cache ({exc}); give another --cache-dir "
+                         "(or free space there), or run with --no-cache") from None  # fmt: skip
 
 
 def run(cfg: RunConfig) -> int:
@@ -198,7 +217,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
     broken = {name: str(exc) for name, exc in broken_errors.items()}
     plan = plan_tasks(cfg, local_tasks, broken)
     silence_library_bars()
-    cache = EmbeddingCache(cfg.cache_dir or default_cache_dir()) if cfg.use_cache else None
+    cache = open_cache(cfg.cache_dir or default_cache_dir()) if cfg.use_cache else None
     opened = time.perf_counter()
     embedder = open_model(cfg.model, cfg.options, cache)  # weights load at the first text the cache lacks
     # an eager load (no cache, or a model the cache does not know) is charged to the first task evaluated, as a
@@ -212,6 +231,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
     _report_broken(broken, plan, say)
     run_dir = RunDir(run_directory(cfg.out, cfg.run_name or default_run_name(cfg, embedder)), embedder.name,
                      embedder.revision)  # fmt: skip
+    check_run_directory(run_dir.path)  # a default name is known only now
     runnable = [r for r in plan.resolved if r.source != MISSING]
     identities = {r.name: task_identity(r, embedder, dims, mteb.__version__) for r in runnable}
     evaluates = True  # False: every task is done already, and the record and summary.md stay as they were

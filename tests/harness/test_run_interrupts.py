@@ -63,3 +63,46 @@ def test_signal_mid_task_says_one_line_and_the_rerun_finishes(tmp_path: Path, na
     assert _statuses(run) == {"STS16": "ok", "STS12": "ok", "STS13": "ok"}
     record = json.loads((run / "run.json").read_text())
     assert record["finished"] is not None and "pending" not in (run / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("in_the_way", ["embeddings.sqlite", "embeddings.sqlite.lock"])
+def test_cache_that_cannot_be_opened_exits_2_naming_it(tmp_path: Path, in_the_way: str, capsys) -> None:
+    """Before: a cache folder that takes files but whose database cannot be opened (a full disk; here a folder in
+    the way of its file) ended `harness run` with an sqlite3/IsADirectoryError traceback."""
+    (tmp_path / "cache" / in_the_way).mkdir(parents=True)
+    assert main(_argv(tmp_path, "--tasks", "STS16")) == 2
+    err = capsys.readouterr().err
+    assert f"harness: error: --cache-dir {tmp_path / 'cache'}: cannot open the cache (" in err
+    assert "or run with --no-cache" in err and "Traceback" not in err
+
+
+def _read_only(folder: Path) -> None:
+    """No new file can be made in `folder`: its mode, or for root (whom modes do not bind) the immutable flag."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+    elif subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("running as root on a file system without chattr +i: no folder is read-only to this test")
+
+
+def _writable(folder: Path) -> None:
+    if os.geteuid() != 0:
+        folder.chmod(0o755)
+    else:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_read_only_run_directory_exits_2_before_the_model_loads(tmp_path: Path, capsys) -> None:
+    """Before: an existing run directory that takes no new file (a copy from a shared folder, another user's) passed
+    the --out check and failed at the first write of run.json with a PermissionError traceback."""
+    argv = _argv(tmp_path, "--tasks", "STS16")
+    assert main(argv) == 0
+    run = tmp_path / "r"
+    before = (run / "run.json").read_bytes()
+    _read_only(run)
+    try:
+        assert main([*argv, "--overwrite"]) == 2
+    finally:
+        _writable(run)
+    err = capsys.readouterr().err
+    assert f"harness: error: run directory {run}: not writable (" in err and "Traceback" not in err
+    assert (run / "run.json").read_bytes() == before
