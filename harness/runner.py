@@ -41,7 +41,7 @@ from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
 from harness.evaluation import run_task
 from harness.identity import describe_change, run_identity, task_identity
 from harness.lazy import LazyEmbedder, open_model
-from harness.runs import SUMMARY_MD, RunDir, atomic_write_text
+from harness.runs import RUN_JSON, SUMMARY_MD, RunDir, atomic_write_text
 from harness.suites import get_suite
 from harness.summary import render_summary
 from harness.tasks import MIRROR, MISSING, ResolvedTask, official_task, resolve
@@ -293,6 +293,8 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
         atomic_write_text(run_dir.path / SUMMARY_MD, summary)
     else:
         summary = render_summary(run_dir, run_dir.read_run().get("coverage") or plan.coverage_line())
+        if _summary_behind(run_dir):
+            atomic_write_text(run_dir.path / SUMMARY_MD, summary)
     print(summary)
     if not evaluates:
         print("nothing to evaluate: run.json and summary.md keep the header of the runs that computed their scores")
@@ -307,6 +309,14 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
         print(f"{len(failed)} task(s) failed: {', '.join(failed)} (reasons in {run_dir.path / 'run.json'})",
               file=sys.stderr)  # fmt: skip
     return EXIT_TASK_FAILED if failed else EXIT_OK
+
+
+def _summary_behind(run_dir: RunDir) -> bool:
+    """Whether summary.md missed run.json's last change: a run stopped between a task's record and the summary
+    (Ctrl-C, kill -9) left one listing that task `pending`, and a rerun with nothing to evaluate kept it so. The
+    summary is always written after run.json, so one older than it (or none) is behind."""
+    record, summary = run_dir.path / RUN_JSON, run_dir.path / SUMMARY_MD
+    return record.is_file() and (not summary.is_file() or summary.stat().st_mtime_ns < record.stat().st_mtime_ns)
 
 
 def _report_broken(broken: dict[str, str], plan: Plan, say: Any) -> None:

@@ -106,3 +106,28 @@ def test_read_only_run_directory_exits_2_before_the_model_loads(tmp_path: Path, 
     err = capsys.readouterr().err
     assert f"harness: error: run directory {run}: not writable (" in err and "Traceback" not in err
     assert (run / "run.json").read_bytes() == before
+
+
+def test_rerun_after_a_stop_between_record_and_summary_brings_summary_md_up_to_date(tmp_path: Path, monkeypatch,
+                                                                                    capsys) -> None:  # fmt: skip
+    """Before: Ctrl-C after the last task's record but before summary.md was rewritten left STS12 `pending` in
+    summary.md (mean over STS16 alone) while run.json said ok; the rerun, having nothing to evaluate, printed the
+    right table but kept the wrong file for good."""
+    import harness.runner
+
+    real = harness.runner.render_summary
+
+    def stopped_once_sts12_is_recorded(run_dir, coverage: str) -> str:
+        if run_dir.read_run()["tasks"]["STS12"]["status"] == "ok":
+            raise KeyboardInterrupt
+        return real(run_dir, coverage)
+
+    argv = _argv(tmp_path, "--tasks", "STS16,STS12")
+    monkeypatch.setattr(harness.runner, "render_summary", stopped_once_sts12_is_recorded)
+    assert main(argv) == 130
+    monkeypatch.setattr(harness.runner, "render_summary", real)
+    assert _statuses(tmp_path / "r") == {"STS16": "ok", "STS12": "ok"}
+    assert main(argv) == 0
+    assert "nothing to evaluate" in capsys.readouterr().out
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert "pending" not in summary and "- mean main score over 2 finished task(s)" in summary
