@@ -40,6 +40,7 @@ def _statuses(run: Path) -> dict[str, str]:
     return {name: task["status"] for name, task in json.loads((run / "run.json").read_text())["tasks"].items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "code", "says"), [("SIGINT", 130, "interrupted"),
                                                       ("SIGTERM", 143, "terminated (SIGTERM)")])  # fmt: skip
 def test_signal_mid_task_says_one_line_and_the_rerun_finishes(tmp_path: Path, name: str, code: int,
@@ -63,6 +64,25 @@ def test_signal_mid_task_says_one_line_and_the_rerun_finishes(tmp_path: Path, na
     assert _statuses(run) == {"STS16": "ok", "STS12": "ok", "STS13": "ok"}
     record = json.loads((run / "run.json").read_text())
     assert record["finished"] is not None and "pending" not in (run / "summary.md").read_text()
+
+
+def test_ctrl_c_mid_task_leaves_no_staging_folder(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The fast tier's share of the test above, in-process: before, the interrupted task's half-written files stayed
+    in `.staging/` until some later run into the directory cleared them."""
+    from harness.encoding import HarnessEncoder
+
+    real = HarnessEncoder.encode
+
+    def encode(self, inputs, *, task_metadata, **kwargs):
+        if task_metadata.name == "STS12":
+            raise KeyboardInterrupt
+        return real(self, inputs, task_metadata=task_metadata, **kwargs)
+
+    monkeypatch.setattr(HarnessEncoder, "encode", encode)
+    assert main(_argv(tmp_path, "--tasks", "STS16,STS12")) == 130
+    assert "harness: interrupted; finished tasks are kept" in capsys.readouterr().err
+    assert _statuses(tmp_path / "r") == {"STS16": "ok", "STS12": "pending"}
+    assert not (tmp_path / "r" / ".staging").exists()
 
 
 @pytest.mark.parametrize("in_the_way", ["embeddings.sqlite", "embeddings.sqlite.lock"])
