@@ -283,9 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConanError as exc:  # harness, train and conan_model errors alike: one line, their exit status
         print(f"harness: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:  # each subcommand says what it keeps (`interrupted`); train says it itself
-        print(f"harness: interrupted{getattr(args, 'interrupted', '')}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # each subcommand says what it keeps (`interrupted`); train says it itself
+        # Ctrl-C: 130; `harness run`'s SIGTERM (harness.runner.Terminated) names itself and carries 143
+        print(f"harness: {str(exc) or 'interrupted'}{getattr(args, 'interrupted', '')}", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
     except BrokenPipeError:  # `harness list tasks | head`: the reader left; no traceback, and none at exit either
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what the shell reports for a command stopped the same way

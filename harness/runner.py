@@ -15,9 +15,14 @@ import hashlib
 import logging
 import os
 import re
+import signal
+import sqlite3
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +41,7 @@ from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
 from harness.evaluation import run_task
 from harness.identity import describe_change, run_identity, task_identity
 from harness.lazy import LazyEmbedder, open_model
-from harness.runs import SUMMARY_MD, RunDir, atomic_write_text
+from harness.runs import RUN_JSON, SUMMARY_MD, RunDir, atomic_write_text
 from harness.suites import get_suite
 from harness.summary import render_summary
 from harness.tasks import MIRROR, MISSING, ResolvedTask, official_task, resolve
@@ -135,11 +140,29 @@ def check_before_loading(cfg: RunConfig) -> None:
     check_positive("--batch-size", cfg.batch_size)
     check_positive("--max-batch-tokens", cfg.max_batch_tokens)
     check_positive("--max-length", cfg.options.max_length)
-    if cfg.run_name is not None:
-        run_directory(cfg.out, cfg.run_name)
     check_writable_dir("--out", cfg.out)
+    if cfg.run_name is not None:
+        check_run_directory(run_directory(cfg.out, cfg.run_name))
     if cfg.use_cache:
         check_writable_dir("--cache-dir", cfg.cache_dir or default_cache_dir())
+
+
+def check_run_directory(path: Path) -> None:
+    """An existing run directory must take new files as --out does: one read-only (a copy from a shared folder,
+    another user's) failed with a PermissionError traceback at the first write of run.json."""
+    if path.is_dir():
+        check_writable_dir("run directory", path)
+
+
+def open_cache(folder: Path) -> EmbeddingCache:
+    """The embedding cache, or a UsageError naming --cache-dir when it cannot be opened at all (a full disk, a
+    folder where its file should be): before, a traceback. Damage is repaired inside (EmbeddingCache); this is
+    access."""
+    try:
+        return EmbeddingCache(folder)
+    except (OSError, sqlite3.OperationalError) as exc:
+        raise UsageError(f"--cache-dir {folder}: cannot open the cache ({exc}); give another --cache-dir "
+                         "(or free space there), or run with --no-cache") from None  # fmt: skip
 
 
 def run(cfg: RunConfig) -> int:
@@ -149,13 +172,42 @@ def run(cfg: RunConfig) -> int:
     if not bars:  # mteb's and sklearn's own bars too; the harness's lines stay
         os.environ["TQDM_DISABLE"] = "1"
     try:
-        with quiet_console() as log:
+        with quiet_console() as log, sigterm_interrupts():
             return _run(cfg, log, bars)
     finally:
         if saved_tqdm is None:
             os.environ.pop("TQDM_DISABLE", None)
         else:
             os.environ["TQDM_DISABLE"] = saved_tqdm
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's time limit, `kill`, `timeout`, `docker stop`) raised in the main thread: it unwinds as
+    Ctrl-C does, so the task under way leaves no staging folder and the CLI says what is kept, in one line, with
+    128 + SIGTERM as the exit status. Before, SIGTERM ended the process on the spot, silently."""
+
+    exit_code = 128 + signal.SIGTERM
+
+    def __init__(self) -> None:
+        super().__init__("terminated (SIGTERM)")
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """For the duration of a run, SIGTERM raises Terminated; the previous handler comes back afterwards. Only the
+    main thread may set a handler: elsewhere (a run started from a worker thread) SIGTERM keeps its own."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
@@ -165,7 +217,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
     broken = {name: str(exc) for name, exc in broken_errors.items()}
     plan = plan_tasks(cfg, local_tasks, broken)
     silence_library_bars()
-    cache = EmbeddingCache(cfg.cache_dir or default_cache_dir()) if cfg.use_cache else None
+    cache = open_cache(cfg.cache_dir or default_cache_dir()) if cfg.use_cache else None
     opened = time.perf_counter()
     embedder = open_model(cfg.model, cfg.options, cache)  # weights load at the first text the cache lacks
     # an eager load (no cache, or a model the cache does not know) is charged to the first task evaluated, as a
@@ -179,6 +231,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
     _report_broken(broken, plan, say)
     run_dir = RunDir(run_directory(cfg.out, cfg.run_name or default_run_name(cfg, embedder)), embedder.name,
                      embedder.revision)  # fmt: skip
+    check_run_directory(run_dir.path)  # a default name is known only now
     runnable = [r for r in plan.resolved if r.source != MISSING]
     identities = {r.name: task_identity(r, embedder, dims, mteb.__version__) for r in runnable}
     evaluates = True  # False: every task is done already, and the record and summary.md stay as they were
@@ -210,8 +263,13 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
         staged = run_dir.staging(name) if main else None
         if shards is not None:
             shards.begin_task(name)
-        with heartbeat(ticking, lambda tag=tag: f"{tag}: {encoder.progress()}"):
-            entry, eff = run_task(resolved, encoder, staged, cfg, dims, unbilled_load_s)
+        try:
+            with heartbeat(ticking, lambda tag=tag: f"{tag}: {encoder.progress()}"):
+                entry, eff = run_task(resolved, encoder, staged, cfg, dims, unbilled_load_s)
+        except BaseException:  # Ctrl-C, SIGTERM: the half-written files of the task go; its old result stays
+            if staged is not None:
+                run_dir.discard(staged)
+            raise
         unbilled_load_s = 0.0
         if shards is not None:
             entry, eff = _agree(shards, entry, eff)
@@ -235,6 +293,8 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
         atomic_write_text(run_dir.path / SUMMARY_MD, summary)
     else:
         summary = render_summary(run_dir, run_dir.read_run().get("coverage") or plan.coverage_line())
+        if _summary_behind(run_dir):
+            atomic_write_text(run_dir.path / SUMMARY_MD, summary)
     print(summary)
     if not evaluates:
         print("nothing to evaluate: run.json and summary.md keep the header of the runs that computed their scores")
@@ -249,6 +309,14 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
         print(f"{len(failed)} task(s) failed: {', '.join(failed)} (reasons in {run_dir.path / 'run.json'})",
               file=sys.stderr)  # fmt: skip
     return EXIT_TASK_FAILED if failed else EXIT_OK
+
+
+def _summary_behind(run_dir: RunDir) -> bool:
+    """Whether summary.md missed run.json's last change: a run stopped between a task's record and the summary
+    (Ctrl-C, kill -9) left one listing that task `pending`, and a rerun with nothing to evaluate kept it so. The
+    summary is always written after run.json, so one older than it (or none) is behind."""
+    record, summary = run_dir.path / RUN_JSON, run_dir.path / SUMMARY_MD
+    return record.is_file() and (not summary.is_file() or summary.stat().st_mtime_ns < record.stat().st_mtime_ns)
 
 
 def _report_broken(broken: dict[str, str], plan: Plan, say: Any) -> None:

@@ -253,6 +253,13 @@ class RunDir:
         path.mkdir(parents=True)
         return RunDir(path, self.model_name, self.revision)
 
+    def discard(self, staged: RunDir) -> None:
+        """Remove a staging directory (`staging`) once its files moved in, or when its evaluation was interrupted:
+        mteb writes predictions there unflushed, so an interrupted evaluation's are half files."""
+        shutil.rmtree(staged.path, ignore_errors=True)
+        with suppress(OSError):  # other tasks (a concurrent run's) may still be staging there
+            staged.path.parent.rmdir()
+
     def task_files(self, task: str) -> list[Path]:
         """Every file of the task's result: its mteb result and predictions, both also one per MRL dim, and gold."""
         dims = (self.results_dir / "experiments").glob(f"embed_dim_*/{task}.json")
@@ -281,9 +288,7 @@ class RunDir:
                 target = self.path / new.relative_to(staged.path)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 durable_replace(new, target)  # mteb wrote the predictions there, unflushed
-        shutil.rmtree(staged.path, ignore_errors=True)
-        with suppress(OSError):  # other tasks (a concurrent run's) may still be staging there
-            staged.path.parent.rmdir()
+        self.discard(staged)
         if efficiency:
             self.update_efficiency(task, efficiency)
         self.update_run(lambda rec: rec.setdefault("tasks", {}).__setitem__(task, entry))

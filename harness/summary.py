@@ -11,6 +11,10 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
     return "—" if value is None else f"{value * scale:.{digits}f}"
 
 
+# Cells are text as written (a score of 83.50 stays 83.50, not tabulate's 83.5 beside 76.87), numbers right-aligned
+TASK_COLUMNS = ("left",) * 4 + ("right",) * 6 + ("left",)
+
+
 def render_summary(run_dir: RunDir, coverage: str) -> str:
     record, eff = run_dir.read_run(), run_dir.read_efficiency()
     model = record.get("model", {})
@@ -38,7 +42,8 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
         f"data root {shown_path(record.get('data_root'))}",
         "",
         tabulate(rows, headers=["task", "type", "source", "metric", "score ×100", "wall s", "encoded", "texts/s",
-                                "tokens/s", "cache hits", "status"], tablefmt="github"),  # fmt: skip
+                                "tokens/s", "cache hits", "status"], tablefmt="github", disable_numparse=True,
+                 colalign=TASK_COLUMNS),  # fmt: skip
         "",
         "texts/s and tokens/s: model work only (texts the model encoded ÷ model time); memo and cache hits are "
         "not encoding speed and are counted apart.",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from harness.summary import _dims_table
+from harness.runs import RunDir
+from harness.summary import _dims_table, render_summary
 
 
 class _Scores:
@@ -26,3 +28,14 @@ def test_dims_table_keeps_zero_and_negative_full_scores_without_a_share() -> Non
             for line in _dims_table(_Scores({"neg": -0.02, "zero": 0.01, "pos": 0.7254}), record, [64]).splitlines()
             if line.startswith("| ") and not line.startswith("| task")}  # fmt: skip
     assert rows == {"neg": ["-2.00", "-4.00"], "zero": ["1.00", "0.00"], "pos": ["72.54 (90.0%)", "80.60"]}
+
+
+def test_task_table_keeps_score_digits_as_written(tmp_path: Path) -> None:
+    """Before: tabulate reparsed the score cells, so 83.50 was printed 83.5 beside 76.87."""
+    run = RunDir(tmp_path, "org/model", "rev")
+    run.write_run({"tasks": {"STS13": {"status": "ok", "main_score": 0.835, "source": "mirror"},
+                             "STS16": {"status": "ok", "main_score": 0.76874, "source": "mirror"}}})  # fmt: skip
+    run.update_efficiency("STS13", {"wall_s": 0.0, "encoded_texts": 0, "cache_hits": 112})
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in render_summary(run, "tasks").splitlines() if line.startswith("| STS")}  # fmt: skip
+    assert rows["STS13"][3:6] == ["83.50", "0.0", "0"] and rows["STS16"][3] == "76.87"

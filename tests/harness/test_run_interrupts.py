@@ -1,0 +1,153 @@
+"""What a run that goes wrong leaves: a signal mid-task, a read-only run directory, an unusable cache, a summary
+cut off after the last task. Each on the embedded sample (real rows, small) with the real model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.data import default_data_root
+
+SAMPLE = default_data_root()
+
+# `harness run` in a child process that signals itself while STS12's texts are encoding: deterministic, no sleeps
+SIGNAL_IN_STS12 = """
+import os, signal, sys
+from harness.encoding import HarnessEncoder
+real = HarnessEncoder.encode
+def encode(self, inputs, *, task_metadata, **kwargs):
+    if task_metadata.name == "STS12":
+        os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL_IN_STS12"]))
+    return real(self, inputs, task_metadata=task_metadata, **kwargs)
+HarnessEncoder.encode = encode
+from harness.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _argv(out: Path, *args: str) -> list[str]:
+    return ["run", "--model", "minilm", "--data-dir", str(SAMPLE), "--out", str(out), "--run-name", "r",
+            "--no-progress", "--cache-dir", str(out / "cache"), *args]  # fmt: skip
+
+
+def _statuses(run: Path) -> dict[str, str]:
+    return {name: task["status"] for name, task in json.loads((run / "run.json").read_text())["tasks"].items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "code", "says"), [("SIGINT", 130, "interrupted"),
+                                                      ("SIGTERM", 143, "terminated (SIGTERM)")])  # fmt: skip
+def test_signal_mid_task_says_one_line_and_the_rerun_finishes(tmp_path: Path, name: str, code: int,
+                                                              says: str) -> None:  # fmt: skip
+    """Before: SIGTERM (a scheduler's limit, `timeout`, `docker stop`) ended the run silently with -15, and both it
+    and Ctrl-C left the interrupted task's half-written files in `.staging/`. Now each says what is kept in one
+    line, exits 128 + the signal, leaves no staging folder, and the same command finishes the run."""
+    argv = _argv(tmp_path, "--tasks", "STS16,STS12,STS13")
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_IN_STS12, *argv], capture_output=True, text=True,
+                          env={**os.environ, "SIGNAL_IN_STS12": name, "OMP_NUM_THREADS": "1"}, timeout=600)  # fmt: skip
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (f"harness: {says}; finished tasks are kept in the run directory "
+                                                    "(the same command continues with the rest)")  # fmt: skip
+    assert "Traceback" not in proc.stderr
+    run = tmp_path / "r"
+    assert _statuses(run) == {"STS16": "ok", "STS12": "pending", "STS13": "pending"}
+    assert not (run / ".staging").exists() and not list(run.rglob(".*.tmp-*"))
+    assert "| STS16 " in (run / "summary.md").read_text()
+
+    assert main(argv) == 0
+    assert _statuses(run) == {"STS16": "ok", "STS12": "ok", "STS13": "ok"}
+    record = json.loads((run / "run.json").read_text())
+    assert record["finished"] is not None and "pending" not in (run / "summary.md").read_text()
+
+
+def test_ctrl_c_mid_task_leaves_no_staging_folder(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The fast tier's share of the test above, in-process: before, the interrupted task's half-written files stayed
+    in `.staging/` until some later run into the directory cleared them."""
+    from harness.encoding import HarnessEncoder
+
+    real = HarnessEncoder.encode
+
+    def encode(self, inputs, *, task_metadata, **kwargs):
+        if task_metadata.name == "STS12":
+            raise KeyboardInterrupt
+        return real(self, inputs, task_metadata=task_metadata, **kwargs)
+
+    monkeypatch.setattr(HarnessEncoder, "encode", encode)
+    assert main(_argv(tmp_path, "--tasks", "STS16,STS12")) == 130
+    assert "harness: interrupted; finished tasks are kept" in capsys.readouterr().err
+    assert _statuses(tmp_path / "r") == {"STS16": "ok", "STS12": "pending"}
+    assert not (tmp_path / "r" / ".staging").exists()
+
+
+@pytest.mark.parametrize("in_the_way", ["embeddings.sqlite", "embeddings.sqlite.lock"])
+def test_cache_that_cannot_be_opened_exits_2_naming_it(tmp_path: Path, in_the_way: str, capsys) -> None:
+    """Before: a cache folder that takes files but whose database cannot be opened (a full disk; here a folder in
+    the way of its file) ended `harness run` with an sqlite3/IsADirectoryError traceback."""
+    (tmp_path / "cache" / in_the_way).mkdir(parents=True)
+    assert main(_argv(tmp_path, "--tasks", "STS16")) == 2
+    err = capsys.readouterr().err
+    assert f"harness: error: --cache-dir {tmp_path / 'cache'}: cannot open the cache (" in err
+    assert "or run with --no-cache" in err and "Traceback" not in err
+
+
+def _read_only(folder: Path) -> None:
+    """No new file can be made in `folder`: its mode, or for root (whom modes do not bind) the immutable flag."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+    elif subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("running as root on a file system without chattr +i: no folder is read-only to this test")
+
+
+def _writable(folder: Path) -> None:
+    if os.geteuid() != 0:
+        folder.chmod(0o755)
+    else:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_read_only_run_directory_exits_2_before_the_model_loads(tmp_path: Path, capsys) -> None:
+    """Before: an existing run directory that takes no new file (a copy from a shared folder, another user's) passed
+    the --out check and failed at the first write of run.json with a PermissionError traceback."""
+    argv = _argv(tmp_path, "--tasks", "STS16")
+    assert main(argv) == 0
+    run = tmp_path / "r"
+    before = (run / "run.json").read_bytes()
+    _read_only(run)
+    try:
+        assert main([*argv, "--overwrite"]) == 2
+    finally:
+        _writable(run)
+    err = capsys.readouterr().err
+    assert f"harness: error: run directory {run}: not writable (" in err and "Traceback" not in err
+    assert (run / "run.json").read_bytes() == before
+
+
+def test_rerun_after_a_stop_between_record_and_summary_brings_summary_md_up_to_date(tmp_path: Path, monkeypatch,
+                                                                                    capsys) -> None:  # fmt: skip
+    """Before: Ctrl-C after the last task's record but before summary.md was rewritten left STS12 `pending` in
+    summary.md (mean over STS16 alone) while run.json said ok; the rerun, having nothing to evaluate, printed the
+    right table but kept the wrong file for good."""
+    import harness.runner
+
+    real = harness.runner.render_summary
+
+    def stopped_once_sts12_is_recorded(run_dir, coverage: str) -> str:
+        if run_dir.read_run()["tasks"]["STS12"]["status"] == "ok":
+            raise KeyboardInterrupt
+        return real(run_dir, coverage)
+
+    argv = _argv(tmp_path, "--tasks", "STS16,STS12")
+    monkeypatch.setattr(harness.runner, "render_summary", stopped_once_sts12_is_recorded)
+    assert main(argv) == 130
+    monkeypatch.setattr(harness.runner, "render_summary", real)
+    assert _statuses(tmp_path / "r") == {"STS16": "ok", "STS12": "ok"}
+    assert main(argv) == 0
+    assert "nothing to evaluate" in capsys.readouterr().out
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert "pending" not in summary and "- mean main score over 2 finished task(s)" in summary
