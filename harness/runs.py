@@ -387,7 +387,7 @@ def data_differences(records: list[dict[str, Any]]) -> list[str]:
     for key in SAME_DATA_KEYS:
         if key == "split" and same_files:
             continue
-        values = [_data_value(record, key) for record in records if _data_value(record, key) is not None]
+        values = [data_value(record, key) for record in records if data_value(record, key) is not None]
         if any(value != values[0] for value in values[1:]):
             differing.append(key)
     return differing
@@ -397,7 +397,9 @@ def _data_key(record: dict[str, Any]) -> str | None:
     return (record.get("identity") or {}).get("data")
 
 
-def _data_value(record: dict[str, Any], key: str) -> Any:
+def data_value(record: dict[str, Any], key: str) -> Any:
+    """A task record's value of one SAME_DATA_KEYS key (`data`: its identity's data hash), as `data_differences`
+    compares it: the leaderboard's `‡` notes show these same values."""
     return _data_key(record) if key == "data" else record.get(key)
 
 

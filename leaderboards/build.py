@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from harness.errors import UsageError
-from harness.runs import _data_value, data_differences, open_run_arg, other_settings, shown_path
+from harness.runs import data_differences, data_value, open_run_arg, other_settings, shown_path
 from leaderboards.published import SNAPSHOT, PublishedModel, load_published
 from leaderboards.table import Entry
 
@@ -216,7 +216,7 @@ def mixed_note(task: str, keys: list[str], runs: list[tuple[Entry, dict[str, dic
     for entry, records in runs:
         if task not in entry.scores:
             continue
-        values = [_data_value(records[task], key) for key in keys]
+        values = [data_value(records[task], key) for key in keys]
         for known, labels in groups:
             if known == values:
                 labels.append(entry.label)

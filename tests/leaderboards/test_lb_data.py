@@ -8,7 +8,7 @@ from pathlib import Path
 from lb_helpers import make_run
 
 from harness.cli import main
-from harness.runs import data_differences
+from harness.runs import data_differences, data_value
 from leaderboards.build import build_board
 from leaderboards.table import build_rows
 
@@ -43,6 +43,13 @@ def test_data_differences_compares_the_recorded_data_identity():
     official = {"source": "official", "split": ["test"], "identity": {"data": "C-MTEB/ATEC@0a1b"}}
     assert data_differences([official, {**official, "split": ["dev"]}]) == ["split"]
     assert data_differences([official, {**official, "identity": {"data": "C-MTEB/ATEC@ffff"}}]) == ["data"]
+
+
+def test_data_value_is_public_and_reads_what_data_differences_compares():
+    """Before: the leaderboard's notes imported the private `harness.runs._data_value`."""
+    record = {"source": "mirror", **SAMPLE, "identity": {"data": "sha256:a"}}
+    assert data_value(record, "data") == "sha256:a" and data_value(record, "split") == ["test"]
+    assert data_value({}, "data") is None
 
 
 def test_task_on_different_data_earns_no_borda_points(tmp_path: Path):
