@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from harness.errors import UsageError
-from harness.runs import data_differences, data_value, open_run_arg, other_settings, shown_path
+from harness.runs import RunDir, data_differences, data_value, open_run_arg, other_settings, shown_path
 from leaderboards.published import SNAPSHOT, PublishedModel, load_published
 from leaderboards.table import Entry
 
@@ -49,17 +50,15 @@ def suite_tasks(benchmark: str) -> tuple[str, dict[str, Any]]:
     return bench.name, {t.metadata.name: t for t in bench.tasks}
 
 
-def run_entry(path: Path, with_dims: bool) -> tuple[Entry, dict[str, dict[str, Any]], dict[str, str]]:
+def run_entry(run: RunDir, label: str, with_dims: bool) -> tuple[Entry, dict[str, dict[str, Any]], dict[str, str]]:
     """A run directory → its row, its per-task records (type, metric, source, status) and the tasks it kept from
     runs with other settings, with what differs (`harness.runs.other_settings`, as summary.md lists them).
 
     The row stands for the settings run.json records for the run; a kept task's score belongs to other settings,
     so it goes to `Entry.kept` (shown, marked `§`), not to the scores that coverage, means and Borda count."""
-    run = open_run_arg(Path(path), "run")
     record = run.read_run()
     tasks, kept = record.get("tasks", {}), other_settings(record)
-    model = record.get("model", {}).get("name") or run.model_name
-    entry = Entry(f"{model.split('/')[-1]} [{run.path.name}]", "run", detail=shown_path(run.path))
+    entry = Entry(label, "run", detail=shown_path(run.path))
     for name, task in tasks.items():
         if task.get("status") == "ok" and task.get("main_score") is not None:
             entry.sources[name] = task.get("source") or "official"
@@ -71,6 +70,27 @@ def run_entry(path: Path, with_dims: bool) -> tuple[Entry, dict[str, dict[str, A
                 for dim, score in run.dim_scores(name).items():
                     entry.dim_scores.setdefault(dim, {})[name] = score
     return entry, tasks, {name: kept[name] for name in entry.kept}
+
+
+def run_labels(runs: list[RunDir]) -> list[str]:
+    """Row labels `<model> [<run folder>]`. Runs that would share one (runs/a/minilm and nightly/minilm, both
+    `all-MiniLM-L6-v2 [minilm]`) name the fewest trailing folders of their paths that tell them apart, below the
+    folder that holds them all (`[a/minilm]`, `[nightly/minilm]`): never a machine's absolute path. A run
+    directory given twice is an error naming it (one row per run)."""
+    paths = [run.path.resolve() for run in runs]
+    for run, path in zip(runs, paths, strict=True):
+        if paths.count(path) > 1:
+            raise UsageError(f"run {run.path}: given twice; each run directory is one row")
+    models = [run.model_name.split("/")[-1] for run in runs]
+    labels = [f"{model} [{path.name}]" for model, path in zip(models, paths, strict=True)]
+    for label in {label for label in labels if labels.count(label) > 1}:
+        group = [i for i, other in enumerate(labels) if other == label]
+        holder = Path(os.path.commonpath([paths[i].parent for i in group]))
+        tails = [paths[i].relative_to(holder).parts for i in group]
+        depth = next(k for k in range(2, max(map(len, tails)) + 1) if len({t[-k:] for t in tails}) == len(tails))
+        for i, tail in zip(group, tails, strict=True):
+            labels[i] = f"{models[i]} [{'/'.join(tail[-depth:])}]"
+    return labels
 
 
 def published_entry(model: PublishedModel) -> Entry:
@@ -88,8 +108,9 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
     entries, types, metrics, notes = [], {}, {}, []
     order: list[str] = list(bench_tasks)
     scored: list[tuple[Entry, dict[str, dict[str, Any]]]] = []
-    for path in runs:
-        entry, records, kept = run_entry(path, with_dims)
+    opened = [open_run_arg(Path(path), "run") for path in runs]
+    for run, label in zip(opened, run_labels(opened), strict=True):
+        entry, records, kept = run_entry(run, label, with_dims)
         entries.append(entry)
         scored.append((entry, records))
         if kept:
@@ -148,7 +169,8 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
                          f"so {task} counts toward no row's Borda points.")  # fmt: skip
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
-        raise UsageError("two rows share a label (same run directory name twice?): " + ", ".join(labels))
+        raise UsageError("two rows share a label (one published model from two --published folders?): "
+                         + ", ".join(sorted({label for label in labels if labels.count(label) > 1})))
     title = f"{bench_name} ({suite.name})" if suite else "tasks of the given runs"
     reported = any(Path(folder).resolve() == SNAPSHOT for folder in published)
     return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported, mixed)
