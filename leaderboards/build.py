@@ -31,6 +31,7 @@ class Board:
     dims: bool = False
     reported: bool = False  # show the shipped snapshot's reported averages (only when it is used)
     mixed: dict[str, list[str]] = field(default_factory=dict)  # task → data keys on which our runs disagree
+    settings: dict[str, str] = field(default_factory=dict)  # row label → its settings that differ within its model
 
 
 class SuiteRef(NamedTuple):
@@ -50,13 +51,13 @@ def suite_tasks(benchmark: str) -> tuple[str, dict[str, Any]]:
     return bench.name, {t.metadata.name: t for t in bench.tasks}
 
 
-def run_entry(run: RunDir, label: str, with_dims: bool) -> tuple[Entry, dict[str, dict[str, Any]], dict[str, str]]:
+def run_entry(run: RunDir, record: dict[str, Any], label: str, with_dims: bool
+              ) -> tuple[Entry, dict[str, dict[str, Any]], dict[str, str]]:  # fmt: skip
     """A run directory → its row, its per-task records (type, metric, source, status) and the tasks it kept from
     runs with other settings, with what differs (`harness.runs.other_settings`, as summary.md lists them).
 
     The row stands for the settings run.json records for the run; a kept task's score belongs to other settings,
     so it goes to `Entry.kept` (shown, marked `§`), not to the scores that coverage, means and Borda count."""
-    record = run.read_run()
     tasks, kept = record.get("tasks", {}), other_settings(record)
     entry = Entry(label, "run", detail=shown_path(run.path))
     for name, task in tasks.items():
@@ -109,8 +110,11 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
     order: list[str] = list(bench_tasks)
     scored: list[tuple[Entry, dict[str, dict[str, Any]]]] = []
     opened = [open_run_arg(Path(path), "run") for path in runs]
+    run_records: list[tuple[Entry, dict[str, Any]]] = []
     for run, label in zip(opened, run_labels(opened), strict=True):
-        entry, records, kept = run_entry(run, label, with_dims)
+        record = run.read_run()
+        entry, records, kept = run_entry(run, record, label, with_dims)
+        run_records.append((entry, record))
         entries.append(entry)
         scored.append((entry, records))
         if kept:
@@ -173,7 +177,33 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
                          + ", ".join(sorted({label for label in labels if labels.count(label) > 1})))
     title = f"{bench_name} ({suite.name})" if suite else "tasks of the given runs"
     reported = any(Path(folder).resolve() == SNAPSHOT for folder in published)
-    return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported, mixed)
+    return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported, mixed,
+                 differing_settings(run_records))  # fmt: skip
+
+
+# Run-wide identity keys that move no row's scores: the model, which groups the rows, and the MRL prefixes scored
+# besides the full vectors.
+UNSCORED_KEYS = ("model_fingerprint", "dims")
+
+
+def differing_settings(runs: list[tuple[Entry, dict[str, Any]]]) -> dict[str, str]:
+    """Row label → the run settings (run.json `identity`) in which it differs from other rows of its model (same
+    fingerprint, else spec): max length, dtype, pooling, prompts, dim view, every key but UNSCORED_KEYS, so a
+    setting added to the identity is compared without a change here. Before, only the run name told such rows
+    apart. A key only some runs record is compared among those (as `data_differences`)."""
+    groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for entry, record in runs:
+        identity, model = record.get("identity") or {}, record.get("model", {})
+        if name := model.get("fingerprint") or identity.get("model_fingerprint") or model.get("spec"):
+            groups.setdefault(name, []).append((entry.label, identity))
+    found: dict[str, list[str]] = {}
+    for rows in groups.values():
+        for key in dict.fromkeys(k for _, identity in rows for k in identity if k not in UNSCORED_KEYS):
+            held = [(label, identity[key]) for label, identity in rows if key in identity]
+            if any(value != held[0][1] for _, value in held[1:]):
+                for label, value in held:
+                    found.setdefault(label, []).append(f"{key} {_brief(value)}")
+    return {label: ", ".join(parts) for label, parts in found.items()}
 
 
 def partial_notes(entries: list[Entry], task: str) -> list[str]:

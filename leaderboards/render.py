@@ -14,6 +14,13 @@ TYPE_SHORT = {
 }  # fmt: skip
 
 
+SETTINGS_NOTE = (
+    "- **Settings that differ**: rows of one model (same fingerprint, else the same `--model` spec) whose runs "
+    "differ in a setting that can move scores (run.json's `identity`: max length, dtype, device, pooling, prompts, "
+    "dim view, similarity, kernels, mteb version; not the MRL dims scored besides) name those settings with their "
+    "values: the gap between such rows is the settings', not the model's."
+)
+
 KEPT_NOTE = (
     "- `§` **other settings**: the run directory kept this task's result from an earlier run whose settings (any "
     "that keys a result, or the data root) differ from the ones its run.json records for the run, which the row "
@@ -56,7 +63,8 @@ def _type_order(board: Board) -> list[str]:
 def ranking_table(board: Board, rows: list[Row]) -> str:
     kinds = _type_order(board)
     counts = {k: sum(1 for t in board.tasks if board.types[t] == k) for k in kinds}
-    headers = ["Rank (Borda)", "Model", "Coverage", "Mean (Task)", "Mean (TaskType)", "Borda points"]
+    settings = ["Settings that differ"] if board.settings else []
+    headers = ["Rank (Borda)", "Model", *settings, "Coverage", "Mean (Task)", "Mean (TaskType)", "Borda points"]
     headers += [f"{TYPE_SHORT.get(k, k)} ({counts[k]})" for k in kinds]
     body = []
     for r in rows:
@@ -65,7 +73,8 @@ def ranking_table(board: Board, rows: list[Row]) -> str:
         partial = ("†" if r.covered < r.total else "") + ("‡" if mixed_types else "") + ("¶" if partial_types else "")
         mirrors = sum(1 for t in board.tasks if t in r.entry.scores and r.entry.sources.get(t) == "mirror")
         model = r.entry.label + (f" ({mirrors} mirror)" if mirrors else "")
-        body.append([r.rank, model, f"{r.covered}/{r.total}", pct(r.mean_tasks) + partial,
+        differ = [board.settings.get(r.entry.label, "")] if settings else []
+        body.append([r.rank, model, *differ, f"{r.covered}/{r.total}", pct(r.mean_tasks) + partial,
                      pct(r.mean_types) + partial, f"{r.points:g}",
                      *[pct(r.per_type.get(k)) + ("‡" if k in mixed_types else "") + ("¶" if k in partial_types else "")
                        for k in kinds]])  # fmt: skip
@@ -146,6 +155,8 @@ def render(board: Board) -> str:
         "- Published rows come from a local copy of the embeddings-benchmark/results layout; see "
         "`leaderboards/published/PROVENANCE.md` for where each shipped number comes from.",
     ]  # fmt: skip
+    if board.settings:
+        lines.append(SETTINGS_NOTE)
     if any(e.kept for e in board.entries):
         lines.append(KEPT_NOTE)
     if any(e.partial for e in board.entries):

@@ -37,3 +37,35 @@ def test_the_fewest_distinguishing_folders_below_the_common_parent(tmp_path: Pat
     assert main(["leaderboard", str(short), str(deep), "--out", str(out)]) == 0
     text = re.sub(r" +", " ", out.read_text(encoding="utf-8"))
     assert "| model [x/minilm] (1 mirror) |" in text and "| model [y/x/minilm] (1 mirror) |" in text
+
+
+RUN = {"model_fingerprint": "minilm==1", "dtype": "float32", "max_length": 256, "pooling": "model",
+       "prompts": {"query": "", "document": ""}, "dims": [], "mteb": "2.26.24"}  # fmt: skip
+
+
+def test_rows_of_one_model_name_the_settings_they_differ_in(tmp_path: Path) -> None:
+    """Before: a `--max-length 16` run of a model sat beside its default run with nothing but the run names to tell
+    them apart. The MRL dims scored besides move no score; another model's settings are not compared."""
+    default = make_run(tmp_path, "default", {"STS16": 0.80}, TYPES, identity={**RUN, "dims": [64]})
+    short = make_run(tmp_path, "short", {"STS16": 0.70}, TYPES, identity={**RUN, "max_length": 16})
+    prompted = make_run(tmp_path, "prompted", {"STS16": 0.75}, TYPES,
+                        identity={**RUN, "prompts": {"query": "query: ", "document": ""}})  # fmt: skip
+    other = make_run(tmp_path, "other", {"STS16": 0.60}, TYPES, model="org/other",
+                     identity={**RUN, "model_fingerprint": "other==1", "dtype": "bfloat16"})  # fmt: skip
+    out = tmp_path / "lb.md"
+    assert main(["leaderboard", *map(str, (default, short, prompted, other)), "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", out.read_text(encoding="utf-8"))
+    assert "| Rank (Borda) | Model | Settings that differ | Coverage |" in text
+    empty = '`{"document": "", "query": ""}`'
+    assert f"| model [default] (1 mirror) | max_length `256`, prompts {empty} | 1/1 |" in text
+    assert f"| model [short] (1 mirror) | max_length `16`, prompts {empty} | 1/1 |" in text
+    assert '| model [prompted] (1 mirror) | max_length `256`, prompts `{"document": "", "query": "query: "}` |' in text
+    assert "| other [other] (1 mirror) | | 1/1 |" in text and "- **Settings that differ**" in text
+
+
+def test_no_settings_column_when_the_settings_agree(tmp_path: Path) -> None:
+    a = make_run(tmp_path, "a", {"STS16": 0.80}, TYPES, identity=RUN)
+    b = make_run(tmp_path, "b", {"STS16": 0.70}, TYPES, identity={**RUN, "dims": [64, 128]})
+    out = tmp_path / "lb.md"
+    assert main(["leaderboard", str(a), str(b), "--out", str(out)]) == 0
+    assert "Settings that differ" not in out.read_text(encoding="utf-8")
