@@ -88,6 +88,15 @@ def encoded(eff: dict[str, Any]) -> tuple[int, int, float]:
         float(eff.get("model_s", eff.get("encode_s")) or 0.0)  # fmt: skip
 
 
+CACHE_ONLY = "cache only (no model time)"
+
+
+def cache_only(eff: dict[str, Any]) -> bool:
+    """True when the embedding cache served every text of a task: the model did no work, so there is no rate to
+    show, and a blank would read as a missing figure."""
+    return "model_s" in eff and not eff.get("encoded_texts") and bool(eff.get("cache_hits"))
+
+
 def _throughput(info: RunInfo, tasks: list[str]) -> tuple[float, float | None, float | None]:
     texts = tokens = seconds = 0.0
     for task in tasks:
@@ -208,9 +217,10 @@ def task_table(infos: list[RunInfo]) -> str:
     for info in infos:
         for task, eff in info.efficiency.items():
             n, k, s = encoded(eff)
+            rates = [CACHE_ONLY] * 2 if cache_only(eff) else [_fmt(n / s if s and n else None),
+                                                               _fmt(k / s if s and k else None, 0)]  # fmt: skip
             rows.append([task, info.label, eff.get("texts", "—"), eff.get("unique_texts", "—"), n,
-                         eff.get("cache_hits", 0), k, _fmt(s, 2), _fmt(eff.get("wall_s"), 1),
-                         _fmt(n / s if s and n else None), _fmt(k / s if s and k else None, 0),
+                         eff.get("cache_hits", 0), k, _fmt(s, 2), _fmt(eff.get("wall_s"), 1), *rates,
                          _fmt(eff.get("peak_rss_mb"), 0), _fmt(eff.get("peak_accelerator_mb"), 0)])  # fmt: skip
     headers = ["Task", "Run", "texts", "unique", "encoded", "cache hits", "tokens", "model s", "wall s", "texts/s",
                "tokens/s", "peak RSS MB", "peak accel. MB"]  # fmt: skip
@@ -278,7 +288,8 @@ def write_report(paths: list[Path], out: Path) -> Path:
               "## Throughput per task", "", "![throughput per task](throughput.png)", "", task_table(infos), "",
               "`encoded` excludes memo and embedding-cache hits, and `model s` is the model's time alone, so "
               "texts/s and tokens/s measure the model even on a task with hits (a record without `model_s`, from "
-              "before it existed, timed the lookups too).", "",
+              f"before it existed, timed the lookups too). A task the embedding cache served whole reads "
+              f"`{CACHE_ONLY}`, here and in the plot: the model did no work to time, no figure is missing.", "",
               "## Score vs embedding dimension (MRL)", ""]  # fmt: skip
     plots.throughput(infos, out / "throughput.png")
     curves = dim_curves(infos)

@@ -10,17 +10,27 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 
 def throughput(infos: list[Any], path: Path) -> None:
-    """Grouped horizontal bars per task: encoded texts/s and tokens/s of each run (cache hits hatched)."""
-    from reporting.efficiency import encoded
+    """The throughput chart (`throughput_figure`) as a PNG."""
+    fig = throughput_figure(infos)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def throughput_figure(infos: list[Any]) -> Figure:
+    """Grouped horizontal bars per task: encoded texts/s and tokens/s of each run (cache hits hatched). A task the
+    embedding cache served whole has no bar and says so: an empty slot read as missing data."""
+    from reporting.efficiency import CACHE_ONLY, cache_only, encoded
 
     tasks = list(dict.fromkeys(t for info in infos for t in info.efficiency))
     fig, axes = plt.subplots(1, 2, figsize=(12, 1.2 + 0.45 * len(tasks) * max(1, len(infos) / 2)), squeeze=False)
     height = 0.8 / max(len(infos), 1)
     y = np.arange(len(tasks))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]  # the bars' own: run r draws in colour r
     for col, (ax, unit) in enumerate(zip(axes[0], ("texts/s", "tokens/s"), strict=True)):
         for r, info in enumerate(infos):
             values, hatches = [], []
@@ -31,17 +41,20 @@ def throughput(infos: list[Any], path: Path) -> None:
             bars = ax.barh(y + r * height, values, height)
             for bar, hatch in zip(bars, hatches, strict=True):
                 bar.set_hatch(hatch)
+            for row, task in enumerate(tasks):
+                if cache_only(info.efficiency.get(task, {})):
+                    ax.text(0, y[row] + r * height, f" {CACHE_ONLY}", va="center", fontsize=8,
+                            color=colours[r % len(colours)])  # fmt: skip
         ax.set_yticks(y + height * (len(infos) - 1) / 2, tasks)
         ax.invert_yaxis()
+        ax.set_xlim(left=0)  # no run encoded anything: the axis would centre on 0, half of it negative rates
         ax.set_xlabel(f"encoded {unit} (higher is faster)")
         ax.grid(axis="x", alpha=0.3)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     handles = [Patch(color=colours[r % len(colours)], label=info.label) for r, info in enumerate(infos)]
     axes[0][0].legend(handles=handles, loc="lower right", fontsize=8)
     fig.suptitle("Throughput per task: texts the model encoded ÷ model time (hatched: some texts came from the cache)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def dims(curves: dict[str, dict[str, list[tuple[int, float]]]], path: Path) -> None:

@@ -15,7 +15,8 @@ from conan_model.config import ConanConfig
 from harness.cli import main
 from harness.data import default_data_root
 from harness.runs import open_run
-from reporting.efficiency import parameters
+from reporting.efficiency import CACHE_ONLY, load_runs, parameters
+from reporting.plots import throughput_figure
 
 
 def test_report_from_real_runs(tiny_runs, tmp_path):
@@ -180,3 +181,25 @@ def test_throughput_notes_say_hits_are_excluded_not_that_the_rate_measures_the_c
     text = (out / "efficiency.md").read_text(encoding="utf-8")
     assert "measures the cache, not the model" not in text
     assert "so texts/s and tokens/s measure the model even on a task with hits" in text
+
+
+def test_a_task_served_whole_by_the_cache_says_so_instead_of_drawing_nothing(tmp_path):
+    """Before: a run whose texts all came from the embedding cache had no bar and `—` rates, read as missing data."""
+    sample, cache = default_data_root(), tmp_path / "cache"
+    for name in ("cold", "warm"):  # warm: the same settings again, every text from cold's cache
+        argv = ["run", "--tasks", "STS16", "--model", "minilm", "--data-dir", str(sample), "--cache-dir", str(cache),
+                "--out", str(tmp_path), "--run-name", name, "--no-progress"]  # fmt: skip
+        assert main(argv) == 0
+    warm = json.loads((tmp_path / "warm" / "efficiency.json").read_text(encoding="utf-8"))["STS16"]
+    assert warm["encoded_texts"] == 0 and warm["cache_hits"] == warm["unique_texts"]
+    out = tmp_path / "report"
+    assert main(["report", str(tmp_path / "cold"), str(tmp_path / "warm"), "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
+    (row,) = [line for line in text.splitlines() if line.startswith("| STS16 | all-MiniLM-L6-v2 [warm] |")]
+    assert row.endswith(f"| {CACHE_ONLY} | {CACHE_ONLY} | {warm['peak_rss_mb']:,.0f} | — |")
+    (cold,) = [line for line in text.splitlines() if line.startswith("| STS16 | all-MiniLM-L6-v2 [cold] |")]
+    assert CACHE_ONLY not in cold
+    figure = throughput_figure(load_runs([tmp_path / "cold", tmp_path / "warm"]))
+    for ax in figure.axes:  # both panels: one note, in the warm run's slot (the second bar of the task)
+        (note,) = ax.texts
+        assert note.get_text().strip() == CACHE_ONLY and note.get_position()[1] == ax.patches[1].get_center()[1]
