@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -104,14 +105,27 @@ def check_task_json(path: Path, meta: dict[str, Any]) -> None:
                                  f"'_', '-'), not {meta['eval_split']!r}")  # fmt: skip
 
 
+def text_problem(value: Any) -> str:
+    """Why a value is no text to embed ('is empty or not a string: 3'), else ''. A text of only control or
+    zero-width characters (NUL, U+200B-U+200D, U+2060, U+FEFF) is empty too: str.strip() keeps them, so such a text
+    passed as non-empty and was encoded as an empty one."""
+    if not isinstance(value, str):
+        return f"is empty or not a string: {value!r:.60}"
+    if not value.strip():
+        return "is empty or not a string"
+    if all(char.isspace() or unicodedata.category(char) in ("Cc", "Cf") for char in value):
+        return f"holds only invisible characters {value[:20]!r} (control or zero-width), so it is empty"
+    return ""
+
+
 def _text_list(path: Path, key: str, row: dict[str, Any], lineno: int, allow_empty: bool) -> None:
     value = row[key]
     if not isinstance(value, list) or not (value or allow_empty):
         raise DataError(path, lineno, f"field {key!r} must be a {'' if allow_empty else 'non-empty '}list of "
                                       f"texts, not {type(value).__name__} {str(value)[:40]!r}")  # fmt: skip
     for i, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            raise DataError(path, lineno, f"field {key!r} item {i} is empty or not a string: {item!r}")
+        if problem := text_problem(item):
+            raise DataError(path, lineno, f"field {key!r} item {i} {problem}")
 
 
 class _LabelKind:
