@@ -129,3 +129,14 @@ def test_row_file_linking_outside_its_task_folder_names_the_task_folder(tmp_path
         _load(tmp_path, "MyRetrieval")
     assert str(caught.value) == (f"{folder / 'corpus.jsonl'}: resolves to {(other / 'corpus.jsonl').resolve()}, "
                                  f"outside its task folder {folder.resolve()}")  # fmt: skip
+
+
+@pytest.mark.parametrize("side", ["sentence1", "sentence2"])
+def test_bitext_text_given_twice_is_refused(tmp_path: Path, side: str) -> None:
+    """Before: a repeated sentence2 (or sentence1) loaded silently; row i's gold is row i's sentence2, so mining gave
+    both rows one match and one of them counted wrong whatever the model (accuracy capped by the data)."""
+    folder = _sample_copy(tmp_path, "multi", "TatoebaDeuEng")
+    _edit_rows(folder / "test.jsonl", lambda rows: [*rows[:4], {**rows[4], side: rows[1][side]}, *rows[5:]])
+    with pytest.raises(DataError, match=rf"TatoebaDeuEng/test\.jsonl:5: duplicate {side} '.*' \(first at line 2\): "
+                                        r"mining finds the same match for both rows"):  # fmt: skip
+        _load(tmp_path, "TatoebaDeuEng")
