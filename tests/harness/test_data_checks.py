@@ -140,3 +140,15 @@ def test_bitext_text_given_twice_is_refused(tmp_path: Path, side: str) -> None:
     with pytest.raises(DataError, match=rf"TatoebaDeuEng/test\.jsonl:5: duplicate {side} '.*' \(first at line 2\): "
                                         r"mining finds the same match for both rows"):  # fmt: skip
         _load(tmp_path, "TatoebaDeuEng")
+
+
+def test_reranking_query_without_negatives_is_said(tmp_path: Path, capsys) -> None:
+    """Before: a query with only positives scored the best whatever the model, without a word. Still scored (mteb's
+    own reranking data may hold such a query), but the count is on stderr."""
+    folder = _sample_copy(tmp_path, "en", "TrecQAReranking")
+    _edit_rows(folder / "test.jsonl", lambda rows: [rows[0], {**rows[1], "negative": []}, *rows[2:]])
+    query = json.loads((folder / "test.jsonl").read_text(encoding="utf-8").splitlines()[1])["query"]
+    split = _load(tmp_path, "TrecQAReranking").dataset["default"]["test"]
+    assert split["top_ranked"]["q1"] == list(split["relevant_docs"]["q1"])
+    assert f"TrecQAReranking/test.jsonl: 1 of 40 queries have no negative, so they score the best whatever the " \
+           f"model (first: {query[:60]!r})" in capsys.readouterr().err  # fmt: skip
