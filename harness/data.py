@@ -6,7 +6,6 @@ here is checked row by row so a malformed file fails with the exact place to fix
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import sys
@@ -18,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from conan_model.fingerprint import files_fingerprint
-from harness.errors import DataError, UsageError
-from harness.validate import check_task_json, row_checker
+from harness.errors import DataError, UsageError, did_you_mean
+from harness.validate import check_task_json, row_checker, text_problem
 
 TASK_TYPES = (
     "STS",
@@ -41,6 +40,9 @@ ROW_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
     "Retrieval": {"corpus.jsonl": ("_id", "text"), "queries.jsonl": ("_id", "text")},
     "BitextMining": {"test.jsonl": ("sentence1", "sentence2")},
 }
+# Every file a task of each type reads: what task.json's `counts` may name.
+TASK_FILES = {kind: (*files, *(("qrels.tsv",) if kind == "Retrieval" else ())) for kind, files in ROW_FIELDS.items()}
+QRELS_HEADER = ("query-id", "corpus-id", "score")
 TEXT_FIELDS = {"sentence1", "sentence2", "text", "query"}
 BOM = "\ufeff"  # a UTF-8 byte-order mark that starts a file: read past, as train.data's rows are
 
@@ -79,29 +81,30 @@ class LocalTask:
         return f"sha256:{files_fingerprint(self.path, ignore=())}"
 
 
-def _safe_child(root: Path, *parts: str) -> Path:
-    """Join parts under root and refuse anything (.., absolute parts, symlinks) that lands outside it."""
+class OutsideRoot(DataError, UsageError):
+    """A task folder leading outside the data root, or a file of a task leading outside its folder (symlinks): such
+    a folder is listed as broken by `scan_tasks` like any bad folder, so the other tasks still run and `harness list
+    tasks` still shows it; a usage error to callers that need every task (`discover_tasks`)."""
+
+
+def _safe_child(folder: Path, *parts: str) -> Path:
+    """Join parts under a task folder and refuse anything (.., absolute parts, symlinks) that lands outside it."""
     for part in parts:
         if not part or part in (".", "..") or "/" in part or "\\" in part or Path(part).is_absolute():
-            raise UsageError(f"invalid path component {part!r} under data root {root}")
-    path = root.joinpath(*parts)
-    if escape := _outside(root, path):
-        raise UsageError(f"{path} {escape}")
+            raise UsageError(f"invalid path component {part!r} under the task folder {folder}")
+    path = folder.joinpath(*parts)
+    if escape := _outside(folder, path, "its task folder"):
+        raise OutsideRoot(path, 0, escape)
     return path
 
 
-def _outside(root: Path, path: Path) -> str:
-    """'resolves to X, outside the data root R' when path (symlinks followed) leaves root, else ''."""
+def _outside(root: Path, path: Path, what: str = "the data root") -> str:
+    """'resolves to X, outside <what> R' when path (symlinks followed) leaves root, else ''. `what` says which
+    folder root is (the data root, a task folder), so the message sends the reader to the right one."""
     resolved, root_resolved = path.resolve(), root.resolve()
     if resolved != root_resolved and root_resolved not in resolved.parents:
-        return f"resolves to {resolved}, outside the data root {root_resolved}"
+        return f"resolves to {resolved}, outside {what} {root_resolved}"
     return ""
-
-
-class OutsideRoot(DataError, UsageError):
-    """A task folder (or symlink) leading outside the data root: listed as broken by `scan_tasks` like any bad
-    folder, so the other tasks still run and `harness list tasks` still shows it; a usage error to callers that
-    need every task (`discover_tasks`)."""
 
 
 def discover_tasks(root: Path) -> dict[str, LocalTask]:
@@ -176,6 +179,11 @@ def _read_task_json(path: Path) -> dict[str, Any]:
     if meta["type"] not in TASK_TYPES:
         raise DataError(path, 1, f"type {meta['type']!r} is not one of {', '.join(TASK_TYPES)}")
     check_task_json(path, meta)
+    files = TASK_FILES[meta["type"]]
+    for name in meta.get("counts") or {}:  # a typo ("tset.jsonl") would otherwise leave the real file unchecked
+        if name not in files:
+            raise DataError(path, 1, f"counts names {name!r}, a file {meta['type']} tasks do not read"
+                                     f"{did_you_mean(name, files)} (they read {', '.join(files)})")  # fmt: skip
     return meta
 
 
@@ -266,8 +274,8 @@ def _numbered_rows(path: Path, required: tuple[str, ...] = (),
                     raise DataError(path, lineno, f"missing field {key!r}")
                 if row[key] is None:
                     raise DataError(path, lineno, f"field {key!r} is null")
-                if key in TEXT_FIELDS and (not isinstance(row[key], str) or not row[key].strip()):
-                    raise DataError(path, lineno, f"field {key!r} is empty or not a string")
+                if key in TEXT_FIELDS and (problem := text_problem(row[key])):
+                    raise DataError(path, lineno, f"field {key!r} {problem}")
             if check is not None:
                 check(row, lineno)
             yield lineno, row
@@ -328,25 +336,28 @@ def row_texts(row: dict[str, Any], join_title: bool = False) -> Iterator[str]:
 
 def read_qrels(task: LocalTask, query_ids: set[str], corpus_ids: set[str]) -> dict[str, dict[str, int]]:
     """The task's BEIR qrels.tsv (header query-id, corpus-id, score); ids must exist in queries and corpus. Read
-    like every row file, through ``_safe_child``: a symlink leading outside the data root is refused.
+    like every row file, through ``_safe_child``: a symlink leading outside its task folder is refused.
 
     Scores are integer relevance grades and each (query, document) pair is judged once: a 0.5 would be cut to 0
-    and a repeated pair would replace the earlier judgement, both silently changing the score."""
+    and a repeated pair would replace the earlier judgement, both silently changing the score. Each line is exactly
+    three tab-separated fields, taken as written (no CSV quoting: a stray quote would join the lines after it into
+    one field): with a fourth, as in TREC's `qid 0 docid grade`, which column is the grade is a guess."""
     path = _safe_child(task.path, "qrels.tsv")
     if not path.is_file():
         raise DataError(path, 0, "file is missing")
     qrels: dict[str, dict[str, int]] = {}
     first: dict[tuple[str, str], int] = {}
-    reader = csv.reader(_read_text(path).splitlines(), delimiter="\t")
-    header = next(reader, None)
-    if header is None or [h.strip() for h in header[:3]] != ["query-id", "corpus-id", "score"]:
-        raise DataError(path, 1, "header must be 'query-id<TAB>corpus-id<TAB>score'")
-    for lineno, cols in enumerate(reader, start=2):
-        if not cols:
+    header, *lines = _read_text(path).split("\n")
+    if [h.strip() for h in header.split("\t")] != list(QRELS_HEADER):
+        raise DataError(path, 1, f"header must be 'query-id<TAB>corpus-id<TAB>score', not {header.rstrip()[:80]!r}")
+    for lineno, line in enumerate(lines, start=2):
+        if not (line := line.rstrip("\r")):
             continue
-        if len(cols) < 3:
-            raise DataError(path, lineno, f"expected 3 tab-separated columns, got {len(cols)}")
-        qid, did, score = cols[0], cols[1], cols[2]
+        cols = line.split("\t")
+        if len(cols) != len(QRELS_HEADER):
+            raise DataError(path, lineno, f"expected 3 tab-separated columns (query-id, corpus-id, score), got "
+                                          f"{len(cols)}: {line[:80]!r}")  # fmt: skip
+        qid, did, score = cols
         if qid not in query_ids:
             raise DataError(path, lineno, f"query-id {qid!r} is not in queries.jsonl")
         if did not in corpus_ids:

@@ -368,8 +368,12 @@ def _retrieval_split(local: LocalTask) -> RetrievalSplitData:
 
 
 def _reranking_split(local: LocalTask) -> RetrievalSplitData:
-    """Each row's positives and negatives become its candidate list; identical texts share one doc id."""
+    """Each row's positives and negatives become its candidate list; identical texts share one doc id. A row without
+    negatives is legal (as in mteb) but ranks its positives first whatever the model: said on stderr, with a count."""
     rows = read_rows(local, "test.jsonl")
+    if unranked := [row["query"] for row in rows if not row["negative"]]:
+        warn(f"{local.path / 'test.jsonl'}: {len(unranked)} of {len(rows)} queries have no negative, so they score "
+             f"the best whatever the model (first: {unranked[0][:60]!r})")  # fmt: skip
     doc_ids: dict[str, str] = {}
     qids, qtexts, qrels, top_ranked = [], [], {}, {}
     for i, row in enumerate(rows):

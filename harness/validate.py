@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -104,14 +105,27 @@ def check_task_json(path: Path, meta: dict[str, Any]) -> None:
                                  f"'_', '-'), not {meta['eval_split']!r}")  # fmt: skip
 
 
+def text_problem(value: Any) -> str:
+    """Why a value is no text to embed ('is empty or not a string: 3'), else ''. A text of only control or
+    zero-width characters (NUL, U+200B-U+200D, U+2060, U+FEFF) is empty too: str.strip() keeps them, so such a text
+    passed as non-empty and was encoded as an empty one."""
+    if not isinstance(value, str):
+        return f"is empty or not a string: {value!r:.60}"
+    if not value.strip():
+        return "is empty or not a string"
+    if all(char.isspace() or unicodedata.category(char) in ("Cc", "Cf") for char in value):
+        return f"holds only invisible characters {value[:20]!r} (control or zero-width), so it is empty"
+    return ""
+
+
 def _text_list(path: Path, key: str, row: dict[str, Any], lineno: int, allow_empty: bool) -> None:
     value = row[key]
     if not isinstance(value, list) or not (value or allow_empty):
         raise DataError(path, lineno, f"field {key!r} must be a {'' if allow_empty else 'non-empty '}list of "
                                       f"texts, not {type(value).__name__} {str(value)[:40]!r}")  # fmt: skip
     for i, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            raise DataError(path, lineno, f"field {key!r} item {i} is empty or not a string: {item!r}")
+        if problem := text_problem(item):
+            raise DataError(path, lineno, f"field {key!r} item {i} {problem}")
 
 
 class _LabelKind:
@@ -131,12 +145,14 @@ class _LabelKind:
                                           f"{self.kind.__name__} from {self.first} on (mixed label types)")  # fmt: skip
 
 
-class _UniqueIds:
-    """Retrieval ids of one file must be unique as text (int 1 and "1" are one id once mteb sees them): a repeated
-    id would otherwise silently collide with the earlier row and move the score."""
+class _Unique:
+    """Values of one field of a file that must be unique as text. Retrieval ids (int 1 and "1" are one id once mteb
+    sees them): a repeated id would otherwise silently collide with the earlier row and move the score. Bitext
+    sentences: row i's gold is row i's sentence2, so two rows with one text get one prediction and one of them is
+    scored wrong whatever the model. `why` ends the message with that reason."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, field: str, why: str = "") -> None:
+        self.path, self.field, self.why = path, field, why
         self.first: dict[str, tuple[int, int | str]] = {}
 
     def check(self, value: int | str, lineno: int) -> None:
@@ -144,7 +160,9 @@ class _UniqueIds:
         if key in self.first:
             line, earlier = self.first[key]
             spelled = "" if type(earlier) is type(value) else f" as {earlier!r}, the same id as text"
-            raise DataError(self.path, lineno, f"duplicate _id {value!r} (first at line {line}{spelled})")
+            shown = repr(value) if len(key) <= 60 else repr(f"{key[:60]}...")
+            raise DataError(self.path, lineno, f"duplicate {self.field} {shown} (first at line {line}{spelled})"
+                                               f"{self.why}")  # fmt: skip
         self.first[key] = (lineno, value)
 
 
@@ -152,7 +170,9 @@ def row_checker(task_type: str, path: Path, meta: dict[str, Any], labels: _Label
     """The value checks for rows of one file of a task type (pass one `labels` for all of a task's files)."""
     labels = labels or _LabelKind()
     score_range = meta.get("score_range", [0, 5])  # the generic STS task's default (docs/data-layout.md)
-    ids = _UniqueIds(path)
+    ids = _Unique(path, "_id")
+    mined = ": mining finds the same match for both rows, so one of them counts wrong whatever the model"
+    sentences = {side: _Unique(path, side, mined) for side in ("sentence1", "sentence2")}
 
     def check(row: dict[str, Any], lineno: int) -> None:
         if task_type == "STS":
@@ -180,6 +200,9 @@ def row_checker(task_type: str, path: Path, meta: dict[str, Any], labels: _Label
             if row.get("title") is not None and not isinstance(row["title"], str):
                 raise DataError(path, lineno, f"field 'title' must be a string, not {row['title']!r}")
             ids.check(row["_id"], lineno)
+        elif task_type == "BitextMining":
+            for side, seen in sentences.items():
+                seen.check(row[side], lineno)
 
     return check
 

@@ -194,15 +194,15 @@ def test_symlinked_task_is_listed_broken_and_others_still_load(tmp_path: Path, c
     assert "BROKEN:" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("filename", ["task.json", "qrels.tsv"])
-def test_symlinked_spec_or_qrels_cannot_escape_root(tmp_path: Path, filename: str) -> None:
+@pytest.mark.parametrize(("filename", "escaped"), [("task.json", "the data root"), ("qrels.tsv", "its task folder")])
+def test_symlinked_spec_or_qrels_cannot_escape_root(tmp_path: Path, filename: str, escaped: str) -> None:
     """Inside a real task folder, its task.json or qrels.tsv as a link to a file outside the data root."""
     root, outside = tmp_path / "root", tmp_path / "outside"
     folder = _retrieval(root, ["q1\td1\t1"])
     outside.mkdir()
     (folder / filename).rename(outside / filename)
     (folder / filename).symlink_to(outside / filename)
-    with pytest.raises(UsageError, match="outside the data root"):
+    with pytest.raises(UsageError, match=f"outside {escaped}"):
         _load(root, "MyRetrieval")
 
 
