@@ -13,6 +13,11 @@ moved aside or deleted under the exclusive lock, i.e. when no other run has them
 writing into a file nobody reads). A damaged file that another run holds is left in place and this run keeps its
 vectors in memory.
 
+A write that fails (disk full, a read-only file, an I/O error) is no reason to fail the run: the first one is
+warned about once, naming the file, and the cache takes no more writes for the rest of the run (vectors stay in
+the task memo, scores are unaffected); a read that fails counts as misses and turns reads off too. Before, every
+later task failed with the bare SQLite error and its vectors were lost.
+
 Storage is near the vectors' own size: 64 KiB pages hold many rows each (the old WITHOUT ROWID layout spilled every
 vector to its own overflow page, ~3x the bytes) and namespaces are stored once, rows refer to them by number.
 A damaged database file (truncated, garbage header) is moved aside with a warning and a fresh cache started; a
@@ -81,6 +86,8 @@ class EmbeddingCache:
         self.path = self.directory / DB_NAME
         self.corrupt_entries = 0
         self.moved_aside: Path | None = None
+        self.failure: str | None = None  # why the cache stopped taking writes mid-run (warned once)
+        self._reads = True  # off after a failed read: a lock or I/O error would cost every later lookup again
         self._lock = open(f"{self.path}.lock", "a")  # noqa: SIM115 - held for the cache's life, closed in close()
         fcntl.flock(self._lock, fcntl.LOCK_SH)  # released by the kernel even on kill -9
         try:
@@ -161,28 +168,63 @@ class EmbeddingCache:
             self._recover(str(exc))
             return op(*args)
 
-    def _ns_id(self, ns: str) -> int:
+    def _stop(self, doing: str, exc: Exception) -> None:
+        """Say once why the cache stopped, and how to get it back; the run goes on without it."""
+        if self.failure is None:
+            self.failure = f"{doing}: {exc}"
+            print(f"harness: warning: embedding cache {self.path} failed {doing} ({exc}); this run goes on without "
+                  "caching (scores are unaffected, vectors are computed instead of read). Free space there, give "
+                  "another --cache-dir, or run with --no-cache", file=sys.stderr)  # fmt: skip
+
+    def _write(self, op: Any, *args: Any) -> None:
+        """Run a write unless an earlier one failed; a failure stops writes for the rest of the run."""
+        if self.failure is not None:
+            return
+        try:
+            self._guarded(op, *args)
+        except (sqlite3.OperationalError, OSError) as exc:  # full, read-only, I/O, locked past the timeout
+            self._stop("to write", exc)
+
+    def _read(self, op: Any, default: Any, *args: Any) -> Any:
+        """op's answer, or `default` (a miss) once a read has failed; a failure stops reads and writes."""
+        if not self._reads:
+            return default
+        try:
+            return self._guarded(op, *args)
+        except (sqlite3.OperationalError, OSError) as exc:
+            self._reads = False
+            self._stop("to read", exc)
+            return default
+
+    def _ns_id(self, ns: str, create: bool) -> int | None:
+        """The namespace's row number; None when it has none and `create` is off (reads never write)."""
         if ns not in self._ids:
-            self._db.execute("INSERT OR IGNORE INTO namespaces (ns, identity) VALUES (?, '{}')", (ns,))
-            (self._ids[ns],) = self._db.execute("SELECT id FROM namespaces WHERE ns = ?", (ns,)).fetchone()
+            if create:
+                self._db.execute("INSERT OR IGNORE INTO namespaces (ns, identity) VALUES (?, '{}')", (ns,))
+            row = self._db.execute("SELECT id FROM namespaces WHERE ns = ?", (ns,)).fetchone()
+            if row is None:
+                return None
+            self._ids[ns] = row[0]
         return self._ids[ns]
 
     def register(self, ns: str, identity: dict[str, Any]) -> None:
         def op() -> None:
             self._db.execute("UPDATE namespaces SET identity = ? WHERE id = ?",
-                             (json.dumps(identity, default=str), self._ns_id(ns)))  # fmt: skip
+                             (json.dumps(identity, default=str), self._ns_id(ns, create=True)))  # fmt: skip
 
-        self._guarded(op)
+        self._write(op)
 
     def get_many(self, ns: str, texts: list[str]) -> dict[int, np.ndarray]:
         """Vectors found for texts, by position; damaged entries are dropped (and later overwritten)."""
-        return self._guarded(self._get_many, ns, texts)
+        return self._read(self._get_many, {}, ns, texts)
 
     def _get_many(self, ns: str, texts: list[str]) -> dict[int, np.ndarray]:
         keys = [text_key(t) for t in texts]
         position = {k: i for i, k in enumerate(keys)}
         found: dict[int, np.ndarray] = {}
-        ns_id = self._ns_id(ns)
+        ns_id = self._ns_id(ns, create=False)
+        if ns_id is None:
+            return found
         for lo in range(0, len(keys), _CHUNK):
             chunk = keys[lo : lo + _CHUNK]
             query = f"SELECT key, dim, vec, crc FROM vectors WHERE ns = ? AND key IN ({','.join('?' * len(chunk))})"
@@ -194,19 +236,29 @@ class EmbeddingCache:
         return found
 
     def put_many(self, ns: str, texts: Iterable[str], vectors: np.ndarray) -> None:
-        self._guarded(self._put_many, ns, list(texts), vectors)
+        """Store vectors; a failed write (disk full, read-only file) warns once and the run goes on uncached."""
+        self._write(self._put_many, ns, list(texts), vectors)
 
     def _put_many(self, ns: str, texts: list[str], vectors: np.ndarray) -> None:
-        ns_id, rows = self._ns_id(ns), []
+        ns_id, rows = self._ns_id(ns, create=True), []
         for text, vec in zip(texts, np.asarray(vectors, dtype=np.float32), strict=True):
             blob = vec.tobytes()
             rows.append((ns_id, text_key(text), vec.shape[0], blob, zlib.crc32(blob)))
-        with self._db:  # one transaction per batch keeps concurrent writers cheap and atomic
+        # one transaction per slice keeps concurrent writers cheap and atomic (the connection is in autocommit mode,
+        # where `with db:` began none: every row was its own commit, and a failed slice was half written)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
             self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?, ?)", rows)
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:  # SQLite has rolled back by itself after SQLITE_FULL
+                self._db.execute("ROLLBACK")
+            raise
 
     def model_description(self, key: str) -> dict[str, Any] | None:
         """A model's stored description (harness/lazy.py), or None; an unreadable one counts as absent."""
-        row = self._guarded(lambda: self._db.execute("SELECT description FROM models WHERE key = ?", (key,)).fetchone())
+        row = self._read(lambda: self._db.execute("SELECT description FROM models WHERE key = ?", (key,)).fetchone(),
+                         None)
         try:
             return json.loads(row[0]) if row else None
         except (TypeError, ValueError):
@@ -214,7 +266,7 @@ class EmbeddingCache:
 
     def remember_model(self, key: str, description: dict[str, Any]) -> None:
         text = json.dumps(description, default=str)
-        self._guarded(lambda: self._db.execute("INSERT OR REPLACE INTO models VALUES (?, ?)", (key, text)))
+        self._write(lambda: self._db.execute("INSERT OR REPLACE INTO models VALUES (?, ?)", (key, text)))
 
     def info(self) -> dict[str, Any]:
         return self._guarded(self._info)

@@ -153,10 +153,16 @@ class HarnessEncoder(ScoredAsModel):
         self.model.timings.reset()
         self.memo: dict[tuple[str | None, str], np.ndarray] = {}
         self.pending = (0, 0)  # (encoded, to encode) in the current call, for progress lines
+        self.batches_before = 0  # the model's batch count when the current call began encoding
 
     def progress(self) -> str:
+        """The progress line's status. Texts count in whole slices (`flush_every`: the embedder hands back no
+        fewer), so the batches the model has run in this call are shown too: they move every batch."""
         done, total = self.pending
-        return f"{done}/{total} texts encoded" if total else "loading or scoring"
+        if not total:
+            return "loading or scoring"
+        batches = self.model.timings.batches - self.batches_before
+        return f"{done}/{total} texts encoded ({batches} {'batch' if batches == 1 else 'batches'} run)"
 
     def encode(self, inputs: Any, *, task_metadata: Any, hf_split: str, hf_subset: str,
                prompt_type: PromptType | None = None, **kwargs: Any) -> np.ndarray:  # fmt: skip
@@ -199,10 +205,11 @@ class HarnessEncoder(ScoredAsModel):
             self.stats.cache_hits += len(found)
             todo = [i for j, i in enumerate(todo) if j not in found]
         writes = self.cache is not None and (self.shards is None or self.shards.is_main)
-        self.pending = (0, len(todo))
         loading = 0.0
         if todo:  # else no model work at all (and no model time counted): a lazy model is not even loaded
             loading = self.model.ensure_loaded()  # a lazy model's weights load at the first text, timed apart
+            self.batches_before = self.model.timings.batches
+            self.pending = (0, len(todo))  # set after the load: while weights load, the line says "loading"
             windows = self._compute([distinct[i] for i in todo], role, desc)
             with contextlib.closing(windows):  # closing stops a background producer
                 for lo, hi, vectors in windows:

@@ -1,0 +1,104 @@
+"""A cache that cannot take writes (disk full, read-only file) costs recomputation, never the run (audit of the
+embedding cache, item 1): one warning naming the file, the reason and the fix, then the run goes on uncached.
+
+The failure is SQLite's own SQLITE_FULL ("database or disk is full"), made deterministic by capping the real
+connection's file size (`PRAGMA max_page_count`) at the pages it has: the first vectors fill the empty table page,
+the next ones need a page the cap forbids, as on a disk that fills up mid-run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import harness.runner
+from harness.cache import DB_NAME, EmbeddingCache
+from harness.cli import main
+from harness.data import default_data_root, discover_tasks, read_rows
+from harness.encoding import HarnessEncoder
+
+SAMPLE = default_data_root()
+WARNING = "harness: warning: embedding cache"
+
+
+def _full(cache: EmbeddingCache) -> EmbeddingCache:
+    """The cache as on a disk with no room past the pages its file has now."""
+    (pages,) = cache._db.execute("PRAGMA page_count").fetchone()
+    cache._db.execute(f"PRAGMA max_page_count={pages}")
+    return cache
+
+
+def _corpus(count: int) -> list[str]:
+    return [r["text"] for r in read_rows(discover_tasks(SAMPLE)["SciFact"], "corpus.jsonl")][:count]
+
+
+def test_a_full_cache_warns_once_and_the_encoder_goes_on(minilm, tmp_path: Path, capsys) -> None:
+    """Before: the first failed write raised `sqlite3.OperationalError: database or disk is full` out of encode, the
+    slice's vectors were lost, and every later task failed the same way without naming the file."""
+    corpus = _corpus(160)
+    cache = _full(EmbeddingCache(tmp_path))
+    encoder = HarnessEncoder(minilm, batch_size=16, cache=cache, show_progress=False)
+    encoder.flush_every = 32  # the first slices fit the table's empty page, a later one needs a new page
+    vectors = encoder.encode_texts(corpus[:128], "document")
+    encoder.start_task()  # the next task: its writes are skipped, its vectors computed all the same
+    later = encoder.encode_texts(corpus[128:], "document")
+    err = capsys.readouterr().err
+    assert err.count(WARNING) == 1, err
+    assert f"{tmp_path / DB_NAME} failed to write (database or disk is full)" in err
+    assert "Free space there, give another --cache-dir, or run with --no-cache" in err
+    assert encoder.stats.encoded_texts == 32
+    np.testing.assert_allclose(vectors[:5], minilm.encode_batch(corpus[:5], "document"), atol=1e-5)
+    np.testing.assert_allclose(later[-3:], minilm.encode_batch(corpus[-3:], "document"), atol=1e-5)
+    stored = cache.info()["entries"]
+    assert 0 < stored < 128 and stored % 32 == 0  # whole slices only: a failed slice is rolled back, not half written
+    found = cache.get_many(encoder._namespace("document"), corpus)
+    assert sorted(found) == list(range(stored))  # what was stored before the failure is still served
+
+
+def test_a_run_whose_cache_fills_up_scores_every_task(tmp_path: Path, capsys, monkeypatch) -> None:
+    """`harness run` end to end: the cache is full from the first slice; both tasks are ok, with the scores of a
+    run without the cache, and the warning appears once."""
+    real_open = harness.runner.open_cache
+    monkeypatch.setattr(harness.runner, "open_cache", lambda folder: _full(real_open(folder)))
+    common = ["run", "--model", "minilm", "--tasks", "STS16,STS12", "--data-dir", str(SAMPLE), "--out",
+              str(tmp_path), "--no-progress"]  # fmt: skip
+    assert main([*common, "--run-name", "full", "--cache-dir", str(tmp_path / "cache")]) == 0
+    err = capsys.readouterr().err
+    assert err.count(WARNING) == 1 and "database or disk is full" in err, err
+    assert main([*common, "--run-name", "plain", "--no-cache"]) == 0
+    for task in ("STS16", "STS12"):
+        full, plain = (json.loads((tmp_path / r / "run.json").read_text())["tasks"][task] for r in ("full", "plain"))
+        assert full["status"] == plain["status"] == "ok"
+        assert full["main_score"] == pytest.approx(plain["main_score"], abs=1e-6)
+
+
+def test_a_read_only_cache_still_serves_what_it_holds(tmp_path: Path, capsys) -> None:
+    """Writes refused (SQLITE_READONLY, as a file made read-only mid-run) stop writes; the reads go on serving."""
+    cache = EmbeddingCache(tmp_path)
+    cache.put_many("ns", ["a", "b"], np.ones((2, 4), dtype=np.float32))
+    cache._db.execute("PRAGMA query_only=1")  # the connection refuses every write: SQLITE_READONLY
+    cache.put_many("ns", ["c"], np.ones((1, 4), dtype=np.float32))
+    cache.remember_model("key", {"name": "m"})
+    err = capsys.readouterr().err
+    assert err.count(WARNING) == 1 and "failed to write (attempt to write a readonly database)" in err, err
+    assert sorted(cache.get_many("ns", ["a", "b", "c"])) == [0, 1]
+    assert cache.get_many("another namespace", ["a"]) == {}  # a lookup writes nothing (no namespace row)
+
+
+def test_a_failed_read_counts_as_misses(tmp_path: Path, capsys) -> None:
+    """Before: a lookup that failed (a lock held past the timeout, an I/O error; here SQLite's SQLITE_INTERRUPT,
+    every statement on the connection stopped by its progress handler) failed the task with the bare SQLite error;
+    now it is a miss, warned once, and neither reads nor writes are tried again (each could wait out a lock)."""
+    cache = EmbeddingCache(tmp_path)
+    cache.put_many("ns", ["a"], np.ones((1, 4), dtype=np.float32))
+    cache._db.set_progress_handler(lambda: 1, 1)
+    assert cache.get_many("ns", ["a"]) == {} and cache.model_description("key") is None
+    cache.put_many("ns", ["b"], np.ones((1, 4), dtype=np.float32))
+    err = capsys.readouterr().err
+    assert err.count(WARNING) == 1 and "failed to read (interrupted)" in err, err
+    cache._db.set_progress_handler(None, 1)
+    assert cache.get_many("ns", ["a", "b"]) == {}  # reads stay off, and "b" was never written
+    assert cache.info()["entries"] == 1
