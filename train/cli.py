@@ -92,27 +92,28 @@ def run_args(args: argparse.Namespace) -> int:
     except ConanError as e:
         print(f"train: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:  # Ctrl-C: what is kept and how to go on, not a traceback; 128 + SIGINT
+    except KeyboardInterrupt as exc:  # what is kept and how to go on, not a traceback; Ctrl-C 130 (128 + SIGINT),
+        # `harness train`'s SIGTERM (harness.signals.Terminated: "terminated (SIGTERM)") carries its own, 143
         if main_rank:
-            print(f"train: {interrupted_message(cfg)}", file=sys.stderr)
-        return 130
+            print(f"train: {interrupted_message(cfg, str(exc) or 'interrupted')}", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
     finally:
         leave_process_group()
 
 
-def interrupted_message(cfg: Any | None) -> str:
+def interrupted_message(cfg: Any | None, how: str = "interrupted") -> str:
     """What an interrupted stage leaves, for the user: the newest complete checkpoint in ``cfg.output_dir`` and
-    that ``--resume`` continues from it (None: the config was not loaded yet). No prefix, so ``harness train``
-    can print it as its own."""
+    that ``--resume`` continues from it (None: the config was not loaded yet). ``how`` it was stopped leads
+    ("terminated (SIGTERM)"). No prefix, so ``harness train`` can print it as its own."""
     if cfg is None:
-        return "interrupted before the stage started; nothing was trained"
+        return f"{how} before the stage started; nothing was trained"
     from .checkpoint import CHECKPOINTS, checkpoint_dirs
 
     kept, where = checkpoint_dirs(cfg.output_dir), Path(cfg.output_dir) / CHECKPOINTS
     if not kept:
-        return (f"interrupted before the first checkpoint (none in {where}); rerun, with or without --resume, to "
+        return (f"{how} before the first checkpoint (none in {where}); rerun, with or without --resume, to "
                 "start again")  # fmt: skip
-    return f"interrupted; checkpoints up to {kept[-1].name} are kept in {where}; continue with --resume"
+    return f"{how}; checkpoints up to {kept[-1].name} are kept in {where}; continue with --resume"
 
 
 def register(subparsers: Any) -> None:
