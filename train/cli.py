@@ -15,6 +15,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -25,6 +26,7 @@ from conan_model.errors import ConanError
 from .errors import ConfigError
 
 STAGES = ("pretrain", "mntp", "weak", "supervised")
+TOML_POSITION = re.compile(r" \(at line (?P<line>\d+), column (?P<column>\d+)\)$")  # how tomllib's errors end
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,8 +76,10 @@ def read_toml(path: Path, kind: str, error: type[ConanError] = ConfigError) -> d
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the {kind} config as "
                     "UTF-8") from exc  # fmt: skip
-    except tomllib.TOMLDecodeError as exc:
-        raise error(f"{path}: invalid TOML: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:  # "<file>:<line>:<column>:", as compilers write it: editors jump there
+        reason, at = str(exc), TOML_POSITION.search(str(exc))
+        where = f"{path}:{at['line']}:{at['column']}" if at else str(path)
+        raise error(f"{where}: invalid TOML: {reason[: at.start()] if at else reason}") from exc
 
 
 def run_args(args: argparse.Namespace) -> int:
