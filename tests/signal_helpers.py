@@ -40,3 +40,18 @@ def signal_after_saving(monkeypatch: pytest.MonkeyPatch, at_step: int, signum: i
         return path
 
     monkeypatch.setattr(ckpt_io, "save_checkpoint", save)
+
+
+def last_line_of_sigterm_run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str],
+                             at_step: int) -> str:  # fmt: skip
+    """Run `harness ARGV`, SIGTERM once checkpoint ``at_step`` is complete; check it exits 143 without a traceback
+    and return the last line it wrote to stderr (what it says is kept). The signal is off again afterwards."""
+    from harness.cli import main
+
+    with monkeypatch.context() as patch:
+        signal_after_saving(patch, at_step)
+        with sigterm_must_be_handled():
+            assert main(argv) == 143
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return err.strip().splitlines()[-1]

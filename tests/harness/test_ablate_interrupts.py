@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from signal_helpers import signal_after_saving, sigterm_must_be_handled
+from signal_helpers import last_line_of_sigterm_run
 from test_ablate import write_configs
 
 from harness.cli import main
@@ -20,18 +20,12 @@ def test_sigterm_in_a_unit_says_one_line_and_the_rerun_resumes_it(tmp_path: Path
     config = write_configs(tmp_path, shared_data, seeds="[0]")
     text = config.read_text(encoding="utf-8")
     config.write_text(text[: text.index("[choose]")], encoding="utf-8")  # no dev choice: two units, one each arm
-    signal_after_saving(monkeypatch, at_step=3)
-    with sigterm_must_be_handled():
-        assert main(["ablate", str(config)]) == 143
-    err = capsys.readouterr().err
-    assert err.strip().splitlines()[-1] == ("harness: terminated (SIGTERM); finished units are kept "
-                                            "(<out>/ablate.json): the same command continues, a training stage "
-                                            "from its newest checkpoint")  # fmt: skip
-    assert "Traceback" not in err
+    said = last_line_of_sigterm_run(monkeypatch, capsys, ["ablate", str(config)], at_step=3)
+    assert said == ("harness: terminated (SIGTERM); finished units are kept (<out>/ablate.json): the same command "
+                    "continues, a training stage from its newest checkpoint")  # fmt: skip
     unit = tmp_path / "work" / "seed0" / "bidir" / "stage0"
     assert [p.name for p in ckpt_io.checkpoint_dirs(unit)] == ["step_00000003"]
 
-    monkeypatch.undo()
     assert main(["ablate", str(config)]) == 0
     assert f"resumed from {unit / 'checkpoints' / 'step_00000003'} at step 3" in capsys.readouterr().out
     assert set(json.loads((tmp_path / "work" / "ablate.json").read_text())["done"]) >= {"seed0/bidir/stage0",
