@@ -277,14 +277,17 @@ def main(argv: list[str] | None = None) -> int:
 
     library_cache_defaults(user_cache_root())
     install_spec_loader(_load_embedder)  # hard-negative mining resolves harness model specs through the harness
+    from harness.signals import sigterm_interrupts
+
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with sigterm_interrupts():  # every command: SIGTERM unwinds as Ctrl-C does and is said in one line, 143
+            return args.func(args)
     except ConanError as exc:  # harness, train and conan_model errors alike: one line, their exit status
         print(f"harness: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:  # each subcommand says what it keeps (`interrupted`); train says it itself
-        # Ctrl-C: 130; `harness run`'s SIGTERM (harness.runner.Terminated) names itself and carries 143
+        # Ctrl-C: 130; SIGTERM (harness.signals.Terminated) names itself and carries 143
         print(f"harness: {str(exc) or 'interrupted'}{getattr(args, 'interrupted', '')}", file=sys.stderr)
         return getattr(exc, "exit_code", 130)
     except BrokenPipeError:  # `harness list tasks | head`: the reader left; no traceback, and none at exit either

@@ -15,14 +15,10 @@ import hashlib
 import logging
 import os
 import re
-import signal
 import sqlite3
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,42 +168,13 @@ def run(cfg: RunConfig) -> int:
     if not bars:  # mteb's and sklearn's own bars too; the harness's lines stay
         os.environ["TQDM_DISABLE"] = "1"
     try:
-        with quiet_console() as log, sigterm_interrupts():
+        with quiet_console() as log:
             return _run(cfg, log, bars)
     finally:
         if saved_tqdm is None:
             os.environ.pop("TQDM_DISABLE", None)
         else:
             os.environ["TQDM_DISABLE"] = saved_tqdm
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's time limit, `kill`, `timeout`, `docker stop`) raised in the main thread: it unwinds as
-    Ctrl-C does, so the task under way leaves no staging folder and the CLI says what is kept, in one line, with
-    128 + SIGTERM as the exit status. Before, SIGTERM ended the process on the spot, silently."""
-
-    exit_code = 128 + signal.SIGTERM
-
-    def __init__(self) -> None:
-        super().__init__("terminated (SIGTERM)")
-
-
-@contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """For the duration of a run, SIGTERM raises Terminated; the previous handler comes back afterwards. Only the
-    main thread may set a handler: elsewhere (a run started from a worker thread) SIGTERM keeps its own."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum: int, frame: Any) -> None:
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:

@@ -15,6 +15,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -25,6 +26,7 @@ from conan_model.errors import ConanError
 from .errors import ConfigError
 
 STAGES = ("pretrain", "mntp", "weak", "supervised")
+TOML_POSITION = re.compile(r" \(at line (?P<line>\d+), column (?P<column>\d+)\)$")  # how tomllib's errors end
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,8 +76,10 @@ def read_toml(path: Path, kind: str, error: type[ConanError] = ConfigError) -> d
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the {kind} config as "
                     "UTF-8") from exc  # fmt: skip
-    except tomllib.TOMLDecodeError as exc:
-        raise error(f"{path}: invalid TOML: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:  # "<file>:<line>:<column>:", as compilers write it: editors jump there
+        reason, at = str(exc), TOML_POSITION.search(str(exc))
+        where = f"{path}:{at['line']}:{at['column']}" if at else str(path)
+        raise error(f"{where}: invalid TOML: {reason[: at.start()] if at else reason}") from exc
 
 
 def run_args(args: argparse.Namespace) -> int:
@@ -92,27 +96,28 @@ def run_args(args: argparse.Namespace) -> int:
     except ConanError as e:
         print(f"train: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:  # Ctrl-C: what is kept and how to go on, not a traceback; 128 + SIGINT
+    except KeyboardInterrupt as exc:  # what is kept and how to go on, not a traceback; Ctrl-C 130 (128 + SIGINT),
+        # `harness train`'s SIGTERM (harness.signals.Terminated: "terminated (SIGTERM)") carries its own, 143
         if main_rank:
-            print(f"train: {interrupted_message(cfg)}", file=sys.stderr)
-        return 130
+            print(f"train: {interrupted_message(cfg, str(exc) or 'interrupted')}", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
     finally:
         leave_process_group()
 
 
-def interrupted_message(cfg: Any | None) -> str:
+def interrupted_message(cfg: Any | None, how: str = "interrupted") -> str:
     """What an interrupted stage leaves, for the user: the newest complete checkpoint in ``cfg.output_dir`` and
-    that ``--resume`` continues from it (None: the config was not loaded yet). No prefix, so ``harness train``
-    can print it as its own."""
+    that ``--resume`` continues from it (None: the config was not loaded yet). ``how`` it was stopped leads
+    ("terminated (SIGTERM)"). No prefix, so ``harness train`` can print it as its own."""
     if cfg is None:
-        return "interrupted before the stage started; nothing was trained"
+        return f"{how} before the stage started; nothing was trained"
     from .checkpoint import CHECKPOINTS, checkpoint_dirs
 
     kept, where = checkpoint_dirs(cfg.output_dir), Path(cfg.output_dir) / CHECKPOINTS
     if not kept:
-        return (f"interrupted before the first checkpoint (none in {where}); rerun, with or without --resume, to "
+        return (f"{how} before the first checkpoint (none in {where}); rerun, with or without --resume, to "
                 "start again")  # fmt: skip
-    return f"interrupted; checkpoints up to {kept[-1].name} are kept in {where}; continue with --resume"
+    return f"{how}; checkpoints up to {kept[-1].name} are kept in {where}; continue with --resume"
 
 
 def register(subparsers: Any) -> None:

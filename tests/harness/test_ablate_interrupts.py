@@ -1,0 +1,32 @@
+"""`harness ablate` stopped by SIGTERM during a unit's training stage, then the same command: one line, exit 143,
+the unit's checkpoints whole and resumed from. Real training on the shared data (a tiny weak stage, one seed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from signal_helpers import last_line_of_sigterm_run
+from test_ablate import write_configs
+
+from harness.cli import main
+from train import checkpoint as ckpt_io
+
+
+def test_sigterm_in_a_unit_says_one_line_and_the_rerun_resumes_it(tmp_path: Path, shared_data: Path, monkeypatch,
+                                                                  capsys) -> None:  # fmt: skip
+    """Before: SIGTERM (a scheduler's time limit, `kill`) during an arm's training ended `harness ablate` on the
+    spot, silently (exit -15)."""
+    config = write_configs(tmp_path, shared_data, seeds="[0]")
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text[: text.index("[choose]")], encoding="utf-8")  # no dev choice: two units, one each arm
+    said = last_line_of_sigterm_run(monkeypatch, capsys, ["ablate", str(config)], at_step=3)
+    assert said == ("harness: terminated (SIGTERM); finished units are kept (<out>/ablate.json): the same command "
+                    "continues, a training stage from its newest checkpoint")  # fmt: skip
+    unit = tmp_path / "work" / "seed0" / "bidir" / "stage0"
+    assert [p.name for p in ckpt_io.checkpoint_dirs(unit)] == ["step_00000003"]
+
+    assert main(["ablate", str(config)]) == 0
+    assert f"resumed from {unit / 'checkpoints' / 'step_00000003'} at step 3" in capsys.readouterr().out
+    assert set(json.loads((tmp_path / "work" / "ablate.json").read_text())["done"]) >= {"seed0/bidir/stage0",
+                                                                                        "seed0/linear/stage0"}

@@ -1,0 +1,45 @@
+"""`harness pipeline` stopped by a signal during a training stage, then the same command: real training on the
+shared data, the signal sent from inside the checkpoint save (deterministic, no sleeps)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from signal_helpers import last_line_of_sigterm_run
+
+from harness.cli import main
+from train import checkpoint as ckpt_io
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_sigterm_in_a_training_stage_says_one_line_and_the_rerun_resumes(tmp_path: Path, shared_data: Path,
+                                                                        monkeypatch, capsys) -> None:  # fmt: skip
+    """Before: SIGTERM during a pipeline's training stage ended the process on the spot, silently (exit -15); only
+    `harness run` turned it into one line. Now every command does: exit 143, one line saying what is kept, the
+    stage's complete checkpoints intact, and the same command resumes the stage from the newest one."""
+    monkeypatch.chdir(REPO)  # the stage config is given relative to the repo
+    out = tmp_path / "pipe"
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f"""out = "{out}"
+[[train]]
+config = "configs/pretrain.toml"
+set = ["output_dir='{out}/pretrain'", "data_root='{shared_data / "train"}'", "data=['news_en_raw']", "threads=1",
+       "steps=4", "save_every=1", "keep_last=0", "batch_size=4", "seq_len=32", "tokenizer_rows=100",
+       "tokenizer_vocab=400", "model_overrides.max_length=32"]
+[eval]
+tasks = ["STS16"]
+[leaderboard]
+published = false
+""", encoding="utf-8")  # fmt: skip
+    said = last_line_of_sigterm_run(monkeypatch, capsys, ["pipeline", str(config)], at_step=2)
+    assert said == ("harness: terminated (SIGTERM); finished steps are kept (<out>/pipeline.json): the same command "
+                    "continues, a training stage from its newest checkpoint")  # fmt: skip
+    ckpts = out / "pretrain" / "checkpoints"
+    assert [p.name for p in ckpt_io.checkpoint_dirs(out / "pretrain")] == ["step_00000001", "step_00000002"]
+    assert not list(ckpts.glob(".tmp-*")) and not (out / "pretrain" / "final").exists()
+
+    assert main(["pipeline", str(config)]) == 0
+    assert f"resumed from {ckpts / 'step_00000002'} at step 2" in capsys.readouterr().out
+    assert "train:0" in json.loads((out / "pipeline.json").read_text())["done"]

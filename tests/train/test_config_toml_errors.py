@@ -1,0 +1,25 @@
+"""A config file that is not valid TOML: the error starts with <file>:<line>:<column>, as a DataError does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+
+@pytest.mark.parametrize(("text", "where", "reason"), [
+    ('stage = "weak"\ndata = ["x"\nsteps = 3\n', "3:1", "Unclosed array"),
+    ('stage = "weak"\n[model_overrides]\nmax_length = 32\n[model_overrides]\n', "4:17", "Cannot declare"),
+])  # fmt: skip
+def test_a_toml_syntax_error_is_named_file_line_column(tmp_path: Path, capsys, text: str, where: str,
+                                                       reason: str) -> None:  # fmt: skip
+    """Before: `c.toml: invalid TOML: Unclosed array (at line 3, column 1)`, a position no editor or terminal
+    jumps to; the stage, pipeline and ablation configs are all read by this one reader."""
+    path = tmp_path / "c.toml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["train", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"train: error: {path}:{where}: invalid TOML: {reason}") and "(at line" not in err
+    assert err.count("\n") == 1
