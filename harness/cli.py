@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
 
     library_cache_defaults(user_cache_root())
     install_spec_loader(_load_embedder)  # hard-negative mining resolves harness model specs through the harness
-    from harness.signals import sigterm_interrupts
+    from conan_model.signals import sigterm_interrupts
 
     args = build_parser().parse_args(argv)
     try:
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harness: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:  # each subcommand says what it keeps (`interrupted`); train says it itself
-        # Ctrl-C: 130; SIGTERM (harness.signals.Terminated) names itself and carries 143
+        # Ctrl-C: 130; SIGTERM (conan_model.signals.Terminated) names itself and carries 143
         print(f"harness: {str(exc) or 'interrupted'}{getattr(args, 'interrupted', '')}", file=sys.stderr)
         return getattr(exc, "exit_code", 130)
     except BrokenPipeError:  # `harness list tasks | head`: the reader left; no traceback, and none at exit either

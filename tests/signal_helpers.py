@@ -1,4 +1,4 @@
-"""Signals sent from inside a training run at a chosen point (deterministic, no sleeps), for in-process tests."""
+"""Signals sent from inside a training run at a chosen point (deterministic, no sleeps), in-process or in a child."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TextIO
 
 import pytest
 
@@ -55,3 +56,37 @@ def last_line_of_sigterm_run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     err = capsys.readouterr().err
     assert "Traceback" not in err, err
     return err.strip().splitlines()[-1]
+
+
+# `python -m train` (or each torchrun rank) in a child process that SIGTERMs itself once checkpoint
+# $SIGTERM_AT_STEP is complete: deterministic, no sleeps; everything else is the real entry point, train/__main__.py
+SIGTERM_AFTER_CHECKPOINT = """
+import os, runpy, signal
+from train import checkpoint
+real = checkpoint.save_checkpoint
+def save(out, step, *args, **kwargs):
+    path = real(out, step, *args, **kwargs)
+    if step == int(os.environ["SIGTERM_AT_STEP"]):
+        os.kill(os.getpid(), signal.SIGTERM)
+    return path
+checkpoint.save_checkpoint = save
+runpy.run_module("train", run_name="__main__", alter_sys=True)
+"""
+
+
+class SignalsWhenSaid:
+    """A stream that sends this process ``signums`` just before it writes the first text containing ``marker``: a
+    second Ctrl-C or SIGTERM arriving while the first one's "what is kept" line is printed."""
+
+    def __init__(self, stream: TextIO, marker: str, *signums: int) -> None:
+        self.stream, self.marker, self.signums, self.sent = stream, marker, signums, False
+
+    def write(self, text: str) -> int:
+        if not self.sent and self.marker in text:
+            self.sent = True
+            for signum in self.signums:
+                os.kill(os.getpid(), signum)
+        return self.stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from conan_model.errors import ConanError
+from conan_model.signals import sigterm_interrupts
 
 from .errors import ConfigError
 
@@ -97,7 +98,7 @@ def run_args(args: argparse.Namespace) -> int:
         print(f"train: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt as exc:  # what is kept and how to go on, not a traceback; Ctrl-C 130 (128 + SIGINT),
-        # `harness train`'s SIGTERM (harness.signals.Terminated: "terminated (SIGTERM)") carries its own, 143
+        # SIGTERM (conan_model.signals.Terminated: "terminated (SIGTERM)", either CLI's main) carries its own, 143
         if main_rank:
             print(f"train: {interrupted_message(cfg, str(exc) or 'interrupted')}", file=sys.stderr)
         return getattr(exc, "exit_code", 130)
@@ -129,7 +130,11 @@ def register(subparsers: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m train` and `torchrun -m train` (each rank): SIGTERM is said in one line and exits 143, as under
+    `harness train`, instead of ending the process silently."""
     parser = argparse.ArgumentParser(prog="python -m train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    return run_args(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    with sigterm_interrupts():
+        return run_args(args)

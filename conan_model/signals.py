@@ -1,0 +1,54 @@
+"""SIGTERM as an interrupt, for every command line: `harness` (harness/cli.py `main`) and `python -m train` /
+`torchrun -m train` (train/cli.py `main`). It lives in conan_model, the bottom package, so both share one
+implementation without train importing harness (docs/DESIGN.md, "The house").
+
+A scheduler's time limit, `kill`, `timeout` and `docker stop` send SIGTERM, which by default ends the process on the
+spot, silently (exit -15): a training stage said nothing about the checkpoint it keeps, a run left the task under
+way in `.staging/`. Raised as :class:`Terminated` (a KeyboardInterrupt) in the main thread instead, it unwinds as
+Ctrl-C does, each command's cleanup runs and the CLI says what is kept in one line, exit status 128 + SIGTERM.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread; ``exit_code`` is what a shell reports for a command the signal ended."""
+
+    exit_code = 128 + signal.SIGTERM
+
+    def __init__(self) -> None:
+        super().__init__("terminated (SIGTERM)")
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM raises Terminated and Ctrl-C KeyboardInterrupt, once: after the first, both are
+    ignored until the block ends, so a second one (an impatient Ctrl-C, a scheduler's repeated SIGTERM) cannot
+    break the cleanup or the line saying what is kept into a traceback. The previous handlers come back afterwards.
+
+    Only the main thread may set a handler: elsewhere (a command started from a worker thread) the signals keep
+    their own. A SIGINT already ignored (a background job's) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        caught.append(signal.SIGINT)
+
+    def interrupt(signum: int, frame: Any) -> None:
+        for each in caught:
+            signal.signal(each, signal.SIG_IGN)
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+    previous = {each: signal.signal(each, interrupt) for each in caught}
+    try:
+        yield
+    finally:
+        for each, handler in previous.items():
+            signal.signal(each, handler)
