@@ -27,10 +27,14 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextmanager
-def sigterm_interrupts() -> Iterator[None]:
+def sigterm_interrupts(process_exits_after: bool = False) -> Iterator[None]:
     """Within the block, SIGTERM raises Terminated and Ctrl-C KeyboardInterrupt, once: after the first, both are
     ignored until the block ends, so a second one (an impatient Ctrl-C, a scheduler's repeated SIGTERM) cannot
     break the cleanup or the line saying what is kept into a traceback. The previous handlers come back afterwards.
+
+    ``process_exits_after`` (a process's entry point): once fired, the signals stay ignored after the block too,
+    through the interpreter's exit, which a repeat (torchrun SIGTERMs the ranks still alive once one has exited)
+    would otherwise cut short, exit -15 instead of 143. In-process callers keep the default: their handlers return.
 
     Only the main thread may set a handler: elsewhere (a command started from a worker thread) the signals keep
     their own. A SIGINT already ignored (a background job's) stays ignored."""
@@ -41,7 +45,11 @@ def sigterm_interrupts() -> Iterator[None]:
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         caught.append(signal.SIGINT)
 
+    fired = False
+
     def interrupt(signum: int, frame: Any) -> None:
+        nonlocal fired
+        fired = True
         for each in caught:
             signal.signal(each, signal.SIG_IGN)
         raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
@@ -51,4 +59,4 @@ def sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         for each, handler in previous.items():
-            signal.signal(each, handler)
+            signal.signal(each, signal.SIG_IGN if fired and process_exits_after else handler)

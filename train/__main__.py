@@ -4,4 +4,4 @@ import sys
 
 from train.cli import main
 
-sys.exit(main())
+sys.exit(main(process_exits_after=True))

@@ -129,12 +129,13 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run_args)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, process_exits_after: bool = False) -> int:
     """`python -m train` and `torchrun -m train` (each rank): SIGTERM is said in one line and exits 143, as under
-    `harness train`, instead of ending the process silently."""
+    `harness train`, instead of ending the process silently. ``process_exits_after``: from train/__main__.py, see
+    `sigterm_interrupts`."""
     parser = argparse.ArgumentParser(prog="python -m train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    with sigterm_interrupts():
+    with sigterm_interrupts(process_exits_after):
         return run_args(args)
