@@ -450,6 +450,45 @@ def shown_path(root: str | Path | None) -> str:
     return f"…/{path.name}"
 
 
+def given_once(paths: list[Path], option: str) -> None:
+    """Each run directory or --published folder (``option``) is one source of rows: one given twice is an error
+    naming it, not two rows of one source under one label."""
+    seen: set[Path] = set()
+    for path in paths:
+        if Path(path).resolve() in seen:
+            raise UsageError(f"{option} {path}: given twice; give each once")
+        seen.add(Path(path).resolve())
+
+
+def folder_tails(names: list[str], folders: list[Path]) -> list[str]:
+    """How rows (``names[i]`` from ``folders[i]``) name their folder: its name, or, for rows of one name whose folder
+    names coincide (runs/a/minilm and nightly/minilm), the fewest trailing folders that no other row of that name ends
+    in, below the folder holding them all (`a/minilm`, `nightly/minilm`): never a machine's absolute path, which
+    `shown_path` keeps out of the reports too."""
+    paths = [Path(folder).resolve() for folder in folders]
+    tails = [path.name for path in paths]
+    for name in dict.fromkeys(names):
+        group = [i for i, other in enumerate(names) if other == name]
+        holder = Path(os.path.commonpath([paths[i].parent for i in group]))
+        parts = {i: paths[i].relative_to(holder).parts for i in group}
+        longest = max(map(len, parts.values()))
+        for i, tail in parts.items():
+            depth = next((k for k in range(1, longest + 1)
+                          if all(parts[j][-k:] != tail[-k:] for j in group if j != i)), longest)  # fmt: skip
+            tails[i] = "/".join(tail[-depth:])
+    return tails
+
+
+def run_labels(runs: list[RunDir]) -> list[str]:
+    """Row labels `<model> [<run folder>]`, one for the leaderboard and the report: runs that would share one (both
+    `all-MiniLM-L6-v2 [minilm]`) name the fewest trailing folders that tell them apart (`folder_tails`:
+    `[a/minilm]`, `[nightly/minilm]`). A run directory given twice is an error naming it (one row per run)."""
+    given_once([run.path for run in runs], "run")
+    models = [run.model_name.split("/")[-1] for run in runs]
+    tails = folder_tails(models, [run.path for run in runs])
+    return [f"{model} [{tail}]" for model, tail in zip(models, tails, strict=True)]
+
+
 def _setting(value: Any) -> str:
     """A setting as `other_settings` shows it: plain for scalars, `none` for an absent one, JSON (cut in the middle)
     for prompts and lists."""

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from harness.errors import UsageError
-from harness.runs import RunDir, data_differences, data_value, open_run_arg, other_settings, shown_path
+from harness.runs import (
+    RunDir,
+    data_differences,
+    data_value,
+    folder_tails,
+    given_once,
+    open_run_arg,
+    other_settings,
+    run_labels,
+    shown_path,
+)
 from leaderboards.published import SNAPSHOT, PublishedModel, load_published
 from leaderboards.table import Entry
 
@@ -73,29 +82,18 @@ def run_entry(run: RunDir, record: dict[str, Any], label: str, with_dims: bool
     return entry, tasks, {name: kept[name] for name in entry.kept}
 
 
-def run_labels(runs: list[RunDir]) -> list[str]:
-    """Row labels `<model> [<run folder>]`. Runs that would share one (runs/a/minilm and nightly/minilm, both
-    `all-MiniLM-L6-v2 [minilm]`) name the fewest trailing folders of their paths that tell them apart, below the
-    folder that holds them all (`[a/minilm]`, `[nightly/minilm]`): never a machine's absolute path. A run
-    directory given twice is an error naming it (one row per run)."""
-    paths = [run.path.resolve() for run in runs]
-    for run, path in zip(runs, paths, strict=True):
-        if paths.count(path) > 1:
-            raise UsageError(f"run {run.path}: given twice; each run directory is one row")
-    models = [run.model_name.split("/")[-1] for run in runs]
-    labels = [f"{model} [{path.name}]" for model, path in zip(models, paths, strict=True)]
-    for label in {label for label in labels if labels.count(label) > 1}:
-        group = [i for i, other in enumerate(labels) if other == label]
-        holder = Path(os.path.commonpath([paths[i].parent for i in group]))
-        tails = [paths[i].relative_to(holder).parts for i in group]
-        depth = next(k for k in range(2, max(map(len, tails)) + 1) if len({t[-k:] for t in tails}) == len(tails))
-        for i, tail in zip(group, tails, strict=True):
-            labels[i] = f"{models[i]} [{'/'.join(tail[-depth:])}]"
-    return labels
+def published_names(models: list[tuple[Path, PublishedModel]]) -> list[str]:
+    """How each (--published folder, model) row names its model: the model's name, followed for one model from
+    several folders by the fewest trailing folders that tell its folders apart (`harness.runs.folder_tails`:
+    `org/m [mirror-a]`, never a machine's absolute path); before, such rows were refused as sharing a label."""
+    names = [model.name for _, model in models]
+    tails = folder_tails(names, [folder for folder, _ in models])
+    return [f"{name} [{tail}]" if names.count(name) > 1 else name for name, tail in zip(names, tails, strict=True)]
 
 
-def published_entry(model: PublishedModel) -> Entry:
-    entry = Entry(f"{model.name} (published)", "published", dict(model.scores), detail=f"revision {model.revision}")
+def published_entry(model: PublishedModel, name: str) -> Entry:
+    """A published model's row, ``name`` as `published_names` gives it."""
+    entry = Entry(f"{name} (published)", "published", dict(model.scores), detail=f"revision {model.revision}")
     entry.sources = {t: "published" for t in model.scores}
     entry.partial = dict(model.partial)
     return entry
@@ -131,21 +129,24 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
             notes.append(f"Run tasks outside {bench_name}, not shown: {', '.join(outside)}.")
     selections = {name: pick for name in order if (pick := scored_selection(scored, name)) is not None}
     wanted = {name: bench_tasks.get(name) or _selected(selections.get(name)) for name in order} if order else None
+    given_once([Path(folder) for folder in published], "--published")
+    loaded: list[tuple[Path, PublishedModel]] = []
     for folder in published:
-        where = "the shipped snapshot" if Path(folder).resolve() == SNAPSHOT else str(folder)
         models = load_published(folder, wanted)
         if not models:  # a typo'd or empty folder must not read as "no baseline scored these tasks"
             raise UsageError(f"--published {folder}: no result files in the embeddings-benchmark/results layout "
                              "(<org>__<model>/<revision>/<Task>.json) under it")  # fmt: skip
-        for model in models:
-            skipped = [f"{model.name}: {task} skipped — {why}" for task, why in model.skipped.items()]
-            if not model.scores:
-                notes += [f"{model.name} ({where}): no published score for these tasks; not shown.", *skipped]
-                continue
-            entries.append(published_entry(model))
-            notes += [f"{model.name}: revision `{model.revision}` from {where}; {len(model.scores)} task(s).", *skipped]
-            if not suite:
-                order += [t for t in model.scores if t not in order]
+        loaded += [(Path(folder), model) for model in models]
+    for (folder, model), name in zip(loaded, published_names(loaded), strict=True):
+        where = "the shipped snapshot" if folder.resolve() == SNAPSHOT else shown_path(folder)
+        skipped = [f"{name}: {task} skipped — {why}" for task, why in model.skipped.items()]
+        if not model.scores:
+            notes += [f"{name} ({where}): no published score for these tasks; not shown.", *skipped]
+            continue
+        entries.append(published_entry(model, name))
+        notes += [f"{name}: revision `{model.revision}` from {where}; {len(model.scores)} task(s).", *skipped]
+        if not suite:
+            order += [t for t in model.scores if t not in order]
     _fill_task_info(order, bench_tasks, types, metrics)
     mixed = mixed_data(scored, order)
     notes += [mixed_note(task, keys, scored) for task, keys in mixed.items()]
@@ -173,7 +174,7 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
                          f"so {task} counts toward no row's Borda points.")  # fmt: skip
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
-        raise UsageError("two rows share a label (one published model from two --published folders?): "
+        raise UsageError("two rows share a label (two model folders of one --published folder name one model?): "
                          + ", ".join(sorted({label for label in labels if labels.count(label) > 1})))
     title = f"{bench_name} ({suite.name})" if suite else "tasks of the given runs"
     reported = any(Path(folder).resolve() == SNAPSHOT for folder in published)

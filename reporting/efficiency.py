@@ -18,7 +18,15 @@ from typing import Any
 from tabulate import tabulate
 
 from harness.errors import UsageError
-from harness.runs import RunDir, atomic_write_text, data_differences, open_run_arg, other_settings, shown_path
+from harness.runs import (
+    RunDir,
+    atomic_write_text,
+    data_differences,
+    open_run_arg,
+    other_settings,
+    run_labels,
+    shown_path,
+)
 from reporting import plots
 
 
@@ -44,15 +52,11 @@ class RunInfo:
 
 
 def load_runs(paths: list[Path]) -> list[RunInfo]:
-    infos = []
-    for path in paths:
-        run = open_run_arg(path, "run")
-        record = run.read_run()
-        name = (record.get("model", {}).get("name") or run.model_name).split("/")[-1]
-        infos.append(RunInfo(f"{name} [{run.path.name}]", run, record, run.read_efficiency()))
-    if len({i.label for i in infos}) != len(infos):
-        raise UsageError("two runs share a directory name and model; rename one")
-    return infos
+    """The runs to report, labelled as the leaderboard labels them (`harness.runs.run_labels`): runs/a/minilm beside
+    nightly/minilm are `[a/minilm]` and `[nightly/minilm]` in every table and plot (before, an error)."""
+    runs = [open_run_arg(path, "run") for path in paths]
+    return [RunInfo(label, run, run.read_run(), run.read_efficiency())
+            for run, label in zip(runs, run_labels(runs), strict=True)]  # fmt: skip
 
 
 def parameters(model: dict[str, Any]) -> tuple[int | None, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lb_helpers import make_run
+from lb_helpers import make_run, result_json, write_json
 
 from harness.cli import main
 
@@ -69,3 +69,22 @@ def test_no_settings_column_when_the_settings_agree(tmp_path: Path) -> None:
     out = tmp_path / "lb.md"
     assert main(["leaderboard", str(a), str(b), "--out", str(out)]) == 0
     assert "Settings that differ" not in out.read_text(encoding="utf-8")
+
+
+def test_one_published_model_from_two_folders_is_labelled_by_its_folder(tmp_path: Path, capsys) -> None:
+    """Before: one model in two --published folders was refused ("two rows share a label"). Such rows name the
+    fewest trailing folders that tell their --published folders apart; a model in one folder only keeps its label."""
+    for folder, score in (("mirror-a/results", 0.71), ("mirror-b/results", 0.72)):
+        write_json(tmp_path / folder / "org__pub" / "r" / "STS16.json", result_json("STS16", score))
+    write_json(tmp_path / "mirror-b" / "results" / "org__solo" / "r" / "STS16.json", result_json("STS16", 0.6))
+    run = make_run(tmp_path, "run", {"STS16": 0.80}, TYPES)
+    out = tmp_path / "lb.md"
+    argv = ["leaderboard", str(run), "--published", str(tmp_path / "mirror-a" / "results"),
+            "--published", str(tmp_path / "mirror-b" / "results"), "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    text = re.sub(r" +", " ", out.read_text(encoding="utf-8"))
+    assert "| org/pub [mirror-b/results] (published) |" in text and "| org/pub [mirror-a/results] (published) |" in text
+    assert "| org/solo (published) |" in text and str(tmp_path) not in text
+    assert main([*argv, "--published", str(tmp_path / "mirror-a" / "results")]) == 2
+    err = capsys.readouterr().err
+    assert f"--published {tmp_path / 'mirror-a' / 'results'}: given twice" in err and "Traceback" not in err

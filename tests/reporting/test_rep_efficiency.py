@@ -203,3 +203,23 @@ def test_a_task_served_whole_by_the_cache_says_so_instead_of_drawing_nothing(tmp
     for ax in figure.axes:  # both panels: one note, in the warm run's slot (the second bar of the task)
         (note,) = ax.texts
         assert note.get_text().strip() == CACHE_ONLY and note.get_position()[1] == ax.patches[1].get_center()[1]
+
+
+def test_run_folders_of_one_name_are_told_apart_by_their_parents(tiny_runs, tmp_path, capsys):
+    """Before: `harness report` refused a/base beside nightly/base ("two runs share a directory name and model;
+    rename one"), which the leaderboard labels by the fewest distinguishing folders (harness.runs.run_labels)."""
+    a, nightly = tmp_path / "a" / "base", tmp_path / "nightly" / "base"
+    shutil.copytree(tiny_runs["base"], a)
+    shutil.copytree(tiny_runs["short"], nightly)
+    out = tmp_path / "report"
+    assert main(["report", str(a), str(nightly), "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
+    table5 = text.split("## Hardware")[0]
+    assert "| all-MiniLM-L6-v2 [a/base] | 22.7 |" in table5 and "| all-MiniLM-L6-v2 [nightly/base] | 22.7 |" in table5
+    assert "| TinySTS | all-MiniLM-L6-v2 [nightly/base] |" in text and str(tmp_path) not in text
+    (legend,) = [ax.get_legend() for ax in throughput_figure(load_runs([a, nightly])).axes if ax.get_legend()]
+    labels = [text.get_text() for text in legend.get_texts()]
+    assert labels == ["all-MiniLM-L6-v2 [a/base]", "all-MiniLM-L6-v2 [nightly/base]"]
+    assert main(["report", str(a), str(a), "--out", str(tmp_path / "twice")]) == 2
+    err = capsys.readouterr().err
+    assert f"run {a}: given twice" in err and "Traceback" not in err
