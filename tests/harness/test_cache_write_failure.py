@@ -9,6 +9,9 @@ the next ones need a page the cap forbids, as on a disk that fills up mid-run.
 from __future__ import annotations
 
 import json
+import resource
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +105,43 @@ def test_a_failed_read_counts_as_misses(tmp_path: Path, capsys) -> None:
     cache._db.set_progress_handler(None, 1)
     assert cache.get_many("ns", ["a", "b"]) == {}  # reads stay off, and "b" was never written
     assert cache.info()["entries"] == 1
+
+
+@contextmanager
+def _no_room_for_new_bytes() -> Iterator[None]:
+    """Every write that grows a file fails (EFBIG; Python ignores SIGXFSZ), as on a full disk: RLIMIT_FSIZE 0."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@pytest.mark.parametrize("finds_it", ["read", "write"])
+def test_a_failed_repair_turns_the_cache_off(tmp_path: Path, finds_it: str, capsys) -> None:
+    """Before: a file found damaged mid-run whose fresh replacement could not be created (disk full) left the
+    connection closed, and the next lookup crashed with `Cannot operate on a closed database`; now the cache is off
+    for the rest of the run (lookups are misses, writes skipped) with one warning saying why."""
+    cache = EmbeddingCache(tmp_path)
+    texts = [f"text {i}" for i in range(300)]
+    cache.put_many("ns", texts, np.ones((300, 384), dtype=np.float32))
+    cache._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    (tmp_path / DB_NAME).write_bytes(b"this is not a database" * 5000)  # damaged under the open connection
+    cache._db.execute("PRAGMA shrink_memory")  # no page of the old file left in memory: the next read sees damage
+    with _no_room_for_new_bytes():  # the first call finds the damage, moves the file aside, cannot make a fresh one
+        if finds_it == "write":
+            cache.put_many("ns", ["new"], np.ones((1, 384), dtype=np.float32))
+        found = cache.get_many("ns", texts)
+        cache.put_many("ns", ["new"], np.ones((1, 384), dtype=np.float32))
+        cache.remember_model("key", {"name": "m"})
+        described = cache.model_description("key")
+        cache.register("ns", {"name": "m"})
+    err = capsys.readouterr().err
+    assert found == {} and described is None
+    assert err.count(WARNING) == 1, err
+    (aside,) = tmp_path.glob(f"{DB_NAME}.damaged-*")
+    assert f"{tmp_path / DB_NAME} failed to {finds_it} (the file is damaged (file is not a database; moved to " \
+           f"{aside.name}) and a fresh one cannot be created: disk I/O error); this run goes on without caching" in err
+    assert cache.failure is not None and "cannot be created" in cache.failure
+    cache.close()
