@@ -63,7 +63,8 @@ def test_a_full_cache_warns_once_and_the_encoder_goes_on(minilm, tmp_path: Path,
 
 def test_a_run_whose_cache_fills_up_scores_every_task(tmp_path: Path, capsys, monkeypatch) -> None:
     """`harness run` end to end: the cache is full from the first slice; both tasks are ok, with the scores of a
-    run without the cache, and the warning appears once."""
+    run without the cache, and the warning appears once. run.json and summary.md say the cache stopped and where
+    (before, only the console did: a reader of the run later could not know later tasks were encoded uncached)."""
     real_open = harness.runner.open_cache
     monkeypatch.setattr(harness.runner, "open_cache", lambda folder: _full(real_open(folder)))
     common = ["run", "--model", "minilm", "--tasks", "STS16,STS12", "--data-dir", str(SAMPLE), "--out",
@@ -71,7 +72,13 @@ def test_a_run_whose_cache_fills_up_scores_every_task(tmp_path: Path, capsys, mo
     assert main([*common, "--run-name", "full", "--cache-dir", str(tmp_path / "cache")]) == 0
     err = capsys.readouterr().err
     assert err.count(WARNING) == 1 and "database or disk is full" in err, err
+    record = json.loads((tmp_path / "full" / "run.json").read_text())
+    assert record["cache_stopped"] == {"reason": "to write: database or disk is full", "task": "STS16"}
+    assert "- embedding cache off during STS16, for the rest of the run (failed to write: database or disk is " \
+           "full): the tasks from there on were encoded without it" in (tmp_path / "full" / "summary.md").read_text()
     assert main([*common, "--run-name", "plain", "--no-cache"]) == 0
+    assert json.loads((tmp_path / "plain" / "run.json").read_text())["cache_stopped"] is None
+    assert "embedding cache off" not in (tmp_path / "plain" / "summary.md").read_text()
     for task in ("STS16", "STS12"):
         full, plain = (json.loads((tmp_path / r / "run.json").read_text())["tasks"][task] for r in ("full", "plain"))
         assert full["status"] == plain["status"] == "ok"
