@@ -17,7 +17,7 @@ import functools
 import hashlib
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -146,12 +146,14 @@ class ConanEncoder:
         window: int | None = None,
         prefetch: bool = True,
         timings: EncodeTimings | None = None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> Iterator[Window]:
         """Encode ``texts`` ``window`` at a time (None: all at once), yielding each window as soon as it is done.
 
         Each window is tokenized once, sorted by length once and cut into batches (see :meth:`encode`); with
         ``prefetch`` the next batches are tokenized and padded in a background thread meanwhile. ``timings``
-        (if given) accumulates where the time went.
+        (if given) accumulates where the time went, its texts counted per batch run (progress lines read them
+        while a window is under way); ``on_batch`` (a progress bar) gets each batch's text count as it is run.
         """
         _check_texts(texts)
         if batch_size <= 0:
@@ -161,7 +163,7 @@ class ConanEncoder:
         budget = float(max_batch_tokens) if max_batch_tokens else float("inf")
         plan = _Plan(list(texts), role, max_length, batch_size, budget, window or max(len(texts), 1),
                      pin=self.device.type == "cuda")  # fmt: skip
-        return self._run(plan, normalize, prefetch, timings if timings is not None else EncodeTimings())
+        return self._run(plan, normalize, prefetch, timings if timings is not None else EncodeTimings(), on_batch)
 
     def _prepare(self, plan: _Plan, clock: EncodeTimings) -> Iterator[tuple]:
         """Producer: per window, tokenize once, sort once, then pad each batch (pinned on CUDA)."""
@@ -181,7 +183,8 @@ class ConanEncoder:
             yield "end", lo, lengths
 
     @torch.inference_mode()
-    def _run(self, plan: _Plan, normalize: bool, ahead: bool, timings: EncodeTimings) -> Iterator[Window]:
+    def _run(self, plan: _Plan, normalize: bool, ahead: bool, timings: EncodeTimings,
+             on_batch: Callable[[int], None] | None) -> Iterator[Window]:  # fmt: skip
         """Consumer: copy each batch to the device, run the model, and hand back finished windows."""
         host = EncodeTimings()  # the producer's clock (its thread writes tokenize_s / collate_s only)
         timer = _DeviceTimer(self.device)
@@ -202,6 +205,9 @@ class ConanEncoder:
                     with timer("forward"):
                         done.append((rows, self.model.embed(ids, mask, normalize=normalize).float()))
                     timings.batches += 1
+                    timings.texts += len(rows)
+                    if on_batch is not None:
+                        on_batch(len(rows))
                     continue
                 _, lo, lengths = item
                 vectors = np.empty((len(lengths), self.embed_dim), dtype=np.float32)
@@ -210,7 +216,6 @@ class ConanEncoder:
                         host_rows = torch.cat([emb for _, emb in done]).cpu().numpy()
                     vectors[[k for rows, _ in done for k in rows]] = host_rows
                 done = []
-                timings.texts += len(lengths)
                 timings.tokens += sum(lengths)
                 yield lo, lo + len(lengths), vectors, lengths
         finally:

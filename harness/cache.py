@@ -15,8 +15,9 @@ vectors in memory.
 
 A write that fails (disk full, a read-only file, an I/O error) is no reason to fail the run: the first one is
 warned about once, naming the file, and the cache takes no more writes for the rest of the run (vectors stay in
-the task memo, scores are unaffected); a read that fails counts as misses and turns reads off too. Before, every
-later task failed with the bare SQLite error and its vectors were lost.
+the task memo, scores are unaffected); a read that fails counts as misses and turns reads off too, and so does a
+repair that fails (a file found damaged mid-run whose fresh replacement cannot be created). Before, every
+later task failed with the bare SQLite error and its vectors were lost. `failure` says why, for run.json.
 
 Storage is near the vectors' own size: 64 KiB pages hold many rows each (the old WITHOUT ROWID layout spilled every
 vector to its own overflow page, ~3x the bytes) and namespaces are stored once, rows refer to them by number.
@@ -71,6 +72,10 @@ def text_key(text: str) -> bytes:
 
 class CacheDamaged(sqlite3.DatabaseError):
     """The database file cannot serve as a cache (damaged, or another layout); the reason says which."""
+
+
+class RepairFailed(sqlite3.OperationalError):
+    """A damaged file could not be replaced by a fresh one (disk full, I/O error): the cache is off for the run."""
 
 
 class CacheInUse(HarnessError):
@@ -154,19 +159,28 @@ class EmbeddingCache:
                 self.moved_aside = aside
             for suffix in ("-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            self._db = self._open(self.path)  # before the warning: a fresh file that cannot be made is warned of once
             print(f"harness: warning: embedding cache {self.path} is unusable ({reason}); moved it to {aside.name} "
                   "and started a fresh cache", file=sys.stderr)
-            self._db = self._open(self.path)
 
     def _guarded(self, op: Any, *args: Any) -> Any:
-        """Run op; if the file turns out damaged mid-run, recover once and run it again on the fresh cache."""
+        """Run op; if the file turns out damaged mid-run, recover once and run it again on the fresh cache. A
+        repair that fails (no room for the fresh file) has closed the connection: reads stop with writes then."""
         try:
             return op(*args)
         except sqlite3.DatabaseError as exc:
             if type(exc) is not sqlite3.DatabaseError:  # OperationalError & co: locks, I/O, not damage
                 raise
-            self._recover(str(exc))
-            return op(*args)
+            damage = str(exc)
+        moved_before = self.moved_aside
+        try:
+            self._recover(damage)
+        except (sqlite3.Error, OSError) as exc:
+            self._reads = False  # before: the next lookup crashed, "Cannot operate on a closed database"
+            if self.moved_aside != moved_before:
+                damage += f"; moved to {self.moved_aside.name}"
+            raise RepairFailed(f"the file is damaged ({damage}) and a fresh one cannot be created: {exc}") from exc
+        return op(*args)
 
     def _stop(self, doing: str, exc: Exception) -> None:
         """Say once why the cache stopped, and how to get it back; the run goes on without it."""

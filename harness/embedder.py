@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -74,11 +74,14 @@ class Embedder(ABC):
         """Where encoding time went (tokenizer, copies, forward), summed until ``timings.reset()``."""
         return EncodeTimings()
 
-    def encode_stream(self, texts: list[str], role: str | None, max_batch: int, max_tokens: int,
-                      window: int) -> Iterator[tuple[int, int, np.ndarray, list[int]]]:  # fmt: skip
+    def encode_stream(self, texts: list[str], role: str | None, max_batch: int, max_tokens: int, window: int,
+                      on_batch: Callable[[int], None] | None = None,
+                      ) -> Iterator[tuple[int, int, np.ndarray, list[int]]]:  # fmt: skip
         """(start, end, vectors, token counts) per ``window`` texts, each window in length-sorted batches of at
         most ``max_batch`` texts and ``max_tokens`` padded tokens. This default counts tokens, then calls
         ``encode_batch`` per batch (the tokenizer runs twice); backends that can do better override it.
+        ``timings.texts`` counts each batch as it is done and ``on_batch`` (a terminal bar) gets its text count,
+        so progress moves every batch, not every window.
         Every tokenizer second here is spent on this (the main) thread, where nothing hides it behind the model:
         it counts as ``wait_s`` too, the time the model waited for its tokens (a prefetching backend's wait)."""
         for lo in range(0, len(texts), window):
@@ -95,8 +98,10 @@ class Embedder(ABC):
                 inside = self.timings.tokenize_s + self.timings.copy_s - before  # what the backend timed itself
                 self.timings.forward_s += time.perf_counter() - start - inside
                 self.timings.batches += 1
+                self.timings.texts += len(batch)
+                if on_batch is not None:
+                    on_batch(len(batch))
             self.timings.wait_s += self.timings.tokenize_s - tokenized_before
-            self.timings.texts += len(part)
             self.timings.tokens += sum(lengths)
             yield lo, lo + len(part), vectors, lengths
 

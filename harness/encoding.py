@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -152,17 +152,19 @@ class HarnessEncoder(ScoredAsModel):
         self.stats = EncodeStats()
         self.model.timings.reset()
         self.memo: dict[tuple[str | None, str], np.ndarray] = {}
-        self.pending = (0, 0)  # (encoded, to encode) in the current call, for progress lines
-        self.batches_before = 0  # the model's batch count when the current call began encoding
+        self.to_encode = 0  # texts the current call hands the model, for progress lines
+        self.texts_before = 0  # the model's text count when the current call began encoding
 
     def progress(self) -> str:
-        """The progress line's status. Texts count in whole slices (`flush_every`: the embedder hands back no
-        fewer), so the batches the model has run in this call are shown too: they move every batch."""
-        done, total = self.pending
-        if not total:
+        """The progress line's status: texts the model has run in this call, counted per batch (`timings.texts`),
+        not per slice, so it moves while a slice of `flush_every` texts is under way. Under torchrun this rank
+        counts its share only; the ranks run equal shares in step, so its count times the ranks is the slice's."""
+        if not self.to_encode:
             return "loading or scoring"
-        batches = self.model.timings.batches - self.batches_before
-        return f"{done}/{total} texts encoded ({batches} {'batch' if batches == 1 else 'batches'} run)"
+        done = self.model.timings.texts - self.texts_before
+        if self.shards is not None:
+            done = min(done * self.shards.world, self.to_encode)
+        return f"{done}/{self.to_encode} texts encoded"
 
     def encode(self, inputs: Any, *, task_metadata: Any, hf_split: str, hf_subset: str,
                prompt_type: PromptType | None = None, **kwargs: Any) -> np.ndarray:  # fmt: skip
@@ -208,8 +210,8 @@ class HarnessEncoder(ScoredAsModel):
         loading = 0.0
         if todo:  # else no model work at all (and no model time counted): a lazy model is not even loaded
             loading = self.model.ensure_loaded()  # a lazy model's weights load at the first text, timed apart
-            self.batches_before = self.model.timings.batches
-            self.pending = (0, len(todo))  # set after the load: while weights load, the line says "loading"
+            self.texts_before = self.model.timings.texts
+            self.to_encode = len(todo)  # set after the load: while weights load, the line says "loading"
             windows = self._compute([distinct[i] for i in todo], role, desc)
             with contextlib.closing(windows):  # closing stops a background producer
                 for lo, hi, vectors in windows:
@@ -217,8 +219,7 @@ class HarnessEncoder(ScoredAsModel):
                     out[part] = vectors
                     if writes:
                         self.cache.put_many(self._namespace(role), [distinct[i] for i in part], vectors)
-                    self.pending = (hi, len(todo))
-        self.pending = (0, 0)
+        self.to_encode = 0
         for i, text in enumerate(distinct):
             self.memo[(role, text)] = out[i]
         if count:
@@ -236,10 +237,9 @@ class HarnessEncoder(ScoredAsModel):
         torchrun each rank encodes its share of a slice and the slice is gathered before it is handed back."""
         with tqdm(total=len(texts), desc=f"{desc} [{role or 'text'}]", unit="text", leave=False,
                   disable=not self.show_progress) as bar:  # fmt: skip
-            if self.shards is None:
-                windows = self._timed(self._stream(texts, role))
-                for lo, hi, vectors, _ in windows:
-                    bar.update(hi - lo)
+            if self.shards is None:  # the bar moves every batch (the embedder calls it), not every slice
+                on_batch = None if bar.disable else bar.update
+                for lo, hi, vectors, _ in self._timed(self._stream(texts, role, on_batch=on_batch)):
                     yield lo, hi, vectors
                 return
             dim = self.model.embed_dim
@@ -260,12 +260,12 @@ class HarnessEncoder(ScoredAsModel):
                 bar.update(len(part))
                 yield lo, lo + len(part), result
 
-    def _stream(self, texts: list[str], role: str | None, window: int | None = None
-                ) -> Iterator[tuple[int, int, np.ndarray, Any]]:  # fmt: skip
+    def _stream(self, texts: list[str], role: str | None, window: int | None = None,
+                on_batch: Callable[[int], None] | None = None) -> Iterator[tuple[int, int, np.ndarray, Any]]:
         """The embedder's windows with each text's token count, counted into the task's stats (texts and tokens
-        the model encoded)."""
+        the model encoded); `on_batch` gets each batch's text count as the model runs it."""
         stream = self.model.encode_stream(texts, role, self.batch_size, self.max_batch_tokens,
-                                          window or self.flush_every)  # fmt: skip
+                                          window or self.flush_every, on_batch)  # fmt: skip
         with contextlib.closing(stream):
             for lo, hi, vectors, lengths in stream:
                 self.stats.encoded_texts += hi - lo

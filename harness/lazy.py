@@ -130,9 +130,10 @@ class LazyEmbedder(Embedder):
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
         return self.real.count_tokens(texts, role)
 
-    def encode_stream(self, texts: list[str], role: str | None, max_batch: int, max_tokens: int,
-                      window: int) -> Iterator[tuple[int, int, np.ndarray, list[int]]]:  # fmt: skip
-        return self.real.encode_stream(texts, role, max_batch, max_tokens, window)
+    def encode_stream(self, texts: list[str], role: str | None, max_batch: int, max_tokens: int, window: int,
+                      on_batch: Callable[[int], None] | None = None,
+                      ) -> Iterator[tuple[int, int, np.ndarray, list[int]]]:  # fmt: skip
+        return self.real.encode_stream(texts, role, max_batch, max_tokens, window, on_batch)
 
     def prompt(self, role: str | None) -> str:
         return self._description["prompts"]["none" if role is None else role]

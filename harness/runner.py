@@ -211,6 +211,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
             atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir, plan.coverage_line()))
     encoder = HarnessEncoder(embedder, cfg.batch_size, cfg.max_batch_tokens, cache, shards, bars)
     ticking = main and cfg.show_progress is None and not sys.stderr.isatty()
+    cache_stop_noted = main and evaluates and _note_cache_stop(run_dir, cache, None)  # a failed write at the load
 
     for n, resolved in enumerate(runnable, start=1):
         name, identity = resolved.name, identities[resolved.name]
@@ -244,6 +245,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
             entry = {**_provenance(resolved, cfg), **entry, "identity": identity if entry["status"] == "ok" else None}
             pending = {**_provenance(resolved, cfg), "status": "pending"}
             run_dir.replace_task(name, pending, entry, staged, eff)
+            cache_stop_noted = cache_stop_noted or _note_cache_stop(run_dir, cache, name)
             atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir, plan.coverage_line()))
         say(f"[{n}/{len(runnable)}] {_progress_line(name, entry, eff)}", flush=True)
 
@@ -284,6 +286,16 @@ def _summary_behind(run_dir: RunDir) -> bool:
     summary is always written after run.json, so one older than it (or none) is behind."""
     record, summary = run_dir.path / RUN_JSON, run_dir.path / SUMMARY_MD
     return record.is_file() and (not summary.is_file() or summary.stat().st_mtime_ns < record.stat().st_mtime_ns)
+
+
+def _note_cache_stop(run_dir: RunDir, cache: EmbeddingCache | None, task: str | None) -> bool:
+    """Record in run.json that the embedding cache turned itself off (its one warning) and in which task (None:
+    before the first), so a reader of the run later knows the tasks from there on were encoded without it; before,
+    only the console said so. True once recorded."""
+    if cache is None or cache.failure is None:
+        return False
+    run_dir.update_run(lambda rec: rec.update(cache_stopped={"reason": cache.failure, "task": task}))
+    return True
 
 
 def _report_broken(broken: dict[str, str], plan: Plan, say: Any) -> None:
@@ -365,6 +377,7 @@ def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: 
         "max_batch_tokens": cfg.max_batch_tokens,
         "dims": dims,
         "cache": str(cfg.cache_dir or default_cache_dir()) if cfg.use_cache else None,
+        "cache_stopped": None,  # {"reason", "task"} once the cache turns itself off mid-run (_note_cache_stop)
         "world_size": shards.world if shards else 1,
         "model": embedder.describe(),
         "identity": settings,

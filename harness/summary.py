@@ -40,6 +40,7 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
         f"- mean main score over {len(scores)} finished task(s){left_out}: {_fmt(mean, 100)}",
         f"- device {model.get('device')}, dtype {model.get('dtype')}, batch {record.get('batch_size')}, "
         f"data root {shown_path(record.get('data_root'))}",
+        *_cache_stop_lines(record.get("cache_stopped")),
         "",
         tabulate(rows, headers=["task", "type", "source", "metric", "score ×100", "wall s", "encoded", "texts/s",
                                 "tokens/s", "cache hits", "status"], tablefmt="github", disable_numparse=True,
@@ -64,6 +65,16 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
                   "These finished in an earlier run into this directory; their scores belong to the settings shown, "
                   "not to the header's:", ""] + [f"- {n}: {d}" for n, d in others.items()]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _cache_stop_lines(stopped: dict | None) -> list[str]:
+    """The header line saying the embedding cache turned itself off mid-run: the tasks from then on were encoded
+    without it (their vectors computed, not read or stored; their scores are unaffected)."""
+    if not stopped:
+        return []
+    since = f"during {stopped.get('task')}" if stopped.get("task") else "before the first task"
+    return [f"- embedding cache off {since}, for the rest of the run (failed {stopped.get('reason')}): the tasks "
+            "from there on were encoded without it (scores unaffected, vectors computed, not read or stored)"]
 
 
 def _dims_table(run_dir: RunDir, record: dict, dims: list[int]) -> str:

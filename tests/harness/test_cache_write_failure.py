@@ -9,6 +9,9 @@ the next ones need a page the cap forbids, as on a disk that fills up mid-run.
 from __future__ import annotations
 
 import json
+import resource
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +63,8 @@ def test_a_full_cache_warns_once_and_the_encoder_goes_on(minilm, tmp_path: Path,
 
 def test_a_run_whose_cache_fills_up_scores_every_task(tmp_path: Path, capsys, monkeypatch) -> None:
     """`harness run` end to end: the cache is full from the first slice; both tasks are ok, with the scores of a
-    run without the cache, and the warning appears once."""
+    run without the cache, and the warning appears once. run.json and summary.md say the cache stopped and where
+    (before, only the console did: a reader of the run later could not know later tasks were encoded uncached)."""
     real_open = harness.runner.open_cache
     monkeypatch.setattr(harness.runner, "open_cache", lambda folder: _full(real_open(folder)))
     common = ["run", "--model", "minilm", "--tasks", "STS16,STS12", "--data-dir", str(SAMPLE), "--out",
@@ -68,7 +72,13 @@ def test_a_run_whose_cache_fills_up_scores_every_task(tmp_path: Path, capsys, mo
     assert main([*common, "--run-name", "full", "--cache-dir", str(tmp_path / "cache")]) == 0
     err = capsys.readouterr().err
     assert err.count(WARNING) == 1 and "database or disk is full" in err, err
+    record = json.loads((tmp_path / "full" / "run.json").read_text())
+    assert record["cache_stopped"] == {"reason": "to write: database or disk is full", "task": "STS16"}
+    assert "- embedding cache off during STS16, for the rest of the run (failed to write: database or disk is " \
+           "full): the tasks from there on were encoded without it" in (tmp_path / "full" / "summary.md").read_text()
     assert main([*common, "--run-name", "plain", "--no-cache"]) == 0
+    assert json.loads((tmp_path / "plain" / "run.json").read_text())["cache_stopped"] is None
+    assert "embedding cache off" not in (tmp_path / "plain" / "summary.md").read_text()
     for task in ("STS16", "STS12"):
         full, plain = (json.loads((tmp_path / r / "run.json").read_text())["tasks"][task] for r in ("full", "plain"))
         assert full["status"] == plain["status"] == "ok"
@@ -102,3 +112,43 @@ def test_a_failed_read_counts_as_misses(tmp_path: Path, capsys) -> None:
     cache._db.set_progress_handler(None, 1)
     assert cache.get_many("ns", ["a", "b"]) == {}  # reads stay off, and "b" was never written
     assert cache.info()["entries"] == 1
+
+
+@contextmanager
+def _no_room_for_new_bytes() -> Iterator[None]:
+    """Every write that grows a file fails (EFBIG; Python ignores SIGXFSZ), as on a full disk: RLIMIT_FSIZE 0."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@pytest.mark.parametrize("finds_it", ["read", "write"])
+def test_a_failed_repair_turns_the_cache_off(tmp_path: Path, finds_it: str, capsys) -> None:
+    """Before: a file found damaged mid-run whose fresh replacement could not be created (disk full) left the
+    connection closed, and the next lookup crashed with `Cannot operate on a closed database`; now the cache is off
+    for the rest of the run (lookups are misses, writes skipped) with one warning saying why."""
+    cache = EmbeddingCache(tmp_path)
+    texts = [f"text {i}" for i in range(300)]
+    cache.put_many("ns", texts, np.ones((300, 384), dtype=np.float32))
+    cache._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    (tmp_path / DB_NAME).write_bytes(b"this is not a database" * 5000)  # damaged under the open connection
+    cache._db.execute("PRAGMA shrink_memory")  # no page of the old file left in memory: the next read sees damage
+    with _no_room_for_new_bytes():  # the first call finds the damage, moves the file aside, cannot make a fresh one
+        if finds_it == "write":
+            cache.put_many("ns", ["new"], np.ones((1, 384), dtype=np.float32))
+        found = cache.get_many("ns", texts)
+        cache.put_many("ns", ["new"], np.ones((1, 384), dtype=np.float32))
+        cache.remember_model("key", {"name": "m"})
+        described = cache.model_description("key")
+        cache.register("ns", {"name": "m"})
+    err = capsys.readouterr().err
+    assert found == {} and described is None
+    assert err.count(WARNING) == 1, err
+    (aside,) = tmp_path.glob(f"{DB_NAME}.damaged-*")
+    assert f"{tmp_path / DB_NAME} failed to {finds_it} (the file is damaged (file is not a database; moved to " \
+           f"{aside.name}) and a fresh one cannot be created: disk I/O error); this run goes on without caching" in err
+    assert cache.failure is not None and "cannot be created" in cache.failure
+    cache.close()
