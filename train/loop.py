@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import json
 import logging
 import math
 import time
@@ -31,6 +30,7 @@ from torch import nn
 
 from conan_model import ConanConfig, ConanModel, load_tokenizer, synchronize
 from conan_model import train_tokenizer as train_bbpe
+from conan_model.atomic import atomic_write_json
 from conan_model.device import device_problem
 from conan_model.importing import ModelImportError, init_model, init_tokenizer
 from conan_model.modeling import Backbone, model_for
@@ -77,11 +77,8 @@ def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | 
     data = cfg.data_hashes()
     state = ckpt_io.check_resume_config(path, cfg.to_dict(), data, cfg.resume_safe, rt.rank) if path else {}
     state["data_hashes"] = data
-    out = Path(cfg.output_dir)
-    if rt.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(cfg.to_dict(), indent=2, ensure_ascii=False)
-        (out / "train_config.json").write_text(text + "\n", encoding="utf-8")
+    if rt.is_main:  # atomic: a failed write (a full disk) keeps the previous run's record whole
+        atomic_write_json(Path(cfg.output_dir) / "train_config.json", cfg.to_dict())
     return rt, path, state
 
 
