@@ -66,14 +66,19 @@ EvalFn = Callable[[nn.Module, int], dict[str, float]]  # (wrapped module, comple
 
 def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | None, dict[str, Any]]:
     """Threads, process group and device; the checkpoint to resume from (checked against ``cfg`` and the data's
-    contents) and its state, which carries the data hashes taken now into every checkpoint :func:`fit` saves.
-    A device this machine lacks is refused first, before any work."""
+    contents; what an interrupted save left beside it is removed first) and its state, which carries the data
+    hashes taken now into every checkpoint :func:`fit` saves. A device this machine lacks is refused first, before
+    any work."""
     if cfg.device is not None and (problem := device_problem(cfg.device)):
         raise ConfigError(f"device = {cfg.device!r}: {problem}; set device = 'cpu', or 'auto' for the best available")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rt = init_runtime(cfg.device)
     path = ckpt_io.resolve_resume(resume, cfg.output_dir)
+    if rt.is_main and (removed := ckpt_io.remove_leftovers(cfg.output_dir, keep=path)):
+        log.warning("removed what an interrupted checkpoint save left in %s: %s",
+                    Path(cfg.output_dir) / ckpt_io.CHECKPOINTS, "; ".join(removed))  # fmt: skip
+    barrier()
     data = cfg.data_hashes()
     state = ckpt_io.check_resume_config(path, cfg.to_dict(), data, cfg.resume_safe, rt.rank) if path else {}
     state["data_hashes"] = data
