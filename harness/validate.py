@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from conan_model.text import text_problem
 from harness.errors import DataError, did_you_mean
 
 _AT_K = ("1", "3", "5", "10", "20", "100", "1000")
@@ -103,19 +103,6 @@ def check_task_json(path: Path, meta: dict[str, Any]) -> None:
     if "eval_split" in meta and not (isinstance(meta["eval_split"], str) and _SPLIT.fullmatch(meta["eval_split"])):
         raise DataError(path, 1, f"eval_split must be a split name such as \"test\" or \"dev\" (letters, digits, "
                                  f"'_', '-'), not {meta['eval_split']!r}")  # fmt: skip
-
-
-def text_problem(value: Any) -> str:
-    """Why a value is no text to embed ('is empty or not a string: 3'), else ''. A text of only control or
-    zero-width characters (NUL, U+200B-U+200D, U+2060, U+FEFF) is empty too: str.strip() keeps them, so such a text
-    passed as non-empty and was encoded as an empty one."""
-    if not isinstance(value, str):
-        return f"is empty or not a string: {value!r:.60}"
-    if not value.strip():
-        return "is empty or not a string"
-    if all(char.isspace() or unicodedata.category(char) in ("Cc", "Cf") for char in value):
-        return f"holds only invisible characters {value[:20]!r} (control or zero-width), so it is empty"
-    return ""
 
 
 def _text_list(path: Path, key: str, row: dict[str, Any], lineno: int, allow_empty: bool) -> None:

@@ -10,8 +10,10 @@
     <output_dir>/final/     config.json, model.safetensors, tokenizer.json (+ train_config.json)
 
 Everything is written into ``.tmp-step_…`` and renamed into place once complete, so a process killed at any
-moment leaves either the previous checkpoints or a new complete one; every file and the folder are flushed to the
-disk before that rename (``conan_model.atomic.replace_dir``), so a power loss does not leave one with empty files.
+moment leaves either the previous checkpoints or a new complete one (plus, when killed inside replace_dir or while
+deleting an old checkpoint, a folder that :func:`remove_leftovers` clears at the next start); every file and the
+folder are flushed to the disk before that rename (``conan_model.atomic.replace_dir``), so a power loss does not
+leave one with empty files.
 The ``.pt`` files hold only tensors and plain Python types and are read with ``torch.load(weights_only=True)``;
 weights are safetensors. A resume checks the recorded hashes before reading anything, and a file that is damaged
 (or fails to load) is a ResumeError naming it and the newest older checkpoint that is still whole.
@@ -88,6 +90,24 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
     if not existing:
         raise ResumeError(f"cannot resume from {path}: no {STATE_NAME} there and no checkpoints/step_* inside")
     return existing[-1]
+
+
+def remove_leftovers(output_dir: str | Path, keep: Path | None = None) -> list[str]:
+    """Delete what an interrupted save provably left in ``output_dir``'s checkpoints, so it never piles up: a
+    ``.old-step_*`` (replace_dir's aside copy) whose step folder is whole again, and an older step folder that fails
+    its hash check (a keep-last deletion cut short keeps its state.json). The newest checkpoint and ``keep`` (the one
+    being resumed) are never touched. Returns each removed name with why, for the one line that says so."""
+    root = Path(output_dir) / CHECKPOINTS
+    complete = _complete(root)
+    whole = {p.name for p in complete if _whole(p)}
+    kept = keep.resolve() if keep is not None else None
+    leftovers = {p: "the aside copy of a replaced checkpoint, which is whole"
+                 for p in root.glob(".old-step_*") if p.name.removeprefix(".old-") in whole}  # fmt: skip
+    leftovers |= {p: "an older checkpoint cut short while it was deleted"
+                  for p in complete[:-1] if p.name not in whole and p.resolve() != kept}  # fmt: skip
+    for path in leftovers:
+        shutil.rmtree(path)
+    return [f"{p.name} ({why})" for p, why in sorted(leftovers.items())]
 
 
 def read_state(path: str | Path) -> dict[str, Any]:
@@ -242,6 +262,7 @@ def save_checkpoint(out: Path, step: int, module: nn.Module, config: ConanConfig
         text = json.dumps(record, indent=2, ensure_ascii=False)
         (tmp / STATE_NAME).write_text(text + "\n", encoding="utf-8")
         replace_dir(tmp, final)
+        shutil.rmtree(root / f".old-{final.name}", ignore_errors=True)  # left by a run killed inside replace_dir
         for old in checkpoint_dirs(out)[:-keep_last] if keep_last > 0 else []:
             shutil.rmtree(old)
     barrier()

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from conan_model.text import text_problem
 from conan_model.tokenizer import EncodedBatch, pad_batch, truncate
 
 from .errors import DataError, ResumeError
@@ -84,9 +85,9 @@ class JsonlIndex:
         self._handles: dict[int, Any] = {}
 
     def _check(self, path: Path, lineno: int, raw: bytes) -> None:
-        """One row: a JSON object (no key given twice) whose required fields are non-empty strings and optional ones
-        strings, each encodable as UTF-8 (an unpaired surrogate escape such as "\\ud800" stopped the tokenizer
-        with a traceback)."""
+        """One row: a JSON object (no key given twice) whose required fields are texts (not empty nor only invisible
+        characters: conan_model.text, the rule evaluation data follows) and optional ones strings, each encodable as
+        UTF-8 (an unpaired surrogate escape such as "\\ud800" stopped the tokenizer with a traceback)."""
         try:
             row = json.loads(raw, object_pairs_hook=_unique_keys)
         except UnicodeDecodeError as e:
@@ -100,8 +101,10 @@ class JsonlIndex:
             raise DataError(path, lineno, f"row lacks required field(s) {missing} (required: {list(self.required)})")
         for key in [*self.required, *(k for k in self.optional if k in row)]:
             value = row[key]
-            if not isinstance(value, str) or (key in self.required and not value.strip()):
+            if not isinstance(value, str):
                 raise DataError(path, lineno, f"field {key!r} must be a non-empty string, not {value!r:.60}")
+            if key in self.required and (problem := text_problem(value)):  # the harness's rule for eval texts
+                raise DataError(path, lineno, f"field {key!r} {problem}")
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError as e:

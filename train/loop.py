@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import json
 import logging
 import math
 import time
@@ -31,6 +30,7 @@ from torch import nn
 
 from conan_model import ConanConfig, ConanModel, load_tokenizer, synchronize
 from conan_model import train_tokenizer as train_bbpe
+from conan_model.atomic import atomic_write_json
 from conan_model.device import device_problem
 from conan_model.importing import ModelImportError, init_model, init_tokenizer
 from conan_model.modeling import Backbone, model_for
@@ -66,22 +66,24 @@ EvalFn = Callable[[nn.Module, int], dict[str, float]]  # (wrapped module, comple
 
 def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | None, dict[str, Any]]:
     """Threads, process group and device; the checkpoint to resume from (checked against ``cfg`` and the data's
-    contents) and its state, which carries the data hashes taken now into every checkpoint :func:`fit` saves.
-    A device this machine lacks is refused first, before any work."""
+    contents; what an interrupted save left beside it is removed first) and its state, which carries the data
+    hashes taken now into every checkpoint :func:`fit` saves. A device this machine lacks is refused first, before
+    any work."""
     if cfg.device is not None and (problem := device_problem(cfg.device)):
         raise ConfigError(f"device = {cfg.device!r}: {problem}; set device = 'cpu', or 'auto' for the best available")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rt = init_runtime(cfg.device)
     path = ckpt_io.resolve_resume(resume, cfg.output_dir)
+    if rt.is_main and (removed := ckpt_io.remove_leftovers(cfg.output_dir, keep=path)):
+        log.warning("removed what an interrupted checkpoint save left in %s: %s",
+                    Path(cfg.output_dir) / ckpt_io.CHECKPOINTS, "; ".join(removed))  # fmt: skip
+    barrier()
     data = cfg.data_hashes()
     state = ckpt_io.check_resume_config(path, cfg.to_dict(), data, cfg.resume_safe, rt.rank) if path else {}
     state["data_hashes"] = data
-    out = Path(cfg.output_dir)
-    if rt.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(cfg.to_dict(), indent=2, ensure_ascii=False)
-        (out / "train_config.json").write_text(text + "\n", encoding="utf-8")
+    if rt.is_main:  # atomic: a failed write (a full disk) keeps the previous run's record whole
+        atomic_write_json(Path(cfg.output_dir) / "train_config.json", cfg.to_dict())
     return rt, path, state
 
 

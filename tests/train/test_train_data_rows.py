@@ -43,6 +43,12 @@ def _replace_line(path: Path, lineno: int, raw: bytes) -> None:
         # before: said the row lacked the field it holds
         (b'{"query": 5, "positive": "c"}', r"field 'query' must be a non-empty string, not 5"),
         (b'{"query": "caf\xe9", "positive": "c"}', r"not valid UTF-8 \(byte 14 of the line\)"),
+        # before: str.strip() keeps NUL and zero-width characters, so these trained as empty texts while the harness
+        # refused them in evaluation data; now one rule (conan_model.text) for both
+        (b'{"query": "a", "positive": "\\u200b"}', r"field 'positive' holds only invisible characters '\\u200b'"),
+        (b'{"query": "\\u0000 \\ufeff\\u2060", "positive": "c"}', r"field 'query' holds only invisible characters"),
+        (b'{"query": "\\u200c\\u200d", "positive": "c"}', r"field 'query' holds only invisible characters"),
+        (b'{"query": " ", "positive": "c"}', r"field 'query' is empty or not a string$"),
     ],
 )
 def test_bad_row_names_file_and_line(pairs: Path, raw: bytes, message: str) -> None:

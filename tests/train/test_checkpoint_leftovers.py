@@ -1,0 +1,118 @@
+"""A Ctrl-C inside a checkpoint save can leave a folder behind that no later save removes: replace_dir's aside copy
+`.old-step_*`, or an older `step_*` whose deletion (keep_last) was cut short with its state.json still there. The next
+start removes what is provably leftover and says so in one line; the interruption comes from inside the save, at the
+chosen file, as tests/signal_helpers.py does (deterministic, no sleeps)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from train import checkpoint as ckpt_io
+from train import cli
+
+SAID = "removed what an interrupted checkpoint save left in"
+
+
+def _args(out: Path, shared_data: Path, *sets: str) -> list[str]:
+    """A 2-step pretraining run saving every step (a tokenizer trained on 100 rows)."""
+    values = [f"output_dir={out}", f"data_root={shared_data / 'train'}", "data=news_en_raw", "tokenizer_vocab=400",
+              "tokenizer_rows=100", "model_overrides.max_length=32", "seq_len=32", "batch_size=4", "steps=2",
+              "save_every=1", "threads=1", *sets]  # fmt: skip
+    return ["pretrain", *(a for s in values for a in ("--set", s))]
+
+
+def ctrl_c_while_deleting(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """SIGINT (Ctrl-C) from inside shutil.rmtree of the folder called ``name``, once one of its files is deleted and
+    its state.json is not yet."""
+    real = shutil.rmtree
+
+    def rmtree(path: str | os.PathLike, *args, **kwargs) -> None:
+        if Path(path).name == name and Path(path).is_dir():
+            next(p for p in sorted(Path(path).iterdir()) if p.name != ckpt_io.STATE_NAME).unlink()
+            os.kill(os.getpid(), signal.SIGINT)
+        real(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """A finished 2-step run's output_dir (checkpoints step_1 and step_2), copied per test."""
+    out = tmp_path_factory.mktemp("finished") / "out"
+    assert cli.main(_args(out, shared_data)) == 0
+    return out
+
+
+def _aside_copy_left(finished: Path, tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Resumed from step_1, the run saves step_2 again: replace_dir renames the old step_2 aside and is interrupted
+    deleting it, which leaves a half-deleted `.old-step_00000002` and no step_2."""
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    ckpts = out / "checkpoints"
+    with monkeypatch.context() as patch:
+        ctrl_c_while_deleting(patch, ".old-step_00000002")
+        assert cli.main([*_args(out, shared_data), "--resume", str(ckpts / "step_00000001")]) == 130
+    assert (ckpts / ".old-step_00000002" / "state.json").is_file()
+    assert not (ckpts / "step_00000002").exists()
+    return out
+
+
+def test_aside_copy_left_inside_replace_dir_is_gone_once_the_step_is_saved(finished, tmp_path, shared_data,
+                                                                           one_thread, monkeypatch):  # fmt: skip
+    """Before: the resume saved step_2 whole beside the half-deleted .old-step_00000002, which stayed for good."""
+    out = _aside_copy_left(finished, tmp_path, shared_data, monkeypatch)
+    assert cli.main([*_args(out, shared_data), "--resume"]) == 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_00000001", "step_00000002"]
+
+
+def test_aside_copy_beside_a_whole_step_is_removed_at_the_next_start(finished, tmp_path, shared_data, one_thread,
+                                                                     monkeypatch, caplog):  # fmt: skip
+    """The save after the resume is interrupted too, while it deletes the aside copy of the step it has just saved
+    whole: the next start removes it, in one line."""
+    out = _aside_copy_left(finished, tmp_path, shared_data, monkeypatch)
+    ckpts = out / "checkpoints"
+    with monkeypatch.context() as patch:
+        ctrl_c_while_deleting(patch, ".old-step_00000002")
+        assert cli.main([*_args(out, shared_data), "--resume"]) == 130
+    assert (ckpts / ".old-step_00000002").is_dir()
+    assert [p.name for p in ckpt_io.checkpoint_dirs(out)] == ["step_00000001", "step_00000002"]
+    with caplog.at_level(logging.INFO, logger="train"):
+        assert cli.main([*_args(out, shared_data), "--resume"]) == 0
+    said = [r.getMessage() for r in caplog.records if SAID in r.getMessage()]
+    assert said == [f"{SAID} {ckpts}: .old-step_00000002 (the aside copy of a replaced checkpoint, which is whole)"]
+    assert sorted(p.name for p in ckpts.iterdir()) == ["step_00000001", "step_00000002"]
+
+
+def test_checkpoint_cut_short_while_deleted_is_removed_at_the_next_start(tmp_path, shared_data, one_thread,
+                                                                         monkeypatch, caplog):  # fmt: skip
+    """keep_last = 1: saving step_2 deletes step_1, and Ctrl-C comes after its first file went. Before: the half-deleted
+    step_1 (state.json still there, the hash check names it damaged) stayed until a later save, and a run resumed at
+    its last step saves nothing, so for good."""
+    out, ckpts = tmp_path / "out", tmp_path / "out" / "checkpoints"
+    args = _args(out, shared_data, "keep_last=1")
+    with monkeypatch.context() as patch:
+        ctrl_c_while_deleting(patch, "step_00000001")
+        assert cli.main(args) == 130
+    assert (ckpts / "step_00000001" / "state.json").is_file()
+    assert not (ckpts / "step_00000001" / "config.json").exists()
+    with caplog.at_level(logging.INFO, logger="train"):
+        assert cli.main([*args, "--resume"]) == 0
+    said = [r.getMessage() for r in caplog.records if SAID in r.getMessage()]
+    assert said == [f"{SAID} {ckpts}: step_00000001 (an older checkpoint cut short while it was deleted)"]
+    assert sorted(p.name for p in ckpts.iterdir()) == ["step_00000002"]
+
+
+def test_a_damaged_checkpoint_named_by_resume_is_kept_to_be_named(finished, tmp_path, shared_data, one_thread):
+    """Only leftovers go: a damaged older checkpoint passed to --resume is not removed but named damaged."""
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    older = out / "checkpoints" / "step_00000001"
+    (older / "optimizer.pt").write_bytes(b"damaged")
+    assert cli.main([*_args(out, shared_data), "--resume", str(older)]) == 2
+    assert (older / "state.json").is_file()
