@@ -288,11 +288,27 @@ def read_rows(task: LocalTask, filename: str, labels: Any = None) -> list[dict[s
     required = ROW_FIELDS[task.type].get(filename, ())
     path = _safe_child(task.path, filename)
     check = row_checker(task.type, path, task.meta, labels) if required else None
+    if check is not None and "label" in required:
+        check = _named_labels(check, path)
     rows = list(iter_jsonl(path, required, check))
     if not rows:
         raise DataError(task.path / filename, 0, "file holds no rows")
     _check_count(task, path, len(rows))
     return rows
+
+
+def _named_labels(check: Callable[[dict[str, Any], int], None], path: Path) -> Callable[[dict[str, Any], int], None]:
+    """check, then refuse a string label of only whitespace (or invisible characters): " " would be one more class,
+    trained and scored like a real one, where the value was lost or mistyped."""
+
+    def checked(row: dict[str, Any], lineno: int) -> None:
+        check(row, lineno)
+        if isinstance(row["label"], str) and text_problem(row["label"]):
+            raise DataError(path, lineno, f"field 'label' {row['label']!r} holds no visible character (only "
+                                          "whitespace, control or zero-width characters): a class needs a "
+                                          "name")  # fmt: skip
+
+    return checked
 
 
 def _check_count(task: LocalTask, path: Path, rows: int) -> None:
@@ -334,14 +350,21 @@ def row_texts(row: dict[str, Any], join_title: bool = False) -> Iterator[str]:
                 yield text
 
 
-def read_qrels(task: LocalTask, query_ids: set[str], corpus_ids: set[str]) -> dict[str, dict[str, int]]:
+def read_qrels(task: LocalTask, query_ids: set[str], corpus_ids: set[str],
+               ignore_identical_ids: bool = False) -> dict[str, dict[str, int]]:  # fmt: skip
     """The task's BEIR qrels.tsv (header query-id, corpus-id, score); ids must exist in queries and corpus. Read
     like every row file, through ``_safe_child``: a symlink leading outside its task folder is refused.
 
     Scores are integer relevance grades and each (query, document) pair is judged once: a 0.5 would be cut to 0
-    and a repeated pair would replace the earlier judgement, both silently changing the score. Each line is exactly
-    three tab-separated fields, taken as written (no CSV quoting: a stray quote would join the lines after it into
-    one field): with a fourth, as in TREC's `qid 0 docid grade`, which column is the grade is a guess."""
+    and a repeated pair would replace the earlier judgement, both silently changing the score. A grade of 0 or below
+    is kept as written and means not relevant (BEIR's convention: pytrec_eval, which mteb scores with, counts only
+    grades above 0). Each line is exactly three tab-separated fields, taken as written (no CSV quoting: a stray
+    quote would join the lines after it into one field): with a fourth, as in TREC's `qid 0 docid grade`, which
+    column is the grade is a guess.
+
+    ``ignore_identical_ids``: the evaluator (mteb's twin, as for ArguAna or QuoraRetrieval) drops a document whose
+    id equals the query id from that query's ranking, so a relevant judgement of such a pair can never be found,
+    whatever the model: refused, naming its line."""
     path = _safe_child(task.path, "qrels.tsv")
     if not path.is_file():
         raise DataError(path, 0, "file is missing")
@@ -366,19 +389,40 @@ def read_qrels(task: LocalTask, query_ids: set[str], corpus_ids: set[str]) -> di
             raise DataError(path, lineno, f"query-id {qid!r} and corpus-id {did!r} are judged again "
                                           f"(first at line {first[qid, did]})")  # fmt: skip
         first[qid, did] = lineno
-        qrels.setdefault(qid, {})[did] = _grade(path, lineno, score)
+        grade = _grade(path, lineno, score)
+        if ignore_identical_ids and qid == did and grade > 0:
+            raise DataError(path, lineno, f"query-id {qid!r} judges the document of the same id relevant (score "
+                                          f"{grade}), but mteb's {task.name} leaves a document whose id equals the "
+                                          "query id out of every ranking (ignore_identical_ids), so this judgement "
+                                          "can never be found, whatever the model: give the document another "
+                                          "id")  # fmt: skip
+        qrels.setdefault(qid, {})[did] = grade
     if not qrels:
         raise DataError(path, 0, "no relevance judgements")
     _check_count(task, path, len(first))
     return qrels
 
 
+def warn_test_texts_in_train(task: LocalTask, train: list[dict[str, Any]], test: list[dict[str, Any]]) -> None:
+    """Count, on stderr, the Classification test rows whose text (leading and trailing whitespace aside) is also a
+    training text: the classifier is trained on that very vector, which inflates accuracy. A warning, not an error:
+    docs/data-layout.md does not promise disjoint splits (../shared/data's are) and mteb does not check its own."""
+    trained = {row["text"].strip() for row in train}
+    shared = [row["text"] for row in test if row["text"].strip() in trained]
+    if not shared:
+        return
+    path = _safe_child(task.path, "test.jsonl")
+    line = next(n for n, row in _numbered_rows(path) if row.get("text") == shared[0])
+    warn(f"{path}: {len(shared)} of {len(test)} test texts are also in train.jsonl (the classifier is trained on "
+         f"them, which inflates accuracy; first: test.jsonl:{line} {shared[0][:60]!r})")
+
+
 def judged_queries(task: LocalTask, queries: list[dict[str, Any]], qrels: dict[str, dict[str, int]]
                    ) -> list[dict[str, Any]]:  # fmt: skip
     """The queries with a line in qrels.tsv. BEIR and mteb score only those, so a query without one would leave the
     score unseen (a qrels.tsv cut short scored 100 on 2 of 12 queries): refused, naming its line, unless task.json
-    sets "unjudged_queries": "drop", which drops them with their count on stderr. A query judged only 0 stays, as
-    in mteb: it counts 0."""
+    sets "unjudged_queries": "drop", which drops them with their count on stderr. A query judged only 0 (or below)
+    stays, as in mteb: it counts 0."""
     unjudged = [q for q in queries if str(q["_id"]) not in qrels]
     if not unjudged:
         return queries

@@ -29,7 +29,7 @@ from mteb.abstasks import (
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
 
-from harness.data import LocalTask, judged_queries, read_qrels, read_rows, warn
+from harness.data import LocalTask, judged_queries, read_qrels, read_rows, warn, warn_test_texts_in_train
 from harness.env import go_offline, hub_offline
 from harness.errors import DataError
 from harness.runs import MIRROR, MISSING, OFFICIAL
@@ -326,6 +326,7 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
         if unseen:  # legal (the rows may be so), but no classifier can get those rows right
             warn(f"{local.path / 'test.jsonl'}: {len(unseen)} test label(s) never in train.jsonl, so never predicted: "
                  f"{', '.join(map(repr, unseen[:5]))}{' ...' if len(unseen) > 5 else ''}")  # fmt: skip
+        warn_test_texts_in_train(local, train, test)
         return DatasetDict({"train": _text_label(train, task), split: _text_label(test, task)})
     if kind == "Clustering":
         rows = read_rows(local, "test.jsonl")
@@ -336,7 +337,7 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
             "sentences": [[r["text"] for r in rows]], "labels": [[str(r["label"]) for r in rows]],
         })})  # fmt: skip
     if kind == "Retrieval":
-        return {"default": {split: _retrieval_split(local)}}
+        return {"default": {split: _retrieval_split(local, getattr(task, "ignore_identical_ids", False))}}
     if kind == "Reranking":
         return {"default": {split: _reranking_split(local)}}
     raise ValueError(f"unsupported task type {kind}")
@@ -349,11 +350,14 @@ def _text_label(rows: list[dict[str, Any]], task: AbsTask) -> Dataset:
     })  # fmt: skip
 
 
-def _retrieval_split(local: LocalTask) -> RetrievalSplitData:
+def _retrieval_split(local: LocalTask, ignore_identical_ids: bool) -> RetrievalSplitData:
+    """The BEIR files as mteb's split. ``ignore_identical_ids``: the evaluating task's own setting (mteb's twin of
+    ArguAna, QuoraRetrieval, MSMARCO and others), under which a judgement of the document with the query's id is
+    unreachable, so read_qrels refuses it."""
     corpus = read_rows(local, "corpus.jsonl")
     queries = read_rows(local, "queries.jsonl")
     qids, dids = {str(q["_id"]) for q in queries}, {str(d["_id"]) for d in corpus}
-    qrels = read_qrels(local, qids, dids)
+    qrels = read_qrels(local, qids, dids, ignore_identical_ids)
     queries = judged_queries(local, queries, qrels)  # BEIR: only judged queries are evaluated
     return RetrievalSplitData(
         corpus=Dataset.from_dict({
