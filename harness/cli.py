@@ -273,6 +273,9 @@ def _load_embedder(spec: str) -> object:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `harness` command. Called without ``argv`` it is the process's entry point (the console script,
+    `python -m harness`): a signal that interrupted it stays ignored through the interpreter's exit
+    (`sigterm_interrupts`), so a repeat cannot turn the 143 into a silent -15."""
     from train.scorer import install_spec_loader
 
     library_cache_defaults(user_cache_root())
@@ -280,19 +283,21 @@ def main(argv: list[str] | None = None) -> int:
     from conan_model.signals import sigterm_interrupts
 
     args = build_parser().parse_args(argv)
-    try:
-        with sigterm_interrupts():  # every command: SIGTERM unwinds as Ctrl-C does and is said in one line, 143
+    # every command: SIGTERM unwinds as Ctrl-C does; the handler stays while the lines below are said, so a second
+    # Ctrl-C or SIGTERM then is ignored instead of breaking them into a traceback (or a silent -15)
+    with sigterm_interrupts(process_exits_after=argv is None):
+        try:
             return args.func(args)
-    except ConanError as exc:  # harness, train and conan_model errors alike: one line, their exit status
-        print(f"harness: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt as exc:  # each subcommand says what it keeps (`interrupted`); train says it itself
-        # Ctrl-C: 130; SIGTERM (conan_model.signals.Terminated) names itself and carries 143
-        print(f"harness: {str(exc) or 'interrupted'}{getattr(args, 'interrupted', '')}", file=sys.stderr)
-        return getattr(exc, "exit_code", 130)
-    except BrokenPipeError:  # `harness list tasks | head`: the reader left; no traceback, and none at exit either
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, what the shell reports for a command stopped the same way
+        except ConanError as exc:  # harness, train and conan_model errors alike: one line, their exit status
+            print(f"harness: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt as exc:  # each subcommand says what it keeps (`interrupted`); train says it itself
+            # Ctrl-C: 130; SIGTERM (conan_model.signals.Terminated) names itself and carries 143
+            print(f"harness: {str(exc) or 'interrupted'}{getattr(args, 'interrupted', '')}", file=sys.stderr)
+            return getattr(exc, "exit_code", 130)
+        except BrokenPipeError:  # `harness list tasks | head`: the reader left; no traceback, and none at exit either
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141  # 128 + SIGPIPE, what the shell reports for a command stopped the same way
 
 
 if __name__ == "__main__":

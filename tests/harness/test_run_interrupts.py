@@ -151,3 +151,33 @@ def test_rerun_after_a_stop_between_record_and_summary_brings_summary_md_up_to_d
     assert "nothing to evaluate" in capsys.readouterr().out
     summary = (tmp_path / "r" / "summary.md").read_text()
     assert "pending" not in summary and "- mean main score over 2 finished task(s)" in summary
+
+
+def test_a_second_signal_while_harness_says_what_is_kept_is_ignored(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Before: `harness` said its "interrupted; finished tasks are kept" line after the signal handler was given
+    back, so a second Ctrl-C then was a KeyboardInterrupt traceback and a second SIGTERM a silent -15. Now the
+    handler stays while the line is said and ignores repeats."""
+    import signal
+
+    from signal_helpers import SignalsWhenSaid, sigterm_must_be_handled
+
+    from harness.encoding import HarnessEncoder
+
+    real = HarnessEncoder.encode
+
+    def encode(self, inputs, *, task_metadata, **kwargs):
+        if task_metadata.name == "STS12":  # a real Ctrl-C, through the command's handler
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, inputs, task_metadata=task_metadata, **kwargs)
+
+    monkeypatch.setattr(HarnessEncoder, "encode", encode)
+    monkeypatch.setattr(sys, "stderr", SignalsWhenSaid(sys.stderr, "harness: interrupted", signal.SIGTERM,
+                                                       signal.SIGINT))  # fmt: skip
+    try:
+        with sigterm_must_be_handled():
+            code = main(_argv(tmp_path, "--tasks", "STS16,STS12"))
+    except KeyboardInterrupt as exc:
+        pytest.fail(f"the repeated signal escaped the command: {exc!r}")
+    assert code == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("harness: interrupted; finished tasks are kept")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back once the command is over
