@@ -53,18 +53,20 @@ def durable_replace(src: Path, dst: Path) -> None:
 
 def replace_dir(tmp: Path, final: Path) -> None:
     """Move a finished folder into place, durably: every file and folder under ``tmp`` and ``tmp`` itself are
-    flushed before the rename, the parent after it. A folder already named ``final`` goes first (renamed aside,
-    then deleted), so a crash in between leaves no ``final`` rather than a mix of the two."""
+    flushed before the rename, the parent after it. A folder already named ``final`` is renamed aside first and
+    deleted only once the new one is in place: a crash between the renames leaves the old one whole aside (no
+    mix of the two under ``final``), one during the deletion a whole ``final`` beside a partial aside copy
+    (deleting it first left neither a whole old nor a new ``final``)."""
     for path in sorted(tmp.rglob("*")):
         fsync_dir(path) if path.is_dir() else fsync_file(path)
     fsync_dir(tmp)
+    old = final.with_name(f".old-{final.name}")
     if final.exists():
-        old = final.with_name(f".old-{final.name}")
         shutil.rmtree(old, ignore_errors=True)
         os.rename(final, old)
-        shutil.rmtree(old)
     os.rename(tmp, final)
     fsync_dir(final.parent)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def fsync_file(path: Path) -> None:

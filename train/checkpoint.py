@@ -262,7 +262,6 @@ def save_checkpoint(out: Path, step: int, module: nn.Module, config: ConanConfig
         text = json.dumps(record, indent=2, ensure_ascii=False)
         (tmp / STATE_NAME).write_text(text + "\n", encoding="utf-8")
         replace_dir(tmp, final)
-        shutil.rmtree(root / f".old-{final.name}", ignore_errors=True)  # left by a run killed inside replace_dir
         for old in checkpoint_dirs(out)[:-keep_last] if keep_last > 0 else []:
             shutil.rmtree(old)
     barrier()
