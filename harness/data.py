@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from conan_model.fingerprint import files_fingerprint
+from conan_model.text import text_problem
 from harness.errors import DataError, UsageError, did_you_mean
-from harness.validate import check_task_json, row_checker, text_problem
+from harness.validate import check_task_json, row_checker
 
 TASK_TYPES = (
     "STS",
