@@ -10,7 +10,9 @@ ranks that drifted apart (a task failed on one of them) are told apart from rank
 vectors would be silently paired with another task's. Each rank reads the embedding cache itself, and another
 process may write it between two ranks' reads (or ranks on other hosts read other caches), so the ranks agree on
 what it holds before they encode (`agree_hits`: the texts every rank found); their lists of texts to encode are
-then the same by construction. A rank that fails a task says so
+then the same by construction. Before the first task the ranks compare what they are about to run
+(`agree_on_run`: tasks, their data, the run's settings), so ranks started with other options or another data root
+are refused instead of pairing vectors of different texts or numerics. A rank that fails a task says so
 at the task's end (`finish_task`); a rank still gathering meets that header in place of a gather's and stops the
 task too, so the failure (and its message) reaches every rank. Only tensors cross ranks (JSON bytes for an error),
 never pickles.
@@ -23,10 +25,11 @@ import os
 import zlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from harness.errors import PeerFailed, ShardMismatch
+from harness.errors import PeerFailed, ShardMismatch, UsageError
 
 GATHER, END, LOOKUP = 1, 2, 3  # a header's kind: a slice's gather, a task's end, or a cache lookup's agreement
 
@@ -109,8 +112,6 @@ class ShardGroup:
     def finish_task(self, failure: dict[str, str] | None) -> dict[int, dict[str, str]]:
         """Every rank's failure of the task ({rank: {"error", "traceback"}}, empty when it succeeded everywhere),
         given this rank's own. Raises ShardMismatch when the ranks are out of step."""
-        import torch
-        import torch.distributed as dist
 
         if self._broken is not None:
             raise self._broken
@@ -123,14 +124,50 @@ class ShardGroup:
         lengths = [int(h[4]) if h[0] == END else 0 for h in headers]
         if not any(lengths):
             return {}
+        return {r: json.loads(p) for r, p in enumerate(self._gather_bytes(payload, lengths)) if p}
+
+    def agree_on_run(self, settings: dict[str, Any]) -> None:
+        """Refuse ranks that were started to run different things (`settings`: the tasks, each task's identity with
+        its data's hash, the run's options): their headers could still match (the same counts of other texts, other
+        numerics) and their vectors would be silently paired. Raises UsageError naming what differs, rank by rank."""
+        mine = json.dumps(settings, sort_keys=True, default=str).encode()
+        parts = self._gather_bytes(mine)
+        if len(set(parts)) == 1:
+            return
+        ranks = [json.loads(p) for p in parts]
+        differing = [key for key in dict.fromkeys(k for r in ranks for k in r)
+                     if len({json.dumps(r.get(key), sort_keys=True, default=str) for r in ranks}) > 1]  # fmt: skip
+        detail = "; ".join(f"{key}: " + ", ".join(f"rank {n} {_brief(r.get(key))}" for n, r in enumerate(ranks))
+                           for key in differing[:3])  # fmt: skip
+        more = f" (and {len(differing) - 3} more)" if len(differing) > 3 else ""
+        raise UsageError(f"torchrun ranks disagree on what to run: {detail}{more}; start every rank with the same "
+                         "options and the same data (--data-dir contents), so they encode the same texts alike")  # fmt: skip
+
+    def meet(self) -> None:
+        """Wait until every rank got here: the other ranks leave only once rank 0 wrote and said everything, so
+        torchrun (which stops the ranks still running once one has exited) never cuts rank 0's last writes short."""
+        import torch.distributed as dist
+
+        dist.barrier()
+
+    def _gather_bytes(self, payload: bytes, lengths: list[int] | None = None) -> list[bytes]:
+        """Every rank's `payload`, in rank order; `lengths` (every rank's byte count) when a header already
+        exchanged them, else they are gathered first. Bytes in a uint8 tensor: never a pickle."""
+        import torch
+        import torch.distributed as dist
+
         device = torch.device(self.device)
-        mine = torch.zeros(max(lengths), dtype=torch.uint8, device=device)
+        if lengths is None:
+            size = torch.tensor([len(payload)], dtype=torch.int64, device=device)
+            sizes = [torch.empty_like(size) for _ in range(self.world)]
+            dist.all_gather(sizes, size)
+            lengths = [int(s.item()) for s in sizes]
+        mine = torch.zeros(max(*lengths, 1), dtype=torch.uint8, device=device)
         if payload:
             mine[: len(payload)] = torch.frombuffer(bytearray(payload), dtype=torch.uint8).to(device)
         parts = [torch.empty_like(mine) for _ in range(self.world)]
         dist.all_gather(parts, mine)
-        return {r: json.loads(p[:n].cpu().numpy().tobytes())
-                for r, (p, n) in enumerate(zip(parts, lengths, strict=True)) if n}  # fmt: skip
+        return [p[:n].cpu().numpy().tobytes() for p, n in zip(parts, lengths, strict=True)]
 
     def _collective(self, kind: int, a: int, b: int) -> np.ndarray:
         """The headers that open this task's next gather or lookup; PeerFailed when a rank ended the task instead."""
@@ -167,6 +204,12 @@ class ShardGroup:
     def _peer_message(self) -> str:
         failed = [r for r, h in enumerate(self._peer_end) if h[0] == END]
         return f"rank {', '.join(map(str, failed))} failed task {self.task}"
+
+
+def _brief(value: Any) -> str:
+    """A setting's value short enough for a one-line error (a task identity holds the whole run's settings)."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 80 else f"{text[:60]}…{text[-12:]}"
 
 
 def init_from_env(device: str) -> ShardGroup | None:

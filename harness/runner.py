@@ -201,10 +201,12 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
     check_run_directory(run_dir.path)  # a default name is known only now
     runnable = [r for r in plan.resolved if r.source != MISSING]
     identities = {r.name: task_identity(r, embedder, dims, mteb.__version__) for r in runnable}
+    settings = run_identity(embedder, dims, mteb.__version__)
+    if shards is not None:
+        shards.agree_on_run(_shard_settings(cfg, run_dir, settings, identities))
     evaluates = True  # False: every task is done already, and the record and summary.md stay as they were
     if main:
         log.attach(run_dir.path)
-        settings = run_identity(embedder, dims, mteb.__version__)
         evaluates = _open_record(run_dir, cfg, plan, embedder, dims, shards, identities, settings)
         if evaluates:
             run_dir.write_model_meta(embedder.describe())
@@ -249,13 +251,22 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
             atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir, plan.coverage_line()))
         say(f"[{n}/{len(runnable)}] {_progress_line(name, entry, eff)}", flush=True)
 
-    if shards is not None:
-        from conan_model.device import leave_process_group  # torch: only once torchrun started several ranks
+    if shards is None:
+        return _close_run(cfg, run_dir, plan, runnable, evaluates, log)
+    from conan_model.device import leave_process_group  # torch: only once torchrun started several ranks
 
-        leave_process_group()
+    try:  # rank 0 carries the run's exit status; the others wait for it and exit 0 (ShardGroup.meet)
+        status = _close_run(cfg, run_dir, plan, runnable, evaluates, log) if main else EXIT_OK
+    finally:
+        shards.meet()
+    leave_process_group()
+    return status
+
+
+def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[ResolvedTask], evaluates: bool,
+               log: WarningLog) -> int:  # fmt: skip
+    """Rank 0's (or the single process's) end of the run: the finish time, the summary, the exit status."""
     failed = [r.name for r in runnable if run_dir.read_run()["tasks"].get(r.name, {}).get("status") == "failed"]
-    if not main:
-        return EXIT_TASK_FAILED if failed else EXIT_OK
     if evaluates:
         run_dir.update_run(lambda rec: rec.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
         summary = render_summary(run_dir, plan.coverage_line())
@@ -384,6 +395,24 @@ def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: 
         "environment": sysinfo.environment(),
         "tasks": tasks,
     })  # fmt: skip
+
+
+def _shard_settings(cfg: RunConfig, run_dir: RunDir, settings: dict[str, Any],
+                    identities: dict[str, dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    """What every torchrun rank must share (ShardGroup.agree_on_run), one key per thing a message can name: the
+    run's settings, the tasks in order, each task's data (a hash of its rows: a data root at another path with
+    the same files agrees) and the options that decide what each rank encodes, skips or writes."""
+    return {
+        **settings,
+        "tasks": list(identities),
+        **{f"task {name} data": f"{i['source']} {i['data']}" for name, i in identities.items()},
+        "run directory": run_dir.path.name,
+        "--overwrite": cfg.overwrite,
+        "--dim-predictions": cfg.dim_predictions,
+        "--batch-size": cfg.batch_size,
+        "--max-batch-tokens": cfg.max_batch_tokens,
+        "cache": cfg.use_cache,
+    }
 
 
 def _agree(shards: ShardGroup, entry: dict[str, Any], eff: dict[str, Any] | None

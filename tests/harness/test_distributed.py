@@ -153,6 +153,9 @@ def test_task_failing_on_one_rank_fails_on_all(tmp_path: Path) -> None:
     assert tasks["EqSTS12"]["status"] == "ok"
     assert abs(tasks["EqSTS12"]["main_score"] - single["EqSTS12"]["main_score"]) < 1e-6
     assert "EqSTS16: FAILED — rank 1: RuntimeError: injected failure on rank 1" in proc.stdout
+    # rank 0 carries the exit status (rank 1 exits 0 once rank 0 is done: test_other_ranks_leave_after_rank_0)
+    assert "failed (exitcode: 1) local_rank: 0" in proc.stderr
+    assert json.loads((tmp_path / "two" / "run.json").read_text())["finished"]
 
 
 # `harness run` as one rank of a 2-process gloo group met through a file (as GROUP), each rank with its own cache
@@ -203,3 +206,94 @@ def test_ranks_whose_caches_differ_still_score_as_one_process(tmp_path: Path) ->
         assert tasks[task]["status"] == "ok" and abs(tasks[task]["main_score"] - score) < 1e-6
         figures = efficiency[task]  # no text was in both ranks' caches: every one was encoded, over the two ranks
         assert figures["cache_hits"] == 0 and figures["encoded_texts"] == figures["unique_texts"]
+
+
+def _run_ranks(tmp_path: Path, args: list[list[str]], program: str = RUN_RANK) -> list[tuple[int, str]]:
+    """Both ranks' (exit status, output) of `harness run` started through `program` with each rank's own args."""
+    script = tmp_path / "rank.py"
+    script.write_text(program)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, str(script), str(rank), str(tmp_path / "store"),
+                               str(tmp_path / f"cache{rank}"), *args[rank]],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+             for rank in (0, 1)]  # fmt: skip
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    return [(p.returncode, out) for p, out in zip(procs, outs, strict=True)]
+
+
+@pytest.mark.slow
+def test_ranks_started_to_run_different_things_are_refused(tmp_path: Path) -> None:
+    """Rank 1 has another --max-length and a data root whose EqSTS16 holds one other score (the same number of
+    texts, so every header matched). Before: the ranks' vectors were paired silently and the run exited 0."""
+    data = [_tasks(tmp_path / "data0"), _tasks(tmp_path / "data1")]
+    rows = data[1] / "en" / "EqSTS16" / "test.jsonl"
+    first, *rest = rows.read_text().splitlines()
+    rows.write_text("\n".join([json.dumps({**json.loads(first), "score": 0.0}), *rest]) + "\n")
+    args = ["run", "--tasks", "EqSTS16", "--model", "minilm", "--no-progress", "--dtype", "float32", "--out",
+            str(tmp_path / "runs"), "--run-name", "two"]  # fmt: skip
+    outs = _run_ranks(tmp_path, [[*args, "--data-dir", str(data[0])],
+                                 [*args, "--data-dir", str(data[1]), "--max-length", "128"]])  # fmt: skip
+    for code, out in outs:
+        assert code == 2, out[-3000:]
+        assert "torchrun ranks disagree on what to run: max_length: rank 0 256, rank 1 128;" in out
+        assert 'task EqSTS16 data: rank 0 "mirror ' in out
+        assert "Traceback" not in out
+    assert not (tmp_path / "runs" / "two" / "run.json").exists()  # refused before anything was recorded
+
+
+# RUN_RANK, where rank 0 holds its last run.json update (the finish time) until rank 1 has either returned from
+# `harness run` or waits for rank 0 (ShardGroup.meet); rank 1 prints the finish time it sees once it returned
+RUN_RANK_ORDERED = RUN_RANK.replace(
+    "code = main(",
+    textwrap.dedent("""
+    import json, pathlib, time
+    from harness.distributed import ShardGroup
+    from harness.runs import RunDir
+
+    flags = pathlib.Path(store + "-flags")
+    flags.mkdir(exist_ok=True)
+    if rank == 0:
+        update_run = RunDir.update_run
+
+        def held(self, change):
+            trial = {}
+            change(trial)
+            for _ in range(1200 if trial.get("finished") else 0):  # at most 2 minutes: never a hang
+                if any(flags.iterdir()):
+                    break
+                time.sleep(0.1)
+            return update_run(self, change)
+
+        RunDir.update_run = held
+    elif hasattr(ShardGroup, "meet"):
+        meet = ShardGroup.meet
+
+        def waiting(self):
+            (flags / "rank1-waits").touch()
+            meet(self)
+
+        ShardGroup.meet = waiting
+    code = main("""),
+).replace(
+    "sys.stdout.flush()",
+    textwrap.dedent("""
+    if rank == 1:
+        record = pathlib.Path(args[args.index("--out") + 1]) / "two" / "run.json"
+        print("rank 1 returned; finished:", json.loads(record.read_text())["finished"] is not None)
+        (flags / "rank1-returned").touch()
+    sys.stdout.flush()"""),
+)
+
+
+@pytest.mark.slow
+def test_other_ranks_leave_after_rank_0(tmp_path: Path) -> None:
+    """Rank 1 returns from `harness run` only once rank 0 wrote the run's end, and with status 0: rank 0 carries
+    the run's. Before, rank 1 returned as soon as the last task was agreed (status 1 when a task had failed), and
+    torchrun, which stops the ranks still running once one has exited with an error, SIGTERMed rank 0 while it
+    wrote run.json's finish time and the summary."""
+    data = _tasks(tmp_path / "data")
+    args = ["run", "--tasks", "EqSTS12", "--model", "minilm", "--no-progress", "--dtype", "float32", "--data-dir",
+            str(data), "--out", str(tmp_path / "runs"), "--run-name", "two"]  # fmt: skip
+    (zero, out0), (one, out1) = _run_ranks(tmp_path, [args, args], RUN_RANK_ORDERED)
+    assert zero == 0 and one == 0, (out0 + out1)[-3000:]
+    assert "rank 1 returned; finished: True" in out1
