@@ -140,8 +140,9 @@ class ShardGroup:
         detail = "; ".join(f"{key}: " + ", ".join(f"rank {n} {_brief(r.get(key))}" for n, r in enumerate(ranks))
                            for key in differing[:3])  # fmt: skip
         more = f" (and {len(differing) - 3} more)" if len(differing) > 3 else ""
-        raise UsageError(f"torchrun ranks disagree on what to run: {detail}{more}; start every rank with the same "
-                         "options and the same data (--data-dir contents), so they encode the same texts alike")  # fmt: skip
+        raise UsageError(f"torchrun ranks disagree on what to run: {detail}{more}; start every rank with the "
+                         "same options and the same data (--data-dir contents), so they encode the same texts "
+                         "alike")  # fmt: skip
 
     def meet(self) -> None:
         """Wait until every rank got here: the other ranks leave only once rank 0 wrote and said everything, so
