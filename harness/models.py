@@ -137,6 +137,12 @@ def check_spec(spec: str) -> None:
         return
     prefix, _, target = spec.partition(":")
     if f"{prefix}:" not in PREFIXES or not target:
+        from conan_model.pretrained import BASES, base_path, is_prepared
+
+        if spec in BASES:  # a training `init` name, not a model spec: say which spec evaluates it
+            prepare = "" if is_prepared(spec) else f" (prepare it first: `harness models fetch {spec}`)"
+            raise UsageError(f"--model {spec}: a pretrained base; evaluate it as --model conan:{base_path(spec)}"
+                             f"{prepare}")  # fmt: skip
         raise unknown("model", spec, list(PACKAGED) + ["st:", "hf:", "conan:"], "see `harness list models`")
     folder = Path(target).expanduser()
     if prefix == "st" and not folder.exists():

@@ -107,3 +107,14 @@ def test_out_that_is_a_file_is_refused_and_kept(shared_data, tmp_path, capsys):
     assert f"harness: error: --out {out}: is a file, not a directory" in capsys.readouterr().err
     assert out.read_text(encoding="utf-8") == "mine"
 
+
+
+def test_a_pretrained_base_name_says_which_spec_evaluates_it(shared_data, tmp_path, capsys, monkeypatch):
+    """Before: `--model smollm2-135m` (a name that `init` takes) was 'unknown model', with no word of conan:."""
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(tmp_path / "models"))
+    argv = ["alignment", "--model", "smollm2-135m", "--parallel", str(shared_data / "multi" / "TatoebaDeuEng"),
+            "--out", str(tmp_path / "al")]  # fmt: skip
+    assert main(argv) == 2
+    assert (f"harness: error: --model smollm2-135m: a pretrained base; evaluate it as --model conan:"
+            f"{tmp_path / 'models' / 'smollm2-135m'} (prepare it first: `harness models fetch smollm2-135m`)"
+            in capsys.readouterr().err)  # fmt: skip
