@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from conan_model import ConanConfig, ConanEncoder, ConanModel
+from conan_model import ConanConfig, ConanEncoder
+from conan_model.flex import flex_available
+from conan_model.modeling import model_for
 
 ATTENTIONS = [("causal", None), ("bidirectional", None), ("soft", 0.3)]
 
@@ -25,17 +27,22 @@ def texts(sample_texts) -> list[str]:
     return [t * (1 + i % 4) for i, t in enumerate(sample_texts[:12])] + ["", " ", "x", "北京" * 200]
 
 
-def encoder_with(tokenizer, attention: str, alpha: float | None, pooling: str) -> ConanEncoder:
+def encoder_with(tokenizer, attention: str, alpha: float | None, pooling: str, arch: str = "decoder",
+                 max_length: int = 64) -> ConanEncoder:  # fmt: skip
+    """A random tiny decoder (GQA 4/2) or post-norm BERT (4 heads) under the given attention and pooling."""
     torch.manual_seed(0)
-    cfg = ConanConfig.preset("tiny", vocab_size=tokenizer.get_vocab_size(), max_length=64, attention=attention,
-                             attention_alpha=alpha, pooling=pooling)  # fmt: skip
-    return ConanEncoder(ConanModel(cfg), tokenizer)
+    heads = {"n_kv_heads": 4, "qkv_bias": True} if arch == "bert" else {}
+    cfg = ConanConfig.preset("tiny", vocab_size=tokenizer.get_vocab_size(), max_length=max_length, arch=arch,
+                             attention=attention, attention_alpha=alpha, pooling=pooling, **heads)  # fmt: skip
+    return ConanEncoder(model_for(cfg), tokenizer)
 
 
+@pytest.mark.parametrize("arch", ["decoder", "bert"])
 @pytest.mark.parametrize("pooling", ["mean", "last"])
 @pytest.mark.parametrize(("attention", "alpha"), ATTENTIONS)
-def test_embedding_does_not_depend_on_the_batch(tokenizer, texts, attention, alpha, pooling, one_thread) -> None:
-    enc = encoder_with(tokenizer, attention, alpha, pooling)
+def test_embedding_does_not_depend_on_the_batch(tokenizer, texts, attention, alpha, pooling, arch,
+                                                one_thread) -> None:  # fmt: skip
+    enc = encoder_with(tokenizer, attention, alpha, pooling, arch)
     alone = np.concatenate([enc.encode([t]) for t in texts])
     together = enc.encode(texts, batch_size=len(texts))
     # reversed input, small token-budget batches: the length sort reorders, the output must not
@@ -43,6 +50,21 @@ def test_embedding_does_not_depend_on_the_batch(tokenizer, texts, attention, alp
     np.testing.assert_allclose(together, alone, atol=1e-6)
     np.testing.assert_allclose(budgeted, alone, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(alone, axis=1), 1.0, atol=1e-6)
+
+
+@pytest.mark.skipif(not flex_available(), reason="this torch has no torch.nn.attention.flex_attention")
+@pytest.mark.parametrize("pooling", ["mean", "last"])
+def test_flex_and_bias_paths_embed_alike(tokenizer, sample_texts, pooling, one_thread) -> None:
+    """The soft mask through FlexAttention (torch's CPU reference) and through SDPA's float bias, on texts of 2 to
+    194 tokens (two key blocks of 128, the second cut). Same fp32 numbers added, reordered sums: 1e-6 as above."""
+    enc = encoder_with(tokenizer, "soft", 0.3, pooling, max_length=256)
+    texts = [t * k for t, k in zip(sample_texts[:6], (1, 3, 5, 8, 12, 20), strict=True)] + ["", "x"]
+    enc.model.attention_backend = "sdpa"
+    bias = enc.encode(texts)
+    enc.model.attention_backend = "flex"
+    flex_alone = np.concatenate([enc.encode([t]) for t in texts])
+    np.testing.assert_allclose(enc.encode(texts), bias, atol=1e-6)
+    np.testing.assert_allclose(flex_alone, bias, atol=1e-6)
 
 
 def test_a_cut_text_keeps_its_eos_for_last_pooling(tokenizer, texts) -> None:
