@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tokenizers import Tokenizer
 
-from conan_model import ConanConfig, ConanEncoder
+from conan_model import ConanConfig, ConanEncoder, save_pretrained
 from conan_model.flex import flex_available
 from conan_model.modeling import model_for
 
@@ -90,3 +91,20 @@ def test_a_text_that_is_not_a_string_is_named(tokenizer, bad) -> None:
     enc = encoder_with(tokenizer, "bidirectional", None, "mean")
     with pytest.raises(TypeError, match=rf"texts\[1\] is a {type(bad).__name__}, not a string"):
         enc.encode(["fine", bad, "fine"])
+
+
+def test_a_tokenizer_json_that_pads_or_truncates_changes_nothing(tmp_path, tokenizer, sample_texts) -> None:
+    """A tokenizer.json may carry its own padding and truncation (many exported ones do): the encoder pads and
+    truncates itself, so with them on a text's ids were padded to its batch's longest text (pads read as real
+    tokens: the vector depended on the batch) and cut at the file's limit, not at max_length."""
+    enc = encoder_with(tokenizer, "bidirectional", None, "mean")
+    texts = [sample_texts[0] * 3, sample_texts[5]]
+    expected = enc.encode(texts[1:]), enc.count_tokens(texts)
+    own = Tokenizer.from_str(tokenizer.to_str())
+    own.enable_padding(pad_id=0, pad_token="<pad>")
+    own.enable_truncation(8)
+    loaded = ConanEncoder.from_pretrained(save_pretrained(enc.model, own, tmp_path / "ckpt"), device="cpu",
+                                          dtype=torch.float32)  # fmt: skip
+    assert loaded.count_tokens(texts) == expected[1]
+    np.testing.assert_allclose(loaded.encode(texts)[1:], expected[0], atol=1e-6)
+    assert own.padding is not None  # the caller's tokenizer is left as it was
