@@ -44,7 +44,7 @@ class ConanEncoder:
         self, model: Backbone, tokenizer: Tokenizer, path: str | os.PathLike | None = None
     ) -> None:
         self.model = model.eval()
-        self.tokenizer = tokenizer
+        self.tokenizer = _without_padding_or_truncation(tokenizer)
         self.path = Path(path) if path is not None else None
         self.device = next(model.parameters()).device
 
@@ -97,8 +97,14 @@ class ConanEncoder:
         return self.config.prompt(role)
 
     def _token_ids(self, texts: Sequence[str], role: str | None, max_length: int | None) -> list[list[int]]:
+        """Each text's ids, prompt and specials included; an error where the limit leaves no room for any text
+        (the prompt and <bos>/<eos> would fill it, so every text would get the same embedding)."""
         limit = min(max_length or self.max_length, self.max_length)
         prompt = self.prompt(role)
+        fixed = len(self.tokenizer.encode(prompt).ids)
+        if fixed >= limit:
+            raise ValueError(f"max_length {limit} leaves no room for the text: the prompt {prompt!r} (role {role!r}) "
+                             f"and the special tokens take {fixed} tokens; raise max_length")  # fmt: skip
         return token_ids(self.tokenizer, [prompt + t for t in texts], limit)
 
     def count_tokens(
@@ -264,6 +270,22 @@ class _DeviceTimer:
         return sum(self.spans["copy"]), sum(self.spans["forward"])
 
 
+def _without_padding_or_truncation(tokenizer: Tokenizer) -> Tokenizer:
+    """The tokenizer with its own padding and truncation off (a copy; the caller's is left alone): the encoder pads
+    and truncates itself, and a tokenizer.json that pads to a batch's longest text would hand pads to the model
+    as real tokens (a vector depending on its batch) or cut texts at its own limit instead of max_length."""
+    if tokenizer.padding is None and tokenizer.truncation is None:
+        return tokenizer
+    own = Tokenizer.from_str(tokenizer.to_str())
+    own.no_padding()
+    own.no_truncation()
+    return own
+
+
 def _check_texts(texts: Sequence[str]) -> None:
+    """A list of strings, or a TypeError naming the first item that is not (a null field of a data set, say)."""
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings, not a single string")
+    for n, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{n}] is a {type(text).__name__}, not a string: {text!r:.60}")

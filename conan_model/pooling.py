@@ -23,9 +23,11 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
 
 def last_token_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """float32 state of each row's last real token (index length - 1, right padding)."""
-    last = (attention_mask.long().sum(dim=1) - 1).clamp(min=0)
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
+    """float32 state of each row's last real token (index length - 1, right padding); an all-padding row gives
+    zeros, as in mean_pool (a padding position's state depends on the batch, so it is no embedding)."""
+    lengths = attention_mask.long().sum(dim=1)
+    last = hidden[torch.arange(hidden.shape[0], device=hidden.device), (lengths - 1).clamp(min=0)].float()
+    return last * (lengths > 0).unsqueeze(-1)
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, method: str = "mean") -> torch.Tensor:

@@ -25,6 +25,10 @@ class CountingTokenizer:
         self.texts += len(texts)
         return self.tok.encode_batch(texts)
 
+    def encode(self, prompt):
+        """The prompt alone (the encoder's check that max_length leaves room for a text): not a text, not counted."""
+        return self.tok.encode(prompt)
+
 
 @pytest.fixture()
 def encoder(tmp_path, tiny_model, tokenizer):
