@@ -29,7 +29,7 @@ from .checkpoint import CHECKPOINT_FILES, load_pretrained
 from .config import ConanConfig
 from .device import default_dtype, pick_device
 from .modeling import Backbone
-from .tokenizer import EncodedBatch, pad_batch, token_ids
+from .tokenizer import EncodedBatch, pad_batch, token_ids, without_padding_or_truncation
 
 PREFETCH_DEPTH = 8  # padded batches the producer may run ahead (a few MB of token ids at most)
 
@@ -44,7 +44,7 @@ class ConanEncoder:
         self, model: Backbone, tokenizer: Tokenizer, path: str | os.PathLike | None = None
     ) -> None:
         self.model = model.eval()
-        self.tokenizer = _without_padding_or_truncation(tokenizer)
+        self.tokenizer = without_padding_or_truncation(tokenizer)
         self.path = Path(path) if path is not None else None
         self.device = next(model.parameters()).device
 
@@ -268,18 +268,6 @@ class _DeviceTimer:
             torch.cuda.synchronize()
             return tuple(sum(b.elapsed_time(e) for b, e in self.spans[k]) / 1e3 for k in ("copy", "forward"))
         return sum(self.spans["copy"]), sum(self.spans["forward"])
-
-
-def _without_padding_or_truncation(tokenizer: Tokenizer) -> Tokenizer:
-    """The tokenizer with its own padding and truncation off (a copy; the caller's is left alone): the encoder pads
-    and truncates itself, and a tokenizer.json that pads to a batch's longest text would hand pads to the model
-    as real tokens (a vector depending on its batch) or cut texts at its own limit instead of max_length."""
-    if tokenizer.padding is None and tokenizer.truncation is None:
-        return tokenizer
-    own = Tokenizer.from_str(tokenizer.to_str())
-    own.no_padding()
-    own.no_truncation()
-    return own
 
 
 def _check_texts(texts: Sequence[str]) -> None:

@@ -121,9 +121,24 @@ def read_tokenizer_file(path: Path) -> Tokenizer:
     """``Tokenizer.from_file``, a damaged file (cut short, not JSON, an unknown model) being a ValueError that names
     it: `tokenizers` raises a bare Exception, which no CLI reports as a user's mistake (it was a traceback)."""
     try:
-        return Tokenizer.from_file(str(path))
+        tok = Tokenizer.from_file(str(path))
     except Exception as e:  # noqa: BLE001 - tokenizers' parse errors are plain Exception
         raise ValueError(f"{path}: not a readable tokenizer.json ({e})") from None
+    return without_padding_or_truncation(tok)
+
+
+def without_padding_or_truncation(tokenizer: Tokenizer) -> Tokenizer:
+    """The tokenizer with its own padding and truncation off (a copy; the caller's is left alone): training and the
+    encoder pad and truncate themselves (`token_ids`, `pad_batch`), and a tokenizer.json that pads to a batch's
+    longest text would hand pads to the model as real tokens (a vector depending on its batch) or cut texts at its
+    own limit instead of max_length. Every tokenizer.json read here goes through it, and the encoder applies it to
+    a tokenizer it is handed."""
+    if tokenizer.padding is None and tokenizer.truncation is None:
+        return tokenizer
+    own = Tokenizer.from_str(tokenizer.to_str())
+    own.no_padding()
+    own.no_truncation()
+    return own
 
 
 def save_tokenizer(tok: Tokenizer, path: str | os.PathLike) -> None:

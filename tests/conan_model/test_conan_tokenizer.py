@@ -54,3 +54,19 @@ def test_load_errors(tmp_path, tokenizer):
         train_tokenizer([], vocab_size=100)
     save_tokenizer(tokenizer, tmp_path / "tokenizer.json")
     assert load_tokenizer(tmp_path).get_vocab_size() == tokenizer.get_vocab_size()
+
+
+def test_a_tokenizer_json_that_pads_or_truncates_is_read_without_it(tmp_path, tokenizer, sample_texts):
+    """Training batches its texts through `token_ids` on a tokenizer read from a file (load_tokenizer): a
+    tokenizer.json with its own padding handed each text its batch's pads as real tokens, and its own truncation
+    cut texts before max_length. Before: only the encoder switched them off."""
+    from tokenizers import Tokenizer
+
+    from conan_model.tokenizer import load_tokenizer, save_tokenizer, token_ids
+
+    own = Tokenizer.from_str(tokenizer.to_str())
+    own.enable_padding(pad_id=0, pad_token="<pad>")
+    own.enable_truncation(8)
+    save_tokenizer(own, tmp_path / "tokenizer.json")
+    texts = [sample_texts[0] * 3, sample_texts[5]]
+    assert token_ids(load_tokenizer(tmp_path / "tokenizer.json"), texts, 64) == token_ids(tokenizer, texts, 64)
