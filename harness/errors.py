@@ -4,12 +4,12 @@ The base and its status come from conan_model.errors (one for every package); th
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 from conan_model.errors import EXIT_USAGE as EXIT_USAGE
 from conan_model.errors import ConanError
 from conan_model.errors import DataError as BaseDataError
+from conan_model.errors import did_you_mean as did_you_mean  # one implementation, for every package
 
 EXIT_OK, EXIT_TASK_FAILED = 0, 1
 
@@ -24,15 +24,6 @@ class UsageError(HarnessError):
 
 class DataError(HarnessError, BaseDataError):
     """Malformed task data; the message starts with file:line so editors can jump there."""
-
-
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """'; did you mean: a, b?' naming the close matches of name (same letters in another case first), or ''."""
-    choices = sorted(set(choices))
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
-    lowered = [c for c in choices if c.lower() == name.lower() and c not in close]
-    suggestions = lowered + close
-    return f"; did you mean: {', '.join(suggestions)}?" if suggestions else ""
 
 
 def unknown(kind: str, name: str, choices: Iterable[str], hint: str = "") -> UsageError:

