@@ -32,13 +32,12 @@ the working directory:
 from __future__ import annotations
 
 import argparse
-import difflib
 import shutil
 from pathlib import Path
 from typing import Any
 
 from conan_model.atomic import fsync_dir
-from harness.errors import UsageError
+from harness.errors import UsageError, did_you_mean
 from harness.runs import RUN_JSON, atomic_write_json, read_json, read_record
 
 STATE = "pipeline.json"
@@ -57,8 +56,7 @@ def _check_keys(path: Path, table: str, values: Any) -> None:
         raise UsageError(f"{path}: {table} must be a table, got {values!r}")
     unknown = sorted(set(values) - KEYS[table])
     if unknown:
-        close = difflib.get_close_matches(unknown[0], KEYS[table], n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = did_you_mean(unknown[0], KEYS[table])
         raise UsageError(f"{path}: {table}: unknown key(s) {unknown}{hint} (expected {', '.join(sorted(KEYS[table]))})")
 
 

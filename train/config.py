@@ -9,7 +9,6 @@ one entry of a table (``model_overrides.max_length=64``). Relative paths are rel
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import re
 import tomllib
@@ -21,6 +20,7 @@ from typing import Any, ClassVar
 
 from conan_model import PRESETS, SCHEDULES
 from conan_model.config import ATTENTION_BACKENDS
+from conan_model.errors import did_you_mean
 from conan_model.fingerprint import files_fingerprint
 from conan_model.pooling import POOLINGS
 from conan_model.tokenizer import MIN_VOCAB
@@ -312,8 +312,7 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
         raise ConfigError(f"{source('init_from')}: config key `init_from` is now called `init` (it takes the same "
                           "specs)")  # fmt: skip
     if unknown:
-        close = difflib.get_close_matches(unknown[0], fields, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = did_you_mean(unknown[0], fields)
         raise ConfigError(f"{source(unknown[0])}: unknown {cls.stage} config key(s) {unknown}{hint}")
     coerced = {}
     for key, value in values.items():

@@ -275,11 +275,11 @@ def test_ablate_refuses_a_unit_whose_data_or_init_files_changed(tmp_path: Path, 
     ({'dev = ["STS16"]': 'dev = ["STS61"]'}, "eval.dev: unknown task 'STS61'"),
     ({'test = ["STS12"]': 'test = ["STS12", "SciFakt"]'}, "eval.test: unknown task 'SciFakt'; did you mean: SciFact"),
     ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"stepz=2\"]\n"},
-     "arms.b.set: seed0/b/stage0 (STAGE): set: unknown weak config key(s) ['stepz']; did you mean steps?"),
+     "arms.b.set: seed0/b/stage0 (STAGE): set: unknown weak config key(s) ['stepz']; did you mean: steps, eps?"),
     ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"lr='fast'\"]\n"},
      "arms.b.set: seed0/b/stage0 (STAGE): set: config key 'lr' expects float, got 'fast'"),
     ({"[eval]\n": '[choose]\nkey = "lrr"\nvalues = [1e-3, 3e-3]\n[eval]\n'},
-     "choose: seed0/a/stage0 (STAGE): set: unknown weak config key(s) ['lrr']; did you mean lr?"),
+     "choose: seed0/a/stage0 (STAGE): set: unknown weak config key(s) ['lrr']; did you mean: lr?"),
 ])  # fmt: skip
 def test_a_typo_that_training_would_reach_late_is_refused_before_any_unit_trains(
         tmp_path: Path, shared_data: Path, capsys, change: dict[str, str], message: str) -> None:  # fmt: skip

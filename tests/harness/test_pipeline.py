@@ -293,13 +293,13 @@ def test_pipeline_refuses_an_output_dir_it_did_not_train(tmp_path: Path, shared_
 
 @pytest.mark.parametrize(("body", "message"), [
     ('[[train]]\nconfig = "c.toml"\nsets = ["steps=2"]\n[eval]\ntasks = ["STS16"]\n',
-     "[[train]]: unknown key(s) ['sets']; did you mean set?"),
+     "[[train]]: unknown key(s) ['sets']; did you mean: set?"),
     ('[eval]\ntasks = ["STS16"]\nbaseline = ["minilm"]\n',
-     "[eval]: unknown key(s) ['baseline']; did you mean baselines?"),
-    ('[eval]\ntasks = ["STS16"]\ndim = ["64"]\n', "[eval]: unknown key(s) ['dim']; did you mean dims?"),
+     "[eval]: unknown key(s) ['baseline']; did you mean: baselines?"),
+    ('[eval]\ntasks = ["STS16"]\ndim = ["64"]\n', "[eval]: unknown key(s) ['dim']; did you mean: dims?"),
     ('[eval]\ntasks = ["STS16"]\n[leaderboard]\npublish = true\n',
-     "[leaderboard]: unknown key(s) ['publish']; did you mean published?"),
-    ('outt = "x"\n[eval]\ntasks = ["STS16"]\n', "top level: unknown key(s) ['outt']; did you mean out?"),
+     "[leaderboard]: unknown key(s) ['publish']; did you mean: published?"),
+    ('outt = "x"\n[eval]\ntasks = ["STS16"]\n', "top level: unknown key(s) ['outt']; did you mean: out?"),
     ('[[train]]\nconfig = "c.toml"\nset = "steps=2"\n[eval]\ntasks = ["STS16"]\n',
      "`set` must be a list of \"key=value\" strings, got 'steps=2'"),
 ])  # fmt: skip
@@ -317,7 +317,7 @@ def test_pipeline_typo_in_a_table_exits_2(tmp_path: Path, capsys, body: str, mes
     ('tasks = ["STS16"]\ndims = ["64", "6x"]', "[eval] dims: '6x' is not a positive integer or 'full'"),
     ('tasks = ["STS16"]\ndims = [0]', "[eval] dims: '0' is not a positive integer or 'full'"),
     ('tasks = ["STS16"]\n[[train]]\nconfig = "configs/weak.toml"\nset = ["stepz=1"]',
-     "[[train]] #2 (configs/weak.toml): set: unknown weak config key(s) ['stepz']; did you mean steps?"),
+     "[[train]] #2 (configs/weak.toml): set: unknown weak config key(s) ['stepz']; did you mean: steps, eps?"),
 ])  # fmt: skip
 def test_pipeline_typo_after_the_training_stages_is_refused_before_any_trains(
         tmp_path: Path, shared_data: Path, capsys, monkeypatch, change: str, message: str) -> None:  # fmt: skip
