@@ -18,9 +18,7 @@ from harness.runs import atomic_write  # noqa: E402
 
 def throughput(infos: list[Any], path: Path) -> None:
     """The throughput chart (`throughput_figure`) as a PNG."""
-    fig = throughput_figure(infos)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(throughput_figure(infos), path)
 
 
 def throughput_figure(infos: list[Any]) -> Figure:
@@ -82,14 +80,18 @@ def dims(curves: dict[str, dict[str, list[tuple[int, float]]]], path: Path) -> N
         ax.axis("off")
     fig.suptitle("Score vs Matryoshka dimension (embedding prefixes, scaled as the full vectors)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def projection(panels: list[tuple[str, np.ndarray, list[str]]], axis: str, path: Path) -> None:
     """The projection figure (`projection_figure`) as a PNG, written atomically: a report folder never holds half
     a plot, and a reader of the previous one keeps it whole."""
-    fig = projection_figure(panels, axis)
+    save_png(projection_figure(panels, axis), path)
+
+
+def save_png(fig: Figure, path: Path) -> None:
+    """A figure as a PNG, written atomically (a report folder never holds half a plot, and a reader of the previous
+    one keeps it whole), then closed."""
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
 

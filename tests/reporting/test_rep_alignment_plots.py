@@ -43,3 +43,18 @@ def test_a_tsne_plot_of_an_earlier_run_is_removed(shared_data, tmp_path):
     assert (tmp_path / "alignment_tsne.png").is_file()
     run_alignment(["minilm"], paths, tmp_path, n_pairs=3, encode=embed_symmetric)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["alignment.md", "alignment_pca.png"]
+
+
+def test_every_report_png_is_replaced_whole(tmp_path):
+    """The throughput and dims charts of `harness report` go through the same writer as the projection (before:
+    a bare savefig into the existing file)."""
+    import matplotlib.pyplot as plt
+
+    path = tmp_path / "throughput.png"
+    path.write_bytes(b"old plot")
+    os.link(path, tmp_path / "reader.png")
+    fig, _ = plt.subplots()
+    plots.save_png(fig, path)
+    assert (tmp_path / "reader.png").read_bytes() == b"old plot" and path.read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reader.png", "throughput.png"]
+    assert not plt.fignum_exists(fig.number)  # closed: a report of many runs does not pile up figures
