@@ -2,9 +2,9 @@
 ...` whose first model pass on rank RANK fails, as a CUDA OOM on one GPU would. The fault lives here, not in the
 harness: it replaces HarnessEncoder._stream in this process only.
 
-FAULT (env) says how the pass fails: `raise` (the default) an error, `block` forever without dying (a hung rank;
-it says `rank N blocks` first), `kill` the rank with SIGKILL. FAULT_TASK (env) moves the fault to the first pass of
-that task."""
+FAULT (env) says how the pass fails: `raise` an error, `block` forever without dying (a hung rank; it says
+`rank N blocks` first), `kill` the rank with SIGKILL; without FAULT no rank fails. FAULT_TASK (env) moves the fault
+to the first pass of that task."""
 
 from __future__ import annotations
 
@@ -37,6 +37,6 @@ def fail_first_pass(how: str, task: str | None) -> None:
 
 
 if __name__ == "__main__":
-    if os.environ["RANK"] == sys.argv[1]:
-        fail_first_pass(os.environ.get("FAULT", "raise"), os.environ.get("FAULT_TASK"))
+    if os.environ["RANK"] == sys.argv[1] and os.environ.get("FAULT"):
+        fail_first_pass(os.environ["FAULT"], os.environ.get("FAULT_TASK"))
     sys.exit(main(sys.argv[2:]))

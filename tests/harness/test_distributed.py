@@ -20,6 +20,8 @@ from data_helpers import cut_rows
 
 from harness.cli import main
 from harness.data import default_data_root
+from harness.distributed import group_timeout_s
+from harness.errors import UsageError
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="gloo over localhost")
 
@@ -136,7 +138,7 @@ def _tasks(root: Path) -> Path:
 
 def _torchrun(args: list[str], **fault: str) -> dict[str, Any]:
     """subprocess arguments of a 2-rank torchrun of `harness run args` whose rank 1 fails its first model pass as
-    `fault` says (fail_one_rank.py: FAULT, FAULT_TASK; a RuntimeError by default)."""
+    `fault` says (fail_one_rank.py: FAULT, FAULT_TASK; none without them)."""
     helper = Path(__file__).with_name("fail_one_rank.py")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(helper), "1",
            *args]  # fmt: skip
@@ -150,7 +152,8 @@ def test_task_failing_on_one_rank_fails_on_all(tmp_path: Path) -> None:
             "--dtype", "float32", "--data-dir", str(data), "--out", str(tmp_path)]  # fmt: skip
     assert main([*args, "--run-name", "one"]) == 0
     single = json.loads((tmp_path / "one" / "run.json").read_text())["tasks"]
-    proc = subprocess.run(**_torchrun([*args, "--run-name", "two"]), capture_output=True, text=True, timeout=600)
+    run = _torchrun([*args, "--run-name", "two"], FAULT="raise")
+    proc = subprocess.run(**run, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0, proc.stderr[-3000:]  # a task failed
     assert "out of step" not in proc.stdout + proc.stderr
     tasks = json.loads((tmp_path / "two" / "run.json").read_text())["tasks"]
@@ -380,3 +383,10 @@ def test_a_run_stopped_while_a_rank_waits_keeps_its_finished_tasks(tmp_path: Pat
     # every rank still alive says so: rank 0 too, which waited for rank 1
     assert out.count("finished tasks are kept in the run directory") == (2 if stop else 1), out[-3000:]
     _rerun_finishes(args)
+
+
+@pytest.mark.parametrize("value", ["ten", "0", "-5", "inf", "nan"])
+def test_a_bad_group_timeout_is_named(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("HARNESS_DIST_TIMEOUT_S", value)
+    with pytest.raises(UsageError, match=f"HARNESS_DIST_TIMEOUT_S='{value}': give the seconds"):
+        group_timeout_s()
