@@ -16,15 +16,24 @@ are refused instead of pairing vectors of different texts or numerics. A rank th
 at the task's end (`finish_task`); a rank still gathering meets that header in place of a gather's and stops the
 task too, so the failure (and its message) reaches every rank. Only tensors cross ranks (JSON bytes for an error),
 never pickles.
+
+Before each collective every rank marks its arrival in the group's store and waits for the others' marks, at most
+HARNESS_DIST_TIMEOUT_S (`group_timeout_s`): a rank that hangs without dying then stops the run with one message
+naming the ranks that did not arrive (torch's own timeout is 30 minutes and names no rank), and the wait, in short
+slices, lets a Ctrl-C or SIGTERM through where a blocked collective would hold it until torchrun's SIGKILL. What
+a rank skips as done earlier is rank 0's decision (`main_decides`): ranks on hosts that do not share the run
+directory would otherwise read different records and walk different tasks.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 import zlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -32,6 +41,32 @@ import numpy as np
 from harness.errors import PeerFailed, ShardMismatch, UsageError
 
 GATHER, END, LOOKUP = 1, 2, 3  # a header's kind: a slice's gather, a task's end, or a cache lookup's agreement
+TIMEOUT_ENV = "HARNESS_DIST_TIMEOUT_S"
+# Ranks run the same steps in step, so one waits for another only by their difference; the longest step one rank
+# may take alone is rank 0's writes after a task, and a model load or a task's scoring that is slower on one host:
+# minutes at worst. Ten minutes stops a hung rank 20 minutes before torch's own 30 would.
+DEFAULT_TIMEOUT_S = 600.0
+WAIT_SLICE = timedelta(seconds=1)  # how often a rank waiting for the others lets a signal through
+
+
+class RanksTimedOut(ShardMismatch):
+    """Some torchrun ranks did not reach a collective in time (hung, or far slower): the run stops on the ranks
+    that waited, and torchrun stops the rest."""
+
+
+def group_timeout_s() -> float:
+    """How long a rank waits for the others at a collective: HARNESS_DIST_TIMEOUT_S, else DEFAULT_TIMEOUT_S."""
+    value = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not value:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise UsageError(f"{TIMEOUT_ENV}={value!r}: give the seconds a torchrun rank waits for the others at a "
+                         f"collective, a positive number (default {DEFAULT_TIMEOUT_S:.0f})")  # fmt: skip
+    return seconds
 
 
 def _task_key(name: str) -> int:
@@ -69,6 +104,8 @@ class ShardGroup:
     device: str
     task: str = ""
     calls: int = 0  # collectives (gathers, cache lookups) so far in this task
+    timeout_s: float = field(default_factory=group_timeout_s)
+    arrivals: int = 0  # collectives this rank reached so far in the run (`_arrive`)
     _peer_end: np.ndarray | None = field(default=None, repr=False)  # the end headers a gather or lookup met
     _broken: ShardMismatch | None = field(default=None, repr=False)
 
@@ -131,6 +168,7 @@ class ShardGroup:
         its data's hash, the run's options): their headers could still match (the same counts of other texts, other
         numerics) and their vectors would be silently paired. Raises UsageError naming what differs, rank by rank."""
         mine = json.dumps(settings, sort_keys=True, default=str).encode()
+        self._arrive("the comparison of what the ranks run")
         parts = self._gather_bytes(mine)
         if len(set(parts)) == 1:
             return
@@ -149,7 +187,19 @@ class ShardGroup:
         torchrun (which stops the ranks still running once one has exited) never cuts rank 0's last writes short."""
         import torch.distributed as dist
 
+        self._arrive("the run's end")
         dist.barrier()
+
+    def main_decides(self, choice: bool, what: str) -> bool:
+        """Rank 0's `choice` on every rank (`what`: the decision, for a timeout's message): what rank 0 reads of the
+        run directory decides, since ranks on hosts that do not share it would read other records."""
+        import torch
+        import torch.distributed as dist
+
+        self._arrive(what)
+        flag = torch.tensor([int(choice)], dtype=torch.uint8, device=torch.device(self.device))
+        dist.broadcast(flag, src=0)
+        return bool(flag.item())
 
     def _gather_bytes(self, payload: bytes, lengths: list[int] | None = None) -> list[bytes]:
         """Every rank's `payload`, in rank order; `lengths` (every rank's byte count) when a header already
@@ -191,6 +241,7 @@ class ShardGroup:
         if self._broken is not None:
             raise self._broken
         header = [kind, _task_key(self.task), call, a, b]
+        self._arrive(_describe(np.array(header), self.task))
         mine = torch.tensor(header, dtype=torch.int64, device=torch.device(self.device))
         parts = [torch.empty_like(mine) for _ in range(self.world)]
         dist.all_gather(parts, mine)
@@ -201,6 +252,37 @@ class ShardGroup:
                                          "paired, so the run stops")  # fmt: skip
             raise self._broken
         return headers
+
+    def _arrive(self, what: str) -> None:
+        """Mark this rank's arrival at its next collective (`what`) in the group's store and wait, at most
+        `timeout_s`, for every rank's mark: a rank that hangs without dying is then named instead of blocking the
+        others inside the collective, where no signal gets through and torch's error names no rank. Raises
+        RanksTimedOut naming the ranks that did not arrive."""
+        import torch.distributed as dist
+
+        if self._broken is not None:
+            raise self._broken
+        store = dist.distributed_c10d._get_default_store()  # the rendezvous store torchrun (or init_method) made
+        self.arrivals += 1
+        keys = [f"harness/arrival/{self.arrivals}/{r}" for r in range(self.world)]
+        store.set(keys[self.rank], "1")
+        if self.arrivals > 2:  # every rank here passed the wait before last, so nobody reads that mark again
+            store.delete_key(f"harness/arrival/{self.arrivals - 2}/{self.rank}")
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                store.wait(keys, WAIT_SLICE)  # a slice at a time: a Ctrl-C or SIGTERM is handled in between
+                return
+            except RuntimeError:  # this slice's timeout (DistStoreError for a TCPStore)
+                if time.monotonic() >= deadline:
+                    break
+        absent = [r for r, key in enumerate(keys) if not store.check([key])]
+        ranks = ", ".join(map(str, absent))
+        self._broken = RanksTimedOut(
+            f"torchrun rank {ranks} did not reach {what} within {self.timeout_s:g} s ({TIMEOUT_ENV}): hung, or "
+            f"slower than that; rank {self.rank} stops the run. Tasks finished earlier stay in the run directory "
+            f"and the same command evaluates the rest; raise {TIMEOUT_ENV} if a rank needs longer")  # fmt: skip
+        raise self._broken
 
     def _peer_message(self) -> str:
         failed = [r for r, h in enumerate(self._peer_end) if h[0] == END]
@@ -227,6 +309,7 @@ def init_from_env(device: str) -> ShardGroup | None:
     if device.startswith("cuda"):
         device = f"cuda:{local_rank}"
         torch.cuda.set_device(local_rank)
-    if not dist.is_initialized():
-        dist.init_process_group(backend=dist_backend(device))
-    return ShardGroup(rank, world, device)
+    timeout_s = group_timeout_s()
+    if not dist.is_initialized():  # torch's timeout too: a rank lost inside a collective stops it as late
+        dist.init_process_group(backend=dist_backend(device), timeout=timedelta(seconds=timeout_s))
+    return ShardGroup(rank, world, device, timeout_s=timeout_s)

@@ -217,11 +217,14 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
 
     for n, resolved in enumerate(runnable, start=1):
         name, identity = resolved.name, identities[resolved.name]
-        if not cfg.overwrite and run_dir.finished_entry(name, identity, dims, cfg.dim_predictions):
+        done = main and not cfg.overwrite and run_dir.finished_entry(name, identity, dims, cfg.dim_predictions)
+        if shards is not None:  # rank 0's record decides: another host's copy of the run directory may differ
+            done = shards.main_decides(done, f"the decision whether {name} was done earlier")
+        if done:
             say(f"[{n}/{len(runnable)}] {name}: done earlier, skipped (--overwrite to redo)", flush=True)
             continue
         tag = f"[{n}/{len(runnable)}] {name}"
-        recorded = run_dir.read_run().get("tasks", {}).get(name, {})
+        recorded = run_dir.read_run().get("tasks", {}).get(name, {}) if main else {}  # for its lines alone
         if recorded.get("status") == "ok" and not cfg.overwrite:
             if recorded.get("identity") == identity:
                 lacking = run_dir.unfinished_files(name, dims, cfg.dim_predictions)

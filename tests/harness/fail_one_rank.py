@@ -1,30 +1,42 @@
 """Test-only torchrun entry: `torchrun ... tests/harness/fail_one_rank.py RANK run ...` is `python -m harness run
-...` whose first model pass on rank RANK raises, as a CUDA OOM on one GPU would. The fault lives here, not in the
-harness: it replaces HarnessEncoder._stream in this process only."""
+...` whose first model pass on rank RANK fails, as a CUDA OOM on one GPU would. The fault lives here, not in the
+harness: it replaces HarnessEncoder._stream in this process only.
+
+FAULT (env) says how the pass fails: `raise` an error, `block` forever without dying (a hung rank; it says
+`rank N blocks` first), `kill` the rank with SIGKILL; without FAULT no rank fails. FAULT_TASK (env) moves the fault
+to the first pass of that task."""
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 
 from harness.cli import main
 from harness.encoding import HarnessEncoder
 
 
-def fail_first_pass() -> None:
+def fail_first_pass(how: str, task: str | None) -> None:
     original = HarnessEncoder._stream
     failed: list[bool] = []
 
     def stream(self: HarnessEncoder, texts: list[str], role: str | None, window: int | None = None):  # noqa: ANN202
-        if not failed:
+        if not failed and task in (None, self.shards.task):
             failed.append(True)
-            raise RuntimeError(f"injected failure on rank {os.environ['RANK']}")
+            rank = os.environ["RANK"]
+            if how == "block":
+                print(f"rank {rank} blocks", flush=True)
+                threading.Event().wait()  # never set: only a signal ends it
+            if how == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise RuntimeError(f"injected failure on rank {rank}")
         return original(self, texts, role, window)
 
     HarnessEncoder._stream = stream
 
 
 if __name__ == "__main__":
-    if os.environ["RANK"] == sys.argv[1]:
-        fail_first_pass()
+    if os.environ["RANK"] == sys.argv[1] and os.environ.get("FAULT"):
+        fail_first_pass(os.environ["FAULT"], os.environ.get("FAULT_TASK"))
     sys.exit(main(sys.argv[2:]))

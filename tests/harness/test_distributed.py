@@ -8,16 +8,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from data_helpers import cut_rows
 
 from harness.cli import main
 from harness.data import default_data_root
+from harness.distributed import group_timeout_s
+from harness.errors import UsageError
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="gloo over localhost")
 
@@ -132,6 +136,15 @@ def _tasks(root: Path) -> Path:
     return root
 
 
+def _torchrun(args: list[str], **fault: str) -> dict[str, Any]:
+    """subprocess arguments of a 2-rank torchrun of `harness run args` whose rank 1 fails its first model pass as
+    `fault` says (fail_one_rank.py: FAULT, FAULT_TASK; none without them)."""
+    helper = Path(__file__).with_name("fail_one_rank.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(helper), "1",
+           *args]  # fmt: skip
+    return {"args": cmd, "env": {**os.environ, "OMP_NUM_THREADS": "1", **fault}}
+
+
 @pytest.mark.slow
 def test_task_failing_on_one_rank_fails_on_all(tmp_path: Path) -> None:
     data = _tasks(tmp_path / "data")
@@ -139,11 +152,8 @@ def test_task_failing_on_one_rank_fails_on_all(tmp_path: Path) -> None:
             "--dtype", "float32", "--data-dir", str(data), "--out", str(tmp_path)]  # fmt: skip
     assert main([*args, "--run-name", "one"]) == 0
     single = json.loads((tmp_path / "one" / "run.json").read_text())["tasks"]
-    helper = Path(__file__).with_name("fail_one_rank.py")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(helper), "1",
-           *args, "--run-name", "two"]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    run = _torchrun([*args, "--run-name", "two"], FAULT="raise")
+    proc = subprocess.run(**run, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0, proc.stderr[-3000:]  # a task failed
     assert "out of step" not in proc.stdout + proc.stderr
     tasks = json.loads((tmp_path / "two" / "run.json").read_text())["tasks"]
@@ -297,3 +307,86 @@ def test_other_ranks_leave_after_rank_0(tmp_path: Path) -> None:
     (zero, out0), (one, out1) = _run_ranks(tmp_path, [args, args], RUN_RANK_ORDERED)
     assert zero == 0 and one == 0, (out0 + out1)[-3000:]
     assert "rank 1 returned; finished: True" in out1
+
+
+@pytest.mark.slow
+def test_rank_0_decides_which_tasks_were_done_earlier(tmp_path: Path) -> None:
+    """Rank 1 runs on a host whose copy of the run directory is empty while rank 0's holds EqSTS16 finished. Before:
+    rank 0 skipped EqSTS16 and rank 1 evaluated it, and the run stopped out of step."""
+    data = _tasks(tmp_path / "data")
+    args = ["run", "--model", "minilm", "--no-progress", "--dtype", "float32", "--data-dir", str(data), "--run-name",
+            "two"]  # fmt: skip
+    assert main([*args, "--tasks", "EqSTS16", "--out", str(tmp_path / "host0"), "--no-cache"]) == 0
+    both = [*args, "--tasks", "EqSTS16,EqSTS12"]
+    (zero, out0), (one, out1) = _run_ranks(tmp_path, [[*both, "--out", str(tmp_path / "host0")],
+                                                      [*both, "--out", str(tmp_path / "host1")]])  # fmt: skip
+    assert zero == 0 and one == 0, (out0 + out1)[-3000:]
+    assert "[1/2] EqSTS16: done earlier, skipped" in out0
+    tasks = json.loads((tmp_path / "host0" / "two" / "run.json").read_text())["tasks"]
+    assert tasks["EqSTS12"]["status"] == "ok" and tasks["EqSTS16"]["status"] == "ok"
+
+
+def _rerun_finishes(args: list[str]) -> None:
+    """After a torchrun that stopped in EqSTS12 with EqSTS16 finished: EqSTS16 was kept, and the same command
+    without the fault skips it and scores EqSTS12."""
+    record = Path(args[args.index("--out") + 1]) / "two" / "run.json"
+    assert json.loads(record.read_text())["tasks"]["EqSTS16"]["status"] == "ok"
+    proc = subprocess.run(**_torchrun(args), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "EqSTS16: done earlier, skipped" in proc.stdout
+    assert {t["status"] for t in json.loads(record.read_text())["tasks"].values()} == {"ok"}
+
+
+def _faulty_run_args(tmp_path: Path) -> list[str]:
+    return ["run", "--tasks", "EqSTS16,EqSTS12", "--model", "minilm", "--no-cache", "--no-progress", "--dtype",
+            "float32", "--data-dir", str(_tasks(tmp_path / "data")), "--out", str(tmp_path / "runs"), "--run-name",
+            "two"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_hung_rank_is_named_once_the_group_timeout_passes(tmp_path: Path) -> None:
+    """Rank 1 blocks in EqSTS12 without dying. Before: rank 0 waited inside the gather for torch's 30 minutes and
+    then failed with a gloo error naming no rank (this test's subprocess timeout ended it first)."""
+    args = _faulty_run_args(tmp_path)
+    run = _torchrun(args, FAULT="block", FAULT_TASK="EqSTS12", HARNESS_DIST_TIMEOUT_S="15")
+    proc = subprocess.run(**run, capture_output=True, text=True, timeout=400)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert "harness: error: torchrun rank 1 did not reach gather #0 of " in out, out[-3000:]
+    assert " texts in task EqSTS12 within 15 s (HARNESS_DIST_TIMEOUT_S)" in out
+    assert "Tasks finished earlier stay in the run directory" in out
+    _rerun_finishes(args)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("fault", "stop"), [
+    ("block", signal.SIGTERM),  # to the launcher, which passes it on to the ranks
+    ("block", signal.SIGINT),  # Ctrl-C in a terminal: to the launcher and its ranks, one process group
+    ("kill", None),  # rank 1 is SIGKILLed; the launcher stops rank 0
+])  # fmt: skip
+def test_a_run_stopped_while_a_rank_waits_keeps_its_finished_tasks(tmp_path: Path, fault: str,
+                                                                   stop: signal.Signals | None) -> None:  # fmt: skip
+    """Rank 1 blocks (or dies) at EqSTS12's first pass while rank 0 waits for it, then torchrun is stopped. Rank 0
+    says what is kept and the rerun finishes. Before: rank 0 waited inside a collective, where no signal is
+    handled, until torchrun SIGKILLed it after its grace period, without a word."""
+    args = _faulty_run_args(tmp_path)
+    launcher = subprocess.Popen(**_torchrun(args, FAULT=fault, FAULT_TASK="EqSTS12"), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    lines = []
+    for line in launcher.stdout:  # the rank's own line: it blocks from here on (a killed rank says nothing)
+        lines.append(line)
+        if stop is not None and "rank 1 blocks" in line:
+            (os.killpg if stop == signal.SIGINT else os.kill)(launcher.pid, stop)
+            break
+    out = "".join(lines) + launcher.communicate(timeout=300)[0]
+    assert launcher.returncode != 0, out[-3000:]
+    # every rank still alive says so: rank 0 too, which waited for rank 1
+    assert out.count("finished tasks are kept in the run directory") == (2 if stop else 1), out[-3000:]
+    _rerun_finishes(args)
+
+
+@pytest.mark.parametrize("value", ["ten", "0", "-5", "inf", "nan"])
+def test_a_bad_group_timeout_is_named(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("HARNESS_DIST_TIMEOUT_S", value)
+    with pytest.raises(UsageError, match=f"HARNESS_DIST_TIMEOUT_S='{value}': give the seconds"):
+        group_timeout_s()
