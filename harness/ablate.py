@@ -42,7 +42,9 @@ chosen and the tuned arm's first seed) reuses that unit's model instead of train
 thus the best of the candidates on its own dev noise, a small bias towards the tuned arm (docs/training-supervised.md,
 "[choose] and the tuned arm's seed 0"); training it again at the same seed would repeat it, not remove the bias.
 Every unit's stage config (with each arm's overrides and each [choose] value) and every dev and test task name
-are checked when the ablation opens, before anything trains or is written.
+are checked when the ablation opens, before anything trains or is written; so are the texts the dev and test tasks
+share (refused unless `eval.overlap_ok = "why"`) and those the training folders share with them (refused unless
+`eval.train_overlap_ok = "why"`): the report shows both.
 """
 
 from __future__ import annotations
