@@ -42,7 +42,9 @@ chosen and the tuned arm's first seed) reuses that unit's model instead of train
 thus the best of the candidates on its own dev noise, a small bias towards the tuned arm (docs/training-supervised.md,
 "[choose] and the tuned arm's seed 0"); training it again at the same seed would repeat it, not remove the bias.
 Every unit's stage config (with each arm's overrides and each [choose] value) and every dev and test task name
-are checked when the ablation opens, before anything trains or is written.
+are checked when the ablation opens, before anything trains or is written; so are the texts the dev and test tasks
+share (refused unless `eval.overlap_ok = "why"`) and those the training folders share with them (refused unless
+`eval.train_overlap_ok = "why"`): the report shows both.
 """
 
 from __future__ import annotations
@@ -51,11 +53,12 @@ import argparse
 import json
 import shutil
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 from conan_model.fingerprint import data_fingerprint, files_fingerprint
-from harness.data import LocalTask, discover_tasks, normalized_texts
+from harness.data import _NOT_WORD, LocalTask, discover_tasks, iter_jsonl, normalized_texts, row_texts
 from harness.env import data_root
 from harness.errors import UsageError
 from harness.pipeline import check_task_names, checked_list, source_fingerprint
@@ -63,7 +66,7 @@ from harness.runs import atomic_write_json, read_json
 from harness.sysinfo import code_version
 
 STATE = "ablate.json"
-EVAL_KEYS = {"dev", "test", "dims", "batch_size", "device", "max_length", "overlap_ok"}
+EVAL_KEYS = {"dev", "test", "dims", "batch_size", "device", "max_length", "overlap_ok", "train_overlap_ok"}
 TOP_KEYS = {"name", "out", "report", "scale", "seeds", "reference", "data_dir", "set", "base", "shared", "stages",
             "arms", "eval", "choose", "n_boot", "bootstrap_seed"}  # fmt: skip
 # Keys that change where or how fast a stage runs, not what it learns: left out of a unit's fingerprint.
@@ -134,6 +137,50 @@ def dev_test_overlap(local: dict[str, LocalTask], dev: list[str], test: list[str
             for d in dev for t in test if d in texts and t in texts and texts[d] & texts[t]]  # fmt: skip
 
 
+def normalized_text(text: str) -> str:
+    """One text as ``harness.data.normalized_texts`` normalises a folder's (NFKC, lower case, no whitespace or
+    punctuation): what decides whether an evaluation item is in a training set."""
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text)).lower()
+
+
+def task_items(task: LocalTask) -> tuple[str, list[set[str]]]:
+    """(what an item is, each item's normalised texts) of a task: its queries for Retrieval, else its test rows
+    (a sentence pair for STS, PairClassification and BitextMining, a query with its candidates for Reranking)."""
+    queries = task.type == "Retrieval"
+    kind = "queries" if queries else "pairs" if task.type in ("STS", "PairClassification", "BitextMining") else "rows"
+    rows = iter_jsonl(task.path / ("queries.jsonl" if queries else "test.jsonl"))
+    return kind, [{normalized_text(text) for text in row_texts(row)} - {""} for row in rows]
+
+
+def train_test_overlap(local: dict[str, LocalTask], train_sets: dict[str, Path],
+                       tasks: list[str]) -> list[dict[str, Any]]:  # fmt: skip
+    """Every (training set, evaluation task) pair with the texts they share (``harness.data.normalized_texts`` of
+    the training folder and of the task folder) and the task's items (:func:`task_items`) with a text in the
+    training set: a model trained on a test item scores it partly from memory. ``train_sets``: {name: folder of
+    .jsonl files}; tasks without a folder under the data root (``local``: official ones) are not compared."""
+    train_texts = {name: normalized_texts(LocalTask(name, "train", folder, "train", {}))
+                   for name, folder in train_sets.items()}  # fmt: skip
+    found = []
+    for task in (t for t in tasks if t in local):
+        texts = normalized_texts(local[task])
+        kind, items = task_items(local[task])
+        for name, seen in train_texts.items():
+            shared = texts & seen
+            found.append({"train": name, "task": task, "shared": len(shared), "task_texts": len(texts),
+                          "items_with_shared": sum(bool(item & shared) for item in items), "task_items": len(items),
+                          "items": kind})  # fmt: skip
+    return found
+
+
+def training_folders(stage_cfg: Any, data_dir: Path) -> dict[str, Path]:
+    """{name: folder} of the files a stage trains from (a training set is a folder: ../shared/data/train/<name>/
+    train.jsonl), named relative to the evaluation data root (``train/<name>``) so that stages with other
+    ``data_root`` settings name one folder alike."""
+    root = data_dir.resolve()
+    folders = {path.parent.resolve() for path in stage_cfg.input_files()}
+    return {(f.relative_to(root).as_posix() if f.is_relative_to(root) else str(f)): f for f in folders}
+
+
 def choose_value(values: list[Any], dev_scores: list[dict[str, float]], dev_tasks: list[str]) -> Any:
     """The value whose mean main score over the dev tasks is highest (ties: the first listed).
 
@@ -189,7 +236,10 @@ def changed_inputs(recorded: dict[str, str], current: dict[str, str]) -> str:
 class Ablation:
     """Runs the units of one config in order, recording each in <out>/ablate.json as it finishes."""
 
-    def __init__(self, cfg: dict[str, Any], config_path: Path) -> None:
+    def __init__(self, cfg: dict[str, Any], config_path: Path, measure_only: bool = False) -> None:
+        """Check the config and open its work folder; ``measure_only``: check and measure the overlaps
+        (``train_pairs``: every training set against every dev and test task), neither refuse nor write anything
+        (benchmarks/bench_train_test_overlap.py)."""
         self.cfg, self.config_path = cfg, config_path
         ev = cfg["eval"]
         self.dev, self.test = list(ev["dev"]), list(ev["test"])
@@ -207,7 +257,20 @@ class Ablation:
                              "partly made on test items; choose other dev tasks, or say why it is acceptable in "
                              "eval.overlap_ok = \"...\" (the report shows the overlap and the reason)")  # fmt: skip
         self.out = Path(cfg.get("out", f"runs/ablations/{cfg['name']}"))  # made only once the config is accepted
+        self.train_sets: dict[str, Path] = {}  # {name: folder} of every training file a unit reads (check_stages)
         self.check_stages()
+        self.train_pairs = train_test_overlap(local, self.train_sets, self.dev + self.test)
+        self.train_overlap = [o for o in self.train_pairs if o["shared"]]
+        if measure_only:
+            return
+        if self.train_overlap and not str(ev.get("train_overlap_ok", "")).strip():
+            shared = "; ".join(f"{o['train']} and {o['task']}: {o['shared']} of the task's {o['task_texts']} texts, "
+                               f"{o['items_with_shared']} of its {o['task_items']} {o['items']}"
+                               for o in self.train_overlap)  # fmt: skip
+            raise UsageError(f"{config_path}: eval: training data and evaluation tasks share texts ({shared}), so "
+                             "a trained arm's score on them is partly memory; train on other data, or say why it is "
+                             "acceptable in eval.train_overlap_ok = \"...\" (the report shows the overlap and the "
+                             "reason)")  # fmt: skip
         self.out.mkdir(parents=True, exist_ok=True)
         self.state: dict[str, Any] = read_json(self.out / STATE, {"done": {}})
         self.code = code_version()  # once: this process runs the code it imported at its start
@@ -284,7 +347,8 @@ class Ablation:
         """Resolve every unit's stage config before anything trains (first seed; a chained stage starts from where
         its predecessor will export): the stage as configured, then with the arm's `set`, then with each [choose]
         value, so an error names the key that broke it. Before, a typo in the last arm's overrides, or in
-        `choose.key`, surfaced only after every earlier unit had trained."""
+        `choose.key`, surfaced only after every earlier unit had trained. Collects the training folders every
+        unit reads (``self.train_sets``) for the train/test overlap check."""
         spec = self.cfg.get("choose")
         choices = [[f"{spec['key']}={json.dumps(v)}"] for v in spec["values"]] if spec else []
         for arm in self.cfg["arms"]:
@@ -297,7 +361,8 @@ class Ablation:
                         layers += [(f"arms.{arm}.set", extra)] if extra else []
                         layers += [("choose", [*extra, *choice]) for choice in choices]
                     for where, sets in layers:
-                        self._resolve(unit, stage, sets, seed, init, where)
+                        stage_cfg = self._resolve(unit, stage, sets, seed, init, where)[1]
+                        self.train_sets.update(training_folders(stage_cfg, self.data_dir))
                     init = str(self.out / unit / "final")
 
     def _chains(self, arm: str, seed: int, extra: list[str], tag: str = ""
@@ -402,7 +467,8 @@ class Ablation:
                 self.evaluate(final, f"{arm}-seed{seed}", self.dev + self.test)
                 runs.setdefault(arm, {})[seed] = {"final": final, "eval": str(self.out / "evals" / f"{arm}-seed{seed}")}
         report_dir = Path(self.cfg.get("report", f"reports/ablations/{self.cfg['name']}"))
-        write_report(self.cfg, self.config_path, self.state, runs, self.dev, self.test, report_dir, self.overlap)
+        write_report(self.cfg, self.config_path, self.state, runs, self.dev, self.test, report_dir, self.overlap,
+                     self.train_overlap)  # fmt: skip
         self._say("done", f"report {report_dir / 'report.md'}")
         return report_dir
 

@@ -187,9 +187,11 @@ def _dhnm(final: str) -> dict[str, Any] | None:
 
 
 def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: dict[str, dict[int, dict[str, str]]],
-          dev: list[str], test: list[str], overlap: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+          dev: list[str], test: list[str], overlap: list[dict[str, Any]] | None = None,
+          train_overlap: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
     """Everything the report shows, as JSON (the bootstrap resamples themselves are left out). ``overlap``: the
-    dev/test task pairs that share texts (harness.ablate.dev_test_overlap), shown with the config's reason."""
+    dev/test task pairs that share texts (harness.ablate.dev_test_overlap), ``train_overlap``: the (training set,
+    evaluation task) pairs that do (harness.ablate.train_test_overlap), each shown with the config's reason."""
     n_boot, boot_seed, ref = int(cfg.get("n_boot", 1000)), int(cfg.get("bootstrap_seed", 0)), cfg["reference"]
     evals = {arm: {s: r["eval"] for s, r in by_seed.items()} for arm, by_seed in runs.items()}
     report: dict[str, Any] = {
@@ -199,6 +201,7 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
                       "over": "items (paired bootstrap, normal) and seeds (t, n-1 df), half-widths in quadrature"},
         "arms": {}, "comparisons": {}, "compute_minutes": _minutes(state), "code": _code_versions(state),
         "dev_test_overlap": {"pairs": overlap or [], "why_acceptable": cfg["eval"].get("overlap_ok")},
+        "train_test_overlap": {"pairs": train_overlap or [], "why_acceptable": cfg["eval"].get("train_overlap_ok")},
     }  # fmt: skip
     dims = [int(d) for d in cfg["eval"].get("dims", [])]
     for arm, by_seed in runs.items():
@@ -296,6 +299,7 @@ def render(rep: dict[str, Any]) -> str:
         f"- dev tasks (settings may be chosen on these): {', '.join(dev)}",
         f"- test tasks (final settings only, never used for a choice): {', '.join(test)}",
         *_overlap_lines(rep),
+        *_train_overlap_lines(rep),
         "- choice on dev: " + (f"`{chosen['key']}` = {chosen['value']} among {chosen['values']} (arm {chosen['arm']}, "
                                f"seed {chosen['seed']}, mean dev main score)" if chosen else "none (no [choose])"),
         "", "## Scores (main score ×100, mean ± sd over seeds)", "", scores,
@@ -330,6 +334,20 @@ def _overlap_lines(rep: dict[str, Any]) -> list[str]:
     pairs = "; ".join(f"{o['dev']} and {o['test']} share {o['shared']} of the test task's {o['test_texts']} texts"
                       for o in found["pairs"])  # fmt: skip
     return [f"- **dev/test overlap**: {pairs}. Accepted because: {found.get('why_acceptable')}"]
+
+
+def _train_overlap_lines(rep: dict[str, Any]) -> list[str]:
+    """Evaluation tasks that share texts with the training data: how much of a score may be memory, and why it
+    stands. Reports written before the check have no entry and show none."""
+    if "train_test_overlap" not in rep:
+        return []
+    found = rep["train_test_overlap"]
+    if not found["pairs"]:
+        return ["- train/test overlap: none (no text of the training data is in a dev or test task, after NFKC, "
+                "lower case and without whitespace or punctuation)"]  # fmt: skip
+    pairs = "; ".join(f"{o['train']} and {o['task']} share {o['shared']} of the task's {o['task_texts']} texts "
+                      f"({o['items_with_shared']} of its {o['task_items']} {o['items']})" for o in found["pairs"])
+    return [f"- **train/test overlap**: {pairs}. Accepted because: {found.get('why_acceptable')}"]
 
 
 def _shared_note(rep: dict[str, Any]) -> list[str]:
@@ -385,9 +403,10 @@ def plot(rep: dict[str, Any], path: Path) -> None:
 
 def write_report(cfg: dict[str, Any], config_path: Path, state: dict[str, Any],
                  runs: dict[str, dict[int, dict[str, str]]], dev: list[str], test: list[str],
-                 out: Path, overlap: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+                 out: Path, overlap: list[dict[str, Any]] | None = None,
+                 train_overlap: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
     """report.json + report.md + scores.png under ``out``; returns the report dict."""
-    rep = build(cfg, config_path, state, runs, dev, test, overlap)
+    rep = build(cfg, config_path, state, runs, dev, test, overlap, train_overlap)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "report.json", rep)
     atomic_write_text(out / "report.md", render(rep))

@@ -1,0 +1,75 @@
+"""`harness ablate` and training data that holds evaluation texts: measured when the ablation opens, refused unless
+the config says why (`eval.train_overlap_ok`), shown in the report; the shipped ablations share none."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_ablate import REPO, SAMPLE, write_configs
+
+from harness.ablate import Ablation, load_ablation
+from harness.data import discover_tasks
+from harness.errors import UsageError
+
+
+def leaky_training_set(tmp: Path, shared_data: Path) -> Path:
+    """Real parallel_en_zh rows plus one whose English side is STS12's first sentence, in other case and spacing."""
+    rows = (shared_data / "train" / "parallel_en_zh" / "train.jsonl").read_text(encoding="utf-8").splitlines()[:200]
+    first = json.loads((SAMPLE / "en" / "STS12" / "test.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    leak = {"query": "  " + first["sentence1"].upper().replace(" ", "   "), "positive": json.loads(rows[0])["positive"]}
+    folder = tmp / "train_data" / "leaky"
+    folder.mkdir(parents=True)
+    (folder / "train.jsonl").write_text("\n".join([*rows, json.dumps(leak, ensure_ascii=False)]) + "\n",
+                                        encoding="utf-8")  # fmt: skip
+    return folder
+
+
+def test_training_data_sharing_test_texts_is_refused_unless_the_config_says_why(tmp_path: Path, shared_data: Path
+                                                                                 ) -> None:  # fmt: skip
+    """Before: only dev and test tasks were compared with each other, so a stage trained on STS12's sentences was
+    scored on STS12 without a word in the report."""
+    config = write_configs(tmp_path, shared_data)
+    folder = leaky_training_set(tmp_path, shared_data)
+    stage = tmp_path / "weak.toml"
+    stage.write_text(stage.read_text().replace(f'data_root = "{shared_data / "train"}"',
+                                               f'data_root = "{folder.parent}"').replace('"parallel_en_zh"', '"leaky"'))
+    with pytest.raises(UsageError) as refused:
+        Ablation(load_ablation(config), config)
+    expected = (f"{config}: eval: training data and evaluation tasks share texts ({folder} and STS12: 1 of the "
+                "task's 80 texts, 1 of its 41 pairs), so a trained arm's score on them is partly memory")
+    assert expected in str(refused.value) and "eval.train_overlap_ok" in str(refused.value)
+    assert not (tmp_path / "work").exists()  # nothing written before the config is accepted
+
+    config.write_text(config.read_text().replace('test = ["STS12"]', 'test = ["STS12"]\ntrain_overlap_ok = "why"'))
+    ablation = Ablation(load_ablation(config), config)  # accepted; the report will show it with the reason
+    assert ablation.train_overlap == [{"train": str(folder), "task": "STS12", "shared": 1, "task_texts": 80,
+                                       "items_with_shared": 1, "task_items": 41, "items": "pairs"}]  # fmt: skip
+
+
+def test_queries_are_the_items_of_a_retrieval_task(tmp_path: Path, shared_data: Path) -> None:
+    """A training set holding real CMRC2018Retrieval queries counts those queries, not the documents they ask of."""
+    from harness.ablate import train_test_overlap
+
+    task = discover_tasks(shared_data)["CMRC2018Retrieval"]
+    queries = (task.path / "queries.jsonl").read_text(encoding="utf-8").splitlines()[:3]
+    folder = tmp_path / "qa"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("".join(json.dumps({"text": json.loads(q)["text"]}, ensure_ascii=False)
+                                                + "\n" for q in queries), encoding="utf-8")  # fmt: skip
+    [found] = train_test_overlap({task.name: task}, {"qa": folder}, [task.name])
+    assert (found["shared"], found["items_with_shared"], found["task_items"], found["items"]) == (3, 3, 3218,
+                                                                                                 "queries")
+
+
+def test_shipped_ablations_train_on_no_text_of_their_tasks(shared_data: Path, monkeypatch) -> None:
+    """Every configs/ablations/*.toml opens with its training data checked against its tasks (the numbers quoted
+    in docs/training-supervised.md: benchmarks/results/train_test_overlap.json)."""
+    monkeypatch.chdir(REPO)
+    committed = json.loads((REPO / "benchmarks" / "results" / "train_test_overlap.json").read_text())["ablations"]
+    for name in ("dhnm", "mrl_decoder"):  # one Chinese QA set; four English sets under two data_root spellings
+        path = Path("configs/ablations") / f"{name}.toml"
+        ablation = Ablation(load_ablation(path), path, measure_only=True)
+        assert ablation.train_overlap == [] and sorted(ablation.train_sets) == committed[name]["train_sets"]
+        assert len(ablation.train_pairs) == len(committed[name]["pairs"]) > 0

@@ -1,0 +1,30 @@
+"""An ablation report names the evaluation texts its training data holds, with the config's reason, as it names
+dev/test overlap; a report written before the check (the committed ones) claims nothing about it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from reporting.ablation import render
+
+REPO = Path(__file__).resolve().parents[2]
+PAIR = {"train": "train/stsb_train_en", "task": "STSBenchmark", "shared": 12, "task_texts": 2550,
+        "items_with_shared": 9, "task_items": 1379, "items": "pairs"}  # fmt: skip
+
+
+def committed(name: str) -> dict:
+    return json.loads((REPO / "reports" / "ablations" / name / "report.json").read_text(encoding="utf-8"))
+
+
+def test_train_overlap_is_shown_with_the_reason_or_as_none() -> None:
+    """Before: the report had no word on training data that holds test texts."""
+    rep = {**committed("dhnm"), "train_test_overlap": {"pairs": [PAIR], "why_acceptable": "a reason"}}
+    assert ("- **train/test overlap**: train/stsb_train_en and STSBenchmark share 12 of the task's 2550 texts (9 of "
+            "its 1379 pairs). Accepted because: a reason") in render(rep)  # fmt: skip
+    rep["train_test_overlap"] = {"pairs": [], "why_acceptable": None}
+    assert "- train/test overlap: none (no text of the training data is in a dev or test task" in render(rep)
+
+
+def test_a_report_from_before_the_check_claims_nothing_about_it() -> None:
+    assert "train/test overlap" not in render(committed("dhnm"))
