@@ -53,12 +53,11 @@ import argparse
 import json
 import shutil
 import time
-import unicodedata
 from pathlib import Path
 from typing import Any
 
 from conan_model.fingerprint import data_fingerprint, files_fingerprint
-from harness.data import _NOT_WORD, LocalTask, discover_tasks, iter_jsonl, normalized_texts, row_texts
+from harness.data import LocalTask, discover_tasks, iter_jsonl, normalized_text, normalized_texts, row_texts
 from harness.env import data_root
 from harness.errors import UsageError
 from harness.pipeline import check_task_names, checked_list, source_fingerprint
@@ -135,12 +134,6 @@ def dev_test_overlap(local: dict[str, LocalTask], dev: list[str], test: list[str
     texts = {t: normalized_texts(local[t]) for t in dev + test if t in local}
     return [{"dev": d, "test": t, "shared": len(texts[d] & texts[t]), "test_texts": len(texts[t])}
             for d in dev for t in test if d in texts and t in texts and texts[d] & texts[t]]  # fmt: skip
-
-
-def normalized_text(text: str) -> str:
-    """One text as ``harness.data.normalized_texts`` normalises a folder's (NFKC, lower case, no whitespace or
-    punctuation): what decides whether an evaluation item is in a training set."""
-    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text)).lower()
 
 
 def task_items(task: LocalTask) -> tuple[str, list[set[str]]]:

@@ -323,6 +323,12 @@ def _check_count(task: LocalTask, path: Path, rows: int) -> None:
 _NOT_WORD = re.compile(r"[\W_]+")
 
 
+def normalized_text(text: str) -> str:
+    """One text as ../shared/data's own leakage rule normalises it (NFKC, lower case, no whitespace or
+    punctuation); '' for a text of none of those."""
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text)).lower()
+
+
 def normalized_texts(task: LocalTask) -> set[str]:
     """Every text of a task folder (each string of its .jsonl rows, inside lists too, ids and labels left out),
     normalised as ../shared/data's own leakage rule does: NFKC, lower case, no whitespace or punctuation. What
@@ -331,8 +337,8 @@ def normalized_texts(task: LocalTask) -> set[str]:
     for path in sorted(task.path.glob("*.jsonl")):
         for row in iter_jsonl(path):
             for text in row_texts(row):
-                if norm := _NOT_WORD.sub("", unicodedata.normalize("NFKC", text)):
-                    texts.add(norm.lower())
+                if norm := normalized_text(text):
+                    texts.add(norm)
     return texts
 
 
