@@ -94,20 +94,33 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
 
 def remove_leftovers(output_dir: str | Path, keep: Path | None = None) -> list[str]:
     """Delete what an interrupted save provably left in ``output_dir``'s checkpoints, so it never piles up: a
-    ``.old-step_*`` (replace_dir's aside copy) whose step folder is whole again, and an older step folder that fails
-    its hash check (a keep-last deletion cut short keeps its state.json). The newest checkpoint and ``keep`` (the one
-    being resumed) are never touched. Returns each removed name with why, for the one line that says so."""
+    ``.old-step_*`` (replace_dir's aside copy) whose step folder holds every file its state.json records, and an
+    older step folder missing some of the files its state.json records (a keep-last deletion cut short keeps its
+    state.json). Only missing files count, never their contents: a folder whose bytes differ was not left by a
+    deletion (it is named damaged when resumed from, as before), and nothing is hashed, so a resume of a large
+    model does not read every checkpoint first. The newest checkpoint and ``keep`` (the one being resumed) are
+    never touched. Returns each removed name with why, for the one line that says so."""
     root = Path(output_dir) / CHECKPOINTS
     complete = _complete(root)
-    whole = {p.name for p in complete if _whole(p)}
+    present = {p.name for p in complete if _missing_files(p) == []}
     kept = keep.resolve() if keep is not None else None
     leftovers = {p: "the aside copy of a replaced checkpoint, which is whole"
-                 for p in root.glob(".old-step_*") if p.name.removeprefix(".old-") in whole}  # fmt: skip
+                 for p in root.glob(".old-step_*") if p.name.removeprefix(".old-") in present}  # fmt: skip
     leftovers |= {p: "an older checkpoint cut short while it was deleted"
-                  for p in complete[:-1] if p.name not in whole and p.resolve() != kept}  # fmt: skip
+                  for p in complete[:-1] if _missing_files(p) and p.resolve() != kept}  # fmt: skip
     for path in leftovers:
         shutil.rmtree(path)
     return [f"{p.name} ({why})" for p, why in sorted(leftovers.items())]
+
+
+def _missing_files(path: Path) -> list[str] | None:
+    """The files state.json records that the folder no longer holds; None when state.json does not read (nothing
+    is then known to be missing)."""
+    try:
+        state = json.loads((path / STATE_NAME).read_text(encoding="utf-8"))
+        return [name for name in state.get(FILES_KEY) or {} if not (path / name).exists()]
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def read_state(path: str | Path) -> dict[str, Any]:

@@ -111,3 +111,20 @@ def test_a_damaged_checkpoint_named_by_resume_is_kept_to_be_named(finished, tmp_
     (older / "optimizer.pt").write_bytes(b"damaged")
     assert cli.main([*_args(out, shared_data), "--resume", str(older)]) == 2
     assert (older / "state.json").is_file()
+
+
+def test_an_older_checkpoint_whose_bytes_differ_is_not_taken_for_a_leftover(finished, tmp_path, shared_data,
+                                                                            one_thread, caplog):  # fmt: skip
+    """A deletion removes files, it does not change their bytes: an older checkpoint holding every recorded file
+    with other contents (edited by hand, a bit flip) was not left by an interrupted save and stays, to be named
+    damaged if it is ever resumed from. Before: any hash mismatch was deleted as "cut short"."""
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    older = out / "checkpoints" / "step_00000001"
+    weights = older / "optimizer.pt"
+    data = weights.read_bytes()
+    weights.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # one bit pattern flipped, the size kept
+    with caplog.at_level(logging.INFO, logger="train"):
+        assert cli.main([*_args(out, shared_data), "--resume"]) == 0
+    assert not [r for r in caplog.records if SAID in r.getMessage()]
+    assert (older / "optimizer.pt").is_file()
