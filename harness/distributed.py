@@ -19,10 +19,10 @@ never pickles.
 
 Before each collective every rank marks its arrival in the group's store and waits for the others' marks, at most
 HARNESS_DIST_TIMEOUT_S (`group_timeout_s`): a rank that hangs without dying then stops the run with one message
-naming the ranks that did not arrive (torch's own timeout is 30 minutes and names no rank), and the wait, in short
-slices, lets a Ctrl-C or SIGTERM through where a blocked collective would hold it until torchrun's SIGKILL. What
-a rank skips as done earlier is rank 0's decision (`main_decides`): ranks on hosts that do not share the run
-directory would otherwise read different records and walk different tasks.
+naming the ranks that did not arrive (torch's own timeout, 30 minutes for gloo and 10 for NCCL, names no rank),
+and the wait, polling the store, lets a Ctrl-C or SIGTERM through where a blocked collective would hold it until
+torchrun's SIGKILL. What a rank skips as done earlier is rank 0's decision (`main_decides`): ranks on hosts that do
+not share the run directory would otherwise read different records and walk different tasks.
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ GATHER, END, LOOKUP = 1, 2, 3  # a header's kind: a slice's gather, a task's end
 TIMEOUT_ENV = "HARNESS_DIST_TIMEOUT_S"
 # Ranks run the same steps in step, so one waits for another only by their difference; the longest step one rank
 # may take alone is rank 0's writes after a task, and a model load or a task's scoring that is slower on one host:
-# minutes at worst. Ten minutes stops a hung rank 20 minutes before torch's own 30 would.
+# minutes at worst (an estimate, not a measurement: raise it for a model whose load or scoring takes longer on one
+# rank). Ten minutes stops a hung rank 20 minutes before gloo's own 30 would; it equals NCCL's default but names
+# the rank.
 DEFAULT_TIMEOUT_S = 600.0
-WAIT_SLICE = timedelta(seconds=1)  # how often a rank waiting for the others lets a signal through
 
 
 class RanksTimedOut(ShardMismatch):
@@ -268,21 +269,34 @@ class ShardGroup:
         store.set(keys[self.rank], "1")
         if self.arrivals > 2:  # every rank here passed the wait before last, so nobody reads that mark again
             store.delete_key(f"harness/arrival/{self.arrivals - 2}/{self.rank}")
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            try:
-                store.wait(keys, WAIT_SLICE)  # a slice at a time: a Ctrl-C or SIGTERM is handled in between
-                return
-            except RuntimeError:  # this slice's timeout (DistStoreError for a TCPStore)
-                if time.monotonic() >= deadline:
-                    break
-        absent = [r for r, key in enumerate(keys) if not store.check([key])]
+        try:
+            absent = self._await_marks(store, keys)
+        except RuntimeError as exc:  # the store itself is gone: torchrun's agent, or the rank holding it, died
+            self._broken = ShardMismatch(f"torchrun's rendezvous store is unreachable at {what} ({exc}): another "
+                                         "rank or the launcher stopped; tasks finished earlier stay in the run "
+                                         "directory and the same command evaluates the rest")  # fmt: skip
+            raise self._broken from None
+        if not absent:
+            return
         ranks = ", ".join(map(str, absent))
         self._broken = RanksTimedOut(
             f"torchrun rank {ranks} did not reach {what} within {self.timeout_s:g} s ({TIMEOUT_ENV}): hung, or "
             f"slower than that; rank {self.rank} stops the run. Tasks finished earlier stay in the run directory "
             f"and the same command evaluates the rest; raise {TIMEOUT_ENV} if a rank needs longer")  # fmt: skip
         raise self._broken
+
+    def _await_marks(self, store: Any, keys: list[str]) -> list[int]:
+        """Poll the store until every rank's mark is there (→ []) or `timeout_s` has passed (→ the ranks still
+        missing). Polling, with a pause doubling from 1 ms to 0.2 s, rather than the store's own timed wait: a
+        Ctrl-C or SIGTERM is handled between polls, and a TCPStore logs two warning lines for every wait that
+        times out, which a rank waiting out rank 0's writes would print each second."""
+        deadline, pause = time.monotonic() + self.timeout_s, 0.001
+        while not store.check(keys):
+            if time.monotonic() >= deadline:
+                return [r for r, key in enumerate(keys) if not store.check([key])]
+            time.sleep(pause)
+            pause = min(2 * pause, 0.2)
+        return []
 
     def _peer_message(self) -> str:
         failed = [r for r, h in enumerate(self._peer_end) if h[0] == END]

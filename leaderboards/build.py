@@ -170,8 +170,8 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
         notes += partial_notes(entries, task)
         if task not in mixed and len({e.partial.get(task, "") for e in entries if task in e.scores}) > 1:
             mixed[task] = ["splits"]
-            notes.append(f"‡ {task}: a published row's score leaves out splits or subsets another row's covers (`¶`), "
-                         f"so {task} counts toward no row's Borda points.")  # fmt: skip
+            notes.append(f"¶ {task}: a published row's score leaves out splits or subsets another row's covers, so "
+                         f"{task} counts toward no row's Borda points.")  # fmt: skip
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
         raise UsageError("two rows share a label (two model folders of one --published folder name one model?): "

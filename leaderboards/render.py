@@ -60,6 +60,12 @@ def _type_order(board: Board) -> list[str]:
     return list(dict.fromkeys(board.types[t] for t in board.tasks))
 
 
+def different_data(board: Board) -> set[str]:
+    """The tasks our runs scored on different data (`‡`). A task that ranks no row only because a published file
+    lacks splits (`¶`, mixed as ["splits"]) is not one: the runs agree, and `¶` marks the published cells."""
+    return {task for task, keys in board.mixed.items() if keys != ["splits"]}
+
+
 def ranking_table(board: Board, rows: list[Row]) -> str:
     kinds = _type_order(board)
     counts = {k: sum(1 for t in board.tasks if board.types[t] == k) for k in kinds}
@@ -68,7 +74,7 @@ def ranking_table(board: Board, rows: list[Row]) -> str:
     headers += [f"{TYPE_SHORT.get(k, k)} ({counts[k]})" for k in kinds]
     body = []
     for r in rows:
-        mixed_types = {board.types[t] for t in board.mixed if t in r.entry.scores}
+        mixed_types = {board.types[t] for t in different_data(board) if t in r.entry.scores}
         partial_types = {board.types[t] for t in r.entry.partial if t in board.types}
         partial = ("†" if r.covered < r.total else "") + ("‡" if mixed_types else "") + ("¶" if partial_types else "")
         mirrors = sum(1 for t in board.tasks if t in r.entry.scores and r.entry.sources.get(t) == "mirror")
@@ -83,8 +89,9 @@ def ranking_table(board: Board, rows: list[Row]) -> str:
 
 def task_table(board: Board, rows: list[Row]) -> str:
     headers = ["Task", "Type", "Metric", *[r.entry.label for r in rows]]
-    body = [[t + (" ‡" if t in board.mixed else ""), board.types[t], board.metrics.get(t, ""),
-             *[cell(r.entry, t, t in board.mixed) for r in rows]] for t in board.tasks]  # fmt: skip
+    mixed = different_data(board)
+    body = [[t + (" ‡" if t in mixed else ""), board.types[t], board.metrics.get(t, ""),
+             *[cell(r.entry, t, t in mixed) for r in rows]] for t in board.tasks]  # fmt: skip
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
 

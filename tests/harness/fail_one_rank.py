@@ -39,4 +39,5 @@ def fail_first_pass(how: str, task: str | None) -> None:
 if __name__ == "__main__":
     if os.environ["RANK"] == sys.argv[1] and os.environ.get("FAULT"):
         fail_first_pass(os.environ["FAULT"], os.environ.get("FAULT_TASK"))
-    sys.exit(main(sys.argv[2:]))
+    sys.argv[1:] = sys.argv[2:]  # the command line `python -m harness` would get
+    sys.exit(main())  # as the process entry point does: signals stay handled through the exit

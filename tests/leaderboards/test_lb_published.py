@@ -253,6 +253,7 @@ def test_a_published_file_lacking_a_split_is_flagged_per_row(tmp_path: Path):
             "lacks test of the task's validation+test.") in board.notes
     text = render(board)
     assert "| 77.41¶ " in text and "`¶` **partial published score**" in text
+    assert "70.00" in text and "70.00‡" not in text  # the runs agree on the data: `‡` (different data) is false
     assert all(r.points == 0 for r in build_rows(board.entries, board.tasks, board.types, board.mixed))
     # two published rows with the same split alone rank against each other, still marked
     write_json(tmp_path / "pub" / "org__other" / "r" / "MultilingualSentiment.json",
