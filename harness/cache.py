@@ -46,7 +46,7 @@ import numpy as np
 from conan_model.atomic import durable_replace
 from conan_model.fingerprint import data_fingerprint
 from harness.env import user_cache_root
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UsageError
 
 DB_NAME = "embeddings.sqlite"
 SCHEMA_VERSION = 2  # PRAGMA user_version of the current layout
@@ -316,3 +316,13 @@ class EmbeddingCache:
     def close(self) -> None:
         self._db.close()
         self._lock.close()
+
+
+def open_cache_at(folder: Path, advice: str = "") -> EmbeddingCache:
+    """The embedding cache in ``folder``, or a UsageError naming --cache-dir when it cannot be opened at all (a
+    full disk, a folder where its file should be): before, a traceback. Damage is repaired inside
+    (EmbeddingCache); this is access. ``advice``: what the command's user can do instead."""
+    try:
+        return EmbeddingCache(folder)
+    except (OSError, sqlite3.OperationalError) as exc:
+        raise UsageError(f"--cache-dir {folder}: cannot open the cache ({exc}){advice}") from None

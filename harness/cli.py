@@ -115,9 +115,8 @@ def _list_official(suite: str | None, local: dict) -> None:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    import sqlite3
 
-    from harness.cache import DB_NAME, EmbeddingCache, default_cache_dir
+    from harness.cache import DB_NAME, default_cache_dir, open_cache_at
     from harness.errors import UsageError
 
     folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
@@ -126,10 +125,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
             raise UsageError(f"--cache-dir {folder}: no embedding cache there ({DB_NAME} is missing)")
         print(f"{folder}: no embedding cache yet (a run with the cache on makes one)")
         return 0
-    try:
-        cache = EmbeddingCache(folder)
-    except (OSError, sqlite3.OperationalError) as exc:  # damage is repaired inside; this is access
-        raise UsageError(f"--cache-dir {folder}: cannot open the cache ({exc})") from None
+    cache = open_cache_at(folder)
     try:  # closed explicitly: an open cache holds the shared lock that lets other runs repair or clear it
         if args.action == "clear":
             removed = cache.clear()

@@ -15,7 +15,6 @@ import hashlib
 import logging
 import os
 import re
-import sqlite3
 import sys
 import time
 from collections import Counter
@@ -26,7 +25,7 @@ from typing import Any
 import mteb
 
 from harness import sysinfo
-from harness.cache import EmbeddingCache, default_cache_dir
+from harness.cache import EmbeddingCache, default_cache_dir, open_cache_at
 from harness.checks import check_positive, check_writable_dir, run_directory
 from harness.console import WarningLog, heartbeat, quiet_console, silence_library_bars
 from harness.data import LocalTask, scan_tasks
@@ -151,14 +150,8 @@ def check_run_directory(path: Path) -> None:
 
 
 def open_cache(folder: Path) -> EmbeddingCache:
-    """The embedding cache, or a UsageError naming --cache-dir when it cannot be opened at all (a full disk, a
-    folder where its file should be): before, a traceback. Damage is repaired inside (EmbeddingCache); this is
-    access."""
-    try:
-        return EmbeddingCache(folder)
-    except (OSError, sqlite3.OperationalError) as exc:
-        raise UsageError(f"--cache-dir {folder}: cannot open the cache ({exc}); give another --cache-dir "
-                         "(or free space there), or run with --no-cache") from None  # fmt: skip
+    """The run's embedding cache (`harness.cache.open_cache_at`), with the advice a run can follow."""
+    return open_cache_at(folder, "; give another --cache-dir (or free space there), or run with --no-cache")
 
 
 def run(cfg: RunConfig) -> int:

@@ -102,12 +102,12 @@ def remove_leftovers(output_dir: str | Path, keep: Path | None = None) -> list[s
     never touched. Returns each removed name with why, for the one line that says so."""
     root = Path(output_dir) / CHECKPOINTS
     complete = _complete(root)
-    present = {p.name for p in complete if _missing_files(p) == []}
+    missing = {p: _missing_files(p) for p in complete}
     kept = keep.resolve() if keep is not None else None
     leftovers = {p: "the aside copy of a replaced checkpoint, which is whole"
-                 for p in root.glob(".old-step_*") if p.name.removeprefix(".old-") in present}  # fmt: skip
+                 for p in root.glob(".old-step_*") if missing.get(root / p.name.removeprefix(".old-")) == []}
     leftovers |= {p: "an older checkpoint cut short while it was deleted"
-                  for p in complete[:-1] if _missing_files(p) and p.resolve() != kept}  # fmt: skip
+                  for p in complete[:-1] if missing[p] and p.resolve() != kept}  # fmt: skip
     for path in leftovers:
         shutil.rmtree(path)
     return [f"{p.name} ({why})" for p, why in sorted(leftovers.items())]
