@@ -387,7 +387,7 @@ def data_differences(records: list[dict[str, Any]]) -> list[str]:
     for key in SAME_DATA_KEYS:
         if key == "split" and same_files:
             continue
-        values = [data_value(record, key) for record in records if data_value(record, key) is not None]
+        values = [value for record in records if (value := data_value(record, key)) is not None]
         if any(value != values[0] for value in values[1:]):
             differing.append(key)
     return differing
