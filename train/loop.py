@@ -167,6 +167,18 @@ def trained_as(config: ConanConfig, attention: str, **changes: Any) -> ConanConf
     return dataclasses.replace(config, attention=attention, attention_alpha=None, **changes)
 
 
+def check_prompt_room(config: ConanConfig, tokenizer: Tokenizer, max_length: int, roles: Sequence[str | None]) -> None:
+    """Refuse a ``max_length`` that a role's prompt and <bos>/<eos> already fill: every text would be cut away and
+    each row train as the same input (a weak run logged loss 0 and held-out MRR 1). The harness's encoder refuses
+    such a limit at evaluation (``ConanEncoder``); training now does before the first step."""
+    for role in roles:
+        prompt = config.prompt(role)
+        fixed = len(tokenizer.encode(prompt).ids)
+        if fixed >= max_length:
+            raise ConfigError(f"max_length {max_length} leaves no room for the text: the model's {role or 'default'} "
+                              f"prompt {prompt!r} and <bos>/<eos> take {fixed} tokens; raise max_length")  # fmt: skip
+
+
 def freeze(model: nn.Module, prefixes: Sequence[str]) -> None:
     """Keep the parameters under each name prefix fixed (no gradient, no optimizer state, exported unchanged).
     A prefix that names no parameter is a config error, so a typo cannot silently train everything."""

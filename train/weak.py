@@ -95,6 +95,7 @@ def run(cfg: WeakConfig, resume: str | None = None) -> Path:
     attention = "causal" if cfg.mask_schedule == "causal" else "bidirectional"
     model.config = dataclasses.replace(model.config, attention=attention, attention_alpha=None,
                                        pooling=cfg.pooling or model.config.pooling)  # fmt: skip
+    loop.check_prompt_room(model.config, tokenizer, cfg.max_length, ("query", "document"))
     micro, _ = loop.micro_batches(cfg, rt)
     prefixes = {"query": model.config.prompt("query"), "positive": model.config.prompt("document")}
     batches = PairBatches(index, tokenizer, FIELDS, cfg.max_length, micro, rt.rank, rt.world_size, cfg.seed,
