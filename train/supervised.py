@@ -33,6 +33,7 @@ CONFIG = SupervisedConfig
 TEXT_FIELDS = ("query", "positive", "negative", "text", "sentence1", "sentence2")
 
 
+@loop.exclusive
 def run(cfg: SupervisedConfig, resume: str | None = None) -> Path:
     """Train, checkpoint, and export ``<output_dir>/final``; ``resume`` is None, 'latest' or a path."""
     rt, ckpt, state = loop.start(cfg, resume)

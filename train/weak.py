@@ -85,6 +85,7 @@ def pair_ranking(module: nn.Module, tokenizer: Tokenizer, pairs: Sequence[dict[s
     return {"eval_mrr": float((1.0 / rank).mean()), "eval_recall_at_1": float((rank == 1).float().mean())}
 
 
+@loop.exclusive
 def run(cfg: WeakConfig, resume: str | None = None) -> Path:
     """Train, checkpoint, and export ``<output_dir>/final``; ``resume`` is None, 'latest' or a path."""
     rt, ckpt, state = loop.start(cfg, resume)

@@ -74,3 +74,18 @@ def test_supervised_refuses_a_max_length_its_prompt_fills(tmp_path, shared_data,
                                         "max_rows": 40}}, **COMMON)  # fmt: skip
     with pytest.raises(ConfigError, match="leaves no room for the text: the model's document prompt 'passage: '"):
         run_supervised(cfg)
+
+
+def test_a_second_run_into_a_live_output_dir_is_refused(tmp_path, shared_data, one_thread):
+    """Before, both resumed from the same checkpoint and overwrote each other's checkpoints and final export."""
+    from train.loop import output_dir_lock
+
+    cfg = WeakConfig(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["sick_nli_en"],
+                     model_overrides={"max_length": 32}, max_length=32, tokenizer_vocab=300, tokenizer_rows=100,
+                     **COMMON)  # fmt: skip
+    with output_dir_lock(cfg.output_dir):  # what the other process holds while it trains
+        with pytest.raises(ConfigError, match=f"output_dir {cfg.output_dir} is in use: another training process"):
+            run_weak(cfg, resume="latest")
+        assert not (tmp_path / "out" / "checkpoints").exists()
+    assert run_weak(cfg, resume="latest").is_dir()  # the lock goes with the run that held it
+    assert run_weak(cfg, resume="latest").is_dir()
