@@ -10,7 +10,8 @@ A stage whose key changed trains again from scratch (its old output_dir is moved
 aside to `<output_dir>.replaced` and deleted once the new model is exported; it is never resumed into), and so does
 every later stage; an evaluation whose checkpoint changed replaces its old results, and a rerun after an
 interruption keeps the tasks it had finished for the new checkpoint (it replaces only while run.json still holds
-the old one). An output_dir this pipeline did not train is refused. Every table's keys and value types are checked
+the old one). An output_dir this pipeline did not train is refused, and so is one another process trains in
+now (another pipeline sharing it: train.loop.output_dir_lock). Every table's keys and value types are checked
 (a typo or a string for a list is an error), and so, when the config loads and before any stage trains, is every
 stage's config with its `set`, every task or suite name and every MRL dim. Config (TOML), with paths relative to
 the working directory:
@@ -206,6 +207,8 @@ class Pipeline:
 
         A stale output_dir is renamed to `<output_dir>.replaced` (kept until the new model is exported), so a
         changed config is never resumed into and the old model is not lost before the new one exists."""
+        from train.loop import output_dir_lock
+
         out = Path(stage_cfg.output_dir)
         started = self.state.get("started", {}).get(step)
         if out.exists() and started != {"key": key, "output_dir": str(out)}:
@@ -214,10 +217,11 @@ class Pipeline:
                 raise UsageError(f"{step}: output_dir {out} exists but was not trained by this pipeline "
                                  f"({self.out / STATE}); remove it or set another output_dir")  # fmt: skip
             aside = out.with_name(f"{out.name}.replaced")
-            if aside.exists():  # an earlier replacement was interrupted: `aside` holds the last finished model
-                shutil.rmtree(out)
-            else:
-                out.rename(aside)
+            with output_dir_lock(out):  # another pipeline sharing this output_dir may be training in it now
+                if aside.exists():  # an earlier replacement was interrupted: `aside` holds the last finished model
+                    shutil.rmtree(out)
+                else:
+                    out.rename(aside)
             fsync_dir(out.parent)  # on disk before the new `started` record: a lost rename would be resumed into
             self._say(step, f"config, starting model or training data changed: training again (old output kept "
                             f"in {aside})")  # fmt: skip

@@ -311,6 +311,12 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
     if "init_from" in unknown:
         raise ConfigError(f"{source('init_from')}: config key `init_from` is now called `init` (it takes the same "
                           "specs)")  # fmt: skip
+    for key in unknown:
+        if stages := stages_with_key(key, cls):  # `--set seq_len=64` on a weak config: "did you mean: seed?" before
+            config = f"{path} is a {cls.stage} config" if path is not None else f"the stage is {cls.stage}"
+            owners = f"{' and '.join(stages)} stage{'s' if len(stages) > 1 else ''}"
+            raise ConfigError(f"{source(key)}: {key!r} is a key of the {owners}, not of the "
+                              f"{cls.stage} stage ({config}); drop it, or set it in that stage's config")  # fmt: skip
     if unknown:
         hint = did_you_mean(unknown[0], fields)
         raise ConfigError(f"{source(unknown[0])}: unknown {cls.stage} config key(s) {unknown}{hint}")
@@ -321,6 +327,15 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
         except ConfigError as exc:
             raise ConfigError(f"{source(key)}: {exc}") from None
     return cls(**coerced)
+
+
+def stages_with_key(key: str, cls: type[StageConfig]) -> list[str]:
+    """The other stages whose config has ``key``: a key set on the wrong stage is named as such, not as a typo."""
+    from .supervised_config import SupervisedConfig  # it builds on this module
+
+    stages = (PretrainConfig, MntpConfig, WeakConfig, SupervisedConfig)
+    return [other.stage for other in stages
+            if other.stage != cls.stage and key in {f.name for f in dataclasses.fields(other)}]  # fmt: skip
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import functools
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -64,13 +66,49 @@ StepFn = Callable[[nn.Module, Any, int], StepResult]  # (wrapped module, batch, 
 EvalFn = Callable[[nn.Module, int], dict[str, float]]  # (wrapped module, completed steps) -> metrics
 
 
+LOCK_NAME = ".train.lock"
+
+
+@contextlib.contextmanager
+def output_dir_lock(output_dir: str | Path) -> Iterator[None]:
+    """Hold ``<output_dir>/.train.lock`` (an exclusive flock, which the kernel drops even on kill -9): two runs
+    writing one output_dir (two pipelines sharing it, a second `--resume` while the first still trains) both
+    resumed from the same checkpoint and overwrote each other's checkpoints and final export. The second is
+    refused. Only rank 0 of a torchrun job takes it: its ranks share the folder."""
+    if os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    path = Path(output_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / LOCK_NAME, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"output_dir {path} is in use: another training process holds {path / LOCK_NAME}; "
+                              "wait for it to finish, or set another output_dir") from None  # fmt: skip
+        yield
+
+
+def exclusive(run: Callable[..., Path]) -> Callable[..., Path]:
+    """A stage's ``run(cfg, resume)`` under :func:`output_dir_lock` of ``cfg.output_dir``, once a device this
+    machine lacks has been refused (before any work: not even the output_dir is made)."""
+
+    @functools.wraps(run)
+    def locked(cfg: StageConfig, resume: str | None = None) -> Path:
+        if cfg.device is not None and (problem := device_problem(cfg.device)):
+            raise ConfigError(f"device = {cfg.device!r}: {problem}; set device = 'cpu', or 'auto' for the best "
+                              "available")  # fmt: skip
+        with output_dir_lock(cfg.output_dir):
+            return run(cfg, resume)
+
+    return locked
+
+
 def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | None, dict[str, Any]]:
     """Threads, process group and device; the checkpoint to resume from (checked against ``cfg`` and the data's
     contents; what an interrupted save left beside it is removed first) and its state, which carries the data
-    hashes taken now into every checkpoint :func:`fit` saves. A device this machine lacks is refused first, before
-    any work."""
-    if cfg.device is not None and (problem := device_problem(cfg.device)):
-        raise ConfigError(f"device = {cfg.device!r}: {problem}; set device = 'cpu', or 'auto' for the best available")
+    hashes taken now into every checkpoint :func:`fit` saves. (A device this machine lacks was refused by
+    :func:`exclusive`, before any work.)"""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rt = init_runtime(cfg.device)
@@ -165,6 +203,18 @@ def trained_as(config: ConanConfig, attention: str, **changes: Any) -> ConanConf
     ``attention_alpha`` an init may carry (a mid-schedule weak checkpoint) goes: ConanConfig refuses it with
     any other mask."""
     return dataclasses.replace(config, attention=attention, attention_alpha=None, **changes)
+
+
+def check_prompt_room(config: ConanConfig, tokenizer: Tokenizer, max_length: int, roles: Sequence[str | None]) -> None:
+    """Refuse a ``max_length`` that a role's prompt and <bos>/<eos> already fill: every text would be cut away and
+    each row train as the same input (a weak run logged loss 0 and held-out MRR 1). The harness's encoder refuses
+    such a limit at evaluation (``ConanEncoder``); training now does before the first step."""
+    for role in roles:
+        prompt = config.prompt(role)
+        fixed = len(tokenizer.encode(prompt).ids)
+        if fixed >= max_length:
+            raise ConfigError(f"max_length {max_length} leaves no room for the text: the model's {role or 'default'} "
+                              f"prompt {prompt!r} and <bos>/<eos> take {fixed} tokens; raise max_length")  # fmt: skip
 
 
 def freeze(model: nn.Module, prefixes: Sequence[str]) -> None:

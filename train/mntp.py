@@ -60,6 +60,7 @@ def special_ids(tokenizer: Tokenizer, config: ConanConfig) -> torch.Tensor:
     return torch.tensor(sorted(ids), dtype=torch.long)
 
 
+@loop.exclusive
 def run(cfg: MntpConfig, resume: str | None = None) -> Path:
     """Train, checkpoint, and export ``<output_dir>/final``; ``resume`` is None, 'latest' or a path."""
     rt, ckpt, state = loop.start(cfg, resume)

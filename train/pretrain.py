@@ -24,6 +24,7 @@ from .metrics import flops_per_token
 CONFIG = PretrainConfig
 
 
+@loop.exclusive
 def run(cfg: PretrainConfig, resume: str | None = None) -> Path:
     """Train, checkpoint, and export ``<output_dir>/final``; ``resume`` is None, 'latest' or a path."""
     rt, ckpt, state = loop.start(cfg, resume)

@@ -33,6 +33,7 @@ CONFIG = SupervisedConfig
 TEXT_FIELDS = ("query", "positive", "negative", "text", "sentence1", "sentence2")
 
 
+@loop.exclusive
 def run(cfg: SupervisedConfig, resume: str | None = None) -> Path:
     """Train, checkpoint, and export ``<output_dir>/final``; ``resume`` is None, 'latest' or a path."""
     rt, ckpt, state = loop.start(cfg, resume)
@@ -41,6 +42,7 @@ def run(cfg: SupervisedConfig, resume: str | None = None) -> Path:
     model = loop.build_model(cfg, tokenizer, ckpt, cfg.max_length)
     # trained so: a causal import's export, or a soft mid-schedule weak checkpoint's, must say it
     model.config = loop.trained_as(model.config, "bidirectional")
+    loop.check_prompt_room(model.config, tokenizer, cfg.max_length, ("query", "document", None))
     dims, weights = cfg.mrl(model.config.hidden_size)
     batches = MultiTaskBatches(tasks, rt.rank, rt.world_size, cfg.seed)
     stage = StageState(tasks)

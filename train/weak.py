@@ -85,6 +85,7 @@ def pair_ranking(module: nn.Module, tokenizer: Tokenizer, pairs: Sequence[dict[s
     return {"eval_mrr": float((1.0 / rank).mean()), "eval_recall_at_1": float((rank == 1).float().mean())}
 
 
+@loop.exclusive
 def run(cfg: WeakConfig, resume: str | None = None) -> Path:
     """Train, checkpoint, and export ``<output_dir>/final``; ``resume`` is None, 'latest' or a path."""
     rt, ckpt, state = loop.start(cfg, resume)
@@ -95,6 +96,7 @@ def run(cfg: WeakConfig, resume: str | None = None) -> Path:
     attention = "causal" if cfg.mask_schedule == "causal" else "bidirectional"
     model.config = dataclasses.replace(model.config, attention=attention, attention_alpha=None,
                                        pooling=cfg.pooling or model.config.pooling)  # fmt: skip
+    loop.check_prompt_room(model.config, tokenizer, cfg.max_length, ("query", "document"))
     micro, _ = loop.micro_batches(cfg, rt)
     prefixes = {"query": model.config.prompt("query"), "positive": model.config.prompt("document")}
     batches = PairBatches(index, tokenizer, FIELDS, cfg.max_length, micro, rt.rank, rt.world_size, cfg.seed,

@@ -14,6 +14,7 @@ from conan_model import train_tokenizer as train_bbpe
 from harness.cli import main
 from harness.data import default_data_root, discover_tasks, read_rows
 from harness.pipeline import Pipeline, load_pipeline
+from train.errors import TrainError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -338,3 +339,26 @@ set = ["output_dir='{out / "pretrain"}'", "data_root='{shared_data / "train"}'",
     assert main(["pipeline", str(config)]) == 2
     assert f"{config}: {message}" in capsys.readouterr().err
     assert not (out / "pretrain").exists()
+
+
+def test_pipeline_leaves_an_output_dir_another_process_trains_in(tmp_path: Path, shared_data: Path, capsys,
+                                                                 monkeypatch) -> None:  # fmt: skip
+    """Two pipelines sharing an output_dir: a stage whose config changed is not moved aside (nor trained into)
+    while another process holds it; the earlier stage, unchanged, is not redone. Before, the live folder was
+    renamed under the other run and trained into."""
+    from train.loop import output_dir_lock
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    out = tmp_path / "pipe"
+    Pipeline(load_pipeline(_two_stages(tmp_path, shared_data, 2, 2))).train()
+    changed = Pipeline(load_pipeline(_two_stages(tmp_path, shared_data, 2, 3)))
+    capsys.readouterr()
+    with output_dir_lock(out / "weak"), pytest.raises(TrainError, match=f"output_dir {out / 'weak'} is in use"):
+        changed.train()
+    log = capsys.readouterr().out
+    assert "train:0: done earlier" in log and "training again" not in log
+    assert not (out / "weak.replaced").exists() and _trained_steps(out / "weak" / "final") == 2
+    changed.train()  # once the other run is done, the changed stage alone trains again
+    log = capsys.readouterr().out
+    assert "train:0: done earlier" in log and log.count("training again") == 1
+    assert _trained_steps(out / "weak" / "final") == 3
