@@ -17,6 +17,7 @@ from .dhnm import DHNMConfig
 from .errors import ConfigError
 
 KINDS = ("retrieval", "clr", "classification", "sts")
+POOLED_KINDS = ("retrieval", "clr")  # tasks whose hard negatives come from mined pools (train.multitask.attach_pools)
 TASK_KEYS = {"kind", "data", "batch_size", "weight", "hard_negatives", "parallel", "mix", "total", "max_rows"}
 
 
@@ -56,9 +57,15 @@ class SupervisedConfig(StageConfig):
         if self.temperature <= 0 or self.cosent_scale <= 0 or self.hard_negatives < 0 or self.pool_depth < 1:
             raise ConfigError("temperature and cosent_scale must be positive, hard_negatives >= 0, pool_depth >= 1")
         try:
-            self.dhnm_config()
+            skip = self.dhnm_config().skip_top
         except (TypeError, ValueError) as e:
             raise ConfigError(f"[dhnm] {e}") from e
+        for name, spec in specs.items():  # slots start after the skipped top ranks: a shallow pool fills none of K
+            k = spec["hard_negatives"]
+            if spec["kind"] in POOLED_KINDS and k and skip + k > self.pool_depth:
+                raise ConfigError(f"tasks.{name}: hard_negatives = {k} after [dhnm] skip_top = {skip} need pool_depth "
+                                  f">= {skip + k}, got {self.pool_depth}: every query would train with at most "
+                                  f"{max(self.pool_depth - skip, 0)} mined hard negatives")  # fmt: skip
         self.mrl_weight_values()
 
     def task_entries(self, specs: dict[str, dict[str, Any]]) -> list[str]:

@@ -186,6 +186,12 @@ def test_config_errors_name_the_problem(tmp_path: Path, data_root: Path):
         SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, micro_batch_size=2)
     with pytest.raises(ConfigError, match="tasks.t.hard_negatives must be an integer >= 0, got -1"):
         SupervisedConfig(**base, tasks={"t": {"kind": "retrieval", "data": ["x"], "hard_negatives": -1}})
+    shallow = {"t": {"kind": "retrieval", "data": ["x"], "hard_negatives": 7}}  # 3 skipped + 7 slots > 8 mined
+    with pytest.raises(ConfigError, match=r"tasks.t: hard_negatives = 7 after \[dhnm\] skip_top = 3 need pool_depth "
+                                          r">= 10, got 8: every query would train with at most 5"):
+        SupervisedConfig(**base, tasks=shallow, pool_depth=8)
+    SupervisedConfig(**base, tasks=shallow, pool_depth=10)
+    SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"], "hard_negatives": 7}}, pool_depth=8)
     cfg = SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, mrl_dims="16,128", mrl_weights="1")
     with pytest.raises(ConfigError, match="mrl_weights"):
         cfg.mrl(128)
