@@ -11,6 +11,7 @@ import math
 import os
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -25,6 +26,7 @@ from reporting.items import NotTestable, at_dim, paired_positions, task_items
 from reporting.regress import finite_resamples, item_resamples, verdict
 
 LEVEL = 0.05
+Scorer = Callable[[np.ndarray], float]  # a run's main score on the items at these positions
 WORDS = {"improved": "improves", "regressed": "hurts", "within noise": "no effect shown"}
 
 
@@ -53,9 +55,11 @@ def interval(delta: float, per_seed: list[float], resamples: np.ndarray) -> dict
     add in quadrature: Δ ± √((t·se_seeds)² + (z·se_items)²). Simulated with 3 seeds this covers a true Δ 95 to
     97.5% of the time at every ratio of seed to item noise (tests/reporting/test_rep_ablation.py), where a
     Welch–Satterthwaite t dips to 92% and a bootstrap over the seeds (10 distinct draws of 3 seeds, seed
-    variance shrunk by (n − 1)/n, never past the outermost seed) covers about 68%. With one seed only the
-    items are covered: the item bootstrap's percentiles, and the report says so. Resamples on which the metric
-    is undefined are left out (``finite_resamples``: NotTestable when most are)."""
+    variance shrunk by (n − 1)/n, never past the outermost seed) covers about 68%. Noise of one run on one item
+    (item × seed) is in both se_items and se_seeds, so where it dominates the interval is wider than 95% needs:
+    at noise sizes of the committed reports 94–99.5% with 3 or 5 seeds (benchmarks/bench_ci_coverage.py). With
+    one seed only the items are covered: the item bootstrap's percentiles, and the report says so. Resamples on
+    which the metric is undefined are left out (``finite_resamples``: NotTestable when most are)."""
     resamples = finite_resamples(resamples)
     n = len(per_seed)
     if n == 1:
@@ -86,18 +90,28 @@ def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, b
         return out
     scored = [(lambda idx, f=i.score, p=p: f(p[idx])) for i, p in zip(items, positions, strict=True)]
     pairs = list(zip(scored[::2], scored[1::2], strict=True))
-    everything = np.arange(len(keys))
-    per_seed = [float(cand_score(everything) - ref_score(everything)) for ref_score, cand_score in pairs]
-    resamples = item_resamples(pairs, len(keys), n_boot, np.random.default_rng([boot_seed, zlib.crc32(task.encode())]))
     try:
-        ci = interval(delta, per_seed, resamples)
+        ci = paired_ci(pairs, len(keys), delta, n_boot, np.random.default_rng([boot_seed, zlib.crc32(task.encode())]))
     except NotTestable as exc:
         out["reason"] = f"not tested: {exc}"
         return out
-    out.update(ci, items=len(keys), unit=items[0].unit, resamples=resamples, per_seed=per_seed,
-               verdict=WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)], keys=keys, pairs=pairs,
+    out.update(ci, items=len(keys), unit=items[0].unit, keys=keys, pairs=pairs,
                gold=[items[0].gold[i] for i in positions[0]])  # fmt: skip
     return out
+
+
+def paired_ci(pairs: list[tuple[Scorer, Scorer]], n_items: int, delta: float, n_boot: int,
+              rng: np.random.Generator) -> dict[str, Any]:  # fmt: skip
+    """From per-item scorers to a report row: each seed's Δ on all items, the paired item bootstrap, the CI
+    (``interval``) and the verdict. ``pairs[s]`` = (reference, candidate) scorers of item positions for seed s.
+    One function from per-item scores to the row, so benchmarks/bench_ci_coverage.py measures the reports' own
+    path. Raises NotTestable when the metric is undefined on most resamples."""
+    everything = np.arange(n_items)
+    per_seed = [float(cand_score(everything) - ref_score(everything)) for ref_score, cand_score in pairs]
+    resamples = item_resamples(pairs, n_items, n_boot, rng)
+    ci = interval(delta, per_seed, resamples)
+    return {**ci, "per_seed": per_seed, "resamples": resamples,
+            "verdict": WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)]}  # fmt: skip
 
 
 def _identities(result: dict[str, Any]) -> list[tuple[str, str]]:
@@ -307,7 +321,7 @@ def render(rep: dict[str, Any]) -> str:
         f"Δ = mean over seeds of (arm − {ref}), main score ×100. 95% CI over the test items and the training "
         f"seeds: Δ ± √((t·se_seeds)² + (z·se_items)²), se_items the sd of a paired bootstrap of the items "
         f"({b['n_boot']} resamples, seed {b['seed']}, the same items for both arms and every seed), se_seeds the sd "
-        "of the per-seed Δ over √n, t on n − 1 degrees of freedom (conservative: 95–97.5% coverage with 3 seeds); "
+        "of the per-seed Δ over √n, t on n − 1 degrees of freedom (conservative: 95–99.5% coverage with 3 seeds); "
         "one seed: the item bootstrap's percentiles, training noise not covered. Group means: per seed and per "
         "resample the mean over tasks; tasks whose items share ids and relevance judgements are resampled together "
         "(below). Verdict *improves* / *hurts* only when the CI excludes 0, otherwise *no effect shown*. Only the "
