@@ -36,7 +36,8 @@ device, the sha256 of each task's files) and evaluated again when they changed. 
 continues from its newest checkpoint, an evaluation from its last finished task, so kill -9 loses at most the arm
 in progress; a finished stage's checkpoints are deleted (its final model stays). Each unit also records the code
 version (git commit, "+dirty" with uncommitted .py edits) it ran at, not part of its key: the report names every
-version it mixes.
+version it mixes (an evaluation evaluated again in which `harness run` found every task done keeps the code and
+seconds of the run that computed its scores).
 A stage whose fingerprint, file hashes and starting model equal a finished unit's (the [choose] run of the value
 chosen and the tuned arm's first seed) reuses that unit's model instead of training it again. That seed-0 run is
 thus the best of the candidates on its own dev noise, a small bias towards the tuned arm (docs/training-supervised.md,
@@ -268,10 +269,10 @@ class Ablation:
         self.state: dict[str, Any] = read_json(self.out / STATE, {"done": {}})
         self.code = code_version()  # once: this process runs the code it imported at its start
 
-    def _record(self, unit: str, value: dict[str, Any]) -> None:
+    def _record(self, unit: str, value: dict[str, Any], code: str | None = None) -> None:
         """A finished unit, with the code version that produced it (a work folder resumed after a commit holds
-        units of several; the report says so)."""
-        self.state["done"][unit] = {"code": self.code, **value}
+        units of several; the report says so): this process's unless ``code`` names an earlier one."""
+        self.state["done"][unit] = {"code": code or self.code, **value}
         atomic_write_json(self.out / STATE, self.state)
 
     def _say(self, unit: str, message: str) -> None:
@@ -414,13 +415,22 @@ class Ablation:
         if covered and done["model"] == model:  # `harness run` redoes exactly the tasks whose settings changed
             change = changed_settings(done.get("settings"), settings)
             self._say(unit, f"recorded under other evaluation settings ({change}): evaluating again")
+        run_json = run_cfg.out / name / "run.json"
+        started = read_json(run_json, {}).get("started")
         start = time.perf_counter()
         if run(run_cfg) != 0:
-            raise UsageError(f"evaluation {name} had failing tasks: see {run_cfg.out / name / 'run.json'}")
-        record = json.loads((run_cfg.out / name / "run.json").read_text(encoding="utf-8"))
+            raise UsageError(f"evaluation {name} had failing tasks: see {run_json}")
+        record = json.loads(run_json.read_text(encoding="utf-8"))
         scores = {t: float(record["tasks"][t]["main_score"]) for t in tasks}
-        self._record(unit, {"model": model, "run_dir": str(run_cfg.out / name), "scores": scores, "dims": dims,
-                            "settings": settings, "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+        value = {"model": model, "run_dir": str(run_cfg.out / name), "scores": scores, "dims": dims,
+                 "settings": settings, "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+        if done and started is not None and record.get("started") == started:
+            # `harness run` found every task done under these settings and kept run.json's header: the scores are
+            # the earlier evaluation's, and so are its cost and code (a re-record cost ~10 s at today's commit)
+            value["seconds"] = done.get("seconds")
+            self._record(unit, value, code=done.get("code"))
+        else:
+            self._record(unit, value)
         return scores
 
     def eval_settings(self, tasks: list[str]) -> dict[str, Any]:

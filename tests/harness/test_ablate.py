@@ -336,6 +336,30 @@ def test_a_recorded_evaluation_is_reused_only_under_the_same_eval_settings_and_t
     assert reversed_gold["STS16"] == pytest.approx(-short["STS16"], abs=1e-9)  # Spearman against reversed gold
 
 
+def test_an_evaluation_recorded_again_without_new_work_keeps_its_code_and_cost(tmp_path: Path, shared_data: Path,
+                                                                               capsys) -> None:  # fmt: skip
+    """A unit recorded before ablate kept evaluation settings is evaluated again, and `harness run` finds every
+    task done. Before: the unit was re-recorded at today's commit with the seconds of that skip, so a report
+    re-rendered from old runs said its scores came from code that never computed them, at ~1/10 of their cost."""
+    stage = one_step_stage(tmp_path / "train", shared_data)[-1]
+    config = one_arm_config(tmp_path, stage, "keepcode", f'data_dir = "{SAMPLE}"', "")
+    ablation = Ablation(load_ablation(config), config)
+    final = ablation.train_arm("a", 0)
+    first = ablation.evaluate(final, "a-seed0", ["STS16"])
+    state_file = tmp_path / "work" / "ablate.json"
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    old = state["done"]["eval/a-seed0"]
+    del old["settings"]  # as recorded before settings were
+    old.update(code="0" * 40, seconds=123.4)
+    state_file.write_text(json.dumps(state), encoding="utf-8")
+    capsys.readouterr()
+    rerun = Ablation(load_ablation(config), config)
+    assert rerun.evaluate(final, "a-seed0", ["STS16"]) == first
+    assert "evaluating again" in capsys.readouterr().out
+    unit = json.loads(state_file.read_text(encoding="utf-8"))["done"]["eval/a-seed0"]
+    assert (unit["code"], unit["seconds"]) == ("0" * 40, 123.4) and "settings" in unit
+
+
 def test_input_hashes_cover_a_tokenizer_file_and_a_local_pool_scorer(tmp_path: Path) -> None:
     """Besides data and init, a stage reads a tokenizer file and mines with a pool scorer: local ones are keyed
     by their bytes (a packaged name or bm25 is fixed and stays out)."""
