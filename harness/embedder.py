@@ -1,8 +1,9 @@
 """The Embedder interface every model kind implements, and the options a model is loaded with.
 
 An Embedder turns a batch of texts into vectors for one role: "query", "document" or None (symmetric tasks such as
-STS), as mteb passes them. It reports the prompt it puts before a role's texts and everything else that changes a
-vector (`cache_identity`), so the embedding cache and run records can key on them. The kinds live in
+STS), as mteb passes them. It reports the prompt it puts before a role's texts (`prompt`; a task's own, where the
+model names one, `task_prompt`) and everything else that changes a vector (`cache_identity`), so the embedding cache
+and run records can key on them. The kinds live in
 harness/backends.py; harness/models.py turns a spec into one; harness/lazy.py stands in for one not yet loaded.
 """
 
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -60,14 +62,28 @@ class Embedder(ABC):
     # them; its --dims views are raw prefixes too (harness.encoding.mrl_prefix), where before stop 31 they were
     # renormalised. Keyed in the run identity (harness.identity.run_identity) when dims are asked for.
     raw_vectors: bool = False
+    # Prompts the model names for a task (keys as mteb's model_prompts: a task name, a task type, either joined to
+    # "-query"/"-document"), applied before the role's own as plain mteb applies an st: folder's (`task_prompt`)
+    task_prompts: Mapping[str, str] = MappingProxyType({})
+
+    def task_prompt(self, role: str | None, task_name: str, task_type: str) -> str:
+        """The prompt a task's texts of a role get: plain mteb's choice among `task_prompts` (task name + role, task
+        name, task type + role, task type), else the role's own (`prompt`)."""
+        for key in (f"{task_name}-{role}" if role else None, task_name, f"{task_type}-{role}" if role else None,
+                    task_type):  # fmt: skip
+            if key in self.task_prompts:
+                return self.task_prompts[key]
+        return self.prompt(role)
 
     @abstractmethod
     def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
-        """Embeddings (float32, one row per text, same order) of one batch."""
+        """Embeddings (float32, one row per text, same order) of one batch. A model with `task_prompts` also takes
+        `prompt`, a task's own (`task_prompt`), put before the texts in place of the role's."""
 
     @abstractmethod
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
-        """Tokens each text feeds the model (prompt and special tokens included, after truncation)."""
+        """Tokens each text feeds the model (prompt and special tokens included, after truncation); `prompt` as in
+        `encode_batch`."""
 
     @cached_property
     def timings(self) -> EncodeTimings:
@@ -75,26 +91,28 @@ class Embedder(ABC):
         return EncodeTimings()
 
     def encode_stream(self, texts: list[str], role: str | None, max_batch: int, max_tokens: int, window: int,
-                      on_batch: Callable[[int], None] | None = None,
+                      on_batch: Callable[[int], None] | None = None, prompt: str | None = None,
                       ) -> Iterator[tuple[int, int, np.ndarray, list[int]]]:  # fmt: skip
         """(start, end, vectors, token counts) per ``window`` texts, each window in length-sorted batches of at
         most ``max_batch`` texts and ``max_tokens`` padded tokens. This default counts tokens, then calls
-        ``encode_batch`` per batch (the tokenizer runs twice); backends that can do better override it.
+        ``encode_batch`` per batch (the tokenizer runs twice); backends that can do better override it. ``prompt``
+        (a task's own, only for a model with `task_prompts`) goes to ``encode_batch`` and ``count_tokens``.
         ``timings.texts`` counts each batch as it is done and ``on_batch`` (a terminal bar) gets its text count,
         so progress moves every batch, not every window.
         Every tokenizer second here is spent on this (the main) thread, where nothing hides it behind the model:
         it counts as ``wait_s`` too, the time the model waited for its tokens (a prefetching backend's wait)."""
+        task_prompt = {} if prompt is None else {"prompt": prompt}  # models without task prompts take no prompt
         for lo in range(0, len(texts), window):
             part = texts[lo : lo + window]
             tokenized_before = self.timings.tokenize_s
             start = time.perf_counter()
-            lengths = self.count_tokens(part, role)
+            lengths = self.count_tokens(part, role, **task_prompt)
             self.timings.tokenize_s += time.perf_counter() - start
             vectors = np.empty((len(part), self.embed_dim), dtype=np.float32)
             for batch in token_budget_batches(lengths, max_batch, max_tokens, self.packs_texts):
                 before = self.timings.tokenize_s + self.timings.copy_s
                 start = time.perf_counter()
-                vectors[batch] = self.encode_batch([part[i] for i in batch], role)
+                vectors[batch] = self.encode_batch([part[i] for i in batch], role, **task_prompt)
                 inside = self.timings.tokenize_s + self.timings.copy_s - before  # what the backend timed itself
                 self.timings.forward_s += time.perf_counter() - start - inside
                 self.timings.batches += 1
@@ -105,13 +123,16 @@ class Embedder(ABC):
             self.timings.tokens += sum(lengths)
             yield lo, lo + len(part), vectors, lengths
 
-    def cache_identity(self, role: str | None) -> dict[str, Any]:
-        """Everything besides the text that changes a vector: the embedding cache's namespace. The device type
+    def cache_identity(self, role: str | None, prompt: str | None = None) -> dict[str, Any]:
+        """Everything besides the text that changes a vector: the embedding cache's namespace, with the prompt the
+        texts get (``prompt``, a task's own, else the role's: a text's vector under one task's prompt is never
+        served to a task with another). The device type
         is in it: other hardware computes other roundings (in bf16 enough to move a score), so vectors made on a
         CPU never stand in for a GPU run's, nor the reverse. So are the versions of the packages whose kernels
         compute the vectors (an upgrade, or a cache shared by machines with other installs, reuses nothing) and,
         below float32 on a CPU, the CPU model (bf16 kernels round by the instructions the CPU has)."""
-        identity = {"fingerprint": self.fingerprint, "prompt": self.prompt(role), "role": role,
+        identity = {"fingerprint": self.fingerprint, "prompt": self.prompt(role) if prompt is None else prompt,
+                    "role": role,
                     "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype,
                     "device": self.device_type, "name": self.name, "packages": kernel_packages()}  # fmt: skip
         if self.device_type == "cpu" and self.dtype != "float32":
@@ -158,4 +179,5 @@ class Embedder(ABC):
             "device": self.device, "fingerprint": self.fingerprint, "kernels": self.kernels,
             "similarity_fn_name": self.similarity_fn_name,
             "prompts": {"query": self.prompt("query"), "document": self.prompt("document"), "none": self.prompt(None)},
+            "task_prompts": dict(self.task_prompts),
         }  # fmt: skip

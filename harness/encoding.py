@@ -1,6 +1,7 @@
 """The mteb EncoderProtocol adapter: encode every distinct text once, at full dimension, as cheaply as possible.
 
-mteb hands us a DataLoader per call. We flatten it and look each distinct text up, in order, in
+mteb hands us a DataLoader per call. Its texts get the prompt plain mteb gives that task and role (an st: folder's
+task-keyed prompts first, `Embedder.task_prompt`). We flatten it and look each distinct text up, in order, in
 1. the task memo (vectors already computed in this task: MRL dimension passes reuse them all),
 2. the on-disk cache (other tasks and earlier runs),
 then encode only what is left (a lazy model, harness/lazy.py, loads its weights at the first such text), in
@@ -145,13 +146,13 @@ class HarnessEncoder(ScoredAsModel):
         self.cache, self.shards = cache, shards
         self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
         self.flush_every = 1024  # texts per cache write: bounds what a kill loses and what waits in memory
-        self._namespaces: dict[str | None, str] = {}
+        self._namespaces: dict[tuple[str | None, str | None], str] = {}
         self.start_task()
 
     def start_task(self) -> None:
         self.stats = EncodeStats()
         self.model.timings.reset()
-        self.memo: dict[tuple[str | None, str], np.ndarray] = {}
+        self.memo: dict[tuple[str | None, str | None, str], np.ndarray] = {}  # (role, task prompt, text)
         self.to_encode = 0  # texts the current call hands the model, for progress lines
         self.texts_before = 0  # the model's text count when the current call began encoding
 
@@ -168,22 +169,32 @@ class HarnessEncoder(ScoredAsModel):
 
     def encode(self, inputs: Any, *, task_metadata: Any, hf_split: str, hf_subset: str,
                prompt_type: PromptType | None = None, **kwargs: Any) -> np.ndarray:  # fmt: skip
-        return self.encode_texts(texts_of(inputs), role_of(prompt_type), desc=task_metadata.name)
+        role = role_of(prompt_type)
+        return self.encode_texts(texts_of(inputs), role, desc=task_metadata.name,
+                                 prompt=self.task_prompt(task_metadata, role))  # fmt: skip
+
+    def task_prompt(self, task_metadata: Any, role: str | None) -> str | None:
+        """The task's own prompt for a role where it is not the role's (`Embedder.task_prompt`), else None: only a
+        model with task prompts is handed one."""
+        prompt = self.model.task_prompt(role, task_metadata.name, task_metadata.type)
+        return None if prompt == self.model.prompt(role) else prompt
 
     def view(self, dim: int) -> DimView:
         """This encoder seen at one Matryoshka dimension, for mteb to score that dimension with."""
         return DimView(self, dim)
 
-    def _namespace(self, role: str | None) -> str:
-        if role not in self._namespaces:
-            identity = self.model.cache_identity(role)
-            self._namespaces[role] = namespace_key(identity)
+    def _namespace(self, role: str | None, prompt: str | None) -> str:
+        if (role, prompt) not in self._namespaces:
+            identity = self.model.cache_identity(role, prompt)
+            self._namespaces[role, prompt] = namespace_key(identity)
             if self.cache is not None:
-                self.cache.register(self._namespaces[role], identity)
-        return self._namespaces[role]
+                self.cache.register(self._namespaces[role, prompt], identity)
+        return self._namespaces[role, prompt]
 
-    def encode_texts(self, texts: list[str], role: str | None, desc: str = "encode", count: bool = True) -> np.ndarray:
-        """Full-dimension vectors for texts (input order); each distinct text is computed at most once."""
+    def encode_texts(self, texts: list[str], role: str | None, desc: str = "encode", count: bool = True,
+                     prompt: str | None = None) -> np.ndarray:  # fmt: skip
+        """Full-dimension vectors for texts (input order); each distinct text is computed at most once. ``prompt``: a
+        task's own in place of the role's (`task_prompt`)."""
         start = time.perf_counter()
         unique: dict[str, int] = {}
         inverse = np.fromiter((unique.setdefault(t, len(unique)) for t in texts), dtype=np.int64, count=len(texts))
@@ -191,14 +202,14 @@ class HarnessEncoder(ScoredAsModel):
         out = np.empty((len(distinct), self.model.embed_dim), dtype=np.float32)
         todo = []
         for i, text in enumerate(distinct):
-            hit = self.memo.get((role, text))
+            hit = self.memo.get((role, prompt, text))
             if hit is None:
                 todo.append(i)
             else:
                 out[i] = hit
         memo_hits = len(distinct) - len(todo)
         if todo and self.cache is not None:
-            found = self.cache.get_many(self._namespace(role), [distinct[i] for i in todo])
+            found = self.cache.get_many(self._namespace(role, prompt), [distinct[i] for i in todo])
             if self.shards is not None:  # each rank read the cache itself: all go on with the hits all of them had
                 agreed = self.shards.agree_hits(found, len(todo))
                 found = {j: vec for j, vec in found.items() if j in agreed}
@@ -212,16 +223,16 @@ class HarnessEncoder(ScoredAsModel):
             loading = self.model.ensure_loaded()  # a lazy model's weights load at the first text, timed apart
             self.texts_before = self.model.timings.texts
             self.to_encode = len(todo)  # set after the load: while weights load, the line says "loading"
-            windows = self._compute([distinct[i] for i in todo], role, desc)
+            windows = self._compute([distinct[i] for i in todo], role, desc, prompt)
             with contextlib.closing(windows):  # closing stops a background producer
                 for lo, hi, vectors in windows:
                     part = todo[lo:hi]
                     out[part] = vectors
                     if writes:
-                        self.cache.put_many(self._namespace(role), [distinct[i] for i in part], vectors)
+                        self.cache.put_many(self._namespace(role, prompt), [distinct[i] for i in part], vectors)
         self.to_encode = 0
         for i, text in enumerate(distinct):
-            self.memo[(role, text)] = out[i]
+            self.memo[(role, prompt, text)] = out[i]
         if count:
             self.stats.memo_hits += memo_hits
             self.stats.texts += len(texts)
@@ -230,7 +241,8 @@ class HarnessEncoder(ScoredAsModel):
         self.stats.model_load_s += loading
         return out[inverse]
 
-    def _compute(self, texts: list[str], role: str | None, desc: str) -> Iterator[tuple[int, int, np.ndarray]]:
+    def _compute(self, texts: list[str], role: str | None, desc: str,
+                 prompt: str | None) -> Iterator[tuple[int, int, np.ndarray]]:  # fmt: skip
         """Model vectors of texts, `flush_every` at a time: (start, end, vectors) as each slice is done.
 
         One process: the embedder streams every slice (its next batches prepared while the model runs). Under
@@ -239,7 +251,7 @@ class HarnessEncoder(ScoredAsModel):
                   disable=not self.show_progress) as bar:  # fmt: skip
             if self.shards is None:  # the bar moves every batch (the embedder calls it), not every slice
                 on_batch = None if bar.disable else bar.update
-                for lo, hi, vectors, _ in self._timed(self._stream(texts, role, on_batch=on_batch)):
+                for lo, hi, vectors, _ in self._timed(self._stream(texts, role, prompt, on_batch=on_batch)):
                     yield lo, hi, vectors
                 return
             dim = self.model.embed_dim
@@ -249,7 +261,7 @@ class HarnessEncoder(ScoredAsModel):
                 # one extra column carries each text's token count, so the slice's tokens are counted whole, as its
                 # texts are (before stop 26 tokens counted rank 0's share only: half the truth on 2 ranks)
                 local = np.empty((len(mine), dim + 1), dtype=np.float32)
-                for a, b, vectors, lengths in self._timed(self._stream(mine, role, window=max(len(mine), 1))):
+                for a, b, vectors, lengths in self._timed(self._stream(mine, role, prompt, window=max(len(mine), 1))):
                     local[a:b, :dim], local[a:b, dim] = vectors, lengths
                 result = np.empty((len(part), dim), dtype=np.float32)
                 for rank, piece in enumerate(self.shards.gather(local, len(part), dim + 1)):
@@ -260,12 +272,14 @@ class HarnessEncoder(ScoredAsModel):
                 bar.update(len(part))
                 yield lo, lo + len(part), result
 
-    def _stream(self, texts: list[str], role: str | None, window: int | None = None,
-                on_batch: Callable[[int], None] | None = None) -> Iterator[tuple[int, int, np.ndarray, Any]]:
+    def _stream(self, texts: list[str], role: str | None, prompt: str | None, window: int | None = None,
+                on_batch: Callable[[int], None] | None = None,
+                ) -> Iterator[tuple[int, int, np.ndarray, Any]]:  # fmt: skip
         """The embedder's windows with each text's token count, counted into the task's stats (texts and tokens
         the model encoded); `on_batch` gets each batch's text count as the model runs it."""
+        task_prompt = {} if prompt is None else {"prompt": prompt}  # models without task prompts take no prompt
         stream = self.model.encode_stream(texts, role, self.batch_size, self.max_batch_tokens,
-                                          window or self.flush_every, on_batch)  # fmt: skip
+                                          window or self.flush_every, on_batch, **task_prompt)  # fmt: skip
         with contextlib.closing(stream):
             for lo, hi, vectors, lengths in stream:
                 self.stats.encoded_texts += hi - lo
@@ -312,5 +326,7 @@ class DimView(ScoredAsModel):
 
     def encode(self, inputs: Any, *, task_metadata: Any, hf_split: str, hf_subset: str,
                prompt_type: PromptType | None = None, **kwargs: Any) -> np.ndarray:  # fmt: skip
-        vectors = self.full.encode_texts(texts_of(inputs), role_of(prompt_type), count=False)
+        role = role_of(prompt_type)
+        vectors = self.full.encode_texts(texts_of(inputs), role, count=False,
+                                         prompt=self.full.task_prompt(task_metadata, role))  # fmt: skip
         return mrl_prefix(vectors, self.dim)
