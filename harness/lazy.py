@@ -64,7 +64,7 @@ def open_model(spec: str, opts: ModelOptions | None, cache: EmbeddingCache | Non
     resolved, _ = resolve_options(spec, opts)
     key = description_key(spec, resolved) if cache is not None else None
     known = cache.model_description(key) if key else None
-    if known is None:
+    if known is None or "task_prompts" not in known:  # described before task prompts were: they may be missing
         embedder = _load_counted(spec, opts)
         if key:
             cache.remember_model(key, describe_fully(embedder))
@@ -91,7 +91,8 @@ class LazyEmbedder(Embedder):
         self._timings = EncodeTimings()
         self.load_s = 0.0
         for attr in ("spec", "name", "revision", "embed_dim", "max_length", "dtype", "dtype_reason", "device",
-                     "pooling", "kernels", "packs_texts", "similarity_fn_name", "raw_vectors"):  # fmt: skip
+                     "pooling", "kernels", "packs_texts", "similarity_fn_name", "raw_vectors",
+                     "task_prompts"):  # fmt: skip
             setattr(self, attr, description[attr])
 
     @property
@@ -124,16 +125,17 @@ class LazyEmbedder(Embedder):
     def timings(self) -> EncodeTimings:  # type: ignore[override]
         return self._real.timings if self._real is not None else self._timings
 
-    def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
-        return self.real.encode_batch(texts, role)
+    def encode_batch(self, texts: list[str], role: str | None, **prompt: str) -> np.ndarray:
+        return self.real.encode_batch(texts, role, **prompt)
 
-    def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
-        return self.real.count_tokens(texts, role)
+    def count_tokens(self, texts: list[str], role: str | None, **prompt: str) -> list[int]:
+        return self.real.count_tokens(texts, role, **prompt)
 
     def encode_stream(self, texts: list[str], role: str | None, max_batch: int, max_tokens: int, window: int,
-                      on_batch: Callable[[int], None] | None = None,
+                      on_batch: Callable[[int], None] | None = None, prompt: str | None = None,
                       ) -> Iterator[tuple[int, int, np.ndarray, list[int]]]:  # fmt: skip
-        return self.real.encode_stream(texts, role, max_batch, max_tokens, window, on_batch)
+        task_prompt = {} if prompt is None else {"prompt": prompt}  # backends without task prompts take none
+        return self.real.encode_stream(texts, role, max_batch, max_tokens, window, on_batch, **task_prompt)
 
     def prompt(self, role: str | None) -> str:
         return self._description["prompts"]["none" if role is None else role]

@@ -75,3 +75,31 @@ def test_a_texts_vector_under_one_tasks_prompt_is_never_served_to_another(tmp_pa
         vectors = encoder.encode([{"text": TEXTS}], task_metadata=metadata, hf_split="test", hf_subset="default")
         np.testing.assert_allclose(vectors, reference.encode(TEXTS, prompt=prompt), atol=1e-6, err_msg=task_name)
     assert encoder.stats.cache_hits == len(TEXTS)  # STS13 shares STS12's prompt, and its vectors
+
+
+def test_a_warm_rerun_keeps_the_task_prompts(tmp_path: Path) -> None:
+    """A rerun whose model description is in the cache stands in a LazyEmbedder for the model: it takes the task
+    prompts from the description, serves the cached vectors without loading, and hands a task's prompt to the model
+    once it loads. Before: the stand-in had no task prompts (role prompts, silently) and could not pass one on."""
+    from sentence_transformers import SentenceTransformer
+
+    from harness.lazy import LazyEmbedder, open_model
+
+    folder = _minilm_with_prompts(tmp_path / "model", TASK_PROMPTS)
+    cache = EmbeddingCache(tmp_path / "cache")
+    metadata = mteb.get_task("STS12").metadata
+
+    def encode(texts: list[str]) -> tuple[HarnessEncoder, np.ndarray]:
+        encoder = HarnessEncoder(open_model(f"st:{folder}", FP32, cache), cache=cache, show_progress=False)
+        return encoder, encoder.encode([{"text": texts}], task_metadata=metadata, hf_split="test", hf_subset="default")
+
+    _, first = encode(TEXTS)
+    warm, again = encode(TEXTS)
+    assert isinstance(warm.model, LazyEmbedder) and not warm.model.loaded
+    assert warm.model.task_prompts == {key: TASK_PROMPTS[key] for key in APPLIED}
+    assert warm.stats.cache_hits == len(TEXTS)
+    np.testing.assert_array_equal(again, first)
+    new_text = ["A dog runs across the park."]
+    loaded, vector = encode(new_text)  # a miss: the model loads and gets STS's prompt
+    reference = SentenceTransformer(str(folder), device="cpu").encode(new_text, prompt=TASK_PROMPTS["STS"])
+    np.testing.assert_allclose(vector, reference, atol=1e-6)
