@@ -1,5 +1,6 @@
-"""What counts as a text to embed, one rule for training rows (train.data) and evaluation rows (harness.validate):
-lives in conan_model, the bottom package, because train may not import harness."""
+"""What counts as a text to embed, and a JSON object with a key given twice: one rule for training rows (train.data)
+and evaluation rows (harness.validate, harness.data); lives in conan_model, the bottom package, because train may not
+import harness."""
 
 from __future__ import annotations
 
@@ -18,3 +19,21 @@ def text_problem(value: Any) -> str:
     if all(char.isspace() or unicodedata.category(char) in ("Cc", "Cf") for char in value):
         return f"holds only invisible characters {value[:20]!r} (control or zero-width), so it is empty"
     return ""
+
+
+class RepeatedKey(ValueError):
+    """A JSON object giving one key twice (json.loads silently keeps the last value)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"key {key!r} is given twice in one object")
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's ``object_pairs_hook`` refusing a key given twice (RepeatedKey)."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise RepeatedKey(key)
+        obj[key] = value
+    return obj

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from conan_model.fingerprint import files_fingerprint
-from conan_model.text import text_problem
+from conan_model.text import RepeatedKey, text_problem, unique_keys
 from harness.errors import DataError, UsageError, did_you_mean
 from harness.validate import check_task_json, row_checker
 
@@ -198,29 +198,15 @@ def _read_text(path: Path) -> str:
         raise DataError(path, line, f"not valid UTF-8 (byte {e.start})") from None
 
 
-class _RepeatedKey(Exception):
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise _RepeatedKey(key)
-        obj[key] = value
-    return obj
-
-
 def _loads(path: Path, lineno: int, text: str) -> Any:
     """JSON text starting at line `lineno` of path, refusing what json.loads lets through: a key given twice in one
     object (the last would silently win) and an unpaired surrogate escape such as "\\ud800" (valid UTF-8 on disk,
     no character after decoding: pyarrow and the tokenizer fail on it far from the file)."""
     try:
-        value = json.loads(text, object_pairs_hook=_unique_keys)
+        value = json.loads(text, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as e:
         raise DataError(path, lineno + e.lineno - 1, f"invalid JSON: {e.msg}") from None
-    except _RepeatedKey as e:
+    except RepeatedKey as e:
         raise DataError(path, lineno, f"key {e.key!r} is given twice in one object (JSON keeps the last)") from None
     except (ValueError, RecursionError) as e:  # a number of thousands of digits, arrays nested thousands deep
         raise DataError(path, lineno, f"invalid JSON: {e}") from None

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from conan_model.text import text_problem
+from conan_model.text import text_problem, unique_keys
 from conan_model.tokenizer import EncodedBatch, pad_batch, truncate
 
 from .errors import DataError, ResumeError
@@ -44,15 +44,6 @@ def permutation(n: int, *keys: Any) -> np.ndarray:
     digest = hashlib.blake2b(repr(keys).encode(), digest_size=8).digest()
     g = torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
     return torch.randperm(n, generator=g).numpy()
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """json's object hook refusing a key given twice (json.loads silently keeps the last)."""
-    row = dict(pairs)
-    if len(row) < len(pairs):
-        repeated = next(key for i, (key, _) in enumerate(pairs) if key in dict(pairs[:i]))
-        raise ValueError(f"key {repeated!r} is given twice in one object")
-    return row
 
 
 class JsonlIndex:
@@ -89,7 +80,7 @@ class JsonlIndex:
         characters: conan_model.text, the rule evaluation data follows) and optional ones strings, each encodable as
         UTF-8 (an unpaired surrogate escape such as "\\ud800" stopped the tokenizer with a traceback)."""
         try:
-            row = json.loads(raw, object_pairs_hook=_unique_keys)
+            row = json.loads(raw, object_pairs_hook=unique_keys)
         except UnicodeDecodeError as e:
             raise DataError(path, lineno, f"not valid UTF-8 (byte {e.start} of the line)") from None
         except (ValueError, RecursionError) as e:  # JSONDecodeError, a repeated key, a huge number, deep nesting
