@@ -94,7 +94,8 @@ def main() -> int:
         train = Path(args.conan) / "train_config.json"
         how = json.loads(train.read_text(encoding="utf-8")) if train.is_file() else {}
         start = f"from {how['init']}" if how.get("init") else f"preset {how.get('model')}"
-        made = f" (harness train: stage {how.get('stage')}, {start}, {how.get('steps')} steps)"
+        knobs = ", ".join(f"{k} {how[k]}" for k in ("init_layers", "mask_schedule", "pooling", "lr") if k in how)
+        made = f" (harness train: stage {how.get('stage')}, {start}, {how.get('steps')} steps, {knobs})"
         made = made if how else ""
         readme.insert(5, f"- `{models[-1].name}`: the conan_model checkpoint `{args.conan}`{made} on the same tasks")
     for folder in (lb_dir, rep_dir):
