@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -70,13 +71,16 @@ def test_a_nan_score_is_no_score(tiny_runs, tmp_path, capsys):
     """A run.json holding NaN for a score (`harness run` now refuses one; an older run, or an edit). Before:
     regress called the task *within noise* (exit 0), and the leaderboard stopped with a traceback (ValueError:
     cannot convert float NaN to integer)."""
-    nan = _night(tiny_runs["base"], tmp_path / "nan", TinySTS={"main_score": math.nan})
+    nan = _night(tiny_runs["base"], tmp_path / "edited", TinySTS={"main_score": math.nan})
     comp = compare(tiny_runs["base"], nan, n_boot=20, tasks=["TinySTS", "TinyPairs"])
     (sts,) = [t for t in comp.tasks if t.task == "TinySTS"]
     assert sts.verdict == FAILED and sts.reason == "status ok but its main score is nan" and comp.exit_status == 1
     board = tmp_path / "lb.md"
     assert main(["leaderboard", str(tiny_runs["base"]), str(nan), "--out", str(board)]) == 0
-    assert "all-MiniLM-L6-v2 [nan]: no score for TinySTS (status ok but its main score is nan)" in board.read_text()
+    assert "all-MiniLM-L6-v2 [edited]: no score for TinySTS (status ok but its main score is nan)" in board.read_text()
+    assert main(["report", str(tiny_runs["base"]), str(nan), "--out", str(tmp_path / "report")]) == 0
+    table5 = (tmp_path / "report" / "efficiency.md").read_text().split("## Hardware")[0]
+    assert not re.search(r"\|\s*nan\s*\|", table5) and "Avg score ×100 (6 tasks)" in table5  # TinySTS left out
     assert "Traceback" not in capsys.readouterr().err
 
 
