@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import secrets
 import shutil
@@ -93,7 +94,7 @@ def _check_fields(path: Path, value: Any, where: str, fields: dict[str, tuple[ty
             name = f"{where}.{key}" if where else key
             expected = " or ".join(dict.fromkeys(_JSON_KINDS[kind] for kind in kinds))
             raise DataError(path, 0, f"field {name!r} must be {expected}, not {_json_kind(value[key])} "
-                                     f"({_setting(value[key])}); {remedy}")  # fmt: skip
+                                     f"({shown_setting(value[key])}); {remedy}")  # fmt: skip
 
 
 def _json_kind(value: Any) -> str:
@@ -403,6 +404,42 @@ def data_value(record: dict[str, Any], key: str) -> Any:
     return _data_key(record) if key == "data" else record.get(key)
 
 
+def has_score(task: dict[str, Any]) -> bool:
+    """Whether a run.json task record holds a finished score: status ok and a finite main score. A NaN (a record
+    from before `harness run` refused one, or edited) is no score: the leaderboard crashed ranking it, and
+    `harness regress` called it *within noise* (the per-item check cannot reproduce NaN, nor tell it apart)."""
+    score = task.get("main_score")
+    return task.get("status") == "ok" and score is not None and math.isfinite(score)
+
+
+def no_score_reason(task: dict[str, Any]) -> str:
+    """Why a task record holds no score (`has_score`), in one line: its status and the first line of its error,
+    the data root shown as `shown_path` shows it (no machine's absolute path in a report)."""
+    if task.get("status") == "ok":
+        return f"status ok but its main score is {task.get('main_score')}"
+    why = str(task.get("error") or task.get("reason") or "no score").splitlines()[0][:160]
+    root = task.get("data_root")
+    return f"status {task.get('status')}: " + (why.replace(root, shown_path(root)) if root else why)
+
+
+def scored_tasks(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A run.json's tasks that hold a finished score (`has_score`), for every reader that ranks or compares them."""
+    return {name: task for name, task in record.get("tasks", {}).items() if has_score(task)}
+
+
+def identity_differences(identities: list[dict[str, Any]], skip: tuple[str, ...] = ()) -> list[str]:
+    """The keys (other than ``skip``) on which run identities (run.json `identity`) disagree: the settings a gap
+    between the runs may owe to. A key only some identities hold is compared among those, as `data_differences`
+    does; every key is looked at, so a setting added to the identity is compared without a change here. The
+    leaderboard's "Settings that differ" and regress's header both ask this."""
+    differing = []
+    for key in dict.fromkeys(k for identity in identities for k in identity if k not in skip):
+        held = [identity[key] for identity in identities if key in identity]
+        if any(value != held[0] for value in held[1:]):
+            differing.append(key)
+    return differing
+
+
 # The identity keys that belong to the task itself (harness/identity.py); every other key is a setting of the whole
 # run, recorded once in run.json (`identity`), against which `other_settings` compares each task's.
 TASK_KEYS = ("source", "data")
@@ -425,7 +462,7 @@ def other_settings(record: dict[str, Any]) -> dict[str, str]:
         if task.get("status") != "ok" or not identity:
             continue
         keys = [k for k in dict.fromkeys([*identity, *current]) if k not in TASK_KEYS]
-        diff = [f"{k} {_setting(identity.get(k))}" for k in keys if identity.get(k) != current.get(k)]
+        diff = [f"{k} {shown_setting(identity.get(k))}" for k in keys if identity.get(k) != current.get(k)]
         if task.get("source") == MIRROR and task.get("data_root", root) != root:
             files = identity.get("data") or ""
             diff.append(f"data root {shown_path(task['data_root'])}" + (f" (files {files[:15]}…)" if files else ""))
@@ -489,7 +526,7 @@ def run_labels(runs: list[RunDir]) -> list[str]:
     return [f"{model} [{tail}]" for model, tail in zip(models, tails, strict=True)]
 
 
-def _setting(value: Any) -> str:
+def shown_setting(value: Any) -> str:
     """A setting as `other_settings` shows it: plain for scalars, `none` for an absent one, JSON (cut in the middle)
     for prompts and lists."""
     text = "none" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from harness.runs import RunDir, other_settings, shown_path
+from harness.runs import RunDir, other_settings, scored_tasks, shown_path
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -29,8 +29,7 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
             _fmt(e.get("wall_s"), digits=1), e.get("encoded_texts", "—") if e else "—", e.get("texts_per_s") or "—",
             e.get("tokens_per_s") or "—", e.get("cache_hits", "—") if e else "—", task.get("status", ""),
         ])  # fmt: skip
-    tasks = record.get("tasks", {})
-    scores = [t["main_score"] for n, t in tasks.items() if t.get("status") == "ok" and n not in others]
+    scores = [t["main_score"] for n, t in scored_tasks(record).items() if n not in others]  # a NaN is no score
     mean = sum(scores) / len(scores) if scores else None
     left_out = f" ({len(others)} § kept from other settings not counted)" if others else ""
     lines = [

@@ -15,6 +15,9 @@ from harness.runs import (
     data_value,
     folder_tails,
     given_once,
+    has_score,
+    identity_differences,
+    no_score_reason,
     open_run_arg,
     other_settings,
     run_labels,
@@ -70,7 +73,7 @@ def run_entry(run: RunDir, record: dict[str, Any], label: str, with_dims: bool
     tasks, kept = record.get("tasks", {}), other_settings(record)
     entry = Entry(label, "run", detail=shown_path(run.path))
     for name, task in tasks.items():
-        if task.get("status") == "ok" and task.get("main_score") is not None:
+        if has_score(task):
             entry.sources[name] = task.get("source") or "official"
             if name in kept:
                 entry.kept[name] = float(task["main_score"])
@@ -117,6 +120,8 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
         scored.append((entry, records))
         if kept:
             notes.append(kept_note(entry, kept))
+        if unscored := {name: task for name, task in records.items() if not has_score(task)}:
+            notes.append(unscored_note(entry, unscored))
         for name, rec in records.items():
             types.setdefault(name, rec.get("type") or "Unknown")
             if rec.get("main_metric"):
@@ -199,11 +204,10 @@ def differing_settings(runs: list[tuple[Entry, dict[str, Any]]]) -> dict[str, st
             groups.setdefault(name, []).append((entry.label, identity))
     found: dict[str, list[str]] = {}
     for rows in groups.values():
-        for key in dict.fromkeys(k for _, identity in rows for k in identity if k not in UNSCORED_KEYS):
-            held = [(label, identity[key]) for label, identity in rows if key in identity]
-            if any(value != held[0][1] for _, value in held[1:]):
-                for label, value in held:
-                    found.setdefault(label, []).append(f"{key} {_brief(value)}")
+        for key in identity_differences([identity for _, identity in rows], UNSCORED_KEYS):
+            for label, identity in rows:
+                if key in identity:
+                    found.setdefault(label, []).append(f"{key} {_brief(identity[key])}")
     return {label: ", ".join(parts) for label, parts in found.items()}
 
 
@@ -250,6 +254,13 @@ def kept_note(entry: Entry, kept: dict[str, str]) -> str:
     tasks = "; ".join(f"{task} ({settings})" for task, settings in kept.items())
     return (f"§ {entry.label}: kept from an earlier run into {entry.detail} under other settings than the run's, so "
             f"shown but counted in none of this row's coverage, means or Borda points — {tasks}.")  # fmt: skip
+
+
+def unscored_note(entry: Entry, unscored: dict[str, dict[str, Any]]) -> str:
+    """Why a row has no score for tasks its run attempted (failed, data missing, not run yet, a NaN score): a bare
+    `—` read as a task the run never ran, and a night that failed a task looked like a night that skipped it."""
+    tasks = "; ".join(f"{name} ({no_score_reason(task)})" for name, task in unscored.items())
+    return f"{entry.label}: no score for {tasks} — shown as `—`, a gap of the row."
 
 
 def mixed_data(runs: list[tuple[Entry, dict[str, dict[str, Any]]]], tasks: list[str]) -> dict[str, list[str]]:

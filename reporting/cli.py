@@ -9,8 +9,8 @@ from pathlib import Path
 
 def cmd_regress(args: argparse.Namespace) -> int:
     from harness.errors import UsageError
-    from harness.runs import atomic_write_text
-    from reporting.regress import compare, render
+    from harness.runs import atomic_write_json, atomic_write_text
+    from reporting.regress import as_json, compare, render
 
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha {args.alpha}: must be between 0 and 1 (exclusive)")
@@ -26,9 +26,12 @@ def cmd_regress(args: argparse.Namespace) -> int:
     text = render(comp)
     try:
         atomic_write_text(Path(args.out), text)
+        if args.json:
+            atomic_write_json(Path(args.json), as_json(comp))
     finally:  # an --out that cannot be written (a folder) still leaves the finished report on stdout
         print(text)
-    print(f"regression report written to {args.out}")
+    print(f"regression report written to {args.out}" + (f" and {args.json}" if args.json else "")
+          + f" — {comp.outcome}")  # fmt: skip
     return comp.exit_status
 
 
@@ -50,8 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Candidate vs baseline run: per-task paired bootstrap CIs of the main score (docs/reports.md).",
         epilog="exit status: 0 no significant regression; 1 a task regressed (not clustering: its verdicts are "
         "advisory) or failed in the candidate; 2 unusable input (not a run directory, bad option); 3 nothing "
-        "compared (no shared finished task, or none got a verdict) or a task not compared (not run yet in the "
-        "candidate, a damaged per-item file)")  # fmt: skip
+        "compared (no task got a verdict) or a task not compared (a baseline task the candidate has not run, no "
+        "baseline score, scored on other data or settings, a damaged per-item file). The first line of the report "
+        "says which, and why")  # fmt: skip
     rg.add_argument("--baseline", required=True, help="run directory of the reference model")
     rg.add_argument("--candidate", required=True, help="run directory of the model under test")
     rg.add_argument("--alpha", type=float, default=0.05, help="two-sided significance level (default 0.05)")
@@ -65,6 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rg.add_argument("--dim", type=int, help="compare at this MRL dim (first DIM dimensions, scaled as the full "
                     "vectors); both runs need `harness run --dims DIM --dim-predictions`")  # fmt: skip
     rg.add_argument("--out", default="regression.md", help="markdown file to write (default regression.md)")
+    rg.add_argument("--json", metavar="PATH", help="also write the verdicts as JSON for a CI job to parse: the "
+                    "exit status, the outcome line, per task its verdict, whether it fails the gate, scores, Δ, CI")
     rg.set_defaults(func=cmd_regress)
 
     rp = subparsers.add_parser("report", help="efficiency report: Table 5, throughput, MRL curves (PNG + markdown)")

@@ -25,6 +25,7 @@ from harness.runs import (
     open_run_arg,
     other_settings,
     run_labels,
+    scored_tasks,
     shown_path,
 )
 from reporting import plots
@@ -43,8 +44,7 @@ class RunInfo:
     def ok(self) -> dict[str, dict[str, Any]]:
         """Finished tasks scored under the run's own settings (a task kept from a run with other settings is
         another configuration's score and time, not this row's)."""
-        return {n: t for n, t in self.record.get("tasks", {}).items()
-                if t.get("status") == "ok" and t.get("main_score") is not None and n not in self.kept}  # fmt: skip
+        return {n: t for n, t in scored_tasks(self.record).items() if n not in self.kept}
 
     @cached_property
     def kept(self) -> dict[str, str]:

@@ -4,14 +4,17 @@ Per shared task: delta of the main score with a paired bootstrap CI over items (
 item indices, main score recomputed on each resample from the runs' per-item outputs and gold labels, see
 reporting/items.py); verdict regressed / improved / within noise; efficiency deltas beside it. ``dim``: the same at
 one MRL dim (the first d dimensions, scaled as the full vectors; both runs made with ``--dims d
---dim-predictions``), for a model served at that width. A task the baseline finished and the candidate attempted
-without a score is *failed in candidate*; one the candidate has not run yet (pending) is *not run in candidate*;
-one whose per-item file is damaged is *damaged file*, naming it, and the other tasks are still tested.
+--dim-predictions``), for a model served at that width. A task the candidate attempted without a score (failed,
+data missing, a NaN score) is *failed in candidate*; one the baseline has and the candidate has not run (pending, or
+absent from its run.json) is *not run in candidate*; one the baseline has no score for is *no baseline score*; one
+the runs scored on different data or settings (another main metric, rows, a task kept from other settings) is *not
+comparable*; one whose per-item file is damaged is *damaged file*, naming it, and the other tasks are still tested.
 Clustering verdicts are advisory (their CI holds the k-means assignment fixed): reported, never failing the gate.
 Exit status (`Comparison.exit_status`): 1 on any significant regression or failed task; else 3 when nothing was
-compared (no shared finished task, or none of them got a verdict) or a task could not be compared (not run in the
-candidate, a damaged file); 0 otherwise; 2 on unusable input (not a run directory, a run.json of another shape,
-a bad option, a --tasks name in neither run, a --dim neither run has). A nightly gate never passes on nothing.
+compared (none of the tasks got a verdict) or a task could not be compared (not run in the candidate, no baseline
+score, not comparable, a damaged file); 0 otherwise; 2 on unusable input (not a run directory, a run.json of
+another shape, a bad option, a --tasks name in neither run, a --dim neither run has). A nightly gate never passes on
+nothing, nor on part of its tasks: the report's first line says which (`Comparison.outcome`).
 """
 
 from __future__ import annotations
@@ -26,16 +29,29 @@ import numpy as np
 from tabulate import tabulate
 
 from harness.errors import DataError, HarnessError, UsageError
-from harness.runs import RunDir, data_differences, open_run_arg, other_settings, shown_path
+from harness.runs import (
+    RunDir,
+    data_differences,
+    has_score,
+    identity_differences,
+    no_score_reason,
+    open_run_arg,
+    other_settings,
+    scored_tasks,
+    shown_path,
+    shown_setting,
+)
 from reporting.items import NotTestable, at_dim, paired_positions, task_items
 
 EXIT_OK, EXIT_REGRESSION, EXIT_NOT_COMPARED = 0, 1, 3
 TESTED = ("regressed", "improved", "within noise")
 FAILED, NOT_RUN, DAMAGED = "failed in candidate", "not run in candidate", "damaged file"
+NO_BASELINE, NOT_COMPARABLE = "no baseline score", "not comparable"
+UNCOMPARED = (NOT_RUN, NO_BASELINE, NOT_COMPARABLE, DAMAGED)
 
 
 class NothingCompared(HarnessError):
-    """The runs have no finished task in common: a gate that tested nothing must not read as a pass."""
+    """Neither run has a task to compare (within --tasks): a gate that tested nothing must not read as a pass."""
 
     exit_code = EXIT_NOT_COMPARED
 
@@ -67,6 +83,7 @@ class Comparison:
     settings: dict[str, Any]
     tasks: list[TaskVerdict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    differing: list[str] = field(default_factory=list)  # run settings that differ, 'dtype bfloat16 → float32'
 
     @property
     def regressed(self) -> list[str]:
@@ -80,8 +97,8 @@ class Comparison:
 
     @property
     def failed(self) -> list[str]:
-        """Tasks the baseline finished and the candidate did not (failed, or its data missing): no score is the
-        worst outcome a gate can see, so these fail it too."""
+        """Tasks the candidate attempted without a score (failed, its data missing, a NaN score): no score is the
+        worst outcome a gate can see, so these fail it too, whether or not the baseline had one."""
         return [t.task for t in self.tasks if t.verdict == FAILED]
 
     @property
@@ -91,9 +108,10 @@ class Comparison:
 
     @property
     def not_compared(self) -> list[TaskVerdict]:
-        """Tasks that could not be compared for a reason outside the model: the candidate has not run them yet, or
-        a per-item file is damaged. Not a regression, but not a pass either."""
-        return [t for t in self.tasks if t.verdict in (NOT_RUN, DAMAGED)]
+        """Tasks that could not be compared for a reason outside the model: the candidate has not run them, the
+        baseline has no score, the runs scored other data or settings, or a per-item file is damaged. Not a
+        regression, but not a pass either: the gate would pass without looking at them."""
+        return [t for t in self.tasks if t.verdict in UNCOMPARED]
 
     @property
     def exit_status(self) -> int:
@@ -103,6 +121,20 @@ class Comparison:
         if self.not_compared or not self.tested:
             return EXIT_NOT_COMPARED
         return EXIT_OK
+
+    @property
+    def outcome(self) -> str:
+        """One line for the top of the report (and a CI log): pass or fail, the exit status and why."""
+        bad, lost, status = self.regressed, self.failed, self.exit_status
+        unsure = ", ".join(f"{t.task} ({t.verdict})" for t in self.not_compared)
+        if status == EXIT_OK:
+            return f"PASS (exit 0): no significant regression on {len(self.tested)} task(s)"
+        if status == EXIT_NOT_COMPARED:
+            return f"NOT COMPARED (exit 3): {unsure or 'no task got a verdict'}"
+        why = ([f"regression on {len(bad)} task(s): {', '.join(bad)}"] if bad else []) + (
+            [f"failed in the candidate: {', '.join(lost)}"] if lost else []) + (
+            [f"not compared: {unsure}"] if unsure else [])  # fmt: skip
+        return f"FAIL (exit 1): {'; '.join(why)}"
 
 
 def paired_bootstrap(score_base: Any, score_cand: Any, pos_base: np.ndarray, pos_cand: np.ndarray, n_boot: int,
@@ -142,27 +174,27 @@ def verdict(delta: float, lo: float, hi: float, min_effect: float) -> str:
     return "within noise"
 
 
-def _finished(run: RunDir) -> dict[str, dict[str, Any]]:
-    return {n: t for n, t in run.read_run().get("tasks", {}).items()
-            if t.get("status") == "ok" and t.get("main_score") is not None}  # fmt: skip
-
-
 def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int = 1000, seed: int = 0,
             min_effect: float = 0.001, bonferroni: bool = False, tasks: list[str] | None = None,
             dim: int | None = None) -> Comparison:  # fmt: skip
-    """Test every task both runs finished (at MRL ``dim``: their scores at that dim); raises NothingCompared when
-    they finished no task in common, UsageError on unusable input."""
+    """Test every task both runs finished (at MRL ``dim``: their scores at that dim), and say of every other task
+    the baseline has, or the candidate failed, why it was not; raises NothingCompared when neither has a task to
+    compare, UsageError on unusable input."""
     base, cand = open_run_arg(baseline, "--baseline"), open_run_arg(candidate, "--candidate")
-    rec_b, rec_c = _finished(base), _finished(cand)
-    attempted_c = cand.read_run().get("tasks", {})
+    record_b, record_c = base.read_run(), cand.read_run()
+    attempted_b, attempted_c = record_b.get("tasks", {}), record_c.get("tasks", {})
     if tasks is not None:
-        unknown = [t for t in tasks if t not in base.read_run().get("tasks", {}) and t not in attempted_c]
+        unknown = [t for t in tasks if t not in attempted_b and t not in attempted_c]
         if unknown:
             raise UsageError(f"--tasks: {', '.join(unknown)} in neither run ({baseline}, {candidate})")
-    shared = [t for t in rec_b if t in rec_c and (tasks is None or t in tasks)]
-    lost = [t for t in rec_b if t in attempted_c and t not in rec_c and (tasks is None or t in tasks)]
-    if not shared and not lost:
-        raise NothingCompared(f"nothing compared: no finished task in common between {baseline} and {candidate}"
+    wanted = [t for t in dict.fromkeys([*attempted_b, *attempted_c]) if tasks is None or t in tasks]
+    rec_b, rec_c = scored_tasks(record_b), scored_tasks(record_c)
+    shared = [t for t in wanted if t in rec_b and t in rec_c]
+    # every task the baseline attempted is gated on, and every task the candidate failed: none passes unseen
+    unshared = [t for t in wanted if t not in shared
+                and (t in attempted_b or not has_score(attempted_c[t]))]  # fmt: skip
+    if not shared and not unshared:
+        raise NothingCompared(f"nothing compared: no task to compare between {baseline} and {candidate}"
                               + (f" among {', '.join(tasks)}" if tasks else ""))  # fmt: skip
     if dim is not None and shared:  # a gate at a dim neither side was scored at would pass testing nothing
         has = {path: [t for t in shared if dim in run.dim_scores(t, rec[t])]
@@ -173,34 +205,68 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
                              f"with `harness run --dims {dim} --dim-predictions`")  # fmt: skip
     level = alpha / max(len(shared), 1) if bonferroni else alpha  # one test per shared task: the header's count
     comp = Comparison(base, cand, {"alpha": alpha, "level": level, "n_boot": n_boot, "seed": seed, "tests": len(shared),
-                                   "min_effect": min_effect, "bonferroni": bonferroni, "dim": dim})  # fmt: skip
+                                   "min_effect": min_effect, "bonferroni": bonferroni, "dim": dim},
+                      differing=run_differences(record_b, record_c))  # fmt: skip
     if n_boot * level / 2 < 10:  # each CI end is a quantile of the resamples: it needs some beyond it
         need = math.ceil(20 / level)
         comp.warnings.append(f"each end of the {100 * (1 - level):.4g}% CI rests on {n_boot * level / 2:.1f} of "
                              f"{n_boot} resamples; use --n-boot {need} or more for a stable CI")  # fmt: skip
-    only = [t for t in sorted(set(rec_b) ^ set(rec_c)) if (tasks is None or t in tasks) and t not in lost]
-    if only:
-        comp.warnings.append(f"task sets differ; tested on the {len(shared)} shared task(s). Only in one run: "
-                             + ", ".join(only))  # fmt: skip
-    kept = {"baseline": other_settings(base.read_run()), "candidate": other_settings(cand.read_run())}
+    extra = [t for t in wanted if t not in shared and t not in unshared]
+    if extra:
+        comp.warnings.append("only in the candidate, no baseline score to compare with (not gated): "
+                             + ", ".join(extra))  # fmt: skip
+    kept = {"baseline": other_settings(record_b), "candidate": other_settings(record_c)}
     for name in shared:
         foreign = [f"the {side} kept it from a run with other settings ({found[name]})"
                    for side, found in kept.items() if name in found]  # fmt: skip
         comp.tasks.append(_test_task(base, cand, name, rec_b[name], rec_c[name], comp.settings, "; ".join(foreign)))
-    for name in lost:
-        rb, rc = rec_b[name], attempted_c[name]
-        why = str(rc.get("error") or rc.get("reason") or "no score").splitlines()[0][:160]
+    comp.tasks += [_untested(base, name, attempted_b.get(name), attempted_c.get(name), dim) for name in unshared]
+    comp.warnings += _efficiency_warnings(base, cand, shared)
+    return comp
+
+
+def _untested(base: RunDir, name: str, rb: dict[str, Any] | None, rc: dict[str, Any] | None,
+              dim: int | None) -> TaskVerdict:  # fmt: skip
+    """A task one of the runs holds no score for (``rb``/``rc``: its records, None where the run has none), and
+    what that means for the gate: failed in the candidate, not run there, or no baseline score to compare with."""
+    rb, rc = rb or {}, rc or {}
+    score_b = math.nan
+    if has_score(rb):
         try:
             score_b = float(at_dim(base, name, rb, dim)["main_score"])
         except NotTestable:  # the baseline's full-width score would read as this dim's
-            score_b = math.nan
-        pending = rc.get("status") == "pending"  # attempted by no run yet: interrupted, or still running
-        comp.tasks.append(TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "", score_b, math.nan,
-                                      verdict=NOT_RUN if pending else FAILED,
-                                      reason="status pending: the candidate run has not evaluated it" if pending
-                                      else f"status {rc.get('status')}: {why}"))  # fmt: skip
-    comp.warnings += _efficiency_warnings(base, cand, shared)
-    return comp
+            pass
+    kind, metric = (rb.get(key) or rc.get(key) or "" for key in ("type", "main_metric"))
+    tv = TaskVerdict(name, kind, metric, score_b, float(rc["main_score"]) if has_score(rc) else math.nan)
+    if not rc:
+        tv.verdict = NOT_RUN
+        tv.reason = "not in the candidate's run.json: run it there, or leave it out with --tasks"
+    elif rc.get("status") == "pending":  # attempted by no run yet: interrupted, or still running
+        tv.verdict, tv.reason = NOT_RUN, "status pending: the candidate run has not evaluated it"
+    elif not has_score(rc):
+        tv.verdict, tv.reason = FAILED, no_score_reason(rc)
+        if not has_score(rb):
+            tv.reason += f"; no baseline score either ({no_score_reason(rb) if rb else 'not in its run.json'})"
+    else:
+        tv.verdict = NO_BASELINE
+        tv.reason = f"baseline {no_score_reason(rb)}; rerun the task into the baseline"
+    return tv
+
+
+# Run-wide settings that move no score compared at full width: the MRL prefixes scored besides the full vectors.
+UNSCORED_KEYS = ("dims",)
+
+
+def run_differences(record_b: dict[str, Any], record_c: dict[str, Any]) -> list[str]:
+    """The run settings in which the candidate differs from the baseline, 'dtype bfloat16 → float32': every identity
+    key (the model's fingerprint, max length, dtype, pooling, prompts, mteb version...; `identity_differences`), the
+    harness version and the data root. A verdict then describes these settings as well as the model; before, only the
+    model name showed, and an efficiency warning for dtype alone."""
+    sides = [{**record.get("identity", {}), "harness_version": record.get("environment", {}).get("harness_version"),
+              "data root": record.get("data_root")} for record in (record_b, record_c)]  # fmt: skip
+    shown = {key: shown_path if key == "data root" else shown_setting for key in sides[0] | sides[1]}
+    return [f"{key} {shown[key](sides[0].get(key))} → {shown[key](sides[1].get(key))}"
+            for key in identity_differences(sides, UNSCORED_KEYS)]  # fmt: skip
 
 
 def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: dict[str, Any],
@@ -215,11 +281,13 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
     tv = TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "", float(rb["main_score"]),
                      float(rc["main_score"]))  # fmt: skip
     if foreign:
-        tv.reason = foreign
+        tv.verdict, tv.reason = NOT_COMPARABLE, foreign
         return tv
     differing = data_differences([rb, rc])
     if differing:
-        tv.reason = f"the runs' scores are not comparable ({', '.join(differing)} differ)"
+        tv.verdict = NOT_COMPARABLE
+        tv.reason = (f"the runs' scores are not comparable ({', '.join(differing)} differ): rerun the baseline on the "
+                     "candidate's data and metric")  # fmt: skip
         return tv
     try:
         ib, ic = task_items(base, name, rb, s["dim"]), task_items(cand, name, rc, s["dim"])
@@ -315,6 +383,40 @@ def _hardware(run: RunDir) -> dict[str, Any]:
             "batch size": rec.get("batch_size"), "processes": rec.get("world_size", 1)}  # fmt: skip
 
 
+def _figure(x: float | None) -> float | None:
+    """A score or Δ as JSON holds it: None (null) where the run has none, not NaN, which JSON parsers refuse."""
+    return None if x is None or math.isnan(x) else x
+
+
+def as_json(comp: Comparison) -> dict[str, Any]:
+    """The comparison for a CI job to parse (`harness regress --json`): the outcome line, the exit status and its
+    reason's task lists, and per task the verdict, whether it fails the gate, and the scores, Δ and CI on mteb's
+    0–1 scale (as run.json records them; null where there is none)."""
+    gating = {*comp.regressed, *comp.failed}
+    return {
+        "exit_status": comp.exit_status,
+        "passed": comp.exit_status == EXIT_OK,
+        "outcome": comp.outcome,
+        "regressed": comp.regressed,
+        "failed": comp.failed,
+        "not_compared": [t.task for t in comp.not_compared],
+        "baseline": {"path": shown_path(comp.base.path), **_model(comp.base)},
+        "candidate": {"path": shown_path(comp.cand.path), **_model(comp.cand)},
+        "settings_differ": comp.differing,
+        "test": comp.settings,
+        "tasks": [{"task": t.task, "type": t.kind, "metric": t.metric, "items": t.n, "unit": t.unit,
+                   "baseline": _figure(t.base), "candidate": _figure(t.cand), "delta": _figure(t.delta),
+                   "ci": None if t.lo is None else [t.lo, t.hi], "verdict": t.verdict, "fails_gate": t.task in gating,
+                   "advisory": t.advisory, "reason": t.reason} for t in comp.tasks],  # fmt: skip
+        "warnings": comp.warnings,
+    }
+
+
+def _model(run: RunDir) -> dict[str, Any]:
+    model = run.read_run().get("model", {})
+    return {key: model.get(key) for key in ("name", "spec", "fingerprint")}
+
+
 def render(comp: Comparison) -> str:
     s = comp.settings
     conf = f"{100 * (1 - s['level']):.4g}%"
@@ -336,10 +438,10 @@ def render(comp: Comparison) -> str:
     if comp.advised:
         headline += (" Advisory (clustering, not gating): "
                      + ", ".join(f"{t.task} {t.verdict}" for t in comp.advised) + ".")  # fmt: skip
-    rb, rc = comp.base.read_run().get("model", {}), comp.cand.read_run().get("model", {})
+    rb, rc = _model(comp.base), _model(comp.cand)
     at = f", at MRL dim {s['dim']}" if s["dim"] else ""
     lines = [
-        "# Regression report", "",
+        f"# Regression report — {comp.outcome}", "",
         f"- baseline: `{shown_path(comp.base.path)}` — {rb.get('name')} ({rb.get('spec')}), fingerprint "
         f"`{str(rb.get('fingerprint'))[:16]}`",
         f"- candidate: `{shown_path(comp.cand.path)}` — {rc.get('name')} ({rc.get('spec')}), fingerprint "
@@ -349,7 +451,9 @@ def render(comp: Comparison) -> str:
            f" (α = {s['alpha']})")
         + f"; minimal effect {100 * s['min_effect']:.2f} points",
         *([f"- scores at MRL dim {s['dim']}: the first {s['dim']} dimensions of each embedding, scaled as the full "
-           "ones (`harness run --dims`), per-item outputs from `predictions/embed_dim_<d>/`"] if s["dim"] else []), "",
+           "ones (`harness run --dims`), per-item outputs from `predictions/embed_dim_<d>/`"] if s["dim"] else []),
+        *([f"- **settings that differ** (a Δ is theirs as well as the model's): {'; '.join(comp.differing)}"]
+          if comp.differing else []), "",
         headline, "",
         f"## Scores (main score ×100{at})", "",
         tabulate(rows, headers=["Task", "Type", "Metric", "Items", "Baseline", "Candidate", "Δ", f"{conf} CI of Δ",
@@ -369,9 +473,10 @@ def render(comp: Comparison) -> str:
         "document sampling, not k-means randomness), so a clustering verdict is advisory: shown, not gating. "
         "Tasks without usable per-item data say why and are "
         "*not tested*; they do not fail the job, but when no task gets a verdict nothing was compared (exit 3). "
-        "A task the baseline finished and the candidate attempted without a score (failed, or its data missing) "
-        "is *failed in candidate* and fails the job (exit 1). One the candidate has not evaluated yet (pending) is "
-        "*not run in candidate*, one with a damaged per-item file is *damaged file*: neither was compared (exit 3 "
-        "unless a task regressed or failed).",
+        "A task the candidate attempted without a score (failed, its data missing, a NaN score) is *failed in "
+        "candidate* and fails the job (exit 1). One the baseline has and the candidate has not evaluated (pending, "
+        "or absent from its run.json) is *not run in candidate*, one the baseline has no score for is *no baseline "
+        "score*, one the runs scored on other data or settings is *not comparable*, one with a damaged per-item "
+        "file is *damaged file*: none of these was compared (exit 3 unless a task regressed or failed).",
     ]  # fmt: skip
     return "\n".join(lines) + "\n"

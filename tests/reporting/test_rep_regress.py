@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from reporting.regress import NOT_RUN, compare, paired_bootstrap, render, verdict
+from reporting.regress import NOT_COMPARABLE, NOT_RUN, compare, paired_bootstrap, render, verdict
 
 REPO = Path(__file__).resolve().parents[2]
+BATCH8 = "TinySTS,TinyRerank,TinyClassification"  # the three of the seven tasks the batch8 run evaluated
 
 
 def _regress(base: Path, cand: Path, out: Path, *extra: str) -> tuple[int, str]:
@@ -41,12 +42,25 @@ def test_every_task_type_reproduces_its_score_from_items(tiny_runs):
 
 
 def test_batch_size_change_is_not_flagged(tiny_runs, tmp_path):
-    code, text = _regress(tiny_runs["base"], tiny_runs["batch8"], tmp_path / "r.md")
+    code, text = _regress(tiny_runs["base"], tiny_runs["batch8"], tmp_path / "r.md", "--tasks", BATCH8)
     assert code == 0 and "No significant regression." in text
+    assert text.startswith("# Regression report — PASS (exit 0): no significant regression on 3 task(s)\n")
     table = text.split("## Efficiency")[0]
     assert table.count("within noise") == 3 and "not tested" not in table
-    assert "task sets differ; tested on the 3 shared task(s)" in text  # batch8 ran three of the seven tasks
     assert "batch size: 64 → 8" in text  # efficiency flagged as not like for like
+    assert "settings that differ" not in text  # the batch size moves no score: not in the run identity
+
+
+def test_a_baseline_task_the_candidate_lacks_is_not_a_pass(tiny_runs, tmp_path):
+    """batch8 ran three of the baseline's seven tasks. Before: a "task sets differ" warning, "No significant
+    regression." and exit 0: a nightly candidate that dropped tasks passed the gate on the rest."""
+    code, text = _regress(tiny_runs["base"], tiny_runs["batch8"], tmp_path / "r.md")
+    lacking = ["TinyPairs", "TinyRetrieval", "TinyClustering", "TinyBitext"]
+    assert code == 3 and "No significant regression" not in text
+    assert text.startswith("# Regression report — NOT COMPARED (exit 3): "
+                           + ", ".join(f"{t} (not run in candidate)" for t in lacking) + "\n")  # fmt: skip
+    assert text.count("**not run in candidate** (not in the candidate's run.json: run it there, or leave it out "
+                      "with --tasks)") == 4  # fmt: skip
 
 
 def test_unusable_input_exits_2(tiny_runs, tmp_path, capsys):
@@ -66,8 +80,13 @@ def test_runs_without_a_shared_finished_task_exit_3(tiny_runs, tmp_path, capsys)
     record = json.loads((other / "run.json").read_text())
     record["tasks"] = {f"Renamed{k}": v for k, v in record["tasks"].items()}
     (other / "run.json").write_text(json.dumps(record))
-    assert _regress(tiny_runs["base"], other, tmp_path / "r2.md")[0] == 3
-    assert "nothing compared: no finished task in common" in capsys.readouterr().err
+    code, text = _regress(tiny_runs["base"], other, tmp_path / "r2.md")
+    assert code == 3 and text.startswith("# Regression report — NOT COMPARED (exit 3): TinySTS (not run in candidate)")
+    assert "only in the candidate, no baseline score to compare with (not gated): RenamedTinySTS" in text
+    record["tasks"] = {}  # a baseline that attempted nothing: no task to gate on at all
+    (other / "run.json").write_text(json.dumps(record))
+    assert _regress(other, tiny_runs["base"], tmp_path / "r3.md")[0] == 3
+    assert "nothing compared: no task to compare between" in capsys.readouterr().err
 
 
 def test_no_task_tested_is_not_a_pass(tiny_runs, tmp_path):
@@ -75,7 +94,7 @@ def test_no_task_tested_is_not_a_pass(tiny_runs, tmp_path):
     significant regression." and exit 0, a silent pass for a nightly gate."""
     cand = tmp_path / "cand"
     shutil.copytree(tiny_runs["batch8"], cand, ignore=shutil.ignore_patterns("*_predictions.json"))
-    code, text = _regress(tiny_runs["base"], cand, tmp_path / "r.md")
+    code, text = _regress(tiny_runs["base"], cand, tmp_path / "r.md", "--tasks", BATCH8)
     assert code == 3
     assert "**NOTHING COMPARED**: no task got a verdict." in text and "No significant regression" not in text
     assert text.count("not tested (no predictions file in the run)") == 3
@@ -157,7 +176,7 @@ def test_a_damaged_per_item_file_leaves_the_other_tasks_compared(tiny_runs, tmp_
     target = cand / damaged
     text = target.read_text()[:40]
     target.write_text(text)
-    code, report = _regress(tiny_runs["base"], cand, tmp_path / "r.md")
+    code, report = _regress(tiny_runs["base"], cand, tmp_path / "r.md", "--tasks", BATCH8)
     assert code == 3 and "**NOT COMPARED**: TinySTS (damaged file)." in report
     assert re.search(rf"\*\*damaged file\*\* \({re.escape(str(target))}:\d+: damaged JSON", report)
     assert report.split("## Efficiency")[0].count("within noise") == 2
@@ -171,7 +190,7 @@ def test_a_task_the_candidate_has_not_run_is_not_called_failed(tiny_runs, tmp_pa
     record = json.loads((cand / "run.json").read_text())
     record["tasks"]["TinySTS"].update(status="pending", main_score=None)
     (cand / "run.json").write_text(json.dumps(record))
-    comp = compare(tiny_runs["base"], cand, n_boot=20)
+    comp = compare(tiny_runs["base"], cand, n_boot=20, tasks=BATCH8.split(","))
     (sts,) = [t for t in comp.tasks if t.task == "TinySTS"]
     assert sts.verdict == NOT_RUN and not comp.failed and comp.exit_status == 3
     assert sts.reason == "status pending: the candidate run has not evaluated it"
@@ -244,22 +263,25 @@ def test_records_without_metric_or_split_are_still_tested(tiny_runs, tmp_path):
     assert sts.verdict == "regressed" and sts.metric == "cosine_spearman"
 
 
-def test_task_on_different_data_is_not_tested(tiny_runs, tmp_path):
+def test_task_on_different_data_is_not_comparable(tiny_runs, tmp_path):
     short = tmp_path / "short"
     shutil.copytree(tiny_runs["short"], short)
     record = json.loads((short / "run.json").read_text())
     record["tasks"]["TinySTS"]["sampling"] = "another sample"
     (short / "run.json").write_text(json.dumps(record))
-    (sts,) = compare(tiny_runs["base"], short, n_boot=50, tasks=["TinySTS"]).tasks
-    assert sts.verdict == "not tested" and sts.reason == "the runs' scores are not comparable (sampling differ)"
+    comp = compare(tiny_runs["base"], short, n_boot=50, tasks=["TinySTS"])
+    (sts,) = comp.tasks
+    assert sts.verdict == NOT_COMPARABLE and comp.exit_status == 3
+    assert sts.reason.startswith("the runs' scores are not comparable (sampling differ): rerun the baseline")
 
 
 @pytest.mark.parametrize(("where", "value", "named"), [
     (("identity", "data"), "sha256:other-rows", "data"), (("main_metric",), "cosine_pearson", "main_metric"),
 ])  # fmt: skip
-def test_other_rows_or_another_metric_are_not_tested(tiny_runs, tmp_path, where, value, named):
+def test_other_rows_or_another_metric_are_not_comparable(tiny_runs, tmp_path, where, value, named):
     """Rows edited behind an unchanged task.json (the recorded file hash differs; audit I: the same vectors gave
-    a REGRESSION of −44 points, exit 1) and another main metric of one task are no basis for a verdict."""
+    a REGRESSION of −44 points, exit 1) and another main metric of one task are no basis for a verdict. Before:
+    *not tested*, and the gate passed (exit 0) without ever looking at the task again until a re-baseline."""
     short = tmp_path / "short"
     shutil.copytree(tiny_runs["short"], short)
     record = json.loads((short / "run.json").read_text())
@@ -268,8 +290,11 @@ def test_other_rows_or_another_metric_are_not_tested(tiny_runs, tmp_path, where,
         target = target[key]
     target[where[-1]] = value
     (short / "run.json").write_text(json.dumps(record))
-    (sts,) = compare(tiny_runs["base"], short, n_boot=50, tasks=["TinySTS"]).tasks
-    assert sts.verdict == "not tested" and sts.reason == f"the runs' scores are not comparable ({named} differ)"
+    comp = compare(tiny_runs["base"], short, n_boot=50, tasks=["TinySTS"])
+    (sts,) = comp.tasks
+    assert sts.verdict == NOT_COMPARABLE and sts.reason.startswith(f"the runs' scores are not comparable ({named} "
+                                                                   "differ)")  # fmt: skip
+    assert comp.exit_status == 3 and comp.outcome == "NOT COMPARED (exit 3): TinySTS (not comparable)"
 
 
 def test_a_task_the_candidate_failed_fails_the_gate(tiny_runs, tmp_path, capsys):
@@ -297,7 +322,7 @@ def test_a_tasks_name_in_neither_run_is_a_usage_error(tiny_runs, tmp_path, capsy
     assert "--tasks: TinySTSS in neither run" in capsys.readouterr().err
 
 
-def test_task_kept_from_other_settings_is_not_tested(tiny_runs, tmp_path):
+def test_task_kept_from_other_settings_is_not_comparable(tiny_runs, tmp_path):
     """A task the candidate's directory kept from a run with other settings scores that configuration, not the
     candidate's: a verdict on it would test something else, so it is not tested, and the reason says so."""
     short = tmp_path / "short"
@@ -305,8 +330,9 @@ def test_task_kept_from_other_settings_is_not_tested(tiny_runs, tmp_path):
     record = json.loads((short / "run.json").read_text())
     record["tasks"]["TinySTS"]["identity"]["max_length"] = 8
     (short / "run.json").write_text(json.dumps(record))
-    (sts,) = compare(tiny_runs["base"], short, n_boot=50, tasks=["TinySTS"]).tasks
-    assert sts.verdict == "not tested"
+    comp = compare(tiny_runs["base"], short, n_boot=50, tasks=["TinySTS"])
+    (sts,) = comp.tasks
+    assert sts.verdict == NOT_COMPARABLE and comp.exit_status == 3
     assert sts.reason == "the candidate kept it from a run with other settings (max_length 8)"
 
 
@@ -355,8 +381,8 @@ def test_regress_at_an_mrl_dim_tests_the_truncated_vectors(tiny_runs, tiny_root,
                  str(tmp_path), "--run-name", "short4", "--no-progress", "--max-length", "4", "--dims", "64",
                  "--dim-predictions"]) == 0  # fmt: skip
     capsys.readouterr()
-    code, text = _regress(tiny_runs["base"], cand, tmp_path / "r.md", "--dim", "64")
-    (sts,) = compare(tiny_runs["base"], cand, n_boot=200, dim=64).tasks
+    code, text = _regress(tiny_runs["base"], cand, tmp_path / "r.md", "--dim", "64", "--tasks", "TinySTS")
+    (sts,) = compare(tiny_runs["base"], cand, n_boot=200, dim=64, tasks=["TinySTS"]).tasks
 
     gold = np.asarray([json.loads(x)["score"] for x in (tiny_root / "en" / "TinySTS" / "test.jsonl").read_text()
                        .splitlines()], dtype=float)  # fmt: skip
@@ -388,7 +414,7 @@ def test_regress_at_an_mrl_dim_tests_the_truncated_vectors(tiny_runs, tiny_root,
     assert _regress(tiny_runs["base"], cand, tmp_path / "r3.md", "--dim", "0")[0] == 2
     # scored at the dim without its per-item outputs (no --dim-predictions): not tested, saying which flag
     shutil.rmtree(cand / "predictions" / "embed_dim_64")
-    (sts,) = compare(tiny_runs["base"], cand, n_boot=20, dim=64).tasks
+    (sts,) = compare(tiny_runs["base"], cand, n_boot=20, dim=64, tasks=["TinySTS"]).tasks
     assert sts.verdict == "not tested" and "--dims 64 --dim-predictions" in sts.reason and not sts.lo
 
 
@@ -446,6 +472,9 @@ def test_nightly_cron_example_mails_whatever_fails(tiny_runs, tiny_root, tmp_pat
     # a candidate no worse than the baseline: both exit 0, the log is kept, and nobody is mailed
     (home / "mail.txt").unlink()
     shutil.copytree(tiny_runs["base"], home / "runs" / "baseline")
+    record = json.loads((home / "runs" / "baseline" / "run.json").read_text())  # the baseline ran the same suite
+    record["tasks"] = {"TinySTS": record["tasks"]["TinySTS"]}
+    (home / "runs" / "baseline" / "run.json").write_text(json.dumps(record))
     ok = line.replace("--model conan:checkpoints/latest --suite cmteb --data-dir /srv/data",
                       f"--model minilm --tasks TinySTS --data-dir {tiny_root} --no-progress")  # fmt: skip
     subprocess.run(["/bin/sh", "-c", ok], env=os.environ, check=False)
