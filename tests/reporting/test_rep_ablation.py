@@ -192,3 +192,16 @@ def test_the_report_at_an_mrl_dim_is_the_ci_of_the_truncated_vectors(tiny_runs, 
     md = render(rep)
     assert "## At MRL dims" in md and "### dim 64" in md and md.count("TinySTS (test)") == 4  # two dims × two tables
     assert rep["dims"][64]["comparisons"]["short"]["test mean"]["delta"] == pytest.approx(row["delta"], abs=1e-12)
+
+
+def test_a_recorded_nan_score_is_not_reproduced(tiny_runs) -> None:
+    """Before: `abs(full - nan) > tol` is False, so a NaN main score in run.json passed the check that the per-item
+    recomputation reproduces the recorded score, and its items were resampled as if they were that score's."""
+    from harness.runs import open_run
+    from reporting.items import NotTestable, task_items
+
+    base = open_run(tiny_runs["base"])
+    task, entry = next(iter(base.read_run()["tasks"].items()))
+    task_items(base, task, entry)  # the recorded score reproduces
+    with pytest.raises(NotTestable, match="the run recorded nan"):
+        task_items(base, task, {**entry, "main_score": float("nan")})
