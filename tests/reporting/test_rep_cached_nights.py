@@ -77,3 +77,24 @@ def test_summary_of_a_cached_night_says_cache_only(nights):
         assert (row["encoded"], row["texts/s"], row["tokens/s"]) == ("0", CACHE_ONLY, CACHE_ONLY)
     assert f"`{CACHE_ONLY}`: the embedding cache served every text of the task" in text
     assert CACHE_ONLY not in (nights["night-1"] / "summary.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("cached", ["candidate", "baseline"])
+def test_regress_marks_efficiency_deltas_of_a_cached_side(nights, tmp_path, cached):
+    """Before: a candidate night served from the cache showed a peak-RSS Δ (its process never did the model's
+    work) as if the model had changed, beside a `—` texts/s."""
+    sides = {"baseline": nights["night-1"], "candidate": nights["night-1"]} | {cached: nights["night-2"]}
+    out = tmp_path / "r.md"
+    assert main(["regress", "--baseline", str(sides["baseline"]), "--candidate", str(sides["candidate"]),
+                 "--n-boot", "20", "--out", str(out)]) == 0  # fmt: skip
+    text = out.read_text(encoding="utf-8")
+    efficiency = text.split("## Efficiency")[1].split("## Warnings")[0]
+    header = _cells(next(line for line in efficiency.splitlines() if line.startswith("| Task ")))
+    for task in NIGHT_TASKS:
+        row = _row(efficiency, f"| {task} ")
+        deltas = [cell for name, cell in zip(header, row, strict=True) if name == "Δ"]
+        assert deltas == ["— (cache-only side)"] * 3 and "%" not in "".join(row)
+        rates = row[1:3] + row[4:6]  # texts/s base, cand, tokens/s base, cand
+        assert [cell == CACHE_ONLY for cell in rates] == [cached == "baseline", cached == "candidate"] * 2
+    assert (f"the embedding cache served the {cached} whole on TinySTS, TinyRerank: the model did no work there, "
+            "so its rates and peak memory are not the model's and no Δ is shown") in text
