@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
+from conan_model.errors import ConanError
 from harness.errors import DataError, HarnessError, UsageError
 from harness.runs import (
     RunDir,
@@ -434,12 +435,32 @@ def as_json(comp: Comparison) -> dict[str, Any]:
                    "ci": None if t.lo is None else [t.lo, t.hi], "verdict": t.verdict, "fails_gate": t.task in gating,
                    "advisory": t.advisory, "reason": t.reason} for t in comp.tasks],  # fmt: skip
         "warnings": comp.warnings,
+        "error": None,
     }
+
+
+MODEL_KEYS = ("name", "spec", "fingerprint")  # what the JSON and the header say of each run's model
+
+
+def stopped_json(reason: ConanError, comp: Comparison | None, baseline: str, candidate: str) -> dict[str, Any]:
+    """The --json of a regress that stopped on unusable input (exit 2) or found no task to compare (exit 3), in the
+    keys of a finished one: a CI job parsing it finds the exit status, an outcome line and the reason (`error`),
+    where before it found no file. ``comp``: the finished comparison when only writing the report failed (its
+    tasks are kept); else no task, and nulls for what regress never read."""
+    status = reason.exit_code
+    outcome = f"{'NOT COMPARED' if status == EXIT_NOT_COMPARED else 'UNUSABLE INPUT'} (exit {status}): {reason}"
+    done = as_json(comp) if comp is not None else {
+        "regressed": [], "failed": [], "not_compared": [],
+        "baseline": {"path": shown_path(baseline), **dict.fromkeys(MODEL_KEYS)},
+        "candidate": {"path": shown_path(candidate), **dict.fromkeys(MODEL_KEYS)},
+        "settings_differ": [], "test": None, "tasks": [], "warnings": [],
+    }  # fmt: skip
+    return {**done, "exit_status": status, "passed": False, "outcome": outcome, "error": str(reason)}
 
 
 def _model(run: RunDir) -> dict[str, Any]:
     model = run.read_run().get("model", {})
-    return {key: model.get(key) for key in ("name", "spec", "fingerprint")}
+    return {key: model.get(key) for key in MODEL_KEYS}
 
 
 def render(comp: Comparison) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,60 @@ def test_regress_marks_efficiency_deltas_of_a_cached_side(nights, tmp_path, cach
         assert [cell == CACHE_ONLY for cell in rates] == [cached == "baseline", cached == "candidate"] * 2
     assert (f"the embedding cache served the {cached} whole on TinySTS, TinyRerank: the model did no work there, "
             "so its rates and peak memory are not the model's and no Δ is shown") in text
+
+
+def _regress_json(base: Path, cand: Path, out: Path, json_path: Path, *extra: str) -> tuple[int, dict | None]:
+    code = main(["regress", "--baseline", str(base), "--candidate", str(cand), "--n-boot", "20", "--out", str(out),
+                 "--json", str(json_path), *extra])  # fmt: skip
+    return code, json.loads(json_path.read_text(encoding="utf-8")) if json_path.is_file() else None
+
+
+def test_json_is_written_on_unusable_input(nights, tmp_path, capsys):
+    """Before: exit 2 wrote no JSON, and a CI job parsing it found no file."""
+    night = nights["night-1"]
+    code, result = _regress_json(night, night, tmp_path / "r.md", tmp_path / "bad-alpha.json", "--alpha", "2")
+    assert code == 2 and result is not None
+    assert (result["exit_status"], result["passed"], result["tasks"]) == (2, False, [])
+    assert result["outcome"] == "UNUSABLE INPUT (exit 2): --alpha 2.0: must be between 0 and 1 (exclusive)"
+    assert result["error"] == "--alpha 2.0: must be between 0 and 1 (exclusive)"
+    assert result["baseline"] == {"path": result["baseline"]["path"], "name": None, "spec": None, "fingerprint": None}
+    code, result = _regress_json(tmp_path / "absent", night, tmp_path / "r.md", tmp_path / "absent.json")
+    assert code == 2 and result["error"] == f"--baseline {tmp_path / 'absent'}: not a run directory (no such folder)"
+    assert result["baseline"]["path"] == "…/absent" and not (tmp_path / "r.md").exists()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_json_keeps_the_comparison_when_only_the_report_cannot_be_written(nights, tmp_path, capsys):
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    code, result = _regress_json(nights["night-1"], nights["night-3"], folder, tmp_path / "r.json")
+    assert code == 2 and result["exit_status"] == 2 and result["passed"] is False
+    assert result["error"] == f"{folder}: is a directory; give the name of a file to write"
+    assert sorted(t["task"] for t in result["tasks"]) == sorted(NIGHT_TASKS)  # the finished verdicts, kept
+    assert f"harness: error: {folder}: is a directory" in capsys.readouterr().err
+
+
+def test_json_is_written_when_there_is_no_task_to_compare(nights, tmp_path, capsys):
+    """Before: exit 3 with no task in common wrote no JSON ("the reason on stderr" only)."""
+    empty = tmp_path / "empty"
+    shutil.copytree(nights["night-1"], empty, ignore=shutil.ignore_patterns("results", "predictions"))
+    record = json.loads((empty / "run.json").read_text(encoding="utf-8"))
+    record["tasks"] = {}
+    (empty / "run.json").write_text(json.dumps(record), encoding="utf-8")
+    code, result = _regress_json(empty, empty, tmp_path / "r.md", tmp_path / "r.json")
+    assert code == 3 and (result["exit_status"], result["passed"], result["tasks"]) == (3, False, [])
+    assert result["outcome"].startswith("NOT COMPARED (exit 3): nothing compared: no task to compare between ")
+    assert "nothing compared: no task to compare between" in capsys.readouterr().err
+
+
+def test_an_unwritable_json_path_is_named_beside_the_reason(nights, tmp_path, capsys):
+    """The --json path itself being the bad input: nothing is written there, and the error still names why
+    regress stopped (here --alpha) as well as the --json path."""
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    night = nights["night-1"]
+    assert _regress_json(night, night, tmp_path / "r.md", folder, "--alpha", "2") == (2, None)
+    err = capsys.readouterr().err
+    assert f"harness: error: --json {folder} not written: {folder}: is a directory" in err
+    assert "harness: error: --alpha 2.0: must be between 0 and 1 (exclusive)" in err
+    assert list(folder.iterdir()) == [] and "Traceback" not in err
