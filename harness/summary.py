@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tabulate import tabulate
 
 from harness.runs import RunDir, other_settings, scored_tasks, shown_path
+
+CACHE_ONLY = "cache only (no model time)"
+
+
+def cache_only(eff: dict[str, Any]) -> bool:
+    """True when the embedding cache served every text of a task (efficiency.json's record): the model did no work,
+    so there is no rate to show, and a blank would read as a missing figure (summary.md, reports, regress)."""
+    return "model_s" in eff and not eff.get("encoded_texts") and bool(eff.get("cache_hits"))
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -23,15 +33,18 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
     for name, task in record.get("tasks", {}).items():
         e = eff.get(name, {}) if task.get("status") == "ok" else {}
         source = task.get("source", "")
+        rates = [CACHE_ONLY] * 2 if cache_only(e) else [e.get("texts_per_s") or "—", e.get("tokens_per_s") or "—"]
         rows.append([
             name, task.get("type") or "", source + (" *" if source == "mirror" else ""),
             task.get("main_metric") or "", _fmt(task.get("main_score"), 100) + (" §" if name in others else ""),
-            _fmt(e.get("wall_s"), digits=1), e.get("encoded_texts", "—") if e else "—", e.get("texts_per_s") or "—",
-            e.get("tokens_per_s") or "—", e.get("cache_hits", "—") if e else "—", task.get("status", ""),
+            _fmt(e.get("wall_s"), digits=1), e.get("encoded_texts", "—") if e else "—", *rates,
+            e.get("cache_hits", "—") if e else "—", task.get("status", ""),
         ])  # fmt: skip
     scores = [t["main_score"] for n, t in scored_tasks(record).items() if n not in others]  # a NaN is no score
     mean = sum(scores) / len(scores) if scores else None
     left_out = f" ({len(others)} § kept from other settings not counted)" if others else ""
+    served = (f" `{CACHE_ONLY}`: the embedding cache served every text of the task, so the model did no work to "
+              "time (no figure is missing)." if any(CACHE_ONLY in row for row in rows) else "")  # fmt: skip
     lines = [
         f"# Run summary: {model.get('name')} ({model.get('spec')})",
         "",
@@ -46,7 +59,7 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
                  colalign=TASK_COLUMNS),  # fmt: skip
         "",
         "texts/s and tokens/s: model work only (texts the model encoded ÷ model time); memo and cache hits are "
-        "not encoding speed and are counted apart.",
+        "not encoding speed and are counted apart." + served,
         "`*` mirror: the task's rows come from the local data root, not the official mteb dataset; "
         "compare with published numbers only where the mirror is the full official split.",
     ]

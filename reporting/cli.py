@@ -4,13 +4,45 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from conan_model.errors import ConanError
+
+if TYPE_CHECKING:
+    from reporting.regress import Comparison
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
-    from harness.errors import UsageError
     from harness.runs import atomic_write_json, atomic_write_text
     from reporting.regress import as_json, compare, render
+
+    comp = None
+    try:
+        _check_regress_options(args)
+        comp = compare(Path(args.baseline), Path(args.candidate), alpha=args.alpha, n_boot=args.n_boot,
+                       seed=args.seed, min_effect=args.min_effect / 100, bonferroni=args.bonferroni, tasks=args.tasks,
+                       dim=args.dim)  # fmt: skip
+        text = render(comp)
+        try:
+            atomic_write_text(Path(args.out), text)
+        finally:  # an --out that cannot be written (a folder) still leaves the finished report on stdout
+            print(text)
+    except ConanError as exc:  # exit 2 or 3: a CI job parsing --json still finds why
+        if args.json:
+            _write_stopped_json(args, exc, comp)
+        raise
+    if args.json:  # here an unwritable --json is the bad input itself: its own error, exit 2
+        atomic_write_json(Path(args.json), as_json(comp))
+    print(f"regression report written to {args.out}" + (f" and {args.json}" if args.json else "")
+          + f" — {comp.outcome}")  # fmt: skip
+    return comp.exit_status
+
+
+def _check_regress_options(args: argparse.Namespace) -> None:
+    """A UsageError naming the first option regress cannot use, before any run is read."""
+    from harness.errors import UsageError
 
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha {args.alpha}: must be between 0 and 1 (exclusive)")
@@ -20,19 +52,18 @@ def cmd_regress(args: argparse.Namespace) -> int:
         raise UsageError(f"--min-effect {args.min_effect}: must be a finite number of points, 0 or more")
     if args.dim is not None and args.dim < 1:
         raise UsageError(f"--dim must be a positive integer (an MRL dim the runs were scored at), got {args.dim}")
-    comp = compare(Path(args.baseline), Path(args.candidate), alpha=args.alpha, n_boot=args.n_boot, seed=args.seed,
-                   min_effect=args.min_effect / 100, bonferroni=args.bonferroni, tasks=args.tasks,
-                   dim=args.dim)  # fmt: skip
-    text = render(comp)
+
+
+def _write_stopped_json(args: argparse.Namespace, reason: ConanError, comp: Comparison | None) -> None:
+    """--json for a regress stopped by ``reason`` (exit 2 or 3), atomically; when that path cannot be written
+    either, says so beside the reason regress stopped for, which stays the error."""
+    from harness.runs import atomic_write_json
+    from reporting.regress import stopped_json
+
     try:
-        atomic_write_text(Path(args.out), text)
-        if args.json:
-            atomic_write_json(Path(args.json), as_json(comp))
-    finally:  # an --out that cannot be written (a folder) still leaves the finished report on stdout
-        print(text)
-    print(f"regression report written to {args.out}" + (f" and {args.json}" if args.json else "")
-          + f" — {comp.outcome}")  # fmt: skip
-    return comp.exit_status
+        atomic_write_json(Path(args.json), stopped_json(reason, comp, args.baseline, args.candidate))
+    except ConanError as exc:
+        print(f"harness: error: --json {args.json} not written: {exc}", file=sys.stderr)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -70,7 +101,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "vectors); both runs need `harness run --dims DIM --dim-predictions`")  # fmt: skip
     rg.add_argument("--out", default="regression.md", help="markdown file to write (default regression.md)")
     rg.add_argument("--json", metavar="PATH", help="also write the verdicts as JSON for a CI job to parse: the "
-                    "exit status, the outcome line, per task its verdict, whether it fails the gate, scores, Δ, CI")
+                    "exit status, the outcome line, per task its verdict, whether it fails the gate, scores, Δ, CI; "
+                    "also when regress stops on unusable input (exit 2) or finds no task to compare (exit 3), with "
+                    "the reason (`error`)")  # fmt: skip
     rg.set_defaults(func=cmd_regress)
 
     rp = subparsers.add_parser("report", help="efficiency report: Table 5, throughput, MRL curves (PNG + markdown)")

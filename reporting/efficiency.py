@@ -28,6 +28,7 @@ from harness.runs import (
     scored_tasks,
     shown_path,
 )
+from harness.summary import CACHE_ONLY, cache_only
 from reporting import plots
 
 
@@ -92,15 +93,6 @@ def encoded(eff: dict[str, Any]) -> tuple[int, int, float]:
         float(eff.get("model_s", eff.get("encode_s")) or 0.0)  # fmt: skip
 
 
-CACHE_ONLY = "cache only (no model time)"
-
-
-def cache_only(eff: dict[str, Any]) -> bool:
-    """True when the embedding cache served every text of a task: the model did no work, so there is no rate to
-    show, and a blank would read as a missing figure."""
-    return "model_s" in eff and not eff.get("encoded_texts") and bool(eff.get("cache_hits"))
-
-
 def _throughput(info: RunInfo, tasks: list[str]) -> tuple[float, float | None, float | None]:
     texts = tokens = seconds = 0.0
     for task in tasks:
@@ -126,11 +118,14 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
     Both are taken over the tasks every run finished on the same data (harness.runs.data_differences), so rows
     compare like for like. With `model_s` recorded, cache hits do not distort the times (they take no model time
     and are not counted as encoded), so only tasks some run did not encode at all (a fully warm cache) are also
-    left out of the times."""
+    left out of the times. A run the cache served whole on every one of those tasks (a night that encoded nothing)
+    has no model time: its row says so and the other rows are timed without it (before, it blanked every row)."""
     shared, differing = _split_by_data(infos, sorted(set.intersection(*(set(i.ok) for i in infos))))
-    clean = [t for t in shared if all(_measured(i.efficiency.get(t, {})) for i in infos)]
-    # a time is a sum over the work done: only tasks every run encoded whole (no cache hit) are the same work
-    whole = [t for t in clean if not any(i.efficiency.get(t, {}).get("cache_hits") for i in infos)]
+    served = [i.label for i in infos if shared and all(cache_only(i.efficiency.get(t, {})) for t in shared)]
+    timed = [i for i in infos if i.label not in served]
+    clean = [t for t in shared if timed and all(_measured(i.efficiency.get(t, {})) for i in timed)]
+    # a time is a sum over the work done: only tasks every timed run encoded whole (no cache hit) are the same work
+    whole = [t for t in clean if not any(i.efficiency.get(t, {}).get("cache_hits") for i in timed)]
     rows, notes = [], []
     for info in infos:
         model = info.record.get("model", {})
@@ -138,9 +133,10 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
         dims = info.record.get("dims") or []
         _, texts_s, tokens_s = _throughput(info, clean)
         seconds = _throughput(info, whole)[0]
+        times = [CACHE_ONLY] * 3 if info.label in served else [_fmt(seconds, 2) if whole else "—", _fmt(texts_s),
+                                                         _fmt(tokens_s, 0)]  # fmt: skip
         scores = [info.ok[t]["main_score"] for t in shared]
-        rows.append([info.label, _fmt(count / 1e6 if count else None), model.get("embed_dim", "—"),
-                     _fmt(seconds, 2) if whole else "—", _fmt(texts_s), _fmt(tokens_s, 0),
+        rows.append([info.label, _fmt(count / 1e6 if count else None), model.get("embed_dim", "—"), *times,
                      "✔ " + "/".join(map(str, dims)) if dims else "—",
                      f"{100 * mean(scores):.2f}" if scores else "—",
                      model.get("device", "—"), model.get("dtype", "—"),
@@ -157,18 +153,24 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
         notes.append("The rows truncate inputs at different max lengths (tokens kept per text), so their scores and "
                      "times are of different inputs: " + ", ".join(f"{label} {length or 'not recorded'}"
                                                               for label, length in lengths.items()) + ".")  # fmt: skip
-    if shared and not clean:
-        notes.append("No task was encoded by the model in every run (all served from the embedding cache): "
-                     "no model time to compare (rerun with `harness run --no-cache`).")  # fmt: skip
+    if served:
+        notes.append(f"{', '.join(served)}: the embedding cache served every text of the "
+                     f"{len(shared)} task(s), so the model did no work to time (`{CACHE_ONLY}`); "
+                     + ("the other rows' times are compared without it." if timed else
+                        "no model time to compare (rerun with `harness run --no-cache`)."))  # fmt: skip
+    others = " other" if served else ""
+    if timed and shared and not clean:
+        notes.append(f"No task was encoded by the model in every{others} run (some served from the embedding "
+                     "cache): no model time to compare (rerun with `harness run --no-cache`).")  # fmt: skip
     elif clean:
         notes.append(f"Model time and throughput count real model work only (memo and cache hits excluded), over "
-                     f"the {len(clean)} task(s) every run finished on the same data and encoded: "
+                     f"the {len(clean)} task(s) every{others} run finished on the same data and encoded: "
                      f"{', '.join(clean)}.")  # fmt: skip
         if whole != clean:  # before stop 26 such tasks' times were summed too: one row's 158 texts beside 204
             partly = [t for t in clean if t not in whole]
-            notes.append(f"Model time covers only the {len(whole)} task(s) every run encoded whole; some run "
-                         f"took part of {', '.join(partly)} from the embedding cache, so its time there is for "
-                         "less work (texts/s and tokens/s still count them, per text encoded).")  # fmt: skip
+            notes.append(f"Model time covers only the {len(whole)} task(s) every{others} run encoded whole; "
+                         f"some run took part of {', '.join(partly)} from the embedding cache, so its time there is "
+                         "for less work (texts/s and tokens/s still count them, per text encoded).")  # fmt: skip
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), notes
 
 

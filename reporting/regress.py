@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
+from conan_model.errors import ConanError
 from harness.errors import DataError, HarnessError, UsageError
 from harness.runs import (
     RunDir,
@@ -41,6 +42,7 @@ from harness.runs import (
     shown_path,
     shown_setting,
 )
+from harness.summary import CACHE_ONLY, cache_only
 from reporting.items import NotTestable, at_dim, paired_positions, task_items
 
 EXIT_OK, EXIT_REGRESSION, EXIT_NOT_COMPARED = 0, 1, 3
@@ -345,7 +347,23 @@ def _num(v: float | None, digits: int = 1) -> str:
     return "—" if v is None or math.isnan(v) else f"{v:,.{digits}f}"
 
 
+SERVED_SIDE = "(cache-only side)"
+
+
+def _change(b: float | None, c: float | None, served: bool) -> str:
+    """The Δ of a figure, or the mark saying one side was served from the cache (its figure is no model's)."""
+    return f"— {SERVED_SIDE}" if served else _pct(b, c)
+
+
+def _rate(eff: dict[str, Any], value: float | None, digits: int = 1) -> str:
+    """A side's texts/s or tokens/s; a side the embedding cache served whole says so (no figure is missing)."""
+    return CACHE_ONLY if cache_only(eff) else _num(value, digits)
+
+
 def efficiency_section(comp: Comparison) -> list[str]:
+    """Per task, both sides' rates and peak memory with their Δ. Where the embedding cache served one side whole,
+    the model did no work there (a warm run may not even load it), so no Δ is a change of the model: each is marked
+    instead."""
     eb, ec = comp.base.read_efficiency(), comp.cand.read_efficiency()
     rows = []
     for t in comp.tasks:
@@ -353,8 +371,10 @@ def efficiency_section(comp: Comparison) -> list[str]:
         (tb, kb), (tc, kc) = _speed(b), _speed(c)
         rb, rc = b.get("peak_rss_mb"), c.get("peak_rss_mb")
         ab, ac = b.get("peak_accelerator_mb"), c.get("peak_accelerator_mb")
-        rows.append([t.task, _num(tb), _num(tc), _pct(tb, tc), _num(kb, 0), _num(kc, 0), _pct(kb, kc),
-                     _num(rb, 0), _num(rc, 0), _pct(rb, rc), f"{_num(ab, 0)} → {_num(ac, 0)}"])  # fmt: skip
+        served = cache_only(b) or cache_only(c)
+        accel = f"{_num(ab, 0)} → {_num(ac, 0)}" + (f" {SERVED_SIDE}" if served and (ab or ac) else "")
+        rows.append([t.task, _rate(b, tb), _rate(c, tc), _change(tb, tc, served), _rate(b, kb, 0), _rate(c, kc, 0),
+                     _change(kb, kc, served), _num(rb, 0), _num(rc, 0), _change(rb, rc, served), accel])  # fmt: skip
     headers = ["Task", "texts/s base", "texts/s cand", "Δ", "tokens/s base", "tokens/s cand", "Δ",
                "peak RSS MB base", "cand", "Δ", "peak accel. MB"]  # fmt: skip
     return ["## Efficiency", "", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
@@ -368,6 +388,12 @@ def _efficiency_warnings(base: RunDir, cand: RunDir, tasks: list[str]) -> list[s
         diff = [f"{k}: {env_b.get(k)} → {env_c.get(k)}" for k in env_b if env_b.get(k) != env_c.get(k)]
         out.append("efficiency not like for like: " + "; ".join(diff))
     eb, ec = base.read_efficiency(), cand.read_efficiency()
+    for side, eff in (("baseline", eb), ("candidate", ec)):
+        served = [t for t in tasks if cache_only(eff.get(t, {}))]
+        if served:
+            out.append(f"the embedding cache served the {side} whole on {', '.join(served)}: the model did no work "
+                       f"there, so its rates and peak memory are not the model's and no Δ is shown ({SERVED_SIDE} "
+                       "in the efficiency table; rerun with --no-cache to compare them)")  # fmt: skip
     cached = [t for t in tasks if eb.get(t, {}).get("cache_hits") or ec.get(t, {}).get("cache_hits")]
     if cached:
         out.append("embedding-cache hits in " + ", ".join(cached) + ": texts/s counts only what was encoded, but "
@@ -409,12 +435,32 @@ def as_json(comp: Comparison) -> dict[str, Any]:
                    "ci": None if t.lo is None else [t.lo, t.hi], "verdict": t.verdict, "fails_gate": t.task in gating,
                    "advisory": t.advisory, "reason": t.reason} for t in comp.tasks],  # fmt: skip
         "warnings": comp.warnings,
+        "error": None,
     }
+
+
+MODEL_KEYS = ("name", "spec", "fingerprint")  # what the JSON and the header say of each run's model
+
+
+def stopped_json(reason: ConanError, comp: Comparison | None, baseline: str, candidate: str) -> dict[str, Any]:
+    """The --json of a regress that stopped on unusable input (exit 2) or found no task to compare (exit 3), in the
+    keys of a finished one: a CI job parsing it finds the exit status, an outcome line and the reason (`error`),
+    where before it found no file. ``comp``: the finished comparison when only writing the report failed (its
+    tasks are kept); else no task, and nulls for what regress never read."""
+    status = reason.exit_code
+    outcome = f"{'NOT COMPARED' if status == EXIT_NOT_COMPARED else 'UNUSABLE INPUT'} (exit {status}): {reason}"
+    done = as_json(comp) if comp is not None else {
+        "regressed": [], "failed": [], "not_compared": [],
+        "baseline": {"path": shown_path(baseline), **dict.fromkeys(MODEL_KEYS)},
+        "candidate": {"path": shown_path(candidate), **dict.fromkeys(MODEL_KEYS)},
+        "settings_differ": [], "test": None, "tasks": [], "warnings": [],
+    }  # fmt: skip
+    return {**done, "exit_status": status, "passed": False, "outcome": outcome, "error": str(reason)}
 
 
 def _model(run: RunDir) -> dict[str, Any]:
     model = run.read_run().get("model", {})
-    return {key: model.get(key) for key in ("name", "spec", "fingerprint")}
+    return {key: model.get(key) for key in MODEL_KEYS}
 
 
 def render(comp: Comparison) -> str:
