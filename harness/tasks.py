@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -30,10 +31,10 @@ from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
 
 from harness.data import LocalTask, judged_queries, read_qrels, read_rows, warn, warn_test_texts_in_train
-from harness.env import go_offline, hub_offline
+from harness.env import go_offline, hub_off, hub_offline
 from harness.errors import DataError
 from harness.runs import MIRROR, MISSING, OFFICIAL
-from harness.validate import label_kind, lang_script
+from harness.validate import NOT_PREPARED, label_kind, lang_script, prepared_copy_problem
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class ResolvedTask:
     task: AbsTask | None = None
     local: LocalTask | None = None
     reason: str = ""
+    prepared: bool = False  # OFFICIAL read from the datasets cache's prepared copy (not downloaded)
 
     def load(self) -> AbsTask:
         """Load the task's data now (mirrors are parsed and validated here), so loading is timed on its own."""
@@ -69,7 +71,9 @@ class ResolvedTask:
             self.task = build_mirror(self.local)
         if self.task is None:
             raise RuntimeError(f"task {self.name} is missing: {self.reason}")
-        if not self.task.data_loaded:
+        if not self.task.data_loaded and self.source == OFFICIAL:
+            load_official(self.task, self.prepared)
+        elif not self.task.data_loaded:
             self.task.load_data()
         return self.task
 
@@ -122,26 +126,51 @@ def datasets_cache_dir(task: AbsTask) -> Path:
     return Path(datasets.config.HF_DATASETS_CACHE) / folder
 
 
+def official_problem(task: AbsTask) -> str:
+    """'' when the revision mteb pins is prepared, whole, in the datasets cache and is what load_dataset reads offline
+    (offline it never consults the hub download cache, so a bare `huggingface-cli download` is not enough), else
+    why not, naming the dataset and revision: 'C-MTEB/AFQMC@b44c3b011063 is not prepared in the datasets cache'."""
+    dataset = task.metadata.dataset
+    problem = prepared_copy_problem(datasets_cache_dir(task), str(dataset.get("revision")))
+    return f"{dataset['path']}@{str(dataset.get('revision'))[:12]} {problem}" if problem else ""
+
+
 def dataset_cached(task: AbsTask) -> bool:
-    """True when the revision mteb pins is prepared in the datasets cache: what load_dataset reads offline
-    (offline it never consults the hub download cache, so a bare `huggingface-cli download` is not enough)."""
-    revision = task.metadata.dataset.get("revision")
-    return any(p.is_file() for p in datasets_cache_dir(task).glob(f"*/*/{revision}/dataset_info.json"))
+    """Whether a run reads the task's official data offline (`harness list official` and `resolve` agree on it)."""
+    return not official_problem(task)
+
+
+def load_official(task: AbsTask, prepared: bool) -> None:
+    """mteb's own load_data; a prepared copy is read with the hub off (its revision is pinned: the hub has nothing
+    to add). A failure names the dataset and where it was read from, not only an exception from inside `datasets`."""
+    dataset = task.metadata.dataset
+    try:
+        with hub_off() if prepared else nullcontext():
+            task.load_data()
+    except Exception as exc:
+        where = f"its prepared copy in {datasets_cache_dir(task)}" if prepared else "the hub"
+        raise DataError(dataset["path"], 0, f"revision {dataset.get('revision')} could not be loaded from {where} "
+                        f"({type(exc).__name__}: {exc}); prepare it again (docs/harness.md, Official datasets "
+                        "offline) or run the mirror (--source mirror)") from exc  # fmt: skip
 
 
 def resolve(name: str, local_tasks: dict[str, LocalTask], source: str = "auto",
             official: AbsTask | None = None) -> ResolvedTask:  # fmt: skip
-    """OFFICIAL if mteb knows the task and its data is cached or the hub is reachable, else MIRROR, else MISSING.
+    """OFFICIAL if mteb knows the task and its pinned revision is prepared (whole, and what an offline load reads) or
+    nothing is prepared and the hub is reachable, else MIRROR, else MISSING.
 
     `official`: the task as a benchmark selects it (its splits and subsets); by default mteb's whole task."""
     official = official if official is not None else official_task(name)
     local = local_tasks.get(name)
     if official is not None and local is not None and source != OFFICIAL and (clash := _name_clash(local, official)):
         return ResolvedTask(name, MISSING, local.type, reason=clash)
+    problem = official_problem(official) if official is not None and source in ("auto", OFFICIAL) else ""
     if official is not None and source in ("auto", OFFICIAL):
-        if dataset_cached(official) or hub_reachable():
-            return ResolvedTask(name, OFFICIAL, official.metadata.type, official)
+        if not problem or (NOT_PREPARED in problem and hub_reachable()):
+            return ResolvedTask(name, OFFICIAL, official.metadata.type, official, prepared=not problem)
     if local is not None and source in ("auto", MIRROR):
+        if problem and NOT_PREPARED not in problem:  # something is prepared, but unusable: say why it is not read
+            warn(f"{name}: official data not used ({problem}): the local mirror runs instead")
         return ResolvedTask(name, MIRROR, local.type, local=local)
     if official is None and local is None:
         reason = "unknown task"
@@ -150,10 +179,9 @@ def resolve(name: str, local_tasks: dict[str, LocalTask], source: str = "auto",
     elif official is None:
         reason = "not an mteb task, so no official data (--source official)"
     else:
-        dataset = official.metadata.dataset
-        where = (f"{dataset['path']}@{str(dataset.get('revision'))[:12]} is not prepared in the datasets cache and the "
-                 "hub is unreachable; see `harness list official`")  # fmt: skip
-        reason = f"no local mirror and the hub is unreachable ({where})" if source != OFFICIAL and local is None \
+        unreachable = " and the hub is unreachable" if NOT_PREPARED in problem else ""
+        where = f"{problem}{unreachable}; see `harness list official`"
+        reason = f"no local mirror and the hub is unreachable ({where})" if source != OFFICIAL and unreachable \
             else f"official data unavailable: {where}"  # fmt: skip
     return ResolvedTask(name, MISSING, official.metadata.type if official else None, reason=reason)
 

@@ -8,6 +8,7 @@ texts are checked in data.iter_jsonl; values here.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable
@@ -197,3 +198,57 @@ def row_checker(task_type: str, path: Path, meta: dict[str, Any], labels: _Label
 def label_kind() -> _LabelKind:
     """One label-type tracker for all of a task's files (train and test must agree)."""
     return _LabelKind()
+
+
+NOT_PREPARED = "is not prepared in the datasets cache"  # the one problem the hub can mend: nothing is there yet
+
+
+def prepared_copy_problem(root: Path, revision: str) -> str:
+    """Why `root`, a dataset's folder in the datasets cache (<cache>/<org>___<name>), cannot stand for the dataset
+    at the pinned `revision` offline, else ''. Offline, load_dataset ignores the revision it is asked for: it reads
+    the newest prepared folder of a config, and reads every folder's dataset_info.json on the way. So a revision
+    prepared later than the pinned one is scored in its place under the pinned name, and a half-copied folder of any
+    revision fails the load deep in `datasets`; both are named here, before a model loads."""
+    folders = sorted(p for p in root.glob("*/*/*") if p.is_dir())
+    pinned = [p for p in folders if p.name == revision]
+    if not pinned:
+        others = sorted({p.name[:12] for p in folders})
+        return NOT_PREPARED + (
+            f" ({root} holds only revision {', '.join(others)})" if others else "")  # fmt: skip
+    for folder in folders:
+        if problem := _prepared_folder_problem(folder):
+            return f"has a damaged prepared folder {folder}: {problem}; remove it (and prepare the dataset again)"
+    oldest_pinned = min(p.stat().st_mtime for p in pinned)
+    later = [p for p in folders if p.name != revision and p.stat().st_mtime > oldest_pinned]
+    if later:
+        return (f"has {later[0]} prepared after the pinned revision: offline, load_dataset reads the newest prepared "
+                "folder whatever revision is asked for, so that revision's rows would be scored; remove it")
+    return ""
+
+
+def _prepared_folder_problem(folder: Path) -> str:
+    """What is missing or cut short in one prepared folder (dataset_info.json and each split's arrow files, whose
+    rows must add up to the split's recorded count), else ''. The arrow files are memory-mapped, so only their
+    message headers are read."""
+    import pyarrow as pa
+    from datasets.naming import filenames_for_dataset_split
+
+    try:
+        info = json.loads((folder / "dataset_info.json").read_text(encoding="utf-8"))
+        splits = info["splits"]
+        for split in splits.values():
+            files = filenames_for_dataset_split(str(folder), info["dataset_name"], split["name"], "arrow",
+                                                split.get("shard_lengths"))  # fmt: skip
+            rows = 0
+            for file in map(Path, files):
+                if not file.is_file():
+                    return f"{file.name} is missing (a preparation or a copy that did not finish)"
+                with pa.memory_map(str(file)) as source:
+                    rows += sum(batch.num_rows for batch in pa.ipc.open_stream(source))
+            if rows != split["num_examples"]:
+                return f"split {split['name']!r} holds {rows} rows, its dataset_info.json says {split['num_examples']}"
+    except FileNotFoundError:
+        return "dataset_info.json is missing (a preparation or a copy that did not finish)"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, pa.ArrowException) as exc:
+        return f"unreadable ({type(exc).__name__}: {exc})"
+    return ""

@@ -46,3 +46,29 @@ def test_scratch_env_goes_offline_and_keeps_chosen_places(tmp_path: Path, monkey
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     go_offline()
     assert os.environ["HF_HUB_OFFLINE"] == os.environ["TRANSFORMERS_OFFLINE"] == "1"
+
+
+def test_go_offline_switches_libraries_imported_already(monkeypatch) -> None:
+    """Before: go_offline set the variables only, which huggingface_hub and datasets read once at import: after the
+    hub probe failed, later hub calls still retried for ~23 s each. hub_off is offline for a block, then as before."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    def flags() -> tuple[bool, bool]:
+        return datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE
+
+    for module in (datasets.config, huggingface_hub.constants):
+        monkeypatch.setattr(module, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    go_offline()
+    assert flags() == (True, True)
+
+    from harness.env import hub_off
+
+    for module in (datasets.config, huggingface_hub.constants):
+        monkeypatch.setattr(module, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    with hub_off():
+        assert flags() == (True, True)
+    assert flags() == (False, False)
+    assert "HF_HUB_OFFLINE" not in os.environ  # the user's setting, as it was

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +44,17 @@ class _Rows(datasets.GeneratorBasedBuilder):
         yield from enumerate(rows)
 
 
-def materialize(task_name: str, config: str, splits: dict[str, list[dict[str, Any]]], cache_dir: Path) -> None:
-    """Prepare one config of a task's pinned hub dataset in the datasets cache, as an online load would."""
+def materialize(task_name: str, config: str, splits: dict[str, list[dict[str, Any]]], cache_dir: Path,
+                revision: str | None = None) -> Path:  # fmt: skip
+    """Prepare one config of a task's hub dataset in the datasets cache, as an online load would, at the revision
+    mteb pins (or `revision`); returns the prepared folder."""
     dataset = mteb.get_task(task_name).metadata.dataset
     builder_cls = type("Rows", (_Rows,), {"rows": splits, "BUILDER_CONFIGS": [datasets.BuilderConfig(name=config)]})
-    builder = builder_cls(cache_dir=str(cache_dir), config_name=config, hash=dataset["revision"],
+    builder = builder_cls(cache_dir=str(cache_dir), config_name=config, hash=revision or dataset["revision"],
                           dataset_name=camelcase_to_snakecase(dataset["path"].split("/")[-1]),
                           repo_id=dataset["path"])  # fmt: skip
     builder.download_and_prepare()
+    return Path(builder.cache_dir)
 
 
 def _write_mirror(root: Path, shared: Path, name: str, files: dict[str, list[dict[str, Any]]]) -> None:
@@ -172,3 +177,119 @@ def test_a_suite_scores_the_splits_its_benchmark_scores(shared_data: Path, tmp_p
     assert suite["split"] == ["test"] and suite["main_score"] == pytest.approx(per_split["test"], abs=1e-6)
     assert suite["identity"]["data"] == whole["identity"]["data"] + " splits=test subsets=default"
     assert per_split["test"] != pytest.approx(per_split["validation"], abs=1e-3)  # the two would be told apart
+
+
+def _afqmc_rows(shared: Path) -> list[dict[str, Any]]:
+    return [{k: r[k] for k in ("sentence1", "sentence2", "score")}
+            for r in read_rows(discover_tasks(shared)["AFQMC"], "test.jsonl")]  # fmt: skip
+
+
+def _run_afqmc(tmp_path: Path, data_dir: Path, source: str, name: str) -> int:
+    return main(["run", "--tasks", "AFQMC", "--source", source, "--model", "minilm", "--data-dir", str(data_dir),
+                 "--out", str(tmp_path), "--no-progress", "--cache-dir", str(tmp_path / "v"), "--run-name", name])
+
+
+def _list_afqmc_cache_cell(capsys) -> str:
+    assert main(["list", "official", "--suite", "cmteb"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| AFQMC "))
+    return row.split("|")[4].strip()  # task | dataset | revision | offline cache | local mirror
+
+
+def test_a_revision_prepared_after_the_pinned_one_is_not_scored_under_its_name(
+        shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # fmt: skip
+    """Before: offline, load_dataset reads the newest prepared folder whatever revision it is asked for, so with
+    another revision prepared after mteb's pinned one, `--source official` scored the other rows and recorded them
+    as the pinned revision (run.json `data`), and `harness list official` called the task ready."""
+    rows, cache = _afqmc_rows(shared_data), tmp_path / "datasets"
+    pinned = mteb.get_task("AFQMC").metadata.dataset["revision"]
+    pinned_folder = materialize("AFQMC", "default", {"validation": rows[:100]}, cache)
+    other = materialize("AFQMC", "default", {"validation": rows[100:200]}, cache, "0" * 40)
+    os.utime(pinned_folder, (1_000_000_000, 1_000_000_000))  # prepared first, the other revision later
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    (tmp_path / "empty").mkdir()
+    capsys.readouterr()
+    assert _run_afqmc(tmp_path, tmp_path / "empty", "official", "r") == 1
+    err = capsys.readouterr().err
+    assert f"AFQMC: official data unavailable: C-MTEB/AFQMC@{pinned[:12]} has {other} prepared after the pinned " \
+           "revision" in err  # fmt: skip
+    assert _list_afqmc_cache_cell(capsys) == "—"  # list and run agree
+    # with a mirror, auto runs it, and says why the prepared data is not read
+    _write_mirror(tmp_path / "mirrors", shared_data, "AFQMC", {"test.jsonl": rows[:100]})
+    assert _run_afqmc(tmp_path, tmp_path / "mirrors", "auto", "auto") == 0
+    assert "AFQMC: official data not used (C-MTEB/AFQMC@" in capsys.readouterr().err
+    assert json.loads((tmp_path / "auto" / "run.json").read_text())["tasks"]["AFQMC"]["source"] == "mirror"
+    # the pinned revision prepared last is what load_dataset reads: ready, and scored as the official data
+    os.utime(other, (1_000_000_000, 1_000_000_000))
+    os.utime(pinned_folder)
+    assert _list_afqmc_cache_cell(capsys) == "✔"
+
+
+def _cut_arrow(folder: Path) -> None:
+    arrow = next(folder.glob("*.arrow"))
+    arrow.write_bytes(arrow.read_bytes()[:2000])
+
+
+@pytest.mark.parametrize(("damage", "said"), [
+    (lambda folder: next(folder.glob("*.arrow")).unlink(), "afqmc-validation.arrow is missing"),
+    (_cut_arrow, "unreadable (OSError: Expected to be able to read"),
+    (lambda folder: (folder / "dataset_info.json").unlink(), "dataset_info.json is missing"),
+    (lambda folder: (folder / "dataset_info.json").write_text('{"splits'), "unreadable (JSONDecodeError"),
+])  # fmt: skip
+def test_a_damaged_prepared_folder_is_named_before_the_run(damage: Any, said: str, shared_data: Path,
+                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys) -> None:  # fmt: skip
+    """Before: a half-copied prepared folder either counted as ready (`harness list official` ✔) and failed inside
+    `datasets` with an error that named neither the dataset nor what to do, or (no dataset_info.json) was called
+    'not prepared'."""
+    pinned = mteb.get_task("AFQMC").metadata.dataset["revision"]
+    folder = materialize("AFQMC", "default", {"validation": _afqmc_rows(shared_data)[:50]}, tmp_path / "datasets")
+    damage(folder)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    (tmp_path / "empty").mkdir()
+    assert _run_afqmc(tmp_path, tmp_path / "empty", "official", "r") == 1
+    assert f"C-MTEB/AFQMC@{pinned[:12]} has a damaged prepared folder {folder}: {said}" in capsys.readouterr().err
+    assert _list_afqmc_cache_cell(capsys) == "—"
+
+
+def test_a_prepared_copy_is_read_without_the_hub_when_hf_hub_offline_is_unset(
+        shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Before: with HF_HUB_OFFLINE unset, a task whose pinned revision was prepared asked the hub first; without a
+    network datasets retried for ~23 s per task before reading the copy (and with one, it called the hub silently)."""
+    import huggingface_hub.constants
+
+    materialize("AFQMC", "default", {"validation": _afqmc_rows(shared_data)[:50]}, tmp_path / "datasets")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name)
+    for module in (datasets.config, huggingface_hub.constants):
+        monkeypatch.setattr(module, "HF_HUB_OFFLINE", False)
+    looked_up = []
+
+    def no_network(host: Any, *args: Any, **kwargs: Any) -> Any:  # this machine has none: refuse at once, and count
+        looked_up.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "no network in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    (tmp_path / "empty").mkdir()
+    assert _run_afqmc(tmp_path, tmp_path / "empty", "official", "r") == 0
+    assert looked_up == []
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["tasks"]["AFQMC"]["source"] == "official"
+    assert datasets.config.HF_HUB_OFFLINE is False  # the user's setting is back after the load
+
+
+def test_a_prepared_copy_that_mteb_cannot_load_names_the_dataset(shared_data: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A retrieval dataset prepared without its corpus config passes the folder checks (the configs a task reads are
+    mteb's business); before, the task failed with `datasets`' own words only, naming no cache and no way out."""
+    sci = _subsets(shared_data)["SciFact"]
+    materialize("SciFact", "queries", {"queries": sci["queries.jsonl"]}, tmp_path / "datasets")
+    materialize("SciFact", "default", {"test": sci["qrels.tsv"]}, tmp_path / "datasets")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    (tmp_path / "empty").mkdir()
+    assert main(["run", "--tasks", "SciFact", "--source", "official", "--model", "minilm", "--data-dir",
+                 str(tmp_path / "empty"), "--out", str(tmp_path), "--no-progress", "--run-name", "r"]) == 1
+    error = json.loads((tmp_path / "r" / "run.json").read_text())["tasks"]["SciFact"]["error"]
+    revision = mteb.get_task("SciFact").metadata.dataset["revision"]
+    assert error.startswith(f"DataError: mteb/scifact: revision {revision} could not be loaded from its prepared "
+                            f"copy in {tmp_path / 'datasets'}")  # fmt: skip
+    assert "config 'corpus'" in error and "prepare it again" in error
