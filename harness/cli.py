@@ -93,18 +93,22 @@ def _list_official(suite: str | None, local: dict) -> None:
     from tabulate import tabulate
 
     from harness.suites import OFFICIAL_SUITES, official_suite
-    from harness.tasks import dataset_cached, datasets_cache_dir, official_task
+    from harness.tasks import datasets_cache_dir, official_problem, official_task
+    from harness.validate import NOT_PREPARED
 
     names = [suite] if suite else list(OFFICIAL_SUITES)
     for name in names:
         rows, ready = [], 0
         for task_name in official_suite(name).tasks:
             task = official_task(task_name)
-            cached = task is not None and dataset_cached(task)
+            problem = "not known to this mteb" if task is None else official_problem(task)
+            cached = not problem
             ready += cached
+            # a damaged or shadowed copy is said here, not first by `run`; a missing one is the common case: —
+            state = "✔" if cached else "—" if task is None or NOT_PREPARED in problem else problem.split(" ", 1)[1]
             dataset = task.metadata.dataset if task is not None else {}
             rows.append([task_name, dataset.get("path", "—"), str(dataset.get("revision", "—"))[:12],
-                         "✔" if cached else "—", "✔" if task_name in local else "—"])  # fmt: skip
+                         state, "✔" if task_name in local else "—"])  # fmt: skip
         print(f"## {name}: {ready}/{len(rows)} official datasets ready offline\n")
         print(tabulate(rows, headers=["task", "dataset", "revision", "offline cache", "local mirror"],
                        tablefmt="github"))  # fmt: skip

@@ -212,7 +212,7 @@ def test_a_revision_prepared_after_the_pinned_one_is_not_scored_under_its_name(
     err = capsys.readouterr().err
     assert f"AFQMC: official data unavailable: C-MTEB/AFQMC@{pinned[:12]} has {other} prepared after the pinned " \
            "revision" in err  # fmt: skip
-    assert _list_afqmc_cache_cell(capsys) == "—"  # list and run agree
+    assert "prepared after the pinned revision" in _list_afqmc_cache_cell(capsys)  # list and run agree, and say why
     # with a mirror, auto runs it, and says why the prepared data is not read
     _write_mirror(tmp_path / "mirrors", shared_data, "AFQMC", {"test.jsonl": rows[:100]})
     assert _run_afqmc(tmp_path, tmp_path / "mirrors", "auto", "auto") == 0
@@ -248,7 +248,7 @@ def test_a_damaged_prepared_folder_is_named_before_the_run(damage: Any, said: st
     (tmp_path / "empty").mkdir()
     assert _run_afqmc(tmp_path, tmp_path / "empty", "official", "r") == 1
     assert f"C-MTEB/AFQMC@{pinned[:12]} has a damaged prepared folder {folder}: {said}" in capsys.readouterr().err
-    assert _list_afqmc_cache_cell(capsys) == "—"
+    assert _list_afqmc_cache_cell(capsys).startswith(f"has a damaged prepared folder {folder}: {said}")  # and why
 
 
 def test_a_prepared_copy_is_read_without_the_hub_when_hf_hub_offline_is_unset(
