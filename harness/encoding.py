@@ -183,7 +183,7 @@ class HarnessEncoder(ScoredAsModel):
         """This encoder seen at one Matryoshka dimension, for mteb to score that dimension with."""
         return DimView(self, dim)
 
-    def _namespace(self, role: str | None, prompt: str | None) -> str:
+    def _namespace(self, role: str | None, prompt: str | None = None) -> str:
         if (role, prompt) not in self._namespaces:
             identity = self.model.cache_identity(role, prompt)
             self._namespaces[role, prompt] = namespace_key(identity)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from conan_model.errors import EXIT_USAGE as EXIT_USAGE
-from conan_model.errors import ConanError
+from conan_model.errors import ConanError as ConanError  # the one error base: reporting catches it from here
 from conan_model.errors import DataError as BaseDataError
 from conan_model.errors import did_you_mean as did_you_mean  # one implementation, for every package
 

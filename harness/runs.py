@@ -531,3 +531,12 @@ def shown_setting(value: Any) -> str:
     for prompts and lists."""
     text = "none" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else f"{text[:40]}…{text[-12:]}"
+
+
+CACHE_ONLY = "cache only (no model time)"
+
+
+def cache_only(eff: dict[str, Any]) -> bool:
+    """True when the embedding cache served every text of a task (efficiency.json's record): the model did no work,
+    so there is no rate to show, and a blank would read as a missing figure (summary.md, reports, regress)."""
+    return "model_s" in eff and not eff.get("encoded_texts") and bool(eff.get("cache_hits"))

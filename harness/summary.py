@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tabulate import tabulate
 
-from harness.runs import RunDir, other_settings, scored_tasks, shown_path
-
-CACHE_ONLY = "cache only (no model time)"
-
-
-def cache_only(eff: dict[str, Any]) -> bool:
-    """True when the embedding cache served every text of a task (efficiency.json's record): the model did no work,
-    so there is no rate to show, and a blank would read as a missing figure (summary.md, reports, regress)."""
-    return "model_s" in eff and not eff.get("encoded_texts") and bool(eff.get("cache_hits"))
+from harness.runs import CACHE_ONLY, RunDir, cache_only, other_settings, scored_tasks, shown_path
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:

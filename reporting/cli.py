@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conan_model.errors import ConanError
+from harness.errors import ConanError
 
 if TYPE_CHECKING:
     from reporting.regress import Comparison

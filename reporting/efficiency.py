@@ -19,8 +19,10 @@ from tabulate import tabulate
 
 from harness.errors import UsageError
 from harness.runs import (
+    CACHE_ONLY,
     RunDir,
     atomic_write_text,
+    cache_only,
     data_differences,
     open_run_arg,
     other_settings,
@@ -28,7 +30,6 @@ from harness.runs import (
     scored_tasks,
     shown_path,
 )
-from harness.summary import CACHE_ONLY, cache_only
 from reporting import plots
 
 

@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from conan_model.errors import ConanError
-from harness.errors import DataError, HarnessError, UsageError
+from harness.errors import ConanError, DataError, HarnessError, UsageError
 from harness.runs import (
+    CACHE_ONLY,
     RunDir,
+    cache_only,
     data_differences,
     has_score,
     identity_differences,
@@ -42,7 +43,6 @@ from harness.runs import (
     shown_path,
     shown_setting,
 )
-from harness.summary import CACHE_ONLY, cache_only
 from reporting.items import NotTestable, at_dim, paired_positions, task_items
 
 EXIT_OK, EXIT_REGRESSION, EXIT_NOT_COMPARED = 0, 1, 3

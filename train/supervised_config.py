@@ -7,6 +7,7 @@ values are checked when the config is built, so a wrong value is a ConfigError n
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any, ClassVar
 from .config import RESUME_SAFE, StageConfig, entry_files, under_root
 from .dhnm import DHNMConfig
 from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 KINDS = ("retrieval", "clr", "classification", "sts")
 POOLED_KINDS = ("retrieval", "clr")  # tasks whose hard negatives come from mined pools (train.multitask.attach_pools)
@@ -60,12 +63,12 @@ class SupervisedConfig(StageConfig):
             skip = self.dhnm_config().skip_top
         except (TypeError, ValueError) as e:
             raise ConfigError(f"[dhnm] {e}") from e
-        for name, spec in specs.items():  # slots start after the skipped top ranks: a shallow pool fills none of K
+        for name, spec in specs.items():  # slots start after the skipped top ranks: a shallow pool fills few of K
             k = spec["hard_negatives"]
             if spec["kind"] in POOLED_KINDS and k and skip + k > self.pool_depth:
-                raise ConfigError(f"tasks.{name}: hard_negatives = {k} after [dhnm] skip_top = {skip} need pool_depth "
-                                  f">= {skip + k}, got {self.pool_depth}: every query would train with at most "
-                                  f"{max(self.pool_depth - skip, 0)} mined hard negatives")  # fmt: skip
+                log.warning("tasks.%s: hard_negatives = %d after [dhnm] skip_top = %d need pool_depth >= %d, got %d: "
+                            "each query trains with at most %d mined hard negatives besides its given one",
+                            name, k, skip, skip + k, self.pool_depth, max(self.pool_depth - skip, 0))  # fmt: skip
         self.mrl_weight_values()
 
     def task_entries(self, specs: dict[str, dict[str, Any]]) -> list[str]:
