@@ -103,3 +103,26 @@ def test_a_warm_rerun_keeps_the_task_prompts(tmp_path: Path) -> None:
     loaded, vector = encode(new_text)  # a miss: the model loads and gets STS's prompt
     reference = SentenceTransformer(str(folder), device="cpu").encode(new_text, prompt=TASK_PROMPTS["STS"])
     np.testing.assert_allclose(vector, reference, atol=1e-6)
+
+
+def test_results_recorded_without_the_task_prompts_are_evaluated_again(tmp_path: Path, capsys) -> None:
+    """The task prompts key the task identity: a run directory holding a result of the folder recorded before
+    they were applied (role prompts only: another score) is not kept as finished by a rerun."""
+    from harness.cli import main
+
+    folder = _minilm_with_prompts(tmp_path / "model", TASK_PROMPTS)
+    argv = ["run", "--model", f"st:{folder}", "--tasks", "STS12", "--out", str(tmp_path / "runs"), "--run-name", "r",
+            "--no-cache", "--no-progress", "--dtype", "float32"]  # fmt: skip
+    assert main(argv) == 0
+    run_json = tmp_path / "runs" / "r" / "run.json"
+    record = json.loads(run_json.read_text())
+    assert record["tasks"]["STS12"]["identity"]["task_prompts"] == {key: TASK_PROMPTS[key] for key in APPLIED}
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "STS12: done earlier, skipped" in capsys.readouterr().out
+    for identity in (record["identity"], record["tasks"]["STS12"]["identity"]):  # as the code before them wrote it
+        del identity["task_prompts"]
+    run_json.write_text(json.dumps(record))
+    assert main(argv) == 0
+    assert "done earlier" not in capsys.readouterr().out
+    assert "task_prompts" in json.loads(run_json.read_text())["tasks"]["STS12"]["identity"]
