@@ -135,11 +135,6 @@ def official_problem(task: AbsTask) -> str:
     return f"{dataset['path']}@{str(dataset.get('revision'))[:12]} {problem}" if problem else ""
 
 
-def dataset_cached(task: AbsTask) -> bool:
-    """Whether a run reads the task's official data offline (`harness list official` and `resolve` agree on it)."""
-    return not official_problem(task)
-
-
 def load_official(task: AbsTask, prepared: bool) -> None:
     """mteb's own load_data; a prepared copy is read with the hub off (its revision is pinned: the hub has nothing
     to add). A failure names the dataset and where it was read from, not only an exception from inside `datasets`."""

@@ -219,10 +219,11 @@ def prepared_copy_problem(root: Path, revision: str) -> str:
         if problem := _prepared_folder_problem(folder):
             return f"has a damaged prepared folder {folder}: {problem}; remove it (and prepare the dataset again)"
     oldest_pinned = min(p.stat().st_mtime for p in pinned)
-    later = [p for p in folders if p.name != revision and p.stat().st_mtime > oldest_pinned]
+    # equal times (a copy keeping them: cp -a, rsync, tar) leave the choice to glob order: not safe either
+    later = [p for p in folders if p.name != revision and p.stat().st_mtime >= oldest_pinned]
     if later:
-        return (f"has {later[0]} prepared after the pinned revision: offline, load_dataset reads the newest prepared "
-                "folder whatever revision is asked for, so that revision's rows would be scored; remove it")
+        return (f"has {later[0]} prepared after (or with) the pinned revision: offline, load_dataset reads the newest "
+                "prepared folder whatever revision is asked for, so that revision's rows would be scored; remove it")
     return ""
 
 
