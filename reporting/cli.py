@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
                        dim=args.dim)  # fmt: skip
         text = render(comp)
         try:
-            atomic_write_text(Path(args.out), text)
+            _written("--out", args.out, lambda path: atomic_write_text(path, text))
         finally:  # an --out that cannot be written (a folder) still leaves the finished report on stdout
             print(text)
     except ConanError as exc:  # exit 2 or 3: a CI job parsing --json still finds why
@@ -34,7 +35,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
             _write_stopped_json(args, exc, comp)
         raise
     if args.json:  # here an unwritable --json is the bad input itself: its own error, exit 2
-        atomic_write_json(Path(args.json), as_json(comp))
+        _written("--json", args.json, lambda path: atomic_write_json(path, as_json(comp)))
     print(f"regression report written to {args.out}" + (f" and {args.json}" if args.json else "")
           + f" — {comp.outcome}")  # fmt: skip
     return comp.exit_status
@@ -61,9 +62,21 @@ def _write_stopped_json(args: argparse.Namespace, reason: ConanError, comp: Comp
     from reporting.regress import stopped_json
 
     try:
-        atomic_write_json(Path(args.json), stopped_json(reason, comp, args.baseline, args.candidate))
+        _written("--json", args.json, lambda path: atomic_write_json(path, stopped_json(reason, comp, args.baseline,
+                                                                                         args.candidate)))
     except ConanError as exc:
         print(f"harness: error: --json {args.json} not written: {exc}", file=sys.stderr)
+
+
+def _written(option: str, value: str, write: Callable[[Path], None]) -> None:
+    """``write`` the file an option names; an OSError (permission, name too long, disk full) is a UsageError
+    naming the option, not a traceback hiding the outcome."""
+    from harness.errors import UsageError
+
+    try:
+        write(Path(value))
+    except OSError as exc:
+        raise UsageError(f"{option} {value}: cannot be written ({exc.strerror or exc})") from None
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -156,3 +156,19 @@ def test_an_unwritable_json_path_is_named_beside_the_reason(nights, tmp_path, ca
     assert f"harness: error: --json {folder} not written: {folder}: is a directory" in err
     assert "harness: error: --alpha 2.0: must be between 0 and 1 (exclusive)" in err
     assert list(folder.iterdir()) == [] and "Traceback" not in err
+
+
+def test_an_os_error_writing_json_or_out_is_an_error_naming_the_option(nights, tmp_path, capsys):
+    """Before: an OSError other than 'is a directory' (a read-only folder, a name too long) escaped as a traceback,
+    hiding why regress stopped; a name too long stands in for them here (root ignores permissions)."""
+    night = nights["night-1"]
+    long_json = tmp_path / ("j" * 300 + ".json")
+    assert main(["regress", "--baseline", str(night), "--candidate", str(night), "--out", str(tmp_path / "r.md"),
+                 "--json", str(long_json), "--alpha", "2"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"harness: error: --json {long_json} not written: --json {long_json}: cannot be written (File name too " \
+           "long)" in err and "--alpha 2.0: must be between 0 and 1" in err  # fmt: skip
+    assert _regress_json(night, night, tmp_path / ("r" * 300 + ".md"), tmp_path / "r.json")[0] == 2
+    err = capsys.readouterr().err
+    assert "--out " in err and "cannot be written (File name too long)" in err and "Traceback" not in err
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["exit_status"] == 2
