@@ -415,8 +415,9 @@ class Ablation:
         if covered and done["model"] == model:  # `harness run` redoes exactly the tasks whose settings changed
             change = changed_settings(done.get("settings"), settings)
             self._say(unit, f"recorded under other evaluation settings ({change}): evaluating again")
-        run_json = run_cfg.out / name / "run.json"
-        started = read_json(run_json, {}).get("started")
+        run_json, efficiency = run_cfg.out / name / "run.json", run_cfg.out / name / "efficiency.json"
+        # run.json's start (to the second) and efficiency.json's timings change whenever `harness run` evaluates
+        before = (read_json(run_json, {}).get("started"), efficiency.read_bytes() if efficiency.is_file() else None)
         start = time.perf_counter()
         if run(run_cfg) != 0:
             raise UsageError(f"evaluation {name} had failing tasks: see {run_json}")
@@ -424,7 +425,8 @@ class Ablation:
         scores = {t: float(record["tasks"][t]["main_score"]) for t in tasks}
         value = {"model": model, "run_dir": str(run_cfg.out / name), "scores": scores, "dims": dims,
                  "settings": settings, "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
-        if done and started is not None and record.get("started") == started:
+        after = (record.get("started"), efficiency.read_bytes() if efficiency.is_file() else None)
+        if done and before[0] is not None and after == before:
             # `harness run` found every task done under these settings and kept run.json's header: the scores are
             # the earlier evaluation's, and so are its cost and code (a re-record cost ~10 s at today's commit)
             value["seconds"] = done.get("seconds")
