@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 from harness.cli import main
 from harness.encoding import HarnessEncoder
@@ -21,7 +22,7 @@ def fail_first_pass(how: str, task: str | None) -> None:
     original = HarnessEncoder._stream
     failed: list[bool] = []
 
-    def stream(self: HarnessEncoder, texts: list[str], role: str | None, window: int | None = None):  # noqa: ANN202
+    def stream(self: HarnessEncoder, texts: list[str], role: str | None, *args: Any, **kwargs: Any):  # noqa: ANN202
         if not failed and task in (None, self.shards.task):
             failed.append(True)
             rank = os.environ["RANK"]
@@ -31,7 +32,7 @@ def fail_first_pass(how: str, task: str | None) -> None:
             if how == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError(f"injected failure on rank {rank}")
-        return original(self, texts, role, window)
+        return original(self, texts, role, *args, **kwargs)
 
     HarnessEncoder._stream = stream
 
