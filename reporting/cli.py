@@ -64,8 +64,9 @@ def _write_stopped_json(args: argparse.Namespace, reason: ConanError, comp: Comp
     try:
         _written("--json", args.json, lambda path: atomic_write_json(path, stopped_json(reason, comp, args.baseline,
                                                                                          args.candidate)))
-    except ConanError as exc:
-        print(f"harness: error: --json {args.json} not written: {exc}", file=sys.stderr)
+    except ConanError as exc:  # an OSError's message names --json already (`_written`)
+        said = str(exc) if str(exc).startswith("--json ") else f"--json {args.json} not written: {exc}"
+        print(f"harness: error: {said}", file=sys.stderr)
 
 
 def _written(option: str, value: str, write: Callable[[Path], None]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -65,7 +66,7 @@ class SupervisedConfig(StageConfig):
             raise ConfigError(f"[dhnm] {e}") from e
         for name, spec in specs.items():  # slots start after the skipped top ranks: a shallow pool fills few of K
             k = spec["hard_negatives"]
-            if spec["kind"] in POOLED_KINDS and k and skip + k > self.pool_depth:
+            if spec["kind"] in POOLED_KINDS and k and skip + k > self.pool_depth and os.environ.get("RANK", "0") == "0":
                 log.warning("tasks.%s: hard_negatives = %d after [dhnm] skip_top = %d need pool_depth >= %d, got %d: "
                             "each query trains with at most %d mined hard negatives besides its given one",
                             name, k, skip, skip + k, self.pool_depth, max(self.pool_depth - skip, 0))  # fmt: skip

@@ -166,8 +166,8 @@ def test_an_os_error_writing_json_or_out_is_an_error_naming_the_option(nights, t
     assert main(["regress", "--baseline", str(night), "--candidate", str(night), "--out", str(tmp_path / "r.md"),
                  "--json", str(long_json), "--alpha", "2"]) == 2  # fmt: skip
     err = capsys.readouterr().err
-    assert f"harness: error: --json {long_json} not written: --json {long_json}: cannot be written (File name too " \
-           "long)" in err and "--alpha 2.0: must be between 0 and 1" in err  # fmt: skip
+    assert f"harness: error: --json {long_json}: cannot be written (File name too long)" in err
+    assert "--alpha 2.0: must be between 0 and 1" in err
     assert _regress_json(night, night, tmp_path / ("r" * 300 + ".md"), tmp_path / "r.json")[0] == 2
     err = capsys.readouterr().err
     assert "--out " in err and "cannot be written (File name too long)" in err and "Traceback" not in err
