@@ -24,7 +24,8 @@ def throughput(infos: list[Any], path: Path) -> None:
 def throughput_figure(infos: list[Any]) -> Figure:
     """Grouped horizontal bars per task: encoded texts/s and tokens/s of each run (cache hits hatched). A task the
     embedding cache served whole has no bar and says so: an empty slot read as missing data."""
-    from reporting.efficiency import CACHE_ONLY, cache_only, encoded
+    from harness.runs import CACHE_ONLY, cache_only
+    from reporting.efficiency import encoded
 
     tasks = list(dict.fromkeys(t for info in infos for t in info.efficiency))
     fig, axes = plt.subplots(1, 2, figsize=(12, 1.2 + 0.45 * len(tasks) * max(1, len(infos) / 2)), squeeze=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from reporting.efficiency import CACHE_ONLY
+from harness.runs import CACHE_ONLY
 
 NIGHT_TASKS = ["TinySTS", "TinyRerank"]
 
