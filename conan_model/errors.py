@@ -19,6 +19,10 @@ class ConanError(Exception):
     exit_code = EXIT_USAGE
 
 
+class ModelImportError(ConanError, ValueError):
+    """A model file or folder that cannot be imported; the message names the file and what is wrong."""
+
+
 class DataError(ConanError):
     """Malformed data; the message starts with file:line so editors can jump there."""
 

@@ -33,16 +33,12 @@ from tokenizers import Tokenizer, processors
 
 from .checkpoint import load_checkpoint_tokenizer, load_pretrained, readable_weights
 from .config import ConanConfig
-from .errors import ConanError
+from .errors import ModelImportError
 from .modeling import Backbone, model_for
 from .pretrained import BASES, resolve
 from .tokenizer import read_tokenizer_file
 
 PREFIXES = ("conan:", "hf:", "gguf:")
-
-
-class ModelImportError(ConanError, ValueError):
-    """A model file or folder that cannot be imported; the message names the file and what is wrong."""
 
 
 _LAYER = r"(\d+)"

