@@ -15,7 +15,8 @@ to show what the prompt choice moves, and the plain side fed each text as it is 
 and one <unk> per unknown character, what me5-small ran until stop 34) to show what feeding mteb's pieces moves.
 The second command runs C-MTEB tasks of ../shared/data that hold texts over 512 tokens (so does IFlyTek, ~1 h of
 three arms on 2 cores; and CMRC2018Retrieval's documents, but it is no C-MTEB task:
-tests/harness/test_cmteb_fidelity.py checks a slice of it, every query-document similarity). Prints a table and writes benchmarks/results/<--name>.json.
+tests/harness/test_cmteb_fidelity.py checks a slice of it, every query-document similarity). Prints a table and
+writes benchmarks/results/<--name>.json.
 """
 
 from __future__ import annotations
