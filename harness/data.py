@@ -238,6 +238,12 @@ def iter_jsonl(path: Path, required: tuple[str, ...] = (),
     return (row for _, row in _numbered_rows(path, required, check))
 
 
+def row_count(path: Path) -> int:
+    """The number of rows iter_jsonl yields from a file (its lines holding more than whitespace), unparsed."""
+    with path.open("rb") as handle:
+        return sum(1 for raw in handle if raw.decode("utf-8", "replace").removeprefix(BOM).strip())
+
+
 def _numbered_rows(path: Path, required: tuple[str, ...] = (),
                    check: Callable[[dict[str, Any], int], None] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row) for each row of iter_jsonl."""

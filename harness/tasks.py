@@ -30,7 +30,7 @@ from mteb.abstasks import (
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
 
-from harness.data import LocalTask, judged_queries, read_qrels, read_rows, warn, warn_test_texts_in_train
+from harness.data import LocalTask, judged_queries, read_qrels, read_rows, row_count, warn, warn_test_texts_in_train
 from harness.env import go_offline, hub_off, hub_offline
 from harness.errors import DataError
 from harness.runs import MIRROR, MISSING, OFFICIAL
@@ -249,21 +249,24 @@ COVERAGE_STATS = {
 
 def official_coverage(local: LocalTask) -> tuple[bool, str] | None:
     """(whether a mirror holds its mteb twin's whole data, 'test.jsonl 47 rows, mteb's test 1186'): task.json's
-    counts (checked against the files) against the twin's statistics for each split the score depends on (the
-    evaluation split, and a classifier's train split). A known count that differs settles it (not whole) even when
-    another is unknown (task.json's counts are optional per file); None only when no count differs and one is
-    unknown. A score on other rows is no
+    counts (checked against the files), else the files' own row counts, against the twin's statistics for each
+    split the score depends on (the evaluation split, and a classifier's train split). Before stop 35 only
+    task.json's optional counts were read, so a sample without them was taken for the whole split. A known count
+    that differs settles it (not whole) even when another is unknown (a statistic mteb lacks); None only when no
+    count differs and one is unknown. A score on other rows is no
     peer of a published score on the official splits (the leaderboard ranks them apart); the text only gives the
     counts, since a mirror with other counts may be a sample of mteb's split or another split altogether
     (OnlineShopping: 2000 rows where mteb's test has 1000)."""
-    twin, counts = mteb_twin(local), local.meta.get("counts") or {}
-    if twin is None or not counts:
+    twin = mteb_twin(local)
+    if twin is None:
         return None
     splits = list(twin.metadata.eval_splits)
     split = _split_name(local, splits) or (splits[0] if len(splits) == 1 else None)
     names = {"eval": split, TRAIN: getattr(twin, "train_split", TRAIN)}
     stats = twin.metadata.descriptive_stats or {}
     held = COVERAGE_STATS.get(local.type, (Held("test.jsonl", "num_samples"),))
+    counts = {h.file: row_count(local.path / h.file) for h in held if (local.path / h.file).is_file()}
+    counts.update(local.meta.get("counts") or {})  # equal to the files' where given (read_rows checks)
     official = {h: (stats.get(names[h.split]) or {}).get(h.statistic) if names[h.split] else None for h in held}
     known = [h for h in held if h.file in counts and isinstance(official[h], int)]
     parts = [f"{h.file} {counts[h.file]} rows, mteb's {names[h.split]} {official[h]}" for h in known]

@@ -181,6 +181,28 @@ def test_official_coverage_compares_counts_with_mteb_statistics(shared_data: Pat
     assert official_coverage(shared["XQuADRetrievalEnEn"]) is None  # no mteb twin
 
 
+def test_coverage_without_task_json_counts_comes_from_the_files(tmp_path: Path):
+    """Before: only task.json's optional `counts` were read, so the embedded STS16 (47 of mteb's 1,186 pairs)
+    without them was recorded with no `full_split`, and `harness leaderboard --published` ranked it against the
+    published full-split score, unmarked (audit stop 35). The files' own rows count now where task.json gives none,
+    also for one file of two (a classifier's train file)."""
+    import shutil
+
+    from harness.data import default_data_root, discover_tasks
+    from harness.tasks import official_coverage
+
+    for name, keep in (("STS16", {}), ("EmotionClassification", {"test.jsonl": 62})):
+        shutil.copytree(default_data_root() / "en" / name, tmp_path / "en" / name)
+        spec = tmp_path / "en" / name / "task.json"
+        meta = json.loads(spec.read_text())
+        meta["counts"] = keep
+        spec.write_text(json.dumps(meta))
+    local = discover_tasks(tmp_path)
+    assert official_coverage(local["STS16"]) == (False, "test.jsonl 47 rows, mteb's test 1186")
+    assert official_coverage(local["EmotionClassification"]) == (
+        False, "test.jsonl 62 rows, mteb's test 2000; train.jsonl 60 rows, mteb's train 16000")
+
+
 def test_a_classification_mirror_is_whole_only_with_mteb_s_train_split(shared_data: Path, tmp_path: Path):
     """Before: EmotionClassification of ../shared/data (all 2,000 test rows, but 15,958 train rows where mteb's
     train split has 16,000) was recorded `full_split: true`, so `harness leaderboard --published` ranked it against
