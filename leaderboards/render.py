@@ -5,7 +5,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from leaderboards.build import Board, reported_means
-from leaderboards.table import Entry, Row, build_rows
+from leaderboards.table import Entry, Row, build_rows, shown
 
 TYPE_SHORT = {
     "Classification": "Class.", "Clustering": "Clust.", "PairClassification": "PairClass.",
@@ -39,7 +39,7 @@ PARTIAL_NOTE = (
 
 
 def pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.2f}"
+    return "—" if value is None else shown(value)
 
 
 def cell(entry: Entry, task: str, mixed: bool = False) -> str:

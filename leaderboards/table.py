@@ -12,8 +12,12 @@ from statistics import mean
 
 from scipy.stats import rankdata
 
-# Scores are compared at the precision the table shows (two decimals ×100), so what reads as a tie is one.
-TIE_DIGITS = 4
+
+def shown(value: float) -> str:
+    """A score as the table shows it (×100, two decimals). Ranks compare these strings' values, so what reads as
+    a tie is one, and only that: rounding the 0–1 score to 4 decimals, as before stop 35, disagreed at half-way
+    values (0.78985 shows 78.98, as 100 × 0.78985 is 78.98499…, but rounded to 0.7899 it tied with 78.99)."""
+    return f"{100 * value:.2f}"
 
 
 @dataclass
@@ -71,7 +75,7 @@ def borda_points(entries: list[Entry], tasks: list[str]) -> dict[str, float]:
         scored = [e for e in entries if task in e.scores]
         if not scored:
             continue
-        ranks = rankdata([-round(e.scores[task], TIE_DIGITS) for e in scored], method="average")
+        ranks = rankdata([-float(shown(e.scores[task])) for e in scored], method="average")
         for e, rank in zip(scored, ranks, strict=True):
             points[e.label] += n_models - float(rank)
     return points

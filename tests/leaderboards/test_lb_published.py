@@ -184,23 +184,17 @@ def test_official_coverage_compares_counts_with_mteb_statistics(shared_data: Pat
 def test_coverage_without_task_json_counts_comes_from_the_files(tmp_path: Path):
     """Before: only task.json's optional `counts` were read, so the embedded STS16 (47 of mteb's 1,186 pairs)
     without them was recorded with no `full_split`, and `harness leaderboard --published` ranked it against the
-    published full-split score, unmarked (audit stop 35). The files' own rows count now where task.json gives none,
-    also for one file of two (a classifier's train file)."""
+    published full-split score, unmarked (audit stop 35). The files' own rows count now where task.json gives none
+    (for one file of two: `test_a_sample_without_a_train_count_is_still_not_whole`)."""
     import shutil
 
     from harness.data import default_data_root, discover_tasks
     from harness.tasks import official_coverage
 
-    for name, keep in (("STS16", {}), ("EmotionClassification", {"test.jsonl": 62})):
-        shutil.copytree(default_data_root() / "en" / name, tmp_path / "en" / name)
-        spec = tmp_path / "en" / name / "task.json"
-        meta = json.loads(spec.read_text())
-        meta["counts"] = keep
-        spec.write_text(json.dumps(meta))
-    local = discover_tasks(tmp_path)
-    assert official_coverage(local["STS16"]) == (False, "test.jsonl 47 rows, mteb's test 1186")
-    assert official_coverage(local["EmotionClassification"]) == (
-        False, "test.jsonl 62 rows, mteb's test 2000; train.jsonl 60 rows, mteb's train 16000")
+    shutil.copytree(default_data_root() / "en" / "STS16", tmp_path / "en" / "STS16")
+    spec = tmp_path / "en" / "STS16" / "task.json"
+    spec.write_text(json.dumps({k: v for k, v in json.loads(spec.read_text()).items() if k != "counts"}))
+    assert official_coverage(discover_tasks(tmp_path)["STS16"]) == (False, "test.jsonl 47 rows, mteb's test 1186")
 
 
 def test_a_classification_mirror_is_whole_only_with_mteb_s_train_split(shared_data: Path, tmp_path: Path):
@@ -248,14 +242,17 @@ def _without_train_count(source: Path, root: Path) -> Path:
 def test_a_sample_without_a_train_count_is_still_not_whole(shared_data: Path, tmp_path: Path):
     """Before: task.json `counts` are optional per file, and a Classification mirror whose counts left out
     train.jsonl got no coverage at all (None), so its 62-of-2000 test sample ranked against published scores
-    without `‡`. A known count that differs settles it; known counts that all match leave it unknown."""
+    without `‡`. Since stop 35 the file's own rows stand in for a count task.json does not give, so the full
+    data's 2,000 test rows with 15,958 train rows (mteb's: 16,000) are not whole either (was: unknown)."""
     from harness.data import default_data_root, discover_tasks
     from harness.tasks import official_coverage
 
     sample = discover_tasks(_without_train_count(default_data_root(), tmp_path / "sample"))
-    assert official_coverage(sample["EmotionClassification"]) == (False, "test.jsonl 62 rows, mteb's test 2000")
+    assert official_coverage(sample["EmotionClassification"]) == (
+        False, "test.jsonl 62 rows, mteb's test 2000; train.jsonl 60 rows, mteb's train 16000")
     shared = discover_tasks(_without_train_count(shared_data, tmp_path / "shared"))
-    assert official_coverage(shared["EmotionClassification"]) is None  # test matches; train unknown
+    assert official_coverage(shared["EmotionClassification"]) == (
+        False, "test.jsonl 2000 rows, mteb's test 2000; train.jsonl 15958 rows, mteb's train 16000")
 
 
 def test_a_published_file_lacking_a_split_is_flagged_per_row(tmp_path: Path):

@@ -59,6 +59,17 @@ def test_ties_at_displayed_precision_and_shared_final_rank():
     assert borda_ranks(points) == {"X": 1, "Y": 1, "Z": 3}
 
 
+def test_a_tie_is_what_the_table_prints_at_half_way_values():
+    """0.78985 prints 78.98 (100 × 0.78985 is 78.98499…): it ranks below a printed 78.99 and ties with another
+    printed 78.98. Before stop 35 ranks compared the 0–1 score rounded to 4 decimals (0.7899): the reverse."""
+    from leaderboards.render import pct
+
+    rows = [Entry("A", "run", {"t": 0.78985}), Entry("B", "published", {"t": 0.7899}),
+            Entry("C", "run", {"t": 0.78981})]  # fmt: skip
+    assert [pct(e.scores["t"]) for e in rows] == ["78.98", "78.99", "78.98"]
+    assert borda_points(rows, ["t"]) == {"A": 0.5, "B": 2.0, "C": 0.5}
+
+
 def test_rows_sorted_by_rank(entries):
     rows = build_rows(entries, TASKS, TYPES)
     assert [(r.entry.label, r.rank, r.covered) for r in rows] == [("A", 1, 3), ("C", 2, 2), ("B", 3, 2)]
