@@ -65,10 +65,8 @@ class SentenceTransformerEmbedder(Embedder):
     def __init__(self, spec: str, model: Any, name: str, revision: str | None, folder: Path, opts: ModelOptions,
                  package: str | None = None):  # fmt: skip
         import torch
-        from sentence_transformers.sentence_transformer.modules import Normalize
 
         self.spec, self.name, self._folder, self._package = spec, name, folder, package
-        self.raw_vectors = not any(isinstance(module, Normalize) for module in model)
         self.similarity_fn_name = str(model.similarity_fn_name)  # the folder's own, as plain mteb scores it
         self.device = pick_device_name(opts.device)
         self.dtype = opts.dtype

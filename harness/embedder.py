@@ -58,10 +58,6 @@ class Embedder(ABC):
     # How mteb scores two vectors (mteb's ScoringFunction values: cosine, dot, euclidean, manhattan): an st: folder's
     # own `similarity_fn_name`, as plain mteb scores it with `model.similarity`; cosine for every other kind
     similarity_fn_name: str = "cosine"
-    # An st: pipeline without a Normalize module gives raw vectors, scored raw at full width as plain mteb scores
-    # them; its --dims views are raw prefixes too (harness.encoding.mrl_prefix), where before stop 31 they were
-    # renormalised. Keyed in the run identity (harness.identity.run_identity) when dims are asked for.
-    raw_vectors: bool = False
     # Prompts the model names for a task (keys as mteb's model_prompts: a task name, a task type, either joined to
     # "-query"/"-document"), applied before the role's own as plain mteb applies an st: folder's (`task_prompt`)
     task_prompts: Mapping[str, str] = MappingProxyType({})

@@ -48,7 +48,7 @@ def run_identity(embedder: Embedder, dims: list[int], mteb_version: str) -> dict
         identity["similarity_fn_name"] = embedder.similarity_fn_name
     if embedder.task_prompts:  # absent without them, so other models' results stay; old runs of such a folder redo
         identity["task_prompts"] = dict(embedder.task_prompts)
-    if embedder.raw_vectors and dims:  # dim views of raw vectors are raw prefixes: dims recorded before are redone
+    if dims:  # dim views are raw prefixes (stop 31 for raw vectors, 35 for unit ones): dims recorded before redo
         identity["dim_view"] = "raw prefixes"
     return {**identity, "kernels": embedder.kernels} if embedder.kernels else identity
 

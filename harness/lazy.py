@@ -38,7 +38,7 @@ LOADS = {"count": 0}  # real model loads in this process (by open_model and by l
 def describe_fully(embedder: Embedder) -> dict[str, Any]:
     """What a LazyEmbedder needs to stand in for `embedder`: its run.json description plus packing, as JSON gives
     it back (so a stored description and a fresh one compare equal)."""
-    described = {**embedder.describe(), "packs_texts": embedder.packs_texts, "raw_vectors": embedder.raw_vectors}
+    described = {**embedder.describe(), "packs_texts": embedder.packs_texts}
     return json.loads(json.dumps(described, default=str))
 
 
@@ -91,8 +91,7 @@ class LazyEmbedder(Embedder):
         self._timings = EncodeTimings()
         self.load_s = 0.0
         for attr in ("spec", "name", "revision", "embed_dim", "max_length", "dtype", "dtype_reason", "device",
-                     "pooling", "kernels", "packs_texts", "similarity_fn_name", "raw_vectors",
-                     "task_prompts"):  # fmt: skip
+                     "pooling", "kernels", "packs_texts", "similarity_fn_name", "task_prompts"):  # fmt: skip
             setattr(self, attr, description[attr])
 
     @property

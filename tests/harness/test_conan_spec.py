@@ -77,9 +77,10 @@ def test_float32_is_passed_not_left_to_the_accelerator_default(tmp_path: Path, m
         assert {p.dtype for p in model._enc.model.parameters()} == {dtype}
 
 
-def test_full_vectors_are_unit_length_as_every_dims_view_is(tmp_path: Path) -> None:
-    """Before: conan: vectors were raw at full dimension while every --dims view was renormalised, so a classifier
-    or k-means saw two scalings in one MRL table (an untrained smollm2: lengths 44-57)."""
+def test_full_vectors_are_unit_length(tmp_path: Path) -> None:
+    """conan: vectors are L2-normalised, as minilm's and me5-small's are (before stop 25 they were raw: an untrained
+    smollm2's lengths were 44-57), so a classifier or k-means sees every model kind at one scale; a --dims view is
+    the prefix of the unit vector, as mteb's `embed_dim` gives it."""
     from harness.embedder import ModelOptions
     from harness.encoding import HarnessEncoder
     from harness.models import load_model
