@@ -217,6 +217,15 @@ def build_mirror(local: LocalTask) -> AbsTask:
     twin = mteb_twin(local)
     if twin is not None:
         task = twin
+        if local.type == "Clustering" and not isinstance(task, AbsTaskClusteringLegacy):
+            legacy = local.name.removesuffix(".v2")
+            hint = (f"name the folder and mteb_equivalent {legacy!r}, mteb's legacy form of it, or " if legacy !=
+                    local.name and official_task(legacy) is not None else "")  # fmt: skip
+            raise DataError(local.path / "task.json", 1, f"mteb_equivalent {local.name!r} is one of mteb's v2 "
+                            "clustering tasks (it clusters bootstrapped samples of single documents), whose "
+                            f"mirrors this harness does not build: {hint}give the folder a name of its own, "
+                            "without mteb_equivalent, to score the rows with the legacy clustering evaluator as a "
+                            "task of its own")  # fmt: skip
         split = _pick_split(local, list(task.metadata.eval_splits))
         task.filter_eval_splits([split])
     else:

@@ -251,6 +251,22 @@ def test_eval_split_must_name_a_split_of_the_twin(tmp_path: Path, capsys) -> Non
         _load(tmp_path, "ATEC")
 
 
+def test_a_mirror_of_a_v2_clustering_task_is_refused_with_its_reason(tmp_path: Path) -> None:
+    """mteb's v2 clustering tasks (TwentyNewsgroupsClustering.v2, most of MTEB(eng, v2)'s) cluster bootstrapped
+    samples of single documents, not the legacy task's sets; a mirror of one failed with `ValueError: max() arg is
+    an empty sequence` from inside mteb (audit stop 35). Now the error names task.json and what to do."""
+    rows = "".join(json.dumps({"text": f"text {i}", "label": f"l{i % 2}"}) + "\n" for i in range(8))
+    for name in ("TwentyNewsgroupsClustering.v2", "ArXivHierarchicalClusteringS2S"):
+        (_task_dir(tmp_path, name, "Clustering", mteb_equivalent=name) / "test.jsonl").write_text(rows, "utf-8")
+    with pytest.raises(DataError, match=r"TwentyNewsgroupsClustering\.v2/task\.json:1: mteb_equivalent "
+                                        r"'TwentyNewsgroupsClustering\.v2' is one of mteb's v2 clustering tasks .*: "
+                                        r"name the folder and mteb_equivalent 'TwentyNewsgroupsClustering', mteb's "
+                                        r"legacy form of it, or give the folder a name of its own"):  # fmt: skip
+        _load(tmp_path, "TwentyNewsgroupsClustering.v2")
+    with pytest.raises(DataError, match=r"v2 clustering tasks .*does not build: give the folder a name of its own"):
+        _load(tmp_path, "ArXivHierarchicalClusteringS2S")  # no legacy form in mteb
+
+
 def _scifact_judging(root: Path, keep, *extra: str) -> tuple[Path, list[str]]:
     """A copy of the embedded SciFact whose qrels.tsv keeps the judgement lines keep(query-id, score) accepts, plus
     the extra lines (and task.json's counts says so)."""
