@@ -436,11 +436,13 @@ class Ablation:
         return scores
 
     def eval_settings(self, tasks: list[str]) -> dict[str, Any]:
-        """What an evaluation's scores depend on besides the model: [eval]'s max_length and device, and each
-        task's files. A recorded evaluation is reused only under equal settings; `batch_size` and `dims` are not
-        here (the first moves no score, the second is checked by coverage)."""
+        """What an evaluation's scores depend on besides the model: [eval]'s max_length and device, how dims are
+        viewed (with dims: the raw prefix since stop 35, renormalised before), and each task's files. A recorded
+        evaluation is reused only under equal settings; `batch_size` and `dims` are not here (the first moves no
+        score, the second is checked by coverage)."""
         ev = self.cfg["eval"]
-        return {"max_length": ev.get("max_length"), "device": ev.get("device"),
+        view = {"dim_view": "raw prefixes"} if ev.get("dims") else {}
+        return {"max_length": ev.get("max_length"), "device": ev.get("device"), **view,
                 "data": {t: self.task_files[t] for t in sorted(tasks)}}  # fmt: skip
 
     def choose(self) -> list[str]:

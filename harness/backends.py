@@ -24,10 +24,10 @@ from harness.embedder import Embedder, ModelOptions
 from harness.errors import UsageError
 
 POOLINGS = ("mean", "cls", "last")
-# hf: and conan: vectors leave the model L2-normalised, as minilm's and me5-small's do and as every --dims view
-# is renormalised: a classifier, k-means and dot/euclidean pair metrics see vector lengths, so the full dimension
-# and its prefixes must be scaled alike. Part of those models' fingerprints, so raw vectors cached or scored by an
-# earlier version are never taken for these.
+# hf: and conan: vectors leave the model L2-normalised, as minilm's and me5-small's do: a classifier, k-means and
+# dot/euclidean pair metrics see vector lengths, so every model kind is scored at one scale (a --dims view is the
+# prefix of the unit vector, as mteb's embed_dim gives it). Part of those models' fingerprints, so raw vectors
+# cached or scored by an earlier version are never taken for these.
 UNIT_VECTORS = "l2-normalized"
 EMPTY_TEXT = "one end token"  # hf: feeds a text that tokenizes to nothing as one eos/sep/unk/pad token
 COMPILED = "torch.compile"  # `kernels` of a compiled model: inductor's fused kernels round otherwise than eager

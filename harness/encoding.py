@@ -302,11 +302,11 @@ class HarnessEncoder(ScoredAsModel):
 
 def mrl_prefix(vectors: np.ndarray, dim: int) -> np.ndarray:
     """The first `dim` components as they are: what mteb scores a model at `embed_dim` with (sentence-transformers'
-    `truncate_dim` cuts the pipeline's output, after any Normalize module, and does not renormalise). STS,
-    retrieval and reranking rank by cosine and do not see the prefix's length; classification (logistic
-    regression), clustering (k-means) and pair classification's dot and distance metrics do. Before stop 35 the
-    prefix of unit vectors (minilm, me5-small, hf:, conan:) was renormalised: the embedded EmotionClassification
-    scored 30.65 at 64 dims with minilm where mteb's `truncate_dim=64` scores 27.42."""
+    `truncate_dim` cuts the pipeline's output, after any Normalize module, and does not renormalise). Cosine (the
+    similarity of every model but an st: folder naming another) does not see the prefix's length; classification
+    (logistic regression), clustering (k-means) and pair classification's dot and distance metrics do. Before stop
+    35 the prefix of unit vectors (minilm, me5-small, hf:, conan:) was renormalised: the embedded
+    EmotionClassification scored 30.65 at 64 dims with minilm where mteb's `truncate_dim=64` scores 27.42."""
     return np.ascontiguousarray(vectors[..., :dim])
 
 

@@ -427,6 +427,20 @@ def scored_tasks(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: task for name, task in record.get("tasks", {}).items() if has_score(task)}
 
 
+# What a run identity with dims but no `dim_view` scored them on: every such view was renormalised (a unit-vector
+# model's until stop 35, an st: folder without Normalize's until stop 31), where a view now is the raw prefix
+RENORMALISED_VIEW = "renormalised prefixes (before stop 35)"
+
+
+def with_implied_keys(identity: dict[str, Any]) -> dict[str, Any]:
+    """`identity` with what an older version left unsaid said: a run with dims and no `dim_view` scored them on
+    renormalised prefixes. Without it, comparing such a run with a newer one would pass over the convention, a key
+    only one side holds (for classification 30.65 renormalised against 27.42 as the raw prefix, minilm, 64 dims)."""
+    if identity.get("dims") and "dim_view" not in identity:
+        return {**identity, "dim_view": RENORMALISED_VIEW}
+    return identity
+
+
 def identity_differences(identities: list[dict[str, Any]], skip: tuple[str, ...] = ()) -> list[str]:
     """The keys (other than ``skip``) on which run identities (run.json `identity`) disagree: the settings a gap
     between the runs may owe to. A key only some identities hold is compared among those, as `data_differences`

@@ -219,8 +219,9 @@ def build_mirror(local: LocalTask) -> AbsTask:
         task = twin
         if local.type == "Clustering" and not isinstance(task, AbsTaskClusteringLegacy):
             legacy = local.name.removesuffix(".v2")
-            hint = (f"name the folder and mteb_equivalent {legacy!r}, mteb's legacy form of it, or " if legacy !=
-                    local.name and official_task(legacy) is not None else "")  # fmt: skip
+            legacy_twin = official_task(legacy) if legacy != local.name else None
+            hint = (f"name the folder and mteb_equivalent {legacy!r}, mteb's legacy form of it, or " if
+                    isinstance(legacy_twin, AbsTaskClusteringLegacy) else "")  # fmt: skip
             raise DataError(local.path / "task.json", 1, f"mteb_equivalent {local.name!r} is one of mteb's v2 "
                             "clustering tasks (it clusters bootstrapped samples of single documents), whose "
                             f"mirrors this harness does not build: {hint}give the folder a name of its own, "

@@ -22,6 +22,7 @@ from harness.runs import (
     other_settings,
     run_labels,
     shown_path,
+    with_implied_keys,
 )
 from leaderboards.published import SNAPSHOT, PublishedModel, load_published
 from leaderboards.table import Entry
@@ -199,7 +200,7 @@ def differing_settings(runs: list[tuple[Entry, dict[str, Any]]]) -> dict[str, st
     apart. A key only some runs record is compared among those (as `data_differences`)."""
     groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for entry, record in runs:
-        identity, model = record.get("identity") or {}, record.get("model", {})
+        identity, model = with_implied_keys(record.get("identity") or {}), record.get("model", {})
         if name := model.get("fingerprint") or identity.get("model_fingerprint") or model.get("spec"):
             groups.setdefault(name, []).append((entry.label, identity))
     found: dict[str, list[str]] = {}

@@ -286,9 +286,10 @@ def _dims_section(rep: dict[str, Any]) -> list[str]:
     if not rep.get("dims"):
         return []
     lines = ["## At MRL dims", "",
-             "Each dim d scores the first d dimensions of the same vectors, scaled as the full ones (`harness run "
-             "--dims`: one encode, scored again per dim), with the same CI over the same item resamples; per-item "
-             "outputs from each run's `predictions/embed_dim_<d>/`.", ""]  # fmt: skip
+             "Each dim d scores the first d dimensions of the same vectors as they are, not renormalised, as "
+             "mteb's `embed_dim` gives them (`harness run --dims`: one encode, scored again per dim), with the "
+             "same CI over the same item resamples; per-item outputs from each run's "
+             "`predictions/embed_dim_<d>/`.", ""]  # fmt: skip
     for dim, at in rep["dims"].items():
         scores, against = _tables(rep, at["arms"], at["comparisons"])
         lines += [f"### dim {dim}", "", scores, "", against, ""]

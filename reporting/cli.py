@@ -111,8 +111,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rg.add_argument("--bonferroni", action="store_true", help="divide alpha by the number of tasks both runs "
                     "finished, whether or not each gets a verdict (conservative; the report's header names it)")
     rg.add_argument("--tasks", type=_csv, help="only these tasks (comma-separated)")
-    rg.add_argument("--dim", type=int, help="compare at this MRL dim (first DIM dimensions, scaled as the full "
-                    "vectors); both runs need `harness run --dims DIM --dim-predictions`")  # fmt: skip
+    rg.add_argument("--dim", type=int, help="compare at this MRL dim (the first DIM dimensions as they are, as "
+                    "mteb's embed_dim gives them); both runs need `harness run --dims DIM --dim-predictions`")
     rg.add_argument("--out", default="regression.md", help="markdown file to write (default regression.md)")
     rg.add_argument("--json", metavar="PATH", help="also write the verdicts as JSON for a CI job to parse: the "
                     "exit status, the outcome line, per task its verdict, whether it fails the gate, scores, Δ, CI; "

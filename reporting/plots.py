@@ -79,7 +79,7 @@ def dims(curves: dict[str, dict[str, list[tuple[int, float]]]], path: Path) -> N
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(kinds):]:
         ax.axis("off")
-    fig.suptitle("Score vs Matryoshka dimension (embedding prefixes, scaled as the full vectors)")
+    fig.suptitle("Score vs Matryoshka dimension (embedding prefixes as they are, as mteb's embed_dim gives them)")
     fig.tight_layout()
     save_png(fig, path)
 

@@ -3,9 +3,9 @@
 Per shared task: delta of the main score with a paired bootstrap CI over items (both runs resampled with the same
 item indices, main score recomputed on each resample from the runs' per-item outputs and gold labels, see
 reporting/items.py); verdict regressed / improved / within noise; efficiency deltas beside it. ``dim``: the same at
-one MRL dim (the first d dimensions, scaled as the full vectors; both runs made with ``--dims d
---dim-predictions``), for a model served at that width. A task the candidate attempted without a score (failed,
-data missing, a NaN score) is *failed in candidate*; one the baseline has and the candidate has not run (pending, or
+one MRL dim (the first d dimensions as they are, as mteb's ``embed_dim`` gives them; both runs made with ``--dims d
+--dim-predictions``), for a model served at that width. A task the candidate attempted without a score (failed, data
+missing, a NaN score) is *failed in candidate*; one the baseline has and the candidate has not run (pending, or
 absent from its run.json) is *not run in candidate*; one the baseline has no score for is *no baseline score*; one
 the runs scored on different data or settings (another main metric, rows, a task kept from other settings) is *not
 comparable*; one whose per-item file is damaged is *damaged file*, naming it, and the other tasks are still tested.
@@ -42,6 +42,7 @@ from harness.runs import (
     scored_tasks,
     shown_path,
     shown_setting,
+    with_implied_keys,
 )
 from reporting.items import NotTestable, at_dim, paired_positions, task_items
 
@@ -208,7 +209,7 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     level = alpha / max(len(shared), 1) if bonferroni else alpha  # one test per shared task: the header's count
     comp = Comparison(base, cand, {"alpha": alpha, "level": level, "n_boot": n_boot, "seed": seed, "tests": len(shared),
                                    "min_effect": min_effect, "bonferroni": bonferroni, "dim": dim},
-                      differing=run_differences(record_b, record_c))  # fmt: skip
+                      differing=run_differences(record_b, record_c, dim))  # fmt: skip
     if n_boot * level / 2 < 10:  # each CI end is a quantile of the resamples: it needs some beyond it
         need = math.ceil(20 / level)
         comp.warnings.append(f"each end of the {100 * (1 - level):.4g}% CI rests on {n_boot * level / 2:.1f} of "
@@ -259,16 +260,18 @@ def _untested(base: RunDir, name: str, rb: dict[str, Any] | None, rc: dict[str, 
 UNSCORED_KEYS = ("dims",)
 
 
-def run_differences(record_b: dict[str, Any], record_c: dict[str, Any]) -> list[str]:
+def run_differences(record_b: dict[str, Any], record_c: dict[str, Any], dim: int | None = None) -> list[str]:
     """The run settings in which the candidate differs from the baseline, 'dtype bfloat16 → float32': every identity
     key (the model's fingerprint, max length, dtype, pooling, prompts, mteb version...; `identity_differences`), the
     harness version and the data root. A verdict then describes these settings as well as the model; before, only the
-    model name showed, and an efficiency warning for dtype alone."""
-    sides = [{**record.get("identity", {}), "harness_version": record.get("environment", {}).get("harness_version"),
+    model name showed, and an efficiency warning for dtype alone. How the dims are viewed (`dim_view`) counts only
+    when comparing at a dim."""
+    sides = [{**with_implied_keys(record.get("identity", {})),
+              "harness_version": record.get("environment", {}).get("harness_version"),
               "data root": record.get("data_root")} for record in (record_b, record_c)]  # fmt: skip
     shown = {key: shown_path if key == "data root" else shown_setting for key in sides[0] | sides[1]}
     return [f"{key} {shown[key](sides[0].get(key))} → {shown[key](sides[1].get(key))}"
-            for key in identity_differences(sides, UNSCORED_KEYS)]  # fmt: skip
+            for key in identity_differences(sides, UNSCORED_KEYS + (() if dim else ("dim_view",)))]  # fmt: skip
 
 
 def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: dict[str, Any],
@@ -496,8 +499,9 @@ def render(comp: Comparison) -> str:
         + (f" (Bonferroni: α = {s['alpha']} over {s['tests']} shared tasks)" if s["bonferroni"] else
            f" (α = {s['alpha']})")
         + f"; minimal effect {100 * s['min_effect']:.2f} points",
-        *([f"- scores at MRL dim {s['dim']}: the first {s['dim']} dimensions of each embedding, scaled as the full "
-           "ones (`harness run --dims`), per-item outputs from `predictions/embed_dim_<d>/`"] if s["dim"] else []),
+        *([f"- scores at MRL dim {s['dim']}: the first {s['dim']} dimensions of each embedding as they are, as "
+           "mteb's `embed_dim` gives them (`harness run --dims`), per-item outputs from `predictions/embed_dim_<d>/`"]
+          if s["dim"] else []),
         *([f"- **settings that differ** (a Δ is theirs as well as the model's): {'; '.join(comp.differing)}"]
           if comp.differing else []), "",
         headline, "",

@@ -334,6 +334,9 @@ def test_a_recorded_evaluation_is_reused_only_under_the_same_eval_settings_and_t
     reversed_gold, log = evaluate("max_length = 4")
     assert "(data of STS16): evaluating again" in log
     assert reversed_gold["STS16"] == pytest.approx(-short["STS16"], abs=1e-9)  # Spearman against reversed gold
+    # dims are viewed as raw prefixes since stop 35 (renormalised before): a unit recorded then is evaluated again
+    config = one_arm_config(tmp_path, stage, "evalkey", f'data_dir = "{data}"', "dims = [8]")
+    assert Ablation(load_ablation(config), config).eval_settings(["STS16"])["dim_view"] == "raw prefixes"
 
 
 def test_an_evaluation_recorded_again_without_new_work_keeps_its_code_and_cost(tmp_path: Path, shared_data: Path,

@@ -256,7 +256,7 @@ def test_a_mirror_of_a_v2_clustering_task_is_refused_with_its_reason(tmp_path: P
     samples of single documents, not the legacy task's sets; a mirror of one failed with `ValueError: max() arg is
     an empty sequence` from inside mteb (audit stop 35). Now the error names task.json and what to do."""
     rows = "".join(json.dumps({"text": f"text {i}", "label": f"l{i % 2}"}) + "\n" for i in range(8))
-    for name in ("TwentyNewsgroupsClustering.v2", "ArXivHierarchicalClusteringS2S"):
+    for name in ("TwentyNewsgroupsClustering.v2", "ArXivHierarchicalClusteringS2S", "LivedoorNewsClustering.v2"):
         (_task_dir(tmp_path, name, "Clustering", mteb_equivalent=name) / "test.jsonl").write_text(rows, "utf-8")
     with pytest.raises(DataError, match=r"TwentyNewsgroupsClustering\.v2/task\.json:1: mteb_equivalent "
                                         r"'TwentyNewsgroupsClustering\.v2' is one of mteb's v2 clustering tasks .*: "
@@ -265,6 +265,8 @@ def test_a_mirror_of_a_v2_clustering_task_is_refused_with_its_reason(tmp_path: P
         _load(tmp_path, "TwentyNewsgroupsClustering.v2")
     with pytest.raises(DataError, match=r"v2 clustering tasks .*does not build: give the folder a name of its own"):
         _load(tmp_path, "ArXivHierarchicalClusteringS2S")  # no legacy form in mteb
+    with pytest.raises(DataError, match=r"does not build: give the folder a name of its own"):
+        _load(tmp_path, "LivedoorNewsClustering.v2")  # mteb's LivedoorNewsClustering is a v2 task too
 
 
 def _scifact_judging(root: Path, keep, *extra: str) -> tuple[Path, list[str]]:

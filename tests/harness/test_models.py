@@ -155,7 +155,7 @@ def test_hf_last_pooling_gives_a_text_one_vector_whatever_its_batch() -> None:
         batched = model.encode_batch(texts, None)
         alone = np.concatenate([model.encode_batch([text], None) for text in texts])
         np.testing.assert_allclose(batched, alone, rtol=0, atol=1e-5, err_msg=pooling)
-        np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, rtol=0, atol=1e-5)  # unit, as --dims views
+        np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, rtol=0, atol=1e-5)  # unit, as minilm's
 
 
 def test_hf_last_pooling_reads_the_last_real_token() -> None:

@@ -404,7 +404,7 @@ def test_regress_at_an_mrl_dim_tests_the_truncated_vectors(tiny_runs, tiny_root,
     full = open_run(cand).read_run()["tasks"]["TinySTS"]["main_score"]
     assert sts.cand == open_run(cand).dim_scores("TinySTS")[64] != pytest.approx(full, abs=1e-6)
     assert code == (1 if sts.verdict == "regressed" else 0) and "## Scores (main score ×100, at MRL dim 64)" in text
-    assert "- scores at MRL dim 64: the first 64 dimensions of each embedding, scaled as the full ones" in text
+    assert "- scores at MRL dim 64: the first 64 dimensions of each embedding as they are, as mteb's" in text
 
     # the candidate scored at full width only: exit 2 naming it and the fix
     assert _regress(tiny_runs["base"], tiny_runs["short"], tmp_path / "r2.md", "--dim", "64")[0] == 2
@@ -507,3 +507,16 @@ def test_ci_ends_that_round_to_zero_keep_their_sign():
     assert _points(0.0000004) == "+4e-05"
     assert _points(0.00004) == "+0.004" and _points(-0.00004) == "-0.004"
     assert _points(0.0123) == "+1.23" and _points(0.0) == "+0.00"
+
+
+def test_an_older_run_s_renormalised_dims_differ_from_raw_prefixes_at_a_dim():
+    """A run with dims recorded before stop 35 has no `dim_view` (its views were renormalised prefixes); compared
+    with a newer run (raw prefixes) it used to pass as the same setting, the key held by one side only. At a dim the
+    header now names the difference; at full width, where the views score nothing, it does not."""
+    from reporting.regress import run_differences
+
+    old = {"identity": {"model_fingerprint": "f", "dims": [64]}, "data_root": "d"}
+    new = {"identity": {"model_fingerprint": "f", "dims": [64], "dim_view": "raw prefixes"}, "data_root": "d"}
+    assert run_differences(old, new, 64) == ["dim_view renormalised prefixes (before stop 35) → raw prefixes"]
+    assert run_differences(old, new) == []
+    assert run_differences({"identity": {"model_fingerprint": "f"}, "data_root": "d"}, new, 64) == []  # no dims
