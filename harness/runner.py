@@ -340,6 +340,11 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
         record = run_dir.read_run()
         previous = record.get("model", {}).get("fingerprint")
         if previous and previous != embedder.fingerprint:
+            if not cfg.overwrite and record["model"].get("spec") == embedder.spec:  # same spec, other vectors
+                raise UsageError(f"run directory {run_dir.path} holds results of {embedder.spec} computed when its "
+                                 f"fingerprint was {previous!r}, now {embedder.fingerprint!r} (its files, or how "
+                                 "the harness makes its vectors, changed); --overwrite to redo them, or choose "
+                                 "another --run-name")  # fmt: skip
             if not cfg.overwrite:
                 raise UsageError(f"run directory {run_dir.path} holds results of model "
                                  f"{record['model'].get('name')} ({record['model'].get('spec')}); choose another "

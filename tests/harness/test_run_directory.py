@@ -137,4 +137,6 @@ def test_model_clash_names_the_run_directory(tmp_path: Path, capsys) -> None:
     (model / "retrained.txt").write_text("another model now")  # its fingerprint changes, its name does not
     capsys.readouterr()
     assert _run(out, None, "--tasks", "STS16", model=f"st:{model}") == 2
-    assert f"harness: error: run directory {run_dir} holds results of model" in capsys.readouterr().err
+    err = capsys.readouterr().err  # the same spec: the message says its fingerprint changed (stop 35)
+    assert f"harness: error: run directory {run_dir} holds results of st:{model} computed when its fingerprint " in err
+    assert "(its files, or how the harness makes its vectors, changed); --overwrite to redo them" in err
