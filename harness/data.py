@@ -12,6 +12,7 @@ import sys
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -238,8 +239,20 @@ def iter_jsonl(path: Path, required: tuple[str, ...] = (),
     return (row for _, row in _numbered_rows(path, required, check))
 
 
-def row_count(path: Path) -> int:
-    """The number of rows iter_jsonl yields from a file (its lines holding more than whitespace), unparsed."""
+def row_count(task: LocalTask, filename: str) -> int | None:
+    """The number of rows iter_jsonl yields from one of the task's files (its lines holding more than whitespace),
+    unparsed; None for a file that is missing or leaves the task folder (reading it fails, and says why). Counted
+    once per file version: a run asks for each task's coverage several times."""
+    try:
+        path = _safe_child(task.path, filename)
+        stat = path.stat()
+    except (OSError, DataError):
+        return None
+    return _row_count(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=256)
+def _row_count(path: Path, mtime_ns: int, size: int) -> int:
     with path.open("rb") as handle:
         return sum(1 for raw in handle if raw.decode("utf-8", "replace").removeprefix(BOM).strip())
 

@@ -275,8 +275,9 @@ def official_coverage(local: LocalTask) -> tuple[bool, str] | None:
     names = {"eval": split, TRAIN: getattr(twin, "train_split", TRAIN)}
     stats = twin.metadata.descriptive_stats or {}
     held = COVERAGE_STATS.get(local.type, (Held("test.jsonl", "num_samples"),))
-    counts = {h.file: row_count(local.path / h.file) for h in held if (local.path / h.file).is_file()}
-    counts.update(local.meta.get("counts") or {})  # equal to the files' where given (read_rows checks)
+    given = local.meta.get("counts") or {}  # read_rows holds the files to these
+    counts = {h.file: given[h.file] if h.file in given else row_count(local, h.file) for h in held}
+    counts = {file: n for file, n in counts.items() if n is not None}
     official = {h: (stats.get(names[h.split]) or {}).get(h.statistic) if names[h.split] else None for h in held}
     known = [h for h in held if h.file in counts and isinstance(official[h], int)]
     parts = [f"{h.file} {counts[h.file]} rows, mteb's {names[h.split]} {official[h]}" for h in known]

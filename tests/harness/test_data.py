@@ -269,6 +269,27 @@ def test_a_mirror_of_a_v2_clustering_task_is_refused_with_its_reason(tmp_path: P
         _load(tmp_path, "LivedoorNewsClustering.v2")  # mteb's LivedoorNewsClustering is a v2 task too
 
 
+def test_row_count_is_the_rows_read_rows_reads(tmp_path: Path) -> None:
+    """official_coverage counts a file's rows where task.json gives no count: the same rows read_rows reads
+    (a BOM, CRLF line ends, blank and whitespace-only lines, no final newline), nothing for a missing file or one
+    linked from outside the task folder (which read_rows refuses)."""
+    from harness.data import row_count
+
+    folder = _task_dir(tmp_path, "Rows", "STS")
+    rows = [{"sentence1": f"a {i}", "sentence2": f"b {i}", "score": i % 5} for i in range(4)]
+    text = "\ufeff" + "\r\n".join(json.dumps(r) for r in rows[:2]) + "\r\n\r\n  \t\n" + "\n".join(
+        json.dumps(r) for r in rows[2:])  # fmt: skip
+    (folder / "test.jsonl").write_text(text, encoding="utf-8")
+    task = discover_tasks(tmp_path)["Rows"]
+    assert row_count(task, "test.jsonl") == len(read_rows(task, "test.jsonl")) == 4
+    assert row_count(task, "train.jsonl") is None
+    outside = tmp_path / "outside.jsonl"
+    outside.write_text(json.dumps(rows[0]) + "\n", encoding="utf-8")
+    (folder / "test.jsonl").unlink()
+    (folder / "test.jsonl").symlink_to(outside)
+    assert row_count(task, "test.jsonl") is None
+
+
 def _scifact_judging(root: Path, keep, *extra: str) -> tuple[Path, list[str]]:
     """A copy of the embedded SciFact whose qrels.tsv keeps the judgement lines keep(query-id, score) accepts, plus
     the extra lines (and task.json's counts says so)."""
