@@ -160,9 +160,10 @@ def cmd_alignment(args: argparse.Namespace) -> int:
         if spec in args.model[:i]:
             raise UsageError(f"--model {spec}: given twice (one row per model)")
     check_writable_dir("--out", Path(args.out))
+    settings: dict[str, str] = {}
     path = run_alignment(args.model, [Path(p) for p in args.parallel], Path(args.out), n_pairs=args.n,
-                         seed=args.seed, tsne=args.tsne, k=args.k,
-                         encode=lambda spec, texts: embed_symmetric(spec, texts, args.batch_size))  # fmt: skip
+                         seed=args.seed, tsne=args.tsne, k=args.k, settings=settings,
+                         encode=lambda spec, texts: embed_symmetric(spec, texts, args.batch_size, settings))
     print(f"alignment report written to {path}")
     return 0
 

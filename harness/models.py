@@ -97,9 +97,13 @@ def resolve_options(spec: str, opts: ModelOptions) -> tuple[ModelOptions, str]:
     return opts, reason
 
 
-def embed_symmetric(spec: str, texts: list[str], batch_size: int = 32) -> np.ndarray:
-    """Vectors of texts with no query/document role (alignment, similarity), in length-sorted batches."""
+def embed_symmetric(spec: str, texts: list[str], batch_size: int = 32,
+                    settings: dict[str, str] | None = None) -> np.ndarray:  # fmt: skip
+    """Vectors of texts with no query/document role (alignment, similarity), in length-sorted batches. `settings`,
+    when given, gets what computed them under the spec ('bfloat16 on cpu (auto: ...)'), for a report to state."""
     model = load_model(spec)
+    if settings is not None:
+        settings[spec] = f"{model.dtype} on {model.device}" + (f" ({model.dtype_reason})" if model.dtype_reason else "")
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # length-sorted batches pad less
     out = np.zeros((len(texts), model.embed_dim), dtype=np.float32)
     for start in range(0, len(order), batch_size):

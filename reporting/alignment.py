@@ -185,9 +185,10 @@ def project(emb: np.ndarray, method: str, seed: int) -> np.ndarray:
 
 def run_alignment(models: list[str], paths: list[Path], out: Path, *,
                   encode: Callable[[str, list[str]], np.ndarray], n_pairs: int = 200, seed: int = 0,
-                  tsne: bool = False, k: int = 10) -> Path:  # fmt: skip
+                  tsne: bool = False, k: int = 10, settings: dict[str, str] | None = None) -> Path:  # fmt: skip
     """Score and plot each model's vectors (``encode(spec, texts)``, from the caller: reports never load a
-    model); writes out/alignment.md and PNGs, returns the markdown path."""
+    model); writes out/alignment.md and PNGs, returns the markdown path. ``settings``: spec → what computed its
+    vectors (dtype, device), filled by the caller's encode by the time the report is written, and stated in it."""
     corpus = build_corpus(paths, n_pairs, seed)
     if len(set(corpus.langs)) < 2:
         raise UsageError("need sentences in at least two languages")
@@ -206,11 +207,12 @@ def run_alignment(models: list[str], paths: list[Path], out: Path, *,
         else:  # an earlier --tsne run's plot: left beside this report it would read as this run's
             png.unlink(missing_ok=True)
     path = out / "alignment.md"
-    atomic_write_text(path, render(corpus, stats, k, tsne, n_pairs))
+    atomic_write_text(path, render(corpus, stats, k, tsne, n_pairs, settings or {}))
     return path
 
 
-def render(corpus: Corpus, stats: dict[str, dict[str, dict[str, float]]], k: int, tsne: bool, n_pairs: int) -> str:
+def render(corpus: Corpus, stats: dict[str, dict[str, dict[str, float]]], k: int, tsne: bool, n_pairs: int,
+           settings: dict[str, str]) -> str:  # fmt: skip
     counts = {lg: corpus.langs.count(lg) for lg in sorted(set(corpus.langs))}
     summary = [[spec, f"{100 * s['all']['nn_translation']:.1f}%", f"{100 * s['all']['nn_same_language']:.1f}%",
                 f"{100 * s['all']['nn_other_language']:.1f}%", f"{s['all']['mixing_ratio']:.2f}"]
@@ -231,7 +233,8 @@ def render(corpus: Corpus, stats: dict[str, dict[str, dict[str, float]]], k: int
         "sentence's own translation group, divided by that share under random mixing; 1 = languages fully mixed, "
         "0 = each language its own cluster (the paper's 'vanilla' picture). Read it with the first column: a "
         "model that scatters sentences at random also mixes languages, but rarely finds the translation.", "",
-        "![PCA projection coloured by language](alignment_pca.png)", "",
+        *[f"- **{spec}** vectors: {settings[spec]}." for spec in stats if spec in settings],
+        "", "![PCA projection coloured by language](alignment_pca.png)", "",
     ]  # fmt: skip
     if tsne:
         lines += ["![t-SNE projection coloured by language](alignment_tsne.png)", ""]

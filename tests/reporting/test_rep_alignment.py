@@ -42,9 +42,13 @@ def test_readers_orient_english_first(shared_data):
 
 def test_real_alignment_report(shared_data, tmp_path):
     paths = [shared_data / "train" / "parallel_en_de", shared_data / "multi" / "TatoebaFraEng"]
-    md = run_alignment(["minilm"], paths, tmp_path, n_pairs=12, encode=embed_symmetric)
+    settings: dict[str, str] = {}
+    md = run_alignment(["minilm"], paths, tmp_path, n_pairs=12, settings=settings,
+                       encode=lambda spec, texts: embed_symmetric(spec, texts, settings=settings))  # fmt: skip
     text = md.read_text(encoding="utf-8")
     assert "## Language mixing" in text and "| minilm" in text
+    assert f"- **minilm** vectors: {settings['minilm']}." in text  # which dtype and device: the report says
+    assert settings["minilm"].split()[0] in ("float32", "bfloat16") and " on cpu" in settings["minilm"]
     assert (tmp_path / "alignment_pca.png").stat().st_size > 10_000
 
 
