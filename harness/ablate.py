@@ -62,7 +62,7 @@ from harness.data import LocalTask, discover_tasks, iter_jsonl, normalized_text,
 from harness.env import data_root
 from harness.errors import UsageError
 from harness.pipeline import check_task_names, checked_list, source_fingerprint
-from harness.runs import atomic_write_json, read_json
+from harness.runs import RAW_VIEW, atomic_write_json, read_json
 from harness.sysinfo import code_version
 
 STATE = "ablate.json"
@@ -441,7 +441,7 @@ class Ablation:
         evaluation is reused only under equal settings; `batch_size` and `dims` are not here (the first moves no
         score, the second is checked by coverage)."""
         ev = self.cfg["eval"]
-        view = {"dim_view": "raw prefixes"} if ev.get("dims") else {}
+        view = {"dim_view": RAW_VIEW} if ev.get("dims") else {}
         return {"max_length": ev.get("max_length"), "device": ev.get("device"), **view,
                 "data": {t: self.task_files[t] for t in sorted(tasks)}}  # fmt: skip
 

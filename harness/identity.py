@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.embedder import Embedder
+from harness.runs import RAW_VIEW
 from harness.tasks import MIRROR, ResolvedTask
 
 
@@ -49,7 +50,7 @@ def run_identity(embedder: Embedder, dims: list[int], mteb_version: str) -> dict
     if embedder.task_prompts:  # absent without them, so other models' results stay; old runs of such a folder redo
         identity["task_prompts"] = dict(embedder.task_prompts)
     if dims:  # dim views are raw prefixes (stop 31 for raw vectors, 35 for unit ones): dims recorded before redo
-        identity["dim_view"] = "raw prefixes"
+        identity["dim_view"] = RAW_VIEW
     return {**identity, "kernels": embedder.kernels} if embedder.kernels else identity
 
 

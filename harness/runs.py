@@ -430,6 +430,7 @@ def scored_tasks(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # What a run identity with dims but no `dim_view` scored them on: every such view was renormalised (a unit-vector
 # model's until stop 35, an st: folder without Normalize's until stop 31), where a view now is the raw prefix
 RENORMALISED_VIEW = "renormalised prefixes (before stop 35)"
+RAW_VIEW = "raw prefixes"  # `dim_view` of every run with dims since: harness.identity, ablate's eval settings
 
 
 def with_implied_keys(identity: dict[str, Any]) -> dict[str, Any]:
