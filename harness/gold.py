@@ -10,8 +10,9 @@ no data root, no task loading, the same labels whether the mirror folder has mov
      "items": ["3f2a9c01b7e4", ...]}
 
 `gold` per type: STS, the scores normalised as mteb scores them; PairClassification, 0/1 labels;
-Classification, the test labels as strings; Clustering, the one set's labels; Retrieval and Reranking, the
-relevance judgements {query: {document: relevance}}; BitextMining, null (sentence i translates sentence i).
+Classification, the test labels as strings; Clustering, the one set's labels (mteb's v2 clustering, a row per
+document clustered in bootstrapped draws, is not pairable); Retrieval and Reranking, the relevance judgements
+{query: {document: relevance}}; BitextMining, null (sentence i translates sentence i).
 A task whose items cannot be paired has `reason` instead of `gold`, which reports show as "not tested".
 
 `items` (STS, PairClassification, Classification, Clustering, BitextMining: the types whose items are named by
@@ -53,6 +54,9 @@ def _classification(task: Any, data: Any) -> list[str]:
 
 
 def _clustering(task: Any, data: Any) -> list[Any]:
+    if not isinstance(data[0][task.input_column_name], list):  # a row per document: mteb's v2 layout
+        raise NotPairable("mteb's v2 clustering scores bootstrapped draws of documents made inside its evaluator: "
+                          "no per-document resampling")  # fmt: skip
     if len(data) != 1:
         raise NotPairable("several cluster sets: no per-document resampling")
     return list(data[0][task.label_column_name])

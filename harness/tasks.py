@@ -217,16 +217,12 @@ def build_mirror(local: LocalTask) -> AbsTask:
     twin = mteb_twin(local)
     if twin is not None:
         task = twin
-        if local.type == "Clustering" and not isinstance(task, AbsTaskClusteringLegacy):
-            legacy = local.name.removesuffix(".v2")
-            legacy_twin = official_task(legacy) if legacy != local.name else None
-            hint = (f"name the folder and mteb_equivalent {legacy!r}, mteb's legacy form of it, or " if
-                    isinstance(legacy_twin, AbsTaskClusteringLegacy) else "")  # fmt: skip
-            raise DataError(local.path / "task.json", 1, f"mteb_equivalent {local.name!r} is one of mteb's v2 "
-                            "clustering tasks (it clusters bootstrapped samples of single documents), whose "
-                            f"mirrors this harness does not build: {hint}give the folder a name of its own, "
-                            "without mteb_equivalent, to score the rows with the legacy clustering evaluator as a "
-                            "task of its own")  # fmt: skip
+        if local.type == "Clustering" and "Hierarchical" in local.name:  # mteb's name for a multi-level task
+            raise DataError(local.path / "task.json", 1, f"mteb_equivalent {local.name!r} is one of mteb's "
+                            "hierarchical clustering tasks: its score averages the v-measure over label levels, "
+                            "where a row of test.jsonl has one label, so a mirror would score another number under "
+                            "its name; give the folder a name of its own, without mteb_equivalent, to score the "
+                            "rows' labels as a task of its own")  # fmt: skip
         split = _pick_split(local, list(task.metadata.eval_splits))
         task.filter_eval_splits([split])
     else:
@@ -370,9 +366,12 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
         if len({r["label"] for r in rows}) < 2:  # one cluster: every clustering is perfect (v_measure 100)
             raise DataError(local.path / "test.jsonl", 0, f"all {len(rows)} rows have label {rows[0]['label']!r}; "
                                                           "clustering needs at least 2 labels")  # fmt: skip
-        return DatasetDict({split: Dataset.from_dict({
-            "sentences": [[r["text"] for r in rows]], "labels": [[str(r["label"]) for r in rows]],
-        })})  # fmt: skip
+        texts, labels = [r["text"] for r in rows], [str(r["label"]) for r in rows]
+        if isinstance(task, AbsTaskClusteringLegacy):  # one set of all the documents
+            return DatasetDict({split: Dataset.from_dict({"sentences": [texts], "labels": [labels]})})
+        # mteb's v2 clustering (e.g. TwentyNewsgroupsClustering.v2): a row per document, of which the evaluator embeds
+        # its own sample (max_fraction_of_documents_to_embed) and clusters bootstrapped draws of it
+        return DatasetDict({split: Dataset.from_dict({task.input_column_name: texts, task.label_column_name: labels})})
     if kind == "Retrieval":
         return {"default": {split: _retrieval_split(local, getattr(task, "ignore_identical_ids", False))}}
     if kind == "Reranking":
