@@ -58,7 +58,15 @@ from pathlib import Path
 from typing import Any
 
 from conan_model.fingerprint import data_fingerprint, files_fingerprint
-from harness.data import LocalTask, discover_tasks, iter_jsonl, normalized_text, normalized_texts, row_texts
+from harness.data import (
+    LocalTask,
+    discover_tasks,
+    iter_jsonl,
+    normalized_file_texts,
+    normalized_text,
+    normalized_texts,
+    row_texts,
+)
 from harness.env import data_root
 from harness.errors import UsageError
 from harness.pipeline import check_task_names, checked_list, source_fingerprint
@@ -146,17 +154,26 @@ def task_items(task: LocalTask) -> tuple[str, list[set[str]]]:
     return kind, [{normalized_text(text) for text in row_texts(row)} - {""} for row in rows]
 
 
-def train_test_overlap(local: dict[str, LocalTask], train_sets: dict[str, Path],
+def evaluated_files(task: LocalTask) -> list[Path]:
+    """The .jsonl files of a task folder whose texts the evaluation embeds and scores: all but a classification
+    task's train.jsonl, the rows mteb fits its classifier on (training an embedder on them is in-domain training,
+    not memory of a test item)."""
+    return [path for path in sorted(task.path.glob("*.jsonl"))
+            if not (task.type == "Classification" and path.name == "train.jsonl")]  # fmt: skip
+
+
+def train_test_overlap(local: dict[str, LocalTask], train_sets: dict[str, set[Path]],
                        tasks: list[str]) -> list[dict[str, Any]]:  # fmt: skip
     """Every (training set, evaluation task) pair with the texts they share (``harness.data.normalized_texts`` of
-    the training folder and of the task folder) and the task's items (:func:`task_items`) with a text in the
-    training set: a model trained on a test item scores it partly from memory. ``train_sets``: {name: folder of
-    .jsonl files}; tasks without a folder under the data root (``local``: official ones) are not compared."""
-    train_texts = {name: normalized_texts(LocalTask(name, "train", folder, "train", {}))
-                   for name, folder in train_sets.items()}  # fmt: skip
+    the training files and of the task's :func:`evaluated_files`) and the task's items (:func:`task_items`) with a
+    text in the training set: a model trained on a test item scores it partly from memory. ``train_sets``: {name:
+    the .jsonl files a stage reads there} (the files, not their folder: a task folder's test.jsonl beside the
+    train.jsonl a stage reads is no training text); tasks without a folder under the data root (``local``:
+    official ones) are not compared."""
+    train_texts = {name: normalized_file_texts(sorted(files)) for name, files in train_sets.items()}
     found = []
     for task in (t for t in tasks if t in local):
-        texts = normalized_texts(local[task])
+        texts = normalized_file_texts(evaluated_files(local[task]))
         kind, items = task_items(local[task])
         for name, seen in train_texts.items():
             shared = texts & seen
@@ -166,13 +183,16 @@ def train_test_overlap(local: dict[str, LocalTask], train_sets: dict[str, Path],
     return found
 
 
-def training_folders(stage_cfg: Any, data_dir: Path) -> dict[str, Path]:
-    """{name: folder} of the files a stage trains from (a training set is a folder: ../shared/data/train/<name>/
+def training_files(stage_cfg: Any, data_dir: Path) -> dict[str, set[Path]]:
+    """{name: files} a stage trains from, by folder (a training set is a folder: ../shared/data/train/<name>/
     train.jsonl), named relative to the evaluation data root (``train/<name>``) so that stages with other
     ``data_root`` settings name one folder alike."""
-    root = data_dir.resolve()
-    folders = {path.parent.resolve() for path in stage_cfg.input_files()}
-    return {(f.relative_to(root).as_posix() if f.is_relative_to(root) else str(f)): f for f in folders}
+    root, found = data_dir.resolve(), {}
+    for path in stage_cfg.input_files():
+        folder = path.parent.resolve()
+        name = folder.relative_to(root).as_posix() if folder.is_relative_to(root) else str(folder)
+        found.setdefault(name, set()).add(path.resolve())
+    return found
 
 
 def choose_value(values: list[Any], dev_scores: list[dict[str, float]], dev_tasks: list[str]) -> Any:
@@ -251,7 +271,7 @@ class Ablation:
                              "partly made on test items; choose other dev tasks, or say why it is acceptable in "
                              "eval.overlap_ok = \"...\" (the report shows the overlap and the reason)")  # fmt: skip
         self.out = Path(cfg.get("out", f"runs/ablations/{cfg['name']}"))  # made only once the config is accepted
-        self.train_sets: dict[str, Path] = {}  # {name: folder} of every training file a unit reads (check_stages)
+        self.train_sets: dict[str, set[Path]] = {}  # {folder name: files} every unit reads (check_stages)
         self.check_stages()
         self.train_pairs = train_test_overlap(local, self.train_sets, self.dev + self.test)
         self.train_overlap = [o for o in self.train_pairs if o["shared"]]
@@ -356,7 +376,8 @@ class Ablation:
                         layers += [("choose", [*extra, *choice]) for choice in choices]
                     for where, sets in layers:
                         stage_cfg = self._resolve(unit, stage, sets, seed, init, where)[1]
-                        self.train_sets.update(training_folders(stage_cfg, self.data_dir))
+                        for name, files in training_files(stage_cfg, self.data_dir).items():
+                            self.train_sets.setdefault(name, set()).update(files)
                     init = str(self.out / unit / "final")
 
     def _chains(self, arm: str, seed: int, extra: list[str], tag: str = ""

@@ -10,7 +10,7 @@ import json
 import re
 import sys
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -338,8 +338,13 @@ def normalized_texts(task: LocalTask) -> set[str]:
     """Every text of a task folder (each string of its .jsonl rows, inside lists too, ids and labels left out),
     normalised as ../shared/data's own leakage rule does: NFKC, lower case, no whitespace or punctuation. What
     two tasks share is what `harness ablate` reports as dev/test overlap."""
+    return normalized_file_texts(sorted(task.path.glob("*.jsonl")))
+
+
+def normalized_file_texts(paths: Iterable[Path]) -> set[str]:
+    """normalized_texts of the rows of these .jsonl files."""
     texts: set[str] = set()
-    for path in sorted(task.path.glob("*.jsonl")):
+    for path in paths:
         for row in iter_jsonl(path):
             for text in row_texts(row):
                 if norm := normalized_text(text):

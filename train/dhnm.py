@@ -151,6 +151,15 @@ class DHNM:
                 "replacement_rate": self.replacements / self.counts["checked"] if self.counts["checked"] else 0.0,
                 "draws_per_query": self.counts["draws"] / seen if seen else 0.0}  # fmt: skip
 
+    def coverage(self) -> dict[str, int | float]:
+        """How many of the K slots the pools fill at the start: a pool shorter than its start rank + K leaves slots
+        empty, so a run whose pools are shallow trains with fewer hard negatives than K says (audit, stop 36)."""
+        k = self.config.k
+        filled = [min(k, max(n - start, 0)) for n, start in zip(self.pool_sizes, self.starts, strict=True)]
+        return {"queries": len(filled), "mean_initial_slots": sum(filled) / len(filled) if filled else 0.0,
+                "queries_short_of_k": sum(f < k for f in filled), "queries_without_hard_negative":
+                sum(f == 0 for f in filled) if k else 0}  # fmt: skip
+
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state: config, counters and every touched query's slots."""
         return {

@@ -96,6 +96,12 @@ def attach_pools(
         task.pools.append(rest[:start] + given + rest[start:])
         starts.append(start)
     task.dhnm = DHNM([len(p) for p in task.pools], cfg.dhnm_config(task.hard_negatives), starts)
+    cover = task.dhnm.coverage()
+    if rt.is_main and cover["queries_short_of_k"]:
+        print(f"task {task.name}: {cover['queries_short_of_k']} of {cover['queries']} queries have fewer than "
+              f"{task.hard_negatives} hard negatives after the top {skip} ranks of their pools "
+              f"({cover['mean_initial_slots']:.2f} per query on average, {cover['queries_without_hard_negative']} "
+              "with none): a deeper pool_depth or a larger corpus fills more", flush=True)  # fmt: skip
 
 
 def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
@@ -118,10 +124,10 @@ def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
             task.rows = [{"query": e["query"], "positive": e["positive"]} for e in examples]
             attach_pools(task, cfg, rt, source, [e["source_index"] for e in examples])
         else:
-            # max_rows: the files' first rows, the same subset for every seed (0: all of them)
-            task.rows = read_rows(_files(cfg.data_root, spec["data"]), spec["kind"])[: spec["max_rows"] or None]
-            if spec["kind"] == "retrieval":
-                attach_pools(task, cfg, rt, task.rows, list(range(len(task.rows))))
+            rows = read_rows(_files(cfg.data_root, spec["data"]), spec["kind"])
+            task.rows = rows[: spec["max_rows"] or None]  # max_rows: the files' first rows, the same for every seed
+            if spec["kind"] == "retrieval":  # pools mined from every row's texts: max_rows cuts queries, not corpus
+                attach_pools(task, cfg, rt, rows, list(range(len(task.rows))))
             if spec["kind"] == "classification":
                 task.labels = sorted({str(r["label"]) for r in task.rows})
         if len(task.rows) < task.batch_size:
@@ -233,5 +239,5 @@ class StageState:
 
     def summary(self, tasks: dict[str, Task]) -> dict[str, dict[str, Any]]:
         """Per task: rows, mode and every DHNM counter and rate at the end of training (dhnm_summary.json)."""
-        return {name: {"rows": len(tasks[name].rows), "mode": d.config.mode, "k": d.config.k, **d.stats()}
-                for name, d in self.by_task.items()}  # fmt: skip
+        return {name: {"rows": len(tasks[name].rows), "mode": d.config.mode, "k": d.config.k, **d.stats(),
+                       "pools": d.coverage()} for name, d in self.by_task.items()}  # fmt: skip

@@ -58,7 +58,7 @@ def test_queries_are_the_items_of_a_retrieval_task(tmp_path: Path, shared_data: 
     folder.mkdir()
     (folder / "train.jsonl").write_text("".join(json.dumps({"text": json.loads(q)["text"]}, ensure_ascii=False)
                                                 + "\n" for q in queries), encoding="utf-8")  # fmt: skip
-    [found] = train_test_overlap({task.name: task}, {"qa": folder}, [task.name])
+    [found] = train_test_overlap({task.name: task}, {"qa": {folder / "train.jsonl"}}, [task.name])
     assert (found["shared"], found["items_with_shared"], found["task_items"], found["items"]) == (3, 3, 3218,
                                                                                                  "queries")
 
@@ -73,3 +73,22 @@ def test_shipped_ablations_train_on_no_text_of_their_tasks(shared_data: Path, mo
         ablation = Ablation(load_ablation(path), path, measure_only=True)
         assert ablation.train_overlap == [] and sorted(ablation.train_sets) == committed[name]["train_sets"]
         assert len(ablation.train_pairs) == len(committed[name]["pairs"]) > 0
+
+
+def test_a_task_folder_s_train_file_is_compared_alone_not_its_test_file(tmp_path: Path, shared_data: Path) -> None:
+    """A stage trained on zh/TNews/train.jsonl: the check read every .jsonl of the folder, so TNews's own test.jsonl
+    counted as training text: 4,292 of 4,292 texts and 2,010 of 2,010 items shared, where train and test share
+    none (audit, stop 36). Now only the files a stage reads are its training texts, and a classification task's
+    texts are those it evaluates (its train.jsonl fits mteb's classifier: training on it is in-domain, not a test
+    item learnt)."""
+    from harness.ablate import train_test_overlap, training_files
+    from train.supervised_config import SupervisedConfig
+
+    stage = SupervisedConfig(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "zh"), tasks={
+        "cls": {"kind": "classification", "data": ["TNews"], "batch_size": 8}})  # fmt: skip
+    files = training_files(stage, shared_data)
+    assert files == {"zh/TNews": {(shared_data / "zh" / "TNews" / "train.jsonl").resolve()}}
+    task = discover_tasks(shared_data)["TNews"]
+    [found] = train_test_overlap({"TNews": task}, files, ["TNews"])
+    assert (found["shared"], found["items_with_shared"], found["task_items"]) == (0, 0, 2010)
+    assert found["task_texts"] == len({json.loads(line)["text"] for line in (task.path / "test.jsonl").open()})

@@ -91,3 +91,22 @@ def test_weak_stage_prompts_and_lm_stages_refuse_an_encoder(tmp_path: Path, shar
     with pytest.raises(ConfigError, match="mask_schedule 'linear': init 'multilingual-e5-small' is a bidirectional"):
         run_weak(WeakConfig(output_dir=str(tmp_path / "linear"), max_length=32, batch_size=4, holdout=0, **common))
     assert not (tmp_path / "linear" / "checkpoints").exists()
+
+
+def test_max_rows_cuts_the_queries_not_the_corpus_pools_are_mined_from(tmp_path: Path, shared_data: Path):
+    """Before stop 36 `max_rows` also cut the corpus the pools were mined from: the DHNM ablation's 200 cmrc_qp_zh
+    rows hold only 53 paragraphs, so after the 3 skipped ranks 31% of its queries had no hard negative (audit).
+    Now a row's pool is the one it gets with every row of the files as corpus, and the run says how many slots the
+    pools fill (dhnm_summary.json `pools`)."""
+    rt = init_runtime("cpu")
+    cut = build_tasks(e5_config(tmp_path / "cut", shared_data), rt)["qa"]
+    whole = build_tasks(e5_config(tmp_path / "all", shared_data, tasks={"qa": {
+        "kind": "retrieval", "data": ["cmrc_qp_zh"], "batch_size": 4}}), rt)["qa"]  # fmt: skip
+    assert len(cut.rows) == 40 and len(whole.rows) > 40 and cut.rows == whole.rows[:40]
+    assert cut.pools == whole.pools[:40]
+    cut_positives = {r["positive"] for r in cut.rows}
+    assert any(c not in cut_positives for pool in cut.pools for c in pool)  # candidates from beyond the 40 rows
+    cover = cut.dhnm.coverage()
+    filled = [min(2, max(len(p) - 1, 0)) for p in cut.pools]  # K = 2 after skip_top = 1 (a row's own start)
+    assert cover["queries"] == 40 and cover["mean_initial_slots"] <= 2
+    assert cover["queries_without_hard_negative"] == sum(f == 0 for f in filled)
