@@ -42,7 +42,10 @@ class Task:
     pools: list[list[str]] = field(default_factory=list)
     pools_file: Path | None = None  # where the pools were mined to (named when a resume finds them changed)
     dhnm: DHNM | None = None
-    labels: list[str] = field(default_factory=list)
+    # classification: each file's label set, and which one a row draws its negative labels from (its own file's:
+    # two datasets of one task have unrelated label sets, e.g. TNews's news topics and Emotion's feelings)
+    label_spaces: list[list[str]] = field(default_factory=list)
+    space_of: list[int] = field(default_factory=list)
     hard_negatives: int = SupervisedConfig.hard_negatives  # K of this task (its table's, else the stage's)
 
 
@@ -124,12 +127,18 @@ def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
             task.rows = [{"query": e["query"], "positive": e["positive"]} for e in examples]
             attach_pools(task, cfg, rt, source, [e["source_index"] for e in examples])
         else:
-            rows = read_rows(_files(cfg.data_root, spec["data"]), spec["kind"])
-            task.rows = rows[: spec["max_rows"] or None]  # max_rows: the files' first rows, the same for every seed
+            files, cut = _files(cfg.data_root, spec["data"]), spec["max_rows"] or None
+            if spec["kind"] == "classification":  # read file by file, to know each row's label set
+                parts = [read_rows([path], "classification") for path in files]
+                task.rows = [row for part in parts for row in part][:cut]
+                task.space_of = [i for i, part in enumerate(parts) for _ in part][:cut]
+                task.label_spaces = [sorted({str(row["label"]) for row, i in zip(task.rows, task.space_of, strict=True)
+                                             if i == space}) for space in range(len(parts))]  # fmt: skip
+            else:
+                rows = read_rows(files, spec["kind"])
+                task.rows = rows[:cut]  # max_rows: the files' first rows, the same for every seed
             if spec["kind"] == "retrieval":  # pools mined from every row's texts: max_rows cuts queries, not corpus
                 attach_pools(task, cfg, rt, rows, list(range(len(task.rows))))
-            if spec["kind"] == "classification":
-                task.labels = sorted({str(r["label"]) for r in task.rows})
         if len(task.rows) < task.batch_size:
             raise ConfigError(f"tasks.{name}: {len(task.rows)} rows, fewer than its batch_size {task.batch_size}")
         if task.batch_size % rt.world_size:

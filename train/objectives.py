@@ -85,11 +85,16 @@ def retrieval_info_nce(
 
 
 def label_info_nce(
-    q: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor, temperature: float = DEFAULT_TEMPERATURE
+    q: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor, temperature: float = DEFAULT_TEMPERATURE,
+    allowed: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Classification as retrieval: each text's positive is its label text's embedding, the other label texts
-    of the batch (L, D) are its negatives. ``targets`` (B,) indexes ``labels``."""
-    return F.cross_entropy((q @ labels.T).float() / temperature, targets)
+    of the batch (L, D) are its negatives. ``targets`` (B,) indexes ``labels``; ``allowed`` (B, L), where given,
+    keeps each text to the labels of its own label set (the others are not its negatives)."""
+    logits = (q @ labels.T).float() / temperature
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, float("-inf"))
+    return F.cross_entropy(logits, targets)
 
 
 def cosent(

@@ -90,21 +90,27 @@ class Stepper:
         return self.prompted(queries, "query") + self.prompted(positives + negatives, "document"), loss_of
 
     def classification(self, task: Task, batch: TaskBatch) -> tuple[list[str], LossOf]:
-        # The label set comes from the global batch (the same on every rank): K sampled negative labels per row.
+        # The label set comes from the global batch (the same on every rank): K negative labels per row, sampled
+        # from its own file's labels; a row scores only the labels of its own file (others are masked out).
         label_set = set()
         for r in batch.global_rows:
             gold = str(task.rows[r]["label"])
-            others = [lab for lab in task.labels if lab != gold]
+            others = [lab for lab in task.label_spaces[task.space_of[r]] if lab != gold]
             rng = random.Random(f"{batch.seed}-{r}")
             label_set.update([gold, *rng.sample(others, min(task.hard_negatives, len(others)))])
         labels = sorted(label_set)
         rows = [task.rows[r] for r in batch.rows]
         targets = torch.tensor([labels.index(str(r["label"])) for r in rows], device=self.rt.device)
         b = len(rows)
+        allowed = None
+        if len(task.label_spaces) > 1:
+            spaces = [set(space) for space in task.label_spaces]
+            allowed = torch.tensor([[lab in spaces[task.space_of[r]] for lab in labels] for r in batch.rows],
+                                   device=self.rt.device)  # fmt: skip
 
         def loss_of(emb: torch.Tensor) -> tuple[torch.Tensor, bool]:
             # Local loss over the shared label set: DDP's gradient mean is then the global batch's gradient.
-            fn = lambda q, lab: label_info_nce(q, lab, targets, self.cfg.temperature)  # noqa: E731
+            fn = lambda q, lab: label_info_nce(q, lab, targets, self.cfg.temperature, allowed)  # noqa: E731
             return mrl_loss(fn, [emb[:b], emb[b:]], self.dims, self.weights)[0], False
 
         return self.prompted([r["text"] for r in rows] + labels, None), loss_of

@@ -304,3 +304,19 @@ def test_text_id_arguments_are_checked():
         retrieval_info_nce(q, p, negs, pos_ids=torch.arange(2))
     with pytest.raises(ValueError, match=r"query_ids \(3,\) must have the shape of pos_ids \(2,\)"):
         retrieval_info_nce(q, p, negs, pos_ids=torch.arange(2), neg_ids=torch.ones(2, 1), query_ids=torch.arange(3))
+
+
+def test_label_info_nce_keeps_each_text_to_its_own_label_set():
+    """A text of one dataset scores only its own dataset's labels: masked columns count as absent, so the loss is
+    the softmax over the allowed labels alone (audit stop 36: an Emotion text was scored against ~140 labels of
+    TNews, IFlyTek and Banking77 sharing its task)."""
+    q, labels, targets = unit(2, 8, seed=22), unit(5, 8, seed=23), torch.tensor([1, 3])
+    allowed = torch.tensor([[True, True, False, False, True], [False, False, True, True, False]])
+    expected = 0.0
+    for i in range(2):
+        logits = [float(q[i] @ labels[c]) / 0.05 for c in range(5) if allowed[i, c]]
+        own = float(q[i] @ labels[targets[i]]) / 0.05
+        expected += -(own - math.log(sum(math.exp(v) for v in logits)))
+    assert label_info_nce(q, labels, targets, 0.05, allowed).item() == pytest.approx(expected / 2, rel=1e-5)
+    every = torch.ones(2, 5, dtype=torch.bool)
+    assert label_info_nce(q, labels, targets, 0.05, every).item() == label_info_nce(q, labels, targets, 0.05).item()

@@ -18,6 +18,7 @@ from conan_model import ConanConfig
 from train.config import load_config
 from train.errors import ConfigError, DataError
 from train.multitask import MultiTaskBatches, Task
+from train.objectives import label_info_nce
 from train.supervised import run
 from train.supervised_config import SupervisedConfig
 
@@ -326,3 +327,36 @@ def test_hard_negatives_per_task(tmp_path: Path, data_root: Path):
     for name, k in (("ret", 2), ("clr", 0)):
         texts, _ = stepper.retrieval(tasks[name], TaskBatch(name, [0, 1], [0, 1], 0))
         assert 4 <= len(texts) <= 4 + 2 * k and (k or len(texts) == 4)
+
+
+def test_classification_rows_draw_negatives_from_their_own_file_s_labels(tmp_path: Path, data_root: Path,
+                                                                         shared_data: Path):  # fmt: skip
+    """Two classification files in one task (Emotion's feelings, TNews's news topics): each row's K negative labels
+    come from its own file's labels, and its loss columns are only those (before stop 36 every label of the task)."""
+    from train.distributed import init_runtime
+    from train.multitask import TaskBatch, build_tasks
+    from train.supervised_step import Stepper
+
+    lines = (shared_data / "zh/TNews/train.jsonl").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "tnews.jsonl").write_text("\n".join(lines[::57][:40]) + "\n", encoding="utf-8")  # sorted by label
+    shutil.copy(data_root / "cls" / "emotion.jsonl", tmp_path / "emotion.jsonl")
+    cfg = SupervisedConfig(output_dir=str(tmp_path / "run"), data_root=str(tmp_path), hard_negatives=3, tasks={
+        "cls": {"kind": "classification", "data": ["emotion.jsonl", "tnews.jsonl"], "batch_size": 4}})  # fmt: skip
+    task = build_tasks(cfg, init_runtime("cpu"))["cls"]
+    emotion, tnews = (sorted({str(r["label"]) for r in task.rows[a:b]}) for a, b in ((0, 40), (40, 80)))
+    assert task.label_spaces == [emotion, tnews] and task.space_of == [0] * 40 + [1] * 40
+    assert not set(emotion) & set(tnews) and len(emotion) > 3 and len(tnews) > 3
+    stepper = Stepper(cfg, init_runtime("cpu"), ConanConfig(), None, {"cls": task}, [128], None)
+    for rows, space in (([0, 1, 2], emotion), ([40, 41, 42], tnews)):  # K = 3 negatives drawn from the own file
+        texts, _ = stepper.classification(task, TaskBatch("cls", rows, rows, 0))
+        assert set(texts[3:]) <= set(space) and len(texts[3:]) > 3, texts[3:]
+    rows = [0, 40]
+    texts, loss_of = stepper.classification(task, TaskBatch("cls", rows, rows, 0))
+    labels = texts[2:]
+    emb = torch.randn(len(texts), 128, generator=torch.Generator().manual_seed(0))
+    emb = torch.nn.functional.normalize(emb, dim=-1)
+    allowed = torch.tensor([[lab in emotion for lab in labels], [lab in tnews for lab in labels]])
+    targets = torch.tensor([labels.index(str(task.rows[r]["label"])) for r in rows])
+    expected = label_info_nce(emb[:2], emb[2:], targets, cfg.temperature, allowed)
+    assert loss_of(emb)[0].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert expected.item() != pytest.approx(label_info_nce(emb[:2], emb[2:], targets, cfg.temperature).item())
