@@ -101,7 +101,10 @@ def run(cfg: WeakConfig, resume: str | None = None) -> Path:
     prefixes = {"query": model.config.prompt("query"), "positive": model.config.prompt("document")}
     batches = PairBatches(index, tokenizer, FIELDS, cfg.max_length, micro, rt.rank, rt.world_size, cfg.seed,
                           cfg.holdout, cfg.bucket_window, cfg.on_long, prefixes)  # fmt: skip
-    heldout = batches.heldout()
+    heldout, repeated = batches.heldout()
+    if rt.is_main and cfg.holdout:
+        print(f"held out: {len(heldout)} of {cfg.holdout} pairs evaluated ({repeated} share a query or positive text "
+              "with a training pair: left out of eval_mrr)", flush=True)  # fmt: skip
 
     def step(module: nn.Module, batch: PairBatch, step: int) -> loop.StepResult:
         mode, alpha, shown = mask_for_step(cfg.mask_schedule, step, cfg.steps)
