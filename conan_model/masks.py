@@ -44,7 +44,8 @@ def soft_alpha(step: int, total_steps: int, schedule: str = "linear") -> float:
     """alpha(t) for step t of a stage of tau = total_steps steps (Eq. 3 and the App. C variants).
 
     'linear' t/tau (the paper's choice), 'accelerating' (t/tau)^2, 'decelerating' 1-(1-t/tau)^2, and 'hard':
-    causal until the last step, then bidirectional (the abrupt switch the paper argues against; ablations).
+    causal until the last step, then bidirectional: an abrupt switch at the end. The paper's "hard switch" (§3.2,
+    the one it argues against) is bidirectional from the first step: the weak stage's fixed 'bidirectional'.
     """
     if total_steps <= 0:
         raise ValueError(f"total_steps must be positive, got {total_steps}")
