@@ -284,7 +284,15 @@ def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[Resol
     if failed:
         print(f"{len(failed)} task(s) failed: {', '.join(failed)} (reasons in {run_dir.path / 'run.json'})",
               file=sys.stderr)  # fmt: skip
-    return EXIT_TASK_FAILED if failed else EXIT_OK
+    missing = [r for r in plan.resolved if r.source == MISSING]
+    named = [r for r in missing if r.name in (cfg.tasks or [])]  # asked for by name: not evaluating it is a failure
+    for r in named:
+        print(f"harness: {r.name} was not evaluated: {r.reason}", file=sys.stderr)
+    if len(missing) > len(named):  # a suite's tasks without data here: its coverage, said once
+        print(f"harness: {len(missing) - len(named)} task(s) of suite {cfg.suite} not evaluated (reasons in "
+              f"{run_dir.path / SUMMARY_MD}): {', '.join(r.name for r in missing if r not in named)}",
+              file=sys.stderr)  # fmt: skip
+    return EXIT_TASK_FAILED if failed or named else EXIT_OK
 
 
 def _summary_behind(run_dir: RunDir) -> bool:

@@ -58,10 +58,11 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
         lines += ["", f"## Matryoshka dimensions (score ×100, and as a fraction of the full {model.get('embed_dim')})",
                   "", _dims_table(run_dir, record, dims)]  # fmt: skip
     root = record.get("data_root")  # errors name data files by their absolute path: shown as the header shows it
-    failed = {n: t.get("error") or "" for n, t in record.get("tasks", {}).items() if t.get("status") == "failed"}
-    failed = {n: err.replace(root, shown_path(root)) if root else err for n, err in failed.items()}
-    if failed:
-        lines += ["", "## Failed tasks", ""] + [f"- {n}: {err}" for n, err in failed.items()]
+    for status, key, title in (("failed", "error", "Failed tasks"), ("missing", "reason", "Not evaluated")):
+        why = {n: t.get(key) or "" for n, t in record.get("tasks", {}).items() if t.get("status") == status}
+        if why:
+            lines += ["", f"## {title}", ""] + [f"- {n}: {text.replace(root, shown_path(root)) if root else text}"
+                                                 for n, text in why.items()]  # fmt: skip
     if others:
         lines += ["", "## Tasks kept from runs with other settings (§)", "",
                   "These finished in an earlier run into this directory; their scores belong to the settings shown, "

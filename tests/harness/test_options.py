@@ -104,3 +104,26 @@ def test_run_that_evaluated_nothing_fails_with_the_reason(args: list[str], reaso
     assert f"harness: nothing was evaluated: {reason}" in capsys.readouterr().err
     record = json.loads((tmp_path / "runs" / "none" / "run.json").read_text())
     assert record["tasks"]["STS16"]["status"] == "missing"
+
+
+def test_a_named_task_that_cannot_run_beside_others_fails_the_run_with_its_reason(tmp_path: Path, capsys) -> None:
+    """Before stop 36: `--tasks STS12,STS16` with STS12's task.json broken (or STS12 without data offline) ran
+    STS16, said "1 missing: STS12" and exited 0, the reason only in run.json (audit). Now the reason is printed
+    and in summary.md, and the run exits 1: a task asked for by name was not evaluated. A suite's tasks without
+    data stay its coverage (exit 0; the local suites have none, `--suite cmteb` on the sample has 18)."""
+    import shutil
+
+    data = tmp_path / "data"
+    for name in ("STS12", "STS16"):
+        shutil.copytree(SAMPLE / "en" / name, data / "en" / name)
+    spec = data / "en" / "STS12" / "task.json"
+    spec.write_text(spec.read_text(encoding="utf-8").replace('"STS"', '"Summarization"', 1), encoding="utf-8")
+    code = main(["run", "--tasks", "STS12,STS16", "--model", "minilm", "--data-dir", str(data), "--no-progress",
+                 "--out", str(tmp_path / "runs"), "--run-name", "two", "--no-cache"])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "harness: STS12 was not evaluated: broken task folder: " in err and "type 'Summarization'" in err
+    summary = (tmp_path / "runs" / "two" / "summary.md").read_text(encoding="utf-8")
+    assert "## Not evaluated\n\n- STS12: broken task folder: …/data/en/STS12/task.json:1: type 'Summar" in summary
+    record = json.loads((tmp_path / "runs" / "two" / "run.json").read_text())
+    assert record["tasks"]["STS16"]["status"] == "ok" and record["tasks"]["STS12"]["status"] == "missing"
