@@ -349,12 +349,18 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
                                       "sentence2": [r["sentence2"] for r in rows]}  # fmt: skip
         if kind == "STS":
             cols["score"] = [float(r["score"]) for r in rows]
+            _one_value(local, "test.jsonl", cols["score"], "score", "Spearman's correlation with one gold score is "
+                       "undefined (mteb's score would be NaN)")  # fmt: skip
         elif kind == "PairClassification":
             cols[getattr(task, "label_column_name", "labels")] = [int(r["label"]) for r in rows]
+            _one_value(local, "test.jsonl", [r["label"] for r in rows], "label", "pair classification needs both 0 "
+                       "and 1 (with one class every model scores average precision 100)")  # fmt: skip
         return DatasetDict({split: Dataset.from_dict(cols)})
     if kind == "Classification":
         labels = label_kind()  # train and test labels must be of one type
         train, test = read_rows(local, "train.jsonl", labels), read_rows(local, "test.jsonl", labels)
+        _one_value(local, "train.jsonl", [r["label"] for r in train], "label", "a classifier needs at least 2 classes "
+                   "to be trained")  # fmt: skip
         unseen = sorted({r["label"] for r in test} - {r["label"] for r in train}, key=str)
         if unseen:  # legal (the rows may be so), but no classifier can get those rows right
             warn(f"{local.path / 'test.jsonl'}: {len(unseen)} test label(s) never in train.jsonl, so never predicted: "
@@ -363,9 +369,8 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
         return DatasetDict({"train": _text_label(train, task), split: _text_label(test, task)})
     if kind == "Clustering":
         rows = read_rows(local, "test.jsonl")
-        if len({r["label"] for r in rows}) < 2:  # one cluster: every clustering is perfect (v_measure 100)
-            raise DataError(local.path / "test.jsonl", 0, f"all {len(rows)} rows have label {rows[0]['label']!r}; "
-                                                          "clustering needs at least 2 labels")  # fmt: skip
+        _one_value(local, "test.jsonl", [r["label"] for r in rows], "label", "clustering needs at least 2 labels "
+                   "(with one cluster every clustering scores v-measure 100)")  # fmt: skip
         texts, labels = [r["text"] for r in rows], [str(r["label"]) for r in rows]
         if isinstance(task, AbsTaskClusteringLegacy):  # one set of all the documents
             return DatasetDict({split: Dataset.from_dict({"sentences": [texts], "labels": [labels]})})
@@ -377,6 +382,12 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
     if kind == "Reranking":
         return {"default": {split: _reranking_split(local)}}
     raise ValueError(f"unsupported task type {kind}")
+
+
+def _one_value(local: LocalTask, filename: str, values: list[Any], field: str, why: str) -> None:
+    """A file whose gold `field` holds one value for every row scores the same whatever the model (or nothing)."""
+    if len(set(values)) < 2:
+        raise DataError(local.path / filename, 0, f"all {len(values)} rows have {field} {values[0]!r}; {why}")
 
 
 def _text_label(rows: list[dict[str, Any]], task: AbsTask) -> Dataset:

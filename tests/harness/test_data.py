@@ -409,3 +409,27 @@ def test_json_beyond_the_parser_limits_names_file_and_line(shared_data: Path, tm
     (copy / "test.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     with pytest.raises(DataError, match=rf"STS16/test\.jsonl:10: {message}"):
         _load(tmp_path, "STS16")
+
+
+@pytest.mark.parametrize(("kind", "file", "rows", "message"), [
+    ("PairClassification", "test.jsonl", [{"sentence1": f"a {i}", "sentence2": f"b {i}", "label": 1} for i in range(4)],
+     r"test\.jsonl: all 4 rows have label 1; pair classification needs both 0 and 1"),
+    ("STS", "test.jsonl", [{"sentence1": f"a {i}", "sentence2": f"b {i}", "score": 3.0} for i in range(4)],
+     r"test\.jsonl: all 4 rows have score 3\.0; Spearman's correlation with one gold score is undefined"),
+    ("Classification", "train.jsonl", [{"text": f"t {i}", "label": "x"} for i in range(4)],
+     r"train\.jsonl: all 4 rows have label 'x'; a classifier needs at least 2 classes"),
+    ("Clustering", "test.jsonl", [{"text": f"t {i}", "label": "x"} for i in range(4)],
+     r"test\.jsonl: all 4 rows have label 'x'; clustering needs at least 2 labels"),
+])  # fmt: skip
+def test_gold_of_one_value_is_refused_naming_the_file(tmp_path: Path, kind: str, file: str, rows: list,
+                                                      message: str) -> None:  # fmt: skip
+    """Before stop 36 a pair classification file whose labels were all 1 scored max_ap 100 for any model, silently;
+    a classification train file of one label failed with sklearn's error naming no file, and STS gold scores all
+    equal gave "a main score of nan" (audit). Clustering already refused one label."""
+    folder = _task_dir(tmp_path, "MyTask", kind)
+    lines = "".join(json.dumps(r) + "\n" for r in rows)
+    (folder / file).write_text(lines, encoding="utf-8")
+    if kind == "Classification":
+        (folder / "test.jsonl").write_text(lines.replace('"x"', '"y"', 1), encoding="utf-8")
+    with pytest.raises(DataError, match=message):
+        _load(tmp_path, "MyTask")
