@@ -63,9 +63,12 @@ def results_root(path: Path) -> Path:
 
 
 def _mteb_version(path: Path) -> Version:
+    """A result file's mteb version; 0 for a file that has none or is no result file (the task's own reading of it
+    then says why it is skipped)."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8")).get("mteb_version") or "0"
-        return Version(str(raw).split()[0])
+        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = (data.get("mteb_version") if isinstance(data, dict) else None) or "0"
+        return Version(str(raw).split()[0] or "0")
     except (InvalidVersion, ValueError, OSError):
         return Version("0")
 

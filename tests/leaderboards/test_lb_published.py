@@ -150,6 +150,18 @@ def test_a_nan_published_score_is_skipped_not_a_crash(tmp_path: Path):
     render(board)
 
 
+def test_a_published_file_that_is_no_json_object_is_skipped_not_a_crash(tmp_path: Path):
+    """Before stop 36 a .json file holding `[]` (any folder given as --published, /tmp say) died in the revision
+    choice with AttributeError: 'list' object has no attribute 'get' (audit)."""
+    write_json(tmp_path / "org__m" / "r" / "STS13.json", result_json("STS13", 0.8))
+    (tmp_path / "org__m" / "r" / "STS16.json").write_text("[]", encoding="utf-8")
+    (tmp_path / "org__m" / "r" / "STS12.json").write_text('{"mteb_version": ""}', encoding="utf-8")
+    board = build_board([], [tmp_path], None, False)
+    assert board.entries[0].scores == {"STS13": 0.8}
+    assert any("STS16 skipped" in note for note in board.notes) and any("STS12 skipped" in note for note in board.notes)
+    render(board)
+
+
 def test_a_sample_mirror_does_not_rank_against_the_published_whole_split(tmp_path: Path):
     """Before: minilm on the embedded sample's 500-row SciFact (83.97) was ranked against published full-split
     scores (64.51) and earned Borda points (audit I F5). run.json now says whether a mirror holds its twin's whole
