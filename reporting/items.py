@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.errors import DataError
 from harness.runs import RunDir
 
 REPRODUCE_TOL = 1e-4
@@ -111,7 +112,17 @@ def at_dim(run: RunDir, name: str, record: dict[str, Any], dim: int | None) -> d
 
 def task_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None = None) -> TaskItems:
     """The per-item scorer for one task of one run (``dim``: at that MRL dim, whose main score ``record`` then
-    holds); raises NotTestable with the reason when there is none."""
+    holds); raises NotTestable with the reason when there is none, DataError naming the files when they are JSON
+    of another layout than the harness writes (before stop 36 a traceback that ended the whole comparison)."""
+    try:
+        return _task_items(run, name, record, dim)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise DataError(run.predictions_path(name, dim), 0, f"this file or {run.gold_path(name).name} beside it "
+                        f"holds JSON of another layout than `harness run` writes ({type(exc).__name__}: {exc}); "
+                        f"remove them and `harness run` into {run.path} evaluates {name} again") from exc  # fmt: skip
+
+
+def _task_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None) -> TaskItems:
     preds = run.load_predictions(name, dim)
     if preds is None:
         raise NotTestable("no predictions file in the run" if dim is None else

@@ -520,3 +520,18 @@ def test_an_older_run_s_renormalised_dims_differ_from_raw_prefixes_at_a_dim():
     assert run_differences(old, new, 64) == ["dim_view renormalised prefixes (before stop 35) → raw prefixes"]
     assert run_differences(old, new) == []
     assert run_differences({"identity": {"model_fingerprint": "f"}, "data_root": "d"}, new, 64) == []  # no dims
+
+
+@pytest.mark.parametrize(("damaged", "content"), [("predictions/TinySTS_predictions.json", "[1, 2]"),
+                                                  ("predictions/TinySTS_gold.json", "{}"),
+                                                  ("predictions/TinySTS_predictions.json", '{"default": {"test": 5}}')])
+def test_a_per_item_file_of_another_layout_is_a_damaged_file(tiny_runs, tmp_path, damaged, content):
+    """Before stop 36 valid JSON of another shape (a list, an object without the keys) gave a traceback that ended
+    the whole comparison; only broken JSON was a *damaged file* (audit)."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["batch8"], cand)
+    (cand / damaged).write_text(content)
+    code, report = _regress(tiny_runs["base"], cand, tmp_path / "r.md", "--tasks", BATCH8)
+    assert code == 3 and "**NOT COMPARED**: TinySTS (damaged file)." in report
+    assert "holds JSON of another layout than `harness run` writes" in report
+    assert report.split("## Efficiency")[0].count("within noise") == 2
