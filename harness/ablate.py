@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from conan_model.fingerprint import data_fingerprint, files_fingerprint
+from harness.checks import check_device
 from harness.data import (
     LocalTask,
     discover_tasks,
@@ -120,6 +121,14 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
     dev, test = (checked_list(path, f"eval.{key}", ev.get(key, []), str) for key in ("dev", "test"))
     if not dev or not test:
         raise UsageError(f"{path}: eval.dev and eval.test must each name at least one task")
+    for key in ("max_length", "batch_size"):  # before: refused at the first evaluation, after a unit trained
+        value = ev.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise UsageError(f"{path}: eval.{key} must be a positive integer, got {value!r}")
+    try:
+        check_device(ev.get("device"))
+    except UsageError as exc:
+        raise UsageError(f"{path}: eval.device: {exc}") from None
     dims = checked_list(path, "eval.dims", ev.get("dims", []), int)
     if any(d < 1 for d in dims) or len(set(dims)) != len(dims):
         raise UsageError(f"{path}: eval.dims must be distinct positive integers (MRL dims below the model's width; "

@@ -64,5 +64,6 @@ def check_device(requested: str | None) -> str | None:
 
     problem = device_problem(requested)
     if problem:
-        raise UsageError(f"--device {requested}: {problem}; use --device cpu")
+        advice = "" if problem.startswith("unknown device type") else "; use --device cpu"  # it lists the types
+        raise UsageError(f"--device {requested}: {problem}{advice}")
     return requested

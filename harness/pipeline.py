@@ -99,8 +99,9 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
     names and the MRL dims (before: a typo surfaced only once every training stage had run). Paths a stage checks
     at load (`tokenizer`) must exist now; an earlier stage's model and tokenizer come through `init`, which is
     not checked at load."""
-    from harness.checks import parse_dims
+    from harness.checks import check_device, parse_dims
     from harness.env import data_root
+    from harness.models import check_spec
     from train.cli import resolve
     from train.errors import TrainError
 
@@ -116,6 +117,12 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
     if evaluation.get("tasks"):
         check_task_names(path, "[eval] tasks", data_dir, evaluation["tasks"], evaluation.get("suite"))
     parse_dims([str(value) for value in evaluation.get("dims", [])], f"{path}: [eval] dims")
+    for key, check in (("baselines", check_spec), ("device", check_device)):  # before: refused after training
+        for value in evaluation.get(key, []) if key == "baselines" else [evaluation.get(key)]:
+            try:
+                check(value)
+            except UsageError as exc:
+                raise UsageError(f"{path}: [eval] {key}: {exc}") from None
 
 
 def check_task_names(path: Path, key: str, data_dir: Path, tasks: list[str] | None, suite: str | None = None) -> None:
