@@ -149,6 +149,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 def cmd_alignment(args: argparse.Namespace) -> int:
     """Language mixing of each model's embeddings: the harness encodes, reporting scores and draws."""
     from harness.checks import check_positive, check_writable_dir
+    from harness.console import silence_library_bars
     from harness.errors import UsageError
     from harness.models import check_spec, embed_symmetric
     from reporting.alignment import run_alignment
@@ -160,6 +161,7 @@ def cmd_alignment(args: argparse.Namespace) -> int:
         if spec in args.model[:i]:
             raise UsageError(f"--model {spec}: given twice (one row per model)")
     check_writable_dir("--out", Path(args.out))
+    silence_library_bars()  # transformers' "Loading weights" bar, which `harness run` keeps off too
     settings: dict[str, str] = {}
     path = run_alignment(args.model, [Path(p) for p in args.parallel], Path(args.out), n_pairs=args.n,
                          seed=args.seed, tsne=args.tsne, k=args.k, settings=settings,

@@ -80,6 +80,17 @@ def test_n_beyond_the_file_is_said_and_tsne_takes_two_sentences(shared_data, tmp
     assert "has only" not in (tmp_path / "b" / "alignment.md").read_text(encoding="utf-8")
 
 
+def test_a_k_beyond_the_neighbours_outside_a_group_is_lowered_and_said(shared_data, tmp_path, capsys):
+    """Before stop 36 `--k 1000` on 40 sentences counted every sentence's whole pool: mixing ratio 1.00 ("fully
+    mixed") whatever the model (audit). 20 Tatoeba pairs: a sentence has 38 others outside its pair, so k is 37."""
+    assert main(["alignment", "--model", "minilm", "--parallel", str(shared_data / "multi" / "TatoebaDeuEng"),
+                 "--n", "20", "--k", "1000", "--out", str(tmp_path / "a")]) == 0  # fmt: skip
+    assert "--k 1000 lowered to 37: a sentence has 38 neighbours outside its translation group" in \
+        capsys.readouterr().err  # fmt: skip
+    text = (tmp_path / "a" / "alignment.md").read_text(encoding="utf-8")
+    assert "mixing ratio @37" in text and "--k 1000 was lowered to 37" in text
+
+
 @pytest.mark.parametrize(("models", "message"), [
     (["minilm", "minlm"], "unknown model 'minlm'; did you mean: minilm?"),
     (["minilm", "hf:/no/such/folder"], "--model hf:/no/such/folder: folder /no/such/folder does not exist"),
