@@ -121,6 +121,9 @@ class ConanConfig:
         if self.arch == "bert" and self.n_kv_heads != self.n_heads:
             raise ValueError(f"arch 'bert' has no grouped-query attention: n_kv_heads {self.n_kv_heads} must equal "
                              f"n_heads {self.n_heads}")  # fmt: skip
+        sizes = {"hidden_size": self.hidden_size, "n_heads": self.n_heads, "n_kv_heads": self.n_kv_heads}
+        if bad := {name: value for name, value in sizes.items() if value <= 0}:
+            raise ValueError(f"{', '.join(f'{n} {v}' for n, v in bad.items())}: must be positive")
         if self.head_dim is None:
             if self.hidden_size % self.n_heads:
                 raise ValueError(f"hidden_size {self.hidden_size} is not divisible by n_heads {self.n_heads}")

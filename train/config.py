@@ -102,6 +102,8 @@ class StageConfig:
             raise ConfigError(f"init_layers={self.init_layers} needs an `init` model and must be at least 1")
         if self.init is not None and self.model_overrides:
             raise ConfigError("model_overrides cannot be combined with init (the checkpoint fixes the model)")
+        if self.init is None and self.model_overrides:
+            self._check_model_overrides()
         self._check_optimizer()
         not_negative = {"threads": (self.threads, "torch's default"), "keep_last": (self.keep_last, "keep all"),
                         "eval_every": (self.eval_every, "only before the first and after the last step")}  # fmt: skip
@@ -124,6 +126,20 @@ class StageConfig:
                 raise ConfigError(f"data[{i}] = {entry!r} names the same file as data[{j}] = {self.data[j]!r}; "
                                   "list each file once")  # fmt: skip
             first[file] = i
+
+    def _check_model_overrides(self) -> None:
+        """The preset with its overrides, built now: before stop 36 a misspelt key ("ConanConfig.__init__() got an
+        unexpected keyword argument") or a bad size surfaced after the tokenizer had been trained."""
+        from conan_model.config import ConanConfig
+
+        keys = {f.name for f in dataclasses.fields(ConanConfig)}
+        for key in self.model_overrides:
+            if key not in keys:
+                raise ConfigError(f"model_overrides: unknown key {key!r}{did_you_mean(key, keys)}")
+        try:
+            ConanConfig.preset(self.model, **self.model_overrides)  # the tokenizer's vocab_size replaces the preset's
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"model_overrides {self.model_overrides}: {e}") from e
 
     def _check_tokenizer(self) -> None:
         """Tokenizer settings that would otherwise fail after the data is read (or, ``tokenizer_rows = 0``, train

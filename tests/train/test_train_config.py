@@ -182,6 +182,9 @@ def test_optimizer_and_runtime_values_are_checked(override, message):
         ("keep_last=-1", r"keep_last must be at least 0 \(0: keep all\), got -1"),
         ("eval_every=-3", "eval_every must be at least 0 .*got -3"),
         ("data=['x.jsonl', 'sub/../x.jsonl']", "data\\[1\\] = 'sub/../x.jsonl' names the same file as data\\[0\\]"),
+        # stop 36: these two failed after the tokenizer was trained, the first as a raw Python TypeError
+        ("model_overrides.max_lenght=64", "model_overrides: unknown key 'max_lenght'; did you mean: max_length?"),
+        ("model_overrides.hidden_size=-4", "model_overrides {'hidden_size': -4}: hidden_size -4: must be positive"),
     ],
 )
 def test_values_that_failed_late_or_silently_are_config_errors(override, message):
