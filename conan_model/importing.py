@@ -33,7 +33,7 @@ from tokenizers import Tokenizer, processors
 
 from .checkpoint import load_checkpoint_tokenizer, load_pretrained, readable_weights
 from .config import ConanConfig
-from .errors import ModelImportError
+from .errors import ModelImportError, did_you_mean
 from .modeling import Backbone, model_for
 from .pretrained import BASES, resolve
 from .tokenizer import read_tokenizer_file
@@ -103,6 +103,9 @@ def split_spec(spec: str) -> tuple[str, str]:
             return prefix[:-1], spec[len(prefix) :]
     if spec in BASES and not Path(spec).exists():
         return "conan", str(resolve(spec))
+    if not Path(spec).exists():  # before stop 36: "no config file at <spec>", naming neither choice
+        raise ModelImportError(f"{spec!r} is no folder here, nor a base name ({', '.join(sorted(BASES))}), nor an "
+                               f"hf:<folder>, gguf:<file> or conan:<folder> spec{did_you_mean(spec, BASES)}")
     return "conan", spec
 
 

@@ -99,3 +99,12 @@ def test_an_unknown_base_suggests_the_close_name(tmp_path, capsys, monkeypatch):
     assert main(["models", "fetch", "smollm2"]) == 2
     assert "unknown pretrained base 'smollm2'; did you mean: smollm2-135m?" in capsys.readouterr().err
     assert not (tmp_path / "models").exists()
+
+
+def test_an_import_of_no_folder_and_no_base_names_the_choices(tmp_path, capsys):
+    """Before stop 36: `harness models import nosuch` said "no config file at nosuch" (audit)."""
+    assert main(["models", "import", "smollm2-135", "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "'smollm2-135' is no folder here, nor a base name (multilingual-e5-small, smollm2-135m), nor an " \
+           "hf:<folder>, gguf:<file> or conan:<folder> spec; did you mean: smollm2-135m?" in err  # fmt: skip
+    assert not (tmp_path / "m").exists()
