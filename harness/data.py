@@ -20,7 +20,7 @@ from typing import Any
 from conan_model.fingerprint import files_fingerprint
 from conan_model.text import RepeatedKey, text_problem, unique_keys
 from harness.errors import DataError, UsageError, did_you_mean
-from harness.validate import check_task_json, row_checker
+from harness.validate import check_task_json, key_line, row_checker
 
 TASK_TYPES = (
     "STS",
@@ -140,9 +140,11 @@ def scan_tasks(root: Path) -> tuple[dict[str, LocalTask], dict[str, DataError]]:
             try:
                 meta = _read_task_json(spec)
                 if meta["name"] != task_dir.name:
-                    raise DataError(spec, 1, f"name {meta['name']!r} differs from its folder name {task_dir.name!r}")
+                    at = key_line(spec, "name")
+                    raise DataError(spec, at, f"name {meta['name']!r} differs from its folder name {task_dir.name!r}")
                 if meta["name"] in tasks:
-                    raise DataError(spec, 1, f"task {meta['name']!r} also defined in {tasks[meta['name']].path}")
+                    at = key_line(spec, "name")
+                    raise DataError(spec, at, f"task {meta['name']!r} also defined in {tasks[meta['name']].path}")
             except DataError as exc:
                 broken[task_dir.name] = exc
                 continue
@@ -175,17 +177,21 @@ def _read_task_json(path: Path) -> dict[str, Any]:
         if key not in meta:
             raise DataError(path, 1, f"missing required key {key!r}")
         if not meta[key]:
-            raise DataError(path, 1, f"required key {key!r} is {'null' if meta[key] is None else 'empty'}")
+            at = key_line(path, key)
+            raise DataError(path, at, f"required key {key!r} is {'null' if meta[key] is None else 'empty'}")
         if not isinstance(meta[key], str):  # a list or object would fail as a traceback in the checks below
-            raise DataError(path, 1, f"required key {key!r} must be a string, not {meta[key]!r}")
+            at = key_line(path, key)
+            raise DataError(path, at, f"required key {key!r} must be a string, not {meta[key]!r}")
     if meta["type"] not in TASK_TYPES:
-        raise DataError(path, 1, f"type {meta['type']!r} is not one of {', '.join(TASK_TYPES)}")
+        at = key_line(path, "type")
+        raise DataError(path, at, f"type {meta['type']!r} is not one of {', '.join(TASK_TYPES)}")
     check_task_json(path, meta)
     files = TASK_FILES[meta["type"]]
     for name in meta.get("counts") or {}:  # a typo ("tset.jsonl") would otherwise leave the real file unchecked
         if name not in files:
-            raise DataError(path, 1, f"counts names {name!r}, a file {meta['type']} tasks do not read"
-                                     f"{did_you_mean(name, files)} (they read {', '.join(files)})")  # fmt: skip
+            at = key_line(path, "counts")
+            raise DataError(path, at, f"counts names {name!r}, a file {meta['type']} tasks do not read"
+                                      f"{did_you_mean(name, files)} (they read {', '.join(files)})")  # fmt: skip
     return meta
 
 

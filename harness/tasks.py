@@ -34,7 +34,7 @@ from harness.data import LocalTask, judged_queries, read_qrels, read_rows, row_c
 from harness.env import go_offline, hub_off, hub_offline
 from harness.errors import DataError
 from harness.runs import MIRROR, MISSING, OFFICIAL
-from harness.validate import NOT_PREPARED, label_kind, lang_script, prepared_copy_problem
+from harness.validate import NOT_PREPARED, key_line, label_kind, lang_script, prepared_copy_problem
 
 log = logging.getLogger(__name__)
 
@@ -218,11 +218,12 @@ def build_mirror(local: LocalTask) -> AbsTask:
     if twin is not None:
         task = twin
         if local.type == "Clustering" and "Hierarchical" in local.name:  # mteb's name for a multi-level task
-            raise DataError(local.path / "task.json", 1, f"mteb_equivalent {local.name!r} is one of mteb's "
-                            "hierarchical clustering tasks: its score averages the v-measure over label levels, "
-                            "where a row of test.jsonl has one label, so a mirror would score another number under "
-                            "its name; give the folder a name of its own, without mteb_equivalent, to score the "
-                            "rows' labels as a task of its own")  # fmt: skip
+            at = key_line(local.path / "task.json", "mteb_equivalent")
+            raise DataError(local.path / "task.json", at, f"mteb_equivalent {local.name!r} is one of mteb's "
+                             "hierarchical clustering tasks: its score averages the v-measure over label levels, "
+                             "where a row of test.jsonl has one label, so a mirror would score another number under "
+                             "its name; give the folder a name of its own, without mteb_equivalent, to score the "
+                             "rows' labels as a task of its own")  # fmt: skip
         split = _pick_split(local, list(task.metadata.eval_splits))
         task.filter_eval_splits([split])
     else:
@@ -308,8 +309,9 @@ def _pick_split(local: LocalTask, official_splits: list[str]) -> str:
         warnings.warn(f"{spec}: {given} {local_split!r} is no split of mteb's {local.name}; its rows are scored and "
                       f"recorded as its only split {official_splits[0]!r}", UserWarning, stacklevel=2)  # fmt: skip
         return official_splits[0]
-    raise DataError(spec, 1, f"{given} {local_split!r} is no split of mteb's {local.name}: it has "
-                             f"{', '.join(official_splits)}")  # fmt: skip
+    at = key_line(spec, "eval_split")
+    raise DataError(spec, at, f"{given} {local_split!r} is no split of mteb's {local.name}: it has "
+                              f"{', '.join(official_splits)}")  # fmt: skip
 
 
 def _generic_task(local: LocalTask) -> AbsTask:

@@ -66,44 +66,64 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def key_line(path: Path, key: str) -> int:
+    """The line of a task.json where ``key`` is given, so an error's file:line takes an editor to it (before stop
+    36 every task.json error said line 1); 1 when the text cannot say."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return 1
+    match = re.search(rf'"{re.escape(key)}"\s*:', text)
+    return text.count("\n", 0, match.start()) + 1 if match else 1
+
+
 def check_task_json(path: Path, meta: dict[str, Any]) -> None:
-    """Value checks of a task.json whose required keys are present; raises DataError(path:1)."""
+    """Value checks of a task.json whose required keys are present; raises DataError(path:line of the key)."""
     for key in meta:
         if key not in TASK_KEYS:
-            raise DataError(path, 1, f"unknown key {key!r}{did_you_mean(key, TASK_KEYS)} (task.json keys: "
-                                     f"{', '.join(TASK_KEYS)}; docs/data-layout.md)")  # fmt: skip
+            at = key_line(path, key)
+            raise DataError(path, at, f"unknown key {key!r}{did_you_mean(key, TASK_KEYS)} (task.json keys: "
+                                      f"{', '.join(TASK_KEYS)}; docs/data-layout.md)")  # fmt: skip
     allowed = MAIN_SCORES[meta["type"]]
     if meta["main_score"] not in allowed:
-        raise DataError(path, 1, f"main_score {meta['main_score']!r} is not a {meta['type']} metric; one of "
-                                 f"{', '.join(sorted(allowed))}")  # fmt: skip
+        at = key_line(path, "main_score")
+        raise DataError(path, at, f"main_score {meta['main_score']!r} is not a {meta['type']} metric; one of "
+                                  f"{', '.join(sorted(allowed))}")  # fmt: skip
     languages = meta.get("languages")
     if languages is not None and (not isinstance(languages, list) or not languages
                                   or not all(isinstance(x, str) and x for x in languages)):  # fmt: skip
-        raise DataError(path, 1, f"languages must be a list of language codes such as [\"en\"], not {languages!r}")
+        at = key_line(path, "languages")
+        raise DataError(path, at, f"languages must be a list of language codes such as [\"en\"], not {languages!r}")
     unknown_codes = [code for code in languages or [] if lang_script(code) is None]
     if unknown_codes:
-        raise DataError(path, 1, f"languages: unknown code {unknown_codes[0]!r}; use one of "
-                                 f"{', '.join(sorted(LANG_SCRIPT))} or mteb's ISO 639-3-script form, e.g. "
-                                 "'ell-Grek'")  # fmt: skip
+        at = key_line(path, "languages")
+        raise DataError(path, at, f"languages: unknown code {unknown_codes[0]!r}; use one of "
+                                  f"{', '.join(sorted(LANG_SCRIPT))} or mteb's ISO 639-3-script form, e.g. "
+                                  "'ell-Grek'")  # fmt: skip
     if "score_range" in meta:
         lo_hi = meta["score_range"]
         numbers = isinstance(lo_hi, list) and len(lo_hi) == 2 and all(is_number(x) and math.isfinite(x) for x in lo_hi)
         if not numbers or lo_hi[0] >= lo_hi[1]:
-            raise DataError(path, 1, f"score_range must be [low, high] with low < high, not {lo_hi!r}")
+            at = key_line(path, "score_range")
+            raise DataError(path, at, f"score_range must be [low, high] with low < high, not {lo_hi!r}")
     if meta.get("unjudged_queries", "refuse") not in ("refuse", "drop"):
-        raise DataError(path, 1, f"unjudged_queries must be \"refuse\" (the default) or \"drop\", not "
-                                 f"{meta['unjudged_queries']!r}")  # fmt: skip
+        at = key_line(path, "unjudged_queries")
+        raise DataError(path, at, f"unjudged_queries must be \"refuse\" (the default) or \"drop\", not "
+                                  f"{meta['unjudged_queries']!r}")  # fmt: skip
     counts = meta.get("counts")
     if counts is not None and (not isinstance(counts, dict) or not all(
             isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values())):  # fmt: skip
-        raise DataError(path, 1, f"counts must map file names to row counts, e.g. {{\"test.jsonl\": 1186}}, not "
-                                 f"{counts!r}")  # fmt: skip
+        at = key_line(path, "counts")
+        raise DataError(path, at, f"counts must map file names to row counts, e.g. {{\"test.jsonl\": 1186}}, not "
+                                  f"{counts!r}")  # fmt: skip
     equivalent = meta.get("mteb_equivalent")
     if equivalent is not None and not isinstance(equivalent, str):
-        raise DataError(path, 1, f"mteb_equivalent must be a string, not {equivalent!r}")
+        at = key_line(path, "mteb_equivalent")
+        raise DataError(path, at, f"mteb_equivalent must be a string, not {equivalent!r}")
     if "eval_split" in meta and not (isinstance(meta["eval_split"], str) and _SPLIT.fullmatch(meta["eval_split"])):
-        raise DataError(path, 1, f"eval_split must be a split name such as \"test\" or \"dev\" (letters, digits, "
-                                 f"'_', '-'), not {meta['eval_split']!r}")  # fmt: skip
+        at = key_line(path, "eval_split")
+        raise DataError(path, at, f"eval_split must be a split name such as \"test\" or \"dev\" (letters, digits, "
+                                  f"'_', '-'), not {meta['eval_split']!r}")  # fmt: skip
 
 
 def _text_list(path: Path, key: str, row: dict[str, Any], lineno: int, allow_empty: bool) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import discover_tasks, read_rows
+from harness.data import discover_tasks, read_rows, scan_tasks
 from harness.errors import DataError, UsageError
 from harness.tasks import build_mirror
 
@@ -433,3 +433,14 @@ def test_gold_of_one_value_is_refused_naming_the_file(tmp_path: Path, kind: str,
         (folder / "test.jsonl").write_text(lines.replace('"x"', '"y"', 1), encoding="utf-8")
     with pytest.raises(DataError, match=message):
         _load(tmp_path, "MyTask")
+
+
+def test_a_task_json_error_names_the_line_of_its_key(tmp_path: Path) -> None:
+    """Before stop 36 every task.json error said line 1, however the file was laid out (audit)."""
+    folder = tmp_path / "en" / "MySTS"
+    folder.mkdir(parents=True)
+    meta = {"name": "MySTS", "type": "STS", "languages": ["en"], "main_score": "spearman_cosine"}
+    (folder / "task.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")  # main_score on line 7
+    (folder / "test.jsonl").write_text(json.dumps({"sentence1": "a", "sentence2": "b", "score": 1}) + "\n", "utf-8")
+    _, broken = scan_tasks(tmp_path)
+    assert str(broken["MySTS"]).startswith(f"{folder / 'task.json'}:7: main_score 'spearman_cosine' is not")
