@@ -136,8 +136,8 @@ class StageConfig:
         for key in self.model_overrides:
             if key not in keys:
                 raise ConfigError(f"model_overrides: unknown key {key!r}{did_you_mean(key, keys)}")
-        try:
-            ConanConfig.preset(self.model, **self.model_overrides)  # the tokenizer's vocab_size replaces the preset's
+        try:  # the tokenizer's vocab_size is known only once it is trained or read: no token id is refused here
+            ConanConfig.preset(self.model, **{"vocab_size": 2**31 - 1, **self.model_overrides})
         except (TypeError, ValueError) as e:
             raise ConfigError(f"model_overrides {self.model_overrides}: {e}") from e
 
