@@ -8,6 +8,7 @@ their type. Either way mteb scores them: we never re-implement a metric.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import warnings
 from contextlib import nullcontext
@@ -378,12 +379,24 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
             return DatasetDict({split: Dataset.from_dict({"sentences": [texts], "labels": [labels]})})
         # mteb's v2 clustering (e.g. TwentyNewsgroupsClustering.v2): a row per document, of which the evaluator embeds
         # its own sample (max_fraction_of_documents_to_embed) and clusters bootstrapped draws of it
+        fraction, cap = task.max_fraction_of_documents_to_embed, task.max_document_to_embed
+        embedded = min(len(rows), cap if cap is not None else int(fraction * len(rows)) if fraction else len(rows))
+        if embedded < MIN_V2_DOCUMENTS:  # 0 documents: mteb's "max() arg is an empty sequence"; a few: one label
+            needed = math.ceil(MIN_V2_DOCUMENTS / fraction) if fraction and cap is None else MIN_V2_DOCUMENTS
+            raise DataError(local.path / "test.jsonl", 0, f"mteb's {local.name} embeds {embedded} of these "
+                            f"{len(rows)} rows (its own sample of the documents), too few to cluster: give at least "
+                            f"{needed} rows, so that it embeds {MIN_V2_DOCUMENTS}")  # fmt: skip
         return DatasetDict({split: Dataset.from_dict({task.input_column_name: texts, task.label_column_name: labels})})
     if kind == "Retrieval":
         return {"default": {split: _retrieval_split(local, getattr(task, "ignore_identical_ids", False))}}
     if kind == "Reranking":
         return {"default": {split: _reranking_split(local)}}
     raise ValueError(f"unsupported task type {kind}")
+
+
+# Documents a mirror of an mteb v2 clustering task must have its evaluator embed: below it mteb fails (0) or a
+# handful of documents, often of one label, scores v-measure 1 whatever the model.
+MIN_V2_DOCUMENTS = 20
 
 
 def _one_value(local: LocalTask, filename: str, values: list[Any], field: str, why: str) -> None:

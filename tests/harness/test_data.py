@@ -257,16 +257,23 @@ def test_a_mirror_of_a_v2_clustering_task_holds_a_row_per_document(tmp_path: Pat
     and failed with `ValueError: max() arg is an empty sequence` from inside mteb (audit stop 35), then was refused
     (stop 35). Now it gets mteb's layout: a row per document, labels as strings. Hierarchical tasks average over
     label levels where a row has one label: refused, naming task.json."""
-    rows = "".join(json.dumps({"text": f"text {i}", "label": i % 2}) + "\n" for i in range(8))
+    rows = "".join(json.dumps({"text": f"text {i}", "label": i % 2}) + "\n" for i in range(500))
     for name in ("TwentyNewsgroupsClustering.v2", "ArXivHierarchicalClusteringS2S", "AGNewsClusteringS2S"):
         (_task_dir(tmp_path, name, "Clustering", mteb_equivalent=name if name != "AGNewsClusteringS2S" else None)
          / "test.jsonl").write_text(rows, "utf-8")  # fmt: skip
     task = _load(tmp_path, "TwentyNewsgroupsClustering.v2")
     assert task.metadata.name == "TwentyNewsgroupsClustering.v2" and task.eval_splits == ["test"]
-    assert task.dataset["test"]["sentences"] == [f"text {i}" for i in range(8)]
-    assert task.dataset["test"]["labels"] == [str(i % 2) for i in range(8)]
+    assert task.dataset["test"]["sentences"] == [f"text {i}" for i in range(500)]
+    assert task.dataset["test"]["labels"] == [str(i % 2) for i in range(500)]
     legacy = _load(tmp_path, "AGNewsClusteringS2S")  # a task of its own: the legacy evaluator, one set
-    assert legacy.dataset["test"]["sentences"] == [[f"text {i}" for i in range(8)]]
+    assert legacy.dataset["test"]["sentences"] == [[f"text {i}" for i in range(500)]]
+    # mteb embeds 4% of the rows: 499 rows give 19 documents (24 gave none: mteb's own "empty sequence" error)
+    spec = tmp_path / "en" / "TwentyNewsgroupsClustering.v2" / "test.jsonl"
+    spec.write_text("".join(rows.splitlines(keepends=True)[:499]), "utf-8")
+    with pytest.raises(DataError, match=r"test\.jsonl: mteb's TwentyNewsgroupsClustering\.v2 embeds 19 of these 499 "
+                                        r"rows \(its own sample of the documents\), too few to cluster: give at least "
+                                        r"500 rows"):  # fmt: skip
+        _load(tmp_path, "TwentyNewsgroupsClustering.v2")
     with pytest.raises(DataError, match=r"ArXivHierarchicalClusteringS2S/task\.json:1: mteb_equivalent "
                                         r"'ArXivHierarchicalClusteringS2S' is one of mteb's hierarchical clustering "
                                         r"tasks: .* give the folder a name of its own"):  # fmt: skip
