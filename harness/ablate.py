@@ -44,7 +44,7 @@ thus the best of the candidates on its own dev noise, a small bias towards the t
 "[choose] and the tuned arm's seed 0"); training it again at the same seed would repeat it, not remove the bias.
 Every unit's stage config (with each arm's overrides and each [choose] value) and every dev and test task name
 are checked when the ablation opens, before anything trains or is written; so are the texts the dev and test tasks
-share (refused unless `eval.overlap_ok = "why"`) and those the training folders share with them (refused unless
+share (refused unless `eval.overlap_ok = "why"`) and those the training files share with them (refused unless
 `eval.train_overlap_ok = "why"`): the report shows both.
 """
 
@@ -57,8 +57,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from conan_model.device import device_problem
 from conan_model.fingerprint import data_fingerprint, files_fingerprint
-from harness.checks import check_device
 from harness.data import (
     LocalTask,
     discover_tasks,
@@ -125,10 +125,8 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
         value = ev.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise UsageError(f"{path}: eval.{key} must be a positive integer, got {value!r}")
-    try:
-        check_device(ev.get("device"))
-    except UsageError as exc:
-        raise UsageError(f"{path}: eval.device: {exc}") from None
+    if ev.get("device") is not None and (problem := device_problem(str(ev["device"]))):
+        raise UsageError(f"{path}: eval.device = {ev['device']!r}: {problem}")
     dims = checked_list(path, "eval.dims", ev.get("dims", []), int)
     if any(d < 1 for d in dims) or len(set(dims)) != len(dims):
         raise UsageError(f"{path}: eval.dims must be distinct positive integers (MRL dims below the model's width; "
@@ -450,7 +448,7 @@ class Ablation:
         before = (read_json(run_json, {}).get("started"), efficiency.read_bytes() if efficiency.is_file() else None)
         start = time.perf_counter()
         if run(run_cfg) != 0:
-            raise UsageError(f"evaluation {name} had failing tasks: see {run_json}")
+            raise UsageError(f"evaluation {name} had tasks that failed or could not be evaluated: see {run_json}")
         record = json.loads(run_json.read_text(encoding="utf-8"))
         scores = {t: float(record["tasks"][t]["main_score"]) for t in tasks}
         value = {"model": model, "run_dir": str(run_cfg.out / name), "scores": scores, "dims": dims,

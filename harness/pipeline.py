@@ -99,7 +99,8 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
     names and the MRL dims (before: a typo surfaced only once every training stage had run). Paths a stage checks
     at load (`tokenizer`) must exist now; an earlier stage's model and tokenizer come through `init`, which is
     not checked at load."""
-    from harness.checks import check_device, parse_dims
+    from conan_model.device import device_problem
+    from harness.checks import parse_dims
     from harness.env import data_root
     from harness.models import check_spec
     from train.cli import resolve
@@ -117,12 +118,13 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
     if evaluation.get("tasks"):
         check_task_names(path, "[eval] tasks", data_dir, evaluation["tasks"], evaluation.get("suite"))
     parse_dims([str(value) for value in evaluation.get("dims", [])], f"{path}: [eval] dims")
-    for key, check in (("baselines", check_spec), ("device", check_device)):  # before: refused after training
-        for value in evaluation.get(key, []) if key == "baselines" else [evaluation.get(key)]:
-            try:
-                check(value)
-            except UsageError as exc:
-                raise UsageError(f"{path}: [eval] {key}: {exc}") from None
+    for spec in evaluation.get("baselines", []):  # before: refused after the stages had trained
+        try:
+            check_spec(spec)
+        except UsageError as exc:
+            raise UsageError(f"{path}: [eval] baselines: {exc}") from None
+    if evaluation.get("device") is not None and (problem := device_problem(str(evaluation["device"]))):
+        raise UsageError(f"{path}: [eval] device = {evaluation['device']!r}: {problem}")
 
 
 def check_task_names(path: Path, key: str, data_dir: Path, tasks: list[str] | None, suite: str | None = None) -> None:
@@ -265,7 +267,8 @@ class Pipeline:
             code = run(run_cfg)
             self._start(step, {"key": model_key, "replaces": None})  # the run directory is this model's now
             if code != 0:
-                raise UsageError(f"evaluation of {spec} had failing tasks: see {run_cfg.out / name / 'run.json'}")
+                raise UsageError(f"evaluation of {spec} had tasks that failed or could not be evaluated: see "
+                                 f"{run_cfg.out / name / 'summary.md'}")
             self._finish(step, str(run_cfg.out / name))
             runs.append(run_cfg.out / name)
         return runs

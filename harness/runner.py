@@ -284,7 +284,8 @@ def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[Resol
     if failed:
         print(f"{len(failed)} task(s) failed: {', '.join(failed)} (reasons in {run_dir.path / 'run.json'})",
               file=sys.stderr)  # fmt: skip
-    missing = [r for r in plan.resolved if r.source == MISSING]
+    tasks = run_dir.read_run()["tasks"]  # a task done earlier into this directory keeps its result: not missing
+    missing = [r for r in plan.resolved if r.source == MISSING and tasks.get(r.name, {}).get("status") == "missing"]
     named = [r for r in missing if r.name in (cfg.tasks or [])]  # asked for by name: not evaluating it is a failure
     for r in named:
         print(f"harness: {r.name} was not evaluated: {r.reason}", file=sys.stderr)

@@ -67,8 +67,8 @@ def _mteb_version(path: Path) -> Version:
     then says why it is skipped)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        raw = (data.get("mteb_version") if isinstance(data, dict) else None) or "0"
-        return Version(str(raw).split()[0] or "0")
+        raw = str((data.get("mteb_version") if isinstance(data, dict) else None) or "").split()
+        return Version(raw[0] if raw else "0")
     except (InvalidVersion, ValueError, OSError):
         return Version("0")
 

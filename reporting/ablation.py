@@ -20,7 +20,7 @@ import numpy as np
 from scipy import stats
 from tabulate import tabulate
 
-from harness.errors import UsageError
+from harness.errors import DataError, UsageError
 from harness.runs import RunDir, atomic_write, atomic_write_json, atomic_write_text, open_run, read_json
 from reporting.items import NotTestable, at_dim, paired_positions, task_items
 from reporting.regress import finite_resamples, item_resamples, verdict
@@ -87,6 +87,9 @@ def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, b
         keys, positions = paired_positions(items)  # every seed's reference and candidate, item for item
     except NotTestable as exc:
         out["reason"] = f"not tested: {exc}"
+        return out
+    except DataError as exc:  # one damaged per-item file: that task says so, the others are still compared
+        out["reason"] = f"not tested: damaged file ({exc})"
         return out
     scored = [(lambda idx, f=i.score, p=p: f(p[idx])) for i, p in zip(items, positions, strict=True)]
     pairs = list(zip(scored[::2], scored[1::2], strict=True))

@@ -408,7 +408,7 @@ def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\nbatch_size = 0\ndev = [\"STS16\"]"},
      "eval.batch_size must be a positive integer, got 0"),
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndevice = \"tpu\"\ndev = [\"STS16\"]"},
-     "eval.device: --device tpu: unknown device type 'tpu'"),
+     "eval.device = 'tpu': unknown device type 'tpu'"),
 ])  # fmt: skip
 def test_bad_configs_exit_2_naming_file_and_key(tmp_path: Path, shared_data: Path, capsys, change, message) -> None:
     config = write_configs(tmp_path, shared_data)

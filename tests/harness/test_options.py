@@ -124,6 +124,6 @@ def test_a_named_task_that_cannot_run_beside_others_fails_the_run_with_its_reaso
     err = capsys.readouterr().err
     assert "harness: STS12 was not evaluated: broken task folder: " in err and "type 'Summarization'" in err
     summary = (tmp_path / "runs" / "two" / "summary.md").read_text(encoding="utf-8")
-    assert "## Not evaluated\n\n- STS12: broken task folder: …/data/en/STS12/task.json:1: type 'Summar" in summary
+    assert "## Not evaluated\n\n- STS12: broken task folder: …/data/en/STS12/task.json:3: type 'Summar" in summary
     record = json.loads((tmp_path / "runs" / "two" / "run.json").read_text())
     assert record["tasks"]["STS16"]["status"] == "ok" and record["tasks"]["STS12"]["status"] == "missing"

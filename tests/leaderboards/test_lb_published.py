@@ -155,7 +155,7 @@ def test_a_published_file_that_is_no_json_object_is_skipped_not_a_crash(tmp_path
     choice with AttributeError: 'list' object has no attribute 'get' (audit)."""
     write_json(tmp_path / "org__m" / "r" / "STS13.json", result_json("STS13", 0.8))
     (tmp_path / "org__m" / "r" / "STS16.json").write_text("[]", encoding="utf-8")
-    (tmp_path / "org__m" / "r" / "STS12.json").write_text('{"mteb_version": ""}', encoding="utf-8")
+    (tmp_path / "org__m" / "r" / "STS12.json").write_text('{"mteb_version": "  "}', encoding="utf-8")
     board = build_board([], [tmp_path], None, False)
     assert board.entries[0].scores == {"STS13": 0.8}
     assert any("STS16 skipped" in note for note in board.notes) and any("STS12 skipped" in note for note in board.notes)
