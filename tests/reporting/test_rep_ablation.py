@@ -205,3 +205,19 @@ def test_a_recorded_nan_score_is_not_reproduced(tiny_runs) -> None:
     task_items(base, task, entry)  # the recorded score reproduces
     with pytest.raises(NotTestable, match="the run recorded nan"):
         task_items(base, task, {**entry, "main_score": float("nan")})
+
+
+def test_a_damaged_per_item_file_marks_its_task_not_tested(tiny_runs, tmp_path) -> None:
+    """A per-item file of another layout was a traceback (review, stop 36): now `compare` says the task is not
+    tested, naming the file, and `harness report ablation` goes on with the other tasks (as regress does)."""
+    import shutil
+
+    from reporting.ablation import compare
+
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["batch8"], cand)
+    task = "TinySTS"
+    (cand / "predictions" / f"{task}_predictions.json").write_text("[1, 2]")
+    out = compare({0: str(tiny_runs["base"])}, {0: str(cand)}, task, 20, 0)
+    assert out["reason"].startswith("not tested: damaged file (") and f"{task}_predictions.json" in out["reason"]
+    assert out["lo"] is None and out["verdict"] == "no effect shown"
