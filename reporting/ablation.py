@@ -386,16 +386,21 @@ def _dhnm_section(rep: dict[str, Any]) -> list[str]:
     for arm, a in rep["arms"].items():
         for seed, summary in a["dhnm"].items():
             for task, s in summary.items():
-                rows.append([arm, seed, task, s["mode"], s["k"], f"{s['draws_per_query']:.2f}", s["checked"],
+                pools = s.get("pools")  # summaries from before stop 36 do not say how full the slots started
+                rows.append([arm, seed, task, s["mode"], s["k"],
+                             f"{pools['mean_initial_slots']:.2f} ({pools['queries_without_hard_negative']})"
+                             if pools else "—", f"{s['draws_per_query']:.2f}", s["checked"],
                              s["initial_drops"], s["decay_replacements"], f"{100 * s['replacement_rate']:.1f}%",
                              s["used"], s["exhausted"]])  # fmt: skip
     if not rows:
         return []
-    headers = ["arm", "seed", "task", "mode", "K", "draws/query", "checked", "initial drops", "decay repl.",
-               "repl. rate", "used", "exhausted"]  # fmt: skip
+    headers = ["arm", "seed", "task", "mode", "K", "slots filled (none)", "draws/query", "checked", "initial drops",
+               "decay repl.", "repl. rate", "used", "exhausted"]  # fmt: skip
     return ["## DHNM per task (from each run's dhnm_summary.json)", "",
-            "*used*: replaced negatives that training later served (a replacement acts only when its query comes "
-            "back).", "", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]  # fmt: skip
+            "*slots filled*: hard negatives per query at the start, of K, on average (queries with none): a pool "
+            "shorter than the skipped top ranks + K leaves slots empty. *used*: replaced negatives that training "
+            "later served (a replacement acts only when its query comes back).", "",
+            tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]  # fmt: skip
 
 
 def plot(rep: dict[str, Any], path: Path) -> None:

@@ -28,3 +28,12 @@ def test_train_overlap_is_shown_with_the_reason_or_as_none() -> None:
 
 def test_a_report_from_before_the_check_claims_nothing_about_it() -> None:
     assert "train/test overlap" not in render(committed("dhnm_lr"))  # not re-rendered since the check
+
+
+def test_the_dhnm_table_says_how_full_the_slots_started() -> None:
+    """Since stop 36 a run's dhnm_summary.json says how many of the K slots its pools filled; the DHNM ablation's
+    rerun (pools mined from every row) fills 2.85 of 3, 7 of 200 queries with none. Reports of summaries from
+    before show a dash."""
+    text = render(committed("dhnm"))
+    assert "slots filled (none)" in text and "| static  | 0      | qa_zh  | static  | 3   | 2.85 (7)" in text
+    assert "| dynamic | 0      | qa_zh  | dynamic | 3   | —" in render(committed("dhnm_lr"))
