@@ -267,8 +267,8 @@ class PairBatches:
     def heldout(self) -> tuple[list[dict[str, Any]], int]:
         """The held-out rows that share no text (in ``fields``) with a training row, and how many were left out
         because they do: the holdout is drawn by row, and repeated texts (a Tatoeba sentence in two pairs, one
-        English side in several parallel files) put 78 of configs/weak.toml's 512 held-out pairs in training as
-        they are and 154 of their queries in other pairs (audit, stop 36), which the monitor then scored from
+        English side in several parallel files) put a text of 181 of configs/weak.toml's 512 held-out pairs in
+        training (78 pairs as they are; audit and quickstart, stop 36), which the monitor then scored partly from
         memory. One pass over the training rows, keeping only the held-out texts in memory."""
         held = [self.index.row(int(i)) for i in self.heldout_rows]
         texts = {row[f] for row in held for f in self.fields}
