@@ -57,7 +57,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conan_model.device import device_problem
 from conan_model.fingerprint import data_fingerprint, files_fingerprint
 from harness.data import (
     LocalTask,
@@ -125,8 +124,11 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
         value = ev.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise UsageError(f"{path}: eval.{key} must be a positive integer, got {value!r}")
-    if ev.get("device") is not None and (problem := device_problem(str(ev["device"]))):
-        raise UsageError(f"{path}: eval.device = {ev['device']!r}: {problem}")
+    if ev.get("device") is not None:
+        from conan_model.device import device_problem  # imports torch: only when a device is named
+
+        if problem := device_problem(str(ev["device"])):
+            raise UsageError(f"{path}: eval.device = {ev['device']!r}: {problem}")
     dims = checked_list(path, "eval.dims", ev.get("dims", []), int)
     if any(d < 1 for d in dims) or len(set(dims)) != len(dims):
         raise UsageError(f"{path}: eval.dims must be distinct positive integers (MRL dims below the model's width; "
