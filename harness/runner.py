@@ -262,7 +262,8 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
 def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[ResolvedTask], evaluates: bool,
                log: WarningLog) -> int:  # fmt: skip
     """Rank 0's (or the single process's) end of the run: the finish time, the summary, the exit status."""
-    failed = [r.name for r in runnable if run_dir.read_run()["tasks"].get(r.name, {}).get("status") == "failed"]
+    tasks = run_dir.read_run()["tasks"]  # read once: the failed tasks, and the missing ones below
+    failed = [r.name for r in runnable if tasks.get(r.name, {}).get("status") == "failed"]
     if evaluates:
         run_dir.update_run(lambda rec: rec.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
         summary = render_summary(run_dir, plan.coverage_line())
@@ -284,7 +285,7 @@ def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[Resol
     if failed:
         print(f"{len(failed)} task(s) failed: {', '.join(failed)} (reasons in {run_dir.path / 'run.json'})",
               file=sys.stderr)  # fmt: skip
-    tasks = run_dir.read_run()["tasks"]  # a task done earlier into this directory keeps its result: not missing
+    # a task done earlier into this directory keeps its result: not missing
     missing = [r for r in plan.resolved if r.source == MISSING and tasks.get(r.name, {}).get("status") == "missing"]
     named = [r for r in missing if r.name in (cfg.tasks or [])]  # asked for by name: not evaluating it is a failure
     for r in named:
