@@ -293,6 +293,12 @@ def _numbered_rows(path: Path, required: tuple[str, ...] = (),
             yield lineno, row
 
 
+def first_line(task: LocalTask, filename: str, match: Callable[[dict[str, Any]], bool]) -> int:
+    """The line of the first row of one of the task's files that `match`es (0 if none), for an error or warning
+    found after the rows were read."""
+    return next((n for n, row in _numbered_rows(_safe_child(task.path, filename)) if match(row)), 0)
+
+
 def read_rows(task: LocalTask, filename: str, labels: Any = None) -> list[dict[str, Any]]:
     """All rows of one of the task's files, validated against the fields and value types its type requires.
 
@@ -315,10 +321,11 @@ def _named_labels(check: Callable[[dict[str, Any], int], None], path: Path) -> C
 
     def checked(row: dict[str, Any], lineno: int) -> None:
         check(row, lineno)
-        if isinstance(row["label"], str) and text_problem(row["label"]):
-            raise DataError(path, lineno, f"field 'label' {row['label']!r} holds no visible character (only "
-                                          "whitespace, control or zero-width characters): a class needs a "
-                                          "name")  # fmt: skip
+        for label in row["label"] if isinstance(row["label"], list) else [row["label"]]:
+            if isinstance(label, str) and text_problem(label):
+                raise DataError(path, lineno, f"field 'label' {label!r} holds no visible character (only "
+                                              "whitespace, control or zero-width characters): a class needs a "
+                                              "name")  # fmt: skip
 
     return checked
 
@@ -435,7 +442,7 @@ def warn_test_texts_in_train(task: LocalTask, train: list[dict[str, Any]], test:
     if not shared:
         return
     path = _safe_child(task.path, "test.jsonl")
-    line = next(n for n, row in _numbered_rows(path) if row.get("text") == shared[0])
+    line = first_line(task, "test.jsonl", lambda row: row.get("text") == shared[0])
     warn(f"{path}: {len(shared)} of {len(test)} test texts are also in train.jsonl (the classifier is trained on "
          f"them, which inflates accuracy; first: test.jsonl:{line} {shared[0][:60]!r})")
 
@@ -455,7 +462,7 @@ def judged_queries(task: LocalTask, queries: list[dict[str, Any]], qrels: dict[s
         warn(f"{path}: {count}; left out of the score, as task.json's \"unjudged_queries\": \"drop\" asks")
         return [q for q in queries if str(q["_id"]) in qrels]
     first = str(unjudged[0]["_id"])
-    line = next(n for n, row in _numbered_rows(path) if str(row.get("_id")) == first)
+    line = first_line(task, "queries.jsonl", lambda row: str(row.get("_id")) == first)
     raise DataError(path, line, f"query {first!r} has no judgement in qrels.tsv ({count}; BEIR and mteb would leave "
                                 "them out of the score): judge them, or set \"unjudged_queries\": \"drop\" in "
                                 "task.json to score the judged ones only")  # fmt: skip

@@ -31,7 +31,16 @@ from mteb.abstasks import (
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
 
-from harness.data import LocalTask, judged_queries, read_qrels, read_rows, row_count, warn, warn_test_texts_in_train
+from harness.data import (
+    LocalTask,
+    first_line,
+    judged_queries,
+    read_qrels,
+    read_rows,
+    row_count,
+    warn,
+    warn_test_texts_in_train,
+)
 from harness.env import go_offline, hub_off, hub_offline
 from harness.errors import DataError
 from harness.runs import MIRROR, MISSING, OFFICIAL
@@ -218,13 +227,6 @@ def build_mirror(local: LocalTask) -> AbsTask:
     twin = mteb_twin(local)
     if twin is not None:
         task = twin
-        if local.type == "Clustering" and "Hierarchical" in local.name:  # mteb's name for a multi-level task
-            at = key_line(local.path / "task.json", "mteb_equivalent")
-            raise DataError(local.path / "task.json", at, f"mteb_equivalent {local.name!r} is one of mteb's "
-                             "hierarchical clustering tasks: its score averages the v-measure over label levels, "
-                             "where a row of test.jsonl has one label, so a mirror would score another number under "
-                             "its name; give the folder a name of its own, without mteb_equivalent, to score the "
-                             "rows' labels as a task of its own")  # fmt: skip
         split = _pick_split(local, list(task.metadata.eval_splits))
         task.filter_eval_splits([split])
     else:
@@ -372,9 +374,11 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
         return DatasetDict({"train": _text_label(train, task), split: _text_label(test, task)})
     if kind == "Clustering":
         rows = read_rows(local, "test.jsonl")
-        _one_value(local, "test.jsonl", [r["label"] for r in rows], "label", "clustering needs at least 2 labels "
-                   "(with one cluster every clustering scores v-measure 100)")  # fmt: skip
-        texts, labels = [r["text"] for r in rows], [str(r["label"]) for r in rows]
+        levels = _label_levels(local, task, rows)
+        _one_value(local, "test.jsonl", [level[0] for level in levels], "label", "clustering needs at least 2 "
+                   "labels (with one cluster every clustering scores v-measure 100)")  # fmt: skip
+        texts = [r["text"] for r in rows]
+        labels: list[Any] = levels if hierarchical(task) else [level[0] for level in levels]
         if isinstance(task, AbsTaskClusteringLegacy):  # one set of all the documents
             return DatasetDict({split: Dataset.from_dict({"sentences": [texts], "labels": [labels]})})
         # mteb's v2 clustering (e.g. TwentyNewsgroupsClustering.v2): a row per document, of which the evaluator embeds
@@ -392,6 +396,31 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
     if kind == "Reranking":
         return {"default": {split: _reranking_split(local)}}
     raise ValueError(f"unsupported task type {kind}")
+
+
+def hierarchical(task: AbsTask) -> bool:
+    """Whether mteb's clustering task scores label levels (ArXivHierarchicalClusteringP2P and the others named so):
+    its evaluator takes each document's labels, coarsest first, and averages the v-measure over the levels."""
+    return not isinstance(task, AbsTaskClusteringLegacy) and "Hierarchical" in task.metadata.name
+
+
+def _label_levels(local: LocalTask, task: AbsTask, rows: list[dict[str, Any]]) -> list[list[str]]:
+    """Each row's labels as strings, coarsest level first (a single label is one level). Levels need a twin that
+    scores them, and such a twin needs them: either way round, mteb's name would record the score of another task
+    (one level where the published number averages several, or the reverse)."""
+    levels = [[str(v) for v in r["label"]] if isinstance(r["label"], list) else [str(r["label"])] for r in rows]
+    spec, name = local.path / "test.jsonl", task.metadata.name
+    if hierarchical(task) and all(len(labels) == 1 for labels in levels):
+        raise DataError(spec, 0, f"mteb's {name} averages the v-measure over label levels, but every row has one "
+                                 "label: give each row its labels as a list, coarsest first (as [\"cs\", \"AI\"] "
+                                 "for arXiv's cs.AI)")  # fmt: skip
+    if not hierarchical(task) and any(len(labels) > 1 for labels in levels):
+        at = first_line(local, "test.jsonl", lambda row: isinstance(row.get("label"), list) and len(row["label"]) > 1)
+        whose = f"mteb's {name}" if local.mteb_equivalent == local.name else "a clustering task of its own"
+        raise DataError(spec, at, f"'label' is a list of levels, but {whose} scores one label per document: give "
+                                  "one label, or name one of mteb's hierarchical clustering tasks "
+                                  "(ArXivHierarchicalClusteringP2P, ...) as mteb_equivalent")  # fmt: skip
+    return levels
 
 
 # Documents a mirror of an mteb v2 clustering task must have its evaluator embed: below it mteb fails (0) or a

@@ -192,6 +192,12 @@ def row_checker(task_type: str, path: Path, meta: dict[str, Any], labels: _Label
         elif task_type == "PairClassification":
             if isinstance(row["label"], bool) or row["label"] not in (0, 1):
                 raise DataError(path, lineno, f"field 'label' must be 0 or 1, not {row['label']!r}")
+        elif task_type == "Clustering" and isinstance(row["label"], list):  # levels, coarse first (hierarchical)
+            if not row["label"]:
+                raise DataError(path, lineno, "field 'label' is an empty list: give the document's label, or its "
+                                              "labels from the coarsest level down")  # fmt: skip
+            for level in row["label"]:
+                labels.check(path, "label", level, lineno)
         elif task_type in ("Classification", "Clustering"):
             labels.check(path, "label", row["label"], lineno)
         elif task_type == "Reranking":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -255,10 +256,9 @@ def test_a_mirror_of_a_v2_clustering_task_holds_a_row_per_document(tmp_path: Pat
     """mteb's v2 clustering tasks (TwentyNewsgroupsClustering.v2, most of MTEB(eng, v2)'s) embed a sample of single
     documents and cluster bootstrapped draws of it; a mirror got the legacy layout (one row holding every document)
     and failed with `ValueError: max() arg is an empty sequence` from inside mteb (audit stop 35), then was refused
-    (stop 35). Now it gets mteb's layout: a row per document, labels as strings. Hierarchical tasks average over
-    label levels where a row has one label: refused, naming task.json."""
+    (stop 35). Now it gets mteb's layout: a row per document, labels as strings."""
     rows = "".join(json.dumps({"text": f"text {i}", "label": i % 2}) + "\n" for i in range(500))
-    for name in ("TwentyNewsgroupsClustering.v2", "ArXivHierarchicalClusteringS2S", "AGNewsClusteringS2S"):
+    for name in ("TwentyNewsgroupsClustering.v2", "AGNewsClusteringS2S"):
         (_task_dir(tmp_path, name, "Clustering", mteb_equivalent=name if name != "AGNewsClusteringS2S" else None)
          / "test.jsonl").write_text(rows, "utf-8")  # fmt: skip
     task = _load(tmp_path, "TwentyNewsgroupsClustering.v2")
@@ -274,10 +274,43 @@ def test_a_mirror_of_a_v2_clustering_task_holds_a_row_per_document(tmp_path: Pat
                                         r"rows \(its own sample of the documents\), too few to cluster: give at least "
                                         r"500 rows"):  # fmt: skip
         _load(tmp_path, "TwentyNewsgroupsClustering.v2")
-    with pytest.raises(DataError, match=r"ArXivHierarchicalClusteringS2S/task\.json:1: mteb_equivalent "
-                                        r"'ArXivHierarchicalClusteringS2S' is one of mteb's hierarchical clustering "
-                                        r"tasks: .* give the folder a name of its own"):  # fmt: skip
-        _load(tmp_path, "ArXivHierarchicalClusteringS2S")
+
+
+def test_a_mirror_of_a_hierarchical_clustering_task_holds_label_levels(tmp_path: Path) -> None:
+    """mteb's hierarchical clustering tasks (ArXivHierarchicalClusteringS2S: arXiv's "cs.AI" as ["cs", "AI"]) score
+    each level and average the v-measures. Before stop 37 their mirrors were refused (a row had one label); now a
+    row's label may be its levels, coarsest first, which reach mteb's evaluator as lists of strings. Levels where
+    the twin scores one label (or a task of its own, scored by the legacy one-set evaluator) would record another
+    task's score under the name, as would one label where the twin averages levels: both refused, naming the
+    file (and the line of the first list)."""
+    name = "ArXivHierarchicalClusteringS2S"
+    rows = [{"text": f"text {i}", "label": [f"top{i % 2}", f"sub{i % 4}"] if i % 5 else f"top{i % 2}"}
+            for i in range(500)]  # fmt: skip
+    lines = "".join(json.dumps(r) + "\n" for r in rows)
+    for folder in ("ArXivHierarchicalClusteringS2S", "TwentyNewsgroupsClustering.v2", "MyClusters"):
+        equivalent = folder if folder != "MyClusters" else None
+        (_task_dir(tmp_path, folder, "Clustering", mteb_equivalent=equivalent) / "test.jsonl").write_text(
+            "\n" + lines, "utf-8")  # fmt: skip
+    task = _load(tmp_path, name)
+    assert task.metadata.name == name and task.dataset["test"]["sentences"] == [f"text {i}" for i in range(500)]
+    assert task.dataset["test"]["labels"][:2] == [["top0"], ["top1", "sub1"]]  # one level where a row gives one
+    for other, whose in (("TwentyNewsgroupsClustering.v2", "mteb's TwentyNewsgroupsClustering.v2"),
+                         ("MyClusters", "a clustering task of its own")):  # fmt: skip
+        with pytest.raises(DataError, match=rf"{re.escape(other)}/test\.jsonl:3: 'label' is a list of levels, but "
+                                            rf"{re.escape(whose)} scores one label per document"):  # fmt: skip
+            _load(tmp_path, other)
+    spec = tmp_path / "en" / name / "test.jsonl"
+    spec.write_text("".join(json.dumps({**r, "label": str(i % 3)}) + "\n" for i, r in enumerate(rows)), "utf-8")
+    with pytest.raises(DataError, match=rf"{name}/test\.jsonl: mteb's {name} averages the v-measure over label "
+                                        r"levels, but every row has one label"):  # fmt: skip
+        _load(tmp_path, name)
+    bad_levels = (([], r":1: field 'label' is an empty list"),
+                  (["cs", 1], r":1: field 'label' is int 1 but labels are str"),
+                  (["cs", " "], r":1: field 'label' ' ' holds no visible character"))  # fmt: skip
+    for bad, message in bad_levels:
+        _edit_rows(spec, lambda rs, b=bad: [{**rs[0], "label": b}, *rs[1:]])
+        with pytest.raises(DataError, match=message):
+            _load(tmp_path, name)
 
 
 def test_row_count_is_the_rows_read_rows_reads(tmp_path: Path) -> None:
