@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from itertools import islice
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,3 +158,19 @@ def test_heldout_pairs_sharing_a_text_with_training_are_left_out(shared_data, to
     expected = [row for row in held if row["query"] not in trained and row["positive"] not in trained]
     clean, repeated = data.heldout()
     assert clean == expected and repeated == 400 - len(expected) and repeated > 0
+
+
+def test_heldout_count_of_the_weak_config(shared_data, tok):
+    """configs/weak.toml's 512 held-out pairs (seed 0, the quickstart's second command): 181 share a query or
+    positive text with a training pair, 78 of them as whole pairs, so eval_mrr scores 331 (docs/training.md; the
+    quickstart's recall@1 0.0967 is 32 of those 331)."""
+    from train.config import WeakConfig, load_config
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "weak.toml"
+    cfg = load_config(WeakConfig, config, [f"data_root='{shared_data / 'train'}'"])
+    index = JsonlIndex(cfg.data_files(), required=FIELDS, optional=("negative",))
+    data = PairBatches(index, tok, FIELDS, cfg.max_length, cfg.batch_size, seed=cfg.seed, holdout=cfg.holdout)
+    clean, repeated = data.heldout()
+    pairs = {(index.row(int(i))["query"], index.row(int(i))["positive"]) for i in data.train_rows}
+    whole = sum((row["query"], row["positive"]) in pairs for row in map(index.row, map(int, data.heldout_rows)))
+    assert (len(clean), repeated, whole) == (331, 181, 78)
