@@ -27,7 +27,7 @@ def test_train_overlap_is_shown_with_the_reason_or_as_none() -> None:
 
 
 def test_a_report_from_before_the_check_claims_nothing_about_it() -> None:
-    assert "train/test overlap" not in render(committed("dhnm_lr"))  # not re-rendered since the check
+    assert "train/test overlap" not in render(committed("clr_lr"))  # not rerun since the check
 
 
 def test_the_dhnm_table_says_how_full_the_slots_started() -> None:
@@ -36,4 +36,4 @@ def test_the_dhnm_table_says_how_full_the_slots_started() -> None:
     before show a dash."""
     text = render(committed("dhnm"))
     assert "slots filled (none)" in text and "| static  | 0      | qa_zh  | static  | 3   | 2.85 (7)" in text
-    assert "| dynamic | 0      | qa_zh  | dynamic | 3   | —" in render(committed("dhnm_lr"))
+    assert "| off   | 0      | qa_en  | dynamic | 3   | —" in render(committed("mrl_decoder"))  # stop 29's summaries
