@@ -171,6 +171,9 @@ def test_heldout_count_of_the_weak_config(shared_data, tok):
     index = JsonlIndex(cfg.data_files(), required=FIELDS, optional=("negative",))
     data = PairBatches(index, tok, FIELDS, cfg.max_length, cfg.batch_size, seed=cfg.seed, holdout=cfg.holdout)
     clean, repeated = data.heldout()
-    pairs = {(index.row(int(i))["query"], index.row(int(i))["positive"]) for i in data.train_rows}
-    whole = sum((row["query"], row["positive"]) in pairs for row in map(index.row, map(int, data.heldout_rows)))
+    def pairs(rows) -> list[tuple[str, str]]:
+        return [(row["query"], row["positive"]) for row in map(index.row, map(int, rows))]
+
+    trained = set(pairs(data.train_rows))
+    whole = sum(pair in trained for pair in pairs(data.heldout_rows))
     assert (len(clean), repeated, whole) == (331, 181, 78)
