@@ -44,6 +44,7 @@ class Board:
     dims: bool = False
     reported: bool = False  # show the shipped snapshot's reported averages (only when it is used)
     mixed: dict[str, list[str]] = field(default_factory=dict)  # task → data keys on which our runs disagree
+    groups: dict[str, list[list[str]]] = field(default_factory=dict)  # mixed task → row labels sharing its data
     settings: dict[str, str] = field(default_factory=dict)  # row label → its settings that differ within its model
 
 
@@ -154,7 +155,8 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
         if not suite:
             order += [t for t in model.scores if t not in order]
     _fill_task_info(order, bench_tasks, types, metrics)
-    mixed = mixed_data(scored, order)
+    differing = mixed_data(scored, order)
+    mixed = dict(differing)
     notes += [mixed_note(task, keys, scored) for task, keys in mixed.items()]
     for task, (splits, subsets) in selections.items():
         bench = bench_tasks.get(task)
@@ -163,28 +165,29 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
         mixed[task] = ["split", "subsets"]
         notes.append(f"‡ {task}: our runs scored {'+'.join(splits)} ({', '.join(subsets)}), {bench_name} scores "
                      f"{'+'.join(bench.eval_splits)} ({', '.join(bench.hf_subsets)}) — a run by `--tasks` takes mteb's "
-                     f"whole task, `--suite` the benchmark's selection; so {task} counts toward no row's Borda "
-                     "points.")  # fmt: skip
+                     f"whole task, `--suite` the benchmark's selection; so {task} earns no Borda points in a "
+                     "ranking that holds rows of both.")  # fmt: skip
     for task in order:
         coverage = other_rows(scored, task) if task not in mixed else None
         if coverage and any(e.kind == "published" and task in e.scores for e in entries):
             mixed[task] = ["rows"]
             notes.append(f"‡ {task}: our runs scored a mirror whose rows are not mteb's ({coverage}), the published "
-                         f"rows mteb's own; the two do not rank against each other, so {task} counts toward no "
-                         "row's Borda points.")  # fmt: skip
+                         f"rows mteb's own; the two do not rank against each other, so {task} earns no Borda "
+                         "points in a ranking that holds rows of both.")  # fmt: skip
     for task in order:
         notes += partial_notes(entries, task)
         if task not in mixed and len({e.partial.get(task, "") for e in entries if task in e.scores}) > 1:
             mixed[task] = ["splits"]
             notes.append(f"¶ {task}: a published row's score leaves out splits or subsets another row's covers, so "
-                         f"{task} counts toward no row's Borda points.")  # fmt: skip
+                         f"{task} earns no Borda points in a ranking that holds rows of both.")  # fmt: skip
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
         raise UsageError("two rows share a label (two model folders of one --published folder name one model?): "
                          + ", ".join(sorted({label for label in labels if labels.count(label) > 1})))
     title = f"{bench_name} ({suite.name})" if suite else "tasks of the given runs"
     reported = any(Path(folder).resolve() == SNAPSHOT for folder in published)
-    return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported, mixed,
+    groups = {task: task_groups(task, keys, differing.get(task, []), scored, entries) for task, keys in mixed.items()}
+    return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported, mixed, groups,
                  differing_settings(run_records))  # fmt: skip
 
 
@@ -275,8 +278,9 @@ def mixed_data(runs: list[tuple[Entry, dict[str, dict[str, Any]]]], tasks: list[
     return mixed
 
 
-def mixed_note(task: str, keys: list[str], runs: list[tuple[Entry, dict[str, dict[str, Any]]]]) -> str:
-    """Which runs scored which data for a task: runs grouped by their values of the differing keys."""
+def run_groups(task: str, keys: list[str], runs: list[tuple[Entry, dict[str, dict[str, Any]]]]
+               ) -> list[tuple[list[Any], list[str]]]:  # fmt: skip
+    """Our runs with a score for a task, grouped by their values of the differing data keys (one group for none)."""
     groups: list[tuple[list[Any], list[str]]] = []
     for entry, records in runs:
         if task not in entry.scores:
@@ -288,13 +292,35 @@ def mixed_note(task: str, keys: list[str], runs: list[tuple[Entry, dict[str, dic
                 break
         else:
             groups.append((values, [entry.label]))
+    return groups
+
+
+def task_groups(task: str, why: list[str], differing: list[str], runs: list[tuple[Entry, dict[str, dict[str, Any]]]],
+                entries: list[Entry]) -> list[list[str]]:  # fmt: skip
+    """The labels of the rows that scored an unranked task (``why``: the board's `mixed` keys) on the same data:
+    our runs by their values of the ``differing`` data keys, published rows by what of the task their files hold
+    (`Entry.partial`). Our runs share the published rows' data only when the task is unranked for a published
+    file's missing splits alone (["splits"]); else (their data differ, they scored a sample, another split) they
+    are apart."""
+    ours = [labels for _, labels in run_groups(task, differing, runs)]
+    published: dict[str, list[str]] = {}
+    for e in entries:
+        if e.kind == "published" and task in e.scores:
+            published.setdefault(e.partial.get(task, ""), []).append(e.label)
+    if why == ["splits"] and ours:
+        published.setdefault("", []).extend(ours.pop())
+    return ours + list(published.values())
+
+
+def mixed_note(task: str, keys: list[str], runs: list[tuple[Entry, dict[str, dict[str, Any]]]]) -> str:
+    """Which runs scored which data for a task: runs grouped by their values of the differing keys."""
     parts = []
-    for values, labels in groups:
+    for values, labels in run_groups(task, keys, runs):
         fields = ", ".join(f"{key} {_brief(value)}" for key, value in zip(keys, values, strict=True))
         parts.append(f"{', '.join(labels)}: {fields}")
     differ = f"{', '.join(keys)} {'differ' if len(keys) > 1 else 'differs'}"
-    return (f"‡ {task}: the runs scored different data ({differ}), so {task} counts toward no row's Borda points "
-            f"— {'; '.join(parts)}.")  # fmt: skip
+    return (f"‡ {task}: the runs scored different data ({differ}), so {task} earns no Borda points in a ranking "
+            f"that holds rows of two of them — {'; '.join(parts)}.")  # fmt: skip
 
 
 def _brief(value: Any) -> str:

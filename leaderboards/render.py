@@ -66,6 +66,19 @@ def different_data(board: Board) -> set[str]:
     return {task for task, keys in board.mixed.items() if keys != ["splits"]}
 
 
+def rank_sets_note(rows: list[Row]) -> list[str]:
+    """How to read `1 (A)`: the board split into rows that share no task scored on the same data."""
+    if not any(r.group for r in rows):
+        return []
+    sets: dict[str, list[str]] = {}
+    for r in rows:
+        sets.setdefault(r.group, []).append(r.entry.label)
+    named = "; ".join(f"{name}: {', '.join(labels)}" for name, labels in sets.items())
+    return [f"- **Ranked apart** (`1 (A)`: rank 1 among the rows of set A): no task scores rows of two sets on the "
+            "same data (`‡`: a sample beside published full splits, another split or other rows), so each set is "
+            f"ranked on its own, `n_rows` counting its rows, and points compare only within a set — {named}."]
+
+
 def ranking_table(board: Board, rows: list[Row]) -> str:
     kinds = _type_order(board)
     counts = {k: sum(1 for t in board.tasks if board.types[t] == k) for k in kinds}
@@ -80,7 +93,8 @@ def ranking_table(board: Board, rows: list[Row]) -> str:
         mirrors = sum(1 for t in board.tasks if t in r.entry.scores and r.entry.sources.get(t) == "mirror")
         model = r.entry.label + (f" ({mirrors} mirror)" if mirrors else "")
         differ = [board.settings.get(r.entry.label, "")] if settings else []
-        body.append([r.rank, model, *differ, f"{r.covered}/{r.total}", pct(r.mean_tasks) + partial,
+        rank = f"{r.rank} ({r.group})" if r.group else r.rank
+        body.append([rank, model, *differ, f"{r.covered}/{r.total}", pct(r.mean_tasks) + partial,
                      pct(r.mean_types) + partial, f"{r.points:g}",
                      *[pct(r.per_type.get(k)) + ("‡" if k in mixed_types else "") + ("¶" if k in partial_types else "")
                        for k in kinds]])  # fmt: skip
@@ -128,7 +142,7 @@ def reported_section(board: Board) -> list[str]:
 
 
 def render(board: Board) -> str:
-    rows = build_rows(board.entries, board.tasks, board.types, board.mixed)
+    rows = build_rows(board.entries, board.tasks, board.types, board.groups)
     runs = sum(1 for e in board.entries if e.kind == "run")
     lines = [
         f"# Leaderboard: {board.title}", "",
@@ -151,14 +165,15 @@ def render(board: Board) -> str:
         "- **Borda**: per task, the rows with a score are ranked (1 = best) and each earns `n_rows − rank` points; "
         "a missing task earns 0. Scores are compared at the precision shown (two decimals ×100); tied rows share "
         "the average of the ranks they span. Rows with equal points share the better final rank (1, 1, 3).",
+        *rank_sets_note(rows),
         "- `*` **mirror**: the run scored the task on local rows (the data root), not on mteb's official dataset. "
         "Compare such a number with a published one only when the mirror is the full official split.",
         "- `‡` **different data**: our runs scored this task on different data (their recorded source, sampling, "
         "data source, split, subsets, main metric or data identity, a mirror's file hash, differ; the notes name the "
         "runs and the values), or our runs scored rows other than the ones published rows scored (a sample of the "
         "split, or for a classifier a train split other than mteb's; run.json's `full_split`). The task earns no "
-        "Borda points for any row, published ones included; it stays in each row's coverage and means (overall "
-        "and per type), which carry `‡` too and do not compare like for like.",
+        "Borda points among rows that scored it on different data, published ones included; it stays in each row's "
+        "coverage and means (overall and per type), which carry `‡` too and do not compare like for like.",
         "- Published rows come from a local copy of the embeddings-benchmark/results layout; see "
         "`leaderboards/published/PROVENANCE.md` for where each shipped number comes from.",
     ]  # fmt: skip

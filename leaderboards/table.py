@@ -6,7 +6,7 @@ All scores are on mteb's 0–1 scale here; rendering multiplies by 100.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from statistics import mean
 
@@ -98,20 +98,65 @@ class Row:
     mean_tasks: float | None
     mean_types: float | None
     per_type: dict[str, float]
+    group: str = ""  # which rows this one is ranked among ("A", "B", …) when the board splits; "" when it does not
+
+
+def rank_groups(entries: list[Entry], tasks: list[str], groups: Mapping[str, list[list[str]]]) -> list[list[Entry]]:
+    """The rows split into sets that can be ranked together: two rows join when some task scores both on the same
+    data (a task outside ``groups`` scores every row that has it on the same data; a task in it, on the data of each
+    of its label groups). Rows of different sets share no task on the same data, so their Borda points say nothing
+    about each other. Before stop 38 such rows were ranked as one board: with every task `‡` (our runs on a sample
+    beside published full-split rows) no row earned a point and all tied at rank 1, our own runs included."""
+    parent = {e.label: e.label for e in entries}
+
+    def root(label: str) -> str:
+        while parent[label] != label:
+            label = parent[label]
+        return label
+
+    for task in tasks:
+        have = {e.label for e in entries if task in e.scores}
+        for labels in groups.get(task, [sorted(have)]):
+            members = [label for label in labels if label in have]
+            for label in members[1:]:
+                parent[root(label)] = root(members[0])
+    sets: dict[str, list[Entry]] = {}
+    for e in entries:
+        sets.setdefault(root(e.label), []).append(e)
+    return list(sets.values())
+
+
+def _rankable(rows: list[Entry], task: str, groups: Mapping[str, list[list[str]]]) -> bool:
+    """A task ranks a set of rows when all of them that score it scored the same data."""
+    have = {e.label for e in rows if task in e.scores}
+    return task not in groups or any(have <= set(labels) for labels in groups[task])
 
 
 def build_rows(entries: list[Entry], tasks: list[str], types: dict[str, str],
-               unranked: Collection[str] = ()) -> list[Row]:  # fmt: skip
-    """Every entry's summary row, best Borda rank first (then mean over tasks, then label).
+               groups: Mapping[str, list[list[str]]] | None = None) -> list[Row]:  # fmt: skip
+    """Every entry's summary row: rank sets first (`rank_groups`, in the order of their first row), then best Borda
+    rank, mean over tasks, label.
 
-    ``unranked`` tasks (scored on different data by different rows) earn no Borda points, since their scores do
-    not compare; they still count in coverage and in each row's own means."""
-    points = borda_points(entries, [t for t in tasks if t not in unranked])
-    ranks = borda_ranks(points)
+    ``groups`` maps each task that rows scored on different data to the labels that scored it on the same data.
+    Within a rank set, such a task earns Borda points only when the set's rows that score it all share one data
+    group (else none, as their scores do not compare); it still counts in coverage and in each row's own means.
+    Points count `n_rows` of the set."""
+    groups = groups or {}
+    sets = rank_groups(entries, tasks, groups)
+    names = [_set_name(i) for i in range(len(sets))] if len(sets) > 1 else [""]
     rows = []
-    for e in entries:
-        covered, total = coverage(e, tasks)
-        rows.append(Row(e, ranks[e.label], points[e.label], covered, total, mean_over_tasks(e, tasks),
-                        mean_over_types(e, tasks, types), type_means(e, tasks, types)))  # fmt: skip
-    rows.sort(key=lambda r: (r.rank, -(r.mean_tasks or 0.0), r.entry.label))
+    for name, members in zip(names, sets, strict=True):
+        points = borda_points(members, [t for t in tasks if _rankable(members, t, groups)])
+        ranks = borda_ranks(points)
+        for e in members:
+            covered, total = coverage(e, tasks)
+            rows.append(Row(e, ranks[e.label], points[e.label], covered, total, mean_over_tasks(e, tasks),
+                            mean_over_types(e, tasks, types), type_means(e, tasks, types), name))  # fmt: skip
+    order = {name: i for i, name in enumerate(names)}
+    rows.sort(key=lambda r: (order[r.group], r.rank, -(r.mean_tasks or 0.0), r.entry.label))
     return rows
+
+
+def _set_name(index: int) -> str:
+    """A, B, …, Z, then 27, 28, …: boards rarely split into more than a few sets."""
+    return chr(ord("A") + index) if index < 26 else str(index + 1)

@@ -55,11 +55,11 @@ def test_data_value_is_public_and_reads_what_data_differences_compares():
 def test_task_on_different_data_earns_no_borda_points(tmp_path: Path):
     board = build_board(list(_runs(tmp_path, FULL)), [], None, False)
     assert board.mixed == {"STS16": ["sampling"]}
-    points = {r.entry.label: r.points for r in build_rows(board.entries, board.tasks, board.types, board.mixed)}
+    points = {r.entry.label: r.points for r in build_rows(board.entries, board.tasks, board.types, board.groups)}
     assert points == {"model [a]": 1.0, "model [b]": 0.0}  # STS13 only
     same = build_board(list(_runs(tmp_path / "same", SAMPLE)), [], None, False)
     assert same.mixed == {} and same.notes == []
-    points = {r.entry.label: r.points for r in build_rows(same.entries, same.tasks, same.types, same.mixed)}
+    points = {r.entry.label: r.points for r in build_rows(same.entries, same.tasks, same.types, same.groups)}
     assert points == {"model [a]": 1.0, "model [b]": 1.0}
 
 
@@ -76,7 +76,7 @@ def test_marks_and_note_name_the_runs_and_what_differs(tmp_path: Path):
     assert "| model [a] (2 mirror) | 2/2 | 79.50‡ | 79.50‡ | 2 | 79.50‡ |" in text
     assert "| model [c] (1 mirror) | 1/2 | 50.00†‡ | 50.00†‡ | 0 | 50.00‡ |" in text
     (note,) = [line for line in text.splitlines() if line.startswith("- ‡ STS16")]
-    assert "sampling differs" in note and "counts toward no row's Borda points" in note
+    assert "sampling differs" in note and "earns no Borda points in a ranking that holds rows of two of them" in note
     assert "model [a], model [c]: sampling `embedded sample (seed 42)" in note
     assert "model [b]: sampling `all gold-scored pairs" in note
     assert "`‡` **different data**" in text

@@ -32,7 +32,7 @@ def _runs(tmp_path: Path) -> tuple[Path, Path]:
 def test_kept_task_counts_as_a_gap_of_its_row(tmp_path: Path) -> None:
     """Before: a's STS16 under 8 tokens ranked as a's own score: a took both tasks' points (2 against 0)."""
     board = build_board(list(_runs(tmp_path)), [], None, False)
-    rows = {r.entry.label: r for r in build_rows(board.entries, board.tasks, board.types, board.mixed)}
+    rows = {r.entry.label: r for r in build_rows(board.entries, board.tasks, board.types, board.groups)}
     a, b = rows["model [a]"], rows["model [b]"]
     assert a.entry.kept == {"STS16": 0.85} and "STS16" not in a.entry.scores
     assert (a.points, b.points) == (1.0, 1.0)  # a: STS13 only; b: STS16, ranked alone

@@ -179,6 +179,28 @@ def test_a_sample_mirror_does_not_rank_against_the_published_whole_split(tmp_pat
     assert build_board([full], [tmp_path / "pub"], None, False).mixed == {}
 
 
+
+def test_our_runs_of_one_sample_rank_among_themselves_beside_published_rows(tmp_path: Path):
+    """The README's example (two runs of the embedded sample, `--published`): before stop 38 every task was `‡`,
+    no row earned a point and the good run tied the bad one at rank 1 (audit). The runs now form one rank set and
+    the published rows another."""
+    for org, score in (("pub", 0.70), ("other", 0.75)):
+        write_json(tmp_path / "pub" / f"org__{org}" / "r" / "STS16.json", result_json("STS16", score))
+    sample = {"STS16": {"full_split": False, "split_coverage": "test.jsonl 47 rows, mteb's test 1186"}}
+    good, bad = (make_run(tmp_path, name, {"STS16": score}, {"STS16": "STS"}, data=sample)
+                 for name, score in (("good", 0.80), ("bad", 0.50)))
+    board = build_board([bad, good], [tmp_path / "pub"], None, False)
+    assert board.mixed == {"STS16": ["rows"]}
+    published = ["org/other (published)", "org/pub (published)"]
+    assert board.groups == {"STS16": [["model [bad]", "model [good]"], published]}
+    ranked = [(r.entry.label, r.group, r.rank) for r in build_rows(board.entries, board.tasks, board.types,
+                                                                    board.groups)]  # fmt: skip
+    assert ranked == [("model [good]", "A", 1), ("model [bad]", "A", 2), ("org/other (published)", "B", 1),
+                      ("org/pub (published)", "B", 2)]  # fmt: skip
+    text = render(board)
+    assert "| 1 (A)  " in text and "| 2 (A)  " in text and "**Ranked apart**" in text
+    assert "A: model [good], model [bad]; B: org/other (published), org/pub (published)" in text
+
 def test_official_coverage_compares_counts_with_mteb_statistics(shared_data: Path):
     from harness.data import default_data_root, discover_tasks
     from harness.tasks import official_coverage
@@ -280,12 +302,14 @@ def test_a_published_file_lacking_a_split_is_flagged_per_row(tmp_path: Path):
     published = next(e for e in board.entries if e.kind == "published")
     assert published.partial == {"MultilingualSentiment": "the file lacks test of the task's validation+test"}
     assert board.mixed == {"MultilingualSentiment": ["splits"]}
+    # the run scored mteb's data: it shares a data group with complete published files, not with the partial one
+    assert board.groups == {"MultilingualSentiment": [["org/pub (published)"], ["model [run]"]]}
     assert ("¶ org/pub (published): MultilingualSentiment is the mean over what its result file holds — the file "
             "lacks test of the task's validation+test.") in board.notes
     text = render(board)
     assert "| 77.41¶ " in text and "`¶` **partial published score**" in text
     assert "70.00" in text and "70.00‡" not in text  # the runs agree on the data: `‡` (different data) is false
-    assert all(r.points == 0 for r in build_rows(board.entries, board.tasks, board.types, board.mixed))
+    assert all(r.points == 0 for r in build_rows(board.entries, board.tasks, board.types, board.groups))
     # two published rows with the same split alone rank against each other, still marked
     write_json(tmp_path / "pub" / "org__other" / "r" / "MultilingualSentiment.json",
                result_json("MultilingualSentiment", 0.6, metric="accuracy", split="validation", lang="cmn-Hans"))

@@ -12,6 +12,7 @@ from leaderboards.table import (
     coverage,
     mean_over_tasks,
     mean_over_types,
+    rank_groups,
     type_means,
 )
 
@@ -73,3 +74,29 @@ def test_a_tie_is_what_the_table_prints_at_half_way_values():
 def test_rows_sorted_by_rank(entries):
     rows = build_rows(entries, TASKS, TYPES)
     assert [(r.entry.label, r.rank, r.covered) for r in rows] == [("A", 1, 3), ("C", 2, 2), ("B", 3, 2)]
+
+
+def test_rows_that_share_no_data_are_ranked_apart():
+    """t1 is scored by A and B on one sample and by P and Q (published) on the whole split; t2 by P and Q only. No
+    task scores a run beside a published row on the same data: two rank sets, each ranked on its own, `n_rows`
+    counting its rows. Before stop 38 every row had 0 points on t1 and A tied with B at rank 1."""
+    entries = [Entry("A", "run", {"t1": 0.5}), Entry("B", "run", {"t1": 0.6}),
+               Entry("P", "published", {"t1": 0.9, "t2": 0.1}), Entry("Q", "published", {"t1": 0.8, "t2": 0.3})]
+    groups = {"t1": [["A", "B"], ["P", "Q"]]}
+    assert [[e.label for e in s] for s in rank_groups(entries, ["t1", "t2"], groups)] == [["A", "B"], ["P", "Q"]]
+    rows = build_rows(entries, ["t1", "t2"], {"t1": "STS", "t2": "STS"}, groups)
+    # A, B on t1: B 1 point, A 0. P, Q: t1 P 1, t2 Q 1 → 1 each, tied at rank 1 (Q first: mean 0.55 > 0.5).
+    assert [(r.entry.label, r.group, r.rank, r.points) for r in rows] == [
+        ("B", "A", 1, 1.0), ("A", "A", 2, 0.0), ("Q", "B", 1, 1.0), ("P", "B", 1, 1.0)]
+
+
+def test_a_task_on_shared_data_joins_the_sets_and_the_mixed_task_then_ranks_no_one():
+    """A third task that A and P score on the same data joins the two sets: one board, ranked as before stop 38,
+    where t1 (two data groups among the board's rows) earns no row a point."""
+    entries = [Entry("A", "run", {"t1": 0.5, "t3": 0.7}), Entry("B", "run", {"t1": 0.6}),
+               Entry("P", "published", {"t1": 0.9, "t3": 0.2})]
+    groups = {"t1": [["A", "B"], ["P"]]}
+    rows = build_rows(entries, ["t1", "t3"], {"t1": "STS", "t3": "STS"}, groups)
+    # n = 3: t3 A 2 points, P 1 (B has no t3: 0); t1 holds two data groups in the one set: no points.
+    assert [(r.entry.label, r.group, r.rank, r.points) for r in rows] == [
+        ("A", "", 1, 2.0), ("P", "", 2, 1.0), ("B", "", 3, 0.0)]
