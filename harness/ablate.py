@@ -146,7 +146,8 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def dev_test_overlap(local: dict[str, LocalTask], dev: list[str], test: list[str]) -> list[dict[str, Any]]:
-    """(dev, test) task pairs whose folders share texts (``harness.data.normalized_texts``): one sentence pair in
+    """(dev, test) task pairs whose folders share texts (``harness.data.normalized_texts``, every .jsonl: a dev
+    score is computed from a classification train.jsonl too, unlike `evaluated_files`): one sentence pair in
     STS16 and STSBenchmark, one question in XQuAD de and zh over the same documents. Tasks without a folder under
     the data root (``local``: official ones) are not compared."""
     texts = {t: normalized_texts(local[t]) for t in dev + test if t in local}
