@@ -105,8 +105,10 @@ def rank_groups(entries: list[Entry], tasks: list[str], groups: Mapping[str, lis
     """The rows split into sets that can be ranked together: two rows join when some task scores both on the same
     data (a task outside ``groups`` scores every row that has it on the same data; a task in it, on the data of each
     of its label groups). Rows of different sets share no task on the same data, so their Borda points say nothing
-    about each other. Before stop 38 such rows were ranked as one board: with every task `‡` (our runs on a sample
-    beside published full-split rows) no row earned a point and all tied at rank 1, our own runs included."""
+    about each other. A row with no score (a night whose tasks all failed) joins the first set, ranked last there
+    with 0 points as on a board of one set, not a set of its own ranked 1. Before stop 38 all rows were ranked as
+    one board: with every task `‡` (our runs on a sample beside published full-split rows) no row earned a point
+    and all tied at rank 1, our own runs included."""
     parent = {e.label: e.label for e in entries}
 
     def root(label: str) -> str:
@@ -122,8 +124,11 @@ def rank_groups(entries: list[Entry], tasks: list[str], groups: Mapping[str, lis
                 parent[root(label)] = root(members[0])
     sets: dict[str, list[Entry]] = {}
     for e in entries:
-        sets.setdefault(root(e.label), []).append(e)
-    return list(sets.values())
+        if any(task in e.scores for task in tasks):
+            sets.setdefault(root(e.label), []).append(e)
+    scored = list(sets.values()) or [[]]
+    scored[0] += [e for e in entries if not any(task in e.scores for task in tasks)]  # ranked last, as before
+    return scored
 
 
 def _rankable(rows: list[Entry], task: str, groups: Mapping[str, list[list[str]]]) -> bool:

@@ -100,3 +100,12 @@ def test_a_task_on_shared_data_joins_the_sets_and_the_mixed_task_then_ranks_no_o
     # n = 3: t3 A 2 points, P 1 (B has no t3: 0); t1 holds two data groups in the one set: no points.
     assert [(r.entry.label, r.group, r.rank, r.points) for r in rows] == [
         ("A", "", 1, 2.0), ("P", "", 2, 1.0), ("B", "", 3, 0.0)]
+
+
+def test_a_row_without_scores_is_ranked_last_in_the_first_set_not_first_in_its_own():
+    entries = [Entry("A", "run", {"t1": 0.5}), Entry("failed", "run"), Entry("P", "published", {"t1": 0.9})]
+    rows = build_rows(entries, ["t1"], {"t1": "STS"}, {"t1": [["A"], ["P"]]})
+    assert [(r.entry.label, r.group, r.rank, r.points) for r in rows] == [
+        ("A", "A", 1, 1.0), ("failed", "A", 2, 0.0), ("P", "B", 1, 0.0)]
+    alone = build_rows([Entry("failed", "run")], ["t1"], {"t1": "STS"})
+    assert [(r.entry.label, r.group, r.rank) for r in alone] == [("failed", "", 1)]
