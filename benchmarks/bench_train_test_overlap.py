@@ -29,7 +29,8 @@ def measure(config: Path, data_dir: Path) -> dict:
     split = {**dict.fromkeys(ablation.dev, "dev"), **dict.fromkeys(ablation.test, "test")}
     return {"train_sets": sorted(ablation.train_sets), "dev": ablation.dev, "test": ablation.test,
             "train_overlap_ok": cfg["eval"].get("train_overlap_ok"),
-            "pairs": [{**pair, "split": split[pair["task"]]} for pair in ablation.train_pairs]}  # fmt: skip
+            "pairs": sorted(({**pair, "split": split[pair["task"]]} for pair in ablation.train_pairs),
+                            key=lambda pair: (pair["train"], pair["task"]))}  # one order whatever the set order
 
 
 def main() -> None:
