@@ -123,12 +123,15 @@ def rank_groups(entries: list[Entry], tasks: list[str], groups: Mapping[str, lis
             for label in members[1:]:
                 parent[root(label)] = root(members[0])
     sets: dict[str, list[Entry]] = {}
+    unscored = []
     for e in entries:
         if any(task in e.scores for task in tasks):
             sets.setdefault(root(e.label), []).append(e)
-    scored = list(sets.values()) or [[]]
-    scored[0] += [e for e in entries if not any(task in e.scores for task in tasks)]  # ranked last, as before
-    return scored
+        else:
+            unscored.append(e)
+    ranked = list(sets.values()) or [[]]
+    ranked[0] += unscored  # ranked last there, as on a board of one set
+    return ranked
 
 
 def _rankable(rows: list[Entry], task: str, groups: Mapping[str, list[list[str]]]) -> bool:

@@ -81,7 +81,7 @@ def quotes() -> list[tuple[str, str | None, str, str]]:
 
 
 def test_every_quoted_interval_is_in_a_committed_report() -> None:
-    intervals, triples = reported()
+    intervals, _ = reported()
     assert len(intervals) > 100  # the reports were read (a layout change must not pass this test vacuously)
     stale = [f"{where}: [{lo}, {hi}]" for where, _, lo, hi in quotes()
              if (lo, hi) not in intervals and f"[{lo}, {hi}]" not in HISTORICAL]  # fmt: skip

@@ -179,7 +179,6 @@ def test_a_sample_mirror_does_not_rank_against_the_published_whole_split(tmp_pat
     assert build_board([full], [tmp_path / "pub"], None, False).mixed == {}
 
 
-
 def test_our_runs_of_one_sample_rank_among_themselves_beside_published_rows(tmp_path: Path):
     """The README's example (two runs of the embedded sample, `--published`): before stop 38 every task was `‡`,
     no row earned a point and the good run tied the bad one at rank 1 (audit). The runs now form one rank set and
@@ -200,6 +199,7 @@ def test_our_runs_of_one_sample_rank_among_themselves_beside_published_rows(tmp_
     text = render(board)
     assert "| 1 (A)  " in text and "| 2 (A)  " in text and "**Ranked apart**" in text
     assert "A: model [good], model [bad]; B: org/other (published), org/pub (published)" in text
+
 
 def test_official_coverage_compares_counts_with_mteb_statistics(shared_data: Path):
     from harness.data import default_data_root, discover_tasks
