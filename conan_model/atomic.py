@@ -28,12 +28,8 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
     A path naming a folder, or below a file, is a ConanError naming it (an `--out` mistake), checked before
     anything is written, so every caller gets one clear error instead of an OSError from the rename."""
-    if path.is_dir():
-        raise ConanError(f"{path}: is a directory; give the name of a file to write")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):  # a file where a folder of the path should be
-        raise ConanError(f"{path}: cannot be written, a part of its folder {path.parent} is a file") from None
+    check_file_target(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
     try:
         write(tmp)
@@ -41,6 +37,18 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         durable_replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_file_target(path: Path) -> None:
+    """A ConanError when ``path`` cannot become a file: it is a folder, or one of its folders is a file. Nothing is
+    made, so a command can check its output paths before its work and still leave no folder behind when refused."""
+    if path.is_dir():
+        raise ConanError(f"{path}: is a directory; give the name of a file to write")
+    for folder in path.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise ConanError(f"{path}: cannot be written, a part of its folder, {folder}, is a file")
+            return
 
 
 def durable_replace(src: Path, dst: Path) -> None:

@@ -172,6 +172,7 @@ def cmd_alignment(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Rank runs and published results: the harness resolves --suite to its mteb benchmark, leaderboards rank."""
+    from conan_model.atomic import check_file_target
     from harness.errors import UsageError
     from harness.runs import atomic_write_text
     from harness.suites import official_benchmark
@@ -183,6 +184,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         if not results_root(Path(folder)).is_dir():
             raise UsageError(f"--published {folder}: no such folder (a copy of embeddings-benchmark/results, or "
                              "`--published` alone for the shipped snapshot)")  # fmt: skip
+    check_file_target(Path(args.out))  # before the board reads every run and published file
     suite = SuiteRef(args.suite, official_benchmark(args.suite)) if args.suite else None
     board = build_board([Path(p) for p in args.runs], [Path(p) for p in args.published or []], suite, args.dims)
     text = render(board)

@@ -28,7 +28,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
         text = render(comp)
         try:
             _written("--out", args.out, lambda path: atomic_write_text(path, text))
-        finally:  # an --out that cannot be written (a folder) still leaves the finished report on stdout
+        finally:  # an --out that fails at writing (disk full, a name too long) still leaves the report on stdout
             print(text)
     except ConanError as exc:  # exit 2 or 3: a CI job parsing --json still finds why
         if args.json:
@@ -53,6 +53,11 @@ def _check_regress_options(args: argparse.Namespace) -> None:
         raise UsageError(f"--min-effect {args.min_effect}: must be a finite number of points, 0 or more")
     if args.dim is not None and args.dim < 1:
         raise UsageError(f"--dim must be a positive integer (an MRL dim the runs were scored at), got {args.dim}")
+    from conan_model.atomic import check_file_target
+
+    for option in ("--out", "--json"):  # before the bootstraps (minutes on a large retrieval task), not after
+        if (value := getattr(args, option[2:])) is not None:
+            _written(option, value, check_file_target)  # a name too long: an OSError, named like a failed write
 
 
 def _write_stopped_json(args: argparse.Namespace, reason: ConanError, comp: Comparison | None) -> None:

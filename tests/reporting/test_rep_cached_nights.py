@@ -5,7 +5,9 @@ cache (`--cache-dir`)."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -122,14 +124,23 @@ def test_json_is_written_on_unusable_input(nights, tmp_path, capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_json_keeps_the_comparison_when_only_the_report_cannot_be_written(nights, tmp_path, capsys):
+def test_json_keeps_the_comparison_when_only_the_report_cannot_be_written(nights, tmp_path, capsys, monkeypatch):
+    """An --out naming a folder is refused before the comparison (the JSON says so, with no verdict); one that
+    fails only at writing (a full disk, injected) keeps the finished verdicts in the JSON."""
     folder = tmp_path / "reports"
     folder.mkdir()
     code, result = _regress_json(nights["night-1"], nights["night-3"], folder, tmp_path / "r.json")
-    assert code == 2 and result["exit_status"] == 2 and result["passed"] is False
+    assert code == 2 and result["exit_status"] == 2 and result["passed"] is False and result["tasks"] == []
     assert result["error"] == f"{folder}: is a directory; give the name of a file to write"
-    assert sorted(t["task"] for t in result["tasks"]) == sorted(NIGHT_TASKS)  # the finished verdicts, kept
     assert f"harness: error: {folder}: is a directory" in capsys.readouterr().err
+
+    def disk_full(path: Path, text: str) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr("harness.runs.atomic_write_text", disk_full)
+    code, result = _regress_json(nights["night-1"], nights["night-3"], tmp_path / "r.md", tmp_path / "r.json")
+    assert code == 2 and result["error"] == f"--out {tmp_path / 'r.md'}: cannot be written (No space left on device)"
+    assert sorted(t["task"] for t in result["tasks"]) == sorted(NIGHT_TASKS)  # the finished verdicts, kept
 
 
 def test_json_is_written_when_there_is_no_task_to_compare(nights, tmp_path, capsys):

@@ -152,8 +152,8 @@ def test_a_run_json_of_another_shape_is_one_clear_error(tiny_runs, tmp_path, cap
 
 @pytest.mark.parametrize("command", ["regress", "leaderboard"])
 def test_an_out_naming_a_folder_is_an_error_naming_it(tiny_runs, tmp_path, capsys, command):
-    """Before: IsADirectoryError from os.replace, a traceback naming the temporary file. Regress still prints
-    the finished report."""
+    """Before: IsADirectoryError from os.replace, a traceback naming the temporary file; then the error came
+    after every bootstrap (minutes on a large retrieval task). Now refused before any run is read."""
     folder = tmp_path / "reports"
     folder.mkdir()
     argv = {"regress": ["regress", "--baseline", str(tiny_runs["base"]), "--candidate", str(tiny_runs["batch8"]),
@@ -162,9 +162,21 @@ def test_an_out_naming_a_folder_is_an_error_naming_it(tiny_runs, tmp_path, capsy
     assert main([*argv, "--out", str(folder)]) == 2
     out, err = capsys.readouterr()
     assert f"harness: error: {folder}: is a directory; give the name of a file to write" in err
-    assert list(folder.iterdir()) == []
-    if command == "regress":
-        assert "# Regression report" in out
+    assert list(folder.iterdir()) == [] and "# Regression report" not in out and "# Leaderboard" not in out
+
+
+@pytest.mark.parametrize("option", ["--out", "--json"])
+def test_an_output_below_a_file_is_refused_before_any_run_is_read(tmp_path, capsys, option):
+    """Audit: `regress --out afile/x.md` ran every bootstrap and printed the report, then refused the path. The
+    runs here do not even exist: the path is the first thing checked, and no folder is made for it."""
+    (tmp_path / "afile").write_text("x")
+    paths = {"--out": str(tmp_path / "r.md"), "--json": str(tmp_path / "r.json"), option: str(tmp_path / "afile" / "x")}
+    code = main(["regress", "--baseline", str(tmp_path / "absent"), "--candidate", str(tmp_path / "absent"),
+                 "--out", paths["--out"], "--json", paths["--json"]])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and f"{tmp_path / 'afile' / 'x'}: cannot be written, a part of its folder, " in err
+    assert "not a run directory" not in err and sorted(p.name for p in tmp_path.iterdir()) == ["afile"] + (
+        ["r.json"] if option == "--out" else [])
 
 
 @pytest.mark.parametrize("damaged", ["predictions/TinySTS_predictions.json", "predictions/TinySTS_gold.json"])
