@@ -504,11 +504,16 @@ class Ablation:
                 final = self.train_arm(arm, seed, extra)
                 self.evaluate(final, f"{arm}-seed{seed}", self.dev + self.test)
                 runs.setdefault(arm, {})[seed] = {"final": final, "eval": str(self.out / "evals" / f"{arm}-seed{seed}")}
-        report_dir = Path(self.cfg.get("report", f"reports/ablations/{self.cfg['name']}"))
-        write_report(self.cfg, self.config_path, self.state, runs, self.dev, self.test, report_dir, self.overlap,
+        folder = report_dir(self.cfg)
+        write_report(self.cfg, self.config_path, self.state, runs, self.dev, self.test, folder, self.overlap,
                      self.train_overlap)  # fmt: skip
-        self._say("done", f"report {report_dir / 'report.md'}")
-        return report_dir
+        self._say("done", f"report {folder / 'report.md'}")
+        return folder
+
+
+def report_dir(cfg: dict[str, Any]) -> Path:
+    """Where an ablation's report goes: its `report`, else reports/ablations/<name>."""
+    return Path(cfg.get("report", f"reports/ablations/{cfg['name']}"))
 
 
 def run_ablation(path: Path) -> int:
@@ -521,10 +526,32 @@ def run_ablation(path: Path) -> int:
     return 0
 
 
+def _ablate_or_plan(args: argparse.Namespace) -> int:
+    plan_only = ("arm", "task", "delta", "power")
+    if not args.plan:
+        given = [f"--{k}" for k in plan_only if getattr(args, k) != {"task": "test mean", "power": 0.8}.get(k)]
+        if given:
+            raise UsageError(f"{', '.join(given)}: only with --plan")
+        return run_ablation(args.config)
+    from reporting.power import run_plan
+
+    source = args.config if args.config.suffix == ".json" else report_dir(load_ablation(args.config)) / "report.json"
+    return run_plan(args.config, source, args.arm, args.task, args.delta, args.power)
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("ablate", help="train arms × seeds, evaluate, bootstrap CIs against a reference",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", type=Path, help="ablation TOML (see configs/ablations/)")
-    parser.set_defaults(func=lambda args: run_ablation(args.config),
+    parser.add_argument("config", type=Path, help="ablation TOML (see configs/ablations/); with --plan also its "
+                        "report.json")  # fmt: skip
+    plan = parser.add_argument_group("--plan: the seeds a replication needs, from the finished report (trains nothing)")
+    plan.add_argument("--plan", action="store_true", help="print the projected CI half-width and power per number of "
+                      "seeds (reporting/power.py) instead of running")  # fmt: skip
+    plan.add_argument("--arm", help="only this arm (default: every arm compared with the reference)")
+    plan.add_argument("--task", default="test mean", help="the row to plan for (default: test mean)")
+    plan.add_argument("--delta", type=float, help="also the power at this true Δ, in points ×100 (default: the "
+                      "observed Δ and half of it)")  # fmt: skip
+    plan.add_argument("--power", type=float, default=0.8, help="target power for 'seeds needed' (default 0.8)")
+    parser.set_defaults(func=_ablate_or_plan,
                         interrupted="; finished units are kept (<out>/ablate.json): the same command continues, a "
                                     "training stage from its newest checkpoint")  # fmt: skip

@@ -172,9 +172,8 @@ def cmd_alignment(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Rank runs and published results: the harness resolves --suite to its mteb benchmark, leaderboards rank."""
-    from conan_model.atomic import check_file_target
     from harness.errors import UsageError
-    from harness.runs import atomic_write_text
+    from harness.runs import atomic_write_text, check_file_target
     from harness.suites import official_benchmark
     from leaderboards.build import SuiteRef, build_board
     from leaderboards.published import results_root

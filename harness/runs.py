@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from conan_model.atomic import atomic_write as atomic_write
 from conan_model.atomic import atomic_write_json as atomic_write_json
 from conan_model.atomic import atomic_write_text as atomic_write_text
+from conan_model.atomic import check_file_target as check_file_target
 from conan_model.atomic import durable_replace
 from harness.errors import DataError, UsageError
 

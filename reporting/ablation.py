@@ -66,9 +66,15 @@ def interval(delta: float, per_seed: list[float], resamples: np.ndarray) -> dict
         lo, hi = (float(x) for x in np.quantile(resamples, [LEVEL / 2, 1 - LEVEL / 2]))
         return {"lo": lo, "hi": hi, "se_items": float(np.std(resamples, ddof=1)), "se_seeds": None}
     se_seeds, se_items = float(np.std(per_seed, ddof=1)) / math.sqrt(n), float(np.std(resamples, ddof=1))
-    t, z = float(stats.t.ppf(1 - LEVEL / 2, n - 1)), float(stats.norm.ppf(1 - LEVEL / 2))
-    half = math.hypot(t * se_seeds, z * se_items)
+    half = half_width(se_seeds, se_items, n)
     return {"lo": delta - half, "hi": delta + half, "se_items": se_items, "se_seeds": se_seeds}
+
+
+def half_width(se_seeds: Any, se_items: float, n: int) -> Any:
+    """The CI's half-width with n ≥ 2 seeds: √((t·se_seeds)² + (z·se_items)²), t on n − 1 degrees of freedom
+    (element-wise for an array of se_seeds)."""
+    t, z = float(stats.t.ppf(1 - LEVEL / 2, n - 1)), float(stats.norm.ppf(1 - LEVEL / 2))
+    return np.hypot(t * se_seeds, z * se_items)
 
 
 def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, boot_seed: int,

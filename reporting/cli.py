@@ -53,7 +53,7 @@ def _check_regress_options(args: argparse.Namespace) -> None:
         raise UsageError(f"--min-effect {args.min_effect}: must be a finite number of points, 0 or more")
     if args.dim is not None and args.dim < 1:
         raise UsageError(f"--dim must be a positive integer (an MRL dim the runs were scored at), got {args.dim}")
-    from conan_model.atomic import check_file_target
+    from harness.runs import check_file_target
 
     for option in ("--out", "--json"):  # before the bootstraps (minutes on a large retrieval task), not after
         if (value := getattr(args, option[2:])) is not None:
