@@ -17,9 +17,13 @@ with their own items (dhnm's CMRC2018Retrieval and SQuADRetrieval) and over four
 (`reporting.items._sts`, gold scores drawn from the real STSBenchmark test split), at 3 seeds.
 
 Coverage counts how often lo ≤ Δ ≤ hi; "shown" how often the verdict is improves / hurts (at Δ = 0: the false
-"shown" rate). One seed: the report covers the items only, so its row also counts how often it covers that seed's
-own Δ (Δ + b_s). Fewer resamples than the reports' 1000 (--n-boot) make each se_items noisier, so coverage here
-errs low if anything. Prints a table and writes benchmarks/results/bench_ci_coverage.json.
+"shown" rate). "--plan's power" is what `harness ablate --plan` (reporting.power.projected_power, estimate /
+hopeful) predicts for the small Δ from the root mean square of the trials' se_seeds and se_items, as a pilot report
+would give them; "planned from 3 seeds", on the 5-seed rows, projects the same case's 3-seed trials to 5 seeds. Set
+beside "shown" they measure the plan where item × seed noise, resampled scorers and group means are in play. One
+seed: the report covers the items only, so its row also counts how often it covers that seed's own Δ (Δ + b_s).
+Fewer resamples than the reports' 1000 (--n-boot) make each se_items noisier, so coverage here errs low if
+anything. Prints a table and writes benchmarks/results/bench_ci_coverage.json.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from scipy.stats import spearmanr
 
 from reporting.ablation import group, paired_ci
 from reporting.items import _sts
+from reporting.power import projected_power
 
 M_ITEMS = 400  # items per simulated task: coverage depends on the noise ratios, not on m (sizes scale to it)
 M_STS = 300
@@ -108,7 +113,10 @@ def tally(hits: list[dict[str, Any]], truth: float) -> dict[str, float]:
     return {"coverage": float(np.mean(covered)), "shown": float(np.mean(shown)),
             "mean_half_width": float(np.mean(half)),
             "mean_se_items": float(np.mean([h["se_items"] for h in hits])),
-            "mean_se_seeds": float(np.mean([h["se_seeds"] or 0.0 for h in hits]))}  # fmt: skip
+            "mean_se_seeds": float(np.mean([h["se_seeds"] or 0.0 for h in hits])),
+            # root mean squares: a pilot's se² is unbiased for the true one, its se is not (low by c4)
+            "rms_se_items": float(np.sqrt(np.mean([h["se_items"] ** 2 for h in hits]))),
+            "rms_se_seeds": float(np.sqrt(np.mean([(h["se_seeds"] or 0.0) ** 2 for h in hits])))}  # fmt: skip
 
 
 def per_task(name: str, source: dict[str, Any], e_share: float, n: int, delta_sd: float, trials: int, n_boot: int,
@@ -197,12 +205,32 @@ def sts_case(name: str, gold: np.ndarray, spec: dict[str, float], trials: int, n
     return result
 
 
+def planned_power(r: dict[str, Any], pilot: dict[str, Any] | None = None) -> dict[str, float] | None:
+    """What `harness ablate --plan` predicts for the small-Δ row (reporting.power.projected_power, estimate and
+    hopeful) from a pilot's se_seeds and se_items (root mean squares over its trials, as a typical report would
+    show them): the row's own trials, or ``pilot``'s, a row of the same case at fewer seeds, projected to this
+    row's; None with one seed (no seed spread to plan from)."""
+    source = pilot or r
+    if source["seeds"] < 2:
+        return None
+    small, at = r["delta small"], source["delta small"]
+    return {name: projected_power(small["true_delta"], at["rms_se_seeds"], at["rms_se_items"], source["seeds"],
+                                  r["seeds"], name)
+            for name in ("estimate", "hopeful")}  # fmt: skip
+
+
+def _pair(planned: dict[str, float] | None) -> str:
+    return "—" if planned is None else f"{100 * planned['estimate']:.1f} / {100 * planned['hopeful']:.1f}"
+
+
 def table_row(r: dict[str, Any]) -> list[Any]:
     zero, small = r["delta 0"], r["delta small"]
     own = zero.get("coverage_of_the_seeds_own_delta")
+    planned = r.get("planned_power")
     return [r["case"], r["metric"], r["seeds"], r.get("e_share", "—"), f"{100 * zero['coverage']:.1f}",
             f"{100 * zero['shown']:.1f}", "—" if own is None else f"{100 * own:.1f}",
             f"{100 * small['true_delta']:+.3f}", f"{100 * small['coverage']:.1f}", f"{100 * small['shown']:.1f}",
+            _pair(planned), _pair(r.get("planned_from_3")),
             f"{zero['mean_se_seeds'] / zero['mean_se_items']:.2f}"]  # fmt: skip
 
 
@@ -228,6 +256,9 @@ def main() -> None:
             for n in (1, 3, 5):
                 results.append(per_task(f"{label}: {source['report']} {source['arm']} {source['task']}", source,
                                         e_share, n, delta, args.trials, args.n_boot, rng))  # fmt: skip
+                results[-1]["planned_power"] = planned_power(results[-1])
+                if n == 5:  # the 3-seed row of this case as the pilot
+                    results[-1]["planned_from_3"] = planned_power(results[-1], results[-2])
                 print(table_row(results[-1]), flush=True)
     by_task = {(r["report"], r["arm"], r["task"]): r for r in rows}
     for name, keys, shared in (
@@ -239,6 +270,7 @@ def main() -> None:
         sources = [by_task[k] for k in keys]
         sd = np.mean([estimate_sd(components(s["se_items"], s["se_seeds"], 0.5, M_ITEMS), M_ITEMS, 3) for s in sources])
         results.append(group_case(name, sources, shared, 2 * float(sd), args.group_trials, args.n_boot, rng))
+        results[-1]["planned_power"] = planned_power(results[-1])
         print(table_row(results[-1]), flush=True)
     gold = np.asarray([json.loads(line)["score"] for line in
                        (args.data_dir / "en" / "STSBenchmark" / "test.jsonl").read_text(encoding="utf-8").splitlines()
@@ -246,10 +278,12 @@ def main() -> None:
     for name, spec in (("STS, item noise larger", {"u": 0.8, "v": 0.4, "ref": 0.3, "cand": 0.2, "tau": 0.15}),
                        ("STS, seed noise larger", {"u": 0.8, "v": 0.15, "ref": 0.3, "cand": 0.2, "tau": 0.4})):
         results.append(sts_case(name, gold, spec, args.sts_trials, args.n_boot, rng))
+        results[-1]["planned_power"] = planned_power(results[-1])
         print(table_row(results[-1]), flush=True)
     sts_rows = [r for r in rows if r["unit"] == "pairs"]
     headers = ["case", "metric", "seeds", "e_share", "coverage % (Δ=0)", "false shown %", "covers the seed's Δ %",
-               "small Δ ×100", "coverage % (small Δ)", "shown % (small Δ)", "se_seeds/se_items"]
+               "small Δ ×100", "coverage % (small Δ)", "shown % (small Δ)", "--plan's power % (est / hopeful)",
+               "planned from 3 seeds %", "se_seeds/se_items"]
     write_report("bench_ci_coverage", [table_row(r) for r in results], headers, {
         "trials": {"per_task": args.trials, "group": args.group_trials, "sts": args.sts_trials},
         "n_boot": args.n_boot, "items": {"per_task": M_ITEMS, "sts": M_STS},
@@ -259,7 +293,8 @@ def main() -> None:
                              round(means[-1]["se_seeds"] / means[-1]["se_items"], 3)],
             "sts": [round(min(r["se_seeds"] / r["se_items"] for r in sts_rows), 3),
                     round(max(r["se_seeds"] / r["se_items"] for r in sts_rows), 3)]}},
-        "results": results, "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+        "results": results,
+        "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
 
 
 if __name__ == "__main__":

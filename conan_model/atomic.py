@@ -45,9 +45,10 @@ def check_file_target(path: Path) -> None:
     if path.is_dir():
         raise ConanError(f"{path}: is a directory; give the name of a file to write")
     for folder in path.parents:
-        if folder.exists():
+        if os.path.lexists(folder):  # a broken link too: mkdir would fail on it
             if not folder.is_dir():
-                raise ConanError(f"{path}: cannot be written, a part of its folder, {folder}, is a file")
+                what = "a broken link" if folder.is_symlink() else "a file"
+                raise ConanError(f"{path}: cannot be written, a part of its folder, {folder}, is {what}")
             return
 
 

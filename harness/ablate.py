@@ -527,16 +527,18 @@ def run_ablation(path: Path) -> int:
 
 
 def _ablate_or_plan(args: argparse.Namespace) -> int:
-    plan_only = ("arm", "task", "delta", "power")
     if not args.plan:
-        given = [f"--{k}" for k in plan_only if getattr(args, k) != {"task": "test mean", "power": 0.8}.get(k)]
+        given = [f"--{k}" for k in ("arm", "task", "delta", "power") if getattr(args, k) is not None]
         if given:
             raise UsageError(f"{', '.join(given)}: only with --plan")
+        if args.config.suffix == ".json":
+            raise UsageError(f"{args.config}: a report, not an ablation config; add --plan to plan a replication")
         return run_ablation(args.config)
     from reporting.power import run_plan
 
     source = args.config if args.config.suffix == ".json" else report_dir(load_ablation(args.config)) / "report.json"
-    return run_plan(args.config, source, args.arm, args.task, args.delta, args.power)
+    return run_plan(args.config, source, args.arm, args.task or "test mean", args.delta,
+                    0.8 if args.power is None else args.power)  # fmt: skip
 
 
 def register(subparsers: Any) -> None:
@@ -548,10 +550,10 @@ def register(subparsers: Any) -> None:
     plan.add_argument("--plan", action="store_true", help="print the projected CI half-width and power per number of "
                       "seeds (reporting/power.py) instead of running")  # fmt: skip
     plan.add_argument("--arm", help="only this arm (default: every arm compared with the reference)")
-    plan.add_argument("--task", default="test mean", help="the row to plan for (default: test mean)")
-    plan.add_argument("--delta", type=float, help="also the power at this true Δ, in points ×100 (default: the "
-                      "observed Δ and half of it)")  # fmt: skip
-    plan.add_argument("--power", type=float, default=0.8, help="target power for 'seeds needed' (default 0.8)")
+    plan.add_argument("--task", help="the test row to plan for (default: test mean)")
+    plan.add_argument("--delta", type=float, help="plan for this true Δ, in points ×100, instead of the observed Δ "
+                      "and half of it")  # fmt: skip
+    plan.add_argument("--power", type=float, help="target power for 'seeds needed' (default 0.8)")
     parser.set_defaults(func=_ablate_or_plan,
                         interrupted="; finished units are kept (<out>/ablate.json): the same command continues, a "
                                     "training stage from its newest checkpoint")  # fmt: skip

@@ -183,7 +183,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         if not results_root(Path(folder)).is_dir():
             raise UsageError(f"--published {folder}: no such folder (a copy of embeddings-benchmark/results, or "
                              "`--published` alone for the shipped snapshot)")  # fmt: skip
-    check_file_target(Path(args.out))  # before the board reads every run and published file
+    try:  # before the board reads every run and published file
+        check_file_target(Path(args.out))
+    except OSError as exc:  # a name too long, a folder that cannot be read
+        raise UsageError(f"--out {args.out}: cannot be written ({exc.strerror or exc})") from None
     suite = SuiteRef(args.suite, official_benchmark(args.suite)) if args.suite else None
     board = build_board([Path(p) for p in args.runs], [Path(p) for p in args.published or []], suite, args.dims)
     text = render(board)

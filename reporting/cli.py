@@ -57,7 +57,12 @@ def _check_regress_options(args: argparse.Namespace) -> None:
 
     for option in ("--out", "--json"):  # before the bootstraps (minutes on a large retrieval task), not after
         if (value := getattr(args, option[2:])) is not None:
-            _written(option, value, check_file_target)  # a name too long: an OSError, named like a failed write
+            try:
+                _written(option, value, check_file_target)  # a name too long: an OSError, named like a failed write
+            except ConanError:
+                if option == "--json":
+                    args.json = None  # refused itself: no JSON saying why regress stopped is tried there
+                raise
 
 
 def _write_stopped_json(args: argparse.Namespace, reason: ConanError, comp: Comparison | None) -> None:

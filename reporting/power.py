@@ -2,19 +2,21 @@
 
 A near miss (a CI that just reaches 0) asks whether more seeds would show the effect, and how many. The report
 holds what the answer needs, per arm and row: Δ, se_seeds and se_items at its n seeds (reporting.ablation's
-``interval``). With n' seeds on the same test tasks:
+``interval``). Per item and seed Δ_is = Δ + a_i + b_s + e_is: the item's own response (a), the training run's (b)
+and the run's idiosyncratic response to the item (e). Over N items, se_seeds² ≈ (σ_b² + σ_e²/N)/n and
+se_items² ≈ (σ_a² + σ_e²/n)/N. With n' seeds on the same test tasks:
 
-- se_seeds becomes se_seeds·√(n/n'): the sd of the per-seed Δ stays, its mean has n' terms;
-- se_items stays: the test items are the same. Its item × seed part would shrink with more seeds, so keeping it
-  overstates the half-width for n' > n (a plan errs towards more seeds) and understates it for n' < n;
-- the estimate's sd is √(se_seeds'² + se_items²), the half-width ``half_width`` (t on n' − 1 degrees of freedom)
-  of the seeds' sd as it will be measured, a χ² draw around the true one; ``power`` averages the chance that the CI
-  excludes 0 over that draw: the power at a true Δ.
+- se_seeds becomes se_seeds·√(n/n') (exact in this model);
+- se_items² loses the item × seed part σ_e²/(nN) times (1 − n/n'). A report does not separate that part from the
+  items' own; it is at most min(se_seeds², se_items²). The *estimate* keeps se_items (none of it item × seed: the
+  items alone limit the CI), the *hopeful* projection removes the most it can (more seeds keep narrowing it);
+- the pilot's seed sd has n − 1 degrees of freedom: the *cautious* projection takes its one-sided 80% upper
+  confidence bound instead of the estimate (a sd from 3 seeds is below the true one 63% of the time).
 
-z·se_items is a floor no number of seeds lowers: where it reaches |Δ| only more test items (tasks) help. Power is
-shown at the observed Δ and at half of it, since an observed Δ that just missed (or just made) the threshold
-overstates the true one more often than not; `--delta` names another. benchmarks/bench_ci_coverage.py compares
-this power with the rate simulated ablations show an effect at.
+``power`` is the chance that the CI excludes 0 at a true Δ, averaged over the χ² draw of the replication's own
+seed sd. Power is shown at the observed Δ and at half of it, a rule of thumb: an effect selected for being near
+the threshold is likely to be overstated; `--delta` names another. tests/reporting/test_rep_power.py and
+benchmarks/bench_ci_coverage.py compare the projections with simulated ablations.
 """
 
 from __future__ import annotations
@@ -29,25 +31,44 @@ from tabulate import tabulate
 
 from harness.errors import UsageError
 from harness.runs import read_json
-from reporting.ablation import LEVEL, half_width
+from reporting.ablation import half_width
 
-SEEDS = (2, 3, 5, 8, 10, 15, 20, 30, 50)  # the table's rows, with the report's own n
+SEEDS = (3, 5, 8, 10, 15, 20, 30, 50)  # the table's rows from the report's own n up
 MOST = 200  # seeds_needed looks no further
 QUANTILES = 400  # of the seed variance's χ² distribution, averaged over in ``power``
+UPPER = 0.8  # the one-sided confidence of the cautious projection's bound on the seeds' sd
+SCENARIOS = ("estimate", "hopeful", "cautious")
+NO_EFFECT = ("the observed Δ is within one sd of 0: no effect to plan for at it; give --delta (points) for the effect "
+             "a replication should find")
 
 
-def projected(se_seeds: float, n: int, n_new: int) -> float:
-    """se_seeds at ``n_new`` seeds, from a row measured at ``n``: the per-seed sd stays, the mean has n_new terms."""
-    return se_seeds * math.sqrt(n / n_new)
+def project(se_seeds: float, se_items: float, n: int, n_new: int, item_seed: float = 0.0,
+            seed_scale: float = 1.0) -> tuple[float, float, float]:  # fmt: skip
+    """(se_seeds, se_items, item × seed part) at ``n_new`` seeds from a row measured at ``n``; ``item_seed``: the
+    item × seed part of se_items² at n seeds (it scales with 1/n, and se_seeds² holds it too); ``seed_scale``: a
+    factor on the seeds' sd (its confidence bound)."""
+    shared = item_seed * n / n_new
+    return (seed_scale * se_seeds * math.sqrt(n / n_new), math.sqrt(max(se_items**2 - item_seed + shared, 0.0)),
+            shared)  # fmt: skip
 
 
-def power(delta: float, se_seeds: float, se_items: float, n: int) -> float:
+def scenario(name: str, se_seeds: float, se_items: float, n: int) -> dict[str, float]:
+    """The ``project`` keywords of a named scenario (module docstring)."""
+    if name == "hopeful":
+        return {"item_seed": min(se_seeds, se_items) ** 2}
+    if name == "cautious":
+        return {"seed_scale": math.sqrt((n - 1) / float(stats.chi2.ppf(1 - UPPER, n - 1)))}
+    return {}
+
+
+def power(delta: float, se_seeds: float, se_items: float, n: int, shared: float = 0.0) -> float:
     """Probability that the interval of ``n`` seeds excludes 0 at a true ``delta``, with these true se_seeds and
-    se_items. The estimate is N(delta, se_seeds² + se_items²); the half-width's seed part is random, the sd of n
-    per-seed Δ (σ²·χ²(n − 1)/(n − 1), independent of their mean), so the probability is averaged over its
-    quantiles: exact for normal seed noise and a known se_items, where a fixed half-width gets 3 seeds' power
-    wrong by up to 0.3 (tests/reporting/test_rep_power.py)."""
-    sd = math.hypot(se_seeds, se_items)
+    se_items, of which ``shared`` (a variance) is item × seed noise counted in both. The estimate is N(delta,
+    se_seeds² + se_items² − shared); the half-width's seed part is random, the sd of n per-seed Δ
+    (σ²·χ²(n − 1)/(n − 1), independent of their mean), so the probability is averaged over its quantiles: exact
+    for normal seed noise and a known se_items, where a fixed half-width gets 3 seeds' power wrong by up to 0.3
+    (tests/reporting/test_rep_power.py)."""
+    sd = math.sqrt(max(se_seeds**2 + se_items**2 - shared, 0.0))
     if sd == 0:
         return float(delta != 0)
     quantiles = stats.chi2.ppf((np.arange(QUANTILES) + 0.5) / QUANTILES, n - 1) / (n - 1)
@@ -56,74 +77,107 @@ def power(delta: float, se_seeds: float, se_items: float, n: int) -> float:
     return float(np.mean(excluded))
 
 
-def seeds_needed(delta: float, se_seeds: float, se_items: float, n: int, target: float) -> int | None:
+def projected_power(delta: float, se_seeds: float, se_items: float, n: int, n_new: int,
+                    name: str = "estimate") -> float:  # fmt: skip
+    """``power`` at ``n_new`` seeds under the scenario ``name``, from a row measured at ``n`` seeds."""
+    se_s, se_i, shared = project(se_seeds, se_items, n, n_new, **scenario(name, se_seeds, se_items, n))
+    return power(delta, se_s, se_i, n_new, shared)
+
+
+def seeds_needed(delta: float, se_seeds: float, se_items: float, n: int, target: float,
+                 name: str = "estimate") -> int | None:  # fmt: skip
     """The fewest seeds (2..MOST) whose projected power at ``delta`` reaches ``target``; None when none does."""
     for n_new in range(2, MOST + 1):
-        if power(delta, projected(se_seeds, n, n_new), se_items, n_new) >= target:
+        if projected_power(delta, se_seeds, se_items, n, n_new, name) >= target:
             return n_new
     return None
 
 
 def item_floor(se_items: float) -> float:
     """The half-width the items alone give: what infinitely many seeds would leave."""
-    return float(stats.norm.ppf(1 - LEVEL / 2)) * se_items
+    return float(half_width(0.0, se_items, 2))
 
 
 def plan_rows(report: dict[str, Any], arm: str | None, task: str, delta: float | None,
               target: float) -> list[dict[str, Any]]:  # fmt: skip
     """Per arm compared (or ``arm``), the row ``task`` ("test mean" or a test task) planned for: the Δs power is
-    shown at, the item floor, the projected half-width and power per seed count, and the seeds ``target`` needs."""
+    shown at, the item floor, the projected half-width and power per seed count, and the seeds ``target`` needs
+    per scenario. An arm whose row has no seed spread, or is not tested, is kept with its ``skip`` reason."""
     comparisons = report["comparisons"]
     arms = [arm] if arm else list(comparisons)
     unknown = [a for a in arms if a not in comparisons]
     if unknown:
         raise UsageError(f"--arm {unknown[0]}: not an arm compared in this report (arms: {', '.join(comparisons)}; "
                          f"{report['reference']} is the reference)")  # fmt: skip
+    if task not in [*report["test"], "test mean"]:  # dev rows are no evidence
+        raise UsageError(f"--task {task}: not a test row of this report (test rows: "
+                         f"{', '.join([*report['test'], 'test mean'])})")  # fmt: skip
     n = len(report["seeds"])
     plans = []
     for name in arms:
-        if task not in [*report["test"], "test mean"] or task not in comparisons[name]:  # dev rows are no evidence
-            rows = ", ".join(t for t in comparisons[name] if t in [*report["test"], "test mean"])
-            raise UsageError(f"--task {task}: not a test row of this report (test rows: {rows})")
-        row = comparisons[name][task]
-        if n < 2 or not row.get("se_seeds") or row.get("se_items") is None:
-            raise UsageError(f"{name}, {task}: no seed spread in this report ({n} seed(s) or not tested): a plan needs "
-                             "the sd over at least 2 seeds")  # fmt: skip
-        deltas = [delta] if delta is not None else [row["delta"], row["delta"] / 2]  # after a miss, plan on less
+        row = comparisons[name].get(task)
+        skip = _unplannable(row, n)
+        if skip is None and delta is None and abs(row["delta"]) < math.hypot(row["se_seeds"], row["se_items"]):
+            skip = NO_EFFECT
+        if skip is not None:
+            plans.append({"arm": name, "task": task, "row": row, "skip": skip})
+            continue
+        se_s, se_i = row["se_seeds"], row["se_items"]
+        deltas = [delta] if delta is not None else [row["delta"], row["delta"] / 2]
         table = []
-        for n_new in sorted({*SEEDS, n}):
-            se_new = projected(row["se_seeds"], n, n_new)
-            table.append({"seeds": n_new, "half": float(half_width(se_new, row["se_items"], n_new)),
-                          "power": [power(d, se_new, row["se_items"], n_new) for d in deltas]})  # fmt: skip
-        needed = [seeds_needed(d, row["se_seeds"], row["se_items"], n, target) for d in deltas]
-        plans.append({"arm": name, "task": task, "row": row, "seeds": n, "deltas": deltas,
-                      "floor": item_floor(row["se_items"]), "table": table, "needed": needed})  # fmt: skip
+        for n_new in sorted({s for s in SEEDS if s >= n} | {n}):
+            at_s, at_i, _ = project(se_s, se_i, n, n_new)
+            table.append({"seeds": n_new, "half": float(half_width(at_s, at_i, n_new)),
+                          "power": [power(d, at_s, at_i, n_new) for d in deltas]})  # fmt: skip
+        needed = [{s: seeds_needed(d, se_s, se_i, n, target, s) for s in SCENARIOS} for d in deltas]
+        floors = (item_floor(se_i), item_floor(project(se_s, se_i, n, 10**9, **scenario("hopeful", se_s, se_i, n))[1]))
+        plans.append({"arm": name, "task": task, "row": row, "seeds": n, "deltas": deltas, "floors": floors,
+                      "table": table, "needed": needed})  # fmt: skip
+    if all(p.get("skip", NO_EFFECT).startswith(("not tested", "no seed spread")) for p in plans):
+        raise UsageError(f"--task {task}: no arm of this report can be planned for: "
+                         + "; ".join(f"{p['arm']}: {p['skip']}" for p in plans))  # fmt: skip
     return plans
 
 
+def _unplannable(row: dict[str, Any] | None, n: int) -> str | None:
+    """Why a report row gives no plan: not tested (its reason), or no seed spread (one seed)."""
+    if not row or row.get("lo") is None:
+        reason = (row or {}).get("reason") or "a task of the mean was not tested"
+        return f"not tested in this report ({reason})"
+    if n < 2 or row.get("se_seeds") is None:
+        return f"no seed spread to plan from ({n} seed; a plan needs the sd over at least 2 seeds)"
+    return None
+
+
 def render_plan(report: dict[str, Any], plans: list[dict[str, Any]], target: float) -> str:
+    seeds = report["seeds"]
     lines = [f"# Seeds for a replication of {report['name']} (against {report['reference']})", "",
-             "Projected from the report's se_seeds and se_items (reporting/power.py): the same test tasks, new seeds; "
-             "the per-seed sd as measured, the item noise as measured (it does not shrink with seeds here, so the "
-             "projection errs towards more seeds). An observed Δ overstates the true one more often than not after "
-             "a near miss: plan on the smaller Δ.", ""]  # fmt: skip
+             f"From the report's {len(seeds)} seeds ({', '.join(map(str, seeds))}) on {', '.join(report['test'])} "
+             "(reporting/power.py): a replication on the same test tasks with new seeds. *Estimate*: the seeds' sd "
+             "as measured, the items' noise as measured; *hopeful*: as much of the items' noise as can be item × "
+             f"seed noise, which more seeds average out; *cautious*: the seeds' sd at its one-sided "
+             f"{100 * UPPER:.0f}% upper bound. Power at half the observed Δ is a rule of thumb: an effect noticed "
+             "near the threshold is likely overstated.", ""]  # fmt: skip
     for p in plans:
-        r = p["row"]
+        if "skip" in p:
+            lines += [f"## {p['arm']}, {p['task']}: {p['skip']}", ""]
+            continue
+        r, (floor, hopeful_floor) = p["row"], p["floors"]
         spread = r["se_seeds"] * math.sqrt(p["seeds"])  # the sd of the per-seed Δ
         lines += [f"## {p['arm']}, {p['task']}: Δ {100 * r['delta']:+.2f} [{100 * r['lo']:+.2f}, "
                   f"{100 * r['hi']:+.2f}] with {p['seeds']} seeds", "",
                   f"- se_seeds {100 * r['se_seeds']:.3f} (sd of the per-seed Δ {100 * spread:.3f}), se_items "
-                  f"{100 * r['se_items']:.3f}: the items alone give ±{100 * p['floor']:.2f}, which no number of seeds "
-                  "lowers"]  # fmt: skip
+                  f"{100 * r['se_items']:.3f}: with unlimited seeds the items' noise leaves ±{100 * floor:.2f} "
+                  f"(estimate) or ±{100 * hopeful_floor:.2f} (hopeful)"]  # fmt: skip
         for d, need in zip(p["deltas"], p["needed"], strict=True):
-            limit = power(d, 0.0, r["se_items"], MOST)  # unlimited seeds: the items' noise alone
-            said = (f"{need} seeds" if need is not None else
-                    f"none up to {MOST} seeds; with unlimited seeds {100 * limit:.0f}% (the items' noise alone): "
-                    "more test items or tasks needed")  # fmt: skip
+            said = ", ".join(f"{s} " + (f"{need[s]} seeds" if need[s] is not None else f"none up to {MOST}")
+                             for s in SCENARIOS)  # fmt: skip
+            if need["hopeful"] is None:
+                said += "; more test items or tasks needed"
             lines.append(f"- {100 * target:.0f}% power at Δ {100 * d:+.2f}: {said}")
         headers = ["seeds", "CI half-width", *(f"power at Δ {100 * d:+.2f}" for d in p["deltas"])]
         rows = [[t["seeds"], f"±{100 * t['half']:.2f}", *(f"{100 * q:.0f}%" for q in t["power"])] for t in p["table"]]
-        lines += ["", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
+        lines += ["", "Estimate:", "", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
     return "\n".join(lines)
 
 
@@ -136,7 +190,8 @@ def run_plan(path: Path, source: Path, arm: str | None, task: str, delta: float 
     if not source.is_file():
         if source == path:
             raise UsageError(f"{path}: no such report (the report.json `harness ablate` writes)")
-        raise UsageError(f"{path}: no report at {source}: run `harness ablate {path}` first (a plan reads its CIs)")
+        raise UsageError(f"{path}: no report at {source} (relative to the working directory {Path.cwd()}): run "
+                         f"`harness ablate {path}` first, or run --plan where it was run (a plan reads its CIs)")
     report = read_json(source)
     plans = plan_rows(report, arm, task, None if delta is None else delta / 100, target)
     print(render_plan(report, plans, target))

@@ -105,3 +105,6 @@ def test_a_path_naming_a_folder_or_below_a_file_is_an_error_naming_it(tmp_path: 
     with pytest.raises(ConanError, match="a part of its folder, .*/a.md, is a file"):
         atomic_write_text(tmp_path / "a.md" / "b.md", "x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md"] and (tmp_path / "a.md").read_text() == "old"
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")  # review 39: a broken link was passed, then mkdir failed
+    with pytest.raises(ConanError, match="a part of its folder, .*/gone, is a broken link"):
+        atomic_write_text(tmp_path / "gone" / "b.md", "x")
