@@ -57,7 +57,7 @@ def interval(delta: float, per_seed: list[float], resamples: np.ndarray) -> dict
     Welch–Satterthwaite t dips to 92% and a bootstrap over the seeds (10 distinct draws of 3 seeds, seed
     variance shrunk by (n − 1)/n, never past the outermost seed) covers about 68%. Noise of one run on one item
     (item × seed) is in both se_items and se_seeds, so where it dominates the interval is wider than 95% needs:
-    at noise sizes of the committed reports 92.5–99.5% with 3 or 5 seeds (benchmarks/bench_ci_coverage.py). With
+    at noise sizes of the committed reports 92–99.5% with 3 or 5 seeds (benchmarks/bench_ci_coverage.py). With
     one seed only the items are covered: the item bootstrap's percentiles, and the report says so. Resamples on
     which the metric is undefined are left out (``finite_resamples``: NotTestable when most are)."""
     resamples = finite_resamples(resamples)
@@ -331,7 +331,7 @@ def render(rep: dict[str, Any]) -> str:
         f"Δ = mean over seeds of (arm − {ref}), main score ×100. 95% CI over the test items and the training "
         f"seeds: Δ ± √((t·se_seeds)² + (z·se_items)²), se_items the sd of a paired bootstrap of the items "
         f"({b['n_boot']} resamples, seed {b['seed']}, the same items for both arms and every seed), se_seeds the sd "
-        "of the per-seed Δ over √n, t on n − 1 degrees of freedom (92.5–99.5% coverage with 3 or 5 seeds in "
+        "of the per-seed Δ over √n, t on n − 1 degrees of freedom (92–99.5% coverage with 3 or 5 seeds in "
         "simulation); "
         "one seed: the item bootstrap's percentiles, training noise not covered. Group means: per seed and per "
         "resample the mean over tasks; tasks whose items share ids and relevance judgements are resampled together "
