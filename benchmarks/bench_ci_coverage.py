@@ -17,8 +17,9 @@ with their own items (dhnm's CMRC2018Retrieval and SQuADRetrieval) and over four
 (`reporting.items._sts`, gold scores drawn from the real STSBenchmark test split), at 3 seeds.
 
 Coverage counts how often lo ≤ Δ ≤ hi; "shown" how often the verdict is improves / hurts (at Δ = 0: the false
-"shown" rate). "--plan's power" is what `harness ablate --plan` (reporting.power.projected_power, estimate /
-hopeful) predicts for the small Δ from the root mean square of the trials' se_seeds and se_items, as a pilot report
+"shown" rate). "--plan's power" is what `harness ablate --plan` (reporting.power.projected_power: estimate /
+hopeful without the measured item × seed split, and with it) predicts for the small Δ from the root mean square
+of the trials' se_seeds, se_items and se_item_seed, as a pilot report
 would give them; "planned from 3 seeds", on the 5-seed rows, projects the same case's 3-seed trials to 5 seeds. Set
 beside "shown" they measure the plan where item × seed noise, resampled scorers and group means are in play. One
 seed: the report covers the items only, so its row also counts how often it covers that seed's own Δ (Δ + b_s).
@@ -116,7 +117,9 @@ def tally(hits: list[dict[str, Any]], truth: float) -> dict[str, float]:
             "mean_se_seeds": float(np.mean([h["se_seeds"] or 0.0 for h in hits])),
             # root mean squares: a pilot's se² is unbiased for the true one, its se is not (low by c4)
             "rms_se_items": float(np.sqrt(np.mean([h["se_items"] ** 2 for h in hits]))),
-            "rms_se_seeds": float(np.sqrt(np.mean([(h["se_seeds"] or 0.0) ** 2 for h in hits])))}  # fmt: skip
+            "rms_se_seeds": float(np.sqrt(np.mean([(h["se_seeds"] or 0.0) ** 2 for h in hits]))),
+            "rms_se_item_seed": float(np.sqrt(np.mean([(h.get("se_item_seed") or 0.0) ** 2
+                                                       for h in hits])))}  # fmt: skip
 
 
 def per_task(name: str, source: dict[str, Any], e_share: float, n: int, delta_sd: float, trials: int, n_boot: int,
@@ -206,21 +209,27 @@ def sts_case(name: str, gold: np.ndarray, spec: dict[str, float], trials: int, n
 
 
 def planned_power(r: dict[str, Any], pilot: dict[str, Any] | None = None) -> dict[str, float] | None:
-    """What `harness ablate --plan` predicts for the small-Δ row (reporting.power.projected_power, estimate and
-    hopeful) from a pilot's se_seeds and se_items (root mean squares over its trials, as a typical report would
-    show them): the row's own trials, or ``pilot``'s, a row of the same case at fewer seeds, projected to this
-    row's; None with one seed (no seed spread to plan from)."""
+    """What `harness ablate --plan` predicts for the small-Δ row (reporting.power.projected_power) from a pilot's
+    se_seeds, se_items and se_item_seed (root mean squares over its trials, as a typical report would show them):
+    the row's own trials, or ``pilot``'s, a row of the same case at fewer seeds, projected to this row's; the
+    estimate and hopeful bracket of a report without se_item_seed, and the estimate from the measured split (what
+    reports since stop 39 give). None with one seed (no seed spread to plan from)."""
     source = pilot or r
     if source["seeds"] < 2:
         return None
     small, at = r["delta small"], source["delta small"]
-    return {name: projected_power(small["true_delta"], at["rms_se_seeds"], at["rms_se_items"], source["seeds"],
+    plan = {name: projected_power(small["true_delta"], at["rms_se_seeds"], at["rms_se_items"], source["seeds"],
                                   r["seeds"], name)
             for name in ("estimate", "hopeful")}  # fmt: skip
+    plan["measured"] = projected_power(small["true_delta"], at["rms_se_seeds"], at["rms_se_items"], source["seeds"],
+                                       r["seeds"], "estimate", at["rms_se_item_seed"])  # fmt: skip
+    return plan
 
 
 def _pair(planned: dict[str, float] | None) -> str:
-    return "—" if planned is None else f"{100 * planned['estimate']:.1f} / {100 * planned['hopeful']:.1f}"
+    if planned is None:
+        return "—"
+    return " / ".join(f"{100 * planned[k]:.1f}" for k in ("estimate", "hopeful", "measured"))
 
 
 def table_row(r: dict[str, Any]) -> list[Any]:
@@ -282,8 +291,8 @@ def main() -> None:
         print(table_row(results[-1]), flush=True)
     sts_rows = [r for r in rows if r["unit"] == "pairs"]
     headers = ["case", "metric", "seeds", "e_share", "coverage % (Δ=0)", "false shown %", "covers the seed's Δ %",
-               "small Δ ×100", "coverage % (small Δ)", "shown % (small Δ)", "--plan's power % (est / hopeful)",
-               "planned from 3 seeds %", "se_seeds/se_items"]
+               "small Δ ×100", "coverage % (small Δ)", "shown % (small Δ)",
+               "--plan's power % (est / hopeful / measured)", "planned from 3 seeds %", "se_seeds/se_items"]
     write_report("bench_ci_coverage", [table_row(r) for r in results], headers, {
         "trials": {"per_task": args.trials, "group": args.group_trials, "sts": args.sts_trials},
         "n_boot": args.n_boot, "items": {"per_task": M_ITEMS, "sts": M_STS},

@@ -23,7 +23,7 @@ from tabulate import tabulate
 from harness.errors import DataError, UsageError
 from harness.runs import RunDir, atomic_write, atomic_write_json, atomic_write_text, open_run, read_json
 from reporting.items import NotTestable, at_dim, paired_positions, task_items
-from reporting.regress import finite_resamples, item_resamples, verdict
+from reporting.regress import finite_resamples, seed_resamples, verdict
 
 LEVEL = 0.05
 Scorer = Callable[[np.ndarray], float]  # a run's main score on the items at these positions
@@ -47,7 +47,8 @@ def _scores(run_dir: str, task: str, dim: int | None = None) -> float:
     return float(_record(open_run(Path(run_dir)), task, dim)["main_score"])
 
 
-def interval(delta: float, per_seed: list[float], resamples: np.ndarray) -> dict[str, Any]:
+def interval(delta: float, per_seed: list[float], resamples: np.ndarray,
+             by_seed: np.ndarray | None = None) -> dict[str, Any]:  # fmt: skip
     """95% CI of the mean over seeds of Δ, covering both the test items and the training seeds.
 
     Items: se_items, the sd of the paired item bootstrap (``item_resamples``), with the normal quantile. Seeds:
@@ -59,15 +60,34 @@ def interval(delta: float, per_seed: list[float], resamples: np.ndarray) -> dict
     (item × seed) is in both se_items and se_seeds, so where it dominates the interval is wider than 95% needs:
     at noise sizes of the committed reports 92–99.5% with 3 or 5 seeds (benchmarks/bench_ci_coverage.py). With
     one seed only the items are covered: the item bootstrap's percentiles, and the report says so. Resamples on
-    which the metric is undefined are left out (``finite_resamples``: NotTestable when most are)."""
+    which the metric is undefined are left out (``finite_resamples``: NotTestable when most are). ``by_seed``:
+    the resamples per seed (``seed_resamples``; their mean is ``resamples``), from which se_item_seed, the item ×
+    seed part of se_items (``item_seed_variance``), is measured for `harness ablate --plan`; None without them."""
+    kept = np.isfinite(resamples)
     resamples = finite_resamples(resamples)
     n = len(per_seed)
     if n == 1:
         lo, hi = (float(x) for x in np.quantile(resamples, [LEVEL / 2, 1 - LEVEL / 2]))
-        return {"lo": lo, "hi": hi, "se_items": float(np.std(resamples, ddof=1)), "se_seeds": None}
+        return {"lo": lo, "hi": hi, "se_items": float(np.std(resamples, ddof=1)), "se_seeds": None,
+                "se_item_seed": None}  # fmt: skip
     se_seeds, se_items = float(np.std(per_seed, ddof=1)) / math.sqrt(n), float(np.std(resamples, ddof=1))
     half = half_width(se_seeds, se_items, n)
-    return {"lo": delta - half, "hi": delta + half, "se_items": se_items, "se_seeds": se_seeds}
+    split = None if by_seed is None else math.sqrt(item_seed_variance(by_seed[kept]))
+    return {"lo": delta - half, "hi": delta + half, "se_items": se_items, "se_seeds": se_seeds,
+            "se_item_seed": split}  # fmt: skip
+
+
+def item_seed_variance(by_seed: np.ndarray) -> float:
+    """The part of se_items² (the variance over item resamples of the mean over seeds of Δ) that is item × seed
+    noise, from (resamples, seeds) Δ: with Δ_is = Δ + a_i + b_s + e_is over N items, each seed's Δ varies over the
+    resamples by v = (σ_a² + σ_e²)/N and two seeds' co-vary by c = σ_a²/N (the items they share), so se_items² =
+    c + (v − c)/n and its item × seed part is (v − c)/n, which more seeds average out; c stays. Measured from the
+    mean variance and the mean covariance between seeds, clipped to [0, se_items²]."""
+    n = by_seed.shape[1]
+    total = float(np.var(by_seed.mean(axis=1), ddof=1))
+    own = float(np.var(by_seed, axis=0, ddof=1).mean())
+    between = (n * n * total - n * own) / (n * (n - 1))
+    return min(max((own - between) / n, 0.0), total)
 
 
 def half_width(se_seeds: Any, se_items: float, n: int) -> Any:
@@ -117,9 +137,10 @@ def paired_ci(pairs: list[tuple[Scorer, Scorer]], n_items: int, delta: float, n_
     path. Raises NotTestable when the metric is undefined on most resamples."""
     everything = np.arange(n_items)
     per_seed = [float(cand_score(everything) - ref_score(everything)) for ref_score, cand_score in pairs]
-    resamples = item_resamples(pairs, n_items, n_boot, rng)
-    ci = interval(delta, per_seed, resamples)
-    return {**ci, "per_seed": per_seed, "resamples": resamples,
+    by_seed = seed_resamples(pairs, n_items, n_boot, rng)
+    resamples = by_seed.mean(axis=1)
+    ci = interval(delta, per_seed, resamples, by_seed)
+    return {**ci, "per_seed": per_seed, "resamples": resamples, "by_seed": by_seed,
             "verdict": WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)]}  # fmt: skip
 
 
@@ -145,18 +166,18 @@ def shared_items(results: dict[str, dict[str, Any]]) -> list[list[str]]:
 
 def joint_resamples(results: dict[str, dict[str, Any]], tasks: list[str], n_boot: int,
                     boot_seed: int) -> dict[str, np.ndarray]:  # fmt: skip
-    """Per task, the mean over seeds of Δ under one bootstrap of the union of the tasks' items (id and gold): a
-    resampled item counts in every task that has it, so the tasks' shared items move together and their mean's
+    """Per task, each seed's Δ (n_boot, seeds) under one bootstrap of the union of the tasks' items (id and gold):
+    a resampled item counts in every task that has it, so the tasks' shared items move together and their mean's
     spread is not understated as if they were independent sets."""
     union = list(dict.fromkeys(k for t in tasks for k in _identities(results[t])))
     where = {t: {k: i for i, k in enumerate(_identities(results[t]))} for t in tasks}
     rng = np.random.default_rng([boot_seed, zlib.crc32("+".join(tasks).encode())])
-    out = {t: np.empty(n_boot) for t in tasks}
+    out = {t: np.empty((n_boot, len(results[t]["pairs"]))) for t in tasks}
     for b in range(n_boot):
         drawn = [union[i] for i in rng.integers(0, len(union), len(union))]
         for t in tasks:
             idx = np.asarray([where[t][k] for k in drawn if k in where[t]])
-            out[t][b] = np.mean([cand(idx) - base(idx) for base, cand in results[t]["pairs"]])
+            out[t][b] = [cand(idx) - base(idx) for base, cand in results[t]["pairs"]]
     return out
 
 
@@ -166,14 +187,16 @@ def group(results: dict[str, dict[str, Any]], n_boot: int, boot_seed: int) -> di
     resampled together (``joint_resamples``), so the group's CI counts their shared items once."""
     if not results or any(r["resamples"] is None for r in results.values()):
         return None
-    resamples = {t: r["resamples"] for t, r in results.items()}
+    by_seed = {t: r.get("by_seed") for t, r in results.items()}
     linked = shared_items(results)
     for tasks in linked:
-        resamples.update(joint_resamples(results, tasks, n_boot, boot_seed))
+        by_seed.update(joint_resamples(results, tasks, n_boot, boot_seed))
+    resamples = {t: r["resamples"] if by_seed[t] is None else by_seed[t].mean(axis=1) for t, r in results.items()}
     delta = mean(r["delta"] for r in results.values())
     per_seed = np.mean([r["per_seed"] for r in results.values()], axis=0).tolist()
+    split = None if any(m is None for m in by_seed.values()) else np.mean(list(by_seed.values()), axis=0)
     try:  # a resample undefined in any task is undefined for the mean
-        ci = interval(delta, per_seed, np.mean(list(resamples.values()), axis=0))
+        ci = interval(delta, per_seed, np.mean(list(resamples.values()), axis=0), split)
     except NotTestable as exc:
         return {"delta": delta, "lo": None, "hi": None, "verdict": "no effect shown", "reason": f"not tested: {exc}"}
     return {"delta": delta, **ci, "verdict": WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)],
@@ -258,7 +281,7 @@ def _against(ref: dict[int, str], cand: dict[int, str], dev: list[str], test: li
              boot_seed: int, dim: int | None = None) -> dict[str, Any]:  # fmt: skip
     """Per task and for the dev and test means, one arm against the reference (``compare``, ``group``)."""
     per_task = {t: compare(ref, cand, t, n_boot, boot_seed, dim) for t in dev + test}
-    comp = {t: {k: v for k, v in r.items() if k not in ("resamples", "keys", "gold", "pairs")}
+    comp = {t: {k: v for k, v in r.items() if k not in ("resamples", "by_seed", "keys", "gold", "pairs")}
             for t, r in per_task.items()}  # fmt: skip
     comp["dev mean"] = group({t: per_task[t] for t in dev}, n_boot, boot_seed)
     comp["test mean"] = group({t: per_task[t] for t in test}, n_boot, boot_seed)

@@ -7,9 +7,11 @@ and the run's idiosyncratic response to the item (e). Over N items, se_seeds² �
 se_items² ≈ (σ_a² + σ_e²/n)/N. With n' seeds on the same test tasks:
 
 - se_seeds becomes se_seeds·√(n/n') (exact in this model);
-- se_items² loses the item × seed part σ_e²/(nN) times (1 − n/n'). A report does not separate that part from the
-  items' own; it is at most min(se_seeds², se_items²). The *estimate* keeps se_items (none of it item × seed: the
-  items alone limit the CI), the *hopeful* projection removes the most it can (more seeds keep narrowing it);
+- se_items² loses the item × seed part σ_e²/(nN) times (1 − n/n'). Reports written since stop 39 measure that
+  part (``se_item_seed``, from how the seeds' Δ co-vary over the item resamples: reporting.ablation's
+  ``item_seed_variance``), and the *estimate* uses it. An older report does not separate it from the items' own;
+  it is at most min(se_seeds², se_items²): there the *estimate* keeps se_items (none of it item × seed: the items
+  alone limit the CI) and a *hopeful* projection removes the most it can (more seeds keep narrowing it);
 - the pilot's seed sd has n − 1 degrees of freedom: the *cautious* projection takes its one-sided 80% upper
   confidence bound instead of the estimate (a sd from 3 seeds is below the true one 63% of the time).
 
@@ -37,7 +39,7 @@ SEEDS = (3, 5, 8, 10, 15, 20, 30, 50)  # the table's rows from the report's own 
 MOST = 200  # seeds_needed looks no further
 QUANTILES = 400  # of the seed variance's χ² distribution, averaged over in ``power``
 UPPER = 0.8  # the one-sided confidence of the cautious projection's bound on the seeds' sd
-SCENARIOS = ("estimate", "hopeful", "cautious")
+SCENARIOS = ("estimate", "hopeful", "cautious")  # "hopeful" only where a report does not measure item × seed
 NO_EFFECT = ("the observed Δ is within one sd of 0: no effect to plan for at it; give --delta (points) for the effect "
              "a replication should find")
 
@@ -52,13 +54,21 @@ def project(se_seeds: float, se_items: float, n: int, n_new: int, item_seed: flo
             shared)  # fmt: skip
 
 
-def scenario(name: str, se_seeds: float, se_items: float, n: int) -> dict[str, float]:
-    """The ``project`` keywords of a named scenario (module docstring)."""
+def scenario(name: str, se_seeds: float, se_items: float, n: int,
+             se_item_seed: float | None = None) -> dict[str, float]:  # fmt: skip
+    """The ``project`` keywords of a named scenario (module docstring); ``se_item_seed``: the report's measured
+    item × seed part of se_items, which the estimate and the cautious projection then use."""
+    measured = {} if se_item_seed is None else {"item_seed": se_item_seed**2}
     if name == "hopeful":
         return {"item_seed": min(se_seeds, se_items) ** 2}
     if name == "cautious":
-        return {"seed_scale": math.sqrt((n - 1) / float(stats.chi2.ppf(1 - UPPER, n - 1)))}
-    return {}
+        return {**measured, "seed_scale": math.sqrt((n - 1) / float(stats.chi2.ppf(1 - UPPER, n - 1)))}
+    return measured
+
+
+def scenarios(row: dict[str, Any]) -> tuple[str, ...]:
+    """The scenarios a row is planned under: without the hopeful bound where its item × seed part is measured."""
+    return SCENARIOS if row.get("se_item_seed") is None else ("estimate", "cautious")
 
 
 def power(delta: float, se_seeds: float, se_items: float, n: int, shared: float = 0.0) -> float:
@@ -77,18 +87,19 @@ def power(delta: float, se_seeds: float, se_items: float, n: int, shared: float 
     return float(np.mean(excluded))
 
 
-def projected_power(delta: float, se_seeds: float, se_items: float, n: int, n_new: int,
-                    name: str = "estimate") -> float:  # fmt: skip
+def projected_power(delta: float, se_seeds: float, se_items: float, n: int, n_new: int, name: str = "estimate",
+                    se_item_seed: float | None = None) -> float:  # fmt: skip
     """``power`` at ``n_new`` seeds under the scenario ``name``, from a row measured at ``n`` seeds."""
-    se_s, se_i, shared = project(se_seeds, se_items, n, n_new, **scenario(name, se_seeds, se_items, n))
+    kwargs = scenario(name, se_seeds, se_items, n, se_item_seed)
+    se_s, se_i, shared = project(se_seeds, se_items, n, n_new, **kwargs)
     return power(delta, se_s, se_i, n_new, shared)
 
 
-def seeds_needed(delta: float, se_seeds: float, se_items: float, n: int, target: float,
-                 name: str = "estimate") -> int | None:  # fmt: skip
+def seeds_needed(delta: float, se_seeds: float, se_items: float, n: int, target: float, name: str = "estimate",
+                 se_item_seed: float | None = None) -> int | None:  # fmt: skip
     """The fewest seeds (2..MOST) whose projected power at ``delta`` reaches ``target``; None when none does."""
     for n_new in range(2, MOST + 1):
-        if projected_power(delta, se_seeds, se_items, n, n_new, name) >= target:
+        if projected_power(delta, se_seeds, se_items, n, n_new, name, se_item_seed) >= target:
             return n_new
     return None
 
@@ -122,15 +133,16 @@ def plan_rows(report: dict[str, Any], arm: str | None, task: str, delta: float |
         if skip is not None:
             plans.append({"arm": name, "task": task, "row": row, "skip": skip})
             continue
-        se_s, se_i = row["se_seeds"], row["se_items"]
+        se_s, se_i, split = row["se_seeds"], row["se_items"], row.get("se_item_seed")
         deltas = [delta] if delta is not None else [row["delta"], row["delta"] / 2]
         table = []
         for n_new in sorted({s for s in SEEDS if s >= n} | {n}):
-            at_s, at_i, _ = project(se_s, se_i, n, n_new)
+            at_s, at_i, shared = project(se_s, se_i, n, n_new, **scenario("estimate", se_s, se_i, n, split))
             table.append({"seeds": n_new, "half": float(half_width(at_s, at_i, n_new)),
-                          "power": [power(d, at_s, at_i, n_new) for d in deltas]})  # fmt: skip
-        needed = [{s: seeds_needed(d, se_s, se_i, n, target, s) for s in SCENARIOS} for d in deltas]
-        floors = (item_floor(se_i), item_floor(project(se_s, se_i, n, 10**9, **scenario("hopeful", se_s, se_i, n))[1]))
+                          "power": [power(d, at_s, at_i, n_new, shared) for d in deltas]})  # fmt: skip
+        needed = [{s: seeds_needed(d, se_s, se_i, n, target, s, split) for s in scenarios(row)} for d in deltas]
+        floors = tuple(item_floor(project(se_s, se_i, n, 10**9, **scenario(s, se_s, se_i, n, split))[1])
+                       for s in ("estimate", "hopeful"))  # fmt: skip
         plans.append({"arm": name, "task": task, "row": row, "seeds": n, "deltas": deltas, "floors": floors,
                       "table": table, "needed": needed})  # fmt: skip
     if all(p.get("skip", NO_EFFECT).startswith(("not tested", "no seed spread")) for p in plans):
@@ -154,25 +166,30 @@ def render_plan(report: dict[str, Any], plans: list[dict[str, Any]], target: flo
     lines = [f"# Seeds for a replication of {report['name']} (against {report['reference']})", "",
              f"From the report's {len(seeds)} seeds ({', '.join(map(str, seeds))}) on {', '.join(report['test'])} "
              "(reporting/power.py): a replication on the same test tasks with new seeds. *Estimate*: the seeds' sd "
-             "as measured, the items' noise as measured; *hopeful*: as much of the items' noise as can be item × "
-             f"seed noise, which more seeds average out; *cautious*: the seeds' sd at its one-sided "
-             f"{100 * UPPER:.0f}% upper bound. Power at half the observed Δ is a rule of thumb: an effect noticed "
-             "near the threshold is likely overstated.", ""]  # fmt: skip
+             "as measured, the items' noise as measured, its item × seed part (which more seeds average out) as "
+             "measured where the report holds it (se_item_seed), else none; *hopeful* (reports without "
+             "se_item_seed): as much of the items' noise as can be item × seed noise; *cautious*: the estimate "
+             f"with the seeds' sd at its one-sided {100 * UPPER:.0f}% upper bound. Power at half the observed Δ is "
+             "a rule of thumb: an effect noticed near the threshold is likely overstated.", ""]  # fmt: skip
     for p in plans:
         if "skip" in p:
             lines += [f"## {p['arm']}, {p['task']}: {p['skip']}", ""]
             continue
         r, (floor, hopeful_floor) = p["row"], p["floors"]
         spread = r["se_seeds"] * math.sqrt(p["seeds"])  # the sd of the per-seed Δ
+        split = r.get("se_item_seed")
+        items = (f"se_items {100 * r['se_items']:.3f} (of its variance {100 * split**2 / r['se_items'] ** 2:.0f}% "
+                 f"item × seed, measured)" if split is not None else f"se_items {100 * r['se_items']:.3f}")
+        floors = (f"±{100 * floor:.2f}" if split is not None
+                  else f"±{100 * floor:.2f} (estimate) or ±{100 * hopeful_floor:.2f} (hopeful)")  # fmt: skip
         lines += [f"## {p['arm']}, {p['task']}: Δ {100 * r['delta']:+.2f} [{100 * r['lo']:+.2f}, "
                   f"{100 * r['hi']:+.2f}] with {p['seeds']} seeds", "",
-                  f"- se_seeds {100 * r['se_seeds']:.3f} (sd of the per-seed Δ {100 * spread:.3f}), se_items "
-                  f"{100 * r['se_items']:.3f}: with unlimited seeds the items' noise leaves ±{100 * floor:.2f} "
-                  f"(estimate) or ±{100 * hopeful_floor:.2f} (hopeful)"]  # fmt: skip
+                  f"- se_seeds {100 * r['se_seeds']:.3f} (sd of the per-seed Δ {100 * spread:.3f}), {items}: with "
+                  f"unlimited seeds the items' noise leaves {floors}"]  # fmt: skip
         for d, need in zip(p["deltas"], p["needed"], strict=True):
-            said = ", ".join(f"{s} " + (f"{need[s]} seeds" if need[s] is not None else f"none up to {MOST}")
-                             for s in SCENARIOS)  # fmt: skip
-            if need["hopeful"] is None:
+            said = ", ".join(f"{s} " + (f"{k} seeds" if k is not None else f"none up to {MOST}")
+                             for s, k in need.items())  # fmt: skip
+            if need.get("hopeful", need["estimate"]) is None:
                 said += "; more test items or tasks needed"
             lines.append(f"- {100 * target:.0f}% power at Δ {100 * d:+.2f}: {said}")
         headers = ["seeds", "CI half-width", *(f"power at Δ {100 * d:+.2f}" for d in p["deltas"])]

@@ -151,10 +151,17 @@ def item_resamples(pairs: list[tuple[Any, Any]], m: int, n_boot: int, rng: np.ra
     """The mean over seeds of Δ (candidate − baseline) under a paired bootstrap of the m shared items, seeds held
     fixed: the same resampled items for every seed and both arms. ``pairs[s]`` = (baseline, candidate) score
     functions of item positions. Seeds are not resampled: reporting/ablation.py ``interval`` covers them."""
-    out = np.empty(n_boot)
+    return seed_resamples(pairs, m, n_boot, rng).mean(axis=1)
+
+
+def seed_resamples(pairs: list[tuple[Any, Any]], m: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``item_resamples`` before the mean over seeds: (n_boot, seeds), each seed's Δ on the same resampled items.
+    How the seeds' Δ co-vary over the resamples splits the items' noise into the items' own and item × seed
+    noise (reporting/ablation.py ``item_seed_variance``)."""
+    out = np.empty((n_boot, len(pairs)))
     for b in range(n_boot):
         idx = rng.integers(0, m, m)
-        out[b] = np.mean([cand(idx) - base(idx) for base, cand in pairs])
+        out[b] = [cand(idx) - base(idx) for base, cand in pairs]
     return out
 
 

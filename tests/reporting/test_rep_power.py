@@ -79,6 +79,41 @@ def test_a_projection_from_five_seeds_brackets_the_power_at_more(sd_items, sd_se
             assert rate == pytest.approx(hopeful, abs=0.05)
 
 
+@pytest.mark.parametrize(("sd_items", "sd_seeds", "sd_item_seed", "delta"),
+                         [(1.5, 0.1, 0.0, 0.12), (0.0, 0.05, 2.0, 0.08), (1.0, 0.1, 1.0, 0.12)])  # fmt: skip
+def test_with_the_item_seed_part_measured_the_estimate_is_the_power_at_more_seeds(sd_items, sd_seeds, sd_item_seed,
+                                                                                 delta) -> None:  # fmt: skip
+    """Reports since stop 39 hold se_item_seed (reporting.ablation's ``item_seed_variance``), the item × seed part
+    of se_items: the estimate then lets that part shrink with more seeds and is the simulated rate at 10 and 20
+    seeds within 0.05 in each case the bracket above only bounds (1000 trials: binomial sd at most 0.016)."""
+    n, n_items = 5, 400
+    se_seeds = math.sqrt((sd_seeds**2 + sd_item_seed**2 / n_items) / n)
+    se_items = math.sqrt((sd_items**2 + sd_item_seed**2 / n) / n_items)
+    split = math.sqrt(sd_item_seed**2 / (n * n_items))
+    for n_new in (10, 20):
+        rate = items_and_seeds_rate(n_new, sd_items, sd_seeds, sd_item_seed, delta)
+        assert rate == pytest.approx(projected_power(delta, se_seeds, se_items, n, n_new, "estimate", split), abs=0.05)
+
+
+def test_a_plan_from_a_measured_split_says_so_and_drops_the_hopeful_bound(capsys, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    report = json.loads((REPO / "reports/ablations/dhnm_decoder/report.json").read_text(encoding="utf-8"))
+    row = report["comparisons"]["dynamic"]["test mean"]
+    row["se_item_seed"] = row["se_items"] / 2  # a quarter of the items' variance is item × seed
+    plans = plan_rows(report, "dynamic", "test mean", None, 0.8)
+    need = plans[0]["needed"][0]
+    assert set(need) == {"estimate", "cautious"}
+    with_split = seeds_needed(row["delta"], row["se_seeds"], row["se_items"], 5, 0.8, "estimate", row["se_item_seed"])
+    assert need["estimate"] == with_split <= seeds_needed(row["delta"], row["se_seeds"], row["se_items"], 5, 0.8)
+    floor = 1.959964 * math.sqrt(row["se_items"] ** 2 * 3 / 4)
+    assert plans[0]["floors"][0] == pytest.approx(floor, rel=1e-5)
+    from reporting.power import render_plan
+
+    text = render_plan(report, plans, 0.8)
+    assert "(of its variance 25% item × seed, measured)" in text and f"leaves ±{100 * floor:.2f}\n" in text + "\n"
+    assert f"estimate {with_split} seeds, cautious " in text and "hopeful" not in text.split("## dynamic")[1]
+
+
 @pytest.mark.parametrize("path", REPORTS, ids=lambda p: p.parent.name)
 def test_the_projection_at_the_reports_own_seeds_is_its_interval(path: Path) -> None:
     """Every committed report's rows with a seed spread: projecting to the same n gives back its half-width, in
