@@ -536,9 +536,15 @@ def _ablate_or_plan(args: argparse.Namespace) -> int:
         return run_ablation(args.config)
     from reporting.power import run_plan
 
-    source = args.config if args.config.suffix == ".json" else report_dir(load_ablation(args.config)) / "report.json"
+    if args.config.suffix == ".json":
+        source, expected = args.config, None
+    else:
+        cfg = load_ablation(args.config)
+        source = report_dir(cfg) / "report.json"
+        expected = {"seeds": cfg["seeds"], "reference": cfg["reference"], "arms": list(cfg["arms"]),
+                    "test": cfg["eval"]["test"]}  # fmt: skip
     return run_plan(args.config, source, args.arm, args.task or "test mean", args.delta,
-                    0.8 if args.power is None else args.power)  # fmt: skip
+                    0.8 if args.power is None else args.power, expected)  # fmt: skip
 
 
 def register(subparsers: Any) -> None:

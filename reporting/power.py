@@ -198,8 +198,19 @@ def render_plan(report: dict[str, Any], plans: list[dict[str, Any]], target: flo
     return "\n".join(lines)
 
 
-def run_plan(path: Path, source: Path, arm: str | None, task: str, delta: float | None, target: float) -> int:
-    """Print the plan of the report ``source`` (``path``: the report.json itself or the config that wrote it)."""
+def stale(report: dict[str, Any], expected: dict[str, Any] | None) -> list[str]:
+    """What the config now names that its report does not hold (seeds, reference, arms, test tasks): a report
+    left from before the config changed plans a replication of another ablation."""
+    held = {"seeds": report["seeds"], "reference": report["reference"], "arms": list(report["arms"]),
+            "test": report["test"]}  # fmt: skip
+    return [f"{key}: the config {expected[key]}, the report {held[key]}" for key in held
+            if expected is not None and expected[key] != held[key]]  # fmt: skip
+
+
+def run_plan(path: Path, source: Path, arm: str | None, task: str, delta: float | None, target: float,
+             expected: dict[str, Any] | None = None) -> int:  # fmt: skip
+    """Print the plan of the report ``source`` (``path``: the report.json itself or the config that wrote it,
+    whose seeds, reference, arms and test tasks are ``expected``: a report that differs is named stale)."""
     if not 0 < target < 1:
         raise UsageError(f"--power {target}: must be between 0 and 1 (exclusive)")
     if delta is not None and (not math.isfinite(delta) or delta == 0):
@@ -211,5 +222,11 @@ def run_plan(path: Path, source: Path, arm: str | None, task: str, delta: float 
                          f"`harness ablate {path}` first, or run --plan where it was run (a plan reads its CIs)")
     report = read_json(source)
     plans = plan_rows(report, arm, task, None if delta is None else delta / 100, target)
-    print(render_plan(report, plans, target))
+    text = render_plan(report, plans, target)
+    differ = stale(report, expected)
+    if differ:
+        head, rest = text.split("\n", 1)
+        text = (f"{head}\n\n**Stale report**: {path} has changed since {source} was written ({'; '.join(differ)}). "
+                f"This plan is from the report as written; `harness ablate {path}` refreshes it.\n{rest}")
+    print(text)
     return 0

@@ -215,3 +215,19 @@ def test_a_plan_needs_a_report_with_a_seed_spread(tmp_path, capsys, monkeypatch)
     assert main(["ablate", "reports/ablations/dhnm_decoder/report.json"]) == 2
     assert ("reports/ablations/dhnm_decoder/report.json: a report, not an ablation config; add --plan to plan a "
             "replication") in capsys.readouterr().err
+
+
+def test_a_report_older_than_its_config_is_named_stale(capsys, monkeypatch, tmp_path) -> None:
+    """Review 39 L9: `--plan CONFIG` read the report the config names without checking that it still holds the
+    config's seeds, reference, arms and test tasks; a report left from before an edit was planned from silently."""
+    monkeypatch.chdir(REPO)
+    text = (REPO / "configs/ablations/dhnm_decoder.toml").read_text(encoding="utf-8")
+    assert "seeds = [0, 1, 2, 3, 4]" in text
+    edited = tmp_path / "dhnm_decoder.toml"
+    edited.write_text(text.replace("seeds = [0, 1, 2, 3, 4]", "seeds = [0, 1, 2, 3, 4, 5, 6]"), encoding="utf-8")
+    assert main(["ablate", str(edited), "--plan", "--arm", "dynamic"]) == 0
+    out = capsys.readouterr().out
+    assert f"**Stale report**: {edited} has changed since reports/ablations/dhnm_decoder/report.json was written" in out
+    assert "seeds: the config [0, 1, 2, 3, 4, 5, 6], the report [0, 1, 2, 3, 4]" in out and "## dynamic" in out
+    assert main(["ablate", "configs/ablations/dhnm_decoder.toml", "--plan", "--arm", "dynamic"]) == 0
+    assert "Stale" not in capsys.readouterr().out
