@@ -213,7 +213,7 @@ def planned_power(r: dict[str, Any], pilot: dict[str, Any] | None = None) -> dic
     se_seeds, se_items and se_item_seed (root mean squares over its trials, as a typical report would show them):
     the row's own trials, or ``pilot``'s, a row of the same case at fewer seeds, projected to this row's; the
     estimate and hopeful bracket of a report without se_item_seed, and the estimate from the measured split (what
-    reports since stop 39 give). None with one seed (no seed spread to plan from)."""
+    reports since stop 40 give). None with one seed (no seed spread to plan from)."""
     source = pilot or r
     if source["seeds"] < 2:
         return None

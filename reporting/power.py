@@ -7,7 +7,7 @@ and the run's idiosyncratic response to the item (e). Over N items, se_seeds² �
 se_items² ≈ (σ_a² + σ_e²/n)/N. With n' seeds on the same test tasks:
 
 - se_seeds becomes se_seeds·√(n/n') (exact in this model);
-- se_items² loses the item × seed part σ_e²/(nN) times (1 − n/n'). Reports written since stop 39 measure that
+- se_items² loses the item × seed part σ_e²/(nN) times (1 − n/n'). Reports written since stop 40 measure that
   part (``se_item_seed``, from how the seeds' Δ co-vary over the item resamples: reporting.ablation's
   ``item_seed_variance``), and the *estimate* uses it. An older report does not separate it from the items' own;
   it is at most min(se_seeds², se_items²): there the *estimate* keeps se_items (none of it item × seed: the items

@@ -83,7 +83,7 @@ def test_a_projection_from_five_seeds_brackets_the_power_at_more(sd_items, sd_se
                          [(1.5, 0.1, 0.0, 0.12), (0.0, 0.05, 2.0, 0.08), (1.0, 0.1, 1.0, 0.12)])  # fmt: skip
 def test_with_the_item_seed_part_measured_the_estimate_is_the_power_at_more_seeds(sd_items, sd_seeds, sd_item_seed,
                                                                                  delta) -> None:  # fmt: skip
-    """Reports since stop 39 hold se_item_seed (reporting.ablation's ``item_seed_variance``), the item × seed part
+    """Reports since stop 40 hold se_item_seed (reporting.ablation's ``item_seed_variance``), the item × seed part
     of se_items: the estimate then lets that part shrink with more seeds and is the simulated rate at 10 and 20
     seeds within 0.05 in each case the bracket above only bounds (1000 trials: binomial sd at most 0.016)."""
     n, n_items = 5, 400
