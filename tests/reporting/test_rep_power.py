@@ -141,23 +141,41 @@ def test_seeds_needed_is_the_first_count_reaching_the_target() -> None:
     assert seeds_needed(0.3, 0.01, 0.2, 5, 0.8, "hopeful") is None
 
 
-def test_plan_of_a_committed_report_names_the_seeds_and_the_item_floor(capsys, monkeypatch) -> None:
+def test_plan_of_a_committed_report_names_the_seeds_and_the_item_floor(capsys, monkeypatch, tmp_path) -> None:
+    """The committed dhnm_decoder report measures its item × seed split: estimate and cautious, the floor the items'
+    own noise alone; the same report without the split (as written before stop 40) gets the hopeful bound too."""
     monkeypatch.chdir(REPO)
     assert main(["ablate", "configs/ablations/dhnm_decoder.toml", "--plan", "--arm", "dynamic"]) == 0
     out = capsys.readouterr().out
     report = json.loads((REPO / "reports/ablations/dhnm_decoder/report.json").read_text(encoding="utf-8"))
     row = report["comparisons"]["dynamic"]["test mean"]
-    need = {s: seeds_needed(row["delta"], row["se_seeds"], row["se_items"], 5, 0.8, s)
-            for s in ("estimate", "hopeful", "cautious")}  # fmt: skip
-    assert (f"- 80% power at Δ {100 * row['delta']:+.2f}: estimate {need['estimate']} seeds, hopeful "
-            f"{need['hopeful']} seeds, cautious {need['cautious']} seeds") in out
-    assert f"the items' noise leaves ±{100 * 1.959964 * row['se_items']:.2f} (estimate)" in out
+    split = row["se_item_seed"]
+    assert 0 < split < row["se_items"]
+    need = {s: seeds_needed(row["delta"], row["se_seeds"], row["se_items"], 5, 0.8, s, split)
+            for s in ("estimate", "cautious")}  # fmt: skip
+    assert (f"- 80% power at Δ {100 * row['delta']:+.2f}: estimate {need['estimate']} seeds, cautious "
+            f"{need['cautious']} seeds") in out
+    floor = 1.959964 * math.sqrt(row["se_items"] ** 2 - split**2)
+    assert f"the items' noise leaves ±{100 * floor:.2f}\n" in out
     assert f"## dynamic, test mean: Δ {100 * row['delta']:+.2f}" in out and "## none" not in out
     assert "| 5       |" in out and "| 3       |" not in out  # no row below the report's own seeds
     assert main(["ablate", "reports/ablations/dhnm_decoder/report.json", "--plan", "--task", "STS13",
                  "--delta", "0.5", "--power", "0.9"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "## dynamic, STS13" in out and "## none, STS13" in out and "90% power at Δ +0.50: estimate " in out
+
+    for comp in report["comparisons"].values():
+        for r in comp.values():
+            if r:
+                r.pop("se_item_seed", None)
+    (tmp_path / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    assert main(["ablate", str(tmp_path / "report.json"), "--plan", "--arm", "dynamic"]) == 0
+    out = capsys.readouterr().out
+    need = {s: seeds_needed(row["delta"], row["se_seeds"], row["se_items"], 5, 0.8, s)
+            for s in ("estimate", "hopeful", "cautious")}  # fmt: skip
+    assert (f"- 80% power at Δ {100 * row['delta']:+.2f}: estimate {need['estimate']} seeds, hopeful "
+            f"{need['hopeful']} seeds, cautious {need['cautious']} seeds") in out
+    assert f"the items' noise leaves ±{100 * 1.959964 * row['se_items']:.2f} (estimate)" in out
 
 
 def test_an_arm_without_an_effect_or_a_tested_row_is_said_and_the_others_planned(capsys, monkeypatch) -> None:
