@@ -35,7 +35,7 @@ def rel(path: str | Path) -> str:
     return os.path.relpath(Path(path).resolve(), Path.cwd())
 
 
-def _record(run: RunDir, task: str, dim: int | None = None) -> dict[str, Any]:
+def task_record(run: RunDir, task: str, dim: int | None = None) -> dict[str, Any]:
     """The task's run.json entry; at an MRL dim with that dim's main score (from its result file)."""
     try:
         return at_dim(run, task, run.read_run()["tasks"][task], dim)
@@ -44,7 +44,7 @@ def _record(run: RunDir, task: str, dim: int | None = None) -> dict[str, Any]:
 
 
 def _scores(run_dir: str, task: str, dim: int | None = None) -> float:
-    return float(_record(open_run(Path(run_dir)), task, dim)["main_score"])
+    return float(task_record(open_run(Path(run_dir)), task, dim)["main_score"])
 
 
 def interval(delta: float, per_seed: list[float], resamples: np.ndarray,
@@ -103,7 +103,7 @@ def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, b
     its CI (``interval``). Every dim of a task draws the same item resamples."""
     seeds = sorted(set(ref) & set(cand))
     runs = [(open_run(Path(ref[s])), open_run(Path(cand[s]))) for s in seeds]
-    records = [(_record(r, task, dim), _record(c, task, dim)) for r, c in runs]  # each run.json read once
+    records = [(task_record(r, task, dim), task_record(c, task, dim)) for r, c in runs]  # each run.json read once
     delta = mean(float(c["main_score"]) - float(b["main_score"]) for b, c in records)
     out: dict[str, Any] = {"delta": delta, "seeds": len(seeds), "lo": None, "hi": None, "items": 0,
                            "verdict": "no effect shown", "reason": "", "resamples": None}  # fmt: skip

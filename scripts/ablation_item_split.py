@@ -27,7 +27,7 @@ from tabulate import tabulate
 from harness.data import discover_tasks, iter_jsonl
 from harness.errors import UsageError
 from harness.runs import atomic_write_json, open_run, read_json
-from reporting.ablation import _record, paired_ci
+from reporting.ablation import paired_ci, task_record
 from reporting.items import paired_positions, task_items
 
 
@@ -55,7 +55,7 @@ def split(report: dict[str, Any], task: str, ids: set[str]) -> dict[str, dict[st
             continue
         seeds = sorted(set(ref) & set(spec["runs"]), key=int)
         runs = [open_run(Path(runs[s]["eval"])) for s in seeds for runs in (ref, spec["runs"])]
-        items = [task_items(r, task, _record(r, task)) for r in runs]
+        items = [task_items(r, task, task_record(r, task)) for r in runs]
         keys, positions = paired_positions(items)
         inside = np.isin(np.asarray(keys), sorted(ids))
         rows[arm] = {}
