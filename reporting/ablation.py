@@ -7,6 +7,8 @@ folder (dhnm_summary.json); report.json names them, relative to the working dire
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import zlib
@@ -33,6 +35,12 @@ WORDS = {"improved": "improves", "regressed": "hurts", "within noise": "no effec
 def rel(path: str | Path) -> str:
     """A path as the report shows it: relative to the working directory, never the machine's absolute path."""
     return os.path.relpath(Path(path).resolve(), Path.cwd())
+
+
+def config_digest(cfg: dict[str, Any]) -> str:
+    """A digest of the ablation config as loaded (arms, stages, eval, seeds, ...): `--plan CONFIG` compares it with
+    the report's to tell a report written from another version of the config."""
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def task_record(run: RunDir, task: str, dim: int | None = None) -> dict[str, Any]:
@@ -241,7 +249,8 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
     n_boot, boot_seed, ref = int(cfg.get("n_boot", 1000)), int(cfg.get("bootstrap_seed", 0)), cfg["reference"]
     evals = {arm: {s: r["eval"] for s, r in by_seed.items()} for arm, by_seed in runs.items()}
     report: dict[str, Any] = {
-        "name": cfg["name"], "config": rel(config_path), "scale": cfg.get("scale", ""), "seeds": cfg["seeds"],
+        "name": cfg["name"], "config": rel(config_path), "config_digest": config_digest(cfg),
+        "scale": cfg.get("scale", ""), "seeds": cfg["seeds"],
         "reference": ref, "dev": dev, "test": test, "chosen": state.get("chosen"),
         "bootstrap": {"n_boot": n_boot, "seed": boot_seed, "level": LEVEL,
                       "over": "items (paired bootstrap, normal) and seeds (t, n-1 df), half-widths in quadrature"},

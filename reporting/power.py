@@ -9,9 +9,11 @@ se_items² ≈ (σ_a² + σ_e²/n)/N. With n' seeds on the same test tasks:
 - se_seeds becomes se_seeds·√(n/n') (exact in this model);
 - se_items² loses the item × seed part σ_e²/(nN) times (1 − n/n'). Reports written since stop 40 measure that
   part (``se_item_seed``, from how the seeds' Δ co-vary over the item resamples: reporting.ablation's
-  ``item_seed_variance``), and the *estimate* uses it. An older report does not separate it from the items' own;
-  it is at most min(se_seeds², se_items²): there the *estimate* keeps se_items (none of it item × seed: the items
-  alone limit the CI) and a *hopeful* projection removes the most it can (more seeds keep narrowing it);
+  ``item_seed_variance``), and the *estimate* uses it. As se_seeds² holds that part too, a se_seeds measured
+  below it (a sd from few seeds scatters; the split is measured to a few percent) is raised to it. An older
+  report does not separate it from the items' own; in expectation it is at most min(se_seeds², se_items²): there
+  the *estimate* keeps se_items (none of it item × seed: the items alone limit the CI) and a *hopeful* projection
+  removes the most it can (more seeds keep narrowing it);
 - the pilot's seed sd has n − 1 degrees of freedom: the *cautious* projection takes its one-sided 80% upper
   confidence bound instead of the estimate (a sd from 3 seeds is below the true one 63% of the time).
 
@@ -50,6 +52,7 @@ def project(se_seeds: float, se_items: float, n: int, n_new: int, item_seed: flo
     item × seed part of se_items² at n seeds (it scales with 1/n, and se_seeds² holds it too); ``seed_scale``: a
     factor on the seeds' sd (its confidence bound)."""
     shared = item_seed * n / n_new
+    se_seeds = max(se_seeds, math.sqrt(item_seed))  # se_seeds² holds the item × seed part too (module docstring)
     return (seed_scale * se_seeds * math.sqrt(n / n_new), math.sqrt(max(se_items**2 - item_seed + shared, 0.0)),
             shared)  # fmt: skip
 
@@ -178,8 +181,11 @@ def render_plan(report: dict[str, Any], plans: list[dict[str, Any]], target: flo
         r, (floor, hopeful_floor) = p["row"], p["floors"]
         spread = r["se_seeds"] * math.sqrt(p["seeds"])  # the sd of the per-seed Δ
         split = r.get("se_item_seed")
-        items = (f"se_items {100 * r['se_items']:.3f} (of its variance {100 * split**2 / r['se_items'] ** 2:.0f}% "
-                 f"item × seed, measured)" if split is not None else f"se_items {100 * r['se_items']:.3f}")
+        items = f"se_items {100 * r['se_items']:.3f}"
+        if split is not None and r["se_items"] > 0:
+            items += f" (of its variance {100 * split**2 / r['se_items'] ** 2:.0f}% item × seed, measured)"
+        if split is not None and split > r["se_seeds"]:
+            items += f"; se_seeds is planned from {100 * split:.3f}, the item × seed part it holds"
         floors = (f"±{100 * floor:.2f}" if split is not None
                   else f"±{100 * floor:.2f} (estimate) or ±{100 * hopeful_floor:.2f} (hopeful)")  # fmt: skip
         lines += [f"## {p['arm']}, {p['task']}: Δ {100 * r['delta']:+.2f} [{100 * r['lo']:+.2f}, "
@@ -199,12 +205,20 @@ def render_plan(report: dict[str, Any], plans: list[dict[str, Any]], target: flo
 
 
 def stale(report: dict[str, Any], expected: dict[str, Any] | None) -> list[str]:
-    """What the config now names that its report does not hold (seeds, reference, arms, test tasks): a report
-    left from before the config changed plans a replication of another ablation."""
+    """What differs between the config now and the one its report was written from: seeds, reference, arms and
+    test tasks by name (as sets where order does not matter), anything else (arm settings, stages, eval options)
+    by the config digest of reports that record it. A report left from before the config changed plans a
+    replication of another ablation."""
+    if expected is None:
+        return []
     held = {"seeds": report["seeds"], "reference": report["reference"], "arms": list(report["arms"]),
             "test": report["test"]}  # fmt: skip
-    return [f"{key}: the config {expected[key]}, the report {held[key]}" for key in held
-            if expected is not None and expected[key] != held[key]]  # fmt: skip
+    unordered = {"seeds", "arms"}
+    differ = [f"{key}: the config {expected[key]}, the report {held[key]}" for key in held
+              if (set(expected[key]) != set(held[key]) if key in unordered else expected[key] != held[key])]
+    if not differ and report.get("config_digest") not in (None, expected["config_digest"]):
+        differ.append("its settings (arms, stages or eval options) differ from the ones the report was written with")
+    return differ
 
 
 def run_plan(path: Path, source: Path, arm: str | None, task: str, delta: float | None, target: float,
@@ -221,12 +235,16 @@ def run_plan(path: Path, source: Path, arm: str | None, task: str, delta: float 
         raise UsageError(f"{path}: no report at {source} (relative to the working directory {Path.cwd()}): run "
                          f"`harness ablate {path}` first, or run --plan where it was run (a plan reads its CIs)")
     report = read_json(source)
-    plans = plan_rows(report, arm, task, None if delta is None else delta / 100, target)
-    text = render_plan(report, plans, target)
     differ = stale(report, expected)
-    if differ:
+    note = (f"**Stale report**: {path} has changed since {source} was written ({'; '.join(differ)}). This plan "
+            f"is from the report as written; `harness ablate {path}` refreshes it.") if differ else ""  # fmt: skip
+    try:
+        plans = plan_rows(report, arm, task, None if delta is None else delta / 100, target)
+    except UsageError as exc:
+        raise UsageError(f"{exc}{' (' + note + ')' if note else ''}") from None
+    text = render_plan(report, plans, target)
+    if note:
         head, rest = text.split("\n", 1)
-        text = (f"{head}\n\n**Stale report**: {path} has changed since {source} was written ({'; '.join(differ)}). "
-                f"This plan is from the report as written; `harness ablate {path}` refreshes it.\n{rest}")
+        text = f"{head}\n\n{note}\n{rest}"
     print(text)
     return 0

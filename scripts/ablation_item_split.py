@@ -10,7 +10,8 @@ only restricted to each part of the items.
     python scripts/ablation_item_split.py reports/ablations/softmask_retrieval_rep --task SQuADRetrieval \
         --ids-of XQuADRetrievalEnEn
 
-prints a table and writes <report dir>/item_split.json (Δ, lo, hi ×1 per arm and part).
+prints a table and writes <report dir>/item_split_<task>_by_<ids-of task>.json (Δ, lo, hi ×1 per arm and part).
+Run it where `harness ablate` ran: the report names its run directories relative to there.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ import numpy as np
 from tabulate import tabulate
 
 from harness.data import discover_tasks, iter_jsonl
-from harness.errors import UsageError
+from harness.errors import DataError, UsageError
 from harness.runs import atomic_write_json, open_run, read_json
 from reporting.ablation import paired_ci, task_record
-from reporting.items import paired_positions, task_items
+from reporting.items import NotTestable, paired_positions, task_items
 
 
 def query_ids(data_dir: Path, task: str) -> set[str]:
@@ -54,10 +55,23 @@ def split(report: dict[str, Any], task: str, ids: set[str]) -> dict[str, dict[st
         if arm == report["reference"]:
             continue
         seeds = sorted(set(ref) & set(spec["runs"]), key=int)
-        runs = [open_run(Path(runs[s]["eval"])) for s in seeds for runs in (ref, spec["runs"])]
-        items = [task_items(r, task, task_record(r, task)) for r in runs]
-        keys, positions = paired_positions(items)
+        folders = [Path(runs[s]["eval"]) for s in seeds for runs in (ref, spec["runs"])]
+        missing = [str(f) for f in folders if not f.is_dir()]
+        if missing:
+            raise UsageError(f"run directory {missing[0]} not found from {Path.cwd()}: the report names its runs "
+                             "relative to where `harness ablate` ran; run this from there")  # fmt: skip
+        runs = [open_run(f) for f in folders]
+        try:
+            items = [task_items(r, task, task_record(r, task)) for r in runs]
+            keys, positions = paired_positions(items)
+        except (NotTestable, DataError) as exc:
+            raise UsageError(f"--task {task}: its per-item data cannot be paired ({exc})") from None
+        if not items[0].keyed:
+            raise UsageError(f"--task {task}: its items are {items[0].unit} named by position, not query ids; only a "
+                             "retrieval task's queries can be split by another task's ids")  # fmt: skip
         inside = np.isin(np.asarray(keys), sorted(ids))
+        if not inside.any():
+            raise UsageError(f"--task {task}: none of its {len(keys)} query ids is one of the {len(ids)} given")
         rows[arm] = {}
         for part, mask in (("shared", inside), ("rest", ~inside), ("all", np.ones(len(keys), bool))):
             if not mask.any():
@@ -70,7 +84,12 @@ def split(report: dict[str, Any], task: str, ids: set[str]) -> dict[str, dict[st
             delta = float(np.mean([c(everything) - r(everything) for r, c in pairs]))
             salt = task if part == "all" else f"{task}:{part}"  # "all" draws the report's own resamples
             rng = np.random.default_rng([boot_seed, zlib.crc32(salt.encode())])
-            ci = paired_ci(pairs, int(mask.sum()), delta, n_boot, rng)
+            try:
+                ci = paired_ci(pairs, int(mask.sum()), delta, n_boot, rng)
+            except NotTestable as exc:
+                rows[arm][part] = {"delta": delta, "lo": None, "hi": None, "items": int(mask.sum()),
+                                   "verdict": f"not tested: {exc}"}  # fmt: skip
+                continue
             rows[arm][part] = {"delta": delta, "lo": ci["lo"], "hi": ci["hi"], "items": int(mask.sum()),
                                "se_items": ci["se_items"], "se_seeds": ci["se_seeds"], "verdict": ci["verdict"],
                                "seeds": len(seeds)}  # fmt: skip
@@ -80,7 +99,8 @@ def split(report: dict[str, Any], task: str, ids: set[str]) -> dict[str, dict[st
 def _numbers(row: dict[str, Any]) -> list[str]:
     if row["delta"] is None:
         return ["—", "—"]
-    return [f"{100 * row['delta']:+.2f}", f"[{100 * row['lo']:+.2f}, {100 * row['hi']:+.2f}]"]
+    ci = "—" if row["lo"] is None else f"[{100 * row['lo']:+.2f}, {100 * row['hi']:+.2f}]"
+    return [f"{100 * row['delta']:+.2f}", ci]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
              for arm, parts in rows.items() for part, row in parts.items()]  # fmt: skip
     print(tabulate(table, headers=["arm", f"{args.task} items", "Δ ×100", "95% CI", "verdict"], tablefmt="github",
                    disable_numparse=True))  # fmt: skip
-    out = args.report_dir / "item_split.json"
+    out = args.report_dir / f"item_split_{args.task}_by_{args.ids_of}.json"
     atomic_write_json(out, {"report": report["name"], "reference": report["reference"], "task": args.task,
                             "ids_of": args.ids_of, "bootstrap": report["bootstrap"], "comparisons": rows})  # fmt: skip
     print(f"wrote {out}")

@@ -64,7 +64,7 @@ def reported() -> tuple[set[tuple[str, str]], set[tuple[str, str, str]]]:
             for value in node:
                 walk(value)
 
-    for path in sorted((REPO / "reports" / "ablations").glob("*/*.json")):  # report.json, item_split.json
+    for path in sorted((REPO / "reports" / "ablations").glob("*/*.json")):  # report.json, item_split_*.json
         walk(json.loads(path.read_text(encoding="utf-8")))
     return intervals, triples
 

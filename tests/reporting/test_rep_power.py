@@ -249,3 +249,46 @@ def test_a_report_older_than_its_config_is_named_stale(capsys, monkeypatch, tmp_
     assert "seeds: the config [0, 1, 2, 3, 4, 5, 6], the report [0, 1, 2, 3, 4]" in out and "## dynamic" in out
     assert main(["ablate", "configs/ablations/dhnm_decoder.toml", "--plan", "--arm", "dynamic"]) == 0
     assert "Stale" not in capsys.readouterr().out
+
+
+def test_a_seed_sd_below_the_measured_item_seed_part_is_raised_to_it() -> None:
+    """Review 40 M1: se_seeds² holds the item × seed part too, so a pilot whose se_seeds came out below the measured
+    se_item_seed (24 committed rows; about 63% of 3-seed pilots where seed noise is mostly item × seed) planned
+    from a seed variance the model rules out, and too few seeds. The projection floors it at the split."""
+    from reporting.power import render_plan
+
+    low, split, se_items = 0.010, 0.015, 0.02
+    floored = projected_power(0.02, low, se_items, 3, 10, "estimate", split)
+    assert floored == pytest.approx(projected_power(0.02, split, se_items, 3, 10, "estimate", split), abs=1e-12)
+    shared = split**2 * 3 / 10  # unfloored, the projection's variance se_seeds'² + se_items'² − shared lacked E/n'
+    raw = power(0.02, low * math.sqrt(3 / 10), math.sqrt(se_items**2 - split**2 + shared), 10, shared)
+    assert floored < raw
+    row = {"delta": 0.05, "lo": 0.001, "hi": 0.099, "se_seeds": low, "se_items": se_items, "se_item_seed": split}
+    report = {"name": "x", "reference": "a", "seeds": [0, 1, 2], "test": ["T"], "arms": {"a": {}, "b": {}},
+              "comparisons": {"b": {"test mean": row}}}  # fmt: skip
+    text = render_plan(report, plan_rows(report, None, "test mean", None, 0.8), 0.8)
+    assert "se_seeds is planned from 1.500, the item × seed part it holds" in text
+    row.update(se_items=0.0, se_item_seed=0.0, se_seeds=0.01)  # no item noise at all: no share to print, no crash
+    assert "of its variance" not in render_plan(report, plan_rows(report, None, "test mean", None, 0.8), 0.8)
+
+
+def test_staleness_ignores_order_names_other_settings_and_survives_a_refused_arm(monkeypatch, tmp_path) -> None:
+    """Review 40 M3: seeds or arms listed in another order are the same ablation; an edit of an arm's settings
+    (which the names alone miss) is told by the config digest reports record since stop 40; an --arm the report
+    lacks is refused with the staleness said."""
+    from reporting.ablation import config_digest
+    from reporting.power import run_plan, stale
+
+    monkeypatch.chdir(REPO)
+    report = json.loads((REPO / "reports/ablations/dhnm_decoder/report.json").read_text(encoding="utf-8"))
+    same = {"seeds": report["seeds"][::-1], "reference": report["reference"], "arms": list(report["arms"])[::-1],
+            "test": report["test"], "config_digest": "0" * 16}  # fmt: skip
+    assert stale(report, same) == []  # a report without a digest is checked by names only
+    report["config_digest"] = config_digest({"name": "dhnm_decoder"})
+    assert stale(report, same) == ["its settings (arms, stages or eval options) differ from the ones the report "
+                                   "was written with"]  # fmt: skip
+    assert stale(report, {**same, "config_digest": report["config_digest"]}) == []
+    (tmp_path / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    with pytest.raises(UsageError, match=r"--arm fresh: not an arm compared.*\*\*Stale report\*\*.*arms: the config"):
+        run_plan(tmp_path / "a.toml", tmp_path / "report.json", "fresh", "test mean", None, 0.8,
+                 {**same, "arms": [*same["arms"], "fresh"]})  # fmt: skip
