@@ -24,7 +24,7 @@ from tabulate import tabulate
 
 from harness.errors import DataError, UsageError
 from harness.runs import RunDir, atomic_write, atomic_write_json, atomic_write_text, open_run, read_json
-from reporting.items import NotTestable, at_dim, paired_positions, task_items
+from reporting.items import NotTestable, TaskItems, at_dim, paired_positions, task_items
 from reporting.regress import finite_resamples, seed_resamples, verdict
 
 LEVEL = 0.05
@@ -125,16 +125,28 @@ def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, b
     except DataError as exc:  # one damaged per-item file: that task says so, the others are still compared
         out["reason"] = f"not tested: damaged file ({exc})"
         return out
-    scored = [(lambda idx, f=i.score, p=p: f(p[idx])) for i, p in zip(items, positions, strict=True)]
-    pairs = list(zip(scored[::2], scored[1::2], strict=True))
+    pairs = scorer_pairs(items, positions)
     try:
-        ci = paired_ci(pairs, len(keys), delta, n_boot, np.random.default_rng([boot_seed, zlib.crc32(task.encode())]))
+        ci = paired_ci(pairs, len(keys), delta, n_boot, item_rng(boot_seed, task))
     except NotTestable as exc:
         out["reason"] = f"not tested: {exc}"
         return out
     out.update(ci, items=len(keys), unit=items[0].unit, keys=keys, pairs=pairs,
                gold=[items[0].gold[i] for i in positions[0]])  # fmt: skip
     return out
+
+
+def scorer_pairs(items: list[TaskItems], positions: list[np.ndarray]) -> list[tuple[Scorer, Scorer]]:
+    """(reference, candidate) scorers per seed from runs listed reference, candidate, reference, ... and each
+    run's positions of the paired items (``paired_positions``, or a subset of them)."""
+    scored = [(lambda idx, f=i.score, p=p: f(p[idx])) for i, p in zip(items, positions, strict=True)]
+    return list(zip(scored[::2], scored[1::2], strict=True))
+
+
+def item_rng(boot_seed: int, salt: str) -> np.random.Generator:
+    """The item resamples' generator for one task (or group of tasks, or part of a task): the report's seed and a
+    stable hash of the name, so every dim of a task, and a rerun, draws the same resamples."""
+    return np.random.default_rng([boot_seed, zlib.crc32(salt.encode())])
 
 
 def paired_ci(pairs: list[tuple[Scorer, Scorer]], n_items: int, delta: float, n_boot: int,
@@ -179,7 +191,7 @@ def joint_resamples(results: dict[str, dict[str, Any]], tasks: list[str], n_boot
     spread is not understated as if they were independent sets."""
     union = list(dict.fromkeys(k for t in tasks for k in _identities(results[t])))
     where = {t: {k: i for i, k in enumerate(_identities(results[t]))} for t in tasks}
-    rng = np.random.default_rng([boot_seed, zlib.crc32("+".join(tasks).encode())])
+    rng = item_rng(boot_seed, "+".join(tasks))
     out = {t: np.empty((n_boot, len(results[t]["pairs"]))) for t in tasks}
     for b in range(n_boot):
         drawn = [union[i] for i in rng.integers(0, len(union), len(union))]
@@ -195,11 +207,13 @@ def group(results: dict[str, dict[str, Any]], n_boot: int, boot_seed: int) -> di
     resampled together (``joint_resamples``), so the group's CI counts their shared items once."""
     if not results or any(r["resamples"] is None for r in results.values()):
         return None
+    resamples = {t: r["resamples"] for t, r in results.items()}
     by_seed = {t: r.get("by_seed") for t, r in results.items()}
     linked = shared_items(results)
     for tasks in linked:
-        by_seed.update(joint_resamples(results, tasks, n_boot, boot_seed))
-    resamples = {t: r["resamples"] if by_seed[t] is None else by_seed[t].mean(axis=1) for t, r in results.items()}
+        joint = joint_resamples(results, tasks, n_boot, boot_seed)
+        by_seed.update(joint)
+        resamples.update({t: m.mean(axis=1) for t, m in joint.items()})
     delta = mean(r["delta"] for r in results.values())
     per_seed = np.mean([r["per_seed"] for r in results.values()], axis=0).tolist()
     split = None if any(m is None for m in by_seed.values()) else np.mean(list(by_seed.values()), axis=0)

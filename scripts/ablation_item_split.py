@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from tabulate import tabulate
 from harness.data import discover_tasks, iter_jsonl
 from harness.errors import DataError, UsageError
 from harness.runs import atomic_write_json, open_run, read_json
-from reporting.ablation import paired_ci, task_record
+from reporting.ablation import item_rng, paired_ci, scorer_pairs, task_record
 from reporting.items import NotTestable, paired_positions, task_items
 
 
@@ -77,15 +76,12 @@ def split(report: dict[str, Any], task: str, ids: set[str]) -> dict[str, dict[st
             if not mask.any():
                 rows[arm][part] = {"delta": None, "lo": None, "hi": None, "items": 0, "verdict": "not tested: no items"}
                 continue
-            where = [p[mask] for p in positions]
-            scored = [(lambda idx, f=i.score, p=p: f(p[idx])) for i, p in zip(items, where, strict=True)]
-            pairs = list(zip(scored[::2], scored[1::2], strict=True))
+            pairs = scorer_pairs(items, [p[mask] for p in positions])
             everything = np.arange(int(mask.sum()))
             delta = float(np.mean([c(everything) - r(everything) for r, c in pairs]))
             salt = task if part == "all" else f"{task}:{part}"  # "all" draws the report's own resamples
-            rng = np.random.default_rng([boot_seed, zlib.crc32(salt.encode())])
             try:
-                ci = paired_ci(pairs, int(mask.sum()), delta, n_boot, rng)
+                ci = paired_ci(pairs, int(mask.sum()), delta, n_boot, item_rng(boot_seed, salt))
             except NotTestable as exc:
                 rows[arm][part] = {"delta": delta, "lo": None, "hi": None, "items": int(mask.sum()),
                                    "verdict": f"not tested: {exc}"}  # fmt: skip
