@@ -77,7 +77,8 @@ def bench_steps(model: ConanModel, device: torch.device, batch: int, seq_len: in
         out.append({"stage": stage, "mode": mode, "alpha": alpha, "tokens": tokens, "step_s": seconds,
                     "tokens_per_s": tokens / seconds, "mfu": mfu,
                     "mfu_causal_half": flops_half / seconds / (peak * 1e12) if peak else None,
-                    "peak_mem_gib": mem.max_memory_allocated() / 2**30 if has_stats else None})  # fmt: skip
+                    "peak_mem_gib": mem.max_memory_allocated() / 2**30 if has_stats else None,
+                    "fused_adamw": bool(optimizer.defaults.get("fused"))})  # fmt: skip
     base = next((r for r in out if r["mode"] == "bidirectional" and "step_s" in r), None)
     for row in out:
         if "step_s" in row:

@@ -228,49 +228,58 @@ def part_flex(s: dict[str, Any], device: torch.device, dtype: torch.dtype, clock
                          "at bf16 the max |diff| partly measures that rounding"}  # fmt: skip
 
 
-def part_mfu(s: dict[str, Any], device: torch.device, clock: Clock) -> list[dict[str, Any]]:
-    """Pretrain and weak optimizer steps of the preset, eager and then with every block compiled."""
+def part_mfu(s: dict[str, Any], device: torch.device, clock: Clock, shapes: list[tuple] | None = None,
+             eager: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+    """Pretrain and weak optimizer steps of the preset, eager and then with every block compiled, at the scale's
+    batch shapes and then, compiled only, at each of ``shapes`` (((rows, T), (pairs, T)) pairs; dynamo reset
+    before each, so each runs a static kernel for its shape, as flex's T do). ``eager=False`` times only the
+    compiled rows."""
     steps = (("pretrain", "causal", None), ("weak", "bidirectional", None), ("weak", "soft", 0.5))
-    (rows_b, rows_t), (pairs_b, pairs_t) = s["pretrain"], s["weak"]
+    runs = [((s["pretrain"], s["weak"]), False)] if eager or not s["compile"] else []
+    if s["compile"]:
+        runs += [(shape, True) for shape in [(s["pretrain"], s["weak"]), *(shapes or [])]]
+    longest = max(t for ((_, rows_t), (_, pairs_t)), _ in runs for t in (rows_t, pairs_t))
     torch.manual_seed(0)
-    cfg = ConanConfig.preset(s["preset"], max_length=max(rows_t, pairs_t, ConanConfig.preset(s["preset"]).max_length))
+    cfg = ConanConfig.preset(s["preset"], max_length=max(longest, ConanConfig.preset(s["preset"]).max_length))
     with torch.device(device):  # initialised where it runs (a 1.4B init on the host takes tens of seconds)
         model = ConanModel(cfg)
     peak = peak_tflops(device)
     out = []
-    for compiled in (False, True) if s["compile"] else (False,):
+    for ((rows_b, rows_t), (pairs_b, pairs_t)), compiled in runs:
         if compiled:
+            torch._dynamo.reset()
             for block in model.layers:
                 block.compile()
         start = time.perf_counter()
         deadline = time.monotonic() + clock.left()
         for row in bench_steps(model, device, rows_b, rows_t, pairs_b, pairs_t, 2, s["iters"], peak, steps,
                                deadline=deadline):  # fmt: skip
-            out.append({"compiled": compiled, **row})
+            out.append({"compiled": compiled, "batch": rows_b if row["stage"] == "pretrain" else pairs_b, **row})
             print(f"[mfu] {out[-1]}", flush=True)
         out[-1]["part_wall_s"] = round(time.perf_counter() - start, 1)  # compile time included
     return out
 
 
 def train_losses(s: dict[str, Any], device: torch.device, dtype: torch.dtype | None, compile: bool,
-                 clock: Clock) -> dict[str, list[float]]:  # fmt: skip
+                 clock: Clock, seed: int = 0) -> dict[str, list[float]]:  # fmt: skip
     """Loss per optimizer step of the curve preset, pretrain and weak soft (alpha 0.5) alternating, from one seed
-    and one fixed batch each: the stages' pieces (Task, train.loop's AdamW, grad clipping), autocast to
-    ``dtype`` (None: fp32). Stops early, returning the steps done, when the clock runs out."""
+    (init ``seed``, batches ``seed`` + 1 and + 2) and one fixed batch each: the stages' pieces (Task, train.loop's
+    AdamW, grad clipping), autocast to ``dtype`` (None: fp32). Stops early, returning the steps done, when the
+    clock runs out."""
     from train.config import StageConfig
     from train.distributed import Runtime, wrap
     from train.loop import build_optimizer
     from train.losses import info_nce
 
     (rows_b, rows_t), (pairs_b, pairs_t) = s["curve_pretrain"], s["curve_weak"]
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = ConanModel(ConanConfig.preset(s["curve_preset"], max_length=max(rows_t, pairs_t)))
     runtime = Runtime(rank=0, world_size=1, local_rank=0, device=device)
     module = wrap(model, runtime, compile=compile).train()
     optimizer = build_optimizer(module, StageConfig(data=["-"], lr=1e-3))
     vocab = model.config.vocab_size
-    rows = torch.randint(4, vocab, (rows_b, rows_t), generator=torch.Generator().manual_seed(1)).to(device)
-    pair_ids, pair_mask = make_batch(vocab, 2 * pairs_b, pairs_t, device, seed=2)
+    rows = torch.randint(4, vocab, (rows_b, rows_t), generator=torch.Generator().manual_seed(seed + 1)).to(device)
+    pair_ids, pair_mask = make_batch(vocab, 2 * pairs_b, pairs_t, device, seed=seed + 2)
     losses: dict[str, list[float]] = {"pretrain": [], "weak": []}
     for _ in range(s["curve_steps"]):
         if clock.over():
@@ -297,12 +306,21 @@ def max_rel_diff(a: list[float], b: list[float]) -> float | None:
     return max(abs(x - y) / max(abs(y), 1e-12) for x, y in pairs) if pairs else None
 
 
-def part_curve(s: dict[str, Any], device: torch.device, clock: Clock) -> dict[str, Any]:
+def max_abs_diff(a: list[float], b: list[float]) -> float | None:
+    """max |a_i - b_i| over the steps both curves have."""
+    pairs = list(zip(a, b, strict=False))
+    return max(abs(x - y) for x, y in pairs) if pairs else None
+
+
+def part_curve(s: dict[str, Any], device: torch.device, clock: Clock, seed: int = 0) -> dict[str, Any]:
     """Issue 16.3's 'loss curve equal to eager within bf16 noise': eager and compiled from the same seed and data.
 
     The noise scale is the eager bf16 curve's own distance from the eager fp32 one (what bf16 rounding moves the
-    loss by); the compiled curve counts as equal when its distance from eager bf16 is at most that, or at most
-    bf16's unit roundoff 2^-8 where the fp32 reference is closer still."""
+    loss by); the compiled curve counts as equal when its max absolute distance from eager bf16 over the steps is
+    at most that, or at most bf16's unit roundoff 2^-8 times the first loss where the fp32 reference is closer
+    still. Absolute, not relative: the fixed batch is memorised and the weak loss falls to ~1e-3, where the
+    relative distance of any two runs is O(1) (the first H200 run: eager bf16 vs fp32 181% at step 49), so a
+    relative criterion failed a compiled curve closer to eager than fp32 is (``max_rel_diff`` is still recorded)."""
     dtype = torch.bfloat16 if device.type == "cuda" else None  # CPU: fp32, as the training stages run there
     result: dict[str, Any] = {"preset": s["curve_preset"], "steps": s["curve_steps"],
                               "dtype": str(dtype or "fp32"), "pretrain_rows": s["curve_pretrain"],
@@ -310,19 +328,23 @@ def part_curve(s: dict[str, Any], device: torch.device, clock: Clock) -> dict[st
     why_not = compile_problem(device)
     if why_not:
         return {**result, "skipped": why_not}
-    eager = train_losses(s, device, dtype, False, clock)
-    compiled = train_losses(s, device, dtype, True, clock)
+    result["seed"] = seed
+    eager = train_losses(s, device, dtype, False, clock, seed)
+    compiled = train_losses(s, device, dtype, True, clock, seed)
     result.update(eager=eager, compiled=compiled)
     result["max_rel_diff"] = {k: max_rel_diff(compiled[k], eager[k]) for k in eager}
+    result["max_abs_diff"] = {k: max_abs_diff(compiled[k], eager[k]) for k in eager}
     if dtype is not None:
-        result["eager_fp32"] = reference = train_losses(s, device, None, False, clock)
+        result["eager_fp32"] = reference = train_losses(s, device, None, False, clock, seed)
         result["bf16_noise_max_rel"] = {k: max_rel_diff(eager[k], reference[k]) for k in eager}
-    noise = result.get("bf16_noise_max_rel", {})
-    result["within_noise"] = {k: d is not None and d <= max(noise.get(k) or 0.0, 2**-8)
-                              for k, d in result["max_rel_diff"].items()}  # fmt: skip
+        result["bf16_noise_max_abs"] = {k: max_abs_diff(eager[k], reference[k]) for k in eager}
+    noise = result.get("bf16_noise_max_abs", {})
+    result["within_noise"] = {k: d is not None and d <= max(noise.get(k) or 0.0, 2**-8 * abs(eager[k][0]))
+                              for k, d in result["max_abs_diff"].items()}  # fmt: skip
     if min(len(c["pretrain"]) for c in (eager, compiled, result.get("eager_fp32", eager))) < s["curve_steps"]:
         result["stopped"] = clock.skipped()
-    print(f"[curve] max rel diff {result['max_rel_diff']}, within noise {result['within_noise']}", flush=True)
+    print(f"[curve] max abs diff {result['max_abs_diff']} (bf16 vs fp32: {noise}), within noise "
+          f"{result['within_noise']}", flush=True)  # fmt: skip
     return result
 
 
@@ -453,10 +475,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", choices=PARTS)
     ap.add_argument("--budget", action="append", default=[], metavar="PART=SECONDS",
                     help="override a part's time budget (BUDGET_S)")  # fmt: skip
+    ap.add_argument("--mfu-shape", action="append", default=[], metavar="ROWSxT/PAIRSxT",
+                    help="mfu part: also time compiled steps at this pretrain/weak batch shape, e.g. 8x2048/128x256")
+    ap.add_argument("--mfu-compiled-only", action="store_true", help="mfu part: skip the eager rows")
+    ap.add_argument("--curve-seed", type=int, default=0, help="curve part: the init seed (batches: seed + 1, + 2)")
     ap.add_argument("--data-dir", type=Path, default=None)
     ap.add_argument("--minilm-shape", type=Path, default=None,
                     help="all-MiniLM-L6-v2's folder without weights: time it with random weights as st:")
     args = ap.parse_args(argv)
+    shapes = []
+    for item in args.mfu_shape:
+        try:
+            shapes.append(tuple(tuple(int(n) for n in half.split("x")) for half in item.split("/")))
+        except ValueError:
+            shapes.append(())
+        if [len(half) for half in shapes[-1]] != [2, 2]:
+            ap.error(f"--mfu-shape {item}: expected ROWSxT/PAIRSxT, e.g. 8x2048/128x256")
     scale = "dry" if args.dry_run else "gpu"
     s = SIZES[scale]
     budgets = dict(BUDGET_S[scale])
@@ -482,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
         "data_dir": str(data), "env": environment(device),
         "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM", "unset (the tokenizers default: parallel)"),
         "dynamo_limits": dynamo_limits(), "parts": {},
+        "options": {"mfu_shapes": args.mfu_shape, "mfu_compiled_only": args.mfu_compiled_only,
+                    "curve_seed": args.curve_seed},
         "mfu_convention": "mfu: PaLM's count (6 x matmul weights + 12 x layers x heads x head_dim x T per token: full "
                           "T^2 attention whatever the mask; train/metrics.py); mfu_causal_half: the attention term "
                           "halved for causal steps (what a causal kernel computes), equal to mfu for the others",
@@ -499,9 +535,9 @@ def main(argv: list[str] | None = None) -> int:
             if part == "flex":
                 result: Any = part_flex(s, device, dtype, clock)
             elif part == "mfu":
-                result = part_mfu(s, device, clock)
+                result = part_mfu(s, device, clock, shapes, eager=not args.mfu_compiled_only)
             elif part == "curve":
-                result = part_curve(s, device, clock)
+                result = part_curve(s, device, clock, args.curve_seed)
             else:
                 if checkpoint is None:
                     checkpoint = random_checkpoint(s, SCRATCH / "conan-random" / "final", data, device, dtype)

@@ -50,6 +50,7 @@ def test_dry_run_fills_every_part(tmp_path: Path, one_thread) -> None:
         assert len(curve["eager"]["pretrain"]) == len(curve["compiled"]["weak"]) == 3
         assert curve["eager"]["pretrain"][0] != curve["eager"]["pretrain"][2]  # the steps do train
         assert all(curve["within_noise"].values()) and max(curve["max_rel_diff"].values()) < 1e-4  # as compile test
+        assert max(curve["max_abs_diff"].values()) < 1e-3 and curve["seed"] == 0
     encode = record["parts"]["encode"]["result"]
     assert [r["task"] for r in encode["rows"]] == ["STS16", "TNews"]
     assert all(0 < r["forward_share"] <= 1 and r["e2e_tokens_per_s"] > 0 for r in encode["rows"])
@@ -162,3 +163,34 @@ def test_a_failing_flex_row_keeps_the_others(tmp_path: Path, monkeypatch: pytest
     rows = json.loads((tmp_path / "gpu_speed_dry-flex.json").read_text())["parts"]["flex"]["result"]["rows"]
     assert [("error" in r, "step_ms" in r) for r in rows] == [(False, True), (True, False), *[(False, True)] * 2]
     assert rows[1]["error"] == "RuntimeError: kernel build failed" and "max_abs_diff_vs_sdpa" in rows[3]
+
+
+def test_curve_noise_is_absolute_and_the_seed_moves_init_and_batches(tmp_path: Path) -> None:
+    """The criterion compares absolute distances: near a memorised batch's ~1e-3 loss any two runs differ by
+    O(1) relatively (the first H200 run failed a relative one that way). A new --curve-seed gives new curves."""
+    assert gpu_speed.max_abs_diff([3.0, 1e-3], [3.1, 2e-3]) == pytest.approx(0.1)
+    assert gpu_speed.max_rel_diff([3.0, 1e-3], [3.1, 2e-3]) == pytest.approx(0.5)
+    assert gpu_speed.max_abs_diff([], [1.0]) is None
+    s, clock = gpu_speed.SIZES["dry"], gpu_speed.Clock(None)
+    cpu = gpu_speed.torch.device("cpu")
+    first, again, other = (gpu_speed.train_losses(s, cpu, None, False, clock, seed) for seed in (0, 0, 5))
+    assert first == again and first["pretrain"][0] != other["pretrain"][0]
+
+
+def test_mfu_shapes_run_compiled_after_the_scale_s_own(needs_inductor, one_thread) -> None:
+    """--mfu-shape adds compiled rows at another batch shape (dynamo reset first); --mfu-compiled-only drops the
+    eager rows. Each row names its batch and whether AdamW ran fused (never on CPU)."""
+    s = {**gpu_speed.SIZES["dry"], "compile": True}
+    rows = gpu_speed.part_mfu(s, gpu_speed.torch.device("cpu"), gpu_speed.Clock(None), [((4, 32), (8, 16))],
+                              eager=False)  # fmt: skip
+    assert [(r["compiled"], r["batch"], r["stage"]) for r in rows] == [
+        (True, 2, "pretrain"), (True, 4, "weak"), (True, 4, "weak"),
+        (True, 4, "pretrain"), (True, 8, "weak"), (True, 8, "weak")]  # fmt: skip
+    assert rows[3]["tokens"] == 4 * 32 and not any(r["fused_adamw"] for r in rows)
+
+
+def test_a_malformed_mfu_shape_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for bad in ("8x2048", "8x2048/x256", "8/128"):
+        with pytest.raises(SystemExit):
+            gpu_speed.main(["--dry-run", "--only", "mfu", "--mfu-shape", bad, "--out", str(tmp_path)])
+        assert f"--mfu-shape {bad}: expected ROWSxT/PAIRSxT" in capsys.readouterr().err
