@@ -23,6 +23,7 @@ from harness import sysinfo
 from harness.encoding import DimView, HarnessEncoder, time_split
 from harness.gold import gold_labels
 from harness.runs import RunDir
+from harness.scoring import faster_scoring
 from harness.tasks import MIRROR, ResolvedTask
 
 if TYPE_CHECKING:  # the runner imports this module; RunConfig only types `cfg` here
@@ -54,17 +55,18 @@ def _evaluate(encoder: HarnessEncoder | DimView, task: Any, cfg: RunConfig, pred
     whose private steps differ gets the public `mteb.evaluate` (`_mteb_steps`)."""
     encode_kwargs = {"batch_size": cfg.batch_size, "show_progress_bar": encoder.show_progress}  # mteb's bars
     steps = _mteb_steps()
-    if steps is None:
-        return mteb.evaluate(encoder, task, cache=None, overwrite_strategy="always", raise_error=True,
-                             show_progress_bar=False, prediction_folder=predictions,
-                             encode_kwargs=encode_kwargs).task_results[0]  # fmt: skip
-    meta = steps._apply_precision_to_meta(encoder.mteb_model_meta, encode_kwargs)
-    steps._check_model_modalities(meta, task)
-    return steps._evaluate_resolved(
-        encoder, meta, meta.name, meta.revision, task, co2_tracker=None, raise_error=True,
-        encode_kwargs=encode_kwargs, cache=None, overwrite_strategy=steps.OverwriteStrategy.ALWAYS,
-        prediction_folder=predictions, show_progress_bar=False, public_only=None, num_proc=None, timer=None,
-    ).task_results[0]  # fmt: skip
+    with faster_scoring(task):  # the same scores and files, less Python (harness/scoring.py)
+        if steps is None:
+            return mteb.evaluate(encoder, task, cache=None, overwrite_strategy="always", raise_error=True,
+                                 show_progress_bar=False, prediction_folder=predictions,
+                                 encode_kwargs=encode_kwargs).task_results[0]  # fmt: skip
+        meta = steps._apply_precision_to_meta(encoder.mteb_model_meta, encode_kwargs)
+        steps._check_model_modalities(meta, task)
+        return steps._evaluate_resolved(
+            encoder, meta, meta.name, meta.revision, task, co2_tracker=None, raise_error=True,
+            encode_kwargs=encode_kwargs, cache=None, overwrite_strategy=steps.OverwriteStrategy.ALWAYS,
+            prediction_folder=predictions, show_progress_bar=False, public_only=None, num_proc=None, timer=None,
+        ).task_results[0]  # fmt: skip
 
 
 RANDOM_STATE = ("rng_state", "np_rng")  # what mteb tasks draw samples from (AbsTask.__init__ seeds both)

