@@ -10,6 +10,7 @@
 #   PART=2 (carry .cache/device/{wheels-call2,shared-data,minilm-shape}): installs mteb, runs encode and harness.
 # Wheels install into .cache/device/site, which a warm machine keeps between the calls.
 # DATA=<folder> passes --data-dir (default: .cache/device/shared-data when it is there).
+# ONLY="<parts>" overrides PART's parts (ONLY=none: installs only); SPEED_ARGS adds gpu_speed.py options (see below).
 # DRY=1 runs the same steps on CPU (gpu_speed.py --dry-run, the flex test without its slow tier): a plumbing check.
 # ALL=1 also reruns the earlier checks (gpu_model.py eager and compiled, gpu_train.py; ~13 min more).
 #
@@ -51,6 +52,12 @@ case "${PART:-all}" in
   2) PARTS="--only encode --only harness" ;;
   *) PARTS="" ;;
 esac
+# ONLY="harness" (parts, space-separated) overrides PART's parts; ONLY=none runs none (only the installs and the
+# import check: a first call that readies a machine for the next). SPEED_ARGS passes more gpu_speed.py options,
+# e.g. SPEED_ARGS="--budget harness=480 --harness-model conan".
+if [ -n "${ONLY:-}" ]; then
+  PARTS=$(for part in $ONLY; do [ "$part" != none ] && printf -- '--only %s ' "$part"; done)
+fi
 # Drop the stack frames inside torch of dynamo's warnings (a "File .../torch/..." line and its code line), keep
 # everything else: a "recompile limit hit, falling back to eager" warning must stay in the log.
 frames_out() { awk '/^  File ".*\/torch\//{skip=1; next} skip{skip=0; if (/^    /) next} {print}'; }
@@ -63,13 +70,14 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 status=0
 # flex vs bias: outputs and gradients on the GPU (torch has no FlexAttention backward on CPU, where it skips)
-if [ "${PART:-all}" != 2 ]; then
+if [ "${PART:-all}" != 2 ] && { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" flex "* ]]; }; then
   timeout 120 python3 -m pytest -q -p no:cacheprovider ${DRY:+-m "not slow"} tests/conan_model/test_conan_flex.py 2>&1 \
     | tee "$OUT/gpu_flex_test.log" || status=1
   echo "[session] ${SECONDS} s: flex test done"
 fi
 # the log file keeps every line; the console gets it without torch's stack frames
-timeout "$SPEED_TIMEOUT" python3 benchmarks/gpu_speed.py --out "$OUT" $DRY_ARGS $PARTS ${DATA:+--data-dir "$DATA"} \
+[ "${ONLY:-}" = none ] && { echo "[session] ${SECONDS} s: ONLY=none, no part run"; exit $status; }
+timeout "$SPEED_TIMEOUT" python3 benchmarks/gpu_speed.py --out "$OUT" $DRY_ARGS $PARTS ${SPEED_ARGS:-} ${DATA:+--data-dir "$DATA"} \
   ${SHAPE:+--minilm-shape "$SHAPE"} 2>&1 | tee "$OUT/gpu_speed${PART:+_part$PART}.log" | frames_out || status=1
 echo "[session] ${SECONDS} s: gpu_speed done (status so far $status)"
 if [ -n "${ALL:-}" ]; then

@@ -102,7 +102,9 @@ BUDGET_S: dict[str, dict[str, float | None]] = {
     "gpu": {"flex": 75, "mfu": 110, "curve": 45, "encode": 75, "harness": 180},  # two calls + a start in 900 s
     "dry": {"flex": None, "mfu": None, "curve": None, "encode": None, "harness": None},
 }
-HARNESS_MINILM_S = 45  # of the harness budget kept for minilm (22M parameters: its suite runs in well under that)
+# of the harness budget kept for minilm when it follows conan; on the H200 (stop 41) its first 4 tasks took 45 s
+# (8.8 s of start-up), so a whole suite needs far more: `--harness-model minilm` gives it a call of its own
+HARNESS_MINILM_S = 45
 DYNAMO_RECOMPILE_LIMIT = 64  # flex compiles once per T, mfu once per mask: far below; the default is 8
 PARTS = ("encode", "harness", "flex", "mfu", "curve")  # the default order: the headline end-to-end table first
 DRY_TASKS = ["STS16", "TNews"]  # the dry run's harness part: two small tasks of the embedded sample
@@ -478,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mfu-shape", action="append", default=[], metavar="ROWSxT/PAIRSxT",
                     help="mfu part: also time compiled steps at this pretrain/weak batch shape, e.g. 8x2048/128x256")
     ap.add_argument("--mfu-compiled-only", action="store_true", help="mfu part: skip the eager rows")
+    ap.add_argument("--harness-model", action="append", choices=["conan", "minilm"], default=None,
+                    help="harness part: only these models (default both, conan first), each with the part's budget "
+                         "less what a later one keeps")
     ap.add_argument("--curve-seed", type=int, default=0, help="curve part: the init seed (batches: seed + 1, + 2)")
     ap.add_argument("--data-dir", type=Path, default=None)
     ap.add_argument("--minilm-shape", type=Path, default=None,
@@ -510,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     card = device_name(device)
     slug = "dry" if args.dry_run else (re.findall(r"[A-Za-z]\d{2,4}", card) or ["gpu"])[0].lower()
     name = f"gpu_speed_{slug}-{'-'.join(args.only)}" if args.only else f"gpu_speed_{slug}"
+    name += "".join(f"-{model}" for model in args.harness_model or [])  # calls split by model keep both files
     target = args.out / f"{name}.json"
     record: dict[str, Any] = {
         "card": card, "scale": scale, "sizes": {k: str(v) for k, v in s.items()}, "budgets_s": budgets,
@@ -517,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM", "unset (the tokenizers default: parallel)"),
         "dynamo_limits": dynamo_limits(), "parts": {},
         "options": {"mfu_shapes": args.mfu_shape, "mfu_compiled_only": args.mfu_compiled_only,
-                    "curve_seed": args.curve_seed},
+                    "curve_seed": args.curve_seed, "harness_models": args.harness_model or ["conan", "minilm"]},
         "mfu_convention": "mfu: PaLM's count (6 x matmul weights + 12 x layers x heads x head_dim x T per token: full "
                           "T^2 attention whatever the mask; train/metrics.py); mfu_causal_half: the attention term "
                           "halved for causal steps (what a causal kernel computes), equal to mfu for the others",
@@ -539,14 +545,17 @@ def main(argv: list[str] | None = None) -> int:
             elif part == "curve":
                 result = part_curve(s, device, clock, args.curve_seed)
             else:
-                if checkpoint is None:
+                conan_needed = part == "encode" or "conan" in (args.harness_model or ["conan"])
+                if checkpoint is None and conan_needed:
                     checkpoint = random_checkpoint(s, SCRATCH / "conan-random" / "final", data, device, dtype)
                 if part == "encode":
                     result = part_encode(s, checkpoint, data, device, tasks, clock)
                 else:
                     minilm = ("minilm" if args.minilm_shape is None else
                               f"st:{random_st_folder(args.minilm_shape, SCRATCH / 'minilm-random')}")  # fmt: skip
-                    result = part_harness(s, {"conan": f"conan:{checkpoint}", "minilm": minilm}, data, device,
+                    specs = {"conan": f"conan:{checkpoint}", "minilm": minilm}
+                    specs = {k: v for k, v in specs.items() if k in (args.harness_model or specs)}
+                    result = part_harness(s, specs, data, device,
                                           args.out / f"{name}-harness-runs", tasks, clock, save_partial)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - one part's failure must not lose the others
             result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=6)}

@@ -194,3 +194,32 @@ def test_a_malformed_mfu_shape_is_refused(tmp_path: Path, capsys: pytest.Capture
         with pytest.raises(SystemExit):
             gpu_speed.main(["--dry-run", "--only", "mfu", "--mfu-shape", bad, "--out", str(tmp_path)])
         assert f"--mfu-shape {bad}: expected ROWSxT/PAIRSxT" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_one_harness_model_per_call(tmp_path: Path, one_thread, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--harness-model minilm: minilm alone (no conan checkpoint is made), in a file named for it, so a call per
+    model gives each the whole budget (a 1.4B suite and minilm's did not both fit 180 s on the H200)."""
+    argv = ["--dry-run", "--only", "harness", "--harness-model", "minilm", "--out", str(tmp_path),
+            "--minilm-shape", str(minilm_shape(tmp_path))]  # fmt: skip
+    def no_checkpoint(*args, **kwargs):
+        raise AssertionError("a minilm-only call made the conan checkpoint")
+
+    monkeypatch.setattr(gpu_speed, "random_checkpoint", no_checkpoint)
+    assert gpu_speed.main(argv) == 0
+    record = json.loads((tmp_path / "gpu_speed_dry-harness-minilm.json").read_text())
+    assert set(record["parts"]["harness"]["result"]) == {"minilm"}
+    assert record["options"]["harness_models"] == ["minilm"]
+
+
+def test_session_script_only_none_installs_and_stops(tmp_path: Path) -> None:
+    """ONLY=none (a first call that readies a warm machine) runs no part and no flex test, and says so."""
+    checkout = tmp_path / "checkout"  # no .cache/device wheels (this machine's may be there, for the device)
+    (checkout / "benchmarks").mkdir(parents=True)
+    (checkout / "benchmarks" / "gpu_session.sh").write_bytes((REPO / "benchmarks" / "gpu_session.sh").read_bytes())
+    out = tmp_path / "out"
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "DRY": "1", "ONLY": "none", "OUT": str(out), "PATH": path}
+    proc = subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=checkout, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "ONLY=none, no part run" in proc.stdout and not list(out.glob("gpu_*"))
