@@ -58,6 +58,7 @@ esac
 if [ -n "${ONLY:-}" ]; then
   PARTS=$(for part in $ONLY; do [ "$part" != none ] && printf -- '--only %s ' "$part"; done)
 fi
+status=0
 # Drop the stack frames inside torch of dynamo's warnings (a "File .../torch/..." line and its code line), keep
 # everything else: a "recompile limit hit, falling back to eager" warning must stay in the log.
 frames_out() { awk '/^  File ".*\/torch\//{skip=1; next} skip{skip=0; if (/^    /) next} {print}'; }
@@ -65,18 +66,18 @@ python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_devic
 if [ -d "$SITE" ]; then  # the carried wheels beside the image's own packages: a failure here names what to carry
   python3 -m pip list 2>/dev/null | grep -iE "^(pyarrow|fsspec|huggingface.hub|transformers|sentence.transformers|pandas) "
   python3 -c "import datasets, polars, pydantic, pytrec_eval; print('mteb needs import: datasets', datasets.__version__)" \
-    2>&1 | tail -3 | tee "$OUT/device_imports.log"
+    2>&1 | tail -3 | tee "$OUT/device_imports.log" || status=1
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-status=0
 # flex vs bias: outputs and gradients on the GPU (torch has no FlexAttention backward on CPU, where it skips)
-if [ "${PART:-all}" != 2 ] && { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" flex "* ]]; }; then
+if { [ -z "${ONLY:-}" ] && [ "${PART:-all}" != 2 ]; } || [[ " ${ONLY:-} " == *" flex "* ]]; then
   timeout 120 python3 -m pytest -q -p no:cacheprovider ${DRY:+-m "not slow"} tests/conan_model/test_conan_flex.py 2>&1 \
     | tee "$OUT/gpu_flex_test.log" || status=1
   echo "[session] ${SECONDS} s: flex test done"
 fi
+# ONLY naming no part (ONLY=none): the installs and the import check were the call's work
+[ -n "${ONLY:-}" ] && [ -z "$PARTS" ] && { echo "[session] ${SECONDS} s: ONLY=none, no part run"; exit $status; }
 # the log file keeps every line; the console gets it without torch's stack frames
-[ "${ONLY:-}" = none ] && { echo "[session] ${SECONDS} s: ONLY=none, no part run"; exit $status; }
 timeout "$SPEED_TIMEOUT" python3 benchmarks/gpu_speed.py --out "$OUT" $DRY_ARGS $PARTS ${SPEED_ARGS:-} ${DATA:+--data-dir "$DATA"} \
   ${SHAPE:+--minilm-shape "$SHAPE"} 2>&1 | tee "$OUT/gpu_speed${PART:+_part$PART}.log" | frames_out || status=1
 echo "[session] ${SECONDS} s: gpu_speed done (status so far $status)"

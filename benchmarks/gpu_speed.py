@@ -478,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", action="append", default=[], metavar="PART=SECONDS",
                     help="override a part's time budget (BUDGET_S)")  # fmt: skip
     ap.add_argument("--mfu-shape", action="append", default=[], metavar="ROWSxT/PAIRSxT",
-                    help="mfu part: also time compiled steps at this pretrain/weak batch shape, e.g. 8x2048/128x256")
+                    help="mfu part: also time compiled steps at this pretrain/weak batch shape, e.g. 8x2048/128x256 "
+                         "(GPU scale: the dry run compiles nothing and times its eager rows only)")
     ap.add_argument("--mfu-compiled-only", action="store_true", help="mfu part: skip the eager rows")
     ap.add_argument("--harness-model", action="append", choices=["conan", "minilm"], default=None,
                     help="harness part: only these models (default both, conan first), each with the part's budget "
@@ -494,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             shapes.append(tuple(tuple(int(n) for n in half.split("x")) for half in item.split("/")))
         except ValueError:
             shapes.append(())
-        if [len(half) for half in shapes[-1]] != [2, 2]:
+        if [len(half) for half in shapes[-1]] != [2, 2] or min(min(half) for half in shapes[-1]) < 1:
             ap.error(f"--mfu-shape {item}: expected ROWSxT/PAIRSxT, e.g. 8x2048/128x256")
     scale = "dry" if args.dry_run else "gpu"
     s = SIZES[scale]
@@ -515,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     card = device_name(device)
     slug = "dry" if args.dry_run else (re.findall(r"[A-Za-z]\d{2,4}", card) or ["gpu"])[0].lower()
     name = f"gpu_speed_{slug}-{'-'.join(args.only)}" if args.only else f"gpu_speed_{slug}"
-    name += "".join(f"-{model}" for model in args.harness_model or [])  # calls split by model keep both files
+    if args.harness_model and "harness" in (args.only or PARTS):  # calls split by model keep both files
+        name += "".join(f"-{model}" for model in ("conan", "minilm") if model in args.harness_model)
     target = args.out / f"{name}.json"
     record: dict[str, Any] = {
         "card": card, "scale": scale, "sizes": {k: str(v) for k, v in s.items()}, "budgets_s": budgets,

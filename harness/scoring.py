@@ -1,8 +1,8 @@
 """mteb's scoring, faster where it spends its time in Python on output that is already fixed.
 
 On a GPU the model is no longer what a run waits for: on an H200, mteb's scoring was 77-93% of the wall of the
-retrieval and classification tasks (docs/harness.md, "Where the time goes"). Profiled, much of it was not the
-scoring arithmetic:
+three retrieval and classification tasks a budget-stopped run reached (docs/harness.md, "Where the time goes").
+Profiled on CPU, much of it was not the scoring arithmetic:
 
 - `_save_task_predictions` writes the per-item predictions (for retrieval, the top 1000 hits of every query: 86 MB
   of JSON for CMRC2018) with `json.dump`, which always takes the pure-Python encoder; `json.dumps` takes the C
@@ -11,8 +11,9 @@ scoring arithmetic:
   array one row fetch at a time (seven metrics and ten experiments a task), and the undersampling loop fetches one
   row per training item per experiment. Read once as a list, the column holds the same values.
 
-`faster_scoring(task)` puts these on the task object for one evaluation and takes them off after; mteb's
-evaluators, metrics and files are unchanged (tests/harness/test_scoring.py compares bytes and scores with mteb's
+`faster_scoring(task)` puts these on the task object for one evaluation and takes them off after, only where the
+task's method is mteb's own (a task class with its own writer or undersampling keeps it); mteb's evaluators,
+metrics and files are unchanged (tests/harness/test_scoring.py compares bytes and scores with mteb's
 own methods).
 """
 
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets.arrow_dataset import Column
+from mteb.abstasks.abstask import AbsTask
 from mteb.abstasks.classification import AbsTaskClassification
 
 
@@ -70,9 +72,11 @@ def save_predictions(task: Any, predictions: Any, model: Any, prediction_folder:
 @contextlib.contextmanager
 def faster_scoring(task: Any) -> Iterator[None]:
     """The task's slow Python steps replaced for the block: instance attributes over its class's methods, removed
-    on the way out. A task that lacks a step keeps its own."""
+    on the way out (an instance attribute of the same name that was there is put back). The predictions writer
+    and the undersampling are replaced only where the class's method is mteb's own; ``_calculate_scores`` is
+    wrapped wherever it exists, changing only a Column first argument into a list of its values."""
     overrides: dict[str, Callable[..., Any]] = {}
-    if callable(getattr(task, "_save_task_predictions", None)) and callable(getattr(task, "_predictions_path", None)):
+    if getattr(type(task), "_save_task_predictions", None) is AbsTask._save_task_predictions:  # mteb's own writer
         overrides["_save_task_predictions"] = lambda *args, **kwargs: save_predictions(task, *args, **kwargs)
     calculate = getattr(task, "_calculate_scores", None)
     if callable(calculate):
@@ -81,6 +85,7 @@ def faster_scoring(task: Any) -> Iterator[None]:
     if getattr(type(task), "_undersample_data", None) is AbsTaskClassification._undersample_data:  # returns a select()
         overrides["_undersample_data"] = lambda dataset, *args, **kwargs: undersample(
             ListColumns(dataset), *args, **kwargs)  # fmt: skip
+    before = {name: vars(task)[name] for name in overrides if name in vars(task)}  # put back on the way out
     for name, method in overrides.items():
         setattr(task, name, method)
     try:
@@ -88,3 +93,4 @@ def faster_scoring(task: Any) -> Iterator[None]:
     finally:
         for name in overrides:
             vars(task).pop(name, None)
+        vars(task).update(before)

