@@ -15,9 +15,11 @@ Pure Python at import (no torch), so `harness.encoding` can share `token_budget_
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
@@ -105,6 +107,19 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     finally:
         stop.set()
         worker.join()
+
+
+def timed(items: Iterator[T], add: Callable[[float], None]) -> Iterator[T]:
+    """``items``, handing ``add`` the seconds each one took to produce (not the consumer's time between them):
+    a consumer's wait on a producer. Closing this closes ``items`` (stopping a background producer)."""
+    with contextlib.closing(items):  # type: ignore[type-var]  # generators have close()
+        while True:
+            start = time.perf_counter()
+            item = next(items, _DONE)
+            add(time.perf_counter() - start)
+            if item is _DONE:
+                return
+            yield item
 
 
 @dataclass

@@ -102,16 +102,25 @@ class SentenceTransformerEmbedder(Embedder):
         return (self._prompts.get(name) or "") if name else ""
 
     def encode_batch(self, texts: list[str], role: str | None, prompt: str | None = None) -> np.ndarray:
+        start = time.perf_counter()
+        features = self.prepare_batch(texts, role, prompt=prompt)
+        self.timings.tokenize_s += time.perf_counter() - start
+        return self.run_batch(features, role)
+
+    def prepare_batch(self, texts: list[str], role: str | None, pin: bool = False,
+                      prompt: str | None = None) -> dict[str, Any]:  # fmt: skip
         # sentence-transformers prepends the prompt itself and records its length, which a Pooling with
         # include_prompt false needs to leave the prompt's tokens out; `task` routes a Router as encode_query does
         kwargs = {"task": role} if role else {}
         prompt = self.prompt(role) if prompt is None else prompt
-        start = time.perf_counter()
         features = self._model.preprocess(texts, prompt=prompt or None, **kwargs)
-        middle = time.perf_counter()
-        features = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in features.items()}
-        self.timings.tokenize_s += middle - start
-        self.timings.copy_s += time.perf_counter() - middle  # host time of the (blocking) copies
+        return {k: v.pin_memory() if pin and isinstance(v, self._torch.Tensor) else v for k, v in features.items()}
+
+    def run_batch(self, prepared: dict[str, Any], role: str | None) -> np.ndarray:
+        kwargs = {"task": role} if role else {}
+        start = time.perf_counter()  # host time of the copies (blocking, or only queued when pinned)
+        features = {k: v.to(self.device, non_blocking=True) if hasattr(v, "to") else v for k, v in prepared.items()}
+        self.timings.copy_s += time.perf_counter() - start
         with self._torch.inference_mode():
             out = self._model(features, **kwargs)["sentence_embedding"]
         return out.float().cpu().numpy()

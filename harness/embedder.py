@@ -9,6 +9,7 @@ harness/backends.py; harness/models.py turns a spec into one; harness/lazy.py st
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from conan_model.batching import EncodeTimings, token_budget_batches
+from conan_model.batching import EncodeTimings, prefetch, timed, token_budget_batches
 from harness import sysinfo
 
 # The packages whose code computes a vector (the model's kernels, its tokenizer, the pipeline around them)
@@ -95,29 +96,79 @@ class Embedder(ABC):
         (a task's own, only for a model with `task_prompts`) goes to ``encode_batch`` and ``count_tokens``.
         ``timings.texts`` counts each batch as it is done and ``on_batch`` (a terminal bar) gets its text count,
         so progress moves every batch, not every window.
-        Every tokenizer second here is spent on this (the main) thread, where nothing hides it behind the model:
-        it counts as ``wait_s`` too, the time the model waited for its tokens (a prefetching backend's wait)."""
+        The counting pass runs on this thread and counts as ``wait_s`` too (the model waits for it). Each batch is
+        then tokenized here as well, where nothing hides it (``wait_s`` again), or, where `prefetches`, in a
+        background thread while the model runs, ``wait_s`` being only the time the model waited for it."""
         task_prompt = {} if prompt is None else {"prompt": prompt}  # models without task prompts take no prompt
         for lo in range(0, len(texts), window):
             part = texts[lo : lo + window]
-            tokenized_before = self.timings.tokenize_s
             start = time.perf_counter()
             lengths = self.count_tokens(part, role, **task_prompt)
-            self.timings.tokenize_s += time.perf_counter() - start
+            counted = time.perf_counter() - start
+            self.timings.tokenize_s += counted
+            self.timings.wait_s += counted
             vectors = np.empty((len(part), self.embed_dim), dtype=np.float32)
-            for batch in token_budget_batches(lengths, max_batch, max_tokens, self.packs_texts):
-                before = self.timings.tokenize_s + self.timings.copy_s
-                start = time.perf_counter()
-                vectors[batch] = self.encode_batch([part[i] for i in batch], role, **task_prompt)
-                inside = self.timings.tokenize_s + self.timings.copy_s - before  # what the backend timed itself
-                self.timings.forward_s += time.perf_counter() - start - inside
-                self.timings.batches += 1
-                self.timings.texts += len(batch)
-                if on_batch is not None:
-                    on_batch(len(batch))
-            self.timings.wait_s += self.timings.tokenize_s - tokenized_before
+            batches = token_budget_batches(lengths, max_batch, max_tokens, self.packs_texts)
+            encoded = self._prefetched(part, batches, role, task_prompt) if self.prefetches else (
+                (batch, self._inline(part, batch, role, task_prompt)) for batch in batches)  # fmt: skip
+            with contextlib.closing(encoded):  # closing stops a background producer
+                for batch, batch_vectors in encoded:
+                    vectors[batch] = batch_vectors
+                    self.timings.batches += 1
+                    self.timings.texts += len(batch)
+                    if on_batch is not None:
+                        on_batch(len(batch))
             self.timings.tokens += sum(lengths)
             yield lo, lo + len(part), vectors, lengths
+
+    @property
+    def prefetches(self) -> bool:
+        """Whether `encode_stream` tokenizes the next batches in a background thread while the model runs: on an
+        accelerator, for a backend that splits a batch into `prepare_batch` (host side) and `run_batch`. On a CPU
+        the tokenizer thread would take cores from the model's own threads, so batches stay inline there."""
+        split = type(self).prepare_batch is not Embedder.prepare_batch
+        return split and self.device_type not in ("cpu", "mps")
+
+    def prepare_batch(self, texts: list[str], role: str | None, pin: bool = False, **task_prompt: str) -> Any:
+        """A batch's host-side inputs (tokenized, padded; in pinned memory with ``pin``), for `run_batch`."""
+        raise NotImplementedError
+
+    def run_batch(self, prepared: Any, role: str | None) -> np.ndarray:
+        """`encode_batch`'s device side: `prepare_batch`'s inputs copied over (timed as ``copy_s``), the model run."""
+        raise NotImplementedError
+
+    def _inline(self, part: list[str], batch: list[int], role: str | None, task_prompt: dict[str, str]) -> np.ndarray:
+        """One batch on this thread, where nothing hides the tokenizer: its time counts as ``wait_s`` too."""
+        tokenized_before, before = self.timings.tokenize_s, self.timings.tokenize_s + self.timings.copy_s
+        start = time.perf_counter()
+        vectors = self.encode_batch([part[i] for i in batch], role, **task_prompt)
+        inside = self.timings.tokenize_s + self.timings.copy_s - before  # what the backend timed itself
+        self.timings.forward_s += time.perf_counter() - start - inside
+        self.timings.wait_s += self.timings.tokenize_s - tokenized_before
+        return vectors
+
+    def _prefetched(self, part: list[str], batches: list[list[int]], role: str | None,
+                    task_prompt: dict[str, str]) -> Iterator[tuple[list[int], np.ndarray]]:  # fmt: skip
+        """The window's batches prepared two ahead in a background thread (pinned for non-blocking copies) while
+        the model runs; ``wait_s`` is only the time the model waited for them."""
+
+        def prepared() -> Iterator[tuple[list[int], Any]]:
+            for batch in batches:
+                start = time.perf_counter()
+                inputs = self.prepare_batch([part[i] for i in batch], role, pin=pin, **task_prompt)
+                self.timings.tokenize_s += time.perf_counter() - start
+                yield batch, inputs
+
+        def waited(seconds: float) -> None:
+            self.timings.wait_s += seconds
+
+        pin = self.device_type == "cuda"  # pinned host memory is CUDA's; other accelerators copy as they do inline
+        with contextlib.closing(timed(prefetch(prepared()), waited)) as stream:
+            for batch, inputs in stream:
+                copied_before, start = self.timings.copy_s, time.perf_counter()
+                vectors = self.run_batch(inputs, role)
+                self.timings.forward_s += time.perf_counter() - start - (self.timings.copy_s - copied_before)
+                yield batch, vectors
 
     def cache_identity(self, role: str | None, prompt: str | None = None) -> dict[str, Any]:
         """Everything besides the text that changes a vector: the embedding cache's namespace, with the prompt the

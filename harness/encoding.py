@@ -33,7 +33,7 @@ from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.types import PromptType
 from tqdm.auto import tqdm
 
-from conan_model.batching import EncodeTimings, token_budget_batches  # noqa: F401 - re-exported
+from conan_model.batching import EncodeTimings, timed, token_budget_batches  # noqa: F401 - re-exported
 from harness.cache import EmbeddingCache, namespace_key
 from harness.distributed import ShardGroup
 from harness.embedder import Embedder
@@ -290,14 +290,11 @@ class HarnessEncoder(ScoredAsModel):
 
     def _timed(self, windows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
         """`windows`, with the time spent producing them (not the caller's time between them) in model_s."""
-        with contextlib.closing(windows):
-            while True:
-                start = time.perf_counter()
-                item = next(windows, None)
-                self.stats.model_s += time.perf_counter() - start
-                if item is None:
-                    return
-                yield item
+
+        def add(seconds: float) -> None:
+            self.stats.model_s += seconds
+
+        return timed(windows, add)
 
 
 def mrl_prefix(vectors: np.ndarray, dim: int) -> np.ndarray:

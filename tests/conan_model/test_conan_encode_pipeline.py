@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conan_model import ConanEncoder, save_pretrained
-from conan_model.batching import EncodeTimings, prefetch, token_budget_batches
+from conan_model.batching import EncodeTimings, prefetch, timed, token_budget_batches
 
 
 class CountingTokenizer:
@@ -77,6 +77,17 @@ def test_default_batches_are_the_old_fixed_size_chunks() -> None:
     lengths = [3, 9, 9, 1, 5, 9, 2]
     order = sorted(range(len(lengths)), key=lambda k: lengths[k], reverse=True)  # the former ConanEncoder sort
     assert token_budget_batches(lengths, 3) == [order[i : i + 3] for i in range(0, len(order), 3)]
+
+
+def test_timed_hands_over_each_item_s_production_and_closes_the_producer() -> None:
+    """One call per item and one for the end (the last `next`); closing it stops a prefetching producer."""
+    seconds = []
+    assert list(timed(iter_items := (n for n in range(3)), seconds.append)) == [0, 1, 2]
+    assert len(seconds) == 4 and all(s >= 0 for s in seconds) and next(iter_items, None) is None
+    stream = timed(prefetch(iter(range(100)), depth=2), seconds.append)
+    assert next(stream) == 0
+    stream.close()
+    assert not any(t.name == "conan-prefetch" for t in threading.enumerate())
 
 
 def test_prefetch_raises_where_the_producer_failed_and_stops_when_closed() -> None:
