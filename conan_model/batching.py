@@ -15,7 +15,6 @@ Pure Python at import (no torch), so `harness.encoding` can share `token_budget_
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 import time
@@ -111,8 +110,9 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
 
 def timed(items: Iterator[T], add: Callable[[float], None]) -> Iterator[T]:
     """``items``, handing ``add`` the seconds each one took to produce (not the consumer's time between them):
-    a consumer's wait on a producer. Closing this closes ``items`` (stopping a background producer)."""
-    with contextlib.closing(items):  # type: ignore[type-var]  # generators have close()
+    a consumer's wait on a producer. Closing this closes ``items`` where it can be closed (a generator: stopping
+    a background producer). A ``next`` that raises is not timed; the exception goes on to the consumer."""
+    try:
         while True:
             start = time.perf_counter()
             item = next(items, _DONE)
@@ -120,6 +120,10 @@ def timed(items: Iterator[T], add: Callable[[float], None]) -> Iterator[T]:
             if item is _DONE:
                 return
             yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 @dataclass

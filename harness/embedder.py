@@ -96,37 +96,39 @@ class Embedder(ABC):
         (a task's own, only for a model with `task_prompts`) goes to ``encode_batch`` and ``count_tokens``.
         ``timings.texts`` counts each batch as it is done and ``on_batch`` (a terminal bar) gets its text count,
         so progress moves every batch, not every window.
-        The counting pass runs on this thread and counts as ``wait_s`` too (the model waits for it). Each batch is
-        then tokenized here as well, where nothing hides it (``wait_s`` again), or, where `prefetches`, in a
-        background thread while the model runs, ``wait_s`` being only the time the model waited for it."""
+        Inline, every tokenizer second is spent on this thread, where nothing hides it behind the model: it counts
+        as ``wait_s`` too. Where `prefetches`, one background thread counts each window and prepares its batches
+        while the model runs, and ``wait_s`` is only the time the model waited for them."""
         task_prompt = {} if prompt is None else {"prompt": prompt}  # models without task prompts take no prompt
+        if self.prefetches:
+            yield from self._prefetched_stream(texts, role, max_batch, max_tokens, window, on_batch, task_prompt)
+            return
         for lo in range(0, len(texts), window):
             part = texts[lo : lo + window]
+            tokenized_before = self.timings.tokenize_s
             start = time.perf_counter()
             lengths = self.count_tokens(part, role, **task_prompt)
-            counted = time.perf_counter() - start
-            self.timings.tokenize_s += counted
-            self.timings.wait_s += counted
+            self.timings.tokenize_s += time.perf_counter() - start
             vectors = np.empty((len(part), self.embed_dim), dtype=np.float32)
-            batches = token_budget_batches(lengths, max_batch, max_tokens, self.packs_texts)
-            encoded = self._prefetched(part, batches, role, task_prompt) if self.prefetches else (
-                (batch, self._inline(part, batch, role, task_prompt)) for batch in batches)  # fmt: skip
-            with contextlib.closing(encoded):  # closing stops a background producer
-                for batch, batch_vectors in encoded:
-                    vectors[batch] = batch_vectors
-                    self.timings.batches += 1
-                    self.timings.texts += len(batch)
-                    if on_batch is not None:
-                        on_batch(len(batch))
+            for batch in token_budget_batches(lengths, max_batch, max_tokens, self.packs_texts):
+                before = self.timings.tokenize_s + self.timings.copy_s
+                start = time.perf_counter()
+                vectors[batch] = self.encode_batch([part[i] for i in batch], role, **task_prompt)
+                inside = self.timings.tokenize_s + self.timings.copy_s - before  # what the backend timed itself
+                self.timings.forward_s += time.perf_counter() - start - inside
+                self._batch_done(len(batch), on_batch)
+            self.timings.wait_s += self.timings.tokenize_s - tokenized_before
             self.timings.tokens += sum(lengths)
             yield lo, lo + len(part), vectors, lengths
 
     @property
     def prefetches(self) -> bool:
-        """Whether `encode_stream` tokenizes the next batches in a background thread while the model runs: on an
-        accelerator, for a backend that splits a batch into `prepare_batch` (host side) and `run_batch`. On a CPU
-        the tokenizer thread would take cores from the model's own threads, so batches stay inline there."""
-        split = type(self).prepare_batch is not Embedder.prepare_batch
+        """Whether `encode_stream` tokenizes ahead in a background thread while the model runs: for a backend that
+        splits a batch into `prepare_batch` (host side) and `run_batch`, on CUDA or another accelerator with its own
+        memory (not MPS, which shares the host's). On a CPU the thread would take cores from the model's own
+        threads. An `encode_batch` replaced on the instance (a test's or a wrapper's) keeps the inline path, which
+        calls it."""
+        split = type(self).prepare_batch is not Embedder.prepare_batch and "encode_batch" not in vars(self)
         return split and self.device_type not in ("cpu", "mps")
 
     def prepare_batch(self, texts: list[str], role: str | None, pin: bool = False, **task_prompt: str) -> Any:
@@ -137,38 +139,53 @@ class Embedder(ABC):
         """`encode_batch`'s device side: `prepare_batch`'s inputs copied over (timed as ``copy_s``), the model run."""
         raise NotImplementedError
 
-    def _inline(self, part: list[str], batch: list[int], role: str | None, task_prompt: dict[str, str]) -> np.ndarray:
-        """One batch on this thread, where nothing hides the tokenizer: its time counts as ``wait_s`` too."""
-        tokenized_before, before = self.timings.tokenize_s, self.timings.tokenize_s + self.timings.copy_s
-        start = time.perf_counter()
-        vectors = self.encode_batch([part[i] for i in batch], role, **task_prompt)
-        inside = self.timings.tokenize_s + self.timings.copy_s - before  # what the backend timed itself
-        self.timings.forward_s += time.perf_counter() - start - inside
-        self.timings.wait_s += self.timings.tokenize_s - tokenized_before
-        return vectors
+    def _batch_done(self, texts: int, on_batch: Callable[[int], None] | None) -> None:
+        self.timings.batches += 1
+        self.timings.texts += texts
+        if on_batch is not None:
+            on_batch(texts)
 
-    def _prefetched(self, part: list[str], batches: list[list[int]], role: str | None,
-                    task_prompt: dict[str, str]) -> Iterator[tuple[list[int], np.ndarray]]:  # fmt: skip
-        """The window's batches prepared two ahead in a background thread (pinned for non-blocking copies) while
-        the model runs; ``wait_s`` is only the time the model waited for them."""
+    def _prefetched_stream(self, texts: list[str], role: str | None, max_batch: int, max_tokens: int, window: int,
+                           on_batch: Callable[[int], None] | None, task_prompt: dict[str, str],
+                           ) -> Iterator[tuple[int, int, np.ndarray, list[int]]]:  # fmt: skip
+        """`encode_stream` with all tokenizer work in one background thread, up to three items ahead: each window's
+        token counts, then its batches tokenized, padded and pinned (CUDA) for non-blocking copies. The tokenizer
+        has this one user (the main thread never calls it meanwhile). A window is handed back when the next one's
+        counts arrive, or at the end."""
+        pin = self.device_type == "cuda"  # pinned host memory is CUDA's; other accelerators copy from pageable
 
-        def prepared() -> Iterator[tuple[list[int], Any]]:
-            for batch in batches:
+        def produce() -> Iterator[tuple[int, list[int], list[int] | None, Any]]:
+            for lo in range(0, len(texts), window):
+                part = texts[lo : lo + window]
                 start = time.perf_counter()
-                inputs = self.prepare_batch([part[i] for i in batch], role, pin=pin, **task_prompt)
+                lengths = self.count_tokens(part, role, **task_prompt)
                 self.timings.tokenize_s += time.perf_counter() - start
-                yield batch, inputs
+                yield lo, lengths, None, None  # a window begins
+                for batch in token_budget_batches(lengths, max_batch, max_tokens, self.packs_texts):
+                    start = time.perf_counter()
+                    inputs = self.prepare_batch([part[i] for i in batch], role, pin=pin, **task_prompt)
+                    self.timings.tokenize_s += time.perf_counter() - start
+                    yield lo, lengths, batch, inputs
 
         def waited(seconds: float) -> None:
             self.timings.wait_s += seconds
 
-        pin = self.device_type == "cuda"  # pinned host memory is CUDA's; other accelerators copy as they do inline
-        with contextlib.closing(timed(prefetch(prepared()), waited)) as stream:
-            for batch, inputs in stream:
+        current: tuple[int, list[int], np.ndarray] | None = None
+        with contextlib.closing(timed(prefetch(produce()), waited)) as stream:
+            for lo, lengths, batch, inputs in stream:
+                if batch is None:
+                    if current is not None:
+                        self.timings.tokens += sum(current[1])
+                        yield current[0], current[0] + len(current[1]), current[2], current[1]
+                    current = (lo, lengths, np.empty((len(lengths), self.embed_dim), dtype=np.float32))
+                    continue
                 copied_before, start = self.timings.copy_s, time.perf_counter()
-                vectors = self.run_batch(inputs, role)
+                current[2][batch] = self.run_batch(inputs, role)
                 self.timings.forward_s += time.perf_counter() - start - (self.timings.copy_s - copied_before)
-                yield batch, vectors
+                self._batch_done(len(batch), on_batch)
+        if current is not None:
+            self.timings.tokens += sum(current[1])
+            yield current[0], current[0] + len(current[1]), current[2], current[1]
 
     def cache_identity(self, role: str | None, prompt: str | None = None) -> dict[str, Any]:
         """Everything besides the text that changes a vector: the embedding cache's namespace, with the prompt the

@@ -212,7 +212,7 @@ def test_inline_tokenizing_is_time_the_model_waited(spec: str, tmp_path: Path) -
     ("lookups, bookkeeping"), `tokenize_wait` was 0, and hf: counted its tokenizer and copies as forward."""
     model = "minilm" if spec == "minilm" else f"hf:{_minilm_folder()}"
     argv = ["run", "--tasks", "STS16", "--model", model, "--dtype", "float32", "--out", str(tmp_path), "--run-name",
-            "r", "--no-progress", "--no-cache"]  # fmt: skip
+            "r", "--no-progress", "--no-cache", "--device", "cpu"]  # fmt: skip  # st: prefetches on accelerators
     assert main(argv) == 0
     e = json.loads((tmp_path / "r" / "efficiency.json").read_text())["STS16"]
     assert e["tokenize_s"] > 0 and e["wait_s"] == e["tokenize_s"]  # no thread hides it
@@ -222,12 +222,23 @@ def test_inline_tokenizing_is_time_the_model_waited(spec: str, tmp_path: Path) -
     assert abs(sum(e["shares"].values()) - 1) <= 3e-4  # six shares, each rounded to 1e-4
 
 
+def _recording(calls: list, name: str, method):
+    """``method``, noting each call's name, thread and ``pin`` argument in ``calls``."""
+    import threading
+
+    def record(*args, **kwargs):
+        calls.append((name, threading.current_thread().name, kwargs.get("pin")))
+        return method(*args, **kwargs)
+
+    return record
+
+
 def test_st_prefetched_stream_gives_the_inline_vectors_bit_for_bit(monkeypatch: pytest.MonkeyPatch,
                                                                    one_thread) -> None:  # fmt: skip
-    """On an accelerator an st: model tokenizes the next batches in a background thread (issue 16: minilm's
-    main-thread tokenizer held its end-to-end rate to 0.52-0.82 of forward-only on an H200). The same inputs
-    reach the same forward, so the vectors are equal bit for bit; forced on here on the CPU, where it is off by
-    default (the thread would take the model's cores)."""
+    """On an accelerator an st: model does all its tokenizer work (each window's counts, then its batches) in one
+    background thread (issue 16: minilm's main-thread tokenizer held its end-to-end rate to 0.52-0.82 of
+    forward-only on an H200). The same inputs reach the same forward, so the vectors are equal bit for bit; forced
+    on here on the CPU, where it is off by default (the thread would take the model's cores)."""
     model = load_model("minilm", FP32)
     assert not model.prefetches  # CPU
     monkeypatch.setattr(model, "device", "cuda:0")
@@ -236,13 +247,23 @@ def test_st_prefetched_stream_gives_the_inline_vectors_bit_for_bit(monkeypatch: 
     texts = [f"{t} ({i} words of padding {'x ' * (i % 37)})" for i, t in enumerate(TEXTS * 30)]
     for role in ("query", None):
         model.timings.reset()
-        inline = np.concatenate([v for _, _, v, _ in model.encode_stream(texts, role, 8, 512, 64)])
-        batches = model.timings.batches
+        inline = list(model.encode_stream(texts, role, 8, 512, 64))
+        batches, tokens = model.timings.batches, model.timings.tokens
         model.timings.reset()
+        calls: list[tuple[str, str, bool | None]] = []
+        for name in ("count_tokens", "prepare_batch", "encode_batch"):
+            monkeypatch.setattr(model, name, _recording(calls, name, getattr(model, name)))
         with monkeypatch.context() as patch:
             patch.setattr(type(model), "prefetches", property(lambda self: True))
-            streamed = np.concatenate([v for _, _, v, _ in model.encode_stream(texts, role, 8, 512, 64)])
-        assert np.array_equal(streamed, inline), role
+            streamed = list(model.encode_stream(texts, role, 8, 512, 64))
+        for name in ("count_tokens", "prepare_batch", "encode_batch"):
+            monkeypatch.delattr(model, name)
+        assert [(lo, hi, lengths) for lo, hi, _, lengths in streamed] == [(lo, hi, n) for lo, hi, _, n in inline]
+        assert np.array_equal(np.concatenate([v for *_, v, _ in streamed]), np.concatenate([v for *_, v, _ in inline]))
+        assert {(name, thread) for name, thread, _ in calls} == {("count_tokens", "conan-prefetch"),
+                                                                ("prepare_batch", "conan-prefetch")}, role
+        assert sum(name == "prepare_batch" for name, _, _ in calls) == batches
+        assert all(pin is False for name, _, pin in calls if name == "prepare_batch")  # pinned on CUDA only
         t = model.timings
-        assert t.batches == batches >= len(texts) // 8 and t.texts == len(texts)
-        assert t.tokenize_s > 0 and t.forward_s > 0 and t.wait_s > 0  # the counting pass waits on this thread
+        assert (t.batches, t.texts, t.tokens) == (batches, len(texts), tokens)
+        assert t.tokenize_s > 0 and t.forward_s > 0
