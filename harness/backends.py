@@ -295,22 +295,29 @@ class HFEmbedder(Embedder):
         """Pooled, L2-normalised vectors. Padding goes on the right for every pooling: an encoder with absolute
         positions (BERT, XLM-R) numbers left padding as positions, so a left-padded text's vector would depend on
         the longest text of its batch; `last` reads each row at its own last real token."""
-        torch = self._torch
-        self._tok.padding_side = "right"
         start = time.perf_counter()
+        batch = self.prepare_batch(texts, role)
+        self.timings.tokenize_s += time.perf_counter() - start
+        return self.run_batch(batch, role)
+
+    def prepare_batch(self, texts: list[str], role: str | None, pin: bool = False) -> dict[str, Any]:
+        self._tok.padding_side = "right"
         batch = self._tok(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         self._no_token_rows(batch)
-        middle = time.perf_counter()
-        inputs = {k: v.to(self.device) for k, v in batch.items()}
-        self.timings.tokenize_s += middle - start
-        self.timings.copy_s += time.perf_counter() - middle  # host time of the (blocking) copies
+        return {k: v.pin_memory() if pin else v for k, v in batch.items()}
+
+    def run_batch(self, prepared: dict[str, Any], role: str | None) -> np.ndarray:
+        torch = self._torch
+        start = time.perf_counter()  # host time of the copies: blocking, or (pinned) only queued
+        inputs = {k: v.to(self.device, non_blocking=v.is_pinned()) for k, v in prepared.items()}
+        self.timings.copy_s += time.perf_counter() - start
         with torch.inference_mode():
             hidden = self._model(**inputs).last_hidden_state.float()
         mask = inputs["attention_mask"]
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         elif self.pooling == "last":
-            pooled = hidden[torch.arange(len(texts), device=hidden.device), (mask.sum(1) - 1).clamp(min=0)]
+            pooled = hidden[torch.arange(mask.shape[0], device=hidden.device), (mask.sum(1) - 1).clamp(min=0)]
         else:
             weights = mask.unsqueeze(-1).float()
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)

@@ -233,13 +233,14 @@ def _recording(calls: list, name: str, method):
     return record
 
 
-def test_st_prefetched_stream_gives_the_inline_vectors_bit_for_bit(monkeypatch: pytest.MonkeyPatch,
-                                                                   one_thread) -> None:  # fmt: skip
-    """On an accelerator an st: model does all its tokenizer work (each window's counts, then its batches) in one
-    background thread (issue 16: minilm's main-thread tokenizer held its end-to-end rate to 0.52-0.82 of
+@pytest.mark.parametrize("spec", ["minilm", "hf"])
+def test_prefetched_stream_gives_the_inline_vectors_bit_for_bit(spec: str, monkeypatch: pytest.MonkeyPatch,
+                                                                one_thread) -> None:  # fmt: skip
+    """On an accelerator an st: or hf: model does all its tokenizer work (each window's counts, then its batches)
+    in one background thread (issue 16: minilm's main-thread tokenizer held its end-to-end rate to 0.52-0.82 of
     forward-only on an H200). The same inputs reach the same forward, so the vectors are equal bit for bit; forced
     on here on the CPU, where it is off by default (the thread would take the model's cores)."""
-    model = load_model("minilm", FP32)
+    model = load_model("minilm" if spec == "minilm" else f"hf:{_minilm_folder()}", FP32)
     assert not model.prefetches  # CPU
     monkeypatch.setattr(model, "device", "cuda:0")
     assert model.prefetches  # an accelerator; no CUDA call is made by asking
