@@ -2,12 +2,12 @@
 
     python benchmarks/bench_scoring.py [--tasks CMRC2018Retrieval,Banking77Classification] [--repeats 2]
 
-On a GPU the model is no longer what a run waits for: mteb's scoring was 77-93% of the wall of the retrieval
-and classification tasks on an H200 (docs/harness.md, "Where the time goes"). One cold run fills the embedding
-cache (minilm, fp32); then warm runs alternate between mteb's own steps (`faster_scoring` replaced by a no-op)
-and the harness's, `repeats` times each, so each run's `score_s` (efficiency.json: wall - load - encode) is
-almost all scoring. Every run's main scores must be equal, unrounded (checked; tests/harness/test_scoring.py
-compares every score and file byte for byte). Prints a table and writes
+On a GPU the model is no longer what a run waits for: mteb's scoring was 77-93% of the wall of the three
+retrieval and classification tasks a budget-stopped H200 run reached (docs/harness.md, "Where the time goes").
+One cold run fills the embedding cache (minilm, fp32); then warm runs alternate between mteb's own steps
+(`faster_scoring` replaced by a no-op) and the harness's, `repeats` times each, so each run's `score_s`
+(efficiency.json: wall - load - encode) is almost all scoring. Every run's main scores must be equal, unrounded
+(checked; tests/harness/test_scoring.py compares every score and file byte for byte). Prints a table and writes
 benchmarks/results/bench_scoring.json.
 """
 

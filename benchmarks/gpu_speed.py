@@ -321,7 +321,7 @@ def part_curve(s: dict[str, Any], device: torch.device, clock: Clock, seed: int 
     loss by); the compiled curve counts as equal when its max absolute distance from eager bf16 over the steps is
     at most that, or at most bf16's unit roundoff 2^-8 times the first loss where the fp32 reference is closer
     still. Absolute, not relative: the fixed batch is memorised and the weak loss falls to ~1e-3, where the
-    relative distance of any two runs is O(1) (the first H200 run: eager bf16 vs fp32 181% at step 49), so a
+    relative distance of any two runs is O(1) (the first H200 run: eager bf16 vs fp32 up to 102% of the fp32 loss), so a
     relative criterion failed a compiled curve closer to eager than fp32 is (``max_rel_diff`` is still recorded)."""
     dtype = torch.bfloat16 if device.type == "cuda" else None  # CPU: fp32, as the training stages run there
     result: dict[str, Any] = {"preset": s["curve_preset"], "steps": s["curve_steps"],

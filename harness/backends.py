@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -102,10 +101,7 @@ class SentenceTransformerEmbedder(Embedder):
         return (self._prompts.get(name) or "") if name else ""
 
     def encode_batch(self, texts: list[str], role: str | None, prompt: str | None = None) -> np.ndarray:
-        start = time.perf_counter()
-        features = self.prepare_batch(texts, role, prompt=prompt)
-        self.timings.tokenize_s += time.perf_counter() - start
-        return self.run_batch(features, role)
+        return self.encode_split(texts, role, prompt=prompt)
 
     def prepare_batch(self, texts: list[str], role: str | None, pin: bool = False,
                       prompt: str | None = None) -> dict[str, Any]:  # fmt: skip
@@ -118,11 +114,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     def run_batch(self, prepared: dict[str, Any], role: str | None) -> np.ndarray:
         kwargs = {"task": role} if role else {}
-        start = time.perf_counter()  # host time of the copies: blocking, or (pinned) only queued, the transfer then
-        # falling into the forward's time
-        features = {k: v.to(self.device, non_blocking=v.is_pinned()) if isinstance(v, self._torch.Tensor) else v
-                    for k, v in prepared.items()}  # fmt: skip
-        self.timings.copy_s += time.perf_counter() - start
+        features = self.copy_in(prepared)
         with self._torch.inference_mode():
             out = self._model(features, **kwargs)["sentence_embedding"]
         return out.float().cpu().numpy()
@@ -295,10 +287,7 @@ class HFEmbedder(Embedder):
         """Pooled, L2-normalised vectors. Padding goes on the right for every pooling: an encoder with absolute
         positions (BERT, XLM-R) numbers left padding as positions, so a left-padded text's vector would depend on
         the longest text of its batch; `last` reads each row at its own last real token."""
-        start = time.perf_counter()
-        batch = self.prepare_batch(texts, role)
-        self.timings.tokenize_s += time.perf_counter() - start
-        return self.run_batch(batch, role)
+        return self.encode_split(texts, role)
 
     def prepare_batch(self, texts: list[str], role: str | None, pin: bool = False) -> dict[str, Any]:
         self._tok.padding_side = "right"
@@ -308,9 +297,7 @@ class HFEmbedder(Embedder):
 
     def run_batch(self, prepared: dict[str, Any], role: str | None) -> np.ndarray:
         torch = self._torch
-        start = time.perf_counter()  # host time of the copies: blocking, or (pinned) only queued
-        inputs = {k: v.to(self.device, non_blocking=v.is_pinned()) for k, v in prepared.items()}
-        self.timings.copy_s += time.perf_counter() - start
+        inputs = self.copy_in(prepared)
         with torch.inference_mode():
             hidden = self._model(**inputs).last_hidden_state.float()
         mask = inputs["attention_mask"]

@@ -139,6 +139,25 @@ class Embedder(ABC):
         """`encode_batch`'s device side: `prepare_batch`'s inputs copied over (timed as ``copy_s``), the model run."""
         raise NotImplementedError
 
+    def encode_split(self, texts: list[str], role: str | None, **task_prompt: str) -> np.ndarray:
+        """`encode_batch` of a backend with the split, inline: `prepare_batch` (timed as ``tokenize_s``), then
+        `run_batch`."""
+        start = time.perf_counter()
+        prepared = self.prepare_batch(texts, role, **task_prompt)
+        self.timings.tokenize_s += time.perf_counter() - start
+        return self.run_batch(prepared, role)
+
+    def copy_in(self, prepared: dict[str, Any]) -> dict[str, Any]:
+        """`prepare_batch`'s tensors on the model's device (non-blocking from pinned memory), other values as they
+        are; the host time, all of a blocking copy or only the queueing of a pinned one, counts as ``copy_s``."""
+        import torch
+
+        start = time.perf_counter()
+        moved = {k: v.to(self.device, non_blocking=v.is_pinned()) if isinstance(v, torch.Tensor) else v
+                 for k, v in prepared.items()}  # fmt: skip
+        self.timings.copy_s += time.perf_counter() - start
+        return moved
+
     def _batch_done(self, texts: int, on_batch: Callable[[int], None] | None) -> None:
         self.timings.batches += 1
         self.timings.texts += texts
