@@ -5,8 +5,8 @@
 # compiled, the eager-vs-compiled loss curve, end-to-end encode, harness run) -> $OUT/gpu_speed_<card>.json and its log.
 # The device image lacks mteb and ../shared/data: benchmarks/device_bundle.py (run here first) puts them in
 # carry-sized folders under .cache/device/, and the work splits in two calls (each carry <= 64 MiB):
-#   PART=1 (carry .cache/device/wheels-call1): installs mteb's needs and checks they import, then runs the flex
-#           test, flex, mfu and curve;
+#   PART=1 (carry .cache/device/{wheels-call1,minilm-shape}): installs mteb's needs and checks they import, then
+#           runs the flex test, flex, mfu, curve and prefetch;
 #   PART=2 (carry .cache/device/{wheels-call2,shared-data,minilm-shape}): installs mteb, runs encode and harness.
 # Wheels install into .cache/device/site, which a warm machine keeps between the calls.
 # DATA=<folder> passes --data-dir (default: .cache/device/shared-data when it is there).
@@ -21,15 +21,17 @@
 # `timeout $SPEED_TIMEOUT` (360 s) bounds:
 #   PART=1  wheel install and import check  <= ~60 s (polars' 54 MB; skipped when a warm machine has them)
 #           flex test (pytest)              <= 120 s (timeout)
-#           gpu_speed: flex 75 + mfu 110 + curve 45 = 230 s of budgets, + start-up   (backstop 360 s)
-#           worst case ~545 s, expected ~350 s
+#           gpu_speed: flex 75 + mfu 110 + curve 45 + prefetch 45 = 275 s of budgets, + start-up (backstop 360 s)
+#           worst case ~545 s, expected ~395 s
 #   PART=2  mteb install                    <= ~20 s
 #           gpu_speed: encode 75 (the random 1.4B checkpoint made first: tokenizer, init, save, inside the
 #           budget) + harness 180 (conan, then minilm with 45 s kept for it) = 255 s     (backstop 360 s)
 #           worst case ~385 s, expected ~285 s
-#   Both calls expected ~635 s, leaving ~4 min of the 15 for the machine's start (budgets, not the backstops,
-#   are what keep them inside the session).
-# Without PART, one call runs every part (485 s of budgets, backstop 700 s): more than a device call allows, for a
+#   Both calls expected ~680 s, leaving ~3.5 min of the 15 for the machine's start (budgets, not the backstops,
+#   are what keep them inside the session). The whole-suite harness walls need a call per model (a 1.4B suite and
+#   minilm's do not fit 180 s): ONLY=harness SPEED_ARGS="--budget harness=S --harness-model conan" (then minilm),
+#   as docs/conan_model.md says.
+# Without PART, one call runs every part (530 s of budgets, backstop 700 s): more than a device call allows, for a
 # machine of one's own.
 set -o pipefail
 OUT=$(mkdir -p "${OUT:-benchmarks/results}" && cd "${OUT:-benchmarks/results}" && pwd)
@@ -46,9 +48,9 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}${SITE:+:$SITE} PYTHONUNBUFFERE
 DRY_ARGS=${DRY:+--dry-run}
 [ -z "${DRY:-}" ] && DATA=${DATA:-$( [ -d .cache/device/shared-data ] && echo .cache/device/shared-data )}
 SHAPE=$( [ -d .cache/device/minilm-shape ] && echo .cache/device/minilm-shape )
-SPEED_TIMEOUT=${SPEED_TIMEOUT:-$( [ -n "${PART:-}" ] && echo 360 || echo 700 )}  # all parts in one call: 485 s of budgets
+SPEED_TIMEOUT=${SPEED_TIMEOUT:-$( [ -n "${PART:-}" ] && echo 360 || echo 700 )}  # all parts in one call: 530 s of budgets
 case "${PART:-all}" in
-  1) PARTS="--only flex --only mfu --only curve" ;;
+  1) PARTS="--only flex --only mfu --only curve --only prefetch" ;;
   2) PARTS="--only encode --only harness" ;;
   *) PARTS="" ;;
 esac
@@ -81,6 +83,10 @@ fi
 timeout "$SPEED_TIMEOUT" python3 benchmarks/gpu_speed.py --out "$OUT" $DRY_ARGS $PARTS ${SPEED_ARGS:-} ${DATA:+--data-dir "$DATA"} \
   ${SHAPE:+--minilm-shape "$SHAPE"} 2>&1 | tee "$OUT/gpu_speed${PART:+_part$PART}.log" | frames_out || status=1
 echo "[session] ${SECONDS} s: gpu_speed done (status so far $status)"
+# a call brings back at most 8 files: the harness's run directories (4 small files per model) travel as one archive
+for runs in "$OUT"/*-harness-runs; do
+  [ -d "$runs" ] && tar czf "$runs.tgz" -C "$OUT" "$(basename "$runs")" && rm -rf "$runs"
+done
 if [ -n "${ALL:-}" ]; then
   cd benchmarks
   timeout 240 python3 gpu_model.py --out "$OUT/gpu_model.json" 2>&1 | tee "$OUT/gpu_model.log" || status=1

@@ -28,6 +28,10 @@ benchmarks/gpu_session.sh's header.
 5. curve  the same seed and data trained eagerly and compiled (`compile = true`), bf16 autocast, 50 optimizer
           steps of the `small` preset (pretrain and weak soft, alternating): both loss curves and their max
           relative difference, beside the eager bf16-vs-fp32 difference as the scale of bf16 noise.
+6. prefetch st: and hf: (``--minilm-shape``, random weights) through `Embedder.encode_stream` as `harness run`
+          calls it, the tokenizer inline and in the background thread, on one loaded model, alternating which
+          arm runs first per task: tokens/s of each, their ratio, and whether the vectors are equal. Needs no mteb
+          (the embedded sample's texts without ``--data-dir``), so it fits the call that installs mteb's needs.
 
 Every part records dynamo's counters (recompiles, graph breaks, fallbacks) in ``dynamo``; the recompile limit is
 raised (``DYNAMO_RECOMPILE_LIMIT``) so that no part silently falls back to eager by hitting it.
@@ -65,6 +69,7 @@ for path in (REPO, REPO / "benchmarks"):
 
 _SHELL_TOKENIZERS_PARALLELISM = os.environ.get("TOKENIZERS_PARALLELISM")  # before common.py's scratch_env
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from bench_model import environment, make_batch, time_call  # noqa: E402
 from bench_train import bench_steps  # noqa: E402
@@ -99,14 +104,14 @@ SIZES: dict[str, dict[str, Any]] = {
 # stops at its budget between rows, tasks and models. `encode` includes making the random checkpoint (tokenizer,
 # init, save) when it runs first; `harness` splits its budget between conan and minilm (HARNESS_MINILM_S).
 BUDGET_S: dict[str, dict[str, float | None]] = {
-    "gpu": {"flex": 75, "mfu": 110, "curve": 45, "encode": 75, "harness": 180},  # two calls + a start in 900 s
-    "dry": {"flex": None, "mfu": None, "curve": None, "encode": None, "harness": None},
+    "gpu": {"flex": 75, "mfu": 110, "curve": 45, "encode": 75, "harness": 180, "prefetch": 45},
+    "dry": {"flex": None, "mfu": None, "curve": None, "encode": None, "harness": None, "prefetch": None},
 }
 # of the harness budget kept for minilm when it follows conan; on the H200 (stop 41) its first 4 tasks took 45 s
 # (8.8 s of start-up), so a whole suite needs far more: `--harness-model minilm` gives it a call of its own
 HARNESS_MINILM_S = 45
 DYNAMO_RECOMPILE_LIMIT = 64  # flex compiles once per T, mfu once per mask: far below; the default is 8
-PARTS = ("encode", "harness", "flex", "mfu", "curve")  # the default order: the headline end-to-end table first
+PARTS = ("encode", "harness", "flex", "mfu", "curve", "prefetch")  # the default order: the headline table first
 DRY_TASKS = ["STS16", "TNews"]  # the dry run's harness part: two small tasks of the embedded sample
 KEPT_RUN_FILES = ("run.json", "efficiency.json", "summary.md", "warnings.log")  # of a harness run directory
 
@@ -231,14 +236,14 @@ def part_flex(s: dict[str, Any], device: torch.device, dtype: torch.dtype, clock
 
 
 def part_mfu(s: dict[str, Any], device: torch.device, clock: Clock, shapes: list[tuple] | None = None,
-             eager: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+             eager: bool = True, compiled: bool = True) -> list[dict[str, Any]]:  # fmt: skip
     """Pretrain and weak optimizer steps of the preset, eager and then with every block compiled, at the scale's
     batch shapes and then, compiled only, at each of ``shapes`` (((rows, T), (pairs, T)) pairs; dynamo reset
     before each, so each runs a static kernel for its shape, as flex's T do). ``eager=False`` times only the
-    compiled rows."""
+    compiled rows, ``compiled=False`` only the eager ones."""
     steps = (("pretrain", "causal", None), ("weak", "bidirectional", None), ("weak", "soft", 0.5))
     runs = [((s["pretrain"], s["weak"]), False)] if eager or not s["compile"] else []
-    if s["compile"]:
+    if s["compile"] and compiled:
         runs += [(shape, True) for shape in [(s["pretrain"], s["weak"]), *(shapes or [])]]
     longest = max(t for ((_, rows_t), (_, pairs_t)), _ in runs for t in (rows_t, pairs_t))
     torch.manual_seed(0)
@@ -425,6 +430,74 @@ def harness_rows(efficiency: dict[str, Any]) -> list[dict[str, Any]]:
             for task, e in sorted(efficiency.items())]  # fmt: skip
 
 
+PREFETCH_WINDOW = 1024  # texts per encode_stream window: harness.encoding's flush_every, what `harness run` uses
+
+
+def part_prefetch(s: dict[str, Any], shape: Path | None, data: Path, device: torch.device,
+                  tasks: list[str] | None, clock: Clock) -> dict[str, Any]:  # fmt: skip
+    """st: and hf: (all-MiniLM-L6-v2's shape, random weights) over every task's texts through
+    `Embedder.encode_stream` as `harness run` calls it, the tokenizer inline (an `encode_batch` set on the instance
+    keeps that path) and in the background thread, alternating which runs first per task: tokens/s of each and
+    whether the vectors are equal. Side by side in one process, so the ratio is what the thread buys."""
+    from harness.embedder import ModelOptions
+    from harness.models import load_model
+
+    if shape is None:
+        return {"skipped": "no --minilm-shape (benchmarks/device_bundle.py makes .cache/device/minilm-shape)"}
+    folder = random_st_folder(shape, SCRATCH / "minilm-random")
+    opts = ModelOptions(device=device.type)  # dtype "auto", as `harness run` loads it
+    out: dict[str, Any] = {}
+    for spec in (f"st:{folder}", f"hf:{folder}"):
+        label = spec.split(":", 1)[0]
+        model = load_model(spec, opts)
+        list(model.encode_stream(["warm up"] * 8, None, s["batch"], s["batch_tokens"], PREFETCH_WINDOW))
+        rows, skipped, totals = [], [], {"inline": [0.0, 0], "prefetched": [0.0, 0]}
+        for task_dir in sorted(p.parent for p in data.rglob("task.json")):
+            if tasks and task_dir.name not in tasks:
+                continue
+            if clock.over():
+                skipped.append(task_dir.name)
+                continue
+            texts = data_texts(task_dir, s["texts_per_task"])
+            order = ["inline", "prefetched"][:: 1 if len(rows) % 2 == 0 else -1]
+            row: dict[str, Any] = {"task": task_dir.name, "texts": len(texts), "first": order[0]}
+            vectors = {}
+            for arm in order:
+                if arm == "inline":
+                    model.encode_batch = model.encode_batch  # an instance attribute: the inline path
+                model.timings.reset()
+                synchronize(device)
+                start = time.perf_counter()
+                windows = list(model.encode_stream(texts, None, s["batch"], s["batch_tokens"], PREFETCH_WINDOW))
+                synchronize(device)
+                wall = time.perf_counter() - start
+                if arm == "inline":
+                    del model.encode_batch
+                vectors[arm] = np.concatenate([v for *_, v, _ in windows])
+                row[f"{arm}_tokens_per_s"] = round(model.timings.tokens / wall)
+                row[f"{arm}_wait_s"] = round(model.timings.wait_s, 4)
+                totals[arm][0] += wall
+                totals[arm][1] += model.timings.tokens
+            row["tokens"] = model.timings.tokens
+            row["vectors_equal"] = bool(np.array_equal(vectors["inline"], vectors["prefetched"]))
+            row["max_abs_diff"] = float(np.abs(vectors["inline"] - vectors["prefetched"]).max())
+            row["prefetched_vs_inline"] = round(row["prefetched_tokens_per_s"] / row["inline_tokens_per_s"], 3)
+            rows.append(row)
+            print(f"[prefetch] {label} {row}", flush=True)
+        summary = {arm: {"wall_s": round(w, 2), "tokens": n, "tokens_per_s": round(n / w) if w else None}
+                   for arm, (w, n) in totals.items()}  # fmt: skip
+        if totals["inline"][0] and totals["prefetched"][0]:
+            summary["prefetched_vs_inline"] = round(summary["prefetched"]["tokens_per_s"]
+                                                    / summary["inline"]["tokens_per_s"], 3)  # fmt: skip
+        summary["all_vectors_equal"] = all(r["vectors_equal"] for r in rows)
+        out[label] = {"spec": f"{label}:<all-MiniLM-L6-v2 shape, random weights>", "dtype": model.dtype,
+                      "device": model.device, "prefetches": model.prefetches, "rows": rows, "summary": summary}
+        if skipped:
+            out[label]["skipped_tasks"] = {"tasks": skipped, "why": clock.skipped()}
+        del model
+    return out
+
+
 def part_harness(s: dict[str, Any], specs: dict[str, str], data: Path, device: torch.device, runs: Path,
                  tasks: list[str] | None, clock: Clock,
                  save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:  # fmt: skip
@@ -480,7 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mfu-shape", action="append", default=[], metavar="ROWSxT/PAIRSxT",
                     help="mfu part: also time compiled steps at this pretrain/weak batch shape, e.g. 8x2048/128x256 "
                          "(GPU scale: the dry run compiles nothing and times its eager rows only)")
-    ap.add_argument("--mfu-compiled-only", action="store_true", help="mfu part: skip the eager rows")
+    rows = ap.add_mutually_exclusive_group()
+    rows.add_argument("--mfu-compiled-only", action="store_true", help="mfu part: skip the eager rows")
+    rows.add_argument("--mfu-eager-only", action="store_true", help="mfu part: skip the compiled rows")
     ap.add_argument("--harness-model", action="append", choices=["conan", "minilm"], default=None,
                     help="harness part: only these models (default both, conan first), each with the part's budget "
                          "less what a later one keeps")
@@ -525,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM", "unset (the tokenizers default: parallel)"),
         "dynamo_limits": dynamo_limits(), "parts": {},
         "options": {"mfu_shapes": args.mfu_shape, "mfu_compiled_only": args.mfu_compiled_only,
+                    "mfu_eager_only": args.mfu_eager_only,
                     "curve_seed": args.curve_seed, "harness_models": args.harness_model or ["conan", "minilm"]},
         "mfu_convention": "mfu: PaLM's count (6 x matmul weights + 12 x layers x heads x head_dim x T per token: full "
                           "T^2 attention whatever the mask; train/metrics.py); mfu_causal_half: the attention term "
@@ -543,7 +619,10 @@ def main(argv: list[str] | None = None) -> int:
             if part == "flex":
                 result: Any = part_flex(s, device, dtype, clock)
             elif part == "mfu":
-                result = part_mfu(s, device, clock, shapes, eager=not args.mfu_compiled_only)
+                result = part_mfu(s, device, clock, shapes, eager=not args.mfu_compiled_only,
+                                  compiled=not args.mfu_eager_only)
+            elif part == "prefetch":
+                result = part_prefetch(s, args.minilm_shape, data, device, tasks, clock)
             elif part == "curve":
                 result = part_curve(s, device, clock, args.curve_seed)
             else:

@@ -36,7 +36,7 @@ def test_dry_run_fills_every_part(tmp_path: Path, one_thread) -> None:
     argv = ["--dry-run", "--out", str(out), "--minilm-shape", str(minilm_shape(tmp_path))]
     assert gpu_speed.main(argv) == 0
     record = json.loads((out / "gpu_speed_dry.json").read_text())
-    assert record["card"] == "cpu" and set(record["parts"]) == {"flex", "mfu", "curve", "encode", "harness"}
+    assert record["card"] == "cpu" and set(record["parts"]) == set(gpu_speed.PARTS)
     assert all("dynamo" in part and not part.get("partial") for part in record["parts"].values())
     assert record["dynamo_limits"] and record["tokenizers_parallelism"] and "PaLM" in record["mfu_convention"]
     flex = record["parts"]["flex"]["result"]
@@ -64,6 +64,9 @@ def test_dry_run_fills_every_part(tmp_path: Path, one_thread) -> None:
     assert sorted(p.name for p in (runs / "conan").iterdir()) <= sorted(gpu_speed.KEPT_RUN_FILES)
     assert (runs / "minilm" / "efficiency.json").is_file()
     assert record["data_dir"] == "harness/sample_data" and str(tmp_path) not in json.dumps(record)
+    prefetch = record["parts"]["prefetch"]["result"]  # on a CPU both arms run inline: plumbing only
+    assert set(prefetch) == {"st", "hf"} and all(not p["prefetches"] for p in prefetch.values())
+    assert all(p["summary"]["all_vectors_equal"] for p in prefetch.values())
 
 
 def test_encode_texts_are_what_an_evaluation_encodes(shared_data: Path) -> None:
@@ -188,6 +191,35 @@ def test_mfu_shapes_run_compiled_after_the_scale_s_own(needs_inductor, one_threa
         (True, 2, "pretrain"), (True, 4, "weak"), (True, 4, "weak"),
         (True, 4, "pretrain"), (True, 8, "weak"), (True, 8, "weak")]  # fmt: skip
     assert rows[3]["tokens"] == 4 * 32 and not any(r["fused_adamw"] for r in rows)
+
+
+def test_mfu_eager_only_runs_no_compiled_row(one_thread) -> None:
+    """--mfu-eager-only: the eager rows alone, on a scale that compiles (the GPU's)."""
+    s = {**gpu_speed.SIZES["dry"], "compile": True}
+    rows = gpu_speed.part_mfu(s, gpu_speed.torch.device("cpu"), gpu_speed.Clock(None), compiled=False)
+    assert [(r["compiled"], r["stage"], r["mode"]) for r in rows] == [
+        (False, "pretrain", "causal"), (False, "weak", "bidirectional"), (False, "weak", "soft")]  # fmt: skip
+
+
+def test_prefetch_part_times_both_paths_of_one_model(tmp_path: Path, one_thread,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """st: and hf: each run a task's texts inline (an instance `encode_batch`) and through the background thread
+    (forced on here, as on an accelerator), on the same loaded model: vectors equal bit for bit, the inline arm's
+    wait is its whole tokenizer time, and the thread is on again after the inline arm."""
+    from harness.embedder import Embedder
+
+    monkeypatch.setattr(Embedder, "prefetches", property(lambda self: "encode_batch" not in vars(self)))
+    s = gpu_speed.SIZES["dry"]
+    out = gpu_speed.part_prefetch(s, minilm_shape(tmp_path), REPO / "harness" / "sample_data",
+                                  gpu_speed.torch.device("cpu"), ["STS16", "TNews"], gpu_speed.Clock(None))  # fmt: skip
+    for label in ("st", "hf"):
+        result = out[label]
+        assert result["prefetches"] and result["summary"]["all_vectors_equal"]
+        assert [(r["task"], r["first"]) for r in result["rows"]] == [("STS16", "inline"), ("TNews", "prefetched")]
+        assert all(r["tokens"] > 0 and r["inline_wait_s"] > 0 for r in result["rows"])
+        assert result["summary"]["inline"]["tokens"] == result["summary"]["prefetched"]["tokens"]
+    assert gpu_speed.part_prefetch(s, None, REPO, gpu_speed.torch.device("cpu"), None, gpu_speed.Clock(None)) == {
+        "skipped": "no --minilm-shape (benchmarks/device_bundle.py makes .cache/device/minilm-shape)"}
 
 
 def test_a_malformed_mfu_shape_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
