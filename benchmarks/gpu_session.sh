@@ -5,9 +5,10 @@
 # compiled, the eager-vs-compiled loss curve, end-to-end encode, harness run) -> $OUT/gpu_speed_<card>.json and its log.
 # The device image lacks mteb and ../shared/data: benchmarks/device_bundle.py (run here first) puts them in
 # carry-sized folders under .cache/device/, and the work splits in two calls (each carry <= 64 MiB):
-#   PART=1 (carry .cache/device/{wheels-call1,minilm-shape}): installs mteb's needs and checks they import, then
-#           runs the flex test, flex, mfu, curve and prefetch;
-#   PART=2 (carry .cache/device/{wheels-call2,shared-data,minilm-shape}): installs mteb, runs encode and harness.
+#   PART=1 (carry .cache/device/wheels-call1): installs mteb's needs and checks they import, then runs the flex
+#           test, flex, mfu and curve;
+#   PART=2 (carry .cache/device/{wheels-call2,shared-data,minilm-shape}): installs mteb, runs encode, harness and
+#           prefetch.
 # Wheels install into .cache/device/site, which a warm machine keeps between the calls.
 # DATA=<folder> passes --data-dir (default: .cache/device/shared-data when it is there).
 # ONLY="<parts>" overrides PART's parts (ONLY=none: installs only); SPEED_ARGS adds gpu_speed.py options (see below).
@@ -21,12 +22,12 @@
 # `timeout $SPEED_TIMEOUT` (360 s) bounds:
 #   PART=1  wheel install and import check  <= ~60 s (polars' 54 MB; skipped when a warm machine has them)
 #           flex test (pytest)              <= 120 s (timeout)
-#           gpu_speed: flex 75 + mfu 110 + curve 45 + prefetch 45 = 275 s of budgets, + start-up (backstop 360 s)
-#           worst case ~545 s, expected ~395 s
+#           gpu_speed: flex 75 + mfu 110 + curve 45 = 230 s of budgets, + start-up   (backstop 360 s)
+#           worst case ~545 s, expected ~350 s
 #   PART=2  mteb install                    <= ~20 s
 #           gpu_speed: encode 75 (the random 1.4B checkpoint made first: tokenizer, init, save, inside the
-#           budget) + harness 180 (conan, then minilm with 45 s kept for it) = 255 s     (backstop 360 s)
-#           worst case ~385 s, expected ~285 s
+#           budget) + harness 180 (conan, then minilm with 45 s kept for it) + prefetch 45 = 300 s (backstop 360 s)
+#           worst case ~385 s, expected ~330 s
 #   Both calls expected ~680 s, leaving ~3.5 min of the 15 for the machine's start (budgets, not the backstops,
 #   are what keep them inside the session). The whole-suite harness walls need a call per model (a 1.4B suite and
 #   minilm's do not fit 180 s): ONLY=harness SPEED_ARGS="--budget harness=S --harness-model conan" (then minilm),
@@ -50,8 +51,8 @@ DRY_ARGS=${DRY:+--dry-run}
 SHAPE=$( [ -d .cache/device/minilm-shape ] && echo .cache/device/minilm-shape )
 SPEED_TIMEOUT=${SPEED_TIMEOUT:-$( [ -n "${PART:-}" ] && echo 360 || echo 700 )}  # all parts in one call: 530 s of budgets
 case "${PART:-all}" in
-  1) PARTS="--only flex --only mfu --only curve --only prefetch" ;;
-  2) PARTS="--only encode --only harness" ;;
+  1) PARTS="--only flex --only mfu --only curve" ;;
+  2) PARTS="--only encode --only harness --only prefetch" ;;
   *) PARTS="" ;;
 esac
 # ONLY="harness" (parts, space-separated) overrides PART's parts; ONLY=none runs none (only the installs and the

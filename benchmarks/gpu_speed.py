@@ -30,8 +30,8 @@ benchmarks/gpu_session.sh's header.
           relative difference, beside the eager bf16-vs-fp32 difference as the scale of bf16 noise.
 6. prefetch st: and hf: (``--minilm-shape``, random weights) through `Embedder.encode_stream` as `harness run`
           calls it, the tokenizer inline and in the background thread, on one loaded model, alternating which
-          arm runs first per task: tokens/s of each, their ratio, and whether the vectors are equal. Needs no mteb
-          (the embedded sample's texts without ``--data-dir``), so it fits the call that installs mteb's needs.
+          arm runs first per task (the arm run second is faster: compare the two orders' means): tokens/s of
+          each, their ratio, and whether the vectors are equal. Loading an st: model imports mteb (its prompts).
 
 Every part records dynamo's counters (recompiles, graph breaks, fallbacks) in ``dynamo``; the recompile limit is
 raised (``DYNAMO_RECOMPILE_LIMIT``) so that no part silently falls back to eager by hitting it.

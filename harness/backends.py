@@ -49,6 +49,48 @@ def pick_device_name(requested: str | None) -> str:
     return str(pick_device(requested))
 
 
+class TokenCounter:
+    """Truncated token counts of a transformers tokenizer, as ``len(tokenizer(texts, truncation=True,
+    max_length=max_length)["input_ids"][i])`` gives them, from a fast tokenizer's Rust backend without the Python
+    lists transformers builds for every id (on a GPU that conversion, done twice per text with the batch's own
+    tokenizer call, kept minilm's end to end at about half of its forward: docs/harness.md). The backend is a
+    copy (its truncation set once, no padding), so the model's tokenizer keeps its own settings. The first call
+    also counts through transformers and keeps the backend only if every count agrees; a slow tokenizer, or one
+    that disagrees, is counted through transformers. Counts only order and size the batches and feed the token
+    statistics: each batch is still tokenized by the model's own call."""
+
+    def __init__(self, tokenizer: Any, max_length: int | None) -> None:
+        self._tokenizer, self._max_length, self._backend, self.checked = tokenizer, max_length, None, False
+        if getattr(tokenizer, "is_fast", False) and max_length:
+            from tokenizers import Tokenizer
+
+            backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+            backend.no_padding()
+            backend.enable_truncation(max_length, direction=getattr(tokenizer, "truncation_side", "right"))
+            self._backend = backend
+
+    @property
+    def fast(self) -> bool:
+        return self._backend is not None
+
+    def _transformers(self, texts: list[str]) -> list[int]:
+        ids = self._tokenizer(texts, truncation=True, max_length=self._max_length)["input_ids"]
+        return [len(x) for x in ids]
+
+    def __call__(self, texts: list[str]) -> list[int]:
+        if self._backend is None:
+            return self._transformers(texts)
+        counts = [len(encoding) for encoding in self._backend.encode_batch(texts)]
+        if not self.checked:
+            self.checked = True
+            reference = self._transformers(texts)
+            if counts != reference:
+                logging.getLogger(__name__).info("token counts: the tokenizer's backend disagrees with transformers "
+                                                 "on this model; counting through transformers")  # fmt: skip
+                self._backend, counts = None, reference
+        return counts
+
+
 def _fuse_bf16_cpu(model: Any) -> str | None:
     """bf16 on CPU: linears (+ BERT's GELU) through oneDNN's fused kernel (harness.onednn); float32 untouched."""
     from harness import onednn
@@ -79,6 +121,7 @@ class SentenceTransformerEmbedder(Embedder):
         elif positions and (self._model.max_seq_length or 0) > positions:  # sentence-transformers' own default
             self._model.max_seq_length = positions  # counts the padding offset's positions as usable: it would crash
         self.max_length = self._model.max_seq_length
+        self._counter = TokenCounter(self._model.tokenizer, self.max_length)
         self.embed_dim = int(self._model.get_embedding_dimension())
         self._prompts = dict(getattr(model, "prompts", {}) or {})
         self._default_prompt_name = getattr(model, "default_prompt_name", None)
@@ -121,8 +164,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     def count_tokens(self, texts: list[str], role: str | None, prompt: str | None = None) -> list[int]:
         prefix = self.prompt(role) if prompt is None else prompt
-        ids = self._model.tokenizer([prefix + t for t in texts], truncation=True, max_length=self.max_length)
-        return [len(x) for x in ids["input_ids"]]
+        return self._counter([prefix + t for t in texts])
 
     def _fingerprint(self) -> str:
         return _package_fingerprint(self._package) if self._package else files_fingerprint(self._folder)
@@ -279,6 +321,7 @@ class HFEmbedder(Embedder):
         self.revision = self.fingerprint[:12]
         if self._tok.pad_token is None:
             self._tok.pad_token = self._tok.eos_token
+        self._counter = TokenCounter(self._tok, self.max_length)
 
     def torch_module(self) -> Any:
         return self._model
@@ -326,8 +369,7 @@ class HFEmbedder(Embedder):
             batch["attention_mask"][empty, 0] = 1
 
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
-        ids = self._tok(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        return [max(len(x), 1) for x in ids]  # an empty text is fed as one token (_no_token_rows)
+        return [max(n, 1) for n in self._counter(texts)]  # an empty text is fed as one token (_no_token_rows)
 
     def _fingerprint(self) -> str:
         return data_fingerprint({"files": files_fingerprint(self._folder), "vectors": UNIT_VECTORS,

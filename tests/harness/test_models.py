@@ -268,3 +268,39 @@ def test_prefetched_stream_gives_the_inline_vectors_bit_for_bit(spec: str, monke
         t = model.timings
         assert (t.batches, t.texts, t.tokens) == (batches, len(texts), tokens)
         assert t.tokenize_s > 0 and t.forward_s > 0
+
+
+def test_token_counter_gives_transformers_counts_from_the_backend(shared_data: Path) -> None:
+    """`TokenCounter` counts through the fast tokenizer's Rust backend (no Python id lists) and gives every count
+    transformers' truncated call gives: empty, CJK, over-long (cut at max_length, special tokens included) and
+    real texts of a retrieval task. `benchmarks/bench_count_tokens.py` checks all 45 tasks' texts."""
+    from harness.backends import TokenCounter
+    from harness.data import iter_jsonl, row_texts
+
+    model = load_model("minilm", FP32)
+    tokenizer = model._model.tokenizer
+    counter = TokenCounter(tokenizer, model.max_length)
+    task = shared_data / "zh" / "CMRC2018Retrieval"
+    real = [t for file in sorted(task.glob("*.jsonl")) for row in iter_jsonl(file) for t in row_texts(row, True)]
+    texts = ["", "  ", "北京欢迎你", "word " * 400, *TEXTS, *real[:150], *real[-150:]]
+    reference = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=model.max_length)["input_ids"]]
+    assert counter.fast and counter(texts) == reference and counter.checked and counter.fast
+    assert max(reference) == model.max_length and reference[0] == 2  # [CLS] [SEP]
+    assert counter(texts[:5]) == reference[:5]
+    assert model.count_tokens(texts, None) == reference  # the st: backend counts through it
+
+
+def test_token_counter_falls_back_where_the_backend_disagrees() -> None:
+    """A backend whose counts differ from transformers' on the first call is dropped for good: that call and every
+    later one give transformers' counts. No length limit: transformers' own call, no backend at all."""
+    from harness.backends import TokenCounter
+
+    model = load_model("minilm", FP32)
+    tokenizer = model._model.tokenizer
+    counter = TokenCounter(tokenizer, model.max_length)
+    counter._backend.enable_truncation(4)  # a backend set otherwise than the model's call
+    texts = ["a long enough sentence to be cut", "short"]
+    reference = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=model.max_length)["input_ids"]]
+    assert counter(texts) == reference and not counter.fast
+    assert counter(texts[::-1]) == reference[::-1]
+    assert not TokenCounter(tokenizer, None).fast
