@@ -49,46 +49,87 @@ def pick_device_name(requested: str | None) -> str:
     return str(pick_device(requested))
 
 
-class TokenCounter:
-    """Truncated token counts of a transformers tokenizer, as ``len(tokenizer(texts, truncation=True,
-    max_length=max_length)["input_ids"][i])`` gives them, from a fast tokenizer's Rust backend without the Python
-    lists transformers builds for every id (on a GPU that conversion, done twice per text with the batch's own
-    tokenizer call, kept minilm's end to end at about half of its forward: docs/harness.md). The backend is a
-    copy (its truncation set once, no padding), so the model's tokenizer keeps its own settings. The first call
-    also counts through transformers and keeps the backend only if every count agrees; a slow tokenizer, or one
-    that disagrees, is counted through transformers. Counts only order and size the batches and feed the token
-    statistics: each batch is still tokenized by the model's own call."""
+class BackendTokenizer:
+    """A transformers fast tokenizer's work done by its Rust backend alone: truncated token counts, as
+    ``len(tokenizer(texts, truncation=True, max_length=max_length)["input_ids"][i])``, and padded batches, as
+    ``tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")``, without the
+    Python lists transformers builds for every id (on an H200 that Python, twice per text, held minilm's end to end
+    to about half of its forward: docs/harness.md). Two copies of the backend (one truncating, one also padding) so
+    the model's tokenizer keeps its own settings. Trust is earned, not assumed: `count` checks its first call
+    against transformers, and a backend's batches serve only callers that `verified_extras` approved; a slow
+    tokenizer, or a backend that disagrees, leaves the work to transformers."""
 
-    def __init__(self, tokenizer: Any, max_length: int | None) -> None:
-        self._tokenizer, self._max_length, self._backend, self.checked = tokenizer, max_length, None, False
-        if getattr(tokenizer, "is_fast", False) and max_length:
-            from tokenizers import Tokenizer
+    FIELDS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
+    # what a verification batches: a text past any max length, an empty text (special tokens only), whitespace
+    PROBE = ("word " * 4096, "", "  spaced   text ", "北京欢迎你 and English")
 
-            backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-            backend.no_padding()
-            backend.enable_truncation(max_length, direction=getattr(tokenizer, "truncation_side", "right"))
-            self._backend = backend
+    def __init__(self, tokenizer: Any, max_length: int | None, padding_side: str | None = None) -> None:
+        self._tokenizer, self._max_length = tokenizer, max_length
+        self._counter = self._padder = None
+        self.counts_checked = False
+        if not (getattr(tokenizer, "is_fast", False) and max_length):
+            return
+        from tokenizers import Tokenizer
+
+        text, side = tokenizer.backend_tokenizer.to_str(), getattr(tokenizer, "truncation_side", "right")
+        self._counter = Tokenizer.from_str(text)
+        self._counter.no_padding()
+        self._counter.enable_truncation(max_length, direction=side)
+        if tokenizer.pad_token_id is not None and set(tokenizer.model_input_names) <= set(self.FIELDS):
+            self._padder = Tokenizer.from_str(text)
+            self._padder.enable_truncation(max_length, direction=side)
+            self._padder.enable_padding(direction=padding_side or tokenizer.padding_side,
+                                        pad_id=tokenizer.pad_token_id, pad_type_id=tokenizer.pad_token_type_id,
+                                        pad_token=tokenizer.pad_token)  # fmt: skip
 
     @property
-    def fast(self) -> bool:
-        return self._backend is not None
+    def counts_fast(self) -> bool:
+        return self._counter is not None
 
-    def _transformers(self, texts: list[str]) -> list[int]:
+    def _transformers_counts(self, texts: list[str]) -> list[int]:
         ids = self._tokenizer(texts, truncation=True, max_length=self._max_length)["input_ids"]
         return [len(x) for x in ids]
 
-    def __call__(self, texts: list[str]) -> list[int]:
-        if self._backend is None:
-            return self._transformers(texts)
-        counts = [len(encoding) for encoding in self._backend.encode_batch(texts)]
-        if not self.checked:
-            self.checked = True
-            reference = self._transformers(texts)
+    def count(self, texts: list[str]) -> list[int]:
+        """Token counts; the first call also counts through transformers and keeps the backend only if every count
+        agrees. Counts only order and size batches and feed the token statistics."""
+        if self._counter is None:
+            return self._transformers_counts(texts)
+        counts = [len(encoding) for encoding in self._counter.encode_batch(texts)]
+        if not self.counts_checked:
+            self.counts_checked = True
+            reference = self._transformers_counts(texts)
             if counts != reference:
                 logging.getLogger(__name__).info("token counts: the tokenizer's backend disagrees with transformers "
                                                  "on this model; counting through transformers")  # fmt: skip
-                self._backend, counts = None, reference
+                self._counter, counts = None, reference
         return counts
+
+    def batch(self, texts: list[str]) -> dict[str, Any]:
+        """The padded batch, int64 tensors under the tokenizer's `model_input_names`."""
+        import torch
+
+        encodings = self._padder.encode_batch(texts)
+        return {name: torch.from_numpy(np.array([getattr(e, self.FIELDS[name]) for e in encodings], dtype=np.int64))
+                for name in self._tokenizer.model_input_names}  # fmt: skip
+
+    def verified_extras(self, reference: Callable[[list[str]], Any], prefix: str = "") -> dict[str, Any] | None:
+        """Whether `batch` of ``prefix + text`` may stand in for ``reference(texts)`` (a backend's own batch call):
+        on two probe batches of different sizes every tensor `batch` gives must equal the reference's under the
+        same name, and what the reference adds (sentence-transformers' ``modality``, ``prompt_length``) must be
+        plain values equal in both, so independent of the batch. Those additions, or None: use the reference."""
+        import torch
+
+        if self._padder is None:
+            return None
+        extras = []
+        for probe in (list(self.PROBE), list(self.PROBE[1:3])):
+            theirs, ours = dict(reference(probe)), self.batch([prefix + text for text in probe])
+            if not all(isinstance(theirs.get(k), torch.Tensor) and torch.equal(theirs[k], v) for k, v in ours.items()):
+                return None
+            extras.append({k: v for k, v in theirs.items() if k not in ours})
+        plain = all(isinstance(v, str | int | float | bool | type(None)) for v in extras[0].values())
+        return extras[0] if plain and extras[0] == extras[1] else None
 
 
 def _fuse_bf16_cpu(model: Any) -> str | None:
@@ -121,7 +162,8 @@ class SentenceTransformerEmbedder(Embedder):
         elif positions and (self._model.max_seq_length or 0) > positions:  # sentence-transformers' own default
             self._model.max_seq_length = positions  # counts the padding offset's positions as usable: it would crash
         self.max_length = self._model.max_seq_length
-        self._counter = TokenCounter(self._model.tokenizer, self.max_length)
+        self._tokens = BackendTokenizer(self._model.tokenizer, self.max_length)
+        self._batch_extras: dict[tuple, dict[str, Any] | None] = {}  # per prompt and role: see _backend_batch
         self.embed_dim = int(self._model.get_embedding_dimension())
         self._prompts = dict(getattr(model, "prompts", {}) or {})
         self._default_prompt_name = getattr(model, "default_prompt_name", None)
@@ -152,8 +194,24 @@ class SentenceTransformerEmbedder(Embedder):
         # include_prompt false needs to leave the prompt's tokens out; `task` routes a Router as encode_query does
         kwargs = {"task": role} if role else {}
         prompt = self.prompt(role) if prompt is None else prompt
-        features = self._model.preprocess(texts, prompt=prompt or None, **kwargs)
+        features = self._backend_batch(texts, prompt or None, kwargs)
+        if features is None:
+            features = self._model.preprocess(texts, prompt=prompt or None, **kwargs)
         return {k: v.pin_memory() if pin and isinstance(v, self._torch.Tensor) else v for k, v in features.items()}
+
+    def _backend_batch(self, texts: list[str], prompt: str | None, kwargs: dict[str, str]) -> dict[str, Any] | None:
+        """sentence-transformers' `preprocess` from the tokenizer's Rust backend, where probes showed the two equal
+        for this prompt and role (a plain text Transformer module with a fast tokenizer: same ids, masks, type
+        ids, plus its constant ``modality`` / ``prompt_length``); None (its own `preprocess`) elsewhere, e.g. a
+        Router, a chat template, ColBERT's query expansion or flattened flash-attention inputs."""
+        key = (prompt, tuple(sorted(kwargs.items())))
+        if key not in self._batch_extras:
+            def preprocess(probe: list[str]) -> Any:
+                return self._model.preprocess(probe, prompt=prompt, **kwargs)
+
+            self._batch_extras[key] = self._tokens.verified_extras(preprocess, prompt or "")
+        extras = self._batch_extras[key]
+        return None if extras is None else {**self._tokens.batch([(prompt or "") + t for t in texts]), **extras}
 
     def run_batch(self, prepared: dict[str, Any], role: str | None) -> np.ndarray:
         kwargs = {"task": role} if role else {}
@@ -164,7 +222,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     def count_tokens(self, texts: list[str], role: str | None, prompt: str | None = None) -> list[int]:
         prefix = self.prompt(role) if prompt is None else prompt
-        return self._counter([prefix + t for t in texts])
+        return self._tokens.count([prefix + t for t in texts])
 
     def _fingerprint(self) -> str:
         return _package_fingerprint(self._package) if self._package else files_fingerprint(self._folder)
@@ -321,7 +379,8 @@ class HFEmbedder(Embedder):
         self.revision = self.fingerprint[:12]
         if self._tok.pad_token is None:
             self._tok.pad_token = self._tok.eos_token
-        self._counter = TokenCounter(self._tok, self.max_length)
+        self._tokens = BackendTokenizer(self._tok, self.max_length, padding_side="right")
+        self._backend_batches = self._tokens.verified_extras(self._transformers_batch) == {}
 
     def torch_module(self) -> Any:
         return self._model
@@ -332,9 +391,13 @@ class HFEmbedder(Embedder):
         the longest text of its batch; `last` reads each row at its own last real token."""
         return self.encode_split(texts, role)
 
-    def prepare_batch(self, texts: list[str], role: str | None, pin: bool = False) -> dict[str, Any]:
+    def _transformers_batch(self, texts: list[str]) -> Any:
         self._tok.padding_side = "right"
-        batch = self._tok(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        return self._tok(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+
+    def prepare_batch(self, texts: list[str], role: str | None, pin: bool = False) -> dict[str, Any]:
+        # the tokenizer's Rust backend where probes showed its batches equal to transformers' call (__init__)
+        batch = self._tokens.batch(texts) if self._backend_batches else self._transformers_batch(texts)
         self._no_token_rows(batch)
         return {k: v.pin_memory() if pin else v for k, v in batch.items()}
 
@@ -369,7 +432,7 @@ class HFEmbedder(Embedder):
             batch["attention_mask"][empty, 0] = 1
 
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
-        return [max(n, 1) for n in self._counter(texts)]  # an empty text is fed as one token (_no_token_rows)
+        return [max(n, 1) for n in self._tokens.count(texts)]  # an empty text is fed as one token (_no_token_rows)
 
     def _fingerprint(self) -> str:
         return data_fingerprint({"files": files_fingerprint(self._folder), "vectors": UNIT_VECTORS,

@@ -270,37 +270,95 @@ def test_prefetched_stream_gives_the_inline_vectors_bit_for_bit(spec: str, monke
         assert t.tokenize_s > 0 and t.forward_s > 0
 
 
-def test_token_counter_gives_transformers_counts_from_the_backend(shared_data: Path) -> None:
-    """`TokenCounter` counts through the fast tokenizer's Rust backend (no Python id lists) and gives every count
-    transformers' truncated call gives: empty, CJK, over-long (cut at max_length, special tokens included) and
-    real texts of a retrieval task. `benchmarks/bench_count_tokens.py` checks all 45 tasks' texts."""
-    from harness.backends import TokenCounter
+def _real_texts(shared_data: Path) -> list[str]:
+    """Edge cases and 300 texts a CMRC2018 evaluation encodes (Chinese passages, many past 256 tokens)."""
     from harness.data import iter_jsonl, row_texts
+
+    task = shared_data / "zh" / "CMRC2018Retrieval"
+    real = [t for file in sorted(task.glob("*.jsonl")) for row in iter_jsonl(file) for t in row_texts(row, True)]
+    return ["", "  ", "北京欢迎你", "word " * 400, *TEXTS, *real[:150], *real[-150:]]
+
+
+def test_backend_tokenizer_counts_as_transformers_does(shared_data: Path) -> None:
+    """`BackendTokenizer.count` asks the fast tokenizer's Rust backend (no Python id lists) and gives every count
+    transformers' truncated call gives: empty, CJK, over-long (cut at max_length, special tokens included) and
+    real texts. `benchmarks/bench_tokenize.py` checks all 45 tasks' texts."""
+    from harness.backends import BackendTokenizer
 
     model = load_model("minilm", FP32)
     tokenizer = model._model.tokenizer
-    counter = TokenCounter(tokenizer, model.max_length)
-    task = shared_data / "zh" / "CMRC2018Retrieval"
-    real = [t for file in sorted(task.glob("*.jsonl")) for row in iter_jsonl(file) for t in row_texts(row, True)]
-    texts = ["", "  ", "北京欢迎你", "word " * 400, *TEXTS, *real[:150], *real[-150:]]
+    tokens = BackendTokenizer(tokenizer, model.max_length)
+    texts = _real_texts(shared_data)
     reference = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=model.max_length)["input_ids"]]
-    assert counter.fast and counter(texts) == reference and counter.checked and counter.fast
+    assert tokens.counts_fast and tokens.count(texts) == reference and tokens.counts_checked and tokens.counts_fast
     assert max(reference) == model.max_length and reference[0] == 2  # [CLS] [SEP]
-    assert counter(texts[:5]) == reference[:5]
+    assert tokens.count(texts[:5]) == reference[:5]
     assert model.count_tokens(texts, None) == reference  # the st: backend counts through it
 
 
-def test_token_counter_falls_back_where_the_backend_disagrees() -> None:
+def test_backend_tokenizer_falls_back_where_the_backend_disagrees() -> None:
     """A backend whose counts differ from transformers' on the first call is dropped for good: that call and every
     later one give transformers' counts. No length limit: transformers' own call, no backend at all."""
-    from harness.backends import TokenCounter
+    from harness.backends import BackendTokenizer
 
     model = load_model("minilm", FP32)
     tokenizer = model._model.tokenizer
-    counter = TokenCounter(tokenizer, model.max_length)
-    counter._backend.enable_truncation(4)  # a backend set otherwise than the model's call
+    tokens = BackendTokenizer(tokenizer, model.max_length)
+    tokens._counter.enable_truncation(4)  # a backend set otherwise than the model's call
     texts = ["a long enough sentence to be cut", "short"]
     reference = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=model.max_length)["input_ids"]]
-    assert counter(texts) == reference and not counter.fast
-    assert counter(texts[::-1]) == reference[::-1]
-    assert not TokenCounter(tokenizer, None).fast
+    assert tokens.count(texts) == reference and not tokens.counts_fast
+    assert tokens.count(texts[::-1]) == reference[::-1]
+    assert not BackendTokenizer(tokenizer, None).counts_fast
+
+
+def _assert_same_features(ours: dict, theirs: dict) -> None:
+    import torch
+
+    assert list(ours) == list(theirs)
+    for key, value in theirs.items():
+        assert torch.equal(ours[key], value) if isinstance(value, torch.Tensor) else ours[key] == value, key
+
+
+@pytest.mark.parametrize("st_config", [None, {"prompts": {"query": QUESTION, "document": ""}}])
+def test_st_batches_from_the_backend_equal_sentence_transformers(st_config: dict | None, shared_data: Path,
+                                                                 tmp_path: Path) -> None:  # fmt: skip
+    """An st: batch comes from the tokenizer's Rust backend where probes (a text past the max length, an empty
+    one, whitespace, CJK) showed it equal to sentence-transformers' `preprocess` for that prompt and role: every
+    batch of real texts then equals `preprocess`'s, ids, masks and type ids, and its `modality` and
+    `prompt_length` (include_prompt false keeps the prompt's tokens out of the mean)."""
+    pooling = {"include_prompt": False} if st_config else None
+    model = load_model(f"st:{_edited_minilm(tmp_path, st_config, pooling)}", FP32)
+    texts = _real_texts(shared_data)
+    for role in (None, "query", "document"):
+        kwargs = {"task": role} if role else {}
+        for lo in range(0, len(texts), 64):
+            batch = texts[lo : lo + 64]
+            theirs = model._model.preprocess(batch, prompt=model.prompt(role) or None, **kwargs)
+            _assert_same_features(model.prepare_batch(batch, role), theirs)
+    assert all(extras is not None for extras in model._batch_extras.values())
+    if st_config:
+        assert model._batch_extras[(QUESTION, (("task", "query"),))]["prompt_length"] > 0
+
+
+def test_st_batches_fall_back_to_sentence_transformers_where_the_probes_differ() -> None:
+    """A backend that batches otherwise than `preprocess` (here: cut at 8 tokens) fails the probes: that prompt and
+    role keep sentence-transformers' own `preprocess`, so the features (and vectors) stay its."""
+    model = load_model("minilm", FP32)
+    model._tokens._padder.enable_truncation(8)
+    batch = ["a sentence long enough to pass eight word pieces, surely", *TEXTS]
+    _assert_same_features(model.prepare_batch(batch, None), model._model.preprocess(batch, prompt=None))
+    assert model._batch_extras == {(None, ()): None}
+
+
+def test_hf_batches_from_the_backend_equal_transformers(shared_data: Path) -> None:
+    """hf: batches come from the Rust backend once the probes showed them equal to transformers' padded call
+    (right padding, truncation at the max length): every batch of real texts is the same tensors."""
+    model = load_model(f"hf:{_minilm_folder()}", FP32)
+    assert model._backend_batches
+    texts = _real_texts(shared_data)
+    for lo in range(0, len(texts), 64):
+        batch = texts[lo : lo + 64]
+        theirs = dict(model._transformers_batch(batch))
+        model._no_token_rows(theirs)
+        _assert_same_features(model.prepare_batch(batch, None), theirs)
