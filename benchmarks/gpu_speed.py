@@ -449,6 +449,9 @@ def part_prefetch(s: dict[str, Any], shape: Path | None, data: Path, device: tor
     out: dict[str, Any] = {}
     for spec in (f"st:{folder}", f"hf:{folder}"):
         label = spec.split(":", 1)[0]
+        if clock.over():
+            out[label] = {"skipped": clock.skipped()}
+            continue
         model = load_model(spec, opts)
         list(model.encode_stream(["warm up"] * 8, None, s["batch"], s["batch_tokens"], PREFETCH_WINDOW))
         rows, skipped, totals = [], [], {"inline": [0.0, 0], "prefetched": [0.0, 0]}
@@ -476,6 +479,7 @@ def part_prefetch(s: dict[str, Any], shape: Path | None, data: Path, device: tor
                 vectors[arm] = np.concatenate([v for *_, v, _ in windows])
                 row[f"{arm}_tokens_per_s"] = round(model.timings.tokens / wall)
                 row[f"{arm}_wait_s"] = round(model.timings.wait_s, 4)
+                row[f"{arm}_tokenize_s"] = round(model.timings.tokenize_s, 4)
                 totals[arm][0] += wall
                 totals[arm][1] += model.timings.tokens
             row["tokens"] = model.timings.tokens
@@ -489,7 +493,7 @@ def part_prefetch(s: dict[str, Any], shape: Path | None, data: Path, device: tor
         if totals["inline"][0] and totals["prefetched"][0]:
             summary["prefetched_vs_inline"] = round(summary["prefetched"]["tokens_per_s"]
                                                     / summary["inline"]["tokens_per_s"], 3)  # fmt: skip
-        summary["all_vectors_equal"] = all(r["vectors_equal"] for r in rows)
+        summary["all_vectors_equal"] = all(r["vectors_equal"] for r in rows) if rows else None  # None: no task ran
         out[label] = {"spec": f"{label}:<all-MiniLM-L6-v2 shape, random weights>", "dtype": model.dtype,
                       "device": model.device, "prefetches": model.prefetches, "rows": rows, "summary": summary}
         if skipped:

@@ -52,39 +52,59 @@ def pick_device_name(requested: str | None) -> str:
 class BackendTokenizer:
     """A transformers fast tokenizer's work done by its Rust backend alone: truncated token counts, as
     ``len(tokenizer(texts, truncation=True, max_length=max_length)["input_ids"][i])``, and padded batches, as
-    ``tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")``, without the
-    Python lists transformers builds for every id (on an H200 that Python, twice per text, held minilm's end to end
-    to about half of its forward: docs/harness.md). Two copies of the backend (one truncating, one also padding) so
-    the model's tokenizer keeps its own settings. Trust is earned, not assumed: `count` checks its first call
-    against transformers, and a backend's batches serve only callers that `verified_extras` approved; a slow
-    tokenizer, or a backend that disagrees, leaves the work to transformers."""
+    ``tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")``, skipping
+    transformers' per-text Python (its BatchEncoding, padding and tensor conversion; on an H200 that Python, twice
+    per text, held minilm's end to end to about half of its forward: docs/harness.md). Two copies of the backend
+    (one truncating, one also padding), so the model's tokenizer keeps its own settings; the settings they copy
+    (`_state`) are checked on every use, and a change sends the work back to transformers. Trust is earned: `count`
+    checks its first call against transformers, and a batch serves only callers that `verified_extras` approved.
+    A slow tokenizer, a tokenizer class from outside transformers, or a backend that disagrees: transformers."""
 
     FIELDS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
-    # what a verification batches: a text past any max length, an empty text (special tokens only), whitespace
-    PROBE = ("word " * 4096, "", "  spaced   text ", "北京欢迎你 and English")
+    # texts every verification batches beside a long one past the max length: empty (special tokens only),
+    # whitespace, accents and case, control characters, CJK, fullwidth, emoji
+    PROBE = ("", "  spaced   text ", "Café NAÏVE Ørsted ÀÉÎ", "a\nb\tc\x00d\x1fe", "北京欢迎你 and English",
+             "ＡＢＣ fullwidth ｶﾀｶﾅ 🙂 emoji")  # fmt: skip
 
     def __init__(self, tokenizer: Any, max_length: int | None, padding_side: str | None = None) -> None:
-        self._tokenizer, self._max_length = tokenizer, max_length
+        self._tokenizer, self._max_length, self._padding_side = tokenizer, max_length, padding_side
         self._counter = self._padder = None
         self.counts_checked = False
-        if not (getattr(tokenizer, "is_fast", False) and max_length):
+        self._state = self._settings()
+        if not (getattr(tokenizer, "is_fast", False) and max_length and max_length < 2**31
+                and type(tokenizer).__module__.startswith("transformers.")):  # fmt: skip
             return
         from tokenizers import Tokenizer
 
-        text, side = tokenizer.backend_tokenizer.to_str(), getattr(tokenizer, "truncation_side", "right")
+        text, side = tokenizer.backend_tokenizer.to_str(), tokenizer.truncation_side
+        split_special = bool(getattr(tokenizer, "split_special_tokens", False))  # not in to_str()'s text
         self._counter = Tokenizer.from_str(text)
         self._counter.no_padding()
         self._counter.enable_truncation(max_length, direction=side)
+        self._counter.encode_special_tokens = split_special
         if tokenizer.pad_token_id is not None and set(tokenizer.model_input_names) <= set(self.FIELDS):
             self._padder = Tokenizer.from_str(text)
             self._padder.enable_truncation(max_length, direction=side)
             self._padder.enable_padding(direction=padding_side or tokenizer.padding_side,
                                         pad_id=tokenizer.pad_token_id, pad_type_id=tokenizer.pad_token_type_id,
                                         pad_token=tokenizer.pad_token)  # fmt: skip
+            self._padder.encode_special_tokens = split_special
+
+    def _settings(self) -> tuple:
+        """What the copies took from the tokenizer: a change after construction makes them stale."""
+        tok = self._tokenizer
+        return (getattr(tok, "truncation_side", None), self._padding_side or getattr(tok, "padding_side", None),
+                getattr(tok, "split_special_tokens", None), len(tok), getattr(tok, "pad_token_id", None))  # fmt: skip
+
+    def _fresh(self) -> bool:
+        if self._counter is not None and self._settings() != self._state:
+            logging.getLogger(__name__).info("the tokenizer's settings changed since load: its own calls from now on")
+            self._counter = self._padder = None
+        return self._counter is not None
 
     @property
     def counts_fast(self) -> bool:
-        return self._counter is not None
+        return self._fresh()
 
     def _transformers_counts(self, texts: list[str]) -> list[int]:
         ids = self._tokenizer(texts, truncation=True, max_length=self._max_length)["input_ids"]
@@ -93,7 +113,7 @@ class BackendTokenizer:
     def count(self, texts: list[str]) -> list[int]:
         """Token counts; the first call also counts through transformers and keeps the backend only if every count
         agrees. Counts only order and size batches and feed the token statistics."""
-        if self._counter is None:
+        if not self._fresh():
             return self._transformers_counts(texts)
         counts = [len(encoding) for encoding in self._counter.encode_batch(texts)]
         if not self.counts_checked:
@@ -105,31 +125,45 @@ class BackendTokenizer:
                 self._counter, counts = None, reference
         return counts
 
-    def batch(self, texts: list[str]) -> dict[str, Any]:
-        """The padded batch, int64 tensors under the tokenizer's `model_input_names`."""
+    def batch(self, texts: list[str]) -> dict[str, Any] | None:
+        """The padded batch, int64 tensors under the tokenizer's `model_input_names`; None where the tokenizer's
+        settings changed since load (the caller's own call then)."""
         import torch
 
+        if not self._fresh() or self._padder is None:
+            return None
         encodings = self._padder.encode_batch(texts)
         return {name: torch.from_numpy(np.array([getattr(e, self.FIELDS[name]) for e in encodings], dtype=np.int64))
                 for name in self._tokenizer.model_input_names}  # fmt: skip
 
+    def _probes(self, prefix: str) -> list[list[str]]:
+        """Batches that tell a differing call apart: one of every probe text, a text of distinct words past the
+        max length (a cut at another length or side shows), the special tokens as text; and single texts of 1 to
+        6 words, whose lengths (consecutive) are not all multiples of any pad_to_multiple_of."""
+        long = " ".join(f"w{i}" for i in range(2 * self._max_length + 8))
+        specials = " and ".join(str(t) for t in getattr(self._tokenizer, "all_special_tokens", []))
+        return [[*self.PROBE, long, f"x {specials} y"], *([" ".join(["a"] * k)] for k in range(1, 7)),
+                [prefix.strip() or "probe"]]  # fmt: skip
+
     def verified_extras(self, reference: Callable[[list[str]], Any], prefix: str = "") -> dict[str, Any] | None:
         """Whether `batch` of ``prefix + text`` may stand in for ``reference(texts)`` (a backend's own batch call):
-        on two probe batches of different sizes every tensor `batch` gives must equal the reference's under the
-        same name, and what the reference adds (sentence-transformers' ``modality``, ``prompt_length``) must be
-        plain values equal in both, so independent of the batch. Those additions, or None: use the reference."""
+        on every probe batch each tensor `batch` gives must equal the reference's under the same name, dtype
+        included, and what the reference adds (sentence-transformers' ``modality``, ``prompt_length``) must be
+        plain values equal in all, so independent of the batch. Those additions, or None: use the reference.
+        Probes are finite: callers let only plain configurations get here (see the backends)."""
         import torch
 
         if self._padder is None:
             return None
         extras = []
-        for probe in (list(self.PROBE), list(self.PROBE[1:3])):
+        for probe in self._probes(prefix):
             theirs, ours = dict(reference(probe)), self.batch([prefix + text for text in probe])
-            if not all(isinstance(theirs.get(k), torch.Tensor) and torch.equal(theirs[k], v) for k, v in ours.items()):
+            if ours is None or not all(isinstance(theirs.get(k), torch.Tensor) and theirs[k].dtype == v.dtype
+                                       and torch.equal(theirs[k], v) for k, v in ours.items()):  # fmt: skip
                 return None
             extras.append({k: v for k, v in theirs.items() if k not in ours})
         plain = all(isinstance(v, str | int | float | bool | type(None)) for v in extras[0].values())
-        return extras[0] if plain and extras[0] == extras[1] else None
+        return extras[0] if plain and all(e == extras[0] for e in extras) else None
 
 
 def _fuse_bf16_cpu(model: Any) -> str | None:
@@ -164,6 +198,7 @@ class SentenceTransformerEmbedder(Embedder):
         self.max_length = self._model.max_seq_length
         self._tokens = BackendTokenizer(self._model.tokenizer, self.max_length)
         self._batch_extras: dict[tuple, dict[str, Any] | None] = {}  # per prompt and role: see _backend_batch
+        self._plain_text = plain_text_transformer(self._model)
         self.embed_dim = int(self._model.get_embedding_dimension())
         self._prompts = dict(getattr(model, "prompts", {}) or {})
         self._default_prompt_name = getattr(model, "default_prompt_name", None)
@@ -200,10 +235,12 @@ class SentenceTransformerEmbedder(Embedder):
         return {k: v.pin_memory() if pin and isinstance(v, self._torch.Tensor) else v for k, v in features.items()}
 
     def _backend_batch(self, texts: list[str], prompt: str | None, kwargs: dict[str, str]) -> dict[str, Any] | None:
-        """sentence-transformers' `preprocess` from the tokenizer's Rust backend, where probes showed the two equal
-        for this prompt and role (a plain text Transformer module with a fast tokenizer: same ids, masks, type
-        ids, plus its constant ``modality`` / ``prompt_length``); None (its own `preprocess`) elsewhere, e.g. a
-        Router, a chat template, ColBERT's query expansion or flattened flash-attention inputs."""
+        """sentence-transformers' `preprocess` from the tokenizer's Rust backend, for a plain text Transformer
+        module (`plain_text_transformer`) where probes showed the two equal for this prompt and role: same ids,
+        masks and type ids, plus its constant ``modality`` / ``prompt_length``. None (its own `preprocess`)
+        anywhere else."""
+        if not self._plain_text:
+            return None
         key = (prompt, tuple(sorted(kwargs.items())))
         if key not in self._batch_extras:
             def preprocess(probe: list[str]) -> Any:
@@ -211,7 +248,8 @@ class SentenceTransformerEmbedder(Embedder):
 
             self._batch_extras[key] = self._tokens.verified_extras(preprocess, prompt or "")
         extras = self._batch_extras[key]
-        return None if extras is None else {**self._tokens.batch([(prompt or "") + t for t in texts]), **extras}
+        batch = None if extras is None else self._tokens.batch([(prompt or "") + t for t in texts])
+        return None if batch is None else {**batch, **extras}
 
     def run_batch(self, prepared: dict[str, Any], role: str | None) -> np.ndarray:
         kwargs = {"task": role} if role else {}
@@ -226,6 +264,19 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _fingerprint(self) -> str:
         return _package_fingerprint(self._package) if self._package else files_fingerprint(self._folder)
+
+
+def plain_text_transformer(model: Any) -> bool:
+    """Whether a SentenceTransformer's input is sentence-transformers' own `Transformer` module with none of what
+    makes its `preprocess` more than the tokenizer's padded call: processing kwargs (pad_to_multiple_of, lengths),
+    per-task lengths, query expansion, chat messages, flattened (unpadded) inputs. Only then may the backend's
+    batches, once probed, stand in for it."""
+    from sentence_transformers.base.modules.transformer import Transformer
+
+    first = model[0]
+    return (type(first) is Transformer and not first.processing_kwargs and first.query_expansion is None
+            and first.query_length is None and first.document_length is None and not first.can_flatten_inputs
+            and set(first.modality_config) == {"text"})  # fmt: skip
 
 
 def mteb_task_prompts(prompts: dict[str, str]) -> dict[str, str]:
@@ -397,7 +448,8 @@ class HFEmbedder(Embedder):
 
     def prepare_batch(self, texts: list[str], role: str | None, pin: bool = False) -> dict[str, Any]:
         # the tokenizer's Rust backend where probes showed its batches equal to transformers' call (__init__)
-        batch = self._tokens.batch(texts) if self._backend_batches else self._transformers_batch(texts)
+        batch = self._tokens.batch(texts) if self._backend_batches else None
+        batch = self._transformers_batch(texts) if batch is None else batch
         self._no_token_rows(batch)
         return {k: v.pin_memory() if pin else v for k, v in batch.items()}
 

@@ -276,7 +276,8 @@ def _real_texts(shared_data: Path) -> list[str]:
 
     task = shared_data / "zh" / "CMRC2018Retrieval"
     real = [t for file in sorted(task.glob("*.jsonl")) for row in iter_jsonl(file) for t in row_texts(row, True)]
-    return ["", "  ", "北京欢迎你", "word " * 400, *TEXTS, *real[:150], *real[-150:]]
+    return ["", "  ", "北京欢迎你", "word " * 400, "x [SEP] y [CLS] [MASK] z [PAD]", "Café NAÏVE", "a\nb\tc",
+            " ".join(f"w{i}" for i in range(9000)), *TEXTS, *real[:150], *real[-150:]]
 
 
 def test_backend_tokenizer_counts_as_transformers_does(shared_data: Path) -> None:
@@ -362,3 +363,64 @@ def test_hf_batches_from_the_backend_equal_transformers(shared_data: Path) -> No
         theirs = dict(model._transformers_batch(batch))
         model._no_token_rows(theirs)
         _assert_same_features(model.prepare_batch(batch, None), theirs)
+
+
+def _edit_json(folder: Path, name: str, extra: dict) -> None:
+    """``folder``'s (linked) ``name`` replaced by a file of its own with ``extra``'s entries added."""
+    config = json.loads((folder / name).read_text())
+    (folder / name).unlink()
+    (folder / name).write_text(json.dumps({**config, **extra}))
+
+
+# configurations where sentence-transformers' or transformers' batch is more than the backend's default copy
+TOKENIZER_EDITS = {"split special tokens": ("tokenizer_config.json", {"split_special_tokens": True}),
+                   "truncation on the left": ("tokenizer_config.json", {"truncation_side": "left"}),
+                   "pad to a multiple of 4": ("sentence_bert_config.json",
+                                              {"processing_kwargs": {"text": {"pad_to_multiple_of": 4}}}),
+                   "query length 16": ("sentence_bert_config.json", {"query_length": 16})}  # fmt: skip
+
+
+@pytest.mark.parametrize("edit", list(TOKENIZER_EDITS))
+def test_batches_equal_the_model_s_own_call_in_every_configuration(edit: str, shared_data: Path,
+                                                                   tmp_path: Path) -> None:  # fmt: skip
+    """Whatever the configuration (special tokens split, truncation on the left, sentence-transformers' processing
+    kwargs or per-task lengths), every st: and hf: batch of adversarial texts (special-token strings, a 9,000-word
+    text, accents, control characters) equals the model's own call: from the backend where it copied the
+    setting and passed the probes, from the model's call where the module is not plain or the probes failed."""
+    name, extra = TOKENIZER_EDITS[edit]
+    folder = _edited_minilm(tmp_path)
+    _edit_json(folder, name, extra)
+    texts = _real_texts(shared_data)[:120]
+    model = load_model(f"st:{folder}", FP32)
+    for role in (None, "query"):
+        kwargs = {"task": role} if role else {}
+        for lo in range(0, len(texts), 40):
+            batch = texts[lo : lo + 40]
+            _assert_same_features(model.prepare_batch(batch, role), model._model.preprocess(batch, **kwargs))
+    plain = name == "tokenizer_config.json"
+    assert model._plain_text == plain and all((e is not None) == plain for e in model._batch_extras.values())
+    hf = load_model(f"hf:{folder}", FP32)
+    for lo in range(0, len(texts), 40):
+        batch = texts[lo : lo + 40]
+        theirs = dict(hf._transformers_batch(batch))
+        hf._no_token_rows(theirs)
+        _assert_same_features(hf.prepare_batch(batch, None), theirs)
+        assert hf.count_tokens(batch, None) == [max(int(n), 1) for n in theirs["attention_mask"].sum(1)]
+
+
+def test_backend_tokenizer_goes_stale_when_the_tokenizer_changes() -> None:
+    """The backend copies the tokenizer's settings at load; a later change (here the truncation side) sends
+    counts and batches back to transformers instead of serving the old settings."""
+    from harness.backends import BackendTokenizer
+
+    model = load_model("minilm", FP32)
+    tokenizer = model._model.tokenizer
+    tokens = BackendTokenizer(tokenizer, model.max_length)
+    assert tokens.counts_fast and tokens.batch(["a b"]) is not None
+    tokenizer.truncation_side = "left"
+    try:
+        assert not tokens.counts_fast and tokens.batch(["a b"]) is None
+        long = " ".join(f"w{i}" for i in range(400))
+        assert tokens.count([long]) == [len(tokenizer([long], truncation=True, max_length=256)["input_ids"][0])]
+    finally:
+        tokenizer.truncation_side = "right"

