@@ -66,35 +66,46 @@ class BackendTokenizer:
     PROBE = ("", "  spaced   text ", "Café NAÏVE Ørsted ÀÉÎ", "a\nb\tc\x00d\x1fe", "北京欢迎你 and English",
              "ＡＢＣ fullwidth ｶﾀｶﾅ 🙂 emoji")  # fmt: skip
 
-    def __init__(self, tokenizer: Any, max_length: int | None, padding_side: str | None = None) -> None:
-        self._tokenizer, self._max_length, self._padding_side = tokenizer, max_length, padding_side
+    def __init__(self, tokenizer: Any, max_length: Callable[[], int | None], padding_side: str | None = None) -> None:
+        """``max_length``: the model's current limit (read again on every use, as the model's own call does)."""
+        self._tokenizer, self._limit, self._padding_side = tokenizer, max_length, padding_side
+        self._max_length = max_length()
         self._counter = self._padder = None
         self.counts_checked = False
         self._state = self._settings()
-        if not (getattr(tokenizer, "is_fast", False) and max_length and max_length < 2**31
-                and type(tokenizer).__module__.startswith("transformers.")):  # fmt: skip
+        if not (self._max_length and self._max_length < 2**31 and stock_fast_tokenizer(tokenizer)):
             return
         from tokenizers import Tokenizer
 
-        text, side = tokenizer.backend_tokenizer.to_str(), tokenizer.truncation_side
+        try:
+            text = tokenizer.backend_tokenizer.to_str()
+        except Exception:  # noqa: BLE001 - a component written in Python (e.g. a jieba pre-tokenizer) cannot be copied
+            return
+        side = tokenizer.truncation_side
         split_special = bool(getattr(tokenizer, "split_special_tokens", False))  # not in to_str()'s text
         self._counter = Tokenizer.from_str(text)
         self._counter.no_padding()
-        self._counter.enable_truncation(max_length, direction=side)
+        self._counter.enable_truncation(self._max_length, direction=side)
         self._counter.encode_special_tokens = split_special
         if tokenizer.pad_token_id is not None and set(tokenizer.model_input_names) <= set(self.FIELDS):
             self._padder = Tokenizer.from_str(text)
-            self._padder.enable_truncation(max_length, direction=side)
+            self._padder.enable_truncation(self._max_length, direction=side)
             self._padder.enable_padding(direction=padding_side or tokenizer.padding_side,
                                         pad_id=tokenizer.pad_token_id, pad_type_id=tokenizer.pad_token_type_id,
                                         pad_token=tokenizer.pad_token)  # fmt: skip
             self._padder.encode_special_tokens = split_special
 
     def _settings(self) -> tuple:
-        """What the copies took from the tokenizer: a change after construction makes them stale."""
-        tok = self._tokenizer
-        return (getattr(tok, "truncation_side", None), self._padding_side or getattr(tok, "padding_side", None),
-                getattr(tok, "split_special_tokens", None), len(tok), getattr(tok, "pad_token_id", None))  # fmt: skip
+        """What the copies took from the tokenizer and the model (a few microseconds): a change after
+        construction makes them stale."""
+        tok, backend = self._tokenizer, getattr(self._tokenizer, "backend_tokenizer", None)
+        parts = (getattr(backend, name, None) for name in ("normalizer", "pre_tokenizer", "post_processor"))
+        added = tuple(map(repr, backend.get_added_tokens_decoder().values())) if backend is not None else None
+        return (self._limit(), getattr(tok, "model_max_length", None), getattr(tok, "truncation_side", None),
+                self._padding_side or getattr(tok, "padding_side", None), getattr(tok, "split_special_tokens", None),
+                len(tok), getattr(tok, "pad_token_id", None), getattr(tok, "pad_token_type_id", None),
+                tuple(getattr(tok, "model_input_names", ())), added,
+                *(part.__getstate__() if part is not None else None for part in parts))  # fmt: skip
 
     def _fresh(self) -> bool:
         if self._counter is not None and self._settings() != self._state:
@@ -107,15 +118,16 @@ class BackendTokenizer:
         return self._fresh()
 
     def _transformers_counts(self, texts: list[str]) -> list[int]:
-        ids = self._tokenizer(texts, truncation=True, max_length=self._max_length)["input_ids"]
+        ids = self._tokenizer(texts, truncation=True, max_length=self._limit())["input_ids"]
         return [len(x) for x in ids]
 
     def count(self, texts: list[str]) -> list[int]:
         """Token counts; the first call also counts through transformers and keeps the backend only if every count
         agrees. Counts only order and size batches and feed the token statistics."""
-        if not self._fresh():
+        counter = self._counter if self._fresh() else None  # one read: another thread may drop it
+        if counter is None:
             return self._transformers_counts(texts)
-        counts = [len(encoding) for encoding in self._counter.encode_batch(texts)]
+        counts = [len(encoding) for encoding in counter.encode_batch(texts)]
         if not self.counts_checked:
             self.counts_checked = True
             reference = self._transformers_counts(texts)
@@ -130,9 +142,10 @@ class BackendTokenizer:
         settings changed since load (the caller's own call then)."""
         import torch
 
-        if not self._fresh() or self._padder is None:
+        padder = self._padder if self._fresh() else None  # one read: another thread may drop it
+        if padder is None:
             return None
-        encodings = self._padder.encode_batch(texts)
+        encodings = padder.encode_batch(texts)
         return {name: torch.from_numpy(np.array([getattr(e, self.FIELDS[name]) for e in encodings], dtype=np.int64))
                 for name in self._tokenizer.model_input_names}  # fmt: skip
 
@@ -166,6 +179,24 @@ class BackendTokenizer:
         return extras[0] if plain and all(e == extras[0] for e in extras) else None
 
 
+def stock_fast_tokenizer(tokenizer: Any) -> bool:
+    """A transformers fast tokenizer whose call path (``__call__`` down to the backend's encode, padding and the
+    conversion of encodings) is transformers' own: a class that rewrites any of it (LUKE's entity spans, a
+    Python-side pre-tokenization) may do what its backend alone does not."""
+    try:
+        from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+        from transformers.tokenization_utils_tokenizers import TokenizersBackend
+    except ImportError:
+        return False
+    if not (isinstance(tokenizer, TokenizersBackend) and getattr(tokenizer, "is_fast", False)):
+        return False
+    stock = (PreTrainedTokenizerBase, TokenizersBackend)
+    path = ("__call__", "_call_one", "encode_plus", "batch_encode_plus", "_encode_plus", "_batch_encode_plus",
+            "_convert_encoding", "set_truncation_and_padding", "pad", "_pad")  # fmt: skip
+    owners = (next((c for c in type(tokenizer).__mro__ if name in vars(c)), None) for name in path)
+    return all(owner is None or owner in stock for owner in owners)
+
+
 def _fuse_bf16_cpu(model: Any) -> str | None:
     """bf16 on CPU: linears (+ BERT's GELU) through oneDNN's fused kernel (harness.onednn); float32 untouched."""
     from harness import onednn
@@ -196,9 +227,8 @@ class SentenceTransformerEmbedder(Embedder):
         elif positions and (self._model.max_seq_length or 0) > positions:  # sentence-transformers' own default
             self._model.max_seq_length = positions  # counts the padding offset's positions as usable: it would crash
         self.max_length = self._model.max_seq_length
-        self._tokens = BackendTokenizer(self._model.tokenizer, self.max_length)
+        self._tokens = BackendTokenizer(self._model.tokenizer, lambda: self._model.max_seq_length)
         self._batch_extras: dict[tuple, dict[str, Any] | None] = {}  # per prompt and role: see _backend_batch
-        self._plain_text = plain_text_transformer(self._model)
         self.embed_dim = int(self._model.get_embedding_dimension())
         self._prompts = dict(getattr(model, "prompts", {}) or {})
         self._default_prompt_name = getattr(model, "default_prompt_name", None)
@@ -239,7 +269,7 @@ class SentenceTransformerEmbedder(Embedder):
         module (`plain_text_transformer`) where probes showed the two equal for this prompt and role: same ids,
         masks and type ids, plus its constant ``modality`` / ``prompt_length``. None (its own `preprocess`)
         anywhere else."""
-        if not self._plain_text:
+        if not plain_text_transformer(self._model):  # read on every call: its attributes may be set after load
             return None
         key = (prompt, tuple(sorted(kwargs.items())))
         if key not in self._batch_extras:
@@ -274,9 +304,9 @@ def plain_text_transformer(model: Any) -> bool:
     from sentence_transformers.base.modules.transformer import Transformer
 
     first = model[0]
-    return (type(first) is Transformer and not first.processing_kwargs and first.query_expansion is None
-            and first.query_length is None and first.document_length is None and not first.can_flatten_inputs
-            and set(first.modality_config) == {"text"})  # fmt: skip
+    return (type(first) is Transformer and first.processor is first.tokenizer and not first.processing_kwargs
+            and first.query_expansion is None and first.query_length is None and first.document_length is None
+            and not first.can_flatten_inputs and set(first.modality_config) == {"text"})  # fmt: skip
 
 
 def mteb_task_prompts(prompts: dict[str, str]) -> dict[str, str]:
@@ -430,7 +460,7 @@ class HFEmbedder(Embedder):
         self.revision = self.fingerprint[:12]
         if self._tok.pad_token is None:
             self._tok.pad_token = self._tok.eos_token
-        self._tokens = BackendTokenizer(self._tok, self.max_length, padding_side="right")
+        self._tokens = BackendTokenizer(self._tok, lambda: self.max_length, padding_side="right")
         self._backend_batches = self._tokens.verified_extras(self._transformers_batch) == {}
 
     def torch_module(self) -> Any:

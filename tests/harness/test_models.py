@@ -288,7 +288,7 @@ def test_backend_tokenizer_counts_as_transformers_does(shared_data: Path) -> Non
 
     model = load_model("minilm", FP32)
     tokenizer = model._model.tokenizer
-    tokens = BackendTokenizer(tokenizer, model.max_length)
+    tokens = BackendTokenizer(tokenizer, lambda: model.max_length)
     texts = _real_texts(shared_data)
     reference = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=model.max_length)["input_ids"]]
     assert tokens.counts_fast and tokens.count(texts) == reference and tokens.counts_checked and tokens.counts_fast
@@ -304,13 +304,13 @@ def test_backend_tokenizer_falls_back_where_the_backend_disagrees() -> None:
 
     model = load_model("minilm", FP32)
     tokenizer = model._model.tokenizer
-    tokens = BackendTokenizer(tokenizer, model.max_length)
+    tokens = BackendTokenizer(tokenizer, lambda: model.max_length)
     tokens._counter.enable_truncation(4)  # a backend set otherwise than the model's call
     texts = ["a long enough sentence to be cut", "short"]
     reference = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=model.max_length)["input_ids"]]
     assert tokens.count(texts) == reference and not tokens.counts_fast
     assert tokens.count(texts[::-1]) == reference[::-1]
-    assert not BackendTokenizer(tokenizer, None).counts_fast
+    assert not BackendTokenizer(tokenizer, lambda: None).counts_fast
 
 
 def _assert_same_features(ours: dict, theirs: dict) -> None:
@@ -318,7 +318,10 @@ def _assert_same_features(ours: dict, theirs: dict) -> None:
 
     assert list(ours) == list(theirs)
     for key, value in theirs.items():
-        assert torch.equal(ours[key], value) if isinstance(value, torch.Tensor) else ours[key] == value, key
+        if isinstance(value, torch.Tensor):
+            assert ours[key].dtype == value.dtype and torch.equal(ours[key], value), key
+        else:
+            assert ours[key] == value, key
 
 
 @pytest.mark.parametrize("st_config", [None, {"prompts": {"query": QUESTION, "document": ""}}])
@@ -387,6 +390,8 @@ def test_batches_equal_the_model_s_own_call_in_every_configuration(edit: str, sh
     kwargs or per-task lengths), every st: and hf: batch of adversarial texts (special-token strings, a 9,000-word
     text, accents, control characters) equals the model's own call: from the backend where it copied the
     setting and passed the probes, from the model's call where the module is not plain or the probes failed."""
+    from harness.backends import plain_text_transformer
+
     name, extra = TOKENIZER_EDITS[edit]
     folder = _edited_minilm(tmp_path)
     _edit_json(folder, name, extra)
@@ -398,8 +403,10 @@ def test_batches_equal_the_model_s_own_call_in_every_configuration(edit: str, sh
             batch = texts[lo : lo + 40]
             _assert_same_features(model.prepare_batch(batch, role), model._model.preprocess(batch, **kwargs))
     plain = name == "tokenizer_config.json"
-    assert model._plain_text == plain and all((e is not None) == plain for e in model._batch_extras.values())
+    assert plain_text_transformer(model._model) == plain
+    assert all((e is not None) == plain for e in model._batch_extras.values()) and (model._batch_extras or not plain)
     hf = load_model(f"hf:{folder}", FP32)
+    assert hf._backend_batches  # the tokenizer edits are copied, sentence-transformers' settings are not hf:'s
     for lo in range(0, len(texts), 40):
         batch = texts[lo : lo + 40]
         theirs = dict(hf._transformers_batch(batch))
@@ -415,7 +422,7 @@ def test_backend_tokenizer_goes_stale_when_the_tokenizer_changes() -> None:
 
     model = load_model("minilm", FP32)
     tokenizer = model._model.tokenizer
-    tokens = BackendTokenizer(tokenizer, model.max_length)
+    tokens = BackendTokenizer(tokenizer, lambda: model.max_length)
     assert tokens.counts_fast and tokens.batch(["a b"]) is not None
     tokenizer.truncation_side = "left"
     try:
@@ -424,3 +431,18 @@ def test_backend_tokenizer_goes_stale_when_the_tokenizer_changes() -> None:
         assert tokens.count([long]) == [len(tokenizer([long], truncation=True, max_length=256)["input_ids"][0])]
     finally:
         tokenizer.truncation_side = "right"
+
+
+def test_a_max_length_set_after_load_is_followed() -> None:
+    """The backend copies were cut at the max length of the load; a model whose max length is set afterwards
+    (sentence-transformers' `max_seq_length`, hf:'s `max_length`) gets its own call's batches, cut at the new
+    length, and counts at it, not the copies' stale ones."""
+    model = load_model("minilm", FP32)
+    long = [" ".join(f"w{i}" for i in range(400)), "short"]
+    model.prepare_batch(long, None)  # probes pass at 256
+    model._model.max_seq_length = 128
+    _assert_same_features(model.prepare_batch(long, None), model._model.preprocess(long))
+    assert model.prepare_batch(long, None)["input_ids"].shape[1] == 128 and model.count_tokens(long, None)[0] == 128
+    hf = load_model(f"hf:{_minilm_folder()}", FP32)
+    hf.max_length = 64
+    assert hf.prepare_batch(long, None)["input_ids"].shape[1] == 64 and hf.count_tokens(long, None)[0] == 64
