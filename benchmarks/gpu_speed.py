@@ -58,7 +58,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -366,20 +366,26 @@ def random_checkpoint(s: dict[str, Any], folder: Path, data: Path, device: torch
     return save_pretrained(model, tokenizer, folder)
 
 
+def task_texts(s: dict[str, Any], data: Path, tasks: list[str] | None, clock: Clock,
+               skipped: list[str]) -> Iterator[tuple[str, list[str]]]:  # fmt: skip
+    """(task, the texts an evaluation of it encodes) for every task folder of ``data`` (only ``tasks`` when given),
+    in name order, until the clock runs out; the tasks it did not reach go into ``skipped``."""
+    for folder in sorted(p.parent for p in data.rglob("task.json")):
+        if tasks and folder.name not in tasks:
+            continue
+        if clock.over():
+            skipped.append(folder.name)
+            continue
+        yield folder.name, data_texts(folder, s["texts_per_task"])
+
+
 def part_encode(s: dict[str, Any], checkpoint: Path, data: Path, device: torch.device,
                 tasks: list[str] | None, clock: Clock) -> dict[str, Any]:  # fmt: skip
     """ConanEncoder over every task's texts: where the time goes, e2e vs forward-only tokens/s."""
     enc = ConanEncoder.from_pretrained(checkpoint, device=device)
     enc.encode(["warm up"] * 8)
     rows, total, skipped = [], EncodeTimings(), []
-    folders = sorted(p.parent for p in data.rglob("task.json"))
-    for folder in folders:
-        if tasks and folder.name not in tasks:
-            continue
-        if clock.over():
-            skipped.append(folder.name)
-            continue
-        texts = data_texts(folder, s["texts_per_task"])
+    for task, texts in task_texts(s, data, tasks, clock, skipped):
         timings = EncodeTimings()
         synchronize(device)
         start = time.perf_counter()
@@ -387,7 +393,7 @@ def part_encode(s: dict[str, Any], checkpoint: Path, data: Path, device: torch.d
         synchronize(device)
         wall = time.perf_counter() - start
         total.add(timings)
-        rows.append({"task": folder.name, "texts": len(texts), "tokens": timings.tokens, "wall_s": round(wall, 3),
+        rows.append({"task": task, "texts": len(texts), "tokens": timings.tokens, "wall_s": round(wall, 3),
                      "forward_share": round(timings.forward_s / wall, 3), "wait_share": round(timings.wait_s / wall, 3),
                      "copy_share": round(timings.copy_s / wall, 3), "e2e_tokens_per_s": round(timings.tokens / wall),
                      "forward_tokens_per_s": round(timings.tokens / max(timings.forward_s, 1e-9)),
@@ -455,15 +461,9 @@ def part_prefetch(s: dict[str, Any], shape: Path | None, data: Path, device: tor
         model = load_model(spec, opts)
         list(model.encode_stream(["warm up"] * 8, None, s["batch"], s["batch_tokens"], PREFETCH_WINDOW))
         rows, skipped, totals = [], [], {"inline": [0.0, 0], "prefetched": [0.0, 0]}
-        for task_dir in sorted(p.parent for p in data.rglob("task.json")):
-            if tasks and task_dir.name not in tasks:
-                continue
-            if clock.over():
-                skipped.append(task_dir.name)
-                continue
-            texts = data_texts(task_dir, s["texts_per_task"])
+        for task, texts in task_texts(s, data, tasks, clock, skipped):
             order = ["inline", "prefetched"][:: 1 if len(rows) % 2 == 0 else -1]
-            row: dict[str, Any] = {"task": task_dir.name, "texts": len(texts), "first": order[0]}
+            row: dict[str, Any] = {"task": task, "texts": len(texts), "first": order[0]}
             vectors = {}
             for arm in order:
                 if arm == "inline":
