@@ -13,6 +13,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,15 @@ class BackendTokenizer:
     ``len(tokenizer(texts, truncation=True, max_length=max_length)["input_ids"][i])``, and padded batches, as
     ``tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")``, skipping
     transformers' per-text Python (its BatchEncoding, padding and tensor conversion; on an H200 that Python, twice
-    per text, held minilm's end to end to about half of its forward: docs/harness.md). Two copies of the backend
-    (one truncating, one also padding), so the model's tokenizer keeps its own settings; the settings they copy
-    (`_state`) are checked on every use, and a change sends the work back to transformers. Trust is earned: `count`
-    checks its first call against transformers, and a batch serves only callers that `verified_extras` approved.
-    A slow tokenizer, a tokenizer class from outside transformers, or a backend that disagrees: transformers."""
+    per text, held minilm's end to end to about half of its forward: docs/harness.md). A truncating copy of the
+    backend encodes each text once: `count` keeps the last call's encodings and `batch` pads the ones it finds
+    there in numpy (the harness counts a window, then batches the same texts), encoding only the others; the
+    tokenizer keeps its own settings. The settings the copy and the padding take (`_state`) are checked on every
+    use, and a change sends the work back to transformers. Trust is earned: `count` checks its first call against
+    transformers, and a batch serves only callers that `verified_extras` approved. A slow tokenizer, a tokenizer
+    class from outside transformers, or a backend that disagrees: transformers."""
 
-    FIELDS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
+    INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # what `batch` can make
     # texts every verification batches beside a long one past the max length: empty (special tokens only),
     # whitespace, accents and case, control characters, CJK, fullwidth, emoji
     PROBE = ("", "  spaced   text ", "Café NAÏVE Ørsted ÀÉÎ", "a\nb\tc\x00d\x1fe", "北京欢迎你 and English",
@@ -70,7 +73,7 @@ class BackendTokenizer:
         """``max_length``: the model's current limit (read again on every use, as the model's own call does)."""
         self._tokenizer, self._limit, self._padding_side = tokenizer, max_length, padding_side
         self._max_length = max_length()
-        self._counter = self._padder = None
+        self._counter, self._pads, self._recent = None, False, {}
         self.counts_checked = False
         self._state = self._settings()
         if not (self._max_length and self._max_length < 2**31 and stock_fast_tokenizer(tokenizer)):
@@ -81,19 +84,11 @@ class BackendTokenizer:
             text = tokenizer.backend_tokenizer.to_str()
         except Exception:  # noqa: BLE001 - a component written in Python (e.g. a jieba pre-tokenizer) cannot be copied
             return
-        side = tokenizer.truncation_side
-        split_special = bool(getattr(tokenizer, "split_special_tokens", False))  # not in to_str()'s text
         self._counter = Tokenizer.from_str(text)
         self._counter.no_padding()
-        self._counter.enable_truncation(self._max_length, direction=side)
-        self._counter.encode_special_tokens = split_special
-        if tokenizer.pad_token_id is not None and set(tokenizer.model_input_names) <= set(self.FIELDS):
-            self._padder = Tokenizer.from_str(text)
-            self._padder.enable_truncation(self._max_length, direction=side)
-            self._padder.enable_padding(direction=padding_side or tokenizer.padding_side,
-                                        pad_id=tokenizer.pad_token_id, pad_type_id=tokenizer.pad_token_type_id,
-                                        pad_token=tokenizer.pad_token)  # fmt: skip
-            self._padder.encode_special_tokens = split_special
+        self._counter.enable_truncation(self._max_length, direction=tokenizer.truncation_side)
+        self._counter.encode_special_tokens = bool(getattr(tokenizer, "split_special_tokens", False))  # not in text
+        self._pads = tokenizer.pad_token_id is not None and set(tokenizer.model_input_names) <= set(self.INPUTS)
 
     def _settings(self) -> tuple:
         """What the copies took from the tokenizer and the model (a few microseconds): a change after
@@ -110,7 +105,7 @@ class BackendTokenizer:
     def _fresh(self) -> bool:
         if self._counter is not None and self._settings() != self._state:
             logging.getLogger(__name__).info("the tokenizer's settings changed since load: its own calls from now on")
-            self._counter = self._padder = None
+            self._counter, self._recent = None, {}
         return self._counter is not None
 
     @property
@@ -127,27 +122,52 @@ class BackendTokenizer:
         counter = self._counter if self._fresh() else None  # one read: another thread may drop it
         if counter is None:
             return self._transformers_counts(texts)
-        counts = [len(encoding) for encoding in counter.encode_batch(texts)]
+        encodings = counter.encode_batch(texts)
+        counts = [len(encoding) for encoding in encodings]
+        self._recent = dict(zip(texts, encodings, strict=True))  # what `batch` pads next (one window's worth)
         if not self.counts_checked:
             self.counts_checked = True
             reference = self._transformers_counts(texts)
             if counts != reference:
                 logging.getLogger(__name__).info("token counts: the tokenizer's backend disagrees with transformers "
                                                  "on this model; counting through transformers")  # fmt: skip
-                self._counter, counts = None, reference
+                self._counter, self._recent, counts = None, {}, reference
         return counts
 
     def batch(self, texts: list[str]) -> dict[str, Any] | None:
         """The padded batch, int64 tensors under the tokenizer's `model_input_names`; None where the tokenizer's
-        settings changed since load (the caller's own call then)."""
+        settings changed since load (the caller's own call then). Texts the last `count` saw are not encoded
+        again; padding (to the longest, on the tokenizer's side, its pad ids) is numpy's."""
         import torch
 
-        padder = self._padder if self._fresh() else None  # one read: another thread may drop it
-        if padder is None:
+        counter = self._counter if self._fresh() and self._pads else None  # one read: another thread may drop it
+        if counter is None:
             return None
-        encodings = padder.encode_batch(texts)
-        return {name: torch.from_numpy(np.array([getattr(e, self.FIELDS[name]) for e in encodings], dtype=np.int64))
-                for name in self._tokenizer.model_input_names}  # fmt: skip
+        encodings = [self._recent.get(text) for text in texts]
+        missing = [text for text, encoding in zip(texts, encodings, strict=True) if encoding is None]
+        if missing:
+            new = iter(counter.encode_batch(missing))
+            encodings = [next(new) if encoding is None else encoding for encoding in encodings]
+        lengths = np.fromiter(map(len, encodings), np.int64, len(encodings))
+        filled = np.arange(lengths.max(initial=0))[None, :] < lengths[:, None]  # each row's tokens, left-aligned
+        if (self._padding_side or self._tokenizer.padding_side) == "left":
+            filled = filled[:, ::-1]  # the same tokens against the right edge; boolean fills run left to right
+        tok, total = self._tokenizer, int(lengths.sum())
+
+        def padded(field: str, pad: int) -> np.ndarray:
+            out = np.full(filled.shape, pad, dtype=np.int64)
+            out[filled] = np.fromiter(chain.from_iterable(getattr(e, field) for e in encodings), np.int64, total)
+            return out
+
+        arrays = {}
+        for name in tok.model_input_names:
+            if name == "input_ids":
+                arrays[name] = padded("ids", tok.pad_token_id)
+            elif name == "token_type_ids":
+                arrays[name] = padded("type_ids", tok.pad_token_type_id)
+            else:
+                arrays[name] = filled.astype(np.int64)
+        return {name: torch.from_numpy(array) for name, array in arrays.items()}
 
     def _probes(self, prefix: str) -> list[list[str]]:
         """Batches that tell a differing call apart: one of every probe text, a text of distinct words past the
@@ -166,7 +186,7 @@ class BackendTokenizer:
         Probes are finite: callers let only plain configurations get here (see the backends)."""
         import torch
 
-        if self._padder is None:
+        if not self._pads:
             return None
         extras = []
         for probe in self._probes(prefix):

@@ -349,7 +349,7 @@ def test_st_batches_fall_back_to_sentence_transformers_where_the_probes_differ()
     """A backend that batches otherwise than `preprocess` (here: cut at 8 tokens) fails the probes: that prompt and
     role keep sentence-transformers' own `preprocess`, so the features (and vectors) stay its."""
     model = load_model("minilm", FP32)
-    model._tokens._padder.enable_truncation(8)
+    model._tokens._counter.enable_truncation(8)
     batch = ["a sentence long enough to pass eight word pieces, surely", *TEXTS]
     _assert_same_features(model.prepare_batch(batch, None), model._model.preprocess(batch, prompt=None))
     assert model._batch_extras == {(None, ()): None}
@@ -366,6 +366,26 @@ def test_hf_batches_from_the_backend_equal_transformers(shared_data: Path) -> No
         theirs = dict(model._transformers_batch(batch))
         model._no_token_rows(theirs)
         _assert_same_features(model.prepare_batch(batch, None), theirs)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_backend_batches_reuse_the_counted_encodings_and_pad_as_transformers(side: str, shared_data: Path) -> None:
+    """`batch` pads the encodings the last `count` made (the harness counts a window, then batches its texts) and
+    encodes only texts it has not seen; either way, on either padding side, every tensor equals transformers'
+    padded call (pad ids, type ids, masks)."""
+    from harness.backends import BackendTokenizer
+
+    tokenizer = load_model("minilm", FP32)._model.tokenizer
+    tokenizer.padding_side = side
+    tokens = BackendTokenizer(tokenizer, lambda: 128)
+    texts = _real_texts(shared_data)
+    tokens.count(texts[::2])
+    assert set(tokens._recent) == set(texts[::2])
+    for lo in range(0, len(texts), 48):
+        batch = texts[lo : lo + 48]  # half counted before, half not
+        theirs = tokenizer(batch, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        _assert_same_features(tokens.batch(batch), dict(theirs))
+    assert set(tokens._recent) == set(texts[::2])  # batching adds nothing: memory stays one count's worth
 
 
 def _edit_json(folder: Path, name: str, extra: dict) -> None:
