@@ -47,10 +47,13 @@ def test_dry_run_fills_every_part(tmp_path: Path, one_thread) -> None:
     assert {r["stage"] for r in mfu} == {"pretrain", "weak"} and all("mfu_causal_half" in r for r in mfu)
     curve = record["parts"]["curve"]["result"]
     if "skipped" not in curve:  # inductor on CPU needs g++ (tests/conftest.py needs_inductor)
-        assert len(curve["eager"]["pretrain"]) == len(curve["compiled"]["weak"]) == 3
-        assert curve["eager"]["pretrain"][0] != curve["eager"]["pretrain"][2]  # the steps do train
-        assert all(curve["within_noise"].values()) and max(curve["max_rel_diff"].values()) < 1e-4  # as compile test
-        assert max(curve["max_abs_diff"].values()) < 1e-3 and curve["seed"] == 0
+        (run,) = curve["runs"]  # the default: seed 0 on the fixed batches
+        assert curve["data"] == "fixed" and run["distinct_batches"] == {"pretrain": 1, "weak": 1}
+        assert len(run["eager"]["pretrain"]) == len(run["compiled"]["weak"]) == 3
+        assert run["eager"]["pretrain"][0] != run["eager"]["pretrain"][2]  # the steps do train
+        assert all(run["within_noise"].values()) and max(run["max_rel_diff"].values()) < 1e-4  # as compile test
+        assert max(run["max_abs_diff"].values()) < 1e-3 and run["seed"] == 0
+        assert "skipped" in curve["summary"]  # one seed: no summary over seeds
     encode = record["parts"]["encode"]["result"]
     assert [r["task"] for r in encode["rows"]] == ["STS16", "TNews"]
     assert all(0 < r["forward_share"] <= 1 and r["e2e_tokens_per_s"] > 0 for r in encode["rows"])
@@ -174,10 +177,131 @@ def test_curve_noise_is_absolute_and_the_seed_moves_init_and_batches(tmp_path: P
     assert gpu_speed.max_abs_diff([3.0, 1e-3], [3.1, 2e-3]) == pytest.approx(0.1)
     assert gpu_speed.max_rel_diff([3.0, 1e-3], [3.1, 2e-3]) == pytest.approx(0.5)
     assert gpu_speed.max_abs_diff([], [1.0]) is None
+    assert gpu_speed.mean_abs_diff([3.0, 1e-3], [3.1, 2e-3]) == pytest.approx((0.1 + 1e-3) / 2)
+    assert gpu_speed.mean_abs_diff([1.0], []) is None
     s, clock = gpu_speed.SIZES["dry"], gpu_speed.Clock(None)
     cpu = gpu_speed.torch.device("cpu")
     first, again, other = (gpu_speed.train_losses(s, cpu, None, False, clock, seed) for seed in (0, 0, 5))
     assert first == again and first["pretrain"][0] != other["pretrain"][0]
+
+
+def test_ratio_ci_is_a_paired_percentile_bootstrap() -> None:
+    """Two seeds: a resample is seed a twice (ratio 1), b twice (3) or one of each (2, the full-sample ratio),
+    with probabilities 1/4, 1/4, 1/2, so the 2.5th and 97.5th percentiles are 1 and 3. Pairing: a numerator that
+    is twice its seed's denominator gives exactly 2 in every resample, however spread the seeds are."""
+    assert gpu_speed.ratio_ci([1.0, 3.0], [1.0, 1.0]) == (2.0, 1.0, 3.0)
+    assert gpu_speed.ratio_ci([0.2, 2.0, 8.0], [0.1, 1.0, 4.0]) == pytest.approx((2.0, 2.0, 2.0))
+    spread = [0.5, 0.9, 0.3, 1.4, 0.7], [0.6, 0.5, 0.4, 0.9, 0.8]
+    ratio, lower, upper = gpu_speed.ratio_ci(*spread)
+    assert lower < ratio < upper and gpu_speed.ratio_ci(*spread) == (ratio, lower, upper)  # a fixed numpy seed
+
+
+def test_fresh_batches_are_new_every_step_and_fixed_by_the_seed() -> None:
+    """Real text, a new batch every step, in fixed shapes; the same seed gives the same batches (the three arms
+    of a seed train on one data), another seed others. Pairs: <bos> half <eos>, right-padded with <pad> = 0."""
+    data = REPO / "harness" / "sample_data"
+    s = {**gpu_speed.SIZES["dry"], "curve_steps": 4}
+    (rows_b, rows_t), (pairs_b, pairs_t) = s["curve_pretrain"], s["curve_weak"]
+    tokenizer = gpu_speed.data_tokenizer(data, gpu_speed.ConanConfig.preset(s["curve_preset"]).vocab_size)
+    folders = sorted(p.parent for p in data.rglob("task.json"))
+    texts = [t for folder in folders for t in gpu_speed.data_texts(folder, s["texts_per_task"])]
+    batches, again, other = (gpu_speed.fresh_batches(s, tokenizer, texts, seed, data) for seed in (0, 0, 1))
+    assert batches["rows"].shape == (4, rows_b, rows_t)
+    assert batches["pair_ids"].shape == batches["pair_mask"].shape == (4, 2 * pairs_b, pairs_t)
+    assert all(torch_equal(batches[k], again[k]) and not torch_equal(batches[k], other[k]) for k in batches)
+    assert gpu_speed.distinct_batches(batches) == {"pretrain": 4, "weak": 4}
+    ids, mask = batches["pair_ids"], batches["pair_mask"]
+    lengths = mask.sum(-1)
+    assert (ids[mask == 0] == 0).all() and (lengths >= 2 + gpu_speed.CURVE_MIN_HALF).all() and lengths.max() <= pairs_t
+    assert (mask == (gpu_speed.torch.arange(pairs_t) < lengths[..., None])).all()  # right-padded
+    assert (ids[..., 0] == 2).all() and (ids.gather(-1, lengths[..., None] - 1) == 3).all()  # <bos> ... <eos>
+    assert (batches["rows"] == 2).any() and (batches["rows"] == 3).any()  # packed documents' <bos>/<eos>
+    fixed = gpu_speed.fixed_batches(s, 0)  # the first design's batch at every step, as that code made it
+    assert gpu_speed.distinct_batches(fixed) == {"pretrain": 1, "weak": 1}
+    vocab = gpu_speed.ConanConfig.preset(s["curve_preset"]).vocab_size
+    old_rows = gpu_speed.torch.randint(4, vocab, (rows_b, rows_t), generator=gpu_speed.torch.Generator().manual_seed(1))
+    assert torch_equal(fixed["rows"][3], old_rows)
+    with pytest.raises(ValueError, match="sample_data give .* pass a larger --data-dir"):
+        gpu_speed.fresh_batches(s, tokenizer, texts[:5], 0, data)
+
+
+def torch_equal(a, b) -> bool:
+    return bool(gpu_speed.torch.equal(a, b))
+
+
+@pytest.mark.slow  # a tokenizer, 2 seeds x 2 arms, the compiled one through inductor
+def test_curve_dry_run_fresh_over_seeds(tmp_path: Path, one_thread) -> None:
+    """--curve-data fresh --curve-seeds 0 1: both seeds in one process, in a file of its own (-fresh), a summary
+    over them; on CPU both arms are fp32, so there is no noise scale and no verdict (the bf16 test has one)."""
+    argv = ["--dry-run", "--only", "curve", "--curve-data", "fresh", "--curve-seeds", "0", "1", "--out", str(tmp_path)]
+    assert gpu_speed.main(argv) == 0
+    assert not (tmp_path / "gpu_speed_dry-curve.json").exists()
+    record = json.loads((tmp_path / "gpu_speed_dry-curve-fresh.json").read_text())
+    options = record["options"]
+    assert options["curve_data"] == "fresh" and options["curve_seeds"] == [0, 1] and options["curve_seed"] is None
+    part = record["parts"]["curve"]
+    curve = part["result"]
+    if "skipped" in curve:  # inductor on CPU needs g++ (tests/conftest.py needs_inductor)
+        return
+    assert not part.get("partial") and curve["data"] == "fresh" and curve["criterion"] == gpu_speed.CURVE_CRITERION
+    assert curve["dtype"] == "fp32" and curve["texts"] > 0 and curve["tokenizer_vocab"] <= 4096
+    assert [r["seed"] for r in curve["runs"]] == [0, 1] and "skipped_seeds" not in curve
+    for run in curve["runs"]:
+        assert run["distinct_batches"] == {"pretrain": 3, "weak": 3} and "stopped" not in run
+        assert "eager_fp32" not in run and run["within_2x_noise"] == {"pretrain": None, "weak": None}
+        for stage, d in run["distances"].items():
+            assert set(d) == {"ce"} and 0 <= d["ce"]["mean_abs"] <= d["ce"]["max_abs"] < 1e-3  # fp32: compile = eager
+            assert d["ce"]["max_abs"] == run["max_abs_diff"][stage]
+    assert curve["runs"][0]["eager"] != curve["runs"][1]["eager"]  # another seed: another init and data
+    summary = curve["summary"]
+    assert summary["seeds"] == [0, 1] and summary["resamples"] == 10_000
+    for stage in ("pretrain", "weak"):
+        means = [r["distances"][stage]["ce"]["mean_abs"] for r in curve["runs"]]
+        assert summary[stage]["mean_ce"] == pytest.approx(sum(means) / 2)
+        assert summary[stage]["within_noise_ci"] is None and "ratio_ce_noise" not in summary[stage]
+
+
+@pytest.mark.slow  # 2 seeds x 3 arms, the compiled one through inductor
+def test_curve_summary_with_a_bf16_arm(needs_inductor, one_thread) -> None:
+    """The device's arms (bf16 eager and compiled, fp32 eager) under CPU autocast: every distance, the ratios
+    inside their bootstrap intervals, the verdict from the upper end, and the result saved after each seed."""
+    saved = []
+    curve = gpu_speed.part_curve(gpu_speed.SIZES["dry"], gpu_speed.torch.device("cpu"), gpu_speed.Clock(None),
+                                 [0, 1], "fresh", REPO / "harness" / "sample_data", gpu_speed.torch.bfloat16,
+                                 lambda result: saved.append(len(result["runs"])))  # fmt: skip
+    assert saved == [1, 2] and curve["dtype"] == "torch.bfloat16"
+    for run in curve["runs"]:
+        assert len(run["eager_fp32"]["weak"]) == 3
+        for stage, d in run["distances"].items():
+            assert set(d) == {"ce", "noise", "cf"} and all(0 <= v["mean_abs"] <= v["max_abs"] for v in d.values())
+            assert d["noise"]["max_abs"] == run["bf16_noise_max_abs"][stage]
+            assert run["within_2x_noise"][stage] == (d["ce"]["mean_abs"] <= 2 * d["noise"]["mean_abs"])
+    for stage in ("pretrain", "weak"):
+        row = curve["summary"][stage]
+        for name in ("ce", "cf"):
+            lower, upper = row[f"ci95_{name}_noise"]
+            assert lower <= row[f"ratio_{name}_noise"] <= upper
+            assert row[f"ratio_{name}_noise"] == pytest.approx(row[f"mean_{name}"] / row["mean_noise"])
+        assert row["within_noise_ci"] == (row["ci95_ce_noise"][1] <= 2)
+
+
+def test_a_spent_curve_budget_skips_seeds(tmp_path: Path) -> None:
+    """Past the budget no seed starts: each is listed, and there is nothing to summarise."""
+    argv = ["--dry-run", "--only", "curve", "--curve-seeds", "3", "4", "--budget", "curve=0", "--out", str(tmp_path)]
+    assert gpu_speed.main(argv) == 0
+    curve = json.loads((tmp_path / "gpu_speed_dry-curve.json").read_text())["parts"]["curve"]["result"]
+    if "skipped" in curve:  # inductor on CPU needs g++
+        return
+    assert curve["runs"] == [] and curve["skipped_seeds"]["seeds"] == [3, 4]
+    assert curve["skipped_seeds"]["why"].startswith("time budget") and "skipped" in curve["summary"]
+
+
+def test_curve_seed_flags_are_one_or_the_other(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for argv, message in ((["--curve-seed", "1", "--curve-seeds", "2", "3"], "--curve-seed and --curve-seeds"),
+                          (["--curve-seeds", "2", "2"], "a seed repeats")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            gpu_speed.main(["--dry-run", "--only", "curve", *argv, "--out", str(tmp_path)])
+        assert message in capsys.readouterr().err
 
 
 @pytest.mark.slow  # inductor compiles every block for two shapes
