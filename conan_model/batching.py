@@ -62,6 +62,19 @@ class _Failure:
         self.exc = exc
 
 
+def window_spans(n: int, window: int, first: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of the windows `encode_stream` counts and sorts ``n`` texts in: ``first`` texts (one batch's
+    worth), then twice as many each time up to ``window``. Why: nothing of a window can run before all of it is
+    counted (its batches are sorted by length), so with full windows the model waited, at every call, for a whole
+    window's tokenizing (on an H200, minilm's
+    retrieval tasks: 0.51 s of 3.2 s, stop 43). Doubling, each window is
+    counted while the one before it runs; the first wait is one batch's."""
+    lo, size = 0, max(1, min(first, window))
+    while lo < n:
+        yield lo, min(lo + size, n)
+        lo, size = lo + size, min(2 * size, window)
+
+
 def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     """Yield ``items`` while a daemon thread produces up to ``depth`` of them ahead; ``depth`` 0 runs inline.
 

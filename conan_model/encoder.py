@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from .batching import EncodeTimings, prefetch, token_budget_batches
+from .batching import EncodeTimings, prefetch, token_budget_batches, window_spans
 from .checkpoint import CHECKPOINT_FILES, load_pretrained
 from .config import ConanConfig
 from .device import default_dtype, pick_device
@@ -150,11 +150,14 @@ class ConanEncoder:
         *,
         max_batch_tokens: int | None = None,
         window: int | None = None,
+        first_window: int | None = None,
         prefetch: bool = True,
         timings: EncodeTimings | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> Iterator[Window]:
-        """Encode ``texts`` ``window`` at a time (None: all at once), yielding each window as soon as it is done.
+        """Encode ``texts`` ``window`` at a time (None: all at once), yielding each window as soon as it is done;
+        with ``first_window``, the windows grow from it to ``window`` (`window_spans`: the model's first wait for
+        the background tokenizer is that window's, not a whole one's).
 
         Each window is tokenized once, sorted by length once and cut into batches (see :meth:`encode`); with
         ``prefetch`` the next batches are tokenized and padded in a background thread meanwhile. ``timings``
@@ -167,15 +170,16 @@ class ConanEncoder:
         if window is not None and window <= 0:
             raise ValueError(f"window must be positive, got {window}")
         budget = float(max_batch_tokens) if max_batch_tokens else float("inf")
-        plan = _Plan(list(texts), role, max_length, batch_size, budget, window or max(len(texts), 1),
+        window = window or max(len(texts), 1)
+        plan = _Plan(list(texts), role, max_length, batch_size, budget, window, first_window or window,
                      pin=self.device.type == "cuda")  # fmt: skip
         return self._run(plan, normalize, prefetch, timings if timings is not None else EncodeTimings(), on_batch)
 
     def _prepare(self, plan: _Plan, clock: EncodeTimings) -> Iterator[tuple]:
         """Producer: per window, tokenize once, sort once, then pad each batch (pinned on CUDA)."""
-        for lo in range(0, len(plan.texts), plan.window):
+        for lo, hi in window_spans(len(plan.texts), plan.window, plan.first_window):
             start = time.perf_counter()
-            ids = self._token_ids(plan.texts[lo : lo + plan.window], plan.role, plan.max_length)
+            ids = self._token_ids(plan.texts[lo:hi], plan.role, plan.max_length)
             lengths = [len(x) for x in ids]
             clock.tokenize_s += time.perf_counter() - start
             for rows in token_budget_batches(lengths, plan.batch_size, plan.budget):
@@ -237,9 +241,9 @@ class _Plan:
     """What the producer needs: the texts and how to tokenize and batch them."""
 
     def __init__(self, texts: list[str], role: str | None, max_length: int | None, batch_size: int,
-                 budget: float, window: int, pin: bool) -> None:  # fmt: skip
+                 budget: float, window: int, first_window: int, pin: bool) -> None:  # fmt: skip
         self.texts, self.role, self.max_length, self.pin = texts, role, max_length, pin
-        self.batch_size, self.budget, self.window = batch_size, budget, window
+        self.batch_size, self.budget, self.window, self.first_window = batch_size, budget, window, first_window
 
 
 class _DeviceTimer:

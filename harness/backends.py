@@ -573,11 +573,12 @@ class ConanEmbedder(Embedder):
     def encode_stream(self, texts: list[str], role: str | None, max_batch: int, max_tokens: int, window: int,
                       on_batch: Callable[[int], None] | None = None,
                       ) -> Iterator[tuple[int, int, np.ndarray, list[int]]]:  # fmt: skip
-        """The encoder's own pass: each text tokenized once, one length sort per window, the next batches
-        tokenized and padded in a background thread while the model runs (pinned, non-blocking on CUDA)."""
+        """The encoder's own pass: each text tokenized once, one length sort per window (windows as the generic
+        path's, `window_spans`), the next batches tokenized and padded in a background thread while the model runs
+        (pinned, non-blocking on CUDA)."""
         return self._enc.encode_windows(texts, role=role, batch_size=max_batch, max_length=self.max_length,
                                         normalize=True, max_batch_tokens=max_tokens, window=window,
-                                        timings=self.timings, on_batch=on_batch)  # fmt: skip
+                                        first_window=max_batch, timings=self.timings, on_batch=on_batch)  # fmt: skip
 
     def count_tokens(self, texts: list[str], role: str | None) -> list[int]:
         return list(self._enc.count_tokens(texts, role=role, max_length=self.max_length))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from conan_model.batching import EncodeTimings, prefetch, timed, token_budget_batches
+from conan_model.batching import EncodeTimings, prefetch, timed, token_budget_batches, window_spans
 from harness import sysinfo
 
 # The packages whose code computes a vector (the model's kernels, its tokenizer, the pipeline around them)
@@ -90,9 +90,10 @@ class Embedder(ABC):
     def encode_stream(self, texts: list[str], role: str | None, max_batch: int, max_tokens: int, window: int,
                       on_batch: Callable[[int], None] | None = None, prompt: str | None = None,
                       ) -> Iterator[tuple[int, int, np.ndarray, list[int]]]:  # fmt: skip
-        """(start, end, vectors, token counts) per ``window`` texts, each window in length-sorted batches of at
-        most ``max_batch`` texts and ``max_tokens`` padded tokens. This default counts tokens, then calls
-        ``encode_batch`` per batch (the tokenizer runs twice); backends that can do better override it. ``prompt``
+        """(start, end, vectors, token counts) per window of texts (`window_spans`: up to ``window`` texts), each
+        window in length-sorted batches of at most ``max_batch`` texts and ``max_tokens`` padded tokens. This
+        default counts tokens, then calls ``encode_batch`` per batch (a backend without `BackendTokenizer`
+        tokenizes twice); backends that can do better override it. ``prompt``
         (a task's own, only for a model with `task_prompts`) goes to ``encode_batch`` and ``count_tokens``.
         ``timings.texts`` counts each batch as it is done and ``on_batch`` (a terminal bar) gets its text count,
         so progress moves every batch, not every window.
@@ -103,8 +104,8 @@ class Embedder(ABC):
         if self.prefetches:
             yield from self._prefetched_stream(texts, role, max_batch, max_tokens, window, on_batch, task_prompt)
             return
-        for lo in range(0, len(texts), window):
-            part = texts[lo : lo + window]
+        for lo, hi in window_spans(len(texts), window, max_batch):
+            part = texts[lo:hi]
             tokenized_before = self.timings.tokenize_s
             start = time.perf_counter()
             lengths = self.count_tokens(part, role, **task_prompt)
@@ -174,8 +175,8 @@ class Embedder(ABC):
         pin = self.device_type == "cuda"  # pinned host memory is CUDA's; other accelerators copy from pageable
 
         def produce() -> Iterator[tuple[int, list[int], list[int] | None, Any]]:
-            for lo in range(0, len(texts), window):
-                part = texts[lo : lo + window]
+            for lo, hi in window_spans(len(texts), window, max_batch):
+                part = texts[lo:hi]
                 start = time.perf_counter()
                 lengths = self.count_tokens(part, role, **task_prompt)
                 self.timings.tokenize_s += time.perf_counter() - start

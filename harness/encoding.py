@@ -225,6 +225,11 @@ class HarnessEncoder(ScoredAsModel):
             loading = self.model.ensure_loaded()  # a lazy model's weights load at the first text, timed apart
             self.texts_before = self.model.timings.texts
             self.to_encode = len(todo)  # set after the load: while weights load, the line says "loading"
+            # shortest first, by characters: a window then holds texts of like length, so its length-sorted batches
+            # carry little padding (over the 45 tasks, 16.6% fewer padded tokens at the GPU batch sizes, 4.1% at the
+            # CPU ones: benchmarks/bench_text_order.py), and the first window, which the model waits for in full, is
+            # the quickest to tokenize
+            todo.sort(key=lambda i: len(distinct[i]))
             windows = self._compute([distinct[i] for i in todo], role, desc, prompt)
             with contextlib.closing(windows):  # closing stops a background producer
                 for lo, hi, vectors in windows:

@@ -94,18 +94,19 @@ def test_encoded_slices_reach_the_cache_before_the_task_ends(minilm, tmp_path: P
         return real(texts, role)
 
     encoder = HarnessEncoder(minilm, batch_size=16, cache=EmbeddingCache(tmp_path), show_progress=False)
-    encoder.flush_every = 32  # two batches of 16 per slice: slices 1 and 2 finish, slice 3 dies half-way
+    encoder.flush_every = 32  # windows of 16, 32, 32 texts (one batch, then doubling): the third dies half-way
     minilm.encode_batch = dies_on_the_fifth_batch
     try:
         with pytest.raises(_Killed):
             encoder.encode_texts(corpus, "document")
     finally:
         minilm.encode_batch = real
-    assert EmbeddingCache(tmp_path).info()["entries"] == 64
+    assert EmbeddingCache(tmp_path).info()["entries"] == 48
+    done = sorted(dict.fromkeys(corpus), key=len)[:48]  # texts are encoded shortest first
     again = HarnessEncoder(minilm, batch_size=16, cache=EmbeddingCache(tmp_path), show_progress=False)
-    vectors = again.encode_texts(corpus[:64], "document")
-    assert again.stats.cache_hits == 64 and again.stats.encoded_texts == 0
-    np.testing.assert_allclose(vectors[:3], minilm.encode_batch(corpus[:3], "document"), atol=1e-5)
+    vectors = again.encode_texts(done, "document")
+    assert again.stats.cache_hits == 48 and again.stats.encoded_texts == 0
+    np.testing.assert_allclose(vectors[:3], minilm.encode_batch(done[:3], "document"), atol=1e-5)
 
 
 def test_cache_command_on_an_unusable_folder_exits_2(capsys) -> None:
