@@ -124,7 +124,7 @@ class BackendTokenizer:
             return self._transformers_counts(texts)
         encodings = counter.encode_batch(texts)
         counts = [len(encoding) for encoding in encodings]
-        self._recent = dict(zip(texts, encodings, strict=True))  # what `batch` pads next (one window's worth)
+        self._recent = dict(zip(texts, encodings, strict=True))  # what `batch` pads next; it drops each one it uses
         if not self.counts_checked:
             self.counts_checked = True
             reference = self._transformers_counts(texts)
@@ -143,7 +143,10 @@ class BackendTokenizer:
         counter = self._counter if self._fresh() and self._pads else None  # one read: another thread may drop it
         if counter is None:
             return None
-        encodings = [self._recent.get(text) for text in texts]
+        recent = self._recent
+        encodings = [recent.get(text) for text in texts]
+        for text in texts:  # used: held no longer (a truncated Encoding keeps its cut-off tokens too)
+            recent.pop(text, None)
         missing = [text for text, encoding in zip(texts, encodings, strict=True) if encoding is None]
         if missing:
             new = iter(counter.encode_batch(missing))

@@ -56,9 +56,10 @@ def test_a_full_cache_warns_once_and_the_encoder_goes_on(minilm, tmp_path: Path,
     np.testing.assert_allclose(vectors[:5], minilm.encode_batch(corpus[:5], "document"), atol=1e-5)
     np.testing.assert_allclose(later[-3:], minilm.encode_batch(corpus[-3:], "document"), atol=1e-5)
     stored = cache.info()["entries"]
-    assert 0 < stored < 128 and stored % 32 == 0  # whole slices only: a failed slice is rolled back, not half written
+    assert stored in (16, 48, 80, 112)  # whole slices (16, 32, 32, ...): a failed one is rolled back, not half written
     found = cache.get_many(encoder._namespace("document"), corpus)
-    assert sorted(found) == list(range(stored))  # what was stored before the failure is still served
+    shortest = sorted(dict.fromkeys(corpus[:128]), key=len)[:stored]  # texts are encoded shortest first
+    assert {corpus[j] for j in found} == set(shortest)  # what was stored before the failure is still served
 
 
 def test_a_run_whose_cache_fills_up_scores_every_task(tmp_path: Path, capsys, monkeypatch) -> None:
