@@ -91,8 +91,8 @@ class BackendTokenizer:
         self._pads = tokenizer.pad_token_id is not None and set(tokenizer.model_input_names) <= set(self.INPUTS)
 
     def _settings(self) -> tuple:
-        """What the copies took from the tokenizer and the model (a few microseconds): a change after
-        construction makes them stale."""
+        """What the backend copy and the numpy padding took from the tokenizer and the model (a few microseconds):
+        a change after construction makes them stale."""
         tok, backend = self._tokenizer, getattr(self._tokenizer, "backend_tokenizer", None)
         parts = (getattr(backend, name, None) for name in ("normalizer", "pre_tokenizer", "post_processor"))
         added = tuple(map(repr, backend.get_added_tokens_decoder().values())) if backend is not None else None
