@@ -21,19 +21,16 @@ benchmarks/results/bench_tokenize.json.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
 
-_SHELL_TOKENIZERS_PARALLELISM = os.environ.get("TOKENIZERS_PARALLELISM")  # before common.py's scratch_env
+from common import DEFAULT_DATA, tokenize_as_the_cli, write_report
+from gpu_speed import data_texts
 
-from common import DEFAULT_DATA, write_report  # noqa: E402
-from gpu_speed import data_texts  # noqa: E402
-
-from conan_model.batching import token_budget_batches  # noqa: E402
-from harness.embedder import ModelOptions  # noqa: E402
-from harness.models import load_model  # noqa: E402
+from conan_model.batching import token_budget_batches
+from harness.embedder import ModelOptions
+from harness.models import load_model
 
 MAX_BATCH, MAX_TOKENS = 256, 65536  # gpu_speed's GPU sizes, what the H200 runs used
 
@@ -45,10 +42,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    if _SHELL_TOKENIZERS_PARALLELISM is None:  # as `harness run` tokenizes: the library's parallel default
-        os.environ.pop("TOKENIZERS_PARALLELISM", None)
-    else:
-        os.environ["TOKENIZERS_PARALLELISM"] = _SHELL_TOKENIZERS_PARALLELISM
+    tokenize_as_the_cli()
     model = load_model("minilm", ModelOptions(device="cpu", dtype="float32"))
     tokens, preprocess = model._tokens, model._model.preprocess
     extras = tokens.verified_extras(lambda probe: preprocess(probe, prompt=None))

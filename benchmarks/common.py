@@ -12,6 +12,7 @@ from typing import Any
 from harness.env import scratch_env, shared_data_root
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="harness-bench-"))
+_SHELL_TOKENIZERS_PARALLELISM = os.environ.get("TOKENIZERS_PARALLELISM")  # before scratch_env defaults it
 scratch_env(SCRATCH)  # offline, library caches under SCRATCH (harness/env.py)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,6 +67,16 @@ def save_result(path: Path, payload: dict[str, Any]) -> None:
 
     atomic_write_json(path, portable(payload))
     print(f"\nwrote {path}")
+
+
+def tokenize_as_the_cli() -> None:
+    """Put the shell's TOKENIZERS_PARALLELISM back (unset: the tokenizers library's parallel default), before any
+    tokenizer exists. scratch_env defaults it to "false", right for tests and CPU benchmarks, but `harness run`
+    never sets it: a benchmark that times tokenizing as the CLI does calls this."""
+    if _SHELL_TOKENIZERS_PARALLELISM is None:
+        os.environ.pop("TOKENIZERS_PARALLELISM", None)
+    else:
+        os.environ["TOKENIZERS_PARALLELISM"] = _SHELL_TOKENIZERS_PARALLELISM
 
 
 def write_report(name: str, rows: list[list[Any]], headers: list[str], payload: dict[str, Any]) -> None:

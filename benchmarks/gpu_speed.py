@@ -74,13 +74,11 @@ for path in (REPO, REPO / "benchmarks"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-_SHELL_TOKENIZERS_PARALLELISM = os.environ.get("TOKENIZERS_PARALLELISM")  # before common.py's scratch_env
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from bench_model import environment, make_batch, time_call  # noqa: E402
 from bench_train import bench_steps  # noqa: E402
-from common import SCRATCH, save_result  # noqa: E402
+from common import SCRATCH, save_result, tokenize_as_the_cli  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
 from conan_model import ConanConfig, ConanEncoder, ConanModel, save_pretrained, synchronize  # noqa: E402
@@ -90,13 +88,7 @@ from conan_model.tokenizer import BOS, EOS, PAD, train_tokenizer_from_texts  # n
 from harness.data import iter_jsonl, row_texts  # noqa: E402
 from train.metrics import device_name, peak_tflops  # noqa: E402
 
-# common.py's scratch_env defaults TOKENIZERS_PARALLELISM to "false" (right for tests and CPU benchmarks), but
-# `harness run` never sets it: a CLI run tokenizes with the shell's value or, unset, with the tokenizers library's
-# default (parallel). Measure what the CLI does: the shell's value back, before any tokenizer exists.
-if _SHELL_TOKENIZERS_PARALLELISM is None:
-    os.environ.pop("TOKENIZERS_PARALLELISM", None)
-else:
-    os.environ["TOKENIZERS_PARALLELISM"] = _SHELL_TOKENIZERS_PARALLELISM
+tokenize_as_the_cli()  # measure what `harness run` does, not common.py's test default (sequential)
 
 SIZES: dict[str, dict[str, Any]] = {
     "gpu": {"preset": "conan-v2-1.4b", "flex_layers": 2, "flex_lengths": [512, 2048, 8192], "flex_tokens": 16384,

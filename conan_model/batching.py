@@ -24,6 +24,11 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+# Items (padded batches and window marks) a background producer may run ahead of the model: enough that it counts
+# the next window while the model still has most of this one's batches to run (a window of 1,024 texts is 4 batches
+# at the GPU's 256), not only the last one or two, and a few MB of pinned token ids at most.
+PREFETCH_DEPTH = 8
+
 
 def token_budget_batches(lengths: list[int], max_batch: int, max_tokens: float = float("inf"),
                          packed: bool = False) -> list[list[int]]:  # fmt: skip

@@ -24,14 +24,12 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from .batching import EncodeTimings, prefetch, token_budget_batches, window_spans
+from .batching import PREFETCH_DEPTH, EncodeTimings, prefetch, token_budget_batches, window_spans
 from .checkpoint import CHECKPOINT_FILES, load_pretrained
 from .config import ConanConfig
 from .device import default_dtype, pick_device
 from .modeling import Backbone
 from .tokenizer import EncodedBatch, pad_batch, token_ids, without_padding_or_truncation
-
-PREFETCH_DEPTH = 8  # padded batches the producer may run ahead (a few MB of token ids at most)
 
 # (window start, window end, vectors of texts[start:end], token counts of those texts)
 Window = tuple[int, int, np.ndarray, list[int]]

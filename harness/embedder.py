@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from conan_model.batching import EncodeTimings, prefetch, timed, token_budget_batches, window_spans
+from conan_model.batching import PREFETCH_DEPTH, EncodeTimings, prefetch, timed, token_budget_batches, window_spans
 from harness import sysinfo
 
 # The packages whose code computes a vector (the model's kernels, its tokenizer, the pipeline around them)
@@ -102,7 +102,8 @@ class Embedder(ABC):
         while the model runs, and ``wait_s`` is only the time the model waited for them."""
         task_prompt = {} if prompt is None else {"prompt": prompt}  # models without task prompts take no prompt
         if self.prefetches:
-            yield from self._prefetched_stream(texts, role, max_batch, max_tokens, window, on_batch, task_prompt)
+            yield from self._prefetched_stream(texts, role, max_batch, max_tokens, window, on_batch, task_prompt,
+                                               first_window=max_batch)  # fmt: skip
             return
         for lo, hi in window_spans(len(texts), window, max_batch):
             part = texts[lo:hi]
@@ -166,16 +167,19 @@ class Embedder(ABC):
             on_batch(texts)
 
     def _prefetched_stream(self, texts: list[str], role: str | None, max_batch: int, max_tokens: int, window: int,
-                           on_batch: Callable[[int], None] | None, task_prompt: dict[str, str],
+                           on_batch: Callable[[int], None] | None, task_prompt: dict[str, str], first_window: int,
+                           depth: int = PREFETCH_DEPTH,
                            ) -> Iterator[tuple[int, int, np.ndarray, list[int]]]:  # fmt: skip
-        """`encode_stream` with all tokenizer work in one background thread, up to three items ahead: each window's
-        token counts, then its batches tokenized, padded and pinned (CUDA) for non-blocking copies. The tokenizer
-        has this one user (the main thread never calls it meanwhile). A window is handed back when the next one's
-        counts arrive, or at the end."""
+        """`encode_stream` with all tokenizer work in one background thread, up to ``depth`` items ahead: each
+        window's token counts, then its batches tokenized, padded and pinned (CUDA) for non-blocking copies; the
+        windows `window_spans` from ``first_window`` texts. The tokenizer has this one user (the main thread never
+        calls it meanwhile). A window is handed back when the next one's counts arrive, or at the end.
+        (``first_window`` and ``depth`` are parameters for benchmarks/bench_wait_model.py, which runs earlier
+        settings beside these.)"""
         pin = self.device_type == "cuda"  # pinned host memory is CUDA's; other accelerators copy from pageable
 
         def produce() -> Iterator[tuple[int, list[int], list[int] | None, Any]]:
-            for lo, hi in window_spans(len(texts), window, max_batch):
+            for lo, hi in window_spans(len(texts), window, first_window):
                 part = texts[lo:hi]
                 start = time.perf_counter()
                 lengths = self.count_tokens(part, role, **task_prompt)
@@ -191,7 +195,7 @@ class Embedder(ABC):
             self.timings.wait_s += seconds
 
         current: tuple[int, list[int], np.ndarray] | None = None
-        with contextlib.closing(timed(prefetch(produce()), waited)) as stream:
+        with contextlib.closing(timed(prefetch(produce(), depth), waited)) as stream:
             for lo, lengths, batch, inputs in stream:
                 if batch is None:
                     if current is not None:

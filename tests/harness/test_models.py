@@ -270,6 +270,48 @@ def test_prefetched_stream_gives_the_inline_vectors_bit_for_bit(spec: str, monke
         assert t.tokenize_s > 0 and t.forward_s > 0
 
 
+def test_prefetched_stream_counts_the_next_window_while_this_ones_batches_run(monkeypatch: pytest.MonkeyPatch,
+                                                                              one_thread) -> None:  # fmt: skip
+    """The background tokenizer runs `PREFETCH_DEPTH` items ahead, so it counts the next window while the model
+    still has most of this one's batches to run (two items ahead, as before, it counted the next window only when
+    the model was at this window's last two batches: on an H200 the model then waited for each whole count).
+    Deterministic: the model holds the first batch of a window of four until the next window's count starts; two
+    items ahead, that count could not start, and the stream stops with the failure below."""
+    import threading
+
+    from conan_model.batching import PREFETCH_DEPTH, window_spans
+
+    model = load_model("minilm", FP32)
+    monkeypatch.setattr(type(model), "prefetches", property(lambda self: True))
+    texts = [f"text {i} " + "word " * (i % 5) for i in range(88)]
+    windows = list(window_spans(len(texts), 32, 8))
+    assert windows == [(0, 8), (8, 24), (24, 56), (56, 88)] and PREFETCH_DEPTH > 4
+    counted, count_tokens, run_batch = [], model.count_tokens, model.run_batch
+    next_window_counting = threading.Event()
+
+    def count(part: list[str], role: str | None) -> list[int]:
+        counted.append(len(counted))
+        if len(counted) == 4:
+            next_window_counting.set()
+        return count_tokens(part, role)
+
+    runs = []
+
+    def run(prepared: dict, role: str | None) -> np.ndarray:
+        runs.append(len(counted))  # windows counted when this batch reached the model
+        if len(runs) == 4:  # the first of the third window's four batches
+            assert next_window_counting.wait(timeout=120), "the fourth window was not counted meanwhile"
+        return run_batch(prepared, role)
+
+    monkeypatch.setattr(model, "count_tokens", count)
+    monkeypatch.setattr(model, "run_batch", run)
+    streamed = list(model.encode_stream(texts, None, 8, 1 << 20, 32))
+    assert [(lo, hi) for lo, hi, _, _ in streamed] == windows and runs[3] == 4 and len(runs) == 11
+    monkeypatch.undo()  # the inline stream: the same batches, so the same vectors
+    inline = list(model.encode_stream(texts, None, 8, 1 << 20, 32))
+    assert np.array_equal(np.concatenate([v for *_, v, _ in streamed]), np.concatenate([v for *_, v, _ in inline]))
+
+
 def _real_texts(shared_data: Path) -> list[str]:
     """Edge cases and 300 texts a CMRC2018 evaluation encodes (Chinese passages, many past 256 tokens)."""
     from harness.data import iter_jsonl, row_texts
