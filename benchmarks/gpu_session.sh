@@ -29,6 +29,7 @@
 #           gpu_speed: encode 75 (the random 1.4B checkpoint made first: tokenizer, init, save, inside the
 #           budget) + harness 180 (conan, then minilm with 45 s kept for it) + prefetch 45 = 300 s (backstop 360 s)
 #           worst case ~385 s, expected ~330 s
+#   ONLY=shapes (with PART=2's carry)  bench_shapes.py: 3 child processes, ~60 s (backstop SHAPES_TIMEOUT 150 s)
 #   Both calls expected ~680 s, leaving ~3.5 min of the 15 for the machine's start (budgets, not the backstops,
 #   are what keep them inside the session). The whole-suite harness walls need a call per model (a 1.4B suite and
 #   minilm's do not fit 180 s): ONLY=harness SPEED_ARGS="--budget harness=S --harness-model conan" (then minilm),
@@ -59,8 +60,12 @@ esac
 # ONLY="harness" (parts, space-separated) overrides PART's parts; ONLY=none runs none (only the installs and the
 # import check: a first call that readies a machine for the next). SPEED_ARGS passes more gpu_speed.py options,
 # e.g. SPEED_ARGS="--budget harness=480 --harness-model conan".
+# ONLY may also name "shapes": benchmarks/bench_shapes.py (minilm's first run of each batch shape, and padding to a
+# multiple; ~60 s, backstop SHAPES_TIMEOUT 150 s), run after gpu_speed's parts, if any.
+SHAPES=""
 if [ -n "${ONLY:-}" ]; then
-  PARTS=$(for part in $ONLY; do [ "$part" != none ] && printf -- '--only %s ' "$part"; done)
+  [[ " $ONLY " == *" shapes "* ]] && SHAPES=1
+  PARTS=$(for part in $ONLY; do [ "$part" != none ] && [ "$part" != shapes ] && printf -- '--only %s ' "$part"; done)
 fi
 status=0
 # Drop the stack frames inside torch of dynamo's warnings (a "File .../torch/..." line and its code line), keep
@@ -80,11 +85,18 @@ if { [ -z "${ONLY:-}" ] && [ "${PART:-all}" != 2 ]; } || [[ " ${ONLY:-} " == *" 
   echo "[session] ${SECONDS} s: flex test done"
 fi
 # ONLY naming no part (ONLY=none): the installs and the import check were the call's work
-[ -n "${ONLY:-}" ] && [ -z "$PARTS" ] && { echo "[session] ${SECONDS} s: ONLY=none, no part run"; exit $status; }
+[ -n "${ONLY:-}" ] && [ -z "$PARTS" ] && [ -z "$SHAPES" ] && { echo "[session] ${SECONDS} s: ONLY=none, no part run"; exit $status; }
 # the log file keeps every line; the console gets it without torch's stack frames
-timeout "$SPEED_TIMEOUT" python3 benchmarks/gpu_speed.py --out "$OUT" $DRY_ARGS $PARTS ${SPEED_ARGS:-} ${DATA:+--data-dir "$DATA"} \
-  ${SHAPE:+--minilm-shape "$SHAPE"} 2>&1 | tee "$OUT/gpu_speed${PART:+_part$PART}.log" | frames_out || status=1
-echo "[session] ${SECONDS} s: gpu_speed done (status so far $status)"
+if [ -z "${ONLY:-}" ] || [ -n "$PARTS" ]; then
+  timeout "$SPEED_TIMEOUT" python3 benchmarks/gpu_speed.py --out "$OUT" $DRY_ARGS $PARTS ${SPEED_ARGS:-} ${DATA:+--data-dir "$DATA"} \
+    ${SHAPE:+--minilm-shape "$SHAPE"} 2>&1 | tee "$OUT/gpu_speed${PART:+_part$PART}.log" | frames_out || status=1
+  echo "[session] ${SECONDS} s: gpu_speed done (status so far $status)"
+fi
+if [ -n "$SHAPES" ]; then
+  timeout "${SHAPES_TIMEOUT:-150}" python3 benchmarks/bench_shapes.py --out "$OUT" $DRY_ARGS ${DATA:+--data-dir "$DATA"} \
+    ${SHAPE:+--minilm-shape "$SHAPE"} 2>&1 | tee "$OUT/bench_shapes.log" || status=1
+  echo "[session] ${SECONDS} s: bench_shapes done (status so far $status)"
+fi
 # a call brings back at most 8 files: the harness's run directories (4 small files per model) travel as one archive
 for runs in "$OUT"/*-harness-runs; do
   [ -d "$runs" ] && tar czf "$runs.tgz" -C "$OUT" "$(basename "$runs")" && rm -rf "$runs"

