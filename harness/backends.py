@@ -237,6 +237,21 @@ def _fuse_bf16_cpu(model: Any) -> str | None:
     return onednn.KERNELS if onednn.fuse_linears(model) else None
 
 
+CPU_BF16_PAD_MULTIPLE = 16
+
+
+def pad_multiple(device_type: str, dtype: str, requested: int | None) -> int:
+    """Tokens a batch the harness pads (`BackendTokenizer.batch`) is padded to a multiple of: ``requested``
+    (--pad-to-multiple-of), else 16 for bfloat16 on a CPU, else 1 (to the longest text). Why 16 there: oneDNN
+    makes its bf16 kernels per batch shape, and fewer shapes cost less than the padding they add (minilm over the
+    13 retrieval tasks' encode calls at `harness run`'s CPU batch sizes, each shape new: 35 shapes instead of 79,
+    6.7% more padded tokens, 1.12x faster; benchmarks/results/bench_shapes_cpu.json). On a GPU not measured yet:
+    1 until benchmarks/bench_shapes.py has run there."""
+    if requested is not None:
+        return requested
+    return CPU_BF16_PAD_MULTIPLE if device_type == "cpu" and dtype == "bfloat16" else 1
+
+
 class SentenceTransformerEmbedder(Embedder):
     """Any sentence-transformers model, run through its module pipeline as `encode_query` / `encode_document` /
     `encode` (what mteb calls) run it: same prompt, same prompt-aware pooling, same routing, one batch at a time.
@@ -261,6 +276,9 @@ class SentenceTransformerEmbedder(Embedder):
             self._model.max_seq_length = positions  # counts the padding offset's positions as usable: it would crash
         self.max_length = self._model.max_seq_length
         self._tokens = BackendTokenizer(self._model.tokenizer, lambda: self._model.max_seq_length)
+        if plain_text_transformer(self._model):  # else sentence-transformers' own preprocess pads, to the longest
+            self.pad_multiple = self._tokens.pad_to_multiple_of = pad_multiple(self.device_type, self.dtype,
+                                                                               opts.pad_to_multiple_of)  # fmt: skip
         self._batch_extras: dict[tuple, dict[str, Any] | None] = {}  # per prompt and role: see _backend_batch
         self.embed_dim = int(self._model.get_embedding_dimension())
         self._prompts = dict(getattr(model, "prompts", {}) or {})
@@ -495,6 +513,9 @@ class HFEmbedder(Embedder):
             self._tok.pad_token = self._tok.eos_token
         self._tokens = BackendTokenizer(self._tok, lambda: self.max_length, padding_side="right")
         self._backend_batches = self._tokens.verified_extras(self._transformers_batch) == {}
+        if self._backend_batches:  # else transformers' own call pads every batch, to the longest
+            self.pad_multiple = self._tokens.pad_to_multiple_of = pad_multiple(self.device_type, self.dtype,
+                                                                               opts.pad_to_multiple_of)  # fmt: skip
 
     def torch_module(self) -> Any:
         return self._model

@@ -40,6 +40,7 @@ class ModelOptions:
     pooling: str = "mean"
     trust_remote_code: bool = False
     compile: bool = False  # torch.compile the model's transformer (pays off on accelerators for long runs)
+    pad_to_multiple_of: int | None = None  # batch lengths padded to a multiple of this; None: harness.backends' choice
 
 
 class Embedder(ABC):
@@ -55,6 +56,7 @@ class Embedder(ABC):
     device: str = "cpu"
     pooling: str = "model"  # the model's own pooling unless an hf: spec chose one
     kernels: str | None = None  # non-stock kernels that move vectors by rounding (harness.onednn, COMPILED), else None
+    pad_multiple: int = 1  # tokens a batch is padded to a multiple of where the harness pads it (harness.backends)
     packs_texts: bool = False  # True: a batch's texts run concatenated, unpadded (batches bounded by token sum)
     # How mteb scores two vectors (mteb's ScoringFunction values: cosine, dot, euclidean, manhattan): an st: folder's
     # own `similarity_fn_name`, as plain mteb scores it with `model.similarity`; cosine for every other kind
@@ -218,13 +220,16 @@ class Embedder(ABC):
         is in it: other hardware computes other roundings (in bf16 enough to move a score), so vectors made on a
         CPU never stand in for a GPU run's, nor the reverse. So are the versions of the packages whose kernels
         compute the vectors (an upgrade, or a cache shared by machines with other installs, reuses nothing) and,
-        below float32 on a CPU, the CPU model (bf16 kernels round by the instructions the CPU has)."""
+        below float32 on a CPU, the CPU model (bf16 kernels round by the instructions the CPU has), and a padding
+        multiple above 1 (other batch shapes run other kernels, which round otherwise)."""
         identity = {"fingerprint": self.fingerprint, "prompt": self.prompt(role) if prompt is None else prompt,
                     "role": role,
                     "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype,
                     "device": self.device_type, "name": self.name, "packages": kernel_packages()}  # fmt: skip
         if self.device_type == "cpu" and self.dtype != "float32":
             identity["cpu"] = sysinfo.cpu_model()
+        if self.pad_multiple > 1:  # absent at 1, so vectors cached before the option stay served
+            identity["pad_multiple"] = self.pad_multiple
         return {**identity, "kernels": self.kernels} if self.kernels else identity
 
     @property
@@ -265,6 +270,7 @@ class Embedder(ABC):
             "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype,
             "dtype_reason": self.dtype_reason,
             "device": self.device, "fingerprint": self.fingerprint, "kernels": self.kernels,
+            "pad_multiple": self.pad_multiple,
             "similarity_fn_name": self.similarity_fn_name,
             "prompts": {"query": self.prompt("query"), "document": self.prompt("document"), "none": self.prompt(None)},
             "task_prompts": dict(self.task_prompts),

@@ -49,6 +49,8 @@ def run_identity(embedder: Embedder, dims: list[int], mteb_version: str) -> dict
         identity["similarity_fn_name"] = embedder.similarity_fn_name
     if embedder.task_prompts:  # absent without them, so other models' results stay; old runs of such a folder redo
         identity["task_prompts"] = dict(embedder.task_prompts)
+    if embedder.pad_multiple > 1:  # absent at 1 (padding to the longest), so results from before it stay
+        identity["pad_multiple"] = embedder.pad_multiple
     if dims:  # dim views are raw prefixes (stop 31 for raw vectors, 35 for unit ones): dims recorded before redo
         identity["dim_view"] = RAW_VIEW
     return {**identity, "kernels": embedder.kernels} if embedder.kernels else identity

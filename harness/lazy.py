@@ -91,7 +91,8 @@ class LazyEmbedder(Embedder):
         self._timings = EncodeTimings()
         self.load_s = 0.0
         for attr in ("spec", "name", "revision", "embed_dim", "max_length", "dtype", "dtype_reason", "device",
-                     "pooling", "kernels", "packs_texts", "similarity_fn_name", "task_prompts"):  # fmt: skip
+                     "pooling", "kernels", "pad_multiple", "packs_texts", "similarity_fn_name",
+                     "task_prompts"):  # fmt: skip
             setattr(self, attr, description[attr])
 
     @property

@@ -77,6 +77,9 @@ def load_model(spec: str, opts: ModelOptions | None = None) -> Embedder:
     opts, reason = resolve_options(spec, opts or ModelOptions())
     embedder = _load(spec, opts)
     embedder.dtype_reason = reason
+    if opts.pad_to_multiple_of not in (None, embedder.pad_multiple):
+        raise UsageError(f"--pad-to-multiple-of {opts.pad_to_multiple_of}: model {spec} pads its batches its own way "
+                         "(only st: and hf: models whose batches the harness makes take it)")
     return embedder
 
 

@@ -135,6 +135,7 @@ def check_before_loading(cfg: RunConfig) -> None:
     check_positive("--batch-size", cfg.batch_size)
     check_positive("--max-batch-tokens", cfg.max_batch_tokens)
     check_positive("--max-length", cfg.options.max_length)
+    check_positive("--pad-to-multiple-of", cfg.options.pad_to_multiple_of)
     check_writable_dir("--out", cfg.out)
     if cfg.run_name is not None:
         check_run_directory(run_directory(cfg.out, cfg.run_name))

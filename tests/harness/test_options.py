@@ -39,6 +39,9 @@ def _run(tmp_path: Path, *args: str) -> int:
         (["--pooling", "cls"], "--pooling cls: only hf: models take a pooling; minilm pools as it was trained"),
         (["--max-batch-tokens", "0"], "--max-batch-tokens 0: must be at least 1"),
         (["--batch-size", "0"], "--batch-size 0: must be at least 1"),
+        (["--pad-to-multiple-of", "0"], "--pad-to-multiple-of 0: must be at least 1"),
+        (["--pad-to-multiple-of", "8", "--model", "me5-small"],
+         "--pad-to-multiple-of 8: model me5-small pads its batches its own way (only st: and hf: models"),
         (["--run-name", "../escape"], "--run-name '../escape': must be a relative name inside --out"),
         (["--run-name", "/tmp/abs"], "--run-name '/tmp/abs': must be a relative name inside --out"),
         (["--run-name", "."], "--run-name '.': names --out"),  # before: the run was written into --out itself

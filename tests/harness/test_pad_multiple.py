@@ -1,0 +1,57 @@
+"""Batch lengths padded to a multiple (`--pad-to-multiple-of`; 16 by default for bfloat16 on a CPU, where oneDNN
+makes its kernels per shape: benchmarks/bench_shapes.py): the batches, the vectors (rounding only: padding is
+masked) and the identities that keep vectors and results of one padding from standing in for another's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.backends import CPU_BF16_PAD_MULTIPLE, pad_multiple
+from harness.cache import namespace_key
+from harness.cli import main
+from harness.data import default_data_root
+from harness.embedder import ModelOptions
+from harness.identity import run_identity
+from harness.models import load_model
+
+TEXTS = ["short", "a somewhat longer sentence with more words in it", "mid length text here",
+         " ".join(f"w{i}" for i in range(70))]  # fmt: skip
+
+
+def test_the_default_is_16_for_bf16_on_a_cpu_and_1_elsewhere() -> None:
+    assert pad_multiple("cpu", "bfloat16", None) == CPU_BF16_PAD_MULTIPLE == 16
+    assert pad_multiple("cpu", "float32", None) == pad_multiple("cuda", "bfloat16", None) == 1
+    assert pad_multiple("cpu", "bfloat16", 1) == 1 and pad_multiple("cuda", "float16", 8) == 8
+
+
+@pytest.mark.parametrize("spec", ["minilm", "hf"])
+def test_batches_pad_to_the_multiple_and_vectors_move_by_rounding_only(spec: str, one_thread) -> None:
+    """float32, so the only difference is where the sums of the same terms run (padded keys get exactly zero
+    attention weight, and mean pooling skips them): ~1e-7 per entry; 1e-5 leaves a hundredfold margin."""
+    from test_models import _minilm_folder
+
+    name = "minilm" if spec == "minilm" else f"hf:{_minilm_folder()}"
+    longest = load_model(name, ModelOptions(device="cpu", dtype="float32"))
+    padded = load_model(name, ModelOptions(device="cpu", dtype="float32", pad_to_multiple_of=16))
+    assert (longest.pad_multiple, padded.pad_multiple) == (1, 16)
+    widths = {m.pad_multiple: m.prepare_batch(TEXTS, None)["input_ids"].shape[1] for m in (longest, padded)}
+    assert widths[1] % 16 != 0 and widths[16] == -(-widths[1] // 16) * 16
+    assert np.abs(longest.encode_batch(TEXTS, None) - padded.encode_batch(TEXTS, None)).max() < 1e-5
+    assert "pad_multiple" not in longest.cache_identity("query")  # as before the option: old caches still serve
+    assert padded.cache_identity("query")["pad_multiple"] == 16
+    assert namespace_key(padded.cache_identity("query")) != namespace_key(longest.cache_identity("query"))
+    assert "pad_multiple" not in run_identity(longest, [], "2") and run_identity(padded, [], "2")["pad_multiple"] == 16
+
+
+def test_bf16_on_a_cpu_pads_to_16_unless_told(tmp_path: Path) -> None:
+    """The default where it was measured, written to run.json's model; --pad-to-multiple-of 1 pads to the longest."""
+    argv = ["run", "--tasks", "STS16", "--model", "minilm", "--data-dir", str(default_data_root()), "--no-progress",
+            "--dtype", "bfloat16", "--device", "cpu", "--no-cache", "--out", str(tmp_path)]  # fmt: skip
+    assert main([*argv, "--run-name", "default"]) == 0
+    assert main([*argv, "--run-name", "longest", "--pad-to-multiple-of", "1"]) == 0
+    model = {name: json.loads((tmp_path / name / "run.json").read_text())["model"] for name in ("default", "longest")}
+    assert (model["default"]["pad_multiple"], model["longest"]["pad_multiple"]) == (16, 1)
