@@ -9,14 +9,14 @@ Each arm is a fresh child process (nothing warmed by another arm): minilm's shap
 the 13 retrieval tasks (a task file's distinct texts, the first ``--limit`` of them, shortest first, through
 `Embedder.encode_stream` as `harness run` calls it, at its batch sizes for the device) twice: pass ``cold`` (every
 shape new to the process but for repeats within the pass) and pass ``warm`` (the same batches again). Arms
-(``--multiples``): batches padded to the longest (1, what runs now) and to multiples of more tokens
-(`BackendTokenizer.pad_to_multiple_of`). Per pass: wall, forward, wait and copy seconds, tokens, padded tokens,
-batches and distinct shapes; per run the vectors' largest difference from the first run's (rounding only: padding
-is masked); ``--rounds`` runs every arm that often, the order reversed each round, and the summary holds the
-means. The parent writes ``bench_shapes_<card>.json`` under ``--out`` (after each run).
+(``--multiples``): batches padded to the longest (1) and to multiples of more tokens (`--pad-to-multiple-of`;
+16, the default for bf16 on a CPU since stop 44). Per pass: wall, forward, wait and copy seconds, tokens, padded
+tokens, batches and distinct shapes; per run the vectors' largest difference from the first run's (rounding only:
+padding is masked); ``--rounds`` runs every arm that often, the order reversed each round, and the summary holds
+the means. The parent writes ``bench_shapes_<card>.json`` under ``--out`` (after each run).
 
     python benchmarks/bench_shapes.py --minilm-shape .cache/device/minilm-shape --out $OUT   # on the device
-    python benchmarks/bench_shapes.py --device cpu --limit 512 --multiples 1,8,16,32          # this CPU
+    python benchmarks/bench_shapes.py --device cpu --limit 512 --multiples 1,16,32 --rounds 2  # this CPU
     python benchmarks/bench_shapes.py --dry-run --out /tmp/dry                                # plumbing check
 """
 
@@ -52,9 +52,9 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     batch, batch_tokens = SIZES["dry" if args.dry_run else args.device]
     limit = args.limit
     folder = random_st_folder(args.minilm_shape, SCRATCH / "minilm-random")
-    model = load_model(f"st:{folder}", ModelOptions(device=device.type))  # dtype "auto", as `harness run` loads it
+    opts = ModelOptions(device=device.type, pad_to_multiple_of=args.multiple)  # dtype "auto", as `harness run`
+    model = load_model(f"st:{folder}", opts)
     list(model.encode_stream(["warm up"] * 8, None, batch, batch_tokens, PREFETCH_WINDOW))
-    model._tokens.pad_to_multiple_of = args.multiple
     calls = [sorted(texts[:limit], key=len) for task in retrieval_calls(args.data_dir).values() for texts in task]
     run_batch, shapes = model.run_batch, []
 

@@ -75,8 +75,8 @@ class BackendTokenizer:
         self._max_length = max_length()
         self._counter, self._pads, self._recent = None, False, {}
         self.counts_checked = False
-        # `batch` pads to a multiple of this many tokens (within the max length): fewer distinct batch shapes, which
-        # benchmarks/gpu_shapes.py times on a GPU; 1, the default, is transformers' padding to the longest
+        # `batch` (and `widen`) pad to a multiple of this many tokens, within the max length: fewer distinct batch
+        # shapes (benchmarks/bench_shapes.py); 1, the default, is transformers' padding to the longest
         self.pad_to_multiple_of = 1
         self._state = self._settings()
         if not (self._max_length and self._max_length < 2**31 and stock_fast_tokenizer(tokenizer)):
@@ -137,11 +137,40 @@ class BackendTokenizer:
                 self._counter, self._recent, counts = None, {}, reference
         return counts
 
-    def batch(self, texts: list[str]) -> dict[str, Any] | None:
+    def _width(self, longest: int, multiple: int) -> int:
+        """A batch's length: its longest text's, rounded up to ``multiple`` but never past the max length."""
+        return max(longest, min(-(-longest // multiple) * multiple, self._limit() or longest))
+
+    def widen(self, features: dict[str, Any]) -> dict[str, Any]:
+        """A batch another call padded to its longest text (the model's own call, where `batch` did not serve),
+        padded on to `pad_to_multiple_of` as `batch` pads: more columns on the tokenizer's padding side, of its pad
+        id, its pad type id and a zero mask. So the padding a run records holds whichever call made a batch. Only
+        the `INPUTS` tensors move: a batch with another per-token tensor is left as it is (none of the calls this
+        stands beside makes one)."""
+        import torch
+
+        ids, tok = features.get("input_ids"), self._tokenizer
+        if self.pad_to_multiple_of <= 1 or not isinstance(ids, torch.Tensor) or ids.dim() != 2:
+            return features
+        width = ids.shape[1]
+        target = self._width(width, self.pad_to_multiple_of)
+        per_token = [k for k, v in features.items() if isinstance(v, torch.Tensor) and v.dim() == 2]
+        if target == width or not set(per_token) <= set(self.INPUTS):
+            return features
+        pads = {"input_ids": tok.pad_token_id, "token_type_ids": tok.pad_token_type_id, "attention_mask": 0}
+        left = (self._padding_side or tok.padding_side) == "left"
+        out = dict(features)
+        for key in per_token:
+            value = features[key]
+            extra = torch.full((value.shape[0], target - width), pads[key] or 0, dtype=value.dtype)
+            out[key] = torch.cat([extra, value] if left else [value, extra], dim=1)
+        return out
+
+    def batch(self, texts: list[str], multiple: int | None = None) -> dict[str, Any] | None:
         """The padded batch, int64 tensors under the tokenizer's `model_input_names`; None where the tokenizer's
         settings changed since load (the caller's own call then). Texts the last `count` saw are not encoded
-        again; padding (to the longest, or to `pad_to_multiple_of` within the max length; on the tokenizer's side,
-        its pad ids) is numpy's."""
+        again; padding (to the longest, or to ``multiple``, default `pad_to_multiple_of`, within the max length;
+        on the tokenizer's side, its pad ids) is numpy's."""
         import torch
 
         counter = self._counter if self._fresh() and self._pads else None  # one read: another thread may drop it
@@ -156,8 +185,7 @@ class BackendTokenizer:
             new = iter(counter.encode_batch(missing))
             encodings = [next(new) if encoding is None else encoding for encoding in encodings]
         lengths = np.fromiter(map(len, encodings), np.int64, len(encodings))
-        longest, multiple = int(lengths.max(initial=0)), self.pad_to_multiple_of
-        width = max(longest, min(-(-longest // multiple) * multiple, self._limit() or longest))
+        width = self._width(int(lengths.max(initial=0)), self.pad_to_multiple_of if multiple is None else multiple)
         filled = np.arange(width)[None, :] < lengths[:, None]  # each row's tokens, left-aligned
         if (self._padding_side or self._tokenizer.padding_side) == "left":
             filled = filled[:, ::-1]  # the same tokens against the right edge; boolean fills run left to right
@@ -197,13 +225,9 @@ class BackendTokenizer:
 
         if not self._pads:
             return None
-        extras, multiple = [], self.pad_to_multiple_of
-        for probe in self._probes(prefix):
-            self.pad_to_multiple_of = 1  # the reference pads to the longest
-            try:
-                theirs, ours = dict(reference(probe)), self.batch([prefix + text for text in probe])
-            finally:
-                self.pad_to_multiple_of = multiple
+        extras = []
+        for probe in self._probes(prefix):  # at multiple 1: the reference pads to the longest
+            theirs, ours = dict(reference(probe)), self.batch([prefix + text for text in probe], multiple=1)
             if ours is None or not all(isinstance(theirs.get(k), torch.Tensor) and theirs[k].dtype == v.dtype
                                        and torch.equal(theirs[k], v) for k, v in ours.items()):  # fmt: skip
                 return None
@@ -243,10 +267,12 @@ CPU_BF16_PAD_MULTIPLE = 16
 def pad_multiple(device_type: str, dtype: str, requested: int | None) -> int:
     """Tokens a batch the harness pads (`BackendTokenizer.batch`) is padded to a multiple of: ``requested``
     (--pad-to-multiple-of), else 16 for bfloat16 on a CPU, else 1 (to the longest text). Why 16 there: oneDNN
-    makes its bf16 kernels per batch shape, and fewer shapes cost less than the padding they add (minilm over the
-    13 retrieval tasks' encode calls at `harness run`'s CPU batch sizes, each shape new: 35 shapes instead of 79,
-    6.7% more padded tokens, 1.12x faster; benchmarks/results/bench_shapes_cpu.json). On a GPU not measured yet:
-    1 until benchmarks/bench_shapes.py has run there."""
+    makes its bf16 kernels per batch shape, and padded so minilm ran faster in spite of the padding (the 13
+    retrieval tasks' encode calls at `harness run`'s CPU batch sizes: 35 shapes instead of 79, 6.7% more padded
+    tokens, 1.12x with every shape new, benchmarks/results/bench_shapes_cpu.json; whole runs 1.07x,
+    bench_cpu_retrieval-pad*.json). On a GPU not measured yet: 1 until benchmarks/bench_shapes.py has run there."""
+    if requested is not None and requested < 1:
+        raise UsageError(f"--pad-to-multiple-of {requested}: must be at least 1")
     if requested is not None:
         return requested
     return CPU_BF16_PAD_MULTIPLE if device_type == "cpu" and dtype == "bfloat16" else 1
@@ -311,8 +337,8 @@ class SentenceTransformerEmbedder(Embedder):
         kwargs = {"task": role} if role else {}
         prompt = self.prompt(role) if prompt is None else prompt
         features = self._backend_batch(texts, prompt or None, kwargs)
-        if features is None:
-            features = self._model.preprocess(texts, prompt=prompt or None, **kwargs)
+        if features is None:  # padded on to the run's multiple, as the backend's batch would be
+            features = self._tokens.widen(self._model.preprocess(texts, prompt=prompt or None, **kwargs))
         return {k: v.pin_memory() if pin and isinstance(v, self._torch.Tensor) else v for k, v in features.items()}
 
     def _backend_batch(self, texts: list[str], prompt: str | None, kwargs: dict[str, str]) -> dict[str, Any] | None:
@@ -533,7 +559,7 @@ class HFEmbedder(Embedder):
     def prepare_batch(self, texts: list[str], role: str | None, pin: bool = False) -> dict[str, Any]:
         # the tokenizer's Rust backend where probes showed its batches equal to transformers' call (__init__)
         batch = self._tokens.batch(texts) if self._backend_batches else None
-        batch = self._transformers_batch(texts) if batch is None else batch
+        batch = self._tokens.widen(self._transformers_batch(texts)) if batch is None else batch
         self._no_token_rows(batch)
         return {k: v.pin_memory() if pin else v for k, v in batch.items()}
 

@@ -78,9 +78,13 @@ def load_model(spec: str, opts: ModelOptions | None = None) -> Embedder:
     embedder = _load(spec, opts)
     embedder.dtype_reason = reason
     if opts.pad_to_multiple_of not in (None, embedder.pad_multiple):
-        raise UsageError(f"--pad-to-multiple-of {opts.pad_to_multiple_of}: model {spec} pads its batches its own way "
-                         "(only st: and hf: models whose batches the harness makes take it)")
+        raise _padding_refused(spec, opts.pad_to_multiple_of)
     return embedder
+
+
+def _padding_refused(spec: str, requested: int) -> UsageError:
+    return UsageError(f"--pad-to-multiple-of {requested}: model {spec} pads its batches its own way (only st: and hf: "
+                      "models whose batches the harness makes take it)")
 
 
 def resolve_options(spec: str, opts: ModelOptions) -> tuple[ModelOptions, str]:
@@ -93,6 +97,8 @@ def resolve_options(spec: str, opts: ModelOptions) -> tuple[ModelOptions, str]:
         raise UsageError(f"--pooling {opts.pooling}: only hf: models take a pooling; {spec} pools as it was trained")
     if opts.dtype not in (*DTYPES, "auto"):
         raise UsageError(f"--dtype {opts.dtype!r}: choose one of auto, {', '.join(DTYPES)}")
+    if opts.pad_to_multiple_of not in (None, 1) and (spec == "me5-small" or spec.startswith(("conan:", "gguf:"))):
+        raise _padding_refused(spec, opts.pad_to_multiple_of)  # before a load: these never take it
     reason = f"--dtype {opts.dtype}"
     if opts.dtype == "auto":
         dtype, reason = auto_dtype(spec, opts.device)

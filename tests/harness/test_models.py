@@ -298,9 +298,9 @@ def test_prefetched_stream_counts_the_next_window_while_this_ones_batches_run(mo
     runs = []
 
     def run(prepared: dict, role: str | None) -> np.ndarray:
-        runs.append(len(counted))  # windows counted when this batch reached the model
-        if len(runs) == 4:  # the first of the third window's four batches
-            assert next_window_counting.wait(timeout=120), "the fourth window was not counted meanwhile"
+        if len(runs) == 3:  # the first of the third window's four batches
+            assert next_window_counting.wait(timeout=60), "the fourth window was not counted meanwhile"
+        runs.append(len(counted))  # windows counted once this batch may run
         return run_batch(prepared, role)
 
     monkeypatch.setattr(model, "count_tokens", count)

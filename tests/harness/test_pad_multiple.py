@@ -55,3 +55,39 @@ def test_bf16_on_a_cpu_pads_to_16_unless_told(tmp_path: Path) -> None:
     assert main([*argv, "--run-name", "longest", "--pad-to-multiple-of", "1"]) == 0
     model = {name: json.loads((tmp_path / name / "run.json").read_text())["model"] for name in ("default", "longest")}
     assert (model["default"]["pad_multiple"], model["longest"]["pad_multiple"]) == (16, 1)
+
+
+def test_bf16_batches_pad_to_16_by_default_on_every_path(one_thread, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whichever call makes a batch (the backend's, or the model's own where the backend does not serve: here
+    forced), it is padded to the multiple the run records: `BackendTokenizer.widen` pads the model's own batch on,
+    with the pad id and a zero mask on the padding side, to the tensors the backend makes."""
+    from test_models import _minilm_folder
+
+    for name in ("minilm", f"hf:{_minilm_folder()}"):
+        model = load_model(name, ModelOptions(device="cpu", dtype="bfloat16"))
+        assert model.pad_multiple == 16
+        backend = model.prepare_batch(TEXTS, None)
+        assert backend["input_ids"].shape[1] % 16 == 0
+        if name == "minilm":
+            monkeypatch.setattr(model, "_backend_batch", lambda *args: None)
+        else:
+            monkeypatch.setattr(model, "_backend_batches", False)
+        own = model.prepare_batch(TEXTS, None)
+        for key, value in backend.items():
+            assert torch_equal(own[key], value), (name, key)
+        monkeypatch.undo()
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+
+
+def test_a_multiple_below_one_is_refused_where_the_model_loads() -> None:
+    from harness.errors import UsageError
+
+    with pytest.raises(UsageError, match="--pad-to-multiple-of 0: must be at least 1"):
+        load_model("minilm", ModelOptions(device="cpu", pad_to_multiple_of=0))
+    with pytest.raises(UsageError, match="--pad-to-multiple-of 8: model conan:x pads its batches its own way"):
+        load_model("conan:x", ModelOptions(device="cpu", pad_to_multiple_of=8))  # refused before any load

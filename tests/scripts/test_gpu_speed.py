@@ -405,6 +405,6 @@ def test_session_script_runs_bench_shapes(tmp_path: Path) -> None:
     assert all(run["passes"]["warm"]["shapes"] == cold[m]["shapes"] > 0 for m, run in runs.items())
     assert cold["1"]["shapes"] > cold["16"]["shapes"] >= cold["64"]["shapes"]
     assert cold["1"]["padded_tokens"] < cold["16"]["padded_tokens"] <= cold["64"]["padded_tokens"]
-    assert len({c["tokens"] for c in cold.values()}) == 1 and runs["1"]["max_abs_diff_vs_first"] == 0
+    assert len({c["tokens"] for c in cold.values()}) == 1
     assert all(run["max_abs_diff_vs_first"] < 4 * 2**-8 for run in runs.values())
     assert str(tmp_path) not in json.dumps(record)
