@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
+import time
 from typing import Any
 
 from harness.cli import main
@@ -28,7 +28,9 @@ def fail_first_pass(how: str, task: str | None) -> None:
             rank = os.environ["RANK"]
             if how == "block":
                 print(f"rank {rank} blocks", flush=True)
-                threading.Event().wait()  # never set: only a signal ends it
+                while True:  # only a signal ends it. Not a wait on a lock (Event().wait()): the kernel may hand a
+                    time.sleep(0.1)  # signal to another thread of the rank, and a main thread blocked on a lock
+                    # is then never woken to run the handler (CPython runs them there only); seen in CI at stop 44
             if how == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError(f"injected failure on rank {rank}")
