@@ -35,10 +35,13 @@ from typing import Any
 import numpy as np
 from bench_wait_model import retrieval_calls
 from common import DEFAULT_DATA, REPO, SCRATCH, save_result
-from gpu_speed import PREFETCH_WINDOW, random_st_folder, synchronize
+from gpu_speed import PREFETCH_WINDOW, SIZES, random_st_folder, synchronize
+
+from harness.runner import RunConfig
 
 # batch, batch tokens: gpu_speed's GPU sizes (what the H200 runs used), `harness run`'s CPU defaults, the dry run's
-SIZES = {"cuda": (256, 65536), "cpu": (64, 8192), "dry": (16, 4096)}
+BATCH_SIZES = {"cuda": (SIZES["gpu"]["batch"], SIZES["gpu"]["batch_tokens"]),
+               "cpu": (RunConfig.batch_size, RunConfig.max_batch_tokens), "dry": (16, 4096)}
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
@@ -49,7 +52,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     from harness.models import load_model
 
     device = torch.device(args.device)
-    batch, batch_tokens = SIZES["dry" if args.dry_run else args.device]
+    batch, batch_tokens = BATCH_SIZES["dry" if args.dry_run else args.device]
     limit = args.limit
     folder = random_st_folder(args.minilm_shape, SCRATCH / "minilm-random")
     opts = ModelOptions(device=device.type, pad_to_multiple_of=args.multiple)  # dtype "auto", as `harness run`
@@ -115,7 +118,7 @@ def main() -> int:
     slug = (re.findall(r"[A-Za-z]\d{2,4}", card) or ["gpu"])[0].lower() if args.device == "cuda" else "cpu"
     slug = "dry" if args.dry_run else slug  # a card's name as gpu_speed's files carry it
     record: dict[str, Any] = {"card": card, "device": args.device, "limit": args.limit, "multiples": multiples,
-                              "sizes": SIZES["dry" if args.dry_run else args.device], "arms": {}}  # fmt: skip
+                              "sizes": BATCH_SIZES["dry" if args.dry_run else args.device], "arms": {}}  # fmt: skip
     target = args.out / f"bench_shapes_{slug}.json"
     runs = [m for r in range(args.rounds) for m in (multiples if r % 2 == 0 else multiples[::-1])]
     for k, multiple in enumerate(runs):  # rounds alternate the arms' order: a drifting machine favours none

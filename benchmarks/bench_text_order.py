@@ -30,15 +30,15 @@ from typing import Any
 
 import numpy as np
 from common import DEFAULT_DATA, write_report
-from gpu_speed import data_texts
+from gpu_speed import PREFETCH_WINDOW, SIZES, data_texts
 
 from conan_model.batching import token_budget_batches, window_spans
 from harness.embedder import ModelOptions
 from harness.encoding import HarnessEncoder
 from harness.models import load_model
 
-WINDOW = 1024  # HarnessEncoder.flush_every: the window `encode_stream` gets
-GPU_SIZES = (256, 65536)  # gpu_speed's batch sizes, what the H200 runs used
+WINDOW = PREFETCH_WINDOW  # HarnessEncoder.flush_every: the window `encode_stream` gets
+GPU_SIZES = (SIZES["gpu"]["batch"], SIZES["gpu"]["batch_tokens"])  # what the H200 runs used
 
 
 def padded_tokens(counts: list[int], max_batch: int, max_tokens: int, first_window: int) -> int:

@@ -26,13 +26,13 @@ import time
 from pathlib import Path
 
 from common import DEFAULT_DATA, tokenize_as_the_cli, write_report
-from gpu_speed import data_texts
+from gpu_speed import SIZES, data_texts
 
 from conan_model.batching import token_budget_batches
 from harness.embedder import ModelOptions
 from harness.models import load_model
 
-MAX_BATCH, MAX_TOKENS = 256, 65536  # gpu_speed's GPU sizes, what the H200 runs used
+MAX_BATCH, MAX_TOKENS = SIZES["gpu"]["batch"], SIZES["gpu"]["batch_tokens"]  # what the H200 runs used
 
 
 def main() -> None:

@@ -37,14 +37,15 @@ from typing import Any
 
 import numpy as np
 from common import DEFAULT_DATA, RESULTS, tokenize_as_the_cli, write_report
+from gpu_speed import PREFETCH_WINDOW, SIZES
 
 from conan_model.batching import PREFETCH_DEPTH, token_budget_batches, window_spans
 from harness.data import iter_jsonl, row_texts
 from harness.embedder import ModelOptions
 from harness.models import load_model
 
-WINDOW = 1024  # HarnessEncoder.flush_every: the window `encode_stream` gets
-MAX_BATCH, MAX_TOKENS = 256, 65536  # the GPU batch sizes the H200 runs used
+WINDOW = PREFETCH_WINDOW  # HarnessEncoder.flush_every: the window `encode_stream` gets
+MAX_BATCH, MAX_TOKENS = SIZES["gpu"]["batch"], SIZES["gpu"]["batch_tokens"]  # what the H200 runs used
 H200 = RESULTS / "gpu_speed_h200-harness-curve-prefetch-minilm-fresh.json"
 # name: (texts shortest first, first window, items ahead)
 ARMS = {"before": (False, WINDOW, 2), "stop43": (True, MAX_BATCH, 2), "now": (True, MAX_BATCH, PREFETCH_DEPTH)}

@@ -80,7 +80,7 @@ def window_spans(n: int, window: int, first: int) -> Iterator[tuple[int, int]]:
         lo, size = lo + size, min(2 * size, window)
 
 
-def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+def prefetch(items: Iterable[T], depth: int = PREFETCH_DEPTH) -> Iterator[T]:
     """Yield ``items`` while a daemon thread produces up to ``depth`` of them ahead; ``depth`` 0 runs inline.
 
     An exception in the producer is raised here, at the item where it happened. Closing the returned generator
