@@ -2,7 +2,7 @@
 
 Pure Python at import (no torch), so `harness.encoding` can share `token_budget_batches` without paying for torch.
 
-* ``token_budget_batches``: indices grouped longest-first so that rows x longest row <= max_tokens; one stable
+* ``token_budget_batches``: indices grouped longest-first so that rows x padded width <= max_tokens; one stable
   sort, so the batches of a list of texts never depend on who asks.
 * ``prefetch``: runs a generator in a background thread, ``depth`` items ahead, re-raising its exception in the
   consumer and stopping it when the consumer stops. ConanEncoder tokenizes and pads the next window there while
@@ -31,9 +31,12 @@ PREFETCH_DEPTH = 8
 
 
 def token_budget_batches(lengths: list[int], max_batch: int, max_tokens: float = float("inf"),
-                         packed: bool = False) -> list[list[int]]:  # fmt: skip
-    """Indices grouped longest-first so that rows x longest row <= max_tokens (and rows <= max_batch).
+                         packed: bool = False, multiple: int = 1) -> list[list[int]]:  # fmt: skip
+    """Indices grouped longest-first so that rows x padded width <= max_tokens (and rows <= max_batch).
 
+    The padded width is the longest row's length rounded up to ``multiple`` (the model pads its batches to a
+    multiple of that many tokens: --pad-to-multiple-of), so the budget bounds the tokens the model computes, not
+    the texts' own (a cap at the max length that is no multiple only makes a batch narrower than this bound).
     The sort is stable: equal lengths keep their input order. ``max_tokens`` inf batches by row count only.
     ``packed``: the model concatenates a batch's texts without padding (me5-small's C engine), so a batch costs
     the sum of its rows' tokens; then sum <= max_tokens alone bounds it (no row cap: rows cost nothing extra,
@@ -44,14 +47,15 @@ def token_budget_batches(lengths: list[int], max_batch: int, max_tokens: float =
     current: list[int] = []
     total = 0
     for i in order:
-        if packed:
-            full = bool(current) and total + lengths[i] > max_tokens
-        else:
-            longest = lengths[current[0]] if current else lengths[i]
-            full = bool(current) and (len(current) >= max_batch or (len(current) + 1) * max(longest, 1) > max_tokens)
-        if full:
-            batches.append(current)
-            current, total = [], 0
+        if current:
+            if packed:
+                full = total + lengths[i] > max_tokens
+            else:
+                width = max(-(-lengths[current[0]] // multiple) * multiple, 1)  # the first row is the longest
+                full = len(current) >= max_batch or (len(current) + 1) * width > max_tokens
+            if full:
+                batches.append(current)
+                current, total = [], 0
         current.append(i)
         total += lengths[i]
     if current:

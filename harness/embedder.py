@@ -114,7 +114,7 @@ class Embedder(ABC):
             lengths = self.count_tokens(part, role, **task_prompt)
             self.timings.tokenize_s += time.perf_counter() - start
             vectors = np.empty((len(part), self.embed_dim), dtype=np.float32)
-            for batch in token_budget_batches(lengths, max_batch, max_tokens, self.packs_texts):
+            for batch in token_budget_batches(lengths, max_batch, max_tokens, self.packs_texts, self.pad_multiple):
                 before = self.timings.tokenize_s + self.timings.copy_s
                 start = time.perf_counter()
                 vectors[batch] = self.encode_batch([part[i] for i in batch], role, **task_prompt)
@@ -187,7 +187,7 @@ class Embedder(ABC):
                 lengths = self.count_tokens(part, role, **task_prompt)
                 self.timings.tokenize_s += time.perf_counter() - start
                 yield lo, lengths, None, None  # a window begins
-                for batch in token_budget_batches(lengths, max_batch, max_tokens, self.packs_texts):
+                for batch in token_budget_batches(lengths, max_batch, max_tokens, self.packs_texts, self.pad_multiple):
                     start = time.perf_counter()
                     inputs = self.prepare_batch([part[i] for i in batch], role, pin=pin, **task_prompt)
                     self.timings.tokenize_s += time.perf_counter() - start

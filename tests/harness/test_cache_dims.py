@@ -83,6 +83,18 @@ def test_token_budget_batches() -> None:
     assert all(len(b) * max(lengths[i] for i in b) <= 200 for b in batches)
 
 
+def test_the_budget_bounds_the_padded_width_at_a_multiple() -> None:
+    """Batches padded to a multiple of 16 are charged 144 tokens a row for texts of 129: 56 rows fit 8,192
+    (56 x 144 = 8,064; 57 x 144 = 8,208), where the texts' own length would let 63 in (63 x 129 = 8,127)."""
+    lengths = [129] * 70
+    assert [len(b) for b in token_budget_batches(lengths, 64, 8192)] == [63, 7]
+    assert [len(b) for b in token_budget_batches(lengths, 64, 8192, multiple=16)] == [56, 14]
+    mixed = [5, 100, 50, 100, 7, 33, 17]
+    for batch in token_budget_batches(mixed, 8, 200, multiple=16):
+        assert len(batch) * -(-max(mixed[i] for i in batch) // 16) * 16 <= 200 or len(batch) == 1
+    assert token_budget_batches(mixed, 8, 200, multiple=1) == token_budget_batches(mixed, 8, 200)
+
+
 def test_packed_batches_bound_the_token_sum_not_the_rows() -> None:
     """An unpadded engine (me5-small) is charged each row's own tokens, and takes any number of rows."""
     lengths = [5, 100, 50, 100, 7, 3, 3, 3, 3, 3]

@@ -78,6 +78,32 @@ def test_bf16_batches_pad_to_16_by_default_on_every_path(one_thread, monkeypatch
         monkeypatch.undo()
 
 
+def test_the_token_budget_bounds_the_batches_as_padded(one_thread, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--max-batch-tokens bounds rows x the batch's padded length (the tokens the model computes), not rows x the
+    longest text: texts whose length is no multiple of 16 get fewer rows a batch at 16 than at 1."""
+    model = load_model("minilm", ModelOptions(device="cpu", dtype="bfloat16"))
+    text = TEXTS[3]
+    length = model.count_tokens([text], None)[0]
+    assert length % 16, length  # else padding adds nothing and the test shows nothing
+    budget = 4 * length  # four rows as texts, three as padded batches
+    shapes = []
+    prepare = model.prepare_batch
+
+    def recorded(texts, role, **kwargs):
+        batch = prepare(texts, role, **kwargs)
+        shapes.append(tuple(batch["input_ids"].shape))
+        return batch
+
+    monkeypatch.setattr(model, "prepare_batch", recorded)
+    for multiple, rows in ((16, 3), (1, 4)):
+        model.pad_multiple = model._tokens.pad_to_multiple_of = multiple
+        shapes.clear()
+        windows = list(model.encode_stream([text] * 8, None, max_batch=8, max_tokens=budget, window=8))
+        assert sum(hi - lo for lo, hi, _, _ in windows) == 8
+        assert all(r * w <= budget for r, w in shapes), (multiple, shapes)
+        assert shapes[0][0] == rows, (multiple, shapes)
+
+
 def torch_equal(a, b) -> bool:
     import torch
 
