@@ -10,10 +10,10 @@ the 13 retrieval tasks (a task file's distinct texts, the first ``--limit`` of t
 `Embedder.encode_stream` as `harness run` calls it, at its batch sizes for the device) twice: pass ``cold`` (every
 shape new to the process but for repeats within the pass) and pass ``warm`` (the same batches again). Arms
 (``--multiples``): batches padded to the longest (1) and to multiples of more tokens (`--pad-to-multiple-of`;
-16, the default for bf16 on a CPU since stop 44). Per pass: wall, forward, wait and copy seconds, tokens, padded
-tokens, batches and distinct shapes; per run the vectors' largest difference from the first run's (rounding only:
-padding is masked); ``--rounds`` runs every arm that often, the order reversed each round, and the summary holds
-the means. The parent writes ``bench_shapes_<card>.json`` under ``--out`` (after each run).
+stop 44 made 16 the default for bf16 on a CPU, stop 45 undid it: docs/harness.md). Per pass: wall, forward, wait
+and copy seconds, tokens, padded tokens, batches and distinct shapes; per run the vectors' largest difference from
+the first run's (rounding only: padding is masked); ``--rounds`` runs every arm that often, the order reversed each
+round, and the summary holds the means. The parent writes ``bench_shapes_<card>.json`` under ``--out`` (after each run).
 
     python benchmarks/bench_shapes.py --minilm-shape .cache/device/minilm-shape --out $OUT   # on the device
     python benchmarks/bench_shapes.py --device cpu --limit 512 --multiples 1,16,32 --rounds 2  # this CPU

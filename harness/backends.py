@@ -261,21 +261,16 @@ def _fuse_bf16_cpu(model: Any) -> str | None:
     return onednn.KERNELS if onednn.fuse_linears(model) else None
 
 
-CPU_BF16_PAD_MULTIPLE = 16
-
-
-def pad_multiple(device_type: str, dtype: str, requested: int | None) -> int:
+def pad_multiple(requested: int | None) -> int:
     """Tokens a batch the harness pads (`BackendTokenizer.batch`) is padded to a multiple of: ``requested``
-    (--pad-to-multiple-of), else 16 for bfloat16 on a CPU, else 1 (to the longest text). Why 16 there: oneDNN
-    makes its bf16 kernels per batch shape, and padded so minilm ran faster in spite of the padding (the 13
-    retrieval tasks' encode calls at `harness run`'s CPU batch sizes: 35 shapes instead of 79, 6.7% more padded
-    tokens, 1.12x with every shape new, benchmarks/results/bench_shapes_cpu.json; whole runs 1.07x,
-    bench_cpu_retrieval-pad*.json). On a GPU not measured yet: 1 until benchmarks/bench_shapes.py has run there."""
+    (--pad-to-multiple-of), else 1 (to the longest text, as sentence-transformers pads). Not 16 for bfloat16 on a
+    CPU, stop 44's default: oneDNN makes its bf16 kernels per batch shape, and fewer shapes ran minilm's encode
+    calls 1.09x faster when every shape was new (benchmarks/results/bench_shapes_cpu.json), but whole runs of the
+    13 retrieval tasks, with the token budget counting the padding (stop 45), took the same model CPU time at 16
+    as at 1 (0.99x, bench_cpu_retrieval-pad*.json: a process meets most shapes again from task to task)."""
     if requested is not None and requested < 1:
         raise UsageError(f"--pad-to-multiple-of {requested}: must be at least 1")
-    if requested is not None:
-        return requested
-    return CPU_BF16_PAD_MULTIPLE if device_type == "cpu" and dtype == "bfloat16" else 1
+    return 1 if requested is None else requested
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -303,8 +298,7 @@ class SentenceTransformerEmbedder(Embedder):
         self.max_length = self._model.max_seq_length
         self._tokens = BackendTokenizer(self._model.tokenizer, lambda: self._model.max_seq_length)
         if plain_text_transformer(self._model):  # else sentence-transformers' own preprocess pads, to the longest
-            self.pad_multiple = self._tokens.pad_to_multiple_of = pad_multiple(self.device_type, self.dtype,
-                                                                               opts.pad_to_multiple_of)  # fmt: skip
+            self.pad_multiple = self._tokens.pad_to_multiple_of = pad_multiple(opts.pad_to_multiple_of)
         self._batch_extras: dict[tuple, dict[str, Any] | None] = {}  # per prompt and role: see _backend_batch
         self.embed_dim = int(self._model.get_embedding_dimension())
         self._prompts = dict(getattr(model, "prompts", {}) or {})
@@ -540,8 +534,7 @@ class HFEmbedder(Embedder):
         self._tokens = BackendTokenizer(self._tok, lambda: self.max_length, padding_side="right")
         self._backend_batches = self._tokens.verified_extras(self._transformers_batch) == {}
         if self._backend_batches:  # else transformers' own call pads every batch, to the longest
-            self.pad_multiple = self._tokens.pad_to_multiple_of = pad_multiple(self.device_type, self.dtype,
-                                                                               opts.pad_to_multiple_of)  # fmt: skip
+            self.pad_multiple = self._tokens.pad_to_multiple_of = pad_multiple(opts.pad_to_multiple_of)
 
     def torch_module(self) -> Any:
         return self._model

@@ -226,8 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "else float32; the reason goes to run.json), float32, float16, bfloat16")
     run.add_argument("--max-length", type=int, help="truncate inputs to this many tokens")
     run.add_argument("--pad-to-multiple-of", type=int, help="pad each batch's length to a multiple of this many "
-                     "tokens, st: and hf: models (default: 16 for bfloat16 on a CPU, where fewer batch shapes run "
-                     "faster; else 1, to the longest text)")
+                     "tokens, st: and hf: models; --max-batch-tokens counts the padding (default: 1, to the "
+                     "longest text)")
     run.add_argument("--pooling", default="mean", help="pooling for hf: models: mean, cls, last")
     run.add_argument("--trust-remote-code", action="store_true", help="allow model folders to run their own code")
     run.add_argument("--compile", action="store_true", help="torch.compile the model (conan:, st:, hf:, minilm; "
