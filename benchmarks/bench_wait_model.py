@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import DEFAULT_DATA, RESULTS, tokenize_as_the_cli, write_report
+from common import DEFAULT_DATA, RESULTS, is_retrieval_task, tokenize_as_the_cli, write_report
 from gpu_speed import PREFETCH_WINDOW, SIZES
 
 from conan_model.batching import PREFETCH_DEPTH, token_budget_batches, window_spans
@@ -57,7 +57,7 @@ def retrieval_calls(data: Path) -> dict[str, list[list[str]]]:
     calls = {}
     for task_json in sorted(data.rglob("task.json")):
         folder = task_json.parent
-        if "train" in folder.parts or not ("Retrieval" in folder.name or folder.name == "SciFact"):
+        if "train" in folder.parts or not is_retrieval_task(folder.name):
             continue
         files = [folder / "queries.jsonl", folder / "corpus.jsonl"]
         calls[folder.name] = [list(dict.fromkeys(t for row in iter_jsonl(f) for t in row_texts(row, True)))

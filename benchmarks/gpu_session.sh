@@ -33,7 +33,8 @@
 #   Both calls expected ~680 s, leaving ~3.5 min of the 15 for the machine's start (budgets, not the backstops,
 #   are what keep them inside the session). The whole-suite harness walls need a call per model (a 1.4B suite and
 #   minilm's do not fit 180 s): ONLY=harness SPEED_ARGS="--budget harness=S --harness-model conan" (then minilm),
-#   as docs/conan_model.md says.
+#   as docs/conan_model.md says. Whole runs per padding multiple (minilm, the 13 retrieval tasks, ~65 s each on the
+#   H200): ONLY=harness SPEED_ARGS="--harness-model minilm --harness-tasks retrieval --harness-pad 1,64 --budget harness=150".
 # Without PART, one call runs every part (530 s of budgets, backstop 700 s): more than a device call allows, for a
 # machine of one's own.
 set -o pipefail

