@@ -435,12 +435,12 @@ def test_session_script_runs_bench_shapes(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "bench_shapes done" in proc.stdout and "gpu_speed done" not in proc.stdout
     record = json.loads((out / "bench_shapes_dry.json").read_text())
-    assert record["multiples"] == [1, 16, 64] and record["device"] == "cpu"
+    assert record["multiples"] == [1, 16] and record["device"] == "cpu"  # the dry run's two arms (CI time)
     runs = {m: arms[0] for m, arms in record["arms"].items()}
     cold = {m: run["passes"]["cold"] for m, run in runs.items()}
     assert all(run["passes"]["warm"]["shapes"] == cold[m]["shapes"] > 0 for m, run in runs.items())
-    assert cold["1"]["shapes"] > cold["16"]["shapes"] >= cold["64"]["shapes"]
-    assert cold["1"]["padded_tokens"] < cold["16"]["padded_tokens"] <= cold["64"]["padded_tokens"]
+    assert cold["1"]["shapes"] > cold["16"]["shapes"]
+    assert cold["1"]["padded_tokens"] < cold["16"]["padded_tokens"]
     assert len({c["tokens"] for c in cold.values()}) == 1
     assert all(run["max_abs_diff_vs_first"] < 4 * 2**-8 for run in runs.values())
     assert str(tmp_path) not in json.dumps(record)
