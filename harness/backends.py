@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from conan_model.batching import padded_width
 from conan_model.fingerprint import data_fingerprint, files_fingerprint
 from harness.embedder import Embedder, ModelOptions
 from harness.errors import UsageError
@@ -139,7 +140,7 @@ class BackendTokenizer:
 
     def _width(self, longest: int, multiple: int) -> int:
         """A batch's length: its longest text's, rounded up to ``multiple`` but never past the max length."""
-        return max(longest, min(-(-longest // multiple) * multiple, self._limit() or longest))
+        return padded_width(longest, multiple, self._limit())
 
     def widen(self, features: dict[str, Any]) -> dict[str, Any]:
         """A batch another call padded to its longest text (the model's own call, where `batch` did not serve),

@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where task data comes from (auto: official if available, else mirror)")
     run.add_argument("--batch-size", type=int, default=64, help="most texts per forward pass (default 64)")
     run.add_argument("--max-batch-tokens", type=int, default=8192,
-                     help="token budget per batch: rows x longest row (default 8192)")
+                     help="token budget per batch: rows x the longest row as padded (default 8192)")
     run.add_argument("--dims", type=_csv, help="Matryoshka dims to score from one full encode, e.g. 64,128,256,full")
     run.add_argument("--dim-predictions", action="store_true",
                      help="keep mteb's per-item outputs at each --dims size too (predictions/embed_dim_<d>/: paired "

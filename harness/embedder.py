@@ -40,7 +40,7 @@ class ModelOptions:
     pooling: str = "mean"
     trust_remote_code: bool = False
     compile: bool = False  # torch.compile the model's transformer (pays off on accelerators for long runs)
-    pad_to_multiple_of: int | None = None  # batch lengths padded to a multiple of this; None: harness.backends' choice
+    pad_to_multiple_of: int | None = None  # batch lengths padded to a multiple of this; None: 1, to the longest
 
 
 class Embedder(ABC):
@@ -114,7 +114,7 @@ class Embedder(ABC):
             lengths = self.count_tokens(part, role, **task_prompt)
             self.timings.tokenize_s += time.perf_counter() - start
             vectors = np.empty((len(part), self.embed_dim), dtype=np.float32)
-            for batch in token_budget_batches(lengths, max_batch, max_tokens, self.packs_texts, self.pad_multiple):
+            for batch in self._budget_batches(lengths, max_batch, max_tokens):
                 before = self.timings.tokenize_s + self.timings.copy_s
                 start = time.perf_counter()
                 vectors[batch] = self.encode_batch([part[i] for i in batch], role, **task_prompt)
@@ -124,6 +124,11 @@ class Embedder(ABC):
             self.timings.wait_s += self.timings.tokenize_s - tokenized_before
             self.timings.tokens += sum(lengths)
             yield lo, lo + len(part), vectors, lengths
+
+    def _budget_batches(self, lengths: list[int], max_batch: int, max_tokens: int) -> list[list[int]]:
+        """A window's batches, each row charged the batch's width as this model pads it (`padded_width`)."""
+        return token_budget_batches(lengths, max_batch, max_tokens, self.packs_texts, self.pad_multiple,
+                                    self.max_length)  # fmt: skip
 
     @property
     def prefetches(self) -> bool:
@@ -187,7 +192,7 @@ class Embedder(ABC):
                 lengths = self.count_tokens(part, role, **task_prompt)
                 self.timings.tokenize_s += time.perf_counter() - start
                 yield lo, lengths, None, None  # a window begins
-                for batch in token_budget_batches(lengths, max_batch, max_tokens, self.packs_texts, self.pad_multiple):
+                for batch in self._budget_batches(lengths, max_batch, max_tokens):
                     start = time.perf_counter()
                     inputs = self.prepare_batch([part[i] for i in batch], role, pin=pin, **task_prompt)
                     self.timings.tokenize_s += time.perf_counter() - start

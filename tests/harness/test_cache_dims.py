@@ -93,6 +93,11 @@ def test_the_budget_bounds_the_padded_width_at_a_multiple() -> None:
     for batch in token_budget_batches(mixed, 8, 200, multiple=16):
         assert len(batch) * -(-max(mixed[i] for i in batch) // 16) * 16 <= 200 or len(batch) == 1
     assert token_budget_batches(mixed, 8, 200, multiple=1) == token_budget_batches(mixed, 8, 200)
+    # the max length ends the rounding (texts are cut there): 250-token texts at 100 pad to 256, not 300
+    assert [len(b) for b in token_budget_batches([250] * 40, 64, 256 * 32, multiple=100, cap=256)] == [32, 8]
+    assert [len(b) for b in token_budget_batches([250] * 40, 64, 256 * 32, multiple=100)] == [27, 13]
+    with pytest.raises(ValueError, match="pad multiple 0: must be at least 1"):
+        token_budget_batches([5, 5], 8, 200, multiple=0)
 
 
 def test_packed_batches_bound_the_token_sum_not_the_rows() -> None:

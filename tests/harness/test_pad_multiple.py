@@ -77,10 +77,14 @@ def test_bf16_batches_pad_to_the_multiple_on_every_path(one_thread, monkeypatch:
         monkeypatch.undo()
 
 
-def test_the_token_budget_bounds_the_batches_as_padded(one_thread, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("ahead", [False, True], ids=["inline", "prefetched"])
+def test_the_token_budget_bounds_the_batches_as_padded(ahead: bool, one_thread,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """--max-batch-tokens bounds rows x the batch's padded length (the tokens the model computes), not rows x the
-    longest text: texts whose length is no multiple of 16 get fewer rows a batch at 16 than at 1."""
+    longest text: texts whose length is no multiple of 16 get fewer rows a batch at 16 than at 1. Both paths of
+    `encode_stream`: inline (a CPU's) and the background tokenizer's (an accelerator's; forced here)."""
     model = load_model("minilm", ModelOptions(device="cpu", dtype="bfloat16", pad_to_multiple_of=16))
+    monkeypatch.setattr(type(model), "prefetches", property(lambda self: ahead))
     text = TEXTS[3]
     length = model.count_tokens([text], None)[0]
     assert length % 16, length  # else padding adds nothing and the test shows nothing

@@ -152,24 +152,56 @@ def test_the_retrieval_ratio_weighs_each_task_by_its_seconds() -> None:
             {"task": "XQuADRetrievalDeEn", "tokens": 100, "forward_tokens_per_s": 100.0, "encode_tokens_per_s": 50.0},
             {"task": "STS16", "tokens": 5000, "forward_tokens_per_s": 100.0, "encode_tokens_per_s": 10.0},
             {"task": "SQuADRetrieval", "tokens": 0, "forward_tokens_per_s": None, "encode_tokens_per_s": None}]
-    assert gpu_speed.retrieval_ratio(rows) == round(11 / 14.5, 3)
-    assert gpu_speed.retrieval_ratio(rows[2:]) is None
+    assert gpu_speed.retrieval_ratio(rows) == (round(11 / 14.5, 3), ["SciFact", "XQuADRetrievalDeEn"])
+    assert gpu_speed.retrieval_ratio(rows[2:]) == (None, [])
 
 
 def test_harness_pad_and_task_options_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    base = ["--dry-run", "--only", "harness", "--out", str(tmp_path)]
+    """Refused before anything runs (on a machine without CUDA too): bad multiples, conan with pads, unknown
+    tasks, 'retrieval' on data without a retrieval task (it would run the whole suite), and either option in a
+    call whose parts leave out the harness."""
+    no_retrieval = tmp_path / "data" / "STS16"
+    no_retrieval.mkdir(parents=True)
+    (no_retrieval / "task.json").write_text("{}")
     for argv, message in ((["--harness-model", "minilm", "--harness-pad", "1,0"], "--harness-pad 1,0: expected"),
                           (["--harness-model", "minilm", "--harness-pad", "x"], "--harness-pad x: expected"),
+                          (["--harness-model", "minilm", "--harness-pad", ""], "--harness-pad : expected"),
                           (["--harness-pad", "16"], "--harness-pad: minilm's runs only"),
-                          (["--harness-tasks", "STS16,Nope"], "--harness-tasks STS16,Nope: not task folders of "
-                           "sample_data: Nope")):  # fmt: skip
-        with pytest.raises(SystemExit):
-            gpu_speed.main(base + argv)
-        assert message in capsys.readouterr().err
+                          (["--harness-tasks", "STS16,Nope", "--data-dir", str(no_retrieval.parent)],
+                           f"--harness-tasks STS16,Nope: not task folders of {no_retrieval.parent}: Nope"),
+                          (["--harness-tasks", "retrieval", "--data-dir", str(no_retrieval.parent)],
+                           f"--harness-tasks retrieval: no retrieval task folder in {no_retrieval.parent}"),
+                          (["--only", "encode", "--harness-tasks", "retrieval"],
+                           "--harness-tasks: the harness part does not run in this call")):  # fmt: skip
+        for dry in (["--dry-run"], []):  # [] on this CPU: the checks come before the "no CUDA GPU" return
+            parts = [] if "--only" in argv else ["--only", "harness"]
+            with pytest.raises(SystemExit):
+                gpu_speed.main([*dry, *parts, *argv, "--out", str(tmp_path)])
+            assert message in capsys.readouterr().err
     ap = gpu_speed.argparse.ArgumentParser()
     retrieval = gpu_speed.harness_tasks("retrieval", REPO / "harness" / "sample_data", ap)
     assert retrieval and all("Retrieval" in t or t == "SciFact" for t in retrieval)
-    assert not list(tmp_path.iterdir())  # refused before anything ran
+    assert gpu_speed.harness_tasks("STS16,STS16,SciFact", REPO / "harness" / "sample_data", ap) == ["STS16", "SciFact"]
+    assert gpu_speed.tasks_slug("retrieval", retrieval) == "retrieval"
+    assert gpu_speed.tasks_slug("STS16", ["STS16"]) == "STS16"
+    assert gpu_speed.tasks_slug("x", [f"XQuADRetrieval{i}" for i in range(13)]).startswith("tasks13-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # refused before anything ran
+
+
+def test_a_task_subset_gets_its_own_file_and_encode_keeps_its_tasks(tmp_path: Path, monkeypatch) -> None:
+    """--harness-tasks names the file (a subset never overwrites a whole suite's record) with or without
+    --harness-model, and reaches the harness part only: encode keeps its own tasks."""
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(gpu_speed, "random_checkpoint", lambda *a, **k: tmp_path / "ckpt")
+    monkeypatch.setattr(gpu_speed, "part_encode", lambda s, ckpt, data, device, tasks, clock: seen.update(encode=tasks))
+    monkeypatch.setattr(gpu_speed, "part_harness", lambda s, specs, data, device, runs, tasks, clock, save, extra,
+                        equal_shares: seen.update(harness=tasks, runs=runs.name, equal=equal_shares))  # fmt: skip
+    argv = ["--dry-run", "--only", "encode", "--only", "harness", "--harness-tasks", "STS16", "--out", str(tmp_path)]
+    assert gpu_speed.main(argv) == 0
+    assert seen == {"encode": gpu_speed.DRY_TASKS, "harness": ["STS16"], "runs": "gpu_speed_dry-encode-harness-STS16"
+                    "-harness-runs", "equal": False}  # fmt: skip
+    record = json.loads((tmp_path / "gpu_speed_dry-encode-harness-STS16.json").read_text())
+    assert (record["options"]["harness_tasks"], record["options"]["harness_task_list"]) == ("STS16", ["STS16"])
 
 
 def test_portable_writes_paths_inside_model_specs_relative() -> None:
