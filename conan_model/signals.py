@@ -26,6 +26,19 @@ class Terminated(KeyboardInterrupt):
         super().__init__("terminated (SIGTERM)")
 
 
+_fired: list[int] = []  # the signal the active `sigterm_interrupts` block's handler took, until the block ends
+
+
+def raise_if_interrupted() -> None:
+    """Raise again the interrupt a `sigterm_interrupts` handler raised, if one fired. CPython runs a handler
+    wherever the main thread is, a finalizer (`__del__`, a weakref or gc callback) included, where its exception is
+    printed as "Exception ignored" and dropped; the signals are ignored from then on, so a process that was waiting
+    would go on waiting until it is killed, without a word. Waits that can last (a torchrun rank polling for the
+    others: harness.distributed) call this between polls. Main thread only, as the handler."""
+    if _fired and threading.current_thread() is threading.main_thread():
+        raise Terminated() if _fired[0] == signal.SIGTERM else KeyboardInterrupt()
+
+
 @contextmanager
 def sigterm_interrupts(process_exits_after: bool = False) -> Iterator[None]:
     """Within the block, SIGTERM raises Terminated and Ctrl-C KeyboardInterrupt, once: after the first, both are
@@ -50,6 +63,7 @@ def sigterm_interrupts(process_exits_after: bool = False) -> Iterator[None]:
     def interrupt(signum: int, frame: Any) -> None:
         nonlocal fired
         fired = True
+        _fired.append(signum)
         for each in caught:
             signal.signal(each, signal.SIG_IGN)
         raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
@@ -60,3 +74,4 @@ def sigterm_interrupts(process_exits_after: bool = False) -> Iterator[None]:
     finally:
         for each, handler in previous.items():
             signal.signal(each, signal.SIG_IGN if fired and process_exits_after else handler)
+        _fired.clear()

@@ -290,8 +290,11 @@ class ShardGroup:
         missing). Polling, with a pause doubling from 1 ms to 0.2 s, rather than the store's own timed wait: a
         Ctrl-C or SIGTERM is handled between polls, and a TCPStore logs two warning lines for every wait that
         times out, which a rank waiting out rank 0's writes would print each second."""
+        from conan_model.signals import raise_if_interrupted
+
         deadline, pause = time.monotonic() + self.timeout_s, 0.001
         while not store.check(keys):
+            raise_if_interrupted()  # a signal whose exception a finalizer swallowed still stops the wait
             if time.monotonic() >= deadline:
                 return [r for r, key in enumerate(keys) if not store.check([key])]
             time.sleep(pause)

@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+from conan_model.signals import raise_if_interrupted
 from harness.cli import main
 from harness.encoding import HarnessEncoder
 
@@ -31,6 +32,7 @@ def fail_first_pass(how: str, task: str | None) -> None:
                 while True:  # only a signal ends it. Not a wait on a lock (Event().wait()): the kernel may hand a
                     time.sleep(0.1)  # signal to another thread of the rank, and a main thread blocked on a lock
                     # is then never woken to run the handler (CPython runs them there only); seen in CI at stop 44
+                    raise_if_interrupted()  # as the harness's own waits: a swallowed interrupt still ends it
             if how == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError(f"injected failure on rank {rank}")
