@@ -89,7 +89,7 @@ from conan_model import ConanConfig, ConanEncoder, ConanModel, save_pretrained, 
 from conan_model.batching import EncodeTimings  # noqa: E402
 from conan_model.device import compile_problem  # noqa: E402
 from conan_model.tokenizer import BOS, EOS, PAD, train_tokenizer_from_texts  # noqa: E402
-from harness.data import iter_jsonl, row_texts  # noqa: E402
+from harness.data import iter_jsonl, row_texts, scan_tasks  # noqa: E402
 from train.metrics import device_name, peak_tflops  # noqa: E402
 
 tokenize_as_the_cli()  # measure what `harness run` does, not common.py's test default (sequential)
@@ -641,8 +641,10 @@ def harness_rows(efficiency: dict[str, Any]) -> list[dict[str, Any]]:
 
 def harness_tasks(choice: str, data: Path, ap: argparse.ArgumentParser) -> list[str]:
     """--harness-tasks: 'retrieval' (the data's task folders that `is_retrieval_task`), or names that must be
-    task folders of the data (each once, in the order given)."""
-    folders = {p.parent.name for p in data.rglob("task.json") if "train" not in p.parent.parts}
+    task folders of the data (each once, in the order given). Folders as `harness run` finds them
+    (`harness.data.scan_tasks`), a broken task.json's included: the run itself names what is wrong with it."""
+    valid, broken = scan_tasks(data)
+    folders = set(valid) | set(broken)
     if choice == "retrieval":
         found = sorted(name for name in folders if is_retrieval_task(name))
         if not found:
@@ -757,8 +759,9 @@ def part_harness(s: dict[str, Any], specs: dict[str, str], data: Path, device: t
                 "--max-batch-tokens", str(s["batch_tokens"])]  # fmt: skip
         if spec.startswith("conan:"):
             args += ["--max-length", str(s["max_length"])]
-        args += (extra or {}).get(label, [])
-        row: dict[str, Any] = {"spec": spec, "run_dir": f"{runs.name}/{label}", "options": (extra or {}).get(label, [])}
+        options = (extra or {}).get(label, [])
+        args += options
+        row: dict[str, Any] = {"spec": spec, "run_dir": f"{runs.name}/{label}", "options": options}
         start = time.perf_counter()
         timeout = None if limit == float("inf") else limit
         try:

@@ -160,17 +160,17 @@ def test_harness_pad_and_task_options_are_checked(tmp_path: Path, capsys: pytest
     """Refused before anything runs (on a machine without CUDA too): bad multiples, conan with pads, unknown
     tasks, 'retrieval' on data without a retrieval task (it would run the whole suite), and either option in a
     call whose parts leave out the harness."""
-    no_retrieval = tmp_path / "data" / "STS16"
-    no_retrieval.mkdir(parents=True)
-    (no_retrieval / "task.json").write_text("{}")
+    no_retrieval = tmp_path / "data"  # a data root (language folder, task folder) without a retrieval task
+    (no_retrieval / "en" / "STS16").mkdir(parents=True)
+    (no_retrieval / "en" / "STS16" / "task.json").write_text("{}")
     for argv, message in ((["--harness-model", "minilm", "--harness-pad", "1,0"], "--harness-pad 1,0: expected"),
                           (["--harness-model", "minilm", "--harness-pad", "x"], "--harness-pad x: expected"),
                           (["--harness-model", "minilm", "--harness-pad", ""], "--harness-pad : expected"),
                           (["--harness-pad", "16"], "--harness-pad: minilm's runs only"),
-                          (["--harness-tasks", "STS16,Nope", "--data-dir", str(no_retrieval.parent)],
-                           f"--harness-tasks STS16,Nope: not task folders of {no_retrieval.parent}: Nope"),
-                          (["--harness-tasks", "retrieval", "--data-dir", str(no_retrieval.parent)],
-                           f"--harness-tasks retrieval: no retrieval task folder in {no_retrieval.parent}"),
+                          (["--harness-tasks", "STS16,Nope", "--data-dir", str(no_retrieval)],
+                           f"--harness-tasks STS16,Nope: not task folders of {no_retrieval}: Nope"),
+                          (["--harness-tasks", "retrieval", "--data-dir", str(no_retrieval)],
+                           f"--harness-tasks retrieval: no retrieval task folder in {no_retrieval}"),
                           (["--only", "encode", "--harness-tasks", "retrieval"],
                            "--harness-tasks: the harness part does not run in this call")):  # fmt: skip
         for dry in (["--dry-run"], []):  # [] on this CPU: the checks come before the "no CUDA GPU" return
