@@ -4,10 +4,12 @@ harness: it replaces HarnessEncoder._stream in this process only.
 
 FAULT (env) says how the pass fails: `raise` an error, `block` forever without dying (a hung rank; it says
 `rank N blocks` first), `kill` the rank with SIGKILL; without FAULT no rank fails. FAULT_TASK (env) moves the fault
-to the first pass of that task."""
+to the first pass of that task. Every rank dumps its threads' stacks on SIGUSR1 (faulthandler), so a test can see
+where a rank that outlives a stop hangs."""
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import sys
@@ -42,6 +44,7 @@ def fail_first_pass(how: str, task: str | None) -> None:
 
 
 if __name__ == "__main__":
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # C-level: dumps even from inside a blocked call
     if os.environ["RANK"] == sys.argv[1] and os.environ.get("FAULT"):
         fail_first_pass(os.environ["FAULT"], os.environ.get("FAULT_TASK"))
     sys.argv[1:] = sys.argv[2:]  # the command line `python -m harness` would get
