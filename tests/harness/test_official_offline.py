@@ -295,3 +295,24 @@ def test_a_prepared_copy_that_mteb_cannot_load_names_the_dataset(shared_data: Pa
     assert error.startswith(f"DataError: mteb/scifact: revision {revision} could not be loaded from its prepared "
                             f"copy in {tmp_path / 'datasets'}")  # fmt: skip
     assert "config 'corpus'" in error and "prepare it again" in error
+
+
+def test_an_aggregate_task_is_ready_when_its_subtasks_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CQADupstackRetrieval (MTEB(eng, v1)) has no dataset of its own: mteb scores its 12 subtasks and averages.
+    Before (audit, stop 46): reported "aggregate tasks do not have a path@1 is not prepared in the datasets cache"
+    whatever its subtasks' state, so it could never run offline and the reason named no dataset."""
+    from harness.tasks import official_problem
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path)
+    task = mteb.get_task("CQADupstackRetrieval")
+    subtasks = [sub.metadata.name for sub in task.tasks]
+    first = mteb.get_task(subtasks[0]).metadata.dataset
+    assert official_problem(task) == (f"{first['path']}@{first['revision'][:12]} is not prepared in the datasets "
+                                      f"cache (its subtask {subtasks[0]}, and 11 more)")  # fmt: skip
+    for name in subtasks:  # each subtask prepared (a few rows: readiness is about the prepared copies)
+        if name == subtasks[-1]:  # all but this one ready: it alone is named
+            assert official_problem(task).endswith(f"is not prepared in the datasets cache (its subtask {name})")
+        materialize(name, "corpus", {"corpus": [{"_id": "d1", "title": "", "text": "a question"}]}, tmp_path)
+        materialize(name, "queries", {"queries": [{"_id": "q1", "text": "a question?"}]}, tmp_path)
+        materialize(name, "default", {"test": [{"query-id": "q1", "corpus-id": "d1", "score": 1}]}, tmp_path)
+    assert official_problem(task) == ""

@@ -215,6 +215,27 @@ def test_official_coverage_compares_counts_with_mteb_statistics(shared_data: Pat
     assert official_coverage(shared["XQuADRetrievalEnEn"]) is None  # no mteb twin
 
 
+def test_a_legacy_clustering_mirror_of_every_document_is_not_mteb_s_split(shared_data: Path, tmp_path: Path):
+    """mteb's legacy clustering (CLSClusteringS2S here) clusters each set of its split apart and averages, and its
+    statistics count all sets' documents together; a mirror is one set of all its rows. Before (audit, stop 46): a
+    mirror with mteb's 100,000 documents, flattened, was recorded `full_split: true` and ranked against published
+    scores unmarked, though scored as one set."""
+    from harness.data import discover_tasks
+    from harness.tasks import LEGACY_SETS, official_coverage
+
+    folder = tmp_path / "zh" / "CLSClusteringS2S"
+    folder.mkdir(parents=True)
+    meta = json.loads((shared_data / "zh" / "CLSClusteringS2S" / "task.json").read_text(encoding="utf-8"))
+    (folder / "task.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "counts"}))
+    rows = (shared_data / "zh" / "CLSClusteringS2S" / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    (folder / "test.jsonl").write_text("\n".join(rows[i % len(rows)] for i in range(100_000)) + "\n",
+                                       encoding="utf-8")  # fmt: skip
+    assert official_coverage(discover_tasks(tmp_path)["CLSClusteringS2S"]) == (
+        False, f"test.jsonl 100000 rows, mteb's test 100000; {LEGACY_SETS}")
+    assert official_coverage(discover_tasks(shared_data)["CLSClusteringS2S"]) == (  # fewer rows: as before
+        False, "test.jsonl 2000 rows, mteb's test 100000")
+
+
 def test_coverage_without_task_json_counts_comes_from_the_files(tmp_path: Path):
     """Before: only task.json's optional `counts` were read, so the embedded STS16 (47 of mteb's 1,186 pairs)
     without them was recorded with no `full_split`, and `harness leaderboard --published` ranked it against the

