@@ -87,6 +87,18 @@ class ParallelTranslator:
     def __call__(self, text: str, lang: str) -> str | None:
         return self.tables.get(lang, {}).get(text)
 
+    def shared(self) -> list[tuple[str, str]]:
+        """Pairs of English texts with one translation in some language (689 pairs of 1,117 texts in ../shared/data):
+        that translation, as a CLR query, is a labelled match of both, so neither may be the other's hard
+        negative (train/multitask.py ``attach_pools``). Each text linked to the first with its translation."""
+        pairs = []
+        for table in self.tables.values():
+            first: dict[str, str] = {}
+            for text, translation in table.items():
+                if first.setdefault(translation, text) != text:
+                    pairs.append((first[translation], text))
+        return pairs
+
 
 def build_clr(
     examples: Sequence[Mapping[str, Any]],

@@ -1,6 +1,7 @@
 """Hard-negative candidate pools, mined once before the supervised stage (the pools DHNM walks through).
 
-For every query, the corpus is ranked by a scorer and the query's own positives (and the query itself) are
+For every query, the corpus is ranked by a scorer and every text the data labels as a match of the query (its
+positives, and what paraphrase links in either direction or a shared positive join to it: ``labelled_matches``) is
 removed; the top ``depth`` candidates are saved, best first, as one JSONL line per query. Scorers:
 * any embedder the harness can load (``minilm``, ``me5-small``, ``conan:<dir>``, ``st:<path>``...; through
   `harness train`, see train/scorer.py): cosine of the query ('query' role) against the documents ('document' role);
@@ -139,6 +140,33 @@ def mine_pools(
             pools.append({"query": queries[i], "candidates": [corpus[j] for j in top],
                           "scores": [round(float(s), 6) for s in scores]})  # fmt: skip
     return pools
+
+
+def labelled_matches(pairs: Iterable[tuple[str, str]]) -> dict[str, frozenset[str]]:
+    """Every text of ``pairs`` (query, positive) → the texts the data labels as its matches: its connected
+    component over the pairs, taken both ways. A query's pool excludes all of them, not only its own positives:
+    paraphrase data labels pairs in both directions and in clusters ((a, b) and (b, a); (a, c) and (b, c)), and a
+    text labelled as a's match, mined for a, is a false hard negative that DHNM keeps (its cosine starts high).
+    Before stop 46 (audit) only a's own positives were excluded: 1,223 of the 37,424 rows of configs/supervised.toml's
+    retrieval task had such a text among the 7 hard negatives served first (benchmarks/bench_pool_matches.py)."""
+    parent: dict[str, str] = {}
+
+    def root(text: str) -> str:
+        parent.setdefault(text, text)
+        while parent[text] != text:
+            parent[text] = parent[parent[text]]  # path halving: near-flat trees, no recursion
+            text = parent[text]
+        return text
+
+    for a, b in pairs:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[ra] = rb
+    members: dict[str, set[str]] = {}
+    for text in parent:
+        members.setdefault(root(text), set()).add(text)
+    groups = {r: frozenset(texts) for r, texts in members.items()}
+    return {text: groups[root(text)] for text in parent}
 
 
 def save_pools(path: str | Path, pools: Sequence[dict[str, Any]], meta: dict[str, Any] | None = None) -> None:

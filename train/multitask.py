@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from .data import JsonlIndex, permutation
 from .dhnm import DHNM
 from .distributed import barrier
 from .errors import ConfigError, DataError, ResumeError
-from .mining import ensure_pools, load_pools
+from .mining import ensure_pools, labelled_matches, load_pools
 from .supervised_config import SupervisedConfig
 
 
@@ -71,20 +72,20 @@ def read_rows(files: list[Path], kind: str) -> list[dict[str, Any]]:
 
 
 def attach_pools(
-    task: Task, cfg: SupervisedConfig, rt: Any, source: list[dict[str, Any]], source_of: list[int]
+    task: Task, cfg: SupervisedConfig, rt: Any, source: list[dict[str, Any]], source_of: list[int],
+    links: Iterable[tuple[str, str]] = (),
 ) -> None:
     """Mine (rank 0, cached in pools_dir) or load the pools of ``source`` rows; row i of the task uses the pool
     of source row ``source_of[i]``. That source row's given negative goes right after the skipped top ranks, or
     after all mined candidates when fewer were mined, and DHNM serves it first either way (a CLR row, translated
-    from a source row, keeps its source's negative as it keeps its positive)."""
+    from a source row, keeps its source's negative as it keeps its positive). A pool excludes every text the rows
+    (and ``links``, more pairs of matching texts) join to its query (``train.mining.labelled_matches``)."""
     path = Path(cfg.pools_dir or Path(cfg.output_dir) / "pools") / f"{task.name}.jsonl"
     used = sorted(set(source_of))  # only sources the task uses get a pool
     queries = [source[i]["query"] for i in used]
-    by_query: dict[str, set[str]] = {}
-    for r in source:
-        by_query.setdefault(r["query"], set()).add(r["positive"])
+    matches = labelled_matches([*((r["query"], r["positive"]) for r in source), *links])
     corpus = [r["positive"] for r in source] + [r["negative"] for r in source if "negative" in r]
-    if rt.is_main and ensure_pools(path, queries, [by_query[q] for q in queries], corpus, cfg.pool_scorer,
+    if rt.is_main and ensure_pools(path, queries, [matches[q] for q in queries], corpus, cfg.pool_scorer,
                                    cfg.pool_depth):  # fmt: skip
         print(f"mined {len(queries)} pools for task {task.name} with {cfg.pool_scorer} -> {path}", flush=True)
     barrier()
@@ -93,7 +94,8 @@ def attach_pools(
     skip = cfg.dhnm_config().skip_top
     starts = []
     for src in source_of:
-        given = [source[src]["negative"]] if source[src].get("negative") else []
+        negative = source[src].get("negative")  # dropped where the rows label it a match (a row with n == p)
+        given = [negative] if negative and negative not in matches[source[src]["query"]] else []
         rest = [c for c in mined[src] if c not in given]
         start = min(skip, len(rest)) if given else skip  # a short pool's given negative is not skipped with it
         task.pools.append(rest[:start] + given + rest[start:])
@@ -125,7 +127,7 @@ def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
                 out = Path(cfg.output_dir) / f"clr_report_{name}.json"
                 atomic_write_json(out, report)
             task.rows = [{"query": e["query"], "positive": e["positive"]} for e in examples]
-            attach_pools(task, cfg, rt, source, [e["source_index"] for e in examples])
+            attach_pools(task, cfg, rt, source, [e["source_index"] for e in examples], translator.shared())
         else:
             files, cut = _files(cfg.data_root, spec["data"]), spec["max_rows"] or None
             if spec["kind"] == "classification":  # read file by file, to know each row's label set

@@ -46,10 +46,11 @@ def retrieval_info_nce(
     the rows' positives, hard negatives and queries: with them a candidate that is a positive of query i's
     query text (its own positive's duplicates, and the positives of other rows with the same query text) is
     masked, and a text held by several candidate columns counts once, the query's own slot copy first
-    (``train.losses.counted_candidates``). Hard negatives need no same-query rule of their own: a row's pool
-    excludes every positive of its query text (train/mining.py), and another row's negatives are caught by the
-    text rule. This reduces to ``train.losses.info_nce``: K = 0 is its in-batch loss; ``shared_negatives=False``
-    is its per-query ``extra_negatives`` (B, K, D); ``shared_negatives=True`` its shared (N, D) form.
+    (``train.losses.counted_candidates``). A row's own hard negatives need no same-query rule: its pool excludes
+    every text the rows label as a match of its query (``train.mining.labelled_matches``), and another row's
+    negatives equal to a positive of i's query text are caught by the text rule. This reduces to
+    ``train.losses.info_nce``: K = 0 is its in-batch loss; ``shared_negatives=False`` is its per-query
+    ``extra_negatives`` (B, K, D); ``shared_negatives=True`` its shared (N, D) form.
 
     Returns the mean loss and the detached (B, K) cosine of each query with its own hard negatives (NaN for
     empty slots): the numbers DHNM reads, so the rule costs no extra forward pass.

@@ -279,6 +279,35 @@ def test_a_short_mined_pool_still_serves_the_given_negative_first(tmp_path: Path
         assert (task.pools[i][first] if first is not None else None) == row.get("negative"), i
 
 
+@pytest.mark.parametrize("kind", ["retrieval", "clr"])
+def test_pools_serve_no_text_the_data_labels_a_match_of_the_query(tmp_path: Path, shared_data: Path, kind: str):
+    """Before (audit, stop 46) a pool excluded the query and its own positives only, so paraphrase data's reverse
+    pair (b, a), a query sharing a's positive, and (CLR) an English text with the same translation were mined and
+    served as hard negatives: in bq_dev_pairs_zh "取消刚才的贷款" was served "我想取消刚刚的借款，", which line 3323
+    pairs with it. Now no served slot of any row holds a text of its query's component over the rows' pairs
+    (and the translations' links); with the old rule both cases fail (checked)."""
+    from train.clr import ParallelTranslator
+    from train.distributed import init_runtime
+    from train.mining import labelled_matches
+    from train.multitask import build_tasks
+
+    spec = ({"kind": "retrieval", "data": ["train/bq_dev_pairs_zh"], "batch_size": 4} if kind == "retrieval" else
+            {"kind": "clr", "parallel": "train", "total": 3000, "batch_size": 4})  # fmt: skip
+    cfg = SupervisedConfig(output_dir=str(tmp_path / "run"), data_root=str(shared_data), tasks={"t": spec})
+    task = build_tasks(cfg, init_runtime("cpu"))["t"]
+    if kind == "retrieval":
+        matches = labelled_matches((r["query"], r["positive"]) for r in task.rows)
+        queries = [row["query"] for row in task.rows]
+    else:  # a CLR row's documents are English: its match set is its English positive's
+        translator = ParallelTranslator.from_dir(shared_data / "train")
+        matches = labelled_matches([*((t, t) for t in translator.source_texts()), *translator.shared()])
+        queries = [row["positive"] for row in task.rows]
+    served = [[task.pools[i][j] for j in task.dhnm.negatives(i) if j is not None] for i in range(len(task.rows))]
+    assert sum(map(len, served)) > 6 * len(task.rows)  # the check sees the slots: most rows have all 7
+    hits = [(queries[i], text) for i, texts in enumerate(served) for text in texts if text in matches[queries[i]]]
+    assert hits == []
+
+
 def test_resume_refuses_dhnm_state_when_the_pools_were_mined_again(tmp_path: Path, shared_data: Path, monkeypatch):
     """pool_scorer = conan:<weak final>, and the weak stage trained into that folder again before the resume: the
     pools are mined anew (other texts at each rank), so the checkpoint's DHNM pointers would index other texts."""
