@@ -461,8 +461,9 @@ def identity_differences(identities: list[dict[str, Any]], skip: tuple[str, ...]
 TASK_KEYS = ("source", "data")
 
 
-def other_settings(record: dict[str, Any]) -> dict[str, str]:
-    """Finished tasks computed under settings other than the run's: task → 'dtype bfloat16, max_length 8'.
+def other_settings(record: dict[str, Any], ignore: tuple[str, ...] = ()) -> dict[str, str]:
+    """Finished tasks computed under settings other than the run's: task → 'dtype bfloat16, max_length 8'; keys in
+    ``ignore`` are not compared (a comparison of full scores ignores the dims, which do not move them).
 
     Such a task was kept from an earlier run into the directory; summary.md lists it and the leaderboard marks it,
     both from this answer. Every identity key is compared (a key only one side has counts as a difference), against
@@ -477,7 +478,7 @@ def other_settings(record: dict[str, Any]) -> dict[str, str]:
         identity = task.get("identity") or {}
         if task.get("status") != "ok" or not identity:
             continue
-        keys = [k for k in dict.fromkeys([*identity, *current]) if k not in TASK_KEYS]
+        keys = [k for k in dict.fromkeys([*identity, *current]) if k not in TASK_KEYS and k not in ignore]
         diff = [f"{k} {shown_setting(identity.get(k))}" for k in keys if identity.get(k) != current.get(k)]
         if task.get("source") == MIRROR and task.get("data_root", root) != root:
             files = identity.get("data") or ""

@@ -100,10 +100,15 @@ def _same_list(first: list[str], other: list[str], what: str, unit: str) -> None
 
 def at_dim(run: RunDir, name: str, record: dict[str, Any], dim: int | None) -> dict[str, Any]:
     """The task's run.json ``record`` with its main score at MRL ``dim`` (from that dim's result file; None: the
-    full width, ``record`` as it is); raises NotTestable when the run has no result at that dim."""
+    full width, ``record`` as it is); raises NotTestable when the run has no result at that dim, DataError when its
+    task identity lists the dim but the result file is missing or damaged (`RunDir.result_dims` skips such a file:
+    before stop 46 a gate at that dim called the task "not tested" and passed)."""
     if dim is None:
         return record
     scores = run.dim_scores(name, record)
+    if dim not in scores and dim in ((record.get("identity") or {}).get("dims") or []):
+        raise DataError(run.result_path(name, dim), 0, f"{name}'s result at MRL dim {dim}, which run.json lists, is "
+                        f"missing or not JSON; `harness run` into {run.path} evaluates {name} again")  # fmt: skip
     if dim not in scores:
         raise NotTestable(f"{run.path}: {name} has no result at MRL dim {dim} (dims there: {sorted(scores)}; a dim "
                           "equal to the model's width is its full score, not an MRL dim)")  # fmt: skip

@@ -225,11 +225,18 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     if extra:
         comp.warnings.append("only in the candidate, no baseline score to compare with (not gated): "
                              + ", ".join(extra))  # fmt: skip
-    kept = {"baseline": other_settings(record_b), "candidate": other_settings(record_c)}
+    # which dims an evaluation asked for moves no score (a task without a result at the dim is named by `at_dim`);
+    # how dim results are viewed (`dim_view`) matters at a dim, for a task that has a result there
+    kept = {"baseline": other_settings(record_b, ("dims", "dim_view")),
+            "candidate": other_settings(record_c, ("dims", "dim_view"))}  # fmt: skip
+    views = {"baseline": _other_views(record_b), "candidate": _other_views(record_c)} if dim else {}
     for name in shared:
         foreign = [f"the {side} kept it from a run with other settings ({found[name]})"
                    for side, found in kept.items() if name in found]  # fmt: skip
-        comp.tasks.append(_test_task(base, cand, name, rec_b[name], rec_c[name], comp.settings, "; ".join(foreign)))
+        viewed = [f"the {side} kept it from a run that viewed dims otherwise ({found[name]})"
+                  for side, found in views.items() if name in found]  # fmt: skip
+        comp.tasks.append(_test_task(base, cand, name, rec_b[name], rec_c[name], comp.settings, "; ".join(foreign),
+                                     "; ".join(viewed)))  # fmt: skip
     comp.tasks += [_untested(base, name, attempted_b.get(name), attempted_c.get(name), dim) for name in unshared]
     comp.warnings += _efficiency_warnings(base, cand, shared)
     return comp
@@ -244,7 +251,7 @@ def _untested(base: RunDir, name: str, rb: dict[str, Any] | None, rc: dict[str, 
     if has_score(rb):
         try:
             score_b = float(at_dim(base, name, rb, dim)["main_score"])
-        except NotTestable:  # the baseline's full-width score would read as this dim's
+        except (NotTestable, DataError):  # the baseline's full-width score would read as this dim's
             pass
     kind, metric = (rb.get(key) or rc.get(key) or "" for key in ("type", "main_metric"))
     tv = TaskVerdict(name, kind, metric, score_b, float(rc["main_score"]) if has_score(rc) else math.nan)
@@ -281,17 +288,34 @@ def run_differences(record_b: dict[str, Any], record_c: dict[str, Any], dim: int
             for key in identity_differences(sides, UNSCORED_KEYS + (() if dim else ("dim_view",)))]  # fmt: skip
 
 
+def _other_views(record: dict[str, Any]) -> dict[str, str]:
+    """Tasks with dim results viewed otherwise than the run's (`dim_view`: before stop 35 renormalised prefixes)."""
+    view = record.get("identity", {}).get("dim_view")
+    return {name: f"dim_view {shown_setting(task['identity'].get('dim_view'))}"
+            for name, task in record.get("tasks", {}).items()
+            if task.get("status") == "ok" and (task.get("identity") or {}).get("dims")
+            and task["identity"].get("dim_view") != view}  # fmt: skip
+
+
 def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: dict[str, Any],
-               s: dict[str, Any], foreign: str = "") -> TaskVerdict:  # fmt: skip
+               s: dict[str, Any], foreign: str = "", viewed: str = "") -> TaskVerdict:  # fmt: skip
     """Δ and its paired CI, or the reason it is not tested: ``foreign`` names a run that kept the task from a run
-    with other settings (its score is not the run's settings' score: a verdict would test something else)."""
+    with other settings (its score is not the run's settings' score: a verdict would test something else),
+    ``viewed`` one whose dim results were viewed otherwise (at a dim). What makes a task not comparable (kept from
+    other settings, other data) or damaged is said before a missing result at the ``dim``, which only makes it "not
+    tested": before stop 46 the dim was looked at first, so `--dim` passed a task that blocks the gate at full
+    width. And which dims an earlier evaluation asked for no longer makes a kept task not comparable: they move no
+    score (before, a task kept from a run without `--dims` blocked the gate at full width)."""
+    tv = TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "", math.nan, math.nan)
     try:
         rb, rc = at_dim(base, name, rb, s["dim"]), at_dim(cand, name, rc, s["dim"])
+        tv.base, tv.cand = float(rb["main_score"]), float(rc["main_score"])
+        missing = ""
     except NotTestable as exc:
-        return TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "", math.nan, math.nan,
-                           reason=str(exc))  # fmt: skip
-    tv = TaskVerdict(name, rb.get("type") or "", rb.get("main_metric") or "", float(rb["main_score"]),
-                     float(rc["main_score"]))  # fmt: skip
+        missing = str(exc)
+    except DataError as exc:
+        tv.verdict, tv.reason = DAMAGED, str(exc)
+        return tv
     if foreign:
         tv.verdict, tv.reason = NOT_COMPARABLE, foreign
         return tv
@@ -300,6 +324,12 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
         tv.verdict = NOT_COMPARABLE
         tv.reason = (f"the runs' scores are not comparable ({', '.join(differing)} differ): rerun the baseline on the "
                      "candidate's data and metric")  # fmt: skip
+        return tv
+    if missing:
+        tv.reason = missing
+        return tv
+    if viewed:
+        tv.verdict, tv.reason = NOT_COMPARABLE, viewed
         return tv
     try:
         ib, ic = task_items(base, name, rb, s["dim"]), task_items(cand, name, rc, s["dim"])

@@ -348,6 +348,57 @@ def test_task_kept_from_other_settings_is_not_comparable(tiny_runs, tmp_path):
     assert sts.reason == "the candidate kept it from a run with other settings (max_length 8)"
 
 
+def _kept(run: Path, copy: Path, task: str, **identity) -> Path:
+    """A copy of ``run`` whose ``task`` reads as kept from an earlier evaluation with ``identity``'s values (None:
+    the key absent, as in a run without --dims)."""
+    shutil.copytree(run, copy)
+    record = json.loads((copy / "run.json").read_text())
+    ident = record["tasks"][task]["identity"]
+    for key, value in identity.items():
+        ident.pop(key) if value is None else ident.__setitem__(key, value)
+    (copy / "run.json").write_text(json.dumps(record))
+    return copy
+
+
+def test_at_a_dim_a_task_kept_from_other_settings_still_blocks_the_gate(tiny_runs, tmp_path):
+    """Before (audit, stop 46): the dim was looked at first, so a task kept from a run with other settings and no
+    result at the dim was "not tested" and `--dim 64` passed (exit 0) where the full width exits 3."""
+    cand = _kept(tiny_runs["base"], tmp_path / "cand", "TinySTS", max_length=8, dims=None, dim_view=None)
+    for dim in (None, 64):
+        comp = compare(tiny_runs["base"], cand, n_boot=50, dim=dim, tasks=["TinySTS", "TinyPairs"])
+        sts = next(t for t in comp.tasks if t.task == "TinySTS")
+        assert (sts.verdict, comp.exit_status) == (NOT_COMPARABLE, 3), dim
+        assert sts.reason == "the candidate kept it from a run with other settings (max_length 8)"
+
+
+def test_the_dims_an_evaluation_asked_for_do_not_make_a_kept_task_not_comparable(tiny_runs, tmp_path):
+    """A task kept from a run without --dims scores its full width as the others: tested there (before stop 46: not
+    comparable, exit 3); at a dim it has no result for it is not tested, saying so."""
+    cand = _kept(tiny_runs["base"], tmp_path / "cand", "TinySTS", dims=None, dim_view=None)
+    (full,) = compare(tiny_runs["base"], cand, n_boot=50, tasks=["TinySTS"]).tasks
+    assert full.verdict != NOT_COMPARABLE and full.lo is not None
+    comp = compare(tiny_runs["base"], cand, n_boot=50, dim=64, tasks=["TinySTS", "TinyPairs"])
+    sts = next(t for t in comp.tasks if t.task == "TinySTS")
+    assert sts.verdict == "not tested" and "has no result at MRL dim 64" in sts.reason
+    viewed = _kept(tiny_runs["base"], tmp_path / "viewed", "TinySTS", dim_view="renormalised")
+    sts = next(t for t in compare(tiny_runs["base"], viewed, n_boot=50, dim=64, tasks=["TinySTS", "TinyPairs"]).tasks
+               if t.task == "TinySTS")  # fmt: skip
+    assert sts.verdict == NOT_COMPARABLE and "viewed dims otherwise (dim_view" in sts.reason
+
+
+def test_a_damaged_result_file_at_the_dim_is_named(tiny_runs, tmp_path):
+    """run.json lists dim 64 for the task but its result file is not JSON: before (audit, stop 46) the run's dim
+    list skipped the file and the task was "not tested" (exit 0); now the damaged-file verdict (exit 3) names it."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["base"], cand)
+    damaged = next((cand / "results").rglob("experiments/embed_dim_64/TinySTS.json"))
+    damaged.write_text("{")
+    comp = compare(tiny_runs["base"], cand, n_boot=50, dim=64, tasks=["TinySTS", "TinyPairs"])
+    sts = next(t for t in comp.tasks if t.task == "TinySTS")
+    assert sts.verdict == "damaged file" and comp.exit_status == 3
+    assert str(damaged) in sts.reason and "which run.json lists, is missing or not JSON" in sts.reason
+
+
 def test_too_few_resamples_for_the_ci_level_are_named(tiny_runs):
     """Each CI end is a quantile of the resamples: with Bonferroni over 7 tasks at 200 resamples it would rest
     on 0.7 of them, and the report says how many to use instead."""
