@@ -110,6 +110,14 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
         bad = sorted(set(arm) - {"set", "stages"})
         if bad:
             raise UsageError(f"{path}: arms.{name}: unknown key(s) {bad} (expected set, stages)")
+    checked_list(path, "set", cfg.get("set", []), str)
+    for key, stages in [(k, cfg.get(k, [])) for k in ("base", "shared", "stages")] + [
+            (f"arms.{name}.stages", arm["stages"]) for name, arm in arms.items() if "stages" in arm]:  # fmt: skip
+        _check_stages(path, key, stages)
+    for key, least in (("n_boot", 10), ("bootstrap_seed", 0)):  # read only by the report, after every unit trained
+        value = cfg.get(key, least)
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise UsageError(f"{path}: {key} must be an integer of at least {least}, got {value!r}")
     seeds = cfg["seeds"]
     integers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
     if not integers or len(seeds) < 1 or len(set(seeds)) != len(seeds):
@@ -143,6 +151,22 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
         if choose.get("arm", cfg["reference"]) not in arms:
             raise UsageError(f"{path}: choose.arm = {choose['arm']!r} is not one of [arms]: {sorted(arms)}")
     return cfg
+
+
+def _check_stages(path: Path, key: str, stages: Any) -> None:
+    """A list of stage tables, each with a `config` (a file) and optional `set` (a list of overrides): a misspelt
+    key (`sets = [...]`) was ignored before stop 46 and the units trained without it; a missing `config` was a
+    KeyError once the unit came up."""
+    if not isinstance(stages, list) or not all(isinstance(stage, dict) for stage in stages):
+        raise UsageError(f"{path}: {key} must be a list of tables ([[{key}]] with config = \"...\"), got {stages!r}")
+    for i, stage in enumerate(stages):
+        where = f"{key}[{i}]"
+        unknown = sorted(set(stage) - {"config", "set"})
+        if unknown:
+            raise UsageError(f"{path}: {where}: unknown key(s) {unknown} (expected config, set)")
+        if not isinstance(stage.get("config"), str):
+            raise UsageError(f"{path}: {where}: needs config = \"<stage config file>\", got {stage.get('config')!r}")
+        checked_list(path, f"{where}.set", stage.get("set", []), str)
 
 
 def dev_test_overlap(local: dict[str, LocalTask], dev: list[str], test: list[str]) -> list[dict[str, Any]]:

@@ -17,6 +17,12 @@ def check_positive(option: str, value: int | None) -> None:
         raise UsageError(f"{option} {value}: must be at least 1")
 
 
+def check_seed(option: str, value: int) -> None:
+    """A random seed numpy takes (``default_rng``: 0 or more), refused before any work, not by numpy after it."""
+    if value < 0:
+        raise UsageError(f"{option} {value}: must be 0 or more (a random seed)")
+
+
 def parse_dims(dims: list[str] | None, option: str = "--dims") -> list[int]:
     """--dims values → positive integers, parsed once where they enter (the CLI, a pipeline config: ``option``
     names where, e.g. '<file>: [eval] dims'); 'full' is dropped, since the full dimension is always evaluated. Only

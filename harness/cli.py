@@ -150,7 +150,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_alignment(args: argparse.Namespace) -> int:
     """Language mixing of each model's embeddings: the harness encodes, reporting scores and draws."""
-    from harness.checks import check_positive, check_writable_dir
+    from harness.checks import check_positive, check_seed, check_writable_dir
     from harness.console import silence_library_bars
     from harness.errors import UsageError
     from harness.models import check_spec, embed_symmetric
@@ -158,6 +158,7 @@ def cmd_alignment(args: argparse.Namespace) -> int:
 
     for option, value in (("--n", args.n), ("--k", args.k), ("--batch-size", args.batch_size)):
         check_positive(option, value)  # before any file is read or model loaded (0 or less: NaN or a traceback)
+    check_seed("--seed", args.seed)
     for i, spec in enumerate(args.model):  # every model before the first is encoded: a typo in the last loses nothing
         check_spec(spec)
         if spec in args.model[:i]:

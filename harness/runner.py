@@ -362,7 +362,8 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
                 raise UsageError(f"run directory {run_dir.path} holds results of model "
                                  f"{record['model'].get('name')} ({record['model'].get('spec')}); choose another "
                                  "--run-name, or --overwrite to replace them")  # fmt: skip
-            record.clear()
+            record.clear()  # another model's record, and its timings with it: `harness report` credited the old
+            run_dir.drop_efficiency()  # model's tasks to the new one (before stop 46)
         runnable = [r.name for r in plan.resolved if r.source != MISSING]
         finished = (run_dir.finished_entry(n, identities[n], dims, cfg.dim_predictions) for n in runnable)  # lazy
         if record and not cfg.overwrite and all(finished):

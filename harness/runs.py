@@ -216,6 +216,10 @@ class RunDir:
             _check_fields(path, figures, task, {}, LOSE_TIMINGS)
         return record
 
+    def drop_efficiency(self) -> None:
+        """Empty efficiency.json; the caller holds the lock (`locked`: a second flock here would wait on it)."""
+        atomic_write_json(self.path / EFFICIENCY_JSON, {})
+
     def update_efficiency(self, task: str, figures: dict[str, Any]) -> None:
         with self.locked():
             record = self.read_efficiency()

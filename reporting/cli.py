@@ -49,6 +49,8 @@ def _check_regress_options(args: argparse.Namespace) -> None:
         raise UsageError(f"--alpha {args.alpha}: must be between 0 and 1 (exclusive)")
     if args.n_boot < 10:
         raise UsageError(f"--n-boot {args.n_boot}: must be at least 10")
+    if args.seed < 0:  # numpy refused it after the runs were read: exit 1, which a gate reads as a regression
+        raise UsageError(f"--seed {args.seed}: must be 0 or more (a random seed)")
     if not math.isfinite(args.min_effect) or args.min_effect < 0:  # nan would make no change significant
         raise UsageError(f"--min-effect {args.min_effect}: must be a finite number of points, 0 or more")
     if args.dim is not None and args.dim < 1:

@@ -52,10 +52,18 @@ class DHNMConfig:
     skip_top: int = 3
 
     def __post_init__(self) -> None:
+        """Types too: a string threshold (a TOML "0.4", an unparsable --set) failed at the first step, a nan one
+        never dropped a negative, `skip_top = true` was 1 (before stop 46)."""
         if self.mode not in MODES:
             raise ValueError(f"DHNM mode must be one of {MODES}, got {self.mode!r}")
-        if self.k < 0 or self.skip_top < 0:
-            raise ValueError(f"DHNM k and skip_top must be >= 0, got k={self.k}, skip_top={self.skip_top}")
+        for name in ("k", "skip_top"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"DHNM {name} must be an integer >= 0, got {value!r}")
+        for name in ("init_threshold", "decay_ratio", "max_current"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"DHNM {name} must be a finite number, got {value!r}")
         if self.decay_ratio <= 0:
             raise ValueError(f"DHNM decay_ratio must be positive, got {self.decay_ratio}")
 

@@ -144,6 +144,8 @@ class SupervisedConfig(StageConfig):
         if not (isinstance(mix, dict) and all(isinstance(v, int | float) and not isinstance(v, bool)
                                               and math.isfinite(v) and v >= 0 for v in shares)):  # fmt: skip
             raise bad("mix", "a table of language shares (finite numbers >= 0)")
+        if mix and not sum(shares) > 0:  # all zero: nothing to draw (a ValueError when the stage built its tasks)
+            raise bad("mix", "a table of language shares with a positive sum (omit it for the paper's mix)")
 
     def dhnm_config(self, k: int | None = None) -> DHNMConfig:
         """DHNM settings for a task with ``k`` hard negatives (default: the stage's ``hard_negatives``)."""

@@ -409,6 +409,18 @@ def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
      "eval.batch_size must be a positive integer, got 0"),
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndevice = \"tpu\"\ndev = [\"STS16\"]"},
      "eval.device = 'tpu': unknown device type 'tpu'"),
+    # before stop 46 (audit): ignored (the units trained without the override), a KeyError once the unit came up,
+    # or refused by numpy after every unit had trained (n_boot 0: every CI nan, "no effect shown", exit 0)
+    ({"[[stages]]\nconfig": "[[stages]]\nsets = [\"steps=50\"]\nconfig"}, "stages[0]: unknown key(s) ['sets']"),
+    ({"[[stages]]\nconfig": "[[stages]]\nconfg"}, "stages[0]: unknown key(s) ['confg'] (expected config, set)"),
+    ({"[[stages]]\nconfig": "[[stages]]\nset = []\n[arms.x]\n[[stages]]\nconfig"},
+     "stages[0]: needs config = \"<stage config file>\", got None"),
+    ({"[arms.linear]\n": "[arms.linear]\nstages = \"x.toml\"\n"}, "arms.linear.stages must be a list of tables"),
+    ({"[[stages]]\nconfig": "[[shared]]\nset = \"seed=1\"\nconfig = \"x.toml\"\n[[stages]]\nconfig"},
+     "shared[0].set must be a list"),
+    ({'n_boot = 200': 'n_boot = 0'}, "n_boot must be an integer of at least 10, got 0"),
+    ({'n_boot = 200': 'n_boot = 2.7'}, "n_boot must be an integer of at least 10, got 2.7"),
+    ({'n_boot = 200': 'n_boot = 200\nbootstrap_seed = -1'}, "bootstrap_seed must be an integer of at least 0, got -1"),
 ])  # fmt: skip
 def test_bad_configs_exit_2_naming_file_and_key(tmp_path: Path, shared_data: Path, capsys, change, message) -> None:
     config = write_configs(tmp_path, shared_data)

@@ -95,6 +95,19 @@ def test_other_model_into_the_same_directory_is_refused(tmp_path: Path, capsys) 
     assert "holds results of model sentence-transformers/all-MiniLM-L6-v2" in capsys.readouterr().err
 
 
+def test_other_model_with_overwrite_replaces_the_timings_too(tmp_path: Path) -> None:
+    """Before (audit, stop 46): run.json was cleared for the new model but efficiency.json kept minilm's STS16
+    entry, and `harness report` showed it as me5-small's row."""
+    _run(tmp_path, "r", "--tasks", "STS16,STS12")
+    assert main(["run", "--model", "me5-small", "--tasks", "STS12", "--data-dir", str(SAMPLE), "--out",
+                 str(tmp_path), "--run-name", "r", "--no-progress", "--no-cache", "--overwrite"]) == 0  # fmt: skip
+    assert set(json.loads((tmp_path / "r" / "run.json").read_text())["tasks"]) == {"STS12"}
+    assert set(json.loads((tmp_path / "r" / "efficiency.json").read_text())) == {"STS12"}
+    assert main(["report", str(tmp_path / "r"), "--out", str(tmp_path / "report")]) == 0
+    text = "".join(path.read_text() for path in (tmp_path / "report").glob("*.md"))
+    assert "STS12" in text and "STS16" not in text
+
+
 def _add_tasks(path: str, prefix: str, count: int) -> None:
     run = RunDir(Path(path), "m", "r")
     for i in range(count):

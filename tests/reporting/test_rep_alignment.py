@@ -63,3 +63,13 @@ def test_counts_below_one_are_refused_naming_the_option(shared_data, tmp_path, c
     assert main(argv) == 2
     assert f"harness: error: {option} {value}: must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "al").exists()
+
+
+def test_a_negative_seed_is_refused_naming_the_option(shared_data, tmp_path, capsys):
+    """Before (audit, stop 46): numpy's "expected non-negative integer" traceback, exit 1."""
+    from harness.cli import main
+
+    argv = ["alignment", "--model", "minilm", "--parallel", str(shared_data / "multi" / "TatoebaDeuEng"),
+            "--out", str(tmp_path / "al"), "--seed", "-1"]  # fmt: skip
+    assert main(argv) == 2
+    assert "harness: error: --seed -1: must be 0 or more (a random seed)" in capsys.readouterr().err

@@ -122,6 +122,9 @@ def test_json_is_written_on_unusable_input(nights, tmp_path, capsys):
     assert code == 2 and result["error"] == f"--baseline {tmp_path / 'absent'}: not a run directory (no such folder)"
     assert result["baseline"]["path"] == "…/absent" and not (tmp_path / "r.md").exists()
     assert "Traceback" not in capsys.readouterr().err
+    # before (audit, stop 46): numpy's traceback, exit 1 (what a CI gate reads as a regression), no JSON
+    code, result = _regress_json(night, night, tmp_path / "r.md", tmp_path / "bad-seed.json", "--seed", "-1")
+    assert code == 2 and result["error"] == "--seed -1: must be 0 or more (a random seed)"
 
 
 def test_json_keeps_the_comparison_when_only_the_report_cannot_be_written(nights, tmp_path, capsys, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -214,6 +215,7 @@ def test_config_errors_name_the_problem(tmp_path: Path, data_root: Path):
         ({"kind": "clr", "parallel": "p", "total": 1.5}, "tasks.t.total must be an integer >= 0 .*, got 1.5"),
         ({"kind": "clr", "parallel": "p", "mix": "x"}, "tasks.t.mix must be a table of language shares .*got 'x'"),
         ({"kind": "clr", "parallel": "p", "mix": {"zh": "a"}}, "tasks.t.mix must be a table"),
+        ({"kind": "clr", "parallel": "p", "mix": {"en": 0}}, "tasks.t.mix must be .* with a positive sum"),  # stop 46
         ({"kind": "sts", "data": ["x"], "batch_size": 2.0}, "tasks.t.batch_size must be an integer >= 2, got 2.0"),
         ({"kind": "sts", "data": ["../x"]}, "tasks.t.data = '../x' lies outside data_root"),
         ({"kind": "clr", "parallel": "/tmp"}, "tasks.t.parallel = '/tmp' lies outside data_root"),
@@ -224,6 +226,20 @@ def test_task_values_are_checked(tmp_path: Path, task: dict, message: str):
     the stage or a value used silently (weight = inf starved the task of batches)."""
     with pytest.raises(ConfigError, match=message):
         SupervisedConfig(data_root=str(tmp_path), output_dir=str(tmp_path / "out"), tasks={"t": task})
+
+
+@pytest.mark.parametrize(("dhnm", "message"), [
+    ({"init_threshold": "0.4"}, "DHNM init_threshold must be a finite number, got '0.4'"),
+    ({"max_current": float("nan")}, "DHNM max_current must be a finite number, got nan"),
+    ({"skip_top": True}, "DHNM skip_top must be an integer >= 0, got True"),
+    ({"skip_top": 1.5}, "DHNM skip_top must be an integer >= 0, got 1.5"),
+])  # fmt: skip
+def test_dhnm_values_are_checked_when_the_config_loads(tmp_path: Path, dhnm: dict, message: str):
+    """Before (audit, stop 46): a string threshold was accepted and failed at the first training step (after the
+    pools were mined), a nan one never dropped a negative, `skip_top = true` served from rank 1."""
+    with pytest.raises(ConfigError, match=re.escape(f"[dhnm] {message}")):
+        SupervisedConfig(data_root=str(tmp_path), output_dir=str(tmp_path / "out"), dhnm=dhnm,
+                         tasks={"t": {"kind": "sts", "data": ["x"]}})  # fmt: skip
 
 
 def test_clr_rows_serve_their_source_rows_given_negative(tmp_path: Path):
