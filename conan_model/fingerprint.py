@@ -10,6 +10,7 @@ import fnmatch
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def files_fingerprint(path: Path, patterns: tuple[str, ...] = ("*",), ignore: tu
     if path.is_file():
         names = {path: path.name}
     else:
-        files = {p for pattern in patterns for p in path.rglob(pattern) if p.is_file()}
+        files = {p for p in _files_under(path) if any(fnmatch.fnmatchcase(p.name, pt) for pt in patterns)}
         names = {p: p.relative_to(path).as_posix() for p in files}
         names = {p: name for p, name in names.items() if not _ignored(name, ignore)}
     digest = hashlib.sha256()
@@ -38,6 +39,20 @@ def files_fingerprint(path: Path, patterns: tuple[str, ...] = ("*",), ignore: tu
             for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+def _files_under(root: Path) -> Iterator[Path]:
+    """Every file under ``root``, linked folders entered too: Path.rglob does not enter them (before Python 3.13),
+    so a model whose `1_Pooling/` or `0_Transformer/` is a link kept its hash when the files behind it changed
+    (before stop 46, audit). Each real folder is walked once, so a link loop ends."""
+    seen: set[str] = set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        yield from (Path(folder) / name for name in files if (Path(folder) / name).is_file())
 
 
 def _ignored(name: str, rules: tuple[str, ...]) -> bool:

@@ -520,7 +520,9 @@ class HFEmbedder(Embedder):
         self.trust_remote_code = opts.trust_remote_code
         kwargs = {"local_files_only": True, "trust_remote_code": opts.trust_remote_code}
         self._tok = AutoTokenizer.from_pretrained(str(folder), **kwargs)
-        self._model = AutoModel.from_pretrained(str(folder), dtype=_torch_dtype(opts.dtype), **kwargs)
+        self._model, loading = AutoModel.from_pretrained(str(folder), dtype=_torch_dtype(opts.dtype),
+                                                         output_loading_info=True, **kwargs)  # fmt: skip
+        check_weights_loaded(spec, folder, type(self._model).__name__, loading)
         self._model.to(self.device).eval()
         if opts.compile:
             self._model.compile(dynamic=True)
@@ -597,6 +599,22 @@ class HFEmbedder(Embedder):
         files = data_fingerprint({"files": files_fingerprint(self._folder), "vectors": UNIT_VECTORS,
                                   "empty_text": EMPTY_TEXT})  # fmt: skip
         return with_remote_code(files, self.trust_remote_code)
+
+
+def check_weights_loaded(spec: str, folder: Path, model_class: str, loading: dict[str, Any]) -> None:
+    """Refuse a folder whose weights leave parameters of the model unset: transformers starts them at random and
+    only logs it (in `harness run`, to warnings.log), so the vectors would be random and differ from load to load
+    under one fingerprint, cached and scored as the model's (a checkpoint saved from a wrapper, `wrapper.encoder.…`;
+    before stop 46, audit). The pooler, which mean / cls / last pooling never reads, may be missing."""
+    missing = sorted(k for k in loading.get("missing_keys", ()) if not k.startswith("pooler."))
+    mismatched = sorted(str(k[0] if isinstance(k, tuple) else k) for k in loading.get("mismatched_keys", ()))
+    if not missing and not mismatched:
+        return
+    unset = missing + mismatched
+    unexpected = sorted(loading.get("unexpected_keys", ()))
+    names = f"; the files hold other names, e.g. {', '.join(unexpected[:2])}" if unexpected else ""
+    raise UsageError(f"--model {spec}: the weights in {folder} leave {len(unset)} parameter(s) of {model_class} "
+                     f"unset, e.g. {', '.join(unset[:3])}{names}: they would be random, not the model")
 
 
 def with_remote_code(fingerprint: str, trusted: bool) -> str:

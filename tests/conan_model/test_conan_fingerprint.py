@@ -42,6 +42,28 @@ def test_files_fingerprint_covers_code_tokenizers_and_nested_files(tmp_path: Pat
         assert files_fingerprint(tmp_path) != before, name
 
 
+def test_files_fingerprint_enters_linked_folders_and_ends_link_loops(tmp_path: Path) -> None:
+    """An st: folder whose `1_Pooling/` is a link to a shared folder: Path.rglob (Python 3.11) did not enter it, so
+    the pooling config behind it changed and the hash did not (audit, stop 46); cached vectors and finished tasks
+    were served for the old pooling. A link back up the tree is walked once."""
+    shared, model = tmp_path / "shared_pooling", tmp_path / "model"
+    shared.mkdir()
+    model.mkdir()
+    (shared / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
+    (model / "config.json").write_text("{}")
+    (model / "1_Pooling").symlink_to(shared, target_is_directory=True)
+    (model / "loop").symlink_to(model, target_is_directory=True)
+    before = files_fingerprint(model)
+    (shared / "config.json").write_text('{"pooling_mode_cls_token": true}')
+    assert files_fingerprint(model) != before
+    plain = tmp_path / "plain"  # without links: the files as before (a normal folder keeps its hash)
+    plain.mkdir()
+    (plain / "config.json").write_text("{}")
+    (plain / "1_Pooling").mkdir()
+    (plain / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}')
+    assert files_fingerprint(plain) == files_fingerprint(model)
+
+
 def test_files_fingerprint_separates_names_from_bytes(tmp_path: Path) -> None:
     """File "a" holding "bc" and file "ab" holding "c" fed the same bytes to the hash before names were ended."""
     (tmp_path / "one").mkdir()

