@@ -42,11 +42,13 @@ def files_fingerprint(path: Path, patterns: tuple[str, ...] = ("*",), ignore: tu
 
 
 def _files_under(root: Path) -> Iterator[Path]:
-    """Every file under ``root``, linked folders entered too: Path.rglob does not enter them (before Python 3.13),
-    so a model whose `1_Pooling/` or `0_Transformer/` is a link kept its hash when the files behind it changed
-    (before stop 46, audit). Each real folder is walked once, so a link loop ends."""
+    """Every file under ``root``, linked folders entered too: Path.rglob does not follow them (by default, 3.13's
+    too), so a model whose `1_Pooling/` or `0_Transformer/` is a link kept its hash when the files behind it changed
+    (before stop 46, audit). Each real folder is walked once, so a link loop ends; in name order, so a folder and a
+    link to it hash under the same name on every machine."""
     seen: set[str] = set()
     for folder, subfolders, files in os.walk(root, followlinks=True):
+        subfolders.sort()
         real = os.path.realpath(folder)
         if real in seen:
             subfolders[:] = []

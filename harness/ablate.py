@@ -494,11 +494,14 @@ class Ablation:
         """What an evaluation's scores depend on besides the model: [eval]'s max_length and device, how dims are
         viewed (with dims: the raw prefix since stop 35, renormalised before), and each task's files. A recorded
         evaluation is reused only under equal settings; `batch_size` and `dims` are not here (the first moves no
-        score, the second is checked by coverage)."""
+        score, the second is checked by coverage). The versions of the packages that compute the vectors too, as
+        `harness run`'s identity (since stop 46): an upgrade evaluates again."""
+        from harness.embedder import kernel_packages
+
         ev = self.cfg["eval"]
         view = {"dim_view": RAW_VIEW} if ev.get("dims") else {}
         return {"max_length": ev.get("max_length"), "device": ev.get("device"), **view,
-                "data": {t: self.task_files[t] for t in sorted(tasks)}}  # fmt: skip
+                "packages": kernel_packages(), "data": {t: self.task_files[t] for t in sorted(tasks)}}  # fmt: skip
 
     def choose(self) -> list[str]:
         """Tune [choose].key on the dev tasks (first seed); returns the override every arm then gets."""

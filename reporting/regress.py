@@ -31,6 +31,7 @@ from tabulate import tabulate
 from harness.errors import ConanError, DataError, HarnessError, UsageError
 from harness.runs import (
     CACHE_ONLY,
+    RAW_VIEW,
     RunDir,
     cache_only,
     data_differences,
@@ -289,12 +290,14 @@ def run_differences(record_b: dict[str, Any], record_c: dict[str, Any], dim: int
 
 
 def _other_views(record: dict[str, Any]) -> dict[str, str]:
-    """Tasks with dim results viewed otherwise than the run's (`dim_view`: before stop 35 renormalised prefixes)."""
-    view = record.get("identity", {}).get("dim_view")
-    return {name: f"dim_view {shown_setting(task['identity'].get('dim_view'))}"
-            for name, task in record.get("tasks", {}).items()
-            if task.get("status") == "ok" and (task.get("identity") or {}).get("dims")
-            and task["identity"].get("dim_view") != view}  # fmt: skip
+    """Tasks whose dim results are not raw prefixes (`dim_view`; before stop 35 they were renormalised), each task
+    by its own identity: the run's is the latest run's, which may have asked for no dims at all."""
+    found = {}
+    for name, task in record.get("tasks", {}).items():
+        identity = with_implied_keys(task.get("identity") or {})
+        if task.get("status") == "ok" and identity.get("dims") and identity.get("dim_view") != RAW_VIEW:
+            found[name] = f"dim_view {shown_setting(identity.get('dim_view'))}"
+    return found
 
 
 def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: dict[str, Any],

@@ -384,6 +384,15 @@ def test_the_dims_an_evaluation_asked_for_do_not_make_a_kept_task_not_comparable
     sts = next(t for t in compare(tiny_runs["base"], viewed, n_boot=50, dim=64, tasks=["TinySTS", "TinyPairs"]).tasks
                if t.task == "TinySTS")  # fmt: skip
     assert sts.verdict == NOT_COMPARABLE and "viewed dims otherwise (dim_view" in sts.reason
+    # the run's own identity is the latest run's: one without --dims (no dim_view) leaves raw-prefix tasks tested
+    latest = tmp_path / "latest"
+    shutil.copytree(tiny_runs["base"], latest)
+    record = json.loads((latest / "run.json").read_text())
+    record["identity"] = {k: v for k, v in record["identity"].items() if k not in ("dims", "dim_view")}
+    (latest / "run.json").write_text(json.dumps(record))
+    sts = next(t for t in compare(tiny_runs["base"], latest, n_boot=50, dim=64, tasks=["TinySTS", "TinyPairs"]).tasks
+               if t.task == "TinySTS")  # fmt: skip
+    assert sts.verdict != NOT_COMPARABLE and sts.lo is not None
 
 
 def test_a_damaged_result_file_at_the_dim_is_named(tiny_runs, tmp_path):

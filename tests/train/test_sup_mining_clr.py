@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from train.clr import PAPER_LANGUAGE_MIX, ParallelTranslator, allocate, build_clr, format_report, normalise_mix
-from train.mining import BM25, bm25_tokens, ensure_pools, load_pools, mine_pools, save_pools
+from train.mining import BM25, bm25_tokens, ensure_pools, labelled_matches, load_pools, mine_pools, save_pools
 
 
 def test_bm25_tokens_words_and_cjk_bigrams():
@@ -185,3 +185,17 @@ def test_the_harness_cli_installs_its_model_loader(monkeypatch, capsys):
     monkeypatch.setattr(scorer, "_loader", None)
     assert harness.cli.main(["list", "suites"]) == 0
     assert scorer._loader is harness.cli._load_embedder
+
+
+def test_labelled_matches_join_pairs_both_ways_and_through_shared_texts():
+    """(a, b) and (b, a); c sharing a's positive b; a chain d -> e -> f; x alone with y (stop 46, audit)."""
+    matches = labelled_matches([("a", "b"), ("b", "a"), ("c", "b"), ("d", "e"), ("e", "f"), ("x", "y")])
+    assert matches["a"] == matches["b"] == matches["c"] == frozenset("abc")
+    assert matches["d"] == matches["f"] == frozenset("def")
+    assert matches["x"] == frozenset("xy") and "z" not in matches
+
+
+def test_translations_shared_by_english_texts_link_them():
+    translator = ParallelTranslator({"zh": {"a cat": "猫", "the cat": "猫", "a dog": "狗"},
+                                     "de": {"a dog": "Hund", "one dog": "Hund", "a cat": "Katze"}})  # fmt: skip
+    assert sorted(translator.shared()) == [("a cat", "the cat"), ("a dog", "one dog")]
