@@ -297,8 +297,12 @@ def assemble(config: ConanConfig, source: Path, tensors: Tensors, table: dict[st
         model = model_for(config)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     state: dict[str, torch.Tensor] = {}
+    origin: dict[str, Path] = {}  # which file gave each parameter
     for file, name, load in tensors:
         target = conan_name(name, table)
+        if target in origin:  # two files hold it (a folder of several *.safetensors without an index): the later
+            raise ModelImportError(f"{file}: tensor {name} is also in {origin[target]}; which one is the model's is "
+                                   "not said (keep one file, or give the shard index)")  # won silently (stop 46)
         if target is None or target not in expected:
             if ignored is not None and ignored.fullmatch(name):
                 continue
@@ -311,7 +315,7 @@ def assemble(config: ConanConfig, source: Path, tensors: Tensors, table: dict[st
         if tuple(value.shape) != expected[target]:
             raise ModelImportError(f"{file}: tensor {name} has shape {tuple(value.shape)}, the config needs "
                                    f"{expected[target]} for {target}")  # fmt: skip
-        state[target] = value.to(torch.float32)
+        state[target], origin[target] = value.to(torch.float32), file
     missing = sorted(expected.keys() - state.keys())
     if missing:
         raise ModelImportError(f"{source}: missing tensor(s) for {', '.join(missing[:5])}"

@@ -135,3 +135,14 @@ def test_conan_config_values_of_the_wrong_type_are_named(qwen2_folder, tmp_path,
     config = json.loads((conan / "config.json").read_text(encoding="utf-8"))
     (conan / "config.json").write_text(json.dumps({**config, key: value}), encoding="utf-8")
     _import_fails(tmp_path, f"conan:{conan}", capsys, f"{conan / 'config.json'}: invalid ConanConfig: {expected}")
+
+
+def test_a_tensor_in_two_files_without_an_index_is_named(qwen2_folder, tmp_path, capsys):
+    """Several *.safetensors and no shard index, one tensor in two of them: before (audit, stop 46) the file later in
+    name order won silently; which copy is the model's is not said, so the import stops naming both."""
+    folder, _ = qwen2_folder
+    (folder / "model.safetensors.index.json").unlink()
+    shard = _first_shard(folder)
+    copy = folder / "zz-extra.safetensors"
+    shutil.copy(shard, copy)
+    _import_fails(tmp_path, f"hf:{folder}", capsys, f"{copy}: tensor ", f"is also in {shard}")
