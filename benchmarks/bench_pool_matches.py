@@ -24,14 +24,13 @@ from common import DEFAULT_DATA, REPO, write_report
 
 from train.clr import ParallelTranslator
 from train.mining import labelled_matches, mine_pools
-from train.multitask import _files, read_rows
+from train.multitask import _files, pool_layout, read_rows
 
 
 def served(pool: list[str], given: str | None, skip: int, k: int) -> list[str]:
-    """The K slots a row starts with: attach_pools' layout (given negative after the skipped ranks), from there."""
-    rest = [c for c in pool if c != given]
-    start = min(skip, len(rest)) if given else skip
-    return ([*rest[:start], given, *rest[start:]] if given else rest)[start : start + k]
+    """The K slots a row starts with, in attach_pools' layout (`pool_layout`)."""
+    laid, start = pool_layout(pool, given, skip)
+    return laid[start : start + k]
 
 
 def measure(source: list[dict], links: list[tuple[str, str]], depth: int, skip: int, k: int) -> dict:

@@ -231,12 +231,18 @@ class Embedder(ABC):
         identity = {"fingerprint": self.fingerprint, "prompt": self.prompt(role) if prompt is None else prompt,
                     "role": role,
                     "max_length": self.max_length, "pooling": self.pooling, "dtype": self.dtype,
-                    "device": self.device_type, "name": self.name, "packages": kernel_packages()}  # fmt: skip
-        if self.device_type == "cpu" and self.dtype != "float32":
-            identity["cpu"] = sysinfo.cpu_model()
+                    "device": self.device_type, "name": self.name, **self.kernel_identity()}  # fmt: skip
         if self.pad_multiple > 1:  # absent at 1, so vectors cached before the option stay served
             identity["pad_multiple"] = self.pad_multiple
         return {**identity, "kernels": self.kernels} if self.kernels else identity
+
+    def kernel_identity(self) -> dict[str, Any]:
+        """What computes the vectors besides the model and its settings, in the cache's namespace and the rerun
+        identity alike: the kernel packages' versions and, below float32 on a CPU, the CPU model."""
+        found: dict[str, Any] = {"packages": kernel_packages()}
+        if self.device_type == "cpu" and self.dtype != "float32":
+            found["cpu"] = sysinfo.cpu_model()
+        return found
 
     @property
     def device_type(self) -> str:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import sysinfo
-from harness.embedder import Embedder, kernel_packages
+from harness.embedder import Embedder
 from harness.runs import RAW_VIEW
 from harness.tasks import MIRROR, ResolvedTask, is_aggregate
 
@@ -52,9 +51,7 @@ def run_identity(embedder: Embedder, dims: list[int], mteb_version: str) -> dict
     # what else the cache's namespace holds because it moves vectors (Embedder.cache_identity): the versions of the
     # packages that compute them and, below float32 on a CPU, the CPU model. Before stop 46 (audit) a rerun after an
     # upgrade kept every finished task, listed under the new versions in run.json's environment
-    identity["packages"] = kernel_packages()
-    if embedder.device_type == "cpu" and embedder.dtype != "float32":
-        identity["cpu"] = sysinfo.cpu_model()
+    identity.update(embedder.kernel_identity())
     if embedder.similarity_fn_name != "cosine":  # absent for cosine, so results scored before it was keyed stay
         identity["similarity_fn_name"] = embedder.similarity_fn_name
     if embedder.task_prompts:  # absent without them, so other models' results stay; old runs of such a folder redo

@@ -71,6 +71,17 @@ def read_rows(files: list[Path], kind: str) -> list[dict[str, Any]]:
     return rows
 
 
+def pool_layout(mined: list[str], given: str | None, skip: int) -> tuple[list[str], int]:
+    """(a row's pool, the index DHNM serves from): the mined candidates with the row's given negative put right
+    after the ``skip`` top ranks, or after all of them when fewer were mined (a short pool's given negative is not
+    skipped with them)."""
+    if not given:
+        return mined, skip
+    rest = [c for c in mined if c != given]
+    start = min(skip, len(rest))
+    return [*rest[:start], given, *rest[start:]], start
+
+
 def attach_pools(
     task: Task, cfg: SupervisedConfig, rt: Any, source: list[dict[str, Any]], source_of: list[int],
     links: Iterable[tuple[str, str]] = (),
@@ -95,10 +106,9 @@ def attach_pools(
     starts = []
     for src in source_of:
         negative = source[src].get("negative")  # dropped where the rows label it a match (a row with n == p)
-        given = [negative] if negative and negative not in matches[source[src]["query"]] else []
-        rest = [c for c in mined[src] if c not in given]
-        start = min(skip, len(rest)) if given else skip  # a short pool's given negative is not skipped with it
-        task.pools.append(rest[:start] + given + rest[start:])
+        pool, start = pool_layout(mined[src], negative if negative not in matches[source[src]["query"]] else None,
+                                  skip)  # fmt: skip
+        task.pools.append(pool)
         starts.append(start)
     task.dhnm = DHNM([len(p) for p in task.pools], cfg.dhnm_config(task.hard_negatives), starts)
     cover = task.dhnm.coverage()
