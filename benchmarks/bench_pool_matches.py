@@ -11,6 +11,12 @@ first (after the skipped top ranks, its given negative first, as train/multitask
 the rows and slots holding a labelled match (its component, links included). A given negative the rows label a
 match of its query (a row whose negative is its positive) is dropped now too.
 
+The same count for every committed ablation's supervised stage (configs/ablations/*.toml: its stage config, the
+arms' task settings, `max_rows` cutting the queries and not the corpus, as train/multitask.py does), with the number
+of its queries whose whole mined pool (every rank to the depth, which DHNM's replacements draw from) differs between
+the two rules: a report trained on identical pools is unchanged by the rule; the others were trained on the old
+pools. For the CLR task every English source text is counted (a seed's CLR examples use a subset of them).
+
     python benchmarks/bench_pool_matches.py [--data-dir ../shared/data]
 """
 
@@ -33,9 +39,11 @@ def served(pool: list[str], given: str | None, skip: int, k: int) -> list[str]:
     return laid[start : start + k]
 
 
-def measure(source: list[dict], links: list[tuple[str, str]], depth: int, skip: int, k: int) -> dict:
-    """Rows and served slots holding a labelled match, pools mined excluding own positives vs the component."""
-    queries = list(dict.fromkeys(r["query"] for r in source))
+def measure(source: list[dict], links: list[tuple[str, str]], depth: int, skip: int, k: int,
+            used: int | None = None) -> dict:
+    """Rows and served slots holding a labelled match, pools mined excluding own positives vs the component, over
+    the first ``used`` rows (all by default; the corpus and the labelled pairs are every row's either way)."""
+    queries = list(dict.fromkeys(r["query"] for r in source[:used]))
     own: dict[str, set[str]] = {}
     for r in source:
         own.setdefault(r["query"], set()).add(r["positive"])
@@ -43,16 +51,56 @@ def measure(source: list[dict], links: list[tuple[str, str]], depth: int, skip: 
     corpus = [r["positive"] for r in source] + [r["negative"] for r in source if "negative" in r]
     out = {"rows": len(source), "queries": len(queries), "corpus": len(set(corpus)),
            "largest_component": max(len(g) for g in truth.values())}  # fmt: skip
+    mined = {}
     for name, excluded in (("before", [own[q] for q in queries]), ("now", [truth[q] for q in queries])):
-        pools = dict(zip(queries, (p["candidates"] for p in mine_pools(queries, excluded, corpus, "bm25", depth)),
-                         strict=True))  # fmt: skip
+        mined[name] = dict(zip(queries, (p["candidates"] for p in mine_pools(queries, excluded, corpus, "bm25", depth)),
+                               strict=True))  # fmt: skip
+        rows = source[:used]
         given = [None if name == "now" and r.get("negative") in truth[r["query"]] else r.get("negative")
-                 for r in source]  # now: a given negative the rows label a match is dropped (attach_pools)
-        slots = [served(pools[r["query"]], n, skip, k) for r, n in zip(source, given, strict=True)]
-        hits = [sum(c in truth[r["query"]] for c in row) for r, row in zip(source, slots, strict=True)]
+                 for r in rows]  # now: a given negative the rows label a match is dropped (attach_pools)
+        slots = [served(mined[name][r["query"]], n, skip, k) for r, n in zip(rows, given, strict=True)]
+        hits = [sum(c in truth[r["query"]] for c in row) for r, row in zip(rows, slots, strict=True)]
         out[name] = {"rows_with_a_match": sum(h > 0 for h in hits), "match_slots": sum(hits),
-                     "slots": sum(map(len, slots))}
+                     "slots": sum(map(len, slots)), "given_negatives_dropped": sum(g is None for g in given)
+                     - sum("negative" not in r for r in rows)}  # fmt: skip
+    out["used_rows"], out["used_queries"] = len(source[:used]), len(queries)
+    out["pools_differing"] = sum(mined["before"][q] != mined["now"][q] for q in queries)
     return out
+
+
+def pooled_tasks(stage_cfg: dict, arm_sets: list[str] = ()) -> dict[str, dict]:
+    """A supervised stage config's retrieval and clr tasks (the arms' `tasks.*` settings applied: the CLR arm adds its
+    task), each spec holding the stage's K, depth and skip unless it sets its own K."""
+    from train.config import merge_tables, parse_set
+
+    stage_cfg = merge_tables(stage_cfg, parse_set(list(arm_sets)))
+    shared = {"hard_negatives": stage_cfg.get("hard_negatives", 7), "depth": stage_cfg.get("pool_depth", 32),
+              "skip": stage_cfg.get("dhnm", {}).get("skip_top", 3)}  # fmt: skip
+    return {name: {**shared, **spec} for name, spec in stage_cfg.get("tasks", {}).items()
+            if spec.get("kind") in ("retrieval", "clr")}  # fmt: skip
+
+
+def ablation_stages(ablation: Path) -> list[tuple[str, dict[str, dict]]]:
+    """(stage config name, its pooled tasks) for each supervised stage of an ablation config."""
+    cfg = tomllib.loads(ablation.read_text(encoding="utf-8"))
+    arm_sets = [s for arm in cfg.get("arms", {}).values() for s in arm.get("set", []) if s.startswith("tasks.")]
+    stages = [(Path(st["config"]).stem, tomllib.loads((REPO / st["config"]).read_text(encoding="utf-8")))
+              for st in cfg.get("stages", [])]  # fmt: skip
+    return [(name, pooled_tasks(stage, arm_sets)) for name, stage in stages if stage.get("stage") == "supervised"]
+
+
+def measure_task(data_dir: Path, spec: dict) -> dict:
+    """`measure` on a task spec: a CLR task without `data` pools its English source texts, linked by translation."""
+    if spec["kind"] == "clr" and not spec.get("data"):
+        translator = ParallelTranslator.from_dir(data_dir / spec["parallel"])
+        source, links = [{"query": t, "positive": t} for t in translator.source_texts()], translator.shared()
+    else:
+        source, links = read_rows(_files(str(data_dir), spec["data"]), "retrieval"), []
+    return measure(source, links, spec["depth"], spec["skip"], spec["hard_negatives"], spec.get("max_rows"))
+
+
+def shown_of(result: dict, when: str) -> str:
+    return f"{result[when]['rows_with_a_match']} ({result[when]['match_slots']})"
 
 
 def main() -> None:
@@ -60,21 +108,24 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="data root (train/ folders)")
     args = parser.parse_args()
     cfg = tomllib.loads((REPO / "configs" / "supervised.toml").read_text(encoding="utf-8"))
-    depth, skip, k = cfg.get("pool_depth", 32), cfg["dhnm"]["skip_top"], cfg.get("hard_negatives", 7)
-    retrieval = read_rows(_files(str(args.data_dir), cfg["tasks"]["retrieval"]["data"]), "retrieval")
-    translator = ParallelTranslator.from_dir(args.data_dir / cfg["tasks"]["clr"]["parallel"])
-    clr = [{"query": t, "positive": t} for t in translator.source_texts()]  # the clr task's source rows
-    results = {"retrieval": measure(retrieval, [], depth, skip, k),
-               "clr": measure(clr, translator.shared(), depth, skip, k)}  # fmt: skip
-    shown = {task: {when: f"{r[when]['rows_with_a_match']} ({r[when]['match_slots']})" for when in ("before", "now")}
-             for task, r in results.items()}  # fmt: skip
-    rows = [[task, r["rows"], r["largest_component"], shown[task]["before"], shown[task]["now"], r["now"]["slots"]]
-            for task, r in results.items()]  # fmt: skip
+    results = {name: measure_task(args.data_dir, spec) for name, spec in pooled_tasks(cfg).items()}
+    stages: dict[str, dict] = {}  # one entry per stage config and task, with the ablations that train it
+    for ablation in sorted((REPO / "configs" / "ablations").glob("*.toml")):
+        for stage, tasks in ablation_stages(ablation):
+            for name, spec in tasks.items():
+                if f"{stage}:{name}" not in stages:
+                    stages[f"{stage}:{name}"] = {"ablations": [], **measure_task(args.data_dir, spec)}
+                stages[f"{stage}:{name}"]["ablations"].append(ablation.stem)
+    rows = [[task, r["used_rows"], r["largest_component"], shown_of(r, "before"), shown_of(r, "now"),
+             r["now"]["slots"], f"{r['pools_differing']} of {r['used_queries']}", ", ".join(r.get("ablations", "-"))]
+            for task, r in {**results, **stages}.items()]  # fmt: skip
+    spec = pooled_tasks(cfg)["retrieval"]
     write_report("bench_pool_matches", rows, ["task", "rows", "largest component",
                                               "rows with a labelled match served (slots), before",
-                                              "now", "slots served now"],
-                 {"data_dir": args.data_dir.resolve(), "scorer": "bm25", "depth": depth, "skip_top": skip, "k": k,
-                  "tasks": results})  # fmt: skip
+                                              "now", "slots served now", "pools differing", "ablations"],
+                 {"data_dir": args.data_dir.resolve(), "scorer": "bm25", "depth": spec["depth"],
+                  "skip_top": spec["skip"], "k": spec["hard_negatives"], "tasks": results,
+                  "ablation_stages": stages})  # fmt: skip
 
 
 if __name__ == "__main__":
