@@ -15,6 +15,16 @@ document clustered in bootstrapped draws, is not pairable); Retrieval and Rerank
 {query: {document: relevance}}; BitextMining, null (sentence i translates sentence i).
 A task whose items cannot be paired has `reason` instead of `gold`, which reports show as "not tested".
 
+A task scored in several parts (several subsets or splits, each scored alone and averaged by mteb's
+`TaskResult.get_score`: MultilingualSentiment's validation and test; a legacy clustering split's cluster sets, each
+clustered alone and averaged into the split's v_measure) keeps one record per part under `parts` instead:
+
+    {"type": "Clustering", "main_score": "v_measure", "parts": [{"subset": "default", "split": "test",
+     "set": 0, "gold": [...], "items": [...]}, ...]}
+
+`set` (legacy clustering only) is the set's position among the assignments mteb writes to the predictions file;
+null for a set with one label, which mteb scores 1.0 without clustering it (and writes nothing for).
+
 `items` (STS, PairClassification, Classification, Clustering, BitextMining: the types whose items are named by
 position) holds each item's text digest in evaluation order: the first 12 hex digits of the sha256 of its texts
 joined by U+001F (a pair's two sentences, a test item's or a document's text). Equal labels do not make equal items
@@ -53,13 +63,23 @@ def _classification(task: Any, data: Any) -> list[str]:
     return [str(v) for v in data[task.label_column_name]]
 
 
-def _clustering(task: Any, data: Any) -> list[Any]:
+def _cluster_sets(task: Any, data: Any, subset: str, split: str) -> list[dict[str, Any]]:
+    """A legacy clustering split's sets (a row each) as parts, each with its position among the assignments mteb
+    saves: a set with one label is scored 1.0 without clustering and saves none
+    (AbsTaskClusteringLegacy._evaluate_subset)."""
     if not isinstance(data[0][task.input_column_name], list):  # a row per document: mteb's v2 layout
         raise NotPairable("mteb's v2 clustering scores bootstrapped draws of documents made inside its evaluator: "
                           "no per-document resampling")  # fmt: skip
-    if len(data) != 1:
-        raise NotPairable("several cluster sets: no per-document resampling")
-    return list(data[0][task.label_column_name])
+    parts, scored = [], 0
+    for row in data:
+        labels = list(row[task.label_column_name])
+        clustered = len(set(labels)) > 1
+        part = {"subset": subset, "split": split, "set": scored if clustered else None, "gold": labels}
+        scored += clustered
+        texts = row[task.input_column_name]
+        parts.append(part if not all(isinstance(t, str) for t in texts) else
+                     {**part, "items": [item_digest([t]) for t in texts]})  # fmt: skip
+    return parts
 
 
 def _retrieval(task: Any, data: Any) -> dict[str, dict[str, int]]:
@@ -70,9 +90,10 @@ def _bitext(task: Any, data: Any) -> None:
     return None
 
 
+# Clustering has none here: its gold is a part per cluster set (_cluster_sets).
 GOLD: dict[str, Callable[[Any, Any], Any]] = {
-    "STS": _sts, "PairClassification": _pairs, "Classification": _classification, "Clustering": _clustering,
-    "Retrieval": _retrieval, "Reranking": _retrieval, "BitextMining": _bitext,
+    "STS": _sts, "PairClassification": _pairs, "Classification": _classification, "Retrieval": _retrieval,
+    "Reranking": _retrieval, "BitextMining": _bitext,
 }  # fmt: skip
 
 
@@ -87,7 +108,6 @@ TEXTS: dict[str, Callable[[Any, Any], list[Sequence[Any]]]] = {
     "PairClassification": lambda task, data: [_columns(data)[c] for c in (task.input1_column_name,
                                                                           task.input2_column_name)],
     "Classification": lambda task, data: [data[c] for c in _names(task.input_column_name)],
-    "Clustering": lambda task, data: [data[0][task.input_column_name]],  # the one set (see _clustering)
     "BitextMining": lambda task, data: [data[c] for c in _one_pair(task)],
 }  # fmt: skip
 
@@ -121,20 +141,28 @@ def gold_labels(task: Any) -> dict[str, Any]:
     """The gold record of a loaded mteb task (call it before mteb evaluates, on the data as loaded); never raises."""
     kind = task.metadata.type
     record: dict[str, Any] = {"type": kind, "main_score": task.metadata.main_score}
-    subsets, splits = list(task.hf_subsets), list(task.eval_splits)
-    if len(subsets) != 1 or len(splits) != 1:
-        return {**record, "reason": "several subsets/splits: per-item pairing not supported"}
-    if kind not in GOLD:
+    if kind not in GOLD and kind != "Clustering":
         return {**record, "reason": f"{kind} tasks: no per-item resampling"}
-    subset, split = subsets[0], splits[0]
-    data = task.dataset
+    parts = []
     try:
-        data = data[subset][split] if subset in data and split not in data else data[split]
-        gold = GOLD[kind](task, data)
+        for subset in task.hf_subsets:
+            for split in task.eval_splits:
+                parts += _parts(task, kind, subset, split)
     except NotPairable as exc:
         return {**record, "reason": str(exc)}
     except Exception as exc:  # noqa: BLE001 - a report's input, never a reason to fail the task
         return {**record, "reason": f"gold labels unreadable ({type(exc).__name__}: {exc})"}
-    record.update(subset=subset, split=split, gold=gold)
+    if len(parts) == 1 and parts[0].get("set", 0) == 0:  # one part: the layout files have always had
+        return {**record, **{k: v for k, v in parts[0].items() if k != "set"}}
+    return {**record, "parts": parts}
+
+
+def _parts(task: Any, kind: str, subset: str, split: str) -> list[dict[str, Any]]:
+    """The gold record(s) of one evaluated (subset, split): one, or one per cluster set of a legacy split."""
+    data = task.dataset
+    data = data[subset][split] if subset in data and split not in data else data[split]
+    if kind == "Clustering":  # legacy layout: a row per cluster set (the v2 layout is refused there)
+        return _cluster_sets(task, data, subset, split)
+    part = {"subset": subset, "split": split, "gold": GOLD[kind](task, data)}
     digests = _item_digests(task, kind, data)
-    return record if digests is None else {**record, "items": digests}
+    return [part if digests is None else {**part, "items": digests}]

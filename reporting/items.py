@@ -138,32 +138,81 @@ def _task_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None)
         raise NotTestable(f"{run.path} keeps no gold labels for {name} (a run from before the harness kept them in "
                           "predictions/, or removed): `harness run` into it evaluates that task again (run.json has "
                           "the command; a warm embedding cache makes it quick)")  # fmt: skip
-    subsets = {k: v for k, v in preds.items() if k != "mteb_model_meta"}
-    if len(subsets) != 1 or len(next(iter(subsets.values()))) != 1:
-        raise NotTestable("several subsets/splits: per-item pairing not supported")
     if "reason" in gold:
         raise NotTestable(gold["reason"])
-    subset, splits = next(iter(subsets.items()))
-    split, out = next(iter(splits.items()))
-    if (subset, split) != (gold["subset"], gold["split"]):
-        raise NotTestable(f"predictions of {subset}/{split} but gold labels of {gold['subset']}/{gold['split']}")
+    scored = {(subset, split): out for subset, splits in preds.items() if subset != "mteb_model_meta"
+              for split, out in splits.items()}  # fmt: skip
+    parts = gold.get("parts") or [gold]  # several subsets, splits or cluster sets; or the one part
+    named = {(part["subset"], part["split"]) for part in parts}
+    if set(scored) != named:
+        raise NotTestable(f"predictions of {_listed(set(scored))} but gold labels of {_listed(named)}")
     kind, metric = gold["type"], record.get("main_metric") or gold["main_score"]
-    builders = {"STS": _sts, "PairClassification": _pairs, "Classification": _classification,
-                "Clustering": _clustering, "Retrieval": _retrieval, "Reranking": _retrieval,
-                "BitextMining": _bitext}  # fmt: skip
-    if kind not in builders:
+    if kind not in BUILDERS:
         raise NotTestable(f"{kind} tasks: no per-item resampling")
-    items = builders[kind](gold["gold"], out, metric)
+    if "parts" in gold and kind == "Clustering":
+        _check_cluster_sets(parts, scored)
+    built = [_part_items(run, name, kind, metric, part, scored[part["subset"], part["split"]]) for part in parts]
+    items = built[0] if len(built) == 1 else _in_parts(parts, built)
     full = items.score(np.arange(len(items.keys)))
     recorded = record.get("main_score")
     if recorded is None or not abs(full - recorded) <= REPRODUCE_TOL:  # a NaN on either side reproduces nothing
         raise NotTestable(f"per-item recomputation of {metric} gives {full:.4f}, the run recorded {recorded}")
-    digests = gold.get("items")
-    if digests is not None and len(digests) != len(items.keys):
-        raise NotTestable(f"{run.path}: {name}'s gold file digests {len(digests)} items, its predictions hold "
-                          f"{len(items.keys)}")  # fmt: skip
-    items.metric, items.digests = metric, digests
+    items.metric = metric
     return items
+
+
+def _listed(parts: set[tuple[str, str]]) -> str:
+    return ", ".join(f"{subset}/{split}" for subset, split in sorted(parts)) or "nothing"
+
+
+def _part_items(run: RunDir, name: str, kind: str, metric: str, part: dict[str, Any], out: Any) -> TaskItems:
+    """One part's items: a cluster set of a split scored in sets reads its own assignment (``set``), or none when
+    mteb scored it 1.0."""
+    if "set" in part:
+        if part["set"] is None:  # one label: mteb's v_measure is 1.0 whatever is drawn
+            items = _by_position(part["gold"], lambda idx: 1.0, "documents")
+        else:
+            items = _clustering(part["gold"], [out[part["set"]]], metric)
+    else:
+        items = BUILDERS[kind](part["gold"], out, metric)
+    digests = part.get("items")
+    if digests is not None and len(digests) != len(items.keys):
+        raise NotTestable(f"{run.path}: {name}'s gold file digests {len(digests)} items of {part['subset']}/"
+                          f"{part['split']}, its predictions hold {len(items.keys)}")  # fmt: skip
+    items.digests = digests
+    return items
+
+
+def _check_cluster_sets(parts: list[dict[str, Any]], scored: dict[tuple[str, str], Any]) -> None:
+    """Each split's saved assignments are its clustered sets, one each (else set i would read another's)."""
+    for (subset, split), out in scored.items():
+        clustered = sum(p.get("set") is not None for p in parts if (p["subset"], p["split"]) == (subset, split))
+        if len(out) != clustered:
+            raise NotTestable(f"{subset}/{split}: {len(out)} cluster assignments saved for {clustered} clustered "
+                              "sets")  # fmt: skip
+
+
+def _in_parts(parts: list[dict[str, Any]], built: list[TaskItems]) -> TaskItems:
+    """The items of a task scored in parts, as one list: mteb's main score is the mean over the evaluated (subset,
+    split)s (TaskResult.get_score), a legacy clustering split's the mean over its cluster sets, so a resample is
+    scored part by part on the items drawn from each and averaged so. Items are named by part, then key."""
+    bounds = np.cumsum([0, *(len(items.keys) for items in built)])
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, part in enumerate(parts):
+        groups.setdefault((part["subset"], part["split"]), []).append(i)
+
+    def part_score(i: int, idx: np.ndarray) -> float:
+        local = idx[(idx >= bounds[i]) & (idx < bounds[i + 1])] - bounds[i]
+        return built[i].score(local) if len(local) else float("nan")  # no item of the part drawn: undefined
+
+    def score(idx: np.ndarray) -> float:
+        return float(np.mean([np.mean([part_score(i, idx) for i in members]) for members in groups.values()]))
+
+    names = [f"{p['subset']}/{p['split']}" + (f"/set{p['set']}" if "set" in p else "") for p in parts]
+    keys = [f"{n}/{k}" for n, items in zip(names, built, strict=True) for k in items.keys]
+    gold = [g for items in built for g in items.gold]
+    digests = None if any(items.digests is None for items in built) else [d for items in built for d in items.digests]
+    return TaskItems(keys, gold, score, built[0].unit, digests=digests)
 
 
 def _sts(gold_scores: list[float], out: dict[str, Any], metric: str) -> TaskItems:
@@ -219,7 +268,8 @@ def _clustering(gold_labels: list[Any], out: list[list[Any]], metric: str) -> Ta
     from sklearn.metrics.cluster import v_measure_score
 
     if metric != "v_measure" or len(out) != 1:
-        raise NotTestable("clustering with several sets or metric other than v_measure: no per-document resampling")
+        raise NotTestable(f"clustering scored by {metric} or with {len(out)} cluster assignments for one set: no "
+                          "per-document resampling")  # fmt: skip
     gold, pred = np.asarray(gold_labels), np.asarray(out[0])
     if len(gold) != len(pred):
         raise NotTestable("cluster assignments do not cover the documents one to one")
@@ -265,3 +315,9 @@ def _bitext(_gold: None, out: dict[str, list[dict[str, Any]]], metric: str) -> T
         return float(metrics[metric])
 
     return _by_position([None] * len(neighbours), score, "sentences")
+
+
+BUILDERS: dict[str, Callable[[Any, Any, str], TaskItems]] = {
+    "STS": _sts, "PairClassification": _pairs, "Classification": _classification, "Clustering": _clustering,
+    "Retrieval": _retrieval, "Reranking": _retrieval, "BitextMining": _bitext,
+}  # fmt: skip
