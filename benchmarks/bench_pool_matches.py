@@ -16,6 +16,9 @@ arms' task settings, `max_rows` cutting the queries and not the corpus, as train
 of its queries whose whole mined pool (every rank to the depth, which DHNM's replacements draw from) differs between
 the two rules: a report trained on identical pools is unchanged by the rule; the others were trained on the old
 pools. For the CLR task every English source text is counted (a seed's CLR examples use a subset of them).
+Last, `in_batch`: over one epoch of each task's batches, the columns another row brings to query i (its positive
+and served hard negatives) that the data labels a match of i's query and the text rule of the loss leaves; the
+loss masks them by group since stop 47 (train.losses.counted_candidates, rule 3).
 
     python benchmarks/bench_pool_matches.py [--data-dir ../shared/data]
 """
@@ -29,6 +32,7 @@ from pathlib import Path
 from common import DEFAULT_DATA, REPO, write_report
 
 from train.clr import ParallelTranslator
+from train.data import permutation
 from train.mining import labelled_matches, mine_pools
 from train.multitask import _files, pool_layout, read_rows
 
@@ -39,10 +43,11 @@ def served(pool: list[str], given: str | None, skip: int, k: int) -> list[str]:
     return laid[start : start + k]
 
 
-def measure(source: list[dict], links: list[tuple[str, str]], depth: int, skip: int, k: int,
+def measure(source: list[dict], links: list[tuple[str, str]], depth: int, skip: int, k: int, batch_size: int,
             used: int | None = None) -> dict:
     """Rows and served slots holding a labelled match, pools mined excluding own positives vs the component, over
-    the first ``used`` rows (all by default; the corpus and the labelled pairs are every row's either way)."""
+    the first ``used`` rows (all by default; the corpus and the labelled pairs are every row's either way); and
+    ``in_batch``."""
     queries = list(dict.fromkeys(r["query"] for r in source[:used]))
     own: dict[str, set[str]] = {}
     for r in source:
@@ -51,21 +56,43 @@ def measure(source: list[dict], links: list[tuple[str, str]], depth: int, skip: 
     corpus = [r["positive"] for r in source] + [r["negative"] for r in source if "negative" in r]
     out = {"rows": len(source), "queries": len(queries), "corpus": len(set(corpus)),
            "largest_component": max(len(g) for g in truth.values())}  # fmt: skip
-    mined = {}
+    mined, laid = {}, {}
     for name, excluded in (("before", [own[q] for q in queries]), ("now", [truth[q] for q in queries])):
         mined[name] = dict(zip(queries, (p["candidates"] for p in mine_pools(queries, excluded, corpus, "bm25", depth)),
                                strict=True))  # fmt: skip
         rows = source[:used]
         given = [None if name == "now" and r.get("negative") in truth[r["query"]] else r.get("negative")
                  for r in rows]  # now: a given negative the rows label a match is dropped (attach_pools)
-        slots = [served(mined[name][r["query"]], n, skip, k) for r, n in zip(rows, given, strict=True)]
+        slots = laid[name] = [served(mined[name][r["query"]], n, skip, k) for r, n in zip(rows, given, strict=True)]
         hits = [sum(c in truth[r["query"]] for c in row) for r, row in zip(rows, slots, strict=True)]
         out[name] = {"rows_with_a_match": sum(h > 0 for h in hits), "match_slots": sum(hits),
                      "slots": sum(map(len, slots)), "given_negatives_dropped": sum(g is None for g in given)
                      - sum("negative" not in r for r in rows)}  # fmt: skip
     out["used_rows"], out["used_queries"] = len(source[:used]), len(queries)
     out["pools_differing"] = sum(mined["before"][q] != mined["now"][q] for q in queries)
+    out["in_batch"] = in_batch(source[:used], laid["now"], own, truth, batch_size)
     return out
+
+
+def in_batch(rows: list[dict], slots: list[list[str]], own: dict[str, set[str]], truth: dict[str, frozenset[str]],
+             batch_size: int) -> dict:
+    """Over one epoch of batches (one seeded random order of the rows, as train/multitask.py draws), the columns
+    another row gives query i (its positive, its served hard negatives) that the data labels a match of i's query
+    and the text rule leaves (not a positive of i's query text, not the query itself): the loss's group rule
+    masks them since stop 47 (`train.losses.counted_candidates` rule 3)."""
+    order = permutation(len(rows), 0, "task", 0)
+    hit_rows = columns = candidates = 0
+    for start in range(0, len(order) - batch_size + 1, batch_size):
+        batch = [int(i) for i in order[start : start + batch_size]]
+        for i in batch:
+            query = rows[i]["query"]
+            texted = own[query] | {query}
+            found = sum(text in truth[query] and text not in texted
+                        for j in batch if j != i for text in (rows[j]["positive"], *slots[j]))  # fmt: skip
+            hit_rows, columns = hit_rows + (found > 0), columns + found
+            candidates += sum(1 + len(slots[j]) for j in batch if j != i)
+    return {"batch_size": batch_size, "rows": len(order) // batch_size * batch_size, "rows_with_a_match": hit_rows,
+            "match_columns": columns, "columns": candidates}
 
 
 def pooled_tasks(stage_cfg: dict, arm_sets: list[str] = ()) -> dict[str, dict]:
@@ -96,7 +123,8 @@ def measure_task(data_dir: Path, spec: dict) -> dict:
         source, links = [{"query": t, "positive": t} for t in translator.source_texts()], translator.shared()
     else:
         source, links = read_rows(_files(str(data_dir), spec["data"]), "retrieval"), []
-    return measure(source, links, spec["depth"], spec["skip"], spec["hard_negatives"], spec.get("max_rows"))
+    return measure(source, links, spec["depth"], spec["skip"], spec["hard_negatives"], spec["batch_size"],
+                   spec.get("max_rows"))
 
 
 def shown_of(result: dict, when: str) -> str:
@@ -117,12 +145,15 @@ def main() -> None:
                     stages[f"{stage}:{name}"] = {"ablations": [], **measure_task(args.data_dir, spec)}
                 stages[f"{stage}:{name}"]["ablations"].append(ablation.stem)
     rows = [[task, r["used_rows"], r["largest_component"], shown_of(r, "before"), shown_of(r, "now"),
-             r["now"]["slots"], f"{r['pools_differing']} of {r['used_queries']}", ", ".join(r.get("ablations", "-"))]
-            for task, r in {**results, **stages}.items()]  # fmt: skip
+             r["now"]["slots"], f"{r['pools_differing']} of {r['used_queries']}",
+             f"{r['in_batch']['rows_with_a_match']} ({r['in_batch']['match_columns']})",
+             ", ".join(r.get("ablations", "-"))] for task, r in {**results, **stages}.items()]  # fmt: skip
     spec = pooled_tasks(cfg)["retrieval"]
     write_report("bench_pool_matches", rows, ["task", "rows", "largest component",
                                               "rows with a labelled match served (slots), before",
-                                              "now", "slots served now", "pools differing", "ablations"],
+                                              "now", "slots served now", "pools differing",
+                                              "rows seeing another row's labelled match in an epoch (columns)",
+                                              "ablations"],
                  {"data_dir": args.data_dir.resolve(), "scorer": "bm25", "depth": spec["depth"],
                   "skip_top": spec["skip"], "k": spec["hard_negatives"], "tasks": results,
                   "ablation_stages": stages})  # fmt: skip

@@ -33,6 +33,8 @@ def counted_candidates(
     other_ids: torch.Tensor | None = None,
     valid: torch.Tensor | None = None,
     prefer: torch.Tensor | None = None,
+    query_groups: torch.Tensor | None = None,
+    column_groups: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(B, M) bool: the candidate columns query i counts once false negatives and repeated texts are removed.
 
@@ -45,6 +47,11 @@ def counted_candidates(
     columns counts once: the first counted column in column order, or the first one ``prefer`` (B, M) marks
     (a query's own hard-negative slot), so a rule that depends only on the column layout keeps one copy, the
     same on every rank. ``valid`` (B, M) are the columns a query may see at all (empty slots, own-only modes).
+    (3) With ``column_groups`` (M,) and ``query_groups`` (P,), each text's group among the texts the training
+    data labels as matches (``train.mining.labelled_matches``: a query's connected component over the rows'
+    (query, positive) pairs; -1 for a text in none), a column in query i's group is masked too: a text the data
+    calls a match of i's query, held by another row as its positive or hard negative (row j = (b, c) beside row
+    i = (a, b): c is a's match, not its negative).
     """
     if query_ids is not None and query_ids.shape != pos_ids.shape:
         raise ValueError(f"query_ids {tuple(query_ids.shape)} must have the shape of pos_ids {tuple(pos_ids.shape)}")
@@ -58,6 +65,11 @@ def counted_candidates(
     keep = ~gold.gather(1, groups)
     if query_ids is not None:  # the query's own text as a candidate (paraphrase pairs (a, b) and (b, a))
         keep &= ids[None, :] != query_ids[targets, None]
+    if column_groups is not None:  # (3) a labelled match of the query that is not one of its query text's positives
+        if query_groups is None or column_groups.shape != ids.shape or query_groups.shape != pos_ids.shape:
+            raise ValueError("groups must give each column's group and query_groups each row's query's")
+        in_group = column_groups[None, :] == query_groups[targets, None]
+        keep &= ~(in_group & (column_groups[None, :] >= 0))
     keep[torch.arange(b, device=device), targets] = True
     if valid is not None:
         keep &= valid

@@ -48,6 +48,10 @@ class Task:
     label_spaces: list[list[str]] = field(default_factory=list)
     space_of: list[int] = field(default_factory=list)
     hard_negatives: int = SupervisedConfig.hard_negatives  # K of this task (its table's, else the stage's)
+    # retrieval-like: each text's group among the texts the data labels as matches (labelled_matches' components;
+    # the same numbers on every rank) and each row's query's group; the loss masks a candidate in its query's group
+    groups: dict[str, int] = field(default_factory=dict)
+    row_groups: list[int] = field(default_factory=list)
 
 
 def read_rows(files: list[Path], kind: str) -> list[dict[str, Any]]:
@@ -95,6 +99,9 @@ def attach_pools(
     used = sorted(set(source_of))  # only sources the task uses get a pool
     queries = [source[i]["query"] for i in used]
     matches = labelled_matches([*((r["query"], r["positive"]) for r in source), *links])
+    numbers: dict[frozenset[str], int] = {}  # one number per component, in the rows' order: equal on every rank
+    task.groups = {text: numbers.setdefault(group, len(numbers)) for text, group in matches.items()}
+    task.row_groups = [task.groups[source[src]["query"]] for src in source_of]
     corpus = [r["positive"] for r in source] + [r["negative"] for r in source if "negative" in r]
     if rt.is_main and ensure_pools(path, queries, [matches[q] for q in queries], corpus, cfg.pool_scorer,
                                    cfg.pool_depth):  # fmt: skip

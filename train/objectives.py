@@ -36,6 +36,9 @@ def retrieval_info_nce(
     pos_ids: torch.Tensor | None = None,
     neg_ids: torch.Tensor | None = None,
     query_ids: torch.Tensor | None = None,
+    query_groups: torch.Tensor | None = None,
+    pos_groups: torch.Tensor | None = None,
+    neg_groups: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """InfoNCE of each query against its positive, its own K hard negatives and, with ``in_batch``, the other
     rows' positives and (``shared_negatives``) their hard negatives.
@@ -48,7 +51,9 @@ def retrieval_info_nce(
     masked, and a text held by several candidate columns counts once, the query's own slot copy first
     (``train.losses.counted_candidates``). A row's own hard negatives need no same-query rule: its pool excludes
     every text the rows label as a match of its query (``train.mining.labelled_matches``), and another row's
-    negatives equal to a positive of i's query text are caught by the text rule. This reduces to
+    negatives equal to a positive of i's query text are caught by the text rule. ``query_groups`` (P,) /
+    ``pos_groups`` (P,) / ``neg_groups`` (P, K) are the labelled-match groups of the rows' queries and of the
+    candidates (-1: none): another row's positive or hard negative in query i's group is masked too. This reduces to
     ``train.losses.info_nce``: K = 0 is its in-batch loss; ``shared_negatives=False`` is its per-query
     ``extra_negatives`` (B, K, D); ``shared_negatives=True`` its shared (N, D) form.
 
@@ -74,9 +79,11 @@ def retrieval_info_nce(
     if pos_ids is not None:
         if k and neg_ids is None:
             raise ValueError("pos_ids needs neg_ids when there are hard negatives")
-        valid = counted_candidates(pos_ids, targets, query_ids, neg_ids if k else None, valid, prefer)
-    elif query_ids is not None:
-        raise ValueError("query_ids needs pos_ids (the texts of the candidates)")
+        groups = pos_groups if pos_groups is None or not k else torch.cat([pos_groups, neg_groups.reshape(-1)])
+        valid = counted_candidates(pos_ids, targets, query_ids, neg_ids if k else None, valid, prefer, query_groups,
+                                   groups)  # fmt: skip
+    elif query_ids is not None or pos_groups is not None:
+        raise ValueError("query_ids needs pos_ids (the texts of the candidates), and so do the groups")
     logits = (sims / temperature).masked_fill(~valid, float("-inf"))
     loss = F.cross_entropy(logits.float(), targets)
     if not k:

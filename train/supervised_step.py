@@ -65,7 +65,12 @@ class Stepper:
         text_ids = {"pos_ids": torch.tensor([text_id(t) for t in positives], dtype=torch.long),
                     "neg_ids": torch.tensor([[text_id(t) if t else -1 for t in row] for row in slots],
                                             dtype=torch.long).view(b, k),
-                    "query_ids": torch.tensor([text_id(t) for t in queries], dtype=torch.long)}  # fmt: skip
+                    "query_ids": torch.tensor([text_id(t) for t in queries], dtype=torch.long),
+                    # labelled-match groups: no candidate the data labels a match of the row's query is a negative
+                    "query_groups": torch.tensor([task.row_groups[r] for r in batch.rows], dtype=torch.long),
+                    "pos_groups": torch.tensor([task.groups.get(t, -1) for t in positives], dtype=torch.long),
+                    "neg_groups": torch.tensor([[task.groups.get(t, -1) if t else -1 for t in row] for row in slots],
+                                               dtype=torch.long).view(b, k)}  # fmt: skip
         qids = torch.tensor(batch.rows, dtype=torch.long)
 
         def loss_of(emb: torch.Tensor) -> tuple[torch.Tensor, bool]:

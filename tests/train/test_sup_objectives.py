@@ -320,3 +320,33 @@ def test_label_info_nce_keeps_each_text_to_its_own_label_set():
     assert label_info_nce(q, labels, targets, 0.05, allowed).item() == pytest.approx(expected / 2, rel=1e-5)
     every = torch.ones(2, 5, dtype=torch.bool)
     assert label_info_nce(q, labels, targets, 0.05, every).item() == label_info_nce(q, labels, targets, 0.05).item()
+
+
+def test_a_labelled_match_of_the_query_held_by_another_row_is_not_its_negative():
+    """Rows (a, b), (b, c), (x, y): the data labels a, b, c one group (0) and x, y another (1); row 2's hard
+    negative is a text of group 0. c is a's match though no row pairs them: for query a, row 1's positive and row
+    2's negative are masked; for query b, row 0's positive is its own text (the text rule) and row 2's negative is
+    masked; query x sees every column. Before (stop 47) the text rule alone left c and that negative as a's
+    negatives."""
+    q, p, negs = unit(3, 8, seed=30), unit(3, 8, seed=31), unit(3, 1, 8, seed=32)
+    pos_ids, neg_ids, query_ids = torch.tensor([2, 3, 5]), torch.tensor([[11], [12], [13]]), torch.tensor([1, 2, 4])
+    groups = {"query_groups": torch.tensor([0, 0, 1]), "pos_groups": torch.tensor([0, 0, 1]),
+              "neg_groups": torch.tensor([[-1], [-1], [0]])}  # fmt: skip
+    loss, _ = retrieval_info_nce(q, p, negs, temperature=0.1, pos_ids=pos_ids, neg_ids=neg_ids, query_ids=query_ids,
+                                 **groups)  # fmt: skip
+    cands = {0: [p[0], p[2], negs[0, 0], negs[1, 0]],  # p1 (c) and row 2's negative: a's matches
+             1: [p[1], p[2], negs[0, 0], negs[1, 0]],  # p0 is b, the query's own text; row 2's negative: a match
+             2: [p[0], p[1], p[2], negs[0, 0], negs[1, 0], negs[2, 0]]}  # fmt: skip
+    expected = 0.0
+    for i in range(3):
+        target = p[i]
+        denom = sum(math.exp(float(q[i] @ c) / 0.1) for c in cands[i])
+        expected += -math.log(math.exp(float(q[i] @ target) / 0.1) / denom)
+    assert loss.item() == pytest.approx(expected / 3, rel=1e-5)
+    without, _ = retrieval_info_nce(q, p, negs, temperature=0.1, pos_ids=pos_ids, neg_ids=neg_ids,
+                                    query_ids=query_ids)  # fmt: skip
+    assert without.item() != pytest.approx(loss.item(), rel=1e-3)  # the groups change what counts
+    with pytest.raises(ValueError, match="groups must give each column's group"):
+        retrieval_info_nce(q, p, negs, temperature=0.1, pos_ids=pos_ids, neg_ids=neg_ids, query_ids=query_ids,
+                           query_groups=groups["query_groups"], pos_groups=groups["pos_groups"],
+                           neg_groups=groups["neg_groups"][:2])  # fmt: skip

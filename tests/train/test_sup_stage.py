@@ -405,3 +405,32 @@ def test_classification_rows_draw_negatives_from_their_own_file_s_labels(tmp_pat
     expected = label_info_nce(emb[:2], emb[2:], targets, cfg.temperature, allowed)
     assert loss_of(emb)[0].item() == pytest.approx(expected.item(), rel=1e-6)
     assert expected.item() != pytest.approx(label_info_nce(emb[:2], emb[2:], targets, cfg.temperature).item())
+
+
+def test_a_row_holding_a_labelled_match_of_another_s_query_is_not_its_negative(tmp_path: Path, shared_data: Path):
+    """bq_dev_pairs_zh: two rows whose texts the data joins (the first row's query and the second's positive are in
+    one connected component of the pairs) but which share no text. In a batch of the two, with in-batch negatives
+    only, each query's one other candidate is a labelled match of it, so it counts no negative and the loss is 0;
+    before (stop 47) each was the other's negative (what the loss is without the groups, below)."""
+    from train.distributed import init_runtime
+    from train.mining import labelled_matches
+    from train.multitask import TaskBatch, build_tasks
+    from train.supervised_step import Stepper
+
+    cfg = SupervisedConfig(output_dir=str(tmp_path / "run"), data_root=str(shared_data), hard_negatives=0,
+                           tasks={"t": {"kind": "retrieval", "data": ["train/bq_dev_pairs_zh"], "batch_size": 2}})
+    task = build_tasks(cfg, init_runtime("cpu"))["t"]
+    rows = task.rows
+    matches = labelled_matches((r["query"], r["positive"]) for r in rows)
+    i, j = next((i, j) for i in range(len(rows)) for j in range(len(rows))
+                if len({rows[i]["query"], rows[i]["positive"], rows[j]["query"], rows[j]["positive"]}) == 4
+                and rows[j]["positive"] in matches[rows[i]["query"]])  # fmt: skip
+    assert task.row_groups[i] == task.row_groups[j] == task.groups[rows[j]["positive"]]
+    stepper = Stepper(cfg, init_runtime("cpu"), ConanConfig(), None, {"t": task}, [8], None)
+    texts, loss_of = stepper.retrieval(task, TaskBatch("t", [i, j], [i, j], 0))
+    assert len(texts) == 4
+    emb = torch.nn.functional.normalize(torch.randn(4, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+    assert loss_of(emb)[0].item() == 0.0
+    task.groups, task.row_groups = {}, [-1] * len(rows)  # the rule off: what the loss was before
+    _, loss_of = stepper.retrieval(task, TaskBatch("t", [i, j], [i, j], 0))
+    assert loss_of(emb)[0].item() > 0.1
