@@ -268,8 +268,10 @@ def changed_settings(recorded: dict[str, Any] | None, current: dict[str, Any]) -
     """'max_length 256 → 128, data of SQuADRetrieval': why a recorded evaluation's settings do not match."""
     if recorded is None:
         return "none recorded: evaluated before ablate recorded them"
-    changed = [f"{k} {recorded.get(k)} → {current[k]}" for k in ("max_length", "device")
-               if recorded.get(k) != current[k]]  # fmt: skip
+    changed = [f"{k} {recorded.get(k)} → {current.get(k)}" for k in ("max_length", "device", "dtype", "dim_view")
+               if recorded.get(k) != current.get(k)]  # fmt: skip
+    changed += [what for key, what in (("model_files", "the model folder's files"), ("packages", "package versions"))
+                if recorded.get(key) != current.get(key)]  # fmt: skip
     old_data = recorded.get("data", {})
     changed += [f"data of {t}" for t, h in current["data"].items() if old_data.get(t) != h]
     return ", ".join(changed)
@@ -462,7 +464,7 @@ class Ablation:
                             show_progress=False)  # fmt: skip
         unit = f"eval/{name}"
         done = self.state["done"].get(unit)
-        settings = self.eval_settings(tasks)
+        settings = self.eval_settings(tasks, model)
         covered = done and set(tasks) <= set(done["scores"]) and set(dims) <= set(done.get("dims", []))
         if covered and done["model"] == model and done.get("settings") == settings:
             self._say(unit, "done earlier, skipped")
@@ -470,6 +472,9 @@ class Ablation:
         if covered and done["model"] == model:  # `harness run` redoes exactly the tasks whose settings changed
             change = changed_settings(done.get("settings"), settings)
             self._say(unit, f"recorded under other evaluation settings ({change}): evaluating again")
+        # other files in the folder (retrained, or recorded before stop 47 keyed them): `harness run` would refuse
+        # the run directory, whose results are of the old weights; they are this ablation's own, redone whole
+        run_cfg.overwrite = bool(done) and (done.get("settings") or {}).get("model_files") != settings["model_files"]
         run_json, efficiency = run_cfg.out / name / "run.json", run_cfg.out / name / "efficiency.json"
         # run.json's start (to the second) and efficiency.json's timings change whenever `harness run` evaluates
         before = (read_json(run_json, {}).get("started"), efficiency.read_bytes() if efficiency.is_file() else None)
@@ -490,17 +495,23 @@ class Ablation:
             self._record(unit, value)
         return scores
 
-    def eval_settings(self, tasks: list[str]) -> dict[str, Any]:
-        """What an evaluation's scores depend on besides the model: [eval]'s max_length and device, how dims are
-        viewed (with dims: the raw prefix since stop 35, renormalised before), and each task's files. A recorded
-        evaluation is reused only under equal settings; `batch_size` and `dims` are not here (the first moves no
-        score, the second is checked by coverage). The versions of the packages that compute the vectors too, as
-        `harness run`'s identity (since stop 46): an upgrade evaluates again."""
-        from harness.embedder import kernel_packages
+    def eval_settings(self, tasks: list[str], model: str | None = None) -> dict[str, Any]:
+        """What an evaluation's scores depend on: the model folder's files (``model``), [eval]'s max_length, the
+        device and dtype it resolves to here, how dims are viewed (with dims: the raw prefix since stop 35,
+        renormalised before), and each task's files. A recorded evaluation is reused only under equal settings;
+        `batch_size` and `dims` are not here (the first moves no score, the second is checked by coverage). The
+        versions of the packages that compute the vectors too, as `harness run`'s identity (since stop 46): an
+        upgrade evaluates again. Before stop 47 (audit) the model was its folder's path and the device [eval]'s
+        value (unset: None everywhere), so a resume on a GPU kept the CPU's float32 scores of the arms done, and a
+        retrained unit's scores were kept from the old weights at the same path."""
+        from harness.embedder import ModelOptions, kernel_packages
+        from harness.models import resolve_options
 
         ev = self.cfg["eval"]
         view = {"dim_view": RAW_VIEW} if ev.get("dims") else {}
-        return {"max_length": ev.get("max_length"), "device": ev.get("device"), **view,
+        opts, _ = resolve_options(f"conan:{model or '.'}", ModelOptions(device=ev.get("device")))
+        weights = {"model_files": files_fingerprint(Path(model))} if model else {}
+        return {"max_length": ev.get("max_length"), "device": opts.device, "dtype": opts.dtype, **view, **weights,
                 "packages": kernel_packages(), "data": {t: self.task_files[t] for t in sorted(tasks)}}  # fmt: skip
 
     def choose(self) -> list[str]:

@@ -23,7 +23,9 @@ from scipy.stats import t as t_dist
 from conan_model import train_tokenizer as train_bbpe
 from harness.ablate import Ablation, choose_value, input_hashes, load_ablation
 from harness.cli import main
+from harness.embedder import ModelOptions
 from harness.errors import UsageError
+from harness.models import resolve_options
 from harness.sysinfo import code_version
 
 REPO = Path(__file__).resolve().parents[2]
@@ -341,9 +343,11 @@ def test_a_recorded_evaluation_is_reused_only_under_the_same_eval_settings_and_t
 
 def test_an_evaluation_recorded_again_without_new_work_keeps_its_code_and_cost(tmp_path: Path, shared_data: Path,
                                                                                capsys) -> None:  # fmt: skip
-    """A unit recorded before ablate kept evaluation settings is evaluated again, and `harness run` finds every
-    task done. Before: the unit was re-recorded at today's commit with the seconds of that skip, so a report
-    re-rendered from old runs said its scores came from code that never computed them, at ~1/10 of their cost."""
+    """A unit recorded under settings that differ in a key `harness run`'s own identity does not (here its dtype,
+    removed from the record) is evaluated again, and `harness run` finds every task done. Before: the unit was
+    re-recorded at today's commit with the seconds of that skip, so a report re-rendered from old runs said its
+    scores came from code that never computed them, at ~1/10 of their cost. (A unit recorded before stop 47, whose
+    settings lack the model folder's files, is redone whole: see the next test.)"""
     stage = one_step_stage(tmp_path / "train", shared_data)[-1]
     config = one_arm_config(tmp_path, stage, "keepcode", f'data_dir = "{SAMPLE}"', "")
     ablation = Ablation(load_ablation(config), config)
@@ -352,7 +356,7 @@ def test_an_evaluation_recorded_again_without_new_work_keeps_its_code_and_cost(t
     state_file = tmp_path / "work" / "ablate.json"
     state = json.loads(state_file.read_text(encoding="utf-8"))
     old = state["done"]["eval/a-seed0"]
-    del old["settings"]  # as recorded before settings were
+    del old["settings"]["dtype"]
     old.update(code="0" * 40, seconds=123.4)
     state_file.write_text(json.dumps(state), encoding="utf-8")
     capsys.readouterr()
@@ -498,3 +502,39 @@ def test_every_shipped_ablation_resolves_and_its_report_is_committed(shared_data
         report = json.loads((REPO / "reports" / "ablations" / cfg["name"] / "report.json").read_text())
         assert report["test"] == cfg["eval"]["test"] and len(report.get("code") or [None]) == 1, path.name  # (older
         # reports predate the code field)
+
+
+def test_a_recorded_evaluation_is_not_reused_for_other_weights_or_another_device(
+        tmp_path: Path, shared_data: Path, capsys) -> None:  # fmt: skip
+    """Before (audit, stop 47): a recorded evaluation was reused when the model folder's *path* and [eval]'s
+    settings matched, [eval] device unset being None on every machine. A unit retrained into the same folder kept
+    the old weights' scores, and a resume on a GPU kept the CPU's float32 scores beside the GPU's bfloat16 ones.
+    Now the folder's files and the device and dtype the evaluation resolves to are keyed."""
+    data = tmp_path / "data"
+    (data / "en").mkdir(parents=True)
+    shutil.copytree(SAMPLE / "en" / "STS16", data / "en" / "STS16")
+    stage = one_step_stage(tmp_path / "train", shared_data)[-1]
+    config = one_arm_config(tmp_path, stage, "evalkey", f'data_dir = "{data}"')
+    ablation = Ablation(load_ablation(config), config)
+    final = ablation.train_arm("a", 0)
+    settings = ablation.eval_settings(["STS16"], final)
+    assert (settings["device"], settings["dtype"]) == ("cpu", resolve_options("conan:x", ModelOptions())[0].dtype)
+    first = ablation.evaluate(final, "a-seed0", ["STS16"])
+    capsys.readouterr()
+    ablation.evaluate(final, "a-seed0", ["STS16"])
+    assert "eval/a-seed0: done earlier, skipped" in capsys.readouterr().out
+    cfg = json.loads((Path(final) / "config.json").read_text(encoding="utf-8"))
+    cfg["prompts"] = {"default": "x: "}  # other vectors from the same folder path
+    (Path(final) / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+    again = ablation.evaluate(final, "a-seed0", ["STS16"])
+    assert ("eval/a-seed0: recorded under other evaluation settings (the model folder's files): evaluating again"
+            in capsys.readouterr().out)
+    assert again != first
+    state_file = tmp_path / "work" / "ablate.json"
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    del state["done"]["eval/a-seed0"]["settings"]["model_files"]  # recorded before stop 47: redone whole, once
+    state_file.write_text(json.dumps(state), encoding="utf-8")
+    efficiency = tmp_path / "work" / "evals" / "a-seed0" / "efficiency.json"
+    timings = efficiency.read_bytes()
+    assert Ablation(load_ablation(config), config).evaluate(final, "a-seed0", ["STS16"]) == again
+    assert efficiency.read_bytes() != timings  # evaluated again: new timings (a skip keeps the file)
