@@ -53,10 +53,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
-
     from harness.data import scan_tasks
     from harness.models import PACKAGED, PREFIXES
+    from harness.runs import md_table
     from harness.suites import OFFICIAL_SUITES, default_model, local_suites
 
     root, origin = data_root(args.data_dir)
@@ -64,7 +63,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "suites":
         rows = [[name, f"mteb {bench}", default_model(name)] for name, bench in OFFICIAL_SUITES.items()]
         rows += [[s.name, f"{len(s.tasks)} local tasks", default_model(s.name)] for s in local_suites(local).values()]
-        print(tabulate(rows, headers=["suite", "tasks", "default model"], tablefmt="github"))
+        print(md_table(rows, headers=["suite", "tasks", "default model"]))
     elif args.what == "official":
         _list_official(args.suite, local)
     elif args.what == "tasks":
@@ -74,8 +73,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = [[t.name, t.type, t.lang_dir, t.mteb_equivalent or "—", mirror_main_score(t), "ok"]
                 for t in local.values()]  # fmt: skip
         rows += [[name, "—", exc.path.parent.parent.name, "—", "—", f"BROKEN: {exc}"] for name, exc in broken.items()]
-        print(tabulate(rows, headers=["task", "type", "lang", "mteb equivalent", "main score (as runs report)",
-                                      "status"], tablefmt="github"))  # fmt: skip
+        print(md_table(rows, headers=["task", "type", "lang", "mteb equivalent", "main score (as runs report)",
+                                      "status"]))  # fmt: skip
         print(f"\n{len(local)} local tasks ({len(broken)} broken) in {root.resolve()}; any mteb task name also "
               "works with --tasks.")  # fmt: skip
     else:
@@ -84,14 +83,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             "sentence-transformers folder (or cached hub name)",
             "transformers encoder folder, --pooling mean|cls|last",
             "conan_model checkpoint folder (harness train output)"), strict=True)]  # fmt: skip
-        print(tabulate(rows, headers=["model", "what"], tablefmt="github"))
+        print(md_table(rows, headers=["model", "what"]))
     return 0
 
 
 def _list_official(suite: str | None, local: dict) -> None:
     """Per task of the official suites: the dataset mteb pins and whether it is ready for an offline run."""
-    from tabulate import tabulate
-
+    from harness.runs import md_table
     from harness.suites import OFFICIAL_SUITES, official_suite
     from harness.tasks import datasets_cache_dir, is_aggregate, official_problem, official_task
     from harness.validate import NOT_PREPARED
@@ -112,8 +110,7 @@ def _list_official(suite: str | None, local: dict) -> None:
             rows.append([task_name, dataset.get("path", "—"), str(dataset.get("revision", "—"))[:12],
                          state, "✔" if task_name in local else "—"])  # fmt: skip
         print(f"## {name}: {ready}/{len(rows)} official datasets ready offline\n")
-        print(tabulate(rows, headers=["task", "dataset", "revision", "offline cache", "local mirror"],
-                       tablefmt="github"))  # fmt: skip
+        print(md_table(rows, headers=["task", "dataset", "revision", "offline cache", "local mirror"]))
         print()
     if names:
         print(f"datasets cache: {datasets_cache_dir(official_task(official_suite(names[0]).tasks[0])).parent} "

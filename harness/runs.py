@@ -23,7 +23,7 @@ import math
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,11 +220,21 @@ class RunDir:
         """Empty efficiency.json; the caller holds the lock (`locked`: a second flock here would wait on it)."""
         atomic_write_json(self.path / EFFICIENCY_JSON, {})
 
-    def update_efficiency(self, task: str, figures: dict[str, Any]) -> None:
+    def update_efficiency(self, task: str, figures: dict[str, Any] | None) -> None:
+        """The task's figures; None drops them (an evaluation that failed has none, and its old result is gone)."""
         with self.locked():
             record = self.read_efficiency()
-            record[task] = figures
+            if figures:
+                record[task] = figures
+            elif record.pop(task, None) is None:
+                return
             atomic_write_json(self.path / EFFICIENCY_JSON, record)
+
+    def finished_efficiency(self) -> dict[str, Any]:
+        """The figures of the tasks run.json records as finished: a run directory written before stop 47 can hold
+        the timings of a task whose later evaluation failed (the reports showed them as the failed run's)."""
+        tasks = self.read_run().get("tasks", {})
+        return {t: e for t, e in self.read_efficiency().items() if tasks.get(t, {}).get("status") == "ok"}
 
     def finished_entry(self, task: str, identity: dict[str, Any], dims: list[int] | None = None,
                        dim_items: bool = False) -> bool:  # fmt: skip
@@ -295,8 +305,7 @@ class RunDir:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 durable_replace(new, target)  # mteb wrote the predictions there, unflushed
         self.discard(staged)
-        if efficiency:
-            self.update_efficiency(task, efficiency)
+        self.update_efficiency(task, efficiency)  # a failed evaluation's old timings go with its old files
         self.update_run(lambda rec: rec.setdefault("tasks", {}).__setitem__(task, entry))
 
     def gold_path(self, task: str) -> Path:
@@ -438,6 +447,18 @@ RENORMALISED_VIEW = "renormalised prefixes (before stop 35)"
 RAW_VIEW = "raw prefixes"  # `dim_view` of every run with dims since: harness.identity, ablate's eval settings
 
 
+def other_views(record: dict[str, Any]) -> dict[str, str]:
+    """Finished tasks whose dim results are not raw prefixes (`dim_view`; before stop 35 they were renormalised), each
+    task by its own identity: the run's is the latest run's, which may have asked for no dims at all. regress
+    refuses them at a dim; the efficiency report's MRL curves leave them out."""
+    found = {}
+    for name, task in record.get("tasks", {}).items():
+        identity = with_implied_keys(task.get("identity") or {})
+        if task.get("status") == "ok" and identity.get("dims") and identity.get("dim_view") != RAW_VIEW:
+            found[name] = f"dim_view {shown_setting(identity.get('dim_view'))}"
+    return found
+
+
 def with_implied_keys(identity: dict[str, Any]) -> dict[str, Any]:
     """`identity` with what an older version left unsaid said: a run with dims and no `dim_view` scored them on
     renormalised prefixes. Without it, comparing such a run with a newer one would pass over the convention, a key
@@ -463,11 +484,15 @@ def identity_differences(identities: list[dict[str, Any]], skip: tuple[str, ...]
 # The identity keys that belong to the task itself (harness/identity.py); every other key is a setting of the whole
 # run, recorded once in run.json (`identity`), against which `other_settings` compares each task's.
 TASK_KEYS = ("source", "data")
+# identity keys that move no full-width score: the MRL dims asked for and how they are viewed (before stop 47 only
+# regress ignored them; summary, leaderboard and efficiency report marked an identical score "kept from other
+# settings" after a rerun into the directory with other --dims, and left it out of means and ranks)
+DIM_KEYS = ("dims", "dim_view")
 
 
-def other_settings(record: dict[str, Any], ignore: tuple[str, ...] = ()) -> dict[str, str]:
+def other_settings(record: dict[str, Any], ignore: tuple[str, ...] = DIM_KEYS) -> dict[str, str]:
     """Finished tasks computed under settings other than the run's: task → 'dtype bfloat16, max_length 8'; keys in
-    ``ignore`` are not compared (a comparison of full scores ignores the dims, which do not move them).
+    ``ignore`` are not compared (by default the dims, which move no full-width score; ``()`` compares them too).
 
     Such a task was kept from an earlier run into the directory; summary.md lists it and the leaderboard marks it,
     both from this answer. Every identity key is compared (a key only one side has counts as a difference), against
@@ -545,6 +570,24 @@ def run_labels(runs: list[RunDir]) -> list[str]:
     models = [run.model_name.split("/")[-1] for run in runs]
     tails = folder_tails(models, [run.path for run in runs])
     return [f"{model} [{tail}]" for model, tail in zip(models, tails, strict=True)]
+
+
+def cell_text(value: Any) -> Any:
+    """A string as one Markdown table cell (`|` escaped, line breaks as spaces); other values as they are. A `|` in
+    a cell (a run folder named `p|q`, a model folder's name) split it into two columns and shifted the rest of the
+    row under the wrong headers, a newline ended the row: every report table goes through `md_table` since stop 47
+    (before, only the default run name was cleaned)."""
+    if not isinstance(value, str):
+        return value
+    return value.replace("\\|", "|").replace("|", "\\|").replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+
+
+def md_table(rows: Iterable[Sequence[Any]], headers: Sequence[Any], **options: Any) -> str:
+    """A github-flavoured Markdown table of the reports (tabulate ``options`` such as ``disable_numparse``)."""
+    from tabulate import tabulate
+
+    return tabulate([[cell_text(v) for v in row] for row in rows], headers=[cell_text(h) for h in headers],
+                    tablefmt="github", **options)  # fmt: skip
 
 
 def shown_setting(value: Any) -> str:

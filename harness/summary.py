@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from tabulate import tabulate
-
-from harness.runs import CACHE_ONLY, RunDir, cache_only, other_settings, scored_tasks, shown_path
+from harness.runs import CACHE_ONLY, RunDir, cache_only, md_table, other_settings, scored_tasks, shown_path
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -44,8 +42,8 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
         f"data root {shown_path(record.get('data_root'))}",
         *_cache_stop_lines(record.get("cache_stopped")),
         "",
-        tabulate(rows, headers=["task", "type", "source", "metric", "score ×100", "wall s", "encoded", "texts/s",
-                                "tokens/s", "cache hits", "status"], tablefmt="github", disable_numparse=True,
+        md_table(rows, headers=["task", "type", "source", "metric", "score ×100", "wall s", "encoded", "texts/s",
+                                "tokens/s", "cache hits", "status"], disable_numparse=True,
                  colalign=TASK_COLUMNS),  # fmt: skip
         "",
         "texts/s and tokens/s: model work only (texts the model encoded ÷ model time); memo and cache hits are "
@@ -94,4 +92,4 @@ def _dims_table(run_dir: RunDir, record: dict, dims: list[int]) -> str:
             share = f" ({score / full:.1%})" if score is not None and full > 0 else ""
             cells.append("—" if score is None else f"{100 * score:.2f}{share}")
         rows.append([name, *cells, f"{100 * full:.2f}"])
-    return tabulate(rows, headers=["task", *map(str, dims), "full"], tablefmt="github", disable_numparse=True)
+    return md_table(rows, headers=["task", *map(str, dims), "full"], disable_numparse=True)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tabulate import tabulate
-
+from harness.runs import md_table
 from leaderboards.build import Board, reported_means
 from leaderboards.table import Entry, Row, build_rows, shown
 
@@ -90,15 +89,18 @@ def ranking_table(board: Board, rows: list[Row]) -> str:
         mixed_types = {board.types[t] for t in different_data(board) if t in r.entry.scores}
         partial_types = {board.types[t] for t in r.entry.partial if t in board.types}
         partial = ("†" if r.covered < r.total else "") + ("‡" if mixed_types else "") + ("¶" if partial_types else "")
+        # a type column over fewer of its tasks than the header counts is a mean of other tasks than a full row's
+        short_types = {k for k in kinds if sum(1 for t in board.tasks if board.types[t] == k and t in r.entry.scores)
+                       < counts[k]}  # fmt: skip
         mirrors = sum(1 for t in board.tasks if t in r.entry.scores and r.entry.sources.get(t) == "mirror")
         model = r.entry.label + (f" ({mirrors} mirror)" if mirrors else "")
         differ = [board.settings.get(r.entry.label, "")] if settings else []
         rank = f"{r.rank} ({r.group})" if r.group else r.rank
         body.append([rank, model, *differ, f"{r.covered}/{r.total}", pct(r.mean_tasks) + partial,
                      pct(r.mean_types) + partial, f"{r.points:g}",
-                     *[pct(r.per_type.get(k)) + ("‡" if k in mixed_types else "") + ("¶" if k in partial_types else "")
-                       for k in kinds]])  # fmt: skip
-    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+                     *[pct(r.per_type.get(k)) + ("†" if k in short_types and r.per_type.get(k) is not None else "")
+                       + ("‡" if k in mixed_types else "") + ("¶" if k in partial_types else "") for k in kinds]])
+    return md_table(body, headers=headers, disable_numparse=True)
 
 
 def task_table(board: Board, rows: list[Row]) -> str:
@@ -106,7 +108,7 @@ def task_table(board: Board, rows: list[Row]) -> str:
     mixed = different_data(board)
     body = [[t + (" ‡" if t in mixed else ""), board.types[t], board.metrics.get(t, ""),
              *[cell(r.entry, t, t in mixed) for r in rows]] for t in board.tasks]  # fmt: skip
-    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+    return md_table(body, headers=headers, disable_numparse=True)
 
 
 def dims_tables(board: Board, rows: list[Row]) -> list[str]:
@@ -125,7 +127,7 @@ def dims_tables(board: Board, rows: list[Row]) -> list[str]:
             full = sum(e.scores[t] for t in complete) / len(complete)
             body.append([f"**Mean ({len(complete)} tasks)**", *map(pct, means), pct(full)])
         out += [f"### {e.label}", "",
-                tabulate(body, headers=["Task", *map(str, dims), "full"], tablefmt="github", disable_numparse=True),
+                md_table(body, headers=["Task", *map(str, dims), "full"], disable_numparse=True),
                 ""]  # fmt: skip
     return out
 
@@ -137,7 +139,7 @@ def reported_section(board: Board) -> list[str]:
     kinds = list(dict.fromkeys(k for row in rows for k in row["means"]))
     body = [[row["model"], *[row["means"].get(k, "—") for k in kinds], row["source"]] for row in rows]
     return ["## Reported averages (from papers; no per-task scores available to recompute them)", "",
-            tabulate(body, headers=["Model", *[TYPE_SHORT.get(k, k) for k in kinds], "Source"], tablefmt="github",
+            md_table(body, headers=["Model", *[TYPE_SHORT.get(k, k) for k in kinds], "Source"],
                      disable_numparse=True), ""]  # fmt: skip
 
 
@@ -160,7 +162,8 @@ def render(board: Board) -> str:
         "## How to read this", "",
         "- **Mean (Task)** is the plain mean over tasks; **Mean (TaskType)** is the mean of the per-type means "
         "(MTEB's two averages). Both use only the tasks a row has: `†` marks a row with gaps, whose means are "
-        "over fewer tasks and not comparable with complete rows.",
+        "over fewer tasks and not comparable with complete rows; on a task-type column, `†` marks a mean over "
+        "fewer of that type's tasks than the header counts.",
         "- **Coverage** `n/N`: tasks with a score out of the tasks in this table; `—` is a task the row lacks.",
         "- **Borda**: per task, the rows with a score are ranked (1 = best) and each earns `n_rows − rank` points; "
         "a missing task earns 0. Scores are compared at the precision shown (two decimals ×100); tied rows share "

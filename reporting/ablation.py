@@ -20,10 +20,9 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
-from tabulate import tabulate
 
 from harness.errors import DataError, UsageError
-from harness.runs import RunDir, atomic_write, atomic_write_json, atomic_write_text, open_run, read_json
+from harness.runs import RunDir, atomic_write, atomic_write_json, atomic_write_text, md_table, open_run, read_json
 from reporting.items import NotTestable, TaskItems, at_dim, paired_positions, task_items
 from reporting.regress import finite_resamples, seed_resamples, verdict
 
@@ -331,8 +330,8 @@ def _tables(rep: dict[str, Any], arms: dict[str, Any], comparisons: dict[str, An
     for arm, comp in comparisons.items():
         for t in [*dev, "dev mean", *test, "test mean"]:
             comp_rows.append([arm, mark.get(t, f"*{t}*"), *_ci(comp[t])])
-    return (tabulate(rows, headers=["arm", *(mark[t] for t in dev + test)], tablefmt="github", disable_numparse=True),
-            tabulate(comp_rows, headers=["arm", "task", "Δ", "95% CI", "verdict"], tablefmt="github",
+    return (md_table(rows, headers=["arm", *(mark[t] for t in dev + test)], disable_numparse=True),
+            md_table(comp_rows, headers=["arm", "task", "Δ", "95% CI", "verdict"],
                      disable_numparse=True))  # fmt: skip
 
 
@@ -452,7 +451,7 @@ def _dhnm_section(rep: dict[str, Any]) -> list[str]:
             "*slots filled*: hard negatives per query at the start, of K, on average (queries with none): a pool "
             "shorter than the skipped top ranks + K leaves slots empty. *used*: replaced negatives that training "
             "later served (a replacement acts only when its query comes back).", "",
-            tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]  # fmt: skip
+            md_table(rows, headers=headers, disable_numparse=True), ""]  # fmt: skip
 
 
 def plot(rep: dict[str, Any], path: Path) -> None:

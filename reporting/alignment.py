@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tabulate import tabulate
 
 from harness.errors import UsageError
-from harness.runs import atomic_write_text
+from harness.runs import atomic_write_text, md_table
 from reporting import plots
 
 LANG2 = {"eng": "en", "deu": "de", "fra": "fr", "jpn": "ja", "kor": "ko", "rus": "ru", "spa": "es", "ara": "ar",
@@ -229,13 +228,13 @@ def render(corpus: Corpus, stats: dict[str, dict[str, dict[str, float]]], k: int
         "# Cross-lingual alignment", "",
         f"{len(corpus.texts)} sentences in {len(counts)} languages ("
         + ", ".join(f"{lg} {n}" for lg, n in counts.items()) + f"), {len(set(corpus.groups))} translation groups.",
-        "", tabulate([list(f) for f in corpus.files], headers=["file", "languages", "pairs used", "pairs in file"],
-                     tablefmt="github"), "",
+        "", md_table([list(f) for f in corpus.files], headers=["file", "languages", "pairs used", "pairs in file"]),
+        "",
         *[f"**{name}** has only {total} pairs, fewer than --n {n_pairs}: all are used." for name, _, _, total
           in corpus.files if total < n_pairs],
         "## Language mixing", "",
-        tabulate(summary, headers=["Model", "NN is a translation", "NN same language", "NN other language",
-                                   f"mixing ratio @{k}"], tablefmt="github", disable_numparse=True), "",
+        md_table(summary, headers=["Model", "NN is a translation", "NN same language", "NN other language",
+                                   f"mixing ratio @{k}"], disable_numparse=True), "",
         "- **NN**: a sentence's nearest neighbour (cosine) among all sentences of all languages, itself excluded.",
         f"- **mixing ratio @{k}**: share of other-language sentences among the {k} nearest neighbours outside the "
         "sentence's own translation group, divided by that share under random mixing; 1 = languages fully mixed, "
@@ -253,8 +252,8 @@ def render(corpus: Corpus, stats: dict[str, dict[str, dict[str, float]]], k: int
         rows = [[lg, v["sentences"], f"{100 * v['nn_translation']:.1f}%", f"{100 * v['nn_same_language']:.1f}%",
                  f"{v['mixing_ratio']:.2f}"] for lg, v in s.items() if lg != "all"]  # fmt: skip
         lines += [f"### {spec}: per language", "",
-                  tabulate(rows, headers=["language", "sentences", "NN translation", "NN same language",
-                                          f"mixing @{k}"], tablefmt="github", disable_numparse=True), ""]  # fmt: skip
+                  md_table(rows, headers=["language", "sentences", "NN translation", "NN same language",
+                                          f"mixing @{k}"], disable_numparse=True), ""]  # fmt: skip
     lines += ["The paper's Fig. 3 projects 1,000 MARC test sentences in each of en, ja, de, fr, zh, es (not "
               "parallel) with and without CLR training; here the sentences are parallel, so whether the nearest "
               "neighbour is the translation can be counted, not only seen."]  # fmt: skip

@@ -15,8 +15,6 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from tabulate import tabulate
-
 from harness.errors import UsageError
 from harness.runs import (
     CACHE_ONLY,
@@ -24,8 +22,10 @@ from harness.runs import (
     atomic_write_text,
     cache_only,
     data_differences,
+    md_table,
     open_run_arg,
     other_settings,
+    other_views,
     run_labels,
     scored_tasks,
     shown_path,
@@ -57,7 +57,7 @@ def load_runs(paths: list[Path]) -> list[RunInfo]:
     """The runs to report, labelled as the leaderboard labels them (`harness.runs.run_labels`): runs/a/minilm beside
     nightly/minilm are `[a/minilm]` and `[nightly/minilm]` in every table and plot (before, an error)."""
     runs = [open_run_arg(path, "run") for path in paths]
-    return [RunInfo(label, run, run.read_run(), run.read_efficiency())
+    return [RunInfo(label, run, run.read_run(), run.finished_efficiency())
             for run, label in zip(runs, run_labels(runs), strict=True)]  # fmt: skip
 
 
@@ -172,7 +172,7 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
             notes.append(f"Model time covers only the {len(whole)} task(s) every{others} run encoded whole; "
                          f"some run took part of {', '.join(partly)} from the embedding cache, so its time there is "
                          "for less work (texts/s and tokens/s still count them, per text encoded).")  # fmt: skip
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), notes
+    return md_table(rows, headers=headers, disable_numparse=True), notes
 
 
 def _split_by_data(infos: list[RunInfo], tasks: list[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -216,22 +216,25 @@ def hardware_table(infos: list[RunInfo]) -> str:
                      packages.get("torch", "—"), packages.get("mteb", "—")])  # fmt: skip
     headers = ["Run", "CPU", "cores", "torch threads", "accelerator", "device", "dtype", "batch", "max batch tokens",
                "world size", "torch", "mteb"]  # fmt: skip
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    return md_table(rows, headers=headers, disable_numparse=True)
 
 
 def task_table(infos: list[RunInfo]) -> str:
+    """Every finished task's figures per run; `§` marks a task kept from a run with other settings (its timings
+    are those settings', as its score is)."""
     rows = []
     for info in infos:
         for task, eff in info.efficiency.items():
             n, k, s = encoded(eff)
             rates = [CACHE_ONLY] * 2 if cache_only(eff) else [_fmt(n / s if s and n else None),
                                                                _fmt(k / s if s and k else None, 0)]  # fmt: skip
-            rows.append([task, info.label, eff.get("texts", "—"), eff.get("unique_texts", "—"), n,
+            name = task + (" §" if task in info.kept else "")
+            rows.append([name, info.label, eff.get("texts", "—"), eff.get("unique_texts", "—"), n,
                          eff.get("cache_hits", 0), k, _fmt(s, 2), _fmt(eff.get("wall_s"), 1), *rates,
                          _fmt(eff.get("peak_rss_mb"), 0), _fmt(eff.get("peak_accelerator_mb"), 0)])  # fmt: skip
     headers = ["Task", "Run", "texts", "unique", "encoded", "cache hits", "tokens", "model s", "wall s", "texts/s",
                "tokens/s", "peak RSS MB", "peak accel. MB"]  # fmt: skip
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    return md_table(rows, headers=headers, disable_numparse=True)
 
 
 @dataclass
@@ -259,6 +262,12 @@ def dim_curves(infos: list[RunInfo]) -> DimCurves:
         shared, differing = _split_by_data(compared, common)
         rest = {label: sorted(set(tasks) - set(common)) for label, tasks in runs.items()}
         curves.notes += _left_out(f"the {kind} curves", differing, rest, "not every run scored them at MRL dims")
+        # a run's dim results viewed otherwise (renormalised, before stop 35) beside raw prefixes: not like for like
+        viewed = {f"{t} in {i.label}": why for i in compared for t, why in other_views(i.record).items() if t in shared}
+        if viewed:
+            shared = [t for t in shared if not any(key.startswith(f"{t} in ") for key in viewed)]
+            curves.notes.append(f"Left out of the {kind} curves because a run's dim results are not raw prefixes: "
+                                + "; ".join(f"{key} ({why})" for key, why in viewed.items()) + ".")  # fmt: skip
         if not shared:
             curves.notes.append(f"No {kind} task was scored at MRL dims by every run on the same data: no curve.")
             continue
@@ -296,7 +305,9 @@ def write_report(paths: list[Path], out: Path) -> Path:
               "`encoded` excludes memo and embedding-cache hits, and `model s` is the model's time alone, so "
               "texts/s and tokens/s measure the model even on a task with hits (a record without `model_s`, from "
               f"before it existed, timed the lookups too). A task the embedding cache served whole reads "
-              f"`{CACHE_ONLY}`, here and in the plot: the model did no work to time, no figure is missing.", "",
+              f"`{CACHE_ONLY}`, here and in the plot: the model did no work to time, no figure is missing. Only "
+              "finished tasks are listed (a task whose last evaluation failed has no timings); `§` marks a task "
+              "kept from a run with other settings, timed under those.", "",
               "## Score vs embedding dimension (MRL)", ""]  # fmt: skip
     plots.throughput(infos, out / "throughput.png")
     curves = dim_curves(infos)
@@ -314,7 +325,7 @@ def write_report(paths: list[Path], out: Path) -> Path:
             tasks = curves.tasks[kind]
             lines += [f"**{kind}**: mean score ×100 over the {len(tasks)} task(s) every run scored at its dims on the "
                       f"same data, the same tasks in every row: {', '.join(tasks)}", "",
-                      tabulate(body, headers=["Run", *map(str, dims), "full (dim)"], tablefmt="github",
+                      md_table(body, headers=["Run", *map(str, dims), "full (dim)"],
                                disable_numparse=True), ""]  # fmt: skip
     if curves.notes:
         lines += [f"- {n}" for n in curves.notes] + [""]

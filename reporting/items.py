@@ -177,8 +177,9 @@ def _part_items(run: RunDir, name: str, kind: str, metric: str, part: dict[str, 
         items = BUILDERS[kind](part["gold"], out, metric)
     digests = part.get("items")
     if digests is not None and len(digests) != len(items.keys):
-        raise NotTestable(f"{run.path}: {name}'s gold file digests {len(digests)} items of {part['subset']}/"
-                          f"{part['split']}, its predictions hold {len(items.keys)}")  # fmt: skip
+        where = f" of {part['subset']}/{part['split']}" if "type" not in part else ""  # a part of several
+        raise NotTestable(f"{run.path}: {name}'s gold file digests {len(digests)} items{where}, its predictions "
+                          f"hold {len(items.keys)}")  # fmt: skip
     items.digests = digests
     return items
 

@@ -31,10 +31,9 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
-from tabulate import tabulate
 
 from harness.errors import UsageError
-from harness.runs import read_json
+from harness.runs import md_table, read_json
 from reporting.ablation import half_width
 
 SEEDS = (3, 5, 8, 10, 15, 20, 30, 50)  # the table's rows from the report's own n up
@@ -200,7 +199,7 @@ def render_plan(report: dict[str, Any], plans: list[dict[str, Any]], target: flo
             lines.append(f"- {100 * target:.0f}% power at Δ {100 * d:+.2f}: {said}")
         headers = ["seeds", "CI half-width", *(f"power at Δ {100 * d:+.2f}" for d in p["deltas"])]
         rows = [[t["seeds"], f"±{100 * t['half']:.2f}", *(f"{100 * q:.0f}%" for q in t["power"])] for t in p["table"]]
-        lines += ["", "Estimate:", "", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
+        lines += ["", "Estimate:", "", md_table(rows, headers=headers, disable_numparse=True), ""]
     return "\n".join(lines)
 
 

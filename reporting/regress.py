@@ -26,20 +26,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tabulate import tabulate
 
 from harness.errors import ConanError, DataError, HarnessError, UsageError
 from harness.runs import (
     CACHE_ONLY,
-    RAW_VIEW,
     RunDir,
     cache_only,
     data_differences,
     has_score,
     identity_differences,
+    md_table,
     no_score_reason,
     open_run_arg,
     other_settings,
+    other_views,
     scored_tasks,
     shown_path,
     shown_setting,
@@ -228,9 +228,8 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
                              + ", ".join(extra))  # fmt: skip
     # which dims an evaluation asked for moves no score (a task without a result at the dim is named by `at_dim`);
     # how dim results are viewed (`dim_view`) matters at a dim, for a task that has a result there
-    kept = {"baseline": other_settings(record_b, ("dims", "dim_view")),
-            "candidate": other_settings(record_c, ("dims", "dim_view"))}  # fmt: skip
-    views = {"baseline": _other_views(record_b), "candidate": _other_views(record_c)} if dim else {}
+    kept = {"baseline": other_settings(record_b), "candidate": other_settings(record_c)}
+    views = {"baseline": other_views(record_b), "candidate": other_views(record_c)} if dim else {}
     for name in shared:
         foreign = [f"the {side} kept it from a run with other settings ({found[name]})"
                    for side, found in kept.items() if name in found]  # fmt: skip
@@ -287,17 +286,6 @@ def run_differences(record_b: dict[str, Any], record_c: dict[str, Any], dim: int
     shown = {key: shown_path if key == "data root" else shown_setting for key in sides[0] | sides[1]}
     return [f"{key} {shown[key](sides[0].get(key))} → {shown[key](sides[1].get(key))}"
             for key in identity_differences(sides, UNSCORED_KEYS + (() if dim else ("dim_view",)))]  # fmt: skip
-
-
-def _other_views(record: dict[str, Any]) -> dict[str, str]:
-    """Tasks whose dim results are not raw prefixes (`dim_view`; before stop 35 they were renormalised), each task
-    by its own identity: the run's is the latest run's, which may have asked for no dims at all."""
-    found = {}
-    for name, task in record.get("tasks", {}).items():
-        identity = with_implied_keys(task.get("identity") or {})
-        if task.get("status") == "ok" and identity.get("dims") and identity.get("dim_view") != RAW_VIEW:
-            found[name] = f"dim_view {shown_setting(identity.get('dim_view'))}"
-    return found
 
 
 def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: dict[str, Any],
@@ -407,7 +395,7 @@ def efficiency_section(comp: Comparison) -> list[str]:
     """Per task, both sides' rates and peak memory with their Δ. Where the embedding cache served one side whole,
     the model did no work there (a warm run may not even load it), so no Δ is a change of the model: each is marked
     instead."""
-    eb, ec = comp.base.read_efficiency(), comp.cand.read_efficiency()
+    eb, ec = comp.base.finished_efficiency(), comp.cand.finished_efficiency()
     rows = []
     for t in comp.tasks:
         b, c = eb.get(t.task, {}), ec.get(t.task, {})
@@ -420,7 +408,7 @@ def efficiency_section(comp: Comparison) -> list[str]:
                      _change(kb, kc, served), _num(rb, 0), _num(rc, 0), _change(rb, rc, served), accel])  # fmt: skip
     headers = ["Task", "texts/s base", "texts/s cand", "Δ", "tokens/s base", "tokens/s cand", "Δ",
                "peak RSS MB base", "cand", "Δ", "peak accel. MB"]  # fmt: skip
-    return ["## Efficiency", "", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    return ["## Efficiency", "", md_table(rows, headers=headers, disable_numparse=True), ""]
 
 
 def _efficiency_warnings(base: RunDir, cand: RunDir, tasks: list[str]) -> list[str]:
@@ -430,7 +418,7 @@ def _efficiency_warnings(base: RunDir, cand: RunDir, tasks: list[str]) -> list[s
     if env_b != env_c:
         diff = [f"{k}: {env_b.get(k)} → {env_c.get(k)}" for k in env_b if env_b.get(k) != env_c.get(k)]
         out.append("efficiency not like for like: " + "; ".join(diff))
-    eb, ec = base.read_efficiency(), cand.read_efficiency()
+    eb, ec = base.finished_efficiency(), cand.finished_efficiency()
     for side, eff in (("baseline", eb), ("candidate", ec)):
         served = [t for t in tasks if cache_only(eff.get(t, {}))]
         if served:
@@ -546,8 +534,8 @@ def render(comp: Comparison) -> str:
           if comp.differing else []), "",
         headline, "",
         f"## Scores (main score ×100{at})", "",
-        tabulate(rows, headers=["Task", "Type", "Metric", "Items", "Baseline", "Candidate", "Δ", f"{conf} CI of Δ",
-                                "Verdict"], tablefmt="github", disable_numparse=True), "",
+        md_table(rows, headers=["Task", "Type", "Metric", "Items", "Baseline", "Candidate", "Δ", f"{conf} CI of Δ",
+                                "Verdict"], disable_numparse=True), "",
     ]  # fmt: skip
     lines += efficiency_section(comp)
     if comp.warnings:

@@ -74,7 +74,7 @@ def test_marks_and_note_name_the_runs_and_what_differs(tmp_path: Path):
     assert "78.99 |" in text  # the published cell is not ours to mark (the note says it is not ranked either)
     # Borda over STS13 alone (published 80.60 > a > b, c has none); the means keep STS16 and carry ‡
     assert "| model [a] (2 mirror) | 2/2 | 79.50‡ | 79.50‡ | 2 | 79.50‡ |" in text
-    assert "| model [c] (1 mirror) | 1/2 | 50.00†‡ | 50.00†‡ | 0 | 50.00‡ |" in text
+    assert "| model [c] (1 mirror) | 1/2 | 50.00†‡ | 50.00†‡ | 0 | 50.00†‡ |" in text
     (note,) = [line for line in text.splitlines() if line.startswith("- ‡ STS16")]
     assert "sampling differs" in note and "earns no Borda points in a ranking that holds rows of two of them" in note
     assert "model [a], model [c]: sampling `embedded sample (seed 42)" in note

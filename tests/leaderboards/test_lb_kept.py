@@ -46,7 +46,7 @@ def test_mark_and_note_say_which_setting_differs(tmp_path: Path) -> None:
     assert main(["leaderboard", str(a), str(b), "--out", str(out)]) == 0
     text = re.sub(r" +", " ", out.read_text(encoding="utf-8"))
     assert "| STS16 | STS | cosine_spearman | 85.00*§ | 81.00* |" in text
-    assert "| model [a] (1 mirror) | 1/2 | 80.00† | 80.00† | 1 | 80.00 |" in text
+    assert "| model [a] (1 mirror) | 1/2 | 80.00† | 80.00† | 1 | 80.00† |" in text
     (note,) = [line for line in text.splitlines() if line.startswith("- § model [a]")]
     assert f"kept from an earlier run into …/{a.name} under other settings" in note
     assert note.endswith("STS16 (max_length 8).")
