@@ -9,6 +9,7 @@ fingerprints what decides its vectors. Which kind a spec names, and with which o
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import logging
 import os
 import warnings
@@ -615,6 +616,25 @@ def check_weights_loaded(spec: str, folder: Path, model_class: str, loading: dic
     names = f"; the files hold other names, e.g. {', '.join(unexpected[:2])}" if unexpected else ""
     raise UsageError(f"--model {spec}: the weights in {folder} leave {len(unset)} parameter(s) of {model_class} "
                      f"unset, e.g. {', '.join(unset[:3])}{names}: they would be random, not the model")
+
+
+def check_st_weights(spec: str, model: Any, folder: Path) -> None:
+    """`check_weights_loaded` for an st: folder: sentence-transformers loads each `Transformer` module's weights
+    without reporting what they leave unset, so each is loaded again on the meta device (no weights read into
+    memory) by the class it was built with, asking transformers for the loading report (before stop 47 such a
+    folder loaded with random parameters, said only in warnings.log). A module whose folder holds an adapter
+    (`adapter_config.json`) is left to peft."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # a folder without modules.json: sentence-transformers built one Transformer from the folder
+    paths = [folder / str(m.get("path", "")) for m in modules if isinstance(m, dict) and "Transformer" in
+             str(m.get("type", ""))]  # fmt: skip
+    for module, path in zip([m for m in model if hasattr(m, "auto_model")], paths, strict=False):
+        if (path / "adapter_config.json").is_file():
+            continue
+        _, loading = type(module.auto_model).from_pretrained(str(path), output_loading_info=True, device_map="meta")
+        check_weights_loaded(spec, path, type(module.auto_model).__name__, loading)
 
 
 def with_remote_code(fingerprint: str, trusted: bool) -> str:

