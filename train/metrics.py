@@ -69,6 +69,8 @@ def flops_per_token(config: ConanConfig, context: float, lm_head: bool, causal_h
     only)."""
     embedding = config.vocab_size * config.hidden_size
     tables = embedding if config.tie_word_embeddings else 2 * embedding  # the embedding and an untied head
+    if config.arch == "bert":  # learned positions: a lookup too (before stop 47 charged 6 FLOPs each: MFU +0.9%)
+        tables += config.max_length * config.hidden_size
     matmul_weights = config.num_parameters() - tables + (embedding if lm_head else 0)
     width = config.n_heads * (config.head_dim or config.hidden_size // config.n_heads)  # q·k and p·v width
     attention = 12.0 * config.n_layers * width * context

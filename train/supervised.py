@@ -25,6 +25,7 @@ from torch import nn
 from conan_model.atomic import atomic_write_json
 
 from . import loop
+from .distributed import all_reduce
 from .multitask import MultiTaskBatches, StageState, TaskBatch, build_tasks
 from .supervised_config import SupervisedConfig
 from .supervised_step import Stepper
@@ -52,7 +53,10 @@ def run(cfg: SupervisedConfig, resume: str | None = None) -> Path:
         result = step_fn(module, batch)
         stage.window.setdefault(batch.task, []).append(float(result.value))
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            result.metrics.update({f"loss_{k}": sum(v) / len(v) for k, v in stage.window.items()})
+            # averaged over ranks too: a classification loss is each rank's own rows (is_global False); before stop
+            # 47 (audit) its log was rank 0's half of the batch, the gathered losses' being the same on every rank
+            result.metrics.update({f"loss_{k}": all_reduce(sum(v) / len(v), "mean", rt.device)
+                                   for k, v in stage.window.items()})  # fmt: skip
             result.metrics.update(stage.metrics())
             stage.window.clear()
         return result

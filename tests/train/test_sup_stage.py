@@ -151,6 +151,14 @@ def test_two_process_ddp_matches_one_process(straight: Path, data_root: Path, tm
             assert (sa["ptr"], sa["next"], sa["exhausted"]) == (sb["ptr"], sb["next"], sb["exhausted"])
             assert [x is None for x in sa["s0"]] == [x is None for x in sb["s0"]]
             assert all(abs(x - y) < 1e-4 for x, y in zip(sa["s0"], sb["s0"], strict=True) if x is not None)
+    # every task's logged loss is the global batch's, the classification loss (local to each rank) included: before
+    # stop 47 the 2-process log held rank 0's half of it. The weights differ by < 1e-4 (above), the losses by less
+    # than 1e-3 (a half batch's loss differs from the whole's by far more)
+    logs = [[json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+            for run in (straight, tmp_path / "ddp")]  # fmt: skip
+    for row_a, row_b in zip(*logs, strict=True):
+        for key in (k for k in row_a if k.startswith("loss_")):
+            assert abs(row_a[key] - row_b[key]) < 1e-3, (row_a["step"], key, row_a[key], row_b[key])
 
 
 def test_multitask_batches_follow_weights_and_shard_by_rank():

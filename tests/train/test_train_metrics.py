@@ -48,3 +48,15 @@ def test_attention_flops_use_the_heads_width_and_halve_for_causal() -> None:
     # the presets have heads·head_dim == hidden: their figure is unchanged
     preset_attention = metrics.flops_per_token(base, context, True) - metrics.flops_per_token(base, 0.0, True)
     assert preset_attention == pytest.approx(12.0 * base.n_layers * base.hidden_size * context)
+
+
+def test_an_encoders_position_table_is_a_lookup_not_a_matmul() -> None:
+    """multilingual-e5-small's shape: 6 FLOPs per token per weight of its matrices, biases and norms (PaLM's 6N),
+    none for its token and position tables. Before (audit, stop 47) the 512 × 384 learned positions were charged
+    as weights: MFU 0.9% too high on an encoder."""
+    e5 = ConanConfig(arch="bert", vocab_size=250037, hidden_size=384, n_layers=12, n_heads=12, n_kv_heads=12,
+                     head_dim=32, ffn_size=1536, max_length=512, tie_word_embeddings=True)  # fmt: skip
+    h, f = 384, 1536
+    layer = 4 * (h * h + h) + 2 * h * f + f + h + 4 * h  # q, k, v, o with biases; up/down with biases; 2 LayerNorms
+    non_table = 12 * layer + 2 * h  # the embeddings' LayerNorm
+    assert metrics.flops_per_token(e5, 0.0, lm_head=False) == pytest.approx(6.0 * non_table)
