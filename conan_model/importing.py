@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -418,11 +419,15 @@ def _gguf_tensors(reader: Any, path: Path, config: ConanConfig) -> Tensors:
 
 
 def _gguf_tokenizer(path: Path) -> Tokenizer:
-    """The GGUF header's tokenizer as a `tokenizers` Tokenizer (transformers' GGUF converter builds it)."""
+    """The GGUF header's tokenizer as a `tokenizers` Tokenizer (transformers' GGUF converter builds it). The file is
+    read from a folder of its own: transformers prefers a tokenizer.json beside the GGUF to the GGUF's own
+    (before stop 47, audit, a foreign tokenizer.json in the GGUF's folder was imported without a word)."""
     from transformers import AutoTokenizer
 
-    try:
-        tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
-    except (ValueError, KeyError, OSError, NotImplementedError) as e:
-        raise ModelImportError(f"{path}: cannot build its tokenizer from the tokenizer.ggml.* keys ({e})") from e
+    with tempfile.TemporaryDirectory(prefix="gguf-tokenizer-") as alone:
+        try:
+            (Path(alone) / path.name).symlink_to(path.resolve())
+            tok = AutoTokenizer.from_pretrained(alone, gguf_file=path.name, local_files_only=True)
+        except (ValueError, KeyError, OSError, NotImplementedError) as e:
+            raise ModelImportError(f"{path}: cannot build its tokenizer from the tokenizer.ggml.* keys ({e})") from e
     return Tokenizer.from_str(tok.backend_tokenizer.to_str())

@@ -66,6 +66,8 @@ from harness.data import (
     normalized_text,
     normalized_texts,
     row_texts,
+    task_file,
+    task_jsonl_files,
 )
 from harness.env import data_root
 from harness.errors import UsageError
@@ -184,7 +186,7 @@ def task_items(task: LocalTask) -> tuple[str, list[set[str]]]:
     (a sentence pair for STS, PairClassification and BitextMining, a query with its candidates for Reranking)."""
     queries = task.type == "Retrieval"
     kind = "queries" if queries else "pairs" if task.type in ("STS", "PairClassification", "BitextMining") else "rows"
-    rows = iter_jsonl(task.path / ("queries.jsonl" if queries else "test.jsonl"))
+    rows = iter_jsonl(task_file(task, "queries.jsonl" if queries else "test.jsonl"))
     return kind, [{normalized_text(text) for text in row_texts(row)} - {""} for row in rows]
 
 
@@ -192,7 +194,7 @@ def evaluated_files(task: LocalTask) -> list[Path]:
     """The .jsonl files of a task folder whose texts the evaluation embeds and scores: all but a classification
     task's train.jsonl, the rows mteb fits its classifier on (training an embedder on them is in-domain training,
     not memory of a test item)."""
-    return [path for path in sorted(task.path.glob("*.jsonl"))
+    return [path for path in task_jsonl_files(task)
             if not (task.type == "Classification" and path.name == "train.jsonl")]  # fmt: skip
 
 

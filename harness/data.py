@@ -347,11 +347,22 @@ def normalized_text(text: str) -> str:
     return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text)).lower()
 
 
+def task_jsonl_files(task: LocalTask) -> list[Path]:
+    """A task folder's .jsonl files, each refused (OutsideRoot) when a link takes it outside the folder, as the
+    evaluation's own reads refuse it (before stop 47 the overlap checks read such a file's texts)."""
+    return [_safe_child(task.path, path.name) for path in sorted(task.path.glob("*.jsonl"))]
+
+
+def task_file(task: LocalTask, name: str) -> Path:
+    """One file of a task folder, refused when it leads outside the folder."""
+    return _safe_child(task.path, name)
+
+
 def normalized_texts(task: LocalTask) -> set[str]:
     """Every text of a task folder (each string of its .jsonl rows, inside lists too, ids and labels left out),
     normalised as ../shared/data's own leakage rule does: NFKC, lower case, no whitespace or punctuation. What
     two tasks share is what `harness ablate` reports as dev/test overlap."""
-    return normalized_file_texts(sorted(task.path.glob("*.jsonl")))
+    return normalized_file_texts(task_jsonl_files(task))
 
 
 def normalized_file_texts(paths: Iterable[Path]) -> set[str]:

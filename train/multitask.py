@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,8 +68,10 @@ def read_rows(files: list[Path], kind: str) -> list[dict[str, Any]]:
         index = JsonlIndex([path], required=required, optional=optional)
         for i in range(len(index)):
             row = index.row(i)
-            if kind == "sts" and "sentence1" in required and not isinstance(row.get("score"), int | float):
-                raise DataError(*index.where(i), "STS row needs a numeric 'score'")
+            score = row.get("score")
+            real = isinstance(score, int | float) and not isinstance(score, bool) and math.isfinite(score)
+            if kind == "sts" and "sentence1" in required and not real:  # NaN: CoSENT dropped the row silently
+                raise DataError(*index.where(i), f"STS row needs a finite numeric 'score', not {score!r:.40}")
             rows.append(row)
     if len(scored_files) > 1:  # scored rows make one pair, others two: ranks would gather different shapes
         raise DataError(files[0], 0, "an sts task mixes scored (sentence1/sentence2/score) and pair files; split it")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("retrieval", "clr", "classification", "sts")
 POOLED_KINDS = ("retrieval", "clr")  # tasks whose hard negatives come from mined pools (train.multitask.attach_pools)
+TASK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 TASK_KEYS = {"kind", "data", "batch_size", "weight", "hard_negatives", "parallel", "mix", "total", "max_rows"}
 
 
@@ -89,6 +91,9 @@ class SupervisedConfig(StageConfig):
         """Task tables with defaults filled in and every key and value checked."""
         specs = {}
         for name, raw in self.tasks.items():
+            if not TASK_NAME.fullmatch(str(name)):  # it names files: <pools_dir>/<name>.jsonl, clr_report_<name>.json
+                raise ConfigError(f"tasks.{name}: a task name is letters, digits, '_', '-' and '.' (not starting with "
+                                  "'.'): it names the task's pools and report files, which must stay in their folder")
             if not isinstance(raw, dict):
                 raise ConfigError(f"tasks.{name} must be a table, got {raw!r}")
             unknown = sorted(set(raw) - TASK_KEYS)
@@ -110,6 +115,9 @@ class SupervisedConfig(StageConfig):
                 raise ConfigError(f"tasks.{name}: `data` is empty")
             for entry in spec["data"]:
                 under_root(self.data_root, entry, f"tasks.{name}.data")
+            if len(set(spec["data"])) < len(spec["data"]):  # read twice, each row drawn twice as often
+                twice = sorted({e for e in spec["data"] if spec["data"].count(e) > 1})
+                raise ConfigError(f"tasks.{name}.data lists {', '.join(twice)} more than once")
             if spec["parallel"]:
                 under_root(self.data_root, spec["parallel"], f"tasks.{name}.parallel")
             specs[name] = spec

@@ -77,3 +77,21 @@ def test_not_a_gguf_file(tmp_path):
     path.write_bytes(b"not a gguf file at all")
     with pytest.raises(ModelImportError, match="not a readable GGUF file"):
         load_model(f"gguf:{path}")
+
+
+def test_a_gguf_s_own_tokenizer_wins_over_a_tokenizer_json_beside_it(tmp_path, tokenizer):
+    """Before (audit, stop 47) transformers, asked for the GGUF's tokenizer in the GGUF's folder, took a
+    tokenizer.json lying there instead, so another model's tokenizer was imported without a word. Now the GGUF is
+    read from a folder of its own: the ids are the GGUF's with or without the foreign file beside it."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from conan_model.importing import load_tokenizer_for
+
+    alone = make_gguf((tmp_path / "alone").mkdir() or tmp_path / "alone" / "m.gguf", tokenizer)
+    beside = make_gguf((tmp_path / "beside").mkdir() or tmp_path / "beside" / "m.gguf", tokenizer)
+    foreign = Tokenizer(models.WordLevel({"[UNK]": 0, "hello": 1, "world": 2}, unk_token="[UNK]"))
+    foreign.pre_tokenizer = pre_tokenizers.Whitespace()
+    foreign.save(str(beside.parent / "tokenizer.json"))
+    text = "hello world, the quick brown fox"
+    want = load_tokenizer_for(f"gguf:{alone}").encode(text).ids
+    assert len(want) > 3 and load_tokenizer_for(f"gguf:{beside}").encode(text).ids == want

@@ -4,6 +4,7 @@ the config says why (`eval.train_overlap_ok`), shown in the report; the shipped 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,22 @@ def test_a_task_folder_s_train_file_is_compared_alone_not_its_test_file(tmp_path
     [found] = train_test_overlap({"TNews": task}, files, ["TNews"])
     assert (found["shared"], found["items_with_shared"], found["task_items"]) == (0, 0, 2010)
     assert found["task_texts"] == len({json.loads(line)["text"] for line in (task.path / "test.jsonl").open()})
+
+
+def test_the_overlap_checks_refuse_a_task_file_linked_outside_its_folder(tmp_path: Path) -> None:
+    """Audit, stop 47: the dev/test and train/test overlap checks globbed a task folder and read a test.jsonl
+    symlinked to a file outside it (its texts were compared and reported), where the evaluation's own reads refuse
+    it (OutsideRoot). Now they refuse it too, naming the file."""
+    from harness.ablate import evaluated_files, task_items
+    from harness.data import OutsideRoot, discover_tasks, normalized_texts
+
+    shutil.copytree(SAMPLE / "en" / "STS16", tmp_path / "data" / "en" / "STS16")
+    outside = tmp_path / "outside.jsonl"
+    test = tmp_path / "data" / "en" / "STS16" / "test.jsonl"
+    outside.write_bytes(test.read_bytes())
+    test.unlink()
+    test.symlink_to(outside)
+    task = discover_tasks(tmp_path / "data")["STS16"]
+    for read in (normalized_texts, task_items, evaluated_files):
+        with pytest.raises(OutsideRoot, match="outside"):
+            read(task)

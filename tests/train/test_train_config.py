@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import pytest
@@ -314,3 +315,19 @@ def test_a_tokenizer_smaller_than_asked_is_said(tmp_path, shared_data, caplog):
         tok = get_tokenizer(cfg, Runtime(0, 1, 0, None), None, ["text"])
     assert tok.get_vocab_size() < 4000
     assert f"the tokenizer has {tok.get_vocab_size()} tokens, fewer than tokenizer_vocab 4000" in caplog.text
+
+
+def test_a_task_name_must_stay_a_file_name_and_its_data_list_unique(shared_data: Path, tmp_path: Path) -> None:
+    """Audit, stop 47: `[tasks."../../escaped"]` wrote its pools (<pools_dir>/<name>.jsonl) and CLR report outside
+    the output folder, and `data = ["a", "a"]` read the file twice (each row drawn twice as often), where
+    `["a", "a/train.jsonl"]` was refused."""
+    from train.supervised_config import SupervisedConfig
+
+    spec = {"kind": "retrieval", "data": ["train/sick_nli_en"], "batch_size": 4}
+    base = {"data_root": str(shared_data), "output_dir": str(tmp_path / "out")}
+    for name in ("../../escaped", "a/b", ".hidden", ""):
+        with pytest.raises(ConfigError, match=rf"tasks\.{re.escape(name)}: a task name is letters"):
+            SupervisedConfig(**base, tasks={name: spec}).task_specs()
+    with pytest.raises(ConfigError, match=r"tasks\.r\.data lists train/sick_nli_en more than once"):
+        SupervisedConfig(**base, tasks={"r": {**spec, "data": ["train/sick_nli_en", "train/sick_nli_en"]}}).task_specs()
+    assert list(SupervisedConfig(**base, tasks={"ret_en-2.b": spec}).task_specs()) == ["ret_en-2.b"]

@@ -66,3 +66,45 @@ def test_bom_file_is_indexed_and_trains_a_tokenizer(pairs: Path) -> None:
     texts = list(iter_jsonl_texts([pairs], FIELDS))
     assert texts == clean
     assert train_tokenizer_from_texts(texts, vocab_size=300).get_vocab_size() <= 300
+
+
+def test_a_blank_or_invisible_negative_is_refused(pairs: Path) -> None:
+    """An optional field present is held to the text rule of the required ones (audit, stop 47): a negative of
+    spaces or a zero-width space was served as a row's first hard negative (and as an STS row's 0-scored pair)."""
+    row = json.loads(pairs.read_text(encoding="utf-8").splitlines()[2])
+    for blank in ("   ", "\u200b"):
+        _replace_line(pairs, 3, json.dumps({**row, "negative": blank}).encode())
+        with pytest.raises(DataError, match=rf"{pairs}:3: field 'negative' "):
+            JsonlIndex([pairs], required=FIELDS, optional=("negative",))
+
+
+@pytest.mark.parametrize("score", ["NaN", "Infinity", "true", '"4.5"'])
+def test_an_sts_score_that_is_no_finite_number_is_refused(tmp_path: Path, score: str) -> None:
+    """Before (audit, stop 47) true, NaN and Infinity passed the numeric check: CoSENT then dropped a NaN row from
+    every comparison without a word (the loss equal with and without it)."""
+    from train.multitask import read_rows
+
+    path = tmp_path / "sts.jsonl"
+    good = '{"sentence1": "a cat sits", "sentence2": "a cat is sitting", "score": 4.0}'
+    path.write_text(f'{good}\n{{"sentence1": "one", "sentence2": "two", "score": {score}}}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{path}:2: STS row needs a finite numeric 'score'"):
+        read_rows([path], "sts")
+
+
+def test_parallel_files_are_checked_as_training_files(shared_data: Path, tmp_path: Path) -> None:
+    """CLR's parallel_en_* files were read with json.loads line by line (audit, stop 47): a translation of spaces
+    became a CLR query, and a BOM or a blank line stopped the stage with a JSONDecodeError. Now a BOM and blank lines
+    read as in every training file, and an empty text is a DataError naming file:line."""
+    from train.clr import ParallelTranslator
+
+    lines = (shared_data / "train" / "parallel_en_zh" / "train.jsonl").read_text(encoding="utf-8").splitlines()[:5]
+    folder = tmp_path / "parallel_en_zh"
+    folder.mkdir()
+    path = folder / "train.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n\n".join(lines).encode() + b"\n")
+    translator = ParallelTranslator.from_dir(tmp_path)
+    assert len(translator.source_texts()) == len({json.loads(line)["query"] for line in lines})
+    row = json.loads(lines[1])
+    path.write_text("\n".join([lines[0], json.dumps({**row, "positive": "  "})]) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{path}:2: field 'positive' "):
+        ParallelTranslator.from_dir(tmp_path)
