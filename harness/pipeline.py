@@ -10,8 +10,12 @@ A stage whose key changed trains again from scratch (its old output_dir is moved
 aside to `<output_dir>.replaced` and deleted once the new model is exported; it is never resumed into), and so does
 every later stage; an evaluation whose checkpoint changed replaces its old results, and a rerun after an
 interruption keeps the tasks it had finished for the new checkpoint (it replaces only while run.json still holds
-the old one). An output_dir this pipeline did not train is refused, and so is one another process trains in
-now (another pipeline sharing it: train.loop.output_dir_lock). Every table's keys and value types are checked
+the old one); a baseline given as a local folder (st:/hf:/conan:/gguf:) is keyed by its files the same way (since
+stop 47: before, by its spec, so replaced files stopped the pipeline at `harness run`'s refusal). Each model is
+evaluated into `<out>/evals/<spec, readable>-<hash of the spec>` (before stop 47 two specs differing in `/` and `_`
+shared one folder), and the leaderboard and report cover the configured `tasks` only (a run folder keeps the tasks
+of an earlier, longer list). An output_dir this pipeline did not train is refused, and so is one another process
+trains in now (another pipeline sharing it: train.loop.output_dir_lock). Every table's keys and value types are checked
 (a typo or a string for a list is an error), and so, when the config loads and before any stage trains, is every
 stage's config with its `set`, every task or suite name and every MRL dim. Config (TOML), with paths relative to
 the working directory:
@@ -33,6 +37,7 @@ the working directory:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -165,6 +170,27 @@ def source_fingerprint(spec: str | None) -> str | None:
     return files_fingerprint(target) if target.exists() else spec
 
 
+def run_name(spec: str) -> str:
+    """The evaluation folder of a model spec: readable, and one per spec (a short hash of it): before stop 47
+    (audit) `st:/x/a/m` and `st:/x/a_m` shared `st__x_a_m`, so the second replaced the first's results and the
+    pipeline could not finish."""
+    readable = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in spec)
+    return readable if readable == spec else f"{readable}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
+
+
+def baseline_key(spec: str) -> str:
+    """What a baseline's evaluation is keyed by: the contents of its local folder (st:/hf:/conan:/gguf:), so files
+    replaced under the same path replace its results (before stop 47, audit, the spec alone: `harness run` then
+    refused the folder's old results and the pipeline could not go on); a packaged or hub name, itself."""
+    prefix, _, target = spec.partition(":")
+    path = Path(target).expanduser()
+    if prefix in ("st", "hf", "conan", "gguf") and path.exists():
+        from conan_model.fingerprint import files_fingerprint
+
+        return f"{spec} {files_fingerprint(path)}"
+    return spec
+
+
 class Pipeline:
     def __init__(self, cfg: dict[str, Any]):
         self.cfg = cfg
@@ -249,10 +275,10 @@ class Pipeline:
         ev = self.cfg["eval"]
         checkpoints = list(ev.get("checkpoints", finals))
         models = {f"conan:{c}": source_fingerprint(c) for c in checkpoints}
-        models |= {spec: spec for spec in ev.get("baselines", [])}
+        models |= {spec: baseline_key(spec) for spec in ev.get("baselines", [])}
         runs = []
         for spec, model_key in models.items():
-            name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in spec)
+            name = run_name(spec)
             data_dir = data_root(ev.get("data_dir"))[0]
             step = f"eval:{spec}"  # a checkpoint retrained since its last evaluation: its old results are replaced
             replaces = self._replaced_model(step, model_key, self.out / "evals" / name)
@@ -304,10 +330,11 @@ class Pipeline:
         published = [SNAPSHOT] if lb.get("published") else []
         name = self.cfg["eval"].get("suite")  # a local suite ranks over the tasks the runs hold
         suite = SuiteRef(name, OFFICIAL_SUITES[name]) if name in OFFICIAL_SUITES else None
-        board = build_board(runs, published, suite, bool(self.cfg["eval"].get("dims")))
+        tasks = self.cfg["eval"].get("tasks")  # a run folder keeps the tasks of earlier [eval] lists too
+        board = build_board(runs, published, suite, bool(self.cfg["eval"].get("dims")), tasks)
         atomic_write_text(self.out / "leaderboard.md", render(board))
         self._finish("leaderboard", str(self.out / "leaderboard.md"))
-        report = write_report(runs, self.out / "report")
+        report = write_report(runs, self.out / "report", tasks)
         self._finish("report", str(report))
         self._say("done", f"leaderboard {self.out / 'leaderboard.md'}, report {report}")
 

@@ -490,6 +490,14 @@ TASK_KEYS = ("source", "data")
 DIM_KEYS = ("dims", "dim_view")
 
 
+def only_tasks(record: dict[str, Any], tasks: list[str] | None) -> dict[str, Any]:
+    """A run.json record narrowed to ``tasks`` (None: as it is), for a report over a chosen task list: a run
+    directory also holds the tasks of earlier runs into it (a pipeline whose [eval] tasks were narrowed)."""
+    if tasks is None:
+        return record
+    return {**record, "tasks": {n: t for n, t in record.get("tasks", {}).items() if n in set(tasks)}}
+
+
 def other_settings(record: dict[str, Any], ignore: tuple[str, ...] = DIM_KEYS) -> dict[str, str]:
     """Finished tasks computed under settings other than the run's: task → 'dtype bfloat16, max_length 8'; keys in
     ``ignore`` are not compared (by default the dims, which move no full-width score; ``()`` compares them too).

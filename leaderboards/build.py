@@ -18,6 +18,7 @@ from harness.runs import (
     has_score,
     identity_differences,
     no_score_reason,
+    only_tasks,
     open_run_arg,
     other_settings,
     run_labels,
@@ -104,8 +105,10 @@ def published_entry(model: PublishedModel, name: str) -> Entry:
     return entry
 
 
-def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None, with_dims: bool) -> Board:
-    """Rows for every run and published model, over the suite's tasks (or the tasks the runs hold)."""
+def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None, with_dims: bool,
+                tasks: list[str] | None = None) -> Board:
+    """Rows for every run and published model, over the suite's tasks (or the tasks the runs hold; ``tasks``: only
+    those of the runs' tasks)."""
     if not runs and not published:
         raise UsageError("nothing to rank: give run directories and/or --published")
     bench_name, bench_tasks = suite_tasks(suite.benchmark) if suite else (None, {})
@@ -115,7 +118,7 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
     opened = [open_run_arg(Path(path), "run") for path in runs]
     run_records: list[tuple[Entry, dict[str, Any]]] = []
     for run, label in zip(opened, run_labels(opened), strict=True):
-        record = run.read_run()
+        record = only_tasks(run.read_run(), tasks)
         entry, records, kept = run_entry(run, record, label, with_dims)
         run_records.append((entry, record))
         entries.append(entry)

@@ -23,6 +23,7 @@ from harness.runs import (
     cache_only,
     data_differences,
     md_table,
+    only_tasks,
     open_run_arg,
     other_settings,
     other_views,
@@ -53,11 +54,12 @@ class RunInfo:
         return other_settings(self.record)
 
 
-def load_runs(paths: list[Path]) -> list[RunInfo]:
+def load_runs(paths: list[Path], tasks: list[str] | None = None) -> list[RunInfo]:
     """The runs to report, labelled as the leaderboard labels them (`harness.runs.run_labels`): runs/a/minilm beside
     nightly/minilm are `[a/minilm]` and `[nightly/minilm]` in every table and plot (before, an error)."""
     runs = [open_run_arg(path, "run") for path in paths]
-    return [RunInfo(label, run, run.read_run(), run.finished_efficiency())
+    return [RunInfo(label, run, only_tasks(run.read_run(), tasks),
+                    {t: e for t, e in run.finished_efficiency().items() if tasks is None or t in tasks})
             for run, label in zip(runs, run_labels(runs), strict=True)]  # fmt: skip
 
 
@@ -282,11 +284,11 @@ def dim_curves(infos: list[RunInfo]) -> DimCurves:
     return curves
 
 
-def write_report(paths: list[Path], out: Path) -> Path:
-    """efficiency.md and its PNGs in out/; returns the markdown path."""
+def write_report(paths: list[Path], out: Path, tasks: list[str] | None = None) -> Path:
+    """efficiency.md and its PNGs in out/ (``tasks``: over those only); returns the markdown path."""
     if out.exists() and not out.is_dir():  # before any work: the report would have nowhere to go
         raise UsageError(f"report folder {out} (--out) is a file: give a folder, where efficiency.md and its PNGs go")
-    infos = load_runs(paths)
+    infos = load_runs(paths, tasks)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

