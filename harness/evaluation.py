@@ -135,6 +135,8 @@ def run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir | 
         "batch_size": cfg.batch_size,
         "dtype": encoder.model.dtype,
         "device": encoder.model.device,
+        # the processes that encoded it: scores do not depend on it (the rerun identity leaves it out), timings do
+        "world_size": encoder.shards.world if encoder.shards is not None else 1,
     }
     entry = {"status": "ok", "main_score": result.get_score(), "main_metric": task.metadata.main_score,
              "split": list(task.eval_splits), "subsets": list(task.hf_subsets), "error": None}  # fmt: skip

@@ -51,7 +51,14 @@ class RunInfo:
 
     @cached_property
     def kept(self) -> dict[str, str]:
-        return other_settings(self.record)
+        """Tasks whose figures belong to other settings than the row's: kept from a run with other settings, or
+        timed with another number of processes than the run.json header's (a one-process run into a directory
+        keeps a torchrun run's tasks: before stop 47, audit, their rates fed the row's under `world size 1`)."""
+        world = self.record.get("world_size", 1)
+        others = {t: f"world size {e['world_size']}" for t, e in self.efficiency.items()
+                  if e.get("world_size", world) != world and t in self.record.get("tasks", {})}  # fmt: skip
+        kept = other_settings(self.record)
+        return {**others, **{t: ", ".join(filter(None, [why, others.get(t)])) for t, why in kept.items()}}
 
 
 def load_runs(paths: list[Path], tasks: list[str] | None = None) -> list[RunInfo]:
