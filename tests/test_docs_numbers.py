@@ -40,6 +40,10 @@ HISTORICAL = {
     "[−0.19, +0.13]": "the tiny-preset DHNM report (0.9M parameters, session 4, at ba3b0ee)",
     "[−1.65, −0.20]": "the tiny-preset CLR report (0.9M parameters, at d2395dc)",
     "[+0.33, +2.17]": "clr's first run under the first CI method (a percentile bootstrap over 3 seeds)",
+    "[+0.65, +1.33]": "clr_control's stop-38 run, on vs off60 (rerun in stop 47 with the new pools)",
+    "[−0.15, +0.84]": "clr_control's stop-38 run, on vs off60 on XQuAD tr (rerun in stop 47)",
+    "[−0.46, −0.01]": "clr_control's stop-38 run, off vs off60 (rerun in stop 47)",
+    "[−0.58, −0.04]": "clr_control's stop-38 run, off vs off60 on XQuAD es (rerun in stop 47)",
 }
 
 
