@@ -372,8 +372,11 @@ class SentenceTransformerEmbedder(Embedder):
         (sentence-transformers' `query_length` / `document_length`, which win over it; before stop 47 counted at
         max_seq_length, so token-budget batches and tokens/s took a document cut at 12 tokens for 59)."""
         prefix = self.prompt(role) if prompt is None else prompt
-        counts = self._tokens.count([prefix + t for t in texts])
         limit = getattr(self._model[0], ROLE_LENGTHS.get(role or "", ""), None)
+        if limit is not None and limit > (self._model.max_seq_length or 0):  # past the counter's own cut
+            encoded = self._model.tokenizer([prefix + t for t in texts], truncation=True, max_length=limit)
+            return [len(ids) for ids in encoded["input_ids"]]
+        counts = self._tokens.count([prefix + t for t in texts])
         return counts if limit is None else [min(n, limit) for n in counts]
 
     def _fingerprint(self) -> str:
@@ -629,21 +632,30 @@ def check_weights_loaded(spec: str, folder: Path, model_class: str, loading: dic
 
 
 def check_st_weights(spec: str, model: Any, folder: Path) -> None:
-    """`check_weights_loaded` for an st: folder: sentence-transformers loads each `Transformer` module's weights
-    without reporting what they leave unset, so each is loaded again on the meta device (no weights read into
-    memory) by the class it was built with, asking transformers for the loading report (before stop 47 such a
-    folder loaded with random parameters, said only in warnings.log). A module whose folder holds an adapter
-    (`adapter_config.json`) is left to peft."""
+    """`check_weights_loaded` for an st: folder: sentence-transformers loads each module's transformer weights
+    without reporting what they leave unset, so each module with an `auto_model` is loaded again on the meta device
+    (no weights read into memory) by the class it was built with, asking transformers for the loading report
+    (before stop 47 such a folder loaded with random parameters, said only in warnings.log). Modules pair with
+    modules.json's entries in order, as sentence-transformers loads them; one inside a Router, one whose folder
+    holds an adapter (`adapter_config.json`, left to peft) and one its class cannot reload on the meta device are
+    not checked."""
     try:
-        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        entries = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return  # a folder without modules.json: sentence-transformers built one Transformer from the folder
-    paths = [folder / str(m.get("path", "")) for m in modules if isinstance(m, dict) and "Transformer" in
-             str(m.get("type", ""))]  # fmt: skip
-    for module, path in zip([m for m in model if hasattr(m, "auto_model")], paths, strict=False):
+    if not isinstance(entries, list) or len(entries) != len(model):
+        return
+    for entry, module in zip(entries, model, strict=True):
+        if not (isinstance(entry, dict) and hasattr(module, "auto_model")):
+            continue
+        path = folder / str(entry.get("path", ""))
         if (path / "adapter_config.json").is_file():
             continue
-        _, loading = type(module.auto_model).from_pretrained(str(path), output_loading_info=True, device_map="meta")
+        try:
+            _, loading = type(module.auto_model).from_pretrained(str(path), output_loading_info=True,
+                                                                 device_map="meta")  # fmt: skip
+        except Exception:  # noqa: BLE001 - a check, not the load: what cannot be reloaded so is not checked
+            continue
         check_weights_loaded(spec, path, type(module.auto_model).__name__, loading)
 
 

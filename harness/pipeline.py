@@ -13,12 +13,14 @@ interruption keeps the tasks it had finished for the new checkpoint (it replaces
 the old one); a baseline given as a local folder (st:/hf:/conan:/gguf:) is keyed by its files the same way (since
 stop 47: before, by its spec, so replaced files stopped the pipeline at `harness run`'s refusal). Each model is
 evaluated into `<out>/evals/<spec, readable>-<hash of the spec>` (before stop 47 two specs differing in `/` and `_`
-shared one folder), and the leaderboard and report cover the configured `tasks` only (a run folder keeps the tasks
-of an earlier, longer list). An output_dir this pipeline did not train is refused, and so is one another process
-trains in now (another pipeline sharing it: train.loop.output_dir_lock). Every table's keys and value types are checked
-(a typo or a string for a list is an error), and so, when the config loads and before any stage trains, is every
-stage's config with its `set`, every task or suite name and every MRL dim. Config (TOML), with paths relative to
-the working directory:
+shared one folder), and the leaderboard and report cover the tasks [eval] names (its suite, narrowed by its
+`tasks`) only: a run folder keeps the tasks of an earlier, longer list. (The new folder names mean a pipeline from
+before stop 47 evaluates every model once more, into new folders; the old `evals/*` folders can be deleted.)
+An output_dir this pipeline did not train is refused, and so is one another process trains in now (another
+pipeline sharing it: train.loop.output_dir_lock). Every table's keys and value types are checked (a typo or a
+string for a list is an error), and so, when the config loads and before any stage trains, is every stage's config
+with its `set`, every task or suite name and every MRL dim. Config (TOML), with paths relative to the working
+directory:
 
     out = "runs/pipeline"
     [[train]]                                   # zero or more stages, run in order
@@ -318,6 +320,19 @@ class Pipeline:
         replaces = started.get("replaces")
         return held if replaces is not None and held == replaces else None
 
+    def planned_tasks(self) -> list[str]:
+        """The tasks [eval] names (its suite narrowed by its tasks, as the evaluation resolves them): what the
+        leaderboard and report cover, whatever earlier evaluations left in the run folders."""
+        from harness.data import scan_tasks
+        from harness.env import data_root
+        from harness.runner import RunConfig, plan_tasks
+
+        ev = self.cfg["eval"]
+        folder = data_root(ev.get("data_dir"))[0]
+        local, broken = scan_tasks(folder)
+        plan = RunConfig(model="", data_dir=folder, suite=ev.get("suite"), tasks=ev.get("tasks") or None)
+        return [r.name for r in plan_tasks(plan, local, {n: str(e) for n, e in broken.items()}).resolved]
+
     def summarize(self, runs: list[Path]) -> None:
         from harness.runs import atomic_write_text
         from harness.suites import OFFICIAL_SUITES
@@ -330,7 +345,7 @@ class Pipeline:
         published = [SNAPSHOT] if lb.get("published") else []
         name = self.cfg["eval"].get("suite")  # a local suite ranks over the tasks the runs hold
         suite = SuiteRef(name, OFFICIAL_SUITES[name]) if name in OFFICIAL_SUITES else None
-        tasks = self.cfg["eval"].get("tasks")  # a run folder keeps the tasks of earlier [eval] lists too
+        tasks = self.planned_tasks()  # a run folder keeps the tasks of earlier [eval] lists too
         board = build_board(runs, published, suite, bool(self.cfg["eval"].get("dims")), tasks)
         atomic_write_text(self.out / "leaderboard.md", render(board))
         self._finish("leaderboard", str(self.out / "leaderboard.md"))

@@ -305,7 +305,8 @@ class RunDir:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 durable_replace(new, target)  # mteb wrote the predictions there, unflushed
         self.discard(staged)
-        self.update_efficiency(task, efficiency)  # a failed evaluation's old timings go with its old files
+        # a failed evaluation (or one whose result file went missing) keeps no timings: the old go with the old files
+        self.update_efficiency(task, efficiency if entry.get("status") == "ok" else None)
         self.update_run(lambda rec: rec.setdefault("tasks", {}).__setitem__(task, entry))
 
     def gold_path(self, task: str) -> Path:

@@ -51,14 +51,15 @@ class RunInfo:
 
     @cached_property
     def kept(self) -> dict[str, str]:
-        """Tasks whose figures belong to other settings than the row's: kept from a run with other settings, or
-        timed with another number of processes than the run.json header's (a one-process run into a directory
-        keeps a torchrun run's tasks: before stop 47, audit, their rates fed the row's under `world size 1`)."""
+        return other_settings(self.record)
+
+    @cached_property
+    def other_world(self) -> dict[str, int]:
+        """Tasks timed by another number of processes than the run.json header's (a one-process run into a
+        directory keeps a torchrun run's tasks): their scores are the row's (they do not depend on it), their
+        times are not (before stop 47, audit, a 2-process rate fed the row's under `world size 1`)."""
         world = self.record.get("world_size", 1)
-        others = {t: f"world size {e['world_size']}" for t, e in self.efficiency.items()
-                  if e.get("world_size", world) != world and t in self.record.get("tasks", {})}  # fmt: skip
-        kept = other_settings(self.record)
-        return {**others, **{t: ", ".join(filter(None, [why, others.get(t)])) for t, why in kept.items()}}
+        return {t: e["world_size"] for t, e in self.efficiency.items() if e.get("world_size", world) != world}
 
 
 def load_runs(paths: list[Path], tasks: list[str] | None = None) -> list[RunInfo]:
@@ -133,7 +134,8 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
     shared, differing = _split_by_data(infos, sorted(set.intersection(*(set(i.ok) for i in infos))))
     served = [i.label for i in infos if shared and all(cache_only(i.efficiency.get(t, {})) for t in shared)]
     timed = [i for i in infos if i.label not in served]
-    clean = [t for t in shared if timed and all(_measured(i.efficiency.get(t, {})) for i in timed)]
+    clean = [t for t in shared if timed and all(_measured(i.efficiency.get(t, {})) and t not in i.other_world
+                                                for i in timed)]  # fmt: skip
     # a time is a sum over the work done: only tasks every timed run encoded whole (no cache hit) are the same work
     whole = [t for t in clean if not any(i.efficiency.get(t, {}).get("cache_hits") for i in timed)]
     rows, notes = [], []
@@ -157,6 +159,10 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
                "Batch", "Max length"]  # fmt: skip
     notes += [f"{i.label}: left out as kept from runs with other settings: "
               + "; ".join(f"{t} ({why})" for t, why in i.kept.items()) + "." for i in infos if i.kept]  # fmt: skip
+    notes += [f"{i.label}: left out of the times as timed by another number of processes than the run's "
+              f"{i.record.get('world_size', 1)}: " + "; ".join(f"{t} (world size {w})"
+                                                              for t, w in i.other_world.items()) + "."
+              for i in infos if any(t in shared for t in i.other_world)]  # fmt: skip
     notes += _score_notes(infos, shared, differing)
     lengths = {info.label: info.record.get("model", {}).get("max_length") for info in infos}
     if len(set(lengths.values())) > 1:
@@ -237,7 +243,8 @@ def task_table(infos: list[RunInfo]) -> str:
             n, k, s = encoded(eff)
             rates = [CACHE_ONLY] * 2 if cache_only(eff) else [_fmt(n / s if s and n else None),
                                                                _fmt(k / s if s and k else None, 0)]  # fmt: skip
-            name = task + (" §" if task in info.kept else "")
+            name = task + (" §" if task in info.kept else "") + (f" (world size {info.other_world[task]})"
+                                                                  if task in info.other_world else "")  # fmt: skip
             rows.append([name, info.label, eff.get("texts", "—"), eff.get("unique_texts", "—"), n,
                          eff.get("cache_hits", 0), k, _fmt(s, 2), _fmt(eff.get("wall_s"), 1), *rates,
                          _fmt(eff.get("peak_rss_mb"), 0), _fmt(eff.get("peak_accelerator_mb"), 0)])  # fmt: skip
@@ -316,7 +323,8 @@ def write_report(paths: list[Path], out: Path, tasks: list[str] | None = None) -
               f"before it existed, timed the lookups too). A task the embedding cache served whole reads "
               f"`{CACHE_ONLY}`, here and in the plot: the model did no work to time, no figure is missing. Only "
               "finished tasks are listed (a task whose last evaluation failed has no timings); `§` marks a task "
-              "kept from a run with other settings, timed under those.", "",
+              "kept from a run with other settings, timed under those; `(world size N)` a task timed by another "
+              "number of processes than the run's.", "",
               "## Score vs embedding dimension (MRL)", ""]  # fmt: skip
     plots.throughput(infos, out / "throughput.png")
     curves = dim_curves(infos)

@@ -610,3 +610,9 @@ def test_an_st_folder_s_role_lengths_are_counted_and_capped(tmp_path: Path) -> N
     capped = load_model(f"st:{folder}", ModelOptions(device="cpu", dtype="float32", max_length=8))
     assert capped.prepare_batch([text], "document")["input_ids"].shape[1] == 8
     assert capped.count_tokens([text], "document") == [8] == capped.count_tokens([text], "query")
+    # a role length past max_seq_length (256) wins over it too, and is counted so
+    (folder / "sentence_bert_config.json").write_text(json.dumps({**config, "document_length": 400}), encoding="utf-8")
+    longer = load_model(f"st:{folder}", fp32)
+    very_long = "word " * 600
+    width = longer.prepare_batch([very_long], "document")["input_ids"].shape[1]
+    assert width == 400 and longer.count_tokens([very_long], "document") == [400]
