@@ -137,15 +137,20 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
 def check_task_names(path: Path, key: str, data_dir: Path, tasks: list[str] | None, suite: str | None = None) -> None:
     """Refuse unknown task or suite names as the evaluation will (`harness.runner.plan_tasks`), naming the config
     file and key, so that a typo costs no training."""
+    try:
+        planned_tasks(data_dir, tasks, suite)
+    except UsageError as exc:
+        raise UsageError(f"{path}: {key}: {exc}") from None
+
+
+def planned_tasks(data_dir: Path, tasks: list[str] | None, suite: str | None) -> list[str]:
+    """The tasks an evaluation of ``suite`` narrowed by ``tasks`` resolves to (`harness.runner.plan_tasks`)."""
     from harness.data import scan_tasks
     from harness.runner import RunConfig, plan_tasks
 
-    try:
-        local, broken = scan_tasks(data_dir)
-        plan = RunConfig(model="", data_dir=data_dir, suite=suite, tasks=tasks)
-        plan_tasks(plan, local, {name: str(exc) for name, exc in broken.items()})
-    except UsageError as exc:
-        raise UsageError(f"{path}: {key}: {exc}") from None
+    local, broken = scan_tasks(data_dir)
+    plan = RunConfig(model="", data_dir=data_dir, suite=suite, tasks=tasks or None)
+    return [r.name for r in plan_tasks(plan, local, {name: str(exc) for name, exc in broken.items()}).resolved]
 
 
 def checked_list(path: Path, key: str, value: Any, kind: type | tuple[type, ...]) -> list[Any]:
@@ -320,19 +325,6 @@ class Pipeline:
         replaces = started.get("replaces")
         return held if replaces is not None and held == replaces else None
 
-    def planned_tasks(self) -> list[str]:
-        """The tasks [eval] names (its suite narrowed by its tasks, as the evaluation resolves them): what the
-        leaderboard and report cover, whatever earlier evaluations left in the run folders."""
-        from harness.data import scan_tasks
-        from harness.env import data_root
-        from harness.runner import RunConfig, plan_tasks
-
-        ev = self.cfg["eval"]
-        folder = data_root(ev.get("data_dir"))[0]
-        local, broken = scan_tasks(folder)
-        plan = RunConfig(model="", data_dir=folder, suite=ev.get("suite"), tasks=ev.get("tasks") or None)
-        return [r.name for r in plan_tasks(plan, local, {n: str(e) for n, e in broken.items()}).resolved]
-
     def summarize(self, runs: list[Path]) -> None:
         from harness.runs import atomic_write_text
         from harness.suites import OFFICIAL_SUITES
@@ -345,7 +337,10 @@ class Pipeline:
         published = [SNAPSHOT] if lb.get("published") else []
         name = self.cfg["eval"].get("suite")  # a local suite ranks over the tasks the runs hold
         suite = SuiteRef(name, OFFICIAL_SUITES[name]) if name in OFFICIAL_SUITES else None
-        tasks = self.planned_tasks()  # a run folder keeps the tasks of earlier [eval] lists too
+        from harness.env import data_root
+
+        ev = self.cfg["eval"]  # a run folder keeps the tasks of earlier [eval] lists too: only [eval]'s are shown
+        tasks = planned_tasks(data_root(ev.get("data_dir"))[0], ev.get("tasks"), ev.get("suite"))
         board = build_board(runs, published, suite, bool(self.cfg["eval"].get("dims")), tasks)
         atomic_write_text(self.out / "leaderboard.md", render(board))
         self._finish("leaderboard", str(self.out / "leaderboard.md"))

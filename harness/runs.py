@@ -496,7 +496,8 @@ def only_tasks(record: dict[str, Any], tasks: list[str] | None) -> dict[str, Any
     directory also holds the tasks of earlier runs into it (a pipeline whose [eval] tasks were narrowed)."""
     if tasks is None:
         return record
-    return {**record, "tasks": {n: t for n, t in record.get("tasks", {}).items() if n in set(tasks)}}
+    wanted = set(tasks)
+    return {**record, "tasks": {n: t for n, t in record.get("tasks", {}).items() if n in wanted}}
 
 
 def other_settings(record: dict[str, Any], ignore: tuple[str, ...] = DIM_KEYS) -> dict[str, str]:

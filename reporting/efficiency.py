@@ -279,11 +279,11 @@ def dim_curves(infos: list[RunInfo]) -> DimCurves:
         rest = {label: sorted(set(tasks) - set(common)) for label, tasks in runs.items()}
         curves.notes += _left_out(f"the {kind} curves", differing, rest, "not every run scored them at MRL dims")
         # a run's dim results viewed otherwise (renormalised, before stop 35) beside raw prefixes: not like for like
-        viewed = {f"{t} in {i.label}": why for i in compared for t, why in other_views(i.record).items() if t in shared}
+        viewed = [(t, i.label, why) for i in compared for t, why in other_views(i.record).items() if t in shared]
         if viewed:
-            shared = [t for t in shared if not any(key.startswith(f"{t} in ") for key in viewed)]
+            shared = [t for t in shared if t not in {task for task, _, _ in viewed}]
             curves.notes.append(f"Left out of the {kind} curves because a run's dim results are not raw prefixes: "
-                                + "; ".join(f"{key} ({why})" for key, why in viewed.items()) + ".")  # fmt: skip
+                                + "; ".join(f"{t} in {label} ({why})" for t, label, why in viewed) + ".")  # fmt: skip
         if not shared:
             curves.notes.append(f"No {kind} task was scored at MRL dims by every run on the same data: no curve.")
             continue
