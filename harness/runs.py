@@ -610,6 +610,12 @@ def shown_setting(value: Any) -> str:
 CACHE_ONLY = "cache only (no model time)"
 
 
+def timed_world(record: dict[str, Any], eff: dict[str, Any]) -> int:
+    """The number of processes that timed a task: its efficiency entry's, else the run's (entries before stop 47
+    carry none). A task kept from a torchrun run in a one-process run's folder differs from run.json's header."""
+    return int(eff.get("world_size", record.get("world_size", 1)))
+
+
 def cache_only(eff: dict[str, Any]) -> bool:
     """True when the embedding cache served every text of a task (efficiency.json's record): the model did no work,
     so there is no rate to show, and a blank would read as a missing figure (summary.md, reports, regress)."""

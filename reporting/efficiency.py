@@ -30,6 +30,7 @@ from harness.runs import (
     run_labels,
     scored_tasks,
     shown_path,
+    timed_world,
 )
 from reporting import plots
 
@@ -59,7 +60,7 @@ class RunInfo:
         directory keeps a torchrun run's tasks): their scores are the row's (they do not depend on it), their
         times are not (before stop 47, audit, a 2-process rate fed the row's under `world size 1`)."""
         world = self.record.get("world_size", 1)
-        return {t: e["world_size"] for t, e in self.efficiency.items() if e.get("world_size", world) != world}
+        return {t: w for t, e in self.efficiency.items() if (w := timed_world(self.record, e)) != world}
 
 
 def load_runs(paths: list[Path], tasks: list[str] | None = None) -> list[RunInfo]:

@@ -43,6 +43,7 @@ from harness.runs import (
     scored_tasks,
     shown_path,
     shown_setting,
+    timed_world,
     with_implied_keys,
 )
 from reporting.items import NotTestable, at_dim, paired_positions, task_items
@@ -381,9 +382,22 @@ def _num(v: float | None, digits: int = 1) -> str:
 SERVED_SIDE = "(cache-only side)"
 
 
-def _change(b: float | None, c: float | None, served: bool) -> str:
-    """The Δ of a figure, or the mark saying one side was served from the cache (its figure is no model's)."""
-    return f"— {SERVED_SIDE}" if served else _pct(b, c)
+def _change(b: float | None, c: float | None, mark: str) -> str:
+    """The Δ of a figure, or the mark saying why it is none: one side served from the cache (its figure is no
+    model's), or the sides timed by different numbers of processes."""
+    return f"— {mark}" if mark else _pct(b, c)
+
+
+def _worlds(base: RunDir, cand: RunDir, tasks: list[str]) -> dict[str, tuple[int, int]]:
+    """Tasks the two sides timed with different numbers of processes, per task (a task kept from a torchrun run in
+    a one-process run's folder: run.json's header alone does not show it), as (baseline, candidate)."""
+    (rb, eb), (rc, ec) = ((r.read_run(), r.finished_efficiency()) for r in (base, cand))
+    pairs = {t: (timed_world(rb, eb[t]), timed_world(rc, ec[t])) for t in tasks if t in eb and t in ec}
+    return {t: pair for t, pair in pairs.items() if pair[0] != pair[1]}
+
+
+def _world_mark(pair: tuple[int, int]) -> str:
+    return f"(world size {pair[0]} → {pair[1]})"
 
 
 def _rate(eff: dict[str, Any], value: float | None, digits: int = 1) -> str:
@@ -396,6 +410,7 @@ def efficiency_section(comp: Comparison) -> list[str]:
     the model did no work there (a warm run may not even load it), so no Δ is a change of the model: each is marked
     instead."""
     eb, ec = comp.base.finished_efficiency(), comp.cand.finished_efficiency()
+    worlds = _worlds(comp.base, comp.cand, [t.task for t in comp.tasks])
     rows = []
     for t in comp.tasks:
         b, c = eb.get(t.task, {}), ec.get(t.task, {})
@@ -403,9 +418,10 @@ def efficiency_section(comp: Comparison) -> list[str]:
         rb, rc = b.get("peak_rss_mb"), c.get("peak_rss_mb")
         ab, ac = b.get("peak_accelerator_mb"), c.get("peak_accelerator_mb")
         served = cache_only(b) or cache_only(c)
-        accel = f"{_num(ab, 0)} → {_num(ac, 0)}" + (f" {SERVED_SIDE}" if served and (ab or ac) else "")
-        rows.append([t.task, _rate(b, tb), _rate(c, tc), _change(tb, tc, served), _rate(b, kb, 0), _rate(c, kc, 0),
-                     _change(kb, kc, served), _num(rb, 0), _num(rc, 0), _change(rb, rc, served), accel])  # fmt: skip
+        mark = SERVED_SIDE if served else _world_mark(worlds[t.task]) if t.task in worlds else ""
+        accel = f"{_num(ab, 0)} → {_num(ac, 0)}" + (f" {mark}" if mark and (ab or ac) else "")
+        rows.append([t.task, _rate(b, tb), _rate(c, tc), _change(tb, tc, mark), _rate(b, kb, 0), _rate(c, kc, 0),
+                     _change(kb, kc, mark), _num(rb, 0), _num(rc, 0), _change(rb, rc, mark), accel])  # fmt: skip
     headers = ["Task", "texts/s base", "texts/s cand", "Δ", "tokens/s base", "tokens/s cand", "Δ",
                "peak RSS MB base", "cand", "Δ", "peak accel. MB"]  # fmt: skip
     return ["## Efficiency", "", md_table(rows, headers=headers, disable_numparse=True), ""]
@@ -425,6 +441,11 @@ def _efficiency_warnings(base: RunDir, cand: RunDir, tasks: list[str]) -> list[s
             out.append(f"the embedding cache served the {side} whole on {', '.join(served)}: the model did no work "
                        f"there, so its rates and peak memory are not the model's and no Δ is shown ({SERVED_SIDE} "
                        "in the efficiency table; rerun with --no-cache to compare them)")  # fmt: skip
+    worlds = _worlds(base, cand, tasks)
+    if worlds:
+        out.append("timed by different numbers of processes, so no efficiency Δ is shown: "
+                   + ", ".join(f"{t} {_world_mark(pair)}" for t, pair in worlds.items())
+                   + " (a torchrun rate is all processes together)")  # fmt: skip
     cached = [t for t in tasks if eb.get(t, {}).get("cache_hits") or ec.get(t, {}).get("cache_hits")]
     if cached:
         out.append("embedding-cache hits in " + ", ".join(cached) + ": texts/s counts only what was encoded, but "

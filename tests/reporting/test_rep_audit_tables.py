@@ -122,3 +122,25 @@ def test_a_task_timed_with_another_world_size_is_left_out_of_the_row(tmp_path: P
             "STS16 (world size 2).") in text
     # its score is the row's all the same (scores do not depend on the world size)
     assert "Avg score ×100 (2 tasks)" in text and "| STS16 (world size 2)" in text
+
+
+def test_regress_shows_no_efficiency_delta_between_tasks_timed_with_other_world_sizes(tmp_path: Path) -> None:
+    """The candidate's STS16 kept from a 2-process torchrun run in a one-process run's folder: both run.json
+    headers say world size 1. Before (stop 47's not-done item), regress showed the 2-process rate's Δ against
+    the one-process baseline as the model's change, with no warning."""
+    assert _run(tmp_path, "base", "STS16,STS12", "--no-cache") == 0
+    shutil.copytree(tmp_path / "base", tmp_path / "cand")
+    figures = open_run(tmp_path / "cand").read_efficiency()
+    figures["STS16"]["world_size"] = 2
+    (tmp_path / "cand" / "efficiency.json").write_text(json.dumps(figures), encoding="utf-8")
+    out = tmp_path / "r.md"
+    assert main(["regress", "--baseline", str(tmp_path / "base"), "--candidate", str(tmp_path / "cand"),
+                 "--n-boot", "20", "--out", str(out)]) == 0  # fmt: skip
+    text = re.sub(r" +", " ", out.read_text(encoding="utf-8"))
+    table = text.split("## Efficiency")[1].split("## Warnings")[0]
+    sts16 = next(line for line in table.splitlines() if line.startswith("| STS16 "))
+    sts12 = next(line for line in table.splitlines() if line.startswith("| STS12 "))
+    assert sts16.count("— (world size 1 → 2)") == 3, sts16
+    assert "world size" not in sts12 and "%" in sts12  # the task timed alike keeps its Δ
+    assert ("timed by different numbers of processes, so no efficiency Δ is shown: STS16 (world size 1 → 2) "
+            "(a torchrun rate is all processes together)") in text
