@@ -306,15 +306,20 @@ def official_coverage(local: LocalTask) -> tuple[bool, str] | None:
     if not known or (whole and len(known) < len(held)):
         return None
     if whole and isinstance(twin, AbsTaskClusteringLegacy):  # its count is of all its sets' documents together
-        return False, "; ".join([*parts, LEGACY_SETS])
+        sets = len(cluster_sets(read_rows(local, "test.jsonl")))
+        if sets == 1:
+            return False, "; ".join([*parts, LEGACY_SETS])
+        parts.append(f"in {sets} cluster sets (mteb's statistics do not count its sets)")
     return whole, "; ".join(parts)
 
 
-# Why a legacy clustering mirror is never taken for mteb's split: mteb's AbsTaskClusteringLegacy clusters each row
-# of its split (a set of documents) apart and averages the v-measures, and its statistics count the documents of all
-# sets together; a mirror's test.jsonl is one set of all its rows (`_load_dataset`), so even a mirror holding every
-# document scores otherwise whenever the split has more than one set (a number the statistics do not give)
-LEGACY_SETS = "scored as one set of all rows, where mteb's legacy clustering averages over the split's sets"
+# Why a legacy clustering mirror of one set is never taken for mteb's split: mteb's AbsTaskClusteringLegacy clusters
+# each row of its split (a set of documents) apart and averages the v-measures, and its statistics count the
+# documents of all sets together; a mirror whose rows carry no `set` is one set of all its rows (`_load_dataset`),
+# so even one holding every document scores otherwise whenever the split has more than one set. Rows that name
+# their sets are taken for the split when the documents add up (the statistics give no number of sets to check).
+LEGACY_SETS = ("scored as one set of all rows, where mteb's legacy clustering averages over the split's sets "
+               "(give each row its `set` to mirror them)")
 
 
 def _split_name(local: LocalTask, official_splits: list[str]) -> str | None:
@@ -409,8 +414,17 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
                    "labels (with one cluster every clustering scores v-measure 100)")  # fmt: skip
         texts = [r["text"] for r in rows]
         labels: list[Any] = levels if hierarchical(task) else [level[0] for level in levels]
-        if isinstance(task, AbsTaskClusteringLegacy):  # one set of all the documents
-            return DatasetDict({split: Dataset.from_dict({"sentences": [texts], "labels": [labels]})})
+        if isinstance(task, AbsTaskClusteringLegacy):  # a row per cluster set: one of all documents, or `set`'s
+            sets = cluster_sets(rows)
+            if len(sets) > 1 and all(len({labels[i] for i in ids}) == 1 for ids in sets):
+                raise DataError(local.path / "test.jsonl", 0, f"each of the {len(sets)} cluster sets (field 'set') "
+                                "holds one label: mteb scores such a set 1.0 without clustering it, so the task "
+                                "would score 100 whatever the model")  # fmt: skip
+            return DatasetDict({split: Dataset.from_dict({"sentences": [[texts[i] for i in ids] for ids in sets],
+                                                          "labels": [[labels[i] for i in ids] for ids in sets]})})
+        if "set" in rows[0]:
+            raise DataError(local.path / "test.jsonl", 1, f"field 'set': mteb's {task.metadata.name} clusters one "
+                            "pool of documents (its v2 clustering has no cluster sets); remove the field")  # fmt: skip
         # mteb's v2 clustering (e.g. TwentyNewsgroupsClustering.v2): a row per document, of which the evaluator embeds
         # its own sample (max_fraction_of_documents_to_embed) and clusters bootstrapped draws of it
         fraction, cap = task.max_fraction_of_documents_to_embed, task.max_document_to_embed
@@ -426,6 +440,17 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
     if kind == "Reranking":
         return {"default": {split: _reranking_split(local)}}
     raise ValueError(f"unsupported task type {kind}")
+
+
+def cluster_sets(rows: list[dict[str, Any]]) -> list[list[int]]:
+    """The row positions of each cluster set, sets in the order they first appear: one set of all rows when the rows
+    carry no `set` (validate._SetField holds them to all or none)."""
+    if "set" not in rows[0]:
+        return [list(range(len(rows)))]
+    sets: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        sets.setdefault(str(row["set"]), []).append(i)
+    return list(sets.values())
 
 
 def hierarchical(task: AbsTask) -> bool:

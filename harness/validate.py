@@ -174,11 +174,37 @@ class _Unique:
         self.first[key] = (lineno, value)
 
 
+class _SetField:
+    """A clustering row's optional `set`: the cluster set a document belongs to in a mirror of one of mteb's legacy
+    clustering tasks, which cluster each set alone and average (docs/data-layout.md). Every row names one or none
+    does: a row without it would join no set, or make a set of its own by accident."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.first = path, None  # (line, whether it has `set`) of the first row
+
+    def check(self, row: dict[str, Any], lineno: int) -> None:
+        has = "set" in row
+        if has:
+            value = row["set"]
+            if isinstance(value, bool) or not (isinstance(value, int) and value >= 0 or isinstance(value, str)
+                                               and value.strip()):  # fmt: skip
+                raise DataError(self.path, lineno, f"field 'set' must be a non-negative integer or a non-blank string "
+                                                   f"naming the document's cluster set, not {value!r}")  # fmt: skip
+        if self.first is None:
+            self.first = (lineno, has)
+        elif self.first[1] != has:
+            line, first_has = self.first
+            raise DataError(self.path, lineno, f"{'no' if first_has else 'a'} field 'set' where line {line} "
+                                               f"{'has one' if first_has else 'has none'}: give every row its cluster "
+                                               "set, or none (all rows are then one set)")  # fmt: skip
+
+
 def row_checker(task_type: str, path: Path, meta: dict[str, Any], labels: _LabelKind | None = None) -> RowCheck:
     """The value checks for rows of one file of a task type (pass one `labels` for all of a task's files)."""
     labels = labels or _LabelKind()
     score_range = meta.get("score_range", [0, 5])  # the generic STS task's default (docs/data-layout.md)
     ids = _Unique(path, "_id")
+    sets = _SetField(path)
     mined = ": mining finds the same match for both rows, so one of them counts wrong whatever the model"
     sentences = {side: _Unique(path, side, mined) for side in ("sentence1", "sentence2")}
 
@@ -192,7 +218,9 @@ def row_checker(task_type: str, path: Path, meta: dict[str, Any], labels: _Label
         elif task_type == "PairClassification":
             if isinstance(row["label"], bool) or row["label"] not in (0, 1):
                 raise DataError(path, lineno, f"field 'label' must be 0 or 1, not {row['label']!r}")
-        elif task_type == "Clustering" and isinstance(row["label"], list):  # levels, coarse first (hierarchical)
+        if task_type == "Clustering":
+            sets.check(row, lineno)
+        if task_type == "Clustering" and isinstance(row["label"], list):  # levels, coarse first (hierarchical)
             if not row["label"]:
                 raise DataError(path, lineno, "field 'label' is an empty list: give the document's label, or its "
                                               "labels from the coarsest level down")  # fmt: skip

@@ -484,3 +484,37 @@ def test_a_task_json_error_names_the_line_of_its_key(tmp_path: Path) -> None:
     (folder / "test.jsonl").write_text(json.dumps({"sentence1": "a", "sentence2": "b", "score": 1}) + "\n", "utf-8")
     _, broken = scan_tasks(tmp_path)
     assert str(broken["MySTS"]).startswith(f"{folder / 'task.json'}:7: main_score 'spearman_cosine' is not")
+
+
+def test_a_legacy_clustering_mirror_may_name_its_cluster_sets(tmp_path: Path) -> None:
+    """mteb's legacy clustering (CLSClusteringS2S, the C-MTEB ones, a task of its own) clusters each set of its
+    split alone and averages; before stop 48 a mirror was always one set of all its rows. Rows naming a `set`
+    become one row of mteb's split per set, in the order the sets first appear; every row or none names one; a
+    v2 twin (one pool of documents) refuses the field; sets that each hold one label (scored 1.0 unclustered)
+    are refused."""
+    rows = [{"text": f"text {i}", "label": f"l{i % 3}", "set": ["b", "a"][i % 2]} for i in range(40)]
+    for name, twin in (("MyClusters", None), ("CLSClusteringS2S", "CLSClusteringS2S"),
+                       ("TwentyNewsgroupsClustering.v2", "TwentyNewsgroupsClustering.v2")):  # fmt: skip
+        folder = _task_dir(tmp_path, name, "Clustering", mteb_equivalent=twin)
+        (folder / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    for name in ("MyClusters", "CLSClusteringS2S"):
+        split = _load(tmp_path, name).dataset["test"]
+        assert split["sentences"] == [[f"text {i}" for i in range(0, 40, 2)], [f"text {i}" for i in range(1, 40, 2)]]
+        assert split["labels"][1][:3] == ["l1", "l0", "l2"]
+    with pytest.raises(DataError, match=r"TwentyNewsgroupsClustering\.v2/test\.jsonl:1: field 'set': mteb's "
+                                        r"TwentyNewsgroupsClustering\.v2 clusters one pool of documents"):  # fmt: skip
+        _load(tmp_path, "TwentyNewsgroupsClustering.v2")
+    spec = tmp_path / "en" / "MyClusters" / "test.jsonl"
+    for bad, message in (
+        ([*rows[:5], {"text": "x", "label": "l0"}], r"test\.jsonl:6: no field 'set' where line 1 has one"),
+        ([{"text": "x", "label": "l0"}, *rows[:5]], r"test\.jsonl:2: a field 'set' where line 1 has none"),
+        ([*rows[:3], {**rows[3], "set": -1}], r"test\.jsonl:4: field 'set' must be a non-negative integer or a "
+                                              r"non-blank string naming the document's cluster set, not -1"),
+        ([*rows[:3], {**rows[3], "set": " "}], r"test\.jsonl:4: field 'set' must be"),
+        ([*rows[:3], {**rows[3], "set": True}], r"test\.jsonl:4: field 'set' must be"),
+        ([{**r, "set": r["label"]} for r in rows], r"test\.jsonl: each of the 3 cluster sets \(field 'set'\) holds "
+                                                   r"one label: mteb scores such a set 1\.0 without clustering it"),
+    ):  # fmt: skip
+        spec.write_text("".join(json.dumps(r) + "\n" for r in bad), "utf-8")
+        with pytest.raises(DataError, match=message):
+            _load(tmp_path, "MyClusters")

@@ -234,6 +234,13 @@ def test_a_legacy_clustering_mirror_of_every_document_is_not_mteb_s_split(shared
         False, f"test.jsonl 100000 rows, mteb's test 100000; {LEGACY_SETS}")
     assert official_coverage(discover_tasks(shared_data)["CLSClusteringS2S"]) == (  # fewer rows: as before
         False, "test.jsonl 2000 rows, mteb's test 100000")
+    # rows naming their cluster sets (stop 48) are scored set by set, as mteb: taken for the split
+    lines = [json.dumps({**json.loads(rows[i % len(rows)]), "set": i // 10_000}, ensure_ascii=False)
+             for i in range(100_000)]  # fmt: skip
+    (folder / "test.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert official_coverage(discover_tasks(tmp_path)["CLSClusteringS2S"]) == (
+        True, "test.jsonl 100000 rows, mteb's test 100000; in 10 cluster sets (mteb's statistics do not count its "
+              "sets)")
 
 
 def test_coverage_without_task_json_counts_comes_from_the_files(tmp_path: Path):
