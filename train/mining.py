@@ -171,14 +171,22 @@ def labelled_matches(pairs: Iterable[tuple[str, str]]) -> dict[str, frozenset[st
 
 def save_pools(path: str | Path, pools: Sequence[dict[str, Any]], meta: dict[str, Any] | None = None) -> None:
     """JSONL, one pool per line in query order; ``meta`` goes to ``<path>.meta.json`` (scorer, depth, corpus
-    size...). Both are written atomically under per-call temporary names, so readers never see half a file and
-    concurrent runs sharing one ``pools_dir`` do not collide."""
+    size..., and the sha256 of the pools file it describes). Both are written atomically under per-call temporary
+    names, so readers never see half a file and concurrent runs sharing one ``pools_dir`` do not collide. The old
+    meta goes first: a crash before the new one leaves none, so the pools are mined again (before stop 48 a run
+    with the earlier settings then found the earlier meta and reused these pools, mined otherwise)."""
     path = Path(path)
     lines = "".join(json.dumps(pool, ensure_ascii=False) + "\n" for pool in pools)
+    meta_path = path.with_name(path.name + ".meta.json")
+    meta_path.unlink(missing_ok=True)
     atomic_write_text(path, lines)
-    if meta is not None:  # after the pools: a crash in between leaves a stale meta, so they are mined again
-        text = json.dumps(meta, indent=2, ensure_ascii=False)
-        atomic_write_text(path.with_name(path.name + ".meta.json"), text)
+    if meta is not None:
+        text = json.dumps({**meta, "pools_sha256": _sha256(lines)}, indent=2, ensure_ascii=False)
+        atomic_write_text(meta_path, text)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_pools(path: str | Path) -> list[dict[str, Any]]:
@@ -223,7 +231,10 @@ def ensure_pools(
             **({"scorer_identity": {r: identity(r) for r in ("query", "document")}} if identity else {})}  # fmt: skip
     meta = json.loads(json.dumps(meta, default=str))  # as the meta file gives it back
     meta_path = path.with_name(path.name + ".meta.json")
-    if path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text(encoding="utf-8")) == meta:
-        return False
+    if path.is_file() and meta_path.is_file():
+        saved = json.loads(meta_path.read_text(encoding="utf-8"))
+        # the pools file must be the one the meta describes: another run's settings may have replaced it since
+        if saved.pop("pools_sha256", None) == _sha256(path.read_text(encoding="utf-8")) and saved == meta:
+            return False
     save_pools(path, mine_pools(queries, positives, corpus, scorer, depth), meta)
     return True

@@ -60,6 +60,34 @@ def test_ensure_pools_mines_once_per_input(tmp_path):
     assert "green apple" not in load_pools(path)[0]["candidates"]
 
 
+def test_pools_replaced_under_a_kept_meta_are_mined_again(tmp_path, monkeypatch):
+    """A run mines at depth 3; another run's depth-1 pools replace the file and it stops before writing its meta.
+    Before stop 48 (audit) the first run's settings found their meta and served the depth-1 pools as theirs."""
+    from pathlib import Path
+
+    import train.mining as mining
+
+    corpus = ["red apple pie", "green apple", "apple juice", "apple tart", "blue car"]
+    path = tmp_path / "pools" / "t.jsonl"
+    assert ensure_pools(path, ["apple pie"], [["red apple pie"]], corpus, "bm25", 3)
+    assert len(load_pools(path)[0]["candidates"]) == 3
+    meta = path.with_name("t.jsonl.meta.json").read_text(encoding="utf-8")
+
+    def crash(target, text):  # the other run dies between its pools and its meta
+        if target.name.endswith(".meta.json"):
+            raise KeyboardInterrupt
+        Path(target).write_text(text, encoding="utf-8")
+
+    monkeypatch.setattr(mining, "atomic_write_text", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_pools(path, ["apple pie"], [["red apple pie"]], corpus, "bm25", 1)
+    monkeypatch.undo()
+    assert not path.with_name("t.jsonl.meta.json").exists()  # the old meta went first
+    path.with_name("t.jsonl.meta.json").write_text(meta, encoding="utf-8")  # even a meta put back is not taken
+    assert ensure_pools(path, ["apple pie"], [["red apple pie"]], corpus, "bm25", 3)
+    assert len(load_pools(path)[0]["candidates"]) == 3
+
+
 def test_ensure_pools_mines_again_when_the_scorers_weights_change(tmp_path, monkeypatch):
     """A model spec is keyed by the loaded scorer's identity (through the harness's own loader), not by its
     string: new weights behind the same `conan:<dir>` mine again, the same weights do not."""
