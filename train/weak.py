@@ -148,3 +148,7 @@ def check_start(cfg: WeakConfig, start: ConanConfig, warn: bool) -> None:
     if warn and cfg.init and start.attention == "bidirectional" and cfg.mask_schedule != "bidirectional":
         log.warning("init %s already attends bidirectionally; mask_schedule %r trains it under a causal mask first "
                     "(mask_schedule = \"bidirectional\" continues as it is)", cfg.init, cfg.mask_schedule)
+    if warn and cfg.init and start.attention == "soft" and cfg.mask_schedule != "bidirectional":
+        log.warning("init %s is a mid-schedule checkpoint (soft mask at alpha %s); mask_schedule %r starts again "
+                    "from a causal mask (alpha 0), not from where it stopped (resume its run to continue it)",
+                    cfg.init, start.attention_alpha, cfg.mask_schedule)  # fmt: skip

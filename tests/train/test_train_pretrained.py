@@ -130,6 +130,19 @@ def test_weak_warns_when_a_bidirectional_start_is_taken_back_to_causal(tmp_path,
     assert "already attends bidirectionally; mask_schedule 'linear' trains it under a causal mask first" in caplog.text
 
 
+def test_weak_warns_when_a_mid_schedule_start_begins_again_causal(tmp_path, shared_data, qwen2, caplog):
+    """A weak checkpoint saved mid-schedule records the soft mask at its alpha; a new weak run from it starts the
+    schedule again at causal. Before stop 48 (audit) only a bidirectional start was named; this one passed
+    silently."""
+    from train.weak import check_start
+
+    start = dataclasses.replace(init_model(f"hf:{qwen2}").config, attention="soft", attention_alpha=0.5)
+    with caplog.at_level(logging.WARNING, logger="train.weak"):
+        check_start(weak_config(tmp_path, shared_data, "run/step-2"), start, warn=True)
+    assert ("init run/step-2 is a mid-schedule checkpoint (soft mask at alpha 0.5); mask_schedule 'linear' starts "
+            "again from a causal mask (alpha 0)") in caplog.text
+
+
 def test_mntp_stage_learns_and_exports_bidirectional_mean(tmp_path, shared_data, qwen2):
     """LLM2Vec's arm: MNTP from an hf: spec lowers its loss, then the weak stage continues bidirectionally."""
     cfg = MntpConfig(output_dir=str(tmp_path / "mntp"), data_root=str(shared_data / "train"), data=["news_en_raw"],
