@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .clr import PAPER_LANGUAGE_MIX
 from .config import RESUME_SAFE, StageConfig, entry_files, under_root
 from .dhnm import DHNMConfig
 from .errors import ConfigError
@@ -25,6 +26,11 @@ KINDS = ("retrieval", "clr", "classification", "sts")
 POOLED_KINDS = ("retrieval", "clr")  # tasks whose hard negatives come from mined pools (train.multitask.attach_pools)
 TASK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 TASK_KEYS = {"kind", "data", "batch_size", "weight", "hard_negatives", "parallel", "mix", "total", "max_rows"}
+# keys only some kinds read: given to another kind they would change nothing, silently (`max_rows` on retrieval is
+# what `total` on it was probably meant to be)
+KIND_KEYS = {"parallel": ("clr",), "mix": ("clr",), "total": ("clr",),
+             "max_rows": ("retrieval", "classification", "sts"),
+             "hard_negatives": ("retrieval", "clr", "classification")}
 
 
 @dataclass
@@ -67,6 +73,11 @@ class SupervisedConfig(StageConfig):
         except (TypeError, ValueError) as e:
             raise ConfigError(f"[dhnm] {e}") from e
         for name, spec in specs.items():  # slots start after the skipped top ranks: a shallow pool fills few of K
+            if spec["kind"] == "clr" and spec["mix"] and os.environ.get("RANK", "0") == "0":
+                log.warning("tasks.%s.mix gives %d language(s) (%s): it replaces the paper's %d-language mix, "
+                            "languages it leaves out get no share (`--set tasks.%s.mix.<lang>=...` alone makes the "
+                            "whole mix)", name, len(spec["mix"]), ", ".join(sorted(spec["mix"])),
+                            len(PAPER_LANGUAGE_MIX), name)  # fmt: skip
             k = spec["hard_negatives"]
             if spec["kind"] in POOLED_KINDS and k and skip + k > self.pool_depth and os.environ.get("RANK", "0") == "0":
                 log.warning("tasks.%s: hard_negatives = %d after [dhnm] skip_top = %d need pool_depth >= %d, got %d: "
@@ -109,8 +120,12 @@ class SupervisedConfig(StageConfig):
             self._check_task_values(name, spec)
             if spec["kind"] == "clr" and not spec["parallel"]:
                 raise ConfigError(f"tasks.{name}: a clr task needs `parallel` (folder with parallel_en_<lang>*)")
-            if spec["kind"] == "clr" and spec["max_rows"]:
+            if spec["kind"] == "clr" and "max_rows" in raw:
                 raise ConfigError(f"tasks.{name}: a clr task sizes itself with `total`, not max_rows")
+            for key in sorted(raw):  # read by other kinds only: refused rather than ignored
+                if key in KIND_KEYS and spec["kind"] not in KIND_KEYS[key]:
+                    raise ConfigError(f"tasks.{name}.{key}: only a {' or '.join(KIND_KEYS[key])} task reads it; this "
+                                      f"task is kind {spec['kind']!r}{_meant(key)}")  # fmt: skip
             if spec["kind"] != "clr" and not spec["data"]:
                 raise ConfigError(f"tasks.{name}: `data` is empty")
             for entry in spec["data"]:
@@ -193,3 +208,9 @@ class SupervisedConfig(StageConfig):
         if weights is not None and written is not None:
             weights = [w for _, w in sorted(zip(written, weights, strict=True))]
         return dims, weights
+
+
+def _meant(key: str) -> str:
+    """What a key refused on a task's kind was probably meant as there."""
+    return {"total": " (to cap a task's rows, use max_rows)",
+            "hard_negatives": " (CoSENT ranks the pairs of its batch; it takes no hard negatives)"}.get(key, "")

@@ -331,3 +331,35 @@ def test_a_task_name_must_stay_a_file_name_and_its_data_list_unique(shared_data:
     with pytest.raises(ConfigError, match=r"tasks\.r\.data lists train/sick_nli_en more than once"):
         SupervisedConfig(**base, tasks={"r": {**spec, "data": ["train/sick_nli_en", "train/sick_nli_en"]}}).task_specs()
     assert list(SupervisedConfig(**base, tasks={"ret_en-2.b": spec}).task_specs()) == ["ret_en-2.b"]
+
+
+def test_task_keys_another_kind_reads_are_refused_and_a_partial_mix_is_said(shared_data: Path, tmp_path: Path,
+                                                                             caplog) -> None:  # fmt: skip
+    """Audit, stop 48: `total`, `mix`, `parallel` on a retrieval task and `hard_negatives` on an STS task loaded
+    and changed nothing (`total` was probably meant as max_rows); `--set tasks.clr.mix.zh=50` made a mix of zh
+    alone (the paper's mix is no table to merge into), silently."""
+    import logging
+
+    from train.supervised_config import SupervisedConfig
+
+    path = tmp_path / "s.toml"
+    path.write_text(f'stage = "supervised"\ndata_root = "{shared_data}"\noutput_dir = "{tmp_path / "out"}"\n'
+                    '[tasks.ret]\nkind = "retrieval"\ndata = ["train/sick_nli_en"]\n'
+                    '[tasks.sts]\nkind = "sts"\ndata = ["train/sick_nli_en"]\n'
+                    '[tasks.clr]\nkind = "clr"\nparallel = "train"\n')  # fmt: skip
+    for override, message in (
+        ("tasks.ret.total=6000", r"tasks\.ret\.total: only a clr task reads it; this task is kind 'retrieval' \(to "
+                                 r"cap a task's rows, use max_rows\)"),
+        ("tasks.ret.mix.zh=1", r"tasks\.ret\.mix: only a clr task reads it"),
+        ("tasks.ret.parallel='train'", r"tasks\.ret\.parallel: only a clr task reads it"),
+        ("tasks.sts.hard_negatives=3", r"tasks\.sts\.hard_negatives: only a retrieval or clr or classification task "
+                                       r"reads it; this task is kind 'sts' \(CoSENT ranks the pairs of its batch"),
+        ("tasks.clr.max_rows=5", "a clr task sizes itself with `total`"),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            load_config(SupervisedConfig, path, [override])
+    with caplog.at_level(logging.WARNING, logger="train.supervised_config"):
+        cfg = load_config(SupervisedConfig, path, ["tasks.clr.mix.zh=50"])
+    assert cfg.tasks["clr"]["mix"] == {"zh": 50}
+    assert ("tasks.clr.mix gives 1 language(s) (zh): it replaces the paper's 26-language mix, languages it leaves "
+            "out get no share") in caplog.text
