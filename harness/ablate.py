@@ -130,6 +130,10 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
     dev, test = (checked_list(path, f"eval.{key}", ev.get(key, []), str) for key in ("dev", "test"))
     if not dev or not test:
         raise UsageError(f"{path}: eval.dev and eval.test must each name at least one task")
+    for key, names in (("dev", dev), ("test", test)):  # a task named twice would weigh twice in [choose]'s mean
+        twice = sorted({t for t in names if names.count(t) > 1})
+        if twice:
+            raise UsageError(f"{path}: eval.{key} names {', '.join(twice)} more than once")
     for key in ("max_length", "batch_size"):  # before: refused at the first evaluation, after a unit trained
         value = ev.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):

@@ -81,7 +81,32 @@ def interval(delta: float, per_seed: list[float], resamples: np.ndarray,
     half = half_width(se_seeds, se_items, n)
     split = None if by_seed is None else math.sqrt(item_seed_variance(by_seed[kept]))
     return {"lo": delta - half, "hi": delta + half, "se_items": se_items, "se_seeds": se_seeds,
-            "se_item_seed": split}  # fmt: skip
+            "se_item_seed": split, "edge_mc_se": edge_noise(se_items, half, len(resamples))}  # fmt: skip
+
+
+def edge_noise(se_items: float, half: float, n_resamples: int) -> float:
+    """The Monte Carlo sd of the CI's edges: se_items is the sd of n_resamples draws, itself off by about
+    se_items/√(2(B − 1)), which moves the half-width √((t·se_seeds)² + (z·se_items)²) by z²·se_items/half times
+    that. At B = 1000 an edge a hundredth of a point from 0 can fall on either side of it for another bootstrap
+    seed (audit, stop 48: clr_control's XQuAD tr lower edge ran from −0.004 to +0.026 over 30 seeds)."""
+    z = float(stats.norm.ppf(1 - LEVEL / 2))
+    return z * z * se_items * se_items / half / math.sqrt(2 * (n_resamples - 1)) if half > 0 else 0.0
+
+
+MC_MARGIN = 2.0  # an edge closer to 0 than this many Monte Carlo sds is not taken as excluding 0
+
+
+def row_verdict(delta: float, ci: dict[str, Any]) -> tuple[str, str]:
+    """The verdict of a row and its reason: an effect only when the CI excludes 0 by more than the bootstrap's own
+    noise at that edge (``edge_noise``), so that the verdict does not hang on the bootstrap seed; otherwise "no
+    effect shown", saying so (more resamples, a larger n_boot, settle it). Only ever withholds an effect."""
+    word = WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)]
+    edge = ci["lo"] if word == "improves" else ci["hi"] if word == "hurts" else None
+    noise = ci.get("edge_mc_se")
+    if edge is None or not noise or abs(edge) >= MC_MARGIN * noise:
+        return word, ""
+    return "no effect shown", (f"would be {word}: CI edge {100 * edge:+.3f} is within the bootstrap's own noise "
+                               f"({MC_MARGIN:g} × {100 * noise:.3f}); a larger n_boot settles it")
 
 
 def item_seed_variance(by_seed: np.ndarray) -> float:
@@ -159,8 +184,9 @@ def paired_ci(pairs: list[tuple[Scorer, Scorer]], n_items: int, delta: float, n_
     by_seed = seed_resamples(pairs, n_items, n_boot, rng)
     resamples = by_seed.mean(axis=1)
     ci = interval(delta, per_seed, resamples, by_seed)
-    return {**ci, "per_seed": per_seed, "resamples": resamples, "by_seed": by_seed,
-            "verdict": WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)]}  # fmt: skip
+    word, reason = row_verdict(delta, ci)
+    return {**ci, "per_seed": per_seed, "resamples": resamples, "by_seed": by_seed, "verdict": word,
+            "reason": reason}  # fmt: skip
 
 
 def _identities(result: dict[str, Any]) -> list[tuple[str, str]]:
@@ -195,8 +221,9 @@ def joint_resamples(results: dict[str, dict[str, Any]], tasks: list[str], n_boot
     for b in range(n_boot):
         drawn = [union[i] for i in rng.integers(0, len(union), len(union))]
         for t in tasks:
-            idx = np.asarray([where[t][k] for k in drawn if k in where[t]])
-            out[t][b] = [cand(idx) - base(idx) for base, cand in results[t]["pairs"]]
+            idx = np.asarray([where[t][k] for k in drawn if k in where[t]], dtype=np.int64)
+            # a draw with no item of a small task: its score is undefined there (left out as a NaN resample)
+            out[t][b] = [cand(idx) - base(idx) if len(idx) else np.nan for base, cand in results[t]["pairs"]]
     return out
 
 
@@ -220,7 +247,8 @@ def group(results: dict[str, dict[str, Any]], n_boot: int, boot_seed: int) -> di
         ci = interval(delta, per_seed, np.mean(list(resamples.values()), axis=0), split)
     except NotTestable as exc:
         return {"delta": delta, "lo": None, "hi": None, "verdict": "no effect shown", "reason": f"not tested: {exc}"}
-    return {"delta": delta, **ci, "verdict": WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)],
+    word, reason = row_verdict(delta, ci)
+    return {"delta": delta, **ci, "verdict": word, "reason": reason,
             **({"shared_items": linked} if linked else {})}  # fmt: skip
 
 
@@ -313,9 +341,16 @@ def _against(ref: dict[int, str], cand: dict[int, str], dev: list[str], test: li
 def _ci(r: dict[str, Any] | None) -> tuple[str, str, str]:
     if r is None:
         return "—", "—", "not tested"
-    ci = "—" if r.get("lo") is None else f"[{100 * r['lo']:+.2f}, {100 * r['hi']:+.2f}]"
+    ci = "—" if r.get("lo") is None else f"[{_edge(r['lo'])}, {_edge(r['hi'])}]"
     word = f"**{r['verdict']}**" if r["verdict"] != "no effect shown" else r["verdict"]
     return f"{100 * r['delta']:+.2f}", ci, word + (f" ({r['reason']})" if r.get("reason") else "")
+
+
+def _edge(x: float) -> str:
+    """A CI edge in points: two decimals, more where two would print 0.00 for an edge that is not 0 (an interval
+    read as touching 0 beside a verdict that it excludes 0)."""
+    points = 100 * x
+    return f"{points:+.2f}" if abs(points) >= 0.005 or points == 0 else f"{points:+.1e}"
 
 
 def _tables(rep: dict[str, Any], arms: dict[str, Any], comparisons: dict[str, Any]) -> tuple[str, str]:
@@ -380,8 +415,11 @@ def render(rep: dict[str, Any]) -> str:
         "simulation); "
         "one seed: the item bootstrap's percentiles, training noise not covered. Group means: per seed and per "
         "resample the mean over tasks; tasks whose items share ids and relevance judgements are resampled together "
-        "(below). Verdict *improves* / *hurts* only when the CI excludes 0, otherwise *no effect shown*. Only the "
-        "test rows and the test mean are evidence; dev rows may be optimistic by whatever was chosen on them.", "",
+        "(below). Verdict *improves* / *hurts* only when the CI excludes 0 by more than twice the Monte Carlo sd "
+        f"of its edge ({b['n_boot']} resamples estimate se_items to about "
+        f"{100 / math.sqrt(2 * (b['n_boot'] - 1)):.1f}%; an edge nearer 0 could fall on its other side for another "
+        "bootstrap seed: *no effect shown*, with the reason), otherwise *no effect shown*. Only the test rows and "
+        "the test mean are evidence; dev rows may be optimistic by whatever was chosen on them.", "",
         against, "",
         *_shared_note(rep),
         "![scores per arm](scores.png)", "",

@@ -172,7 +172,7 @@ def finite_resamples(resamples: np.ndarray) -> np.ndarray:
     positive: NaN), so one undefined resample does not void the CI; raises NotTestable when fewer than half are,
     as a CI from the rest would describe other item sets than the task's."""
     finite = resamples[np.isfinite(resamples)]
-    if len(finite) < len(resamples) // 2:
+    if 2 * len(finite) < len(resamples):
         raise NotTestable("the metric is undefined on most resamples (too few items or one class)")
     return finite
 

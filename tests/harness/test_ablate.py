@@ -400,6 +400,8 @@ def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndev = [\"STS16\", \"STS12\"]"}, "in both dev and test"),
+    # before stop 48 (audit): accepted, and [choose] weighed a task named twice twice in its dev mean
+    ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndev = [\"STS16\", \"STS16\"]"}, "eval.dev names STS16 more than once"),
     ({"[arms.linear]\n": "[arms.linear]\nstep = 3\n"}, "arms.linear: unknown key(s) ['step']"),
     ({'reference = "bidir"': 'reference = "causal"'}, "reference = 'causal' is not one of"),
     ({"seeds = [0, 1]": 'seeds = [0, "a"]'}, "seeds must be a list of distinct integers, got [0, 'a']"),
