@@ -59,6 +59,8 @@ def test_an_undefined_resample_is_left_out_not_spread_over_the_ci() -> None:
         assert interval(0.02, per_seed, with_nan) == interval(0.02, per_seed, resamples[:-1])
     with pytest.raises(NotTestable, match="the metric is undefined on most resamples"):
         interval(0.02, [0.02], np.r_[resamples[:499], np.full(501, np.nan)])
+    with pytest.raises(NotTestable, match="the metric is undefined on most resamples"):  # odd n: 499 of 999
+        interval(0.02, [0.02], np.r_[resamples[:499], np.full(500, np.nan)])  # was tested before stop 48 (audit)
     deltas = np.random.default_rng(4).normal(0.01, 0.1, 50)
     tasks = {"STSa": _task([str(i) for i in range(50)], deltas, "pairs", 1000, 1),
              "STSb": _task([str(i) for i in range(50)], deltas, "pairs", 1000, 2)}
