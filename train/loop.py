@@ -126,7 +126,10 @@ def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | 
 
 
 def micro_batches(cfg: StageConfig, rt: Runtime) -> tuple[int, int]:
-    """(per-rank micro-batch, accumulation steps) that make up the global ``batch_size``."""
+    """(per-rank micro-batch, accumulation steps) that make up the global ``batch_size``; a stage whose batches
+    are sized per task (supervised) has no global one and no accumulation: (0, 1)."""
+    if cfg.per_task_batches:
+        return 0, 1
     micro = cfg.micro_batch_size or cfg.batch_size // rt.world_size
     if micro < 1 or cfg.batch_size % (micro * rt.world_size):
         raise ConfigError(f"batch_size {cfg.batch_size} is not a multiple of micro_batch_size {micro} x "

@@ -42,9 +42,12 @@ class SupervisedConfig(StageConfig):
     """
 
     stage: ClassVar[str] = "supervised"
-    # pools are mined deterministically, so moving their cache folder changes nothing
-    resume_safe: ClassVar[frozenset[str]] = RESUME_SAFE | {"pools_dir"}
+    # pools are mined deterministically, so moving their cache folder changes nothing; batch_size was recorded
+    # (as 32, unused) by runs before stop 48
+    resume_safe: ClassVar[frozenset[str]] = RESUME_SAFE | {"pools_dir", "batch_size"}
+    per_task_batches: ClassVar[bool] = True
     tasks: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 0  # unused here: each task's table sizes its batches (tasks.<name>.batch_size)
     max_length: int = 128
     temperature: float = 0.05  # InfoNCE τ; the paper gives none (notes §8.3)
     cosent_scale: float = 20.0  # CoSENT 1/τ, i.e. τ = 0.05 (notes §8.3)
@@ -66,6 +69,9 @@ class SupervisedConfig(StageConfig):
         super().__post_init__()
         if self.micro_batch_size is not None:
             raise ConfigError("micro_batch_size is not supported by the supervised stage (batches are per task)")
+        if self.batch_size:  # before stop 48 (audit): taken and ignored, and 32 refused 3 processes (32 % 30)
+            raise ConfigError(f"batch_size = {self.batch_size}: the supervised stage's batches are per task; set "
+                              "tasks.<name>.batch_size")  # fmt: skip
         if self.temperature <= 0 or self.cosent_scale <= 0 or self.hard_negatives < 0 or self.pool_depth < 1:
             raise ConfigError("temperature and cosent_scale must be positive, hard_negatives >= 0, pool_depth >= 1")
         try:

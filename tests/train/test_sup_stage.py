@@ -194,6 +194,15 @@ def test_config_errors_name_the_problem(tmp_path: Path, data_root: Path):
         SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, dhnm={"mode": "never"})
     with pytest.raises(ConfigError, match="micro_batch_size"):
         SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, micro_batch_size=2)
+    # before stop 48 (audit): taken and ignored, and its default 32 refused 3 processes (32 % (10 x 3))
+    with pytest.raises(ConfigError, match="batch_size = 32: the supervised stage's batches are per task; set "
+                                          "tasks.<name>.batch_size"):  # fmt: skip
+        SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, batch_size=32)
+    from train.distributed import Runtime
+    from train.loop import micro_batches
+
+    assert micro_batches(SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}),
+                         Runtime(0, 3, 0, None)) == (0, 1)  # fmt: skip
     with pytest.raises(ConfigError, match="tasks.t.hard_negatives must be an integer >= 0, got -1"):
         SupervisedConfig(**base, tasks={"t": {"kind": "retrieval", "data": ["x"], "hard_negatives": -1}})
     cfg = SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, mrl_dims="16,128", mrl_weights="1")
