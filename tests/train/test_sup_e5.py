@@ -27,8 +27,9 @@ def e5_config(tmp_path: Path, shared_data: Path, **overrides) -> SupervisedConfi
     return SupervisedConfig(**{**values, **overrides})
 
 
-def test_stage_trains_e5_with_frozen_embeddings(tmp_path: Path, shared_data: Path, e5_small: Path):
-    final = run(e5_config(tmp_path, shared_data))
+def test_stage_trains_e5_with_frozen_embeddings(tmp_path: Path, shared_data: Path, e5_small: Path, caplog):
+    with caplog.at_level("WARNING", logger="train.supervised"):
+        final = run(e5_config(tmp_path, shared_data))
     cfg = json.loads((final / "config.json").read_text())
     assert (cfg["arch"], cfg["n_layers"], cfg["prompts"]) == (
         "bert",
@@ -41,6 +42,20 @@ def test_stage_trains_e5_with_frozen_embeddings(tmp_path: Path, shared_data: Pat
     assert not torch.equal(before["layers.0.attn.q_proj.weight"], after["layers.0.attn.q_proj.weight"])
     summary = json.loads((tmp_path / "out" / "dhnm_summary.json").read_text())
     assert summary["qa"]["rows"] == 40  # max_rows: the files' first 40 rows
+    # the texts cut to max_length 32, counted with their "passage: " prompt (audit, stop 48: cut in silence before);
+    # the count is checked against the tokenizer directly
+    lengths = json.loads((tmp_path / "out" / "text_lengths.json").read_text())
+    from tokenizers import Tokenizer
+
+    from train.multitask import read_rows
+
+    tok = Tokenizer.from_file(str(final / "tokenizer.json"))
+    rows = read_rows([shared_data / "train" / "cmrc_qp_zh" / "train.jsonl"], "retrieval")[:40]
+    passages = list(dict.fromkeys(r["positive"] for r in rows))
+    cut = sum(len(e.ids) > 32 for e in tok.encode_batch([f"passage: {t}" for t in passages]))
+    assert lengths["max_length"] == 32 and lengths["qa"]["positive"]["texts"] == len(passages)
+    assert lengths["qa"]["positive"]["longer_than_max_length"] == cut > 0
+    assert f"tasks.qa: {cut} of {len(passages)} positive texts" in caplog.text
 
 
 def test_training_texts_carry_the_e5_prompts(tmp_path: Path, shared_data: Path, e5_small: Path):
