@@ -224,11 +224,19 @@ def _name_clash(local: LocalTask, official: AbsTask) -> str:
     if local.type != kind:
         return (f"{spec}: type {local.type!r}, but mteb's {local.name} (its mteb_equivalent) is a {kind} task: rename "
                 "the folder and its name, or fix the type")  # fmt: skip
+    if official.metadata.is_multilingual:  # before stop 48 (audit): scored by a generic class under mteb's name
+        subsets = list(official.metadata.eval_langs)
+        return (f"{spec}: mteb's {local.name} is multilingual ({len(subsets)} subsets: "
+                f"{', '.join(subsets[:4])}{', ...' if len(subsets) > 4 else ''}); a mirror of it is not scored by "
+                "mteb's own class here (its sampling, experiments and main score per subset), so its score would "
+                "not be mteb's under mteb's name: rename the folder and its name (a task of its own), or run "
+                "--source official")  # fmt: skip
     return ""
 
 
 def mteb_twin(local: LocalTask) -> AbsTask | None:
-    """mteb's own task for a mirror that names itself as its equivalent (same type, one language), else None."""
+    """mteb's own task for a mirror that names itself as its equivalent (same type, one language: `_name_clash`
+    refuses a folder named as a multilingual one), else None."""
     twin = official_task(local.name) if local.mteb_equivalent == local.name else None
     if twin is not None and not twin.metadata.is_multilingual and twin.metadata.type == local.type:
         return twin

@@ -44,3 +44,16 @@ def test_real_mirrors_and_local_tasks_still_resolve(tmp_path: Path) -> None:
         _sample_copy(tmp_path, lang, name)
     tasks = discover_tasks(tmp_path)
     assert [resolve(name, tasks, "mirror").source for name in ("STS12", "TrecQAReranking")] == [MIRROR, MIRROR]
+
+
+def test_a_mirror_of_a_multilingual_mteb_task_is_refused(tmp_path: Path) -> None:
+    """Audit, stop 48: a folder named AmazonCounterfactualClassification (mteb's is multilingual: de, en, en-ext,
+    ja) ran as a generic Classification task recorded under mteb's name, with the generic class's 8 samples per
+    label where mteb's takes 32 (accuracy 0.675 against mteb's class's 0.751 on the same rows), and task.json's
+    main score where mteb reports accuracy."""
+    _rename(_sample_copy(tmp_path, "zh", "TNews"), "AmazonCounterfactualClassification",
+            mteb_equivalent="AmazonCounterfactualClassification")  # fmt: skip
+    resolved = resolve("AmazonCounterfactualClassification", discover_tasks(tmp_path), "mirror")
+    assert resolved.source == MISSING and resolved.task is None
+    assert "mteb's AmazonCounterfactualClassification is multilingual (4 subsets: " in resolved.reason
+    assert "rename the folder and its name (a task of its own), or run --source official" in resolved.reason
