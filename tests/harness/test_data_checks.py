@@ -142,13 +142,20 @@ def test_bitext_text_given_twice_is_refused(tmp_path: Path, side: str) -> None:
         _load(tmp_path, "TatoebaDeuEng")
 
 
-def test_reranking_query_without_negatives_is_said(tmp_path: Path, capsys) -> None:
-    """Before: a query with only positives scored the best whatever the model, without a word. Still scored (mteb's
-    own reranking data may hold such a query), but the count is on stderr."""
+def test_reranking_query_without_negatives_is_left_out_as_mteb_does(tmp_path: Path, capsys) -> None:
+    """Before stop 46 a query with only positives scored the best whatever the model, without a word; until stop 48
+    it was still scored, with a warning. mteb's own loading of this layout (AbsTaskReranking's
+    transform_old_dataset_format) leaves such a query out: so does the mirror now (audit, stop 48), saying so;
+    the other queries keep their ids (their row positions). A file of such rows alone is refused."""
     folder = _sample_copy(tmp_path, "en", "TrecQAReranking")
     _edit_rows(folder / "test.jsonl", lambda rows: [rows[0], {**rows[1], "negative": []}, *rows[2:]])
     query = json.loads((folder / "test.jsonl").read_text(encoding="utf-8").splitlines()[1])["query"]
     split = _load(tmp_path, "TrecQAReranking").dataset["default"]["test"]
-    assert split["top_ranked"]["q1"] == list(split["relevant_docs"]["q1"])
-    assert f"TrecQAReranking/test.jsonl: 1 of 40 queries have no negative, so they score the best whatever the " \
-           f"model (first: {query[:60]!r})" in capsys.readouterr().err  # fmt: skip
+    assert "q1" not in split["top_ranked"] and "q1" not in split["relevant_docs"]
+    assert list(split["top_ranked"])[:2] == ["q0", "q2"] and len(split["queries"]) == 39
+    assert f"TrecQAReranking/test.jsonl: 1 of 40 queries have no negative and are left out, as mteb leaves them " \
+           f"out (first: {query[:60]!r})" in capsys.readouterr().err  # fmt: skip
+    _edit_rows(folder / "test.jsonl", lambda rows: [{**row, "negative": []} for row in rows])
+    with pytest.raises(DataError, match=r"TrecQAReranking/test\.jsonl: no row has a negative: mteb leaves out a "
+                                        r"query without negatives"):  # fmt: skip
+        _load(tmp_path, "TrecQAReranking")
