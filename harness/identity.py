@@ -11,15 +11,17 @@ from typing import Any
 
 from harness.embedder import Embedder
 from harness.runs import RAW_VIEW
-from harness.tasks import MIRROR, ResolvedTask, is_aggregate
+from harness.tasks import MIRROR, MIRROR_LAYOUT, ResolvedTask, is_aggregate
 
 
 def data_identity(resolved: ResolvedTask) -> str:
-    """Mirror: the hash of its files. Official: the dataset id and the revision mteb pins, plus the splits and
-    subsets when a benchmark evaluates fewer than the task defines (STS17 in MTEB(eng, v2): en-en), so a suite's
-    result and a whole-task result of one task are never taken for each other."""
+    """Mirror: the hash of its files and its type's MIRROR_LAYOUT (how its rows become mteb's dataset). Official:
+    the dataset id and the revision mteb pins, plus the splits and subsets when a benchmark evaluates fewer than
+    the task defines (STS17 in MTEB(eng, v2): en-en), so a suite's result and a whole-task result of one task are
+    never taken for each other."""
     if resolved.source == MIRROR and resolved.local is not None:
-        return resolved.local.files_identity()
+        layout = MIRROR_LAYOUT.get(resolved.local.type, 1)  # absent at 1, so results of unchanged types stay
+        return resolved.local.files_identity() + (f" layout={layout}" if layout > 1 else "")
     if is_aggregate(resolved.task):  # no dataset of its own: its subtasks' (each scored whole)
         return " + ".join(data_identity(ResolvedTask(sub.metadata.name, resolved.source, sub.metadata.type, sub))
                           for sub in resolved.task.tasks)  # fmt: skip
@@ -72,8 +74,15 @@ def describe_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
     """'max_length 256 → 8, dtype float32 → bfloat16': what differs between a recorded and a current identity."""
     if not old:
         return "no settings recorded with the earlier result"
-    changed = [f"{key} {_short(old.get(key))} → {_short(value)}" for key, value in new.items() if old.get(key) != value]
+    changed = [_change(key, old.get(key), value) for key, value in new.items() if old.get(key) != value]
     return ", ".join(changed) or "result files missing or damaged"
+
+
+def _change(key: str, old: Any, new: Any) -> str:
+    """One key's change; a value that only gained a tail (a mirror's data identity gaining its layout) shows it."""
+    if isinstance(old, str) and isinstance(new, str) and new.startswith(old):
+        return f"{key} {_short(old)} + {new[len(old):].strip()!r}"
+    return f"{key} {_short(old)} → {_short(new)}"
 
 
 def _short(value: Any) -> str:
