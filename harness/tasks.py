@@ -414,6 +414,11 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
         train, test = read_rows(local, "train.jsonl", labels), read_rows(local, "test.jsonl", labels)
         _one_value(local, "train.jsonl", [r["label"] for r in train], "label", "a classifier needs at least 2 classes "
                    "to be trained")  # fmt: skip
+        classes = {r["label"] for r in train}
+        if len(classes) == 2 and classes != {0, 1}:  # mteb's failure otherwise, after the model's work: pos_label=1
+            raise DataError(local.path / "train.jsonl", 0, f"two classes, {', '.join(sorted(map(repr, classes)))}: "
+                            "mteb scores a two-class task's average precision with label 1 as the positive class, "
+                            "so give the labels as 0 and 1")  # fmt: skip
         unseen = sorted({r["label"] for r in test} - {r["label"] for r in train}, key=str)
         if unseen:  # legal (the rows may be so), but no classifier can get those rows right
             warn(f"{local.path / 'test.jsonl'}: {len(unseen)} test label(s) never in train.jsonl, so never predicted: "
