@@ -99,12 +99,12 @@ def main() -> int:
     parser.add_argument("--multiples", default=None,
                         help="the arms: pad to a multiple of these many tokens (default 1,16,64; dry run 1,16)")
     parser.add_argument("--rounds", type=int, default=1, help="runs of every arm, the order reversed each round")
-    parser.add_argument("--dry-run", action="store_true", help="CPU, 24 texts a call, small batches")
+    parser.add_argument("--dry-run", action="store_true", help="CPU, 8 texts a call, small batches")
     parser.add_argument("--multiple", type=int, default=None, help=argparse.SUPPRESS)  # a child's arm
     parser.add_argument("--vectors", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.dry_run:
-        args.device, args.limit = "cpu", 24
+        args.device, args.limit = "cpu", 8
     multiples = [int(m) for m in (args.multiples or ("1,16" if args.dry_run else "1,16,64")).split(",")]
     if not (args.minilm_shape / "config.json").is_file():
         raise SystemExit(f"--minilm-shape {args.minilm_shape}: no config.json (benchmarks/device_bundle.py makes it)")
