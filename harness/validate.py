@@ -260,9 +260,10 @@ NOT_PREPARED = "is not prepared in the datasets cache"  # the one problem the hu
 def prepared_copy_problem(root: Path, revision: str) -> str:
     """Why `root`, a dataset's folder in the datasets cache (<cache>/<org>___<name>), cannot stand for the dataset
     at the pinned `revision` offline, else ''. Offline, load_dataset ignores the revision it is asked for: it reads
-    the newest prepared folder of a config, and reads every folder's dataset_info.json on the way. So a revision
-    prepared later than the pinned one is scored in its place under the pinned name, and a half-copied folder of any
-    revision fails the load deep in `datasets`; both are named here, before a model loads."""
+    the newest prepared folder of each config (corpus, queries, qrels, a language subset), and reads every folder's
+    dataset_info.json on the way. So a revision prepared later than the pinned one, or a config prepared only at
+    another revision, is scored in its place under the pinned name, and a half-copied folder of any revision fails
+    the load deep in `datasets`; all are named here, before a model loads."""
     folders = sorted(p for p in root.glob("*/*/*") if p.is_dir())
     pinned = [p for p in folders if p.name == revision]
     if not pinned:
@@ -272,12 +273,23 @@ def prepared_copy_problem(root: Path, revision: str) -> str:
     for folder in folders:
         if problem := _prepared_folder_problem(folder):
             return f"has a damaged prepared folder {folder}: {problem}; remove it (and prepare the dataset again)"
-    oldest_pinned = min(p.stat().st_mtime for p in pinned)
-    # equal times (a copy keeping them: cp -a, rsync, tar) leave the choice to glob order: not safe either
-    later = [p for p in folders if p.name != revision and p.stat().st_mtime >= oldest_pinned]
-    if later:
-        return (f"has {later[0]} prepared after (or with) the pinned revision: offline, load_dataset reads the newest "
-                "prepared folder whatever revision is asked for, so that revision's rows would be scored; remove it")
+    configs: dict[str, list[Path]] = {}  # <config>/<version>/<revision>: load_dataset picks per config
+    for folder in folders:
+        configs.setdefault(folder.parent.parent.name, []).append(folder)
+    for config, held in configs.items():
+        at_pin = [p for p in held if p.name == revision]
+        if not at_pin:  # before stop 48 (audit): the pinned revision anywhere passed, and this config's old rows ran
+            others = ", ".join(sorted({p.name[:12] for p in held}))
+            return (f"has its config {config!r} prepared only at revision {others}, not the pinned one: offline, "
+                    "load_dataset reads that config's newest folder whatever revision is asked for, so its rows "
+                    f"would be scored under the pinned name; remove {root / config} (and prepare the dataset again)")
+        oldest_pinned = min(p.stat().st_mtime for p in at_pin)
+        # equal times (a copy keeping them: cp -a, rsync, tar) leave the choice to glob order: not safe either
+        later = [p for p in held if p.name != revision and p.stat().st_mtime >= oldest_pinned]
+        if later:
+            return (f"has {later[0]} prepared after (or with) the pinned revision: offline, load_dataset reads the "
+                    "newest prepared folder whatever revision is asked for, so that revision's rows would be scored; "
+                    "remove it")  # fmt: skip
     return ""
 
 

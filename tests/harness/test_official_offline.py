@@ -198,6 +198,27 @@ def test_a_revision_prepared_after_the_pinned_one_is_not_scored_under_its_name(
     assert _list_afqmc_cache_cell(capsys) == "✔"
 
 
+def test_a_config_prepared_only_at_another_revision_is_not_scored_under_the_pinned_name(
+        shared_data: Path, tmp_path: Path) -> None:  # fmt: skip
+    """Audit, stop 48: offline, load_dataset picks each config's newest folder (a retrieval task's corpus, queries
+    and qrels; a language subset), so one config prepared at the pinned revision made the check pass while another
+    config, prepared only at an older revision, loaded that revision's rows under the pinned name."""
+    from harness.validate import prepared_copy_problem
+
+    rows, cache = _afqmc_rows(shared_data), tmp_path / "datasets"
+    pinned = mteb.get_task("AFQMC").metadata.dataset["revision"]
+    at_pin = materialize("AFQMC", "default", {"validation": rows[:50]}, cache)
+    root = at_pin.parents[2]  # <cache>/<org>___<name>/<config>/<version>/<revision>
+    assert prepared_copy_problem(root, pinned) == ""
+    materialize("AFQMC", "extra", {"validation": rows[50:100]}, cache, "0" * 40)
+    problem = prepared_copy_problem(root, pinned)
+    assert problem.startswith("has its config 'extra' prepared only at revision 000000000000, not the pinned one: "
+                              "offline, load_dataset reads that config's newest folder"), problem  # fmt: skip
+    # that config prepared at the pinned revision later: its newest folder is the pinned one, which is read
+    materialize("AFQMC", "extra", {"validation": rows[50:100]}, cache)
+    assert prepared_copy_problem(root, pinned) == ""
+
+
 def _cut_arrow(folder: Path) -> None:
     arrow = next(folder.glob("*.arrow"))
     arrow.write_bytes(arrow.read_bytes()[:2000])
