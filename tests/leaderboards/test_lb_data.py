@@ -17,10 +17,14 @@ SAMPLE = {"sampling": "embedded sample (seed 42): 47 of 1186 rows of test.jsonl.
 FULL = {"sampling": "all gold-scored pairs of the year's test files.", "split": ["test"]}
 
 
+WHOLE = {"sampling": "all pairs of mteb's test split.", "split": ["test"], "full_split": True}
+
+
 def _runs(tmp_path: Path, b_data: dict) -> tuple[Path, Path]:
-    """a wins STS13, b wins STS16: one point each when both tasks are ranked, a alone ahead without STS16."""
-    a = make_run(tmp_path, "a", {"STS16": 0.79, "STS13": 0.80}, TYPES, data={"STS16": SAMPLE, "STS13": SAMPLE})
-    b = make_run(tmp_path, "b", {"STS16": 0.81, "STS13": 0.70}, TYPES, data={"STS16": b_data, "STS13": SAMPLE})
+    """a wins STS13, b wins STS16: one point each when both tasks are ranked, a alone ahead without STS16. STS13's
+    mirror holds mteb's whole split (`full_split`), so it ranks against a published row."""
+    a = make_run(tmp_path, "a", {"STS16": 0.79, "STS13": 0.80}, TYPES, data={"STS16": SAMPLE, "STS13": WHOLE})
+    b = make_run(tmp_path, "b", {"STS16": 0.81, "STS13": 0.70}, TYPES, data={"STS16": b_data, "STS13": WHOLE})
     return a, b
 
 
@@ -99,3 +103,16 @@ def test_the_note_shows_the_data_identities_that_differ(tmp_path: Path):
     assert board.mixed == {"STS16": ["data"]}
     (note,) = [n for n in board.notes if n.startswith("‡ STS16")]
     assert note.endswith("— model [a]: data `sha256:aa`; model [b]: data `sha256:bb`.")
+
+
+def test_a_mirror_not_known_to_be_whole_does_not_rank_against_published_rows(tmp_path: Path):
+    """Audit, stop 48: a mirror whose wholeness is unknown (`full_split` null: mteb's statistics lack a count to
+    compare, e.g. HotpotQAHardNegatives; or a record from before stop 35) ranked against the published full-split
+    rows unmarked: a 100-query sample took Borda rank 1. Now only `full_split: true` ranks with them."""
+    a = make_run(tmp_path, "a", {"STS13": 0.95}, TYPES, data={"STS13": {"split": ["test"], "full_split": None}})
+    out = tmp_path / "lb.md"
+    assert main(["leaderboard", str(a), "--published", "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", out.read_text(encoding="utf-8"))
+    assert "| STS13 ‡ |" in text and "95.00*‡" in text
+    assert "‡ STS13: our runs scored a mirror whose rows are not mteb's (its row counts: not known to be mteb's " \
+           "whole split)" in text  # fmt: skip
