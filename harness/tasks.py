@@ -200,6 +200,8 @@ def resolve(name: str, local_tasks: dict[str, LocalTask], source: str = "auto",
         if not problem or (NOT_PREPARED in problem and hub_reachable()):
             return ResolvedTask(name, OFFICIAL, official.metadata.type, official, prepared=not problem)
     if local is not None and source in ("auto", MIRROR):
+        if official is not None and (outside := _outside_selection(local, official)):
+            return ResolvedTask(name, MISSING, local.type, reason=outside)
         if problem and NOT_PREPARED not in problem:  # something is prepared, but unusable: say why it is not read
             warn(f"{name}: official data not used ({problem}): the local mirror runs instead")
         return ResolvedTask(name, MIRROR, local.type, local=local)
@@ -215,6 +217,19 @@ def resolve(name: str, local_tasks: dict[str, LocalTask], source: str = "auto",
         reason = f"no local mirror and the hub is unreachable ({where})" if source != OFFICIAL and unreachable \
             else f"official data unavailable: {where}"  # fmt: skip
     return ResolvedTask(name, MISSING, official.metadata.type if official else None, reason=reason)
+
+
+def _outside_selection(local: LocalTask, official: AbsTask) -> str:
+    """Why a mirror's rows are not what a suite's benchmark scores of its task, else '': a benchmark that scores
+    fewer splits than the task defines (MTEB(cmn, v1) scores ATEC's and BQ's test only) would otherwise get the
+    mirror's validation rows in its summary and mean (before stop 48, audit)."""
+    defined, selected = list(official.metadata.eval_splits), list(official.eval_splits)
+    split = _split_name(local, defined) or (defined[0] if len(defined) == 1 else None)
+    if split is None or defined == selected or split in selected:
+        return ""
+    return (f"{local.path / 'task.json'}: the mirror holds {local.name}'s {split} rows (eval_split "
+            f"{local.meta.get('eval_split', 'test')!r}), but the suite's benchmark scores it on {', '.join(selected)} "
+            "only; run it by --tasks (mteb's whole task) or give the mirror those rows")  # fmt: skip
 
 
 def _name_clash(local: LocalTask, official: AbsTask) -> str:

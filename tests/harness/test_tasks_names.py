@@ -57,3 +57,23 @@ def test_a_mirror_of_a_multilingual_mteb_task_is_refused(tmp_path: Path) -> None
     assert resolved.source == MISSING and resolved.task is None
     assert "mteb's AmazonCounterfactualClassification is multilingual (4 subsets: " in resolved.reason
     assert "rename the folder and its name (a task of its own), or run --source official" in resolved.reason
+
+
+def test_a_mirror_of_rows_a_suite_does_not_score_is_not_run_in_it(tmp_path: Path) -> None:
+    """Audit, stop 48: MTEB(cmn, v1) scores ATEC on its test split only; an ATEC mirror of validation rows
+    (eval_split "dev") ran under --suite cmteb and counted in its summary and mean. Now MISSING in the suite,
+    naming why; by --tasks (mteb's whole task, validation and test) it still runs, and test rows run in the
+    suite as before."""
+    from harness.suites import official_suite
+
+    suite_task = official_suite("cmteb").official["ATEC"]
+    folder = _sample_copy(tmp_path, "zh", "ATEC")
+    assert resolve("ATEC", discover_tasks(tmp_path), "mirror", suite_task).source == MIRROR
+    spec = folder / "task.json"
+    spec.write_text(json.dumps({**json.loads(spec.read_text(encoding="utf-8")), "eval_split": "dev"}), "utf-8")
+    resolved = resolve("ATEC", discover_tasks(tmp_path), "mirror", suite_task)
+    assert resolved.source == MISSING
+    assert resolved.reason == (f"{spec}: the mirror holds ATEC's validation rows (eval_split 'dev'), but the suite's "
+                               "benchmark scores it on test only; run it by --tasks (mteb's whole task) or give the "
+                               "mirror those rows")  # fmt: skip
+    assert resolve("ATEC", discover_tasks(tmp_path), "mirror").source == MIRROR
