@@ -102,7 +102,10 @@ def split_spec(spec: str) -> tuple[str, str]:
     for prefix in PREFIXES:
         if spec.startswith(prefix):
             return prefix[:-1], spec[len(prefix) :]
-    if spec in BASES and not Path(spec).exists():
+    if spec in BASES and Path(spec).exists():  # before stop 48 (audit): the folder, silently
+        raise ModelImportError(f"{spec!r} is both a prepared base name and a folder here: write ./{spec} (or "
+                               f"conan:{spec}) for the folder; for the base, run from elsewhere or rename the folder")
+    if spec in BASES:
         return "conan", str(resolve(spec))
     if not Path(spec).exists():  # before stop 36: "no config file at <spec>", naming neither choice
         raise ModelImportError(f"{spec!r} is no folder here, nor a base name ({', '.join(sorted(BASES))}), nor an "

@@ -109,6 +109,11 @@ def load_tokenizer(path: str | os.PathLike, special_ids: dict[str, int | None] |
         ids = [tok.token_to_id(t) for t in SPECIAL_TOKENS]
         if ids != list(range(len(SPECIAL_TOKENS))):
             raise ValueError(f"{path}: special tokens {SPECIAL_TOKENS} must have ids 0..3, found {ids}")
+        framed = tok.encode("a").ids
+        if not framed or framed[0] != ids[2] or framed[-1] != ids[3]:  # before stop 48 (audit): accepted, and
+            # documents ran together in pretraining, truncation kept no <eos>, "last" pooling read a word
+            raise ValueError(f"{path}: encoding does not add <bos> and <eos> around a text (got ids {framed} for "
+                             "'a'): its post-processor must frame every text, as train_tokenizer's does")  # fmt: skip
         return tok
     for name, value in special_ids.items():
         if value is not None and tok.id_to_token(value) is None:

@@ -283,7 +283,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
-            value = raw
+            value = raw.strip()  # `output_dir = runs/x`: a bare string, not ' runs/x' (before stop 48, audit)
         *tables, leaf = key.strip().split(".")
         target = out
         for name in tables:
@@ -359,7 +359,9 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     """Check ``value`` against a field annotation (int, float, bool, str, list[T], dict, X | None)."""
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType) and type(None) in args:
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        # an empty value (`--set init=`) unsets too: before stop 48 (audit) it was half set, half unset ('' passed
+        # the `is not None` checks, and the loop's truthiness ones took it as unset: init_layers silently ignored)
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
             return None
         (hint,) = [a for a in args if a is not type(None)]
     origin = typing.get_origin(hint) or hint

@@ -108,3 +108,17 @@ def test_an_import_of_no_folder_and_no_base_names_the_choices(tmp_path, capsys):
     assert "'smollm2-135' is no folder here, nor a base name (multilingual-e5-small, smollm2-135m), nor an " \
            "hf:<folder>, gguf:<file> or conan:<folder> spec; did you mean: smollm2-135m?" in err  # fmt: skip
     assert not (tmp_path / "m").exists()
+
+
+def test_a_folder_named_as_a_base_is_no_silent_choice(tmp_path, capsys, monkeypatch):
+    """Audit, stop 48: with a folder `smollm2-135m` in the working directory (`harness models import smollm2-135m
+    --out smollm2-135m` makes one), `init=smollm2-135m` loaded the folder, not the prepared base, without a word."""
+    from conan_model.importing import ModelImportError, split_spec
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "smollm2-135m").mkdir()
+    with pytest.raises(ModelImportError, match=r"'smollm2-135m' is both a prepared base name and a folder here: "
+                                               r"write \./smollm2-135m \(or conan:smollm2-135m\) for the folder"):
+        split_spec("smollm2-135m")
+    assert split_spec("./smollm2-135m") == ("conan", "./smollm2-135m")
+    assert split_spec("conan:smollm2-135m") == ("conan", "smollm2-135m")

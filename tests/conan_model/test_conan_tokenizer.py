@@ -70,3 +70,18 @@ def test_a_tokenizer_json_that_pads_or_truncates_is_read_without_it(tmp_path, to
     save_tokenizer(own, tmp_path / "tokenizer.json")
     texts = [sample_texts[0] * 3, sample_texts[5]]
     assert token_ids(load_tokenizer(tmp_path / "tokenizer.json"), texts, 64) == token_ids(tokenizer, texts, 64)
+
+
+def test_a_tokenizer_file_that_does_not_frame_texts_is_refused(tokenizer, tmp_path):
+    """Audit, stop 48: a BBPE with the specials at 0..3 but a plain ByteLevel post-processor (what a stock
+    `tokenizers` script writes) was accepted as `tokenizer = <file>`: packed pretraining ran documents together
+    with no <bos>/<eos>, truncation kept no <eos>, and "last" pooling read a word."""
+    from tokenizers import processors
+
+    save_tokenizer(tokenizer, tmp_path / "good.json")
+    bare = load_tokenizer(tmp_path / "good.json")  # a copy: the fixture is shared
+    assert bare.encode("a").ids[0] == 2
+    bare.post_processor = processors.ByteLevel(trim_offsets=False)
+    save_tokenizer(bare, tmp_path / "bare.json")
+    with pytest.raises(ValueError, match=r"bare\.json: encoding does not add <bos> and <eos> around a text"):
+        load_tokenizer(tmp_path / "bare.json")

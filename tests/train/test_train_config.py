@@ -30,6 +30,10 @@ def test_set_overrides_parse_toml_values():
         "tokenizer": "none", "gradient_checkpointing": True}  # fmt: skip
     with pytest.raises(ConfigError, match="key=value"):
         parse_set(["lr"])
+    # audit, stop 48: spaces around a bare string stayed in it (a folder named ' runs/x'); an empty value is unset,
+    # as `none` (before, '' passed `init is not None` checks while the loop took it as no init)
+    assert parse_set(["output_dir = runs/x ", "init="]) == {"output_dir": "runs/x", "init": ""}
+    assert _coerce("init", "", str | None) is None and _coerce("init", " ", str | None) is None
 
 
 def test_load_config_merges_file_and_overrides(tmp_path):
