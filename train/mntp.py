@@ -53,6 +53,17 @@ def mask_tokens(ids: torch.Tensor, ratio: float, mask_id: int, vocab: int, gener
     return torch.where(swap, random_ids, inputs), labels
 
 
+def mask_rows(batch: torch.Tensor, where: tuple[int, int, int], ratio: float, mask_id: int, vocab: int,
+              special: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """``mask_tokens`` row by row, row i seeded by (seed, step, first + i) of ``where``: its place in the step's
+    global batch, so the masks do not depend on how the rows are split over processes and micro-batches."""
+    seed, step, first = where
+    masked = [mask_tokens(row[None], ratio, mask_id, vocab,
+                          torch.Generator().manual_seed(hash((seed, step, first + i)) & (2**63 - 1)), special)
+              for i, row in enumerate(batch)]  # fmt: skip
+    return torch.cat([m[0] for m in masked]), torch.cat([m[1] for m in masked])
+
+
 def special_ids(tokenizer: Tokenizer, config: ConanConfig) -> torch.Tensor:
     """The ids MNTP leaves alone: the tokenizer's special tokens and the config's pad/bos/eos."""
     ids = {i for i, token in tokenizer.get_added_tokens_decoder().items() if token.special}
@@ -80,9 +91,13 @@ def run(cfg: MntpConfig, resume: str | None = None) -> Path:
         raise ConfigError(f"mask_token {cfg.mask_token!r} is a special token of the tokenizer; choose a plain one")
 
     def step(module: nn.Module, batch: torch.Tensor, step: int) -> loop.StepResult:
-        generator = torch.Generator().manual_seed(hash((cfg.seed, step, rt.rank, calls[step])) & (2**63 - 1))
+        # each row's mask is seeded by its place in the step's global batch (call c of micro x world rows, this
+        # rank's slice of it), which is the same row whatever the world size and micro-batch: a resume on another
+        # number of processes masks as the uninterrupted run (before stop 48, audit, the seed held the rank)
+        first = calls[step] * micro * rt.world_size + rt.rank * micro
         calls[step] += 1
-        inputs, labels = mask_tokens(batch, cfg.mask_ratio, mask_id, tokenizer.get_vocab_size(), generator, special)
+        inputs, labels = mask_rows(batch, (cfg.seed, step, first), cfg.mask_ratio, mask_id,
+                                   tokenizer.get_vocab_size(), special)  # fmt: skip
         loss = module("mntp_loss", inputs.to(rt.device), labels.to(rt.device))
         return loop.StepResult(loss=loss, value=loss.detach(), tokens=batch.numel(), flops=per_token * batch.numel())
 

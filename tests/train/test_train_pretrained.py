@@ -81,6 +81,23 @@ def test_mask_tokens_follows_the_80_10_10_rule():
     assert abs(masked - 0.8) < 5 * (0.8 * 0.2 / chosen.sum().item()) ** 0.5
 
 
+def test_mntp_masks_do_not_depend_on_the_split_over_processes():
+    """Audit, stop 48: each mask was seeded by (seed, step, rank, call), so a resume on another number of processes
+    (or another micro-batch) masked other positions of the same rows than the uninterrupted run. Now row i of a
+    step's global batch is seeded by its place: one process of 4 rows, two of 2, four of 1 mask alike."""
+    from train.mntp import mask_rows
+
+    ids = torch.randint(10, 500, (4, 64), generator=torch.Generator().manual_seed(1))
+    special = torch.tensor([0, 1, 2])
+    whole = mask_rows(ids, (0, 5, 0), 0.3, 7, 500, special)
+    for micro in (2, 1):
+        parts = [mask_rows(ids[first : first + micro], (0, 5, first), 0.3, 7, 500, special)
+                 for first in range(0, 4, micro)]  # fmt: skip
+        assert torch.equal(torch.cat([p[0] for p in parts]), whole[0])
+        assert torch.equal(torch.cat([p[1] for p in parts]), whole[1])
+    assert not torch.equal(mask_rows(ids, (0, 6, 0), 0.3, 7, 500, special)[1], whole[1])  # another step, other masks
+
+
 def test_mask_tokens_leaves_special_tokens_alone():
     """As LLM2Vec's collator: an eos between packed documents is never a target, and the 10% random tokens are
     never special ones (audit K6: SmolLM2's <|im_end|> was chosen and drawn)."""

@@ -38,7 +38,8 @@ COMMON = dict(steps=1, batch_size=4, lr=1e-3, log_every=1, save_every=100, threa
 def test_supervised_from_a_soft_init_trains_and_exports_bidirectional(tmp_path, shared_data, soft_init, one_thread):
     cfg = SupervisedConfig(output_dir=str(tmp_path / "out"), data_root=str(shared_data), init=str(soft_init),
                            max_length=32, tasks={"r": {"kind": "retrieval", "data": ["train/sick_nli_en"],
-                                                       "batch_size": 4}}, **COMMON)  # fmt: skip
+                                                       "batch_size": 4}},
+                           **{k: v for k, v in COMMON.items() if k != "batch_size"})  # per task here  # fmt: skip
     assert exported_mask(run_supervised(cfg)) == ("bidirectional", None, "mean")
 
 
