@@ -71,7 +71,8 @@ def test_supervised_refuses_a_max_length_its_prompt_fills(tmp_path, shared_data,
     cfg = SupervisedConfig(output_dir=str(tmp_path / "out"), data_root=str(shared_data), init=str(prompted_init),
                            max_length=prompt_tokens(prompted_init), mrl_dims="none",
                            tasks={"r": {"kind": "retrieval", "data": ["train/sick_nli_en"], "batch_size": 4,
-                                        "max_rows": 40}}, **COMMON)  # fmt: skip
+                                        "max_rows": 40}},
+                           **{k: v for k, v in COMMON.items() if k != "batch_size"})  # per task here  # fmt: skip
     with pytest.raises(ConfigError, match="leaves no room for the text: the model's document prompt 'passage: '"):
         run_supervised(cfg)
 
