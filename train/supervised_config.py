@@ -7,6 +7,7 @@ values are checked when the config is built, so a wrong value is a ConfigError n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -21,6 +22,8 @@ from .dhnm import DHNMConfig
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
+# stage I's global batch_size: unused here, and kept at its default (recorded so in every supervised config)
+STAGE_BATCH_SIZE = next(f.default for f in dataclasses.fields(StageConfig) if f.name == "batch_size")
 
 KINDS = ("retrieval", "clr", "classification", "sts")
 POOLED_KINDS = ("retrieval", "clr")  # tasks whose hard negatives come from mined pools (train.multitask.attach_pools)
@@ -42,12 +45,10 @@ class SupervisedConfig(StageConfig):
     """
 
     stage: ClassVar[str] = "supervised"
-    # pools are mined deterministically, so moving their cache folder changes nothing; batch_size was recorded
-    # (as 32, unused) by runs before stop 48
-    resume_safe: ClassVar[frozenset[str]] = RESUME_SAFE | {"pools_dir", "batch_size"}
+    # pools are mined deterministically, so moving their cache folder changes nothing
+    resume_safe: ClassVar[frozenset[str]] = RESUME_SAFE | {"pools_dir"}
     per_task_batches: ClassVar[bool] = True
     tasks: dict[str, Any] = field(default_factory=dict)
-    batch_size: int = 0  # unused here: each task's table sizes its batches (tasks.<name>.batch_size)
     max_length: int = 128
     temperature: float = 0.05  # InfoNCE τ; the paper gives none (notes §8.3)
     cosent_scale: float = 20.0  # CoSENT 1/τ, i.e. τ = 0.05 (notes §8.3)
@@ -69,7 +70,9 @@ class SupervisedConfig(StageConfig):
         super().__post_init__()
         if self.micro_batch_size is not None:
             raise ConfigError("micro_batch_size is not supported by the supervised stage (batches are per task)")
-        if self.batch_size:  # before stop 48 (audit): taken and ignored, and 32 refused 3 processes (32 % 30)
+        # before stop 48 (audit): taken and ignored, and its default 32 refused 3 processes (32 % 30). The default
+        # stays in the config as recorded, so fingerprints (ablate, pipeline) and checkpoints from before still match
+        if self.batch_size != STAGE_BATCH_SIZE:
             raise ConfigError(f"batch_size = {self.batch_size}: the supervised stage's batches are per task; set "
                               "tasks.<name>.batch_size")  # fmt: skip
         if self.temperature <= 0 or self.cosent_scale <= 0 or self.hard_negatives < 0 or self.pool_depth < 1:
