@@ -302,9 +302,11 @@ class Ablation:
         self.data_dir = data_root(cfg.get("data_dir"))[0]
         for key, tasks in (("eval.dev", self.dev), ("eval.test", self.test)):
             check_task_names(config_path, key, self.data_dir, tasks)
+        from harness.tasks import mirror_identity  # imports mteb: only once an ablation runs
+
         local = discover_tasks(self.data_dir)
-        # each task's files, hashed once per process: None for a task without a folder under the data root
-        self.task_files = {t: local[t].files_identity() if t in local else None for t in self.dev + self.test}
+        # each task's files (and type's mirror layout), hashed once per process: None for a task without a folder
+        self.task_files = {t: mirror_identity(local[t]) if t in local else None for t in self.dev + self.test}
         self.overlap = dev_test_overlap(local, self.dev, self.test)
         if self.overlap and not str(ev.get("overlap_ok", "")).strip():
             shared = "; ".join(f"{o['dev']} and {o['test']}: {o['shared']} of the test task's {o['test_texts']} "

@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.embedder import Embedder
 from harness.runs import RAW_VIEW
-from harness.tasks import MIRROR, MIRROR_LAYOUT, ResolvedTask, is_aggregate
+from harness.tasks import MIRROR, ResolvedTask, is_aggregate, mirror_identity
 
 
 def data_identity(resolved: ResolvedTask) -> str:
@@ -20,8 +20,7 @@ def data_identity(resolved: ResolvedTask) -> str:
     the task defines (STS17 in MTEB(eng, v2): en-en), so a suite's result and a whole-task result of one task are
     never taken for each other."""
     if resolved.source == MIRROR and resolved.local is not None:
-        layout = MIRROR_LAYOUT.get(resolved.local.type, 1)  # absent at 1, so results of unchanged types stay
-        return resolved.local.files_identity() + (f" layout={layout}" if layout > 1 else "")
+        return mirror_identity(resolved.local)
     if is_aggregate(resolved.task):  # no dataset of its own: its subtasks' (each scored whole)
         return " + ".join(data_identity(ResolvedTask(sub.metadata.name, resolved.source, sub.metadata.type, sub))
                           for sub in resolved.task.tasks)  # fmt: skip

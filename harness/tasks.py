@@ -58,6 +58,14 @@ MAIN_SCORE_ALIASES = {"map": "map_at_1000", "mrr": "mrr_at_10"}
 # (harness.identity.data_identity), so a rerun after the change evaluates the task again. Before (audit) a rerun
 # kept the old code's score. tests/harness/test_mirror_code_guard.py trips on any change of that code.
 MIRROR_LAYOUT = {"Clustering": 2, "Reranking": 2}
+
+
+def mirror_identity(local: LocalTask) -> str:
+    """A mirror's data as its scores depend on it: the hash of its files and, above 1, its type's MIRROR_LAYOUT
+    (absent at 1, so results of unchanged types stay). `harness run`'s identity and `harness ablate`'s evaluation
+    settings both key by it."""
+    layout = MIRROR_LAYOUT.get(local.type, 1)
+    return local.files_identity() + (f" layout={layout}" if layout > 1 else "")
 BASES: dict[str, type[AbsTask]] = {
     "STS": AbsTaskSTS,
     "PairClassification": AbsTaskPairClassification,
@@ -200,8 +208,9 @@ def resolve(name: str, local_tasks: dict[str, LocalTask], source: str = "auto",
         if not problem or (NOT_PREPARED in problem and hub_reachable()):
             return ResolvedTask(name, OFFICIAL, official.metadata.type, official, prepared=not problem)
     if local is not None and source in ("auto", MIRROR):
-        if official is not None and (outside := _outside_selection(local, official)):
-            return ResolvedTask(name, MISSING, local.type, reason=outside)
+        if official is not None and (refused := _multilingual_twin(local, official) or
+                                     _outside_selection(local, official)):  # fmt: skip
+            return ResolvedTask(name, MISSING, local.type, reason=refused)
         if problem and NOT_PREPARED not in problem:  # something is prepared, but unusable: say why it is not read
             warn(f"{name}: official data not used ({problem}): the local mirror runs instead")
         return ResolvedTask(name, MIRROR, local.type, local=local)
@@ -244,19 +253,26 @@ def _name_clash(local: LocalTask, official: AbsTask) -> str:
     if local.type != kind:
         return (f"{spec}: type {local.type!r}, but mteb's {local.name} (its mteb_equivalent) is a {kind} task: rename "
                 "the folder and its name, or fix the type")  # fmt: skip
-    if official.metadata.is_multilingual:  # before stop 48 (audit): scored by a generic class under mteb's name
-        subsets = list(official.metadata.eval_langs)
-        return (f"{spec}: mteb's {local.name} is multilingual ({len(subsets)} subsets: "
-                f"{', '.join(subsets[:4])}{', ...' if len(subsets) > 4 else ''}); a mirror of it is not scored by "
-                "mteb's own class here (its sampling, experiments and main score per subset), so its score would "
-                "not be mteb's under mteb's name: rename the folder and its name (a task of its own), or run "
-                "--source official")  # fmt: skip
     return ""
 
 
+def _multilingual_twin(local: LocalTask, official: AbsTask) -> str:
+    """Why a folder named as one of mteb's multilingual tasks cannot run as its mirror, else '': it would be scored
+    by a generic class under mteb's name (before stop 48, audit). Asked only where the mirror would run, so
+    `auto` still runs mteb's official data when that is ready."""
+    if not official.metadata.is_multilingual:
+        return ""
+    subsets = list(official.metadata.eval_langs)
+    return (f"{local.path / 'task.json'}: mteb's {local.name} is multilingual ({len(subsets)} subsets: "
+            f"{', '.join(subsets[:4])}{', ...' if len(subsets) > 4 else ''}); a mirror of it is not scored by "
+            "mteb's own class here (its sampling, experiments and main score per subset), so its score would "
+            "not be mteb's under mteb's name: rename the folder and its name (a task of its own), or run "
+            "--source official")  # fmt: skip
+
+
 def mteb_twin(local: LocalTask) -> AbsTask | None:
-    """mteb's own task for a mirror that names itself as its equivalent (same type, one language: `_name_clash`
-    refuses a folder named as a multilingual one), else None."""
+    """mteb's own task for a mirror that names itself as its equivalent (same type, one language: `_multilingual_twin`
+    refuses a folder named as a multilingual one where its mirror would run), else None."""
     twin = official_task(local.name) if local.mteb_equivalent == local.name else None
     if twin is not None and not twin.metadata.is_multilingual and twin.metadata.type == local.type:
         return twin
@@ -429,11 +445,11 @@ def _load_dataset(local: LocalTask, task: AbsTask, split: str) -> Any:
         train, test = read_rows(local, "train.jsonl", labels), read_rows(local, "test.jsonl", labels)
         _one_value(local, "train.jsonl", [r["label"] for r in train], "label", "a classifier needs at least 2 classes "
                    "to be trained")  # fmt: skip
-        classes = {r["label"] for r in train}
-        if len(classes) == 2 and classes != {0, 1}:  # mteb's failure otherwise, after the model's work: pos_label=1
-            raise DataError(local.path / "train.jsonl", 0, f"two classes, {', '.join(sorted(map(repr, classes)))}: "
-                            "mteb scores a two-class task's average precision with label 1 as the positive class, "
-                            "so give the labels as 0 and 1")  # fmt: skip
+        classes = {r["label"] for r in test}  # mteb calls a task binary by its test labels
+        if len(classes) == 2 and classes not in ({0, 1}, {-1, 1}):  # else mteb fails after the model's work
+            raise DataError(local.path / "test.jsonl", 0, f"two classes, {', '.join(sorted(map(repr, classes)))}: "
+                            "mteb scores a two-class test split's average precision with label 1 as the positive "
+                            "class, so give the labels as 0 and 1")  # fmt: skip
         unseen = sorted({r["label"] for r in test} - {r["label"] for r in train}, key=str)
         if unseen:  # legal (the rows may be so), but no classifier can get those rows right
             warn(f"{local.path / 'test.jsonl'}: {len(unseen)} test label(s) never in train.jsonl, so never predicted: "

@@ -302,7 +302,7 @@ def test_a_typo_that_training_would_reach_late_is_refused_before_any_unit_trains
 
 
 def test_a_recorded_evaluation_is_reused_only_under_the_same_eval_settings_and_task_files(
-        tmp_path: Path, shared_data: Path, capsys) -> None:  # fmt: skip
+        tmp_path: Path, shared_data: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """Before: an evaluation unit was skipped whenever its model and tasks matched, so a rerun after editing
     [eval] max_length (or a task's files) rebuilt the report from scores computed under the old settings. Now the
     settings and each task's file hash are recorded with the unit and any change evaluates again."""
@@ -339,6 +339,13 @@ def test_a_recorded_evaluation_is_reused_only_under_the_same_eval_settings_and_t
     # dims are viewed as raw prefixes since stop 35 (renormalised before): a unit recorded then is evaluated again
     config = one_arm_config(tmp_path, stage, "evalkey", f'data_dir = "{data}"', "dims = [8]")
     assert Ablation(load_ablation(config), config).eval_settings(["STS16"])["dim_view"] == "raw prefixes"
+    # a type whose mirror layout changed (stop 48: Clustering, Reranking) keys its evaluations by it, as `harness
+    # run` does (review: ablate kept the file hash alone, so it reused old evaluations of such mirrors)
+    import harness.tasks
+
+    monkeypatch.setitem(harness.tasks.MIRROR_LAYOUT, "STS", 2)
+    settings = Ablation(load_ablation(config), config).eval_settings(["STS16"])
+    assert settings["data"]["STS16"].startswith("sha256:") and settings["data"]["STS16"].endswith(" layout=2")
 
 
 def test_an_evaluation_recorded_again_without_new_work_keeps_its_code_and_cost(tmp_path: Path, shared_data: Path,

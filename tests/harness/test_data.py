@@ -523,13 +523,14 @@ def test_a_legacy_clustering_mirror_may_name_its_cluster_sets(tmp_path: Path) ->
 def test_a_two_class_task_needs_labels_0_and_1(tmp_path: Path) -> None:
     """Audit, stop 48: two classes named 'neg' and 'pos' (or 3 and 7) failed inside mteb after the model's work
     ("pos_label=1 is not a valid label"): mteb scores a two-class task's average precision with label 1 as the
-    positive class. Now refused when the rows are read, naming the file and the labels."""
+    positive class, on a test split of two labels (review: the train labels decide nothing; -1/1 is fine). Now
+    refused when the rows are read, naming the file and the labels."""
     folder = _task_dir(tmp_path, "MyBinary", "Classification")
     for name, labels in (("train.jsonl", ["neg", "pos"] * 10), ("test.jsonl", ["pos", "neg"] * 5)):
         (folder / name).write_text("".join(json.dumps({"text": f"{name} {i}", "label": label}) + "\n"
                                            for i, label in enumerate(labels)), "utf-8")  # fmt: skip
-    with pytest.raises(DataError, match=r"MyBinary/train\.jsonl: two classes, 'neg', 'pos': mteb scores a two-class "
-                                        r"task's average precision with label 1 as the positive class"):  # fmt: skip
+    with pytest.raises(DataError, match=r"MyBinary/test\.jsonl: two classes, 'neg', 'pos': mteb scores a "
+                                        r"two-class test split's average precision with label 1"):  # fmt: skip
         _load(tmp_path, "MyBinary")
     for name in ("train.jsonl", "test.jsonl"):
         path = folder / name
