@@ -36,7 +36,7 @@ from .checkpoint import load_checkpoint_tokenizer, load_pretrained, readable_wei
 from .config import ConanConfig
 from .errors import ModelImportError, did_you_mean
 from .modeling import Backbone, model_for
-from .pretrained import BASES, resolve
+from .pretrained import BASES, base_path, resolve
 from .tokenizer import read_tokenizer_file
 
 PREFIXES = ("conan:", "hf:", "gguf:")
@@ -102,7 +102,8 @@ def split_spec(spec: str) -> tuple[str, str]:
     for prefix in PREFIXES:
         if spec.startswith(prefix):
             return prefix[:-1], spec[len(prefix) :]
-    if spec in BASES and Path(spec).exists():  # before stop 48 (audit): the folder, silently
+    if spec in BASES and Path(spec).exists() and Path(spec).resolve() != base_path(spec).resolve():
+        # before stop 48 (audit): the folder, silently (run from HARNESS_MODELS_DIR, the folder is the base)
         raise ModelImportError(f"{spec!r} is both a prepared base name and a folder here: write ./{spec} (or "
                                f"conan:{spec}) for the folder; for the base, run from elsewhere or rename the folder")
     if spec in BASES:

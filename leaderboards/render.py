@@ -174,7 +174,8 @@ def render(board: Board) -> str:
         "- `‡` **different data**: our runs scored this task on different data (their recorded source, sampling, "
         "data source, split, subsets, main metric or data identity, a mirror's file hash, differ; the notes name the "
         "runs and the values), or our runs scored rows other than the ones published rows scored (a sample of the "
-        "split, or for a classifier a train split other than mteb's; run.json's `full_split`). The task earns no "
+        "split, or for a classifier a train split other than mteb's, or rows not known to be mteb's whole split; "
+        "run.json's `full_split`). The task earns no "
         "Borda points among rows that scored it on different data, published ones included; it stays in each row's "
         "coverage and means (overall and per type), which carry `‡` too and do not compare like for like.",
         "- Published rows come from a local copy of the embeddings-benchmark/results layout; see "

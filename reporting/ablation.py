@@ -415,8 +415,8 @@ def render(rep: dict[str, Any]) -> str:
         "simulation); "
         "one seed: the item bootstrap's percentiles, training noise not covered. Group means: per seed and per "
         "resample the mean over tasks; tasks whose items share ids and relevance judgements are resampled together "
-        "(below). Verdict *improves* / *hurts* only when the CI excludes 0 by more than twice the Monte Carlo sd "
-        f"of its edge ({b['n_boot']} resamples estimate se_items to about "
+        "(below). Verdict *improves* / *hurts* only when the CI excludes 0 (with two seeds or more: by more than "
+        f"twice the Monte Carlo sd of its edge; {b['n_boot']} resamples estimate se_items to about "
         f"{100 / math.sqrt(2 * (b['n_boot'] - 1)):.1f}%; an edge nearer 0 could fall on its other side for another "
         "bootstrap seed: *no effect shown*, with the reason), otherwise *no effect shown*. Only the test rows and "
         "the test mean are evidence; dev rows may be optimistic by whatever was chosen on them.", "",

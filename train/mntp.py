@@ -53,6 +53,12 @@ def mask_tokens(ids: torch.Tensor, ratio: float, mask_id: int, vocab: int, gener
     return torch.where(swap, random_ids, inputs), labels
 
 
+def first_row(call: int, micro: int, world: int, rank: int) -> int:
+    """The place in the step's global batch of this rank's first row at the step's ``call``-th micro-batch: each
+    call takes micro x world rows of the stream in order (data.PackedBatches), this rank its micro-th slice."""
+    return (call * world + rank) * micro
+
+
 def mask_rows(batch: torch.Tensor, where: tuple[int, int, int], ratio: float, mask_id: int, vocab: int,
               special: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """``mask_tokens`` row by row, row i seeded by (seed, step, first + i) of ``where``: its place in the step's
@@ -94,7 +100,7 @@ def run(cfg: MntpConfig, resume: str | None = None) -> Path:
         # each row's mask is seeded by its place in the step's global batch (call c of micro x world rows, this
         # rank's slice of it), which is the same row whatever the world size and micro-batch: a resume on another
         # number of processes masks as the uninterrupted run (before stop 48, audit, the seed held the rank)
-        first = calls[step] * micro * rt.world_size + rt.rank * micro
+        first = first_row(calls[step], micro, rt.world_size, rt.rank)
         calls[step] += 1
         inputs, labels = mask_rows(batch, (cfg.seed, step, first), cfg.mask_ratio, mask_id,
                                    tokenizer.get_vocab_size(), special)  # fmt: skip

@@ -42,6 +42,7 @@ ENCODED = {"retrieval": {"query": "query", "positive": "document", "negative": "
            "sts": {"sentence1": None, "sentence2": None, "query": None, "positive": None, "negative": None},
            "classification": {"text": None}}  # fmt: skip
 ENCODED["clr"] = ENCODED["retrieval"]
+LENGTH_CHUNK = 8192  # texts tokenized at a time by length_report
 
 
 def length_report(tasks: dict[str, Task], tokenizer: Tokenizer, model_config: Any, max_length: int) -> dict[str, Any]:
@@ -57,7 +58,8 @@ def length_report(tasks: dict[str, Task], tokenizer: Tokenizer, model_config: An
             if not texts:
                 continue
             prompt = model_config.prompt(role)
-            lengths = [len(enc.ids) for enc in tokenizer.encode_batch([prompt + t for t in texts])]
+            lengths = [len(enc.ids) for start in range(0, len(texts), LENGTH_CHUNK)  # bounded memory at scale
+                       for enc in tokenizer.encode_batch([prompt + t for t in texts[start : start + LENGTH_CHUNK]])]
             cut = sum(n > max_length for n in lengths)
             report.setdefault(task.name, {})[field] = {"texts": len(texts), "longer_than_max_length": cut,
                                                        "median_tokens": float(statistics.median(lengths))}  # fmt: skip

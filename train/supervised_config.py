@@ -129,10 +129,10 @@ class SupervisedConfig(StageConfig):
             self._check_task_values(name, spec)
             if spec["kind"] == "clr" and not spec["parallel"]:
                 raise ConfigError(f"tasks.{name}: a clr task needs `parallel` (folder with parallel_en_<lang>*)")
-            if spec["kind"] == "clr" and "max_rows" in raw:
+            if spec["kind"] == "clr" and spec["max_rows"]:
                 raise ConfigError(f"tasks.{name}: a clr task sizes itself with `total`, not max_rows")
-            for key in sorted(raw):  # read by other kinds only: refused rather than ignored
-                if key in KIND_KEYS and spec["kind"] not in KIND_KEYS[key]:
+            for key in sorted(raw):  # read by other kinds only: refused rather than ignored (0, "", {}: nothing asked)
+                if key in KIND_KEYS and spec["kind"] not in KIND_KEYS[key] and raw[key] not in (0, "", {}):
                     raise ConfigError(f"tasks.{name}.{key}: only a {' or '.join(KIND_KEYS[key])} task reads it; this "
                                       f"task is kind {spec['kind']!r}{_meant(key)}")  # fmt: skip
             if spec["kind"] != "clr" and not spec["data"]:

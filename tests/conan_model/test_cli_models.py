@@ -122,3 +122,7 @@ def test_a_folder_named_as_a_base_is_no_silent_choice(tmp_path, capsys, monkeypa
         split_spec("smollm2-135m")
     assert split_spec("./smollm2-135m") == ("conan", "./smollm2-135m")
     assert split_spec("conan:smollm2-135m") == ("conan", "smollm2-135m")
+    # run from HARNESS_MODELS_DIR itself, the folder is the base: no ambiguity (review); not prepared, it says so
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="pretrained base 'smollm2-135m' is not prepared in"):
+        split_spec("smollm2-135m")

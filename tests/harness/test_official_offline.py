@@ -210,12 +210,13 @@ def test_a_config_prepared_only_at_another_revision_is_not_scored_under_the_pinn
     at_pin = materialize("AFQMC", "default", {"validation": rows[:50]}, cache)
     root = at_pin.parents[2]  # <cache>/<org>___<name>/<config>/<version>/<revision>
     assert prepared_copy_problem(root, pinned) == ""
-    materialize("AFQMC", "extra", {"validation": rows[50:100]}, cache, "0" * 40)
+    old = materialize("AFQMC", "extra", {"validation": rows[50:100]}, cache, "0" * 40)
+    os.utime(old, (1_000_000_000, 1_000_000_000))  # prepared long before the pinned config: the old code passed it
     problem = prepared_copy_problem(root, pinned)
     assert problem.startswith("has its config 'extra' prepared only at revision 000000000000, not the pinned one: "
                               "offline, load_dataset reads that config's newest folder"), problem  # fmt: skip
-    # that config prepared at the pinned revision later: its newest folder is the pinned one, which is read
-    materialize("AFQMC", "extra", {"validation": rows[50:100]}, cache)
+    # that config prepared at the pinned revision too, after the old one: the pinned folder is what is read
+    os.utime(materialize("AFQMC", "extra", {"validation": rows[50:100]}, cache), (2_000_000_000, 2_000_000_000))
     assert prepared_copy_problem(root, pinned) == ""
 
 

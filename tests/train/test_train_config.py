@@ -362,6 +362,8 @@ def test_task_keys_another_kind_reads_are_refused_and_a_partial_mix_is_said(shar
     ):  # fmt: skip
         with pytest.raises(ConfigError, match=message):
             load_config(SupervisedConfig, path, [override])
+    for harmless in ("tasks.sts.hard_negatives=0", "tasks.clr.max_rows=0", "tasks.ret.total=0"):  # nothing asked
+        load_config(SupervisedConfig, path, [harmless])
     with caplog.at_level(logging.WARNING, logger="train.supervised_config"):
         cfg = load_config(SupervisedConfig, path, ["tasks.clr.mix.zh=50"])
     assert cfg.tasks["clr"]["mix"] == {"zh": 50}

@@ -96,6 +96,13 @@ def test_mntp_masks_do_not_depend_on_the_split_over_processes():
         assert torch.equal(torch.cat([p[0] for p in parts]), whole[0])
         assert torch.equal(torch.cat([p[1] for p in parts]), whole[1])
     assert not torch.equal(mask_rows(ids, (0, 6, 0), 0.3, 7, 500, special)[1], whole[1])  # another step, other masks
+    # the rows' places as the step computes them: every (call, rank) of a geometry tiles the global batch of 4
+    from train.mntp import first_row
+
+    for micro, world in ((4, 1), (2, 2), (1, 4), (1, 2), (2, 1)):
+        places = [first_row(call, micro, world, rank) + i for call in range(4 // (micro * world))
+                  for rank in range(world) for i in range(micro)]  # fmt: skip
+        assert places == list(range(4)), (micro, world)
 
 
 def test_mask_tokens_leaves_special_tokens_alone():
