@@ -27,7 +27,7 @@ def test_train_overlap_is_shown_with_the_reason_or_as_none() -> None:
 
 
 def test_a_report_from_before_the_check_claims_nothing_about_it() -> None:
-    assert "train/test overlap" not in render(committed("clr_lr"))  # not rerun since the check
+    assert "train/test overlap" not in render(committed("softmask"))  # not rerun since the check
 
 
 def test_the_dhnm_table_says_how_full_the_slots_started() -> None:
