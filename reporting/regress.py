@@ -89,6 +89,7 @@ class Comparison:
     tasks: list[TaskVerdict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     differing: list[str] = field(default_factory=list)  # run settings that differ, 'dtype bfloat16 → float32'
+    worlds: dict[str, tuple[int, int]] = field(default_factory=dict)  # tasks timed by other process counts (_worlds)
 
     @property
     def regressed(self) -> list[str]:
@@ -239,7 +240,8 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
         comp.tasks.append(_test_task(base, cand, name, rec_b[name], rec_c[name], comp.settings, "; ".join(foreign),
                                      "; ".join(viewed)))  # fmt: skip
     comp.tasks += [_untested(base, name, attempted_b.get(name), attempted_c.get(name), dim) for name in unshared]
-    comp.warnings += _efficiency_warnings(base, cand, shared)
+    comp.worlds = _worlds(base, cand, shared)
+    comp.warnings += _efficiency_warnings(base, cand, shared, comp.worlds)
     return comp
 
 
@@ -410,7 +412,6 @@ def efficiency_section(comp: Comparison) -> list[str]:
     the model did no work there (a warm run may not even load it), so no Δ is a change of the model: each is marked
     instead."""
     eb, ec = comp.base.finished_efficiency(), comp.cand.finished_efficiency()
-    worlds = _worlds(comp.base, comp.cand, [t.task for t in comp.tasks])
     rows = []
     for t in comp.tasks:
         b, c = eb.get(t.task, {}), ec.get(t.task, {})
@@ -418,7 +419,7 @@ def efficiency_section(comp: Comparison) -> list[str]:
         rb, rc = b.get("peak_rss_mb"), c.get("peak_rss_mb")
         ab, ac = b.get("peak_accelerator_mb"), c.get("peak_accelerator_mb")
         served = cache_only(b) or cache_only(c)
-        mark = SERVED_SIDE if served else _world_mark(worlds[t.task]) if t.task in worlds else ""
+        mark = SERVED_SIDE if served else _world_mark(comp.worlds[t.task]) if t.task in comp.worlds else ""
         accel = f"{_num(ab, 0)} → {_num(ac, 0)}" + (f" {mark}" if mark and (ab or ac) else "")
         rows.append([t.task, _rate(b, tb), _rate(c, tc), _change(tb, tc, mark), _rate(b, kb, 0), _rate(c, kc, 0),
                      _change(kb, kc, mark), _num(rb, 0), _num(rc, 0), _change(rb, rc, mark), accel])  # fmt: skip
@@ -427,7 +428,8 @@ def efficiency_section(comp: Comparison) -> list[str]:
     return ["## Efficiency", "", md_table(rows, headers=headers, disable_numparse=True), ""]
 
 
-def _efficiency_warnings(base: RunDir, cand: RunDir, tasks: list[str]) -> list[str]:
+def _efficiency_warnings(base: RunDir, cand: RunDir, tasks: list[str],
+                         worlds: dict[str, tuple[int, int]]) -> list[str]:  # fmt: skip
     """Why the efficiency deltas may not be like for like: other hardware/settings, or cache hits."""
     out = []
     env_b, env_c = _hardware(base), _hardware(cand)
@@ -441,7 +443,6 @@ def _efficiency_warnings(base: RunDir, cand: RunDir, tasks: list[str]) -> list[s
             out.append(f"the embedding cache served the {side} whole on {', '.join(served)}: the model did no work "
                        f"there, so its rates and peak memory are not the model's and no Δ is shown ({SERVED_SIDE} "
                        "in the efficiency table; rerun with --no-cache to compare them)")  # fmt: skip
-    worlds = _worlds(base, cand, tasks)
     if worlds:
         out.append("timed by different numbers of processes, so no efficiency Δ is shown: "
                    + ", ".join(f"{t} {_world_mark(pair)}" for t, pair in worlds.items())

@@ -83,8 +83,8 @@ class StageConfig:
     peak_tflops: float | None = None  # per device, for MFU; None: known table by device name (none on CPU)
 
     def __post_init__(self) -> None:
-        positive = {"steps": self.steps, "log_every": self.log_every, "save_every": self.save_every,
-                    **({} if self.per_task_batches else {"batch_size": self.batch_size})}  # fmt: skip
+        positive = {"steps": self.steps, "batch_size": self.batch_size, "log_every": self.log_every,
+                    "save_every": self.save_every}  # fmt: skip
         for key, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{key} must be at least 1, got {value}")

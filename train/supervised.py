@@ -61,11 +61,12 @@ def length_report(tasks: dict[str, Task], tokenizer: Tokenizer, model_config: An
             lengths = [len(enc.ids) for start in range(0, len(texts), LENGTH_CHUNK)  # bounded memory at scale
                        for enc in tokenizer.encode_batch([prompt + t for t in texts[start : start + LENGTH_CHUNK]])]
             cut = sum(n > max_length for n in lengths)
+            median = float(statistics.median(lengths))
             report.setdefault(task.name, {})[field] = {"texts": len(texts), "longer_than_max_length": cut,
-                                                       "median_tokens": float(statistics.median(lengths))}  # fmt: skip
+                                                       "median_tokens": median}  # fmt: skip
             if cut:
                 log.warning("tasks.%s: %d of %d %s texts (median %g tokens) are longer than max_length %d and "
-                            "are cut to it", task.name, cut, len(texts), field, statistics.median(lengths),
+                            "are cut to it", task.name, cut, len(texts), field, median,
                             max_length)  # fmt: skip
     return report
 
