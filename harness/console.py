@@ -2,14 +2,15 @@
 
 - Library warnings (sklearn convergence, transformers, mteb) are written to `warnings.log` in the run directory;
   before that directory is known (model loading) they are held and written once it is.
-- Library progress bars (datasets, transformers' weight loading, huggingface_hub) are off; the harness's own
-  encode bar shows on a terminal.
+- Library progress bars (datasets, transformers' weight loading, huggingface_hub, mteb's own tqdm bars) are off;
+  the harness's own encode bar shows on a terminal.
 - When the output is not a terminal (CI logs, nohup) a progress line is printed at a steady interval
   (`HARNESS_PROGRESS_INTERVAL` seconds, default 30) while a task runs; `--no-progress` silences both.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -46,6 +47,24 @@ def silence_library_bars() -> None:
     disable_progress_bars()
     if "transformers" in sys.modules:
         sys.modules["transformers"].utils.logging.disable_progress_bar()
+
+
+@contextmanager
+def library_tqdm_off() -> Iterator[None]:
+    """tqdm bars that do not say `disable` themselves (mteb's: bitext mining's "Matching sentences", summarization's)
+    are off while a run lasts: they would interleave with the task lines, and fill a log with carriage returns.
+
+    tqdm reads TQDM_DISABLE only when it is imported, which mteb has done by then (before stop 49 a run set it, and
+    `--no-progress` runs still printed mteb's bars), so the default of `disable` is changed instead; the harness's
+    own bar passes `disable` and keeps its choice."""
+    from tqdm import std
+
+    original = std.tqdm.__init__
+    std.tqdm.__init__ = functools.partialmethod(original, disable=True)
+    try:
+        yield
+    finally:
+        std.tqdm.__init__ = original
 
 
 class WarningLog:

@@ -73,17 +73,26 @@ def describe_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
     """'max_length 256 → 8, dtype float32 → bfloat16': what differs between a recorded and a current identity."""
     if not old:
         return "no settings recorded with the earlier result"
-    changed = [_change(key, old.get(key), value) for key, value in new.items() if old.get(key) != value]
+    # keys of either side: a setting written only when not at its default (pad_multiple, task_prompts...) can be
+    # dropped; before stop 49 (audit) only the new side's keys were read and such a rerun blamed damaged files
+    keys = dict.fromkeys([*old, *new])
+    changed = [_change(key, old.get(key, UNSET), new.get(key, UNSET)) for key in keys
+               if old.get(key, UNSET) != new.get(key, UNSET)]  # fmt: skip
     return ", ".join(changed) or "result files missing or damaged"
+
+
+UNSET = "(not set)"
 
 
 def _change(key: str, old: Any, new: Any) -> str:
     """One key's change; a value that only gained a tail (a mirror's data identity gaining its layout) shows it."""
-    if isinstance(old, str) and isinstance(new, str) and new.startswith(old):
+    if isinstance(old, str) and isinstance(new, str) and new.startswith(old) and UNSET not in (old, new):
         return f"{key} {_short(old)} + {new[len(old):].strip()!r}"
     return f"{key} {_short(old)} → {_short(new)}"
 
 
 def _short(value: Any) -> str:
+    if value is UNSET:
+        return UNSET
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:24]}…{text[-8:]}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import sys
 import time
@@ -27,7 +26,7 @@ import mteb
 from harness import sysinfo
 from harness.cache import EmbeddingCache, default_cache_dir, open_cache_at
 from harness.checks import check_positive, check_writable_dir, run_directory
-from harness.console import WarningLog, heartbeat, quiet_console, silence_library_bars
+from harness.console import WarningLog, heartbeat, library_tqdm_off, quiet_console, silence_library_bars
 from harness.data import LocalTask, scan_tasks
 from harness.distributed import ShardGroup, init_from_env
 from harness.embedder import Embedder, ModelOptions
@@ -158,17 +157,8 @@ def open_cache(folder: Path) -> EmbeddingCache:
 def run(cfg: RunConfig) -> int:
     """Run a suite; returns the exit status (0 ok, 1 some task failed or nothing could be evaluated)."""
     bars = sys.stderr.isatty() if cfg.show_progress is None else cfg.show_progress
-    saved_tqdm = os.environ.get("TQDM_DISABLE")
-    if not bars:  # mteb's and sklearn's own bars too; the harness's lines stay
-        os.environ["TQDM_DISABLE"] = "1"
-    try:
-        with quiet_console() as log:
-            return _run(cfg, log, bars)
-    finally:
-        if saved_tqdm is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = saved_tqdm
+    with library_tqdm_off(), quiet_console() as log:
+        return _run(cfg, log, bars)
 
 
 def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:

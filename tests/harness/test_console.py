@@ -3,6 +3,7 @@ throughput counts model work only, and every written file has one mode (issue 14
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from data_helpers import cut_rows
 from tqdm.auto import tqdm
 
 from harness.cli import main
-from harness.console import WARNINGS_LOG, quiet_console
+from harness.console import WARNINGS_LOG, library_tqdm_off, quiet_console
 from harness.data import default_data_root
 
 SAMPLE = default_data_root()
@@ -35,6 +36,22 @@ def test_no_progress_run_prints_only_harness_lines(tmp_path: Path, capfd) -> Non
     assert captured.err == ""
     assert "Loading weights" not in captured.out and "it/s" not in captured.out
     assert re.search(r"^\[2/2\] TrecQAReranking: map_at_1000 = ", captured.out, re.M)
+
+
+def test_no_progress_silences_mteb_bars(shared_data: Path, tmp_path: Path, capfd) -> None:
+    """Before stop 49: `--no-progress` set TQDM_DISABLE after mteb had imported tqdm, so bitext mining's bars
+    ("Matching sentences") still reached stderr. The harness's own bar keeps its explicit choice."""
+    data = tmp_path / "data"
+    shutil.copytree(shared_data / "multi" / "TatoebaDeuEng", data / "multi" / "TatoebaDeuEng")
+    cut_rows(data / "multi" / "TatoebaDeuEng", 12)
+    assert _run(tmp_path, "b", "--tasks", "TatoebaDeuEng", "--no-progress", "--no-cache", data=data) == 0
+    err = capfd.readouterr().err
+    assert "Matching sentences" not in err and "it/s" not in err
+    with library_tqdm_off():
+        list(tqdm(range(2), file=(quiet := io.StringIO())))
+        list(tqdm(range(2), file=(own := io.StringIO()), disable=False))
+    list(tqdm(range(2), file=(after := io.StringIO())))
+    assert quiet.getvalue() == "" and "2/2" in own.getvalue() and "2/2" in after.getvalue()
 
 
 def test_files_of_a_run_share_the_umask_mode(tmp_path: Path) -> None:

@@ -48,10 +48,10 @@ def test_rerun_with_other_settings_reevaluates(tmp_path: Path, capsys) -> None:
     _, bf16 = _run(tmp_path, "r", "--tasks", "STS16", "--max-length", "8", "--dtype", "bfloat16",
                    "--pad-to-multiple-of", "16")  # fmt: skip
     out = capsys.readouterr().out  # bf16 on a CPU may switch kernels too (harness/onednn.py): every change said
-    kernels = "(, kernels None → 'onednn-fused-linear')?"
-    cpu = ", cpu None → '[^']+'"  # bf16 on a CPU rounds by the CPU's instructions: keyed by its model (stop 46)
-    assert re.search(rf"\(dtype 'float32' → 'bfloat16'{cpu}, pad_multiple None → 16{kernels}\): evaluating again",
-                     out), out  # fmt: skip
+    kernels = r"(, kernels \(not set\) → 'onednn-fused-linear')?"
+    cpu = r", cpu \(not set\) → '[^']+'"  # bf16 on a CPU rounds by the CPU's instructions: keyed by its model (stop 46)
+    pad = r"pad_multiple \(not set\) → 16"
+    assert re.search(rf"\(dtype 'float32' → 'bfloat16'{cpu}, {pad}{kernels}\): evaluating again", out), out
     assert bf16["tasks"]["STS16"]["identity"]["dtype"] == bf16["model"]["dtype"] == "bfloat16"
     _run(tmp_path, "r", "--tasks", "STS12")  # float32, 256 tokens: STS16 (bf16, 8 tokens) is kept, and said so
     summary = (tmp_path / "r" / "summary.md").read_text()
@@ -65,6 +65,16 @@ def test_rerun_with_other_settings_reevaluates(tmp_path: Path, capsys) -> None:
     text = board.read_text(encoding="utf-8")
     assert re.search(r"\| STS16 +\| STS +\| cosine_spearman +\| \d+\.\d\d\*§ +\|", text), text
     assert "under other settings than the run's" in text and "— STS16 (dtype bfloat16, max_length 8" in text
+
+
+def test_rerun_that_drops_a_setting_names_it(tmp_path: Path, capsys) -> None:
+    """Before stop 49 (audit): a setting recorded only when not at its default (here the padding multiple) was not
+    compared when the rerun dropped it, and the rerun blamed missing or damaged result files."""
+    _run(tmp_path, "p", "--tasks", "STS16", "--pad-to-multiple-of", "8")
+    capsys.readouterr()
+    _run(tmp_path, "p", "--tasks", "STS16")
+    out = capsys.readouterr().out
+    assert "settings differ from the earlier result (pad_multiple 8 → (not set)): evaluating again" in out, out
 
 
 def test_changed_data_file_reevaluates(tmp_path: Path, capsys) -> None:
