@@ -170,4 +170,4 @@ def _check_mode(mode: str, alpha: float | None) -> float:
         if alpha is None or not 0.0 <= float(alpha) <= 1.0:
             raise ValueError(f"mask_mode='soft' needs alpha in [0, 1], got {alpha}")
         return float(alpha)
-    raise ValueError(f"unknown mask_mode {mode!r}; choose from 'causal', 'bidirectional', 'soft'")
+    raise ValueError(f"unknown mask_mode {mode!r}; choose from {', '.join(map(repr, MASK_MODES))}")

@@ -104,7 +104,7 @@ def resolve_options(spec: str, opts: ModelOptions) -> tuple[ModelOptions, str]:
         raise UsageError(f"--pooling {opts.pooling}: only hf: models take a pooling; {spec} pools as it was trained")
     if opts.dtype not in (*DTYPES, "auto"):
         raise UsageError(f"--dtype {opts.dtype!r}: choose one of auto, {', '.join(DTYPES)}")
-    if opts.pad_to_multiple_of not in (None, 1) and (spec == "me5-small" or spec.startswith(("conan:", "gguf:"))):
+    if opts.pad_to_multiple_of not in (None, 1) and (spec == "me5-small" or spec.startswith("conan:")):
         raise _padding_refused(spec, opts.pad_to_multiple_of)  # before a load: these never take it
     reason = f"--dtype {opts.dtype}"
     if opts.dtype == "auto":
@@ -182,6 +182,9 @@ def check_spec(spec: str) -> None:
             prepare = "" if is_prepared(spec) else f" (prepare it first: `harness models fetch {spec}`)"
             raise UsageError(f"--model {spec}: a pretrained base; evaluate it as --model conan:{base_path(spec)}"
                              f"{prepare}")  # fmt: skip
+        if prefix == "gguf" and target:  # a training `init` spec: say how it becomes an evaluable checkpoint
+            raise UsageError(f"--model {spec}: a GGUF file is not evaluated directly; import it first "
+                             f"(`harness models import {spec} --out <folder>`), then --model conan:<folder>")
         raise unknown("model", spec, list(PACKAGED) + ["st:", "hf:", "conan:"], "see `harness list models`")
     folder = Path(target).expanduser()
     if prefix == "st" and not folder.exists():

@@ -49,7 +49,6 @@ from harness.validate import NOT_PREPARED, key_line, label_kind, lang_script, pr
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("auto", OFFICIAL, MIRROR)
 
 # task.json main scores that are spelled differently in mteb 2.x.
 MAIN_SCORE_ALIASES = {"map": "map_at_1000", "mrr": "mrr_at_10"}

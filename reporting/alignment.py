@@ -57,6 +57,8 @@ def read_parallel(path: Path) -> tuple[list[tuple[str, str]], tuple[str, str]]:
         raise UsageError(f"{meta_file}: 'languages' must name exactly two languages")
     keys = ("query", "positive") if kind == "parallel_pairs" else ("sentence1", "sentence2")
     pairs = [_pair(row, keys, f"{file}:{n}") for n, row in _rows(file)]
+    if not pairs:  # before stop 49 (audit): "need sentences in at least two languages", naming no file
+        raise UsageError(f"--parallel {path}: {file} holds no pairs")
     return pairs, (LANG2.get(langs[0], langs[0]), LANG2.get(langs[1], langs[1]))
 
 
@@ -191,7 +193,9 @@ def run_alignment(models: list[str], paths: list[Path], out: Path, *,
     vectors (dtype, device), filled by the caller's encode by the time the report is written, and stated in it."""
     corpus = build_corpus(paths, n_pairs, seed)
     if len(set(corpus.langs)) < 2:
-        raise UsageError("need sentences in at least two languages")
+        only = ", ".join(sorted(set(corpus.langs)))
+        raise UsageError(f"need sentences in at least two languages; --parallel {' '.join(map(str, paths))} gave "
+                         f"{only} only")  # fmt: skip
     # The ratio @k of a sentence with k or fewer neighbours outside its translation group counts its whole pool:
     # 1 whatever the model (before stop 36 `--k 1000` on 100 sentences reported "1.00, fully mixed").
     fewest = len(corpus.groups) - int(np.bincount(corpus.groups).max())

@@ -101,7 +101,7 @@ def encoded(eff: dict[str, Any]) -> tuple[int, int, float]:
     """(texts encoded, tokens encoded, model seconds) of one task: real model work, cache and memo hits apart.
 
     Records from before `model_s` existed only have `encode_s`, which includes the lookups."""
-    return int(eff.get("encoded_texts", eff.get("unique_texts") or 0)), int(eff.get("tokens") or 0), \
+    return int(eff.get("encoded_texts", eff.get("unique_texts")) or 0), int(eff.get("tokens") or 0), \
         float(eff.get("model_s", eff.get("encode_s")) or 0.0)  # fmt: skip
 
 

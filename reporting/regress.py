@@ -46,6 +46,7 @@ from harness.runs import (
     timed_world,
     with_implied_keys,
 )
+from reporting.efficiency import encoded
 from reporting.items import NotTestable, at_dim, paired_positions, task_items
 
 EXIT_OK, EXIT_REGRESSION, EXIT_NOT_COMPARED = 0, 1, 3
@@ -358,11 +359,10 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
 def _speed(eff: dict[str, Any]) -> tuple[float | None, float | None]:
     """(texts/s, tokens/s) of what the model actually encoded: model time (`model_s`) when recorded, so cache and
     memo lookups count neither as texts nor as time."""
-    seconds = eff.get("model_s", eff.get("encode_s")) or 0.0
-    texts = eff.get("encoded_texts", eff.get("unique_texts"))
+    texts, tokens, seconds = encoded(eff)  # one reading of the record for the report and the gate
     if not seconds or not texts:
         return None, None
-    return texts / seconds, (eff.get("tokens") or 0) / seconds
+    return texts / seconds, tokens / seconds
 
 
 def _pct(b: float | None, c: float | None) -> str:

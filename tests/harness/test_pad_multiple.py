@@ -120,3 +120,15 @@ def test_a_multiple_below_one_is_refused_where_the_model_loads() -> None:
         load_model("minilm", ModelOptions(device="cpu", pad_to_multiple_of=0))
     with pytest.raises(UsageError, match="--pad-to-multiple-of 8: model conan:x pads its batches its own way"):
         load_model("conan:x", ModelOptions(device="cpu", pad_to_multiple_of=8))  # refused before any load
+
+
+def test_a_gguf_file_is_named_as_a_training_spec_before_any_option(tmp_path: Path, capsys) -> None:
+    """Before stop 49 (audit): `--model gguf:<file> --pad-to-multiple-of 8` blamed the padding, and without it the
+    spec was an 'unknown model'; a GGUF file is an `init`/import spec, which the error now says."""
+    from harness.cli import main
+
+    for extra in ([], ["--pad-to-multiple-of", "8"]):
+        argv = ["run", "--model", "gguf:/x.gguf", "--tasks", "STS16", "--out", str(tmp_path), *extra]
+        assert main(argv) == 2
+        assert ("--model gguf:/x.gguf: a GGUF file is not evaluated directly; import it first (`harness models "
+                "import gguf:/x.gguf --out <folder>`), then --model conan:<folder>") in capsys.readouterr().err

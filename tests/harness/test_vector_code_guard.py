@@ -35,7 +35,7 @@ GUARDS = {
     "conan": ((*((f"conan_model/{name}.py", ()) for name in CONAN_FILES),
                ("conan_model/config.py", ("ConanConfig",)), ("conan_model/checkpoint.py", ("load_pretrained",)),
                ("harness/backends.py", ("UNIT_VECTORS", "ConanEmbedder"))),
-              "harness/backends.py ConanEmbedder._fingerprint (add a tag to its dict)", "d18a0ac260cebc4b"),
+              "harness/backends.py ConanEmbedder._fingerprint (add a tag to its dict)", "cba2889db1a7cf21"),
 }  # fmt: skip
 
 

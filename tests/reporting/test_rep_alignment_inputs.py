@@ -45,6 +45,14 @@ def test_a_missing_file_is_not_replaced_by_its_neighbour(shared_data):
         read_parallel(shared_data / "train" / "parallel_en_de" / "typo.jsonl")
 
 
+def test_an_empty_parallel_file_is_named(shared_data, tmp_path):
+    """Before stop 49 (audit): an empty file ended in "need sentences in at least two languages", naming no file."""
+    folder = _tatoeba_copy(shared_data, tmp_path / "empty", 0)
+    (folder / "test.jsonl").write_text("", encoding="utf-8")
+    with pytest.raises(UsageError, match=str(folder / "test.jsonl").replace(".", r"\.") + " holds no pairs"):
+        read_parallel(folder)
+
+
 @pytest.mark.parametrize(("line", "problem"), [
     ('{"sentence1": "Hallo."}', r":3: expected non-empty 'sentence1' and 'sentence2' texts"),
     ('{"sentence1": "Hallo.", "sentence2": "  "}', r":3: expected non-empty 'sentence1' and 'sentence2' texts"),

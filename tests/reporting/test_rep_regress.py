@@ -615,3 +615,15 @@ def test_leaderboard_out_with_a_name_too_long_is_an_error_naming_the_option(tiny
     assert main(["leaderboard", str(tiny_runs["base"]), "--out", str(long_out)]) == 2
     err = capsys.readouterr().err
     assert f"harness: error: --out {long_out}: cannot be written (File name too long)" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["regress", "run"])
+def test_an_empty_task_list_is_a_usage_error(command: str, tmp_path: Path, capsys) -> None:
+    """Before stop 49 (audit): `harness regress --tasks ,` (a CI gate given an empty $TASKS) compared nothing and
+    exited 3, a gate outcome, without a word of --tasks; both commands now share one parser for such lists."""
+    argv = {"regress": ["regress", "--baseline", str(tmp_path / "a"), "--candidate", str(tmp_path / "b")],
+            "run": ["run", "--model", "minilm"]}[command]  # fmt: skip
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--tasks", " , "])
+    assert exited.value.code == 2
+    assert "argument --tasks: expected a comma-separated list" in capsys.readouterr().err
