@@ -13,12 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parents[1]
-_FALSE = ("0", "", "false", "False")
+_TRUE = ("1", "ON", "YES", "TRUE")  # huggingface_hub's spelling of a true flag, any case
 
 
 def hub_offline() -> bool:
-    """True when HF_HUB_OFFLINE is set to a true value: no hub call is attempted."""
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in _FALSE
+    """True when HF_HUB_OFFLINE (or, unset or empty, TRANSFORMERS_OFFLINE) is a true value, read as
+    huggingface_hub reads it: no hub call is attempted. Before stop 49 (audit) "no"/"off" counted as offline and
+    TRANSFORMERS_OFFLINE=1 alone did not, so the harness probed the hub where the libraries would not."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.upper() in _TRUE
 
 
 # The offline flags huggingface_hub and datasets read from the environment once, when they are imported: after

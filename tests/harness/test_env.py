@@ -27,11 +27,20 @@ def test_shared_data_root_follows_the_variable(tmp_path: Path, monkeypatch) -> N
     assert shared_data_root().parts[-2:] == ("shared", "data")
 
 
-@pytest.mark.parametrize(("value", "offline"), [("1", True), ("true", True), ("0", False), ("", False),
-                                                ("False", False)])  # fmt: skip
-def test_hub_offline_reads_the_variable_as_huggingface_hub_does(value: str, offline: bool, monkeypatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", value)
-    assert hub_offline() is offline
+@pytest.mark.parametrize("value", ["1", "true", "YES", "on", "0", "", "False", "FALSE", "no", "off", None])
+@pytest.mark.parametrize("transformers", [None, "1", "0"])
+def test_hub_offline_reads_the_variables_as_huggingface_hub_does(value: str | None, transformers: str | None,
+                                                                  monkeypatch) -> None:  # fmt: skip
+    """Before stop 49 (audit): "no", "off", "FALSE" read as offline, and TRANSFORMERS_OFFLINE=1 alone as online."""
+    from huggingface_hub.constants import _is_true
+
+    for name, setting in (("HF_HUB_OFFLINE", value), ("TRANSFORMERS_OFFLINE", transformers)):
+        if setting is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, setting)
+    expected = _is_true(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE"))
+    assert hub_offline() is expected
 
 
 def test_scratch_env_goes_offline_and_keeps_chosen_places(tmp_path: Path, monkeypatch) -> None:
