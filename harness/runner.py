@@ -190,6 +190,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
         shards.agree_on_run(_shard_settings(cfg, run_dir, settings, identities))
     evaluates = True  # False: every task is done already, and the record and summary.md stay as they were
     if main:
+        run_dir.clear_dead_writes()
         log.attach(run_dir.path)
         evaluates = _open_record(run_dir, cfg, plan, embedder, dims, shards, identities, settings)
         if evaluates:
@@ -261,7 +262,9 @@ def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[Resol
         atomic_write_text(run_dir.path / SUMMARY_MD, summary)
     else:
         summary = render_summary(run_dir, run_dir.read_run().get("coverage") or plan.coverage_line())
-        if _summary_behind(run_dir):
+        if _summary_behind(run_dir):  # killed after its last task's record: the record is completed now
+            if run_dir.read_run().get("finished") is None:  # (before stop 49, audit, it said null for good)
+                run_dir.update_run(lambda rec: rec.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
             atomic_write_text(run_dir.path / SUMMARY_MD, summary)
     print(summary)
     if not evaluates:

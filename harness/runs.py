@@ -147,6 +147,7 @@ class RunDir:
     model_name: str
     revision: str
     _scores: dict[tuple[str, int, int], float] = field(default_factory=dict, repr=False, compare=False)
+    _lock_depth: int = field(default=0, repr=False, compare=False)
 
     @property
     def results_dir(self) -> Path:
@@ -184,13 +185,24 @@ class RunDir:
     # run.json / efficiency.json are small; every change is a read-modify-write under the directory's lock.
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """Exclusive lock on the run directory (flock: released by the kernel even on kill -9)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        with (self.path / LOCK).open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        """Exclusive lock on the run directory (flock: released by the kernel even on kill -9). Reentrant for this
+        object, so a sequence of updates (`replace_task`) holds it whole; a second flock on a new descriptor in the
+        same process would wait for itself."""
+        if self._lock_depth:
+            self._lock_depth += 1
             try:
                 yield
             finally:
+                self._lock_depth -= 1
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        with (self.path / LOCK).open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def read_run(self) -> dict[str, Any]:
@@ -269,6 +281,17 @@ class RunDir:
         path.mkdir(parents=True)
         return RunDir(path, self.model_name, self.revision)
 
+    def clear_dead_writes(self) -> None:
+        """Remove the temporary files (`.<name>.tmp-<pid>-<nonce>`, conan_model.atomic) that a writer killed before
+        its rename left, where that process no longer runs; nothing reads them, but before stop 49 (audit) they
+        stayed for good. A live writer's (a concurrent run's) are its own."""
+        if not self.path.is_dir():
+            return
+        for tmp in self.path.rglob(".*.tmp-*"):
+            pid = tmp.name.rpartition(".tmp-")[2].split("-")[0]
+            if tmp.is_file() and pid.isdigit() and not _alive(int(pid)):
+                tmp.unlink(missing_ok=True)
+
     def discard(self, staged: RunDir) -> None:
         """Remove a staging directory (`staging`) once its files moved in, or when its evaluation was interrupted:
         mteb writes predictions there unflushed, so an interrupted evaluation's are half files."""
@@ -291,23 +314,25 @@ class RunDir:
         run.json says `pending` while files change hands: a run killed in between leaves the task to be redone, never
         a record of one evaluation over files of another. The old files go even when the new evaluation failed
         (whatever it staged goes too), so mteb's own readers (`mteb.ResultCache`) never find a score that run.json
-        does not record."""
-        if entry.get("status") == "ok" and not staged.result_path(task).is_file():
-            entry = {**entry, "status": "failed", "main_score": None, "identity": None,
-                     "error": f"the evaluation's result file is missing from {staged.path} (removed by another "
-                              "process?)", "traceback": None}  # fmt: skip
-        self.update_run(lambda rec: rec.setdefault("tasks", {}).__setitem__(task, pending))
-        for old in self.task_files(task):
-            old.unlink()
-        if entry.get("status") == "ok":
-            for new in sorted(p for p in staged.path.rglob("*") if p.is_file()):
-                target = self.path / new.relative_to(staged.path)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                durable_replace(new, target)  # mteb wrote the predictions there, unflushed
-        self.discard(staged)
-        # a failed evaluation (or one whose result file went missing) keeps no timings: the old go with the old files
-        self.update_efficiency(task, efficiency if entry.get("status") == "ok" else None)
-        self.update_run(lambda rec: rec.setdefault("tasks", {}).__setitem__(task, entry))
+        does not record. The directory lock is held throughout: before stop 49 (audit) each step took it alone, and
+        a concurrent run replacing the same task in between left one run's record over the other's files."""
+        with self.locked():
+            if entry.get("status") == "ok" and not staged.result_path(task).is_file():
+                entry = {**entry, "status": "failed", "main_score": None, "identity": None,
+                         "error": f"the evaluation's result file is missing from {staged.path} (removed by another "
+                                  "process?)", "traceback": None}  # fmt: skip
+            self.update_run(lambda rec: rec.setdefault("tasks", {}).__setitem__(task, pending))
+            for old in self.task_files(task):
+                old.unlink(missing_ok=True)
+            if entry.get("status") == "ok":
+                for new in sorted(p for p in staged.path.rglob("*") if p.is_file()):
+                    target = self.path / new.relative_to(staged.path)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    durable_replace(new, target)  # mteb wrote the predictions there, unflushed
+            self.discard(staged)
+            # a failed evaluation (or one whose result file went missing) keeps no timings: the old go with the old
+            self.update_efficiency(task, efficiency if entry.get("status") == "ok" else None)
+            self.update_run(lambda rec: rec.setdefault("tasks", {}).__setitem__(task, entry))
 
     def gold_path(self, task: str) -> Path:
         return self.predictions_dir / f"{task}_gold.json"

@@ -140,3 +140,63 @@ def test_model_clash_names_the_run_directory(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err  # the same spec: the message says its fingerprint changed (stop 35)
     assert f"harness: error: run directory {run_dir} holds results of st:{model} computed when its fingerprint " in err
     assert "(its files, or how the harness makes its vectors, changed); --overwrite to redo them" in err
+
+
+def _replace_in_child(path: str, marker: str, moved, go_on) -> None:
+    """One process's replace_task of task T with a result file saying `marker`; with `moved`, it signals after its
+    first file moved in and waits for `go_on` (the window in which another process used to slip its whole swap)."""
+    run = RunDir(Path(path), "m", "r")
+    staged = run.staging("T")
+    staged.result_path("T").parent.mkdir(parents=True, exist_ok=True)
+    staged.result_path("T").write_text(json.dumps({"marker": marker}), encoding="utf-8")
+    if moved is not None:
+        real = runs.durable_replace
+
+        def move_then_wait(source: Path, target: Path) -> None:
+            real(source, target)
+            moved.set()
+            go_on.wait(10)
+
+        runs.durable_replace = move_then_wait
+    run.replace_task("T", {"status": "pending"}, {"status": "ok", "marker": marker}, staged, None)
+
+
+def test_two_runs_replacing_one_task_leave_one_evaluation_s_record_and_files(tmp_path: Path) -> None:
+    """Before stop 49 (audit): replace_task took the directory lock step by step, so a second run's whole swap could
+    land between the first run's file moves and its record: run.json then held A's score over B's files."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    moved, go_on = ctx.Event(), ctx.Event()
+    a = ctx.Process(target=_replace_in_child, args=(str(tmp_path), "A", moved, go_on))
+    a.start()
+    assert moved.wait(30)
+    b = ctx.Process(target=_replace_in_child, args=(str(tmp_path), "B", None, None))
+    b.start()
+    b.join(2)  # with the lock held by A, B waits; before, it finished its swap here
+    go_on.set()
+    a.join(30)
+    b.join(30)
+    assert a.exitcode == 0 and b.exitcode == 0
+    run = RunDir(tmp_path, "m", "r")
+    record = run.read_run()["tasks"]["T"]["marker"]
+    files = json.loads(run.result_path("T").read_text(encoding="utf-8"))["marker"]
+    assert record == files == "B"
+
+
+def test_a_killed_writer_s_temporary_files_are_cleared_by_the_next_run(tmp_path: Path) -> None:
+    """Before stop 49 (audit): a kill -9 between an atomic write and its rename left `.run.json.tmp-<pid>-<nonce>`
+    in the run directory for good. A live process's (a concurrent run's) stays."""
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+    run = tmp_path / "r"
+    dead = [run / f".run.json.tmp-{gone}-0123456789ab", run / "results" / f".STS16.json.tmp-{gone}-0123456789ab"]
+    live = run / f".efficiency.json.tmp-{os.getpid()}-0123456789ab"
+    for path in (*dead, live):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{", encoding="utf-8")
+    assert _run(tmp_path, "r", "--tasks", "STS16") == 0
+    assert not any(path.exists() for path in dead) and live.exists()

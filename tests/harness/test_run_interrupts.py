@@ -151,6 +151,8 @@ def test_rerun_after_a_stop_between_record_and_summary_brings_summary_md_up_to_d
     assert "nothing to evaluate" in capsys.readouterr().out
     summary = (tmp_path / "r" / "summary.md").read_text()
     assert "pending" not in summary and "- mean main score over 2 finished task(s)" in summary
+    # the record is complete now: before stop 49 (audit) its "finished" stayed null for good
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["finished"] is not None
 
 
 def test_a_second_signal_while_harness_says_what_is_kept_is_ignored(tmp_path: Path, monkeypatch, capsys) -> None:
