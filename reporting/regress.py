@@ -30,6 +30,7 @@ import numpy as np
 from harness.errors import ConanError, DataError, HarnessError, UsageError
 from harness.runs import (
     CACHE_ONLY,
+    MISSING,
     RunDir,
     cache_only,
     data_differences,
@@ -204,10 +205,14 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     wanted = [t for t in dict.fromkeys([*attempted_b, *attempted_c]) if tasks is None or t in tasks]
     rec_b, rec_c = scored_tasks(record_b), scored_tasks(record_c)
     shared = [t for t in wanted if t in rec_b and t in rec_c]
-    # every task the baseline attempted is gated on, and every task the candidate failed: none passes unseen
-    unshared = [t for t in wanted if t not in shared
+    # every task the baseline attempted is gated on, and every task the candidate failed: none passes unseen; but a
+    # task that has no data in either run (a suite's coverage: `harness run` exits 0 for it) is said, not gated
+    # (before stop 49, audit: two identical `--suite cmteb` runs offline failed on their 18 tasks without data)
+    no_data = [t for t in wanted if all((side.get(t) or {}).get("status") == MISSING
+                                        for side in (attempted_b, attempted_c))]  # fmt: skip
+    unshared = [t for t in wanted if t not in shared and t not in no_data
                 and (t in attempted_b or not has_score(attempted_c[t]))]  # fmt: skip
-    if not shared and not unshared:
+    if not shared and not unshared:  # tasks without data on both sides compare nothing either
         raise NothingCompared(f"nothing compared: no task to compare between {baseline} and {candidate}"
                               + (f" among {', '.join(tasks)}" if tasks else ""))  # fmt: skip
     if dim is not None and shared:  # a gate at a dim neither side was scored at would pass testing nothing
@@ -225,7 +230,9 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
         need = math.ceil(20 / level)
         comp.warnings.append(f"each end of the {100 * (1 - level):.4g}% CI rests on {n_boot * level / 2:.1f} of "
                              f"{n_boot} resamples; use --n-boot {need} or more for a stable CI")  # fmt: skip
-    extra = [t for t in wanted if t not in shared and t not in unshared]
+    if no_data:
+        comp.warnings.append(f"no data in either run, not compared ({len(no_data)}): " + ", ".join(no_data))
+    extra = [t for t in wanted if t not in shared and t not in unshared and t not in no_data]
     if extra:
         comp.warnings.append("only in the candidate, no baseline score to compare with (not gated): "
                              + ", ".join(extra))  # fmt: skip

@@ -627,3 +627,27 @@ def test_an_empty_task_list_is_a_usage_error(command: str, tmp_path: Path, capsy
         main([*argv, "--tasks", " , "])
     assert exited.value.code == 2
     assert "argument --tasks: expected a comma-separated list" in capsys.readouterr().err
+
+
+def test_a_suite_s_tasks_without_data_on_both_sides_are_said_not_gated(tmp_path, capsys):
+    """Before stop 49 (audit): two identical `--suite mteb-en` runs offline failed the gate (exit 1) on the 40
+    tasks neither had data for, which `harness run` itself counts as coverage (exit 0): the nightly jobs of
+    docs/reports.md could never pass. A task the baseline scored and the candidate lacks still fails."""
+    from harness.data import default_data_root
+
+    data = tmp_path / "data"
+    shutil.copytree(default_data_root() / "en" / "STS12", data / "en" / "STS12")
+    for name in ("a", "b"):
+        assert main(["run", "--suite", "mteb-en", "--model", "minilm", "--data-dir", str(data), "--out",
+                     str(tmp_path), "--run-name", name, "--no-progress", "--no-cache"]) == 0  # fmt: skip
+    out = tmp_path / "r.md"
+    assert main(["regress", "--baseline", str(tmp_path / "a"), "--candidate", str(tmp_path / "b"),
+                 "--out", str(out)]) == 0  # fmt: skip
+    text = out.read_text(encoding="utf-8")
+    assert "no data in either run, not compared (40): " in text and "failed in the candidate" not in text
+    shutil.rmtree(data / "en" / "STS12")  # the candidate loses the data the baseline scored: a failure
+    assert main(["run", "--suite", "mteb-en", "--model", "minilm", "--data-dir", str(data), "--out",
+                 str(tmp_path), "--run-name", "c", "--no-progress", "--no-cache"]) == 1  # fmt: skip
+    assert main(["regress", "--baseline", str(tmp_path / "a"), "--candidate", str(tmp_path / "c"),
+                 "--out", str(out)]) == 1  # fmt: skip
+    assert "failed in the candidate: STS12" in out.read_text(encoding="utf-8")
