@@ -284,11 +284,17 @@ def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[Resol
     named = [r for r in missing if r.name in (cfg.tasks or [])]  # asked for by name: not evaluating it is a failure
     for r in named:
         print(f"harness: {r.name} was not evaluated: {r.reason}", file=sys.stderr)
+    # asked for by name, not evaluable now, but an earlier result of this directory is kept: said, and a failure,
+    # as when it is named alone (before stop 49, audit, a broken or removed folder went unsaid with exit 0)
+    kept = [r for r in plan.resolved if r.source == MISSING and r.name in (cfg.tasks or []) and r not in named]
+    for r in kept:
+        print(f"harness: {r.name} was not evaluated now: {r.reason}; the earlier result in {run_dir.path} is kept",
+              file=sys.stderr)  # fmt: skip
     if len(missing) > len(named):  # a suite's tasks without data here: its coverage, said once
         print(f"harness: {len(missing) - len(named)} task(s) of suite {cfg.suite} not evaluated (reasons in "
               f"{run_dir.path / SUMMARY_MD}): {', '.join(r.name for r in missing if r not in named)}",
               file=sys.stderr)  # fmt: skip
-    return EXIT_TASK_FAILED if failed or named else EXIT_OK
+    return EXIT_TASK_FAILED if failed or named or kept else EXIT_OK
 
 
 def _summary_behind(run_dir: RunDir) -> bool:

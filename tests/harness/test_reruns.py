@@ -220,3 +220,24 @@ def test_run_that_evaluates_nothing_leaves_the_record_as_it_was(tmp_path: Path, 
     assert run("--tasks", "STS12", "--source", "official") == 1  # offline: nothing it can run
     assert "nothing was evaluated" in capsys.readouterr().err
     assert [f.read_bytes() for f in files] == before
+
+
+def test_a_named_task_no_longer_evaluable_is_said_and_fails_though_its_old_result_stays(tmp_path: Path,
+                                                                                     capsys) -> None:  # fmt: skip
+    """Before stop 49 (audit): with an earlier result in the directory, a task named in --tasks whose folder broke
+    (or went) was passed over without a word and the run exited 0; named alone it exited 1 with the reason."""
+    data = tmp_path / "data"
+    for name in ("STS16", "STS12"):
+        shutil.copytree(SAMPLE / "en" / name, data / "en" / name)
+    code, first = _run(tmp_path, "k", "--tasks", "STS16,STS12", data=data)
+    assert code == 0
+    spec = data / "en" / "STS16" / "task.json"
+    meta = json.loads(spec.read_text(encoding="utf-8"))
+    del meta["main_score"]
+    spec.write_text(json.dumps(meta), encoding="utf-8")
+    capsys.readouterr()
+    code, again = _run(tmp_path, "k", "--tasks", "STS16,STS12", data=data)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "harness: STS16 was not evaluated now: " in err and "main_score" in err and "is kept" in err
+    assert again["tasks"]["STS16"]["main_score"] == first["tasks"]["STS16"]["main_score"]
