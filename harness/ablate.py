@@ -300,6 +300,8 @@ class Ablation:
         ev = cfg["eval"]
         self.dev, self.test = list(ev["dev"]), list(ev["test"])
         self.data_dir = data_root(cfg.get("data_dir"))[0]
+        if cfg.get("data_dir") and not self.data_dir.is_dir():  # else said under eval.dev (audit, stop 49)
+            raise UsageError(f"{config_path}: data_dir: {self.data_dir} does not exist or is not a directory")
         for key, tasks in (("eval.dev", self.dev), ("eval.test", self.test)):
             check_task_names(config_path, key, self.data_dir, tasks)
         from harness.tasks import mirror_identity  # imports mteb: only once an ablation runs

@@ -51,10 +51,22 @@ def check_model_folder(spec: str, prefix: str, folder: Path) -> None:
         raise UsageError(f"--model {spec}: {folder} is not a conan checkpoint folder (missing {missing})")
     if not present:
         raise UsageError(f"--model {spec}: {folder} is not a model folder (none of {', '.join(markers)} in it)")
+    if prefix != "conan" and _model_type(folder / "config.json") == "conan":  # transformers would advise an upgrade
+        raise UsageError(f"--model {spec}: {folder} is a conan checkpoint (config.json model_type 'conan'); "
+                         f"evaluate it as --model conan:{folder}")  # fmt: skip
     for file in sorted(folder.rglob("*.safetensors")):
         reason = safetensors_damage(file)
         if reason:
             raise UsageError(f"--model {spec}: weights file {file} is damaged ({reason})")
+
+
+def _model_type(config: Path) -> str | None:
+    """config.json's model_type, or None when there is none to read (the load says what is wrong then)."""
+    try:
+        value = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def safetensors_damage(path: Path) -> str | None:
@@ -175,6 +187,8 @@ def check_spec(spec: str) -> None:
     if spec in PACKAGED:
         return
     prefix, _, target = spec.partition(":")
+    if f"{prefix}:" in PREFIXES and not target:  # before stop 49 (audit): "unknown model 'hf:'; did you mean: hf:?"
+        raise UsageError(f"--model {spec}: give a folder after '{prefix}:' ({prefix}:<folder>)")
     if f"{prefix}:" not in PREFIXES or not target:
         from conan_model.pretrained import BASES, base_path, is_prepared
 

@@ -120,6 +120,8 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
             raise UsageError(f"{path}: [[train]] #{i + 1} ({stage['config']}): {exc}") from exc
     evaluation = cfg["eval"]
     data_dir = data_root(evaluation.get("data_dir"))[0]
+    if evaluation.get("data_dir") and not data_dir.is_dir():  # before stop 49 (audit): said under [eval] tasks
+        raise UsageError(f"{path}: [eval] data_dir: {data_dir} does not exist or is not a directory")
     if evaluation.get("suite"):
         check_task_names(path, "[eval] suite", data_dir, None, evaluation["suite"])
     if evaluation.get("tasks"):

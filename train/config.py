@@ -343,7 +343,12 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
             coerced[key] = _coerce(key, value, hints[key])
         except ConfigError as exc:
             raise ConfigError(f"{source(key)}: {exc}") from None
-    return cls(**coerced)
+    try:
+        return cls(**coerced)
+    except ConfigError as exc:  # a range check of __post_init__ ("lr must be ..."): name where the key was given
+        named = [key for key in values if str(exc).startswith((f"{key} ", f"{key}:", f"{key}="))]
+        where = source(named[0]) if named else (str(path) if path is not None else overrides_name)
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def stages_with_key(key: str, cls: type[StageConfig]) -> list[str]:

@@ -276,6 +276,8 @@ def test_ablate_refuses_a_unit_whose_data_or_init_files_changed(tmp_path: Path, 
 
 @pytest.mark.parametrize(("change", "message"), [
     ({'dev = ["STS16"]': 'dev = ["STS61"]'}, "eval.dev: unknown task 'STS61'"),
+    ({'reference = "a"\n': 'reference = "a"\ndata_dir = "no/such/dir"\n'},
+     "data_dir: no/such/dir does not exist or is not a directory"),  # before stop 49 (audit): under eval.dev
     ({'test = ["STS12"]': 'test = ["STS12", "SciFakt"]'}, "eval.test: unknown task 'SciFakt'; did you mean: SciFact"),
     ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"stepz=2\"]\n"},
      "arms.b.set: seed0/b/stage0 (STAGE): set: unknown weak config key(s) ['stepz']; did you mean: steps, eps?"),

@@ -616,3 +616,23 @@ def test_an_st_folder_s_role_lengths_are_counted_and_capped(tmp_path: Path) -> N
     very_long = "word " * 600
     width = longer.prepare_batch([very_long], "document")["input_ids"].shape[1]
     assert width == 400 and longer.count_tokens([very_long], "document") == [400]
+
+
+@pytest.mark.parametrize("prefix", ["st", "hf"])
+def test_a_conan_checkpoint_given_as_st_or_hf_names_the_conan_spec(prefix: str, tmp_path: Path, capsys) -> None:
+    """Before stop 49 (audit): transformers' "pip install --upgrade transformers" advice, for a folder whose
+    config.json says model_type conan (a `harness train` export or a fetched base)."""
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "conan", "preset": "tiny"}), encoding="utf-8")
+    argv = ["run", "--model", f"{prefix}:{folder}", "--tasks", "STS16", "--out", str(tmp_path / "runs")]
+    assert main(argv) == 2
+    assert (f"--model {prefix}:{folder}: {folder} is a conan checkpoint (config.json model_type 'conan'); "
+            f"evaluate it as --model conan:{folder}") in capsys.readouterr().err  # fmt: skip
+
+
+@pytest.mark.parametrize("spec", ["st:", "hf:", "conan:"])
+def test_a_prefix_without_a_folder_asks_for_one(spec: str, tmp_path: Path, capsys) -> None:
+    """Before stop 49 (audit): "unknown model 'hf:'; did you mean: hf:?"."""
+    assert main(["run", "--model", spec, "--tasks", "STS16", "--out", str(tmp_path)]) == 2
+    assert f"--model {spec}: give a folder after '{spec}' ({spec}<folder>)" in capsys.readouterr().err

@@ -322,6 +322,8 @@ def test_pipeline_typo_in_a_table_exits_2(tmp_path: Path, capsys, body: str, mes
      "[[train]] #2 (configs/weak.toml): set: unknown weak config key(s) ['stepz']; did you mean: steps, eps?"),
     ('tasks = ["STS16"]\nbaselines = ["minlm"]', "[eval] baselines: unknown model 'minlm'; did you mean: minilm?"),
     ('tasks = ["STS16"]\ndevice = "tpu"', "[eval] device = 'tpu': unknown device type 'tpu'; use cpu, cuda"),
+    ('tasks = ["STS16"]\ndata_dir = "no/such/dir"', "[eval] data_dir: no/such/dir does not exist or is not a "
+     "directory"),  # before stop 49 (audit): said under [eval] tasks, naming the CLI's --data-dir
 ])  # fmt: skip
 def test_pipeline_typo_after_the_training_stages_is_refused_before_any_trains(
         tmp_path: Path, shared_data: Path, capsys, monkeypatch, change: str, message: str) -> None:  # fmt: skip

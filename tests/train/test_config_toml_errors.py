@@ -23,3 +23,19 @@ def test_a_toml_syntax_error_is_named_file_line_column(tmp_path: Path, capsys, t
     err = capsys.readouterr().err
     assert err.startswith(f"train: error: {path}:{where}: invalid TOML: {reason}") and "(at line" not in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("in_file", "sets", "where"), [
+    ("lr = -1.0\n", [], "FILE"),
+    ("", ["--set", "lr=-1"], "--set"),
+    ("lr = 1e-4\n", ["--set", "steps=-5"], "--set"),
+])  # fmt: skip
+def test_a_value_out_of_range_names_where_it_was_given(tmp_path: Path, capsys, in_file: str, sets: list[str],
+                                                       where: str) -> None:  # fmt: skip
+    """Before stop 49 (audit): `train: error: lr must be a finite number >= 0, got -1.0`, naming neither the file
+    nor --set, where a key or type error names its source."""
+    path = tmp_path / "c.toml"
+    path.write_text('stage = "pretrain"\n' + in_file, encoding="utf-8")
+    assert main(["train", str(path), *sets]) == 2
+    source = str(path) if where == "FILE" else where
+    assert capsys.readouterr().err.startswith(f"train: error: {source}: ")
