@@ -7,6 +7,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from conan_model.errors import ConanError
 from harness.env import data_root, library_cache_defaults, user_cache_root
@@ -139,10 +140,23 @@ def cmd_cache(args: argparse.Namespace) -> int:
         print(f"{info['path']}: {info['entries']} vectors, {info['bytes'] / 2**20:.1f} MiB")
         for ns in info["namespaces"]:
             print(f"  {ns['entries']:>8}  {ns.get('name')}  role={ns.get('role')}  dtype={ns.get('dtype')}  "
-                  f"max_length={ns.get('max_length')}  prompt={ns.get('prompt')!r}")
+                  f"max_length={ns.get('max_length')}  prompt={ns.get('prompt')!r}{_namespace_tail(ns, info)}")
         return 0
     finally:
         cache.close()
+
+
+CACHE_INFO_SHOWN = ("name", "role", "dtype", "max_length", "prompt")
+
+
+def _namespace_tail(ns: dict[str, Any], info: dict[str, Any]) -> str:
+    """The identity keys in which a namespace differs from another that `cache info`'s line shows alike (a padding
+    multiple, a device, another fingerprint): before stop 49 (audit) two such lines read the same."""
+    twins = [o for o in info["namespaces"] if o is not ns and all(o.get(k) == ns.get(k) for k in CACHE_INFO_SHOWN)]
+    keys = sorted({k for o in twins for k in {*ns, *o} if k not in (*CACHE_INFO_SHOWN, "namespace", "entries")
+                   and ns.get(k) != o.get(k)})  # fmt: skip
+    shown = [f"{k}={str(ns.get(k))[:24]}" for k in keys]
+    return "  " + "  ".join(shown) if shown else ""
 
 
 def cmd_alignment(args: argparse.Namespace) -> int:

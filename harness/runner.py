@@ -17,6 +17,7 @@ import re
 import sys
 import time
 from collections import Counter
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,10 @@ def check_before_loading(cfg: RunConfig) -> None:
         check_run_directory(run_directory(cfg.out, cfg.run_name))
     if cfg.use_cache:
         check_writable_dir("--cache-dir", cfg.cache_dir or default_cache_dir())
+    elif cfg.cache_dir is not None:  # before stop 49 (audit) both were taken without a word, and no cache used
+        raise UsageError(f"--cache-dir {cfg.cache_dir} with --no-cache: give one of them")
+    if cfg.dim_predictions and not cfg.dims:
+        raise UsageError("--dim-predictions keeps per-item outputs at each --dims size: give --dims too")
 
 
 def check_run_directory(path: Path) -> None:
@@ -157,18 +162,21 @@ def open_cache(folder: Path) -> EmbeddingCache:
 def run(cfg: RunConfig) -> int:
     """Run a suite; returns the exit status (0 ok, 1 some task failed or nothing could be evaluated)."""
     bars = sys.stderr.isatty() if cfg.show_progress is None else cfg.show_progress
-    with library_tqdm_off(), quiet_console() as log:
-        return _run(cfg, log, bars)
+    with library_tqdm_off(), quiet_console() as log, ExitStack() as to_close:
+        return _run(cfg, log, bars, to_close)
 
 
-def _run(cfg: RunConfig, log: WarningLog, bars: bool) -> int:
+def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack) -> int:
+    """The run; what it opens that must be closed (the embedding cache) goes on `to_close`: before stop 49 (audit)
+    the cache was left to the garbage collector, and every warnings.log held its ResourceWarning."""
     logging.getLogger("mteb").setLevel(logging.ERROR)  # mteb logs every superseded task as a warning
     check_before_loading(cfg)
     local_tasks, broken_errors = scan_tasks(cfg.data_dir)
     broken = {name: str(exc) for name, exc in broken_errors.items()}
     plan = plan_tasks(cfg, local_tasks, broken)
     silence_library_bars()
-    cache = open_cache(cfg.cache_dir or default_cache_dir()) if cfg.use_cache else None
+    cache = to_close.enter_context(closing(open_cache(cfg.cache_dir or default_cache_dir()))) \
+        if cfg.use_cache else None  # fmt: skip
     opened = time.perf_counter()
     embedder = open_model(cfg.model, cfg.options, cache)  # weights load at the first text the cache lacks
     # an eager load (no cache, or a model the cache does not know) is charged to the first task evaluated, as a

@@ -142,3 +142,17 @@ def test_cache_commands_never_create_a_cache_where_there_is_none(tmp_path: Path,
     _fill(tmp_path / "real", 10)
     assert main(["cache", "info", "--cache-dir", str(tmp_path / "real")]) == 0
     assert "10 vectors" in capsys.readouterr().out
+
+
+def test_cache_info_tells_apart_namespaces_its_line_shows_alike(tmp_path: Path, capsys) -> None:
+    """Before stop 49 (audit): two minilm namespaces that differ only by a padding multiple printed the same line."""
+    cache = tmp_path / "cache"
+    for extra in ([], ["--pad-to-multiple-of", "8"]):
+        assert main(["run", "--tasks", "STS16", "--model", "minilm", "--data-dir", str(SAMPLE), "--out",
+                     str(tmp_path / "runs"), "--run-name", f"r{len(extra)}", "--no-progress", "--cache-dir",
+                     str(cache), *extra]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["cache", "info", "--cache-dir", str(cache)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "all-MiniLM-L6-v2" in line]
+    assert len(lines) == 2 and len(set(lines)) == 2
+    assert any(line.endswith("pad_multiple=8") for line in lines), lines

@@ -54,6 +54,14 @@ def test_no_progress_silences_mteb_bars(shared_data: Path, tmp_path: Path, capfd
     assert quiet.getvalue() == "" and "2/2" in own.getvalue() and "2/2" in after.getvalue()
 
 
+def test_a_run_closes_its_embedding_cache(tmp_path: Path) -> None:
+    """Before stop 49 (audit): the cache was left to the garbage collector, so every run's warnings.log held a
+    ResourceWarning for its lock file, which the console's warning count missed."""
+    assert _run(tmp_path, "c", "--tasks", "STS16", "--cache-dir", str(tmp_path / "cache"), "--no-progress") == 0
+    log = tmp_path / "c" / WARNINGS_LOG
+    assert not log.exists() or "ResourceWarning" not in log.read_text(encoding="utf-8")
+
+
 def test_files_of_a_run_share_the_umask_mode(tmp_path: Path) -> None:
     """Before: run.json/summary.md/results were forced to 0644 while mteb's predictions and the trainer's
     checkpoints followed the umask; under umask 027 the run directory mixed 0644 and 0640 files."""

@@ -403,6 +403,16 @@ def test_folder_without_task_json_is_named_once(tmp_path: Path, capsys) -> None:
     assert capsys.readouterr().err == ""  # once
 
 
+def test_a_language_folder_given_as_the_root_is_named(shared_data: Path, capsys) -> None:
+    """Before stop 49 (audit): `--data-dir ../shared/data/en` found no task and said only "no local mirror"."""
+    from harness.data import scan_tasks
+
+    assert scan_tasks(shared_data / "en") == ({}, {})
+    err = capsys.readouterr().err
+    assert f"data root {shared_data / 'en'} holds task folders itself (AGNewsClusteringS2S, " in err
+    assert f"give its parent, {shared_data}" in err
+
+
 def test_documented_data_roots_scan_without_warnings(shared_data: Path, capsys) -> None:
     """../shared/data (train/ beside the task folders) and the embedded sample hold no folder to warn about."""
     from harness.data import default_data_root, scan_tasks
