@@ -84,7 +84,7 @@ def test_progress_lines_when_output_is_not_a_terminal(tmp_path: Path, capsys, mo
     monkeypatch.setenv("HARNESS_PROGRESS_INTERVAL", "0")  # every ~50 ms, so even a short task shows lines
     assert _run(tmp_path, "p", "--tasks", "STS16", "--no-cache") == 0
     err = capsys.readouterr().err
-    line = r"^  \.\.\. \[1/1\] STS16: (\d+/\d+ texts encoded|loading or scoring), \d+ s$"
+    line = r"^  \.\.\. \[1/1\] STS16: (\d+/\d+ texts encoded( \(encode call \d+\))?|loading or scoring), \d+ s$"
     assert re.search(line, err, re.M), err[-500:]
     assert _run(tmp_path, "p2", "--tasks", "STS16", "--no-cache", "--no-progress") == 0
     assert "  ... " not in capsys.readouterr().err
@@ -164,3 +164,10 @@ def test_progress_counts_texts_every_batch_before_the_first_slice_is_done(minilm
     assert seen == [f"{8 * n}/48 texts encoded" for n in range(6)]
     assert bar_counts == [8] * 6  # the terminal bar moved every batch too
     assert encoder.progress() == "loading or scoring"
+    seen.clear()  # a second call of the task (mteb encodes queries and documents apart) says which it is
+    minilm.encode_batch = noting_progress
+    try:
+        encoder.encode_texts(corpus[:8], "query")
+    finally:
+        minilm.encode_batch = real
+    assert seen == ["0/8 texts encoded (encode call 2)"]
