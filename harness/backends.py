@@ -365,6 +365,8 @@ class SentenceTransformerEmbedder(Embedder):
         features = self.copy_in(prepared)
         with self._torch.inference_mode():
             out = self._model(features, **kwargs)["sentence_embedding"]
+        if self._model.truncate_dim:  # a folder saved with `truncate_dim` serves prefixes, cut as encode() cuts them
+            out = out[..., : self._model.truncate_dim]  # (before stop 49, audit, every task failed on the width)
         return out.float().cpu().numpy()
 
     def count_tokens(self, texts: list[str], role: str | None, prompt: str | None = None) -> list[int]:

@@ -636,3 +636,18 @@ def test_a_prefix_without_a_folder_asks_for_one(spec: str, tmp_path: Path, capsy
     """Before stop 49 (audit): "unknown model 'hf:'; did you mean: hf:?"."""
     assert main(["run", "--model", spec, "--tasks", "STS16", "--out", str(tmp_path)]) == 2
     assert f"--model {spec}: give a folder after '{spec}' ({spec}<folder>)" in capsys.readouterr().err
+
+
+def test_an_st_folder_saved_with_truncate_dim_serves_its_prefixes(tmp_path: Path) -> None:
+    """Before stop 49 (audit): sentence-transformers saves `truncate_dim` in its config and `encode` cuts to it, but
+    the harness read the width cut (128) and the vectors whole (384): every task failed on the shapes."""
+    from sentence_transformers import SentenceTransformer
+
+    folder = _edited_minilm(tmp_path / "mrl", {"truncate_dim": 128})
+    model = load_model(f"st:{folder}", FP32)
+    vectors = model.encode_batch(TEXTS, None)
+    plain = SentenceTransformer(str(folder), device="cpu").encode(TEXTS, convert_to_numpy=True)
+    assert model.embed_dim == vectors.shape[1] == plain.shape[1] == 128
+    np.testing.assert_allclose(vectors, plain, rtol=0, atol=1e-6)
+    assert main(["run", "--model", f"st:{folder}", "--tasks", "STS16", "--dtype", "float32", "--out",
+                 str(tmp_path / "runs"), "--run-name", "r", "--no-progress", "--no-cache"]) == 0  # fmt: skip
