@@ -471,7 +471,8 @@ class Ablation:
                             run_name=name, batch_size=ev.get("batch_size", 64), use_cache=False, dims=dims,
                             dim_predictions=bool(dims),
                             options=ModelOptions(device=ev.get("device"), max_length=ev.get("max_length")),
-                            show_progress=False)  # fmt: skip
+                            show_progress=False, dims_option=f"{self.config_path}: eval.dims",
+                            dims_policy="strict")  # fmt: skip
         unit = f"eval/{name}"
         done = self.state["done"].get(unit)
         settings = self.eval_settings(tasks, model)

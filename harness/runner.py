@@ -61,6 +61,8 @@ class RunConfig:
     overwrite: bool = False
     show_progress: bool | None = None
     command: list[str] = field(default_factory=lambda: list(sys.argv))
+    dims_option: str = "--dims"  # how errors and notes name the dims: a config's key when a config gave them
+    dims_policy: str = "refuse"  # DIMS_POLICIES
 
 
 @dataclass
@@ -119,15 +121,27 @@ def default_run_name(cfg: RunConfig, embedder: Embedder) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model}__{scope}")
 
 
-def truncation_dims(dims: list[int], embed_dim: int) -> list[int]:
-    """Requested MRL sizes → sorted sizes below the model's full dimension (embed_dim itself is the full run)."""
-    sizes = set()
-    for value in dims:
-        if value > embed_dim:
-            raise UsageError(f"--dims: {value} is larger than the model's embedding dimension {embed_dim}")
-        if value < embed_dim:
-            sizes.add(value)
-    return sorted(sizes)
+# What a run does with a requested MRL dim at or above its model's width (RunConfig.dims_policy): `harness run`
+# refuses one above and takes one equal as the full width, with a note; a pipeline evaluating models of several
+# widths drops either for the narrower model, with a note; an ablation, whose report compares every dim below the
+# width, refuses both (before stop 49, audit, a dim equal to the width failed only its report, after every arm).
+DIMS_POLICIES = ("refuse", "drop", "strict")
+
+
+def truncation_dims(dims: list[int], embed_dim: int, option: str = "--dims", policy: str = "refuse") -> list[int]:
+    """Requested MRL sizes → sorted sizes below the model's full dimension (embed_dim itself is the full run); what
+    is at or above it follows `policy` (DIMS_POLICIES), an error or note naming `option`."""
+    above = sorted({value for value in dims if value > embed_dim})
+    equal = embed_dim in dims
+    if above and policy != "drop":
+        raise UsageError(f"{option}: {above[0]} is larger than the model's embedding dimension {embed_dim}")
+    if equal and policy == "strict":
+        raise UsageError(f"{option}: {embed_dim} is the model's full width, not an MRL dim: give dims below it")
+    if above or equal:
+        shown = ", ".join(map(str, [*([embed_dim] if equal else []), *above]))
+        print(f"note: {option} {shown}: at or above the model's width {embed_dim}, so scored as the full width only",
+              flush=True)  # fmt: skip
+    return sorted({value for value in dims if value < embed_dim})
 
 
 def check_before_loading(cfg: RunConfig) -> None:
@@ -182,7 +196,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack) -> in
     # an eager load (no cache, or a model the cache does not know) is charged to the first task evaluated, as a
     # lazy one is: before stop 26 it was recorded nowhere, and the first task's wall depended on the cache
     unbilled_load_s = 0.0 if isinstance(embedder, LazyEmbedder) else time.perf_counter() - opened
-    dims = truncation_dims(cfg.dims, embedder.embed_dim)
+    dims = truncation_dims(cfg.dims, embedder.embed_dim, cfg.dims_option, cfg.dims_policy)
     shards = init_from_env(embedder.device)
     main = shards is None or shards.is_main
     say = print if main else (lambda *a, **k: None)

@@ -215,6 +215,13 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     if not shared and not unshared:  # tasks without data on both sides compare nothing either
         raise NothingCompared(f"nothing compared: no task to compare between {baseline} and {candidate}"
                               + (f" among {', '.join(tasks)}" if tasks else ""))  # fmt: skip
+    if dim is not None:  # a dim at or above a model's width is no MRL dim of it: no rerun can give one (audit, 49)
+        for path, record in ((baseline, record_b), (candidate, record_c)):
+            width = (record.get("model") or {}).get("embed_dim")
+            if isinstance(width, int) and dim >= width:
+                what = "the full width" if dim == width else "above the width"
+                raise UsageError(f"--dim {dim}: {what} of the model in {path} ({width}), not an MRL dim of it: "
+                                 + ("compare without --dim" if dim == width else f"give a --dim below {width}"))
     if dim is not None and shared:  # a gate at a dim neither side was scored at would pass testing nothing
         has = {path: [t for t in shared if dim in run.dim_scores(t, rec[t])]
                for path, run, rec in ((baseline, base, rec_b), (candidate, cand, rec_c))}  # fmt: skip

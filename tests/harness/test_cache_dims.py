@@ -180,6 +180,25 @@ def test_dim_larger_than_model_fails_before_encoding(tmp_path: Path, capsys) -> 
     assert not (tmp_path / "minilm__tasks").exists()
 
 
+def test_dims_at_or_above_the_width_follow_the_caller_s_policy(capsys) -> None:
+    """`harness run` takes the width itself as the full run, now with a note (before stop 49, audit, silently: a
+    `--dims 384 --dim-predictions` kept nothing and said nothing); a pipeline of several widths drops what a
+    narrower model lacks; an ablation, whose report needs every dim below the width, refuses it, naming its key."""
+    from harness.errors import UsageError
+    from harness.runner import truncation_dims
+
+    assert truncation_dims([64, 384], 384) == [64]
+    assert "note: --dims 384: at or above the model's width 384, so scored as the full width only" in \
+        capsys.readouterr().out  # fmt: skip
+    assert truncation_dims([64, 256, 384], 128, "[eval] dims", "drop") == [64]
+    assert "note: [eval] dims 256, 384: at or above the model's width 128" in capsys.readouterr().out
+    with pytest.raises(UsageError, match=r"^a\.toml: eval\.dims: 384 is the model's full width, not an MRL dim"):
+        truncation_dims([64, 384], 384, "a.toml: eval.dims", "strict")
+    with pytest.raises(UsageError, match=r"^a\.toml: eval\.dims: 999 is larger than"):
+        truncation_dims([999], 384, "a.toml: eval.dims", "strict")
+    assert truncation_dims([32, 64], 384, "x", "strict") == [32, 64] and capsys.readouterr().out == ""
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="gloo over localhost")
 def test_torchrun_two_processes_match_one(tmp_path: Path) -> None:

@@ -651,3 +651,16 @@ def test_a_suite_s_tasks_without_data_on_both_sides_are_said_not_gated(tmp_path,
     assert main(["regress", "--baseline", str(tmp_path / "a"), "--candidate", str(tmp_path / "c"),
                  "--out", str(out)]) == 1  # fmt: skip
     assert "failed in the candidate: STS12" in out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("dim", "message"), [(384, "the full width of the model in BASE (384), not an MRL dim of "
+                                                    "it: compare without --dim"),
+                                              (999, "above the width of the model in BASE (384), not an MRL dim of "
+                                                    "it: give a --dim below 384")])  # fmt: skip
+def test_a_dim_at_or_above_the_width_is_named_so(tiny_runs, tmp_path, capsys, dim, message):
+    """Before stop 49 (audit): "no task has a result at MRL dim 384 in both runs; run them with `harness run --dims
+    384 --dim-predictions`", advice that gave the same error again."""
+    base = tiny_runs["base"]
+    assert main(["regress", "--baseline", str(base), "--candidate", str(base), "--dim", str(dim),
+                 "--out", str(tmp_path / "r.md")]) == 2  # fmt: skip
+    assert f"--dim {dim}: {message.replace('BASE', str(base))}" in capsys.readouterr().err
