@@ -51,10 +51,10 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
         "`*` mirror: the task's rows come from the local data root, not the official mteb dataset; "
         "compare with published numbers only where the mirror is the full official split.",
     ]
-    dims = record.get("dims") or []
-    if dims:
+    dims_table = _dims_table(run_dir, record, others)
+    if dims_table:
         lines += ["", f"## Matryoshka dimensions (score ×100, and as a fraction of the full {model.get('embed_dim')})",
-                  "", _dims_table(run_dir, record, dims)]  # fmt: skip
+                  "", dims_table]  # fmt: skip
     root = record.get("data_root")  # errors name data files by their absolute path: shown as the header shows it
     for status, key, title in (("failed", "error", "Failed tasks"), ("missing", "reason", "Not evaluated")):
         why = {n: t.get(key) or "" for n, t in record.get("tasks", {}).items() if t.get("status") == status}
@@ -78,18 +78,25 @@ def _cache_stop_lines(stopped: dict | None) -> list[str]:
             "from there on were encoded without it (scores unaffected, vectors computed, not read or stored)"]
 
 
-def _dims_table(run_dir: RunDir, record: dict, dims: list[int]) -> str:
+def _dims_table(run_dir: RunDir, record: dict, others: dict[str, str]) -> str:
     """Each dim's score, with its share of the full score where that share means something (a full score above 0;
-    STS can go to or below 0 with a weak model). Cells are text as written: 80.60 stays 80.60."""
-    rows = []
+    STS can go to or below 0 with a weak model), or '' when no task has one. Cells are text as written: 80.60 stays
+    80.60. The columns are every dim a task's recorded result holds (before stop 49, audit, only the last run's
+    --dims: a rerun of one task hid the others' dims), a task kept from other settings marked § as above."""
+    found = {}
     for name, task in record.get("tasks", {}).items():
-        full = task.get("main_score")
-        if task.get("status") != "ok" or full is None:
-            continue
-        cells, scores = [], run_dir.dim_scores(name, task)  # only the dims of the recorded result
+        if task.get("status") == "ok" and task.get("main_score") is not None:
+            found[name] = run_dir.dim_scores(name, task)  # only the dims of the recorded result
+    dims = sorted({d for scores in found.values() for d in scores})
+    if not dims:
+        return ""
+    rows = []
+    for name, scores in found.items():
+        full = record["tasks"][name]["main_score"]
+        cells = []
         for d in dims:
             score = scores.get(d)
             share = f" ({score / full:.1%})" if score is not None and full > 0 else ""
             cells.append("—" if score is None else f"{100 * score:.2f}{share}")
-        rows.append([name, *cells, f"{100 * full:.2f}"])
+        rows.append([name + (" §" if name in others else ""), *cells, f"{100 * full:.2f}"])
     return md_table(rows, headers=["task", *map(str, dims), "full"], disable_numparse=True)

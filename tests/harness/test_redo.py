@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -80,6 +81,17 @@ def test_redone_task_drops_its_old_dim_files(tmp_path: Path) -> None:
     # kept from a run without dims: its full score is this run's settings' (dims move none), so not listed as kept
     # (before stop 47 it was, "STS16: dims []", and left out of the summary's mean)
     assert "STS16: dims" not in summary and "kept from other settings" not in summary
+
+
+def test_summary_dims_table_holds_every_task_s_recorded_dims(tmp_path: Path) -> None:
+    """Before stop 49 (audit): the MRL table took its columns from the last run's --dims only, so a rerun of one task
+    without --dims hid the other tasks' dim results, and a task kept from other settings lacked its § there."""
+    _run(tmp_path, "r", "--tasks", "STS16,STS12", "--dims", "64")
+    _run(tmp_path, "r", "--tasks", "STS16", "--max-length", "8")
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    dims_table = summary.split("## Matryoshka dimensions")[1]
+    assert re.search(r"^\| STS12 § +\| \d+\.\d\d \(", dims_table, re.M), dims_table
+    assert re.search(r"^\| STS16 +\| — +\|", dims_table, re.M), dims_table
 
 
 def test_a_damaged_result_file_is_evaluated_again(tmp_path: Path) -> None:
