@@ -79,7 +79,9 @@ def dims(curves: dict[str, dict[str, list[tuple[int, float]]]], path: Path) -> N
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(kinds):]:
         ax.axis("off")
-    fig.suptitle("Score vs Matryoshka dimension (embedding prefixes as they are, as mteb's embed_dim gives them)")
+    # wrapped: one or two panels are narrower than the title (before stop 49, audit, it was cut at both edges)
+    fig.suptitle("Score vs Matryoshka dimension\n(embedding prefixes as they are, as mteb's embed_dim gives them)",
+                 fontsize=10 if cols > 1 else 8)  # fmt: skip
     fig.tight_layout()
     save_png(fig, path)
 
