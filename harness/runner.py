@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import sys
 import time
@@ -137,7 +138,7 @@ def truncation_dims(dims: list[int], embed_dim: int, option: str = "--dims", pol
         raise UsageError(f"{option}: {above[0]} is larger than the model's embedding dimension {embed_dim}")
     if equal and policy == "strict":
         raise UsageError(f"{option}: {embed_dim} is the model's full width, not an MRL dim: give dims below it")
-    if above or equal:
+    if (above or equal) and os.environ.get("RANK", "0") == "0":  # said once under torchrun
         shown = ", ".join(map(str, [*([embed_dim] if equal else []), *above]))
         print(f"note: {option} {shown}: at or above the model's width {embed_dim}, so scored as the full width only",
               flush=True)  # fmt: skip
