@@ -153,10 +153,22 @@ def _namespace_tail(ns: dict[str, Any], info: dict[str, Any]) -> str:
     """The identity keys in which a namespace differs from another that `cache info`'s line shows alike (a padding
     multiple, a device, another fingerprint): before stop 49 (audit) two such lines read the same."""
     twins = [o for o in info["namespaces"] if o is not ns and all(o.get(k) == ns.get(k) for k in CACHE_INFO_SHOWN)]
-    keys = sorted({k for o in twins for k in {*ns, *o} if k not in (*CACHE_INFO_SHOWN, "namespace", "entries")
-                   and ns.get(k) != o.get(k)})  # fmt: skip
-    shown = [f"{k}={str(ns.get(k))[:24]}" for k in keys]
-    return "  " + "  ".join(shown) if shown else ""
+    mine = _flat(ns)
+    keys = sorted({k for o in map(_flat, twins) for k in {*mine, *o} if mine.get(k) != o.get(k)
+                   and k.split(".")[0] not in (*CACHE_INFO_SHOWN, "namespace", "entries")})  # fmt: skip
+    return "".join(f"  {k}={mine.get(k)}" for k in keys)
+
+
+def _flat(identity: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A namespace's identity with nested tables as dotted keys (`packages.transformers`), so a difference inside
+    one is named by its key (review of stop 49: cut at 24 characters, package versions read alike)."""
+    flat: dict[str, Any] = {}
+    for key, value in identity.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def cmd_alignment(args: argparse.Namespace) -> int:

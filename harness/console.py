@@ -56,15 +56,26 @@ def library_tqdm_off() -> Iterator[None]:
 
     tqdm reads TQDM_DISABLE only when it is imported, which mteb has done by then (before stop 49 a run set it, and
     `--no-progress` runs still printed mteb's bars), so the default of `disable` is changed instead; the harness's
-    own bar passes `disable` and keeps its choice."""
+    own bar passes `disable` and keeps its choice. Counted, so runs overlapping in threads restore tqdm's own once
+    the last ends (each restoring what it found left bars off for good: review of stop 49)."""
     from tqdm import std
 
-    original = std.tqdm.__init__
-    std.tqdm.__init__ = functools.partialmethod(original, disable=True)
+    with _TQDM_OFF_LOCK:
+        if not _TQDM_OFF:
+            _TQDM_OFF.append(std.tqdm.__init__)
+            std.tqdm.__init__ = functools.partialmethod(std.tqdm.__init__, disable=True)
+        _TQDM_OFF.append(None)
     try:
         yield
     finally:
-        std.tqdm.__init__ = original
+        with _TQDM_OFF_LOCK:
+            _TQDM_OFF.pop()
+            if len(_TQDM_OFF) == 1:
+                std.tqdm.__init__ = _TQDM_OFF.pop()
+
+
+_TQDM_OFF: list = []  # [tqdm's own __init__, then one entry per run holding bars off]
+_TQDM_OFF_LOCK = threading.Lock()
 
 
 class WarningLog:

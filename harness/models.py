@@ -196,7 +196,7 @@ def check_spec(spec: str) -> None:
             prepare = "" if is_prepared(spec) else f" (prepare it first: `harness models fetch {spec}`)"
             raise UsageError(f"--model {spec}: a pretrained base; evaluate it as --model conan:{base_path(spec)}"
                              f"{prepare}")  # fmt: skip
-        if prefix == "gguf" and target:  # a training `init` spec: say how it becomes an evaluable checkpoint
+        if prefix == "gguf":  # a training `init` spec: say how it becomes an evaluable checkpoint
             raise UsageError(f"--model {spec}: a GGUF file is not evaluated directly; import it first "
                              f"(`harness models import {spec} --out <folder>`), then --model conan:<folder>")
         raise unknown("model", spec, list(PACKAGED) + ["st:", "hf:", "conan:"], "see `harness list models`")

@@ -159,7 +159,8 @@ def check_before_loading(cfg: RunConfig) -> None:
     elif cfg.cache_dir is not None:  # before stop 49 (audit) both were taken without a word, and no cache used
         raise UsageError(f"--cache-dir {cfg.cache_dir} with --no-cache: give one of them")
     if cfg.dim_predictions and not cfg.dims:
-        raise UsageError("--dim-predictions keeps per-item outputs at each --dims size: give --dims too")
+        raise UsageError("--dim-predictions keeps per-item outputs at each --dims size below the full width: give "
+                         "such --dims too (`full` alone keeps nothing per dim)")  # fmt: skip
 
 
 def check_run_directory(path: Path) -> None:
@@ -286,7 +287,9 @@ def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[Resol
     else:
         summary = render_summary(run_dir, run_dir.read_run().get("coverage") or plan.coverage_line())
         if _summary_behind(run_dir):  # killed after its last task's record: the record is completed now
-            if run_dir.read_run().get("finished") is None:  # (before stop 49, audit, it said null for good)
+            record = run_dir.read_run()  # (before stop 49, audit, it said null for good)
+            if record.get("finished") is None and all(t.get("status") != "pending"
+                                                      for t in record.get("tasks", {}).values()):  # fmt: skip
                 run_dir.update_run(lambda rec: rec.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
             atomic_write_text(run_dir.path / SUMMARY_MD, summary)
     print(summary)
@@ -302,21 +305,21 @@ def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[Resol
     if failed:
         print(f"{len(failed)} task(s) failed: {', '.join(failed)} (reasons in {run_dir.path / 'run.json'})",
               file=sys.stderr)  # fmt: skip
-    # a task done earlier into this directory keeps its result: not missing
-    missing = [r for r in plan.resolved if r.source == MISSING and tasks.get(r.name, {}).get("status") == "missing"]
-    named = [r for r in missing if r.name in (cfg.tasks or [])]  # asked for by name: not evaluating it is a failure
+    absent, asked = [r for r in plan.resolved if r.source == MISSING], set(cfg.tasks or [])
+    # asked for by name: not evaluating it is a failure; where an earlier result of this directory is kept, that is
+    # said too (before stop 49, audit, a broken or removed folder then went unsaid with exit 0)
+    kept = [r for r in absent if r.name in asked and tasks.get(r.name, {}).get("status") == "ok"]
+    named = [r for r in absent if r.name in asked and r not in kept]
     for r in named:
         print(f"harness: {r.name} was not evaluated: {r.reason}", file=sys.stderr)
-    # asked for by name, not evaluable now, but an earlier result of this directory is kept: said, and a failure,
-    # as when it is named alone (before stop 49, audit, a broken or removed folder went unsaid with exit 0)
-    kept = [r for r in plan.resolved if r.source == MISSING and r.name in (cfg.tasks or []) and r not in named]
     for r in kept:
         print(f"harness: {r.name} was not evaluated now: {r.reason}; the earlier result in {run_dir.path} is kept",
               file=sys.stderr)  # fmt: skip
-    if len(missing) > len(named):  # a suite's tasks without data here: its coverage, said once
-        print(f"harness: {len(missing) - len(named)} task(s) of suite {cfg.suite} not evaluated (reasons in "
-              f"{run_dir.path / SUMMARY_MD}): {', '.join(r.name for r in missing if r not in named)}",
-              file=sys.stderr)  # fmt: skip
+    # a suite's tasks without data here (a task done earlier into this directory keeps its result: not missing)
+    coverage = [r for r in absent if r.name not in asked and tasks.get(r.name, {}).get("status") == "missing"]
+    if coverage:  # its coverage, said once
+        print(f"harness: {len(coverage)} task(s) of suite {cfg.suite} not evaluated (reasons in "
+              f"{run_dir.path / SUMMARY_MD}): {', '.join(r.name for r in coverage)}", file=sys.stderr)  # fmt: skip
     return EXIT_TASK_FAILED if failed or named or kept else EXIT_OK
 
 
@@ -408,6 +411,8 @@ def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: 
     for r in plan.resolved:
         old = tasks.get(r.name, {})
         entry = {**_provenance(r, cfg), "status": "missing" if r.source == MISSING else "pending"}
+        if r.source == MISSING and r.name in (cfg.tasks or []):  # asked for by name: a failure, not coverage
+            entry["named"] = True  # (regress gates on it; a suite's tasks without data it only names)
         if old.get("status") == "ok":
             if old.get("identity") != identities.get(r.name):
                 continue  # its own provenance and identity stay with it

@@ -229,7 +229,8 @@ class RunDir:
         return record
 
     def drop_efficiency(self) -> None:
-        """Empty efficiency.json; the caller holds the lock (`locked`: a second flock here would wait on it)."""
+        """Empty efficiency.json; the caller holds the lock (`locked`, reentrant for this RunDir only: another
+        RunDir of the same folder would wait on it)."""
         atomic_write_json(self.path / EFFICIENCY_JSON, {})
 
     def update_efficiency(self, task: str, figures: dict[str, Any] | None) -> None:

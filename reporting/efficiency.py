@@ -143,7 +143,8 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
     for info in infos:
         model = info.record.get("model", {})
         count, source = parameters(model)
-        dims = info.record.get("dims") or []
+        # the dims the run's results hold, not the last run's --dims (review of stop 49, as summary.md)
+        dims = sorted({d for name, entry in info.ok.items() for d in info.run.result_dims(name, entry)})
         _, texts_s, tokens_s = _throughput(info, clean)
         seconds = _throughput(info, whole)[0]
         times = [CACHE_ONLY] * 3 if info.label in served else [_fmt(seconds, 2) if whole else "—", _fmt(texts_s),

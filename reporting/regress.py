@@ -5,16 +5,18 @@ item indices, main score recomputed on each resample from the runs' per-item out
 reporting/items.py); verdict regressed / improved / within noise; efficiency deltas beside it. ``dim``: the same at
 one MRL dim (the first d dimensions as they are, as mteb's ``embed_dim`` gives them; both runs made with ``--dims d
 --dim-predictions``), for a model served at that width. A task the candidate attempted without a score (failed, data
-missing, a NaN score) is *failed in candidate*; one the baseline has and the candidate has not run (pending, or
-absent from its run.json) is *not run in candidate*; one the baseline has no score for is *no baseline score*; one
-the runs scored on different data or settings (another main metric, rows, a task kept from other settings) is *not
-comparable*; one whose per-item file is damaged is *damaged file*, naming it, and the other tasks are still tested.
-Clustering verdicts are advisory (their CI holds the k-means assignment fixed): reported, never failing the gate.
-Exit status (`Comparison.exit_status`): 1 on any significant regression or failed task; else 3 when nothing was
-compared (none of the tasks got a verdict) or a task could not be compared (not run in the candidate, no baseline
-score, not comparable, a damaged file); 0 otherwise; 2 on unusable input (not a run directory, a run.json of
-another shape, a bad option, a --tasks name in neither run, a --dim neither run has). A nightly gate never passes on
-nothing, nor on part of its tasks: the report's first line says which (`Comparison.outcome`).
+missing, a NaN score) is *failed in candidate*, but for a suite's task that neither run had data for and neither
+named in --tasks (coverage, which `harness run` exits 0 for): a warning names those; one the baseline has and the
+candidate has not run (pending, or absent from its run.json) is *not run in candidate*; one the baseline has no
+score for is *no baseline score*; one the runs scored on different data or settings (another main metric, rows, a
+task kept from other settings) is *not comparable*; one whose per-item file is damaged is *damaged file*, naming it,
+and the other tasks are still tested. Clustering verdicts are advisory (their CI holds the k-means assignment
+fixed): reported, never failing the gate. Exit status (`Comparison.exit_status`): 1 on any significant regression or
+failed task; else 3 when nothing was compared (none of the tasks got a verdict) or a task could not be compared (not
+run in the candidate, no baseline score, not comparable, a damaged file); 0 otherwise; 2 on unusable input (not a
+run directory, a run.json of another shape, a bad option, a --tasks name in neither run, a --dim neither run has). A
+nightly gate never passes on nothing, nor on part of its tasks: the report's first line says which
+(`Comparison.outcome`).
 """
 
 from __future__ import annotations
@@ -208,13 +210,14 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     # every task the baseline attempted is gated on, and every task the candidate failed: none passes unseen; but a
     # task that has no data in either run (a suite's coverage: `harness run` exits 0 for it) is said, not gated
     # (before stop 49, audit: two identical `--suite cmteb` runs offline failed on their 18 tasks without data)
-    no_data = [t for t in wanted if all((side.get(t) or {}).get("status") == MISSING
-                                        for side in (attempted_b, attempted_c))]  # fmt: skip
+    no_data = [t for t in wanted if all((side.get(t) or {}).get("status") == MISSING and not _named(side[t], record)
+                                        for side, record in ((attempted_b, record_b), (attempted_c, record_c)))]
     unshared = [t for t in wanted if t not in shared and t not in no_data
                 and (t in attempted_b or not has_score(attempted_c[t]))]  # fmt: skip
     if not shared and not unshared:  # tasks without data on both sides compare nothing either
         raise NothingCompared(f"nothing compared: no task to compare between {baseline} and {candidate}"
-                              + (f" among {', '.join(tasks)}" if tasks else ""))  # fmt: skip
+                              + (f" among {', '.join(tasks)}" if tasks else "")
+                              + (f" (no data in either run: {', '.join(no_data)})" if no_data else ""))  # fmt: skip
     if dim is not None:  # a dim at or above a model's width is no MRL dim of it: no rerun can give one (audit, 49)
         for path, record in ((baseline, record_b), (candidate, record_c)):
             width = (record.get("model") or {}).get("embed_dim")
@@ -258,6 +261,12 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     comp.worlds = _worlds(base, cand, shared)
     comp.warnings += _efficiency_warnings(base, cand, shared, comp.worlds)
     return comp
+
+
+def _named(entry: dict[str, Any], record: dict[str, Any]) -> bool:
+    """Whether a run asked for a missing task by name (`harness run` failed it), not as a suite's coverage: recorded
+    since stop 49; before, a run without a suite named every task it holds."""
+    return bool(entry.get("named")) or record.get("suite") is None
 
 
 def _untested(base: RunDir, name: str, rb: dict[str, Any] | None, rc: dict[str, Any] | None,

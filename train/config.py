@@ -346,8 +346,10 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
     try:
         return cls(**coerced)
     except ConfigError as exc:  # a range check of __post_init__ ("lr must be ..."): name where the key was given
-        named = [key for key in values if str(exc).startswith((f"{key} ", f"{key}:", f"{key}="))]
-        where = source(named[0]) if named else (str(path) if path is not None else overrides_name)
+        # every key the message names, each where it was given (review of stop 49: a message naming two keys was
+        # blamed on the first one's source)
+        named = [key for key in values if re.search(rf"\b{re.escape(key)}\b", str(exc))]
+        where = " / ".join(dict.fromkeys(map(source, named))) or (str(path) if path is not None else overrides_name)
         raise ConfigError(f"{where}: {exc}") from None
 
 

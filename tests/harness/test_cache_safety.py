@@ -156,3 +156,18 @@ def test_cache_info_tells_apart_namespaces_its_line_shows_alike(tmp_path: Path, 
     lines = [line for line in capsys.readouterr().out.splitlines() if "all-MiniLM-L6-v2" in line]
     assert len(lines) == 2 and len(set(lines)) == 2
     assert any(line.endswith("pad_multiple=8") for line in lines), lines
+
+
+def test_cache_info_names_a_difference_inside_a_table(tmp_path: Path, capsys) -> None:
+    """Review of stop 49: values were cut at 24 characters, so two namespaces differing in one package version
+    (a transformers upgrade: docs/harness.md) still read alike."""
+    cache = EmbeddingCache(tmp_path)
+    base = {"name": "m", "role": None, "dtype": "float32", "max_length": 256, "prompt": ""}
+    for ns, version in (("a", "5.24.0"), ("b", "5.25.0")):
+        cache.register(ns, {**base, "packages": {"torch": "2.13.0+cpu", "transformers": version}})
+        cache.put_many(ns, ["text"], np.ones((1, 4), dtype=np.float32))
+    cache.close()
+    assert main(["cache", "info", "--cache-dir", str(tmp_path)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "  m  " in line]
+    assert [line.rsplit("  ", 1)[1] for line in lines] == ["packages.transformers=5.24.0",
+                                                           "packages.transformers=5.25.0"]  # fmt: skip

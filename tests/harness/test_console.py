@@ -52,6 +52,14 @@ def test_no_progress_silences_mteb_bars(shared_data: Path, tmp_path: Path, capfd
         list(tqdm(range(2), file=(own := io.StringIO()), disable=False))
     list(tqdm(range(2), file=(after := io.StringIO())))
     assert quiet.getvalue() == "" and "2/2" in own.getvalue() and "2/2" in after.getvalue()
+    first, second = library_tqdm_off(), library_tqdm_off()  # two runs overlapping in threads: ended out of order
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    list(tqdm(range(2), file=(during := io.StringIO())))
+    second.__exit__(None, None, None)
+    list(tqdm(range(2), file=(end := io.StringIO())))
+    assert during.getvalue() == "" and "2/2" in end.getvalue()  # review of stop 49: bars stayed off for good
 
 
 def test_a_run_closes_its_embedding_cache(tmp_path: Path) -> None:

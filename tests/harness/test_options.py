@@ -49,7 +49,8 @@ def _run(tmp_path: Path, *args: str) -> int:
         (["--cache-dir", "/proc/harness-no-such-dir"], "--cache-dir /proc/harness-no-such-dir: not writable"),
         # contradictions taken without a word before stop 49 (audit)
         (["--no-cache", "--cache-dir", "/tmp/c"], "--cache-dir /tmp/c with --no-cache: give one of them"),
-        (["--dim-predictions"], "--dim-predictions keeps per-item outputs at each --dims size: give --dims too"),
+        (["--dim-predictions"], "--dim-predictions keeps per-item outputs at each --dims size below the full width"),
+        (["--dims", "full", "--dim-predictions"], "give such --dims too (`full` alone keeps nothing per dim)"),
     ],
 )
 def test_bad_option_exits_2_naming_it(args: list[str], message: str, tmp_path: Path, capsys) -> None:

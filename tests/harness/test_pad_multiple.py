@@ -132,3 +132,5 @@ def test_a_gguf_file_is_named_as_a_training_spec_before_any_option(tmp_path: Pat
         assert main(argv) == 2
         assert ("--model gguf:/x.gguf: a GGUF file is not evaluated directly; import it first (`harness models "
                 "import gguf:/x.gguf --out <folder>`), then --model conan:<folder>") in capsys.readouterr().err
+    assert main(["run", "--model", "gguf:", "--tasks", "STS16", "--out", str(tmp_path)]) == 2  # review of stop 49
+    assert "--model gguf:: a GGUF file is not evaluated directly" in capsys.readouterr().err

@@ -241,3 +241,29 @@ def test_a_named_task_no_longer_evaluable_is_said_and_fails_though_its_old_resul
     assert code == 1
     assert "harness: STS16 was not evaluated now: " in err and "main_score" in err and "is kept" in err
     assert again["tasks"]["STS16"]["main_score"] == first["tasks"]["STS16"]["main_score"]
+
+
+def test_a_named_task_without_any_result_is_not_said_to_be_kept(tmp_path: Path, capsys) -> None:
+    """Review of stop 49: a rerun that evaluates nothing left a named task without data out of run.json, and the
+    run said its "earlier result ... is kept" though it had none."""
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE / "en" / "STS16", data / "en" / "STS16")
+    assert _run(tmp_path, "n", "--tasks", "STS16", data=data)[0] == 0
+    capsys.readouterr()
+    assert _run(tmp_path, "n", "--tasks", "STS16,STS12", data=data)[0] == 1
+    err = capsys.readouterr().err
+    assert "harness: STS12 was not evaluated: " in err and "is kept" not in err
+
+
+def test_a_record_with_a_pending_task_is_not_marked_finished(tmp_path: Path) -> None:
+    """Review of stop 49: a rerun that only brought summary.md up to date marked `finished` on a record whose other
+    task a kill had left pending."""
+    _run(tmp_path, "f", "--tasks", "STS16,STS12")
+    path = tmp_path / "f" / "run.json"
+    record = json.loads(path.read_text())
+    record["finished"], record["tasks"]["STS12"]["status"] = None, "pending"
+    path.write_text(json.dumps(record))
+    summary = tmp_path / "f" / "summary.md"
+    os.utime(summary, ns=(path.stat().st_mtime_ns - 10**9,) * 2)  # written before the record's last change
+    _, after = _run(tmp_path, "f", "--tasks", "STS16")
+    assert after["finished"] is None and summary.stat().st_mtime_ns > path.stat().st_mtime_ns - 10**9

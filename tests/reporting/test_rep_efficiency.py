@@ -223,3 +223,14 @@ def test_run_folders_of_one_name_are_told_apart_by_their_parents(tiny_runs, tmp_
     assert main(["report", str(a), str(a), "--out", str(tmp_path / "twice")]) == 2
     err = capsys.readouterr().err
     assert f"run {a}: given twice" in err and "Traceback" not in err
+
+
+def test_the_dims_column_reads_the_results_not_the_last_run_s_option(tmp_path):
+    """Review of stop 49: "MRL dims scored" came from the last run's --dims, so a rerun of one task without --dims
+    read "—" while the same report's MRL section showed the run's other task at its dims."""
+    sample = default_data_root()
+    for extra in (["--tasks", "STS16,STS12", "--dims", "64"], ["--tasks", "STS16", "--overwrite"]):
+        assert main(["run", "--model", "minilm", "--data-dir", str(sample), "--out", str(tmp_path), "--run-name", "r",
+                     "--no-progress", "--no-cache", *extra]) == 0  # fmt: skip
+    assert main(["report", str(tmp_path / "r"), "--out", str(tmp_path / "rep")]) == 0
+    assert "✔ 64" in (tmp_path / "rep" / "efficiency.md").read_text(encoding="utf-8")

@@ -86,7 +86,8 @@ def test_runs_without_a_shared_finished_task_exit_3(tiny_runs, tmp_path, capsys)
     record["tasks"] = {}  # a baseline that attempted nothing: no task to gate on at all
     (other / "run.json").write_text(json.dumps(record))
     assert _regress(other, tiny_runs["base"], tmp_path / "r3.md")[0] == 3
-    assert "nothing compared: no task to compare between" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "nothing compared: no task to compare between" in err and "(no data in either run: STS13)" in err
 
 
 def test_no_task_tested_is_not_a_pass(tiny_runs, tmp_path):
@@ -664,3 +665,28 @@ def test_a_dim_at_or_above_the_width_is_named_so(tiny_runs, tmp_path, capsys, di
     assert main(["regress", "--baseline", str(base), "--candidate", str(base), "--dim", str(dim),
                  "--out", str(tmp_path / "r.md")]) == 2  # fmt: skip
     assert f"--dim {dim}: {message.replace('BASE', str(base))}" in capsys.readouterr().err
+
+
+def test_a_task_named_in_tasks_without_data_still_fails_the_gate(tmp_path, capsys):
+    """Review of stop 49: the no-data exemption above is for a suite's coverage only; a task named in --tasks made
+    `harness run` exit 1, and regress must not pass on it. Where only such a task is asked for, the reason is said."""
+    from harness.data import default_data_root
+
+    data = tmp_path / "data"
+    shutil.copytree(default_data_root() / "en" / "STS12", data / "en" / "STS12")
+    for name in ("a", "b"):  # STS13 is named and has no data here
+        assert main(["run", "--tasks", "STS12,STS13", "--model", "minilm", "--data-dir", str(data), "--out",
+                     str(tmp_path), "--run-name", name, "--no-progress", "--no-cache"]) == 1  # fmt: skip
+        assert json.loads((tmp_path / name / "run.json").read_text())["tasks"]["STS13"]["named"] is True
+    out = tmp_path / "r.md"
+    argv = ["regress", "--baseline", str(tmp_path / "a"), "--candidate", str(tmp_path / "b"), "--out", str(out)]
+    assert main(argv) == 1
+    assert "failed in the candidate: STS13" in out.read_text(encoding="utf-8")
+    capsys.readouterr()
+    suite = ["run", "--suite", "mteb-en", "--model", "minilm", "--data-dir", str(data), "--out", str(tmp_path),
+             "--no-progress", "--no-cache", "--run-name"]  # fmt: skip
+    assert main([*suite, "s1"]) == 0 and main([*suite, "s2"]) == 0
+    assert main(["regress", "--baseline", str(tmp_path / "s1"), "--candidate", str(tmp_path / "s2"), "--tasks",
+                 "STS13", "--out", str(out)]) == 3  # fmt: skip
+    err = capsys.readouterr().err
+    assert "nothing compared: no task to compare between" in err and "(no data in either run: STS13)" in err

@@ -29,6 +29,7 @@ def test_a_toml_syntax_error_is_named_file_line_column(tmp_path: Path, capsys, t
     ("lr = -1.0\n", [], "FILE"),
     ("", ["--set", "lr=-1"], "--set"),
     ("lr = 1e-4\n", ["--set", "steps=-5"], "--set"),
+    ("warmup_ratio = 0.1\n", ["--set", "min_lr_ratio=2"], "FILE / --set"),  # one message, two keys, two sources
 ])  # fmt: skip
 def test_a_value_out_of_range_names_where_it_was_given(tmp_path: Path, capsys, in_file: str, sets: list[str],
                                                        where: str) -> None:  # fmt: skip
@@ -37,5 +38,5 @@ def test_a_value_out_of_range_names_where_it_was_given(tmp_path: Path, capsys, i
     path = tmp_path / "c.toml"
     path.write_text('stage = "pretrain"\n' + in_file, encoding="utf-8")
     assert main(["train", str(path), *sets]) == 2
-    source = str(path) if where == "FILE" else where
+    source = where.replace("FILE", str(path))
     assert capsys.readouterr().err.startswith(f"train: error: {source}: ")
