@@ -23,7 +23,7 @@ from conan_model.config import ATTENTION_BACKENDS
 from conan_model.errors import did_you_mean
 from conan_model.fingerprint import files_fingerprint
 from conan_model.pooling import POOLINGS
-from conan_model.tokenizer import MIN_VOCAB
+from conan_model.tokenizer import MIN_VOCAB, load_tokenizer
 
 from .errors import ConfigError, DataError
 
@@ -156,6 +156,11 @@ class StageConfig:
             if not (path / "tokenizer.json" if path.is_dir() else path).is_file():
                 raise ConfigError(f"tokenizer = {self.tokenizer!r}: no such file (give a tokenizer.json, or a folder "
                                   "holding one)")  # fmt: skip
+            try:  # its specials and framing too, before any work (before stop 49, audit: a traceback at the start)
+                load_tokenizer(path)
+            except ValueError as exc:
+                raise ConfigError(f"tokenizer = {self.tokenizer!r}: {exc} (`init` brings a checkpoint's own "
+                                  "tokenizer)") from None  # fmt: skip
 
     def _check_optimizer(self) -> None:
         """AdamW takes nan, inf and negative values without complaint and trains to NaN (or uphill): refuse them."""
@@ -348,7 +353,7 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
     except ConfigError as exc:  # a range check of __post_init__ ("lr must be ..."): name where the key was given
         # every key the message names, each where it was given (review of stop 49: a message naming two keys was
         # blamed on the first one's source)
-        named = [key for key in values if re.search(rf"\b{re.escape(key)}\b", str(exc))]
+        named = [key for key in values if re.search(rf"(?<![\w.']){re.escape(key)}(?=[\s=\[\].:,]|$)", str(exc))]
         where = " / ".join(dict.fromkeys(map(source, named))) or (str(path) if path is not None else overrides_name)
         raise ConfigError(f"{where}: {exc}") from None
 
@@ -360,6 +365,10 @@ def stages_with_key(key: str, cls: type[StageConfig]) -> list[str]:
     stages = (PretrainConfig, MntpConfig, WeakConfig, SupervisedConfig)
     return [other.stage for other in stages
             if other.stage != cls.stage and key in {f.name for f in dataclasses.fields(other)}]  # fmt: skip
+
+
+# str keys that hold a comma-separated list of numbers ("64,128"), which TOML reads as a number when there is one
+NUMBER_LIST_KEYS = frozenset({"mrl_dims", "mrl_weights"})
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -383,6 +392,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         return float(value)
     if origin is int and isinstance(value, float) and value.is_integer():
         return int(value)
+    if key in NUMBER_LIST_KEYS and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # one number of a comma list: `--set mrl_dims=128` (before stop 49, audit: "expects str")
     if not isinstance(value, origin) or (origin is int and isinstance(value, bool)):
         raise ConfigError(f"config key {key!r} expects {getattr(hint, '__name__', hint)}, got {value!r}")
     return value

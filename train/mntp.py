@@ -11,8 +11,9 @@ between packed documents, as in LLM2Vec) are chosen, 80% replaced by ``mask_toke
 token, 10% kept, and token i is predicted from the state at position i - 1 through the pretrained LM head.
 LLM2Vec trains LoRA adapters; here all weights train.
 
-Masks are drawn from a generator seeded by (seed, step, rank, micro-batch), so a resumed run masks the same
-positions. The exported config.json says ``attention = "bidirectional"`` and this stage's ``pooling``.
+Each row's mask is drawn from a generator seeded by (seed, step, the row's place in the step's global batch), so a
+resumed run masks the same positions, on another number of processes too. The exported config.json says
+``attention = "bidirectional"`` and this stage's ``pooling``.
 """
 
 from __future__ import annotations

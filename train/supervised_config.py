@@ -77,6 +77,9 @@ class SupervisedConfig(StageConfig):
                               "tasks.<name>.batch_size")  # fmt: skip
         if self.temperature <= 0 or self.cosent_scale <= 0 or self.hard_negatives < 0 or self.pool_depth < 1:
             raise ConfigError("temperature and cosent_scale must be positive, hard_negatives >= 0, pool_depth >= 1")
+        if "k" in self.dhnm:  # K is the hard negatives a row trains with (before stop 49, audit: a TypeError text)
+            raise ConfigError("[dhnm] k: the hard negatives per row are `hard_negatives` (or "
+                              "tasks.<name>.hard_negatives); drop k from [dhnm]")  # fmt: skip
         try:
             skip = self.dhnm_config().skip_top
         except (TypeError, ValueError) as e:

@@ -40,3 +40,23 @@ def test_a_value_out_of_range_names_where_it_was_given(tmp_path: Path, capsys, i
     assert main(["train", str(path), *sets]) == 2
     source = where.replace("FILE", str(path))
     assert capsys.readouterr().err.startswith(f"train: error: {source}: ")
+
+
+def test_a_tokenizer_file_that_does_not_frame_texts_is_refused_at_load(tmp_path: Path, capsys) -> None:
+    """Audit of stop 49: `tokenizer` was only checked to exist, so a file without the framing specials (an imported
+    model's own tokenizer.json) failed with a ValueError traceback after the output folder was locked."""
+    from tokenizers import processors
+
+    from conan_model.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer_from_texts
+
+    bare = train_tokenizer_from_texts([f"a line of text number {i}" for i in range(50)], 300)
+    save_tokenizer(bare, tmp_path / "good.json")
+    bare = load_tokenizer(tmp_path / "good.json")
+    bare.post_processor = processors.ByteLevel(trim_offsets=False)
+    save_tokenizer(bare, tmp_path / "bare.json")
+    config = tmp_path / "c.toml"
+    config.write_text(f'stage = "pretrain"\noutput_dir = "{tmp_path / "out"}"\n', encoding="utf-8")
+    assert main(["train", str(config), "--set", f"tokenizer={tmp_path / 'bare.json'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("train: error: --set: tokenizer = ") and "does not add <bos> and <eos>" in err
+    assert err.count("\n") == 1 and not (tmp_path / "out").exists()

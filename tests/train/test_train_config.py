@@ -369,3 +369,15 @@ def test_task_keys_another_kind_reads_are_refused_and_a_partial_mix_is_said(shar
     assert cfg.tasks["clr"]["mix"] == {"zh": 50}
     assert ("tasks.clr.mix gives 1 language(s) (zh): it replaces the paper's 26-language mix, languages it leaves "
             "out get no share") in caplog.text
+
+
+def test_one_number_for_a_comma_list_key_is_taken(tmp_path) -> None:
+    """Audit of stop 49: `--set mrl_dims=128` (TOML reads a number) was refused, "expects str", where "64,128" was
+    taken; a `k` in [dhnm] failed with a TypeError's text where hard_negatives is the key."""
+    from train.supervised_config import SupervisedConfig
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "supervised.toml"
+    cfg = load_config(SupervisedConfig, config, ["mrl_dims=128", "mrl_weights=1"])
+    assert (cfg.mrl_dims, cfg.mrl_weights) == ("128", "1")
+    with pytest.raises(ConfigError, match=r"\[dhnm\] k: the hard negatives per row are `hard_negatives`"):
+        load_config(SupervisedConfig, config, ["dhnm.k=3"])
