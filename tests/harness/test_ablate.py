@@ -379,12 +379,13 @@ def test_an_evaluation_recorded_again_without_new_work_keeps_its_code_and_cost(t
 def test_input_hashes_cover_a_tokenizer_file_and_a_local_pool_scorer(tmp_path: Path) -> None:
     """Besides data and init, a stage reads a tokenizer file and mines with a pool scorer: local ones are keyed
     by their bytes (a packaged name or bm25 is fixed and stays out)."""
+    from conan_model.tokenizer import save_tokenizer, train_tokenizer_from_texts
     from train.config import WeakConfig
     from train.supervised_config import SupervisedConfig
 
     (tmp_path / "a.jsonl").write_text('{"query": "q", "positive": "p"}\n', encoding="utf-8")
     tok, scorer = tmp_path / "tok.json", tmp_path / "scorer"
-    tok.write_text("{}", encoding="utf-8")
+    save_tokenizer(train_tokenizer_from_texts(["q p"] * 3, 300), tok)  # a real one: the config loads it (stop 49)
     scorer.mkdir()
     (scorer / "model.safetensors").write_bytes(b"one")
     weak = WeakConfig(data_root=str(tmp_path), data=["a.jsonl"], tokenizer=str(tok))

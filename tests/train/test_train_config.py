@@ -236,9 +236,11 @@ def test_a_folder_and_its_train_jsonl_are_one_data_file(tmp_path):
     (tmp_path / "news" / "train.jsonl").write_text('{"text": "x"}\n')
     with pytest.raises(ConfigError, match=r"data\[1\] = 'news/train.jsonl' names the same file as data\[0\] = 'news'"):
         load_config(PretrainConfig, None, [f"data_root={tmp_path}", "data=['news', 'news/train.jsonl']"])
+    from conan_model.tokenizer import save_tokenizer, train_tokenizer_from_texts
+
     tok = tmp_path / "tok"
     tok.mkdir()
-    (tok / "tokenizer.json").write_text("{}")
+    save_tokenizer(train_tokenizer_from_texts(["x"] * 3, 300), tok / "tokenizer.json")  # the config loads it
     cfg = load_config(PretrainConfig, None, [f"data_root={tmp_path}", "data=news", f"tokenizer={tok}",
                                              "tokenizer_rows=none", "keep_last=0", "tokenizer_vocab=260"])  # fmt: skip
     assert (cfg.tokenizer, cfg.tokenizer_rows, cfg.keep_last) == (str(tok), None, 0)
