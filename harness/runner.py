@@ -411,8 +411,8 @@ def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: 
     for r in plan.resolved:
         old = tasks.get(r.name, {})
         entry = {**_provenance(r, cfg), "status": "missing" if r.source == MISSING else "pending"}
-        if r.source == MISSING and r.name in (cfg.tasks or []):  # asked for by name: a failure, not coverage
-            entry["named"] = True  # (regress gates on it; a suite's tasks without data it only names)
+        if r.source == MISSING:  # asked for by name (a failure) or a suite's coverage: regress gates on the first
+            entry["named"] = r.name in (cfg.tasks or [])  # on every entry: run.json's header is the last run's
         if old.get("status") == "ok":
             if old.get("identity") != identities.get(r.name):
                 continue  # its own provenance and identity stay with it

@@ -265,8 +265,8 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
 
 def _named(entry: dict[str, Any], record: dict[str, Any]) -> bool:
     """Whether a run asked for a missing task by name (`harness run` failed it), not as a suite's coverage: recorded
-    since stop 49; before, a run without a suite named every task it holds."""
-    return bool(entry.get("named")) or record.get("suite") is None
+    on the entry since stop 49; before, a run whose (last) header has no suite named every task it holds."""
+    return bool(entry["named"]) if "named" in entry else record.get("suite") is None
 
 
 def _untested(base: RunDir, name: str, rb: dict[str, Any] | None, rc: dict[str, Any] | None,

@@ -351,9 +351,11 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
     try:
         return cls(**coerced)
     except ConfigError as exc:  # a range check of __post_init__ ("lr must be ..."): name where the key was given
-        # every key the message names, each where it was given (review of stop 49: a message naming two keys was
-        # blamed on the first one's source)
-        named = [key for key in values if re.search(rf"(?<![\w.']){re.escape(key)}(?=[\s=\[\].:,]|$)", str(exc))]
+        # the keys the message is about (each clause's subject), each where it was given, else any key it mentions
+        # (review of stop 49: a message naming two keys was blamed on the first one's source, and a word such as
+        # "model" in passing named the TOML's `model`)
+        message = str(exc)
+        named = _keys_named(message, values, r"(?:^|, |; | and |\[)") or _keys_named(message, values, r"(?<![\w.'`])")
         where = " / ".join(dict.fromkeys(map(source, named))) or (str(path) if path is not None else overrides_name)
         raise ConfigError(f"{where}: {exc}") from None
 
@@ -365,6 +367,11 @@ def stages_with_key(key: str, cls: type[StageConfig]) -> list[str]:
     stages = (PretrainConfig, MntpConfig, WeakConfig, SupervisedConfig)
     return [other.stage for other in stages
             if other.stage != cls.stage and key in {f.name for f in dataclasses.fields(other)}]  # fmt: skip
+
+
+def _keys_named(message: str, keys: dict[str, Any], before: str) -> list[str]:
+    """The keys that stand in ``message`` after the pattern ``before`` and before a separator."""
+    return [key for key in keys if re.search(rf"{before}{re.escape(key)}(?=[\s=\[\].:,]|$)", message)]
 
 
 # str keys that hold a comma-separated list of numbers ("64,128"), which TOML reads as a number when there is one

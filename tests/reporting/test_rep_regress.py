@@ -689,3 +689,23 @@ def test_a_task_named_in_tasks_without_data_still_fails_the_gate(tmp_path, capsy
                  "STS13", "--out", str(out)]) == 3  # fmt: skip
     err = capsys.readouterr().err
     assert "nothing compared: no task to compare between" in err and "(no data in either run: STS13)" in err
+
+
+def test_a_tasks_run_after_a_suite_run_keeps_the_suite_s_coverage_ungated(tmp_path):
+    """Second review of stop 49: run.json's header is the last run's, so a `--tasks` run after a `--suite` run made
+    the suite's tasks without data read as named, and two identical directories failed the gate again."""
+    from harness.data import default_data_root
+
+    data = tmp_path / "data"
+    shutil.copytree(default_data_root() / "en" / "STS12", data / "en" / "STS12")
+    for name in ("a", "b"):
+        common = ["--model", "minilm", "--data-dir", str(data), "--out", str(tmp_path), "--run-name", name,
+                  "--no-progress", "--no-cache"]  # fmt: skip
+        assert main(["run", "--suite", "mteb-en", *common]) == 0
+        assert main(["run", "--tasks", "STS12", "--overwrite", *common]) == 0
+        record = json.loads((tmp_path / name / "run.json").read_text())
+        assert record["suite"] is None and record["tasks"]["STS13"] == {**record["tasks"]["STS13"], "named": False}
+    out = tmp_path / "r.md"
+    assert main(["regress", "--baseline", str(tmp_path / "a"), "--candidate", str(tmp_path / "b"),
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert "no data in either run, not compared (40): " in out.read_text(encoding="utf-8")

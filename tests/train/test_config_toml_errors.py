@@ -30,6 +30,7 @@ def test_a_toml_syntax_error_is_named_file_line_column(tmp_path: Path, capsys, t
     ("", ["--set", "lr=-1"], "--set"),
     ("lr = 1e-4\n", ["--set", "steps=-5"], "--set"),
     ("warmup_ratio = 0.1\n", ["--set", "min_lr_ratio=2"], "FILE / --set"),  # one message, two keys, two sources
+    ('model = "tiny"\n', ["--set", "init_layers=2"], "--set"),  # "an `init` model": `model` only in passing
 ])  # fmt: skip
 def test_a_value_out_of_range_names_where_it_was_given(tmp_path: Path, capsys, in_file: str, sets: list[str],
                                                        where: str) -> None:  # fmt: skip
