@@ -189,7 +189,7 @@ def check_spec(spec: str) -> None:
     prefix, _, target = spec.partition(":")
     if f"{prefix}:" in PREFIXES and not target:  # before stop 49 (audit): "unknown model 'hf:'; did you mean: hf:?"
         raise UsageError(f"--model {spec}: give a folder after '{prefix}:' ({prefix}:<folder>)")
-    if f"{prefix}:" not in PREFIXES or not target:
+    if f"{prefix}:" not in PREFIXES:  # (a known prefix without a target was refused just above)
         from conan_model.pretrained import BASES, base_path, is_prepared
 
         if spec in BASES:  # a training `init` name, not a model spec: say which spec evaluates it

@@ -278,18 +278,18 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack) -> in
 def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[ResolvedTask], evaluates: bool,
                log: WarningLog) -> int:  # fmt: skip
     """Rank 0's (or the single process's) end of the run: the finish time, the summary, the exit status."""
-    tasks = run_dir.read_run()["tasks"]  # read once: the failed tasks, and the missing ones below
+    record = run_dir.read_run()  # read once: the failed tasks, the missing ones below, the finish time
+    tasks = record["tasks"]
     failed = [r.name for r in runnable if tasks.get(r.name, {}).get("status") == "failed"]
     if evaluates:
         run_dir.update_run(lambda rec: rec.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
         summary = render_summary(run_dir, plan.coverage_line())
         atomic_write_text(run_dir.path / SUMMARY_MD, summary)
     else:
-        summary = render_summary(run_dir, run_dir.read_run().get("coverage") or plan.coverage_line())
+        summary = render_summary(run_dir, record.get("coverage") or plan.coverage_line())
         if _summary_behind(run_dir):  # killed after its last task's record: the record is completed now
-            record = run_dir.read_run()  # (before stop 49, audit, it said null for good)
-            if record.get("finished") is None and all(t.get("status") != "pending"
-                                                      for t in record.get("tasks", {}).values()):  # fmt: skip
+            # (before stop 49, audit, it said null for good); run.json is as read above: this run changed nothing
+            if record.get("finished") is None and all(t.get("status") != "pending" for t in tasks.values()):
                 run_dir.update_run(lambda rec: rec.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
             atomic_write_text(run_dir.path / SUMMARY_MD, summary)
     print(summary)
