@@ -79,6 +79,7 @@ def output_dir_lock(output_dir: str | Path) -> Iterator[None]:
         yield
         return
     path = Path(output_dir)
+    made = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     with open(path / LOCK_NAME, "a") as handle:
         try:
@@ -86,7 +87,13 @@ def output_dir_lock(output_dir: str | Path) -> Iterator[None]:
         except BlockingIOError:
             raise ConfigError(f"output_dir {path} is in use: another training process holds {path / LOCK_NAME}; "
                               "wait for it to finish, or set another output_dir") from None  # fmt: skip
-        yield
+        try:
+            yield
+        except ConfigError:  # refused before any work: a folder this run made holds only the lock, gone with it
+            if made and [p.name for p in path.iterdir()] == [LOCK_NAME]:
+                (path / LOCK_NAME).unlink()
+                path.rmdir()
+            raise
 
 
 def exclusive(run: Callable[..., Path]) -> Callable[..., Path]:
@@ -120,9 +127,14 @@ def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | 
     data = cfg.data_hashes()
     state = ckpt_io.check_resume_config(path, cfg.to_dict(), data, cfg.resume_safe, rt.rank) if path else {}
     state["data_hashes"] = data
-    if rt.is_main:  # atomic: a failed write (a full disk) keeps the previous run's record whole
-        atomic_write_json(Path(cfg.output_dir) / "train_config.json", cfg.to_dict())
     return rt, path, state
+
+
+def record_config(cfg: StageConfig) -> None:
+    """``<output_dir>/train_config.json``, the config of the latest start. Written by :func:`fit`, once tokenizer
+    and model are built, so a run refused before (a bad ``init``) keeps the last run's record; atomic, so a failed
+    write (a full disk) keeps it whole too."""
+    atomic_write_json(Path(cfg.output_dir) / "train_config.json", cfg.to_dict())
 
 
 def micro_batches(cfg: StageConfig, rt: Runtime) -> tuple[int, int]:
@@ -308,6 +320,8 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
     final one (the weak stage's mask mid-schedule); the final export always takes ``model.config``."""
     out = Path(cfg.output_dir)
     _, accum = micro_batches(cfg, rt)
+    if rt.is_main:
+        record_config(cfg)
     model.gradient_checkpointing, model.attention_backend = cfg.gradient_checkpointing, cfg.attention_backend
     module = wrap(model, rt, cfg.parallel, compile=cfg.compile)
     optimizer = build_optimizer(module, cfg)

@@ -1,5 +1,6 @@
-"""`loop.start` records the run's config in `<output_dir>/train_config.json` atomically: a write that fails part way
-(a full disk) keeps the previous record whole instead of leaving half a JSON file."""
+"""`loop.record_config` writes the run's config to `<output_dir>/train_config.json` atomically: a write that fails
+part way (a full disk) keeps the previous record whole instead of leaving half a JSON file. A stage refused before
+training (a bad `init`) keeps the last run's record, and leaves no folder it made."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ cfg = PretrainConfig(**json.loads(sys.argv[1]))
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (64, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 try:
-    loop.start(cfg)
+    loop.record_config(cfg)
 except OSError as e:
     print("failed:", e.strerror)
 """
@@ -34,7 +35,7 @@ def test_failed_config_write_keeps_the_previous_train_config(tmp_path: Path, sha
     """Before: write_text truncated train_config.json first, so the failed write left its first 64 bytes."""
     values = dict(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["news_en_raw"],
                   threads=1)  # fmt: skip
-    loop.start(PretrainConfig(**values))
+    loop.record_config(PretrainConfig(**values))
     record = Path(values["output_dir"]) / "train_config.json"
     before = record.read_text(encoding="utf-8")
     assert json.loads(before)["log_every"] == PretrainConfig.log_every

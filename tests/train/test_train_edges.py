@@ -90,3 +90,22 @@ def test_a_second_run_into_a_live_output_dir_is_refused(tmp_path, shared_data, o
         assert not (tmp_path / "out" / "checkpoints").exists()
     assert run_weak(cfg, resume="latest").is_dir()  # the lock goes with the run that held it
     assert run_weak(cfg, resume="latest").is_dir()
+
+
+def test_a_stage_refused_before_training_leaves_no_folder_and_keeps_the_last_record(tmp_path, shared_data, one_thread):
+    """Before: a bad `init` was refused after the output folder was made and locked and train_config.json was
+    written, so a new folder stayed behind holding a lock, and an earlier run's record was replaced by the refused
+    run's config."""
+    not_a_model = tmp_path / "not_a_model"
+    not_a_model.mkdir()
+    values = dict(data_root=str(shared_data / "train"), data=["sick_nli_en"], init=str(not_a_model), **COMMON)
+    fresh = tmp_path / "fresh" / "out"
+    with pytest.raises(ConfigError, match="no config file at"):
+        run_weak(WeakConfig(output_dir=str(fresh), **values))
+    assert not fresh.exists()
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "train_config.json").write_text('{"steps": 3}\n', encoding="utf-8")  # a finished run's record
+    with pytest.raises(ConfigError, match="no config file at"):
+        run_weak(WeakConfig(output_dir=str(earlier), **values))
+    assert (earlier / "train_config.json").read_text(encoding="utf-8") == '{"steps": 3}\n'
