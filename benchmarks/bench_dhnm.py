@@ -90,6 +90,7 @@ def main() -> None:
     for mode in ("static", "dynamic"):
         task = Task(mode, "retrieval", args.batch, 1.0, rows, [p["candidates"] for p in pools], hard_negatives=args.k)
         task.dhnm = TimedDHNM([len(p) for p in task.pools], DHNMConfig(k=args.k, mode=mode))
+        task.dhnm_ids = list(range(len(rows)))  # a DHNM state per row: the timing does not depend on it
         tasks[mode] = task
     stepper = Stepper(cfg, rt, model.config, tok, tasks, dims, weights)
 

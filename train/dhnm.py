@@ -19,7 +19,11 @@ Choices where the paper is silent (docs/training-supervised.md):
 * Pool exhaustion: when no unused candidate is left the slot keeps its current negative, is marked exhausted
   (counted once) and is not checked again.
 * Slots beyond a short pool stay empty (the loss masks them); NaN similarities are skipped.
-* Rows of one batch are applied in order, so a query drawn twice in a batch is updated twice.
+* State is per query, as the paper's "the next time that query appears": the supervised stage gives rows with
+  the same query text and the same pool one id (TrecQA's rows are (question, answer) pairs, several per question).
+  Rows of one batch are applied in order; a query drawn twice in one batch is updated once, with its first row's
+  cosines (its rows were served the same negatives). Before stop 50 state was per row: a negative dropped for one
+  row of a question was still served through its other rows.
 * ``static`` mode (ablation) serves the same initial slots and never replaces anything.
 
 State is a JSON-able dict (``state_dict`` / ``load_state_dict``): floats round-trip exactly, so a resumed run
@@ -35,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MODES = ("dynamic", "static")
+STATE_VERSION = 2  # 1: state per training row (before stop 50); 2: per query
 # draws: query rows seen; used: first uses of a negative that a replacement put in a slot (a replacement only
 # matters once its query is drawn again, so "used" is the count that says DHNM acted on training).
 COUNTERS = ("draws", "checked", "kept", "initial_drops", "decay_replacements", "exhausted", "used")
@@ -120,8 +125,11 @@ class DHNM:
         rows = sims.tolist() if hasattr(sims, "tolist") else sims
         if len(rows) != len(qids):
             raise ValueError(f"{len(rows)} similarity rows for {len(qids)} queries")
-        before = self.replacements
+        before, done = self.replacements, set()
         for qid, row in zip(qids, rows, strict=True):
+            if qid in done:  # the same query again: its first row's negatives were these, already judged
+                continue
+            done.add(qid)
             state = self._state(int(qid))
             for slot, s in enumerate(row[: self.config.k]):
                 if state.ptr[slot] is None or state.exhausted[slot] or math.isnan(s):
@@ -171,7 +179,7 @@ class DHNM:
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state: config, counters and every touched query's slots."""
         return {
-            "version": 1,
+            "version": STATE_VERSION,
             "config": dataclasses.asdict(self.config),
             "n_queries": len(self.pool_sizes),
             "counts": dict(self.counts),
@@ -180,6 +188,9 @@ class DHNM:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a ``state_dict``; refuses a state from a different rule, K, offset or pool set."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"DHNM state of version {state.get('version')} is per training row (before stop 50); this "
+                             f"code keeps it per query (version {STATE_VERSION}): train afresh into another output_dir")
         saved = state.get("config", {})
         ours = dataclasses.asdict(self.config)
         if saved != ours:

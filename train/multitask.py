@@ -53,12 +53,25 @@ class Task:
     # the same numbers on every rank) and each row's query's group; the loss masks a candidate in its query's group
     groups: dict[str, int] = field(default_factory=dict)
     row_groups: list[int] = field(default_factory=list)
+    dhnm_ids: list[int] = field(default_factory=list)  # each row's DHNM query: one per query text and pool
+
+    def slots(self, row: int) -> list[str | None]:
+        """Texts of the row's current hard-negative slots (None: empty), from its query's DHNM state."""
+        assert self.dhnm is not None, f"task {self.name} has no pools"
+        return [None if j is None else self.pools[row][j] for j in self.dhnm.negatives(self.dhnm_ids[row])]
 
 
 def read_rows(files: list[Path], kind: str) -> list[dict[str, Any]]:
     """Rows of a task's files, validated by JsonlIndex (errors name file:line)."""
-    rows, scored_files = [], set()
+    return [row for part in read_parts(files, kind) for row in part]
+
+
+def read_parts(files: list[Path], kind: str) -> list[list[dict[str, Any]]]:
+    """Each file's rows (:func:`read_rows`, file by file: a classification row draws its labels from its own file,
+    and ``max_rows`` says what it keeps of each)."""
+    parts, scored_files = [], set()
     for path in files:
+        rows: list[dict[str, Any]] = []
         if kind == "classification":
             required, optional = ("text", "label"), ()
         else:
@@ -73,9 +86,10 @@ def read_rows(files: list[Path], kind: str) -> list[dict[str, Any]]:
             if kind == "sts" and "sentence1" in required and not real:  # NaN: CoSENT dropped the row silently
                 raise DataError(*index.where(i), f"STS row needs a finite numeric 'score', not {score!r:.40}")
             rows.append(row)
+        parts.append(rows)
     if len(scored_files) > 1:  # scored rows make one pair, others two: ranks would gather different shapes
         raise DataError(files[0], 0, "an sts task mixes scored (sentence1/sentence2/score) and pair files; split it")
-    return rows
+    return parts
 
 
 def pool_layout(mined: list[str], given: str | None, skip: int) -> tuple[list[str], int]:
@@ -87,6 +101,12 @@ def pool_layout(mined: list[str], given: str | None, skip: int) -> tuple[list[st
     rest = [c for c in mined if c != given]
     start = min(skip, len(rest))
     return [*rest[:start], given, *rest[start:]], start
+
+
+def group_numbers(matches: dict[str, frozenset[str]]) -> dict[str, int]:
+    """Each text's component as a number, in the pairs' order: the same on every rank."""
+    numbers: dict[frozenset[str], int] = {}
+    return {text: numbers.setdefault(group, len(numbers)) for text, group in matches.items()}
 
 
 def attach_pools(
@@ -102,8 +122,7 @@ def attach_pools(
     used = sorted(set(source_of))  # only sources the task uses get a pool
     queries = [source[i]["query"] for i in used]
     matches = labelled_matches([*((r["query"], r["positive"]) for r in source), *links])
-    numbers: dict[frozenset[str], int] = {}  # one number per component, in the rows' order: equal on every rank
-    task.groups = {text: numbers.setdefault(group, len(numbers)) for text, group in matches.items()}
+    task.groups = group_numbers(matches)
     task.row_groups = [task.groups[source[src]["query"]] for src in source_of]
     corpus = [r["positive"] for r in source] + [r["negative"] for r in source if "negative" in r]
     if rt.is_main and ensure_pools(path, queries, [matches[q] for q in queries], corpus, cfg.pool_scorer,
@@ -113,14 +132,19 @@ def attach_pools(
     mined = dict(zip(used, (p["candidates"] for p in load_pools(path)), strict=True))
     task.pools_file = path
     skip = cfg.dhnm_config().skip_top
-    starts = []
-    for src in source_of:
+    queries_of: dict[tuple[Any, ...], int] = {}  # (query text, start, pool) -> DHNM query id, in the rows' order
+    sizes, starts = [], []
+    for row, src in zip(task.rows, source_of, strict=True):
         negative = source[src].get("negative")  # dropped where the rows label it a match (a row with n == p)
         pool, start = pool_layout(mined[src], negative if negative not in matches[source[src]["query"]] else None,
                                   skip)  # fmt: skip
         task.pools.append(pool)
-        starts.append(start)
-    task.dhnm = DHNM([len(p) for p in task.pools], cfg.dhnm_config(task.hard_negatives), starts)
+        qid = queries_of.setdefault((row["query"], start, tuple(pool)), len(queries_of))
+        if qid == len(sizes):
+            sizes.append(len(pool))
+            starts.append(start)
+        task.dhnm_ids.append(qid)
+    task.dhnm = DHNM(sizes, cfg.dhnm_config(task.hard_negatives), starts)
     cover = task.dhnm.coverage()
     if rt.is_main and cover["queries_short_of_k"]:
         print(f"task {task.name}: {cover['queries_short_of_k']} of {cover['queries']} queries have fewer than "
@@ -130,7 +154,12 @@ def attach_pools(
 
 
 def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
-    tasks = {}
+    """Every task's rows; pooled tasks' pools and DHNM, and the labelled-match groups of every task whose rows are
+    (query, positive) matches. The groups span tasks: a pair one task trains as a match is no other task's
+    negative (before stop 50 each task saw its own rows only, and STS-B paraphrases were CLR hard negatives)."""
+    tasks: dict[str, Task] = {}
+    pooled: list[tuple[Task, list[dict[str, Any]], list[int], list[tuple[str, str]]]] = []
+    labelled: list[tuple[str, str]] = []  # every (query, positive) any task's rows give, and shared translations
     for name, spec in cfg.task_specs().items():
         task = Task(name, spec["kind"], spec["batch_size"], float(spec["weight"]), [],
                     hard_negatives=spec["hard_negatives"])
@@ -147,26 +176,55 @@ def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
                 out = Path(cfg.output_dir) / f"clr_report_{name}.json"
                 atomic_write_json(out, report)
             task.rows = [{"query": e["query"], "positive": e["positive"]} for e in examples]
-            attach_pools(task, cfg, rt, source, [e["source_index"] for e in examples], translator.shared())
+            pooled.append((task, source, [e["source_index"] for e in examples], translator.shared()))
+            labelled += _pairs(source) + translator.shared()
         else:
             files, cut = _files(cfg.data_root, spec["data"]), spec["max_rows"] or None
-            if spec["kind"] == "classification":  # read file by file, to know each row's label set
-                parts = [read_rows([path], "classification") for path in files]
-                task.rows = [row for part in parts for row in part][:cut]
+            parts = read_parts(files, spec["kind"])
+            rows = [row for part in parts for row in part]
+            task.rows = rows[:cut]  # max_rows: the files' first rows, the same for every seed
+            if spec["kind"] == "classification":  # each row's label set is its own file's
                 task.space_of = [i for i, part in enumerate(parts) for _ in part][:cut]
                 task.label_spaces = [sorted({str(row["label"]) for row, i in zip(task.rows, task.space_of, strict=True)
                                              if i == space}) for space in range(len(parts))]  # fmt: skip
             else:
-                rows = read_rows(files, spec["kind"])
-                task.rows = rows[:cut]  # max_rows: the files' first rows, the same for every seed
+                labelled += _pairs(rows)
+            if rt.is_main and cut is not None and cut < len(rows):
+                print(_cut_note(name, files, parts, cut, task.label_spaces), flush=True)
             if spec["kind"] == "retrieval":  # pools mined from every row's texts: max_rows cuts queries, not corpus
-                attach_pools(task, cfg, rt, rows, list(range(len(task.rows))))
+                pooled.append((task, rows, list(range(len(task.rows))), []))
         if len(task.rows) < task.batch_size:
             raise ConfigError(f"tasks.{name}: {len(task.rows)} rows, fewer than its batch_size {task.batch_size}")
         if task.batch_size % rt.world_size:
             raise ConfigError(f"tasks.{name}: batch_size {task.batch_size} is not a multiple of {rt.world_size} ranks")
         tasks[name] = task
+    for task, source, source_of, links in pooled:
+        attach_pools(task, cfg, rt, source, source_of, [*links, *labelled])
+    for task in tasks.values():  # STS from pairs: its zero-scored partner is never a labelled match of the query
+        if task.kind == "sts" and not task.groups and "query" in task.rows[0]:
+            task.groups = group_numbers(labelled_matches(labelled))
     return tasks
+
+
+def _pairs(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The (query, positive) matches of pair-shaped rows (a scored STS row is graded, not a match)."""
+    return [(r["query"], r["positive"]) for r in rows if "query" in r]
+
+
+def _cut_note(name: str, files: list[Path], parts: list[list[Any]], cut: int, spaces: list[list[str]]) -> str:
+    """What ``max_rows`` keeps of each file (the first rows of the files in order): a file or a label cut away
+    entirely was unsaid before stop 50 (a cap on configs/supervised.toml's tasks left Chinese alone)."""
+    kept, left, lines = [], cut, []
+    for part in parts:
+        kept.append(min(left, len(part)))
+        left -= kept[-1]
+    for i, (path, part, n) in enumerate(zip(files, parts, kept, strict=True)):
+        labels = f"; labels {len(spaces[i])} of {len({str(r['label']) for r in part})}" if spaces else ""
+        lines.append(f"  {path.parent.name}/{path.name}: {n} of {len(part)} rows{labels}")
+    lost = [path.parent.name for path, n in zip(files, kept, strict=True) if n == 0]
+    warning = (f"; warning: nothing of {', '.join(lost)} (put the files to keep first, or raise max_rows)"
+               if lost else "")  # fmt: skip
+    return f"tasks.{name}: max_rows {cut} keeps the files' first rows{warning}\n" + "\n".join(lines)
 
 
 def _uniform(*keys: Any) -> float:
@@ -234,7 +292,8 @@ class StageState:
 
     def __init__(self, tasks: dict[str, Task]) -> None:
         self.by_task = {name: t.dhnm for name, t in tasks.items() if t.dhnm is not None}
-        self.pools = {name: pools_digest(tasks[name].pools, d.starts) for name, d in self.by_task.items()}
+        self.pools = {name: pools_digest(tasks[name].pools, [d.starts[q] for q in tasks[name].dhnm_ids])
+                      for name, d in self.by_task.items()}  # fmt: skip
         self.pools_files = {name: tasks[name].pools_file for name in self.by_task}
         self.window: dict[str, list[float]] = {}
 
@@ -255,7 +314,10 @@ class StageState:
                                   "the checkpoint's DHNM slots point into (mined again since, e.g. by a retrained "
                                   "pool_scorer model); restore what they were mined from, or train afresh into "
                                   "another output_dir")  # fmt: skip
-            d.load_state_dict(state["dhnm"][name])
+            try:
+                d.load_state_dict(state["dhnm"][name])
+            except ValueError as e:  # another rule, K or pool set, or per-row state from before stop 50
+                raise ResumeError(f"task {name}: {e}") from e
         self.window = {k: list(v) for k, v in state.get("loss_window", {}).items()}
 
     def metrics(self) -> dict[str, float]:

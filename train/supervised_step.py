@@ -58,7 +58,7 @@ class Stepper:
         k, b, device = task.hard_negatives, len(batch.rows), self.rt.device
         queries = [task.rows[r]["query"] for r in batch.rows]
         positives = [task.rows[r]["positive"] for r in batch.rows]
-        slots = [[None if j is None else task.pools[r][j] for j in task.dhnm.negatives(r)] for r in batch.rows]
+        slots = [task.slots(r) for r in batch.rows]
         negatives = [t for row in slots for t in row if t is not None]
         mask = torch.tensor([[t is not None for t in row] for row in slots], dtype=torch.bool).view(b, k)
         # text ids: no candidate that is a positive of the query's text, or a repeated text, counts as a negative
@@ -71,7 +71,7 @@ class Stepper:
                     "pos_groups": torch.tensor([task.groups.get(t, -1) for t in positives], dtype=torch.long),
                     "neg_groups": torch.tensor([[task.groups.get(t, -1) if t else -1 for t in row] for row in slots],
                                                dtype=torch.long).view(b, k)}  # fmt: skip
-        qids = torch.tensor(batch.rows, dtype=torch.long)
+        qids = torch.tensor([task.dhnm_ids[r] for r in batch.rows], dtype=torch.long)  # DHNM's queries
 
         def loss_of(emb: torch.Tensor) -> tuple[torch.Tensor, bool]:
             q, p = emb[:b], emb[b : 2 * b]
@@ -120,6 +120,19 @@ class Stepper:
 
         return self.prompted([r["text"] for r in rows] + labels, None), loss_of
 
+    @staticmethod
+    def partner(task: Task, r: int, seed: int) -> str | None:
+        """Row r's zero-scored partner: another row's positive from a seeded start, walking on past texts the data
+        labels a match of r's query (its component over every task's pairs: before stop 50 a query's own positive,
+        repeated on another row, was scored 1 and 0 in one batch); None when every row is one component."""
+        n, group = len(task.rows), task.groups.get(task.rows[r]["query"])
+        start = r + 1 + random.Random(f"{seed}-{r}").randrange(n - 1)
+        for i in range(start, start + n):
+            text = task.rows[i % n]["positive"]
+            if i % n != r and (group is None or task.groups.get(text) != group):
+                return text
+        return None
+
     def sts(self, task: Task, batch: TaskBatch) -> tuple[list[str], LossOf]:
         pairs = []
         for r in batch.rows:
@@ -128,9 +141,9 @@ class Stepper:
                 pairs.append((row["sentence1"], row["sentence2"], float(row["score"])))
                 continue
             pairs.append((row["query"], row["positive"], 1.0))
-            step = 1 + random.Random(f"{batch.seed}-{r}").randrange(len(task.rows) - 1)
-            partner = task.rows[(r + step) % len(task.rows)]["positive"]
-            pairs.append((row["query"], row.get("negative") or partner, 0.0))
+            partner = row.get("negative") or self.partner(task, r, batch.seed)
+            if partner is not None:
+                pairs.append((row["query"], partner, 0.0))
         n = len(pairs)
         scores = torch.tensor([s for _, _, s in pairs], device=self.rt.device)
 

@@ -144,3 +144,19 @@ def test_bad_inputs():
     with pytest.raises(ValueError):
         d.update([0, 0], [[0.5]])
     assert math.isclose(DHNMConfig().decay_ratio, 1.2)
+
+
+def test_a_query_twice_in_one_batch_is_judged_once():
+    """Its rows were served the same negatives: the second row's cosine is the dropped negative's, and would have
+    been taken as the replacement's S₀ (and dropped it unseen)."""
+    d = one_slot()
+    d.update([0, 0], [[0.1], [0.1]])
+    assert d.negatives(0) == [1] and d.counts["initial_drops"] == 1 and d.counts["draws"] == 2
+    assert d._queries[0].s0 == [None]  # the replacement's S₀ waits for its first use
+
+
+def test_per_row_state_from_before_stop_50_is_refused():
+    d = DHNM([5], DHNMConfig(k=1))
+    state = {**d.state_dict(), "version": 1}
+    with pytest.raises(ValueError, match="version 1 is per training row"):
+        DHNM([5], DHNMConfig(k=1)).load_state_dict(state)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -227,3 +228,16 @@ def test_translations_shared_by_english_texts_link_them():
     translator = ParallelTranslator({"zh": {"a cat": "猫", "the cat": "猫", "a dog": "狗"},
                                      "de": {"a dog": "Hund", "one dog": "Hund", "a cat": "Katze"}})  # fmt: skip
     assert sorted(translator.shared()) == [("a cat", "the cat"), ("a dog", "one dog")]
+
+
+def test_a_translation_shared_on_a_later_row_links_the_texts_too(tmp_path):
+    """Before stop 50 only each English text's first translation was read: "How much is it?" (first 它多貴?, then
+    多少錢?) and "How much does it cost?" (多少錢?) stayed apart, so one was served as the other's hard negative."""
+    folder = tmp_path / "parallel_en_zh"
+    folder.mkdir()
+    rows = [("How much is it?", "它多貴?"), ("How much is it?", "多少錢?"), ("How much does it cost?", "多少錢?")]
+    (folder / "train.jsonl").write_text("".join(json.dumps({"query": q, "positive": p}, ensure_ascii=False) + "\n"
+                                                for q, p in rows), encoding="utf-8")  # fmt: skip
+    translator = ParallelTranslator.from_dir(tmp_path)
+    assert translator("How much is it?", "zh") == "它多貴?"  # the first translation still serves CLR
+    assert translator.shared() == [("How much is it?", "How much does it cost?")]

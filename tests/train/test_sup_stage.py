@@ -316,7 +316,7 @@ def test_a_short_mined_pool_still_serves_the_given_negative_first(tmp_path: Path
     given = [i for i, row in enumerate(task.rows) if row.get("negative")]
     assert given and len(given) < len(task.rows)
     for i, row in enumerate(task.rows):
-        first, second = task.dhnm.negatives(i)
+        first, second = task.dhnm.negatives(task.dhnm_ids[i])
         assert second is None  # the mined candidates stay skipped
         assert (task.pools[i][first] if first is not None else None) == row.get("negative"), i
 
@@ -344,7 +344,7 @@ def test_pools_serve_no_text_the_data_labels_a_match_of_the_query(tmp_path: Path
         translator = ParallelTranslator.from_dir(shared_data / "train")
         matches = labelled_matches([*((t, t) for t in translator.source_texts()), *translator.shared()])
         queries = [row["positive"] for row in task.rows]
-    served = [[task.pools[i][j] for j in task.dhnm.negatives(i) if j is not None] for i in range(len(task.rows))]
+    served = [[t for t in task.slots(i) if t is not None] for i in range(len(task.rows))]
     assert sum(map(len, served)) > 6 * len(task.rows)  # the check sees the slots: most rows have all 7
     hits = [(queries[i], text) for i, texts in enumerate(served) for text in texts if text in matches[queries[i]]]
     assert hits == []
