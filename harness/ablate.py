@@ -63,9 +63,9 @@ from harness.data import (
     discover_tasks,
     iter_jsonl,
     normalized_file_texts,
-    normalized_text,
+    normalized_row_texts,
     normalized_texts,
-    row_texts,
+    read_qrels,
     task_file,
     task_jsonl_files,
 )
@@ -186,12 +186,18 @@ def dev_test_overlap(local: dict[str, LocalTask], dev: list[str], test: list[str
 
 
 def task_items(task: LocalTask) -> tuple[str, list[set[str]]]:
-    """(what an item is, each item's normalised texts) of a task: its queries for Retrieval, else its test rows
-    (a sentence pair for STS, PairClassification and BitextMining, a query with its candidates for Reranking)."""
-    queries = task.type == "Retrieval"
-    kind = "queries" if queries else "pairs" if task.type in ("STS", "PairClassification", "BitextMining") else "rows"
-    rows = iter_jsonl(task_file(task, "queries.jsonl" if queries else "test.jsonl"))
-    return kind, [{normalized_text(text) for text in row_texts(row)} - {""} for row in rows]
+    """(what an item is, each item's normalised texts) of a task: for Retrieval its queries, each with the
+    documents it judges relevant (before stop 50 the query alone: a training set holding every relevant SciFact
+    document read "0 of its 300 queries"), else its test rows (a sentence pair for STS, PairClassification and
+    BitextMining, a query with its candidates for Reranking)."""
+    if task.type == "Retrieval":
+        queries = list(iter_jsonl(task_file(task, "queries.jsonl")))
+        docs = {str(row["_id"]): normalized_row_texts(row) for row in iter_jsonl(task_file(task, "corpus.jsonl"))}
+        qrels = read_qrels(task, {str(q["_id"]) for q in queries}, set(docs))
+        return "queries", [normalized_row_texts(q).union(*(docs[d] for d, grade in qrels.get(str(q["_id"]), {}).items()
+                                                            if grade > 0)) for q in queries]  # fmt: skip
+    kind = "pairs" if task.type in ("STS", "PairClassification", "BitextMining") else "rows"
+    return kind, [normalized_row_texts(row) for row in iter_jsonl(task_file(task, "test.jsonl"))]
 
 
 def evaluated_files(task: LocalTask) -> list[Path]:

@@ -112,3 +112,23 @@ def test_the_overlap_checks_refuse_a_task_file_linked_outside_its_folder(tmp_pat
     for read in (normalized_texts, task_items, evaluated_files):
         with pytest.raises(OutsideRoot, match="outside"):
             read(task)
+
+
+def test_a_training_set_of_a_test_corpus_s_documents_counts_the_queries_they_answer(tmp_path: Path,
+                                                                                      shared_data: Path) -> None:
+    """Audit, stop 50: SciFact's relevant documents as "title text" (the form mteb embeds) were not seen at all
+    (shared 0), and as text alone read "0 of its 300 queries": a Retrieval item was its query's text only."""
+    from harness.ablate import train_test_overlap
+
+    task = discover_tasks(shared_data)["SciFact"]
+    relevant = {line.split("\t")[1] for line in (task.path / "qrels.tsv").read_text().splitlines()[1:] if line}
+    docs = [row for row in map(json.loads, (task.path / "corpus.jsonl").open(encoding="utf-8"))
+            if str(row["_id"]) in relevant]  # fmt: skip
+    for form, text_of in (("joined", lambda d: f"{d['title']} {d['text']}"), ("text", lambda d: d["text"])):
+        folder = tmp_path / form
+        folder.mkdir()
+        (folder / "train.jsonl").write_text("".join(json.dumps({"query": "q", "positive": text_of(d)}) + "\n"
+                                                    for d in docs), encoding="utf-8")  # fmt: skip
+        [found] = train_test_overlap({task.name: task}, {form: {folder / "train.jsonl"}}, [task.name])
+        assert found["shared"] >= len(docs) > 200, form
+        assert found["items_with_shared"] == found["task_items"] == 300, form
