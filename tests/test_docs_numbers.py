@@ -107,3 +107,46 @@ def test_every_historical_interval_is_still_quoted() -> None:
     """The list shrinks with the docs: a historical quote the docs dropped is dropped here too."""
     quoted = {f"[{lo}, {hi}]" for _, _, lo, hi in quotes()}
     assert not set(HISTORICAL) - quoted, sorted(set(HISTORICAL) - quoted)
+
+
+VERDICTS = ("improves", "hurts", "no effect shown")
+CELL_TRIPLE = re.compile(r"(?:dim (\d+)|full): ([+−-]\d+\.\d\d) \[([+−-]\d+\.\d\d), ([+−-]\d+\.\d\d)\]|"
+                         r"^([+−-]\d+\.\d\d) \[([+−-]\d+\.\d\d), ([+−-]\d+\.\d\d)\]")  # fmt: skip
+
+
+def readme_ablation_rows() -> list[tuple[int, list[str]]]:
+    """(line, cells) of README.md's table of the ablations' findings."""
+    lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| question | ablation (seeds) |"))
+    rows = []
+    for number, line in enumerate(lines[start + 2 :], start + 3):
+        if not line.startswith("|"):
+            break
+        rows.append((number, [cell.strip() for cell in line.strip("|").split(" | ")]))
+    return rows
+
+
+def test_each_readme_ablation_row_is_its_own_report_s_test_mean_and_verdict() -> None:
+    """Audit, stop 50: the quotes were checked against every report at once, so two rows' numbers swapped, or a
+    verdict word changed, passed. Each row's Δ [CI] (at full width, or at each dim it names) must be a test-mean
+    comparison of the report its ablation cell names, its seed count that report's, and its verdict the verdict of
+    the first number it quotes."""
+    rows = readme_ablation_rows()
+    assert len(rows) >= 15
+    for number, (_, ablation, quoted, verdict) in rows:
+        name, seeds = re.fullmatch(r"`(\w+)` \((\d+)(?: new)?\)", ablation).groups()
+        report = json.loads((REPO / "reports" / "ablations" / name / "report.json").read_text(encoding="utf-8"))
+        assert len(report["seeds"]) == int(seeds), f"README.md:{number}: {name} has {len(report['seeds'])} seeds"
+        found = []
+        for match in CELL_TRIPLE.finditer(quoted):
+            dim, *numbers = match.groups()
+            triple = tuple(g.replace("-", "−") for g in numbers if g)
+            table = report["dims"][dim]["comparisons"] if dim else report["comparisons"]
+            means = [c["test mean"] for c in table.values()]
+            same = [m for m in means if (_fmt(m["delta"]), _fmt(m["lo"]), _fmt(m["hi"])) == triple]
+            assert same, f"README.md:{number}: {triple} is no test-mean comparison of {name}" + (f" at dim {dim}"
+                                                                                               if dim else "")
+            found.append(same[0]["verdict"])
+        assert found, f"README.md:{number}: no Δ [CI] in {quoted!r}"
+        said = next(v for v in VERDICTS if verdict.replace("**", "").startswith(v))
+        assert said == found[0], f"README.md:{number}: says {said!r}, {name}'s report {found[0]!r}"
