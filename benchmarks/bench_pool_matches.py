@@ -3,19 +3,22 @@
 A query's pool must not serve a text the data itself calls its match: InfoNCE would push the query away from it,
 and DHNM keeps it (a match's cosine starts high, so the S₀ < 0.4 drop never fires). Before stop 46 a pool excluded
 the query and its own positives only; paraphrase data labels pairs both ways and in clusters, so the reverse pair
-(b, a) and queries sharing a positive were mined. Now it excludes the query's whole component over the labelled
-pairs (train.mining.labelled_matches), for the CLR task also English texts sharing a translation
-(train.clr.ParallelTranslator.shared). For configs/supervised.toml's retrieval and clr tasks this mines each
-task's pools with BM25 (the config's scorer and depth) both ways and counts, among the K slots each row is served
-first (after the skipped top ranks, its given negative first, as train/multitask.py attach_pools lays them out),
-the rows and slots holding a labelled match (its component, links included). A given negative the rows label a
-match of its query (a row whose negative is its positive) is dropped now too.
+(b, a) and queries sharing a positive were mined. Stops 46-49 excluded the query's whole component over the task's
+labelled pairs (train.mining.labelled_matches), for the CLR task also English texts sharing each one's first
+translation; since stop 50 the component spans every task of the stage (a pair one task trains as a match) and every
+translation (train.clr.ParallelTranslator.shared). For configs/supervised.toml's retrieval and clr tasks this mines
+each task's pools with BM25 (the config's scorer and depth) under the three rules and counts, among the K slots each
+row is served first (after the skipped top ranks, its given negative first, as train/multitask.py attach_pools lays
+them out), the rows and slots holding a labelled match: of the task's component (every translation's links
+included), and after the ";" of the stage's. A given negative the rows label a match of its query (a row whose
+negative is its positive) is dropped since stop 46.
 
 The same count for every committed ablation's supervised stage (configs/ablations/*.toml: its stage config, the
 arms' task settings, `max_rows` cutting the queries and not the corpus, as train/multitask.py does), with the number
 of its queries whose whole mined pool (every rank to the depth, which DHNM's replacements draw from) differs between
-the two rules: a report trained on identical pools is unchanged by the rule; the others were trained on the old
-pools. For the CLR task every English source text is counted (a seed's CLR examples use a subset of them).
+stop 46's two rules, and between stops 46-49's and stop 50's: a report trained on identical pools is unchanged by
+the rule; the others were trained on the old pools. For the CLR task every English source text is counted (a
+seed's CLR examples use a subset of them).
 Last, `in_batch`: over one epoch of each task's batches, the columns another row brings to query i (its positive
 and served hard negatives) that the data labels a match of i's query and the text rule of the loss leaves; the
 loss masks them by group since stop 47 (train.losses.counted_candidates, rule 3).
@@ -34,7 +37,7 @@ from common import DEFAULT_DATA, REPO, write_report
 from train.clr import ParallelTranslator
 from train.data import permutation
 from train.mining import labelled_matches, mine_pools
-from train.multitask import _files, pool_layout, read_rows
+from train.multitask import _files, _pairs, pool_layout, read_rows
 
 
 def served(pool: list[str], given: str | None, skip: int, k: int) -> list[str]:
@@ -44,33 +47,43 @@ def served(pool: list[str], given: str | None, skip: int, k: int) -> list[str]:
 
 
 def measure(source: list[dict], links: list[tuple[str, str]], depth: int, skip: int, k: int, batch_size: int,
-            used: int | None = None) -> dict:
-    """Rows and served slots holding a labelled match, pools mined excluding own positives vs the component, over
-    the first ``used`` rows (all by default; the corpus and the labelled pairs are every row's either way); and
-    ``in_batch``."""
+            used: int | None = None, stage_links: list[tuple[str, str]] = (), old_links: list[tuple[str, str]] = ()
+            ) -> dict:  # fmt: skip
+    """Rows and served slots holding a labelled match over the first ``used`` rows (all by default; the corpus and
+    the labelled pairs are every row's either way), pools mined under three rules: ``before`` (stop 46) excludes
+    the query's own positives, ``task`` (stops 46-49) its component over the task's rows and ``old_links`` (a CLR
+    task's first-translation links), ``now`` (stop 50) over every task of the stage (``stage_links``: their pairs
+    and every translation's links). ``match_slots`` counts against the task's components (``links``: every
+    translation's), ``stage_match_slots`` against the stage's; and ``in_batch`` under the task's."""
     queries = list(dict.fromkeys(r["query"] for r in source[:used]))
     own: dict[str, set[str]] = {}
     for r in source:
         own.setdefault(r["query"], set()).add(r["positive"])
-    truth = labelled_matches([*((r["query"], r["positive"]) for r in source), *links])
+    pairs = [(r["query"], r["positive"]) for r in source]
+    truth = labelled_matches([*pairs, *links])
+    stage = labelled_matches([*pairs, *links, *stage_links])
+    rule = {"before": own, "task": labelled_matches([*pairs, *old_links]), "now": stage}
     corpus = [r["positive"] for r in source] + [r["negative"] for r in source if "negative" in r]
     out = {"rows": len(source), "queries": len(queries), "corpus": len(set(corpus)),
            "largest_component": max(len(g) for g in truth.values())}  # fmt: skip
     mined, laid = {}, {}
-    for name, excluded in (("before", [own[q] for q in queries]), ("now", [truth[q] for q in queries])):
-        mined[name] = dict(zip(queries, (p["candidates"] for p in mine_pools(queries, excluded, corpus, "bm25", depth)),
-                               strict=True))  # fmt: skip
+    for name, excluded in rule.items():
+        mined[name] = dict(zip(queries, (p["candidates"] for p in mine_pools(queries, [excluded[q] for q in queries],
+                                                                              corpus, "bm25", depth)), strict=True))
         rows = source[:used]
-        given = [None if name == "now" and r.get("negative") in truth[r["query"]] else r.get("negative")
-                 for r in rows]  # now: a given negative the rows label a match is dropped (attach_pools)
+        given = [None if name != "before" and r.get("negative") in excluded[r["query"]] else r.get("negative")
+                 for r in rows]  # since stop 46 a given negative the rows label a match is dropped (attach_pools)
         slots = laid[name] = [served(mined[name][r["query"]], n, skip, k) for r, n in zip(rows, given, strict=True)]
         hits = [sum(c in truth[r["query"]] for c in row) for r, row in zip(rows, slots, strict=True)]
+        stage_hits = [sum(c in stage[r["query"]] for c in row) for r, row in zip(rows, slots, strict=True)]
         out[name] = {"rows_with_a_match": sum(h > 0 for h in hits), "match_slots": sum(hits),
+                     "rows_with_a_stage_match": sum(h > 0 for h in stage_hits), "stage_match_slots": sum(stage_hits),
                      "slots": sum(map(len, slots)), "given_negatives_dropped": sum(g is None for g in given)
                      - sum("negative" not in r for r in rows)}  # fmt: skip
     out["used_rows"], out["used_queries"] = len(source[:used]), len(queries)
-    out["pools_differing"] = sum(mined["before"][q] != mined["now"][q] for q in queries)
-    out["in_batch"] = in_batch(source[:used], laid["now"], own, truth, batch_size)
+    out["pools_differing"] = sum(mined["before"][q] != mined["task"][q] for q in queries)
+    out["pools_differing_stop50"] = sum(mined["task"][q] != mined["now"][q] for q in queries)
+    out["in_batch"] = in_batch(source[:used], laid["task"], own, truth, batch_size)
     return out
 
 
@@ -95,63 +108,92 @@ def in_batch(rows: list[dict], slots: list[list[str]], own: dict[str, set[str]],
             "match_columns": columns, "columns": candidates}
 
 
-def pooled_tasks(stage_cfg: dict, arm_sets: list[str] = ()) -> dict[str, dict]:
-    """A supervised stage config's retrieval and clr tasks (the arms' `tasks.*` settings applied: the CLR arm adds its
-    task), each spec holding the stage's K, depth and skip unless it sets its own K."""
+def stage_tasks(stage_cfg: dict, arm_sets: list[str] = ()) -> dict[str, dict]:
+    """A supervised stage config's tasks (the arms' `tasks.*` settings applied: the CLR arm adds its task), each spec
+    holding the stage's K, depth and skip unless it sets its own K."""
     from train.config import merge_tables, parse_set
 
     stage_cfg = merge_tables(stage_cfg, parse_set(list(arm_sets)))
     shared = {"hard_negatives": stage_cfg.get("hard_negatives", 7), "depth": stage_cfg.get("pool_depth", 32),
               "skip": stage_cfg.get("dhnm", {}).get("skip_top", 3)}  # fmt: skip
-    return {name: {**shared, **spec} for name, spec in stage_cfg.get("tasks", {}).items()
-            if spec.get("kind") in ("retrieval", "clr")}  # fmt: skip
+    return {name: {**shared, **spec} for name, spec in stage_cfg.get("tasks", {}).items()}
+
+
+def pooled(tasks: dict[str, dict]) -> dict[str, dict]:
+    return {name: spec for name, spec in tasks.items() if spec.get("kind") in ("retrieval", "clr")}
 
 
 def ablation_stages(ablation: Path) -> list[tuple[str, dict[str, dict]]]:
-    """(stage config name, its pooled tasks) for each supervised stage of an ablation config."""
+    """(stage config name, its tasks) for each supervised stage of an ablation config."""
     cfg = tomllib.loads(ablation.read_text(encoding="utf-8"))
     arm_sets = [s for arm in cfg.get("arms", {}).values() for s in arm.get("set", []) if s.startswith("tasks.")]
     stages = [(Path(st["config"]).stem, tomllib.loads((REPO / st["config"]).read_text(encoding="utf-8")))
               for st in cfg.get("stages", [])]  # fmt: skip
-    return [(name, pooled_tasks(stage, arm_sets)) for name, stage in stages if stage.get("stage") == "supervised"]
+    return [(name, stage_tasks(stage, arm_sets)) for name, stage in stages if stage.get("stage") == "supervised"]
 
 
-def measure_task(data_dir: Path, spec: dict) -> dict:
-    """`measure` on a task spec: a CLR task without `data` pools its English source texts, linked by translation."""
-    if spec["kind"] == "clr" and not spec.get("data"):
+def first_translation_links(translator: ParallelTranslator) -> list[tuple[str, str]]:
+    """Stops 46-49's links: English texts sharing a translation, each text's first translation only."""
+    links = []
+    for table in translator.tables.values():
+        first: dict[str, str] = {}
+        for text, translation in table.items():
+            if first.setdefault(translation, text) != text:
+                links.append((first[translation], text))
+    return links
+
+
+def task_rows(data_dir: Path, spec: dict) -> tuple[list[dict], list[tuple[str, str]], list[tuple[str, str]]]:
+    """(source rows, every translation's links, first translations' links) of a task: a CLR task without `data`
+    pools its English source texts, linked by translation; another task its files' rows."""
+    if spec["kind"] == "clr":
         translator = ParallelTranslator.from_dir(data_dir / spec["parallel"])
-        source, links = [{"query": t, "positive": t} for t in translator.source_texts()], translator.shared()
-    else:
-        source, links = read_rows(_files(str(data_dir), spec["data"]), "retrieval"), []
-    return measure(source, links, spec["depth"], spec["skip"], spec["hard_negatives"], spec["batch_size"],
-                   spec.get("max_rows"))
+        source = (read_rows(_files(str(data_dir), spec["data"]), "retrieval") if spec.get("data")
+                  else [{"query": t, "positive": t} for t in translator.source_texts()])  # fmt: skip
+        return source, translator.shared(), first_translation_links(translator)
+    kind = "sts" if spec["kind"] == "sts" else "retrieval"
+    return (read_rows(_files(str(data_dir), spec["data"]), kind) if spec["kind"] != "classification" else []), [], []
+
+
+def measure_stage(data_dir: Path, tasks: dict[str, dict]) -> dict[str, dict]:
+    """`measure` on each pooled task of a stage, the stage's links being every task's (query, positive) pairs and
+    translation links (what train/multitask.py build_tasks joins since stop 50)."""
+    rows = {name: task_rows(data_dir, spec) for name, spec in tasks.items()}
+    links = [pair for source, shared, _ in rows.values() for pair in [*_pairs(source), *shared]]
+    return {name: measure(rows[name][0], rows[name][1], spec["depth"], spec["skip"], spec["hard_negatives"],
+                          spec["batch_size"], spec.get("max_rows"), links, rows[name][2])
+            for name, spec in pooled(tasks).items()}  # fmt: skip
 
 
 def shown_of(result: dict, when: str) -> str:
-    return f"{result[when]['rows_with_a_match']} ({result[when]['match_slots']})"
+    r = result[when]
+    return f"{r['rows_with_a_match']} ({r['match_slots']}; {r['rows_with_a_stage_match']} ({r['stage_match_slots']}))"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="data root (train/ folders)")
     args = parser.parse_args()
-    cfg = tomllib.loads((REPO / "configs" / "supervised.toml").read_text(encoding="utf-8"))
-    results = {name: measure_task(args.data_dir, spec) for name, spec in pooled_tasks(cfg).items()}
+    cfg = stage_tasks(tomllib.loads((REPO / "configs" / "supervised.toml").read_text(encoding="utf-8")))
+    results = measure_stage(args.data_dir, cfg)
     stages: dict[str, dict] = {}  # one entry per stage config and task, with the ablations that train it
     for ablation in sorted((REPO / "configs" / "ablations").glob("*.toml")):
         for stage, tasks in ablation_stages(ablation):
-            for name, spec in tasks.items():
-                if f"{stage}:{name}" not in stages:
-                    stages[f"{stage}:{name}"] = {"ablations": [], **measure_task(args.data_dir, spec)}
-                stages[f"{stage}:{name}"]["ablations"].append(ablation.stem)
-    rows = [[task, r["used_rows"], r["largest_component"], shown_of(r, "before"), shown_of(r, "now"),
-             r["now"]["slots"], f"{r['pools_differing']} of {r['used_queries']}",
+            if not any(key.startswith(f"{stage}:") for key in stages):
+                for name, result in measure_stage(args.data_dir, tasks).items():
+                    stages[f"{stage}:{name}"] = {"ablations": [], **result}
+            for key in (key for key in stages if key.startswith(f"{stage}:")):
+                stages[key]["ablations"].append(ablation.stem)
+    rows = [[task, r["used_rows"], r["largest_component"], shown_of(r, "before"), shown_of(r, "task"),
+             shown_of(r, "now"), r["now"]["slots"], f"{r['pools_differing']} of {r['used_queries']}",
+             f"{r['pools_differing_stop50']} of {r['used_queries']}",
              f"{r['in_batch']['rows_with_a_match']} ({r['in_batch']['match_columns']})",
              ", ".join(r.get("ablations", "-"))] for task, r in {**results, **stages}.items()]  # fmt: skip
-    spec = pooled_tasks(cfg)["retrieval"]
+    spec = cfg["retrieval"]
     write_report("bench_pool_matches", rows, ["task", "rows", "largest component",
-                                              "rows with a labelled match served (slots), before",
-                                              "now", "slots served now", "pools differing",
+                                              "rows served a labelled match (slots; the stage's matches): before",
+                                              "stops 46-49", "now", "slots served now",
+                                              "pools differing (stop 46)", "pools differing (stop 50)",
                                               "rows seeing another row's labelled match in an epoch (columns)",
                                               "ablations"],
                  {"data_dir": args.data_dir.resolve(), "scorer": "bm25", "depth": spec["depth"],
