@@ -199,7 +199,7 @@ def cmd_alignment(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Rank runs and published results: the harness resolves --suite to its mteb benchmark, leaderboards rank."""
     from harness.errors import UsageError
-    from harness.runs import atomic_write_text, check_file_target
+    from harness.runs import RUN_JSON, atomic_write_text, check_file_target
     from harness.suites import official_benchmark
     from leaderboards.build import SuiteRef, build_board
     from leaderboards.published import results_root
@@ -209,6 +209,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         if not results_root(Path(folder)).is_dir():
             raise UsageError(f"--published {folder}: no such folder (a copy of embeddings-benchmark/results, or "
                              "`--published` alone for the shipped snapshot)")  # fmt: skip
+        if (Path(folder) / RUN_JSON).is_file():  # its results/ has the published layout: it ranked as "(published)"
+            raise UsageError(f"--published {folder}: a run directory (it holds {RUN_JSON}); give run directories "
+                             f"before --published, or --published=DIR for a published folder")  # fmt: skip
     try:  # before the board reads every run and published file
         check_file_target(Path(args.out))
     except OSError as exc:  # a name too long, a folder that cannot be read

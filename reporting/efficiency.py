@@ -105,6 +105,15 @@ def encoded(eff: dict[str, Any]) -> tuple[int, int, float]:
         float(eff.get("model_s", eff.get("encode_s")) or 0.0)  # fmt: skip
 
 
+def rates(eff: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(texts/s, tokens/s) of what the model encoded in one task: the record's own rates, from the unrounded model
+    time (summary.md shows them), else the counts over `model_s` (before stop 50 always this, which divides by the
+    recorded 3-decimal time: 583.3 texts/s here where summary.md says 583.2)."""
+    texts, tokens, seconds = encoded(eff)
+    return (eff.get("texts_per_s") or (texts / seconds if seconds and texts else None),
+            eff.get("tokens_per_s") or (tokens / seconds if seconds and tokens else None))
+
+
 def _throughput(info: RunInfo, tasks: list[str]) -> tuple[float, float | None, float | None]:
     texts = tokens = seconds = 0.0
     for task in tasks:
@@ -114,7 +123,11 @@ def _throughput(info: RunInfo, tasks: list[str]) -> tuple[float, float | None, f
 
 
 def _measured(eff: dict[str, Any]) -> bool:
-    """True when a task's record times real model work: model_s and texts encoded, or an old record without hits."""
+    """True when a task's record times real model work: model_s and texts encoded, or an old record without hits.
+    No record (an efficiency.json removed as its damage error advises, or lost) times nothing: before stop 50 it
+    counted as 0 texts in 0 s, so a row read 0.00 s, or a sum over fewer tasks than its header said."""
+    if not eff:
+        return False
     if "model_s" in eff:
         return bool(eff.get("encoded_texts")) and bool(eff["model_s"])
     return not eff.get("cache_hits")
@@ -134,7 +147,9 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
     has no model time: its row says so and the other rows are timed without it (before, it blanked every row)."""
     shared, differing = _split_by_data(infos, sorted(set.intersection(*(set(i.ok) for i in infos))))
     served = [i.label for i in infos if shared and all(cache_only(i.efficiency.get(t, {})) for t in shared)]
-    timed = [i for i in infos if i.label not in served]
+    untimed = [i.label for i in infos if shared and i.label not in served and not any(i.efficiency.get(t)
+                                                                                       for t in shared)]  # fmt: skip
+    timed = [i for i in infos if i.label not in served and i.label not in untimed]
     clean = [t for t in shared if timed and all(_measured(i.efficiency.get(t, {})) and t not in i.other_world
                                                 for i in timed)]  # fmt: skip
     # a time is a sum over the work done: only tasks every timed run encoded whole (no cache hit) are the same work
@@ -147,8 +162,8 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
         dims = sorted({d for name, entry in info.ok.items() for d in info.run.result_dims(name, entry)})
         _, texts_s, tokens_s = _throughput(info, clean)
         seconds = _throughput(info, whole)[0]
-        times = [CACHE_ONLY] * 3 if info.label in served else [_fmt(seconds, 2) if whole else "—", _fmt(texts_s),
-                                                         _fmt(tokens_s, 0)]  # fmt: skip
+        times = ([CACHE_ONLY] * 3 if info.label in served else ["—"] * 3 if info.label in untimed
+                 else [_fmt(seconds, 2) if whole else "—", _fmt(texts_s), _fmt(tokens_s, 0)])  # fmt: skip
         scores = [info.ok[t]["main_score"] for t in shared]
         rows.append([info.label, _fmt(count / 1e6 if count else None), model.get("embed_dim", "—"), *times,
                      "✔ " + "/".join(map(str, dims)) if dims else "—",
@@ -165,6 +180,12 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
               f"{i.record.get('world_size', 1)}: " + "; ".join(f"{t} (world size {w})"
                                                               for t, w in i.other_world.items()) + "."
               for i in infos if any(t in shared for t in i.other_world)]  # fmt: skip
+    notes += [f"{i.label}: no timings recorded for " + ", ".join(lost) + " (efficiency.json lacks them): left out of "
+              "every row's times." for i in timed if (lost := [t for t in shared if not i.efficiency.get(t)])]
+    if untimed:
+        notes.append(f"{', '.join(untimed)}: no timings recorded for the {len(shared)} task(s) (efficiency.json "
+                     "missing or without them): " + ("the other rows' times are compared without it." if timed
+                                                     else "no model time to compare."))  # fmt: skip
     notes += _score_notes(infos, shared, differing)
     lengths = {info.label: info.record.get("model", {}).get("max_length") for info in infos}
     if len(set(lengths.values())) > 1:
@@ -176,10 +197,11 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
                      f"{len(shared)} task(s), so the model did no work to time (`{CACHE_ONLY}`); "
                      + ("the other rows' times are compared without it." if timed else
                         "no model time to compare (rerun with `harness run --no-cache`)."))  # fmt: skip
-    others = " other" if served else ""
+    others = " other" if served or untimed else ""
     if timed and shared and not clean:
         notes.append(f"No task was encoded by the model in every{others} run (some served from the embedding "
-                     "cache): no model time to compare (rerun with `harness run --no-cache`).")  # fmt: skip
+                     "cache, or without timings): no model time to compare (rerun with `harness run "
+                     "--no-cache`).")  # fmt: skip
     elif clean:
         notes.append(f"Model time and throughput count real model work only (memo and cache hits excluded), over "
                      f"the {len(clean)} task(s) every{others} run finished on the same data and encoded: "
@@ -243,12 +265,12 @@ def task_table(infos: list[RunInfo]) -> str:
     for info in infos:
         for task, eff in info.efficiency.items():
             n, k, s = encoded(eff)
-            rates = [CACHE_ONLY] * 2 if cache_only(eff) else [_fmt(n / s if s and n else None),
-                                                               _fmt(k / s if s and k else None, 0)]  # fmt: skip
+            texts_s, tokens_s = rates(eff)
+            speed = [CACHE_ONLY] * 2 if cache_only(eff) else [_fmt(texts_s), _fmt(tokens_s, 0)]
             name = task + (" §" if task in info.kept else "") + (f" (world size {info.other_world[task]})"
                                                                   if task in info.other_world else "")  # fmt: skip
             rows.append([name, info.label, eff.get("texts", "—"), eff.get("unique_texts", "—"), n,
-                         eff.get("cache_hits", 0), k, _fmt(s, 2), _fmt(eff.get("wall_s"), 1), *rates,
+                         eff.get("cache_hits", 0), k, _fmt(s, 2), _fmt(eff.get("wall_s"), 1), *speed,
                          _fmt(eff.get("peak_rss_mb"), 0), _fmt(eff.get("peak_accelerator_mb"), 0)])  # fmt: skip
     headers = ["Task", "Run", "texts", "unique", "encoded", "cache hits", "tokens", "model s", "wall s", "texts/s",
                "tokens/s", "peak RSS MB", "peak accel. MB"]  # fmt: skip
@@ -330,7 +352,9 @@ def write_report(paths: list[Path], out: Path, tasks: list[str] | None = None) -
               "## Score vs embedding dimension (MRL)", ""]  # fmt: skip
     plots.throughput(infos, out / "throughput.png")
     curves = dim_curves(infos)
-    if curves.points:
+    if not curves.points:  # an earlier report's curves would stay beside this one, as if they were its own
+        (out / "dims.png").unlink(missing_ok=True)
+    else:
         plots.dims(curves.points, out / "dims.png")
         lines += ["![score vs dimension per task type](dims.png)", ""]
         for kind, per_run in curves.points.items():

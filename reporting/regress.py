@@ -49,7 +49,7 @@ from harness.runs import (
     timed_world,
     with_implied_keys,
 )
-from reporting.efficiency import encoded
+from reporting.efficiency import rates
 from reporting.items import NotTestable, at_dim, paired_positions, task_items
 
 EXIT_OK, EXIT_REGRESSION, EXIT_NOT_COMPARED = 0, 1, 3
@@ -198,6 +198,8 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     the baseline has, or the candidate failed, why it was not; raises NothingCompared when neither has a task to
     compare, UsageError on unusable input."""
     base, cand = open_run_arg(baseline, "--baseline"), open_run_arg(candidate, "--candidate")
+    if Path(baseline).resolve() == Path(candidate).resolve():  # a nightly job pointed at its baseline passed
+        raise UsageError(f"--candidate {candidate}: the baseline's run directory; compare another run with it")
     record_b, record_c = base.read_run(), cand.read_run()
     attempted_b, attempted_c = record_b.get("tasks", {}), record_c.get("tasks", {})
     if tasks is not None:
@@ -379,15 +381,6 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
     return tv
 
 
-def _speed(eff: dict[str, Any]) -> tuple[float | None, float | None]:
-    """(texts/s, tokens/s) of what the model actually encoded: model time (`model_s`) when recorded, so cache and
-    memo lookups count neither as texts nor as time."""
-    texts, tokens, seconds = encoded(eff)  # one reading of the record for the report and the gate
-    if not seconds or not texts:
-        return None, None
-    return texts / seconds, tokens / seconds
-
-
 def _pct(b: float | None, c: float | None) -> str:
     return "—" if not b or c is None else f"{100 * (c - b) / b:+.1f}%"
 
@@ -438,7 +431,7 @@ def efficiency_section(comp: Comparison) -> list[str]:
     rows = []
     for t in comp.tasks:
         b, c = eb.get(t.task, {}), ec.get(t.task, {})
-        (tb, kb), (tc, kc) = _speed(b), _speed(c)
+        (tb, kb), (tc, kc) = rates(b), rates(c)
         rb, rc = b.get("peak_rss_mb"), c.get("peak_rss_mb")
         ab, ac = b.get("peak_accelerator_mb"), c.get("peak_accelerator_mb")
         served = cache_only(b) or cache_only(c)

@@ -105,22 +105,29 @@ def test_task_kept_from_other_settings_is_left_out_of_its_row(tiny_runs, tmp_pat
     assert "all-MiniLM-L6-v2 [short]: left out as kept from runs with other settings: TinySTS (max_length 8)." in text
 
 
-def test_model_time_sums_only_tasks_every_run_encoded_whole(tiny_runs, tmp_path):
-    """A run that took half a task's texts from the embedding cache spent model time on half the work: before,
-    its row summed that time beside the other row's whole task under one "(7 tasks)" (audit I F4: 158 texts
-    against 204). Rates still count it, per text encoded."""
+def _encoded_whole(tiny_runs: dict[str, Path], tmp_path: Path) -> list[Path]:
+    """Copies of base and short as if encoded whole (the session's embedding cache may have served some)."""
     runs = []
-    for name in ("base", "short"):  # both as if encoded whole (the session's embedding cache may have served some)
+    for name in ("base", "short"):
         runs.append(tmp_path / name)
         shutil.copytree(tiny_runs[name], runs[-1])
         eff = json.loads((runs[-1] / "efficiency.json").read_text(encoding="utf-8"))
         for figures in eff.values():
             figures.update(cache_hits=0, encoded_texts=figures["unique_texts"], model_s=figures["model_s"] or 0.1)
-        if name == "short":  # half of TinySTS from the cache
-            sts = eff["TinySTS"]
-            half = sts["unique_texts"] // 2
-            sts.update(cache_hits=half, encoded_texts=sts["unique_texts"] - half)
         (runs[-1] / "efficiency.json").write_text(json.dumps(eff), encoding="utf-8")
+    return runs
+
+
+def test_model_time_sums_only_tasks_every_run_encoded_whole(tiny_runs, tmp_path):
+    """A run that took half a task's texts from the embedding cache spent model time on half the work: before,
+    its row summed that time beside the other row's whole task under one "(7 tasks)" (audit I F4: 158 texts
+    against 204). Rates still count it, per text encoded."""
+    runs = _encoded_whole(tiny_runs, tmp_path)
+    eff = json.loads((runs[1] / "efficiency.json").read_text(encoding="utf-8"))
+    sts = eff["TinySTS"]  # half of short's TinySTS from the cache
+    half = sts["unique_texts"] // 2
+    sts.update(cache_hits=half, encoded_texts=sts["unique_texts"] - half)
+    (runs[1] / "efficiency.json").write_text(json.dumps(eff), encoding="utf-8")
     out = tmp_path / "report"
     assert main(["report", *map(str, runs), "--out", str(out)]) == 0
     text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
@@ -223,6 +230,9 @@ def test_run_folders_of_one_name_are_told_apart_by_their_parents(tiny_runs, tmp_
     assert main(["report", str(a), str(a), "--out", str(tmp_path / "twice")]) == 2
     err = capsys.readouterr().err
     assert f"run {a}: given twice" in err and "Traceback" not in err
+    # audit, stop 50: `--published RUN_DIR RUN_DIR` took the first run for a published folder (same results/ layout)
+    assert main(["leaderboard", "--published", str(a), str(nightly), "--out", str(tmp_path / "lb.md")]) == 2
+    assert f"--published {a}: a run directory (it holds run.json)" in capsys.readouterr().err
 
 
 def test_the_dims_column_reads_the_results_not_the_last_run_s_option(tmp_path):
@@ -234,3 +244,33 @@ def test_the_dims_column_reads_the_results_not_the_last_run_s_option(tmp_path):
                      "--no-progress", "--no-cache", *extra]) == 0  # fmt: skip
     assert main(["report", str(tmp_path / "r"), "--out", str(tmp_path / "rep")]) == 0
     assert "✔ 64" in (tmp_path / "rep" / "efficiency.md").read_text(encoding="utf-8")
+
+
+def test_a_task_without_timings_is_left_out_of_the_times_not_counted_as_zero(tiny_runs, tmp_path):
+    """Audit, stop 50: a run whose efficiency.json was removed (what its damage error advises) read 0.00 s, and one
+    entry lost made a row sum fewer tasks than its header said, as if that run were faster."""
+    runs = _encoded_whole(tiny_runs, tmp_path)
+    eff = json.loads((runs[1] / "efficiency.json").read_text(encoding="utf-8"))
+    lost = sorted(eff)[0]
+    del eff[lost]
+    (runs[1] / "efficiency.json").write_text(json.dumps(eff), encoding="utf-8")
+    out = tmp_path / "report"
+    assert main(["report", *map(str, runs), "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
+    assert "Model time, s (6 tasks)" in text and "Avg score ×100 (7 tasks)" in text  # 7 timed before
+    assert f"[short]: no timings recorded for {lost} (efficiency.json lacks them): left out of every row's times" \
+        in text
+    (runs[1] / "efficiency.json").unlink()
+    assert main(["report", *map(str, runs), "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
+    row = next(line for line in text.splitlines() if line.startswith("| all-MiniLM-L6-v2 [short]"))
+    assert row.split(" | ")[3:6] == ["—", "—", "—"] and "0.00" not in row
+    assert "[short]: no timings recorded for the 7 task(s)" in text and "Model time, s (7 tasks)" in text
+
+
+def test_a_report_without_curves_removes_an_earlier_report_s_dims_png(tiny_runs, tmp_path):
+    out = tmp_path / "report"
+    assert main(["report", str(tiny_runs["base"]), "--out", str(out)]) == 0
+    assert (out / "dims.png").is_file()
+    assert main(["report", str(tiny_runs["short"]), "--out", str(out)]) == 0
+    assert not (out / "dims.png").exists()  # before stop 50 base's curves stayed beside short's report

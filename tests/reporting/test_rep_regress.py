@@ -71,6 +71,9 @@ def test_unusable_input_exits_2(tiny_runs, tmp_path, capsys):
     assert _regress(tiny_runs["base"], tmp_path / "absent", tmp_path / "r.md")[0] == 2
     assert f"--candidate {tmp_path / 'absent'}: not a run directory (no such folder)" in capsys.readouterr().err
     assert _regress(tiny_runs["base"], tiny_runs["short"], tmp_path / "r3.md", "--alpha", "2")[0] == 2
+    # audit, stop 50: a run compared with itself passed (a nightly job pointed at its baseline, every night)
+    assert _regress(tiny_runs["base"], f"{tiny_runs['base']}/", tmp_path / "r4.md")[0] == 2
+    assert f"--candidate {tiny_runs['base']}: the baseline's run directory" in capsys.readouterr().err
 
 
 def test_runs_without_a_shared_finished_task_exit_3(tiny_runs, tmp_path, capsys):
