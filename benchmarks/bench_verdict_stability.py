@@ -6,7 +6,9 @@ estimated with a Monte Carlo error of about se_items/√(2(n_boot − 1)), which
 (``row_verdict``), where before its verdict could flip with the bootstrap seed (the audit reran clr_control's
 XQuAD tr row over 30 bootstrap seeds: 3 said no effect). This script reads every reports/ablations/*/report.json
 (each row's recorded se_items, lo, hi; every MRL dim, the dev and test means) and lists the rows whose verdict the
-rule withholds; a report written since stop 48 already applies it. Nothing is retrained or resampled.
+rule withholds; a report written since stop 48 already applies it, and since stop 50 the older ones have been
+re-verdicted (scripts/reverdict_ablations.py), so a rerun lists none: the committed JSON keeps the 6 rows found in
+stop 48. Nothing is retrained or resampled.
 
     python benchmarks/bench_verdict_stability.py
 """
@@ -14,19 +16,10 @@ rule withholds; a report written since stop 48 already applies it. Nothing is re
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from common import REPO, write_report
 
-from reporting.ablation import MC_MARGIN, edge_noise, row_verdict
-
-
-def rows_of(report: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
-    """(dim, arm, task or mean, row) for every comparison row of a report, full width first."""
-    views = [("full", report["comparisons"])]
-    views += [(str(d), v["comparisons"]) for d, v in report.get("dims", {}).items()]
-    return [(dim, arm, task, row) for dim, comps in views for arm, per_task in comps.items()
-            for task, row in per_task.items() if row and row.get("lo") is not None]  # fmt: skip
+from reporting.ablation import MC_MARGIN, comparison_rows, edge_noise, row_verdict
 
 
 def main() -> None:
@@ -34,7 +27,7 @@ def main() -> None:
     for path in sorted((REPO / "reports" / "ablations").glob("*/report.json")):
         report = json.loads(path.read_text(encoding="utf-8"))
         n_boot = int(report["bootstrap"]["n_boot"])
-        for dim, arm, task, row in rows_of(report):
+        for dim, arm, task, row in comparison_rows(report):
             if row.get("se_seeds") is None:  # one seed: percentile interval, not this rule's
                 continue
             checked += 1

@@ -109,6 +109,14 @@ def row_verdict(delta: float, ci: dict[str, Any]) -> tuple[str, str]:
                                f"({MC_MARGIN:g} × {100 * noise:.3f}); a larger n_boot settles it")
 
 
+def comparison_rows(report: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(dim, arm, task or mean, row) for every tested comparison row of a report.json, full width first."""
+    views = [("full", report["comparisons"])]
+    views += [(str(d), v["comparisons"]) for d, v in report.get("dims", {}).items()]
+    return [(dim, arm, task, row) for dim, comps in views for arm, per_task in comps.items()
+            for task, row in per_task.items() if row and row.get("lo") is not None]  # fmt: skip
+
+
 def item_seed_variance(by_seed: np.ndarray) -> float:
     """The part of se_items² (the variance over item resamples of the mean over seeds of Δ) that is item × seed
     noise, from (resamples, seeds) Δ: with Δ_is = Δ + a_i + b_s + e_is over N items, each seed's Δ varies over the

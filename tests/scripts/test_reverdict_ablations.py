@@ -1,0 +1,34 @@
+"""scripts/reverdict_ablations.py: the stop-48 verdict rule applied to a report written before it, numbers kept."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_report_from_before_the_rule_gets_its_withheld_verdicts(tmp_path: Path) -> None:
+    """clr_control's XQuAD tr row (+0.49 [+0.01, +0.98]) as its stop-47 run wrote it: **improves**, an edge within
+    the bootstrap's own noise. Rewritten, it says no effect shown with the reason; every number is unchanged, and a
+    second pass changes nothing."""
+    folder = tmp_path / "clr_control"
+    shutil.copytree(REPO / "reports" / "ablations" / "clr_control", folder)
+    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    row = report["comparisons"]["on"]["XQuADRetrievalTrEn"]
+    row.update(verdict="improves", reason="")  # as written before the rule
+    (folder / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    script = [sys.executable, str(REPO / "scripts" / "reverdict_ablations.py"), str(tmp_path)]
+    done = subprocess.run(script, capture_output=True, text=True, check=True, cwd=REPO)
+    assert done.stdout == "clr_control on XQuADRetrievalTrEn (dim full): improves -> no effect shown\n"
+    after = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    fixed = after["comparisons"]["on"]["XQuADRetrievalTrEn"]
+    assert fixed["verdict"] == "no effect shown" and "within the bootstrap's own noise" in fixed["reason"]
+    assert {k: v for k, v in fixed.items() if k not in ("verdict", "reason")} == \
+        {k: v for k, v in row.items() if k not in ("verdict", "reason")}
+    assert "| on    | XQuADRetrievalTrEn (test) | +0.49 | [+0.01, +0.98] | no effect shown" in \
+        (folder / "report.md").read_text(encoding="utf-8")
+    assert subprocess.run(script, capture_output=True, text=True, check=True, cwd=REPO).stdout == ""
