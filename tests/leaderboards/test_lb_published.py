@@ -150,6 +150,15 @@ def test_a_nan_published_score_is_skipped_not_a_crash(tmp_path: Path):
     render(board)
 
 
+def test_a_published_score_on_a_0_to_100_scale_is_skipped_saying_why(tmp_path: Path):
+    """Audit, stop 50: 81.5 was read as 0-1, shown as 8150.00, and took the task's Borda points."""
+    write_json(tmp_path / "org__m" / "r" / "STS16.json", result_json("STS16", 81.5))
+    write_json(tmp_path / "org__m" / "r" / "STS13.json", result_json("STS13", 0.8))
+    board = build_board([], [tmp_path], None, False)
+    assert board.entries[0].scores == {"STS13": 0.8}
+    assert any("STS16 skipped — ValueError: main score 81.5 outside [-1, 1]" in note for note in board.notes)
+
+
 def test_a_published_file_that_is_no_json_object_is_skipped_not_a_crash(tmp_path: Path):
     """Before stop 36 a .json file holding `[]` (any folder given as --published, /tmp say) died in the revision
     choice with AttributeError: 'list' object has no attribute 'get' (audit)."""
