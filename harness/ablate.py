@@ -219,10 +219,11 @@ def train_test_overlap(local: dict[str, LocalTask], train_sets: dict[str, set[Pa
     train_texts = {name: normalized_file_texts(sorted(files)) for name, files in train_sets.items()}
     found = []
     for task in (t for t in tasks if t in local):
-        texts = normalized_file_texts(evaluated_files(local[task]))
+        texts = normalized_file_texts(evaluated_files(local[task]))  # counted; matched with the joined documents
+        matched = texts | normalized_file_texts(evaluated_files(local[task]), joined=True)
         kind, items = task_items(local[task])
         for name, seen in train_texts.items():
-            shared = texts & seen
+            shared = matched & seen
             found.append({"train": name, "task": task, "shared": len(shared), "task_texts": len(texts),
                           "items_with_shared": sum(bool(item & shared) for item in items), "task_items": len(items),
                           "items": kind})  # fmt: skip

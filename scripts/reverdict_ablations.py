@@ -1,5 +1,6 @@
 """Apply the stop-48 verdict rule to committed ablation reports written before it: rewrite report.json's verdicts
-(and reasons) and report.md, nothing else.
+(and reasons), nothing else, and render report.md anew (its method paragraph in today's wording, which states the
+rule).
 
 A row whose CI edge lies within 2 Monte Carlo sds of 0 (``reporting.ablation.row_verdict``) shows no effect since
 stop 48; a report written before then still said *improves* or *hurts* there (6 of 246 rows:

@@ -79,7 +79,7 @@ def output_dir_lock(output_dir: str | Path) -> Iterator[None]:
         yield
         return
     path = Path(output_dir)
-    made = not path.exists()
+    made = [folder for folder in (path, *path.parents) if not folder.exists()]  # deepest first
     path.mkdir(parents=True, exist_ok=True)
     with open(path / LOCK_NAME, "a") as handle:
         try:
@@ -89,10 +89,14 @@ def output_dir_lock(output_dir: str | Path) -> Iterator[None]:
                               "wait for it to finish, or set another output_dir") from None  # fmt: skip
         try:
             yield
-        except ConfigError:  # refused before any work: a folder this run made holds only the lock, gone with it
+        except Exception:  # refused before any work: the folders this run made, holding only the lock, go with it
             if made and [p.name for p in path.iterdir()] == [LOCK_NAME]:
                 (path / LOCK_NAME).unlink()
-                path.rmdir()
+                for folder in made:
+                    try:
+                        folder.rmdir()
+                    except OSError:  # another run put something there meanwhile: it stays
+                        break
             raise
 
 
@@ -132,8 +136,8 @@ def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | 
 
 def record_config(cfg: StageConfig) -> None:
     """``<output_dir>/train_config.json``, the config of the latest start. Written by :func:`fit`, once tokenizer
-    and model are built, so a run refused before (a bad ``init``) keeps the last run's record; atomic, so a failed
-    write (a full disk) keeps it whole too."""
+    and model are built and a resume accepted, so a run refused before (a bad ``init``, a checkpoint that does not
+    fit) keeps the last run's record; atomic, so a failed write (a full disk) keeps it whole too."""
     atomic_write_json(Path(cfg.output_dir) / "train_config.json", cfg.to_dict())
 
 
@@ -320,8 +324,6 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
     final one (the weak stage's mask mid-schedule); the final export always takes ``model.config``."""
     out = Path(cfg.output_dir)
     _, accum = micro_batches(cfg, rt)
-    if rt.is_main:
-        record_config(cfg)
     model.gradient_checkpointing, model.attention_backend = cfg.gradient_checkpointing, cfg.attention_backend
     module = wrap(model, rt, cfg.parallel, compile=cfg.compile)
     optimizer = build_optimizer(module, cfg)
@@ -342,6 +344,8 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
             step = int(state["step"])
         if rt.is_main:
             print(f"resumed from {ckpt} at step {step}", flush=True)
+    if rt.is_main:  # after a resume is accepted: a refused one keeps the record too
+        record_config(cfg)
     metrics = MetricsLog(out / "metrics.jsonl", rt.is_main, step if ckpt else None, cfg.steps)
     peak = peak_tflops(rt.device, cfg.peak_tflops)
     if rt.is_main:

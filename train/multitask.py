@@ -177,7 +177,7 @@ def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
                 atomic_write_json(out, report)
             task.rows = [{"query": e["query"], "positive": e["positive"]} for e in examples]
             pooled.append((task, source, [e["source_index"] for e in examples], translator.shared()))
-            labelled += _pairs(source) + translator.shared()
+            labelled += _pairs(source) + translator.shared() + _pairs(task.rows)  # and its own (translation, English)
         else:
             files, cut = _files(cfg.data_root, spec["data"]), spec["max_rows"] or None
             parts = read_parts(files, spec["kind"])
@@ -203,6 +203,9 @@ def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
     for task in tasks.values():  # STS from pairs: its zero-scored partner is never a labelled match of the query
         if task.kind == "sts" and not task.groups and "query" in task.rows[0]:
             task.groups = group_numbers(labelled_matches(labelled))
+            if len({task.groups[row["query"]] for row in task.rows}) == 1:
+                raise ConfigError(f"tasks.{task.name}: the data labels every row's texts matches of each other, so "
+                                  "no text can be a query's zero-scored pair; give it unrelated pairs or scores")
     return tasks
 
 

@@ -122,10 +122,16 @@ class Stepper:
 
     @staticmethod
     def partner(task: Task, r: int, seed: int) -> str | None:
-        """Row r's zero-scored partner: another row's positive from a seeded start, walking on past texts the data
-        labels a match of r's query (its component over every task's pairs: before stop 50 a query's own positive,
-        repeated on another row, was scored 1 and 0 in one batch); None when every row is one component."""
-        n, group = len(task.rows), task.groups.get(task.rows[r]["query"])
+        """Row r's zero-scored text: its given negative, else another row's positive from a seeded start, walking on;
+        never a text the data labels a match of r's query (its component over every task's pairs). Before stop 50 a
+        given negative was taken as it was (csnli_nli_zh line 2706 gives its positive) and the draw took any other
+        row's positive: a query's own positive, repeated on another row, was scored 1 and 0 in one batch. None when
+        every row is one component (such a task is refused when the stage builds its tasks)."""
+        row, n = task.rows[r], len(task.rows)
+        group = task.groups.get(row["query"])
+        negative = row.get("negative")
+        if negative and (group is None or task.groups.get(negative) != group):
+            return negative
         start = r + 1 + random.Random(f"{seed}-{r}").randrange(n - 1)
         for i in range(start, start + n):
             text = task.rows[i % n]["positive"]
@@ -141,7 +147,7 @@ class Stepper:
                 pairs.append((row["sentence1"], row["sentence2"], float(row["score"])))
                 continue
             pairs.append((row["query"], row["positive"], 1.0))
-            partner = row.get("negative") or self.partner(task, r, batch.seed)
+            partner = self.partner(task, r, batch.seed)
             if partner is not None:
                 pairs.append((row["query"], partner, 0.0))
         n = len(pairs)

@@ -8,9 +8,12 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+
 from train.distributed import init_runtime
+from train.errors import ConfigError
 from train.mining import labelled_matches
-from train.multitask import Task, build_tasks, group_numbers
+from train.multitask import Task, _pairs, build_tasks, group_numbers
 from train.supervised_config import SupervisedConfig
 from train.supervised_step import Stepper
 
@@ -63,6 +66,22 @@ def test_the_sts_partner_is_never_a_labelled_match_of_the_query():
     assert plain_hits > 50  # the cases the old draw hit are exercised
     one = Task("one", "sts", 2, 1.0, rows[:2], groups=group_numbers(labelled_matches(pairs[:2])))
     assert Stepper.partner(one, 0, 0) is None  # every row one component: no zero-scored pair at all
+    # a given negative is taken unless it is a match (csnli_nli_zh line 2706 gives its positive as its negative)
+    women, people = "三个女人站在一个房间里。", "三个人站在一个房间里。"
+    given = [{"query": women, "positive": people, "negative": people},
+             {"query": "a", "positive": "p", "negative": "x1"}, *rows[4:]]  # fmt: skip
+    task = Task("g", "sts", 4, 1.0, given, groups=group_numbers(labelled_matches(_pairs(given))))
+    assert Stepper.partner(task, 1, 0) == "x1"
+    assert all(Stepper.partner(task, 0, seed) in {"x0", "x1", "x2", "x3", "p"} for seed in range(50))
+
+
+def test_an_sts_task_whose_rows_are_all_one_match_is_refused(tmp_path: Path):
+    write(tmp_path / "para", [{"query": "a", "positive": "b"}, {"query": "b", "positive": "c"},
+                              {"query": "c", "positive": "a"}, {"query": "a", "positive": "c"}])  # fmt: skip
+    cfg = SupervisedConfig(output_dir=str(tmp_path / "run"), data_root=str(tmp_path),
+                           tasks={"s": {"kind": "sts", "data": ["para"], "batch_size": 2}})  # fmt: skip
+    with pytest.raises(ConfigError, match="tasks.s: the data labels every row's texts matches of each other"):
+        build_tasks(cfg, init_runtime("cpu"))
 
 
 def test_dhnm_keeps_one_state_per_query_not_per_row(tmp_path: Path):

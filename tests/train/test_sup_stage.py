@@ -115,6 +115,26 @@ def test_resume_is_exact_including_dhnm(straight: Path, data_root: Path, tmp_pat
     assert sorted(b_log) == [4, 6] and all(b_log[s] == a_log[s] for s in b_log)
 
 
+def test_a_refused_resume_keeps_the_record_and_names_per_row_dhnm_state(straight: Path, data_root: Path,
+                                                                         tmp_path: Path):  # fmt: skip
+    """A checkpoint from before stop 50 keeps DHNM state per row: refused, naming it, and (review, stop 50) the
+    refused run leaves the output folder's train_config.json as the last accepted run wrote it."""
+    from train.errors import ResumeError
+
+    ckpt = tmp_path / "step_00000003"
+    shutil.copytree(straight / "checkpoints/step_00000003", ckpt)
+    state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+    for dhnm in state["extra_state"]["dhnm"].values():
+        dhnm["version"] = 1
+    (ckpt / "state.json").write_text(json.dumps(state), encoding="utf-8")
+    cfg = load_config(SupervisedConfig, write_config(tmp_path / "cfg.toml", data_root, tmp_path / "out"))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "train_config.json").write_text('{"steps": 3}\n', encoding="utf-8")
+    with pytest.raises(ResumeError, match="task ret: DHNM state of version 1 is per training row"):
+        run(cfg, resume=str(ckpt))
+    assert (tmp_path / "out" / "train_config.json").read_text(encoding="utf-8") == '{"steps": 3}\n'
+
+
 @pytest.mark.slow
 def test_two_process_ddp_matches_one_process(straight: Path, data_root: Path, tmp_path: Path):
     cfg = write_config(tmp_path / "cfg.toml", data_root, tmp_path / "ddp")

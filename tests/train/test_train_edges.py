@@ -12,7 +12,7 @@ from conan_model import ConanConfig, ConanModel, save_pretrained
 from conan_model import train_tokenizer as train_bbpe
 from train import cli
 from train.config import WeakConfig
-from train.errors import ConfigError
+from train.errors import ConfigError, DataError
 from train.supervised import run as run_supervised
 from train.supervised_config import SupervisedConfig
 from train.weak import run as run_weak
@@ -99,10 +99,13 @@ def test_a_stage_refused_before_training_leaves_no_folder_and_keeps_the_last_rec
     not_a_model = tmp_path / "not_a_model"
     not_a_model.mkdir()
     values = dict(data_root=str(shared_data / "train"), data=["sick_nli_en"], init=str(not_a_model), **COMMON)
-    fresh = tmp_path / "fresh" / "out"
+    fresh = tmp_path / "fresh" / "a" / "out"
     with pytest.raises(ConfigError, match="no config file at"):
         run_weak(WeakConfig(output_dir=str(fresh), **values))
-    assert not fresh.exists()
+    assert not (tmp_path / "fresh").exists()  # the parents it made too (review, stop 50)
+    with pytest.raises(DataError, match="data file does not exist"):  # any refusal before work, not only a config's
+        run_weak(WeakConfig(output_dir=str(fresh), **{**values, "init": None, "data": ["no_such_folder"]}))
+    assert not (tmp_path / "fresh").exists()
     earlier = tmp_path / "earlier"
     earlier.mkdir()
     (earlier / "train_config.json").write_text('{"steps": 3}\n', encoding="utf-8")  # a finished run's record
