@@ -144,13 +144,15 @@ def first_translation_links(translator: ParallelTranslator) -> list[tuple[str, s
 
 
 def task_rows(data_dir: Path, spec: dict) -> tuple[list[dict], list[tuple[str, str]], list[tuple[str, str]]]:
-    """(source rows, every translation's links, first translations' links) of a task: a CLR task without `data`
-    pools its English source texts, linked by translation; another task its files' rows."""
+    """(source rows, every translation's links and the task's own pairs, first translations' links) of a task: a
+    CLR task without `data` pools its English source texts, linked by translation; another task its files' rows."""
     if spec["kind"] == "clr":
         translator = ParallelTranslator.from_dir(data_dir / spec["parallel"])
         source = (read_rows(_files(str(data_dir), spec["data"]), "retrieval") if spec.get("data")
                   else [{"query": t, "positive": t} for t in translator.source_texts()])  # fmt: skip
-        return source, translator.shared(), first_translation_links(translator)
+        own = [(translation, text) for table in translator.tables.values() for text, translation in table.items()]
+        return source, translator.shared() + own, first_translation_links(translator)  # own: every CLR row a seed
+        # can draw (a text and its first translation), which the stage counts as labelled since stop 50
     kind = "sts" if spec["kind"] == "sts" else "retrieval"
     return (read_rows(_files(str(data_dir), spec["data"]), kind) if spec["kind"] != "classification" else []), [], []
 
