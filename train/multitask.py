@@ -15,7 +15,7 @@ from conan_model.atomic import atomic_write_json
 
 from .clr import ParallelTranslator, build_clr, format_report
 from .data import JsonlIndex, permutation
-from .dhnm import DHNM
+from .dhnm import DHNM, STATE_VERSION
 from .distributed import barrier
 from .errors import ConfigError, DataError, ResumeError
 from .mining import ensure_pools, labelled_matches, load_pools
@@ -298,6 +298,9 @@ class StageState:
         self.pools = {name: pools_digest(tasks[name].pools, [d.starts[q] for q in tasks[name].dhnm_ids])
                       for name, d in self.by_task.items()}  # fmt: skip
         self.pools_files = {name: tasks[name].pools_file for name in self.by_task}
+        # a task whose rows all have queries of their own: per-row DHNM state (before stop 50) is per-query state
+        self.one_row_queries = {name for name in self.by_task
+                                if tasks[name].dhnm_ids == list(range(len(tasks[name].rows)))}
         self.window: dict[str, list[float]] = {}
 
     def state_dict(self) -> dict[str, Any]:
@@ -317,8 +320,11 @@ class StageState:
                                   "the checkpoint's DHNM slots point into (mined again since, e.g. by a retrained "
                                   "pool_scorer model); restore what they were mined from, or train afresh into "
                                   "another output_dir")  # fmt: skip
+            saved_dhnm = state["dhnm"][name]
+            if saved_dhnm.get("version") == 1 and name in self.one_row_queries:
+                saved_dhnm = {**saved_dhnm, "version": STATE_VERSION}
             try:
-                d.load_state_dict(state["dhnm"][name])
+                d.load_state_dict(saved_dhnm)
             except ValueError as e:  # another rule, K or pool set, or per-row state from before stop 50
                 raise ResumeError(f"task {name}: {e}") from e
         self.window = {k: list(v) for k, v in state.get("loss_window", {}).items()}

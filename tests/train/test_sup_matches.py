@@ -100,6 +100,32 @@ def test_dhnm_keeps_one_state_per_query_not_per_row(tmp_path: Path):
     assert task.slots(1) == task.slots(2) == task.slots(0) != first
 
 
+def test_per_row_dhnm_state_resumes_where_every_row_has_its_own_query(tmp_path: Path):
+    """A checkpoint from before stop 50 (state version 1, per row) is per-query state when no two rows share a query
+    (every CLR and cmrc stage): accepted there; refused where rows share one, naming the task."""
+    from train.errors import ResumeError
+    from train.multitask import StageState
+
+    write(tmp_path / "own", [{"query": f"apple question {i}", "positive": f"apple answer {i}"} for i in range(8)])
+    write(tmp_path / "shared", [{"query": f"apple question {i // 2}", "positive": f"apple answer {i}"}
+                                for i in range(8)])  # fmt: skip
+    for data, accepted in (("own", True), ("shared", False)):
+        cfg = SupervisedConfig(output_dir=str(tmp_path / data), data_root=str(tmp_path), hard_negatives=1,
+                               dhnm={"skip_top": 0}, tasks={"r": {"kind": "retrieval", "data": [data],
+                                                                  "batch_size": 4}})  # fmt: skip
+        tasks = build_tasks(cfg, init_runtime("cpu"))
+        tasks["r"].dhnm.update([0], [[0.1]])
+        state = StageState(tasks).state_dict()
+        state["dhnm"]["r"]["version"] = 1
+        resumed = StageState(build_tasks(cfg, init_runtime("cpu")))
+        if accepted:
+            resumed.load_state_dict(state)
+            assert resumed.by_task["r"].negatives(0) == tasks["r"].dhnm.negatives(0)
+        else:
+            with pytest.raises(ResumeError, match="task r: DHNM state of version 1 is per training row"):
+                resumed.load_state_dict(state)
+
+
 def test_max_rows_names_what_it_keeps_of_each_file(tmp_path: Path, capsys):
     """Before, a cap that cut a file (or a label) away entirely was unsaid: `tasks.<t>.max_rows` on
     configs/supervised.toml trained Chinese alone."""
