@@ -47,6 +47,11 @@ HISTORICAL = {
     "[−0.15, +0.84]": "clr_control's stop-38 run, on vs off60 on XQuAD tr (rerun in stop 47)",
     "[−0.46, −0.01]": "clr_control's stop-38 run, off vs off60 (rerun in stop 47)",
     "[−0.58, −0.04]": "clr_control's stop-38 run, off vs off60 on XQuAD es (rerun in stop 47)",
+    "[+0.04, +0.46]": "dhnm_decoder_rep's stop-38 run, DHNM state per row (rerun in stop 50 with a state per question)",
+    "[+0.17, +0.48]": "dhnm_decoder_rep's stop-38 run, STS13 (rerun in stop 50)",
+    "[−0.09, +0.34]": "dhnm_decoder_rep's stop-38 run, XQuAD (rerun in stop 50)",
+    "[−0.19, +0.79]": "dhnm_decoder_rep's stop-38 run, TrecQA (rerun in stop 50)",
+    "[−0.03, +0.34]": "dhnm_decoder_rep's stop-38 run, dev SciFact (rerun in stop 50)",
 }
 
 
