@@ -36,4 +36,9 @@ def test_the_dhnm_table_says_how_full_the_slots_started() -> None:
     before show a dash."""
     text = render(committed("dhnm"))
     assert "slots filled (none)" in text and "| static  | 0      | qa_zh  | static  | 3   | 2.85 (7)" in text
-    assert "| off   | 0      | qa_en  | dynamic | 3   | —" in render(committed("mrl_decoder"))  # stop 29's summaries
+    old = committed("mrl_decoder")  # its summaries as stop 29 wrote them, before the coverage was recorded
+    for arm in old["arms"].values():
+        for seed in arm["dhnm"].values():
+            for summary in seed.values():
+                summary.pop("pools")
+    assert "| off   | 0      | qa_en  | dynamic | 3   | —" in render(old)
