@@ -153,7 +153,8 @@ def test_json_is_written_when_there_is_no_task_to_compare(nights, tmp_path, caps
     record = json.loads((empty / "run.json").read_text(encoding="utf-8"))
     record["tasks"] = {}
     (empty / "run.json").write_text(json.dumps(record), encoding="utf-8")
-    code, result = _regress_json(empty, empty, tmp_path / "r.md", tmp_path / "r.json")
+    shutil.copytree(empty, tmp_path / "empty2")  # one directory as both sides is refused (exit 2) since stop 50
+    code, result = _regress_json(empty, tmp_path / "empty2", tmp_path / "r.md", tmp_path / "r.json")
     assert code == 3 and (result["exit_status"], result["passed"], result["tasks"]) == (3, False, [])
     assert result["outcome"].startswith("NOT COMPARED (exit 3): nothing compared: no task to compare between ")
     assert "nothing compared: no task to compare between" in capsys.readouterr().err

@@ -663,8 +663,9 @@ def test_a_suite_s_tasks_without_data_on_both_sides_are_said_not_gated(tmp_path,
 def test_a_dim_at_or_above_the_width_is_named_so(tiny_runs, tmp_path, capsys, dim, message):
     """Before stop 49 (audit): "no task has a result at MRL dim 384 in both runs; run them with `harness run --dims
     384 --dim-predictions`", advice that gave the same error again."""
-    base = tiny_runs["base"]
-    assert main(["regress", "--baseline", str(base), "--candidate", str(base), "--dim", str(dim),
+    base, cand = tiny_runs["base"], tmp_path / "cand"  # one directory as both sides is refused since stop 50
+    shutil.copytree(base, cand)
+    assert main(["regress", "--baseline", str(base), "--candidate", str(cand), "--dim", str(dim),
                  "--out", str(tmp_path / "r.md")]) == 2  # fmt: skip
     assert f"--dim {dim}: {message.replace('BASE', str(base))}" in capsys.readouterr().err
 
