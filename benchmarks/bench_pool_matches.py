@@ -34,7 +34,7 @@ from pathlib import Path
 
 from common import DEFAULT_DATA, REPO, write_report
 
-from train.clr import ParallelTranslator
+from train.clr import ParallelTranslator, shared_translation_links
 from train.data import permutation
 from train.mining import labelled_matches, mine_pools
 from train.multitask import _files, _pairs, pool_layout, read_rows
@@ -134,13 +134,7 @@ def ablation_stages(ablation: Path) -> list[tuple[str, dict[str, dict]]]:
 
 def first_translation_links(translator: ParallelTranslator) -> list[tuple[str, str]]:
     """Stops 46-49's links: English texts sharing a translation, each text's first translation only."""
-    links = []
-    for table in translator.tables.values():
-        first: dict[str, str] = {}
-        for text, translation in table.items():
-            if first.setdefault(translation, text) != text:
-                links.append((first[translation], text))
-    return links
+    return shared_translation_links(table.items() for table in translator.tables.values())
 
 
 def task_rows(data_dir: Path, spec: dict) -> tuple[list[dict], list[tuple[str, str]], list[tuple[str, str]]]:

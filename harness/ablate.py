@@ -219,8 +219,9 @@ def train_test_overlap(local: dict[str, LocalTask], train_sets: dict[str, set[Pa
     train_texts = {name: normalized_file_texts(sorted(files)) for name, files in train_sets.items()}
     found = []
     for task in (t for t in tasks if t in local):
-        texts = normalized_file_texts(evaluated_files(local[task]))  # counted; matched with the joined documents
-        matched = texts | normalized_file_texts(evaluated_files(local[task]), joined=True)
+        rows = [row for path in evaluated_files(local[task]) for row in iter_jsonl(path)]  # read once
+        texts = {text for row in rows for text in normalized_row_texts(row, joined=False)}  # counted
+        matched = {text for row in rows for text in normalized_row_texts(row)}  # with the joined documents
         kind, items = task_items(local[task])
         for name, seen in train_texts.items():
             shared = matched & seen

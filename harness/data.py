@@ -377,18 +377,16 @@ def normalized_texts(task: LocalTask) -> set[str]:
     return normalized_file_texts(task_jsonl_files(task))
 
 
-def normalized_file_texts(paths: Iterable[Path], joined: bool = False) -> set[str]:
-    """normalized_texts of the rows of these .jsonl files; ``joined``: a titled document's "title text" instead
-    (:func:`normalized_row_texts`)."""
-    return {text for path in paths for row in iter_jsonl(path) for text in normalized_row_texts(row, joined)}
+def normalized_file_texts(paths: Iterable[Path]) -> set[str]:
+    """normalized_texts of the rows of these .jsonl files (:func:`normalized_row_texts`, the texts as written)."""
+    return {text for path in paths for row in iter_jsonl(path) for text in normalized_row_texts(row, joined=False)}
 
 
-def normalized_row_texts(row: dict[str, Any], joined: bool | None = None) -> set[str]:
-    """A row's normalised texts: each of :func:`row_texts` (``joined`` False), a titled document's "title text",
-    the form mteb embeds (True), or both (None): before stop 50 a training set holding a test corpus's documents
-    so was not seen to share them. Counts of a task's texts keep the first, matches look at both."""
-    forms = {*row_texts(row)} if joined is False else {*row_texts(row, join_title=True)} if joined else \
-        {*row_texts(row), *row_texts(row, join_title=True)}
+def normalized_row_texts(row: dict[str, Any], joined: bool = True) -> set[str]:
+    """A row's normalised texts: each of :func:`row_texts`, and (``joined``) a titled document's "title text" too, the
+    form mteb embeds: before stop 50 a training set holding a test corpus's documents so was not seen to share them.
+    Counts of a task's texts take them as written, matches look at both."""
+    forms = {*row_texts(row), *(row_texts(row, join_title=True) if joined else ())}
     return {norm for text in forms if (norm := normalized_text(text))}
 
 

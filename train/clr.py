@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,13 +102,18 @@ class ParallelTranslator:
         (train/multitask.py ``attach_pools``). Each text linked to the first with its translation, over every row:
         before stop 50 only each text's first translation was read, and 24 such pairs were missed ("How much is
         it?" and "How much does it cost?" share 多少錢? on a later row; 605 pairs, 54 texts' groups short)."""
-        links = []
-        for rows in self.pairs.values():
-            first: dict[str, str] = {}
-            for text, translation in rows:
-                if first.setdefault(translation, text) != text:
-                    links.append((first[translation], text))
-        return list(dict.fromkeys(links))
+        return shared_translation_links(self.pairs.values())
+
+
+def shared_translation_links(languages: Iterable[Iterable[tuple[str, str]]]) -> list[tuple[str, str]]:
+    """Per language's (English, translation) rows, each English text linked to the first with its translation."""
+    links = []
+    for rows in languages:
+        first: dict[str, str] = {}
+        for text, translation in rows:
+            if first.setdefault(translation, text) != text:
+                links.append((first[translation], text))
+    return list(dict.fromkeys(links))
 
 
 def build_clr(

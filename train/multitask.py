@@ -158,7 +158,7 @@ def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
     (query, positive) matches. The groups span tasks: a pair one task trains as a match is no other task's
     negative (before stop 50 each task saw its own rows only, and STS-B paraphrases were CLR hard negatives)."""
     tasks: dict[str, Task] = {}
-    pooled: list[tuple[Task, list[dict[str, Any]], list[int], list[tuple[str, str]]]] = []
+    pooled: list[tuple[Task, list[dict[str, Any]], list[int]]] = []
     labelled: list[tuple[str, str]] = []  # every (query, positive) any task's rows give, and shared translations
     for name, spec in cfg.task_specs().items():
         task = Task(name, spec["kind"], spec["batch_size"], float(spec["weight"]), [],
@@ -176,7 +176,7 @@ def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
                 out = Path(cfg.output_dir) / f"clr_report_{name}.json"
                 atomic_write_json(out, report)
             task.rows = [{"query": e["query"], "positive": e["positive"]} for e in examples]
-            pooled.append((task, source, [e["source_index"] for e in examples], translator.shared()))
+            pooled.append((task, source, [e["source_index"] for e in examples]))
             labelled += _pairs(source) + translator.shared() + _pairs(task.rows)  # and its own (translation, English)
         else:
             files, cut = _files(cfg.data_root, spec["data"]), spec["max_rows"] or None
@@ -192,17 +192,19 @@ def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
             if rt.is_main and cut is not None and cut < len(rows):
                 print(_cut_note(name, files, parts, cut, task.label_spaces), flush=True)
             if spec["kind"] == "retrieval":  # pools mined from every row's texts: max_rows cuts queries, not corpus
-                pooled.append((task, rows, list(range(len(task.rows))), []))
+                pooled.append((task, rows, list(range(len(task.rows)))))
         if len(task.rows) < task.batch_size:
             raise ConfigError(f"tasks.{name}: {len(task.rows)} rows, fewer than its batch_size {task.batch_size}")
         if task.batch_size % rt.world_size:
             raise ConfigError(f"tasks.{name}: batch_size {task.batch_size} is not a multiple of {rt.world_size} ranks")
         tasks[name] = task
-    for task, source, source_of, links in pooled:
-        attach_pools(task, cfg, rt, source, source_of, [*links, *labelled])
+    for task, source, source_of in pooled:
+        attach_pools(task, cfg, rt, source, source_of, labelled)
+    stage_groups: dict[str, int] | None = None
     for task in tasks.values():  # STS from pairs: its zero-scored partner is never a labelled match of the query
         if task.kind == "sts" and not task.groups and "query" in task.rows[0]:
-            task.groups = group_numbers(labelled_matches(labelled))
+            stage_groups = stage_groups or group_numbers(labelled_matches(labelled))
+            task.groups = stage_groups
             if len({task.groups[row["query"]] for row in task.rows}) == 1:
                 raise ConfigError(f"tasks.{task.name}: the data labels every row's texts matches of each other, so "
                                   "no text can be a query's zero-scored pair; give it unrelated pairs or scores")
