@@ -167,6 +167,14 @@ def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
             translator = ParallelTranslator.from_dir(Path(cfg.data_root) / spec["parallel"])
             source = (read_rows(_files(cfg.data_root, spec["data"]), "retrieval") if spec["data"]
                       else [{"query": t, "positive": t} for t in translator.source_texts()])  # fmt: skip
+            if spec["data"] and not set(translator.source_texts()).intersection(row["query"] for row in source):
+                # before stop 51 such a task trained its `data` as a monolingual retrieval task labelled "en" (Chinese
+                # queries too): the tables are keyed by English text, so nothing else could be produced
+                raise ConfigError(f"tasks.{name}: none of the {len(source)} queries of `data` {spec['data']} has a "
+                                  f"translation in `parallel` ({spec['parallel']}): CLR translates English queries by "
+                                  "looking them up in the parallel_en_<lang>* files' English side (query), so it "
+                                  "would produce no cross-lingual example; leave `data` out to use the parallel "
+                                  "files' English texts, or give English queries they translate")  # fmt: skip
             examples, report = build_clr(source, translator, spec["mix"] or None, spec["total"] or None,
                                          seed=cfg.seed)  # fmt: skip
             if not examples:

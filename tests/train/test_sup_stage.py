@@ -318,6 +318,29 @@ def test_clr_rows_serve_their_source_rows_given_negative(tmp_path: Path):
             assert task.pools[i][0] == source["negative"], (name, i)
 
 
+def test_a_clr_task_whose_data_has_no_translated_query_is_refused(tmp_path: Path):
+    """Before stop 51 Chinese `data` trained as a monolingual retrieval task labelled English: the parallel tables
+    are keyed by English text, so no query translated and the builder kept only the source share."""
+    from train.distributed import init_runtime
+    from train.multitask import build_tasks
+
+    root = tmp_path / "data"
+    (root / "parallel_en_zh").mkdir(parents=True)
+    (root / "zh_ret").mkdir()
+    (root / "parallel_en_zh" / "train.jsonl").write_text(
+        "".join(json.dumps({"query": f"question {i}", "positive": f"问题{i}"}, ensure_ascii=False) + "\n"
+                for i in range(8)), encoding="utf-8")  # fmt: skip
+    (root / "zh_ret" / "train.jsonl").write_text(
+        "".join(json.dumps({"query": f"问题{i}", "positive": f"答案{i}"}, ensure_ascii=False) + "\n"
+                for i in range(8)), encoding="utf-8")  # fmt: skip
+    tasks = {"clr": {"kind": "clr", "parallel": ".", "data": ["zh_ret"], "mix": {"en": 1, "zh": 1}, "total": 8,
+                     "batch_size": 4}}  # fmt: skip
+    cfg = SupervisedConfig(output_dir=str(tmp_path / "run"), data_root=str(root), tasks=tasks)
+    with pytest.raises(ConfigError, match=re.escape("tasks.clr: none of the 8 queries of `data` ['zh_ret'] has a "
+                                                    "translation in `parallel` (.)")):  # fmt: skip
+        build_tasks(cfg, init_runtime("cpu"))
+
+
 def test_a_short_mined_pool_still_serves_the_given_negative_first(tmp_path: Path, shared_data: Path, caplog):
     """pool_depth 2 < skip_top 3: every mined pool is shorter than the skipped ranks. The given negative used to
     land inside them, so DHNM (serving from skip_top) gave those queries no hard negative at all. The config says
