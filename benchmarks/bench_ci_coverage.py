@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -43,6 +44,8 @@ from scipy.stats import spearmanr
 from reporting.ablation import group, paired_ci
 from reporting.items import _sts
 from reporting.power import projected_power
+
+Scorer = Callable[[np.ndarray], float]  # a main score from the items at given positions
 
 M_ITEMS = 400  # items per simulated task: coverage depends on the noise ratios, not on m (sizes scale to it)
 M_STS = 300
@@ -77,13 +80,14 @@ def estimate_sd(sizes: dict[str, float], m: int, n: int) -> float:
     return float(np.sqrt(sizes["a"] ** 2 / m + sizes["b"] ** 2 / n + sizes["e"] ** 2 / (n * m)))
 
 
-def mean_scorer(values: np.ndarray):
+def mean_scorer(values: np.ndarray) -> Scorer:
     """A per-item-mean main score (nDCG@10, accuracy) on the items at given positions, as reporting/items.py's."""
     return lambda idx: float(values[idx].mean())
 
 
 def simulated_task(rng: np.random.Generator, sizes: dict[str, float], delta: float, n: int, m: int,
-                   seed_effect: np.ndarray, item_effect: np.ndarray | None = None):  # fmt: skip
+                   seed_effect: np.ndarray,
+                   item_effect: np.ndarray | None = None) -> list[tuple[Scorer, Scorer]]:  # fmt: skip
     """Per-seed (reference, candidate) scorers of one task; ``seed_effect``: b_s in units of σ_b (shared by the
     tasks of a group, as one trained model per seed answers every task); ``item_effect``: a_i in units of σ_a."""
     base = rng.uniform(0.3, 0.9, m)  # the reference's per-item scores: they cancel in every Δ
@@ -95,7 +99,7 @@ def simulated_task(rng: np.random.Generator, sizes: dict[str, float], delta: flo
     return pairs
 
 
-def row_of(pairs, m: int, n_boot: int, rng: np.random.Generator) -> dict[str, Any]:
+def row_of(pairs: list[tuple[Scorer, Scorer]], m: int, n_boot: int, rng: np.random.Generator) -> dict[str, Any]:
     """What compare() computes from a task's scorers (Δ: the mean over seeds of the full-set scores)."""
     everything = np.arange(m)
     delta = float(np.mean([cand(everything) - ref(everything) for ref, cand in pairs]))

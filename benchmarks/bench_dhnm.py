@@ -16,6 +16,7 @@ import argparse
 import platform
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -46,7 +47,7 @@ class TimedDHNM(DHNM):
         finally:
             self.spent += time.perf_counter() - start
 
-    def update(self, qids, sims) -> int:  # type: ignore[no-untyped-def]
+    def update(self, qids: Sequence[int], sims: torch.Tensor) -> int:
         start = time.perf_counter()
         try:
             return super().update(qids, sims)

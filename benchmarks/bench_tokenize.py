@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from common import DEFAULT_DATA, tokenize_as_the_cli, write_report
@@ -53,7 +54,8 @@ def main() -> None:
     if not folders:
         raise SystemExit(f"--data-dir {args.data_dir}: no task folders (task.json) under it")
 
-    def work(count, batch):
+    def work(count: Callable[[list[str]], list[int]],
+             batch: Callable[[list[str]], dict]) -> Callable[[list[str]], tuple[list[int], list[dict]]]:  # fmt: skip
         def run(texts: list[str]) -> tuple[list[int], list[dict]]:
             counts = count(texts)
             groups = token_budget_batches(counts, MAX_BATCH, MAX_TOKENS, False)

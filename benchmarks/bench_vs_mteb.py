@@ -16,6 +16,7 @@ import logging
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 from common import DEFAULT_DATA, harness_run, scores, write_report
 
@@ -23,7 +24,7 @@ from harness.models import MINILM_PUBLISHED as PUBLISHED
 from harness.models import auto_dtype
 
 
-def plain_mteb(task_name: str, data: Path, model) -> tuple[float, float]:
+def plain_mteb(task_name: str, data: Path, model: Any) -> tuple[float, float]:
     import mteb
 
     from harness.data import discover_tasks

@@ -26,7 +26,7 @@ class ModelImportError(ConanError, ValueError):
 class DataError(ConanError):
     """Malformed data; the message starts with file:line so editors can jump there."""
 
-    def __init__(self, path: Path | str, line: int, message: str):
+    def __init__(self, path: Path | str, line: int, message: str) -> None:
         self.path, self.line, self.detail = Path(path), line, message
         super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
 

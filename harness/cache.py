@@ -93,7 +93,7 @@ class CacheInUse(HarnessError):
 class EmbeddingCache:
     """get_many/put_many over one SQLite file; cheap to open, safe to share between processes."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / DB_NAME

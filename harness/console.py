@@ -104,7 +104,7 @@ class WarningLog:
 
 
 class _ToLog(logging.Handler):
-    def __init__(self, sink: WarningLog):
+    def __init__(self, sink: WarningLog) -> None:
         super().__init__(logging.WARNING)
         self.sink = sink
 
@@ -142,7 +142,7 @@ def quiet_console() -> Iterator[WarningLog]:
 class Heartbeat:
     """Prints status() every interval seconds on a daemon thread until stopped (non-terminal output only)."""
 
-    def __init__(self, status: Callable[[], str], interval: float, stream: TextIO | None = None):
+    def __init__(self, status: Callable[[], str], interval: float, stream: TextIO | None = None) -> None:
         self.status, self.interval, self.stream = status, interval, stream or sys.stderr
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)

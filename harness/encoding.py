@@ -141,7 +141,7 @@ class HarnessEncoder(ScoredAsModel):
 
     def __init__(self, embedder: Embedder, batch_size: int = 64, max_batch_tokens: int = 8192,
                  cache: EmbeddingCache | None = None, shards: ShardGroup | None = None,
-                 show_progress: bool | None = None):  # fmt: skip
+                 show_progress: bool | None = None) -> None:  # fmt: skip
         self.model = embedder
         self.mteb_model_meta = mteb_meta(embedder)
         self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
@@ -321,7 +321,7 @@ class DimView(ScoredAsModel):
     """A HarnessEncoder at one MRL dimension: truncated copies (`mrl_prefix`) of the vectors the full-dimension
     pass left in the task memo. It counts nothing, and the encoder it views is never changed (no mode to reset)."""
 
-    def __init__(self, full: HarnessEncoder, dim: int):
+    def __init__(self, full: HarnessEncoder, dim: int) -> None:
         self.full, self.dim = full, dim
         self.mteb_model_meta = full.mteb_model_meta
         self.show_progress = full.show_progress
@@ -348,7 +348,7 @@ class PlainMe5(AbsEncoder):
     stop 34), for comparison."""
 
     def __init__(self, batch_size: int = 32, model_prompts: dict[str, str] | None = None,
-                 tokenizer_json: Path | None = None, max_length: int | None = 512):  # fmt: skip
+                 tokenizer_json: Path | None = None, max_length: int | None = 512) -> None:  # fmt: skip
         import mteb
         from tokenizers import Tokenizer
 

@@ -90,7 +90,7 @@ class LazyEmbedder(Embedder):
     """An Embedder from a stored description; the real model loads on the first call that needs its weights."""
 
     def __init__(self, description: dict[str, Any], load: Callable[[], Embedder],
-                 replace: Callable[[dict[str, Any]], None]):  # fmt: skip
+                 replace: Callable[[dict[str, Any]], None]) -> None:  # fmt: skip
         self._description, self._load, self._replace = description, load, replace
         self._real: Embedder | None = None
         self._timings = EncodeTimings()

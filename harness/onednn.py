@@ -44,7 +44,7 @@ def _module_class() -> type:
     class FusedLinear(nn.Module):
         """An nn.Linear's weight and bias run through oneDNN's linear with a fused post-op ('none' or 'gelu')."""
 
-        def __init__(self, linear: nn.Linear, post: str = "none", algorithm: str = ""):
+        def __init__(self, linear: nn.Linear, post: str = "none", algorithm: str = "") -> None:
             super().__init__()
             self.weight, self.bias = linear.weight, linear.bias
             self.in_features, self.out_features = linear.in_features, linear.out_features

@@ -201,7 +201,7 @@ def baseline_key(spec: str) -> str:
 
 
 class Pipeline:
-    def __init__(self, cfg: dict[str, Any]):
+    def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg
         self.out = Path(cfg.get("out", "runs/pipeline"))
         self.out.mkdir(parents=True, exist_ok=True)

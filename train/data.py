@@ -49,7 +49,7 @@ def permutation(n: int, *keys: Any) -> np.ndarray:
 class JsonlIndex:
     """Rows of one or more JSONL files, addressed by global row number; every row checked once at indexing."""
 
-    def __init__(self, files: Sequence[str | Path], required: Sequence[str], optional: Sequence[str] = ()):
+    def __init__(self, files: Sequence[str | Path], required: Sequence[str], optional: Sequence[str] = ()) -> None:
         self.files = [Path(f) for f in files]
         self.required, self.optional = tuple(required), tuple(optional)
         if not self.files:
@@ -132,7 +132,7 @@ class PackedBatches:
     """
 
     def __init__(self, index: JsonlIndex, tokenizer: Tokenizer, seq_len: int, micro_batch: int,
-                 rank: int = 0, world: int = 1, seed: int = 0, field: str = "text"):  # fmt: skip
+                 rank: int = 0, world: int = 1, seed: int = 0, field: str = "text") -> None:  # fmt: skip
         self.index, self.tokenizer, self.field = index, tokenizer, field
         self.seq_len, self.micro, self.rank, self.world, self.seed = seq_len, micro_batch, rank, world, seed
         self.epoch = self.doc = self.offset = 0
@@ -226,7 +226,7 @@ class PairBatches:
     def __init__(self, index: JsonlIndex, tokenizer: Tokenizer, fields: Sequence[str], max_length: int,
                  micro_batch: int, rank: int = 0, world: int = 1, seed: int = 0, holdout: int = 0,
                  bucket_window: int = 16, on_long: str = "truncate",
-                 prefixes: dict[str, str] | None = None):  # fmt: skip
+                 prefixes: dict[str, str] | None = None) -> None:  # fmt: skip
         missing = [f for f in fields if f not in index.required]
         if missing:
             raise ValueError(f"fields {missing} must be required by the index, so every row has them")

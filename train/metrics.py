@@ -84,7 +84,7 @@ class MetricsLog:
     reads as one uninterrupted run.
     """
 
-    def __init__(self, path: Path, enabled: bool, resume_step: int | None = None, total_steps: int = 0):
+    def __init__(self, path: Path, enabled: bool, resume_step: int | None = None, total_steps: int = 0) -> None:
         self.path, self.enabled, self.total = Path(path), enabled, total_steps
         if not enabled:
             return

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from . import loop
@@ -40,7 +41,7 @@ def run(cfg: PretrainConfig, resume: str | None = None) -> Path:
     batches = PackedBatches(index, tokenizer, cfg.seq_len, micro, rt.rank, rt.world_size, cfg.seed, cfg.text_field)
     per_token = flops_per_token(model.config, cfg.seq_len, lm_head=True)
 
-    def step(module: nn.Module, batch, step: int) -> loop.StepResult:
+    def step(module: nn.Module, batch: torch.Tensor, step: int) -> loop.StepResult:
         ids = batch.to(rt.device, non_blocking=True)
         loss = module("lm_loss", ids)
         return loop.StepResult(loss=loss, value=loss.detach(), tokens=ids.numel(), flops=per_token * ids.numel())

@@ -132,7 +132,7 @@ class _TruncatingEncoder(HarnessEncoder):
     """mteb's way of sweeping dims: a separate run whose model outputs truncated vectors, as `truncate_dim` cuts
     them (not renormalised; no memo reuse)."""
 
-    def __init__(self, embedder, dim: int):
+    def __init__(self, embedder, dim: int) -> None:
         super().__init__(embedder, show_progress=False)
         self.dim = dim
 

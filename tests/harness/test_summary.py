@@ -12,7 +12,7 @@ from harness.summary import _dims_table, render_summary
 class _Scores:
     """The one thing the table asks a run directory: a task's recorded dim scores."""
 
-    def __init__(self, scores: dict[str, float]):
+    def __init__(self, scores: dict[str, float]) -> None:
         self.scores = scores
 
     def dim_scores(self, name: str, task: dict[str, Any]) -> dict[int, float]:
