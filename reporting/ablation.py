@@ -140,8 +140,13 @@ def half_width(se_seeds: Any, se_items: float, n: int) -> Any:
 def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, boot_seed: int,
             dim: int | None = None) -> dict[str, Any]:  # fmt: skip
     """Δ = mean over seeds of (candidate − reference) main score (at MRL ``dim``: of the truncated vectors), with
-    its CI (``interval``). Every dim of a task draws the same item resamples."""
-    seeds = sorted(set(ref) & set(cand))
+    its CI (``interval``). Every dim of a task draws the same item resamples. Both arms must hold the same seeds:
+    before stop 51 a seed one arm lacked was dropped in silence, and the row's Δ was over fewer seeds than its
+    arms' means."""
+    if set(ref) != set(cand):
+        raise ValueError(f"{task}: the arms hold different seeds (reference {sorted(ref)}, candidate {sorted(cand)})"
+                         ": a paired Δ needs every seed in both")  # fmt: skip
+    seeds = sorted(ref)
     runs = [(open_run(Path(ref[s])), open_run(Path(cand[s]))) for s in seeds]
     records = [(task_record(r, task, dim), task_record(c, task, dim)) for r, c in runs]  # each run.json read once
     delta = mean(float(c["main_score"]) - float(b["main_score"]) for b, c in records)

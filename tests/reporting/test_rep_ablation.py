@@ -4,6 +4,7 @@ seeds, which a bootstrap over 3 seeds does not (about 68%), nor a Welch–Satter
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -277,6 +278,16 @@ def test_a_damaged_per_item_file_marks_its_task_not_tested(tiny_runs, tmp_path) 
     out = compare({0: str(tiny_runs["base"])}, {0: str(cand)}, task, 20, 0)
     assert out["reason"].startswith("not tested: damaged file (") and f"{task}_predictions.json" in out["reason"]
     assert out["lo"] is None and out["verdict"] == "no effect shown"
+
+
+def test_arms_with_different_seeds_are_refused(tiny_runs) -> None:
+    """Before stop 51 `compare` paired the seeds both arms held and dropped the others in silence."""
+    from reporting.ablation import compare
+
+    runs = {0: str(tiny_runs["base"]), 1: str(tiny_runs["batch8"])}
+    with pytest.raises(ValueError, match=re.escape("TinySTS: the arms hold different seeds (reference [0, 1], "
+                                                   "candidate [0])")):  # fmt: skip
+        compare(runs, {0: str(tiny_runs["batch8"])}, "TinySTS", 20, 0)
 
 
 def test_the_edges_monte_carlo_noise_is_predicted_and_an_edge_within_it_shows_no_effect() -> None:
