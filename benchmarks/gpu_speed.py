@@ -665,6 +665,21 @@ def tasks_slug(choice: str, names: list[str]) -> str:
     return joined if len(joined) <= 60 else f"tasks{len(names)}-{hashlib.sha256(joined.encode()).hexdigest()[:8]}"
 
 
+def balanced_ratio(rows: list[dict[str, Any]], n_boot: int = BOOTSTRAP_RESAMPLES) -> dict[str, Any] | None:
+    """The thread's gain with the order effect cancelled: per order group (which arm ran first) the geometric mean
+    of the tasks' prefetched/inline ratios, the two groups averaged in logs; a 95% percentile CI from resampling
+    tasks within each group (seeded). None unless both groups hold a task."""
+    groups = [np.log([r["prefetched_vs_inline"] for r in rows if r["first"] == first]) for first in ("inline",
+                                                                                                  "prefetched")]
+    if any(len(g) == 0 for g in groups):
+        return None
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    boot = np.mean([g[rng.integers(0, len(g), (n_boot, len(g)))].mean(axis=1) for g in groups], axis=0)
+    lo, hi = np.exp(np.percentile(boot, [2.5, 97.5]))
+    return {"ratio": round(float(np.exp(np.mean([g.mean() for g in groups]))), 3), "ci95": [round(float(lo), 3),
+            round(float(hi), 3)], "tasks": [len(g) for g in groups]}  # fmt: skip
+
+
 PREFETCH_WINDOW = 1024  # texts per encode_stream window: harness.encoding's flush_every, what `harness run` uses
 
 
@@ -673,7 +688,11 @@ def part_prefetch(s: dict[str, Any], shape: Path | None, data: Path, device: tor
     """st: and hf: (all-MiniLM-L6-v2's shape, random weights) over every task's texts through
     `Embedder.encode_stream` as `harness run` calls it, the tokenizer inline (an `encode_batch` set on the instance
     keeps that path) and in the background thread, alternating which runs first per task: tokens/s of each and
-    whether the vectors are equal. Side by side in one process, so the ratio is what the thread buys."""
+    whether the vectors are equal. Side by side in one process, so the ratio is what the thread buys. Each task
+    runs once untimed first: before stop 51 the arm that ran second on a task was ~2x faster whichever it was
+    (its batch shapes' first runs paid by the other), and the pooled ratio leaned on which tasks ran which arm
+    first. The summary's ``balanced`` ratio averages the two order groups' geometric means (``balanced_ratio``),
+    with a bootstrap CI over tasks."""
     from harness.embedder import ModelOptions
     from harness.models import load_model
 
@@ -693,6 +712,7 @@ def part_prefetch(s: dict[str, Any], shape: Path | None, data: Path, device: tor
         for task, texts in task_texts(s, data, tasks, clock, skipped):
             order = ["inline", "prefetched"][:: 1 if len(rows) % 2 == 0 else -1]
             row: dict[str, Any] = {"task": task, "texts": len(texts), "first": order[0]}
+            list(model.encode_stream(texts, None, s["batch"], s["batch_tokens"], PREFETCH_WINDOW))  # untimed
             vectors = {}
             for arm in order:
                 if arm == "inline":
@@ -722,6 +742,7 @@ def part_prefetch(s: dict[str, Any], shape: Path | None, data: Path, device: tor
         if totals["inline"][0] and totals["prefetched"][0]:
             summary["prefetched_vs_inline"] = round(summary["prefetched"]["tokens_per_s"]
                                                     / summary["inline"]["tokens_per_s"], 3)  # fmt: skip
+        summary["balanced"] = balanced_ratio(rows)
         summary["all_vectors_equal"] = all(r["vectors_equal"] for r in rows) if rows else None  # None: no task ran
         out[label] = {"spec": f"{label}:<all-MiniLM-L6-v2 shape, random weights>", "dtype": model.dtype,
                       "device": model.device, "prefetches": model.prefetches, "rows": rows, "summary": summary}
