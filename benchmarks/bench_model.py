@@ -2,7 +2,9 @@
 
 For each preset, the same padded batch (lengths drawn between seq_len/2 and seq_len) runs with the causal,
 bidirectional and soft (alpha=0.5) masks, so the soft mask's cost over the bidirectional fast path shows up
-as a ratio. Throughput counts real (non-padding) tokens only.
+as a ratio. The masks are timed interleaved (one call of each per round, the order rotating), and each ratio is
+the median of the per-round ratios, so a change in the machine's speed hits every mask alike. Throughput counts
+real (non-padding) tokens only.
 
     python benchmarks/bench_model.py --presets tiny,small --seq-len 128 --batch 8
 """
@@ -13,7 +15,7 @@ import argparse
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 import torch
@@ -37,18 +39,32 @@ def make_batch(
     return ids.to(device), mask.to(device)
 
 
+def time_interleaved(fns: dict[Hashable, Callable[[], object]], device: torch.device, warmup: int,
+                     iters: int) -> dict[Hashable, list[float]]:  # fmt: skip
+    """Seconds of each timed call of every arm. Each round calls every arm once, the order rotating by one arm a
+    round, so drift in the machine's speed and any advantage of a position hit all arms alike (bench_dhnm.py's
+    side-by-side rule); ``warmup`` rounds run first, untimed. Every call ends synchronised on accelerators."""
+    arms = list(fns)
+    times: dict[Hashable, list[float]] = {arm: [] for arm in arms}
+    for i in range(warmup + iters):
+        shift = i % len(arms)
+        for arm in arms[shift:] + arms[:shift]:
+            start = time.perf_counter()
+            fns[arm]()
+            synchronize(device)
+            if i >= warmup:
+                times[arm].append(time.perf_counter() - start)
+    return times
+
+
+def paired_ratio(times: dict[Hashable, list[float]], arm: Hashable, base: Hashable) -> float:
+    """Median over the rounds of ``arm``'s seconds ÷ ``base``'s in the same round: a slow round slows both."""
+    return statistics.median(a / b for a, b in zip(times[arm], times[base], strict=True))
+
+
 def time_call(fn: Callable[[], object], device: torch.device, warmup: int, iters: int) -> float:
     """Median seconds per call after ``warmup`` untimed calls (synchronised on accelerators)."""
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(time_interleaved({"call": fn}, device, warmup, iters)["call"])
 
 
 def bench_modes(
@@ -59,7 +75,8 @@ def bench_modes(
     iters: int,
     step_batch: int | None = None,
 ) -> list[dict]:
-    """Encode (inference) and forward+backward seconds per mask mode, plus ratios against bidirectional.
+    """Encode (inference) and forward+backward seconds per mask mode (medians), plus ratios against
+    bidirectional (medians of the per-round ratios). The encodes of all modes are timed interleaved, then the steps.
 
     The fwd+bwd step uses the first ``step_batch`` rows (all by default), so a large encode batch can be timed
     next to a training-sized step.
@@ -67,29 +84,34 @@ def bench_modes(
     device = ids.device
     real_tokens = int(mask.sum())
     step_ids, step_mask = ids[:step_batch], mask[:step_batch]
-    rows = []
-    for mode, alpha in MODES:
 
+    def encode(mode: str, alpha: float | None) -> Callable[[], torch.Tensor]:
         @torch.inference_mode()
-        def encode(mode: str = mode, alpha: float | None = alpha) -> torch.Tensor:
+        def call() -> torch.Tensor:
             return model.eval().embed(ids, mask, mask_mode=mode, alpha=alpha)
 
-        def step(mode: str = mode, alpha: float | None = alpha) -> None:
+        return call
+
+    def step(mode: str, alpha: float | None) -> Callable[[], None]:
+        def call() -> None:
             model.train()
             model.zero_grad(set_to_none=True)
             model.embed(step_ids, step_mask, mask_mode=mode, alpha=alpha).square().sum().backward()
 
-        enc_s = time_call(encode, device, warmup, iters)
-        row = {"mode": mode, "alpha": alpha, "real_tokens": real_tokens, "encode_s": enc_s}
-        row["encode_tokens_per_s"] = real_tokens / enc_s
-        row["fwd_bwd_s"] = time_call(step, device, warmup, iters)
-        row["fwd_bwd_real_tokens"] = int(step_mask.sum())
-        rows.append(row)
+        return call
+
+    enc = time_interleaved({mode: encode(mode, alpha) for mode, alpha in MODES}, device, warmup, iters)
+    fwd_bwd = time_interleaved({mode: step(mode, alpha) for mode, alpha in MODES}, device, warmup, iters)
     model.zero_grad(set_to_none=True)
-    base = next(r for r in rows if r["mode"] == "bidirectional")
-    for row in rows:
-        row["encode_vs_bidirectional"] = row["encode_s"] / base["encode_s"]
-        row["fwd_bwd_vs_bidirectional"] = row["fwd_bwd_s"] / base["fwd_bwd_s"]
+    rows = []
+    for mode, alpha in MODES:
+        enc_s = statistics.median(enc[mode])
+        rows.append({"mode": mode, "alpha": alpha, "real_tokens": real_tokens, "encode_s": enc_s,
+                     "encode_tokens_per_s": real_tokens / enc_s, "fwd_bwd_s": statistics.median(fwd_bwd[mode]),
+                     "fwd_bwd_real_tokens": int(step_mask.sum()),
+                     "encode_vs_bidirectional": paired_ratio(enc, mode, "bidirectional"),
+                     "fwd_bwd_vs_bidirectional": paired_ratio(fwd_bwd, mode, "bidirectional"),
+                     "encode_times_s": enc[mode], "fwd_bwd_times_s": fwd_bwd[mode]})  # fmt: skip
     return rows
 
 
