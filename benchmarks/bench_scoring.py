@@ -5,7 +5,8 @@
 On a GPU the model is no longer what a run waits for: mteb's scoring was 77-93% of the wall of the three
 retrieval and classification tasks a budget-stopped H200 run reached (docs/harness.md, "Where the time goes").
 One cold run fills the embedding cache (minilm, fp32); then warm runs alternate between mteb's own steps
-(`faster_scoring` replaced by a no-op) and the harness's, `repeats` times each, so each run's `score_s`
+(`faster_scoring` replaced by a no-op) and the harness's, `repeats` times each, the order reversed on odd
+repeats (use an even `repeats` so each arm runs first as often as second), so each run's `score_s`
 (efficiency.json: wall - load - encode) is almost all scoring. Every run's main scores must be equal, unrounded
 (checked; tests/harness/test_scoring.py compares every score and file byte for byte). Prints a table and writes
 benchmarks/results/bench_scoring.json.
@@ -41,7 +42,9 @@ def main() -> None:
     main_scores: dict[str, dict] = {}
     exact: set[str] = set()  # every run's unrounded main scores: one value set for all arms and repeats
     for repeat in range(args.repeats):
-        for arm in ("mteb", "harness"):  # alternating, so drift in the machine's speed hits both arms
+        # the order reverses on odd repeats (mteb, harness, harness, mteb, ...): drift in the machine's speed and
+        # any advantage of running second fall on both arms
+        for arm in ("mteb", "harness") if repeat % 2 == 0 else ("harness", "mteb"):
             harness.evaluation.faster_scoring = faster if arm == "harness" else lambda task: contextlib.nullcontext()
             name = f"{arm}{repeat}"
             _, record = harness_run(tasks, args.data_dir, name, *cache)
@@ -61,7 +64,8 @@ def main() -> None:
     write_report("bench_scoring", rows, ["task", "mteb's steps: score s", "harness: score s", "speed-up", "score"],
                  {"tasks": tasks, "repeats": args.repeats, "score_s": score_s, "scores": main_scores["harness"],
                   "note": "score_s = wall - load - encode of a warm run (vectors from the embedding cache); "
-                          "medians over the repeats; arms alternate in one process"})  # fmt: skip
+                          "medians over the repeats; arms alternate in one process, mteb first on even repeats, "
+                          "harness first on odd ones"})  # fmt: skip
 
 
 if __name__ == "__main__":

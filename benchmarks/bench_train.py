@@ -3,18 +3,21 @@
 Each timed step is a full optimizer step as train/ runs it: the Task wrapper, the stage loss (causal LM on
 packed rows; in-batch InfoNCE on padded query+positive pairs, lengths between seq_len/2 and seq_len), backward,
 grad clipping, AdamW (train.loop.build_optimizer); fp32 on CPU, bf16 autocast on accelerators. The weak step
-runs with the bidirectional, soft (alpha = 0.5) and causal masks side by side, so the soft mask's cost shows as
-a ratio to the bidirectional step. Tokens count real (non-padding) tokens.
+runs with the bidirectional, soft (alpha = 0.5) and causal masks side by side, interleaved (one step of each mask a
+round, the order rotating), so the soft mask's cost shows as a ratio to the bidirectional step: the median of the
+per-round ratios. Tokens count real (non-padding) tokens.
 
     python benchmarks/bench_train.py --presets tiny,small --seq-len 128 --batch 8
 """
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections.abc import Callable
 
 import torch
-from bench_model import cpu_arguments, make_batch, sweep_presets, time_call
+from bench_model import cpu_arguments, make_batch, paired_ratio, sweep_presets, time_interleaved
 from tabulate import tabulate
 
 from conan_model import ConanModel
@@ -32,12 +35,14 @@ def bench_steps(model: ConanModel, device: torch.device, batch: int, seq_len: in
                 pair_len: int, warmup: int, iters: int, peak: float | None = None,
                 steps: tuple = STEPS, deadline: float | None = None) -> list[dict]:  # fmt: skip
     """One row per (stage, mask) of ``steps``: median optimizer-step seconds, real tokens/s, MFU where the
-    peak is known (the weak bidirectional step, when among them, is the base of ``vs_bidirectional``). ``mfu``
-    counts full context² attention (PaLM, train/metrics.py); ``mfu_causal_half`` halves it for causal steps (the
-    pretrain step, the weak causal mask), as a causal kernel computes, and equals ``mfu`` for the others.
-    ``peak_mem_gib``: the most memory allocated while that step's calls ran (weights, gradients and optimizer
-    state included), where the device reports it. Past ``deadline`` (time.monotonic()), a step is only listed,
-    with ``skipped``."""
+    peak is known, and ``vs_bidirectional``, the median per-round ratio to the weak bidirectional step when that
+    step is among them. A stage's masks are timed interleaved (bench_model.time_interleaved), one stage after the
+    other (pretrain and weak differ in shape; on a compiled model each stage keeps its own shapes' warm-up).
+    ``mfu`` counts full context² attention (PaLM, train/metrics.py); ``mfu_causal_half`` halves it for causal
+    steps (the pretrain step, the weak causal mask), as a causal kernel computes, and equals ``mfu`` for the
+    others. ``peak_mem_gib``: the most memory allocated while that step's calls ran (weights, gradients and
+    optimizer state included), where the device reports it. Past ``deadline`` (time.monotonic()), a stage not
+    yet started is only listed, each step with ``skipped``."""
     module = Task(model.to(device)).train()
     optimizer = build_optimizer(module, StageConfig(data=["-"]))
     cfg = model.config
@@ -47,13 +52,14 @@ def bench_steps(model: ConanModel, device: torch.device, batch: int, seq_len: in
     peak = peak_tflops(device, peak)
     mem = torch.get_device_module(device.type) if device.type != "cpu" else None
     has_stats = mem is not None and hasattr(mem, "max_memory_allocated") and hasattr(mem, "reset_peak_memory_stats")
-    out = []
-    for stage, mode, alpha in steps:
-        if deadline is not None and time.monotonic() > deadline:
-            out.append({"stage": stage, "mode": mode, "alpha": alpha, "skipped": "time budget"})
-            continue
+    peak_mem: dict[tuple, float] = {}
 
-        def step(stage: str = stage, mode: str = mode, alpha: float | None = alpha) -> None:
+    def step(key: tuple) -> Callable[[], None]:
+        stage, mode, alpha = key
+
+        def call() -> None:
+            if has_stats:  # host-side counters: the peak of this call alone, kept as the step's largest
+                mem.reset_peak_memory_stats()
             with autocast(device):
                 if stage == "pretrain":
                     loss = module("lm_loss", rows_ids)
@@ -64,25 +70,35 @@ def bench_steps(model: ConanModel, device: torch.device, batch: int, seq_len: in
             torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if has_stats:
+                peak_mem[key] = max(peak_mem.get(key, 0.0), mem.max_memory_allocated() / 2**30)
 
-        if has_stats:
-            mem.reset_peak_memory_stats()
-        seconds = time_call(step, device, warmup, iters)
+        return call
+
+    times: dict[tuple, list[float]] = {}
+    for stage in dict.fromkeys(key[0] for key in steps):
+        if deadline is None or time.monotonic() <= deadline:
+            times.update(time_interleaved({k: step(k) for k in steps if k[0] == stage}, device, warmup, iters))
+    base = next((k for k in times if k[:2] == ("weak", "bidirectional")), None)
+    out = []
+    for key in steps:
+        stage, mode, alpha = key
+        if key not in times:
+            out.append({"stage": stage, "mode": mode, "alpha": alpha, "skipped": "time budget"})
+            continue
+        seconds = statistics.median(times[key])
         tokens = rows_ids.numel() if stage == "pretrain" else int(pair_mask.sum())
         context = seq_len if stage == "pretrain" else pair_len
         lm_head, causal = stage == "pretrain", stage == "pretrain" or mode == "causal"
         flops = flops_per_token(cfg, context, lm_head) * tokens
         flops_half = flops_per_token(cfg, context, lm_head, causal_half=causal) * tokens
         mfu = flops / seconds / (peak * 1e12) if peak else None
+        vs_bidirectional = paired_ratio(times, key, base) if stage == "weak" and base else None
         out.append({"stage": stage, "mode": mode, "alpha": alpha, "tokens": tokens, "step_s": seconds,
                     "tokens_per_s": tokens / seconds, "mfu": mfu,
                     "mfu_causal_half": flops_half / seconds / (peak * 1e12) if peak else None,
-                    "peak_mem_gib": mem.max_memory_allocated() / 2**30 if has_stats else None,
-                    "fused_adamw": bool(optimizer.defaults.get("fused"))})  # fmt: skip
-    base = next((r for r in out if r["mode"] == "bidirectional" and "step_s" in r), None)
-    for row in out:
-        if "step_s" in row:
-            row["vs_bidirectional"] = row["step_s"] / base["step_s"] if row["stage"] == "weak" and base else None
+                    "peak_mem_gib": peak_mem.get(key), "fused_adamw": bool(optimizer.defaults.get("fused")),
+                    "vs_bidirectional": vs_bidirectional, "step_times_s": times[key]})  # fmt: skip
     return out
 
 
