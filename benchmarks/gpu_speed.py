@@ -259,9 +259,11 @@ def part_flex(s: dict[str, Any], device: torch.device, dtype: torch.dtype, clock
 def part_mfu(s: dict[str, Any], device: torch.device, clock: Clock, shapes: list[tuple] | None = None,
              eager: bool = True, compiled: bool = True) -> list[dict[str, Any]]:  # fmt: skip
     """Pretrain and weak optimizer steps of the preset, eager and then with every block compiled, at the scale's
-    batch shapes and then, compiled only, at each of ``shapes`` (((rows, T), (pairs, T)) pairs; dynamo reset
-    before each, so each runs a static kernel for its shape, as flex's T do). ``eager=False`` times only the
-    compiled rows, ``compiled=False`` only the eager ones."""
+    batch shapes and then, compiled only, at each of ``shapes`` (((rows, T), (pairs, T)) pairs). Compiled, dynamo is
+    reset and the blocks compiled anew before each stage's steps, so each stage runs a static kernel for its shape,
+    as flex's T do: before stop 51 the reset came once per shape pair, and the weak step, compiled after the
+    pretrain step's other shape, ran a dynamic-shape graph (audit). ``eager=False`` times only the compiled rows,
+    ``compiled=False`` only the eager ones."""
     steps = (("pretrain", "causal", None), ("weak", "bidirectional", None), ("weak", "soft", 0.5))
     runs = [((s["pretrain"], s["weak"]), False)] if eager or not s["compile"] else []
     if s["compile"] and compiled:
@@ -274,16 +276,19 @@ def part_mfu(s: dict[str, Any], device: torch.device, clock: Clock, shapes: list
     peak = peak_tflops(device)
     out = []
     for ((rows_b, rows_t), (pairs_b, pairs_t)), compiled in runs:
-        if compiled:
-            torch._dynamo.reset()
-            for block in model.layers:
-                block.compile()
         start = time.perf_counter()
         deadline = time.monotonic() + clock.left()
-        for row in bench_steps(model, device, rows_b, rows_t, pairs_b, pairs_t, 2, s["iters"], peak, steps,
-                               deadline=deadline):  # fmt: skip
-            out.append({"compiled": compiled, "batch": rows_b if row["stage"] == "pretrain" else pairs_b, **row})
-            print(f"[mfu] {out[-1]}", flush=True)
+        stages = [tuple(st for st in steps if st[0] == name) for name in dict.fromkeys(st[0] for st in steps)]
+        for group in stages if compiled else [steps]:
+            if compiled:
+                torch._dynamo.reset()
+                for block in model.layers:
+                    block.compile()
+            for row in bench_steps(model, device, rows_b, rows_t, pairs_b, pairs_t, 2, s["iters"], peak, group,
+                                   deadline=deadline):  # fmt: skip
+                out.append({"compiled": compiled, "batch": rows_b if row["stage"] == "pretrain" else pairs_b, **row,
+                            "dynamo": "static: reset before the stage" if compiled else None})  # fmt: skip
+                print(f"[mfu] {out[-1]}", flush=True)
         out[-1]["part_wall_s"] = round(time.perf_counter() - start, 1)  # compile time included
     return out
 

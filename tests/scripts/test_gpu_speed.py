@@ -112,6 +112,22 @@ def test_device_bundle_pins_and_shape(tmp_path: Path) -> None:
     assert device_bundle.size(shape) < 2**21  # ~1 MB: it rides in call 2 beside 38 MB of data
 
 
+def test_benchmark_records_name_the_commit_and_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before stop 51 the GPU and model benchmarks recorded "x86_64" as the processor and no commit or packages
+    (audit). Outside a checkout (the device machine's tree has no .git) the bundle's commit is taken."""
+    import bench_model
+    import torch
+
+    import harness.sysinfo
+
+    env = bench_model.environment(torch.device("cpu"))
+    assert env["code"] == harness.sysinfo.code_version() and env["packages"]["torch"] == torch.__version__
+    assert env["cpu"] == harness.sysinfo.cpu_model() and env["device"] == "cpu"
+    monkeypatch.setattr(harness.sysinfo, "code_version", lambda: None)
+    monkeypatch.setenv("HARNESS_CODE_VERSION", "abc123+dirty")
+    assert bench_model.environment(torch.device("cpu"))["code"] == "abc123+dirty"
+
+
 def test_split_parts_write_their_own_files(tmp_path: Path, one_thread) -> None:
     """The two device calls (PART=1, PART=2 in gpu_session.sh) must not overwrite each other's JSON."""
     assert gpu_speed.main(["--dry-run", "--only", "flex", "--out", str(tmp_path)]) == 0
@@ -382,12 +398,20 @@ def test_curve_seed_flags_are_one_or_the_other(tmp_path: Path, capsys: pytest.Ca
 
 
 @pytest.mark.slow  # inductor compiles every block for two shapes
-def test_mfu_shapes_run_compiled_after_the_scale_s_own(needs_inductor, one_thread) -> None:
-    """--mfu-shape adds compiled rows at another batch shape (dynamo reset first); --mfu-compiled-only drops the
-    eager rows. Each row names its batch and whether AdamW ran fused (never on CPU)."""
+def test_mfu_shapes_run_compiled_after_the_scale_s_own(needs_inductor, one_thread,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """--mfu-shape adds compiled rows at another batch shape; --mfu-compiled-only drops the eager rows. Each row
+    names its batch and whether AdamW ran fused (never on CPU). Dynamo is reset before each stage's steps: before
+    stop 51 only before each shape pair, so the weak step compiled with dynamic shapes after the pretrain step's."""
+    events = []
+    reset, steps = gpu_speed.torch._dynamo.reset, gpu_speed.bench_steps
+    monkeypatch.setattr(gpu_speed.torch._dynamo, "reset", lambda: (events.append("reset"), reset())[1])
+    monkeypatch.setattr(gpu_speed, "bench_steps", lambda *a, **k: (events.append({st[0] for st in a[9]}),
+                                                                   steps(*a, **k))[1])  # fmt: skip
     s = {**gpu_speed.SIZES["dry"], "compile": True}
     rows = gpu_speed.part_mfu(s, gpu_speed.torch.device("cpu"), gpu_speed.Clock(None), [((4, 32), (8, 16))],
                               eager=False)  # fmt: skip
+    assert events == ["reset", {"pretrain"}, "reset", {"weak"}] * 2
     assert [(r["compiled"], r["batch"], r["stage"]) for r in rows] == [
         (True, 2, "pretrain"), (True, 4, "weak"), (True, 4, "weak"),
         (True, 4, "pretrain"), (True, 8, "weak"), (True, 8, "weak")]  # fmt: skip
