@@ -119,12 +119,13 @@ class DHNM:
     def update(self, qids: Sequence[int], sims: Any) -> int:
         """Apply the rule to a batch: ``sims[b][k]`` = cos(query qids[b], its slot-k negative), detached
         (tensor, array or nested lists). Returns the number of replacements made by this call."""
-        self.counts["draws"] += len(qids)
         if self.config.mode == "static":
+            self.counts["draws"] += len(qids)
             return 0
         rows = sims.tolist() if hasattr(sims, "tolist") else sims
-        if len(rows) != len(qids):
+        if len(rows) != len(qids):  # refused before anything is counted or applied
             raise ValueError(f"{len(rows)} similarity rows for {len(qids)} queries")
+        self.counts["draws"] += len(qids)
         before, done = self.replacements, set()
         for qid, row in zip(qids, rows, strict=True):
             if qid in done:  # the same query again: its first row's negatives were these, already judged

@@ -32,7 +32,9 @@ def test_bad_configs_fail_loudly():
         ConanConfig.preset("huge")
     with pytest.raises(ValueError, match="unknown config keys"):
         ConanConfig.from_dict({**ConanConfig().to_dict(), "n_experts": 8})
-    with pytest.raises(ValueError):
-        ConanConfig(n_heads=3)
+    with pytest.raises(ValueError, match="hidden_size 128 is not divisible by n_heads 3"):
+        ConanConfig(n_heads=3, n_kv_heads=3)  # n_kv_heads too: the default 2 was refused first, by another check
+    with pytest.raises(ValueError, match="n_heads 4 is not divisible by n_kv_heads 3"):
+        ConanConfig(n_heads=4, n_kv_heads=3)
     with pytest.raises(ValueError):
         ConanConfig(pooling="cls")

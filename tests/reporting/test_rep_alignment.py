@@ -23,7 +23,20 @@ def _two_languages(separate: bool) -> tuple[np.ndarray, list[str], list[int]]:
 def test_aligned_languages_mix():
     stats = mixing_stats(*_two_languages(False), k=5)
     assert stats["all"]["nn_translation"] == 1.0
-    assert stats["all"]["mixing_ratio"] == pytest.approx(1.0, abs=0.25)
+    assert stats["all"]["mixing_ratio"] == pytest.approx(0.99333, abs=1e-5)  # seeded: the value, not a band
+
+
+def test_mixing_ratio_by_hand_with_unbalanced_languages():
+    """Four unit vectors at 0, 5, 11 and 90 degrees: en (group 0), de (0), en (1), fr (1), k = 1. Outside its own
+    group each sentence's chance of another language is 1/2 (en: one of en, fr / en, de) or 1 (de, fr), not
+    1 - 1/3: the nearest outside neighbours give other-language shares 0, 1, 1, 1, so ratios 0, 1, 2, 1. Before
+    stop 51 the test held a band of +-0.25 around 1 that passed with the own translation left among the
+    neighbours (sentence 0's ratio then 2) or the chance taken as 1 - 1/languages (audit)."""
+    angles = np.radians([0.0, 5.0, 11.0, 90.0])
+    emb = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    stats = mixing_stats(emb, ["en", "de", "en", "fr"], [0, 0, 1, 1], k=1)
+    assert [stats[lg]["mixing_ratio"] for lg in ("all", "en", "de", "fr")] == [1.0, 1.0, 1.0, 1.0]
+    assert stats["all"]["nn_translation"] == 0.75 and stats["all"]["nn_other_language"] == 0.25
 
 
 def test_separated_languages_do_not_mix():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -136,13 +137,18 @@ def test_state_from_another_config_or_pool_set_is_refused():
 
 
 def test_bad_inputs():
-    with pytest.raises(ValueError):
+    """Each refusal names its cause, and a refused update changes nothing (before stop 51 it counted the draws
+    first; audit): matches, so that another error of the same type (zip's, a list index) would not pass."""
+    with pytest.raises(ValueError, match="sometimes"):
         DHNMConfig(mode="sometimes")
     d = DHNM([4], DHNMConfig(k=1))
-    with pytest.raises(IndexError):
-        d.negatives(3)
-    with pytest.raises(ValueError):
+    for qid in (3, -1):  # -1 would index the last pool
+        with pytest.raises(IndexError, match=re.escape(f"query id {qid} outside the 1 pools")):
+            d.negatives(qid)
+    before = d.state_dict()
+    with pytest.raises(ValueError, match=re.escape("1 similarity rows for 2 queries")):
         d.update([0, 0], [[0.5]])
+    assert d.state_dict() == before
     assert math.isclose(DHNMConfig().decay_ratio, 1.2)
 
 
