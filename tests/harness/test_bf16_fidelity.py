@@ -1,12 +1,12 @@
 """Fidelity guard for bfloat16 on CPU: the five published fidelity tasks score near the published scores.
 
-`--dtype auto` picks bf16 on CPUs with native bf16 (tests/harness/test_dtype_auto.py); this guard is what makes
-that default safe: all-MiniLM-L6-v2 on the full official test splits of ../shared/data in bf16. float32 gives the
-published scores on these mirrors (within 0.003 on all five: benchmarks/bench_vs_mteb.py; STSBenchmark and STS16
-in tests/harness/test_run.py), so the published score stands in for a float32 run here, which would be two thirds
-of this test's time (SciFact's 5,183 documents). bf16 keeps 8 mantissa bits, so each cosine moves by ~1e-3 at
-most, and which bf16 kernel rounds it depends on the CPU (AVX512-BF16 on an AMD EPYC, AMX on a Xeon): rank metrics
-move only where two items sit that close.
+`--dtype auto` picks bf16 on CPUs with native bf16 (tests/harness/test_dtype_auto.py); this guard is what makes that
+default safe: all-MiniLM-L6-v2 on the full official test splits of ../shared/data in bf16. float32 gives the
+published scores on these mirrors (within 0.005 on all five: benchmarks/results/bench_all_tasks_minilm.json;
+STSBenchmark and STS16 in tests/harness/test_run.py), so the published score stands in for a float32 run here, which
+would be two thirds of this test's time (SciFact's 5,183 documents). bf16 keeps 8 mantissa bits, so each cosine
+moves by ~1e-3 at most, and which bf16 kernel rounds it depends on the CPU (AVX512-BF16 on an AMD EPYC, AMX on a
+Xeon): rank metrics move only where two items sit that close.
 Bounds: the STS tasks' Spearman over 1,000+ pairs moves by hundredths (measured ≤ 0.02 on both CPUs): 0.1 points.
 A retrieval task's nDCG@10 is a mean over its Q queries, and one near tie flipping a relevant document between
 ranks 1 and 2 moves that query's nDCG by 1 − 1/log2(3) = 0.37, the task by 37/Q points (SciFact, Q = 300: 0.12):
