@@ -12,7 +12,7 @@ import pytest
 from harness.cli import main
 from harness.errors import UsageError
 from reporting.ablation import half_width, interval
-from reporting.power import plan_rows, power, project, projected_power, seeds_needed
+from reporting.power import MOST, plan_rows, power, project, projected_power, seeds_needed
 
 REPO = Path(__file__).resolve().parents[2]
 REPORTS = sorted((REPO / "reports" / "ablations").glob("*/report.json"))
@@ -100,6 +100,7 @@ def test_a_plan_from_a_measured_split_says_so_and_drops_the_hopeful_bound(capsys
     report = json.loads((REPO / "reports/ablations/dhnm_decoder/report.json").read_text(encoding="utf-8"))
     row = report["comparisons"]["dynamic"]["test mean"]
     row["se_item_seed"] = row["se_items"] / 2  # a quarter of the items' variance is item × seed
+    row["delta"] = 0.6  # an effect 80% power is reachable for (the rerun of stop 51 measured +0.00)
     plans = plan_rows(report, "dynamic", "test mean", None, 0.8)
     need = plans[0]["needed"][0]
     assert set(need) == {"estimate", "cautious"}
@@ -141,23 +142,28 @@ def test_seeds_needed_is_the_first_count_reaching_the_target() -> None:
     assert seeds_needed(0.3, 0.01, 0.2, 5, 0.8, "hopeful") is None
 
 
+def _seeds(k: int | None) -> str:
+    return f"{k} seeds" if k is not None else f"none up to {MOST}"
+
+
 def test_plan_of_a_committed_report_names_the_seeds_and_the_item_floor(capsys, monkeypatch, tmp_path) -> None:
     """The committed dhnm_decoder report measures its item × seed split: estimate and cautious, the floor the items'
-    own noise alone; the same report without the split (as written before stop 40) gets the hopeful bound too."""
+    own noise alone; the same report without the split (as written before stop 40) gets the hopeful bound too. Its
+    arm with an effect to plan for: none (in-batch only), +0.40 since stop 51's rerun (dynamic's +0.22 before)."""
     monkeypatch.chdir(REPO)
-    assert main(["ablate", "configs/ablations/dhnm_decoder.toml", "--plan", "--arm", "dynamic"]) == 0
+    assert main(["ablate", "configs/ablations/dhnm_decoder.toml", "--plan", "--arm", "none"]) == 0
     out = capsys.readouterr().out
     report = json.loads((REPO / "reports/ablations/dhnm_decoder/report.json").read_text(encoding="utf-8"))
-    row = report["comparisons"]["dynamic"]["test mean"]
+    row = report["comparisons"]["none"]["test mean"]
     split = row["se_item_seed"]
     assert 0 < split < row["se_items"]
     need = {s: seeds_needed(row["delta"], row["se_seeds"], row["se_items"], 5, 0.8, s, split)
             for s in ("estimate", "cautious")}  # fmt: skip
-    assert (f"- 80% power at Δ {100 * row['delta']:+.2f}: estimate {need['estimate']} seeds, cautious "
-            f"{need['cautious']} seeds") in out
+    assert (f"- 80% power at Δ {100 * row['delta']:+.2f}: estimate {_seeds(need['estimate'])}, cautious "
+            f"{_seeds(need['cautious'])}") in out
     floor = 1.959964 * math.sqrt(row["se_items"] ** 2 - split**2)
     assert f"the items' noise leaves ±{100 * floor:.2f}\n" in out
-    assert f"## dynamic, test mean: Δ {100 * row['delta']:+.2f}" in out and "## none" not in out
+    assert f"## none, test mean: Δ {100 * row['delta']:+.2f}" in out and "## dynamic" not in out
     assert "| 5       |" in out and "| 3       |" not in out  # no row below the report's own seeds
     assert main(["ablate", "reports/ablations/dhnm_decoder/report.json", "--plan", "--task", "STS13",
                  "--delta", "0.5", "--power", "0.9"]) == 0  # fmt: skip
@@ -169,12 +175,12 @@ def test_plan_of_a_committed_report_names_the_seeds_and_the_item_floor(capsys, m
             if r:
                 r.pop("se_item_seed", None)
     (tmp_path / "report.json").write_text(json.dumps(report), encoding="utf-8")
-    assert main(["ablate", str(tmp_path / "report.json"), "--plan", "--arm", "dynamic"]) == 0
+    assert main(["ablate", str(tmp_path / "report.json"), "--plan", "--arm", "none"]) == 0
     out = capsys.readouterr().out
     need = {s: seeds_needed(row["delta"], row["se_seeds"], row["se_items"], 5, 0.8, s)
             for s in ("estimate", "hopeful", "cautious")}  # fmt: skip
-    assert (f"- 80% power at Δ {100 * row['delta']:+.2f}: estimate {need['estimate']} seeds, hopeful "
-            f"{need['hopeful']} seeds, cautious {need['cautious']} seeds") in out
+    assert (f"- 80% power at Δ {100 * row['delta']:+.2f}: estimate {_seeds(need['estimate'])}, hopeful "
+            f"{_seeds(need['hopeful'])}, cautious {_seeds(need['cautious'])}") in out
     assert f"the items' noise leaves ±{100 * 1.959964 * row['se_items']:.2f} (estimate)" in out
 
 
@@ -183,15 +189,16 @@ def test_an_arm_without_an_effect_or_a_tested_row_is_said_and_the_others_planned
     a test mean left untested (null: a task of it not tested) was a traceback."""
     monkeypatch.chdir(REPO)
     assert main(["ablate", "configs/ablations/dhnm_decoder.toml", "--plan"]) == 0
-    out = capsys.readouterr().out
-    assert "## none, test mean: the observed Δ is within one sd of 0: no effect to plan for at it; give --delta" in out
-    assert "## dynamic, test mean: Δ +0.22" in out
+    out = capsys.readouterr().out  # since stop 51's rerun dynamic is the arm without an effect (+0.00), none +0.40
+    assert ("## dynamic, test mean: the observed Δ is within one sd of 0: no effect to plan for at it; give "
+            "--delta") in out
+    assert "## none, test mean: Δ +0.40" in out
     report = json.loads((REPO / "reports/ablations/dhnm_decoder/report.json").read_text(encoding="utf-8"))
-    report["comparisons"]["none"]["test mean"] = None
-    plans = plan_rows(report, None, "test mean", None, 0.8)
-    assert plans[0]["skip"] == "not tested in this report (a task of the mean was not tested)"
-    assert "skip" not in plans[1]
     report["comparisons"]["dynamic"]["test mean"] = None
+    plans = plan_rows(report, None, "test mean", None, 0.8)
+    assert plans[1]["skip"] == "not tested in this report (a task of the mean was not tested)"
+    assert "skip" not in plans[0]
+    report["comparisons"]["none"]["test mean"] = None
     with pytest.raises(UsageError, match="--task test mean: no arm of this report can be planned for: none: not "):
         plan_rows(report, None, "test mean", None, 0.8)
 
