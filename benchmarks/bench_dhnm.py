@@ -134,7 +134,7 @@ def main() -> None:
           f"{stats['decay_replacements']}, exhausted {stats['exhausted']}")  # fmt: skip
     record = {
         "args": {k: v for k, v in vars(args).items() if k != "out"},  # where it is written: no machine path
-        "machine": {**environment(), "threads": torch.get_num_threads()},  # CPU model, packages, commit
+        "machine": environment(),  # CPU model, packages, threads, commit
         "median_step_s": med, "step_s": times, "paired_overhead": overhead, "mean_tokens_per_step": mean_tokens,
         "dhnm_seconds_per_step": {m: tasks[m].dhnm.spent / args.steps for m in times},
         "dhnm_share_of_step": book, "dhnm_stats": stats, "mrl_dims": dims,

@@ -143,15 +143,15 @@ def table(rows: list[dict]) -> str:
 
 
 def environment(device: torch.device) -> dict:
-    """harness.sysinfo's record (packages, the CPU's model name, the commit) with this benchmark's device and
-    threads. Before stop 51 it held `platform.processor()`, "x86_64" on Linux, and no commit or packages (audit).
-    The device machine gets the tree without .git: there the commit is the one benchmarks/device_bundle.py wrote
-    beside the wheels, which benchmarks/gpu_session.sh exports as HARNESS_CODE_VERSION."""
+    """harness.sysinfo's record (packages, the CPU's model name, torch's threads) with this benchmark's device and
+    the code it ran (the commit, "+dirty" with uncommitted .py edits). Before stop 51 it held
+    `platform.processor()`, "x86_64" on Linux, and no commit or packages (audit). The device machine gets the tree
+    without .git: there the commit is the one benchmarks/device_bundle.py wrote beside the wheels, which
+    benchmarks/gpu_session.sh exports as HARNESS_CODE_VERSION."""
     from harness.sysinfo import code_version
     from harness.sysinfo import environment as system
 
-    return {**system(), "device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "code": code_version() or os.environ.get("HARNESS_CODE_VERSION")}  # fmt: skip
+    return {**system(), "device": str(device), "code": code_version() or os.environ.get("HARNESS_CODE_VERSION")}
 
 
 def cpu_arguments(doc: str, result: str) -> argparse.Namespace:
