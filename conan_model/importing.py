@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer, processors
 
-from .checkpoint import load_checkpoint_tokenizer, load_pretrained, readable_weights
+from .checkpoint import load_checkpoint_tokenizer, load_config, load_pretrained, readable_weights
 from .config import ConanConfig
 from .errors import ModelImportError, did_you_mean
 from .modeling import Backbone, model_for
@@ -131,6 +131,13 @@ def init_tokenizer(spec: str) -> Tokenizer:
     """The tokenizer of an init spec (see :func:`load_init`), checked against its model config."""
     kind, target = split_spec(spec)
     return load_checkpoint_tokenizer(target) if kind == "conan" else load_tokenizer_for(spec)
+
+
+def init_config(spec: str) -> ConanConfig:
+    """The ConanConfig of an init spec (see :func:`load_init`), no weights read: what a stage will train is
+    known before it starts (``harness ablate`` checks its ``eval.dims`` against the width)."""
+    kind, target = split_spec(spec)
+    return load_config(target) if kind == "conan" else load_config_for(spec)
 
 
 def load_config_for(spec: str) -> ConanConfig:

@@ -243,6 +243,24 @@ def training_files(stage_cfg: Any, data_dir: Path) -> dict[str, set[Path]]:
     return found
 
 
+def stage_width(stage_cfg: Any, chained_width: int | None = None) -> int | None:
+    """The embedding width a stage's model will have, known before it trains: its preset with `model_overrides`,
+    else its init's config (``chained_width``: the predecessor's, whose export does not exist yet); None when
+    the init cannot be read here (training says why when the unit comes up)."""
+    from conan_model.config import ConanConfig
+    from conan_model.errors import ModelImportError
+    from conan_model.importing import init_config
+
+    if stage_cfg.init is None:
+        return ConanConfig.preset(stage_cfg.model, **stage_cfg.model_overrides).embed_dim
+    if chained_width is not None:
+        return chained_width
+    try:
+        return init_config(stage_cfg.init).embed_dim
+    except (ModelImportError, OSError, ValueError):
+        return None
+
+
 def choose_value(values: list[Any], dev_scores: list[dict[str, float]], dev_tasks: list[str]) -> Any:
     """The value whose mean main score over the dev tasks is highest (ties: the first listed).
 
@@ -416,23 +434,33 @@ class Ablation:
         its predecessor will export): the stage as configured, then with the arm's `set`, then with each [choose]
         value, so an error names the key that broke it. Before, a typo in the last arm's overrides, or in
         `choose.key`, surfaced only after every earlier unit had trained. Collects the training folders every
-        unit reads (``self.train_sets``) for the train/test overlap check."""
+        unit reads (``self.train_sets``) for the train/test overlap check, and checks `eval.dims` against the
+        width each arm's model will have (before, at its first evaluation, after a unit had trained)."""
+        from harness.runner import truncation_dims
+
         spec = self.cfg.get("choose")
         choices = [[f"{spec['key']}={json.dumps(v)}"] for v in spec["values"]] if spec else []
+        dims = self.cfg["eval"].get("dims", [])
         for arm in self.cfg["arms"]:
-            init = None
+            init, width = None, None
             chains = self._chains(arm, self.cfg["seeds"][0], [])
             for n, (prefix, stages, extra, seed) in enumerate(chains):
                 for i, stage in enumerate(stages):
                     unit, layers = f"{prefix}/stage{i}", [("", [])]
-                    if i == len(stages) - 1 and n == len(chains) - 1:  # where the arm's and the choice's apply
+                    evaluated = i == len(stages) - 1 and n == len(chains) - 1
+                    if evaluated:  # where the arm's and the choice's apply
                         layers += [(f"arms.{arm}.set", extra)] if extra else []
                         layers += [("choose", [*extra, *choice]) for choice in choices]
+                    widths = []
                     for where, sets in layers:
                         stage_cfg = self._resolve(unit, stage, sets, seed, init, where)[1]
                         for name, files in training_files(stage_cfg, self.data_dir).items():
                             self.train_sets.setdefault(name, set()).update(files)
-                    init = str(self.out / unit / "final")
+                        widths.append(stage_width(stage_cfg, width))
+                        if evaluated and dims and widths[-1] is not None:
+                            truncation_dims(dims, widths[-1], f"{self.config_path}: eval.dims ({unit}"
+                                            f"{', ' + where if where else ''})", "strict")  # fmt: skip
+                    init, width = str(self.out / unit / "final"), widths[0]
 
     def _chains(self, arm: str, seed: int, extra: list[str], tag: str = ""
                 ) -> list[tuple[str, list[dict[str, Any]], list[str], int | None]]:  # fmt: skip
