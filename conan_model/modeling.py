@@ -241,15 +241,18 @@ class ConanModel(Backbone):
             targets = targets.masked_fill(attention_mask[:, 1:] == 0, -100)
         return self.shifted_loss(input_ids, attention_mask, targets, "causal")
 
-    def mntp_loss(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def mntp_loss(self, input_ids: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         """LLM2Vec's masked next-token prediction: bidirectional attention over ``input_ids`` (some tokens
         replaced), and the token at position i (``labels[:, i]``, -100 where not masked) is predicted from the
-        state at position i - 1, so the pretrained next-token head is reused as is."""
-        return self.shifted_loss(input_ids, None, labels[:, 1:], "bidirectional")
+        state at position i - 1, so the pretrained next-token head is reused as is. ``reduction="sum"``: the
+        stage divides by the masked count of its whole step (train/mntp.py)."""
+        return self.shifted_loss(input_ids, None, labels[:, 1:], "bidirectional", reduction)
 
     def shifted_loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, targets: torch.Tensor,
-                     mask_mode: str) -> torch.Tensor:  # fmt: skip
-        """Mean cross-entropy of the logits at positions 0..T-2 against ``targets`` (B, T-1; -100 ignored)."""
+                     mask_mode: str, reduction: str = "mean") -> torch.Tensor:  # fmt: skip
+        """Cross-entropy (mean, or ``reduction``) of the logits at positions 0..T-2 against ``targets`` (B, T-1;
+        -100 ignored)."""
         hidden = self(input_ids, attention_mask, mask_mode=mask_mode)
         logits = self.lm_logits(hidden[:, :-1])
-        return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100)
+        return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100,
+                               reduction=reduction)  # fmt: skip

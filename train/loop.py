@@ -293,7 +293,7 @@ def keep_update_kernel(optimizer: torch.optim.Optimizer) -> None:
 
 def lr_factor(step: int, steps: int, warmup_ratio: float, min_lr_ratio: float) -> float:
     """Multiplier of the peak LR at 0-based ``step``: linear warmup, then cosine down to ``min_lr_ratio``."""
-    warmup = math.ceil(warmup_ratio * steps)
+    warmup = math.ceil(round(warmup_ratio * steps, 9))  # 0.07 x 100 is 7.000000000000001 in floats: 7 steps
     if step < warmup:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup - 1)

@@ -5,21 +5,27 @@
 LLM2Vec (BehnamGhader et al., 2024) turns a decoder into an encoder in three moves: switch attention to
 bidirectional, adapt with MNTP for a short while, then train contrastively. This stage is the first two; the
 weak stage with ``mask_schedule = "bidirectional"`` (and ``pooling = "mean"``) is the third, so the recipe is a
-peer arm of the soft-mask conversion. Raw text is packed into ``seq_len``-token rows as in pretraining;
+peer arm of the soft-mask conversion. Raw text is packed into ``seq_len``-token rows as in pretraining (no mask
+between a row's documents: bidirectional, each attends to both neighbours);
 ``mask_ratio`` of the positions (never the first: nothing precedes it, nor a special token such as the eos
 between packed documents, as in LLM2Vec) are chosen, 80% replaced by ``mask_token``, 10% by a random non-special
 token, 10% kept, and token i is predicted from the state at position i - 1 through the pretrained LM head.
 LLM2Vec trains LoRA adapters; here all weights train.
 
 Each row's mask is drawn from a generator seeded by (seed, step, the row's place in the step's global batch), so a
-resumed run masks the same positions, on another number of processes too. The exported config.json says
-``attention = "bidirectional"`` and this stage's ``pooling``.
+resumed run masks the same positions, on another number of processes too. The loss is the mean over the step's
+masked tokens, however the step is split: each micro-batch's sum over its masked tokens is divided by the count
+of the whole step (every micro-batch, every rank; :class:`MaskedSteps`). Before stop 52 (audit) it was each
+micro-batch's own mean, averaged, so with ``micro_batch_size`` or under torchrun a micro-batch that drew fewer
+masks weighed more, and the gradient was up to 14% (2 x 4 rows) off the one-process step's. The exported
+config.json says ``attention = "bidirectional"`` and this stage's ``pooling``.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer
@@ -30,6 +36,7 @@ from conan_model import ConanConfig
 from . import loop
 from .config import MntpConfig
 from .data import JsonlIndex, PackedBatches
+from .distributed import Runtime, all_reduce
 from .errors import ConfigError
 from .metrics import flops_per_token
 
@@ -71,6 +78,39 @@ def mask_rows(batch: torch.Tensor, where: tuple[int, int, int], ratio: float, ma
     return torch.cat([m[0] for m in masked]), torch.cat([m[1] for m in masked])
 
 
+class MaskedSteps:
+    """The packed micro-batches of each step as (inputs, labels, the step's masked count), masked all at once when
+    the step's first micro-batch is asked for: the count sums every micro-batch of the step on every rank, so the
+    loss each contributes (its masked-token sum over that count) adds up to the step's mean over its masked
+    tokens. Checkpoints fall between steps, where nothing is pending: the data state is the packer's."""
+
+    def __init__(self, batches: PackedBatches, accum: int, rt: Runtime, step: int, masking: dict[str, Any]) -> None:
+        self.batches, self.accum, self.rt, self.step, self.masking = batches, accum, rt, step, masking
+        self.pending: list[tuple[torch.Tensor, torch.Tensor, float]] = []
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor, float]:
+        if not self.pending:
+            rows = [next(self.batches) for _ in range(self.accum)]
+            masked = [mask_rows(batch, (self.masking["seed"], self.step,
+                                        first_row(call, self.batches.micro, self.rt.world_size, self.rt.rank)),
+                                self.masking["ratio"], self.masking["mask_id"], self.masking["vocab"],
+                                self.masking["special"]) for call, batch in enumerate(rows)]  # fmt: skip
+            local = sum(int((labels[:, 1:] != -100).sum()) for _, labels in masked)
+            count = all_reduce(local, "sum", self.rt.device)
+            self.pending = [(inputs, labels, count) for inputs, labels in masked]
+            self.step += 1
+        return self.pending.pop(0)
+
+    def state_dict(self) -> dict[str, int]:
+        return self.batches.state_dict()
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.batches.load_state_dict(state)
+
+
 def special_ids(tokenizer: Tokenizer, config: ConanConfig) -> torch.Tensor:
     """The ids MNTP leaves alone: the tokenizer's special tokens and the config's pad/bos/eos."""
     ids = {i for i, token in tokenizer.get_added_tokens_decoder().items() if token.special}
@@ -89,23 +129,25 @@ def run(cfg: MntpConfig, resume: str | None = None) -> Path:
         raise ConfigError(f"mask_token {cfg.mask_token!r} is not a single token of the tokenizer; choose another")
     model = loop.build_model(cfg, tokenizer, ckpt, cfg.seq_len)
     model.config = loop.trained_as(model.config, "bidirectional", pooling=cfg.pooling)
-    micro, _ = loop.micro_batches(cfg, rt)
-    batches = PackedBatches(index, tokenizer, cfg.seq_len, micro, rt.rank, rt.world_size, cfg.seed, cfg.text_field)
+    micro, accum = loop.micro_batches(cfg, rt)
+    packed = PackedBatches(index, tokenizer, cfg.seq_len, micro, rt.rank, rt.world_size, cfg.seed, cfg.text_field)
     per_token = flops_per_token(model.config, cfg.seq_len, lm_head=True)
-    calls: Counter[int] = Counter()  # micro-batches seen per step: part of each mask's seed
     special = special_ids(tokenizer, model.config)
     if mask_id in special.tolist():
         raise ConfigError(f"mask_token {cfg.mask_token!r} is a special token of the tokenizer; choose a plain one")
+    # each row's mask is seeded by its place in the step's global batch (call c of micro x world rows, this rank's
+    # slice of it), which is the same row whatever the world size and micro-batch: a resume on another number of
+    # processes masks as the uninterrupted run (before stop 48, audit, the seed held the rank)
+    masking = {"seed": cfg.seed, "ratio": cfg.mask_ratio, "mask_id": mask_id, "vocab": tokenizer.get_vocab_size(),
+               "special": special}  # fmt: skip
+    batches = MaskedSteps(packed, accum, rt, int(state["step"]) if ckpt else 0, masking)
 
-    def step(module: nn.Module, batch: torch.Tensor, step: int) -> loop.StepResult:
-        # each row's mask is seeded by its place in the step's global batch (call c of micro x world rows, this
-        # rank's slice of it), which is the same row whatever the world size and micro-batch: a resume on another
-        # number of processes masks as the uninterrupted run (before stop 48, audit, the seed held the rank)
-        first = first_row(calls[step], micro, rt.world_size, rt.rank)
-        calls[step] += 1
-        inputs, labels = mask_rows(batch, (cfg.seed, step, first), cfg.mask_ratio, mask_id,
-                                   tokenizer.get_vocab_size(), special)  # fmt: skip
-        loss = module("mntp_loss", inputs.to(rt.device), labels.to(rt.device))
-        return loop.StepResult(loss=loss, value=loss.detach(), tokens=batch.numel(), flops=per_token * batch.numel())
+    def step(module: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, float], step: int) -> loop.StepResult:
+        inputs, labels, count = batch
+        # DDP averages over ranks and the loop over the accumulated micro-batches: scaled back, their mean is the
+        # step's masked-token sum over its masked count
+        total = module("mntp_loss", inputs.to(rt.device), labels.to(rt.device), reduction="sum")
+        loss = total * (rt.world_size * accum / max(count, 1.0))
+        return loop.StepResult(loss=loss, value=loss.detach(), tokens=inputs.numel(), flops=per_token * inputs.numel())
 
     return loop.fit(cfg, rt, model, tokenizer, batches, step, ckpt, state)

@@ -3,8 +3,9 @@
     python -m train configs/pretrain.toml [--set steps=200] [--resume]
 
 Documents (JSONL rows with a "text" field) are tokenized as ``<bos> text <eos>``, concatenated in a seeded
-order and cut into ``seq_len``-token rows; the loss is the mean next-token cross-entropy through the tied LM
-head. Without a ``tokenizer`` a byte-level BPE is trained on the corpus first and saved with every checkpoint.
+order and cut into ``seq_len``-token rows, with no mask between a row's documents (a document attends to the
+one before it); the loss is the mean next-token cross-entropy through the tied LM head. Without a ``tokenizer``
+a byte-level BPE is trained on the corpus first and saved with every checkpoint.
 The exported config.json says ``attention = "causal"``, as an imported decoder's does, whatever mask an ``init``
 declared (soft, bidirectional): evaluated as it is, it embeds the way it was trained (before stop 26 a new model
 said bidirectional + mean). A new model also says ``pooling = "last"`` (the eos state); an init keeps its pooling.

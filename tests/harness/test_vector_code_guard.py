@@ -35,7 +35,7 @@ GUARDS = {
     "conan": ((*((f"conan_model/{name}.py", ()) for name in CONAN_FILES),
                ("conan_model/config.py", ("ConanConfig",)), ("conan_model/checkpoint.py", ("load_pretrained",)),
                ("harness/backends.py", ("UNIT_VECTORS", "ConanEmbedder"))),
-              "harness/backends.py ConanEmbedder._fingerprint (add a tag to its dict)", "bd4d4bbb083b31b4"),
+              "harness/backends.py ConanEmbedder._fingerprint (add a tag to its dict)", "2099fd5ef10509aa"),
 }  # fmt: skip
 
 

@@ -20,14 +20,16 @@ from safetensors.torch import load_file
 
 from conan_model import load_tokenizer
 from conan_model import train_tokenizer as train_bbpe
-from train.config import PretrainConfig, WeakConfig, load_config
+from train.config import MntpConfig, PretrainConfig, WeakConfig, load_config
 from train.loop import build_model
+from train.mntp import run as run_mntp
 from train.pretrain import run as run_pretrain
 from train.weak import run as run_weak
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = {"weak": (WeakConfig, run_weak, "parallel_en_zh", "max_length = 24"),
-          "pretrain": (PretrainConfig, run_pretrain, "news_en_raw", "seq_len = 24")}  # fmt: skip
+          "pretrain": (PretrainConfig, run_pretrain, "news_en_raw", "seq_len = 24"),
+          "mntp": (MntpConfig, run_mntp, "news_en_raw", "seq_len = 24")}  # fmt: skip
 
 
 def write_config(tmp_path: Path, shared_data: Path, stage: str, data_file: Path | None = None,
@@ -70,8 +72,10 @@ def torchrun(config: Path, out: Path, parallel: str, *extra: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("stage", "parallel"), [("weak", "ddp"), ("pretrain", "fsdp")])
+@pytest.mark.parametrize(("stage", "parallel"), [("weak", "ddp"), ("pretrain", "fsdp"), ("mntp", "ddp")])
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_data, one_thread, stage, parallel):
+    """MNTP too since stop 52 (audit): each rank's loss was its own masked-token mean, so the rank that drew fewer
+    masks weighed more; now each is a sum over the step's global masked count."""
     cls, run, _, _ = STAGES[stage]
     config = write_config(tmp_path, shared_data, stage)
     one = run(load_config(cls, config, [f"output_dir={tmp_path / 'one'}"]))

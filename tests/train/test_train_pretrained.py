@@ -167,6 +167,24 @@ def test_weak_warns_when_a_mid_schedule_start_begins_again_causal(tmp_path, shar
             "again from a causal mask (alpha 0)") in caplog.text
 
 
+def test_an_accumulated_mntp_step_is_the_whole_batch_step(tmp_path, shared_data, qwen2, monkeypatch):
+    """Audit, stop 52: each micro-batch's loss was its own masked-token mean and the loop averaged them, so a
+    micro-batch that drew fewer masks weighed more (the gradient 3-14% off at 2 x 4 rows). Now each is its sum
+    over the step's masked count. lr 0 keeps the weights, so every step's gradient norm is compared at the same
+    point; fp32 sums 8 rows in other orders, ~1e-7 relative."""
+    monkeypatch.setenv("CONAN_CPU_BF16", "0")
+    runs = {}
+    for micro in (8, 4, 1):
+        out = tmp_path / f"micro{micro}"
+        run_mntp(MntpConfig(output_dir=str(out), data_root=str(shared_data / "train"), data=["news_en_raw"],
+                            init=f"hf:{qwen2}", seq_len=64, batch_size=8, micro_batch_size=micro, steps=3, lr=0.0,
+                            log_every=1, save_every=100, threads=1))  # fmt: skip
+        runs[micro] = [(r["loss"], r["grad_norm"]) for r in metrics(out) if "loss" in r]
+    for micro in (4, 1):
+        for (loss, norm), (whole_loss, whole_norm) in zip(runs[micro], runs[8], strict=True):
+            assert abs(loss - whole_loss) < 1e-5 * whole_loss and abs(norm - whole_norm) < 1e-5 * whole_norm
+
+
 def test_mntp_stage_learns_and_exports_bidirectional_mean(tmp_path, shared_data, qwen2):
     """LLM2Vec's arm: MNTP from an hf: spec lowers its loss, then the weak stage continues bidirectionally."""
     cfg = MntpConfig(output_dir=str(tmp_path / "mntp"), data_root=str(shared_data / "train"), data=["news_en_raw"],
