@@ -232,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="evaluate a model on a suite or on named tasks")
     run.add_argument("--suite", help="cmteb, mteb-en, mteb-en-v1, local, local-<lang> (see `harness list suites`)")
     run.add_argument("--tasks", type=_csv, help="comma-separated task names (narrows --suite if both are given)")
-    run.add_argument("--model", help="minilm, me5-small, st:<path>, hf:<path>, conan:<dir> (default per suite)")
+    run.add_argument("--model", help="minilm, me5-small, st:<path>, hf:<path>, conan:<dir> (default per suite: "
+                     "minilm for local-en, mteb-en and mteb-en-v1; me5-small for every other suite and for --tasks)")
     run.add_argument("--data-dir", help="data root with <lang>/<Task>/ folders (default: $HARNESS_DATA or the "
                      "embedded sample)")  # fmt: skip
     run.add_argument("--out", default="runs", help="parent folder of run directories (default: runs)")
@@ -257,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pad-to-multiple-of", type=int, help="pad each batch's length to a multiple of this many "
                      "tokens, st: and hf: models; --max-batch-tokens counts the padding (default: 1, to the "
                      "longest text)")
-    run.add_argument("--pooling", default="mean", help="pooling for hf: models: mean, cls, last")
+    run.add_argument("--pooling", default="mean", help="pooling for hf: models: mean, cls, last (default: mean; "
+                     "a CLS-trained hf: model needs --pooling cls)")
     run.add_argument("--trust-remote-code", action="store_true", help="allow model folders to run their own code")
     run.add_argument("--compile", action="store_true", help="torch.compile the model (conan:, st:, hf:, minilm; "
                      "faster on GPUs after tens of seconds of compilation)")

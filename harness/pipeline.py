@@ -10,8 +10,9 @@ A stage whose key changed trains again from scratch (its old output_dir is moved
 aside to `<output_dir>.replaced` and deleted once the new model is exported; it is never resumed into), and so does
 every later stage; an evaluation whose checkpoint changed replaces its old results, and a rerun after an
 interruption keeps the tasks it had finished for the new checkpoint (it replaces only while run.json still holds
-the old one); a baseline given as a local folder (st:/hf:/conan:/gguf:) is keyed by its files the same way (since
-stop 47: before, by its spec, so replaced files stopped the pipeline at `harness run`'s refusal). Each model is
+the old one); a baseline given as a local folder (st:/hf:/conan:) is keyed by its files the same way (since
+stop 47: before, by its spec, so replaced files stopped the pipeline at `harness run`'s refusal; a gguf: file is
+refused when the config loads, as by `harness run`: import it first with `harness models import`). Each model is
 evaluated into `<out>/evals/<spec, readable>-<hash of the spec>` (before stop 47 two specs differing in `/` and `_`
 shared one folder), and the leaderboard and report cover the tasks [eval] names (its suite, narrowed by its
 `tasks`) only: a run folder keeps the tasks of an earlier, longer list. (The new folder names mean a pipeline from
@@ -32,6 +33,7 @@ directory:
     checkpoints = ["runs/pipeline/weak/final"]  # conan checkpoints; default: every train stage's final export
     baselines = ["minilm"]                      # any harness model specs
     dims = ["64", "128", "full"]                # optional MRL sweep
+    device = "cuda"                             # optional: cpu, cuda[:N], npu[:N], mps (default: the best found)
     [leaderboard]
     published = true                            # add the shipped published-score snapshot
 """
@@ -188,12 +190,12 @@ def run_name(spec: str) -> str:
 
 
 def baseline_key(spec: str) -> str:
-    """What a baseline's evaluation is keyed by: the contents of its local folder (st:/hf:/conan:/gguf:), so files
+    """What a baseline's evaluation is keyed by: the contents of its local folder (st:/hf:/conan:), so files
     replaced under the same path replace its results (before stop 47, audit, the spec alone: `harness run` then
     refused the folder's old results and the pipeline could not go on); a packaged or hub name, itself."""
     prefix, _, target = spec.partition(":")
     path = Path(target).expanduser()
-    if prefix in ("st", "hf", "conan", "gguf") and path.exists():
+    if prefix in ("st", "hf", "conan") and path.exists():
         from conan_model.fingerprint import files_fingerprint
 
         return f"{spec} {files_fingerprint(path)}"

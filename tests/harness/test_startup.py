@@ -2,8 +2,9 @@
 
 Each of those takes seconds to import on a small machine; the parser's registration modules (harness.cli and its
 PLUGIN_COMMANDS) import them only inside the commands that need them. Checked in a fresh interpreter, since the
-test process itself has imported everything already. `harness list tasks` is the one listing that imports mteb:
-it shows the main score each mirror's mteb twin reports, which only mteb's task metadata knows.
+test process itself has imported everything already. `harness list tasks` and `harness list official` import
+mteb (tasks: the main score each mirror's mteb twin reports, which only mteb's task metadata knows; official: mteb's
+benchmarks), so they are not probed here.
 """
 
 from __future__ import annotations
