@@ -16,7 +16,7 @@ noise explain. Config (TOML; paths relative to the working directory):
     config = "configs/weak.toml"
     [[stages]]                          # each arm's stages; stage i > 0 starts from stage i-1's final model
     config = "configs/ablations/dhnm_stage.toml"
-    [arms.static]
+    [arms.static]                       # arm names: letters, digits and '_' (they name folders)
     set = ["dhnm.mode='static'"]        # applied to the arm's last stage (`stages = [...]` replaces the list)
     [arms.dynamic]
     [eval]
@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -109,6 +110,11 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
     if cfg["reference"] not in arms:
         raise UsageError(f"{path}: reference = {cfg['reference']!r} is not one of [arms]: {sorted(arms)}")
     for name, arm in arms.items():
+        # the name makes folders and run names (seed<N>/<arm>, <arm>-seed<N>, <arm>-choose<i>): before stop 52
+        # (audit) `arms."../x"` trained outside `out`, and an arm named `shared` wrote over the shared stages
+        if not re.fullmatch(r"[A-Za-z0-9_]+", name) or name == "shared":
+            raise UsageError(f"{path}: arms.{name}: an arm's name is a folder name of letters, digits and '_' "
+                             "(and not `shared`, the shared stages' folder)")  # fmt: skip
         bad = sorted(set(arm) - {"set", "stages"})
         if bad:
             raise UsageError(f"{path}: arms.{name}: unknown key(s) {bad} (expected set, stages)")

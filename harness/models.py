@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from pickle import UnpicklingError  # the exception only: torch's weights_only load raises it
 
 import numpy as np
 
@@ -236,6 +237,8 @@ def _load(spec: str, opts: ModelOptions) -> Embedder:
         except (OSError, ValueError, KeyError) as exc:
             msg = f"--model {spec}: cannot load ({exc}); offline, a hub name must be in the HF cache"
             raise UsageError(msg) from exc
+        except (UnpicklingError, RuntimeError) as exc:
+            raise UsageError(bin_weights_problem(spec, folder, exc)) from exc
         check_st_weights(spec, model, snapshot)
         name = model.model_card_data.model_name or (f"local/{folder.name}" if local else target)
         return SentenceTransformerEmbedder(spec, model, name, None, snapshot, opts)
@@ -243,4 +246,19 @@ def _load(spec: str, opts: ModelOptions) -> Embedder:
         return HFEmbedder(spec, folder, opts) if prefix == "hf" else ConanEmbedder(spec, folder, opts)
     except (OSError, ValueError, KeyError) as exc:  # unreadable config/tokenizer, shape mismatch
         raise UsageError(f"--model {spec}: cannot load the model in {folder} ({exc})") from exc
+    except (UnpicklingError, RuntimeError) as exc:
+        raise UsageError(bin_weights_problem(spec, folder, exc)) from exc
+
+
+def bin_weights_problem(spec: str, folder: Path, exc: Exception) -> str:
+    """One line for a .bin weights file torch would not load: one holding more than plain tensors (refused by the
+    weights-only load, which keeps its code from running) or a damaged one. Before (audit, stop 52) a 40-line
+    traceback, exit 1, whose last line advised the unsafe load."""
+    if isinstance(exc, UnpicklingError):
+        why = ("a .bin weights file holds objects that are not plain tensors, which the harness never loads (they "
+               "could run code); save the weights as model.safetensors")  # fmt: skip
+    else:
+        first = str(exc).split(". ")[0].splitlines()[0] if str(exc).strip() else type(exc).__name__
+        why = f"its weights could not be read ({first})"
+    return f"--model {spec}: cannot load the model in {folder}: {why}"
 

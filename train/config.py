@@ -111,7 +111,7 @@ class StageConfig:
         for key, (value, zero) in not_negative.items():
             if value is not None and value < 0:  # keep_last = -1 kept every checkpoint, silently
                 raise ConfigError(f"{key} must be at least 0 (0: {zero}), got {value}")
-        if self.device == "auto":  # as `harness run --device auto`: the best available (pick_device)
+        if self.device == "auto":  # the best available (pick_device), as `harness run` without --device
             self.device = None
         if self.device is not None and not DEVICE_PATTERN.fullmatch(self.device):
             raise ConfigError(f"device must be auto, cpu, cuda, npu, mps or xpu, optionally with ':<index>', "

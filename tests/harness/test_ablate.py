@@ -441,6 +441,10 @@ def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndims = [64]\ndev = [\"STS16\"]",
       "set = [\"mask_schedule='linear'\"]": "set = [\"mask_schedule='linear'\", \"model_overrides.hidden_size=64\"]"},
      "eval.dims (seed0/linear/stage0, arms.linear.set): 64 is the model's full width"),
+    # before stop 52 (audit): an arm trained outside `out`, or over the shared stages' folder
+    ({"[arms.linear]": '[arms."../../escaped"]'}, "arms.../../escaped: an arm's name is a folder name of letters"),
+    ({"[arms.linear]": "[arms.shared]"}, "arms.shared: an arm's name is a folder name of letters, digits and '_' "
+     "(and not `shared`"),
     ({'n_boot = 200': 'n_boot = 0'}, "n_boot must be an integer of at least 10, got 0"),
     ({'n_boot = 200': 'n_boot = 2.7'}, "n_boot must be an integer of at least 10, got 2.7"),
     ({'n_boot = 200': 'n_boot = 200\nbootstrap_seed = -1'}, "bootstrap_seed must be an integer of at least 0, got -1"),

