@@ -185,6 +185,19 @@ def test_an_accumulated_mntp_step_is_the_whole_batch_step(tmp_path, shared_data,
             assert abs(loss - whole_loss) < 1e-5 * whole_loss and abs(norm - whole_norm) < 1e-5 * whole_norm
 
 
+def test_a_resumed_mntp_run_masks_and_trains_as_the_uninterrupted_one(tmp_path, shared_data, qwen2):
+    """The step's masks are drawn by `MaskedSteps`, which counts steps itself: a resume starts it at the
+    checkpoint's step, so steps 3-4 mask (and so log) as the uninterrupted run's."""
+    cfg = dict(data_root=str(shared_data / "train"), data=["news_en_raw"], init=f"hf:{qwen2}", seq_len=32,
+               batch_size=4, micro_batch_size=2, steps=4, lr=1e-3, log_every=1, save_every=2, threads=1)  # fmt: skip
+    run_mntp(MntpConfig(output_dir=str(tmp_path / "whole"), **cfg))
+    run_mntp(MntpConfig(output_dir=str(tmp_path / "again"), **cfg),
+             resume=str(tmp_path / "whole" / "checkpoints" / "step_00000002"))  # fmt: skip
+    whole = [r["loss"] for r in metrics(tmp_path / "whole") if "loss" in r]
+    again = [r["loss"] for r in metrics(tmp_path / "again") if "loss" in r]
+    assert again == pytest.approx(whole[2:], rel=1e-6)
+
+
 def test_mntp_stage_learns_and_exports_bidirectional_mean(tmp_path, shared_data, qwen2):
     """LLM2Vec's arm: MNTP from an hf: spec lowers its loss, then the weak stage continues bidirectionally."""
     cfg = MntpConfig(output_dir=str(tmp_path / "mntp"), data_root=str(shared_data / "train"), data=["news_en_raw"],
