@@ -191,8 +191,9 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
     title = f"{bench_name} ({suite.name})" if suite else "tasks of the given runs"
     reported = any(Path(folder).resolve() == SNAPSHOT for folder in published)
     groups = {task: task_groups(task, keys, differing.get(task, []), scored, entries) for task, keys in mixed.items()}
+    beside_published = any(e.kind == "published" for e in entries)
     return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported, mixed, groups,
-                 differing_settings(run_records))  # fmt: skip
+                 differing_settings(run_records, beside_published))  # fmt: skip
 
 
 # Run-wide identity keys that move no row's scores: the model, which groups the rows, and the MRL prefixes scored
@@ -200,11 +201,13 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
 UNSCORED_KEYS = ("model_fingerprint", "dims")
 
 
-def differing_settings(runs: list[tuple[Entry, dict[str, Any]]]) -> dict[str, str]:
+def differing_settings(runs: list[tuple[Entry, dict[str, Any]]], beside_published: bool = False) -> dict[str, str]:
     """Row label → the run settings (run.json `identity`) in which it differs from other rows of its model (same
     fingerprint, else spec): max length, dtype, pooling, prompts, dim view, every key but UNSCORED_KEYS, so a
     setting added to the identity is compared without a change here. Before, only the run name told such rows
-    apart. A key only some runs record is compared among those (as `data_differences`)."""
+    apart. A key only some runs record is compared among those (as `data_differences`). ``beside_published``: a
+    row computed below float32 names its dtype whatever its model's other rows (before stop 52, audit, a bf16
+    minilm row ranked beside published float32 scores with no dtype anywhere on the board)."""
     groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for entry, record in runs:
         identity, model = with_implied_keys(record.get("identity") or {}), record.get("model", {})
@@ -216,6 +219,11 @@ def differing_settings(runs: list[tuple[Entry, dict[str, Any]]]) -> dict[str, st
             for label, identity in rows:
                 if key in identity:
                     found.setdefault(label, []).append(f"{key} {_brief(identity[key])}")
+    if beside_published:
+        for label, identity in (row for rows in groups.values() for row in rows):
+            dtype = identity.get("dtype")
+            if dtype not in (None, "float32") and f"dtype {_brief(dtype)}" not in found.get(label, []):
+                found.setdefault(label, []).append(f"dtype {_brief(dtype)}")
     return {label: ", ".join(parts) for label, parts in found.items()}
 
 

@@ -19,6 +19,19 @@ def _fused(model: torch.nn.Module) -> list[torch.nn.Module]:
     return [m for m in model.modules() if type(m).__name__ == "FusedLinear"]
 
 
+def test_a_linear_subclass_with_its_own_forward_is_left_alone() -> None:
+    """Audit, stop 52: `isinstance` fused a subclass of nn.Linear too, dropping what its own forward adds."""
+
+    class Halved(torch.nn.Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) / 2
+
+    model = torch.nn.Sequential(Halved(4, 4), torch.nn.Linear(4, 4)).to(torch.bfloat16)
+    if onednn.available():
+        assert onednn.fuse_linears(model) == 1
+    assert type(model[0]) is Halved
+
+
 def test_float32_keeps_the_stock_linears() -> None:
     embedder = load_model("minilm", ModelOptions(dtype="float32"))
     assert embedder.kernels is None and not _fused(embedder._model)

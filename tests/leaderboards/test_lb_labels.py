@@ -63,6 +63,25 @@ def test_rows_of_one_model_name_the_settings_they_differ_in(tmp_path: Path) -> N
     assert "| other [other] (1 mirror) | | 1/1 |" in text and "- **Settings that differ**" in text
 
 
+def test_a_row_below_float32_names_its_dtype_beside_published_rows(tmp_path: Path) -> None:
+    """Audit, stop 52: a bf16 run (`--dtype auto` on this CPU) ranked beside the published float32 scores with no
+    dtype anywhere on the board; a float32 run names none. A key recorded only away from its default (padding to a
+    multiple) is named against a run that left it out (before: compared only among the runs that held it)."""
+    bf16 = make_run(tmp_path, "bf16", {"STS16": 0.7898}, TYPES, identity={**RUN, "dtype": "bfloat16"})
+    fp32 = make_run(tmp_path, "fp32", {"STS16": 0.7899}, TYPES, model="org/other",
+                    identity={**RUN, "model_fingerprint": "other==1"})  # fmt: skip
+    padded = make_run(tmp_path, "padded", {"STS16": 0.7899}, TYPES, model="org/other",
+                      identity={**RUN, "model_fingerprint": "other==1", "pad_multiple": 16})  # fmt: skip
+    out = tmp_path / "lb.md"
+    assert main(["leaderboard", str(bf16), str(fp32), str(padded), "--published", "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", out.read_text(encoding="utf-8"))
+    assert "| model [bf16] (1 mirror) | dtype `bfloat16` |" in text
+    assert "| other [fp32] (1 mirror) | pad_multiple `1` |" in text
+    assert "| other [padded] (1 mirror) | pad_multiple `16` |" in text
+    assert main(["leaderboard", str(bf16), "--out", str(out)]) == 0  # no published rows: nothing to name
+    assert "Settings that differ" not in out.read_text(encoding="utf-8")
+
+
 def test_no_settings_column_when_the_settings_agree(tmp_path: Path) -> None:
     a = make_run(tmp_path, "a", {"STS16": 0.80}, TYPES, identity=RUN)
     b = make_run(tmp_path, "b", {"STS16": 0.70}, TYPES, identity={**RUN, "dims": [64, 128]})
