@@ -63,7 +63,7 @@ def open_model(spec: str, opts: ModelOptions | None, cache: EmbeddingCache | Non
     """The model for `spec`: a LazyEmbedder when the cache holds its description, else loaded now (and described
     into the cache for next time). Option errors are raised here either way, before anything loads."""
     opts = opts or ModelOptions()
-    resolved, _ = resolve_options(spec, opts)
+    resolved, reason = resolve_options(spec, opts)
     note = remote_code_note(spec, opts)
     if note and os.environ.get("RANK", "0") == "0":  # once a run (a cached description loads nothing), one rank
         warn(note)
@@ -74,7 +74,10 @@ def open_model(spec: str, opts: ModelOptions | None, cache: EmbeddingCache | Non
         if key:
             cache.remember_model(key, describe_fully(embedder))
         return embedder
-    return LazyEmbedder(known, lambda: _load_counted(spec, opts), lambda real: cache.remember_model(key, real))
+    # the reason is this run's: `--dtype bfloat16` and an auto that resolves to it share one description (before
+    # stop 52, audit, run.json said "auto: CPU has native bf16" for an explicit --dtype bfloat16)
+    return LazyEmbedder({**known, "dtype_reason": reason}, lambda: _load_counted(spec, opts),
+                        lambda real: cache.remember_model(key, real))  # fmt: skip
 
 
 def _load_counted(spec: str, opts: ModelOptions) -> Embedder:
@@ -110,7 +113,7 @@ class LazyEmbedder(Embedder):
             return 0.0
         start = time.perf_counter()
         real = self._load()
-        real.dtype_reason = self.dtype_reason  # the reason decided with the options, as the description has it
+        real.dtype_reason = self.dtype_reason  # the reason decided with this run's options
         actual = describe_fully(real)
         if actual != self._description:
             self._replace(actual)

@@ -79,3 +79,20 @@ def test_run_json_records_dtype_and_reason(cpu_bf16_env: pytest.MonkeyPatch, sha
     assert code == 0
     model = json.loads((tmp_path / "auto" / "run.json").read_text())["model"]
     assert (model["dtype"], model["dtype_reason"]) == ("bfloat16", "auto: CONAN_CPU_BF16=1")
+
+
+def test_a_cached_description_records_this_run_s_dtype_reason(cpu_bf16_env: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:  # fmt: skip
+    """Audit, stop 52: `--dtype bfloat16` and an auto that resolves to it share one stored model description, and
+    run.json took the reason from it: an explicit `--dtype bfloat16` read "auto: CONAN_CPU_BF16=1"."""
+    from harness.cache import EmbeddingCache
+    from harness.lazy import LazyEmbedder, open_model
+
+    cpu_bf16_env.setenv("CONAN_CPU_BF16", "1")
+    cache = EmbeddingCache(tmp_path / "cache")
+    first = open_model("minilm", ModelOptions(device="cpu"), cache)  # loads, and describes it into the cache
+    assert first.dtype_reason == "auto: CONAN_CPU_BF16=1"
+    again = open_model("minilm", ModelOptions(device="cpu", dtype="bfloat16"), cache)
+    assert isinstance(again, LazyEmbedder) and again.dtype_reason == "--dtype bfloat16"
+    again.ensure_loaded()  # the loaded model agrees with the description: no StaleDescription
+    assert again.dtype_reason == "--dtype bfloat16"
