@@ -56,7 +56,7 @@ def description_key(spec: str, opts: ModelOptions) -> str | None:
         files = files_fingerprint(folder)
     code = [files_fingerprint(Path(pkg.__file__).parent, ("*.py",)) for pkg in (harness, conan_model)]
     return data_fingerprint({"spec": spec, "options": dataclasses.asdict(opts), "files": files, "code": code,
-                             "packages": sysinfo.package_versions(), "cpu": sysinfo.cpu_model()})  # fmt: skip
+                             "packages": sysinfo.package_versions(), "cpu": sysinfo.cpu_kernels()})  # fmt: skip
 
 
 def open_model(spec: str, opts: ModelOptions | None, cache: EmbeddingCache | None) -> Embedder:

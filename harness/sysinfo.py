@@ -62,6 +62,29 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# /proc/cpuinfo flags that decide which bf16 kernels oneDNN runs (native bf16 dot products, else an emulation
+# whose width follows the vector ISA), and the variables that cap them
+BF16_KERNEL_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "bf16")
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+
+
+def cpu_kernels() -> str:
+    """What decides a CPU's bfloat16 vectors, for keying them (the embedding cache, the rerun identity): the model
+    name, the bf16-relevant flags the CPU reports and an ISA cap set in the environment. A VM's generic name ("AMD
+    EPYC") can stand for hosts with and without native bf16, where oneDNN emulates it: STS12 61.27 emulated
+    against 61.09 native (audit, stop 52; before, the name alone keyed them and one was served for the other)."""
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("flags", "Features"):
+                flags.update(value.split())
+    except OSError:
+        pass
+    caps = [f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name)]
+    return " | ".join([cpu_model(), ",".join(f for f in BF16_KERNEL_FLAGS if f in flags) or "-", *caps])
+
+
 def accelerator() -> dict[str, Any] | None:
     import torch
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.metadata
 
+import pytest
+
 from harness import sysinfo
 from harness.cache import namespace_key
 from harness.embedder import ModelOptions
@@ -27,7 +29,11 @@ def test_a_changed_package_version_is_a_new_namespace(minilm, monkeypatch) -> No
     assert namespace_key(minilm.cache_identity("query")) == namespace_key(before)  # not a kernel package
 
 
-def test_bf16_on_a_cpu_is_keyed_by_the_cpu_model() -> None:
+def test_bf16_on_a_cpu_is_keyed_by_the_cpu_model_and_its_bf16_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audit, stop 52: keyed by the model name alone, vectors of a VM host with native bf16 were served to one
+    whose oneDNN emulates it (or runs under an ISA cap), under the same generic name."""
     identity = load_model("minilm", ModelOptions(device="cpu", dtype="bfloat16")).cache_identity("query")
-    assert identity["cpu"] == sysinfo.cpu_model()
+    assert identity["cpu"] == sysinfo.cpu_kernels() and identity["cpu"].startswith(sysinfo.cpu_model() + " | ")
     assert namespace_key({**identity, "cpu": "another CPU"}) != namespace_key(identity)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    assert sysinfo.cpu_kernels().endswith(" | ONEDNN_MAX_CPU_ISA=AVX512_CORE")
