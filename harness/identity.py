@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.embedder import Embedder
-from harness.runs import RAW_VIEW
+from harness.runs import IMPLIED_DEFAULTS, RAW_VIEW
 from harness.tasks import MIRROR, ResolvedTask, is_aggregate, mirror_identity
 
 
@@ -53,11 +53,12 @@ def run_identity(embedder: Embedder, dims: list[int], mteb_version: str) -> dict
     # packages that compute them and, below float32 on a CPU, the CPU model. Before stop 46 (audit) a rerun after an
     # upgrade kept every finished task, listed under the new versions in run.json's environment
     identity.update(embedder.kernel_identity())
-    if embedder.similarity_fn_name != "cosine":  # absent for cosine, so results scored before it was keyed stay
+    # keys absent at their default (IMPLIED_DEFAULTS, which comparisons fill back in), so results from before stay
+    if embedder.similarity_fn_name != IMPLIED_DEFAULTS["similarity_fn_name"]:
         identity["similarity_fn_name"] = embedder.similarity_fn_name
     if embedder.task_prompts:  # absent without them, so other models' results stay; old runs of such a folder redo
         identity["task_prompts"] = dict(embedder.task_prompts)
-    if embedder.pad_multiple > 1:  # absent at 1 (padding to the longest), so results from before it stay
+    if embedder.pad_multiple != IMPLIED_DEFAULTS["pad_multiple"]:  # 1: padding to the longest
         identity["pad_multiple"] = embedder.pad_multiple
     if dims:  # dim views are raw prefixes (stop 31 for raw vectors, 35 for unit ones): dims recorded before redo
         identity["dim_view"] = RAW_VIEW

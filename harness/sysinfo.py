@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -52,14 +53,25 @@ def code_version() -> str | None:
     return sha + ("+dirty" if changed and changed.strip() else "")
 
 
-def cpu_model() -> str:
+@functools.cache
+def _cpuinfo() -> tuple[str | None, frozenset[str]]:
+    """(model name, flags) from /proc/cpuinfo, read once a process: the cache key asks for them at every encode
+    call below float32 (`cpu_kernels`)."""
+    model, flags = None, set()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model is None:
+                model = value.strip()
+            elif key.strip() in ("flags", "Features"):
+                flags.update(value.split())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return model, frozenset(flags)
+
+
+def cpu_model() -> str:
+    return _cpuinfo()[0] or platform.processor() or platform.machine()
 
 
 # /proc/cpuinfo flags that decide which bf16 kernels oneDNN runs (native bf16 dot products, else an emulation
@@ -73,14 +85,7 @@ def cpu_kernels() -> str:
     name, the bf16-relevant flags the CPU reports and an ISA cap set in the environment. A VM's generic name ("AMD
     EPYC") can stand for hosts with and without native bf16, where oneDNN emulates it: STS12 61.27 emulated
     against 61.09 native (audit, stop 52; before, the name alone keyed them and one was served for the other)."""
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("flags", "Features"):
-                flags.update(value.split())
-    except OSError:
-        pass
+    flags = _cpuinfo()[1]
     caps = [f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name)]
     return " | ".join([cpu_model(), ",".join(f for f in BF16_KERNEL_FLAGS if f in flags) or "-", *caps])
 

@@ -23,9 +23,8 @@ config.json says ``attention = "bidirectional"`` and this stage's ``pooling``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import torch
 from tokenizers import Tokenizer
@@ -78,14 +77,18 @@ def mask_rows(batch: torch.Tensor, where: tuple[int, int, int], ratio: float, ma
     return torch.cat([m[0] for m in masked]), torch.cat([m[1] for m in masked])
 
 
+MaskFn = Callable[[torch.Tensor, tuple[int, int]], tuple[torch.Tensor, torch.Tensor]]
+
+
 class MaskedSteps:
     """The packed micro-batches of each step as (inputs, labels, the step's masked count), masked all at once when
     the step's first micro-batch is asked for: the count sums every micro-batch of the step on every rank, so the
     loss each contributes (its masked-token sum over that count) adds up to the step's mean over its masked
     tokens. Checkpoints fall between steps, where nothing is pending: the data state is the packer's."""
 
-    def __init__(self, batches: PackedBatches, accum: int, rt: Runtime, step: int, masking: dict[str, Any]) -> None:
-        self.batches, self.accum, self.rt, self.step, self.masking = batches, accum, rt, step, masking
+    def __init__(self, batches: PackedBatches, accum: int, rt: Runtime, step: int, mask: MaskFn) -> None:
+        """``mask(rows, (step, first row's place in the step's global batch))``: (inputs, labels)."""
+        self.batches, self.accum, self.rt, self.step, self.mask = batches, accum, rt, step, mask
         self.pending: list[tuple[torch.Tensor, torch.Tensor, float]] = []
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
@@ -94,10 +97,9 @@ class MaskedSteps:
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor, float]:
         if not self.pending:
             rows = [next(self.batches) for _ in range(self.accum)]
-            masked = [mask_rows(batch, (self.masking["seed"], self.step,
-                                        first_row(call, self.batches.micro, self.rt.world_size, self.rt.rank)),
-                                self.masking["ratio"], self.masking["mask_id"], self.masking["vocab"],
-                                self.masking["special"]) for call, batch in enumerate(rows)]  # fmt: skip
+            world, rank = self.rt.world_size, self.rt.rank
+            masked = [self.mask(batch, (self.step, first_row(call, self.batches.micro, world, rank)))
+                      for call, batch in enumerate(rows)]  # fmt: skip
             local = sum(int((labels[:, 1:] != -100).sum()) for _, labels in masked)
             count = all_reduce(local, "sum", self.rt.device)
             self.pending = [(inputs, labels, count) for inputs, labels in masked]
@@ -138,9 +140,10 @@ def run(cfg: MntpConfig, resume: str | None = None) -> Path:
     # each row's mask is seeded by its place in the step's global batch (call c of micro x world rows, this rank's
     # slice of it), which is the same row whatever the world size and micro-batch: a resume on another number of
     # processes masks as the uninterrupted run (before stop 48, audit, the seed held the rank)
-    masking = {"seed": cfg.seed, "ratio": cfg.mask_ratio, "mask_id": mask_id, "vocab": tokenizer.get_vocab_size(),
-               "special": special}  # fmt: skip
-    batches = MaskedSteps(packed, accum, rt, int(state["step"]) if ckpt else 0, masking)
+    vocab = tokenizer.get_vocab_size()
+    batches = MaskedSteps(packed, accum, rt, int(state["step"]) if ckpt else 0,
+                          lambda rows, where: mask_rows(rows, (cfg.seed, *where), cfg.mask_ratio, mask_id, vocab,
+                                                        special))  # fmt: skip
 
     def step(module: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, float], step: int) -> loop.StepResult:
         inputs, labels, count = batch
