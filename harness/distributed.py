@@ -312,20 +312,37 @@ def _brief(value: Any) -> str:
     return text if len(text) <= 80 else f"{text[:60]}…{text[-12:]}"
 
 
+def bind_rank_device(requested: str | None) -> str | None:
+    """Under torchrun with several processes, make this rank's accelerator (LOCAL_RANK's) the current one and
+    return its name; None in a single process. Called before the model loads: a model moved to plain "cuda" goes
+    to the current device, which was GPU 0 on every rank when the device was set only after an eager load (audit,
+    stop 53: st:/hf: weights stayed on GPU 0 while rank 1's batches went to GPU 1; conan: every rank on GPU 0).
+    An explicit index (`--device cuda:1`) is kept, as training keeps it (train/distributed.py)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+
+    from conan_model.device import pick_device
+
+    device = pick_device(requested)
+    if device.type in ("cpu", "mps"):
+        return device.type
+    index = int(os.environ.get("LOCAL_RANK", "0")) if device.index is None else device.index
+    torch.get_device_module(device.type).set_device(index)
+    return f"{device.type}:{index}"
+
+
 def init_from_env(device: str) -> ShardGroup | None:
     """A ShardGroup when launched by torchrun with more than one process, else None (plain single process)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return None
-    import torch
     import torch.distributed as dist
 
     from conan_model.device import dist_backend
 
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if device.startswith("cuda"):
-        device = f"cuda:{local_rank}"
-        torch.cuda.set_device(local_rank)
+    rank = int(os.environ["RANK"])
+    device = bind_rank_device(device) or device
     timeout_s = group_timeout_s()
     if not dist.is_initialized():  # torch's timeout too: a rank lost inside a collective stops it as late
         dist.init_process_group(backend=dist_backend(device), timeout=timedelta(seconds=timeout_s))

@@ -268,15 +268,20 @@ class HarnessEncoder(ScoredAsModel):
                 return
             dim = self.model.embed_dim
             for lo in range(0, len(texts), self.flush_every):
+                began = time.perf_counter()
                 part = texts[lo : lo + self.flush_every]
                 mine = part[self.shards.rank :: self.shards.world]
                 # one extra column carries each text's token count, so the slice's tokens are counted whole, as its
                 # texts are (before stop 26 tokens counted rank 0's share only: half the truth on 2 ranks)
                 local = np.empty((len(mine), dim + 1), dtype=np.float32)
-                for a, b, vectors, lengths in self._timed(self._stream(mine, role, prompt, window=max(len(mine), 1))):
+                for a, b, vectors, lengths in self._stream(mine, role, prompt, window=max(len(mine), 1)):
                     local[a:b, :dim], local[a:b, dim] = vectors, lengths
+                pieces = self.shards.gather(local, len(part), dim + 1)
+                # the group's time for the slice is its slowest rank's: timed through the gather (before stop 53
+                # rank 0's own encoding alone, so a rank 1 three times slower read as a group 6x faster than it was)
+                self.stats.model_s += time.perf_counter() - began
                 result = np.empty((len(part), dim), dtype=np.float32)
-                for rank, piece in enumerate(self.shards.gather(local, len(part), dim + 1)):
+                for rank, piece in enumerate(pieces):
                     result[rank :: self.shards.world] = piece[:, :dim]
                     if rank != self.shards.rank:
                         self.stats.tokens += int(piece[:, dim].sum())

@@ -30,7 +30,7 @@ from harness.cache import EmbeddingCache, default_cache_dir, open_cache_at
 from harness.checks import check_positive, check_writable_dir, run_directory
 from harness.console import WarningLog, heartbeat, library_tqdm_off, quiet_console, silence_library_bars
 from harness.data import LocalTask, scan_tasks
-from harness.distributed import ShardGroup, init_from_env
+from harness.distributed import ShardGroup, bind_rank_device, init_from_env
 from harness.embedder import Embedder, ModelOptions
 from harness.encoding import HarnessEncoder
 from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
@@ -193,6 +193,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack) -> in
     silence_library_bars()
     cache = to_close.enter_context(closing(open_cache(cfg.cache_dir or default_cache_dir()))) \
         if cfg.use_cache else None  # fmt: skip
+    bind_rank_device(cfg.options.device)  # under torchrun: this rank's GPU before any weights load
     opened = time.perf_counter()
     embedder = open_model(cfg.model, cfg.options, cache)  # weights load at the first text the cache lacks
     # an eager load (no cache, or a model the cache does not know) is charged to the first task evaluated, as a

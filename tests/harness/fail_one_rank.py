@@ -3,7 +3,8 @@
 harness: it replaces HarnessEncoder._stream in this process only.
 
 FAULT (env) says how the pass fails: `raise` an error, `block` forever without dying (a hung rank; it says
-`rank N blocks` first), `kill` the rank with SIGKILL; without FAULT no rank fails. FAULT_TASK (env) moves the fault
+`rank N blocks` first), `kill` the rank with SIGKILL, `slow`: run FAULT_S (env) seconds late; without FAULT no rank
+fails. FAULT_TASK (env) moves the fault
 to the first pass of that task. Every rank dumps its threads' stacks on SIGUSR1 (faulthandler), so a test can see
 where a rank that outlives a stop hangs."""
 
@@ -37,6 +38,9 @@ def fail_first_pass(how: str, task: str | None) -> None:
                     raise_if_interrupted()  # as the harness's own waits: a swallowed interrupt still ends it
             if how == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if how == "slow":  # a slower rank: the pass runs, FAULT_S seconds late
+                time.sleep(float(os.environ["FAULT_S"]))
+                return original(self, texts, role, *args, **kwargs)
             raise RuntimeError(f"injected failure on rank {rank}")
         return original(self, texts, role, *args, **kwargs)
 

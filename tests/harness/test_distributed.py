@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from data_helpers import cut_rows
 
 from harness.cli import main
 from harness.data import default_data_root
-from harness.distributed import group_timeout_s
+from harness.distributed import bind_rank_device, group_timeout_s
 from harness.errors import UsageError
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="gloo over localhost")
@@ -143,6 +144,61 @@ def _torchrun(args: list[str], **fault: str) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(helper), "1",
            *args]  # fmt: skip
     return {"args": cmd, "env": {**os.environ, "OMP_NUM_THREADS": "1", **fault}}
+
+
+@pytest.mark.slow
+def test_the_group_s_model_time_is_its_slowest_rank_s(tmp_path: Path) -> None:
+    """Rank 1 runs its pass of EqSTS16 4 s late. The group's texts/s divides all ranks' texts by the group's model
+    time, so that time is the slowest rank's: efficiency.json's model_s holds the 4 s. Before stop 53 it was rank
+    0's own encoding (~0.1 s here), and the rate read as if the slow rank were as fast (audit: 6x the truth)."""
+    data = _tasks(tmp_path / "data")
+    args = ["run", "--tasks", "EqSTS16", "--model", "minilm", "--no-cache", "--no-progress", "--dtype", "float32",
+            "--data-dir", str(data), "--out", str(tmp_path), "--run-name", "two"]  # fmt: skip
+    proc = subprocess.run(**_torchrun(args, FAULT="slow", FAULT_S="4"), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    figures = json.loads((tmp_path / "two" / "efficiency.json").read_text())["EqSTS16"]
+    assert figures["world_size"] == 2 and figures["model_s"] >= 4.0, figures
+    assert figures["texts_per_s"] <= figures["encoded_texts"] / 4.0
+
+
+def test_a_rank_s_accelerator_is_bound_before_the_model_loads(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:  # fmt: skip
+    """`harness run` makes the rank's accelerator current before the weights load: a model moved to plain "cuda"
+    lands on the current GPU. Before stop 53 it was set after an eager load (--no-cache, or a model the cache did
+    not describe), so every rank's weights went to GPU 0 (no GPU here: the order of the two calls is checked)."""
+    from harness import runner
+
+    calls: list[str] = []
+    monkeypatch.setattr(runner, "bind_rank_device", lambda device: calls.append(f"bind {device}"))
+
+    def open_model(*args: Any, **kwargs: Any) -> None:
+        calls.append("load")
+        raise KeyboardInterrupt  # stops the run here
+
+    monkeypatch.setattr(runner, "open_model", open_model)
+    code = main(["run", "--tasks", "STS16", "--model", "minilm", "--no-cache", "--no-progress", "--device", "cpu",
+                 "--out", str(tmp_path)])  # fmt: skip
+    assert calls == ["bind cpu", "load"] and code == 130  # 130: interrupted
+
+
+def test_bind_rank_device_takes_the_local_rank_s_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under torchrun (WORLD_SIZE > 1) an accelerator without an index becomes LOCAL_RANK's and is made current
+    (cuda and xpu alike; npu too, once torch_npu registers the type); an explicit index is kept; cpu sets nothing; a single process binds nothing."""
+    import torch
+
+    from conan_model import device as device_module
+
+    made_current: list[tuple[str, int]] = []
+    monkeypatch.setattr(device_module, "pick_device", lambda requested: torch.device(requested or "cuda"))
+    monkeypatch.setattr(torch, "get_device_module",
+                        lambda kind: SimpleNamespace(set_device=lambda i: made_current.append((kind, i))))  # fmt: skip
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert bind_rank_device(None) == "cuda:1" and bind_rank_device("xpu") == "xpu:1"
+    assert bind_rank_device("cuda:0") == "cuda:0" and bind_rank_device("cpu") == "cpu"
+    assert made_current == [("cuda", 1), ("xpu", 1), ("cuda", 0)]
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert bind_rank_device("cuda") is None and len(made_current) == 3
 
 
 @pytest.mark.slow
