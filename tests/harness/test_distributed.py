@@ -183,7 +183,8 @@ def test_a_rank_s_accelerator_is_bound_before_the_model_loads(monkeypatch: pytes
 
 def test_bind_rank_device_takes_the_local_rank_s_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
     """Under torchrun (WORLD_SIZE > 1) an accelerator without an index becomes LOCAL_RANK's and is made current
-    (cuda and xpu alike; npu too, once torch_npu registers the type); an explicit index is kept; cpu sets nothing; a single process binds nothing."""
+    (cuda and xpu alike; npu too, once torch_npu registers the type); an explicit index is kept; cpu sets nothing;
+    a single process binds nothing."""
     import torch
 
     from conan_model import device as device_module
