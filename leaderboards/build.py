@@ -155,7 +155,9 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
             notes += [f"{name} ({where}): no published score for these tasks; not shown.", *skipped]
             continue
         entries.append(published_entry(model, name))
-        notes += [f"{name}: revision `{model.revision}` from {where}; {len(model.scores)} task(s).", *skipped]
+        revision = (f"revision `{model.revision}`" if len(set(model.revisions.values())) == 1 else
+                    f"revisions {model.revision}, each task's as mteb's leaderboard picks it")  # fmt: skip
+        notes += [f"{name}: {revision} from {where}; {len(model.scores)} task(s).", *skipped]
         if not suite:
             order += [t for t in model.scores if t not in order]
     _fill_task_info(order, bench_tasks, types, metrics)

@@ -6,9 +6,12 @@ itself). Both JSON schemas load through mteb's own `TaskResult.from_disk`: the n
 `"test": {...}` with the task's main-score key), which mteb converts.
 
 Choices, documented in docs/reports.md:
-- revision: a model folder often holds several revision folders; we use the one holding the most of the
-  wanted tasks, then the newest mteb version inside, then the last name in sort order. Revisions are never
-  mixed within one model.
+- revision: a model folder often holds several revision folders; each task's file comes from the one mteb's
+  leaderboard keeps (`BenchmarkResults.join_revisions`): the model's own revision in mteb's registry
+  (ModelMeta.revision) first, then the newest mteb version, then the last folder name. So a row can mix
+  revisions, as the MTEB leaderboard's does; the notes name each. (Before stop 53 one folder served every task,
+  the one holding most of them: multilingual-e5-small's ATEC then read 35.14 from an older revision where mteb
+  shows 34.00 from the model's own.)
 - splits: every eval split of the task (the benchmark's selection with a suite, the splits our runs scored
   without one), the score being the mean over splits and subsets, as mteb's leaderboard and `harness run` compute
   it. A file lacking some of them is scored on what it holds and marked partial (`PublishedModel.partial`), so
@@ -19,9 +22,11 @@ Choices, documented in docs/reports.md:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,12 +44,19 @@ class PublishedModel:
     """One model's published scores (0–1 scale), with where each came from."""
 
     name: str
-    revision: str
     scores: dict[str, float] = field(default_factory=dict)
     splits: dict[str, str] = field(default_factory=dict)
-    path: Path | None = None
+    revisions: dict[str, str] = field(default_factory=dict)  # task → the revision folder its score came from
     skipped: dict[str, str] = field(default_factory=dict)
     partial: dict[str, str] = field(default_factory=dict)  # task → the splits/subsets its file lacks
+
+    @property
+    def revision(self) -> str:
+        """The revision of every score, or each revision with its count of tasks (most first) when they differ."""
+        counts = Counter(self.revisions.values())
+        if len(counts) <= 1:
+            return next(iter(counts), "")
+        return ", ".join(f"{rev} ({n} task{'s' * (n > 1)})" for rev, n in counts.most_common())
 
 
 class TaskScore(NamedTuple):
@@ -73,18 +85,27 @@ def _mteb_version(path: Path) -> Version:
         return Version("0")
 
 
-def pick_revision(model_dir: Path, wanted: set[str] | None) -> Path | None:
-    """The revision folder with most wanted task files; ties → newest mteb version, then last name."""
-    best, best_key = None, None
+@functools.cache
+def main_revisions() -> dict[str, str | None]:
+    """Each model's own revision in mteb's registry (ModelMeta.revision), by model name."""
+    import mteb
+
+    return {meta.name: meta.revision for meta in mteb.get_model_metas() if meta.name}
+
+
+def pick_files(model_dir: Path, name: str, wanted: set[str] | None) -> dict[str, Path]:
+    """Per wanted task, the result file mteb's leaderboard keeps among the model's revision folders: the model's
+    own revision (mteb's registry) first, then the newest mteb version, then the last folder name."""
+    own = main_revisions().get(name)
+    best: dict[str, tuple[tuple[bool, Version, str], Path]] = {}
     for rev in sorted(p for p in model_dir.iterdir() if p.is_dir()):
-        files = [f for f in rev.glob("*.json") if f.name not in NOT_TASK_FILES]
-        tasks = {f.stem for f in files}
-        count = len(tasks & wanted) if wanted is not None else len(tasks)
-        newest = max((_mteb_version(f) for f in files), default=Version("0"))
-        key = (count, newest, rev.name)
-        if files and (best_key is None or key > best_key):
-            best, best_key = rev, key
-    return best
+        for file in rev.glob("*.json"):
+            if file.name in NOT_TASK_FILES or (wanted is not None and file.stem not in wanted):
+                continue
+            key = (rev.name == own, _mteb_version(file), rev.name)
+            if file.stem not in best or key > best[file.stem][0]:
+                best[file.stem] = (key, file)
+    return {task: file for task, (_, file) in sorted(best.items())}
 
 
 def task_score(path: Path, task: Any | None) -> TaskScore | None:
@@ -133,16 +154,12 @@ def load_published(path: Path, tasks: dict[str, Any | None] | None = None) -> li
     wanted = set(tasks) if tasks is not None else None
     models = []
     for model_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        rev = pick_revision(model_dir, wanted)
-        if rev is None:
+        metas = sorted(model_dir.glob("*/model_meta.json"))
+        meta = json.loads(metas[-1].read_text(encoding="utf-8")) if metas else {}
+        model = PublishedModel(meta.get("name") or model_dir.name.replace("__", "/", 1))
+        if not any(f.name not in NOT_TASK_FILES for f in model_dir.glob("*/*.json")):
             continue
-        meta = json.loads((rev / "model_meta.json").read_text(encoding="utf-8")) if (
-            rev / "model_meta.json").is_file() else {}  # fmt: skip
-        model = PublishedModel(meta.get("name") or model_dir.name.replace("__", "/", 1), rev.name, path=rev)
-        for file in sorted(rev.glob("*.json")):
-            name = file.stem
-            if file.name in NOT_TASK_FILES or (wanted is not None and name not in wanted):
-                continue
+        for name, file in pick_files(model_dir, model.name, wanted).items():
             try:
                 got = task_score(file, (tasks or {}).get(name) or _mteb_task(name))
             except Exception as exc:  # noqa: BLE001 - one unreadable file must not hide the others
@@ -151,7 +168,7 @@ def load_published(path: Path, tasks: dict[str, Any | None] | None = None) -> li
             if got is None:
                 model.skipped[name] = "no main score for the task's splits/subsets"
                 continue
-            model.scores[name], model.splits[name] = got.score, got.splits
+            model.scores[name], model.splits[name], model.revisions[name] = got.score, got.splits, file.parent.name
             if got.partial:
                 model.partial[name] = got.partial
         models.append(model)
