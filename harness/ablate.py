@@ -29,10 +29,13 @@ noise explain. Config (TOML; paths relative to the working directory):
     arm = "dynamic"                     # tuned with the first seed; default: the reference arm
 
 Resumable: every finished unit (a stage of one arm and seed, an evaluation) is recorded in <out>/ablate.json
-and skipped on a rerun. A stage is recorded with a fingerprint of its resolved config and the sha256 of each
-training data file and of its `init` (unless chained: the previous unit's record covers it); one whose config or
-files changed is refused, naming them. An evaluation is recorded with its settings ([eval] max_length and
-device, the sha256 of each task's files) and evaluated again when they changed. A stage killed half-way
+and skipped on a rerun; one process at a time holds <out>/.ablate.lock. A stage is recorded with a fingerprint of
+its resolved config (without the keys train lets a resume change: micro_batch_size, gradient_checkpointing,
+compile, ...), the sha256 of each training data file and of its `init` (unless chained: the previous unit's
+record covers it) and the model it started from; one whose config, files or starting model changed (a [[base]]
+or [[shared]] stage added or removed) is refused, naming the keys, files or models. An evaluation is recorded
+with its settings ([eval] max_length and device, the sha256 of each task's files) and evaluated again when they
+changed, or when its run directory, which the report reads, no longer holds the recorded scores. A stage killed half-way
 continues from its newest checkpoint, an evaluation from its last finished task, so kill -9 loses at most the arm
 in progress; a finished stage's checkpoints are deleted (its final model stays). Each unit also records the code
 version (git commit, "+dirty" with uncommitted .py edits) it ran at, not part of its key: the report names every
@@ -51,12 +54,13 @@ share (refused unless `eval.overlap_ok = "why"`) and those the training files sh
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from conan_model.fingerprint import data_fingerprint, files_fingerprint
 from harness.data import (
@@ -77,12 +81,30 @@ from harness.runs import RAW_VIEW, atomic_write_json, read_json
 from harness.sysinfo import code_version
 
 STATE = "ablate.json"
+LOCK_NAME = ".ablate.lock"
 EVAL_KEYS = {"dev", "test", "dims", "batch_size", "device", "max_length", "overlap_ok", "train_overlap_ok"}
 TOP_KEYS = {"name", "out", "report", "scale", "seeds", "reference", "data_dir", "set", "base", "shared", "stages",
             "arms", "eval", "choose", "n_boot", "bootstrap_seed"}  # fmt: skip
-# Keys that change where or how fast a stage runs, not what it learns: left out of a unit's fingerprint.
-# A chained `init` (the previous unit's final folder) is left out too: that unit's own fingerprint covers it.
-OPERATIONAL = {"output_dir", "threads", "device", "log_every", "save_every", "keep_last", "pools_dir"}
+# Keys that change where or how fast a stage runs, not what it learns: left out of a unit's fingerprint, with the
+# stage's own resume-safe keys (train's RESUME_SAFE: micro_batch_size, gradient_checkpointing, compile, ...; before
+# stop 53 this set alone, so turning on a memory knob refused every finished unit). A chained `init` (the
+# previous unit's final folder) is left out too: that unit's own fingerprint covers it. `harness pipeline` keys its
+# stages by this set alone (its records predate the wider one).
+OPERATIONAL = frozenset({"output_dir", "threads", "device", "log_every", "save_every", "keep_last", "pools_dir"})
+
+
+def hold_lock(out: Path, config_path: Path) -> TextIO:
+    """An exclusive flock on `<out>/.ablate.lock`, refusing a second `harness ablate` of the same work folder: two
+    (a requeued job beside the first) read ablate.json once each, trained every unit twice, rewrote a `final/`
+    the other was evaluating and kept whichever record was written last (audit, stop 53)."""
+    handle = open(out / LOCK_NAME, "a")  # noqa: SIM115 - open for the life of the process
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UsageError(f"{config_path}: out {out} is in use: another `harness ablate` holds {out / LOCK_NAME}; "
+                         "wait for it to finish, or set another out") from None  # fmt: skip
+    return handle
 
 
 def drop_checkpoints(unit_dir: Path) -> None:
@@ -281,10 +303,27 @@ def choose_value(values: list[Any], dev_scores: list[dict[str, float]], dev_task
     return values[max(range(len(values)), key=lambda i: (means[i], -i))]
 
 
-def fingerprint(stage_cfg: Any, chained: bool = False) -> str:
-    """Hash of a stage's resolved config without its operational keys (what decides the trained weights)."""
-    skip = OPERATIONAL | ({"init"} if chained else set())
+def fingerprint(stage_cfg: Any, chained: bool = False, operational: frozenset[str] | None = None) -> str:
+    """Hash of a stage's resolved config without its operational keys (what decides the trained weights);
+    ``operational``: those keys (default: OPERATIONAL and the stage's resume-safe ones)."""
+    skip = skipped_keys(stage_cfg, chained, operational)
     return data_fingerprint({k: v for k, v in stage_cfg.to_dict().items() if k not in skip})[:16]
+
+
+def skipped_keys(stage_cfg: Any, chained: bool, operational: frozenset[str] | None = None) -> frozenset[str]:
+    keys = OPERATIONAL | stage_cfg.resume_safe if operational is None else operational
+    return keys | ({"init"} if chained else set())
+
+
+def changed_config(unit_final: str, stage_cfg: Any, chained: bool, operational: frozenset[str] | None = None) -> str:
+    """The keys whose value differs from the config a unit trained with (its final model's train_config.json),
+    e.g. "lr 0.002 → 0.01"; empty when that file is gone."""
+    recorded = read_json(Path(unit_final) / "train_config.json", None)
+    if not isinstance(recorded, dict):
+        return ""
+    current, skip = stage_cfg.to_dict(), skipped_keys(stage_cfg, chained, operational)
+    keys = [key for key in sorted({*recorded, *current} - skip) if recorded.get(key) != current.get(key)]
+    return ", ".join(f"{key} {recorded.get(key, '(unset)')!r} → {current.get(key, '(unset)')!r}" for key in keys)
 
 
 def input_hashes(stage_cfg: Any, chained: bool = False) -> dict[str, str]:
@@ -300,6 +339,15 @@ def input_hashes(stage_cfg: Any, chained: bool = False) -> dict[str, str]:
         if target is not None and target.exists():
             hashes[f"{key} {spec}"] = files_fingerprint(target)
     return hashes
+
+
+def holds_scores(run_dir: Path, scores: dict[str, float]) -> bool:
+    """Whether run_dir's run.json records each task `ok` with the recorded score: the report reads the run
+    directory, not ablate.json (before stop 53 a record was trusted alone, and a re-evaluation stopped half-way
+    under other settings was reported as the recorded one)."""
+    recorded = read_json(run_dir / "run.json", {}).get("tasks", {})
+    return all(recorded.get(task, {}).get("status") == "ok" and recorded[task].get("main_score") == score
+               for task, score in scores.items())  # fmt: skip
 
 
 def changed_settings(recorded: dict[str, Any] | None, current: dict[str, Any]) -> str:
@@ -324,10 +372,10 @@ def changed_inputs(recorded: dict[str, str], current: dict[str, str]) -> str:
 class Ablation:
     """Runs the units of one config in order, recording each in <out>/ablate.json as it finishes."""
 
-    def __init__(self, cfg: dict[str, Any], config_path: Path, measure_only: bool = False) -> None:
-        """Check the config and open its work folder; ``measure_only``: check and measure the overlaps
-        (``train_pairs``: every training set against every dev and test task), neither refuse nor write anything
-        (benchmarks/bench_train_test_overlap.py)."""
+    def __init__(self, cfg: dict[str, Any], config_path: Path, measure_only: bool = False, lock: bool = False) -> None:
+        """Check the config and open its work folder (``lock``: held against another process, as `harness ablate`
+        holds it); ``measure_only``: check and measure the overlaps (``train_pairs``: every training set against
+        every dev and test task), neither refuse nor write anything (benchmarks/bench_train_test_overlap.py)."""
         self.cfg, self.config_path = cfg, config_path
         ev = cfg["eval"]
         self.dev, self.test = list(ev["dev"]), list(ev["test"])
@@ -364,6 +412,7 @@ class Ablation:
                              "acceptable in eval.train_overlap_ok = \"...\" (the report shows the overlap and the "
                              "reason)")  # fmt: skip
         self.out.mkdir(parents=True, exist_ok=True)
+        self._lock = hold_lock(self.out, config_path) if lock else None  # held while this object lives
         self.state: dict[str, Any] = read_json(self.out / STATE, {"done": {}})
         self.code = code_version()  # once: this process runs the code it imported at its start
 
@@ -384,9 +433,19 @@ class Ablation:
             unit = f"{prefix}/stage{i}"
             module, stage_cfg = self._resolve(unit, stage, extra if i == len(stages) - 1 else [], seed, init)
             fp, done = fingerprint(stage_cfg, chained=bool(init)), self.state["done"].get(unit)
+            if done and done["fingerprint"] == fingerprint(stage_cfg, bool(init), OPERATIONAL) != fp:
+                done = {**done, "fingerprint": fp}  # recorded before stop 53 (fewer keys left out): the same config
+                self._record(unit, done, code=done.get("code"))
             if done and done["fingerprint"] != fp:
-                raise UsageError(f"{self.config_path}: {unit} was trained with another config (fingerprint "
-                                 f"{done['fingerprint']} != {fp}); use a fresh `out` folder")  # fmt: skip
+                change = (changed_config(done["final"], stage_cfg, bool(init))  # a record from before stop 53:
+                          or changed_config(done["final"], stage_cfg, bool(init), OPERATIONAL)  # its narrower set
+                          or "the keys are not known")  # fmt: skip
+                raise UsageError(f"{self.config_path}: {unit} was trained with another config ({change}; "
+                                 f"fingerprint {done['fingerprint']} != {fp}); use a fresh `out` folder")  # fmt: skip
+            if done and "init" in done and done["init"] != init:  # a [[base]]/[[shared]] stage added or removed
+                raise UsageError(f"{self.config_path}: {unit} was trained from {done['init'] or 'its own init'}; the "
+                                 f"stages before it now start it from {init or 'its own init'}: use a fresh `out` "
+                                 "folder")  # fmt: skip
             inputs = input_hashes(stage_cfg, chained=bool(init))
             if done and "inputs" not in done:  # recorded before inputs were hashed: check from now on
                 self._say(unit, "recorded before ablate hashed its training data and init model: today's files "
@@ -520,9 +579,14 @@ class Ablation:
         settings = self.eval_settings(tasks, model)
         covered = done and set(tasks) <= set(done["scores"]) and set(dims) <= set(done.get("dims", []))
         if covered and done["model"] == model and done.get("settings") == settings:
-            self._say(unit, "done earlier, skipped")
-            return {t: done["scores"][t] for t in tasks}
-        if covered and done["model"] == model:  # `harness run` redoes exactly the tasks whose settings changed
+            if holds_scores(run_cfg.out / name, {t: done["scores"][t] for t in tasks}):
+                self._say(unit, "done earlier, skipped")
+                return {t: done["scores"][t] for t in tasks}
+            # the report reads the run directory: an evaluation stopped or failed there since (other settings,
+            # then reverted; a task file broken for a while) or a deleted folder left ablate.json's record stale
+            self._say(unit, "recorded, but its run directory no longer holds those scores: evaluating again")
+        if covered and done["model"] == model and done.get("settings") != settings:  # `harness run` redoes
+            # exactly the tasks whose settings changed
             change = changed_settings(done.get("settings"), settings)
             self._say(unit, f"recorded under other evaluation settings ({change}): evaluating again")
         # other files in the folder (retrained, or recorded before stop 47 keyed them): `harness run` would refuse
@@ -611,7 +675,7 @@ def run_ablation(path: Path) -> int:
     from train.errors import TrainError
 
     try:
-        Ablation(load_ablation(path), path).run()
+        Ablation(load_ablation(path), path, lock=True).run()
     except TrainError as exc:
         raise UsageError(f"{path}: train stage: {exc}") from exc
     return 0

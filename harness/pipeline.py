@@ -227,7 +227,7 @@ class Pipeline:
     def train(self) -> list[str]:
         """Run each stage (or skip it when recorded done under the same key); returns the final checkpoints."""
         from conan_model.fingerprint import data_fingerprint
-        from harness.ablate import fingerprint, input_hashes
+        from harness.ablate import OPERATIONAL, fingerprint, input_hashes
         from train.cli import resolve
 
         finals: list[str] = []
@@ -235,7 +235,8 @@ class Pipeline:
         for i, stage in enumerate(self.cfg.get("train", [])):
             step = f"train:{i}"
             module, stage_cfg = resolve(stage["config"], None, list(stage.get("set", [])), "set")
-            parts = [fingerprint(stage_cfg), stage_cfg.output_dir, input_hashes(stage_cfg), upstream]
+            parts = [fingerprint(stage_cfg, operational=OPERATIONAL), stage_cfg.output_dir, input_hashes(stage_cfg),
+                     upstream]  # fmt: skip
             key = data_fingerprint(parts)[:16]
             done = self._done(step)
             if isinstance(done, dict) and done.get("key") == key and Path(done["final"]).is_dir():

@@ -22,7 +22,7 @@ from scipy.stats import norm, spearmanr
 from scipy.stats import t as t_dist
 
 from conan_model import train_tokenizer as train_bbpe
-from harness.ablate import Ablation, choose_value, input_hashes, load_ablation
+from harness.ablate import OPERATIONAL, Ablation, choose_value, fingerprint, input_hashes, load_ablation
 from harness.cli import main
 from harness.embedder import ModelOptions
 from harness.errors import UsageError
@@ -375,6 +375,92 @@ def test_an_evaluation_recorded_again_without_new_work_keeps_its_code_and_cost(t
     assert "evaluating again" in capsys.readouterr().out
     unit = json.loads(state_file.read_text(encoding="utf-8"))["done"]["eval/a-seed0"]
     assert (unit["code"], unit["seconds"]) == ("0" * 40, 123.4) and "settings" in unit
+
+
+def test_a_unit_the_stages_before_it_now_start_from_another_model_is_refused(tmp_path: Path, shared_data: Path,
+                                                                             capsys) -> None:  # fmt: skip
+    """A [[shared]] (or [[base]]) stage added after units trained: the arm's unit was trained from its own init,
+    and the chain now starts it from the shared stage's model. Before stop 53 it was "done earlier, skipped" (a
+    chained unit's fingerprint leaves init out) and the report described a pipeline its models never went through;
+    now it is refused, naming both starting models."""
+    stage = one_step_stage(tmp_path / "data", shared_data)[-1]
+    base = f'[[base]]\nconfig = "{stage}"\nset = ["steps=2"]'
+    config = one_arm_config(tmp_path, stage, "chain", base)
+    Ablation(load_ablation(config), config).train_arm("a", 0)
+    config = one_arm_config(tmp_path, stage, "chain", f'{base}\n[[shared]]\nconfig = "{stage}"\nset = ["steps=3"]')
+    with pytest.raises(UsageError, match=r"seed0/a/stage0 was trained from \S+/base/stage0/final; the stages before "
+                                         r"it now start it from \S+/shared/stage0/final: use a fresh `out` folder"):
+        Ablation(load_ablation(config), config).train_arm("a", 0)
+
+
+def test_a_recorded_evaluation_its_run_directory_no_longer_holds_is_evaluated_again(
+        tmp_path: Path, shared_data: Path, capsys) -> None:  # fmt: skip
+    """The report reads the evaluation's run directory, not ablate.json. Before stop 53 a recorded unit was
+    skipped on its record alone: a re-evaluation stopped half-way under other settings (then reverted) was
+    reported as the recorded one, and a failed task or a deleted folder left a traceback on every rerun. Now the
+    run directory must hold each task `ok` at the recorded score, else `harness run` redoes what differs."""
+    stage = one_step_stage(tmp_path / "train", shared_data)[-1]
+    config = one_arm_config(tmp_path, stage, "stale", f'data_dir = "{SAMPLE}"', "")
+
+    def evaluate() -> tuple[dict[str, float], str]:
+        ablation = Ablation(load_ablation(config), config)
+        scores = ablation.evaluate(ablation.train_arm("a", 0), "a-seed0", ["STS16"])
+        return scores, capsys.readouterr().out
+
+    first, _ = evaluate()
+    run_json = tmp_path / "work" / "evals" / "a-seed0" / "run.json"
+    record = json.loads(run_json.read_text(encoding="utf-8"))
+    record["tasks"]["STS16"].update(status="failed", main_score=None)  # as a failed re-evaluation leaves it
+    run_json.write_text(json.dumps(record), encoding="utf-8")
+    again, log = evaluate()
+    assert "eval/a-seed0: recorded, but its run directory no longer holds those scores: evaluating again" in log
+    assert again == first and json.loads(run_json.read_text(encoding="utf-8"))["tasks"]["STS16"]["status"] == "ok"
+    assert "eval/a-seed0: done earlier, skipped" in evaluate()[1]
+    shutil.rmtree(run_json.parent)
+    again, log = evaluate()
+    assert "evaluating again" in log and again == first
+
+
+def test_a_second_ablation_of_the_same_work_folder_is_refused(tmp_path: Path, shared_data: Path) -> None:
+    """`harness ablate` holds <out>/.ablate.lock: two processes of one config (a requeued job beside the first)
+    each read ablate.json once, trained every unit twice and kept the last writer's record (before stop 53)."""
+    stage = one_step_stage(tmp_path / "data", shared_data)[-1]
+    config = one_arm_config(tmp_path, stage, "lock")
+    first = Ablation(load_ablation(config), config, lock=True)
+    with pytest.raises(UsageError, match=r"out \S+work is in use: another `harness ablate` holds \S+\.ablate\.lock"):
+        Ablation(load_ablation(config), config, lock=True)
+    del first  # its lock goes with it
+    Ablation(load_ablation(config), config, lock=True)
+
+
+def test_memory_knobs_keep_finished_units_and_a_changed_key_is_named(tmp_path: Path, shared_data: Path,
+                                                                     capsys) -> None:  # fmt: skip
+    """Keys train itself lets a resume change (micro_batch_size, gradient_checkpointing, ...: RESUME_SAFE) are left
+    out of a unit's fingerprint: before stop 53 turning one on refused every finished unit. A unit recorded under
+    the narrower set is the same config and is kept (re-keyed). A key that does change what trains is refused,
+    named with both values (before: two hashes)."""
+    stage = one_step_stage(tmp_path / "data", shared_data)[-1]
+    config = one_arm_config(tmp_path, stage, "keys")
+    ablation = Ablation(load_ablation(config), config)
+    ablation.train_arm("a", 0)
+    state_file = tmp_path / "work" / "ablate.json"
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    fp = state["done"]["seed0/a/stage0"]["fingerprint"]
+    stage_cfg = ablation._resolve("seed0/a/stage0", ablation.cfg["stages"][0], [], 0, None)[1]
+    state["done"]["seed0/a/stage0"]["fingerprint"] = fingerprint(stage_cfg, False, OPERATIONAL)  # as before stop 53
+    state_file.write_text(json.dumps(state), encoding="utf-8")
+    text = config.read_text(encoding="utf-8")
+    for knobs in ('"log_every=1"', '"micro_batch_size=4", "gradient_checkpointing=true"', '"lr=0.002"'):
+        config.write_text(text.replace('set = ["threads=1"]', f'set = ["threads=1", {knobs}]'), encoding="utf-8")
+        if "lr" not in knobs:
+            capsys.readouterr()
+            Ablation(load_ablation(config), config).train_arm("a", 0)
+            assert "seed0/a/stage0: done earlier, skipped" in capsys.readouterr().out
+            assert json.loads(state_file.read_text(encoding="utf-8"))["done"]["seed0/a/stage0"]["fingerprint"] == fp
+            continue
+        with pytest.raises(UsageError, match=r"seed0/a/stage0 was trained with another config \(lr \S+ → 0\.002; "
+                                             r"fingerprint \w+ != \w+\); use a fresh `out` folder"):  # fmt: skip
+            Ablation(load_ablation(config), config).train_arm("a", 0)
 
 
 def test_input_hashes_cover_a_tokenizer_file_and_a_local_pool_scorer(tmp_path: Path) -> None:
