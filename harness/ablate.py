@@ -32,8 +32,8 @@ Resumable: every finished unit (a stage of one arm and seed, an evaluation) is r
 and skipped on a rerun; one process at a time holds <out>/.ablate.lock. A stage is recorded with a fingerprint of
 its resolved config (without the keys train lets a resume change: micro_batch_size, gradient_checkpointing,
 compile, ...), the sha256 of each training data file and of its `init` (unless chained: the previous unit's
-record covers it) and the model it started from; one whose config, files or starting model changed (a [[base]]
-or [[shared]] stage added or removed) is refused, naming the keys, files or models. An evaluation is recorded
+record covers it), the model it started from and the precision it trained in; one whose config, files,
+starting model (a [[base]] or [[shared]] stage added or removed) or precision changed is refused, naming them. An evaluation is recorded
 with its settings ([eval] max_length and device, the sha256 of each task's files) and evaluated again when they
 changed, or when its run directory, which the report reads, no longer holds the recorded scores. A stage killed half-way
 continues from its newest checkpoint, an evaluation from its last finished task, so kill -9 loses at most the arm
@@ -315,6 +315,15 @@ def skipped_keys(stage_cfg: Any, chained: bool, operational: frozenset[str] | No
     return keys | ({"init"} if chained else set())
 
 
+def training_compute(stage_cfg: Any) -> str:
+    """What a stage's autocast computes in on this machine ("bfloat16 on cpu"): train's own choice
+    (conan_model.device.default_dtype), so a unit's seeds and arms can be kept in one precision."""
+    from conan_model.device import default_dtype, pick_device
+
+    device = pick_device(stage_cfg.device)
+    return f"{str(default_dtype(device)).removeprefix('torch.')} on {device.type}"
+
+
 def changed_config(unit_final: str, stage_cfg: Any, chained: bool, operational: frozenset[str] | None = None) -> str:
     """The keys whose value differs from the config a unit trained with (its final model's train_config.json),
     e.g. "lr 0.002 → 0.01"; empty when that file is gone."""
@@ -442,6 +451,12 @@ class Ablation:
                           or "the keys are not known")  # fmt: skip
                 raise UsageError(f"{self.config_path}: {unit} was trained with another config ({change}; "
                                  f"fingerprint {done['fingerprint']} != {fp}); use a fresh `out` folder")  # fmt: skip
+            compute = training_compute(stage_cfg)
+            if done and done.get("compute", compute) != compute:  # (units recorded before stop 53: not known)
+                raise UsageError(f"{self.config_path}: {unit} trained in {done['compute']}, and a stage here trains "
+                                 f"in {compute}: the ablation's seeds and arms would mix precisions (on a CPU, "
+                                 "CONAN_CPU_BF16=0 or 1 picks float32 or bfloat16); or use a fresh `out` "
+                                 "folder")  # fmt: skip
             if done and "init" in done and done["init"] != init:  # a [[base]]/[[shared]] stage added or removed
                 raise UsageError(f"{self.config_path}: {unit} was trained from {done['init'] or 'its own init'}; the "
                                  f"stages before it now start it from {init or 'its own init'}: use a fresh `out` "
@@ -460,19 +475,19 @@ class Ablation:
                 drop_checkpoints(self.out / unit)  # a kill between recording the unit and dropping them
                 init = done["final"]
                 continue
-            twin = None if done else self._twin(fp, inputs, init)
+            twin = None if done else self._twin(fp, inputs, init, compute)
             if twin is not None:  # e.g. the reference arm's first seed at the value [choose] picked
                 self._say(unit, f"same config and starting model as {twin}: its model is reused")
                 final = self.state["done"][twin]["final"]
                 self._record(unit, {"final": final, "fingerprint": fp, "inputs": inputs, "config": stage["config"],
-                                    "init": init, "seconds": 0.0, "reused": twin})  # fmt: skip
+                                    "init": init, "compute": compute, "seconds": 0.0, "reused": twin})  # fmt: skip
                 init = final
                 continue
             self._say(unit, f"training {stage['config']} (resumes from its newest checkpoint)")
             start = time.perf_counter()
             final = module.run(stage_cfg, resume="latest")
             self._record(unit, {"final": str(final), "fingerprint": fp, "inputs": inputs, "config": stage["config"],
-                                "init": init, "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+                                "init": init, "compute": compute, "seconds": round(time.perf_counter() - start, 1)})
             drop_checkpoints(self.out / unit)
             init = str(final)
         return init
@@ -537,7 +552,7 @@ class Ablation:
                 (f"seed{seed}/{arm}{tag}", spec.get("stages", self.cfg["stages"]), [*spec.get("set", []), *extra],
                  seed)]  # fmt: skip
 
-    def _twin(self, fp: str, inputs: dict[str, str], init: str | None) -> str | None:
+    def _twin(self, fp: str, inputs: dict[str, str], init: str | None, compute: str) -> str | None:
         """A finished unit with this fingerprint, input contents and starting model: training this one would
         repeat it.
 
@@ -545,7 +560,8 @@ class Ablation:
         recorded before ``init`` or their inputs were recorded are never twins.
         """
         for unit, value in self.state["done"].items():
-            same = value.get("fingerprint") == fp and value.get("inputs") == inputs
+            same = (value.get("fingerprint") == fp and value.get("inputs") == inputs
+                    and value.get("compute", compute) == compute)
             if same and "init" in value and value["init"] == init:
                 if Path(value["final"]).is_dir():
                     return unit

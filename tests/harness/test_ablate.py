@@ -463,6 +463,29 @@ def test_memory_knobs_keep_finished_units_and_a_changed_key_is_named(tmp_path: P
             Ablation(load_ablation(config), config).train_arm("a", 0)
 
 
+def test_a_unit_trained_in_another_precision_is_refused(tmp_path: Path, shared_data: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Each unit records the precision it trained in: resumed where training resolves another (a CPU with native
+    bf16, a GPU, CONAN_CPU_BF16 set otherwise), the rerun is refused. Before stop 53 seed 0 in float32 and seed 1
+    in bfloat16 went into one report without a word."""
+    stage = one_step_stage(tmp_path / "data", shared_data)[-1]
+    config = one_arm_config(tmp_path, stage, "compute")
+    Ablation(load_ablation(config), config).train_arm("a", 0)  # the tests' CONAN_CPU_BF16=0 (conftest)
+    state = json.loads((tmp_path / "work" / "ablate.json").read_text(encoding="utf-8"))
+    assert state["done"]["seed0/a/stage0"]["compute"] == "float32 on cpu"
+    from conan_model.device import cpu_bf16
+
+    monkeypatch.setenv("CONAN_CPU_BF16", "1")  # as a rerun in another process would read it (decided once a process)
+    cpu_bf16.cache_clear()
+    try:
+        with pytest.raises(UsageError, match=r"seed0/a/stage0 trained in float32 on cpu, and a stage here trains "
+                                             r"in bfloat16 on cpu: the ablation's seeds and arms would mix"):
+            Ablation(load_ablation(config), config).train_arm("a", 0)
+    finally:
+        monkeypatch.setenv("CONAN_CPU_BF16", "0")
+        cpu_bf16.cache_clear()
+
+
 def test_input_hashes_cover_a_tokenizer_file_and_a_local_pool_scorer(tmp_path: Path) -> None:
     """Besides data and init, a stage reads a tokenizer file and mines with a pool scorer: local ones are keyed
     by their bytes (a packaged name or bm25 is fixed and stays out)."""
