@@ -33,11 +33,12 @@ and skipped on a rerun; one process at a time holds <out>/.ablate.lock. A stage 
 its resolved config (without the keys train lets a resume change: micro_batch_size, gradient_checkpointing,
 compile, ...), the sha256 of each training data file and of its `init` (unless chained: the previous unit's
 record covers it), the model it started from and the precision it trained in; one whose config, files,
-starting model (a [[base]] or [[shared]] stage added or removed) or precision changed is refused, naming them. An evaluation is recorded
-with its settings ([eval] max_length and device, the sha256 of each task's files) and evaluated again when they
-changed, or when its run directory, which the report reads, no longer holds the recorded scores. A stage killed half-way
-continues from its newest checkpoint, an evaluation from its last finished task, so kill -9 loses at most the arm
-in progress; a finished stage's checkpoints are deleted (its final model stays). Each unit also records the code
+starting model (a [[base]] or [[shared]] stage added or removed) or precision changed is refused, naming them.
+An evaluation is recorded with its settings ([eval] max_length and device, the sha256 of each task's files) and
+evaluated again when they changed, or when its run directory, which the report reads, no longer holds the
+recorded scores. A stage killed half-way continues from its newest checkpoint, an evaluation from its last
+finished task, so kill -9 loses at most the arm in progress; a finished stage's checkpoints are deleted (its
+final model stays). Each unit also records the code
 version (git commit, "+dirty" with uncommitted .py edits) it ran at, not part of its key: the report names every
 version it mixes (an evaluation evaluated again in which `harness run` found every task done keeps the code and
 seconds of the run that computed its scores).
