@@ -425,6 +425,7 @@ class Ablation:
         self._lock = hold_lock(self.out, config_path) if lock else None  # held while this object lives
         self.state: dict[str, Any] = read_json(self.out / STATE, {"done": {}})
         self.code = code_version()  # once: this process runs the code it imported at its start
+        self.touched: set[str] = set()  # the units this config's run walks: the report counts these alone
 
     def _record(self, unit: str, value: dict[str, Any], code: str | None = None) -> None:
         """A finished unit, with the code version that produced it (a work folder resumed after a commit holds
@@ -441,6 +442,7 @@ class Ablation:
         last final model, or ``init`` when there are no stages."""
         for i, stage in enumerate(stages):
             unit = f"{prefix}/stage{i}"
+            self.touched.add(unit)
             module, stage_cfg = self._resolve(unit, stage, extra if i == len(stages) - 1 else [], seed, init)
             fp, done = fingerprint(stage_cfg, chained=bool(init)), self.state["done"].get(unit)
             if done and done["fingerprint"] == fingerprint(stage_cfg, bool(init), OPERATIONAL) != fp:
@@ -501,13 +503,18 @@ class Ablation:
         from train.cli import resolve
         from train.errors import TrainError
 
+        place = f"{where}: {unit}" if where else unit
+        own = [s for s in [*stage.get("set", []), *extra] if s.partition("=")[0].strip() == "init"]
+        if init and own:  # before stop 53 the chain's init, set after it, replaced it without a word
+            raise UsageError(f"{self.config_path}: {place} ({stage['config']}): set: {own[0]} would be replaced by "
+                             f"the model the stages before it export ({init}); drop it, or put it on the first "
+                             "stage of the chain")  # fmt: skip
         sets = [*self.cfg.get("set", []), *stage.get("set", []), *extra]
         sets += ([f"seed={seed}"] if seed is not None else []) + [f"output_dir={self.out / unit}"]
         sets += [f"init={init}"] if init else []
         try:
             return resolve(stage["config"], None, sets, "set")
         except TrainError as exc:  # the train CLI's one-line errors (config key, type, missing file)
-            place = f"{where}: {unit}" if where else unit
             raise UsageError(f"{self.config_path}: {place} ({stage['config']}): {exc}") from exc
 
     def check_stages(self) -> None:
@@ -535,7 +542,12 @@ class Ablation:
                     widths = []
                     for where, sets in layers:
                         stage_cfg = self._resolve(unit, stage, sets, seed, init, where)[1]
-                        for name, files in training_files(stage_cfg, self.data_dir).items():
+                        reads = training_files(stage_cfg, self.data_dir)
+                        missing = sorted(str(p) for files in reads.values() for p in files if not p.is_file())
+                        if missing:  # a training set named in an arm's `set` that is not there: the key named
+                            raise UsageError(f"{self.config_path}: {f'{where}: ' if where else ''}{unit} "
+                                             f"({stage['config']}): no training data file {missing[0]}")  # fmt: skip
+                        for name, files in reads.items():
                             self.train_sets.setdefault(name, set()).update(files)
                         widths.append(stage_width(stage_cfg, width))
                         if evaluated and dims and widths[-1] is not None:
@@ -592,6 +604,7 @@ class Ablation:
                             show_progress=False, dims_option=f"{self.config_path}: eval.dims",
                             dims_policy="strict")  # fmt: skip
         unit = f"eval/{name}"
+        self.touched.add(unit)
         done = self.state["done"].get(unit)
         settings = self.eval_settings(tasks, model)
         covered = done and set(tasks) <= set(done["scores"]) and set(dims) <= set(done.get("dims", []))
@@ -677,7 +690,10 @@ class Ablation:
                 self.evaluate(final, f"{arm}-seed{seed}", self.dev + self.test)
                 runs.setdefault(arm, {})[seed] = {"final": final, "eval": str(self.out / "evals" / f"{arm}-seed{seed}")}
         folder = report_dir(self.cfg)
-        write_report(self.cfg, self.config_path, self.state, runs, self.dev, self.test, folder, self.overlap,
+        # units of seeds, arms or stages dropped from the config since stay in ablate.json (a rerun may want them)
+        # but not in the report's minutes and code versions (before stop 53 they were counted there)
+        walked = {**self.state, "done": {u: v for u, v in self.state["done"].items() if u in self.touched}}
+        write_report(self.cfg, self.config_path, walked, runs, self.dev, self.test, folder, self.overlap,
                      self.train_overlap)  # fmt: skip
         self._say("done", f"report {folder / 'report.md'}")
         return folder

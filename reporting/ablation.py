@@ -305,7 +305,7 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
     report: dict[str, Any] = {
         "name": cfg["name"], "config": rel(config_path), "config_digest": config_digest(cfg),
         "scale": cfg.get("scale", ""), "seeds": cfg["seeds"],
-        "reference": ref, "dev": dev, "test": test, "chosen": state.get("chosen"),
+        "reference": ref, "dev": dev, "test": test, "chosen": state.get("chosen") if cfg.get("choose") else None,
         "bootstrap": {"n_boot": n_boot, "seed": boot_seed, "level": LEVEL,
                       "over": "items (paired bootstrap, normal) and seeds (t, n-1 df), half-widths in quadrature"},
         "arms": {}, "comparisons": {}, "compute_minutes": _minutes(state), "code": _code_versions(state),

@@ -286,6 +286,11 @@ def test_ablate_refuses_a_unit_whose_data_or_init_files_changed(tmp_path: Path, 
      "arms.b.set: seed0/b/stage0 (STAGE): set: config key 'lr' expects float, got 'fast'"),
     ({"[eval]\n": '[choose]\nkey = "lrr"\nvalues = [1e-3, 3e-3]\n[eval]\n'},
      "choose: seed0/a/stage0 (STAGE): set: unknown weak config key(s) ['lrr']; did you mean: lr?"),
+    ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"data=['nope']\"]\n"},  # before stop 53: no file, arm or key
+     "arms.b.set: seed0/b/stage0 (STAGE): no training data file "),
+    ({"[[stages]]\n": "[[base]]\nconfig = \"STAGE\"\n[[stages]]\n", "[arms.a]\n": "[arms.a]\nset = [\"init='x'\"]\n"},
+     "arms.a.set: seed0/a/stage0 (STAGE): set: init='x' would be replaced by the model the stages before it "
+     "export"),  # before stop 53: silently replaced
 ])  # fmt: skip
 def test_a_typo_that_training_would_reach_late_is_refused_before_any_unit_trains(
         tmp_path: Path, shared_data: Path, capsys, change: dict[str, str], message: str) -> None:  # fmt: skip
@@ -297,7 +302,7 @@ def test_a_typo_that_training_would_reach_late_is_refused_before_any_unit_trains
     text = config.read_text(encoding="utf-8")
     for old, new in change.items():
         assert old in text
-        text = text.replace(old, new, 1)
+        text = text.replace(old, new.replace("STAGE", str(stage)), 1)
     config.write_text(text, encoding="utf-8")
     assert main(["ablate", str(config)]) == 2
     assert f"{config}: {message.replace('STAGE', str(stage))}" in capsys.readouterr().err
@@ -484,6 +489,29 @@ def test_a_unit_trained_in_another_precision_is_refused(tmp_path: Path, shared_d
     finally:
         monkeypatch.setenv("CONAN_CPU_BF16", "0")
         cpu_bf16.cache_clear()
+
+
+def test_the_report_counts_only_the_units_its_config_walks(tmp_path: Path, shared_data: Path) -> None:
+    """Units of a seed dropped from the config (or of a removed [choose]) stay in ablate.json, but the report's
+    code versions, minutes and choice are this config's: before stop 53 they counted every recorded unit (a
+    header of "units from 2 versions" and 20 minutes that belonged to no reported unit)."""
+    stage = one_step_stage(tmp_path / "data", shared_data)[-1]
+    config = one_arm_config(tmp_path, stage, "walk", f'data_dir = "{SAMPLE}"\nreport = "{tmp_path / "report"}"')
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("seeds = [0]", "seeds = [0, 1]"), encoding="utf-8")
+    assert main(["ablate", str(config)]) == 0
+    state_file = tmp_path / "work" / "ablate.json"
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    for unit in ("seed1/a/stage0", "eval/a-seed1"):  # as if from an older commit, and slow
+        state["done"][unit].update(code="0" * 40, seconds=600.0)
+    state["chosen"] = {"key": "lr", "value": 0.1, "arm": "a", "seed": 0, "values": [0.1], "dev_scores": []}
+    state_file.write_text(json.dumps(state), encoding="utf-8")
+    config.write_text(text, encoding="utf-8")  # seeds [0], no [choose]
+    assert main(["ablate", str(config)]) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8"))
+    assert report["code"] == {code_version(): 2} and report["chosen"] is None
+    assert report["compute_minutes"]["train"] + report["compute_minutes"]["eval"] < 10
+    assert set(json.loads(state_file.read_text(encoding="utf-8"))["done"]) >= {"seed1/a/stage0", "eval/a-seed1"}
 
 
 def test_input_hashes_cover_a_tokenizer_file_and_a_local_pool_scorer(tmp_path: Path) -> None:
