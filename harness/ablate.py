@@ -524,6 +524,7 @@ class Ablation:
         `choose.key`, surfaced only after every earlier unit had trained. Collects the training folders every
         unit reads (``self.train_sets``) for the train/test overlap check, and checks `eval.dims` against the
         width each arm's model will have (before, at its first evaluation, after a unit had trained)."""
+        from conan_model.device import device_problem
         from harness.runner import truncation_dims
 
         spec = self.cfg.get("choose")
@@ -542,6 +543,10 @@ class Ablation:
                     widths = []
                     for where, sets in layers:
                         stage_cfg = self._resolve(unit, stage, sets, seed, init, where)[1]
+                        problem = device_problem(stage_cfg.device) if stage_cfg.device else None
+                        if problem:  # before stop 53: a traceback once the earlier arms had trained
+                            raise UsageError(f"{self.config_path}: {f'{where}: ' if where else ''}{unit} "
+                                             f"({stage['config']}): device {stage_cfg.device!r}: {problem}")
                         reads = training_files(stage_cfg, self.data_dir)
                         missing = sorted(str(p) for files in reads.values() for p in files if not p.is_file())
                         if missing:  # a training set named in an arm's `set` that is not there: the key named

@@ -288,6 +288,8 @@ def test_ablate_refuses_a_unit_whose_data_or_init_files_changed(tmp_path: Path, 
      "choose: seed0/a/stage0 (STAGE): set: unknown weak config key(s) ['lrr']; did you mean: lr?"),
     ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"data=['nope']\"]\n"},  # before stop 53: no file, arm or key
      "arms.b.set: seed0/b/stage0 (STAGE): no training data file "),
+    ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"device='xpu'\"]\n"},  # no XPU in CI
+     "arms.b.set: seed0/b/stage0 (STAGE): device 'xpu': no XPU device is available here"),
     ({"[[stages]]\n": "[[base]]\nconfig = \"STAGE\"\n[[stages]]\n", "[arms.a]\n": "[arms.a]\nset = [\"init='x'\"]\n"},
      "arms.a.set: seed0/a/stage0 (STAGE): set: init='x' would be replaced by the model the stages before it "
      "export"),  # before stop 53: silently replaced
