@@ -55,6 +55,7 @@ share (refused unless `eval.overlap_ok = "why"`) and those the training files sh
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import json
 import re
@@ -272,22 +273,30 @@ def training_files(stage_cfg: Any, data_dir: Path) -> dict[str, set[Path]]:
     return found
 
 
-def stage_width(stage_cfg: Any, chained_width: int | None = None) -> int | None:
-    """The embedding width a stage's model will have, known before it trains: its preset with `model_overrides`,
-    else its init's config (``chained_width``: the predecessor's, whose export does not exist yet); None when
+def stage_start(stage_cfg: Any, chained: Any = None) -> Any:
+    """The ConanConfig a stage builds its model from, known before it trains: its preset with `model_overrides`,
+    else ``chained`` (the config its predecessor exports, which does not exist yet), else its init's; None when
     the init cannot be read here (training says why when the unit comes up)."""
     from conan_model.config import ConanConfig
     from conan_model.errors import ModelImportError
     from conan_model.importing import init_config
 
     if stage_cfg.init is None:
-        return ConanConfig.preset(stage_cfg.model, **stage_cfg.model_overrides).embed_dim
-    if chained_width is not None:
-        return chained_width
+        return ConanConfig.preset(stage_cfg.model, **stage_cfg.model_overrides)
+    if chained is not None:
+        return chained
     try:
-        return init_config(stage_cfg.init).embed_dim
+        return init_config(stage_cfg.init)
     except (ModelImportError, OSError, ValueError):
         return None
+
+
+def exported_config(start: Any, stage_cfg: Any) -> Any:
+    """The config of the model a stage exports, as far as the next stage's checks need it: its start cut to
+    ``init_layers``."""
+    if start is None or not (stage_cfg.init and stage_cfg.init_layers is not None):
+        return start
+    return dataclasses.replace(start, n_layers=stage_cfg.init_layers)
 
 
 def choose_value(values: list[Any], dev_scores: list[dict[str, float]], dev_tasks: list[str]) -> Any:
@@ -433,6 +442,18 @@ class Ablation:
         self.state["done"][unit] = {"code": code or self.code, **value}
         atomic_write_json(self.out / STATE, self.state)
 
+    def _started(self, unit: str) -> str | None:
+        """The code version that began training ``unit``: this process's when no checkpoint of it exists, else the
+        one recorded when it began, so a unit resumed after a commit is recorded as "first→last" (before stop 54
+        as the resuming commit alone); None for one begun before this was recorded."""
+        from train.checkpoint import checkpoint_dirs
+
+        started = self.state.setdefault("started", {})
+        if not checkpoint_dirs(self.out / unit):  # what `resume="latest"` would continue from
+            started[unit] = self.code
+            atomic_write_json(self.out / STATE, self.state)
+        return started.get(unit)
+
     def _say(self, unit: str, message: str) -> None:
         print(f"[ablate] {unit}: {message}", flush=True)
 
@@ -487,10 +508,13 @@ class Ablation:
                 init = final
                 continue
             self._say(unit, f"training {stage['config']} (resumes from its newest checkpoint)")
+            first = self._started(unit)
             start = time.perf_counter()
             final = module.run(stage_cfg, resume="latest")
+            self.state["started"].pop(unit, None)
             self._record(unit, {"final": str(final), "fingerprint": fp, "inputs": inputs, "config": stage["config"],
-                                "init": init, "compute": compute, "seconds": round(time.perf_counter() - start, 1)})
+                                "init": init, "compute": compute, "seconds": round(time.perf_counter() - start, 1)},
+                         code=self.code if first == self.code else f"{first or 'not recorded'}→{self.code}")
             drop_checkpoints(self.out / unit)
             init = str(final)
         return init
@@ -522,16 +546,20 @@ class Ablation:
         its predecessor will export): the stage as configured, then with the arm's `set`, then with each [choose]
         value, so an error names the key that broke it. Before, a typo in the last arm's overrides, or in
         `choose.key`, surfaced only after every earlier unit had trained. Collects the training folders every
-        unit reads (``self.train_sets``) for the train/test overlap check, and checks `eval.dims` against the
-        width each arm's model will have (before, at its first evaluation, after a unit had trained)."""
+        unit reads (``self.train_sets``) for the train/test overlap check, checks `eval.dims` against the
+        width each arm's model will have (before, at its first evaluation, after a unit had trained), and runs
+        each stage's ``precheck`` (`freeze`, `init_layers`, rows against the batch) on the model config it
+        starts from."""
         from conan_model.device import device_problem
         from harness.runner import truncation_dims
+        from train import loop
+        from train.errors import TrainError
 
         spec = self.cfg.get("choose")
         choices = [[f"{spec['key']}={json.dumps(v)}"] for v in spec["values"]] if spec else []
         dims = self.cfg["eval"].get("dims", [])
         for arm in self.cfg["arms"]:
-            init, width = None, None
+            init, exported = None, None
             chains = self._chains(arm, self.cfg["seeds"][0], [])
             for n, (prefix, stages, extra, seed) in enumerate(chains):
                 for i, stage in enumerate(stages):
@@ -540,25 +568,30 @@ class Ablation:
                     if evaluated:  # where the arm's and the choice's apply
                         layers += [(f"arms.{arm}.set", extra)] if extra else []
                         layers += [("choose", [*extra, *choice]) for choice in choices]
-                    widths = []
                     for where, sets in layers:
-                        stage_cfg = self._resolve(unit, stage, sets, seed, init, where)[1]
+                        module, stage_cfg = self._resolve(unit, stage, sets, seed, init, where)
+                        place = f"{self.config_path}: {f'{where}: ' if where else ''}{unit} ({stage['config']})"
                         problem = device_problem(stage_cfg.device) if stage_cfg.device else None
                         if problem:  # before stop 53: a traceback once the earlier arms had trained
-                            raise UsageError(f"{self.config_path}: {f'{where}: ' if where else ''}{unit} "
-                                             f"({stage['config']}): device {stage_cfg.device!r}: {problem}")
+                            raise UsageError(f"{place}: device {stage_cfg.device!r}: {problem}")
                         reads = training_files(stage_cfg, self.data_dir)
                         missing = sorted(str(p) for files in reads.values() for p in files if not p.is_file())
                         if missing:  # a training set named in an arm's `set` that is not there: the key named
-                            raise UsageError(f"{self.config_path}: {f'{where}: ' if where else ''}{unit} "
-                                             f"({stage['config']}): no training data file {missing[0]}")  # fmt: skip
+                            raise UsageError(f"{place}: no training data file {missing[0]}")
                         for name, files in reads.items():
                             self.train_sets.setdefault(name, set()).update(files)
-                        widths.append(stage_width(stage_cfg, width))
-                        if evaluated and dims and widths[-1] is not None:
-                            truncation_dims(dims, widths[-1], f"{self.config_path}: eval.dims ({unit}"
+                        start = stage_start(stage_cfg, exported)
+                        try:  # before stop 54 a bad `freeze` or a batch larger than the data failed in training
+                            if start is not None:
+                                getattr(module, "precheck", loop.precheck)(stage_cfg, start)
+                        except TrainError as exc:
+                            raise UsageError(f"{place}: {exc}") from exc
+                        if evaluated and dims and start is not None:
+                            truncation_dims(dims, start.embed_dim, f"{self.config_path}: eval.dims ({unit}"
                                             f"{', ' + where if where else ''})", "strict")  # fmt: skip
-                    init, width = str(self.out / unit / "final"), widths[0]
+                        if not where:  # the stage as configured: what the next stage starts from
+                            following = exported_config(start, stage_cfg)
+                    init, exported = str(self.out / unit / "final"), following
 
     def _chains(self, arm: str, seed: int, extra: list[str], tag: str = ""
                 ) -> list[tuple[str, list[dict[str, Any]], list[str], int | None]]:  # fmt: skip

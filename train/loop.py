@@ -211,6 +211,18 @@ def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None, seq_l
     return model.train()
 
 
+def precheck(cfg: StageConfig, start: ConanConfig) -> None:
+    """What a stage's start refuses that is known before a weight is read: ``init_layers`` against the depth of
+    ``start`` (the config the stage builds its model from) and ``freeze`` against its parameter names, on a
+    meta-device skeleton. `harness ablate` runs every unit's precheck when it opens, so a typo in the last arm's
+    overrides does not wait for the earlier arms to train (a stage module may extend it with its data's checks)."""
+    with torch.device("meta"):
+        model = model_for(start)
+    if cfg.init and cfg.init_layers is not None:
+        model = keep_first_layers(model, cfg.init_layers, cfg.init)
+    freeze(model, [*cfg.freeze, *unused_heads(model, cfg.stage)])
+
+
 def unused_heads(model: Backbone, stage: str) -> list[str]:
     """Parameter prefixes this stage's loss never reaches: an untied ``lm_head`` outside the LM stages. Frozen,
     they are no unused trainable parameter (which DDP's reducer aborts on) and are exported unchanged."""

@@ -66,6 +66,23 @@ def read_rows(files: list[Path], kind: str) -> list[dict[str, Any]]:
     return [row for part in read_parts(files, kind) for row in part]
 
 
+def check_batch_fits(name: str, rows: int, batch_size: int, world_size: int) -> None:
+    """A task's batch must fit its rows and split evenly over the ranks."""
+    if rows < batch_size:
+        raise ConfigError(f"tasks.{name}: {rows} rows, fewer than its batch_size {batch_size}")
+    if batch_size % world_size:
+        raise ConfigError(f"tasks.{name}: batch_size {batch_size} is not a multiple of {world_size} ranks")
+
+
+def check_row_counts(cfg: SupervisedConfig) -> None:
+    """:func:`check_batch_fits` for every task read from files (a ``clr`` task's rows are built, and counted,
+    only when the stage starts), on one process: `harness ablate` checks every unit before any trains."""
+    for name, spec in cfg.task_specs().items():
+        if spec["kind"] != "clr":
+            rows = sum(map(len, read_parts(_files(cfg.data_root, spec["data"]), spec["kind"])))
+            check_batch_fits(name, min(rows, spec["max_rows"] or rows), spec["batch_size"], 1)
+
+
 def read_parts(files: list[Path], kind: str) -> list[list[dict[str, Any]]]:
     """Each file's rows (:func:`read_rows`, file by file: a classification row draws its labels from its own file,
     and ``max_rows`` says what it keeps of each)."""
@@ -201,10 +218,7 @@ def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
                 print(_cut_note(name, files, parts, cut, task.label_spaces), flush=True)
             if spec["kind"] == "retrieval":  # pools mined from every row's texts: max_rows cuts queries, not corpus
                 pooled.append((task, rows, list(range(len(task.rows)))))
-        if len(task.rows) < task.batch_size:
-            raise ConfigError(f"tasks.{name}: {len(task.rows)} rows, fewer than its batch_size {task.batch_size}")
-        if task.batch_size % rt.world_size:
-            raise ConfigError(f"tasks.{name}: batch_size {task.batch_size} is not a multiple of {rt.world_size} ranks")
+        check_batch_fits(name, len(task.rows), task.batch_size, rt.world_size)
         tasks[name] = task
     for task, source, source_of in pooled:
         attach_pools(task, cfg, rt, source, source_of, labelled)

@@ -26,11 +26,12 @@ from typing import Any
 from tokenizers import Tokenizer
 from torch import nn
 
+from conan_model import ConanConfig
 from conan_model.atomic import atomic_write_json
 
 from . import loop
 from .distributed import all_reduce
-from .multitask import MultiTaskBatches, StageState, Task, TaskBatch, build_tasks
+from .multitask import MultiTaskBatches, StageState, Task, TaskBatch, build_tasks, check_row_counts
 from .supervised_config import SupervisedConfig
 from .supervised_step import Stepper
 
@@ -69,6 +70,12 @@ def length_report(tasks: dict[str, Task], tokenizer: Tokenizer, model_config: An
                             "are cut to it", task.name, cut, len(texts), field, median,
                             max_length)  # fmt: skip
     return report
+
+
+def precheck(cfg: SupervisedConfig, start: ConanConfig) -> None:
+    """:func:`loop.precheck` and every file-read task's rows against its batch."""
+    loop.precheck(cfg, start)
+    check_row_counts(cfg)
 
 
 @loop.exclusive

@@ -136,6 +136,15 @@ def run(cfg: WeakConfig, resume: str | None = None) -> Path:
                     trained_config=trained_config)  # fmt: skip
 
 
+def precheck(cfg: WeakConfig, start: ConanConfig) -> None:
+    """:func:`loop.precheck`, the start's mask against the schedule, and the pairs against one batch of one
+    process (the rows are indexed, not tokenized)."""
+    loop.precheck(cfg, start)
+    check_start(cfg, start, warn=False)
+    index = JsonlIndex(cfg.data_files(), required=FIELDS, optional=("negative",))
+    PairBatches(index, None, FIELDS, cfg.max_length, cfg.micro_batch_size or cfg.batch_size, holdout=cfg.holdout)
+
+
 def check_start(cfg: WeakConfig, start: ConanConfig, warn: bool) -> None:
     """The soft mask moves a causally trained decoder to bidirectional attention: an encoder was never causal,
     and a schedule that starts causal would first train it as one (refused); a decoder whose start already

@@ -290,6 +290,16 @@ def test_ablate_refuses_a_unit_whose_data_or_init_files_changed(tmp_path: Path, 
      "arms.b.set: seed0/b/stage0 (STAGE): no training data file "),
     ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"device='xpu'\"]\n"},  # no XPU in CI
      "arms.b.set: seed0/b/stage0 (STAGE): device 'xpu': no XPU device is available here"),
+    ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"freeze=['bogus']\"]\n"},  # before stop 54: when b trained
+     "arms.b.set: seed0/b/stage0 (STAGE): freeze: 'bogus' names no parameter; top-level names are "),
+    ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"init_layers=9\"]\n"},
+     "arms.b.set: seed0/b/stage0 (STAGE): init_layers=9 but init 'hf:"),
+    ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"batch_size=256\"]\n"},  # the pairs file holds 200 rows
+     "arms.b.set: seed0/b/stage0 (STAGE): DATA: 200 training rows (after holdout=0) are fewer than one global "
+     "batch of 256"),
+    ({"[[stages]]\n": "[[base]]\nconfig = \"STAGE\"\nset = [\"init_layers=1\"]\n[[stages]]\n",
+      "[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"init_layers=2\"]\n"},  # the base stage exports 1 block
+     "arms.b.set: seed0/b/stage0 (STAGE): init_layers=2 but init "),
     ({"[[stages]]\n": "[[base]]\nconfig = \"STAGE\"\n[[stages]]\n", "[arms.a]\n": "[arms.a]\nset = [\"init='x'\"]\n"},
      "arms.a.set: seed0/a/stage0 (STAGE): set: init='x' would be replaced by the model the stages before it "
      "export"),  # before stop 53: silently replaced
@@ -307,7 +317,8 @@ def test_a_typo_that_training_would_reach_late_is_refused_before_any_unit_trains
         text = text.replace(old, new.replace("STAGE", str(stage)), 1)
     config.write_text(text, encoding="utf-8")
     assert main(["ablate", str(config)]) == 2
-    assert f"{config}: {message.replace('STAGE', str(stage))}" in capsys.readouterr().err
+    message = message.replace("STAGE", str(stage)).replace("DATA", str(tmp_path / "data" / "pairs.jsonl"))
+    assert f"{config}: {message}" in capsys.readouterr().err
     assert not (tmp_path / "work").exists()
 
 

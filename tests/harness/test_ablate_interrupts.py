@@ -9,7 +9,9 @@ from pathlib import Path
 from signal_helpers import last_line_of_sigterm_run
 from test_ablate import write_configs
 
+from harness import ablate
 from harness.cli import main
+from harness.sysinfo import code_version
 from train import checkpoint as ckpt_io
 
 
@@ -20,13 +22,18 @@ def test_sigterm_in_a_unit_says_one_line_and_the_rerun_resumes_it(tmp_path: Path
     config = write_configs(tmp_path, shared_data, seeds="[0]")
     text = config.read_text(encoding="utf-8")
     config.write_text(text[: text.index("[choose]")], encoding="utf-8")  # no dev choice: two units, one each arm
+    monkeypatch.setattr(ablate, "code_version", lambda: "a" * 40)  # the first run's code: an older commit
     said = last_line_of_sigterm_run(monkeypatch, capsys, ["ablate", str(config)], at_step=3)
     assert said == ("harness: terminated (SIGTERM); finished units are kept (<out>/ablate.json): the same command "
                     "continues, a training stage from its newest checkpoint")  # fmt: skip
     unit = tmp_path / "work" / "seed0" / "bidir" / "stage0"
     assert [p.name for p in ckpt_io.checkpoint_dirs(unit)] == ["step_00000003"]
 
+    monkeypatch.setattr(ablate, "code_version", code_version)
     assert main(["ablate", str(config)]) == 0
     assert f"resumed from {unit / 'checkpoints' / 'step_00000003'} at step 3" in capsys.readouterr().out
-    assert set(json.loads((tmp_path / "work" / "ablate.json").read_text())["done"]) >= {"seed0/bidir/stage0",
-                                                                                        "seed0/linear/stage0"}
+    done = json.loads((tmp_path / "work" / "ablate.json").read_text())["done"]
+    assert set(done) >= {"seed0/bidir/stage0", "seed0/linear/stage0"}
+    # begun at one commit, finished at another: both are recorded (before stop 54 the resuming one alone)
+    assert done["seed0/bidir/stage0"]["code"] == f"{'a' * 40}→{code_version()}"
+    assert done["seed0/linear/stage0"]["code"] == code_version()

@@ -20,7 +20,7 @@ from train.config import load_config
 from train.errors import ConfigError, DataError
 from train.multitask import MultiTaskBatches, Task
 from train.objectives import label_info_nce
-from train.supervised import run
+from train.supervised import precheck, run
 from train.supervised_config import SupervisedConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -274,6 +274,23 @@ def test_task_values_are_checked(tmp_path: Path, task: dict, message: str):
     the stage or a value used silently (weight = inf starved the task of batches)."""
     with pytest.raises(ConfigError, match=message):
         SupervisedConfig(data_root=str(tmp_path), output_dir=str(tmp_path / "out"), tasks={"t": task})
+
+
+def test_precheck_refuses_a_batch_larger_than_the_rows_and_a_freeze_typo_before_anything_is_written(
+        tmp_path: Path, data_root: Path) -> None:  # fmt: skip
+    """What `harness ablate` runs for every unit when it opens (before stop 54 these surfaced when the unit
+    trained): rows are counted after ``max_rows``, a clr task (built at the start) is left to the stage."""
+    base = {"data_root": str(data_root), "output_dir": str(tmp_path / "out")}
+    start = ConanConfig.preset("tiny")
+    fits = {"r": {"kind": "retrieval", "data": ["ret/msrp.jsonl"], "batch_size": 24},
+            "c": {"kind": "clr", "parallel": "par", "batch_size": 4096}}  # fmt: skip
+    precheck(SupervisedConfig(**base, tasks=fits), start)
+    cut = {"r": {"kind": "retrieval", "data": ["ret/msrp.jsonl"], "batch_size": 24, "max_rows": 20}}
+    with pytest.raises(ConfigError, match="tasks.r: 20 rows, fewer than its batch_size 24"):
+        precheck(SupervisedConfig(**base, tasks=cut), start)
+    with pytest.raises(ConfigError, match="freeze: 'embed' names no parameter"):
+        precheck(SupervisedConfig(**base, tasks=fits, freeze=["embed"]), start)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(("dhnm", "message"), [
