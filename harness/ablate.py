@@ -375,7 +375,8 @@ def changed_settings(recorded: dict[str, Any] | None, current: dict[str, Any]) -
         return "none recorded: evaluated before ablate recorded them"
     changed = [f"{k} {recorded.get(k)} → {current.get(k)}" for k in ("max_length", "device", "dtype", "dim_view")
                if recorded.get(k) != current.get(k)]  # fmt: skip
-    changed += [what for key, what in (("model_files", "the model folder's files"), ("packages", "package versions"))
+    changed += [what for key, what in (("model_files", "the model folder's files"), ("packages", "package versions"),
+                                       ("scoring", "the scorers' package versions"))
                 if recorded.get(key) != current.get(key)]  # fmt: skip
     old_data = recorded.get("data", {})
     changed += [f"data of {t}" for t, h in current["data"].items() if old_data.get(t) != h]
@@ -688,16 +689,19 @@ class Ablation:
         versions of the packages that compute the vectors too, as `harness run`'s identity (since stop 46): an
         upgrade evaluates again. Before stop 47 (audit) the model was its folder's path and the device [eval]'s
         value (unset: None everywhere), so a resume on a GPU kept the CPU's float32 scores of the arms done, and a
-        retrained unit's scores were kept from the old weights at the same path."""
+        retrained unit's scores were kept from the old weights at the same path. Since stop 54 (audit) the
+        versions of mteb and of the packages its scorers run on as well (`scoring`, as `harness run`'s identity)."""
         from harness.embedder import ModelOptions, kernel_packages
         from harness.models import resolve_options
+        from harness.sysinfo import package_versions, scoring_packages
 
         ev = self.cfg["eval"]
         view = {"dim_view": RAW_VIEW} if ev.get("dims") else {}
         opts, _ = resolve_options(f"conan:{model or '.'}", ModelOptions(device=ev.get("device")))
         weights = {"model_files": files_fingerprint(Path(model))} if model else {}
         return {"max_length": ev.get("max_length"), "device": opts.device, "dtype": opts.dtype, **view, **weights,
-                "packages": kernel_packages(), "data": {t: self.task_files[t] for t in sorted(tasks)}}  # fmt: skip
+                "packages": kernel_packages(), "scoring": {"mteb": package_versions()["mteb"], **scoring_packages()},
+                "data": {t: self.task_files[t] for t in sorted(tasks)}}  # fmt: skip
 
     def choose(self) -> list[str]:
         """Tune [choose].key on the dev tasks (first seed); returns the override every arm then gets."""

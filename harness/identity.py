@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.embedder import Embedder
 from harness.runs import IMPLIED_DEFAULTS, RAW_VIEW
+from harness.sysinfo import scoring_packages
 from harness.tasks import MIRROR, ResolvedTask, is_aggregate, mirror_identity
 
 
@@ -35,7 +36,8 @@ def data_identity(resolved: ResolvedTask) -> str:
 
 def run_identity(embedder: Embedder, dims: list[int], mteb_version: str) -> dict[str, Any]:
     """The part of every task's identity that the run decides (model, numerics and the hardware that computed
-    them, prompts, dims, scoring function, scorer version): every key but `harness.runs.TASK_KEYS`, recorded once
+    them, prompts, dims, scoring function, the versions of mteb and of the packages its scorers run on): every key
+    but `harness.runs.TASK_KEYS`, recorded once
     in run.json (`identity`), so summary.md and the leaderboard can flag tasks kept from runs with other settings
     (`harness.runs.other_settings`)."""
     identity = {
@@ -48,6 +50,7 @@ def run_identity(embedder: Embedder, dims: list[int], mteb_version: str) -> dict
                     "none": embedder.prompt(None)},  # fmt: skip
         "dims": list(dims),
         "mteb": mteb_version,
+        "scoring": scoring_packages(),  # since stop 54 (audit): an upgrade of the scorers' packages evaluates again
     }
     # what else the cache's namespace holds because it moves vectors (Embedder.cache_identity): the versions of the
     # packages that compute them and, below float32 on a CPU, the CPU model. Before stop 46 (audit) a rerun after an
@@ -86,7 +89,11 @@ UNSET = "(not set)"
 
 
 def _change(key: str, old: Any, new: Any) -> str:
-    """One key's change; a value that only gained a tail (a mirror's data identity gaining its layout) shows it."""
+    """One key's change; a value that only gained a tail (a mirror's data identity gaining its layout) shows it,
+    and a table of versions its entries that changed (`scoring.scikit-learn '1.9.1' → '1.6.1'`)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return ", ".join(_change(f"{key}.{k}", old.get(k, UNSET), new.get(k, UNSET))
+                         for k in dict.fromkeys([*old, *new]) if old.get(k, UNSET) != new.get(k, UNSET))  # fmt: skip
     if isinstance(old, str) and isinstance(new, str) and new.startswith(old) and UNSET not in (old, new):
         return f"{key} {_short(old)} + {new[len(old):].strip()!r}"
     return f"{key} {_short(old)} → {_short(new)}"

@@ -201,26 +201,35 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
 # Run-wide identity keys that move no row's scores: the model, which groups the rows, and the MRL prefixes scored
 # besides the full vectors.
 UNSCORED_KEYS = ("model_fingerprint", "dims")
+# the evaluator's versions score every model alike, so they are compared between all rows, not only one model's
+# (before stop 54, audit: two models scored under other scikit-learn or mteb versions were ranked without a word)
+EVALUATOR_KEYS = ("mteb", "scoring")
 
 
 def differing_settings(runs: list[tuple[Entry, dict[str, Any]]], beside_published: bool = False) -> dict[str, str]:
     """Row label → the run settings (run.json `identity`) in which it differs from other rows of its model (same
-    fingerprint, else spec): max length, dtype, pooling, prompts, dim view, every key but UNSCORED_KEYS, so a
-    setting added to the identity is compared without a change here. Before, only the run name told such rows
-    apart. A key only some runs record is compared among those (as `data_differences`). ``beside_published``: a
-    row computed below float32 names its dtype whatever its model's other rows (before stop 52, audit, a bf16
-    minilm row ranked beside published float32 scores with no dtype anywhere on the board)."""
+    fingerprint, else spec), or from any row for EVALUATOR_KEYS: max length, dtype, pooling, prompts, dim view,
+    every key but UNSCORED_KEYS, so a setting added to the identity is compared without a change here. Before,
+    only the run name told such rows apart. A key only some runs record is compared among those (as
+    `data_differences`). ``beside_published``: a row computed below float32 names its dtype whatever its model's
+    other rows (before stop 52, audit, a bf16 minilm row ranked beside published float32 scores with no dtype
+    anywhere on the board)."""
     groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for entry, record in runs:
         identity, model = with_implied_keys(record.get("identity") or {}), record.get("model", {})
         if name := model.get("fingerprint") or identity.get("model_fingerprint") or model.get("spec"):
             groups.setdefault(name, []).append((entry.label, identity))
     found: dict[str, list[str]] = {}
-    for rows in groups.values():
-        for key in identity_differences([identity for _, identity in rows], UNSCORED_KEYS):
+    comparisons = [(rows, identity_differences([i for _, i in rows], UNSCORED_KEYS)) for rows in groups.values()]
+    everyone = [row for rows in groups.values() for row in rows]
+    evaluator = [k for k in identity_differences([i for _, i in everyone], UNSCORED_KEYS) if k in EVALUATOR_KEYS]
+    for rows, keys in [*comparisons, (everyone, evaluator)]:
+        for key in keys:
+            held = [identity[key] for _, identity in rows if key in identity]
             for label, identity in rows:
-                if key in identity:
-                    found.setdefault(label, []).append(f"{key} {_brief(identity[key])}")
+                part = _setting(key, identity[key], held) if key in identity else None
+                if part and part not in found.get(label, []):
+                    found.setdefault(label, []).append(part)
     if beside_published:
         for label, identity in (row for rows in groups.values() for row in rows):
             dtype = identity.get("dtype")
@@ -340,6 +349,16 @@ def mixed_note(task: str, keys: list[str], runs: list[tuple[Entry, dict[str, dic
     differ = f"{', '.join(keys)} {'differ' if len(keys) > 1 else 'differs'}"
     return (f"‡ {task}: the runs scored different data ({differ}), so {task} earns no Borda points in a ranking "
             f"that holds rows of two of them — {'; '.join(parts)}.")  # fmt: skip
+
+
+def _setting(key: str, value: Any, held: list[Any]) -> str:
+    """`max_length 256`; of a table too long to show whole (the versions of four packages), the entries in which
+    the rows differ (`scoring.scikit-learn 1.6.1`), which the cut would hide."""
+    if isinstance(value, dict) and _brief(value).endswith("…`") and all(isinstance(other, dict) for other in held):
+        parts = [f"{key}.{k} {_brief(value[k])}" for k in value if any(other.get(k) != value[k] for other in held)]
+        if parts:
+            return ", ".join(parts)
+    return f"{key} {_brief(value)}"
 
 
 def _brief(value: Any) -> str:

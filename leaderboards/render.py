@@ -16,8 +16,10 @@ TYPE_SHORT = {
 SETTINGS_NOTE = (
     "- **Settings that differ**: rows of one model (same fingerprint, else the same `--model` spec) whose runs "
     "differ in a setting that can move scores (run.json's `identity`: max length, dtype, device, pooling, prompts, "
-    "dim view, similarity, kernels, mteb version; not the MRL dims scored besides) name those settings with their "
-    "values: the gap between such rows is the settings', not the model's. Beside published rows, a row of ours "
+    "dim view, similarity, kernels; not the MRL dims scored besides) name those settings with their "
+    "values: the gap between such rows is the settings', not the model's. Rows of any models scored under other "
+    "versions of mteb or of its scorers' packages (`scoring`: scikit-learn, scipy, numpy, pytrec-eval-terrier) "
+    "name those too. Beside published rows, a row of ours "
     "computed below float32 (bfloat16: `--dtype auto` on a CPU with native bf16) also names its dtype: published "
     "scores are mteb's own runs'."
 )

@@ -22,6 +22,7 @@ from scipy.stats import norm, spearmanr
 from scipy.stats import t as t_dist
 
 from conan_model import train_tokenizer as train_bbpe
+from harness import identity, sysinfo
 from harness.ablate import OPERATIONAL, Ablation, choose_value, fingerprint, input_hashes, load_ablation
 from harness.cli import main
 from harness.embedder import ModelOptions
@@ -357,6 +358,12 @@ def test_a_recorded_evaluation_is_reused_only_under_the_same_eval_settings_and_t
     reversed_gold, log = evaluate("max_length = 4")
     assert "(data of STS16): evaluating again" in log
     assert reversed_gold["STS16"] == pytest.approx(-short["STS16"], abs=1e-9)  # Spearman against reversed gold
+    older = {**sysinfo.scoring_packages(), "scikit-learn": "1.6.1"}  # a scorer upgrade (since stop 54, audit)
+    monkeypatch.setattr(sysinfo, "scoring_packages", lambda: older)
+    monkeypatch.setattr(identity, "scoring_packages", lambda: older)
+    assert "(the scorers' package versions): evaluating again" in evaluate("max_length = 4")[1]
+    run = json.loads((tmp_path / "work" / "evals" / "a-seed0" / "run.json").read_text(encoding="utf-8"))
+    assert run["tasks"]["STS16"]["identity"]["scoring"]["scikit-learn"] == "1.6.1"
     # dims are viewed as raw prefixes since stop 35 (renormalised before): a unit recorded then is evaluated again
     config = one_arm_config(tmp_path, stage, "evalkey", f'data_dir = "{data}"', "dims = [8]")
     assert Ablation(load_ablation(config), config).eval_settings(["STS16"])["dim_view"] == "raw prefixes"

@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 from data_helpers import cut_rows
 
+from harness import identity
 from harness.cli import main
 from harness.data import default_data_root
 from harness.runner import RunConfig, default_run_name
 from harness.runs import RunDir
+from harness.sysinfo import scoring_packages
 
 SAMPLE = default_data_root()
 
@@ -75,6 +77,29 @@ def test_rerun_that_drops_a_setting_names_it(tmp_path: Path, capsys) -> None:
     _run(tmp_path, "p", "--tasks", "STS16")
     out = capsys.readouterr().out
     assert "settings differ from the earlier result (pad_multiple 8 → (not set)): evaluating again" in out, out
+
+
+def test_scorer_versions_key_a_task_and_are_named_between_rows_of_any_model(tmp_path: Path, capsys,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before stop 54 (audit) the versions of the packages mteb scores with (scikit-learn 1.6.1 and 1.9.1 score
+    AGNewsClusteringS2S 32.00 and 28.50 on the same vectors) keyed nothing: a rerun after an upgrade kept the old
+    scores, and the leaderboard ranked two models scored under either without a word."""
+    _, first = _run(tmp_path, "a", "--tasks", "STS16")
+    assert first["tasks"]["STS16"]["identity"]["scoring"] == scoring_packages() == first["identity"]["scoring"]
+    older = {**scoring_packages(), "scikit-learn": "1.6.1"}
+    monkeypatch.setattr(identity, "scoring_packages", lambda: older)
+    assert main(["run", "--model", "me5-small", "--data-dir", str(SAMPLE), "--out", str(tmp_path), "--run-name", "b",
+                 "--tasks", "STS16", "--no-progress", "--no-cache"]) == 0  # fmt: skip
+    board = tmp_path / "lb.md"
+    assert main(["leaderboard", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(board)]) == 0
+    rows = [line for line in board.read_text(encoding="utf-8").splitlines() if "scoring.scikit-learn" in line]
+    assert len(rows) == 2 and "[b]" in rows[0] and "`1.6.1`" in rows[0] and "[a]" in rows[1], rows
+    assert f"scoring.scikit-learn `{scoring_packages()['scikit-learn']}`" in rows[1], rows
+    capsys.readouterr()
+    _, again = _run(tmp_path, "a", "--tasks", "STS16")
+    change = f"scoring.scikit-learn '{scoring_packages()['scikit-learn']}' → '1.6.1'"
+    assert f"STS16: settings differ from the earlier result ({change}): evaluating again" in capsys.readouterr().out
+    assert again["tasks"]["STS16"]["identity"]["scoring"] == older
 
 
 def test_changed_data_file_reevaluates(tmp_path: Path, capsys) -> None:
