@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.embedder import Embedder
-from harness.runs import IMPLIED_DEFAULTS, RAW_VIEW
+from harness.runs import IMPLIED_DEFAULTS, RAW_VIEW, changed_entries
 from harness.sysinfo import scoring_packages
 from harness.tasks import MIRROR, ResolvedTask, is_aggregate, mirror_identity
 
@@ -90,10 +90,12 @@ UNSET = "(not set)"
 
 def _change(key: str, old: Any, new: Any) -> str:
     """One key's change; a value that only gained a tail (a mirror's data identity gaining its layout) shows it,
-    and a table of versions its entries that changed (`scoring.scikit-learn '1.9.1' → '1.6.1'`)."""
+    and a long table of versions the entries that changed (`scoring.scikit-learn '1.9.1' → '1.6.1'`)."""
     if isinstance(old, dict) and isinstance(new, dict):
-        return ", ".join(_change(f"{key}.{k}", old.get(k, UNSET), new.get(k, UNSET))
-                         for k in dict.fromkeys([*old, *new]) if old.get(k, UNSET) != new.get(k, UNSET))  # fmt: skip
+        entries = changed_entries(key, old, new)
+        if len(entries) > 1 or entries[0][0] != key:
+            return ", ".join(_change(name, UNSET if a is None else a, UNSET if b is None else b)
+                             for name, a, b in entries)  # fmt: skip
     if isinstance(old, str) and isinstance(new, str) and new.startswith(old) and UNSET not in (old, new):
         return f"{key} {_short(old)} + {new[len(old):].strip()!r}"
     return f"{key} {_short(old)} → {_short(new)}"

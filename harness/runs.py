@@ -553,7 +553,8 @@ def other_settings(record: dict[str, Any], ignore: tuple[str, ...] = DIM_KEYS) -
         if task.get("status") != "ok" or not identity:
             continue
         keys = [k for k in dict.fromkeys([*identity, *current]) if k not in TASK_KEYS and k not in ignore]
-        diff = [f"{k} {shown_setting(identity.get(k))}" for k in keys if identity.get(k) != current.get(k)]
+        diff = [f"{name} {shown_setting(value)}" for k in keys if identity.get(k) != current.get(k)
+                for name, value, _ in changed_entries(k, identity.get(k), current.get(k))]  # fmt: skip
         if task.get("source") == MIRROR and task.get("data_root", root) != root:
             files = identity.get("data") or ""
             diff.append(f"data root {shown_path(task['data_root'])}" + (f" (files {files[:15]}…)" if files else ""))
@@ -633,6 +634,14 @@ def md_table(rows: Iterable[Sequence[Any]], headers: Sequence[Any], **options: A
 
     return tabulate([[cell_text(v) for v in row] for row in rows], headers=[cell_text(h) for h in headers],
                     tablefmt="github", **options)  # fmt: skip
+
+
+def changed_entries(key: str, old: Any, new: Any) -> list[tuple[str, Any, Any]]:
+    """(name, old, new) of a setting that differs: a table too long to show whole (the versions of four packages)
+    by the entries that differ (`scoring.scikit-learn`), which a cut would hide; any other value whole."""
+    if isinstance(old, dict) and isinstance(new, dict) and max(len(json.dumps(old)), len(json.dumps(new))) > 60:
+        return [(f"{key}.{k}", old.get(k), new.get(k)) for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
+    return [(key, old, new)]
 
 
 def shown_setting(value: Any) -> str:

@@ -35,6 +35,7 @@ from harness.runs import (
     MISSING,
     RunDir,
     cache_only,
+    changed_entries,
     data_differences,
     has_score,
     identity_differences,
@@ -313,8 +314,9 @@ def run_differences(record_b: dict[str, Any], record_c: dict[str, Any], dim: int
               "harness_version": record.get("environment", {}).get("harness_version"),
               "data root": record.get("data_root")} for record in (record_b, record_c)]  # fmt: skip
     shown = {key: shown_path if key == "data root" else shown_setting for key in sides[0] | sides[1]}
-    return [f"{key} {shown[key](sides[0].get(key))} → {shown[key](sides[1].get(key))}"
-            for key in identity_differences(sides, UNSCORED_KEYS + (() if dim else ("dim_view",)))]  # fmt: skip
+    return [f"{name} {shown[key](old)} → {shown[key](new)}"
+            for key in identity_differences(sides, UNSCORED_KEYS + (() if dim else ("dim_view",)))
+            for name, old, new in changed_entries(key, sides[0].get(key), sides[1].get(key))]  # fmt: skip
 
 
 def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: dict[str, Any],

@@ -95,11 +95,16 @@ def test_scorer_versions_key_a_task_and_are_named_between_rows_of_any_model(tmp_
     rows = [line for line in board.read_text(encoding="utf-8").splitlines() if "scoring.scikit-learn" in line]
     assert len(rows) == 2 and "[b]" in rows[0] and "`1.6.1`" in rows[0] and "[a]" in rows[1], rows
     assert f"scoring.scikit-learn `{scoring_packages()['scikit-learn']}`" in rows[1], rows
+    shutil.copytree(tmp_path / "a", tmp_path / "a0")
     capsys.readouterr()
     _, again = _run(tmp_path, "a", "--tasks", "STS16")
     change = f"scoring.scikit-learn '{scoring_packages()['scikit-learn']}' → '1.6.1'"
     assert f"STS16: settings differ from the earlier result ({change}): evaluating again" in capsys.readouterr().out
     assert again["tasks"]["STS16"]["identity"]["scoring"] == older
+    report = tmp_path / "regress.md"  # regress names the entry, not a cut of the whole table
+    assert main(["regress", "--baseline", str(tmp_path / "a0"), "--candidate", str(tmp_path / "a"),
+                 "--out", str(report)]) == 0  # fmt: skip
+    assert f"scoring.scikit-learn {scoring_packages()['scikit-learn']} → 1.6.1" in report.read_text(encoding="utf-8")
 
 
 def test_changed_data_file_reevaluates(tmp_path: Path, capsys) -> None:
