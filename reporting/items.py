@@ -36,6 +36,11 @@ class NotTestable(Exception):
     """The task has no usable per-item data; the message says why (shown as 'not tested: ...')."""
 
 
+class OtherItems(NotTestable):
+    """The runs scored other items (gold labels or item texts that differ as collections, not only in order; other
+    judgements under a query id): their scores do not compare, whatever their recorded data identities say."""
+
+
 @dataclass
 class TaskItems:
     """Item keys (pair index, query id, ...), each item's gold as JSON (its score, label or relevance judgements:
@@ -82,8 +87,11 @@ def paired_positions(runs: list[TaskItems]) -> tuple[list[str], list[np.ndarray]
     keys = [k for k in first.keys if all(k in g for g in golds)]
     differ = [k for k in keys if any(g[k] != golds[0][k] for g in golds[1:])]
     if differ:
-        raise NotTestable(f"items differ in order or content: {len(differ)} of the {len(keys)} shared query ids "
-                          f"have other relevance judgements in another run (first: {differ[0]})")  # fmt: skip
+        judged = [sorted(json.dumps(g[k], sort_keys=True) for k in keys) for g in golds]
+        kind = NotTestable if all(j == judged[0] for j in judged[1:]) else OtherItems  # ids swapped, or other items
+        raise kind(f"items differ in {'order' if kind is NotTestable else 'content'}: {len(differ)} of the "
+                   f"{len(keys)} shared query ids have other relevance judgements in another run (first: "
+                   f"{differ[0]})")  # fmt: skip
     where = [{k: i for i, k in enumerate(r.keys)} for r in runs]
     return keys, [np.asarray([w[k] for k in keys], dtype=int) for w in where]
 
@@ -94,8 +102,11 @@ def _same_list(first: list[str], other: list[str], what: str, unit: str) -> None
         return
     at = next((i for i, (a, b) in enumerate(zip(first, other, strict=False)) if a != b), None)
     where = f"first difference at item {at}" if at is not None else "one list is the other's start"
-    raise NotTestable(f"items differ in order or content: the runs' {what} are not the same list "
-                      f"({len(first)} and {len(other)} {unit}, {where})")  # fmt: skip
+    if sorted(first) != sorted(other):  # other items, not the same ones in another order (stop 54, audit)
+        raise OtherItems(f"items differ in content: the runs' {what} are not the same collection ({len(first)} and "
+                         f"{len(other)} {unit}, {where})")  # fmt: skip
+    raise NotTestable(f"items differ in order: the runs' {what} are the same collection in another order "
+                      f"({len(first)} {unit}, {where})")  # fmt: skip
 
 
 def at_dim(run: RunDir, name: str, record: dict[str, Any], dim: int | None) -> dict[str, Any]:

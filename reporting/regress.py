@@ -51,7 +51,7 @@ from harness.runs import (
     with_implied_keys,
 )
 from reporting.efficiency import rates
-from reporting.items import NotTestable, at_dim, paired_positions, task_items
+from reporting.items import NotTestable, OtherItems, at_dim, paired_positions, task_items
 
 EXIT_OK, EXIT_REGRESSION, EXIT_NOT_COMPARED = 0, 1, 3
 TESTED = ("regressed", "improved", "within noise")
@@ -356,6 +356,10 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
     try:
         ib, ic = task_items(base, name, rb, s["dim"]), task_items(cand, name, rc, s["dim"])
         common, (pos_b, pos_c) = paired_positions([ib, ic])
+    except OtherItems as exc:  # before stop 54 (audit) "not tested", which passes the gate: a −53.77 Δ went through
+        tv.verdict = NOT_COMPARABLE
+        tv.reason = f"the runs scored other items ({exc}): rerun the baseline on the candidate's data"
+        return tv
     except NotTestable as exc:
         tv.reason = str(exc)
         return tv

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from reporting import ablation
-from reporting.regress import compare
+from reporting.regress import EXIT_NOT_COMPARED, NOT_COMPARABLE, compare
 
 
 def _reordered(run: Path, task: str, out: Path, order: list[int] | None = None) -> Path:
@@ -62,9 +62,46 @@ def test_the_same_items_in_another_order_are_not_paired_by_position(tiny_runs, t
     cand = _reordered(tiny_runs["batch8"], task, tmp_path / "cand")
     (tv,) = compare(tiny_runs["base"], cand, n_boot=50, tasks=[task]).tasks
     assert tv.verdict == "not tested" and tv.lo is None
-    assert tv.reason.startswith("items differ in order or content: the runs' item texts are not the same list")
+    assert tv.reason.startswith("items differ in order: the runs' item texts are the same collection in another order")
     (same,) = compare(tiny_runs["base"], tiny_runs["batch8"], n_boot=50, tasks=[task]).tasks
     assert same.verdict == "within noise" and tv.cand == same.cand  # the reordered run's own score is unchanged
+
+
+@pytest.mark.parametrize("what", ["item texts", "gold labels"])
+def test_runs_that_scored_other_items_are_not_comparable(tiny_runs, tiny_root, tmp_path, what):
+    """Items that differ as collections, not in order, show the runs scored other rows, whatever their recorded data
+    identities say (a task folder edited while a run read it, its score recorded under the hash taken before: audit,
+    stop 54). Before, "not tested", which does not gate: regress passed (exit 0) with STS16 at Δ −53.77. Now *not
+    comparable*, which exits 3."""
+    cand = tmp_path / "cand"
+    if what == "item texts":
+        shutil.copytree(tiny_runs["batch8"], cand)
+        gold_file = cand / "predictions" / "TinySTS_gold.json"
+        gold = json.loads(gold_file.read_text())
+        gold["items"][3] = _digest("another", "pair")
+        gold_file.write_text(json.dumps(gold))
+    else:  # a real run on rows with one gold score changed, recorded under the base's data identity
+        from harness.cli import main
+
+        shutil.copytree(tiny_root, tmp_path / "data")
+        rows_file = tmp_path / "data" / "en" / "TinySTS" / "test.jsonl"
+        rows = [json.loads(line) for line in rows_file.read_text().splitlines()]
+        rows[3]["score"] = 5.0 - rows[3]["score"] if rows[3]["score"] != 2.5 else 0.0
+        rows_file.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        assert main(["run", "--tasks", "TinySTS", "--model", "minilm", "--data-dir", str(tmp_path / "data"),
+                     "--out", str(tmp_path), "--run-name", "cand", "--no-progress"]) == 0  # fmt: skip
+        base = json.loads((tiny_runs["base"] / "run.json").read_text())
+        record = json.loads((cand / "run.json").read_text())
+        record["tasks"]["TinySTS"]["identity"]["data"] = base["tasks"]["TinySTS"]["identity"]["data"]
+        record["data_root"] = record["tasks"]["TinySTS"]["data_root"] = base["data_root"]
+        (cand / "run.json").write_text(json.dumps(record))
+    report = compare(tiny_runs["base"], cand, n_boot=50, tasks=["TinySTS"])
+    (tv,) = report.tasks
+    assert tv.verdict == NOT_COMPARABLE and tv.lo is None, tv.reason
+    assert tv.reason == (f"the runs scored other items (items differ in content: the runs' {what} are not the same "
+                         "collection (80 and 80 pairs, first difference at item 3)): rerun the baseline on the "
+                         "candidate's data")  # fmt: skip
+    assert report.exit_status == EXIT_NOT_COMPARED
 
 
 def test_a_query_id_naming_another_query_is_not_paired(tiny_runs, tmp_path):
@@ -84,8 +121,8 @@ def test_a_query_id_naming_another_query_is_not_paired(tiny_runs, tmp_path):
     gold_file.write_text(json.dumps(gold))
     (tv,) = compare(tiny_runs["base"], cand, n_boot=50, tasks=["TinyRetrieval"]).tasks
     assert tv.verdict == "not tested"
-    assert tv.reason == ("items differ in order or content: 2 of the 10 shared query ids have other relevance "
-                         f"judgements in another run (first: {first})")  # fmt: skip
+    assert tv.reason == ("items differ in order: 2 of the 10 shared query ids have other relevance judgements "
+                         f"in another run (first: {first})")  # fmt: skip
 
 
 def test_ablation_does_not_pair_runs_holding_other_items(tiny_runs, tmp_path):
@@ -93,7 +130,7 @@ def test_ablation_does_not_pair_runs_holding_other_items(tiny_runs, tmp_path):
     cand = _reordered(tiny_runs["batch8"], "TinySTS", tmp_path / "cand")
     row = ablation.compare({0: str(tiny_runs["base"])}, {0: str(cand)}, "TinySTS", 50, 0)
     assert row["lo"] is None and row["resamples"] is None
-    assert row["reason"].startswith("not tested: items differ in order or content")
+    assert row["reason"].startswith("not tested: items differ in order")
     same = ablation.compare({0: str(tiny_runs["base"])}, {0: str(tiny_runs["batch8"])}, "TinySTS", 50, 0)
     assert same["lo"] <= same["delta"] <= same["hi"] and same["items"] == 80
 
@@ -112,10 +149,10 @@ def test_two_same_label_items_swapped_are_not_paired(tiny_runs, tmp_path):
     assert json.loads((cand / "predictions" / "TinyClassification_gold.json").read_text())["gold"] == labels
     (tv,) = compare(tiny_runs["base"], cand, n_boot=50, tasks=["TinyClassification"]).tasks
     assert tv.verdict == "not tested" and tv.lo is None
-    assert tv.reason == ("items differ in order or content: the runs' item texts are not the same list "
-                         f"(40 and 40 items, first difference at item {i})")  # fmt: skip
+    assert tv.reason == ("items differ in order: the runs' item texts are the same collection in another order "
+                         f"(40 items, first difference at item {i})")  # fmt: skip
     row = ablation.compare({0: str(tiny_runs["base"])}, {0: str(cand)}, "TinyClassification", 50, 0)
-    assert row["lo"] is None and row["reason"].startswith("not tested: items differ in order or content")
+    assert row["lo"] is None and row["reason"].startswith("not tested: items differ in order")
 
 
 def test_a_bitext_task_with_reordered_sentence_pairs_is_not_paired(tiny_runs, tmp_path):
@@ -126,8 +163,8 @@ def test_a_bitext_task_with_reordered_sentence_pairs_is_not_paired(tiny_runs, tm
     (same,) = compare(tiny_runs["base"], tiny_runs["short"], n_boot=50, tasks=["TinyBitext"]).tasks
     assert same.verdict != "not tested" and tv.cand == pytest.approx(same.cand)  # the reorder keeps its score
     assert tv.verdict == "not tested" and tv.lo is None
-    assert tv.reason.startswith("items differ in order or content: the runs' item texts are not the same list "
-                                "(30 and 30 sentences, first difference at item ")  # fmt: skip
+    assert tv.reason.startswith("items differ in order: the runs' item texts are the same collection in another "
+                                "order (30 sentences, first difference at item ")  # fmt: skip
 
 
 def test_gold_files_without_item_digests_are_paired_by_their_labels_as_before(tiny_runs, tmp_path):
@@ -138,7 +175,7 @@ def test_gold_files_without_item_digests_are_paired_by_their_labels_as_before(ti
     assert tv.verdict == "within noise" and tv.lo <= tv.delta <= tv.hi
     reordered = _without_digests(_reordered(tiny_runs["batch8"], "TinySTS", tmp_path / "reordered"), "TinySTS")
     (tv,) = compare(reordered, tiny_runs["base"], n_boot=50, tasks=["TinySTS"]).tasks
-    assert tv.reason.startswith("items differ in order or content: the runs' gold labels are not the same list")
+    assert tv.reason.startswith("items differ in order: the runs' gold labels are the same collection in another order")
 
 
 @pytest.mark.parametrize(("task", "columns"), [("TinySTS", ("sentence1", "sentence2")),
