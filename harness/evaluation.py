@@ -24,7 +24,7 @@ from harness.encoding import DimView, HarnessEncoder, time_split
 from harness.gold import gold_labels
 from harness.runs import RunDir
 from harness.scoring import faster_scoring
-from harness.tasks import MIRROR, ResolvedTask
+from harness.tasks import MIRROR, ResolvedTask, mirror_identity
 
 if TYPE_CHECKING:  # the runner imports this module; RunConfig only types `cfg` here
     from harness.runner import RunConfig
@@ -85,17 +85,30 @@ def _restore_random_state(task: Any, state: dict[str, Any]) -> None:
         setattr(task, name, copy.deepcopy(value))
 
 
+class DataChanged(Exception):
+    """A mirror's files changed between the run's start, which keyed the task by their hash, and the task's load."""
+
+
 def run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir | None, cfg: RunConfig,
-              dims: list[int], model_load_s: float = 0.0) -> tuple[dict[str, Any], dict[str, Any] | None]:  # fmt: skip
+             dims: list[int], model_load_s: float = 0.0, data: str | None = None,
+             ) -> tuple[dict[str, Any], dict[str, Any] | None]:  # fmt: skip
     """Evaluate one task at full dimension, then score each MRL dim from the same vectors; never raises.
 
     Its files go to `run_dir`: the task's staging directory (RunDir.staging), None on ranks that write nothing.
-    `model_load_s`: the model's load before the run's first task, counted into this task's load and wall."""
+    `model_load_s`: the model's load before the run's first task, counted into this task's load and wall.
+    `data`: the mirror's data identity the result is recorded under, checked against its files once they are read
+    (the run hashes every task at its start, and a long suite reads the last one hours later)."""
     encoder.start_task()
     sysinfo.reset_accelerator_peak()
     start = time.perf_counter()
     try:
         task = resolved.load()
+        if data is not None and resolved.local is not None and (now := mirror_identity(resolved.local)) != data:
+            # before stop 54 (audit) the edited rows' score was recorded under the old files' hash, and a rerun
+            # after the edit was undone kept it as theirs
+            raise DataChanged(f"the files of {resolved.local.path} changed after the run started ({data[:19]}… → "
+                              f"{now[:19]}…): not evaluated, since its result would be recorded under the files' "
+                              "old hash; the same command evaluates it on the files as they are now")  # fmt: skip
         gold = gold_labels(task) if run_dir else None  # from the data as loaded, before mteb evaluates
         load_s = time.perf_counter() - start
         seeded = _random_state(task)

@@ -248,7 +248,8 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack) -> in
             shards.begin_task(name)
         try:
             with heartbeat(ticking, lambda tag=tag: f"{tag}: {encoder.progress()}"):
-                entry, eff = run_task(resolved, encoder, staged, cfg, dims, unbilled_load_s)
+                entry, eff = run_task(resolved, encoder, staged, cfg, dims, unbilled_load_s,
+                                      identity["data"] if resolved.source == MIRROR else None)  # fmt: skip
         except BaseException:  # Ctrl-C, SIGTERM: the half-written files of the task go; its old result stays
             if staged is not None:
                 run_dir.discard(staged)

@@ -23,6 +23,7 @@ from harness.data import default_data_root
 from harness.runner import RunConfig, default_run_name
 from harness.runs import RunDir
 from harness.sysinfo import scoring_packages
+from harness.tasks import ResolvedTask
 
 SAMPLE = default_data_root()
 
@@ -105,6 +106,37 @@ def test_scorer_versions_key_a_task_and_are_named_between_rows_of_any_model(tmp_
     assert main(["regress", "--baseline", str(tmp_path / "a0"), "--candidate", str(tmp_path / "a"),
                  "--out", str(report)]) == 0  # fmt: skip
     assert f"scoring.scikit-learn {scoring_packages()['scikit-learn']} → 1.6.1" in report.read_text(encoding="utf-8")
+
+
+def test_a_task_whose_files_change_after_the_run_started_is_not_recorded_under_the_old_hash(
+        tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The run keys every task by its files' hash at its start and reads a task's rows when it comes up: before stop
+    54 (audit) rows edited in between were scored and recorded under the old hash (STS16 22.86 where its hashed
+    rows give 76.63), and a rerun once the edit was undone kept that score as theirs."""
+    data = tmp_path / "data" / "en"
+    for task in ("STS12", "STS16"):
+        shutil.copytree(SAMPLE / "en" / task, data / task)
+    rows_file = data / "STS16" / "test.jsonl"
+    original = rows_file.read_text(encoding="utf-8")
+    load = ResolvedTask.load
+
+    def edited_while_running(self: ResolvedTask) -> object:
+        if self.name == "STS16":  # the edit lands after the run hashed the task, before its rows are read
+            rows = [json.loads(line) for line in original.splitlines()]
+            rows_file.write_text("".join(json.dumps({**r, "score": 5.0 - r["score"]}) + "\n" for r in rows))
+        return load(self)
+
+    monkeypatch.setattr(ResolvedTask, "load", edited_while_running)
+    code, record = _run(tmp_path, "race", "--tasks", "STS12,STS16", data=data.parent)
+    assert code != 0 and record["tasks"]["STS12"]["status"] == "ok"
+    assert record["tasks"]["STS16"]["status"] == "failed"
+    assert "DataChanged: the files of " in record["tasks"]["STS16"]["error"]
+    assert "changed after the run started" in record["tasks"]["STS16"]["error"]
+    monkeypatch.setattr(ResolvedTask, "load", load)
+    code, record = _run(tmp_path, "race", "--tasks", "STS12,STS16", data=data.parent)  # the files as they are now
+    _, fresh = _run(tmp_path, "fresh", "--tasks", "STS16", data=data.parent)
+    assert code == 0 and record["tasks"]["STS16"]["main_score"] == fresh["tasks"]["STS16"]["main_score"]
+    assert record["tasks"]["STS16"]["identity"]["data"] == fresh["tasks"]["STS16"]["identity"]["data"]
 
 
 def test_changed_data_file_reevaluates(tmp_path: Path, capsys) -> None:
