@@ -391,6 +391,7 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
                                  "--run-name, or --overwrite to replace them")  # fmt: skip
             record.clear()  # another model's record, and its timings with it: `harness report` credited the old
             run_dir.drop_efficiency()  # model's tasks to the new one (before stop 46)
+            run_dir.drop_results()
         runnable = [r.name for r in plan.resolved if r.source != MISSING]
         finished = (run_dir.finished_entry(n, identities[n], dims, cfg.dim_predictions) for n in runnable)  # lazy
         if record and not cfg.overwrite and all(finished):

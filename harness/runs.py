@@ -228,6 +228,13 @@ class RunDir:
             _check_fields(path, figures, task, {}, LOSE_TIMINGS)
         return record
 
+    def drop_results(self) -> None:
+        """Every result and prediction file, of every model revision; the caller holds the lock. A directory taken
+        over by another model (`--overwrite`) keeps none of the old one's: before stop 54 (audit) its run.json was
+        cleared but its files stayed, and `mteb.ResultCache` returned the replaced model's scores beside the new."""
+        for folder in (self.path / "results", self.predictions_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+
     def drop_efficiency(self) -> None:
         """Empty efficiency.json; the caller holds the lock (`locked`, reentrant for this RunDir only: another
         RunDir of the same folder would wait on it)."""

@@ -177,6 +177,14 @@ def test_other_model_with_overwrite_replaces_the_timings_too(tmp_path: Path) -> 
                  str(tmp_path), "--run-name", "r", "--no-progress", "--no-cache", "--overwrite"]) == 0  # fmt: skip
     assert set(json.loads((tmp_path / "r" / "run.json").read_text())["tasks"]) == {"STS12"}
     assert set(json.loads((tmp_path / "r" / "efficiency.json").read_text())) == {"STS12"}
+    # nor the old model's files (before stop 54, audit: mteb's own reader returned its STS12 and STS16 beside)
+    import mteb
+
+    results = mteb.ResultCache(cache_path=tmp_path / "r").load_results()
+    assert [(m.model_name, [t.task_name for t in m.task_results]) for m in results.model_results] == [
+        ("intfloat/multilingual-e5-small", ["STS12"])]
+    assert sorted(p.name for p in (tmp_path / "r" / "predictions").iterdir()) == ["STS12_gold.json",
+                                                                                   "STS12_predictions.json"]
     assert main(["report", str(tmp_path / "r"), "--out", str(tmp_path / "report")]) == 0
     text = "".join(path.read_text() for path in (tmp_path / "report").glob("*.md"))
     assert "STS12" in text and "STS16" not in text
