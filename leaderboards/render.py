@@ -116,20 +116,25 @@ def task_table(board: Board, rows: list[Row]) -> str:
 
 
 def dims_tables(board: Board, rows: list[Row]) -> list[str]:
-    """Per model with MRL results: tasks × (each dim, full), and the mean over tasks scored at every dim."""
+    """Per model with MRL results: tasks × (each dim, full), and the mean over tasks scored at every dim; a task
+    the runs scored on different data carries `‡` here too, and so does a mean over it (before stop 54, audit,
+    only the main tables marked them)."""
     out = []
+    mixed = different_data(board)
     for r in rows:
         e = r.entry
         if not e.dim_scores:
             continue
         dims = sorted(e.dim_scores)
         tasks = [t for t in board.tasks if t in e.scores]
-        body = [[t, *[pct(e.dim_scores[d].get(t)) for d in dims], pct(e.scores[t])] for t in tasks]
+        body = [[t + (" ‡" if t in mixed else ""), *[pct(e.dim_scores[d].get(t)) for d in dims], pct(e.scores[t])]
+                for t in tasks]  # fmt: skip
         complete = [t for t in tasks if all(t in e.dim_scores[d] for d in dims)]
         if complete:
             means = [sum(e.dim_scores[d][t] for t in complete) / len(complete) for d in dims]
             full = sum(e.scores[t] for t in complete) / len(complete)
-            body.append([f"**Mean ({len(complete)} tasks)**", *map(pct, means), pct(full)])
+            marked = " ‡" if mixed.intersection(complete) else ""
+            body.append([f"**Mean ({len(complete)} tasks)**{marked}", *map(pct, means), pct(full)])
         out += [f"### {e.label}", "",
                 md_table(body, headers=["Task", *map(str, dims), "full"], disable_numparse=True),
                 ""]  # fmt: skip

@@ -24,7 +24,14 @@ def test_leaderboard_markdown(tmp_path: Path):
     assert "79.00*‡" in text and "81.00‡ |" in text  # mirror marked, official not; ‡: a mirror vs official data
     # published all-MiniLM-L6-v2 has STS16, STS13 and SciFact in the shipped snapshot
     assert "sentence-transformers/all-MiniLM-L6-v2 (published)" in text and "78.99" in text
-    assert "## Scores per embedding dimension" in text and "| STS16 | 70.00 | 79.00 |" in text
+    # a task scored on other data (a's mirrors against b's official STS16 and the published rows) carries ‡ in
+    # a's MRL table too, and so does the mean over it (before stop 54, audit, unmarked there)
+    assert "## Scores per embedding dimension" in text and "| STS16 ‡ | 70.00 | 79.00 |" in text
+    assert "| **Mean (3 tasks)** ‡ | 65.00 | 73.00 |" in text
+    alone = tmp_path / "alone.md"  # a's runs alone: nothing to mark
+    assert main(["leaderboard", str(a), "--dims", "--out", str(alone)]) == 0
+    text = re.sub(r" +", " ", alone.read_text(encoding="utf-8"))
+    assert "| STS16 | 70.00 | 79.00 |" in text and "| **Mean (3 tasks)** | 65.00 | 73.00 |" in text
     assert "Mean (TaskType)" in text and "Borda" in text
 
 
