@@ -239,10 +239,12 @@ class Embedder(ABC):
     def kernel_identity(self) -> dict[str, Any]:
         """What computes the vectors besides the model and its settings, in the cache's namespace and the rerun
         identity alike: the kernel packages' versions and, below float32 on a CPU, the CPU model with its bf16
-        flags (`sysinfo.cpu_kernels`)."""
+        flags (`sysinfo.cpu_kernels`); on an accelerator its model (`sysinfo.accelerator_model`, since stop 54)."""
         found: dict[str, Any] = {"packages": kernel_packages()}
         if self.device_type == "cpu" and self.dtype != "float32":
             found["cpu"] = sysinfo.cpu_kernels()
+        elif self.device_type != "cpu":
+            found["accelerator"] = sysinfo.accelerator_model(str(self.device))
         return found
 
     @property

@@ -100,6 +100,22 @@ def cpu_kernels() -> str:
     return " | ".join([cpu_model(), ",".join(f for f in BF16_KERNEL_FLAGS if f in flags) or "-", *caps])
 
 
+def accelerator_model(device: str) -> str:
+    """The accelerator behind ``device`` ('cuda:1', 'npu'), as its kernels round: the model name and, for CUDA, the
+    compute capability (an A100's and an H100's bf16 kernels differ). Keyed like the CPU model below float32: a
+    cache shared by nodes of two GPU models must not serve one's vectors to the other (audit, stop 54)."""
+    import torch
+
+    kind = device.split(":", 1)[0]
+    index = int(device.split(":", 1)[1]) if ":" in device else None
+    if kind == "cuda" and torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability(index)
+        return f"{torch.cuda.get_device_name(index)} (sm_{major}{minor})"
+    module = getattr(torch, kind, None)
+    name = getattr(module, "get_device_name", None)
+    return str(name(index)) if callable(name) else kind
+
+
 def accelerator() -> dict[str, Any] | None:
     import torch
 

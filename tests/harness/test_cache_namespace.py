@@ -37,3 +37,23 @@ def test_bf16_on_a_cpu_is_keyed_by_the_cpu_model_and_its_bf16_kernels(monkeypatc
     assert namespace_key({**identity, "cpu": "another CPU"}) != namespace_key(identity)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
     assert sysinfo.cpu_kernels().endswith(" | ONEDNN_MAX_CPU_ISA=AVX512_CORE")
+
+
+def test_an_accelerator_run_is_keyed_by_the_accelerator_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audit, stop 54: a cache shared by nodes of two GPU models (an A100's and an H100's bf16 kernels round
+    otherwise) served one's vectors to the other, keyed by the device type alone. No GPU here: torch.cuda's answers
+    are the ones an H100 gives, and the Embedder is the real minilm one with its device set as a GPU run sets it."""
+    import torch
+
+    asked: list[int | None] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=None: asked.append(i) or (9, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=None: "NVIDIA H100 80GB HBM3")
+    assert sysinfo.accelerator_model("cuda:1") == "NVIDIA H100 80GB HBM3 (sm_90)" and asked == [1]
+    embedder = load_model("minilm", ModelOptions(device="cpu"))
+    monkeypatch.setattr(embedder, "device", "cuda:0")
+    identity = embedder.cache_identity("query")
+    assert identity["accelerator"] == "NVIDIA H100 80GB HBM3 (sm_90)" and "cpu" not in identity
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=None: "NVIDIA A100-SXM4-80GB")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=None: (8, 0))
+    assert namespace_key(embedder.cache_identity("query")) != namespace_key(identity)
