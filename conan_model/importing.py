@@ -3,7 +3,7 @@
     model, tok = load_init("gguf:SmolLM2-135M-Instruct.Q4_1.gguf")   # or hf:<folder>, conan:<folder>, smollm2-135m
     save_pretrained(model, tok, "models/smollm2")                    # then `conan:models/smollm2` everywhere
 
-* ``hf:<folder>``: config.json (model_type llama, mistral without sliding window, or qwen2) + tokenizer.json +
+* ``hf:<folder>``: config.json (model_type llama, mistral without a sliding window, or qwen2) + tokenizer.json +
   ``*.safetensors`` (one file or shards; ``model.safetensors.index.json`` is followed when present).
 * ``gguf:<file>``: architecture 'llama' or 'qwen2'; tensors F32/F16/BF16 or a llama.cpp quantization that the
   ``gguf`` package dequantizes (Q4_0 ... Q8_0, K-quants), dequantized to float32; the tokenizer comes from the
@@ -15,8 +15,8 @@ llama.cpp stores the q/k rows of 'llama' models permuted for its interleaved RoP
 rotate-half layout ConanModel (like transformers) uses.
 
 The imported tokenizer keeps its vocabulary; its post-processor is replaced by ``[bos] $A eos`` (bos only if
-the original added one), so every text ends with the eos token whose state last-token pooling reads. Anything
-unsupported or inconsistent raises :class:`ModelImportError` naming the file and the key or tensor.
+the original put one before each text), so every text ends with the eos token whose state last-token pooling
+reads. Anything unsupported or inconsistent raises :class:`ModelImportError` naming the file and the key or tensor.
 """
 
 from __future__ import annotations
@@ -196,9 +196,16 @@ def embedding_tokenizer(tok: Tokenizer, config: ConanConfig, path: Path) -> Toke
     return tok
 
 
-def _adds_bos(tok: Tokenizer, bos: int | None) -> bool:
-    """Whether the tokenizer's own post-processor starts texts with ``bos`` (Llama-2/3 do, Qwen2 does not)."""
-    return bos is not None and tok.encode("a").ids[:1] == [bos] != tok.encode("a", add_special_tokens=False).ids[:1]
+def _prepended_bos(tok: Tokenizer, path: Path) -> int | None:
+    """The special token the tokenizer's own post-processor puts before each text (Llama-2/3 put one, Qwen2 none):
+    transformers feeds the model that, whatever config.json's bos_token_id says. Since stop 54 (audit) the token
+    comes from here: before, a config.json naming no bos or another id dropped it from every text."""
+    enc = tok.encode("a")
+    lead = next((i for i, special in enumerate(enc.special_tokens_mask) if not special), len(enc.ids))
+    if lead > 1:  # the import writes `[bos] $A eos`: a second leading token would be lost
+        raise ModelImportError(f"{path}: the post-processor puts {lead} special tokens before each text "
+                               f"({' '.join(enc.tokens[:lead])}); only one, a bos, is supported")  # fmt: skip
+    return enc.ids[0] if lead else None
 
 
 def hf_config(folder: Path) -> ConanConfig:
@@ -216,11 +223,21 @@ def hf_config(folder: Path) -> ConanConfig:
         "mlp_bias": (raw.get("mlp_bias", False), False),
         "rope type": (rope.get("rope_type", rope.get("type", "default")), "default"),
         "use_sliding_window": (raw.get("use_sliding_window", False) if kind == "qwen2" else False, False),
-        "sliding_window": (raw.get("sliding_window") if kind == "mistral" else None, None),
+        # transformers' Llama puts a bias on o_proj too, which ConanModel lacks; its Mistral ignores the key
+        "attention_bias": (raw.get("attention_bias", False) if kind == "llama" else False, False),
     }
     for key, (value, wanted) in checks.items():
         if value != wanted:
             raise ModelImportError(f"{path}: {key} = {value!r} is not supported (only {wanted!r})")
+    # an absent key is MistralConfig's default window, 4096 (since stop 54, audit: it was read as none); a window
+    # that covers max_position_embeddings changes nothing, as ConanModel refuses longer sequences
+    max_length = raw.get("max_position_embeddings", 2048)
+    window = raw.get("sliding_window", 4096) if kind == "mistral" else None
+    covers = isinstance(window, int) and isinstance(max_length, int) and window >= max_length
+    if window is not None and not covers:
+        given = "" if "sliding_window" in raw else " (absent: transformers' MistralConfig default)"
+        raise ModelImportError(f"{path}: sliding_window = {window!r}{given} is not supported (only null or at "
+                               f"least max_position_embeddings, {max_length!r})")  # fmt: skip
 
     def token(key: str) -> int | None:
         value = raw.get(key)
@@ -231,21 +248,21 @@ def hf_config(folder: Path) -> ConanConfig:
             raise ModelImportError(f"{path}: missing {key}")
         return raw[key]
 
-    eos, pad, bos = token("eos_token_id"), token("pad_token_id"), token("bos_token_id")
+    eos, pad = token("eos_token_id"), token("pad_token_id")
+    if eos is None:  # before stop 54 (audit) blamed on tokenizer.json, naming no key
+        raise ModelImportError(f"{path}: no eos_token_id; embeddings need one to end each text")
     tokenizer = folder / "tokenizer.json"
     if not tokenizer.is_file():
         raise ModelImportError(f"{tokenizer}: missing (an hf: folder needs a `tokenizers` tokenizer.json)")
-    if not _adds_bos(read_tokenizer_file(tokenizer), bos):
-        bos = None  # texts do not start with it, so the config says none
     return _make_config(path, dict(
         vocab_size=need("vocab_size"), hidden_size=need("hidden_size"), n_layers=need("num_hidden_layers"),
         n_heads=need("num_attention_heads"), n_kv_heads=raw.get("num_key_value_heads") or need("num_attention_heads"),
         head_dim=raw.get("head_dim"), ffn_size=need("intermediate_size"),
-        max_length=raw.get("max_position_embeddings", 2048),
-        rope_theta=rope.get("rope_theta", raw.get("rope_theta", 10_000.0)),
-        norm_eps=raw.get("rms_norm_eps", 1e-6), qkv_bias=kind == "qwen2" or raw.get("attention_bias", False),
+        max_length=max_length, rope_theta=rope.get("rope_theta", raw.get("rope_theta", 10_000.0)),
+        norm_eps=raw.get("rms_norm_eps", 1e-6), qkv_bias=kind == "qwen2",
         tie_word_embeddings=raw.get("tie_word_embeddings", False),
-        bos_token_id=bos, eos_token_id=eos, pad_token_id=pad if pad is not None else eos or 0,
+        bos_token_id=_prepended_bos(read_tokenizer_file(tokenizer), tokenizer), eos_token_id=eos,
+        pad_token_id=pad if pad is not None else eos,
     ))  # fmt: skip
 
 
@@ -309,17 +326,19 @@ def assemble(config: ConanConfig, source: Path, tensors: Tensors, table: dict[st
         model = model_for(config)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     state: dict[str, torch.Tensor] = {}
-    origin: dict[str, Path] = {}  # which file gave each parameter
+    origin: dict[str, tuple[Path, str]] = {}  # which file and source tensor gave each parameter
+    tied_head = None  # (file, name, value) of a tied model's lm_head.weight, checked against the embedding
     for file, name, load in tensors:
         target = conan_name(name, table)
         if target in origin:  # two files hold it (a folder of several *.safetensors without an index): the later
-            raise ModelImportError(f"{file}: tensor {name} is also in {origin[target]}; which one is the model's is "
+            raise ModelImportError(f"{file}: tensor {name} is also in {origin[target][0]}; which one is the model's is "
                                    "not said (keep one file, or give the shard index)")  # won silently (stop 46)
         if target is None or target not in expected:
             if ignored is not None and ignored.fullmatch(name):
                 continue
             if target == "lm_head.weight" and config.tie_word_embeddings:
-                continue  # a tied model's copy of the embedding
+                tied_head = file, name, load()  # read now: a loader lasts only while its file is open
+                continue
             raise ModelImportError(f"{file}: unexpected tensor {name} (no {type(model).__name__} parameter "
                                    f"{target or 'maps to it'})")  # fmt: skip
         value = load()
@@ -327,13 +346,27 @@ def assemble(config: ConanConfig, source: Path, tensors: Tensors, table: dict[st
         if tuple(value.shape) != expected[target]:
             raise ModelImportError(f"{file}: tensor {name} has shape {tuple(value.shape)}, the config needs "
                                    f"{expected[target]} for {target}")  # fmt: skip
-        state[target], origin[target] = value.to(torch.float32), file
+        state[target], origin[target] = value.to(torch.float32), (file, name)
     missing = sorted(expected.keys() - state.keys())
     if missing:
         raise ModelImportError(f"{source}: missing tensor(s) for {', '.join(missing[:5])}"
                                + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))  # fmt: skip
+    if tied_head is not None:
+        _check_tied_copy(*tied_head, state["embed_tokens.weight"], *origin["embed_tokens.weight"])
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval()
+
+
+def _check_tied_copy(file: Path, name: str, head: np.ndarray | torch.Tensor, embedding: torch.Tensor,
+                     embedding_file: Path, embedding_name: str) -> None:
+    """A tied model's head in the file must be a copy of the embedding. When it differs, transformers 4 ties them
+    (the embedding wins) and transformers 5 keeps this head, so which model is meant is not said: since stop 54
+    (audit) the import stops, where before it dropped the head without a word."""
+    head = head if isinstance(head, torch.Tensor) else torch.from_numpy(np.array(head))
+    if not torch.equal(head.to(torch.float32), embedding):
+        raise ModelImportError(f"{file}: tensor {name} differs from tensor {embedding_name} (in {embedding_file}), "
+                               "but the config ties them (tie_word_embeddings true): set it false to import this "
+                               "head, or drop the tensor")
 
 
 def _hf_folder(target: str) -> Path:

@@ -111,3 +111,66 @@ def test_qwen2_hf_shards_roundtrip(tmp_path, qwen2_folder, sample_texts, one_thr
         again, tok2 = load_pretrained(tmp_path / "conan")
         assert torch.equal(again.lm_logits(again(enc.input_ids, enc.attention_mask, mask_mode="causal")), ours)
     assert tok2.encode(sample_texts[0]).ids == tok.encode(sample_texts[0]).ids
+
+
+def _with_template(folder, tokenizer, single: str, specials: list[tuple[str, int]]) -> None:
+    """The folder's tokenizer.json: `tokenizer` with the post-processor template `single`."""
+    from tokenizers import Tokenizer, processors
+
+    tok = Tokenizer.from_str(tokenizer.to_str())
+    tok.post_processor = processors.TemplateProcessing(single=single, special_tokens=specials)
+    (folder / "tokenizer.json").write_text(tok.to_str(), encoding="utf-8")
+
+
+@pytest.mark.parametrize("bos", [None, "absent", 0])
+def test_bos_is_what_the_tokenizer_puts_first(qwen2_folder, tokenizer, bos):
+    """The tokenizer puts <bos> (2) before each text, as a Llama's does; config.json says null, nothing or <pad>.
+    transformers feeds the model the tokenizer's ids; the import gives the same ids plus its eos (before stop 54,
+    audit: the bos was dropped from every text, because the config did not name it)."""
+    from transformers import AutoTokenizer
+
+    folder, _ = qwen2_folder
+    _with_template(folder, tokenizer, "<bos> $A", [("<bos>", 2)])
+    config = json.loads((folder / "config.json").read_text())
+    del config["bos_token_id"]
+    (folder / "config.json").write_text(json.dumps(config if bos == "absent" else {**config, "bos_token_id": bos}))
+    ref = AutoTokenizer.from_pretrained(str(folder))
+    model, tok = load_init(f"hf:{folder}")
+    assert (model.config.bos_token_id, model.config.eos_token_id) == (2, 3)
+    for text in [*SENTENCES, ""]:
+        assert tok.encode(text).ids == ref(text).input_ids + [3]
+    assert ref(SENTENCES[0]).input_ids[0] == 2
+
+
+def _mistral_folder(folder, tokenizer, drop=(), **config):
+    """A random 1-layer Mistral (no sliding window) saved by transformers, its config.json then given `config` and
+    without the keys in `drop`. Returns (folder, the transformers model as it loads that folder)."""
+    from transformers import AutoModelForCausalLM, MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(0)
+    cfg = MistralConfig(vocab_size=512, hidden_size=64, intermediate_size=96, num_hidden_layers=1,
+                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, sliding_window=None,
+                        bos_token_id=2, eos_token_id=3, pad_token_id=0)  # fmt: skip
+    MistralForCausalLM(cfg).save_pretrained(folder)
+    path = folder / "config.json"
+    raw = {**json.loads(path.read_text()), **config}
+    path.write_text(json.dumps({k: v for k, v in raw.items() if k not in drop}), encoding="utf-8")
+    (folder / "tokenizer.json").write_text(tokenizer.to_str(), encoding="utf-8")
+    return folder, AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
+
+
+@pytest.mark.parametrize(("config", "drop", "window"), [
+    ({}, ["sliding_window"], 4096),  # absent: transformers' default window, longer than the 64 positions
+    ({"sliding_window": 64}, [], 64),  # as long as max_position_embeddings (refused before stop 54)
+    ({"attention_bias": True}, [], None),  # transformers' Mistral has no attention biases whatever the key says
+])  # fmt: skip
+def test_mistral_imports_as_transformers_runs_it(tmp_path, tokenizer, config, drop, window, one_thread):
+    """A sliding window that covers every position the model takes changes nothing (ConanModel refuses longer
+    sequences): hidden states at all 64 positions equal transformers' (a shorter window is refused, test_errors)."""
+    folder, ref = _mistral_folder(tmp_path / "mistral", tokenizer, drop, **config)
+    assert ref.config.sliding_window == window
+    model, _ = load_init(f"hf:{folder}")
+    ids = torch.randint(4, 400, (1, 64), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours = model(ids, torch.ones_like(ids), mask_mode="causal")
+        assert (ours - ref.model(input_ids=ids).last_hidden_state).abs().max().item() <= 1e-5

@@ -61,7 +61,7 @@ def test_damaged_tokenizer_json_is_named(qwen2_folder, tmp_path, capsys):
     [
         ({"hidden_size": None}, "config.json: missing hidden_size"),  # before: KeyError 'hidden_size'
         ({"hidden_size": "64"}, "config.json: hidden_size must be an integer, not '64'"),  # a formatting error
-        ({"eos_token_id": []}, "no eos token id"),  # before: IndexError
+        ({"eos_token_id": []}, "config.json: no eos_token_id"),  # before: IndexError
         ({"rope_scaling": "yarn", "rope_parameters": None}, "rope_scaling = 'yarn' is not supported"),
     ],
 )

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 from pretrained_helpers import make_gguf
 from safetensors.torch import load_file, save_file
+from tokenizers import Tokenizer
 
-from conan_model.importing import ModelImportError, load_init, load_model
+from conan_model.importing import ModelImportError, load_config_for, load_init, load_model
 from harness.cli import main
 
 
-def _edit_config(folder, **changes) -> None:
+def _edit_config(folder, drop=(), **changes) -> None:
+    """config.json with `changes`, and without the keys in `drop`."""
     path = folder / "config.json"
-    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}), encoding="utf-8")
+    config = {**json.loads(path.read_text()), **changes}
+    path.write_text(json.dumps({k: v for k, v in config.items() if k not in drop}), encoding="utf-8")
 
 
 def test_unsupported_hf_architecture_exits_2(tmp_path, capsys):
@@ -47,6 +51,53 @@ def test_mismatched_shape_names_file_and_tensor(qwen2_folder):
     shapes = r"has shape \((96, 64|64, 96)\), the config needs \((128, 64|64, 128)\)"
     with pytest.raises(ModelImportError, match=f"{tensor} {shapes}"):
         load_init(f"hf:{folder}")
+
+
+@pytest.mark.parametrize(("changes", "drop", "expected"), [
+    # MistralConfig's default window, 4096, read as none before stop 54 (audit): full attention past 4096 tokens
+    ({"model_type": "mistral", "max_position_embeddings": 8192}, ["sliding_window"],
+     "config.json: sliding_window = 4096 (absent: transformers' MistralConfig default) is not supported"),
+    ({"model_type": "mistral", "sliding_window": 16}, [], "config.json: sliding_window = 16 is not supported"),
+    # refused as an unexpected o_proj.bias tensor before, naming no key
+    ({"model_type": "llama", "attention_bias": True}, [], "config.json: attention_bias = True is not supported"),
+    # blamed on tokenizer.json before, naming no key
+    ({}, ["eos_token_id"], "config.json: no eos_token_id"),
+])  # fmt: skip
+def test_unsupported_config_keys_are_named(qwen2_folder, changes, drop, expected):
+    folder, _ = qwen2_folder
+    _edit_config(folder, drop, **changes)
+    with pytest.raises(ModelImportError, match=re.escape(expected)) as e:
+        load_config_for(f"hf:{folder}")
+    assert str(folder / "config.json") in str(e.value)
+
+
+def test_tied_config_with_another_head_in_the_file_is_refused(qwen2_folder):
+    """A tied config whose file holds a head other than the embedding: transformers 4 ties them, 5 keeps the head.
+    Before stop 54 (audit) the head was dropped without a word; a head that is the embedding's copy still imports."""
+    folder, _ = qwen2_folder
+    _edit_config(folder, tie_word_embeddings=True)
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    shard = folder / index["weight_map"]["lm_head.weight"]
+    with pytest.raises(ModelImportError) as e:
+        load_model(f"hf:{folder}")
+    assert str(e.value).startswith(f"{shard}: tensor lm_head.weight differs from tensor model.embed_tokens.weight")
+    embedding = load_file(str(folder / index["weight_map"]["model.embed_tokens.weight"]))["model.embed_tokens.weight"]
+    save_file({**load_file(str(shard)), "lm_head.weight": embedding}, str(shard), metadata={"format": "pt"})
+    assert load_model(f"hf:{folder}").config.tie_word_embeddings
+
+
+def test_two_special_tokens_before_each_text_are_refused(qwen2_folder, tokenizer):
+    """The import writes `[bos] text eos`: a post-processor putting two tokens first would lose one."""
+    from tokenizers import processors
+
+    folder, _ = qwen2_folder
+    tokenizer = Tokenizer.from_str(tokenizer.to_str())
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<bos> <pad> $A", special_tokens=[("<bos>", 2), ("<pad>", 0)]
+    )
+    (folder / "tokenizer.json").write_text(tokenizer.to_str(), encoding="utf-8")
+    with pytest.raises(ModelImportError, match=r"tokenizer\.json: the post-processor puts 2 special tokens before"):
+        load_config_for(f"hf:{folder}")
 
 
 def test_tokenizer_larger_than_vocab(qwen2_folder):
