@@ -31,9 +31,10 @@ noise explain. Config (TOML; paths relative to the working directory):
 Resumable: every finished unit (a stage of one arm and seed, an evaluation) is recorded in <out>/ablate.json
 and skipped on a rerun; one process at a time holds <out>/.ablate.lock. A stage is recorded with a fingerprint of
 its resolved config (without the keys train lets a resume change: micro_batch_size, gradient_checkpointing,
-compile, ...), the sha256 of each training data file and of its `init` (unless chained: the previous unit's
-record covers it), the model it started from and the precision it trained in; one whose config, files,
-starting model (a [[base]] or [[shared]] stage added or removed) or precision changed is refused, naming them.
+compile, ...; with the weak stage's micro-batch rows, each other's in-batch negatives), the sha256 of each
+training data file and of its `init` (unless chained: the previous unit's record covers it), the model it started
+from and the precision it trained in; one whose config, files, starting model (a [[base]] or [[shared]] stage added or
+removed) or precision changed is refused, naming them.
 An evaluation is recorded with its settings ([eval] max_length and device, the sha256 of each task's files) and
 evaluated again when they changed, or when its run directory, which the report reads, no longer holds the
 recorded scores. A stage killed half-way continues from its newest checkpoint, an evaluation from its last
@@ -88,10 +89,11 @@ EVAL_KEYS = {"dev", "test", "dims", "batch_size", "device", "max_length", "overl
 TOP_KEYS = {"name", "out", "report", "scale", "seeds", "reference", "data_dir", "set", "base", "shared", "stages",
             "arms", "eval", "choose", "n_boot", "bootstrap_seed"}  # fmt: skip
 # Keys that change where or how fast a stage runs, not what it learns: left out of a unit's fingerprint, with the
-# stage's own resume-safe keys (train's RESUME_SAFE: micro_batch_size, gradient_checkpointing, compile, ...; before
-# stop 53 this set alone, so turning on a memory knob refused every finished unit). A chained `init` (the
-# previous unit's final folder) is left out too: that unit's own fingerprint covers it. `harness pipeline` keys its
-# stages by this set alone (its records predate the wider one).
+# stage's own resume-safe keys (train's RESUME_SAFE: micro_batch_size, gradient_checkpointing, compile, ...: the
+# weak stage's micro-batch rows are keyed apart, `learned_extras`; before stop 53 this set alone, so turning on a
+# memory knob refused every finished unit). A chained `init` (the previous unit's final folder) is left out too:
+# that unit's own fingerprint covers it. `harness pipeline` keys its stages by this set alone (its records predate
+# the wider one).
 OPERATIONAL = frozenset({"output_dir", "threads", "device", "log_every", "save_every", "keep_last", "pools_dir"})
 
 
@@ -316,8 +318,9 @@ def choose_value(values: list[Any], dev_scores: list[dict[str, float]], dev_task
 def fingerprint(stage_cfg: Any, chained: bool = False, operational: frozenset[str] | None = None) -> str:
     """Hash of a stage's resolved config without its operational keys (what decides the trained weights);
     ``operational``: those keys (default: OPERATIONAL and the stage's resume-safe ones)."""
-    skip = skipped_keys(stage_cfg, chained, operational)
-    return data_fingerprint({k: v for k, v in stage_cfg.to_dict().items() if k not in skip})[:16]
+    skip, values = skipped_keys(stage_cfg, chained, operational), stage_cfg.to_dict()
+    extras = stage_cfg.learned_extras(values) if operational is None else {}  # (older keys had none)
+    return data_fingerprint({**{k: v for k, v in values.items() if k not in skip}, **extras})[:16]
 
 
 def skipped_keys(stage_cfg: Any, chained: bool, operational: frozenset[str] | None = None) -> frozenset[str]:
@@ -342,7 +345,10 @@ def changed_config(unit_final: str, stage_cfg: Any, chained: bool, operational: 
         return ""
     current, skip = stage_cfg.to_dict(), skipped_keys(stage_cfg, chained, operational)
     keys = [key for key in sorted({*recorded, *current} - skip) if recorded.get(key) != current.get(key)]
-    return ", ".join(f"{key} {recorded.get(key, '(unset)')!r} → {current.get(key, '(unset)')!r}" for key in keys)
+    changes = [f"{key} {recorded.get(key, '(unset)')!r} → {current.get(key, '(unset)')!r}" for key in keys]
+    then, now = stage_cfg.learned_extras(recorded), stage_cfg.learned_extras(current)
+    changes += [f"{key} {then.get(key)!r} → {now[key]!r}" for key in now if then.get(key) != now[key]]
+    return ", ".join(changes)
 
 
 def input_hashes(stage_cfg: Any, chained: bool = False) -> dict[str, str]:
@@ -467,8 +473,8 @@ class Ablation:
             self.touched.add(unit)
             module, stage_cfg = self._resolve(unit, stage, extra if i == len(stages) - 1 else [], seed, init)
             fp, done = fingerprint(stage_cfg, chained=bool(init)), self.state["done"].get(unit)
-            if done and done["fingerprint"] == fingerprint(stage_cfg, bool(init), OPERATIONAL) != fp:
-                done = {**done, "fingerprint": fp}  # recorded before stop 53 (fewer keys left out): the same config
+            if done and done["fingerprint"] != fp and self._same_under_older_keys(done, stage_cfg, bool(init)):
+                done = {**done, "fingerprint": fp}  # the same config, keyed by an older set of left-out keys
                 self._record(unit, done, code=done.get("code"))
             if done and done["fingerprint"] != fp:
                 change = (changed_config(done["final"], stage_cfg, bool(init))  # a record from before stop 53:
@@ -519,6 +525,16 @@ class Ablation:
             drop_checkpoints(self.out / unit)
             init = str(final)
         return init
+
+    @staticmethod
+    def _same_under_older_keys(done: dict[str, Any], stage_cfg: Any, chained: bool) -> bool:
+        """A unit recorded under an older key whose config is this one: before stop 53 OPERATIONAL alone; stops
+        53-54 every resume-safe key and no `learned_extras` (a weak stage's micro-batch rows). Its final model's
+        train_config.json must then show nothing that now counts changed (a weak unit trained at other micro-batch
+        rows is refused)."""
+        older = (OPERATIONAL, OPERATIONAL | stage_cfg.resume_safe)
+        return (any(done["fingerprint"] == fingerprint(stage_cfg, chained, keys) for keys in older)
+                and not changed_config(done["final"], stage_cfg, chained))  # fmt: skip
 
     def _resolve(self, unit: str, stage: dict[str, Any], extra: list[str], seed: int | None, init: str | None,
                  where: str = "") -> tuple[Any, Any]:  # fmt: skip

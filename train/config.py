@@ -34,6 +34,13 @@ RESUME_SAFE = frozenset({
 })  # fmt: skip
 
 MASK_SCHEDULES = (*SCHEDULES, "causal", "bidirectional")
+MODEL_DEFAULT = "tiny"
+DECIDED_WHY = {
+    "arch": "a fresh model is a decoder; start from an encoder with `init`",
+    "attention": "each stage trains under its own mask: the weak stage's `mask_schedule`",
+    "attention_alpha": "each stage trains under its own mask: the weak stage's `mask_schedule`",
+    "pooling": "pretrain exports a causal model pooling its last token; MNTP has its own `pooling` key",
+}
 # what torch.device accepts for the back-ends this project runs on: a type, optionally with an index
 DEVICE_PATTERN = re.compile(r"(cpu|cuda|npu|mps|xpu)(:\d+)?")
 
@@ -44,11 +51,15 @@ class StageConfig:
 
     stage: ClassVar[str] = ""
     resume_safe: ClassVar[frozenset[str]] = RESUME_SAFE  # stages add their own keys
+    # ConanConfig fields the stage itself sets on its model, refused in model_overrides (since stop 54, audit: they
+    # were recorded and overwritten): the mask each stage trains under, and the architecture (a fresh model is a
+    # decoder; an encoder comes as an `init`)
+    decided_fields: ClassVar[frozenset[str]] = frozenset({"arch", "attention", "attention_alpha"})
     per_task_batches: ClassVar[bool] = False  # batches sized per task (supervised): no global batch_size
     output_dir: str = "runs/train"
     data: list[str] = field(default_factory=list)  # JSONL files, or folders holding train.jsonl
     data_root: str = ""  # prefix joined to each entry of ``data``
-    model: str = "tiny"  # ConanConfig preset (ignored with init: the checkpoint's config is used)
+    model: str = MODEL_DEFAULT  # ConanConfig preset of a fresh model (with init only the default: init fixes it)
     model_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {max_length = 128}
     # what to start from: a conan_model folder (a previous stage's final/), conan:<dir>, hf:<dir>, gguf:<file>
     # or a prepared base name such as "smollm2-135m" (see docs/pretrained.md)
@@ -97,8 +108,11 @@ class StageConfig:
             raise ConfigError(f"attention_backend must be one of {ATTENTION_BACKENDS}, got {self.attention_backend!r}")
         if self.parallel not in ("ddp", "fsdp"):
             raise ConfigError(f"parallel must be 'ddp' or 'fsdp', got {self.parallel!r}")
-        if self.init is None and self.model not in PRESETS:
+        if self.model not in PRESETS:
             raise ConfigError(f"unknown model preset {self.model!r}; choose from {sorted(PRESETS)}")
+        if self.init is not None and self.model != MODEL_DEFAULT:  # before stop 54 (audit) recorded, and ignored
+            raise ConfigError(f"model = {self.model!r} cannot be combined with init ({self.init!r} brings its own "
+                              "model); drop `model`, or drop `init` to train a fresh preset")  # fmt: skip
         if self.init_layers is not None and (self.init is None or self.init_layers < 1):
             raise ConfigError(f"init_layers={self.init_layers} needs an `init` model and must be at least 1")
         if self.init is not None and self.model_overrides:
@@ -137,6 +151,9 @@ class StageConfig:
         for key in self.model_overrides:
             if key not in keys:
                 raise ConfigError(f"model_overrides: unknown key {key!r}{did_you_mean(key, keys)}")
+            if key in self.decided_fields:
+                raise ConfigError(f"model_overrides: {key!r} is set by the {self.stage} stage itself "
+                                  f"({DECIDED_WHY[key]}), so an override would be recorded and not used")
         try:  # the tokenizer's vocab_size is known only once it is trained or read: no token id is refused here
             ConanConfig.preset(self.model, **{"vocab_size": 2**31 - 1, **self.model_overrides})
         except (TypeError, ValueError) as e:
@@ -198,12 +215,19 @@ class StageConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, **dataclasses.asdict(self)}
 
+    @staticmethod
+    def learned_extras(values: dict[str, Any]) -> dict[str, Any]:
+        """What a stage learns from beyond its keys that are not resume-safe, read from a config's ``values``
+        (``to_dict``, or a recorded train_config.json): part of `harness ablate`'s unit key. None by default."""
+        return {}
+
 
 @dataclass
 class PretrainConfig(StageConfig):
     """Causal-LM pretraining on raw text, documents packed into ``seq_len``-token rows."""
 
     stage: ClassVar[str] = "pretrain"
+    decided_fields: ClassVar[frozenset[str]] = StageConfig.decided_fields | {"pooling"}
     seq_len: int = 128
     text_field: str = "text"
 
@@ -225,6 +249,13 @@ class WeakConfig(StageConfig):
     pooling: str = ""  # 'mean' or 'last', trained and written to the exported config.json; "": the model's own
     bucket_window: int = 16  # global batches sorted by length together (1: no bucketing)
     holdout: int = 0  # rows held out of training for the pair-ranking evaluation (MRR, recall@1)
+
+    @staticmethod
+    def learned_extras(values: dict[str, Any]) -> dict[str, Any]:
+        """The rows of one micro-batch, each other's in-batch negatives: `micro_batch_size` is resume-safe only
+        while they stay the same (PairBatches checks that), so it changes the loss and keys an ablate unit (before
+        stop 54, audit, an arm differing only in it was given another arm's model)."""
+        return {"micro-batch rows": values.get("micro_batch_size") or values.get("batch_size")}
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -160,6 +160,11 @@ def get_tokenizer(cfg: StageConfig, rt: Runtime, ckpt: Path | None, fields: Sequ
         return ckpt_io.tokenizer_of(ckpt)
     if cfg.init and cfg.tokenizer:
         raise ConfigError("set either init (its tokenizer is used) or tokenizer, not both")
+    unused = [f"{f.name} = {getattr(cfg, f.name)}" for f in dataclasses.fields(cfg)
+              if f.name in ("tokenizer_vocab", "tokenizer_rows") and getattr(cfg, f.name) != f.default]  # fmt: skip
+    if (cfg.init or cfg.tokenizer) and unused and rt.is_main:  # (audit, stop 54: recorded without a word)
+        log.warning("%s: unused, %s brings its own tokenizer (a BBPE is trained only without `init` and "
+                    "`tokenizer`)", ", ".join(unused), cfg.init or cfg.tokenizer)  # fmt: skip
     if cfg.init:
         with _init_errors(cfg.init):
             return init_tokenizer(cfg.init)
@@ -358,6 +363,9 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
             print(f"resumed from {ckpt} at step {step}", flush=True)
     if rt.is_main:  # after a resume is accepted: a refused one keeps the record too
         record_config(cfg)
+    if rt.is_main and evaluate is None and cfg.eval_every:  # (audit, stop 54: said nothing)
+        log.warning("eval_every = %d has no effect: the %s stage evaluates nothing here (the weak stage evaluates "
+                    "its `holdout` pairs)", cfg.eval_every, cfg.stage)  # fmt: skip
     metrics = MetricsLog(out / "metrics.jsonl", rt.is_main, step if ckpt else None, cfg.steps)
     peak = peak_tflops(rt.device, cfg.peak_tflops)
     if rt.is_main:

@@ -354,7 +354,10 @@ class StageState:
         self.window = {k: list(v) for k, v in state.get("loss_window", {}).items()}
 
     def metrics(self) -> dict[str, float]:
-        """Totals over tasks (dhnm_<counter>) and each task's own counts and rates (dhnm_<task>_<counter>)."""
+        """Totals over tasks (dhnm_<counter>) and each task's own counts and rates (dhnm_<task>_<counter>); none
+        when no task has pools (an STS-only run logged DHNM zeros)."""
+        if not self.by_task:
+            return {}
         keys = ("replacements", "initial_drops", "decay_replacements", "exhausted", "used")
         out: dict[str, float] = {f"dhnm_{k}": sum(d.stats()[k] for d in self.by_task.values()) for k in keys}
         for name, d in self.by_task.items():

@@ -34,6 +34,11 @@ TASK_KEYS = {"kind", "data", "batch_size", "weight", "hard_negatives", "parallel
 KIND_KEYS = {"parallel": ("clr",), "mix": ("clr",), "total": ("clr",),
              "max_rows": ("retrieval", "classification", "sts"),
              "hard_negatives": ("retrieval", "clr", "classification")}
+# stage keys only some kinds read: set away from their default with no such task configured, they are refused too
+# (before stop 54, audit: an STS-only run's `temperature` and `[dhnm]` were recorded and changed nothing)
+STAGE_KIND_KEYS = {"temperature": ("retrieval", "clr", "classification"), "cosent_scale": ("sts",),
+                   "hard_negatives": ("retrieval", "clr", "classification"), "share_hard_negatives": POOLED_KINDS,
+                   "pool_scorer": POOLED_KINDS, "pool_depth": POOLED_KINDS, "dhnm": POOLED_KINDS}
 
 
 @dataclass
@@ -96,6 +101,17 @@ class SupervisedConfig(StageConfig):
                             "each query trains with at most %d mined hard negatives besides its given one",
                             name, k, skip, skip + k, self.pool_depth, max(self.pool_depth - skip, 0))  # fmt: skip
         self.mrl_weight_values()
+        self._check_stage_keys_are_read(specs)
+
+    def _check_stage_keys_are_read(self, specs: dict[str, dict[str, Any]]) -> None:
+        kinds = {spec["kind"] for spec in specs.values()}
+        defaults = {f.name: f.default_factory() if callable(f.default_factory) else f.default
+                    for f in dataclasses.fields(self)}  # fmt: skip
+        for key, readers in STAGE_KIND_KEYS.items():
+            if getattr(self, key) != defaults[key] and not kinds.intersection(readers):
+                hint = "; CoSENT (sts) takes `cosent_scale`, 1/τ" if key == "temperature" else ""
+                raise ConfigError(f"{key}: only a {' or '.join(readers)} task reads it, and the tasks here are "
+                                  f"{', '.join(sorted(kinds))}{hint}")  # fmt: skip
 
     def task_entries(self, specs: dict[str, dict[str, Any]]) -> list[str]:
         """Every entry (under ``data_root``) the tasks read: their files and each clr task's parallel_en_* folders."""

@@ -29,6 +29,7 @@ from harness.embedder import ModelOptions
 from harness.errors import UsageError
 from harness.models import resolve_options
 from harness.sysinfo import code_version
+from train.config import RESUME_SAFE
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "harness" / "sample_data"
@@ -460,30 +461,34 @@ def test_a_second_ablation_of_the_same_work_folder_is_refused(tmp_path: Path, sh
 
 def test_memory_knobs_keep_finished_units_and_a_changed_key_is_named(tmp_path: Path, shared_data: Path,
                                                                      capsys) -> None:  # fmt: skip
-    """Keys train itself lets a resume change (micro_batch_size, gradient_checkpointing, ...: RESUME_SAFE) are left
-    out of a unit's fingerprint: before stop 53 turning one on refused every finished unit. A unit recorded under
-    the narrower set is the same config and is kept (re-keyed). A key that does change what trains is refused,
-    named with both values (before: two hashes)."""
+    """Keys train itself lets a resume change (gradient_checkpointing, ...: the stage's resume_safe) are left out of
+    a unit's fingerprint: before stop 53 turning one on refused every finished unit. A unit recorded under an older
+    set is the same config and is kept (re-keyed). A key that does change what trains is refused, named with both
+    values (before: two hashes); in the weak stage `micro_batch_size` is one, since a micro-batch's rows are each
+    other's negatives (before stop 54, audit, an arm differing only in it got another arm's model)."""
     stage = one_step_stage(tmp_path / "data", shared_data)[-1]
     config = one_arm_config(tmp_path, stage, "keys")
     ablation = Ablation(load_ablation(config), config)
     ablation.train_arm("a", 0)
     state_file = tmp_path / "work" / "ablate.json"
-    state = json.loads(state_file.read_text(encoding="utf-8"))
-    fp = state["done"]["seed0/a/stage0"]["fingerprint"]
+    fp = json.loads(state_file.read_text(encoding="utf-8"))["done"]["seed0/a/stage0"]["fingerprint"]
     stage_cfg = ablation._resolve("seed0/a/stage0", ablation.cfg["stages"][0], [], 0, None)[1]
-    state["done"]["seed0/a/stage0"]["fingerprint"] = fingerprint(stage_cfg, False, OPERATIONAL)  # as before stop 53
-    state_file.write_text(json.dumps(state), encoding="utf-8")
+    for older in (OPERATIONAL, OPERATIONAL | RESUME_SAFE):  # as recorded before stop 53, and in stops 53-54
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+        state["done"]["seed0/a/stage0"]["fingerprint"] = fingerprint(stage_cfg, False, older)
+        state_file.write_text(json.dumps(state), encoding="utf-8")
+        capsys.readouterr()
+        Ablation(load_ablation(config), config).train_arm("a", 0)
+        assert "seed0/a/stage0: done earlier, skipped" in capsys.readouterr().out
+        assert json.loads(state_file.read_text(encoding="utf-8"))["done"]["seed0/a/stage0"]["fingerprint"] == fp
     text = config.read_text(encoding="utf-8")
-    for knobs in ('"log_every=1"', '"micro_batch_size=4", "gradient_checkpointing=true"', '"lr=0.002"'):
+    for knobs in ('"log_every=1"', '"gradient_checkpointing=true", "micro_batch_size=8"'):  # 8: the rows as before
         config.write_text(text.replace('set = ["threads=1"]', f'set = ["threads=1", {knobs}]'), encoding="utf-8")
-        if "lr" not in knobs:
-            capsys.readouterr()
-            Ablation(load_ablation(config), config).train_arm("a", 0)
-            assert "seed0/a/stage0: done earlier, skipped" in capsys.readouterr().out
-            assert json.loads(state_file.read_text(encoding="utf-8"))["done"]["seed0/a/stage0"]["fingerprint"] == fp
-            continue
-        with pytest.raises(UsageError, match=r"seed0/a/stage0 was trained with another config \(lr \S+ → 0\.002; "
+        Ablation(load_ablation(config), config).train_arm("a", 0)
+        assert "seed0/a/stage0: done earlier, skipped" in capsys.readouterr().out
+    for knobs, change in (('"micro_batch_size=4"', "micro-batch rows 8 → 4"), ('"lr=0.002"', r"lr \S+ → 0\.002")):
+        config.write_text(text.replace('set = ["threads=1"]', f'set = ["threads=1", {knobs}]'), encoding="utf-8")
+        with pytest.raises(UsageError, match=rf"seed0/a/stage0 was trained with another config \({change}; "
                                              r"fingerprint \w+ != \w+\); use a fresh `out` folder"):  # fmt: skip
             Ablation(load_ablation(config), config).train_arm("a", 0)
 

@@ -234,6 +234,17 @@ def test_config_errors_name_the_problem(tmp_path: Path, data_root: Path):
 
     assert micro_batches(SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}),
                          Runtime(0, 3, 0, None)) == (0, 1)  # fmt: skip
+    # stage keys no configured task reads (before stop 54, audit: recorded, and an STS-only run unchanged by them)
+    sts = {"t": {"kind": "sts", "data": ["x"]}}
+    with pytest.raises(ConfigError, match=r"temperature: only a retrieval or clr or classification task reads it, "
+                                          r"and the tasks here are sts; CoSENT \(sts\) takes `cosent_scale`"):
+        SupervisedConfig(**base, tasks=sts, temperature=0.02)
+    with pytest.raises(ConfigError, match="dhnm: only a retrieval or clr task reads it"):
+        SupervisedConfig(**base, tasks=sts, dhnm={"mode": "static"})
+    with pytest.raises(ConfigError, match="cosent_scale: only a sts task reads it, and the tasks here are retrieval"):
+        SupervisedConfig(**base, tasks={"r": {"kind": "retrieval", "data": ["x"]}}, cosent_scale=10.0)
+    SupervisedConfig(**base, tasks={**sts, "r": {"kind": "retrieval", "data": ["x"]}}, temperature=0.02,
+                     cosent_scale=10.0, dhnm={"mode": "static"})  # fmt: skip
     with pytest.raises(ConfigError, match="tasks.t.hard_negatives must be an integer >= 0, got -1"):
         SupervisedConfig(**base, tasks={"t": {"kind": "retrieval", "data": ["x"], "hard_negatives": -1}})
     cfg = SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"]}}, mrl_dims="16,128", mrl_weights="1")

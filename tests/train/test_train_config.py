@@ -117,6 +117,10 @@ def test_resume_safe_keys_are_per_stage():
     from train.supervised_config import SupervisedConfig
 
     assert WeakConfig.resume_safe == RESUME_SAFE and SupervisedConfig.resume_safe == RESUME_SAFE | {"pools_dir"}
+    # the weak stage's micro-batch rows are each other's in-batch negatives: keyed apart (stop 54, audit)
+    assert WeakConfig.learned_extras({"batch_size": 16, "micro_batch_size": None}) == {"micro-batch rows": 16}
+    assert WeakConfig.learned_extras({"batch_size": 16, "micro_batch_size": 4}) == {"micro-batch rows": 4}
+    assert PretrainConfig.learned_extras({"batch_size": 16, "micro_batch_size": 4}) == {}
     saved, now = {"pools_dir": "a", "lr": 1e-4}, {"pools_dir": "b", "lr": 1e-4}
     assert config_diff(saved, now, SupervisedConfig.resume_safe) == []
     assert config_diff(saved, now, WeakConfig.resume_safe) == ["pools_dir: 'a' -> 'b'"]
@@ -233,6 +237,27 @@ def test_values_that_failed_late_or_silently_are_config_errors(override, message
         load_config(WeakConfig, None, ["data=x.jsonl", override])
 
 
+@pytest.mark.parametrize(
+    ("cls", "override", "message"),
+    [
+        (WeakConfig, "model=small", "model = 'small' cannot be combined with init"),
+        (WeakConfig, "model=nosuchpreset", "unknown model preset 'nosuchpreset'"),
+        (PretrainConfig, "model_overrides.arch=bert", "model_overrides: 'arch' is set by the pretrain stage itself"),
+        (WeakConfig, "model_overrides.attention=bidirectional", "'attention' is set by the weak stage itself "
+                                                                r"\(each stage trains under its own mask"),
+        (PretrainConfig, "model_overrides.pooling=mean", "'pooling' is set by the pretrain stage itself"),
+    ],
+)  # fmt: skip
+def test_model_keys_a_stage_would_record_and_not_use_are_refused(tmp_path, cls, override, message):
+    """Audit, stop 54: `model` beside `init` (the weak config ships one), a model_overrides field the stage sets
+    itself, and an unknown preset beside `init` were recorded in train_config.json and changed no weight; `arch`
+    trained a decoder to the first save, then failed loading it as a BERT."""
+    init = ["init=" + str(tmp_path)] if "model=" in override else []
+    with pytest.raises(ConfigError, match=message):
+        load_config(cls, None, ["data=x.jsonl", *init, override])
+    load_config(WeakConfig, None, ["data=x.jsonl", "model_overrides.pooling=last"])  # the weak stage honours it
+
+
 def test_a_folder_and_its_train_jsonl_are_one_data_file(tmp_path):
     (tmp_path / "news").mkdir()
     (tmp_path / "news" / "train.jsonl").write_text('{"text": "x"}\n')
@@ -323,6 +348,28 @@ def test_a_tokenizer_smaller_than_asked_is_said(tmp_path, shared_data, caplog):
         tok = get_tokenizer(cfg, Runtime(0, 1, 0, None), None, ["text"])
     assert tok.get_vocab_size() < 4000
     assert f"the tokenizer has {tok.get_vocab_size()} tokens, fewer than tokenizer_vocab 4000" in caplog.text
+
+
+def test_tokenizer_keys_beside_init_and_eval_every_without_evaluation_are_said(tmp_path, shared_data, caplog):
+    """Audit, stop 54: recorded, and unused without a word (a vocabulary sweep on a stage with `init` trained
+    identical models; pretrain evaluates nothing at any eval_every)."""
+    import logging
+
+    from train import pretrain
+    from train.distributed import Runtime
+    from train.loop import get_tokenizer
+
+    tok = tmp_path / "tok.json"
+    get_tokenizer(PretrainConfig(output_dir=str(tmp_path), data_root=str(shared_data / "train"), data=["news_en_raw"],
+                                 tokenizer_vocab=400, tokenizer_rows=50), Runtime(0, 1, 0, None), None, ["text"])
+    (tmp_path / "tokenizer.json").rename(tok)
+    cfg = PretrainConfig(output_dir=str(tmp_path / "run"), data_root=str(shared_data / "train"), data=["news_en_raw"],
+                         tokenizer=str(tok), tokenizer_vocab=300, steps=1, eval_every=1, seq_len=16, batch_size=2,
+                         threads=1)  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="train"):
+        pretrain.run(cfg)
+    assert f"tokenizer_vocab = 300: unused, {tok} brings its own tokenizer" in caplog.text
+    assert "eval_every = 1 has no effect: the pretrain stage evaluates nothing here" in caplog.text
 
 
 def test_a_task_name_must_stay_a_file_name_and_its_data_list_unique(shared_data: Path, tmp_path: Path) -> None:
