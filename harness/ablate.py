@@ -662,6 +662,14 @@ class Ablation:
         self.touched.add(unit)
         done = self.state["done"].get(unit)
         settings = self.eval_settings(tasks, model)
+        recorded = (done or {}).get("settings") or {}
+        if recorded and "scoring" not in recorded and {**recorded, "scoring": settings["scoring"]} == settings:
+            # recorded before stop 54 keyed them; the kernel packages of the same install are checked: kept, as
+            # `inputs` recorded late are, rather than every evaluation redone
+            self._say(unit, "recorded before ablate keyed the scorers' package versions: today's are taken as the "
+                            "ones it was scored with")  # fmt: skip
+            done = {**done, "settings": settings}
+            self._record(unit, done, code=done.get("code"))
         covered = done and set(tasks) <= set(done["scores"]) and set(dims) <= set(done.get("dims", []))
         if covered and done["model"] == model and done.get("settings") == settings:
             if holds_scores(run_cfg.out / name, {t: done["scores"][t] for t in tasks}):

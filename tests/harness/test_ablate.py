@@ -347,6 +347,13 @@ def test_a_recorded_evaluation_is_reused_only_under_the_same_eval_settings_and_t
 
     first, _ = evaluate()
     assert "eval/a-seed0: done earlier, skipped" in evaluate()[1]
+    state_file = tmp_path / "work" / "ablate.json"
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    del state["done"]["eval/a-seed0"]["settings"]["scoring"]  # recorded before stop 54: kept, not redone
+    state_file.write_text(json.dumps(state), encoding="utf-8")
+    log = evaluate()[1]
+    assert "eval/a-seed0: recorded before ablate keyed the scorers' package versions" in log
+    assert "eval/a-seed0: done earlier, skipped" in log
     short, log = evaluate("max_length = 4")
     assert "eval/a-seed0: recorded under other evaluation settings (max_length None → 4): evaluating again" in log
     assert recorded_max_length() == 4 and short != first  # 4 tokens: another score, taken from the new run
