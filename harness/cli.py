@@ -258,8 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pad-to-multiple-of", type=int, help="pad each batch's length to a multiple of this many "
                      "tokens, st: and hf: models; --max-batch-tokens counts the padding (default: 1, to the "
                      "longest text)")
-    run.add_argument("--pooling", default="mean", help="pooling for hf: models: mean, cls, last (default: mean; "
-                     "a CLS-trained hf: model needs --pooling cls)")
+    run.add_argument("--pooling", help="pooling for hf: models: mean, cls, last (default: mean; a CLS-trained hf: "
+                     "model needs --pooling cls); other models pool as they were trained and refuse it")
     run.add_argument("--trust-remote-code", action="store_true", help="allow model folders to run their own code")
     run.add_argument("--compile", action="store_true", help="torch.compile the model (conan:, st:, hf:, minilm; "
                      "faster on GPUs after tens of seconds of compilation)")

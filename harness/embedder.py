@@ -37,7 +37,7 @@ class ModelOptions:
     device: str | None = None
     dtype: str = "auto"  # bfloat16 on accelerators and CPUs with native bf16, else float32 (harness.models.auto_dtype)
     max_length: int | None = None
-    pooling: str = "mean"
+    pooling: str | None = None  # hf: models only (None: mean); any other model pools as it was trained
     trust_remote_code: bool = False
     compile: bool = False  # torch.compile the model's transformer (pays off on accelerators for long runs)
     pad_to_multiple_of: int | None = None  # batch lengths padded to a multiple of this; None: 1, to the longest

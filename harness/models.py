@@ -113,8 +113,10 @@ def resolve_options(spec: str, opts: ModelOptions) -> tuple[ModelOptions, str]:
     if spec != "me5-small":  # decided here, once: dtype, embedder and encoder all get this concrete device
         device = pick_device_name(device)
     opts = dataclasses.replace(opts, device=device)
-    if opts.pooling != "mean" and not spec.startswith("hf:"):
+    if opts.pooling is not None and not spec.startswith("hf:"):  # before stop 54 (audit) `mean` passed unused
         raise UsageError(f"--pooling {opts.pooling}: only hf: models take a pooling; {spec} pools as it was trained")
+    if spec.startswith("hf:") and opts.pooling is None:
+        opts = dataclasses.replace(opts, pooling="mean")
     if opts.dtype not in (*DTYPES, "auto"):
         raise UsageError(f"--dtype {opts.dtype!r}: choose one of auto, {', '.join(DTYPES)}")
     if opts.pad_to_multiple_of not in (None, 1) and (spec == "me5-small" or spec.startswith("conan:")):

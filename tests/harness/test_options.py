@@ -37,6 +37,8 @@ def _run(tmp_path: Path, *args: str) -> int:
         (["--max-length", "100000"], "--max-length 100000: model minilm has 512 positions at most"),
         (["--max-length", "600", "--model", "me5-small"], "--max-length 600: me5-small reads 3 to 512 tokens"),
         (["--pooling", "cls"], "--pooling cls: only hf: models take a pooling; minilm pools as it was trained"),
+        # before stop 54 (audit) `mean` was the option's default, so an explicit one passed and changed nothing
+        (["--pooling", "mean"], "--pooling mean: only hf: models take a pooling; minilm pools as it was trained"),
         (["--max-batch-tokens", "0"], "--max-batch-tokens 0: must be at least 1"),
         (["--batch-size", "0"], "--batch-size 0: must be at least 1"),
         (["--pad-to-multiple-of", "0"], "--pad-to-multiple-of 0: must be at least 1"),
