@@ -145,7 +145,7 @@ def run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir | 
         "model_load_s": round(stats.model_load_s + model_load_s, 3),
         "peak_rss_mb": round(sysinfo.peak_rss_mb(), 1),
         "peak_accelerator_mb": sysinfo.peak_accelerator_mb(),
-        "batch_size": cfg.batch_size,
+        "batch_size": None if encoder.model.packs_texts else cfg.batch_size,  # None: by tokens alone
         "dtype": encoder.model.dtype,
         "device": encoder.model.device,
         # the processes that encoded it: scores do not depend on it (the rerun identity leaves it out), timings do

@@ -42,6 +42,8 @@ from harness.suites import get_suite
 from harness.summary import render_summary
 from harness.tasks import MIRROR, MISSING, ResolvedTask, official_task, resolve
 
+DEFAULT_BATCH_SIZE = 64  # rows per forward pass (`harness run --batch-size`'s default)
+
 
 @dataclass
 class RunConfig:
@@ -52,7 +54,7 @@ class RunConfig:
     tasks: list[str] | None = None
     run_name: str | None = None
     source: str = "auto"
-    batch_size: int = 64
+    batch_size: int = DEFAULT_BATCH_SIZE  # a model that packs its texts (me5-small) takes no other
     max_batch_tokens: int = 8192
     dims: list[int] = field(default_factory=list)  # MRL sizes, parsed where they enter (harness.checks.parse_dims)
     dim_predictions: bool = False  # also keep each dim's per-item outputs (as large as the full width's, per dim)
@@ -199,6 +201,9 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack) -> in
     # an eager load (no cache, or a model the cache does not know) is charged to the first task evaluated, as a
     # lazy one is: before stop 26 it was recorded nowhere, and the first task's wall depended on the cache
     unbilled_load_s = 0.0 if isinstance(embedder, LazyEmbedder) else time.perf_counter() - opened
+    if embedder.packs_texts and cfg.batch_size != DEFAULT_BATCH_SIZE:  # before stop 54 (audit) recorded, unused
+        raise UsageError(f"--batch-size {cfg.batch_size}: {cfg.model} runs a batch's texts concatenated, bounded by "
+                         "their tokens alone (no row cap); bound its engine calls with --max-batch-tokens")
     dims = truncation_dims(cfg.dims, embedder.embed_dim, cfg.dims_option, cfg.dims_policy)
     shards = init_from_env(embedder.device)
     main = shards is None or shards.is_main
@@ -429,7 +434,7 @@ def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: 
         "coverage": plan.coverage_line(),
         "data_root": str(cfg.data_dir.resolve()),
         "source_policy": cfg.source,
-        "batch_size": cfg.batch_size,
+        "batch_size": None if embedder.packs_texts else cfg.batch_size,  # None: by tokens alone (`shown_batch`)
         "max_batch_tokens": cfg.max_batch_tokens,
         "dims": dims,
         "cache": str(cfg.cache_dir or default_cache_dir()) if cfg.use_cache else None,

@@ -643,6 +643,14 @@ def md_table(rows: Iterable[Sequence[Any]], headers: Sequence[Any], **options: A
                     tablefmt="github", **options)  # fmt: skip
 
 
+def shown_batch(record: dict[str, Any]) -> str:
+    """A run's batch size (run.json `batch_size`) as reports show it: None is a model that packs its texts, by tokens
+    alone (me5-small; before stop 54 recorded as the unused --batch-size)."""
+    if "batch_size" not in record:
+        return "—"
+    return "by tokens (packed)" if record["batch_size"] is None else str(record["batch_size"])
+
+
 def changed_entries(key: str, old: Any, new: Any) -> list[tuple[str, Any, Any]]:
     """(name, old, new) of a setting that differs: a table too long to show whole (the versions of four packages)
     by the entries that differ (`scoring.scikit-learn`), which a cut would hide; any other value whole."""

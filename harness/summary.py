@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from harness.runs import CACHE_ONLY, RunDir, cache_only, md_table, other_settings, scored_tasks, shown_path
+from harness.runs import (
+    CACHE_ONLY,
+    RunDir,
+    cache_only,
+    md_table,
+    other_settings,
+    scored_tasks,
+    shown_batch,
+    shown_path,
+)
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -38,7 +47,7 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
         "",
         f"- coverage: {coverage}",
         f"- mean main score over {len(scores)} finished task(s){left_out}: {_fmt(mean, 100)}",
-        f"- device {model.get('device')}, dtype {model.get('dtype')}, batch {record.get('batch_size')}, "
+        f"- device {model.get('device')}, dtype {model.get('dtype')}, batch {shown_batch(record)}, "
         f"data root {shown_path(record.get('data_root'))}",
         *_cache_stop_lines(record.get("cache_stopped")),
         "",

@@ -29,6 +29,7 @@ from harness.runs import (
     other_views,
     run_labels,
     scored_tasks,
+    shown_batch,
     shown_path,
     timed_world,
 )
@@ -169,7 +170,7 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
                      "✔ " + "/".join(map(str, dims)) if dims else "—",
                      f"{100 * mean(scores):.2f}" if scores else "—",
                      model.get("device", "—"), model.get("dtype", "—"),
-                     info.record.get("batch_size", "—"), model.get("max_length") or "—"])  # fmt: skip
+                     shown_batch(info.record), model.get("max_length") or "—"])  # fmt: skip
         notes.append(f"{info.label}: parameters from {source}.")
     headers = ["Model", "Size (M params)", "Emb. dim", f"Model time, s ({len(whole)} tasks)", "texts/s",
                "tokens/s", "MRL dims scored", f"Avg score ×100 ({len(shared)} tasks)", "Device", "dtype",
@@ -251,7 +252,7 @@ def hardware_table(infos: list[RunInfo]) -> str:
         packages = env.get("packages", {})
         rows.append([info.label, env.get("cpu", "—"), env.get("cpu_count", "—"), env.get("torch_threads", "—"),
                      env.get("accelerator") or "none", model.get("device", "—"), model.get("dtype", "—"),
-                     rec.get("batch_size", "—"), rec.get("max_batch_tokens", "—"), rec.get("world_size", 1),
+                     shown_batch(rec), rec.get("max_batch_tokens", "—"), rec.get("world_size", 1),
                      packages.get("torch", "—"), packages.get("mteb", "—")])  # fmt: skip
     headers = ["Run", "CPU", "cores", "torch threads", "accelerator", "device", "dtype", "batch", "max batch tokens",
                "world size", "torch", "mteb"]  # fmt: skip

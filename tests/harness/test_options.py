@@ -42,6 +42,9 @@ def _run(tmp_path: Path, *args: str) -> int:
         (["--max-batch-tokens", "0"], "--max-batch-tokens 0: must be at least 1"),
         (["--batch-size", "0"], "--batch-size 0: must be at least 1"),
         (["--pad-to-multiple-of", "0"], "--pad-to-multiple-of 0: must be at least 1"),
+        # before stop 54 (audit) taken, recorded and unused: the engine's calls are bounded by tokens alone
+        (["--batch-size", "4", "--model", "me5-small"], "--batch-size 4: me5-small runs a batch's texts concatenated, "
+                                                        "bounded by their tokens alone (no row cap)"),
         (["--pad-to-multiple-of", "8", "--model", "me5-small"],
          "--pad-to-multiple-of 8: model me5-small pads its batches its own way (only st: and hf: models"),
         (["--run-name", "../escape"], "--run-name '../escape': must be a relative name inside --out"),
@@ -60,6 +63,18 @@ def test_bad_option_exits_2_naming_it(args: list[str], message: str, tmp_path: P
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "runs" / "minilm__STS16").exists()
+
+
+def test_a_model_that_packs_its_texts_records_no_batch_size(tmp_path: Path) -> None:
+    """me5-small's engine runs a batch's texts concatenated, by tokens alone: run.json, summary.md and
+    efficiency.json say so, where they recorded the unused --batch-size before stop 54 (audit)."""
+    import json
+
+    assert _run(tmp_path, "--model", "me5-small", "--tasks", "AFQMC", "--run-name", "p", "--no-cache") == 0
+    run = tmp_path / "runs" / "p"
+    assert json.loads((run / "run.json").read_text())["batch_size"] is None
+    assert json.loads((run / "efficiency.json").read_text())["AFQMC"]["batch_size"] is None
+    assert "batch by tokens (packed)" in (run / "summary.md").read_text()
 
 
 def test_out_that_is_a_file(tmp_path: Path, capsys) -> None:
