@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
+import math
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -28,6 +29,9 @@ from harness.errors import UsageError
 POOLINGS = ("mean", "cls", "last")
 # sentence-transformers' per-role text lengths on its Transformer module (`task` query / document)
 ROLE_LENGTHS = {"query": "query_length", "document": "document_length"}
+# the buckets of a sentence-transformers module's processing_kwargs that reach a text tokenizer's call, the first
+# winning (Transformer._call_single_modality_processor)
+PROCESSING_BUCKETS = ("common", "text")
 # hf: and conan: vectors leave the model L2-normalised, as minilm's and me5-small's do: a classifier, k-means and
 # dot/euclidean pair metrics see vector lengths, so every model kind is scored at one scale (a --dims view is the
 # prefix of the unit vector, as mteb's embed_dim gives it). Part of those models' fingerprints, so raw vectors
@@ -294,17 +298,25 @@ class SentenceTransformerEmbedder(Embedder):
         # always cast: sentence-transformers loads a folder's weights in their saved dtype, so an fp16 folder ran in
         # fp16 while recorded and cached as float32 (before stop 47, audit)
         self._model = model.to(self.device).to(_torch_dtype(opts.dtype))
-        positions = usable_positions(getattr(getattr(self._model[0], "auto_model", None), "config", None))
-        if opts.max_length:
-            check_max_length(spec, opts.max_length, positions)
+        inputs = input_modules(self._model)
+        if opts.max_length:  # within the smallest position table of a Router's routes too (before stop 54, audit,
+            # a Router was not checked: --max-length 2000 was recorded, then a long text failed its task)
+            check_max_length(spec, opts.max_length, min(filter(None, map(module_positions, inputs)), default=None))
+            for module in inputs:
+                check_length_settable(spec, folder, module, opts.max_length)
             self._model.max_seq_length = opts.max_length
-            for key in ROLE_LENGTHS.values():  # a folder's per-role lengths are capped too (else they win over it)
-                if getattr(self._model[0], key, None) is not None:
-                    setattr(self._model[0], key, min(getattr(self._model[0], key), opts.max_length))
-        elif positions and (self._model.max_seq_length or 0) > positions:  # sentence-transformers' own default
-            self._model.max_seq_length = positions  # counts the padding offset's positions as usable: it would crash
-        self.max_length = self._model.max_seq_length
-        self._tokens = BackendTokenizer(self._model.tokenizer, lambda: self._model.max_seq_length)
+        for module in inputs:  # each within its position table (sentence-transformers' default counts the padding
+            # offset's positions as usable: it would crash), its own lengths (which win over max_seq_length) too
+            positions = module_positions(module)
+            if positions and length_settable(module) and (module.max_seq_length or 0) > positions:
+                module.max_seq_length = positions
+            cap_folder_lengths(module, opts.max_length or positions)
+        self.max_length = cut_length(inputs)
+        # a model that cuts nowhere, or whose tokenizer is a plain `tokenizers.Tokenizer` (StaticEmbedding's; before
+        # stop 54, audit, a TypeError at load), is counted from its own preprocess
+        self._tokens = (BackendTokenizer(self._model.tokenizer, lambda: self._model.max_seq_length)
+                        if self.max_length is not None and transformers_tokenizer(self._model.tokenizer)
+                        else None)  # fmt: skip
         if plain_text_transformer(self._model):  # else sentence-transformers' own preprocess pads, to the longest
             self.pad_multiple = self._tokens.pad_to_multiple_of = pad_multiple(opts.pad_to_multiple_of)
         self._batch_extras: dict[tuple, dict[str, Any] | None] = {}  # per prompt and role: see _backend_batch
@@ -339,8 +351,10 @@ class SentenceTransformerEmbedder(Embedder):
         kwargs = {"task": role} if role else {}
         prompt = self.prompt(role) if prompt is None else prompt
         features = self._backend_batch(texts, prompt or None, kwargs)
-        if features is None:  # padded on to the run's multiple, as the backend's batch would be
-            features = self._tokens.widen(self._model.preprocess(texts, prompt=prompt or None, **kwargs))
+        if features is None:
+            features = self._model.preprocess(texts, prompt=prompt or None, **kwargs)
+        if self._tokens is not None:  # padded on to the run's multiple, as the backend's batch would be
+            features = self._tokens.widen(features)
         return {k: v.pin_memory() if pin and isinstance(v, self._torch.Tensor) else v for k, v in features.items()}
 
     def _backend_batch(self, texts: list[str], prompt: str | None, kwargs: dict[str, str]) -> dict[str, Any] | None:
@@ -371,10 +385,17 @@ class SentenceTransformerEmbedder(Embedder):
 
     def count_tokens(self, texts: list[str], role: str | None, prompt: str | None = None) -> list[int]:
         """Tokens per text as the model truncates them: at max_seq_length, or at the folder's length for the role
-        (sentence-transformers' `query_length` / `document_length`, which win over it; before stop 47 counted at
-        max_seq_length, so token-budget batches and tokens/s took a document cut at 12 tokens for 59)."""
+        (its processing_kwargs' max_length, else `query_length` / `document_length`: sentence-transformers applies
+        them over max_seq_length; before stop 47 counted at max_seq_length, so token-budget batches and tokens/s
+        took a document cut at 12 tokens for 59)."""
         prefix = self.prompt(role) if prompt is None else prompt
-        limit = getattr(self._model[0], ROLE_LENGTHS.get(role or "", ""), None)
+        if self._tokens is None:  # the features its own preprocess makes
+            kwargs = {"task": role} if role else {}
+            return preprocess_counts(self._model.preprocess(texts, prompt=prefix or None, **kwargs))
+        first = self._model[0]
+        limit = processing_length(first)
+        if limit is None:
+            limit = getattr(first, ROLE_LENGTHS.get(role or "", ""), None)
         if limit is not None and limit > (self._model.max_seq_length or 0):  # past the counter's own cut
             encoded = self._model.tokenizer([prefix + t for t in texts], truncation=True, max_length=limit)
             return [len(ids) for ids in encoded["input_ids"]]
@@ -383,7 +404,113 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _fingerprint(self) -> str:
         files = _package_fingerprint(self._package) if self._package else files_fingerprint(self._folder)
+        if any(processing_length(module) is not None for module in input_modules(self._model)):
+            # since stop 54 (audit): vectors cached before were cut at the folder's length, keyed by --max-length's
+            files = data_fingerprint({"files": files, "processing_max_length": "capped"})
         return with_remote_code(files, self.trust_remote_code)
+
+
+def input_modules(model: Any) -> list[Any]:
+    """The modules a SentenceTransformer's texts enter: its first, or the first of each route of a Router."""
+    from sentence_transformers.base.modules import Router
+
+    first = model[0]
+    return [route[0] for route in first.sub_modules.values()] if isinstance(first, Router) else [first]
+
+
+def _processing_setting(module: Any, key: str) -> tuple[str, Any] | None:
+    """(bucket, value) of a key of a module's processing_kwargs as its tokenizer is called with it: `common` wins
+    over `text` (sentence-transformers merges them so for a text tokenizer); None where neither sets it."""
+    kwargs = getattr(module, "processing_kwargs", None) or {}
+    return next(((b, kwargs[b][key]) for b in PROCESSING_BUCKETS if key in (kwargs.get(b) or {})), None)
+
+
+def processing_length(module: Any) -> int | None:
+    """The max_length a module's processing_kwargs cut texts at (over max_seq_length and the role lengths)."""
+    found = _processing_setting(module, "max_length")
+    return None if found is None or found[1] is None else int(found[1])
+
+
+def truncation_off(module: Any) -> str | None:
+    """The processing_kwargs setting that turns a module's truncation off ("processing_kwargs.text.truncation is
+    False"), else None."""
+    found = _processing_setting(module, "truncation")
+    off = found is not None and found[1] in (False, "do_not_truncate")
+    return f"processing_kwargs.{found[0]}.truncation is {found[1]!r}" if off else None
+
+
+def module_positions(module: Any) -> int | None:
+    """`usable_positions` of a sentence-transformers input module's transformers model; None without one."""
+    return usable_positions(getattr(getattr(module, "auto_model", None), "config", None))
+
+
+def length_settable(module: Any) -> bool:
+    """Whether a module has a max_seq_length that can be set (StaticEmbedding's is a read-only infinity)."""
+    attr = getattr(type(module), "max_seq_length", None)
+    return hasattr(module, "max_seq_length") and not (isinstance(attr, property) and attr.fset is None)
+
+
+def check_length_settable(spec: str, folder: Path, module: Any, requested: int) -> None:
+    """Refuse --max-length for an input module that would not cut at it: one whose max_seq_length cannot be set
+    (StaticEmbedding's, which only its tokenizer's own truncation cuts; before stop 54, audit, an AttributeError)
+    or whose processing_kwargs turn truncation off (whole texts would run under the recorded cut)."""
+    if not length_settable(module):
+        raise UsageError(f"--max-length {requested}: model {spec} cannot cut texts at another length (its "
+                         f"{type(module).__name__} module's max_seq_length cannot be set); run it without "
+                         "--max-length")  # fmt: skip
+    if off := truncation_off(module):
+        raise UsageError(f"--max-length {requested}: model {spec} does not truncate texts ({off} in a "
+                         f"sentence_bert_config.json of {folder}); run it without --max-length")  # fmt: skip
+
+
+def cap_folder_lengths(module: Any, limit: int | None) -> None:
+    """A module's own lengths, which sentence-transformers applies over max_seq_length (`query_length` /
+    `document_length`; its processing_kwargs' max_length, which wins over those too), capped at ``limit``
+    (--max-length, else the positions): else the option was recorded but not applied (role lengths before stop 47;
+    processing_kwargs before stop 54, audit)."""
+    if limit is None:
+        return
+    for key in ROLE_LENGTHS.values():
+        if getattr(module, key, None) is not None:
+            setattr(module, key, min(getattr(module, key), limit))
+    kwargs = getattr(module, "processing_kwargs", None) or {}
+    for bucket in PROCESSING_BUCKETS:
+        if (kwargs.get(bucket) or {}).get("max_length") is not None:
+            kwargs[bucket]["max_length"] = min(int(kwargs[bucket]["max_length"]), limit)
+
+
+def module_cut(module: Any) -> int | None:
+    """The tokens an input module cuts a text at: its processing_kwargs' max_length, else its max_seq_length, else
+    (StaticEmbedding's is infinite) its `tokenizers.Tokenizer`'s own truncation; None where it cuts nowhere."""
+    if truncation_off(module):
+        return None
+    cut = processing_length(module) or getattr(module, "max_seq_length", None)
+    if cut == math.inf:
+        cut = (getattr(getattr(module, "tokenizer", None), "truncation", None) or {}).get("max_length")
+    return cut
+
+
+def cut_length(modules: list[Any]) -> int | None:
+    """The most tokens the input modules cut a text at, as run.json records it; None where one cuts nowhere.
+    Before stop 54 (audit) max_seq_length was recorded, not the processing_kwargs' cut."""
+    cuts = [module_cut(module) for module in modules]
+    return None if None in cuts else int(max(cuts))
+
+
+def transformers_tokenizer(tokenizer: Any) -> bool:
+    """Whether `BackendTokenizer` can stand beside the tokenizer: a transformers one (callable, with a length)."""
+    from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+    return isinstance(tokenizer, PreTrainedTokenizerBase)
+
+
+def preprocess_counts(features: dict[str, Any]) -> list[int]:
+    """Tokens per text in a module's own features: its attention mask's, else the spans of an EmbeddingBag's flat
+    ids between its offsets (StaticEmbedding's)."""
+    if "attention_mask" in features:
+        return [int(n) for n in features["attention_mask"].sum(1)]
+    starts = features["offsets"].tolist()
+    return [end - start for start, end in zip(starts, [*starts[1:], len(features["input_ids"])], strict=True)]
 
 
 def plain_text_transformer(model: Any) -> bool:
