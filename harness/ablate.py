@@ -97,6 +97,10 @@ TOP_KEYS = {"name", "out", "report", "scale", "seeds", "reference", "data_dir", 
 OPERATIONAL = frozenset({"output_dir", "threads", "device", "log_every", "save_every", "keep_last", "pools_dir"})
 
 
+# evaluation settings keyed since stop 54: a record without them is kept when the rest matches (Ablation.evaluate)
+LATE_SETTINGS = {"scoring": "the scorers' package versions", "hardware": "the hardware's model"}
+
+
 def hold_lock(out: Path, config_path: Path) -> TextIO:
     """An exclusive flock on `<out>/.ablate.lock`, refusing a second `harness ablate` of the same work folder: two
     (a requeued job beside the first) read ablate.json once each, trained every unit twice, rewrote a `final/`
@@ -382,7 +386,7 @@ def changed_settings(recorded: dict[str, Any] | None, current: dict[str, Any]) -
     changed = [f"{k} {recorded.get(k)} → {current.get(k)}" for k in ("max_length", "device", "dtype", "dim_view")
                if recorded.get(k) != current.get(k)]  # fmt: skip
     changed += [what for key, what in (("model_files", "the model folder's files"), ("packages", "package versions"),
-                                       ("scoring", "the scorers' package versions"))
+                                       *LATE_SETTINGS.items())
                 if recorded.get(key) != current.get(key)]  # fmt: skip
     old_data = recorded.get("data", {})
     changed += [f"data of {t}" for t, h in current["data"].items() if old_data.get(t) != h]
@@ -598,8 +602,10 @@ class Ablation:
                         for name, files in reads.items():
                             self.train_sets.setdefault(name, set()).update(files)
                         start = stage_start(stage_cfg, exported)
+                        # the evaluated stage as written trains only when no arm `set` or [choose] value overrides it
+                        trains = not (evaluated and not where and len(layers) > 1)
                         try:  # before stop 54 a bad `freeze` or a batch larger than the data failed in training
-                            if start is not None:
+                            if start is not None and trains:
                                 getattr(module, "precheck", loop.precheck)(stage_cfg, start)
                         except TrainError as exc:
                             raise UsageError(f"{place}: {exc}") from exc
@@ -663,11 +669,12 @@ class Ablation:
         done = self.state["done"].get(unit)
         settings = self.eval_settings(tasks, model)
         recorded = (done or {}).get("settings") or {}
-        if recorded and "scoring" not in recorded and {**recorded, "scoring": settings["scoring"]} == settings:
+        late = {key: settings[key] for key in LATE_SETTINGS if key in settings and key not in recorded}
+        if recorded and late and {**recorded, **late} == settings:
             # recorded before stop 54 keyed them; the kernel packages of the same install are checked: kept, as
             # `inputs` recorded late are, rather than every evaluation redone
-            self._say(unit, "recorded before ablate keyed the scorers' package versions: today's are taken as the "
-                            "ones it was scored with")  # fmt: skip
+            self._say(unit, f"recorded before ablate keyed {' and '.join(LATE_SETTINGS[k] for k in late)}: today's "
+                            "are taken as the ones it was evaluated with")  # fmt: skip
             done = {**done, "settings": settings}
             self._record(unit, done, code=done.get("code"))
         covered = done and set(tasks) <= set(done["scores"]) and set(dims) <= set(done.get("dims", []))
@@ -713,18 +720,25 @@ class Ablation:
         versions of the packages that compute the vectors too, as `harness run`'s identity (since stop 46): an
         upgrade evaluates again. Before stop 47 (audit) the model was its folder's path and the device [eval]'s
         value (unset: None everywhere), so a resume on a GPU kept the CPU's float32 scores of the arms done, and a
-        retrained unit's scores were kept from the old weights at the same path. Since stop 54 (audit) the
-        versions of mteb and of the packages its scorers run on as well (`scoring`, as `harness run`'s identity)."""
+        retrained unit's scores were kept from the old weights at the same path. Since stop 54 (audit, review) the
+        versions of mteb and of the packages its scorers run on (`scoring`) and the hardware's model (`hardware`),
+        as `harness run`'s identity."""
+        from harness import sysinfo
         from harness.embedder import ModelOptions, kernel_packages
         from harness.models import resolve_options
-        from harness.sysinfo import package_versions, scoring_packages
 
         ev = self.cfg["eval"]
         view = {"dim_view": RAW_VIEW} if ev.get("dims") else {}
         opts, _ = resolve_options(f"conan:{model or '.'}", ModelOptions(device=ev.get("device")))
         weights = {"model_files": files_fingerprint(Path(model))} if model else {}
+        # the hardware whose kernels round the vectors, as `harness run`'s identity keys it (since stop 54, review):
+        # a GPU's model, a CPU's below float32; none for float32 on a CPU
+        on_cpu = str(opts.device).startswith("cpu")
+        hardware = (sysinfo.cpu_kernels() if opts.dtype != "float32" else None) if on_cpu \
+            else sysinfo.accelerator_model(str(opts.device))  # fmt: skip
+        scoring = {"mteb": sysinfo.package_versions()["mteb"], **sysinfo.scoring_packages()}
         return {"max_length": ev.get("max_length"), "device": opts.device, "dtype": opts.dtype, **view, **weights,
-                "packages": kernel_packages(), "scoring": {"mteb": package_versions()["mteb"], **scoring_packages()},
+                "packages": kernel_packages(), "scoring": scoring, **({"hardware": hardware} if hardware else {}),
                 "data": {t: self.task_files[t] for t in sorted(tasks)}}  # fmt: skip
 
     def choose(self) -> list[str]:

@@ -220,7 +220,9 @@ def differing_settings(runs: list[tuple[Entry, dict[str, Any]]], beside_publishe
         if name := model.get("fingerprint") or identity.get("model_fingerprint") or model.get("spec"):
             groups.setdefault(name, []).append((entry.label, identity))
     found: dict[str, list[str]] = {}
-    comparisons = [(rows, identity_differences([i for _, i in rows], UNSCORED_KEYS)) for rows in groups.values()]
+    # the evaluator's keys are compared once, between every row (per model too, a row listed them twice)
+    comparisons = [(rows, identity_differences([i for _, i in rows], UNSCORED_KEYS + EVALUATOR_KEYS))
+                   for rows in groups.values()]  # fmt: skip
     everyone = [row for rows in groups.values() for row in rows]
     evaluator = [k for k in identity_differences([i for _, i in everyone], UNSCORED_KEYS) if k in EVALUATOR_KEYS]
     for rows, keys in [*comparisons, (everyone, evaluator)]:

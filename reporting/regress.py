@@ -34,6 +34,7 @@ from harness.runs import (
     CACHE_ONLY,
     MISSING,
     RunDir,
+    applied_batch,
     cache_only,
     changed_entries,
     data_differences,
@@ -481,7 +482,7 @@ def _hardware(run: RunDir) -> dict[str, Any]:
     env, model = rec.get("environment", {}), rec.get("model", {})
     return {"cpu": env.get("cpu"), "accelerator": env.get("accelerator"), "threads": env.get("torch_threads"),
             "device": model.get("device"), "dtype": model.get("dtype"),
-            "batch size": rec.get("batch_size"), "processes": rec.get("world_size", 1)}  # fmt: skip
+            "batch size": applied_batch(rec), "processes": rec.get("world_size", 1)}  # fmt: skip
 
 
 def _figure(x: float | None) -> float | None:

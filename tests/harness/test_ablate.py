@@ -324,6 +324,42 @@ def test_a_typo_that_training_would_reach_late_is_refused_before_any_unit_trains
     assert not (tmp_path / "work").exists()
 
 
+def test_the_evaluated_stage_as_written_is_not_prechecked_when_every_arm_overrides_it(tmp_path: Path,
+                                                                                       shared_data: Path) -> None:
+    """Review, stop 54: the stage file's batch (256 over 200 pairs) never trains when the arm sets its own: the
+    ablation opens; a batch the arm does train with is still refused."""
+    stage = one_step_stage(tmp_path / "data", shared_data)[-1]
+    stage.write_text(stage.read_text(encoding="utf-8").replace("batch_size = 8", "batch_size = 256"))
+    config = one_arm_config(tmp_path, stage, "asw")
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("[arms.a]\n", '[arms.a]\nset = ["batch_size=8"]\n'), encoding="utf-8")
+    Ablation(load_ablation(config), config, measure_only=True)
+    config.write_text(text, encoding="utf-8")
+    with pytest.raises(UsageError, match="fewer than one global batch of 256"):
+        Ablation(load_ablation(config), config, measure_only=True)
+
+
+def test_evaluation_settings_hold_the_hardware_as_harness_run_keys_it(tmp_path: Path, shared_data: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review, stop 54: `harness run` keys a GPU run by the GPU's model and a CPU run below float32 by the CPU's,
+    but ablate, which skips `harness run` for a recorded evaluation, kept the first machine's scores on a resume on
+    another (the lent GPUs are H100s or H200s). No GPU here: the resolved device and the GPU's name are set."""
+    import harness.models
+
+    stage = one_step_stage(tmp_path / "data", shared_data)[-1]
+    config = one_arm_config(tmp_path, stage, "hw")
+    ablation = Ablation(load_ablation(config), config)
+    resolved = {"device": "cpu", "dtype": "float32"}
+    monkeypatch.setattr(harness.models, "resolve_options",
+                        lambda spec, opts: (ModelOptions(**{**opts.__dict__, **resolved}), "set"))  # fmt: skip
+    assert "hardware" not in ablation.eval_settings(["STS16"])  # float32 on a CPU: every CPU gives its vectors
+    resolved["dtype"] = "bfloat16"
+    assert ablation.eval_settings(["STS16"])["hardware"] == sysinfo.cpu_kernels()
+    resolved.update(device="cuda:0")
+    monkeypatch.setattr(sysinfo, "accelerator_model", lambda device: f"NVIDIA H100 80GB HBM3 (sm_90) on {device}")
+    assert ablation.eval_settings(["STS16"])["hardware"] == "NVIDIA H100 80GB HBM3 (sm_90) on cuda:0"
+
+
 def test_a_recorded_evaluation_is_reused_only_under_the_same_eval_settings_and_task_files(
         tmp_path: Path, shared_data: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """Before: an evaluation unit was skipped whenever its model and tasks matched, so a rerun after editing

@@ -75,6 +75,11 @@ def test_a_model_that_packs_its_texts_records_no_batch_size(tmp_path: Path) -> N
     assert json.loads((run / "run.json").read_text())["batch_size"] is None
     assert json.loads((run / "efficiency.json").read_text())["AFQMC"]["batch_size"] is None
     assert "batch by tokens (packed)" in (run / "summary.md").read_text()
+    from harness.runs import applied_batch, shown_batch
+
+    before = {"model": {"spec": "me5-small"}, "batch_size": 64}  # recorded before stop 54: compares as none (review)
+    assert applied_batch(before) is None and shown_batch(before) == "by tokens (packed)"
+    assert applied_batch({"model": {"spec": "minilm"}, "batch_size": 64}) == 64 and shown_batch({}) == "—"
 
 
 def test_out_that_is_a_file(tmp_path: Path, capsys) -> None:

@@ -106,6 +106,10 @@ def test_scorer_versions_key_a_task_and_are_named_between_rows_of_any_model(tmp_
     assert main(["regress", "--baseline", str(tmp_path / "a0"), "--candidate", str(tmp_path / "a"),
                  "--out", str(report)]) == 0  # fmt: skip
     assert f"scoring.scikit-learn {scoring_packages()['scikit-learn']} → 1.6.1" in report.read_text(encoding="utf-8")
+    board = tmp_path / "lb3.md"  # one model's two runs beside another model: each row names its version once
+    assert main(["leaderboard", *(str(tmp_path / r) for r in ("a0", "a", "b")), "--out", str(board)]) == 0
+    rows = [line for line in board.read_text(encoding="utf-8").splitlines() if "scoring.scikit-learn" in line]
+    assert len(rows) == 3 and all(row.count("scoring.scikit-learn") == 1 for row in rows), rows
 
 
 def test_a_task_whose_files_change_after_the_run_started_is_not_recorded_under_the_old_hash(
