@@ -731,11 +731,8 @@ class Ablation:
         view = {"dim_view": RAW_VIEW} if ev.get("dims") else {}
         opts, _ = resolve_options(f"conan:{model or '.'}", ModelOptions(device=ev.get("device")))
         weights = {"model_files": files_fingerprint(Path(model))} if model else {}
-        # the hardware whose kernels round the vectors, as `harness run`'s identity keys it (since stop 54, review):
-        # a GPU's model, a CPU's below float32; none for float32 on a CPU
-        on_cpu = str(opts.device).startswith("cpu")
-        hardware = (sysinfo.cpu_kernels() if opts.dtype != "float32" else None) if on_cpu \
-            else sysinfo.accelerator_model(str(opts.device))  # fmt: skip
+        # the hardware whose kernels round the vectors, as `harness run`'s identity keys it (since stop 54, review)
+        hardware = sysinfo.kernel_hardware(str(opts.device), opts.dtype)
         scoring = {"mteb": sysinfo.package_versions()["mteb"], **sysinfo.scoring_packages()}
         return {"max_length": ev.get("max_length"), "device": opts.device, "dtype": opts.dtype, **view, **weights,
                 "packages": kernel_packages(), "scoring": scoring, **({"hardware": hardware} if hardware else {}),

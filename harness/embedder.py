@@ -241,10 +241,8 @@ class Embedder(ABC):
         identity alike: the kernel packages' versions and, below float32 on a CPU, the CPU model with its bf16
         flags (`sysinfo.cpu_kernels`); on an accelerator its model (`sysinfo.accelerator_model`, since stop 54)."""
         found: dict[str, Any] = {"packages": kernel_packages()}
-        if self.device_type == "cpu" and self.dtype != "float32":
-            found["cpu"] = sysinfo.cpu_kernels()
-        elif self.device_type != "cpu":
-            found["accelerator"] = sysinfo.accelerator_model(str(self.device))
+        if hardware := sysinfo.kernel_hardware(str(self.device), self.dtype):
+            found["cpu" if self.device_type == "cpu" else "accelerator"] = hardware
         return found
 
     @property

@@ -116,6 +116,15 @@ def accelerator_model(device: str) -> str:
     return str(name(index)) if callable(name) else kind
 
 
+def kernel_hardware(device: str, dtype: str) -> str | None:
+    """The hardware whose kernels round a model's vectors, as the cache and the rerun identities key it: an
+    accelerator's model; below float32 a CPU's model with its bf16 flags (`cpu_kernels`); None for float32 on a CPU,
+    which every CPU computes alike."""
+    if not device.startswith("cpu"):
+        return accelerator_model(device)
+    return cpu_kernels() if dtype != "float32" else None
+
+
 def accelerator() -> dict[str, Any] | None:
     import torch
 
