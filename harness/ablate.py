@@ -33,8 +33,11 @@ and skipped on a rerun; one process at a time holds <out>/.ablate.lock. A stage 
 its resolved config (without the keys train lets a resume change: micro_batch_size, gradient_checkpointing,
 compile, ...; with the weak stage's micro-batch rows, each other's in-batch negatives), the sha256 of each
 training data file and of its `init` (unless chained: the previous unit's record covers it), the model it started
-from and the precision it trained in; one whose config, files, starting model (a [[base]] or [[shared]] stage added or
-removed) or precision changed is refused, naming them.
+from (its path, and for a chained stage its files), the precision it trained in and the hardware whose kernels
+round its weights; one whose config, files, starting model (a [[base]] or [[shared]] stage added or removed, or
+trained again into other files), precision or hardware changed is refused, naming them, and so is a checkpoint
+resumed under another precision or hardware than it began in. Every module of the project is imported when the
+ablation opens, so the code version it records is the code that runs to the end.
 An evaluation is recorded with its settings ([eval] max_length and device, the sha256 of each task's files) and
 evaluated again when they changed, or when its run directory, which the report reads, no longer holds the
 recorded scores. A stage killed half-way continues from its newest checkpoint, an evaluation from its last
@@ -58,7 +61,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fcntl
+import importlib
 import json
+import pkgutil
 import re
 import shutil
 import time
@@ -77,6 +82,7 @@ from harness.data import (
     task_file,
     task_jsonl_files,
 )
+from harness.embedder import kernel_packages
 from harness.env import data_root
 from harness.errors import UsageError
 from harness.pipeline import check_task_names, checked_list, source_fingerprint
@@ -99,6 +105,11 @@ OPERATIONAL = frozenset({"output_dir", "threads", "device", "log_every", "save_e
 
 # evaluation settings keyed since stop 54: a record without them is kept when the rest matches (Ablation.evaluate)
 LATE_SETTINGS = {"scoring": "the scorers' package versions", "hardware": "the hardware's model"}
+# what a training unit is keyed by since stop 55 beside its config, inputs and precision (audit): a unit recorded
+# without them is kept, today's values taken as its own (Ablation.train_chain)
+LATE_TRAIN_KEYS = {"hardware": "the hardware whose kernels round its weights",
+                   "init_files": "the files of the model it started from"}
+PROJECT_PACKAGES = ("harness", "conan_model", "train", "reporting")  # the code an ablation runs
 
 
 def hold_lock(out: Path, config_path: Path) -> TextIO:
@@ -113,6 +124,18 @@ def hold_lock(out: Path, config_path: Path) -> TextIO:
         raise UsageError(f"{config_path}: out {out} is in use: another `harness ablate` holds {out / LOCK_NAME}; "
                          "wait for it to finish, or set another out") from None  # fmt: skip
     return handle
+
+
+def import_all_code() -> None:
+    """Import every module of PROJECT_PACKAGES now. An ablation runs for hours, often from a checkout someone
+    commits to meanwhile; a module first imported later (the encoder at the first evaluation, the report's
+    statistics at the end) was read from the newer files while every unit recorded the commit at the start (audit,
+    stop 55: a commit landing mid-run moved a test Δ from +9.50 to +2.43 under one recorded sha)."""
+    for name in PROJECT_PACKAGES:
+        package = importlib.import_module(name)
+        for module in pkgutil.walk_packages(package.__path__, f"{name}."):
+            if not module.name.endswith(".__main__"):
+                importlib.import_module(module.name)
 
 
 def drop_checkpoints(unit_dir: Path) -> None:
@@ -341,6 +364,24 @@ def training_compute(stage_cfg: Any) -> str:
     return f"{str(default_dtype(device)).removeprefix('torch.')} on {device.type}"
 
 
+def training_hardware(stage_cfg: Any) -> str | None:
+    """The hardware whose kernels round a stage's weights, by the rule that keys evaluations
+    (`sysinfo.kernel_hardware`): an accelerator's model, a CPU's bf16 kernels, None for float32 on a CPU. Two
+    runs of one unit under oneDNN's AVX2 and AVX-512 bf16 kernels differ by up to 1e-2 in every tensor after 6
+    steps (audit, stop 55), so the seeds and arms of one ablation are kept on one."""
+    from conan_model.device import default_dtype, pick_device
+    from harness.sysinfo import kernel_hardware
+
+    device = pick_device(stage_cfg.device)
+    return kernel_hardware(str(device), str(default_dtype(device)).removeprefix("torch."))
+
+
+def describe_kernels(kernels: dict[str, Any]) -> str:
+    """'bfloat16 on cpu (AMD EPYC | avx512_bf16)': a unit's precision and hardware, for refusals."""
+    hardware = kernels.get("hardware")
+    return f"{kernels.get('compute') or 'an unrecorded precision'}{f' ({hardware})' if hardware else ''}"
+
+
 def changed_config(unit_final: str, stage_cfg: Any, chained: bool, operational: frozenset[str] | None = None) -> str:
     """The keys whose value differs from the config a unit trained with (its final model's train_config.json),
     e.g. "lr 0.002 → 0.01"; empty when that file is gone."""
@@ -444,7 +485,11 @@ class Ablation:
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock = hold_lock(self.out, config_path) if lock else None  # held while this object lives
         self.state: dict[str, Any] = read_json(self.out / STATE, {"done": {}})
-        self.code = code_version()  # once: this process runs the code it imported at its start
+        self.code = code_version()  # once: this process runs the code it imports here, all of it
+        import_all_code()
+        if code_version() != self.code:  # a commit between the two reads: which files were imported is not known
+            raise UsageError(f"{config_path}: the code changed (now {code_version()}) while the ablation opened at "
+                             f"{self.code}; run the same command again")  # fmt: skip
         self.touched: set[str] = set()  # the units this config's run walks: the report counts these alone
 
     def _record(self, unit: str, value: dict[str, Any], code: str | None = None) -> None:
@@ -453,17 +498,28 @@ class Ablation:
         self.state["done"][unit] = {"code": code or self.code, **value}
         atomic_write_json(self.out / STATE, self.state)
 
-    def _started(self, unit: str) -> str | None:
+    def _started(self, unit: str, kernels: dict[str, str | None]) -> str | None:
         """The code version that began training ``unit``: this process's when no checkpoint of it exists, else the
         one recorded when it began, so a unit resumed after a commit is recorded as "first→last" (before stop 54
-        as the resuming commit alone); None for one begun before this was recorded."""
+        as the resuming commit alone); None for one begun before this was recorded. ``kernels`` (precision and
+        hardware) are recorded with it, and a checkpoint begun under others is refused: before stop 55 a unit
+        killed after steps in bfloat16 and resumed with CONAN_CPU_BF16=0 was finished in float32 and recorded as
+        float32 alone (audit)."""
         from train.checkpoint import checkpoint_dirs
 
         started = self.state.setdefault("started", {})
         if not checkpoint_dirs(self.out / unit):  # what `resume="latest"` would continue from
-            started[unit] = self.code
+            started[unit] = {"code": self.code, **kernels}
             atomic_write_json(self.out / STATE, self.state)
-        return started.get(unit)
+        first = started.get(unit)
+        if not isinstance(first, dict):  # a code version alone (stop 54) or nothing: the kernels are not known
+            return first
+        then = {key: first.get(key) for key in kernels}
+        if then != kernels:
+            raise UsageError(f"{self.config_path}: {unit} began training in {describe_kernels(then)}, and its "
+                             f"newest checkpoint would be finished in {describe_kernels(kernels)}: resume it where "
+                             f"it began, or delete {self.out / unit} to train it again")  # fmt: skip
+        return first.get("code")
 
     def _say(self, unit: str, message: str) -> None:
         print(f"[ablate] {unit}: {message}", flush=True)
@@ -496,6 +552,23 @@ class Ablation:
                 raise UsageError(f"{self.config_path}: {unit} was trained from {done['init'] or 'its own init'}; the "
                                  f"stages before it now start it from {init or 'its own init'}: use a fresh `out` "
                                  "folder")  # fmt: skip
+            kernels = {"compute": compute, "hardware": training_hardware(stage_cfg)}
+            keyed = {"hardware": kernels["hardware"], **({"init_files": files_fingerprint(Path(init))} if init else {})}
+            late = [key for key in keyed if done and key not in done]
+            if late:  # recorded before stop 55: kept, rather than every unit trained again to rewrite a report
+                self._say(unit, f"recorded before ablate keyed {' and '.join(LATE_TRAIN_KEYS[k] for k in late)}: "
+                                "today's are taken as the ones it trained with and checked from now on")  # fmt: skip
+                done = {**done, **{name: keyed[name] for name in late}}
+                self._record(unit, done, code=done.get("code"))
+            if done and done.get("hardware", keyed["hardware"]) != keyed["hardware"]:
+                raise UsageError(f"{self.config_path}: {unit} trained on {describe_kernels(done)}, and a stage here "
+                                 f"trains on {describe_kernels(kernels)}, whose kernels round weights otherwise: the "
+                                 "ablation's seeds and arms would mix them; run it where it began, or use a fresh "
+                                 "`out` folder")  # fmt: skip
+            if done and done.get("init_files", keyed.get("init_files")) != keyed.get("init_files"):
+                raise UsageError(f"{self.config_path}: {unit} was trained from other files of {init} (trained again "
+                                 "since?): the units after it started from a model that is gone; use a fresh `out` "
+                                 "folder")  # fmt: skip
             inputs = input_hashes(stage_cfg, chained=bool(init))
             if done and "inputs" not in done:  # recorded before inputs were hashed: check from now on
                 self._say(unit, "recorded before ablate hashed its training data and init model: today's files "
@@ -510,21 +583,23 @@ class Ablation:
                 drop_checkpoints(self.out / unit)  # a kill between recording the unit and dropping them
                 init = done["final"]
                 continue
-            twin = None if done else self._twin(fp, inputs, init, compute)
+            key = {"fingerprint": fp, "inputs": inputs, "init": init, **kernels, **keyed}
+            twin = None if done else self._twin(key)
             if twin is not None:  # e.g. the reference arm's first seed at the value [choose] picked
                 self._say(unit, f"same config and starting model as {twin}: its model is reused")
-                final = self.state["done"][twin]["final"]
-                self._record(unit, {"final": final, "fingerprint": fp, "inputs": inputs, "config": stage["config"],
-                                    "init": init, "compute": compute, "seconds": 0.0, "reused": twin})  # fmt: skip
-                init = final
+                made = self.state["done"][twin]  # its code and packages trained the model (before stop 55: ours)
+                self._record(unit, {"final": made["final"], **key, "config": stage["config"], "seconds": 0.0,
+                                    "packages": made.get("packages"), "reused": twin},
+                             code=made.get("code"))  # fmt: skip
+                init = made["final"]
                 continue
             self._say(unit, f"training {stage['config']} (resumes from its newest checkpoint)")
-            first = self._started(unit)
+            first = self._started(unit, kernels)
             start = time.perf_counter()
             final = module.run(stage_cfg, resume="latest")
             self.state["started"].pop(unit, None)
-            self._record(unit, {"final": str(final), "fingerprint": fp, "inputs": inputs, "config": stage["config"],
-                                "init": init, "compute": compute, "seconds": round(time.perf_counter() - start, 1)},
+            self._record(unit, {"final": str(final), **key, "config": stage["config"], "packages": kernel_packages(),
+                                "seconds": round(time.perf_counter() - start, 1)},
                          code=self.code if first == self.code else f"{first or 'not recorded'}→{self.code}")
             drop_checkpoints(self.out / unit)
             init = str(final)
@@ -626,19 +701,19 @@ class Ablation:
                 (f"seed{seed}/{arm}{tag}", spec.get("stages", self.cfg["stages"]), [*spec.get("set", []), *extra],
                  seed)]  # fmt: skip
 
-    def _twin(self, fp: str, inputs: dict[str, str], init: str | None, compute: str) -> str | None:
-        """A finished unit with this fingerprint, input contents and starting model: training this one would
-        repeat it.
+    def _twin(self, key: dict[str, Any]) -> str | None:
+        """A finished unit recorded under this key (fingerprint, input contents, starting model by path and, since
+        stop 55, by its files, precision and hardware): training this one would repeat it.
 
         The starting model is compared apart because a chained stage's fingerprint leaves ``init`` out; units
-        recorded before ``init`` or their inputs were recorded are never twins.
+        recorded before ``init`` or their inputs were recorded are never twins, nor are units recorded before the
+        starting model's files were (audit, stop 55: a `[[shared]]` stage trained again under the same path left
+        an added arm reusing a model trained from the old one).
         """
         for unit, value in self.state["done"].items():
-            same = (value.get("fingerprint") == fp and value.get("inputs") == inputs
-                    and value.get("compute", compute) == compute)
-            if same and "init" in value and value["init"] == init:
-                if Path(value["final"]).is_dir():
-                    return unit
+            recorded = {name: value.get(name, key[name] if name == "compute" else None) for name in key}
+            if "init" in value and recorded == key and Path(value["final"]).is_dir():
+                return unit
         return None
 
     def train_arm(self, arm: str, seed: int, extra: list[str] | None = None, tag: str = "") -> str:
@@ -724,7 +799,7 @@ class Ablation:
         versions of mteb and of the packages its scorers run on (`scoring`) and the hardware's model (`hardware`),
         as `harness run`'s identity."""
         from harness import sysinfo
-        from harness.embedder import ModelOptions, kernel_packages
+        from harness.embedder import ModelOptions
         from harness.models import resolve_options
 
         ev = self.cfg["eval"]

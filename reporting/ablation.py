@@ -290,6 +290,57 @@ def _code_line(versions: dict[str, int]) -> str:
             "changed mixes them; a rerun from an empty `out` folder gives one")
 
 
+def _arm_codes(state: dict[str, Any], runs: dict[str, dict[int, dict[str, str]]]) -> dict[str, dict[str, list[str]]]:
+    """{arm: {seed: the code versions of that arm's own units}}: its stages of that seed and its evaluation (the
+    base and shared units are both arms' own)."""
+    done = state.get("done", {})
+    return {arm: {str(seed): sorted({value.get("code") or "not recorded" for unit, value in done.items()
+                                     if unit == f"eval/{arm}-seed{seed}" or unit.startswith(f"seed{seed}/{arm}/")})
+                  for seed in by_seed}
+            for arm, by_seed in runs.items()}  # fmt: skip
+
+
+def _code_splits(by_arm: dict[str, dict[str, list[str]]], reference: str) -> dict[str, list[str]]:
+    """{arm: the seeds at which its units ran other code than the reference arm's}: there its Δ holds whatever the
+    code change did (audit, stop 55: an arm added to a finished work folder after a commit showed a pure code
+    effect of −1.42 points beside a header that named the two versions only by count). A split along seeds
+    alone widens a CI; one along arms biases Δ."""
+    ref = by_arm.get(reference, {})
+    return {arm: seeds for arm, codes in by_arm.items() if arm != reference
+            for seeds in [[s for s, c in codes.items() if c != ref.get(s)]] if seeds}  # fmt: skip
+
+
+def _code_split_lines(rep: dict[str, Any]) -> list[str]:
+    by_arm, ref = rep.get("code_by_arm", {}), rep["reference"]
+
+    def short(codes: list[str]) -> str:
+        return "+".join(f"`{c[:12]}`" for c in codes) or "none recorded"
+
+    lines = []
+    for arm, seeds in rep.get("code_splits", {}).items():
+        shown = "; ".join(f"seed {s}: {short(by_arm[arm][s])} vs {short(by_arm[ref].get(s, []))}" for s in seeds[:4])
+        lines.append(f"- **{arm} and {ref} ran other code at {len(seeds)} of {len(by_arm[arm])} seeds** ({shown}"
+                     f"{'; …' if len(seeds) > 4 else ''}): their Δ there holds the code change too; a rerun "
+                     "from an empty `out` folder runs one version")  # fmt: skip
+    return lines
+
+
+def _package_sets(state: dict[str, Any]) -> dict[str, int]:
+    """{package set: units} over the units that recorded one (training units since stop 55, evaluations since
+    stop 46): a torch upgrade between two invocations of one ablation changes the kernels later units ran on, which
+    the code version (a git commit) does not show."""
+    sets = [value.get("packages") or (value.get("settings") or {}).get("packages")
+            for value in state.get("done", {}).values()]
+    return dict(Counter(", ".join(f"{k} {v}" for k, v in sorted(p.items())) for p in sets if p))
+
+
+def _package_line(sets: dict[str, int]) -> list[str]:
+    if len(sets) < 2:
+        return []
+    counts = "; ".join(f"{s} ({n} units)" for s, n in sorted(sets.items(), key=lambda kv: -kv[1]))
+    return [f"- **packages: units ran under {len(sets)} sets**: {counts}"]
+
+
 def _dhnm(final: str) -> dict[str, Any] | None:
     return read_json(Path(final).parent / "dhnm_summary.json")
 
@@ -309,6 +360,7 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
         "bootstrap": {"n_boot": n_boot, "seed": boot_seed, "level": LEVEL,
                       "over": "items (paired bootstrap, normal) and seeds (t, n-1 df), half-widths in quadrature"},
         "arms": {}, "comparisons": {}, "compute_minutes": _minutes(state), "code": _code_versions(state),
+        "code_by_arm": _arm_codes(state, runs), "packages": _package_sets(state),
         "dev_test_overlap": {"pairs": overlap or [], "why_acceptable": cfg["eval"].get("overlap_ok")},
         "train_test_overlap": {"pairs": train_overlap or [], "why_acceptable": cfg["eval"].get("train_overlap_ok")},
     }  # fmt: skip
@@ -319,6 +371,7 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
             **_seed_scores(by_seed, dev + test),
             "dhnm": {s: _dhnm(r["final"]) for s, r in by_seed.items() if _dhnm(r["final"]) is not None},
         }  # fmt: skip
+    report["code_splits"] = _code_splits(report["code_by_arm"], ref)
     others = [arm for arm in runs if arm != ref]
     report["comparisons"] = {arm: _against(evals[ref], evals[arm], dev, test, n_boot, boot_seed) for arm in others}
     if dims:
@@ -412,6 +465,8 @@ def render(rep: dict[str, Any]) -> str:
         + (f" ({rep['compute_minutes']['units_without_time']} units recorded without a time)"
            if rep["compute_minutes"]["units_without_time"] else ""),
         *([_code_line(rep["code"])] if rep.get("code") else []),
+        *_code_split_lines(rep),
+        *_package_line(rep.get("packages", {})),
         f"- seeds: {', '.join(str(s) for s in rep['seeds'])}; reference arm: **{ref}**",
         f"- dev tasks (settings may be chosen on these): {', '.join(dev)}",
         f"- test tasks (final settings only, never used for a choice): {', '.join(test)}",

@@ -37,3 +37,31 @@ def test_sigterm_in_a_unit_says_one_line_and_the_rerun_resumes_it(tmp_path: Path
     # begun at one commit, finished at another: both are recorded (before stop 54 the resuming one alone)
     assert done["seed0/bidir/stage0"]["code"] == f"{'a' * 40}→{code_version()}"
     assert done["seed0/linear/stage0"]["code"] == code_version()
+
+
+def test_a_unit_begun_in_one_precision_is_not_finished_in_another(tmp_path: Path, shared_data: Path, monkeypatch,
+                                                                  capsys) -> None:  # fmt: skip
+    """A unit killed after steps in float32 and resumed where training resolves bfloat16 (CONAN_CPU_BF16, another
+    machine) was finished in bfloat16 and recorded as that alone: the precision check covered finished units only
+    (audit, stop 55). The kernels are recorded when a unit begins, and such a resume is refused, its checkpoint
+    kept."""
+    from conan_model.device import cpu_bf16
+
+    config = write_configs(tmp_path, shared_data, seeds="[0]")
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text[: text.index("[choose]")], encoding="utf-8")
+    last_line_of_sigterm_run(monkeypatch, capsys, ["ablate", str(config)], at_step=3)  # the tests' float32
+    unit = tmp_path / "work" / "seed0" / "bidir" / "stage0"
+    began = json.loads((tmp_path / "work" / "ablate.json").read_text())["started"]["seed0/bidir/stage0"]
+    assert began == {"code": code_version(), "compute": "float32 on cpu", "hardware": None}
+    monkeypatch.setenv("CONAN_CPU_BF16", "1")  # as a resume in another process would read it
+    cpu_bf16.cache_clear()
+    try:
+        assert main(["ablate", str(config)]) == 2
+    finally:
+        monkeypatch.setenv("CONAN_CPU_BF16", "0")
+        cpu_bf16.cache_clear()
+    err = capsys.readouterr().err
+    assert ("seed0/bidir/stage0 began training in float32 on cpu, and its newest checkpoint would be finished in "
+            "bfloat16 on cpu (") in err and f"or delete {unit} to train it again" in err
+    assert [p.name for p in ckpt_io.checkpoint_dirs(unit)] == ["step_00000003"]
