@@ -66,6 +66,7 @@ import json
 import pkgutil
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -110,6 +111,8 @@ LATE_SETTINGS = {"scoring": "the scorers' package versions", "hardware": "the ha
 LATE_TRAIN_KEYS = {"hardware": "the hardware whose kernels round its weights",
                    "init_files": "the files of the model it started from"}
 PROJECT_PACKAGES = ("harness", "conan_model", "train", "reporting")  # the code an ablation runs
+# `init_files` of a unit recorded before they were, whose starting model was then trained again: never its files
+RETRAINED = "trained again after this unit started from it"
 
 
 def hold_lock(out: Path, config_path: Path) -> TextIO:
@@ -126,16 +129,25 @@ def hold_lock(out: Path, config_path: Path) -> TextIO:
     return handle
 
 
-def import_all_code() -> None:
-    """Import every module of PROJECT_PACKAGES now. An ablation runs for hours, often from a checkout someone
-    commits to meanwhile; a module first imported later (the encoder at the first evaluation, the report's
-    statistics at the end) was read from the newer files while every unit recorded the commit at the start (audit,
-    stop 55: a commit landing mid-run moved a test Δ from +9.50 to +2.43 under one recorded sha)."""
+def import_all_code() -> list[str]:
+    """Import every module of PROJECT_PACKAGES now; returns the loaded project files written since this process
+    started (empty: the code that runs is the checkout's code as it stands). An ablation runs for hours, often from
+    a checkout someone commits to meanwhile; a module first imported later (the encoder at the first evaluation,
+    the report's statistics at the end) was read from the newer files while every unit recorded the commit at the
+    start (audit, stop 55: a commit landing mid-run moved a test Δ from +9.50 to +2.43 under one recorded sha).
+    The process's start, not the ablation's opening, bounds the check: the config checks import the training loop
+    seconds before (review)."""
+    import psutil
+
     for name in PROJECT_PACKAGES:
         package = importlib.import_module(name)
         for module in pkgutil.walk_packages(package.__path__, f"{name}."):
             if not module.name.endswith(".__main__"):
                 importlib.import_module(module.name)
+    started = psutil.Process().create_time()
+    files = {getattr(module, "__file__", None) for name, module in list(sys.modules.items())
+             if name.partition(".")[0] in PROJECT_PACKAGES}  # fmt: skip
+    return sorted(f for f in files if f and Path(f).is_file() and Path(f).stat().st_mtime > started)
 
 
 def drop_checkpoints(unit_dir: Path) -> None:
@@ -485,11 +497,12 @@ class Ablation:
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock = hold_lock(self.out, config_path) if lock else None  # held while this object lives
         self.state: dict[str, Any] = read_json(self.out / STATE, {"done": {}})
-        self.code = code_version()  # once: this process runs the code it imports here, all of it
-        import_all_code()
-        if code_version() != self.code:  # a commit between the two reads: which files were imported is not known
-            raise UsageError(f"{config_path}: the code changed (now {code_version()}) while the ablation opened at "
-                             f"{self.code}; run the same command again")  # fmt: skip
+        changed = import_all_code()  # all of it, now: this process runs the code it imported by here
+        if changed:  # written after the process started: which version of them was imported is not known
+            raise UsageError(f"{config_path}: the code changed while the ablation opened ({', '.join(changed[:3])}"
+                             f"{' …' if len(changed) > 3 else ''} written since this process started); run the "
+                             "same command again")  # fmt: skip
+        self.code = code_version()  # once: the files imported are the checkout's as it stands
         self.touched: set[str] = set()  # the units this config's run walks: the report counts these alone
 
     def _record(self, unit: str, value: dict[str, Any], code: str | None = None) -> None:
@@ -513,6 +526,8 @@ class Ablation:
             atomic_write_json(self.out / STATE, self.state)
         first = started.get(unit)
         if not isinstance(first, dict):  # a code version alone (stop 54) or nothing: the kernels are not known
+            self._say(unit, "its checkpoint was begun before ablate recorded the precision and hardware a unit "
+                            f"begins in: not checked; it is finished in {describe_kernels(kernels)}")  # fmt: skip
             return first
         then = {key: first.get(key) for key in kernels}
         if then != kernels:
@@ -589,8 +604,7 @@ class Ablation:
                 self._say(unit, f"same config and starting model as {twin}: its model is reused")
                 made = self.state["done"][twin]  # its code and packages trained the model (before stop 55: ours)
                 self._record(unit, {"final": made["final"], **key, "config": stage["config"], "seconds": 0.0,
-                                    "packages": made.get("packages"), "reused": twin},
-                             code=made.get("code"))  # fmt: skip
+                                    "packages": made.get("packages"), "reused": twin, "code": made.get("code")})
                 init = made["final"]
                 continue
             self._say(unit, f"training {stage['config']} (resumes from its newest checkpoint)")
@@ -598,6 +612,9 @@ class Ablation:
             start = time.perf_counter()
             final = module.run(stage_cfg, resume="latest")
             self.state["started"].pop(unit, None)
+            for value in self.state["done"].values():  # recorded before their starting files were: they started
+                if value.get("init") == str(final) and "init_files" not in value:  # from a model now gone (review)
+                    value["init_files"] = RETRAINED
             self._record(unit, {"final": str(final), **key, "config": stage["config"], "packages": kernel_packages(),
                                 "seconds": round(time.perf_counter() - start, 1)},
                          code=self.code if first == self.code else f"{first or 'not recorded'}→{self.code}")

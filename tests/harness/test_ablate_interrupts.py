@@ -65,3 +65,10 @@ def test_a_unit_begun_in_one_precision_is_not_finished_in_another(tmp_path: Path
     assert ("seed0/bidir/stage0 began training in float32 on cpu, and its newest checkpoint would be finished in "
             "bfloat16 on cpu (") in err and f"or delete {unit} to train it again" in err
     assert [p.name for p in ckpt_io.checkpoint_dirs(unit)] == ["step_00000003"]
+    state_file = tmp_path / "work" / "ablate.json"
+    state = json.loads(state_file.read_text())
+    state["started"]["seed0/bidir/stage0"] = "a" * 40  # begun before ablate recorded kernels: said, not checked
+    state_file.write_text(json.dumps(state))
+    assert main(["ablate", str(config)]) == 0
+    assert ("seed0/bidir/stage0: its checkpoint was begun before ablate recorded the precision and hardware a unit "
+            "begins in: not checked; it is finished in float32 on cpu") in capsys.readouterr().out

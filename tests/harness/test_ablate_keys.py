@@ -145,15 +145,54 @@ print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {PROJECT_PA
     assert {"conan_model.encoder", "reporting.ablation", "reporting.items"} <= expected <= imported
 
 
-def test_code_changed_while_the_ablation_opens_is_refused(tmp_path: Path, shared_data: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_code_written_after_the_process_started_is_refused_when_the_ablation_opens(
+        tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Which version of a file written meanwhile was imported is not known, so the recorded commit would not say
+    which code runs; the config checks import the training loop seconds before the ablation opens (review, stop
+    55), so the process's start bounds it. Here the process is dated to 1970: every loaded file is newer."""
+    import psutil
+
     stage = one_step_stage(tmp_path / "data", shared_data)[-1]
     config = one_arm_config(tmp_path, stage, "race")
-    versions = iter(["a" * 40, "b" * 40, "b" * 40])
-    monkeypatch.setattr(ablate, "code_version", lambda: next(versions))
-    with pytest.raises(UsageError, match=f"the code changed \\(now {'b' * 40}\\) while the ablation opened at "
-                                         f"{'a' * 40}; run the same command again"):
+    monkeypatch.setattr(psutil.Process, "create_time", lambda self: 0.0)
+    with pytest.raises(UsageError, match=r"the code changed while the ablation opened \(\S+\.py, \S+\.py, \S+\.py … "
+                                         r"written since this process started\); run the same command again"):
         Ablation(load_ablation(config), config)
+
+
+def test_an_older_unit_whose_starting_model_is_trained_again_is_refused(tmp_path: Path, shared_data: Path,
+                                                                      capsys) -> None:  # fmt: skip
+    """A unit recorded before starting files were keyed takes today's as its own, unless this process (or an
+    earlier one) trained that model again after it: then it started from a model that is gone (review, stop 55:
+    the [[shared]] final deleted, retrained, and the arm's older unit kept today's files, an added arm reusing it)."""
+    config, shared_final = shared_config(tmp_path, shared_data, "[arms.d]\n")
+    Ablation(load_ablation(config), config).train_arm("a", 0)
+    recorded = state(tmp_path)  # as written before stop 55: no starting files, hardware or packages
+    for unit in recorded["done"].values():
+        for key in ("init_files", "hardware", "packages"):
+            unit.pop(key, None)
+    del recorded["done"]["seed0/shared/stage0"]  # its final deleted in a clean-up: trained again on the resume
+    (tmp_path / "work" / "ablate.json").write_text(json.dumps(recorded), encoding="utf-8")
+    with pytest.raises(UsageError, match=r"seed0/a/stage0 was trained from other files of \S+/seed0/shared/stage0/"
+                                         r"final \(trained again since\?\)"):
+        Ablation(load_ablation(config), config).train_arm("a", 0)
+    assert state(tmp_path)["done"]["seed0/a/stage0"]["init_files"] == ablate.RETRAINED  # kept across processes
+    capsys.readouterr()
+    Ablation(load_ablation(config), config).train_arm("d", 0)  # not a twin of a's unit: trained
+    log = capsys.readouterr().out
+    assert "seed0/d/stage0: training" in log and "its model is reused" not in log
+
+
+def test_a_reused_model_whose_maker_recorded_no_code_is_not_credited_to_this_one(
+        tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    config, _ = shared_config(tmp_path, shared_data, "[arms.d]\n")
+    Ablation(load_ablation(config), config).train_arm("a", 0)
+    recorded = state(tmp_path)
+    recorded["done"]["seed0/a/stage0"]["code"] = None  # recorded before ablate recorded code versions
+    (tmp_path / "work" / "ablate.json").write_text(json.dumps(recorded), encoding="utf-8")
+    Ablation(load_ablation(config), config).train_arm("d", 0)
+    d = state(tmp_path)["done"]["seed0/d/stage0"]
+    assert d["reused"] == "seed0/a/stage0" and d["code"] is None
 
 
 def test_the_report_names_the_seeds_where_compared_arms_ran_other_code_or_packages(tmp_path: Path,
