@@ -83,7 +83,6 @@ from harness.data import (
     task_file,
     task_jsonl_files,
 )
-from harness.embedder import kernel_packages
 from harness.env import data_root
 from harness.errors import UsageError
 from harness.pipeline import check_task_names, checked_list, source_fingerprint
@@ -367,13 +366,20 @@ def skipped_keys(stage_cfg: Any, chained: bool, operational: frozenset[str] | No
     return keys | ({"init"} if chained else set())
 
 
-def training_compute(stage_cfg: Any) -> str:
-    """What a stage's autocast computes in on this machine ("bfloat16 on cpu"): train's own choice
-    (conan_model.device.default_dtype), so a unit's seeds and arms can be kept in one precision."""
+def training_precision(stage_cfg: Any) -> tuple[Any, str]:
+    """(device, dtype name) a stage trains in on this machine: train's own choice
+    (conan_model.device.default_dtype)."""
     from conan_model.device import default_dtype, pick_device
 
     device = pick_device(stage_cfg.device)
-    return f"{str(default_dtype(device)).removeprefix('torch.')} on {device.type}"
+    return device, str(default_dtype(device)).removeprefix("torch.")
+
+
+def training_compute(stage_cfg: Any) -> str:
+    """What a stage's autocast computes in on this machine ("bfloat16 on cpu"), so a unit's seeds and arms can be
+    kept in one precision."""
+    device, dtype = training_precision(stage_cfg)
+    return f"{dtype} on {device.type}"
 
 
 def training_hardware(stage_cfg: Any) -> str | None:
@@ -381,11 +387,10 @@ def training_hardware(stage_cfg: Any) -> str | None:
     (`sysinfo.kernel_hardware`): an accelerator's model, a CPU's bf16 kernels, None for float32 on a CPU. Two
     runs of one unit under oneDNN's AVX2 and AVX-512 bf16 kernels differ by up to 1e-2 in every tensor after 6
     steps (audit, stop 55), so the seeds and arms of one ablation are kept on one."""
-    from conan_model.device import default_dtype, pick_device
     from harness.sysinfo import kernel_hardware
 
-    device = pick_device(stage_cfg.device)
-    return kernel_hardware(str(device), str(default_dtype(device)).removeprefix("torch."))
+    device, dtype = training_precision(stage_cfg)
+    return kernel_hardware(str(device), dtype)
 
 
 def describe_kernels(kernels: dict[str, Any]) -> str:
@@ -607,6 +612,8 @@ class Ablation:
                                     "packages": made.get("packages"), "reused": twin, "code": made.get("code")})
                 init = made["final"]
                 continue
+            from harness.embedder import kernel_packages  # (not at CLI start-up)
+
             self._say(unit, f"training {stage['config']} (resumes from its newest checkpoint)")
             first = self._started(unit, kernels)
             start = time.perf_counter()
@@ -816,7 +823,7 @@ class Ablation:
         versions of mteb and of the packages its scorers run on (`scoring`) and the hardware's model (`hardware`),
         as `harness run`'s identity."""
         from harness import sysinfo
-        from harness.embedder import ModelOptions
+        from harness.embedder import ModelOptions, kernel_packages
         from harness.models import resolve_options
 
         ev = self.cfg["eval"]
