@@ -12,6 +12,8 @@ The paper does not say how v2's pools were built (notes §5.1); v1 used a teache
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import json
 import re
@@ -204,6 +206,20 @@ def load_pools(path: str | Path) -> list[dict[str, Any]]:
     return pools
 
 
+def code_digest(source: str) -> str:
+    """sha256 of a module's syntax tree: an edit of what runs changes it, comments and layout do not (unparsed,
+    not dumped: ast.dump's fields vary with the Python version, as tests/harness/test_vector_code_guard.py notes)."""
+    return _sha256(ast.unparse(ast.parse(source)))
+
+
+@functools.cache
+def mining_code() -> str:
+    """This module's `code_digest`: the pools meta keys the code that mines (tokens, BM25, ranking, exclusion), so
+    pools kept in a work folder across a commit that changes it are mined again rather than served to units
+    recorded at the new code."""
+    return code_digest(Path(__file__).read_text(encoding="utf-8"))
+
+
 def ensure_pools(
     path: str | Path,
     queries: Sequence[str],
@@ -214,9 +230,10 @@ def ensure_pools(
 ) -> bool:
     """Mine and save pools at ``path`` unless its meta file shows they were mined from these very inputs:
     the scorer (a model spec is loaded first and keyed by its cache identity: weights fingerprint, prompts,
-    length, dtype, so retrained weights behind the same ``conan:<dir>`` mine again), the depth and sha256 of the
-    queries, their positives (which decide what is excluded) and the corpus. An embedder object passed in code
-    without ``cache_identity`` is keyed by its type alone. Returns whether it mined; read with ``load_pools``."""
+    length, dtype, so retrained weights behind the same ``conan:<dir>`` mine again), the depth, the mining code
+    (``mining_code``) and sha256 of the queries, their positives (which decide what is excluded) and the corpus.
+    An embedder object passed in code without ``cache_identity`` is keyed by its type alone. Returns whether it
+    mined; read with ``load_pools``."""
     path = Path(path)
     corpus = list(dict.fromkeys(corpus))
     positives = [list(p) for p in positives]
@@ -228,6 +245,7 @@ def ensure_pools(
         spec = scorer if isinstance(scorer, str) else type(scorer).__name__
     identity = scorer.cache_identity if hasattr(scorer, "cache_identity") else None
     meta = {"scorer": spec, "depth": depth, "queries": len(queries), "corpus": len(corpus), "sha256": digest,
+            "mining_code": mining_code(),
             **({"scorer_identity": {r: identity(r) for r in ("query", "document")}} if identity else {})}  # fmt: skip
     meta = json.loads(json.dumps(meta, default=str))  # as the meta file gives it back
     meta_path = path.with_name(path.name + ".meta.json")

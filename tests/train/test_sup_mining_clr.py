@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,11 +62,31 @@ def test_ensure_pools_mines_once_per_input(tmp_path):
     assert "green apple" not in load_pools(path)[0]["candidates"]
 
 
+def test_pools_mined_by_other_code_are_mined_again(tmp_path, monkeypatch):
+    """Pools kept in a work folder across a commit that changes how they are mined: before, the meta matched (it
+    keyed the inputs and the scorer alone) and the old code's pools were served to units recorded at the new
+    code. The key is the module's syntax tree: a comment does not count, a changed token does."""
+    import train.mining as mining
+
+    source = Path(mining.__file__).read_text(encoding="utf-8")
+    assert mining.mining_code() == mining.code_digest(source)
+    assert mining.code_digest(source + "\n# a comment\n") == mining.code_digest(source)
+    tokens = "out.extend([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])"
+    assert source.count(tokens) == 1  # bigrams -> trigrams: other pools for any CJK text
+    changed = mining.code_digest(source.replace(tokens, tokens.replace("i + 2", "i + 3")))
+    assert changed != mining.mining_code()
+    corpus = ["red apple pie", "green apple", "apple juice", "blue car"]
+    path = tmp_path / "pools" / "t.jsonl"
+    assert ensure_pools(path, ["apple pie"], [["red apple pie"]], corpus, "bm25", 2)
+    assert not ensure_pools(path, ["apple pie"], [["red apple pie"]], corpus, "bm25", 2)
+    monkeypatch.setattr(mining, "mining_code", lambda: changed)
+    assert ensure_pools(path, ["apple pie"], [["red apple pie"]], corpus, "bm25", 2)
+    assert not ensure_pools(path, ["apple pie"], [["red apple pie"]], corpus, "bm25", 2)
+
+
 def test_pools_replaced_under_a_kept_meta_are_mined_again(tmp_path, monkeypatch):
     """A run mines at depth 3; another run's depth-1 pools replace the file and it stops before writing its meta.
     Before stop 48 (audit) the first run's settings found their meta and served the depth-1 pools as theirs."""
-    from pathlib import Path
-
     import train.mining as mining
 
     corpus = ["red apple pie", "green apple", "apple juice", "apple tart", "blue car"]
