@@ -12,7 +12,8 @@
 # Wheels install into .cache/device/site, which a warm machine keeps between the calls.
 # DATA=<folder> passes --data-dir (default: .cache/device/shared-data when it is there).
 # ONLY="<parts>" overrides PART's parts (ONLY=none: installs only); SPEED_ARGS adds gpu_speed.py options (see below).
-# DRY=1 runs the same steps on CPU (gpu_speed.py --dry-run, the flex test without its slow tier): a plumbing check.
+# DRY=1 runs the same steps on CPU (gpu_speed.py --dry-run, the flex test without its slow tier): a plumbing check;
+# it installs none of the carried wheels (built for the device's Python 3.12), so it runs after device_bundle.py too.
 # ALL=1 also reruns the earlier checks (gpu_model.py eager and compiled, gpu_train.py; ~13 min more).
 #
 # Time plan of one call (the device runs a call's command for at most 600 s; the session has 15 min of device
@@ -40,7 +41,9 @@
 set -o pipefail
 OUT=$(mkdir -p "${OUT:-benchmarks/results}" && cd "${OUT:-benchmarks/results}" && pwd)
 SITE=$PWD/.cache/device/site
-for wheels in .cache/device/wheels-call1 .cache/device/wheels-call2; do
+# DRY=1 installs nothing: the wheels are for the device's Python 3.12 (this machine's packages stand in)
+for wheels in ${DRY:+none} ${DRY:-.cache/device/wheels-call1 .cache/device/wheels-call2}; do
+  [ "$wheels" = none ] && { echo "[session] DRY=1: the carried wheels are not installed"; break; }
   stamp=$SITE/.installed-$(basename "$wheels")  # what a call before this one installed (a warm machine keeps it)
   if ls "$wheels"/*.whl >/dev/null 2>&1 && [ "$(ls "$wheels")" != "$(cat "$stamp" 2>/dev/null)" ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
@@ -76,7 +79,7 @@ status=0
 # everything else: a "recompile limit hit, falling back to eager" warning must stay in the log.
 frames_out() { awk '/^  File ".*\/torch\//{skip=1; next} skip{skip=0; if (/^    /) next} {print}'; }
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')"
-if [ -d "$SITE" ]; then  # the carried wheels beside the image's own packages: a failure here names what to carry
+if [ -z "${DRY:-}" ] && [ -d "$SITE" ]; then  # the carried wheels beside the image's own packages: a failure here names what to carry
   python3 -m pip list 2>/dev/null | grep -iE "^(pyarrow|fsspec|huggingface.hub|transformers|sentence.transformers|pandas) "
   python3 -c "import datasets, polars, pydantic, pytrec_eval; print('mteb needs import: datasets', datasets.__version__)" \
     2>&1 | tail -3 | tee "$OUT/device_imports.log" || status=1

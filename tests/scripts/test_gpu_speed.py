@@ -480,15 +480,39 @@ def test_one_harness_model_per_call(tmp_path: Path, one_thread, monkeypatch: pyt
 
 def test_session_script_only_none_installs_and_stops(tmp_path: Path) -> None:
     """ONLY=none (a first call that readies a warm machine) runs no part and no flex test, and says so."""
-    checkout = tmp_path / "checkout"  # no .cache/device wheels (this machine's may be there, for the device)
+    checkout = session_checkout(tmp_path)  # no .cache/device wheels (this machine's may be there, for the device)
+    out = tmp_path / "out"
+    proc = dry_session(checkout, ONLY="none", OUT=str(out))
+    assert "ONLY=none, no part run" in proc.stdout and not list(out.glob("gpu_*"))
+
+
+def session_checkout(tmp_path: Path) -> Path:
+    """A checkout holding gpu_session.sh alone: the steps under test use nothing else."""
+    checkout = tmp_path / "checkout"
     (checkout / "benchmarks").mkdir(parents=True)
     (checkout / "benchmarks" / "gpu_session.sh").write_bytes((REPO / "benchmarks" / "gpu_session.sh").read_bytes())
-    out = tmp_path / "out"
+    return checkout
+
+
+def dry_session(checkout: Path, **env: str) -> subprocess.CompletedProcess:
+    """`DRY=1 bash benchmarks/gpu_session.sh` in `checkout` with this Python first on PATH; it must exit 0."""
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    env = {**os.environ, "DRY": "1", "ONLY": "none", "OUT": str(out), "PATH": path}
-    proc = subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=checkout, env=env, capture_output=True, text=True)
+    proc = subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=checkout, capture_output=True, text=True,
+                          env={**os.environ, "DRY": "1", "PATH": path, **env})  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "ONLY=none, no part run" in proc.stdout and not list(out.glob("gpu_*"))
+    return proc
+
+
+def test_a_dry_run_installs_none_of_the_device_wheels(tmp_path: Path) -> None:
+    """DRY=1 after benchmarks/device_bundle.py: the wheels there are for the device's Python 3.12, which pip here
+    refuses ("not a supported wheel"), so a CPU plumbing check must run without installing them."""
+    checkout = session_checkout(tmp_path)
+    wheels = checkout / ".cache" / "device" / "wheels-call1"
+    wheels.mkdir(parents=True)
+    (wheels / "multiprocess-0.70.19-py312-none-any.whl").write_bytes(b"")  # not a wheel at all: pip would fail
+    proc = dry_session(checkout, ONLY="none", OUT=str(tmp_path / "out"))
+    assert "the carried wheels are not installed" in proc.stdout
+    assert not (checkout / ".cache" / "device" / "site").exists()
 
 
 @pytest.mark.slow
@@ -502,11 +526,8 @@ def test_session_script_runs_bench_shapes(tmp_path: Path) -> None:
         (checkout / name).symlink_to(REPO / name)
     minilm_shape(checkout / ".cache" / "device")
     out = tmp_path / "out"
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    env = {**os.environ, "DRY": "1", "ONLY": "shapes", "OUT": str(out), "PATH": path,
-           "SHAPES_TIMEOUT": "1200"}  # the device's backstop, not a CPU plumbing check's (a busy CPU: 151 s)
-    proc = subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=checkout, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    # SHAPES_TIMEOUT: the device's backstop, not a CPU plumbing check's (a busy CPU: 151 s)
+    proc = dry_session(checkout, ONLY="shapes", OUT=str(out), SHAPES_TIMEOUT="1200")
     assert "bench_shapes done" in proc.stdout and "gpu_speed done" not in proc.stdout
     record = json.loads((out / "bench_shapes_dry.json").read_text())
     assert record["multiples"] == [1, 16] and record["device"] == "cpu"  # the dry run's two arms (CI time)
