@@ -38,12 +38,18 @@ def parse_dims(dims: list[str] | None, option: str = "--dims") -> list[int]:
 
 
 def check_writable_dir(option: str, folder: Path) -> None:
-    """The folder exists (or can be made) and accepts a new file: checked by writing one, as the run will."""
+    """The folder, or the nearest folder above it that exists (where the run will make it), accepts a new file:
+    checked by writing one, as the run will. Nothing is made: a command refused for a later mistake (a misspelt
+    task) left an empty --out folder behind before stop 59."""
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{option} {folder}: is a file, not a directory")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {folder}: cannot be made, {existing} is not a directory")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".harness-write-check-"):
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".harness-write-check-"):
             pass
     except OSError as exc:
         raise UsageError(f"{option} {folder}: not writable ({exc.strerror or exc})") from None

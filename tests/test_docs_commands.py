@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import subprocess
 from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
@@ -148,6 +149,18 @@ def test_readme_everyday_chain_runs(tmp_path: Path, monkeypatch):
     assert (tmp_path / "report" / "efficiency.md").is_file()
     assert (tmp_path / "runs" / "minilm" / "results").is_dir()
     assert (tmp_path / "runs" / "minilm-short" / "run.json").is_file()
+
+
+def test_readme_commands_write_only_what_git_ignores():
+    """Every `--out` of README's commands, run from the repository root as it says, is git-ignored: before stop 59
+    leaderboard.md, report/ and alignment/ showed up untracked after the "Everyday use" block (a new user's walk)."""
+    outs = sorted({args[args.index("--out") + 1] for where, cli, args in DOCUMENTED
+                   if where.startswith("README.md") and "--out" in args})  # fmt: skip
+    assert {"leaderboard.md", "regression.md", "report/", "alignment/"} <= set(outs), outs
+    ignored = [subprocess.run(["git", "check-ignore", "-q", "--no-index", out], cwd=REPO).returncode == 0
+               for out in outs]  # fmt: skip
+    tracked = [out for out, skip in zip(outs, ignored, strict=True) if not skip]
+    assert not tracked, f"README's commands write these into the checkout, which .gitignore does not cover: {tracked}"
 
 
 

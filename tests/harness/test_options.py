@@ -62,7 +62,20 @@ def test_bad_option_exits_2_naming_it(args: list[str], message: str, tmp_path: P
     assert _run(tmp_path, *args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
-    assert not (tmp_path / "runs" / "minilm__STS16").exists()
+    assert not (tmp_path / "runs").exists()  # a refused command makes no folder (before stop 59: an empty --out)
+
+
+def test_a_misspelt_task_makes_no_out_folder(tmp_path: Path, capsys) -> None:
+    """The writability checks write a probe where the folder would be made, and make nothing themselves: a run
+    refused for a task name left an empty --out (and cache folder) behind before stop 59 (a new user's walk)."""
+    out, cache = tmp_path / "new" / "runs", tmp_path / "new-cache" / "embeddings"
+    assert _run(tmp_path, "--tasks", "STSBenchmrk", "--out", str(out), "--cache-dir", str(cache)) == 2
+    assert "STSBenchmrk" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    assert _run(tmp_path, "--out", str(tmp_path / "file" / "runs")) == 2
+    assert f"--out {tmp_path / 'file' / 'runs'}: cannot be made, {tmp_path / 'file'} is not a directory" in (
+        capsys.readouterr().err)
 
 
 def test_a_model_that_packs_its_texts_records_no_batch_size(tmp_path: Path) -> None:
