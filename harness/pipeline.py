@@ -20,8 +20,9 @@ before stop 47 evaluates every model once more, into new folders; the old `evals
 An output_dir this pipeline did not train is refused, and so is one another process trains in now (another
 pipeline sharing it: train.loop.output_dir_lock). Every table's keys and value types are checked (a typo or a
 string for a list is an error), and so, when the config loads and before any stage trains, is every stage's config
-with its `set`, every task or suite name and every MRL dim. Config (TOML), with paths relative to the working
-directory:
+with its `set` (its `init` must exist or be an earlier stage's export, `<output_dir>/final`, and no two stages
+share an output_dir), every [eval] checkpoint (the same rule), every task or suite name and every MRL dim.
+Config (TOML), with paths relative to the working directory:
 
     out = "runs/pipeline"
     [[train]]                                   # zero or more stages, run in order
@@ -76,6 +77,9 @@ def load_pipeline(path: Path) -> dict[str, Any]:
 
     cfg = read_toml(path, "pipeline", UsageError)
     _check_keys(path, "top level", cfg)
+    if not isinstance(cfg.get("out", "runs/pipeline"), str) or not cfg.get("out", "runs/pipeline"):
+        raise UsageError(f"{path}: out must be a folder path (a string), got {cfg['out']!r}")  # before stop 59: a
+        # TypeError traceback once the pipeline made its folder
     stages = cfg.get("train", [])
     if not isinstance(stages, list):
         raise UsageError(f"{path}: `train` must be an array of tables ([[train]]), got {stages!r}")
@@ -106,8 +110,8 @@ def load_pipeline(path: Path) -> dict[str, Any]:
 def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
     """What the steps after training would refuse, refused now: every stage's resolved config, the task or suite
     names and the MRL dims (before: a typo surfaced only once every training stage had run). Paths a stage checks
-    at load (`tokenizer`) must exist now; an earlier stage's model and tokenizer come through `init`, which is
-    not checked at load."""
+    at load (`tokenizer`) must exist now; an earlier stage's model and tokenizer come through `init`, which must
+    exist now or be the export of a stage before it, as every [eval] checkpoint must (since stop 59)."""
     from conan_model.device import device_problem
     from harness.checks import parse_dims
     from harness.env import data_root
@@ -115,12 +119,27 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
     from train.cli import resolve
     from train.errors import TrainError
 
+    exports: dict[Path, int] = {}  # each stage's <output_dir>/final, resolved → its stage number
     for i, stage in enumerate(cfg.get("train", [])):
+        where = f"{path}: [[train]] #{i + 1} ({stage['config']})"
         try:
-            resolve(stage["config"], None, list(stage.get("set", [])), "set")
+            stage_cfg = resolve(stage["config"], None, list(stage.get("set", [])), "set")[1]
         except TrainError as exc:
-            raise UsageError(f"{path}: [[train]] #{i + 1} ({stage['config']}): {exc}") from exc
+            raise UsageError(f"{where}: {exc}") from exc
+        final = Path(stage_cfg.output_dir, "final").resolve()
+        if final in exports:  # before stop 59: found after the first had trained, as "not trained by this pipeline"
+            raise UsageError(f"{where}: output_dir {stage_cfg.output_dir} is also [[train]] #{exports[final]}'s; "
+                             "give each stage its own")  # fmt: skip
+        if stage_cfg.init is not None and (problem := _missing_model(stage_cfg.init, exports)):
+            raise UsageError(f"{where}: init: {problem}")
+        exports[final] = i + 1
     evaluation = cfg["eval"]
+    for checkpoint in evaluation.get("checkpoints", []):  # before stop 59: refused once every stage had trained
+        if problem := _missing_model(checkpoint, exports):
+            raise UsageError(f"{path}: [eval] checkpoints: {problem}")
+    if not evaluation.get("checkpoints", exports) and not evaluation.get("baselines"):
+        raise UsageError(f"{path}: [eval]: nothing to evaluate: no [[train]] stage (or `checkpoints = []`) and no "
+                         "`baselines`")  # before stop 59: leaderboard's "give run directories and/or --published"
     data_dir = data_root(evaluation.get("data_dir"))[0]
     if evaluation.get("data_dir") and not data_dir.is_dir():  # before stop 49 (audit): said under [eval] tasks
         raise UsageError(f"{path}: [eval] data_dir: {data_dir} does not exist or is not a directory")
@@ -136,6 +155,26 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
             raise UsageError(f"{path}: [eval] baselines: {exc}") from None
     if evaluation.get("device") is not None and (problem := device_problem(str(evaluation["device"]))):
         raise UsageError(f"{path}: [eval] device = {evaluation['device']!r}: {problem}")
+
+
+def _missing_model(spec: str, exports: dict[Path, int]) -> str | None:
+    """Why a stage's `init` or an [eval] checkpoint names no model, or None: an earlier stage's export
+    (<output_dir>/final) is made by the pipeline; anything else must be there now (a folder, a gguf: file, a
+    prepared base), or the pipeline would stop at it after the stages before it had trained."""
+    from conan_model.errors import ModelImportError
+    from conan_model.importing import PREFIXES, split_spec
+
+    target = next((spec[len(p) :] for p in PREFIXES if spec.startswith(p)), spec)
+    if Path(target).resolve() in exports:
+        return None
+    not_made = "nor the export (<output_dir>/final) of a [[train]] stage before this"
+    try:
+        target = split_spec(spec)[1]
+    except ModelImportError as exc:  # a bare path that is not there
+        return f"{exc}, {not_made}"
+    except FileNotFoundError as exc:  # a base name not prepared: the message says how
+        return str(exc)
+    return None if Path(target).exists() else f"{target} does not exist, {not_made}"
 
 
 def check_task_names(path: Path, key: str, data_dir: Path, tasks: list[str] | None, suite: str | None = None) -> None:
@@ -355,10 +394,14 @@ class Pipeline:
         self._say("done", f"leaderboard {self.out / 'leaderboard.md'}, report {report}")
 
 
-def run_pipeline(path: Path) -> int:
+def run_pipeline(path: Path, args: argparse.Namespace | None = None) -> int:
+    """The whole pipeline; ``args``' interrupt note (what the CLI says on Ctrl-C/SIGTERM) gets the config's out."""
     from train.errors import TrainError
 
-    pipeline = Pipeline(load_pipeline(path))
+    cfg = load_pipeline(path)
+    if args is not None:
+        args.interrupted = interrupted_note(Path(cfg.get("out", "runs/pipeline")))
+    pipeline = Pipeline(cfg)
     try:
         finals = pipeline.train()
     except TrainError as exc:  # the train CLI's one-line errors, surfaced through the harness CLI
@@ -372,6 +415,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("pipeline", help="train stages → evaluate checkpoints → leaderboard → report",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", type=Path, help="pipeline TOML (see configs/pipeline.toml)")
-    parser.set_defaults(func=lambda args: run_pipeline(args.config),
-                        interrupted="; finished steps are kept (<out>/pipeline.json): the same command continues, a "
-                                    "training stage from its newest checkpoint")  # fmt: skip
+    parser.set_defaults(func=lambda args: run_pipeline(args.config, args), interrupted=interrupted_note(None))
+
+
+def interrupted_note(out: Path | None) -> str:
+    """What an interrupted pipeline keeps; ``out`` None before the config is read (before stop 59 always
+    "<out>/pipeline.json", the placeholder unfilled)."""
+    state = out / STATE if out is not None else "<out>/pipeline.json"
+    return (f"; finished steps are kept ({state}): the same command continues, a training stage from its newest "
+            "checkpoint")

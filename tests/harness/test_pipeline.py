@@ -324,6 +324,18 @@ def test_pipeline_typo_in_a_table_exits_2(tmp_path: Path, capsys, body: str, mes
     ('tasks = ["STS16"]\ndevice = "tpu"', "[eval] device = 'tpu': unknown device type 'tpu'; use cpu, cuda"),
     ('tasks = ["STS16"]\ndata_dir = "no/such/dir"', "[eval] data_dir: no/such/dir does not exist or is not a "
      "directory"),  # before stop 49 (audit): said under [eval] tasks, naming the CLI's --data-dir
+    # before stop 59 (a user's walk) the four below were found only after the stages before them had trained
+    ('tasks = ["STS16"]\ncheckpoints = ["no/such/final"]', "[eval] checkpoints: 'no/such/final' is no folder here, "
+     "nor a base name (multilingual-e5-small, smollm2-135m), nor an hf:<folder>, gguf:<file> or conan:<folder> "
+     "spec, nor the export (<output_dir>/final) of a [[train]] stage before this"),
+    ('tasks = ["STS16"]\n[[train]]\nconfig = "configs/weak.toml"\nset = ["output_dir=\'OUT/weak\'", '
+     '"init=\'OUT/pretrian/final\'"]',
+     "[[train]] #2 (configs/weak.toml): init: 'OUT/pretrian/final' is no folder here"),
+    ('tasks = ["STS16"]\n[[train]]\nconfig = "configs/weak.toml"\nset = ["output_dir=\'OUT/weak\'", '
+     '"init=\'OUT/weak/final\'"]', "[[train]] #2 (configs/weak.toml): init: 'OUT/weak/final' is no folder here"),
+    ('tasks = ["STS16"]\n[[train]]\nconfig = "configs/weak.toml"\nset = ["output_dir=\'OUT/pretrain\'", '
+     '"init=\'OUT/pretrain/final\'"]', "[[train]] #2 (configs/weak.toml): output_dir OUT/pretrain is also "
+     "[[train]] #1's; give each stage its own"),
 ])  # fmt: skip
 def test_pipeline_typo_after_the_training_stages_is_refused_before_any_trains(
         tmp_path: Path, shared_data: Path, capsys, monkeypatch, change: str, message: str) -> None:  # fmt: skip
@@ -339,11 +351,23 @@ config = "configs/pretrain.toml"
 set = ["output_dir='{out / "pretrain"}'", "data_root='{shared_data / "train"}'", "steps=1", "batch_size=2",
        "seq_len=16", "tokenizer_rows=50", "tokenizer_vocab=300", "threads=1"]
 [eval]
-{change}
+{change.replace("OUT", str(out))}
 """, encoding="utf-8")  # fmt: skip
     assert main(["pipeline", str(config)]) == 2
-    assert f"{config}: {message}" in capsys.readouterr().err
+    assert f"{config}: {message.replace('OUT', str(out))}" in capsys.readouterr().err
     assert not (out / "pretrain").exists()
+
+
+def test_pipeline_with_nothing_to_evaluate_or_a_bad_out_exits_2(tmp_path: Path, capsys) -> None:
+    """Before stop 59 (a user's walk): no stage, checkpoint or baseline ran into the leaderboard's "give run
+    directories and/or --published", a flag the user never typed; `out = 5` was a TypeError traceback."""
+    bad = tmp_path / "bad.toml"
+    for body, message in (('[eval]\ntasks = ["STS16"]\n', "[eval]: nothing to evaluate: no [[train]] stage"),
+                          ('out = 5\n[eval]\ntasks = ["STS16"]\n', "out must be a folder path (a string), got 5")):
+        bad.write_text(body, encoding="utf-8")
+        assert main(["pipeline", str(bad)]) == 2
+        assert f"{bad}: {message}" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*/")), "nothing made"
 
 
 def test_pipeline_leaves_an_output_dir_another_process_trains_in(tmp_path: Path, shared_data: Path, capsys,

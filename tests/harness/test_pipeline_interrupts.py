@@ -34,8 +34,8 @@ tasks = ["STS16"]
 published = false
 """, encoding="utf-8")  # fmt: skip
     said = last_line_of_sigterm_run(monkeypatch, capsys, ["pipeline", str(config)], at_step=2)
-    assert said == ("harness: terminated (SIGTERM); finished steps are kept (<out>/pipeline.json): the same command "
-                    "continues, a training stage from its newest checkpoint")  # fmt: skip
+    assert said == (f"harness: terminated (SIGTERM); finished steps are kept ({out / 'pipeline.json'}): the same "
+                    "command continues, a training stage from its newest checkpoint")  # fmt: skip
     ckpts = out / "pretrain" / "checkpoints"
     assert [p.name for p in ckpt_io.checkpoint_dirs(out / "pretrain")] == ["step_00000001", "step_00000002"]
     assert not list(ckpts.glob(".tmp-*")) and not (out / "pretrain" / "final").exists()
