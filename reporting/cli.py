@@ -30,9 +30,11 @@ def cmd_regress(args: argparse.Namespace) -> int:
             _written("--out", args.out, lambda path: atomic_write_text(path, text))
         finally:  # an --out that fails at writing (disk full, a name too long) still leaves the report on stdout
             print(text)
-    except ConanError as exc:  # exit 2 or 3: a CI job parsing --json still finds why
+    except ConanError as exc:  # exit 2 or 3: a CI job parsing --json still finds why, and --out says so too
         if args.json:
             _write_stopped_json(args, exc, comp)
+        if args.out and comp is None:  # with a comparison, writing --out is what failed
+            _write_stopped_markdown(args, exc)
         raise
     if args.json:  # here an unwritable --json is the bad input itself: its own error, exit 2
         _written("--json", args.json, lambda path: atomic_write_json(path, as_json(comp)))
@@ -42,9 +44,25 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 
 def _check_regress_options(args: argparse.Namespace) -> None:
-    """A UsageError naming the first option regress cannot use, before any run is read."""
+    """A UsageError naming the first option regress cannot use, before any run is read. The values are parsed
+    here, not by argparse, whose own errors exit before `cmd_regress` runs: before stop 59 `--alpha abc` left
+    the last night's --json and --out as they were (a PASS)."""
     from harness.errors import UsageError
 
+    for option, kind in (("--alpha", float), ("--n-boot", int), ("--seed", int), ("--min-effect", float),
+                         ("--dim", int)):  # fmt: skip
+        name = option[2:].replace("-", "_")
+        value = getattr(args, name)
+        if isinstance(value, str):
+            try:
+                setattr(args, name, kind(value))
+            except ValueError:
+                raise UsageError(f"{option} {value!r}: not {'an integer' if kind is int else 'a number'}") from None
+    if isinstance(args.tasks, str):
+        try:
+            args.tasks = _csv(args.tasks)
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"--tasks {args.tasks!r}: {exc}") from None
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha {args.alpha}: must be between 0 and 1 (exclusive)")
     if args.n_boot < 10:
@@ -62,8 +80,7 @@ def _check_regress_options(args: argparse.Namespace) -> None:
             try:
                 _written(option, value, check_file_target)  # a name too long: an OSError, named like a failed write
             except ConanError:
-                if option == "--json":
-                    args.json = None  # refused itself: no JSON saying why regress stopped is tried there
+                setattr(args, option[2:], None)  # refused itself: no file saying why regress stopped is tried there
                 raise
 
 
@@ -79,6 +96,19 @@ def _write_stopped_json(args: argparse.Namespace, reason: ConanError, comp: Comp
     except ConanError as exc:  # an OSError's message names --json already (`_written`)
         said = str(exc) if str(exc).startswith("--json ") else f"--json {args.json} not written: {exc}"
         print(f"harness: error: {said}", file=sys.stderr)
+
+
+def _write_stopped_markdown(args: argparse.Namespace, reason: ConanError) -> None:
+    """--out for a regress stopped by ``reason`` before comparing, atomically; when it cannot be written, says so
+    beside the reason regress stopped for, which stays the error."""
+    from harness.runs import atomic_write_text
+    from reporting.regress import stopped_markdown
+
+    try:
+        _written("--out", args.out, lambda path: atomic_write_text(path, stopped_markdown(reason, args.baseline,
+                                                                                          args.candidate)))
+    except ConanError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
 
 
 def _written(option: str, value: str, write: Callable[[Path], None]) -> None:
@@ -120,15 +150,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "says which, and why")  # fmt: skip
     rg.add_argument("--baseline", required=True, help="run directory of the reference model")
     rg.add_argument("--candidate", required=True, help="run directory of the model under test")
-    rg.add_argument("--alpha", type=float, default=0.05, help="two-sided significance level (default 0.05)")
-    rg.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    rg.add_argument("--seed", type=int, default=0)
-    rg.add_argument("--min-effect", type=float, default=0.1, help="smallest change, in points of the ×100 score, "
+    rg.add_argument("--alpha", default=0.05, help="two-sided significance level (default 0.05)")
+    rg.add_argument("--n-boot", default=1000, help="bootstrap resamples (default 1000)")
+    rg.add_argument("--seed", default=0)
+    rg.add_argument("--min-effect", default=0.1, help="smallest change, in points of the ×100 score, "
                     "that can count as a regression or improvement (default 0.1)")  # fmt: skip
     rg.add_argument("--bonferroni", action="store_true", help="divide alpha by the number of tasks both runs "
                     "finished, whether or not each gets a verdict (conservative; the report's header names it)")
-    rg.add_argument("--tasks", type=_csv, help="only these tasks (comma-separated)")
-    rg.add_argument("--dim", type=int, help="compare at this MRL dim (the first DIM dimensions as they are, as "
+    rg.add_argument("--tasks", help="only these tasks (comma-separated)")
+    rg.add_argument("--dim", help="compare at this MRL dim (the first DIM dimensions as they are, as "
                     "mteb's embed_dim gives them); both runs need `harness run --dims DIM --dim-predictions`")
     rg.add_argument("--out", default="regression.md", help="markdown file to write (default regression.md)")
     rg.add_argument("--json", metavar="PATH", help="also write the verdicts as JSON for a CI job to parse: the "

@@ -126,6 +126,9 @@ def at_dim(run: RunDir, name: str, record: dict[str, Any], dim: int | None) -> d
     return {**record, "main_score": scores[dim]}
 
 
+_RERUN = "; remove it and `harness run` into {run} evaluates {task} again"
+
+
 def task_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None = None) -> TaskItems:
     """The per-item scorer for one task of one run (``dim``: at that MRL dim, whose main score ``record`` then
     holds); raises NotTestable with the reason when there is none, DataError naming the files when they are JSON
@@ -155,8 +158,9 @@ def _task_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None)
               for split, out in splits.items()}  # fmt: skip
     parts = gold.get("parts") or [gold]  # several subsets, splits or cluster sets; or the one part
     named = {(part["subset"], part["split"]) for part in parts}
-    if set(scored) != named:
-        raise NotTestable(f"predictions of {_listed(set(scored))} but gold labels of {_listed(named)}")
+    if set(scored) != named:  # before stop 59 "not tested", which passes a gate: a `{}` file passed it
+        raise DataError(run.predictions_path(name, dim), 0, f"predictions of {_listed(set(scored))} but gold labels "
+                        f"of {_listed(named)} ({run.gold_path(name).name}){_RERUN.format(run=run.path, task=name)}")
     kind, metric = gold["type"], record.get("main_metric") or gold["main_score"]
     if kind not in BUILDERS:
         raise NotTestable(f"{kind} tasks: no per-item resampling")
@@ -166,8 +170,12 @@ def _task_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None)
     items = built[0] if len(built) == 1 else _in_parts(parts, built)
     full = items.score(np.arange(len(items.keys)))
     recorded = record.get("main_score")
-    if recorded is None or not abs(full - recorded) <= REPRODUCE_TOL:  # a NaN on either side reproduces nothing
+    if recorded is None or not np.isfinite(recorded):  # the run scored nothing to reproduce: no file is at fault
         raise NotTestable(f"per-item recomputation of {metric} gives {full:.4f}, the run recorded {recorded}")
+    if not abs(full - recorded) <= REPRODUCE_TOL:  # a NaN recomputation reproduces nothing either
+        raise DataError(run.predictions_path(name, dim), 0, f"per-item recomputation of {metric} gives {full:.4f}, "
+                        f"the run recorded {recorded}: the file does not hold the outputs that score was computed "
+                        f"from{_RERUN.format(run=run.path, task=name)}")  # fmt: skip
     items.metric = metric
     return items
 
@@ -189,8 +197,8 @@ def _part_items(run: RunDir, name: str, kind: str, metric: str, part: dict[str, 
     digests = part.get("items")
     if digests is not None and len(digests) != len(items.keys):
         where = f" of {part['subset']}/{part['split']}" if "type" not in part else ""  # a part of several
-        raise NotTestable(f"{run.path}: {name}'s gold file digests {len(digests)} items{where}, its predictions "
-                          f"hold {len(items.keys)}")  # fmt: skip
+        raise DataError(run.gold_path(name), 0, f"{name}'s gold file digests {len(digests)} items{where}, its "
+                        f"predictions hold {len(items.keys)}{_RERUN.format(run=run.path, task=name)}")  # fmt: skip
     items.digests = digests
     return items
 

@@ -140,7 +140,9 @@ class Comparison:
         bad, lost, status = self.regressed, self.failed, self.exit_status
         unsure = ", ".join(f"{t.task} ({t.verdict})" for t in self.not_compared)
         if status == EXIT_OK:
-            return f"PASS (exit 0): no significant regression on {len(self.tested)} task(s)"
+            untested = [t.task for t in self.tasks if t.verdict == "not tested"]  # named since stop 59
+            return (f"PASS (exit 0): no significant regression on {len(self.tested)} task(s)"
+                    + (f"; not tested: {', '.join(untested)}" if untested else ""))  # fmt: skip
         if status == EXIT_NOT_COMPARED:
             return f"NOT COMPARED (exit 3): {unsure or 'no task got a verdict'}"
         why = ([f"regression on {len(bad)} task(s): {', '.join(bad)}"] if bad else []) + (
@@ -230,7 +232,7 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
                 raise UsageError(f"--dim {dim}: {what} of the model in {path} ({width}), not an MRL dim of it: "
                                  + ("compare without --dim" if dim == width else f"give a --dim below {width}"))
     if dim is not None and shared:  # a gate at a dim neither side was scored at would pass testing nothing
-        has = {path: [t for t in shared if dim in run.dim_scores(t, rec[t])]
+        has = {path: [t for t in shared if dim in run.dim_scores(t, rec[t]) or dim in _listed_dims(rec[t])]
                for path, run, rec in ((baseline, base, rec_b), (candidate, cand, rec_c))}  # fmt: skip
         if not set(has[baseline]) & set(has[candidate]):
             lack = " and ".join(str(path) for path, found in has.items() if not found) or "each for other tasks"
@@ -265,6 +267,13 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     comp.worlds = _worlds(base, cand, shared)
     comp.warnings += _efficiency_warnings(base, cand, shared, comp.worlds)
     return comp
+
+
+def _listed_dims(task: dict[str, Any]) -> list[int]:
+    """The MRL dims a task's identity says it was scored at: a result file of one that is gone is a damaged file
+    (`at_dim`), not a dim the run lacks (before stop 59 a run whose dim folder was deleted was refused, exit 2,
+    with advice to rerun it with the flags it had been run with)."""
+    return (task.get("identity") or {}).get("dims") or []
 
 
 def _named(entry: dict[str, Any], record: dict[str, Any]) -> bool:
@@ -518,13 +527,25 @@ def as_json(comp: Comparison) -> dict[str, Any]:
 MODEL_KEYS = ("name", "spec", "fingerprint")  # what the JSON and the header say of each run's model
 
 
+def stopped_outcome(reason: ConanError) -> str:
+    """The outcome line of a regress that stopped on unusable input (exit 2) or found no task to compare (exit 3)."""
+    status = reason.exit_code
+    return f"{'NOT COMPARED' if status == EXIT_NOT_COMPARED else 'UNUSABLE INPUT'} (exit {status}): {reason}"
+
+
+def stopped_markdown(reason: ConanError, baseline: str, candidate: str) -> str:
+    """The --out report of a regress that stopped before comparing: before stop 59 the file was left as it was,
+    so a fixed `regression.md` went on saying the last night's PASS."""
+    return (f"# Regression report — {stopped_outcome(reason)}\n\n- baseline: `{shown_path(baseline)}`\n"
+            f"- candidate: `{shown_path(candidate)}`\n\nNo task was compared: regress stopped for the reason above.\n")
+
+
 def stopped_json(reason: ConanError, comp: Comparison | None, baseline: str, candidate: str) -> dict[str, Any]:
     """The --json of a regress that stopped on unusable input (exit 2) or found no task to compare (exit 3), in the
     keys of a finished one: a CI job parsing it finds the exit status, an outcome line and the reason (`error`),
     where before it found no file. ``comp``: the finished comparison when only writing the report failed (its
     tasks are kept); else no task, and nulls for what regress never read."""
-    status = reason.exit_code
-    outcome = f"{'NOT COMPARED' if status == EXIT_NOT_COMPARED else 'UNUSABLE INPUT'} (exit {status}): {reason}"
+    status, outcome = reason.exit_code, stopped_outcome(reason)
     done = as_json(comp) if comp is not None else {
         "regressed": [], "failed": [], "not_compared": [],
         "baseline": {"path": shown_path(baseline), **dict.fromkeys(MODEL_KEYS)},

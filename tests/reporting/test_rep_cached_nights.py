@@ -120,7 +120,9 @@ def test_json_is_written_on_unusable_input(nights, tmp_path, capsys):
     assert result["baseline"] == {"path": result["baseline"]["path"], "name": None, "spec": None, "fingerprint": None}
     code, result = _regress_json(tmp_path / "absent", night, tmp_path / "r.md", tmp_path / "absent.json")
     assert code == 2 and result["error"] == f"--baseline {tmp_path / 'absent'}: not a run directory (no such folder)"
-    assert result["baseline"]["path"] == "…/absent" and not (tmp_path / "r.md").exists()
+    assert result["baseline"]["path"] == "…/absent"
+    # since stop 59 --out says it too: before, the file was left as it was (the last night's PASS)
+    assert (tmp_path / "r.md").read_text().startswith(f"# Regression report — {result['outcome']}\n")
     assert "Traceback" not in capsys.readouterr().err
     # before (audit, stop 46): numpy's traceback, exit 1 (what a CI gate reads as a regression), no JSON
     code, result = _regress_json(night, night, tmp_path / "r.md", tmp_path / "bad-seed.json", "--seed", "-1")

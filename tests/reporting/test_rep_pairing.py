@@ -191,13 +191,16 @@ def test_item_digests_are_the_sha256_of_each_items_texts(tiny_runs, tiny_root, t
     assert "items" not in retrieval  # queries are named by id
 
 
-def test_a_gold_file_digesting_other_items_than_its_predictions_is_not_tested(tiny_runs, tmp_path):
+def test_a_gold_file_digesting_other_items_than_its_predictions_is_a_damaged_file(tiny_runs, tmp_path):
+    """Before stop 59 *not tested*, which passes a gate (exit 0): the files disagree, so one of them is damaged."""
     cand = tmp_path / "cand"
     shutil.copytree(tiny_runs["batch8"], cand)
     gold_file = cand / "predictions" / "TinySTS_gold.json"
     gold = json.loads(gold_file.read_text())
     gold["items"] = gold["items"][:-1]
     gold_file.write_text(json.dumps(gold))
-    (tv,) = compare(tiny_runs["base"], cand, n_boot=50, tasks=["TinySTS"]).tasks
-    assert tv.verdict == "not tested"
-    assert tv.reason == f"{cand}: TinySTS's gold file digests 79 items, its predictions hold 80"
+    comp = compare(tiny_runs["base"], cand, n_boot=50, tasks=["TinySTS"])
+    (tv,) = comp.tasks
+    assert tv.verdict == "damaged file" and comp.exit_status == 3
+    assert tv.reason == (f"{gold_file}: TinySTS's gold file digests 79 items, its predictions hold 80; remove it and "
+                         f"`harness run` into {cand} evaluates TinySTS again")  # fmt: skip

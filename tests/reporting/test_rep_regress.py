@@ -108,7 +108,7 @@ def test_min_effect_must_be_a_finite_non_negative_number(tiny_runs, tmp_path, ca
     """Before: nan and inf were taken (nan: 'minimal effect nan points', and no change could ever count)."""
     assert _regress(tiny_runs["base"], tiny_runs["short"], tmp_path / "r.md", "--min-effect", value)[0] == 2
     assert f"--min-effect {float(value)}: must be a finite number of points, 0 or more" in capsys.readouterr().err
-    assert not (tmp_path / "r.md").exists()
+    assert (tmp_path / "r.md").read_text().startswith("# Regression report — UNUSABLE INPUT (exit 2): --min-effect")
 
 
 def test_bonferroni_header_names_the_count_it_corrects_for(tiny_runs, tmp_path):
@@ -179,7 +179,7 @@ def test_an_output_below_a_file_is_refused_before_any_run_is_read(tmp_path, caps
     err = capsys.readouterr().err
     assert code == 2 and err.count(f"{tmp_path / 'afile' / 'x'}: cannot be written, a part of its folder, ") == 1
     assert "not a run directory" not in err and sorted(p.name for p in tmp_path.iterdir()) == ["afile"] + (
-        ["r.json"] if option == "--out" else [])
+        ["r.json"] if option == "--out" else ["r.md"])  # the other file says why regress stopped
 
 
 @pytest.mark.parametrize("damaged", ["predictions/TinySTS_predictions.json", "predictions/TinySTS_gold.json"])
@@ -612,6 +612,70 @@ def test_a_per_item_file_of_another_layout_is_a_damaged_file(tiny_runs, tmp_path
     assert report.split("## Efficiency")[0].count("within noise") == 2
 
 
+def _reversed_scores(path: Path) -> None:
+    """TinySTS's per-pair similarities in reverse order: valid JSON of the right layout, not the run's outputs."""
+    preds = json.loads(path.read_text())
+    for subset, splits in preds.items():
+        for out in splits.values() if subset != "mteb_model_meta" else ():
+            out["cosine_scores"] = out["cosine_scores"][::-1]
+    path.write_text(json.dumps(preds))
+
+
+@pytest.mark.parametrize(("damage", "named"), [
+    (lambda path: path.write_text("{}"), "predictions of nothing but gold labels of default/test"),
+    (_reversed_scores, "per-item recomputation of cosine_spearman gives"),
+])  # fmt: skip
+def test_a_per_item_file_that_does_not_hold_the_runs_outputs_is_a_damaged_file(tiny_runs, tmp_path, damage, named):
+    """Before stop 59 (a nightly team's walk) both were *not tested*, and the gate passed (exit 0) as if the task
+    were fine: a file that is JSON of the right layout but not what the recorded score was computed from."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["batch8"], cand)
+    assert "cosine_scores" in (cand / "predictions" / "TinySTS_predictions.json").read_text()
+    damage(cand / "predictions" / "TinySTS_predictions.json")
+    code, report = _regress(tiny_runs["base"], cand, tmp_path / "r.md", "--tasks", BATCH8)
+    assert code == 3 and "**NOT COMPARED**: TinySTS (damaged file)." in report and named in report
+    assert "remove it and `harness run` into" in report
+
+
+def test_a_run_whose_dim_results_are_all_gone_is_a_damaged_file(tiny_runs, tmp_path):
+    """run.json lists dim 64, the whole embed_dim_64 folder is gone: before stop 59 regress refused it (exit 2)
+    with advice to rerun with `--dims 64 --dim-predictions`, the flags it had been run with."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["base"], cand)
+    shutil.rmtree(next((cand / "results").rglob("experiments/embed_dim_64")))
+    comp = compare(tiny_runs["base"], cand, n_boot=50, dim=64, tasks=["TinySTS"])
+    assert [t.verdict for t in comp.tasks] == ["damaged file"] and comp.exit_status == 3
+
+
+def test_a_stopped_regress_rewrites_out_and_json(tiny_runs, tmp_path, capsys):
+    """A fixed --out/--json (a nightly job's regression.md) says why regress stopped, whether its own check or
+    argparse-level parsing refused the input: before stop 59 both kept the last night's PASS (`--alpha abc`,
+    a run that does not exist)."""
+    out, js = tmp_path / "regression.md", tmp_path / "regression.json"
+    argv = ["regress", "--baseline", str(tiny_runs["base"]), "--out", str(out), "--json", str(js), "--n-boot", "50"]
+    assert main([*argv, "--candidate", str(tiny_runs["batch8"]), "--tasks", "TinySTS"]) == 0
+    assert out.read_text().startswith("# Regression report — PASS (exit 0)") and json.loads(js.read_text())["passed"]
+    for extra, status, said in ((["--alpha", "abc"], 2, "UNUSABLE INPUT (exit 2): --alpha 'abc': not a number"),
+                                (["--dim", "6x"], 2, "UNUSABLE INPUT (exit 2): --dim '6x': not an integer"),
+                                (["--candidate", str(tmp_path / "nope")], 2, "UNUSABLE INPUT (exit 2): --candidate"),
+                                (["--tasks", "TinyClustering"], 3, "NOT COMPARED (exit 3): TinyClustering (not run")):
+        if "--candidate" not in extra:
+            extra = [*extra, "--candidate", str(tiny_runs["batch8"])]
+        assert main([*argv, *extra]) == status
+        assert out.read_text().startswith(f"# Regression report — {said}"), out.read_text()
+        assert json.loads(js.read_text())["outcome"].startswith(said) and "Traceback" not in capsys.readouterr().err
+
+
+def test_a_pass_names_the_tasks_it_did_not_test(tiny_runs, tmp_path):
+    """A PASS with a task left untested (no per-item outputs) says which: before stop 59 only its count fell."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["batch8"], cand)
+    (cand / "predictions" / "TinyRerank_predictions.json").unlink()
+    code, report = _regress(tiny_runs["base"], cand, tmp_path / "r.md", "--tasks", BATCH8)
+    assert code == 0 and report.startswith("# Regression report — PASS (exit 0): no significant regression on 2 "
+                                           "task(s); not tested: TinyRerank\n")  # fmt: skip
+
+
 def test_leaderboard_out_with_a_name_too_long_is_an_error_naming_the_option(tiny_runs, tmp_path, capsys):
     """Review 39: regress named its option for an OSError of the early check, leaderboard gave a traceback."""
     long_out = tmp_path / ("l" * 300 + ".md")
@@ -624,8 +688,13 @@ def test_leaderboard_out_with_a_name_too_long_is_an_error_naming_the_option(tiny
 def test_an_empty_task_list_is_a_usage_error(command: str, tmp_path: Path, capsys) -> None:
     """Before stop 49 (audit): `harness regress --tasks ,` (a CI gate given an empty $TASKS) compared nothing and
     exited 3, a gate outcome, without a word of --tasks; both commands now share one parser for such lists."""
-    argv = {"regress": ["regress", "--baseline", str(tmp_path / "a"), "--candidate", str(tmp_path / "b")],
+    argv = {"regress": ["regress", "--baseline", str(tmp_path / "a"), "--candidate", str(tmp_path / "b"),
+                        "--out", str(tmp_path / "r.md")],
             "run": ["run", "--model", "minilm"]}[command]  # fmt: skip
+    if command == "regress":  # parsed by regress itself since stop 59, so --out and --json say why it stopped
+        assert main([*argv, "--tasks", " , "]) == 2
+        assert "harness: error: --tasks ' , ': expected a comma-separated list" in capsys.readouterr().err
+        return
     with pytest.raises(SystemExit) as exited:
         main([*argv, "--tasks", " , "])
     assert exited.value.code == 2
