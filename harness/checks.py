@@ -44,10 +44,11 @@ def check_writable_dir(option: str, folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{option} {folder}: is a file, not a directory")
     existing = folder
-    while not existing.exists() and existing != existing.parent:
+    while not os.path.lexists(existing) and existing != existing.parent:  # a broken link exists: it stops here
         existing = existing.parent
     if not existing.is_dir():
-        raise UsageError(f"{option} {folder}: cannot be made, {existing} is not a directory")
+        raise UsageError(f"{option} {folder}: cannot be made, {existing} is not a directory"
+                         + (" (a broken link)" if existing.is_symlink() else ""))  # fmt: skip
     try:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".harness-write-check-"):
             pass

@@ -135,8 +135,13 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
         exports[final] = i + 1
     evaluation = cfg["eval"]
     for checkpoint in evaluation.get("checkpoints", []):  # before stop 59: refused once every stage had trained
-        if problem := _missing_model(checkpoint, exports):
-            raise UsageError(f"{path}: [eval] checkpoints: {problem}")
+        if Path(checkpoint).resolve() not in exports:
+            try:
+                check_spec(f"conan:{checkpoint}")  # what the evaluation loads it as
+            except UsageError as exc:  # said of `--model conan:<c>`, an option the user never typed
+                detail = str(exc).removeprefix(f"--model conan:{checkpoint}: ")
+                raise UsageError(f"{path}: [eval] checkpoints: {checkpoint!r}: {detail}, nor the export "
+                                 "(<output_dir>/final) of a [[train]] stage") from None  # fmt: skip
     if not evaluation.get("checkpoints", exports) and not evaluation.get("baselines"):
         raise UsageError(f"{path}: [eval]: nothing to evaluate: no [[train]] stage (or `checkpoints = []`) and no "
                          "`baselines`")  # before stop 59: leaderboard's "give run directories and/or --published"
@@ -158,9 +163,9 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
 
 
 def _missing_model(spec: str, exports: dict[Path, int]) -> str | None:
-    """Why a stage's `init` or an [eval] checkpoint names no model, or None: an earlier stage's export
-    (<output_dir>/final) is made by the pipeline; anything else must be there now (a folder, a gguf: file, a
-    prepared base), or the pipeline would stop at it after the stages before it had trained."""
+    """Why a stage's `init` names no model, or None: an earlier stage's export (<output_dir>/final) is made by the
+    pipeline; anything else must be there now (a folder, a gguf: file, a prepared base), or the pipeline would stop
+    at it after the stages before it had trained."""
     from conan_model.errors import ModelImportError
     from conan_model.importing import PREFIXES, split_spec
 
@@ -169,12 +174,15 @@ def _missing_model(spec: str, exports: dict[Path, int]) -> str | None:
         return None
     not_made = "nor the export (<output_dir>/final) of a [[train]] stage before this"
     try:
-        target = split_spec(spec)[1]
+        kind, target = split_spec(spec)
     except ModelImportError as exc:  # a bare path that is not there
         return f"{exc}, {not_made}"
     except FileNotFoundError as exc:  # a base name not prepared: the message says how
         return str(exc)
-    return None if Path(target).exists() else f"{target} does not exist, {not_made}"
+    if not target:
+        return f"{spec!r} names no file or folder"
+    found = Path(target).expanduser() if kind in ("hf", "gguf") else Path(target)  # as their loaders read them
+    return None if found.exists() else f"{target} does not exist, {not_made}"
 
 
 def check_task_names(path: Path, key: str, data_dir: Path, tasks: list[str] | None, suite: str | None = None) -> None:

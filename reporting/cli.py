@@ -55,6 +55,8 @@ def _check_regress_options(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if isinstance(value, str):
             try:
+                if not value.isascii():  # int() takes other scripts' digits, which parse_dims refuses
+                    raise ValueError(value)
                 setattr(args, name, kind(value))
             except ValueError:
                 raise UsageError(f"{option} {value!r}: not {'an integer' if kind is int else 'a number'}") from None

@@ -170,7 +170,7 @@ def _task_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None)
     items = built[0] if len(built) == 1 else _in_parts(parts, built)
     full = items.score(np.arange(len(items.keys)))
     recorded = record.get("main_score")
-    if recorded is None or not np.isfinite(recorded):  # the run scored nothing to reproduce: no file is at fault
+    if recorded is None or not np.isfinite(recorded):  # nothing to reproduce (regress fails a NaN before this)
         raise NotTestable(f"per-item recomputation of {metric} gives {full:.4f}, the run recorded {recorded}")
     if not abs(full - recorded) <= REPRODUCE_TOL:  # a NaN recomputation reproduces nothing either
         raise DataError(run.predictions_path(name, dim), 0, f"per-item recomputation of {metric} gives {full:.4f}, "

@@ -360,6 +360,12 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
     if missing:
         tv.reason = missing
         return tv
+    if not math.isfinite(tv.cand):  # at full width `has_score` makes this a failed task; a dim's NaN passed before
+        tv.verdict, tv.reason = FAILED, f"its score at MRL dim {s['dim']} is {tv.cand}"  # stop 59 ("not tested")
+        return tv
+    if not math.isfinite(tv.base):
+        tv.verdict, tv.reason = NO_BASELINE, f"the baseline's score at MRL dim {s['dim']} is {tv.base}"
+        return tv
     if viewed:
         tv.verdict, tv.reason = NOT_COMPARABLE, viewed
         return tv

@@ -76,6 +76,9 @@ def test_a_misspelt_task_makes_no_out_folder(tmp_path: Path, capsys) -> None:
     assert _run(tmp_path, "--out", str(tmp_path / "file" / "runs")) == 2
     assert f"--out {tmp_path / 'file' / 'runs'}: cannot be made, {tmp_path / 'file'} is not a directory" in (
         capsys.readouterr().err)
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")  # before review 59: the probe went to its parent, and the
+    assert _run(tmp_path, "--out", str(tmp_path / "link" / "runs")) == 2  # run failed after the model loaded
+    assert f"cannot be made, {tmp_path / 'link'} is not a directory (a broken link)" in capsys.readouterr().err
 
 
 def test_a_model_that_packs_its_texts_records_no_batch_size(tmp_path: Path) -> None:

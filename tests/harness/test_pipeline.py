@@ -325,9 +325,11 @@ def test_pipeline_typo_in_a_table_exits_2(tmp_path: Path, capsys, body: str, mes
     ('tasks = ["STS16"]\ndata_dir = "no/such/dir"', "[eval] data_dir: no/such/dir does not exist or is not a "
      "directory"),  # before stop 49 (audit): said under [eval] tasks, naming the CLI's --data-dir
     # before stop 59 (a user's walk) the four below were found only after the stages before them had trained
-    ('tasks = ["STS16"]\ncheckpoints = ["no/such/final"]', "[eval] checkpoints: 'no/such/final' is no folder here, "
-     "nor a base name (multilingual-e5-small, smollm2-135m), nor an hf:<folder>, gguf:<file> or conan:<folder> "
-     "spec, nor the export (<output_dir>/final) of a [[train]] stage before this"),
+    ('tasks = ["STS16"]\ncheckpoints = ["no/such/final"]', "[eval] checkpoints: 'no/such/final': folder "
+     "no/such/final does not exist, nor the export (<output_dir>/final) of a [[train]] stage"),
+    ('tasks = ["STS16"]\ncheckpoints = ["hf:/tmp"]', "[eval] checkpoints: 'hf:/tmp': folder hf:/tmp does not exist"),
+    ('tasks = ["STS16"]\n[[train]]\nconfig = "configs/weak.toml"\nset = ["output_dir=\'OUT/weak\'", "init=\'hf:\'"]',
+     "[[train]] #2 (configs/weak.toml): init: 'hf:' names no file or folder"),
     ('tasks = ["STS16"]\n[[train]]\nconfig = "configs/weak.toml"\nset = ["output_dir=\'OUT/weak\'", '
      '"init=\'OUT/pretrian/final\'"]',
      "[[train]] #2 (configs/weak.toml): init: 'OUT/pretrian/final' is no folder here"),
@@ -356,6 +358,18 @@ set = ["output_dir='{out / "pretrain"}'", "data_root='{shared_data / "train"}'",
     assert main(["pipeline", str(config)]) == 2
     assert f"{config}: {message.replace('OUT', str(out))}" in capsys.readouterr().err
     assert not (out / "pretrain").exists()
+
+
+def test_an_init_under_home_is_found_as_its_loader_finds_it(tmp_path: Path, monkeypatch) -> None:
+    """hf: and gguf: inits expand `~` when the stage loads them; the check at load must too (review 59)."""
+    from harness.pipeline import _missing_model
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "model").mkdir()
+    assert _missing_model("hf:~/model", {}) is None
+    assert _missing_model("hf:~/nope", {}) == ("~/nope does not exist, nor the export (<output_dir>/final) of a "
+                                              "[[train]] stage before this")  # fmt: skip
+    assert _missing_model(str(tmp_path / "out" / "final"), {(tmp_path / "out" / "final").resolve(): 1}) is None
 
 
 def test_pipeline_with_nothing_to_evaluate_or_a_bad_out_exits_2(tmp_path: Path, capsys) -> None:

@@ -647,6 +647,26 @@ def test_a_run_whose_dim_results_are_all_gone_is_a_damaged_file(tiny_runs, tmp_p
     assert [t.verdict for t in comp.tasks] == ["damaged file"] and comp.exit_status == 3
 
 
+def _nan_main_scores(value):
+    """The same JSON with every main_score NaN (a metric undefined on the task)."""
+    if isinstance(value, dict):
+        return {k: float("nan") if k == "main_score" else _nan_main_scores(v) for k, v in value.items()}
+    return [_nan_main_scores(v) for v in value] if isinstance(value, list) else value
+
+
+def test_a_nan_score_at_the_dim_fails_the_gate(tiny_runs, tmp_path):
+    """At full width a NaN score is a failed task; at --dim it was *not tested* and passed the gate (review 59)."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["base"], cand)
+    result = next((cand / "results").rglob("experiments/embed_dim_64/TinySTS.json"))
+    result.write_text(json.dumps(_nan_main_scores(json.loads(result.read_text()))))
+    comp = compare(tiny_runs["base"], cand, n_boot=50, dim=64, tasks=["TinySTS"])
+    assert [(t.verdict, t.reason) for t in comp.tasks] == [("failed in candidate", "its score at MRL dim 64 is nan")]
+    assert comp.exit_status == 1
+    swapped = compare(cand, tiny_runs["base"], n_boot=50, dim=64, tasks=["TinySTS"])
+    assert [t.verdict for t in swapped.tasks] == ["no baseline score"] and swapped.exit_status == 3
+
+
 def test_a_stopped_regress_rewrites_out_and_json(tiny_runs, tmp_path, capsys):
     """A fixed --out/--json (a nightly job's regression.md) says why regress stopped, whether its own check or
     argparse-level parsing refused the input: before stop 59 both kept the last night's PASS (`--alpha abc`,
