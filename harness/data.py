@@ -125,6 +125,7 @@ def scan_tasks(root: Path) -> tuple[dict[str, LocalTask], dict[str, DataError]]:
     tasks: dict[str, LocalTask] = {}
     broken: dict[str, DataError] = {}
     unspecified: list[Path] = []
+    places: dict[str, list[Path]] = {}  # task folder name → every language folder's folder of that name
     for lang_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if lang_dir.name == "train":
             continue
@@ -134,6 +135,7 @@ def scan_tasks(root: Path) -> tuple[dict[str, LocalTask], dict[str, DataError]]:
                 if not task_dir.name.startswith((".", "_")):
                     unspecified.append(task_dir)
                 continue
+            places.setdefault(task_dir.name, []).append(task_dir)
             if escape := _outside(root, spec):  # the folder and its spec stay inside
                 broken[task_dir.name] = OutsideRoot(spec, 0, f"{escape}; the folder is skipped")
                 continue
@@ -142,13 +144,16 @@ def scan_tasks(root: Path) -> tuple[dict[str, LocalTask], dict[str, DataError]]:
                 if meta["name"] != task_dir.name:
                     at = key_line(spec, "name")
                     raise DataError(spec, at, f"name {meta['name']!r} differs from its folder name {task_dir.name!r}")
-                if meta["name"] in tasks:
-                    at = key_line(spec, "name")
-                    raise DataError(spec, at, f"task {meta['name']!r} also defined in {tasks[meta['name']].path}")
             except DataError as exc:
                 broken[task_dir.name] = exc
                 continue
             tasks[meta["name"]] = LocalTask(meta["name"], meta["type"], task_dir, lang_dir.name, meta)
+    for name, folders in places.items():  # before stop 59 the first valid one was run, the others said nowhere
+        if len(folders) > 1:
+            tasks.pop(name, None)
+            broken[name] = DataError(folders[-1] / "task.json", 0, f"task {name!r} is defined in {len(folders)} "
+                                     f"folders ({', '.join(str(f) for f in folders)}): a name is one task across the "
+                                     "root's language folders; rename or remove all but one")  # fmt: skip
     _warn_unspecified(root, unspecified)
     if not tasks and not broken:
         _warn_language_folder(root)

@@ -195,6 +195,28 @@ def test_symlinked_task_is_listed_broken_and_others_still_load(tmp_path: Path, c
     assert "BROKEN:" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("first_broken", [False, True])
+def test_a_task_name_in_two_language_folders_is_refused_not_one_picked(tmp_path: Path, capsys,
+                                                                        first_broken: bool) -> None:  # fmt: skip
+    """Before stop 59 (a user's walk) the first folder in sorted order was run (exit 0), the other named only by
+    `harness list tasks`: a user who edited zh/MySTS got en/MySTS's score. Now neither runs, and the run says why."""
+    from harness.cli import main
+
+    sts = "\n".join(json.dumps({"sentence1": f"a {i}", "sentence2": f"b {i}", "score": float(i)}) for i in range(4))
+    for lang in ("en", "zh"):
+        (_task_dir(tmp_path, "MySTS", "STS", lang) / "test.jsonl").write_text(sts, encoding="utf-8")
+    if first_broken:  # then the other, valid one was run
+        (tmp_path / "en" / "MySTS" / "task.json").write_text("{", encoding="utf-8")
+    tasks, broken = scan_tasks(tmp_path)
+    assert "MySTS" not in tasks
+    assert str(broken["MySTS"]) == (f"{tmp_path / 'zh' / 'MySTS' / 'task.json'}: task 'MySTS' is defined in 2 folders "
+                                    f"({tmp_path / 'en' / 'MySTS'}, {tmp_path / 'zh' / 'MySTS'}): a name is one task "
+                                    "across the root's language folders; rename or remove all but one")  # fmt: skip
+    code = main(["run", "--data-dir", str(tmp_path), "--tasks", "MySTS", "--model", "minilm", "--no-progress",
+                 "--out", str(tmp_path / "runs"), "--no-cache"])  # fmt: skip
+    assert code == 1 and "task 'MySTS' is defined in 2 folders" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(("filename", "escaped"), [("task.json", "the data root"), ("qrels.tsv", "its task folder")])
 def test_symlinked_spec_or_qrels_cannot_escape_root(tmp_path: Path, filename: str, escaped: str) -> None:
     """Inside a real task folder, its task.json or qrels.tsv as a link to a file outside the data root."""
