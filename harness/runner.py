@@ -91,6 +91,9 @@ def plan_tasks(cfg: RunConfig, local_tasks: dict[str, LocalTask], broken: dict[s
         raise UsageError("nothing to run: give --suite NAME or --tasks A,B (see `harness list suites`)")
     suite = get_suite(cfg.suite, local_tasks) if cfg.suite else None
     names: list[str] = suite.tasks if suite else []
+    if suite is not None and not suite.official:  # a local suite's broken folders are its tasks too, MISSING with
+        names = sorted({*names, *_broken_in(cfg.data_dir, broken, suite.name)})  # the reason in run.json and the
+        # summary (before stop 59 a console note alone said so, and the run read as complete)
     if cfg.tasks:
         if cfg.suite:  # --tasks narrows a suite
             absent = [t for t in cfg.tasks if t not in names]
@@ -107,6 +110,12 @@ def plan_tasks(cfg: RunConfig, local_tasks: dict[str, LocalTask], broken: dict[s
         if r.source == MISSING and r.name in broken:
             r.reason = f"broken task folder: {broken[r.name]}"
     return Plan(cfg.suite or "tasks", resolved)
+
+
+def _broken_in(root: Path, broken: dict[str, str], suite: str) -> list[str]:
+    """The broken task folders a local suite covers: all of them for `local`, a language folder's for `local-<l>`."""
+    lang = suite.removeprefix("local-") if suite != "local" else None
+    return [name for name in broken if lang is None or (Path(root) / lang / name).is_dir()]
 
 
 def _mteb_task_names() -> list[str]:

@@ -180,10 +180,15 @@ def test_one_broken_task_json_does_not_stop_other_tasks(tmp_path: Path, capsys) 
     assert "BROKEN:" in out and "Broken/task.json:1" in out and "1 broken" in out
     code = main(["run", "--suite", "local", "--model", "minilm", "--data-dir", str(data), "--out",
                  str(tmp_path / "runs"), "--run-name", "r", "--no-progress", "--no-cache"])  # fmt: skip
-    assert code == 0
-    assert "broken task folder(s) in the data root were skipped: Broken" in capsys.readouterr().out
+    assert code == 0  # a suite's task without usable data is its coverage, as a missing mirror is
+    out = capsys.readouterr().out
+    assert "local: 1/2 tasks" in out and "1 missing: Broken" in out
     record = json.loads((tmp_path / "runs" / "r" / "run.json").read_text())
     assert record["tasks"]["STS12"]["status"] == "ok"
+    # since stop 59 the run's own files say so: before, a console note alone, and summary.md read "local: 1/1"
+    assert record["tasks"]["Broken"]["status"] == "missing" and "languages must be a list" in (
+        record["tasks"]["Broken"]["reason"])
+    assert "Broken" in (tmp_path / "runs" / "r" / "summary.md").read_text()
 
 
 def test_list_tasks_shows_the_main_score_runs_report(shared_data: Path, capsys) -> None:
