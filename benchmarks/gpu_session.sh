@@ -41,9 +41,10 @@
 set -o pipefail
 OUT=$(mkdir -p "${OUT:-benchmarks/results}" && cd "${OUT:-benchmarks/results}" && pwd)
 SITE=$PWD/.cache/device/site
+WHEEL_DIRS=".cache/device/wheels-call1 .cache/device/wheels-call2"
 # DRY=1 installs nothing: the wheels are for the device's Python 3.12 (this machine's packages stand in)
-for wheels in ${DRY:+none} ${DRY:-.cache/device/wheels-call1 .cache/device/wheels-call2}; do
-  [ "$wheels" = none ] && { echo "[session] DRY=1: the carried wheels are not installed"; break; }
+[ -n "${DRY:-}" ] && { echo "[session] DRY=1: the carried wheels are not installed"; WHEEL_DIRS=""; }
+for wheels in $WHEEL_DIRS; do
   stamp=$SITE/.installed-$(basename "$wheels")  # what a call before this one installed (a warm machine keeps it)
   if ls "$wheels"/*.whl >/dev/null 2>&1 && [ "$(ls "$wheels")" != "$(cat "$stamp" 2>/dev/null)" ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \

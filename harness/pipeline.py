@@ -52,6 +52,7 @@ from harness.errors import UsageError, did_you_mean
 from harness.runs import RUN_JSON, atomic_write_json, read_json, read_record
 
 STATE = "pipeline.json"
+DEFAULT_OUT = "runs/pipeline"  # the work folder when the config names no `out`
 # The keys each table accepts: anything else is a typo that would otherwise be dropped silently.
 KEYS = {
     "top level": {"out", "train", "eval", "leaderboard"},
@@ -77,9 +78,9 @@ def load_pipeline(path: Path) -> dict[str, Any]:
 
     cfg = read_toml(path, "pipeline", UsageError)
     _check_keys(path, "top level", cfg)
-    if not isinstance(cfg.get("out", "runs/pipeline"), str) or not cfg.get("out", "runs/pipeline"):
-        raise UsageError(f"{path}: out must be a folder path (a string), got {cfg['out']!r}")  # before stop 59: a
-        # TypeError traceback once the pipeline made its folder
+    out = cfg.get("out", DEFAULT_OUT)
+    if not isinstance(out, str) or not out:  # before stop 59: a TypeError traceback once the pipeline made its folder
+        raise UsageError(f"{path}: out must be a folder path (a string), got {out!r}")
     stages = cfg.get("train", [])
     if not isinstance(stages, list):
         raise UsageError(f"{path}: `train` must be an array of tables ([[train]]), got {stages!r}")
@@ -167,18 +168,17 @@ def _missing_model(spec: str, exports: dict[Path, int]) -> str | None:
     pipeline; anything else must be there now (a folder, a gguf: file, a prepared base), or the pipeline would stop
     at it after the stages before it had trained."""
     from conan_model.errors import ModelImportError
-    from conan_model.importing import PREFIXES, split_spec
+    from conan_model.importing import split_spec
 
-    target = next((spec[len(p) :] for p in PREFIXES if spec.startswith(p)), spec)
-    if Path(target).resolve() in exports:
-        return None
     not_made = "nor the export (<output_dir>/final) of a [[train]] stage before this"
     try:
         kind, target = split_spec(spec)
-    except ModelImportError as exc:  # a bare path that is not there
-        return f"{exc}, {not_made}"
+    except ModelImportError as exc:  # a bare path that is not there (yet: an earlier stage may make it)
+        return None if Path(spec).resolve() in exports else f"{exc}, {not_made}"
     except FileNotFoundError as exc:  # a base name not prepared: the message says how
         return str(exc)
+    if target and Path(target).resolve() in exports:
+        return None
     if not target:
         return f"{spec!r} names no file or folder"
     found = Path(target).expanduser() if kind in ("hf", "gguf") else Path(target)  # as their loaders read them
@@ -252,7 +252,7 @@ def baseline_key(spec: str) -> str:
 class Pipeline:
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg
-        self.out = Path(cfg.get("out", "runs/pipeline"))
+        self.out = Path(cfg.get("out", DEFAULT_OUT))
         self.out.mkdir(parents=True, exist_ok=True)
         self.state: dict[str, Any] = read_json(self.out / STATE, {"done": {}})
 
@@ -408,7 +408,7 @@ def run_pipeline(path: Path, args: argparse.Namespace | None = None) -> int:
 
     cfg = load_pipeline(path)
     if args is not None:
-        args.interrupted = interrupted_note(Path(cfg.get("out", "runs/pipeline")))
+        args.interrupted = interrupted_note(Path(cfg.get("out", DEFAULT_OUT)))
     pipeline = Pipeline(cfg)
     try:
         finals = pipeline.train()

@@ -109,6 +109,12 @@ def _same_list(first: list[str], other: list[str], what: str, unit: str) -> None
                       f"({len(first)} {unit}, {where})")  # fmt: skip
 
 
+def listed_dims(record: dict[str, Any]) -> list[int]:
+    """The MRL dims a task's run.json record says it was scored at: a result file of one that is gone is a damaged
+    file, not a dim the run lacks."""
+    return (record.get("identity") or {}).get("dims") or []
+
+
 def at_dim(run: RunDir, name: str, record: dict[str, Any], dim: int | None) -> dict[str, Any]:
     """The task's run.json ``record`` with its main score at MRL ``dim`` (from that dim's result file; None: the
     full width, ``record`` as it is); raises NotTestable when the run has no result at that dim, DataError when its
@@ -117,7 +123,7 @@ def at_dim(run: RunDir, name: str, record: dict[str, Any], dim: int | None) -> d
     if dim is None:
         return record
     scores = run.dim_scores(name, record)
-    if dim not in scores and dim in ((record.get("identity") or {}).get("dims") or []):
+    if dim not in scores and dim in listed_dims(record):
         raise DataError(run.result_path(name, dim), 0, f"{name}'s result at MRL dim {dim}, which run.json lists, is "
                         f"missing or not JSON; `harness run` into {run.path} evaluates {name} again")  # fmt: skip
     if dim not in scores:

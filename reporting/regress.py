@@ -52,7 +52,7 @@ from harness.runs import (
     with_implied_keys,
 )
 from reporting.efficiency import rates
-from reporting.items import NotTestable, OtherItems, at_dim, paired_positions, task_items
+from reporting.items import NotTestable, OtherItems, at_dim, listed_dims, paired_positions, task_items
 
 EXIT_OK, EXIT_REGRESSION, EXIT_NOT_COMPARED = 0, 1, 3
 TESTED = ("regressed", "improved", "within noise")
@@ -232,7 +232,9 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
                 raise UsageError(f"--dim {dim}: {what} of the model in {path} ({width}), not an MRL dim of it: "
                                  + ("compare without --dim" if dim == width else f"give a --dim below {width}"))
     if dim is not None and shared:  # a gate at a dim neither side was scored at would pass testing nothing
-        has = {path: [t for t in shared if dim in run.dim_scores(t, rec[t]) or dim in _listed_dims(rec[t])]
+        # a dim run.json lists counts though its file is gone: `at_dim` names that task a damaged file (before stop
+        # 59 a run whose dim folder was deleted was refused, exit 2, advised to rerun with the flags it had)
+        has = {path: [t for t in shared if dim in run.dim_scores(t, rec[t]) or dim in listed_dims(rec[t])]
                for path, run, rec in ((baseline, base, rec_b), (candidate, cand, rec_c))}  # fmt: skip
         if not set(has[baseline]) & set(has[candidate]):
             lack = " and ".join(str(path) for path, found in has.items() if not found) or "each for other tasks"
@@ -267,13 +269,6 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     comp.worlds = _worlds(base, cand, shared)
     comp.warnings += _efficiency_warnings(base, cand, shared, comp.worlds)
     return comp
-
-
-def _listed_dims(task: dict[str, Any]) -> list[int]:
-    """The MRL dims a task's identity says it was scored at: a result file of one that is gone is a damaged file
-    (`at_dim`), not a dim the run lacks (before stop 59 a run whose dim folder was deleted was refused, exit 2,
-    with advice to rerun it with the flags it had been run with)."""
-    return (task.get("identity") or {}).get("dims") or []
 
 
 def _named(entry: dict[str, Any], record: dict[str, Any]) -> bool:
