@@ -24,7 +24,7 @@ import numpy as np
 from conan_model.batching import padded_width
 from conan_model.fingerprint import data_fingerprint, files_fingerprint
 from harness.embedder import Embedder, ModelOptions
-from harness.errors import UsageError
+from harness.errors import DataError, UsageError
 
 POOLINGS = ("mean", "cls", "last")
 # sentence-transformers' per-role text lengths on its Transformer module (`task` query / document)
@@ -815,6 +815,12 @@ class ConanEmbedder(Embedder):
         check_max_length(spec, opts.max_length, int(self._enc.max_length))
         self.max_length = opts.max_length or int(self._enc.max_length)
         self.revision = self.fingerprint[:12]
+        self._training = training_config(folder)
+
+    def describe(self) -> dict[str, Any]:
+        """Also the config the checkpoint was trained with (its train_config.json), so a run says which training
+        made the model it scored, not only the checkpoint's content hash."""
+        return {**super().describe(), "training": self._training}
 
     def torch_module(self) -> Any:
         return self._enc.model
@@ -841,6 +847,21 @@ class ConanEmbedder(Embedder):
 
     def _fingerprint(self) -> str:
         return data_fingerprint({"model": self._enc.fingerprint, "vectors": UNIT_VECTORS})
+
+
+def training_config(folder: Path) -> dict[str, Any] | None:
+    """A `harness train` export's train_config.json, or None for a checkpoint without one (saved by
+    `save_pretrained` or `harness models import`). A damaged one is said and recorded as None: it is provenance,
+    not the model, so it does not stop the evaluation."""
+    from harness.data import warn
+    from harness.runs import read_json
+
+    try:
+        recorded = read_json(folder / "train_config.json", None)
+    except DataError as exc:
+        warn(f"{exc}; run.json records no training config for this checkpoint")
+        return None
+    return recorded if isinstance(recorded, dict) else None
 
 
 # Encoders whose learned absolute positions are numbered from pad_token_id + 1 (transformers'

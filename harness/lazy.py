@@ -151,6 +151,13 @@ class LazyEmbedder(Embedder):
     def _fingerprint(self) -> str:
         return self._description["fingerprint"]
 
+    def describe(self) -> dict[str, Any]:
+        """The common fields as any Embedder's, plus what a backend adds to its own (a conan: checkpoint's
+        training config), from the stored description."""
+        common = super().describe()
+        extra = {k: v for k, v in self._description.items() if k not in common and k != "packs_texts"}
+        return {**common, **extra}
+
     def n_parameters(self) -> int | None:
         return self._description["n_parameters"]
 

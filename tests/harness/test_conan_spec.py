@@ -32,6 +32,7 @@ def test_tiny_checkpoint_runs_two_tasks(tmp_path: Path) -> None:
     record = json.loads((tmp_path / "runs" / "conan" / "run.json").read_text())
     assert record["model"]["name"] == f"conan/{checkpoint.parent.name}-{checkpoint.name}"
     assert len(record["model"]["fingerprint"]) == 64
+    assert record["model"]["training"] is None  # saved by save_pretrained, not exported by `harness train`
     for task in ("STS16", "TNews"):
         assert record["tasks"][task]["status"] == "ok" and math.isfinite(record["tasks"][task]["main_score"])
     eff = json.loads((tmp_path / "runs" / "conan" / "efficiency.json").read_text())
@@ -43,6 +44,28 @@ def test_tiny_checkpoint_runs_two_tasks(tmp_path: Path) -> None:
         assert abs(sum(shares.values()) - 1) <= 3e-4 and all(0 <= v <= 1 for v in shares.values())
         assert shares["forward"] > 0 and e["forward_s"] > 0 and e["tokenize_s"] > 0
         assert e["forward_tokens_per_s"] >= e["encode_tokens_per_s"] > 0  # the forward is part of encode
+
+
+def test_run_json_records_the_training_config_cold_warm_and_damaged(tmp_path: Path, capsys) -> None:
+    """run.json names the training that made a `harness train` export (its train_config.json), also when a warm
+    rerun describes the model from the cache without loading it; a damaged file is said and recorded as None,
+    and the checkpoint is still evaluated."""
+    checkpoint = _tiny_checkpoint(tmp_path / "weak" / "final")
+    trained = {"stage": "weak", "init": "runs/pretrain/final", "seed": 3, "steps": 200, "mask_schedule": "linear"}
+    (checkpoint / "train_config.json").write_text(json.dumps(trained), encoding="utf-8")
+    base = ["run", "--tasks", "STS16", "--model", f"conan:{checkpoint}", "--out", str(tmp_path / "runs"),
+            "--cache-dir", str(tmp_path / "cache"), "--no-progress"]  # fmt: skip
+
+    def recorded(name: str, *extra: str) -> dict | None:
+        assert main([*base, "--run-name", name, *extra]) == 0
+        return json.loads((tmp_path / "runs" / name / "run.json").read_text())["model"]["training"]
+
+    assert recorded("cold") == trained
+    assert recorded("warm") == trained  # the description from the cache carries it
+    (checkpoint / "train_config.json").write_text('{"stage": "weak",', encoding="utf-8")
+    capsys.readouterr()
+    assert recorded("damaged") is None
+    assert "train_config.json" in capsys.readouterr().err
 
 
 def test_conan_stream_tokenizes_once_and_equals_the_generic_path(tmp_path: Path) -> None:
