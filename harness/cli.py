@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from conan_model.errors import ConanError
 from harness.env import data_root, library_cache_defaults, user_cache_root
@@ -225,8 +225,19 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, keeping its usage error's message (``refused``), so that a refused `regress` can still
+    say why in the --out and --json a gate reads. Subcommands' parsers are of this class too."""
+
+    refused: str | None = None
+
+    def error(self, message: str) -> NoReturn:
+        _Parser.refused = message
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    parser = _Parser(prog="harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="evaluate a model on a suite or on named tasks")
@@ -329,7 +340,16 @@ def main(argv: list[str] | None = None) -> int:
     install_spec_loader(_load_embedder)  # hard-negative mining resolves harness model specs through the harness
     from conan_model.signals import sigterm_interrupts
 
-    args = build_parser().parse_args(argv)
+    _Parser.refused = None
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit:
+        words = sys.argv[1:] if argv is None else argv
+        if _Parser.refused is not None and words[:1] == ["regress"]:
+            from reporting.cli import regress_refused
+
+            regress_refused(words[1:], _Parser.refused)
+        raise
     # every command: SIGTERM unwinds as Ctrl-C does; the handler stays while the lines below are said, so a second
     # Ctrl-C or SIGTERM then is ignored instead of breaking them into a traceback (or a silent -15)
     with sigterm_interrupts(process_exits_after=argv is None):

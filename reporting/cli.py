@@ -15,6 +15,33 @@ if TYPE_CHECKING:
     from reporting.regress import Comparison
 
 
+REGRESS_OUT = "regression.md"  # regress's --out when none is given
+
+
+def regress_refused(words: list[str], message: str) -> None:
+    """--out and --json for a regress that argparse itself refused (``message``: a missing --baseline, a misspelt
+    option, an option without its value): before stop 60 they kept the last night's PASS. The paths are read from
+    ``words`` (the arguments after `regress`) as given, `--out X` or `--out=X`; argparse's own error line and exit
+    status 2 follow as before."""
+    from harness.errors import UsageError
+
+    given = {}
+    for i, word in enumerate(words):
+        name, eq, value = word.partition("=")
+        if name in ("--out", "--json", "--baseline", "--candidate"):
+            nxt = words[i + 1] if i + 1 < len(words) else None
+            value = value if eq else (nxt if nxt is not None and not nxt.startswith("-") else None)
+            if value:
+                given[name[2:]] = value
+    args = argparse.Namespace(out=given.get("out", REGRESS_OUT), json=given.get("json"),
+                              baseline=given.get("baseline", "(not given)"),
+                              candidate=given.get("candidate", "(not given)"))  # fmt: skip
+    reason = UsageError(message)
+    if args.json:
+        _write_stopped_json(args, reason, None)
+    _write_stopped_markdown(args, reason)
+
+
 def cmd_regress(args: argparse.Namespace) -> int:
     from harness.runs import atomic_write_json, atomic_write_text
     from reporting.regress import as_json, compare, render
@@ -162,7 +189,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rg.add_argument("--tasks", help="only these tasks (comma-separated)")
     rg.add_argument("--dim", help="compare at this MRL dim (the first DIM dimensions as they are, as "
                     "mteb's embed_dim gives them); both runs need `harness run --dims DIM --dim-predictions`")
-    rg.add_argument("--out", default="regression.md", help="markdown file to write (default regression.md)")
+    rg.add_argument("--out", default=REGRESS_OUT, help="markdown file to write (default regression.md)")
     rg.add_argument("--json", metavar="PATH", help="also write the verdicts as JSON for a CI job to parse: the "
                     "exit status, the outcome line, per task its verdict, whether it fails the gate, scores, Δ, CI; "
                     "also when regress stops on unusable input (exit 2) or finds no task to compare (exit 3), with "

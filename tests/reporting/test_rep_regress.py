@@ -721,6 +721,35 @@ def test_an_empty_task_list_is_a_usage_error(command: str, tmp_path: Path, capsy
     assert "argument --tasks: expected a comma-separated list" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("words", "said"), [
+    (["--baseline", "B", "--candidate"], "argument --candidate: expected one argument"),  # an empty $CANDIDATE
+    (["--baseline=B", "--candidate", "C", "--alpah", "0.1"], "unrecognized arguments: --alpah 0.1"),
+    (["--candidate", "C"], "the following arguments are required: --baseline"),
+])  # fmt: skip
+def test_what_argparse_refuses_still_rewrites_out_and_json(words, said, tmp_path, capsys) -> None:
+    """Before stop 60 an error argparse raised itself left a gate's --out and --json as they were: the last
+    night's PASS. Now both say UNUSABLE INPUT with argparse's reason; the exit status and error line are
+    argparse's as before."""
+    out, js = tmp_path / "regression.md", tmp_path / "regression.json"
+    out.write_text("# Regression report — PASS\n", encoding="utf-8")
+    js.write_text('{"passed": true, "exit_status": 0}', encoding="utf-8")
+    with pytest.raises(SystemExit) as exited:
+        main(["regress", "--out", str(out), f"--json={js}", *words])
+    assert exited.value.code == 2 and said in capsys.readouterr().err
+    assert out.read_text(encoding="utf-8").startswith(f"# Regression report — UNUSABLE INPUT (exit 2): {said}\n")
+    verdict = json.loads(js.read_text(encoding="utf-8"))
+    assert (verdict["passed"], verdict["exit_status"], verdict["error"]) == (False, 2, said)
+    assert verdict["baseline"]["path"] == ("B" if "--baseline" in words[0] else "(not given)")
+
+
+def test_help_and_other_commands_refused_by_argparse_write_no_regress_file(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for argv in (["regress", "--help"], ["leaderboard", "--bogus"], ["run", "--dims"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_suite_s_tasks_without_data_on_both_sides_are_said_not_gated(tmp_path, capsys):
     """Before stop 49 (audit): two identical `--suite mteb-en` runs offline failed the gate (exit 1) on the 40
     tasks neither had data for, which `harness run` itself counts as coverage (exit 0): the nightly jobs of
