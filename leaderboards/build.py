@@ -192,7 +192,10 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
                          + ", ".join(sorted({label for label in labels if labels.count(label) > 1})))
     title = f"{bench_name} ({suite.name})" if suite else "tasks of the given runs"
     reported = any(Path(folder).resolve() == SNAPSHOT for folder in published)
-    groups = {task: task_groups(task, keys, differing.get(task, []), scored, entries) for task, keys in mixed.items()}
+    picks = {task: (list(b.eval_splits), list(b.hf_subsets)) if (b := bench_tasks.get(task)) else selections.get(task)
+             for task in mixed}  # what each published file was scored on (None: not known here)
+    groups = {task: task_groups(task, keys, differing.get(task, []), scored, entries, picks[task])
+              for task, keys in mixed.items()}
     beside_published = any(e.kind == "published" for e in entries)
     return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported, mixed, groups,
                  differing_settings(run_records, beside_published))  # fmt: skip
@@ -326,12 +329,15 @@ def run_groups(task: str, keys: list[str], runs: list[tuple[Entry, dict[str, dic
 
 
 def task_groups(task: str, why: list[str], differing: list[str], runs: list[tuple[Entry, dict[str, dict[str, Any]]]],
-                entries: list[Entry]) -> list[list[str]]:  # fmt: skip
+                entries: list[Entry], published_pick: tuple[list[str], list[str]] | None = None,
+                ) -> list[list[str]]:  # fmt: skip
     """The labels of the rows that scored an unranked task (``why``: the board's `mixed` keys) on the same data:
     our runs by their values of the ``differing`` data keys, published rows by what of the task their files hold
-    (`Entry.partial`). Our runs share the published rows' data only when the task is unranked for a published
-    file's missing splits alone (["splits"]); else (their data differ, they scored a sample, another split) they
-    are apart."""
+    (`Entry.partial`). Our runs share the published rows' data when the task is unranked for a published file's
+    missing splits alone (["splits"]), and a group of them does when it scored mteb's whole split on the splits
+    and subsets the published files were scored on (``published_pick``; `on_published_data`): before stop 60 a
+    full-split run was ranked apart from the published rows as soon as a sample run joined the board. The rest
+    (a sample, another split, data not known to be whole) are apart."""
     ours = [labels for _, labels in run_groups(task, differing, runs)]
     published: dict[str, list[str]] = {}
     for e in entries:
@@ -339,7 +345,21 @@ def task_groups(task: str, why: list[str], differing: list[str], runs: list[tupl
             published.setdefault(e.partial.get(task, ""), []).append(e.label)
     if why == ["splits"] and ours:
         published.setdefault("", []).extend(ours.pop())
+    elif "" in published and published_pick is not None:
+        whole = [labels for labels in ours if on_published_data(task, labels, runs, published_pick)]
+        ours = [labels for labels in ours if labels not in whole]
+        published[""] += [label for labels in whole for label in labels]
     return ours + list(published.values())
+
+
+def on_published_data(task: str, labels: list[str], runs: list[tuple[Entry, dict[str, dict[str, Any]]]],
+                      pick: tuple[list[str], list[str]]) -> bool:  # fmt: skip
+    """Whether every run of ``labels`` scored a task on mteb's own rows (the official dataset, or a mirror known
+    to hold its twin's whole split) and on the splits and subsets ``pick`` the published files were scored on."""
+    records = [records[task] for entry, records in runs if entry.label in labels]
+    return all((r.get("source") != MIRROR or r.get("full_split") is True)
+               and [list(r.get("split") or []), list(r.get("subsets") or [])] == [list(pick[0]), list(pick[1])]
+               for r in records)  # fmt: skip
 
 
 def mixed_note(task: str, keys: list[str], runs: list[tuple[Entry, dict[str, dict[str, Any]]]]) -> str:

@@ -212,6 +212,31 @@ def test_a_sample_mirror_does_not_rank_against_the_published_whole_split(tmp_pat
     assert build_board([full], [tmp_path / "pub"], None, False).mixed == {}
 
 
+def test_a_whole_split_run_ranks_with_published_rows_beside_a_sample_run(tmp_path: Path):
+    """Before stop 60 (a user's walk): minilm on the full STS16 ranked with published all-MiniLM alone, but was set
+    apart from it, in a set of its own, once a run of the embedded sample joined the board. A group of our runs
+    on mteb's whole split and the published files' selection now joins the published rows; the sample stays
+    apart, and so does a whole-split run of another split."""
+    write_json(tmp_path / "pub" / "org__pub" / "r" / "STS16.json", result_json("STS16", 0.70))
+    pick = {"split": ["test"], "subsets": ["default"]}
+    sample = {"STS16": {**pick, "full_split": False, "split_coverage": "test.jsonl 47 rows, mteb's test 1186",
+                        "identity": {"data": "sample-hash"}}}  # fmt: skip
+    full = {"STS16": {**pick, "full_split": True, "split_coverage": "test.jsonl 1186 rows, mteb's test 1186",
+                      "identity": {"data": "full-hash"}}}  # fmt: skip
+    runs = [make_run(tmp_path, name, {"STS16": score}, {"STS16": "STS"}, data=data)
+            for name, score, data in (("sample", 0.80, sample), ("full", 0.79, full))]  # fmt: skip
+    board = build_board(runs, [tmp_path / "pub"], None, False)
+    assert board.groups == {"STS16": [["model [sample]"], ["org/pub (published)", "model [full]"]]}
+    ranked = {r.entry.label: (r.group, r.rank) for r in build_rows(board.entries, board.tasks, board.types,
+                                                                   board.groups)}  # fmt: skip
+    assert ranked["model [full]"][1] == 1 and ranked["org/pub (published)"][1] == 2
+    assert ranked["model [full]"][0] == ranked["org/pub (published)"][0] != ranked["model [sample]"][0]
+    dev = {"STS16": {**full["STS16"], "split": ["dev"]}}  # whole, but not the split the published file scored
+    other = make_run(tmp_path, "dev", {"STS16": 0.79}, {"STS16": "STS"}, data=dev)
+    board = build_board([runs[0], other], [tmp_path / "pub"], None, False)
+    assert ["org/pub (published)"] in board.groups["STS16"]
+
+
 def test_our_runs_of_one_sample_rank_among_themselves_beside_published_rows(tmp_path: Path):
     """The README's example (two runs of the embedded sample, `--published`): before stop 38 every task was `‡`,
     no row earned a point and the good run tied the bad one at rank 1 (audit). The runs now form one rank set and
