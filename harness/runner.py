@@ -97,12 +97,16 @@ def plan_tasks(cfg: RunConfig, local_tasks: dict[str, LocalTask], broken: dict[s
     if cfg.tasks:
         if cfg.suite:  # --tasks narrows a suite
             absent = [t for t in cfg.tasks if t not in names]
+            # a real task outside the suite: before stop 60, "unknown task in suite cmteb 'STS16'; did you mean: STSB?"
+            if absent and _known_task(absent[0], local_tasks, broken):
+                raise UsageError(f"task {absent[0]!r} is not in suite {cfg.suite} ({len(names)} tasks): "
+                                 f"run it without --suite, as `--tasks {absent[0]}`")  # fmt: skip
             if absent:
                 raise unknown(f"task in suite {cfg.suite}", absent[0], names)
             names = [t for t in names if t in cfg.tasks]
         else:
             for name in cfg.tasks:
-                if name not in local_tasks and name not in broken and official_task(name) is None:
+                if not _known_task(name, local_tasks, broken):
                     raise unknown("task", name, list(local_tasks) + _mteb_task_names(), "see `harness list tasks`")
             names = list(dict.fromkeys(cfg.tasks))
     resolved = [resolve(n, local_tasks, cfg.source, suite.official.get(n) if suite else None) for n in names]
@@ -110,6 +114,11 @@ def plan_tasks(cfg: RunConfig, local_tasks: dict[str, LocalTask], broken: dict[s
         if r.source == MISSING and r.name in broken:
             r.reason = f"broken task folder: {broken[r.name]}"
     return Plan(cfg.suite or "tasks", resolved)
+
+
+def _known_task(name: str, local_tasks: dict[str, LocalTask], broken: dict[str, str]) -> bool:
+    """A task `harness run --tasks` can name: a local folder (broken ones too: they are reported) or an mteb task."""
+    return name in local_tasks or name in broken or official_task(name) is not None
 
 
 def _broken_in(root: Path, broken: dict[str, str], suite: str) -> list[str]:

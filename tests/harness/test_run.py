@@ -178,6 +178,22 @@ def test_cmteb_coverage_on_embedded_sample(capsys) -> None:
     assert line.startswith("cmteb: 13/31 tasks — 0 official, 13 mirror, 18 missing: T2Retrieval")
 
 
+def test_a_real_task_outside_the_suite_is_named_so_not_unknown() -> None:
+    """Before stop 60 (a user's walk): `--suite cmteb --tasks STS16` said "unknown task in suite cmteb 'STS16'; did
+    you mean: STSB?", though STS16 is a real task, only not in MTEB(cmn, v1). A misspelt name still gets
+    suggestions."""
+    from harness.data import default_data_root, discover_tasks
+    from harness.errors import UsageError
+    from harness.runner import RunConfig, plan_tasks
+
+    local = discover_tasks(default_data_root())
+    with pytest.raises(UsageError, match=r"^task 'STS16' is not in suite cmteb \(31 tasks\): run it without "
+                                         r"--suite, as `--tasks STS16`$"):  # fmt: skip
+        plan_tasks(RunConfig(model="me5-small", data_dir=default_data_root(), suite="cmteb", tasks=["STS16"]), local)
+    with pytest.raises(UsageError, match=r"^unknown task in suite cmteb 'STSb'; did you mean: STSB\?"):
+        plan_tasks(RunConfig(model="me5-small", data_dir=default_data_root(), suite="cmteb", tasks=["STSb"]), local)
+
+
 # AG News topics under two coarser groups, to give a hierarchical mirror two label levels
 AG_NEWS_GROUPS = {"World": "affairs", "Business": "affairs", "Sports": "interests", "Sci/Tech": "interests"}
 
