@@ -55,6 +55,10 @@ def check_model_folder(spec: str, prefix: str, folder: Path) -> None:
     if prefix != "conan" and _model_type(folder / "config.json") == "conan":  # transformers would advise an upgrade
         raise UsageError(f"--model {spec}: {folder} is a conan checkpoint (config.json model_type 'conan'); "
                          f"evaluate it as --model conan:{folder}")  # fmt: skip
+    if prefix == "hf" and _not_a_model_config(folder / "config.json"):  # transformers blamed the tokenizer
+        raise UsageError(f"--model {spec}: {folder / 'config.json'} is no transformers model config (neither "
+                         "model_type nor vocab_size; a sentence-transformers module such as 1_Pooling?): give the "
+                         "folder that holds the model's config.json")  # fmt: skip
     for file in sorted(folder.rglob("*.safetensors")):
         reason = safetensors_damage(file)
         if reason:
@@ -68,6 +72,16 @@ def _model_type(config: Path) -> str | None:
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):
         return None
     return value if isinstance(value, str) else None
+
+
+def _not_a_model_config(config: Path) -> bool:
+    """A config.json that is a JSON object naming no model: no model_type, which transformers reads, and no
+    vocab_size, which even the oldest model configs (before model_type, typed by their folder's name) hold."""
+    try:
+        value = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(value, dict) and "model_type" not in value and "vocab_size" not in value
 
 
 def safetensors_damage(path: Path) -> str | None:

@@ -631,6 +631,23 @@ def test_a_conan_checkpoint_given_as_st_or_hf_names_the_conan_spec(prefix: str, 
             f"evaluate it as --model conan:{folder}") in capsys.readouterr().err  # fmt: skip
 
 
+def test_an_hf_folder_whose_config_names_no_model_says_so(tmp_path: Path, capsys) -> None:
+    """Before stop 60 (a user's walk): `--model hf:<st folder>/1_Pooling` failed in transformers' tokenizer ("install
+    sentencepiece or tiktoken"); its config.json is the pooling module's. A pre-model_type config (vocab_size,
+    typed by the folder's name) is still handed to transformers."""
+    folder = tmp_path / "1_Pooling"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"word_embedding_dimension": 384, "pooling_mode_mean_tokens": True}),
+                                        encoding="utf-8")  # fmt: skip
+    assert main(["run", "--model", f"hf:{folder}", "--tasks", "STS16", "--out", str(tmp_path / "runs")]) == 2
+    assert (f"--model hf:{folder}: {folder / 'config.json'} is no transformers model config (neither model_type "
+            "nor vocab_size; a sentence-transformers module such as 1_Pooling?)") in capsys.readouterr().err
+    from harness.models import check_model_folder
+
+    (folder / "config.json").write_text(json.dumps({"vocab_size": 30522, "hidden_size": 8}), encoding="utf-8")
+    check_model_folder(f"hf:{folder}", "hf", folder)  # not refused here: transformers decides
+
+
 @pytest.mark.parametrize("spec", ["st:", "hf:", "conan:"])
 def test_a_prefix_without_a_folder_asks_for_one(spec: str, tmp_path: Path, capsys) -> None:
     """Before stop 49 (audit): "unknown model 'hf:'; did you mean: hf:?"."""
