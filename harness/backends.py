@@ -807,8 +807,7 @@ class ConanEmbedder(Embedder):
         # would silently differ from the float32 this embedder records and caches under
         self._enc = ConanEncoder.from_pretrained(folder, device=opts.device, dtype=_torch_dtype(opts.dtype),
                                                  compile=opts.compile)  # fmt: skip
-        # stages all export `<out>/final`: the parent folder keeps two checkpoints' names apart
-        self.spec, self.name = spec, f"conan/{folder.resolve().parent.name}-{folder.name}"
+        self.spec, self.name = spec, f"conan/{checkpoint_name(folder)}"
         self.device, self.dtype = str(self._enc.device), opts.dtype
         self.kernels = COMPILED if opts.compile else None
         self.embed_dim = int(self._enc.embed_dim)
@@ -847,6 +846,15 @@ class ConanEmbedder(Embedder):
 
     def _fingerprint(self) -> str:
         return data_fingerprint({"model": self._enc.fingerprint, "vectors": UNIT_VECTORS})
+
+
+def checkpoint_name(folder: Path) -> str:
+    """`<run>-final` for `<out>/final`, which every stage exports (the run folder keeps two runs' apart), and
+    `<run>-step_00000006` for `<out>/checkpoints/step_00000006`: before stop 60 `checkpoints-step_00000006`, one
+    name, and one default run directory, for step 6 of every run."""
+    path = folder.resolve()
+    run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return f"{run.name}-{path.name}"
 
 
 def training_config(folder: Path) -> dict[str, Any] | None:

@@ -68,6 +68,15 @@ def test_run_json_records_the_training_config_cold_warm_and_damaged(tmp_path: Pa
     assert "train_config.json" in capsys.readouterr().err
 
 
+def test_a_step_checkpoint_is_named_by_its_run(tmp_path: Path) -> None:
+    """Before stop 60 (a user's walk) step 6 of every run was `conan/checkpoints-step_00000006`: one model name on
+    a leaderboard, and one default run directory, so a second run's step 6 was refused there."""
+    from harness.backends import checkpoint_name
+
+    assert checkpoint_name(tmp_path / "weak" / "checkpoints" / "step_00000006") == "weak-step_00000006"
+    assert checkpoint_name(tmp_path / "weak" / "final") == "weak-final"
+
+
 def test_conan_stream_tokenizes_once_and_equals_the_generic_path(tmp_path: Path) -> None:
     """The conan: backend's own pass (one tokenization, one sort, background tokenizer) against the generic
     Embedder path it replaced (count tokens, sort, encode_batch per batch): the same vectors, bit for bit."""
