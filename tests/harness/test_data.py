@@ -435,6 +435,19 @@ def test_a_language_folder_given_as_the_root_is_named(shared_data: Path, capsys)
     assert f"give its parent, {shared_data}" in err
 
 
+def test_the_folder_above_a_data_root_names_the_root(tmp_path: Path, capsys) -> None:
+    """Before stop 60 (a user's walk): `--data-dir ../shared` named the skipped folders data/en, data/zh, … and
+    not the way out, where one level too deep said "give its parent"."""
+    from harness.data import default_data_root, scan_tasks
+
+    shutil.copytree(default_data_root() / "en" / "STS16", tmp_path / "data" / "en" / "STS16")
+    (tmp_path / "docs").mkdir()
+    assert scan_tasks(tmp_path) == ({}, {})
+    err = capsys.readouterr().err
+    assert (f"harness: warning: data root {tmp_path} holds no task; {tmp_path / 'data'} holds <language>/<Task>/ "
+            "folders (docs/data-layout.md): give it as --data-dir\n") in err
+
+
 def test_documented_data_roots_scan_without_warnings(shared_data: Path, capsys) -> None:
     """../shared/data (train/ beside the task folders) and the embedded sample hold no folder to warn about."""
     from harness.data import default_data_root, scan_tasks
