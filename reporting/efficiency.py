@@ -316,6 +316,13 @@ def dim_curves(infos: list[RunInfo]) -> DimCurves:
         for info in compared:
             tasks = runs[info.label]
             dims = sorted(set.intersection(*(set(tasks[t]) for t in shared)))
+            partial = sorted(set().union(*(set(tasks[t]) for t in shared)) - set(dims))
+            if partial:  # before stop 60 left out without a word (a rerun at other --dims redoes some tasks only)
+                curves.notes.append(
+                    f"Left out of `{info.label}`'s {kind} curve: "
+                    + "; ".join(f"dim {d} (scored on {', '.join(t for t in shared if d in tasks[t])}, not on "
+                                f"{', '.join(t for t in shared if d not in tasks[t])})" for d in partial)
+                    + " — a point is the mean over every task of the curve.")  # fmt: skip
             points = [(d, mean(tasks[t][d] for t in shared)) for d in dims]
             full = int(info.record.get("model", {}).get("embed_dim") or 0)
             points.append((full, mean(info.ok[t]["main_score"] for t in shared)))

@@ -156,6 +156,19 @@ def test_mrl_curves_average_the_tasks_every_run_scored_at_dims(tmp_path):
         assert f"| all-MiniLM-L6-v2 [{name}] | {100 * sts16:.2f} | {100 * full:.2f} (384) |" in text
 
 
+def test_dims_not_scored_on_every_task_of_a_curve_are_named(tmp_path):
+    """Before stop 60 (a user's walk): a run directory with STS16 at dim 64 and STS13 at dim 128 (a second
+    `harness run` with other --dims) drew its STS curve at the full width alone, saying nothing of 64 or 128."""
+    for tasks, dims in (("STS16", "64"), ("STS13", "128")):
+        assert main(["run", "--tasks", tasks, "--model", "minilm", "--dims", dims, "--out", str(tmp_path),
+                     "--run-name", "uneven", "--no-progress"]) == 0  # fmt: skip
+    out = tmp_path / "report"
+    assert main(["report", str(tmp_path / "uneven"), "--out", str(out)]) == 0
+    text = re.sub(r"\s+", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
+    assert ("Left out of `all-MiniLM-L6-v2 [uneven]`'s STS curve: dim 64 (scored on STS16, not on STS13); dim 128 "
+            "(scored on STS13, not on STS16) — a point is the mean over every task of the curve.") in text  # fmt: skip
+
+
 def test_report_into_an_existing_file_is_a_clear_error(tiny_runs, tmp_path, capsys):
     """Before: `harness report --out <a file>` died in a FileExistsError traceback."""
     taken = tmp_path / "notes.md"
