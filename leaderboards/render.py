@@ -134,7 +134,8 @@ def dims_tables(board: Board, rows: list[Row]) -> list[str]:
             means = [sum(e.dim_scores[d][t] for t in complete) / len(complete) for d in dims]
             full = sum(e.scores[t] for t in complete) / len(complete)
             marked = " ‡" if mixed.intersection(complete) else ""
-            body.append([f"**Mean ({len(complete)} tasks)**{marked}", *map(pct, means), pct(full)])
+            counted = f"{len(complete)} task{'' if len(complete) == 1 else 's'}"
+            body.append([f"**Mean ({counted})**{marked}", *map(pct, means), pct(full)])
         out += [f"### {e.label}", "",
                 md_table(body, headers=["Task", *map(str, dims), "full"], disable_numparse=True),
                 ""]  # fmt: skip

@@ -28,7 +28,8 @@ def throughput_figure(infos: list[Any]) -> Figure:
     from reporting.efficiency import encoded
 
     tasks = list(dict.fromkeys(t for info in infos for t in info.efficiency))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 1.2 + 0.45 * len(tasks) * max(1, len(infos) / 2)), squeeze=False)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 1.6 + 0.45 * len(tasks) * max(1, len(infos) / 2)), squeeze=False,
+                             layout="constrained")  # fmt: skip
     height = 0.8 / max(len(infos), 1)
     y = np.arange(len(tasks))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]  # the bars' own: run r draws in colour r
@@ -52,9 +53,9 @@ def throughput_figure(infos: list[Any]) -> Figure:
         ax.set_xlabel(f"encoded {unit} (higher is faster)")
         ax.grid(axis="x", alpha=0.3)
     handles = [Patch(color=colours[r % len(colours)], label=info.label) for r, info in enumerate(infos)]
-    axes[0][0].legend(handles=handles, loc="lower right", fontsize=8)
+    # below the charts: inside one (before stop 60, lower right) it hid the last task's bars
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), fontsize=8)
     fig.suptitle("Throughput per task: texts the model encoded ÷ model time (hatched: some texts came from the cache)")
-    fig.tight_layout()
     return fig
 
 

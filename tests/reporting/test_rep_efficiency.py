@@ -237,7 +237,7 @@ def test_run_folders_of_one_name_are_told_apart_by_their_parents(tiny_runs, tmp_
     table5 = text.split("## Hardware")[0]
     assert "| all-MiniLM-L6-v2 [a/base] | 22.7 |" in table5 and "| all-MiniLM-L6-v2 [nightly/base] | 22.7 |" in table5
     assert "| TinySTS | all-MiniLM-L6-v2 [nightly/base] |" in text and str(tmp_path) not in text
-    (legend,) = [ax.get_legend() for ax in throughput_figure(load_runs([a, nightly])).axes if ax.get_legend()]
+    (legend,) = throughput_figure(load_runs([a, nightly])).legends  # below the charts, not over a task's bars
     labels = [text.get_text() for text in legend.get_texts()]
     assert labels == ["all-MiniLM-L6-v2 [a/base]", "all-MiniLM-L6-v2 [nightly/base]"]
     assert main(["report", str(a), str(a), "--out", str(tmp_path / "twice")]) == 2
