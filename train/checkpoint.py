@@ -54,6 +54,7 @@ from .errors import ResumeError
 
 log = logging.getLogger("train")
 CHECKPOINTS = "checkpoints"
+FINAL = "final"  # <output_dir>/final: the exported model
 STATE_NAME = "state.json"
 FILES_KEY = "files"  # state.json: {file name: sha256} of the checkpoint's other files
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -71,7 +72,13 @@ def _complete(root: Path) -> list[Path]:
 
 def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
     """None: fresh start. 'latest': newest checkpoint in output_dir (fresh start if there is none). A path:
-    that checkpoint folder (or the newest inside an output_dir)."""
+    that checkpoint folder (or the newest inside an output_dir). A finished model (``final/``) in an output_dir
+    without checkpoints is refused whatever ``resume`` says: nothing there continues it, and the run would replace
+    it (before stop 60 silently, once a user had deleted the checkpoints to save disk)."""
+    final = Path(output_dir) / FINAL
+    if final.exists() and not checkpoint_dirs(output_dir):
+        raise ResumeError(f"{output_dir} holds a finished model ({final}) and no checkpoints to resume from; a run "
+                          f"would replace it: choose another output_dir, or delete {final} to train it again")
     if resume is None:
         existing = checkpoint_dirs(output_dir)
         if existing:
@@ -300,7 +307,7 @@ def load_training_state(path: Path, module: nn.Module, optimizer: torch.optim.Op
 def export_final(out: Path, module: nn.Module, config: ConanConfig, tokenizer: Tokenizer, rt: Runtime,
                  train_config: dict[str, Any]) -> Path:  # fmt: skip
     """``<out>/final``: the conan_model folder that ``harness run --model conan:<out>/final`` evaluates."""
-    final, tmp = Path(out) / "final", Path(out) / ".tmp-final"
+    final, tmp = Path(out) / FINAL, Path(out) / f".tmp-{FINAL}"
     model_state = full_model_state(module)
     if rt.is_main:
         shutil.rmtree(tmp, ignore_errors=True)

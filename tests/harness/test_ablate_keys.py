@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pkgutil
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -173,6 +174,7 @@ def test_an_older_unit_whose_starting_model_is_trained_again_is_refused(tmp_path
             unit.pop(key, None)
     del recorded["done"]["seed0/shared/stage0"]  # its final deleted in a clean-up: trained again on the resume
     (tmp_path / "work" / "ablate.json").write_text(json.dumps(recorded), encoding="utf-8")
+    shutil.rmtree(shared_final)  # (kept, train refuses to replace it since stop 60: a finished model)
     with pytest.raises(UsageError, match=r"seed0/a/stage0 was trained from other files of \S+/seed0/shared/stage0/"
                                          r"final \(trained again since\?\)"):
         Ablation(load_ablation(config), config).train_arm("a", 0)

@@ -142,6 +142,21 @@ def test_resume_refuses_data_edited_since_the_run_started(tmp_path, shared_data,
     assert run_pretrain(cfg, resume="latest").is_dir()
 
 
+def test_finished_model_without_checkpoints_is_never_replaced(tmp_path, shared_data, one_thread):
+    """An output_dir holding final/ but no checkpoints (deleted to save disk): a fresh run and a --resume (which
+    would start fresh) are refused naming final/, and final/ and metrics.jsonl stay as they were (before stop 60
+    both were silently replaced)."""
+    cfg = tiny_pretrain(tmp_path, shared_data)
+    final = run_pretrain(cfg)
+    shutil.rmtree(Path(cfg.output_dir) / "checkpoints")
+    kept = {p: p.read_bytes() for p in (final / "model.safetensors", Path(cfg.output_dir) / "metrics.jsonl")}
+    for resume in (None, "latest"):
+        with pytest.raises(ResumeError, match=rf"holds a finished model \({final}\) and no checkpoints .* choose "
+                                              rf"another output_dir, or delete {final}"):  # fmt: skip
+            run_pretrain(cfg, resume=resume)
+    assert {p: p.read_bytes() for p in kept} == kept
+
+
 def test_non_finite_loss_stops_before_the_update_and_keeps_the_last_good_checkpoint(
     tmp_path, shared_data, one_thread, monkeypatch
 ):
