@@ -44,12 +44,19 @@ def check_file_target(path: Path) -> None:
     made, so a command can check its output paths before its work and still leave no folder behind when refused."""
     if path.is_dir():
         raise ConanError(f"{path}: is a directory; give the name of a file to write")
-    for folder in path.parents:
+    if blocker := not_a_folder(path.parent):
+        raise ConanError(f"{path}: cannot be written, a part of its folder, {blocker[0]}, is {blocker[1]}")
+
+
+def not_a_folder(path: Path) -> tuple[Path, str] | None:
+    """What keeps ``path`` from being (or becoming) a folder: the nearest of it and its parents that exists, when
+    that one is no folder, and what it is ("a file", "a broken link"); None when it is a folder. Nothing is made."""
+    for folder in (path, *path.parents):
         if os.path.lexists(folder):  # a broken link too: mkdir would fail on it
-            if not folder.is_dir():
-                what = "a broken link" if folder.is_symlink() else "a file"
-                raise ConanError(f"{path}: cannot be written, a part of its folder, {folder}, is {what}")
-            return
+            if folder.is_dir():
+                return None
+            return folder, "a broken link" if folder.is_symlink() else "a file"
+    return None
 
 
 def durable_replace(src: Path, dst: Path) -> None:

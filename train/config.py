@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from conan_model import PRESETS, SCHEDULES
+from conan_model.atomic import not_a_folder
 from conan_model.config import ATTENTION_BACKENDS
 from conan_model.errors import did_you_mean
 from conan_model.fingerprint import files_fingerprint
@@ -94,6 +95,7 @@ class StageConfig:
     peak_tflops: float | None = None  # per device, for MFU; None: known table by device name (none on CPU)
 
     def __post_init__(self) -> None:
+        self._check_output_dir()
         positive = {"steps": self.steps, "batch_size": self.batch_size, "log_every": self.log_every,
                     "save_every": self.save_every}  # fmt: skip
         for key, value in positive.items():
@@ -141,6 +143,15 @@ class StageConfig:
                 raise ConfigError(f"data[{i}] = {entry!r} names the same file as data[{j}] = {self.data[j]!r}; "
                                   "list each file once")  # fmt: skip
             first[file] = i
+
+    def _check_output_dir(self) -> None:
+        """Before stop 60 an empty output_dir trained into the working directory (``Path("")`` is ``.``), and one
+        that is a file or lies under one died in a FileExistsError or NotADirectoryError traceback at start."""
+        if not self.output_dir.strip():
+            raise ConfigError("output_dir is empty: give the folder to train into (checkpoints, metrics.jsonl, "
+                              "final/)")  # fmt: skip
+        if blocker := not_a_folder(Path(self.output_dir)):
+            raise ConfigError(f"output_dir = {self.output_dir!r} cannot be a folder: {blocker[0]} is {blocker[1]}")
 
     def _check_model_overrides(self) -> None:
         """The preset with its overrides, built now: before stop 36 a misspelt key ("ConanConfig.__init__() got an

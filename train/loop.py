@@ -80,8 +80,12 @@ def output_dir_lock(output_dir: str | Path) -> Iterator[None]:
         return
     path = Path(output_dir)
     made = [folder for folder in (path, *path.parents) if not folder.exists()]  # deepest first
-    path.mkdir(parents=True, exist_ok=True)
-    with open(path / LOCK_NAME, "a") as handle:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        handle = open(path / LOCK_NAME, "a")  # noqa: SIM115 (closed by the `with` below)
+    except OSError as exc:  # not writable (permissions, a read-only disk): a traceback before stop 60
+        raise ConfigError(f"output_dir {path}: cannot be written ({exc.strerror or exc})") from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

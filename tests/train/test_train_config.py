@@ -289,6 +289,27 @@ def test_a_device_this_machine_lacks_is_refused_before_any_work(shared_data, tmp
     assert not (tmp_path / "out").exists()
 
 
+def test_an_output_dir_that_cannot_be_a_folder_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """Before stop 60 `--set output_dir=` trained into the working directory, and a file (or a path under one) was
+    a FileExistsError / NotADirectoryError traceback, exit 1; a folder that cannot be written, a PermissionError."""
+    file = tmp_path / "file"
+    file.write_text("x")
+    for value, message in (("", "--set: output_dir is empty: give the folder to train into"),
+                           (str(file), f"--set: output_dir = '{file}' cannot be a folder: {file} is a file"),
+                           (f"{file}/x", f"--set: output_dir = '{file}/x' cannot be a folder: {file} is a file")):
+        assert cli.main(["weak", "--set", "data=x.jsonl", "--set", f"output_dir={value}"]) == 2
+        assert f"train: error: {message}" in capsys.readouterr().err
+    from train.loop import output_dir_lock
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "mkdir", denied)
+    with pytest.raises(ConfigError, match=f"output_dir {tmp_path / 'out'}: cannot be written \\(Permission denied\\)"):
+        with output_dir_lock(tmp_path / "out"):
+            pass
+
+
 def test_accepted_runtime_values():
     cfg = load_config(WeakConfig, None, ["data=x.jsonl", "grad_clip=0", "threads=0", "device=cuda:1", "beta1=0"])
     assert (cfg.grad_clip, cfg.threads, cfg.device, cfg.beta1) == (0.0, 0, "cuda:1", 0.0)
