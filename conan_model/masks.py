@@ -142,6 +142,14 @@ def choose_backend(backend: str, device: torch.device, seq_len: int) -> str:
     return "flex" if device.type == "cuda" and seq_len >= FLEX_MIN_LEN and flex_available() else "sdpa"
 
 
+def flex_training_problem(device: torch.device) -> str | None:
+    """Why FlexAttention cannot train on ``device`` (None: it can): torch has its backward on CUDA only. The
+    forward runs on the CPU too (inference); training died at the first soft step with a NotImplementedError."""
+    if device.type == "cuda":
+        return None
+    return f"FlexAttention has no backward on {device.type} (torch {torch.__version__}), only on CUDA"
+
+
 def attention_inputs(
     attention_mask: torch.Tensor,
     mode: str,

@@ -35,6 +35,7 @@ from conan_model import train_tokenizer as train_bbpe
 from conan_model.atomic import atomic_write_json
 from conan_model.device import device_problem
 from conan_model.importing import ModelImportError, init_model, init_tokenizer
+from conan_model.masks import flex_training_problem
 from conan_model.modeling import Backbone, model_for
 
 from . import checkpoint as ckpt_io
@@ -127,6 +128,10 @@ def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rt = init_runtime(cfg.device)
+    # before stop 60 flex on the CPU was taken, and the first soft step was a NotImplementedError traceback
+    if cfg.attention_backend == "flex" and (problem := flex_training_problem(rt.device)):
+        raise ConfigError(f"attention_backend = 'flex' on {rt.device}: {problem}; set attention_backend = 'sdpa', "
+                          "or 'auto' (flex on CUDA from 1024 tokens)")  # fmt: skip
     path = ckpt_io.resolve_resume(resume, cfg.output_dir)
     if rt.is_main and (removed := ckpt_io.remove_leftovers(cfg.output_dir, keep=path)):
         log.warning("removed what an interrupted checkpoint save left in %s: %s",

@@ -310,6 +310,20 @@ def test_an_output_dir_that_cannot_be_a_folder_is_refused_before_any_work(tmp_pa
             pass
 
 
+def test_flex_attention_on_a_device_without_its_backward_is_refused_at_start(shared_data, tmp_path):
+    """Before stop 60 attention_backend = 'flex' on the CPU trained until the first soft step (0 < alpha < 1), then
+    died with FlexAttention's NotImplementedError traceback, exit 1; a resume did the same."""
+    from train.pretrain import run
+
+    cfg = PretrainConfig(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["news_en_raw"],
+                         tokenizer_vocab=300, tokenizer_rows=50, seq_len=16, batch_size=2, steps=1, device="cpu",
+                         threads=1, attention_backend="flex")  # fmt: skip
+    with pytest.raises(ConfigError, match="attention_backend = 'flex' on cpu: FlexAttention has no backward on cpu "
+                                          r"\(torch .*\), only on CUDA; set attention_backend = 'sdpa'"):  # fmt: skip
+        run(cfg)
+    assert not (tmp_path / "out").exists()
+
+
 def test_accepted_runtime_values():
     cfg = load_config(WeakConfig, None, ["data=x.jsonl", "grad_clip=0", "threads=0", "device=cuda:1", "beta1=0"])
     assert (cfg.grad_clip, cfg.threads, cfg.device, cfg.beta1) == (0.0, 0, "cuda:1", 0.0)
