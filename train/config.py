@@ -104,8 +104,10 @@ class StageConfig:
         self._check_tokenizer()
         if self.micro_batch_size is not None and self.micro_batch_size < 1:
             raise ConfigError(f"micro_batch_size must be at least 1, got {self.micro_batch_size}")
-        if not 0.0 <= self.warmup_ratio < 1.0 or not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ConfigError("warmup_ratio must be in [0, 1) and min_lr_ratio in [0, 1]")
+        if not 0.0 <= self.warmup_ratio < 1.0:  # each key alone, with its value (before stop 60 one line for both)
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.attention_backend not in ATTENTION_BACKENDS:
             raise ConfigError(f"attention_backend must be one of {ATTENTION_BACKENDS}, got {self.attention_backend!r}")
         if self.parallel not in ("ddp", "fsdp"):
@@ -278,8 +280,10 @@ class WeakConfig(StageConfig):
             raise ConfigError(f"temperature must be positive, got {self.temperature}")
         if self.mask_schedule not in MASK_SCHEDULES:
             raise ConfigError(f"mask_schedule must be one of {MASK_SCHEDULES}, got {self.mask_schedule!r}")
-        if self.bucket_window < 1 or self.holdout < 0:
-            raise ConfigError("bucket_window must be at least 1 and holdout at least 0")
+        if self.bucket_window < 1:
+            raise ConfigError(f"bucket_window must be at least 1 (1: no bucketing), got {self.bucket_window}")
+        if self.holdout < 0:
+            raise ConfigError(f"holdout must be at least 0 (0: no held-out evaluation), got {self.holdout}")
         if self.pooling not in ("", *POOLINGS):
             raise ConfigError(f"pooling must be one of {POOLINGS} (or empty: the model's), got {self.pooling!r}")
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from conan_model.errors import did_you_mean
+
 from .clr import PAPER_LANGUAGE_MIX
 from .config import RESUME_SAFE, StageConfig, entry_files, under_root
 from .dhnm import DHNMConfig
@@ -69,6 +71,7 @@ class SupervisedConfig(StageConfig):
     def __post_init__(self) -> None:
         if not self.tasks:
             raise ConfigError("no [tasks.<name>] tables: give at least one task (kinds: " + ", ".join(KINDS) + ")")
+        self._check_stage_values()  # before the tasks, which take hard_negatives as their default
         specs = self.task_specs()
         if not self.data:
             self.data = self.task_entries(specs)
@@ -80,11 +83,15 @@ class SupervisedConfig(StageConfig):
         if self.batch_size != STAGE_BATCH_SIZE:
             raise ConfigError(f"batch_size = {self.batch_size}: the supervised stage's batches are per task; set "
                               "tasks.<name>.batch_size")  # fmt: skip
-        if self.temperature <= 0 or self.cosent_scale <= 0 or self.hard_negatives < 0 or self.pool_depth < 1:
-            raise ConfigError("temperature and cosent_scale must be positive, hard_negatives >= 0, pool_depth >= 1")
         if "k" in self.dhnm:  # K is the hard negatives a row trains with (before stop 49, audit: a TypeError text)
             raise ConfigError("[dhnm] k: the hard negatives per row are `hard_negatives` (or "
                               "tasks.<name>.hard_negatives); drop k from [dhnm]")  # fmt: skip
+        keys = sorted(f.name for f in dataclasses.fields(DHNMConfig) if f.name != "k")
+        # named with the valid keys, as a top-level key is (before stop 60: "DHNMConfig.__init__() got an unexpected
+        # keyword argument")
+        if unknown := sorted(set(self.dhnm) - set(keys)):
+            raise ConfigError(f"[dhnm]: unknown key(s) {unknown}{did_you_mean(unknown[0], keys)}; the keys are "
+                              f"{', '.join(keys)}")  # fmt: skip
         try:
             skip = self.dhnm_config().skip_top
         except (TypeError, ValueError) as e:
@@ -102,6 +109,16 @@ class SupervisedConfig(StageConfig):
                             name, k, skip, skip + k, self.pool_depth, max(self.pool_depth - skip, 0))  # fmt: skip
         self.mrl_weight_values()
         self._check_stage_keys_are_read(specs)
+
+    def _check_stage_values(self) -> None:
+        """Each stage key alone, with its value: before stop 60 one line named all four, and a negative
+        hard_negatives was blamed on the first task (which takes it as its default) and the TOML file."""
+        for key, ok, expected in (("temperature", self.temperature > 0, "positive"),
+                                  ("cosent_scale", self.cosent_scale > 0, "positive"),
+                                  ("hard_negatives", self.hard_negatives >= 0, "at least 0"),
+                                  ("pool_depth", self.pool_depth >= 1, "at least 1")):  # fmt: skip
+            if not ok:
+                raise ConfigError(f"{key} must be {expected}, got {getattr(self, key)}")
 
     def _check_stage_keys_are_read(self, specs: dict[str, dict[str, Any]]) -> None:
         kinds = {spec["kind"] for spec in specs.values()}
@@ -140,8 +157,13 @@ class SupervisedConfig(StageConfig):
                 raise ConfigError(f"tasks.{name}: unknown key(s) {unknown}; expected some of {sorted(TASK_KEYS)}")
             spec = {"data": [], "batch_size": 8, "weight": 1.0, "parallel": "", "mix": {}, "total": 0, "max_rows": 0,
                     **raw}  # fmt: skip
-            if spec.get("kind") not in KINDS:
-                raise ConfigError(f"tasks.{name}.kind must be one of {KINDS}, got {spec.get('kind')!r}")
+            if "kind" not in raw:  # a table made by `--set tasks.<misspelt>.key=...` alone (stop 60: "kind must be")
+                others = sorted(set(self.tasks) - {name})
+                raise ConfigError(f"tasks.{name}: unknown task {name!r} (no kind){did_you_mean(name, others)}; the "
+                                  f"tasks are {', '.join(others) or 'none'}, and a new one needs kind = one of "
+                                  f"{', '.join(KINDS)}")  # fmt: skip
+            if spec["kind"] not in KINDS:
+                raise ConfigError(f"tasks.{name}.kind must be one of {KINDS}, got {spec['kind']!r}")
             if isinstance(spec["data"], str):
                 spec["data"] = [spec["data"]]
             spec.setdefault("hard_negatives", self.hard_negatives)

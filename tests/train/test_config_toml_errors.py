@@ -29,7 +29,8 @@ def test_a_toml_syntax_error_is_named_file_line_column(tmp_path: Path, capsys, t
     ("lr = -1.0\n", [], "FILE"),
     ("", ["--set", "lr=-1"], "--set"),
     ("lr = 1e-4\n", ["--set", "steps=-5"], "--set"),
-    ("warmup_ratio = 0.1\n", ["--set", "min_lr_ratio=2"], "FILE / --set"),  # one message, two keys, two sources
+    ("warmup_ratio = 0.1\n", ["--set", "min_lr_ratio=2"], "--set"),  # before stop 60 one message for both keys
+    ("min_lr_ratio = 2.0\n", ["--set", "warmup_ratio=0.1"], "FILE"),
     ('model = "tiny"\n', ["--set", "init_layers=2"], "--set"),  # "an `init` model": `model` only in passing
 ])  # fmt: skip
 def test_a_value_out_of_range_names_where_it_was_given(tmp_path: Path, capsys, in_file: str, sets: list[str],
@@ -61,3 +62,40 @@ def test_a_tokenizer_file_that_does_not_frame_texts_is_refused_at_load(tmp_path:
     err = capsys.readouterr().err
     assert err.startswith("train: error: --set: tokenizer = ") and "does not add <bos> and <eos>" in err
     assert err.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+SUPERVISED = ('stage = "supervised"\n[tasks.ret]\nkind = "retrieval"\ndata = ["r.jsonl"]\n'
+              '[tasks.sts]\nkind = "sts"\ndata = ["s.jsonl"]\n')  # fmt: skip
+
+
+@pytest.mark.parametrize(("config", "in_file", "sets", "message"), [
+    (SUPERVISED, "", ["hard_negatives=-1"], "--set: hard_negatives must be at least 0, got -1"),
+    (SUPERVISED, "", ["pool_depth=0"], "--set: pool_depth must be at least 1, got 0"),
+    (SUPERVISED, "", ["cosent_scale=-5"], "--set: cosent_scale must be positive, got -5.0"),
+    (SUPERVISED, "temperature = 0.0\n", [], "FILE: temperature must be positive, got 0.0"),
+    (SUPERVISED, "", ["dhnm.skip_tops=1"], "--set: [dhnm]: unknown key(s) ['skip_tops']; did you mean: skip_top?; "
+                                           "the keys are decay_ratio, init_threshold, max_current, mode, skip_top"),
+    (SUPERVISED, "[dhnm]\nskip_tops = 1\n", [], "FILE: [dhnm]: unknown key(s) ['skip_tops']; did you mean"),
+    (SUPERVISED, "", ["tasks.rett.batch_size=3"], "--set: tasks.rett: unknown task 'rett' (no kind); did you mean: "
+                                                  "ret?; the tasks are ret, sts, and a new one needs kind = one of "
+                                                  "retrieval, clr, classification, sts"),
+    ('stage = "weak"\ndata = ["x"]\n', "", ["holdout=-1"], "--set: holdout must be at least 0 (0: no held-out "
+                                                           "evaluation), got -1"),
+    ('stage = "weak"\ndata = ["x"]\n', "bucket_window = 0\n", [], "FILE: bucket_window must be at least 1 (1: no "
+                                                                  "bucketing), got 0"),
+    ('stage = "pretrain"\n', "", ["warmup_ratio=2"], "--set: warmup_ratio must be in [0, 1), got 2.0"),
+    ('stage = "pretrain"\n', "min_lr_ratio = 5\n", [], "FILE: min_lr_ratio must be in [0, 1], got 5.0"),
+])  # fmt: skip
+def test_each_range_check_names_its_key_value_and_source(tmp_path: Path, capsys, config: str, in_file: str,
+                                                         sets: list[str], message: str) -> None:  # fmt: skip
+    """Before stop 60 one line named several keys and no value ("temperature and cosent_scale must be positive,
+    hard_negatives >= 0, pool_depth >= 1", "warmup_ratio must be in [0, 1) and min_lr_ratio in [0, 1]"), a stage
+    `--set hard_negatives=-1` was blamed on the TOML file and a task key never written, a misspelt [dhnm] key was
+    "DHNMConfig.__init__() got an unexpected keyword argument", a misspelt task in --set "kind must be one of"."""
+    path = tmp_path / "c.toml"
+    head, tables, rest = config.partition("[tasks")  # top-level keys before the first table
+    path.write_text(head + (in_file if not in_file.startswith("[") else "") + tables + rest
+                    + (in_file if in_file.startswith("[") else ""), encoding="utf-8")  # fmt: skip
+    assert main(["train", str(path), *[a for s in sets for a in ("--set", s)]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"train: error: {message.replace('FILE', str(path))}") and err.count("\n") == 1

@@ -207,7 +207,7 @@ def test_config_errors_name_the_problem(tmp_path: Path, data_root: Path):
     with pytest.raises(ConfigError, match="unknown key"):
         SupervisedConfig(**base, tasks={"t": {"kind": "sts", "data": ["x"], "batchsize": 4}})
     with pytest.raises(ConfigError, match="kind must be one of"):
-        SupervisedConfig(**base, tasks={"t": {"data": ["x"]}})
+        SupervisedConfig(**base, tasks={"t": {"kind": "sst", "data": ["x"]}})
     with pytest.raises(ConfigError, match="needs `parallel`"):
         SupervisedConfig(**base, tasks={"t": {"kind": "clr"}})
     with pytest.raises(ConfigError, match="dhnm"):
