@@ -371,6 +371,8 @@ def _check_tied_copy(file: Path, name: str, head: np.ndarray | torch.Tensor, emb
 
 def _hf_folder(target: str) -> Path:
     folder = Path(target).expanduser()
+    if folder.is_file():  # before stop 60: "not a transformers model folder (no config.json)" for its config.json
+        raise ModelImportError(f"{folder}: is a file; hf: takes the model's folder ({folder.parent}), not a file in it")
     if not (folder / "config.json").is_file():
         raise ModelImportError(f"{folder}: not a transformers model folder (no config.json)")
     return folder
@@ -423,12 +425,21 @@ def _shards(index: Path) -> list[str]:
 def _gguf_reader(target: str) -> Any:
     from gguf import GGUFReader
 
+    class Reader(GGUFReader):
+        def _get(self, offset: int, dtype: Any, count: int = 1, override_order: Any = None) -> Any:
+            """A read past the end is a file cut short: numpy said "When changing to a larger dtype…" before stop 60
+            (a read of the header, or of the tensor data, that found fewer bytes than it asked for)."""
+            if offset + np.dtype(dtype).itemsize * int(count) > len(self.data):
+                raise EOFError(f"cut short: its header or tensor data runs past the end of its {len(self.data):,} "
+                               "bytes, as after an interrupted download or copy; fetch or copy it again")  # fmt: skip
+            return super()._get(offset, dtype, count, override_order)
+
     path = Path(target).expanduser()
     if not path.is_file():
         raise ModelImportError(f"{path}: GGUF file does not exist")
     try:
-        return GGUFReader(str(path))
-    except (ValueError, OSError, IndexError, KeyError) as e:  # a damaged header: gguf indexes past its arrays
+        return Reader(str(path))
+    except (EOFError, ValueError, OSError, IndexError, KeyError) as e:  # a damaged header; EOFError: see Reader
         raise ModelImportError(f"{path}: not a readable GGUF file ({e})") from e
 
 

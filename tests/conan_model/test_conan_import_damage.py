@@ -96,11 +96,22 @@ def test_shard_index_cannot_lead_out_of_the_folder(qwen2_folder, tmp_path, capsy
     _import_fails(tmp_path, f"hf:{folder}", capsys, f"shard {shard!r} lies outside the model folder")
 
 
-def test_gguf_cut_after_its_header_is_named(tmp_path, capsys):
-    """Before: gguf's reader indexed past its arrays: an IndexError traceback."""
+@pytest.mark.parametrize("keep", [24, -100])  # in the header, in the tensor data
+def test_gguf_cut_short_is_named_so(tmp_path, capsys, keep):
+    """Before: gguf's reader indexed past its arrays: an IndexError traceback; then (before stop 60) numpy's "When
+    changing to a larger dtype, its size must be a divisor…", which did not say the file was incomplete."""
     path = make_gguf(tmp_path / "m.gguf")
-    path.write_bytes(path.read_bytes()[:24])
-    _import_fails(tmp_path, f"gguf:{path}", capsys, f"{path}: not a readable GGUF file")
+    path.write_bytes(path.read_bytes()[:keep])
+    size = path.stat().st_size
+    _import_fails(tmp_path, f"gguf:{path}", capsys, f"{path}: not a readable GGUF file (cut short: its header or "
+                  f"tensor data runs past the end of its {size:,} bytes, as after an interrupted download or copy")
+
+
+def test_hf_given_a_file_of_the_folder_names_the_folder(qwen2_folder, tmp_path, capsys):
+    """Before stop 60: `hf:<folder>/config.json` said "not a transformers model folder (no config.json)"."""
+    folder, _ = qwen2_folder
+    _import_fails(tmp_path, f"hf:{folder / 'config.json'}", capsys, f"{folder / 'config.json'}: is a file; hf: "
+                  f"takes the model's folder ({folder}), not a file in it")  # fmt: skip
 
 
 @pytest.mark.parametrize("damage", ["weights", "tokenizer", "config"])
