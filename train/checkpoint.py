@@ -6,7 +6,8 @@
         scheduler.pt        LR scheduler state
         rng_rank<r>.pt      each rank's RNG states (torch, accelerator, python), stored as tensors/lists
         state.json          step, data position, stage config, extra_state (a stage's own JSON state, e.g. DHNM),
-                            and the sha256 of every other file (written last, so the record covers them all)
+                            and a sha256 fingerprint (name, size, bytes: conan_model.fingerprint) of every other
+                            file (written last, so the record covers them all)
     <output_dir>/final/     config.json, model.safetensors, tokenizer.json (+ train_config.json)
 
 Everything is written into ``.tmp-step_…`` and renamed into place once complete, so a process killed at any
@@ -212,6 +213,12 @@ def check_resume_config(
     and that the checkpoint's own files are whole (:func:`verify_files`)."""
     state = read_state(path)
     diff = config_diff(state["config"], current, safe)
+    saved_stage = state["config"].get("stage")
+    # another stage's checkpoint: the stage leads (before stop 60 only a list of its 23 differing keys said it)
+    if diff and saved_stage != current.get("stage"):
+        raise ResumeError(f"cannot resume from {path}: this checkpoint is from the {saved_stage} stage, not "
+                          f"{current.get('stage')}; resume it with a {saved_stage} config, or train into another "
+                          f"output_dir (the config differs in {len(diff)} key(s))")  # fmt: skip
     if diff:
         raise ResumeError(f"cannot resume from {path}: the config differs from the checkpoint's in "
                           f"{len(diff)} key(s): " + "; ".join(diff))  # fmt: skip

@@ -115,6 +115,15 @@ def test_resume_refuses_a_different_config(tmp_path, shared_data, one_thread):
     assert run_pretrain(PretrainConfig(**{**base, "log_every": 5}), resume="latest").is_dir()
 
 
+def test_another_stage_s_checkpoint_is_named_by_its_stage(tmp_path):
+    """Before stop 60 a weak run resumed from a pretrain checkpoint listed every differing key (23) and no stage."""
+    (tmp_path / "state.json").write_text(json.dumps({"step": 2, "config": {"stage": "pretrain", "seq_len": 32}}))
+    with pytest.raises(ResumeError, match=rf"cannot resume from {tmp_path}: this checkpoint is from the pretrain "
+                                          r"stage, not weak; resume it with a pretrain config, or train into another "
+                                          r"output_dir \(the config differs in 3 key\(s\)\)$"):  # fmt: skip
+        ckpt_io.check_resume_config(tmp_path, {"stage": "weak", "max_length": 32}, {})
+
+
 def tiny_pretrain(tmp_path: Path, shared_data: Path, **overrides) -> PretrainConfig:
     values = dict(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["news_en_raw"],
                   tokenizer_vocab=400, tokenizer_rows=100, model_overrides={"max_length": 32}, seq_len=32,
