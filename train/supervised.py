@@ -101,6 +101,9 @@ def run(cfg: SupervisedConfig, resume: str | None = None) -> Path:
             # 47 (audit) its log was rank 0's half of the batch, the gathered losses' being the same on every rank
             result.metrics.update({f"loss_{k}": all_reduce(sum(v) / len(v), "mean", rt.device)
                                    for k, v in stage.window.items()})  # fmt: skip
+            # the window's tasks, in the order first drawn: before stop 60 the last micro-batch's task alone, beside
+            # the window's loss_<task> of others
+            result.metrics["task"] = ",".join(stage.window)
             result.metrics.update(stage.metrics())
             stage.window.clear()
         return result

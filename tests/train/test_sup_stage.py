@@ -79,6 +79,8 @@ def test_stage_trains_all_task_kinds_and_logs_dhnm(straight: Path):
     assert rows[0]["dhnm_initial_drops"] > 0 and rows[-1]["dhnm_exhausted"] > 0  # a high bar: replacements happen
     tasks = {k for r in rows for k in r if k.startswith("loss_")}
     assert tasks == {"loss_ret", "loss_clr", "loss_cls", "loss_sts"}
+    for r in rows:  # a line names every task of its window, as its loss_<task> keys (before stop 60: the last one)
+        assert sorted(r["task"].split(",")) == sorted(k[5:] for k in r if k.startswith("loss_"))
     state = json.loads((straight / "checkpoints/step_00000006/state.json").read_text())
     assert set(state["extra_state"]["dhnm"]) == {"ret", "clr"} and state["extra_state"]["dhnm"]["ret"]["queries"]
     summary = json.loads((straight / "dhnm_summary.json").read_text())  # per task, matching the last log line
