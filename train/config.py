@@ -333,7 +333,11 @@ def parse_set(items: list[str]) -> dict[str, Any]:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
+        except tomllib.TOMLDecodeError as exc:
+            # a list, table or quoted string begun and not ended: before stop 60 the raw text became a bare string,
+            # `data=["a",` a data file named `["a",`
+            if raw.strip().startswith(("[", "{", '"', "'")):
+                raise ConfigError(f"--set {item!r}: the value is not valid TOML ({exc})") from None
             value = raw.strip()  # `output_dir = runs/x`: a bare string, not ' runs/x' (before stop 48, audit)
         *tables, leaf = key.strip().split(".")
         target = out

@@ -34,6 +34,11 @@ def test_set_overrides_parse_toml_values():
     # as `none` (before, '' passed `init is not None` checks while the loop took it as no init)
     assert parse_set(["output_dir = runs/x ", "init="]) == {"output_dir": "runs/x", "init": ""}
     assert _coerce("init", "", str | None) is None and _coerce("init", " ", str | None) is None
+    # before stop 60 (a user's walk): a list, table or string begun and not ended was a bare string, so
+    # `data=["a",` named a data file `["a",`
+    for begun in ('data=["a",', "model_overrides={max_length=64", 'init="runs/x'):
+        with pytest.raises(ConfigError, match=r"^--set '.*': the value is not valid TOML \("):
+            parse_set([begun])
 
 
 def test_load_config_merges_file_and_overrides(tmp_path):
