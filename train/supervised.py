@@ -85,6 +85,12 @@ def run(cfg: SupervisedConfig, resume: str | None = None) -> Path:
     tasks = build_tasks(cfg, rt)
     tokenizer = loop.get_tokenizer(cfg, rt, ckpt, fields=TEXT_FIELDS)
     model = loop.build_model(cfg, tokenizer, ckpt, cfg.max_length)
+    if ckpt is None and rt.is_main and cfg.init and model.config.attention == "causal":
+        # before stop 60 without a word (a user's walk): the recipe moves a decoder by the weak stage's soft mask
+        log.warning("init %s attends causally (pretrained or imported, never moved to bidirectional attention): the "
+                    "supervised stage attends bidirectionally from its first step, a hard switch, and pools with "
+                    "its %r pooling; the recipe moves it first with the weak stage's soft mask (configs/weak.toml)",
+                    cfg.init, model.config.pooling)  # fmt: skip
     # trained so: a causal import's export, or a soft mid-schedule weak checkpoint's, must say it
     model.config = loop.trained_as(model.config, "bidirectional")
     loop.check_prompt_room(model.config, tokenizer, cfg.max_length, ("query", "document", None))

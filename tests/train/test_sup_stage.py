@@ -535,3 +535,24 @@ def test_a_row_holding_a_labelled_match_of_another_s_query_is_not_its_negative(t
     task.groups, task.row_groups = {}, [-1] * len(rows)  # the rule off: what the loss was before
     _, loss_of = stepper.retrieval(task, TaskBatch("t", [i, j], [i, j], 0))
     assert loss_of(emb)[0].item() > 0.1
+
+
+def test_a_causal_init_is_said_to_switch_hard(data_root: Path, tmp_path: Path, caplog) -> None:
+    """Before stop 60 (a user's walk): supervised training from a causal decoder (pretrained or imported, e.g.
+    `init = "smollm2-135m"`) switched to bidirectional attention at its first step without a word, keeping the
+    decoder's last-token pooling; the recipe moves it by the weak stage's soft mask first."""
+    from conan_model import ConanConfig, ConanModel, save_pretrained, train_tokenizer_from_texts
+
+    texts = [json.loads(line)["query"] for line in (data_root / "ret/msrp.jsonl").read_text().splitlines()]
+    tokenizer = train_tokenizer_from_texts(texts * 4, vocab_size=300)
+    config = ConanConfig.preset("tiny", vocab_size=tokenizer.get_vocab_size(), attention="causal", pooling="last")
+    init = save_pretrained(ConanModel(config), tokenizer, tmp_path / "causal")
+    path = write_config(tmp_path / "cfg.toml", data_root, tmp_path / "run")
+    text = path.read_text(encoding="utf-8").replace("model_overrides = {max_length = 64}\n", "")
+    path.write_text(text, encoding="utf-8")  # the checkpoint fixes the model
+    cfg = load_config(SupervisedConfig, path, [f"init={init}", "steps=1", "save_every=1", "log_every=1"])
+    with caplog.at_level("WARNING", logger="train.supervised"):
+        run(cfg)
+    assert (f"init {init} attends causally (pretrained or imported, never moved to bidirectional attention): the "
+            "supervised stage attends bidirectionally from its first step, a hard switch, and pools with its 'last' "
+            "pooling") in caplog.text
