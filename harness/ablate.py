@@ -204,6 +204,10 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
         twice = sorted({t for t in names if names.count(t) > 1})
         if twice:
             raise UsageError(f"{path}: eval.{key} names {', '.join(twice)} more than once")
+    for key in ("overlap_ok", "train_overlap_ok"):  # before stop 60 `= false` read as the reason "False" (a walk)
+        if key in ev and not (isinstance(ev[key], str) and ev[key].strip()):
+            raise UsageError(f"{path}: eval.{key} must be a reason string (why the overlap is acceptable, "
+                             f"e.g. \"no [choose]: dev informs nothing\"), got {ev[key]!r}")  # fmt: skip
     for key in ("max_length", "batch_size"):  # before: refused at the first evaluation, after a unit trained
         value = ev.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
@@ -478,7 +482,7 @@ class Ablation:
         # each task's files (and type's mirror layout), hashed once per process: None for a task without a folder
         self.task_files = {t: mirror_identity(local[t]) if t in local else None for t in self.dev + self.test}
         self.overlap = dev_test_overlap(local, self.dev, self.test)
-        if self.overlap and not str(ev.get("overlap_ok", "")).strip():
+        if self.overlap and not ev.get("overlap_ok"):
             shared = "; ".join(f"{o['dev']} and {o['test']}: {o['shared']} of the test task's {o['test_texts']} "
                                "texts" for o in self.overlap)  # fmt: skip
             raise UsageError(f"{config_path}: eval: dev and test tasks share texts ({shared}), so a choice on dev is "
@@ -491,7 +495,7 @@ class Ablation:
         self.train_overlap = [o for o in self.train_pairs if o["shared"]]
         if measure_only:
             return
-        if self.train_overlap and not str(ev.get("train_overlap_ok", "")).strip():
+        if self.train_overlap and not ev.get("train_overlap_ok"):
             shared = "; ".join(f"{o['train']} and {o['task']}: {o['shared']} of the task's {o['task_texts']} texts, "
                                f"{o['items_with_shared']} of its {o['task_items']} {o['items']}"
                                for o in self.train_overlap)  # fmt: skip

@@ -650,6 +650,11 @@ def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
     ({"[arms.linear]": '[arms."../../escaped"]'}, "arms.../../escaped: an arm's name is a folder name of letters"),
     ({"[arms.linear]": "[arms.shared]"}, "arms.shared: an arm's name is a folder name of letters, digits and '_' "
      "(and not `shared`"),
+    # before stop 60 (a walk): read as the reason "False", and the overlap was accepted
+    ({"[eval]\ndev = [\"STS16\"]": "[eval]\noverlap_ok = false\ndev = [\"STS16\"]"},
+     "eval.overlap_ok must be a reason string (why the overlap is acceptable, e.g. "),
+    ({"[eval]\ndev = [\"STS16\"]": "[eval]\ntrain_overlap_ok = 1\ndev = [\"STS16\"]"},
+     "eval.train_overlap_ok must be a reason string"),
     ({'n_boot = 200': 'n_boot = 0'}, "n_boot must be an integer of at least 10, got 0"),
     ({'n_boot = 200': 'n_boot = 2.7'}, "n_boot must be an integer of at least 10, got 2.7"),
     ({'n_boot = 200': 'n_boot = 200\nbootstrap_seed = -1'}, "bootstrap_seed must be an integer of at least 0, got -1"),
@@ -677,6 +682,10 @@ def test_dev_and_test_tasks_sharing_texts_are_refused_unless_the_config_says_why
     err = capsys.readouterr().err
     assert f"{config}: eval: dev and test tasks share texts (STS16 and STSBenchmark: 2 of the test task's" in err
     assert "eval.overlap_ok" in err and not (tmp_path / "work" / "ablate.json").exists()
+    for refused in ("false", '" "'):  # before stop 60 `false` was the reason "False", and the overlap accepted
+        config.write_text(text.replace('test = ["STSBenchmark"]', f'test = ["STSBenchmark"]\noverlap_ok = {refused}'))
+        assert main(["ablate", str(config)]) == 2
+        assert f"{config}: eval.overlap_ok must be a reason string" in capsys.readouterr().err
     config.write_text(text.replace('test = ["STSBenchmark"]', 'test = ["STSBenchmark"]\noverlap_ok = "a reason"'))
     ablation = Ablation(load_ablation(config), config)  # accepted, and the report will show it
     assert ablation.overlap == [{"dev": "STS16", "test": "STSBenchmark", "shared": 2, "test_texts": 109}]
