@@ -109,6 +109,9 @@ LATE_SETTINGS = {"scoring": "the scorers' package versions", "hardware": "the ha
 # without them is kept, today's values taken as its own (Ablation.train_chain)
 LATE_TRAIN_KEYS = {"hardware": "the hardware whose kernels round its weights",
                    "init_files": "the files of the model it started from"}
+# what the ablation sets on each unit after every override (Ablation._resolve)
+PER_UNIT = {"seed": "the unit's seed (from `seeds`)", "output_dir": "the unit's folder under `out`",
+            "init": "the model the stages before it export"}
 PROJECT_PACKAGES = ("harness", "conan_model", "train", "reporting")  # the code an ablation runs
 # `init_files` of a unit recorded before they were, whose starting model was then trained again: never its files
 RETRAINED = "trained again after this unit started from it"
@@ -652,14 +655,21 @@ class Ablation:
         from train.errors import TrainError
 
         place = f"{where}: {unit}" if where else unit
-        own = [s for s in [*stage.get("set", []), *extra] if s.partition("=")[0].strip() == "init"]
-        if init and own:  # before stop 53 the chain's init, set after it, replaced it without a word
-            raise UsageError(f"{self.config_path}: {place} ({stage['config']}): set: {own[0]} would be replaced by "
-                             f"the model the stages before it export ({init}); drop it, or put it on the first "
-                             "stage of the chain")  # fmt: skip
+        # set by the ablation after every override: before stop 53 a chained stage's own init was replaced without
+        # a word, before stop 60 (a walk) an arm's or [choose]'s seed or output_dir (the report named a choice
+        # that never happened). A top-level `set` may name the first stage's init (a [[base]] stage's seed: its own)
+        ours = {"seed": seed, "output_dir": self.out / unit, "init": init}
+        named = [(e, e.partition("=")[0].strip()) for e in [*stage.get("set", []), *extra]]
+        named += [(e, k) for e in self.cfg.get("set", []) if (k := e.partition("=")[0].strip()) != "init"]
+        own = [(entry, key) for entry, key in named if ours.get(key) is not None]
+        if own:
+            entry, key = own[0]
+            chained = ", or put it on the first stage of the chain" if key == "init" else ""
+            raise UsageError(f"{self.config_path}: {place} ({stage['config']}): set: {entry} would be replaced by "
+                             f"{PER_UNIT[key]} ({ours[key]}), which the ablation sets on each unit after every "
+                             f"override; drop it{chained}")  # fmt: skip
         sets = [*self.cfg.get("set", []), *stage.get("set", []), *extra]
-        sets += ([f"seed={seed}"] if seed is not None else []) + [f"output_dir={self.out / unit}"]
-        sets += [f"init={init}"] if init else []
+        sets += [f"{key}={value}" for key, value in ours.items() if value is not None]
         try:
             return resolve(stage["config"], None, sets, "set")
         except TrainError as exc:  # the train CLI's one-line errors (config key, type, missing file)

@@ -305,6 +305,16 @@ def test_ablate_refuses_a_unit_whose_data_or_init_files_changed(tmp_path: Path, 
     ({"[[stages]]\n": "[[base]]\nconfig = \"STAGE\"\n[[stages]]\n", "[arms.a]\n": "[arms.a]\nset = [\"init='x'\"]\n"},
      "arms.a.set: seed0/a/stage0 (STAGE): set: init='x' would be replaced by the model the stages before it "
      "export"),  # before stop 53: silently replaced
+    # before stop 60 (a walk): replaced by the unit's own, and the report named a choice that never happened
+    ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"seed=5\"]\n"},
+     "arms.b.set: seed0/b/stage0 (STAGE): set: seed=5 would be replaced by the unit's seed (from `seeds`) (0), "
+     "which the ablation sets on each unit after every override; drop it"),
+    ({"[eval]\n": '[choose]\nkey = "seed"\nvalues = [1, 2]\n[eval]\n'},
+     "choose: seed0/a/stage0 (STAGE): set: seed=1 would be replaced by the unit's seed (from `seeds`) (0)"),
+    ({"[eval]\n": '[choose]\nkey = "output_dir"\nvalues = ["x", "y"]\n[eval]\n'},
+     "choose: seed0/a/stage0 (STAGE): set: output_dir=\"x\" would be replaced by the unit's folder under `out` ("),
+    ({'set = ["threads=1"]': 'set = ["threads=1", "output_dir=\'x\'"]'},
+     "seed0/a/stage0 (STAGE): set: output_dir='x' would be replaced by the unit's folder under `out`"),
 ])  # fmt: skip
 def test_a_typo_that_training_would_reach_late_is_refused_before_any_unit_trains(
         tmp_path: Path, shared_data: Path, capsys, change: dict[str, str], message: str) -> None:  # fmt: skip
