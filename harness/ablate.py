@@ -51,8 +51,9 @@ chosen and the tuned arm's first seed) reuses that unit's model instead of train
 thus the best of the candidates on its own dev noise, a small bias towards the tuned arm (docs/training-supervised.md,
 "[choose] and the tuned arm's seed 0"); training it again at the same seed would repeat it, not remove the bias.
 Every unit's stage config (with each arm's overrides and each [choose] value) and every dev and test task name
-are checked when the ablation opens, before anything trains or is written; so are the texts the dev and test tasks
-share (refused unless `eval.overlap_ok = "why"`) and those the training files share with them (refused unless
+and its data (a folder, or an official copy `harness run` can read) are checked when the ablation opens, before
+anything trains or is written; so are the texts the dev and test tasks share (refused unless
+`eval.overlap_ok = "why"`) and those the training files share with them (refused unless
 `eval.train_overlap_ok = "why"`): the report shows both.
 """
 
@@ -479,9 +480,16 @@ class Ablation:
             raise UsageError(f"{config_path}: data_dir: {self.data_dir} does not exist or is not a directory")
         for key, tasks in (("eval.dev", self.dev), ("eval.test", self.test)):
             check_task_names(config_path, key, self.data_dir, tasks)
-        from harness.tasks import mirror_identity  # imports mteb: only once an ablation runs
+        from harness.tasks import MISSING, mirror_identity, resolve  # imports mteb: only once an ablation runs
 
         local = discover_tasks(self.data_dir)
+        # where `harness run` would find each task's data (harness.runner.plan_tasks): before stop 60 a known task
+        # with no data here (no folder, no official copy offline) failed the first evaluation, after a unit trained
+        missing = [(key, task) for key, tasks in (("eval.dev", self.dev), ("eval.test", self.test))
+                   for task in (resolve(name, local) for name in tasks) if task.source == MISSING]  # fmt: skip
+        if missing:
+            raise UsageError(f"{config_path}: task(s) with no data to evaluate here: " + "; ".join(
+                f"{key}: {task.name}: {task.reason}" for key, task in missing))  # fmt: skip
         # each task's files (and type's mirror layout), hashed once per process: None for a task without a folder
         self.task_files = {t: mirror_identity(local[t]) if t in local else None for t in self.dev + self.test}
         self.overlap = dev_test_overlap(local, self.dev, self.test)

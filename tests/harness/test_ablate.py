@@ -334,6 +334,25 @@ def test_a_typo_that_training_would_reach_late_is_refused_before_any_unit_trains
     assert not (tmp_path / "work").exists()
 
 
+def test_a_known_task_with_no_data_here_is_refused_before_any_unit_trains(tmp_path: Path, capsys,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """ArguAna is an mteb task with no folder in the sample data: before stop 60 (a walk) the config opened and the
+    first evaluation failed, after a unit had trained. Now refused by the decision `harness run` makes (no mirror,
+    nothing prepared, the hub unreachable), naming the key, the task and why."""
+    import datasets
+
+    from harness import tasks
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")  # nothing prepared
+    monkeypatch.setattr(tasks, "hub_reachable", lambda: False)
+    config = one_arm_config(tmp_path, tmp_path / "weak.toml", "nodata", f'data_dir = "{SAMPLE}"')
+    config.write_text(config.read_text(encoding="utf-8").replace('dev = ["STS16"]', 'dev = ["ArguAna"]'))
+    assert main(["ablate", str(config)]) == 2
+    assert (f"{config}: task(s) with no data to evaluate here: eval.dev: ArguAna: no local mirror and the hub is "
+            "unreachable (mteb/arguana@") in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
+
+
 def test_the_evaluated_stage_as_written_is_not_prechecked_when_every_arm_overrides_it(tmp_path: Path,
                                                                                        shared_data: Path) -> None:
     """Review, stop 54: the stage file's batch (256 over 200 pairs) never trains when the arm sets its own: the
@@ -780,7 +799,8 @@ def test_a_recorded_evaluation_is_not_reused_for_other_weights_or_another_device
     Now the folder's files and the device and dtype the evaluation resolves to are keyed."""
     data = tmp_path / "data"
     (data / "en").mkdir(parents=True)
-    shutil.copytree(SAMPLE / "en" / "STS16", data / "en" / "STS16")
+    for task in ("STS16", "STS12"):  # the config's dev and test tasks: each must have data (since stop 60)
+        shutil.copytree(SAMPLE / "en" / task, data / "en" / task)
     stage = one_step_stage(tmp_path / "train", shared_data)[-1]
     config = one_arm_config(tmp_path, stage, "evalkey", f'data_dir = "{data}"')
     ablation = Ablation(load_ablation(config), config)
