@@ -73,6 +73,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from conan_model.fingerprint import data_fingerprint, files_fingerprint
+from harness.checks import check_writable_dir
 from harness.data import (
     LocalTask,
     discover_tasks,
@@ -499,7 +500,9 @@ class Ablation:
             raise UsageError(f"{config_path}: eval: dev and test tasks share texts ({shared}), so a choice on dev is "
                              "partly made on test items; choose other dev tasks, or say why it is acceptable in "
                              "eval.overlap_ok = \"...\" (the report shows the overlap and the reason)")  # fmt: skip
-        self.out = Path(cfg.get("out", f"runs/ablations/{cfg['name']}"))  # made only once the config is accepted
+        self.out = work_dir(cfg)  # made only once the config is accepted
+        if not measure_only:  # (a measure writes nothing)
+            check_folders(cfg, config_path)
         self.train_sets: dict[str, set[Path]] = {}  # {folder name: files} every unit reads (check_stages)
         self.check_stages()
         self.train_pairs = train_test_overlap(local, self.train_sets, self.dev + self.test)
@@ -900,6 +903,29 @@ class Ablation:
 def report_dir(cfg: dict[str, Any]) -> Path:
     """Where an ablation's report goes: its `report`, else reports/ablations/<name>."""
     return Path(cfg.get("report", f"reports/ablations/{cfg['name']}"))
+
+
+def work_dir(cfg: dict[str, Any]) -> Path:
+    """An ablation's work folder: its `out`, else runs/ablations/<name>."""
+    return Path(cfg.get("out", f"runs/ablations/{cfg['name']}"))
+
+
+def check_folders(cfg: dict[str, Any], config_path: Path) -> None:
+    """`out` and the report folder can be written, and the report folder holds no other ablation's report (another
+    name or, as reports record it since stop 60, another `out`). Before stop 60 (a walk) an `out` that is a file was
+    a traceback at start, a `report` that is a file one after every unit had trained, and another ablation's report
+    was written over without a word."""
+    out, folder = work_dir(cfg), report_dir(cfg)
+    check_writable_dir(f"{config_path}: out", out)
+    check_writable_dir(f"{config_path}: report", folder)
+    earlier = read_json(folder / "report.json", None)
+    if earlier is None:
+        return
+    name, recorded = (earlier.get("name"), earlier.get("out")) if isinstance(earlier, dict) else (None, None)
+    if name != cfg["name"] or (recorded is not None and Path(recorded).resolve() != out.resolve()):
+        raise UsageError(f"{config_path}: report {folder} holds the report of another ablation (name {name!r}"
+                         f"{f', out {recorded}' if recorded else ''}; this one: name {cfg['name']!r}, out {out}); "
+                         f"set another `report`, or delete {folder / 'report.json'} to write over it")  # fmt: skip
 
 
 def run_ablation(path: Path) -> int:
