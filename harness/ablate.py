@@ -105,6 +105,9 @@ TOP_KEYS = {"name", "out", "report", "scale", "seeds", "reference", "data_dir", 
 OPERATIONAL = frozenset({"output_dir", "threads", "device", "log_every", "save_every", "keep_last", "pools_dir"})
 
 
+# the keys that hold a table, with an example for the error that finds something else there
+TABLES = {"arms": '[arms.<name>] with optional set = [...]', "eval": '[eval] with dev = [...] and test = [...]',
+          "choose": '[choose] with key = "lr" and values = [...]'}
 # evaluation settings keyed since stop 54: a record without them is kept when the rest matches (Ablation.evaluate)
 LATE_SETTINGS = {"scoring": "the scorers' package versions", "hardware": "the hardware's model"}
 # what a training unit is keyed by since stop 55 beside its config, inputs and precision (audit): a unit recorded
@@ -175,6 +178,14 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
     for key in ("name", "seeds", "reference", "stages", "arms", "eval"):
         if key not in cfg:
             raise UsageError(f"{path}: missing key `{key}`")
+    # before stop 60 (a walk) a list or a number here was a traceback (`reference = ["bidir"]`, `arms = "bidir"`),
+    # `eval = ["STS12"]` "unknown key(s) ['STS12']", and `name = 5` or `scale = 6` taken as text
+    for key in ("name", "reference", "out", "report", "scale", "data_dir"):
+        if key in cfg and not (isinstance(cfg[key], str) and cfg[key].strip()):
+            raise UsageError(f"{path}: {key} must be a non-empty string, got {cfg[key]!r}")
+    for key, example in TABLES.items():
+        if key in cfg and not isinstance(cfg[key], dict):
+            raise UsageError(f"{path}: {key} must be a table ({example}), got {cfg[key]!r}")
     arms, ev = cfg["arms"], cfg["eval"]
     if cfg["reference"] not in arms:
         raise UsageError(f"{path}: reference = {cfg['reference']!r} is not one of [arms]: {sorted(arms)}")
@@ -184,13 +195,19 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
         if not re.fullmatch(r"[A-Za-z0-9_]+", name) or name == "shared":
             raise UsageError(f"{path}: arms.{name}: an arm's name is a folder name of letters, digits and '_' "
                              "(and not `shared`, the shared stages' folder)")  # fmt: skip
+        if not isinstance(arm, dict):
+            raise UsageError(f"{path}: arms.{name} must be a table ([arms.{name}] with optional set = [...] and "
+                             f"stages), got {arm!r}")  # fmt: skip
         bad = sorted(set(arm) - {"set", "stages"})
         if bad:
             raise UsageError(f"{path}: arms.{name}: unknown key(s) {bad} (expected set, stages)")
+        checked_list(path, f"arms.{name}.set", arm.get("set", []), str)  # before stop 60 read letter by letter
     checked_list(path, "set", cfg.get("set", []), str)
     for key, stages in [(k, cfg.get(k, [])) for k in ("base", "shared", "stages")] + [
             (f"arms.{name}.stages", arm["stages"]) for name, arm in arms.items() if "stages" in arm]:  # fmt: skip
         _check_stages(path, key, stages)
+    if not cfg["stages"]:  # before stop 60 an AssertionError once the first arm had no model to evaluate
+        raise UsageError(f"{path}: stages must name at least one stage ([[stages]] with config = \"...\")")
     for key, least in (("n_boot", 10), ("bootstrap_seed", 0)):  # read only by the report, after every unit trained
         value = cfg.get(key, least)
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
@@ -231,10 +248,19 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: eval: task(s) {both} are in both dev and test; a test task may not inform choices")
     choose = cfg.get("choose")
     if choose is not None:
-        if set(choose) - {"key", "values", "arm"} or "key" not in choose or len(choose.get("values", [])) < 2:
-            raise UsageError(f"{path}: choose needs `key` and at least two `values` (optional `arm`)")
-        if choose.get("arm", cfg["reference"]) not in arms:
-            raise UsageError(f"{path}: choose.arm = {choose['arm']!r} is not one of [arms]: {sorted(arms)}")
+        values = choose.get("values")
+        if set(choose) - {"key", "values", "arm"} or not isinstance(choose.get("key"), str) or not choose["key"]:
+            raise UsageError(f"{path}: choose needs `key` (a stage config key) and at least two `values` (optional "
+                             f"`arm`), got {choose!r}")  # fmt: skip
+        if not isinstance(values, list) or len(values) < 2:  # before stop 60 "13" was read as 1 and 3
+            raise UsageError(f"{path}: choose.values must be a list of at least two values (e.g. [1e-3, 3e-4]), "
+                             f"got {values!r}")  # fmt: skip
+        twice = [value for i, value in enumerate(values) if json.dumps(value) in map(json.dumps, values[:i])]
+        if twice:  # the same run trained twice, and a tie between them
+            raise UsageError(f"{path}: choose.values names {twice[0]!r} more than once")
+        arm = choose.get("arm", cfg["reference"])
+        if not isinstance(arm, str) or arm not in arms:
+            raise UsageError(f"{path}: choose.arm = {arm!r} is not one of [arms]: {sorted(arms)}")
     return cfg
 
 

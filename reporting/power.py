@@ -234,6 +234,8 @@ def run_plan(path: Path, source: Path, arm: str | None, task: str, delta: float 
         raise UsageError(f"{path}: no report at {source} (relative to the working directory {Path.cwd()}): run "
                          f"`harness ablate {path}` first, or run --plan where it was run (a plan reads its CIs)")
     report = read_json(source)
+    if not isinstance(report, dict) or not {"seeds", "reference", "arms", "test", "comparisons"} <= set(report):
+        raise UsageError(f"{source}: not a report of `harness ablate` (its report.json), so there is nothing to plan")
     differ = stale(report, expected)
     note = (f"**Stale report**: {path} has changed since {source} was written ({'; '.join(differ)}). This plan "
             f"is from the report as written; `harness ablate {path}` refreshes it.") if differ else ""  # fmt: skip

@@ -684,6 +684,31 @@ def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
      "eval.overlap_ok must be a reason string (why the overlap is acceptable, e.g. "),
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ntrain_overlap_ok = 1\ndev = [\"STS16\"]"},
      "eval.train_overlap_ok must be a reason string"),
+    # before stop 60 (a walk): tracebacks (TypeError, AttributeError, AssertionError), `eval = [...]` "unknown
+    # key(s)", and a string where a list belongs read letter by letter; a number taken as the name or scale
+    ({'reference = "bidir"': 'reference = ["bidir"]'}, "reference must be a non-empty string, got ['bidir']"),
+    ({'name = "tiny"': 'name = 5'}, "name must be a non-empty string, got 5"),
+    ({'scale = "test: 6 steps"': 'scale = 6'}, "scale must be a non-empty string, got 6"),
+    ({'out = "': 'out = ["x"]  # "'}, "out must be a non-empty string, got ['x']"),
+    ({'reference = "bidir"': 'reference = "bidir"\narms = "bidir"',
+      "[arms.bidir]\nset = [\"mask_schedule='bidirectional'\"]\n": "",
+      "[arms.linear]\nset = [\"mask_schedule='linear'\"]\n": ""},
+     "arms must be a table ([arms.<name>] with optional set = [...]), got 'bidir'"),
+    ({"[arms.linear]\nset = [\"mask_schedule='linear'\"]": "[arms]\nlinear = 3"},
+     "arms.linear must be a table ([arms.linear] with optional set = [...] and stages), got 3"),
+    ({"[arms.linear]\nset = [\"mask_schedule='linear'\"]": "[arms.linear]\nset = \"mask_schedule='linear'\""},
+     "arms.linear.set must be a list"),
+    ({'reference = "bidir"': 'reference = "bidir"\neval = ["STS12"]',
+      '[eval]\ndev = ["STS16"]\ntest = ["STS12"]\n': ""},
+     "eval must be a table ([eval] with dev = [...] and test = [...]), got ['STS12']"),
+    ({'scale = "test: 6 steps"': "", '[[stages]]\nconfig = "': 'stages = []\nscale = "'},
+     "stages must name at least one stage"),
+    ({"values = [1e-3, 3e-3]": 'values = [1e-3, 3e-3]\narm = ["linear"]'}, "choose.arm = ['linear'] is not one of"),
+    ({"values = [1e-3, 3e-3]": 'values = "13"'}, "choose.values must be a list of at least two values (e.g. "
+     "[1e-3, 3e-4]), got '13'"),
+    ({"values = [1e-3, 3e-3]": 'values = {a = 1, b = 2}'}, "choose.values must be a list of at least two values"),
+    ({"values = [1e-3, 3e-3]": 'values = [1e-3, 3e-3, 1e-3]'}, "choose.values names 0.001 more than once"),
+    ({'key = "lr"': 'key = 5'}, "choose needs `key` (a stage config key) and at least two `values`"),
     ({'n_boot = 200': 'n_boot = 0'}, "n_boot must be an integer of at least 10, got 0"),
     ({'n_boot = 200': 'n_boot = 2.7'}, "n_boot must be an integer of at least 10, got 2.7"),
     ({'n_boot = 200': 'n_boot = 200\nbootstrap_seed = -1'}, "bootstrap_seed must be an integer of at least 0, got -1"),
@@ -698,6 +723,15 @@ def test_bad_configs_exit_2_naming_file_and_key(tmp_path: Path, shared_data: Pat
     assert main(["ablate", str(config)]) == 2
     err = capsys.readouterr().err
     assert message in err and str(config) in err
+
+
+@pytest.mark.parametrize("held", [{"tasks": {}}, [1, 2]])
+def test_plan_of_a_json_that_is_not_an_ablation_report_is_refused(tmp_path: Path, capsys, held: Any) -> None:
+    """Before stop 60 (a walk): a KeyError traceback ('comparisons', or a list's indices) instead of a reason."""
+    source = tmp_path / "run.json"
+    source.write_text(json.dumps(held), encoding="utf-8")
+    assert main(["ablate", str(source), "--plan"]) == 2
+    assert f"{source}: not a report of `harness ablate` (its report.json)" in capsys.readouterr().err
 
 
 def test_dev_and_test_tasks_sharing_texts_are_refused_unless_the_config_says_why(tmp_path: Path, shared_data: Path,
