@@ -920,8 +920,11 @@ class Ablation:
         # units of seeds, arms or stages dropped from the config since stay in ablate.json (a rerun may want them)
         # but not in the report's minutes and code versions (before stop 53 they were counted there)
         walked = {**self.state, "done": {u: v for u, v in self.state["done"].items() if u in self.touched}}
-        write_report(self.cfg, self.config_path, walked, runs, self.dev, self.test, folder, self.overlap,
-                     self.train_overlap)  # fmt: skip
+        report = write_report(self.cfg, self.config_path, walked, runs, self.dev, self.test, folder, self.overlap,
+                              self.train_overlap)  # fmt: skip
+        for arm in report["same_as_reference"]:
+            self._say(f"arms.{arm}", f"trained the reference's models (its settings equal {self.cfg['reference']}'s"
+                                     "): its Δ is 0 by construction; give it the setting it should test")  # fmt: skip
         self._say("done", f"report {folder / 'report.md'}")
         return folder
 

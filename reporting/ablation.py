@@ -375,6 +375,10 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
     report["code_splits"] = _code_splits(report["code_by_arm"], ref)
     others = [arm for arm in runs if arm != ref]
     report["comparisons"] = {arm: _against(evals[ref], evals[arm], dev, test, n_boot, boot_seed) for arm in others}
+    # an arm whose units reused the reference's models (the same resolved stage configs and starting model): its
+    # Δ is 0 by construction; before stop 60 (a walk) it read "+0.00 [+0.00, +0.00] no effect shown" alone
+    report["same_as_reference"] = [arm for arm in others
+                                   if all(runs[arm][s]["final"] == runs[ref][s]["final"] for s in runs[ref])]
     if dims:
         report["dims"] = {d: {"arms": {arm: _seed_scores(by_seed, dev + test, d) for arm, by_seed in runs.items()},
                               "comparisons": {arm: _against(evals[ref], evals[arm], dev, test, n_boot, boot_seed, d)
@@ -490,6 +494,9 @@ def render(rep: dict[str, Any]) -> str:
         "bootstrap seed: *no effect shown*, with the reason), otherwise *no effect shown*. Only the test rows and "
         "the test mean are evidence; dev rows may be optimistic by whatever was chosen on them.", "",
         against, "",
+        *[f"- **{arm} trained the reference's models**: its stage configs and starting model equal {ref}'s at every "
+          "seed (each unit reused the reference's), so its Δ is 0 by construction, not a measured absence of "
+          "effect; give it the setting it should test" for arm in rep.get("same_as_reference", [])],
         *_shared_note(rep),
         "![scores per arm](scores.png)", "",
         *_dims_section(rep),

@@ -335,3 +335,20 @@ def test_a_ci_edge_near_zero_is_printed_with_its_sign() -> None:
     row = {"delta": 0.0033, "lo": 1.35e-7, "hi": 0.0066, "verdict": "improves"}
     assert _ci(row)[1] == "[+1.4e-05, +0.66]"
     assert _ci({**row, "lo": -0.0012})[1] == "[-0.12, +0.66]"
+
+
+def test_an_arm_that_trained_the_reference_s_models_is_said(tiny_runs, tmp_path) -> None:
+    """Before stop 60 (a walk): an arm whose settings equal the reference's (its units reuse the reference's
+    models) read "+0.00 [+0.00, +0.00] no effect shown" alone, as if measured; the report now says why it is 0."""
+    from reporting.ablation import build, render
+
+    base, short = str(tiny_runs["base"]), str(tiny_runs["short"])
+    runs = {"base": {0: {"eval": base, "final": str(tmp_path / "base0")}},
+            "twin": {0: {"eval": base, "final": str(tmp_path / "base0")}},  # a reused model: the same final
+            "short": {0: {"eval": short, "final": str(tmp_path / "short0")}}}  # fmt: skip
+    cfg = {"name": "twins", "seeds": [0], "reference": "base", "n_boot": 50, "eval": {}}
+    rep = build(cfg, tmp_path / "a.toml", {"done": {}}, runs, ["TinyRetrieval"], ["TinySTS"])
+    assert rep["same_as_reference"] == ["twin"] and rep["comparisons"]["twin"]["TinySTS"]["delta"] == 0.0
+    md = render(rep)
+    assert "- **twin trained the reference's models**: its stage configs and starting model equal base's" in md
+    assert "short trained" not in md
