@@ -105,6 +105,8 @@ TOP_KEYS = {"name", "out", "report", "scale", "seeds", "reference", "data_dir", 
 OPERATIONAL = frozenset({"output_dir", "threads", "device", "log_every", "save_every", "keep_last", "pools_dir"})
 
 
+# a `set` in a list-type error (before stop 60 its example was task names)
+SET_EXAMPLE = "[\"lr=1e-3\", \"mask_schedule='linear'\"]"
 # the keys that hold a table, with an example for the error that finds something else there
 TABLES = {"arms": '[arms.<name>] with optional set = [...]', "eval": '[eval] with dev = [...] and test = [...]',
           "choose": '[choose] with key = "lr" and values = [...]'}
@@ -201,8 +203,9 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
         bad = sorted(set(arm) - {"set", "stages"})
         if bad:
             raise UsageError(f"{path}: arms.{name}: unknown key(s) {bad} (expected set, stages)")
-        checked_list(path, f"arms.{name}.set", arm.get("set", []), str)  # before stop 60 read letter by letter
-    checked_list(path, "set", cfg.get("set", []), str)
+        # before stop 60 a string here was read letter by letter
+        checked_list(path, f"arms.{name}.set", arm.get("set", []), str, SET_EXAMPLE)
+    checked_list(path, "set", cfg.get("set", []), str, SET_EXAMPLE)
     for key, stages in [(k, cfg.get(k, [])) for k in ("base", "shared", "stages")] + [
             (f"arms.{name}.stages", arm["stages"]) for name, arm in arms.items() if "stages" in arm]:  # fmt: skip
         _check_stages(path, key, stages)
@@ -277,7 +280,7 @@ def _check_stages(path: Path, key: str, stages: Any) -> None:
             raise UsageError(f"{path}: {where}: unknown key(s) {unknown} (expected config, set)")
         if not isinstance(stage.get("config"), str):
             raise UsageError(f"{path}: {where}: needs config = \"<stage config file>\", got {stage.get('config')!r}")
-        checked_list(path, f"{where}.set", stage.get("set", []), str)
+        checked_list(path, f"{where}.set", stage.get("set", []), str, SET_EXAMPLE)
 
 
 def dev_test_overlap(local: dict[str, LocalTask], dev: list[str], test: list[str]) -> list[dict[str, Any]]:
@@ -657,8 +660,10 @@ class Ablation:
                 init = made["final"]
                 continue
             from harness.embedder import kernel_packages  # (not at CLI start-up)
+            from train.checkpoint import checkpoint_dirs
 
-            self._say(unit, f"training {stage['config']} (resumes from its newest checkpoint)")
+            resumes = " (resumes from its newest checkpoint)" if checkpoint_dirs(self.out / unit) else ""
+            self._say(unit, f"training {stage['config']}{resumes}")  # (before stop 60 said of every unit)
             first = self._started(unit, kernels)
             start = time.perf_counter()
             final = module.run(stage_cfg, resume="latest")
@@ -957,11 +962,15 @@ def check_folders(cfg: dict[str, Any], config_path: Path) -> None:
                          f"set another `report`, or delete {folder / 'report.json'} to write over it")  # fmt: skip
 
 
-def run_ablation(path: Path) -> int:
+def run_ablation(path: Path, args: argparse.Namespace | None = None) -> int:
+    """The whole ablation; ``args``' interrupt note (what the CLI says on Ctrl-C/SIGTERM) gets the config's out."""
     from train.errors import TrainError
 
+    cfg = load_ablation(path)
+    if args is not None:
+        args.interrupted = interrupted_note(work_dir(cfg))
     try:
-        Ablation(load_ablation(path), path, lock=True).run()
+        Ablation(cfg, path, lock=True).run()
     except TrainError as exc:
         raise UsageError(f"{path}: train stage: {exc}") from exc
     return 0
@@ -974,7 +983,7 @@ def _ablate_or_plan(args: argparse.Namespace) -> int:
             raise UsageError(f"{', '.join(given)}: only with --plan")
         if args.config.suffix == ".json":
             raise UsageError(f"{args.config}: a report, not an ablation config; add --plan to plan a replication")
-        return run_ablation(args.config)
+        return run_ablation(args.config, args)
     from reporting.power import run_plan
 
     if args.config.suffix == ".json":
@@ -1003,6 +1012,12 @@ def register(subparsers: Any) -> None:
     plan.add_argument("--delta", type=float, help="plan for this true Δ, in points ×100, instead of the observed Δ "
                       "and half of it")  # fmt: skip
     plan.add_argument("--power", type=float, help="target power for 'seeds needed' (default 0.8)")
-    parser.set_defaults(func=_ablate_or_plan,
-                        interrupted="; finished units are kept (<out>/ablate.json): the same command continues, a "
-                                    "training stage from its newest checkpoint")  # fmt: skip
+    parser.set_defaults(func=_ablate_or_plan, interrupted=interrupted_note(None))
+
+
+def interrupted_note(out: Path | None) -> str:
+    """What an interrupted ablation keeps; ``out`` None before the config is read (before stop 60 always
+    "<out>/ablate.json", the placeholder unfilled)."""
+    state = out / STATE if out is not None else f"<out>/{STATE}"
+    return (f"; finished units are kept ({state}): the same command continues, a training stage from its newest "
+            "checkpoint")

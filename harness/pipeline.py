@@ -204,11 +204,12 @@ def planned_tasks(data_dir: Path, tasks: list[str] | None, suite: str | None) ->
     return [r.name for r in plan_tasks(plan, local, {name: str(exc) for name, exc in broken.items()}).resolved]
 
 
-def checked_list(path: Path, key: str, value: Any, kind: type | tuple[type, ...]) -> list[Any]:
-    """``value`` when it is a list of ``kind``; else an error naming the file and key. A string where a list
-    belongs was read character by character before stop 26 (`tasks = "STS16"`: "unknown task 'S'")."""
+def checked_list(path: Path, key: str, value: Any, kind: type | tuple[type, ...], example: str = "") -> list[Any]:
+    """``value`` when it is a list of ``kind``; else an error naming the file and key, with ``example`` (default:
+    task names or dims). A string where a list belongs was read character by character before stop 26
+    (`tasks = "STS16"`: "unknown task 'S'")."""
     if not isinstance(value, list) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
-        example = '["STS16", "STSB"]' if kind is str else "[64, 128]"
+        example = example or ('["STS16", "STSB"]' if kind is str else "[64, 128]")
         raise UsageError(f"{path}: {key} must be a list (e.g. {example}), got {value!r}")
     return value
 

@@ -425,12 +425,14 @@ def _edge(x: float) -> str:
 
 
 def _tables(rep: dict[str, Any], arms: dict[str, Any], comparisons: dict[str, Any]) -> tuple[str, str]:
-    """The scores table (mean ± sd over seeds) and the table against the reference arm."""
+    """The scores table (mean ± sd over seeds; one seed has no sd: "± —", before stop 60 "± 0.00") and the table
+    against the reference arm."""
     dev, test, ref = rep["dev"], rep["test"], rep["reference"]
     mark = {**{t: f"{t} (dev)" for t in dev}, **{t: f"{t} (test)" for t in test}}
     rows = []
     for arm, a in arms.items():
-        cells = [f"{100 * a['mean'][t]:.2f} ± {100 * a['sd'][t]:.2f}" for t in dev + test]
+        cells = [f"{100 * a['mean'][t]:.2f} ± " + (f"{100 * a['sd'][t]:.2f}" if len(rep["seeds"]) > 1 else "—")
+                 for t in dev + test]  # fmt: skip
         rows.append([f"**{arm}** (reference)" if arm == ref else arm, *cells])
     comp_rows = []
     for arm, comp in comparisons.items():

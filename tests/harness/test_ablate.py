@@ -668,7 +668,7 @@ def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
      "stages[0]: needs config = \"<stage config file>\", got None"),
     ({"[arms.linear]\n": "[arms.linear]\nstages = \"x.toml\"\n"}, "arms.linear.stages must be a list of tables"),
     ({"[[stages]]\nconfig": "[[shared]]\nset = \"seed=1\"\nconfig = \"x.toml\"\n[[stages]]\nconfig"},
-     "shared[0].set must be a list"),
+     "shared[0].set must be a list (e.g. [\"lr=1e-3\""),
     # before stop 52: refused by the first evaluation, after a unit had trained (the tiny preset is 128 wide)
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndims = [64, 128]\ndev = [\"STS16\"]"},
      "eval.dims (seed0/bidir/stage0): 128 is the model's full width, not an MRL dim"),
@@ -697,7 +697,7 @@ def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
     ({"[arms.linear]\nset = [\"mask_schedule='linear'\"]": "[arms]\nlinear = 3"},
      "arms.linear must be a table ([arms.linear] with optional set = [...] and stages), got 3"),
     ({"[arms.linear]\nset = [\"mask_schedule='linear'\"]": "[arms.linear]\nset = \"mask_schedule='linear'\""},
-     "arms.linear.set must be a list"),
+     "arms.linear.set must be a list (e.g. [\"lr=1e-3\", \"mask_schedule='linear'\"]), got \"mask_schedule='linear'\""),
     ({'reference = "bidir"': 'reference = "bidir"\neval = ["STS12"]',
       '[eval]\ndev = ["STS16"]\ntest = ["STS12"]\n': ""},
      "eval must be a table ([eval] with dev = [...] and test = [...]), got ['STS12']"),

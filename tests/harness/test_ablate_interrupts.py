@@ -24,14 +24,19 @@ def test_sigterm_in_a_unit_says_one_line_and_the_rerun_resumes_it(tmp_path: Path
     config.write_text(text[: text.index("[choose]")], encoding="utf-8")  # no dev choice: two units, one each arm
     monkeypatch.setattr(ablate, "code_version", lambda: "a" * 40)  # the first run's code: an older commit
     said = last_line_of_sigterm_run(monkeypatch, capsys, ["ablate", str(config)], at_step=3)
-    assert said == ("harness: terminated (SIGTERM); finished units are kept (<out>/ablate.json): the same command "
-                    "continues, a training stage from its newest checkpoint")  # fmt: skip
+    assert said == (f"harness: terminated (SIGTERM); finished units are kept ({tmp_path / 'work' / 'ablate.json'}): "
+                    "the same command continues, a training stage from its newest checkpoint")  # fmt: skip
+    # (before stop 60 the placeholder "<out>/ablate.json")
     unit = tmp_path / "work" / "seed0" / "bidir" / "stage0"
     assert [p.name for p in ckpt_io.checkpoint_dirs(unit)] == ["step_00000003"]
 
     monkeypatch.setattr(ablate, "code_version", code_version)
     assert main(["ablate", str(config)]) == 0
-    assert f"resumed from {unit / 'checkpoints' / 'step_00000003'} at step 3" in capsys.readouterr().out
+    log = capsys.readouterr().out
+    assert f"resumed from {unit / 'checkpoints' / 'step_00000003'} at step 3" in log
+    stage = tmp_path / "weak.toml"  # a resume is said only of the unit with a checkpoint (before stop 60: of each)
+    assert f"[ablate] seed0/bidir/stage0: training {stage} (resumes from its newest checkpoint)\n" in log
+    assert f"[ablate] seed0/linear/stage0: training {stage}\n" in log
     done = json.loads((tmp_path / "work" / "ablate.json").read_text())["done"]
     assert set(done) >= {"seed0/bidir/stage0", "seed0/linear/stage0"}
     # begun at one commit, finished at another: both are recorded (before stop 54 the resuming one alone)

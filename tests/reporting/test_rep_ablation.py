@@ -337,7 +337,7 @@ def test_a_ci_edge_near_zero_is_printed_with_its_sign() -> None:
     assert _ci({**row, "lo": -0.0012})[1] == "[-0.12, +0.66]"
 
 
-def test_an_arm_that_trained_the_reference_s_models_is_said(tiny_runs, tmp_path) -> None:
+def test_an_arm_that_trained_the_reference_s_models_is_said_and_one_seed_has_no_sd(tiny_runs, tmp_path) -> None:
     """Before stop 60 (a walk): an arm whose settings equal the reference's (its units reuse the reference's
     models) read "+0.00 [+0.00, +0.00] no effect shown" alone, as if measured; the report now says why it is 0."""
     from reporting.ablation import build, render
@@ -352,3 +352,5 @@ def test_an_arm_that_trained_the_reference_s_models_is_said(tiny_runs, tmp_path)
     md = render(rep)
     assert "- **twin trained the reference's models**: its stage configs and starting model equal base's" in md
     assert "short trained" not in md
+    # one seed has no sd over seeds: "± —" (before stop 60 "± 0.00", read as no spread)
+    assert re.search(r"\*\*base\*\* \(reference\) +\| +\d+\.\d\d ± — +\|", md) and "± 0.00" not in md
