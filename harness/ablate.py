@@ -211,6 +211,11 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
         _check_stages(path, key, stages)
     if not cfg["stages"]:  # before stop 60 an AssertionError once the first arm had no model to evaluate
         raise UsageError(f"{path}: stages must name at least one stage ([[stages]] with config = \"...\")")
+    if not cfg.get("base") and not cfg.get("shared"):  # an arm's own stages replace the top-level ones
+        for name, arm in arms.items():
+            if arm.get("stages") == []:
+                raise UsageError(f"{path}: arms.{name}.stages is empty and there is no [[base]] or [[shared]] stage: "
+                                 "the arm would train no model to evaluate")  # fmt: skip
     for key, least in (("n_boot", 10), ("bootstrap_seed", 0)):  # read only by the report, after every unit trained
         value = cfg.get(key, least)
         if not isinstance(value, int) or isinstance(value, bool) or value < least:

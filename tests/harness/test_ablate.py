@@ -703,6 +703,8 @@ def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
      "eval must be a table ([eval] with dev = [...] and test = [...]), got ['STS12']"),
     ({'scale = "test: 6 steps"': "", '[[stages]]\nconfig = "': 'stages = []\nscale = "'},
      "stages must name at least one stage"),
+    ({"[arms.linear]\nset = [\"mask_schedule='linear'\"]": "[arms.linear]\nset = [\"mask_schedule='linear'\"]\n"
+      "stages = []"}, "arms.linear.stages is empty and there is no [[base]] or [[shared]] stage"),
     ({"values = [1e-3, 3e-3]": 'values = [1e-3, 3e-3]\narm = ["linear"]'}, "choose.arm = ['linear'] is not one of"),
     ({"values = [1e-3, 3e-3]": 'values = "13"'}, "choose.values must be a list of at least two values (e.g. "
      "[1e-3, 3e-4]), got '13'"),
