@@ -347,8 +347,9 @@ def task_groups(task: str, why: list[str], differing: list[str], runs: list[tupl
         published.setdefault("", []).extend(ours.pop())
     elif "" in published and published_pick is not None:
         whole = [labels for labels in ours if on_published_data(task, labels, runs, published_pick)]
-        ours = [labels for labels in ours if labels not in whole]
-        published[""] += [label for labels in whole for label in labels]
+        if len(whole) == 1:  # two such groups differ in their data (another dataset revision): neither is known to
+            ours.remove(whole[0])  # hold the published rows' data, so both stay apart
+            published[""] += whole[0]
     return ours + list(published.values())
 
 
@@ -356,10 +357,10 @@ def on_published_data(task: str, labels: list[str], runs: list[tuple[Entry, dict
                       pick: tuple[list[str], list[str]]) -> bool:  # fmt: skip
     """Whether every run of ``labels`` scored a task on mteb's own rows (the official dataset, or a mirror known
     to hold its twin's whole split) and on the splits and subsets ``pick`` the published files were scored on."""
-    records = [records[task] for entry, records in runs if entry.label in labels]
+    scored = [records[task] for entry, records in runs if entry.label in labels]
     return all((r.get("source") != MIRROR or r.get("full_split") is True)
                and [list(r.get("split") or []), list(r.get("subsets") or [])] == [list(pick[0]), list(pick[1])]
-               for r in records)  # fmt: skip
+               for r in scored)  # fmt: skip
 
 
 def mixed_note(task: str, keys: list[str], runs: list[tuple[Entry, dict[str, dict[str, Any]]]]) -> str:

@@ -231,6 +231,12 @@ def test_a_whole_split_run_ranks_with_published_rows_beside_a_sample_run(tmp_pat
                                                                    board.groups)}  # fmt: skip
     assert ranked["model [full]"][1] == 1 and ranked["org/pub (published)"][1] == 2
     assert ranked["model [full]"][0] == ranked["org/pub (published)"][0] != ranked["model [sample]"][0]
+    # two whole-split groups on other data (two dataset revisions, review): neither is known to be the published
+    # rows' data, so both stay apart, as before stop 60
+    revisions = [make_run(tmp_path, f"rev-{r}", {"STS16": 0.79}, {"STS16": "STS"}, source="official",
+                          data={"STS16": {**pick, "identity": {"data": f"mteb/sts16@{r}"}}}) for r in "ab"]
+    board = build_board(revisions, [tmp_path / "pub"], None, False)
+    assert board.groups["STS16"] == [["model [rev-a]"], ["model [rev-b]"], ["org/pub (published)"]]
     dev = {"STS16": {**full["STS16"], "split": ["dev"]}}  # whole, but not the split the published file scored
     other = make_run(tmp_path, "dev", {"STS16": 0.79}, {"STS16": "STS"}, data=dev)
     board = build_board([runs[0], other], [tmp_path / "pub"], None, False)
