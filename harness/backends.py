@@ -853,7 +853,8 @@ def checkpoint_name(folder: Path) -> str:
     `<run>-step_00000006` for `<out>/checkpoints/step_00000006`: before stop 60 `checkpoints-step_00000006`, one
     name, and one default run directory, for step 6 of every run."""
     path = folder.resolve()
-    run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    step = path.parent.name == "checkpoints" and path.name.startswith("step_")  # not any model kept in a checkpoints/
+    run = path.parent.parent if step else path.parent
     return f"{run.name}-{path.name}"
 
 

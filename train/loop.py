@@ -35,7 +35,7 @@ from conan_model import train_tokenizer as train_bbpe
 from conan_model.atomic import atomic_write_json
 from conan_model.device import device_problem
 from conan_model.importing import ModelImportError, init_model, init_tokenizer
-from conan_model.masks import flex_training_problem
+from conan_model.masks import SCHEDULES, flex_training_problem, soft_alpha
 from conan_model.modeling import Backbone, model_for
 
 from . import checkpoint as ckpt_io
@@ -120,6 +120,14 @@ def exclusive(run: Callable[..., Path]) -> Callable[..., Path]:
     return locked
 
 
+def takes_soft_steps(cfg: StageConfig) -> bool:
+    """Whether a stage trains a step under a soft mask (0 < alpha < 1), the only steps the flex backend runs: a
+    weak stage on a gradual schedule."""
+    schedule = getattr(cfg, "mask_schedule", None)
+    steps = range(1, cfg.steps - 1)  # the first and last steps are causal and bidirectional on every schedule
+    return schedule in SCHEDULES and any(0 < soft_alpha(s, cfg.steps - 1, schedule) < 1 for s in steps)
+
+
 def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | None, dict[str, Any]]:
     """Threads, process group and device; the checkpoint to resume from (checked against ``cfg`` and the data's
     contents; what an interrupted save left beside it is removed first) and its state, which carries the data
@@ -128,8 +136,9 @@ def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rt = init_runtime(cfg.device)
-    # before stop 60 flex on the CPU was taken, and the first soft step was a NotImplementedError traceback
-    if cfg.attention_backend == "flex" and (problem := flex_training_problem(rt.device)):
+    # before stop 60 flex on the CPU was taken, and the first soft step was a NotImplementedError traceback; a stage
+    # without one (pretrain, a fixed or `hard` mask) never runs flex and keeps the setting (review)
+    if cfg.attention_backend == "flex" and takes_soft_steps(cfg) and (problem := flex_training_problem(rt.device)):
         raise ConfigError(f"attention_backend = 'flex' on {rt.device}: {problem}; set attention_backend = 'sdpa', "
                           "or 'auto' (flex on CUDA from 1024 tokens)")  # fmt: skip
     path = ckpt_io.resolve_resume(resume, cfg.output_dir)

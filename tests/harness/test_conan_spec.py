@@ -75,6 +75,7 @@ def test_a_step_checkpoint_is_named_by_its_run(tmp_path: Path) -> None:
 
     assert checkpoint_name(tmp_path / "weak" / "checkpoints" / "step_00000006") == "weak-step_00000006"
     assert checkpoint_name(tmp_path / "weak" / "final") == "weak-final"
+    assert checkpoint_name(tmp_path / "checkpoints" / "my-model") == "checkpoints-my-model"  # a user's own folder
 
 
 def test_conan_stream_tokenizes_once_and_equals_the_generic_path(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 from pathlib import Path
 
@@ -317,16 +318,23 @@ def test_an_output_dir_that_cannot_be_a_folder_is_refused_before_any_work(tmp_pa
 
 def test_flex_attention_on_a_device_without_its_backward_is_refused_at_start(shared_data, tmp_path):
     """Before stop 60 attention_backend = 'flex' on the CPU trained until the first soft step (0 < alpha < 1), then
-    died with FlexAttention's NotImplementedError traceback, exit 1; a resume did the same."""
-    from train.pretrain import run
+    died with FlexAttention's NotImplementedError traceback, exit 1; a resume did the same. A stage that takes no
+    soft step never runs flex, and keeps training with the setting (review: pretrain was refused at first)."""
+    from train.loop import takes_soft_steps
+    from train.weak import run
 
-    cfg = PretrainConfig(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["news_en_raw"],
-                         tokenizer_vocab=300, tokenizer_rows=50, seq_len=16, batch_size=2, steps=1, device="cpu",
-                         threads=1, attention_backend="flex")  # fmt: skip
+    pairs = ["msrp_pairs_en"]
+    cfg = WeakConfig(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=pairs,
+                     tokenizer_vocab=300, tokenizer_rows=50, max_length=16, batch_size=2, steps=3, device="cpu",
+                     threads=1, holdout=0, attention_backend="flex")  # fmt: skip
     with pytest.raises(ConfigError, match="attention_backend = 'flex' on cpu: FlexAttention has no backward on cpu "
                                           r"\(torch .*\), only on CUDA; set attention_backend = 'sdpa'"):  # fmt: skip
         run(cfg)
     assert not (tmp_path / "out").exists()
+    assert takes_soft_steps(cfg) and takes_soft_steps(dataclasses.replace(cfg, mask_schedule="decelerating"))
+    for fixed in ({"mask_schedule": "hard"}, {"mask_schedule": "bidirectional"}, {"steps": 2}):
+        assert not takes_soft_steps(dataclasses.replace(cfg, **fixed))
+    assert not takes_soft_steps(PretrainConfig(data=["x"], steps=50))
 
 
 def test_accepted_runtime_values():
