@@ -209,13 +209,13 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
     for key, stages in [(k, cfg.get(k, [])) for k in ("base", "shared", "stages")] + [
             (f"arms.{name}.stages", arm["stages"]) for name, arm in arms.items() if "stages" in arm]:  # fmt: skip
         _check_stages(path, key, stages)
-    if not cfg["stages"]:  # before stop 60 an AssertionError once the first arm had no model to evaluate
-        raise UsageError(f"{path}: stages must name at least one stage ([[stages]] with config = \"...\")")
-    if not cfg.get("base") and not cfg.get("shared"):  # an arm's own stages replace the top-level ones
-        for name, arm in arms.items():
-            if arm.get("stages") == []:
-                raise UsageError(f"{path}: arms.{name}.stages is empty and there is no [[base]] or [[shared]] stage: "
-                                 "the arm would train no model to evaluate")  # fmt: skip
+    # an arm trains its own stages, else the top-level ones, after any [[base]] and [[shared]]: before stop 60 an
+    # arm left with none was an AssertionError once it came up, after the arms before it had trained
+    for name, arm in arms.items() if not cfg.get("base") and not cfg.get("shared") else ():
+        if not arm.get("stages", cfg["stages"]):
+            key = f"arms.{name}.stages" if "stages" in arm else "stages"
+            raise UsageError(f"{path}: {key} names no stage and there is no [[base]] or [[shared]] stage: arm {name} "
+                             "would train no model to evaluate ([[stages]] with config = \"...\")")  # fmt: skip
     for key, least in (("n_boot", 10), ("bootstrap_seed", 0)):  # read only by the report, after every unit trained
         value = cfg.get(key, least)
         if not isinstance(value, int) or isinstance(value, bool) or value < least:

@@ -702,9 +702,9 @@ def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
       '[eval]\ndev = ["STS16"]\ntest = ["STS12"]\n': ""},
      "eval must be a table ([eval] with dev = [...] and test = [...]), got ['STS12']"),
     ({'scale = "test: 6 steps"': "", '[[stages]]\nconfig = "': 'stages = []\nscale = "'},
-     "stages must name at least one stage"),
+     "stages names no stage and there is no [[base]] or [[shared]] stage: arm bidir would train no model"),
     ({"[arms.linear]\nset = [\"mask_schedule='linear'\"]": "[arms.linear]\nset = [\"mask_schedule='linear'\"]\n"
-      "stages = []"}, "arms.linear.stages is empty and there is no [[base]] or [[shared]] stage"),
+      "stages = []"}, "arms.linear.stages names no stage and there is no [[base]] or [[shared]] stage"),
     ({"values = [1e-3, 3e-3]": 'values = [1e-3, 3e-3]\narm = ["linear"]'}, "choose.arm = ['linear'] is not one of"),
     ({"values = [1e-3, 3e-3]": 'values = "13"'}, "choose.values must be a list of at least two values (e.g. "
      "[1e-3, 3e-4]), got '13'"),
@@ -725,6 +725,23 @@ def test_bad_configs_exit_2_naming_file_and_key(tmp_path: Path, shared_data: Pat
     assert main(["ablate", str(config)]) == 2
     err = capsys.readouterr().err
     assert message in err and str(config) in err
+
+
+def test_no_top_level_stages_is_accepted_when_every_arm_has_its_own(tmp_path: Path, shared_data: Path) -> None:
+    """Review of stop 60: the first check refused `stages = []` whatever the arms; an arm's own stages replace the
+    top-level ones, so a config whose every arm names its stages trains every arm."""
+    from harness.ablate import load_ablation
+
+    config = write_configs(tmp_path, shared_data)
+    text = config.read_text()
+    stage = f'stages = [{{config = "{tmp_path / "weak.toml"}"}}]'
+    text = text.replace(f'[[stages]]\nconfig = "{tmp_path / "weak.toml"}"\n', "")
+    text = text.replace('scale = "test: 6 steps"', 'scale = "test: 6 steps"\nstages = []')
+    for arm in ("bidir", "linear"):
+        text = text.replace(f"[arms.{arm}]\n", f"[arms.{arm}]\n{stage}\n")
+    config.write_text(text)
+    loaded = load_ablation(config)
+    assert loaded["stages"] == [] and all(len(arm["stages"]) == 1 for arm in loaded["arms"].values())
 
 
 @pytest.mark.parametrize("held", [{"tasks": {}}, [1, 2]])
