@@ -64,6 +64,7 @@ import dataclasses
 import fcntl
 import importlib
 import json
+import os
 import pkgutil
 import re
 import shutil
@@ -949,6 +950,12 @@ def work_dir(cfg: dict[str, Any]) -> Path:
     return Path(cfg.get("out", f"runs/ablations/{cfg['name']}"))
 
 
+def out_from_report(cfg: dict[str, Any]) -> str:
+    """`out` as seen from the report folder: report.json's `out` is relative to the working directory it was written
+    from, so only this tells, from any other, whether a report is this ablation's (review of stop 60)."""
+    return os.path.relpath(work_dir(cfg).resolve(), report_dir(cfg).resolve())
+
+
 def check_folders(cfg: dict[str, Any], config_path: Path) -> None:
     """`out` and the report folder can be written, and the report folder holds no other ablation's report (another
     name or, as reports record it since stop 60, another `out`). Before stop 60 (a walk) an `out` that is a file was
@@ -960,10 +967,12 @@ def check_folders(cfg: dict[str, Any], config_path: Path) -> None:
     earlier = read_json(folder / "report.json", None)
     if earlier is None:
         return
-    name, recorded = (earlier.get("name"), earlier.get("out")) if isinstance(earlier, dict) else (None, None)
-    if name != cfg["name"] or (recorded is not None and Path(recorded).resolve() != out.resolve()):
+    earlier = earlier if isinstance(earlier, dict) else {}
+    name, recorded = earlier.get("name"), earlier.get("out_from_report")
+    if name != cfg["name"] or (recorded is not None and recorded != out_from_report(cfg)):
+        shown = f", out {earlier.get('out')}" if recorded is not None else ""
         raise UsageError(f"{config_path}: report {folder} holds the report of another ablation (name {name!r}"
-                         f"{f', out {recorded}' if recorded else ''}; this one: name {cfg['name']!r}, out {out}); "
+                         f"{shown}; this one: name {cfg['name']!r}, out {out}); "
                          f"set another `report`, or delete {folder / 'report.json'} to write over it")  # fmt: skip
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from harness.ablate import work_dir
+from harness.ablate import out_from_report, work_dir
 from harness.errors import DataError, UsageError
 from harness.runs import RunDir, atomic_write, atomic_write_json, atomic_write_text, md_table, open_run, read_json
 from reporting.items import NotTestable, TaskItems, at_dim, paired_positions, task_items
@@ -355,7 +355,8 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
     n_boot, boot_seed, ref = int(cfg.get("n_boot", 1000)), int(cfg.get("bootstrap_seed", 0)), cfg["reference"]
     evals = {arm: {s: r["eval"] for s, r in by_seed.items()} for arm, by_seed in runs.items()}
     report: dict[str, Any] = {
-        "name": cfg["name"], "out": rel(work_dir(cfg)), "config": rel(config_path), "config_digest": config_digest(cfg),
+        "name": cfg["name"], "out": rel(work_dir(cfg)), "out_from_report": out_from_report(cfg),
+        "config": rel(config_path), "config_digest": config_digest(cfg),
         "scale": cfg.get("scale", ""), "seeds": cfg["seeds"],
         "reference": ref, "dev": dev, "test": test, "chosen": state.get("chosen") if cfg.get("choose") else None,
         "bootstrap": {"n_boot": n_boot, "seed": boot_seed, "level": LEVEL,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_ablate import one_arm_config
 
-from harness.ablate import check_folders, load_ablation
+from harness.ablate import check_folders, load_ablation, out_from_report
 from harness.cli import main
 from harness.errors import UsageError
 
@@ -33,7 +33,8 @@ def test_an_out_or_report_that_is_a_file_is_refused_at_open(tmp_path: Path, caps
     assert not (tmp_path / "work").exists()
 
 
-def test_a_report_folder_of_another_ablation_is_refused_and_its_own_is_rewritten(tmp_path: Path, capsys) -> None:
+def test_a_report_folder_of_another_ablation_is_refused_and_its_own_is_rewritten(tmp_path: Path, capsys,
+                                                                               monkeypatch) -> None:
     """Before: another ablation's report.json, report.md and scores.png were written over without a word. Its name
     tells one apart, and since stop 60 its `out` too (two configs of one name writing one folder)."""
     report = tmp_path / "report"
@@ -46,9 +47,15 @@ def test_a_report_folder_of_another_ablation_is_refused_and_its_own_is_rewritten
             f"'folders', out {tmp_path / 'work'}); set another `report`, or delete {report / 'report.json'}"
             ) in capsys.readouterr().err  # fmt: skip
     assert not (tmp_path / "work").exists()
-    (report / "report.json").write_text(json.dumps({"name": "folders", "out": str(tmp_path / "elsewhere")}))
-    with pytest.raises(UsageError, match=r"another ablation \(name 'folders', out \S+/elsewhere; this one"):
+    elsewhere = {"name": "folders", "out": "../elsewhere", "out_from_report": "../elsewhere"}
+    (report / "report.json").write_text(json.dumps(elsewhere))
+    with pytest.raises(UsageError, match=r"another ablation \(name 'folders', out \.\./elsewhere; this one"):
         check_folders(cfg, config)
-    for own in ({"name": "folders"}, {"name": "folders", "out": str(tmp_path / "work")}):  # before stop 60: no out
-        (report / "report.json").write_text(json.dumps(own), encoding="utf-8")
+    # review of stop 60: `out` is relative to the working directory the report was written from, so a report
+    # written from another one named another out; `out_from_report` is the same from anywhere
+    own = {"name": "folders", "out": "some/cwd/relative/work", "out_from_report": out_from_report(cfg)}
+    for recorded in ({"name": "folders"}, own):  # before stop 60 reports recorded no out: by name alone
+        (report / "report.json").write_text(json.dumps(recorded), encoding="utf-8")
         check_folders(cfg, config)  # the same ablation's report: rewritten when it ends
+    monkeypatch.chdir(report)
+    check_folders(cfg, config)
