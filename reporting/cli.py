@@ -7,7 +7,7 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from harness.errors import ConanError
 
@@ -21,25 +21,27 @@ REGRESS_OUT = "regression.md"  # regress's --out when none is given
 def regress_refused(words: list[str], message: str) -> None:
     """--out and --json for a regress that argparse itself refused (``message``: a missing --baseline, a misspelt
     option, an option without its value): before stop 60 they kept the last night's PASS. The paths are read from
-    ``words`` (the arguments after `regress`) as given, `--out X` or `--out=X`; argparse's own error line and exit
-    status 2 follow as before."""
+    ``words`` (the arguments after `regress`) as argparse reads them (`--out X`, `--out=X`, `--ou X`); an --out
+    given without its value writes none; argparse's own error line and exit status 2 follow as before."""
     from harness.errors import UsageError
 
-    given = {}
-    for i, word in enumerate(words):
-        name, eq, value = word.partition("=")
-        if name in ("--out", "--json", "--baseline", "--candidate"):
-            nxt = words[i + 1] if i + 1 < len(words) else None
-            value = value if eq else (nxt if nxt is not None and not nxt.startswith("-") else None)
-            if value:
-                given[name[2:]] = value
-    args = argparse.Namespace(out=given.get("out", REGRESS_OUT), json=given.get("json"),
-                              baseline=given.get("baseline", "(not given)"),
-                              candidate=given.get("candidate", "(not given)"))  # fmt: skip
+    class Tolerant(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:  # an ambiguous abbreviation: nothing is known to be named
+            raise UsageError(message)
+
+    parser = Tolerant(add_help=False)
+    for option in ("--out", "--json", "--baseline", "--candidate"):
+        parser.add_argument(option, nargs="?", default=REGRESS_OUT if option == "--out" else None)
+    try:
+        args = parser.parse_known_args(words)[0]
+    except UsageError:
+        return
+    args.baseline, args.candidate = args.baseline or "(not given)", args.candidate or "(not given)"
     reason = UsageError(message)
     if args.json:
         _write_stopped_json(args, reason, None)
-    _write_stopped_markdown(args, reason)
+    if args.out:
+        _write_stopped_markdown(args, reason)
 
 
 def cmd_regress(args: argparse.Namespace) -> int:

@@ -742,6 +742,21 @@ def test_what_argparse_refuses_still_rewrites_out_and_json(words, said, tmp_path
     assert verdict["baseline"]["path"] == ("B" if "--baseline" in words[0] else "(not given)")
 
 
+def test_abbreviated_paths_are_read_and_an_out_without_its_value_writes_none(tmp_path, monkeypatch) -> None:
+    """Review of stop 60: argparse takes `--ou X` and `--jso Y` for --out and --json, so the hook reads them so too;
+    an --out given without its value names no file, and regression.md in the working directory is not written."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["regress", "--ou", "o.md", "--jso", "j.json", "--baseline", "B", "--candidat"])
+    assert "UNUSABLE INPUT (exit 2)" in (tmp_path / "o.md").read_text(encoding="utf-8")
+    assert json.loads((tmp_path / "j.json").read_text(encoding="utf-8"))["exit_status"] == 2
+    (tmp_path / "o.md").unlink()
+    (tmp_path / "j.json").unlink()
+    with pytest.raises(SystemExit):
+        main(["regress", "--baseline", "B", "--candidate", "C", "--out"])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_help_and_other_commands_refused_by_argparse_write_no_regress_file(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     for argv in (["regress", "--help"], ["leaderboard", "--bogus"], ["run", "--dims"]):
