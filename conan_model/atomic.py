@@ -48,15 +48,19 @@ def check_file_target(path: Path) -> None:
         raise ConanError(f"{path}: cannot be written, a part of its folder, {blocker[0]}, is {blocker[1]}")
 
 
+def nearest_existing(path: Path) -> Path:
+    """The nearest of ``path`` and its parents that exists, a broken link too (mkdir would fail on it): where
+    making ``path`` would start."""
+    return next((p for p in (path, *path.parents) if os.path.lexists(p)), path)  # `.` or `/` at the latest
+
+
 def not_a_folder(path: Path) -> tuple[Path, str] | None:
     """What keeps ``path`` from being (or becoming) a folder: the nearest of it and its parents that exists, when
     that one is no folder, and what it is ("a file", "a broken link"); None when it is a folder. Nothing is made."""
-    for folder in (path, *path.parents):
-        if os.path.lexists(folder):  # a broken link too: mkdir would fail on it
-            if folder.is_dir():
-                return None
-            return folder, "a broken link" if folder.is_symlink() else "a file"
-    return None
+    existing = nearest_existing(path)
+    if existing.is_dir():
+        return None
+    return existing, "a broken link" if existing.is_symlink() else "a file"
 
 
 def durable_replace(src: Path, dst: Path) -> None:

@@ -9,6 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from conan_model.atomic import nearest_existing, not_a_folder
 from harness.errors import UsageError
 
 
@@ -43,12 +44,11 @@ def check_writable_dir(option: str, folder: Path) -> None:
     task) left an empty --out folder behind before stop 59."""
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{option} {folder}: is a file, not a directory")
-    existing = folder
-    while not os.path.lexists(existing) and existing != existing.parent:  # a broken link exists: it stops here
-        existing = existing.parent
-    if not existing.is_dir():
+    if blocked := not_a_folder(folder):
+        existing, what = blocked
         raise UsageError(f"{option} {folder}: cannot be made, {existing} is not a directory"
-                         + (" (a broken link)" if existing.is_symlink() else ""))  # fmt: skip
+                         + (f" ({what})" if what == "a broken link" else ""))  # fmt: skip
+    existing = nearest_existing(folder)
     try:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".harness-write-check-"):
             pass

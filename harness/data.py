@@ -166,8 +166,8 @@ def _warn_root_above(root: Path) -> None:
     folders were named without the way out (before stop 60, a user's walk): name the subfolder that is a root."""
     roots = sorted(child for child in root.iterdir() if child.is_dir() and not child.name.startswith((".", "_"))
                    and any(task.is_file() for task in child.glob("*/*/task.json")))  # fmt: skip
-    if roots and (root.resolve(), "above") not in _WARNED_UNSPECIFIED:
-        _WARNED_UNSPECIFIED.add((root.resolve(), "above"))
+    if roots and root.resolve() not in _WARNED_ABOVE:
+        _WARNED_ABOVE.add(root.resolve())
         warn(f"data root {root} holds no task; {', '.join(str(r) for r in roots)} "
              f"{'holds' if len(roots) == 1 else 'hold'} <language>/<Task>/ folders (docs/data-layout.md): give "
              f"{'it' if len(roots) == 1 else 'one of them'} as --data-dir")
@@ -183,7 +183,10 @@ def _warn_language_folder(root: Path) -> None:
              f", where the layout is <root>/<language>/<Task>/ (docs/data-layout.md): give its parent, {root.parent}")
 
 
-_WARNED_UNSPECIFIED: set[Any] = set()  # folders named already: a process that scans a root again says nothing new
+_WARNED_UNSPECIFIED: set[Path] = set()  # folders named already: a process that scans a root again says nothing new
+
+
+_WARNED_ABOVE: set[Path] = set()  # roots named as one level too high already
 
 
 def _warn_unspecified(root: Path, folders: list[Path]) -> None:

@@ -78,8 +78,9 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
     it (before stop 60 silently, once a user had deleted the checkpoints to save disk)."""
     final = Path(output_dir) / FINAL
     if final.exists() and not checkpoint_dirs(output_dir):
-        raise ResumeError(f"{output_dir} holds a finished model ({final}) and no checkpoints to resume from; a run "
-                          f"would replace it: choose another output_dir, or delete {final} to train it again")
+        raise ResumeError(f"{output_dir} holds a finished model ({final}) and none of its run's checkpoints; a run "
+                          f"there would replace it: delete {final} to train it again, or train into another "
+                          "output_dir")  # fmt: skip
     if resume is None:
         existing = checkpoint_dirs(output_dir)
         if existing:

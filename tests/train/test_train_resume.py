@@ -160,8 +160,9 @@ def test_finished_model_without_checkpoints_is_never_replaced(tmp_path, shared_d
     shutil.rmtree(Path(cfg.output_dir) / "checkpoints")
     kept = {p: p.read_bytes() for p in (final / "model.safetensors", Path(cfg.output_dir) / "metrics.jsonl")}
     for resume in (None, "latest"):
-        with pytest.raises(ResumeError, match=rf"holds a finished model \({final}\) and no checkpoints .* choose "
-                                              rf"another output_dir, or delete {final}"):  # fmt: skip
+        with pytest.raises(ResumeError, match=rf"holds a finished model \({final}\) and none of its run's checkpoints"
+                                              rf"; .*: delete {final} to train it again, or train into another "
+                                              "output_dir"):  # fmt: skip
             run_pretrain(cfg, resume=resume)
     assert {p: p.read_bytes() for p in kept} == kept
 
