@@ -64,7 +64,6 @@ import dataclasses
 import fcntl
 import importlib
 import json
-import os
 import pkgutil
 import re
 import shutil
@@ -932,7 +931,7 @@ class Ablation:
         # but not in the report's minutes and code versions (before stop 53 they were counted there)
         walked = {**self.state, "done": {u: v for u, v in self.state["done"].items() if u in self.touched}}
         report = write_report(self.cfg, self.config_path, walked, runs, self.dev, self.test, folder, self.overlap,
-                              self.train_overlap)  # fmt: skip
+                              self.train_overlap, work=self.out)  # fmt: skip
         for arm in report["same_as_reference"]:
             self._say(f"arms.{arm}", f"trained the reference's models (its settings equal {self.cfg['reference']}'s"
                                      "): its Δ is 0 by construction; give it the setting it should test")  # fmt: skip
@@ -950,17 +949,13 @@ def work_dir(cfg: dict[str, Any]) -> Path:
     return Path(cfg.get("out", f"runs/ablations/{cfg['name']}"))
 
 
-def out_from_report(cfg: dict[str, Any]) -> str:
-    """`out` as seen from the report folder: report.json's `out` is relative to the working directory it was written
-    from, so only this tells, from any other, whether a report is this ablation's (review of stop 60)."""
-    return os.path.relpath(work_dir(cfg).resolve(), report_dir(cfg).resolve())
-
-
 def check_folders(cfg: dict[str, Any], config_path: Path) -> None:
     """`out` and the report folder can be written, and the report folder holds no other ablation's report (another
     name or, as reports record it since stop 60, another `out`). Before stop 60 (a walk) an `out` that is a file was
     a traceback at start, a `report` that is a file one after every unit had trained, and another ablation's report
     was written over without a word."""
+    from reporting.ablation import out_from_report
+
     out, folder = work_dir(cfg), report_dir(cfg)
     check_writable_dir(f"{config_path}: out", out)
     check_writable_dir(f"{config_path}: report", folder)
@@ -969,7 +964,7 @@ def check_folders(cfg: dict[str, Any], config_path: Path) -> None:
         return
     earlier = earlier if isinstance(earlier, dict) else {}
     name, recorded = earlier.get("name"), earlier.get("out_from_report")
-    if name != cfg["name"] or (recorded is not None and recorded != out_from_report(cfg)):
+    if name != cfg["name"] or (recorded is not None and recorded != out_from_report(out, folder)):
         shown = f", out {earlier.get('out')}" if recorded is not None else ""
         raise UsageError(f"{config_path}: report {folder} holds the report of another ablation (name {name!r}"
                          f"{shown}; this one: name {cfg['name']!r}, out {out}); "

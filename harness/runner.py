@@ -342,9 +342,10 @@ def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[Resol
               file=sys.stderr)  # fmt: skip
     # a suite's tasks without data here (a task done earlier into this directory keeps its result: not missing)
     coverage = [r for r in absent if r.name not in asked and tasks.get(r.name, {}).get("status") == "missing"]
-    if coverage:  # its coverage, said once
-        print(f"harness: {len(coverage)} task(s) of suite {cfg.suite} not evaluated (reasons in "
-              f"{run_dir.path / SUMMARY_MD}): {', '.join(r.name for r in coverage)}", file=sys.stderr)  # fmt: skip
+    if coverage:  # its coverage, said once, as a note: before stop 60 it read like a failure of a run of exit 0
+        print(f"harness: note: {len(coverage)} task(s) of suite {cfg.suite} have no data here, the suite's coverage, "
+              f"not a failure (reasons in {run_dir.path / SUMMARY_MD}): {', '.join(r.name for r in coverage)}",
+              file=sys.stderr)  # fmt: skip
     return EXIT_TASK_FAILED if failed or named or kept else EXIT_OK
 
 

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from harness.ablate import out_from_report, work_dir
 from harness.errors import DataError, UsageError
 from harness.runs import RunDir, atomic_write, atomic_write_json, atomic_write_text, md_table, open_run, read_json
 from reporting.items import NotTestable, TaskItems, at_dim, paired_positions, task_items
@@ -35,6 +34,13 @@ WORDS = {"improved": "improves", "regressed": "hurts", "within noise": "no effec
 def rel(path: str | Path) -> str:
     """A path as the report shows it: relative to the working directory, never the machine's absolute path."""
     return os.path.relpath(Path(path).resolve(), Path.cwd())
+
+
+def out_from_report(work: Path, folder: Path) -> str:
+    """An ablation's `out` as seen from its report folder: report.json's `out` is relative to the working directory
+    it was written from, so only this tells, from any other, whether a report is this ablation's (review of stop
+    60)."""
+    return os.path.relpath(Path(work).resolve(), Path(folder).resolve())
 
 
 def config_digest(cfg: dict[str, Any]) -> str:
@@ -348,14 +354,14 @@ def _dhnm(final: str) -> dict[str, Any] | None:
 
 def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: dict[str, dict[int, dict[str, str]]],
           dev: list[str], test: list[str], overlap: list[dict[str, Any]] | None = None,
-          train_overlap: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+          train_overlap: list[dict[str, Any]] | None = None, work: Path | None = None) -> dict[str, Any]:  # fmt: skip
     """Everything the report shows, as JSON (the bootstrap resamples themselves are left out). ``overlap``: the
     dev/test task pairs that share texts (harness.ablate.dev_test_overlap), ``train_overlap``: the (training set,
     evaluation task) pairs that do (harness.ablate.train_test_overlap), each shown with the config's reason."""
     n_boot, boot_seed, ref = int(cfg.get("n_boot", 1000)), int(cfg.get("bootstrap_seed", 0)), cfg["reference"]
     evals = {arm: {s: r["eval"] for s, r in by_seed.items()} for arm, by_seed in runs.items()}
     report: dict[str, Any] = {
-        "name": cfg["name"], "out": rel(work_dir(cfg)), "out_from_report": out_from_report(cfg),
+        "name": cfg["name"], "out": rel(work) if work is not None else None,
         "config": rel(config_path), "config_digest": config_digest(cfg),
         "scale": cfg.get("scale", ""), "seeds": cfg["seeds"],
         "reference": ref, "dev": dev, "test": test, "chosen": state.get("chosen") if cfg.get("choose") else None,
@@ -596,9 +602,13 @@ def plot(rep: dict[str, Any], path: Path) -> None:
 def write_report(cfg: dict[str, Any], config_path: Path, state: dict[str, Any],
                  runs: dict[str, dict[int, dict[str, str]]], dev: list[str], test: list[str],
                  out: Path, overlap: list[dict[str, Any]] | None = None,
-                 train_overlap: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
-    """report.json + report.md + scores.png under ``out``; returns the report dict."""
-    rep = build(cfg, config_path, state, runs, dev, test, overlap, train_overlap)
+                 train_overlap: list[dict[str, Any]] | None = None,
+                 work: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """report.json + report.md + scores.png under ``out``; returns the report dict. ``work``: the ablation's `out`
+    (recorded as `out`, and as `out_from_report` to tell its report folder's owner from any working directory)."""
+    rep = build(cfg, config_path, state, runs, dev, test, overlap, train_overlap, work)
+    if work is not None:
+        rep["out_from_report"] = out_from_report(work, out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "report.json", rep)
     atomic_write_text(out / "report.md", render(rep))

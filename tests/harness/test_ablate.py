@@ -607,6 +607,7 @@ def test_the_report_counts_only_the_units_its_config_walks(tmp_path: Path, share
     assert main(["ablate", str(config)]) == 0
     report = json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8"))
     assert report["code"] == {code_version(): 2} and report["chosen"] is None
+    assert report["out_from_report"] == "../work"  # the report folder's owner, from any working directory
     assert report["compute_minutes"]["train"] + report["compute_minutes"]["eval"] < 10
     assert set(json.loads(state_file.read_text(encoding="utf-8"))["done"]) >= {"seed1/a/stage0", "eval/a-seed1"}
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from test_ablate import one_arm_config
 
-from harness.ablate import check_folders, load_ablation, out_from_report
+from harness.ablate import check_folders, load_ablation, report_dir, work_dir
 from harness.cli import main
 from harness.errors import UsageError
+from reporting.ablation import out_from_report
 
 
 def config_with(tmp_path: Path, top: str) -> Path:
@@ -53,7 +54,8 @@ def test_a_report_folder_of_another_ablation_is_refused_and_its_own_is_rewritten
         check_folders(cfg, config)
     # review of stop 60: `out` is relative to the working directory the report was written from, so a report
     # written from another one named another out; `out_from_report` is the same from anywhere
-    own = {"name": "folders", "out": "some/cwd/relative/work", "out_from_report": out_from_report(cfg)}
+    seen = out_from_report(work_dir(cfg), report_dir(cfg))
+    own = {"name": "folders", "out": "some/cwd/relative/work", "out_from_report": seen}
     for recorded in ({"name": "folders"}, own):  # before stop 60 reports recorded no out: by name alone
         (report / "report.json").write_text(json.dumps(recorded), encoding="utf-8")
         check_folders(cfg, config)  # the same ablation's report: rewritten when it ends

@@ -776,6 +776,9 @@ def test_a_suite_s_tasks_without_data_on_both_sides_are_said_not_gated(tmp_path,
     for name in ("a", "b"):
         assert main(["run", "--suite", "mteb-en", "--model", "minilm", "--data-dir", str(data), "--out",
                      str(tmp_path), "--run-name", name, "--no-progress", "--no-cache"]) == 0  # fmt: skip
+    # the coverage, said as a note of a run that succeeded (before stop 60 "harness: 40 task(s) … not evaluated")
+    assert ("harness: note: 40 task(s) of suite mteb-en have no data here, the suite's coverage, not a failure "
+            "(reasons in ") in capsys.readouterr().err
     out = tmp_path / "r.md"
     assert main(["regress", "--baseline", str(tmp_path / "a"), "--candidate", str(tmp_path / "b"),
                  "--out", str(out)]) == 0  # fmt: skip
