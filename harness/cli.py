@@ -115,7 +115,7 @@ def _list_official(suite: str | None, local: dict) -> None:
         print()
     if names:
         print(f"datasets cache: {datasets_cache_dir(official_task(official_suite(names[0]).tasks[0])).parent} "
-              "(HF_DATASETS_CACHE, else $HF_HOME/datasets)")  # fmt: skip
+              "(HF_DATASETS_CACHE, else $HF_HOME/datasets, else datasets/ of the harness's cache folder)")  # fmt: skip
 
 
 def cmd_cache(args: argparse.Namespace) -> int:

@@ -124,6 +124,8 @@ def test_list_official_shows_what_is_ready_offline(offline_official: tuple[Path,
     assert "C-MTEB/AFQMC" in rows["AFQMC"] and rows["AFQMC"].count("✔") == 2  # cached and mirrored
     assert rows["T2Retrieval"].count("✔") == 0
     assert f"datasets cache: {cache}" in out
+    # where it is with neither variable set (a fresh user's walk, stop 60: the line named only the two variables)
+    assert "(HF_DATASETS_CACHE, else $HF_HOME/datasets, else datasets/ of the harness's cache folder)" in out
 
 
 def test_a_suite_scores_the_splits_its_benchmark_scores(shared_data: Path, tmp_path: Path,
