@@ -87,7 +87,7 @@ from harness.data import (
 )
 from harness.env import data_root
 from harness.errors import UsageError
-from harness.pipeline import check_task_names, checked_list, source_fingerprint
+from harness.pipeline import check_task_names, checked_list, interrupted_note, source_fingerprint
 from harness.runs import RAW_VIEW, atomic_write_json, read_json
 from harness.sysinfo import code_version
 
@@ -977,7 +977,7 @@ def run_ablation(path: Path, args: argparse.Namespace | None = None) -> int:
 
     cfg = load_ablation(path)
     if args is not None:
-        args.interrupted = interrupted_note(work_dir(cfg))
+        args.interrupted = interrupted_note(work_dir(cfg), STATE, "units")  # before stop 60 "<out>/ablate.json"
     try:
         Ablation(cfg, path, lock=True).run()
     except TrainError as exc:
@@ -1021,12 +1021,5 @@ def register(subparsers: Any) -> None:
     plan.add_argument("--delta", type=float, help="plan for this true Δ, in points ×100, instead of the observed Δ "
                       "and half of it")  # fmt: skip
     plan.add_argument("--power", type=float, help="target power for 'seeds needed' (default 0.8)")
-    parser.set_defaults(func=_ablate_or_plan, interrupted=interrupted_note(None))
+    parser.set_defaults(func=_ablate_or_plan, interrupted=interrupted_note(None, STATE, "units"))
 
-
-def interrupted_note(out: Path | None) -> str:
-    """What an interrupted ablation keeps; ``out`` None before the config is read (before stop 60 always
-    "<out>/ablate.json", the placeholder unfilled)."""
-    state = out / STATE if out is not None else f"<out>/{STATE}"
-    return (f"; finished units are kept ({state}): the same command continues, a training stage from its newest "
-            "checkpoint")

@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 from pickle import UnpicklingError  # the exception only: torch's weights_only load raises it
+from typing import Any
 
 import numpy as np
 
@@ -65,23 +66,26 @@ def check_model_folder(spec: str, prefix: str, folder: Path) -> None:
             raise UsageError(f"--model {spec}: weights file {file} is damaged ({reason})")
 
 
-def _model_type(config: Path) -> str | None:
-    """config.json's model_type, or None when there is none to read (the load says what is wrong then)."""
+def _config_object(config: Path) -> dict[str, Any] | None:
+    """config.json as a JSON object, or None when there is none to read (the load says what is wrong then)."""
     try:
-        value = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        value = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
         return None
+    return value if isinstance(value, dict) else None
+
+
+def _model_type(config: Path) -> str | None:
+    """config.json's model_type, or None when there is none to read."""
+    value = (_config_object(config) or {}).get("model_type")
     return value if isinstance(value, str) else None
 
 
 def _not_a_model_config(config: Path) -> bool:
     """A config.json that is a JSON object naming no model: no model_type, which transformers reads, and no
     vocab_size, which even the oldest model configs (before model_type, typed by their folder's name) hold."""
-    try:
-        value = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(value, dict) and "model_type" not in value and "vocab_size" not in value
+    value = _config_object(config)
+    return value is not None and "model_type" not in value and "vocab_size" not in value
 
 
 def safetensors_damage(path: Path) -> str | None:

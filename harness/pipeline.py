@@ -427,9 +427,9 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=lambda args: run_pipeline(args.config, args), interrupted=interrupted_note(None))
 
 
-def interrupted_note(out: Path | None) -> str:
-    """What an interrupted pipeline keeps; ``out`` None before the config is read (before stop 59 always
-    "<out>/pipeline.json", the placeholder unfilled)."""
-    state = out / STATE if out is not None else "<out>/pipeline.json"
-    return (f"; finished steps are kept ({state}): the same command continues, a training stage from its newest "
+def interrupted_note(out: Path | None, state: str = STATE, kept: str = "steps") -> str:
+    """What an interrupted pipeline (or ablation: its ``state`` file and finished ``kept``) keeps; ``out`` None
+    before the config is read (before stop 59 always "<out>/pipeline.json", the placeholder unfilled)."""
+    where = out / state if out is not None else f"<out>/{state}"
+    return (f"; finished {kept} are kept ({where}): the same command continues, a training stage from its newest "
             "checkpoint")
