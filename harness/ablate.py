@@ -739,6 +739,7 @@ class Ablation:
         spec = self.cfg.get("choose")
         choices = [[f"{spec['key']}={json.dumps(v)}"] for v in spec["values"]] if spec else []
         dims = self.cfg["eval"].get("dims", [])
+        trained: dict[str, list[str]] = {}  # {arm: fingerprint of each unit its own chain trains}
         for arm in self.cfg["arms"]:
             init, exported = None, None
             chains = self._chains(arm, self.cfg["seeds"][0], [])
@@ -751,6 +752,10 @@ class Ablation:
                         layers += [("choose", [*extra, *choice]) for choice in choices]
                     for where, sets in layers:
                         module, stage_cfg = self._resolve(unit, stage, sets, seed, init, where)
+                        # the evaluated stage trains under its last kind of layer: each [choose] value, else the
+                        # arm's set, else as written
+                        if n == len(chains) - 1 and (not evaluated or where == layers[-1][0]):
+                            trained.setdefault(arm, []).append(fingerprint(stage_cfg, chained=bool(init)))
                         place = f"{self.config_path}: {f'{where}: ' if where else ''}{unit} ({stage['config']})"
                         problem = device_problem(stage_cfg.device) if stage_cfg.device else None
                         if problem:  # before stop 53: a traceback once the earlier arms had trained
@@ -775,6 +780,20 @@ class Ablation:
                         if not where:  # the stage as configured: what the next stage starts from
                             following = exported_config(start, stage_cfg)
                     init, exported = str(self.out / unit / "final"), following
+        self._refuse_reference_twins(trained)
+
+    def _refuse_reference_twins(self, trained: dict[str, list[str]]) -> None:
+        """An arm whose units resolve to the reference's configs (whatever [choose] picks) would reuse the
+        reference's models and read Δ 0 by construction: before, said in the report after every unit had trained
+        (stop 60, a walk), now refused before anything trains."""
+        ref = self.cfg["reference"]
+        twins = [arm for arm in trained if arm != ref and trained[arm] == trained[ref]]
+        if twins:
+            every = " for every choose.values entry" if self.cfg.get("choose") else ""
+            raise UsageError(f"{self.config_path}: arms.{twins[0]}: its stages resolve to the same configs as the "
+                             f"reference arm {ref!r}{every}: it would reuse {ref}'s models and its Δ would be 0 by "
+                             f"construction; give it the setting it should test (arms.{twins[0]}.set = "
+                             f"[\"key=value\"]) or drop it")  # fmt: skip
 
     def _chains(self, arm: str, seed: int, extra: list[str], tag: str = ""
                 ) -> list[tuple[str, list[dict[str, Any]], list[str], int | None]]:  # fmt: skip
@@ -919,6 +938,9 @@ class Ablation:
     def run(self) -> Path:
         from reporting.ablation import write_report
 
+        if len(self.cfg["arms"]) == 1:  # a seed-spread measure; before stop 61 an empty Δ table said nothing
+            self._say("arms", f"only the reference arm {self.cfg['reference']}: the report gives its scores over "
+                              "seeds and compares nothing")  # fmt: skip
         extra = self.choose()
         runs: dict[str, dict[int, dict[str, str]]] = {}
         for arm in self.cfg["arms"]:

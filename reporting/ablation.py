@@ -450,6 +450,31 @@ def _tables(rep: dict[str, Any], arms: dict[str, Any], comparisons: dict[str, An
                      disable_numparse=True))  # fmt: skip
 
 
+def _against_section(rep: dict[str, Any], against: str) -> list[str]:
+    """How Δ and its CI are made, and their table; a config with the reference arm alone measures its seed spread
+    and compares nothing (before, the method above an empty table)."""
+    ref, b = rep["reference"], rep["bootstrap"]
+    if not rep["comparisons"]:
+        return [f"No other arm: this ablation measures {ref} alone (its scores ± the sd over seeds above); nothing "
+                "is compared, so it shows no effect. Add an arm (`[arms.<name>]` with the setting to test) to "
+                "compare.", ""]  # fmt: skip
+    return [
+        f"Δ = mean over seeds of (arm − {ref}), main score ×100. 95% CI over the test items and the training "
+        f"seeds: Δ ± √((t·se_seeds)² + (z·se_items)²), se_items the sd of a paired bootstrap of the items "
+        f"({b['n_boot']} resamples, seed {b['seed']}, the same items for both arms and every seed), se_seeds the sd "
+        "of the per-seed Δ over √n, t on n − 1 degrees of freedom (92–99.5% coverage with 3 or 5 seeds in "
+        "simulation); "
+        "one seed: the item bootstrap's percentiles, training noise not covered. Group means: per seed and per "
+        "resample the mean over tasks; tasks whose items share ids and relevance judgements are resampled together "
+        "(below). Verdict *improves* / *hurts* only when the CI excludes 0 (with two seeds or more: by more than "
+        f"twice the Monte Carlo sd of its edge; {b['n_boot']} resamples estimate se_items to about "
+        f"{100 / math.sqrt(2 * (b['n_boot'] - 1)):.1f}%; an edge nearer 0 could fall on its other side for another "
+        "bootstrap seed: *no effect shown*, with the reason), otherwise *no effect shown*. Only the test rows and "
+        "the test mean are evidence; dev rows may be optimistic by whatever was chosen on them.", "",
+        against, "",
+    ]  # fmt: skip
+
+
 def _dims_section(rep: dict[str, Any]) -> list[str]:
     """Per MRL dim (``eval.dims``), the same two tables from the truncated vectors."""
     if not rep.get("dims"):
@@ -461,7 +486,7 @@ def _dims_section(rep: dict[str, Any]) -> list[str]:
              "`predictions/embed_dim_<d>/`.", ""]  # fmt: skip
     for dim, at in rep["dims"].items():
         scores, against = _tables(rep, at["arms"], at["comparisons"])
-        lines += [f"### dim {dim}", "", scores, "", against, ""]
+        lines += [f"### dim {dim}", "", scores, "", *([against, ""] if at["comparisons"] else [])]
     return lines
 
 
@@ -469,7 +494,6 @@ def render(rep: dict[str, Any]) -> str:
     dev, test, ref = rep["dev"], rep["test"], rep["reference"]
     scores, against = _tables(rep, rep["arms"], rep["comparisons"])
     chosen = rep.get("chosen")
-    b = rep["bootstrap"]
     lines = [
         f"# Ablation: {rep['name']}", "",
         f"- config: `{rep['config']}` (regenerate: `harness ablate {rep['config']}`)",
@@ -490,19 +514,7 @@ def render(rep: dict[str, Any]) -> str:
                                f"seed {chosen['seed']}, mean dev main score)" if chosen else "none (no [choose])"),
         "", "## Scores (main score ×100, mean ± sd over seeds)", "", scores,
         "", f"## Against the reference arm ({ref})", "",
-        f"Δ = mean over seeds of (arm − {ref}), main score ×100. 95% CI over the test items and the training "
-        f"seeds: Δ ± √((t·se_seeds)² + (z·se_items)²), se_items the sd of a paired bootstrap of the items "
-        f"({b['n_boot']} resamples, seed {b['seed']}, the same items for both arms and every seed), se_seeds the sd "
-        "of the per-seed Δ over √n, t on n − 1 degrees of freedom (92–99.5% coverage with 3 or 5 seeds in "
-        "simulation); "
-        "one seed: the item bootstrap's percentiles, training noise not covered. Group means: per seed and per "
-        "resample the mean over tasks; tasks whose items share ids and relevance judgements are resampled together "
-        "(below). Verdict *improves* / *hurts* only when the CI excludes 0 (with two seeds or more: by more than "
-        f"twice the Monte Carlo sd of its edge; {b['n_boot']} resamples estimate se_items to about "
-        f"{100 / math.sqrt(2 * (b['n_boot'] - 1)):.1f}%; an edge nearer 0 could fall on its other side for another "
-        "bootstrap seed: *no effect shown*, with the reason), otherwise *no effect shown*. Only the test rows and "
-        "the test mean are evidence; dev rows may be optimistic by whatever was chosen on them.", "",
-        against, "",
+        *_against_section(rep, against),
         *[f"- **{arm} trained the reference's models**: its stage configs and starting model equal {ref}'s at every "
           "seed (each unit reused the reference's), so its Δ is 0 by construction, not a measured absence of "
           "effect; give it the setting it should test" for arm in rep.get("same_as_reference", [])],

@@ -315,6 +315,14 @@ def test_ablate_refuses_a_unit_whose_data_or_init_files_changed(tmp_path: Path, 
      "choose: seed0/a/stage0 (STAGE): set: output_dir=\"x\" would be replaced by the unit's folder under `out` ("),
     ({'set = ["threads=1"]': 'set = ["threads=1", "output_dir=\'x\'"]'},
      "seed0/a/stage0 (STAGE): set: output_dir='x' would be replaced by the unit's folder under `out`"),
+    # before stop 61 (stop 60's walk): trained, reusing the reference's models, then "Δ 0 by construction"
+    ({"[arms.a]\n": "[arms.a]\n[arms.b]\n"},
+     "arms.b: its stages resolve to the same configs as the reference arm 'a': it would reuse a's models"),
+    ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"batch_size=8\", \"threads=2\"]\n"},  # the stage's value; a
+     "arms.b: its stages resolve to the same configs as the reference arm 'a': it would reuse"),  # knob
+    ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"lr=5e-3\"]\n",  # [choose] replaces the one difference
+      "[eval]\n": '[choose]\nkey = "lr"\nvalues = [1e-3, 3e-3]\n[eval]\n'},
+     "arms.b: its stages resolve to the same configs as the reference arm 'a' for every choose.values entry"),
 ])  # fmt: skip
 def test_a_typo_that_training_would_reach_late_is_refused_before_any_unit_trains(
         tmp_path: Path, shared_data: Path, capsys, change: dict[str, str], message: str) -> None:  # fmt: skip

@@ -25,11 +25,10 @@ TWO_ARMS = '[arms.b]\nset = ["lr=0.0002"]\n'  # b trains other weights than a
 SHARED = '[[shared]]\nconfig = "{stage}"\nset = ["steps=2"]'
 
 
-def shared_config(tmp_path: Path, shared_data: Path, arms: str = "") -> tuple[Path, Path]:
-    """A [[shared]] one-step stage chained into arm a (and ``arms``): (config, the shared unit's final folder)."""
+def shared_config(tmp_path: Path, shared_data: Path) -> tuple[Path, Path]:
+    """A [[shared]] one-step stage chained into arm a: (config, the shared unit's final folder)."""
     stage = one_step_stage(tmp_path / "data", shared_data)[-1]
     config = one_arm_config(tmp_path, stage, "keys", SHARED.format(stage=stage))
-    config.write_text(config.read_text(encoding="utf-8").replace("[eval]", f"{arms}[eval]"), encoding="utf-8")
     return config, tmp_path / "work" / "seed0" / "shared" / "stage0" / "final"
 
 
@@ -107,20 +106,22 @@ def test_a_chained_unit_is_refused_when_the_model_it_started_from_was_trained_ag
 
 def test_a_reused_model_is_not_one_started_from_other_files_and_keeps_the_code_that_trained_it(
         tmp_path: Path, shared_data: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    """Arm d trains what arm a trained: its model is reused, recorded under the code that trained it (before stop
-    55: the reusing process's); after the shared model it starts from changed, it is trained, not reused."""
-    config, shared_final = shared_config(tmp_path, shared_data, "[arms.d]\n[arms.e]\n")
-    monkeypatch.setattr(ablate, "code_version", lambda: "a" * 40)  # a's code: an older commit
-    Ablation(load_ablation(config), config).train_arm("a", 0)
+    """Arm a's seed 0 trains what its [choose] run at the chosen value trained: that model is reused, recorded
+    under the code that trained it (before stop 55: the reusing process's); after the shared model it starts from
+    changed, a unit of the same config is trained, not reused. (An arm whose settings equal the reference's is
+    refused since stop 61, so the reuse is the [choose] run's.)"""
+    config, shared_final = shared_config(tmp_path, shared_data)
+    monkeypatch.setattr(ablate, "code_version", lambda: "a" * 40)  # the choice's code: an older commit
+    Ablation(load_ablation(config), config).train_arm("a", 0, tag="-choose0")
     monkeypatch.setattr(ablate, "code_version", lambda: "b" * 40)
-    Ablation(load_ablation(config), config).train_arm("d", 0)
-    assert "same config and starting model as seed0/a/stage0: its model is reused" in capsys.readouterr().out
-    d = state(tmp_path)["done"]["seed0/d/stage0"]
-    assert d["reused"] == "seed0/a/stage0" and d["code"] == "a" * 40 and d["packages"] is not None
+    Ablation(load_ablation(config), config).train_arm("a", 0)
+    assert "same config and starting model as seed0/a-choose0/stage0: its model is reused" in capsys.readouterr().out
+    a = state(tmp_path)["done"]["seed0/a/stage0"]
+    assert a["reused"] == "seed0/a-choose0/stage0" and a["code"] == "a" * 40 and a["packages"] is not None
     perturb(shared_final)  # as trained again on other code (on this CPU the same code gives the same bytes)
-    Ablation(load_ablation(config), config).train_arm("e", 0)
+    Ablation(load_ablation(config), config).train_arm("a", 0, tag="-choose1")
     log = capsys.readouterr().out
-    assert "seed0/e/stage0: training" in log and "its model is reused" not in log
+    assert "seed0/a-choose1/stage0: training" in log and "its model is reused" not in log
 
 
 def test_every_module_is_imported_when_the_ablation_opens(tmp_path: Path, shared_data: Path) -> None:
@@ -166,7 +167,7 @@ def test_an_older_unit_whose_starting_model_is_trained_again_is_refused(tmp_path
     """A unit recorded before starting files were keyed takes today's as its own, unless this process (or an
     earlier one) trained that model again after it: then it started from a model that is gone (review, stop 55:
     the [[shared]] final deleted, retrained, and the arm's older unit kept today's files, an added arm reusing it)."""
-    config, shared_final = shared_config(tmp_path, shared_data, "[arms.d]\n")
+    config, shared_final = shared_config(tmp_path, shared_data)
     Ablation(load_ablation(config), config).train_arm("a", 0)
     recorded = state(tmp_path)  # as written before stop 55: no starting files, hardware or packages
     for unit in recorded["done"].values():
@@ -180,21 +181,21 @@ def test_an_older_unit_whose_starting_model_is_trained_again_is_refused(tmp_path
         Ablation(load_ablation(config), config).train_arm("a", 0)
     assert state(tmp_path)["done"]["seed0/a/stage0"]["init_files"] == ablate.RETRAINED  # kept across processes
     capsys.readouterr()
-    Ablation(load_ablation(config), config).train_arm("d", 0)  # not a twin of a's unit: trained
+    Ablation(load_ablation(config), config).train_arm("a", 0, tag="-choose0")  # not a twin of a's unit: trained
     log = capsys.readouterr().out
-    assert "seed0/d/stage0: training" in log and "its model is reused" not in log
+    assert "seed0/a-choose0/stage0: training" in log and "its model is reused" not in log
 
 
 def test_a_reused_model_whose_maker_recorded_no_code_is_not_credited_to_this_one(
         tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    config, _ = shared_config(tmp_path, shared_data, "[arms.d]\n")
-    Ablation(load_ablation(config), config).train_arm("a", 0)
+    config, _ = shared_config(tmp_path, shared_data)
+    Ablation(load_ablation(config), config).train_arm("a", 0, tag="-choose0")
     recorded = state(tmp_path)
-    recorded["done"]["seed0/a/stage0"]["code"] = None  # recorded before ablate recorded code versions
+    recorded["done"]["seed0/a-choose0/stage0"]["code"] = None  # recorded before ablate recorded code versions
     (tmp_path / "work" / "ablate.json").write_text(json.dumps(recorded), encoding="utf-8")
-    Ablation(load_ablation(config), config).train_arm("d", 0)
-    d = state(tmp_path)["done"]["seed0/d/stage0"]
-    assert d["reused"] == "seed0/a/stage0" and d["code"] is None
+    Ablation(load_ablation(config), config).train_arm("a", 0)
+    a = state(tmp_path)["done"]["seed0/a/stage0"]
+    assert a["reused"] == "seed0/a-choose0/stage0" and a["code"] is None
 
 
 def test_the_report_names_the_seeds_where_compared_arms_ran_other_code_or_packages(tmp_path: Path,

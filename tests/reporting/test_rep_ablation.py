@@ -354,3 +354,19 @@ def test_an_arm_that_trained_the_reference_s_models_is_said_and_one_seed_has_no_
     assert "short trained" not in md
     # one seed has no sd over seeds: "± —" (before stop 60 "± 0.00", read as no spread)
     assert re.search(r"\*\*base\*\* \(reference\) +\| +\d+\.\d\d ± — +\|", md) and "± 0.00" not in md
+
+
+def test_the_reference_arm_alone_is_a_seed_spread_and_compares_nothing(tiny_runs, tmp_path) -> None:
+    """Before stop 61 (stop 60's walk): a config with only the reference arm printed the Δ method above an empty
+    table; it now says what it measured (the scores over seeds) and that nothing is compared."""
+    from reporting.ablation import build, render
+
+    base = str(tiny_runs["base"])
+    runs = {"base": {0: {"eval": base, "final": str(tmp_path / "base0")},
+                     1: {"eval": base, "final": str(tmp_path / "base1")}}}  # fmt: skip
+    cfg = {"name": "alone", "seeds": [0, 1], "reference": "base", "n_boot": 50, "eval": {}}
+    rep = build(cfg, tmp_path / "a.toml", {"done": {}}, runs, ["TinyRetrieval"], ["TinySTS"])
+    assert rep["comparisons"] == {} and rep["same_as_reference"] == []
+    md = render(rep)
+    assert "No other arm: this ablation measures base alone (its scores ± the sd over seeds above)" in md
+    assert "Δ = mean over seeds" not in md and "| task " not in md  # no method, no empty Δ table
