@@ -55,10 +55,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from harness.data import scan_tasks
+    from harness.errors import UsageError
     from harness.models import PACKAGED, PREFIXES
     from harness.runs import md_table
     from harness.suites import OFFICIAL_SUITES, default_model, local_suites
 
+    if args.suite and args.what in ("suites", "models"):  # before stop 61 taken and ignored
+        raise UsageError(f"--suite {args.suite}: `harness list {args.what}` takes no suite (`list tasks --suite` lists "
+                         "a suite's tasks, `list official --suite` its official datasets)")  # fmt: skip
     root, origin = data_root(args.data_dir)
     local, broken = scan_tasks(root)
     if args.what == "suites":
@@ -68,16 +72,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     elif args.what == "official":
         _list_official(args.suite, local)
     elif args.what == "tasks":
-        from harness.tasks import mirror_main_score  # asks mteb which main score each twin reports: imports mteb
-
-        print(f"data root: {root.resolve()} (from {origin})\n")
-        rows = [[t.name, t.type, t.lang_dir, t.mteb_equivalent or "—", mirror_main_score(t), "ok"]
-                for t in local.values()]  # fmt: skip
-        rows += [[name, "—", exc.path.parent.parent.name, "—", "—", f"BROKEN: {exc}"] for name, exc in broken.items()]
-        print(md_table(rows, headers=["task", "type", "lang", "mteb equivalent", "main score (as runs report)",
-                                      "status"]))  # fmt: skip
-        print(f"\n{len(local)} local tasks ({len(broken)} broken) in {root.resolve()}; any mteb task name also "
-              "works with --tasks.")  # fmt: skip
+        _list_tasks(root, origin, local, broken, args.suite)
     else:
         rows = [[name, desc] for name, desc in PACKAGED.items()]
         rows += [[f"{p}<path>", desc] for p, desc in zip(PREFIXES, (
@@ -86,6 +81,39 @@ def cmd_list(args: argparse.Namespace) -> int:
             "conan_model checkpoint folder (harness train output)"), strict=True)]  # fmt: skip
         print(md_table(rows, headers=["model", "what"]))
     return 0
+
+
+def _list_tasks(root: Path, origin: str, local: dict, broken: dict, suite: str | None) -> None:
+    """The data root's task folders, or (`suite`) the suite's tasks as `harness run --suite S --source mirror` plans
+    them: which have data here, and why the others do not run."""
+    from harness.runner import RunConfig, plan_tasks
+    from harness.runs import md_table
+    from harness.suites import OFFICIAL_SUITES
+    from harness.tasks import MIRROR, mirror_main_score  # asks mteb each twin's main score: imports mteb
+
+    def row(task: Any) -> list[str]:
+        return [task.name, task.type, task.lang_dir, task.mteb_equivalent or "—", mirror_main_score(task), "ok"]
+
+    def broken_row(name: str) -> list[str]:
+        return [name, "—", broken[name].path.parent.parent.name, "—", "—", f"BROKEN: {broken[name]}"]
+
+    if suite is None:
+        rows = [row(t) for t in local.values()] + [broken_row(name) for name in broken]
+    else:  # a run's own plan: the same tasks, mirrors and reasons (a name clash, a split the suite does not score)
+        plan = plan_tasks(RunConfig(model="", data_dir=root, suite=suite, source=MIRROR), local,
+                          {name: str(exc) for name, exc in broken.items()})  # fmt: skip
+        rows = [row(r.local) if r.source == MIRROR else broken_row(r.name) if r.name in broken
+                else [r.name, r.type or "—", "—", "—", "—", "no local mirror" if r.name not in local
+                      else f"not run: {r.reason}"] for r in plan.resolved]  # fmt: skip
+    print(f"data root: {root.resolve()} (from {origin})\n")
+    print(md_table(rows, headers=["task", "type", "lang", "mteb equivalent", "main score (as runs report)",
+                                  "status"]))  # fmt: skip
+    if suite is None:
+        print(f"\n{len(local)} local tasks ({len(broken)} broken) in {root.resolve()}; any mteb task name also "
+              "works with --tasks.")  # fmt: skip
+    else:
+        official = f"; official datasets: `harness list official --suite {suite}`" if suite in OFFICIAL_SUITES else ""
+        print(f"\n{plan.coverage_line()} (mirrors in {root.resolve()}{official})")
 
 
 def _list_official(suite: str | None, local: dict) -> None:
@@ -284,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("what", choices=("suites", "tasks", "models", "official"),
                      help="official: per task of the official suites, whether its pinned dataset is cached offline")
     lst.add_argument("--data-dir", help="data root to list local tasks from")
-    lst.add_argument("--suite", choices=("cmteb", "mteb-en", "mteb-en-v1"), help="with `official`: one suite only")
+    lst.add_argument("--suite", help="with `tasks`: that suite's tasks, each with its local data or why it has none "
+                     "(any suite of `list suites`); with `official`: one official suite only")
     lst.set_defaults(func=cmd_list)
 
     cache = sub.add_parser("cache", help="show or clear the embedding cache")

@@ -1,0 +1,67 @@
+"""`harness list`: which options each listing takes, and what `list tasks --suite` shows (harness/cli.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+
+def _rows(out: str) -> dict[str, list[str]]:
+    """A printed table's rows by their first cell (the header and rule lines left out)."""
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| ")]
+    return {row[0]: row for row in cells[1:]}
+
+
+def test_list_tasks_of_a_suite_says_which_have_data_here(shared_data: Path, capsys) -> None:
+    """Before stop 61 (a user's walk) `--suite` was taken and ignored: every local task was listed, English ones
+    too, and none of the suite's tasks without a mirror."""
+    assert main(["list", "tasks", "--suite", "cmteb", "--data-dir", str(shared_data)]) == 0
+    out = capsys.readouterr().out
+    rows = _rows(out)
+    assert len(rows) == 31 and "STS16" not in rows
+    assert rows["AFQMC"][1:3] == ["STS", "zh"] and rows["AFQMC"][-1] == "ok"
+    assert rows["T2Retrieval"][1] == "Retrieval" and rows["T2Retrieval"][-1] == "no local mirror"
+    assert "cmteb: 13/31 tasks — 0 official, 13 mirror, 18 missing: T2Retrieval" in out
+    assert "official datasets: `harness list official --suite cmteb`" in out
+
+
+def test_list_tasks_of_a_local_suite_keeps_its_broken_folders(shared_data: Path, tmp_path: Path, capsys) -> None:
+    """A local suite lists what a run of it covers: its language folder's tasks, a broken one with its reason."""
+    import shutil
+
+    shutil.copytree(shared_data / "en" / "STS16", tmp_path / "en" / "STS16")
+    shutil.copytree(shared_data / "zh" / "AFQMC", tmp_path / "zh" / "AFQMC")
+    (tmp_path / "en" / "Broken").mkdir()
+    (tmp_path / "en" / "Broken" / "task.json").write_text("{", encoding="utf-8")
+    assert main(["list", "tasks", "--suite", "local-en", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = _rows(out)
+    assert set(rows) == {"STS16", "Broken"} and rows["Broken"][-1].startswith("BROKEN: ")
+    assert "local-en: 1/2 tasks — 0 official, 1 mirror, 1 missing: Broken" in out
+
+
+def _exit(argv: list[str]) -> int:
+    """main's status, or the one argparse exits with."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code)
+
+
+def test_an_unknown_suite_suggests_a_known_one(capsys) -> None:
+    """Before stop 61 argparse named the three official suites only ("invalid choice"), not local ones."""
+    assert _exit(["list", "tasks", "--suite", "cmtb"]) == 2
+    captured = capsys.readouterr()
+    assert "unknown suite 'cmtb'; did you mean: cmteb" in captured.err and captured.out == ""
+
+
+@pytest.mark.parametrize("what", ["suites", "models"])
+def test_a_suite_is_refused_where_the_listing_takes_none(what: str, capsys) -> None:
+    """Before stop 61 `list suites --suite cmteb` and `list models --suite cmteb` listed everything, as if it
+    had not been given."""
+    assert _exit(["list", what, "--suite", "cmteb"]) == 2
+    captured = capsys.readouterr()
+    assert f"--suite cmteb: `harness list {what}` takes no suite" in captured.err and captured.out == ""
