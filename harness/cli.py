@@ -218,8 +218,8 @@ def cmd_alignment(args: argparse.Namespace) -> int:
     silence_library_bars()  # transformers' "Loading weights" bar, which `harness run` keeps off too
     settings: dict[str, str] = {}
     path = run_alignment(args.model, [Path(p) for p in args.parallel], Path(args.out), n_pairs=args.n,
-                         seed=args.seed, tsne=args.tsne, k=args.k, settings=settings,
-                         encode=lambda spec, texts: embed_symmetric(spec, texts, args.batch_size, settings))
+                         seed=args.seed, tsne=args.tsne, k=args.k, batch_size=args.batch_size, settings=settings,
+                         encode=lambda spec, texts, batch: embed_symmetric(spec, texts, batch, settings))
     print(f"alignment report written to {path}")
     return 0
 

