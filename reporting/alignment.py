@@ -70,6 +70,9 @@ def _locate(path: Path) -> tuple[Path, Path]:
     """The .jsonl a --parallel path reads and the source.json/task.json beside it naming its languages."""
     if not path.exists():
         raise UsageError(f"--parallel {path}: no such file or folder")
+    if path.is_file() and path.suffix != ".jsonl":  # before stop 61 task.json was read as rows, "not a JSON line"
+        raise UsageError(f"--parallel {path}: a task folder or its .jsonl is expected, not {path.name}; give "
+                         f"{path.parent}")  # fmt: skip
     folder = path if path.is_dir() else path.parent
     file = path if path.is_file() else next((folder / n for n in ("train.jsonl", "test.jsonl")
                                              if (folder / n).is_file()), None)  # fmt: skip

@@ -45,6 +45,17 @@ def test_a_missing_file_is_not_replaced_by_its_neighbour(shared_data):
         read_parallel(shared_data / "train" / "parallel_en_de" / "typo.jsonl")
 
 
+@pytest.mark.parametrize("name", ["task.json", "source.json"])
+def test_a_metadata_file_names_what_is_expected(shared_data, name):
+    """Before stop 61 (a user's walk): `--parallel <task>/task.json` read the JSON file as rows, "task.json:1: not a
+    JSON line"."""
+    folder = shared_data / ("multi/TatoebaDeuEng" if name == "task.json" else "train/parallel_en_de")
+    with pytest.raises(UsageError) as caught:
+        read_parallel(folder / name)
+    assert str(caught.value) == (f"--parallel {folder / name}: a task folder or its .jsonl is expected, not {name}; "
+                                 f"give {folder}")  # fmt: skip
+
+
 def test_an_empty_parallel_file_is_named(shared_data, tmp_path):
     """Before stop 49 (audit): an empty file ended in "need sentences in at least two languages", naming no file."""
     folder = _tatoeba_copy(shared_data, tmp_path / "empty", 0)
