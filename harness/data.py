@@ -175,12 +175,15 @@ def _warn_root_above(root: Path) -> None:
 
 def _warn_language_folder(root: Path) -> None:
     """A root whose own subfolders hold task.json is a language folder given one level too deep: its tasks would
-    be 'no local mirror' without a word (before stop 49, audit; one level too high is named by _warn_unspecified)."""
-    direct = sorted(p.name for p in root.iterdir() if (p / "task.json").is_file())
-    if direct and root.resolve() not in _WARNED_UNSPECIFIED:
-        _WARNED_UNSPECIFIED.add(root.resolve())
-        warn(f"data root {root} holds task folders itself ({', '.join(direct[:3])}{', ...' if len(direct) > 3 else ''})"
-             f", where the layout is <root>/<language>/<Task>/ (docs/data-layout.md): give its parent, {root.parent}")
+    be 'no local mirror' without a word (before stop 49, audit; one level too high is named by _warn_unspecified).
+    One whose subfolders hold source.json is the root's train/ folder, training sets (before stop 61: no word)."""
+    for marker, what in (("task.json", "task folders itself"),
+                         ("source.json", "training sets of a data root's train/ folder, not tasks")):  # fmt: skip
+        direct = sorted(p.name for p in root.iterdir() if (p / marker).is_file())
+        if direct and root.resolve() not in _WARNED_UNSPECIFIED:
+            _WARNED_UNSPECIFIED.add(root.resolve())
+            warn(f"data root {root} holds {what} ({', '.join(direct[:3])}{', ...' if len(direct) > 3 else ''}), "
+                 f"where the layout is <root>/<language>/<Task>/ (docs/data-layout.md): give its parent, {root.parent}")
 
 
 _WARNED_UNSPECIFIED: set[Path] = set()  # folders named already: a process that scans a root again says nothing new

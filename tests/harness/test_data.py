@@ -435,6 +435,18 @@ def test_a_language_folder_given_as_the_root_is_named(shared_data: Path, capsys)
     assert f"give its parent, {shared_data}" in err
 
 
+def test_the_train_folder_given_as_the_root_is_named(shared_data: Path, capsys) -> None:
+    """Before stop 61 (a user's walk): `harness list tasks --data-dir ../shared/data/train` said "0 local tasks"
+    and nothing else."""
+    from harness.data import scan_tasks
+
+    assert scan_tasks(shared_data / "train") == ({}, {})
+    err = capsys.readouterr().err
+    assert (f"data root {shared_data / 'train'} holds training sets of a data root's train/ folder, not tasks "
+            "(afqmc_pairs_zh, atec_rest_pairs_zh, bq_dev_pairs_zh, ...)") in err  # fmt: skip
+    assert f"give its parent, {shared_data}" in err
+
+
 def test_the_folder_above_a_data_root_names_the_root(tmp_path: Path, capsys) -> None:
     """Before stop 60 (a user's walk): `--data-dir ../shared` named the skipped folders data/en, data/zh, … and
     not the way out, where one level too deep said "give its parent"."""
