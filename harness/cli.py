@@ -92,7 +92,8 @@ def _list_tasks(root: Path, origin: str, local: dict, broken: dict, suite: str |
     from harness.tasks import MIRROR, mirror_main_score  # asks mteb each twin's main score: imports mteb
 
     def row(task: Any) -> list[str]:
-        return [task.name, task.type, task.lang_dir, task.mteb_equivalent or "—", mirror_main_score(task), "ok"]
+        languages = ", ".join(task.languages)  # task.json's (before stop 61 the folder's: "multi" for de, en)
+        return [task.name, task.type, languages, task.mteb_equivalent or "—", mirror_main_score(task), "ok"]
 
     def broken_row(name: str) -> list[str]:
         return [name, "—", broken[name].path.parent.parent.name, "—", "—", f"BROKEN: {broken[name]}"]

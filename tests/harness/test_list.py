@@ -65,3 +65,11 @@ def test_a_suite_is_refused_where_the_listing_takes_none(what: str, capsys) -> N
     assert _exit(["list", what, "--suite", "cmteb"]) == 2
     captured = capsys.readouterr()
     assert f"--suite cmteb: `harness list {what}` takes no suite" in captured.err and captured.out == ""
+
+
+def test_list_tasks_shows_each_task_s_languages(shared_data: Path, capsys) -> None:
+    """Before stop 61 (a user's walk) the lang column showed the language folder: "multi" for every bilingual task."""
+    assert main(["list", "tasks", "--data-dir", str(shared_data)]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert rows["TatoebaDeuEng"][2] == "deu, eng" and rows["XQuADRetrievalDeEn"][2] == "de, en"
+    assert rows["STS16"][2] == "en"
