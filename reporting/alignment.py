@@ -30,6 +30,7 @@ from reporting import plots
 LANG2 = {"eng": "en", "deu": "de", "fra": "fr", "jpn": "ja", "kor": "ko", "rus": "ru", "spa": "es", "ara": "ar",
          "cmn": "zh", "zho": "zh"}  # fmt: skip
 AXES = {"pca": "PC", "tsne": "t-SNE"}  # a projection's components, as its plot labels them ("PC 1", "PC 2")
+NAMES = {"pca": "PCA", "tsne": "t-SNE"}  # a projection as its panel titles and the docs name it
 MEASURES = ("nn_translation", "nn_same_language", "nn_other_language", "mixing_ratio")
 N_BOOT = 1000  # resamples of the translation groups behind each 95% interval
 
@@ -239,7 +240,7 @@ def run_alignment(models: list[str], paths: list[Path], out: Path, *,
         emb = encode(spec, corpus.texts, batch_size)
         stats[spec] = mixing_stats(emb, corpus.langs, corpus.groups, k, seed)
         for method in ("pca", "tsne") if tsne else ("pca",):
-            title = f"{shown_spec(spec)} — {method.upper()} (mixing ratio {stats[spec]['all']['mixing_ratio']:.2f})"
+            title = panel_title(spec, method, stats[spec]["all"]["mixing_ratio"])
             panels[method].append((title, project(emb, method, seed), corpus.langs))
     for method, items in panels.items():
         png = out / f"alignment_{method}.png"
@@ -254,6 +255,11 @@ def run_alignment(models: list[str], paths: list[Path], out: Path, *,
     path = out / "alignment.md"
     atomic_write_text(path, render(corpus, stats, k, tsne, n_pairs, settings or {}, asked, command, seed))
     return path
+
+
+def panel_title(spec: str, method: str, ratio: float) -> str:
+    """A projection panel's title: the model, the projection as the docs name it (before stop 61 "TSNE"), its ratio."""
+    return f"{shown_spec(spec)} — {NAMES[method]} (mixing ratio {ratio:.2f})"
 
 
 def shown_spec(spec: str) -> str:

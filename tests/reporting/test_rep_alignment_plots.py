@@ -24,6 +24,14 @@ def test_projection_axes_are_labelled():
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("t-SNE 1", "t-SNE 2")
 
 
+def test_panel_titles_name_the_projection_as_the_docs_do():
+    """Before stop 61 (a user's walk): "minilm — TSNE (...)" under docs that say t-SNE."""
+    from reporting.alignment import panel_title
+
+    assert panel_title("minilm", "tsne", 0.25) == "minilm — t-SNE (mixing ratio 0.25)"
+    assert panel_title("minilm", "pca", 0.25) == "minilm — PCA (mixing ratio 0.25)"
+
+
 def test_projection_png_is_replaced_whole(tmp_path):
     """Before: savefig wrote into the existing file, so a reader holding it (here a hard link) saw the new bytes
     appear over the old ones; now a new file is renamed over it and the old one stays whole."""
