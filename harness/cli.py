@@ -202,8 +202,10 @@ def _flat(identity: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def cmd_alignment(args: argparse.Namespace) -> int:
     """Language mixing of each model's embeddings: the harness encodes, reporting scores and draws."""
+    from harness.backends import POOLINGS
     from harness.checks import check_positive, check_seed, check_writable_dir
     from harness.console import silence_library_bars
+    from harness.embedder import ModelOptions
     from harness.errors import UsageError
     from harness.models import check_spec, embed_symmetric
     from reporting.alignment import run_alignment
@@ -211,6 +213,12 @@ def cmd_alignment(args: argparse.Namespace) -> int:
     for option, value in (("--n", args.n), ("--k", args.k), ("--batch-size", args.batch_size)):
         check_positive(option, value)  # before any file is read or model loaded (0 or less: NaN or a traceback)
     check_seed("--seed", args.seed)
+    # the hf: models' pooling, decided at load as for `harness run` (mean when none is given); others pool their way
+    options = {spec: ModelOptions(pooling=args.pooling if spec.startswith("hf:") else None) for spec in args.model}
+    if args.pooling is not None and args.pooling not in POOLINGS:
+        raise UsageError(f"--pooling {args.pooling!r}: choose one of {', '.join(POOLINGS)}")
+    if args.pooling is not None and not any(spec.startswith("hf:") for spec in args.model):
+        raise UsageError(f"--pooling {args.pooling}: only hf: models take a pooling; no --model is one")
     for i, spec in enumerate(args.model):  # every model before the first is encoded: a typo in the last loses nothing
         check_spec(spec)
         if spec in args.model[:i]:
@@ -220,7 +228,8 @@ def cmd_alignment(args: argparse.Namespace) -> int:
     settings: dict[str, str] = {}
     path = run_alignment(args.model, [Path(p) for p in args.parallel], Path(args.out), n_pairs=args.n,
                          seed=args.seed, tsne=args.tsne, k=args.k, batch_size=args.batch_size, settings=settings,
-                         encode=lambda spec, texts, batch: embed_symmetric(spec, texts, batch, settings))
+                         pooling=args.pooling, encode=lambda spec, texts, batch: embed_symmetric(
+                             spec, texts, batch, settings, options[spec]))  # fmt: skip
     print(f"alignment report written to {path}")
     return 0
 
@@ -332,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--k", type=int, default=10, help="neighbours for the mixing ratio (default 10)")
     al.add_argument("--seed", type=int, default=0)
     al.add_argument("--batch-size", type=int, default=32)
+    al.add_argument("--pooling", help="pooling for the hf: models among --model: mean, cls, last (default: mean, as "
+                    "`harness run`; a CLS-trained hf: model needs --pooling cls); other models pool their own way")
     al.add_argument("--tsne", action="store_true", help="also draw a t-SNE projection (slower than PCA)")
     al.add_argument("--out", default="alignment", help="folder for alignment.md and the plots")
     al.set_defaults(func=cmd_alignment)

