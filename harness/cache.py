@@ -24,7 +24,8 @@ Storage is near the vectors' own size: 64 KiB pages hold many rows each (the old
 vector to its own overflow page, ~3x the bytes) and namespaces are stored once, rows refer to them by number.
 A damaged database file (truncated, garbage header) is moved aside with a warning and a fresh cache started; a
 file of an older layout is moved aside the same way (a cache only ever costs recomputation). Beside the vectors,
-table `models` keeps each model's description (harness/lazy.py), so a rerun whose texts are all here loads no model.
+table `models` keeps each model's description (harness/lazy.py), so a rerun whose texts are all here loads no model;
+it carries a checksum too, and a damaged one is described again from the loaded model.
 """
 
 from __future__ import annotations
@@ -76,6 +77,13 @@ def entry_crc(ns_id: int, key: bytes, blob: bytes) -> int:
     covered the bytes alone, so one flipped bit in the (ns, key) index served another text's valid vector (STS16
     scored 73.26 for 79.00, recorded ok); now a row reached for another key fails the check."""
     return zlib.crc32(blob, zlib.crc32(key, zlib.crc32(ns_id.to_bytes(8, "little", signed=True))))
+
+
+def description_crc(key: str, text: str) -> int:
+    """The checksum of a stored model description, bound to its key as a vector's is (entry_crc). Since stop 61;
+    before, table `models` had none, and one damaged byte ("cosine" read "euclid") failed every warm run with a
+    ValueError until `harness cache clear`."""
+    return zlib.crc32(text.encode("utf-8"), zlib.crc32(key.encode("utf-8")))
 
 
 class CacheDamaged(sqlite3.DatabaseError):
@@ -286,18 +294,27 @@ class EmbeddingCache:
                 self._db.execute("ROLLBACK")
             raise
 
-    def model_description(self, key: str) -> dict[str, Any] | None:
-        """A model's stored description (harness/lazy.py), or None; an unreadable one counts as absent."""
+    def model_description(self, key: str, spec: str) -> dict[str, Any] | None:
+        """A model's stored description (harness/lazy.py), or None; a damaged one (its checksum fails) counts as
+        absent, with a warning naming the file and the model: the caller loads the model and stores it anew."""
         row = self._read(lambda: self._db.execute("SELECT description FROM models WHERE key = ?", (key,)).fetchone(),
                          None)
-        try:
-            return json.loads(row[0]) if row else None
-        except (TypeError, ValueError):
+        if row is None:
             return None
+        crc, _, text = str(row[0]).partition(" ")
+        try:
+            if int(crc, 16) == description_crc(key, text):
+                return json.loads(text)
+        except ValueError:
+            pass
+        print(f"harness: warning: embedding cache {self.path}: the stored description of model {spec} is damaged "
+              "(checksum); the model is loaded and described again", file=sys.stderr)
+        return None
 
     def remember_model(self, key: str, description: dict[str, Any]) -> None:
         text = json.dumps(description, default=str)
-        self._write(lambda: self._db.execute("INSERT OR REPLACE INTO models VALUES (?, ?)", (key, text)))
+        row = (key, f"{description_crc(key, text):08x} {text}")
+        self._write(lambda: self._db.execute("INSERT OR REPLACE INTO models VALUES (?, ?)", row))
 
     def info(self) -> dict[str, Any]:
         return self._guarded(self._info)

@@ -68,7 +68,7 @@ def open_model(spec: str, opts: ModelOptions | None, cache: EmbeddingCache | Non
     if note and os.environ.get("RANK", "0") == "0":  # once a run (a cached description loads nothing), one rank
         warn(note)
     key = description_key(spec, resolved) if cache is not None else None
-    known = cache.model_description(key) if key else None
+    known = cache.model_description(key, spec) if key else None
     if known is None or "task_prompts" not in known:  # described before task prompts were: they may be missing
         embedder = _load_counted(spec, opts)
         if key:

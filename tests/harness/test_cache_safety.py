@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness import lazy
 from harness.cache import DB_NAME, EmbeddingCache
 from harness.cli import main
 from harness.data import default_data_root, discover_tasks, read_rows
@@ -171,3 +172,27 @@ def test_cache_info_names_a_difference_inside_a_table(tmp_path: Path, capsys) ->
     lines = [line for line in capsys.readouterr().out.splitlines() if "  m  " in line]
     assert [line.rsplit("  ", 1)[1] for line in lines] == ["packages.transformers=5.24.0",
                                                            "packages.transformers=5.25.0"]  # fmt: skip
+
+
+def test_a_damaged_model_description_is_described_again(tmp_path: Path, capsys) -> None:
+    """Before stop 61 (a user's walk): table `models` had no checksum, and one damaged byte in minilm's description
+    ("cosine" read "euclid") failed every warm run with `ValueError: 'euclid' is not a valid ScoringFunction` until
+    `harness cache clear`. Now the damage is warned of, naming the file and the model, the model loads and its
+    description is stored anew: the scores are those of the cold run, and the next run loads nothing."""
+    cache = tmp_path / "cache"
+    args = ["run", "--tasks", "STS16", "--model", "minilm", "--data-dir", str(SAMPLE), "--out", str(tmp_path),
+            "--run-name", "r", "--cache-dir", str(cache), "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    cold = json.loads((tmp_path / "r" / "run.json").read_text())["tasks"]["STS16"]["main_score"]
+    with sqlite3.connect(cache / DB_NAME) as db:
+        damage = "UPDATE models SET description = replace(description, '\"cosine\"', '\"euclid\"') RETURNING 1"
+        assert db.execute(damage).fetchall() == [(1,)]
+    capsys.readouterr()
+    loads = lazy.LOADS["count"]
+    assert main([*args, "--overwrite"]) == 0
+    err = capsys.readouterr().err
+    assert f"embedding cache {cache / DB_NAME}: the stored description of model minilm is damaged" in err, err
+    assert lazy.LOADS["count"] == loads + 1
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["tasks"]["STS16"]["main_score"] == cold
+    assert main([*args, "--overwrite"]) == 0  # the description was stored anew: a warm run again
+    assert lazy.LOADS["count"] == loads + 1 and "damaged" not in capsys.readouterr().err

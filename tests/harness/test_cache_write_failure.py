@@ -106,7 +106,7 @@ def test_a_failed_read_counts_as_misses(tmp_path: Path, capsys) -> None:
     cache = EmbeddingCache(tmp_path)
     cache.put_many("ns", ["a"], np.ones((1, 4), dtype=np.float32))
     cache._db.set_progress_handler(lambda: 1, 1)
-    assert cache.get_many("ns", ["a"]) == {} and cache.model_description("key") is None
+    assert cache.get_many("ns", ["a"]) == {} and cache.model_description("key", "m") is None
     cache.put_many("ns", ["b"], np.ones((1, 4), dtype=np.float32))
     err = capsys.readouterr().err
     assert err.count(WARNING) == 1 and "failed to read (interrupted)" in err, err
@@ -143,7 +143,7 @@ def test_a_failed_repair_turns_the_cache_off(tmp_path: Path, finds_it: str, caps
         found = cache.get_many("ns", texts)
         cache.put_many("ns", ["new"], np.ones((1, 384), dtype=np.float32))
         cache.remember_model("key", {"name": "m"})
-        described = cache.model_description("key")
+        described = cache.model_description("key", "m")
         cache.register("ns", {"name": "m"})
     err = capsys.readouterr().err
     assert found == {} and described is None
