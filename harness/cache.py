@@ -14,9 +14,13 @@ moved aside or deleted under the exclusive lock, i.e. when no other run has them
 writing into a file nobody reads). A damaged file that another run holds is left in place and this run keeps its
 vectors in memory.
 
-A write that fails (disk full, a read-only file, an I/O error) is no reason to fail the run: the first one is
-warned about once, naming the file, and the cache takes no more writes for the rest of the run (vectors stay in
-the task memo, scores are unaffected); a read that fails counts as misses and turns reads off too, and so does a
+A cache whose file or folder cannot be written is opened read-only (SQLite's URI modes, nothing made beside it):
+a run reads its vectors and stores none (said once), a damaged one stays in place. `harness cache info` and
+`clear` open the file read-only too (only_read) and so never move or make anything before clear deletes.
+
+A write that fails (disk full, a file made read-only mid-run, an I/O error) is no reason to fail the run: the first
+one is warned about once, naming the file, and the cache takes no more writes for the rest of the run (vectors
+stay in the task memo, scores are unaffected); a read that fails counts as misses and turns reads off too, and so does a
 repair that fails (a file found damaged mid-run whose fresh replacement cannot be created). Before, every
 later task failed with the bare SQLite error and its vectors were lost. `failure` says why, for run.json.
 
@@ -42,6 +46,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -55,12 +60,53 @@ SCHEMA_VERSION = 3  # PRAGMA user_version of the current layout (3: the checksum
 PAGE_SIZE = 65536
 _CHUNK = 500  # keys per SELECT ... IN (...)
 IN_MEMORY = ":memory:"  # where a run keeps vectors while another run holds a damaged file
+OWN_SUFFIXES = ("", "-wal", "-shm", "-journal")  # the cache's files are DB_NAME + these (SQLite's companions)
+ASIDE = f"{DB_NAME}.damaged-"  # a damaged file or one of an older layout, moved aside: DB_NAME.damaged-<time>
 
 
 def default_cache_dir() -> Path:
     if os.environ.get("HARNESS_CACHE_DIR"):
         return Path(os.environ["HARNESS_CACHE_DIR"])
     return user_cache_root() / "embeddings"
+
+
+def own_files(directory: Path) -> list[Path]:
+    """The cache's files that exist: exactly DB_NAME and SQLite's companions (before stop 61 every DB_NAME* was
+    counted, so a user's `embeddings.sqlite.bak` doubled the size `cache info` gave)."""
+    return [p for p in (directory / f"{DB_NAME}{s}" for s in OWN_SUFFIXES) if p.is_file()]
+
+
+def aside_copies(directory: Path) -> list[Path]:
+    """The copies runs moved aside (damaged, older layout): `cache info` lists them, `cache clear` removes them."""
+    return sorted(directory.glob(f"{ASIDE}*"))
+
+
+def size_of(paths: Iterable[Path]) -> int:
+    return sum(p.stat().st_size for p in paths)
+
+
+def _writable(path: Path) -> bool:
+    """Whether the cache may write here: the system allows it (permissions, an immutable file, a read-only mount)
+    and a write bit is set, which root's access ignores: a file or folder made `chmod a-w` is read-only to root too,
+    as `rm` asks before removing one."""
+    return os.access(path, os.W_OK) and bool(path.stat().st_mode & 0o222)
+
+
+def read_only_reason(directory: Path) -> str | None:
+    """Why the cache in `directory` must be opened read-only (None: it may be written)."""
+    path = directory / DB_NAME
+    if path.exists() and not _writable(path):
+        return "the file is read-only"
+    if directory.is_dir() and not _writable(directory):
+        return "its folder is read-only"
+    return None
+
+
+def _read_only_uri(path: Path) -> str:
+    """The file opened read-only. immutable=1 makes no file beside it (mode=ro makes -wal and -shm, read-only like
+    the file, and leaves them), right while there is no -wal: no run has the file open; with one, mode=ro reads it."""
+    mode = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
+    return f"file:{quote(str(path.absolute()))}?{mode}"
 
 
 def namespace_key(identity: dict[str, Any]) -> str:
@@ -101,16 +147,22 @@ class CacheInUse(HarnessError):
 class EmbeddingCache:
     """get_many/put_many over one SQLite file; cheap to open, safe to share between processes."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, only_read: bool = False) -> None:
+        """only_read: open the file read-only and leave it as found, damaged or not (`harness cache info` and
+        `harness cache clear` look before they act; before stop 61 info moved a damaged file aside and made a new
+        one). A file or folder that cannot be written is opened read-only either way."""
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / DB_NAME
+        self.only_read = only_read
+        self.read_only = read_only_reason(self.directory)  # why nothing is stored in the file (None: stored)
+        if self.read_only is None and not only_read:
+            self.directory.mkdir(parents=True, exist_ok=True)
         self.corrupt_entries = 0
         self.moved_aside: Path | None = None
+        self.damage: str | None = None  # why the file is unusable, when only_read or read-only leave it in place
         self.failure: str | None = None  # why the cache stopped taking writes mid-run (warned once)
         self._reads = True  # off after a failed read: a lock or I/O error would cost every later lookup again
-        self._lock = open(f"{self.path}.lock", "a")  # noqa: SIM115 - held for the cache's life, closed in close()
-        fcntl.flock(self._lock, fcntl.LOCK_SH)  # released by the kernel even on kill -9
+        self._lock = self._shared_lock(make=self.read_only is None and not only_read)
         try:
             try:
                 self._db = self._open(self.path)
@@ -119,16 +171,41 @@ class EmbeddingCache:
                     raise  # locked, read-only, cannot open: not damage; the caller reports it
                 self._recover(str(exc))
         except BaseException:  # no cache object: its lock must not outlive it (other runs could not repair/clear)
-            self._lock.close()
+            if self._lock is not None:
+                self._lock.close()
             raise
+        if self.read_only and not only_read:
+            print(f"harness: warning: embedding cache {self.path} is read-only ({self.read_only}): this run reads "
+                  "the vectors it holds and stores none (the ones it computes are kept for this run only)",
+                  file=sys.stderr)  # fmt: skip
+
+    def _shared_lock(self, make: bool) -> Any:
+        """The lock file, held shared for the cache's life (other runs may not move or delete the files meanwhile);
+        without `make` (read-only, only reading) one that exists is taken (nothing is made there), else none."""
+        lock = Path(f"{self.path}.lock")
+        if not make and not lock.is_file():
+            return None
+        handle = open(lock, "a" if make else "r")  # noqa: SIM115 - held for the cache's life, closed in close()
+        fcntl.flock(handle, fcntl.LOCK_SH)  # released by the kernel even on kill -9
+        return handle
 
     def _open(self, target: Path | str) -> sqlite3.Connection:
-        db = sqlite3.connect(target, timeout=60, isolation_level=None)
+        self._ids: dict[str, int] = {}
+        reading = target != IN_MEMORY and (self.read_only or self.only_read)
+        if reading and not Path(target).is_file():
+            return self._open(IN_MEMORY)  # nothing to read, nowhere to write: this run's vectors stay in memory
+        db = sqlite3.connect(_read_only_uri(Path(target)) if reading else target, timeout=60, isolation_level=None,
+                             uri=reading)  # fmt: skip
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
             if tables and version != SCHEMA_VERSION:
                 raise CacheDamaged(f"older cache layout (version {version}, this harness writes {SCHEMA_VERSION})")
+            if reading:
+                if tables:
+                    return db
+                db.close()
+                return self._open(IN_MEMORY)  # an empty file read-only: nothing to read
             db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # only takes effect on a new, empty file
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -142,12 +219,14 @@ class EmbeddingCache:
         except BaseException:
             db.close()
             raise
-        self._ids: dict[str, int] = {}
         return db
 
     @contextmanager
     def _alone(self) -> Iterator[bool]:
         """Whether no other open cache shares the files (the exclusive flock); only then may they be replaced."""
+        if self._lock is None:  # read-only, without a lock file: nothing is replaced
+            yield False
+            return
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             alone = True
@@ -160,16 +239,23 @@ class EmbeddingCache:
 
     def _recover(self, reason: str) -> None:
         """Move the damaged file (and its WAL) aside, say so on stderr, and start an empty cache; while another
-        run has the file open, leave it to that run and keep this run's vectors in memory."""
+        run has the file open, or it is read-only, leave it in place and keep this run's vectors in memory; when
+        only reading (`cache info`), only note the damage."""
         if getattr(self, "_db", None) is not None:
             self._db.close()
+        if self.only_read:
+            self.damage = reason
+            self._db = self._open(IN_MEMORY)
+            return
         with self._alone() as alone:
-            if not alone:
-                print(f"harness: warning: embedding cache {self.path} is unusable ({reason}); another run has "
-                      "it open, so it stays in place and this run keeps its vectors in memory", file=sys.stderr)
+            kept = self.read_only or (None if alone else "another run has it open")
+            if kept:
+                print(f"harness: warning: embedding cache {self.path} is unusable ({reason}); {kept}, so it stays "
+                      "in place and this run keeps its vectors in memory", file=sys.stderr)  # fmt: skip
+                self.read_only = None  # the memory takes this run's vectors
                 self._db = self._open(IN_MEMORY)
                 return
-            aside = self.path.with_name(f"{DB_NAME}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9}")
+            aside = self.path.with_name(f"{ASIDE}{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9}")
             if self.path.exists():
                 durable_replace(self.path, aside)
                 self.moved_aside = aside
@@ -207,8 +293,9 @@ class EmbeddingCache:
                   "another --cache-dir, or run with --no-cache", file=sys.stderr)  # fmt: skip
 
     def _write(self, op: Any, *args: Any) -> None:
-        """Run a write unless an earlier one failed; a failure stops writes for the rest of the run."""
-        if self.failure is not None:
+        """Run a write unless an earlier one failed or the file is read-only; a failure stops writes for the rest
+        of the run."""
+        if self.failure is not None or self.read_only or self.only_read:
             return
         try:
             self._guarded(op, *args)
@@ -317,46 +404,59 @@ class EmbeddingCache:
         self._write(lambda: self._db.execute("INSERT OR REPLACE INTO models VALUES (?, ?)", row))
 
     def info(self) -> dict[str, Any]:
+        """What the cache holds and takes on disk: its own files apart from the copies moved aside; `damage` says
+        why a file left in place (only_read, read-only) is unusable."""
         return self._guarded(self._info)
 
     def _info(self) -> dict[str, Any]:
         per_ns = dict(self._db.execute("SELECT ns, COUNT(*) FROM vectors GROUP BY ns"))
         names = self._db.execute("SELECT id, identity FROM namespaces").fetchall()
-        size = sum(p.stat().st_size for p in self.directory.glob(f"{DB_NAME}*") if "damaged" not in p.name)
         return {
             "path": str(self.path),
-            "bytes": size,
+            "bytes": size_of(own_files(self.directory)),
             "entries": sum(per_ns.values()),
+            "damage": self.damage,
+            "read_only": self.read_only,
+            "moved_aside": [(p.name, p.stat().st_size) for p in aside_copies(self.directory)],
             "namespaces": [{"namespace": ns_id, "entries": per_ns[ns_id], **json.loads(ident)}
                            for ns_id, ident in names if ns_id in per_ns],  # fmt: skip
         }
 
-    def clear(self) -> int | None:
-        """Remove every vector: the files go, whatever state they are in; the count is None if unreadable.
-        Raises CacheInUse while another run has the cache open (its writes would go to a deleted file)."""
-        try:
-            (removed,) = self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()
-        except sqlite3.DatabaseError:
-            removed = None
+    def clear(self) -> dict[str, Any]:
+        """Remove the cache's files, whatever state they are in, and the copies moved aside (since stop 61: before,
+        they were never removed, and a damaged file was first moved aside itself, then "removed 0 cached vectors");
+        says what went: `entries` (None when the file could not be counted), `bytes`, `aside` (name, bytes).
+        Raises CacheInUse while another run has the cache open (its writes would go to a deleted file), and a
+        UsageError when the files are read-only (naming which)."""
+        if self.read_only:
+            raise UsageError(f"embedding cache {self.path}: cannot clear it, {self.read_only} (make it writable, "
+                             "or remove the folder yourself)")  # fmt: skip
+        if self._lock is None:  # a folder copied without its lock file
+            self._lock = self._shared_lock(make=True)
+        info = self.info()
+        removed = {"entries": None if info["damage"] else info["entries"], "bytes": info["bytes"],
+                   "aside": info["moved_aside"]}  # fmt: skip
         with self._alone() as alone:
             if not alone:
                 raise CacheInUse(f"embedding cache {self.path} is open in another run; clear it when that run ends")
             self._db.close()
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            for path in [*own_files(self.directory), *aside_copies(self.directory)]:
+                path.unlink()
+            self.only_read = False
             self._db = self._open(self.path)
         return removed
 
     def close(self) -> None:
         self._db.close()
-        self._lock.close()
+        if self._lock is not None:
+            self._lock.close()
 
 
-def open_cache_at(folder: Path, advice: str = "") -> EmbeddingCache:
+def open_cache_at(folder: Path, advice: str = "", only_read: bool = False) -> EmbeddingCache:
     """The embedding cache in ``folder``, or a UsageError naming --cache-dir when it cannot be opened at all (a
     full disk, a folder where its file should be): before, a traceback. Damage is repaired inside
     (EmbeddingCache); this is access. ``advice``: what the command's user can do instead."""
     try:
-        return EmbeddingCache(folder)
+        return EmbeddingCache(folder, only_read)
     except (OSError, sqlite3.OperationalError) as exc:
         raise UsageError(f"--cache-dir {folder}: cannot open the cache ({exc}){advice}") from None

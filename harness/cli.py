@@ -149,7 +149,7 @@ def _list_official(suite: str | None, local: dict) -> None:
 
 def cmd_cache(args: argparse.Namespace) -> int:
 
-    from harness.cache import DB_NAME, default_cache_dir, open_cache_at
+    from harness.cache import ASIDE, DB_NAME, default_cache_dir, open_cache_at
     from harness.errors import UsageError
 
     folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
@@ -158,21 +158,44 @@ def cmd_cache(args: argparse.Namespace) -> int:
             raise UsageError(f"--cache-dir {folder}: no embedding cache there ({DB_NAME} is missing)")
         print(f"{folder}: no embedding cache yet (a run with the cache on makes one)")
         return 0
-    cache = open_cache_at(folder)
+    cache = open_cache_at(folder, only_read=True)  # info changes nothing; clear looks before it deletes
     try:  # closed explicitly: an open cache holds the shared lock that lets other runs repair or clear it
         if args.action == "clear":
-            removed = cache.clear()
-            print(f"removed {'all (unreadable count of)' if removed is None else removed} cached vectors from "
-                  f"{cache.path}")  # fmt: skip
+            _say_cleared(cache.path, cache.clear())
             return 0
         info = cache.info()
-        print(f"{info['path']}: {info['entries']} vectors, {info['bytes'] / 2**20:.1f} MiB")
+        state = f" (read-only, {info['read_only']}: a run reads it and stores nothing)" if info["read_only"] else ""
+        if info["damage"]:  # before stop 61, info itself moved the file aside and reported a new empty one
+            then = ("leaves it in place and keeps its vectors in memory" if info["read_only"]
+                    else f"moves it aside as {ASIDE}<time> and starts a fresh cache")  # fmt: skip
+            print(f"{info['path']}: unusable ({info['damage']}), {_mib(info['bytes'])}{state}: a run {then}")
+        else:
+            print(f"{info['path']}: {info['entries']} vectors, {_mib(info['bytes'])}{state}")
         for ns in info["namespaces"]:
             print(f"  {ns['entries']:>8}  {ns.get('name')}  role={ns.get('role')}  dtype={ns.get('dtype')}  "
                   f"max_length={ns.get('max_length')}  prompt={ns.get('prompt')!r}{_namespace_tail(ns, info)}")
+        if info["moved_aside"]:
+            print(f"moved aside (damaged or an older layout; `harness cache clear` removes them): "
+                  f"{len(info['moved_aside'])}, {_mib(sum(size for _, size in info['moved_aside']))}")
+            for name, size in info["moved_aside"]:
+                print(f"  {name}  {_mib(size)}")
         return 0
     finally:
         cache.close()
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+def _say_cleared(path: Path, removed: dict[str, Any]) -> None:
+    """What `cache clear` removed: the vectors (or a damaged file, uncounted) and the copies moved aside."""
+    count = "a damaged file (its vectors uncounted)" if removed["entries"] is None else \
+        f"{removed['entries']} cached vectors"  # fmt: skip
+    print(f"removed {count}, {_mib(removed['bytes'])}, from {path}")
+    if removed["aside"]:
+        print(f"removed the copies moved aside ({len(removed['aside'])}, "
+              f"{_mib(sum(size for _, size in removed['aside']))}): {', '.join(n for n, _ in removed['aside'])}")
 
 
 CACHE_INFO_SHOWN = ("name", "role", "dtype", "max_length", "prompt")

@@ -26,7 +26,7 @@ from typing import Any
 import mteb
 
 from harness import sysinfo
-from harness.cache import EmbeddingCache, default_cache_dir, open_cache_at
+from harness.cache import DB_NAME, EmbeddingCache, default_cache_dir, open_cache_at
 from harness.checks import check_positive, check_writable_dir, run_directory
 from harness.console import WarningLog, heartbeat, library_tqdm_off, quiet_console, silence_library_bars
 from harness.data import LocalTask, scan_tasks
@@ -175,7 +175,9 @@ def check_before_loading(cfg: RunConfig) -> None:
     if cfg.run_name is not None:
         check_run_directory(run_directory(cfg.out, cfg.run_name))
     if cfg.use_cache:
-        check_writable_dir("--cache-dir", cfg.cache_dir or default_cache_dir())
+        folder = cfg.cache_dir or default_cache_dir()
+        if not (folder / DB_NAME).is_file():  # a cache there is read from even where it is read-only
+            check_writable_dir("--cache-dir", folder)
     elif cfg.cache_dir is not None:  # before stop 49 (audit) both were taken without a word, and no cache used
         raise UsageError(f"--cache-dir {cfg.cache_dir} with --no-cache: give one of them")
     if cfg.dim_predictions and not cfg.dims:

@@ -65,18 +65,29 @@ def test_a_row_reached_for_another_text_is_damage(tmp_path: Path, capsys) -> Non
     assert capsys.readouterr().err.count("a damaged entry (checksum) is recomputed") == 1
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
 def test_damaged_database_is_moved_aside(tmp_path: Path, damage: str, capsys) -> None:
-    """Before: a truncated file or a garbage header made every run, `cache info` and `cache clear` crash."""
+    """Before: a truncated file or a garbage header made every run, `cache info` and `cache clear` crash. Before
+    stop 61 `cache info` moved it aside itself and reported a new empty cache; now it says what a run will do and
+    changes nothing; a run moves it aside."""
     _fill(tmp_path, 300)
     db = tmp_path / DB_NAME
     if damage == "truncate":
         db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
     else:
         db.write_bytes(b"this is not a database" * 500)
+    before = _files(tmp_path)
     assert main(["cache", "info", "--cache-dir", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    assert "0 vectors" in captured.out and "is unusable" in captured.err and "started a fresh cache" in captured.err
+    assert f"{db}: unusable (" in captured.out and "a run moves it aside as embeddings.sqlite.damaged-<time> and " \
+           "starts a fresh cache" in captured.out and captured.err == "", captured  # fmt: skip
+    assert _files(tmp_path) == before
+    EmbeddingCache(tmp_path).close()  # what a run does first
+    assert "is unusable" in capsys.readouterr().err
     assert len(list(tmp_path.glob(f"{DB_NAME}.damaged-*"))) == 1
     db.write_bytes(b"garbage again" * 100)
     assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 0
@@ -86,12 +97,50 @@ def test_damaged_database_is_moved_aside(tmp_path: Path, damage: str, capsys) ->
     assert json.loads((tmp_path / "runs" / "r" / "run.json").read_text())["tasks"]["STS16"]["status"] == "ok"
 
 
-def test_older_layout_is_replaced(tmp_path: Path, capsys) -> None:
-    with sqlite3.connect(tmp_path / DB_NAME) as db:  # the layout before issue 14
-        db.execute("CREATE TABLE vectors (ns TEXT, key BLOB, dim INTEGER, vec BLOB, crc INTEGER,"
-                   " PRIMARY KEY (ns, key)) WITHOUT ROWID")  # fmt: skip
+def test_clear_removes_a_damaged_file_and_the_copies_moved_aside(tmp_path: Path, capsys) -> None:
+    """Before stop 61 clear moved a damaged file aside itself, deleted the new empty one and said "removed 0 cached
+    vectors"; the copies moved aside (damaged, older layouts) were never counted, listed or removed, though clear
+    is the documented way to get their space back. A user's own copy beside them stays."""
+    _fill(tmp_path, 300)
+    db = tmp_path / DB_NAME
+    db.write_bytes(b"this is not a database" * 500)
+    EmbeddingCache(tmp_path).close()  # a run moves it aside
+    (aside,) = tmp_path.glob(f"{DB_NAME}.damaged-*")
+    _fill(tmp_path, 20)
+    (tmp_path / f"{DB_NAME}.bak").write_bytes(b"a user's copy" * 1000)
+    capsys.readouterr()
+    assert main(["cache", "info", "--cache-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{db}: 20 vectors" in out and "moved aside (damaged or an older layout; `harness cache clear` removes " \
+           f"them): 1, 0.0 MiB\n  {aside.name}  0.0 MiB" in out, out  # fmt: skip
+    db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "removed a damaged file (its vectors uncounted), " in out, out
+    assert f"removed the copies moved aside (1, 0.0 MiB): {aside.name}" in out, out
+    assert sorted(p.name for p in tmp_path.iterdir()) == [DB_NAME, f"{DB_NAME}.bak", f"{DB_NAME}.lock"]
+
+
+def test_info_counts_the_caches_own_files_only(tmp_path: Path) -> None:
+    """Before stop 61 every embeddings.sqlite* file was counted: a user's embeddings.sqlite.bak doubled the size."""
+    _fill(tmp_path, 50)
+    (tmp_path / f"{DB_NAME}.bak").write_bytes((tmp_path / DB_NAME).read_bytes())
     cache = EmbeddingCache(tmp_path)
-    assert "older cache layout" in capsys.readouterr().err and cache.info()["entries"] == 0
+    own = sum((tmp_path / f"{DB_NAME}{s}").stat().st_size for s in ("", "-wal", "-shm")
+              if (tmp_path / f"{DB_NAME}{s}").exists())  # fmt: skip
+    assert cache.info()["bytes"] == own
+    cache.close()
+
+
+def test_info_on_an_older_layout_changes_nothing(tmp_path: Path, capsys) -> None:
+    """Before stop 61 `cache info` moved a file of an older layout aside and reported a new empty cache."""
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        db.execute("CREATE TABLE t (x)")
+        db.execute("PRAGMA user_version=2")
+    before = _files(tmp_path)
+    assert main(["cache", "info", "--cache-dir", str(tmp_path)]) == 0
+    assert "unusable (older cache layout (version 2, this harness writes 3))" in capsys.readouterr().out
+    assert _files(tmp_path) == before
 
 
 class _Killed(BaseException):
