@@ -109,6 +109,14 @@ def _read_only_uri(path: Path) -> str:
     return f"file:{quote(str(path.absolute()))}?{mode}"
 
 
+def _described_name(text: str) -> str | None:
+    """The model name in a stored description ("<crc> <json>"), None when unreadable."""
+    try:
+        return json.loads(text.partition(" ")[2]).get("name")
+    except (ValueError, AttributeError):
+        return None
+
+
 def namespace_key(identity: dict[str, Any]) -> str:
     """Stable hash of everything besides the text that changes a vector."""
     return data_fingerprint(identity)[:32]
@@ -425,26 +433,58 @@ class EmbeddingCache:
     def clear(self) -> dict[str, Any]:
         """Remove the cache's files, whatever state they are in, and the copies moved aside (since stop 61: before,
         they were never removed, and a damaged file was first moved aside itself, then "removed 0 cached vectors");
-        says what went: `entries` (None when the file could not be counted), `bytes`, `aside` (name, bytes).
-        Raises CacheInUse while another run has the cache open (its writes would go to a deleted file), and a
-        UsageError when the files are read-only (naming which)."""
+        says what went: `entries` (None when the file could not be counted), `bytes`, `aside` (name, bytes)."""
+        info = self.info()
+        with self._clearing():
+            for path in [*own_files(self.directory), *aside_copies(self.directory)]:
+                path.unlink()
+            self._db = self._open(self.path)
+        return {"entries": None if info["damage"] else info["entries"], "bytes": info["bytes"],
+                "aside": info["moved_aside"]}  # fmt: skip
+
+    def clear_model(self, name: str) -> dict[str, Any]:
+        """Remove one model's namespaces (by the name `cache info` shows) with their vectors and its stored
+        descriptions, and give the space back (VACUUM): the way to drop one model without recomputing the others
+        (since stop 61). Says what went: `namespaces`, `entries`, `bytes`; a UsageError when the file is unusable
+        or holds no such model (naming the ones it holds)."""
+        info = self.info()
+        if info["damage"]:
+            raise UsageError(f"embedding cache {self.path} is unusable ({info['damage']}): `harness cache clear` "
+                             "without --model removes it")  # fmt: skip
+        mine = [ns for ns in info["namespaces"] if ns.get("name") == name]
+        if not mine:
+            held = ", ".join(sorted({str(ns.get("name")) for ns in info["namespaces"]})) or "none"
+            raise UsageError(f"--model {name}: no vectors of it in {self.path} (it holds: {held})")
+        with self._clearing():
+            self._db = self._open(self.path)
+            ids = [(ns["namespace"],) for ns in mine]
+            described = [(key,) for key, text in self._db.execute("SELECT key, description FROM models")
+                         if _described_name(text) == name]  # fmt: skip
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("DELETE FROM vectors WHERE ns = ?", ids)
+            self._db.executemany("DELETE FROM namespaces WHERE id = ?", ids)
+            self._db.executemany("DELETE FROM models WHERE key = ?", described)
+            self._db.execute("COMMIT")
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return {"namespaces": len(mine), "entries": sum(ns["entries"] for ns in mine),
+                "bytes": info["bytes"] - size_of(own_files(self.directory))}  # fmt: skip
+
+    @contextmanager
+    def _clearing(self) -> Iterator[None]:
+        """The files to this cache alone, its connection closed, for a clear; refused (CacheInUse) while another
+        run has them open (its writes would go to a deleted file), and (UsageError, naming why) when read-only."""
         if self.read_only:
             raise UsageError(f"embedding cache {self.path}: cannot clear it, {self.read_only} (make it writable, "
                              "or remove the folder yourself)")  # fmt: skip
         if self._lock is None:  # a folder copied without its lock file
             self._lock = self._shared_lock(make=True)
-        info = self.info()
-        removed = {"entries": None if info["damage"] else info["entries"], "bytes": info["bytes"],
-                   "aside": info["moved_aside"]}  # fmt: skip
         with self._alone() as alone:
             if not alone:
                 raise CacheInUse(f"embedding cache {self.path} is open in another run; clear it when that run ends")
             self._db.close()
-            for path in [*own_files(self.directory), *aside_copies(self.directory)]:
-                path.unlink()
             self.only_read = False
-            self._db = self._open(self.path)
-        return removed
+            yield
 
     def close(self) -> None:
         self._db.close()

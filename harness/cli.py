@@ -160,10 +160,18 @@ def cmd_cache(args: argparse.Namespace) -> int:
         return 0
     cache = open_cache_at(folder, only_read=True)  # info changes nothing; clear looks before it deletes
     try:  # closed explicitly: an open cache holds the shared lock that lets other runs repair or clear it
+        if args.action == "clear" and args.model:
+            gone = cache.clear_model(args.model)
+            print(f"removed {gone['entries']} cached vectors of {args.model} ({gone['namespaces']} namespaces; "
+                  f"{_mib(gone['bytes'])} given back) from {cache.path}")  # fmt: skip
+            return 0
         if args.action == "clear":
             _say_cleared(cache.path, cache.clear())
             return 0
         info = cache.info()
+        if args.model:
+            info["namespaces"] = [ns for ns in info["namespaces"] if ns.get("name") == args.model]
+            info["entries"] = sum(ns["entries"] for ns in info["namespaces"])
         state = f" (read-only, {info['read_only']}: a run reads it and stores nothing)" if info["read_only"] else ""
         if info["damage"]:  # before stop 61, info itself moved the file aside and reported a new empty one
             then = ("leaves it in place and keeps its vectors in memory" if info["read_only"]
@@ -353,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("action", choices=("info", "clear"))
     cache.add_argument("--cache-dir", help="cache folder, the one holding embeddings.sqlite (default: "
                        "$HARNESS_CACHE_DIR or ~/.cache/conan-harness/embeddings)")
+    cache.add_argument("--model", help="only this model's namespaces, by the name `cache info` shows (e.g. "
+                       "sentence-transformers/all-MiniLM-L6-v2): info lists them, clear removes them")
     cache.set_defaults(func=cmd_cache)
 
     al = sub.add_parser("alignment", help="cross-lingual alignment of a model on parallel sentences "

@@ -245,3 +245,31 @@ def test_a_damaged_model_description_is_described_again(tmp_path: Path, capsys) 
     assert json.loads((tmp_path / "r" / "run.json").read_text())["tasks"]["STS16"]["main_score"] == cold
     assert main([*args, "--overwrite"]) == 0  # the description was stored anew: a warm run again
     assert lazy.LOADS["count"] == loads + 1 and "damaged" not in capsys.readouterr().err
+
+
+def test_clear_one_model(tmp_path: Path, capsys) -> None:
+    """Before stop 61 clear took the whole cache or nothing: dropping one model recomputed every other."""
+    cache = EmbeddingCache(tmp_path)
+    for name, ns, count in (("m/a", "a1", 300), ("m/a", "a2", 100), ("m/b", "b1", 50)):
+        cache.register(ns, {"name": name, "role": ns})
+        cache.put_many(ns, [f"text {i}" for i in range(count)], np.ones((count, 384), dtype=np.float32))
+    for name in ("m/a", "m/b"):
+        cache.remember_model(f"key {name}", {"name": name})
+    other = EmbeddingCache(tmp_path)  # a run holding the cache: refused, as a whole clear is
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path), "--model", "m/a"]) == 2
+    assert "is open in another run" in capsys.readouterr().err
+    other.close()
+    cache.close()
+    assert main(["cache", "info", "--cache-dir", str(tmp_path), "--model", "m/b"]) == 0
+    out = capsys.readouterr().out
+    assert ": 50 vectors" in out and "m/a" not in out, out
+    before = (tmp_path / DB_NAME).stat().st_size
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path), "--model", "m/a"]) == 0
+    assert "removed 400 cached vectors of m/a (2 namespaces; " in capsys.readouterr().out
+    assert (tmp_path / DB_NAME).stat().st_size < 0.6 * before  # the space is given back (VACUUM)
+    left = EmbeddingCache(tmp_path)
+    assert left.info()["entries"] == 50 and [ns["name"] for ns in left.info()["namespaces"]] == ["m/b"]
+    assert left.model_description("key m/a", "m/a") is None and left.model_description("key m/b", "m/b")
+    left.close()
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path), "--model", "m/c"]) == 2
+    assert f"--model m/c: no vectors of it in {tmp_path / DB_NAME} (it holds: m/b)" in capsys.readouterr().err
