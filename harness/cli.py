@@ -234,18 +234,23 @@ def _flat(identity: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def cmd_alignment(args: argparse.Namespace) -> int:
     """Language mixing of each model's embeddings: the harness encodes, reporting scores and draws."""
     from harness.backends import POOLINGS
-    from harness.checks import check_positive, check_seed, check_writable_dir
+    from harness.checks import check_device, check_positive, check_seed, check_writable_dir
     from harness.console import silence_library_bars
     from harness.embedder import ModelOptions
     from harness.errors import UsageError
-    from harness.models import check_spec, embed_symmetric
+    from harness.models import DTYPES, check_spec, embed_symmetric
     from reporting.alignment import run_alignment
 
     for option, value in (("--n", args.n), ("--k", args.k), ("--batch-size", args.batch_size)):
         check_positive(option, value)  # before any file is read or model loaded (0 or less: NaN or a traceback)
     check_seed("--seed", args.seed)
-    # the hf: models' pooling, decided at load as for `harness run` (mean when none is given); others pool their way
-    options = {spec: ModelOptions(pooling=args.pooling if spec.startswith("hf:") else None) for spec in args.model}
+    # the hf: models' pooling, decided at load as for `harness run` (mean when none is given); others pool their way.
+    # --device and --dtype as `harness run` takes them (before stop 61: the best device, auto dtype, always)
+    check_device(args.device)  # before any model is encoded
+    options = {spec: ModelOptions(device=args.device, dtype=args.dtype,
+                                  pooling=args.pooling if spec.startswith("hf:") else None) for spec in args.model}
+    if args.dtype not in (*DTYPES, "auto"):
+        raise UsageError(f"--dtype {args.dtype!r}: choose one of auto, {', '.join(DTYPES)}")
     if args.pooling is not None and args.pooling not in POOLINGS:
         raise UsageError(f"--pooling {args.pooling!r}: choose one of {', '.join(POOLINGS)}")
     if args.pooling is not None and not any(spec.startswith("hf:") for spec in args.model):
@@ -259,7 +264,10 @@ def cmd_alignment(args: argparse.Namespace) -> int:
     settings: dict[str, str] = {}
     path = run_alignment(args.model, [Path(p) for p in args.parallel], Path(args.out), n_pairs=args.n,
                          seed=args.seed, tsne=args.tsne, k=args.k, batch_size=args.batch_size, settings=settings,
-                         pooling=args.pooling, encode=lambda spec, texts, batch: embed_symmetric(
+                         model_args=[*(["--pooling", args.pooling] if args.pooling else []),
+                                     *(["--device", args.device] if args.device else []),
+                                     *(["--dtype", args.dtype] if args.dtype != "auto" else [])],
+                         encode=lambda spec, texts, batch: embed_symmetric(
                              spec, texts, batch, settings, options[spec]))  # fmt: skip
     print(f"alignment report written to {path}")
     return 0
@@ -376,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--batch-size", type=int, default=32)
     al.add_argument("--pooling", help="pooling for the hf: models among --model: mean, cls, last (default: mean, as "
                     "`harness run`; a CLS-trained hf: model needs --pooling cls); other models pool their own way")
+    al.add_argument("--device", help="as `harness run --device` (default: the best available)")
+    al.add_argument("--dtype", default="auto", help="as `harness run --dtype`: auto (bfloat16 on accelerators and on "
+                    "CPUs with native bf16, else float32), float32, float16, bfloat16")
     al.add_argument("--tsne", action="store_true", help="also draw a t-SNE projection (slower than PCA)")
     al.add_argument("--out", default="alignment", help="folder for alignment.md and the plots")
     al.set_defaults(func=cmd_alignment)

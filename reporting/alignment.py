@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,12 +216,13 @@ def project(emb: np.ndarray, method: str, seed: int) -> np.ndarray:
 
 def run_alignment(models: list[str], paths: list[Path], out: Path, *,
                   encode: Callable[[str, list[str], int], np.ndarray], n_pairs: int = 200, seed: int = 0,
-                  tsne: bool = False, k: int = 10, batch_size: int = 32, pooling: str | None = None,
+                  tsne: bool = False, k: int = 10, batch_size: int = 32, model_args: Sequence[str] = (),
                   settings: dict[str, str] | None = None) -> Path:  # fmt: skip
     """Score and plot each model's vectors (``encode(spec, texts, batch_size)``, from the caller: reports never load
     a model); writes out/alignment.md and PNGs, returns the markdown path. ``settings``: spec → what computed its
     vectors (model, dtype, device), filled by the caller's encode by the time the report is written, and stated in
-    it with the command that redoes the report (``pooling``: the hf: models' --pooling it was given)."""
+    it with the command that redoes the report (``model_args``: the model options it was given, --pooling,
+    --device, --dtype)."""
     corpus = build_corpus(paths, n_pairs, seed)
     if len(set(corpus.langs)) < 2:
         only = ", ".join(sorted(set(corpus.langs)))
@@ -251,7 +252,7 @@ def run_alignment(models: list[str], paths: list[Path], out: Path, *,
     command = shlex.join(["harness", "alignment", *[w for m in models for w in ("--model", shown_spec(m))],
                           "--parallel", *map(shown_path, paths), "--n", str(n_pairs), "--k", str(asked),
                           "--seed", str(seed), "--batch-size", str(batch_size), *(["--tsne"] if tsne else []),
-                          *(["--pooling", pooling] if pooling else []),
+                          *model_args,
                           "--out", shown_path(out)])  # fmt: skip
     path = out / "alignment.md"
     atomic_write_text(path, render(corpus, stats, k, tsne, n_pairs, settings or {}, asked, command, seed))

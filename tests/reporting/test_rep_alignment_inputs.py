@@ -182,3 +182,17 @@ def test_a_pooling_nothing_takes_is_refused(shared_data, tmp_path, capsys, value
     except SystemExit as exc:  # argparse's refusal, before
         code = exc.code
     assert code == 2 and f"harness: error: {message}" in capsys.readouterr().err
+
+
+def test_device_and_dtype_are_harness_run_s_and_the_report_redoes_them(shared_data, tmp_path, capsys):
+    """Before stop 61 alignment had neither: minilm ran in bfloat16 on a CPU with native bf16, whatever was wanted.
+    Now float32 is taken, said on the model line and in the command; a bad value is refused before any encoding."""
+    argv = ["alignment", "--model", "minilm", "--parallel", str(shared_data / "multi" / "TatoebaDeuEng"), "--n", "5",
+            "--out", str(tmp_path / "a")]  # fmt: skip
+    assert main([*argv, "--device", "cpu", "--dtype", "float32"]) == 0
+    text = (tmp_path / "a" / "alignment.md").read_text(encoding="utf-8")
+    assert "float32 on cpu (--dtype float32)" in text and "--device cpu --dtype float32 --out" in text
+    for option, value, message in (("--dtype", "fp8", "--dtype 'fp8': choose one of auto, float32, float16, bfloat16"),
+                                   ("--device", "cuda:7", "--device cuda:7: ")):  # fmt: skip
+        assert main([*argv, option, value]) == 2
+        assert f"harness: error: {message}" in capsys.readouterr().err
