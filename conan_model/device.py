@@ -50,6 +50,19 @@ def device_problem(requested: str) -> str | None:
     machine, or None when it can: checked before any work, where torch would fail only once a tensor moves there
     (after the tokenizer and the model are built), with a traceback."""
     kind, _, index = str(requested).partition(":")
+    present = device_count(kind)
+    if present is None:
+        return f"unknown device type {kind!r}; use cpu, cuda, npu, mps or xpu (optionally :<index>)"
+    if present == 0:
+        plugin = " (torch_npu is not installed or sees no NPU)" if kind == "npu" else ""
+        return f"no {kind.upper()} device is available here{plugin}"
+    if index and (not index.isdigit() or int(index) >= present):
+        return f"no {kind} device {index!r}: {present} present (indices 0-{present - 1})"
+    return None
+
+
+def device_count(kind: str) -> int | None:
+    """How many devices of type ``kind`` this process sees (1 for cpu), None for a type torch has no count for."""
     count = {
         "cpu": lambda: 1,
         "cuda": lambda: torch.cuda.device_count() if torch.cuda.is_available() else 0,
@@ -57,15 +70,18 @@ def device_problem(requested: str) -> str | None:
         "mps": lambda: int(torch.backends.mps.is_available()),
         "xpu": lambda: torch.xpu.device_count() if hasattr(torch, "xpu") and torch.xpu.is_available() else 0,
     }.get(kind)
-    if count is None:
-        return f"unknown device type {kind!r}; use cpu, cuda, npu, mps or xpu (optionally :<index>)"
-    present = count()
-    if present == 0:
-        plugin = " (torch_npu is not installed or sees no NPU)" if kind == "npu" else ""
-        return f"no {kind.upper()} device is available here{plugin}"
-    if index and (not index.isdigit() or int(index) >= present):
-        return f"no {kind} device {index!r}: {present} present (indices 0-{present - 1})"
-    return None
+    return None if count is None else count()
+
+
+def local_rank_problem(kind: str, local_rank: int, present: int) -> str | None:
+    """Why torchrun's LOCAL_RANK cannot take device ``kind:<local_rank>`` of the ``present`` visible ones, or None
+    when it can: each rank takes its own, and one past the last failed inside torch's set_device with a traceback
+    naming neither the rank nor --nproc_per_node."""
+    if local_rank < present:
+        return None
+    return (f"torchrun LOCAL_RANK {local_rank} has no {kind} device of its own: --nproc_per_node {local_rank + 1} "
+            f"or more is larger than the {present} visible {kind} device(s); start at most {present} processes per "
+            "node")
 
 
 def compile_problem(device: str | torch.device) -> str | None:

@@ -317,17 +317,22 @@ def bind_rank_device(requested: str | None) -> str | None:
     return its name; None in a single process. Called before the model loads: a model moved to plain "cuda" goes
     to the current device, which was GPU 0 on every rank when the device was set only after an eager load (audit,
     stop 53: st:/hf: weights stayed on GPU 0 while rank 1's batches went to GPU 1; conan: every rank on GPU 0).
-    An explicit index (`--device cuda:1`) is kept, as training keeps it (train/distributed.py)."""
+    An explicit index (`--device cuda:1`) is kept, as training keeps it (train/distributed.py); a LOCAL_RANK past
+    the visible devices (--nproc_per_node too large) is refused, naming both."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
     import torch
 
-    from conan_model.device import pick_device
+    from conan_model.device import device_count, local_rank_problem, pick_device
 
     device = pick_device(requested)
     if device.type in ("cpu", "mps"):
         return device.type
-    index = int(os.environ.get("LOCAL_RANK", "0")) if device.index is None else device.index
+    index = device.index
+    if index is None:
+        index = int(os.environ.get("LOCAL_RANK", "0"))
+        if problem := local_rank_problem(device.type, index, device_count(device.type) or 0):
+            raise UsageError(problem)
     torch.get_device_module(device.type).set_device(index)
     return f"{device.type}:{index}"
 

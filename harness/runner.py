@@ -27,7 +27,7 @@ import mteb
 
 from harness import sysinfo
 from harness.cache import DB_NAME, EmbeddingCache, default_cache_dir, open_cache_at
-from harness.checks import check_positive, check_writable_dir, run_directory
+from harness.checks import check_device, check_positive, check_writable_dir, run_directory
 from harness.console import WarningLog, heartbeat, library_tqdm_off, quiet_console, silence_library_bars
 from harness.data import LocalTask, scan_tasks
 from harness.distributed import ShardGroup, bind_rank_device, init_from_env
@@ -171,6 +171,7 @@ def check_before_loading(cfg: RunConfig) -> None:
     check_positive("--max-batch-tokens", cfg.max_batch_tokens)
     check_positive("--max-length", cfg.options.max_length)
     check_positive("--pad-to-multiple-of", cfg.options.pad_to_multiple_of)
+    check_device(cfg.options.device)  # before torchrun binds a rank's device: a missing one failed there raw
     check_writable_dir("--out", cfg.out)
     if cfg.run_name is not None:
         check_run_directory(run_directory(cfg.out, cfg.run_name))

@@ -19,7 +19,9 @@ import torch.distributed as dist
 from torch import nn
 
 from conan_model import default_dtype, dist_backend, pick_device
-from conan_model.device import cpu_bf16
+from conan_model.device import cpu_bf16, device_count, local_rank_problem
+
+from .errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ def init_runtime(device: str | None = None) -> Runtime:
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     dev = pick_device(device)
     if dev.type != "cpu" and dev.index is None and world > 1:
+        if problem := local_rank_problem(dev.type, local_rank, device_count(dev.type) or 0):
+            raise ConfigError(problem)
         dev = torch.device(dev.type, local_rank)
     if dev.type != "cpu" and dev.index is not None:
         torch.get_device_module(dev.type).set_device(dev.index)

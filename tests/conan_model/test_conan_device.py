@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from conan_model import default_dtype, dist_backend, pick_device, synchronize
-from conan_model.device import device_problem, npu_available
+from conan_model.device import device_problem, local_rank_problem, npu_available
 
 
 def test_device_helpers():
@@ -26,6 +26,15 @@ def test_device_problem_names_what_is_missing(monkeypatch):
     assert device_problem("cuda:2") == "no cuda device '2': 2 present (indices 0-1)"
     if not npu_available():
         assert "torch_npu is not installed" in device_problem("npu")
+
+
+def test_a_local_rank_past_the_visible_devices_is_named():
+    """torchrun's rank LOCAL_RANK takes device LOCAL_RANK: with more processes per node than devices the check names
+    both (before, torch's set_device failed with a traceback); given the count, so it runs without a GPU."""
+    assert local_rank_problem("cuda", 1, 2) is None
+    problem = local_rank_problem("cuda", 2, 2)
+    assert problem.startswith("torchrun LOCAL_RANK 2 has no cuda device of its own")
+    assert "--nproc_per_node 3 or more" in problem and "2 visible cuda device(s)" in problem
 
 
 def test_npu_request_without_plugin_is_a_clear_error():

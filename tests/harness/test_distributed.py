@@ -191,6 +191,7 @@ def test_bind_rank_device_takes_the_local_rank_s_accelerator(monkeypatch: pytest
 
     made_current: list[tuple[str, int]] = []
     monkeypatch.setattr(device_module, "pick_device", lambda requested: torch.device(requested or "cuda"))
+    monkeypatch.setattr(device_module, "device_count", lambda kind: 2)
     monkeypatch.setattr(torch, "get_device_module",
                         lambda kind: SimpleNamespace(set_device=lambda i: made_current.append((kind, i))))  # fmt: skip
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -200,6 +201,37 @@ def test_bind_rank_device_takes_the_local_rank_s_accelerator(monkeypatch: pytest
     assert made_current == [("cuda", 1), ("xpu", 1), ("cuda", 0)]
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert bind_rank_device("cuda") is None and len(made_current) == 3
+
+
+def test_bind_rank_device_refuses_a_local_rank_past_the_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchrun --nproc_per_node 3 on 2 GPUs: rank 2 is refused naming both counts, before any set_device (it
+    failed there with torch's traceback)."""
+    import torch
+
+    from conan_model import device as device_module
+
+    monkeypatch.setattr(device_module, "pick_device", lambda requested: torch.device(requested))
+    monkeypatch.setattr(device_module, "device_count", lambda kind: 2)
+    monkeypatch.setattr(torch, "get_device_module", lambda kind: pytest.fail("set_device was called"))
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    with pytest.raises(UsageError, match="LOCAL_RANK 2 has no cuda device of its own: --nproc_per_node 3"):
+        bind_rank_device("cuda")
+
+
+def test_a_missing_device_is_refused_under_torchrun_as_in_one_process(monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path, capsys: Any) -> None:
+    """A rank of `torchrun ... harness run --device cuda` on a machine without one says what one process says
+    (exit 2): before, the rank's device was bound before --device was checked, and every rank printed torch's
+    AttributeError traceback."""
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    code = main(["run", "--tasks", "STS16", "--model", "minilm", "--no-cache", "--no-progress", "--device", "cuda",
+                 "--out", str(tmp_path)])  # fmt: skip
+    assert code == 2
+    assert "--device cuda: no CUDA device is available here; use --device cpu" in capsys.readouterr().err
 
 
 @pytest.mark.slow

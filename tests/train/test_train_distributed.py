@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from conan_model import load_tokenizer
 from conan_model import train_tokenizer as train_bbpe
 from train.config import MntpConfig, PretrainConfig, WeakConfig, load_config
+from train.errors import ConfigError
 from train.loop import build_model
 from train.mntp import run as run_mntp
 from train.pretrain import run as run_pretrain
@@ -69,6 +70,21 @@ def torchrun(config: Path, out: Path, parallel: str, *extra: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_a_local_rank_past_the_visible_devices_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchrun --nproc_per_node 3 on 2 GPUs: rank 2 stops with one line naming both counts, before any
+    set_device or process group (before, torch's set_device traceback); the device count is given, so no GPU."""
+    from train import distributed
+
+    monkeypatch.setattr(distributed, "pick_device", lambda requested: torch.device("cuda"))
+    monkeypatch.setattr(distributed, "device_count", lambda kind: 2)
+    monkeypatch.setattr(torch, "get_device_module", lambda kind: pytest.fail("set_device was called"))
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    with pytest.raises(ConfigError, match="LOCAL_RANK 2 has no cuda device of its own: --nproc_per_node 3"):
+        distributed.init_runtime()
 
 
 @pytest.mark.slow
