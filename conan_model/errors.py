@@ -7,6 +7,7 @@ status without importing each other (docs/DESIGN.md, "The house"); each CLI catc
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -40,3 +41,10 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     lowered = [c for c in choices if c.lower() == name.lower() and c not in close]
     suggestions = lowered + close
     return f"; did you mean: {', '.join(suggestions)}?" if suggestions else ""
+
+
+def rank_prefix() -> str:
+    """'[rank N] ' in a torchrun rank other than 0, else '': each rank prints its own error, and one that failed on
+    a single rank (which torchrun then follows by SIGTERMing rank 0) must be told from rank 0's own."""
+    rank = os.environ.get("RANK", "0")
+    return f"[rank {rank}] " if int(os.environ.get("WORLD_SIZE", "1")) > 1 and rank != "0" else ""

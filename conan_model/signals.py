@@ -10,6 +10,7 @@ Ctrl-C does, each command's cleanup runs and the CLI says what is kept in one li
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -24,6 +25,15 @@ class Terminated(KeyboardInterrupt):
 
     def __init__(self) -> None:
         super().__init__("terminated (SIGTERM)")
+
+
+def how_stopped(exc: KeyboardInterrupt) -> str:
+    """How a command was stopped, leading its line: a SIGTERM to a torchrun rank usually comes from torchrun once
+    another rank failed, which rank 0's line (`terminated (SIGTERM)` alone) did not say."""
+    how = str(exc) or "interrupted"
+    if isinstance(exc, Terminated) and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        how += ", under torchrun: another rank failed (its error is above) or the job was stopped"
+    return how
 
 
 _fired: list[int] = []  # the signal the active `sigterm_interrupts` block's handler took, until the block ends

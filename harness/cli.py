@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from conan_model.errors import ConanError
+from conan_model.errors import ConanError, rank_prefix
 from harness.env import data_root, library_cache_defaults, user_cache_root
 
 # Modules exposing `register(subparsers)`: report, regress; train; pipeline; models; ablate. (`leaderboard` and
@@ -423,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
 
     library_cache_defaults(user_cache_root())
     install_spec_loader(_load_embedder)  # hard-negative mining resolves harness model specs through the harness
-    from conan_model.signals import sigterm_interrupts
+    from conan_model.signals import how_stopped, sigterm_interrupts
 
     _Parser.refused = None
     try:
@@ -442,14 +442,16 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 return args.func(args)
             except ConanError as exc:  # harness, train and conan_model errors alike: one line, their exit status
-                print(f"harness: error: {exc}", file=sys.stderr)
+                print(f"{rank_prefix()}harness: error: {exc}", file=sys.stderr)
                 return exc.exit_code
             except BrokenPipeError:  # `harness list tasks | head`: the reader left; no traceback, none at exit
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 return 141  # 128 + SIGPIPE, what the shell reports for a command stopped the same way
         except KeyboardInterrupt as exc:  # each subcommand says what it keeps (`interrupted`); train says it itself
-            # Ctrl-C: 130; SIGTERM (conan_model.signals.Terminated) names itself and carries 143
-            print(f"harness: {str(exc) or 'interrupted'}{getattr(args, 'interrupted', '')}", file=sys.stderr)
+            # Ctrl-C: 130; SIGTERM (conan_model.signals.Terminated) names itself and carries 143; under torchrun
+            # rank 0 alone says it (before stop 61 every rank did)
+            if os.environ.get("RANK", "0") == "0":
+                print(f"harness: {how_stopped(exc)}{getattr(args, 'interrupted', '')}", file=sys.stderr)
             return getattr(exc, "exit_code", 130)
 
 

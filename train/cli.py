@@ -21,8 +21,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from conan_model.errors import ConanError
-from conan_model.signals import sigterm_interrupts
+from conan_model.errors import ConanError, rank_prefix
+from conan_model.signals import how_stopped, sigterm_interrupts
 
 from .errors import ConfigError
 
@@ -95,12 +95,12 @@ def run_args(args: argparse.Namespace) -> int:
         module.run(cfg, resume=args.resume)
         return 0
     except ConanError as e:
-        print(f"train: error: {e}", file=sys.stderr)
+        print(f"{rank_prefix()}train: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt as exc:  # what is kept and how to go on, not a traceback; Ctrl-C 130 (128 + SIGINT),
         # SIGTERM (conan_model.signals.Terminated: "terminated (SIGTERM)", either CLI's main) carries its own, 143
         if main_rank:
-            print(f"train: {interrupted_message(cfg, str(exc) or 'interrupted')}", file=sys.stderr)
+            print(f"train: {interrupted_message(cfg, how_stopped(exc))}", file=sys.stderr)
         return getattr(exc, "exit_code", 130)
     finally:
         leave_process_group()

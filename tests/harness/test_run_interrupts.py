@@ -199,3 +199,29 @@ def test_a_signal_while_an_error_line_is_printed_is_said_too(tmp_path: Path, mon
         pytest.fail(f"the signal escaped the command: {exc!r}")
     assert code == 130
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("harness: interrupted")
+
+
+def test_under_torchrun_rank_1_prefixes_its_error_and_rank_0_alone_says_the_stop(tmp_path: Path, monkeypatch,
+                                                                                 capsys) -> None:  # fmt: skip
+    """Every rank prints its own error: rank 1's is `[rank 1] harness: error: ...`, told from rank 0's. A stop is
+    said by rank 0 alone (before stop 61 every rank said `interrupted; finished tasks are kept...`), and its SIGTERM
+    line says torchrun sends one once another rank failed (rank 0 said `terminated (SIGTERM)` alone)."""
+    from conan_model.signals import Terminated
+    from harness import runner
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert main(_argv(tmp_path, "--batch-size", "0")) == 2
+    assert capsys.readouterr().err.startswith("[rank 1] harness: error: --batch-size")
+
+    def stop(*args: object, **kwargs: object) -> None:
+        raise stopping
+
+    monkeypatch.setattr(runner, "open_model", stop)
+    stopping: KeyboardInterrupt = KeyboardInterrupt()
+    assert main(_argv(tmp_path, "--tasks", "STS16", "--device", "cpu")) == 130 and capsys.readouterr().err == ""
+    monkeypatch.setenv("RANK", "0")
+    stopping = Terminated()
+    assert main(_argv(tmp_path, "--tasks", "STS16", "--device", "cpu")) == 143
+    assert capsys.readouterr().err.startswith("harness: terminated (SIGTERM), under torchrun: another rank failed "
+                                              "(its error is above) or the job was stopped; finished tasks")

@@ -106,5 +106,14 @@ def test_torchrun_ranks_each_stop_on_sigterm_rank_0_says_the_line(tmp_path: Path
     assert proc.returncode != 0  # torchrun reports its failed ranks itself
     assert proc.stderr.count("exitcode  : 143") == 2, proc.stderr[-3000:]
     said = [line for line in proc.stderr.splitlines() if line.startswith("train: ")]
-    assert said == [_kept_line(out)], proc.stderr[-3000:]
+    how = "terminated (SIGTERM), under torchrun: another rank failed (its error is above) or the job was stopped"
+    assert said == [_kept_line(out).replace("terminated (SIGTERM)", how)], proc.stderr[-3000:]
     _resume_finishes(out, shared_data, capsys)
+
+
+def test_a_torchrun_rank_other_than_0_prefixes_its_error(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Every rank prints its own error; rank 1's says it is rank 1's (before stop 61 the lines were alike)."""
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "1")
+    assert train_main([str(tmp_path / "absent.toml")]) == 2
+    assert capsys.readouterr().err.startswith("[rank 1] train: error: ")

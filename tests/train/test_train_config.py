@@ -89,6 +89,11 @@ def test_batch_sizes_must_divide(tmp_path):
     assert micro_batches(cfg, Runtime(0, 1, 0, None)) == (4, 3)
     with pytest.raises(ConfigError, match="batch_size 12 is not a multiple of micro_batch_size 4 x 2"):
         micro_batches(cfg, Runtime(0, 2, 0, None))
+    unset = WeakConfig(data=["x"], batch_size=8)  # no micro_batch_size: stop 61 said "micro_batch_size 2 x 3"
+    with pytest.raises(ConfigError, match=r"^batch_size 8 is not divisible by 3 processes; use a multiple of 3 \(or "
+                                          r"set micro_batch_size\)$"):
+        micro_batches(unset, Runtime(0, 3, 0, None))
+    assert micro_batches(unset, Runtime(0, 2, 0, None)) == (4, 1)
 
 
 def test_config_diff_names_keys():
