@@ -405,8 +405,10 @@ def fingerprint(stage_cfg: Any, chained: bool = False, operational: frozenset[st
 
 
 def skipped_keys(stage_cfg: Any, chained: bool, operational: frozenset[str] | None = None) -> frozenset[str]:
+    """The keys a unit's config is compared without: operational ones, ``init`` when chained, and what
+    train_config.json records of the launch (``launch_keys``: a record from before stop 61 lacks it)."""
     keys = OPERATIONAL | stage_cfg.resume_safe if operational is None else operational
-    return keys | ({"init"} if chained else set())
+    return keys | stage_cfg.launch_keys | ({"init"} if chained else set())
 
 
 def training_precision(stage_cfg: Any) -> tuple[Any, str]:

@@ -312,6 +312,18 @@ def _brief(value: Any) -> str:
     return text if len(text) <= 80 else f"{text[:60]}…{text[-12:]}"
 
 
+def launcher() -> dict[str, Any] | None:
+    """How the ranks were started ({"torchrun", "world_size", "nproc_per_node", "nnodes"}), None for one process:
+    run.json's `command` is each rank's own argv, which names neither torchrun nor the processes (before stop 61
+    nothing did)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 and "LOCAL_WORLD_SIZE" not in os.environ:
+        return None
+    return {"torchrun": "TORCHELASTIC_RUN_ID" in os.environ, "world_size": world,
+            "nproc_per_node": int(os.environ.get("LOCAL_WORLD_SIZE", world)),
+            "nnodes": int(os.environ.get("GROUP_WORLD_SIZE", 1))}  # fmt: skip
+
+
 def bind_rank_device(requested: str | None) -> str | None:
     """Under torchrun with several processes, make this rank's accelerator (LOCAL_RANK's) the current one and
     return its name; None in a single process. Called before the model loads: a model moved to plain "cuda" goes

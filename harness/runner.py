@@ -30,7 +30,7 @@ from harness.cache import DB_NAME, EmbeddingCache, default_cache_dir, open_cache
 from harness.checks import check_device, check_positive, check_writable_dir, run_directory
 from harness.console import WarningLog, heartbeat, library_tqdm_off, quiet_console, silence_library_bars
 from harness.data import LocalTask, scan_tasks
-from harness.distributed import ShardGroup, bind_rank_device, init_from_env
+from harness.distributed import ShardGroup, bind_rank_device, init_from_env, launcher
 from harness.embedder import Embedder, ModelOptions
 from harness.encoding import HarnessEncoder
 from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
@@ -450,6 +450,7 @@ def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: 
         tasks[r.name] = entry
     record.update({
         "command": cfg.command,
+        "launcher": launcher(),  # the command is a rank's own argv under torchrun
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "finished": None,
         "suite": cfg.suite,

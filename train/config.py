@@ -57,6 +57,9 @@ class StageConfig:
     # decoder; an encoder comes as an `init`)
     decided_fields: ClassVar[frozenset[str]] = frozenset({"arch", "attention", "attention_alpha"})
     per_task_batches: ClassVar[bool] = False  # batches sized per task (supervised): no global batch_size
+    # what train_config.json records beside the keys (train/loop.py `recorded_config`): how the run was launched,
+    # which the config does not hold, so `harness ablate` compares it with nothing (records before stop 61 lack it)
+    launch_keys: ClassVar[frozenset[str]] = frozenset({"world_size"})
     output_dir: str = "runs/train"
     data: list[str] = field(default_factory=list)  # JSONL files, or folders holding train.jsonl
     data_root: str = ""  # prefix joined to each entry of ``data``

@@ -152,11 +152,17 @@ def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | 
     return rt, path, state
 
 
-def record_config(cfg: StageConfig) -> None:
+def recorded_config(cfg: StageConfig, rt: Runtime) -> dict[str, Any]:
+    """What train_config.json holds: the config and the number of processes (``launch_keys``), which the weights
+    depend on (rounding, a weak stage's negatives) and the config does not say (before stop 61 it was not kept)."""
+    return {**cfg.to_dict(), "world_size": rt.world_size}
+
+
+def record_config(cfg: StageConfig, rt: Runtime) -> None:
     """``<output_dir>/train_config.json``, the config of the latest start. Written by :func:`fit`, once tokenizer
     and model are built and a resume accepted, so a run refused before (a bad ``init``, a checkpoint that does not
     fit) keeps the last run's record; atomic, so a failed write (a full disk) keeps it whole too."""
-    atomic_write_json(Path(cfg.output_dir) / "train_config.json", cfg.to_dict())
+    atomic_write_json(Path(cfg.output_dir) / "train_config.json", recorded_config(cfg, rt))
 
 
 def micro_batches(cfg: StageConfig, rt: Runtime) -> tuple[int, int]:
@@ -383,7 +389,7 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
         if rt.is_main:
             print(f"resumed from {ckpt} at step {step}", flush=True)
     if rt.is_main:  # after a resume is accepted: a refused one keeps the record too
-        record_config(cfg)
+        record_config(cfg, rt)
     if rt.is_main and evaluate is None and cfg.eval_every:  # (audit, stop 54: said nothing)
         log.warning("eval_every = %d has no effect: the %s stage evaluates nothing here (the weak stage evaluates "
                     "its `holdout` pairs)", cfg.eval_every, cfg.stage)  # fmt: skip
@@ -451,7 +457,7 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
             save(step)
         if steps_in_window == 0:
             window_start = time.perf_counter()
-    final = ckpt_io.export_final(out, module, model.config, tokenizer, rt, cfg.to_dict())
+    final = ckpt_io.export_final(out, module, model.config, tokenizer, rt, recorded_config(cfg, rt))
     if rt.is_main:
         print(f"final model: {final}", flush=True)
     return final

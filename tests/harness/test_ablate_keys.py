@@ -45,6 +45,23 @@ def state(tmp_path: Path) -> dict:
     return json.loads((tmp_path / "work" / "ablate.json").read_text(encoding="utf-8"))
 
 
+def test_the_recorded_world_size_makes_no_unit_look_changed(tmp_path: Path) -> None:
+    """train_config.json records the run's world_size since stop 61; the config has no such key, so a unit's record
+    with it (or without it, from before) shows no change to `harness ablate`."""
+    from train.config import PretrainConfig
+    from train.distributed import Runtime
+    from train.loop import recorded_config
+
+    cfg = PretrainConfig(data=["x"], output_dir=str(tmp_path / "unit"))
+    final = tmp_path / "final"
+    final.mkdir()
+    for record in (recorded_config(cfg, Runtime(0, 2, 0, None)), cfg.to_dict()):
+        (final / "train_config.json").write_text(json.dumps(record))
+        assert ablate.changed_config(str(final), cfg, chained=False) == ""
+    (final / "train_config.json").write_text(json.dumps({**cfg.to_dict(), "lr": 0.5}))
+    assert ablate.changed_config(str(final), cfg, chained=False).startswith("lr 0.5 → ")
+
+
 def test_training_hardware_is_the_rule_evaluations_are_keyed_by(monkeypatch: pytest.MonkeyPatch) -> None:
     """None for float32 on a CPU (the tests' CONAN_CPU_BF16=0); a CPU's bf16 kernels below it, as `harness run`."""
     from conan_model.device import cpu_bf16

@@ -21,7 +21,7 @@ from data_helpers import cut_rows
 
 from harness.cli import main
 from harness.data import default_data_root
-from harness.distributed import bind_rank_device, group_timeout_s
+from harness.distributed import bind_rank_device, group_timeout_s, launcher
 from harness.errors import UsageError
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="gloo over localhost")
@@ -254,7 +254,24 @@ def test_task_failing_on_one_rank_fails_on_all(tmp_path: Path) -> None:
     assert "EqSTS16: FAILED — rank 1: RuntimeError: injected failure on rank 1" in proc.stdout
     # rank 0 carries the exit status (rank 1 exits 0 once rank 0 is done: test_other_ranks_leave_after_rank_0)
     assert "failed (exitcode: 1) local_rank: 0" in proc.stderr
-    assert json.loads((tmp_path / "two" / "run.json").read_text())["finished"]
+    record = json.loads((tmp_path / "two" / "run.json").read_text())
+    assert record["finished"]
+    # how it was launched: `command` is rank 0's own argv (since stop 61; before, nothing said torchrun)
+    assert record["launcher"] == {"torchrun": True, "world_size": 2, "nproc_per_node": 2, "nnodes": 1}
+    assert json.loads((tmp_path / "one" / "run.json").read_text())["launcher"] is None
+
+
+def test_launcher_says_how_torchrun_started_the_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """run.json's `launcher`: None in one process; torchrun's counts from its environment (a rank's argv, the
+    `command`, names neither)."""
+    for key in ("WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_WORLD_SIZE", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(key, raising=False)
+    assert launcher() is None
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("GROUP_WORLD_SIZE", "2")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "x")
+    assert launcher() == {"torchrun": True, "world_size": 4, "nproc_per_node": 2, "nnodes": 2}
 
 
 # `harness run` as one rank of a 2-process gloo group met through a file (as GROUP), each rank with its own cache

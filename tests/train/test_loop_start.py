@@ -12,6 +12,7 @@ from pathlib import Path
 
 from train import loop
 from train.config import PretrainConfig
+from train.distributed import Runtime
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,11 +22,12 @@ _FULL_DISK_START = """
 import json, resource, signal, sys
 from train import loop
 from train.config import PretrainConfig
+from train.distributed import Runtime
 cfg = PretrainConfig(**json.loads(sys.argv[1]))
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (64, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 try:
-    loop.record_config(cfg)
+    loop.record_config(cfg, Runtime(0, 1, 0, None))
 except OSError as e:
     print("failed:", e.strerror)
 """
@@ -35,10 +37,11 @@ def test_failed_config_write_keeps_the_previous_train_config(tmp_path: Path, sha
     """Before: write_text truncated train_config.json first, so the failed write left its first 64 bytes."""
     values = dict(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["news_en_raw"],
                   threads=1)  # fmt: skip
-    loop.record_config(PretrainConfig(**values))
+    loop.record_config(PretrainConfig(**values), Runtime(0, 2, 0, None))
     record = Path(values["output_dir"]) / "train_config.json"
     before = record.read_text(encoding="utf-8")
     assert json.loads(before)["log_every"] == PretrainConfig.log_every
+    assert json.loads(before)["world_size"] == 2  # results depend on it; before stop 61 it was not recorded
     child = subprocess.run([sys.executable, "-c", _FULL_DISK_START, json.dumps({**values, "log_every": 7})], cwd=REPO,
                            env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
                            check=True)  # fmt: skip
