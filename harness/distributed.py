@@ -312,6 +312,15 @@ def _brief(value: Any) -> str:
     return text if len(text) <= 80 else f"{text[:60]}…{text[-12:]}"
 
 
+def rounding_note(dtype: str) -> str | None:
+    """The note a torchrun run in a dtype below float32 prints once: each rank batches and pads its own slice of the
+    texts, so vectors round otherwise than one process's and scores may differ (stop 61: 74.64 vs 74.45)."""
+    if dtype == "float32":
+        return None
+    return (f"note: under torchrun in {dtype} scores may differ from one process's by {dtype} rounding (each rank "
+            "batches and pads its own slice of the texts); --dtype float32 gives equal ones")
+
+
 def launcher() -> dict[str, Any] | None:
     """How the ranks were started ({"torchrun", "world_size", "nproc_per_node", "nnodes"}), None for one process:
     run.json's `command` is each rank's own argv, which names neither torchrun nor the processes (before stop 61

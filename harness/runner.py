@@ -30,7 +30,7 @@ from harness.cache import DB_NAME, EmbeddingCache, default_cache_dir, open_cache
 from harness.checks import check_device, check_positive, check_writable_dir, run_directory
 from harness.console import WarningLog, heartbeat, library_tqdm_off, quiet_console, silence_library_bars
 from harness.data import LocalTask, scan_tasks
-from harness.distributed import ShardGroup, bind_rank_device, init_from_env, launcher
+from harness.distributed import ShardGroup, bind_rank_device, init_from_env, launcher, rounding_note
 from harness.embedder import Embedder, ModelOptions
 from harness.encoding import HarnessEncoder
 from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
@@ -230,6 +230,8 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack) -> in
     main = shards is None or shards.is_main
     say = print if main else (lambda *a, **k: None)
     say(plan.coverage_line(), flush=True)
+    if shards is not None and (note := rounding_note(embedder.dtype)):
+        say(note, flush=True)
     _report_broken(broken, plan, say)
     run_dir = RunDir(run_directory(cfg.out, cfg.run_name or default_run_name(cfg, embedder)), embedder.name,
                      embedder.revision)  # fmt: skip
