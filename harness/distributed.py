@@ -33,41 +33,18 @@ import time
 import zlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
 
+from conan_model.process_group import TIMEOUT_ENV, group_timeout_s, join_process_group
 from harness.errors import PeerFailed, ShardMismatch, UsageError
 
 GATHER, END, LOOKUP = 1, 2, 3  # a header's kind: a slice's gather, a task's end, or a cache lookup's agreement
-TIMEOUT_ENV = "HARNESS_DIST_TIMEOUT_S"
-# Ranks run the same steps in step, so one waits for another only by their difference; the longest step one rank
-# may take alone is rank 0's writes after a task, and a model load or a task's scoring that is slower on one host:
-# minutes at worst (an estimate, not a measurement: raise it for a model whose load or scoring takes longer on one
-# rank). Ten minutes stops a hung rank 20 minutes before gloo's own 30 would; it equals NCCL's default but names
-# the rank.
-DEFAULT_TIMEOUT_S = 600.0
-
 
 class RanksTimedOut(ShardMismatch):
     """Some torchrun ranks did not reach a collective in time (hung, or far slower): the run stops on the ranks
     that waited, and torchrun stops the rest."""
-
-
-def group_timeout_s() -> float:
-    """How long a rank waits for the others at a collective: HARNESS_DIST_TIMEOUT_S, else DEFAULT_TIMEOUT_S."""
-    value = os.environ.get(TIMEOUT_ENV, "").strip()
-    if not value:
-        return DEFAULT_TIMEOUT_S
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = 0.0
-    if not 0 < seconds < float("inf"):
-        raise UsageError(f"{TIMEOUT_ENV}={value!r}: give the seconds a torchrun rank waits for the others at a "
-                         f"collective, a positive number (default {DEFAULT_TIMEOUT_S:.0f})")  # fmt: skip
-    return seconds
 
 
 def _task_key(name: str) -> int:
@@ -363,13 +340,10 @@ def init_from_env(device: str) -> ShardGroup | None:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return None
-    import torch.distributed as dist
-
     from conan_model.device import dist_backend
 
     rank = int(os.environ["RANK"])
     device = bind_rank_device(device) or device
     timeout_s = group_timeout_s()
-    if not dist.is_initialized():  # torch's timeout too: a rank lost inside a collective stops it as late
-        dist.init_process_group(backend=dist_backend(device), timeout=timedelta(seconds=timeout_s))
+    join_process_group(dist_backend(device), timeout_s, "nothing was evaluated yet; rerun once every rank starts")
     return ShardGroup(rank, world, device, timeout_s=timeout_s)

@@ -20,6 +20,7 @@ from torch import nn
 
 from conan_model import default_dtype, dist_backend, pick_device
 from conan_model.device import cpu_bf16, device_count, local_rank_problem
+from conan_model.process_group import group_timeout_s, join_process_group
 
 from .errors import ConfigError
 
@@ -41,7 +42,8 @@ class Runtime:
 
 
 def init_runtime(device: str | None = None) -> Runtime:
-    """Join the process group when launched by torchrun with several processes; pick this rank's device."""
+    """Join the process group when launched by torchrun with several processes (HARNESS_DIST_TIMEOUT_S bounds
+    the joining and every collective, as in `harness run`); pick this rank's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     dev = pick_device(device)
@@ -51,8 +53,9 @@ def init_runtime(device: str | None = None) -> Runtime:
         dev = torch.device(dev.type, local_rank)
     if dev.type != "cpu" and dev.index is not None:
         torch.get_device_module(dev.type).set_device(dev.index)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend=dist_backend(dev))
+    if world > 1:  # before stop 61 torch's default timeout (gloo: 30 min) and a DistStoreError traceback
+        join_process_group(dist_backend(dev), group_timeout_s(), "nothing was trained in this start; rerun once "
+                           "every rank starts (with --resume to continue from the last checkpoint)")  # fmt: skip
     return Runtime(rank, world, local_rank, dev)
 
 

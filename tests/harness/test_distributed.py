@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from data_helpers import cut_rows
 
+from conan_model.errors import ConanError
 from harness.cli import main
 from harness.data import default_data_root
 from harness.distributed import bind_rank_device, group_timeout_s, launcher, rounding_note
@@ -526,5 +527,5 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.parametrize("value", ["ten", "0", "-5", "inf", "nan"])
 def test_a_bad_group_timeout_is_named(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("HARNESS_DIST_TIMEOUT_S", value)
-    with pytest.raises(UsageError, match=f"HARNESS_DIST_TIMEOUT_S='{value}': give the seconds"):
+    with pytest.raises(ConanError, match=f"HARNESS_DIST_TIMEOUT_S='{value}': give the seconds"):
         group_timeout_s()
