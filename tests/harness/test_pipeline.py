@@ -74,6 +74,19 @@ def test_pipeline_bad_config_exits_2(tmp_path: Path, capsys) -> None:
     assert "needs `suite` or `tasks`" in capsys.readouterr().err
 
 
+def test_pipeline_under_torchrun_is_refused_saying_how_to_run_it(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Before stop 61 every torchrun rank ran the whole pipeline: each [pipeline] line twice, both ranks writing
+    pipeline.json, the leaderboard and the report. Refused before the config is read or anything made."""
+    config = tmp_path / "pipe.toml"
+    config.write_text(f'out = "{tmp_path / "out"}"\n[eval]\ntasks = ["STS16"]\nbaselines = ["minilm"]\n')
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["pipeline", str(config)]) == 2
+    assert ("harness: error: harness pipeline runs in one process, not under torchrun (2 processes)"
+            in capsys.readouterr().err)  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(("line", "message"), [
     ('tasks = "STS16"', '[eval] tasks must be a list (e.g. ["STS16", "STSB"]), got \'STS16\''),
     ('tasks = ["STS16"]\nbaselines = "minilm"', "[eval] baselines must be a list"),
