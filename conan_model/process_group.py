@@ -68,3 +68,10 @@ def not_formed_message(torch_error: str, world: int, timeout_s: float, kept: str
     return (f"torchrun's group of {world} ranks did not form within {timeout_s:g} s ({TIMEOUT_ENV}): {who} did "
             f"not join (it failed or died before joining: see its error, or it is slower than that); {kept} "
             f"(torch: {first})")
+
+
+def collective_timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` is gloo's collective timeout (a rank waited the group's timeout for another): a plain
+    RuntimeError ("... Timed out waiting 600000ms for recv operation to complete") that only its text tells apart.
+    NCCL's watchdog ends the process instead, without a Python exception."""
+    return isinstance(exc, RuntimeError) and "Timed out waiting" in str(exc)

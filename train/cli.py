@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from conan_model.errors import ConanError, rank_prefix
+from conan_model.process_group import TIMEOUT_ENV, collective_timed_out, group_timeout_s
 from conan_model.signals import how_stopped, sigterm_interrupts
 
 from .errors import ConfigError
@@ -97,6 +98,13 @@ def run_args(args: argparse.Namespace) -> int:
     except ConanError as e:
         print(f"{rank_prefix()}train: error: {e}", file=sys.stderr)
         return e.exit_code
+    except RuntimeError as exc:  # a rank hung: gloo's traceback named neither the rank nor the checkpoint kept
+        if not collective_timed_out(exc):
+            raise
+        how = (f"stopped: a collective waited {group_timeout_s():g} s ({TIMEOUT_ENV}) for another rank, which hung "
+               "or is slower than that (raise it if a rank needs longer)")  # fmt: skip
+        print(f"{rank_prefix()}train: error: {interrupted_message(cfg, how)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:  # what is kept and how to go on, not a traceback; Ctrl-C 130 (128 + SIGINT),
         # SIGTERM (conan_model.signals.Terminated: "terminated (SIGTERM)", either CLI's main) carries its own, 143
         if main_rank:

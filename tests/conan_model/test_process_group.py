@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conan_model.process_group import not_formed_message
+from conan_model.process_group import collective_timed_out, not_formed_message
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,3 +53,36 @@ def test_the_ranks_torch_waited_for_are_named() -> None:
     store = not_formed_message("Timed out after 3 seconds waiting for clients. 1/3 clients joined.", 3, 2, "kept")
     assert ": 2 of them did not join" in store
     assert ": another rank did not join" in not_formed_message("", 2, 2, "kept")
+
+
+# a 2-rank gloo group met through a file; rank 1 never reaches the collective (it waits for its stdin to close)
+HUNG_PEER = textwrap.dedent("""
+    import datetime, sys
+    import torch, torch.distributed as dist
+    from conan_model.process_group import collective_timed_out
+    rank = int(sys.argv[1])
+    dist.init_process_group("gloo", init_method=f"file://{sys.argv[2]}", rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=2))
+    if rank == 1:
+        sys.stdin.read()
+    else:
+        try:
+            dist.all_reduce(torch.ones(1))
+        except BaseException as exc:
+            print("timed out:", collective_timed_out(exc))
+""")
+
+
+def test_gloo_s_collective_timeout_is_told_apart(tmp_path: Path) -> None:
+    """What training turns into its one line naming the checkpoint kept (train/cli.py), from a real gloo group."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    store = tmp_path / "store"
+    hung = subprocess.Popen([sys.executable, "-c", HUNG_PEER, "1", str(store)], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        waits = subprocess.run([sys.executable, "-c", HUNG_PEER, "0", str(store)], env=env, capture_output=True,
+                               text=True, timeout=120)  # fmt: skip
+    finally:
+        hung.communicate(b"", timeout=60)
+    assert waits.stdout.strip() == "timed out: True", waits.stdout + waits.stderr[-2000:]
+    assert not collective_timed_out(RuntimeError("CUDA out of memory")) and not collective_timed_out(KeyError())

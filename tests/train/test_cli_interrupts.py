@@ -117,3 +117,29 @@ def test_a_torchrun_rank_other_than_0_prefixes_its_error(tmp_path: Path, monkeyp
     monkeypatch.setenv("RANK", "1")
     assert train_main([str(tmp_path / "absent.toml")]) == 2
     assert capsys.readouterr().err.startswith("[rank 1] train: error: ")
+
+
+def test_a_collective_timeout_names_the_checkpoint_kept(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A rank hung in training: gloo's timeout (a RuntimeError) was a traceback naming neither the timeout nor the
+    checkpoint to resume from; now one line, exit 1 (stop 61)."""
+    from types import SimpleNamespace
+
+    from train import cli
+
+    kept = tmp_path / "out" / "checkpoints" / "step_00000004"
+    kept.mkdir(parents=True)
+    (kept / ckpt_io.STATE_NAME).write_text("{}")
+
+    def hangs(cfg: object, resume: object = None) -> None:
+        raise RuntimeError("[gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 600000ms for recv operation")
+
+    monkeypatch.setattr(cli, "resolve", lambda *a: (SimpleNamespace(run=hangs),
+                                                    SimpleNamespace(output_dir=str(tmp_path / "out"))))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.delenv("HARNESS_DIST_TIMEOUT_S", raising=False)
+    assert train_main(["pretrain"]) == 1
+    assert capsys.readouterr().err == (
+        "[rank 1] train: error: stopped: a collective waited 600 s (HARNESS_DIST_TIMEOUT_S) for another rank, which "
+        "hung or is slower than that (raise it if a rank needs longer); checkpoints up to step_00000004 are kept in "
+        f"{tmp_path / 'out' / 'checkpoints'}; continue with --resume\n")
