@@ -997,8 +997,10 @@ def check_folders(cfg: dict[str, Any], config_path: Path) -> None:
 
 def run_ablation(path: Path, args: argparse.Namespace | None = None) -> int:
     """The whole ablation; ``args``' interrupt note (what the CLI says on Ctrl-C/SIGTERM) gets the config's out."""
+    from harness.distributed import refuse_torchrun
     from train.errors import TrainError
 
+    refuse_torchrun("ablate", "ablate.json, every unit's model and evaluation, and the report")
     cfg = load_ablation(path)
     if args is not None:
         args.interrupted = interrupted_note(work_dir(cfg), STATE, "units")  # before stop 60 "<out>/ablate.json"

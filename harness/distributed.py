@@ -298,6 +298,18 @@ def rounding_note(dtype: str) -> str | None:
             "batches and pads its own slice of the texts); --dtype float32 gives equal ones")
 
 
+def refuse_torchrun(command: str, writes: str) -> None:
+    """Commands that orchestrate other steps (pipeline, ablate) run in one process: under torchrun every rank ran
+    every step and wrote the same files (before stop 61). ``writes``: what each rank would write."""
+    from harness.errors import UsageError
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        raise UsageError(f"harness {command} runs in one process, not under torchrun ({world} processes): every rank "
+                         f"would run its steps and write {writes}; run `harness {command} CONFIG` alone, or spread a "
+                         "stage with `torchrun -m train` and an evaluation with `torchrun -m harness run`")  # fmt: skip
+
+
 def launcher() -> dict[str, Any] | None:
     """How the ranks were started ({"torchrun", "world_size", "nproc_per_node", "nnodes"}), None for one process:
     run.json's `command` is each rank's own argv, which names neither torchrun nor the processes (before stop 61

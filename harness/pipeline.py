@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -406,13 +405,10 @@ class Pipeline:
 
 def run_pipeline(path: Path, args: argparse.Namespace | None = None) -> int:
     """The whole pipeline; ``args``' interrupt note (what the CLI says on Ctrl-C/SIGTERM) gets the config's out."""
+    from harness.distributed import refuse_torchrun
     from train.errors import TrainError
 
-    if (world := int(os.environ.get("WORLD_SIZE", "1"))) > 1:  # before stop 61 every rank ran the whole pipeline
-        raise UsageError(f"harness pipeline runs in one process, not under torchrun ({world} processes): every rank "
-                         "would run its steps and write pipeline.json, the leaderboard and the report; run `harness "
-                         "pipeline CONFIG` alone, or spread a stage with `torchrun -m train` and an evaluation with "
-                         "`torchrun -m harness run`")  # fmt: skip
+    refuse_torchrun("pipeline", "pipeline.json, the leaderboard and the report")
     cfg = load_pipeline(path)
     if args is not None:
         args.interrupted = interrupted_note(Path(cfg.get("out", DEFAULT_OUT)))

@@ -888,3 +888,16 @@ def test_a_recorded_evaluation_is_not_reused_for_other_weights_or_another_device
     timings = efficiency.read_bytes()
     assert Ablation(load_ablation(config), config).evaluate(final, "a-seed0", ["STS16"]) == again
     assert efficiency.read_bytes() != timings  # evaluated again: new timings (a skip keeps the file)
+
+
+def test_ablate_under_torchrun_is_refused_saying_how_to_run_it(tmp_path: Path, shared_data: Path, monkeypatch,
+                                                              capsys) -> None:  # fmt: skip
+    """Before stop 61 every torchrun rank ran the whole ablation (as the pipeline did): refused before the config is
+    read or anything made, as `harness pipeline` is (harness.distributed.refuse_torchrun)."""
+    config = write_configs(tmp_path, shared_data)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["ablate", str(config)]) == 2
+    assert ("harness: error: harness ablate runs in one process, not under torchrun (2 processes): every rank would "
+            "run its steps and write ablate.json" in capsys.readouterr().err)  # fmt: skip
+    assert not (tmp_path / "work").exists()
