@@ -204,7 +204,10 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
         if bad:
             raise UsageError(f"{path}: arms.{name}: unknown key(s) {bad} (expected set, stages)")
         # before stop 60 a string here was read letter by letter
-        checked_list(path, f"arms.{name}.set", arm.get("set", []), str, SET_EXAMPLE)
+        if checked_list(path, f"arms.{name}.set", arm.get("set", []), str, SET_EXAMPLE) and arm.get("stages") == []:
+            raise UsageError(f"{path}: arms.{name}.set applies to the arm's last stage, and it has none "
+                             "(stages = []: it evaluates the shared stages' model); give the arm a stage, or drop "
+                             "its set")  # fmt: skip
     checked_list(path, "set", cfg.get("set", []), str, SET_EXAMPLE)
     for key, stages in [(k, cfg.get(k, [])) for k in ("base", "shared", "stages")] + [
             (f"arms.{name}.stages", arm["stages"]) for name, arm in arms.items() if "stages" in arm]:  # fmt: skip
@@ -741,7 +744,9 @@ class Ablation:
         spec = self.cfg.get("choose")
         choices = [[f"{spec['key']}={json.dumps(v)}"] for v in spec["values"]] if spec else []
         dims = self.cfg["eval"].get("dims", [])
-        trained: dict[str, list[str]] = {}  # {arm: fingerprint of each unit its own chain trains}
+        # {arm: each unit its own chain trains, as the reuse of a finished model keys it (fingerprint, precision,
+        # hardware)}; an arm with no stages of its own evaluates the shared chain's model: []
+        trained: dict[str, list[tuple[str, str, str | None]]] = {arm: [] for arm in self.cfg["arms"]}
         for arm in self.cfg["arms"]:
             init, exported = None, None
             chains = self._chains(arm, self.cfg["seeds"][0], [])
@@ -754,14 +759,15 @@ class Ablation:
                         layers += [("choose", [*extra, *choice]) for choice in choices]
                     for where, sets in layers:
                         module, stage_cfg = self._resolve(unit, stage, sets, seed, init, where)
-                        # the evaluated stage trains under its last kind of layer: each [choose] value, else the
-                        # arm's set, else as written
-                        if n == len(chains) - 1 and (not evaluated or where == layers[-1][0]):
-                            trained.setdefault(arm, []).append(fingerprint(stage_cfg, chained=bool(init)))
                         place = f"{self.config_path}: {f'{where}: ' if where else ''}{unit} ({stage['config']})"
                         problem = device_problem(stage_cfg.device) if stage_cfg.device else None
                         if problem:  # before stop 53: a traceback once the earlier arms had trained
                             raise UsageError(f"{place}: device {stage_cfg.device!r}: {problem}")
+                        # the evaluated stage trains under its last kind of layer: each [choose] value, else the
+                        # arm's set, else as written
+                        if n == len(chains) - 1 and (not evaluated or where == layers[-1][0]):
+                            trained[arm].append((fingerprint(stage_cfg, chained=bool(init)),
+                                                 training_compute(stage_cfg), training_hardware(stage_cfg)))
                         reads = training_files(stage_cfg, self.data_dir)
                         missing = sorted(str(p) for files in reads.values() for p in files if not p.is_file())
                         if missing:  # a training set named in an arm's `set` that is not there: the key named
@@ -784,18 +790,20 @@ class Ablation:
                     init, exported = str(self.out / unit / "final"), following
         self._refuse_reference_twins(trained)
 
-    def _refuse_reference_twins(self, trained: dict[str, list[str]]) -> None:
-        """An arm whose units resolve to the reference's configs (whatever [choose] picks) would reuse the
-        reference's models and read Δ 0 by construction: before, said in the report after every unit had trained
-        (stop 60, a walk), now refused before anything trains."""
+    def _refuse_reference_twins(self, trained: dict[str, list[tuple[str, str, str | None]]]) -> None:
+        """An arm whose units resolve to the reference's configs, precision and hardware (whatever [choose] picks)
+        would reuse the reference's models and read Δ 0 by construction: before, said in the report after every
+        unit had trained (stop 60, a walk), now refused before anything trains."""
         ref = self.cfg["reference"]
         twins = [arm for arm in trained if arm != ref and trained[arm] == trained[ref]]
         if twins:
             every = " for every choose.values entry" if self.cfg.get("choose") else ""
-            raise UsageError(f"{self.config_path}: arms.{twins[0]}: its stages resolve to the same configs as the "
-                             f"reference arm {ref!r}{every}: it would reuse {ref}'s models and its Δ would be 0 by "
-                             f"construction; give it the setting it should test (arms.{twins[0]}.set = "
-                             f"[\"key=value\"]) or drop it")  # fmt: skip
+            named = ", ".join(f"arms.{arm}" for arm in twins)
+            raise UsageError(f"{self.config_path}: {named}: {'its' if len(twins) == 1 else 'their'} stages resolve "
+                             f"to the same configs as the reference arm {ref!r}{every} (the keys that decide the "
+                             f"weights, precision and hardware): {'it' if len(twins) == 1 else 'each'} would reuse "
+                             f"{ref}'s models and read Δ 0 by construction; give it the setting it should test "
+                             f"(arms.{twins[0]}.set = [\"key=value\"]) or drop it")  # fmt: skip
 
     def _chains(self, arm: str, seed: int, extra: list[str], tag: str = ""
                 ) -> list[tuple[str, list[dict[str, Any]], list[str], int | None]]:  # fmt: skip

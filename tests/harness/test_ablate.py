@@ -317,9 +317,10 @@ def test_ablate_refuses_a_unit_whose_data_or_init_files_changed(tmp_path: Path, 
      "seed0/a/stage0 (STAGE): set: output_dir='x' would be replaced by the unit's folder under `out`"),
     # before stop 61 (stop 60's walk): trained, reusing the reference's models, then "Δ 0 by construction"
     ({"[arms.a]\n": "[arms.a]\n[arms.b]\n"},
-     "arms.b: its stages resolve to the same configs as the reference arm 'a': it would reuse a's models"),
+     "arms.b: its stages resolve to the same configs as the reference arm 'a' (the keys that decide the weights, "
+     "precision and hardware): it would reuse a's models"),
     ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"batch_size=8\", \"threads=2\"]\n"},  # the stage's value; a
-     "arms.b: its stages resolve to the same configs as the reference arm 'a': it would reuse"),  # knob
+     "arms.b: its stages resolve to the same configs as the reference arm 'a' (the keys"),  # knob
     ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"lr=5e-3\"]\n",  # [choose] replaces the one difference
       "[eval]\n": '[choose]\nkey = "lr"\nvalues = [1e-3, 3e-3]\n[eval]\n'},
      "arms.b: its stages resolve to the same configs as the reference arm 'a' for every choose.values entry"),
@@ -901,3 +902,25 @@ def test_ablate_under_torchrun_is_refused_saying_how_to_run_it(tmp_path: Path, s
     assert ("harness: error: harness ablate runs in one process, not under torchrun (2 processes): every rank would "
             "run its steps and write ablate.json" in capsys.readouterr().err)  # fmt: skip
     assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize(("arms", "message"), [
+    ("[arms.a]\nstages = []\n[arms.ft]\n", None),  # the reference evaluates the shared model, ft trains on: opens
+    ("[arms.a]\nstages = []\n[arms.b]\nstages = []\n",  # both evaluate the shared model
+     "arms.b: its stages resolve to the same configs as the reference arm 'a'"),
+    ("[arms.a]\nstages = []\n[arms.b]\nstages = []\nset = [\"lr=1e-3\"]\n",  # a set with no stage to apply to
+     "arms.b.set applies to the arm's last stage, and it has none (stages = []"),
+])  # fmt: skip
+def test_arms_without_stages_of_their_own_evaluate_the_shared_model(
+        tmp_path: Path, shared_data: Path, arms: str, message: str | None) -> None:  # fmt: skip
+    """Review of stop 61: a reference arm with `stages = []` (the shared model evaluated as it is) was a KeyError
+    in the twin check, and two such arms were not found twins; an arm's `set` with no stage of its own to reach
+    was ignored without a word."""
+    stage = one_step_stage(tmp_path / "data", shared_data)[-1]
+    config = one_arm_config(tmp_path, stage, "empty", f'[[shared]]\nconfig = "{stage}"\nset = ["steps=1"]')
+    config.write_text(config.read_text(encoding="utf-8").replace("[arms.a]\n", arms), encoding="utf-8")
+    if message is None:
+        Ablation(load_ablation(config), config, measure_only=True)
+    else:
+        with pytest.raises(UsageError, match=re.escape(message)):
+            Ablation(load_ablation(config), config, measure_only=True)
