@@ -104,15 +104,32 @@ def read_only_reason(directory: Path) -> str | None:
 
 def _read_only_uri(path: Path) -> str:
     """The file opened read-only. immutable=1 makes no file beside it (mode=ro makes -wal and -shm, read-only like
-    the file, and leaves them), right while there is no -wal: no run has the file open; with one, mode=ro reads it."""
+    the file, and leaves them), right while there is no -wal: no run has the file open; with one, mode=ro reads it.
+    Not mode=ro always (review of stop 61): its -shm, made by this user beside a file another user owns and
+    writes, would be one the owner's runs could not write. The cost: a write that begins while this run reads
+    (the owner's run) can make the file read as damaged (the run then keeps its vectors in memory) or miss rows,
+    never serve a wrong vector (each is checked against its checksum)."""
     mode = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
     return f"file:{quote(str(path.absolute()))}?{mode}"
 
 
-def _described_name(text: str) -> str | None:
-    """The model name in a stored description ("<crc> <json>"), None when unreadable."""
+def _stored_description(stored: str) -> tuple[int | None, str]:
+    """(checksum, JSON text) of a stored description: "<crc hex> <json>" since stop 61, the JSON alone before
+    (checksum None: read as it is, since the key's code hash keeps it current; review of stop 61: each was warned
+    of as damaged once, and on a read-only cache at every run)."""
+    if stored.startswith("{"):
+        return None, stored
+    crc, _, text = stored.partition(" ")
     try:
-        return json.loads(text.partition(" ")[2]).get("name")
+        return int(crc, 16), text
+    except ValueError:
+        return -1, text  # no checksum can match: damaged
+
+
+def _described_name(stored: str) -> str | None:
+    """The model name in a stored description, None when unreadable."""
+    try:
+        return json.loads(_stored_description(stored)[1]).get("name")
     except (ValueError, AttributeError):
         return None
 
@@ -396,10 +413,13 @@ class EmbeddingCache:
                          None)
         if row is None:
             return None
-        crc, _, text = str(row[0]).partition(" ")
+        crc, text = _stored_description(str(row[0]))
         try:
-            if int(crc, 16) == description_crc(key, text):
-                return json.loads(text)
+            if crc is None or crc == description_crc(key, text):
+                description = json.loads(text)
+                if crc is None:  # stored before stop 61: given its checksum where the cache takes writes
+                    self.remember_model(key, description)
+                return description
         except ValueError:
             pass
         print(f"harness: warning: embedding cache {self.path}: the stored description of model {spec} is damaged "
@@ -451,10 +471,7 @@ class EmbeddingCache:
         if info["damage"]:
             raise UsageError(f"embedding cache {self.path} is unusable ({info['damage']}): `harness cache clear` "
                              "without --model removes it")  # fmt: skip
-        mine = [ns for ns in info["namespaces"] if ns.get("name") == name]
-        if not mine:
-            held = ", ".join(sorted({str(ns.get("name")) for ns in info["namespaces"]})) or "none"
-            raise UsageError(f"--model {name}: no vectors of it in {self.path} (it holds: {held})")
+        mine = self.namespaces_of(info, name)
         with self._clearing():
             self._db = self._open(self.path)
             ids = [(ns["namespace"],) for ns in mine]
@@ -465,10 +482,25 @@ class EmbeddingCache:
             self._db.executemany("DELETE FROM namespaces WHERE id = ?", ids)
             self._db.executemany("DELETE FROM models WHERE key = ?", described)
             self._db.execute("COMMIT")
-            self._db.execute("VACUUM")
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            try:  # needs free space up to the file's size; the vectors are gone either way
+                self._db.execute("VACUUM")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError as exc:
+                print(f"harness: warning: embedding cache {self.path}: {name}'s vectors are removed, but the file "
+                      f"could not be compacted ({exc}); later runs reuse its space", file=sys.stderr)  # fmt: skip
         return {"namespaces": len(mine), "entries": sum(ns["entries"] for ns in mine),
                 "bytes": info["bytes"] - size_of(own_files(self.directory))}  # fmt: skip
+
+    def namespaces_of(self, info: dict[str, Any], name: str) -> list[dict[str, Any]]:
+        """``info``'s namespaces of the model `cache info` names ``name``; a UsageError naming the models the cache
+        holds when it holds none of that name (info and clear alike: before the review of stop 61 info said "0
+        vectors" of a name clear refused)."""
+        mine = [ns for ns in info["namespaces"] if ns.get("name") == name]
+        if not mine:
+            held = ", ".join(sorted({str(ns.get("name")) for ns in info["namespaces"]})) or "none"
+            raise UsageError(f"--model {name}: no vectors of it in {self.path} (it holds: {held}; --model takes "
+                             "the name `harness cache info` shows)")  # fmt: skip
+        return mine
 
     @contextmanager
     def _clearing(self) -> Iterator[None]:

@@ -169,8 +169,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
             _say_cleared(cache.path, cache.clear())
             return 0
         info = cache.info()
-        if args.model:
-            info["namespaces"] = [ns for ns in info["namespaces"] if ns.get("name") == args.model]
+        if args.model and not info["damage"]:
+            info["namespaces"] = cache.namespaces_of(info, args.model)
             info["entries"] = sum(ns["entries"] for ns in info["namespaces"])
         state = f" (read-only, {info['read_only']}: a run reads it and stores nothing)" if info["read_only"] else ""
         if info["damage"]:  # before stop 61, info itself moved the file aside and reported a new empty one

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from harness import lazy
-from harness.cache import DB_NAME, EmbeddingCache
+from harness.cache import DB_NAME, EmbeddingCache, _described_name, description_crc
 from harness.cli import main
 from harness.data import default_data_root, discover_tasks, read_rows
 from harness.encoding import HarnessEncoder
@@ -247,6 +247,21 @@ def test_a_damaged_model_description_is_described_again(tmp_path: Path, capsys) 
     assert lazy.LOADS["count"] == loads + 1 and "damaged" not in capsys.readouterr().err
 
 
+
+def test_a_description_stored_before_checksums_is_read_and_given_one(tmp_path: Path, capsys) -> None:
+    """Review of stop 61: a description stored by older code (the JSON alone) failed the new check: warned of as
+    damaged once per model, on a read-only cache at every run (its model loaded each time), and `clear --model`
+    left it. Now it is read as it is, given its checksum where the cache takes writes, and its name is found."""
+    cache = EmbeddingCache(tmp_path)
+    cache.remember_model("key", {"name": "m/a"})
+    cache._db.execute("UPDATE models SET description = ? WHERE key = 'key'", (json.dumps({"name": "m/a"}),))
+    assert cache.model_description("key", "a") == {"name": "m/a"}
+    assert "damaged" not in capsys.readouterr().err
+    stored = cache._db.execute("SELECT description FROM models").fetchone()[0]
+    assert stored.split(" ", 1)[0] == f"{description_crc('key', stored.split(' ', 1)[1]):08x}"
+    assert _described_name(json.dumps({"name": "m/a"})) == "m/a"
+    cache.close()
+
 def test_clear_one_model(tmp_path: Path, capsys) -> None:
     """Before stop 61 clear took the whole cache or nothing: dropping one model recomputed every other."""
     cache = EmbeddingCache(tmp_path)
@@ -272,4 +287,7 @@ def test_clear_one_model(tmp_path: Path, capsys) -> None:
     assert left.model_description("key m/a", "m/a") is None and left.model_description("key m/b", "m/b")
     left.close()
     assert main(["cache", "clear", "--cache-dir", str(tmp_path), "--model", "m/c"]) == 2
-    assert f"--model m/c: no vectors of it in {tmp_path / DB_NAME} (it holds: m/b)" in capsys.readouterr().err
+    assert f"--model m/c: no vectors of it in {tmp_path / DB_NAME} (it holds: m/b; " in capsys.readouterr().err
+    # info refuses the same name (review of stop 61: "0 vectors" and the whole file's MiB, exit 0)
+    assert main(["cache", "info", "--cache-dir", str(tmp_path), "--model", "minilm"]) == 2
+    assert "--model minilm: no vectors of it in " in capsys.readouterr().err
