@@ -7,10 +7,14 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from conan_model.errors import ConanError, rank_prefix
 from harness.env import data_root, library_cache_defaults, user_cache_root
+
+if TYPE_CHECKING:  # the CLI imports its machinery lazily
+    from harness.data import LocalTask
+    from harness.errors import DataError
 
 # Modules exposing `register(subparsers)`: report, regress; train; pipeline; models; ablate. (`leaderboard` and
 # `alignment` are defined here: each hands a plugin what only the harness knows, a suite's benchmark or vectors.)
@@ -83,7 +87,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list_tasks(root: Path, origin: str, local: dict, broken: dict, suite: str | None) -> None:
+def _list_tasks(root: Path, origin: str, local: dict[str, LocalTask], broken: dict[str, DataError],
+                suite: str | None) -> None:
     """The data root's task folders, or (`suite`) the suite's tasks as `harness run --suite S --source mirror` plans
     them: which have data here, and why the others do not run."""
     from harness.runner import RunConfig, plan_tasks
@@ -91,7 +96,7 @@ def _list_tasks(root: Path, origin: str, local: dict, broken: dict, suite: str |
     from harness.suites import OFFICIAL_SUITES
     from harness.tasks import MIRROR, mirror_main_score  # asks mteb each twin's main score: imports mteb
 
-    def row(task: Any) -> list[str]:
+    def row(task: LocalTask) -> list[str]:
         languages = ", ".join(task.languages)  # task.json's (before stop 61 the folder's: "multi" for de, en)
         return [task.name, task.type, languages, task.mteb_equivalent or "—", mirror_main_score(task), "ok"]
 
