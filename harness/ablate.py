@@ -204,7 +204,8 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
         if bad:
             raise UsageError(f"{path}: arms.{name}: unknown key(s) {bad} (expected set, stages)")
         # before stop 60 a string here was read letter by letter
-        if checked_list(path, f"arms.{name}.set", arm.get("set", []), str, SET_EXAMPLE) and arm.get("stages") == []:
+        sets = checked_list(path, f"arms.{name}.set", arm.get("set", []), str, SET_EXAMPLE)
+        if sets and arm.get("stages") == [] and (cfg.get("base") or cfg.get("shared")):  # (else: no model, below)
             raise UsageError(f"{path}: arms.{name}.set applies to the arm's last stage, and it has none "
                              "(stages = []: it evaluates the shared stages' model); give the arm a stage, or drop "
                              "its set")  # fmt: skip
