@@ -43,8 +43,14 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     return f"; did you mean: {', '.join(suggestions)}?" if suggestions else ""
 
 
+def launched_world_size() -> int:
+    """The processes torchrun started (WORLD_SIZE), 1 without torchrun: read before any process group exists, by
+    every package (here, at the bottom, so that one place reads the variable)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def rank_prefix() -> str:
     """'[rank N] ' in a torchrun rank other than 0, else '': each rank prints its own error, and one that failed on
     a single rank (which torchrun then follows by SIGTERMing rank 0) must be told from rank 0's own."""
     rank = os.environ.get("RANK", "0")
-    return f"[rank {rank}] " if int(os.environ.get("WORLD_SIZE", "1")) > 1 and rank != "0" else ""
+    return f"[rank {rank}] " if launched_world_size() > 1 and rank != "0" else ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 
-from conan_model.errors import ConanError
+from conan_model.errors import ConanError, launched_world_size
 
 TIMEOUT_ENV = "HARNESS_DIST_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 600.0
@@ -51,7 +51,7 @@ def join_process_group(backend: str, timeout_s: float, kept: str) -> None:
     try:
         dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
     except dist.DistError as exc:  # DistStoreError: a key never written; DistNetworkError: no store to reach
-        raise GroupNotFormed(not_formed_message(str(exc), int(os.environ.get("WORLD_SIZE", "1")), timeout_s,
+        raise GroupNotFormed(not_formed_message(str(exc), launched_world_size(), timeout_s,
                                                 kept)) from None  # fmt: skip
 
 

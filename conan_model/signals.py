@@ -10,12 +10,13 @@ Ctrl-C does, each command's cleanup runs and the CLI says what is kept in one li
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from conan_model.errors import launched_world_size
 
 
 class Terminated(KeyboardInterrupt):
@@ -31,7 +32,7 @@ def how_stopped(exc: KeyboardInterrupt) -> str:
     """How a command was stopped, leading its line: a SIGTERM to a torchrun rank usually comes from torchrun once
     another rank failed, which rank 0's line (`terminated (SIGTERM)` alone) did not say."""
     how = str(exc) or "interrupted"
-    if isinstance(exc, Terminated) and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if isinstance(exc, Terminated) and launched_world_size() > 1:
         how += ", under torchrun: another rank failed (its error is above) or the job was stopped"
     return how
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from conan_model.errors import launched_world_size
 from conan_model.process_group import TIMEOUT_ENV, group_timeout_s, join_process_group
 from harness.errors import PeerFailed, ShardMismatch, UsageError
 
@@ -289,10 +290,6 @@ def _brief(value: Any) -> str:
     return text if len(text) <= 80 else f"{text[:60]}…{text[-12:]}"
 
 
-def world_size() -> int:
-    """The processes torchrun started (WORLD_SIZE), 1 without torchrun."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
 def rounding_note(dtype: str) -> str | None:
     """The note a torchrun run in a dtype below float32 prints once: each rank batches and pads its own slice of the
     texts, so vectors round otherwise than one process's and scores may differ (stop 61: 74.64 vs 74.45)."""
@@ -305,7 +302,7 @@ def rounding_note(dtype: str) -> str | None:
 def refuse_torchrun(command: str, writes: str) -> None:
     """Commands that orchestrate other steps (pipeline, ablate) run in one process: under torchrun every rank ran
     every step and wrote the same files (before stop 61). ``writes``: what each rank would write."""
-    world = world_size()
+    world = launched_world_size()
     if world > 1:
         raise UsageError(f"harness {command} runs in one process, not under torchrun ({world} processes): every rank "
                          f"would run its steps and write {writes}; run `harness {command} CONFIG` alone, or spread a "
@@ -316,7 +313,7 @@ def launcher() -> dict[str, Any] | None:
     """How the ranks were started ({"torchrun", "world_size", "nproc_per_node", "nnodes"}), None for one process:
     run.json's `command` is each rank's own argv, which names neither torchrun nor the processes (before stop 61
     nothing did)."""
-    world = world_size()
+    world = launched_world_size()
     if world <= 1 and "LOCAL_WORLD_SIZE" not in os.environ:
         return None
     return {"torchrun": "TORCHELASTIC_RUN_ID" in os.environ, "world_size": world,
@@ -331,7 +328,7 @@ def bind_rank_device(requested: str | None) -> str | None:
     stop 53: st:/hf: weights stayed on GPU 0 while rank 1's batches went to GPU 1; conan: every rank on GPU 0).
     An explicit index (`--device cuda:1`) is kept, as training keeps it (train/distributed.py); a LOCAL_RANK past
     the visible devices (--nproc_per_node too large) is refused, naming both."""
-    if world_size() <= 1:
+    if launched_world_size() <= 1:
         return None
     import torch
 
@@ -351,7 +348,7 @@ def bind_rank_device(requested: str | None) -> str | None:
 
 def init_from_env(device: str) -> ShardGroup | None:
     """A ShardGroup when launched by torchrun with more than one process, else None (plain single process)."""
-    world = world_size()
+    world = launched_world_size()
     if world <= 1:
         return None
     from conan_model.device import dist_backend

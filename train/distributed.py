@@ -20,6 +20,7 @@ from torch import nn
 
 from conan_model import default_dtype, dist_backend, pick_device
 from conan_model.device import cpu_bf16, device_count, local_rank_problem
+from conan_model.errors import launched_world_size
 from conan_model.process_group import group_timeout_s, join_process_group
 
 from .errors import ConfigError
@@ -44,7 +45,7 @@ class Runtime:
 def init_runtime(device: str | None = None) -> Runtime:
     """Join the process group when launched by torchrun with several processes (HARNESS_DIST_TIMEOUT_S bounds
     the joining and every collective, as in `harness run`); pick this rank's device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_world_size()
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     dev = pick_device(device)
     if dev.type != "cpu" and dev.index is None and world > 1:
