@@ -19,6 +19,9 @@ from pathlib import Path
 
 import torch
 
+# where the NPU install (torch_npu, the CANN toolkit, torch's auto-loading of it) is described
+NPU_DOCS = "README.md, Ascend NPU"
+
 
 @functools.cache
 def npu_available() -> bool:
@@ -54,7 +57,7 @@ def device_problem(requested: str) -> str | None:
     if present is None:
         return f"unknown device type {kind!r}; use cpu, cuda, npu, mps or xpu (optionally :<index>)"
     if present == 0:
-        plugin = " (torch_npu is not installed or sees no NPU)" if kind == "npu" else ""
+        plugin = f" (torch_npu is not installed or sees no NPU; see {NPU_DOCS})" if kind == "npu" else ""
         return f"no {kind.upper()} device is available here{plugin}"
     if index and (not index.isdigit() or int(index) >= present):
         return f"no {kind} device {index!r}: {present} present (indices 0-{present - 1})"

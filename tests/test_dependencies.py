@@ -43,3 +43,12 @@ def test_a_newer_compatible_torch_satisfies_the_range():
     torch = next(r for r in declared() if r.name == "torch")
     assert Version("2.14.1") in torch.specifier and Version("2.14.1+cu130") in torch.specifier
     assert pins()["torch"] in torch.specifier
+
+
+def test_the_npu_extra_installs_through_the_torch_pin():
+    """torch-npu X.Y.Z requires torch==X.Y.Z.*: the README installs the extra through constraints.txt, whose torch
+    pin picks the matching torch-npu (without it pip took the newest and moved torch with it). It has no pin of its
+    own: constraints.txt is the tested set, and nothing here has run torch-npu."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["optional-dependencies"]["npu"] == ["torch-npu"] and "torch-npu" not in pins()
+    assert 'pip install -c constraints.txt -e ".[npu]"' in (REPO / "README.md").read_text(encoding="utf-8")

@@ -1,8 +1,10 @@
+from pathlib import Path
+
 import pytest
 import torch
 
 from conan_model import default_dtype, dist_backend, pick_device, synchronize
-from conan_model.device import device_problem, local_rank_problem, npu_available
+from conan_model.device import NPU_DOCS, device_problem, local_rank_problem, npu_available
 
 
 def test_device_helpers():
@@ -26,6 +28,15 @@ def test_device_problem_names_what_is_missing(monkeypatch):
     assert device_problem("cuda:2") == "no cuda device '2': 2 present (indices 0-1)"
     if not npu_available():
         assert "torch_npu is not installed" in device_problem("npu")
+
+
+def test_the_npu_refusal_points_to_the_install_notes():
+    """Before, `--device npu` said "torch_npu is not installed" and no document said how to install it."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert NPU_DOCS == "README.md, Ascend NPU" and "\n### Ascend NPU\n" in readme
+    assert 'pip install -c constraints.txt -e ".[npu]"' in readme and "TORCH_DEVICE_BACKEND_AUTOLOAD=0" in readme
+    if not npu_available():
+        assert device_problem("npu").endswith(f"; see {NPU_DOCS})")
 
 
 def test_a_local_rank_past_the_visible_devices_is_named():
