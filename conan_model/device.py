@@ -1,19 +1,22 @@
 """Device, dtype and distributed-backend choice, in one place so every caller agrees.
 
-Order: CUDA, then Ascend NPU (only if the optional ``torch_npu`` plugin imports; the paper trained on 910B
-chips), then Apple MPS, then CPU. Accelerators compute in bf16. The CPU computes in bf16 only where it has native
-bf16 instructions (x86 AVX512-BF16 or AMX-BF16, Arm BF16): there a bf16 harness run took 0.4-0.6x the fp32 wall
-at scores within 0.02 (docs/harness.md); elsewhere bf16 is emulated and slower than fp32, so fp32 stays.
-``CONAN_CPU_BF16=0`` (or ``=1``) overrides the detection, e.g. for bit-reproducible fp32 references.
+Order: CUDA, then Ascend NPU (only if the optional ``torch_npu`` plugin imports; one that fails to load is passed
+over with a note; the paper trained on 910B chips), then Apple MPS, then CPU. Accelerators compute in bf16. The
+CPU computes in bf16 only where it has native bf16 instructions (x86 AVX512-BF16 or AMX-BF16, Arm BF16): there
+a bf16 harness run took 0.4-0.6x the fp32 wall at scores within 0.02 (docs/harness.md); elsewhere bf16 is
+emulated and slower than fp32, so fp32 stays. ``CONAN_CPU_BF16=0`` (or ``=1``) overrides the detection, e.g. for
+bit-reproducible fp32 references.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import os
 import platform
 import shutil
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -24,25 +27,43 @@ NPU_DOCS = "README.md, Ascend NPU"
 
 
 @functools.cache
-def npu_available() -> bool:
-    """True when the torch_npu plugin imports and sees a device; the import registers ``torch.npu``."""
+def npu_problem() -> str | None:
+    """Why no NPU can be used here, or None when the torch_npu plugin imports and sees one (the import registers
+    ``torch.npu``). An installed torch_npu that fails to load (no CANN toolkit: its own RuntimeError) is a reason,
+    not a crash: before, a CPU run that asked for no device died on it with a traceback."""
+    if importlib.util.find_spec("torch_npu") is None:
+        return "torch_npu is not installed"
     try:
         importlib.import_module("torch_npu")
-    except ImportError:
-        return False
-    return bool(torch.npu.is_available())
+        if not torch.npu.is_available():
+            return "torch_npu sees no NPU"
+    except Exception as exc:  # whatever the plugin raises: its message is the reason
+        # hidden from the libraries that import it again unguarded (transformers' is_torch_npu_available), so the
+        # run goes on without it: Python's import then raises ImportError, and find_spec says it is not there
+        sys.modules["torch_npu"] = None
+        said = str(exc).strip().splitlines()
+        return f"torch_npu failed to load: {type(exc).__name__}{f': {said[0]}' if said else ''}"
+    return None
+
+
+def npu_available() -> bool:
+    """True when torch_npu imports and sees a device (:func:`npu_problem`)."""
+    return npu_problem() is None
 
 
 def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     """``prefer`` if given (e.g. 'cuda:1', 'cpu'), else the best available: cuda > npu > mps > cpu."""
     if prefer is not None:
-        if _device_type(prefer) == "npu" and not npu_available():
-            raise RuntimeError("device 'npu' requested but torch_npu is not installed or sees no NPU")
+        if _device_type(prefer) == "npu" and (problem := npu_problem()):
+            raise RuntimeError(f"device 'npu' requested but {problem} ({NPU_DOCS})")
         return torch.device(prefer)
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if npu_available():
+    problem = npu_problem()
+    if problem is None:
         return torch.device("npu")
+    if problem.startswith("torch_npu failed"):  # installed for a reason: say why it is passed over
+        _note_once(f"note: no NPU used: {problem} ({NPU_DOCS})")
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
@@ -57,11 +78,18 @@ def device_problem(requested: str) -> str | None:
     if present is None:
         return f"unknown device type {kind!r}; use cpu, cuda, npu, mps or xpu (optionally :<index>)"
     if present == 0:
-        plugin = f" (torch_npu is not installed or sees no NPU; see {NPU_DOCS})" if kind == "npu" else ""
+        plugin = f" ({npu_problem()}; see {NPU_DOCS})" if kind == "npu" else ""
         return f"no {kind.upper()} device is available here{plugin}"
     if index and (not index.isdigit() or int(index) >= present):
         return f"no {kind} device {index!r}: {present} present (indices 0-{present - 1})"
     return None
+
+
+@functools.cache
+def _note_once(note: str) -> None:
+    """Say ``note`` on stderr once per process, from torchrun's rank 0 only (every rank picks a device)."""
+    if os.environ.get("RANK", "0") == "0":
+        print(note, file=sys.stderr, flush=True)
 
 
 def device_count(kind: str) -> int | None:

@@ -1,10 +1,12 @@
+import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from conan_model import default_dtype, dist_backend, pick_device, synchronize
-from conan_model.device import NPU_DOCS, device_problem, local_rank_problem, npu_available
+from conan_model.device import NPU_DOCS, _note_once, device_problem, local_rank_problem, npu_available, npu_problem
 
 
 def test_device_helpers():
@@ -37,6 +39,48 @@ def test_the_npu_refusal_points_to_the_install_notes():
     assert 'pip install -c constraints.txt -e ".[npu]"' in readme and "TORCH_DEVICE_BACKEND_AUTOLOAD=0" in readme
     if not npu_available():
         assert device_problem("npu").endswith(f"; see {NPU_DOCS})")
+
+
+@pytest.fixture
+def broken_torch_npu(tmp_path, monkeypatch):
+    """A torch_npu that is installed but fails to load, as the real one raises without the CANN toolkit; no CUDA or
+    MPS, so the NPU is the pick's next choice."""
+    (tmp_path / "torch_npu").mkdir()
+    (tmp_path / "torch_npu" / "__init__.py").write_text('raise RuntimeError("CANN not found")\n', encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    npu_problem.cache_clear()
+    _note_once.cache_clear()
+    yield
+    npu_problem.cache_clear()
+    _note_once.cache_clear()
+    sys.modules.pop("torch_npu", None)
+
+
+def test_a_torch_npu_that_fails_to_load_is_passed_over_with_one_note(broken_torch_npu, capsys):
+    """Before, its RuntimeError escaped the pick: a CPU run that named no device died with a traceback."""
+    assert pick_device() == torch.device("cpu") and pick_device() == torch.device("cpu")
+    failure = "torch_npu failed to load: RuntimeError: CANN not found"
+    assert capsys.readouterr().err == f"note: no NPU used: {failure} (README.md, Ascend NPU)\n"  # once
+    assert importlib.util.find_spec("torch_npu") is None  # hidden: transformers imported it again, unguarded
+    assert device_problem("npu") == f"no NPU device is available here ({failure}; see README.md, Ascend NPU)"
+    with pytest.raises(RuntimeError, match=f"device 'npu' requested but {failure}"):
+        pick_device("npu")
+
+
+def test_harness_says_the_npu_failure_in_one_line(broken_torch_npu, tmp_path, capsys):
+    """`--device npu` is refused naming the failure; without --device the options resolve to the CPU."""
+    from harness.cli import main
+    from harness.embedder import ModelOptions
+    from harness.models import resolve_options
+
+    assert main(["run", "--model", "minilm", "--tasks", "STS16", "--out", str(tmp_path / "runs"), "--device",
+                 "npu"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err == ("harness: error: --device npu: no NPU device is available here (torch_npu failed to load: "
+                   "RuntimeError: CANN not found; see README.md, Ascend NPU); use --device cpu\n")
+    assert resolve_options("minilm", ModelOptions())[0].device == "cpu"
 
 
 def test_a_local_rank_past_the_visible_devices_is_named():
