@@ -86,6 +86,8 @@ def run_args(args: argparse.Namespace) -> int:
     except (ConanError, ValueError, KeyError) as e:  # ModelImportError is a ValueError (and a ConanError)
         print(f"harness models: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return getattr(e, "exit_code", EXIT_USAGE)
+    except BrokenPipeError:  # `harness models list | head -1`: the harness CLI's own handler, exit 141 in silence
+        raise
     except OSError as e:  # --out a file or under one, a read-only folder, a missing file
         print(f"harness models: error: {f'{e.filename}: {e.strerror}' if e.filename else e}", file=sys.stderr)
         return EXIT_USAGE

@@ -39,9 +39,11 @@ def test_the_harness_cli_prints_a_train_error_as_one_line(tmp_path: Path, capsys
     assert "no_such_key" in err and "Traceback" not in err
 
 
-def test_a_closed_pipe_ends_the_cli_quietly() -> None:
+@pytest.mark.parametrize("command", [["list", "tasks"], ["models", "list"]])
+def test_a_closed_pipe_ends_the_cli_quietly(command: list[str]) -> None:
     """`harness list tasks | head -1`: the reader left before the output ended; before, a BrokenPipeError
-    traceback followed. Here the read end is closed before anything is written, so the first write fails."""
+    traceback followed (`harness models list` said "error: [Errno 32] Broken pipe", exit 2, until a user walk).
+    Here the read end is closed before anything is written, so the first write fails."""
     import os
     import subprocess
     import sys
@@ -49,7 +51,7 @@ def test_a_closed_pipe_ends_the_cli_quietly() -> None:
     read, write = os.pipe()
     os.close(read)
     try:
-        proc = subprocess.run([sys.executable, "-m", "harness", "list", "tasks"], stdout=write,
+        proc = subprocess.run([sys.executable, "-m", "harness", *command], stdout=write,
                               stderr=subprocess.PIPE, text=True, timeout=300)  # fmt: skip
     finally:
         os.close(write)
