@@ -28,6 +28,11 @@ def _csv(value: str) -> list[str]:
     return items
 
 
+def _device(value: str) -> str | None:
+    """--device: `auto` is what leaving it out means (the best available), as training's `device = "auto"`."""
+    return None if value == "auto" else value
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.checks import parse_dims
     from harness.embedder import ModelOptions
@@ -343,8 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", help="embedding cache folder (default: $HARNESS_CACHE_DIR or "
                      "~/.cache/conan-harness/embeddings)")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
-    run.add_argument("--device", help="cpu, cuda, cuda:1, npu, mps, xpu (default: the best available: cuda, npu, mps, "
-                     "else cpu)")
+    run.add_argument("--device", type=_device, help="cpu, cuda, cuda:1, npu, mps, xpu, or auto (the default: the best "
+                     "available: cuda, npu, mps, else cpu)")
     run.add_argument("--dtype", default="auto", help="auto (bfloat16 on accelerators and on CPUs with native bf16, "
                      "else float32; the reason goes to run.json), float32, float16, bfloat16")
     run.add_argument("--max-length", type=int, help="truncate inputs to this many tokens")
@@ -389,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--batch-size", type=int, default=32)
     al.add_argument("--pooling", help="pooling for the hf: models among --model: mean, cls, last (default: mean, as "
                     "`harness run`; a CLS-trained hf: model needs --pooling cls); other models pool their own way")
-    al.add_argument("--device", help="as `harness run --device` (default: the best available)")
+    al.add_argument("--device", type=_device, help="as `harness run --device` (default: auto, the best available)")
     al.add_argument("--dtype", default="auto", help="as `harness run --dtype`: auto (bfloat16 on accelerators and on "
                     "CPUs with native bf16, else float32), float32, float16, bfloat16")
     al.add_argument("--tsne", action="store_true", help="also draw a t-SNE projection (slower than PCA)")

@@ -65,6 +65,17 @@ def test_bad_option_exits_2_naming_it(args: list[str], message: str, tmp_path: P
     assert not (tmp_path / "runs").exists()  # a refused command makes no folder (before stop 59: an empty --out)
 
 
+def test_device_auto_is_the_best_available_as_without_the_option() -> None:
+    """Before: run and alignment refused `--device auto` ("unknown device type 'auto'"), which training takes and
+    its own device refusal advises."""
+    from harness.cli import build_parser
+
+    for command in (["run"], ["alignment", "--model", "minilm", "--parallel", "x"]):
+        assert build_parser().parse_args([*command, "--device", "auto"]).device is None
+        assert build_parser().parse_args(command).device is None
+        assert build_parser().parse_args([*command, "--device", "cuda:1"]).device == "cuda:1"
+
+
 def test_a_misspelt_task_makes_no_out_folder(tmp_path: Path, capsys) -> None:
     """The writability checks write a probe where the folder would be made, and make nothing themselves: a run
     refused for a task name left an empty --out (and cache folder) behind before stop 59 (a new user's walk)."""

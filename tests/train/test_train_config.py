@@ -346,6 +346,7 @@ def test_accepted_runtime_values():
     cfg = load_config(WeakConfig, None, ["data=x.jsonl", "grad_clip=0", "threads=0", "device=cuda:1", "beta1=0"])
     assert (cfg.grad_clip, cfg.threads, cfg.device, cfg.beta1) == (0.0, 0, "cuda:1", 0.0)
     assert load_config(WeakConfig, None, ["data=x.jsonl", "device=auto"]).device is None  # pick_device's choice
+    assert load_config(WeakConfig, None, ["data=x.jsonl", "device="]).device is None  # empty: unset, as auto
 
 
 def test_data_stays_under_data_root(tmp_path):
