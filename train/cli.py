@@ -85,7 +85,9 @@ def read_toml(path: Path, kind: str, error: type[ConanError] = ConfigError) -> d
 
 
 def run_args(args: argparse.Namespace) -> int:
-    """Run the stage named by parsed arguments; a ConanError (TrainError...) becomes one line and exit status 2."""
+    """Run the stage named by parsed arguments; a ConanError (TrainError...) becomes one line and exit status 2.
+    Each line starts with the command as it was typed (``args.said_as``): `harness train`, or `train` for
+    `python -m train` and torchrun."""
     from conan_model.device import leave_process_group
 
     main_rank = os.environ.get("RANK", "0") == "0"
@@ -96,19 +98,19 @@ def run_args(args: argparse.Namespace) -> int:
         module.run(cfg, resume=args.resume)
         return 0
     except ConanError as e:
-        print(f"{rank_prefix()}train: error: {e}", file=sys.stderr)
+        print(f"{rank_prefix()}{args.said_as}: error: {e}", file=sys.stderr)
         return e.exit_code
     except RuntimeError as exc:  # a rank hung: gloo's traceback named neither the rank nor the checkpoint kept
         if not collective_timed_out(exc):
             raise
         how = (f"stopped: a collective waited {group_timeout_s():g} s ({TIMEOUT_ENV}) for another rank, which hung "
                "or is slower than that (raise it if a rank needs longer)")  # fmt: skip
-        print(f"{rank_prefix()}train: error: {interrupted_message(cfg, how)}", file=sys.stderr)
+        print(f"{rank_prefix()}{args.said_as}: error: {interrupted_message(cfg, how)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:  # what is kept and how to go on, not a traceback; Ctrl-C 130 (128 + SIGINT),
         # SIGTERM (conan_model.signals.Terminated: "terminated (SIGTERM)", either CLI's main) carries its own, 143
         if main_rank:
-            print(f"train: {interrupted_message(cfg, how_stopped(exc))}", file=sys.stderr)
+            print(f"{args.said_as}: {interrupted_message(cfg, how_stopped(exc))}", file=sys.stderr)
         return getattr(exc, "exit_code", 130)
     finally:
         leave_process_group()
@@ -134,7 +136,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("train", help="train a stage (pretrain, mntp, weak, supervised) from a TOML config",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    parser.set_defaults(func=run_args)
+    parser.set_defaults(func=run_args, said_as="harness train")  # as argparse's own refusals (before: `train:`)
 
 
 def main(argv: list[str] | None = None, process_exits_after: bool = False) -> int:
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None, process_exits_after: bool = False) -> in
     parser = argparse.ArgumentParser(prog="python -m train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
+    parser.set_defaults(said_as="train")
     args = parser.parse_args(argv)
     with sigterm_interrupts(process_exits_after):
         return run_args(args)

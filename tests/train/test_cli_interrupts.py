@@ -32,8 +32,10 @@ def _argv(out: Path, shared_data: Path, *extra: str) -> list[str]:
     return ["train", "pretrain", *(a for s in sets for a in ("--set", s)), *extra]
 
 
-def _kept_line(out: Path, step: int = 2) -> str:
-    return (f"train: terminated (SIGTERM); checkpoints up to step_{step:08d} are kept in {out / 'checkpoints'}; "
+def _kept_line(out: Path, step: int = 2, said_as: str = "train") -> str:
+    """What a SIGTERMed stage says it keeps; `said_as` the command as typed (`harness train`, or `python -m train`'s
+    `train`)."""
+    return (f"{said_as}: terminated (SIGTERM); checkpoints up to step_{step:08d} are kept in {out / 'checkpoints'}; "
             "continue with --resume")  # fmt: skip
 
 
@@ -60,7 +62,8 @@ def test_sigterm_names_the_checkpoint_kept_exits_143_and_resume_finishes(tmp_pat
     """Before: SIGTERM (a scheduler's time limit, `kill`, `timeout`) ended `harness train` silently with -15. Now it
     is said as Ctrl-C is, with what it was (a job log tells a preemption from a Ctrl-C), and exits 143."""
     out = tmp_path / "out"
-    assert last_line_of_sigterm_run(monkeypatch, capsys, _argv(out, shared_data), at_step=2) == _kept_line(out)
+    said = last_line_of_sigterm_run(monkeypatch, capsys, _argv(out, shared_data), at_step=2)
+    assert said == _kept_line(out, said_as="harness train")
     _resume_finishes(out, shared_data, capsys)
 
 

@@ -21,7 +21,7 @@ def test_a_toml_syntax_error_is_named_file_line_column(tmp_path: Path, capsys, t
     path.write_text(text, encoding="utf-8")
     assert main(["train", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"train: error: {path}:{where}: invalid TOML: {reason}") and "(at line" not in err
+    assert err.startswith(f"harness train: error: {path}:{where}: invalid TOML: {reason}") and "(at line" not in err
     assert err.count("\n") == 1
 
 
@@ -41,7 +41,7 @@ def test_a_value_out_of_range_names_where_it_was_given(tmp_path: Path, capsys, i
     path.write_text('stage = "pretrain"\n' + in_file, encoding="utf-8")
     assert main(["train", str(path), *sets]) == 2
     source = where.replace("FILE", str(path))
-    assert capsys.readouterr().err.startswith(f"train: error: {source}: ")
+    assert capsys.readouterr().err.startswith(f"harness train: error: {source}: ")
 
 
 def test_a_tokenizer_file_that_does_not_frame_texts_is_refused_at_load(tmp_path: Path, capsys) -> None:
@@ -60,7 +60,7 @@ def test_a_tokenizer_file_that_does_not_frame_texts_is_refused_at_load(tmp_path:
     config.write_text(f'stage = "pretrain"\noutput_dir = "{tmp_path / "out"}"\n', encoding="utf-8")
     assert main(["train", str(config), "--set", f"tokenizer={tmp_path / 'bare.json'}"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("train: error: --set: tokenizer = ") and "does not add <bos> and <eos>" in err
+    assert err.startswith("harness train: error: --set: tokenizer = ") and "does not add <bos> and <eos>" in err
     assert err.count("\n") == 1 and not (tmp_path / "out").exists()
 
 
@@ -98,4 +98,4 @@ def test_each_range_check_names_its_key_value_and_source(tmp_path: Path, capsys,
                     + (in_file if in_file.startswith("[") else ""), encoding="utf-8")  # fmt: skip
     assert main(["train", str(path), *[a for s in sets for a in ("--set", s)]]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"train: error: {message.replace('FILE', str(path))}") and err.count("\n") == 1
+    assert err.startswith(f"harness train: error: {message.replace('FILE', str(path))}") and err.count("\n") == 1
