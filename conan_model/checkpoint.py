@@ -56,6 +56,8 @@ def save_pretrained(model: Backbone, tokenizer: Tokenizer, path: str | os.PathLi
 def load_config(path: str | os.PathLike) -> ConanConfig:
     """ConanConfig from a checkpoint folder or a config.json file."""
     path = Path(path)
+    if not path.exists():  # before a user walk: "no config file at <path>", as for a folder without one
+        raise FileNotFoundError(f"checkpoint folder {path} does not exist")
     if path.is_dir():
         path = path / CONFIG_NAME
     if not path.is_file():

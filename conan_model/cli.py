@@ -96,6 +96,14 @@ def run_args(args: argparse.Namespace) -> int:
         return 1
 
 
+def _out_folder(value: str) -> str:
+    """--out (argparse ``type``): an empty one is refused; Path('') is the working directory, which the import was
+    taken into before a user walk."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("empty: give the conan_model folder to write")
+    return value
+
+
 def register(subparsers: Any) -> None:
     """Add ``harness models`` to the harness CLI (harness/cli.py PLUGIN_COMMANDS)."""
     parser = subparsers.add_parser("models", help="prepare pretrained bases; import HF/GGUF decoders",
@@ -109,7 +117,8 @@ def register(subparsers: Any) -> None:
     fetch.set_defaults(models_func=cmd_fetch)
     imp = sub.add_parser("import", help="convert hf:<folder>, gguf:<file>, conan:<folder> or a base name")
     imp.add_argument("spec", help="hf:<folder>, gguf:<file>, conan:<folder> or a prepared base name")
-    imp.add_argument("--out", required=True, help="conan_model folder to write (a new or empty folder)")
+    imp.add_argument("--out", required=True, type=_out_folder, help="conan_model folder to write (a new or empty "
+                     "folder)")
     imp.add_argument("--overwrite", action="store_true", help="replace the model an existing --out holds")
     imp.add_argument("--attention", choices=ATTENTIONS, help="inference mask written to config.json "
                      "(imports default to causal)")  # fmt: skip

@@ -100,6 +100,9 @@ def split_spec(spec: str) -> tuple[str, str]:
     """('hf' | 'gguf' | 'conan', path) of an init spec. A bare path is a conan_model folder; a bare name of
     :data:`conan_model.pretrained.BASES` ('smollm2-135m') is that base's prepared folder."""
     for prefix in PREFIXES:
+        if spec == prefix:  # before a user walk, the working directory: "no config file at config.json"
+            what = "file" if prefix == "gguf:" else "folder"
+            raise ModelImportError(f"{spec!r} names no {what} ({prefix}<{what}>)")
         if spec.startswith(prefix):
             return prefix[:-1], spec[len(prefix) :]
     if spec in BASES and Path(spec).exists() and Path(spec).resolve() != base_path(spec).resolve():
@@ -371,6 +374,10 @@ def _check_tied_copy(file: Path, name: str, head: np.ndarray | torch.Tensor, emb
 
 def _hf_folder(target: str) -> Path:
     folder = Path(target).expanduser()
+    if not folder.exists():  # before a user walk: "not a transformers model folder (no config.json)"
+        raise ModelImportError(f"{folder}: does not exist (hf: takes a transformers model folder)")
+    if folder.suffix.lower() == ".gguf" and folder.is_file():
+        raise ModelImportError(f"{folder}: is a GGUF file; import it as gguf:{target}")
     if folder.is_file():  # before stop 60: "not a transformers model folder (no config.json)" for its config.json
         raise ModelImportError(f"{folder}: is a file; hf: takes the model's folder ({folder.parent}), not a file in it")
     if not (folder / "config.json").is_file():
@@ -435,6 +442,8 @@ def _gguf_reader(target: str) -> Any:
             return super()._get(offset, dtype, count, override_order)
 
     path = Path(target).expanduser()
+    if path.is_dir():  # before a user walk: "GGUF file does not exist"
+        raise ModelImportError(f"{path}: is a folder; gguf: takes the .gguf file itself")
     if not path.is_file():
         raise ModelImportError(f"{path}: GGUF file does not exist")
     try:

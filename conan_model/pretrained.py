@@ -73,9 +73,17 @@ BASES: dict[str, Base] = {
 
 
 def models_dir() -> Path:
-    """$HARNESS_MODELS_DIR, else ~/.cache/conan-harness/models."""
+    """$HARNESS_MODELS_DIR, else ~/.cache/conan-harness/models. A variable naming a file, or a folder under one, is
+    refused naming both: before a user walk the OS said "<it>/gguf: Not a directory", naming neither."""
     env = os.environ.get("HARNESS_MODELS_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "conan-harness" / "models"
+    if not env:
+        return Path.home() / ".cache" / "conan-harness" / "models"
+    path = Path(env)
+    there = next(p for p in (path, *path.parents) if p.exists())  # the root, at least
+    if not there.is_dir():
+        raise ConanError(f"HARNESS_MODELS_DIR={env}: {there} is a file, not a folder; set it to a folder (a missing "
+                         "one is made)")  # fmt: skip
+    return path
 
 
 def source_path(name: str, root: Path | None = None) -> Path:

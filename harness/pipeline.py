@@ -173,14 +173,12 @@ def _missing_model(spec: str, exports: dict[Path, int]) -> str | None:
     not_made = "nor the export (<output_dir>/final) of a [[train]] stage before this"
     try:
         kind, target = split_spec(spec)
-    except ModelImportError as exc:  # a bare path that is not there (yet: an earlier stage may make it)
+    except ModelImportError as exc:  # a bare path that is not there (yet: an earlier stage may make it); `hf:`
         return None if Path(spec).resolve() in exports else f"{exc}, {not_made}"
     except FileNotFoundError as exc:  # a base name not prepared: the message says how
         return str(exc)
-    if target and Path(target).resolve() in exports:
+    if Path(target).resolve() in exports:
         return None
-    if not target:
-        return f"{spec!r} names no file or folder"
     found = Path(target).expanduser() if kind in ("hf", "gguf") else Path(target)  # as their loaders read them
     return None if found.exists() else f"{target} does not exist, {not_made}"
 
