@@ -246,6 +246,8 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
         value = ev.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise UsageError(f"{path}: eval.{key} must be a positive integer, got {value!r}")
+    if ev.get("device") == "auto":  # what leaving it out means, as `harness run --device auto`
+        del ev["device"]
     if ev.get("device") is not None:
         from conan_model.device import device_problem  # imports torch: only when a device is named
 

@@ -34,7 +34,7 @@ Config (TOML), with paths relative to the working directory:
     checkpoints = ["runs/pipeline/weak/final"]  # conan checkpoints; default: every train stage's final export
     baselines = ["minilm"]                      # any harness model specs
     dims = ["64", "128", "full"]                # optional MRL sweep
-    device = "cuda"                             # optional: cpu, cuda[:N], npu[:N], mps (default: the best found)
+    device = "cuda"                             # optional: cpu, cuda[:N], npu[:N], mps, auto (default: the best found)
     [leaderboard]
     published = true                            # add the shipped published-score snapshot
 """
@@ -102,6 +102,8 @@ def load_pipeline(path: Path) -> dict[str, Any]:
     for key in ("suite", "data_dir", "device"):
         if not isinstance(evaluation.get(key, ""), str):
             raise UsageError(f"{path}: [eval] {key} must be a string, got {evaluation[key]!r}")
+    if evaluation.get("device") == "auto":  # what leaving it out means, as `harness run --device auto`
+        del evaluation["device"]
     if not isinstance(cfg.get("leaderboard", {}).get("published", False), bool):
         raise UsageError(f"{path}: [leaderboard] published must be true or false")
     _check_before_training(path, cfg)

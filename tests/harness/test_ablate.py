@@ -754,6 +754,16 @@ def test_no_top_level_stages_is_accepted_when_every_arm_has_its_own(tmp_path: Pa
     assert loaded["stages"] == [] and all(len(arm["stages"]) == 1 for arm in loaded["arms"].values())
 
 
+def test_eval_device_auto_is_leaving_it_out(tmp_path: Path, shared_data: Path) -> None:
+    """Before stop 62 (a walk): `eval.device = "auto"` was "unknown device type 'auto'", while `harness run
+    --device auto` and training's `device = "auto"` take it as the best available."""
+    from harness.ablate import load_ablation
+
+    config = write_configs(tmp_path, shared_data)
+    config.write_text(config.read_text().replace('[eval]\ndev = ["STS16"]', '[eval]\ndevice = "auto"\ndev = ["STS16"]'))
+    assert "device" not in load_ablation(config)["eval"]
+
+
 @pytest.mark.parametrize("held", [{"tasks": {}}, [1, 2]])
 def test_plan_of_a_json_that_is_not_an_ablation_report_is_refused(tmp_path: Path, capsys, held: Any) -> None:
     """Before stop 60 (a walk): a KeyError traceback ('comparisons', or a list's indices) instead of a reason."""

@@ -452,3 +452,12 @@ def test_pipeline_baselines_get_their_own_folders_and_are_keyed_by_their_files(t
     board = (tmp_path / "pipe" / "leaderboard.md").read_text(encoding="utf-8")
     report = (tmp_path / "pipe" / "report" / "efficiency.md").read_text(encoding="utf-8")
     assert "STS16" in board and "STS12" not in board and "STS12" not in report
+
+
+def test_eval_device_auto_is_leaving_it_out(tmp_path: Path) -> None:
+    """Before stop 62 (a walk): `[eval] device = "auto"` was "unknown device type 'auto'", while `harness run
+    --device auto` and training's `device = "auto"` take it as the best available."""
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f'out = "{tmp_path / "pipe"}"\n[eval]\ntasks = ["STS16"]\nbaselines = ["minilm"]\n'
+                      'device = "auto"\n', encoding="utf-8")  # fmt: skip
+    assert "device" not in load_pipeline(config)["eval"]
