@@ -36,7 +36,7 @@ from .checkpoint import load_checkpoint_tokenizer, load_config, load_pretrained,
 from .config import ConanConfig
 from .errors import ModelImportError, did_you_mean
 from .modeling import Backbone, model_for
-from .pretrained import BASES, base_path, resolve
+from .pretrained import BASES, base_path, repair_hint, resolve
 from .tokenizer import read_tokenizer_file
 
 PREFIXES = ("conan:", "hf:", "gguf:")
@@ -340,12 +340,11 @@ def assemble(config: ConanConfig, source: Path, tensors: Tensors, table: dict[st
             if ignored is not None and ignored.fullmatch(name):
                 continue
             if target == "lm_head.weight" and config.tie_word_embeddings:
-                tied_head = file, name, load()  # read now: a loader lasts only while its file is open
-                continue
+                tied_head = file, name, _finite(file, name, load())  # read now: a loader lasts only while its file
+                continue  # is open
             raise ModelImportError(f"{file}: unexpected tensor {name} (no {type(model).__name__} parameter "
                                    f"{target or 'maps to it'})")  # fmt: skip
-        value = load()
-        value = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.array(value))  # a copy: writable
+        value = _finite(file, name, load())
         if tuple(value.shape) != expected[target]:
             raise ModelImportError(f"{file}: tensor {name} has shape {tuple(value.shape)}, the config needs "
                                    f"{expected[target]} for {target}")  # fmt: skip
@@ -360,12 +359,23 @@ def assemble(config: ConanConfig, source: Path, tensors: Tensors, table: dict[st
     return model.eval()
 
 
-def _check_tied_copy(file: Path, name: str, head: np.ndarray | torch.Tensor, embedding: torch.Tensor,
-                     embedding_file: Path, embedding_name: str) -> None:
+def _finite(file: Path, name: str, value: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """The source tensor as a torch tensor (a copy of an array: writable), refused when it holds NaN or inf: damaged
+    tensor data (a flipped bit, a bad copy) imported without a word before, and every embedding was NaN, which
+    surfaced only at evaluation ("STS16: ValueError: Input contains NaN")."""
+    value = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.array(value))
+    bad = value.numel() - int(torch.isfinite(value).sum()) if value.is_floating_point() else 0
+    if bad:
+        raise ModelImportError(f"{file}: tensor {name} holds {bad:,} non-finite values (NaN or inf), which no trained "
+                               f"model has: its data is damaged; {repair_hint(file)}")  # fmt: skip
+    return value
+
+
+def _check_tied_copy(file: Path, name: str, head: torch.Tensor, embedding: torch.Tensor, embedding_file: Path,
+                     embedding_name: str) -> None:  # fmt: skip
     """A tied model's head in the file must be a copy of the embedding. When it differs, transformers 4 ties them
     (the embedding wins) and transformers 5 keeps this head, so which model is meant is not said: since stop 54
     (audit) the import stops, where before it dropped the head without a word."""
-    head = head if isinstance(head, torch.Tensor) else torch.from_numpy(np.array(head))
     if not torch.equal(head.to(torch.float32), embedding):
         raise ModelImportError(f"{file}: tensor {name} differs from tensor {embedding_name} (in {embedding_file}), "
                                "but the config ties them (tie_word_embeddings true): set it false to import this "

@@ -105,6 +105,16 @@ def is_prepared(name: str, root: Path | None = None) -> bool:
     return all((folder / f).is_file() for f in CHECKPOINT_FILES) and source_path(name, root).is_file()
 
 
+def repair_hint(path: Path) -> str:
+    """How to get a damaged ``path`` whole again: `harness models fetch --force <name>` when it is a named base's
+    source file or lies in its prepared folder (in the models folder), else to copy it again."""
+    path = Path(path).absolute()
+    for name in BASES:
+        if path == source_path(name).absolute() or base_path(name).absolute() in (path, *path.parents):
+            return f"`harness models fetch --force {name}` prepares it again"
+    return "copy or convert it again"
+
+
 def resolve(name: str) -> Path:
     """The prepared folder of a named base; a clear error with the command to run when it is missing."""
     if not is_prepared(name):

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from pretrained_helpers import make_gguf
 
 from conan_model.checkpoint import save_pretrained
@@ -157,3 +158,32 @@ def test_a_tensor_in_two_files_without_an_index_is_named(qwen2_folder, tmp_path,
     copy = folder / "zz-extra.safetensors"
     shutil.copy(shard, copy)
     _import_fails(tmp_path, f"hf:{folder}", capsys, f"{copy}: tensor ", f"is also in {shard}")
+
+
+@pytest.mark.parametrize("kind", ["gguf", "hf"])
+def test_non_finite_tensor_data_is_refused_naming_the_file_and_tensor(qwen2_folder, tokenizer, tmp_path, capsys,
+                                                                      kind):  # fmt: skip
+    """A user's walk: a GGUF (or hf: shard) whose tensor data held NaN/inf (damaged bytes) imported with exit 0, and
+    the NaNs surfaced only at evaluation ("STS16: ValueError: Input contains NaN"). Now the import refuses it."""
+    import numpy as np
+
+    bad = np.array([np.nan, np.inf], np.float32)
+    if kind == "gguf":
+        from gguf import GGUFReader
+
+        file, name = make_gguf(tmp_path / "m.gguf", tokenizer), "blk.0.attn_q.weight"
+        offset = next(t.data_offset for t in GGUFReader(str(file)).tensors if t.name == name)
+        with file.open("r+b") as handle:  # two of its float32 values overwritten in place, the size kept
+            handle.seek(offset + 4)
+            handle.write(bad.tobytes())
+    else:
+        from safetensors.torch import load_file, save_file
+
+        file = _first_shard(qwen2_folder[0])
+        state = load_file(file)
+        name = sorted(state)[0]
+        state[name].view(-1)[3:5] = torch.from_numpy(bad)
+        save_file(state, str(file), metadata={"format": "pt"})
+    spec = f"gguf:{file}" if kind == "gguf" else f"hf:{file.parent}"
+    _import_fails(tmp_path, spec, capsys, f"{file}: tensor {name} holds 2 non-finite values (NaN or inf), which no "
+                  "trained model has: its data is damaged; copy or convert it again")  # fmt: skip
