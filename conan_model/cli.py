@@ -63,11 +63,15 @@ def check_out(out: Path, overwrite: bool) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .importing import load_init
+    from .importing import init_config, load_init
     from .pretrained import save_replacing
 
     out = Path(args.out)
     check_out(out, args.overwrite)
+    if args.attention == "causal" and init_config(args.spec).arch == "bert":  # as the weak stage's refusal says it
+        raise ConanError(f"--attention causal: {args.spec!r} is a bidirectional encoder (arch 'bert'), never trained "
+                         "causally, and would embed under a causal mask; leave --attention out (it keeps its "
+                         "bidirectional attention)")  # fmt: skip
     model, tokenizer = load_init(args.spec)
     changes = {k: v for k, v in (("attention", args.attention), ("pooling", args.pooling)) if v}
     model.config = dataclasses.replace(model.config, **changes)

@@ -126,3 +126,24 @@ def test_a_folder_named_as_a_base_is_no_silent_choice(tmp_path, capsys, monkeypa
     monkeypatch.setenv("HARNESS_MODELS_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="pretrained base 'smollm2-135m' is not prepared in"):
         split_spec("smollm2-135m")
+
+
+def test_causal_attention_is_refused_for_a_bidirectional_encoder(tokenizer, tmp_path, capsys):
+    """A user's walk: `harness models import multilingual-e5-small --out x --attention causal` was taken, and the
+    encoder scored far below its bidirectional self on STS, under a mask it never trained with; the weak stage refused
+    the same. Refused now before any weight is read, in the weak stage's words."""
+    from conan_model import ConanConfig
+    from conan_model.checkpoint import save_pretrained
+    from conan_model.modeling import model_for
+
+    cfg = ConanConfig(arch="bert", vocab_size=tokenizer.get_vocab_size(), hidden_size=16, n_layers=1, n_heads=4,
+                      n_kv_heads=4, ffn_size=32, max_length=32, qkv_bias=True)  # fmt: skip
+    encoder = save_pretrained(model_for(cfg), tokenizer, tmp_path / "bert")
+    out = tmp_path / "out"
+    assert main(["models", "import", f"conan:{encoder}", "--out", str(out), "--attention", "causal"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"harness models: error: --attention causal: 'conan:{encoder}' is a bidirectional encoder (arch "
+                   "'bert'), never trained causally, and would embed under a causal mask; leave --attention out (it "
+                   "keeps its bidirectional attention)\n")  # fmt: skip
+    assert not out.exists()
+    assert main(["models", "import", f"conan:{encoder}", "--out", str(out), "--attention", "bidirectional"]) == 0
