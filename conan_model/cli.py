@@ -38,8 +38,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from .pretrained import fetch
+    from .pretrained import base_path, fetch
 
+    for name in args.names:  # every name first: a misspelt second one is said before the first converts
+        base_path(name)
     for name in args.names:
         path = fetch(name, force=args.force)
         print(f"{name}: {path}  (use --model conan:{path} or init = \"{name}\")")

@@ -101,6 +101,16 @@ def test_an_unknown_base_suggests_the_close_name(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "models").exists()
 
 
+def test_every_name_is_checked_before_any_fetch(tmp_path, capsys, monkeypatch):
+    """A user's walk: `harness models fetch smollm2-135m multilingual-e5-smal` downloaded and converted the first,
+    then refused the misspelt second. Now nothing is fetched (the models folder is not even made)."""
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(tmp_path / "models"))
+    assert main(["models", "fetch", "smollm2-135m", "multilingual-e5-smal"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown pretrained base 'multilingual-e5-smal'; did you mean: multilingual-e5-small?" in err
+    assert not (tmp_path / "models").exists()
+
+
 def test_an_import_of_no_folder_and_no_base_names_the_choices(tmp_path, capsys):
     """Before stop 36: `harness models import nosuch` said "no config file at nosuch" (audit)."""
     assert main(["models", "import", "smollm2-135", "--out", str(tmp_path / "m")]) == 2
