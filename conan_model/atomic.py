@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -61,6 +62,24 @@ def not_a_folder(path: Path) -> tuple[Path, str] | None:
     if existing.is_dir():
         return None
     return existing, "a broken link" if existing.is_symlink() else "a file"
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot be written, said after its name: it is a file, a part of it is no folder, or it (the
+    nearest folder above it that exists, where making it would start) takes no new file, checked by making one, as
+    the writer will (modes do not bind root; a read-only mount or an immutable folder does). None when it can.
+    Nothing is left behind, so a command checks its outputs first and leaves no empty folder when refused."""
+    if folder.exists() and not folder.is_dir():
+        return "is a file, not a directory"
+    if blocked := not_a_folder(folder):
+        existing, what = blocked
+        return f"cannot be made, {existing} is not a directory" + (f" ({what})" if what == "a broken link" else "")
+    try:
+        with tempfile.NamedTemporaryFile(dir=nearest_existing(folder), prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        return f"not writable ({exc.strerror or exc})"
+    return None
 
 
 def durable_replace(src: Path, dst: Path) -> None:

@@ -49,12 +49,16 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse an --out that would lose work, before the model is loaded: a model there is replaced only with
-    ``overwrite``; other files never (the rename into place would delete them)."""
+    """Refuse, before the model is loaded, an --out that cannot be written (a file, under a file, in a folder that
+    takes no new file: before, said after the whole conversion, naming the hidden temporary folder) or that would
+    lose work: a model there is replaced only with ``overwrite``; other files never (the rename would delete them)."""
+    from .atomic import folder_problem
     from .checkpoint import CHECKPOINT_FILES
 
     if out.exists() and not out.is_dir():
         raise ConanError(f"--out {out}: is a file, not a folder")
+    if problem := folder_problem(out.parent):  # the import is written beside --out, then renamed into place
+        raise ConanError(f"--out {out}: {out.parent}: {problem}")
     held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     others = [name for name in held if name not in CHECKPOINT_FILES]
     if others:

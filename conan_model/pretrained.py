@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from .atomic import atomic_write, replace_dir
+from .atomic import atomic_write, folder_problem, replace_dir
 from .checkpoint import CHECKPOINT_FILES, save_pretrained
 from .errors import ConanError, did_you_mean
 from .modeling import Backbone
@@ -136,8 +136,13 @@ def fetch(name: str, root: Path | None = None, force: bool = False) -> Path:
     if is_prepared(name, root) and not force:
         return folder
     source = source_path(name, root)
-    if force or not source.is_file():
-        made = _make_folder(source.parent)  # before pip: a models folder the OS refuses is said first
+    download = force or not source.is_file()
+    for target in [folder.parent, source.parent] if download else [folder.parent]:  # before pip and converting
+        if problem := folder_problem(target):
+            raise ConanError(f"cannot fetch {name} into {target}: {problem} (HARNESS_MODELS_DIR chooses the models "
+                             "folder)")  # fmt: skip
+    if download:
+        made = _make_folder(source.parent)
         try:
             _download(base, source)
         except BaseException:

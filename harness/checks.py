@@ -6,10 +6,9 @@ Each failure is a UsageError naming the option and the value (exit 2).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
-from conan_model.atomic import nearest_existing, not_a_folder
+from conan_model.atomic import folder_problem
 from harness.errors import UsageError
 
 
@@ -39,21 +38,11 @@ def parse_dims(dims: list[str] | None, option: str = "--dims") -> list[int]:
 
 
 def check_writable_dir(option: str, folder: Path) -> None:
-    """The folder, or the nearest folder above it that exists (where the run will make it), accepts a new file:
-    checked by writing one, as the run will. Nothing is made: a command refused for a later mistake (a misspelt
-    task) left an empty --out folder behind before stop 59."""
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{option} {folder}: is a file, not a directory")
-    if blocked := not_a_folder(folder):
-        existing, what = blocked
-        raise UsageError(f"{option} {folder}: cannot be made, {existing} is not a directory"
-                         + (f" ({what})" if what == "a broken link" else ""))  # fmt: skip
-    existing = nearest_existing(folder)
-    try:
-        with tempfile.NamedTemporaryFile(dir=existing, prefix=".harness-write-check-"):
-            pass
-    except OSError as exc:
-        raise UsageError(f"{option} {folder}: not writable ({exc.strerror or exc})") from None
+    """The folder can be made and takes a new file (conan_model.atomic.folder_problem, checked by writing one), else
+    a UsageError naming the option. Nothing is made: a command refused for a later mistake (a misspelt task) left
+    an empty --out folder behind before stop 59."""
+    if problem := folder_problem(folder):
+        raise UsageError(f"{option} {folder}: {problem}")
 
 
 def run_directory(out: Path, run_name: str) -> Path:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from fs_helpers import read_only
+from pretrained_helpers import make_gguf
 
 import conan_model.checkpoint
+from conan_model.pretrained import source_path
 from harness.cli import main
 
 
@@ -65,6 +68,44 @@ def test_an_out_the_os_refuses_is_one_line(source, tmp_path, capsys, where):
     err = capsys.readouterr().err
     assert err.startswith("harness models: error: ") and str(file) in err and len(err.splitlines()) == 1
     assert file.read_text(encoding="utf-8") == "mine"
+
+
+@pytest.mark.parametrize("where", ["under a file", "read-only"])
+def test_an_out_that_cannot_be_written_is_refused_before_loading(tmp_path, capsys, where):
+    """A user's walk: an --out under a file, or in a read-only folder, failed only after the whole conversion and named
+    the hidden temporary folder (".m.tmp-8480-…: Not a directory"). Now it is said first, naming --out and the path
+    in the way: the source here does not exist, so an --out checked after loading would be refused for that."""
+    absent = f"hf:{tmp_path / 'absent'}"
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if where == "under a file":
+        folder = tmp_path / "notes.md"
+        folder.write_text("mine", encoding="utf-8")
+        assert main(["models", "import", absent, "--out", str(folder / "m")]) == 2
+        expected = "is a file, not a directory"
+    else:
+        with read_only(folder):
+            assert main(["models", "import", absent, "--out", str(folder / "m")]) == 2
+        expected = "not writable ("
+    err = capsys.readouterr().err
+    assert err.startswith(f"harness models: error: --out {folder / 'm'}: {folder}: {expected}")
+    assert len(err.splitlines()) == 1
+
+
+def test_a_fetch_into_a_read_only_models_folder_is_refused_before_converting(tokenizer, tmp_path, capsys,
+                                                                             monkeypatch):  # fmt: skip
+    """A user's walk: with the source GGUF already in a read-only models folder, fetch converted it (16 s) before the
+    write failed, naming the hidden temporary folder. Now the folder is checked first."""
+    models = tmp_path / "models"
+    source = source_path("smollm2-135m", models)
+    source.parent.mkdir(parents=True)
+    make_gguf(source, tokenizer)
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(models))
+    with read_only(models):
+        assert main(["models", "fetch", "smollm2-135m"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"harness models: error: cannot fetch smollm2-135m into {models}: not writable (")
+    assert err.endswith(" (HARNESS_MODELS_DIR chooses the models folder)\n") and ".tmp-" not in err
 
 
 def test_a_models_folder_under_a_file_is_one_line(tmp_path, capsys, monkeypatch):

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fs_helpers import read_only
 
 from harness.cli import main
 from harness.data import default_data_root
@@ -96,21 +97,6 @@ def test_cache_that_cannot_be_opened_exits_2_naming_it(tmp_path: Path, in_the_wa
     assert "or run with --no-cache" in err and "Traceback" not in err
 
 
-def _read_only(folder: Path) -> None:
-    """No new file can be made in `folder`: its mode, or for root (whom modes do not bind) the immutable flag."""
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-    elif subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
-        pytest.skip("running as root on a file system without chattr +i: no folder is read-only to this test")
-
-
-def _writable(folder: Path) -> None:
-    if os.geteuid() != 0:
-        folder.chmod(0o755)
-    else:
-        subprocess.run(["chattr", "-i", str(folder)], check=True)
-
-
 def test_read_only_run_directory_exits_2_before_the_model_loads(tmp_path: Path, capsys) -> None:
     """Before: an existing run directory that takes no new file (a copy from a shared folder, another user's) passed
     the --out check and failed at the first write of run.json with a PermissionError traceback."""
@@ -118,11 +104,8 @@ def test_read_only_run_directory_exits_2_before_the_model_loads(tmp_path: Path, 
     assert main(argv) == 0
     run = tmp_path / "r"
     before = (run / "run.json").read_bytes()
-    _read_only(run)
-    try:
+    with read_only(run):
         assert main([*argv, "--overwrite"]) == 2
-    finally:
-        _writable(run)
     err = capsys.readouterr().err
     assert f"harness: error: run directory {run}: not writable (" in err and "Traceback" not in err
     assert (run / "run.json").read_bytes() == before
