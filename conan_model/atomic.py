@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from conan_model.errors import ConanError
 
@@ -92,20 +93,44 @@ def durable_replace(src: Path, dst: Path) -> None:
 
 def replace_dir(tmp: Path, final: Path) -> None:
     """Move a finished folder into place, durably: every file and folder under ``tmp`` and ``tmp`` itself are
-    flushed before the rename, the parent after it. A folder already named ``final`` is renamed aside first and
-    deleted only once the new one is in place: a crash between the renames leaves the old one whole aside (no
-    mix of the two under ``final``), one during the deletion a whole ``final`` beside a partial aside copy
-    (deleting it first left neither a whole old nor a new ``final``)."""
+    flushed before the rename, the parent after it. A folder already named ``final`` is renamed aside first, to
+    `.<name>.old-<pid>-<nonce>` (:func:`aside_path`), and deleted only once the new one is in place: a crash between
+    the renames leaves the old one whole aside (no mix of the two under ``final``), one during the deletion a whole
+    ``final`` beside a partial aside copy (deleting it first left neither a whole old nor a new ``final``). The
+    aside name is this call's own: a fixed `.old-<name>` deleted whatever folder had that name (a user's, or the one
+    whole old copy an earlier crash between the renames had left)."""
     for path in sorted(tmp.rglob("*")):
         fsync_dir(path) if path.is_dir() else fsync_file(path)
     fsync_dir(tmp)
-    old = final.with_name(f".old-{final.name}")
-    if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
+    old = aside_path(final) if final.exists() else None
+    if old is not None:
         os.rename(final, old)
     os.rename(tmp, final)
     fsync_dir(final.parent)
-    shutil.rmtree(old, ignore_errors=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def aside_path(final: Path) -> Path:
+    """Where :func:`replace_dir` moves the folder it replaces: `.<name>.old-<pid>-<nonce>` beside it, this call's
+    own name, as :func:`atomic_write`'s temporary `.<name>.tmp-<pid>-<nonce>` (:func:`parse_leftover` reads both)."""
+    return final.with_name(f".{final.name}.old-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+
+
+class Leftover(NamedTuple):
+    """What a hidden name beside ``final`` says: the name it stands for, 'tmp' (a copy being written) or 'old' (an
+    aside copy being replaced), and the process that made it."""
+
+    final: str
+    kind: str
+    pid: int
+
+
+def parse_leftover(name: str) -> Leftover | None:
+    """The :class:`Leftover` a temporary (`.<final>.tmp-<pid>-<nonce>`) or aside (`.<final>.old-<pid>-<nonce>`) name
+    stands for, or None for any other name."""
+    match = re.fullmatch(r"\.(.+)\.(tmp|old)-(\d+)-[0-9a-f]+", name)
+    return Leftover(match[1], match[2], int(match[3])) if match else None
 
 
 def fsync_file(path: Path) -> None:

@@ -43,7 +43,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from conan_model import ConanConfig, save_pretrained
-from conan_model.atomic import replace_dir
+from conan_model.atomic import parse_leftover, replace_dir
 from conan_model.checkpoint import CONFIG_NAME, TOKENIZER_NAME, WEIGHTS_NAME, load_checkpoint_tokenizer, load_config
 from conan_model.errors import ConanError
 from conan_model.fingerprint import files_fingerprint
@@ -103,18 +103,18 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
 
 def remove_leftovers(output_dir: str | Path, keep: Path | None = None) -> list[str]:
     """Delete what an interrupted save provably left in ``output_dir``'s checkpoints, so it never piles up: a
-    ``.old-step_*`` (replace_dir's aside copy) whose step folder holds every file its state.json records, and an
-    older step folder missing some of the files its state.json records (a keep-last deletion cut short keeps its
-    state.json). Only missing files count, never their contents: a folder whose bytes differ was not left by a
-    deletion (it is named damaged when resumed from, as before), and nothing is hashed, so a resume of a large
-    model does not read every checkpoint first. The newest checkpoint and ``keep`` (the one being resumed) are
-    never touched. Returns each removed name with why, for the one line that says so."""
+    ``.step_*.old-<pid>-<nonce>`` (replace_dir's aside copy) whose step folder holds every file its state.json
+    records, and an older step folder missing some of the files its state.json records (a keep-last deletion cut
+    short keeps its state.json). Only missing files count, never their contents: a folder whose bytes differ was
+    not left by a deletion (it is named damaged when resumed from, as before), and nothing is hashed, so a resume
+    of a large model does not read every checkpoint first. The newest checkpoint and ``keep`` (the one being
+    resumed) are never touched. Returns each removed name with why, for the one line that says so."""
     root = Path(output_dir) / CHECKPOINTS
     complete = _complete(root)
     missing = {p: _missing_files(p) for p in complete}
     kept = keep.resolve() if keep is not None else None
-    leftovers = {p: "the aside copy of a replaced checkpoint, which is whole"
-                 for p in root.glob(".old-step_*") if missing.get(root / p.name.removeprefix(".old-")) == []}
+    leftovers = {p: "the aside copy of a replaced checkpoint, which is whole" for p in root.glob(".step_*.old-*")
+                 if (aside := parse_leftover(p.name)) and missing.get(root / aside.final) == []}  # fmt: skip
     leftovers |= {p: "an older checkpoint cut short while it was deleted"
                   for p in complete[:-1] if missing[p] and p.resolve() != kept}  # fmt: skip
     for path in leftovers:

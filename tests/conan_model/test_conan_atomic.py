@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from conan_model.atomic import atomic_write, atomic_write_json, atomic_write_text, replace_dir
+from conan_model.atomic import (
+    aside_path,
+    atomic_write,
+    atomic_write_json,
+    atomic_write_text,
+    parse_leftover,
+    replace_dir,
+)
 
 
 def test_writes_into_a_missing_folder_with_the_umask_mode(tmp_path: Path) -> None:
@@ -108,3 +115,22 @@ def test_a_path_naming_a_folder_or_below_a_file_is_an_error_naming_it(tmp_path: 
     (tmp_path / "gone").symlink_to(tmp_path / "nowhere")  # review 39: a broken link was passed, then mkdir failed
     with pytest.raises(ConanError, match="a part of its folder, .*/gone, is a broken link"):
         atomic_write_text(tmp_path / "gone" / "b.md", "x")
+
+
+def test_a_replaced_folder_goes_aside_under_a_name_of_its_own(tmp_path: Path) -> None:
+    """A user's walk: the aside name was a fixed `.old-<name>`, and replace_dir deleted whatever folder had it first:
+    a user's own `.old-m` beside `--out m`, or the whole previous copy that a crash between the two renames had left
+    there (the next import deleted it silently). Now the aside name is this call's own, and only it is deleted."""
+    final, mine = tmp_path / "m", tmp_path / ".old-m"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    for text in ("first", "second"):
+        tmp = tmp_path / ".m.tmp"
+        tmp.mkdir()
+        (tmp / "config.json").write_text(text)
+        replace_dir(tmp, final)
+    assert (final / "config.json").read_text() == "second" and (mine / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".old-m", "m"]
+    aside = aside_path(final)
+    assert aside.parent == tmp_path and parse_leftover(aside.name) == ("m", "old", os.getpid())
+    assert aside_path(final) != aside

@@ -1,7 +1,7 @@
 """A Ctrl-C inside a checkpoint save can leave a folder behind that no later save removes: replace_dir's aside copy
-`.old-step_*`, or an older `step_*` whose deletion (keep_last) was cut short with its state.json still there. The next
-start removes what is provably leftover and says so in one line; the interruption comes from inside the save, at the
-chosen file, as tests/signal_helpers.py does (deterministic, no sleeps)."""
+`.step_*.old-<pid>-<nonce>`, or an older `step_*` whose deletion (keep_last) was cut short with its state.json still
+there. The next start removes what is provably leftover and says so in one line; the interruption comes from inside
+the save, at the chosen file, as tests/signal_helpers.py does (deterministic, no sleeps)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conan_model.atomic import parse_leftover
 from train import checkpoint as ckpt_io
 from train import cli
 
@@ -28,12 +29,12 @@ def _args(out: Path, shared_data: Path, *sets: str) -> list[str]:
 
 
 def ctrl_c_while_deleting(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    """SIGINT (Ctrl-C) from inside shutil.rmtree of the folder called ``name``, once one of its files is deleted and
-    its state.json is not yet."""
+    """SIGINT (Ctrl-C) from inside shutil.rmtree of the folder whose name starts with ``name`` (an aside copy's ends
+    in its writer's pid and a nonce), once one of its files is deleted and its state.json is not yet."""
     real = shutil.rmtree
 
     def rmtree(path: str | os.PathLike, *args, **kwargs) -> None:
-        if Path(path).name == name and Path(path).is_dir():
+        if Path(path).name.startswith(name) and Path(path).is_dir():
             next(p for p in sorted(Path(path).iterdir()) if p.name != ckpt_io.STATE_NAME).unlink()
             os.kill(os.getpid(), signal.SIGINT)
         real(path, *args, **kwargs)
@@ -51,14 +52,15 @@ def finished(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Pat
 
 def _aside_copy_left(finished: Path, tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Resumed from step_1, the run saves step_2 again: replace_dir renames the old step_2 aside, moves the new one
-    into place and is interrupted deleting the aside copy, which leaves a half-deleted `.old-step_00000002`."""
+    into place and is interrupted deleting the aside copy, which leaves a half-deleted `.step_00000002.old-…`."""
     out = tmp_path / "out"
     shutil.copytree(finished, out)
     ckpts = out / "checkpoints"
     with monkeypatch.context() as patch:
-        ctrl_c_while_deleting(patch, ".old-step_00000002")
+        ctrl_c_while_deleting(patch, ".step_00000002.old-")
         assert cli.main([*_args(out, shared_data), "--resume", str(ckpts / "step_00000001")]) == 130
-    assert (ckpts / ".old-step_00000002" / "state.json").is_file()
+    (aside,) = ckpts.glob(".step_00000002.old-*")
+    assert (aside / "state.json").is_file() and parse_leftover(aside.name).pid == os.getpid()
     return out
 
 
@@ -73,14 +75,15 @@ def test_interrupted_replace_keeps_the_new_step_whole(finished, tmp_path, shared
 
 def test_aside_copy_beside_a_whole_step_is_removed_at_the_next_start(finished, tmp_path, shared_data, one_thread,
                                                                      monkeypatch, caplog):  # fmt: skip
-    """Before: the half-deleted .old-step_00000002 beside the whole step_2 stayed for good. The next start removes
+    """Before: the half-deleted aside copy of step_2 beside the whole step_2 stayed for good. The next start removes
     it, in one line."""
     out = _aside_copy_left(finished, tmp_path, shared_data, monkeypatch)
     ckpts = out / "checkpoints"
+    (aside,) = ckpts.glob(".step_00000002.old-*")
     with caplog.at_level(logging.INFO, logger="train"):
         assert cli.main([*_args(out, shared_data), "--resume"]) == 0
     said = [r.getMessage() for r in caplog.records if SAID in r.getMessage()]
-    assert said == [f"{SAID} {ckpts}: .old-step_00000002 (the aside copy of a replaced checkpoint, which is whole)"]
+    assert said == [f"{SAID} {ckpts}: {aside.name} (the aside copy of a replaced checkpoint, which is whole)"]
     assert sorted(p.name for p in ckpts.iterdir()) == ["step_00000001", "step_00000002"]
 
 
