@@ -8,6 +8,7 @@ it (`durable_replace`; `replace_dir` for a whole folder such as a training check
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -131,6 +132,49 @@ def parse_leftover(name: str) -> Leftover | None:
     stands for, or None for any other name."""
     match = re.fullmatch(r"\.(.+)\.(tmp|old)-(\d+)-[0-9a-f]+", name)
     return Leftover(match[1], match[2], int(match[3])) if match else None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this machine (the writer a temporary name records)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def dead_leftovers(final: Path) -> list[tuple[Path, str]]:
+    """(path, what it is) of each temporary or aside copy of ``final`` beside it whose writer no longer runs here
+    (killed: a live writer's are its own), aside copies first: "an unfinished copy" (a temporary one, never put in
+    place), "a replaced copy" (set aside, its replacement in place) or, with no ``final``, "the previous copy" (set
+    aside by a replace_dir killed between its two renames: whole, and the only one)."""
+    if not final.parent.is_dir():
+        return []
+    found = []
+    for path in final.parent.glob(f".{glob.escape(final.name)}.*-*"):
+        left = parse_leftover(path.name)
+        if left is None or left.final != final.name or pid_alive(left.pid):
+            continue
+        what = "an unfinished copy" if left.kind == "tmp" else "a replaced copy"
+        found.append((path, "the previous copy" if left.kind == "old" and not os.path.lexists(final) else what))
+    return sorted(found, key=lambda found: (parse_leftover(found[0].name).kind, found[0].name))
+
+
+def clear_leftovers(final: Path) -> list[str]:
+    """Tidy what killed writers of ``final`` left beside it (:func:`dead_leftovers`), so that nothing piles up (before,
+    a kill -9 during `harness models fetch` left a hidden 538 MB folder that nothing mentioned): the previous copy is
+    put back as ``final``, every other one deleted. Returns 'name (what was done)' for each."""
+    said = []
+    for path, what in dead_leftovers(final):
+        if what == "the previous copy" and not os.path.lexists(final):
+            os.rename(path, final)
+            said.append(f"{path.name} ({what}, set aside by a replacement that was killed: put back as {final.name})")
+            continue
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        said.append(f"{path.name} ({'a replaced copy' if what == 'the previous copy' else what}: removed)")
+    return said
 
 
 def fsync_file(path: Path) -> None:

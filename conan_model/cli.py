@@ -27,7 +27,8 @@ from .errors import EXIT_USAGE, ConanError
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .pretrained import BASES, base_path, folder_damage, is_prepared, models_dir, repair_hint
+    from .atomic import dead_leftovers
+    from .pretrained import BASES, base_path, folder_damage, is_prepared, models_dir, repair_hint, source_path
 
     print(f"models folder: {models_dir()} (HARNESS_MODELS_DIR)")
     width = max(map(len, BASES))
@@ -36,7 +37,16 @@ def cmd_list(args: argparse.Namespace) -> int:
         if damage := folder_damage(name):
             state = f"damaged ({damage}): {repair_hint(base_path(name))}"
         print(f"  {name:<{width}} {base.package}=={base.version}  {base.about}\n  {'':<{width}} {state}")
+        for path, what in dead_leftovers(base_path(name)) + dead_leftovers(source_path(name)):
+            print(f"  {'':<{width}} left by a killed fetch or import: {path} ({what}, {_megabytes(path)}); "
+                  f"`harness models fetch {name}` clears it")  # fmt: skip
     return 0
+
+
+def _megabytes(path: Path) -> str:
+    """The size of a file or of every file under a folder, in MB."""
+    files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+    return f"{sum(p.stat().st_size for p in files) / 1e6:,.0f} MB"
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -45,8 +55,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     for name in args.names:  # every name first: a misspelt second one is said before the first converts
         base_path(name)
     for name in args.names:
-        path, redone = fetch(name, force=args.force)
-        for line in redone:
+        path, said = fetch(name, force=args.force)
+        for line in said:
             print(f"harness models: {line}", file=sys.stderr)
         print(f"{name}: {path}  (use --model conan:{path} or init = \"{name}\")")
     return 0
@@ -73,10 +83,14 @@ def check_out(out: Path, overwrite: bool) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from .atomic import clear_leftovers
     from .importing import init_config, load_init
     from .pretrained import save_replacing
 
     out = Path(args.out)
+    if cleared := clear_leftovers(out):  # first: a previous copy put back is an --out holding a model
+        print(f"harness models: cleared what a killed import left beside --out {out}: {'; '.join(cleared)}",
+              file=sys.stderr)  # fmt: skip
     check_out(out, args.overwrite)
     if args.attention == "causal" and init_config(args.spec).arch == "bert":  # as the weak stage's refusal says it
         raise ConanError(f"--attention causal: {args.spec!r} is a bidirectional encoder (arch 'bert'), never trained "

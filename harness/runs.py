@@ -34,7 +34,7 @@ from conan_model.atomic import atomic_write as atomic_write
 from conan_model.atomic import atomic_write_json as atomic_write_json
 from conan_model.atomic import atomic_write_text as atomic_write_text
 from conan_model.atomic import check_file_target as check_file_target
-from conan_model.atomic import durable_replace
+from conan_model.atomic import durable_replace, parse_leftover, pid_alive
 from harness.errors import DataError, UsageError
 
 if TYPE_CHECKING:  # importing mteb takes seconds; the CLI parser and readers of run.json do not need it
@@ -121,17 +121,6 @@ def _readable(path: Path) -> bool:
         json.loads(path.read_bytes())
     except (OSError, ValueError):
         return False
-    return True
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process of this id runs on this machine (a staging folder's owner)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
     return True
 
 
@@ -283,7 +272,7 @@ class RunDir:
         for old in root.glob(f"{task}*"):
             name, _, owner = old.name.rpartition(".")
             pid = owner.split("-")[0]
-            if old.name == task or (name == task and pid.isdigit() and not _alive(int(pid))):
+            if old.name == task or (name == task and pid.isdigit() and not pid_alive(int(pid))):
                 shutil.rmtree(old, ignore_errors=True)
         path = root / f"{task}.{os.getpid()}-{secrets.token_hex(4)}"
         path.mkdir(parents=True)
@@ -296,8 +285,8 @@ class RunDir:
         if not self.path.is_dir():
             return
         for tmp in self.path.rglob(".*.tmp-*"):
-            pid = tmp.name.rpartition(".tmp-")[2].split("-")[0]
-            if tmp.is_file() and pid.isdigit() and not _alive(int(pid)):
+            left = parse_leftover(tmp.name)
+            if tmp.is_file() and left is not None and not pid_alive(left.pid):
                 tmp.unlink(missing_ok=True)
 
     def discard(self, staged: RunDir) -> None:

@@ -4,6 +4,10 @@ prepared base (its source file, its weights cut short) is named with the command
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -83,3 +87,30 @@ def test_a_prepared_folder_whose_weights_are_cut_short_is_named_and_converted_ag
     assert main(["models", "fetch", NAME]) == 0
     assert capsys.readouterr().err == f"harness models: {damage}: converted again\n"
     assert weights.read_bytes() == whole and is_prepared(NAME)
+
+
+def test_what_a_killed_fetch_left_is_listed_and_cleared_by_the_next(models, capsys):
+    """A user's walk: a SIGKILL during fetch left hidden `.smollm2-135m.tmp-<pid>-<hex>` folders (538 MB) and
+    `.<gguf>.tmp-…` downloads that nothing mentioned or removed. `list` now names each with its size, and the next
+    fetch removes them; a live process's (a fetch running now) are its own."""
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                              check=True).stdout)  # fmt: skip
+    folder, source = base_path(NAME), source_path(NAME)
+    unfinished = folder.with_name(f".{NAME}.tmp-{gone}-0123456789ab")
+    shutil.copytree(folder, unfinished)
+    download = source.with_name(f".{source.name}.tmp-{gone}-0123456789ab")
+    download.write_bytes(bytes(3_000_000))
+    live = folder.with_name(f".{NAME}.tmp-{os.getpid()}-0123456789ab")
+    live.mkdir()
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    for path, size in ((unfinished, "0 MB"), (download, "3 MB")):
+        assert f"left by a killed fetch or import: {path} (an unfinished copy, {size}); `harness models fetch " \
+               f"{NAME}` clears it" in out  # fmt: skip
+    assert str(live) not in out
+    assert main(["models", "fetch", NAME]) == 0
+    assert capsys.readouterr().err == (
+        f"harness models: cleared what a killed fetch left beside {folder}: {unfinished.name} (an unfinished copy: "
+        f"removed)\nharness models: cleared what a killed fetch left beside {source}: {download.name} (an unfinished "
+        "copy: removed)\n")  # fmt: skip
+    assert not unfinished.exists() and not download.exists() and live.exists() and is_prepared(NAME)
