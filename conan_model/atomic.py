@@ -112,6 +112,18 @@ def replace_dir(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def through_link(path: Path, label: str = "") -> Path:
+    """The folder a replacement of ``path`` (replace_dir) is to replace: ``path`` itself, or for a link the folder it
+    leads to, so that the link stays and the new folder lands beside its target, on the target's file system (before,
+    the link itself was replaced by a folder, its target left as it was and a hidden link to it left aside). A link to
+    nothing is a ConanError (``label`` names the option, "--out "): what it should have led to is not known."""
+    if not path.is_symlink():
+        return path
+    if not path.exists():
+        raise ConanError(f"{label}{path}: is a broken link (to {os.readlink(path)}); give a folder, or a link to one")
+    return path.resolve()
+
+
 def aside_path(final: Path) -> Path:
     """Where :func:`replace_dir` moves the folder it replaces: `.<name>.old-<pid>-<nonce>` beside it, this call's
     own name, as :func:`atomic_write`'s temporary `.<name>.tmp-<pid>-<nonce>` (:func:`parse_leftover` reads both)."""

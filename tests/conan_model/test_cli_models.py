@@ -41,6 +41,29 @@ def test_an_out_holding_another_model_is_kept_unless_overwrite(source, tmp_path,
     assert sorted(p.name for p in out.parent.iterdir()) == ["m"]  # no temporary or aside folder left
 
 
+def test_an_out_that_is_a_link_replaces_the_folder_it_leads_to(source, tmp_path, capsys):
+    """A user's walk: with --overwrite, an --out that was a link to a model folder was replaced by a real folder, the
+    target left as it was and a hidden `.old-<link>` link left beside it. Now the folder the link leads to is
+    replaced (the new one written beside it, then renamed over it) and the link kept; a broken link is refused."""
+    target = tmp_path / "store" / "m"
+    assert main(["models", "import", source, "--out", str(target)]) == 0
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    argv = ["models", "import", source, "--out", str(link), "--attention", "bidirectional"]
+    assert main(argv) == 2
+    assert f"--out {target}: holds a model already; pass --overwrite to replace it" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0
+    assert link.is_symlink() and link.resolve() == target.resolve() and _attention(target) == "bidirectional"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "qwen2", "store"]
+    assert [p.name for p in target.parent.iterdir()] == ["m"]
+    broken = tmp_path / "broken"
+    broken.symlink_to(tmp_path / "nowhere")
+    assert main(["models", "import", source, "--out", str(broken)]) == 2
+    assert capsys.readouterr().err == (f"harness models: error: --out {broken}: is a broken link (to "
+                                       f"{tmp_path / 'nowhere'}); give a folder, or a link to one\n")  # fmt: skip
+    assert not (tmp_path / "nowhere").exists()
+
+
 def test_overwrite_never_replaces_a_folder_that_is_not_a_model(source, tmp_path, capsys):
     out = tmp_path / "mine"
     out.mkdir()
