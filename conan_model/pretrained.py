@@ -140,9 +140,9 @@ def source_damage(name: str, root: Path | None = None) -> str | None:
 def repair_hint(path: Path, otherwise: str = "copy or convert it again") -> str:
     """How to get a damaged ``path`` whole again: `harness models fetch --force <name>` when it is a named base's
     source file or lies in its prepared folder (in the models folder), else ``otherwise``."""
-    path = Path(path).absolute()
+    path = Path(path).resolve()  # resolved, as a link in the models folder's path may be on either side
     for name in BASES:
-        if path == source_path(name).absolute() or base_path(name).absolute() in (path, *path.parents):
+        if path == source_path(name).resolve() or base_path(name).resolve() in (path, *path.parents):
             return f"`harness models fetch --force {name}` prepares it again"
     return otherwise
 

@@ -16,7 +16,7 @@ from pretrained_helpers import make_gguf
 
 from conan_model.errors import ModelImportError
 from conan_model.importing import split_spec
-from conan_model.pretrained import BASES, base_path, is_prepared, source_path
+from conan_model.pretrained import BASES, base_path, is_prepared, repair_hint, source_path
 from harness.cli import main
 
 NAME = "smollm2-135m"
@@ -114,3 +114,16 @@ def test_what_a_killed_fetch_left_is_listed_and_cleared_by_the_next(models, caps
         f"removed)\nharness models: cleared what a killed fetch left beside {source}: {download.name} (an unfinished "
         "copy: removed)\n")  # fmt: skip
     assert not unfinished.exists() and not download.exists() and live.exists() and is_prepared(NAME)
+
+
+def test_the_mend_is_named_whichever_way_the_path_is_written(models, tmp_path, monkeypatch):
+    """HARNESS_MODELS_DIR given through a link, a file of a base named by its real path (as a resolved --model spec
+    or link gives it), or the other way round: the same base, the same command."""
+    link = tmp_path / "models-link"
+    link.symlink_to(models)
+    weights = models / NAME / "model.safetensors"
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(link))
+    assert repair_hint(weights) == repair_hint(link / NAME / "model.safetensors") == MENDS
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(models))
+    assert repair_hint(link / NAME) == repair_hint(source_path(NAME)) == MENDS
+    assert repair_hint(tmp_path / "tiny.gguf", "copy it again") == "copy it again"
