@@ -4,7 +4,11 @@ package, so that harness and train share one implementation without importing ea
 
 Durable too: a rename reaches the disk independently of the data it names, so after a power loss a file renamed
 into place can be empty. The data is flushed (fsync) before the rename and the folder holding the new name after
-it (`durable_replace`; `replace_dir` for a whole folder such as a training checkpoint)."""
+it (`durable_replace`; `replace_dir` for a whole folder such as a training checkpoint).
+
+A writer killed part way (kill -9, a power loss) leaves its temporary `.<name>.tmp-<pid>-<nonce>` or aside
+`.<name>.old-<pid>-<nonce>` copy: `parse_leftover` reads such a name, `clear_leftovers` tidies those of a process that
+no longer runs."""
 
 from __future__ import annotations
 
@@ -171,7 +175,7 @@ def dead_leftovers(final: Path) -> list[tuple[Path, str]]:
             continue
         what = "an unfinished copy" if left.kind == "tmp" else "a replaced copy"
         found.append((path, "the previous copy" if left.kind == "old" and not os.path.lexists(final) else what))
-    return sorted(found, key=lambda found: (parse_leftover(found[0].name).kind, found[0].name))
+    return sorted(found, key=lambda item: (parse_leftover(item[0].name).kind, item[0].name))
 
 
 def clear_leftovers(final: Path) -> list[str]:
