@@ -37,7 +37,7 @@ from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
 from harness.evaluation import run_task
 from harness.identity import describe_change, run_identity, task_identity
 from harness.lazy import LazyEmbedder, open_model
-from harness.runs import RUN_JSON, SUMMARY_MD, RunDir, atomic_write_text
+from harness.runs import RUN_JSON, SUMMARY_MD, RunDir, atomic_write_text, same_vectors
 from harness.suites import get_suite
 from harness.summary import render_summary
 from harness.tasks import MIRROR, MISSING, ResolvedTask, official_task, resolve
@@ -270,7 +270,8 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack) -> in
                     "(missing or damaged): evaluating again", flush=True)  # fmt: skip
             else:
                 change = describe_change(recorded.get("identity"), identity)
-                say(f"{tag}: settings differ from the earlier result ({change}): evaluating again", flush=True)
+                say(f"{tag}: settings differ from the earlier result ({change}): evaluating again"
+                    + _dropped_dims(run_dir, name, recorded, identity, cfg.dims_option), flush=True)  # fmt: skip
         staged = run_dir.staging(name) if main else None
         if shards is not None:
             shards.begin_task(name)
@@ -285,13 +286,15 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack) -> in
         unbilled_load_s = 0.0
         if shards is not None:
             entry, eff = _agree(shards, entry, eff)
+        timings_kept = False  # the earlier evaluation's, where this one timed no model work (RunDir.earlier_timing)
         if main:
             entry = {**_provenance(resolved, cfg), **entry, "identity": identity if entry["status"] == "ok" else None}
             pending = {**_provenance(resolved, cfg), "status": "pending"}
-            run_dir.replace_task(name, pending, entry, staged, eff)
+            timings_kept = run_dir.replace_task(name, pending, entry, staged, eff)
             cache_stop_noted = cache_stop_noted or _note_cache_stop(run_dir, cache, name)
             atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir, plan.coverage_line()))
-        say(f"[{n}/{len(runnable)}] {_progress_line(name, entry, eff)}", flush=True)
+        kept = "; the earlier evaluation's timings are kept (this one encoded nothing)" if timings_kept else ""
+        say(f"[{n}/{len(runnable)}] {_progress_line(name, entry, eff)}{kept}", flush=True)
 
     if shards is None:
         return _close_run(cfg, run_dir, plan, runnable, evaluates, log)
@@ -352,6 +355,21 @@ def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[Resol
               f"not a failure (reasons in {run_dir.path / SUMMARY_MD}): {', '.join(r.name for r in coverage)}",
               file=sys.stderr)  # fmt: skip
     return EXIT_TASK_FAILED if failed or named or kept else EXIT_OK
+
+
+def _dropped_dims(run_dir: RunDir, name: str, recorded: dict[str, Any], identity: dict[str, Any],
+                  option: str) -> str:  # fmt: skip
+    """What a task evaluated again loses besides its old full-width result: its results at the dims this run does
+    not ask for. Said, since a rerun naming one more dim (`--dims 32` after `--dims 64,128`) removed the others
+    without a word; where only the dims changed, with the dims that keep them."""
+    dims = identity.get("dims") or []
+    dropped = [d for d in run_dir.result_dims(name, recorded) if d not in dims]
+    if not dropped:
+        return ""
+    said = f"; its results at dims {', '.join(map(str, dropped))} are removed with the old result"
+    if not same_vectors(recorded.get("identity"), identity):  # other vectors: those results are of other settings
+        return said
+    return f"{said} (to keep them, give every dim: {option} {','.join(map(str, sorted({*dims, *dropped})))})"
 
 
 def _summary_behind(run_dir: RunDir) -> bool:

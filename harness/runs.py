@@ -304,9 +304,9 @@ class RunDir:
         return [p for p in [self.result_path(task), *dims, *items, *dim_items] if p.is_file()]
 
     def replace_task(self, task: str, pending: dict[str, Any], entry: dict[str, Any], staged: RunDir,
-                     efficiency: dict[str, Any] | None) -> None:  # fmt: skip
+                     efficiency: dict[str, Any] | None) -> bool:  # fmt: skip
         """Put a task's new evaluation (`entry`, its files in `staged`) in place of its old one: files, efficiency
-        figures and run.json entry.
+        figures and run.json entry; True when the old evaluation's timings stay (`earlier_timing`).
 
         run.json says `pending` while files change hands: a run killed in between leaves the task to be redone, never
         a record of one evaluation over files of another. The old files go even when the new evaluation failed
@@ -314,6 +314,7 @@ class RunDir:
         does not record. The directory lock is held throughout: before stop 49 (audit) each step took it alone, and
         a concurrent run replacing the same task in between left one run's record over the other's files."""
         with self.locked():
+            before = self.read_run().get("tasks", {}).get(task, {})
             if entry.get("status") == "ok" and not staged.result_path(task).is_file():
                 entry = {**entry, "status": "failed", "main_score": None, "identity": None,
                          "error": f"the evaluation's result file is missing from {staged.path} (removed by another "
@@ -328,8 +329,24 @@ class RunDir:
                     durable_replace(new, target)  # mteb wrote the predictions there, unflushed
             self.discard(staged)
             # a failed evaluation (or one whose result file went missing) keeps no timings: the old go with the old
-            self.update_efficiency(task, efficiency if entry.get("status") == "ok" else None)
+            figures = efficiency if entry.get("status") == "ok" else None
+            earlier = self.earlier_timing(task, before, entry, figures)
+            self.update_efficiency(task, earlier or figures)
             self.update_run(lambda rec: rec.setdefault("tasks", {}).__setitem__(task, entry))
+        return earlier is not None
+
+    def earlier_timing(self, task: str, before: dict[str, Any], entry: dict[str, Any],
+                       figures: dict[str, Any] | None) -> dict[str, Any] | None:  # fmt: skip
+        """The task's recorded figures, where they stay in place of a new evaluation's ``figures``: that one timed no
+        model work (every vector from the embedding cache or the memo), the earlier one (``before``) did, and both
+        computed the same vectors (`same_vectors`). Else None. Before, a rerun that added a dim or
+        --dim-predictions, or a warm --overwrite, replaced a measured rate with `cache only (no model time)`."""
+        if not figures or measured(figures) or before.get("status") != "ok":
+            return None
+        if not same_vectors(before.get("identity"), entry.get("identity")):
+            return None
+        old = self.read_efficiency().get(task)
+        return old if old and measured(old) else None
 
     def gold_path(self, task: str) -> Path:
         return self.predictions_dir / f"{task}_gold.json"
@@ -522,6 +539,14 @@ TASK_KEYS = ("source", "data")
 DIM_KEYS = ("dims", "dim_view")
 
 
+def same_vectors(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
+    """Whether two task identities differ at most in the MRL dims scored besides (DIM_KEYS): then both evaluations
+    computed the same vectors and the same full-width score."""
+    if not old or not new:
+        return False
+    return {k: v for k, v in old.items() if k not in DIM_KEYS} == {k: v for k, v in new.items() if k not in DIM_KEYS}
+
+
 def only_tasks(record: dict[str, Any], tasks: list[str] | None) -> dict[str, Any]:
     """A run.json record narrowed to ``tasks`` (None: as it is), for a report over a chosen task list: a run
     directory also holds the tasks of earlier runs into it (a pipeline whose [eval] tasks were narrowed)."""
@@ -672,6 +697,17 @@ def timed_world(record: dict[str, Any], eff: dict[str, Any]) -> int:
     """The number of processes that timed a task: its efficiency entry's, else the run's (entries before stop 47
     carry none). A task kept from a torchrun run in a one-process run's folder differs from run.json's header."""
     return int(eff.get("world_size", record.get("world_size", 1)))
+
+
+def measured(eff: dict[str, Any]) -> bool:
+    """True when a task's record times real model work: model_s and texts encoded, or an old record without hits.
+    No record (an efficiency.json removed as its damage error advises, or lost) times nothing: before stop 50 it
+    counted as 0 texts in 0 s, so a row read 0.00 s, or a sum over fewer tasks than its header said."""
+    if not eff:
+        return False
+    if "model_s" in eff:
+        return bool(eff.get("encoded_texts")) and bool(eff["model_s"])
+    return not eff.get("cache_hits")
 
 
 def cache_only(eff: dict[str, Any]) -> bool:

@@ -23,6 +23,7 @@ from harness.runs import (
     cache_only,
     data_differences,
     md_table,
+    measured,
     only_tasks,
     open_run_arg,
     other_settings,
@@ -123,17 +124,6 @@ def _throughput(info: RunInfo, tasks: list[str]) -> tuple[float, float | None, f
     return seconds, (texts / seconds if seconds else None), (tokens / seconds if seconds else None)
 
 
-def _measured(eff: dict[str, Any]) -> bool:
-    """True when a task's record times real model work: model_s and texts encoded, or an old record without hits.
-    No record (an efficiency.json removed as its damage error advises, or lost) times nothing: before stop 50 it
-    counted as 0 texts in 0 s, so a row read 0.00 s, or a sum over fewer tasks than its header said."""
-    if not eff:
-        return False
-    if "model_s" in eff:
-        return bool(eff.get("encoded_texts")) and bool(eff["model_s"])
-    return not eff.get("cache_hits")
-
-
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
@@ -151,7 +141,7 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
     untimed = [i.label for i in infos if shared and i.label not in served and not any(i.efficiency.get(t)
                                                                                        for t in shared)]  # fmt: skip
     timed = [i for i in infos if i.label not in served and i.label not in untimed]
-    clean = [t for t in shared if timed and all(_measured(i.efficiency.get(t, {})) and t not in i.other_world
+    clean = [t for t in shared if timed and all(measured(i.efficiency.get(t, {})) and t not in i.other_world
                                                 for i in timed)]  # fmt: skip
     # a time is a sum over the work done: only tasks every timed run encoded whole (no cache hit) are the same work
     whole = [t for t in clean if not any(i.efficiency.get(t, {}).get("cache_hits") for i in timed)]

@@ -118,11 +118,12 @@ def _run(args: list[str], out: Path, name: str, data: Path) -> dict:
 def test_cached_scores_equal_uncached_and_warm_run_encodes_nothing(tmp_path: Path) -> None:
     args = ["--tasks", "STS16", "--model", "minilm", "--cache-dir", str(tmp_path / "cache")]
     cold = _run(args, tmp_path, "cold", SAMPLE)
-    warm = _run([*args, "--overwrite"], tmp_path, "cold", SAMPLE)
+    # another directory: an --overwrite into "cold" keeps the cold run's measured timings (RunDir.earlier_timing)
+    warm = _run(args, tmp_path, "warm", SAMPLE)
     bare = _run(["--tasks", "STS16", "--model", "minilm", "--no-cache"], tmp_path, "bare", SAMPLE)
     scores = {r["tasks"]["STS16"]["main_score"] for r in (cold, warm, bare)}
     assert len(scores) == 1
-    eff = json.loads((tmp_path / "cold" / "efficiency.json").read_text())["STS16"]
+    eff = json.loads((tmp_path / "warm" / "efficiency.json").read_text())["STS16"]
     assert eff["encoded_texts"] == 0 and eff["cache_hits"] > 0
     assert eff["cache_hits"] + eff["encoded_texts"] == eff["unique_texts"]
     assert eff["texts_per_s"] is None and eff["tokens_per_s"] is None  # hits are not encoding speed

@@ -148,6 +148,43 @@ def test_dim_predictions_asked_later_redo_the_task_and_are_then_done(tmp_path: P
     assert log.count("STS16: done earlier, skipped") == 1 and log.count("STS16: cosine_spearman") == 1
 
 
+def test_a_rerun_at_other_dims_names_the_dims_it_removes_and_keeps_the_measured_timings(tmp_path: Path,
+                                                                                         capsys) -> None:  # fmt: skip
+    """User walk: `--dims 32` after `--dims 64,128` removed the 64 and 128 results under a line naming only the
+    change, and its evaluation, every vector from the embedding cache, replaced the measured timings, so `harness
+    report` read `cache only (no model time)` where the texts/s had been."""
+    args = ["run", "--model", "minilm", "--data-dir", str(SAMPLE), "--out", str(tmp_path), "--no-progress",
+            "--tasks", "STS16", "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    efficiency = tmp_path / "r" / "efficiency.json"
+    assert main([*args, "--run-name", "r", "--dims", "64,128"]) == 0
+    timed = json.loads(efficiency.read_text())["STS16"]
+    assert timed["encoded_texts"] > 0 and timed["texts_per_s"]
+    capsys.readouterr()
+    assert main([*args, "--run-name", "r", "--dims", "32"]) == 0
+    out = capsys.readouterr().out
+    assert ("STS16: settings differ from the earlier result (dims [64, 128] → [32]): evaluating again; its results at "
+            "dims 64, 128 are removed with the old result (to keep them, give every dim: --dims 32,64,128)") in out
+    assert "nothing encoded; 92 cache hits); the earlier evaluation's timings are kept (this one encoded nothing)" \
+        in out
+    assert json.loads(efficiency.read_text())["STS16"] == timed
+    assert set(open_run(tmp_path / "r").dim_scores("STS16")) == {32}
+    assert main([*args, "--run-name", "r", "--dims", "32", "--dim-predictions"]) == 0  # the items of a dim asked
+    assert json.loads(efficiency.read_text())["STS16"] == timed  # for later: the same vectors, the same timings
+    assert main(["report", str(tmp_path / "r"), "--out", str(tmp_path / "report")]) == 0
+    report = re.sub(r" +", " ", (tmp_path / "report" / "efficiency.md").read_text(encoding="utf-8"))
+    assert "cache only" not in report.split("## Hardware")[0]  # Table 5
+    assert f" | {timed['texts_per_s']:,.1f} | " in report.split("## Throughput per task")[1]
+    # other settings, every vector from the cache (filled by another directory): the dims' results are those
+    # settings', and this evaluation's timings are the record's, whatever they measured
+    assert main([*args, "--run-name", "other", "--max-length", "8"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--run-name", "r", "--max-length", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "(not set)): evaluating again; its results at dims 32 are removed with the old result\n" in out
+    assert "max_length 256 → 8, dims [32] → []" in out and "timings are kept" not in out
+    assert json.loads(efficiency.read_text())["STS16"]["encoded_texts"] == 0
+
+
 def test_overwrite_replaces_every_file_and_leaves_no_staging(tmp_path: Path) -> None:
     _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64,128", "--dim-predictions")
     assert "predictions/embed_dim_128/STS16_predictions.json" in _files(tmp_path / "r", "STS16")

@@ -41,19 +41,21 @@ def _score(out: Path, name: str, task: str) -> float:
 def test_warm_rerun_loads_no_model(tmp_path: Path, shared_data: Path) -> None:
     cache = tmp_path / "cache"
     args = ["run", "--tasks", "STS16", "--model", "minilm", "--data-dir", str(shared_data), "--out", str(tmp_path),
-            "--run-name", "r", "--cache-dir", str(cache), "--no-progress"]  # fmt: skip
+            "--cache-dir", str(cache), "--no-progress"]  # fmt: skip
     before = lazy.LOADS["count"]
-    assert main(args) == 0  # cold: nothing known yet, the model loads at once and is described into the cache
-    assert lazy.LOADS["count"] == before + 1
+    assert main([*args, "--run-name", "r"]) == 0  # cold: nothing known yet, the model loads at once and is described
+    assert lazy.LOADS["count"] == before + 1  # into the cache
     cold = _score(tmp_path, "r", "STS16")
 
-    warm = subprocess.run([sys.executable, "-c", PROBE, *args, "--overwrite"], cwd=REPO, capture_output=True,
+    # into a directory of its own: an --overwrite into "r" keeps the cold run's measured timings, where this run
+    # timed no model work (RunDir.earlier_timing), and its own figures are what is checked here
+    warm = subprocess.run([sys.executable, "-c", PROBE, *args, "--run-name", "warm"], cwd=REPO, capture_output=True,
                           text=True, check=True)  # fmt: skip
     got = json.loads(warm.stdout.strip().splitlines()[-1])
     assert got["code"] == 0 and got["loads"] == 0, got  # every text cached: the weights were never loaded
     assert got["imported"] == [], got  # nor sentence-transformers/transformers imported (harness/evaluation._evaluate)
-    assert _score(tmp_path, "r", "STS16") == cold
-    eff = json.loads((tmp_path / "r" / "efficiency.json").read_text())["STS16"]
+    assert _score(tmp_path, "warm", "STS16") == cold
+    eff = json.loads((tmp_path / "warm" / "efficiency.json").read_text())["STS16"]
     assert eff["encoded_texts"] == 0 and eff["model_load_s"] == 0.0
 
     sample = default_data_root()  # texts the cache lacks: the lazy model loads at the first of them
