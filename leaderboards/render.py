@@ -116,29 +116,39 @@ def task_table(board: Board, rows: list[Row]) -> str:
 
 
 def dims_tables(board: Board, rows: list[Row]) -> list[str]:
-    """Per model with MRL results: tasks × (each dim, full), and the mean over tasks scored at every dim; a task
-    the runs scored on different data carries `‡` here too, and so does a mean over it (before stop 54, audit,
-    only the main tables marked them)."""
+    """Per model with MRL results on the table's tasks: tasks × (each dim, full), and a mean row over the tasks
+    scored at dims, at each dim every one of them was scored at; a dim only some were scored at reads `—` there
+    and a line under the table names it with its tasks, as the report's curves do (before, a run whose tasks were
+    scored at different dim sets lost its mean row without a word). A task the runs scored on different data
+    carries `‡` here too, and so does a mean over it (before stop 54, audit, only the main tables marked them). A
+    run with no dim result on the table's tasks (none of them in a --suite) gets no table: the notes name its
+    tasks outside the suite (before, a table of headers alone)."""
     out = []
     mixed = different_data(board)
     for r in rows:
         e = r.entry
-        if not e.dim_scores:
-            continue
-        dims = sorted(e.dim_scores)
         tasks = [t for t in board.tasks if t in e.scores]
+        dims = sorted(d for d in e.dim_scores if any(t in e.dim_scores[d] for t in tasks))
+        if not dims:
+            continue
         body = [[t + (" ‡" if t in mixed else ""), *[pct(e.dim_scores[d].get(t)) for d in dims], pct(e.scores[t])]
                 for t in tasks]  # fmt: skip
-        complete = [t for t in tasks if all(t in e.dim_scores[d] for d in dims)]
-        if complete:
-            means = [sum(e.dim_scores[d][t] for t in complete) / len(complete) for d in dims]
-            full = sum(e.scores[t] for t in complete) / len(complete)
-            marked = " ‡" if mixed.intersection(complete) else ""
-            counted = f"{len(complete)} task{'' if len(complete) == 1 else 's'}"
-            body.append([f"**Mean ({counted})**{marked}", *map(pct, means), pct(full)])
+        scored = [t for t in tasks if any(t in e.dim_scores[d] for d in dims)]
+        shared = [d for d in dims if all(t in e.dim_scores[d] for t in scored)]
+        if shared:
+            means = {d: sum(e.dim_scores[d][t] for t in scored) / len(scored) for d in shared}
+            full = sum(e.scores[t] for t in scored) / len(scored)
+            marked = " ‡" if mixed.intersection(scored) else ""
+            counted = f"{len(scored)} task{'' if len(scored) == 1 else 's'}"
+            body.append([f"**Mean ({counted})**{marked}", *[pct(means.get(d)) for d in dims], pct(full)])
         out += [f"### {e.label}", "",
                 md_table(body, headers=["Task", *map(str, dims), "full"], disable_numparse=True),
                 ""]  # fmt: skip
+        if partial := [d for d in dims if d not in shared]:
+            which = "; ".join(f"dim {d} (scored on {', '.join(t for t in scored if t in e.dim_scores[d])}, not on "
+                              f"{', '.join(t for t in scored if t not in e.dim_scores[d])})" for d in partial)
+            out += [("Left out of the mean row" if shared else "No mean row: no dim was scored on every task")
+                    + f", a mean being over every task with dim results: {which}.", ""]  # fmt: skip
     return out
 
 
@@ -166,7 +176,13 @@ def render(board: Board) -> str:
     if board.dims:
         tables = dims_tables(board, rows)
         lines += ["## Scores per embedding dimension (MRL)", ""]
-        lines += tables or ["No run has results under `experiments/embed_dim_<d>/` (run `harness run --dims ...`).", ""]
+        if tables:
+            lines += tables
+        elif any(e.dim_scores for e in board.entries):  # only on tasks outside the suite
+            lines += [f"No run has MRL results on the tasks of {board.title}; the notes name the run tasks outside "
+                      "it.", ""]  # fmt: skip
+        else:
+            lines += ["No run has results under `experiments/embed_dim_<d>/` (run `harness run --dims ...`).", ""]
     lines += reported_section(board)
     lines += [
         "## How to read this", "",

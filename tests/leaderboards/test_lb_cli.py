@@ -59,3 +59,41 @@ def test_a_published_folder_without_results_is_a_usage_error(tmp_path: Path, cap
     err = capsys.readouterr().err
     assert f"--published {tmp_path / 'empty'}: no result files in the embeddings-benchmark/results layout" in err
     assert "Traceback" not in err and not out.exists()
+
+
+def _dims_section(out: Path) -> str:
+    text = re.sub(r" +", " ", out.read_text(encoding="utf-8"))
+    return text.split("## Scores per embedding dimension (MRL)")[1].split("## How to read this")[0]
+
+
+def test_the_dims_mean_row_is_over_the_dims_every_task_shares_and_names_the_rest(tmp_path: Path):
+    """User walk: tasks scored at different dim sets (STS16 at 32 and 128, STS13 at 64 and 128: a second `harness
+    run` with other --dims) lost the per-dim table's mean row without a word, though both share dim 128."""
+    a = make_run(tmp_path, "a", {"STS16": 0.79, "STS13": 0.81}, TYPES,
+                 dims={32: {"STS16": 0.6}, 64: {"STS13": 0.7}, 128: {"STS16": 0.72, "STS13": 0.74}})  # fmt: skip
+    out = tmp_path / "lb.md"
+    assert main(["leaderboard", str(a), "--dims", "--out", str(out)]) == 0
+    section = _dims_section(out)
+    assert "| Task | 32 | 64 | 128 | full |" in section
+    assert "| **Mean (2 tasks)** | — | — | 73.00 | 80.00 |" in section
+    assert ("Left out of the mean row, a mean being over every task with dim results: dim 32 (scored on STS16, not on "
+            "STS13); dim 64 (scored on STS13, not on STS16).") in section  # fmt: skip
+    b = make_run(tmp_path, "b", {"STS16": 0.79, "STS13": 0.81}, TYPES, dims={32: {"STS16": 0.6}, 64: {"STS13": 0.7}})
+    assert main(["leaderboard", str(b), "--dims", "--out", str(out)]) == 0
+    section = _dims_section(out)
+    assert "**Mean" not in section
+    assert ("No mean row: no dim was scored on every task, a mean being over every task with dim results: dim 32 "
+            "(scored on STS16, not on STS13); dim 64 (scored on STS13, not on STS16).") in section  # fmt: skip
+
+
+def test_a_run_without_tasks_in_the_suite_gets_no_dims_table(tmp_path: Path):
+    """User walk: `--suite mteb-en --dims` over a run none of whose tasks is in the suite printed its per-dim table
+    as headers alone; the notes already name the run's tasks outside the suite."""
+    a = make_run(tmp_path, "a", {"TinySTS": 0.79}, {"TinySTS": "STS"}, dims={64: {"TinySTS": 0.7}})
+    out = tmp_path / "lb.md"
+    assert main(["leaderboard", str(a), "--suite", "mteb-en", "--dims", "--out", str(out)]) == 0
+    section = _dims_section(out)
+    assert "### " not in section and "| Task |" not in section
+    assert "No run has MRL results on the tasks of MTEB(eng, v2) (mteb-en); the notes name the run tasks outside it." \
+        in section
+    assert "Run tasks outside MTEB(eng, v2), not shown: TinySTS." in out.read_text(encoding="utf-8")
