@@ -369,10 +369,19 @@ class RunDir:
 
     def result_dims(self, task: str, entry: dict[str, Any] | None = None) -> list[int]:
         """The MRL dims of the task's recorded result (`entry`, else read from run.json) that have a readable result
-        file (a damaged one is no score; the rerun evaluates the task again).
+        file (a damaged one is no score; the rerun evaluates the task again, `damaged_dims` names it)."""
+        return [d for d in self._recorded_dims(task, entry) if _readable(self.result_path(task, d))]
 
-        Only those its identity lists: dim files of an earlier evaluation under other settings are never shown next
-        to the new full score. An ok record from before identities names no dims: the files there are all it has."""
+    def damaged_dims(self, task: str, entry: dict[str, Any] | None = None) -> list[Path]:
+        """The result files of the task's recorded MRL dims that are missing or do not parse, which `result_dims`
+        leaves out: the leaderboard and the report name them (before, such a dim vanished from both without a
+        word, and a mean over it quietly left the task out)."""
+        return [path for d in self._recorded_dims(task, entry) if not _readable(path := self.result_path(task, d))]
+
+    def _recorded_dims(self, task: str, entry: dict[str, Any] | None) -> list[int]:
+        """The MRL dims the task's ok record (`entry`, else read from run.json) was scored at: those its identity
+        lists, so dim files of an earlier evaluation under other settings are never shown next to the new full
+        score. An ok record from before identities names no dims: the files there are all it has."""
         entry = self.read_run().get("tasks", {}).get(task, {}) if entry is None else entry
         if entry.get("status") != "ok":
             return []
@@ -380,8 +389,18 @@ class RunDir:
         if identity is None:
             found = [p.parent.name.removeprefix("embed_dim_")
                      for p in (self.results_dir / "experiments").glob(f"embed_dim_*/{task}.json")]  # fmt: skip
-            return sorted(int(d) for d in found if d.isdigit() and _readable(self.result_path(task, int(d))))
-        return sorted(d for d in identity.get("dims") or [] if _readable(self.result_path(task, d)))
+            return sorted(int(d) for d in found if d.isdigit())
+        return sorted(identity.get("dims") or [])
+
+    def damaged_dims_note(self, tasks: dict[str, dict[str, Any]]) -> str | None:
+        """One line naming the damaged or missing dim result files (`damaged_dims`) of ``tasks`` (name → run.json
+        record), as paths inside the run directory, or None: what the leaderboard's and the report's notes say."""
+        files = [path for name, entry in tasks.items() for path in self.damaged_dims(name, entry)]
+        if not files:
+            return None
+        return ("results at MRL dims that run.json lists are missing or damaged, left out of the dims: "
+                + ", ".join(path.relative_to(self.path).as_posix() for path in files)
+                + f" (`harness run` into {shown_path(self.path)} with the same --dims evaluates those tasks again)")
 
     def dim_scores(self, task: str, entry: dict[str, Any] | None = None) -> dict[int, float]:
         """Main score per MRL dimension, from the experiments/embed_dim_<d>/ result files: the one home of per-dim

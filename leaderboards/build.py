@@ -126,6 +126,8 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
         scored.append((entry, records))
         if kept:
             notes.append(kept_note(entry, kept))
+        if with_dims and (damaged := run.damaged_dims_note({name: record["tasks"][name] for name in entry.scores})):
+            notes.append(f"{entry.label}: {damaged}.")
         if unscored := {name: task for name, task in records.items() if not has_score(task)}:
             notes.append(unscored_note(entry, unscored))
         for name, rec in records.items():

@@ -282,11 +282,13 @@ def dim_curves(infos: list[RunInfo]) -> DimCurves:
     every such run scored at its dims on the same data (as Table 5's average): a mean over each run's own tasks
     would set runs on different task sets side by side."""
     scored: dict[str, dict[str, dict[str, dict[int, float]]]] = {}  # type → label → task → dim → score
+    curves = DimCurves({}, {}, [])
     for info in infos:
         for name, task in info.ok.items():
-            if dims := info.run.dim_scores(name):
+            if dims := info.run.dim_scores(name, task):
                 scored.setdefault(task.get("type") or "Unknown", {}).setdefault(info.label, {})[name] = dims
-    curves = DimCurves({}, {}, [])
+        if damaged := info.run.damaged_dims_note(info.ok):
+            curves.notes.append(f"`{info.label}`: {damaged}.")
     for kind, runs in scored.items():
         compared = [i for i in infos if i.label in runs]
         common = sorted(set.intersection(*(set(tasks) for tasks in runs.values())))

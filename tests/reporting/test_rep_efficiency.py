@@ -14,7 +14,7 @@ from conan_model import ConanModel
 from conan_model.config import ConanConfig
 from harness.cli import main
 from harness.data import default_data_root
-from harness.runs import open_run
+from harness.runs import open_run, shown_path
 from reporting.efficiency import CACHE_ONLY, load_runs, parameters
 from reporting.plots import throughput_figure
 
@@ -167,6 +167,27 @@ def test_dims_not_scored_on_every_task_of_a_curve_are_named(tmp_path):
     text = re.sub(r"\s+", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
     assert ("Left out of `all-MiniLM-L6-v2 [uneven]`'s STS curve: dim 64 (scored on STS16, not on STS13); dim 128 "
             "(scored on STS13, not on STS16) — a point is the mean over every task of the curve.") in text  # fmt: skip
+
+
+def test_a_damaged_dim_result_is_named_by_the_report_and_the_leaderboard(tiny_runs, tmp_path):
+    """User walk: a per-dim result file cut short disappeared from `harness report` and `harness leaderboard --dims`
+    without a word (a `—`, and the leaderboard's mean row quietly left the task out), though `harness run` named it
+    ("the earlier result lacks ... (missing or damaged)")."""
+    run = tmp_path / "base"
+    shutil.copytree(tiny_runs["base"], run)
+    damaged = open_run(run).result_path("TinySTS", 64)
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    shown = damaged.relative_to(run).as_posix()
+    said = (f"results at MRL dims that run.json lists are missing or damaged, left out of the dims: {shown} (`harness "
+            f"run` into {shown_path(run)} with the same --dims evaluates those tasks again).")  # fmt: skip
+    assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 0
+    text = re.sub(r"\s+", " ", (tmp_path / "report" / "efficiency.md").read_text(encoding="utf-8"))
+    assert f"- `all-MiniLM-L6-v2 [base]`: {said}" in text
+    assert main(["leaderboard", str(run), "--dims", "--out", str(tmp_path / "lb.md")]) == 0
+    text = re.sub(r"\s+", " ", (tmp_path / "lb.md").read_text(encoding="utf-8"))
+    assert f"- all-MiniLM-L6-v2 [base]: {said}" in text
+    assert main(["leaderboard", str(run), "--out", str(tmp_path / "plain.md")]) == 0  # no dims shown: nothing to say
+    assert shown not in (tmp_path / "plain.md").read_text(encoding="utf-8")
 
 
 def test_report_into_an_existing_file_is_a_clear_error(tiny_runs, tmp_path, capsys):
