@@ -182,8 +182,13 @@ def check_before_loading(cfg: RunConfig) -> None:
     elif cfg.cache_dir is not None:  # before stop 49 (audit) both were taken without a word, and no cache used
         raise UsageError(f"--cache-dir {cfg.cache_dir} with --no-cache: give one of them")
     if cfg.dim_predictions and not cfg.dims:
-        raise UsageError("--dim-predictions keeps per-item outputs at each --dims size below the full width: give "
-                         "such --dims too (`full` alone keeps nothing per dim)")  # fmt: skip
+        raise no_dim_to_predict(cfg, "`full` alone keeps nothing per dim")
+
+
+def no_dim_to_predict(cfg: RunConfig, why: str) -> UsageError:
+    """--dim-predictions with no dim below the full width to keep per-item outputs at: refused, not run for nothing."""
+    return UsageError(f"--dim-predictions keeps per-item outputs at each {cfg.dims_option} size below the full "
+                      f"width: give such {cfg.dims_option} too ({why})")  # fmt: skip
 
 
 def check_run_directory(path: Path) -> None:
@@ -225,6 +230,9 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack) -> in
     if embedder.packs_texts and cfg.batch_size != DEFAULT_BATCH_SIZE:  # before stop 54 (audit) recorded, unused
         raise UsageError(f"--batch-size {cfg.batch_size}: {cfg.model} runs a batch's texts concatenated, bounded by "
                          "their tokens alone (no row cap); bound its engine calls with --max-batch-tokens")
+    # before, taken with a note, keeping nothing per dim; an ablation ("strict") refuses such a dim by its own words
+    if cfg.dim_predictions and cfg.dims_policy == "refuse" and set(cfg.dims) == {embedder.embed_dim}:
+        raise no_dim_to_predict(cfg, f"{embedder.embed_dim} is the model's full width: it keeps nothing per dim")
     dims = truncation_dims(cfg.dims, embedder.embed_dim, cfg.dims_option, cfg.dims_policy)
     shards = init_from_env(embedder.device)
     main = shards is None or shards.is_main

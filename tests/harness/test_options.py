@@ -56,6 +56,10 @@ def _run(tmp_path: Path, *args: str) -> int:
         (["--no-cache", "--cache-dir", "/tmp/c"], "--cache-dir /tmp/c with --no-cache: give one of them"),
         (["--dim-predictions"], "--dim-predictions keeps per-item outputs at each --dims size below the full width"),
         (["--dims", "full", "--dim-predictions"], "give such --dims too (`full` alone keeps nothing per dim)"),
+        # known once the model is open: before, taken with a note, and nothing was kept per dim (a user's walk)
+        (["--dims", "384", "--dim-predictions"], "--dim-predictions keeps per-item outputs at each --dims size below "
+                                                 "the full width: give such --dims too (384 is the model's full width: "
+                                                 "it keeps nothing per dim)"),
     ],
 )
 def test_bad_option_exits_2_naming_it(args: list[str], message: str, tmp_path: Path, capsys) -> None:
