@@ -329,7 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="evaluate a model on a suite or on named tasks")
     run.add_argument("--suite", help="cmteb, mteb-en, mteb-en-v1, local, local-<lang> (see `harness list suites`)")
-    run.add_argument("--tasks", type=_csv, help="comma-separated task names (narrows --suite if both are given)")
+    # list options join when repeated (`--dims 64 --dims 128` = `--dims 64,128`): before, the last alone, unsaid
+    run.add_argument("--tasks", type=_csv, action="extend", help="comma-separated task names (narrows --suite if both "
+                     "are given; repeatable)")  # fmt: skip
     run.add_argument("--model", help="minilm, me5-small, st:<path>, hf:<path>, conan:<dir> (default per suite: "
                      "minilm for local-en, mteb-en and mteb-en-v1; me5-small for every other suite and for --tasks)")
     run.add_argument("--data-dir", help="data root with <lang>/<Task>/ folders (default: $HARNESS_DATA or the "
@@ -341,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, default=64, help="most texts per forward pass (default 64)")
     run.add_argument("--max-batch-tokens", type=int, default=8192,
                      help="token budget per batch: rows x the longest row as padded (default 8192)")
-    run.add_argument("--dims", type=_csv, help="Matryoshka dims to score from one full encode, e.g. 64,128,256,full")
+    run.add_argument("--dims", type=_csv, action="extend", help="Matryoshka dims to score from one full encode, e.g. "
+                     "64,128,256,full (repeatable)")  # fmt: skip
     run.add_argument("--dim-predictions", action="store_true",
                      help="keep mteb's per-item outputs at each --dims size too (predictions/embed_dim_<d>/: paired "
                           "CIs at MRL dims; a retrieval task's file is ~100 MB per dim)")  # fmt: skip
@@ -386,8 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     al = sub.add_parser("alignment", help="cross-lingual alignment of a model on parallel sentences "
                                "(language mixing score + 2-D projection)")  # fmt: skip
     al.add_argument("--model", action="append", required=True, help="model spec (repeat to compare models)")
-    al.add_argument("--parallel", nargs="+", required=True, metavar="PATH",
-                    help="parallel data: train/parallel_en_xx folders, Tatoeba task folders, or their .jsonl files")
+    al.add_argument("--parallel", nargs="+", action="extend", required=True, metavar="PATH",
+                    help="parallel data: train/parallel_en_xx folders, Tatoeba task folders, or their .jsonl files "
+                    "(repeatable)")  # fmt: skip
     al.add_argument("--n", type=int, default=200, help="pairs drawn per file (default 200)")
     al.add_argument("--k", type=int, default=10, help="neighbours for the mixing ratio (default 10)")
     al.add_argument("--seed", type=int, default=0)

@@ -89,11 +89,14 @@ def _check_regress_options(args: argparse.Namespace) -> None:
                 setattr(args, name, kind(value))
             except ValueError:
                 raise UsageError(f"{option} {value!r}: not {'an integer' if kind is int else 'a number'}") from None
-    if isinstance(args.tasks, str):
-        try:
-            args.tasks = _csv(args.tasks)
-        except argparse.ArgumentTypeError as exc:
-            raise UsageError(f"--tasks {args.tasks!r}: {exc}") from None
+    if args.tasks is not None:  # each --tasks given (repeated ones join, as `harness run`'s); idempotent
+        names = []
+        for value in args.tasks:
+            try:
+                names += _csv(value)
+            except argparse.ArgumentTypeError as exc:
+                raise UsageError(f"--tasks {value!r}: {exc}") from None
+        args.tasks = names
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha {args.alpha}: must be between 0 and 1 (exclusive)")
     if args.n_boot < 10:
@@ -188,7 +191,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "that can count as a regression or improvement (default 0.1)")  # fmt: skip
     rg.add_argument("--bonferroni", action="store_true", help="divide alpha by the number of tasks both runs "
                     "finished, whether or not each gets a verdict (conservative; the report's header names it)")
-    rg.add_argument("--tasks", help="only these tasks (comma-separated)")
+    rg.add_argument("--tasks", action="append", help="only these tasks (comma-separated; repeatable)")
     rg.add_argument("--dim", help="compare at this MRL dim (the first DIM dimensions as they are, as "
                     "mteb's embed_dim gives them); both runs need `harness run --dims DIM --dim-predictions`")
     rg.add_argument("--out", default=REGRESS_OUT, help="markdown file to write (default regression.md)")

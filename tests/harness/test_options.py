@@ -214,3 +214,15 @@ def test_a_named_task_that_cannot_run_beside_others_fails_the_run_with_its_reaso
     assert "## Not evaluated\n\n- STS12: broken task folder: …/data/en/STS12/task.json:3: type 'Summar" in summary
     record = json.loads((tmp_path / "runs" / "two" / "run.json").read_text())
     assert record["tasks"]["STS16"]["status"] == "ok" and record["tasks"]["STS12"]["status"] == "missing"
+
+
+def test_list_options_join_when_repeated(tmp_path: Path) -> None:
+    """User walk: `--dims 1,2 --dims 3` kept the last alone without a word (argparse's default for an option given
+    twice); `harness run`'s --tasks and --dims, like regress's --tasks and alignment's --parallel, now join."""
+    from harness.cli import build_parser
+
+    assert _run(tmp_path, "--tasks", "STS12", "--dims", "32", "--dims", "64,full", "--run-name", "r", "--no-cache") == 0
+    record = json.loads((tmp_path / "runs" / "r" / "run.json").read_text())
+    assert record["dims"] == [32, 64] and sorted(record["tasks"]) == ["STS12", "STS16"]
+    args = build_parser().parse_args(["alignment", "--model", "minilm", "--parallel", "a", "b", "--parallel", "c"])
+    assert args.parallel == ["a", "b", "c"]

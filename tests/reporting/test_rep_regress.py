@@ -51,6 +51,14 @@ def test_batch_size_change_is_not_flagged(tiny_runs, tmp_path):
     assert "settings that differ" not in text  # the batch size moves no score: not in the run identity
 
 
+def test_repeated_tasks_options_join(tiny_runs, tmp_path):
+    """User walk (of `harness run --dims`): an option given twice kept the last alone; --tasks here joins too."""
+    first, *rest = BATCH8.split(",")
+    code, text = _regress(tiny_runs["base"], tiny_runs["batch8"], tmp_path / "r.md", "--tasks", first, "--tasks",
+                          ",".join(rest))  # fmt: skip
+    assert code == 0 and text.startswith("# Regression report — PASS (exit 0): no significant regression on 3 task(s)")
+
+
 def test_a_baseline_task_the_candidate_lacks_is_not_a_pass(tiny_runs, tmp_path):
     """batch8 ran three of the baseline's seven tasks. Before: a "task sets differ" warning, "No significant
     regression." and exit 0: a nightly candidate that dropped tasks passed the gate on the rest."""
