@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +61,29 @@ def throughput_figure(infos: list[Any]) -> Figure:
 
 
 def dims(curves: dict[str, dict[str, list[tuple[int, float]]]], path: Path) -> None:
-    """One panel per task type: mean main score ×100 against embedding dimension (log scale), a line per run."""
+    """The score-vs-dimension chart (`dims_figure`) as a PNG."""
+    save_png(dims_figure(curves), path)
+
+
+def dims_figure(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> Figure:
+    """One panel per task type: mean main score ×100 against embedding dimension (log scale), a line per run, its
+    last point the full width. Each run keeps one colour in every panel (before, each panel's own colour cycle gave
+    a run another colour in a panel it shared with fewer runs)."""
     kinds = list(curves)
     cols = min(3, len(kinds))
     rows = (len(kinds) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.4 * rows), squeeze=False)
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    labels = list(dict.fromkeys(label for kind in kinds for label in curves[kind]))
+    colours = {label: palette[i % len(palette)] for i, label in enumerate(labels)}
     for ax, kind in zip(axes.flat, kinds, strict=False):
         for label, points in curves[kind].items():
             xs, ys = zip(*points, strict=True)
-            ax.plot(xs, [100 * v for v in ys], marker="o", label=label)
+            ax.plot(xs, [100 * v for v in ys], marker="o", label=label, color=colours[label])
         ax.set_xscale("log", base=2)
-        ticks = sorted({d for points in curves[kind].values() for d, _ in points})
-        ax.set_xticks(ticks, [str(t) for t in ticks])
+        full = {points[-1][0] for points in curves[kind].values()}
+        ticks = _spaced_ticks({d for points in curves[kind].values() for d, _ in points}, full)
+        ax.set_xticks(ticks, [f"full\n({t})" if t in full else str(t) for t in ticks], fontsize=8)
         ax.minorticks_off()
         ax.set_title(kind)
         ax.set_xlabel("embedding dimension")
@@ -84,7 +96,23 @@ def dims(curves: dict[str, dict[str, list[tuple[int, float]]]], path: Path) -> N
     fig.suptitle("Score vs Matryoshka dimension\n(embedding prefixes as they are, as mteb's embed_dim gives them)",
                  fontsize=10 if cols > 1 else 8)  # fmt: skip
     fig.tight_layout()
-    save_png(fig, path)
+    return fig
+
+
+TICK_GAP = 0.1  # the least distance between two labelled dims, as a share of the panel's log2 span
+
+
+def _spaced_ticks(dims: set[int], full: set[int]) -> list[int]:
+    """The dims a panel labels: the full widths first, then the others from the largest down, each only where it
+    keeps `TICK_GAP` of the axis from every label kept (383 beside 384, 512 beside 576 overlapped before); every
+    dim keeps its point on the curve."""
+    logs = {d: math.log2(d) for d in dims}
+    gap = TICK_GAP * (max(logs.values()) - min(logs.values()))
+    kept: list[int] = []
+    for d in [*sorted(full, reverse=True), *sorted(dims - full, reverse=True)]:
+        if all(abs(logs[d] - logs[k]) >= gap for k in kept):
+            kept.append(d)
+    return sorted(kept)
 
 
 def projection(panels: list[tuple[str, np.ndarray, list[str]]], axis: str, path: Path) -> None:

@@ -21,3 +21,39 @@ def test_the_dims_figure_s_title_fits_its_width(kinds: int, tmp_path: Path, monk
     renderer = fig.canvas.get_renderer()
     title = fig._suptitle.get_window_extent(renderer)
     assert 0 <= title.x0 and title.x1 <= fig.bbox.width
+
+
+@pytest.mark.parametrize("kinds", [1, 2, 4])
+def test_the_dims_figure_s_tick_labels_never_overlap_and_name_the_full_width(kinds: int, tmp_path: Path,
+                                                                              monkeypatch) -> None:  # fmt: skip
+    """User walk: dims close on the log axis (383 beside 384, 512 beside 576) drew their labels over each other,
+    and the full width read as one more dim."""
+    curves = {f"Kind{i}": {"a": [(64, 0.5), (256, 0.55), (383, 0.6), (384, 0.61)],
+                           "b": [(128, 0.4), (512, 0.5), (576, 0.52), (768, 0.55)]} for i in range(kinds)}  # fmt: skip
+    fig = _drawn(curves, tmp_path, monkeypatch)
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes[:kinds]:
+        shown = [t for t in ax.get_xticklabels() if t.get_text()]
+        boxes = sorted((t.get_window_extent(renderer) for t in shown), key=lambda box: box.x0)
+        assert all(left.x1 < right.x0 for left, right in zip(boxes, boxes[1:], strict=False)), [
+            t.get_text() for t in shown]  # fmt: skip
+        texts = [t.get_text() for t in shown]
+        assert "full\n(384)" in texts and "full\n(768)" in texts and "383" not in texts, texts
+
+
+def test_a_run_keeps_its_colour_in_every_panel(tmp_path: Path, monkeypatch) -> None:
+    """User walk: each panel took its own colour cycle, so a run drawn second in one panel and first in another
+    changed colour between them; throughput.png gives each run one colour."""
+    curves = {"STS": {"a": [(64, 0.5), (384, 0.6)], "b": [(64, 0.4), (384, 0.5)]},
+              "Retrieval": {"b": [(64, 0.3), (384, 0.4)]}}  # fmt: skip
+    fig = _drawn(curves, tmp_path, monkeypatch)
+    colours = [{line.get_label(): line.get_color() for line in ax.get_lines()} for ax in fig.axes[:2]]
+    assert colours[0]["b"] == colours[1]["b"] != colours[0]["a"]
+
+
+def _drawn(curves: dict, tmp_path: Path, monkeypatch) -> object:
+    """The figure `plots.dims` saves."""
+    drawn = []
+    monkeypatch.setattr(plots, "save_png", lambda fig, path: drawn.append(fig))
+    plots.dims(curves, tmp_path / "dims.png")
+    return drawn[0]
