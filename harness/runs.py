@@ -327,6 +327,7 @@ class RunDir:
                     target = self.path / new.relative_to(staged.path)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     durable_replace(new, target)  # mteb wrote the predictions there, unflushed
+            self._drop_empty_dim_folders()
             self.discard(staged)
             # a failed evaluation (or one whose result file went missing) keeps no timings: the old go with the old
             figures = efficiency if entry.get("status") == "ok" else None
@@ -334,6 +335,15 @@ class RunDir:
             self.update_efficiency(task, earlier or figures)
             self.update_run(lambda rec: rec.setdefault("tasks", {}).__setitem__(task, entry))
         return earlier is not None
+
+    def _drop_empty_dim_folders(self) -> None:
+        """Remove the `embed_dim_<d>` folders (results and predictions) that a task's old files left empty, and an
+        empty `experiments/`; the caller holds the lock. Before, a rerun at other --dims left them behind, as if
+        those dims still had results."""
+        experiments = self.results_dir / "experiments"
+        for folder in [*experiments.glob("embed_dim_*"), *self.predictions_dir.glob("embed_dim_*"), experiments]:
+            with suppress(OSError):  # not empty: another task's files are there
+                folder.rmdir()
 
     def earlier_timing(self, task: str, before: dict[str, Any], entry: dict[str, Any],
                        figures: dict[str, Any] | None) -> dict[str, Any] | None:  # fmt: skip

@@ -185,6 +185,18 @@ def test_a_rerun_at_other_dims_names_the_dims_it_removes_and_keeps_the_measured_
     assert json.loads(efficiency.read_text())["STS16"]["encoded_texts"] == 0
 
 
+def test_a_rerun_at_other_dims_leaves_no_empty_dim_folders(tmp_path: Path) -> None:
+    """User walk: `--dims 64 --dim-predictions`, then `--dims 32`, left predictions/embed_dim_64/ (and the results'
+    experiments/embed_dim_64/) behind empty, as if dim 64 still had results; another task's dim files stay."""
+    _run(tmp_path, "r", "--tasks", "STS16,STS12", "--dims", "64", "--dim-predictions")
+    _run(tmp_path, "r", "--tasks", "STS16", "--dims", "32")
+    run = open_run(tmp_path / "r")
+    assert run.predictions_path("STS12", 64).is_file() and run.result_path("STS12", 64).is_file()
+    _run(tmp_path, "r", "--tasks", "STS12", "--dims", "32")
+    assert sorted(p.name for p in run.predictions_dir.iterdir() if p.is_dir()) == []
+    assert sorted(p.name for p in (run.results_dir / "experiments").iterdir()) == ["embed_dim_32"]
+
+
 def test_overwrite_replaces_every_file_and_leaves_no_staging(tmp_path: Path) -> None:
     _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64,128", "--dim-predictions")
     assert "predictions/embed_dim_128/STS16_predictions.json" in _files(tmp_path / "r", "STS16")
