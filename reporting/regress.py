@@ -495,9 +495,17 @@ def _hardware(run: RunDir) -> dict[str, Any]:
             "batch size": applied_batch(rec), "processes": rec.get("world_size", 1)}  # fmt: skip
 
 
-def _figure(x: float | None) -> float | None:
-    """A score or Δ as JSON holds it: None (null) where the run has none, not NaN, which JSON parsers refuse."""
-    return None if x is None or math.isnan(x) else x
+# the decimals of a Δ or CI end in the JSON: mteb's scores carry six, and a difference of two read
+# -0.19413999999999998 (float noise) where the scores said -0.19414
+JSON_DECIMALS = 6
+
+
+def _figure(x: float | None, decimals: int | None = None) -> float | None:
+    """A score or Δ as JSON holds it: None (null) where the run has none, not NaN, which JSON parsers refuse; a
+    computed figure (Δ, CI) rounded to ``decimals``, a score as the run recorded it."""
+    if x is None or math.isnan(x):
+        return None
+    return x if decimals is None else round(x, decimals)
 
 
 def as_json(comp: Comparison) -> dict[str, Any]:
@@ -517,9 +525,11 @@ def as_json(comp: Comparison) -> dict[str, Any]:
         "settings_differ": comp.differing,
         "test": comp.settings,
         "tasks": [{"task": t.task, "type": t.kind, "metric": t.metric, "items": t.n, "unit": t.unit,
-                   "baseline": _figure(t.base), "candidate": _figure(t.cand), "delta": _figure(t.delta),
-                   "ci": None if t.lo is None else [t.lo, t.hi], "verdict": t.verdict, "fails_gate": t.task in gating,
-                   "advisory": t.advisory, "reason": t.reason} for t in comp.tasks],  # fmt: skip
+                   "baseline": _figure(t.base), "candidate": _figure(t.cand),
+                   "delta": _figure(t.delta, JSON_DECIMALS),
+                   "ci": None if t.lo is None else [_figure(t.lo, JSON_DECIMALS), _figure(t.hi, JSON_DECIMALS)],
+                   "verdict": t.verdict, "fails_gate": t.task in gating, "advisory": t.advisory,
+                   "reason": t.reason} for t in comp.tasks],  # fmt: skip
         "warnings": comp.warnings,
         "error": None,
     }

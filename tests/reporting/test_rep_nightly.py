@@ -117,4 +117,7 @@ def test_json_output_gives_each_tasks_verdict_and_the_exit_reason(tiny_runs, tmp
     assert sts["candidate"] is None and sts["delta"] is None and sts["ci"] is None  # null, never NaN
     rerank = next(t for t in result["tasks"] if t["task"] == "TinyRerank")
     assert rerank["ci"][1] < 0 and rerank["candidate"] < rerank["baseline"]
+    # the Δ and CI to the six decimals of mteb's scores: a user's walk read -0.19413999999999998 (float noise)
+    assert rerank["delta"] == round(rerank["candidate"] - rerank["baseline"], 6)
+    assert all(value == round(value, 6) for value in rerank["ci"]), rerank
     assert "max_length 256 → 4" in result["settings_differ"] and result["candidate"]["path"].endswith("cand")
