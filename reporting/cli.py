@@ -88,7 +88,10 @@ def _check_regress_options(args: argparse.Namespace) -> None:
                     raise ValueError(value)
                 setattr(args, name, kind(value))
             except ValueError:
-                raise UsageError(f"{option} {value!r}: not {'an integer' if kind is int else 'a number'}") from None
+                what = "an integer" if kind is int else "a number"
+                if option == "--dim" and "," in value:  # `--dims 64,128`, as `harness run` takes it
+                    what += "; regress compares at one MRL dim: run it once per dim"
+                raise UsageError(f"{option} {value!r}: not {what}") from None
     if args.tasks is not None:  # each --tasks given (repeated ones join, as `harness run`'s); idempotent
         names = []
         for value in args.tasks:
@@ -192,8 +195,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rg.add_argument("--bonferroni", action="store_true", help="divide alpha by the number of tasks both runs "
                     "finished, whether or not each gets a verdict (conservative; the report's header names it)")
     rg.add_argument("--tasks", action="append", help="only these tasks (comma-separated; repeatable)")
-    rg.add_argument("--dim", help="compare at this MRL dim (the first DIM dimensions as they are, as "
-                    "mteb's embed_dim gives them); both runs need `harness run --dims DIM --dim-predictions`")
+    # `--dims` too, as `harness run` spells it (before, "unrecognized arguments: --dims 128" and no word of --dim)
+    rg.add_argument("--dim", "--dims", dest="dim", metavar="DIM", help="compare at this MRL dim (the first DIM "
+                    "dimensions as they are, as mteb's embed_dim gives them); both runs need `harness run --dims DIM "
+                    "--dim-predictions`")  # fmt: skip
     rg.add_argument("--out", default=REGRESS_OUT, help="markdown file to write (default regression.md)")
     rg.add_argument("--json", metavar="PATH", help="also write the verdicts as JSON for a CI job to parse: the "
                     "exit status, the outcome line, per task its verdict, whether it fails the gate, scores, Δ, CI; "

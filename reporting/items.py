@@ -127,8 +127,11 @@ def at_dim(run: RunDir, name: str, record: dict[str, Any], dim: int | None) -> d
         raise DataError(run.result_path(name, dim), 0, f"{name}'s result at MRL dim {dim}, which run.json lists, is "
                         f"missing or not JSON; `harness run` into {run.path} evaluates {name} again")  # fmt: skip
     if dim not in scores:
-        raise NotTestable(f"{run.path}: {name} has no result at MRL dim {dim} (dims there: {sorted(scores)}; a dim "
-                          "equal to the model's width is its full score, not an MRL dim)")  # fmt: skip
+        # the width's own note only where it can be why: regress refuses a dim at a recorded width before this
+        width = (run.read_run().get("model") or {}).get("embed_dim")
+        why = "" if isinstance(width, int) and dim != width else (
+            "; a dim equal to the model's width is its full score, not an MRL dim")  # fmt: skip
+        raise NotTestable(f"{run.path}: {name} has no result at MRL dim {dim} (dims there: {sorted(scores)}{why})")
     return {**record, "main_score": scores[dim]}
 
 

@@ -59,6 +59,18 @@ def test_repeated_tasks_options_join(tiny_runs, tmp_path):
     assert code == 0 and text.startswith("# Regression report — PASS (exit 0): no significant regression on 3 task(s)")
 
 
+def test_regress_takes_dims_as_harness_run_spells_it(tiny_runs, tmp_path, capsys):
+    """User walk: `harness regress --dims 128` was "unrecognized arguments" with no word that regress spells it
+    `--dim`; it is the same option now, and a list (as `harness run --dims` takes) says regress takes one dim."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["base"], cand)
+    code, text = _regress(tiny_runs["base"], cand, tmp_path / "r.md", "--dims", "64", "--tasks", "TinySTS")
+    assert code == 0 and "- scores at MRL dim 64: the first 64 dimensions" in text
+    assert _regress(tiny_runs["base"], cand, tmp_path / "r.md", "--dims", "64,128")[0] == 2
+    assert ("harness: error: --dim '64,128': not an integer; regress compares at one MRL dim: run it once per dim"
+            in capsys.readouterr().err)
+
+
 def test_a_baseline_task_the_candidate_lacks_is_not_a_pass(tiny_runs, tmp_path):
     """batch8 ran three of the baseline's seven tasks. Before: a "task sets differ" warning, "No significant
     regression." and exit 0: a nightly candidate that dropped tasks passed the gate on the rest."""
@@ -390,7 +402,14 @@ def test_the_dims_an_evaluation_asked_for_do_not_make_a_kept_task_not_comparable
     assert full.verdict != NOT_COMPARABLE and full.lo is not None
     comp = compare(tiny_runs["base"], cand, n_boot=50, dim=64, tasks=["TinySTS", "TinyPairs"])
     sts = next(t for t in comp.tasks if t.task == "TinySTS")
-    assert sts.verdict == "not tested" and "has no result at MRL dim 64" in sts.reason
+    assert sts.verdict == "not tested" and sts.reason == f"{cand}: TinySTS has no result at MRL dim 64 (dims there: [])"
+    # the width's note only where it can be why (a user's walk: said of a dim far below a recorded width)
+    record = json.loads((cand / "run.json").read_text(encoding="utf-8"))
+    del record["model"]["embed_dim"]  # a record that does not say its width
+    (cand / "run.json").write_text(json.dumps(record), encoding="utf-8")
+    comp = compare(tiny_runs["base"], cand, n_boot=50, dim=64, tasks=["TinySTS", "TinyPairs"])
+    sts = next(t for t in comp.tasks if t.task == "TinySTS")
+    assert sts.reason.endswith("(dims there: []; a dim equal to the model's width is its full score, not an MRL dim)")
     viewed = _kept(tiny_runs["base"], tmp_path / "viewed", "TinySTS", dim_view="renormalised")
     sts = next(t for t in compare(tiny_runs["base"], viewed, n_boot=50, dim=64, tasks=["TinySTS", "TinyPairs"]).tasks
                if t.task == "TinySTS")  # fmt: skip
