@@ -678,6 +678,11 @@ def cell_text(value: Any) -> Any:
     return value.replace("\\|", "|").replace("|", "\\|").replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 task', '3 tasks': a count with its noun, as table headers say it (a report's read "(1 tasks)")."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def md_table(rows: Iterable[Sequence[Any]], headers: Sequence[Any], **options: Any) -> str:
     """A github-flavoured Markdown table of the reports (tabulate ``options`` such as ``disable_numparse``)."""
     from tabulate import tabulate

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.runs import md_table
+from harness.runs import counted, md_table
 from leaderboards.build import Board, reported_means
 from leaderboards.table import Entry, Row, build_rows, shown
 
@@ -139,8 +139,8 @@ def dims_tables(board: Board, rows: list[Row]) -> list[str]:
             means = {d: sum(e.dim_scores[d][t] for t in scored) / len(scored) for d in shared}
             full = sum(e.scores[t] for t in scored) / len(scored)
             marked = " ‡" if mixed.intersection(scored) else ""
-            counted = f"{len(scored)} task{'' if len(scored) == 1 else 's'}"
-            body.append([f"**Mean ({counted})**{marked}", *[pct(means.get(d)) for d in dims], pct(full)])
+            body.append([f"**Mean ({counted(len(scored), 'task')})**{marked}", *[pct(means.get(d)) for d in dims],
+                         pct(full)])  # fmt: skip
         out += [f"### {e.label}", "",
                 md_table(body, headers=["Task", *map(str, dims), "full"], disable_numparse=True),
                 ""]  # fmt: skip

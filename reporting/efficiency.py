@@ -21,6 +21,7 @@ from harness.runs import (
     RunDir,
     atomic_write_text,
     cache_only,
+    counted,
     data_differences,
     md_table,
     measured,
@@ -162,8 +163,8 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
                      model.get("device", "—"), model.get("dtype", "—"),
                      shown_batch(info.record), model.get("max_length") or "—"])  # fmt: skip
         notes.append(f"{info.label}: parameters from {source}.")
-    headers = ["Model", "Size (M params)", "Emb. dim", f"Model time, s ({len(whole)} tasks)", "texts/s",
-               "tokens/s", "MRL dims scored", f"Avg score ×100 ({len(shared)} tasks)", "Device", "dtype",
+    headers = ["Model", "Size (M params)", "Emb. dim", f"Model time, s ({counted(len(whole), 'task')})", "texts/s",
+               "tokens/s", "MRL dims scored", f"Avg score ×100 ({counted(len(shared), 'task')})", "Device", "dtype",
                "Batch", "Max length"]  # fmt: skip
     notes += [f"{i.label}: left out as kept from runs with other settings: "
               + "; ".join(f"{t} ({why})" for t, why in i.kept.items()) + "." for i in infos if i.kept]  # fmt: skip

@@ -148,6 +148,7 @@ def test_mrl_curves_average_the_tasks_every_run_scored_at_dims(tmp_path):
     text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
     assert ("**STS**: mean score ×100 over the 1 task(s) every run scored at its dims on the same data, the same "
             "tasks in every row: STS16") in text  # fmt: skip
+    assert "Avg score ×100 (1 task)" in text  # a user's walk: "(1 tasks)"
     assert ("Left out of the STS curves because not every run scored them at MRL dims: all-MiniLM-L6-v2 [two]: "
             "STS13.") in text  # fmt: skip
     sts16 = open_run(tmp_path / "one").dim_scores("STS16")[64]
