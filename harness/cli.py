@@ -303,6 +303,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         check_file_target(Path(args.out))
     except OSError as exc:  # a name too long, a folder that cannot be read
         raise UsageError(f"--out {args.out}: cannot be written ({exc.strerror or exc})") from None
+    except ConanError as exc:  # a folder: before, "runs: is a directory" named no option
+        raise UsageError(f"--out {exc}") from None
     suite = SuiteRef(args.suite, official_benchmark(args.suite)) if args.suite else None
     board = build_board([Path(p) for p in args.runs], [Path(p) for p in args.published or []], suite, args.dims)
     text = render(board)

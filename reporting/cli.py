@@ -150,13 +150,16 @@ def _write_stopped_markdown(args: argparse.Namespace, reason: ConanError) -> Non
 
 def _written(option: str, value: str, write: Callable[[Path], None]) -> None:
     """``write`` the file an option names; an OSError (permission, name too long, disk full) is a UsageError
-    naming the option, not a traceback hiding the outcome."""
+    naming the option, not a traceback hiding the outcome, and so is a path that cannot be a file (a folder:
+    before, "<path>: is a directory" named no option)."""
     from harness.errors import UsageError
 
     try:
         write(Path(value))
     except OSError as exc:
         raise UsageError(f"{option} {value}: cannot be written ({exc.strerror or exc})") from None
+    except ConanError as exc:  # `check_file_target`'s, which names the path
+        raise UsageError(f"{option} {exc}") from None
 
 
 def cmd_report(args: argparse.Namespace) -> int:

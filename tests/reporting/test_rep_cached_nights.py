@@ -136,8 +136,8 @@ def test_json_keeps_the_comparison_when_only_the_report_cannot_be_written(nights
     folder.mkdir()
     code, result = _regress_json(nights["night-1"], nights["night-3"], folder, tmp_path / "r.json")
     assert code == 2 and result["exit_status"] == 2 and result["passed"] is False and result["tasks"] == []
-    assert result["error"] == f"{folder}: is a directory; give the name of a file to write"
-    assert f"harness: error: {folder}: is a directory" in capsys.readouterr().err
+    assert result["error"] == f"--out {folder}: is a directory; give the name of a file to write"
+    assert f"harness: error: --out {folder}: is a directory" in capsys.readouterr().err
 
     def disk_full(path: Path, text: str) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
@@ -170,7 +170,7 @@ def test_an_unwritable_json_path_is_named_beside_the_reason(nights, tmp_path, ca
     night = nights["night-1"]
     assert _regress_json(night, night, tmp_path / "r.md", folder, "--alpha", "2") == (2, None)
     err = capsys.readouterr().err
-    assert f"harness: error: --json {folder} not written: {folder}: is a directory" in err
+    assert f"harness: error: --json {folder}: is a directory; give the name of a file to write" in err
     assert "harness: error: --alpha 2.0: must be between 0 and 1 (exclusive)" in err
     assert list(folder.iterdir()) == [] and "Traceback" not in err
 

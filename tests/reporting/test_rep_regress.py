@@ -184,7 +184,8 @@ def test_an_out_naming_a_folder_is_an_error_naming_it(tiny_runs, tmp_path, capsy
             "leaderboard": ["leaderboard", str(tiny_runs["base"])]}[command]  # fmt: skip
     assert main([*argv, "--out", str(folder)]) == 2
     out, err = capsys.readouterr()
-    assert f"harness: error: {folder}: is a directory; give the name of a file to write" in err
+    assert f"harness: error: --out {folder}: is a directory; give the name of a file to write" in err  # before,
+    # naming no option (a user's walk)
     assert list(folder.iterdir()) == [] and "# Regression report" not in out and "# Leaderboard" not in out
 
 
