@@ -150,6 +150,7 @@ def run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir | 
         "device": encoder.model.device,
         # the processes that encoded it: scores do not depend on it (the rerun identity leaves it out), timings do
         "world_size": encoder.shards.world if encoder.shards is not None else 1,
+        **sysinfo.speed_settings(cfg.max_batch_tokens, encoder.model.device),
     }
     entry = {"status": "ok", "main_score": result.get_score(), "main_metric": task.metadata.main_score,
              "split": list(task.eval_splits), "subsets": list(task.hf_subsets), "error": None}  # fmt: skip

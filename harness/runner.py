@@ -280,6 +280,9 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack) -> in
                 change = describe_change(recorded.get("identity"), identity)
                 say(f"{tag}: settings differ from the earlier result ({change}): evaluating again"
                     + _dropped_dims(run_dir, name, recorded, identity, cfg.dims_option), flush=True)  # fmt: skip
+        elif recorded.get("status") == "ok" and (dropped := _dropped_dims(run_dir, name, recorded, identity,
+                                                                          cfg.dims_option)):  # fmt: skip
+            say(f"{tag}: evaluating again (--overwrite){dropped}", flush=True)  # before review 62: without a word
         staged = run_dir.staging(name) if main else None
         if shards is not None:
             shards.begin_task(name)

@@ -356,7 +356,9 @@ class RunDir:
         if not same_vectors(before.get("identity"), entry.get("identity")):
             return None
         old = self.read_efficiency().get(task)
-        return old if old and measured(old) else None
+        if not old or not measured(old) or any(old.get(k) != figures.get(k) for k in SPEED_KEYS):
+            return None  # a rate measured otherwise than this run's settings say (review of stop 62)
+        return old
 
     def gold_path(self, task: str) -> Path:
         return self.predictions_dir / f"{task}_gold.json"
@@ -566,6 +568,11 @@ TASK_KEYS = ("source", "data")
 # regress ignored them; summary, leaderboard and efficiency report marked an identical score "kept from other
 # settings" after a rerun into the directory with other --dims, and left it out of means and ranks)
 DIM_KEYS = ("dims", "dim_view")
+
+
+# the settings besides the identity that move a task's speed, not its vectors: a kept timing (`earlier_timing`) must
+# have been measured under this run's, which the reports show beside it
+SPEED_KEYS = ("batch_size", "max_batch_tokens", "dtype", "device", "world_size", "threads", "processor")
 
 
 def same_vectors(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:

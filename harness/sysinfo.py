@@ -149,6 +149,15 @@ def environment() -> dict[str, Any]:
     }
 
 
+def speed_settings(max_batch_tokens: int, device: str) -> dict[str, Any]:
+    """The efficiency record's speed settings that the identity leaves out: the token budget per batch, torch's
+    threads, and the processor that ran the model (the CPU's model, or the accelerator's)."""
+    import torch
+
+    processor = cpu_model() if device.startswith("cpu") else accelerator_model(device)
+    return {"max_batch_tokens": max_batch_tokens, "threads": torch.get_num_threads(), "processor": processor}
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

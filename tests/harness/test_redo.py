@@ -185,6 +185,37 @@ def test_a_rerun_at_other_dims_names_the_dims_it_removes_and_keeps_the_measured_
     assert json.loads(efficiency.read_text())["STS16"]["encoded_texts"] == 0
 
 
+def test_a_timing_measured_under_other_speed_settings_is_not_kept(tmp_path: Path, capsys) -> None:
+    """Review of stop 62: the kept timing came from the earlier evaluation whatever its batch size, token budget or
+    threads, while the reports show this run's beside it (a batch-64 rate under "batch 256")."""
+    args = ["run", "--model", "minilm", "--data-dir", str(SAMPLE), "--out", str(tmp_path), "--no-progress",
+            "--tasks", "STS16", "--cache-dir", str(tmp_path / "cache"), "--run-name", "r"]  # fmt: skip
+    efficiency = tmp_path / "r" / "efficiency.json"
+    assert main([*args, "--dims", "64"]) == 0
+    timed = json.loads(efficiency.read_text())["STS16"]
+    assert timed["batch_size"] == 64 and timed["max_batch_tokens"] == 8192 and timed["threads"] >= 1
+    assert timed["processor"]
+    capsys.readouterr()
+    assert main([*args, "--dims", "32", "--batch-size", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "timings are kept" not in out
+    rerun = json.loads(efficiency.read_text())["STS16"]
+    assert rerun["batch_size"] == 16 and rerun["encoded_texts"] == 0 and rerun["texts_per_s"] is None
+
+
+def test_overwrite_names_the_dim_results_it_removes(tmp_path: Path, capsys) -> None:
+    """Review of stop 62: `--overwrite --dims 32` after `--dims 64,128` removed the 64 and 128 results without the
+    line a rerun without --overwrite prints."""
+    args = ["run", "--model", "minilm", "--data-dir", str(SAMPLE), "--out", str(tmp_path), "--no-progress",
+            "--tasks", "STS16", "--cache-dir", str(tmp_path / "cache"), "--run-name", "r"]  # fmt: skip
+    assert main([*args, "--dims", "64,128"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--dims", "32", "--overwrite"]) == 0
+    assert ("STS16: evaluating again (--overwrite); its results at dims 64, 128 are removed with the old result (to "
+            "keep them, give every dim: --dims 32,64,128)") in capsys.readouterr().out
+    assert set(open_run(tmp_path / "r").dim_scores("STS16")) == {32}
+
+
 def test_a_rerun_at_other_dims_leaves_no_empty_dim_folders(tmp_path: Path) -> None:
     """User walk: `--dims 64 --dim-predictions`, then `--dims 32`, left predictions/embed_dim_64/ (and the results'
     experiments/embed_dim_64/) behind empty, as if dim 64 still had results; another task's dim files stay."""
