@@ -170,13 +170,17 @@ def _missing_model(spec: str, exports: dict[Path, int]) -> str | None:
     pipeline; anything else must be there now (a folder, a gguf: file, a prepared base), or the pipeline would stop
     at it after the stages before it had trained."""
     from conan_model.errors import ModelImportError
-    from conan_model.importing import split_spec
+    from conan_model.importing import PREFIXES, split_spec
+    from conan_model.pretrained import BASES
 
     not_made = "nor the export (<output_dir>/final) of a [[train]] stage before this"
     try:
         kind, target = split_spec(spec)
     except ModelImportError as exc:  # a bare path that is not there (yet: an earlier stage may make it); `hf:`
-        return None if Path(spec).resolve() in exports else f"{exc}, {not_made}"
+        if Path(spec).resolve() in exports:
+            return None
+        # only a bare path can be an export; a damaged base's or an empty `hf:`'s message ends with its own mend
+        return str(exc) if spec in (*PREFIXES, *BASES) else f"{exc}, {not_made}"
     except FileNotFoundError as exc:  # a base name not prepared: the message says how
         return str(exc)
     if Path(target).resolve() in exports:

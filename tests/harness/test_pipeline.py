@@ -342,7 +342,7 @@ def test_pipeline_typo_in_a_table_exits_2(tmp_path: Path, capsys, body: str, mes
      "no/such/final does not exist, nor the export (<output_dir>/final) of a [[train]] stage"),
     ('tasks = ["STS16"]\ncheckpoints = ["hf:/tmp"]', "[eval] checkpoints: 'hf:/tmp': folder hf:/tmp does not exist"),
     ('tasks = ["STS16"]\n[[train]]\nconfig = "configs/weak.toml"\nset = ["output_dir=\'OUT/weak\'", "init=\'hf:\'"]',
-     "[[train]] #2 (configs/weak.toml): init: 'hf:' names no folder (hf:<folder>)"),  # split_spec's refusal
+     "[[train]] #2 (configs/weak.toml): init: 'hf:' names no folder (hf:<folder>)\n"),  # split_spec's refusal, alone
     ('tasks = ["STS16"]\n[[train]]\nconfig = "configs/weak.toml"\nset = ["output_dir=\'OUT/weak\'", '
      '"init=\'OUT/pretrian/final\'"]',
      "[[train]] #2 (configs/weak.toml): init: 'OUT/pretrian/final' is no folder here"),
