@@ -495,17 +495,18 @@ def _hardware(run: RunDir) -> dict[str, Any]:
             "batch size": applied_batch(rec), "processes": rec.get("world_size", 1)}  # fmt: skip
 
 
-# the decimals of a Δ or CI end in the JSON: mteb's scores carry six, and a difference of two read
-# -0.19413999999999998 (float noise) where the scores said -0.19414
-JSON_DECIMALS = 6
+# the significant digits a Δ or CI keeps in the JSON: a difference of two scores read -0.19413999999999998 (float
+# noise, past the 15th digit) where the scores said -0.19414. Not decimals: six (mteb's) turned a CI bound of 3e-7,
+# above 0 and read "improved" at --min-effect 0, into 0.0 (review of stop 62); twelve digits never move a sign
+JSON_DIGITS = 12
 
 
-def _figure(x: float | None, decimals: int | None = None) -> float | None:
+def _figure(x: float | None, digits: int | None = None) -> float | None:
     """A score or Δ as JSON holds it: None (null) where the run has none, not NaN, which JSON parsers refuse; a
-    computed figure (Δ, CI) rounded to ``decimals``, a score as the run recorded it."""
+    computed figure (Δ, CI) to ``digits`` significant digits, a score as the run recorded it."""
     if x is None or math.isnan(x):
         return None
-    return x if decimals is None else round(x, decimals)
+    return x if digits is None else float(f"{x:.{digits}g}")
 
 
 def as_json(comp: Comparison) -> dict[str, Any]:
@@ -526,8 +527,8 @@ def as_json(comp: Comparison) -> dict[str, Any]:
         "test": comp.settings,
         "tasks": [{"task": t.task, "type": t.kind, "metric": t.metric, "items": t.n, "unit": t.unit,
                    "baseline": _figure(t.base), "candidate": _figure(t.cand),
-                   "delta": _figure(t.delta, JSON_DECIMALS),
-                   "ci": None if t.lo is None else [_figure(t.lo, JSON_DECIMALS), _figure(t.hi, JSON_DECIMALS)],
+                   "delta": _figure(t.delta, JSON_DIGITS),
+                   "ci": None if t.lo is None else [_figure(t.lo, JSON_DIGITS), _figure(t.hi, JSON_DIGITS)],
                    "verdict": t.verdict, "fails_gate": t.task in gating, "advisory": t.advisory,
                    "reason": t.reason} for t in comp.tasks],  # fmt: skip
         "warnings": comp.warnings,

@@ -117,7 +117,16 @@ def test_json_output_gives_each_tasks_verdict_and_the_exit_reason(tiny_runs, tmp
     assert sts["candidate"] is None and sts["delta"] is None and sts["ci"] is None  # null, never NaN
     rerank = next(t for t in result["tasks"] if t["task"] == "TinyRerank")
     assert rerank["ci"][1] < 0 and rerank["candidate"] < rerank["baseline"]
-    # the Δ and CI to the six decimals of mteb's scores: a user's walk read -0.19413999999999998 (float noise)
-    assert rerank["delta"] == round(rerank["candidate"] - rerank["baseline"], 6)
-    assert all(value == round(value, 6) for value in rerank["ci"]), rerank
+    # the Δ and CI to 12 significant digits: a user's walk read -0.19413999999999998 (float noise)
+    assert rerank["delta"] == float(f"{rerank['candidate'] - rerank['baseline']:.12g}")
+    assert all(value == float(f"{value:.12g}") for value in rerank["ci"]), rerank
     assert "max_length 256 → 4" in result["settings_differ"] and result["candidate"]["path"].endswith("cand")
+
+
+def test_json_figures_keep_their_sign() -> None:
+    """Review of stop 62: rounded to six decimals, a CI bound of 3e-7 (above 0: "improved" at --min-effect 0)
+    read 0.0 in the JSON beside its verdict."""
+    from reporting.regress import JSON_DIGITS, _figure
+
+    assert _figure(3e-7, JSON_DIGITS) == 3e-7 and _figure(-0.19413999999999998, JSON_DIGITS) == -0.19414
+    assert _figure(float("nan"), JSON_DIGITS) is None
