@@ -143,11 +143,24 @@ class Leftover(NamedTuple):
     pid: int
 
 
+# A writer's mark in the names it leaves, `<pid>-<nonce>`: the digits capped at 10, and an id no process can have (0,
+# past pid_t, where os.kill raised OverflowError: a traceback in `harness models list`) is no writer's (parse_writer)
+_WRITER = r"(\d{1,10})-[0-9a-f]+"
+PID_MAX = 2**31 - 1
+
+
 def parse_leftover(name: str) -> Leftover | None:
     """The :class:`Leftover` a temporary (`.<final>.tmp-<pid>-<nonce>`) or aside (`.<final>.old-<pid>-<nonce>`) name
     stands for, or None for any other name."""
-    match = re.fullmatch(r"\.(.+)\.(tmp|old)-(\d+)-[0-9a-f]+", name)
-    return Leftover(match[1], match[2], int(match[3])) if match else None
+    match = re.fullmatch(rf"\.(.+)\.(tmp|old)-{_WRITER}", name)
+    return Leftover(match[1], match[2], int(match[3])) if match and 0 < int(match[3]) <= PID_MAX else None
+
+
+def parse_writer(mark: str) -> int | None:
+    """The process id a writer's mark (`<pid>-<nonce>`, the end of a run directory's staging folder name) records, or
+    None for anything else: one grammar with :func:`parse_leftover`."""
+    match = re.fullmatch(_WRITER, mark)
+    return int(match[1]) if match and 0 < int(match[1]) <= PID_MAX else None
 
 
 def pid_alive(pid: int) -> bool:

@@ -34,7 +34,7 @@ from conan_model.atomic import atomic_write as atomic_write
 from conan_model.atomic import atomic_write_json as atomic_write_json
 from conan_model.atomic import atomic_write_text as atomic_write_text
 from conan_model.atomic import check_file_target as check_file_target
-from conan_model.atomic import durable_replace, parse_leftover, pid_alive
+from conan_model.atomic import durable_replace, parse_leftover, parse_writer, pid_alive
 from harness.errors import DataError, UsageError
 
 if TYPE_CHECKING:  # importing mteb takes seconds; the CLI parser and readers of run.json do not need it
@@ -271,8 +271,7 @@ class RunDir:
         root = self.path / ".staging"
         for old in root.glob(f"{task}*"):
             name, _, owner = old.name.rpartition(".")
-            pid = owner.split("-")[0]
-            if old.name == task or (name == task and pid.isdigit() and not pid_alive(int(pid))):
+            if old.name == task or (name == task and (pid := parse_writer(owner)) and not pid_alive(pid)):
                 shutil.rmtree(old, ignore_errors=True)
         path = root / f"{task}.{os.getpid()}-{secrets.token_hex(4)}"
         path.mkdir(parents=True)

@@ -14,7 +14,7 @@ from fs_helpers import read_only
 from pretrained_helpers import make_gguf
 
 import conan_model.checkpoint
-from conan_model.pretrained import source_path
+from conan_model.pretrained import base_path, source_path
 from harness.cli import main
 
 
@@ -274,3 +274,13 @@ def test_causal_attention_is_refused_for_a_bidirectional_encoder(tokenizer, tmp_
                    "keeps its bidirectional attention)\n")  # fmt: skip
     assert not out.exists()
     assert main(["models", "import", f"conan:{encoder}", "--out", str(out), "--attention", "bidirectional"]) == 0
+
+
+def test_a_leftover_name_with_an_impossible_pid_is_left_alone(tmp_path, capsys, monkeypatch):
+    """Review: a name beside a base's folder with a 24-digit pid made `harness models list` a traceback
+    (OverflowError from os.kill). It is no leftover of ours: not listed, not removed."""
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(tmp_path / "models"))
+    odd = base_path("smollm2-135m").with_name(f".smollm2-135m.tmp-{10**23}-0123456789ab")
+    odd.mkdir(parents=True)
+    assert main(["models", "list"]) == 0
+    assert str(odd) not in capsys.readouterr().out and odd.is_dir()

@@ -14,7 +14,9 @@ from conan_model.atomic import (
     atomic_write,
     atomic_write_json,
     atomic_write_text,
+    dead_leftovers,
     parse_leftover,
+    parse_writer,
     replace_dir,
 )
 
@@ -134,3 +136,14 @@ def test_a_replaced_folder_goes_aside_under_a_name_of_its_own(tmp_path: Path) ->
     aside = aside_path(final)
     assert aside.parent == tmp_path and parse_leftover(aside.name) == ("m", "old", os.getpid())
     assert aside_path(final) != aside
+
+
+@pytest.mark.parametrize("pid", ["0", str(2**31), "9" * 10, "1" + "0" * 23])
+def test_a_pid_no_process_can_have_is_no_writer_s(tmp_path: Path, pid: str) -> None:
+    """Review: parse_leftover took any number of digits, and pid_alive(10**23) raised OverflowError (pid_t), a
+    traceback in `harness models list`, fetch, import and the run directory's cleanup. Such a name is nobody's."""
+    name = f".m.tmp-{pid}-0123456789ab"
+    (tmp_path / name).mkdir()
+    assert parse_leftover(name) is None and parse_writer(f"{pid}-00") is None
+    assert dead_leftovers(tmp_path / "m") == [] and (tmp_path / name).is_dir()
+    assert parse_leftover(f".m.tmp-{2**31 - 1}-0123456789ab").pid == parse_writer(f"{2**31 - 1}-00") == 2**31 - 1

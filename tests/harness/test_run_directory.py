@@ -200,3 +200,15 @@ def test_a_killed_writer_s_temporary_files_are_cleared_by_the_next_run(tmp_path:
         path.write_text("{", encoding="utf-8")
     assert _run(tmp_path, "r", "--tasks", "STS16") == 0
     assert not any(path.exists() for path in dead) and live.exists()
+
+
+def test_names_with_an_impossible_pid_do_not_stop_the_cleanup(tmp_path: Path) -> None:
+    """Review: a temporary file or staging folder whose pid has 24 digits made the run directory's cleanup a
+    traceback (OverflowError from os.kill). Such a name is no writer's: it stays, and the cleanup goes on."""
+    run = RunDir(tmp_path / "r", "org/model", "rev")
+    odd = run.path / f".run.json.tmp-{10**23}-0123456789ab"
+    staged = run.path / ".staging" / f"T.{10**23}-00"
+    staged.mkdir(parents=True)
+    odd.write_text("{", encoding="utf-8")
+    run.clear_dead_writes()
+    assert run.staging("T").path.is_dir() and odd.is_file() and staged.is_dir()
