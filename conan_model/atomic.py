@@ -191,19 +191,29 @@ def dead_leftovers(final: Path) -> list[tuple[Path, str]]:
     return sorted(found, key=lambda item: (parse_leftover(item[0].name).kind, item[0].name))
 
 
-def clear_leftovers(final: Path) -> list[str]:
+def clear_leftovers(final: Path) -> tuple[list[str], list[str]]:
     """Tidy what killed writers of ``final`` left beside it (:func:`dead_leftovers`), so that nothing piles up (before,
     a kill -9 during `harness models fetch` left a hidden 538 MB folder that nothing mentioned): the previous copy is
-    put back as ``final``, every other one deleted. Returns 'name (what was done)' for each."""
-    said = []
+    put back as ``final``, every other one deleted. Returns 'name (what was done)' for each, and 'could not … (why)'
+    for each the OS refused (another user's, in a shared models folder), which stays while the rest are tidied:
+    before, one such made every fetch and import fail, even of a base already prepared."""
+    said, failed = [], []
     for path, what in dead_leftovers(final):
-        if what == "the previous copy" and not os.path.lexists(final):
-            os.rename(path, final)
-            said.append(f"{path.name} ({what}, set aside by a replacement that was killed: put back as {final.name})")
+        back = what == "the previous copy" and not os.path.lexists(final)
+        try:
+            if back:
+                os.rename(path, final)
+            else:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        except OSError as exc:
+            failed.append(f"could not {f'put back {path} as {final.name}' if back else f'remove {path}'} "
+                          f"({exc.strerror or exc})")  # fmt: skip
             continue
-        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-        said.append(f"{path.name} ({'a replaced copy' if what == 'the previous copy' else what}: removed)")
-    return said
+        if back:
+            said.append(f"{path.name} ({what}, set aside by a replacement that was killed: put back as {final.name})")
+        else:
+            said.append(f"{path.name} ({'a replaced copy' if what == 'the previous copy' else what}: removed)")
+    return said, failed
 
 
 def fsync_file(path: Path) -> None:

@@ -88,9 +88,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .pretrained import save_replacing
 
     out = through_link(Path(args.out), "--out ")  # a link's folder is replaced, the link kept
-    if cleared := clear_leftovers(out):  # first: a previous copy put back is an --out holding a model
+    cleared, failed = clear_leftovers(out)  # first: a previous copy put back is an --out holding a model
+    if cleared:
         print(f"harness models: cleared what a killed import left beside --out {out}: {'; '.join(cleared)}",
               file=sys.stderr)  # fmt: skip
+    for line in failed:
+        print(f"harness models: {line}", file=sys.stderr)
     check_out(out, args.overwrite)
     if args.attention == "causal" and init_config(args.spec).arch == "bert":  # as the weak stage's refusal says it
         raise ConanError(f"--attention causal: {args.spec!r} is a bidirectional encoder (arch 'bert'), never trained "

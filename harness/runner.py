@@ -251,7 +251,8 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack) -> in
         shards.agree_on_run(_shard_settings(cfg, run_dir, settings, identities))
     evaluates = True  # False: every task is done already, and the record and summary.md stay as they were
     if main:
-        run_dir.clear_dead_writes()
+        for line in run_dir.clear_dead_writes():
+            print(f"harness: {line}", file=sys.stderr)
         log.attach(run_dir.path)
         evaluates = _open_record(run_dir, cfg, plan, embedder, dims, shards, identities, settings)
         if evaluates:

@@ -277,16 +277,20 @@ class RunDir:
         path.mkdir(parents=True)
         return RunDir(path, self.model_name, self.revision)
 
-    def clear_dead_writes(self) -> None:
+    def clear_dead_writes(self) -> list[str]:
         """Remove the temporary files (`.<name>.tmp-<pid>-<nonce>`, conan_model.atomic) that a writer killed before
         its rename left, where that process no longer runs; nothing reads them, but before stop 49 (audit) they
-        stayed for good. A live writer's (a concurrent run's) are its own."""
-        if not self.path.is_dir():
-            return
-        for tmp in self.path.rglob(".*.tmp-*"):
+        stayed for good. A live writer's (a concurrent run's) are its own. Returns 'could not remove <path> (why)'
+        for each the OS refused (another user's, in a shared directory): it stays and the run goes on."""
+        failed: list[str] = []
+        for tmp in self.path.rglob(".*.tmp-*") if self.path.is_dir() else []:
             left = parse_leftover(tmp.name)
             if tmp.is_file() and left is not None and not pid_alive(left.pid):
-                tmp.unlink(missing_ok=True)
+                try:
+                    tmp.unlink(missing_ok=True)
+                except OSError as exc:
+                    failed.append(f"could not remove {tmp} ({exc.strerror or exc})")
+        return failed
 
     def discard(self, staged: RunDir) -> None:
         """Remove a staging directory (`staging`) once its files moved in, or when its evaluation was interrupted:

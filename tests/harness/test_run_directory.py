@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fs_helpers import read_only
 
 from harness import runs
 from harness.cli import main
@@ -212,3 +213,22 @@ def test_names_with_an_impossible_pid_do_not_stop_the_cleanup(tmp_path: Path) ->
     odd.write_text("{", encoding="utf-8")
     run.clear_dead_writes()
     assert run.staging("T").path.is_dir() and odd.is_file() and staged.is_dir()
+
+
+def test_a_dead_write_the_os_will_not_remove_is_said_and_the_run_goes_on(tmp_path: Path) -> None:
+    """A temporary file the OS refuses to remove (another user's, in a shared run directory) was a PermissionError
+    out of the cleanup, which stopped the run. Now it is a line naming it, and the rest are cleared."""
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+    run = RunDir(tmp_path / "r", "org/model", "rev")
+    stuck, other = run.path / "results" / f".STS16.json.tmp-{gone}-0123456789ab", run.path / f".run.json.tmp-{gone}-ab"
+    stuck.parent.mkdir(parents=True)
+    for path in (stuck, other):
+        path.write_text("{", encoding="utf-8")
+    with read_only(stuck.parent):
+        failed = run.clear_dead_writes()
+    assert len(failed) == 1 and failed[0].startswith(f"could not remove {stuck} (") and stuck.is_file()
+    assert not other.exists()
