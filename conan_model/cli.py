@@ -27,7 +27,7 @@ from .errors import EXIT_USAGE, ConanError
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .atomic import dead_leftovers
+    from .atomic import dead_leftovers, through_link
     from .pretrained import BASES, base_path, folder_damage, is_prepared, models_dir, repair_hint, source_path
 
     print(f"models folder: {models_dir()} (HARNESS_MODELS_DIR)")
@@ -37,7 +37,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         if damage := folder_damage(name):
             state = f"damaged ({damage}): {repair_hint(base_path(name))}"
         print(f"  {name:<{width}} {base.package}=={base.version}  {base.about}\n  {'':<{width}} {state}")
-        for path, what in dead_leftovers(base_path(name)) + dead_leftovers(source_path(name)):
+        folder = base_path(name)  # a link: fetch writes beside the folder it leads to (a broken one: nowhere)
+        written = [] if folder.is_symlink() and not folder.exists() else [through_link(folder)]
+        for path, what in [left for place in [*written, source_path(name)] for left in dead_leftovers(place)]:
             print(f"  {'':<{width}} left by a killed fetch or import: {path} ({what}, {_megabytes(path)}); "
                   f"`harness models fetch {name}` clears it")  # fmt: skip
     return 0

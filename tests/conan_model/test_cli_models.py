@@ -284,3 +284,24 @@ def test_a_leftover_name_with_an_impossible_pid_is_left_alone(tmp_path, capsys, 
     odd.mkdir(parents=True)
     assert main(["models", "list"]) == 0
     assert str(odd) not in capsys.readouterr().out and odd.is_dir()
+
+
+def test_list_names_what_a_killed_fetch_left_beside_a_linked_base_s_folder(tmp_path, capsys, monkeypatch):
+    """Review: for a base's folder that is a link, fetch writes and clears beside the folder the link leads to, and
+    `list` looked beside the link, so it never named what a killed fetch left there. A broken link is no error."""
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                              check=True).stdout)  # fmt: skip
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(tmp_path / "models"))
+    store = tmp_path / "store" / "smollm2"
+    store.mkdir(parents=True)
+    left = store.with_name(f".smollm2.tmp-{gone}-0123456789ab")
+    left.mkdir()
+    link = base_path("smollm2-135m")
+    link.parent.mkdir()
+    link.symlink_to(store)
+    assert main(["models", "list"]) == 0
+    assert f"left by a killed fetch or import: {left} (an unfinished copy, 0 MB)" in capsys.readouterr().out
+    link.unlink()
+    link.symlink_to(tmp_path / "nowhere")
+    assert main(["models", "list"]) == 0
+    assert str(left) not in capsys.readouterr().out
