@@ -6,9 +6,10 @@ Durable too: a rename reaches the disk independently of the data it names, so af
 into place can be empty. The data is flushed (fsync) before the rename and the folder holding the new name after
 it (`durable_replace`; `replace_dir` for a whole folder such as a training checkpoint).
 
-A writer killed part way (kill -9, a power loss) leaves its temporary `.<name>.tmp-<pid>-<nonce>` or aside
-`.<name>.old-<pid>-<nonce>` copy: `parse_leftover` reads such a name, `clear_leftovers` tidies those of a process that
-no longer runs."""
+A writer killed part way (kill -9, a power loss) leaves its temporary `.<name>.tmp-<pid>-<nonce>@<machine>` or aside
+`.<name>.old-<pid>-<nonce>@<machine>` copy: `parse_leftover` reads such a name, `clear_leftovers` tidies those of a
+process of this machine that no longer runs (another machine's pid means nothing here: a folder shared over NFS, or
+with a container)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -37,7 +39,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     anything is written, so every caller gets one clear error instead of an OSError from the rename."""
     check_file_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    tmp = temp_path(path)
     try:
         write(tmp)
         os.chmod(tmp, default_file_mode())
@@ -99,11 +101,11 @@ def durable_replace(src: Path, dst: Path) -> None:
 def replace_dir(tmp: Path, final: Path) -> None:
     """Move a finished folder into place, durably: every file and folder under ``tmp`` and ``tmp`` itself are
     flushed before the rename, the parent after it. A folder already named ``final`` is renamed aside first, to
-    `.<name>.old-<pid>-<nonce>` (:func:`aside_path`), and deleted only once the new one is in place: a crash between
-    the renames leaves the old one whole aside (no mix of the two under ``final``), one during the deletion a whole
-    ``final`` beside a partial aside copy (deleting it first left neither a whole old nor a new ``final``). The
-    aside name is this call's own: a fixed `.old-<name>` deleted whatever folder had that name (a user's, or the one
-    whole old copy an earlier crash between the renames had left)."""
+    `.<name>.old-<pid>-<nonce>@<machine>` (:func:`aside_path`), and deleted only once the new one is in place: a
+    crash between the renames leaves the old one whole aside (no mix of the two under ``final``), one during the
+    deletion a whole ``final`` beside a partial aside copy (deleting it first left neither a whole old nor a new
+    ``final``). The aside name is this call's own: a fixed `.old-<name>` deleted whatever folder had that name (a
+    user's, or the one whole old copy an earlier crash between the renames had left)."""
     for path in sorted(tmp.rglob("*")):
         fsync_dir(path) if path.is_dir() else fsync_file(path)
     fsync_dir(tmp)
@@ -128,39 +130,89 @@ def through_link(path: Path, label: str = "") -> Path:
     return path.resolve()
 
 
+def temp_path(final: Path) -> Path:
+    """Where a new ``final`` is written before its rename: `.<name>.tmp-<pid>-<nonce>@<machine>` beside it, this call's
+    own name (:func:`writer_mark`), so that concurrent writers of one path never share it."""
+    return final.with_name(f".{final.name}.tmp-{writer_mark()}")
+
+
 def aside_path(final: Path) -> Path:
-    """Where :func:`replace_dir` moves the folder it replaces: `.<name>.old-<pid>-<nonce>` beside it, this call's
-    own name, as :func:`atomic_write`'s temporary `.<name>.tmp-<pid>-<nonce>` (:func:`parse_leftover` reads both)."""
-    return final.with_name(f".{final.name}.old-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    """Where :func:`replace_dir` moves the folder it replaces: `.<name>.old-<pid>-<nonce>@<machine>` beside it, this
+    call's own name, as :func:`temp_path`'s (:func:`parse_leftover` reads both)."""
+    return final.with_name(f".{final.name}.old-{writer_mark()}")
+
+
+_INIT_PID_NS = 0xEFFFFFFC  # Linux's first pid namespace (PROC_PID_INIT_INO): a machine's own processes
+
+
+def this_machine() -> str:
+    """The machine whose processes this one's pids name, as :func:`writer_mark` records it: the host name (characters
+    other than letters, digits, - and _ as _, at most 64) and, for a process in a container's own pid namespace (which
+    may share the host's name), `_ns<inode>` of that namespace. Before, names held the pid alone, so on a folder shared
+    between machines (NFS) or with a container a live writer elsewhere looked dead here and its copy was cleared."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:64] or "host"
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # no /proc (macOS, Windows): the host name alone
+        return host
+    return host if namespace == _INIT_PID_NS else f"{host}_ns{namespace}"
+
+
+def writer_mark() -> str:
+    """`<pid>-<nonce>@<machine>`: who writes a temporary name (this process, on :func:`this_machine`), unique per
+    call."""
+    return f"{os.getpid()}-{uuid.uuid4().hex[:12]}@{this_machine()}"
+
+
+class Writer(NamedTuple):
+    """The process a writer's mark names, and its machine (None in a name written before machines were recorded)."""
+
+    pid: int
+    machine: str | None
+
+    def elsewhere(self) -> bool:
+        """Written on another machine: its pid cannot be looked up here, so its copy is never judged from here."""
+        return self.machine is not None and self.machine != this_machine()
+
+    def gone(self) -> bool:
+        """Known to run no more: a process of this machine (a name without one is taken as of this machine, as it
+        was before machines were recorded) that is not alive."""
+        return not self.elsewhere() and not pid_alive(self.pid)
 
 
 class Leftover(NamedTuple):
     """What a hidden name beside ``final`` says: the name it stands for, 'tmp' (a copy being written) or 'old' (an
-    aside copy being replaced), and the process that made it."""
+    aside copy being replaced), and the writer that made it."""
 
     final: str
     kind: str
-    pid: int
+    writer: Writer
 
 
-# A writer's mark in the names it leaves, `<pid>-<nonce>`: the digits capped at 10, and an id no process can have (0,
-# past pid_t, where os.kill raised OverflowError: a traceback in `harness models list`) is no writer's (parse_writer)
-_WRITER = r"(\d{1,10})-[0-9a-f]+"
+# A writer's mark in the names it leaves, `<pid>-<nonce>[@<machine>]`: the digits capped at 10, and an id no process
+# can have (0, past pid_t, where os.kill raised OverflowError: a traceback in `harness models list`) is no writer's
+_WRITER = r"(\d{1,10})-[0-9a-f]+(?:@([A-Za-z0-9_-]{1,80}))?"
 PID_MAX = 2**31 - 1
 
 
 def parse_leftover(name: str) -> Leftover | None:
-    """The :class:`Leftover` a temporary (`.<final>.tmp-<pid>-<nonce>`) or aside (`.<final>.old-<pid>-<nonce>`) name
-    stands for, or None for any other name."""
+    """The :class:`Leftover` a temporary (`.<final>.tmp-<mark>`) or aside (`.<final>.old-<mark>`) name stands for
+    (:func:`writer_mark`; the `@<machine>` may be missing, in a name written before it was recorded), or None for any
+    other name."""
     match = re.fullmatch(rf"\.(.+)\.(tmp|old)-{_WRITER}", name)
-    return Leftover(match[1], match[2], int(match[3])) if match and 0 < int(match[3]) <= PID_MAX else None
+    return Leftover(match[1], match[2], Writer(int(match[3]), match[4])) if match and _pid_ok(match[3]) else None
 
 
-def parse_writer(mark: str) -> int | None:
-    """The process id a writer's mark (`<pid>-<nonce>`, the end of a run directory's staging folder name) records, or
-    None for anything else: one grammar with :func:`parse_leftover`."""
+def parse_writer(mark: str) -> Writer | None:
+    """The :class:`Writer` a mark names (the end of a run directory's staging folder name, `<Task>.<mark>`), or None
+    for anything else: one grammar with :func:`parse_leftover`."""
     match = re.fullmatch(_WRITER, mark)
-    return int(match[1]) if match and 0 < int(match[1]) <= PID_MAX else None
+    return Writer(int(match[1]), match[2]) if match and _pid_ok(match[1]) else None
+
+
+def _pid_ok(digits: str) -> bool:
+    """Whether a process can have this id (see _WRITER)."""
+    return 0 < int(digits) <= PID_MAX
 
 
 def pid_alive(pid: int) -> bool:
@@ -174,21 +226,30 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def dead_leftovers(final: Path) -> list[tuple[Path, str]]:
-    """(path, what it is) of each temporary or aside copy of ``final`` beside it whose writer no longer runs here
-    (killed: a live writer's are its own), aside copies first: "an unfinished copy" (a temporary one, never put in
-    place), "a replaced copy" (set aside, its replacement in place) or, with no ``final``, "the previous copy" (set
-    aside by a replace_dir killed between its two renames: whole, and the only one)."""
+def _leftovers(final: Path) -> list[tuple[Path, Leftover]]:
+    """Each temporary or aside copy of ``final`` beside it, by name."""
     if not final.parent.is_dir():
         return []
-    found = []
-    for path in final.parent.glob(f".{glob.escape(final.name)}.*-*"):
-        left = parse_leftover(path.name)
-        if left is None or left.final != final.name or pid_alive(left.pid):
-            continue
-        what = "an unfinished copy" if left.kind == "tmp" else "a replaced copy"
-        found.append((path, "the previous copy" if left.kind == "old" and not os.path.lexists(final) else what))
-    return sorted(found, key=lambda item: (parse_leftover(item[0].name).kind, item[0].name))
+    found = ((path, parse_leftover(path.name)) for path in final.parent.glob(f".{glob.escape(final.name)}.*-*"))
+    return sorted(((path, left) for path, left in found if left is not None and left.final == final.name),
+                  key=lambda item: item[0].name)  # fmt: skip
+
+
+def dead_leftovers(final: Path) -> list[tuple[Path, str]]:
+    """(path, what it is) of each temporary or aside copy of ``final`` beside it whose writer no longer runs on this
+    machine (killed: a live writer's are its own, another machine's are never judged here), aside copies first: "an
+    unfinished copy" (a temporary one, never put in place), "a replaced copy" (set aside, its replacement in place)
+    or, with no ``final``, "the previous copy" (set aside by a replace_dir killed between its two renames: whole, and
+    the only one)."""
+    dead = sorted((left.kind, path) for path, left in _leftovers(final) if left.writer.gone())  # 'old' first
+    previous = "the previous copy" if not os.path.lexists(final) else "a replaced copy"
+    return [(path, "an unfinished copy" if kind == "tmp" else previous) for kind, path in dead]
+
+
+def elsewhere_leftovers(final: Path) -> list[tuple[Path, str]]:
+    """(path, machine) of each temporary or aside copy of ``final`` beside it written on another machine: left alone
+    here (its writer may run there still), to be named."""
+    return [(path, left.writer.machine) for path, left in _leftovers(final) if left.writer.elsewhere()]
 
 
 def clear_leftovers(final: Path) -> tuple[list[str], list[str]]:

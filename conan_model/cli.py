@@ -27,7 +27,7 @@ from .errors import EXIT_USAGE, ConanError
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .atomic import dead_leftovers, through_link
+    from .atomic import dead_leftovers, elsewhere_leftovers, through_link
     from .pretrained import BASES, base_path, folder_damage, is_prepared, models_dir, repair_hint, source_path
 
     print(f"models folder: {models_dir()} (HARNESS_MODELS_DIR)")
@@ -39,16 +39,25 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name:<{width}} {base.package}=={base.version}  {base.about}\n  {'':<{width}} {state}")
         folder = base_path(name)  # a link: fetch writes beside the folder it leads to (a broken one: nowhere)
         written = [] if folder.is_symlink() and not folder.exists() else [through_link(folder)]
-        for path, what in [left for place in [*written, source_path(name)] for left in dead_leftovers(place)]:
+        places = [*written, source_path(name)]
+        for path, what in [left for place in places for left in dead_leftovers(place)]:
             print(f"  {'':<{width}} left by a killed fetch or import: {path} ({what}, {_megabytes(path)}); "
                   f"`harness models fetch {name}` clears it")  # fmt: skip
+        for path, machine in [left for place in places for left in elsewhere_leftovers(place)]:
+            print(f"  {'':<{width}} left by a fetch or import on {machine}, running or killed: {path} "
+                  f"({_megabytes(path)}); left alone here, where its process cannot be seen: `harness models fetch "
+                  f"{name}` on {machine} clears it once that process has ended")  # fmt: skip
     return 0
 
 
 def _megabytes(path: Path) -> str:
-    """The size of a file or of every file under a folder, in MB."""
-    files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
-    return f"{sum(p.stat().st_size for p in files) / 1e6:,.0f} MB"
+    """The size of a file or of every file under a folder, in MB; "size unknown" when it changes while measured (a
+    writer on another machine renaming it into place)."""
+    try:
+        files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+        return f"{sum(p.stat().st_size for p in files) / 1e6:,.0f} MB"
+    except OSError:
+        return "size unknown"
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:

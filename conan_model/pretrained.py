@@ -19,14 +19,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from .atomic import atomic_write, clear_leftovers, folder_problem, replace_dir, through_link
+from .atomic import atomic_write, clear_leftovers, folder_problem, replace_dir, temp_path, through_link
 from .checkpoint import CHECKPOINT_FILES, WEIGHTS_NAME, safetensors_damage, save_pretrained
 from .errors import ConanError, ModelImportError, did_you_mean
 from .modeling import Backbone
@@ -236,7 +235,7 @@ def save_replacing(model: Backbone, tokenizer: Tokenizer, out: Path) -> Path:
     """save_pretrained into a temporary folder beside ``out``, then renamed over it (replace_dir): a crash or
     Ctrl-C leaves the previous ``out`` (or none), never a mix of files that looks like a complete model. ``out`` is
     no link: callers replace the folder a link leads to (atomic.through_link)."""
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    tmp = temp_path(out)
     try:
         save_pretrained(model, tokenizer, tmp)
         replace_dir(tmp, out)

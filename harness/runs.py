@@ -21,7 +21,6 @@ import fcntl
 import json
 import math
 import os
-import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -34,7 +33,7 @@ from conan_model.atomic import atomic_write as atomic_write
 from conan_model.atomic import atomic_write_json as atomic_write_json
 from conan_model.atomic import atomic_write_text as atomic_write_text
 from conan_model.atomic import check_file_target as check_file_target
-from conan_model.atomic import durable_replace, parse_leftover, parse_writer, pid_alive
+from conan_model.atomic import durable_replace, parse_leftover, parse_writer, writer_mark
 from harness.errors import DataError, UsageError
 
 if TYPE_CHECKING:  # importing mteb takes seconds; the CLI parser and readers of run.json do not need it
@@ -264,28 +263,30 @@ class RunDir:
         return [p for p in results if not _readable(p)] + [p for p in items if not p.is_file()]
 
     def staging(self, task: str) -> RunDir:
-        """An empty run directory of the same layout (`.staging/<Task>.<pid>-<nonce>/`) that a task's new evaluation
-        writes into while its old result stays in place. One per process: two runs redoing one task in one
-        directory shared `.staging/<Task>/` before stop 26 and wiped each other's files, leaving run.json `ok`
-        over no result. What a process no longer alive left for this task is cleared first."""
+        """An empty run directory of the same layout (`.staging/<Task>.<pid>-<nonce>@<machine>/`) that a task's new
+        evaluation writes into while its old result stays in place. One per process: two runs redoing one task in
+        one directory shared `.staging/<Task>/` before stop 26 and wiped each other's files, leaving run.json `ok`
+        over no result. What a process of this machine no longer alive left for this task is cleared first; another
+        machine's (a run directory shared over NFS) is its own: its pid means nothing here (conan_model.atomic)."""
         root = self.path / ".staging"
         for old in root.glob(f"{task}*"):
             name, _, owner = old.name.rpartition(".")
-            if old.name == task or (name == task and (pid := parse_writer(owner)) and not pid_alive(pid)):
+            if old.name == task or (name == task and (writer := parse_writer(owner)) and writer.gone()):
                 shutil.rmtree(old, ignore_errors=True)
-        path = root / f"{task}.{os.getpid()}-{secrets.token_hex(4)}"
+        path = root / f"{task}.{writer_mark()}"
         path.mkdir(parents=True)
         return RunDir(path, self.model_name, self.revision)
 
     def clear_dead_writes(self) -> list[str]:
-        """Remove the temporary files (`.<name>.tmp-<pid>-<nonce>`, conan_model.atomic) that a writer killed before
-        its rename left, where that process no longer runs; nothing reads them, but before stop 49 (audit) they
-        stayed for good. A live writer's (a concurrent run's) are its own. Returns 'could not remove <path> (why)'
-        for each the OS refused (another user's, in a shared directory): it stays and the run goes on."""
+        """Remove the temporary files (`.<name>.tmp-<pid>-<nonce>@<machine>`, conan_model.atomic) that a writer killed
+        before its rename left, where that process of this machine no longer runs; nothing reads them, but before
+        stop 49 (audit) they stayed for good. A live writer's (a concurrent run's) and another machine's are its
+        own. Returns 'could not remove <path> (why)' for each the OS refused (another user's, in a shared
+        directory): it stays and the run goes on."""
         failed: list[str] = []
         for tmp in self.path.rglob(".*.tmp-*") if self.path.is_dir() else []:
             left = parse_leftover(tmp.name)
-            if tmp.is_file() and left is not None and not pid_alive(left.pid):
+            if tmp.is_file() and left is not None and left.writer.gone():
                 try:
                     tmp.unlink(missing_ok=True)
                 except OSError as exc:

@@ -13,6 +13,7 @@ import pytest
 from fs_helpers import read_only
 from pretrained_helpers import make_gguf
 
+import conan_model.atomic
 import conan_model.checkpoint
 from conan_model.pretrained import base_path, source_path
 from harness.cli import main
@@ -90,6 +91,7 @@ def test_an_interrupted_import_leaves_no_folder_that_looks_complete(source, tmp_
 # --out set aside, the new one not yet in place)
 KILLED = """
 import os, signal, sys
+import conan_model.atomic
 import conan_model.checkpoint
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -305,3 +307,39 @@ def test_list_names_what_a_killed_fetch_left_beside_a_linked_base_s_folder(tmp_p
     link.symlink_to(tmp_path / "nowhere")
     assert main(["models", "list"]) == 0
     assert str(left) not in capsys.readouterr().out
+
+
+def test_what_a_writer_on_another_machine_left_is_left_alone(source, tmp_path, capsys, monkeypatch):
+    """Review: cleanup trusted the pid alone, so with a models folder shared between machines (NFS) or containers, a
+    live writer on machine A looked dead on B: B's import or fetch removed A's unfinished copy, or put A's aside copy
+    back so that A's own rename failed. Here A is killed between its renames; B's import (this process as another
+    machine) leaves both of A's copies, and `list` names such a copy; back on A, the next import clears them."""
+    out = tmp_path / "models" / "m"
+    assert main(["models", "import", source, "--out", str(out)]) == 0
+    argv = ["models", "import", source, "--out", str(out), "--attention", "bidirectional", "--overwrite"]
+    child = subprocess.run([sys.executable, "-c", KILLED, *argv], env={**os.environ, "KILLED": "between the renames"},
+                           capture_output=True, text=True)  # fmt: skip
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    left = sorted(p.name for p in out.parent.iterdir())
+    with monkeypatch.context() as patch:
+        patch.setattr(conan_model.atomic, "this_machine", lambda: "node-b", raising=False)
+        assert main(["models", "import", source, "--out", str(out), "--overwrite"]) == 0
+        assert "cleared" not in capsys.readouterr().err
+        assert sorted(p.name for p in out.parent.iterdir()) == sorted([*left, "m"])
+        monkeypatch.setenv("HARNESS_MODELS_DIR", str(out.parent))
+        theirs = base_path("smollm2-135m").with_name(left[1].replace(".m.", ".smollm2-135m.", 1))
+        out.with_name(left[1]).rename(theirs)
+        assert main(["models", "list"]) == 0
+        machine = left[1].rpartition("@")[2]
+        assert f"left by a fetch or import on {machine}, running or killed: {theirs} (" in capsys.readouterr().out
+    assert main(["models", "import", source, "--out", str(out), "--overwrite"]) == 0
+    assert f"{left[0]} (a replaced copy: removed)" in capsys.readouterr().err
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted(["m", theirs.name])
+
+
+def test_a_leftover_gone_while_measured_is_of_unknown_size(tmp_path):
+    """Another machine's copy can be renamed into place while `list` measures it: its size is unknown, not a
+    FileNotFoundError traceback."""
+    from conan_model.cli import _megabytes
+
+    assert _megabytes(tmp_path / "gone") == "size unknown"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from fs_helpers import read_only
 
+from conan_model import atomic
 from conan_model.atomic import (
     aside_path,
     atomic_write,
@@ -19,9 +20,12 @@ from conan_model.atomic import (
     atomic_write_text,
     clear_leftovers,
     dead_leftovers,
+    elsewhere_leftovers,
     parse_leftover,
     parse_writer,
     replace_dir,
+    temp_path,
+    this_machine,
 )
 
 
@@ -138,7 +142,8 @@ def test_a_replaced_folder_goes_aside_under_a_name_of_its_own(tmp_path: Path) ->
     assert (final / "config.json").read_text() == "second" and (mine / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".old-m", "m"]
     aside = aside_path(final)
-    assert aside.parent == tmp_path and parse_leftover(aside.name) == ("m", "old", os.getpid())
+    assert aside.parent == tmp_path and parse_leftover(aside.name)[:2] == ("m", "old")
+    assert parse_leftover(aside.name).writer == (os.getpid(), this_machine())
     assert aside_path(final) != aside
 
 
@@ -150,7 +155,8 @@ def test_a_pid_no_process_can_have_is_no_writer_s(tmp_path: Path, pid: str) -> N
     (tmp_path / name).mkdir()
     assert parse_leftover(name) is None and parse_writer(f"{pid}-00") is None
     assert dead_leftovers(tmp_path / "m") == [] and (tmp_path / name).is_dir()
-    assert parse_leftover(f".m.tmp-{2**31 - 1}-0123456789ab").pid == parse_writer(f"{2**31 - 1}-00") == 2**31 - 1
+    largest = (2**31 - 1, None)
+    assert parse_leftover(f".m.tmp-{2**31 - 1}-0123456789ab").writer == parse_writer(f"{2**31 - 1}-00") == largest
 
 
 def _gone_pid() -> int:
@@ -172,3 +178,32 @@ def test_a_leftover_the_os_will_not_remove_is_said_and_the_rest_cleared(tmp_path
         said, failed = clear_leftovers(tmp_path / "m")
     assert said == [f"{other.name} (an unfinished copy: removed)"] and not other.exists()
     assert len(failed) == 1 and failed[0].startswith(f"could not remove {stuck} (") and stuck.is_dir()
+
+
+def test_names_record_the_machine_and_only_this_machine_s_dead_writers_are_cleared(tmp_path: Path) -> None:
+    """Review: names held the pid alone, so on a folder shared between machines (NFS) or with a container a live
+    writer elsewhere looked dead here, and its copy was removed or put back. Names now end in `@<machine>`; another
+    machine's are named (elsewhere_leftovers) and never cleared here; a name from before (no machine) is judged by
+    its pid here, as it was."""
+    gone, here = _gone_pid(), this_machine()
+    assert temp_path(tmp_path / "m").name.endswith(f"@{here}") and aside_path(tmp_path / "m").name.endswith(f"@{here}")
+    mine, before = tmp_path / f".m.tmp-{gone}-0123456789ab@{here}", tmp_path / f".m.tmp-{gone}-abcdef012345"
+    theirs = [tmp_path / f".m.{kind}-{gone}-0123456789ab@node-a" for kind in ("old", "tmp")]
+    for folder in (mine, before, *theirs):
+        folder.mkdir()
+    assert elsewhere_leftovers(tmp_path / "m") == [(path, "node-a") for path in theirs]
+    said, failed = clear_leftovers(tmp_path / "m")
+    assert sorted(said) == sorted(f"{path.name} (an unfinished copy: removed)" for path in (mine, before))
+    assert failed == [] and sorted(tmp_path.iterdir()) == theirs  # node-a's aside copy is not put back as m
+
+
+def test_the_machine_is_the_sanitized_host_name_and_a_container_s_pid_namespace(monkeypatch) -> None:
+    """A container with its own pid namespace may share the host's name (--network host): its pids are not the
+    host's, so its names say so."""
+    monkeypatch.setattr(atomic.socket, "gethostname", lambda: "gpu-node.01 (lab)")
+    assert this_machine().split("_ns")[0] == "gpu-node_01__lab_"
+    if not Path("/proc/self/ns/pid").exists():
+        pytest.skip("no /proc: the host name alone")
+    namespace = os.stat("/proc/self/ns/pid").st_ino
+    monkeypatch.setattr(atomic, "_INIT_PID_NS", namespace + 1)  # as seen from a container's own namespace
+    assert this_machine() == f"gpu-node_01__lab__ns{namespace}"

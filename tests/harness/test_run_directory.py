@@ -232,3 +232,26 @@ def test_a_dead_write_the_os_will_not_remove_is_said_and_the_run_goes_on(tmp_pat
         failed = run.clear_dead_writes()
     assert len(failed) == 1 and failed[0].startswith(f"could not remove {stuck} (") and stuck.is_file()
     assert not other.exists()
+
+
+def test_another_machine_s_temporary_files_and_staging_are_left_alone(tmp_path: Path) -> None:
+    """Review: the cleanup trusted the pid alone, so in a run directory shared between machines (NFS) a live run on
+    another machine looked dead here and its temporary files and staging folder were removed. Names now record the
+    machine; only this machine's dead writers' are cleared."""
+    import subprocess
+    import sys
+
+    from conan_model.atomic import this_machine
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+    run = RunDir(tmp_path / "r", "org/model", "rev")
+    mine, theirs = (run.path / f".run.json.tmp-{gone}-ab@{machine}" for machine in (this_machine(), "node-a"))
+    staged_mine, staged_theirs = (run.path / ".staging" / f"T.{gone}-00@{m}" for m in (this_machine(), "node-a"))
+    for folder in (staged_mine, staged_theirs):
+        folder.mkdir(parents=True)
+    for path in (mine, theirs):
+        path.write_text("{", encoding="utf-8")
+    assert run.clear_dead_writes() == [] and not mine.exists() and theirs.is_file()
+    assert run.staging("T").path.name.endswith(f"@{this_machine()}")
+    assert not staged_mine.exists() and staged_theirs.is_dir()

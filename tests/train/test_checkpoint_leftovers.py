@@ -60,7 +60,7 @@ def _aside_copy_left(finished: Path, tmp_path: Path, shared_data: Path, monkeypa
         ctrl_c_while_deleting(patch, ".step_00000002.old-")
         assert cli.main([*_args(out, shared_data), "--resume", str(ckpts / "step_00000001")]) == 130
     (aside,) = ckpts.glob(".step_00000002.old-*")
-    assert (aside / "state.json").is_file() and parse_leftover(aside.name).pid == os.getpid()
+    assert (aside / "state.json").is_file() and parse_leftover(aside.name).writer.pid == os.getpid()
     return out
 
 
