@@ -21,7 +21,7 @@ import shutil
 import socket
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -252,14 +252,16 @@ def elsewhere_leftovers(final: Path) -> list[tuple[Path, str]]:
     return [(path, left.writer.machine) for path, left in _leftovers(final) if left.writer.elsewhere()]
 
 
-def clear_leftovers(final: Path) -> tuple[list[str], list[str]]:
+def clear_leftovers(final: Path, earlier: Sequence[Path] = ()) -> tuple[list[str], list[str]]:
     """Tidy what killed writers of ``final`` left beside it (:func:`dead_leftovers`), so that nothing piles up (before,
     a kill -9 during `harness models fetch` left a hidden 538 MB folder that nothing mentioned): the previous copy is
-    put back as ``final``, every other one deleted. Returns 'name (what was done)' for each, and 'could not … (why)'
-    for each the OS refused (another user's, in a shared models folder), which stays while the rest are tidied:
-    before, one such made every fetch and import fail, even of a base already prepared."""
+    put back as ``final``, every other one deleted. ``earlier``: aside copies under a fixed name an earlier version
+    gave them (training's `.old-final`), tidied alike where they exist. Returns 'name (what was done)' for each, and
+    'could not … (why)' for each the OS refused (another user's, in a shared models folder), which stays while the
+    rest are tidied: before, one such made every fetch and import fail, even of a base already prepared."""
     said, failed = [], []
-    for path, what in dead_leftovers(final):
+    previous = "the previous copy" if not os.path.lexists(final) else "a replaced copy"
+    for path, what in [*dead_leftovers(final), *((p, previous) for p in earlier if os.path.lexists(p))]:
         back = what == "the previous copy" and not os.path.lexists(final)
         try:
             if back:

@@ -43,6 +43,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         for path, what in [left for place in places for left in dead_leftovers(place)]:
             print(f"  {'':<{width}} left by a killed fetch or import: {path} ({what}, {_megabytes(path)}); "
                   f"`harness models fetch {name}` clears it")  # fmt: skip
+        for path in [aside for place in written if (aside := place.with_name(f".old-{place.name}")).exists()]:
+            print(f"  {'':<{width}} named as a fetch's aside copy was before each had its own (one killed between its "
+                  f"renames), or a folder of yours: {path} ({_megabytes(path)}); never cleared: delete it if it is "
+                  "not yours")  # fmt: skip
         for path, machine in [left for place in places for left in elsewhere_leftovers(place)]:
             print(f"  {'':<{width}} left by a fetch or import on {machine}, running or killed: {path} "
                   f"({_megabytes(path)}); left alone here, where its process cannot be seen: `harness models fetch "

@@ -43,7 +43,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from conan_model import ConanConfig, save_pretrained
-from conan_model.atomic import parse_leftover, replace_dir
+from conan_model.atomic import clear_leftovers, elsewhere_leftovers, parse_leftover, replace_dir
 from conan_model.checkpoint import CONFIG_NAME, TOKENIZER_NAME, WEIGHTS_NAME, load_checkpoint_tokenizer, load_config
 from conan_model.errors import ConanError
 from conan_model.fingerprint import files_fingerprint
@@ -56,6 +56,7 @@ from .errors import ResumeError
 log = logging.getLogger("train")
 CHECKPOINTS = "checkpoints"
 FINAL = "final"  # <output_dir>/final: the exported model
+EARLIER_ASIDE = ".old-"  # replace_dir's aside name, `.old-<name>`, before each call had its own
 STATE_NAME = "state.json"
 FILES_KEY = "files"  # state.json: {file name: sha256} of the checkpoint's other files
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -103,23 +104,40 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
 
 def remove_leftovers(output_dir: str | Path, keep: Path | None = None) -> list[str]:
     """Delete what an interrupted save provably left in ``output_dir``'s checkpoints, so it never piles up: a
-    ``.step_*.old-<pid>-<nonce>`` (replace_dir's aside copy) whose step folder holds every file its state.json
-    records, and an older step folder missing some of the files its state.json records (a keep-last deletion cut
-    short keeps its state.json). Only missing files count, never their contents: a folder whose bytes differ was
-    not left by a deletion (it is named damaged when resumed from, as before), and nothing is hashed, so a resume
-    of a large model does not read every checkpoint first. The newest checkpoint and ``keep`` (the one being
-    resumed) are never touched. Returns each removed name with why, for the one line that says so."""
+    ``.step_*.old-<pid>-<nonce>@<machine>`` (replace_dir's aside copy; ``.old-step_*`` as an earlier version named
+    it) whose step folder holds every file its state.json records, and an older step folder missing some of the
+    files its state.json records (a keep-last deletion cut short keeps its state.json). Only missing files count,
+    never their contents: a folder whose bytes differ was not left by a deletion (it is named damaged when resumed
+    from, as before), and nothing is hashed, so a resume of a large model does not read every checkpoint first. The
+    newest checkpoint and ``keep`` (the one being resumed) are never touched. Returns each removed name with why,
+    for the one line that says so."""
     root = Path(output_dir) / CHECKPOINTS
     complete = _complete(root)
     missing = {p: _missing_files(p) for p in complete}
     kept = keep.resolve() if keep is not None else None
-    leftovers = {p: "the aside copy of a replaced checkpoint, which is whole" for p in root.glob(".step_*.old-*")
-                 if (aside := parse_leftover(p.name)) and missing.get(root / aside.final) == []}  # fmt: skip
+    asides = [(p, aside.final) for p in root.glob(".step_*.old-*") if (aside := parse_leftover(p.name))]
+    asides += [(p, p.name.removeprefix(EARLIER_ASIDE)) for p in root.glob(f"{EARLIER_ASIDE}step_*")]
+    leftovers = {p: "the aside copy of a replaced checkpoint, which is whole"
+                 for p, step in asides if missing.get(root / step) == []}  # fmt: skip
     leftovers |= {p: "an older checkpoint cut short while it was deleted"
                   for p in complete[:-1] if missing[p] and p.resolve() != kept}  # fmt: skip
     for path in leftovers:
         shutil.rmtree(path)
     return [f"{p.name} ({why})" for p, why in sorted(leftovers.items())]
+
+
+def clear_final_leftovers(output_dir: str | Path) -> list[str]:
+    """Tidy what an export of ``final`` killed inside replace_dir left in ``output_dir``, as fetch does
+    (conan_model.atomic.clear_leftovers): with no ``final`` (killed between the renames) the aside copy, the previous
+    model whole, is put back as ``final``, else removed; so is `.old-final`, the aside name before it was the
+    writer's own, which that version's next export deleted. Before, nothing removed or named `.final.old-…`, and the
+    output_dir held no ``final``. Returns the lines to say: what was done, what could not be, and what an export on
+    another machine left (its process cannot be seen from here, so it stays)."""
+    final = Path(output_dir) / FINAL
+    done, failed = clear_leftovers(final, [final.with_name(f"{EARLIER_ASIDE}{FINAL}")])
+    return ([f"cleared what an interrupted export left beside {final}: {'; '.join(done)}"] if done else []) + failed + [
+        f"left alone {path}: an export on {machine} set it aside, running there or killed; delete it once it has ended"
+        for path, machine in elsewhere_leftovers(final)]  # fmt: skip
 
 
 def _missing_files(path: Path) -> list[str] | None:

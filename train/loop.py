@@ -130,7 +130,7 @@ def takes_soft_steps(cfg: StageConfig) -> bool:
 
 def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | None, dict[str, Any]]:
     """Threads, process group and device; the checkpoint to resume from (checked against ``cfg`` and the data's
-    contents; what an interrupted save left beside it is removed first) and its state, which carries the data
+    contents; what an interrupted save or final export left is tidied first) and its state, which carries the data
     hashes taken now into every checkpoint :func:`fit` saves. (A device this machine lacks was refused by
     :func:`exclusive`, before any work.)"""
     if cfg.threads:
@@ -141,6 +141,10 @@ def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | 
     if cfg.attention_backend == "flex" and takes_soft_steps(cfg) and (problem := flex_training_problem(rt.device)):
         raise ConfigError(f"attention_backend = 'flex' on {rt.device}: {problem}; set attention_backend = 'sdpa', "
                           "or 'auto' (flex on CUDA from 1024 tokens)")  # fmt: skip
+    if rt.is_main:  # first: a finished model put back is one that resolve_resume keeps from being trained over
+        for line in ckpt_io.clear_final_leftovers(cfg.output_dir):
+            log.warning("%s", line)
+    barrier()
     path = ckpt_io.resolve_resume(resume, cfg.output_dir)
     if rt.is_main and (removed := ckpt_io.remove_leftovers(cfg.output_dir, keep=path)):
         log.warning("removed what an interrupted checkpoint save left in %s: %s",

@@ -343,3 +343,16 @@ def test_a_leftover_gone_while_measured_is_of_unknown_size(tmp_path):
     from conan_model.cli import _megabytes
 
     assert _megabytes(tmp_path / "gone") == "size unknown"
+
+
+def test_list_names_a_base_s_aside_copy_named_as_before(tmp_path, capsys, monkeypatch):
+    """Before each replacement had its own aside name, a fetch killed between its renames left `.old-<base>`, which
+    the next replacement deleted whatever it held; now nothing deletes it (it may be a user's folder), so `list`
+    names it, once, with its size."""
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(tmp_path / "models"))
+    aside = base_path("smollm2-135m").with_name(".old-smollm2-135m")
+    aside.mkdir(parents=True)
+    (aside / "model.safetensors").write_bytes(bytes(2_000_000))
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(str(aside)) == 1 and f"or a folder of yours: {aside} (2 MB); never cleared" in out

@@ -1,7 +1,8 @@
 """A Ctrl-C inside a checkpoint save can leave a folder behind that no later save removes: replace_dir's aside copy
-`.step_*.old-<pid>-<nonce>`, or an older `step_*` whose deletion (keep_last) was cut short with its state.json still
-there. The next start removes what is provably leftover and says so in one line; the interruption comes from inside
-the save, at the chosen file, as tests/signal_helpers.py does (deterministic, no sleeps)."""
+`.step_*.old-<pid>-<nonce>@<machine>`, or an older `step_*` whose deletion (keep_last) was cut short with its
+state.json still there; one inside the final export, `final` set aside. The next start tidies what is provably
+leftover and says so in one line; the interruption comes from inside the save, at the chosen file, as
+tests/signal_helpers.py does (deterministic, no sleeps)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conan_model.atomic import parse_leftover
+from conan_model.atomic import parse_leftover, this_machine
 from train import checkpoint as ckpt_io
 from train import cli
 
@@ -131,3 +134,81 @@ def test_an_older_checkpoint_whose_bytes_differ_is_not_taken_for_a_leftover(fini
         assert cli.main([*_args(out, shared_data), "--resume"]) == 0
     assert not [r for r in caplog.records if SAID in r.getMessage()]
     assert (older / "optimizer.pt").is_file()
+
+
+def ctrl_c_between_the_renames(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """SIGINT (Ctrl-C) right after replace_dir renamed a folder aside to a name starting with ``name``, before the new
+    one is in place."""
+    real = os.rename
+
+    def rename(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+        real(src, dst)
+        if Path(dst).name.startswith(name):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "rename", rename)
+
+
+def _gone_pid() -> int:
+    """The id of a process that has ended."""
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                              check=True).stdout)  # fmt: skip
+
+
+def test_a_final_set_aside_by_an_interrupted_export_is_put_back(finished, tmp_path, shared_data, one_thread,
+                                                                 monkeypatch, caplog):  # fmt: skip
+    """Review: an export killed between replace_dir's renames left `.final.old-<pid>-<nonce>@<machine>` and no
+    `final`, and nothing removed or named it (the fixed `.old-final` before was deleted by the next export). The next
+    start puts it back, in one line, and the run exports `final` again over it."""
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    with monkeypatch.context() as patch:
+        ctrl_c_between_the_renames(patch, ".final.old-")
+        assert cli.main([*_args(out, shared_data), "--resume"]) == 130
+    (aside,) = out.glob(".final.old-*")
+    assert not (out / "final").exists() and parse_leftover(aside.name).writer == (os.getpid(), this_machine())
+    killed = aside.with_name(f".final.old-{_gone_pid()}-0123456789ab@{this_machine()}")
+    aside.rename(killed)  # as a process killed there leaves it (this test's own still runs)
+    with caplog.at_level(logging.INFO, logger="train"):
+        assert cli.main([*_args(out, shared_data), "--resume"]) == 0
+    said = [r.getMessage() for r in caplog.records if "interrupted export" in r.getMessage()]
+    assert said == [f"cleared what an interrupted export left beside {out / 'final'}: {killed.name} (the previous "
+                    "copy, set aside by a replacement that was killed: put back as final)"]  # fmt: skip
+    assert (out / "final" / "model.safetensors").is_file() and not list(out.glob(".final.old-*"))
+
+
+def test_a_finished_model_set_aside_is_put_back_before_a_run_could_train_over_it(finished, tmp_path, shared_data,
+                                                                                 one_thread, caplog):  # fmt: skip
+    """The only thing left of a finished run (its checkpoints deleted) is its `final`, set aside by an export of an
+    earlier version killed between its renames (`.old-final`). It is put back first, so the run is refused as for any
+    finished model, instead of training a new one over it."""
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    shutil.rmtree(out / "checkpoints")
+    (out / "final").rename(out / ".old-final")
+    with caplog.at_level(logging.INFO, logger="train"):
+        assert cli.main(_args(out, shared_data)) == 2
+    said = [r.getMessage() for r in caplog.records if "interrupted export" in r.getMessage()]
+    assert said == [f"cleared what an interrupted export left beside {out / 'final'}: .old-final (the previous copy, "
+                    "set aside by a replacement that was killed: put back as final)"]  # fmt: skip
+    assert (out / "final" / "model.safetensors").is_file() and not (out / ".old-final").exists()
+
+
+def test_aside_copies_named_as_before_are_removed_where_that_version_removed_them(finished, tmp_path, shared_data,
+                                                                                  one_thread, caplog):  # fmt: skip
+    """`.old-final` beside `final` and `.old-step_*` beside its whole step, as replace_dir named its aside copies
+    before each call had its own, are removed at the next start with the lines that name them (that version's next
+    export, and its start, removed them); they were left for good since the names changed."""
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    ckpts = out / "checkpoints"
+    shutil.copytree(out / "final", out / ".old-final")
+    shutil.copytree(ckpts / "step_00000002", ckpts / ".old-step_00000002")
+    with caplog.at_level(logging.INFO, logger="train"):
+        assert cli.main([*_args(out, shared_data), "--resume"]) == 0
+    said = [r.getMessage() for r in caplog.records if "interrupted" in r.getMessage()]
+    assert said == [f"cleared what an interrupted export left beside {out / 'final'}: .old-final (a replaced copy: "
+                    f"removed)", f"{SAID} {ckpts}: .old-step_00000002 (the aside copy of a replaced checkpoint, which "
+                    "is whole)"]  # fmt: skip
+    assert not (out / ".old-final").exists() and sorted(p.name for p in ckpts.iterdir()) == ["step_00000001",
+                                                                                             "step_00000002"]
