@@ -22,7 +22,7 @@ import time
 import warnings
 from pathlib import Path
 
-from common import DEFAULT_DATA, SCRATCH, harness_run, write_report
+from common import DEFAULT_DATA, SCRATCH, harness_run, run_main, write_report
 
 PLAIN_MODELS = ("minilm",)  # models whose plain sentence-transformers counterpart this script builds
 
@@ -105,4 +105,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

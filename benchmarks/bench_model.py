@@ -19,7 +19,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 
 import torch
-from common import save_result
+from common import results_dir, run_main, save_result
 from tabulate import tabulate
 
 from conan_model import ConanConfig, ConanModel, synchronize
@@ -164,7 +164,7 @@ def cpu_arguments(doc: str, result: str) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results") / result)
+    parser.add_argument("--out", type=Path, default=results_dir() / result)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -196,4 +196,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -32,7 +32,7 @@ import argparse
 import tomllib
 from pathlib import Path
 
-from common import DEFAULT_DATA, REPO, write_report
+from common import DEFAULT_DATA, REPO, run_main, write_report
 
 from train.clr import ParallelTranslator, shared_translation_links
 from train.data import permutation
@@ -198,4 +198,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

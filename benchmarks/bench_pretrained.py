@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 from bench_model import environment, make_batch, paired_ratio, time_interleaved
-from common import save_result
+from common import results_dir, run_main, save_result
 from tabulate import tabulate
 
 from conan_model.importing import load_init
@@ -114,7 +114,7 @@ def main() -> None:
     rows = bench(args.spec, device, dtypes, args.pairs, args.pair_len, args.rows, args.seq_len, args.warmup, args.iters)
     print(table(rows))
     print(f"1-minute load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    out = args.out or Path(f"benchmarks/results/bench_pretrained_{device.type}.json")
+    out = args.out or results_dir() / f"bench_pretrained_{device.type}.json"
     result = {"env": environment(device), "loadavg_1min": os.getloadavg()[0], "pairs": args.pairs,
               "pair_len": args.pair_len, "rows": args.rows,
               "seq_len": args.seq_len, "results": rows}  # fmt: skip
@@ -122,4 +122,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import DEFAULT_DATA, REPO, SCRATCH, write_report
+from common import DEFAULT_DATA, REPO, SCRATCH, run_main, write_report
 
 
 def child_cpu_s() -> float:
@@ -79,4 +79,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

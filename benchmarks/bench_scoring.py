@@ -22,7 +22,7 @@ import statistics
 import warnings
 from pathlib import Path
 
-from common import DEFAULT_DATA, SCRATCH, harness_run, scores, write_report
+from common import DEFAULT_DATA, SCRATCH, harness_run, run_main, scores, write_report
 
 
 def main() -> None:
@@ -69,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 from bench_wait_model import retrieval_calls
-from common import DEFAULT_DATA, REPO, SCRATCH, save_result
+from common import DEFAULT_DATA, REPO, SCRATCH, results_dir, save_result
 from gpu_speed import PREFETCH_WINDOW, SIZES, random_st_folder, synchronize
 
 from harness.runner import RunConfig
@@ -93,7 +93,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minilm-shape", type=Path, default=REPO / ".cache" / "device" / "minilm-shape")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=results_dir())
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     parser.add_argument("--limit", type=int, default=None, help="texts per encode call (default: all)")
     parser.add_argument("--multiples", default=None,

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DEFAULT_DATA, REPO, write_report
+from common import DEFAULT_DATA, REPO, run_main, write_report
 
 COMMANDS = [["--help"], ["run", "--help"], ["train", "--help"], ["list", "suites"], ["list", "models"]]
 HEAVY = ("torch", "mteb", "transformers", "sentence_transformers")
@@ -129,4 +129,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import DEFAULT_DATA, write_report
+from common import DEFAULT_DATA, run_main, write_report
 from gpu_speed import PREFETCH_WINDOW, SIZES, data_texts
 
 from conan_model.batching import token_budget_batches, window_spans
@@ -137,4 +137,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

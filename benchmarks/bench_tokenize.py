@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import DEFAULT_DATA, tokenize_as_the_cli, write_report
+from common import DEFAULT_DATA, run_main, tokenize_as_the_cli, write_report
 from gpu_speed import SIZES, data_texts
 
 from conan_model.batching import token_budget_batches
@@ -104,4 +104,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import torch
 from bench_model import cpu_arguments, make_batch, paired_ratio, sweep_presets, time_interleaved
+from common import run_main
 from tabulate import tabulate
 
 from conan_model import ConanModel
@@ -120,4 +121,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

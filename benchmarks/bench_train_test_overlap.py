@@ -16,7 +16,7 @@ import argparse
 import os
 from pathlib import Path
 
-from common import DEFAULT_DATA, REPO, write_report
+from common import DEFAULT_DATA, REPO, run_main, write_report
 
 from harness.ablate import Ablation, load_ablation
 
@@ -60,4 +60,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

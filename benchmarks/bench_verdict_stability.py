@@ -10,19 +10,30 @@ rule withholds; a report written since stop 48 already applies it, and since sto
 re-verdicted (scripts/reverdict_ablations.py), so a rerun lists none: the committed JSON keeps the 6 rows found in
 stop 48. Nothing is retrained or resampled.
 
-    python benchmarks/bench_verdict_stability.py
+    python benchmarks/bench_verdict_stability.py [--out DIR]
+
+Writes benchmarks/results/verdict_stability.json (the committed one, that docs/reports.md cites), or DIR/ with
+--out (or $BENCH_RESULTS_DIR).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+from pathlib import Path
 
-from common import REPO, write_report
+from common import REPO, run_main, write_report
 
 from reporting.ablation import MC_MARGIN, comparison_rows, edge_noise, row_verdict
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, help="folder for verdict_stability.json instead of benchmarks/results")
+    args = parser.parse_args(argv)
+    if args.out:  # the shared redirect of write_report
+        os.environ["BENCH_RESULTS_DIR"] = str(args.out)
     found, checked = [], 0
     for path in sorted((REPO / "reports" / "ablations").glob("*/report.json")):
         report = json.loads(path.read_text(encoding="utf-8"))
@@ -49,4 +60,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

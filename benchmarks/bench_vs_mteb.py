@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from common import DEFAULT_DATA, harness_run, scores, write_report
+from common import DEFAULT_DATA, harness_run, run_main, scores, write_report
 
 from harness.models import MINILM_PUBLISHED as PUBLISHED
 from harness.models import auto_dtype
@@ -128,4 +128,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import DEFAULT_DATA, RESULTS, is_retrieval_task, tokenize_as_the_cli, write_report
+from common import DEFAULT_DATA, RESULTS, is_retrieval_task, run_main, tokenize_as_the_cli, write_report
 from gpu_speed import PREFETCH_WINDOW, SIZES
 
 from conan_model.batching import PREFETCH_DEPTH, token_budget_batches, window_spans
@@ -184,4 +184,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
+import argparse
+import atexit
 import json
 import os
+import shutil
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness.env import scratch_env, shared_data_root
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="harness-bench-"))
+_SCRATCH_OWNER = os.getpid()
+
+
+def _remove_scratch() -> None:
+    """At exit the scratch folder goes (runs, caches, checkouts: gigabytes over many runs), kept only when
+    $BENCH_KEEP_SCRATCH asks, to look into; a forked child that exits through Python leaves its parent's alone."""
+    if os.getpid() != _SCRATCH_OWNER:
+        return
+    if os.environ.get("BENCH_KEEP_SCRATCH"):
+        print(f"scratch kept: {SCRATCH}", file=sys.stderr)
+    else:
+        shutil.rmtree(SCRATCH, ignore_errors=True)
+
+
+atexit.register(_remove_scratch)
 _SHELL_TOKENIZERS_PARALLELISM = os.environ.get("TOKENIZERS_PARALLELISM")  # before scratch_env defaults it
 scratch_env(SCRATCH)  # offline, library caches under SCRATCH (harness/env.py)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = shared_data_root()
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = REPO / "benchmarks" / "results"  # the committed results (some scripts read one back)
+
+
+def results_dir() -> Path:
+    """Where a benchmark writes: $BENCH_RESULTS_DIR when set, so a measurement made only to look at does not
+    overwrite the committed file of the same name; else benchmarks/results (RESULTS), whatever the cwd."""
+    return Path(os.environ.get("BENCH_RESULTS_DIR") or RESULTS)
 
 
 def is_retrieval_task(name: str) -> bool:
@@ -25,13 +51,28 @@ def is_retrieval_task(name: str) -> bool:
     return "Retrieval" in name or name == "SciFact"
 
 
+def harness_cli(argv: list[str]) -> int:
+    """`harness argv` in-process, as `harness.cli.main` runs it but for a Ctrl-C, which reaches the script's
+    run_main: main would say "finished tasks are kept in the run directory", false of a scratch run that goes at
+    exit."""
+    from conan_model.errors import ConanError
+    from harness.cli import _load_embedder, build_parser
+    from train.scorer import install_spec_loader
+
+    install_spec_loader(_load_embedder)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConanError as exc:  # one line and its exit status, as the CLI does
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
 def harness_run(tasks: list[str], data: Path, name: str, *extra: str, model: str = "minilm",
                 check: bool = True) -> tuple[float, dict]:  # fmt: skip
     """Wall seconds of one in-process `harness run` and its run.json (scores per task)."""
-    from harness.cli import main
-
     start = time.perf_counter()
-    code = main(["run", "--tasks", ",".join(tasks), "--model", model, "--data-dir", str(data), "--out",
+    code = harness_cli(["run", "--tasks", ",".join(tasks), "--model", model, "--data-dir", str(data), "--out",
                  str(SCRATCH / "runs"), "--run-name", name, "--no-progress", *extra])  # fmt: skip
     wall = time.perf_counter() - start
     if check and code != 0:
@@ -66,12 +107,42 @@ def portable(obj: Any) -> Any:
     return obj
 
 
+_WRITTEN: list[Path] = []  # what save_result wrote, for the line a Ctrl-C ends with
+
+
 def save_result(path: Path, payload: dict[str, Any]) -> None:
     """A benchmark's JSON, written atomically with machine paths made portable."""
     from harness.runs import atomic_write_json
 
     atomic_write_json(path, portable(payload))
+    _WRITTEN.append(path)
     print(f"\nwrote {path}")
+
+
+def run_main(main: Callable[[], int | None]) -> None:
+    """A script's entry: a Ctrl-C (or SIGTERM) ends in one line saying what was written, exit status 130 (143),
+    not a traceback; the scratch folder still goes at exit."""
+    from conan_model.signals import how_stopped, sigterm_interrupts
+
+    try:
+        with sigterm_interrupts(process_exits_after=True):
+            code = main()
+    except KeyboardInterrupt as exc:
+        kept = ", ".join(map(str, _WRITTEN))
+        print(f"{how_stopped(exc)}: {f'wrote only {kept}' if kept else 'nothing written'}", file=sys.stderr)
+        raise SystemExit(getattr(exc, "exit_code", 130)) from None
+    raise SystemExit(code)
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count (--repeats, --iters): 0 would time nothing and fail only at the end, if at all."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def tokenize_as_the_cli() -> None:
@@ -85,9 +156,10 @@ def tokenize_as_the_cli() -> None:
 
 
 def write_report(name: str, rows: list[list[Any]], headers: list[str], payload: dict[str, Any]) -> None:
+    """The table printed, and `name`.json (with the machine's environment) written under results_dir()."""
     from tabulate import tabulate
 
     from harness.sysinfo import environment
 
     print(tabulate(rows, headers=headers, tablefmt="github"))
-    save_result(RESULTS / f"{name}.json", {"environment": environment(), **payload})
+    save_result(results_dir() / f"{name}.json", {"environment": environment(), **payload})

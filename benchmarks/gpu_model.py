@@ -16,12 +16,11 @@ Exits cleanly (status 0) with a message when no GPU is present.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 from bench_model import MODES, bench_modes, environment, make_batch, table, time_call
-from common import save_result
+from common import results_dir, run_main, save_result
 
 from conan_model import ConanConfig, ConanModel, default_dtype
 
@@ -93,7 +92,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (slower start)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu_model.json"))
+    parser.add_argument("--out", type=Path, default=results_dir() / "gpu_model.json")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -172,4 +171,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -82,7 +82,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from bench_model import environment, make_batch, time_call  # noqa: E402
 from bench_train import bench_steps  # noqa: E402
-from common import SCRATCH, is_retrieval_task, save_result, tokenize_as_the_cli  # noqa: E402
+from common import SCRATCH, is_retrieval_task, results_dir, save_result, tokenize_as_the_cli  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
 from conan_model import ConanConfig, ConanEncoder, ConanModel, save_pretrained, synchronize  # noqa: E402
@@ -810,7 +810,7 @@ def part_harness(s: dict[str, Any], specs: dict[str, str], data: Path, device: t
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--out", type=Path, default=results_dir())
     ap.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, two sample tasks: plumbing only")
     ap.add_argument("--only", action="append", choices=PARTS)
     ap.add_argument("--budget", action="append", default=[], metavar="PART=SECONDS",

@@ -15,13 +15,12 @@ benchmarks/results/gpu_train.json. Exits cleanly (status 0) with a message when 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 from bench_model import environment
 from bench_train import bench_steps, table
-from common import save_result
+from common import results_dir, run_main, save_result
 
 from conan_model import ConanConfig, ConanModel, pick_device
 from train.metrics import device_name, peak_tflops
@@ -39,7 +38,7 @@ def main() -> int:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--peak-tflops", type=float, default=None, help="override the device's bf16 peak")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu_train.json"))
+    parser.add_argument("--out", type=Path, default=results_dir() / "gpu_train.json")
     args = parser.parse_args()
     device = pick_device(args.device)
     if device.type == "cpu" and args.device is None:
@@ -71,4 +70,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)
