@@ -23,6 +23,7 @@ from common import results_dir, run_main, save_result
 from tabulate import tabulate
 
 from conan_model import ConanConfig, ConanModel, train_tokenizer_from_texts
+from conan_model.config import PRESETS
 from harness.sysinfo import environment
 from train.dhnm import DHNM, DHNMConfig
 from train.distributed import Task as Routed
@@ -57,7 +58,7 @@ class TimedDHNM(DHNM):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     ap.add_argument("--steps", type=int, default=30, help="timed steps per mode")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--batch", type=int, default=16, help="queries per step")

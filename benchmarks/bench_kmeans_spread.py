@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from common import DEFAULT_DATA, run_main, write_report
+from common import DEFAULT_DATA, positive_int, run_main, write_report
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--task", default="en/AGNewsClusteringS2S", help="task folder under --data-dir")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--model", default="minilm")
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=positive_int, default=20)
     parser.add_argument("--n-boot", type=int, default=1000)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 
 import torch
-from common import results_dir, run_main, save_result
+from common import positive_int, preset_names, results_dir, run_main, save_result
 from tabulate import tabulate
 
 from conan_model import ConanConfig, ConanModel, synchronize
@@ -158,11 +158,11 @@ def cpu_arguments(doc: str, result: str) -> argparse.Namespace:
     """The options of the CPU model and step benchmarks (presets, shape, repeats, threads, output file), parsed;
     sets the thread count."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", default="tiny,small", help="comma-separated ConanConfig presets")
+    parser.add_argument("--presets", type=preset_names, default="tiny,small", help="comma-separated presets")
     parser.add_argument("--seq-len", type=int, default=128, help="tokens per row (and longest pair text)")
     parser.add_argument("--batch", type=int, default=8, help="rows per step (and pairs per weak step)")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--iters", type=positive_int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=results_dir() / result)
     args = parser.parse_args()
@@ -176,7 +176,7 @@ def sweep_presets(args: argparse.Namespace, bench: Callable[[ConanModel], list[d
     """Each preset of --presets (seed 0, context at least --seq-len) through `bench` on the CPU: rows printed as
     `table` and saved to --out."""
     rows = []
-    for name in args.presets.split(","):
+    for name in args.presets:
         torch.manual_seed(0)
         model = ConanModel(ConanConfig.preset(name, max_length=max(args.seq_len, ConanConfig.preset(name).max_length)))
         rows += [{"preset": name, "params": model.num_parameters(), **row} for row in bench(model)]

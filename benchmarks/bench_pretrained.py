@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 from bench_model import environment, make_batch, paired_ratio, time_interleaved
-from common import results_dir, run_main, save_result
+from common import positive_int, results_dir, run_main, save_result
 from tabulate import tabulate
 
 from conan_model.importing import load_init
@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4, help="MNTP step: packed rows")
     parser.add_argument("--seq-len", type=int, default=128, help="MNTP step: row length")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--iters", type=int, default=6)  # 6 arms: each in every position once
+    parser.add_argument("--iters", type=positive_int, default=6)  # 6 arms: each in every position once
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--out", type=Path, help="default: benchmarks/results/bench_pretrained_<device>.json")
     args = parser.parse_args()

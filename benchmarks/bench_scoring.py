@@ -22,15 +22,17 @@ import statistics
 import warnings
 from pathlib import Path
 
-from common import DEFAULT_DATA, SCRATCH, harness_run, run_main, scores, write_report
+from common import DEFAULT_DATA, SCRATCH, harness_run, positive_int, run_main, scores, write_report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="CMRC2018Retrieval,XQuADRetrievalEnEn,Banking77Classification,TNews")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=positive_int, default=2, help="warm runs of each arm (even)")
     args = parser.parse_args()
+    if args.repeats % 2:  # each arm first as often as second (the docstring's rule; before, unchecked)
+        parser.error(f"--repeats must be even, got {args.repeats}")
     warnings.filterwarnings("ignore")
     logging.getLogger("mteb").setLevel(logging.ERROR)
     import harness.evaluation

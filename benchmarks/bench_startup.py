@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DEFAULT_DATA, REPO, run_main, write_report
+from common import DEFAULT_DATA, REPO, SCRATCH, positive_int, run_main, write_report
 
 COMMANDS = [["--help"], ["run", "--help"], ["train", "--help"], ["list", "suites"], ["list", "models"]]
 HEAVY = ("torch", "mteb", "transformers", "sentence_transformers")
@@ -47,7 +47,7 @@ try:
 except ImportError:
     loads = "always"
 print("model loads:", loads)
-print(",".join(m for m in %s if m in sys.modules))
+print("heavy imports:", ",".join(m for m in %s if m in sys.modules))
 """ % (HEAVY,)  # noqa: UP031 - a tuple literal spliced into source
 
 
@@ -60,9 +60,15 @@ def once(tree: Path, argv: list[str]) -> tuple[float, float, str, str]:
                          check=True)  # fmt: skip
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    lines = out.stdout.strip().splitlines()
-    loads = lines[-2].removeprefix("model loads: ") if len(lines) > 1 else ""
-    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, lines[-1] or "none", loads
+    heavy, loads = probed(out.stdout)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, heavy, loads
+
+
+def probed(stdout: str) -> tuple[str, str]:
+    """The heavy modules ("none") and model loads PROBE printed, found by their labels: before, the last two lines
+    were read, and with no heavy module the empty last line was stripped away, so "imports" said "model loads: 0"."""
+    said = dict(line.partition(": ")[::2] for line in stdout.splitlines() if ": " in line)
+    return said.get("heavy imports", "").strip() or "none", said.get("model loads", "").strip()
 
 
 def measure(tree: Path, argv: list[str], repeat: int) -> tuple[float, float, str]:
@@ -75,7 +81,8 @@ def rerun(trees: list[tuple[str, Path]], repeat: int) -> None:
     """Cold run, then warm reruns (interleaved across trees) of `harness run` on three STS tasks, whole processes."""
     argv = {label: ["run", "--tasks", RERUN_TASKS, "--model", "minilm", "--data-dir", str(DEFAULT_DATA), "--out",
                     str(scratch / "runs"), "--cache-dir", str(scratch / "cache"), "--no-progress"]
-            for label, scratch in ((label, Path(tempfile.mkdtemp(prefix="bench-rerun-"))) for label, _ in trees)}
+            for label, scratch in ((label, Path(tempfile.mkdtemp(prefix="bench-rerun-", dir=SCRATCH)))
+                                  for label, _ in trees)}
     load = [os.getloadavg()[0]]
     cold = {label: once(tree, argv[label]) for label, tree in trees}
     warm: dict[str, list[tuple[float, float, str, str]]] = {label: [] for label, _ in trees}
@@ -101,9 +108,12 @@ def rerun(trees: list[tuple[str, Path]], repeat: int) -> None:
 
 def checkout(ref: str) -> Path:
     """The tree of git revision `ref` in a scratch folder (the working tree stays as it is)."""
-    dest = Path(tempfile.mkdtemp(prefix="bench-startup-"))
-    archive = subprocess.run(["git", "archive", ref], cwd=REPO, capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    dest = Path(tempfile.mkdtemp(prefix="bench-startup-", dir=SCRATCH))  # goes with the scratch folder at exit
+    git = subprocess.run(["git", "archive", ref], cwd=REPO, capture_output=True)
+    if git.returncode != 0:  # an unknown revision: one line, not a CalledProcessError traceback
+        said = git.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
+        raise SystemExit(f"bench_startup: --before {ref}: git archive failed: {said[-1]}")
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=git.stdout, check=True)
     return dest
 
 
@@ -111,7 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", action="append", help="git revision to measure as well (e.g. the commit before "
                         "a change; repeatable)")  # fmt: skip
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=positive_int, default=5)
     parser.add_argument("--rerun", action="store_true", help="time a cold and a warm `harness run` instead")
     args = parser.parse_args()
     trees = [(ref, checkout(ref)) for ref in args.before or []] + [("working tree", REPO)]

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import DEFAULT_DATA, run_main, write_report
+from common import DEFAULT_DATA, positive_int, run_main, write_report
 from gpu_speed import PREFETCH_WINDOW, SIZES, data_texts
 
 from conan_model.batching import token_budget_batches, window_spans
@@ -80,11 +80,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--tasks", default=None, help="comma-separated task folders to time (default: *Retrieval*)")
-    parser.add_argument("--limit", type=int, default=2048, help="texts per timed task (more than a window: 1,024)")
+    parser.add_argument("--limit", type=positive_int, default=2048, help="texts per timed task (over a window: 1,024)")
     args = parser.parse_args()
     folders = sorted(p.parent for p in args.data_dir.rglob("task.json") if "train" not in p.parts)
     if not folders:
         raise SystemExit(f"--data-dir {args.data_dir}: no task folders (task.json) under it")
+    wanted = set(args.tasks.split(",")) if args.tasks else None
+    if unknown := sorted((wanted or set()) - {f.name for f in folders}):  # before, timed nothing and wrote zeros
+        raise SystemExit(f"--tasks: no task folder {', '.join(unknown)} under {args.data_dir}")
     model = load_model("minilm", ModelOptions(device="cpu", dtype="float32"))
     cpu = HarnessEncoder(model, show_progress=False)
     cpu_sizes = (cpu.batch_size, cpu.max_batch_tokens)
@@ -102,7 +105,6 @@ def main() -> None:
     pad_rows = [[sizes, padding["real"], *(round(padding[f"{sizes}_{way}"] / padding["real"], 3) for way in ways),
                  round(1 - padding[f"{sizes}_sorted"] / padding[f"{sizes}_before"], 3)]
                 for sizes in ("gpu", "cpu")]  # fmt: skip
-    wanted = set(args.tasks.split(",")) if args.tasks else None
     timed = [f for f in folders if (f.name in wanted if wanted else "Retrieval" in f.name)]
     arms = {"before": encode_before, "now": encode_now}
     rows, per_task, totals = [], [], dict.fromkeys(arms, 0.0)

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import DEFAULT_DATA, run_main, tokenize_as_the_cli, write_report
+from common import DEFAULT_DATA, positive_int, run_main, tokenize_as_the_cli, write_report
 from gpu_speed import SIZES, data_texts
 
 from conan_model.batching import token_budget_batches
@@ -41,7 +41,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=positive_int, default=2)
     args = parser.parse_args()
     tokenize_as_the_cli()
     model = load_model("minilm", ModelOptions(device="cpu", dtype="float32"))

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import DEFAULT_DATA, RESULTS, is_retrieval_task, run_main, tokenize_as_the_cli, write_report
+from common import DEFAULT_DATA, RESULTS, is_retrieval_task, positive_int, run_main, tokenize_as_the_cli, write_report
 from gpu_speed import PREFETCH_WINDOW, SIZES
 
 from conan_model.batching import PREFETCH_DEPTH, token_budget_batches, window_spans
@@ -110,7 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--h200", type=Path, default=H200, help="the gpu_speed JSON whose minilm run calibrates")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each arm per task (the median is kept)")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="runs of each arm per task (median kept)")
     args = parser.parse_args()
     h200_rows = json.loads(args.h200.read_text())["parts"]["harness"]["result"]["minilm"]["rows"]
     measured = {r["task"]: r for r in h200_rows}

@@ -134,6 +134,18 @@ def run_main(main: Callable[[], int | None]) -> None:
     raise SystemExit(code)
 
 
+def preset_names(text: str) -> list[str]:
+    """argparse type of --presets/--preset: comma-separated ConanConfig presets, an unknown one refused in one line
+    (before, a KeyError traceback from conan_model/config.py once the benchmark had started)."""
+    from conan_model.config import PRESETS
+
+    names = text.split(",")
+    if unknown := [name for name in names if name not in PRESETS]:
+        raise argparse.ArgumentTypeError(f"unknown preset {', '.join(map(repr, unknown))}; choose from "
+                                         f"{', '.join(sorted(PRESETS))}")  # fmt: skip
+    return names
+
+
 def positive_int(text: str) -> int:
     """argparse type of a count (--repeats, --iters): 0 would time nothing and fail only at the end, if at all."""
     try:

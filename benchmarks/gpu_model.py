@@ -20,9 +20,10 @@ from pathlib import Path
 
 import torch
 from bench_model import MODES, bench_modes, environment, make_batch, table, time_call
-from common import results_dir, run_main, save_result
+from common import positive_int, results_dir, run_main, save_result
 
 from conan_model import ConanConfig, ConanModel, default_dtype
+from conan_model.config import PRESETS
 
 ENCODE_TARGET_TOKENS_PER_S = 225_000
 SOFT_STEP_TARGET_RATIO = 1.05
@@ -84,13 +85,13 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--preset", default="conan-v2-1.4b")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="conan-v2-1.4b")
     parser.add_argument("--batch", type=int, default=64, help="encode batch size")
     parser.add_argument("--step-batch", type=int, default=16, help="rows of the fwd+bwd step")
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--texts", type=int, default=2048, help="texts in the sorted-encode run")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--iters", type=positive_int, default=10)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (slower start)")
     parser.add_argument("--out", type=Path, default=results_dir() / "gpu_model.json")
     args = parser.parse_args()

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from bench_model import environment
 from bench_train import bench_steps, table
-from common import results_dir, run_main, save_result
+from common import positive_int, preset_names, results_dir, run_main, save_result
 
 from conan_model import ConanConfig, ConanModel, pick_device
 from train.metrics import device_name, peak_tflops
@@ -29,13 +29,13 @@ from train.metrics import device_name, peak_tflops
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None, help="default: conan_model.pick_device()")
-    parser.add_argument("--presets", default="small,conan-v2-1.4b")
+    parser.add_argument("--presets", type=preset_names, default="small,conan-v2-1.4b")
     parser.add_argument("--seq-len", type=int, default=2048, help="pretrain row length")
     parser.add_argument("--batch", type=int, default=4, help="pretrain rows per step")
     parser.add_argument("--pair-len", type=int, default=256, help="longest pair text (lengths in [len/2, len])")
     parser.add_argument("--pair-batch", type=int, default=64, help="pairs per weak step (paper: 64)")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--iters", type=positive_int, default=5)
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--peak-tflops", type=float, default=None, help="override the device's bf16 peak")
     parser.add_argument("--out", type=Path, default=results_dir() / "gpu_train.json")
@@ -48,7 +48,7 @@ def main() -> int:
     peak = peak_tflops(device, args.peak_tflops)
     print(f"device {device} ({device_name(device)}), bf16 peak {peak or 'unknown'} TFLOP/s")
     rows = []
-    for name in args.presets.split(","):
+    for name in args.presets:
         torch.manual_seed(0)
         longest = max(args.seq_len, args.pair_len)
         cfg = ConanConfig.preset(name, max_length=max(longest, ConanConfig.preset(name).max_length))

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / "benchmarks" / "results"
 
@@ -68,3 +70,34 @@ def test_ctrl_c_ends_in_one_line_and_removes_the_scratch(tmp_path: Path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err.strip() == "interrupted: nothing written", err
     assert not (tmp_path / "results").exists() and list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["bench_train.py", "--presets", "nosuch"], "unknown preset 'nosuch'"),
+    (["bench_model.py", "--presets", "tiny,nosuch"], "unknown preset 'nosuch'"),
+    (["bench_dhnm.py", "--preset", "nosuch"], "invalid choice: 'nosuch'"),
+    (["bench_startup.py", "--before", "nosuchref"], "--before nosuchref: git archive failed"),
+    (["bench_startup.py", "--repeat", "0"], "must be at least 1, got 0"),
+    (["bench_tokenize.py", "--repeats", "0"], "must be at least 1, got 0"),
+    (["bench_train.py", "--iters", "0"], "must be at least 1, got 0"),
+    (["bench_scoring.py", "--repeats", "3"], "--repeats must be even, got 3"),
+    (["bench_text_order.py", "--tasks", "NoSuch"], "--tasks: no task folder NoSuch"),
+])  # fmt: skip
+def test_a_bad_argument_is_one_line_and_writes_nothing(tmp_path: Path, argv: list[str], said: str):
+    """Before: KeyError and CalledProcessError tracebacks, StatisticsError after the whole run for a count of 0,
+    and for an unknown task an all-zero table written over the committed JSON."""
+    proc = bench(tmp_path, *argv)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert said in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "results").exists() and list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_startup_probe_says_none_when_no_heavy_module_is_imported():
+    """Before, the stripped stdout lost the empty last line, so "imports" read "model loads: 0"."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import bench_startup
+
+    assert bench_startup.probed("model loads: 0\nheavy imports: \n") == ("none", "0")
+    assert bench_startup.probed("noise\nmodel loads: 1\nheavy imports: torch,mteb\n") == ("torch,mteb", "1")
+    _, _, heavy, loads = bench_startup.once(REPO, ["--help"])  # the real probe, in a fresh process
+    assert (heavy, loads) == ("none", "0")
