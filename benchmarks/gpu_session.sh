@@ -39,11 +39,14 @@
 # Without PART, one call runs every part (530 s of budgets, backstop 700 s): more than a device call allows, for a
 # machine of one's own.
 set -o pipefail
+# a dry run's files are a plumbing check, not results: without OUT they go to a temporary folder (before stop 62,
+# into benchmarks/results beside the committed ones, untracked)
+[ -n "${DRY:-}" ] && [ -z "${OUT:-}" ] && OUT=$(mktemp -d -t gpu-session-dry-XXXXXX)
 OUT=$(mkdir -p "${OUT:-benchmarks/results}" && cd "${OUT:-benchmarks/results}" && pwd)
 SITE=$PWD/.cache/device/site
 WHEEL_DIRS=".cache/device/wheels-call1 .cache/device/wheels-call2"
 # DRY=1 installs nothing: the wheels are for the device's Python 3.12 (this machine's packages stand in)
-[ -n "${DRY:-}" ] && { echo "[session] DRY=1: the carried wheels are not installed"; WHEEL_DIRS=""; }
+[ -n "${DRY:-}" ] && { echo "[session] DRY=1: the carried wheels are not installed; files go to $OUT"; WHEEL_DIRS=""; }
 for wheels in $WHEEL_DIRS; do
   stamp=$SITE/.installed-$(basename "$wheels")  # what a call before this one installed (a warm machine keeps it)
   if ls "$wheels"/*.whl >/dev/null 2>&1 && [ "$(ls "$wheels")" != "$(cat "$stamp" 2>/dev/null)" ]; then

@@ -503,6 +503,20 @@ def dry_session(checkout: Path, **env: str) -> subprocess.CompletedProcess:
     return proc
 
 
+def test_a_dry_run_without_out_writes_nothing_into_the_results(tmp_path: Path) -> None:
+    """A user walk of stop 62: the documented dry run left untracked logs and JSON in benchmarks/results, beside the
+    committed results; without OUT it now writes to a temporary folder, which it names."""
+    checkout = session_checkout(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "OUT"}
+    path = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    proc = subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=checkout, capture_output=True, text=True,
+                          env={**env, "DRY": "1", "ONLY": "none", "PATH": path, "TMPDIR": str(tmp_path)})  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert not (checkout / "benchmarks" / "results").exists()
+    (written,) = tmp_path.glob("gpu-session-dry-*")
+    assert f"files go to {written}" in proc.stdout
+
+
 def test_a_dry_run_installs_none_of_the_device_wheels(tmp_path: Path) -> None:
     """DRY=1 after benchmarks/device_bundle.py: the wheels there are for the device's Python 3.12, which pip here
     refuses ("not a supported wheel"), so a CPU plumbing check must run without installing them."""
