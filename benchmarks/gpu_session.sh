@@ -5,10 +5,10 @@
 # compiled, the eager-vs-compiled loss curve, end-to-end encode, harness run) -> $OUT/gpu_speed_<card>.json and its log.
 # The device image lacks mteb and ../shared/data: benchmarks/device_bundle.py (run here first) puts them in
 # carry-sized folders under .cache/device/, and the work splits in two calls (each carry <= 64 MiB):
-#   PART=1 (carry .cache/device/wheels-call1): installs mteb's needs and checks they import, then runs the flex
+#   PART=1 (carry .cache/device/wheels-call1): installs most of mteb's needs and checks they import, then the flex
 #           test, flex and mfu (curve, 200 s over up to 10 seeds, runs in a call of its own: ONLY=curve);
-#   PART=2 (carry .cache/device/{wheels-call2,shared-data,minilm-shape}): installs mteb, runs encode, harness and
-#           prefetch.
+#   PART=2 (carry .cache/device/{wheels-call2,shared-data,minilm-shape}): installs mteb and pydantic, checks
+#           pydantic imports, runs encode, harness and prefetch.
 # Wheels install into .cache/device/site, which a warm machine keeps between the calls.
 # DATA=<folder> passes --data-dir (default: .cache/device/shared-data when it is there).
 # ONLY="<parts>" overrides PART's parts (ONLY=none: installs only); SPEED_ARGS adds gpu_speed.py options (see below).
@@ -85,7 +85,9 @@ frames_out() { awk '/^  File ".*\/torch\//{skip=1; next} skip{skip=0; if (/^    
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')"
 if [ -z "${DRY:-}" ] && [ -d "$SITE" ]; then  # the carried wheels beside the image's own packages: a failure here names what to carry
   python3 -m pip list 2>/dev/null | grep -iE "^(pyarrow|fsspec|huggingface.hub|transformers|sentence.transformers|pandas) "
-  python3 -c "import datasets, polars, pydantic, pytrec_eval; print('mteb needs import: datasets', datasets.__version__)" \
+  # each call checks what it has installed so far (call 2 adds pydantic, carried with mteb)
+  needs="datasets, polars, pytrec_eval"; [ -f "$SITE/.installed-wheels-call2" ] && needs="$needs, pydantic"
+  python3 -c "import $needs; print('mteb needs import: datasets', datasets.__version__)" \
     2>&1 | tail -3 | tee "$OUT/device_imports.log" || status=1
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
