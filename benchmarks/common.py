@@ -56,10 +56,10 @@ def harness_cli(argv: list[str]) -> int:
     run_main: main would say "finished tasks are kept in the run directory", false of a scratch run that goes at
     exit."""
     from conan_model.errors import ConanError
-    from harness.cli import _load_embedder, build_parser
+    from harness.cli import build_parser, load_embedder
     from train.scorer import install_spec_loader
 
-    install_spec_loader(_load_embedder)
+    install_spec_loader(load_embedder)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -425,7 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_embedder(spec: str) -> object:
+def load_embedder(spec: str) -> object:
+    """A model spec's embedder, importing the model code only when a spec is loaded (the CLI starts fast): what
+    `harness` installs as training's spec loader (`train.scorer.install_spec_loader`), and benchmarks too."""
     from harness.models import load_model
 
     return load_model(spec)
@@ -438,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     from train.scorer import install_spec_loader
 
     library_cache_defaults(user_cache_root())
-    install_spec_loader(_load_embedder)  # hard-negative mining resolves harness model specs through the harness
+    install_spec_loader(load_embedder)  # hard-negative mining resolves harness model specs through the harness
     from conan_model.signals import how_stopped, sigterm_interrupts
 
     _Parser.refused = None

@@ -117,9 +117,9 @@ def test_ensure_pools_mines_again_when_the_scorers_weights_change(tmp_path, monk
 
     import train.scorer
     from conan_model import ConanConfig, ConanModel, save_pretrained, train_tokenizer_from_texts
-    from harness.cli import _load_embedder
+    from harness.cli import load_embedder
 
-    monkeypatch.setattr(train.scorer, "_loader", _load_embedder)  # what `harness train` installs
+    monkeypatch.setattr(train.scorer, "_loader", load_embedder)  # what `harness train` installs
     corpus = ["red apple pie", "green apple", "apple juice", "blue car", "fast red car", "slow boat"]
     tokenizer = train_tokenizer_from_texts(corpus * 5, vocab_size=300, min_frequency=1)
     folder, path = tmp_path / "weak" / "final", tmp_path / "pools" / "t.jsonl"
@@ -234,7 +234,7 @@ def test_the_harness_cli_installs_its_model_loader(monkeypatch, capsys):
 
     monkeypatch.setattr(scorer, "_loader", None)
     assert harness.cli.main(["list", "suites"]) == 0
-    assert scorer._loader is harness.cli._load_embedder
+    assert scorer._loader is harness.cli.load_embedder
 
 
 def test_labelled_matches_join_pairs_both_ways_and_through_shared_texts():

@@ -430,10 +430,10 @@ def test_resume_refuses_dhnm_state_when_the_pools_were_mined_again(tmp_path: Pat
     pools are mined anew (other texts at each rank), so the checkpoint's DHNM pointers would index other texts."""
     import train.scorer
     from conan_model import ConanModel, save_pretrained, train_tokenizer
-    from harness.cli import _load_embedder
+    from harness.cli import load_embedder
     from train.errors import ResumeError
 
-    monkeypatch.setattr(train.scorer, "_loader", _load_embedder)  # what `harness train` installs
+    monkeypatch.setattr(train.scorer, "_loader", load_embedder)  # what `harness train` installs
     data = shared_data / "train/sick_nli_en/train.jsonl"
     tokenizer = train_tokenizer([data], 400, ("query", "positive", "negative"))
     weak = tmp_path / "weak" / "final"
