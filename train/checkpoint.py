@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import random
 import shutil
 from collections.abc import Iterator
@@ -102,28 +103,60 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
     return existing[-1]
 
 
-def remove_leftovers(output_dir: str | Path, keep: Path | None = None) -> list[str]:
-    """Delete what an interrupted save provably left in ``output_dir``'s checkpoints, so it never piles up: a
-    ``.step_*.old-<pid>-<nonce>@<machine>`` (replace_dir's aside copy; ``.old-step_*`` as an earlier version named
-    it) whose step folder holds every file its state.json records, and an older step folder missing some of the
-    files its state.json records (a keep-last deletion cut short keeps its state.json). Only missing files count,
-    never their contents: a folder whose bytes differ was not left by a deletion (it is named damaged when resumed
-    from, as before), and nothing is hashed, so a resume of a large model does not read every checkpoint first. The
-    newest checkpoint and ``keep`` (the one being resumed) are never touched. Returns each removed name with why,
-    for the one line that says so."""
+def _asides(root: Path) -> list[tuple[Path, str]]:
+    """(aside copy, the step folder name it was set aside from) of each checkpoint replace_dir set aside in ``root``:
+    `.step_*.old-<pid>-<nonce>@<machine>`, or `.old-step_*` as an earlier version named it."""
+    asides = [(p, aside.final) for p in root.glob(".step_*.old-*") if (aside := parse_leftover(p.name))]
+    return asides + [(p, p.name.removeprefix(EARLIER_ASIDE)) for p in root.glob(f"{EARLIER_ASIDE}step_*")]
+
+
+def put_back_checkpoints(output_dir: str | Path) -> tuple[list[str], list[str]]:
+    """Put back as ``step_*`` an aside copy that holds every file its state.json records and whose step folder is
+    gone: a save that replaced a checkpoint (a run resumed from an older one reaches its step again) killed between
+    replace_dir's two renames. Called before a resume looks for the newest checkpoint, which it then is again;
+    before stop 63 the copy was neither put back nor named, and stayed for good. Returns the lines to say: what was
+    put back, and what the OS refused."""
+    root = Path(output_dir) / CHECKPOINTS
+    said, failed = [], []
+    for aside, step in sorted(_asides(root)) if root.is_dir() else []:
+        final = root / step
+        if os.path.lexists(final) or _missing_files(aside) != []:
+            continue
+        try:
+            os.rename(aside, final)
+        except OSError as exc:
+            failed.append(f"could not put back {aside} as {step} ({exc.strerror or exc})")
+            continue
+        said.append(f"put back {aside} as {step} (the checkpoint a save was replacing when it was killed)")
+    return said, failed
+
+
+def remove_leftovers(output_dir: str | Path, keep: Path | None = None) -> tuple[list[str], list[str]]:
+    """Delete what an interrupted save provably left in ``output_dir``'s checkpoints, so it never piles up: an aside
+    copy (:func:`_asides`) whose step folder holds every file its state.json records, and an older step folder
+    missing some of the files its state.json records (a keep-last deletion cut short keeps its state.json). Only
+    missing files count, never their contents: a folder whose bytes differ was not left by a deletion (it is named
+    damaged when resumed from, as before), and nothing is hashed, so a resume of a large model does not read every
+    checkpoint first. The newest checkpoint and ``keep`` (the one being resumed) are never touched. Returns each
+    removed name with why, for the one line that says so, and a line for each the OS refused to remove, which
+    stays (before stop 63 such a refusal stopped the run, with the other ranks waiting at a barrier)."""
     root = Path(output_dir) / CHECKPOINTS
     complete = _complete(root)
     missing = {p: _missing_files(p) for p in complete}
     kept = keep.resolve() if keep is not None else None
-    asides = [(p, aside.final) for p in root.glob(".step_*.old-*") if (aside := parse_leftover(p.name))]
-    asides += [(p, p.name.removeprefix(EARLIER_ASIDE)) for p in root.glob(f"{EARLIER_ASIDE}step_*")]
     leftovers = {p: "the aside copy of a replaced checkpoint, which is whole"
-                 for p, step in asides if missing.get(root / step) == []}  # fmt: skip
+                 for p, step in _asides(root) if missing.get(root / step) == []}  # fmt: skip
     leftovers |= {p: "an older checkpoint cut short while it was deleted"
                   for p in complete[:-1] if missing[p] and p.resolve() != kept}  # fmt: skip
-    for path in leftovers:
-        shutil.rmtree(path)
-    return [f"{p.name} ({why})" for p, why in sorted(leftovers.items())]
+    said, failed = [], []
+    for path, why in sorted(leftovers.items()):
+        try:
+            shutil.rmtree(path)
+        except OSError as exc:
+            failed.append(f"could not remove {path}, {why} ({exc.strerror or exc}): delete it by hand")
+            continue
+        said.append(f"{path.name} ({why})")
+    return said, failed
 
 
 def clear_final_leftovers(output_dir: str | Path) -> list[str]:

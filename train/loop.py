@@ -141,14 +141,19 @@ def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | 
     if cfg.attention_backend == "flex" and takes_soft_steps(cfg) and (problem := flex_training_problem(rt.device)):
         raise ConfigError(f"attention_backend = 'flex' on {rt.device}: {problem}; set attention_backend = 'sdpa', "
                           "or 'auto' (flex on CUDA from 1024 tokens)")  # fmt: skip
-    if rt.is_main:  # first: a finished model put back is one that resolve_resume keeps from being trained over
-        for line in ckpt_io.clear_final_leftovers(cfg.output_dir):
+    if rt.is_main:  # first: a finished model (or checkpoint) put back is one resolve_resume sees
+        put_back, refused = ckpt_io.put_back_checkpoints(cfg.output_dir)
+        for line in [*ckpt_io.clear_final_leftovers(cfg.output_dir), *put_back, *refused]:
             log.warning("%s", line)
     barrier()
     path = ckpt_io.resolve_resume(resume, cfg.output_dir)
-    if rt.is_main and (removed := ckpt_io.remove_leftovers(cfg.output_dir, keep=path)):
-        log.warning("removed what an interrupted checkpoint save left in %s: %s",
-                    Path(cfg.output_dir) / ckpt_io.CHECKPOINTS, "; ".join(removed))  # fmt: skip
+    if rt.is_main:
+        removed, refused = ckpt_io.remove_leftovers(cfg.output_dir, keep=path)
+        if removed:
+            log.warning("removed what an interrupted checkpoint save left in %s: %s",
+                        Path(cfg.output_dir) / ckpt_io.CHECKPOINTS, "; ".join(removed))  # fmt: skip
+        for line in refused:
+            log.warning("%s", line)
     barrier()
     data = cfg.data_hashes()
     state = ckpt_io.check_resume_config(path, cfg.to_dict(), data, cfg.resume_safe, rt.rank) if path else {}

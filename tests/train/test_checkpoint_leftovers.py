@@ -212,3 +212,48 @@ def test_aside_copies_named_as_before_are_removed_where_that_version_removed_the
                     "is whole)"]  # fmt: skip
     assert not (out / ".old-final").exists() and sorted(p.name for p in ckpts.iterdir()) == ["step_00000001",
                                                                                              "step_00000002"]
+
+
+def test_a_checkpoint_set_aside_by_an_interrupted_save_is_put_back(finished, tmp_path, shared_data, one_thread,
+                                                                    monkeypatch, caplog, capsys):  # fmt: skip
+    """Resumed from step_1, the run saves step_2 again and is killed between replace_dir's renames: step_2 is set
+    aside and the new one not yet in place. Before stop 63 the aside copy (a whole checkpoint) was neither put back
+    nor named, and `--resume` went back to step_1. Now the next start puts it back and resumes from it."""
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    ckpts = out / "checkpoints"
+    with monkeypatch.context() as patch:
+        ctrl_c_between_the_renames(patch, ".step_00000002.old-")
+        assert cli.main([*_args(out, shared_data), "--resume", str(ckpts / "step_00000001")]) == 130
+    (aside,) = ckpts.glob(".step_00000002.old-*")
+    assert not (ckpts / "step_00000002").exists()
+    with caplog.at_level(logging.INFO, logger="train"):
+        assert cli.main([*_args(out, shared_data), "--resume"]) == 0
+    said = [r.getMessage() for r in caplog.records if "put back" in r.getMessage()]
+    assert said == [f"put back {aside} as step_00000002 (the checkpoint a save was replacing when it was killed)"]
+    assert f"resumed from {ckpts / 'step_00000002'} at step 2" in capsys.readouterr().out
+    assert sorted(p.name for p in ckpts.iterdir() if not p.name.startswith(".tmp-")) == ["step_00000001",
+                                                                                         "step_00000002"]
+
+
+def test_a_leftover_the_os_will_not_remove_is_named_and_the_run_goes_on(finished, tmp_path, shared_data, one_thread,
+                                                                        monkeypatch, caplog):  # fmt: skip
+    """An aside copy the OS refuses to delete (another user's, in a shared output_dir: root here, so the refusal is
+    injected) is one line naming it and stays; before stop 63 the PermissionError stopped the run."""
+    out = _aside_copy_left(finished, tmp_path, shared_data, monkeypatch)
+    ckpts = out / "checkpoints"
+    (aside,) = ckpts.glob(".step_00000002.old-*")
+    real = shutil.rmtree
+
+    def refuse(path: str | os.PathLike, *args, **kwargs) -> None:
+        if Path(path) == aside:
+            raise PermissionError(13, "Permission denied", str(path))
+        real(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", refuse)
+    with caplog.at_level(logging.INFO, logger="train"):
+        assert cli.main([*_args(out, shared_data), "--resume"]) == 0
+    said = [r.getMessage() for r in caplog.records if "could not remove" in r.getMessage()]
+    assert said == [f"could not remove {aside}, the aside copy of a replaced checkpoint, which is whole (Permission "
+                    "denied): delete it by hand"]  # fmt: skip
+    assert aside.is_dir() and not [r for r in caplog.records if SAID in r.getMessage()]
