@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
@@ -216,7 +217,11 @@ def _pid_ok(digits: str) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process of this id runs on this machine (the writer a temporary name records)."""
+    """Whether a process of this id runs on this machine (the writer a temporary name records). On Windows,
+    ``os.kill(pid, 0)`` ends the process instead of probing it: there every writer counts as alive, so its copies
+    are named and kept, never cleared."""
+    if sys.platform == "win32":
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

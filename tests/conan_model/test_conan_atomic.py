@@ -23,6 +23,7 @@ from conan_model.atomic import (
     elsewhere_leftovers,
     parse_leftover,
     parse_writer,
+    pid_alive,
     replace_dir,
     temp_path,
     this_machine,
@@ -163,6 +164,21 @@ def _gone_pid() -> int:
     """The id of a process that has ended."""
     return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                               check=True).stdout)  # fmt: skip
+
+
+def test_on_windows_no_writer_is_probed_with_a_signal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Windows os.kill(pid, 0) terminates the process (TerminateProcess) rather than probing it: there a writer
+    counts as alive and its copy is kept, and os.kill is never called (here it is refused, to prove it)."""
+    gone = _gone_pid()
+    (tmp_path / f".m.tmp-{gone}-0123456789ab").mkdir()
+    assert dead_leftovers(tmp_path / "m") == [(tmp_path / f".m.tmp-{gone}-0123456789ab", "an unfinished copy")]
+
+    def no_kill(*_args: object) -> None:
+        raise AssertionError("os.kill called")
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(os, "kill", no_kill)
+    assert pid_alive(gone) and dead_leftovers(tmp_path / "m") == []
 
 
 def test_a_leftover_the_os_will_not_remove_is_said_and_the_rest_cleared(tmp_path: Path) -> None:
