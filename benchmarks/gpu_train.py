@@ -64,7 +64,9 @@ def main() -> int:
     print(table(rows))
     print("peak memory per step (GiB):", [(r["preset"], r["stage"], r["mode"], r["peak_mem_gib"]) for r in rows])
     result = {"env": {**environment(device), "device_name": device_name(device), "peak_tflops": peak},
-              "args": {k: str(v) for k, v in vars(args).items() if k != "out"}, "results": rows}  # fmt: skip
+              # each option as its command-line text: --presets (a list since stop 62) as "small,conan-v2-1.4b"
+              "args": {k: ",".join(v) if isinstance(v, list) else str(v) for k, v in vars(args).items() if k != "out"},
+              "results": rows}  # fmt: skip
     save_result(args.out, result)
     return 0
 

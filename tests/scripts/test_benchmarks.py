@@ -7,6 +7,7 @@ with TMPDIR and BENCH_RESULTS_DIR inside the test's folder; the committed result
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -101,3 +102,15 @@ def test_startup_probe_says_none_when_no_heavy_module_is_imported():
     assert bench_startup.probed("noise\nmodel loads: 1\nheavy imports: torch,mteb\n") == ("torch,mteb", "1")
     _, _, heavy, loads = bench_startup.once(REPO, ["--help"])  # the real probe, in a fresh process
     assert (heavy, loads) == ("none", "0")
+
+
+def test_gpu_train_smoke_on_the_cpu_records_its_options_as_typed(tmp_path: Path):
+    """gpu_train.py's documented CPU smoke (its docstring) trains the tiny preset a step per stage and records each
+    option as its command-line text: --presets as "tiny" (after stop 62's list type it read "['tiny']")."""
+    proc = bench(tmp_path, "gpu_train.py", "--device", "cpu", "--presets", "tiny", "--seq-len", "32", "--pair-len",
+                 "16", "--batch", "2", "--pair-batch", "4", "--warmup", "0", "--iters", "1")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads((tmp_path / "results" / "gpu_train.json").read_text())
+    assert record["args"]["presets"] == "tiny" and record["args"]["seq_len"] == "32"
+    assert {row["preset"] for row in record["results"]} == {"tiny"} and len(record["results"]) >= 2
+    assert all(row["tokens_per_s"] > 0 for row in record["results"])
