@@ -52,14 +52,16 @@ def npu_available() -> bool:
 
 
 def pick_device(prefer: str | torch.device | None = None) -> torch.device:
-    """``prefer`` if given (e.g. 'cuda:1', 'cpu'), else the best available: cuda > npu > mps > cpu."""
+    """``prefer`` if given (e.g. 'cuda:1', 'cpu'), else the best available: cuda > npu > mps > cpu. Whatever is
+    asked, a torch_npu that fails to load is hidden first (:func:`npu_problem`): transformers imports it unguarded,
+    and before stop 63 a ``--device cpu`` run, which never looked, died there with a traceback."""
+    problem = npu_problem()
     if prefer is not None:
-        if _device_type(prefer) == "npu" and (problem := npu_problem()):
+        if _device_type(prefer) == "npu" and problem:
             raise RuntimeError(f"device 'npu' requested but {problem} ({NPU_DOCS})")
         return torch.device(prefer)
     if torch.cuda.is_available():
         return torch.device("cuda")
-    problem = npu_problem()
     if problem is None:
         return torch.device("npu")
     if problem.startswith("torch_npu failed"):  # installed for a reason: say why it is passed over
@@ -72,13 +74,15 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
 def device_problem(requested: str) -> str | None:
     """Why device ``requested`` (``cuda``, ``cuda:1``, ``npu``, ``mps``, ``xpu``, ``cpu``) cannot be used on this
     machine, or None when it can: checked before any work, where torch would fail only once a tensor moves there
-    (after the tokenizer and the model are built), with a traceback."""
+    (after the tokenizer and the model are built), with a traceback. Like :func:`pick_device` it hides a torch_npu
+    that fails to load, whatever device is asked, before transformers imports it."""
+    npu_reason = npu_problem()
     kind, _, index = str(requested).partition(":")
     present = device_count(kind)
     if present is None:
         return f"unknown device type {kind!r}; use cpu, cuda, npu, mps or xpu (optionally :<index>)"
     if present == 0:
-        plugin = f" ({npu_problem()}; see {NPU_DOCS})" if kind == "npu" else ""
+        plugin = f" ({npu_reason}; see {NPU_DOCS})" if kind == "npu" else ""
         return f"no {kind.upper()} device is available here{plugin}"
     if index and (not index.isdigit() or int(index) >= present):
         return f"no {kind} device {index!r}: {present} present (indices 0-{present - 1})"

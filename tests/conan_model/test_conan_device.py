@@ -1,4 +1,6 @@
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -81,6 +83,34 @@ def test_harness_says_the_npu_failure_in_one_line(broken_torch_npu, tmp_path, ca
     assert err == ("harness: error: --device npu: no NPU device is available here (torch_npu failed to load: "
                    "RuntimeError: CANN not found; see README.md, Ascend NPU); use --device cpu\n")
     assert resolve_options("minilm", ModelOptions())[0].device == "cpu"
+
+
+@pytest.mark.parametrize("requested", ["cpu", "cuda"])
+def test_a_torch_npu_that_fails_to_load_is_hidden_whatever_device_is_asked(broken_torch_npu, requested, capsys):
+    """Before stop 63 only a pick without a device (or of npu) hid it, and transformers imported it again."""
+    device_problem(requested)
+    assert importlib.util.find_spec("torch_npu") is None
+    npu_problem.cache_clear()
+    sys.modules.pop("torch_npu")
+    assert pick_device(requested) == torch.device(requested) and importlib.util.find_spec("torch_npu") is None
+    assert capsys.readouterr().err == ""  # a device was asked: no note about an NPU nobody wanted
+
+
+def test_a_cpu_run_goes_on_past_a_torch_npu_that_fails_to_load(tmp_path):
+    """The whole path in a fresh process, as `harness run --device cpu` takes it: the options resolve, then
+    transformers' import (its sdpa integration asks is_torch_npu_available) no longer meets the plugin's error."""
+    (tmp_path / "torch_npu").mkdir()
+    (tmp_path / "torch_npu" / "__init__.py").write_text('raise RuntimeError("CANN not found")\n', encoding="utf-8")
+    script = ("from harness.embedder import ModelOptions\n"
+              "from harness.models import resolve_options\n"
+              "print(resolve_options('minilm', ModelOptions(device='cpu'))[0].device)\n"
+              "from transformers import BertModel\n"
+              "print(BertModel.__name__)\n")
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo)])}
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.split() == ["cpu", "BertModel"]
 
 
 def test_a_local_rank_past_the_visible_devices_is_named():
