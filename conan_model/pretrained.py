@@ -139,11 +139,16 @@ def source_damage(name: str, root: Path | None = None) -> str | None:
 
 def repair_hint(path: Path, otherwise: str = "copy or convert it again") -> str:
     """How to get a damaged ``path`` whole again: `harness models fetch --force <name>` when it is a named base's
-    source file or lies in its prepared folder (in the models folder), else ``otherwise``."""
-    path = Path(path).resolve()  # resolved, as a link in the models folder's path may be on either side
-    for name in BASES:
-        if path == source_path(name).resolve() or base_path(name).resolve() in (path, *path.parents):
-            return f"`harness models fetch --force {name}` prepares it again"
+    source file or lies in its prepared folder (in the models folder), else ``otherwise``. It ends other errors: a
+    models folder that cannot be looked up (HARNESS_MODELS_DIR naming a file) gives ``otherwise``, where before stop
+    63 its error replaced the one being said."""
+    try:
+        path = Path(path).resolve()  # resolved, as a link in the models folder's path may be on either side
+        for name in BASES:
+            if path == source_path(name).resolve() or base_path(name).resolve() in (path, *path.parents):
+                return f"`harness models fetch --force {name}` prepares it again"
+    except (ConanError, OSError):
+        pass
     return otherwise
 
 

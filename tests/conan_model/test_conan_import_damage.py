@@ -133,6 +133,20 @@ def test_damaged_conan_folder_is_named(qwen2_folder, tmp_path, capsys, damage):
     _import_fails(tmp_path, f"conan:{conan}", capsys, expected)
 
 
+def test_damage_is_named_when_the_models_folder_variable_names_a_file(qwen2_folder, tmp_path, capsys, monkeypatch):
+    """The hint that follows the damage looks up the models folder; before stop 63 a HARNESS_MODELS_DIR naming a
+    file made that lookup's error replace the real one (the user's own damaged weights) with one about the
+    variable."""
+    folder, _ = qwen2_folder
+    model, tokenizer = load_init(f"hf:{folder}")
+    conan = save_pretrained(model, tokenizer, tmp_path / "conan")
+    _cut_in_half(conan / "model.safetensors")
+    (tmp_path / "a-file").write_text("", encoding="utf-8")
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(tmp_path / "a-file"))
+    _import_fails(tmp_path, f"conan:{conan}", capsys,
+                  f"{conan / 'model.safetensors'}: damaged safetensors file", "; copy or convert it again")  # fmt: skip
+
+
 @pytest.mark.parametrize(("key", "value", "expected"), [
     ("hidden_size", "64", "hidden_size must be an integer, not '64'"),  # was "not all arguments converted ..."
     ("rope_theta", "1e4", "rope_theta must be a number, not '1e4'"),
