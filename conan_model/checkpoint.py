@@ -123,8 +123,17 @@ def safetensors_damage(path: Path) -> str | None:
             header = json.loads(handle.read(length))
         except (UnicodeDecodeError, json.JSONDecodeError):
             return "header is not valid JSON"
-    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__" and isinstance(t, dict)
-            and "data_offsets" in t]  # fmt: skip
+    if not isinstance(header, dict):  # before stop 63 an AttributeError traceback in `harness models list`
+        return "header is not a JSON object"
+    ends = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int and o >= 0 for o in offsets)
+                and offsets[0] <= offsets[1]):  # fmt: skip
+            return f"header entry {name!r} has no data_offsets [begin, end]"
+        ends.append(offsets[1])
     needed = 8 + length + max(ends, default=0)
     if needed > size:
         return f"truncated: {size} bytes, the header needs {needed}"

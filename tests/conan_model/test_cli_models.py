@@ -15,6 +15,7 @@ from pretrained_helpers import make_gguf
 
 import conan_model.atomic
 import conan_model.checkpoint
+from conan_model.checkpoint import CHECKPOINT_FILES, WEIGHTS_NAME
 from conan_model.pretrained import base_path, source_path
 from harness.cli import main
 
@@ -356,3 +357,26 @@ def test_list_names_a_base_s_aside_copy_named_as_before(tmp_path, capsys, monkey
     assert main(["models", "list"]) == 0
     out = capsys.readouterr().out
     assert out.count(str(aside)) == 1 and f"or a folder of yours: {aside} (2 MB); never cleared" in out
+
+
+NO_OFFSETS = "header entry 'w' has no data_offsets [begin, end]"
+
+
+@pytest.mark.parametrize(("header", "damage"), [
+    (b"[]", "header is not a JSON object"),
+    (b'{"w": 3}', NO_OFFSETS),
+    (b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0]}}', NO_OFFSETS),
+    (b'{"w": {"dtype": "F32", "shape": [1]}}', NO_OFFSETS),
+])
+def test_a_weights_header_of_the_wrong_shape_is_listed_as_damage(tmp_path, capsys, monkeypatch, header, damage):
+    """Review: `list` reads each prepared base's weights header; before stop 63 one that was JSON but no object (or
+    an entry without its offsets) was an AttributeError (or KeyError) traceback."""
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(tmp_path / "models"))
+    folder = base_path("smollm2-135m")
+    folder.mkdir(parents=True)
+    for name in CHECKPOINT_FILES:
+        (folder / name).write_text("{}", encoding="utf-8")
+    (folder / WEIGHTS_NAME).write_bytes(len(header).to_bytes(8, "little") + header)
+    assert main(["models", "list"]) == 0
+    assert f"damaged ({folder / WEIGHTS_NAME}: {damage}): `harness models fetch --force smollm2-135m`" in \
+        capsys.readouterr().out  # fmt: skip
