@@ -57,7 +57,9 @@ def load_config(path: str | os.PathLike) -> ConanConfig:
     """ConanConfig from a checkpoint folder or a config.json file."""
     path = Path(path)
     if not path.exists():  # before a user walk: "no config file at <path>", as for a folder without one
-        raise FileNotFoundError(f"checkpoint folder {path} does not exist")
+        # a .json path names the file (before stop 63 it too was called a missing "checkpoint folder")
+        what = "config file" if path.suffix == ".json" else "checkpoint folder"
+        raise FileNotFoundError(f"{what} {path} does not exist")
     if path.is_dir():
         path = path / CONFIG_NAME
     if not path.is_file():

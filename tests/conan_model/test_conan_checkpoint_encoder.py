@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from conan_model import ConanEncoder, ConanModel, load_pretrained, save_pretrained
+from conan_model import ConanEncoder, ConanModel, load_config, load_pretrained, save_pretrained
 from conan_model.checkpoint import CHECKPOINT_FILES
 
 
@@ -77,6 +77,15 @@ def test_load_errors_are_clear(tmp_path, checkpoint):
     (checkpoint / "tokenizer.json").unlink()
     with pytest.raises(FileNotFoundError, match="missing tokenizer.json"):
         load_pretrained(checkpoint)
+
+
+def test_a_missing_config_file_is_called_a_file(tmp_path):
+    """load_config takes a folder or its config.json; before stop 63 a missing config.json was called a missing
+    "checkpoint folder"."""
+    with pytest.raises(FileNotFoundError, match=f"^config file {tmp_path / 'config.json'} does not exist$"):
+        load_config(tmp_path / "config.json")
+    with pytest.raises(FileNotFoundError, match=f"^checkpoint folder {tmp_path / 'nope'} does not exist$"):
+        load_config(tmp_path / "nope")
 
 
 def test_config_weight_mismatch_is_reported(checkpoint):
