@@ -68,7 +68,8 @@ def dims(curves: dict[str, dict[str, list[tuple[int, float]]]], path: Path) -> N
 def dims_figure(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> Figure:
     """One panel per task type: mean main score ×100 against embedding dimension (log scale), a line per run, its
     last point the full width. Each run keeps one colour in every panel (before, each panel's own colour cycle gave
-    a run another colour in a panel it shared with fewer runs)."""
+    a run another colour in a panel it shared with fewer runs). A full width run.json does not know (`embed_dim`
+    null, 0 here) has no place on a log axis: that point is left out (before stop 63, log2(0) stopped the report)."""
     kinds = list(curves)
     cols = min(3, len(kinds))
     rows = (len(kinds) + cols - 1) // cols
@@ -78,18 +79,20 @@ def dims_figure(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> Figure
     colours = {label: palette[i % len(palette)] for i, label in enumerate(labels)}
     for ax, kind in zip(axes.flat, kinds, strict=False):
         for label, points in curves[kind].items():
-            xs, ys = zip(*points, strict=True)
-            ax.plot(xs, [100 * v for v in ys], marker="o", label=label, color=colours[label])
+            if known := [(d, v) for d, v in points if d]:
+                xs, ys = zip(*known, strict=True)
+                ax.plot(xs, [100 * v for v in ys], marker="o", label=label, color=colours[label])
         ax.set_xscale("log", base=2)
-        full = {points[-1][0] for points in curves[kind].values()}
-        ticks = _spaced_ticks({d for points in curves[kind].values() for d, _ in points}, full)
+        full = {points[-1][0] for points in curves[kind].values() if points[-1][0]}
+        ticks = _spaced_ticks({d for points in curves[kind].values() for d, _ in points if d}, full)
         ax.set_xticks(ticks, [f"full\n({t})" if t in full else str(t) for t in ticks], fontsize=8)
         ax.minorticks_off()
         ax.set_title(kind)
         ax.set_xlabel("embedding dimension")
         ax.set_ylabel("main score ×100")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_lines():  # none where every run's only point is a full width of unknown size
+            ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(kinds):]:
         ax.axis("off")
     # wrapped: one or two panels are narrower than the title (before stop 49, audit, it was cut at both edges)
@@ -106,6 +109,8 @@ def _spaced_ticks(dims: set[int], full: set[int]) -> list[int]:
     """The dims a panel labels: the full widths first, then the others from the largest down, each only where it
     keeps `TICK_GAP` of the axis from every label kept (383 beside 384, 512 beside 576 overlapped before); every
     dim keeps its point on the curve."""
+    if not dims:  # a panel whose runs have only a full width of unknown size: nothing to label
+        return []
     logs = {d: math.log2(d) for d in dims}
     gap = TICK_GAP * (max(logs.values()) - min(logs.values()))
     kept: list[int] = []

@@ -57,3 +57,17 @@ def _drawn(curves: dict, tmp_path: Path, monkeypatch) -> object:
     monkeypatch.setattr(plots, "save_png", lambda fig, path: drawn.append(fig))
     plots.dims(curves, tmp_path / "dims.png")
     return drawn[0]
+
+
+def test_a_full_width_of_unknown_size_is_left_out_of_the_log_axis(tmp_path: Path) -> None:
+    """run.json allows `model.embed_dim: null`, which the curves carry as a full width of 0; before stop 63
+    log2(0) stopped the report with a ValueError. That point is left out, the rest drawn."""
+    curves = {"STS": {"a": [(64, 0.5), (128, 0.55), (0, 0.6)], "b": [(64, 0.4), (384, 0.5)]},
+              "Retrieval": {"a": [(0, 0.3)]}}  # fmt: skip
+    fig = plots.dims_figure(curves)
+    sts, retrieval = fig.axes[:2]
+    assert [list(line.get_xdata()) for line in sts.get_lines()] == [[64, 128], [64, 384]]
+    assert [t.get_text() for t in sts.get_xticklabels()] == ["64", "128", "full\n(384)"]
+    assert retrieval.get_lines() == [] and retrieval.get_xticklabels() == []
+    plots.save_png(fig, tmp_path / "dims.png")
+    assert (tmp_path / "dims.png").read_bytes().startswith(b"\x89PNG")
