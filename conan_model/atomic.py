@@ -161,7 +161,7 @@ def this_machine() -> str:
 
 def writer_mark() -> str:
     """`<pid>-<nonce>@<machine>`: who writes a temporary name (this process, on :func:`this_machine`), unique per
-    call."""
+    call; the nonce is 12 hex digits, which _WRITER requires."""
     return f"{os.getpid()}-{uuid.uuid4().hex[:12]}@{this_machine()}"
 
 
@@ -191,8 +191,10 @@ class Leftover(NamedTuple):
 
 
 # A writer's mark in the names it leaves, `<pid>-<nonce>[@<machine>]`: the digits capped at 10, and an id no process
-# can have (0, past pid_t, where os.kill raised OverflowError: a traceback in `harness models list`) is no writer's
-_WRITER = r"(\d{1,10})-[0-9a-f]+(?:@([A-Za-z0-9_-]{1,80}))?"
+# can have (0, past pid_t, where os.kill raised OverflowError: a traceback in `harness models list`) is no writer's.
+# The nonce is writer_mark's 12 hex digits exactly: before stop 63 any hex run passed, so a user's `.m.old-2024-01`
+# beside `m` read as pid 2024's aside copy, to be put back or deleted
+_WRITER = r"(\d{1,10})-[0-9a-f]{12}(?:@([A-Za-z0-9_-]{1,80}))?"
 PID_MAX = 2**31 - 1
 
 

@@ -148,16 +148,28 @@ def test_a_replaced_folder_goes_aside_under_a_name_of_its_own(tmp_path: Path) ->
     assert aside_path(final) != aside
 
 
+def test_a_user_s_dated_folder_is_no_leftover(tmp_path: Path) -> None:
+    """Review: any hex run passed as the nonce, so before stop 63 a user's `.m.old-2024-01` beside `m` read as the
+    aside copy of pid 2024 (nonce 01), put back as `m` once that pid was gone. A writer's nonce is 12 hex digits."""
+    final, mine = tmp_path / "m", tmp_path / ".m.old-2024-01"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    assert parse_leftover(mine.name) is None and parse_writer("2024-01") is None
+    assert clear_leftovers(final) == ([], []) and (mine / "notes.txt").read_text() == "mine" and not final.exists()
+    assert parse_leftover(".m.old-2024-0123456789ab") == ("m", "old", (2024, None))
+
+
 @pytest.mark.parametrize("pid", ["0", str(2**31), "9" * 10, "1" + "0" * 23])
 def test_a_pid_no_process_can_have_is_no_writer_s(tmp_path: Path, pid: str) -> None:
     """Review: parse_leftover took any number of digits, and pid_alive(10**23) raised OverflowError (pid_t), a
     traceback in `harness models list`, fetch, import and the run directory's cleanup. Such a name is nobody's."""
     name = f".m.tmp-{pid}-0123456789ab"
     (tmp_path / name).mkdir()
-    assert parse_leftover(name) is None and parse_writer(f"{pid}-00") is None
+    assert parse_leftover(name) is None and parse_writer(f"{pid}-0123456789ab") is None
     assert dead_leftovers(tmp_path / "m") == [] and (tmp_path / name).is_dir()
     largest = (2**31 - 1, None)
-    assert parse_leftover(f".m.tmp-{2**31 - 1}-0123456789ab").writer == parse_writer(f"{2**31 - 1}-00") == largest
+    assert parse_leftover(f".m.tmp-{2**31 - 1}-0123456789ab").writer == largest
+    assert parse_writer(f"{2**31 - 1}-0123456789ab") == largest
 
 
 def _gone_pid() -> int:

@@ -335,7 +335,7 @@ def test_concurrent_stagings_of_one_task_keep_their_own_files(tmp_path: Path) ->
     first = run.staging("T")
     first.result_path("T").parent.mkdir(parents=True)
     first.result_path("T").write_text("{}")
-    dead = run.path / ".staging" / f"T.{2**22 + 1}-00"  # above Linux's pid_max: no such process
+    dead = run.path / ".staging" / f"T.{2**22 + 1}-0123456789ab"  # above Linux's pid_max: no such process
     dead.mkdir()
     second = run.staging("T")
     assert second.path != first.path and first.result_path("T").is_file() and not dead.exists()

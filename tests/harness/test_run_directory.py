@@ -21,6 +21,7 @@ from harness.runs import RunDir, open_run, other_settings
 from harness.summary import render_summary
 
 SAMPLE = default_data_root()
+NONCE = "0123456789ab"  # a writer's nonce is 12 hex digits (conan_model.atomic.writer_mark)
 # An absolute path as markdown would show it: a slash that starts a word, after a space, a bracket or a quote.
 ABSOLUTE = re.compile(r"(?:^|[\s(\[`'\"])/[\w.-]")
 
@@ -208,7 +209,7 @@ def test_names_with_an_impossible_pid_do_not_stop_the_cleanup(tmp_path: Path) ->
     traceback (OverflowError from os.kill). Such a name is no writer's: it stays, and the cleanup goes on."""
     run = RunDir(tmp_path / "r", "org/model", "rev")
     odd = run.path / f".run.json.tmp-{10**23}-0123456789ab"
-    staged = run.path / ".staging" / f"T.{10**23}-00"
+    staged = run.path / ".staging" / f"T.{10**23}-0123456789ab"
     staged.mkdir(parents=True)
     odd.write_text("{", encoding="utf-8")
     run.clear_dead_writes()
@@ -224,7 +225,8 @@ def test_a_dead_write_the_os_will_not_remove_is_said_and_the_run_goes_on(tmp_pat
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True).stdout.strip()  # fmt: skip
     run = RunDir(tmp_path / "r", "org/model", "rev")
-    stuck, other = run.path / "results" / f".STS16.json.tmp-{gone}-0123456789ab", run.path / f".run.json.tmp-{gone}-ab"
+    stuck = run.path / "results" / f".STS16.json.tmp-{gone}-{NONCE}"
+    other = run.path / f".run.json.tmp-{gone}-{NONCE}"
     stuck.parent.mkdir(parents=True)
     for path in (stuck, other):
         path.write_text("{", encoding="utf-8")
@@ -246,8 +248,8 @@ def test_another_machine_s_temporary_files_and_staging_are_left_alone(tmp_path: 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True).stdout.strip()  # fmt: skip
     run = RunDir(tmp_path / "r", "org/model", "rev")
-    mine, theirs = (run.path / f".run.json.tmp-{gone}-ab@{machine}" for machine in (this_machine(), "node-a"))
-    staged_mine, staged_theirs = (run.path / ".staging" / f"T.{gone}-00@{m}" for m in (this_machine(), "node-a"))
+    mine, theirs = (run.path / f".run.json.tmp-{gone}-{NONCE}@{machine}" for machine in (this_machine(), "node-a"))
+    staged_mine, staged_theirs = (run.path / ".staging" / f"T.{gone}-{NONCE}@{m}" for m in (this_machine(), "node-a"))
     for folder in (staged_mine, staged_theirs):
         folder.mkdir(parents=True)
     for path in (mine, theirs):
