@@ -365,7 +365,7 @@ def write_report(paths: list[Path], out: Path, tasks: list[str] | None = None) -
                 at = dict(pts[:-1])
                 full_dim, full = pts[-1]
                 body.append([label, *[_fmt(100 * at[d], 2) if d in at else "—" for d in dims],
-                             f"{100 * full:.2f} ({full_dim})"])  # fmt: skip
+                             f"{100 * full:.2f} ({full_dim or 'dim unknown'})"])  # run.json embed_dim null: 0
             tasks = curves.tasks[kind]
             lines += [f"**{kind}**: mean score ×100 over the {len(tasks)} task(s) every run scored at its dims on the "
                       f"same data, the same tasks in every row: {', '.join(tasks)}", "",

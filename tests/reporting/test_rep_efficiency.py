@@ -309,3 +309,18 @@ def test_a_report_without_curves_removes_an_earlier_report_s_dims_png(tiny_runs,
     assert (out / "dims.png").is_file()
     assert main(["report", str(tiny_runs["short"]), "--out", str(out)]) == 0
     assert not (out / "dims.png").exists()  # before stop 50 base's curves stayed beside short's report
+
+
+def test_a_full_width_of_unknown_size_reads_so_in_the_dims_table(tiny_runs, tmp_path):
+    """run.json may record `model.embed_dim: null`; the curve's full-width point was printed "(0)" and, before stop
+    63, its figure stopped the report (log2 of 0). The table now says the width is unknown, and the figure is drawn."""
+    run = tmp_path / "base"
+    shutil.copytree(tiny_runs["base"], run)
+    record = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    record["model"]["embed_dim"] = None
+    (run / "run.json").write_text(json.dumps(record), encoding="utf-8")
+    out = tmp_path / "report"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
+    assert re.search(r"\| all-MiniLM-L6-v2 \[base\] \|[^\n]* \(dim unknown\) \|", text), text
+    assert "(0) |" not in text and (out / "dims.png").stat().st_size > 10_000
