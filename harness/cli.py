@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from conan_model.errors import ConanError, rank_prefix
 from harness.env import data_root, library_cache_defaults, user_cache_root
+from harness.runs import comma_list
 
 if TYPE_CHECKING:  # the CLI imports its machinery lazily
     from harness.data import LocalTask
@@ -19,13 +20,6 @@ if TYPE_CHECKING:  # the CLI imports its machinery lazily
 # Modules exposing `register(subparsers)`: report, regress; train; pipeline; models; ablate. (`leaderboard` and
 # `alignment` are defined here: each hands a plugin what only the harness knows, a suite's benchmark or vectors.)
 PLUGIN_COMMANDS: list[str] = ["reporting.cli", "train.cli", "harness.pipeline", "conan_model.cli", "harness.ablate"]
-
-
-def _csv(value: str) -> list[str]:
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("expected a comma-separated list")
-    return items
 
 
 def _device(value: str) -> str | None:
@@ -332,8 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="evaluate a model on a suite or on named tasks")
     run.add_argument("--suite", help="cmteb, mteb-en, mteb-en-v1, local, local-<lang> (see `harness list suites`)")
     # list options join when repeated (`--dims 64 --dims 128` = `--dims 64,128`): before, the last alone, unsaid
-    run.add_argument("--tasks", type=_csv, action="extend", help="comma-separated task names (narrows --suite if both "
-                     "are given; repeatable)")  # fmt: skip
+    run.add_argument("--tasks", type=comma_list, action="extend", help="comma-separated task names (narrows --suite "
+                     "if both are given; repeatable)")  # fmt: skip
     run.add_argument("--model", help="minilm, me5-small, st:<path>, hf:<path>, conan:<dir> (default per suite: "
                      "minilm for local-en, mteb-en and mteb-en-v1; me5-small for every other suite and for --tasks)")
     run.add_argument("--data-dir", help="data root with <lang>/<Task>/ folders (default: $HARNESS_DATA or the "
@@ -345,8 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, default=64, help="most texts per forward pass (default 64)")
     run.add_argument("--max-batch-tokens", type=int, default=8192,
                      help="token budget per batch: rows x the longest row as padded (default 8192)")
-    run.add_argument("--dims", type=_csv, action="extend", help="Matryoshka dims to score from one full encode, e.g. "
-                     "64,128,256,full (repeatable)")  # fmt: skip
+    run.add_argument("--dims", type=comma_list, action="extend", help="Matryoshka dims to score from one full "
+                     "encode, e.g. 64,128,256,full (repeatable)")  # fmt: skip
     run.add_argument("--dim-predictions", action="store_true",
                      help="keep mteb's per-item outputs at each --dims size too (predictions/embed_dim_<d>/: paired "
                           "CIs at MRL dims; a retrieval task's file is ~100 MB per dim)")  # fmt: skip

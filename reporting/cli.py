@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from harness.errors import ConanError
+from harness.runs import comma_list
 
 if TYPE_CHECKING:
     from reporting.regress import Comparison
@@ -96,7 +97,7 @@ def _check_regress_options(args: argparse.Namespace) -> None:
         names = []
         for value in args.tasks:
             try:
-                names += _csv(value)
+                names += comma_list(value)
             except argparse.ArgumentTypeError as exc:
                 raise UsageError(f"--tasks {value!r}: {exc}") from None
         args.tasks = names
@@ -168,15 +169,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = write_report([Path(p) for p in args.runs], Path(args.out))
     print(f"efficiency report written to {path}")
     return 0
-
-
-def _csv(value: str) -> list[str]:
-    """As harness/cli.py's (the house keeps reporting off harness.cli): an empty list is a usage error, not an
-    empty selection (before stop 49 `harness regress --tasks ,` compared nothing and exited 3)."""
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("expected a comma-separated list")
-    return items
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
