@@ -72,6 +72,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = [[name, f"mteb {bench}", default_model(name)] for name, bench in OFFICIAL_SUITES.items()]
         rows += [[s.name, f"{len(s.tasks)} local tasks", default_model(s.name)] for s in local_suites(local).values()]
         print(md_table(rows, headers=["suite", "tasks", "default model"]))
+        # the local suites are the task folders of this root: before stop 63 their counts came unexplained, and
+        # differed from README's (`--data-dir ../shared/data`) on the embedded sample
+        print(f"\nlocal suites: the task folders in {root.resolve()} (from {origin}); another data root "
+              "(--data-dir) holds other tasks")  # fmt: skip
     elif args.what == "official":
         _list_official(args.suite, local)
     elif args.what == "tasks":

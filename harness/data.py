@@ -176,7 +176,14 @@ def _warn_root_above(root: Path) -> None:
 def _warn_language_folder(root: Path) -> None:
     """A root whose own subfolders hold task.json is a language folder given one level too deep: its tasks would
     be 'no local mirror' without a word (before stop 49, audit; one level too high is named by _warn_unspecified).
-    One whose subfolders hold source.json is the root's train/ folder, training sets (before stop 61: no word)."""
+    One whose subfolders hold source.json is the root's train/ folder, training sets (before stop 61: no word). One
+    holding task.json itself is a task folder, two levels too deep (before stop 63: "31 missing" and no word)."""
+    if (root / "task.json").is_file() and root.resolve() not in _WARNED_UNSPECIFIED:
+        _WARNED_UNSPECIFIED.add(root.resolve())
+        warn(f"data root {root} is a task folder itself (task.json in it), where the layout is "
+             f"<root>/<language>/<Task>/ (docs/data-layout.md): give {root.parent.parent}, and --tasks {root.name} "
+             "to run this task alone")  # fmt: skip
+        return
     for marker, what in (("task.json", "task folders itself"),
                          ("source.json", "training sets of a data root's train/ folder, not tasks")):  # fmt: skip
         direct = sorted(p.name for p in root.iterdir() if (p / marker).is_file())

@@ -435,6 +435,18 @@ def test_a_language_folder_given_as_the_root_is_named(shared_data: Path, capsys)
     assert f"give its parent, {shared_data}" in err
 
 
+def test_a_task_folder_given_as_the_root_is_named(shared_data: Path, capsys) -> None:
+    """A user walk: `harness run --suite cmteb --data-dir ../shared/data/zh/PAWSX` said "31 missing" and nothing else
+    (before stop 63); a language folder given as the root had its hint already."""
+    from harness.data import scan_tasks
+
+    assert scan_tasks(shared_data / "zh" / "PAWSX") == ({}, {})
+    err = capsys.readouterr().err
+    assert f"data root {shared_data / 'zh' / 'PAWSX'} is a task folder itself (task.json in it)" in err
+    assert f"give {shared_data}, and --tasks PAWSX to run this task alone" in err
+    assert err.count("harness: warning:") == 1
+
+
 def test_the_train_folder_given_as_the_root_is_named(shared_data: Path, capsys) -> None:
     """Before stop 61 (a user's walk): `harness list tasks --data-dir ../shared/data/train` said "0 local tasks"
     and nothing else."""

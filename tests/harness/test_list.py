@@ -73,3 +73,17 @@ def test_list_tasks_shows_each_task_s_languages(shared_data: Path, capsys) -> No
     rows = _rows(capsys.readouterr().out)
     assert rows["TatoebaDeuEng"][2] == "deu, eng" and rows["XQuADRetrievalDeEn"][2] == "de, en"
     assert rows["STS16"][2] == "en"
+
+
+def test_list_suites_names_the_data_root_its_local_counts_come_from(shared_data: Path, capsys) -> None:
+    """A user walk: `list suites` said "local-zh 14 local tasks" (the embedded sample), README 15 (../shared/data),
+    and nothing said which folder was counted (before stop 63)."""
+    from harness.data import default_data_root
+
+    assert main(["list", "suites"]) == 0
+    out = capsys.readouterr().out
+    assert f"local suites: the task folders in {default_data_root().resolve()} (from the embedded sample)" in out
+    assert main(["list", "suites", "--data-dir", str(shared_data)]) == 0
+    out = capsys.readouterr().out
+    assert f"the task folders in {shared_data.resolve()} (from --data-dir)" in out
+    assert _rows(out)["local-zh"][1] == "15 local tasks"
