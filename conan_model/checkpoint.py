@@ -112,9 +112,15 @@ def readable_weights(path: Path) -> Iterator[None]:
 
 
 def safetensors_damage(path: Path) -> str | None:
-    """Why a .safetensors file cannot be loaded (truncated, bad header), or None: reads only its header."""
-    size = path.stat().st_size
-    with path.open("rb") as handle:
+    """Why a .safetensors file cannot be loaded (truncated, bad header, unreadable), or None: reads only its
+    header. A file that cannot be opened (a dangling link, no permission) is a reason too: before stop 63 its
+    OSError was a traceback in `harness run --model`'s folder check."""
+    try:
+        size = path.stat().st_size
+        handle = path.open("rb")
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    with handle:
         head = handle.read(8)
         if len(head) < 8:
             return f"{size} bytes, shorter than the 8-byte header length"

@@ -140,6 +140,20 @@ def test_folder_that_is_not_a_model(prefix: str, files: dict[str, str], message:
     assert message in err and "Traceback" not in err
 
 
+def test_weights_that_cannot_be_opened_are_named(tmp_path: Path, capsys) -> None:
+    """A model.safetensors that is a dangling link (the weights moved away): before stop 63 a FileNotFoundError
+    traceback from the folder check of `harness run --model`."""
+    folder = tmp_path / "encoder"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert", "vocab_size": 30522}')
+    weights = folder / "model.safetensors"
+    weights.symlink_to(tmp_path / "moved.safetensors")
+    assert _run(tmp_path, "--model", f"hf:{folder}") == 2
+    err = capsys.readouterr().err
+    assert f"weights file {weights} is damaged (cannot be read: No such file or directory)" in err
+    assert "Traceback" not in err
+
+
 def test_truncated_safetensors_is_named(tmp_path: Path, capsys) -> None:
     checkpoint = _tiny_checkpoint(tmp_path / "tiny")
     weights = checkpoint / "model.safetensors"
