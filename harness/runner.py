@@ -17,7 +17,6 @@ import os
 import re
 import sys
 import time
-from collections import Counter
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
 from harness.evaluation import run_task
 from harness.identity import describe_change, run_identity, task_identity
 from harness.lazy import LazyEmbedder, open_model
-from harness.runs import RUN_JSON, SUMMARY_MD, RunDir, atomic_write_text, same_vectors
+from harness.runs import RUN_JSON, SUMMARY_MD, RunDir, atomic_write_text, coverage_line, same_vectors
 from harness.suites import get_suite
 from harness.summary import render_summary
 from harness.tasks import MIRROR, MISSING, ResolvedTask, official_task, resolve
@@ -74,12 +73,8 @@ class Plan:
     resolved: list[ResolvedTask]
 
     def coverage_line(self) -> str:
-        counts = Counter(r.source for r in self.resolved)
-        runnable = len(self.resolved) - counts["missing"]
-        line = (f"{self.label}: {runnable}/{len(self.resolved)} tasks — {counts['official']} official, "
-                f"{counts['mirror']} mirror, {counts['missing']} missing")  # fmt: skip
-        missing = [r.name for r in self.resolved if r.source == MISSING]
-        return line + (f": {', '.join(missing)}" if missing else "")
+        """What this run plans (printed first); run.json and summary.md say what the directory holds."""
+        return coverage_line(self.label, {r.name: r.source for r in self.resolved})
 
 
 def plan_tasks(cfg: RunConfig, local_tasks: dict[str, LocalTask], broken: dict[str, str] | None = None) -> Plan:
@@ -257,7 +252,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack) -> in
         evaluates = _open_record(run_dir, cfg, plan, embedder, dims, shards, identities, settings)
         if evaluates:
             run_dir.write_model_meta(embedder.describe())
-            atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir, plan.coverage_line()))
+            atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir))
     encoder = HarnessEncoder(embedder, cfg.batch_size, cfg.max_batch_tokens, cache, shards, bars)
     ticking = main and cfg.show_progress is None and not sys.stderr.isatty()
     cache_stop_noted = main and evaluates and _note_cache_stop(run_dir, cache, None)  # a failed write at the load
@@ -304,7 +299,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack) -> in
             pending = {**_provenance(resolved, cfg), "status": "pending"}
             timings_kept = run_dir.replace_task(name, pending, entry, staged, eff)
             cache_stop_noted = cache_stop_noted or _note_cache_stop(run_dir, cache, name)
-            atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir, plan.coverage_line()))
+            atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir))
         kept = "; the earlier evaluation's timings are kept (this one encoded nothing)" if timings_kept else ""
         say(f"[{n}/{len(runnable)}] {_progress_line(name, entry, eff)}{kept}", flush=True)
 
@@ -328,10 +323,10 @@ def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[Resol
     failed = [r.name for r in runnable if tasks.get(r.name, {}).get("status") == "failed"]
     if evaluates:
         run_dir.update_run(lambda rec: rec.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
-        summary = render_summary(run_dir, plan.coverage_line())
+        summary = render_summary(run_dir)
         atomic_write_text(run_dir.path / SUMMARY_MD, summary)
     else:
-        summary = render_summary(run_dir, record.get("coverage") or plan.coverage_line())
+        summary = render_summary(run_dir)
         if _summary_behind(run_dir):  # killed after its last task's record: the record is completed now
             # (before stop 49, audit, it said null for good); run.json is as read above: this run changed nothing
             if record.get("finished") is None and all(t.get("status") != "pending" for t in tasks.values()):
@@ -430,9 +425,10 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
     directory has a record and this run will evaluate nothing (every task it can run is done under the same
     identity, or it can run none).
 
-    The header (settings, data root, coverage, command) describes the run that computed the scores; a run that
-    computes none must not relabel them: a header switched to its settings would list the tasks it skipped as kept
-    from other settings, and one that could run nothing (say `--source official` offline) would flag every task."""
+    The header (settings, data root, command) describes the run that computed the scores (its coverage, every task
+    the directory records: `record_coverage`); a run that computes none must not relabel them: a header switched to
+    its settings would list the tasks it skipped as kept from other settings, and one that could run nothing (say
+    `--source official` offline) would flag every task."""
     with run_dir.locked():
         record = run_dir.read_run()
         previous = record.get("model", {}).get("fingerprint")
@@ -486,7 +482,6 @@ def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: 
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "finished": None,
         "suite": cfg.suite,
-        "coverage": plan.coverage_line(),
         "data_root": str(cfg.data_dir.resolve()),
         "source_policy": cfg.source,
         "batch_size": None if embedder.packs_texts else cfg.batch_size,  # None: by tokens alone (`shown_batch`)

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -198,6 +199,10 @@ class RunDir:
         return read_record(self.path / RUN_JSON) or {}
 
     def write_run(self, record: dict[str, Any]) -> None:
+        """Write run.json; its `coverage` is derived from its tasks at every write (`record_coverage`), so the two
+        never disagree."""
+        if "tasks" in record:
+            record["coverage"] = record_coverage(record)
         atomic_write_json(self.path / RUN_JSON, record)
 
     def update_run(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -532,6 +537,23 @@ def no_score_reason(task: dict[str, Any]) -> str:
     if len(why) > REASON_CHARS:  # at a word's end, marked: before stop 63 cut mid-word (and mid-path) without a sign
         why = why[:REASON_CHARS].rsplit(" ", 1)[0] + " …"
     return f"status {task.get('status')}: {why}"
+
+
+def coverage_line(label: str, sources: dict[str, str]) -> str:
+    """'<label>: 13/31 tasks — 0 official, 13 mirror, 18 missing: <names>' for tasks by name → source."""
+    counts = Counter(sources.values())
+    line = (f"{label}: {len(sources) - counts[MISSING]}/{len(sources)} tasks — {counts[OFFICIAL]} official, "
+            f"{counts[MIRROR]} mirror, {counts[MISSING]} missing")  # fmt: skip
+    missing = [name for name, source in sources.items() if source == MISSING]
+    return line + (f": {', '.join(missing)}" if missing else "")
+
+
+def record_coverage(record: dict[str, Any]) -> str:
+    """The coverage of what a run directory holds: every task its run.json records (scored, failed, pending or
+    missing), each by its recorded source, under the record's suite (`tasks` for none). Before stop 63 it was the
+    last run's plan: a `--tasks` subset run into a suite's folder relabelled a 13/31 folder `1/1 tasks`."""
+    sources = {name: task.get("source", "") for name, task in record.get("tasks", {}).items()}
+    return coverage_line(record.get("suite") or "tasks", sources)
 
 
 def scored_tasks(record: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -8,6 +8,7 @@ from harness.runs import (
     cache_only,
     md_table,
     other_settings,
+    record_coverage,
     scored_tasks,
     shown_batch,
     shown_path,
@@ -22,7 +23,8 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
 TASK_COLUMNS = ("left",) * 4 + ("right",) * 6 + ("left",)
 
 
-def render_summary(run_dir: RunDir, coverage: str) -> str:
+def render_summary(run_dir: RunDir) -> str:
+    """summary.md of the run directory's record: its header's coverage is every task recorded (`record_coverage`)."""
     record, eff = run_dir.read_run(), run_dir.read_efficiency()
     model = record.get("model", {})
     others = other_settings(record)  # their scores belong to other settings: marked §, not in the header's mean
@@ -45,7 +47,7 @@ def render_summary(run_dir: RunDir, coverage: str) -> str:
     lines = [
         f"# Run summary: {model.get('name')} ({model.get('spec')})",
         "",
-        f"- coverage: {coverage}",
+        f"- coverage: {record_coverage(record)}",
         f"- mean main score over {len(scores)} finished task(s){left_out}: {_fmt(mean, 100)}",
         f"- device {model.get('device')}, dtype {model.get('dtype')}, batch {shown_batch(record)}, "
         f"data root {shown_path(record.get('data_root'))}",

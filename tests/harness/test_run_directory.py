@@ -48,7 +48,7 @@ def test_summary_shows_no_absolute_path(tmp_path: Path, shared_data: Path, monke
     record["tasks"]["STS12"] = {"source": "mirror", "status": "failed", "data_root": str(shared_data.resolve()),
                                 "error": f"DataError: {shared_data.resolve()}/en/STS12/test.jsonl:3: bad row"}
     run.write_run(record)
-    summary = render_summary(run, "tasks: 1/1")
+    summary = render_summary(run)
     notes = other_settings(record)
     assert not ABSOLUTE.search(summary + "\n".join(notes.values())), summary
     assert "data root …/data" in summary and "- STS12: DataError: …/data/en/STS12/test.jsonl:3: bad row" in summary

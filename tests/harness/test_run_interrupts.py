@@ -120,10 +120,10 @@ def test_rerun_after_a_stop_between_record_and_summary_brings_summary_md_up_to_d
 
     real = harness.runner.render_summary
 
-    def stopped_once_sts12_is_recorded(run_dir, coverage: str) -> str:
+    def stopped_once_sts12_is_recorded(run_dir) -> str:
         if run_dir.read_run()["tasks"]["STS12"]["status"] == "ok":
             raise KeyboardInterrupt
-        return real(run_dir, coverage)
+        return real(run_dir)
 
     argv = _argv(tmp_path, "--tasks", "STS16,STS12")
     monkeypatch.setattr(harness.runner, "render_summary", stopped_once_sts12_is_recorded)

@@ -1,10 +1,15 @@
-"""summary.md's Matryoshka table: every finished task, shares only where they mean something, cells as written."""
+"""summary.md: its coverage line (every task the directory records), the Matryoshka table (every finished task,
+shares only where they mean something), cells as written."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
+from harness.cli import main
+from harness.data import default_data_root
 from harness.runs import RunDir
 from harness.summary import _dims_table, render_summary
 
@@ -37,5 +42,22 @@ def test_task_table_keeps_score_digits_as_written(tmp_path: Path) -> None:
                              "STS16": {"status": "ok", "main_score": 0.76874, "source": "mirror"}}})  # fmt: skip
     run.update_efficiency("STS13", {"wall_s": 0.0, "encoded_texts": 0, "cache_hits": 112})
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-            for line in render_summary(run, "tasks").splitlines() if line.startswith("| STS")}  # fmt: skip
+            for line in render_summary(run).splitlines() if line.startswith("| STS")}  # fmt: skip
     assert rows["STS13"][3:6] == ["83.50", "0.0", "0"] and rows["STS16"][3] == "76.87"
+
+
+def test_coverage_is_what_the_directory_holds_after_a_subset_rerun(tmp_path: Path) -> None:
+    """Before stop 63: `--suite S --tasks A` into the suite's folder wrote its own plan as the coverage of summary.md
+    and run.json (`local-en: 1/1 tasks`) above a table of every task the folder holds."""
+    data = tmp_path / "data"
+    for name in ("STS16", "STS12"):
+        shutil.copytree(default_data_root() / "en" / name, data / "en" / name)
+    (data / "en" / "Broken").mkdir()
+    (data / "en" / "Broken" / "task.json").write_text("{", encoding="utf-8")
+    argv = ["run", "--model", "minilm", "--suite", "local-en", "--data-dir", str(data), "--out", str(tmp_path),
+            "--run-name", "r", "--no-progress", "--no-cache"]  # fmt: skip
+    assert main(argv) == 0
+    assert main([*argv, "--tasks", "STS16", "--overwrite"]) == 0
+    line = "local-en: 2/3 tasks — 0 official, 2 mirror, 1 missing: Broken"
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["coverage"] == line
+    assert f"- coverage: {line}\n" in (tmp_path / "r" / "summary.md").read_text()
