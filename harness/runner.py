@@ -431,6 +431,7 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
     `--source official` offline) would flag every task."""
     with run_dir.locked():
         record = run_dir.read_run()
+        runnable = [r.name for r in plan.resolved if r.source != MISSING]
         previous = record.get("model", {}).get("fingerprint")
         if previous and previous != embedder.fingerprint:
             if not cfg.overwrite and record["model"].get("spec") == embedder.spec:  # same spec, other vectors
@@ -444,16 +445,29 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
                 raise UsageError(f"run directory {run_dir.path} holds results of model "
                                  f"{record['model'].get('name')} ({record['model'].get('spec')}); choose another "
                                  "--run-name, or --overwrite to replace them")  # fmt: skip
+            print(_replaced_model_line(run_dir, record, runnable), file=sys.stderr)
             record.clear()  # another model's record, and its timings with it: `harness report` credited the old
             run_dir.drop_efficiency()  # model's tasks to the new one (before stop 46)
             run_dir.drop_results()
-        runnable = [r.name for r in plan.resolved if r.source != MISSING]
         finished = (run_dir.finished_entry(n, identities[n], dims, cfg.dim_predictions) for n in runnable)  # lazy
         if record and not cfg.overwrite and all(finished):
             return False
         _start_record(record, cfg, plan, embedder, dims, shards, identities, settings)
         run_dir.write_run(record)
     return True
+
+
+def _replaced_model_line(run_dir: RunDir, record: dict[str, Any], redone: list[str]) -> str:
+    """The line an --overwrite says before it clears another model's (or another fingerprint's) record: whose
+    results go, and the finished tasks among them this run does not redo. Before stop 63 they went without a word:
+    `--tasks PAWSX --model minilm --overwrite` into a folder of four me5-small tasks left minilm's PAWSX alone."""
+    model = record.get("model", {})
+    head = (f"harness: --overwrite removes the results of model {model.get('name')} ({model.get('spec')}) in "
+            f"{run_dir.path}")  # fmt: skip
+    lost = [name for name, task in record.get("tasks", {}).items() if task.get("status") == "ok" and name not in redone]
+    if not lost:
+        return f"{head}; this run evaluates again every task they finished"
+    return f"{head}, with {len(lost)} finished task(s) this run does not evaluate again: {', '.join(lost)}"
 
 
 def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: Embedder, dims: list[int],

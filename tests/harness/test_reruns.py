@@ -173,12 +173,18 @@ def test_other_model_into_the_same_directory_is_refused(tmp_path: Path, capsys) 
     assert "holds results of model sentence-transformers/all-MiniLM-L6-v2" in capsys.readouterr().err
 
 
-def test_other_model_with_overwrite_replaces_the_timings_too(tmp_path: Path) -> None:
+def test_other_model_with_overwrite_replaces_the_timings_too(tmp_path: Path, capsys) -> None:
     """Before (audit, stop 46): run.json was cleared for the new model but efficiency.json kept minilm's STS16
-    entry, and `harness report` showed it as me5-small's row."""
+    entry, and `harness report` showed it as me5-small's row. Before stop 63 minilm's finished STS16, which this run
+    does not redo, went without a word; one line now says so before the work."""
     _run(tmp_path, "r", "--tasks", "STS16,STS12")
+    capsys.readouterr()
     assert main(["run", "--model", "me5-small", "--tasks", "STS12", "--data-dir", str(SAMPLE), "--out",
                  str(tmp_path), "--run-name", "r", "--no-progress", "--no-cache", "--overwrite"]) == 0  # fmt: skip
+    said = capsys.readouterr()
+    line = (f"harness: --overwrite removes the results of model sentence-transformers/all-MiniLM-L6-v2 (minilm) in "
+            f"{tmp_path / 'r'}, with 1 finished task(s) this run does not evaluate again: STS16")  # fmt: skip
+    assert said.err.splitlines().count(line) == 1 and "STS16" not in said.out
     assert set(json.loads((tmp_path / "r" / "run.json").read_text())["tasks"]) == {"STS12"}
     assert set(json.loads((tmp_path / "r" / "efficiency.json").read_text())) == {"STS12"}
     # nor the old model's files (before stop 54, audit: mteb's own reader returned its STS12 and STS16 beside)
