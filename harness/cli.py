@@ -53,7 +53,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         show_progress=False if args.no_progress else None,
     )
-    return run(cfg)
+    try:
+        return run(cfg)
+    except KeyboardInterrupt as exc:  # what is kept depends on how far the run got (`harness.runner.stopped_note`)
+        args.interrupted = getattr(exc, "kept", "")
+        raise
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -367,8 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="redo tasks that a previous run finished")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bars, nor the periodic progress lines printed when stderr is not a terminal")
-    run.set_defaults(func=cmd_run, interrupted="; finished tasks are kept in the run directory (the same command "
-                     "continues with the rest)")  # fmt: skip
+    run.set_defaults(func=cmd_run)  # what a stop keeps: cmd_run says it
 
     lst = sub.add_parser("list", help="list suites, tasks or models")
     lst.add_argument("what", choices=("suites", "tasks", "models", "official"),

@@ -32,11 +32,11 @@ from harness.data import LocalTask, scan_tasks
 from harness.distributed import ShardGroup, bind_rank_device, init_from_env, launcher, rounding_note
 from harness.embedder import Embedder, ModelOptions
 from harness.encoding import HarnessEncoder
-from harness.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, unknown
+from harness.errors import EXIT_OK, EXIT_TASK_FAILED, DataError, UsageError, unknown
 from harness.evaluation import run_task
 from harness.identity import describe_change, run_identity, task_identity
 from harness.lazy import LazyEmbedder, open_model
-from harness.runs import RUN_JSON, SUMMARY_MD, RunDir, atomic_write_text, coverage_line, same_vectors
+from harness.runs import RUN_JSON, SUMMARY_MD, RunDir, atomic_write_text, coverage_line, read_record, same_vectors
 from harness.suites import get_suite
 from harness.summary import render_summary
 from harness.tasks import MIRROR, MISSING, ResolvedTask, official_task, resolve
@@ -199,15 +199,35 @@ def open_cache(folder: Path) -> EmbeddingCache:
 
 
 def run(cfg: RunConfig) -> int:
-    """Run a suite; returns the exit status (0 ok, 1 some task failed or nothing could be evaluated)."""
+    """Run a suite; returns the exit status (0 ok, 1 some task failed or nothing could be evaluated). A Ctrl-C or
+    SIGTERM leaves with `kept` on the exception: what `harness run` says is kept (`stopped_note`)."""
     bars = sys.stderr.isatty() if cfg.show_progress is None else cfg.show_progress
-    with library_tqdm_off(), quiet_console() as log, ExitStack() as to_close:
-        return _run(cfg, log, bars, to_close)
+    chosen = [run_directory(cfg.out, cfg.run_name)] if cfg.run_name is not None else []  # a default name: once known
+    try:
+        with library_tqdm_off(), quiet_console() as log, ExitStack() as to_close:
+            return _run(cfg, log, bars, to_close, chosen)
+    except KeyboardInterrupt as exc:
+        exc.kept = stopped_note(chosen[0] if chosen else None)
+        raise
 
 
-def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack) -> int:
+def stopped_note(path: Path | None) -> str:
+    """What a stopped run keeps, as the end of its `harness: interrupted` line: its run directory's finished tasks
+    where it holds some. Before stop 63 that was said even of a run stopped while its model loaded, with no run
+    directory at all."""
+    try:
+        record = read_record(path / RUN_JSON) if path is not None else None
+    except DataError:  # a damaged run.json: no finished task can be read from it
+        record = None
+    if record and any(task.get("status") == "ok" for task in record.get("tasks", {}).values()):
+        return "; finished tasks are kept in the run directory (the same command continues with the rest)"
+    return "; no task had finished, so nothing is kept (the same command starts again)"
+
+
+def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chosen: list[Path]) -> int:
     """The run; what it opens that must be closed (the embedding cache) goes on `to_close`: before stop 49 (audit)
-    the cache was left to the garbage collector, and every warnings.log held its ResourceWarning."""
+    the cache was left to the garbage collector, and every warnings.log held its ResourceWarning. The run directory
+    goes into `chosen` once its default name is known."""
     logging.getLogger("mteb").setLevel(logging.ERROR)  # mteb logs every superseded task as a warning
     check_before_loading(cfg)
     local_tasks, broken_errors = scan_tasks(cfg.data_dir)
@@ -239,6 +259,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack) -> in
     run_dir = RunDir(run_directory(cfg.out, cfg.run_name or default_run_name(cfg, embedder)), embedder.name,
                      embedder.revision)  # fmt: skip
     check_run_directory(run_dir.path)  # a default name is known only now
+    chosen[:] = [run_dir.path]
     runnable = [r for r in plan.resolved if r.source != MISSING]
     identities = {r.name: task_identity(r, embedder, dims, mteb.__version__) for r in runnable}
     settings = run_identity(embedder, dims, mteb.__version__)

@@ -31,6 +31,19 @@ from harness.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
+# `harness run` in a child process that Ctrl-Cs itself as its model's weights start to load
+SIGINT_AT_LOAD = """
+import os, signal, sys
+import harness.lazy
+real = harness.lazy.load_model
+def load_model(spec, opts):
+    os.kill(os.getpid(), signal.SIGINT)
+    return real(spec, opts)
+harness.lazy.load_model = load_model
+from harness.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
 
 def _argv(out: Path, *args: str) -> list[str]:
     return ["run", "--model", "minilm", "--data-dir", str(SAMPLE), "--out", str(out), "--run-name", "r",
@@ -84,6 +97,28 @@ def test_ctrl_c_mid_task_leaves_no_staging_folder(tmp_path: Path, monkeypatch, c
     assert "harness: interrupted; finished tasks are kept" in capsys.readouterr().err
     assert _statuses(tmp_path / "r") == {"STS16": "ok", "STS12": "pending"}
     assert not (tmp_path / "r" / ".staging").exists()
+
+
+def test_ctrl_c_while_the_model_loads_says_what_is_kept(tmp_path: Path) -> None:
+    """Before stop 63: Ctrl-C while the model loaded said "finished tasks are kept in the run directory" though no
+    run directory existed yet. Now it says none had finished; a rerun into a directory with a finished task still
+    says that one is kept (a fresh cache loads the weights before the run directory is chosen, a cache that knows
+    the model at the first text it lacks)."""
+
+    def stopped_at_load(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-c", SIGINT_AT_LOAD, *_argv(tmp_path, *args)],
+                              capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                              timeout=600)  # fmt: skip
+        assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        return proc.stderr.strip().splitlines()[-1]
+
+    assert stopped_at_load("--tasks", "STS16") == ("harness: interrupted; no task had finished, so nothing is kept "
+                                                   "(the same command starts again)")  # fmt: skip
+    assert not (tmp_path / "r").exists()
+    assert main(_argv(tmp_path, "--tasks", "STS16")) == 0
+    kept = ("harness: interrupted; finished tasks are kept in the run directory (the same command continues with "
+            "the rest)")  # fmt: skip
+    assert stopped_at_load("--tasks", "STS16,STS12") == kept  # the weights load in STS12, the first text uncached
 
 
 @pytest.mark.parametrize("in_the_way", ["embeddings.sqlite", "embeddings.sqlite.lock"])
@@ -206,5 +241,6 @@ def test_under_torchrun_rank_1_prefixes_its_error_and_rank_0_alone_says_the_stop
     monkeypatch.setenv("RANK", "0")
     stopping = Terminated()
     assert main(_argv(tmp_path, "--tasks", "STS16", "--device", "cpu")) == 143
+    # stopped at the model, nothing finished: before stop 63 it said "finished tasks are kept" all the same
     assert capsys.readouterr().err.startswith("harness: terminated (SIGTERM), under torchrun: another rank failed "
-                                              "(its error is above) or the job was stopped; finished tasks")
+                                              "(its error is above) or the job was stopped; no task had finished")
