@@ -6,10 +6,11 @@ reporting/items.py); verdict regressed / improved / within noise; efficiency del
 one MRL dim (the first d dimensions as they are, as mteb's ``embed_dim`` gives them; both runs made with ``--dims d
 --dim-predictions``), for a model served at that width. A task the candidate attempted without a score (failed, data
 missing, a NaN score) is *failed in candidate*, but for a suite's task that neither run had data for and neither
-named in --tasks (coverage, which `harness run` exits 0 for): a warning names those; one the baseline has and the
-candidate has not run (pending, or absent from its run.json) is *not run in candidate*; one the baseline has no
-score for is *no baseline score*; one the runs scored on different data or settings (another main metric, rows, a
-task kept from other settings) is *not comparable*; one whose per-item file is damaged is *damaged file*, naming it,
+named in --tasks (coverage, which `harness run` exits 0 for; a run that does not hold the task has no data for it
+either): a warning names those; one the baseline scored and the candidate has not run (pending, or absent from its
+run.json) is *not run in candidate*; one the baseline has no score for is *no baseline score*; one the runs
+scored on different data or settings (another main metric, rows, a task kept from other settings) is *not
+comparable*; one whose per-item file is damaged is *damaged file*, naming it,
 and the other tasks are still tested. Clustering verdicts are advisory (their CI holds the k-means assignment
 fixed): reported, never failing the gate. Exit status (`Comparison.exit_status`): 1 on any significant regression or
 failed task; else 3 when nothing was compared (none of the tasks got a verdict) or a task could not be compared (not
@@ -215,9 +216,12 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     shared = [t for t in wanted if t in rec_b and t in rec_c]
     # every task the baseline attempted is gated on, and every task the candidate failed: none passes unseen; but a
     # task that has no data in either run (a suite's coverage: `harness run` exits 0 for it) is said, not gated
-    # (before stop 49, audit: two identical `--suite cmteb` runs offline failed on their 18 tasks without data)
-    no_data = [t for t in wanted if all((side.get(t) or {}).get("status") == MISSING and not _named(side[t], record)
-                                        for side, record in ((attempted_b, record_b), (attempted_c, record_c)))]
+    # (before stop 49, audit: two identical `--suite cmteb` runs offline failed on their 18 tasks without data); a
+    # run that does not hold the task at all has no data for it either (before stop 63 a `--tasks` candidate was
+    # told to run the 18 tasks its `--suite cmteb` baseline had no data for, exit 3)
+    no_data = [t for t in wanted if all(side[t].get("status") == MISSING and not _named(side[t], record)
+                                        for side, record in ((attempted_b, record_b), (attempted_c, record_c))
+                                        if t in side)]  # fmt: skip
     unshared = [t for t in wanted if t not in shared and t not in no_data
                 and (t in attempted_b or not has_score(attempted_c[t]))]  # fmt: skip
     if not shared and not unshared:  # tasks without data on both sides compare nothing either
@@ -249,7 +253,7 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
         comp.warnings.append(f"each end of the {100 * (1 - level):.4g}% CI rests on {n_boot * level / 2:.1f} of "
                              f"{n_boot} resamples; use --n-boot {need} or more for a stable CI")  # fmt: skip
     if no_data:
-        comp.warnings.append(f"no data in either run, not compared ({len(no_data)}): " + ", ".join(no_data))
+        comp.warnings += _no_data_notes(no_data, attempted_b, attempted_c)
     extra = [t for t in wanted if t not in shared and t not in unshared and t not in no_data]
     if extra:
         comp.warnings.append("only in the candidate, no baseline score to compare with (not gated): "
@@ -271,6 +275,15 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     return comp
 
 
+def _no_data_notes(no_data: list[str], attempted_b: dict[str, Any], attempted_c: dict[str, Any]) -> list[str]:
+    """Warnings naming the tasks without data, each once: those both runs recorded without data, and those one run
+    recorded so and the other does not hold at all (a `--tasks` run beside a `--suite` run did not ask for them)."""
+    groups = {"no data in either run": [t for t in no_data if t in attempted_b and t in attempted_c],
+              "no data in the baseline, not in the candidate's run.json": [t for t in no_data if t not in attempted_c],
+              "no data in the candidate, not in the baseline's run.json": [t for t in no_data if t not in attempted_b]}
+    return [f"{what}, not compared ({len(names)}): {', '.join(names)}" for what, names in groups.items() if names]
+
+
 def _named(entry: dict[str, Any], record: dict[str, Any]) -> bool:
     """Whether a run asked for a missing task by name (`harness run` failed it), not as a suite's coverage: recorded
     on the entry since stop 49; before, a run whose (last) header has no suite named every task it holds."""
@@ -290,7 +303,10 @@ def _untested(base: RunDir, name: str, rb: dict[str, Any] | None, rc: dict[str, 
             pass
     kind, metric = (rb.get(key) or rc.get(key) or "" for key in ("type", "main_metric"))
     tv = TaskVerdict(name, kind, metric, score_b, float(rc["main_score"]) if has_score(rc) else math.nan)
-    if not rc:
+    if not rc and not has_score(rb):  # nothing the candidate could lose: "run it there" would compare nothing
+        tv.verdict = NO_BASELINE
+        tv.reason = f"baseline {no_score_reason(rb)}; not in the candidate's run.json either"
+    elif not rc:
         tv.verdict = NOT_RUN
         tv.reason = "not in the candidate's run.json: run it there, or leave it out with --tasks"
     elif rc.get("status") == "pending":  # attempted by no run yet: interrupted, or still running

@@ -1,0 +1,58 @@
+"""`harness regress` on the runs of a user's walk (stop 63): a `--tasks` run against a `--suite` run, a run folder
+rerun on one task with other settings, and what the report's header and efficiency warnings say of each model.
+
+Real minilm runs on 60 pairs of ../shared/data's STS12 (a suite task, so `--suite mteb-en` records the other 40 as
+its coverage without data); one shared embedding cache keeps the reruns short."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from reporting.regress import NO_BASELINE, compare
+
+
+@pytest.fixture(scope="module")
+def sts12_root(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root holding only STS12, cut to its first 60 pairs."""
+    root = tmp_path_factory.mktemp("data")
+    folder = root / "en" / "STS12"
+    folder.mkdir(parents=True)
+    meta = json.loads((shared_data / "en" / "STS12" / "task.json").read_text(encoding="utf-8"))
+    (folder / "task.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "counts"}), "utf-8")
+    rows = (shared_data / "en" / "STS12" / "test.jsonl").read_text(encoding="utf-8").splitlines()[:60]
+    (folder / "test.jsonl").write_text("\n".join(rows) + "\n", "utf-8")
+    return root
+
+
+def _run(root: Path, out: Path, name: str, *how: str) -> int:
+    return main(["run", *how, "--model", "minilm", "--data-dir", str(root), "--out", str(out), "--run-name", name,
+                 "--no-progress", "--cache-dir", str(out / "cache")])  # fmt: skip
+
+
+def test_a_suite_s_tasks_without_data_are_not_asked_of_a_tasks_run(sts12_root: Path, tmp_path: Path) -> None:
+    """User walk (stop 63): a `--suite cmteb` baseline against a `--tasks` candidate was NOT COMPARED (exit 3),
+    telling the user to run in the candidate the 18 tasks the baseline had no data for. They go with the tasks
+    without data now; a baseline task with a score the candidate lacks is still *not run in candidate*."""
+    assert _run(sts12_root, tmp_path, "suite", "--suite", "mteb-en") == 0
+    assert _run(sts12_root, tmp_path, "few", "--tasks", "STS12") == 0
+    comp = compare(tmp_path / "suite", tmp_path / "few", n_boot=200)
+    assert [t.task for t in comp.tasks] == ["STS12"] and comp.exit_status == 0, comp.outcome
+    (note,) = [w for w in comp.warnings if w.startswith("no data")]
+    assert note.startswith("no data in the baseline, not in the candidate's run.json, not compared (40): ")
+    assert "STS13" in note
+    # the other way round the 40 were "failed in candidate" (exit 1): the baseline has no data for them either
+    comp = compare(tmp_path / "few", tmp_path / "suite", n_boot=200)
+    assert comp.exit_status == 0 and not comp.failed, comp.outcome
+    assert any(w.startswith("no data in the candidate, not in the baseline's run.json, not compared (40): ")
+               for w in comp.warnings)  # fmt: skip
+    # a task the baseline named and had no data for is no score to compare, not one to run in the candidate
+    assert _run(sts12_root, tmp_path, "named", "--tasks", "STS12,STS13") == 1
+    comp = compare(tmp_path / "named", tmp_path / "few", n_boot=200)
+    sts13 = next(t for t in comp.tasks if t.task == "STS13")
+    assert sts13.verdict == NO_BASELINE and comp.exit_status == 3
+    assert sts13.reason.startswith("baseline status missing: ") and sts13.reason.endswith(
+        "; not in the candidate's run.json either")  # fmt: skip
