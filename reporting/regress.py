@@ -46,6 +46,7 @@ from harness.runs import (
     open_run_arg,
     other_settings,
     other_views,
+    same_vectors,
     scored_tasks,
     shown_path,
     shown_setting,
@@ -86,6 +87,12 @@ class TaskVerdict:
     @property
     def delta(self) -> float:
         return self.cand - self.base
+
+    @property
+    def shown_delta(self) -> float:
+        """Δ as the report and the JSON give it: none (NaN) for a task declared not compared, whose scores' gap is
+        no change of the model (before stop 63 a not comparable row read "Δ +0.00")."""
+        return math.nan if self.verdict in UNCOMPARED else self.delta
 
 
 @dataclass
@@ -263,12 +270,12 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     kept = {"baseline": other_settings(record_b), "candidate": other_settings(record_c)}
     views = {"baseline": other_views(record_b), "candidate": other_views(record_c)} if dim else {}
     for name in shared:
-        foreign = [f"the {side} kept it from a run with other settings ({found[name]})"
-                   for side, found in kept.items() if name in found]  # fmt: skip
+        foreign, note = _kept_settings(name, kept, rec_b[name], rec_c[name])
         viewed = [f"the {side} kept it from a run that viewed dims otherwise ({found[name]})"
                   for side, found in views.items() if name in found]  # fmt: skip
-        comp.tasks.append(_test_task(base, cand, name, rec_b[name], rec_c[name], comp.settings, "; ".join(foreign),
-                                     "; ".join(viewed)))  # fmt: skip
+        tv = _test_task(base, cand, name, rec_b[name], rec_c[name], comp.settings, foreign, "; ".join(viewed))
+        tv.reason = "; ".join(why for why in (note, tv.reason) if why)
+        comp.tasks.append(tv)
     comp.tasks += [_untested(base, name, attempted_b.get(name), attempted_c.get(name), dim) for name in unshared]
     comp.worlds = _worlds(base, cand, shared)
     comp.warnings += _efficiency_warnings(base, cand, shared, comp.worlds)
@@ -282,6 +289,32 @@ def _no_data_notes(no_data: list[str], attempted_b: dict[str, Any], attempted_c:
               "no data in the baseline, not in the candidate's run.json": [t for t in no_data if t not in attempted_c],
               "no data in the candidate, not in the baseline's run.json": [t for t in no_data if t not in attempted_b]}
     return [f"{what}, not compared ({len(names)}): {', '.join(names)}" for what, names in groups.items() if names]
+
+
+def _kept_settings(name: str, kept: dict[str, dict[str, str]], rb: dict[str, Any],
+                   rc: dict[str, Any]) -> tuple[str, str]:  # fmt: skip
+    """(why a task is not comparable, a note for its row) where a run kept it from an earlier run into its folder
+    (``kept``: `other_settings` of each side). Its score is then that run's settings', so it is judged by the
+    settings it was computed under (run.json records them per task, `identity`) against the other side's task:
+    the same (the MRL dims asked for aside, `same_vectors`) compares like for like, and the row says why; before
+    stop 63 any kept task was not comparable, so a folder rerun on one task with --max-length 16 blocked the gate
+    on the 12 it kept at the baseline's 512."""
+    sides = [side for side in ("baseline", "candidate") if name in kept[side]]
+    if not sides:
+        return "", ""
+    ident_b, ident_c = (with_implied_keys(record.get("identity") or {}) for record in (rb, rc))
+    if same_vectors(ident_b, ident_c):
+        if len(sides) == 2:
+            return "", f"both runs kept it from earlier runs with the same settings ({kept['baseline'][name]})"
+        (side,) = sides
+        other = "candidate" if side == "baseline" else "baseline"
+        return "", (f"the {side} kept it from an earlier run with the {other}'s settings ({kept[side][name]}), not "
+                    "its header's: compared like for like")  # fmt: skip
+    foreign = "; ".join(f"the {side} kept it from a run with other settings ({kept[side][name]})" for side in sides)
+    unrecorded = [side for side, ident in (("baseline", ident_b), ("candidate", ident_c)) if not ident]
+    if unrecorded:  # a record from before per-task settings: nothing to judge the kept task against
+        foreign += f"; the {unrecorded[0]}'s record of the task holds no settings to compare it with"
+    return foreign, ""
 
 
 def _named(entry: dict[str, Any], record: dict[str, Any]) -> bool:
@@ -543,7 +576,7 @@ def as_json(comp: Comparison) -> dict[str, Any]:
         "test": comp.settings,
         "tasks": [{"task": t.task, "type": t.kind, "metric": t.metric, "items": t.n, "unit": t.unit,
                    "baseline": _figure(t.base), "candidate": _figure(t.cand),
-                   "delta": _figure(t.delta, JSON_DIGITS),
+                   "delta": _figure(t.shown_delta, JSON_DIGITS),
                    "ci": None if t.lo is None else [_figure(t.lo, JSON_DIGITS), _figure(t.hi, JSON_DIGITS)],
                    "verdict": t.verdict, "fails_gate": t.task in gating, "advisory": t.advisory,
                    "reason": t.reason} for t in comp.tasks],  # fmt: skip
@@ -597,7 +630,7 @@ def render(comp: Comparison) -> str:
         label = t.verdict if t.verdict in ("within noise", "not tested") or t.advisory else f"**{t.verdict}**"
         label += f" ({t.advisory})" if t.advisory else ""
         base, cand, delta = (_num(100 * t.base, 2), _num(100 * t.cand, 2),
-                             "—" if math.isnan(t.delta) else f"{100 * t.delta:+.2f}")
+                             "—" if math.isnan(t.shown_delta) else f"{100 * t.shown_delta:+.2f}")
         rows.append([t.task, t.kind, t.metric, f"{t.n} {t.unit}" if t.n else "—", base, cand, delta, ci,
                      label + (f" ({t.reason})" if t.reason else "")])  # fmt: skip
     bad, lost, unsure = comp.regressed, comp.failed, comp.not_compared
