@@ -541,7 +541,16 @@ def _hardware(run: RunDir) -> dict[str, Any]:
     env, model = rec.get("environment", {}), rec.get("model", {})
     return {"cpu": env.get("cpu"), "accelerator": env.get("accelerator"), "threads": env.get("torch_threads"),
             "device": model.get("device"), "dtype": model.get("dtype"),
-            "batch size": applied_batch(rec), "processes": rec.get("world_size", 1)}  # fmt: skip
+            "batch size": _batch(rec), "processes": rec.get("world_size", 1)}  # fmt: skip
+
+
+def _batch(rec: dict[str, Any]) -> int | str | None:
+    """A run's batch size as applied, or what bounds a batch of a model that packs its texts: its token budget
+    (before stop 63 "batch size: 64 → None" for me5-small); None for a run.json without one."""
+    batch = applied_batch(rec)
+    if batch is None and "batch_size" in rec:
+        return f"by tokens ({rec.get('max_batch_tokens')}-token budget)"
+    return batch
 
 
 # the significant digits a Δ or CI keeps in the JSON: a difference of two scores read -0.19413999999999998 (float

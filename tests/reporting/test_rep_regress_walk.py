@@ -110,3 +110,11 @@ def test_the_header_shows_each_fingerprint_whole(two_models: tuple[Path, Path], 
         fingerprint = json.loads((run / "run.json").read_text(encoding="utf-8"))["model"]["fingerprint"]
         assert len(fingerprint) > 16 and f"- {side}: " in text
         assert f"), fingerprint `{fingerprint}`\n" in text, fingerprint
+
+
+def test_a_packed_model_s_batch_is_its_token_budget(two_models: tuple[Path, Path], tmp_path: Path) -> None:
+    """User walk (stop 63): the efficiency warning read "batch size: 64 → None" for me5-small, which batches its
+    texts by a token budget."""
+    text = _report(*two_models, tmp_path / "r.md")
+    (warning,) = [line for line in text.splitlines() if line.startswith("- efficiency not like for like: ")]
+    assert "batch size: 64 → by tokens (8192-token budget)" in warning and "None" not in warning, warning
