@@ -18,6 +18,7 @@ Length policy: pretraining packs documents across rows, so nothing is ever too l
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
@@ -49,36 +50,44 @@ def permutation(n: int, *keys: Any) -> np.ndarray:
 class JsonlIndex:
     """Rows of one or more JSONL files, addressed by global row number; every row checked once at indexing."""
 
-    def __init__(self, files: Sequence[str | Path], required: Sequence[str], optional: Sequence[str] = ()) -> None:
+    def __init__(self, files: Sequence[str | Path], required: Sequence[str], optional: Sequence[str] = (),
+                 known: Sequence[str] = ()) -> None:  # fmt: skip
+        """``known``: other keys a reader takes (an STS row's numeric `score`), never unknown (:meth:`_unread`)."""
         self.files = [Path(f) for f in files]
         self.required, self.optional = tuple(required), tuple(optional)
+        self.fields = (*self.required, *self.optional, *known)
         if not self.files:
             raise DataError("data", 0, "no data files given")
         file_ids, offsets, lines = [], [], []
         for fid, path in enumerate(self.files):
             if not path.is_file():
                 raise DataError(path, 0, "data file does not exist")
-            before = len(offsets)
+            before, unread = len(offsets), {}
             with open(path, "rb") as f:
                 offset = 0
                 for lineno, raw in enumerate(f, 1):
                     if raw.strip():
-                        self._check(path, lineno, raw)
+                        for key in self._check(path, lineno, raw):
+                            unread.setdefault(key, lineno)
                         file_ids.append(fid)
                         offsets.append(offset)
                         lines.append(lineno)
                     offset += len(raw)
             if len(offsets) == before:
                 raise DataError(path, 0, "empty data file (no rows)")
+            if unread and self.fields:
+                log.warning("%s: key(s) %s not read (first at line %s): a row's fields are %s", path,
+                            ", ".join(map(repr, unread)), min(unread.values()), ", ".join(self.fields))  # fmt: skip
         self.file_ids = np.asarray(file_ids, dtype=np.int32)
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.lines = np.asarray(lines, dtype=np.int64)
         self._handles: dict[int, Any] = {}
 
-    def _check(self, path: Path, lineno: int, raw: bytes) -> None:
+    def _check(self, path: Path, lineno: int, raw: bytes) -> list[str]:
         """One row: a JSON object (no key given twice) whose required fields are texts (not empty nor only invisible
         characters: conan_model.text, the rule evaluation data follows) and optional ones strings, each encodable as
-        UTF-8 (an unpaired surrogate escape such as "\\ud800" stopped the tokenizer with a traceback)."""
+        UTF-8 (an unpaired surrogate escape such as "\\ud800" stopped the tokenizer with a traceback). Returns the
+        row's keys no reader takes (said once per file); one that looks like a misspelt field is an error."""
         try:
             row = json.loads(raw, object_pairs_hook=unique_keys)
         except UnicodeDecodeError as e:
@@ -87,6 +96,11 @@ class JsonlIndex:
             raise DataError(path, lineno, f"invalid JSON ({e})") from None
         if not isinstance(row, dict):
             raise DataError(path, lineno, f"expected a JSON object, got {type(row).__name__}")
+        unread = [key for key in row if key not in self.fields]
+        for key in unread if self.fields else []:  # before stop 63 dropped unsaid: "negatives" lost every negative
+            if near := difflib.get_close_matches(key, self.fields, n=1, cutoff=0.8):
+                raise DataError(path, lineno, f"unknown field {key!r}; did you mean {near[0]!r}? (a row's fields are "
+                                              f"{', '.join(self.fields)}: an unknown one is not read)")  # fmt: skip
         missing = [k for k in self.required if k not in row]
         if missing:
             raise DataError(path, lineno, f"row lacks required field(s) {missing} (required: {list(self.required)})")
@@ -102,6 +116,7 @@ class JsonlIndex:
             except UnicodeEncodeError as e:
                 raise DataError(path, lineno, f"field {key!r} holds an unpaired surrogate escape "
                                               f"\\u{ord(value[e.start]):04x} (half of a UTF-16 pair)") from None
+        return unread
 
     def __len__(self) -> int:
         return len(self.offsets)

@@ -90,12 +90,13 @@ def read_parts(files: list[Path], kind: str) -> list[list[dict[str, Any]]]:
     for path in files:
         rows: list[dict[str, Any]] = []
         if kind == "classification":
-            required, optional = ("text", "label"), ()
+            required, optional, known = ("text", "label"), (), ()
         else:
             scored = kind == "sts" and "score" in JsonlIndex([path], required=()).row(0)
             scored_files.add(scored)
             required, optional = (("sentence1", "sentence2") if scored else ("query", "positive")), ("negative",)
-        index = JsonlIndex([path], required=required, optional=optional)
+            known = ("score",) if scored else ()  # checked below: a number, no text
+        index = JsonlIndex([path], required=required, optional=optional, known=known)
         for i in range(len(index)):
             row = index.row(i)
             score = row.get("score")
@@ -103,6 +104,11 @@ def read_parts(files: list[Path], kind: str) -> list[list[dict[str, Any]]]:
             if kind == "sts" and "sentence1" in required and not real:  # NaN: CoSENT dropped the row silently
                 raise DataError(*index.where(i), f"STS row needs a finite numeric 'score', not {score!r:.40}")
             rows.append(row)
+        if kind == "classification" and len({str(row["label"]) for row in rows}) < 2:
+            # one label: each row's gold is its only candidate, the loss 0 and nothing learned (before stop 63
+            # it trained so, "loss 0.0000", without a word)
+            raise DataError(path, 0, f"a classification file needs rows of at least 2 labels; all {len(rows)} "
+                                     f"rows are labelled {str(rows[0]['label'])!r}")  # fmt: skip
         parts.append(rows)
     if len(scored_files) > 1:  # scored rows make one pair, others two: ranks would gather different shapes
         raise DataError(files[0], 0, "an sts task mixes scored (sentence1/sentence2/score) and pair files; split it")
@@ -216,6 +222,12 @@ def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
                 labelled += _pairs(rows)
             if rt.is_main and cut is not None and cut < len(rows):
                 print(_cut_note(name, files, parts, cut, task.label_spaces), flush=True)
+            few = [(path, len(space)) for path, space in zip(files, task.label_spaces, strict=False)
+                   if space and len(space) - 1 < task.hard_negatives]  # fmt: skip
+            if rt.is_main and few:  # as retrieval's pools short of K are said
+                print(f"task {name}: " + "; ".join(f"{path.name} has {n} labels" for path, n in few) + f", so a row "
+                      f"scores its label against {', '.join(str(n - 1) for _, n in few)} others, fewer than "
+                      f"hard_negatives = {task.hard_negatives}", flush=True)  # fmt: skip
             if spec["kind"] == "retrieval":  # pools mined from every row's texts: max_rows cuts queries, not corpus
                 pooled.append((task, rows, list(range(len(task.rows)))))
         check_batch_fits(name, len(task.rows), task.batch_size, rt.world_size)

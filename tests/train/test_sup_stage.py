@@ -556,3 +556,30 @@ def test_a_causal_init_is_said_to_switch_hard(data_root: Path, tmp_path: Path, c
     assert (f"init {init} attends causally (pretrained or imported, never moved to bidirectional attention): the "
             "supervised stage attends bidirectionally from its first step, a hard switch, and pools with its 'last' "
             "pooling") in caplog.text
+
+
+def test_a_classification_file_of_one_label_is_refused_and_few_labels_are_said(tmp_path: Path, data_root: Path,
+                                                                               capsys):  # fmt: skip
+    """A user walk: a file whose rows all carry one label trained with "loss 0.0000" and learned nothing, without a
+    word (before stop 63): it is refused, naming the file. A file of fewer labels than hard_negatives + 1 trains
+    (each row scores its label against all the others) and says so, as retrieval's pools short of K are said."""
+    from train.distributed import init_runtime
+    from train.multitask import build_tasks
+
+    rows = [json.loads(line) for line in (data_root / "cls" / "emotion.jsonl").read_text(encoding="utf-8").splitlines()]
+    one = tmp_path / "one.jsonl"
+    one.write_text("".join(json.dumps({**r, "label": "only"}, ensure_ascii=False) + "\n" for r in rows[:8]))
+    cfg = SupervisedConfig(output_dir=str(tmp_path / "run"), data_root=str(tmp_path), hard_negatives=7, tasks={
+        "cls": {"kind": "classification", "data": ["one.jsonl"], "batch_size": 4}})  # fmt: skip
+    with pytest.raises(DataError, match=r"one.jsonl: a classification file needs rows of at least 2 labels; all 8 "
+                                        r"rows are labelled 'only'"):  # fmt: skip
+        build_tasks(cfg, init_runtime("cpu"))
+    labels = sorted({str(r["label"]) for r in rows})
+    few = [r for r in rows if str(r["label"]) in labels[:3]]
+    (tmp_path / "few.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in few))
+    cfg.tasks = {"cls": {"kind": "classification", "data": ["few.jsonl"], "batch_size": 4}}
+    capsys.readouterr()
+    assert build_tasks(cfg, init_runtime("cpu"))["cls"].label_spaces == [labels[:3]]
+    assert ("task cls: few.jsonl has 3 labels, so a row scores its label against 2 others, fewer than "
+            "hard_negatives = 7") in capsys.readouterr().out
+

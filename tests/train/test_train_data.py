@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from itertools import islice
 from pathlib import Path
 
@@ -177,3 +178,26 @@ def test_heldout_count_of_the_weak_config(shared_data, tok):
     trained = set(pairs(data.train_rows))
     whole = sum(pair in trained for pair in pairs(data.heldout_rows))
     assert (len(clean), repeated, whole) == (331, 181, 78)
+
+
+def test_a_misspelt_field_of_a_training_row_is_refused_and_other_keys_are_said(tmp_path: Path, caplog):
+    """A user walk: rows written `{"query", "positive", "negatives": [...]}` (sentence-transformers' plural) trained
+    with every given negative dropped, unsaid (before stop 63). A key that looks like a field is refused at its
+    file:line; any other key (metadata such as an id) is said once per file and the row trains."""
+    plural = tmp_path / "plural.jsonl"
+    plural.write_text('{"query": "q", "positive": "p"}\n{"query": "q2", "positive": "p2", "negatives": ["n"]}\n')
+    with pytest.raises(DataError, match=r"plural.jsonl:2: unknown field 'negatives'; did you mean 'negative'\?"):
+        JsonlIndex([plural], required=("query", "positive"), optional=("negative",))
+    meta = tmp_path / "meta.jsonl"
+    meta.write_text('{"query": "q", "positive": "p", "query_id": 7}\n{"query": "q2", "positive": "p2", "src": "x"}\n')
+    with caplog.at_level(logging.WARNING, logger="train"):
+        assert len(JsonlIndex([meta], required=("query", "positive"), optional=("negative",))) == 2
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [f"{meta}: key(s) 'query_id', 'src' not read (first at line 1): a row's fields are query, "
+                    "positive, negative"]  # fmt: skip
+    scored = tmp_path / "scored.jsonl"
+    scored.write_text('{"sentence1": "a", "sentence2": "b", "score": 1.5}\n')
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="train"):
+        JsonlIndex([scored], required=("sentence1", "sentence2"), optional=("negative",), known=("score",))
+    assert not caplog.records
