@@ -53,7 +53,11 @@ def check_model_folder(spec: str, prefix: str, folder: Path) -> None:
     present = [m for m in markers if (folder / m).is_file()]
     if prefix == "conan" and len(present) < len(markers):
         missing = ", ".join(m for m in markers if m not in present)
-        raise UsageError(f"--model {spec}: {folder} is not a conan checkpoint folder (missing {missing})")
+        # a training output_dir: its model is final/ (before stop 63 nothing pointed there)
+        final = folder / "final"
+        hint = f"; a training output_dir: evaluate its model as --model conan:{final}" if all(
+            (final / m).is_file() for m in markers) else ""  # fmt: skip
+        raise UsageError(f"--model {spec}: {folder} is not a conan checkpoint folder (missing {missing}){hint}")
     if not present:
         raise UsageError(f"--model {spec}: {folder} is not a model folder (none of {', '.join(markers)} in it)")
     if prefix != "conan" and _model_type(folder / "config.json") == "conan":  # transformers would advise an upgrade

@@ -95,6 +95,9 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
             log.info("no checkpoint in %s; starting from scratch", output_dir)
         return existing[-1] if existing else None
     path = Path(resume)
+    if not path.exists():  # before stop 63: "no state.json there and no checkpoints/step_* inside"
+        raise ResumeError(f"cannot resume from {path}: it does not exist (--resume takes a checkpoint folder, an "
+                          "output_dir, or 'latest')")  # fmt: skip
     if (path / STATE_NAME).is_file():
         return path
     existing = checkpoint_dirs(path)

@@ -154,6 +154,16 @@ def test_weights_that_cannot_be_opened_are_named(tmp_path: Path, capsys) -> None
     assert "Traceback" not in err
 
 
+def test_a_training_output_dir_points_to_its_final_model(tmp_path: Path, capsys) -> None:
+    """A user walk: `--model conan:<output_dir>` said only "not a conan checkpoint folder" (before stop 63)."""
+    out = tmp_path / "out"
+    _tiny_checkpoint(out / "final")
+    assert _run(tmp_path, "--model", f"conan:{out}") == 2
+    err = capsys.readouterr().err
+    assert f"{out} is not a conan checkpoint folder (missing config.json, model.safetensors, tokenizer.json); a " \
+           f"training output_dir: evaluate its model as --model conan:{out / 'final'}" in err
+
+
 def test_truncated_safetensors_is_named(tmp_path: Path, capsys) -> None:
     checkpoint = _tiny_checkpoint(tmp_path / "tiny")
     weights = checkpoint / "model.safetensors"

@@ -109,8 +109,11 @@ def test_resume_refuses_a_different_config(tmp_path, shared_data, one_thread):
         run_pretrain(changed, resume="latest")
     with pytest.raises(ResumeError, match="already holds checkpoints"):
         run_pretrain(PretrainConfig(**base))
-    with pytest.raises(ResumeError, match="no state.json there"):
+    with pytest.raises(ResumeError, match="elsewhere: it does not exist"):  # before stop 63: "no state.json there"
         run_pretrain(PretrainConfig(**base), resume=str(tmp_path / "elsewhere"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ResumeError, match="no state.json there"):
+        run_pretrain(PretrainConfig(**base), resume=str(tmp_path / "empty"))
     # operational keys may change: the finished run resumes at its last step and just re-exports
     assert run_pretrain(PretrainConfig(**{**base, "log_every": 5}), resume="latest").is_dir()
 
