@@ -92,7 +92,9 @@ class JsonlIndex:
             row = json.loads(raw, object_pairs_hook=unique_keys)
         except UnicodeDecodeError as e:
             raise DataError(path, lineno, f"not valid UTF-8 (byte {e.start} of the line)") from None
-        except (ValueError, RecursionError) as e:  # JSONDecodeError, a repeated key, a huge number, deep nesting
+        except json.JSONDecodeError as e:  # its own "line 2 column 1" counted within the row (before stop 63)
+            raise DataError(path, lineno, f"invalid JSON ({e.msg} at character {e.pos + 1} of the line)") from None
+        except (ValueError, RecursionError) as e:  # a repeated key, a huge number, deep nesting
             raise DataError(path, lineno, f"invalid JSON ({e})") from None
         if not isinstance(row, dict):
             raise DataError(path, lineno, f"expected a JSON object, got {type(row).__name__}")

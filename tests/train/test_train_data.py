@@ -122,7 +122,8 @@ def test_bad_rows_name_file_and_line(tmp_path):
     with pytest.raises(DataError, match=r"pairs\.jsonl:3: row lacks required field\(s\) \['positive'\]"):
         JsonlIndex([path], FIELDS)
     path.write_text('{"query": "a", "positive": "b"}\n{"query": "a", "positive": \n')
-    with pytest.raises(DataError, match=r"pairs\.jsonl:2: invalid JSON"):
+    with pytest.raises(DataError, match=r"pairs\.jsonl:2: invalid JSON \(Expecting value at character 29 of the "
+                                        r"line\)$"):  # before stop 63 also "line 2 column 1", within the row
         JsonlIndex([path], FIELDS)
 
 
