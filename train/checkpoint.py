@@ -73,7 +73,7 @@ def _complete(root: Path) -> list[Path]:
     return sorted(dirs, key=lambda p: int(p.name.split("_")[1]))
 
 
-def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
+def resolve_resume(resume: str | None, output_dir: str | Path, stage: str | None = None) -> Path | None:
     """None: fresh start. 'latest': newest checkpoint in output_dir (fresh start if there is none). A path:
     that checkpoint folder (or the newest inside an output_dir). A finished model (``final/``) in an output_dir
     without checkpoints is refused whatever ``resume`` says: nothing there continues it, and the run would replace
@@ -86,6 +86,11 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
     if resume is None:
         existing = checkpoint_dirs(output_dir)
         if existing:
+            saved = _stage_of(existing[-1])
+            if stage is not None and saved is not None and saved != stage:  # --resume would be refused: not advised
+                raise ResumeError(f"{output_dir} already holds checkpoints of the {saved} stage (newest "
+                                  f"{existing[-1].name}), which a {stage} run cannot continue; choose another "
+                                  "output_dir")  # fmt: skip
             raise ResumeError(f"{output_dir} already holds checkpoints (newest {existing[-1].name}); pass --resume "
                               "to continue that run or choose another output_dir")  # fmt: skip
         return None
@@ -111,6 +116,14 @@ def _asides(root: Path) -> list[tuple[Path, str]]:
     `.step_*.old-<pid>-<nonce>@<machine>`, or `.old-step_*` as an earlier version named it."""
     asides = [(p, aside.final) for p in root.glob(".step_*.old-*") if (aside := parse_leftover(p.name))]
     return asides + [(p, p.name.removeprefix(EARLIER_ASIDE)) for p in root.glob(f"{EARLIER_ASIDE}step_*")]
+
+
+def _stage_of(path: Path) -> str | None:
+    """The stage a checkpoint's state.json records, or None where it does not read (a resume names the damage)."""
+    try:
+        return read_state(path)["config"].get("stage")
+    except ResumeError:
+        return None
 
 
 def put_back_checkpoints(output_dir: str | Path) -> tuple[list[str], list[str]]:

@@ -127,6 +127,20 @@ def test_another_stage_s_checkpoint_is_named_by_its_stage(tmp_path):
         ckpt_io.check_resume_config(tmp_path, {"stage": "weak", "max_length": 32}, {})
 
 
+def test_a_fresh_run_over_another_stage_s_checkpoints_is_not_told_to_resume_them(tmp_path):
+    """A user walk: a supervised run into a weak run's output_dir was told "pass --resume to continue that run", and
+    --resume was then refused as the weak stage's (before stop 63). The first refusal now names the stage."""
+    step = tmp_path / "checkpoints" / "step_00000002"
+    step.mkdir(parents=True)
+    (step / "state.json").write_text(json.dumps({"step": 2, "config": {"stage": "weak"}}))
+    with pytest.raises(ResumeError, match=rf"^{tmp_path} already holds checkpoints of the weak stage \(newest "
+                                          r"step_00000002\), which a supervised run cannot continue; choose another "
+                                          r"output_dir$"):  # fmt: skip
+        ckpt_io.resolve_resume(None, tmp_path, "supervised")
+    with pytest.raises(ResumeError, match="pass --resume to continue that run"):  # the same stage: resume it
+        ckpt_io.resolve_resume(None, tmp_path, "weak")
+
+
 def tiny_pretrain(tmp_path: Path, shared_data: Path, **overrides) -> PretrainConfig:
     values = dict(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["news_en_raw"],
                   tokenizer_vocab=400, tokenizer_rows=100, model_overrides={"max_length": 32}, seq_len=32,
