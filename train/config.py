@@ -139,15 +139,7 @@ class StageConfig:
                               f"got {self.device!r}")  # fmt: skip
         if not self.data:
             raise ConfigError("data is empty: list the JSONL files (or folders with train.jsonl) to train on")
-        first: dict[Path, int] = {}
-        for i, entry in enumerate(self.data):
-            path = under_root(self.data_root, entry, f"data[{i}]")
-            file = (path / "train.jsonl" if path.is_dir() else path).resolve()
-            if file in first:  # its rows would be read, and trained on, twice per epoch
-                j = first[file]
-                raise ConfigError(f"data[{i}] = {entry!r} names the same file as data[{j}] = {self.data[j]!r}; "
-                                  "list each file once")  # fmt: skip
-            first[file] = i
+        check_listed_once(self.data_root, self.data, "data")
 
     def _check_output_dir(self) -> None:
         """Before stop 60 an empty output_dir trained into the working directory (``Path("")`` is ``.``), and one
@@ -320,11 +312,29 @@ def under_root(root: str, entry: str, key: str) -> Path:
     return Path(root) / entry
 
 
-def entry_files(root: str, entries: list[str]) -> list[Path]:
-    """The files of data ``entries`` under ``root`` (each checked by :func:`under_root`); a folder means its
+def entry_file(root: str, entry: str, key: str = "data") -> Path:
+    """The file a data ``entry`` under ``root`` names (checked by :func:`under_root`); a folder means its
     train.jsonl."""
-    paths = [under_root(root, entry, "data") for entry in entries]
-    return [p / "train.jsonl" if p.is_dir() else p for p in paths]
+    path = under_root(root, entry, key)
+    return path / "train.jsonl" if path.is_dir() else path
+
+
+def entry_files(root: str, entries: list[str]) -> list[Path]:
+    """The files of data ``entries`` under ``root``, as :func:`entry_file`."""
+    return [entry_file(root, entry) for entry in entries]
+
+
+def check_listed_once(root: str, entries: list[str], key: str) -> None:
+    """Refuse an entry of the list ``key`` naming the same file as an earlier one however spelled (``news`` and
+    ``news/train.jsonl``, ``./a.jsonl`` and ``a.jsonl``): its rows would be read, and trained on, twice per epoch."""
+    first: dict[Path, int] = {}
+    for i, entry in enumerate(entries):
+        file = entry_file(root, entry, f"{key}[{i}]").resolve()
+        if file in first:
+            j = first[file]
+            raise ConfigError(f"{key}[{i}] = {entry!r} names the same file as {key}[{j}] = {entries[j]!r}; "
+                              "list each file once")  # fmt: skip
+        first[file] = i
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
@@ -378,9 +388,10 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
 
-    def source(key: str) -> str:
-        """Where a key was given, for the error: the overrides or the TOML file."""
-        return overrides_name if key in sets or path is None else str(path)
+    def source(key: str, message: str = "") -> str:
+        """Where a key was given, for the error: the overrides or the TOML file (for a table, where the entry
+        ``message`` names was given)."""
+        return overrides_name if path is None or _given_in(sets, key, message) else str(path)
 
     unknown = sorted(set(values) - fields)
     if "init_from" in unknown:
@@ -409,7 +420,8 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
         # "model" in passing named the TOML's `model`)
         message = str(exc)
         named = _keys_named(message, values, r"(?:^|, |; | and |\[)") or _keys_named(message, values, r"(?<![\w.'`])")
-        where = " / ".join(dict.fromkeys(map(source, named))) or (str(path) if path is not None else overrides_name)
+        where = (" / ".join(dict.fromkeys(source(key, message) for key in named))
+                 or (str(path) if path is not None else overrides_name))  # fmt: skip
         raise ConfigError(f"{where}: {exc}") from None
 
 
@@ -420,6 +432,23 @@ def stages_with_key(key: str, cls: type[StageConfig]) -> list[str]:
     stages = (PretrainConfig, MntpConfig, WeakConfig, SupervisedConfig)
     return [other.stage for other in stages
             if other.stage != cls.stage and key in {f.name for f in dataclasses.fields(other)}]  # fmt: skip
+
+
+def _given_in(sets: dict[str, Any], key: str, message: str) -> bool:
+    """Whether ``sets`` gave ``key``, followed down the dotted path ``message`` names after it (``tasks.ret.data``):
+    before stop 63 a ``--set`` of one task took the blame for another task's value in the TOML file."""
+    node: Any = sets
+    rest = (m.group(0) if (m := re.search(rf"(?<![\w.'`]){re.escape(key)}\S*", message)) else key)
+    while isinstance(node, dict):
+        entry = next((k for k in sorted(node, key=len, reverse=True)
+                      if re.match(rf"{re.escape(k)}(?=[\s=\[\].:,]|$)", rest)), None)  # fmt: skip
+        if entry is None:
+            return False
+        node, rest = node[entry], rest[len(entry):]
+        if not rest.startswith("."):  # the message names the table itself, or an item of a list
+            return True
+        rest = rest[1:]
+    return True
 
 
 def _keys_named(message: str, keys: dict[str, Any], before: str) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from conan_model.errors import did_you_mean
 
 from .clr import PAPER_LANGUAGE_MIX
-from .config import RESUME_SAFE, StageConfig, entry_files, under_root
+from .config import RESUME_SAFE, StageConfig, check_listed_once, entry_file, entry_files, under_root
 from .dhnm import DHNMConfig
 from .errors import ConfigError
 
@@ -131,17 +131,26 @@ class SupervisedConfig(StageConfig):
                                   f"{', '.join(sorted(kinds))}{hint}")  # fmt: skip
 
     def task_entries(self, specs: dict[str, dict[str, Any]]) -> list[str]:
-        """Every entry (under ``data_root``) the tasks read: their files and each clr task's parallel_en_* folders."""
+        """Every file (under ``data_root``) the tasks read, each once: their files and each clr task's
+        parallel_en_* folders."""
         entries = {entry for spec in specs.values() for entry in spec["data"]}
         for spec in specs.values():
             if spec["kind"] == "clr":
                 folders = (Path(self.data_root) / spec["parallel"]).glob("parallel_en_*")
                 entries.update(str(Path(spec["parallel"]) / f.name) for f in folders)
-        return sorted(entries)
+        return self._once(entries)
 
     def input_files(self) -> list[Path]:
         """``data`` and the tasks' files: a ``data`` set by hand (a tokenizer's text) need not list them."""
-        return entry_files(self.data_root, sorted({*self.data, *self.task_entries(self.task_specs())}))
+        return entry_files(self.data_root, self._once({*self.data, *self.task_entries(self.task_specs())}))
+
+    def _once(self, entries: set[str]) -> list[str]:
+        """One spelling of each file, the first in sorted order: tasks may share a file, each spelling it their
+        own way (``news``, ``news/train.jsonl``); before stop 63 the stage's ``data`` listed both and was refused."""
+        first: dict[Path, str] = {}
+        for entry in sorted(entries):
+            first.setdefault(entry_file(self.data_root, entry).resolve(), entry)
+        return list(first.values())
 
     def task_specs(self) -> dict[str, dict[str, Any]]:
         """Task tables with defaults filled in and every key and value checked."""
@@ -183,6 +192,8 @@ class SupervisedConfig(StageConfig):
             if len(set(spec["data"])) < len(spec["data"]):  # read twice, each row drawn twice as often
                 twice = sorted({e for e in spec["data"] if spec["data"].count(e) > 1})
                 raise ConfigError(f"tasks.{name}.data lists {', '.join(twice)} more than once")
+            # spelled two ways: before stop 63 caught only in the stage's `data`, naming a key never written
+            check_listed_once(self.data_root, spec["data"], f"tasks.{name}.data")
             if spec["parallel"]:
                 under_root(self.data_root, spec["parallel"], f"tasks.{name}.parallel")
             specs[name] = spec
