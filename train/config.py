@@ -267,8 +267,7 @@ class WeakConfig(StageConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.max_length < 2:
-            raise ConfigError(f"max_length must be at least 2, got {self.max_length}")
+        check_max_length(self.max_length)
         if self.on_long not in ("truncate", "error"):
             raise ConfigError(f"on_long must be 'truncate' or 'error', got {self.on_long!r}")
         if self.temperature <= 0:
@@ -299,6 +298,14 @@ class MntpConfig(PretrainConfig):
             raise ConfigError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+
+
+def check_max_length(max_length: int) -> None:
+    """The pair stages' tokens per text: ``<bos>`` and ``<eos>`` alone take 2. Checked when the config loads, so a
+    wrong value is named with its source before any work (before stop 63 the supervised stage mined its pools and
+    trained a tokenizer first)."""
+    if max_length < 2:
+        raise ConfigError(f"max_length must be at least 2, got {max_length}")
 
 
 def under_root(root: str, entry: str, key: str) -> Path:

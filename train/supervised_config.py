@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from conan_model.errors import did_you_mean
 
 from .clr import PAPER_LANGUAGE_MIX
-from .config import RESUME_SAFE, StageConfig, check_listed_once, entry_file, entry_files, under_root
+from .config import RESUME_SAFE, StageConfig, check_listed_once, check_max_length, entry_file, entry_files, under_root
 from .dhnm import DHNMConfig
 from .errors import ConfigError
 
@@ -72,6 +72,7 @@ class SupervisedConfig(StageConfig):
         if not self.tasks:
             raise ConfigError("no [tasks.<name>] tables: give at least one task (kinds: " + ", ".join(KINDS) + ")")
         self._check_stage_values()  # before the tasks, which take hard_negatives as their default
+        check_max_length(self.max_length)
         specs = self.task_specs()
         if not self.data:
             self.data = self.task_entries(specs)

@@ -73,6 +73,9 @@ SUPERVISED = ('stage = "supervised"\n[tasks.ret]\nkind = "retrieval"\ndata = ["r
     (SUPERVISED, "", ["pool_depth=0"], "--set: pool_depth must be at least 1, got 0"),
     (SUPERVISED, "", ["cosent_scale=-5"], "--set: cosent_scale must be positive, got -5.0"),
     (SUPERVISED, "temperature = 0.0\n", [], "FILE: temperature must be positive, got 0.0"),
+    # before stop 63 these failed after the pools were mined and a tokenizer trained, naming no source
+    (SUPERVISED, "", ["max_length=0"], "--set: max_length must be at least 2, got 0"),
+    (SUPERVISED, "max_length = -1\n", [], "FILE: max_length must be at least 2, got -1"),
     (SUPERVISED, "", ["dhnm.skip_tops=1"], "--set: [dhnm]: unknown key(s) ['skip_tops']; did you mean: skip_top?; "
                                            "the keys are decay_ratio, init_threshold, max_current, mode, skip_top"),
     (SUPERVISED, "[dhnm]\nskip_tops = 1\n", [], "FILE: [dhnm]: unknown key(s) ['skip_tops']; did you mean"),
@@ -91,7 +94,8 @@ def test_each_range_check_names_its_key_value_and_source(tmp_path: Path, capsys,
     """Before stop 60 one line named several keys and no value ("temperature and cosent_scale must be positive,
     hard_negatives >= 0, pool_depth >= 1", "warmup_ratio must be in [0, 1) and min_lr_ratio in [0, 1]"), a stage
     `--set hard_negatives=-1` was blamed on the TOML file and a task key never written, a misspelt [dhnm] key was
-    "DHNMConfig.__init__() got an unexpected keyword argument", a misspelt task in --set "kind must be one of"."""
+    "DHNMConfig.__init__() got an unexpected keyword argument", a misspelt task in --set "kind must be one of"; and
+    (before stop 63) a supervised max_length below 2 failed late, leaving pools/ and tokenizer.json behind."""
     path = tmp_path / "c.toml"
     head, tables, rest = config.partition("[tasks")  # top-level keys before the first table
     path.write_text(head + (in_file if not in_file.startswith("[") else "") + tables + rest
@@ -143,3 +147,18 @@ def test_a_task_listing_a_file_twice_however_spelled_names_the_task_key_and_sour
     assert capsys.readouterr().err == (f"harness train: error: {source}: tasks.{task}.data[1] = './good.jsonl' "
                                        f"names the same file as tasks.{task}.data[0] = 'good.jsonl'; list each "
                                        "file once\n")  # fmt: skip
+
+
+def test_a_supervised_max_length_below_two_is_refused_before_any_work(shared_data: Path, tmp_path: Path,
+                                                                       capsys) -> None:  # fmt: skip
+    """Before stop 63 the supervised stage mined its BM25 pools and trained a tokenizer first, then failed at the
+    prompt-room check naming no source, leaving pools/ and tokenizer.json in output_dir; the weak stage refused
+    it at load."""
+    path = tmp_path / "s.toml"
+    path.write_text(f'stage = "supervised"\ndata_root = "{shared_data / "train"}"\noutput_dir = "{tmp_path / "out"}"\n'
+                    'tokenizer_vocab = 300\ntokenizer_rows = 20\n'
+                    '[tasks.ret]\nkind = "retrieval"\ndata = ["sick_nli_en"]\nmax_rows = 8\nbatch_size = 2\n',
+                    encoding="utf-8")  # fmt: skip
+    assert main(["train", str(path), "--set", "max_length=0", "--set", "steps=1"]) == 2
+    assert capsys.readouterr().err == "harness train: error: --set: max_length must be at least 2, got 0\n"
+    assert not (tmp_path / "out").exists()
