@@ -112,6 +112,9 @@ def test_nested_set_overrides_merge_at_every_depth(tmp_path):
     assert cfg.tasks == {"sts": {"kind": "sts", "data": ["a"], "batch_size": 16},
                          "ret": {"kind": "retrieval", "data": ["b"], "weight": 2}}  # fmt: skip
     assert cfg.data == ["a", "b"]
+    # a whole table as the value merges alike (docs/training.md says so: a user walk asked, stop 63)
+    cfg = load_config(SupervisedConfig, path, ['tasks={cls={kind="classification", data=["c"]}}'])
+    assert list(cfg.tasks) == ["sts", "ret", "cls"] and cfg.tasks["cls"] == {"kind": "classification", "data": ["c"]}
 
 
 def test_typed_lists_are_coerced_per_item():
