@@ -150,7 +150,8 @@ def attach_pools(
     corpus = [r["positive"] for r in source] + [r["negative"] for r in source if "negative" in r]
     if rt.is_main and ensure_pools(path, queries, [matches[q] for q in queries], corpus, cfg.pool_scorer,
                                    cfg.pool_depth):  # fmt: skip
-        print(f"mined {len(queries)} pools for task {task.name} with {cfg.pool_scorer} -> {path}", flush=True)
+        print(f"mined {len(queries)} pools (one per row) for task {task.name} with "
+              f"{cfg.pool_scorer} -> {path}", flush=True)  # fmt: skip
     barrier()
     mined = dict(zip(used, (p["candidates"] for p in load_pools(path)), strict=True))
     task.pools_file = path
