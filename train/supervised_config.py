@@ -188,8 +188,8 @@ class SupervisedConfig(StageConfig):
                                       f"task is kind {spec['kind']!r}{_meant(key)}")  # fmt: skip
             if spec["kind"] != "clr" and not spec["data"]:
                 raise ConfigError(f"tasks.{name}: `data` is empty")
-            for entry in spec["data"]:
-                under_root(self.data_root, entry, f"tasks.{name}.data")
+            for i, entry in enumerate(spec["data"]):  # indexed as the stage's data[i] (before stop 63: none)
+                under_root(self.data_root, entry, f"tasks.{name}.data[{i}]")
             if len(set(spec["data"])) < len(spec["data"]):  # read twice, each row drawn twice as often
                 twice = sorted({e for e in spec["data"] if spec["data"].count(e) > 1})
                 raise ConfigError(f"tasks.{name}.data lists {', '.join(twice)} more than once")

@@ -278,7 +278,7 @@ def test_config_errors_name_the_problem(tmp_path: Path, data_root: Path):
         ({"kind": "clr", "parallel": "p", "mix": {"zh": "a"}}, "tasks.t.mix must be a table"),
         ({"kind": "clr", "parallel": "p", "mix": {"en": 0}}, "tasks.t.mix must be .* with a positive sum"),  # stop 46
         ({"kind": "sts", "data": ["x"], "batch_size": 2.0}, "tasks.t.batch_size must be an integer >= 2, got 2.0"),
-        ({"kind": "sts", "data": ["../x"]}, "tasks.t.data = '../x' lies outside data_root"),
+        ({"kind": "sts", "data": ["a", "../x"]}, r"tasks.t.data\[1\] = '../x' lies outside data_root"),
         ({"kind": "clr", "parallel": "/tmp"}, "tasks.t.parallel = '/tmp' lies outside data_root"),
     ],
 )
