@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,14 +54,16 @@ def finished(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Pat
     return out
 
 
-def _aside_copy_left(finished: Path, tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _aside_copy_left(finished: Path, tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch,
+                     interrupt: Callable[[pytest.MonkeyPatch, str], None] = ctrl_c_while_deleting) -> Path:  # fmt: skip
     """Resumed from step_1, the run saves step_2 again: replace_dir renames the old step_2 aside, moves the new one
-    into place and is interrupted deleting the aside copy, which leaves a half-deleted `.step_00000002.old-…`."""
+    into place and is interrupted deleting the aside copy, which leaves a half-deleted `.step_00000002.old-…`
+    (``interrupt``: where the Ctrl-C comes from inside the save)."""
     out = tmp_path / "out"
     shutil.copytree(finished, out)
     ckpts = out / "checkpoints"
     with monkeypatch.context() as patch:
-        ctrl_c_while_deleting(patch, ".step_00000002.old-")
+        interrupt(patch, ".step_00000002.old-")
         assert cli.main([*_args(out, shared_data), "--resume", str(ckpts / "step_00000001")]) == 130
     (aside,) = ckpts.glob(".step_00000002.old-*")
     assert (aside / "state.json").is_file() and parse_leftover(aside.name).writer.pid == os.getpid()
@@ -219,12 +222,8 @@ def test_a_checkpoint_set_aside_by_an_interrupted_save_is_put_back(finished, tmp
     """Resumed from step_1, the run saves step_2 again and is killed between replace_dir's renames: step_2 is set
     aside and the new one not yet in place. Before stop 63 the aside copy (a whole checkpoint) was neither put back
     nor named, and `--resume` went back to step_1. Now the next start puts it back and resumes from it."""
-    out = tmp_path / "out"
-    shutil.copytree(finished, out)
+    out = _aside_copy_left(finished, tmp_path, shared_data, monkeypatch, ctrl_c_between_the_renames)
     ckpts = out / "checkpoints"
-    with monkeypatch.context() as patch:
-        ctrl_c_between_the_renames(patch, ".step_00000002.old-")
-        assert cli.main([*_args(out, shared_data), "--resume", str(ckpts / "step_00000001")]) == 130
     (aside,) = ckpts.glob(".step_00000002.old-*")
     assert not (ckpts / "step_00000002").exists()
     with caplog.at_level(logging.INFO, logger="train"):
