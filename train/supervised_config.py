@@ -188,12 +188,11 @@ class SupervisedConfig(StageConfig):
                                       f"task is kind {spec['kind']!r}{_meant(key)}")  # fmt: skip
             if spec["kind"] != "clr" and not spec["data"]:
                 raise ConfigError(f"tasks.{name}: `data` is empty")
-            for i, entry in enumerate(spec["data"]):  # indexed as the stage's data[i] (before stop 63: none)
-                under_root(self.data_root, entry, f"tasks.{name}.data[{i}]")
             if len(set(spec["data"])) < len(spec["data"]):  # read twice, each row drawn twice as often
                 twice = sorted({e for e in spec["data"] if spec["data"].count(e) > 1})
                 raise ConfigError(f"tasks.{name}.data lists {', '.join(twice)} more than once")
-            # spelled two ways: before stop 63 caught only in the stage's `data`, naming a key never written
+            # each entry under data_root, named tasks.<name>.data[i], and each file once however spelled: before
+            # stop 63 caught only in the stage's `data`, naming a key never written
             check_listed_once(self.data_root, spec["data"], f"tasks.{name}.data")
             if spec["parallel"]:
                 under_root(self.data_root, spec["parallel"], f"tasks.{name}.parallel")
