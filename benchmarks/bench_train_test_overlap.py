@@ -3,8 +3,8 @@
 An ablation claims an effect on test tasks no setting was chosen on; a training set that holds test texts makes a
 trained arm's gain there partly memory. For each configs/ablations/*.toml (the `*_stage.toml` files are stages)
 this resolves every unit's stage config as `harness ablate` does (each arm's overrides, each [choose] value), takes
-the training folders they read, and compares each with each dev and test task
-(harness.ablate.train_test_overlap: NFKC, lower case, no whitespace or punctuation, as the dev/test overlap check).
+the training folders they read, and compares each with each dev and test task (harness.ablate_overlap.
+train_test_overlap: NFKC, lower case, no whitespace or punctuation, as the dev/test overlap check).
 Prints the pairs that share texts and writes benchmarks/results/train_test_overlap.json with every pair.
 
     python benchmarks/bench_train_test_overlap.py [--data-dir ../shared/data]
@@ -18,7 +18,8 @@ from pathlib import Path
 
 from common import DEFAULT_DATA, REPO, run_main, write_report
 
-from harness.ablate import Ablation, load_ablation
+from harness.ablate import Ablation
+from harness.ablate_config import load_ablation
 
 
 def measure(config: Path, data_dir: Path) -> dict:

@@ -60,62 +60,46 @@ anything trains or is written; so are the texts the dev and test tasks share (re
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import fcntl
 import importlib
 import json
 import pkgutil
-import re
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from conan_model.fingerprint import data_fingerprint, files_fingerprint
-from harness.checks import check_writable_dir
+from conan_model.fingerprint import files_fingerprint
+from harness.ablate_config import check_folders, load_ablation, report_dir, work_dir
+from harness.ablate_keys import (
+    LATE_SETTINGS,
+    LATE_TRAIN_KEYS,
+    OPERATIONAL,
+    changed_config,
+    changed_inputs,
+    changed_settings,
+    describe_kernels,
+    exported_config,
+    fingerprint,
+    holds_scores,
+    input_hashes,
+    stage_start,
+    training_compute,
+    training_hardware,
+)
+from harness.ablate_overlap import dev_test_overlap, train_test_overlap, training_files
 from harness.data import (
-    LocalTask,
     discover_tasks,
-    iter_jsonl,
-    normalized_file_texts,
-    normalized_row_texts,
-    normalized_texts,
-    read_qrels,
-    task_file,
-    task_jsonl_files,
 )
 from harness.env import data_root
 from harness.errors import UsageError
-from harness.pipeline import check_task_names, checked_list, interrupted_note, source_fingerprint
+from harness.pipeline import check_task_names, interrupted_note
 from harness.runs import RAW_VIEW, atomic_write_json, read_json
 from harness.sysinfo import code_version
 
 STATE = "ablate.json"
 LOCK_NAME = ".ablate.lock"
-EVAL_KEYS = {"dev", "test", "dims", "batch_size", "device", "max_length", "overlap_ok", "train_overlap_ok"}
-TOP_KEYS = {"name", "out", "report", "scale", "seeds", "reference", "data_dir", "set", "base", "shared", "stages",
-            "arms", "eval", "choose", "n_boot", "bootstrap_seed"}  # fmt: skip
-# Keys that change where or how fast a stage runs, not what it learns: left out of a unit's fingerprint, with the
-# stage's own resume-safe keys (train's RESUME_SAFE: micro_batch_size, gradient_checkpointing, compile, ...: the
-# weak stage's micro-batch rows are keyed apart, `learned_extras`; before stop 53 this set alone, so turning on a
-# memory knob refused every finished unit). A chained `init` (the previous unit's final folder) is left out too:
-# that unit's own fingerprint covers it. `harness pipeline` keys its stages by this set alone (its records predate
-# the wider one).
-OPERATIONAL = frozenset({"output_dir", "threads", "device", "log_every", "save_every", "keep_last", "pools_dir"})
-
-
-# a `set` in a list-type error (before stop 60 its example was task names)
-SET_EXAMPLE = "[\"lr=1e-3\", \"mask_schedule='linear'\"]"
-# the keys that hold a table, with an example for the error that finds something else there
-TABLES = {"arms": '[arms.<name>] with optional set = [...]', "eval": '[eval] with dev = [...] and test = [...]',
-          "choose": '[choose] with key = "lr" and values = [...]'}
-# evaluation settings keyed since stop 54: a record without them is kept when the rest matches (Ablation.evaluate)
-LATE_SETTINGS = {"scoring": "the scorers' package versions", "hardware": "the hardware's model"}
-# what a training unit is keyed by since stop 55 beside its config, inputs and precision (audit): a unit recorded
-# without them is kept, today's values taken as its own (Ablation.train_chain)
-LATE_TRAIN_KEYS = {"hardware": "the hardware whose kernels round its weights",
-                   "init_files": "the files of the model it started from"}
 # what the ablation sets on each unit after every override (Ablation._resolve)
 PER_UNIT = {"seed": "the unit's seed (from `seeds`)", "output_dir": "the unit's folder under `out`",
             "init": "the model the stages before it export"}
@@ -165,229 +149,6 @@ def drop_checkpoints(unit_dir: Path) -> None:
     shutil.rmtree(unit_dir / "checkpoints", ignore_errors=True)
 
 
-def load_ablation(path: Path) -> dict[str, Any]:
-    """Read and check the config; every error names the file and the key (exit status 2)."""
-    from train.cli import read_toml
-
-    return check_ablation(read_toml(path, "ablation", UsageError), path)
-
-
-def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
-    """Check a config dict (read from ``path``, possibly rescaled by a script); errors name the file and key."""
-    unknown = sorted(set(cfg) - TOP_KEYS)
-    if unknown:
-        raise UsageError(f"{path}: unknown key(s) {unknown} (expected {sorted(TOP_KEYS)})")
-    for key in ("name", "seeds", "reference", "stages", "arms", "eval"):
-        if key not in cfg:
-            raise UsageError(f"{path}: missing key `{key}`")
-    # before stop 60 (a walk) a list or a number here was a traceback (`reference = ["bidir"]`, `arms = "bidir"`),
-    # `eval = ["STS12"]` "unknown key(s) ['STS12']", and `name = 5` or `scale = 6` taken as text
-    for key in ("name", "reference", "out", "report", "scale", "data_dir"):
-        if key in cfg and not (isinstance(cfg[key], str) and cfg[key].strip()):
-            raise UsageError(f"{path}: {key} must be a non-empty string, got {cfg[key]!r}")
-    for key, example in TABLES.items():
-        if key in cfg and not isinstance(cfg[key], dict):
-            raise UsageError(f"{path}: {key} must be a table ({example}), got {cfg[key]!r}")
-    arms, ev = cfg["arms"], cfg["eval"]
-    if cfg["reference"] not in arms:
-        raise UsageError(f"{path}: reference = {cfg['reference']!r} is not one of [arms]: {sorted(arms)}")
-    for name, arm in arms.items():
-        # the name makes folders and run names (seed<N>/<arm>, <arm>-seed<N>, <arm>-choose<i>): before stop 52
-        # (audit) `arms."../x"` trained outside `out`, and an arm named `shared` wrote over the shared stages
-        if not re.fullmatch(r"[A-Za-z0-9_]+", name) or name == "shared":
-            raise UsageError(f"{path}: arms.{name}: an arm's name is a folder name of letters, digits and '_' "
-                             "(and not `shared`, the shared stages' folder)")  # fmt: skip
-        if not isinstance(arm, dict):
-            raise UsageError(f"{path}: arms.{name} must be a table ([arms.{name}] with optional set = [...] and "
-                             f"stages), got {arm!r}")  # fmt: skip
-        bad = sorted(set(arm) - {"set", "stages"})
-        if bad:
-            raise UsageError(f"{path}: arms.{name}: unknown key(s) {bad} (expected set, stages)")
-        # before stop 60 a string here was read letter by letter
-        sets = checked_list(path, f"arms.{name}.set", arm.get("set", []), str, SET_EXAMPLE)
-        if sets and arm.get("stages") == [] and (cfg.get("base") or cfg.get("shared")):  # (else: no model, below)
-            raise UsageError(f"{path}: arms.{name}.set applies to the arm's last stage, and it has none "
-                             "(stages = []: it evaluates the shared stages' model); give the arm a stage, or drop "
-                             "its set")  # fmt: skip
-    checked_list(path, "set", cfg.get("set", []), str, SET_EXAMPLE)
-    for key, stages in [(k, cfg.get(k, [])) for k in ("base", "shared", "stages")] + [
-            (f"arms.{name}.stages", arm["stages"]) for name, arm in arms.items() if "stages" in arm]:  # fmt: skip
-        _check_stages(path, key, stages)
-    # an arm trains its own stages, else the top-level ones, after any [[base]] and [[shared]]: before stop 60 an
-    # arm left with none was an AssertionError once it came up, after the arms before it had trained
-    for name, arm in arms.items() if not cfg.get("base") and not cfg.get("shared") else ():
-        if not arm.get("stages", cfg["stages"]):
-            key = f"arms.{name}.stages" if "stages" in arm else "stages"
-            raise UsageError(f"{path}: {key} names no stage and there is no [[base]] or [[shared]] stage: arm {name} "
-                             "would train no model to evaluate ([[stages]] with config = \"...\")")  # fmt: skip
-    for key, least in (("n_boot", 10), ("bootstrap_seed", 0)):  # read only by the report, after every unit trained
-        value = cfg.get(key, least)
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise UsageError(f"{path}: {key} must be an integer of at least {least}, got {value!r}")
-    seeds = cfg["seeds"]
-    integers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-    if not integers or len(seeds) < 1 or len(set(seeds)) != len(seeds):
-        raise UsageError(f"{path}: seeds must be a list of distinct integers, got {cfg['seeds']!r}")
-    bad_eval = sorted(set(ev) - EVAL_KEYS)
-    if bad_eval:
-        raise UsageError(f"{path}: eval: unknown key(s) {bad_eval} (expected {sorted(EVAL_KEYS)})")
-    dev, test = (checked_list(path, f"eval.{key}", ev.get(key, []), str) for key in ("dev", "test"))
-    if not dev or not test:
-        raise UsageError(f"{path}: eval.dev and eval.test must each name at least one task")
-    for key, names in (("dev", dev), ("test", test)):  # a task named twice would weigh twice in [choose]'s mean
-        twice = sorted({t for t in names if names.count(t) > 1})
-        if twice:
-            raise UsageError(f"{path}: eval.{key} names {', '.join(twice)} more than once")
-    for key in ("overlap_ok", "train_overlap_ok"):  # before stop 60 `= false` read as the reason "False" (a walk)
-        if key in ev and not (isinstance(ev[key], str) and ev[key].strip()):
-            raise UsageError(f"{path}: eval.{key} must be a reason string (why the overlap is acceptable, "
-                             f"e.g. \"no [choose]: dev informs nothing\"), got {ev[key]!r}")  # fmt: skip
-    for key in ("max_length", "batch_size"):  # before: refused at the first evaluation, after a unit trained
-        value = ev.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise UsageError(f"{path}: eval.{key} must be a positive integer, got {value!r}")
-    if ev.get("device") == "auto":  # what leaving it out means, as `harness run --device auto`
-        del ev["device"]
-    if ev.get("device") is not None:
-        from conan_model.device import device_problem  # imports torch: only when a device is named
-
-        if problem := device_problem(str(ev["device"])):
-            raise UsageError(f"{path}: eval.device = {ev['device']!r}: {problem}")
-    dims = checked_list(path, "eval.dims", ev.get("dims", []), int)
-    if any(d < 1 for d in dims) or len(set(dims)) != len(dims):
-        raise UsageError(f"{path}: eval.dims must be distinct positive integers (MRL dims below the model's width; "
-                         f"the full width is always compared), got {dims!r}")  # fmt: skip
-    both = sorted(set(dev) & set(test))
-    if both:
-        raise UsageError(f"{path}: eval: task(s) {both} are in both dev and test; a test task may not inform choices")
-    choose = cfg.get("choose")
-    if choose is not None:
-        values = choose.get("values")
-        if set(choose) - {"key", "values", "arm"} or not isinstance(choose.get("key"), str) or not choose["key"]:
-            raise UsageError(f"{path}: choose needs `key` (a stage config key) and at least two `values` (optional "
-                             f"`arm`), got {choose!r}")  # fmt: skip
-        if not isinstance(values, list) or len(values) < 2:  # before stop 60 "13" was read as 1 and 3
-            raise UsageError(f"{path}: choose.values must be a list of at least two values (e.g. [1e-3, 3e-4]), "
-                             f"got {values!r}")  # fmt: skip
-        twice = [value for i, value in enumerate(values) if json.dumps(value) in map(json.dumps, values[:i])]
-        if twice:  # the same run trained twice, and a tie between them
-            raise UsageError(f"{path}: choose.values names {twice[0]!r} more than once")
-        arm = choose.get("arm", cfg["reference"])
-        if not isinstance(arm, str) or arm not in arms:
-            raise UsageError(f"{path}: choose.arm = {arm!r} is not one of [arms]: {sorted(arms)}")
-    return cfg
-
-
-def _check_stages(path: Path, key: str, stages: Any) -> None:
-    """A list of stage tables, each with a `config` (a file) and optional `set` (a list of overrides): a misspelt
-    key (`sets = [...]`) was ignored before stop 46 and the units trained without it; a missing `config` was a
-    KeyError once the unit came up."""
-    if not isinstance(stages, list) or not all(isinstance(stage, dict) for stage in stages):
-        raise UsageError(f"{path}: {key} must be a list of tables ([[{key}]] with config = \"...\"), got {stages!r}")
-    for i, stage in enumerate(stages):
-        where = f"{key}[{i}]"
-        unknown = sorted(set(stage) - {"config", "set"})
-        if unknown:
-            raise UsageError(f"{path}: {where}: unknown key(s) {unknown} (expected config, set)")
-        if not isinstance(stage.get("config"), str):
-            raise UsageError(f"{path}: {where}: needs config = \"<stage config file>\", got {stage.get('config')!r}")
-        checked_list(path, f"{where}.set", stage.get("set", []), str, SET_EXAMPLE)
-
-
-def dev_test_overlap(local: dict[str, LocalTask], dev: list[str], test: list[str]) -> list[dict[str, Any]]:
-    """(dev, test) task pairs whose folders share texts (``harness.data.normalized_texts``, every .jsonl: a dev
-    score is computed from a classification train.jsonl too, unlike `evaluated_files`): one sentence pair in
-    STS16 and STSBenchmark, one question in XQuAD de and zh over the same documents. Tasks without a folder under
-    the data root (``local``: official ones) are not compared."""
-    texts = {t: normalized_texts(local[t]) for t in dev + test if t in local}
-    return [{"dev": d, "test": t, "shared": len(texts[d] & texts[t]), "test_texts": len(texts[t])}
-            for d in dev for t in test if d in texts and t in texts and texts[d] & texts[t]]  # fmt: skip
-
-
-def task_items(task: LocalTask) -> tuple[str, list[set[str]]]:
-    """(what an item is, each item's normalised texts) of a task: for Retrieval its queries, each with the
-    documents it judges relevant (before stop 50 the query alone: a training set holding every relevant SciFact
-    document read "0 of its 300 queries"), else its test rows (a sentence pair for STS, PairClassification and
-    BitextMining, a query with its candidates for Reranking)."""
-    if task.type == "Retrieval":
-        queries = list(iter_jsonl(task_file(task, "queries.jsonl")))
-        docs = {str(row["_id"]): normalized_row_texts(row) for row in iter_jsonl(task_file(task, "corpus.jsonl"))}
-        qrels = read_qrels(task, {str(q["_id"]) for q in queries}, set(docs))
-        return "queries", [normalized_row_texts(q).union(*(docs[d] for d, grade in qrels.get(str(q["_id"]), {}).items()
-                                                            if grade > 0)) for q in queries]  # fmt: skip
-    kind = "pairs" if task.type in ("STS", "PairClassification", "BitextMining") else "rows"
-    return kind, [normalized_row_texts(row) for row in iter_jsonl(task_file(task, "test.jsonl"))]
-
-
-def evaluated_files(task: LocalTask) -> list[Path]:
-    """The .jsonl files of a task folder whose texts the evaluation embeds and scores: all but a classification
-    task's train.jsonl, the rows mteb fits its classifier on (training an embedder on them is in-domain training,
-    not memory of a test item)."""
-    return [path for path in task_jsonl_files(task)
-            if not (task.type == "Classification" and path.name == "train.jsonl")]  # fmt: skip
-
-
-def train_test_overlap(local: dict[str, LocalTask], train_sets: dict[str, set[Path]],
-                       tasks: list[str]) -> list[dict[str, Any]]:  # fmt: skip
-    """Every (training set, evaluation task) pair with the texts they share (``harness.data.normalized_texts`` of
-    the training files and of the task's :func:`evaluated_files`) and the task's items (:func:`task_items`) with a
-    text in the training set: a model trained on a test item scores it partly from memory. ``train_sets``: {name:
-    the .jsonl files a stage reads there} (the files, not their folder: a task folder's test.jsonl beside the
-    train.jsonl a stage reads is no training text); tasks without a folder under the data root (``local``:
-    official ones) are not compared."""
-    train_texts = {name: normalized_file_texts(sorted(files)) for name, files in train_sets.items()}
-    found = []
-    for task in (t for t in tasks if t in local):
-        rows = [row for path in evaluated_files(local[task]) for row in iter_jsonl(path)]  # read once
-        texts = {text for row in rows for text in normalized_row_texts(row, joined=False)}  # counted
-        matched = {text for row in rows for text in normalized_row_texts(row)}  # with the joined documents
-        kind, items = task_items(local[task])
-        for name, seen in train_texts.items():
-            shared = matched & seen
-            found.append({"train": name, "task": task, "shared": len(shared), "task_texts": len(texts),
-                          "items_with_shared": sum(bool(item & shared) for item in items), "task_items": len(items),
-                          "items": kind})  # fmt: skip
-    return found
-
-
-def training_files(stage_cfg: Any, data_dir: Path) -> dict[str, set[Path]]:
-    """{name: files} a stage trains from, by folder (a training set is a folder: ../shared/data/train/<name>/
-    train.jsonl), named relative to the evaluation data root (``train/<name>``) so that stages with other
-    ``data_root`` settings name one folder alike."""
-    root, found = data_dir.resolve(), {}
-    for path in stage_cfg.input_files():
-        folder = path.parent.resolve()
-        name = folder.relative_to(root).as_posix() if folder.is_relative_to(root) else str(folder)
-        found.setdefault(name, set()).add(path.resolve())
-    return found
-
-
-def stage_start(stage_cfg: Any, chained: Any = None) -> Any:
-    """The ConanConfig a stage builds its model from, known before it trains: its preset with `model_overrides`,
-    else ``chained`` (the config its predecessor exports, which does not exist yet), else its init's; None when
-    the init cannot be read here (training says why when the unit comes up)."""
-    from conan_model.config import ConanConfig
-    from conan_model.errors import ModelImportError
-    from conan_model.importing import init_config
-
-    if stage_cfg.init is None:
-        return ConanConfig.preset(stage_cfg.model, **stage_cfg.model_overrides)
-    if chained is not None:
-        return chained
-    try:
-        return init_config(stage_cfg.init)
-    except (ModelImportError, OSError, ValueError):
-        return None
-
-
-def exported_config(start: Any, stage_cfg: Any) -> Any:
-    """The config of the model a stage exports, as far as the next stage's checks need it: its start cut to
-    ``init_layers``."""
-    if start is None or not (stage_cfg.init and stage_cfg.init_layers is not None):
-        return start
-    return dataclasses.replace(start, n_layers=stage_cfg.init_layers)
-
-
 def choose_value(values: list[Any], dev_scores: list[dict[str, float]], dev_tasks: list[str]) -> Any:
     """The value whose mean main score over the dev tasks is highest (ties: the first listed).
 
@@ -401,111 +162,6 @@ def choose_value(values: list[Any], dev_scores: list[dict[str, float]], dev_task
     means = [sum(s[t] for t in dev_tasks) / len(dev_tasks) for s in dev_scores]
     return values[max(range(len(values)), key=lambda i: (means[i], -i))]
 
-
-def fingerprint(stage_cfg: Any, chained: bool = False, operational: frozenset[str] | None = None) -> str:
-    """Hash of a stage's resolved config without its operational keys (what decides the trained weights);
-    ``operational``: those keys (default: OPERATIONAL and the stage's resume-safe ones)."""
-    skip, values = skipped_keys(stage_cfg, chained, operational), stage_cfg.to_dict()
-    extras = stage_cfg.learned_extras(values) if operational is None else {}  # (older keys had none)
-    return data_fingerprint({**{k: v for k, v in values.items() if k not in skip}, **extras})[:16]
-
-
-def skipped_keys(stage_cfg: Any, chained: bool, operational: frozenset[str] | None = None) -> frozenset[str]:
-    """The keys a unit's config is compared without: operational ones, ``init`` when chained, and what
-    train_config.json records of the launch (``launch_keys``: a record from before stop 61 lacks it)."""
-    keys = OPERATIONAL | stage_cfg.resume_safe if operational is None else operational
-    return keys | stage_cfg.launch_keys | ({"init"} if chained else set())
-
-
-def training_precision(stage_cfg: Any) -> tuple[Any, str]:
-    """(device, dtype name) a stage trains in on this machine: train's own choice
-    (conan_model.device.default_dtype)."""
-    from conan_model.device import default_dtype, pick_device
-
-    device = pick_device(stage_cfg.device)
-    return device, str(default_dtype(device)).removeprefix("torch.")
-
-
-def training_compute(stage_cfg: Any) -> str:
-    """What a stage's autocast computes in on this machine ("bfloat16 on cpu"), so a unit's seeds and arms can be
-    kept in one precision."""
-    device, dtype = training_precision(stage_cfg)
-    return f"{dtype} on {device.type}"
-
-
-def training_hardware(stage_cfg: Any) -> str | None:
-    """The hardware whose kernels round a stage's weights, by the rule that keys evaluations
-    (`sysinfo.kernel_hardware`): an accelerator's model, a CPU's bf16 kernels, None for float32 on a CPU. Two
-    runs of one unit under oneDNN's AVX2 and AVX-512 bf16 kernels differ by up to 1e-2 in every tensor after 6
-    steps (audit, stop 55), so the seeds and arms of one ablation are kept on one."""
-    from harness.sysinfo import kernel_hardware
-
-    device, dtype = training_precision(stage_cfg)
-    return kernel_hardware(str(device), dtype)
-
-
-def describe_kernels(kernels: dict[str, Any]) -> str:
-    """'bfloat16 on cpu (AMD EPYC | avx512_bf16)': a unit's precision and hardware, for refusals."""
-    hardware = kernels.get("hardware")
-    return f"{kernels.get('compute') or 'an unrecorded precision'}{f' ({hardware})' if hardware else ''}"
-
-
-def changed_config(unit_final: str, stage_cfg: Any, chained: bool, operational: frozenset[str] | None = None) -> str:
-    """The keys whose value differs from the config a unit trained with (its final model's train_config.json),
-    e.g. "lr 0.002 → 0.01"; empty when that file is gone."""
-    recorded = read_json(Path(unit_final) / "train_config.json", None)
-    if not isinstance(recorded, dict):
-        return ""
-    current, skip = stage_cfg.to_dict(), skipped_keys(stage_cfg, chained, operational)
-    keys = [key for key in sorted({*recorded, *current} - skip) if recorded.get(key) != current.get(key)]
-    changes = [f"{key} {recorded.get(key, '(unset)')!r} → {current.get(key, '(unset)')!r}" for key in keys]
-    then, now = stage_cfg.learned_extras(recorded), stage_cfg.learned_extras(current)
-    changes += [f"{key} {then.get(key)!r} → {now[key]!r}" for key in now if then.get(key) != now[key]]
-    return ", ".join(changes)
-
-
-def input_hashes(stage_cfg: Any, chained: bool = False) -> dict[str, str]:
-    """{path: sha256 of its contents} of what a stage trains from: each training data file, unless chained (the
-    previous unit covers it) the ``init`` model, and a local ``tokenizer`` or ``pool_scorer`` model. The config
-    names these by path only, and a path keeps its name when its files are replaced."""
-    hashes = stage_cfg.data_hashes()
-    if stage_cfg.init and not chained:
-        hashes[f"init {stage_cfg.init}"] = source_fingerprint(stage_cfg.init)
-    for key in ("tokenizer", "pool_scorer"):  # a tokenizer file, a local model that mines the pools
-        spec = getattr(stage_cfg, key, None)
-        target = Path(spec.split(":", 1)[-1]) if spec else None
-        if target is not None and target.exists():
-            hashes[f"{key} {spec}"] = files_fingerprint(target)
-    return hashes
-
-
-def holds_scores(run_dir: Path, scores: dict[str, float]) -> bool:
-    """Whether run_dir's run.json records each task `ok` with the recorded score: the report reads the run
-    directory, not ablate.json (before stop 53 a record was trusted alone, and a re-evaluation stopped half-way
-    under other settings was reported as the recorded one)."""
-    recorded = read_json(run_dir / "run.json", {}).get("tasks", {})
-    return all(recorded.get(task, {}).get("status") == "ok" and recorded[task].get("main_score") == score
-               for task, score in scores.items())  # fmt: skip
-
-
-def changed_settings(recorded: dict[str, Any] | None, current: dict[str, Any]) -> str:
-    """'max_length 256 → 128, data of SQuADRetrieval': why a recorded evaluation's settings do not match."""
-    if recorded is None:
-        return "none recorded: evaluated before ablate recorded them"
-    changed = [f"{k} {recorded.get(k)} → {current.get(k)}" for k in ("max_length", "device", "dtype", "dim_view")
-               if recorded.get(k) != current.get(k)]  # fmt: skip
-    changed += [what for key, what in (("model_files", "the model folder's files"), ("packages", "package versions"),
-                                       *LATE_SETTINGS.items())
-                if recorded.get(key) != current.get(key)]  # fmt: skip
-    old_data = recorded.get("data", {})
-    changed += [f"data of {t}" for t, h in current["data"].items() if old_data.get(t) != h]
-    return ", ".join(changed)
-
-
-def changed_inputs(recorded: dict[str, str], current: dict[str, str]) -> str:
-    """Why a unit's recorded input contents do not match: the files that changed."""
-    changed = sorted(k for k in {*recorded, *current} if recorded.get(k) != current.get(k))
-    return f"was trained from other contents of {', '.join(changed)}"
 
 
 class Ablation:
@@ -972,38 +628,6 @@ class Ablation:
                                      "): its Δ is 0 by construction; give it the setting it should test")  # fmt: skip
         self._say("done", f"report {folder / 'report.md'}")
         return folder
-
-
-def report_dir(cfg: dict[str, Any]) -> Path:
-    """Where an ablation's report goes: its `report`, else reports/ablations/<name>."""
-    return Path(cfg.get("report", f"reports/ablations/{cfg['name']}"))
-
-
-def work_dir(cfg: dict[str, Any]) -> Path:
-    """An ablation's work folder: its `out`, else runs/ablations/<name>."""
-    return Path(cfg.get("out", f"runs/ablations/{cfg['name']}"))
-
-
-def check_folders(cfg: dict[str, Any], config_path: Path) -> None:
-    """`out` and the report folder can be written, and the report folder holds no other ablation's report (another
-    name or, as reports record it since stop 60, another `out`). Before stop 60 (a walk) an `out` that is a file was
-    a traceback at start, a `report` that is a file one after every unit had trained, and another ablation's report
-    was written over without a word."""
-    from reporting.ablation import out_from_report
-
-    out, folder = work_dir(cfg), report_dir(cfg)
-    check_writable_dir(f"{config_path}: out", out)
-    check_writable_dir(f"{config_path}: report", folder)
-    earlier = read_json(folder / "report.json", None)
-    if earlier is None:
-        return
-    earlier = earlier if isinstance(earlier, dict) else {}
-    name, recorded = earlier.get("name"), earlier.get("out_from_report")
-    if name != cfg["name"] or (recorded is not None and recorded != out_from_report(out, folder)):
-        shown = f", out {earlier.get('out')}" if recorded is not None else ""
-        raise UsageError(f"{config_path}: report {folder} holds the report of another ablation (name {name!r}"
-                         f"{shown}; this one: name {cfg['name']!r}, out {out}); "
-                         f"set another `report`, or delete {folder / 'report.json'} to write over it")  # fmt: skip
 
 
 def run_ablation(path: Path, args: argparse.Namespace | None = None) -> int:

@@ -279,7 +279,7 @@ class Pipeline:
     def train(self) -> list[str]:
         """Run each stage (or skip it when recorded done under the same key); returns the final checkpoints."""
         from conan_model.fingerprint import data_fingerprint
-        from harness.ablate import OPERATIONAL, fingerprint, input_hashes
+        from harness.ablate_keys import OPERATIONAL, fingerprint, input_hashes
         from train.cli import resolve
 
         finals: list[str] = []

@@ -34,7 +34,8 @@ if str(REPO) not in sys.path:  # run as a file from anywhere
 import torch  # noqa: E402
 
 from conan_model import pick_device  # noqa: E402
-from harness.ablate import Ablation, check_ablation, load_ablation  # noqa: E402
+from harness.ablate import Ablation  # noqa: E402
+from harness.ablate_config import check_ablation, load_ablation  # noqa: E402
 from harness.runs import atomic_write_json  # noqa: E402
 from train.metrics import device_name  # noqa: E402
 
@@ -59,8 +60,8 @@ SCALES: dict[str, dict[str, Any]] = {
         "choose": {"softmask": [5e-5, 1e-4, 2e-4], "dhnm": [1e-5, 2e-5, 5e-5], "clr": [1e-5, 2e-5, 5e-5]},
         "mntp": ["init_layers=none", "steps=100", "batch_size=32", "seq_len=256", "save_every=100"],
         "eval": {"max_length": 256, "batch_size": 256},
-        # test tasks that share no text with the dev task (harness.ablate.dev_test_overlap): STSBenchmark, compiled
-        # from the STS 2012-2016 sets, shares 443 texts with STS16; SICK-R is out as the weak stage trains on SICK
+        # test tasks that share no text with the dev task (harness.ablate_overlap.dev_test_overlap): STSBenchmark,
+        # compiled from the STS 2012-2016 sets, shares 443 texts with STS16; SICK-R is out as the weak stage trains on SICK
         "test": {"dhnm": ["CMRC2018Retrieval", "SQuADRetrieval"],  # English pairs train at this scale
                  "softmask": ["STS12", "STS13", "SQuADRetrieval", "TrecQAReranking"]},
         # the lr is chosen on dev here: CLR's dev XQuADRetrievalDeEn is the four XQuAD test tasks' items in German

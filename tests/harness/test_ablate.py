@@ -23,7 +23,9 @@ from scipy.stats import t as t_dist
 
 from conan_model import train_tokenizer as train_bbpe
 from harness import identity, sysinfo
-from harness.ablate import OPERATIONAL, Ablation, choose_value, fingerprint, input_hashes, load_ablation
+from harness.ablate import Ablation, choose_value
+from harness.ablate_config import load_ablation
+from harness.ablate_keys import OPERATIONAL, fingerprint, input_hashes
 from harness.cli import main
 from harness.embedder import ModelOptions
 from harness.errors import UsageError
@@ -740,7 +742,7 @@ def test_bad_configs_exit_2_naming_file_and_key(tmp_path: Path, shared_data: Pat
 def test_no_top_level_stages_is_accepted_when_every_arm_has_its_own(tmp_path: Path, shared_data: Path) -> None:
     """Review of stop 60: the first check refused `stages = []` whatever the arms; an arm's own stages replace the
     top-level ones, so a config whose every arm names its stages trains every arm."""
-    from harness.ablate import load_ablation
+    from harness.ablate_config import load_ablation
 
     config = write_configs(tmp_path, shared_data)
     text = config.read_text()
@@ -757,7 +759,7 @@ def test_no_top_level_stages_is_accepted_when_every_arm_has_its_own(tmp_path: Pa
 def test_eval_device_auto_is_leaving_it_out(tmp_path: Path, shared_data: Path) -> None:
     """Before stop 62 (a walk): `eval.device = "auto"` was "unknown device type 'auto'", while `harness run
     --device auto` and training's `device = "auto"` take it as the best available."""
-    from harness.ablate import load_ablation
+    from harness.ablate_config import load_ablation
 
     config = write_configs(tmp_path, shared_data)
     config.write_text(config.read_text().replace('[eval]\ndev = ["STS16"]', '[eval]\ndevice = "auto"\ndev = ["STS16"]'))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_ablate import one_arm_config
 
-from harness.ablate import check_folders, load_ablation, report_dir, work_dir
+from harness.ablate_config import check_folders, load_ablation, report_dir, work_dir
 from harness.cli import main
 from harness.errors import UsageError
 from reporting.ablation import out_from_report

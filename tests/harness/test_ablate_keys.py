@@ -16,7 +16,9 @@ from safetensors.torch import load_file, save_file
 from test_ablate import SAMPLE, one_arm_config, one_step_stage
 
 from harness import ablate, sysinfo
-from harness.ablate import PROJECT_PACKAGES, Ablation, load_ablation, training_hardware
+from harness.ablate import PROJECT_PACKAGES, Ablation
+from harness.ablate_config import load_ablation
+from harness.ablate_keys import changed_config, training_hardware
 from harness.cli import main
 from harness.errors import UsageError
 from harness.sysinfo import code_version
@@ -57,9 +59,9 @@ def test_the_recorded_world_size_makes_no_unit_look_changed(tmp_path: Path) -> N
     final.mkdir()
     for record in (recorded_config(cfg, Runtime(0, 2, 0, None)), cfg.to_dict()):
         (final / "train_config.json").write_text(json.dumps(record))
-        assert ablate.changed_config(str(final), cfg, chained=False) == ""
+        assert changed_config(str(final), cfg, chained=False) == ""
     (final / "train_config.json").write_text(json.dumps({**cfg.to_dict(), "lr": 0.5}))
-    assert ablate.changed_config(str(final), cfg, chained=False).startswith("lr 0.5 → ")
+    assert changed_config(str(final), cfg, chained=False).startswith("lr 0.5 → ")
 
 
 def test_training_hardware_is_the_rule_evaluations_are_keyed_by(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,7 +151,8 @@ def test_every_module_is_imported_when_the_ablation_opens(tmp_path: Path, shared
     config = one_arm_config(tmp_path, stage, "imports")
     script = f"""import sys
 from pathlib import Path
-from harness.ablate import Ablation, load_ablation
+from harness.ablate import Ablation
+from harness.ablate_config import load_ablation
 path = Path({str(config)!r})
 Ablation(load_ablation(path), path)
 import json

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from test_ablate import REPO, SAMPLE, write_configs
 
-from harness.ablate import Ablation, load_ablation
+from harness.ablate import Ablation
+from harness.ablate_config import load_ablation
 from harness.data import discover_tasks
 from harness.errors import UsageError
 
@@ -51,7 +52,7 @@ def test_training_data_sharing_test_texts_is_refused_unless_the_config_says_why(
 
 def test_queries_are_the_items_of_a_retrieval_task(tmp_path: Path, shared_data: Path) -> None:
     """A training set holding real CMRC2018Retrieval queries counts those queries, not the documents they ask of."""
-    from harness.ablate import train_test_overlap
+    from harness.ablate_overlap import train_test_overlap
 
     task = discover_tasks(shared_data)["CMRC2018Retrieval"]
     queries = (task.path / "queries.jsonl").read_text(encoding="utf-8").splitlines()[:3]
@@ -82,7 +83,7 @@ def test_a_task_folder_s_train_file_is_compared_alone_not_its_test_file(tmp_path
     none (audit, stop 36). Now only the files a stage reads are its training texts, and a classification task's
     texts are those it evaluates (its train.jsonl fits mteb's classifier: training on it is in-domain, not a test
     item learnt)."""
-    from harness.ablate import train_test_overlap, training_files
+    from harness.ablate_overlap import train_test_overlap, training_files
     from train.supervised_config import SupervisedConfig
 
     stage = SupervisedConfig(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "zh"), tasks={
@@ -99,7 +100,7 @@ def test_the_overlap_checks_refuse_a_task_file_linked_outside_its_folder(tmp_pat
     """Audit, stop 47: the dev/test and train/test overlap checks globbed a task folder and read a test.jsonl
     symlinked to a file outside it (its texts were compared and reported), where the evaluation's own reads refuse
     it (OutsideRoot). Now they refuse it too, naming the file."""
-    from harness.ablate import evaluated_files, task_items
+    from harness.ablate_overlap import evaluated_files, task_items
     from harness.data import OutsideRoot, discover_tasks, normalized_texts
 
     shutil.copytree(SAMPLE / "en" / "STS16", tmp_path / "data" / "en" / "STS16")
@@ -118,7 +119,7 @@ def test_a_training_set_of_a_test_corpus_s_documents_counts_the_queries_they_ans
                                                                                       shared_data: Path) -> None:
     """Audit, stop 50: SciFact's relevant documents as "title text" (the form mteb embeds) were not seen at all
     (shared 0), and as text alone read "0 of its 300 queries": a Retrieval item was its query's text only."""
-    from harness.ablate import train_test_overlap
+    from harness.ablate_overlap import train_test_overlap
 
     task = discover_tasks(shared_data)["SciFact"]
     relevant = {line.split("\t")[1] for line in (task.path / "qrels.tsv").read_text().splitlines()[1:] if line}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.ablate import check_ablation, load_ablation
+from harness.ablate_config import check_ablation, load_ablation
 from harness.data import discover_tasks
 from train.cli import resolve
 
@@ -139,7 +139,7 @@ def test_clr_control_is_clr_lr_at_its_chosen_lr_plus_the_shorter_arm(monkeypatch
 def test_gpu_scale_dev_tasks_share_no_text_with_its_test_tasks(tmp_path: Path, shared_data: Path, monkeypatch) -> None:
     """Before: the GPU soft mask chose its lr on STS16 and tested on STSBenchmark (443 shared texts) and SICK-R
     (the weak stage trains on SICK); CLR chose on XQuAD de, the XQuAD test tasks' items in German."""
-    from harness.ablate import dev_test_overlap
+    from harness.ablate_overlap import dev_test_overlap
 
     monkeypatch.chdir(REPO)
     for name in gpu_ablations.NAMES:

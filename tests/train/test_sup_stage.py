@@ -226,7 +226,7 @@ def test_config_errors_name_the_problem(tmp_path: Path, data_root: Path):
     # every existing ablation folder refused its units as "trained with another config"). Since stop 53 ablate
     # keys units without the resume-safe keys too and re-keys a unit recorded under this narrower set
     # (OPERATIONAL alone, what `harness pipeline` still uses), so this hash must still come out the same
-    from harness.ablate import OPERATIONAL, fingerprint
+    from harness.ablate_keys import OPERATIONAL, fingerprint
 
     recorded = SupervisedConfig(data_root="/data", output_dir="/out",
                                 tasks={"r": {"kind": "retrieval", "data": ["x"], "batch_size": 8}})  # fmt: skip

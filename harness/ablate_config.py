@@ -1,0 +1,188 @@
+"""An ablation config's schema: every key checked when the ablation opens, before anything trains or is written,
+each error naming the file and the key; and the folders it writes (`out`, the report).
+
+Split from harness/ablate.py (stop 64): the checks are read (and changed) apart from the run that follows them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from harness.checks import check_writable_dir
+from harness.errors import UsageError
+from harness.pipeline import checked_list
+from harness.runs import read_json
+
+EVAL_KEYS = {"dev", "test", "dims", "batch_size", "device", "max_length", "overlap_ok", "train_overlap_ok"}
+TOP_KEYS = {"name", "out", "report", "scale", "seeds", "reference", "data_dir", "set", "base", "shared", "stages",
+            "arms", "eval", "choose", "n_boot", "bootstrap_seed"}  # fmt: skip
+
+# a `set` in a list-type error (before stop 60 its example was task names)
+SET_EXAMPLE = "[\"lr=1e-3\", \"mask_schedule='linear'\"]"
+# the keys that hold a table, with an example for the error that finds something else there
+TABLES = {"arms": '[arms.<name>] with optional set = [...]', "eval": '[eval] with dev = [...] and test = [...]',
+          "choose": '[choose] with key = "lr" and values = [...]'}
+
+
+def load_ablation(path: Path) -> dict[str, Any]:
+    """Read and check the config; every error names the file and the key (exit status 2)."""
+    from train.cli import read_toml
+
+    return check_ablation(read_toml(path, "ablation", UsageError), path)
+
+
+def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Check a config dict (read from ``path``, possibly rescaled by a script); errors name the file and key."""
+    unknown = sorted(set(cfg) - TOP_KEYS)
+    if unknown:
+        raise UsageError(f"{path}: unknown key(s) {unknown} (expected {sorted(TOP_KEYS)})")
+    for key in ("name", "seeds", "reference", "stages", "arms", "eval"):
+        if key not in cfg:
+            raise UsageError(f"{path}: missing key `{key}`")
+    # before stop 60 (a walk) a list or a number here was a traceback (`reference = ["bidir"]`, `arms = "bidir"`),
+    # `eval = ["STS12"]` "unknown key(s) ['STS12']", and `name = 5` or `scale = 6` taken as text
+    for key in ("name", "reference", "out", "report", "scale", "data_dir"):
+        if key in cfg and not (isinstance(cfg[key], str) and cfg[key].strip()):
+            raise UsageError(f"{path}: {key} must be a non-empty string, got {cfg[key]!r}")
+    for key, example in TABLES.items():
+        if key in cfg and not isinstance(cfg[key], dict):
+            raise UsageError(f"{path}: {key} must be a table ({example}), got {cfg[key]!r}")
+    arms, ev = cfg["arms"], cfg["eval"]
+    if cfg["reference"] not in arms:
+        raise UsageError(f"{path}: reference = {cfg['reference']!r} is not one of [arms]: {sorted(arms)}")
+    for name, arm in arms.items():
+        # the name makes folders and run names (seed<N>/<arm>, <arm>-seed<N>, <arm>-choose<i>): before stop 52
+        # (audit) `arms."../x"` trained outside `out`, and an arm named `shared` wrote over the shared stages
+        if not re.fullmatch(r"[A-Za-z0-9_]+", name) or name == "shared":
+            raise UsageError(f"{path}: arms.{name}: an arm's name is a folder name of letters, digits and '_' "
+                             "(and not `shared`, the shared stages' folder)")  # fmt: skip
+        if not isinstance(arm, dict):
+            raise UsageError(f"{path}: arms.{name} must be a table ([arms.{name}] with optional set = [...] and "
+                             f"stages), got {arm!r}")  # fmt: skip
+        bad = sorted(set(arm) - {"set", "stages"})
+        if bad:
+            raise UsageError(f"{path}: arms.{name}: unknown key(s) {bad} (expected set, stages)")
+        # before stop 60 a string here was read letter by letter
+        sets = checked_list(path, f"arms.{name}.set", arm.get("set", []), str, SET_EXAMPLE)
+        if sets and arm.get("stages") == [] and (cfg.get("base") or cfg.get("shared")):  # (else: no model, below)
+            raise UsageError(f"{path}: arms.{name}.set applies to the arm's last stage, and it has none "
+                             "(stages = []: it evaluates the shared stages' model); give the arm a stage, or drop "
+                             "its set")  # fmt: skip
+    checked_list(path, "set", cfg.get("set", []), str, SET_EXAMPLE)
+    for key, stages in [(k, cfg.get(k, [])) for k in ("base", "shared", "stages")] + [
+            (f"arms.{name}.stages", arm["stages"]) for name, arm in arms.items() if "stages" in arm]:  # fmt: skip
+        _check_stages(path, key, stages)
+    # an arm trains its own stages, else the top-level ones, after any [[base]] and [[shared]]: before stop 60 an
+    # arm left with none was an AssertionError once it came up, after the arms before it had trained
+    for name, arm in arms.items() if not cfg.get("base") and not cfg.get("shared") else ():
+        if not arm.get("stages", cfg["stages"]):
+            key = f"arms.{name}.stages" if "stages" in arm else "stages"
+            raise UsageError(f"{path}: {key} names no stage and there is no [[base]] or [[shared]] stage: arm {name} "
+                             "would train no model to evaluate ([[stages]] with config = \"...\")")  # fmt: skip
+    for key, least in (("n_boot", 10), ("bootstrap_seed", 0)):  # read only by the report, after every unit trained
+        value = cfg.get(key, least)
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise UsageError(f"{path}: {key} must be an integer of at least {least}, got {value!r}")
+    seeds = cfg["seeds"]
+    integers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    if not integers or len(seeds) < 1 or len(set(seeds)) != len(seeds):
+        raise UsageError(f"{path}: seeds must be a list of distinct integers, got {cfg['seeds']!r}")
+    bad_eval = sorted(set(ev) - EVAL_KEYS)
+    if bad_eval:
+        raise UsageError(f"{path}: eval: unknown key(s) {bad_eval} (expected {sorted(EVAL_KEYS)})")
+    dev, test = (checked_list(path, f"eval.{key}", ev.get(key, []), str) for key in ("dev", "test"))
+    if not dev or not test:
+        raise UsageError(f"{path}: eval.dev and eval.test must each name at least one task")
+    for key, names in (("dev", dev), ("test", test)):  # a task named twice would weigh twice in [choose]'s mean
+        twice = sorted({t for t in names if names.count(t) > 1})
+        if twice:
+            raise UsageError(f"{path}: eval.{key} names {', '.join(twice)} more than once")
+    for key in ("overlap_ok", "train_overlap_ok"):  # before stop 60 `= false` read as the reason "False" (a walk)
+        if key in ev and not (isinstance(ev[key], str) and ev[key].strip()):
+            raise UsageError(f"{path}: eval.{key} must be a reason string (why the overlap is acceptable, "
+                             f"e.g. \"no [choose]: dev informs nothing\"), got {ev[key]!r}")  # fmt: skip
+    for key in ("max_length", "batch_size"):  # before: refused at the first evaluation, after a unit trained
+        value = ev.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise UsageError(f"{path}: eval.{key} must be a positive integer, got {value!r}")
+    if ev.get("device") == "auto":  # what leaving it out means, as `harness run --device auto`
+        del ev["device"]
+    if ev.get("device") is not None:
+        from conan_model.device import device_problem  # imports torch: only when a device is named
+
+        if problem := device_problem(str(ev["device"])):
+            raise UsageError(f"{path}: eval.device = {ev['device']!r}: {problem}")
+    dims = checked_list(path, "eval.dims", ev.get("dims", []), int)
+    if any(d < 1 for d in dims) or len(set(dims)) != len(dims):
+        raise UsageError(f"{path}: eval.dims must be distinct positive integers (MRL dims below the model's width; "
+                         f"the full width is always compared), got {dims!r}")  # fmt: skip
+    both = sorted(set(dev) & set(test))
+    if both:
+        raise UsageError(f"{path}: eval: task(s) {both} are in both dev and test; a test task may not inform choices")
+    choose = cfg.get("choose")
+    if choose is not None:
+        values = choose.get("values")
+        if set(choose) - {"key", "values", "arm"} or not isinstance(choose.get("key"), str) or not choose["key"]:
+            raise UsageError(f"{path}: choose needs `key` (a stage config key) and at least two `values` (optional "
+                             f"`arm`), got {choose!r}")  # fmt: skip
+        if not isinstance(values, list) or len(values) < 2:  # before stop 60 "13" was read as 1 and 3
+            raise UsageError(f"{path}: choose.values must be a list of at least two values (e.g. [1e-3, 3e-4]), "
+                             f"got {values!r}")  # fmt: skip
+        twice = [value for i, value in enumerate(values) if json.dumps(value) in map(json.dumps, values[:i])]
+        if twice:  # the same run trained twice, and a tie between them
+            raise UsageError(f"{path}: choose.values names {twice[0]!r} more than once")
+        arm = choose.get("arm", cfg["reference"])
+        if not isinstance(arm, str) or arm not in arms:
+            raise UsageError(f"{path}: choose.arm = {arm!r} is not one of [arms]: {sorted(arms)}")
+    return cfg
+
+
+def _check_stages(path: Path, key: str, stages: Any) -> None:
+    """A list of stage tables, each with a `config` (a file) and optional `set` (a list of overrides): a misspelt
+    key (`sets = [...]`) was ignored before stop 46 and the units trained without it; a missing `config` was a
+    KeyError once the unit came up."""
+    if not isinstance(stages, list) or not all(isinstance(stage, dict) for stage in stages):
+        raise UsageError(f"{path}: {key} must be a list of tables ([[{key}]] with config = \"...\"), got {stages!r}")
+    for i, stage in enumerate(stages):
+        where = f"{key}[{i}]"
+        unknown = sorted(set(stage) - {"config", "set"})
+        if unknown:
+            raise UsageError(f"{path}: {where}: unknown key(s) {unknown} (expected config, set)")
+        if not isinstance(stage.get("config"), str):
+            raise UsageError(f"{path}: {where}: needs config = \"<stage config file>\", got {stage.get('config')!r}")
+        checked_list(path, f"{where}.set", stage.get("set", []), str, SET_EXAMPLE)
+
+
+def report_dir(cfg: dict[str, Any]) -> Path:
+    """Where an ablation's report goes: its `report`, else reports/ablations/<name>."""
+    return Path(cfg.get("report", f"reports/ablations/{cfg['name']}"))
+
+
+def work_dir(cfg: dict[str, Any]) -> Path:
+    """An ablation's work folder: its `out`, else runs/ablations/<name>."""
+    return Path(cfg.get("out", f"runs/ablations/{cfg['name']}"))
+
+
+def check_folders(cfg: dict[str, Any], config_path: Path) -> None:
+    """`out` and the report folder can be written, and the report folder holds no other ablation's report (another
+    name or, as reports record it since stop 60, another `out`). Before stop 60 (a walk) an `out` that is a file was
+    a traceback at start, a `report` that is a file one after every unit had trained, and another ablation's report
+    was written over without a word."""
+    from reporting.ablation import out_from_report
+
+    out, folder = work_dir(cfg), report_dir(cfg)
+    check_writable_dir(f"{config_path}: out", out)
+    check_writable_dir(f"{config_path}: report", folder)
+    earlier = read_json(folder / "report.json", None)
+    if earlier is None:
+        return
+    earlier = earlier if isinstance(earlier, dict) else {}
+    name, recorded = earlier.get("name"), earlier.get("out_from_report")
+    if name != cfg["name"] or (recorded is not None and recorded != out_from_report(out, folder)):
+        shown = f", out {earlier.get('out')}" if recorded is not None else ""
+        raise UsageError(f"{config_path}: report {folder} holds the report of another ablation (name {name!r}"
+                         f"{shown}; this one: name {cfg['name']!r}, out {out}); "
+                         f"set another `report`, or delete {folder / 'report.json'} to write over it")  # fmt: skip
