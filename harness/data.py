@@ -7,6 +7,7 @@ here is checked row by row so a malformed file fails with the exact place to fix
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import unicodedata
@@ -180,8 +181,9 @@ def _warn_language_folder(root: Path) -> None:
     holding task.json itself is a task folder, two levels too deep (before stop 63: "31 missing" and no word)."""
     if (root / "task.json").is_file() and root.resolve() not in _WARNED_UNSPECIFIED:
         _WARNED_UNSPECIFIED.add(root.resolve())
+        task = Path(os.path.abspath(root)).name
         warn(f"data root {root} is a task folder itself (task.json in it), where the layout is "
-             f"<root>/<language>/<Task>/ (docs/data-layout.md): give {root.parent.parent}, and --tasks {root.name} "
+             f"<root>/<language>/<Task>/ (docs/data-layout.md): give {_above(root, 2)}, and --tasks {task} "
              "to run this task alone")  # fmt: skip
         return
     for marker, what in (("task.json", "task folders itself"),
@@ -190,7 +192,14 @@ def _warn_language_folder(root: Path) -> None:
         if direct and root.resolve() not in _WARNED_UNSPECIFIED:
             _WARNED_UNSPECIFIED.add(root.resolve())
             warn(f"data root {root} holds {what} ({', '.join(direct[:3])}{', ...' if len(direct) > 3 else ''}), "
-                 f"where the layout is <root>/<language>/<Task>/ (docs/data-layout.md): give its parent, {root.parent}")
+                 "where the layout is <root>/<language>/<Task>/ (docs/data-layout.md): give its parent, "
+                 f"{_above(root, 1)}")
+
+
+def _above(root: Path, levels: int) -> Path:
+    """The folder ``levels`` above ``root``, as a user can type it: `Path(".").parent` is `.` (before stop 64, a
+    review: `--data-dir .` inside a task folder was told "give ., and --tasks " with no task name)."""
+    return Path(os.path.normpath(root.joinpath(*[".."] * levels)))
 
 
 _WARNED_UNSPECIFIED: set[Path] = set()  # folders named already: a process that scans a root again says nothing new

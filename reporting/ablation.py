@@ -356,8 +356,9 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
           dev: list[str], test: list[str], overlap: list[dict[str, Any]] | None = None,
           train_overlap: list[dict[str, Any]] | None = None, work: Path | None = None) -> dict[str, Any]:  # fmt: skip
     """Everything the report shows, as JSON (the bootstrap resamples themselves are left out). ``overlap``: the
-    dev/test task pairs that share texts (harness.ablate_overlap.dev_test_overlap), ``train_overlap``: the (training set,
-    evaluation task) pairs that do (harness.ablate_overlap.train_test_overlap), each shown with the config's reason."""
+    dev/test task pairs that share texts (harness.ablate_overlap.dev_test_overlap), ``train_overlap``: the
+    (training set, evaluation task) pairs that do (harness.ablate_overlap.train_test_overlap), each shown with the
+    config's reason."""
     n_boot, boot_seed, ref = int(cfg.get("n_boot", 1000)), int(cfg.get("bootstrap_seed", 0)), cfg["reference"]
     evals = {arm: {s: r["eval"] for s, r in by_seed.items()} for arm, by_seed in runs.items()}
     report: dict[str, Any] = {

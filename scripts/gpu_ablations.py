@@ -61,7 +61,8 @@ SCALES: dict[str, dict[str, Any]] = {
         "mntp": ["init_layers=none", "steps=100", "batch_size=32", "seq_len=256", "save_every=100"],
         "eval": {"max_length": 256, "batch_size": 256},
         # test tasks that share no text with the dev task (harness.ablate_overlap.dev_test_overlap): STSBenchmark,
-        # compiled from the STS 2012-2016 sets, shares 443 texts with STS16; SICK-R is out as the weak stage trains on SICK
+        # compiled from the STS 2012-2016 sets, shares 443 texts with STS16; SICK-R is out as the weak stage trains
+        # on SICK
         "test": {"dhnm": ["CMRC2018Retrieval", "SQuADRetrieval"],  # English pairs train at this scale
                  "softmask": ["STS12", "STS13", "SQuADRetrieval", "TrecQAReranking"]},
         # the lr is chosen on dev here: CLR's dev XQuADRetrievalDeEn is the four XQuAD test tasks' items in German

@@ -605,3 +605,20 @@ def test_a_two_class_task_needs_labels_0_and_1(tmp_path: Path) -> None:
         path = folder / name
         path.write_text(path.read_text("utf-8").replace('"neg"', "0").replace('"pos"', "1"), "utf-8")
     assert sorted(set(_load(tmp_path, "MyBinary").dataset["train"]["label"])) == [0, 1]
+
+
+def test_a_relative_task_or_language_folder_root_names_the_way_out(shared_data: Path, capsys, monkeypatch) -> None:
+    """A review (stop 64): `--data-dir .` inside a task folder was told "give ., and --tasks " (Path('.').parent is
+    '.', its name ''), and `--data-dir ATEC` from the language folder "give .", the language folder itself."""
+    import harness.data
+    from harness.data import scan_tasks
+
+    def scanned_from(folder: Path, root: str) -> str:  # each case warns afresh (a root is named once a process)
+        monkeypatch.setattr(harness.data, "_WARNED_UNSPECIFIED", set())
+        monkeypatch.chdir(folder)
+        assert scan_tasks(Path(root)) == ({}, {})
+        return capsys.readouterr().err
+
+    assert "give ../.., and --tasks ATEC to run this task alone" in scanned_from(shared_data / "zh" / "ATEC", ".")
+    assert "give .., and --tasks ATEC to run this task alone" in scanned_from(shared_data / "zh", "ATEC")
+    assert "give its parent, ../.." in scanned_from(shared_data / "zh" / "ATEC", "..")
