@@ -223,6 +223,11 @@ def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:
                 labelled += _pairs(rows)
             if rt.is_main and cut is not None and cut < len(rows):
                 print(_cut_note(name, files, parts, cut, task.label_spaces), flush=True)
+            single = [path.name for path, space in zip(files, task.label_spaces, strict=False) if len(space) == 1]
+            if single:  # what read_parts refuses of a whole file, made by the cut (review, stop 64)
+                raise ConfigError(f"tasks.{name}: max_rows {cut} keeps rows of one label only of {', '.join(single)}: "
+                                  "each row's gold would be its only candidate (loss 0, nothing learned); raise "
+                                  "max_rows, or shuffle the file's rows so that its first rows hold several labels")
             few = [(path, len(space)) for path, space in zip(files, task.label_spaces, strict=False)
                    if space and len(space) - 1 < task.hard_negatives]  # fmt: skip
             if rt.is_main and few:  # as retrieval's pools short of K are said

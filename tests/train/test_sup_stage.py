@@ -582,4 +582,12 @@ def test_a_classification_file_of_one_label_is_refused_and_few_labels_are_said(t
     assert build_tasks(cfg, init_runtime("cpu"))["cls"].label_spaces == [labels[:3]]
     assert ("task cls: few.jsonl has 3 labels, so a row scores its label against 2 others, fewer than "
             "hard_negatives = 7") in capsys.readouterr().out
+    # a review (stop 64): a file sorted by label, cut by max_rows to its first label, trained so with a note only
+    (tmp_path / "sorted.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                                   for r in sorted(few, key=lambda r: str(r["label"]))))  # fmt: skip
+    first = sum(str(r["label"]) == labels[0] for r in few)
+    cfg.tasks = {"cls": {"kind": "classification", "data": ["sorted.jsonl"], "batch_size": 4, "max_rows": first}}
+    with pytest.raises(ConfigError, match=rf"tasks.cls: max_rows {first} keeps rows of one label only of "
+                                          r"sorted.jsonl: each row's gold would be its only candidate"):  # fmt: skip
+        build_tasks(cfg, init_runtime("cpu"))
 
