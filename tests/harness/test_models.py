@@ -328,7 +328,7 @@ def test_backend_tokenizer_counts_as_transformers_does(shared_data: Path) -> Non
     """`BackendTokenizer.count` asks the fast tokenizer's Rust backend (no Python id lists) and gives every count
     transformers' truncated call gives: empty, CJK, over-long (cut at max_length, special tokens included) and
     real texts. `benchmarks/bench_tokenize.py` checks all 45 tasks' texts."""
-    from harness.backends import BackendTokenizer
+    from harness.backend_tokenizer import BackendTokenizer
 
     model = load_model("minilm", FP32)
     tokenizer = model._model.tokenizer
@@ -344,7 +344,7 @@ def test_backend_tokenizer_counts_as_transformers_does(shared_data: Path) -> Non
 def test_backend_tokenizer_falls_back_where_the_backend_disagrees() -> None:
     """A backend whose counts differ from transformers' on the first call is dropped for good: that call and every
     later one give transformers' counts. No length limit: transformers' own call, no backend at all."""
-    from harness.backends import BackendTokenizer
+    from harness.backend_tokenizer import BackendTokenizer
 
     model = load_model("minilm", FP32)
     tokenizer = model._model.tokenizer
@@ -419,7 +419,7 @@ def test_backend_batches_reuse_the_counted_encodings_and_pad_as_transformers(sid
     encodes only texts it has not seen; either way, on either padding side, every tensor equals transformers'
     padded call (pad ids, type ids, masks), padding to the longest or, with `pad_to_multiple_of`, to a multiple.
     Past the max length no batch pads: where it is no multiple (100 here), its longest batches stop at it."""
-    from harness.backends import BackendTokenizer
+    from harness.backend_tokenizer import BackendTokenizer
 
     tokenizer = load_model("minilm", FP32)._model.tokenizer
     tokenizer.padding_side = side
@@ -462,7 +462,7 @@ def test_batches_equal_the_model_s_own_call_in_every_configuration(edit: str, sh
     kwargs or per-task lengths), every st: and hf: batch of adversarial texts (special-token strings, a 9,000-word
     text, accents, control characters) equals the model's own call: from the backend where it copied the
     setting and passed the probes, from the model's call where the module is not plain or the probes failed."""
-    from harness.backends import plain_text_transformer
+    from harness.model_folders import plain_text_transformer
 
     name, extra = TOKENIZER_EDITS[edit]
     folder = _edited_minilm(tmp_path)
@@ -490,7 +490,7 @@ def test_batches_equal_the_model_s_own_call_in_every_configuration(edit: str, sh
 def test_backend_tokenizer_goes_stale_when_the_tokenizer_changes() -> None:
     """The backend copies the tokenizer's settings at load; a later change (here the truncation side) sends
     counts and batches back to transformers instead of serving the old settings."""
-    from harness.backends import BackendTokenizer
+    from harness.backend_tokenizer import BackendTokenizer
 
     model = load_model("minilm", FP32)
     tokenizer = model._model.tokenizer

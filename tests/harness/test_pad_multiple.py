@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.backends import pad_multiple
+from harness.backend_tokenizer import pad_multiple
 from harness.cache import namespace_key
 from harness.cli import main
 from harness.data import default_data_root

