@@ -91,6 +91,16 @@ def test_a_bar_in_a_run_name_stays_in_its_cell(tmp_path: Path) -> None:
     assert re.sub(r" +", " ", md_table([["x|y", 1]], ["h|", "n"]).splitlines()[2]) == "| x\\|y | 1 |"
 
 
+def test_cjk_cells_line_up_by_display_width() -> None:
+    """A C-MTEB user's walk (stop 63): a Chinese model name shifted its row's bars in summary.md read raw, as
+    tabulate counted each CJK character one column wide (two on a terminal) without wcwidth (a dependency since
+    stop 64)."""
+    from wcwidth import wcswidth
+
+    lines = md_table([["北京模型", 0.5], ["minilm", 0.25]], ["model", "score"]).splitlines()
+    assert len({wcswidth(line) for line in lines}) == 1, lines
+
+
 def test_renormalised_mrl_results_are_not_drawn_beside_raw_prefixes(tmp_path: Path) -> None:
     """A run whose dim results were renormalised (before stop 35; its identity has dims and no dim_view) beside a
     run of raw prefixes: before, both curves were drawn on one chart with no note."""
