@@ -321,9 +321,17 @@ def under_root(root: str, entry: str, key: str) -> Path:
 
 def entry_file(root: str, entry: str, key: str = "data") -> Path:
     """The file a data ``entry`` under ``root`` names (checked by :func:`under_root`); a folder means its
-    train.jsonl."""
+    train.jsonl, checked too: a folder's train.jsonl linked out of the root trained from outside it (before stop 64,
+    a user's walk; the file named directly was refused)."""
     path = under_root(root, entry, key)
-    return path / "train.jsonl" if path.is_dir() else path
+    if not path.is_dir():
+        return path
+    file, base = path / "train.jsonl", Path(root).resolve()
+    if not file.resolve().is_relative_to(base):
+        raise ConfigError(f"{key} = {entry!r}: its train.jsonl links to {file.resolve()}, outside data_root "
+                          f"{str(base)!r}; copy the file into the folder, or set data_root to a "
+                          "folder holding it")  # fmt: skip
+    return file
 
 
 def entry_files(root: str, entries: list[str]) -> list[Path]:

@@ -368,6 +368,12 @@ def test_data_stays_under_data_root(tmp_path):
     assert cfg.data_files() == [root / "sub/../a.jsonl", root / "sub" / "train.jsonl"]
     with pytest.raises(ConfigError, match="lies outside data_root"):  # no data_root: the working directory
         load_config(PretrainConfig, None, [f"data={outside / 'news.jsonl'}"])
+    # a user's walk (stop 64): a folder entry whose train.jsonl links out trained from outside the root
+    (root / "linked").mkdir()
+    (root / "linked" / "train.jsonl").symlink_to(outside / "news.jsonl")
+    with pytest.raises(ConfigError, match=rf"data\[1\] = 'linked': its train.jsonl links to {outside / 'news.jsonl'}, "
+                                          rf"outside data_root '{root}'"):  # fmt: skip
+        load_config(PretrainConfig, None, [*base, "data=['sub', 'linked']"])
 
 
 def test_data_hashes_cover_every_file_a_stage_reads(shared_data, tmp_path):
