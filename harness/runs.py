@@ -658,8 +658,7 @@ def other_settings(record: dict[str, Any], ignore: tuple[str, ...] = DIM_KEYS) -
         identity = task.get("identity") or {}
         if task.get("status") != "ok" or not identity:
             continue
-        keys = [k for k in dict.fromkeys([*identity, *current]) if k not in TASK_KEYS and k not in ignore]
-        diff = [f"{name} {shown_setting(value)}" for k in keys if identity.get(k) != current.get(k)
+        diff = [f"{name} {shown_setting(value)}" for k in settings_apart(identity, current, ignore)
                 for name, value, _ in changed_entries(k, identity.get(k), current.get(k))]  # fmt: skip
         if task.get("source") == MIRROR and task.get("data_root", root) != root:
             files = identity.get("data") or ""
@@ -667,6 +666,14 @@ def other_settings(record: dict[str, Any], ignore: tuple[str, ...] = DIM_KEYS) -
         if diff:
             found[name] = ", ".join(diff)
     return found
+
+
+def settings_apart(identity: dict[str, Any], current: dict[str, Any], ignore: tuple[str, ...] = DIM_KEYS) -> list[str]:
+    """The run-wide keys (not TASK_KEYS, not ``ignore``) on which a task's identity differs from its run's header
+    (``current``), a key only one side holds included: what `other_settings` shows, and all that regress needs the
+    other run's task to share for a kept task to be compared like for like."""
+    return [k for k in dict.fromkeys([*identity, *current])
+            if k not in TASK_KEYS and k not in ignore and identity.get(k) != current.get(k)]  # fmt: skip
 
 
 def shown_path(root: str | Path | None) -> str:

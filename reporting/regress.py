@@ -34,6 +34,7 @@ from harness.errors import ConanError, DataError, HarnessError, UsageError
 from harness.runs import (
     CACHE_ONLY,
     MISSING,
+    TASK_KEYS,
     RunDir,
     applied_batch,
     cache_only,
@@ -46,8 +47,8 @@ from harness.runs import (
     open_run_arg,
     other_settings,
     other_views,
-    same_vectors,
     scored_tasks,
+    settings_apart,
     shown_path,
     shown_setting,
     timed_world,
@@ -270,7 +271,7 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     kept = {"baseline": other_settings(record_b), "candidate": other_settings(record_c)}
     views = {"baseline": other_views(record_b), "candidate": other_views(record_c)} if dim else {}
     for name in shared:
-        foreign, note = _kept_settings(name, kept, rec_b[name], rec_c[name])
+        foreign, note = _kept_settings(name, kept, rec_b[name], rec_c[name], (record_b, record_c))
         viewed = [f"the {side} kept it from a run that viewed dims otherwise ({found[name]})"
                   for side, found in views.items() if name in found]  # fmt: skip
         tv = _test_task(base, cand, name, rec_b[name], rec_c[name], comp.settings, foreign, "; ".join(viewed))
@@ -291,19 +292,25 @@ def _no_data_notes(no_data: list[str], attempted_b: dict[str, Any], attempted_c:
     return [f"{what}, not compared ({len(names)}): {', '.join(names)}" for what, names in groups.items() if names]
 
 
-def _kept_settings(name: str, kept: dict[str, dict[str, str]], rb: dict[str, Any],
-                   rc: dict[str, Any]) -> tuple[str, str]:  # fmt: skip
+def _kept_settings(name: str, kept: dict[str, dict[str, str]], rb: dict[str, Any], rc: dict[str, Any],
+                   records: tuple[dict[str, Any], dict[str, Any]]) -> tuple[str, str]:  # fmt: skip
     """(why a task is not comparable, a note for its row) where a run kept it from an earlier run into its folder
-    (``kept``: `other_settings` of each side). Its score is then that run's settings', so it is judged by the
-    settings it was computed under (run.json records them per task, `identity`) against the other side's task:
-    the same (the MRL dims asked for aside, `same_vectors`) compares like for like, and the row says why; before
-    stop 63 any kept task was not comparable, so a folder rerun on one task with --max-length 16 blocked the gate
-    on the 12 it kept at the baseline's 512."""
+    (``kept``: `other_settings` of each side; ``records``: both run.json records). Its score is then that run's
+    settings', so it is judged by the settings it was computed under (run.json records them per task, `identity`)
+    against the other side's task: where the keys it differs in from its own run's header (`settings_apart`) and its
+    data are the other side's, it differs from that task only as the headers do, and is compared like for like, the
+    row saying why; before stop 63 any kept task was not comparable, so a folder rerun on one task with
+    --max-length 16 blocked the gate on the 12 it kept at the baseline's 512."""
     sides = [side for side in ("baseline", "candidate") if name in kept[side]]
     if not sides:
         return "", ""
     ident_b, ident_c = (with_implied_keys(record.get("identity") or {}) for record in (rb, rc))
-    if same_vectors(ident_b, ident_c):
+    # only those keys, not the whole identity (review, stop 64): that held model_fingerprint, so a kept task was
+    # compared only where both runs were one model, and two checkpoints, regress's usual pair, were not comparable
+    apart = {key for side, task, record in zip(("baseline", "candidate"), (rb, rc), records, strict=True)
+             if side in sides
+             for key in settings_apart(task.get("identity") or {}, record.get("identity", {}))}  # fmt: skip
+    if ident_b and ident_c and all(ident_b.get(key) == ident_c.get(key) for key in (*apart, *TASK_KEYS)):
         if len(sides) == 2:
             return "", f"both runs kept it from earlier runs with the same settings ({kept['baseline'][name]})"
         (side,) = sides

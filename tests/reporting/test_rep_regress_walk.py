@@ -87,6 +87,33 @@ def test_a_task_kept_under_the_baseline_s_settings_is_compared(sts_root: Path, t
     assert [cell.strip() for cell in line.split("|")][7] == "—", line
 
 
+def test_a_task_kept_under_the_baseline_s_settings_is_compared_across_models(sts_root: Path, tmp_path: Path) -> None:
+    """Review (stop 64): the kept task was compared only where both runs were one model, its whole identity matched
+    against the baseline's, model_fingerprint included; a candidate checkpoint's folder rerun on one task with
+    --max-length 8 left the task it kept at the baseline's 256 not comparable, exit 3. The keys it differs in from
+    its own header are what must match; a task kept from another model than the header's still is not."""
+    assert _run(sts_root, tmp_path, "base", "--tasks", "STS12,STS16") == 0
+    shutil.copytree(tmp_path / "base", tmp_path / "rerun")
+    assert _run(sts_root, tmp_path, "rerun", "--tasks", "STS12", "--max-length", "8") == 0
+    path = tmp_path / "rerun" / "run.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record["model"]["fingerprint"] = "checkpoint-2"  # the whole folder's model another checkpoint
+    for identity in (record["identity"], *(task["identity"] for task in record["tasks"].values())):
+        identity["model_fingerprint"] = "checkpoint-2"
+    path.write_text(json.dumps(record), "utf-8")
+    comp = compare(tmp_path / "base", tmp_path / "rerun", n_boot=200)
+    assert [d.split(" ")[0] for d in comp.differing] == ["model_fingerprint", "max_length"], comp.differing
+    sts16 = next(t for t in comp.tasks if t.task == "STS16")
+    assert sts16.verdict == "within noise" and comp.not_compared == [], comp.outcome
+    assert sts16.reason == ("the candidate kept it from an earlier run with the baseline's settings (max_length 256), "
+                            "not its header's: compared like for like")  # fmt: skip
+    record["tasks"]["STS16"]["identity"]["model_fingerprint"] = "checkpoint-1"  # kept from the folder's model before
+    path.write_text(json.dumps(record), "utf-8")
+    sts16 = next(t for t in compare(tmp_path / "base", tmp_path / "rerun", n_boot=200).tasks if t.task == "STS16")
+    kept_from = "the candidate kept it from a run with other settings (model_fingerprint checkpoint-1, max_length 256"
+    assert sts16.verdict == NOT_COMPARABLE and sts16.reason.startswith(kept_from), sts16.reason
+
+
 @pytest.fixture(scope="module")
 def two_models(sts_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """STS12 run by minilm (batches of 64 texts) and by me5-small (packs its texts by a token budget)."""
