@@ -126,14 +126,18 @@ def _mteb_task_names() -> list[str]:
     return [t.metadata.name for t in mteb.get_tasks()]
 
 
-def default_run_name(cfg: RunConfig, embedder: Embedder) -> str:
-    """<model>__<suite or tasks>: packaged models by their short name, folders by the model's name.
+def default_run_name(cfg: RunConfig, embedder: Embedder | None) -> str | None:
+    """<model>__<suite or tasks>: packaged models by their short name, folders by the model's name, so None for a
+    folder before its model (``embedder``) is loaded: a packaged model's is known before, for what a stop during
+    the load keeps (`stopped_note`).
 
     A long task list keeps its head and gains a hash of the whole list, so two lists never share a directory."""
+    if ":" in cfg.model and embedder is None:
+        return None
     scope = cfg.suite or "-".join(cfg.tasks or [])
     if len(scope) > 60:
         scope = f"{scope[:48]}-{hashlib.sha256(','.join(cfg.tasks or []).encode()).hexdigest()[:10]}"
-    model = cfg.model if ":" not in cfg.model else embedder.name.split("/")[-1]
+    model = cfg.model if embedder is None or ":" not in cfg.model else embedder.name.split("/")[-1]
     return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model}__{scope}")
 
 
@@ -202,7 +206,10 @@ def run(cfg: RunConfig) -> int:
     """Run a suite; returns the exit status (0 ok, 1 some task failed or nothing could be evaluated). A Ctrl-C or
     SIGTERM leaves with `kept` on the exception: what `harness run` says is kept (`stopped_note`)."""
     bars = sys.stderr.isatty() if cfg.show_progress is None else cfg.show_progress
-    chosen = [run_directory(cfg.out, cfg.run_name)] if cfg.run_name is not None else []  # a default name: once known
+    # a packaged model's default name is known before its load (review, stop 64): a stop during an eager load
+    # (--no-cache) said nothing was kept though `<model>__<scope>` held the finished tasks of earlier runs
+    name = cfg.run_name if cfg.run_name is not None else default_run_name(cfg, None)
+    chosen = [run_directory(cfg.out, name)] if name is not None else []  # a folder's default name: once loaded
     try:
         with library_tqdm_off(), quiet_console() as log, ExitStack() as to_close:
             return _run(cfg, log, bars, to_close, chosen)
@@ -214,9 +221,13 @@ def run(cfg: RunConfig) -> int:
 def stopped_note(path: Path | None) -> str:
     """What a stopped run keeps, as the end of its `harness: interrupted` line: its run directory's finished tasks
     where it holds some. Before stop 63 that was said even of a run stopped while its model loaded, with no run
-    directory at all."""
+    directory at all. ``path`` None: a folder's default name was not known yet, so which directory's tasks are kept
+    cannot be said (before stop 64 it read "nothing is kept")."""
+    if path is None:
+        return ("; stopped before the run directory was chosen: finished tasks of earlier runs stay in theirs (the "
+                "same command carries on)")  # fmt: skip
     try:
-        record = read_record(path / RUN_JSON) if path is not None else None
+        record = read_record(path / RUN_JSON)
     except DataError:  # a damaged run.json: no finished task can be read from it
         record = None
     if record and any(task.get("status") == "ok" for task in record.get("tasks", {}).values()):
@@ -227,7 +238,7 @@ def stopped_note(path: Path | None) -> str:
 def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chosen: list[Path]) -> int:
     """The run; what it opens that must be closed (the embedding cache) goes on `to_close`: before stop 49 (audit)
     the cache was left to the garbage collector, and every warnings.log held its ResourceWarning. The run directory
-    goes into `chosen` once its default name is known."""
+    goes into `chosen` once its default name is known (a folder's, after the load)."""
     logging.getLogger("mteb").setLevel(logging.ERROR)  # mteb logs every superseded task as a warning
     check_before_loading(cfg)
     local_tasks, broken_errors = scan_tasks(cfg.data_dir)
@@ -258,7 +269,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
     _report_broken(broken, plan, say)
     run_dir = RunDir(run_directory(cfg.out, cfg.run_name or default_run_name(cfg, embedder)), embedder.name,
                      embedder.revision)  # fmt: skip
-    check_run_directory(run_dir.path)  # a default name is known only now
+    check_run_directory(run_dir.path)  # a folder's default name is known only now
     chosen[:] = [run_dir.path]
     runnable = [r for r in plan.resolved if r.source != MISSING]
     identities = {r.name: task_identity(r, embedder, dims, mteb.__version__) for r in runnable}

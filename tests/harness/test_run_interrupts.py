@@ -121,6 +121,34 @@ def test_ctrl_c_while_the_model_loads_says_what_is_kept(tmp_path: Path) -> None:
     assert stopped_at_load("--tasks", "STS16,STS12") == kept  # the weights load in STS12, the first text uncached
 
 
+def test_ctrl_c_during_an_eager_load_names_a_default_directory_s_kept_tasks(tmp_path: Path, monkeypatch,
+                                                                            capsys) -> None:  # fmt: skip
+    """Review (stop 64): with no --run-name the run directory went into `chosen` only after the load, so a Ctrl-C
+    during an eager one (--no-cache) said "no task had finished, so nothing is kept" while `minilm__STS16` held
+    STS16's result. A packaged model's default name is known before the load; a folder's is not, and the line then
+    says only that earlier runs' finished tasks stay."""
+    argv = ["run", "--data-dir", str(SAMPLE), "--out", str(tmp_path), "--tasks", "STS16", "--no-progress", "--no-cache"]
+    assert main([*argv, "--model", "minilm"]) == 0
+    capsys.readouterr()
+
+    def stop_loading(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("harness.runner.open_model", stop_loading)
+    assert main([*argv, "--model", "minilm"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "harness: interrupted; finished tasks are kept in the run directory (the same command continues with the "
+        "rest)")  # fmt: skip
+    assert _statuses(tmp_path / "minilm__STS16") == {"STS16": "ok"}
+    folder = tmp_path / "model"  # a folder's default name is the loaded model's
+    folder.mkdir()
+    (folder / "config.json").write_text("{}", encoding="utf-8")
+    assert main([*argv, "--model", f"hf:{folder}"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "harness: interrupted; stopped before the run directory was chosen: finished tasks of earlier runs stay in "
+        "theirs (the same command carries on)")  # fmt: skip
+
+
 @pytest.mark.parametrize("in_the_way", ["embeddings.sqlite", "embeddings.sqlite.lock"])
 def test_cache_that_cannot_be_opened_exits_2_naming_it(tmp_path: Path, in_the_way: str, capsys) -> None:
     """Before: a cache folder that takes files but whose database cannot be opened (a full disk; here a folder in
