@@ -1,4 +1,4 @@
-"""Gather leaderboard rows: our run directories (through harness/runs.py) and published baselines."""
+"""Gather leaderboard rows: our run directories (through harness/runs/) and published baselines."""
 
 from __future__ import annotations
 

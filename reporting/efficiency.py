@@ -2,7 +2,7 @@
 
 The paper's Table 5 (size, embedding dim, inference time, MRL, average score) for our runs, with the hardware,
 dtype and batch size that make the times comparable; per-task throughput and memory; score vs MRL dimension.
-Reads run records only (harness/runs.py); model sizes come from the run record, safetensors
+Reads run records only (harness/runs/); model sizes come from the run record, safetensors
 headers or mteb's model registry, never from loading a model.
 """
 

@@ -152,14 +152,14 @@ def _replace_in_child(path: str, marker: str, moved, go_on) -> None:
     staged.result_path("T").parent.mkdir(parents=True, exist_ok=True)
     staged.result_path("T").write_text(json.dumps({"marker": marker}), encoding="utf-8")
     if moved is not None:
-        real = runs.durable_replace
+        real = runs.directory.durable_replace  # RunDir's own name for it
 
         def move_then_wait(source: Path, target: Path) -> None:
             real(source, target)
             moved.set()
             go_on.wait(10)
 
-        runs.durable_replace = move_then_wait
+        runs.directory.durable_replace = move_then_wait
     run.replace_task("T", {"status": "pending"}, {"status": "ok", "marker": marker}, staged, None)
 
 
