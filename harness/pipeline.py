@@ -20,8 +20,9 @@ before stop 47 evaluates every model once more, into new folders; the old `evals
 An output_dir this pipeline did not train is refused, and so is one another process trains in now (another
 pipeline sharing it: train.loop.output_dir_lock). Every table's keys and value types are checked (a typo or a
 string for a list is an error), and so, when the config loads and before any stage trains, is every stage's config
-with its `set` (its `init` must exist or be an earlier stage's export, `<output_dir>/final`, and no two stages
-share an output_dir), every [eval] checkpoint (the same rule), every task or suite name and every MRL dim.
+with its `set` (its `init` must exist or be an earlier stage's export, `<output_dir>/final`, its training data
+files must exist and hold a row, and no two stages share an output_dir), every [eval] checkpoint (the same rule),
+every task or suite name and every MRL dim.
 Config (TOML), with paths relative to the working directory:
 
     out = "runs/pipeline"
@@ -135,6 +136,8 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
                              "give each stage its own")  # fmt: skip
         if stage_cfg.init is not None and (problem := _missing_model(stage_cfg.init, exports)):
             raise UsageError(f"{where}: init: {problem}")
+        if problem := _missing_data(stage_cfg):  # before: found once the stages before it had trained (stop 64)
+            raise UsageError(f"{where}: {problem}")
         exports[final] = i + 1
     evaluation = cfg["eval"]
     for checkpoint in evaluation.get("checkpoints", []):  # before stop 59: refused once every stage had trained
@@ -187,6 +190,24 @@ def _missing_model(spec: str, exports: dict[Path, int]) -> str | None:
         return None
     found = Path(target).expanduser() if kind in ("hf", "gguf") else Path(target)  # as their loaders read them
     return None if found.exists() else f"{target} does not exist, {not_made}"
+
+
+def _missing_data(stage_cfg: Any) -> str | None:
+    """Why a stage's training data cannot be read, or None: a file that is not there or holds no row, named by
+    its `data` entry (else it is a supervised task's file). Checked when the config loads, as a path outside
+    data_root is, so a missing file costs no training of the stages before it (a user's walk, stop 64). Rows are
+    checked when the stage reads them: that reads every file whole."""
+    from train.config import entry_file
+
+    named = {entry_file(stage_cfg.data_root, entry): f"data[{i}] = {entry!r}" for i, entry in enumerate(stage_cfg.data)}
+    for file in stage_cfg.input_files():
+        key = named.get(file, "tasks: a task's data file")
+        if not file.is_file():
+            return f"{key}: {file} does not exist (data_root = {stage_cfg.data_root!r})"
+        with open(file, "rb") as rows:
+            if not any(line.strip() for line in rows):
+                return f"{key}: {file} is empty (no rows)"
+    return None
 
 
 def check_task_names(path: Path, key: str, data_dir: Path, tasks: list[str] | None, suite: str | None = None) -> None:

@@ -373,6 +373,36 @@ set = ["output_dir='{out / "pretrain"}'", "data_root='{shared_data / "train"}'",
     assert not (out / "pretrain").exists()
 
 
+@pytest.mark.parametrize(("entry", "problem"), [("nope", "does not exist"), ("empty.jsonl", "is empty (no rows)")])
+def test_pipeline_refuses_a_later_stages_missing_data_before_any_trains(tmp_path: Path, shared_data: Path, capsys,
+                                                                         monkeypatch, entry: str,
+                                                                         problem: str) -> None:  # fmt: skip
+    """Before stop 64 (a user's walk) a missing data file of stage 2 was found once stage 1 had trained ("train
+    stage: data/train/nope: data file does not exist"). Now the config is refused when it loads, naming the file,
+    the stage and its `data` entry, and nothing trains."""
+    monkeypatch.chdir(REPO)
+    out, root = tmp_path / "pipe", tmp_path / "data"
+    root.mkdir()
+    (root / "pairs.jsonl").write_text('{"query": "a", "positive": "b"}\n', encoding="utf-8")
+    (root / "empty.jsonl").write_text("\n", encoding="utf-8")
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f"""out = "{out}"
+[[train]]
+config = "configs/pretrain.toml"
+set = ["output_dir='{out / "pretrain"}'", "data_root='{shared_data / "train"}'", "steps=1", "threads=1"]
+[[train]]
+config = "configs/weak.toml"
+set = ["output_dir='{out / "weak"}'", "init='{out / "pretrain" / "final"}'", "data_root='{root}'",
+       "data=['pairs.jsonl', '{entry}']"]
+[eval]
+tasks = ["STS16"]
+""", encoding="utf-8")  # fmt: skip
+    assert main(["pipeline", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}: [[train]] #2 (configs/weak.toml): data[1] = '{entry}': {root / entry} {problem}" in err
+    assert not out.exists()
+
+
 def test_an_init_under_home_is_found_as_its_loader_finds_it(tmp_path: Path, monkeypatch) -> None:
     """hf: and gguf: inits expand `~` when the stage loads them; the check at load must too (review 59)."""
     from harness.pipeline import _missing_model
