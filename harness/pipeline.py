@@ -2,7 +2,8 @@
 
 Every step is resumable: a finished step is recorded in `<out>/pipeline.json` and skipped on a rerun; a training
 stage interrupted half-way continues from its newest checkpoint (`--resume latest` semantics); an evaluation
-skips the tasks its run directory already finished. A stage is recorded under a key: the fingerprint of its
+skips the tasks its run directory already finished. A stage is recorded by its output_dir (since stop 64: before,
+by its position, so dropping a stage refused the next one) under a key: the fingerprint of its
 resolved config (TOML contents + `set`, train's config loader), its output_dir, the contents (sha256 of the bytes,
 not the path) of its `init` (a folder, a gguf: file, a prepared base), of every training data file it reads and
 of a local tokenizer file or pool-scorer model, and the previous stage's key.
@@ -278,12 +279,30 @@ def baseline_key(spec: str) -> str:
     return spec
 
 
+def stage_step(output_dir: str | Path) -> str:
+    """What a training stage is recorded under in pipeline.json: its output_dir, not its position, so a stage
+    dropped or inserted before it leaves its record (a user's walk, stop 64: before, the next stage was refused as
+    "not trained by this pipeline" after an earlier one was removed)."""
+    return f"train:{Path(output_dir)}"
+
+
+def by_output_dir(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with training records written before stop 64 (keyed `train:<position>`) re-keyed by the
+    output_dir each holds (:func:`stage_step`)."""
+    for table in (state.get("done", {}), state.get("started", {})):
+        old = {step: table.pop(step) for step in [s for s in table if s.removeprefix("train:").isdigit()]}
+        for record in old.values():
+            if isinstance(record, dict) and isinstance(record.get("output_dir"), str):
+                table.setdefault(stage_step(record["output_dir"]), record)
+    return state
+
+
 class Pipeline:
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg
         self.out = Path(cfg.get("out", DEFAULT_OUT))
         self.out.mkdir(parents=True, exist_ok=True)
-        self.state: dict[str, Any] = read_json(self.out / STATE, {"done": {}})
+        self.state: dict[str, Any] = by_output_dir(read_json(self.out / STATE, {"done": {}}))
         self.failed: list[str] = []  # the models whose evaluation had a task that failed or was not evaluated
 
     def _done(self, step: str) -> Any:
@@ -310,35 +329,37 @@ class Pipeline:
         finals: list[str] = []
         upstream = None  # the previous stage's key: a retrained stage makes every later one train again
         for i, stage in enumerate(self.cfg.get("train", [])):
-            step = f"train:{i}"
             module, stage_cfg = resolve(stage["config"], None, list(stage.get("set", [])), "set")
+            step = stage_step(stage_cfg.output_dir)
             parts = [fingerprint(stage_cfg, operational=OPERATIONAL), stage_cfg.output_dir, input_hashes(stage_cfg),
                      upstream]  # fmt: skip
             key = data_fingerprint(parts)[:16]
             done = self._done(step)
             if isinstance(done, dict) and done.get("key") == key and Path(done["final"]).is_dir():
-                self._say(step, f"done earlier → {done['final']}")
+                self._say(f"train:{i}", f"done earlier → {done['final']}")
             else:
                 done = {"key": key, "config": stage["config"], "output_dir": str(Path(stage_cfg.output_dir)),
-                        "final": str(self._train_stage(step, key, module, stage_cfg))}  # fmt: skip
+                        "final": str(self._train_stage(f"train:{i}", key, module, stage_cfg))}  # fmt: skip
                 self._finish(step, done)
             finals.append(done["final"])
             upstream = key
         return finals
 
-    def _train_stage(self, step: str, key: str, module: Any, stage_cfg: Any) -> Path:
-        """Train one stage into its output_dir: resumed when it holds this key's unfinished run, else from scratch.
+    def _train_stage(self, name: str, key: str, module: Any, stage_cfg: Any) -> Path:
+        """Train one stage (``name``: train:<position>, as said) into its output_dir: resumed when it holds this
+        key's unfinished run, else from scratch.
 
         A stale output_dir is renamed to `<output_dir>.replaced` (kept until the new model is exported), so a
         changed config is never resumed into and the old model is not lost before the new one exists."""
         from train.loop import output_dir_lock
 
         out = Path(stage_cfg.output_dir)
+        step = stage_step(out)
         started = self.state.get("started", {}).get(step)
         if out.exists() and started != {"key": key, "output_dir": str(out)}:
             records = [r for r in (started, self._done(step)) if isinstance(r, dict)]
             if not any(r.get("output_dir") == str(out) for r in records):
-                raise UsageError(f"{step}: output_dir {out} exists but was not trained by this pipeline "
+                raise UsageError(f"{name}: output_dir {out} exists but was not trained by this pipeline "
                                  f"({self.out / STATE}); remove it or set another output_dir")  # fmt: skip
             aside = out.with_name(f"{out.name}.replaced")
             with output_dir_lock(out):  # another pipeline sharing this output_dir may be training in it now
@@ -347,10 +368,10 @@ class Pipeline:
                 else:
                     out.rename(aside)
             fsync_dir(out.parent)  # on disk before the new `started` record: a lost rename would be resumed into
-            self._say(step, f"config, starting model or training data changed: training again (old output kept "
-                            f"in {aside})")  # fmt: skip
+            self._say(name, f"config, starting model, a stage before it or training data changed: training again "
+                            f"(old output kept in {aside})")  # fmt: skip
         self._start(step, {"key": key, "output_dir": str(out)})
-        self._say(step, f"training stage {module.__name__.split('.')[-1]} into {out}")
+        self._say(name, f"training stage {module.__name__.split('.')[-1]} into {out}")
         final = module.run(stage_cfg, resume="latest")
         shutil.rmtree(out.with_name(f"{out.name}.replaced"), ignore_errors=True)
         return Path(final)

@@ -55,7 +55,7 @@ def test_pipeline_end_to_end_and_resume(tmp_path: Path, shared_data: Path, capsy
     assert main(["pipeline", str(config)]) == 0
     out = tmp_path / "pipe"
     state = json.loads((out / "pipeline.json").read_text())["done"]
-    assert any(k.startswith("train:1") for k in state) and "eval:minilm" in state and "report" in state
+    assert f"train:{out / 'weak'}" in state and "eval:minilm" in state and "report" in state
     board = (out / "leaderboard.md").read_text()
     assert "weak-final" in board and "all-MiniLM-L6-v2" in board and "STS16" in board
     assert (out / "report" / "efficiency.md").is_file()
@@ -258,14 +258,15 @@ tasks = ["STS16"]
         make_gguf(gguf, tok, seed=1)  # other weights behind the same gguf: path
     else:
         data.write_text(_rows(shared_data, 150), encoding="utf-8")  # the data file edited in place
-    old_key = json.loads((out / "pipeline.json").read_text())["started"]["train:0"]["key"]
+    step = f"train:{out / 'pretrain'}"
+    old_key = json.loads((out / "pipeline.json").read_text())["started"][step]["key"]
     flushes, real_fsync = [], os.fsync
 
     def spy(fd: int) -> None:
         """Each flush of `out` (where the stale output is renamed aside): is the rename done, is the new `started`
         record not yet written? A rename lost to a power loss after that record would be resumed into."""
         if os.fstat(fd).st_ino == out.stat().st_ino:
-            started = json.loads((out / "pipeline.json").read_text())["started"]["train:0"]["key"]
+            started = json.loads((out / "pipeline.json").read_text())["started"][step]["key"]
             flushes.append(((out / "pretrain.replaced").is_dir(), started == old_key))
         real_fsync(fd)
 
@@ -304,6 +305,37 @@ def test_pipeline_refuses_an_output_dir_it_did_not_train(tmp_path: Path, shared_
     (tmp_path / "pipe" / "pretrain").mkdir(parents=True)  # someone else's run: never resumed into nor moved
     assert main(["pipeline", str(_two_stages(tmp_path, shared_data, 4, 4))]) == 2
     assert "exists but was not trained by this pipeline" in capsys.readouterr().err
+
+
+def test_pipeline_finds_a_stage_by_its_output_dir_after_one_is_dropped(tmp_path: Path, shared_data: Path, capsys,
+                                                                        monkeypatch) -> None:  # fmt: skip
+    """Before stop 64 (a user's walk) stages were recorded by position: with pretrain dropped from the config, weak
+    (now train:0) was refused as "exists but was not trained by this pipeline", though it was, as train:1. Now a
+    stage is recorded by its output_dir; its key still holds the stage before it, so weak trains again."""
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "pipe"
+    config = _two_stages(tmp_path, shared_data, 2, 2)
+    Pipeline(load_pipeline(config)).train()
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text[:text.index("[[train]]")] + text[text.index("[[train]]", text.index("[[train]]") + 1):],
+                      encoding="utf-8")  # fmt: skip
+    assert len(load_pipeline(config)["train"]) == 1
+    capsys.readouterr()
+    Pipeline(load_pipeline(config)).train()
+    log = capsys.readouterr().out
+    assert "train:0: config, starting model, a stage before it or training data changed: training again" in log
+    assert _trained_steps(out / "weak" / "final") == 2 and (out / "pretrain" / "final").is_dir()
+
+
+def test_pipeline_records_by_position_are_read_by_output_dir() -> None:
+    """pipeline.json written before stop 64 keyed training stages `train:<position>`: read by their output_dir."""
+    from harness.pipeline import by_output_dir
+
+    done = {"key": "k", "config": "c.toml", "output_dir": "runs/p/weak", "final": "runs/p/weak/final"}
+    state = {"done": {"train:1": done, "eval:minilm": "runs/p/evals/minilm"},
+             "started": {"train:1": {"key": "k", "output_dir": "runs/p/weak"}}}  # fmt: skip
+    assert by_output_dir(state) == {"done": {"train:runs/p/weak": done, "eval:minilm": "runs/p/evals/minilm"},
+                                    "started": {"train:runs/p/weak": {"key": "k", "output_dir": "runs/p/weak"}}}
 
 
 @pytest.mark.parametrize(("body", "message"), [

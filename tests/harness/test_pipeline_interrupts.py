@@ -42,4 +42,4 @@ published = false
 
     assert main(["pipeline", str(config)]) == 0
     assert f"resumed from {ckpts / 'step_00000002'} at step 2" in capsys.readouterr().out
-    assert "train:0" in json.loads((out / "pipeline.json").read_text())["done"]
+    assert f"train:{out / 'pretrain'}" in json.loads((out / "pipeline.json").read_text())["done"]
