@@ -368,8 +368,9 @@ class Pipeline:
                 else:
                     out.rename(aside)
             fsync_dir(out.parent)  # on disk before the new `started` record: a lost rename would be resumed into
+            # before stop 64 (a user's walk) "old output kept in" it, which went without a word once trained
             self._say(name, f"config, starting model, a stage before it or training data changed: training again "
-                            f"(old output kept in {aside})")  # fmt: skip
+                            f"(old output kept in {aside} until the new model is exported, then removed)")  # fmt: skip
         self._start(step, {"key": key, "output_dir": str(out)})
         self._say(name, f"training stage {module.__name__.split('.')[-1]} into {out}")
         final = module.run(stage_cfg, resume="latest")

@@ -275,6 +275,8 @@ tasks = ["STS16"]
     monkeypatch.setattr(os, "fsync", real_fsync)
     assert flushes[0] == (True, True)  # before stop 26 the rename was not flushed at all
     assert "done earlier" not in log and "training data changed: training again" in log
+    assert f"(old output kept in {out / 'pretrain.replaced'} until the new model is exported, then removed)" in log
+    assert not (out / "pretrain.replaced").exists()
     assert weights.stat().st_mtime_ns != trained
     trained = weights.stat().st_mtime_ns
     assert "done earlier" in train() and weights.stat().st_mtime_ns == trained
