@@ -463,7 +463,7 @@ def run_pipeline(path: Path, args: argparse.Namespace | None = None) -> int:
     refuse_torchrun("pipeline", "pipeline.json, the leaderboard and the report")
     cfg = load_pipeline(path)
     if args is not None:
-        args.interrupted = interrupted_note(Path(cfg.get("out", DEFAULT_OUT)))
+        args.interrupted = interrupted_note(Path(cfg.get("out", DEFAULT_OUT)), trains=bool(cfg.get("train")))
     pipeline = Pipeline(cfg)
     try:
         finals = pipeline.train()
@@ -486,9 +486,11 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=lambda args: run_pipeline(args.config, args), interrupted=interrupted_note(None))
 
 
-def interrupted_note(out: Path | None, state: str = STATE, kept: str = "steps") -> str:
+def interrupted_note(out: Path | None, state: str = STATE, kept: str = "steps", trains: bool = True) -> str:
     """What an interrupted pipeline (or ablation: its ``state`` file and finished ``kept``) keeps; ``out`` None
-    before the config is read (before stop 59 always "<out>/pipeline.json", the placeholder unfilled)."""
-    where = out / state if out is not None else f"<out>/{state}"
-    return (f"; finished {kept} are kept ({where}): the same command continues, a training stage from its newest "
-            "checkpoint")
+    before the config is read, when nothing was done; a training stage is named only when ``trains`` (a user's walk,
+    stop 64: before, "<out>/pipeline.json" unfilled, and a training stage named for an eval-only config)."""
+    if out is None:
+        return "; the config was not read yet, so nothing was done (the same command starts again)"
+    resumes = ", a training stage from its newest checkpoint" if trains else ""
+    return f"; finished {kept} are kept ({out / state}): the same command continues{resumes}"

@@ -43,3 +43,28 @@ published = false
     assert main(["pipeline", str(config)]) == 0
     assert f"resumed from {ckpts / 'step_00000002'} at step 2" in capsys.readouterr().out
     assert f"train:{out / 'pretrain'}" in json.loads((out / "pipeline.json").read_text())["done"]
+
+
+def test_an_interrupt_before_the_config_is_read_or_in_an_eval_only_pipeline_says_what_is_true(
+        tmp_path: Path, monkeypatch, capsys) -> None:  # fmt: skip
+    """Before stop 64 (a user's walk) a stop before the config was read said "finished steps are kept
+    (<out>/pipeline.json)", the placeholder unfilled, and every pipeline's line named "a training stage from its
+    newest checkpoint", one without [[train]] stages too."""
+    import harness.pipeline as pipeline
+
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f'out = "{tmp_path / "pipe"}"\n[eval]\ntasks = ["STS16"]\nbaselines = ["minilm"]\n',
+                      encoding="utf-8")  # fmt: skip
+
+    def stop(*_args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline.Pipeline, "evaluate", stop)
+    assert main(["pipeline", str(config)]) == 130
+    kept = tmp_path / "pipe" / "pipeline.json"
+    said = capsys.readouterr().err
+    assert said == f"harness: interrupted; finished steps are kept ({kept}): the same command continues\n"
+    monkeypatch.setattr(pipeline, "load_pipeline", stop)
+    assert main(["pipeline", str(config)]) == 130
+    assert capsys.readouterr().err == ("harness: interrupted; the config was not read yet, so nothing was done (the "
+                                       "same command starts again)\n")  # fmt: skip
