@@ -300,8 +300,7 @@ def by_output_dir(state: dict[str, Any]) -> dict[str, Any]:
 class Pipeline:
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg
-        self.out = Path(cfg.get("out", DEFAULT_OUT))
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.out = Path(cfg.get("out", DEFAULT_OUT))  # made at the first record: a refused stage leaves none
         self.state: dict[str, Any] = by_output_dir(read_json(self.out / STATE, {"done": {}}))
         self.failed: list[str] = []  # the models whose evaluation had a task that failed or was not evaluated
 
@@ -310,6 +309,12 @@ class Pipeline:
 
     def _finish(self, step: str, value: Any) -> None:
         self.state["done"][step] = value
+        self._write()
+
+    def _write(self) -> None:
+        """Record the state, making `out` first: before stop 64 (a user's walk) it was made before any stage was
+        checked, and a refused stage left it empty."""
+        self.out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.out / STATE, self.state)
 
     def _say(self, step: str, message: str) -> None:
@@ -318,7 +323,7 @@ class Pipeline:
     def _start(self, step: str, value: dict[str, Any]) -> None:
         """Record what a step is about to do, so a rerun tells its own half-done work from stale work."""
         self.state.setdefault("started", {})[step] = value
-        atomic_write_json(self.out / STATE, self.state)
+        self._write()
 
     def train(self) -> list[str]:
         """Run each stage (or skip it when recorded done under the same key); returns the final checkpoints."""

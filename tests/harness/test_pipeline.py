@@ -305,8 +305,13 @@ def test_pipeline_refuses_an_output_dir_it_did_not_train(tmp_path: Path, shared_
                                                          monkeypatch) -> None:  # fmt: skip
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
     (tmp_path / "pipe" / "pretrain").mkdir(parents=True)  # someone else's run: never resumed into nor moved
-    assert main(["pipeline", str(_two_stages(tmp_path, shared_data, 4, 4))]) == 2
+    config = _two_stages(tmp_path, shared_data, 4, 4)
+    assert main(["pipeline", str(config)]) == 2
     assert "exists but was not trained by this pipeline" in capsys.readouterr().err
+    other = tmp_path / "other"  # before stop 64 (a user's walk) the refused pipeline's `out` was made, left empty
+    config.write_text(config.read_text().replace(f'out = "{tmp_path / "pipe"}"', f'out = "{other}"'))
+    assert main(["pipeline", str(config)]) == 2
+    assert "exists but was not trained by this pipeline" in capsys.readouterr().err and not other.exists()
 
 
 def test_pipeline_finds_a_stage_by_its_output_dir_after_one_is_dropped(tmp_path: Path, shared_data: Path, capsys,
