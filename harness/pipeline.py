@@ -217,8 +217,13 @@ def _missing_data(stage_cfg: Any) -> str | None:
 def check_task_names(path: Path, key: str, data_dir: Path, tasks: list[str] | None, suite: str | None = None) -> None:
     """Refuse unknown task or suite names as the evaluation will (`harness.runner.plan_tasks`), naming the config
     file and key, so that a typo costs no training."""
+    from harness.runner import NotInSuite
+
     try:
         planned_tasks(data_dir, tasks, suite)
+    except NotInSuite as exc:  # before stop 64 (a user's walk) said in the CLI's words: "run it without --suite"
+        raise UsageError(f"{path}: {key}: {exc.what}: `tasks` narrows [eval] suite; "
+                         "remove `suite` to evaluate the tasks alone") from None
     except UsageError as exc:
         raise UsageError(f"{path}: {key}: {exc}") from None
 

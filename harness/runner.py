@@ -44,6 +44,15 @@ from harness.tasks import MIRROR, MISSING, ResolvedTask, official_task, resolve
 DEFAULT_BATCH_SIZE = 64  # rows per forward pass (`harness run --batch-size`'s default)
 
 
+class NotInSuite(UsageError):
+    """A real task that a narrowed suite lacks: ``what`` is so, ``mend`` says how in the CLI's words (a pipeline
+    config words its own, naming its keys: a user's walk, stop 64)."""
+
+    def __init__(self, what: str, mend: str) -> None:
+        super().__init__(f"{what}: {mend}")
+        self.what = what
+
+
 @dataclass
 class RunConfig:
     model: str
@@ -94,7 +103,7 @@ def plan_tasks(cfg: RunConfig, local_tasks: dict[str, LocalTask], broken: dict[s
             absent = [t for t in cfg.tasks if t not in names]
             # a real task outside the suite: before stop 60, "unknown task in suite cmteb 'STS16'; did you mean: STSB?"
             if absent and _known_task(absent[0], local_tasks, broken):
-                raise UsageError(f"task {absent[0]!r} is not in suite {cfg.suite} ({len(names)} tasks): "
+                raise NotInSuite(f"task {absent[0]!r} is not in suite {cfg.suite} ({len(names)} tasks)",
                                  f"run it without --suite, as `--tasks {absent[0]}`")  # fmt: skip
             if absent:
                 raise unknown(f"task in suite {cfg.suite}", absent[0], names)

@@ -368,6 +368,8 @@ def test_pipeline_typo_in_a_table_exits_2(tmp_path: Path, capsys, body: str, mes
 @pytest.mark.parametrize(("change", "message"), [
     ('tasks = ["STS61"]', "[eval] tasks: unknown task 'STS61'; did you mean: STS17, STS16"),
     ('suite = "local-xx"', "[eval] suite: unknown suite 'local-xx'"),
+    ('suite = "cmteb"\ntasks = ["STS16"]', "[eval] tasks: task 'STS16' is not in suite cmteb (31 tasks): `tasks` "
+     "narrows [eval] suite; remove `suite` to evaluate the tasks alone\n"),  # before stop 64: "without --suite"
     ('tasks = ["STS16"]\ndims = ["64", "6x"]', "[eval] dims: '6x' is not a positive integer or 'full'"),
     ('tasks = ["STS16"]\ndims = [0]', "[eval] dims: '0' is not a positive integer or 'full'"),
     ('tasks = ["STS16"]\n[[train]]\nconfig = "configs/weak.toml"\nset = ["stepz=1"]',
