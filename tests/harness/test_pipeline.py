@@ -468,6 +468,20 @@ def test_pipeline_with_nothing_to_evaluate_or_a_bad_out_exits_2(tmp_path: Path, 
     assert not list(tmp_path.glob("*/")), "nothing made"
 
 
+def test_pipeline_refuses_an_out_that_is_a_run_directory(tmp_path: Path, capsys) -> None:
+    """Before stop 64 (a user's walk) `out` naming a `harness run` directory got evals/, leaderboard.md, report/
+    and pipeline.json written inside it without a word."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text("{}", encoding="utf-8")
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f'out = "{tmp_path / "run"}"\n[eval]\ntasks = ["STS16"]\nbaselines = ["minilm"]\n',
+                      encoding="utf-8")  # fmt: skip
+    assert main(["pipeline", str(config)]) == 2
+    assert (f"{config}: out = '{tmp_path / 'run'}' is a `harness run` directory (it holds run.json); give the "
+            "pipeline a folder of its own") in capsys.readouterr().err  # fmt: skip
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["run.json"]
+
+
 def test_pipeline_leaves_an_output_dir_another_process_trains_in(tmp_path: Path, shared_data: Path, capsys,
                                                                  monkeypatch) -> None:  # fmt: skip
     """Two pipelines sharing an output_dir: a stage whose config changed is not moved aside (nor trained into)
