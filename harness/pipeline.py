@@ -136,7 +136,7 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
         try:
             stage_cfg = resolve(stage["config"], None, list(stage.get("set", [])), "set")[1]
         except TrainError as exc:
-            raise UsageError(f"{where}: {exc}") from exc
+            raise UsageError(f"{where}: {exc}{_looked_up(stage['config'])}") from exc
         final = Path(stage_cfg.output_dir, "final").resolve()
         if final in exports:  # before stop 59: found after the first had trained, as "not trained by this pipeline"
             raise UsageError(f"{where}: output_dir {stage_cfg.output_dir} is also [[train]] #{exports[final]}'s; "
@@ -197,6 +197,15 @@ def _missing_model(spec: str, exports: dict[Path, int]) -> str | None:
         return None
     found = Path(target).expanduser() if kind in ("hf", "gguf") else Path(target)  # as their loaders read them
     return None if found.exists() else f"{target} does not exist, {not_made}"
+
+
+def _looked_up(config: str) -> str:
+    """Where a relative stage config that is not there was looked for: from a config run in another folder the
+    bare "nor a config file" read as if the file were missing (a user's walk, stop 64)."""
+    if Path(config).is_absolute() or Path(config).exists() or ("/" not in config and not config.endswith(".toml")):
+        return ""
+    return (f" (looked up from the working directory {Path.cwd()}: paths in a pipeline config are relative to "
+            "the working directory, not to the config file)")
 
 
 def _missing_data(stage_cfg: Any) -> str | None:
