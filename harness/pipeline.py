@@ -32,6 +32,9 @@ Config (TOML), with paths relative to the working directory:
     [[train]]                                   # zero or more stages, run in order
     config = "configs/pretrain.toml"
     set = ["steps=200", "output_dir='runs/pipeline/pretrain'"]
+    [[train]]
+    config = "configs/weak.toml"
+    set = ["steps=200", "output_dir='runs/pipeline/weak'", "init='runs/pipeline/pretrain/final'"]
     [eval]
     tasks = ["STSBenchmark", "STS16"]           # or suite = "local-en"
     data_dir = "../shared/data"                 # default: $HARNESS_DATA, else the embedded sample

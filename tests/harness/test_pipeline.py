@@ -572,6 +572,22 @@ def test_a_failed_task_marks_the_leaderboard_and_the_other_models_are_evaluated(
     assert (tmp_path / "pipe" / "report" / "efficiency.md").is_file()
 
 
+def test_the_help_example_config_loads(tmp_path: Path, shared_data: Path, monkeypatch) -> None:
+    """Before stop 64 (a user's walk) `harness pipeline --help`'s example listed a pretrain stage only and evaluated
+    runs/pipeline/weak/final, which no stage made: refused as written. Its data paths and device are this
+    machine's here."""
+    import harness.pipeline as pipeline
+
+    monkeypatch.chdir(REPO)
+    example = pipeline.__doc__.split("relative to the working directory:\n\n", 1)[1]
+    text = "\n".join(line.removeprefix("    ") for line in example.splitlines() if "device =" not in line)
+    text = text.replace('"../shared/data"', f'"{shared_data}"')
+    text = text.replace('set = ["', f'set = ["data_root=\'{shared_data / "train"}\'", "')
+    config = tmp_path / "pipeline.toml"
+    config.write_text(text, encoding="utf-8")
+    assert load_pipeline(config)["eval"]["checkpoints"] == ["runs/pipeline/weak/final"]
+
+
 def test_eval_device_auto_is_leaving_it_out(tmp_path: Path) -> None:
     """Before stop 62 (a walk): `[eval] device = "auto"` was "unknown device type 'auto'", while `harness run
     --device auto` and training's `device = "auto"` take it as the best available."""
