@@ -15,6 +15,7 @@ Every import counts, at the top of a module or inside a function: a lazy import 
 from __future__ import annotations
 
 import ast
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,8 +101,6 @@ def test_the_checker_sees_lazy_and_relative_imports():
 def test_committed_results_name_no_machine_paths():
     """Reports, benchmark results, examples and docs are read on other machines: no /work/, /home/, /root/ or /tmp/
     paths (benchmarks/common.py `portable` writes them relative; issue 15 item 8; the device's $OUT is /root/out)."""
-    import subprocess
-
     folders = ["reports", "benchmarks/results", "docs", "README.md"]
     listed = subprocess.run(["git", "ls-files", *folders], cwd=REPO, capture_output=True, text=True,
                             check=True).stdout.split()  # fmt: skip
@@ -109,3 +108,13 @@ def test_committed_results_name_no_machine_paths():
              for marker in ('"/work/', '"/home/', '"/tmp/', '"/root/', " /work/", " /home/", " /root/")
              if marker in (REPO / name).read_text(encoding="utf-8", errors="replace")]  # fmt: skip
     assert not found, found
+
+
+def test_no_module_of_ours_is_git_ignored():
+    """A clean clone must hold every module: `runs/` in .gitignore (meant for run folders) ignored harness/runs/, so
+    the split of harness/runs.py into a package committed only its __init__.py and a fresh clone failed to import."""
+    import subprocess
+
+    files = [str(p.relative_to(REPO)) for package in PACKAGES for p in (REPO / package).rglob("*.py")]
+    found = subprocess.run(["git", "check-ignore", "--no-index", *files], cwd=REPO, capture_output=True, text=True)
+    assert found.stdout.split() == []

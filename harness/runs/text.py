@@ -1,0 +1,113 @@
+"""How the reports and leaderboards write what they show: Markdown tables, a path without a machine's absolute part,
+row labels that tell runs apart, a setting's value, a comma-separated option read the same by every command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+
+LIST_SEPARATORS = ",，、"  # the ASCII comma, and the full-width comma and enumeration comma of a CJK keyboard
+
+
+def comma_list(value: str) -> list[str]:
+    """argparse type of a comma-separated option (`--tasks`, `--dims`), for every command (here: the house lets
+    reporting import harness.runs, and nothing else of the harness's option code). The full-width `，` and
+    `、` separate too: before stop 63 `--tasks "ATEC，BQ"` was one unknown task "ATEC，BQ". An empty list is a usage
+    error, not an empty selection (before stop 49 `harness regress --tasks ,` compared nothing and exited 3)."""
+    for separator in LIST_SEPARATORS[1:]:
+        value = value.replace(separator, ",")
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def shown_path(root: str | Path | None) -> str:
+    """A data root or run directory as summary.md and the reports show it: no machine's absolute path (run.json
+    keeps the absolute one, which the comparisons use). The embedded sample as its place in the package; a folder
+    under the working directory relative to it; any other as `…/<its name>`."""
+    if root is None:
+        return "none"
+    path = Path(root)
+    if not path.is_absolute():
+        return path.as_posix()
+    if path.parts[-2:] == ("harness", "sample_data"):
+        return "harness/sample_data (the embedded sample)"
+    with suppress(ValueError):
+        return path.relative_to(Path.cwd().resolve()).as_posix() or "."
+    return f"…/{path.name}"
+
+
+def given_once(paths: list[Path], option: str) -> None:
+    """Each run directory or --published folder (``option``) is one source of rows: one given twice is an error
+    naming it, not two rows of one source under one label."""
+    seen: set[Path] = set()
+    for path in paths:
+        if Path(path).resolve() in seen:
+            raise UsageError(f"{option} {path}: given twice; give each once")
+        seen.add(Path(path).resolve())
+
+
+def folder_tails(names: list[str], folders: list[Path]) -> list[str]:
+    """How rows (``names[i]`` from ``folders[i]``) name their folder: its name, or, for rows of one name whose folder
+    names coincide (runs/a/minilm and nightly/minilm), the fewest trailing folders that no other row of that name ends
+    in, below the folder holding them all (`a/minilm`, `nightly/minilm`): never a machine's absolute path, which
+    `shown_path` keeps out of the reports too."""
+    paths = [Path(folder).resolve() for folder in folders]
+    tails = [path.name for path in paths]
+    for name in dict.fromkeys(names):
+        group = [i for i, other in enumerate(names) if other == name]
+        holder = Path(os.path.commonpath([paths[i].parent for i in group]))
+        parts = {i: paths[i].relative_to(holder).parts for i in group}
+        longest = max(map(len, parts.values()))
+        for i, tail in parts.items():
+            depth = next((k for k in range(1, longest + 1)
+                          if all(parts[j][-k:] != tail[-k:] for j in group if j != i)), longest)  # fmt: skip
+            tails[i] = "/".join(tail[-depth:])
+    return tails
+
+
+def cell_text(value: Any) -> Any:
+    """A string as one Markdown table cell (`|` escaped, line breaks as spaces); other values as they are. A `|` in
+    a cell (a run folder named `p|q`, a model folder's name) split it into two columns and shifted the rest of the
+    row under the wrong headers, a newline ended the row: every report table goes through `md_table` since stop 47
+    (before, only the default run name was cleaned)."""
+    if not isinstance(value, str):
+        return value
+    return value.replace("\\|", "|").replace("|", "\\|").replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 task', '3 tasks': a count with its noun, as table headers say it (a report's read "(1 tasks)")."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def md_table(rows: Iterable[Sequence[Any]], headers: Sequence[Any], **options: Any) -> str:
+    """A github-flavoured Markdown table of the reports (tabulate ``options`` such as ``disable_numparse``)."""
+    from tabulate import tabulate
+
+    return tabulate([[cell_text(v) for v in row] for row in rows], headers=[cell_text(h) for h in headers],
+                    tablefmt="github", **options)  # fmt: skip
+
+
+def changed_entries(key: str, old: Any, new: Any) -> list[tuple[str, Any, Any]]:
+    """(name, old, new) of a setting that differs: a table too long to show whole (the versions of four packages)
+    by the entries that differ (`scoring.scikit-learn`), which a cut would hide; any other value whole."""
+    if isinstance(old, dict) and isinstance(new, dict) and max(len(json.dumps(old)), len(json.dumps(new))) > 60:
+        return [(f"{key}.{k}", old.get(k), new.get(k)) for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
+    return [(key, old, new)]
+
+
+def shown_setting(value: Any) -> str:
+    """A setting as `other_settings` shows it: plain for scalars, `none` for an absent one, JSON (cut in the middle)
+    for prompts and lists."""
+    text = "none" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else f"{text[:40]}…{text[-12:]}"
