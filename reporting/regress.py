@@ -8,7 +8,8 @@ one MRL dim (the first d dimensions as they are, as mteb's ``embed_dim`` gives t
 missing, a NaN score) is *failed in candidate*, but for a suite's task that neither run had data for and neither
 named in --tasks (coverage, which `harness run` exits 0 for; a run that does not hold the task has no data for it
 either): a warning names those; one the baseline scored and the candidate has not run (pending, or absent from its
-run.json) is *not run in candidate*; one the baseline has no score for is *no baseline score*; one the runs
+run.json) is *not run in candidate*, and one pending in the candidate that the baseline never attempted is named in
+a warning, not gated; one the baseline has no score for is *no baseline score*; one the runs
 scored on different data or settings (another main metric, rows, a task kept from other settings) is *not
 comparable*; one whose per-item file is damaged is *damaged file*, naming it,
 and the other tasks are still tested. Clustering verdicts are advisory (their CI holds the k-means assignment
@@ -230,7 +231,11 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     no_data = [t for t in wanted if all(side[t].get("status") == MISSING and not _named(side[t], record)
                                         for side, record in ((attempted_b, record_b), (attempted_c, record_c))
                                         if t in side)]  # fmt: skip
-    unshared = [t for t in wanted if t not in shared and t not in no_data
+    # a task the candidate has not run yet (pending) that the baseline never attempted either (absent, or pending
+    # there too) holds no score to lose: said, not gated (a user's walk, stop 64: a copy of the baseline rerun with
+    # STS12 added and interrupted before it was "NOT COMPARED (exit 3): STS12 (not run in candidate)")
+    unattempted = [t for t in wanted if _pending(attempted_c.get(t)) and _pending(attempted_b.get(t, PENDING))]
+    unshared = [t for t in wanted if t not in shared and t not in no_data and t not in unattempted
                 and (t in attempted_b or not has_score(attempted_c[t]))]  # fmt: skip
     if not shared and not unshared:  # tasks without data on both sides compare nothing either
         raise NothingCompared(f"nothing compared: no task to compare between {baseline} and {candidate}"
@@ -262,7 +267,9 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
                              f"{n_boot} resamples; use --n-boot {need} or more for a stable CI")  # fmt: skip
     if no_data:
         comp.warnings += _no_data_notes(no_data, attempted_b, attempted_c)
-    extra = [t for t in wanted if t not in shared and t not in unshared and t not in no_data]
+    if unattempted:
+        comp.warnings += _unattempted_notes(unattempted, attempted_b)
+    extra = [t for t in wanted if t not in shared and t not in unshared and t not in no_data and t not in unattempted]
     if extra:
         comp.warnings.append("only in the candidate, no baseline score to compare with (not gated): "
                              + ", ".join(extra))  # fmt: skip
@@ -290,6 +297,21 @@ def _no_data_notes(no_data: list[str], attempted_b: dict[str, Any], attempted_c:
               "no data in the baseline, not in the candidate's run.json": [t for t in no_data if t not in attempted_c],
               "no data in the candidate, not in the baseline's run.json": [t for t in no_data if t not in attempted_b]}
     return [f"{what}, not compared ({len(names)}): {', '.join(names)}" for what, names in groups.items() if names]
+
+
+PENDING = {"status": "pending"}  # the record of a task a run does not hold: it has not evaluated it either
+
+
+def _pending(entry: dict[str, Any] | None) -> bool:
+    """Whether a run's record of a task says no run has evaluated it yet (interrupted, or still running)."""
+    return entry is not None and entry.get("status") == "pending"
+
+
+def _unattempted_notes(names: list[str], attempted_b: dict[str, Any]) -> list[str]:
+    """Warnings naming the candidate's pending tasks that the baseline never attempted: nothing to lose there."""
+    groups = {"only in the candidate (pending), not gated": [t for t in names if t not in attempted_b],
+              "pending in both runs, not gated": [t for t in names if t in attempted_b]}
+    return [f"{what}: {', '.join(found)}" for what, found in groups.items() if found]
 
 
 def _kept_settings(name: str, kept: dict[str, dict[str, str]], rb: dict[str, Any], rc: dict[str, Any],

@@ -233,6 +233,23 @@ def test_a_task_the_candidate_has_not_run_is_not_called_failed(tiny_runs, tmp_pa
     assert "**NOT COMPARED**: TinySTS (not run in candidate)." in render(comp)
 
 
+def test_a_pending_task_the_baseline_never_had_does_not_block_the_gate(tiny_runs, tmp_path):
+    """A copy of the baseline rerun with one more task and stopped before it ran (a user's walk, stop 64): before,
+    "NOT COMPARED (exit 3): TinyPairs (not run in candidate)", though the baseline had no score to lose there."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["batch8"], cand)
+    record = json.loads((cand / "run.json").read_text())
+    record["tasks"]["TinyPairs"] = {"type": "PairClassification", "status": "pending"}
+    (cand / "run.json").write_text(json.dumps(record))
+    comp = compare(tiny_runs["batch8"], cand, n_boot=20)
+    assert comp.exit_status == 0 and [t.task for t in comp.tasks] == BATCH8.split(","), comp.outcome
+    assert "only in the candidate (pending), not gated: TinyPairs" in comp.warnings
+    record["tasks"]["TinySTS"].update(status="pending", main_score=None)  # one the baseline scored still blocks
+    (cand / "run.json").write_text(json.dumps(record))
+    outcome = compare(tiny_runs["batch8"], cand, n_boot=20).outcome
+    assert outcome == "NOT COMPARED (exit 3): TinySTS (not run in candidate)"
+
+
 def test_missing_predictions_are_not_tested_not_failed(tiny_runs, tmp_path):
     cand = tmp_path / "cand"
     shutil.copytree(tiny_runs["short"], cand)
