@@ -118,8 +118,9 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
     scored: list[tuple[Entry, dict[str, dict[str, Any]]]] = []
     opened = [open_run_arg(Path(path), "run") for path in runs]
     run_records: list[tuple[Entry, dict[str, Any]]] = []
-    for run, label in zip(opened, run_labels(opened), strict=True):
-        record = only_tasks(run.read_run(), tasks)
+    read = [only_tasks(run.read_run(), tasks) for run in opened]
+    idle = [] if suite or tasks else unattempted_tasks(read)
+    for run, label, record in zip(opened, run_labels(opened), read, strict=True):
         entry, records, kept = run_entry(run, record, label, with_dims)
         run_records.append((entry, record))
         entries.append(entry)
@@ -128,14 +129,19 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
             notes.append(kept_note(entry, kept))
         if with_dims and (damaged := run.damaged_dims_note({name: record["tasks"][name] for name in entry.scores})):
             notes.append(f"{entry.label}: {damaged}.")
-        if unscored := {name: task for name, task in records.items() if not has_score(task)}:
+        if unscored := {name: task for name, task in records.items() if not has_score(task) and name not in idle}:
             notes.append(unscored_note(entry, unscored))
         for name, rec in records.items():
+            if name in idle:
+                continue
             types.setdefault(name, rec.get("type") or "Unknown")
             if rec.get("main_metric"):
                 metrics.setdefault(name, rec["main_metric"])
             if not suite and name not in order:
                 order.append(name)
+    if idle:
+        notes.append(f"Not run by any of the given runs (pending in each run that holds it: stopped before it), no "
+                     f"column: {', '.join(idle)}.")  # fmt: skip
     if suite:
         outside = sorted({t for e in entries for t in e.scores} - set(order))
         if outside:
@@ -293,6 +299,17 @@ def kept_note(entry: Entry, kept: dict[str, str]) -> str:
     tasks = "; ".join(f"{task} ({settings})" for task, settings in kept.items())
     return (f"§ {entry.label}: kept from an earlier run into {entry.detail} under other settings than the run's, so "
             f"shown but counted in none of this row's coverage, means or Borda points — {tasks}.")  # fmt: skip
+
+
+def unattempted_tasks(records: list[dict[str, Any]]) -> list[str]:
+    """Tasks that every run holding them left pending (stopped before them): without --suite they are no column, so
+    an interrupted run that finished nothing does not add gaps to the other rows, nor pull published scores for a
+    task none of ours ran (a user's walk, stop 64: me5-intr beside me5 made AFQMC a column, me5's complete row 5/6†
+    and moved the published rows' Borda points). Kept when no other task is left, so the board still has columns."""
+    held = [record.get("tasks", {}) for record in records]
+    names = list(dict.fromkeys(name for tasks in held for name in tasks))
+    idle = [n for n in names if all(tasks[n].get("status") == "pending" for tasks in held if n in tasks)]
+    return idle if len(idle) < len(names) else []
 
 
 def unscored_note(entry: Entry, unscored: dict[str, dict[str, Any]]) -> str:

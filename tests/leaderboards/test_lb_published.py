@@ -418,3 +418,20 @@ def test_a_published_file_lacking_subsets_names_them(tmp_path: Path):
     assert got.scores["STS17"] == pytest.approx(0.7)
     assert got.partial["STS17"].startswith("the file lacks test ar-ar, en-ar, en-de, ")
     assert not load_published(tmp_path, {"STS13": None})[0].partial
+
+
+def test_a_task_no_given_run_attempted_is_no_column(tmp_path: Path):
+    """A run stopped before any task (all pending) beside a finished one (a user's walk, stop 64): its never-run
+    AFQMC was a column, pulled the published AFQMC score, made the finished row 5/6† and moved the Borda points."""
+    done = make_run(tmp_path, "done", {"STSB": 0.77}, {"STSB": "STS"})
+    stopped = make_run(tmp_path, "stopped", {}, {})
+    record = json.loads((stopped / "run.json").read_text())
+    record["tasks"] = {"AFQMC": {"status": "pending", "type": "STS"}, "STSB": {"status": "pending", "type": "STS"}}
+    (stopped / "run.json").write_text(json.dumps(record))
+    board = build_board([stopped, done], [SNAPSHOT], None, False)
+    assert board.tasks == ["STSB"] and all("AFQMC" not in e.scores for e in board.entries)
+    assert "Not run by any of the given runs (pending in each run that holds it: stopped before it), no column: " \
+           "AFQMC." in board.notes  # fmt: skip
+    assert not any("no score for AFQMC" in note for note in board.notes)
+    alone = build_board([stopped], [], None, False)  # nothing else to show: its tasks stay columns, each a gap
+    assert alone.tasks == ["AFQMC", "STSB"]
