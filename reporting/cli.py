@@ -66,8 +66,15 @@ def cmd_regress(args: argparse.Namespace) -> int:
         if args.out and comp is None:  # with a comparison, writing --out is what failed
             _write_stopped_markdown(args, exc)
         raise
-    if args.json:  # here an unwritable --json is the bad input itself: its own error, exit 2
-        _written("--json", args.json, lambda path: atomic_write_json(path, as_json(comp)))
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the last run's verdict must not stay (a user's walk, 64)
+        _write_interrupted(args, exc)
+        raise
+    try:
+        if args.json:  # here an unwritable --json is the bad input itself: its own error, exit 2
+            _written("--json", args.json, lambda path: atomic_write_json(path, as_json(comp)))
+    except KeyboardInterrupt as exc:  # --out holds the verdict, --json may not: neither claims one
+        _write_interrupted(args, exc)
+        raise
     print(f"regression report written to {args.out}" + (f" and {args.json}" if args.json else "")
           + f" — {comp.outcome}")  # fmt: skip
     return comp.exit_status
@@ -122,9 +129,22 @@ def _check_regress_options(args: argparse.Namespace) -> None:
                 raise
 
 
-def _write_stopped_json(args: argparse.Namespace, reason: ConanError, comp: Comparison | None) -> None:
+def _write_interrupted(args: argparse.Namespace, exc: KeyboardInterrupt) -> None:
+    """--out and --json of a regress stopped by Ctrl-C or SIGTERM, saying so with no verdict (the handler ignores a
+    second signal while they are written), and the interrupt line names them; before, both kept the previous run's
+    verdict. The files are written atomically: each holds the old report or the new one, never half of either."""
+    from reporting.regress import Interrupted
+
+    reason = Interrupted(str(exc) or "interrupted", getattr(exc, "exit_code", 130))
+    done = [args.out if args.out and _write_stopped_markdown(args, reason) else None,
+            args.json if args.json and _write_stopped_json(args, reason, None) else None]  # fmt: skip
+    written = " and ".join(str(path) for path in done if path)
+    args.interrupted = f"; {written} now say{'s' if ' and ' not in written else ''} so (no verdict)" if written else ""
+
+
+def _write_stopped_json(args: argparse.Namespace, reason: ConanError, comp: Comparison | None) -> bool:
     """--json for a regress stopped by ``reason`` (exit 2 or 3), atomically; when that path cannot be written
-    either, says so beside the reason regress stopped for, which stays the error."""
+    either, says so beside the reason regress stopped for, which stays the error (and returns False)."""
     from harness.runs import atomic_write_json
     from reporting.regress import stopped_json
 
@@ -134,11 +154,13 @@ def _write_stopped_json(args: argparse.Namespace, reason: ConanError, comp: Comp
     except ConanError as exc:  # an OSError's message names --json already (`_written`)
         said = str(exc) if str(exc).startswith("--json ") else f"--json {args.json} not written: {exc}"
         print(f"harness: error: {said}", file=sys.stderr)
+        return False
+    return True
 
 
-def _write_stopped_markdown(args: argparse.Namespace, reason: ConanError) -> None:
+def _write_stopped_markdown(args: argparse.Namespace, reason: ConanError) -> bool:
     """--out for a regress stopped by ``reason`` before comparing, atomically; when it cannot be written, says so
-    beside the reason regress stopped for, which stays the error."""
+    beside the reason regress stopped for, which stays the error (and returns False)."""
     from harness.runs import atomic_write_text
     from reporting.regress import stopped_markdown
 
@@ -147,6 +169,8 @@ def _write_stopped_markdown(args: argparse.Namespace, reason: ConanError) -> Non
                                                                                           args.candidate)))
     except ConanError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _written(option: str, value: str, write: Callable[[Path], None]) -> None:

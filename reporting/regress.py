@@ -16,9 +16,9 @@ and the other tasks are still tested. Clustering verdicts are advisory (their CI
 fixed): reported, never failing the gate. Exit status (`Comparison.exit_status`): 1 on any significant regression or
 failed task; else 3 when nothing was compared (none of the tasks got a verdict) or a task could not be compared (not
 run in the candidate, no baseline score, not comparable, a damaged file); 0 otherwise; 2 on unusable input (not a
-run directory, a run.json of another shape, a bad option, a --tasks name in neither run, a --dim neither run has). A
-nightly gate never passes on nothing, nor on part of its tasks: the report's first line says which
-(`Comparison.outcome`).
+run directory, a run.json of another shape, a bad option, a --tasks name in neither run, a --dim neither run has);
+130 / 143 when stopped by Ctrl-C / SIGTERM (`Interrupted`: --out and --json then say so, no verdict). A nightly gate
+never passes on nothing, nor on part of its tasks: the report's first line says which (`Comparison.outcome`).
 """
 
 from __future__ import annotations
@@ -626,17 +626,31 @@ def as_json(comp: Comparison) -> dict[str, Any]:
 MODEL_KEYS = ("name", "spec", "fingerprint")  # what the JSON and the header say of each run's model
 
 
+class Interrupted(HarnessError):
+    """A regress stopped by Ctrl-C (130) or SIGTERM (143) before it finished: its --out and --json say so, with no
+    verdict (a user's walk, stop 64: before, they kept the last run's verdict, a PASS a CI job could read)."""
+
+    def __init__(self, how: str, exit_code: int) -> None:
+        super().__init__(f"{how} before a verdict")
+        self.exit_code = exit_code
+
+
 def stopped_outcome(reason: ConanError) -> str:
-    """The outcome line of a regress that stopped on unusable input (exit 2) or found no task to compare (exit 3)."""
+    """The outcome line of a regress that stopped on unusable input (exit 2), found no task to compare (exit 3) or
+    was interrupted (130, 143)."""
     status = reason.exit_code
-    return f"{'NOT COMPARED' if status == EXIT_NOT_COMPARED else 'UNUSABLE INPUT'} (exit {status}): {reason}"
+    what = ("INTERRUPTED" if isinstance(reason, Interrupted) else
+            "NOT COMPARED" if status == EXIT_NOT_COMPARED else "UNUSABLE INPUT")  # fmt: skip
+    return f"{what} (exit {status}): {reason}"
 
 
 def stopped_markdown(reason: ConanError, baseline: str, candidate: str) -> str:
     """The --out report of a regress that stopped before comparing: before stop 59 the file was left as it was,
     so a fixed `regression.md` went on saying the last night's PASS."""
+    why = "no verdict: regress was stopped before it finished" if isinstance(reason, Interrupted) else \
+        "No task was compared: regress stopped for the reason above"  # fmt: skip
     return (f"# Regression report — {stopped_outcome(reason)}\n\n- baseline: `{shown_path(baseline)}`\n"
-            f"- candidate: `{shown_path(candidate)}`\n\nNo task was compared: regress stopped for the reason above.\n")
+            f"- candidate: `{shown_path(candidate)}`\n\n{why[0].upper()}{why[1:]}.\n")
 
 
 def stopped_json(reason: ConanError, comp: Comparison | None, baseline: str, candidate: str) -> dict[str, Any]:

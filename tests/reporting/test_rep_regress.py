@@ -894,3 +894,25 @@ def test_a_tasks_run_after_a_suite_run_keeps_the_suite_s_coverage_ungated(tmp_pa
     assert main(["regress", "--baseline", str(tmp_path / "a"), "--candidate", str(tmp_path / "b"),
                  "--out", str(out)]) == 0  # fmt: skip
     assert "no data in either run, not compared (40): " in out.read_text(encoding="utf-8")
+
+
+def test_an_interrupted_regress_leaves_no_old_verdict(tmp_path, monkeypatch, capsys) -> None:
+    """Ctrl-C during the bootstraps (a user's walk, stop 64): before, --out and --json kept the last run's PASS
+    beside exit 130; now both say INTERRUPTED, no verdict, and the interrupt line names them."""
+    import reporting.regress
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reporting.regress, "compare", stopped)
+    out, js = tmp_path / "r.md", tmp_path / "r.json"
+    out.write_text("# Regression report — PASS (exit 0): no significant regression on 4 task(s)\n")
+    js.write_text(json.dumps({"passed": True, "exit_status": 0}))
+    argv = ["regress", "--baseline", "a", "--candidate", "b", "--out", str(out), "--json", str(js)]
+    assert main(argv) == 130
+    said = "INTERRUPTED (exit 130): interrupted before a verdict"
+    report = out.read_text()
+    assert report.startswith(f"# Regression report — {said}\n") and "No verdict: regress was stopped" in report
+    record = json.loads(js.read_text())
+    assert (record["outcome"], record["passed"], record["exit_status"], record["tasks"]) == (said, False, 130, [])
+    assert f"harness: interrupted; {out} and {js} now say so (no verdict)" in capsys.readouterr().err
