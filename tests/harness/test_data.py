@@ -35,7 +35,12 @@ def test_bad_json_line_names_file_and_line(tmp_path: Path) -> None:
     folder = _task_dir(tmp_path, "MySTS", "STS")
     good = json.dumps({"sentence1": "a", "sentence2": "b", "score": 1.0})
     (folder / "test.jsonl").write_text(f"{good}\n{good}\n{{not json\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"MySTS/test\.jsonl:3: invalid JSON"):
+    with pytest.raises(DataError, match=r"MySTS/test\.jsonl:3: invalid JSON: Expecting property name enclosed in "
+                                        r"double quotes at column 2$"):
+        _load(tmp_path, "MySTS")
+    # the decoder's message alone was cut mid-phrase: "Unterminated string starting at" (a user's walk, stop 64)
+    (folder / "test.jsonl").write_text(f'{good}\n{{"sentence1": "a", "sentence2": "b\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"test\.jsonl:2: invalid JSON: Unterminated string starting at column 33$"):
         _load(tmp_path, "MySTS")
 
 
