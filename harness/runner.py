@@ -36,7 +36,16 @@ from harness.errors import EXIT_OK, EXIT_TASK_FAILED, DataError, UsageError, unk
 from harness.evaluation import run_task
 from harness.identity import describe_change, run_identity, task_identity
 from harness.lazy import LazyEmbedder, open_model
-from harness.runs import RUN_JSON, SUMMARY_MD, RunDir, atomic_write_text, coverage_line, read_record, same_vectors
+from harness.runs import (
+    RUN_JSON,
+    SUMMARY_MD,
+    RunDir,
+    atomic_write_text,
+    coverage_line,
+    read_record,
+    same_vectors,
+    shown_path,
+)
 from harness.suites import get_suite
 from harness.summary import render_summary
 from harness.tasks import MIRROR, MISSING, ResolvedTask, official_task, resolve
@@ -238,10 +247,18 @@ def stopped_note(path: Path | None) -> str:
     try:
         record = read_record(path / RUN_JSON)
     except DataError:  # a damaged run.json: no finished task can be read from it
-        record = None
-    if record and any(task.get("status") == "ok" for task in record.get("tasks", {}).values()):
+        return f"; no finished task could be read from {shown_path(path / RUN_JSON)} (damaged)"
+    statuses = [task.get("status") for task in (record or {}).get("tasks", {}).values()]
+    if "ok" in statuses:
         return "; finished tasks are kept in the run directory (the same command continues with the rest)"
-    return "; no task had finished, so nothing is kept (the same command starts again)"
+    if record is None:
+        return "; no task had finished and no run directory was written (the same command starts again)"
+    # the folder stays, its run.json listing the tasks unscored (a leaderboard shows it as a row without scores): it
+    # is not removed, as it may hold an earlier run's files; before, "so nothing is kept" (a user's walk, stop 64)
+    counts = ", ".join(f"{statuses.count(status)} {status}" for status in dict.fromkeys(statuses))
+    held = f" of {len(statuses)} task(s) ({counts})" if statuses else ""
+    return f"; no task had finished: {shown_path(path)} holds no score, only its record{held} (the same command " \
+           "starts again)"  # fmt: skip
 
 
 def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chosen: list[Path]) -> int:

@@ -14,6 +14,7 @@ from fs_helpers import read_only
 
 from harness.cli import main
 from harness.data import default_data_root
+from harness.runs import RunDir, shown_path
 
 SAMPLE = default_data_root()
 
@@ -112,8 +113,8 @@ def test_ctrl_c_while_the_model_loads_says_what_is_kept(tmp_path: Path) -> None:
         assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         return proc.stderr.strip().splitlines()[-1]
 
-    assert stopped_at_load("--tasks", "STS16") == ("harness: interrupted; no task had finished, so nothing is kept "
-                                                   "(the same command starts again)")  # fmt: skip
+    assert stopped_at_load("--tasks", "STS16") == ("harness: interrupted; no task had finished and no run directory "
+                                                   "was written (the same command starts again)")  # fmt: skip
     assert not (tmp_path / "r").exists()
     assert main(_argv(tmp_path, "--tasks", "STS16")) == 0
     kept = ("harness: interrupted; finished tasks are kept in the run directory (the same command continues with "
@@ -272,3 +273,17 @@ def test_under_torchrun_rank_1_prefixes_its_error_and_rank_0_alone_says_the_stop
     # stopped at the model, nothing finished: before stop 63 it said "finished tasks are kept" all the same
     assert capsys.readouterr().err.startswith("harness: terminated (SIGTERM), under torchrun: another rank failed "
                                               "(its error is above) or the job was stopped; no task had finished")
+
+
+def test_a_stop_before_any_task_finished_says_the_folder_stays(tmp_path: Path) -> None:
+    """A run stopped in its first task leaves its folder, run.json listing every task pending (a leaderboard shows a
+    0/N row): before, the line said "no task had finished, so nothing is kept" (a user's walk, stop 64)."""
+    from harness.runner import stopped_note
+
+    run = RunDir(tmp_path / "me5-intr", "m", "r")
+    run.write_run({"model": {"name": "m"}, "tasks": {"AFQMC": {"status": "pending"}, "STSB": {"status": "pending"},
+                                                     "PAWSX": {"status": "failed"}}})  # fmt: skip
+    assert stopped_note(run.path) == (f"; no task had finished: {shown_path(run.path)} holds no score, only its "
+                                      "record of 3 task(s) (2 pending, 1 failed) (the same command starts again)")
+    assert stopped_note(tmp_path / "new") == ("; no task had finished and no run directory was written (the same "
+                                              "command starts again)")  # fmt: skip
