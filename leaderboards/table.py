@@ -8,16 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from statistics import mean
 
 from scipy.stats import rankdata
 
+CENTS = Decimal("0.01")
+
 
 def shown(value: float) -> str:
-    """A score as the table shows it (×100, two decimals). Ranks compare these strings' values, so what reads as
-    a tie is one, and only that: rounding the 0–1 score to 4 decimals, as before stop 35, disagreed at half-way
-    values (0.78985 shows 78.98, as 100 × 0.78985 is 78.98499…, but rounded to 0.7899 it tied with 78.99)."""
-    return f"{100 * value:.2f}"
+    """A score as the table shows it (×100, two decimals, half up). Ranks compare these strings' values, so what
+    reads as a tie is one, and only that (before stop 35 the 0–1 score rounded to 4 decimals was compared). The
+    score is scaled as the decimal it is written as (its repr), not as a binary float: 100 × 0.48145 is
+    48.14499…, which showed a published 48.145 as 48.14 where its source and the paper read 48.15 (a user's walk,
+    stop 64)."""
+    return str((Decimal(repr(float(value))) * 100).quantize(CENTS, rounding=ROUND_HALF_UP))
 
 
 @dataclass
