@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -480,11 +481,19 @@ def _pct(b: float | None, c: float | None) -> str:
     return "—" if not b or c is None else f"{100 * (c - b) / b:+.1f}%"
 
 
-def _points(x: float) -> str:
-    """A CI end in points of the ×100 score, signed; one that rounds to ±0.00 keeps two significant digits, so
-    an *improved* CI never reads as starting at +0.00."""
-    shown = f"{100 * x:+.2f}"
-    return f"{100 * x:+.2g}" if x and float(shown) == 0 else shown
+def _ci(lo: float, hi: float) -> str:
+    """A CI of Δ in points of the ×100 score, both ends signed and to one precision: two decimals, or as many as
+    give an end that rounds to ±0.00 two significant digits, so an *improved* CI never reads as starting at +0.00.
+    Before stop 64 only that end had them, `[-0.0044, +0.01]` (a user's walk)."""
+    ends = [100 * lo, 100 * hi]
+    digits = max([2] + [1 - math.floor(math.log10(abs(x))) for x in ends if x and round(x, 2) == 0])
+    return "[" + ", ".join(f"{x:+.{digits}f}" for x in ends) + "]"
+
+
+def _shown_delta(base: str, cand: str) -> str:
+    """Δ as the difference of the two cells shown (before stop 64 the scores' own difference, rounded after:
+    80.60 → 76.82 read −3.77, a user's walk)."""
+    return f"{float(Decimal(cand.replace(',', '')) - Decimal(base.replace(',', ''))):+.2f}"
 
 
 def _num(v: float | None, digits: int = 1) -> str:
@@ -678,12 +687,12 @@ def render(comp: Comparison) -> str:
     conf = f"{100 * (1 - s['level']):.4g}%"
     rows = []
     for t in comp.tasks:
-        ci = "—" if t.lo is None else f"[{_points(t.lo)}, {_points(t.hi)}]"
+        ci = "—" if t.lo is None else _ci(t.lo, t.hi)
         label = t.verdict if t.verdict in ("within noise", "not tested") or t.advisory else f"**{t.verdict}**"
         label += f" ({t.advisory})" if t.advisory else ""
-        base, cand, delta = (_num(100 * t.base, 2), _num(100 * t.cand, 2),
-                             "—" if math.isnan(t.shown_delta) else f"{100 * t.shown_delta:+.2f}")
-        rows.append([t.task, t.kind, t.metric, f"{t.n} {t.unit}" if t.n else "—", base, cand, delta, ci,
+        base, cand = _num(100 * t.base, 2), _num(100 * t.cand, 2)
+        delta = "—" if math.isnan(t.shown_delta) else _shown_delta(base, cand)
+        rows.append([t.task, t.kind, t.metric or "—", f"{t.n} {t.unit}" if t.n else "—", base, cand, delta, ci,
                      label + (f" ({t.reason})" if t.reason else "")])  # fmt: skip
     bad, lost, unsure = comp.regressed, comp.failed, comp.not_compared
     headline = " ".join(

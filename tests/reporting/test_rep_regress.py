@@ -4,6 +4,7 @@ compared exits 3."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -621,12 +622,27 @@ def test_clustering_verdicts_are_advisory(tiny_runs, tmp_path):
 
 
 def test_ci_ends_that_round_to_zero_keep_their_sign():
-    """An *improved* CI starting at +0.00004 read "[+0.00, …]"; it keeps two significant digits now."""
-    from reporting.regress import _points
+    """An *improved* CI starting at +0.00004 read "[+0.00, …]"; it keeps two significant digits now, and the other
+    end takes the same precision: before stop 64 a CI read `[-0.0044, +0.01]` (a user's walk)."""
+    from reporting.regress import _ci
 
-    assert _points(0.0000004) == "+4e-05"
-    assert _points(0.00004) == "+0.004" and _points(-0.00004) == "-0.004"
-    assert _points(0.0123) == "+1.23" and _points(0.0) == "+0.00"
+    assert _ci(0.0000004, 0.0123) == "[+0.000040, +1.230000]"
+    assert _ci(-0.000044, 0.0001) == "[-0.0044, +0.0100]" and _ci(0.00004, 0.0001) == "[+0.0040, +0.0100]"
+    assert _ci(-0.0123, 0.0) == "[-1.23, +0.00]"
+
+
+def test_the_delta_is_the_difference_of_the_cells_shown(tiny_runs):
+    """A Δ rounded from the scores' own difference read −3.77 beside 80.60 → 76.82 (a user's walk, stop 64); a row
+    whose metric neither run recorded (pending in both) showed an empty cell, now a dash."""
+    from reporting.regress import TaskVerdict
+
+    comp = compare(tiny_runs["base"], tiny_runs["short"], n_boot=20, tasks=["TinySTS"])
+    comp.tasks[0].base, comp.tasks[0].cand = 0.806049, 0.768151  # Δ −3.7898, shown cells 80.60 → 76.82
+    comp.tasks.append(TaskVerdict("TinyPairs", "PairClassification", "", math.nan, math.nan, verdict=NOT_RUN))
+    scores = render(comp).split("## Efficiency")[0].splitlines()
+    rows = {line.split("|")[1].strip(): line.split("|") for line in scores if line.startswith("| Tiny")}
+    assert [cell.strip() for cell in rows["TinySTS"][5:8]] == ["80.60", "76.82", "-3.78"]
+    assert rows["TinyPairs"][3].strip() == "—"
 
 
 def test_an_older_run_s_renormalised_dims_differ_from_raw_prefixes_at_a_dim():
