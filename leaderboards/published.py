@@ -47,6 +47,7 @@ class PublishedModel:
     scores: dict[str, float] = field(default_factory=dict)
     splits: dict[str, str] = field(default_factory=dict)
     revisions: dict[str, str] = field(default_factory=dict)  # task → the revision folder its score came from
+    # a skipped result file, by its path under the --published folder (`org__m/rev/STS16.json`) → why
     skipped: dict[str, str] = field(default_factory=dict)
     partial: dict[str, str] = field(default_factory=dict)  # task → the splits/subsets its file lacks
 
@@ -160,13 +161,14 @@ def load_published(path: Path, tasks: dict[str, Any | None] | None = None) -> li
         if not any(f.name not in NOT_TASK_FILES for f in model_dir.glob("*/*.json")):
             continue
         for name, file in pick_files(model_dir, model.name, wanted).items():
+            where = file.relative_to(Path(path)).as_posix()  # the file, not its task: two revisions hold one task
             try:
                 got = task_score(file, (tasks or {}).get(name) or _mteb_task(name))
             except Exception as exc:  # noqa: BLE001 - one unreadable file must not hide the others
-                model.skipped[name] = f"{type(exc).__name__}: {exc}"
+                model.skipped[where] = f"{type(exc).__name__}: {exc}"
                 continue
             if got is None:
-                model.skipped[name] = "no main score for the task's splits/subsets"
+                model.skipped[where] = "no main score for the task's splits/subsets"
                 continue
             model.scores[name], model.splits[name], model.revisions[name] = got.score, got.splits, file.parent.name
             if got.partial:

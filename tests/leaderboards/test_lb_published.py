@@ -170,7 +170,7 @@ def test_a_nan_published_score_is_skipped_not_a_crash(tmp_path: Path):
     write_json(tmp_path / "org__m" / "r" / "STS13.json", result_json("STS13", 0.8))
     board = build_board([], [tmp_path], None, False)
     assert board.entries[0].scores == {"STS13": 0.8}
-    assert any("STS16 skipped — no main score" in note for note in board.notes)
+    assert any("/org__m/r/STS16.json skipped — no main score" in note for note in board.notes)
     render(board)
 
 
@@ -180,7 +180,8 @@ def test_a_published_score_on_a_0_to_100_scale_is_skipped_saying_why(tmp_path: P
     write_json(tmp_path / "org__m" / "r" / "STS13.json", result_json("STS13", 0.8))
     board = build_board([], [tmp_path], None, False)
     assert board.entries[0].scores == {"STS13": 0.8}
-    assert any("STS16 skipped — ValueError: main score 81.5 outside [-1, 1]" in note for note in board.notes)
+    said = "/org__m/r/STS16.json skipped — ValueError: main score 81.5 outside [-1, 1]"
+    assert any(said in note for note in board.notes)
 
 
 def test_a_published_file_that_is_no_json_object_is_skipped_not_a_crash(tmp_path: Path):
@@ -191,7 +192,8 @@ def test_a_published_file_that_is_no_json_object_is_skipped_not_a_crash(tmp_path
     (tmp_path / "org__m" / "r" / "STS12.json").write_text('{"mteb_version": "  "}', encoding="utf-8")
     board = build_board([], [tmp_path], None, False)
     assert board.entries[0].scores == {"STS13": 0.8}
-    assert any("STS16 skipped" in note for note in board.notes) and any("STS12 skipped" in note for note in board.notes)
+    assert any("r/STS16.json skipped" in note for note in board.notes)
+    assert any("r/STS12.json skipped" in note for note in board.notes)
     render(board)
 
 
@@ -435,3 +437,19 @@ def test_a_task_no_given_run_attempted_is_no_column(tmp_path: Path):
     assert not any("no score for AFQMC" in note for note in board.notes)
     alone = build_board([stopped], [], None, False)  # nothing else to show: its tasks stay columns, each a gap
     assert alone.tasks == ["AFQMC", "STSB"]
+
+
+def test_a_skipped_published_file_is_named_by_its_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A damaged file was named by its task, `org/m: STS16 skipped — JSONDecodeError…` (a user's walk, stop 64):
+    which of the model's revision folders held it was not said. Now its path, as the folder is shown: relative to
+    the working directory, or `…/<folder>` outside it, never a machine's absolute path."""
+    write_json(tmp_path / "pub" / "org__m" / "rev1" / "STS13.json", result_json("STS13", 0.8))
+    (tmp_path / "pub" / "org__m" / "rev1" / "STS16.json").write_text("{oops", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    notes = build_board([], [Path("pub")], None, False).notes
+    assert "org/m: pub/org__m/rev1/STS16.json skipped — JSONDecodeError: Expecting property name enclosed in double " \
+           "quotes: line 1 column 2 (char 1)" in notes  # fmt: skip
+    monkeypatch.chdir(tmp_path / "pub" / "org__m")
+    notes = build_board([], [tmp_path / "pub"], None, False).notes
+    assert any(note.startswith("org/m: …/pub/org__m/rev1/STS16.json skipped") for note in notes)
+    assert not any(str(tmp_path) in note for note in notes)
