@@ -115,6 +115,13 @@ def listed_dims(record: dict[str, Any]) -> list[int]:
     return (record.get("identity") or {}).get("dims") or []
 
 
+def rerun_dims(dims: list[int], dim: int) -> str:
+    """The --dims a rerun that adds per-item outputs at ``dim`` is to give: the run's own ``dims`` too, since a rerun
+    scores only the dims it names (before stop 64 the hint said `--dims 256` to a run scored at 64,128,256: a user's
+    walk)."""
+    return ",".join(map(str, sorted({*dims, dim})))
+
+
 def at_dim(run: RunDir, name: str, record: dict[str, Any], dim: int | None) -> dict[str, Any]:
     """The task's run.json ``record`` with its main score at MRL ``dim`` (from that dim's result file; None: the
     full width, ``record`` as it is); raises NotTestable when the run has no result at that dim, DataError when its
@@ -154,7 +161,8 @@ def _task_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None)
     preds = run.load_predictions(name, dim)
     if preds is None:
         raise NotTestable("no predictions file in the run" if dim is None else
-                          f"no predictions at dim {dim} in {run.path} (kept only by `harness run --dims {dim} "
+                          f"no predictions at dim {dim} in {run.path} (kept only by `harness run --dims "
+                          f"{rerun_dims(listed_dims(record) or run.read_run().get('dims') or [], dim)} "
                           "--dim-predictions`: rerun the task with them)")  # fmt: skip
     gold = run.load_gold(name)
     if gold is None:

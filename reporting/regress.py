@@ -57,7 +57,15 @@ from harness.runs import (
     with_implied_keys,
 )
 from reporting.efficiency import rates
-from reporting.items import NotTestable, OtherItems, at_dim, listed_dims, paired_positions, task_items
+from reporting.items import (
+    NotTestable,
+    OtherItems,
+    at_dim,
+    listed_dims,
+    paired_positions,
+    rerun_dims,
+    task_items,
+)
 
 EXIT_OK, EXIT_REGRESSION, EXIT_NOT_COMPARED = 0, 1, 3
 TESTED = ("regressed", "improved", "within noise")
@@ -256,8 +264,9 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
                for path, run, rec in ((baseline, base, rec_b), (candidate, cand, rec_c))}  # fmt: skip
         if not set(has[baseline]) & set(has[candidate]):
             lack = " and ".join(str(path) for path, found in has.items() if not found) or "each for other tasks"
+            dims = rerun_dims([d for record in (record_b, record_c) for d in record.get("dims") or []], dim)
             raise UsageError(f"--dim {dim}: no task has a result at MRL dim {dim} in both runs ({lack}); run them "
-                             f"with `harness run --dims {dim} --dim-predictions`")  # fmt: skip
+                             f"with `harness run --dims {dims} --dim-predictions`")  # fmt: skip
     level = alpha / max(len(shared), 1) if bonferroni else alpha  # one test per shared task: the header's count
     comp = Comparison(base, cand, {"alpha": alpha, "level": level, "n_boot": n_boot, "seed": seed, "tests": len(shared),
                                    "min_effect": min_effect, "bonferroni": bonferroni, "dim": dim},

@@ -932,3 +932,18 @@ def test_an_interrupted_regress_leaves_no_old_verdict(tmp_path, monkeypatch, cap
     record = json.loads(js.read_text())
     assert (record["outcome"], record["passed"], record["exit_status"], record["tasks"]) == (said, False, 130, [])
     assert f"harness: interrupted; {out} and {js} now say so (no verdict)" in capsys.readouterr().err
+
+
+def test_the_rerun_hint_at_a_dim_keeps_the_run_s_other_dims(tiny_runs, tmp_path, capsys):
+    """A run scored at 64,128 without per-item outputs at 64 was told `harness run --dims 64 --dim-predictions`,
+    which scores 64 alone (a user's walk, stop 64: `--dims 256` to a run of 64,128,256); now every dim it has."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["base"], cand)
+    shutil.rmtree(cand / "predictions" / "embed_dim_64")
+    record = json.loads((cand / "run.json").read_text())
+    record["tasks"]["TinySTS"]["identity"]["dims"] = [64, 128]
+    (cand / "run.json").write_text(json.dumps(record))
+    (sts,) = compare(tiny_runs["base"], cand, n_boot=20, dim=64, tasks=["TinySTS"]).tasks
+    assert sts.verdict == "not tested" and "`harness run --dims 64,128 --dim-predictions`" in sts.reason
+    assert _regress(tiny_runs["base"], tiny_runs["short"], tmp_path / "r.md", "--dim", "32")[0] == 2
+    assert "run them with `harness run --dims 32,64 --dim-predictions`" in capsys.readouterr().err
