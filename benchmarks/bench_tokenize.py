@@ -1,4 +1,4 @@
-"""The tokenizer work of an st: model, transformers' way against the Rust backend's (`harness.backends.
+"""The tokenizer work of an st: model, transformers' way against the Rust backend's (`harness.backend_tokenizer.
 BackendTokenizer`), side by side in one process, on every text an evaluation of each task encodes.
 
     python benchmarks/bench_tokenize.py [--data-dir ../shared/data] [--repeats 2]

@@ -89,6 +89,8 @@ def load_pipeline(path: Path) -> dict[str, Any]:
     out = cfg.get("out", DEFAULT_OUT)
     if not isinstance(out, str) or not out:  # before stop 59: a TypeError traceback once the pipeline made its folder
         raise UsageError(f"{path}: out must be a folder path (a string), got {out!r}")
+    if Path(out).exists() and not Path(out).is_dir():  # before: a FileExistsError traceback at the first record
+        raise UsageError(f"{path}: out = {out!r} is a file; give a folder (review, stop 64)")
     if (Path(out) / RUN_JSON).exists():  # before stop 64 (a user's walk) its evals/, leaderboard.md and report/ went in
         raise UsageError(f"{path}: out = {out!r} is a `harness run` directory (it holds {RUN_JSON}); give the "
                          "pipeline a folder of its own")  # fmt: skip

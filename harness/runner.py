@@ -42,6 +42,7 @@ from harness.runs import (
     RunDir,
     atomic_write_text,
     coverage_line,
+    percent,
     read_record,
     same_vectors,
     shown_path,
@@ -602,7 +603,7 @@ def _agree(shards: ShardGroup, entry: dict[str, Any], eff: dict[str, Any] | None
 def _progress_line(name: str, entry: dict[str, Any], eff: dict[str, Any] | None) -> str:
     if entry["status"] != "ok":
         return f"{name}: FAILED — {entry['error']}"
-    return f"{name}: {entry['main_metric']} = {100 * entry['main_score']:.2f} ({eff['wall_s']:.1f} s, {work(eff)})"
+    return f"{name}: {entry['main_metric']} = {percent(entry['main_score'])} ({eff['wall_s']:.1f} s, {work(eff)})"
 
 
 def work(eff: dict[str, Any]) -> str:

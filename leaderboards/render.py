@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.runs import counted, md_table
+from harness.runs import counted, md_table, percent
 from leaderboards.build import Board, reported_means
-from leaderboards.table import Entry, Row, build_rows, shown
+from leaderboards.table import Entry, Row, build_rows
 
 TYPE_SHORT = {
     "Classification": "Class.", "Clustering": "Clust.", "PairClassification": "PairClass.",
@@ -42,7 +42,7 @@ PARTIAL_NOTE = (
 
 
 def pct(value: float | None) -> str:
-    return "—" if value is None else shown(value)
+    return "—" if value is None else percent(value)
 
 
 def cell(entry: Entry, task: str, mixed: bool = False) -> str:

@@ -8,21 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from statistics import mean
 
 from scipy.stats import rankdata
 
-CENTS = Decimal("0.01")
-
-
-def shown(value: float) -> str:
-    """A score as the table shows it (×100, two decimals, half up). Ranks compare these strings' values, so what
-    reads as a tie is one, and only that (before stop 35 the 0–1 score rounded to 4 decimals was compared). The
-    score is scaled as the decimal it is written as (its repr), not as a binary float: 100 × 0.48145 is
-    48.14499…, which showed a published 48.145 as 48.14 where its source and the paper read 48.15 (a user's walk,
-    stop 64)."""
-    return str((Decimal(repr(float(value))) * 100).quantize(CENTS, rounding=ROUND_HALF_UP))
+from harness.runs import percent
 
 
 @dataclass
@@ -80,7 +70,9 @@ def borda_points(entries: list[Entry], tasks: list[str]) -> dict[str, float]:
         scored = [e for e in entries if task in e.scores]
         if not scored:
             continue
-        ranks = rankdata([-float(shown(e.scores[task])) for e in scored], method="average")
+        # ranks compare the scores as shown (harness.runs.percent), so what reads as a tie is one, and only that
+        # (before stop 35 the 0–1 score rounded to 4 decimals was compared)
+        ranks = rankdata([-float(percent(e.scores[task])) for e in scored], method="average")
         for e, rank in zip(scored, ranks, strict=True):
             points[e.label] += n_models - float(rank)
     return points

@@ -22,7 +22,16 @@ import numpy as np
 from scipy import stats
 
 from harness.errors import DataError, UsageError
-from harness.runs import RunDir, atomic_write, atomic_write_json, atomic_write_text, md_table, open_run, read_json
+from harness.runs import (
+    RunDir,
+    atomic_write,
+    atomic_write_json,
+    atomic_write_text,
+    md_table,
+    open_run,
+    percent,
+    read_json,
+)
 from reporting.items import NotTestable, TaskItems, at_dim, paired_positions, task_items
 from reporting.regress import finite_resamples, seed_resamples, verdict
 
@@ -439,7 +448,7 @@ def _tables(rep: dict[str, Any], arms: dict[str, Any], comparisons: dict[str, An
     mark = {**{t: f"{t} (dev)" for t in dev}, **{t: f"{t} (test)" for t in test}}
     rows = []
     for arm, a in arms.items():
-        cells = [f"{100 * a['mean'][t]:.2f} ± " + (f"{100 * a['sd'][t]:.2f}" if len(rep["seeds"]) > 1 else "—")
+        cells = [f"{percent(a['mean'][t])} ± " + (f"{100 * a['sd'][t]:.2f}" if len(rep["seeds"]) > 1 else "—")
                  for t in dev + test]  # fmt: skip
         rows.append([f"**{arm}** (reference)" if arm == ref else arm, *cells])
     comp_rows = []

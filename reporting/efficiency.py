@@ -29,6 +29,7 @@ from harness.runs import (
     open_run_arg,
     other_settings,
     other_views,
+    percent,
     run_labels,
     scored_tasks,
     shown_batch,
@@ -159,7 +160,7 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
         scores = [info.ok[t]["main_score"] for t in shared]
         rows.append([info.label, _fmt(count / 1e6 if count else None), model.get("embed_dim", "—"), *times,
                      "✔ " + "/".join(map(str, dims)) if dims else "—",
-                     f"{100 * mean(scores):.2f}" if scores else "—",
+                     percent(mean(scores)) if scores else "—",
                      model.get("device", "—"), model.get("dtype", "—"),
                      shown_batch(info.record), model.get("max_length") or "—"])  # fmt: skip
         notes.append(f"{info.label}: parameters from {source}.")
@@ -364,8 +365,8 @@ def write_report(paths: list[Path], out: Path, tasks: list[str] | None = None) -
             for label, pts in per_run.items():
                 at = dict(pts[:-1])
                 full_dim, full = pts[-1]
-                body.append([label, *[_fmt(100 * at[d], 2) if d in at else "—" for d in dims],
-                             f"{100 * full:.2f} ({full_dim or 'dim unknown'})"])  # run.json embed_dim null: 0
+                body.append([label, *[percent(at[d]) if d in at else "—" for d in dims],
+                             f"{percent(full)} ({full_dim or 'dim unknown'})"])  # run.json embed_dim null: 0
             tasks = curves.tasks[kind]
             lines += [f"**{kind}**: mean score ×100 over the {len(tasks)} task(s) every run scored at its dims on the "
                       f"same data, the same tasks in every row: {', '.join(tasks)}", "",

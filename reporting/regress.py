@@ -49,6 +49,7 @@ from harness.runs import (
     open_run_arg,
     other_settings,
     other_views,
+    percent,
     scored_tasks,
     settings_apart,
     shown_path,
@@ -699,7 +700,7 @@ def render(comp: Comparison) -> str:
         ci = "—" if t.lo is None else _ci(t.lo, t.hi)
         label = t.verdict if t.verdict in ("within noise", "not tested") or t.advisory else f"**{t.verdict}**"
         label += f" ({t.advisory})" if t.advisory else ""
-        base, cand = _num(100 * t.base, 2), _num(100 * t.cand, 2)
+        base, cand = ("—" if v is None or math.isnan(v) else percent(v) for v in (t.base, t.cand))
         delta = "—" if math.isnan(t.shown_delta) else _shown_delta(base, cand)
         rows.append([t.task, t.kind, t.metric or "—", f"{t.n} {t.unit}" if t.n else "—", base, cand, delta, ci,
                      label + (f" ({t.reason})" if t.reason else "")])  # fmt: skip

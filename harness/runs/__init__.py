@@ -75,6 +75,7 @@ from harness.runs.text import (
     folder_tails,
     given_once,
     md_table,
+    percent,
     shown_path,
     shown_setting,
 )
@@ -133,6 +134,7 @@ __all__ = [
     "open_run_arg",
     "other_settings",
     "other_views",
+    "percent",
     "read_json",
     "read_record",
     "record_coverage",

@@ -9,6 +9,7 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,12 @@ def shown_setting(value: Any) -> str:
     for prompts and lists."""
     text = "none" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else f"{text[:40]}…{text[-12:]}"
+
+
+def percent(score: float) -> str:
+    """A 0–1 score as every table and line shows it: ×100, two decimals, half up, scaled as the decimal it is written
+    as (its repr), not as a binary float: 100 × 0.48145 is 48.14499…, which showed a published 48.145 as 48.14 where
+    its source and the paper read 48.15 (a user's walk, stop 64). One rule for the leaderboard, summary.md, the run's
+    lines, regress and the reports: a review found the leaderboard's 78.13 beside the other reports' 78.12 for one
+    score of 0.78125 (stop 64)."""
+    return str((Decimal(repr(float(score))) * 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))

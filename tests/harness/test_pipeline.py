@@ -483,6 +483,12 @@ def test_pipeline_refuses_an_out_that_is_a_run_directory(tmp_path: Path, capsys)
     assert (f"{config}: out = '{tmp_path / 'run'}' is a `harness run` directory (it holds run.json); give the "
             "pipeline a folder of its own") in capsys.readouterr().err  # fmt: skip
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["run.json"]
+    # a review (stop 64): an out that is a file was a FileExistsError traceback at the pipeline's first record
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    config.write_text(f'out = "{tmp_path / "file"}"\n[eval]\ntasks = ["STS16"]\nbaselines = ["minilm"]\n',
+                      encoding="utf-8")  # fmt: skip
+    assert main(["pipeline", str(config)]) == 2
+    assert f"{config}: out = '{tmp_path / 'file'}' is a file; give a folder" in capsys.readouterr().err
 
 
 def test_pipeline_leaves_an_output_dir_another_process_trains_in(tmp_path: Path, shared_data: Path, capsys,

@@ -154,3 +154,28 @@ def test_regress_shows_no_efficiency_delta_between_tasks_timed_with_other_world_
     assert "world size" not in sts12 and "%" in sts12  # the task timed alike keeps its Δ
     assert ("timed by different numbers of processes, so no efficiency Δ is shown: STS16 (world size 1 → 2) "
             "(a torchrun rate is all processes together)") in text
+
+
+def test_one_score_reads_alike_in_every_report(tmp_path: Path) -> None:
+    """A review (stop 64): the leaderboard showed 0.78125 half up as 78.13 (its rule since the walk that read a
+    published 48.145 as 48.14) while summary.md, the efficiency report and regress printed 78.12 from the binary
+    float. One rule now (harness.runs.percent), checked on a real run whose score is set to that halfway value."""
+    from harness.runs import percent
+    from harness.summary import render_summary
+
+    assert (percent(0.78125), percent(0.48145), percent(0.789935)) == ("78.13", "48.15", "78.99")
+    assert _run(tmp_path / "runs", "a", "STS16") == 0
+    run_json = tmp_path / "runs" / "a" / "run.json"
+    record = json.loads(run_json.read_text(encoding="utf-8"))
+    record["tasks"]["STS16"]["main_score"] = 0.78125
+    run_json.write_text(json.dumps(record), encoding="utf-8")
+    shutil.copytree(tmp_path / "runs" / "a", tmp_path / "runs" / "b")
+    assert "| 78.13 |" in re.sub(r" +", " ", render_summary(open_run(tmp_path / "runs" / "a")))
+    assert main(["leaderboard", str(tmp_path / "runs" / "a"), "--out", str(tmp_path / "lb.md")]) == 0
+    assert "78.13" in (tmp_path / "lb.md").read_text(encoding="utf-8")
+    assert "| 78.13 " in _report(tmp_path / "rep", tmp_path / "runs" / "a")
+    main(["regress", "--baseline", str(tmp_path / "runs" / "a"), "--candidate", str(tmp_path / "runs" / "b"),
+          "--out", str(tmp_path / "r.md")])  # fmt: skip
+    assert "| 78.13 | 78.13 |" in re.sub(r" +", " ", (tmp_path / "r.md").read_text(encoding="utf-8"))
+    for text in ((tmp_path / "lb.md").read_text(encoding="utf-8"), (tmp_path / "r.md").read_text(encoding="utf-8")):
+        assert "78.12" not in text
