@@ -220,7 +220,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "--dim-predictions`")  # fmt: skip
     rg.add_argument("--out", default=REGRESS_OUT, help="markdown file to write (default regression.md)")
     rg.add_argument("--json", metavar="PATH", help="also write the verdicts as JSON for a CI job to parse: the "
-                    "exit status, the outcome line, per task its verdict, whether it fails the gate, scores, Δ, CI; "
+                    "exit status, the outcome line, per task its verdict, whether it fails the gate (a regression "
+                    "or failed task: exit 1; a task not compared: exit 3), scores, Δ, CI; "
                     "also when regress stops on unusable input (exit 2) or finds no task to compare (exit 3), with "
                     "the reason (`error`)")  # fmt: skip
     rg.set_defaults(func=cmd_regress)

@@ -617,9 +617,14 @@ def _figure(x: float | None, digits: int | None = None) -> float | None:
 
 def as_json(comp: Comparison) -> dict[str, Any]:
     """The comparison for a CI job to parse (`harness regress --json`): the outcome line, the exit status and its
-    reason's task lists, and per task the verdict, whether it fails the gate, and the scores, Δ and CI on mteb's
-    0–1 scale (as run.json records them; null where there is none)."""
-    gating = {*comp.regressed, *comp.failed}
+    reason's task lists, and per task the verdict, whether it fails the gate (`fails_gate`) and the exit status it
+    alone gives (`gate_exit`), and the scores, Δ and CI on mteb's 0–1 scale (as run.json records them; null where
+    there is none). A task not compared fails the gate too (exit 3): before, only a regression or a failed task had
+    `fails_gate` true, so a job reading it passed a "not comparable" night (a user's walk, stop 64); and where no
+    task got a verdict, each task not tested is why the gate did not pass."""
+    blocked = comp.not_compared + ([] if comp.tested else comp.tasks)
+    gating = {**{t.task: EXIT_NOT_COMPARED for t in blocked},
+              **dict.fromkeys([*comp.regressed, *comp.failed], EXIT_REGRESSION)}  # fmt: skip
     return {
         "exit_status": comp.exit_status,
         "passed": comp.exit_status == EXIT_OK,
@@ -635,7 +640,8 @@ def as_json(comp: Comparison) -> dict[str, Any]:
                    "baseline": _figure(t.base), "candidate": _figure(t.cand),
                    "delta": _figure(t.shown_delta, JSON_DIGITS),
                    "ci": None if t.lo is None else [_figure(t.lo, JSON_DIGITS), _figure(t.hi, JSON_DIGITS)],
-                   "verdict": t.verdict, "fails_gate": t.task in gating, "advisory": t.advisory,
+                   "verdict": t.verdict, "fails_gate": t.task in gating,
+                   "gate_exit": gating.get(t.task), "advisory": t.advisory,
                    "reason": t.reason} for t in comp.tasks],  # fmt: skip
         "warnings": comp.warnings,
         "error": None,

@@ -113,6 +113,8 @@ def test_json_output_gives_each_tasks_verdict_and_the_exit_reason(tiny_runs, tmp
     verdicts = {t["task"]: (t["verdict"], t["fails_gate"]) for t in result["tasks"]}
     assert verdicts["TinyRerank"] == ("regressed", True) and verdicts["TinySTS"] == (FAILED, True)
     assert verdicts["TinyClustering"][1] is False  # clustering verdicts are advisory
+    assert {t["task"]: t["gate_exit"] for t in result["tasks"]} == {"TinyRerank": 1, "TinySTS": 1,
+                                                                    "TinyClustering": None}  # fmt: skip
     sts = next(t for t in result["tasks"] if t["task"] == "TinySTS")
     assert sts["candidate"] is None and sts["delta"] is None and sts["ci"] is None  # null, never NaN
     rerank = next(t for t in result["tasks"] if t["task"] == "TinyRerank")
@@ -121,6 +123,21 @@ def test_json_output_gives_each_tasks_verdict_and_the_exit_reason(tiny_runs, tmp
     assert rerank["delta"] == float(f"{rerank['candidate'] - rerank['baseline']:.12g}")
     assert all(value == float(f"{value:.12g}") for value in rerank["ci"]), rerank
     assert "max_length 256 → 4" in result["settings_differ"] and result["candidate"]["path"].endswith("cand")
+
+
+def test_json_says_a_task_not_compared_fails_the_gate(tiny_runs, tmp_path):
+    """A task that blocks the gate as not comparable (exit 3) read `"fails_gate": false`, though --help says the
+    JSON gives whether it fails the gate: a job reading it passed the night (a user's walk, stop 64)."""
+    cand = _night(tiny_runs["base"], tmp_path / "cand")
+    record = json.loads((cand / "run.json").read_text())
+    record["tasks"]["TinySTS"]["identity"]["data"] = "sha256:" + "0" * 64  # other files: not comparable
+    (cand / "run.json").write_text(json.dumps(record))
+    out = tmp_path / "r.json"
+    code, _, _ = _regress(tmp_path, tiny_runs["base"], cand, "--tasks", "TinySTS,TinyPairs", "--json", str(out))
+    result = json.loads(out.read_text())
+    assert code == result["exit_status"] == 3 and result["not_compared"] == ["TinySTS"]
+    gate = {t["task"]: (t["verdict"], t["fails_gate"], t["gate_exit"]) for t in result["tasks"]}
+    assert gate == {"TinySTS": ("not comparable", True, 3), "TinyPairs": ("within noise", False, None)}
 
 
 def test_json_figures_keep_their_sign() -> None:
