@@ -12,6 +12,7 @@ from harness.errors import UsageError
 from harness.runs import (
     MIRROR,
     RunDir,
+    brief_value,
     data_differences,
     data_value,
     folder_tails,
@@ -249,8 +250,8 @@ def differing_settings(runs: list[tuple[Entry, dict[str, Any]]], beside_publishe
     if beside_published:
         for label, identity in (row for rows in groups.values() for row in rows):
             dtype = identity.get("dtype")
-            if dtype not in (None, "float32") and f"dtype {_brief(dtype)}" not in found.get(label, []):
-                found.setdefault(label, []).append(f"dtype {_brief(dtype)}")
+            if dtype not in (None, "float32") and f"dtype {brief_value(dtype)}" not in found.get(label, []):
+                found.setdefault(label, []).append(f"dtype {brief_value(dtype)}")
     return {label: ", ".join(parts) for label, parts in found.items()}
 
 
@@ -389,7 +390,7 @@ def mixed_note(task: str, keys: list[str], runs: list[tuple[Entry, dict[str, dic
     """Which runs scored which data for a task: runs grouped by their values of the differing keys."""
     parts = []
     for values, labels in run_groups(task, keys, runs):
-        fields = ", ".join(f"{key} {_brief(value)}" for key, value in zip(keys, values, strict=True))
+        fields = ", ".join(f"{key} {brief_value(value)}" for key, value in zip(keys, values, strict=True))
         parts.append(f"{', '.join(labels)}: {fields}")
     differ = f"{', '.join(keys)} {'differ' if len(keys) > 1 else 'differs'}"
     return (f"‡ {task}: the runs scored different data ({differ}), so {task} earns no Borda points in a ranking "
@@ -399,22 +400,11 @@ def mixed_note(task: str, keys: list[str], runs: list[tuple[Entry, dict[str, dic
 def _setting(key: str, value: Any, held: list[Any]) -> str:
     """`max_length 256`; of a table too long to show whole (the versions of four packages), the entries in which
     the rows differ (`scoring.scikit-learn 1.6.1`), which the cut would hide."""
-    if isinstance(value, dict) and _brief(value).endswith("…`") and all(isinstance(other, dict) for other in held):
-        parts = [f"{key}.{k} {_brief(value[k])}" for k in value if any(other.get(k) != value[k] for other in held)]
+    if isinstance(value, dict) and brief_value(value).endswith("…`") and all(isinstance(other, dict) for other in held):
+        parts = [f"{key}.{k} {brief_value(value[k])}" for k in value if any(other.get(k) != value[k] for other in held)]
         if parts:
             return ", ".join(parts)
-    return f"{key} {_brief(value)}"
-
-
-def _brief(value: Any) -> str:
-    """A recorded data field, short enough for a note (sampling texts run to a paragraph)."""
-    if isinstance(value, dict):
-        text = "/".join(str(value[k]) for k in ("repo", "path") if k in value) or json.dumps(value, sort_keys=True)
-    elif isinstance(value, list):
-        text = ",".join(map(str, value))
-    else:
-        text = "not recorded" if value is None else str(value)
-    return f"`{text if len(text) <= 70 else text[:69] + '…'}`"
+    return f"{key} {brief_value(value)}"
 
 
 def _fill_task_info(tasks: list[str], bench_tasks: dict[str, Any], types: dict[str, str],

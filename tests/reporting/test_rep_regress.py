@@ -326,7 +326,8 @@ def test_task_on_different_data_is_not_comparable(tiny_runs, tmp_path):
     comp = compare(tiny_runs["base"], short, n_boot=50, tasks=["TinySTS"])
     (sts,) = comp.tasks
     assert sts.verdict == NOT_COMPARABLE and comp.exit_status == 3
-    assert sts.reason.startswith("the runs' scores are not comparable (sampling differ): rerun the baseline")
+    assert sts.reason.startswith("the runs' scores are not comparable (sampling differs: baseline `")
+    assert "candidate `another sample`): rerun the baseline" in sts.reason  # each side's value, since stop 64
 
 
 @pytest.mark.parametrize(("where", "value", "named"), [
@@ -347,7 +348,9 @@ def test_other_rows_or_another_metric_are_not_comparable(tiny_runs, tmp_path, wh
     comp = compare(tiny_runs["base"], short, n_boot=50, tasks=["TinySTS"])
     (sts,) = comp.tasks
     assert sts.verdict == NOT_COMPARABLE and sts.reason.startswith(f"the runs' scores are not comparable ({named} "
-                                                                   "differ)")  # fmt: skip
+                                                                   "differs: baseline `")  # fmt: skip
+    # both values, a file hash by its start: "(data differ)" said neither (a user's walk, stop 64)
+    assert f", candidate `{value[:15] + '…' if named == 'data' else value}`): rerun" in sts.reason
     assert comp.exit_status == 3 and comp.outcome == "NOT COMPARED (exit 3): TinySTS (not comparable)"
 
 
