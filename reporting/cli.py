@@ -50,6 +50,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
     from reporting.regress import as_json, compare, render
 
     comp = None
+    args.files_given = [path for path in (args.out, args.json) if path]  # an option refused is set to None below
     try:
         _check_regress_options(args)
         comp = compare(Path(args.baseline), Path(args.candidate), alpha=args.alpha, n_boot=args.n_boot,
@@ -149,8 +150,8 @@ def _write_stopped_json(args: argparse.Namespace, reason: ConanError, comp: Comp
     from reporting.regress import stopped_json
 
     try:
-        _written("--json", args.json, lambda path: atomic_write_json(path, stopped_json(reason, comp, args.baseline,
-                                                                                         args.candidate)))
+        result = stopped_json(reason, comp, args.baseline, args.candidate, *_files(args))
+        _written("--json", args.json, lambda path: atomic_write_json(path, result))
     except ConanError as exc:  # an OSError's message names --json already (`_written`)
         said = str(exc) if str(exc).startswith("--json ") else f"--json {args.json} not written: {exc}"
         print(f"harness: error: {said}", file=sys.stderr)
@@ -165,12 +166,18 @@ def _write_stopped_markdown(args: argparse.Namespace, reason: ConanError) -> boo
     from reporting.regress import stopped_markdown
 
     try:
-        _written("--out", args.out, lambda path: atomic_write_text(path, stopped_markdown(reason, args.baseline,
-                                                                                          args.candidate)))
+        text = stopped_markdown(reason, args.baseline, args.candidate, *_files(args))
+        _written("--out", args.out, lambda path: atomic_write_text(path, text))
     except ConanError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return False
     return True
+
+
+def _files(args: argparse.Namespace) -> list[str]:
+    """--out and --json as given, which an error the reports carry may name (shown there without a machine's path),
+    also one refused (a folder)."""
+    return getattr(args, "files_given", None) or [path for path in (args.out, args.json) if path]
 
 
 def _written(option: str, value: str, write: Callable[[Path], None]) -> None:

@@ -50,6 +50,7 @@ from harness.runs import (
     other_settings,
     other_views,
     paths_apart,
+    paths_shown,
     percent,
     scored_tasks,
     settings_apart,
@@ -298,6 +299,9 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     comp.tasks += [_untested(base, name, attempted_b.get(name), attempted_c.get(name), dim) for name in unshared]
     comp.worlds = _worlds(base, cand, shared)
     comp.warnings += _efficiency_warnings(base, cand, shared, comp.worlds)
+    for tv in comp.tasks:  # a damaged per-item file's error names it under the run's path as given
+        tv.reason = paths_shown(tv.reason, baseline, candidate)
+    comp.warnings = [paths_shown(warning, baseline, candidate) for warning in comp.warnings]
     return comp
 
 
@@ -659,38 +663,41 @@ class Interrupted(HarnessError):
         self.exit_code = exit_code
 
 
-def stopped_outcome(reason: ConanError) -> str:
+def stopped_outcome(reason: ConanError, *paths: str) -> str:
     """The outcome line of a regress that stopped on unusable input (exit 2), found no task to compare (exit 3) or
-    was interrupted (130, 143)."""
+    was interrupted (130, 143); ``paths`` (baseline, candidate, --out, --json) as the reports show them."""
     status = reason.exit_code
     what = ("INTERRUPTED" if isinstance(reason, Interrupted) else
             "NOT COMPARED" if status == EXIT_NOT_COMPARED else "UNUSABLE INPUT")  # fmt: skip
-    return f"{what} (exit {status}): {reason}"
+    return f"{what} (exit {status}): {paths_shown(str(reason), *paths)}"
 
 
-def stopped_markdown(reason: ConanError, baseline: str, candidate: str) -> str:
+def stopped_markdown(reason: ConanError, baseline: str, candidate: str, *files: str) -> str:
     """The --out report of a regress that stopped before comparing: before stop 59 the file was left as it was,
     so a fixed `regression.md` went on saying the last night's PASS."""
     why = "no verdict: regress was stopped before it finished" if isinstance(reason, Interrupted) else \
         "No task was compared: regress stopped for the reason above"  # fmt: skip
-    shown = paths_apart(baseline, candidate)
-    return (f"# Regression report — {stopped_outcome(reason)}\n\n- baseline: `{shown[0]}`\n"
-            f"- candidate: `{shown[1]}`\n\n{why[0].upper()}{why[1:]}.\n")
+    shown, outcome = paths_apart(baseline, candidate), stopped_outcome(reason, baseline, candidate, *files)
+    return (f"# Regression report — {outcome}\n\n- baseline: `{shown[0]}`\n- candidate: `{shown[1]}`\n\n"
+            f"{why[0].upper()}{why[1:]}.\n")
 
 
-def stopped_json(reason: ConanError, comp: Comparison | None, baseline: str, candidate: str) -> dict[str, Any]:
+def stopped_json(reason: ConanError, comp: Comparison | None, baseline: str, candidate: str,
+                 *files: str) -> dict[str, Any]:  # fmt: skip
     """The --json of a regress that stopped on unusable input (exit 2) or found no task to compare (exit 3), in the
     keys of a finished one: a CI job parsing it finds the exit status, an outcome line and the reason (`error`),
     where before it found no file. ``comp``: the finished comparison when only writing the report failed (its
-    tasks are kept); else no task, and nulls for what regress never read."""
-    status, outcome = reason.exit_code, stopped_outcome(reason)
+    tasks are kept); else no task, and nulls for what regress never read. ``files``: --out and --json, which an
+    error may name; every path as the reports show it (`paths_shown`)."""
+    status, outcome = reason.exit_code, stopped_outcome(reason, baseline, candidate, *files)
     done = as_json(comp) if comp is not None else {
         "regressed": [], "failed": [], "not_compared": [],
         "baseline": {"path": paths_apart(baseline, candidate)[0], **dict.fromkeys(MODEL_KEYS)},
         "candidate": {"path": paths_apart(baseline, candidate)[1], **dict.fromkeys(MODEL_KEYS)},
         "settings_differ": [], "test": None, "tasks": [], "warnings": [],
     }  # fmt: skip
-    return {**done, "exit_status": status, "passed": False, "outcome": outcome, "error": str(reason)}
+    error = paths_shown(str(reason), baseline, candidate, *files)
+    return {**done, "exit_status": status, "passed": False, "outcome": outcome, "error": error}
 
 
 def _model(run: RunDir) -> dict[str, Any]:

@@ -59,6 +59,22 @@ def paths_apart(old: str | Path | None, new: str | Path | None) -> tuple[str, st
     return f"…/{tails[0]}", f"…/{tails[1]}"
 
 
+def paths_shown(text: str, first: str | Path, second: str | Path, *others: str | Path) -> str:
+    """``text`` (an error's message) with each path given, as given or resolved, written as the reports show it:
+    the first two side by side (`paths_apart`), the others by `shown_path`. Before, a regress stopped on
+    `--baseline /tmp/…/runs/gone: not a run directory` wrote that absolute path into --out's first line and the
+    JSON's outcome and error (a user's walk, stop 64); stderr keeps it whole."""
+    swaps: dict[str, str] = {}
+    paths = (first, second, *others)
+    for path, shown in zip(paths, [*paths_apart(first, second), *map(shown_path, others)], strict=True):
+        for form in (str(path), str(Path(path).resolve())):
+            if Path(form).is_absolute():
+                swaps[form] = shown
+    for form in sorted(swaps, key=len, reverse=True):  # a run's folder before the folder holding it
+        text = text.replace(form, swaps[form])
+    return text
+
+
 def given_once(paths: list[Path], option: str) -> None:
     """Each run directory or --published folder (``option``) is one source of rows: one given twice is an error
     naming it, not two rows of one source under one label."""

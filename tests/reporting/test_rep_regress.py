@@ -215,7 +215,10 @@ def test_a_damaged_per_item_file_leaves_the_other_tasks_compared(tiny_runs, tmp_
     target.write_text(text)
     code, report = _regress(tiny_runs["base"], cand, tmp_path / "r.md", "--tasks", BATCH8)
     assert code == 3 and "**NOT COMPARED**: TinySTS (damaged file)." in report
-    assert re.search(rf"\*\*damaged file\*\* \({re.escape(str(target))}:\d+: damaged JSON", report)
+    # named as the reports show paths: before stop 64 by the machine's absolute path (a user's walk)
+    shown = f"…/cand/{damaged}" if not str(target).startswith(str(Path.cwd())) else target.relative_to(Path.cwd())
+    assert re.search(rf"\*\*damaged file\*\* \({re.escape(str(shown))}:\d+: damaged JSON", report)
+    assert str(tmp_path) not in report
     assert report.split("## Efficiency")[0].count("within noise") == 2
     assert target.read_text() == text
 
@@ -424,7 +427,7 @@ def test_the_dims_an_evaluation_asked_for_do_not_make_a_kept_task_not_comparable
     assert full.verdict != NOT_COMPARABLE and full.lo is not None
     comp = compare(tiny_runs["base"], cand, n_boot=50, dim=64, tasks=["TinySTS", "TinyPairs"])
     sts = next(t for t in comp.tasks if t.task == "TinySTS")
-    assert sts.verdict == "not tested" and sts.reason == f"{cand}: TinySTS has no result at MRL dim 64 (dims there: [])"
+    assert sts.verdict == "not tested" and sts.reason == "…/cand: TinySTS has no result at MRL dim 64 (dims there: [])"
     # the width's note only where it can be why (a user's walk: said of a dim far below a recorded width)
     record = json.loads((cand / "run.json").read_text(encoding="utf-8"))
     del record["model"]["embed_dim"]  # a record that does not say its width
@@ -457,7 +460,8 @@ def test_a_damaged_result_file_at_the_dim_is_named(tiny_runs, tmp_path):
     comp = compare(tiny_runs["base"], cand, n_boot=50, dim=64, tasks=["TinySTS", "TinyPairs"])
     sts = next(t for t in comp.tasks if t.task == "TinySTS")
     assert sts.verdict == "damaged file" and comp.exit_status == 3
-    assert str(damaged) in sts.reason and "which run.json lists, is missing or not JSON" in sts.reason
+    assert f"…/{damaged.relative_to(tmp_path)}" in sts.reason and "which run.json lists, is missing or not JSON" in \
+        sts.reason and str(tmp_path) not in sts.reason  # no machine's path since stop 64 (a user's walk)
 
 
 def test_too_few_resamples_for_the_ci_level_are_named(tiny_runs):
@@ -748,6 +752,26 @@ def test_a_stopped_regress_rewrites_out_and_json(tiny_runs, tmp_path, capsys):
         assert main([*argv, *extra]) == status
         assert out.read_text().startswith(f"# Regression report — {said}"), out.read_text()
         assert json.loads(js.read_text())["outcome"].startswith(said) and "Traceback" not in capsys.readouterr().err
+
+
+def test_a_stopped_regress_writes_no_machine_path(tiny_runs, tmp_path, monkeypatch, capsys):
+    """A user's walk (stop 64): `cd /tmp; harness regress --baseline /tmp/…/runs/gone …` wrote `--baseline
+    /tmp/walk64c/nightly/runs/gone: not a run directory` into --out's first line and the JSON's outcome and error,
+    and a damaged run.json's path likewise; stderr keeps the whole path."""
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")  # the runs lie outside the working directory
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_runs["base"], damaged)
+    (damaged / "run.json").write_text('{"x": ')
+    for baseline, said in ((tmp_path / "gone", "--baseline …/gone: not a run directory (no such folder)"),
+                           (damaged, "…/damaged/run.json:1: damaged JSON")):  # fmt: skip
+        argv = ["regress", "--baseline", str(baseline), "--candidate", str(tiny_runs["batch8"]), "--out", "r.md",
+                "--json", "r.json"]  # fmt: skip
+        assert main(argv) == 2 and str(baseline) in capsys.readouterr().err
+        report, result = Path("r.md").read_text(), json.loads(Path("r.json").read_text())
+        assert report.startswith(f"# Regression report — UNUSABLE INPUT (exit 2): {said}"), report
+        assert result["outcome"].startswith(f"UNUSABLE INPUT (exit 2): {said}") and result["error"].startswith(said)
+        assert str(tmp_path) not in report + json.dumps(result, ensure_ascii=False)
 
 
 def test_a_pass_names_the_tasks_it_did_not_test(tiny_runs, tmp_path):
