@@ -87,6 +87,12 @@ def _check_regress_options(args: argparse.Namespace) -> None:
     the last night's --json and --out as they were (a PASS)."""
     from harness.errors import UsageError
 
+    if args.out and args.json and Path(args.out).resolve() == Path(args.json).resolve():
+        # one file for both held only the JSON, the markdown report lost without a word (a user's walk, stop 64);
+        # the markdown saying why regress stopped is written there, no JSON over it (checked first: any other error
+        # would write both there too)
+        given, args.json = args.json, None
+        raise UsageError(f"--out {args.out} and --json {given}: one file for both; give each its own path")
     for option, kind in (("--alpha", float), ("--n-boot", int), ("--seed", int), ("--min-effect", float),
                          ("--dim", int)):  # fmt: skip
         name = option[2:].replace("-", "_")
@@ -230,7 +236,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "exit status, the outcome line, per task its verdict, whether it fails the gate (a regression "
                     "or failed task: exit 1; a task not compared: exit 3), scores, Δ, CI; "
                     "also when regress stops on unusable input (exit 2) or finds no task to compare (exit 3), with "
-                    "the reason (`error`)")  # fmt: skip
+                    "the reason (`error`); a path other than --out's")  # fmt: skip
     rg.set_defaults(func=cmd_regress)
 
     rp = subparsers.add_parser("report", help="efficiency report: Table 5, throughput, MRL curves (PNG + markdown)")

@@ -774,6 +774,18 @@ def test_a_stopped_regress_writes_no_machine_path(tiny_runs, tmp_path, monkeypat
         assert str(tmp_path) not in report + json.dumps(result, ensure_ascii=False)
 
 
+def test_one_file_for_out_and_json_is_refused(tiny_runs, tmp_path, capsys):
+    """A user's walk (stop 64): `--out X --json X` was taken silently, X then held only the JSON and the markdown
+    report was lost. Now exit 2 naming both options, and X says why (the markdown, no JSON over it)."""
+    same = tmp_path / "x"
+    argv = ["regress", "--baseline", str(tiny_runs["base"]), "--candidate", str(tiny_runs["batch8"]), "--out",
+            str(same), "--json", f"{tmp_path}/./x"]  # fmt: skip
+    assert main(argv) == 2
+    said = f"--out {same} and --json {tmp_path}/./x: one file for both; give each its own path"
+    assert said in capsys.readouterr().err
+    assert same.read_text().startswith("# Regression report — UNUSABLE INPUT (exit 2): --out ")
+
+
 def test_a_pass_names_the_tasks_it_did_not_test(tiny_runs, tmp_path):
     """A PASS with a task left untested (no per-item outputs) says which: before stop 59 only its count fell."""
     cand = tmp_path / "cand"
