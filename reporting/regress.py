@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import ConanError, DataError, HarnessError, UsageError
+from harness.errors import ConanError, DataError, HarnessError, UsageError, did_you_mean
 from harness.runs import (
     CACHE_ONLY,
     MISSING,
@@ -229,8 +229,13 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     attempted_b, attempted_c = record_b.get("tasks", {}), record_c.get("tasks", {})
     if tasks is not None:
         unknown = [t for t in tasks if t not in attempted_b and t not in attempted_c]
-        if unknown:
-            raise UsageError(f"--tasks: {', '.join(unknown)} in neither run ({baseline}, {candidate})")
+        if unknown:  # with the close names of either run's tasks, as `harness run --tasks` (a user's walk, stop 64)
+            choices = [*attempted_b, *attempted_c]
+            hints = [did_you_mean(t, choices) for t in unknown]
+            if len(unknown) > 1:
+                hints = [hint.replace("; did you mean:", f"; {t}: did you mean") for t, hint in zip(unknown, hints,
+                                                                                                      strict=True)]
+            raise UsageError(f"--tasks: {', '.join(unknown)} in neither run ({baseline}, {candidate}){''.join(hints)}")
     wanted = [t for t in dict.fromkeys([*attempted_b, *attempted_c]) if tasks is None or t in tasks]
     rec_b, rec_c = scored_tasks(record_b), scored_tasks(record_c)
     shared = [t for t in wanted if t in rec_b and t in rec_c]

@@ -380,6 +380,15 @@ def test_a_tasks_name_in_neither_run_is_a_usage_error(tiny_runs, tmp_path, capsy
     assert main(["regress", "--baseline", str(tiny_runs["base"]), "--candidate", str(tiny_runs["short"]),
                  "--tasks", "TinySTS,TinySTSS", "--out", str(tmp_path / "r.md")]) == 2  # fmt: skip
     assert "--tasks: TinySTSS in neither run" in capsys.readouterr().err
+    # the close names, as `harness run --tasks` gives them: none before stop 64 (a user's walk, `--tasks stsb`)
+    assert main(["regress", "--baseline", str(tiny_runs["base"]), "--candidate", str(tiny_runs["short"]),
+                 "--tasks", "tinysts", "--out", str(tmp_path / "r.md")]) == 2  # fmt: skip
+    assert capsys.readouterr().err.rstrip().endswith(f"{tiny_runs['short']}); did you mean: TinySTS, TinyPairs?")
+    assert main(["regress", "--baseline", str(tiny_runs["base"]), "--candidate", str(tiny_runs["short"]),
+                 "--tasks", "TinyPair,TinyRerankk", "--out", str(tmp_path / "r.md")]) == 2  # fmt: skip
+    assert capsys.readouterr().err.rstrip().endswith("; TinyPair: did you mean TinyPairs, TinyRerank, TinyBitext?; "
+                                                     "TinyRerankk: did you mean TinyRerank, TinyRetrieval, "
+                                                     "TinyClustering?")  # fmt: skip
 
 
 def test_task_kept_from_other_settings_is_not_comparable(tiny_runs, tmp_path):
