@@ -331,7 +331,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="evaluate a model on a suite or on named tasks")
+    # the statuses a CI job branches on, as `regress --help` gives its own: none were said here before (a user's
+    # walk, stop 64); docs/harness.md "Records" and its probes table hold the detail
+    run = sub.add_parser("run", help="evaluate a model on a suite or on named tasks",
+                         epilog="exit status: 0 every task evaluated (or kept from an earlier run into the directory; "
+                         "a suite's tasks without data here are its coverage, named on stderr); 1 a task failed (bad "
+                         "data row, model error, NaN score), a task named in --tasks could not be evaluated, nothing "
+                         "could be evaluated, or torchrun ranks fell out of step; 2 unusable input (unknown "
+                         "suite/task/model, bad option, a data root or run.json that cannot be read); 130 interrupted "
+                         "(Ctrl-C), 143 terminated (SIGTERM): finished tasks are kept and the same command carries "
+                         "on")  # fmt: skip
     run.add_argument("--suite", help="cmteb, mteb-en, mteb-en-v1, local, local-<lang> (see `harness list suites`)")
     # list options join when repeated (`--dims 64 --dims 128` = `--dims 64,128`): before, the last alone, unsaid
     run.add_argument("--tasks", type=comma_list, action="extend", help="comma-separated task names (narrows --suite "

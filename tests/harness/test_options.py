@@ -69,6 +69,15 @@ def test_bad_option_exits_2_naming_it(args: list[str], message: str, tmp_path: P
     assert not (tmp_path / "runs").exists()  # a refused command makes no folder (before stop 59: an empty --out)
 
 
+def test_run_help_gives_the_exit_statuses(capsys) -> None:
+    """`regress --help` said its exit statuses, `run --help` none (a user's walk, stop 64)."""
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert "exit status: 0 every task evaluated" in said and "1 a task failed" in said
+    assert "2 unusable input" in said and "130 interrupted (Ctrl-C), 143 terminated (SIGTERM)" in said
+
+
 def test_device_auto_is_the_best_available_as_without_the_option() -> None:
     """Before: run and alignment refused `--device auto` ("unknown device type 'auto'"), which training takes and
     its own device refusal advises."""
