@@ -109,6 +109,19 @@ def test_run_json_of_the_wrong_shape_names_file_and_field(tmp_path: Path, record
     assert message in str(caught.value) and "restore the file or remove it" in str(caught.value)
 
 
+@pytest.mark.parametrize(("option", "remedy"), [
+    ("run", "restore the file, or leave this run directory out of the command"),
+    ("--baseline", "restore the file, or give another run directory as --baseline"),
+])  # fmt: skip
+def test_a_reader_s_damaged_run_json_says_what_to_do_there(tmp_path: Path, option: str, remedy: str) -> None:
+    """A user's walk (stop 64): `harness leaderboard runs/*` with one damaged run.json said `harness run`'s remedy,
+    "restore the file or remove it (every task of this run directory is then evaluated again) (run)"."""
+    (tmp_path / "run.json").write_text('{"x": ')
+    with pytest.raises(DataError) as caught:
+        runs.open_run_arg(tmp_path, option)
+    assert str(caught.value).endswith(f"damaged JSON (Expecting value, column 7); {remedy}"), caught.value
+
+
 def test_run_into_a_directory_with_a_malformed_record_says_which_field(tmp_path: Path, capsys) -> None:
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "run.json").write_text(json.dumps({"tasks": {"STS16": {"status": 1}}}))

@@ -170,7 +170,8 @@ def test_a_run_json_of_another_shape_is_one_clear_error(tiny_runs, tmp_path, cap
     (cand / "run.json").write_text(json.dumps(record))
     assert _regress(tiny_runs["base"], cand, tmp_path / "r.md")[0] == 2
     err = capsys.readouterr().err
-    assert f"{cand / 'run.json'}: {named}" in err and err.rstrip().endswith("(--candidate)")
+    assert f"{cand / 'run.json'}: {named}" in err
+    assert err.rstrip().endswith("; restore the file, or give another run directory as --candidate")  # stop 64
     assert "Traceback" not in err
 
 
