@@ -504,7 +504,8 @@ def _ci(lo: float, hi: float) -> str:
     give an end that rounds to ±0.00 two significant digits, so an *improved* CI never reads as starting at +0.00.
     Before stop 64 only that end had them, `[-0.0044, +0.01]` (a user's walk)."""
     ends = [100 * lo, 100 * hi]
-    digits = max([2] + [1 - math.floor(math.log10(abs(x))) for x in ends if x and round(x, 2) == 0])
+    # at most 6 decimals: an end at float noise (1e-17) gave 16, binary noise shown on the other end (a review)
+    digits = min(6, max([2] + [1 - math.floor(math.log10(abs(x))) for x in ends if x and round(x, 2) == 0]))
     return "[" + ", ".join(f"{x:+.{digits}f}" for x in ends) + "]"
 
 

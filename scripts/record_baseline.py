@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from harness.runs import RUN_JSON, atomic_write_json, open_run  # noqa: E402
+from harness.runs import RUN_JSON, atomic_write_json, open_run, percent  # noqa: E402
 
 MODEL_KEYS = ("name", "fingerprint", "n_parameters", "dtype", "device", "max_length", "pooling")
 
@@ -40,8 +40,8 @@ def record(run_dir: Path) -> dict:
     return {
         "model": {key: run["model"].get(key) for key in MODEL_KEYS},
         "mteb": first["identity"]["mteb"],
-        "scores_x100": {name: round(100 * t["main_score"], 2) for name, t in tasks.items()},
-        **({"dims_scores_x100": {name: {str(d): round(100 * v, 2) for d, v in dims.items()}
+        "scores_x100": {name: float(percent(t["main_score"])) for name, t in tasks.items()},  # as every report shows it
+        **({"dims_scores_x100": {name: {str(d): float(percent(v)) for d, v in dims.items()}
                                  for name, dims in at_dims.items() if dims}} if any(at_dims.values()) else {}),
         "metrics": {name: t["main_metric"] for name, t in tasks.items()},
         "data": {name: t["identity"]["data"] for name, t in tasks.items()},

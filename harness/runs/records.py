@@ -5,7 +5,9 @@ it was timed. Pure functions of the parsed record.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections import Counter
 from typing import Any
 
@@ -43,9 +45,27 @@ def data_apart(records: list[dict[str, Any]], sides: tuple[str, ...] = ("baselin
     """What `data_differences` finds, said with each side's value: `data differs: baseline `sha256:cf96706e…`,
     candidate `sha256:0b1c…``, a file hash by its start, as the leaderboard's `‡` note shows the values. Before,
     regress said "not comparable (data differ)" without saying what (a user's walk, stop 64)."""
-    return [f"{key} differs: " + ", ".join(f"{side} {brief_value(data_value(record, key), 16 if key == 'data' else 70)}"
-                                          for side, record in zip(sides, records, strict=True))
-            for key in data_differences(records)]  # fmt: skip
+    found = []
+    for key in data_differences(records):
+        shown = values_apart([data_value(record, key) for record in records], 16 if key == "data" else 70)
+        found.append(f"{key} differs: " + ", ".join(f"{side} {text}" for side, text in zip(sides, shown, strict=True)))
+    return found
+
+
+def values_apart(values: list[Any], chars: int) -> list[str]:
+    """Each value as `brief_value` shows it, narrowed to where they differ, so two sides never read alike: tables to
+    their differing keys (a `data_source` whose commit alone moved showed `repo/path` on both sides), texts cut from
+    a little before their first difference (two sampling notes differing past the cut read the same; a review,
+    stop 64)."""
+    if all(isinstance(value, dict) for value in values):
+        keys = [k for k in dict.fromkeys(k for value in values for k in value)
+                if len({json.dumps(value.get(k), sort_keys=True) for value in values}) > 1]  # fmt: skip
+        return [", ".join(f"{k} {brief_value(value.get(k), chars)}" for k in keys) for value in values]
+    shown = [brief_value(value, chars) for value in values]
+    if len(set(shown)) == 1 and all(isinstance(value, str) for value in values):
+        start = max(len(os.path.commonprefix(values)) - 8, 0)
+        shown = ["`…" + brief_value(value[start:], chars)[1:] for value in values]
+    return shown
 
 
 def _data_key(record: dict[str, Any]) -> str | None:

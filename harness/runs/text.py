@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
@@ -160,4 +161,6 @@ def percent(score: float) -> str:
     its source and the paper read 48.15 (a user's walk, stop 64). One rule for the leaderboard, summary.md, the run's
     lines, regress and the reports: a review found the leaderboard's 78.13 beside the other reports' 78.12 for one
     score of 0.78125 (stop 64)."""
+    if not math.isfinite(score):  # Decimal('Infinity') cannot be quantized: a traceback in summary.md (a review)
+        return "—"
     return str((Decimal(repr(float(score))) * 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))

@@ -40,3 +40,17 @@ def test_data_that_differ_are_named_with_each_side_s_value() -> None:
         "data differs: baseline `sha256:70b91834…`, candidate `sha256:5a60e2fd…`",
     ]
     assert data_apart([base, base]) == []
+
+
+def test_data_apart_names_what_differs_however_long_or_nested() -> None:
+    """A review (stop 64): a `data_source` whose commit alone moved read `repo/path` on both sides, and two sampling
+    notes differing past the cut read alike; an infinite score was an InvalidOperation traceback in `percent`."""
+    from harness.runs import percent
+
+    source = {"repo": "zejunwang1/CSTS", "path": "Chinese-STS-B/sts-b-test.txt", "commit": "2e7eeedf"}
+    base = {"data_source": source, "sampling": "the first 2,000 rows of the test split, " * 3 + "seed 0"}
+    cand = {"data_source": {**source, "commit": "01234567"}, "sampling": base["sampling"][:-1] + "1"}
+    sampling, source_line = data_apart([base, cand])  # in SAME_DATA_KEYS' order
+    assert source_line == "data_source differs: baseline commit `2e7eeedf`, candidate commit `01234567`"
+    assert sampling == "sampling differs: baseline `…t, seed 0`, candidate `…t, seed 1`"
+    assert (percent(float("inf")), percent(float("nan")), percent(0.5)) == ("—", "—", "50.00")

@@ -646,6 +646,7 @@ def test_ci_ends_that_round_to_zero_keep_their_sign():
     assert _ci(0.0000004, 0.0123) == "[+0.000040, +1.230000]"
     assert _ci(-0.000044, 0.0001) == "[-0.0044, +0.0100]" and _ci(0.00004, 0.0001) == "[+0.0040, +0.0100]"
     assert _ci(-0.0123, 0.0) == "[-1.23, +0.00]"
+    assert _ci(-1e-19, 0.000312) == "[-0.000000, +0.031200]"  # at most 6 decimals: was float noise (a review)
 
 
 def test_the_delta_is_the_difference_of_the_cells_shown(tiny_runs):

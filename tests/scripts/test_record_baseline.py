@@ -10,6 +10,7 @@ import pytest
 
 from harness.cli import main as harness
 from harness.data import default_data_root
+from harness.runs import percent
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -29,13 +30,13 @@ def test_record_keeps_scores_metrics_and_data_identity(tmp_path: Path) -> None:
     body = json.loads(out.read_text())
     run = json.loads((tmp_path / "runs" / "base" / "run.json").read_text())
     for task in ("STS16", "TNews"):
-        assert body["scores_x100"][task] == round(100 * run["tasks"][task]["main_score"], 2)
+        assert body["scores_x100"][task] == float(percent(run["tasks"][task]["main_score"]))
         assert body["metrics"][task] == run["tasks"][task]["main_metric"]
         assert body["data"][task] == run["tasks"][task]["identity"]["data"]
         dim = json.loads((tmp_path / "runs" / "base" / "results" / "sentence-transformers__all-MiniLM-L6-v2" /
                           run["model"]["revision"] / "experiments" / "embed_dim_64" / f"{task}.json").read_text())
         split = next(iter(dim["scores"].values()))  # STS16 scores "test", TNews "validation"
-        assert body["dims_scores_x100"][task] == {"64": round(100 * split[0]["main_score"], 2)}
+        assert body["dims_scores_x100"][task] == {"64": float(percent(split[0]["main_score"]))}
     assert body["model"]["fingerprint"] == run["model"]["fingerprint"]
     assert body["mteb"] == run["tasks"]["STS16"]["identity"]["mteb"]
     assert str(tmp_path) not in out.read_text()  # committed reports carry no absolute machine paths
