@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.runs import shown_path
 from reporting import ablation
 from reporting.regress import EXIT_NOT_COMPARED, NOT_COMPARABLE, compare
 
@@ -202,5 +203,7 @@ def test_a_gold_file_digesting_other_items_than_its_predictions_is_a_damaged_fil
     comp = compare(tiny_runs["base"], cand, n_boot=50, tasks=["TinySTS"])
     (tv,) = comp.tasks
     assert tv.verdict == "damaged file" and comp.exit_status == 3
-    assert tv.reason == (f"{gold_file}: TinySTS's gold file digests 79 items, its predictions hold 80; remove it and "
-                         f"`harness run` into {cand} evaluates TinySTS again")  # fmt: skip
+    shown = shown_path(cand)  # the report names no machine's absolute path (since stop 64, a user's walk)
+    assert tv.reason == (f"{shown}/predictions/TinySTS_gold.json: TinySTS's gold file digests 79 items, its "
+                         f"predictions hold 80; remove it and `harness run` into {shown} evaluates TinySTS "
+                         "again")  # fmt: skip
