@@ -20,10 +20,6 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
     return "—" if value is None else f"{value * scale:.{digits}f}"
 
 
-def _percent(score: float | None) -> str:
-    return "—" if score is None else percent(score)
-
-
 # Cells are text as written (a score of 83.50 stays 83.50, not tabulate's 83.5 beside 76.87), numbers right-aligned
 TASK_COLUMNS = ("left",) * 4 + ("right",) * 6 + ("left",)
 
@@ -40,7 +36,7 @@ def render_summary(run_dir: RunDir) -> str:
         rates = [CACHE_ONLY] * 2 if cache_only(e) else [e.get("texts_per_s") or "—", e.get("tokens_per_s") or "—"]
         rows.append([
             name, task.get("type") or "", source + (" *" if source == "mirror" else ""),
-            task.get("main_metric") or "", _percent(task.get("main_score")) + (" §" if name in others else ""),
+            task.get("main_metric") or "", percent(task.get("main_score")) + (" §" if name in others else ""),
             _fmt(e.get("wall_s"), digits=1), e.get("encoded_texts", "—") if e else "—", *rates,
             e.get("cache_hits", "—") if e else "—", task.get("status", ""),
         ])  # fmt: skip
@@ -53,7 +49,7 @@ def render_summary(run_dir: RunDir) -> str:
         f"# Run summary: {model.get('name')} ({model.get('spec')})",
         "",
         f"- coverage: {record_coverage(record)}",
-        f"- mean main score over {len(scores)} finished task(s){left_out}: {_percent(mean)}",
+        f"- mean main score over {len(scores)} finished task(s){left_out}: {percent(mean)}",
         f"- device {model.get('device')}, dtype {model.get('dtype')}, batch {shown_batch(record)}, "
         f"data root {shown_path(record.get('data_root'))}",
         *_cache_stop_lines(record.get("cache_stopped")),
@@ -113,6 +109,6 @@ def _dims_table(run_dir: RunDir, record: dict, others: dict[str, str]) -> str:
         for d in dims:
             score = scores.get(d)
             share = f" ({score / full:.1%})" if score is not None and full > 0 else ""
-            cells.append("—" if score is None else f"{percent(score)}{share}")
+            cells.append("—" if score is None else percent(score) + share)
         rows.append([name + (" §" if name in others else ""), *cells, percent(full)])
     return md_table(rows, headers=["task", *map(str, dims), "full"], disable_numparse=True)

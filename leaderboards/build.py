@@ -158,10 +158,11 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
                              "(<org>__<model>/<revision>/<Task>.json) under it")  # fmt: skip
         loaded += [(Path(folder), model) for model in models]
     for (folder, model), name in zip(loaded, published_names(loaded), strict=True):
-        where = "the shipped snapshot" if folder.resolve() == SNAPSHOT else shown_path(folder)
+        snapshot = folder.resolve() == SNAPSHOT
+        where = "the shipped snapshot" if snapshot else shown_path(folder)
         # each skipped file by its path, shown as the folder is (before stop 64 by its task alone, "org/m: STS16
         # skipped — JSONDecodeError…", not saying which file to mend; a user's walk)
-        base = "leaderboards/published" if folder.resolve() == SNAPSHOT else shown_path(folder)
+        base = "leaderboards/published" if snapshot else shown_path(folder)
         skipped = [f"{name}: {base}/{file} skipped — {why}" for file, why in model.skipped.items()]
         if not model.scores:
             notes += [f"{name} ({where}): no published score for these tasks; not shown.", *skipped]

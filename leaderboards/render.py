@@ -41,10 +41,6 @@ PARTIAL_NOTE = (
 )
 
 
-def pct(value: float | None) -> str:
-    return "—" if value is None else percent(value)
-
-
 def cell(entry: Entry, task: str, mixed: bool = False) -> str:
     """Score ×100; `*` when it comes from a mirror of the task rather than the official data, `‡` when our runs
     scored the task on different data (``mixed``), so this score does not compare with the other runs'; `§` when
@@ -52,11 +48,11 @@ def cell(entry: Entry, task: str, mixed: bool = False) -> str:
     file lacks some of the task's splits or subsets (the mean over those it holds)."""
     mirror = "*" if entry.sources.get(task) == "mirror" else ""
     if task in entry.kept:
-        return pct(entry.kept[task]) + mirror + "§"
+        return percent(entry.kept[task]) + mirror + "§"
     if task not in entry.scores:
         return "—"
     partial = "¶" if task in entry.partial else ""
-    return pct(entry.scores[task]) + mirror + partial + ("‡" if mixed and entry.kind == "run" else "")
+    return percent(entry.scores[task]) + mirror + partial + ("‡" if mixed and entry.kind == "run" else "")
 
 
 def _type_order(board: Board) -> list[str]:
@@ -100,9 +96,9 @@ def ranking_table(board: Board, rows: list[Row]) -> str:
         model = r.entry.label + (f" ({mirrors} mirror)" if mirrors else "")
         differ = [board.settings.get(r.entry.label, "")] if settings else []
         rank = f"{r.rank} ({r.group})" if r.group else r.rank
-        body.append([rank, model, *differ, f"{r.covered}/{r.total}", pct(r.mean_tasks) + partial,
-                     pct(r.mean_types) + partial, f"{r.points:g}",
-                     *[pct(r.per_type.get(k)) + ("†" if k in short_types and r.per_type.get(k) is not None else "")
+        body.append([rank, model, *differ, f"{r.covered}/{r.total}", percent(r.mean_tasks) + partial,
+                     percent(r.mean_types) + partial, f"{r.points:g}",
+                     *[percent(r.per_type.get(k)) + ("†" if k in short_types and r.per_type.get(k) is not None else "")
                        + ("‡" if k in mixed_types else "") + ("¶" if k in partial_types else "") for k in kinds]])
     return md_table(body, headers=headers, disable_numparse=True)
 
@@ -131,16 +127,16 @@ def dims_tables(board: Board, rows: list[Row]) -> list[str]:
         dims = sorted(d for d in e.dim_scores if any(t in e.dim_scores[d] for t in tasks))
         if not dims:
             continue
-        body = [[t + (" ‡" if t in mixed else ""), *[pct(e.dim_scores[d].get(t)) for d in dims], pct(e.scores[t])]
-                for t in tasks]  # fmt: skip
+        body = [[t + (" ‡" if t in mixed else ""), *[percent(e.dim_scores[d].get(t)) for d in dims],
+                 percent(e.scores[t])] for t in tasks]  # fmt: skip
         scored = [t for t in tasks if any(t in e.dim_scores[d] for d in dims)]
         shared = [d for d in dims if all(t in e.dim_scores[d] for t in scored)]
         if shared:
             means = {d: sum(e.dim_scores[d][t] for t in scored) / len(scored) for d in shared}
             full = sum(e.scores[t] for t in scored) / len(scored)
             marked = " ‡" if mixed.intersection(scored) else ""
-            body.append([f"**Mean ({counted(len(scored), 'task')})**{marked}", *[pct(means.get(d)) for d in dims],
-                         pct(full)])  # fmt: skip
+            body.append([f"**Mean ({counted(len(scored), 'task')})**{marked}", *[percent(means.get(d)) for d in dims],
+                         percent(full)])  # fmt: skip
         out += [f"### {e.label}", "",
                 md_table(body, headers=["Task", *map(str, dims), "full"], disable_numparse=True),
                 ""]  # fmt: skip

@@ -46,6 +46,18 @@ def regress_refused(words: list[str], message: str) -> None:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
+    try:
+        comp = _compared_and_written(args)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the last run's verdict must not stay (a user's walk, 64)
+        _write_interrupted(args, exc)
+        raise
+    print(f"regression report written to {args.out}" + (f" and {args.json}" if args.json else "")
+          + f" — {comp.outcome}")  # fmt: skip
+    return comp.exit_status
+
+
+def _compared_and_written(args: argparse.Namespace) -> Comparison:
+    """The comparison, with --out (and --json) written; a stop on bad input writes both saying why (exit 2 or 3)."""
     from harness.runs import atomic_write_json, atomic_write_text
     from reporting.regress import as_json, compare, render
 
@@ -67,18 +79,9 @@ def cmd_regress(args: argparse.Namespace) -> int:
         if args.out and comp is None:  # with a comparison, writing --out is what failed
             _write_stopped_markdown(args, exc)
         raise
-    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the last run's verdict must not stay (a user's walk, 64)
-        _write_interrupted(args, exc)
-        raise
-    try:
-        if args.json:  # here an unwritable --json is the bad input itself: its own error, exit 2
-            _written("--json", args.json, lambda path: atomic_write_json(path, as_json(comp)))
-    except KeyboardInterrupt as exc:  # --out holds the verdict, --json may not: neither claims one
-        _write_interrupted(args, exc)
-        raise
-    print(f"regression report written to {args.out}" + (f" and {args.json}" if args.json else "")
-          + f" — {comp.outcome}")  # fmt: skip
-    return comp.exit_status
+    if args.json:  # here an unwritable --json is the bad input itself: its own error, exit 2
+        _written("--json", args.json, lambda path: atomic_write_json(path, as_json(comp)))
+    return comp
 
 
 def _check_regress_options(args: argparse.Namespace) -> None:

@@ -634,6 +634,7 @@ def as_json(comp: Comparison) -> dict[str, Any]:
     blocked = comp.not_compared + ([] if comp.tested else comp.tasks)
     gating = {**{t.task: EXIT_NOT_COMPARED for t in blocked},
               **dict.fromkeys([*comp.regressed, *comp.failed], EXIT_REGRESSION)}  # fmt: skip
+    shown = paths_apart(comp.base.path, comp.cand.path)
     return {
         "exit_status": comp.exit_status,
         "passed": comp.exit_status == EXIT_OK,
@@ -641,8 +642,8 @@ def as_json(comp: Comparison) -> dict[str, Any]:
         "regressed": comp.regressed,
         "failed": comp.failed,
         "not_compared": [t.task for t in comp.not_compared],
-        "baseline": {"path": paths_apart(comp.base.path, comp.cand.path)[0], **_model(comp.base)},
-        "candidate": {"path": paths_apart(comp.base.path, comp.cand.path)[1], **_model(comp.cand)},
+        "baseline": {"path": shown[0], **_model(comp.base)},
+        "candidate": {"path": shown[1], **_model(comp.cand)},
         "settings_differ": comp.differing,
         "test": comp.settings,
         "tasks": [{"task": t.task, "type": t.kind, "metric": t.metric, "items": t.n, "unit": t.unit,
@@ -696,10 +697,11 @@ def stopped_json(reason: ConanError, comp: Comparison | None, baseline: str, can
     tasks are kept); else no task, and nulls for what regress never read. ``files``: --out and --json, which an
     error may name; every path as the reports show it (`paths_shown`)."""
     status, outcome = reason.exit_code, stopped_outcome(reason, baseline, candidate, *files)
+    shown = paths_apart(baseline, candidate)
     done = as_json(comp) if comp is not None else {
         "regressed": [], "failed": [], "not_compared": [],
-        "baseline": {"path": paths_apart(baseline, candidate)[0], **dict.fromkeys(MODEL_KEYS)},
-        "candidate": {"path": paths_apart(baseline, candidate)[1], **dict.fromkeys(MODEL_KEYS)},
+        "baseline": {"path": shown[0], **dict.fromkeys(MODEL_KEYS)},
+        "candidate": {"path": shown[1], **dict.fromkeys(MODEL_KEYS)},
         "settings_differ": [], "test": None, "tasks": [], "warnings": [],
     }  # fmt: skip
     error = paths_shown(str(reason), baseline, candidate, *files)
@@ -719,7 +721,7 @@ def render(comp: Comparison) -> str:
         ci = "—" if t.lo is None else _ci(t.lo, t.hi)
         label = t.verdict if t.verdict in ("within noise", "not tested") or t.advisory else f"**{t.verdict}**"
         label += f" ({t.advisory})" if t.advisory else ""
-        base, cand = ("—" if v is None or math.isnan(v) else percent(v) for v in (t.base, t.cand))
+        base, cand = percent(t.base), percent(t.cand)
         delta = "—" if math.isnan(t.shown_delta) else _shown_delta(base, cand)
         rows.append([t.task, t.kind, t.metric or "—", f"{t.n} {t.unit}" if t.n else "—", base, cand, delta, ci,
                      label + (f" ({t.reason})" if t.reason else "")])  # fmt: skip

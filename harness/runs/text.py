@@ -155,12 +155,12 @@ def shown_setting(value: Any) -> str:
     return text if len(text) <= 60 else f"{text[:40]}…{text[-12:]}"
 
 
-def percent(score: float) -> str:
+def percent(score: float | None) -> str:
     """A 0–1 score as every table and line shows it: ×100, two decimals, half up, scaled as the decimal it is written
     as (its repr), not as a binary float: 100 × 0.48145 is 48.14499…, which showed a published 48.145 as 48.14 where
     its source and the paper read 48.15 (a user's walk, stop 64). One rule for the leaderboard, summary.md, the run's
     lines, regress and the reports: a review found the leaderboard's 78.13 beside the other reports' 78.12 for one
     score of 0.78125 (stop 64)."""
-    if not math.isfinite(score):  # Decimal('Infinity') cannot be quantized: a traceback in summary.md (a review)
+    if score is None or not math.isfinite(score):  # no score; Decimal('Infinity') cannot be quantized (a review)
         return "—"
     return str((Decimal(repr(float(score))) * 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))

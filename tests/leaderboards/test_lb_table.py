@@ -64,7 +64,7 @@ def test_a_tie_is_what_the_table_prints_at_half_way_values():
     """0.78985 prints 78.99, as its decimal reads (half up; 100 × 0.78985 is 78.98499… in binary, which printed
     78.98 before stop 64): it ties with a printed 78.99 and ranks above a printed 78.98. Before stop 35 ranks
     compared the 0–1 score rounded to 4 decimals."""
-    from leaderboards.render import pct
+    from harness.runs import percent as pct
 
     rows = [Entry("A", "run", {"t": 0.78985}), Entry("B", "published", {"t": 0.7899}),
             Entry("C", "run", {"t": 0.78981})]  # fmt: skip
@@ -76,7 +76,7 @@ def test_published_scores_show_as_their_source_reads():
     """The snapshot's 0.48145 and 0.71715 (Conan-embedding-v2; §7.4 of the paper quotes 48.15, 71.72) showed 48.14
     and 71.71, 0.01 off, and 0.80615 showed 80.62 only by float luck: ×100 in binary floats lands either side of the
     half (a user's walk, stop 64). Each is now its decimal rounded half up."""
-    from leaderboards.render import pct
+    from harness.runs import percent as pct
 
     assert [pct(v) for v in (0.48145, 0.71715, 0.80615, 0.8, -0.00005, 0.123449999)] == [
         "48.15", "71.72", "80.62", "80.00", "-0.01", "12.34"]  # fmt: skip
