@@ -32,8 +32,8 @@ from harness.runs import (
     percent,
     read_json,
 )
+from reporting.bootstrap import finite_resamples, seed_resamples, verdict
 from reporting.items import NotTestable, TaskItems, at_dim, paired_positions, task_items
-from reporting.regress import finite_resamples, seed_resamples, verdict
 
 LEVEL = 0.05
 Scorer = Callable[[np.ndarray], float]  # a run's main score on the items at these positions

@@ -59,7 +59,8 @@ def cmd_regress(args: argparse.Namespace) -> int:
 def _compared_and_written(args: argparse.Namespace) -> Comparison:
     """The comparison, with --out (and --json) written; a stop on bad input writes both saying why (exit 2 or 3)."""
     from harness.runs import atomic_write_json, atomic_write_text
-    from reporting.regress import as_json, compare, render
+    from reporting.regress import compare
+    from reporting.regress_report import as_json, render
 
     comp = None
     args.files_given = [path for path in (args.out, args.json) if path]  # an option refused is set to None below
@@ -143,7 +144,7 @@ def _write_interrupted(args: argparse.Namespace, exc: KeyboardInterrupt) -> None
     """--out and --json of a regress stopped by Ctrl-C or SIGTERM, saying so with no verdict (the handler ignores a
     second signal while they are written), and the interrupt line names them; before, both kept the previous run's
     verdict. The files are written atomically: each holds the old report or the new one, never half of either."""
-    from reporting.regress import Interrupted
+    from reporting.regress_report import Interrupted
 
     reason = Interrupted(str(exc) or "interrupted", getattr(exc, "exit_code", 130))
     done = [args.out if args.out and _write_stopped_markdown(args, reason) else None,
@@ -156,7 +157,7 @@ def _write_stopped_json(args: argparse.Namespace, reason: ConanError, comp: Comp
     """--json for a regress stopped by ``reason`` (exit 2 or 3), atomically; when that path cannot be written
     either, says so beside the reason regress stopped for, which stays the error (and returns False)."""
     from harness.runs import atomic_write_json
-    from reporting.regress import stopped_json
+    from reporting.regress_report import stopped_json
 
     try:
         result = stopped_json(reason, comp, args.baseline, args.candidate, *_files(args))
@@ -172,7 +173,7 @@ def _write_stopped_markdown(args: argparse.Namespace, reason: ConanError) -> boo
     """--out for a regress stopped by ``reason`` before comparing, atomically; when it cannot be written, says so
     beside the reason regress stopped for, which stays the error (and returns False)."""
     from harness.runs import atomic_write_text
-    from reporting.regress import stopped_markdown
+    from reporting.regress_report import stopped_markdown
 
     try:
         text = stopped_markdown(reason, args.baseline, args.candidate, *_files(args))

@@ -76,7 +76,7 @@ def test_an_undefined_resample_is_left_out_not_spread_over_the_ci() -> None:
 def _task(keys: list[str], deltas: np.ndarray, unit: str, n_boot: int, seed: int, documents: str = "doc") -> dict:
     """A compare() result for one seed: per-item baseline 0 and candidate Δ_i, the main score their mean; item i's
     gold judges document <documents>_i relevant."""
-    from reporting.regress import item_resamples
+    from reporting.bootstrap import item_resamples
 
     pairs = [(lambda idx: 0.0, lambda idx, d=deltas: float(d[idx].mean()))]
     resamples = item_resamples(pairs, len(keys), n_boot, np.random.default_rng(seed))

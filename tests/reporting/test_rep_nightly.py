@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 
 from harness.cli import main
-from reporting.regress import FAILED, NO_BASELINE, compare
+from reporting.regress import compare
+from reporting.regress_tasks import FAILED, NO_BASELINE
 
 
 def _night(source: Path, dest: Path, **tasks: dict) -> Path:
@@ -143,7 +144,7 @@ def test_json_says_a_task_not_compared_fails_the_gate(tiny_runs, tmp_path):
 def test_json_figures_keep_their_sign() -> None:
     """Review of stop 62: rounded to six decimals, a CI bound of 3e-7 (above 0: "improved" at --min-effect 0)
     read 0.0 in the JSON beside its verdict."""
-    from reporting.regress import JSON_DIGITS, _figure
+    from reporting.regress_report import JSON_DIGITS, _figure
 
     assert _figure(3e-7, JSON_DIGITS) == 3e-7 and _figure(-0.19413999999999998, JSON_DIGITS) == -0.19414
     assert _figure(float("nan"), JSON_DIGITS) is None

@@ -15,7 +15,8 @@ import pytest
 
 from harness.runs import shown_path
 from reporting import ablation
-from reporting.regress import EXIT_NOT_COMPARED, NOT_COMPARABLE, compare
+from reporting.regress import EXIT_NOT_COMPARED, compare
+from reporting.regress_tasks import NOT_COMPARABLE
 
 
 def _reordered(run: Path, task: str, out: Path, order: list[int] | None = None) -> Path:

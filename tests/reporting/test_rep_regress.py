@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from reporting.regress import NOT_COMPARABLE, NOT_RUN, compare, paired_bootstrap, render, verdict
+from reporting.bootstrap import paired_bootstrap, verdict
+from reporting.regress import compare
+from reporting.regress_report import render
+from reporting.regress_tasks import NOT_COMPARABLE, NOT_RUN
 
 REPO = Path(__file__).resolve().parents[2]
 BATCH8 = "TinySTS,TinyRerank,TinyClassification"  # the three of the seven tasks the batch8 run evaluated
@@ -641,7 +644,7 @@ def test_clustering_verdicts_are_advisory(tiny_runs, tmp_path):
 def test_ci_ends_that_round_to_zero_keep_their_sign():
     """An *improved* CI starting at +0.00004 read "[+0.00, …]"; it keeps two significant digits now, and the other
     end takes the same precision: before stop 64 a CI read `[-0.0044, +0.01]` (a user's walk)."""
-    from reporting.regress import _ci
+    from reporting.regress_report import _ci
 
     assert _ci(0.0000004, 0.0123) == "[+0.000040, +1.230000]"
     assert _ci(-0.000044, 0.0001) == "[-0.0044, +0.0100]" and _ci(0.00004, 0.0001) == "[+0.0040, +0.0100]"
@@ -652,7 +655,7 @@ def test_ci_ends_that_round_to_zero_keep_their_sign():
 def test_the_delta_is_the_difference_of_the_cells_shown(tiny_runs):
     """A Δ rounded from the scores' own difference read −3.77 beside 80.60 → 76.82 (a user's walk, stop 64); a row
     whose metric neither run recorded (pending in both) showed an empty cell, now a dash."""
-    from reporting.regress import TaskVerdict
+    from reporting.regress_tasks import TaskVerdict
 
     comp = compare(tiny_runs["base"], tiny_runs["short"], n_boot=20, tasks=["TinySTS"])
     comp.tasks[0].base, comp.tasks[0].cand = 0.806049, 0.768151  # Δ −3.7898, shown cells 80.60 → 76.82

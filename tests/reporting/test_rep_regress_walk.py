@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from reporting.regress import NO_BASELINE, NOT_COMPARABLE, compare
+from reporting.regress import compare
+from reporting.regress_tasks import NO_BASELINE, NOT_COMPARABLE
 
 
 @pytest.fixture(scope="module")
