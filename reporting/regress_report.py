@@ -117,11 +117,13 @@ def stopped_json(reason: ConanError, comp: Comparison | None, baseline: str, can
     error may name; every path as the reports show it (`paths_shown`)."""
     status, outcome = reason.exit_code, stopped_outcome(reason, baseline, candidate, *files)
     shown = paths_apart(baseline, candidate)
+    # the keys in a finished comparison's order, the outcome first (before stop 65 it came after the tasks here)
     done = as_json(comp) if comp is not None else {
+        "exit_status": status, "passed": False, "outcome": outcome,
         "regressed": [], "failed": [], "not_compared": [],
         "baseline": {"path": shown[0], **dict.fromkeys(MODEL_KEYS)},
         "candidate": {"path": shown[1], **dict.fromkeys(MODEL_KEYS)},
-        "settings_differ": [], "test": None, "tasks": [], "warnings": [],
+        "settings_differ": [], "test": None, "tasks": [], "warnings": [], "error": None,
     }  # fmt: skip
     error = paths_shown(str(reason), baseline, candidate, *files)
     return {**done, "exit_status": status, "passed": False, "outcome": outcome, "error": error}

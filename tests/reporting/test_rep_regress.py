@@ -757,6 +757,7 @@ def test_a_stopped_regress_rewrites_out_and_json(tiny_runs, tmp_path, capsys):
     argv = ["regress", "--baseline", str(tiny_runs["base"]), "--out", str(out), "--json", str(js), "--n-boot", "50"]
     assert main([*argv, "--candidate", str(tiny_runs["batch8"]), "--tasks", "TinySTS"]) == 0
     assert out.read_text().startswith("# Regression report — PASS (exit 0)") and json.loads(js.read_text())["passed"]
+    finished_keys = list(json.loads(js.read_text()))
     for extra, status, said in ((["--alpha", "abc"], 2, "UNUSABLE INPUT (exit 2): --alpha 'abc': not a number"),
                                 (["--dim", "6x"], 2, "UNUSABLE INPUT (exit 2): --dim '6x': not an integer"),
                                 (["--candidate", str(tmp_path / "nope")], 2, "UNUSABLE INPUT (exit 2): --candidate"),
@@ -766,6 +767,8 @@ def test_a_stopped_regress_rewrites_out_and_json(tiny_runs, tmp_path, capsys):
         assert main([*argv, *extra]) == status
         assert out.read_text().startswith(f"# Regression report — {said}"), out.read_text()
         assert json.loads(js.read_text())["outcome"].startswith(said) and "Traceback" not in capsys.readouterr().err
+        # the finished comparison's keys in its order (before stop 65 the outcome came after the tasks here)
+        assert list(json.loads(js.read_text())) == finished_keys
 
 
 def test_a_stopped_regress_writes_no_machine_path(tiny_runs, tmp_path, monkeypatch, capsys):
