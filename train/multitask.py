@@ -56,7 +56,10 @@ class Task:
     dhnm_ids: list[int] = field(default_factory=list)  # each row's DHNM query: one per query text and pool
 
     def slots(self, row: int) -> list[str | None]:
-        """Texts of the row's current hard-negative slots (None: empty), from its query's DHNM state."""
+        """Texts of the row's current hard-negative slots (None: empty), from its query's DHNM state; none at K = 0
+        (no pools mined)."""
+        if not self.hard_negatives:
+            return []
         assert self.dhnm is not None, f"task {self.name} has no pools"
         return [None if j is None else self.pools[row][j] for j in self.dhnm.negatives(self.dhnm_ids[row])]
 
@@ -136,7 +139,8 @@ def attach_pools(
     task: Task, cfg: SupervisedConfig, rt: Any, source: list[dict[str, Any]], source_of: list[int],
     links: Iterable[tuple[str, str]] = (),
 ) -> None:
-    """Mine (rank 0, cached in pools_dir) or load the pools of ``source`` rows; row i of the task uses the pool
+    """The labelled-match groups of ``source`` rows; then, for a task with hard negatives (K > 0), mine (rank 0,
+    cached in pools_dir) or load their pools: row i of the task uses the pool
     of source row ``source_of[i]``. That source row's given negative goes right after the skipped top ranks, or
     after all mined candidates when fewer were mined, and DHNM serves it first either way (a CLR row, translated
     from a source row, keeps its source's negative as it keeps its positive). A pool excludes every text the rows
@@ -147,6 +151,11 @@ def attach_pools(
     matches = labelled_matches([*((r["query"], r["positive"]) for r in source), *links])
     task.groups = group_numbers(matches)
     task.row_groups = [task.groups[source[src]["query"]] for src in source_of]
+    if not task.hard_negatives:  # K = 0: in-batch negatives only, so no pool is read (before stop 65 one was mined)
+        if rt.is_main:
+            print(f"task {task.name}: hard_negatives = 0, so no pools are mined: in-batch negatives only",
+                  flush=True)  # fmt: skip
+        return
     corpus = [r["positive"] for r in source] + [r["negative"] for r in source if "negative" in r]
     if rt.is_main and ensure_pools(path, queries, [matches[q] for q in queries], corpus, cfg.pool_scorer,
                                    cfg.pool_depth):  # fmt: skip

@@ -71,7 +71,8 @@ class Stepper:
                     "pos_groups": torch.tensor([task.groups.get(t, -1) for t in positives], dtype=torch.long),
                     "neg_groups": torch.tensor([[task.groups.get(t, -1) if t else -1 for t in row] for row in slots],
                                                dtype=torch.long).view(b, k)}  # fmt: skip
-        qids = torch.tensor([task.dhnm_ids[r] for r in batch.rows], dtype=torch.long)  # DHNM's queries
+        # DHNM's queries; a task without hard negatives (K = 0) has no pools, so no DHNM either
+        qids = torch.tensor([task.dhnm_ids[r] for r in batch.rows] if task.dhnm else [-1] * b, dtype=torch.long)
 
         def loss_of(emb: torch.Tensor) -> tuple[torch.Tensor, bool]:
             q, p = emb[:b], emb[b : 2 * b]
@@ -88,7 +89,7 @@ class Stepper:
                                           **all_ids)  # fmt: skip
 
             loss, _, own = mrl_loss(fn, [all_q, all_p, all_negs], self.dims, self.weights)
-            if own is not None:
+            if own is not None and task.dhnm is not None:
                 task.dhnm.update(all_qids.tolist(), own.cpu())
             return loss, True
 

@@ -460,7 +460,9 @@ def test_resume_refuses_dhnm_state_when_the_pools_were_mined_again(tmp_path: Pat
         supervised("run", resume=str(step1))
 
 
-def test_hard_negatives_per_task(tmp_path: Path, data_root: Path):
+def test_hard_negatives_per_task(tmp_path: Path, data_root: Path, capsys):
+    """K per task; a task at K = 0 trains on in-batch negatives with no pool mined (before stop 65 its pools were
+    mined and read by nothing), its labelled-match groups kept (the loss still masks a labelled match)."""
     from train.distributed import init_runtime
     from train.multitask import TaskBatch, build_tasks
     from train.supervised_step import Stepper
@@ -468,11 +470,17 @@ def test_hard_negatives_per_task(tmp_path: Path, data_root: Path):
     path = write_config(tmp_path / "cfg.toml", data_root, tmp_path / "run")
     cfg = load_config(SupervisedConfig, path, ["tasks.clr.hard_negatives=0", "tasks.ret.hard_negatives=2"])
     tasks = build_tasks(cfg, init_runtime("cpu"))
-    assert (tasks["ret"].dhnm.config.k, tasks["clr"].dhnm.config.k, tasks["sts"].hard_negatives) == (2, 0, 3)
+    assert (tasks["ret"].dhnm.config.k, tasks["clr"].hard_negatives, tasks["sts"].hard_negatives) == (2, 0, 3)
+    assert tasks["clr"].dhnm is None and not tasks["clr"].pools and tasks["clr"].row_groups
+    assert not list((tmp_path / "run" / "pools").glob("clr*")) and (tmp_path / "run" / "pools" / "ret.jsonl").is_file()
+    assert "task clr: hard_negatives = 0, so no pools are mined" in capsys.readouterr().out
     stepper = Stepper(cfg, init_runtime("cpu"), ConanConfig(), None, tasks, [128], None)  # no prompts
     for name, k in (("ret", 2), ("clr", 0)):
-        texts, _ = stepper.retrieval(tasks[name], TaskBatch(name, [0, 1], [0, 1], 0))
+        texts, loss_of = stepper.retrieval(tasks[name], TaskBatch(name, [0, 1], [0, 1], 0))
         assert 4 <= len(texts) <= 4 + 2 * k and (k or len(texts) == 4)
+        emb = torch.nn.functional.normalize(torch.randn(len(texts), 128, generator=torch.Generator().manual_seed(0)),
+                                            dim=-1)  # fmt: skip
+        assert torch.isfinite(loss_of(emb)[0])
 
 
 def test_classification_rows_draw_negatives_from_their_own_file_s_labels(tmp_path: Path, data_root: Path,
