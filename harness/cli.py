@@ -308,7 +308,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     except ConanError as exc:  # a folder: before, "runs: is a directory" named no option
         raise UsageError(f"--out {exc}") from None
     suite = SuiteRef(args.suite, official_benchmark(args.suite)) if args.suite else None
-    board = build_board([Path(p) for p in args.runs], [Path(p) for p in args.published or []], suite, args.dims)
+    board = build_board([Path(p) for p in args.runs], [Path(p) for p in args.published or []], suite, args.dims,
+                        skip_damaged=args.skip_damaged)  # fmt: skip
+    for why in board.skipped:
+        print(f"warning: left out (--skip-damaged): {why}", file=sys.stderr)
     text = render(board)
     atomic_write_text(Path(args.out), text)
     print(text)
@@ -428,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: the tasks of the given runs)")  # fmt: skip
     lb.add_argument("--dims", action="store_true", help="add per-dimension tables from experiments/embed_dim_<d>")
     lb.add_argument("--out", default="leaderboard.md", help="markdown file to write (default leaderboard.md)")
+    lb.add_argument("--skip-damaged", action="store_true", help="leave out a run whose run.json is damaged, "
+                    "naming it in a note (default: stop on it, exit 2)")  # fmt: skip
     lb.set_defaults(func=cmd_leaderboard)
 
     for module in PLUGIN_COMMANDS:  # other packages add their subcommands; each imports its work lazily

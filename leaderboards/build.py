@@ -8,7 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
-from harness.errors import UsageError
+from harness.errors import DataError, UsageError
 from harness.runs import (
     MIRROR,
     RunDir,
@@ -49,6 +49,7 @@ class Board:
     mixed: dict[str, list[str]] = field(default_factory=dict)  # task → data keys on which our runs disagree
     groups: dict[str, list[list[str]]] = field(default_factory=dict)  # mixed task → row labels sharing its data
     settings: dict[str, str] = field(default_factory=dict)  # row label → its settings that differ within its model
+    skipped: list[str] = field(default_factory=list)  # why each run --skip-damaged left out was (its error)
 
 
 class SuiteRef(NamedTuple):
@@ -107,17 +108,40 @@ def published_entry(model: PublishedModel, name: str) -> Entry:
     return entry
 
 
+def opened_runs(runs: list[Path], skip_damaged: bool) -> tuple[list[RunDir], list[str]]:
+    """The runs to rank, and what was said of each run left out: with ``skip_damaged``, one whose run.json is damaged
+    or of another shape (a night's job killed mid-write on an old version; a board over `runs/*` then stopped on it,
+    before stop 65 with no way round but naming every other run). A folder that is no run directory stays an error:
+    a typo, not damage."""
+    opened, skipped = [], []
+    for path in runs:
+        try:
+            opened.append(open_run_arg(Path(path), "run"))
+        except DataError as exc:  # what is wrong, without open_run_arg's remedy: the board says its own
+            reason = exc.detail.partition("; restore the file")[0]
+            if not skip_damaged:
+                raise DataError(exc.path, exc.line, f"{reason}; restore the file, leave this run directory out of "
+                                "the command, or add --skip-damaged to rank the others") from None  # fmt: skip
+            skipped.append(str(DataError(exc.path, exc.line, reason)))
+    return opened, skipped
+
+
 def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None, with_dims: bool,
-                tasks: list[str] | None = None) -> Board:
+                tasks: list[str] | None = None, skip_damaged: bool = False) -> Board:
     """Rows for every run and published model, over the suite's tasks (or the tasks the runs hold; ``tasks``: only
-    those of the runs' tasks)."""
+    those of the runs' tasks). ``skip_damaged``: a run whose run.json is damaged is left out, with a note naming it
+    and why, instead of stopping the board."""
     if not runs and not published:
         raise UsageError("nothing to rank: give run directories and/or --published")
     bench_name, bench_tasks = suite_tasks(suite.benchmark) if suite else (None, {})
     entries, types, metrics, notes = [], {}, {}, []
     order: list[str] = list(bench_tasks)
     scored: list[tuple[Entry, dict[str, dict[str, Any]]]] = []
-    opened = [open_run_arg(Path(path), "run") for path in runs]
+    opened, skipped = opened_runs(runs, skip_damaged)
+    if skipped:
+        notes.append(f"Left out (--skip-damaged), damaged: {'; '.join(skipped)}.")
+        if not opened and not published:
+            raise UsageError(f"nothing to rank: every run given is damaged ({'; '.join(skipped)})")
     run_records: list[tuple[Entry, dict[str, Any]]] = []
     read = [only_tasks(run.read_run(), tasks) for run in opened]
     idle = [] if suite or tasks else unattempted_tasks(read)
@@ -211,7 +235,7 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
               for task, keys in mixed.items()}
     beside_published = any(e.kind == "published" for e in entries)
     return Board(title, order, types, metrics, entries, bench_name, notes, with_dims, reported, mixed, groups,
-                 differing_settings(run_records, beside_published))  # fmt: skip
+                 differing_settings(run_records, beside_published), skipped)  # fmt: skip
 
 
 # Run-wide identity keys that move no row's scores: the model, which groups the rows, and the MRL prefixes scored

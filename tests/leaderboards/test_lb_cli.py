@@ -97,3 +97,28 @@ def test_a_run_without_tasks_in_the_suite_gets_no_dims_table(tmp_path: Path):
     assert "No run has MRL results on the tasks of MTEB(eng, v2) (mteb-en); the notes name the run tasks outside it." \
         in section
     assert "Run tasks outside MTEB(eng, v2), not shown: TinySTS." in out.read_text(encoding="utf-8")
+
+
+def test_skip_damaged_ranks_the_other_runs(tmp_path: Path, capsys) -> None:
+    """`harness leaderboard runs/*` with one run.json damaged (a job killed mid-write on an old version) stopped with
+    exit 2 and no board, and nothing but naming every other run got one (before stop 65); --skip-damaged leaves it
+    out, naming it and why in a note and on stderr. A folder that is no run directory is still an error (a typo)."""
+    a = make_run(tmp_path, "a", {"STS16": 0.79, "STS13": 0.80}, TYPES)
+    b = make_run(tmp_path, "b", {"STS16": 0.81, "STS13": 0.70}, TYPES, model="org/other")
+    damaged = make_run(tmp_path, "c", {"STS16": 0.5}, TYPES, model="org/third")
+    (damaged / "run.json").write_text('{"model": ', encoding="utf-8")
+    out = tmp_path / "lb.md"
+    assert main(["leaderboard", str(a), str(b), str(damaged), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "damaged JSON" in err and "out of the command, or add --skip-damaged to rank the others" in err
+    assert not out.exists()
+    assert main(["leaderboard", str(a), str(b), str(damaged), "--skip-damaged", "--out", str(out)]) == 0
+    text, err = re.sub(r" +", " ", out.read_text(encoding="utf-8")), capsys.readouterr().err
+    assert "| model [a] (2 mirror) | 2/2" in text and "| other [b] (2 mirror) | 2/2" in text
+    said = f"{damaged / 'run.json'}:1: damaged JSON (Expecting value, column 11)"
+    assert f"Left out (--skip-damaged), damaged: {said}." in text and "third" not in text
+    assert err.endswith(f"left out (--skip-damaged): {said}\n")
+    assert main(["leaderboard", str(damaged), "--skip-damaged", "--out", str(out)]) == 2
+    assert "nothing to rank: every run given is damaged" in capsys.readouterr().err
+    assert main(["leaderboard", str(a), str(tmp_path / "typo"), "--skip-damaged", "--out", str(out)]) == 2
+    assert "not a run directory (no such folder)" in capsys.readouterr().err
