@@ -55,6 +55,10 @@ and its data (a folder, or an official copy `harness run` can read) are checked 
 anything trains or is written; so are the texts the dev and test tasks share (refused unless
 `eval.overlap_ok = "why"`) and those the training files share with them (refused unless
 `eval.train_overlap_ok = "why"`): the report shows both.
+An evaluation that leaves a task without a score (a failed task, a NaN score from a diverged arm) fails the
+ablation with exit 1, not 2 (nothing the user gave was unusable): the other arms and seeds are still trained and
+evaluated first, then every such evaluation is named with its tasks and why, and no report is written (its paired
+CIs need every arm × seed on every task); the same command carries on once they are fixed.
 """
 
 from __future__ import annotations
@@ -93,9 +97,9 @@ from harness.data import (
     discover_tasks,
 )
 from harness.env import data_root
-from harness.errors import UsageError
+from harness.errors import EXIT_TASK_FAILED, HarnessError, UsageError
 from harness.pipeline import check_task_names, interrupted_note
-from harness.runs import RAW_VIEW, atomic_write_json, read_json
+from harness.runs import RAW_VIEW, atomic_write_json, has_score, no_score_reason, read_json
 from harness.sysinfo import code_version
 
 STATE = "ablate.json"
@@ -106,6 +110,20 @@ PER_UNIT = {"seed": "the unit's seed (from `seeds`)", "output_dir": "the unit's 
 PROJECT_PACKAGES = ("harness", "conan_model", "train", "reporting")  # the code an ablation runs
 # `init_files` of a unit recorded before they were, whose starting model was then trained again: never its files
 RETRAINED = "trained again after this unit started from it"
+
+
+class EvaluationFailed(HarnessError):
+    """Evaluations that left a task without a score: the run failed (exit 1, as `harness run`'s), the input was
+    not unusable (before stop 65: exit 2 at the first one, the arms after it neither trained nor evaluated)."""
+
+    exit_code = EXIT_TASK_FAILED
+
+
+def unscored(run_json: Path, tasks: list[str]) -> str:
+    """The tasks of an evaluation's run.json without a score, each with why (`no_score_reason`)."""
+    record = read_json(run_json, {})
+    entries = {t: (record.get("tasks") or {}).get(t) or {"status": "not evaluated"} for t in tasks}
+    return "; ".join(f"{t}: {no_score_reason(e)}" for t, e in entries.items() if not has_score(e))
 
 
 def hold_lock(out: Path, config_path: Path) -> TextIO:
@@ -545,7 +563,7 @@ class Ablation:
         before = (read_json(run_json, {}).get("started"), efficiency.read_bytes() if efficiency.is_file() else None)
         start = time.perf_counter()
         if run(run_cfg) != 0:
-            raise UsageError(f"evaluation {name} had tasks that failed or could not be evaluated: see {run_json}")
+            raise EvaluationFailed(f"evaluation {name} ({run_json.parent}): {unscored(run_json, tasks)}")
         record = json.loads(run_json.read_text(encoding="utf-8"))
         scores = {t: float(record["tasks"][t]["main_score"]) for t in tasks}
         value = {"model": model, "run_dir": str(run_cfg.out / name), "scores": scores, "dims": dims,
@@ -612,11 +630,20 @@ class Ablation:
                               "seeds and compares nothing")  # fmt: skip
         extra = self.choose()
         runs: dict[str, dict[int, dict[str, str]]] = {}
+        failed: list[str] = []
         for arm in self.cfg["arms"]:
             for seed in self.cfg["seeds"]:
                 final = self.train_arm(arm, seed, extra)
-                self.evaluate(final, f"{arm}-seed{seed}", self.dev + self.test)
+                try:
+                    self.evaluate(final, f"{arm}-seed{seed}", self.dev + self.test)
+                except EvaluationFailed as exc:  # the other units still train and evaluate (an overnight job)
+                    self._say(f"eval/{arm}-seed{seed}", f"failed: {exc}")
+                    failed.append(str(exc))
                 runs.setdefault(arm, {})[seed] = {"final": final, "eval": str(self.out / "evals" / f"{arm}-seed{seed}")}
+        if failed:
+            raise EvaluationFailed(f"no report: {len(failed)} evaluation(s) left tasks without a score, and each Δ "
+                                   "pairs every arm × seed on every task: " + " | ".join(failed) + "; fix them and "
+                                   "run the same command: finished units are skipped")  # fmt: skip
         folder = report_dir(self.cfg)
         # units of seeds, arms or stages dropped from the config since stay in ablate.json (a rerun may want them)
         # but not in the report's minutes and code versions (before stop 53 they were counted there)
@@ -671,7 +698,12 @@ def _ablate_or_plan(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("ablate", help="train arms × seeds, evaluate, bootstrap CIs against a reference",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog="exit status: 0 the report was written; 1 an evaluation left a task without "
+                                   "a score (every other unit still ran; no report); 2 unusable input (the config, "
+                                   "its data, a unit recorded under other settings); 130 interrupted (Ctrl-C), 143 "
+                                   "terminated (SIGTERM): finished units are kept and the same command carries "
+                                   "on")  # fmt: skip
     parser.add_argument("config", type=Path, help="ablation TOML (see configs/ablations/); with --plan also its "
                         "report.json")  # fmt: skip
     plan = parser.add_argument_group("--plan: the seeds a replication needs, from the finished report (trains nothing)")

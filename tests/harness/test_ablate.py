@@ -936,3 +936,32 @@ def test_arms_without_stages_of_their_own_evaluate_the_shared_model(
     else:
         with pytest.raises(UsageError, match=re.escape(message)):
             Ablation(load_ablation(config), config, measure_only=True)
+
+
+def test_a_failed_evaluation_task_fails_the_ablation_after_every_unit_ran(tmp_path: Path, shared_data: Path,
+                                                                        capsys) -> None:  # fmt: skip
+    """A test task whose score is undefined (STS12 with one gold score for every row: mteb's Spearman is NaN)
+    stopped the ablation with exit 2, "unusable input", at the first seed's evaluation, the second seed neither
+    trained nor evaluated (before stop 65). Now every unit runs, the run fails with exit 1 naming each evaluation,
+    its task and why, no report is written, and once the data is fixed the same command carries on."""
+    data = tmp_path / "tasks"
+    shutil.copytree(SAMPLE, data)
+    sts12 = data / "en" / "STS12" / "test.jsonl"
+    good = sts12.read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in good.splitlines()]
+    sts12.write_text("".join(json.dumps({**row, "score": 2.5}) + "\n" for row in rows), encoding="utf-8")
+    stage = one_step_stage(tmp_path / "train", shared_data)[-1]
+    config = one_arm_config(tmp_path, stage, "failing", f'data_dir = "{data}"\nreport = "{tmp_path / "report"}"')
+    config.write_text(config.read_text(encoding="utf-8").replace("seeds = [0]", "seeds = [0, 1]"), encoding="utf-8")
+    assert main(["ablate", str(config)]) == 1
+    out, err = capsys.readouterr()
+    for seed in (0, 1):
+        assert f"eval/a-seed{seed}: failed: evaluation a-seed{seed}" in out
+        assert f"evaluation a-seed{seed} ({tmp_path / 'work' / 'evals' / f'a-seed{seed}'}): STS12: status failed" in err
+    assert "no report: 2 evaluation(s) left tasks without a score" in err and "all 41 rows have score 2.5" in err
+    assert not (tmp_path / "report").exists()
+    sts12.write_text(good, encoding="utf-8")
+    assert main(["ablate", str(config)]) == 0
+    out = capsys.readouterr().out  # the trained models are kept
+    assert "seed0/a/stage0: done earlier, skipped" in out and "seed1/a/stage0: done earlier, skipped" in out
+    assert (tmp_path / "report" / "report.md").is_file()
