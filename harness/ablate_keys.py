@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from conan_model.fingerprint import data_fingerprint, files_fingerprint
+from harness.errors import ConanError
 from harness.pipeline import source_fingerprint
-from harness.runs import read_json
+from harness.runs import open_run, read_json
 
 # Keys that change where or how fast a stage runs, not what it learns: left out of a unit's fingerprint, with the
 # stage's own resume-safe keys (train's RESUME_SAFE: micro_batch_size, gradient_checkpointing, compile, ...: the
@@ -133,13 +134,29 @@ def input_hashes(stage_cfg: Any, chained: bool = False) -> dict[str, str]:
     return hashes
 
 
-def holds_scores(run_dir: Path, scores: dict[str, float]) -> bool:
-    """Whether run_dir's run.json records each task `ok` with the recorded score: the report reads the run
-    directory, not ablate.json (before stop 53 a record was trusted alone, and a re-evaluation stopped half-way
-    under other settings was reported as the recorded one)."""
-    recorded = read_json(run_dir / "run.json", {}).get("tasks", {})
-    return all(recorded.get(task, {}).get("status") == "ok" and recorded[task].get("main_score") == score
-               for task, score in scores.items())  # fmt: skip
+def unheld_scores(run_dir: Path, scores: dict[str, float], dims: list[int]) -> tuple[list[str], bool]:
+    """What run_dir no longer holds of a recorded evaluation (one phrase per task; none: it holds it all), and
+    whether a task recorded `ok` there holds another score, which `harness run` keeps as done (its identity is
+    the same): only an overwrite redoes it. The report reads the run directory, not ablate.json: each task `ok` at
+    the recorded score, and the per-item files it pairs (before stop 53 a record was trusted alone; before stop 65
+    run.json alone, so a deleted predictions file left the task "not tested" in a rewritten report, and an edited
+    score was "evaluated again" by a `harness run` that skipped it, then recorded)."""
+    try:
+        run = open_run(run_dir)
+        recorded = run.read_run().get("tasks", {})
+    except (OSError, ConanError):  # no folder, a damaged run.json: `harness run` redoes or says why
+        return [f"{run_dir / 'run.json'} cannot be read"], False
+    lost, other = [], False
+    for task, score in scores.items():
+        entry = recorded.get(task, {})
+        if entry.get("status") != "ok":
+            lost.append(f"{task} is {entry.get('status', 'not in its run.json')}")
+        elif entry.get("main_score") != score:
+            lost.append(f"{task} scores {entry.get('main_score')}, not the recorded {score}")
+            other = True
+        elif lacking := run.unfinished_files(task, dims, dim_items=bool(dims)):
+            lost.append(f"{task} lacks {', '.join(str(p.relative_to(run_dir)) for p in lacking)}")
+    return lost, other
 
 
 def changed_settings(recorded: dict[str, Any] | None, current: dict[str, Any]) -> str:

@@ -129,17 +129,20 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
     at load (`tokenizer`) must exist now; an earlier stage's model and tokenizer come through `init`, which must
     exist now or be the export of a stage before it, as every [eval] checkpoint must (since stop 59)."""
     from conan_model.device import device_problem
+    from harness.ablate_keys import exported_config, stage_start
     from harness.checks import parse_dims
     from harness.env import data_root
     from harness.models import check_spec
+    from train import loop
     from train.cli import resolve
     from train.errors import TrainError
 
     exports: dict[Path, int] = {}  # each stage's <output_dir>/final, resolved → its stage number
+    exported: dict[Path, Any] = {}  # each stage's <output_dir>/final, resolved → the model config it will export
     for i, stage in enumerate(cfg.get("train", [])):
         where = f"{path}: [[train]] #{i + 1} ({stage['config']})"
         try:
-            stage_cfg = resolve(stage["config"], None, list(stage.get("set", [])), "set")[1]
+            module, stage_cfg = resolve(stage["config"], None, list(stage.get("set", [])), "set")
         except TrainError as exc:
             raise UsageError(f"{where}: {exc}{_looked_up(stage['config'])}") from exc
         final = Path(stage_cfg.output_dir, "final").resolve()
@@ -150,7 +153,16 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
             raise UsageError(f"{where}: init: {problem}")
         if problem := _missing_data(stage_cfg):  # before: found once the stages before it had trained (stop 64)
             raise UsageError(f"{where}: {problem}")
-        exports[final] = i + 1
+        # the stage's own checks on the model it starts from and on every row of its data, as `harness ablate`
+        # runs them (before stop 65 a bad row of a later stage's file was found once the stages before it trained)
+        chained = exported.get(Path(stage_cfg.init).resolve()) if stage_cfg.init else None
+        start = stage_start(stage_cfg, chained)
+        try:
+            if start is not None:
+                getattr(module, "precheck", loop.precheck)(stage_cfg, start)
+        except TrainError as exc:
+            raise UsageError(f"{where}: {exc}") from exc
+        exports[final], exported[final] = i + 1, exported_config(start, stage_cfg)
     evaluation = cfg["eval"]
     for checkpoint in evaluation.get("checkpoints", []):  # before stop 59: refused once every stage had trained
         if Path(checkpoint).resolve() not in exports:
@@ -216,8 +228,8 @@ def _looked_up(config: str) -> str:
 def _missing_data(stage_cfg: Any) -> str | None:
     """Why a stage's training data cannot be read, or None: a file that is not there or holds no row, named by
     its `data` entry (else it is a supervised task's file). Checked when the config loads, as a path outside
-    data_root is, so a missing file costs no training of the stages before it (a user's walk, stop 64). Rows are
-    checked when the stage reads them: that reads every file whole."""
+    data_root is, so a missing file costs no training of the stages before it (a user's walk, stop 64); every row
+    is checked then too, by the stage's ``precheck``."""
     from train.config import entry_file
 
     named = {entry_file(stage_cfg.data_root, entry): f"data[{i}] = {entry!r}" for i, entry in enumerate(stage_cfg.data)}

@@ -38,6 +38,7 @@ from reporting.items import NotTestable, TaskItems, at_dim, paired_positions, ta
 LEVEL = 0.05
 Scorer = Callable[[np.ndarray], float]  # a run's main score on the items at these positions
 WORDS = {"improved": "improves", "regressed": "hurts", "within noise": "no effect shown"}
+NOT_TESTED = "not tested"  # a row without a CI (no per-item data, a damaged file, an undefined metric)
 
 
 def rel(path: str | Path) -> str:
@@ -162,7 +163,8 @@ def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, b
     if set(ref) != set(cand):
         raise ValueError(f"{task}: the arms hold different seeds (reference {sorted(ref)}, candidate {sorted(cand)})"
                          ": a paired Δ needs every seed in both")  # fmt: skip
-    seeds = sorted(ref)
+    seeds = list(ref)  # the config's order, as report.json's `seeds` (before stop 65 sorted: `per_seed` then
+    # paired with `seeds = [2, 0]` swapped its values; a walk)
     runs = [(open_run(Path(ref[s])), open_run(Path(cand[s]))) for s in seeds]
     records = [(task_record(r, task, dim), task_record(c, task, dim)) for r, c in runs]  # each run.json read once
     delta = mean(float(c["main_score"]) - float(b["main_score"]) for b, c in records)
@@ -172,17 +174,19 @@ def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, b
         items = [i for (r, c), (rb, rc) in zip(runs, records, strict=True)
                  for i in (task_items(r, task, rb, dim), task_items(c, task, rc, dim))]  # fmt: skip
         keys, positions = paired_positions(items)  # every seed's reference and candidate, item for item
+    # a row without a CI says "not tested", its verdict too (before stop 65 "no effect shown", the reason alone
+    # saying it was not tested: a tally of the verdicts counted it as a measured null; a walk)
     except NotTestable as exc:
-        out["reason"] = f"not tested: {exc}"
+        out.update(verdict=NOT_TESTED, reason=str(exc))
         return out
     except DataError as exc:  # one damaged per-item file: that task says so, the others are still compared
-        out["reason"] = f"not tested: damaged file ({exc})"
+        out.update(verdict=NOT_TESTED, reason=f"damaged file ({exc})")
         return out
     pairs = scorer_pairs(items, positions)
     try:
         ci = paired_ci(pairs, len(keys), delta, n_boot, item_rng(boot_seed, task))
     except NotTestable as exc:
-        out["reason"] = f"not tested: {exc}"
+        out.update(verdict=NOT_TESTED, reason=str(exc))
         return out
     out.update(ci, items=len(keys), unit=items[0].unit, keys=keys, pairs=pairs,
                gold=[items[0].gold[i] for i in positions[0]])  # fmt: skip
@@ -275,7 +279,7 @@ def group(results: dict[str, dict[str, Any]], n_boot: int, boot_seed: int) -> di
     try:  # a resample undefined in any task is undefined for the mean
         ci = interval(delta, per_seed, np.mean(list(resamples.values()), axis=0), split)
     except NotTestable as exc:
-        return {"delta": delta, "lo": None, "hi": None, "verdict": "no effect shown", "reason": f"not tested: {exc}"}
+        return {"delta": delta, "lo": None, "hi": None, "verdict": NOT_TESTED, "reason": str(exc)}
     word, reason = row_verdict(delta, ci)
     return {"delta": delta, **ci, "verdict": word, "reason": reason,
             **({"shared_items": linked} if linked else {})}  # fmt: skip
@@ -430,7 +434,7 @@ def _ci(r: dict[str, Any] | None) -> tuple[str, str, str]:
     if r is None:
         return "—", "—", "not tested"
     ci = "—" if r.get("lo") is None else f"[{_edge(r['lo'])}, {_edge(r['hi'])}]"
-    word = f"**{r['verdict']}**" if r["verdict"] != "no effect shown" else r["verdict"]
+    word = f"**{r['verdict']}**" if r["verdict"] in ("improves", "hurts") else r["verdict"]
     return f"{100 * r['delta']:+.2f}", ci, word + (f" ({r['reason']})" if r.get("reason") else "")
 
 

@@ -120,6 +120,13 @@ def special_ids(tokenizer: Tokenizer, config: ConanConfig) -> torch.Tensor:
     return torch.tensor(sorted(ids), dtype=torch.long)
 
 
+def precheck(cfg: MntpConfig, start: ConanConfig) -> None:
+    """:func:`loop.precheck` and every row of the data (its ``text_field``), indexed as the stage indexes them:
+    `harness ablate` and `harness pipeline` run it before any stage trains."""
+    loop.precheck(cfg, start)
+    JsonlIndex(cfg.data_files(), required=[cfg.text_field])
+
+
 @loop.exclusive
 def run(cfg: MntpConfig, resume: str | None = None) -> Path:
     """Train, checkpoint, and export ``<output_dir>/final``; ``resume`` is None, 'latest' or a path."""

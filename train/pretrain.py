@@ -18,12 +18,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from conan_model import ConanConfig
+
 from . import loop
 from .config import PretrainConfig
 from .data import JsonlIndex, PackedBatches
 from .metrics import flops_per_token
 
 CONFIG = PretrainConfig
+
+
+def precheck(cfg: PretrainConfig, start: ConanConfig) -> None:
+    """:func:`loop.precheck` and every row of the data (its ``text_field``), indexed as the stage indexes them:
+    `harness ablate` and `harness pipeline` run it before any stage trains."""
+    loop.precheck(cfg, start)
+    JsonlIndex(cfg.data_files(), required=[cfg.text_field])
 
 
 @loop.exclusive

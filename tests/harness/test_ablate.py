@@ -522,9 +522,24 @@ def test_a_recorded_evaluation_its_run_directory_no_longer_holds_is_evaluated_ag
     record["tasks"]["STS16"].update(status="failed", main_score=None)  # as a failed re-evaluation leaves it
     run_json.write_text(json.dumps(record), encoding="utf-8")
     again, log = evaluate()
-    assert "eval/a-seed0: recorded, but its run directory no longer holds those scores: evaluating again" in log
+    assert "eval/a-seed0: recorded, but its run directory no longer holds it (STS16 is failed): evaluating again" in log
     assert again == first and json.loads(run_json.read_text(encoding="utf-8"))["tasks"]["STS16"]["status"] == "ok"
     assert "eval/a-seed0: done earlier, skipped" in evaluate()[1]
+    # a per-item file the report pairs, deleted (a walk, stop 65: before, "done earlier, skipped", and the rewritten
+    # report's row read "not tested")
+    (run_json.parent / "predictions" / "STS16_predictions.json").unlink()
+    again, log = evaluate()
+    assert "no longer holds it (STS16 lacks predictions/STS16_predictions.json): evaluating again" in log
+    assert again == first and (run_json.parent / "predictions" / "STS16_predictions.json").is_file()
+    # a score edited in run.json: before stop 65 "evaluating again" by a `harness run` that kept it as done, and
+    # the edited score was then recorded as the unit's
+    record = json.loads(run_json.read_text(encoding="utf-8"))
+    record["tasks"]["STS16"]["main_score"] = 0.99
+    run_json.write_text(json.dumps(record), encoding="utf-8")
+    again, log = evaluate()
+    assert f"(STS16 scores 0.99, not the recorded {first['STS16']}): evaluating again (every task" in log
+    assert again == first and json.loads(run_json.read_text(encoding="utf-8"))["tasks"]["STS16"]["main_score"] == \
+        first["STS16"]  # fmt: skip
     shutil.rmtree(run_json.parent)
     again, log = evaluate()
     assert "evaluating again" in log and again == first

@@ -447,6 +447,44 @@ tasks = ["STS16"]
     assert not out.exists()
 
 
+@pytest.mark.parametrize("stage", ["pretrain", "weak"])
+def test_pipeline_refuses_a_bad_row_of_any_stage_before_any_trains(tmp_path: Path, shared_data: Path, capsys,
+                                                                     monkeypatch, stage: str) -> None:  # fmt: skip
+    """Before stop 65 a row a stage cannot read (here one without its `positive`, or a pretraining row without its
+    text) was found when that stage began, after the stages before it had trained. Now every stage's precheck
+    indexes its rows when the config loads, as `harness ablate` does: the error names the stage, the file and the
+    line, and nothing trains."""
+    monkeypatch.chdir(REPO)
+    out, root = tmp_path / "pipe", tmp_path / "data"
+    root.mkdir()
+    (root / "pairs.jsonl").write_text('{"query": "a", "positive": "b"}\n{"query": "c"}\n', encoding="utf-8")
+    if stage == "pretrain":
+        (root / "pairs.jsonl").write_text('{"query": "a", "positive": "b"}\n', encoding="utf-8")
+        lines = (shared_data / "train" / "news_en_raw" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+        (root / "text.jsonl").write_text("\n".join([*lines[:3], '{"title": "no text"}']) + "\n", encoding="utf-8")
+    texts = "['text.jsonl']" if stage == "pretrain" else "['news_en_raw']"
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f"""out = "{out}"
+[[train]]
+config = "configs/pretrain.toml"
+set = ["output_dir='{out / "pretrain"}'", "data_root='{root if stage == "pretrain" else shared_data / "train"}'",
+       "data={texts}", "steps=1", "threads=1"]
+[[train]]
+config = "configs/weak.toml"
+set = ["output_dir='{out / "weak"}'", "init='{out / "pretrain" / "final"}'", "data_root='{root}'",
+       "data=['pairs.jsonl']"]
+[eval]
+tasks = ["STS16"]
+""", encoding="utf-8")  # fmt: skip
+    assert main(["pipeline", str(config)]) == 2
+    err = capsys.readouterr().err
+    said = {"pretrain": f"[[train]] #1 (configs/pretrain.toml): {root / 'text.jsonl'}:4: row lacks required field",
+            "weak": f"[[train]] #2 (configs/weak.toml): {root / 'pairs.jsonl'}:2: row lacks required field(s) "
+                    "['positive']"}[stage]  # fmt: skip
+    assert f"{config}: {said}" in err, err
+    assert not out.exists()
+
+
 def test_an_init_under_home_is_found_as_its_loader_finds_it(tmp_path: Path, monkeypatch) -> None:
     """hf: and gguf: inits expand `~` when the stage loads them; the check at load must too (review 59)."""
     from harness.pipeline import _missing_model

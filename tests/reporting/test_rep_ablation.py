@@ -70,7 +70,8 @@ def test_an_undefined_resample_is_left_out_not_spread_over_the_ci() -> None:
     assert mean_ci["lo"] < mean_ci["delta"] < mean_ci["hi"]  # False were either end NaN
     tasks["STSb"]["resamples"][:600] = np.nan
     mean_ci = group(tasks, 1000, 0)
-    assert mean_ci["lo"] is None and mean_ci["reason"].startswith("not tested: the metric is undefined")
+    assert mean_ci["lo"] is None and mean_ci["reason"].startswith("the metric is undefined")
+    assert mean_ci["verdict"] == "not tested"  # before stop 65 "no effect shown", as if measured (a walk)
 
 
 def _task(keys: list[str], deltas: np.ndarray, unit: str, n_boot: int, seed: int, documents: str = "doc") -> dict:
@@ -276,8 +277,8 @@ def test_a_damaged_per_item_file_marks_its_task_not_tested(tiny_runs, tmp_path) 
     task = "TinySTS"
     (cand / "predictions" / f"{task}_predictions.json").write_text("[1, 2]")
     out = compare({0: str(tiny_runs["base"])}, {0: str(cand)}, task, 20, 0)
-    assert out["reason"].startswith("not tested: damaged file (") and f"{task}_predictions.json" in out["reason"]
-    assert out["lo"] is None and out["verdict"] == "no effect shown"
+    assert out["reason"].startswith("damaged file (") and f"{task}_predictions.json" in out["reason"]
+    assert out["lo"] is None and out["verdict"] == "not tested"  # before stop 65 "no effect shown" (a walk)
 
 
 def test_arms_with_different_seeds_are_refused(tiny_runs) -> None:
@@ -370,3 +371,16 @@ def test_the_reference_arm_alone_is_a_seed_spread_and_compares_nothing(tiny_runs
     md = render(rep)
     assert "No other arm: this ablation measures base alone (its scores ± the sd over seeds above)" in md
     assert "Δ = mean over seeds" not in md and "| task " not in md  # no method, no empty Δ table
+
+
+def test_per_seed_follows_the_config_s_seed_order(tiny_runs) -> None:
+    """With `seeds = [2, 0]`, report.json's `seeds` and every `scores` keep that order; `per_seed` was sorted
+    ([0, 2]), so a reader pairing it with `seeds` swapped the values (a walk, stop 65)."""
+    from harness.runs import open_run
+    from reporting.ablation import compare, task_record
+
+    base, short = str(tiny_runs["base"]), str(tiny_runs["short"])
+    out = compare({2: base, 0: base}, {2: short, 0: base}, "TinySTS", 20, 0)
+    score = {name: float(task_record(open_run(tiny_runs[name]), "TinySTS")["main_score"]) for name in ("base", "short")}
+    assert score["short"] != score["base"]
+    assert out["per_seed"] == pytest.approx([score["short"] - score["base"], 0.0], abs=1e-9)
