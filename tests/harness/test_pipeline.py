@@ -417,6 +417,23 @@ set = ["output_dir='{out / "pretrain"}'", "data_root='{shared_data / "train"}'",
     assert not (out / "pretrain").exists()
 
 
+def pretrain_then_weak(config: Path, out: Path, pretrain_data: str, *weak_sets: str) -> Path:
+    """A pipeline config at ``config``: a one-step pretrain stage (its data keys ``pretrain_data``, `set` items
+    without their outer quotes) chained into a weak stage (``weak_sets``), evaluated on STS16."""
+    weak = ", ".join(f'"{item}"' for item in weak_sets)
+    config.write_text(f"""out = "{out}"
+[[train]]
+config = "configs/pretrain.toml"
+set = ["output_dir='{out / "pretrain"}'", "{pretrain_data}", "steps=1", "threads=1"]
+[[train]]
+config = "configs/weak.toml"
+set = ["output_dir='{out / "weak"}'", "init='{out / "pretrain" / "final"}'", {weak}]
+[eval]
+tasks = ["STS16"]
+""", encoding="utf-8")  # fmt: skip
+    return config
+
+
 @pytest.mark.parametrize(("entry", "problem"), [("nope", "does not exist"), ("empty.jsonl", "is empty (no rows)")])
 def test_pipeline_refuses_a_later_stages_missing_data_before_any_trains(tmp_path: Path, shared_data: Path, capsys,
                                                                          monkeypatch, entry: str,
@@ -429,18 +446,8 @@ def test_pipeline_refuses_a_later_stages_missing_data_before_any_trains(tmp_path
     root.mkdir()
     (root / "pairs.jsonl").write_text('{"query": "a", "positive": "b"}\n', encoding="utf-8")
     (root / "empty.jsonl").write_text("\n", encoding="utf-8")
-    config = tmp_path / "pipeline.toml"
-    config.write_text(f"""out = "{out}"
-[[train]]
-config = "configs/pretrain.toml"
-set = ["output_dir='{out / "pretrain"}'", "data_root='{shared_data / "train"}'", "steps=1", "threads=1"]
-[[train]]
-config = "configs/weak.toml"
-set = ["output_dir='{out / "weak"}'", "init='{out / "pretrain" / "final"}'", "data_root='{root}'",
-       "data=['pairs.jsonl', '{entry}']"]
-[eval]
-tasks = ["STS16"]
-""", encoding="utf-8")  # fmt: skip
+    config = pretrain_then_weak(tmp_path / "pipeline.toml", out, f"data_root='{shared_data / 'train'}'",
+                                f"data_root='{root}'", f"data=['pairs.jsonl', '{entry}']")  # fmt: skip
     assert main(["pipeline", str(config)]) == 2
     err = capsys.readouterr().err
     assert f"{config}: [[train]] #2 (configs/weak.toml): data[1] = '{entry}': {root / entry} {problem}" in err
@@ -462,20 +469,9 @@ def test_pipeline_refuses_a_bad_row_of_any_stage_before_any_trains(tmp_path: Pat
         (root / "pairs.jsonl").write_text('{"query": "a", "positive": "b"}\n', encoding="utf-8")
         lines = (shared_data / "train" / "news_en_raw" / "train.jsonl").read_text(encoding="utf-8").splitlines()
         (root / "text.jsonl").write_text("\n".join([*lines[:3], '{"title": "no text"}']) + "\n", encoding="utf-8")
-    texts = "['text.jsonl']" if stage == "pretrain" else "['news_en_raw']"
-    config = tmp_path / "pipeline.toml"
-    config.write_text(f"""out = "{out}"
-[[train]]
-config = "configs/pretrain.toml"
-set = ["output_dir='{out / "pretrain"}'", "data_root='{root if stage == "pretrain" else shared_data / "train"}'",
-       "data={texts}", "steps=1", "threads=1"]
-[[train]]
-config = "configs/weak.toml"
-set = ["output_dir='{out / "weak"}'", "init='{out / "pretrain" / "final"}'", "data_root='{root}'",
-       "data=['pairs.jsonl']"]
-[eval]
-tasks = ["STS16"]
-""", encoding="utf-8")  # fmt: skip
+    texts = f"data_root='{root}'\", \"data=['text.jsonl']" if stage == "pretrain" else \
+        f"data_root='{shared_data / 'train'}'"  # fmt: skip
+    config = pretrain_then_weak(tmp_path / "pipeline.toml", out, texts, f"data_root='{root}'", "data=['pairs.jsonl']")
     assert main(["pipeline", str(config)]) == 2
     err = capsys.readouterr().err
     said = {"pretrain": f"[[train]] #1 (configs/pretrain.toml): {root / 'text.jsonl'}:4: row lacks required field",
