@@ -15,6 +15,7 @@ Every import counts, at the top of a module or inside a function: a lazy import 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 from pathlib import Path
 
@@ -118,3 +119,14 @@ def test_no_module_of_ours_is_git_ignored():
     files = [str(p.relative_to(REPO)) for package in PACKAGES for p in (REPO / package).rglob("*.py")]
     found = subprocess.run(["git", "check-ignore", "--no-index", *files], cwd=REPO, capture_output=True, text=True)
     assert found.stdout.split() == []
+
+
+def test_design_lists_every_module_past_400_lines() -> None:
+    """docs/DESIGN.md names the modules past the 400-line target; its hand-kept counts drifted (a contributor's
+    walk, stop 65: regress.py "779" was 781), so the list is checked against the files, names only."""
+    text = (REPO / "docs" / "DESIGN.md").read_text(encoding="utf-8")
+    listed = text.split("The modules still past 400 lines", 1)[1].split(".\n", 1)[0]
+    named = set(re.findall(r"`([\w/]+\.py)`", listed)) - {"tests/test_house.py"}
+    long = {path.relative_to(REPO).as_posix() for package in PACKAGES for path in (REPO / package).rglob("*.py")
+            if len(path.read_text(encoding="utf-8").splitlines()) > 400}  # fmt: skip
+    assert named == long, f"DESIGN lists {sorted(named - long)} that are not past 400, omits {sorted(long - named)}"
