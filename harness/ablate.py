@@ -690,12 +690,12 @@ def _ablate_or_plan(args: argparse.Namespace) -> int:
     if args.config.suffix == ".json":
         source, expected = args.config, None
     else:
-        from reporting.ablation import config_digest
+        from reporting.ablation import config_identity
 
         cfg = load_ablation(args.config)
         source = report_dir(cfg) / "report.json"
         expected = {"seeds": cfg["seeds"], "reference": cfg["reference"], "arms": list(cfg["arms"]),
-                    "test": cfg["eval"]["test"], "config_digest": config_digest(cfg)}  # fmt: skip
+                    "test": cfg["eval"]["test"], **config_identity(cfg)}  # fmt: skip
     return run_plan(args.config, source, args.arm, args.task or "test mean", args.delta,
                     0.8 if args.power is None else args.power, expected)  # fmt: skip
 

@@ -53,10 +53,41 @@ def out_from_report(work: Path, folder: Path) -> str:
     return os.path.relpath(Path(work).resolve(), Path(folder).resolve())
 
 
-def config_digest(cfg: dict[str, Any]) -> str:
-    """A digest of the ablation config as loaded (arms, stages, eval, seeds, ...): `--plan CONFIG` compares it with
-    the report's to tell a report written from another version of the config."""
+def config_digest(cfg: Any) -> str:
+    """A digest of the ablation config as loaded (arms, stages, eval, seeds, ...), or of one value of it: `--plan
+    CONFIG` compares it with the report's to tell a report written from another version of the config."""
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def key_digests(table: dict[str, Any]) -> dict[str, str]:
+    """{top-level key: the digest of its value}: a stale report's note names the keys that changed."""
+    return {key: config_digest(value) for key, value in table.items()}
+
+
+def stage_config_digests(cfg: dict[str, Any]) -> dict[str, dict[str, str] | str]:
+    """{each stage config the ablation names ([[base]], [[shared]], [[stages]], arms' stages), as written: the
+    ``key_digests`` of its TOML as parsed (comments and layout do not count)}; a stage named by its name (`weak`,
+    no file: the stage's defaults) has {}, a file that cannot be read the reason. The ablation config's own digest
+    saw only the file names: before, `steps = 30` → `31` in configs/weak.toml left --plan silent (a walk)."""
+    from train.cli import STAGES, read_toml
+
+    named = [stage["config"] for key in ("base", "shared", "stages") for stage in cfg.get(key, [])]
+    named += [stage["config"] for arm in cfg.get("arms", {}).values() for stage in (arm or {}).get("stages", [])]
+    digests: dict[str, dict[str, str] | str] = {}
+    for name in dict.fromkeys(named):
+        try:
+            digests[name] = {} if name in STAGES else key_digests(read_toml(Path(name), "stage", UsageError))
+        except UsageError as exc:
+            digests[name] = str(exc)
+    return digests
+
+
+def config_identity(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What report.json records of the config it was written from, for `--plan CONFIG`'s stale check
+    (reporting.power.stale): the whole config's digest (since stop 40), its top-level keys' digests and its stage
+    configs' (``stage_config_digests``; reports written before either lack them)."""
+    return {"config_digest": config_digest(cfg), "config_key_digests": key_digests(cfg),
+            "stage_config_digests": stage_config_digests(cfg)}  # fmt: skip
 
 
 def task_record(run: RunDir, task: str, dim: int | None = None) -> dict[str, Any]:
@@ -376,7 +407,7 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
     evals = {arm: {s: r["eval"] for s, r in by_seed.items()} for arm, by_seed in runs.items()}
     report: dict[str, Any] = {
         "name": cfg["name"], "out": rel(work) if work is not None else None,
-        "config": rel(config_path), "config_digest": config_digest(cfg),
+        "config": rel(config_path), **config_identity(cfg),
         "scale": cfg.get("scale", ""), "seeds": cfg["seeds"],
         "reference": ref, "dev": dev, "test": test, "chosen": state.get("chosen") if cfg.get("choose") else None,
         "bootstrap": {"n_boot": n_boot, "seed": boot_seed, "level": LEVEL,

@@ -205,19 +205,42 @@ def render_plan(report: dict[str, Any], plans: list[dict[str, Any]], target: flo
 
 def stale(report: dict[str, Any], expected: dict[str, Any] | None) -> list[str]:
     """What differs between the config now and the one its report was written from: seeds, reference, arms and
-    test tasks by name (as sets where order does not matter), anything else (arm settings, stages, eval options)
-    by the config digest of reports that record it. A report left from before the config changed plans a
-    replication of another ablation."""
+    test tasks by name (as sets where order does not matter); anything else (arm settings, stages, eval options)
+    by the top-level keys whose digests differ, in reports that record them, else by the whole config's digest
+    (reports written since stop 40, before those: "its settings differ"); and the stage config files the
+    ablation names, by the keys of each whose digests differ, in reports that record them (``config_identity``).
+    A report left from before the config changed plans a replication of another ablation."""
     if expected is None:
         return []
     held = {"seeds": report["seeds"], "reference": report["reference"], "arms": list(report["arms"]),
             "test": report["test"]}  # fmt: skip
     unordered = {"seeds", "arms"}
-    differ = [f"{key}: the config {expected[key]}, the report {held[key]}" for key in held
-              if (set(expected[key]) != set(held[key]) if key in unordered else expected[key] != held[key])]
-    if not differ and report.get("config_digest") not in (None, expected["config_digest"]):
+    named = [key for key in held
+             if (set(expected[key]) != set(held[key]) if key in unordered else expected[key] != held[key])]
+    differ = [f"{key}: the config {expected[key]}, the report {held[key]}" for key in named]
+    keys, said = report.get("config_key_digests"), {"eval" if key == "test" else key for key in named}
+    if keys is not None and "config_key_digests" in expected:
+        changed = changed_keys(keys, expected["config_key_digests"]) - said
+        if changed:
+            differ.append(f"{', '.join(sorted(changed))}: changed since the report was written")
+    elif not differ and report.get("config_digest") not in (None, expected["config_digest"]):
         differ.append("its settings (arms, stages or eval options) differ from the ones the report was written with")
+    stages, now = report.get("stage_config_digests") or {}, expected.get("stage_config_digests") or {}
+    for name in [name for name in now if name in stages and stages[name] != now[name]]:
+        was, is_ = stages[name], now[name]
+        if isinstance(is_, str):  # a file that cannot be read now: the reason names it
+            differ.append(is_)
+        elif isinstance(was, str):
+            differ.append(f"stage config {name}: could not be read when the report was written")
+        else:
+            differ.append(f"stage config {name}: {', '.join(sorted(changed_keys(was, is_)))} changed since the "
+                          "report was written")  # fmt: skip
     return differ
+
+
+def changed_keys(then: dict[str, str], now: dict[str, str]) -> set[str]:
+    """The keys, set in either, whose digests differ (one set in one alone included)."""
+    return {key for key in then.keys() | now.keys() if then.get(key) != now.get(key)}
 
 
 def run_plan(path: Path, source: Path, arm: str | None, task: str, delta: float | None, target: float,
@@ -237,8 +260,11 @@ def run_plan(path: Path, source: Path, arm: str | None, task: str, delta: float 
     if not isinstance(report, dict) or not {"seeds", "reference", "arms", "test", "comparisons"} <= set(report):
         raise UsageError(f"{source}: not a report of `harness ablate` (its report.json), so there is nothing to plan")
     differ = stale(report, expected)
+    unseen = (" The report predates the digests of stage config files: edits of those files are not seen."
+              if "stage_config_digests" not in report else "")  # fmt: skip
     note = (f"**Stale report**: {path} has changed since {source} was written ({'; '.join(differ)}). This plan "
-            f"is from the report as written; `harness ablate {path}` refreshes it.") if differ else ""  # fmt: skip
+            f"is from the report as written; `harness ablate {path}` refreshes it.{unseen}"
+            if differ else "")  # fmt: skip
     try:
         plans = plan_rows(report, arm, task, None if delta is None else delta / 100, target)
     except UsageError as exc:

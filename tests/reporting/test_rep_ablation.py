@@ -349,6 +349,7 @@ def test_an_arm_that_trained_the_reference_s_models_is_said_and_one_seed_has_no_
             "short": {0: {"eval": short, "final": str(tmp_path / "short0")}}}  # fmt: skip
     cfg = {"name": "twins", "seeds": [0], "reference": "base", "n_boot": 50, "eval": {}}
     rep = build(cfg, tmp_path / "a.toml", {"done": {}}, runs, ["TinyRetrieval"], ["TinySTS"])
+    assert rep["config_key_digests"].keys() == cfg.keys() and rep["stage_config_digests"] == {}  # (--plan's check)
     assert rep["same_as_reference"] == ["twin"] and rep["comparisons"]["twin"]["TinySTS"]["delta"] == 0.0
     md = render(rep)
     assert "- **twin trained the reference's models**: its stage configs and starting model equal base's" in md

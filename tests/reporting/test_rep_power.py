@@ -254,6 +254,7 @@ def test_a_report_older_than_its_config_is_named_stale(capsys, monkeypatch, tmp_
     out = capsys.readouterr().out
     assert f"**Stale report**: {edited} has changed since reports/ablations/dhnm_decoder/report.json was written" in out
     assert "seeds: the config [0, 1, 2, 3, 4, 5, 6], the report [0, 1, 2, 3, 4]" in out and "## dynamic" in out
+    assert "The report predates the digests of stage config files: edits of those files are not seen." in out
     assert main(["ablate", "configs/ablations/dhnm_decoder.toml", "--plan", "--arm", "dynamic"]) == 0
     assert "Stale" not in capsys.readouterr().out
 
@@ -300,3 +301,71 @@ def test_staleness_ignores_order_names_other_settings_and_survives_a_refused_arm
     with pytest.raises(UsageError, match=r"--arm fresh: not an arm compared.*\*\*Stale report\*\*.*arms: the config"):
         run_plan(tmp_path / "a.toml", tmp_path / "report.json", "fresh", "test mean", None, 0.8,
                  {**same, "arms": [*same["arms"], "fresh"]})  # fmt: skip
+
+
+def test_a_stage_config_edited_since_the_report_is_named_stale(capsys, monkeypatch, tmp_path) -> None:
+    """A walk: the config digest covered the ablation TOML alone, so `temperature = 0.05` → `0.07` in the stage
+    config a [[shared]] table names (configs/weak.toml) left --plan silent, though `harness ablate` refuses that
+    edit for finished units. Reports now record each stage config's keys and the ablation's top-level keys by
+    digest (``config_identity``, as `build` writes them), and the note names the file and keys that changed."""
+    from harness.ablate_config import load_ablation
+    from reporting.ablation import config_identity
+    from reporting.power import stale
+
+    monkeypatch.chdir(REPO)
+    weak, stage = tmp_path / "weak.toml", tmp_path / "stage.toml"
+    weak.write_text((REPO / "configs/weak.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    stage.write_text((REPO / "configs/ablations/dhnm_decoder_stage.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    text = (REPO / "configs/ablations/dhnm_decoder.toml").read_text(encoding="utf-8")
+    config = tmp_path / "dhnm_decoder.toml"
+    config.write_text(text.replace('config = "configs/weak.toml"', f'config = "{weak}"')
+                      .replace('config = "configs/ablations/dhnm_decoder_stage.toml"', f'config = "{stage}"')
+                      .replace('name = "dhnm_decoder"\n', f'name = "dhnm_decoder"\nreport = "{tmp_path}"\n'),
+                      encoding="utf-8")  # fmt: skip
+    report = json.loads((REPO / "reports/ablations/dhnm_decoder/report.json").read_text(encoding="utf-8"))
+    identity = config_identity(load_ablation(config))
+    assert set(identity["stage_config_digests"]) == {str(weak), str(stage)}
+    (tmp_path / "report.json").write_text(json.dumps({**report, **identity}), encoding="utf-8")
+    names = {"seeds": report["seeds"], "reference": report["reference"], "arms": list(report["arms"])}
+    other = {**identity, "config_key_digests": {**identity["config_key_digests"], "eval": "0" * 16}}
+    assert stale({**report, **identity}, {**names, **other, "test": ["STS13"]}) == [  # eval said once, by its tasks
+        f"test: the config ['STS13'], the report {report['test']}"]
+
+    def plan() -> str:
+        assert main(["ablate", str(config), "--plan", "--arm", "dynamic"]) == 0
+        return capsys.readouterr().out
+
+    assert "Stale" not in plan()
+    weak.write_text(weak.read_text(encoding="utf-8").replace("# ", "#  "), encoding="utf-8")  # comments only
+    assert "Stale" not in plan()
+    weak.write_text(weak.read_text(encoding="utf-8").replace("temperature = 0.05", "temperature = 0.07"),
+                    encoding="utf-8")  # fmt: skip
+    out = plan()
+    assert f"**Stale report**: {config} has changed since {tmp_path / 'report.json'} was written" in out
+    assert f"(stage config {weak}: temperature changed since the report was written)" in out and "## dynamic" in out
+    assert "predates" not in out
+    config.write_text(config.read_text(encoding="utf-8").replace("seeds = ", "n_boot = 2000\nseeds = "),
+                      encoding="utf-8")  # fmt: skip
+    assert "(n_boot: changed since the report was written; stage config" in plan()  # a top-level key, named
+    config.write_text(config.read_text(encoding="utf-8").replace("seeds = [0, 1, 2, 3, 4]", "seeds = [0, 1]"),
+                      encoding="utf-8")  # fmt: skip
+    out = plan()  # seeds said once, by name
+    assert "(seeds: the config [0, 1], the report [0, 1, 2, 3, 4]; n_boot: changed since" in out
+    weak.unlink()
+    assert f"stage config {weak} does not exist" in plan()
+
+
+def test_committed_reports_plan_without_a_stale_note(capsys, monkeypatch) -> None:
+    """The committed reports predate the stage configs' and top-level keys' digests (softmask and softmask_lr any
+    digest): each still plans from its config with no stale note, the stage configs unchecked."""
+    from harness.ablate_config import load_ablation, report_dir
+
+    monkeypatch.chdir(REPO)
+    planned = 0
+    for config in sorted((REPO / "configs/ablations").glob("*.toml")):
+        if config.stem.endswith("_stage") or not (report_dir(load_ablation(config)) / "report.json").is_file():
+            continue
+        assert main(["ablate", str(config.relative_to(REPO)), "--plan"]) == 0, config.name
+        assert "Stale" not in capsys.readouterr().out, config.name
+        planned += 1
+    assert planned == len(REPORTS)
