@@ -58,7 +58,8 @@ anything trains or is written; so are the texts the dev and test tasks share (re
 An evaluation that leaves a task without a score (a failed task, a NaN score from a diverged arm) fails the
 ablation with exit 1, not 2 (nothing the user gave was unusable): the other arms and seeds are still trained and
 evaluated first, then every such evaluation is named with its tasks and why, and no report is written (its paired
-CIs need every arm × seed on every task); the same command carries on once they are fixed.
+CIs need every arm × seed on every task); the same command carries on once they are fixed. A [choose] dev
+evaluation likewise, after every value ran: no arm trains on a choice made without every value's dev scores.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from conan_model.fingerprint import files_fingerprint
-from harness.ablate_config import check_folders, load_ablation, report_dir, work_dir
+from harness.ablate_config import check_folders, load_ablation, report_dir, stage_config_digests, work_dir
 from harness.ablate_keys import (
     LATE_SETTINGS,
     LATE_TRAIN_KEYS,
@@ -117,6 +118,12 @@ class EvaluationFailed(HarnessError):
     not unusable (before stop 65: exit 2 at the first one, the arms after it neither trained nor evaluated)."""
 
     exit_code = EXIT_TASK_FAILED
+
+
+def failures(failed: list[str], outcome: str, why: str) -> EvaluationFailed:
+    """One error for every evaluation that failed, once the others ran: ``outcome`` (what is not made) and ``why``."""
+    return EvaluationFailed(f"{outcome}: {len(failed)} evaluation(s) left tasks without a score, and {why}: "
+                            + " | ".join(failed) + "; fix them and run the same command: finished units are skipped")
 
 
 def unscored(run_json: Path, tasks: list[str]) -> str:
@@ -614,11 +621,17 @@ class Ablation:
         if not spec:
             return []
         arm, seed = spec.get("arm", self.cfg["reference"]), self.cfg["seeds"][0]
-        dev_scores = []
+        dev_scores, failed = [], []
         for i, value in enumerate(spec["values"]):
             setting = f"{spec['key']}={json.dumps(value)}"
             final = self.train_arm(arm, seed, [setting], tag=f"-choose{i}")
-            dev_scores.append(self.evaluate(final, f"choose{i}-{arm}-seed{seed}", self.dev))  # dev tasks only
+            try:  # every value still trains and evaluates (review, stop 65: the first failure stopped them)
+                dev_scores.append(self.evaluate(final, f"choose{i}-{arm}-seed{seed}", self.dev))  # dev tasks only
+            except EvaluationFailed as exc:
+                self._say(f"eval/choose{i}-{arm}-seed{seed}", f"failed: {exc}")
+                failed.append(str(exc))
+        if failed:
+            raise failures(failed, f"no choice of {spec['key']}", "the choice compares every value's dev scores")
         chosen = choose_value(spec["values"], dev_scores, self.dev)
         self.state["chosen"] = {"key": spec["key"], "value": chosen, "arm": arm, "seed": seed,
                                 "values": spec["values"], "dev_scores": dev_scores}  # fmt: skip
@@ -645,15 +658,14 @@ class Ablation:
                     failed.append(str(exc))
                 runs.setdefault(arm, {})[seed] = {"final": final, "eval": str(self.out / "evals" / f"{arm}-seed{seed}")}
         if failed:
-            raise EvaluationFailed(f"no report: {len(failed)} evaluation(s) left tasks without a score, and each Δ "
-                                   "pairs every arm × seed on every task: " + " | ".join(failed) + "; fix them and "
-                                   "run the same command: finished units are skipped")  # fmt: skip
+            raise failures(failed, "no report", "each Δ pairs every arm × seed on every task")
         folder = report_dir(self.cfg)
         # units of seeds, arms or stages dropped from the config since stay in ablate.json (a rerun may want them)
         # but not in the report's minutes and code versions (before stop 53 they were counted there)
         walked = {**self.state, "done": {u: v for u, v in self.state["done"].items() if u in self.touched}}
         report = write_report(self.cfg, self.config_path, walked, runs, self.dev, self.test, folder, self.overlap,
-                              self.train_overlap, work=self.out)  # fmt: skip
+                              self.train_overlap, work=self.out,
+                              stage_digests=stage_config_digests(self.cfg))  # fmt: skip
         for arm in report["same_as_reference"]:
             self._say(f"arms.{arm}", f"trained the reference's models (its settings equal {self.cfg['reference']}'s"
                                      "): its Δ is 0 by construction; give it the setting it should test")  # fmt: skip
@@ -695,7 +707,7 @@ def _ablate_or_plan(args: argparse.Namespace) -> int:
         cfg = load_ablation(args.config)
         source = report_dir(cfg) / "report.json"
         expected = {"seeds": cfg["seeds"], "reference": cfg["reference"], "arms": list(cfg["arms"]),
-                    "test": cfg["eval"]["test"], **config_identity(cfg)}  # fmt: skip
+                    "test": cfg["eval"]["test"], **config_identity(cfg, stage_config_digests(cfg))}  # fmt: skip
     return run_plan(args.config, source, args.arm, args.task or "test mean", args.delta,
                     0.8 if args.power is None else args.power, expected)  # fmt: skip
 
@@ -704,7 +716,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("ablate", help="train arms × seeds, evaluate, bootstrap CIs against a reference",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="exit status: 0 the report was written; 1 an evaluation left a task without "
-                                   "a score (every other unit still ran; no report); 2 unusable input (the config, "
+                                   "a score (every other unit still ran, or, for a [choose] value, every other "
+                                   "value; no report); 2 unusable input (the config, "
                                    "its data, a unit recorded under other settings); 130 interrupted (Ctrl-C), 143 "
                                    "terminated (SIGTERM): finished units are kept and the same command carries "
                                    "on")  # fmt: skip

@@ -186,3 +186,23 @@ def check_folders(cfg: dict[str, Any], config_path: Path) -> None:
         raise UsageError(f"{config_path}: report {folder} holds the report of another ablation (name {name!r}"
                          f"{shown}; this one: name {cfg['name']!r}, out {out}); "
                          f"set another `report`, or delete {folder / 'report.json'} to write over it")  # fmt: skip
+
+
+def stage_config_digests(cfg: dict[str, Any]) -> dict[str, dict[str, str] | str]:
+    """{each stage config the ablation names ([[base]], [[shared]], [[stages]], arms' stages), as written: the
+    ``key_digests`` of its TOML as parsed (comments and layout do not count)}; a stage named by its name (`weak`,
+    no file: the stage's defaults) has {}, a file that cannot be read the reason. The ablation config's own digest
+    saw only the file names: before, `steps = 30` → `31` in configs/weak.toml left --plan silent (a walk). Here, not
+    in reporting: train reads the files, and reporting may not import it (tests/test_house.py)."""
+    from reporting.ablation import key_digests
+    from train.cli import STAGES, read_toml
+
+    named = [stage["config"] for key in ("base", "shared", "stages") for stage in cfg.get(key, [])]
+    named += [stage["config"] for arm in cfg.get("arms", {}).values() for stage in (arm or {}).get("stages", [])]
+    digests: dict[str, dict[str, str] | str] = {}
+    for name in dict.fromkeys(named):
+        try:
+            digests[name] = {} if name in STAGES else key_digests(read_toml(Path(name), "stage", UsageError))
+        except UsageError as exc:
+            digests[name] = str(exc)
+    return digests

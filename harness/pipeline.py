@@ -155,7 +155,7 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
             raise UsageError(f"{where}: {problem}")
         # the stage's own checks on the model it starts from and on every row of its data, as `harness ablate`
         # runs them (before stop 65 a bad row of a later stage's file was found once the stages before it trained)
-        chained = exported.get(Path(stage_cfg.init).resolve()) if stage_cfg.init else None
+        chained = exported.get(_init_path(stage_cfg.init)) if stage_cfg.init else None
         start = stage_start(stage_cfg, chained)
         try:
             if start is not None:
@@ -190,6 +190,16 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
             raise UsageError(f"{path}: [eval] baselines: {exc}") from None
     if evaluation.get("device") is not None and (problem := device_problem(str(evaluation["device"]))):
         raise UsageError(f"{path}: [eval] device = {evaluation['device']!r}: {problem}")
+
+
+def _init_path(spec: str) -> Path:
+    """What an `init` names, resolved as the stages' exports are keyed: `conan:<out>/final` as the bare path (the
+    review of stop 65: looked up as written, a `conan:` init of an earlier stage's export ran no precheck, or one
+    against the old export left in its place)."""
+    from conan_model.importing import PREFIXES
+
+    prefix = next((p for p in PREFIXES if spec.startswith(p)), "")
+    return Path(spec[len(prefix) :]).expanduser().resolve()
 
 
 def _missing_model(spec: str, exports: dict[Path, int]) -> str | None:
@@ -229,7 +239,8 @@ def _missing_data(stage_cfg: Any) -> str | None:
     """Why a stage's training data cannot be read, or None: a file that is not there or holds no row, named by
     its `data` entry (else it is a supervised task's file). Checked when the config loads, as a path outside
     data_root is, so a missing file costs no training of the stages before it (a user's walk, stop 64); every row
-    is checked then too, by the stage's ``precheck``."""
+    is checked then too, by the stage's ``precheck``, where the model the stage starts from is known (a preset, an
+    earlier stage's export, an init readable here; else when the stage starts)."""
     from train.config import entry_file
 
     named = {entry_file(stage_cfg.data_root, entry): f"data[{i}] = {entry!r}" for i, entry in enumerate(stage_cfg.data)}

@@ -140,8 +140,8 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
     opened, skipped = opened_runs(runs, skip_damaged)
     if skipped:
         notes.append(f"Left out (--skip-damaged), damaged: {'; '.join(skipped)}.")
-        if not opened and not published:
-            raise UsageError(f"nothing to rank: every run given is damaged ({'; '.join(skipped)})")
+        if not opened:  # published rows alone would pass a nightly board whose runs are all damaged (review)
+            raise UsageError(f"nothing to rank of ours: every run given is damaged ({'; '.join(skipped)})")
     run_records: list[tuple[Entry, dict[str, Any]]] = []
     read = [only_tasks(run.read_run(), tasks) for run in opened]
     idle = [] if suite or tasks else unattempted_tasks(read)

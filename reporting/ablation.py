@@ -64,30 +64,13 @@ def key_digests(table: dict[str, Any]) -> dict[str, str]:
     return {key: config_digest(value) for key, value in table.items()}
 
 
-def stage_config_digests(cfg: dict[str, Any]) -> dict[str, dict[str, str] | str]:
-    """{each stage config the ablation names ([[base]], [[shared]], [[stages]], arms' stages), as written: the
-    ``key_digests`` of its TOML as parsed (comments and layout do not count)}; a stage named by its name (`weak`,
-    no file: the stage's defaults) has {}, a file that cannot be read the reason. The ablation config's own digest
-    saw only the file names: before, `steps = 30` → `31` in configs/weak.toml left --plan silent (a walk)."""
-    from train.cli import STAGES, read_toml
-
-    named = [stage["config"] for key in ("base", "shared", "stages") for stage in cfg.get(key, [])]
-    named += [stage["config"] for arm in cfg.get("arms", {}).values() for stage in (arm or {}).get("stages", [])]
-    digests: dict[str, dict[str, str] | str] = {}
-    for name in dict.fromkeys(named):
-        try:
-            digests[name] = {} if name in STAGES else key_digests(read_toml(Path(name), "stage", UsageError))
-        except UsageError as exc:
-            digests[name] = str(exc)
-    return digests
-
-
-def config_identity(cfg: dict[str, Any]) -> dict[str, Any]:
+def config_identity(cfg: dict[str, Any], stage_digests: dict[str, dict[str, str] | str]) -> dict[str, Any]:
     """What report.json records of the config it was written from, for `--plan CONFIG`'s stale check
     (reporting.power.stale): the whole config's digest (since stop 40), its top-level keys' digests and its stage
-    configs' (``stage_config_digests``; reports written before either lack them)."""
+    configs' (``stage_digests``: harness.ablate_config.stage_config_digests, which reads them with train's TOML
+    reader; reports written before either lack them)."""
     return {"config_digest": config_digest(cfg), "config_key_digests": key_digests(cfg),
-            "stage_config_digests": stage_config_digests(cfg)}  # fmt: skip
+            "stage_config_digests": stage_digests}  # fmt: skip
 
 
 def task_record(run: RunDir, task: str, dim: int | None = None) -> dict[str, Any]:
@@ -398,7 +381,8 @@ def _dhnm(final: str) -> dict[str, Any] | None:
 
 def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: dict[str, dict[int, dict[str, str]]],
           dev: list[str], test: list[str], overlap: list[dict[str, Any]] | None = None,
-          train_overlap: list[dict[str, Any]] | None = None, work: Path | None = None) -> dict[str, Any]:  # fmt: skip
+          train_overlap: list[dict[str, Any]] | None = None, work: Path | None = None,
+          stage_digests: dict[str, dict[str, str] | str] | None = None) -> dict[str, Any]:  # fmt: skip
     """Everything the report shows, as JSON (the bootstrap resamples themselves are left out). ``overlap``: the
     dev/test task pairs that share texts (harness.ablate_overlap.dev_test_overlap), ``train_overlap``: the
     (training set, evaluation task) pairs that do (harness.ablate_overlap.train_test_overlap), each shown with the
@@ -407,7 +391,7 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
     evals = {arm: {s: r["eval"] for s, r in by_seed.items()} for arm, by_seed in runs.items()}
     report: dict[str, Any] = {
         "name": cfg["name"], "out": rel(work) if work is not None else None,
-        "config": rel(config_path), **config_identity(cfg),
+        "config": rel(config_path), **config_identity(cfg, stage_digests or {}),
         "scale": cfg.get("scale", ""), "seeds": cfg["seeds"],
         "reference": ref, "dev": dev, "test": test, "chosen": state.get("chosen") if cfg.get("choose") else None,
         "bootstrap": {"n_boot": n_boot, "seed": boot_seed, "level": LEVEL,
@@ -660,10 +644,12 @@ def write_report(cfg: dict[str, Any], config_path: Path, state: dict[str, Any],
                  runs: dict[str, dict[int, dict[str, str]]], dev: list[str], test: list[str],
                  out: Path, overlap: list[dict[str, Any]] | None = None,
                  train_overlap: list[dict[str, Any]] | None = None,
-                 work: Path | None = None) -> dict[str, Any]:  # fmt: skip
+                 work: Path | None = None,
+                 stage_digests: dict[str, dict[str, str] | str] | None = None) -> dict[str, Any]:  # fmt: skip
     """report.json + report.md + scores.png under ``out``; returns the report dict. ``work``: the ablation's `out`
-    (recorded as `out`, and as `out_from_report` to tell its report folder's owner from any working directory)."""
-    rep = build(cfg, config_path, state, runs, dev, test, overlap, train_overlap, work)
+    (recorded as `out`, and as `out_from_report` to tell its report folder's owner from any working directory);
+    ``stage_digests``: harness.ablate_config.stage_config_digests of the config."""
+    rep = build(cfg, config_path, state, runs, dev, test, overlap, train_overlap, work, stage_digests)
     if work is not None:
         rep["out_from_report"] = out_from_report(work, out)
     out.mkdir(parents=True, exist_ok=True)

@@ -68,8 +68,6 @@ class NothingCompared(HarnessError):
     exit_code = EXIT_NOT_COMPARED
 
 
-
-
 @dataclass
 class Comparison:
     base: RunDir
@@ -132,16 +130,6 @@ class Comparison:
             [f"failed in the candidate: {', '.join(lost)}"] if lost else []) + (
             [f"not compared: {unsure}"] if unsure else [])  # fmt: skip
         return f"FAIL (exit 1): {'; '.join(why)}"
-
-
-
-
-
-
-
-
-
-
 
 
 def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int = 1000, seed: int = 0,
@@ -262,14 +250,10 @@ def _unattempted_notes(names: list[str], attempted_b: dict[str, Any]) -> list[st
     return [f"{what}: {', '.join(found)}" for what, found in groups.items() if found]
 
 
-
-
 def _named(entry: dict[str, Any], record: dict[str, Any]) -> bool:
     """Whether a run asked for a missing task by name (`harness run` failed it), not as a suite's coverage: recorded
     on the entry since stop 49; before, a run whose (last) header has no suite named every task it holds."""
     return bool(entry["named"]) if "named" in entry else record.get("suite") is None
-
-
 
 
 # Run-wide settings that move no score compared at full width: the MRL prefixes scored besides the full vectors.
@@ -288,51 +272,3 @@ def run_differences(record_b: dict[str, Any], record_c: dict[str, Any], dim: int
     return [f"{name} {' → '.join(paths_apart(old, new) if key == 'data root' else map(shown_setting, (old, new)))}"
             for key in identity_differences(sides, UNSCORED_KEYS + (() if dim else ("dim_view",)))
             for name, old, new in changed_entries(key, sides[0].get(key), sides[1].get(key))]  # fmt: skip
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-

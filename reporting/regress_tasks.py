@@ -16,14 +16,8 @@ from reporting.bootstrap import finite_resamples, paired_bootstrap, verdict
 from reporting.items import NotTestable, OtherItems, at_dim, paired_positions, task_items
 
 TESTED = ("regressed", "improved", "within noise")
-
-
 FAILED, NOT_RUN, DAMAGED = "failed in candidate", "not run in candidate", "damaged file"
-
-
 NO_BASELINE, NOT_COMPARABLE = "no baseline score", "not comparable"
-
-
 UNCOMPARED = (NOT_RUN, NO_BASELINE, NOT_COMPARABLE, DAMAGED)
 
 

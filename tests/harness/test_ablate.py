@@ -980,3 +980,23 @@ def test_a_failed_evaluation_task_fails_the_ablation_after_every_unit_ran(tmp_pa
     out = capsys.readouterr().out  # the trained models are kept
     assert "seed0/a/stage0: done earlier, skipped" in out and "seed1/a/stage0: done earlier, skipped" in out
     assert (tmp_path / "report" / "report.md").is_file()
+
+
+def test_a_failed_choose_evaluation_stops_after_every_value_ran(tmp_path: Path, shared_data: Path, capsys) -> None:
+    """A [choose] dev evaluation without a score (STS16 with one gold score: its Spearman is undefined): before the
+    review of stop 65 the first failure stopped the ablation, the other values neither trained nor evaluated. Now
+    every value runs, then exit 1 names each failed evaluation; no arm trains on a choice made without them."""
+    data = tmp_path / "tasks"
+    shutil.copytree(SAMPLE, data)
+    sts16 = data / "en" / "STS16" / "test.jsonl"
+    rows = [json.loads(line) for line in sts16.read_text(encoding="utf-8").splitlines()]
+    sts16.write_text("".join(json.dumps({**row, "score": 2.5}) + "\n" for row in rows), encoding="utf-8")
+    stage = one_step_stage(tmp_path / "train", shared_data)[-1]
+    config = one_arm_config(tmp_path, stage, "choosing", f'data_dir = "{data}"\nreport = "{tmp_path / "report"}"')
+    config.write_text(config.read_text(encoding="utf-8") + '[choose]\nkey = "lr"\nvalues = [1e-3, 3e-3]\n',
+                      encoding="utf-8")  # fmt: skip
+    assert main(["ablate", str(config)]) == 1
+    out, err = capsys.readouterr()
+    assert "eval/choose0-a-seed0: failed" in out and "eval/choose1-a-seed0: failed" in out
+    assert "no choice of lr: 2 evaluation(s) left tasks without a score" in err and "STS16: status failed" in err
+    assert "seed0/a/stage0" not in out and not (tmp_path / "report").exists()  # no arm trained on no choice

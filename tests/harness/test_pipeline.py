@@ -417,9 +417,10 @@ set = ["output_dir='{out / "pretrain"}'", "data_root='{shared_data / "train"}'",
     assert not (out / "pretrain").exists()
 
 
-def pretrain_then_weak(config: Path, out: Path, pretrain_data: str, *weak_sets: str) -> Path:
+def pretrain_then_weak(config: Path, out: Path, pretrain_data: str, *weak_sets: str, init: str = "") -> Path:
     """A pipeline config at ``config``: a one-step pretrain stage (its data keys ``pretrain_data``, `set` items
-    without their outer quotes) chained into a weak stage (``weak_sets``), evaluated on STS16."""
+    without their outer quotes) chained into a weak stage (``weak_sets``; its init ``init`` + the export's path),
+    evaluated on STS16."""
     weak = ", ".join(f'"{item}"' for item in weak_sets)
     config.write_text(f"""out = "{out}"
 [[train]]
@@ -427,7 +428,7 @@ config = "configs/pretrain.toml"
 set = ["output_dir='{out / "pretrain"}'", "{pretrain_data}", "steps=1", "threads=1"]
 [[train]]
 config = "configs/weak.toml"
-set = ["output_dir='{out / "weak"}'", "init='{out / "pretrain" / "final"}'", {weak}]
+set = ["output_dir='{out / "weak"}'", "init='{init}{out / "pretrain" / "final"}'", {weak}]
 [eval]
 tasks = ["STS16"]
 """, encoding="utf-8")  # fmt: skip
@@ -454,7 +455,7 @@ def test_pipeline_refuses_a_later_stages_missing_data_before_any_trains(tmp_path
     assert not out.exists()
 
 
-@pytest.mark.parametrize("stage", ["pretrain", "weak"])
+@pytest.mark.parametrize("stage", ["pretrain", "weak", "weak from conan:"])
 def test_pipeline_refuses_a_bad_row_of_any_stage_before_any_trains(tmp_path: Path, shared_data: Path, capsys,
                                                                      monkeypatch, stage: str) -> None:  # fmt: skip
     """Before stop 65 a row a stage cannot read (here one without its `positive`, or a pretraining row without its
@@ -471,12 +472,13 @@ def test_pipeline_refuses_a_bad_row_of_any_stage_before_any_trains(tmp_path: Pat
         (root / "text.jsonl").write_text("\n".join([*lines[:3], '{"title": "no text"}']) + "\n", encoding="utf-8")
     texts = f"data_root='{root}'\", \"data=['text.jsonl']" if stage == "pretrain" else \
         f"data_root='{shared_data / 'train'}'"  # fmt: skip
-    config = pretrain_then_weak(tmp_path / "pipeline.toml", out, texts, f"data_root='{root}'", "data=['pairs.jsonl']")
+    config = pretrain_then_weak(tmp_path / "pipeline.toml", out, texts, f"data_root='{root}'", "data=['pairs.jsonl']",
+                                init="conan:" if stage == "weak from conan:" else "")  # fmt: skip
     assert main(["pipeline", str(config)]) == 2
     err = capsys.readouterr().err
     said = {"pretrain": f"[[train]] #1 (configs/pretrain.toml): {root / 'text.jsonl'}:4: row lacks required field",
             "weak": f"[[train]] #2 (configs/weak.toml): {root / 'pairs.jsonl'}:2: row lacks required field(s) "
-                    "['positive']"}[stage]  # fmt: skip
+                    "['positive']"}[stage.split()[0]]  # fmt: skip
     assert f"{config}: {said}" in err, err
     assert not out.exists()
 

@@ -118,7 +118,8 @@ def test_skip_damaged_ranks_the_other_runs(tmp_path: Path, capsys) -> None:
     said = f"{damaged / 'run.json'}:1: damaged JSON (Expecting value, column 11)"
     assert f"Left out (--skip-damaged), damaged: {said}." in text and "third" not in text
     assert err.endswith(f"left out (--skip-damaged): {said}\n")
-    assert main(["leaderboard", str(damaged), "--skip-damaged", "--out", str(out)]) == 2
-    assert "nothing to rank: every run given is damaged" in capsys.readouterr().err
+    for published in ([], ["--published"]):  # the published rows alone are no board of these runs (review)
+        assert main(["leaderboard", str(damaged), "--skip-damaged", *published, "--out", str(out)]) == 2
+        assert "nothing to rank of ours: every run given is damaged" in capsys.readouterr().err
     assert main(["leaderboard", str(a), str(tmp_path / "typo"), "--skip-damaged", "--out", str(out)]) == 2
     assert "not a run directory (no such folder)" in capsys.readouterr().err

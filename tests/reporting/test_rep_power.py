@@ -308,7 +308,7 @@ def test_a_stage_config_edited_since_the_report_is_named_stale(capsys, monkeypat
     config a [[shared]] table names (configs/weak.toml) left --plan silent, though `harness ablate` refuses that
     edit for finished units. Reports now record each stage config's keys and the ablation's top-level keys by
     digest (``config_identity``, as `build` writes them), and the note names the file and keys that changed."""
-    from harness.ablate_config import load_ablation
+    from harness.ablate_config import load_ablation, stage_config_digests
     from reporting.ablation import config_identity
     from reporting.power import stale
 
@@ -323,7 +323,8 @@ def test_a_stage_config_edited_since_the_report_is_named_stale(capsys, monkeypat
                       .replace('name = "dhnm_decoder"\n', f'name = "dhnm_decoder"\nreport = "{tmp_path}"\n'),
                       encoding="utf-8")  # fmt: skip
     report = json.loads((REPO / "reports/ablations/dhnm_decoder/report.json").read_text(encoding="utf-8"))
-    identity = config_identity(load_ablation(config))
+    cfg = load_ablation(config)
+    identity = config_identity(cfg, stage_config_digests(cfg))
     assert set(identity["stage_config_digests"]) == {str(weak), str(stage)}
     (tmp_path / "report.json").write_text(json.dumps({**report, **identity}), encoding="utf-8")
     names = {"seeds": report["seeds"], "reference": report["reference"], "arms": list(report["arms"])}
