@@ -46,6 +46,17 @@ def rel(path: str | Path) -> str:
     return os.path.relpath(Path(path).resolve(), Path.cwd())
 
 
+def runs_shown(text: str, runs: list[str]) -> str:
+    """``text`` (a reason a row was not tested) with each run directory, as given or resolved, written as the
+    report's Runs section writes it (``rel``): a damaged per-item file put the machine's absolute path into
+    report.md (a walk). Longest first, so `a-seed10` is not read as `a-seed1` and a tail."""
+    forms = {form: rel(run) for run in runs
+             for form in (str(run), str(Path(run).resolve())) if Path(form).is_absolute()}  # fmt: skip
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, forms[form])
+    return text
+
+
 def out_from_report(work: Path, folder: Path) -> str:
     """An ablation's `out` as seen from its report folder: report.json's `out` is relative to the working directory
     it was written from, so only this tells, from any other, whether a report is this ablation's (review of stop
@@ -190,11 +201,10 @@ def compare(ref: dict[int, str], cand: dict[int, str], task: str, n_boot: int, b
         keys, positions = paired_positions(items)  # every seed's reference and candidate, item for item
     # a row without a CI says "not tested", its verdict too (before stop 65 "no effect shown", the reason alone
     # saying it was not tested: a tally of the verdicts counted it as a measured null; a walk)
-    except NotTestable as exc:
-        out.update(verdict=NOT_TESTED, reason=str(exc))
-        return out
-    except DataError as exc:  # one damaged per-item file: that task says so, the others are still compared
-        out.update(verdict=NOT_TESTED, reason=f"damaged file ({exc})")
+    # one damaged per-item file (DataError): that task says so, the others are still compared
+    except (NotTestable, DataError) as exc:
+        said = f"damaged file ({exc})" if isinstance(exc, DataError) else str(exc)
+        out.update(verdict=NOT_TESTED, reason=runs_shown(said, [*ref.values(), *cand.values()]))
         return out
     pairs = scorer_pairs(items, positions)
     try:
@@ -525,6 +535,7 @@ def render(rep: dict[str, Any]) -> str:
     chosen = rep.get("chosen")
     lines = [
         f"# Ablation: {rep['name']}", "",
+        _anchor_line(rep),
         f"- config: `{rep['config']}` (regenerate: `harness ablate {rep['config']}`)",
         f"- scale: {rep['scale'] or 'not stated'}",
         f"- compute: {rep['compute_minutes']['train']} min training + {rep['compute_minutes']['eval']} min "
@@ -557,6 +568,16 @@ def render(rep: dict[str, Any]) -> str:
         for s, r in a["runs"].items():
             lines.append(f"- {arm}, seed {s}: evaluation `{r['eval']}`, model `{r['final']}`")
     return "\n".join(lines) + "\n"
+
+
+def _anchor_line(rep: dict[str, Any]) -> str:
+    """What the report's paths (the config, the regenerate command, the runs) are relative to: the folder
+    `harness ablate` ran in, and where that is from the report's folder (``ran_in_from_report``; reports written
+    before it was recorded say the folder alone). Before, nothing said so (a walk: from the repository root a run
+    read `../work/tiny/evals/hard-seed0`, and a rerun from another folder rewrote every path)."""
+    where = rep.get("ran_in_from_report")
+    said = "" if where is None else f" (`{where}` from this report's folder)"
+    return f"- paths here are relative to the folder `harness ablate` ran in{said}, where the regenerate command runs"
 
 
 def _overlap_lines(rep: dict[str, Any]) -> list[str]:
@@ -647,11 +668,13 @@ def write_report(cfg: dict[str, Any], config_path: Path, state: dict[str, Any],
                  work: Path | None = None,
                  stage_digests: dict[str, dict[str, str] | str] | None = None) -> dict[str, Any]:  # fmt: skip
     """report.json + report.md + scores.png under ``out``; returns the report dict. ``work``: the ablation's `out`
-    (recorded as `out`, and as `out_from_report` to tell its report folder's owner from any working directory);
+    (recorded as `out`, and as `out_from_report` to tell its report folder's owner from any working directory).
+    Its paths are relative to the working directory, recorded from ``out`` as `ran_in_from_report`.
     ``stage_digests``: harness.ablate_config.stage_config_digests of the config."""
     rep = build(cfg, config_path, state, runs, dev, test, overlap, train_overlap, work, stage_digests)
     if work is not None:
         rep["out_from_report"] = out_from_report(work, out)
+    rep["ran_in_from_report"] = os.path.relpath(Path.cwd(), Path(out).resolve())  # what the paths are relative to
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "report.json", rep)
     atomic_write_text(out / "report.md", render(rep))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from reporting.ablation import interval
+from reporting.ablation import interval, rel
 
 
 def coverage(n_seeds: int, sd_seeds: float, sd_items: float, trials: int = 4000) -> float:
@@ -279,6 +279,35 @@ def test_a_damaged_per_item_file_marks_its_task_not_tested(tiny_runs, tmp_path) 
     out = compare({0: str(tiny_runs["base"])}, {0: str(cand)}, task, 20, 0)
     assert out["reason"].startswith("damaged file (") and f"{task}_predictions.json" in out["reason"]
     assert out["lo"] is None and out["verdict"] == "not tested"  # before stop 65 "no effect shown" (a walk)
+    # the file and the run directory as the report's Runs section writes them (`rel`), not the machine's absolute
+    # path, which report.md carried before (a walk)
+    assert not re.search(r"(^|[ (`])/", out["reason"])  # no path starts at the root
+    assert out["reason"].startswith(f"damaged file ({rel(cand)}/predictions/{task}_predictions.json: ")
+    assert f"`harness run` into {rel(cand)} evaluates {task} again" in out["reason"]
+
+
+def test_the_report_says_what_its_paths_are_relative_to(tiny_runs, tmp_path, monkeypatch) -> None:
+    """report.md's config, regenerate command and run directories are relative to the folder `harness ablate` ran
+    in (from the repository root a run read `../work/tiny/evals/hard-seed0`), which it never said (a walk); it
+    says so once, with that folder as seen from the report's, as report.json records it (`ran_in_from_report`)."""
+    import os
+
+    from reporting.ablation import write_report
+
+    base, short = str(tiny_runs["base"]), str(tiny_runs["short"])
+    runs = {"base": {0: {"eval": base, "final": base}}, "short": {0: {"eval": short, "final": short}}}
+    cfg = {"name": "anchor", "seeds": [0], "reference": "base", "n_boot": 50, "eval": {}}
+    ran_in, folder = tmp_path / "ran_in", tmp_path / "reports" / "anchor"
+    ran_in.mkdir()
+    monkeypatch.chdir(ran_in)
+    rep = write_report(cfg, tmp_path / "a.toml", {"done": {}}, runs, ["TinyRetrieval"], ["TinySTS"], folder,
+                       work=tmp_path / "work")  # fmt: skip
+    assert rep["ran_in_from_report"] == "../../ran_in"
+    md = (folder / "report.md").read_text(encoding="utf-8")
+    assert ("- paths here are relative to the folder `harness ablate` ran in (`../../ran_in` from this report's "
+            "folder), where the regenerate command runs\n- config: `../a.toml` (regenerate: `harness ablate "
+            "../a.toml`)") in md  # fmt: skip
+    assert f"- short, seed 0: evaluation `{os.path.relpath(short, ran_in)}`" in md
 
 
 def test_arms_with_different_seeds_are_refused(tiny_runs) -> None:
