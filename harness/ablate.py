@@ -708,7 +708,7 @@ def _ablate_or_plan(args: argparse.Namespace) -> int:
         source = report_dir(cfg) / "report.json"
         expected = {"seeds": cfg["seeds"], "reference": cfg["reference"], "arms": list(cfg["arms"]),
                     "test": cfg["eval"]["test"], **config_identity(cfg, stage_config_digests(cfg))}  # fmt: skip
-    return run_plan(args.config, source, args.arm, args.task or "test mean", args.delta,
+    return run_plan(args.config, source, args.arm, args.task, args.delta,
                     0.8 if args.power is None else args.power, expected)  # fmt: skip
 
 

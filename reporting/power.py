@@ -111,11 +111,16 @@ def item_floor(se_items: float) -> float:
     return float(half_width(0.0, se_items, 2))
 
 
-def plan_rows(report: dict[str, Any], arm: str | None, task: str, delta: float | None,
+def plan_rows(report: dict[str, Any], arm: str | None, task: str | None, delta: float | None,
               target: float) -> list[dict[str, Any]]:  # fmt: skip
-    """Per arm compared (or ``arm``), the row ``task`` ("test mean" or a test task) planned for: the Δs power is
-    shown at, the item floor, the projected half-width and power per seed count, and the seeds ``target`` needs
-    per scenario. An arm whose row has no seed spread, or is not tested, is kept with its ``skip`` reason."""
+    """Per arm compared (or ``arm``), the row ``task`` ("test mean" or a test task; None: --task not given, the test
+    mean) planned for: the Δs power is shown at, the item floor, the projected half-width and power per seed count,
+    and the seeds ``target`` needs per scenario. An arm whose row has no seed spread, or is not tested, is kept
+    with its ``skip`` reason."""
+    # an error names --task only when it was given (a walk: a one-seed report's `--plan` read "--task test mean:
+    # no arm … can be planned for")
+    said = f"--task {task}" if task is not None else "test mean"
+    task = "test mean" if task is None else task
     comparisons = report["comparisons"]
     arms = [arm] if arm else list(comparisons)
     unknown = [a for a in arms if a not in comparisons]
@@ -148,7 +153,7 @@ def plan_rows(report: dict[str, Any], arm: str | None, task: str, delta: float |
         plans.append({"arm": name, "task": task, "row": row, "seeds": n, "deltas": deltas, "floors": floors,
                       "table": table, "needed": needed})  # fmt: skip
     if all(p.get("skip", NO_EFFECT).startswith(("not tested", "no seed spread")) for p in plans):
-        raise UsageError(f"--task {task}: no arm of this report can be planned for: "
+        raise UsageError(f"{said}: no arm of this report can be planned for: "
                          + "; ".join(f"{p['arm']}: {p['skip']}" for p in plans))  # fmt: skip
     return plans
 
@@ -243,7 +248,7 @@ def changed_keys(then: dict[str, str], now: dict[str, str]) -> set[str]:
     return {key for key in then.keys() | now.keys() if then.get(key) != now.get(key)}
 
 
-def run_plan(path: Path, source: Path, arm: str | None, task: str, delta: float | None, target: float,
+def run_plan(path: Path, source: Path, arm: str | None, task: str | None, delta: float | None, target: float,
              expected: dict[str, Any] | None = None) -> int:  # fmt: skip
     """Print the plan of the report ``source`` (``path``: the report.json itself or the config that wrote it,
     whose seeds, reference, arms and test tasks are ``expected``: a report that differs is named stale)."""

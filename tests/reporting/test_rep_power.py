@@ -237,6 +237,14 @@ def test_a_plan_needs_a_report_with_a_seed_spread(tmp_path, capsys, monkeypatch)
                                             "se_seeds": None}, "test mean": {}}}}  # fmt: skip
     with pytest.raises(UsageError, match=r"b: no seed spread to plan from \(1 seed; a plan needs the sd over at"):
         plan_rows(one_seed, None, "T", None, 0.8)
+    # without --task the error names the row, not an option the user never gave (a walk: "--task test mean: …")
+    one_seed["arms"] = {"a": {}, "b": {}}
+    one_seed["comparisons"]["b"]["test mean"] = one_seed["comparisons"]["b"]["T"]
+    (tmp_path / "one_seed.json").write_text(json.dumps(one_seed), encoding="utf-8")
+    assert main(["ablate", str(tmp_path / "one_seed.json"), "--plan"]) == 2
+    err = capsys.readouterr().err
+    assert "harness: error: test mean: no arm of this report can be planned for: b: no seed spread" in err
+    assert "--task" not in err
     assert main(["ablate", "reports/ablations/dhnm_decoder/report.json"]) == 2
     assert ("reports/ablations/dhnm_decoder/report.json: a report, not an ablation config; add --plan to plan a "
             "replication") in capsys.readouterr().err
