@@ -383,11 +383,13 @@ class Ablation:
                 and not changed_config(done["final"], stage_cfg, chained))  # fmt: skip
 
     def _resolve(self, unit: str, stage: dict[str, Any], extra: list[str], seed: int | None, init: str | None,
-                 where: str = "") -> tuple[Any, Any]:  # fmt: skip
+                 where: str = "", table: str = "") -> tuple[Any, Any]:  # fmt: skip
         """(stage module, config) of one unit: the ablation's, the stage's and ``extra`` overrides, then the unit's
         seed, output_dir and starting model; a bad key or value is one line naming the file, ``where`` (the
-        config key at fault, when known) and the unit."""
-        from train.cli import resolve
+        config key at fault, when known) and the unit; a stage config that is not there names the stage's table
+        (``table``, as the config spells it: `stages[0]`, `arms.x.stages[1]`)."""
+        from harness.pipeline import looked_up
+        from train.cli import STAGES, resolve
         from train.errors import TrainError
 
         place = f"{where}: {unit}" if where else unit
@@ -409,6 +411,10 @@ class Ablation:
         try:
             return resolve(stage["config"], None, sets, "set")
         except TrainError as exc:  # the train CLI's one-line errors (config key, type, missing file)
+            if table and stage["config"] not in STAGES and not Path(stage["config"]).exists():  # before, the
+                # unit alone: which table's `config` was not said (a walk)
+                raise UsageError(f"{self.config_path}: {table}.config ({place}): {exc}"
+                                 f"{looked_up(stage['config'], 'an ablation')}") from exc  # fmt: skip
             raise UsageError(f"{self.config_path}: {place} ({stage['config']}): {exc}") from exc
 
     def check_stages(self) -> None:
@@ -434,6 +440,8 @@ class Ablation:
         for arm in self.cfg["arms"]:
             init, exported = None, None
             chains = self._chains(arm, self.cfg["seeds"][0], [])
+            # each chain's list of stage tables, as the config spells it
+            lists = ("base", "shared", f"arms.{arm}.stages" if "stages" in (self.cfg["arms"][arm] or {}) else "stages")
             for n, (prefix, stages, extra, seed) in enumerate(chains):
                 for i, stage in enumerate(stages):
                     unit, layers = f"{prefix}/stage{i}", [("", [])]
@@ -442,7 +450,7 @@ class Ablation:
                         layers += [(f"arms.{arm}.set", extra)] if extra else []
                         layers += [("choose", [*extra, *choice]) for choice in choices]
                     for where, sets in layers:
-                        module, stage_cfg = self._resolve(unit, stage, sets, seed, init, where)
+                        module, stage_cfg = self._resolve(unit, stage, sets, seed, init, where, f"{lists[n]}[{i}]")
                         place = f"{self.config_path}: {f'{where}: ' if where else ''}{unit} ({stage['config']})"
                         problem = device_problem(stage_cfg.device) if stage_cfg.device else None
                         if problem:  # before stop 53: a traceback once the earlier arms had trained

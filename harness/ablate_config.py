@@ -66,12 +66,12 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
         if bad:
             raise UsageError(f"{path}: arms.{name}: unknown key(s) {bad} (expected set, stages)")
         # before stop 60 a string here was read letter by letter
-        sets = checked_list(path, f"arms.{name}.set", arm.get("set", []), str, SET_EXAMPLE)
+        sets = checked_sets(path, f"arms.{name}.set", arm.get("set", []))
         if sets and arm.get("stages") == [] and (cfg.get("base") or cfg.get("shared")):  # (else: no model, below)
             raise UsageError(f"{path}: arms.{name}.set applies to the arm's last stage, and it has none "
                              "(stages = []: it evaluates the shared stages' model); give the arm a stage, or drop "
                              "its set")  # fmt: skip
-    checked_list(path, "set", cfg.get("set", []), str, SET_EXAMPLE)
+    checked_sets(path, "set", cfg.get("set", []))
     for key, stages in [(k, cfg.get(k, [])) for k in ("base", "shared", "stages")] + [
             (f"arms.{name}.stages", arm["stages"]) for name, arm in arms.items() if "stages" in arm]:  # fmt: skip
         _check_stages(path, key, stages)
@@ -153,7 +153,22 @@ def _check_stages(path: Path, key: str, stages: Any) -> None:
             raise UsageError(f"{path}: {where}: unknown key(s) {unknown} (expected config, set)")
         if not isinstance(stage.get("config"), str):
             raise UsageError(f"{path}: {where}: needs config = \"<stage config file>\", got {stage.get('config')!r}")
-        checked_list(path, f"{where}.set", stage.get("set", []), str, SET_EXAMPLE)
+        checked_sets(path, f"{where}.set", stage.get("set", []))
+
+
+def checked_sets(path: Path, key: str, value: Any) -> list[str]:
+    """A `set` list (``key`` as the config spells it: `set`, `arms.x.set`, `stages[0].set`) of `key=value` strings
+    as train reads them (``parse_set``): before, a malformed entry (`set = ["lr"]`) read train's "--set expects
+    key=value", naming neither the list nor an option the user gave (a walk)."""
+    from train.config import parse_set  # imports torch (through conan_model): only when a config is read
+    from train.errors import ConfigError
+
+    sets = checked_list(path, key, value, str, SET_EXAMPLE)
+    try:
+        parse_set(sets, key)
+    except ConfigError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    return sets
 
 
 def report_dir(cfg: dict[str, Any]) -> Path:

@@ -144,7 +144,7 @@ def _check_before_training(path: Path, cfg: dict[str, Any]) -> None:
         try:
             module, stage_cfg = resolve(stage["config"], None, list(stage.get("set", [])), "set")
         except TrainError as exc:
-            raise UsageError(f"{where}: {exc}{_looked_up(stage['config'])}") from exc
+            raise UsageError(f"{where}: {exc}{looked_up(stage['config'])}") from exc
         final = Path(stage_cfg.output_dir, "final").resolve()
         if final in exports:  # before stop 59: found after the first had trained, as "not trained by this pipeline"
             raise UsageError(f"{where}: output_dir {stage_cfg.output_dir} is also [[train]] #{exports[final]}'s; "
@@ -226,12 +226,13 @@ def _missing_model(spec: str, exports: dict[Path, int]) -> str | None:
     return None if found.exists() else f"{target} does not exist, {not_made}"
 
 
-def _looked_up(config: str) -> str:
-    """Where a relative stage config that is not there was looked for: from a config run in another folder the
-    bare "nor a config file" read as if the file were missing (a user's walk, stop 64)."""
+def looked_up(config: str, kind: str = "a pipeline") -> str:
+    """Where a relative stage config that is not there was looked for: from a config (``kind``: a pipeline's, an
+    ablation's) run in another folder the bare "nor a config file" read as if the file were missing (a user's
+    walk, stop 64)."""
     if Path(config).is_absolute() or Path(config).exists() or ("/" not in config and not config.endswith(".toml")):
         return ""
-    return (f" (looked up from the working directory {Path.cwd()}: paths in a pipeline config are relative to "
+    return (f" (looked up from the working directory {Path.cwd()}: paths in {kind} config are relative to "
             "the working directory, not to the config file)")
 
 

@@ -352,20 +352,21 @@ def check_listed_once(root: str, entries: list[str], key: str) -> None:
         first[file] = i
 
 
-def parse_set(items: list[str]) -> dict[str, Any]:
-    """``["lr=1e-4", "model_overrides.max_length=64"]`` -> {"lr": 1e-4, "model_overrides": {"max_length": 64}}."""
+def parse_set(items: list[str], name: str = "--set") -> dict[str, Any]:
+    """``["lr=1e-4", "model_overrides.max_length=64"]`` -> {"lr": 1e-4, "model_overrides": {"max_length": 64}}; an
+    error names the list as ``name`` (train's --set, an ablation's `arms.x.set`: before, always "--set")."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set expects key=value, got {item!r}")
+            raise ConfigError(f"{name} expects key=value, got {item!r}")
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError as exc:
             # a list, table or quoted string begun and not ended: before stop 60 the raw text became a bare string,
             # `data=["a",` a data file named `["a",`
             if raw.strip().startswith(("[", "{", '"', "'")):
-                raise ConfigError(f"--set {item!r}: the value is not valid TOML ({exc})") from None
+                raise ConfigError(f"{name} {item!r}: the value is not valid TOML ({exc})") from None
             value = raw.strip()  # `output_dir = runs/x`: a bare string, not ' runs/x' (before stop 48, audit)
         *tables, leaf = key.strip().split(".")
         target = out
@@ -398,7 +399,7 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
     stage = values.pop("stage", cls.stage)
     if stage != cls.stage:
         raise ConfigError(f"{path} is a {stage!r} config, not {cls.stage!r}")
-    sets = parse_set(list(overrides))
+    sets = parse_set(list(overrides), overrides_name)
     values = merge_tables(values, sets)
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}

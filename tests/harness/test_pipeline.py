@@ -374,6 +374,8 @@ def test_pipeline_typo_in_a_table_exits_2(tmp_path: Path, capsys, body: str, mes
     ('tasks = ["STS16"]\ndims = [0]', "[eval] dims: '0' is not a positive integer or 'full'"),
     ('tasks = ["STS16"]\n[[train]]\nconfig = "configs/weak.toml"\nset = ["stepz=1"]',
      "[[train]] #2 (configs/weak.toml): set: unknown weak config key(s) ['stepz']; did you mean: steps, eps?"),
+    ('tasks = ["STS16"]\n[[train]]\nconfig = "configs/weak.toml"\nset = ["steps"]',
+     "[[train]] #2 (configs/weak.toml): set expects key=value, got 'steps'"),  # a walk: "--set expects", not given
     ('tasks = ["STS16"]\n[[train]]\nconfig = "weak.toml"', "[[train]] #2 (weak.toml): 'weak.toml' is neither a "
      f"stage (pretrain, mntp, weak, supervised) nor a config file (looked up from the working directory {REPO}: "
      "paths in a pipeline config are relative to the working directory, not to the config file)"),  # stop 64
