@@ -120,7 +120,7 @@ def run(cfg: SupervisedConfig, resume: str | None = None) -> Path:
         lengths = length_report(tasks, tokenizer, model.config, cfg.max_length)
         atomic_write_json(Path(cfg.output_dir) / "text_lengths.json", {"max_length": cfg.max_length, **lengths})
     final = loop.fit(cfg, rt, model, tokenizer, batches, step, ckpt, state, extra=stage)
-    if rt.is_main and stage.by_task:
+    if rt.is_main:  # written with no DHNM task too ({}: every task at K = 0), so no earlier run's file stays
         summary = stage.summary(tasks)
         atomic_write_json(Path(cfg.output_dir) / "dhnm_summary.json", summary)
         for name, s in summary.items():

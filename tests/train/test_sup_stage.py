@@ -483,6 +483,17 @@ def test_hard_negatives_per_task(tmp_path: Path, data_root: Path, capsys):
         assert torch.isfinite(loss_of(emb)[0])
 
 
+def test_a_stage_at_k_0_writes_an_empty_dhnm_summary(tmp_path: Path, data_root: Path) -> None:
+    """Every task at hard_negatives = 0 has no DHNM (no pools, stop 65): the stage still writes dhnm_summary.json,
+    empty, so a file an earlier run left in the output_dir is not read as this run's (the review of stop 65)."""
+    path = write_config(tmp_path / "cfg.toml", data_root, tmp_path / "run")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "dhnm_summary.json").write_text('{"ret": {"k": 3}}', encoding="utf-8")
+    run(load_config(SupervisedConfig, path, ["hard_negatives=0", "steps=1", "save_every=1", "log_every=1"]))
+    assert json.loads((tmp_path / "run" / "dhnm_summary.json").read_text(encoding="utf-8")) == {}
+    assert not (tmp_path / "run" / "pools").exists()  # nothing mined
+
+
 def test_classification_rows_draw_negatives_from_their_own_file_s_labels(tmp_path: Path, data_root: Path,
                                                                          shared_data: Path):  # fmt: skip
     """Two classification files in one task (Emotion's feelings, TNews's news topics): each row's K negative labels
