@@ -360,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-batch-tokens", type=int, default=8192,
                      help="token budget per batch: rows x the longest row as padded (default 8192)")
     run.add_argument("--dims", type=comma_list, action="extend", help="Matryoshka dims to score from one full "
-                     "encode, e.g. 64,128,256,full (repeatable)")  # fmt: skip
+                     "encode, e.g. 64,128,256,full (repeatable): the first d dimensions as they are, not "
+                     "renormalised, as mteb's embed_dim gives them")  # fmt: skip
     run.add_argument("--dim-predictions", action="store_true",
                      help="keep mteb's per-item outputs at each --dims size too (predictions/embed_dim_<d>/: paired "
                           "CIs at MRL dims; a retrieval task's file is ~100 MB per dim)")  # fmt: skip

@@ -203,7 +203,7 @@ def check_before_loading(cfg: RunConfig) -> None:
     elif cfg.cache_dir is not None:  # before stop 49 (audit) both were taken without a word, and no cache used
         raise UsageError(f"--cache-dir {cfg.cache_dir} with --no-cache: give one of them")
     if cfg.dim_predictions and not cfg.dims:
-        raise no_dim_to_predict(cfg, "`full` alone keeps nothing per dim")
+        raise no_dim_to_predict(cfg, "none was given, or `full` alone, which keeps nothing per dim")
 
 
 def no_dim_to_predict(cfg: RunConfig, why: str) -> UsageError:

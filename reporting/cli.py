@@ -97,6 +97,11 @@ def _check_regress_options(args: argparse.Namespace) -> None:
         # would write both there too)
         given, args.json = args.json, None
         raise UsageError(f"--out {args.out} and --json {given}: one file for both; give each its own path")
+    if isinstance(args.dim, list):  # each --dim given: argparse's own store kept the last, silently (a walk, 65)
+        if len(args.dim) > 1:
+            raise UsageError(f"--dim given {len(args.dim)} times ({', '.join(args.dim)}): regress compares at one "
+                             "MRL dim: run it once per dim")  # fmt: skip
+        args.dim = args.dim[0]
     for option, kind in (("--alpha", float), ("--n-boot", int), ("--seed", int), ("--min-effect", float),
                          ("--dim", int)):  # fmt: skip
         name = option[2:].replace("-", "_")
@@ -232,9 +237,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "finished, whether or not each gets a verdict (conservative; the report's header names it)")
     rg.add_argument("--tasks", action="append", help="only these tasks (comma-separated; repeatable)")
     # `--dims` too, as `harness run` spells it (before, "unrecognized arguments: --dims 128" and no word of --dim)
-    rg.add_argument("--dim", "--dims", dest="dim", metavar="DIM", help="compare at this MRL dim (the first DIM "
-                    "dimensions as they are, as mteb's embed_dim gives them); both runs need `harness run --dims DIM "
-                    "--dim-predictions`")  # fmt: skip
+    rg.add_argument("--dim", "--dims", dest="dim", action="append", metavar="DIM", help="compare at this MRL dim "
+                    "(the first DIM dimensions as they are, as mteb's embed_dim gives them); both runs need `harness "
+                    "run --dims DIM --dim-predictions`; once")  # fmt: skip
     rg.add_argument("--out", default=REGRESS_OUT, help="markdown file to write (default regression.md)")
     rg.add_argument("--json", metavar="PATH", help="also write the verdicts as JSON for a CI job to parse: the "
                     "exit status, the outcome line, per task its verdict, whether it fails the gate (a regression "

@@ -60,6 +60,14 @@ def throughput_figure(infos: list[Any]) -> Figure:
     return fig
 
 
+def _dim_tick(dim: int, full: set[int], prefixes: set[int]) -> str:
+    """A dim's tick label: `full (d)` where every run with a point at d is at its full width, `d (a full width)`
+    where some are and some are cut there, else the dim."""
+    if dim not in full:
+        return str(dim)
+    return f"{dim}\n(a full width)" if dim in prefixes else f"full\n({dim})"
+
+
 def dims(curves: dict[str, dict[str, list[tuple[int, float]]]], path: Path) -> None:
     """The score-vs-dimension chart (`dims_figure`) as a PNG."""
     save_png(dims_figure(curves), path)
@@ -84,8 +92,11 @@ def dims_figure(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> Figure
                 ax.plot(xs, [100 * v for v in ys], marker="o", label=label, color=colours[label])
         ax.set_xscale("log", base=2)
         full = {points[-1][0] for points in curves[kind].values() if points[-1][0]}
+        prefixes = {d for points in curves[kind].values() for d, _ in points[:-1]}  # a dim some run cut to
         ticks = _spaced_ticks({d for points in curves[kind].values() for d, _ in points if d}, full)
-        ax.set_xticks(ticks, [f"full\n({t})" if t in full else str(t) for t in ticks], fontsize=8)
+        # "full" only where no run's point there is a prefix: a 128-d model beside a 384-d one cut to 128 read
+        # "full (128)" for both (a walk, stop 65)
+        ax.set_xticks(ticks, [_dim_tick(t, full, prefixes) for t in ticks], fontsize=8)
         ax.minorticks_off()
         ax.set_title(kind)
         ax.set_xlabel("embedding dimension")

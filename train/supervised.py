@@ -73,8 +73,10 @@ def length_report(tasks: dict[str, Task], tokenizer: Tokenizer, model_config: An
 
 
 def precheck(cfg: SupervisedConfig, start: ConanConfig) -> None:
-    """:func:`loop.precheck` and every file-read task's rows against its batch."""
+    """:func:`loop.precheck`, `mrl_dims` against the width of ``start``, and every file-read task's rows against
+    its batch."""
     loop.precheck(cfg, start)
+    cfg.mrl(start.hidden_size)
     check_row_counts(cfg)
 
 

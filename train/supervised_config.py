@@ -120,6 +120,12 @@ class SupervisedConfig(StageConfig):
                                   ("pool_depth", self.pool_depth >= 1, "at least 1")):  # fmt: skip
             if not ok:
                 raise ConfigError(f"{key} must be {expected}, got {getattr(self, key)}")
+        # their form now, their fit to the model's width once it is known (`mrl`): before stop 65 `mrl_dims = "abc"`
+        # was refused after the pools were mined, in int()'s words (a walk)
+        written = str(self.mrl_dims).split(",")
+        if self.mrl_dims not in ("none", "auto") and not all(d.strip().isdigit() and int(d) > 0 for d in written):
+            raise ConfigError(f"mrl_dims = {self.mrl_dims!r}: expected 'auto', 'none' or comma-separated positive "
+                              "integers (\"64,128,768\")")  # fmt: skip
 
     def _check_stage_keys_are_read(self, specs: dict[str, dict[str, Any]]) -> None:
         kinds = {spec["kind"] for spec in specs.values()}

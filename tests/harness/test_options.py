@@ -54,8 +54,11 @@ def _run(tmp_path: Path, *args: str) -> int:
         (["--cache-dir", "/proc/harness-no-such-dir"], "--cache-dir /proc/harness-no-such-dir: not writable"),
         # contradictions taken without a word before stop 49 (audit)
         (["--no-cache", "--cache-dir", "/tmp/c"], "--cache-dir /tmp/c with --no-cache: give one of them"),
-        (["--dim-predictions"], "--dim-predictions keeps per-item outputs at each --dims size below the full width"),
-        (["--dims", "full", "--dim-predictions"], "give such --dims too (`full` alone keeps nothing per dim)"),
+        # without --dims, before stop 65 the reason read "`full` alone keeps nothing per dim" (a walk)
+        (["--dim-predictions"], "--dim-predictions keeps per-item outputs at each --dims size below the full width: "
+                                "give such --dims too (none was given, or `full` alone"),
+        (["--dims", "full", "--dim-predictions"], "give such --dims too (none was given, or `full` alone, which keeps "
+                                                  "nothing per dim)"),
         # known once the model is open: before, taken with a note, and nothing was kept per dim (a user's walk)
         (["--dims", "384", "--dim-predictions"], "--dim-predictions keeps per-item outputs at each --dims size below "
                                                  "the full width: give such --dims too (384 is the model's full width: "

@@ -71,3 +71,11 @@ def test_a_full_width_of_unknown_size_is_left_out_of_the_log_axis(tmp_path: Path
     assert retrieval.get_lines() == [] and retrieval.get_xticklabels() == []
     plots.save_png(fig, tmp_path / "dims.png")
     assert (tmp_path / "dims.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_width_one_run_has_in_full_and_another_cuts_to_is_not_called_full() -> None:
+    """A 128-d checkpoint beside all-MiniLM-L6-v2 cut to 128: the tick read "full (128)", though MiniLM's point
+    there is a prefix (a walk, stop 65). Now "128 (a full width)"; a width no run cuts to stays "full (d)"."""
+    curves = {"STS": {"minilm": [(32, 0.7), (128, 0.75), (384, 0.8)], "conan": [(64, 0.2), (128, 0.3)]}}
+    labels = [t.get_text() for t in plots.dims_figure(curves).axes[0].get_xticklabels()]
+    assert "128\n(a full width)" in labels and "full\n(384)" in labels and "full\n(128)" not in labels, labels

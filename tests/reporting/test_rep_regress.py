@@ -73,6 +73,11 @@ def test_regress_takes_dims_as_harness_run_spells_it(tiny_runs, tmp_path, capsys
     assert _regress(tiny_runs["base"], cand, tmp_path / "r.md", "--dims", "64,128")[0] == 2
     assert ("harness: error: --dim '64,128': not an integer; regress compares at one MRL dim: run it once per dim"
             in capsys.readouterr().err)
+    # given twice: argparse kept the last, and the gate ran at 128 without a word of 64 (a walk, stop 65)
+    assert _regress(tiny_runs["base"], cand, tmp_path / "r.md", "--dim", "64", "--dims", "128")[0] == 2
+    assert ("harness: error: --dim given 2 times (64, 128): regress compares at one MRL dim: run it once per dim"
+            in capsys.readouterr().err)
+    assert (tmp_path / "r.md").read_text().startswith("# Regression report — UNUSABLE INPUT (exit 2): --dim given")
 
 
 def test_a_baseline_task_the_candidate_lacks_is_not_a_pass(tiny_runs, tmp_path):

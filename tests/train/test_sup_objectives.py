@@ -164,8 +164,18 @@ def test_mrl_weights_stay_with_the_dims_they_were_written_beside():
     assert SupervisedConfig(**base, mrl_dims="128,16", mrl_weights="1,0").mrl(128) == ([16, 128], [0.0, 1.0])
     assert SupervisedConfig(**base, mrl_dims="16,128", mrl_weights="1,0").mrl(128) == ([16, 128], [1.0, 0.0])
     assert SupervisedConfig(**base, mrl_dims="none").mrl(128) == ([128], None)
-    with pytest.raises(ConfigError, match="mrl_dims = '16,x'"):
-        SupervisedConfig(**base, mrl_dims="16,x").mrl(128)
+    for written in ("16,x", "abc", "0,128", "-16,128"):  # refused at load, before any pool is mined (stop 65, a
+        with pytest.raises(ConfigError, match=f"mrl_dims = '{written}': expected 'auto', 'none' or comma-separated "
+                                              "positive integers"):  # walk: after mining, in int()'s words)
+            SupervisedConfig(**base, mrl_dims=written)
+    with pytest.raises(ConfigError, match=r"mrl_dims = '16,40': .*128"):  # the width: known once the model is
+        SupervisedConfig(**base, mrl_dims="16,40").mrl(128)
+    from conan_model import ConanConfig
+    from train.supervised import precheck
+
+    tiny = ConanConfig.preset("tiny")  # and when ablate or pipeline open, from the model a stage starts from
+    with pytest.raises(ConfigError, match=rf"mrl_dims = '16,40': .*{tiny.hidden_size}"):
+        precheck(SupervisedConfig(**base, mrl_dims="16,40"), tiny)
 
 
 @pytest.mark.parametrize("weights", ["1,-1", "0,0", "nan,1", "1,inf", "1,x"])
