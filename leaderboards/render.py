@@ -118,14 +118,17 @@ def dims_tables(board: Board, rows: list[Row]) -> list[str]:
     scored at different dim sets lost its mean row without a word). A task the runs scored on different data
     carries `‡` here too, and so does a mean over it (before stop 54, audit, only the main tables marked them). A
     run with no dim result on the table's tasks (none of them in a --suite) gets no table: the notes name its
-    tasks outside the suite (before, a table of headers alone)."""
+    tasks outside the suite (before, a table of headers alone); one with no dim result at all is named under the
+    tables."""
     out = []
     mixed = different_data(board)
+    without = []  # our runs with no dim result (run without --dims): named below the tables, as the report does
     for r in rows:
         e = r.entry
         tasks = [t for t in board.tasks if t in e.scores]
         dims = sorted(d for d in e.dim_scores if any(t in e.dim_scores[d] for t in tasks))
         if not dims:
+            without += [e.label] if e.kind == "run" and not e.dim_scores else []
             continue
         body = [[t + (" ‡" if t in mixed else ""), *[percent(e.dim_scores[d].get(t)) for d in dims],
                  percent(e.scores[t])] for t in tasks]  # fmt: skip
@@ -145,6 +148,8 @@ def dims_tables(board: Board, rows: list[Row]) -> list[str]:
                               f"{', '.join(t for t in scored if t not in e.dim_scores[d])})" for d in partial)
             out += [("Left out of the mean row" if shared else "No mean row: no dim was scored on every task")
                     + f", a mean being over every task with dim results: {which}.", ""]  # fmt: skip
+    if out and without:  # before stop 65 such a run was left out without a word (a walk)
+        out += [f"No MRL results for {', '.join(without)} (run without `--dims`).", ""]
     return out
 
 

@@ -28,6 +28,7 @@ def test_leaderboard_markdown(tmp_path: Path):
     # a's MRL table too, and so does the mean over it (before stop 54, audit, unmarked there)
     assert "## Scores per embedding dimension" in text and "| STS16 ‡ | 70.00 | 79.00 |" in text
     assert "| **Mean (3 tasks)** ‡ | 65.00 | 73.00 |" in text
+    assert "No MRL results for other [b] (run without `--dims`)." in text  # before stop 65 left out unsaid (a walk)
     alone = tmp_path / "alone.md"  # a's runs alone: nothing to mark
     assert main(["leaderboard", str(a), "--dims", "--out", str(alone)]) == 0
     text = re.sub(r" +", " ", alone.read_text(encoding="utf-8"))
