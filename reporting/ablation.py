@@ -64,6 +64,16 @@ def out_from_report(work: Path, folder: Path) -> str:
     return os.path.relpath(Path(work).resolve(), Path(folder).resolve())
 
 
+def ran_in_from(folder: Path) -> str:
+    """The working directory as seen from the report folder ``folder``: relative where both lie under one folder
+    below the root; else `…/<its name>`, as the reports show such paths (a path up to / and down again spells the
+    machine's absolute one: the clean-clone CI caught `../../../../work/cicheck` in a report under /tmp)."""
+    here, there = Path.cwd().resolve(), Path(folder).resolve()
+    if os.path.commonpath([here, there]) == here.anchor:
+        return f"…/{here.name}"
+    return os.path.relpath(here, there)
+
+
 def config_digest(cfg: Any) -> str:
     """A digest of the ablation config as loaded (arms, stages, eval, seeds, ...), or of one value of it: `--plan
     CONFIG` compares it with the report's to tell a report written from another version of the config."""
@@ -674,7 +684,7 @@ def write_report(cfg: dict[str, Any], config_path: Path, state: dict[str, Any],
     rep = build(cfg, config_path, state, runs, dev, test, overlap, train_overlap, work, stage_digests)
     if work is not None:
         rep["out_from_report"] = out_from_report(work, out)
-    rep["ran_in_from_report"] = os.path.relpath(Path.cwd(), Path(out).resolve())  # what the paths are relative to
+    rep["ran_in_from_report"] = ran_in_from(out)  # what the paths are relative to
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "report.json", rep)
     atomic_write_text(out / "report.md", render(rep))

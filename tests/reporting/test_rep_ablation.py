@@ -308,6 +308,14 @@ def test_the_report_says_what_its_paths_are_relative_to(tiny_runs, tmp_path, mon
             "folder), where the regenerate command runs\n- config: `../a.toml` (regenerate: `harness ablate "
             "../a.toml`)") in md  # fmt: skip
     assert f"- short, seed 0: evaluation `{os.path.relpath(short, ran_in)}`" in md
+    from pathlib import Path
+
+    from reporting.ablation import ran_in_from
+
+    repo = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(repo)  # no folder below the root in common with the report's: its name, not ../../…/repo
+    elsewhere = Path("/var") if repo.parts[1] == "tmp" else Path("/tmp")
+    assert ran_in_from(elsewhere) == f"…/{repo.name}" and str(repo) not in ran_in_from(elsewhere)
 
 
 def test_arms_with_different_seeds_are_refused(tiny_runs) -> None:
