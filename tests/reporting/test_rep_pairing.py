@@ -132,7 +132,7 @@ def test_ablation_does_not_pair_runs_holding_other_items(tiny_runs, tmp_path):
     cand = _reordered(tiny_runs["batch8"], "TinySTS", tmp_path / "cand")
     row = ablation.compare({0: str(tiny_runs["base"])}, {0: str(cand)}, "TinySTS", 50, 0)
     assert row["lo"] is None and row["resamples"] is None
-    assert row["reason"].startswith("not tested: items differ in order")
+    assert row["verdict"] == "not tested" and row["reason"].startswith("items differ in order")
     same = ablation.compare({0: str(tiny_runs["base"])}, {0: str(tiny_runs["batch8"])}, "TinySTS", 50, 0)
     assert same["lo"] <= same["delta"] <= same["hi"] and same["items"] == 80
 
@@ -154,7 +154,7 @@ def test_two_same_label_items_swapped_are_not_paired(tiny_runs, tmp_path):
     assert tv.reason == ("items differ in order: the runs' item texts are the same collection in another order "
                          f"(40 items, first difference at item {i})")  # fmt: skip
     row = ablation.compare({0: str(tiny_runs["base"])}, {0: str(cand)}, "TinyClassification", 50, 0)
-    assert row["lo"] is None and row["reason"].startswith("not tested: items differ in order")
+    assert row["lo"] is None and row["verdict"] == "not tested" and row["reason"].startswith("items differ in order")
 
 
 def test_a_bitext_task_with_reordered_sentence_pairs_is_not_paired(tiny_runs, tmp_path):
