@@ -113,16 +113,16 @@ def opened_runs(runs: list[Path], skip_damaged: bool) -> tuple[list[RunDir], lis
     or of another shape (a night's job killed mid-write on an old version; a board over `runs/*` then stopped on it,
     before stop 65 with no way round but naming every other run). A folder that is no run directory stays an error:
     a typo, not damage."""
+    remedy = "" if skip_damaged else ("restore the file, leave this run directory out of the command, or add "
+                                      "--skip-damaged to rank the others")  # fmt: skip
     opened, skipped = [], []
     for path in runs:
         try:
-            opened.append(open_run_arg(Path(path), "run"))
-        except DataError as exc:  # what is wrong, without open_run_arg's remedy: the board says its own
-            reason = exc.detail.partition("; restore the file")[0]
+            opened.append(open_run_arg(Path(path), "run", remedy))
+        except DataError as exc:  # what is wrong, and no remedy: the board says what it did
             if not skip_damaged:
-                raise DataError(exc.path, exc.line, f"{reason}; restore the file, leave this run directory out of "
-                                "the command, or add --skip-damaged to rank the others") from None  # fmt: skip
-            skipped.append(str(DataError(exc.path, exc.line, reason)))
+                raise
+            skipped.append(str(exc))
     return opened, skipped
 
 

@@ -458,11 +458,11 @@ def open_run(path: Path) -> RunDir:
     return RunDir(Path(path), model["name"], model["revision"])
 
 
-def open_run_arg(path: Path, option: str) -> RunDir:
+def open_run_arg(path: Path, option: str, remedy: str | None = None) -> RunDir:
     """The run directory a command was given (``option``: --baseline, `run` for a leaderboard's or report's RUN_DIR);
     one error naming it and what is wrong when it is none (no such folder, a file, no run.json) or its run.json is
-    damaged or of another shape than `harness run` writes (`read_record`), saying what to do in this command,
-    instead of a traceback deep in the command."""
+    damaged or of another shape than `harness run` writes (`read_record`), saying what to do in this command
+    (``remedy``; "" for none, where the caller says its own), instead of a traceback deep in the command."""
     path = Path(path)
     if not (path / RUN_JSON).is_file():
         why = "no such folder" if not path.exists() else "a file" if not path.is_dir() else f"no {RUN_JSON}"
@@ -471,9 +471,10 @@ def open_run_arg(path: Path, option: str) -> RunDir:
         return open_run(path)
     except DataError as exc:  # the remedy of the command reading it, not `harness run`'s (a user's walk, stop 64:
         # a leaderboard said "restore the file or remove it (every task … is then evaluated again) (run)")
-        instead = "leave this run directory out of the command" if option == "run" else \
-            f"give another run directory as {option}"  # fmt: skip
-        detail = exc.detail.replace(REDO_ALL, f"restore the file, or {instead}")
+        if remedy is None:
+            remedy = "restore the file, or " + ("leave this run directory out of the command" if option == "run" else
+                                                f"give another run directory as {option}")  # fmt: skip
+        detail = exc.detail.replace(f"; {REDO_ALL}", f"; {remedy}" if remedy else "")
         raise DataError(exc.path, exc.line, detail if detail != exc.detail else f"{detail} ({option})") from None
 
 
