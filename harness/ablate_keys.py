@@ -122,12 +122,16 @@ def changed_config(unit_final: str, stage_cfg: Any, chained: bool, operational: 
 def input_hashes(stage_cfg: Any, chained: bool = False) -> dict[str, str]:
     """{path: sha256 of its contents} of what a stage trains from: each training data file, unless chained (the
     previous unit covers it) the ``init`` model, and a local ``tokenizer`` or ``pool_scorer`` model. The config
-    names these by path only, and a path keeps its name when its files are replaced."""
+    names these by path only, and a path keeps its name when its files are replaced. A pool scorer counts only
+    where a task mines pools: at hard_negatives = 0 none is read (before stop 66 its files were hashed, and a
+    replaced one made the unit stale)."""
     hashes = stage_cfg.data_hashes()
     if stage_cfg.init and not chained:
         hashes[f"init {stage_cfg.init}"] = source_fingerprint(stage_cfg.init)
     for key in ("tokenizer", "pool_scorer"):  # a tokenizer file, a local model that mines the pools
         spec = getattr(stage_cfg, key, None)
+        if key == "pool_scorer" and spec and not stage_cfg.mines_pools():
+            continue
         target = Path(spec.split(":", 1)[-1]) if spec else None
         if target is not None and target.exists():
             hashes[f"{key} {spec}"] = files_fingerprint(target)

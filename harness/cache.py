@@ -216,6 +216,7 @@ class EmbeddingCache:
 
     def _open(self, target: Path | str) -> sqlite3.Connection:
         self._ids: dict[str, int] = {}
+        self._stored_in = None  # the file this run stores into, as (device, inode): `close` checks it is still there
         reading = target != IN_MEMORY and (self.read_only or self.only_read)
         if reading and not Path(target).is_file():
             return self._open(IN_MEMORY)  # nothing to read, nowhere to write: this run's vectors stay in memory
@@ -241,6 +242,7 @@ class EmbeddingCache:
                        " PRIMARY KEY (ns, key))")  # fmt: skip
             db.execute("CREATE TABLE IF NOT EXISTS models (key TEXT PRIMARY KEY, description TEXT)")  # harness/lazy.py
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._stored_in = _file_id(Path(target)) if target != IN_MEMORY else None
         except BaseException:
             db.close()
             raise
@@ -519,9 +521,25 @@ class EmbeddingCache:
             yield
 
     def close(self) -> None:
+        """Close the file; say so when the one this run stored into was removed meanwhile (a `rm -rf` of the cache
+        folder, another tool): the vectors went with it, where before stop 66 the run ended without a word and the
+        next one computed them all again, unexplained."""
         self._db.close()
         if self._lock is not None:
             self._lock.close()
+        if self._stored_in is not None and self.failure is None and _file_id(self.path) != self._stored_in:
+            print(f"harness: warning: embedding cache {self.path} was removed while this run used it: the vectors it "
+                  "held and stored are gone, and the next run computes them again (scores are unaffected)",
+                  file=sys.stderr)  # fmt: skip
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at path, None when there is none: a file replaced under its name is another."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def open_cache_at(folder: Path, advice: str = "", only_read: bool = False) -> EmbeddingCache:

@@ -449,7 +449,7 @@ class Pipeline:
                                 dims=parse_dims([str(d) for d in ev.get("dims", [])]),
                                 options=ModelOptions(device=ev.get("device")), show_progress=False,
                                 overwrite=replaces is not None, dims_option="[eval] dims",
-                                dims_policy="drop", redo_hint="")  # fmt: skip
+                                dims_policy="drop", redo_hint="", replace_stale=True)  # fmt: skip
             self._start(step, {"key": model_key, "replaces": replaces})
             self._say(step, "evaluating (replacing the old model's results)" if run_cfg.overwrite
                       else "evaluating (finished tasks are skipped)")  # fmt: skip

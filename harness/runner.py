@@ -87,6 +87,10 @@ class RunConfig:
     # how a skipped task says it can be redone: `harness pipeline` and `harness ablate` have no --overwrite (before
     # stop 65 their logs advised one; a walk)
     redo_hint: str = " (--overwrite to redo)"
+    # a run directory the calling command owns (`harness pipeline`, `harness ablate`), whose results of the same
+    # model spec computed under another fingerprint (its files, or how the harness makes its vectors, changed) are
+    # replaced, not refused: before stop 66 the pipeline stopped advising --overwrite or --run-name, options it lacks
+    replace_stale: bool = False
 
 
 @dataclass
@@ -496,18 +500,21 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
         runnable = [r.name for r in plan.resolved if r.source != MISSING]
         previous = record.get("model", {}).get("fingerprint")
         if previous and previous != embedder.fingerprint:
-            if not cfg.overwrite and record["model"].get("spec") == embedder.spec:  # same spec, other vectors
+            stale = record["model"].get("spec") == embedder.spec  # same spec, other vectors
+            if stale:
                 why = "its files, or how the harness makes its vectors, changed"
                 if record["model"].get("trust_remote_code", embedder.trust_remote_code) != embedder.trust_remote_code:
                     why = f"--trust-remote-code given {'now, not then' if embedder.trust_remote_code else 'then'}"
-                raise UsageError(f"run directory {run_dir.path} holds results of {embedder.spec} computed when its "
-                                 f"fingerprint was {previous!r}, now {embedder.fingerprint!r} ({why}); "
-                                 "--overwrite to redo them, or choose another --run-name")  # fmt: skip
-            if not cfg.overwrite:
+                said = (f"run directory {run_dir.path} holds results of {embedder.spec} computed when its fingerprint "
+                        f"was {previous!r}, now {embedder.fingerprint!r} ({why})")  # fmt: skip
+                if not cfg.overwrite and not cfg.replace_stale:
+                    raise UsageError(f"{said}; --overwrite to redo them, or choose another --run-name")
+            if not cfg.overwrite and not stale:
                 raise UsageError(f"run directory {run_dir.path} holds results of model "
                                  f"{record['model'].get('name')} ({record['model'].get('spec')}); choose another "
                                  "--run-name, or --overwrite to replace them")  # fmt: skip
-            print(_replaced_model_line(run_dir, record, runnable), file=sys.stderr)
+            print(f"harness: {said}: every task is evaluated again" if stale and not cfg.overwrite
+                  else _replaced_model_line(run_dir, record, runnable), file=sys.stderr)  # fmt: skip
             record.clear()  # another model's record, and its timings with it: `harness report` credited the old
             run_dir.drop_efficiency()  # model's tasks to the new one (before stop 46)
             run_dir.drop_results()

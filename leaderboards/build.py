@@ -152,7 +152,7 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
         scored.append((entry, records))
         if kept:
             notes.append(kept_note(entry, kept))
-        if with_dims and (damaged := run.damaged_dims_note({name: record["tasks"][name] for name in entry.scores})):
+        if damaged := run.damaged_results_note({name: record["tasks"][name] for name in entry.scores}, dims=with_dims):
             notes.append(f"{entry.label}: {damaged}.")
         if unscored := {name: task for name, task in records.items() if not has_score(task) and name not in idle}:
             notes.append(unscored_note(entry, unscored))

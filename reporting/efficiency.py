@@ -180,6 +180,7 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
                      "missing or without them): " + ("the other rows' times are compared without it." if timed
                                                      else "no model time to compare."))  # fmt: skip
     notes += _score_notes(infos, shared, differing)
+    notes += [f"{i.label}: {damaged}." for i in infos if (damaged := i.run.damaged_results_note(i.ok, dims=False))]
     lengths = {info.label: info.record.get("model", {}).get("max_length") for info in infos}
     if len(set(lengths.values())) > 1:
         notes.append("The rows truncate inputs at different max lengths (tokens kept per text), so their scores and "
@@ -289,7 +290,7 @@ def dim_curves(infos: list[RunInfo]) -> DimCurves:
         for name, task in info.ok.items():
             if dims := info.run.dim_scores(name, task):
                 scored.setdefault(task.get("type") or "Unknown", {}).setdefault(info.label, {})[name] = dims
-        if damaged := info.run.damaged_dims_note(info.ok):
+        if damaged := info.run.damaged_results_note(info.ok, full=False):
             curves.notes.append(f"`{info.label}`: {damaged}.")
     for kind, runs in scored.items():
         compared = [i for i in infos if i.label in runs]

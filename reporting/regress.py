@@ -220,6 +220,9 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     comp.tasks += [untested(base, name, attempted_b.get(name), attempted_c.get(name), dim) for name in unshared]
     comp.worlds = timed_worlds(base, cand, shared)
     comp.warnings += efficiency_warnings(base, cand, shared, comp.worlds)
+    sides = (("baseline", base, rec_b), ("candidate", cand, rec_c))
+    comp.warnings += [f"the {side}: {damaged}" for side, run, rec in sides
+                      if (damaged := run.damaged_results_note({t: rec[t] for t in shared}, dims=False))]  # fmt: skip
     for tv in comp.tasks:  # a damaged per-item file's error names it under the run's path as given
         tv.reason = paths_shown(tv.reason, baseline, candidate)
     comp.warnings = [paths_shown(warning, baseline, candidate) for warning in comp.warnings]

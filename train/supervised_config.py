@@ -159,6 +159,11 @@ class SupervisedConfig(StageConfig):
             first.setdefault(entry_file(self.data_root, entry).resolve(), entry)
         return list(first.values())
 
+    def mines_pools(self) -> bool:
+        """Whether a task mines hard-negative pools (a retrieval or clr task with hard_negatives > 0), the one use of
+        ``pool_scorer`` (train.multitask.attach_pools)."""
+        return any(spec["kind"] in POOLED_KINDS and spec["hard_negatives"] for spec in self.task_specs().values())
+
     def task_specs(self) -> dict[str, dict[str, Any]]:
         """Task tables with defaults filled in and every key and value checked."""
         specs = {}

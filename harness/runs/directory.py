@@ -422,15 +422,30 @@ class RunDir:
             return sorted(int(d) for d in found if d.isdigit())
         return sorted(identity.get("dims") or [])
 
-    def damaged_dims_note(self, tasks: dict[str, dict[str, Any]]) -> str | None:
-        """One line naming the damaged or missing dim result files (`damaged_dims`) of ``tasks`` (name → run.json
-        record), as paths inside the run directory, or None: what the leaderboard's and the report's notes say."""
-        files = [path for name, entry in tasks.items() for path in self.damaged_dims(name, entry)]
-        if not files:
+    def damaged_results_note(self, tasks: dict[str, dict[str, Any]], full: bool = True,
+                             dims: bool = True) -> str | None:  # fmt: skip
+        """One line naming the result files of ``tasks`` (name → run.json record) that their ok records list and that
+        are missing or do not parse, as paths inside the run directory, or None: what the leaderboard's, the report's
+        and regress's notes say. A full-width one's (``full``) score is shown from run.json alone (mteb's own readers,
+        `mteb.ResultCache`, fail on the file; before stop 66 nothing said so); a dim's (``dims``, `damaged_dims`) is
+        left out of the dims."""
+        finished = {name: entry for name, entry in tasks.items() if entry.get("status") == "ok"}
+        full = [path for name in finished if not _readable(path := self.result_path(name))] if full else []
+        at_dims = [path for name, entry in finished.items() for path in self.damaged_dims(name, entry)] if dims else []
+        said = []
+        if full:
+            said.append(f"mteb result files of finished tasks are missing or damaged, their scores shown from run.json "
+                        f"alone: {self._inside(full)}")  # fmt: skip
+        if at_dims:
+            said.append(f"results at MRL dims that run.json lists are missing or damaged, left out of the dims: "
+                        f"{self._inside(at_dims)}")  # fmt: skip
+        if not said:
             return None
-        return ("results at MRL dims that run.json lists are missing or damaged, left out of the dims: "
-                + ", ".join(path.relative_to(self.path).as_posix() for path in files)
-                + f" (`harness run` into {shown_path(self.path)} with the same --dims evaluates those tasks again)")
+        again = " with the same --dims" if at_dims else ""
+        return "; ".join(said) + f" (`harness run` into {shown_path(self.path)}{again} evaluates those tasks again)"
+
+    def _inside(self, files: list[Path]) -> str:
+        return ", ".join(path.relative_to(self.path).as_posix() for path in files)
 
     def dim_scores(self, task: str, entry: dict[str, Any] | None = None) -> dict[int, float]:
         """Main score per MRL dimension, from the experiments/embed_dim_<d>/ result files: the one home of per-dim

@@ -661,6 +661,9 @@ def test_input_hashes_cover_a_tokenizer_file_and_a_local_pool_scorer(tmp_path: P
     after = input_hashes(weak), input_hashes(sup)
     assert before[0][f"tokenizer {tok}"] != after[0][f"tokenizer {tok}"]
     assert before[1][f"pool_scorer conan:{scorer}"] != after[1][f"pool_scorer conan:{scorer}"]
+    tasks["qa"]["hard_negatives"] = 0  # no pools mined, so the scorer is read by nothing (before stop 66: hashed)
+    assert not any(k.startswith("pool_scorer") for k in input_hashes(SupervisedConfig(
+        data_root=str(tmp_path), tasks=tasks, pool_scorer=f"conan:{scorer}")))
 
 
 def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:

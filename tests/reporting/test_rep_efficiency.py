@@ -191,6 +191,30 @@ def test_a_damaged_dim_result_is_named_by_the_report_and_the_leaderboard(tiny_ru
     assert shown not in (tmp_path / "plain.md").read_text(encoding="utf-8")
 
 
+def test_a_damaged_full_result_is_named_by_regress_the_report_and_the_leaderboard(tiny_runs, tmp_path, capsys):
+    """Carried since stop 50: a task's mteb result file cut short (a copy, a full disk) went unsaid by `harness
+    regress`, `report` and `leaderboard`, which show run.json's score, though mteb's own readers fail on the file
+    and the next `harness run` into the directory evaluates the task again."""
+    run = tmp_path / "base"
+    shutil.copytree(tiny_runs["base"], run)
+    damaged = open_run(run).result_path("TinySTS")
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    said = (f"mteb result files of finished tasks are missing or damaged, their scores shown from run.json alone: "
+            f"{damaged.relative_to(run).as_posix()} (`harness run` into {shown_path(run)} evaluates those tasks "
+            "again)")  # fmt: skip
+    assert main(["regress", "--baseline", str(run), "--candidate", str(tiny_runs["short"]), "--tasks", "TinySTS",
+                 "--out", str(tmp_path / "regress.md")]) in (0, 1)  # fmt: skip
+    text = re.sub(r"\s+", " ", (tmp_path / "regress.md").read_text(encoding="utf-8"))
+    assert f"- the baseline: {said}" in text and "the candidate: mteb result" not in text
+    assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 0
+    text = re.sub(r"\s+", " ", (tmp_path / "report" / "efficiency.md").read_text(encoding="utf-8"))
+    assert f"- all-MiniLM-L6-v2 [base]: {said}." in text
+    assert main(["leaderboard", str(run), "--out", str(tmp_path / "lb.md")]) == 0
+    text = re.sub(r"\s+", " ", (tmp_path / "lb.md").read_text(encoding="utf-8"))
+    assert f"- all-MiniLM-L6-v2 [base]: {said}." in text
+    capsys.readouterr()
+
+
 def test_report_into_an_existing_file_is_a_clear_error(tiny_runs, tmp_path, capsys):
     """Before: `harness report --out <a file>` died in a FileExistsError traceback."""
     taken = tmp_path / "notes.md"
