@@ -27,12 +27,29 @@ def _device(value: str) -> str | None:
     return None if value == "auto" else value
 
 
+def use_threads(count: int) -> None:
+    """--threads: the CPU threads the model computes with, set before any model loads: torch's intra-op threads and
+    OpenMP's, which me5-small's C engine reads when it loads. Two threads on two busy cores are several times slower
+    than one (docs/training.md); before stop 66 only OMP_NUM_THREADS, undocumented, did this for `harness run`."""
+    import os
+
+    import torch
+
+    from harness.checks import check_positive
+
+    check_positive("--threads", count)
+    os.environ["OMP_NUM_THREADS"] = str(count)
+    torch.set_num_threads(count)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.checks import parse_dims
     from harness.embedder import ModelOptions
     from harness.runner import RunConfig, run
     from harness.suites import default_model
 
+    if args.threads is not None:
+        use_threads(args.threads)
     cfg = RunConfig(
         model=args.model or default_model(args.suite),
         data_dir=data_root(args.data_dir)[0],
@@ -373,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", default="auto", help="auto (bfloat16 on accelerators and on CPUs with native bf16, "
                      "else float32; the reason goes to run.json), float32, float16, bfloat16")
     run.add_argument("--max-length", type=int, help="truncate inputs to this many tokens")
+    run.add_argument("--threads", type=int, help="CPU threads the model computes with (torch's and OpenMP's; "
+                     "default: torch's, one per core; efficiency.json records it)")
     run.add_argument("--pad-to-multiple-of", type=int, help="pad each batch's length to a multiple of this many "
                      "tokens, st: and hf: models; --max-batch-tokens counts the padding (default: 1, to the "
                      "longest text)")

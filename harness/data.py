@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from conan_model.fingerprint import files_fingerprint
-from conan_model.text import RepeatedKey, text_problem, unique_keys
+from conan_model.text import RepeatedKey, json_error, text_problem, unique_keys
 from harness.errors import DataError, UsageError, did_you_mean
 from harness.validate import check_task_json, key_line, row_checker
 
@@ -264,7 +264,7 @@ def _loads(path: Path, lineno: int, text: str) -> Any:
     try:
         value = json.loads(text, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as e:
-        raise DataError(path, lineno + e.lineno - 1, f"invalid JSON: {_json_error(e)}") from None
+        raise DataError(path, lineno + e.lineno - 1, f"invalid JSON: {json_error(e)}") from None
     except RepeatedKey as e:
         raise DataError(path, lineno, f"key {e.key!r} is given twice in one object (JSON keeps the last)") from None
     except (ValueError, RecursionError) as e:  # a number of thousands of digits, arrays nested thousands deep
@@ -276,12 +276,6 @@ def _loads(path: Path, lineno: int, text: str) -> Any:
                 raise DataError(path, lineno, f"{where} holds an unpaired surrogate escape \\u{ord(char):04x} (half "
                                               "of a UTF-16 pair, not a character)")  # fmt: skip
     return value
-
-
-def _json_error(e: json.JSONDecodeError) -> str:
-    """The decoder's message with its column: "Unterminated string starting at" alone was cut mid-phrase (a user's
-    walk, stop 64); now "… starting at column 41", "Expecting ',' delimiter at column 12"."""
-    return f"{e.msg}{'' if e.msg.endswith(' at') else ' at'} column {e.colno}"
 
 
 def _surrogate(value: Any) -> str | None:

@@ -224,6 +224,10 @@ def check_spec(spec: str) -> None:
         return
     if not folder.is_dir():
         problem = "is a file, not a model folder" if folder.exists() else "does not exist"
+        from conan_model.pretrained import BASES, base_path
+
+        if prefix == "conan" and target in BASES and not folder.exists():  # the name training's `init` takes (a walk)
+            problem += f"; {target} is a pretrained base: --model conan:{base_path(target)}"
         raise UsageError(f"--model {spec}: folder {folder} {problem}")
     check_model_folder(spec, prefix, folder)
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from conan_model.text import text_problem, unique_keys
+from conan_model.text import json_error, text_problem, unique_keys
 from conan_model.tokenizer import EncodedBatch, pad_batch, truncate
 
 from .errors import DataError, ResumeError
@@ -89,11 +89,13 @@ class JsonlIndex:
         UTF-8 (an unpaired surrogate escape such as "\\ud800" stopped the tokenizer with a traceback). Returns the
         row's keys no reader takes (said once per file); one that looks like a misspelt field is an error."""
         try:
-            row = json.loads(raw, object_pairs_hook=unique_keys)
+            # without its line end: a row cut inside a string is "Unterminated string", not a newline taken for a
+            # control character in it (before stop 66, a walk)
+            row = json.loads(raw.rstrip(b"\r\n"), object_pairs_hook=unique_keys)
         except UnicodeDecodeError as e:
             raise DataError(path, lineno, f"not valid UTF-8 (byte {e.start} of the line)") from None
         except json.JSONDecodeError as e:  # its own "line 2 column 1" counted within the row (before stop 63)
-            raise DataError(path, lineno, f"invalid JSON ({e.msg} at character {e.pos + 1} of the line)") from None
+            raise DataError(path, lineno, f"invalid JSON ({json_error(e)})") from None
         except (ValueError, RecursionError) as e:  # a repeated key, a huge number, deep nesting
             raise DataError(path, lineno, f"invalid JSON ({e})") from None
         if not isinstance(row, dict):

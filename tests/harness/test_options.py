@@ -4,6 +4,7 @@ with the reason on the console (issue 14, items 7 and 9)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,7 @@ def _run(tmp_path: Path, *args: str) -> int:
         # before stop 54 (audit) `mean` was the option's default, so an explicit one passed and changed nothing
         (["--pooling", "mean"], "--pooling mean: only hf: models take a pooling; minilm pools as it was trained"),
         (["--max-batch-tokens", "0"], "--max-batch-tokens 0: must be at least 1"),
+        (["--threads", "0"], "--threads 0: must be at least 1"),
         (["--batch-size", "0"], "--batch-size 0: must be at least 1"),
         (["--pad-to-multiple-of", "0"], "--pad-to-multiple-of 0: must be at least 1"),
         # before stop 54 (audit) taken, recorded and unused: the engine's calls are bounded by tokens alone
@@ -90,6 +92,30 @@ def test_device_auto_is_the_best_available_as_without_the_option() -> None:
         assert build_parser().parse_args([*command, "--device", "auto"]).device is None
         assert build_parser().parse_args(command).device is None
         assert build_parser().parse_args([*command, "--device", "cuda:1"]).device == "cuda:1"
+
+
+def test_a_pretrained_base_name_under_conan_says_which_folder(tmp_path: Path, capsys, monkeypatch) -> None:
+    """A walk (stop 66): `--model conan:smollm2-135m` (the name `init` takes, under the prefix that evaluates it)
+    said only "folder smollm2-135m does not exist"; a folder of that name here still wins."""
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.chdir(tmp_path)
+    assert _run(tmp_path, "--model", "conan:smollm2-135m") == 2
+    assert (f"--model conan:smollm2-135m: folder smollm2-135m does not exist; smollm2-135m is a pretrained base: "
+            f"--model conan:{tmp_path / 'models' / 'smollm2-135m'}\n") in capsys.readouterr().err
+
+
+def test_threads_sets_the_models_threads_and_is_recorded(tmp_path: Path, monkeypatch) -> None:
+    """A walk (stop 66): `harness run` took no --threads where `harness train` takes `threads`, and nothing said
+    OMP_NUM_THREADS was the way; two threads on two busy cores are several times slower than one."""
+    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))  # restored after the test, as torch's is
+    before = torch.get_num_threads()
+    try:
+        assert _run(tmp_path, "--threads", "1", "--no-cache", "--run-name", "one") == 0
+        assert torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
+    finally:
+        torch.set_num_threads(before)
+    efficiency = json.loads((tmp_path / "runs" / "one" / "efficiency.json").read_text(encoding="utf-8"))
+    assert efficiency["STS16"]["threads"] == 1
 
 
 def test_a_misspelt_task_makes_no_out_folder(tmp_path: Path, capsys) -> None:

@@ -122,8 +122,11 @@ def test_bad_rows_name_file_and_line(tmp_path):
     with pytest.raises(DataError, match=r"pairs\.jsonl:3: row lacks required field\(s\) \['positive'\]"):
         JsonlIndex([path], FIELDS)
     path.write_text('{"query": "a", "positive": "b"}\n{"query": "a", "positive": \n')
-    with pytest.raises(DataError, match=r"pairs\.jsonl:2: invalid JSON \(Expecting value at character 29 of the "
-                                        r"line\)$"):  # before stop 63 also "line 2 column 1", within the row
+    with pytest.raises(DataError, match=r"pairs\.jsonl:2: invalid JSON \(Expecting value at column 28\)$"):
+        JsonlIndex([path], FIELDS)  # before stop 63 also "line 2 column 1", within the row
+    path.write_text('{"query": "a", "positive": "b"}\n{"query": "a", "positive": "cut sh\n')
+    with pytest.raises(DataError, match=r"pairs\.jsonl:2: invalid JSON \(Unterminated string starting at column "
+                                        r"28\)$"):  # before stop 66 "Invalid control character at at character 35"
         JsonlIndex([path], FIELDS)
 
 
