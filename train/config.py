@@ -120,8 +120,12 @@ class StageConfig:
         if self.init is not None and self.model != MODEL_DEFAULT:  # before stop 54 (audit) recorded, and ignored
             raise ConfigError(f"model = {self.model!r} cannot be combined with init ({self.init!r} brings its own "
                               "model); drop `model`, or drop `init` to train a fresh preset")  # fmt: skip
-        if self.init_layers is not None and (self.init is None or self.init_layers < 1):
-            raise ConfigError(f"init_layers={self.init_layers} needs an `init` model and must be at least 1")
+        if self.init_layers is not None and self.init is None:  # each problem alone (before stop 66 one line for
+            # both, which told a run with an init to give one)
+            raise ConfigError(f"init_layers={self.init_layers} needs an `init` model (it keeps that model's first "
+                              "layers)")  # fmt: skip
+        if self.init_layers is not None and self.init_layers < 1:
+            raise ConfigError(f"init_layers must be at least 1, got {self.init_layers}")
         if self.init is not None and self.model_overrides:
             raise ConfigError("model_overrides cannot be combined with init (the checkpoint fixes the model)")
         if self.init is None and self.model_overrides:

@@ -254,6 +254,21 @@ def test_values_that_failed_late_or_silently_are_config_errors(override, message
 
 
 @pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["init_layers=0"], r"^--set: init_layers=0 needs an `init` model \(it keeps that model's first layers\)$"),
+        (["init=smollm2-135m", "init_layers=0"], r"^--set: init_layers must be at least 1, got 0$"),
+        (["init=smollm2-135m", "init_layers=-2"], r"^--set: init_layers must be at least 1, got -2$"),
+    ],
+)
+def test_init_layers_errors_say_only_what_is_wrong(overrides, message):
+    """A user's walk (stop 66): `init_layers=0` with an init set was told it "needs an `init` model and must be at
+    least 1"; the missing init is said only where there is none."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(WeakConfig, None, ["data=x.jsonl", *overrides])
+
+
+@pytest.mark.parametrize(
     ("cls", "override", "message"),
     [
         (WeakConfig, "model=small", "model = 'small' cannot be combined with init"),
