@@ -57,6 +57,7 @@ class StageConfig:
     # decoder; an encoder comes as an `init`)
     decided_fields: ClassVar[frozenset[str]] = frozenset({"arch", "attention", "attention_alpha"})
     per_task_batches: ClassVar[bool] = False  # batches sized per task (supervised): no global batch_size
+    length_key: ClassVar[str] = ""  # the stage's key of tokens per sequence, checked against the model's positions
     # what train_config.json records beside the keys (train/loop.py `recorded_config`): how the run was launched,
     # which the config does not hold, so `harness ablate` compares it with nothing (records before stop 61 lack it)
     launch_keys: ClassVar[frozenset[str]] = frozenset({"world_size"})
@@ -239,6 +240,7 @@ class PretrainConfig(StageConfig):
     """Causal-LM pretraining on raw text, documents packed into ``seq_len``-token rows."""
 
     stage: ClassVar[str] = "pretrain"
+    length_key: ClassVar[str] = "seq_len"
     decided_fields: ClassVar[frozenset[str]] = StageConfig.decided_fields | {"pooling"}
     seq_len: int = 128
     text_field: str = "text"
@@ -254,6 +256,7 @@ class WeakConfig(StageConfig):
     """Weakly-supervised contrastive stage: in-batch InfoNCE on (query, positive) pairs under the soft mask."""
 
     stage: ClassVar[str] = "weak"
+    length_key: ClassVar[str] = "max_length"
     max_length: int = 128  # tokens per text, <bos>/<eos> included
     on_long: str = "truncate"  # longer texts: 'truncate' (counted, warned once) or 'error'
     temperature: float = 0.05  # not given by the paper; 0.05 is the common choice (E5, GTE)

@@ -30,11 +30,11 @@ import torch
 from tokenizers import Tokenizer
 from torch import nn
 
-from conan_model import ConanConfig, ConanModel, load_tokenizer, synchronize
+from conan_model import PRESETS, ConanConfig, ConanModel, load_tokenizer, synchronize
 from conan_model import train_tokenizer as train_bbpe
 from conan_model.atomic import atomic_write_json
 from conan_model.device import device_problem
-from conan_model.importing import ModelImportError, init_model, init_tokenizer
+from conan_model.importing import ModelImportError, init_config, init_model, init_tokenizer
 from conan_model.masks import SCHEDULES, flex_training_problem, soft_alpha
 from conan_model.modeling import Backbone, model_for
 
@@ -131,8 +131,8 @@ def takes_soft_steps(cfg: StageConfig) -> bool:
 def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | None, dict[str, Any]]:
     """Threads, process group and device; the checkpoint to resume from (checked against ``cfg`` and the data's
     contents; what an interrupted save or final export left is tidied first) and its state, which carries the data
-    hashes taken now into every checkpoint :func:`fit` saves. (A device this machine lacks was refused by
-    :func:`exclusive`, before any work.)"""
+    hashes taken now into every checkpoint :func:`fit` saves; on a fresh start, the model it is to build
+    (:func:`check_fresh_model`). (A device this machine lacks was refused by :func:`exclusive`, before any work.)"""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rt = init_runtime(cfg.device)
@@ -157,8 +157,30 @@ def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | 
     barrier()
     data = cfg.data_hashes()
     state = ckpt_io.check_resume_config(path, cfg.to_dict(), data, cfg.resume_safe, rt.rank) if path else {}
+    if path is None:
+        check_fresh_model(cfg)
     state["data_hashes"] = data
     return rt, path, state
+
+
+def check_fresh_model(cfg: StageConfig) -> None:
+    """What a fresh start refuses of the model it is to build, read without a weight: an unusable ``init``,
+    :func:`precheck` (``init_layers``, ``freeze``) on the init's config, and the stage's tokens per sequence beyond
+    the model's positions. :func:`start` runs it before a stage's own work: before stop 66 the supervised stage
+    mined its pools first and left them in output_dir. (A resume builds the checkpoint's model, which its run
+    checked: none of these keys may change on resume.)"""
+    if cfg.init:
+        with _init_errors(cfg.init):
+            config = init_config(cfg.init)
+        precheck(cfg, config)
+        positions, model = config.max_length, f"init {cfg.init!r}"
+    else:
+        positions = {**PRESETS[cfg.model], **cfg.model_overrides}["max_length"]
+        model = f"model {cfg.model!r}" + (f" with model_overrides {cfg.model_overrides}" if cfg.model_overrides else "")
+    length = getattr(cfg, cfg.length_key)
+    if length > positions:  # before stop 66: "sequence length 9000 exceeds the model's max_length 8192"
+        raise ConfigError(f"{cfg.length_key} = {length} exceeds the {positions} positions of {model}; set "
+                          f"{cfg.length_key} to at most {positions}")  # fmt: skip
 
 
 def recorded_config(cfg: StageConfig, rt: Runtime) -> dict[str, Any]:
@@ -223,8 +245,9 @@ def get_tokenizer(cfg: StageConfig, rt: Runtime, ckpt: Path | None, fields: Sequ
 LM_STAGES = ("pretrain", "mntp")  # stages that need the decoder's language-model head
 
 
-def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None, seq_len: int) -> Backbone:
-    """fp32 master weights: the checkpoint's when resuming, else init's, else a seeded fresh preset."""
+def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None) -> Backbone:
+    """fp32 master weights: the checkpoint's when resuming, else init's, else a seeded fresh preset (its length
+    against its positions was checked by :func:`start`)."""
     torch.manual_seed(cfg.seed)
     if ckpt is not None:
         config = ckpt_io.config_of(ckpt)
@@ -243,8 +266,6 @@ def build_model(cfg: StageConfig, tokenizer: Tokenizer, ckpt: Path | None, seq_l
             model = ConanModel(ConanConfig.preset(cfg.model, **overrides))
         except (TypeError, ValueError) as e:
             raise ConfigError(f"model_overrides {cfg.model_overrides}: {e}") from e
-    if seq_len > model.config.max_length:
-        raise ConfigError(f"sequence length {seq_len} exceeds the model's max_length {model.config.max_length}")
     if cfg.stage in LM_STAGES and model.config.arch != "decoder":
         raise ConfigError(f"the {cfg.stage} stage trains next-token prediction, which an arch "
                           f"{model.config.arch!r} model ({cfg.init}) has no head for: start it from a decoder")

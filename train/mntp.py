@@ -136,7 +136,7 @@ def run(cfg: MntpConfig, resume: str | None = None) -> Path:
     mask_id = tokenizer.token_to_id(cfg.mask_token)
     if mask_id is None:
         raise ConfigError(f"mask_token {cfg.mask_token!r} is not a single token of the tokenizer; choose another")
-    model = loop.build_model(cfg, tokenizer, ckpt, cfg.seq_len)
+    model = loop.build_model(cfg, tokenizer, ckpt)
     model.config = loop.trained_as(model.config, "bidirectional", pooling=cfg.pooling)
     micro, accum = loop.micro_batches(cfg, rt)
     packed = PackedBatches(index, tokenizer, cfg.seq_len, micro, rt.rank, rt.world_size, cfg.seed, cfg.text_field)

@@ -41,7 +41,7 @@ def run(cfg: PretrainConfig, resume: str | None = None) -> Path:
     rt, ckpt, state = loop.start(cfg, resume)
     index = JsonlIndex(cfg.data_files(), required=[cfg.text_field])
     tokenizer = loop.get_tokenizer(cfg, rt, ckpt, fields=[cfg.text_field])
-    model = loop.build_model(cfg, tokenizer, ckpt, cfg.seq_len)
+    model = loop.build_model(cfg, tokenizer, ckpt)
     # trained causally: exported to embed that way, as imported decoders are, whatever mask an init declared (a
     # soft or bidirectional init otherwise exports a config the harness embeds with another mask than trained);
     # a new decoder also pools its eos state, an init keeps its pooling

@@ -86,7 +86,7 @@ def run(cfg: SupervisedConfig, resume: str | None = None) -> Path:
     rt, ckpt, state = loop.start(cfg, resume)
     tasks = build_tasks(cfg, rt)
     tokenizer = loop.get_tokenizer(cfg, rt, ckpt, fields=TEXT_FIELDS)
-    model = loop.build_model(cfg, tokenizer, ckpt, cfg.max_length)
+    model = loop.build_model(cfg, tokenizer, ckpt)
     if ckpt is None and rt.is_main and cfg.init and model.config.attention == "causal":
         # before stop 60 without a word (a user's walk): the recipe moves a decoder by the weak stage's soft mask
         log.warning("init %s attends causally (pretrained or imported, never moved to bidirectional attention): the "

@@ -55,6 +55,7 @@ class SupervisedConfig(StageConfig):
     # pools are mined deterministically, so moving their cache folder changes nothing
     resume_safe: ClassVar[frozenset[str]] = RESUME_SAFE | {"pools_dir"}
     per_task_batches: ClassVar[bool] = True
+    length_key: ClassVar[str] = "max_length"
     tasks: dict[str, Any] = field(default_factory=dict)
     max_length: int = 128
     temperature: float = 0.05  # InfoNCE τ; the paper gives none (notes §8.3)

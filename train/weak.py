@@ -91,7 +91,7 @@ def run(cfg: WeakConfig, resume: str | None = None) -> Path:
     rt, ckpt, state = loop.start(cfg, resume)
     index = JsonlIndex(cfg.data_files(), required=FIELDS, optional=("negative",))
     tokenizer = loop.get_tokenizer(cfg, rt, ckpt, fields=FIELDS)
-    model = loop.build_model(cfg, tokenizer, ckpt, cfg.max_length)
+    model = loop.build_model(cfg, tokenizer, ckpt)
     check_start(cfg, model.config, warn=ckpt is None and rt.is_main)
     attention = "causal" if cfg.mask_schedule == "causal" else "bidirectional"
     model.config = dataclasses.replace(model.config, attention=attention, attention_alpha=None,

@@ -62,7 +62,7 @@ def test_training_texts_carry_the_e5_prompts(tmp_path: Path, shared_data: Path, 
     cfg = e5_config(tmp_path, shared_data)
     rt = init_runtime("cpu")
     tasks = build_tasks(cfg, rt)
-    model = build_model(cfg, get_tokenizer(cfg, rt, None, ()), None, cfg.max_length)
+    model = build_model(cfg, get_tokenizer(cfg, rt, None, ()), None)
     assert not model.embed_tokens.weight.requires_grad and model.layers[0].attn.q_proj.weight.requires_grad
     stepper = Stepper(cfg, rt, model.config, None, tasks, [384], None)
     a, b = [r for r, pool in enumerate(tasks["qa"].pools) if len(pool) > 1][:2]  # rows with a served negative
@@ -75,7 +75,7 @@ def test_training_texts_carry_the_e5_prompts(tmp_path: Path, shared_data: Path, 
 
 def test_freeze_and_max_rows_errors(tmp_path: Path, shared_data: Path, e5_small: Path):
     with pytest.raises(ConfigError, match="freeze: 'embeddings' names no parameter; top-level names are"):
-        build_model(e5_config(tmp_path, shared_data, freeze=["embeddings"]), None, None, 32)
+        build_model(e5_config(tmp_path, shared_data, freeze=["embeddings"]), None, None)
     with pytest.raises(ConfigError, match="tasks.qa.max_rows must be an integer >= 0"):
         e5_config(tmp_path, shared_data, tasks={"qa": {"kind": "retrieval", "data": ["x"], "max_rows": -1}})
     with pytest.raises(ConfigError, match="a clr task sizes itself with `total`"):
@@ -101,7 +101,7 @@ def test_weak_stage_prompts_and_lm_stages_refuse_an_encoder(tmp_path: Path, shar
     ids, _ = batches.encode([0], "query")
     assert ids[0] == tok.encode("query: " + index.row(0)["query"]).ids[:32]
     with pytest.raises(ConfigError, match="the mntp stage trains next-token prediction, which an arch 'bert'"):
-        build_model(MntpConfig(output_dir=str(tmp_path / "mntp"), **common), None, None, 32)
+        build_model(MntpConfig(output_dir=str(tmp_path / "mntp"), **common), None, None)
     # the weak stage's default schedule starts causal: an encoder never was (before: trained causally at step 0)
     with pytest.raises(ConfigError, match="mask_schedule 'linear': init 'multilingual-e5-small' is a bidirectional"):
         run_weak(WeakConfig(output_dir=str(tmp_path / "linear"), max_length=32, batch_size=4, holdout=0, **common))

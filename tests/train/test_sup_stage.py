@@ -577,6 +577,35 @@ def test_a_causal_init_is_said_to_switch_hard(data_root: Path, tmp_path: Path, c
             "pooling") in caplog.text
 
 
+@pytest.mark.parametrize(("sets", "message"), [
+    (["init=INIT_typo"], r"^init '\S+/tiny_typo': '\S+/tiny_typo' is no folder here"),
+    (["init=INIT", "init_layers=3"], r"^init_layers=3 but init '\S+/tiny' has only 2 layers$"),
+    (["init=INIT", "max_length=300"], r"^max_length = 300 exceeds the 256 positions of init '\S+/tiny'; set "
+                                      r"max_length to at most 256$"),
+    (["max_length=100"], r"^max_length = 100 exceeds the 64 positions of model 'tiny' with model_overrides "
+                         r"\{'max_length': 64\}; set max_length to at most 64$"),
+])  # fmt: skip
+def test_init_init_layers_and_positions_are_refused_before_pools_are_mined(data_root: Path, tmp_path: Path,
+                                                                            sets: list[str], message: str) -> None:
+    """A user's walk (stop 66): the stage mined its pools (minutes with a model scorer) before it read `init`, and
+    left `pools/` and `.train.lock` in output_dir; the weak stage refused the same mistakes at once. Now both do."""
+    from conan_model import ConanConfig, ConanModel, save_pretrained, train_tokenizer_from_texts
+
+    texts = [json.loads(line)["query"] for line in (data_root / "ret/msrp.jsonl").read_text().splitlines()]
+    tokenizer = train_tokenizer_from_texts(texts * 4, vocab_size=300)
+    init = save_pretrained(ConanModel(ConanConfig.preset("tiny", vocab_size=tokenizer.get_vocab_size())), tokenizer,
+                           tmp_path / "tiny")  # fmt: skip
+    out = tmp_path / "run"
+    base = [f"output_dir={out}", f"data_root={data_root}", "pool_scorer=bm25", "threads=1",
+            "tasks.ret.kind=retrieval", "tasks.ret.data=['ret/msrp.jsonl']", "tasks.ret.batch_size=4"]  # fmt: skip
+    if not any(s.startswith("init=") for s in sets):
+        base.append("model_overrides.max_length=64")
+    cfg = load_config(SupervisedConfig, None, [*base, *(s.replace("INIT", str(init)) for s in sets)])
+    with pytest.raises(ConfigError, match=message):
+        run(cfg)
+    assert not out.exists()  # no pools/, no .train.lock: the folder this run made went with its lock
+
+
 def test_a_classification_file_of_one_label_is_refused_and_few_labels_are_said(tmp_path: Path, data_root: Path,
                                                                                capsys):  # fmt: skip
     """A user walk: a file whose rows all carry one label trained with "loss 0.0000" and learned nothing, without a

@@ -121,7 +121,7 @@ def test_ddp_trains_and_resumes_a_model_with_an_untied_lm_head(tmp_path, shared_
     torchrun(config, tmp_path / "again", "ddp", "--resume", str(step2))
     assert losses(tmp_path / "again") == pytest.approx(losses(tmp_path / "two")[2:], rel=1e-5, abs=1e-6)
     cfg = load_config(WeakConfig, config)
-    initial = build_model(cfg, load_tokenizer(cfg.tokenizer), None, 24).lm_head.weight
+    initial = build_model(cfg, load_tokenizer(cfg.tokenizer), None).lm_head.weight
     for folder in (step2, tmp_path / "two" / "final", tmp_path / "again" / "final"):
         assert torch.equal(load_file(folder / "model.safetensors")["lm_head.weight"], initial)
 

@@ -246,6 +246,18 @@ def test_bad_init_layers_and_old_key_exit_2(tmp_path, shared_data, qwen2, capsys
     assert message in capsys.readouterr().err
 
 
+def test_a_max_length_beyond_the_init_s_positions_names_the_key_and_the_init(tmp_path, shared_data, smollm2, capsys):
+    """A user's walk (stop 66): `sequence length 9000 exceeds the model's max_length 8192` named neither the key
+    (the weak stage has no "sequence length") nor the model. Refused before anything is made in output_dir."""
+    out = tmp_path / "o"
+    args = ["weak", "--set", f"output_dir='{out}'", "--set", f"data_root='{shared_data / 'train'}'",
+            "--set", "data=['parallel_en_zh']", "--set", "init=smollm2-135m", "--set", "max_length=9000"]  # fmt: skip
+    assert train_main(args) == 2
+    assert capsys.readouterr().err == ("train: error: max_length = 9000 exceeds the 8192 positions of init "
+                                       "'smollm2-135m'; set max_length to at most 8192\n")  # fmt: skip
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_weak_soft_mask_from_smollm2(tmp_path, shared_data, smollm2):
     """Two real steps of the soft-mask conversion of SmolLM2-135M, named by its base name."""
