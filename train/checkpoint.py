@@ -73,8 +73,10 @@ def _complete(root: Path) -> list[Path]:
     return sorted(dirs, key=lambda p: int(p.name.split("_")[1]))
 
 
-def resolve_resume(resume: str | None, output_dir: str | Path, stage: str | None = None) -> Path | None:
-    """None: fresh start. 'latest': newest checkpoint in output_dir (fresh start if there is none). A path:
+def resolve_resume(resume: str | None, output_dir: str | Path, current: dict[str, Any],
+                   safe: frozenset[str] = RESUME_SAFE) -> Path | None:  # fmt: skip
+    """None: fresh start (refused over checkpoints: :func:`fresh_run_refusal`, given the run's config ``current``
+    and its resume-safe keys). 'latest': newest checkpoint in output_dir (fresh start if there is none). A path:
     that checkpoint folder (or the newest inside an output_dir). A finished model (``final/``) in an output_dir
     without checkpoints is refused whatever ``resume`` says: nothing there continues it, and the run would replace
     it (before stop 60 silently, once a user had deleted the checkpoints to save disk)."""
@@ -86,13 +88,7 @@ def resolve_resume(resume: str | None, output_dir: str | Path, stage: str | None
     if resume is None:
         existing = checkpoint_dirs(output_dir)
         if existing:
-            saved = _stage_of(existing[-1])
-            if stage is not None and saved is not None and saved != stage:  # --resume would be refused: not advised
-                raise ResumeError(f"{output_dir} already holds checkpoints of the {saved} stage (newest "
-                                  f"{existing[-1].name}), which a {stage} run cannot continue; choose another "
-                                  "output_dir")  # fmt: skip
-            raise ResumeError(f"{output_dir} already holds checkpoints (newest {existing[-1].name}); pass --resume "
-                              "to continue that run or choose another output_dir")  # fmt: skip
+            raise fresh_run_refusal(output_dir, existing[-1], current, safe)
         return None
     if resume == "latest":
         existing = checkpoint_dirs(output_dir)
@@ -118,12 +114,28 @@ def _asides(root: Path) -> list[tuple[Path, str]]:
     return asides + [(p, p.name.removeprefix(EARLIER_ASIDE)) for p in root.glob(f"{EARLIER_ASIDE}step_*")]
 
 
-def _stage_of(path: Path) -> str | None:
-    """The stage a checkpoint's state.json records, or None where it does not read (a resume names the damage)."""
+def fresh_run_refusal(output_dir: str | Path, newest: Path, current: dict[str, Any],
+                      safe: frozenset[str]) -> ResumeError:  # fmt: skip
+    """Why a fresh run into an output_dir holding checkpoints (``newest`` the last) is refused: ``--resume`` is
+    advised only where :func:`check_resume_config` would take the config (the same comparison, ``config_diff``),
+    else the other stage or the differing keys are named; before stop 63 it was advised over another stage's
+    checkpoints too, before stop 66 over a different config of the same stage, and then refused. A state.json that
+    does not read is compared with nothing: a resume names the damage."""
     try:
-        return read_state(path)["config"].get("stage")
+        saved = read_state(newest)["config"]
     except ResumeError:
-        return None
+        saved = None
+    stage = current.get("stage")
+    if saved is not None and saved.get("stage") != stage:
+        return ResumeError(f"{output_dir} already holds checkpoints of the {saved.get('stage')} stage (newest "
+                           f"{newest.name}), which a {stage} run cannot continue; choose another "
+                           "output_dir")  # fmt: skip
+    if saved is not None and (diff := config_diff(saved, current, safe)):
+        return ResumeError(f"{output_dir} already holds checkpoints of a different run (newest {newest.name}; the "
+                           f"config differs in {len(diff)} key(s): {'; '.join(diff)}), which --resume cannot "
+                           "continue; choose another output_dir")  # fmt: skip
+    return ResumeError(f"{output_dir} already holds checkpoints (newest {newest.name}); pass --resume to continue "
+                       "that run or choose another output_dir")  # fmt: skip
 
 
 def put_back_checkpoints(output_dir: str | Path) -> tuple[list[str], list[str]]:

@@ -146,7 +146,7 @@ def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | 
         for line in [*ckpt_io.clear_final_leftovers(cfg.output_dir), *put_back, *refused]:
             log.warning("%s", line)
     barrier()
-    path = ckpt_io.resolve_resume(resume, cfg.output_dir, cfg.stage)
+    path = ckpt_io.resolve_resume(resume, cfg.output_dir, cfg.to_dict(), cfg.resume_safe)
     if rt.is_main:
         removed, refused = ckpt_io.remove_leftovers(cfg.output_dir, keep=path)
         if removed:

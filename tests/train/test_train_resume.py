@@ -107,8 +107,12 @@ def test_resume_refuses_a_different_config(tmp_path, shared_data, one_thread):
     with pytest.raises(ResumeError, match=r"differs .* in 2 key\(s\): model_overrides\.hidden_size: '<unset>' -> 64; "
                                           r"steps: 2 -> 4"):  # fmt: skip
         run_pretrain(changed, resume="latest")
-    with pytest.raises(ResumeError, match="already holds checkpoints"):
+    with pytest.raises(ResumeError, match="already holds checkpoints .*; pass --resume to continue that run"):
         run_pretrain(PretrainConfig(**base))
+    with pytest.raises(ResumeError, match=r"holds checkpoints of a different run .*differs in 2 key\(s\): "
+                                          r"model_overrides\.hidden_size: '<unset>' -> 64; steps: 2 -> 4\), which "
+                                          r"--resume cannot continue; choose another output_dir$"):  # fmt: skip
+        run_pretrain(changed)
     with pytest.raises(ResumeError, match="elsewhere: it does not exist"):  # before stop 63: "no state.json there"
         run_pretrain(PretrainConfig(**base), resume=str(tmp_path / "elsewhere"))
     (tmp_path / "empty").mkdir()
@@ -136,9 +140,27 @@ def test_a_fresh_run_over_another_stage_s_checkpoints_is_not_told_to_resume_them
     with pytest.raises(ResumeError, match=rf"^{tmp_path} already holds checkpoints of the weak stage \(newest "
                                           r"step_00000002\), which a supervised run cannot continue; choose another "
                                           r"output_dir$"):  # fmt: skip
-        ckpt_io.resolve_resume(None, tmp_path, "supervised")
+        ckpt_io.resolve_resume(None, tmp_path, {"stage": "supervised"})
     with pytest.raises(ResumeError, match="pass --resume to continue that run"):  # the same stage: resume it
-        ckpt_io.resolve_resume(None, tmp_path, "weak")
+        ckpt_io.resolve_resume(None, tmp_path, {"stage": "weak"})
+
+
+def test_a_fresh_run_over_a_different_config_s_checkpoints_is_not_told_to_resume_them(tmp_path):
+    """A user's walk (stop 66): a fresh run into a same-stage output_dir with another `lr` and `steps` was told
+    "pass --resume to continue that run", and --resume was then refused as a different config. The first refusal
+    now compares the configs as the resume does; resume-safe keys may still differ, and --resume is advised."""
+    step = tmp_path / "checkpoints" / "step_00000020"
+    step.mkdir(parents=True)
+    saved = {"stage": "weak", "lr": 5e-05, "steps": 20, "log_every": 10}
+    (step / "state.json").write_text(json.dumps({"step": 20, "config": saved}))
+    with pytest.raises(ResumeError, match=rf"^{tmp_path} already holds checkpoints of a different run \(newest "
+                                          r"step_00000020; the config differs in 2 key\(s\): lr: 5e-05 -> 0.0001; "
+                                          r"steps: 20 -> 40\), which --resume cannot continue; choose another "
+                                          r"output_dir$"):  # fmt: skip
+        ckpt_io.resolve_resume(None, tmp_path, {**saved, "lr": 1e-4, "steps": 40})
+    with pytest.raises(ResumeError, match=rf"^{tmp_path} already holds checkpoints \(newest step_00000020\); pass "
+                                          r"--resume to continue that run or choose another output_dir$"):  # fmt: skip
+        ckpt_io.resolve_resume(None, tmp_path, {**saved, "log_every": 5})
 
 
 def tiny_pretrain(tmp_path: Path, shared_data: Path, **overrides) -> PretrainConfig:
