@@ -236,19 +236,22 @@ def run(cfg: RunConfig) -> int:
     # (--no-cache) said nothing was kept though `<model>__<scope>` held the finished tasks of earlier runs
     name = cfg.run_name if cfg.run_name is not None else default_run_name(cfg, None)
     chosen = [run_directory(cfg.out, name)] if name is not None else []  # a folder's default name: once loaded
+    unredone: list[str] = []  # under --overwrite, the tasks this run has not evaluated again yet
     try:
         with library_tqdm_off(), quiet_console() as log, ExitStack() as to_close:
-            return _run(cfg, log, bars, to_close, chosen)
+            return _run(cfg, log, bars, to_close, chosen, unredone)
     except KeyboardInterrupt as exc:
-        exc.kept = stopped_note(chosen[0] if chosen else None)
+        exc.kept = stopped_note(chosen[0] if chosen else None, unredone)
         raise
 
 
-def stopped_note(path: Path | None) -> str:
+def stopped_note(path: Path | None, unredone: list[str] | None = None) -> str:
     """What a stopped run keeps, as the end of its `harness: interrupted` line: its run directory's finished tasks
     where it holds some. Before stop 63 that was said even of a run stopped while its model loaded, with no run
     directory at all. ``path`` None: a folder's default name was not known yet, so which directory's tasks are kept
-    cannot be said (before stop 64 it read "nothing is kept")."""
+    cannot be said (before stop 64 it read "nothing is kept"). ``unredone``: under --overwrite, the tasks the run
+    had not evaluated again, whose finished results are the earlier evaluation's (before stop 66 unsaid, and "the
+    same command continues with the rest", where it evaluates every task again; a walk)."""
     if path is None:
         return ("; stopped before the run directory was chosen: finished tasks of earlier runs stay in theirs (the "
                 "same command carries on)")  # fmt: skip
@@ -257,6 +260,11 @@ def stopped_note(path: Path | None) -> str:
     except DataError:  # a damaged run.json: no finished task can be read from it
         return f"; no finished task could be read from {shown_path(path / RUN_JSON)} (damaged)"
     statuses = [task.get("status") for task in (record or {}).get("tasks", {}).values()]
+    earlier = [name for name in unredone or [] if (record or {}).get("tasks", {}).get(name, {}).get("status") == "ok"]
+    if earlier:
+        return (f"; finished tasks are kept in the run directory, {', '.join(earlier)} with the results of the "
+                f"evaluation before this --overwrite run (`--overwrite --tasks {','.join(earlier)}` evaluates just "
+                "those again; the same command, every task)")  # fmt: skip
     if "ok" in statuses:
         return "; finished tasks are kept in the run directory (the same command continues with the rest)"
     if record is None:
@@ -269,10 +277,12 @@ def stopped_note(path: Path | None) -> str:
            "starts again)"  # fmt: skip
 
 
-def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chosen: list[Path]) -> int:
+def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chosen: list[Path],
+         unredone: list[str]) -> int:  # fmt: skip
     """The run; what it opens that must be closed (the embedding cache) goes on `to_close`: before stop 49 (audit)
     the cache was left to the garbage collector, and every warnings.log held its ResourceWarning. The run directory
-    goes into `chosen` once its default name is known (a folder's, after the load)."""
+    goes into `chosen` once its default name is known (a folder's, after the load); under --overwrite, `unredone`
+    holds the tasks not evaluated again yet (`stopped_note`)."""
     logging.getLogger("mteb").setLevel(logging.ERROR)  # mteb logs every superseded task as a warning
     check_before_loading(cfg)
     local_tasks, broken_errors = scan_tasks(cfg.data_dir)
@@ -323,6 +333,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
     ticking = main and cfg.show_progress is None and not sys.stderr.isatty()
     cache_stop_noted = main and evaluates and _note_cache_stop(run_dir, cache, None)  # a failed write at the load
 
+    unredone += [resolved.name for resolved in runnable] if cfg.overwrite else []
     for n, resolved in enumerate(runnable, start=1):
         name, identity = resolved.name, identities[resolved.name]
         done = main and not cfg.overwrite and run_dir.finished_entry(name, identity, dims, cfg.dim_predictions)
@@ -364,6 +375,8 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
             entry = {**_provenance(resolved, cfg), **entry, "identity": identity if entry["status"] == "ok" else None}
             pending = {**_provenance(resolved, cfg), "status": "pending"}
             timings_kept = run_dir.replace_task(name, pending, entry, staged, eff)
+            if name in unredone:
+                unredone.remove(name)
             cache_stop_noted = cache_stop_noted or _note_cache_stop(run_dir, cache, name)
             atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir))
         kept = "; the earlier evaluation's timings are kept (this one encoded nothing)" if timings_kept else ""

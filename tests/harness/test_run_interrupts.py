@@ -175,6 +175,29 @@ def test_read_only_run_directory_exits_2_before_the_model_loads(tmp_path: Path, 
     assert (run / "run.json").read_bytes() == before
 
 
+def test_ctrl_c_under_overwrite_names_the_tasks_still_from_the_earlier_evaluation(tmp_path: Path, monkeypatch,
+                                                                                   capsys) -> None:  # fmt: skip
+    """A walk (stop 66): a nightly `--overwrite` run stopped in its second task said "the same command continues
+    with the rest", which evaluates every task again, and not that STS12 still held the night before's result."""
+    from harness.encoding import HarnessEncoder
+
+    assert main(_argv(tmp_path, "--tasks", "STS16,STS12")) == 0
+    real = HarnessEncoder.encode
+
+    def encode(self, inputs, *, task_metadata, **kwargs):
+        if task_metadata.name == "STS12":
+            raise KeyboardInterrupt
+        return real(self, inputs, task_metadata=task_metadata, **kwargs)
+
+    monkeypatch.setattr(HarnessEncoder, "encode", encode)
+    capsys.readouterr()
+    assert main(_argv(tmp_path, "--tasks", "STS16,STS12", "--overwrite")) == 130
+    assert ("harness: interrupted; finished tasks are kept in the run directory, STS12 with the results of the "
+            "evaluation before this --overwrite run (`--overwrite --tasks STS12` evaluates just those again; the "
+            "same command, every task)") in capsys.readouterr().err
+    assert _statuses(tmp_path / "r") == {"STS16": "ok", "STS12": "ok"}
+
+
 def test_rerun_after_a_stop_between_record_and_summary_brings_summary_md_up_to_date(tmp_path: Path, monkeypatch,
                                                                                     capsys) -> None:  # fmt: skip
     """Before: Ctrl-C after the last task's record but before summary.md was rewritten left STS12 `pending` in
