@@ -442,7 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from leaderboards.published import SNAPSHOT  # a path: imports nothing heavy
 
-    lb = sub.add_parser("leaderboard", help="rank runs (and published baselines) in a markdown table")
+    lb = sub.add_parser("leaderboard", help="rank runs (and published baselines) in a markdown table",
+                        epilog="exit status: 0 the board is written (a run's failed, pending or damaged tasks are "
+                        "marked in it and named in its notes, not an error); 2 unusable input (a folder that is no "
+                        "run directory, a damaged run.json without --skip-damaged, nothing to rank, a bad option); "
+                        "130 / 143 interrupted (Ctrl-C / SIGTERM). A gate on scores is `harness regress`")  # fmt: skip
     lb.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories written by `harness run`")
     lb.add_argument("--published", action="append", nargs="?", const=str(SNAPSHOT), metavar="DIR",
                     help="published results in the embeddings-benchmark/results layout; without DIR, the "

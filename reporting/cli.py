@@ -248,7 +248,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "the reason (`error`); a path other than --out's")  # fmt: skip
     rg.set_defaults(func=cmd_regress)
 
-    rp = subparsers.add_parser("report", help="efficiency report: Table 5, throughput, MRL curves (PNG + markdown)")
+    rp = subparsers.add_parser("report", help="efficiency report: Table 5, throughput, MRL curves (PNG + markdown)",
+                               epilog="exit status: 0 the report is written (failed, pending or damaged tasks and "
+                               "runs without timings are named in its notes); 2 unusable input (a folder that is no "
+                               "run directory, a damaged run.json, --out a file); 130 / 143 interrupted (Ctrl-C / "
+                               "SIGTERM)")  # fmt: skip
     rp.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories written by `harness run`")
     rp.add_argument("--out", default="report", help="folder for efficiency.md and the plots (default report/)")
     rp.set_defaults(func=cmd_report)

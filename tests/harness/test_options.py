@@ -83,6 +83,15 @@ def test_run_help_gives_the_exit_statuses(capsys) -> None:
     assert "2 unusable input" in said and "130 interrupted (Ctrl-C), 143 terminated (SIGTERM)" in said
 
 
+@pytest.mark.parametrize("command", ["leaderboard", "report"])
+def test_leaderboard_and_report_help_give_the_exit_statuses(command: str, capsys) -> None:
+    """A walk (stop 66): a nightly job's author found no exit status in `leaderboard --help` nor `report --help`."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert "exit status: 0" in said and "2 unusable input" in said and "130 / 143 interrupted" in said
+
+
 def test_device_auto_is_the_best_available_as_without_the_option() -> None:
     """Before: run and alignment refused `--device auto` ("unknown device type 'auto'"), which training takes and
     its own device refusal advises."""
