@@ -559,24 +559,24 @@ class Ablation:
             done = {**done, "settings": settings}
             self._record(unit, done, code=done.get("code"))
         covered = done and set(tasks) <= set(done["scores"]) and set(dims) <= set(done.get("dims", []))
-        rescore = False  # a task `ok` at another score than recorded: `harness run` would keep it as done
         if covered and done["model"] == model and done.get("settings") == settings:
-            lost, rescore = unheld_scores(run_cfg.out / name, {t: done["scores"][t] for t in tasks}, dims)
+            # a task `ok` at another score than recorded, which `harness run` would keep as done: redone alone (before
+            # stop 66 every task of the evaluation was, under overwrite)
+            lost, run_cfg.redo = unheld_scores(run_cfg.out / name, {t: done["scores"][t] for t in tasks}, dims)
             if not lost:
                 self._say(unit, "done earlier, skipped")
                 return {t: done["scores"][t] for t in tasks}
             # the report reads the run directory: an evaluation stopped or failed there since (other settings,
             # then reverted; a task file broken for a while), a deleted folder or per-item file, or an edited record
             self._say(unit, f"recorded, but its run directory no longer holds it ({'; '.join(lost)}): evaluating "
-                            "again" + (" (every task: a score differs from the record)" if rescore else ""))
+                            "again")  # fmt: skip
         if covered and done["model"] == model and done.get("settings") != settings:  # `harness run` redoes
             # exactly the tasks whose settings changed
             change = changed_settings(done.get("settings"), settings)
             self._say(unit, f"recorded under other evaluation settings ({change}): evaluating again")
         # other files in the folder (retrained, or recorded before stop 47 keyed them): `harness run` would refuse
         # the run directory, whose results are of the old weights; they are this ablation's own, redone whole
-        run_cfg.overwrite = rescore or bool(done) and (done.get("settings") or {}).get("model_files") != settings[
-            "model_files"]
+        run_cfg.overwrite = bool(done) and (done.get("settings") or {}).get("model_files") != settings["model_files"]
         run_json, efficiency = run_cfg.out / name / "run.json", run_cfg.out / name / "efficiency.json"
         # run.json's start (to the second) and efficiency.json's timings change whenever `harness run` evaluates
         before = (read_json(run_json, {}).get("started"), efficiency.read_bytes() if efficiency.is_file() else None)

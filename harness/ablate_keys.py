@@ -138,26 +138,26 @@ def input_hashes(stage_cfg: Any, chained: bool = False) -> dict[str, str]:
     return hashes
 
 
-def unheld_scores(run_dir: Path, scores: dict[str, float], dims: list[int]) -> tuple[list[str], bool]:
-    """What run_dir no longer holds of a recorded evaluation (one phrase per task; none: it holds it all), and
-    whether a task recorded `ok` there holds another score, which `harness run` keeps as done (its identity is
-    the same): only an overwrite redoes it. The report reads the run directory, not ablate.json: each task `ok` at
-    the recorded score, and the per-item files it pairs (before stop 53 a record was trusted alone; before stop 65
-    run.json alone, so a deleted predictions file left the task "not tested" in a rewritten report, and an edited
-    score was "evaluated again" by a `harness run` that skipped it, then recorded)."""
+def unheld_scores(run_dir: Path, scores: dict[str, float], dims: list[int]) -> tuple[list[str], list[str]]:
+    """What run_dir no longer holds of a recorded evaluation (one phrase per task; none: it holds it all), and the
+    tasks recorded `ok` there at another score, which `harness run` keeps as done (their identity is the same): it
+    redoes them when asked to (`RunConfig.redo`). The report reads the run directory, not ablate.json: each task `ok`
+    at the recorded score, and the per-item files it pairs (before stop 53 a record was trusted alone; before stop
+    65 run.json alone, so a deleted predictions file left the task "not tested" in a rewritten report, and an
+    edited score was "evaluated again" by a `harness run` that skipped it, then recorded)."""
     try:
         run = open_run(run_dir)
         recorded = run.read_run().get("tasks", {})
     except (OSError, ConanError):  # no folder, a damaged run.json: `harness run` redoes or says why
-        return [f"{run_dir / 'run.json'} cannot be read"], False
-    lost, other = [], False
+        return [f"{run_dir / 'run.json'} cannot be read"], []
+    lost, other = [], []
     for task, score in scores.items():
         entry = recorded.get(task, {})
         if entry.get("status") != "ok":
             lost.append(f"{task} is {entry.get('status', 'not in its run.json')}")
         elif entry.get("main_score") != score:
             lost.append(f"{task} scores {entry.get('main_score')}, not the recorded {score}")
-            other = True
+            other.append(task)
         elif lacking := run.unfinished_files(task, dims, dim_items=bool(dims)):
             lost.append(f"{task} lacks {', '.join(str(p.relative_to(run_dir)) for p in lacking)}")
     return lost, other

@@ -91,6 +91,9 @@ class RunConfig:
     # model spec computed under another fingerprint (its files, or how the harness makes its vectors, changed) are
     # replaced, not refused: before stop 66 the pipeline stopped advising --overwrite or --run-name, options it lacks
     replace_stale: bool = False
+    # tasks evaluated again though finished under the same identity: `harness ablate`'s whose score in run.json is
+    # not the one it recorded (an edited record), which a plain rerun keeps as done
+    redo: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -336,7 +339,8 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
     unredone += [resolved.name for resolved in runnable] if cfg.overwrite else []
     for n, resolved in enumerate(runnable, start=1):
         name, identity = resolved.name, identities[resolved.name]
-        done = main and not cfg.overwrite and run_dir.finished_entry(name, identity, dims, cfg.dim_predictions)
+        done = (main and not cfg.overwrite and name not in cfg.redo
+                and run_dir.finished_entry(name, identity, dims, cfg.dim_predictions))  # fmt: skip
         if shards is not None:  # rank 0's record decides: another host's copy of the run directory may differ
             done = shards.main_decides(done, f"the decision whether {name} was done earlier")
         if done:
@@ -344,7 +348,9 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
             continue
         tag = f"[{n}/{len(runnable)}] {name}"
         recorded = run_dir.read_run().get("tasks", {}).get(name, {}) if main else {}  # for its lines alone
-        if recorded.get("status") == "ok" and not cfg.overwrite:
+        if name in cfg.redo and not cfg.overwrite:
+            say(f"{tag}: evaluating again (its score in run.json is not the one its ablation recorded)", flush=True)
+        elif recorded.get("status") == "ok" and not cfg.overwrite:
             if recorded.get("identity") == identity:
                 lacking = run_dir.unfinished_files(name, dims, cfg.dim_predictions)
                 say(f"{tag}: the earlier result lacks {', '.join(str(p.relative_to(run_dir.path)) for p in lacking)} "
@@ -542,7 +548,8 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
             record.clear()  # another model's record, and its timings with it: `harness report` credited the old
             run_dir.drop_efficiency()  # model's tasks to the new one (before stop 46)
             run_dir.drop_results()
-        finished = (run_dir.finished_entry(n, identities[n], dims, cfg.dim_predictions) for n in runnable)  # lazy
+        finished = (n not in cfg.redo and run_dir.finished_entry(n, identities[n], dims, cfg.dim_predictions)
+                    for n in runnable)  # lazy  # fmt: skip
         if record and not cfg.overwrite and all(finished):
             return False
         _start_record(record, cfg, plan, embedder, dims, shards, identities, settings)

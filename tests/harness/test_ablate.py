@@ -513,7 +513,7 @@ def test_a_recorded_evaluation_its_run_directory_no_longer_holds_is_evaluated_ag
 
     def evaluate() -> tuple[dict[str, float], str]:
         ablation = Ablation(load_ablation(config), config)
-        scores = ablation.evaluate(ablation.train_arm("a", 0), "a-seed0", ["STS16"])
+        scores = ablation.evaluate(ablation.train_arm("a", 0), "a-seed0", ["STS16", "STS12"])
         return scores, capsys.readouterr().out
 
     first, _ = evaluate()
@@ -537,7 +537,10 @@ def test_a_recorded_evaluation_its_run_directory_no_longer_holds_is_evaluated_ag
     record["tasks"]["STS16"]["main_score"] = 0.99
     run_json.write_text(json.dumps(record), encoding="utf-8")
     again, log = evaluate()
-    assert f"(STS16 scores 0.99, not the recorded {first['STS16']}): evaluating again (every task" in log
+    assert f"(STS16 scores 0.99, not the recorded {first['STS16']}): evaluating again\n" in log
+    # that task alone (before stop 66 every task of the evaluation, under overwrite)
+    assert "STS16: evaluating again (its score in run.json is not the one its ablation recorded)" in log
+    assert "STS12: done earlier, skipped" in log
     assert again == first and json.loads(run_json.read_text(encoding="utf-8"))["tasks"]["STS16"]["main_score"] == \
         first["STS16"]  # fmt: skip
     shutil.rmtree(run_json.parent)
