@@ -98,7 +98,7 @@ def test_kill9_then_resume_reproduces_the_uninterrupted_run(tmp_path, shared_dat
     assert all(torch.allclose(final[k], ref[k], rtol=0, atol=1e-6) for k in ref)
 
 
-def test_resume_refuses_a_different_config(tmp_path, shared_data, one_thread):
+def test_resume_refuses_a_different_config(tmp_path, shared_data, one_thread, capsys):
     base = dict(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["news_en_raw"],
                 tokenizer_vocab=400, tokenizer_rows=100, model_overrides={"max_length": 32}, seq_len=32,
                 batch_size=4, steps=2, save_every=1, threads=1)  # fmt: skip
@@ -118,8 +118,12 @@ def test_resume_refuses_a_different_config(tmp_path, shared_data, one_thread):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ResumeError, match="no state.json there"):
         run_pretrain(PretrainConfig(**base), resume=str(tmp_path / "empty"))
-    # operational keys may change: the finished run resumes at its last step and just re-exports
+    # operational keys may change: the finished run resumes at its last step and just re-exports, saying so (a walk,
+    # stop 66: "resumed from … at step 2" alone)
+    capsys.readouterr()
     assert run_pretrain(PretrainConfig(**{**base, "log_every": 5}), resume="latest").is_dir()
+    assert (f"resumed from {tmp_path / 'out' / 'checkpoints' / 'step_00000002'} at step 2; nothing left to train "
+            "(steps = 2): final/ is written again from it") in capsys.readouterr().out
 
 
 def test_another_stage_s_checkpoint_is_named_by_its_stage(tmp_path):
