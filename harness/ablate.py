@@ -153,16 +153,18 @@ def import_all_code() -> list[str]:
     a checkout someone commits to meanwhile; a module first imported later (the encoder at the first evaluation,
     the report's statistics at the end) was read from the newer files while every unit recorded the commit at the
     start (audit, stop 55: a commit landing mid-run moved a test Δ from +9.50 to +2.43 under one recorded sha).
-    The process's start, not the ablation's opening, bounds the check: the config checks import the training loop
-    seconds before (review)."""
-    import psutil
+    The harness's first import in this process, not the ablation's opening, bounds the check: the config checks
+    import the training loop seconds before (review). Before stop 66 the bound was psutil's process start, which
+    Linux dates from its boot time in whole seconds, off the wall clock by up to a second or two: files written
+    just before the process started (a fresh clone, a save then a run) were refused as written since."""
+    import harness
 
     for name in PROJECT_PACKAGES:
         package = importlib.import_module(name)
         for module in pkgutil.walk_packages(package.__path__, f"{name}."):
             if not module.name.endswith(".__main__"):
                 importlib.import_module(module.name)
-    started = psutil.Process().create_time()
+    started = harness.IMPORTED_AT
     files = {getattr(module, "__file__", None) for name, module in list(sys.modules.items())
              if name.partition(".")[0] in PROJECT_PACKAGES}  # fmt: skip
     return sorted(f for f in files if f and Path(f).is_file() and Path(f).stat().st_mtime > started)

@@ -171,12 +171,14 @@ def test_code_written_after_the_process_started_is_refused_when_the_ablation_ope
         tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """Which version of a file written meanwhile was imported is not known, so the recorded commit would not say
     which code runs; the config checks import the training loop seconds before the ablation opens (review, stop
-    55), so the process's start bounds it. Here the process is dated to 1970: every loaded file is newer."""
-    import psutil
+    55), so the harness's first import in the process bounds it. Here that is dated to 1970: every loaded file is
+    newer. (A fresh clone run at once is no such file: before stop 66 the bound was psutil's process start, dated
+    from whole-second boot time, and every file of the clone was refused.)"""
+    import harness
 
     stage = one_step_stage(tmp_path / "data", shared_data)[-1]
     config = one_arm_config(tmp_path, stage, "race")
-    monkeypatch.setattr(psutil.Process, "create_time", lambda self: 0.0)
+    monkeypatch.setattr(harness, "IMPORTED_AT", 0.0)
     with pytest.raises(UsageError, match=r"the code changed while the ablation opened \(\S+\.py, \S+\.py, \S+\.py … "
                                          r"written since this process started\); run the same command again"):
         Ablation(load_ablation(config), config)
