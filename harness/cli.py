@@ -265,11 +265,14 @@ def cmd_alignment(args: argparse.Namespace) -> int:
     from harness.backends import POOLINGS
     from harness.checks import check_device, check_positive, check_seed, check_writable_dir
     from harness.console import silence_library_bars
+    from harness.distributed import refuse_torchrun
     from harness.embedder import ModelOptions
     from harness.errors import UsageError
     from harness.models import DTYPES, check_spec, embed_symmetric
     from reporting.alignment import run_alignment
 
+    refuse_torchrun("alignment", "the same report", "run `harness alignment ...` alone (it encodes a few thousand "
+                    "sentences per model)")  # fmt: skip
     for option, value in (("--n", args.n), ("--k", args.k), ("--batch-size", args.batch_size)):
         check_positive(option, value)  # before any file is read or model loaded (0 or less: NaN or a traceback)
     check_seed("--seed", args.seed)

@@ -244,10 +244,10 @@ class ShardGroup:
         store = dist.distributed_c10d._get_default_store()  # the rendezvous store torchrun (or init_method) made
         self.arrivals += 1
         keys = [f"harness/arrival/{self.arrivals}/{r}" for r in range(self.world)]
-        store.set(keys[self.rank], "1")
-        if self.arrivals > 2:  # every rank here passed the wait before last, so nobody reads that mark again
-            store.delete_key(f"harness/arrival/{self.arrivals - 2}/{self.rank}")
-        try:
+        try:  # marking, as waiting, finds a store that is gone (before stop 66 only the wait said so; a walk)
+            store.set(keys[self.rank], "1")
+            if self.arrivals > 2:  # every rank here passed the wait before last, so nobody reads that mark again
+                store.delete_key(f"harness/arrival/{self.arrivals - 2}/{self.rank}")
             absent = self._await_marks(store, keys)
         except RuntimeError as exc:  # the store itself is gone: torchrun's agent, or the rank holding it, died
             self._broken = ShardMismatch(f"torchrun's rendezvous store is unreachable at {what} ({exc}): another "
@@ -299,14 +299,18 @@ def rounding_note(dtype: str) -> str | None:
             "batches and pads its own slice of the texts); --dtype float32 gives equal ones")
 
 
-def refuse_torchrun(command: str, writes: str) -> None:
-    """Commands that orchestrate other steps (pipeline, ablate) run in one process: under torchrun every rank ran
-    every step and wrote the same files (before stop 61). ``writes``: what each rank would write."""
+ORCHESTRATED = ("run `harness {command} CONFIG` alone, or spread a stage with `torchrun -m train` and an evaluation "
+                "with `torchrun -m harness run`")  # what a pipeline's or an ablation's refusal advises
+
+
+def refuse_torchrun(command: str, writes: str, instead: str = ORCHESTRATED) -> None:
+    """Commands that orchestrate other steps (pipeline, ablate), or encode without sharding (alignment), run in one
+    process: under torchrun every rank ran all of it and wrote the same files (before stop 61; alignment before
+    stop 66, a walk). ``writes``: what each rank would write; ``instead``: how to run it."""
     world = launched_world_size()
     if world > 1:
         raise UsageError(f"harness {command} runs in one process, not under torchrun ({world} processes): every rank "
-                         f"would run its steps and write {writes}; run `harness {command} CONFIG` alone, or spread a "
-                         "stage with `torchrun -m train` and an evaluation with `torchrun -m harness run`")  # fmt: skip
+                         f"would run its steps and write {writes}; {instead.format(command=command)}")  # fmt: skip
 
 
 def launcher() -> dict[str, Any] | None:

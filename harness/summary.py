@@ -51,7 +51,8 @@ def render_summary(run_dir: RunDir) -> str:
         f"- coverage: {record_coverage(record)}",
         f"- mean main score over {len(scores)} finished task(s){left_out}: {percent(mean)}",
         f"- device {model.get('device')}, dtype {model.get('dtype')}, batch {shown_batch(record)}, "
-        f"data root {shown_path(record.get('data_root'))}",
+        f"{_processes(record)}data root {shown_path(record.get('data_root'))}",
+        *_other_world_lines(record, eff),
         *_cache_stop_lines(record.get("cache_stopped")),
         "",
         md_table(rows, headers=["task", "type", "source", "metric", "score ×100", "wall s", "encoded", "texts/s",
@@ -78,6 +79,34 @@ def render_summary(run_dir: RunDir) -> str:
                   "These finished in an earlier run into this directory; their scores belong to the settings shown, "
                   "not to the header's:", ""] + [f"- {n}: {d}" for n, d in others.items()]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _processes(record: dict) -> str:
+    """The header's process count under torchrun ('' for one process): each rank batches its own slice of the
+    texts, so below float32 a score can differ from one process's by rounding (before stop 66 only the console's
+    note said so; a walk)."""
+    world = record.get("world_size") or 1
+    if world == 1:
+        return ""
+    exact = record.get("model", {}).get("dtype") == "float32"
+    rounding = "" if exact else ", scores may differ from one process's by rounding"
+    return f"{world} processes (torchrun{rounding}), "
+
+
+def _other_world_lines(record: dict, eff: dict) -> list[str]:
+    """The finished tasks computed by another number of processes than the header's (efficiency.json records each
+    task's): the process count is not part of a task's identity, as the batch a text is encoded in is not (its
+    vectors move by rounding only), so a rerun with another count keeps them (before stop 66 unsaid)."""
+    world = record.get("world_size") or 1
+    tasks = record.get("tasks", {})
+    other = {name: e.get("world_size") for name, e in eff.items()
+             if tasks.get(name, {}).get("status") == "ok" and e.get("world_size") not in (None, world)}  # fmt: skip
+    if not other:
+        return []
+    return [f"- computed by another number of processes than this run's {world}: "
+            + ", ".join(f"{name} ({count})" for name, count in other.items())
+            + " (their batches differ, so below float32 their scores may differ by rounding; `--overwrite` "
+            "evaluates them again)"]  # fmt: skip
 
 
 def _cache_stop_lines(stopped: dict | None) -> list[str]:

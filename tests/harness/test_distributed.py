@@ -424,6 +424,15 @@ def test_other_ranks_leave_after_rank_0(tmp_path: Path) -> None:
     (zero, out0), (one, out1) = _run_ranks(tmp_path, [args, args], RUN_RANK_ORDERED)
     assert zero == 0 and one == 0, (out0 + out1)[-3000:]
     assert "rank 1 returned; finished: True" in out1
+    summary = tmp_path / "runs" / "two" / "summary.md"
+    assert ", 2 processes (torchrun), data root" in summary.read_text()  # float32: no rounding to say
+    # one process adds a task and keeps EqSTS12, which its summary names (a walk, stop 66: run.json then said 1
+    # process, and nothing but efficiency.json that EqSTS12 was computed by 2)
+    assert main([*args[:2], "EqSTS12,EqSTS16", *args[3:]]) == 0
+    text = summary.read_text()
+    assert "processes (torchrun" not in text
+    assert ("- computed by another number of processes than this run's 1: EqSTS12 (2) (their batches differ, so "
+            "below float32 their scores may differ by rounding; `--overwrite` evaluates them again)") in text
 
 
 @pytest.mark.slow
@@ -522,6 +531,36 @@ def _children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return found
+
+
+def test_a_store_gone_before_a_rank_marks_its_arrival_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A walk (stop 66): the torchrun launcher, which holds the rendezvous store, killed (-9) mid-run; a rank's next
+    arrival mark failed in `store.set`, outside the handler, and each rank died in a DistNetworkError traceback
+    instead of saying the store is unreachable. A real TCPStore, its server in a child process that is killed."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from harness.distributed import ShardGroup
+    from harness.errors import ShardMismatch
+
+    serve = ("import time, torch.distributed as d; s = d.TCPStore('127.0.0.1', 0, 2, is_master=True, "
+             "wait_for_workers=False); print(s.port, flush=True); time.sleep(600)")  # fmt: skip
+    server = subprocess.Popen([sys.executable, "-c", serve], stdout=subprocess.PIPE, text=True)
+    try:
+        store = dist.TCPStore("127.0.0.1", int(server.stdout.readline()), 2, is_master=False,
+                              timeout=timedelta(seconds=10))  # fmt: skip
+    finally:
+        server.kill()
+        server.communicate()
+    try:  # the first write after the server's death goes out unanswered; the next one finds the pipe broken
+        store.set("harness/probe", "1")
+    except RuntimeError:
+        pass
+    monkeypatch.setattr(dist.distributed_c10d, "_get_default_store", lambda: store)
+    with pytest.raises(ShardMismatch, match=r"^torchrun's rendezvous store is unreachable at gather #0 \(.+\): "
+                                            r"another rank or the launcher stopped"):  # fmt: skip
+        ShardGroup(0, 2, "cpu")._arrive("gather #0")
 
 
 @pytest.mark.parametrize("value", ["ten", "0", "-5", "inf", "nan"])

@@ -197,3 +197,17 @@ def test_device_and_dtype_are_harness_run_s_and_the_report_redoes_them(shared_da
                                    ("--device", "cuda:7", "--device cuda:7: ")):  # fmt: skip
         assert main([*argv, option, value]) == 2
         assert f"harness: error: {message}" in capsys.readouterr().err
+
+
+def test_alignment_under_torchrun_is_refused(shared_data, tmp_path, capsys, monkeypatch):
+    """A walk (stop 66): under torchrun each rank encoded every sentence and wrote the same report (and torchrun's own
+    parser took `--n 50` as an ambiguous option of its own). Refused before anything is read or made."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    argv = ["alignment", "--model", "minilm", "--parallel", str(shared_data / "multi" / "TatoebaDeuEng"),
+            "--out", str(tmp_path / "al")]  # fmt: skip
+    assert main(argv) == 2
+    assert ("harness: error: harness alignment runs in one process, not under torchrun (2 processes): every rank "
+            "would run its steps and write the same report; run `harness alignment ...` alone"
+            in capsys.readouterr().err)  # fmt: skip
+    assert not (tmp_path / "al").exists()
