@@ -145,30 +145,60 @@ def at_dim(run: RunDir, name: str, record: dict[str, Any], dim: int | None) -> d
 _RERUN = "; remove it and `harness run` into {run} evaluates {task} again"
 
 
-def task_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None = None) -> TaskItems:
+def task_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None = None, side: str = "") -> TaskItems:
     """The per-item scorer for one task of one run (``dim``: at that MRL dim, whose main score ``record`` then
-    holds); raises NotTestable with the reason when there is none, DataError naming the files when they are JSON
-    of another layout than the harness writes (before stop 36 a traceback that ended the whole comparison)."""
+    holds; ``side``: the run's part in the comparison, "baseline", named where a file is missing); raises
+    NotTestable with the reason when there is none, DataError naming the files when they are JSON of another layout
+    than the harness writes (before stop 36 a traceback that ended the whole comparison) or are missing from a task
+    the harness recorded finished with them (`_lost_items`)."""
+    _lost_items(run, name, record, dim, side)
     try:
-        return _task_items(run, name, record, dim)
+        return _task_items(run, name, record, dim, side)
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
         raise DataError(run.predictions_path(name, dim), 0, f"this file or {run.gold_path(name).name} beside it "
                         f"holds JSON of another layout than `harness run` writes ({type(exc).__name__}: {exc}); "
                         f"remove them and `harness run` into {run.path} evaluates {name} again") from exc  # fmt: skip
 
 
-def _task_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None) -> TaskItems:
+def _lost_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None, side: str = "") -> None:
+    """Raises DataError naming the per-item files this comparison reads (predictions at ``dim``, gold) that are
+    missing from a task whose run.json ``record`` holds an identity. Every `harness run` that records one keeps
+    the task's predictions with its result and evaluates a task without them (or its gold) again
+    (`RunDir.missing_items`), so they were lost, not never written: a *damaged file*, as a truncated one is. Before
+    stop 66 such a task was *not tested*, which passes a gate: a baseline that lost one file passed every night
+    whatever the candidate scored (a user's walk). A record without an identity, from before the harness kept
+    these files, is not tested (`_task_items`); a dim's predictions are kept only with --dim-predictions, which
+    run.json does not record, so a missing one is not tested either."""
+    if record.get("identity") is None:
+        return
+    lost = [p for p in run.missing_items(name) if p in (run.predictions_path(name, dim), run.gold_path(name))]
+    if lost:
+        also = f" (so is {lost[1].name} beside it)" if len(lost) > 1 else ""
+        raise DataError(lost[0], 0, f"missing{also} in {_run_named(run, side)}, whose run.json records {name} as "
+                        f"finished with it; `harness run` into {run.path} evaluates {name} again (run.json has the "
+                        "command; a warm embedding cache makes it quick)")  # fmt: skip
+
+
+def _run_named(run: RunDir, side: str) -> str:
+    """'the baseline (runs/base)', or the run's folder alone where the caller has no side (an ablation's run)."""
+    return f"the {side} ({run.path})" if side else str(run.path)
+
+
+def _task_items(run: RunDir, name: str, record: dict[str, Any], dim: int | None, side: str) -> TaskItems:
     preds = run.load_predictions(name, dim)
-    if preds is None:
-        raise NotTestable("no predictions file in the run" if dim is None else
-                          f"no predictions at dim {dim} in {run.path} (kept only by `harness run --dims "
-                          f"{rerun_dims(listed_dims(record) or run.read_run().get('dims') or [], dim)} "
-                          "--dim-predictions`: rerun the task with them)")  # fmt: skip
+    if preds is None:  # a record from before identities, or a dim kept without --dim-predictions (`_lost_items`)
+        raise NotTestable(f"{_run_named(run, side)} keeps no predictions file for {name} "
+                          f"({run.predictions_path(name, dim)}; " + (
+                              "a run from before the harness recorded task identities): `harness run` into it "
+                              "evaluates that task again" if dim is None else
+                              f"kept only by `harness run --dims "
+                              f"{rerun_dims(listed_dims(record) or run.read_run().get('dims') or [], dim)} "
+                              "--dim-predictions`): rerun the task with them"))  # fmt: skip
     gold = run.load_gold(name)
     if gold is None:
-        raise NotTestable(f"{run.path} keeps no gold labels for {name} (a run from before the harness kept them in "
-                          "predictions/, or removed): `harness run` into it evaluates that task again (run.json has "
-                          "the command; a warm embedding cache makes it quick)")  # fmt: skip
+        raise NotTestable(f"{_run_named(run, side)} keeps no gold labels for {name} ({run.gold_path(name)}; a run "
+                          "from before the harness kept them in predictions/): `harness run` into it evaluates that "
+                          "task again (run.json has the command; a warm embedding cache makes it quick)")  # fmt: skip
     if "reason" in gold:
         raise NotTestable(gold["reason"])
     scored = {(subset, split): out for subset, splits in preds.items() if subset != "mteb_model_meta"

@@ -11,8 +11,8 @@ either): a warning names those; one the baseline scored and the candidate has no
 run.json) is *not run in candidate*, and one pending in the candidate that the baseline never attempted is named in
 a warning, not gated; one the baseline has no score for is *no baseline score*; one the runs
 scored on different data or settings (another main metric, rows, a task kept from other settings) is *not
-comparable*; one whose per-item file is damaged is *damaged file*, naming it,
-and the other tasks are still tested. Clustering verdicts are advisory (their CI holds the k-means assignment
+comparable*; one whose per-item file is damaged, or missing though its record says the harness wrote it, is
+*damaged file*, naming it, and the other tasks are still tested. Clustering verdicts are advisory (their CI holds the k-means assignment
 fixed): reported, never failing the gate. Exit status (`Comparison.exit_status`): 1 on any significant regression or
 failed task; else 3 when nothing was compared (none of the tasks got a verdict) or a task could not be compared (not
 run in the candidate, no baseline score, not comparable, a damaged file); 0 otherwise; 2 on unusable input (not a

@@ -196,7 +196,8 @@ def render(comp: Comparison) -> str:
         "A task the candidate attempted without a score (failed, its data missing, a NaN score) is *failed in "
         "candidate* and fails the job (exit 1). One the baseline has and the candidate has not evaluated (pending, "
         "or absent from its run.json) is *not run in candidate*, one the baseline has no score for is *no baseline "
-        "score*, one the runs scored on other data or settings is *not comparable*, one with a damaged per-item "
-        "file is *damaged file*: none of these was compared (exit 3 unless a task regressed or failed).",
+        "score*, one the runs scored on other data or settings is *not comparable*, one with a per-item file "
+        "damaged, or missing though its run.json record says it was written, is *damaged file*: none of these was "
+        "compared (exit 3 unless a task regressed or failed).",
     ]  # fmt: skip
     return "\n".join(lines) + "\n"

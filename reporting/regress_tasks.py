@@ -151,7 +151,7 @@ def judge_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
         tv.verdict, tv.reason = NOT_COMPARABLE, viewed
         return tv
     try:
-        ib, ic = task_items(base, name, rb, s["dim"]), task_items(cand, name, rc, s["dim"])
+        ib, ic = task_items(base, name, rb, s["dim"], "baseline"), task_items(cand, name, rc, s["dim"], "candidate")
         common, (pos_b, pos_c) = paired_positions([ib, ic])
     except OtherItems as exc:  # before stop 54 (audit) "not tested", which passes the gate: a −53.77 Δ went through
         tv.verdict = NOT_COMPARABLE
@@ -160,7 +160,7 @@ def judge_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
     except NotTestable as exc:
         tv.reason = str(exc)
         return tv
-    except DataError as exc:  # one task's damaged file: named, and the other tasks are still tested
+    except DataError as exc:  # one task's damaged or lost file: named, and the other tasks are still tested
         tv.verdict, tv.reason = DAMAGED, str(exc)
         return tv
     tv.metric = tv.metric or ib.metric

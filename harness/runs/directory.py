@@ -272,9 +272,15 @@ class RunDir:
         a result that mteb's own readers fail on. Its items (predictions, gold) always; ``dim_items``: the per-item
         outputs of every dim too."""
         results = [self.result_path(task)] + [self.result_path(task, d) for d in dims or []]
+        return [p for p in results if not _readable(p)] + self.missing_items(task, dims, dim_items)
+
+    def missing_items(self, task: str, dims: list[int] | None = None, dim_items: bool = False) -> list[Path]:
+        """The per-item files a finished task must have that are missing (`unfinished_files`): its predictions and
+        gold always, ``dim_items`` each dim's predictions too. Regress reads them so as well: a task recorded
+        finished without them is a damaged run directory, not one that never had them."""
         items = [self.predictions_path(task), self.gold_path(task)]
         items += [self.predictions_path(task, d) for d in dims or []] if dim_items else []
-        return [p for p in results if not _readable(p)] + [p for p in items if not p.is_file()]
+        return [p for p in items if not p.is_file()]
 
     def staging(self, task: str) -> RunDir:
         """An empty run directory of the same layout (`.staging/<Task>.<pid>-<nonce>@<machine>/`) that a task's new

@@ -121,15 +121,27 @@ def test_runs_without_a_shared_finished_task_exit_3(tiny_runs, tmp_path, capsys)
     assert "nothing compared: no task to compare between" in capsys.readouterr().err
 
 
+def _before_identities(run: Path, *tasks: str) -> None:
+    """Make ``run``'s records of ``tasks`` (all without) records from before task identities and per-item files."""
+    record = json.loads((run / "run.json").read_text())
+    for name, entry in record["tasks"].items():
+        if not tasks or name in tasks:
+            entry.pop("identity", None)
+    (run / "run.json").write_text(json.dumps(record))
+
+
 def test_no_task_tested_is_not_a_pass(tiny_runs, tmp_path):
-    """Shared tasks that all end *not tested* (here: no per-item outputs) compared nothing. Before: "No
-    significant regression." and exit 0, a silent pass for a nightly gate."""
+    """Shared tasks that all end *not tested* (here: no per-item outputs, in a run from before the harness kept
+    them) compared nothing. Before: "No significant regression." and exit 0, a silent pass for a nightly gate."""
     cand = tmp_path / "cand"
     shutil.copytree(tiny_runs["batch8"], cand, ignore=shutil.ignore_patterns("*_predictions.json"))
+    _before_identities(cand)
     code, text = _regress(tiny_runs["base"], cand, tmp_path / "r.md", "--tasks", BATCH8)
     assert code == 3
     assert "**NOTHING COMPARED**: no task got a verdict." in text and "No significant regression" not in text
-    assert text.count("not tested (no predictions file in the run)") == 3
+    assert text.count("not tested (the candidate (…/cand) keeps no predictions file for ") == 3
+    assert "(…/cand/predictions/TinySTS_predictions.json; a run from before the harness recorded task identities)" \
+        in text  # fmt: skip
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-0.5"])
@@ -263,18 +275,38 @@ def test_a_pending_task_the_baseline_never_had_does_not_block_the_gate(tiny_runs
     assert outcome == "NOT COMPARED (exit 3): TinySTS (not run in candidate)"
 
 
-def test_missing_predictions_are_not_tested_not_failed(tiny_runs, tmp_path):
-    cand = tmp_path / "cand"
-    shutil.copytree(tiny_runs["short"], cand)
-    (cand / "predictions" / "TinySTS_predictions.json").unlink()
-    comp = compare(tiny_runs["base"], cand, n_boot=20, tasks=["TinySTS"])
-    (sts,) = comp.tasks
-    assert sts.verdict == "not tested" and "no predictions file" in sts.reason and not comp.regressed
+@pytest.mark.parametrize(("side", "lost"), [("baseline", "TinySTS_predictions.json"),
+                                            ("candidate", "TinySTS_predictions.json"),
+                                            ("candidate", "TinySTS_gold.json")])  # fmt: skip
+def test_a_lost_per_item_file_is_a_damaged_file(tiny_runs, tmp_path, side, lost):
+    """A user's walk (stop 66): a task recorded finished whose per-item file was deleted, on either side, was *not
+    tested*, which does not gate: a baseline that lost one file passed every night (PASS, exit 0, over a 27-point
+    drop), and removing a damaged file as its error advised turned exit 3 into that pass. `harness run` counts
+    such a task unfinished (`RunDir.unfinished_files`), so regress calls the file damaged, naming the side, the run
+    directory, the file and the rerun that repairs it."""
+    base, cand = tmp_path / "base", tmp_path / "cand"
+    shutil.copytree(tiny_runs["batch8"], base)
+    shutil.copytree(tiny_runs["batch8"], cand)
+    run = base if side == "baseline" else cand
+    (run / "predictions" / lost).unlink()
+    code, text = _regress(base, cand, tmp_path / "r.md", "--tasks", "TinySTS,TinyRerank", "--json",
+                          str(tmp_path / "r.json"))  # fmt: skip
+    assert code == 3 and text.startswith("# Regression report — NOT COMPARED (exit 3): TinySTS (damaged file)\n")
+    said = (f"**damaged file** (…/{run.name}/predictions/{lost}: missing in the {side} (…/{run.name}), whose run.json "
+            f"records TinySTS as finished with it; `harness run` into …/{run.name} evaluates TinySTS again")
+    assert said in text, text
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["exit_status"] == 3 and not report["passed"] and report["not_compared"] == ["TinySTS"]
+    sts, rerank = report["tasks"]
+    assert (sts["verdict"], sts["fails_gate"], sts["gate_exit"]) == ("damaged file", True, 3)
+    assert sts["reason"].startswith(f"…/{run.name}/predictions/{lost}: missing in the {side}")
+    assert rerank["verdict"] == "within noise" and not rerank["fails_gate"]  # the other tasks are still tested
 
 
 def test_gold_labels_come_from_the_run_directory(tiny_runs, tiny_root, tmp_path):
     """Regress reads the items' gold labels from the run directory (predictions/<Task>_gold.json), not from the
-    data root; a run from before they were kept is not tested, says what to rerun, and that rerun repairs it."""
+    data root; one lost from a task recorded finished is a damaged file (before stop 66 *not tested*), one a run
+    from before they were kept lacks is not tested; each says what to rerun, and that rerun repairs it."""
     base, cand = tmp_path / "base", tmp_path / "cand"
     shutil.copytree(tiny_runs["base"], base)
     shutil.copytree(tiny_runs["short"], cand)
@@ -290,8 +322,16 @@ def test_gold_labels_come_from_the_run_directory(tiny_runs, tiny_root, tmp_path)
     assert sts.verdict == "regressed"
     (base / "predictions" / "TinySTS_gold.json").unlink()
     (sts,) = compare(base, cand, n_boot=50, tasks=["TinySTS"]).tasks
-    assert sts.verdict == "not tested" and "keeps no gold labels for TinySTS" in sts.reason
-    assert "`harness run` into it evaluates that task again" in sts.reason  # as the advice says: no --overwrite
+    assert sts.verdict == "damaged file" and "missing in the baseline (…/base)" in sts.reason
+    assert "`harness run` into …/base evaluates TinySTS again" in sts.reason  # as the advice says: no --overwrite
+    record = json.loads((base / "run.json").read_text())
+    identity = record["tasks"]["TinySTS"].pop("identity")  # a record from before the harness kept gold labels
+    (base / "run.json").write_text(json.dumps(record))
+    (sts,) = compare(base, cand, n_boot=50, tasks=["TinySTS"]).tasks
+    assert sts.verdict == "not tested" and "the baseline (…/base) keeps no gold labels for TinySTS" in sts.reason
+    assert "`harness run` into it evaluates that task again" in sts.reason
+    record["tasks"]["TinySTS"]["identity"] = identity
+    (base / "run.json").write_text(json.dumps(record))
     assert main(["run", "--tasks", "TinySTS", "--model", "minilm", "--data-dir", str(tiny_root), "--out", str(tmp_path),
                  "--run-name", "base", "--batch-size", "64", "--dims", "64,full", "--no-progress"]) == 0  # fmt: skip
     (sts,) = compare(base, cand, n_boot=50, tasks=["TinySTS"]).tasks
@@ -510,6 +550,22 @@ def test_a_damaged_run_file_is_an_error_naming_it(tiny_runs, tmp_path, capsys, d
         err = capsys.readouterr().err
         assert f"{target}:" in err and "damaged JSON" in err and "Traceback" not in err, (argv, err)
     assert target.read_text() == text
+
+
+def test_a_lost_gold_file_at_an_mrl_dim_is_a_damaged_file(tiny_runs, tmp_path):
+    """At `--dim` a task reads its dim's predictions and the gold file: a gold file lost from a task recorded
+    finished is a damaged file there too (before stop 66 *not tested*, a pass); a dim's predictions are kept only
+    with --dim-predictions, which run.json does not record, so a missing one stays not tested, naming the side."""
+    cand = tmp_path / "cand"
+    shutil.copytree(tiny_runs["base"], cand)
+    (cand / "predictions" / "embed_dim_64" / "TinySTS_predictions.json").unlink()
+    (sts,) = compare(tiny_runs["base"], cand, n_boot=20, dim=64, tasks=["TinySTS"]).tasks
+    assert sts.verdict == "not tested" and sts.reason.startswith("the candidate (…/cand) keeps no predictions file")
+    (cand / "predictions" / "TinySTS_gold.json").unlink()
+    comp = compare(tiny_runs["base"], cand, n_boot=20, dim=64, tasks=["TinySTS"])
+    (sts,) = comp.tasks
+    assert sts.verdict == "damaged file" and comp.exit_status == 3
+    assert sts.reason.startswith("…/cand/predictions/TinySTS_gold.json: missing in the candidate (…/cand)")
 
 
 def test_regress_at_an_mrl_dim_tests_the_truncated_vectors(tiny_runs, tiny_root, tmp_path, capsys):
@@ -809,10 +865,12 @@ def test_one_file_for_out_and_json_is_refused(tiny_runs, tmp_path, capsys):
 
 
 def test_a_pass_names_the_tasks_it_did_not_test(tiny_runs, tmp_path):
-    """A PASS with a task left untested (no per-item outputs) says which: before stop 59 only its count fell."""
+    """A PASS with a task left untested (no per-item outputs, in a record from before the harness kept them) says
+    which: before stop 59 only its count fell."""
     cand = tmp_path / "cand"
     shutil.copytree(tiny_runs["batch8"], cand)
     (cand / "predictions" / "TinyRerank_predictions.json").unlink()
+    _before_identities(cand, "TinyRerank")
     code, report = _regress(tiny_runs["base"], cand, tmp_path / "r.md", "--tasks", BATCH8)
     assert code == 0 and report.startswith("# Regression report — PASS (exit 0): no significant regression on 2 "
                                            "task(s); not tested: TinyRerank\n")  # fmt: skip
