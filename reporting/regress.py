@@ -12,7 +12,8 @@ run.json) is *not run in candidate*, and one pending in the candidate that the b
 a warning, not gated; one the baseline has no score for is *no baseline score*; one the runs
 scored on different data or settings (another main metric, rows, a task kept from other settings) is *not
 comparable*; one whose per-item file is damaged, or missing though its record says the harness wrote it, is
-*damaged file*, naming it, and the other tasks are still tested. Clustering verdicts are advisory (their CI holds the k-means assignment
+*damaged file*, naming it, and the other tasks are still tested. A damaged or missing efficiency.json is a warning:
+timings are no part of the verdict. Clustering verdicts are advisory (their CI holds the k-means assignment
 fixed): reported, never failing the gate. Exit status (`Comparison.exit_status`): 1 on any significant regression or
 failed task; else 3 when nothing was compared (none of the tasks got a verdict) or a task could not be compared (not
 run in the candidate, no baseline score, not comparable, a damaged file); 0 otherwise; 2 on unusable input (not a
@@ -48,7 +49,7 @@ from reporting.items import (
     listed_dims,
     rerun_dims,
 )
-from reporting.regress_efficiency import efficiency_warnings, timed_worlds
+from reporting.regress_efficiency import efficiency_warnings, read_timings, timed_worlds
 from reporting.regress_tasks import (
     FAILED,
     TESTED,
@@ -77,6 +78,7 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     differing: list[str] = field(default_factory=list)  # run settings that differ, 'dtype bfloat16 → float32'
     worlds: dict[str, tuple[int, int]] = field(default_factory=dict)  # tasks timed by other process counts
+    timings: dict[str, dict[str, Any]] = field(default_factory=dict)  # each side's figures, `read_timings`
 
     @property
     def regressed(self) -> list[str]:
@@ -218,8 +220,9 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
         tv.reason = "; ".join(why for why in (note, tv.reason) if why)
         comp.tasks.append(tv)
     comp.tasks += [untested(base, name, attempted_b.get(name), attempted_c.get(name), dim) for name in unshared]
-    comp.worlds = timed_worlds(base, cand, shared)
-    comp.warnings += efficiency_warnings(base, cand, shared, comp.worlds)
+    comp.timings, unreadable = read_timings(base, cand, shared)
+    comp.worlds = timed_worlds(base, cand, comp.timings, shared)
+    comp.warnings += unreadable + efficiency_warnings(base, cand, comp.timings, shared, comp.worlds)
     sides = (("baseline", base, rec_b), ("candidate", cand, rec_c))
     comp.warnings += [f"the {side}: {damaged}" for side, run, rec in sides
                       if (damaged := run.damaged_results_note({t: rec[t] for t in shared}, dims=False))]  # fmt: skip

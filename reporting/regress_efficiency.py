@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from harness.runs import CACHE_ONLY, RunDir, applied_batch, cache_only, md_table, timed_world
+from harness.errors import DataError
+from harness.runs import CACHE_ONLY, EFFICIENCY_JSON, RunDir, applied_batch, cache_only, md_table, timed_world
 from reporting.efficiency import rates
 
 if TYPE_CHECKING:
@@ -31,10 +32,33 @@ def _change(b: float | None, c: float | None, mark: str) -> str:
     return f"— {mark}" if mark else _pct(b, c)
 
 
-def timed_worlds(base: RunDir, cand: RunDir, tasks: list[str]) -> dict[str, tuple[int, int]]:
+def read_timings(base: RunDir, cand: RunDir, tasks: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Each side's figures of its finished tasks (`RunDir.finished_efficiency`), by "baseline" and "candidate",
+    and a warning naming a side's efficiency.json that is damaged, or missing where both runs finished ``tasks``:
+    that side then has no figures (dashes in the efficiency table). Timings are reported, not part of the verdict,
+    so they never stop the gate: before stop 66 a damaged file ended regress (exit 2) and a missing one emptied
+    its side's columns without a word (a user's walk)."""
+    timings: dict[str, dict[str, Any]] = {}
+    warnings = []
+    for side, run in (("baseline", base), ("candidate", cand)):
+        lost = f"so the efficiency table shows no figures for the {side}"
+        try:
+            timings[side] = run.finished_efficiency()
+        except DataError as exc:
+            timings[side] = {}
+            warnings.append(f"the {side}'s efficiency.json is damaged, {lost} ({exc})")
+            continue
+        if tasks and not (path := run.path / EFFICIENCY_JSON).is_file():
+            warnings.append(f"the {side}'s {path} is missing, {lost} (the scores are all in run.json; `harness "
+                            "run` records the timings of the tasks it evaluates)")  # fmt: skip
+    return timings, warnings
+
+
+def timed_worlds(base: RunDir, cand: RunDir, timings: dict[str, dict[str, Any]],
+                 tasks: list[str]) -> dict[str, tuple[int, int]]:  # fmt: skip
     """Tasks the two sides timed with different numbers of processes, per task (a task kept from a torchrun run in
     a one-process run's folder: run.json's header alone does not show it), as (baseline, candidate)."""
-    (rb, eb), (rc, ec) = ((r.read_run(), r.finished_efficiency()) for r in (base, cand))
+    rb, rc, eb, ec = base.read_run(), cand.read_run(), timings["baseline"], timings["candidate"]
     pairs = {t: (timed_world(rb, eb[t]), timed_world(rc, ec[t])) for t in tasks if t in eb and t in ec}
     return {t: pair for t, pair in pairs.items() if pair[0] != pair[1]}
 
@@ -52,7 +76,7 @@ def efficiency_section(comp: Comparison) -> list[str]:
     """Per task, both sides' rates and peak memory with their Δ. Where the embedding cache served one side whole,
     the model did no work there (a warm run may not even load it), so no Δ is a change of the model: each is marked
     instead."""
-    eb, ec = comp.base.finished_efficiency(), comp.cand.finished_efficiency()
+    eb, ec = comp.timings["baseline"], comp.timings["candidate"]
     rows = []
     for t in comp.tasks:
         b, c = eb.get(t.task, {}), ec.get(t.task, {})
@@ -69,15 +93,16 @@ def efficiency_section(comp: Comparison) -> list[str]:
     return ["## Efficiency", "", md_table(rows, headers=headers, disable_numparse=True), ""]
 
 
-def efficiency_warnings(base: RunDir, cand: RunDir, tasks: list[str],
-                         worlds: dict[str, tuple[int, int]]) -> list[str]:  # fmt: skip
-    """Why the efficiency deltas may not be like for like: other hardware/settings, or cache hits."""
+def efficiency_warnings(base: RunDir, cand: RunDir, timings: dict[str, dict[str, Any]], tasks: list[str],
+                        worlds: dict[str, tuple[int, int]]) -> list[str]:  # fmt: skip
+    """Why the efficiency deltas may not be like for like: other hardware/settings, or cache hits (``timings``:
+    `read_timings`)."""
     out = []
     env_b, env_c = _hardware(base), _hardware(cand)
     if env_b != env_c:
         diff = [f"{k}: {env_b.get(k)} → {env_c.get(k)}" for k in env_b if env_b.get(k) != env_c.get(k)]
         out.append("efficiency not like for like: " + "; ".join(diff))
-    eb, ec = base.finished_efficiency(), cand.finished_efficiency()
+    eb, ec = timings["baseline"], timings["candidate"]
     for side, eff in (("baseline", eb), ("candidate", ec)):
         served = [t for t in tasks if cache_only(eff.get(t, {}))]
         if served:

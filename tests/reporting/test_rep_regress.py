@@ -534,22 +534,49 @@ def test_too_few_resamples_for_the_ci_level_are_named(tiny_runs):
 @pytest.mark.parametrize("damaged", ["run.json", "efficiency.json"])
 def test_a_damaged_run_file_is_an_error_naming_it(tiny_runs, tmp_path, capsys, damaged):
     """Before: a raw JSONDecodeError traceback (exit 1) from regress, report and leaderboard, naming no file
-    (audit J4). Now exit 2 with file:line, and the file is left as it was. (A task's per-item file: below.)"""
+    (audit J4). Now exit 2 with file:line, and the file is left as it was. (A task's per-item file: below; regress
+    and efficiency.json: `test_an_unreadable_efficiency_file_is_a_warning`.)"""
     cand = tmp_path / "cand"
     shutil.copytree(tiny_runs["short"], cand)
     target = cand / damaged
     text = target.read_text()[:40]
     target.write_text(text)
-    commands = [["regress", "--baseline", str(tiny_runs["base"]), "--candidate", str(cand), "--tasks", "TinySTS",
-                 "--n-boot", "20", "--out", str(tmp_path / "r.md")],
-                ["report", str(cand), "--out", str(tmp_path / "e.md")]]  # fmt: skip
-    if damaged == "run.json":  # the leaderboard reads scores only
-        commands.append(["leaderboard", str(cand), "--out", str(tmp_path / "l.md")])
+    commands = [["report", str(cand), "--out", str(tmp_path / "e.md")]]
+    if damaged == "run.json":  # the leaderboard reads scores only, regress no timings to give its verdict
+        commands += [["leaderboard", str(cand), "--out", str(tmp_path / "l.md")],
+                     ["regress", "--baseline", str(tiny_runs["base"]), "--candidate", str(cand), "--tasks", "TinySTS",
+                      "--n-boot", "20", "--out", str(tmp_path / "r.md")]]  # fmt: skip
     for argv in commands:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert f"{target}:" in err and "damaged JSON" in err and "Traceback" not in err, (argv, err)
     assert target.read_text() == text
+
+
+@pytest.mark.parametrize("how", ["damaged", "missing"])
+@pytest.mark.parametrize("side", ["baseline", "candidate"])
+def test_an_unreadable_efficiency_file_is_a_warning(tiny_runs, tmp_path, how, side):
+    """A user's walk (stop 66): timings are no part of the verdict, yet a damaged efficiency.json stopped regress
+    (UNUSABLE INPUT, exit 2) and a deleted one emptied its side of the efficiency table without a word. Either is
+    now a warning naming the file, that side's figures are dashes, and the verdict is given."""
+    base, cand = tmp_path / "base", tmp_path / "cand"
+    shutil.copytree(tiny_runs["base"], base)
+    shutil.copytree(tiny_runs["short"], cand)
+    run = base if side == "baseline" else cand
+    target = run / "efficiency.json"
+    if how == "damaged":
+        target.write_text(target.read_text()[:40])
+    else:
+        target.unlink()
+    code, text = _regress(base, cand, tmp_path / "r.md", "--tasks", "TinySTS")
+    assert code == 1 and text.startswith("# Regression report — FAIL (exit 1): regression on 1 task(s): TinySTS")
+    said = (f"- the {side}'s efficiency.json is damaged, so the efficiency table shows no figures for the {side} "
+            f"(…/{run.name}/efficiency.json:" if how == "damaged" else
+            f"- the {side}'s …/{run.name}/efficiency.json is missing, so the efficiency table shows no figures for "
+            f"the {side} (the scores are all in run.json")  # fmt: skip
+    assert said in text and ("damaged JSON" in text) == (how == "damaged"), text
+    row = re.search(r"\| TinySTS \| ([^|]+) \| ([^|]+) \| — \|", text.split("## Efficiency")[1])
+    assert row and row[1 if side == "baseline" else 2].strip() == "—" != row[2 if side == "baseline" else 1].strip()
 
 
 def test_a_lost_gold_file_at_an_mrl_dim_is_a_damaged_file(tiny_runs, tmp_path):
