@@ -224,8 +224,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="exit status: 0 no significant regression; 1 a task regressed (not clustering: its verdicts are "
         "advisory) or failed in the candidate; 2 unusable input (not a run directory, bad option); 3 nothing "
         "compared (no task got a verdict) or a task not compared (a baseline task the candidate has not run, no "
-        "baseline score, scored on other data or settings, a per-item file damaged or missing). The first line of "
-        "the report says which, and why")  # fmt: skip
+        "baseline score, scored on other data or settings, a per-item file damaged or missing); 130 / 143 "
+        "interrupted (Ctrl-C / SIGTERM; --out and --json say so). A task not tested (no per-item pairing: mteb's "
+        "v2 clustering; a run from before per-item files) is named with why and does not fail the gate by itself. "
+        "The first line of the report says which, and why")  # fmt: skip
     rg.add_argument("--baseline", required=True, help="run directory of the reference model")
     rg.add_argument("--candidate", required=True, help="run directory of the model under test")
     rg.add_argument("--alpha", default=0.05, help="two-sided significance level (default 0.05)")

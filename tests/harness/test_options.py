@@ -83,9 +83,10 @@ def test_run_help_gives_the_exit_statuses(capsys) -> None:
     assert "2 unusable input" in said and "130 interrupted (Ctrl-C), 143 terminated (SIGTERM)" in said
 
 
-@pytest.mark.parametrize("command", ["leaderboard", "report"])
+@pytest.mark.parametrize("command", ["leaderboard", "report", "regress"])
 def test_leaderboard_and_report_help_give_the_exit_statuses(command: str, capsys) -> None:
-    """A walk (stop 66): a nightly job's author found no exit status in `leaderboard --help` nor `report --help`."""
+    """A walk (stop 66): a nightly job's author found no exit status in `leaderboard --help` nor `report --help`, and
+    none for an interrupt in `regress --help`."""
     with pytest.raises(SystemExit):
         main([command, "--help"])
     said = " ".join(capsys.readouterr().out.split())
