@@ -6,6 +6,7 @@
         scheduler.pt        LR scheduler state
         rng_rank<r>.pt      each rank's RNG states (torch, accelerator, python), stored as tensors/lists
         state.json          step, data position, stage config, extra_state (a stage's own JSON state, e.g. DHNM),
+                            world_size and world_sizes (the processes that trained each span of steps),
                             and a sha256 fingerprint (name, size, bytes: conan_model.fingerprint) of every other
                             file (written last, so the record covers them all)
     <output_dir>/final/     config.json, model.safetensors, tokenizer.json (+ train_config.json)

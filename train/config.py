@@ -60,7 +60,7 @@ class StageConfig:
     length_key: ClassVar[str] = ""  # the stage's key of tokens per sequence, checked against the model's positions
     # what train_config.json records beside the keys (train/loop.py `recorded_config`): how the run was launched,
     # which the config does not hold, so `harness ablate` compares it with nothing (records before stop 61 lack it)
-    launch_keys: ClassVar[frozenset[str]] = frozenset({"world_size"})
+    launch_keys: ClassVar[frozenset[str]] = frozenset({"world_size", "world_sizes"})
     output_dir: str = "runs/train"
     data: list[str] = field(default_factory=list)  # JSONL files, or folders holding train.jsonl
     data_root: str = ""  # prefix joined to each entry of ``data``

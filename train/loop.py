@@ -183,10 +183,29 @@ def check_fresh_model(cfg: StageConfig) -> None:
                           f"{cfg.length_key} to at most {positions}")  # fmt: skip
 
 
-def recorded_config(cfg: StageConfig, rt: Runtime) -> dict[str, Any]:
+def recorded_config(cfg: StageConfig, rt: Runtime, trained: list[dict[str, int]] | None = None) -> dict[str, Any]:
     """What train_config.json holds: the config and the number of processes (``launch_keys``), which the weights
-    depend on (rounding, a weak stage's negatives) and the config does not say (before stop 61 it was not kept)."""
-    return {**cfg.to_dict(), "world_size": rt.world_size}
+    depend on (rounding, a weak stage's negatives) and the config does not say (before stop 61 it was not kept).
+    ``trained`` (final/'s record, :func:`trained_world_sizes`): the processes that trained the weights, not this
+    start's: `world_size` is the one that trained the last steps, and `world_sizes` lists each span where more
+    than one did (before stop 66 a re-export under torchrun of a 1-process run recorded 2)."""
+    record = {**cfg.to_dict(), "world_size": trained[-1]["world_size"] if trained else rt.world_size}
+    return record | ({"world_sizes": trained} if trained and len(trained) > 1 else {})
+
+
+def trained_world_sizes(state: dict[str, Any], step: int, world: int) -> list[dict[str, int]]:
+    """The spans ``{"from_step", "to_step", "world_size"}`` of processes that trained the weights up to ``step``:
+    the resumed checkpoint's (``state``; one saved before stop 66 records only its saver's `world_size`, taken for
+    all its steps) and this start's steps past it at ``world``. Kept in each checkpoint's state.json."""
+    done = int(state.get("step", 0))
+    spans = [dict(span) for span in state.get("world_sizes") or []]
+    if not spans and done and "world_size" in state:
+        spans = [{"from_step": 1, "to_step": done, "world_size": int(state["world_size"])}]
+    if step > done and spans and spans[-1]["world_size"] == world:
+        spans[-1]["to_step"] = step
+    elif step > done:
+        spans.append({"from_step": done + 1, "to_step": step, "world_size": world})
+    return spans
 
 
 def record_config(cfg: StageConfig, rt: Runtime) -> None:
@@ -440,7 +459,8 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
                   "elapsed": time.perf_counter() - window_start}  # fmt: skip
         saved = {"stage": cfg.stage, "config": cfg.to_dict(), "data_hashes": (state or {}).get("data_hashes"),
                  "data": batches.state_dict(),
-                 "extra_state": extra.state_dict() if extra is not None else {}, "log_window": window}  # fmt: skip
+                 "extra_state": extra.state_dict() if extra is not None else {}, "log_window": window,
+                 "world_sizes": trained_world_sizes(state or {}, step, rt.world_size)}  # fmt: skip
         config = trained_config(step) if trained_config is not None else model.config
         ckpt_io.save_checkpoint(out, step, module, config, tokenizer, optimizer, scheduler, rt, saved,
                                 cfg.keep_last)  # fmt: skip
@@ -489,7 +509,8 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
             save(step)
         if steps_in_window == 0:
             window_start = time.perf_counter()
-    final = ckpt_io.export_final(out, module, model.config, tokenizer, rt, recorded_config(cfg, rt))
+    trained = trained_world_sizes(state or {}, step, rt.world_size)
+    final = ckpt_io.export_final(out, module, model.config, tokenizer, rt, recorded_config(cfg, rt, trained))
     if rt.is_main:
         print(f"final model: {final}", flush=True)
     return final

@@ -48,8 +48,9 @@ def state(tmp_path: Path) -> dict:
 
 
 def test_the_recorded_world_size_makes_no_unit_look_changed(tmp_path: Path) -> None:
-    """train_config.json records the run's world_size since stop 61; the config has no such key, so a unit's record
-    with it (or without it, from before) shows no change to `harness ablate`."""
+    """train_config.json records the run's world_size since stop 61 (and since stop 66 final/'s `world_sizes`, where
+    resumes changed it); the config has no such key, so a unit's record with them (or without, from before) shows
+    no change to `harness ablate`."""
     from train.config import PretrainConfig
     from train.distributed import Runtime
     from train.loop import recorded_config
@@ -57,7 +58,10 @@ def test_the_recorded_world_size_makes_no_unit_look_changed(tmp_path: Path) -> N
     cfg = PretrainConfig(data=["x"], output_dir=str(tmp_path / "unit"))
     final = tmp_path / "final"
     final.mkdir()
-    for record in (recorded_config(cfg, Runtime(0, 2, 0, None)), cfg.to_dict()):
+    spans = [{"from_step": 1, "to_step": 2, "world_size": 2}, {"from_step": 3, "to_step": 4, "world_size": 1}]
+    mixed = recorded_config(cfg, Runtime(0, 1, 0, None), spans)
+    assert (mixed["world_size"], mixed["world_sizes"]) == (1, spans)
+    for record in (recorded_config(cfg, Runtime(0, 2, 0, None)), mixed, cfg.to_dict()):
         (final / "train_config.json").write_text(json.dumps(record))
         assert changed_config(str(final), cfg, chained=False) == ""
     (final / "train_config.json").write_text(json.dumps({**cfg.to_dict(), "lr": 0.5}))

@@ -194,6 +194,34 @@ def test_resume_refuses_data_edited_since_the_run_started(tmp_path, shared_data,
     assert run_pretrain(cfg, resume="latest").is_dir()
 
 
+def test_final_records_the_world_sizes_that_trained_it(tmp_path, shared_data, one_thread, monkeypatch):
+    """final/train_config.json's `world_size` is what trained the weights, not the last start's (a walk, stop 66: a
+    finished 1-process run re-exported under torchrun was stamped 2): a re-export that trains no step keeps the
+    checkpoint's record, and a run resumed on another world size lists each span in `world_sizes`. Two processes
+    are simulated in-process: rank 0 of 2, unwrapped (no process group; the record is what is checked)."""
+    from train.distributed import Runtime, Task
+
+    cfg = tiny_pretrain(tmp_path, shared_data, steps=4)
+    final = Path(cfg.output_dir) / "final" / "train_config.json"
+    run_pretrain(cfg)
+    assert json.loads(final.read_text())["world_size"] == 1
+    monkeypatch.setattr(loop, "init_runtime", lambda device: Runtime(0, 2, 0, torch.device("cpu")))
+    monkeypatch.setattr(loop, "wrap", lambda model, rt, parallel, compile: Task(model.to(rt.device)))
+    run_pretrain(cfg, resume="latest")  # nothing left to train: final/ is written again from step 4
+    record = json.loads(final.read_text())
+    assert (record["world_size"], "world_sizes" in record) == (1, False)
+    run_pretrain(cfg, resume=str(Path(cfg.output_dir) / "checkpoints" / "step_00000002"))  # steps 3-4 on 2
+    spans = [{"from_step": 1, "to_step": 2, "world_size": 1}, {"from_step": 3, "to_step": 4, "world_size": 2}]
+    record = json.loads(final.read_text())
+    assert (record["world_size"], record["world_sizes"]) == (2, spans)
+    assert ckpt_io.read_state(Path(cfg.output_dir) / "checkpoints" / "step_00000004")["world_sizes"] == spans
+    monkeypatch.undo()
+    run_pretrain(cfg, resume="latest")  # a 1-process re-export keeps that history
+    assert json.loads(final.read_text())["world_sizes"] == spans
+    assert loop.trained_world_sizes({"step": 2, "world_size": 2}, 3, 1) == [  # a checkpoint from before stop 66
+        {"from_step": 1, "to_step": 2, "world_size": 2}, {"from_step": 3, "to_step": 3, "world_size": 1}]  # fmt: skip
+
+
 def test_finished_model_without_checkpoints_is_never_replaced(tmp_path, shared_data, one_thread):
     """An output_dir holding final/ but no checkpoints (deleted to save disk): a fresh run and a --resume (which
     would start fresh) are refused naming final/, and final/ and metrics.jsonl stay as they were (before stop 60
