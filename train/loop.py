@@ -40,7 +40,17 @@ from conan_model.modeling import Backbone, model_for
 
 from . import checkpoint as ckpt_io
 from .config import StageConfig
-from .distributed import Runtime, all_reduce, autocast, barrier, compute_dtype_note, grad_sync, init_runtime, wrap
+from .distributed import (
+    Runtime,
+    all_reduce,
+    autocast,
+    barrier,
+    compute_dtype_note,
+    grad_sync,
+    init_runtime,
+    rounding_note,
+    wrap,
+)
 from .errors import ConfigError, ResumeError, TrainError
 from .metrics import MetricsLog, peak_tflops
 
@@ -453,6 +463,8 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
 
     def save(step: int) -> None:
         # The log window open at a checkpoint off a log boundary is saved too, so the first line a resumed run
+        if note := rounding_note(rt):
+            print(note, flush=True)
         # logs averages the same steps as the uninterrupted run's (ranks' sums are averaged: the log is a mean).
         window = {"loss_sum": all_reduce(loss_sum, "mean", rt.device), "micro_count": micro_count,
                   "tokens": tokens, "flops": flops, "steps": steps_in_window,
