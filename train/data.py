@@ -277,7 +277,7 @@ class PairBatches:
         stop 26 do not record the size and are taken as they are."""
         saved = state.get("global_batch", self.global_batch)
         if saved != self.global_batch:
-            raise ResumeError(f"cannot resume: the checkpoint's data position counts global micro-batches of {saved} "
+            raise ResumeError(f"the checkpoint's data position counts global micro-batches of {saved} "
                               f"rows (micro_batch_size x world size), this run's hold {self.global_batch} "
                               f"({self.micro} x {self.world}); resuming would repeat some rows, skip others and "
                               f"change each step's in-batch negatives. Set micro_batch_size so that it times the "

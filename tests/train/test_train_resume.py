@@ -318,7 +318,8 @@ def test_resume_refuses_another_global_micro_batch(tmp_path, shared_data, one_th
                 tokenizer=str(tok), model_overrides={"max_length": 16}, max_length=16, holdout=0, batch_size=16,
                 steps=2, save_every=1, eval_every=0, threads=1)  # fmt: skip
     run_weak(WeakConfig(**base))
-    with pytest.raises(ResumeError, match=r"global micro-batches of 16 rows .* this run's hold 8 \(8 x 1\)"):
+    with pytest.raises(ResumeError, match=r"^cannot resume from \S+step_00000002: the checkpoint's data position "
+                                          r"counts global micro-batches of 16 rows .* this run's hold 8 \(8 x 1\)"):
         run_weak(WeakConfig(**base, micro_batch_size=8), resume="latest")
     assert run_weak(WeakConfig(**base, micro_batch_size=16), resume="latest").is_dir()  # the same size: resumes
 
