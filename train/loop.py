@@ -139,13 +139,18 @@ def takes_soft_steps(cfg: StageConfig) -> bool:
 
 
 def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | None, dict[str, Any]]:
-    """Threads, process group and device; the checkpoint to resume from (checked against ``cfg`` and the data's
+    """Threads, process group and device, and the global batch split over the processes (:func:`micro_batches`);
+    the checkpoint to resume from (checked against ``cfg`` and the data's
     contents; what an interrupted save or final export left is tidied first) and its state, which carries the data
     hashes taken now into every checkpoint :func:`fit` saves; on a fresh start, the model it is to build
     (:func:`check_fresh_model`). (A device this machine lacks was refused by :func:`exclusive`, before any work.)"""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rt = init_runtime(cfg.device)
+    micro_batches(cfg, rt)  # before the tokenizer is trained: before stop 66 it was, and left in output_dir
+    if cfg.parallel == "fsdp" and not rt.distributed:  # (a walk, stop 66: said nothing)
+        log.warning("parallel = 'fsdp' has no effect in one process: the model is sharded only under torchrun "
+                    "with several processes")  # fmt: skip
     # before stop 60 flex on the CPU was taken, and the first soft step was a NotImplementedError traceback; a stage
     # without one (pretrain, a fixed or `hard` mask) never runs flex and keeps the setting (review)
     if cfg.attention_backend == "flex" and takes_soft_steps(cfg) and (problem := flex_training_problem(rt.device)):
@@ -458,13 +463,13 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
     peak = peak_tflops(rt.device, cfg.peak_tflops)
     if rt.is_main:
         print(f"compute: {compute_dtype_note(rt.device)}", flush=True)
+        if note := rounding_note(rt):
+            print(note, flush=True)
     if evaluate is not None and step == 0:
         metrics.write({"step": 0, **evaluate(module, 0)})
 
     def save(step: int) -> None:
         # The log window open at a checkpoint off a log boundary is saved too, so the first line a resumed run
-        if note := rounding_note(rt):
-            print(note, flush=True)
         # logs averages the same steps as the uninterrupted run's (ranks' sums are averaged: the log is a mean).
         window = {"loss_sum": all_reduce(loss_sum, "mean", rt.device), "micro_count": micro_count,
                   "tokens": tokens, "flops": flops, "steps": steps_in_window,

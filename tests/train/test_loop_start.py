@@ -10,9 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 from train import loop
 from train.config import PretrainConfig
 from train.distributed import Runtime
+from train.errors import ConfigError
+from train.pretrain import run as run_pretrain
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,3 +53,27 @@ def test_failed_config_write_keeps_the_previous_train_config(tmp_path: Path, sha
     assert child.stdout.strip() == "failed: File too large", child.stdout + child.stderr
     assert record.read_text(encoding="utf-8") == before
     assert [p.name for p in record.parent.iterdir() if p.is_file()] == ["train_config.json"]  # no temp file left
+
+
+def test_a_batch_the_processes_cannot_split_is_refused_before_any_work(tmp_path: Path, shared_data: Path,
+                                                                       one_thread, monkeypatch) -> None:  # fmt: skip
+    """A walk, stop 66: under torchrun with 2 processes batch_size 5 was refused only after the BBPE tokenizer was
+    trained, leaving tokenizer.json and .train.lock in the new output_dir; now :func:`loop.start` refuses it first
+    and the folder goes with the lock. Rank 0 of 2 is simulated (nothing reaches a collective)."""
+    monkeypatch.setattr(loop, "init_runtime", lambda device: Runtime(0, 2, 0, torch.device("cpu")))
+    cfg = PretrainConfig(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["news_en_raw"],
+                         tokenizer_vocab=300, tokenizer_rows=50, seq_len=16, batch_size=5, steps=1,
+                         threads=1)  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^batch_size 5 is not divisible by 2 processes"):
+        run_pretrain(cfg)
+    assert not (tmp_path / "out").exists()
+
+
+def test_fsdp_in_one_process_is_said_to_have_no_effect(tmp_path: Path, shared_data: Path, one_thread,
+                                                       caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """A walk, stop 66: `--set parallel=fsdp` in one process trained unwrapped (as DDP's weights) without a word."""
+    cfg = PretrainConfig(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["news_en_raw"],
+                         tokenizer_vocab=300, tokenizer_rows=50, model_overrides={"max_length": 16}, seq_len=16,
+                         batch_size=2, steps=1, threads=1, parallel="fsdp")  # fmt: skip
+    run_pretrain(cfg)
+    assert "parallel = 'fsdp' has no effect in one process" in caplog.text
