@@ -61,6 +61,9 @@ class StageConfig:
     # what train_config.json records beside the keys (train/loop.py `recorded_config`): how the run was launched,
     # which the config does not hold, so `harness ablate` compares it with nothing (records before stop 61 lack it)
     launch_keys: ClassVar[frozenset[str]] = frozenset({"world_size", "world_sizes"})
+    # where `load_config` read ``device`` (the TOML file, or the overrides' name), set on the instance: a device this
+    # machine lacks is refused once the config is built (train/loop.py `exclusive`), and names it as a bad value does
+    device_source: ClassVar[str] = ""
     output_dir: str = "runs/train"
     data: list[str] = field(default_factory=list)  # JSONL files, or folders holding train.jsonl
     data_root: str = ""  # prefix joined to each entry of ``data``
@@ -436,7 +439,7 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
         except ConfigError as exc:
             raise ConfigError(f"{source(key)}: {exc}") from None
     try:
-        return cls(**coerced)
+        cfg = cls(**coerced)
     except ConfigError as exc:  # a range check of __post_init__ ("lr must be ..."): name where the key was given
         # the keys the message is about (each clause's subject), each where it was given, else any key it mentions
         # (review of stop 49: a message naming two keys was blamed on the first one's source, and a word such as
@@ -446,6 +449,9 @@ def load_config(cls: type[StageConfig], path: str | Path | None = None, override
         where = (" / ".join(dict.fromkeys(source(key, message) for key in named))
                  or (str(path) if path is not None else overrides_name))  # fmt: skip
         raise ConfigError(f"{where}: {exc}") from None
+    if "device" in values:
+        cfg.device_source = source("device")
+    return cfg
 
 
 def stages_with_key(key: str, cls: type[StageConfig]) -> list[str]:

@@ -122,8 +122,9 @@ def exclusive(run: Callable[..., Path]) -> Callable[..., Path]:
     @functools.wraps(run)
     def locked(cfg: StageConfig, resume: str | None = None) -> Path:
         if cfg.device is not None and (problem := device_problem(cfg.device)):
-            raise ConfigError(f"device = {cfg.device!r}: {problem}; set device = 'cpu', or 'auto' for the best "
-                              "available")  # fmt: skip
+            where = f"{cfg.device_source}: " if cfg.device_source else ""  # (a walk, stop 66: named no source)
+            raise ConfigError(f"{where}device = {cfg.device!r}: {problem}; set device = 'cpu', or 'auto' for the "
+                              "best available")  # fmt: skip
         with output_dir_lock(cfg.output_dir):
             return run(cfg, resume)
 

@@ -315,8 +315,17 @@ def test_a_device_this_machine_lacks_is_refused_before_any_work(shared_data, tmp
     cfg = PretrainConfig(output_dir=str(tmp_path / "out"), data_root=str(shared_data / "train"), data=["news_en_raw"],
                          tokenizer_vocab=300, tokenizer_rows=50, seq_len=16, batch_size=2, steps=1, device="cuda",
                          threads=1)  # fmt: skip
-    with pytest.raises(ConfigError, match="device = 'cuda': no CUDA device is available here; set device = 'cpu'"):
+    with pytest.raises(ConfigError, match="^device = 'cuda': no CUDA device is available here; set device = 'cpu'"):
         run(cfg)
+    assert not (tmp_path / "out").exists()
+    # loaded, it names where the value was given, as an invalid value does (a walk, stop 66: it named neither)
+    toml = tmp_path / "pre.toml"
+    toml.write_text('stage = "pretrain"\ndevice = "cuda"\n')
+    sets = [f"output_dir={tmp_path / 'out'}", f"data_root={shared_data / 'train'}", "data=news_en_raw"]
+    given = ((toml, [], str(toml)), (toml, ["device=cuda"], "--set"), (None, ["device=cuda"], "--set"))
+    for path, device, where in given:
+        with pytest.raises(ConfigError, match=f"^{re.escape(where)}: device = 'cuda': no CUDA device is available"):
+            run(load_config(PretrainConfig, path, sets + device))
     assert not (tmp_path / "out").exists()
 
 
