@@ -464,7 +464,7 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
     peak = peak_tflops(rt.device, cfg.peak_tflops)
     if rt.is_main:
         print(f"compute: {compute_dtype_note(rt.device)}", flush=True)
-        if note := rounding_note(rt):
+        if step < cfg.steps and (note := rounding_note(rt)):  # a re-export trains no step to round
             print(note, flush=True)
     if evaluate is not None and step == 0:
         metrics.write({"step": 0, **evaluate(module, 0)})
