@@ -7,6 +7,7 @@ status without importing each other (docs/DESIGN.md, "The house"); each CLI catc
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -54,3 +55,10 @@ def rank_prefix() -> str:
     a single rank (which torchrun then follows by SIGTERMing rank 0) must be told from rank 0's own."""
     rank = os.environ.get("RANK", "0")
     return f"[rank {rank}] " if launched_world_size() > 1 and rank != "0" else ""
+
+
+def json_error(e: json.JSONDecodeError) -> str:
+    """The decoder's message with its column, as one phrase: its messages end in "at" ("Unterminated string starting
+    at") or not ("Expecting value"), and before stop 64 the first was cut mid-phrase (the data's reader), before
+    stop 66 given a second "at" (the trainer's: "Invalid control character at at character 95")."""
+    return f"{e.msg}{'' if e.msg.endswith(' at') else ' at'} column {e.colno}"

@@ -4,7 +4,6 @@ import harness."""
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from typing import Any
 
@@ -38,10 +37,3 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise RepeatedKey(key)
         obj[key] = value
     return obj
-
-
-def json_error(e: json.JSONDecodeError) -> str:
-    """The decoder's message with its column, as one phrase: its messages end in "at" ("Unterminated string starting
-    at") or not ("Expecting value"), and before stop 64 the first was cut mid-phrase (the data's reader), before
-    stop 66 given a second "at" (the trainer's: "Invalid control character at at character 95")."""
-    return f"{e.msg}{'' if e.msg.endswith(' at') else ' at'} column {e.colno}"

@@ -18,8 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from conan_model.errors import json_error
 from conan_model.fingerprint import files_fingerprint
-from conan_model.text import RepeatedKey, json_error, text_problem, unique_keys
+from conan_model.text import RepeatedKey, text_problem, unique_keys
 from harness.errors import DataError, UsageError, did_you_mean
 from harness.validate import check_task_json, key_line, row_checker
 

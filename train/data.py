@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from conan_model.text import json_error, text_problem, unique_keys
+from conan_model.errors import json_error
+from conan_model.text import text_problem, unique_keys
 from conan_model.tokenizer import EncodedBatch, pad_batch, truncate
 
 from .errors import DataError, ResumeError
