@@ -31,13 +31,13 @@ def use_threads(count: int) -> None:
     """--threads: the CPU threads the model computes with, set before any model loads: torch's intra-op threads and
     OpenMP's, which me5-small's C engine reads when it loads. Two threads on two busy cores are several times slower
     than one (docs/training.md); before stop 66 only OMP_NUM_THREADS, undocumented, did this for `harness run`."""
+    from harness.checks import check_positive
+
+    check_positive("--threads", count)  # before torch is imported
     import os
 
     import torch
 
-    from harness.checks import check_positive
-
-    check_positive("--threads", count)
     os.environ["OMP_NUM_THREADS"] = str(count)
     torch.set_num_threads(count)
 

@@ -524,26 +524,15 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
         # or damaged", evaluated again, and the old name's results stayed
         renamed = previous == embedder.fingerprint and held.get("name") not in (None, embedder.name)
         if previous and (previous != embedder.fingerprint or renamed):
-            stale = held.get("spec") == embedder.spec and not renamed  # same spec, other vectors
-            if renamed:
-                said = (f"run directory {run_dir.path} holds results of model {held.get('name')} ({held.get('spec')}), "
-                        f"the same files as {embedder.spec} under another name")  # fmt: skip
-                if not cfg.overwrite and not cfg.replace_stale:
-                    raise UsageError(f"{said}; --overwrite to evaluate them again under its name, or choose another "
-                                     "--run-name")  # fmt: skip
-            if stale:
-                why = "its files, or how the harness makes its vectors, changed"
-                if record["model"].get("trust_remote_code", embedder.trust_remote_code) != embedder.trust_remote_code:
-                    why = f"--trust-remote-code given {'now, not then' if embedder.trust_remote_code else 'then'}"
-                said = (f"run directory {run_dir.path} holds results of {embedder.spec} computed when its fingerprint "
-                        f"was {previous!r}, now {embedder.fingerprint!r} ({why})")  # fmt: skip
-                if not cfg.overwrite and not cfg.replace_stale:
-                    raise UsageError(f"{said}; --overwrite to redo them, or choose another --run-name")
-            if not cfg.overwrite and not stale and not renamed:
+            same = _same_model_results(run_dir, held, embedder, renamed)
+            if same is None and not cfg.overwrite:
                 raise UsageError(f"run directory {run_dir.path} holds results of model {held.get('name')} "
                                  f"({held.get('spec')}); choose another --run-name, or --overwrite to replace "
                                  "them")  # fmt: skip
-            print(f"harness: {said}: every task is evaluated again" if (stale or renamed) and not cfg.overwrite
+            if same is not None and not cfg.overwrite and not cfg.replace_stale:
+                said, redo = same
+                raise UsageError(f"{said}; {redo}, or choose another --run-name")
+            print(f"harness: {same[0]}: every task is evaluated again" if same is not None and not cfg.overwrite
                   else _replaced_model_line(run_dir, record, runnable), file=sys.stderr)  # fmt: skip
             record.clear()  # another model's record, and its timings with it: `harness report` credited the old
             run_dir.drop_efficiency()  # model's tasks to the new one (before stop 46)
@@ -555,6 +544,24 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
         _start_record(record, cfg, plan, embedder, dims, shards, identities, settings)
         run_dir.write_run(record)
     return True
+
+
+def _same_model_results(run_dir: RunDir, held: dict[str, Any], embedder: Embedder,
+                        renamed: bool) -> tuple[str, str] | None:  # fmt: skip
+    """What ``run_dir`` holds of this model under another fingerprint (its files, or how the harness makes its
+    vectors, changed) or another name (``renamed``: the same files), and the option that evaluates it again; None
+    for another model's results (``held``: run.json's `model`)."""
+    if renamed:
+        return (f"run directory {run_dir.path} holds results of model {held.get('name')} ({held.get('spec')}), the "
+                f"same files as {embedder.spec} under another name", "--overwrite to evaluate them again under its "
+                "name")  # fmt: skip
+    if held.get("spec") != embedder.spec:
+        return None
+    why = "its files, or how the harness makes its vectors, changed"
+    if held.get("trust_remote_code", embedder.trust_remote_code) != embedder.trust_remote_code:
+        why = f"--trust-remote-code given {'now, not then' if embedder.trust_remote_code else 'then'}"
+    return (f"run directory {run_dir.path} holds results of {embedder.spec} computed when its fingerprint was "
+            f"{held.get('fingerprint')!r}, now {embedder.fingerprint!r} ({why})", "--overwrite to redo them")
 
 
 def _replaced_model_line(run_dir: RunDir, record: dict[str, Any], redone: list[str]) -> str:

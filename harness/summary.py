@@ -8,6 +8,7 @@ from harness.runs import (
     cache_only,
     md_table,
     other_settings,
+    other_worlds,
     percent,
     record_coverage,
     scored_tasks,
@@ -97,13 +98,12 @@ def _other_world_lines(record: dict, eff: dict) -> list[str]:
     """The finished tasks computed by another number of processes than the header's (efficiency.json records each
     task's): the process count is not part of a task's identity, as the batch a text is encoded in is not (its
     vectors move by rounding only), so a rerun with another count keeps them (before stop 66 unsaid)."""
-    world = record.get("world_size") or 1
     tasks = record.get("tasks", {})
-    other = {name: e.get("world_size") for name, e in eff.items()
-             if tasks.get(name, {}).get("status") == "ok" and e.get("world_size") not in (None, world)}  # fmt: skip
+    other = {name: count for name, count in other_worlds(record, eff).items()
+             if tasks.get(name, {}).get("status") == "ok"}  # fmt: skip
     if not other:
         return []
-    return [f"- computed by another number of processes than this run's {world}: "
+    return [f"- computed by another number of processes than this run's {record.get('world_size', 1)}: "
             + ", ".join(f"{name} ({count})" for name, count in other.items())
             + " (their batches differ, so below float32 their scores may differ by rounding; `--overwrite` "
             "evaluates them again)"]  # fmt: skip

@@ -29,12 +29,12 @@ from harness.runs import (
     open_run_arg,
     other_settings,
     other_views,
+    other_worlds,
     percent,
     run_labels,
     scored_tasks,
     shown_batch,
     shown_path,
-    timed_world,
 )
 from reporting import plots
 
@@ -63,8 +63,7 @@ class RunInfo:
         """Tasks timed by another number of processes than the run.json header's (a one-process run into a
         directory keeps a torchrun run's tasks): their scores are the row's (they do not depend on it), their
         times are not (before stop 47, audit, a 2-process rate fed the row's under `world size 1`)."""
-        world = self.record.get("world_size", 1)
-        return {t: w for t, e in self.efficiency.items() if (w := timed_world(self.record, e)) != world}
+        return other_worlds(self.record, self.efficiency)
 
 
 def load_runs(paths: list[Path], tasks: list[str] | None = None) -> list[RunInfo]:

@@ -59,6 +59,7 @@ from harness.runs.records import (
     only_tasks,
     other_settings,
     other_views,
+    other_worlds,
     record_coverage,
     same_vectors,
     scored_tasks,
@@ -153,6 +154,7 @@ __all__ = [
     "shown_batch",
     "shown_path",
     "shown_setting",
+    "other_worlds",
     "timed_world",
     "with_implied_keys",
 ]

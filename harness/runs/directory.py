@@ -436,12 +436,12 @@ class RunDir:
         `mteb.ResultCache`, fail on the file; before stop 66 nothing said so); a dim's (``dims``, `damaged_dims`) is
         left out of the dims."""
         finished = {name: entry for name, entry in tasks.items() if entry.get("status") == "ok"}
-        full = [path for name in finished if not _readable(path := self.result_path(name))] if full else []
+        whole = [path for name in finished if not _readable(path := self.result_path(name))] if full else []
         at_dims = [path for name, entry in finished.items() for path in self.damaged_dims(name, entry)] if dims else []
         said = []
-        if full:
+        if whole:
             said.append(f"mteb result files of finished tasks are missing or damaged, their scores shown from run.json "
-                        f"alone: {self._inside(full)}")  # fmt: skip
+                        f"alone: {self._inside(whole)}")  # fmt: skip
         if at_dims:
             said.append(f"results at MRL dims that run.json lists are missing or damaged, left out of the dims: "
                         f"{self._inside(at_dims)}")  # fmt: skip

@@ -271,6 +271,13 @@ def timed_world(record: dict[str, Any], eff: dict[str, Any]) -> int:
     return int(eff.get("world_size", record.get("world_size", 1)))
 
 
+def other_worlds(record: dict[str, Any], efficiency: dict[str, Any]) -> dict[str, int]:
+    """The tasks of ``efficiency`` (efficiency.json's) timed by another number of processes than run.json's header
+    (`timed_world`): a one-process run into a directory keeps a torchrun run's tasks, whose header then says 1."""
+    world = record.get("world_size", 1)
+    return {t: w for t, e in efficiency.items() if (w := timed_world(record, e)) != world}
+
+
 def measured(eff: dict[str, Any]) -> bool:
     """True when a task's record times real model work: model_s and texts encoded, or an old record without hits.
     No record (an efficiency.json removed as its damage error advises, or lost) times nothing: before stop 50 it

@@ -51,6 +51,20 @@ def _argv(out: Path, *args: str) -> list[str]:
             "--no-progress", "--cache-dir", str(out / "cache"), *args]  # fmt: skip
 
 
+def _ctrl_c_in_sts12(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C as STS12's texts start encoding, in-process (SIGNAL_IN_STS12's in-process twin)."""
+    from harness.encoding import HarnessEncoder
+
+    real = HarnessEncoder.encode
+
+    def encode(self, inputs, *, task_metadata, **kwargs):
+        if task_metadata.name == "STS12":
+            raise KeyboardInterrupt
+        return real(self, inputs, task_metadata=task_metadata, **kwargs)
+
+    monkeypatch.setattr(HarnessEncoder, "encode", encode)
+
+
 def _statuses(run: Path) -> dict[str, str]:
     return {name: task["status"] for name, task in json.loads((run / "run.json").read_text())["tasks"].items()}
 
@@ -84,16 +98,7 @@ def test_signal_mid_task_says_one_line_and_the_rerun_finishes(tmp_path: Path, na
 def test_ctrl_c_mid_task_leaves_no_staging_folder(tmp_path: Path, monkeypatch, capsys) -> None:
     """The fast tier's share of the test above, in-process: before, the interrupted task's half-written files stayed
     in `.staging/` until some later run into the directory cleared them."""
-    from harness.encoding import HarnessEncoder
-
-    real = HarnessEncoder.encode
-
-    def encode(self, inputs, *, task_metadata, **kwargs):
-        if task_metadata.name == "STS12":
-            raise KeyboardInterrupt
-        return real(self, inputs, task_metadata=task_metadata, **kwargs)
-
-    monkeypatch.setattr(HarnessEncoder, "encode", encode)
+    _ctrl_c_in_sts12(monkeypatch)
     assert main(_argv(tmp_path, "--tasks", "STS16,STS12")) == 130
     assert "harness: interrupted; finished tasks are kept" in capsys.readouterr().err
     assert _statuses(tmp_path / "r") == {"STS16": "ok", "STS12": "pending"}
@@ -179,17 +184,8 @@ def test_ctrl_c_under_overwrite_names_the_tasks_still_from_the_earlier_evaluatio
                                                                                    capsys) -> None:  # fmt: skip
     """A walk (stop 66): a nightly `--overwrite` run stopped in its second task said "the same command continues
     with the rest", which evaluates every task again, and not that STS12 still held the night before's result."""
-    from harness.encoding import HarnessEncoder
-
     assert main(_argv(tmp_path, "--tasks", "STS16,STS12")) == 0
-    real = HarnessEncoder.encode
-
-    def encode(self, inputs, *, task_metadata, **kwargs):
-        if task_metadata.name == "STS12":
-            raise KeyboardInterrupt
-        return real(self, inputs, task_metadata=task_metadata, **kwargs)
-
-    monkeypatch.setattr(HarnessEncoder, "encode", encode)
+    _ctrl_c_in_sts12(monkeypatch)
     capsys.readouterr()
     assert main(_argv(tmp_path, "--tasks", "STS16,STS12", "--overwrite")) == 130
     assert ("harness: interrupted; finished tasks are kept in the run directory, STS12 with the results of the "
