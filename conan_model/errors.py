@@ -9,7 +9,9 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import sys
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 
 EXIT_USAGE = 2  # bad input: option, config key, model, data file
@@ -55,6 +57,21 @@ def rank_prefix() -> str:
     a single rank (which torchrun then follows by SIGTERMing rank 0) must be told from rank 0's own."""
     rank = os.environ.get("RANK", "0")
     return f"[rank {rank}] " if launched_world_size() > 1 and rank != "0" else ""
+
+
+def error_line(text: str) -> None:
+    """Print an error line to stderr, '[rank N] ' before it in a torchrun rank other than 0 (`rank_prefix`). Under
+    torchrun the ranks share one stderr, so the line goes out in one write(2): printed, the text and its newline
+    could be two writes, and two ranks' lines ran together (`…the same texts alikeharness: error: …`, a user's walk,
+    stop 66)."""
+    line = f"{rank_prefix()}{text}\n"
+    if launched_world_size() > 1:
+        with suppress(AttributeError, OSError, ValueError):  # a stream with no descriptor (captured): print below
+            sys.stderr.flush()
+            os.write(sys.stderr.fileno(), line.encode(sys.stderr.encoding or "utf-8", "backslashreplace"))
+            return
+    sys.stderr.write(line)
+    sys.stderr.flush()
 
 
 def json_error(e: json.JSONDecodeError) -> str:

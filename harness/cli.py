@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from conan_model.errors import ConanError, rank_prefix
+from conan_model.errors import ConanError, error_line
 from harness.env import data_root, library_cache_defaults, user_cache_root
 from harness.runs import comma_list
 
@@ -502,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 return args.func(args)
             except ConanError as exc:  # harness, train and conan_model errors alike: one line, their exit status
-                print(f"{rank_prefix()}harness: error: {exc}", file=sys.stderr)
+                error_line(f"harness: error: {exc}")
                 return exc.exit_code
             except BrokenPipeError:  # `harness list tasks | head`: the reader left; no traceback, none at exit
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -353,8 +353,13 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
         elif recorded.get("status") == "ok" and not cfg.overwrite:
             if recorded.get("identity") == identity:
                 lacking = run_dir.unfinished_files(name, dims, cfg.dim_predictions)
-                say(f"{tag}: the earlier result lacks {', '.join(str(p.relative_to(run_dir.path)) for p in lacking)} "
-                    "(missing or damaged): evaluating again", flush=True)  # fmt: skip
+                if (differ := run_dir.score_mismatch(name, recorded)) and lacking == [run_dir.result_path(name)]:
+                    say(f"{tag}: its result file holds another score than run.json ({differ}): evaluating again",
+                        flush=True)  # fmt: skip
+                else:
+                    say(f"{tag}: the earlier result lacks "
+                        f"{', '.join(str(p.relative_to(run_dir.path)) for p in lacking)} (missing or damaged): "
+                        "evaluating again", flush=True)  # fmt: skip
             else:
                 change = describe_change(recorded.get("identity"), identity)
                 say(f"{tag}: settings differ from the earlier result ({change}): evaluating again"

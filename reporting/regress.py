@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,7 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     comp.timings, unreadable = read_timings(base, cand, shared)
     comp.worlds = timed_worlds(base, cand, comp.timings, shared)
     comp.warnings += unreadable + efficiency_warnings(base, cand, comp.timings, shared, comp.worlds)
+    comp.warnings += swapped_warning(record_b, record_c)
     sides = (("baseline", base, rec_b), ("candidate", cand, rec_c))
     comp.warnings += [f"the {side}: {damaged}" for side, run, rec in sides
                       if (damaged := run.damaged_results_note({t: rec[t] for t in shared}, dims=False))]  # fmt: skip
@@ -230,6 +232,25 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
         tv.reason = paths_shown(tv.reason, baseline, candidate)
     comp.warnings = [paths_shown(warning, baseline, candidate) for warning in comp.warnings]
     return comp
+
+
+def swapped_warning(record_b: dict[str, Any], record_c: dict[str, Any]) -> list[str]:
+    """A warning when the baseline's run directory was evaluated after the candidate's (run.json `started`, the last
+    run that evaluated in it): a nightly job's baseline is the older run, so the two options may be swapped, which
+    turns every regression into an improvement (a user's leftover, stop 66). Not gating: comparing two models run in
+    any order is as legitimate."""
+    started = [_started(record) for record in (record_b, record_c)]
+    if None in started or started[0] <= started[1]:
+        return []
+    return [f"the baseline was evaluated after the candidate (baseline {record_b['started']}, candidate "
+            f"{record_c['started']}): check that --baseline and --candidate are not swapped"]
+
+
+def _started(record: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.strptime(record.get("started") or "", "%Y-%m-%dT%H:%M:%S%z")
+    except ValueError:  # a run directory from before the field, or a hand-written one: nothing to compare
+        return None
 
 
 def _no_data_notes(no_data: list[str], attempted_b: dict[str, Any], attempted_c: dict[str, Any]) -> list[str]:

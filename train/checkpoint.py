@@ -384,12 +384,14 @@ def load_training_state(path: Path, module: nn.Module, optimizer: torch.optim.Op
         set_optimizer_state_dict(module, optimizer, optim_state, options=StateDictOptions(full_state_dict=True))
     with reading(path, "scheduler.pt"):
         scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+    # A rank beyond the checkpoint's processes (a resume on more) has no saved state and keeps the seeded one,
+    # unsaid: no training step draws from the global RNG (data order, MNTP masks and DHNM picks have their own
+    # generators, seeded by step and row), so nothing differs from an uninterrupted run. Before stop 67 a warning
+    # said so for rank 1 only, and no doc said what it meant (a user's walk); the first line names the change.
     rng_file = path / f"rng_rank{rt.rank}.pt"
     if rng_file.is_file():
         with reading(path, rng_file.name):
             set_rng_state(torch.load(rng_file, weights_only=True), rt.device)
-    else:
-        log.warning("%s has no RNG state for rank %d (different world size); keeping the seeded RNG", path, rt.rank)
 
 
 def export_final(out: Path, module: nn.Module, config: ConanConfig, tokenizer: Tokenizer, rt: Runtime,

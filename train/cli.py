@@ -21,7 +21,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from conan_model.errors import ConanError, rank_prefix
+from conan_model.errors import ConanError, error_line
 from conan_model.process_group import TIMEOUT_ENV, collective_timed_out, group_timeout_s
 from conan_model.signals import how_stopped, sigterm_interrupts
 
@@ -98,14 +98,14 @@ def run_args(args: argparse.Namespace) -> int:
         module.run(cfg, resume=args.resume)
         return 0
     except ConanError as e:
-        print(f"{rank_prefix()}{args.said_as}: error: {e}", file=sys.stderr)
+        error_line(f"{args.said_as}: error: {e}")
         return e.exit_code
     except RuntimeError as exc:  # a rank hung: gloo's traceback named neither the rank nor the checkpoint kept
         if not collective_timed_out(exc):
             raise
         how = (f"stopped: a collective waited {group_timeout_s():g} s ({TIMEOUT_ENV}) for another rank, which hung "
                "or is slower than that (raise it if a rank needs longer)")  # fmt: skip
-        print(f"{rank_prefix()}{args.said_as}: error: {interrupted_message(cfg, how)}", file=sys.stderr)
+        error_line(f"{args.said_as}: error: {interrupted_message(cfg, how)}")
         return 1
     except KeyboardInterrupt as exc:  # what is kept and how to go on, not a traceback; Ctrl-C 130 (128 + SIGINT),
         # SIGTERM (conan_model.signals.Terminated: "terminated (SIGTERM)", either CLI's main) carries its own, 143

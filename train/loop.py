@@ -454,7 +454,10 @@ def fit(cfg: StageConfig, rt: Runtime, model: Backbone, tokenizer: Tokenizer, ba
         if rt.is_main:  # a finished run resumed says so: it only writes final/ again (a walk, stop 66: unsaid)
             left = (f"nothing left to train (steps = {cfg.steps}): final/ is written again from it" if step >= cfg.steps
                     else f"{cfg.steps - step} step(s) to go")  # fmt: skip
-            print(f"resumed from {ckpt} at step {step}; {left}", flush=True)
+            saved = int(state.get("world_size", rt.world_size))
+            moved = (f" (saved by {saved} process{'es' if saved > 1 else ''}, resumed on {rt.world_size})"
+                     if saved != rt.world_size else "")  # fmt: skip
+            print(f"resumed from {ckpt} at step {step}{moved}; {left}", flush=True)
     if rt.is_main:  # after a resume is accepted: a refused one keeps the record too
         record_config(cfg, rt)
     if rt.is_main and evaluate is None and cfg.eval_every:  # (audit, stop 54: said nothing)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -47,6 +48,9 @@ RUN_JSON, EFFICIENCY_JSON, SUMMARY_MD, LOCK = "run.json", "efficiency.json", "su
 # What a damaged file's error advises: removing a file must lead to a working state, so each says what removing it
 # costs. A task's items (predictions, gold) removed make the task unfinished (`RunDir.unfinished_files`): the next
 # run evaluates it again; before, it stayed "done earlier, skipped" without them for good.
+# mteb writes a result file's scores rounded to 6 decimals (`TaskResult._round_scores`); run.json keeps the
+# evaluation's own float, so the two may differ by half a unit in the 6th decimal (and a float's last bit)
+FILE_ROUNDING = 5e-7 + 1e-12
 REDO_ALL = "restore the file or remove it (every task of this run directory is then evaluated again)"
 
 REDO_TASK = "restore the file or remove it (the next `harness run` into this directory evaluates the task again)"
@@ -144,7 +148,7 @@ class RunDir:
     path: Path
     model_name: str
     revision: str
-    _scores: dict[tuple[str, int, int], float] = field(default_factory=dict, repr=False, compare=False)
+    _scores: dict[tuple[str, int | None, int], float] = field(default_factory=dict, repr=False, compare=False)
     _lock_depth: int = field(default=0, repr=False, compare=False)
 
     @property
@@ -267,12 +271,15 @@ class RunDir:
                 and not self.unfinished_files(task, dims, dim_items))  # fmt: skip
 
     def unfinished_files(self, task: str, dims: list[int] | None = None, dim_items: bool = False) -> list[Path]:
-        """The files a finished task must have that are missing, or (result files) do not parse: a file cut short (a
-        copy, a disk error) or removed as a damaged file's error advises is evaluated again, not skipped as done over
-        a result that mteb's own readers fail on. Its items (predictions, gold) always; ``dim_items``: the per-item
+        """The files a finished task must have that are missing, or (result files) do not parse or hold another score
+        than run.json (`score_mismatch`): a file cut short (a copy, a disk error), edited, or removed as a damaged
+        file's error advises is evaluated again, not skipped as done over a result that mteb's own readers fail on or
+        read otherwise. Its items (predictions, gold) always; ``dim_items``: the per-item
         outputs of every dim too."""
         results = [self.result_path(task)] + [self.result_path(task, d) for d in dims or []]
-        return [p for p in results if not _readable(p)] + self.missing_items(task, dims, dim_items)
+        entry = self.read_run().get("tasks", {}).get(task, {})
+        differ = [self.result_path(task)] if self.score_mismatch(task, entry) else []
+        return [p for p in results if not _readable(p)] + differ + self.missing_items(task, dims, dim_items)
 
     def missing_items(self, task: str, dims: list[int] | None = None, dim_items: bool = False) -> list[Path]:
         """The per-item files a finished task must have that are missing (`unfinished_files`): its predictions and
@@ -438,10 +445,14 @@ class RunDir:
         finished = {name: entry for name, entry in tasks.items() if entry.get("status") == "ok"}
         whole = [path for name in finished if not _readable(path := self.result_path(name))] if full else []
         at_dims = [path for name, entry in finished.items() for path in self.damaged_dims(name, entry)] if dims else []
+        differ = self._disagreeing(finished, whole) if full else []
         said = []
         if whole:
             said.append(f"mteb result files of finished tasks are missing or damaged, their scores shown from run.json "
                         f"alone: {self._inside(whole)}")  # fmt: skip
+        if differ:
+            said.append(f"run.json's scores differ from their mteb result files (one was edited, or another evaluation "
+                        f"wrote the file), shown from run.json: {'; '.join(differ)}")  # fmt: skip
         if at_dims:
             said.append(f"results at MRL dims that run.json lists are missing or damaged, left out of the dims: "
                         f"{self._inside(at_dims)}")  # fmt: skip
@@ -449,6 +460,26 @@ class RunDir:
             return None
         again = " with the same --dims" if at_dims else ""
         return "; ".join(said) + f" (`harness run` into {shown_path(self.path)}{again} evaluates those tasks again)"
+
+    def _disagreeing(self, finished: dict[str, dict[str, Any]], damaged: list[Path]) -> list[str]:
+        return [said for name, entry in finished.items()
+                if self.result_path(name) not in damaged and (said := self.score_mismatch(name, entry))]  # fmt: skip
+
+    def score_mismatch(self, task: str, entry: dict[str, Any]) -> str | None:
+        """`Task: run.json 0.850000, results/…/Task.json 0.789935` when a finished task's readable result file holds
+        another main score than its run.json record (beyond mteb's rounding of the file, `FILE_ROUNDING`): one was
+        edited, or another evaluation wrote the file. Before stop 67 the leaderboard and the reports showed run.json's
+        score whatever the file said, and `harness run` skipped the task as done (a user's leftover)."""
+        recorded, path = entry.get("main_score"), self.result_path(task)
+        if not isinstance(recorded, int | float) or not math.isfinite(recorded) or not _readable(path):
+            return None
+        try:
+            on_file = self._score(task, None)
+        except (OSError, ValueError, KeyError, TypeError):  # a file mteb cannot read: its own readers say so
+            return None
+        if abs(on_file - recorded) <= FILE_ROUNDING:
+            return None
+        return f"{task}: run.json {recorded:.6f}, {self._inside([path])} {on_file:.6f}"
 
     def _inside(self, files: list[Path]) -> str:
         return ", ".join(path.relative_to(self.path).as_posix() for path in files)
@@ -458,7 +489,7 @@ class RunDir:
         scores (run.json does not copy them), read by the summary, the leaderboard and the reports alike."""
         return {dim: self._score(task, dim) for dim in self.result_dims(task, entry)}
 
-    def _score(self, task: str, dim: int) -> float:
+    def _score(self, task: str, dim: int | None) -> float:
         """A result file's main score, remembered per file version: the summary rereads every task after each one."""
         key = (task, dim, self.result_path(task, dim).stat().st_mtime_ns)
         if key not in self._scores:

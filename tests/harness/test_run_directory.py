@@ -85,6 +85,34 @@ def test_removed_predictions_file_is_evaluated_again(tmp_path: Path, capsys) -> 
     assert "STSBenchmark: done earlier, skipped" in capsys.readouterr().out
 
 
+def test_result_file_disagreeing_with_run_json_is_noted_and_evaluated_again(tmp_path: Path, capsys) -> None:
+    """Before stop 67 a run.json score edited by hand (or a result file another evaluation wrote) went unseen: the
+    leaderboard ranked run.json's number, and `harness run` skipped the task as done. Now the readers' note names both
+    numbers and the file, and the next run evaluates the task again. mteb rounds the file to 6 decimals, which is no
+    disagreement."""
+    from leaderboards.build import build_board
+
+    assert _run(tmp_path, "r", "--tasks", "STS16") == 0
+    run = open_run(tmp_path / "r")
+    record = run.read_run()
+    score = record["tasks"]["STS16"]["main_score"]
+    assert run.damaged_results_note(record["tasks"]) is None  # the file's rounding alone is no disagreement
+    record["tasks"]["STS16"]["main_score"] = 0.95
+    run.write_run(record)
+    file = run.result_path("STS16").relative_to(run.path).as_posix()
+    note = (f"run.json's scores differ from their mteb result files (one was edited, or another evaluation wrote "
+            f"the file), shown from run.json: STS16: run.json 0.950000, {file} {score:.6f}")
+    assert note in " ".join(build_board([run.path], [], None, False).notes)
+    capsys.readouterr()
+    assert _run(tmp_path, "r", "--tasks", "STS16") == 0
+    out = capsys.readouterr().out
+    assert f"STS16: its result file holds another score than run.json (STS16: run.json 0.950000, {file} " \
+           f"{score:.6f}): evaluating again" in out  # fmt: skip
+    assert run.read_run()["tasks"]["STS16"]["main_score"] == score
+    assert _run(tmp_path, "r", "--tasks", "STS16") == 0
+    assert "STS16: done earlier, skipped" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("record", "message"),
     [

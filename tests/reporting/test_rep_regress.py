@@ -1094,3 +1094,20 @@ def test_the_rerun_hint_at_a_dim_keeps_the_run_s_other_dims(tiny_runs, tmp_path,
     assert sts.verdict == "not tested" and "`harness run --dims 64,128 --dim-predictions`" in sts.reason
     assert _regress(tiny_runs["base"], tiny_runs["short"], tmp_path / "r.md", "--dim", "32")[0] == 2
     assert "run them with `harness run --dims 32,64 --dim-predictions`" in capsys.readouterr().err
+
+
+def test_a_baseline_evaluated_after_the_candidate_is_warned_of(tiny_runs, tmp_path):
+    """Leftover of stop 66's nightly walk: a job whose --baseline and --candidate were swapped read every regression
+    as an improvement without a word. run.json's `started` (the last run that evaluated there) now warns when the
+    baseline is the newer run; the warning does not gate, as comparing two models run in any order is legitimate."""
+    base, cand = (shutil.copytree(tiny_runs[name], tmp_path / name) for name in ("base", "short"))
+    for run, started in ((base, "2026-12-07T10:00:00+0100"), (cand, "2026-12-07T09:30:00+0000")):
+        record = json.loads((run / "run.json").read_text(encoding="utf-8"))
+        (run / "run.json").write_text(json.dumps({**record, "started": started}), encoding="utf-8")
+    assert not [w for w in compare(base, cand, n_boot=50).warnings if "swapped" in w]  # 09:00 UTC before 09:30
+    (cand / "run.json").write_text((cand / "run.json").read_text(encoding="utf-8").replace("09:30:00+0000",
+                                                                                         "08:30:00+0000"))
+    code, text = _regress(base, cand, tmp_path / "r.md")
+    assert code == 1  # the verdict stands: only a warning
+    assert ("- the baseline was evaluated after the candidate (baseline 2026-12-07T10:00:00+0100, candidate "
+            "2026-12-07T08:30:00+0000): check that --baseline and --candidate are not swapped") in text

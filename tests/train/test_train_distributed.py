@@ -113,7 +113,8 @@ def test_a_multi_process_run_below_float32_says_its_weights_round_otherwise(monk
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("stage", "parallel"), [("weak", "ddp"), ("pretrain", "fsdp"), ("mntp", "ddp")])
-def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_data, one_thread, stage, parallel):
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_data, one_thread, stage, parallel,
+                                                             capsys):  # fmt: skip
     """MNTP too since stop 52 (audit): each rank's loss was its own masked-token mean, so the rank that drew fewer
     masks weighed more; now each is a sum over the step's global masked count."""
     cls, run, _, _ = STAGES[stage]
@@ -128,7 +129,11 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, shared_dat
     assert {p.name for p in step2.glob("rng_rank*.pt")} == {"rng_rank0.pt", "rng_rank1.pt"}
     # a 2-process checkpoint resumes (DDP: in 1 process; FSDP2: sharded again over 2) on the same curve
     if parallel == "ddp":
+        capsys.readouterr()
         run(load_config(cls, config, [f"output_dir={tmp_path / 'again'}"]), resume=str(step2))
+        # the first line names the change of process count (before stop 67 unsaid; a walk)
+        assert f"resumed from {step2} at step 2 (saved by 2 processes, resumed on 1); 2 step(s) to go" \
+               in capsys.readouterr().out  # fmt: skip
     else:
         torchrun(config, tmp_path / "again", parallel, "--resume", str(step2))
     assert losses(tmp_path / "again") == pytest.approx(losses(tmp_path / "one")[2:], rel=1e-5, abs=1e-6)
