@@ -136,7 +136,7 @@ def plan_tasks(cfg: RunConfig, local_tasks: dict[str, LocalTask], broken: dict[s
     resolved = [resolve(n, local_tasks, cfg.source, suite.official.get(n) if suite else None) for n in names]
     for r in resolved:
         if r.source == MISSING and r.name in broken:
-            r.reason = f"broken task folder: {broken[r.name]}"
+            r.reason, r.broken = f"broken task folder: {broken[r.name]}", True
     return Plan(cfg.suite or "tasks", resolved)
 
 
@@ -438,15 +438,18 @@ def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[Resol
     absent, asked = [r for r in plan.resolved if r.source == MISSING], set(cfg.tasks or [])
     # asked for by name: not evaluating it is a failure; where an earlier result of this directory is kept, that is
     # said too (before stop 49, audit, a broken or removed folder then went unsaid with exit 0)
-    kept = [r for r in absent if r.name in asked and tasks.get(r.name, {}).get("status") == "ok"]
-    named = [r for r in absent if r.name in asked and r not in kept]
+    # so is a suite's task whose folder in the data root is broken: the user's own data, not the suite's coverage
+    # (before stop 67 exit 0, "no data here ... not a failure", and a task.json typo moved the mean unsaid; a walk)
+    failing = [r for r in absent if r.name in asked or r.broken]
+    kept = [r for r in failing if tasks.get(r.name, {}).get("status") == "ok"]
+    named = [r for r in failing if r not in kept]
     for r in named:
         print(f"harness: {r.name} was not evaluated: {r.reason}", file=sys.stderr)
     for r in kept:
         print(f"harness: {r.name} was not evaluated now: {r.reason}; the earlier result in {run_dir.path} is kept",
               file=sys.stderr)  # fmt: skip
     # a suite's tasks without data here (a task done earlier into this directory keeps its result: not missing)
-    coverage = [r for r in absent if r.name not in asked and tasks.get(r.name, {}).get("status") == "missing"]
+    coverage = [r for r in absent if r not in failing and tasks.get(r.name, {}).get("status") == "missing"]
     if coverage:  # its coverage, said once, as a note: before stop 60 it read like a failure of a run of exit 0
         print(f"harness: note: {len(coverage)} task(s) of suite {cfg.suite} have no data here, the suite's coverage, "
               f"not a failure (reasons in {run_dir.path / SUMMARY_MD}): {', '.join(r.name for r in coverage)}",
@@ -597,6 +600,7 @@ def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: 
         entry = {**_provenance(r, cfg), "status": "missing" if r.source == MISSING else "pending"}
         if r.source == MISSING:  # asked for by name (a failure) or a suite's coverage: regress gates on the first
             entry["named"] = r.name in (cfg.tasks or [])  # on every entry: run.json's header is the last run's
+            entry["broken"] = r.broken  # its folder is broken: a failure too (regress gates on it)
         if old.get("status") == "ok":
             if old.get("identity") != identities.get(r.name):
                 continue  # its own provenance and identity stay with it
@@ -662,7 +666,8 @@ def _progress_line(name: str, entry: dict[str, Any], eff: dict[str, Any] | None)
 def work(eff: dict[str, Any]) -> str:
     """'1379 encoded at 90.3 texts/s, 2758 tokens/s; 1379 cache hits': model work apart from hits."""
     hits = f"{eff.get('cache_hits', 0)} cache hits"
-    if not eff.get("texts_per_s"):
+    if not eff.get("encoded_texts") or not eff.get("texts_per_s"):
         return f"nothing encoded; {hits}"
-    return (f"{eff['encoded_texts']} encoded at {eff['texts_per_s']:,.1f} texts/s, {eff['tokens_per_s']:,.0f} "
-            f"tokens/s; {hits}")  # fmt: skip
+    per_s = eff["texts_per_s"]
+    shown = f"{per_s:,.1f}" if per_s >= 1 else f"{per_s:.2g}"  # one huge text: 0.03 texts/s (`encoding.rate`)
+    return f"{eff['encoded_texts']} encoded at {shown} texts/s, {eff['tokens_per_s']:,.0f} tokens/s; {hits}"

@@ -86,6 +86,7 @@ class ResolvedTask:
     task: AbsTask | None = None
     local: LocalTask | None = None
     reason: str = ""
+    broken: bool = False  # MISSING because its folder in the data root is broken: a failure, not coverage
     prepared: bool = False  # OFFICIAL read from the datasets cache's prepared copy (not downloaded)
 
     def load(self) -> AbsTask:

@@ -278,8 +278,11 @@ def _unattempted_notes(names: list[str], attempted_b: dict[str, Any]) -> list[st
 
 
 def _named(entry: dict[str, Any], record: dict[str, Any]) -> bool:
-    """Whether a run asked for a missing task by name (`harness run` failed it), not as a suite's coverage: recorded
-    on the entry since stop 49; before, a run whose (last) header has no suite named every task it holds."""
+    """Whether a run failed a missing task, not counted it as a suite's coverage: asked for by name (recorded on the
+    entry since stop 49; before, a run whose (last) header has no suite named every task it holds), or its folder in
+    the data root is broken (since stop 67)."""
+    if entry.get("broken"):
+        return True
     return bool(entry["named"]) if "named" in entry else record.get("suite") is None
 
 

@@ -139,6 +139,22 @@ def test_throughput_counts_model_work_not_hits(tmp_path: Path, capsys) -> None:
     assert "Model time and throughput count real model work only" in text and "STS16" in text
 
 
+def test_one_slow_text_is_not_called_nothing_encoded() -> None:
+    """User walk (stop 67): one 2-million-character text took 32.5 s to encode; its rate, rounded to one decimal,
+    was 0.0 texts/s, and the task line read "nothing encoded; 260 cache hits". Rates below 1/s keep two significant
+    digits, and the line counts the texts the model encoded."""
+    from harness.encoding import EncodeStats
+    from harness.runner import work
+
+    stats = EncodeStats(texts=261, encoded_texts=1, cache_hits=260, tokens=256, model_s=32.5)
+    eff = {**stats.as_dict(), **stats.speed()}
+    assert (eff["texts_per_s"], eff["tokens_per_s"]) == (0.031, 7.9)
+    assert work(eff) == "1 encoded at 0.031 texts/s, 8 tokens/s; 260 cache hits"
+    fast = EncodeStats(encoded_texts=1379, tokens=27580, model_s=15.27)
+    assert work({**fast.as_dict(), **fast.speed()}) == "1379 encoded at 90.3 texts/s, 1,806 tokens/s; 0 cache hits"
+    assert work({**EncodeStats(cache_hits=5).as_dict(), **EncodeStats().speed()}) == "nothing encoded; 5 cache hits"
+
+
 def test_progress_counts_texts_every_batch_before_the_first_slice_is_done(minilm, tmp_path: Path) -> None:
     """Before: texts were counted once per 1,024-text slice (the embedder hands vectors back a slice at a time),
     so the sample SciFact read `0/400 texts encoded` for 43 s and the terminal bar sat still; now both the line

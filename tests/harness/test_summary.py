@@ -56,7 +56,7 @@ def test_coverage_is_what_the_directory_holds_after_a_subset_rerun(tmp_path: Pat
     (data / "en" / "Broken" / "task.json").write_text("{", encoding="utf-8")
     argv = ["run", "--model", "minilm", "--suite", "local-en", "--data-dir", str(data), "--out", str(tmp_path),
             "--run-name", "r", "--no-progress", "--no-cache"]  # fmt: skip
-    assert main(argv) == 0
+    assert main(argv) == 1  # the broken folder fails the run (since stop 67)
     assert main([*argv, "--tasks", "STS16", "--overwrite"]) == 0
     line = "local-en: 2/3 tasks — 0 official, 2 mirror, 1 missing: Broken"
     assert json.loads((tmp_path / "r" / "run.json").read_text())["coverage"] == line

@@ -180,15 +180,21 @@ def test_one_broken_task_json_does_not_stop_other_tasks(tmp_path: Path, capsys) 
     assert "BROKEN:" in out and "Broken/task.json:1" in out and "1 broken" in out
     code = main(["run", "--suite", "local", "--model", "minilm", "--data-dir", str(data), "--out",
                  str(tmp_path / "runs"), "--run-name", "r", "--no-progress", "--no-cache"])  # fmt: skip
-    assert code == 0  # a suite's task without usable data is its coverage, as a missing mirror is
-    out = capsys.readouterr().out
+    # a broken folder of the user's own data root fails the run (before stop 67 exit 0 as the suite's coverage, "no
+    # data here ... not a failure", and a task.json typo moved the mean unsaid; a user's walk); the others are scored
+    assert code == 1
+    captured = capsys.readouterr()
+    out = captured.out
     assert "local: 1/2 tasks" in out and "1 missing: Broken" in out
+    assert "harness: Broken was not evaluated: broken task folder: " in captured.err
+    assert "not a failure" not in captured.err
     record = json.loads((tmp_path / "runs" / "r" / "run.json").read_text())
     assert record["tasks"]["STS12"]["status"] == "ok"
     # since stop 59 the run's own files say so: before, a console note alone, and summary.md read "local: 1/1"
     assert record["tasks"]["Broken"]["status"] == "missing" and "languages must be a list" in (
         record["tasks"]["Broken"]["reason"])
     assert "Broken" in (tmp_path / "runs" / "r" / "summary.md").read_text()
+    assert record["tasks"]["Broken"]["broken"] is True  # regress gates on it as on a task asked for by name
 
 
 def test_list_tasks_shows_the_main_score_runs_report(shared_data: Path, capsys) -> None:
