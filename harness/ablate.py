@@ -303,8 +303,15 @@ class Ablation:
                 change = (changed_config(done["final"], stage_cfg, bool(init))  # a record from before stop 53:
                           or changed_config(done["final"], stage_cfg, bool(init), OPERATIONAL)  # its narrower set
                           or "the keys are not known")  # fmt: skip
+                # renaming an arm trains its units anew and keeps the others' (before stop 67 unsaid: a fresh
+                # `out` alone was advised, which trains every arm again; a user's walk)
+                name = prefix.rsplit("/", 1)[-1].split("-choose")[0]  # seed0/<arm>[-choose<i>], not base, shared
+                arm = name if prefix.startswith("seed") and prefix.count("/") == 1 and not prefix.endswith(
+                    "/shared") and name in self.cfg["arms"] else None  # fmt: skip
+                rename = (f"give arms.{arm} another name (its units train anew, the other arms' are kept), or "
+                          if arm else "")  # fmt: skip
                 raise UsageError(f"{self.config_path}: {unit} was trained with another config ({change}; "
-                                 f"fingerprint {done['fingerprint']} != {fp}); use a fresh `out` folder")  # fmt: skip
+                                 f"fingerprint {done['fingerprint']} != {fp}); {rename}use a fresh `out` folder")
             compute = training_compute(stage_cfg)
             if done and done.get("compute", compute) != compute:  # (units recorded before stop 53: not known)
                 raise UsageError(f"{self.config_path}: {unit} trained in {done['compute']}, and a stage here trains "
@@ -487,9 +494,17 @@ class Ablation:
     def _refuse_reference_twins(self, trained: dict[str, list[tuple[str, str, str | None]]]) -> None:
         """An arm whose units resolve to the reference's configs, precision and hardware (whatever [choose] picks)
         would reuse the reference's models and read Δ 0 by construction: before, said in the report after every
-        unit had trained (stop 60, a walk), now refused before anything trains."""
+        unit had trained (stop 60, a walk), now refused before anything trains. So are two other arms that resolve
+        alike: their rows would read as two results agreeing (before stop 67 trained, a user's walk)."""
         ref = self.cfg["reference"]
         twins = [arm for arm in trained if arm != ref and trained[arm] == trained[ref]]
+        others = [arm for arm in trained if arm != ref and arm not in twins]
+        for i, arm in enumerate(others):
+            if same := [other for other in others[:i] if trained[other] == trained[arm]]:
+                raise UsageError(f"{self.config_path}: arms.{arm}: its stages resolve to the same configs as arm "
+                                 f"{same[0]!r} (the keys that decide the weights, precision and hardware): it would "
+                                 f"reuse {same[0]}'s models, and the two rows would read as two results agreeing; "
+                                 f"give it the setting it should test or drop it")  # fmt: skip
         if twins:
             every = " for every choose.values entry" if self.cfg.get("choose") else ""
             named = ", ".join(f"arms.{arm}" for arm in twins)

@@ -6,13 +6,14 @@ Split from harness/ablate.py (stop 64): the checks are read (and changed) apart 
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 from harness.checks import check_writable_dir
-from harness.errors import UsageError
+from harness.errors import UsageError, did_you_mean
 from harness.pipeline import checked_list
 from harness.runs import read_json
 
@@ -27,6 +28,26 @@ TABLES = {"arms": '[arms.<name>] with optional set = [...]', "eval": '[eval] wit
           "choose": '[choose] with key = "lr" and values = [...]'}
 
 
+def _placed(unknown: list[str]) -> str:
+    """Where each unknown top-level key belongs: a close top-level key (`seed` → seeds), [eval], or a training key
+    set through `set` (before stop 67 the bare list alone, though every other layer suggests; a user's walk)."""
+    from train.config import StageConfig, stages_with_key
+
+    said = []
+    for key in unknown:
+        if key in EVAL_KEYS and stages_with_key(key, StageConfig):
+            said.append(f'{key}: [eval] {key} for the evaluation, set = ["{key}=…"] for training')
+        elif key in EVAL_KEYS:
+            said.append(f"{key} belongs in [eval]")
+        elif close := difflib.get_close_matches(key, TOP_KEYS, n=1, cutoff=0.8):  # `seed`; not `steps` → stages
+            said.append(f"{key}: did you mean {close[0]}?")
+        elif stages_with_key(key, StageConfig):
+            said.append(f'{key} is a training key: set = ["{key}=…"] sets it in every arm, arms.<arm>.set in one')
+        elif close := did_you_mean(key, TOP_KEYS):
+            said.append(f"{key}: {close.removeprefix('; ')}")
+    return f"; {'; '.join(said)}" if said else ""
+
+
 def load_ablation(path: Path) -> dict[str, Any]:
     """Read and check the config; every error names the file and the key (exit status 2)."""
     from train.cli import read_toml
@@ -38,7 +59,7 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
     """Check a config dict (read from ``path``, possibly rescaled by a script); errors name the file and key."""
     unknown = sorted(set(cfg) - TOP_KEYS)
     if unknown:
-        raise UsageError(f"{path}: unknown key(s) {unknown} (expected {sorted(TOP_KEYS)})")
+        raise UsageError(f"{path}: unknown key(s) {unknown} (expected {sorted(TOP_KEYS)}){_placed(unknown)}")
     for key in ("name", "seeds", "reference", "stages", "arms", "eval"):
         if key not in cfg:
             raise UsageError(f"{path}: missing key `{key}`")

@@ -323,6 +323,10 @@ def test_ablate_refuses_a_unit_whose_data_or_init_files_changed(tmp_path: Path, 
      "precision and hardware): it would reuse a's models"),
     ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"batch_size=8\", \"threads=2\"]\n"},  # the stage's value; a
      "arms.b: its stages resolve to the same configs as the reference arm 'a' (the keys"),  # knob
+    # before stop 67 (a walk): two arms of one config trained, their rows read as two results agreeing
+    ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"lr=5e-3\"]\n[arms.c]\nset = [\"lr=0.005\", \"threads=2\"]\n"},
+     "arms.c: its stages resolve to the same configs as arm 'b' (the keys that decide the weights, precision and "
+     "hardware): it would reuse b's models, and the two rows would read as two results agreeing"),
     ({"[arms.a]\n": "[arms.a]\n[arms.b]\nset = [\"lr=5e-3\"]\n",  # [choose] replaces the one difference
       "[eval]\n": '[choose]\nkey = "lr"\nvalues = [1e-3, 3e-3]\n[eval]\n'},
      "arms.b: its stages resolve to the same configs as the reference arm 'a' for every choose.values entry"),
@@ -590,7 +594,9 @@ def test_memory_knobs_keep_finished_units_and_a_changed_key_is_named(tmp_path: P
     for knobs, change in (('"micro_batch_size=4"', "micro-batch rows 8 → 4"), ('"lr=0.002"', r"lr \S+ → 0\.002")):
         config.write_text(text.replace('set = ["threads=1"]', f'set = ["threads=1", {knobs}]'), encoding="utf-8")
         with pytest.raises(UsageError, match=rf"seed0/a/stage0 was trained with another config \({change}; "
-                                             r"fingerprint \w+ != \w+\); use a fresh `out` folder"):  # fmt: skip
+                                             r"fingerprint \w+ != \w+\); give arms.a another name \(its units "
+                                             r"train anew, the other arms' are kept\), or use a fresh `out` "
+                                             r"folder"):  # fmt: skip
             Ablation(load_ablation(config), config).train_arm("a", 0)
 
 
@@ -681,6 +687,14 @@ def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
     # before stop 48 (audit): accepted, and [choose] weighed a task named twice twice in its dev mean
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndev = [\"STS16\", \"STS16\"]"}, "eval.dev names STS16 more than once"),
     ({"[arms.linear]\n": "[arms.linear]\nstep = 3\n"}, "arms.linear: unknown key(s) ['step']"),
+    # before stop 67 (a walk): the bare list of top-level keys, no word of where the key belongs
+    ({"seeds = [0, 1]": "seed = [0, 1]"}, "unknown key(s) ['seed'] (expected ['arms', "),
+    ({"seeds = [0, 1]": "seed = [0, 1]"}, "'stages']); seed: did you mean seeds?"),
+    ({'reference = "bidir"': 'reference = "bidir"\nsteps = 5'},
+     "; steps is a training key: set = [\"steps=…\"] sets it in every arm, arms.<arm>.set in one"),
+    ({'reference = "bidir"': 'reference = "bidir"\nmax_length = 64'},
+     "; max_length: [eval] max_length for the evaluation, set = [\"max_length=…\"] for training"),
+    ({'reference = "bidir"': 'reference = "bidir"\ndev = ["STS16"]'}, "; dev belongs in [eval]"),
     ({'reference = "bidir"': 'reference = "causal"'}, "reference = 'causal' is not one of"),
     ({"seeds = [0, 1]": 'seeds = [0, "a"]'}, "seeds must be a list of distinct integers, got [0, 'a']"),
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndev = \"STS16\""}, "eval.dev must be a list"),  # was read as S, T, ...
