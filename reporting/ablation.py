@@ -520,8 +520,19 @@ def _against_section(rep: dict[str, Any], against: str) -> list[str]:
         f"{100 / math.sqrt(2 * (b['n_boot'] - 1)):.1f}%; an edge nearer 0 could fall on its other side for another "
         "bootstrap seed: *no effect shown*, with the reason), otherwise *no effect shown*. Only the test rows and "
         "the test mean are evidence; dev rows may be optimistic by whatever was chosen on them.", "",
+        *_few_seeds(len(rep.get("seeds", []))),
         against, "",
     ]  # fmt: skip
+
+
+def _few_seeds(n: int) -> list[str]:
+    """Two seeds: t on one degree of freedom is 12.7, so an effect must be large to show, which the report said
+    only through its widths (before stop 67; a user's walk read a −14-point Δ with CI [−66, +38])."""
+    if n != 2:
+        return []
+    return ["**2 seeds**: t on 1 degree of freedom is 12.7 (4.3 with 3 seeds, 2.8 with 5), so the seed term of each "
+            "CI is 12.7 × se_seeds and only a large effect can show; `harness ablate CONFIG --plan` gives the CI "
+            "half-width and power a replication with more seeds can expect.", ""]
 
 
 def _dims_section(rep: dict[str, Any]) -> list[str]:

@@ -249,6 +249,9 @@ def test_the_report_at_an_mrl_dim_is_the_ci_of_the_truncated_vectors(tiny_runs, 
     assert rep["comparisons"]["short"]["TinySTS"]["delta"] != pytest.approx(delta, abs=1e-6)  # the full width's own
     md = render(rep)
     assert "## At MRL dims" in md and "### dim 64" in md and md.count("TinySTS (test)") == 4  # two dims × two tables
+    # two seeds: the report says what t on one degree of freedom costs (before stop 67, the widths alone; a walk)
+    assert "**2 seeds**: t on 1 degree of freedom is 12.7 (4.3 with 3 seeds, 2.8 with 5)" in md
+    assert f"{stats.t.ppf(0.975, 1):.1f}, {stats.t.ppf(0.975, 2):.1f}, {stats.t.ppf(0.975, 4):.1f}" == "12.7, 4.3, 2.8"
     assert rep["dims"][64]["comparisons"]["short"]["test mean"]["delta"] == pytest.approx(row["delta"], abs=1e-12)
 
 
@@ -390,7 +393,7 @@ def test_an_arm_that_trained_the_reference_s_models_is_said_and_one_seed_has_no_
     assert rep["same_as_reference"] == ["twin"] and rep["comparisons"]["twin"]["TinySTS"]["delta"] == 0.0
     md = render(rep)
     assert "- **twin trained the reference's models**: its stage configs and starting model equal base's" in md
-    assert "short trained" not in md
+    assert "short trained" not in md and "**2 seeds**" not in md  # one seed: no t at all
     # one seed has no sd over seeds: "± —" (before stop 60 "± 0.00", read as no spread)
     assert re.search(r"\*\*base\*\* \(reference\) +\| +\d+\.\d\d ± — +\|", md) and "± 0.00" not in md
 
