@@ -118,17 +118,19 @@ def _list_tasks(root: Path, origin: str, local: dict[str, LocalTask], broken: di
     from harness.runner import RunConfig, plan_tasks
     from harness.runs import md_table
     from harness.suites import OFFICIAL_SUITES
-    from harness.tasks import MIRROR, mirror_main_score  # asks mteb each twin's main score: imports mteb
+    from harness.tasks import MIRROR, mirror_main_score, refused_mirror  # asks mteb each twin's main score
 
-    def row(task: LocalTask) -> list[str]:
+    def row(task: LocalTask, status: str = "ok") -> list[str]:
         languages = ", ".join(task.languages)  # task.json's (before stop 61 the folder's: "multi" for de, en)
-        return [task.name, task.type, languages, task.mteb_equivalent or "—", mirror_main_score(task), "ok"]
+        return [task.name, task.type, languages, task.mteb_equivalent or "—", mirror_main_score(task), status]
 
     def broken_row(name: str) -> list[str]:
         return [name, "—", broken[name].path.parent.parent.name, "—", "—", f"BROKEN: {broken[name]}"]
 
     if suite is None:
-        rows = [row(t) for t in local.values()] + [broken_row(name) for name in broken]
+        # a folder every run refuses (an mteb task's name it does not mirror): before stop 67 listed as `ok`
+        rows = [row(t, f"not run: {refused}" if (refused := refused_mirror(t)) else "ok") for t in local.values()]
+        rows += [broken_row(name) for name in broken]
     else:  # a run's own plan: the same tasks, mirrors and reasons (a name clash, a split the suite does not score)
         plan = plan_tasks(RunConfig(model="", data_dir=root, suite=suite, source=MIRROR), local,
                           {name: str(exc) for name, exc in broken.items()})  # fmt: skip

@@ -246,14 +246,25 @@ def _name_clash(local: LocalTask, official: AbsTask) -> str:
     under mteb's name (beside the published number) though its rows are another task's, and `auto` would run either
     one depending on the cache. A mirror names itself as its mteb_equivalent and has the same type."""
     spec, kind = local.path / "task.json", official.metadata.type
-    if local.mteb_equivalent != local.name:
-        return (f"{spec}: the folder takes the name of mteb's {kind} task {local.name} but task.json's mteb_equivalent "
-                f"is {local.mteb_equivalent!r}: rename the folder and its name, or set mteb_equivalent to "
-                f"{local.name!r} if it holds that task's data")  # fmt: skip
+    if local.mteb_equivalent != local.name:  # before stop 67 an absent key read "mteb_equivalent is None"
+        given = ("sets no mteb_equivalent" if local.mteb_equivalent is None
+                 else f"gives mteb_equivalent {local.mteb_equivalent!r}")  # fmt: skip
+        return (f"{spec}: the folder takes the name of mteb's {kind} task {local.name} but task.json {given}: rename "
+                f"the folder and its name, or set mteb_equivalent to {local.name!r} if it holds that task's "
+                "data")  # fmt: skip
     if local.type != kind:
         return (f"{spec}: type {local.type!r}, but mteb's {local.name} (its mteb_equivalent) is a {kind} task: rename "
                 "the folder and its name, or fix the type")  # fmt: skip
     return ""
+
+
+def refused_mirror(local: LocalTask) -> str:
+    """Why every run refuses this folder whatever the suite (its name is an mteb task's that it does not mirror, or
+    a multilingual one's), else '': `harness list tasks` says so, where before stop 67 it said `ok`."""
+    official = official_task(local.name)
+    if official is None:
+        return ""
+    return _name_clash(local, official) or _multilingual_twin(local, official)
 
 
 def _multilingual_twin(local: LocalTask, official: AbsTask) -> str:

@@ -87,3 +87,23 @@ def test_list_suites_names_the_data_root_its_local_counts_come_from(shared_data:
     out = capsys.readouterr().out
     assert f"the task folders in {shared_data.resolve()} (from --data-dir)" in out
     assert _rows(out)["local-zh"][1] == "15 local tasks"
+
+
+def test_list_tasks_says_not_run_for_a_folder_every_run_refuses(tmp_path: Path, capsys) -> None:
+    """A user walk (stop 67): a folder named STSBenchmark without mteb_equivalent was listed `ok`, though every run
+    refuses it (only `--suite local` said `not run`); the reason said "mteb_equivalent is None" for an absent key."""
+    import json
+    import shutil
+
+    from harness.data import default_data_root
+
+    folder = tmp_path / "en" / "STSBenchmark"
+    shutil.copytree(default_data_root() / "en" / "STS12", folder)
+    meta = {k: v for k, v in json.loads((folder / "task.json").read_text("utf-8")).items() if k != "mteb_equivalent"}
+    (folder / "task.json").write_text(json.dumps({**meta, "name": "STSBenchmark"}), "utf-8")
+    expected = (f"not run: {folder / 'task.json'}: the folder takes the name of mteb's STS task STSBenchmark but "
+                "task.json sets no mteb_equivalent: rename the folder and its name, or set mteb_equivalent to "
+                "'STSBenchmark' if it holds that task's data")  # fmt: skip
+    for suite in ([], ["--suite", "local"]):
+        assert main(["list", "tasks", "--data-dir", str(tmp_path), *suite]) == 0
+        assert _rows(capsys.readouterr().out)["STSBenchmark"][-1] == expected

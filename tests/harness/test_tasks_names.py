@@ -28,7 +28,7 @@ def test_folder_named_like_an_mteb_task_is_not_run_as_it(tmp_path: Path) -> None
         assert resolved.source == MISSING and resolved.task is None
         spec = tmp_path / "en" / "SciDocsRR" / "task.json"
         assert resolved.reason.startswith(f"{spec}: the folder takes the name of mteb's Reranking task SciDocsRR but "
-                                          "task.json's mteb_equivalent is None")  # fmt: skip
+                                          "task.json sets no mteb_equivalent: rename")  # fmt: skip
 
 
 def test_mirror_of_another_type_is_refused(tmp_path: Path) -> None:
