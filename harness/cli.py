@@ -115,6 +115,7 @@ def _list_tasks(root: Path, origin: str, local: dict[str, LocalTask], broken: di
                 suite: str | None) -> None:
     """The data root's task folders, or (`suite`) the suite's tasks as `harness run --suite S --source mirror` plans
     them: which have data here, and why the others do not run."""
+    from harness.data import DuplicateTask
     from harness.runner import RunConfig, plan_tasks
     from harness.runs import md_table
     from harness.suites import OFFICIAL_SUITES
@@ -124,25 +125,29 @@ def _list_tasks(root: Path, origin: str, local: dict[str, LocalTask], broken: di
         languages = ", ".join(task.languages)  # task.json's (before stop 61 the folder's: "multi" for de, en)
         return [task.name, task.type, languages, task.mteb_equivalent or "—", mirror_main_score(task), status]
 
-    def broken_row(name: str) -> list[str]:
-        return [name, "—", broken[name].path.parent.parent.name, "—", "—", f"BROKEN: {broken[name]}"]
+    def broken_rows(name: str) -> list[list[str]]:  # a row per folder of a name defined twice (before stop 67: one)
+        errors = broken[name].each() if isinstance(broken[name], DuplicateTask) else [broken[name]]
+        return [[name, "—", exc.path.parent.parent.name, "—", "—", f"BROKEN: {exc}"] for exc in errors]
 
     if suite is None:
         # a folder every run refuses (an mteb task's name it does not mirror): before stop 67 listed as `ok`
         rows = [row(t, f"not run: {refused}" if (refused := refused_mirror(t)) else "ok") for t in local.values()]
-        rows += [broken_row(name) for name in broken]
+        rows += [each for name in broken for each in broken_rows(name)]
     else:  # a run's own plan: the same tasks, mirrors and reasons (a name clash, a split the suite does not score)
         plan = plan_tasks(RunConfig(model="", data_dir=root, suite=suite, source=MIRROR), local,
                           {name: str(exc) for name, exc in broken.items()})  # fmt: skip
-        rows = [row(r.local) if r.source == MIRROR else broken_row(r.name) if r.name in broken
-                else [r.name, r.type or "—", "—", "—", "—", "no local mirror" if r.name not in local
-                      else f"not run: {r.reason}"] for r in plan.resolved]  # fmt: skip
+        rows = [each for r in plan.resolved for each in (
+            [row(r.local)] if r.source == MIRROR else broken_rows(r.name) if r.name in broken
+            else [[r.name, r.type or "—", "—", "—", "—", "no local mirror" if r.name not in local
+                   else f"not run: {r.reason}"]])]  # fmt: skip
     print(f"data root: {root.resolve()} (from {origin})\n")
     print(md_table(rows, headers=["task", "type", "lang", "mteb equivalent", "main score (as runs report)",
                                   "status"]))  # fmt: skip
     if suite is None:
-        print(f"\n{len(local)} local tasks ({len(broken)} broken) in {root.resolve()}; any mteb task name also "
-              "works with --tasks.")  # fmt: skip
+        folders = len(rows) - len(local)  # a name defined twice is one broken task of two folders
+        in_folders = f", in {folders} folders" if folders > len(broken) else ""
+        print(f"\n{len(local)} local tasks ({len(broken)} broken{in_folders}) in {root.resolve()}; any mteb task name "
+              "also works with --tasks.")  # fmt: skip
     else:
         official = f"; official datasets: `harness list official --suite {suite}`" if suite in OFFICIAL_SUITES else ""
         print(f"\n{plan.coverage_line()} (mirrors in {root.resolve()}{official})")

@@ -91,6 +91,24 @@ class OutsideRoot(DataError, UsageError):
     tasks` still shows it; a usage error to callers that need every task (`discover_tasks`)."""
 
 
+class DuplicateTask(DataError):
+    """A task name defined in several language folders (`folders`): all are broken, one error per name for runs,
+    one per folder for `harness list tasks` (`each`), where before stop 67 one row stood for them all."""
+
+    def __init__(self, name: str, folders: list[Path]) -> None:
+        self.name, self.folders = name, folders
+        super().__init__(folders[-1] / "task.json", 0, self._message())
+
+    def _message(self) -> str:
+        return (f"task {self.name!r} is defined in {len(self.folders)} folders "
+                f"({', '.join(str(f) for f in self.folders)}): a name is one task across the root's language "
+                "folders; rename or remove all but one")  # fmt: skip
+
+    def each(self) -> list[DataError]:
+        """The error as each folder's own, naming the others as the whole does."""
+        return [DataError(folder / "task.json", 0, self._message()) for folder in self.folders]
+
+
 def _safe_child(folder: Path, *parts: str) -> Path:
     """Join parts under a task folder and refuse anything (.., absolute parts, symlinks) that lands outside it."""
     for part in parts:
@@ -153,9 +171,7 @@ def scan_tasks(root: Path) -> tuple[dict[str, LocalTask], dict[str, DataError]]:
     for name, folders in places.items():  # before stop 59 the first valid one was run, the others said nowhere
         if len(folders) > 1:
             tasks.pop(name, None)
-            broken[name] = DataError(folders[-1] / "task.json", 0, f"task {name!r} is defined in {len(folders)} "
-                                     f"folders ({', '.join(str(f) for f in folders)}): a name is one task across the "
-                                     "root's language folders; rename or remove all but one")  # fmt: skip
+            broken[name] = DuplicateTask(name, folders)
     _warn_unspecified(root, unspecified)
     if not tasks and not broken:
         _warn_language_folder(root)

@@ -107,3 +107,24 @@ def test_list_tasks_says_not_run_for_a_folder_every_run_refuses(tmp_path: Path, 
     for suite in ([], ["--suite", "local"]):
         assert main(["list", "tasks", "--data-dir", str(tmp_path), *suite]) == 0
         assert _rows(capsys.readouterr().out)["STSBenchmark"][-1] == expected
+
+
+def test_list_tasks_shows_each_folder_of_a_name_defined_twice(tmp_path: Path, capsys) -> None:
+    """A user walk (stop 67): en/MyEnSTS and zh/MyEnSTS were one BROKEN row, "1 local tasks (1 broken)" for three
+    folders, where docs/data-layout.md says both are broken, naming each other."""
+    import shutil
+
+    from harness.data import default_data_root
+
+    for lang in ("en", "zh"):
+        shutil.copytree(default_data_root() / "en" / "STS12", tmp_path / lang / "STS12")
+    shutil.copytree(default_data_root() / "zh" / "AFQMC", tmp_path / "zh" / "AFQMC")
+    assert main(["list", "tasks", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| STS12")]
+    named = f"({tmp_path / 'en' / 'STS12'}, {tmp_path / 'zh' / 'STS12'})"
+    assert [(row[2], row[-1].split(": task ")[0]) for row in cells] == [
+        ("en", f"BROKEN: {tmp_path / 'en' / 'STS12' / 'task.json'}"),
+        ("zh", f"BROKEN: {tmp_path / 'zh' / 'STS12' / 'task.json'}")]  # fmt: skip
+    assert all(named in row[-1] for row in cells)
+    assert f"1 local tasks (1 broken, in 2 folders) in {tmp_path.resolve()}" in out
