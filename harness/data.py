@@ -22,7 +22,7 @@ from conan_model.errors import json_error
 from conan_model.fingerprint import files_fingerprint
 from conan_model.text import RepeatedKey, text_problem, unique_keys
 from harness.errors import DataError, UsageError, did_you_mean
-from harness.validate import check_task_json, key_line, row_checker
+from harness.validate import check_task_json, key_line, lang_script, row_checker
 
 TASK_TYPES = (
     "STS",
@@ -208,9 +208,39 @@ def _warn_language_folder(root: Path) -> None:
         direct = sorted(p.name for p in root.iterdir() if (p / marker).is_file())
         if direct and root.resolve() not in _WARNED_UNSPECIFIED:
             _WARNED_UNSPECIFIED.add(root.resolve())
+            # before stop 67 a root of task folders was always told to give its parent, which made every folder
+            # beside it a language (a user walk: `flat/` gave `.`); the parent is a data root only where it looks one
+            way = (f"give its parent, {_above(root, 1)}" if marker == "source.json" or _parent_is_data_root(root)
+                   else f"move each into a language folder, e.g. {misplaced_advice(root, direct[0])}")  # fmt: skip
             warn(f"data root {root} holds {what} ({', '.join(direct[:3])}{', ...' if len(direct) > 3 else ''}), "
-                 "where the layout is <root>/<language>/<Task>/ (docs/data-layout.md): give its parent, "
-                 f"{_above(root, 1)}")
+                 f"where the layout is <root>/<language>/<Task>/ (docs/data-layout.md): {way}")
+
+
+def _parent_is_data_root(root: Path) -> bool:
+    """Whether the folder above a root of task folders is a data root, so the root a language folder given one level
+    too deep: the root is named like one (`en`, `multi`), or a folder beside it holds task folders too."""
+    here = Path(os.path.abspath(root))
+    if here.name == "multi" or lang_script(here.name) is not None:
+        return True
+    return any(other != here and other.is_dir() and any(other.glob("*/task.json")) for other in here.parent.iterdir())
+
+
+def misplaced_task(root: Path, name: str) -> Path | None:
+    """The folder of task `name` sitting directly under the data root (no language folder), else None: a run asking
+    for it is told to move it, where before stop 67 it got mteb names that look like it."""
+    folder = Path(root) / name
+    return folder if name and (folder / "task.json").is_file() else None
+
+
+def misplaced_advice(root: Path, name: str) -> str:
+    """Where a task folder found directly under the data root belongs: `<root>/<language>/<Task>/`, the language
+    its task.json names first (else en)."""
+    try:
+        languages = json.loads((Path(root) / name / "task.json").read_text(encoding="utf-8-sig")).get("languages")
+        lang = languages[0] if isinstance(languages[0], str) and lang_script(languages[0]) else "en"
+    except (OSError, ValueError, AttributeError, TypeError, IndexError, KeyError):
+        lang = "en"
+    return f"{Path(root) / lang / name}/"
 
 
 def _above(root: Path, levels: int) -> Path:

@@ -28,7 +28,7 @@ from harness import sysinfo
 from harness.cache import DB_NAME, EmbeddingCache, default_cache_dir, open_cache_at
 from harness.checks import check_device, check_positive, check_writable_dir, run_directory
 from harness.console import WarningLog, heartbeat, library_tqdm_off, quiet_console, silence_library_bars
-from harness.data import LocalTask, scan_tasks
+from harness.data import LocalTask, misplaced_advice, misplaced_task, scan_tasks
 from harness.distributed import ShardGroup, bind_rank_device, init_from_env, launcher, rounding_note
 from harness.embedder import Embedder, ModelOptions
 from harness.encoding import HarnessEncoder
@@ -130,6 +130,11 @@ def plan_tasks(cfg: RunConfig, local_tasks: dict[str, LocalTask], broken: dict[s
             names = [t for t in names if t in cfg.tasks]
         else:
             for name in cfg.tasks:
+                if not _known_task(name, local_tasks, broken) and (folder := misplaced_task(cfg.data_dir, name)):
+                    # before stop 67 (a user walk): "unknown task 'MyEnSTS'; did you mean: SynPerSTS, ..."
+                    raise UsageError(f"unknown task {name!r}: its folder {folder} sits directly under the data root, "
+                                     "where the layout is <root>/<language>/<Task>/ (docs/data-layout.md): move it "
+                                     f"into a language folder, e.g. {misplaced_advice(cfg.data_dir, name)}")
                 if not _known_task(name, local_tasks, broken):
                     raise unknown("task", name, list(local_tasks) + _mteb_task_names(), "see `harness list tasks`")
             names = list(dict.fromkeys(cfg.tasks))

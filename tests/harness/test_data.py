@@ -440,6 +440,25 @@ def test_a_language_folder_given_as_the_root_is_named(shared_data: Path, capsys)
     assert f"give its parent, {shared_data}" in err
 
 
+def test_a_root_of_task_folders_that_is_no_language_folder_is_told_to_move_them(tmp_path: Path, capsys) -> None:
+    """A user walk (stop 67): flat/MyEnSTS/ given as --data-dir flat was told "give its parent, .", which made every
+    folder beside flat/ a language; its parent is no data root, so the task is to move into a language folder.
+    A root beside language folders of tasks is one of them (`data/xx`): its parent is named still."""
+    from harness.data import scan_tasks
+
+    _task_dir(tmp_path, "MyEnSTS", "STS", lang="flat")
+    (tmp_path / "cases").mkdir()
+    assert scan_tasks(tmp_path / "flat") == ({}, {})
+    place = tmp_path / "flat" / "en" / "MyEnSTS"
+    assert capsys.readouterr().err == (f"harness: warning: data root {tmp_path / 'flat'} holds task folders itself "
+                                       "(MyEnSTS), where the layout is <root>/<language>/<Task>/ "
+                                       f"(docs/data-layout.md): move each into a language folder, e.g. {place}/\n")
+    _task_dir(tmp_path / "data", "MySTS", "STS", lang="xx")
+    _task_dir(tmp_path / "data", "MyZhSTS", "STS", lang="zh")
+    assert scan_tasks(tmp_path / "data" / "xx") == ({}, {})
+    assert f"(docs/data-layout.md): give its parent, {tmp_path / 'data'}\n" in capsys.readouterr().err
+
+
 def test_a_task_folder_given_as_the_root_is_named(shared_data: Path, capsys) -> None:
     """A user walk: `harness run --suite cmteb --data-dir ../shared/data/zh/PAWSX` said "31 missing" and nothing else
     (before stop 63); a language folder given as the root had its hint already."""

@@ -194,6 +194,23 @@ def test_a_real_task_outside_the_suite_is_named_so_not_unknown() -> None:
         plan_tasks(RunConfig(model="me5-small", data_dir=default_data_root(), suite="cmteb", tasks=["STSb"]), local)
 
 
+def test_a_task_folder_directly_under_the_data_root_is_named_not_an_unknown_task(tmp_path: Path) -> None:
+    """A user walk (stop 67): `--tasks MyEnSTS --data-dir flat` with flat/MyEnSTS/task.json said "unknown task
+    'MyEnSTS'; did you mean: SynPerSTS, HUMESTS22, HUMESTS12?", mteb names, not the folder one level up."""
+    from harness.data import default_data_root
+    from harness.errors import UsageError
+    from harness.runner import RunConfig, plan_tasks
+
+    shutil.copytree(default_data_root() / "zh" / "AFQMC", tmp_path / "MyZhSTS")
+    spec = tmp_path / "MyZhSTS" / "task.json"
+    spec.write_text(json.dumps({**json.loads(spec.read_text("utf-8")), "name": "MyZhSTS", "mteb_equivalent": None}))
+    with pytest.raises(UsageError) as raised:
+        plan_tasks(RunConfig(model="minilm", data_dir=tmp_path, tasks=["MyZhSTS"]), {})
+    assert str(raised.value) == (f"unknown task 'MyZhSTS': its folder {tmp_path / 'MyZhSTS'} sits directly under the "
+                                 "data root, where the layout is <root>/<language>/<Task>/ (docs/data-layout.md): "
+                                 f"move it into a language folder, e.g. {tmp_path / 'zh' / 'MyZhSTS'}/")  # fmt: skip
+
+
 # AG News topics under two coarser groups, to give a hierarchical mirror two label levels
 AG_NEWS_GROUPS = {"World": "affairs", "Business": "affairs", "Sports": "interests", "Sci/Tech": "interests"}
 
