@@ -392,6 +392,25 @@ def _numbered_rows(path: Path, required: tuple[str, ...] = (),
             yield lineno, row
 
 
+SPLIT_STEMS = ("dev", "validation", "val", "valid", "eval")  # row files named for their split, not their role
+
+
+def missing_file(task: LocalTask, path: Path) -> DataError:
+    """"file is missing", naming the near-named files beside it (test.json, training.jsonl, query.jsonl): before
+    stop 67 (a user walk) a misnamed row file got no hint where task.json's keys get a did-you-mean. A dev.jsonl
+    for test.jsonl is told the rows are always in test.jsonl: eval_split names their split, not their file."""
+    others = sorted(p.name for p in task.path.iterdir() if p.is_file() and p.name != "task.json"
+                    and p.name not in TASK_FILES[task.type])  # fmt: skip
+    split = str(task.meta.get("eval_split", "test"))
+    stems = {split, *SPLIT_STEMS} - {"test"}
+    named = [name for name in others if path.name == "test.jsonl" and name.endswith(".jsonl") and name[:-6] in stems]
+    if named:
+        return DataError(path, 0, f"file is missing; {named[0]} is there: rename it test.jsonl (a task's rows are "
+                                  f"read from test.jsonl whatever eval_split says; eval_split {split!r} records them "
+                                  "under that split)")  # fmt: skip
+    return DataError(path, 0, f"file is missing{did_you_mean(path.name, others)}")
+
+
 def first_line(task: LocalTask, filename: str, match: Callable[[dict[str, Any]], bool]) -> int:
     """The line of the first row of one of the task's files that `match`es (0 if none), for an error or warning
     found after the rows were read."""
@@ -404,6 +423,8 @@ def read_rows(task: LocalTask, filename: str, labels: Any = None) -> list[dict[s
     Pass one `labels` (validate.label_kind()) when reading several files of a task whose labels must agree."""
     required = ROW_FIELDS[task.type].get(filename, ())
     path = _safe_child(task.path, filename)
+    if not path.is_file():
+        raise missing_file(task, path)
     check = row_checker(task.type, path, task.meta, labels) if required else None
     if check is not None and "label" in required:
         check = _named_labels(check, path)
@@ -509,7 +530,7 @@ def read_qrels(task: LocalTask, query_ids: set[str], corpus_ids: set[str],
     whatever the model: refused, naming its line."""
     path = _safe_child(task.path, "qrels.tsv")
     if not path.is_file():
-        raise DataError(path, 0, "file is missing")
+        raise missing_file(task, path)
     qrels: dict[str, dict[str, int]] = {}
     first: dict[tuple[str, str], int] = {}
     header, *lines = _read_text(path).split("\n")

@@ -646,3 +646,34 @@ def test_a_relative_task_or_language_folder_root_names_the_way_out(shared_data: 
     assert "give ../.., and --tasks ATEC to run this task alone" in scanned_from(shared_data / "zh" / "ATEC", ".")
     assert "give .., and --tasks ATEC to run this task alone" in scanned_from(shared_data / "zh", "ATEC")
     assert "give its parent, ../.." in scanned_from(shared_data / "zh" / "ATEC", "..")
+
+
+@pytest.mark.parametrize(("lang", "task", "rename", "expected"), [
+    ("en", "STS12", ("test.jsonl", "test.json"), "test.jsonl: file is missing; did you mean: test.json?"),
+    ("zh", "TNews", ("train.jsonl", "training.jsonl"), "train.jsonl: file is missing; did you mean: training.jsonl?"),
+    ("zh", "CSLTitleRetrieval", ("queries.jsonl", "query.jsonl"),
+     "queries.jsonl: file is missing; did you mean: query.jsonl?"),
+    ("zh", "CSLTitleRetrieval", ("qrels.tsv", "qrels.txt"), "qrels.tsv: file is missing; did you mean: qrels.txt?"),
+])  # fmt: skip
+def test_a_missing_row_file_names_the_near_named_file_beside_it(
+    tmp_path: Path, lang: str, task: str, rename: tuple[str, str], expected: str
+) -> None:
+    """A user walk (stop 67): test.json, training.jsonl or query.jsonl beside the missing file got only "file is
+    missing", where task.json's keys get a did-you-mean."""
+    folder = _sample_copy(tmp_path, lang, task)
+    (folder / rename[0]).rename(folder / rename[1])
+    with pytest.raises(DataError) as raised:
+        _load(tmp_path, task)
+    assert str(raised.value) == f"{folder}/{expected}"
+
+
+def test_a_dev_jsonl_is_told_the_rows_are_always_in_test_jsonl(tmp_path: Path) -> None:
+    """A user walk (stop 67): with eval_split "dev", naming the file dev.jsonl is natural; eval_split names the
+    split the rows are recorded under, the file is test.jsonl whatever it says (docs/data-layout.md)."""
+    folder = _task_dir(tmp_path, "MySTS", "STS", eval_split="dev")
+    (folder / "dev.jsonl").write_text(json.dumps({"sentence1": "a", "sentence2": "b", "score": 1.0}), "utf-8")
+    with pytest.raises(DataError) as raised:
+        _load(tmp_path, "MySTS")
+    assert str(raised.value) == (f"{folder / 'test.jsonl'}: file is missing; dev.jsonl is there: rename it test.jsonl "
+                                 "(a task's rows are read from test.jsonl whatever eval_split says; eval_split 'dev' "
+                                 "records them under that split)")  # fmt: skip
