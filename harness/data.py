@@ -301,7 +301,20 @@ def _read_text(path: Path) -> str:
         return raw.decode("utf-8").removeprefix(BOM)
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise DataError(path, line, f"not valid UTF-8 (byte {e.start})") from None
+        raise not_utf8(path, line, raw[:2], f" (byte {e.start})") from None
+
+
+UTF16_BOMS = {b"\xff\xfe": "UTF-16 (little-endian, byte-order mark FF FE)", b"\xfe\xff": "UTF-16 (big-endian, "
+              "byte-order mark FE FF)"}  # fmt: skip
+
+
+def not_utf8(path: Path, line: int, head: bytes, where: str = "") -> DataError:
+    """A file that is not UTF-8, naming UTF-16 where its byte-order mark shows it (Notepad's "Unicode"), else the
+    usual other encoding: before stop 67 (a user walk) "not valid UTF-8" alone, for a GBK file as for UTF-16."""
+    if (utf16 := UTF16_BOMS.get(head[:2])) is not None:
+        return DataError(path, 1, f"the file is {utf16}, not UTF-8: save it as UTF-8")
+    return DataError(path, line, f"not valid UTF-8{where}: save the file as UTF-8 (GBK/GB18030 files, common on "
+                                 "Chinese Windows, are not read)")  # fmt: skip
 
 
 def _loads(path: Path, lineno: int, text: str) -> Any:
@@ -323,6 +336,18 @@ def _loads(path: Path, lineno: int, text: str) -> Any:
                 raise DataError(path, lineno, f"{where} holds an unpaired surrogate escape \\u{ord(char):04x} (half "
                                               "of a UTF-16 pair, not a character)")  # fmt: skip
     return value
+
+
+def _loads_line(path: Path, lineno: int, line: str) -> Any:
+    """One JSON Lines row; a syntax error on a line holding a CR alone says the lines end so (old Mac files read as
+    one line: before stop 67 "invalid JSON: Extra data" without a word on the line ends)."""
+    try:
+        return _loads(path, lineno, line)
+    except DataError as e:
+        if "\r" not in line or not e.detail.startswith("invalid JSON"):
+            raise
+        raise DataError(path, e.line, f"{e.detail}; the lines end in CR alone (old Mac line ends), so the file reads "
+                                      "as one line: save it with LF (or CRLF) line ends") from None
 
 
 def _surrogate(value: Any) -> str | None:
@@ -367,17 +392,22 @@ def _numbered_rows(path: Path, required: tuple[str, ...] = (),
     """(line number, row) for each row of iter_jsonl."""
     if not path.is_file():
         raise DataError(path, 0, "file is missing")
+    first_row = True
     with path.open("rb") as handle:
         for lineno, raw in enumerate(handle, start=1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise DataError(path, lineno, "not valid UTF-8") from None
+                raise not_utf8(path, lineno, raw if lineno == 1 else b"") from None
             if lineno == 1:
                 line = line.removeprefix(BOM)
             if not line.strip():
                 continue
-            row = _loads(path, lineno, line.rstrip("\r\n"))
+            if first_row and line.lstrip().startswith("["):  # before stop 67: "invalid JSON: Expecting value ..."
+                raise DataError(path, lineno, "the file is one JSON array, not JSON Lines: write one JSON object per "
+                                              "line, with no enclosing [ ]")  # fmt: skip
+            first_row = False
+            row = _loads_line(path, lineno, line.rstrip("\r\n"))
             if not isinstance(row, dict):
                 raise DataError(path, lineno, "row is not a JSON object")
             for key in required:
@@ -534,6 +564,9 @@ def read_qrels(task: LocalTask, query_ids: set[str], corpus_ids: set[str],
     qrels: dict[str, dict[str, int]] = {}
     first: dict[tuple[str, str], int] = {}
     header, *lines = _read_text(path).split("\n")
+    if "\r" in header.rstrip("\r") and not lines:  # before stop 67 read as a header of the whole file
+        raise DataError(path, 1, "the lines end in CR alone (old Mac line ends), so the file reads as one line: save "
+                                 "it with LF (or CRLF) line ends")  # fmt: skip
     if [h.strip() for h in header.split("\t")] != list(QRELS_HEADER):
         raise DataError(path, 1, f"header must be 'query-id<TAB>corpus-id<TAB>score', not {header.rstrip()[:80]!r}")
     for lineno, line in enumerate(lines, start=2):

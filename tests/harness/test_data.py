@@ -677,3 +677,47 @@ def test_a_dev_jsonl_is_told_the_rows_are_always_in_test_jsonl(tmp_path: Path) -
     assert str(raised.value) == (f"{folder / 'test.jsonl'}: file is missing; dev.jsonl is there: rename it test.jsonl "
                                  "(a task's rows are read from test.jsonl whatever eval_split says; eval_split 'dev' "
                                  "records them under that split)")  # fmt: skip
+
+
+STS_ROWS = [{"sentence1": f"一个人在做饭 {i}", "sentence2": f"有人在烹饪 {i}", "score": float(i % 5)} for i in range(4)]
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (json.dumps(STS_ROWS, indent=1, ensure_ascii=False).encode(), ":1: the file is one JSON array, not JSON Lines: "
+     "write one JSON object per line, with no enclosing [ ]"),
+    (json.dumps(STS_ROWS, ensure_ascii=False).encode(), ":1: the file is one JSON array, not JSON Lines"),
+    ("\n".join(json.dumps(r, ensure_ascii=False) for r in STS_ROWS).encode("utf-16"),
+     ":1: the file is UTF-16 (little-endian, byte-order mark FF FE), not UTF-8: save it as UTF-8"),
+    ("\n".join(json.dumps(r, ensure_ascii=False) for r in STS_ROWS).encode("gbk"),
+     ":1: not valid UTF-8: save the file as UTF-8 (GBK/GB18030 files, common on Chinese Windows, are not read)"),
+    ("\r".join(json.dumps(r, ensure_ascii=False) for r in STS_ROWS).encode(),
+     ":1: invalid JSON: Extra data at column "),
+])  # fmt: skip
+def test_a_row_file_in_another_format_or_encoding_says_which(tmp_path: Path, content: bytes, expected: str) -> None:
+    """A user walk (stop 67): a JSON array said "invalid JSON: Expecting value at column 2" (indented) or "row is not
+    a JSON object"; UTF-16 and GBK files said "not valid UTF-8" alike; CR-only line ends "Extra data" alone."""
+    folder = _task_dir(tmp_path, "MySTS", "STS")
+    (folder / "test.jsonl").write_bytes(content)
+    with pytest.raises(DataError) as raised:
+        _load(tmp_path, "MySTS")
+    assert str(raised.value).startswith(f"{folder / 'test.jsonl'}{expected}")
+    if b"\r" in content:
+        assert str(raised.value).endswith("; the lines end in CR alone (old Mac line ends), so the file reads as one "
+                                          "line: save it with LF (or CRLF) line ends")  # fmt: skip
+
+
+def test_a_task_json_or_qrels_in_utf16_or_with_cr_line_ends_says_so(tmp_path: Path) -> None:
+    """The whole-file reads (task.json, qrels.tsv) name UTF-16 and CR-only line ends too (stop 67)."""
+    folder = _task_dir(tmp_path, "MyRetrieval", "Retrieval")
+    (folder / "corpus.jsonl").write_text('{"_id": "d1", "text": "doc"}\n', encoding="utf-8")
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "query"}\n', encoding="utf-8")
+    (folder / "qrels.tsv").write_bytes(b"query-id\tcorpus-id\tscore\rq1\td1\t1\r")
+    with pytest.raises(DataError) as raised:
+        _load(tmp_path, "MyRetrieval")
+    assert str(raised.value) == (f"{folder / 'qrels.tsv'}:1: the lines end in CR alone (old Mac line ends), so the "
+                                 "file reads as one line: save it with LF (or CRLF) line ends")  # fmt: skip
+    spec = folder / "task.json"
+    spec.write_bytes(spec.read_text(encoding="utf-8").encode("utf-16-be").join([b"\xfe\xff", b""]))
+    _, broken = scan_tasks(tmp_path)
+    assert str(broken["MyRetrieval"]) == (f"{spec}:1: the file is UTF-16 (big-endian, byte-order mark FE FF), not "
+                                          "UTF-8: save it as UTF-8")  # fmt: skip
