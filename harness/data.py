@@ -283,7 +283,8 @@ def _read_task_json(path: Path) -> dict[str, Any]:
             raise DataError(path, at, f"required key {key!r} must be a string, not {meta[key]!r}")
     if meta["type"] not in TASK_TYPES:
         at = key_line(path, "type")
-        raise DataError(path, at, f"type {meta['type']!r} is not one of {', '.join(TASK_TYPES)}")
+        raise DataError(path, at, f"type {meta['type']!r}{did_you_mean(meta['type'], TASK_TYPES)} (one of "
+                                  f"{', '.join(TASK_TYPES)})")  # before stop 67 no did-you-mean, 'sts' for STS
     check_task_json(path, meta)
     files = TASK_FILES[meta["type"]]
     for name in meta.get("counts") or {}:  # a typo ("tset.jsonl") would otherwise leave the real file unchecked

@@ -97,9 +97,12 @@ def check_task_json(path: Path, meta: dict[str, Any]) -> None:
     unknown_codes = [code for code in languages or [] if lang_script(code) is None]
     if unknown_codes:
         at = key_line(path, "languages")
-        raise DataError(path, at, f"languages: unknown code {unknown_codes[0]!r}; use one of "
+        code = unknown_codes[0]  # 'zh-CN', 'en_US', 'ZH': the code suggested without region and case (stop 67)
+        base = re.split(r"[-_]", code)[0].lower()
+        suggested = f"; did you mean: {base}?" if base in LANG_SCRIPT else ""
+        raise DataError(path, at, f"languages: unknown code {code!r}{suggested} (use one of "
                                   f"{', '.join(sorted(LANG_SCRIPT))} or mteb's ISO 639-3-script form, e.g. "
-                                  "'ell-Grek'")  # fmt: skip
+                                  "'ell-Grek')")  # fmt: skip
     if "score_range" in meta:
         lo_hi = meta["score_range"]
         numbers = isinstance(lo_hi, list) and len(lo_hi) == 2 and all(is_number(x) and math.isfinite(x) for x in lo_hi)

@@ -721,3 +721,12 @@ def test_a_task_json_or_qrels_in_utf16_or_with_cr_line_ends_says_so(tmp_path: Pa
     _, broken = scan_tasks(tmp_path)
     assert str(broken["MyRetrieval"]) == (f"{spec}:1: the file is UTF-16 (big-endian, byte-order mark FE FF), not "
                                           "UTF-8: save it as UTF-8")  # fmt: skip
+
+
+def test_a_task_type_in_another_case_is_suggested(tmp_path: Path) -> None:
+    """A user walk (stop 67): "type": "sts" was told the seven types, with no did-you-mean."""
+    _task_dir(tmp_path, "MySTS", "sts")
+    _, broken = scan_tasks(tmp_path)
+    assert str(broken["MySTS"]) == (f"{tmp_path / 'en' / 'MySTS' / 'task.json'}:1: type 'sts'; did you mean: STS? "
+                                    "(one of STS, PairClassification, Classification, Clustering, Reranking, "
+                                    "Retrieval, BitextMining)")  # fmt: skip

@@ -251,3 +251,13 @@ def test_test_label_never_in_train_is_a_warning(tmp_path: Path, capsys) -> None:
     assert "awe" in task.dataset["test"]["label"]
     assert "EmotionClassification/test.jsonl: 1 test label(s) never in train.jsonl, so never predicted: 'awe'" in \
            capsys.readouterr().err  # fmt: skip
+
+
+def test_a_language_code_with_a_region_suggests_the_code_alone(tmp_path: Path) -> None:
+    """A user walk (stop 67): "languages": ["zh-CN"] listed 45 codes and suggested none."""
+    _task_dir(tmp_path, "MyZhSTS", "STS", lang="zh-CN", **STS_RANGE)
+    _task_dir(tmp_path, "Klingon", "STS", lang="tlh", **STS_RANGE)
+    _, broken = scan_tasks(tmp_path)
+    assert str(broken["MyZhSTS"]).startswith(f"{tmp_path / 'zh-CN' / 'MyZhSTS' / 'task.json'}:1: languages: unknown "
+                                             "code 'zh-CN'; did you mean: zh? (use one of ar, ara, cmn, ")  # fmt: skip
+    assert "unknown code 'tlh' (use one of ar, " in str(broken["Klingon"])
