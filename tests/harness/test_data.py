@@ -730,3 +730,15 @@ def test_a_task_type_in_another_case_is_suggested(tmp_path: Path) -> None:
     assert str(broken["MySTS"]) == (f"{tmp_path / 'en' / 'MySTS' / 'task.json'}:1: type 'sts'; did you mean: STS? "
                                     "(one of STS, PairClassification, Classification, Clustering, Reranking, "
                                     "Retrieval, BitextMining)")  # fmt: skip
+
+
+def test_a_document_with_a_title_and_an_empty_text_is_refused(tmp_path: Path) -> None:
+    """docs/data-layout.md (stop 67, a user walk asked): a title does not count as a document's text."""
+    folder = _task_dir(tmp_path, "MyRetrieval", "Retrieval")
+    (folder / "corpus.jsonl").write_text('{"_id": "d1", "title": "t", "text": "doc"}\n'
+                                         '{"_id": "d2", "title": "标题", "text": ""}\n', encoding="utf-8")  # fmt: skip
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "query"}\n', encoding="utf-8")
+    (folder / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n", encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        _load(tmp_path, "MyRetrieval")
+    assert str(raised.value) == f"{folder / 'corpus.jsonl'}:2: field 'text' is empty or not a string"
