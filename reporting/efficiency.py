@@ -37,6 +37,7 @@ from harness.runs import (
     shown_path,
 )
 from reporting import plots
+from reporting.hardware import hardware_note, hardware_table
 
 
 @dataclass
@@ -185,6 +186,8 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
         notes.append("The rows truncate inputs at different max lengths (tokens kept per text), so their scores and "
                      "times are of different inputs: " + ", ".join(f"{label} {length or 'not recorded'}"
                                                               for label, length in lengths.items()) + ".")  # fmt: skip
+    if note := hardware_note(timed):
+        notes.append(note)
     if served:
         notes.append(f"{', '.join(served)}: the embedding cache served every text of the "
                      f"{len(shared)} task(s), so the model did no work to time (`{CACHE_ONLY}`); "
@@ -221,34 +224,26 @@ def _score_notes(infos: list[RunInfo], shared: list[str], differing: dict[str, l
     else:
         notes = ["No task was finished on the same data by every run: no average score or model time to compare."]
     rest = {i.label: sorted(set(i.ok) - set(shared) - set(differing)) for i in infos}
-    return notes + _left_out("the averages and times", differing, rest, "not every run finished them")
+    return notes + _left_out("the averages and times", differing, rest, "not every run finished them",
+                             "not finished by")  # fmt: skip
 
 
-def _left_out(what: str, differing: dict[str, list[str]], rest: dict[str, list[str]], why: str) -> list[str]:
+def _left_out(what: str, differing: dict[str, list[str]], rest: dict[str, list[str]], why: str,
+              lacking: str) -> list[str]:  # fmt: skip
     """Notes naming the tasks a comparison leaves out: those the runs scored on different data (with what differs)
-    and, per run, those left out for `why`."""
+    and those left out for `why`, each with the runs of ``rest`` (label → its tasks left out) that lack it, as
+    `STSBenchmark (not finished by …)`: before stop 67 (a walk) each run was listed with its own extra tasks, which
+    read as if the runs that had finished a task had failed it."""
     notes = []
     if differing:
         which = "; ".join(f"{task} (different {', '.join(keys)})" for task, keys in differing.items())
         notes.append(f"Left out of {what} because the runs scored different data: {which}.")
-    only = "; ".join(f"{label}: {', '.join(tasks)}" for label, tasks in rest.items() if tasks)
+    tasks = sorted({task for left in rest.values() for task in left})
+    only = "; ".join(f"{task} ({lacking} {', '.join(label for label, left in rest.items() if task not in left)})"
+                     for task in tasks)  # fmt: skip
     if only:
         notes.append(f"Left out of {what} because {why}: {only}.")
     return notes
-
-
-def hardware_table(infos: list[RunInfo]) -> str:
-    rows = []
-    for info in infos:
-        env, model, rec = info.record.get("environment", {}), info.record.get("model", {}), info.record
-        packages = env.get("packages", {})
-        rows.append([info.label, env.get("cpu", "—"), env.get("cpu_count", "—"), env.get("torch_threads", "—"),
-                     env.get("accelerator") or "none", model.get("device", "—"), model.get("dtype", "—"),
-                     shown_batch(rec), rec.get("max_batch_tokens", "—"), rec.get("world_size", 1),
-                     packages.get("torch", "—"), packages.get("mteb", "—")])  # fmt: skip
-    headers = ["Run", "CPU", "cores", "torch threads", "accelerator", "device", "dtype", "batch", "max batch tokens",
-               "world size", "torch", "mteb"]  # fmt: skip
-    return md_table(rows, headers=headers, disable_numparse=True)
 
 
 def task_table(infos: list[RunInfo]) -> str:
@@ -296,7 +291,8 @@ def dim_curves(infos: list[RunInfo]) -> DimCurves:
         common = sorted(set.intersection(*(set(tasks) for tasks in runs.values())))
         shared, differing = _split_by_data(compared, common)
         rest = {label: sorted(set(tasks) - set(common)) for label, tasks in runs.items()}
-        curves.notes += _left_out(f"the {kind} curves", differing, rest, "not every run scored them at MRL dims")
+        curves.notes += _left_out(f"the {kind} curves", differing, rest, "not every run scored them at MRL dims",
+                                  "not scored at MRL dims by")  # fmt: skip
         # a run's dim results viewed otherwise (renormalised, before stop 35) beside raw prefixes: not like for like
         viewed = [(t, i.label, why) for i in compared for t, why in other_views(i.record).items() if t in shared]
         if viewed:
@@ -344,6 +340,7 @@ def write_report(paths: list[Path], out: Path, tasks: list[str] | None = None) -
               "(`harness run --dims`), not whether the model was trained for them.", "",
               "## Hardware and settings", "", hardware_table(infos), "",
               "## Throughput per task", "", "![throughput per task](throughput.png)", "", task_table(infos), "",
+              *([f"- {note}", ""] if (note := hardware_note(infos)) else []),
               "`encoded` excludes memo and embedding-cache hits, and `model s` is the model's time alone, so "
               "texts/s and tokens/s measure the model even on a task with hits (a record without `model_s`, from "
               f"before it existed, timed the lookups too). A task the embedding cache served whole reads "

@@ -24,10 +24,16 @@ def throughput(infos: list[Any], path: Path) -> None:
 
 def throughput_figure(infos: list[Any]) -> Figure:
     """Grouped horizontal bars per task: encoded texts/s and tokens/s of each run (cache hits hatched). A task the
-    embedding cache served whole has no bar and says so: an empty slot read as missing data."""
+    embedding cache served whole has no bar and says so: an empty slot read as missing data. A run with no timings
+    (no efficiency.json) is left out, as Table 5's note says (before stop 67 it sat in the legend with no bar); when
+    the runs were timed on different hardware, the legend names each run's (`reporting.hardware.hardware`)."""
     from harness.runs import CACHE_ONLY, cache_only
     from reporting.efficiency import encoded
+    from reporting.hardware import hardware
 
+    infos = [info for info in infos if info.efficiency]
+    machines = {info.label: hardware(info) for info in infos}
+    differ = len(set(machines.values())) > 1
     tasks = list(dict.fromkeys(t for info in infos for t in info.efficiency))
     fig, axes = plt.subplots(1, 2, figsize=(12, 1.6 + 0.45 * len(tasks) * max(1, len(infos) / 2)), squeeze=False,
                              layout="constrained")  # fmt: skip
@@ -53,9 +59,10 @@ def throughput_figure(infos: list[Any]) -> Figure:
         ax.set_xlim(left=0)  # no run encoded anything: the axis would centre on 0, half of it negative rates
         ax.set_xlabel(f"encoded {unit} (higher is faster)")
         ax.grid(axis="x", alpha=0.3)
-    handles = [Patch(color=colours[r % len(colours)], label=info.label) for r, info in enumerate(infos)]
+    handles = [Patch(color=colours[r % len(colours)], label=info.label + (f" — {machines[info.label]}" if differ
+                                                                         else "")) for r, info in enumerate(infos)]
     # below the charts: inside one (before stop 60, lower right) it hid the last task's bars
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), fontsize=8)
+    fig.legend(handles=handles, loc="outside lower center", ncols=1 if differ else min(len(handles), 3), fontsize=8)
     fig.suptitle("Throughput per task: texts the model encoded ÷ model time (hatched: some texts came from the cache)")
     return fig
 
@@ -77,7 +84,10 @@ def dims_figure(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> Figure
     """One panel per task type: mean main score ×100 against embedding dimension (log scale), a line per run, its
     last point the full width. Each run keeps one colour in every panel (before, each panel's own colour cycle gave
     a run another colour in a panel it shared with fewer runs). A full width run.json does not know (`embed_dim`
-    null, 0 here) has no place on a log axis: that point is left out (before stop 63, log2(0) stopped the report)."""
+    null, 0 here) has no place on a log axis: that point is left out (before stop 63, log2(0) stopped the report).
+    A run with no point at a dim another run of the panel has a point at is broken there, not drawn straight across
+    it as if it had a value; each run has its own hollow marker and line style, so runs with the same points are all
+    seen (before stop 67, a walk, both: a line from 64 to full across 128, and a run drawn over another)."""
     kinds = list(curves)
     cols = min(3, len(kinds))
     rows = (len(kinds) + cols - 1) // cols
@@ -85,11 +95,16 @@ def dims_figure(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> Figure
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     labels = list(dict.fromkeys(label for kind in kinds for label in curves[kind]))
     colours = {label: palette[i % len(palette)] for i, label in enumerate(labels)}
+    looks = {label: (MARKERS[i % len(MARKERS)], LINES[i % len(LINES)]) for i, label in enumerate(labels)}
     for ax, kind in zip(axes.flat, kinds, strict=False):
+        everywhere = sorted({d for points in curves[kind].values() for d, _ in points if d})
         for label, points in curves[kind].items():
-            if known := [(d, v) for d, v in points if d]:
-                xs, ys = zip(*known, strict=True)
-                ax.plot(xs, [100 * v for v in ys], marker="o", label=label, color=colours[label])
+            if known := dict((d, v) for d, v in points if d):
+                xs = [d for d in everywhere if min(known) <= d <= max(known)]
+                ys = [100 * known[d] if d in known else math.nan for d in xs]  # NaN: the line breaks there
+                marker, line = looks[label]
+                ax.plot(xs, ys, marker=marker, linestyle=line, fillstyle="none", markersize=8 - 1.5 * (
+                    labels.index(label) % 3), label=label, color=colours[label])  # fmt: skip
         ax.set_xscale("log", base=2)
         full = {points[-1][0] for points in curves[kind].values() if points[-1][0]}
         prefixes = {d for points in curves[kind].values() for d, _ in points[:-1]}  # a dim some run cut to
@@ -113,6 +128,8 @@ def dims_figure(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> Figure
     return fig
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # hollow: one run's marker is seen inside another's
+LINES = ("-", "--", ":", "-.")
 TICK_GAP = 0.1  # the least distance between two labelled dims, as a share of the panel's log2 span
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,9 @@ def test_a_full_width_of_unknown_size_is_left_out_of_the_log_axis(tmp_path: Path
               "Retrieval": {"a": [(0, 0.3)]}}  # fmt: skip
     fig = plots.dims_figure(curves)
     sts, retrieval = fig.axes[:2]
-    assert [list(line.get_xdata()) for line in sts.get_lines()] == [[64, 128], [64, 384]]
+    drawn = [[(x, y) for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True) if y == y]
+             for line in sts.get_lines()]  # fmt: skip
+    assert [[x for x, _ in points] for points in drawn] == [[64, 128], [64, 384]]
     assert [t.get_text() for t in sts.get_xticklabels()] == ["64", "128", "full\n(384)"]
     assert retrieval.get_lines() == [] and retrieval.get_xticklabels() == []
     plots.save_png(fig, tmp_path / "dims.png")
@@ -79,3 +82,17 @@ def test_a_width_one_run_has_in_full_and_another_cuts_to_is_not_called_full() ->
     curves = {"STS": {"minilm": [(32, 0.7), (128, 0.75), (384, 0.8)], "conan": [(64, 0.2), (128, 0.3)]}}
     labels = [t.get_text() for t in plots.dims_figure(curves).axes[0].get_xticklabels()]
     assert "128\n(a full width)" in labels and "full\n(384)" in labels and "full\n(128)" not in labels, labels
+
+
+def test_a_dim_a_run_lacks_breaks_its_line_and_equal_runs_stay_visible() -> None:
+    """A walk (stop 67): a run without a 128 point was drawn straight from 64 to full across 128, as if it had a
+    value there, and two runs with the same points were drawn one over the other (a legend entry with no line)."""
+    curves = {"STS": {"a": [(64, 0.77), (128, 0.79), (384, 0.80)], "same": [(64, 0.77), (128, 0.79), (384, 0.80)],
+                      "gap": [(64, 0.76), (384, 0.79)]}}  # fmt: skip
+    lines = {line.get_label(): line for line in plots.dims_figure(curves).axes[0].get_lines()}
+    gap = lines["gap"]
+    assert list(gap.get_xdata()) == [64, 128, 384]
+    assert math.isnan(gap.get_ydata()[1]) and list(gap.get_ydata()[::2]) == [76.0, 79.0]
+    looks = {(line.get_marker(), line.get_linestyle(), line.get_fillstyle()) for line in lines.values()}
+    assert len(looks) == 3 and all(fill == "none" for _, _, fill in looks)
+    assert lines["a"].get_markersize() != lines["same"].get_markersize()
