@@ -185,11 +185,22 @@ def _list_official(suite: str | None, local: dict) -> None:
 
 def cmd_cache(args: argparse.Namespace) -> int:
 
-    from harness.cache import ASIDE, DB_NAME, default_cache_dir, open_cache_at
+    from harness.cache import ASIDE, DB_NAME, aside_copies, default_cache_dir, open_cache_at
     from harness.errors import UsageError
 
     folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     if not (folder / DB_NAME).is_file():  # never create one here: a mistyped --cache-dir would report "0 vectors"
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"--cache-dir {folder}: a file, not a folder: no embedding cache there")
+        if (folder / DB_NAME).exists():
+            raise UsageError(f"--cache-dir {folder}: {DB_NAME} there is not a file: no embedding cache there")
+        if args.action == "clear":  # idempotent (before stop 67 exit 2), for a script that clears before a sweep
+            aside = aside_copies(folder)
+            for path in aside:  # copies moved aside by a run, left behind when the cache file was removed
+                path.unlink()
+            gone = f"; removed the copies moved aside: {', '.join(p.name for p in aside)}" if aside else ""
+            print(f"{folder}: no embedding cache there ({DB_NAME} is missing): nothing to clear{gone}")
+            return 0
         if args.cache_dir:
             raise UsageError(f"--cache-dir {folder}: no embedding cache there ({DB_NAME} is missing)")
         print(f"{folder}: no embedding cache yet (a run with the cache on makes one)")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from harness import lazy
-from harness.cache import DB_NAME, EmbeddingCache, _described_name, description_crc
+from harness.cache import ASIDE, DB_NAME, EmbeddingCache, _described_name, description_crc
 from harness.cli import main
 from harness.data import default_data_root, discover_tasks, read_rows
 from harness.encoding import HarnessEncoder
@@ -185,9 +185,11 @@ def test_cache_commands_never_create_a_cache_where_there_is_none(tmp_path: Path,
     """A mistyped --cache-dir used to get a fresh empty database and report "0 vectors", or "removed 0", while the
     real cache kept its vectors: now it is an error naming the folder, and nothing is written there."""
     typo = tmp_path / "conan-harness"  # the parent of the real default folder, as the old --help named it
-    for action in ("info", "clear"):
-        assert main(["cache", action, "--cache-dir", str(typo)]) == 2
-        assert f"--cache-dir {typo}: no embedding cache there" in capsys.readouterr().err
+    assert main(["cache", "info", "--cache-dir", str(typo)]) == 2
+    assert f"--cache-dir {typo}: no embedding cache there" in capsys.readouterr().err
+    # clear says so and succeeds (before stop 67 exit 2: a script that clears before a sweep stopped on a new folder)
+    assert main(["cache", "clear", "--cache-dir", str(typo)]) == 0
+    assert f"{typo}: no embedding cache there ({DB_NAME} is missing): nothing to clear" in capsys.readouterr().out
     assert not typo.exists()
     _fill(tmp_path / "real", 10)
     assert main(["cache", "info", "--cache-dir", str(tmp_path / "real")]) == 0
@@ -291,3 +293,36 @@ def test_clear_one_model(tmp_path: Path, capsys) -> None:
     # info refuses the same name (review of stop 61: "0 vectors" and the whole file's MiB, exit 0)
     assert main(["cache", "info", "--cache-dir", str(tmp_path), "--model", "minilm"]) == 2
     assert "--model minilm: no vectors of it in " in capsys.readouterr().err
+
+
+def test_clear_where_no_cache_is_succeeds_unless_the_path_is_not_a_folder(tmp_path: Path, capsys) -> None:
+    """A walk (stop 67): `cache clear --cache-dir X` before any run made a cache there exited 2. It now says there
+    is nothing to clear (exit 0), removing any copies a run moved aside, and still refuses a path that is a file."""
+    folder = tmp_path / "sweep-cache"
+    folder.mkdir()
+    (folder / f"{ASIDE}20260101-000000").write_bytes(b"old")
+    assert main(["cache", "clear", "--cache-dir", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert f"nothing to clear; removed the copies moved aside: {ASIDE}20260101-000000" in out
+    assert list(folder.iterdir()) == []  # nothing made there
+    assert main(["cache", "clear", "--cache-dir", str(folder), "--model", "m/a"]) == 0
+    assert "nothing to clear" in capsys.readouterr().out
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine", encoding="utf-8")
+    assert main(["cache", "clear", "--cache-dir", str(taken)]) == 2
+    assert f"--cache-dir {taken}: a file, not a folder" in capsys.readouterr().err
+    assert taken.read_text(encoding="utf-8") == "mine"
+    (folder / DB_NAME).mkdir()
+    assert main(["cache", "clear", "--cache-dir", str(folder)]) == 2
+    assert f"{DB_NAME} there is not a file" in capsys.readouterr().err
+
+
+def test_clear_leaves_a_new_empty_database_as_the_docs_say(tmp_path: Path, capsys) -> None:
+    """A walk (stop 67): docs/harness.md said clear deletes the cache's files, and a 448 KiB embeddings.sqlite was
+    left. It is a new, empty cache, made under the folder's lock so the next run finds one ready: the docs say so."""
+    _fill(tmp_path, 100)
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 0
+    assert "removed 100 cached vectors" in capsys.readouterr().out
+    assert (tmp_path / DB_NAME).stat().st_size < 2**20
+    assert main(["cache", "info", "--cache-dir", str(tmp_path)]) == 0
+    assert f"{tmp_path / DB_NAME}: 0 vectors, 0.4 MiB" in capsys.readouterr().out
