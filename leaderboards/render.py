@@ -117,12 +117,16 @@ def dims_tables(board: Board, rows: list[Row]) -> list[str]:
     and a line under the table names it with its tasks, as the report's curves do (before, a run whose tasks were
     scored at different dim sets lost its mean row without a word). A task the runs scored on different data
     carries `‡` here too, and so does a mean over it (before stop 54, audit, only the main tables marked them). A
+    mean over fewer of the tasks the tables' means cover together carries `†`, with a line naming what it lacks
+    (before stop 67, a walk, means over different tasks sat side by side unmarked). A
     run with no dim result on the table's tasks (none of them in a --suite) gets no table: the notes name its
     tasks outside the suite (before, a table of headers alone); one with no dim result at all is named under the
     tables."""
     out = []
     mixed = different_data(board)
     without = []  # our runs with no dim result (run without --dims): named below the tables, as the report does
+    averaged = _mean_tasks(board, rows)
+    every = [t for t in board.tasks if any(t in tasks for tasks in averaged.values())]
     for r in rows:
         e = r.entry
         tasks = [t for t in board.tasks if t in e.scores]
@@ -137,12 +141,16 @@ def dims_tables(board: Board, rows: list[Row]) -> list[str]:
         if shared:
             means = {d: sum(e.dim_scores[d][t] for t in scored) / len(scored) for d in shared}
             full = sum(e.scores[t] for t in scored) / len(scored)
-            marked = " ‡" if mixed.intersection(scored) else ""
+            fewer = [t for t in every if t not in scored]  # another table's mean covers them: `†`, as for gaps
+            marked = (" †" if fewer else "") + (" ‡" if mixed.intersection(scored) else "")
             body.append([f"**Mean ({counted(len(scored), 'task')})**{marked}", *[percent(means.get(d)) for d in dims],
                          percent(full)])  # fmt: skip
         out += [f"### {e.label}", "",
                 md_table(body, headers=["Task", *map(str, dims), "full"], disable_numparse=True),
                 ""]  # fmt: skip
+        if shared and fewer:  # before stop 67 (a walk) unmarked beside means over other tasks
+            out += [f"`†` This mean is over {', '.join(scored)} only; another table's mean also covers "
+                    f"{', '.join(fewer)}: means over different tasks do not compare.", ""]  # fmt: skip
         if partial := [d for d in dims if d not in shared]:
             which = "; ".join(f"dim {d} (scored on {', '.join(t for t in scored if t in e.dim_scores[d])}, not on "
                               f"{', '.join(t for t in scored if t not in e.dim_scores[d])})" for d in partial)
@@ -151,6 +159,19 @@ def dims_tables(board: Board, rows: list[Row]) -> list[str]:
     if out and without:  # before stop 65 such a run was left out without a word (a walk)
         out += [f"No MRL results for {', '.join(without)} (run without `--dims`).", ""]
     return out
+
+
+def _mean_tasks(board: Board, rows: list[Row]) -> dict[str, list[str]]:
+    """Per row with a `--dims` mean row, the tasks that mean is over (as `dims_tables` picks them)."""
+    means = {}
+    for r in rows:
+        e = r.entry
+        tasks = [t for t in board.tasks if t in e.scores]
+        dims = [d for d in e.dim_scores if any(t in e.dim_scores[d] for t in tasks)]
+        scored = [t for t in tasks if any(t in e.dim_scores[d] for d in dims)]
+        if scored and any(all(t in e.dim_scores[d] for t in scored) for d in dims):
+            means[e.label] = scored
+    return means
 
 
 def reported_section(board: Board) -> list[str]:

@@ -124,3 +124,27 @@ def test_skip_damaged_ranks_the_other_runs(tmp_path: Path, capsys) -> None:
         assert "nothing to rank of ours: every run given is damaged" in capsys.readouterr().err
     assert main(["leaderboard", str(a), str(tmp_path / "typo"), "--skip-damaged", "--out", str(out)]) == 2
     assert "not a run directory (no such folder)" in capsys.readouterr().err
+
+
+def test_a_dims_mean_over_fewer_tasks_than_another_table_s_is_marked(tmp_path: Path):
+    """A walk (stop 67): me5's MRL mean row covered STS16 and XQuAD, minilm's STS16 and STSBenchmark, side by side
+    with nothing to say they do not compare. A mean over fewer of the tasks the tables' means cover carries `†`, as
+    a row with gaps does in the ranking, and a line under its table names what it lacks."""
+    a = make_run(tmp_path, "a", {"STS16": 0.79, "STS13": 0.81}, TYPES, dims={64: {"STS16": 0.7, "STS13": 0.72}})
+    b = make_run(tmp_path, "b", {"STS16": 0.8, "SciFact": 0.6}, TYPES, model="org/other",
+                 dims={64: {"STS16": 0.71, "SciFact": 0.5}})  # fmt: skip
+    c = make_run(tmp_path, "c", {"STS16": 0.78, "STS13": 0.8, "SciFact": 0.6}, TYPES, model="org/third",
+                 dims={64: {"STS16": 0.7, "STS13": 0.7, "SciFact": 0.4}})  # fmt: skip
+    out = tmp_path / "lb.md"
+    assert main(["leaderboard", str(a), str(b), str(c), "--dims", "--out", str(out)]) == 0
+    section = _dims_section(out)
+    assert "| **Mean (2 tasks)** † | 71.00 | 80.00 |" in section  # a: STS16, STS13
+    assert "| **Mean (2 tasks)** † | 60.50 | 70.00 |" in section  # b: STS16, SciFact
+    assert "| **Mean (3 tasks)** | 60.00 | 72.67 |" in section  # c's covers them all: unmarked
+    assert ("`†` This mean is over STS16, STS13 only; another table's mean also covers SciFact: means over different "
+            "tasks do not compare.") in section  # fmt: skip
+    assert "`†` This mean is over STS16, SciFact only; another table's mean also covers STS13" in section
+    d = make_run(tmp_path, "d", {"STS16": 0.78, "STS13": 0.8}, TYPES, model="org/third",
+                 dims={64: {"STS16": 0.7, "STS13": 0.7}})  # fmt: skip
+    assert main(["leaderboard", str(a), str(d), "--dims", "--out", str(out)]) == 0
+    assert "†" not in _dims_section(out)  # the same tasks in every mean
