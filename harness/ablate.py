@@ -194,10 +194,12 @@ def choose_value(values: list[Any], dev_scores: list[dict[str, float]], dev_task
 class Ablation:
     """Runs the units of one config in order, recording each in <out>/ablate.json as it finishes."""
 
-    def __init__(self, cfg: dict[str, Any], config_path: Path, measure_only: bool = False, lock: bool = False) -> None:
+    def __init__(self, cfg: dict[str, Any], config_path: Path, measure_only: bool = False, lock: bool = False,
+                 check_only: bool = False) -> None:  # fmt: skip
         """Check the config and open its work folder (``lock``: held against another process, as `harness ablate`
         holds it); ``measure_only``: check and measure the overlaps (``train_pairs``: every training set against
-        every dev and test task), neither refuse nor write anything (benchmarks/bench_train_test_overlap.py)."""
+        every dev and test task), neither refuse nor write anything (benchmarks/bench_train_test_overlap.py);
+        ``check_only``: every check `harness ablate` makes before training, writing nothing (`--check`)."""
         self.cfg, self.config_path = cfg, config_path
         ev = cfg["eval"]
         self.dev, self.test = list(ev["dev"]), list(ev["test"])
@@ -242,6 +244,8 @@ class Ablation:
                              "a trained arm's score on them is partly memory; train on other data, or say why it is "
                              "acceptable in eval.train_overlap_ok = \"...\" (the report shows the overlap and the "
                              "reason)")  # fmt: skip
+        if check_only:
+            return
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock = hold_lock(self.out, config_path) if lock else None  # held while this object lives
         self.state: dict[str, Any] = read_json(self.out / STATE, {"done": {}})
@@ -714,14 +718,36 @@ def run_ablation(path: Path, args: argparse.Namespace | None = None) -> int:
     return 0
 
 
+def check_ablation_config(path: Path) -> int:
+    """`--check`: every check the ablation makes before training (keys, tasks and their data, dev/test and
+    training/test overlap, each unit's stage config and prechecks, twin arms), then what it would train; nothing is
+    trained or written. Before stop 67 only the real command ran them, training at once if they passed (a walk:
+    three tries of about 50 s to find disjoint dev and test tasks)."""
+    from train.errors import TrainError
+
+    cfg = load_ablation(path)
+    try:
+        Ablation(cfg, path, check_only=True)
+    except TrainError as exc:
+        raise UsageError(f"{path}: train stage: {exc}") from exc
+    arms, seeds, ev = list(cfg["arms"]), cfg["seeds"], cfg["eval"]
+    print(f"{path}: the config passes every check made before training: {len(arms)} arm(s) ({', '.join(arms)}; "
+          f"reference {cfg['reference']}) × {len(seeds)} seed(s) {seeds}; dev {', '.join(ev['dev'])}; test "
+          f"{', '.join(ev['test'])}; out {work_dir(cfg)}. Nothing was trained or written; units already recorded "
+          "there are compared with this config when the ablation runs.")  # fmt: skip
+    return 0
+
+
 def _ablate_or_plan(args: argparse.Namespace) -> int:
+    if args.check and args.plan:
+        raise UsageError("--check and --plan: give one (--check checks a config, --plan reads a finished report)")
     if not args.plan:
         given = [f"--{k}" for k in ("arm", "task", "delta", "power") if getattr(args, k) is not None]
         if given:
             raise UsageError(f"{', '.join(given)}: only with --plan")
         if args.config.suffix == ".json":
             raise UsageError(f"{args.config}: a report, not an ablation config; add --plan to plan a replication")
-        return run_ablation(args.config, args)
+        return check_ablation_config(args.config) if args.check else run_ablation(args.config, args)
     from reporting.power import run_plan
 
     if args.config.suffix == ".json":
@@ -748,6 +774,8 @@ def register(subparsers: Any) -> None:
                                    "on")  # fmt: skip
     parser.add_argument("config", type=Path, help="ablation TOML (see configs/ablations/); with --plan also its "
                         "report.json")  # fmt: skip
+    parser.add_argument("--check", action="store_true", help="run every check made before training (keys, tasks, "
+                        "overlaps, each unit's stage config) and exit, training and writing nothing")  # fmt: skip
     plan = parser.add_argument_group("--plan: the seeds a replication needs, from the finished report (trains nothing)")
     plan.add_argument("--plan", action="store_true", help="print the projected CI half-width and power per number of "
                       "seeds (reporting/power.py) instead of running")  # fmt: skip

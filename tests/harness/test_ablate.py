@@ -784,6 +784,29 @@ def test_bad_configs_exit_2_naming_file_and_key(tmp_path: Path, shared_data: Pat
     assert message in err and str(config) in err
 
 
+def test_check_runs_the_opening_checks_and_writes_nothing(tmp_path: Path, shared_data: Path, capsys) -> None:
+    """A walk (stop 67): the checks made when an ablation opens ran only with the real command, which trained at once
+    if they passed. `--check` runs them (a config refused here is refused alike) and writes nothing."""
+    config = write_configs(tmp_path, shared_data)
+    assert main(["ablate", str(config), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert (f"{config}: the config passes every check made before training: 2 arm(s) (bidir, linear; reference "
+            f"bidir) × 2 seed(s) [0, 1]; dev STS16; test STS12; out {tmp_path / 'work'}. Nothing was trained or "
+            "written") in out  # fmt: skip
+    assert not (tmp_path / "work").exists() and not (tmp_path / "report").exists()
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace('test = ["STS12"]', 'test = ["STS12", "STS16"]'), encoding="utf-8")
+    assert main(["ablate", str(config), "--check"]) == 2
+    assert "eval: task(s) ['STS16'] are in both dev and test" in capsys.readouterr().err
+    config.write_text(text.replace("[eval]\n", "[arms.linear2]\nset = [\"mask_schedule='linear'\"]\n[eval]\n"),
+                      encoding="utf-8")  # fmt: skip
+    assert main(["ablate", str(config), "--check"]) == 2  # a twin of another arm: found by the stage checks
+    assert "arms.linear2: its stages resolve to the same configs as arm 'linear'" in capsys.readouterr().err
+    assert main(["ablate", str(config), "--check", "--plan"]) == 2
+    assert "--check and --plan: give one" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
+
+
 def test_no_top_level_stages_is_accepted_when_every_arm_has_its_own(tmp_path: Path, shared_data: Path) -> None:
     """Review of stop 60: the first check refused `stages = []` whatever the arms; an arm's own stages replace the
     top-level ones, so a config whose every arm names its stages trains every arm."""
