@@ -116,7 +116,10 @@ def record_coverage(record: dict[str, Any]) -> str:
     missing), each by its recorded source, under the record's suite (`tasks` for none). Before stop 63 it was the
     last run's plan: a `--tasks` subset run into a suite's folder relabelled a 13/31 folder `1/1 tasks`."""
     sources = {name: task.get("source", "") for name, task in record.get("tasks", {}).items()}
-    return coverage_line(record.get("suite") or "tasks", sources)
+    failed = [name for name, task in record.get("tasks", {}).items() if task.get("status") == "failed"]
+    # a task with data whose evaluation failed: before stop 67 the line read "7/7 … 0 missing" beside it (a walk)
+    return coverage_line(record.get("suite") or "tasks", sources) + (
+        f"; {len(failed)} failed: {', '.join(failed)}" if failed else "")  # fmt: skip
 
 
 def scored_tasks(record: dict[str, Any]) -> dict[str, dict[str, Any]]:

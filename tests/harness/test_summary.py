@@ -61,3 +61,20 @@ def test_coverage_is_what_the_directory_holds_after_a_subset_rerun(tmp_path: Pat
     line = "local-en: 2/3 tasks — 0 official, 2 mirror, 1 missing: Broken"
     assert json.loads((tmp_path / "r" / "run.json").read_text())["coverage"] == line
     assert f"- coverage: {line}\n" in (tmp_path / "r" / "summary.md").read_text()
+
+
+def test_coverage_names_a_task_that_failed(tmp_path: Path) -> None:
+    """A walk (stop 67): a run of two tasks, one failing on a bad row, read `tasks: 2/2 tasks — 0 official, 2
+    mirror, 0 missing` in summary.md and on the console, the failure said only on the next line."""
+    data = tmp_path / "data"
+    for name in ("STS16", "STS12"):
+        shutil.copytree(default_data_root() / "en" / name, data / "en" / name)
+    rows = (data / "en" / "STS12" / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    rows[1] = json.dumps({**json.loads(rows[1]), "score": 9.0})  # outside score_range [0, 5]: STS12 fails
+    (data / "en" / "STS12" / "test.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    argv = ["run", "--model", "minilm", "--tasks", "STS16,STS12", "--data-dir", str(data), "--out", str(tmp_path),
+            "--run-name", "r", "--no-progress", "--no-cache"]  # fmt: skip
+    assert main(argv) == 1
+    line = "tasks: 2/2 tasks — 0 official, 2 mirror, 0 missing; 1 failed: STS12"
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["coverage"] == line
+    assert f"- coverage: {line}\n" in (tmp_path / "r" / "summary.md").read_text()
