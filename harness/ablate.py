@@ -565,7 +565,8 @@ class Ablation:
                             dim_predictions=bool(dims),
                             options=ModelOptions(device=ev.get("device"), max_length=ev.get("max_length")),
                             show_progress=False, dims_option=f"{self.config_path}: eval.dims",
-                            dims_policy="strict", redo_hint="", replace_stale=True)  # fmt: skip
+                            dims_policy="strict", redo_hint="", replace_stale=True,
+                            replaced_by="the retrained model")  # fmt: skip
         unit = f"eval/{name}"
         self.touched.add(unit)
         done = self.state["done"].get(unit)

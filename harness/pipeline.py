@@ -8,16 +8,20 @@ resolved config (TOML contents + `set`, train's config loader), its output_dir, 
 not the path) of its `init` (a folder, a gguf: file, a prepared base), of every training data file it reads and
 of a local tokenizer file or pool-scorer model, and the previous stage's key.
 A stage whose key changed trains again from scratch (its old output_dir is moved
-aside to `<output_dir>.replaced` and deleted once the new model is exported; it is never resumed into), and so does
-every later stage; an evaluation whose checkpoint changed replaces its old results, and a rerun after an
-interruption keeps the tasks it had finished for the new checkpoint (it replaces only while run.json still holds
+aside to `<output_dir>.replaced` and deleted once the new model is exported; it is never resumed into; a change
+reverted while the new config's training was interrupted puts the model kept aside back, untrained: before stop 67
+it was trained again and the kept one deleted), and so does every later stage; an evaluation whose checkpoint
+changed replaces its old results, and a rerun after an interruption keeps the tasks it had finished for the new
+checkpoint (it replaces only while run.json still holds
 the old one); a baseline given as a local folder (st:/hf:/conan:) is keyed by its files the same way (since
 stop 47: before, by its spec, so replaced files stopped the pipeline at `harness run`'s refusal; a gguf: file is
 refused when the config loads, as by `harness run`: import it first with `harness models import`). Each model is
-evaluated into `<out>/evals/<spec, readable>-<hash of the spec>` (before stop 47 two specs differing in `/` and `_`
-shared one folder), and the leaderboard and report cover the tasks [eval] names (its suite, narrowed by its
-`tasks`) only: a run folder keeps the tasks of an earlier, longer list. (The new folder names mean a pipeline from
+evaluated into `<out>/evals/<spec, readable>-<hash of the spec>`, or `<out>/evals/<spec>` for a spec that reads as
+it is (`minilm`; before stop 47 two specs differing in `/` and `_` shared one folder), and the leaderboard and
+report cover the tasks [eval] names (its suite, narrowed by its `tasks`) only: a run folder keeps the tasks of an
+earlier, longer list. (The new folder names mean a pipeline from
 before stop 47 evaluates every model once more, into new folders; the old `evals/*` folders can be deleted.)
+An `out` that is a file or cannot be made (below a file; before stop 67 a NotADirectoryError traceback) is refused.
 An output_dir this pipeline did not train is refused, and so is one another process trains in now (another
 pipeline sharing it: train.loop.output_dir_lock). Every table's keys and value types are checked (a typo or a
 string for a list is an error), and so, when the config loads and before any stage trains, is every stage's config
@@ -55,7 +59,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conan_model.atomic import fsync_dir
+from conan_model.atomic import folder_problem, fsync_dir
 from harness.errors import UsageError, did_you_mean
 from harness.runs import RUN_JSON, atomic_write_json, read_json, read_record
 
@@ -89,8 +93,10 @@ def load_pipeline(path: Path) -> dict[str, Any]:
     out = cfg.get("out", DEFAULT_OUT)
     if not isinstance(out, str) or not out:  # before stop 59: a TypeError traceback once the pipeline made its folder
         raise UsageError(f"{path}: out must be a folder path (a string), got {out!r}")
-    if Path(out).exists() and not Path(out).is_dir():  # before: a FileExistsError traceback at the first record
-        raise UsageError(f"{path}: out = {out!r} is a file; give a folder (review, stop 64)")
+    if Path(out).exists() and not Path(out).is_dir():  # before stop 64: a FileExistsError traceback
+        raise UsageError(f"{path}: out = {out!r} is a file; give a folder")
+    if problem := folder_problem(Path(out)):  # below a file, or read-only: before stop 67 a NotADirectoryError
+        raise UsageError(f"{path}: out = {out!r} {problem}; give a folder")  # traceback (a walk)
     if (Path(out) / RUN_JSON).exists():  # before stop 64 (a user's walk) its evals/, leaderboard.md and report/ went in
         raise UsageError(f"{path}: out = {out!r} is a `harness run` directory (it holds {RUN_JSON}); give the "
                          "pipeline a folder of its own")  # fmt: skip
@@ -413,6 +419,17 @@ class Pipeline:
                 raise UsageError(f"{name}: output_dir {out} exists but was not trained by this pipeline "
                                  f"({self.out / STATE}); remove it or set another output_dir")  # fmt: skip
             aside = out.with_name(f"{out.name}.replaced")
+            done = self._done(step)
+            if aside.is_dir() and isinstance(done, dict) and done.get("key") == key and (aside / "final").is_dir():
+                # the model of this very config, set aside while another config's run (interrupted) trained here:
+                # a reverted change. Before stop 67 (a walk) it was trained again, and the kept model then deleted
+                with output_dir_lock(out):
+                    shutil.rmtree(out)
+                    aside.rename(out)
+                fsync_dir(out.parent)
+                self._say(name, f"this config's model, kept aside in {aside} while another config trained here, is "
+                                "back in place: not trained again")  # fmt: skip
+                return Path(done["final"])
             with output_dir_lock(out):  # another pipeline sharing this output_dir may be training in it now
                 if aside.exists():  # an earlier replacement was interrupted: `aside` holds the last finished model
                     shutil.rmtree(out)
@@ -449,7 +466,8 @@ class Pipeline:
                                 dims=parse_dims([str(d) for d in ev.get("dims", [])]),
                                 options=ModelOptions(device=ev.get("device")), show_progress=False,
                                 overwrite=replaces is not None, dims_option="[eval] dims",
-                                dims_policy="drop", redo_hint="", replace_stale=True)  # fmt: skip
+                                dims_policy="drop", redo_hint="", replace_stale=True,
+                                replaced_by="the retrained model")  # fmt: skip
             self._start(step, {"key": model_key, "replaces": replaces})
             self._say(step, "evaluating (replacing the old model's results)" if run_cfg.overwrite
                       else "evaluating (finished tasks are skipped)")  # fmt: skip
@@ -543,5 +561,7 @@ def interrupted_note(out: Path | None, state: str = STATE, kept: str = "steps", 
     stop 64: before, "<out>/pipeline.json" unfilled, and a training stage named for an eval-only config)."""
     if out is None:
         return "; the config was not read yet, so nothing was done (the same command starts again)"
-    resumes = ", a training stage from its newest checkpoint" if trains else ""
+    # said of a stage it may not have reached: before stop 67 a stop before its first checkpoint, or during an
+    # evaluation, read as if one were kept (a walk)
+    resumes = ", a training stage from its newest checkpoint if it wrote one" if trains else ""
     return f"; finished {kept} are kept ({out / state}): the same command continues{resumes}"

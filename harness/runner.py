@@ -91,6 +91,9 @@ class RunConfig:
     # model spec computed under another fingerprint (its files, or how the harness makes its vectors, changed) are
     # replaced, not refused: before stop 66 the pipeline stopped advising --overwrite or --run-name, options it lacks
     replace_stale: bool = False
+    # who clears another model's record under `overwrite`, as its stderr line says: the pipeline and ablate set it
+    # for a model they retrained (before stop 67 they said "--overwrite", an option neither has; a walk)
+    replaced_by: str = "--overwrite"
     # tasks evaluated again though finished under the same identity: `harness ablate`'s whose score in run.json is
     # not the one it recorded (an edited record), which a plain rerun keeps as done
     redo: list[str] = field(default_factory=list)
@@ -546,7 +549,7 @@ def _open_record(run_dir: RunDir, cfg: RunConfig, plan: Plan, embedder: Embedder
                 said, redo = same
                 raise UsageError(f"{said}; {redo}, or choose another --run-name")
             print(f"harness: {same[0]}: every task is evaluated again" if same is not None and not cfg.overwrite
-                  else _replaced_model_line(run_dir, record, runnable), file=sys.stderr)  # fmt: skip
+                  else _replaced_model_line(run_dir, record, runnable, cfg.replaced_by), file=sys.stderr)  # fmt: skip
             record.clear()  # another model's record, and its timings with it: `harness report` credited the old
             run_dir.drop_efficiency()  # model's tasks to the new one (before stop 46)
             run_dir.drop_results()
@@ -577,12 +580,12 @@ def _same_model_results(run_dir: RunDir, held: dict[str, Any], embedder: Embedde
             f"{held.get('fingerprint')!r}, now {embedder.fingerprint!r} ({why})", "--overwrite to redo them")
 
 
-def _replaced_model_line(run_dir: RunDir, record: dict[str, Any], redone: list[str]) -> str:
+def _replaced_model_line(run_dir: RunDir, record: dict[str, Any], redone: list[str], by: str) -> str:
     """The line an --overwrite says before it clears another model's (or another fingerprint's) record: whose
     results go, and the finished tasks among them this run does not redo. Before stop 63 they went without a word:
     `--tasks PAWSX --model minilm --overwrite` into a folder of four me5-small tasks left minilm's PAWSX alone."""
     model = record.get("model", {})
-    head = (f"harness: --overwrite removes the results of model {model.get('name')} ({model.get('spec')}) in "
+    head = (f"harness: {by} removes the results of model {model.get('name')} ({model.get('spec')}) in "
             f"{run_dir.path}")  # fmt: skip
     lost = [name for name, task in record.get("tasks", {}).items() if task.get("status") == "ok" and name not in redone]
     if not lost:

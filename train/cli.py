@@ -54,7 +54,8 @@ def resolve(target: str, config: str | None, overrides: list[str], overrides_nam
             raise ConfigError(f"give the config once: {target!r} or --config {config!r}")
         path = Path(target)
         if not path.exists():
-            raise ConfigError(f"{target!r} is neither a stage ({', '.join(STAGES)}) nor a config file")
+            # before stop 67 "is neither a stage … nor a config file", which never said the file is not there
+            raise ConfigError(f"{target!r}: no such config file, and not a stage name ({', '.join(STAGES)})")
         stage = read_toml(path, "stage").get("stage")
         if stage not in STAGES:
             raise ConfigError(f"{path}: `stage` must be one of {', '.join(STAGES)}, got {stage!r}")

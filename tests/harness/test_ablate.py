@@ -722,10 +722,10 @@ def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
     ({'set = ["threads=1"]': 'set = ["threads=1", "lr=[1e-3"]'}, ": set 'lr=[1e-3': the value is not valid TOML ("),
     # a walk: "'nope.toml' is neither a stage (…) nor a config file" beside the unit alone, naming no table
     ({'[[stages]]\nconfig = "': '[[stages]]\nconfig = "nope.toml"\n# "'}, "stages[0].config (seed0/bidir/stage0): "
-     "'nope.toml' is neither a stage (pretrain, mntp, weak, supervised) nor a config file (looked up from the "
+     "'nope.toml': no such config file, and not a stage name (pretrain, mntp, weak, supervised) (looked up from the "
      "working directory"),
     ({"set = [\"mask_schedule='linear'\"]": "set = [\"mask_schedule='linear'\"]\nstages = [{config = \"no/pe.toml\"}]"},
-     "arms.linear.stages[0].config (seed0/linear/stage0): 'no/pe.toml' is neither a stage"),
+     "arms.linear.stages[0].config (seed0/linear/stage0): 'no/pe.toml': no such config file"),
     # before stop 52: refused by the first evaluation, after a unit had trained (the tiny preset is 128 wide)
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndims = [64, 128]\ndev = [\"STS16\"]"},
      "eval.dims (seed0/bidir/stage0): 128 is the model's full width, not an MRL dim"),

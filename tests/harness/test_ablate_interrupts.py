@@ -25,7 +25,8 @@ def test_sigterm_in_a_unit_says_one_line_and_the_rerun_resumes_it(tmp_path: Path
     monkeypatch.setattr(ablate, "code_version", lambda: "a" * 40)  # the first run's code: an older commit
     said = last_line_of_sigterm_run(monkeypatch, capsys, ["ablate", str(config)], at_step=3)
     assert said == (f"harness: terminated (SIGTERM); finished units are kept ({tmp_path / 'work' / 'ablate.json'}): "
-                    "the same command continues, a training stage from its newest checkpoint")  # fmt: skip
+                    "the same command continues, a training stage from its newest checkpoint if it wrote "
+                    "one")  # fmt: skip
     # (before stop 60 the placeholder "<out>/ablate.json")
     unit = tmp_path / "work" / "seed0" / "bidir" / "stage0"
     assert [p.name for p in ckpt_io.checkpoint_dirs(unit)] == ["step_00000003"]

@@ -138,7 +138,10 @@ def test_pipeline_eval_recovers_after_an_interruption_that_changed_the_model(tmp
     assert "interrupted; finished steps are kept" in capsys.readouterr().err
     monkeypatch.setattr(harness.runner, "run", real)
     (run_dir,) = Pipeline(load_pipeline(config)).evaluate([])
-    assert "replacing the old model's results" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "replacing the old model's results" in said.out
+    # the line names no option the pipeline lacks (before stop 67 "--overwrite removes the results …"; a walk)
+    assert "harness: the retrained model removes the results of model " in said.err and "--overwrite" not in said.err
     assert json.loads((run_dir / "run.json").read_text())["tasks"]["STS16"]["status"] == "ok"
     Pipeline(load_pipeline(config)).evaluate([])
     assert "finished tasks are skipped" in capsys.readouterr().out
@@ -376,8 +379,8 @@ def test_pipeline_typo_in_a_table_exits_2(tmp_path: Path, capsys, body: str, mes
      "[[train]] #2 (configs/weak.toml): set: unknown weak config key(s) ['stepz']; did you mean: steps, eps?"),
     ('tasks = ["STS16"]\n[[train]]\nconfig = "configs/weak.toml"\nset = ["steps"]',
      "[[train]] #2 (configs/weak.toml): set expects key=value, got 'steps'"),  # a walk: "--set expects", not given
-    ('tasks = ["STS16"]\n[[train]]\nconfig = "weak.toml"', "[[train]] #2 (weak.toml): 'weak.toml' is neither a "
-     f"stage (pretrain, mntp, weak, supervised) nor a config file (looked up from the working directory {REPO}: "
+    ('tasks = ["STS16"]\n[[train]]\nconfig = "weak.toml"', "[[train]] #2 (weak.toml): 'weak.toml': no such config "
+     f"file, and not a stage name (pretrain, mntp, weak, supervised) (looked up from the working directory {REPO}: "
      "paths in a pipeline config are relative to the working directory, not to the config file)"),  # stop 64
     ('tasks = ["STS16"]\nbaselines = ["minlm"]', "[eval] baselines: unknown model 'minlm'; did you mean: minilm?"),
     ('tasks = ["STS16"]\ndevice = "tpu"', "[eval] device = 'tpu': unknown device type 'tpu'; use cpu, cuda"),
@@ -527,6 +530,12 @@ def test_pipeline_refuses_an_out_that_is_a_run_directory(tmp_path: Path, capsys)
                       encoding="utf-8")  # fmt: skip
     assert main(["pipeline", str(config)]) == 2
     assert f"{config}: out = '{tmp_path / 'file'}' is a file; give a folder" in capsys.readouterr().err
+    # a walk (stop 67): an out below a file was a NotADirectoryError traceback, exit 1
+    config.write_text(f'out = "{tmp_path / "file" / "sub"}"\n[eval]\ntasks = ["STS16"]\nbaselines = ["minilm"]\n',
+                      encoding="utf-8")  # fmt: skip
+    assert main(["pipeline", str(config)]) == 2
+    assert (f"{config}: out = '{tmp_path / 'file' / 'sub'}' cannot be made, {tmp_path / 'file'} is not a directory; "
+            "give a folder") in capsys.readouterr().err  # fmt: skip
 
 
 def test_pipeline_leaves_an_output_dir_another_process_trains_in(tmp_path: Path, shared_data: Path, capsys,

@@ -205,7 +205,7 @@ def test_python_m_train_resolves_stage_and_config(tmp_path, capsys):
     assert cli.main(["weak", "--config", str(path)]) == 2
     assert "is a 'pretrain' config, not 'weak'" in capsys.readouterr().err
     assert cli.main([str(tmp_path / "none.toml")]) == 2
-    assert "neither a stage" in capsys.readouterr().err
+    assert "no such config file, and not a stage name" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
