@@ -158,7 +158,7 @@ def unheld_scores(run_dir: Path, scores: dict[str, float], dims: list[int]) -> t
         elif entry.get("main_score") != score:
             lost.append(f"{task} scores {entry.get('main_score')}, not the recorded {score}")
             other.append(task)
-        elif lacking := run.unfinished_files(task, dims, dim_items=bool(dims)):
+        elif lacking := run.unfinished_files(task, entry, dims, dim_items=bool(dims)):
             lost.append(f"{task} lacks {', '.join(str(p.relative_to(run_dir)) for p in lacking)}")
     return lost, other
 

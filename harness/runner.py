@@ -133,13 +133,14 @@ def plan_tasks(cfg: RunConfig, local_tasks: dict[str, LocalTask], broken: dict[s
             names = [t for t in names if t in cfg.tasks]
         else:
             for name in cfg.tasks:
-                if not _known_task(name, local_tasks, broken) and (folder := misplaced_task(cfg.data_dir, name)):
-                    # before stop 67 (a user walk): "unknown task 'MyEnSTS'; did you mean: SynPerSTS, ..."
+                if _known_task(name, local_tasks, broken):
+                    continue
+                if folder := misplaced_task(cfg.data_dir, name):  # before stop 67 (a user walk): "unknown task
+                    # 'MyEnSTS'; did you mean: SynPerSTS, ..."
                     raise UsageError(f"unknown task {name!r}: its folder {folder} sits directly under the data root, "
                                      "where the layout is <root>/<language>/<Task>/ (docs/data-layout.md): move it "
                                      f"into a language folder, e.g. {misplaced_advice(cfg.data_dir, name)}")
-                if not _known_task(name, local_tasks, broken):
-                    raise unknown("task", name, list(local_tasks) + _mteb_task_names(), "see `harness list tasks`")
+                raise unknown("task", name, list(local_tasks) + _mteb_task_names(), "see `harness list tasks`")
             names = list(dict.fromkeys(cfg.tasks))
     resolved = [resolve(n, local_tasks, cfg.source, suite.official.get(n) if suite else None) for n in names]
     for r in resolved:
@@ -360,7 +361,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
             say(f"{tag}: evaluating again (its score in run.json is not the one its ablation recorded)", flush=True)
         elif recorded.get("status") == "ok" and not cfg.overwrite:
             if recorded.get("identity") == identity:
-                lacking = run_dir.unfinished_files(name, dims, cfg.dim_predictions)
+                lacking = run_dir.unfinished_files(name, recorded, dims, cfg.dim_predictions)
                 if (differ := run_dir.score_mismatch(name, recorded)) and lacking == [run_dir.result_path(name)]:
                     say(f"{tag}: its result file holds another score than run.json ({differ}): evaluating again",
                         flush=True)  # fmt: skip

@@ -268,17 +268,17 @@ class RunDir:
         (`unfinished_files`)."""
         entry = self.read_run().get("tasks", {}).get(task, {})
         return (entry.get("status") == "ok" and entry.get("identity") == identity
-                and not self.unfinished_files(task, dims, dim_items))  # fmt: skip
+                and not self.unfinished_files(task, entry, dims, dim_items))  # fmt: skip
 
-    def unfinished_files(self, task: str, dims: list[int] | None = None, dim_items: bool = False) -> list[Path]:
+    def unfinished_files(self, task: str, entry: dict[str, Any], dims: list[int] | None = None,
+                         dim_items: bool = False) -> list[Path]:  # fmt: skip
         """The files a finished task must have that are missing, or (result files) do not parse or hold another score
         than run.json (`score_mismatch`): a file cut short (a copy, a disk error), edited, or removed as a damaged
         file's error advises is evaluated again, not skipped as done over a result that mteb's own readers fail on or
         read otherwise. Its items (predictions, gold) always; ``dim_items``: the per-item
         outputs of every dim too."""
         results = [self.result_path(task)] + [self.result_path(task, d) for d in dims or []]
-        entry = self.read_run().get("tasks", {}).get(task, {})
-        differ = [self.result_path(task)] if self.score_mismatch(task, entry) else []
+        differ = [self.result_path(task)] if self.score_mismatch(task, entry) else []  # ``entry``: its run.json record
         return [p for p in results if not _readable(p)] + differ + self.missing_items(task, dims, dim_items)
 
     def missing_items(self, task: str, dims: list[int] | None = None, dim_items: bool = False) -> list[Path]:
@@ -445,7 +445,7 @@ class RunDir:
         finished = {name: entry for name, entry in tasks.items() if entry.get("status") == "ok"}
         whole = [path for name in finished if not _readable(path := self.result_path(name))] if full else []
         at_dims = [path for name, entry in finished.items() for path in self.damaged_dims(name, entry)] if dims else []
-        differ = self._disagreeing(finished, whole) if full else []
+        differ = [said for name, entry in finished.items() if full and (said := self.score_mismatch(name, entry))]
         said = []
         if whole:
             said.append(f"mteb result files of finished tasks are missing or damaged, their scores shown from run.json "
@@ -461,25 +461,21 @@ class RunDir:
         again = " with the same --dims" if at_dims else ""
         return "; ".join(said) + f" (`harness run` into {shown_path(self.path)}{again} evaluates those tasks again)"
 
-    def _disagreeing(self, finished: dict[str, dict[str, Any]], damaged: list[Path]) -> list[str]:
-        return [said for name, entry in finished.items()
-                if self.result_path(name) not in damaged and (said := self.score_mismatch(name, entry))]  # fmt: skip
-
     def score_mismatch(self, task: str, entry: dict[str, Any]) -> str | None:
         """`Task: run.json 0.850000, results/…/Task.json 0.789935` when a finished task's readable result file holds
         another main score than its run.json record (beyond mteb's rounding of the file, `FILE_ROUNDING`): one was
         edited, or another evaluation wrote the file. Before stop 67 the leaderboard and the reports showed run.json's
         score whatever the file said, and `harness run` skipped the task as done (a user's leftover)."""
-        recorded, path = entry.get("main_score"), self.result_path(task)
-        if not isinstance(recorded, int | float) or not math.isfinite(recorded) or not _readable(path):
+        recorded = entry.get("main_score")
+        if not isinstance(recorded, int | float) or not math.isfinite(recorded):
             return None
         try:
             on_file = self._score(task, None)
-        except (OSError, ValueError, KeyError, TypeError):  # a file mteb cannot read: its own readers say so
+        except (OSError, ValueError, KeyError, TypeError):  # missing, or a file mteb cannot read: said as damaged
             return None
         if abs(on_file - recorded) <= FILE_ROUNDING:
             return None
-        return f"{task}: run.json {recorded:.6f}, {self._inside([path])} {on_file:.6f}"
+        return f"{task}: run.json {recorded:.6f}, {self._inside([self.result_path(task)])} {on_file:.6f}"
 
     def _inside(self, files: list[Path]) -> str:
         return ", ".join(path.relative_to(self.path).as_posix() for path in files)
