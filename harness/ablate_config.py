@@ -111,6 +111,10 @@ def check_ablation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
     integers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
     if not integers or len(seeds) < 1 or len(set(seeds)) != len(seeds):
         raise UsageError(f"{path}: seeds must be a list of distinct integers, got {cfg['seeds']!r}")
+    from train.config import SEED_LIMIT  # imports torch, as checked_sets above already did
+
+    if out_of_range := [s for s in seeds if not 0 <= s < SEED_LIMIT]:  # train refuses it, once the unit is up
+        raise UsageError(f"{path}: seeds must be in [0, 2**63) (train's `seed`), got {out_of_range[0]}")
     bad_eval = sorted(set(ev) - EVAL_KEYS)
     if bad_eval:
         raise UsageError(f"{path}: eval: unknown key(s) {bad_eval} (expected {sorted(EVAL_KEYS)})")

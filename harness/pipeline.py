@@ -22,12 +22,14 @@ report cover the tasks [eval] names (its suite, narrowed by its `tasks`) only: a
 earlier, longer list. (The new folder names mean a pipeline from
 before stop 47 evaluates every model once more, into new folders; the old `evals/*` folders can be deleted.)
 An `out` that is a file or cannot be made (below a file; before stop 67 a NotADirectoryError traceback) is refused.
-An output_dir this pipeline did not train is refused, and so is one another process trains in now (another
-pipeline sharing it: train.loop.output_dir_lock). Every table's keys and value types are checked (a typo or a
-string for a list is an error), and so, when the config loads and before any stage trains, is every stage's config
-with its `set` (its `init` must exist or be an earlier stage's export, `<output_dir>/final`, its training data
-files must exist and hold a row, and no two stages share an output_dir), every [eval] checkpoint (the same rule),
-every task or suite name and every MRL dim.
+An output_dir this pipeline did not train is refused (an empty one is trained into), and so is one another process
+trains in now (another pipeline sharing it: train.loop.output_dir_lock), and a finished stage's export (`final/`)
+whose files changed since it was exported. While a model the leaderboard and report show is being replaced, both
+carry an "Out of date" banner until the pipeline writes them anew. Every table's keys and value types are checked (a
+typo or a string for a list is an error), and so, when the config loads and before any stage trains, is every
+stage's config with its `set` (its `init` must exist or be an earlier stage's export, `<output_dir>/final`, its
+training data files must exist and hold a row, and no two stages share an output_dir), every [eval] checkpoint (the
+same rule), every task or suite name and every MRL dim.
 Exit status 1 when a model's evaluation had a task that failed (the other models are still evaluated, and the
 leaderboard and report mark it), 2 for a refused config.
 Config (TOML), with paths relative to the working directory:
@@ -350,11 +352,13 @@ def by_output_dir(state: dict[str, Any]) -> dict[str, Any]:
 
 
 class Pipeline:
-    def __init__(self, cfg: dict[str, Any]) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: dict[str, Any], path: Path | None = None) -> None:
+        """``path``: the config file, named in errors."""
+        self.cfg, self.path = cfg, path
         self.out = Path(cfg.get("out", DEFAULT_OUT))  # made at the first record: a refused stage leaves none
         self.state: dict[str, Any] = by_output_dir(read_json(self.out / STATE, {"done": {}}))
         self.failed: list[str] = []  # the models whose evaluation had a task that failed or was not evaluated
+        self.hashed: dict[str, str] = {}  # a model folder → its files' fingerprint, hashed once per command
 
     def _done(self, step: str) -> Any:
         return self.state["done"].get(step)
@@ -372,6 +376,29 @@ class Pipeline:
     def _say(self, step: str, message: str) -> None:
         print(f"[pipeline] {step}: {message}", flush=True)
 
+    def _model_key(self, folder: str) -> str | None:
+        """The fingerprint of a model folder's files (`source_fingerprint`), once per command: a stage's export is
+        checked when training is skipped and keys its evaluation after."""
+        if folder not in self.hashed:
+            self.hashed[folder] = source_fingerprint(folder)
+        return self.hashed[folder]
+
+    def _outdate(self, why: str) -> None:
+        """Mark the leaderboard and report an earlier run wrote as out of date, once a model they show is being
+        replaced (``why``): a banner at their top and their records dropped from pipeline.json, until this run writes
+        them anew. Before stop 68 an interrupted rerun left them showing a model that no longer existed, unmarked
+        (a walk)."""
+        banner = (f"> **Out of date**: {why}; this file still shows the earlier models. `harness pipeline` rewrites "
+                  "it when it finishes.\n\n")  # fmt: skip
+        for step in ("leaderboard", "report"):
+            written = self.state["done"].get(step)
+            if isinstance(written, str) and Path(written).is_file():
+                from harness.runs import atomic_write_text
+
+                atomic_write_text(Path(written), banner + Path(written).read_text(encoding="utf-8"))
+            if self.state["done"].pop(step, None) is not None:
+                self._write()
+
     def _start(self, step: str, value: dict[str, Any]) -> None:
         """Record what a step is about to do, so a rerun tells its own half-done work from stale work."""
         self.state.setdefault("started", {})[step] = value
@@ -386,6 +413,8 @@ class Pipeline:
         finals: list[str] = []
         upstream = None  # the previous stage's key: a retrained stage makes every later one train again
         for i, stage in enumerate(self.cfg.get("train", [])):
+            label = f"[[train]] #{i + 1} ({stage['config']})"  # as the config's errors name it (before stop 68
+            # `train:0`, counted from 0, a walk)
             module, stage_cfg = resolve(stage["config"], None, list(stage.get("set", [])), "set")
             step = stage_step(stage_cfg.output_dir)
             parts = [fingerprint(stage_cfg, operational=OPERATIONAL), stage_cfg.output_dir, input_hashes(stage_cfg),
@@ -393,18 +422,36 @@ class Pipeline:
             key = data_fingerprint(parts)[:16]
             done = self._done(step)
             if isinstance(done, dict) and done.get("key") == key and Path(done["final"]).is_dir():
-                self._say(f"train:{i}", f"done earlier → {done['final']}")
+                self._check_export(label, done)
+                self._say(label, f"done earlier → {done['final']}")
             else:
                 done = {"key": key, "config": stage["config"], "output_dir": str(Path(stage_cfg.output_dir)),
-                        "final": str(self._train_stage(f"train:{i}", key, module, stage_cfg))}  # fmt: skip
+                        "final": str(self._train_stage(label, key, module, stage_cfg))}  # fmt: skip
+                done["export"] = self._model_key(done["final"])
                 self._finish(step, done)
             finals.append(done["final"])
             upstream = key
         return finals
 
+    def _check_export(self, label: str, done: dict[str, Any]) -> None:
+        """Refuse a finished stage whose export (`final/`) is not the model it exported: replaced by hand, or
+        rewritten by a `harness train --resume` of other steps. Before stop 68 (a walk) it counted as done, and the
+        leaderboard showed that model under the stage's name. A record from before then has no fingerprint: the
+        export is taken as it is, and its fingerprint recorded."""
+        found, recorded = self._model_key(done["final"]), done.get("export")
+        if recorded is None:
+            done["export"] = found
+            self._write()
+        elif found != recorded:
+            where = f"{self.path}: " if self.path else ""
+            raise UsageError(f"{where}{label}: {done['final']} is not the model this stage exported (its files "
+                             f"changed since: fingerprint {found[:12]}, exported {recorded[:12]}); remove it to "
+                             f"export it again from the stage's last checkpoint, or {done['output_dir']} to train "
+                             "the stage again")  # fmt: skip
+
     def _train_stage(self, name: str, key: str, module: Any, stage_cfg: Any) -> Path:
-        """Train one stage (``name``: train:<position>, as said) into its output_dir: resumed when it holds this
-        key's unfinished run, else from scratch.
+        """Train one stage (``name``: `[[train]] #<n> (<config>)`, as said) into its output_dir: resumed when it
+        holds this key's unfinished run, else from scratch. An empty output_dir (made beforehand) is trained into.
 
         A stale output_dir is renamed to `<output_dir>.replaced` (kept until the new model is exported), so a
         changed config is never resumed into and the old model is not lost before the new one exists."""
@@ -413,10 +460,13 @@ class Pipeline:
         out = Path(stage_cfg.output_dir)
         step = stage_step(out)
         started = self.state.get("started", {}).get(step)
-        if out.exists() and started != {"key": key, "output_dir": str(out)}:
+        # an empty folder is trained into (before stop 68 "exists but was not trained by this pipeline", a walk)
+        made = out.exists() and (not out.is_dir() or any(out.iterdir()))
+        if made and started != {"key": key, "output_dir": str(out)}:
             records = [r for r in (started, self._done(step)) if isinstance(r, dict)]
             if not any(r.get("output_dir") == str(out) for r in records):
-                raise UsageError(f"{name}: output_dir {out} exists but was not trained by this pipeline "
+                where = f"{self.path}: " if self.path else ""
+                raise UsageError(f"{where}{name}: output_dir {out} exists but was not trained by this pipeline "
                                  f"({self.out / STATE}); remove it or set another output_dir")  # fmt: skip
             aside = out.with_name(f"{out.name}.replaced")
             done = self._done(step)
@@ -429,7 +479,9 @@ class Pipeline:
                 fsync_dir(out.parent)
                 self._say(name, f"this config's model, kept aside in {aside} while another config trained here, is "
                                 "back in place: not trained again")  # fmt: skip
+                self._outdate(f"{name}'s model was put back in place")
                 return Path(done["final"])
+            self._outdate(f"{name} is being trained again")
             with output_dir_lock(out):  # another pipeline sharing this output_dir may be training in it now
                 if aside.exists():  # an earlier replacement was interrupted: `aside` holds the last finished model
                     shutil.rmtree(out)
@@ -453,7 +505,7 @@ class Pipeline:
 
         ev = self.cfg["eval"]
         checkpoints = list(ev.get("checkpoints", finals))
-        models = {f"conan:{c}": source_fingerprint(c) for c in checkpoints}
+        models = {f"conan:{c}": self._model_key(c) for c in checkpoints}
         models |= {spec: baseline_key(spec) for spec in ev.get("baselines", [])}
         runs = []
         for spec, model_key in models.items():
@@ -468,6 +520,8 @@ class Pipeline:
                                 overwrite=replaces is not None, dims_option="[eval] dims",
                                 dims_policy="drop", redo_hint="", replace_stale=True,
                                 replaced_by="the retrained model")  # fmt: skip
+            if replaces is not None:
+                self._outdate(f"{spec} is being evaluated again (its model changed)")
             self._start(step, {"key": model_key, "replaces": replaces})
             self._say(step, "evaluating (replacing the old model's results)" if run_cfg.overwrite
                       else "evaluating (finished tasks are skipped)")  # fmt: skip
@@ -533,7 +587,7 @@ def run_pipeline(path: Path, args: argparse.Namespace | None = None) -> int:
     cfg = load_pipeline(path)
     if args is not None:
         args.interrupted = interrupted_note(Path(cfg.get("out", DEFAULT_OUT)), trains=bool(cfg.get("train")))
-    pipeline = Pipeline(cfg)
+    pipeline = Pipeline(cfg, path)
     try:
         finals = pipeline.train()
     except TrainError as exc:  # the train CLI's one-line errors, surfaced through the harness CLI

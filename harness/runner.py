@@ -6,7 +6,8 @@ the cache does not hold, so a rerun whose texts are all cached loads none.
 Each task is evaluated by harness/evaluation.py; this module plans the run, drives the loop and keeps run.json.
 A failing task is recorded with its reason and the run goes on; the exit status says so at the end.
 Finished tasks are skipped on a rerun of the same run directory unless overwrite is set. A task evaluated again keeps
-its old result (record and files) until the new evaluation has ended and replaces it (RunDir.replace_task).
+its old result (record and files) until the new evaluation has ended and replaces it (RunDir.replace_task); a failed
+one replaces only a damaged or missing result.
 """
 
 from __future__ import annotations
@@ -346,6 +347,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
     cache_stop_noted = main and evaluates and _note_cache_stop(run_dir, cache, None)  # a failed write at the load
 
     unredone += [resolved.name for resolved in runnable] if cfg.overwrite else []
+    failed_again: list[str] = []  # evaluated again and failed, their earlier whole result kept: the run failed too
     for n, resolved in enumerate(runnable, start=1):
         name, identity = resolved.name, identities[resolved.name]
         done = (main and not cfg.overwrite and name not in cfg.redo
@@ -390,24 +392,27 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
         unbilled_load_s = 0.0
         if shards is not None:
             entry, eff = _agree(shards, entry, eff)
-        timings_kept = False  # the earlier evaluation's, where this one timed no model work (RunDir.earlier_timing)
+        kept = None  # what of the earlier evaluation stays (RunDir.replace_task): its timings, or its whole result
         if main:
             entry = {**_provenance(resolved, cfg), **entry, "identity": identity if entry["status"] == "ok" else None}
             pending = {**_provenance(resolved, cfg), "status": "pending"}
-            timings_kept = run_dir.replace_task(name, pending, entry, staged, eff)
+            kept = run_dir.replace_task(name, pending, entry, staged, eff)
             if name in unredone:
                 unredone.remove(name)
+            if kept == "result":
+                failed_again.append(name)
             cache_stop_noted = cache_stop_noted or _note_cache_stop(run_dir, cache, name)
             atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir))
-        kept = "; the earlier evaluation's timings are kept (this one encoded nothing)" if timings_kept else ""
-        say(f"[{n}/{len(runnable)}] {_progress_line(name, entry, eff)}{kept}", flush=True)
+        said = {"timings": "; the earlier evaluation's timings are kept (this one encoded nothing)",
+                "result": "; the earlier result stays (run.json records this failure on it as failed_again)"}
+        say(f"[{n}/{len(runnable)}] {_progress_line(name, entry, eff)}{said.get(kept, '')}", flush=True)
 
     if shards is None:
-        return _close_run(cfg, run_dir, plan, runnable, evaluates, log)
+        return _close_run(cfg, run_dir, plan, runnable, evaluates, log, failed_again)
     from conan_model.device import leave_process_group  # torch: only once torchrun started several ranks
 
     try:  # rank 0 carries the run's exit status; the others wait for it and exit 0 (ShardGroup.meet)
-        status = _close_run(cfg, run_dir, plan, runnable, evaluates, log) if main else EXIT_OK
+        status = _close_run(cfg, run_dir, plan, runnable, evaluates, log, failed_again) if main else EXIT_OK
     finally:
         shards.meet()
     leave_process_group()
@@ -415,11 +420,12 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
 
 
 def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[ResolvedTask], evaluates: bool,
-               log: WarningLog) -> int:  # fmt: skip
-    """Rank 0's (or the single process's) end of the run: the finish time, the summary, the exit status."""
+               log: WarningLog, failed_again: list[str]) -> int:  # fmt: skip
+    """Rank 0's (or the single process's) end of the run: the finish time, the summary, the exit status.
+    ``failed_again``: the tasks whose evaluation failed over a whole earlier result, which stays."""
     record = run_dir.read_run()  # read once: the failed tasks, the missing ones below, the finish time
     tasks = record["tasks"]
-    failed = [r.name for r in runnable if tasks.get(r.name, {}).get("status") == "failed"]
+    failed = [r.name for r in runnable if tasks.get(r.name, {}).get("status") == "failed" or r.name in failed_again]
     if evaluates:
         run_dir.update_run(lambda rec: rec.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
         summary = render_summary(run_dir)
@@ -442,7 +448,8 @@ def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[Resol
         print(f"harness: nothing was evaluated: {reasons}", file=sys.stderr)
         return EXIT_TASK_FAILED
     if failed:
-        print(f"{len(failed)} task(s) failed: {', '.join(failed)} (reasons in {run_dir.path / 'run.json'})",
+        kept = f"; the earlier result of {', '.join(failed_again)} is kept" if failed_again else ""
+        print(f"{len(failed)} task(s) failed: {', '.join(failed)} (reasons in {run_dir.path / 'run.json'}){kept}",
               file=sys.stderr)  # fmt: skip
     absent, asked = [r for r in plan.resolved if r.source == MISSING], set(cfg.tasks or [])
     # asked for by name: not evaluating it is a failure; where an earlier result of this directory is kept, that is

@@ -36,6 +36,7 @@ RESUME_SAFE = frozenset({
 
 MASK_SCHEDULES = (*SCHEDULES, "causal", "bidirectional")
 MODEL_DEFAULT = "tiny"
+SEED_LIMIT = 2**63  # a seed is kept as a signed 64-bit integer (checkpoints, JSON readers in other languages)
 DECIDED_WHY = {
     "arch": "a fresh model is a decoder; start from an encoder with `init`",
     "attention": "each stage trains under its own mask: the weak stage's `mask_schedule`",
@@ -109,6 +110,8 @@ class StageConfig:
             if value < 1:
                 raise ConfigError(f"{key} must be at least 1, got {value}")
         self._check_tokenizer()
+        if not 0 <= self.seed < SEED_LIMIT:  # torch takes -1 as 2**64-1 (two seeds, one run) and refuses 2**64
+            raise ConfigError(f"seed must be in [0, 2**63), got {self.seed}")
         if self.micro_batch_size is not None and self.micro_batch_size < 1:
             raise ConfigError(f"micro_batch_size must be at least 1, got {self.micro_batch_size}")
         if not 0.0 <= self.warmup_ratio < 1.0:  # each key alone, with its value (before stop 60 one line for both)

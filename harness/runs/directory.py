@@ -247,7 +247,7 @@ class RunDir:
         atomic_write_json(self.path / EFFICIENCY_JSON, {})
 
     def update_efficiency(self, task: str, figures: dict[str, Any] | None) -> None:
-        """The task's figures; None drops them (an evaluation that failed has none, and its old result is gone)."""
+        """The task's figures; None drops them (an evaluation that failed over no whole result has none)."""
         with self.locked():
             record = self.read_efficiency()
             if figures:
@@ -335,14 +335,15 @@ class RunDir:
         return [p for p in [self.result_path(task), *dims, *items, *dim_items] if p.is_file()]
 
     def replace_task(self, task: str, pending: dict[str, Any], entry: dict[str, Any], staged: RunDir,
-                     efficiency: dict[str, Any] | None) -> bool:  # fmt: skip
+                     efficiency: dict[str, Any] | None) -> str | None:  # fmt: skip
         """Put a task's new evaluation (`entry`, its files in `staged`) in place of its old one: files, efficiency
-        figures and run.json entry; True when the old evaluation's timings stay (`earlier_timing`).
+        figures and run.json entry. Returns what of the old evaluation stays: "timings" (`earlier_timing`),
+        "result" (the new evaluation failed, the old result is whole: it stays, `failed_again` on its entry), None.
 
         run.json says `pending` while files change hands: a run killed in between leaves the task to be redone, never
-        a record of one evaluation over files of another. The old files go even when the new evaluation failed
-        (whatever it staged goes too), so mteb's own readers (`mteb.ResultCache`) never find a score that run.json
-        does not record. The directory lock is held throughout: before stop 49 (audit) each step took it alone, and
+        a record of one evaluation over files of another. A failed evaluation replaces an old result only where that
+        was damaged or missing: before stop 68 it removed a whole one too (a transient error under --overwrite lost
+        a finished score). The directory lock is held throughout: before stop 49 (audit) each step took it alone, and
         a concurrent run replacing the same task in between left one run's record over the other's files."""
         with self.locked():
             before = self.read_run().get("tasks", {}).get(task, {})
@@ -350,6 +351,11 @@ class RunDir:
                 entry = {**entry, "status": "failed", "main_score": None, "identity": None,
                          "error": f"the evaluation's result file is missing from {staged.path} (removed by another "
                                   "process?)", "traceback": None}  # fmt: skip
+            if entry.get("status") != "ok" and self._whole(task, before):
+                self.discard(staged)
+                failure = {k: entry.get(k) for k in ("error", "traceback")}
+                self.update_run(lambda rec: rec["tasks"].__setitem__(task, {**before, "failed_again": failure}))
+                return "result"
             self.update_run(lambda rec: rec.setdefault("tasks", {}).__setitem__(task, pending))
             for old in self.task_files(task):
                 old.unlink(missing_ok=True)
@@ -365,7 +371,11 @@ class RunDir:
             earlier = self.earlier_timing(task, before, entry, figures)
             self.update_efficiency(task, earlier or figures)
             self.update_run(lambda rec: rec.setdefault("tasks", {}).__setitem__(task, entry))
-        return earlier is not None
+        return "timings" if earlier is not None else None
+
+    def _whole(self, task: str, entry: dict[str, Any]) -> bool:
+        """Whether a recorded result is finished and undamaged: every file it names there, its score the file's."""
+        return entry.get("status") == "ok" and not self.unfinished_files(task, entry, self._recorded_dims(task, entry))
 
     def _drop_empty_dim_folders(self) -> None:
         """Remove the `embed_dim_<d>` folders (results and predictions) that a task's old files left empty, and an
@@ -441,7 +451,8 @@ class RunDir:
         are missing or do not parse, as paths inside the run directory, or None: what the leaderboard's, the report's
         and regress's notes say. A full-width one's (``full``) score is shown from run.json alone (mteb's own readers,
         `mteb.ResultCache`, fail on the file; before stop 66 nothing said so); a dim's (``dims``, `damaged_dims`) is
-        left out of the dims."""
+        left out of the dims. A ``full`` note also names the tasks whose latest evaluation failed over a whole earlier
+        result, shown (`failed_again`, `replace_task`)."""
         finished = {name: entry for name, entry in tasks.items() if entry.get("status") == "ok"}
         whole = [path for name in finished if not _readable(path := self.result_path(name))] if full else []
         at_dims = [path for name, entry in finished.items() for path in self.damaged_dims(name, entry)] if dims else []
@@ -456,10 +467,14 @@ class RunDir:
         if at_dims:
             said.append(f"results at MRL dims that run.json lists are missing or damaged, left out of the dims: "
                         f"{self._inside(at_dims)}")  # fmt: skip
-        if not said:
-            return None
-        again = " with the same --dims" if at_dims else ""
-        return "; ".join(said) + f" (`harness run` into {shown_path(self.path)}{again} evaluates those tasks again)"
+        again = [name for name, entry in finished.items() if full and "failed_again" in entry]
+        if said:
+            redo = " with the same --dims" if at_dims else ""
+            said[-1] += f" (`harness run` into {shown_path(self.path)}{redo} evaluates those tasks again)"
+        if again:
+            said.append(f"the latest evaluation of {', '.join(again)} failed, the earlier result shown (its error in "
+                        "run.json's failed_again)")  # fmt: skip
+        return "; ".join(said) or None
 
     def score_mismatch(self, task: str, entry: dict[str, Any]) -> str | None:
         """`Task: run.json 0.850000, results/…/Task.json 0.789935` when a finished task's readable result file holds

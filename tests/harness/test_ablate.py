@@ -697,6 +697,7 @@ def test_choose_refuses_test_scores_and_picks_the_best_dev_mean() -> None:
     ({'reference = "bidir"': 'reference = "bidir"\ndev = ["STS16"]'}, "; dev belongs in [eval]"),
     ({'reference = "bidir"': 'reference = "causal"'}, "reference = 'causal' is not one of"),
     ({"seeds = [0, 1]": 'seeds = [0, "a"]'}, "seeds must be a list of distinct integers, got [0, 'a']"),
+    ({"seeds = [0, 1]": "seeds = [0, -1]"}, "seeds must be in [0, 2**63) (train's `seed`), got -1"),
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndev = \"STS16\""}, "eval.dev must be a list"),  # was read as S, T, ...
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndims = [64, 0]\ndev = [\"STS16\"]"}, "eval.dims must be distinct positive"),
     ({"[eval]\ndev = [\"STS16\"]": "[eval]\ndims = \"64\"\ndev = [\"STS16\"]"}, "eval.dims must be a list"),

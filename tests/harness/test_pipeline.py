@@ -14,6 +14,7 @@ from pretrained_helpers import make_gguf
 from conan_model import train_tokenizer as train_bbpe
 from harness.cli import main
 from harness.data import default_data_root, discover_tasks, read_rows
+from harness.errors import UsageError
 from harness.pipeline import Pipeline, load_pipeline, run_name
 from train.errors import TrainError
 
@@ -308,9 +309,12 @@ def test_pipeline_refuses_an_output_dir_it_did_not_train(tmp_path: Path, shared_
                                                          monkeypatch) -> None:  # fmt: skip
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
     (tmp_path / "pipe" / "pretrain").mkdir(parents=True)  # someone else's run: never resumed into nor moved
+    (tmp_path / "pipe" / "pretrain" / "train.log").write_text("step 1\n", encoding="utf-8")
     config = _two_stages(tmp_path, shared_data, 4, 4)
     assert main(["pipeline", str(config)]) == 2
-    assert "exists but was not trained by this pipeline" in capsys.readouterr().err
+    # named as the config's other errors name a stage (before stop 68 `train:0`, without the file; a walk)
+    assert (f"{config}: [[train]] #1 (configs/pretrain.toml): output_dir {tmp_path / 'pipe' / 'pretrain'} exists "
+            "but was not trained by this pipeline") in capsys.readouterr().err
     other = tmp_path / "other"  # before stop 64 (a user's walk) the refused pipeline's `out` was made, left empty
     config.write_text(config.read_text().replace(f'out = "{tmp_path / "pipe"}"', f'out = "{other}"'))
     assert main(["pipeline", str(config)]) == 2
@@ -333,8 +337,68 @@ def test_pipeline_finds_a_stage_by_its_output_dir_after_one_is_dropped(tmp_path:
     capsys.readouterr()
     Pipeline(load_pipeline(config)).train()
     log = capsys.readouterr().out
-    assert "train:0: config, starting model, a stage before it or training data changed: training again" in log
+    assert ("[[train]] #1 (configs/weak.toml): config, starting model, a stage before it or training data changed: "
+            "training again") in log
     assert _trained_steps(out / "weak" / "final") == 2 and (out / "pretrain" / "final").is_dir()
+
+
+def test_pipeline_refuses_an_export_replaced_since_and_trains_into_an_empty_output_dir(
+        tmp_path: Path, shared_data: Path, capsys, monkeypatch) -> None:  # fmt: skip
+    """Before stop 68 (a walk) a stage's `final/` replaced by another model counted as done, and the leaderboard
+    showed that model under the stage's name; and an empty output_dir made beforehand was refused as "not trained
+    by this pipeline". A record without the export's fingerprint (before stop 68) takes the export as it is."""
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "pipe"
+    (out / "weak").mkdir(parents=True)
+    config = _two_stages(tmp_path, shared_data, 2, 2)
+    Pipeline(load_pipeline(config), config).train()
+    state = json.loads((out / "pipeline.json").read_text())
+    weak = dict(state["done"][f"train:{out / 'weak'}"])
+    assert len(weak["export"]) == 64 and _trained_steps(out / "weak" / "final") == 2
+    shutil.rmtree(out / "weak" / "final")
+    shutil.copytree(out / "pretrain" / "final", out / "weak" / "final")
+    with pytest.raises(UsageError) as refused:
+        Pipeline(load_pipeline(config), config).train()
+    assert str(refused.value) == (
+        f"{config}: [[train]] #2 (configs/weak.toml): {out / 'weak' / 'final'} is not the model this stage exported "
+        f"(its files changed since: fingerprint {refused.value.args[0].split('fingerprint ')[1][:12]}, exported "
+        f"{weak['export'][:12]}); remove it to export it again from the stage's last checkpoint, or {out / 'weak'} "
+        "to train the stage again")  # fmt: skip
+    shutil.rmtree(out / "weak" / "final")  # as the error advises: exported again, nothing trained
+    capsys.readouterr()
+    Pipeline(load_pipeline(config), config).train()
+    assert "nothing left to train" in capsys.readouterr().out
+    assert json.loads((out / "pipeline.json").read_text())["done"][f"train:{out / 'weak'}"]["export"] == weak["export"]
+    del state["done"][f"train:{out / 'weak'}"]["export"]  # a record from before stop 68
+    (out / "pipeline.json").write_text(json.dumps(state), encoding="utf-8")
+    Pipeline(load_pipeline(config), config).train()
+    assert json.loads((out / "pipeline.json").read_text())["done"][f"train:{out / 'weak'}"]["export"] == weak["export"]
+
+
+def test_pipeline_marks_its_leaderboard_and_report_out_of_date_while_a_model_is_replaced(
+        tmp_path: Path, monkeypatch, capsys) -> None:  # fmt: skip
+    """Before stop 68 (a walk) a rerun interrupted while replacing a model left leaderboard.md and the report showing
+    the model that no longer existed, unmarked, and pipeline.json still listed them done."""
+    import harness.runner
+
+    config, run_dir, _ = _evaluated_then_retrained(tmp_path, ["STS16"])
+    pipeline = Pipeline(load_pipeline(config), config)
+    pipeline.summarize([run_dir])  # the leaderboard and report of the model before it was retrained
+    out = tmp_path / "pipe"
+    board = (out / "leaderboard.md").read_text(encoding="utf-8")
+    report = Path(json.loads((out / "pipeline.json").read_text())["done"]["report"])
+    real = harness.runner.run
+    monkeypatch.setattr(harness.runner, "run", lambda cfg: (_ for _ in ()).throw(KeyboardInterrupt()))
+    assert main(["pipeline", str(config)]) == 130
+    banner = (f"> **Out of date**: conan:{tmp_path / 'ckpt'} is being evaluated again (its model changed); this file "
+              "still shows the earlier models. `harness pipeline` rewrites it when it finishes.\n\n")  # fmt: skip
+    assert (out / "leaderboard.md").read_text(encoding="utf-8") == banner + board
+    assert report.read_text(encoding="utf-8").startswith(banner)
+    assert not {"leaderboard", "report"} & set(json.loads((out / "pipeline.json").read_text())["done"])
+    monkeypatch.setattr(harness.runner, "run", real)
+    assert main(["pipeline", str(config)]) == 0
+    assert "Out of date" not in (out / "leaderboard.md").read_text(encoding="utf-8") + report.read_text()
+    assert {"leaderboard", "report"} <= set(json.loads((out / "pipeline.json").read_text())["done"])
 
 
 def test_pipeline_records_by_position_are_read_by_output_dir() -> None:
@@ -553,11 +617,11 @@ def test_pipeline_leaves_an_output_dir_another_process_trains_in(tmp_path: Path,
     with output_dir_lock(out / "weak"), pytest.raises(TrainError, match=f"output_dir {out / 'weak'} is in use"):
         changed.train()
     log = capsys.readouterr().out
-    assert "train:0: done earlier" in log and "training again" not in log
+    assert "[[train]] #1 (configs/pretrain.toml): done earlier" in log and "training again" not in log
     assert not (out / "weak.replaced").exists() and _trained_steps(out / "weak" / "final") == 2
     changed.train()  # once the other run is done, the changed stage alone trains again
     log = capsys.readouterr().out
-    assert "train:0: done earlier" in log and log.count("training again") == 1
+    assert "[[train]] #1 (configs/pretrain.toml): done earlier" in log and log.count("training again") == 1
     assert _trained_steps(out / "weak" / "final") == 3
 
 

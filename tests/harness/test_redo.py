@@ -1,8 +1,9 @@
 """A task evaluated again replaces its old result whole, and keeps it whole until then (audit A, items 1, 6, 7, 9).
 
-Old MRL dim files are never shown next to a new full score; a failed re-evaluation leaves no old file for mteb's
-reader; a killed --overwrite run keeps the task's old result; summary.md labels every kept task whose settings
-(any identity key, or its data root) differ from the run's. On the embedded sample's rows: each run takes seconds.
+Old MRL dim files are never shown next to a new full score; a failed re-evaluation keeps a whole earlier result
+(files and record agreeing) and replaces a damaged one; a killed --overwrite run keeps the task's old result;
+summary.md labels every kept task whose settings (any identity key, or its data root) differ from the run's. On the
+embedded sample's rows: each run takes seconds.
 """
 
 from __future__ import annotations
@@ -120,19 +121,48 @@ def test_dims_are_read_from_the_recorded_identity_only(tmp_path: Path) -> None:
     assert run.dim_scores("STS16", {**entry, "status": "pending"}) == {}
 
 
-def test_failed_reevaluation_leaves_no_old_files(tmp_path: Path) -> None:
-    """Before: run.json said failed, yet mteb.ResultCache still read the earlier settings' score from results/."""
+def test_failed_reevaluation_keeps_the_whole_earlier_result(tmp_path: Path, capsys) -> None:
+    """Before stop 68 a failed evaluation removed the task's whole earlier result (a transient error under
+    --overwrite lost a finished score). It now stays, files and record, with the failure on it: the run fails (exit
+    1), summary.md marks it ‡, and run.json and mteb's reader still agree on the score."""
     data = _copy(("STS16",), tmp_path / "data")
-    _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64", data=data)
-    assert _files(tmp_path / "r", "STS16")
+    _, first = _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64", data=data)
+    before = _files(tmp_path / "r", "STS16")
+    assert before
     with (data / "en" / "STS16" / "test.jsonl").open("a", encoding="utf-8") as handle:
         handle.write("{not json\n")
+    capsys.readouterr()
     code, record = _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64", data=data)
-    assert code == 1 and record["tasks"]["STS16"]["status"] == "failed"
-    assert _files(tmp_path / "r", "STS16") == {}
-    assert not (tmp_path / "r" / ".staging").exists()
+    entry = record["tasks"]["STS16"]
+    assert code == 1 and entry["status"] == "ok" and entry["main_score"] == first["tasks"]["STS16"]["main_score"]
+    assert "test.jsonl:" in entry["failed_again"]["error"] and entry["identity"] == first["tasks"]["STS16"]["identity"]
+    assert _files(tmp_path / "r", "STS16") == before and not (tmp_path / "r" / ".staging").exists()
+    err = capsys.readouterr().err
+    assert "1 task(s) failed: STS16" in err and "the earlier result of STS16 is kept" in err
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert re.search(r"^\| STS16 .* ok ‡ +\|$", summary, re.M), summary
+    assert "## Evaluated again and failed, the earlier result kept (‡)\n\n- STS16: " in summary
     results = mteb.ResultCache(cache_path=tmp_path / "r").load_results()
-    assert not [t for m in results.model_results for t in m.task_results if t.task_name == "STS16"]
+    scores = [t.get_score() for m in results.model_results for t in m.task_results if t.task_name == "STS16"]
+    assert scores == [pytest.approx(entry["main_score"], abs=1e-6)]
+    assert main(["leaderboard", str(tmp_path / "r"), "--out", str(tmp_path / "board.md")]) == 0
+    assert ("the latest evaluation of STS16 failed, the earlier result shown (its error in run.json's failed_again)"
+            in (tmp_path / "board.md").read_text())
+
+
+def test_failed_reevaluation_replaces_a_damaged_result(tmp_path: Path) -> None:
+    """A result that is itself damaged (here its result file cut short) is not kept over a failed evaluation: the
+    task is recorded failed and none of its files stay for mteb's reader."""
+    data = _copy(("STS16",), tmp_path / "data")
+    _run(tmp_path, "r", "--tasks", "STS16", data=data)
+    result = open_run(tmp_path / "r").result_path("STS16")
+    result.write_text(result.read_text()[:30])
+    with (data / "en" / "STS16" / "test.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write("{not json\n")
+    code, record = _run(tmp_path, "r", "--tasks", "STS16", data=data)
+    entry = record["tasks"]["STS16"]
+    assert code == 1 and entry["status"] == "failed" and "failed_again" not in entry
+    assert _files(tmp_path / "r", "STS16") == {}
 
 
 def test_dim_predictions_asked_later_redo_the_task_and_are_then_done(tmp_path: Path, capsys) -> None:

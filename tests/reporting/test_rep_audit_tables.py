@@ -28,16 +28,20 @@ def _report(out: Path, *runs: Path) -> str:
 def test_a_failed_re_evaluation_leaves_no_timings_behind(tmp_path: Path) -> None:
     """STS16 evaluated, then its gold scores all set to one value (Spearman undefined: the task fails). Before,
     efficiency.json kept the first evaluation's figures, which `harness report` and regress's efficiency table
-    showed as the failed run's."""
+    showed as the failed run's. Since stop 68 a whole earlier result stays over a failed evaluation, with its own
+    timings; here its result file is gone first, so the task is recorded failed."""
     data = tmp_path / "data"
     shutil.copytree(default_data_root() / "en" / "STS16", data / "en" / "STS16")
     assert _run(tmp_path, "r", "STS16", data=data) == 0
-    assert "STS16" in open_run(tmp_path / "r").read_efficiency()
+    run = open_run(tmp_path / "r")
+    first = run.read_efficiency()["STS16"]
     gold = data / "en" / "STS16" / "test.jsonl"
     rows = [json.loads(line) for line in gold.read_text(encoding="utf-8").splitlines()]
     gold.write_text("".join(json.dumps({**row, "score": 3.0}) + "\n" for row in rows), encoding="utf-8")
-    _run(tmp_path, "r", "STS16", "--batch-size", "8", data=data)
-    run = open_run(tmp_path / "r")
+    assert _run(tmp_path, "r", "STS16", "--batch-size", "8", data=data) == 1
+    assert "failed_again" in run.read_run()["tasks"]["STS16"] and run.read_efficiency()["STS16"] == first
+    run.result_path("STS16").unlink()
+    assert _run(tmp_path, "r", "STS16", "--batch-size", "8", data=data) == 1
     assert run.read_run()["tasks"]["STS16"]["status"] == "failed"
     assert "STS16" not in run.read_efficiency()
     # a directory written before the fix: the stale entry put back is still not shown

@@ -88,6 +88,9 @@ SUPERVISED = ('stage = "supervised"\n[tasks.ret]\nkind = "retrieval"\ndata = ["r
                                                                   "bucketing), got 0"),
     ('stage = "pretrain"\n', "", ["warmup_ratio=2"], "--set: warmup_ratio must be in [0, 1), got 2.0"),
     ('stage = "pretrain"\n', "min_lr_ratio = 5\n", [], "FILE: min_lr_ratio must be in [0, 1], got 5.0"),
+    ('stage = "pretrain"\n', "", ["seed=-1"], "--set: seed must be in [0, 2**63), got -1"),  # torch: 2**64-1
+    ('stage = "pretrain"\n', "seed = 9223372036854775808\n", [], "FILE: seed must be in [0, 2**63), got "
+                                                                  "9223372036854775808"),
 ])  # fmt: skip
 def test_each_range_check_names_its_key_value_and_source(tmp_path: Path, capsys, config: str, in_file: str,
                                                          sets: list[str], message: str) -> None:  # fmt: skip
