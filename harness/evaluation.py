@@ -117,13 +117,13 @@ def run_task(resolved: ResolvedTask, encoder: HarnessEncoder, run_dir: RunDir | 
             raise ValueError(f"mteb returned a main score of {result.get_score()} ({task.metadata.main_score})")
         if run_dir:
             run_dir.write_gold(resolved.name, gold)
-            run_dir.write_result(result)
+            run_dir.write_result(result, mirror=data)
         for dim in dims:  # every text is in the task memo now: these passes only score
             _restore_random_state(task, seeded)
             per_item = run_dir.dim_predictions_dir(dim) if run_dir and cfg.dim_predictions else None  # paired CIs
             dim_result = _evaluate(encoder.view(dim), task, cfg, per_item)
             if run_dir:
-                run_dir.write_result(dim_result, dim)
+                run_dir.write_result(dim_result, dim, mirror=data)
     except Exception as exc:  # noqa: BLE001 - a task's failure must not end the run
         reason = f"{type(exc).__name__}: {exc}"
         return {"status": "failed", "error": reason, "traceback": traceback.format_exc(limit=8)}, None

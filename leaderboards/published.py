@@ -18,6 +18,9 @@ Choices, documented in docs/reports.md:
   the leaderboard flags that row's cell instead of passing a one-split mean for the task's.
 - subsets: when a suite restricts a multilingual task (STS17 → en-en in MTEB(eng, v2)) only those subsets count;
   the score is the mean main score over the kept subsets, as mteb's TaskResult.get_score does.
+- a `harness run` result on a local mirror (its dataset_revision `local-mirror:…`, since stop 68) is no published
+  score: left out, naming its run directory as the way to compare it (a walk: a copied sample's 160 rows ranked
+  as the official split's).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from packaging.version import InvalidVersion, Version
+
+from harness.runs import MIRROR_REVISION
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +127,10 @@ def task_score(path: Path, task: Any | None) -> TaskScore | None:
     from mteb.results import TaskResult
 
     result = TaskResult.from_disk(path)
+    if str(result.dataset_revision).startswith(MIRROR_REVISION):
+        raise MirrorResult(f"a `harness run` result on a local mirror's rows (dataset_revision "
+                           f"{result.dataset_revision}), not a published score: give its run directory as a RUN_DIR "
+                           "to compare it")  # fmt: skip
     wanted = list(getattr(task, "eval_splits", None) or task.metadata.eval_splits) if task is not None else list(
         result.scores)  # a benchmark's task object carries the benchmark's own split selection
     subsets = list(getattr(task, "hf_subsets", None) or []) if task is not None else []
@@ -140,6 +149,10 @@ def task_score(path: Path, task: Any | None) -> TaskScore | None:
         return None
     partial = f"the file lacks {'; '.join(lacking)} of the task's {'+'.join(wanted)}" if lacking else ""
     return TaskScore(sum(values) / len(values), "+".join(split for split in wanted if held.get(split)), partial)
+
+
+class MirrorResult(ValueError):
+    """A result file `harness run` wrote on a local mirror's rows (`MIRROR_REVISION`)."""
 
 
 def _finite(score: Any) -> bool:
@@ -164,6 +177,9 @@ def load_published(path: Path, tasks: dict[str, Any | None] | None = None) -> li
             where = file.relative_to(Path(path)).as_posix()  # the file, not its task: two revisions hold one task
             try:
                 got = task_score(file, (tasks or {}).get(name) or _mteb_task(name))
+            except MirrorResult as exc:
+                model.skipped[where] = str(exc)
+                continue
             except Exception as exc:  # noqa: BLE001 - one unreadable file must not hide the others
                 model.skipped[where] = f"{type(exc).__name__}: {exc}"
                 continue

@@ -171,7 +171,12 @@ class RunDir:
         base = self.results_dir if dim is None else self.results_dir / "experiments" / f"embed_dim_{dim}"
         return base / f"{task}.json"
 
-    def write_result(self, result: TaskResult, dim: int | None = None) -> Path:
+    def write_result(self, result: TaskResult, dim: int | None = None, mirror: str | None = None) -> Path:
+        """``mirror``: the data identity of a local mirror's rows, written as the file's `dataset_revision`
+        (`mirror_revision`) in place of the official dataset's: mteb's readers and `harness leaderboard --published`
+        then never take a sample's score for one on mteb's split (before stop 68 they did; a walk)."""
+        if mirror is not None:
+            result.dataset_revision = mirror_revision(mirror)
         path = self.result_path(result.task_name, dim)
         atomic_write(path, result.to_disk)
         return path
@@ -506,6 +511,15 @@ class RunDir:
         if key not in self._scores:
             self._scores[key] = float(self.load_result(task, dim).get_score())
         return self._scores[key]
+
+
+MIRROR_REVISION = "local-mirror:"  # a result file's dataset_revision when its rows came from a local mirror
+
+
+def mirror_revision(data: str) -> str:
+    """`local-mirror:<16 hex digits>` for a mirror's data identity (`sha256:<hex>[ layout=N]`, run.json's
+    `identity.data`): says where the rows came from and which files, in the field mteb keeps the dataset's."""
+    return MIRROR_REVISION + data.removeprefix("sha256:")[:16]
 
 
 def open_run(path: Path) -> RunDir:

@@ -64,7 +64,7 @@ def test_pipeline_end_to_end_and_resume(tmp_path: Path, shared_data: Path, capsy
 
     assert main(["pipeline", str(config)]) == 0  # everything finished: nothing is trained or encoded again
     log = capsys.readouterr().out
-    assert sum("[pipeline] train" in line and "done earlier" in line for line in log.splitlines()) == 2
+    assert sum("[pipeline] [[train]] #" in line and "done earlier" in line for line in log.splitlines()) == 2
     assert log.count("done earlier, skipped\n") == 2 * 3  # 3 models x 2 tasks; no --overwrite to advise (stop 65)
 
 
@@ -219,7 +219,7 @@ def test_pipeline_changed_config_retrains_and_reevaluates(tmp_path: Path, shared
 
     assert main(["pipeline", str(_two_stages(tmp_path, shared_data, 6, 4))]) == 0  # unchanged: nothing is redone
     log = capsys.readouterr().out
-    assert sum("[pipeline] train" in line and "done earlier" in line for line in log.splitlines()) == 2
+    assert sum("[pipeline] [[train]] #" in line and "done earlier" in line for line in log.splitlines()) == 2
     assert "training" not in log and log.count("done earlier, skipped\n") == 2
 
 

@@ -453,3 +453,31 @@ def test_a_skipped_published_file_is_named_by_its_path(tmp_path: Path, monkeypat
     notes = build_board([], [tmp_path / "pub"], None, False).notes
     assert any(note.startswith("org/m: …/pub/org__m/rev1/STS16.json skipped") for note in notes)
     assert not any(str(tmp_path) in note for note in notes)
+
+
+def test_a_mirror_run_s_result_files_say_so_and_are_no_published_score(tmp_path: Path) -> None:
+    """A walk (stop 68): a mirror run's result files carried the official dataset_revision, so its `results/`
+    copied into a folder and given as --published ranked the embedded sample's rows as the official split's. The
+    file now says `local-mirror:<its data hash>`, mteb still reads it, and --published leaves it out, saying why."""
+    import shutil
+
+    import mteb
+
+    from harness.cli import main
+
+    run = tmp_path / "r"
+    assert main(["run", "--model", "minilm", "--tasks", "STS16", "--dims", "64", "--out", str(tmp_path),
+                 "--run-name", "r", "--no-cache", "--no-progress"]) == 0  # fmt: skip
+    record = json.loads((run / "run.json").read_text())
+    data = record["tasks"]["STS16"]["identity"]["data"]
+    for file in [*run.glob("results/*/*/STS16.json"), *run.glob("results/*/*/experiments/embed_dim_64/STS16.json")]:
+        assert json.loads(file.read_text())["dataset_revision"] == "local-mirror:" + data[len("sha256:"):][:16]
+    (cached,) = [t for m in mteb.ResultCache(cache_path=run).load_results().model_results for t in m.task_results]
+    assert cached.get_score() == pytest.approx(record["tasks"]["STS16"]["main_score"], abs=1e-6)
+    shutil.copytree(run / "results", tmp_path / "copied" / "results")
+    (model,) = load_published(tmp_path / "copied")
+    assert model.scores == {}
+    ((where, why),) = model.skipped.items()
+    assert where.endswith("/STS16.json") and why.startswith(
+        "a `harness run` result on a local mirror's rows (dataset_revision local-mirror:")
+    assert why.endswith("not a published score: give its run directory as a RUN_DIR to compare it")
