@@ -54,12 +54,16 @@ def save_pretrained(model: Backbone, tokenizer: Tokenizer, path: str | os.PathLi
 
 
 def load_config(path: str | os.PathLike) -> ConanConfig:
-    """ConanConfig from a checkpoint folder or a config.json file."""
+    """ConanConfig from a checkpoint folder or a config.json file. Another kind of model (a GGUF file, a transformers
+    folder) is named with the spec that loads it (:func:`other_kind`), and a damaged prepared base with the command
+    that mends it: before, "'utf-8' codec can't decode byte", "unknown config keys [...]", "Expecting value"."""
     path = Path(path)
     if not path.exists():  # before a user walk: "no config file at <path>", as for a folder without one
         # a .json path names the file (before stop 63 it too was called a missing "checkpoint folder")
         what = "config file" if path.suffix == ".json" else "checkpoint folder"
         raise FileNotFoundError(f"{what} {path} does not exist")
+    if path.is_file() and path.suffix != ".json":  # a GGUF or weights file: never read as JSON
+        raise ValueError(other_kind(path, "conan"))
     if path.is_dir():
         path = path / CONFIG_NAME
     if not path.is_file():
@@ -68,9 +72,50 @@ def load_config(path: str | os.PathLike) -> ConanConfig:
         raw = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(raw, dict):  # a list or a number was an AttributeError traceback
             raise ValueError(f"expected a JSON object, not {type(raw).__name__}")
-        return ConanConfig.from_dict(raw)
+        if (kind := other_kind(path.parent, "conan")) is None:
+            return ConanConfig.from_dict(raw)
     except (ValueError, TypeError) as e:
-        raise ValueError(f"{path}: invalid ConanConfig: {e}") from e
+        raise ValueError(f"{path}: invalid ConanConfig: {e}{_mend(path)}") from e
+    raise ValueError(kind)
+
+
+def _mend(path: Path) -> str:
+    """'; <the command that mends it>' for a file of a prepared base (pretrained.repair_hint), else ''."""
+    from .pretrained import repair_hint  # here: pretrained imports this module
+
+    hint = repair_hint(path, "")
+    return f"; {hint}" if hint else ""
+
+
+def model_type_of(folder: Path) -> str | None:
+    """The model_type a folder's config.json names (as transformers reads it: "conan" for ours), or None when there
+    is none to read (no file, not a JSON object, no string model_type)."""
+    try:
+        raw = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    kind = raw.get("model_type") if isinstance(raw, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def other_kind(path: Path, given: str, flag: str = "") -> str | None:
+    """What ``path``, given as a ``given`` model ('conan', 'hf' or 'st'), is instead, with the spec that loads it
+    (``flag`` before it: "--model "), or None when nothing says it is another kind. One sentence for every loader: the
+    conan one (`models import`, a stage's ``init``, `run --model conan:`), the hf: import and `run --model hf:|st:`;
+    before, each said its parser's error ("unknown config keys [...]", "'utf-8' codec can't decode byte 0xc3",
+    "model_type 'conan' is not supported")."""
+    path = Path(path)
+    if path.is_file():
+        with path.open("rb") as handle:
+            if path.suffix.lower() == ".gguf" or handle.read(4) == b"GGUF":
+                return f"{path} is a GGUF file: use {flag}gguf:{path}"
+        return f"{path} is a file; {given}: takes the model's folder ({path.parent}), not a file in it"
+    kind = model_type_of(path)
+    if given == "conan" and kind not in (None, "conan"):
+        return f"{path} is a transformers {kind!r} folder (config.json model_type {kind!r}): use {flag}hf:{path}"
+    if given != "conan" and kind == "conan":
+        return f"{path} is a conan checkpoint (config.json model_type 'conan'): use {flag}conan:{path}"
+    return None
 
 
 def load_pretrained(
@@ -81,6 +126,8 @@ def load_pretrained(
     ``device`` defaults to CPU; ``dtype`` defaults to the stored dtype.
     """
     path = Path(path)
+    if path.is_file():
+        raise ValueError(other_kind(path, "conan"))
     if not path.is_dir():
         raise FileNotFoundError(f"checkpoint folder {path} does not exist")
     missing = [name for name in CHECKPOINT_FILES if not (path / name).is_file()]
@@ -151,8 +198,13 @@ def safetensors_damage(path: Path) -> str | None:
 def load_checkpoint_tokenizer(path: str | os.PathLike) -> Tokenizer:
     """A checkpoint folder's tokenizer, checked against its config (special ids exist, vocabulary fits)."""
     path = Path(path)
+    if path.is_file():  # conan:<folder>/config.json: before, "no tokenizer file at <it>/tokenizer.json"
+        raise ValueError(other_kind(path, "conan"))
     config = load_config(path)
-    tokenizer = load_tokenizer(path / TOKENIZER_NAME, config.special_ids())
+    try:
+        tokenizer = load_tokenizer(path / TOKENIZER_NAME, config.special_ids())
+    except ValueError as e:
+        raise ValueError(f"{e}{_mend(path / TOKENIZER_NAME)}") from None
     if tokenizer.get_vocab_size() > config.vocab_size:
         raise ValueError(
             f"{path}: tokenizer has {tokenizer.get_vocab_size()} tokens, vocab_size is {config.vocab_size}"

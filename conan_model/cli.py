@@ -8,8 +8,9 @@
     harness models import smollm2-135m --out models/smollm2-bidir --attention bidirectional --pooling mean
     harness models import smollm2-135m --out models/smollm2-bidir --attention bidirectional --overwrite
 
-An import is written beside --out and renamed into place whole; an --out that holds a model is replaced only with
---overwrite, one that holds other files never. An imported folder is a plain conan_model checkpoint: `harness run
+An import is written beside --out and renamed into place whole; an --out that holds a conan_model folder (config.json
+model_type "conan") is replaced only with --overwrite; one that holds other files (a transformers model too), the
+import's own source or a named base's folder in the models folder never. An imported folder is a plain conan_model checkpoint: `harness run
 --model conan:<out>` evaluates it and `init = "conan:<out>"` (or the hf:/gguf: spec itself) trains from it. Bad
 input exits with status 2; a failed download 1.
 """
@@ -75,24 +76,57 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_out(out: Path, overwrite: bool) -> None:
+def check_out(out: Path, overwrite: bool, spec: str) -> None:
     """Refuse, before the model is loaded, an --out that cannot be written (a file, under a file, in a folder that
     takes no new file: before, said after the whole conversion, naming the hidden temporary folder) or that would
-    lose work: a model there is replaced only with ``overwrite``; other files never (the rename would delete them)."""
+    lose work: the import's own source, a prepared base's folder, any folder but a conan_model one (config.json
+    model_type "conan", nothing else in it), which is replaced only with ``overwrite``. Before, a transformers folder
+    holding the same three file names counted as a model, and `import hf:X --out X --overwrite` deleted it."""
     from .atomic import folder_problem
-    from .checkpoint import CHECKPOINT_FILES
+    from .checkpoint import CHECKPOINT_FILES, CONFIG_NAME, model_type_of
 
+    where = out.resolve()
+    if where == _source_of(spec):
+        raise ConanError(f"--out {out}: is the import's own source ({spec}): importing over it would replace it; "
+                         "choose another --out")  # fmt: skip
+    if base := _base_at(where):
+        raise ConanError(f"--out {out}: is the prepared base {base}'s folder in the models folder; choose another "
+                         f"--out (`harness models fetch --force {base}` restores the base)")  # fmt: skip
     if out.exists() and not out.is_dir():
         raise ConanError(f"--out {out}: is a file, not a folder")
     if problem := folder_problem(out.parent):  # the import is written beside --out, then renamed into place
         raise ConanError(f"--out {out}: {out.parent}: {problem}")
     held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     others = [name for name in held if name not in CHECKPOINT_FILES]
+    kind = model_type_of(out)
+    if held and not others and kind != "conan":  # the loader's mark of a conan_model folder, not the file names
+        others = [f"{CONFIG_NAME} {f'of model_type {kind!r}' if kind else 'without a conan model_type'}",
+                  *(name for name in held if name != CONFIG_NAME)]  # fmt: skip
     if others:
         raise ConanError(f"--out {out}: holds files that are not a conan_model folder ({', '.join(others[:5])}"
                          f"{', ...' if len(others) > 5 else ''}); choose another --out")  # fmt: skip
     if held and not overwrite:
         raise ConanError(f"--out {out}: holds a model already; pass --overwrite to replace it")
+
+
+def _source_of(spec: str) -> Path | None:
+    """The file or folder an import spec reads, resolved; None when it names none (the import says why)."""
+    from .importing import split_spec
+
+    try:
+        return Path(split_spec(spec)[1]).resolve()
+    except (ConanError, OSError):
+        return None
+
+
+def _base_at(where: Path) -> str | None:
+    """The named base whose prepared folder (in the models folder) ``where`` is, or None."""
+    from .pretrained import BASES, base_path
+
+    try:
+        return next((name for name in BASES if base_path(name).resolve() == where), None)
+    except ConanError:  # HARNESS_MODELS_DIR naming a file: no base folder to overwrite
+        return None
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -107,7 +141,7 @@ def cmd_import(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
     for line in failed:
         print(f"harness models: {line}", file=sys.stderr)
-    check_out(out, args.overwrite)
+    check_out(out, args.overwrite, args.spec)
     if args.attention == "causal" and init_config(args.spec).arch == "bert":  # as the weak stage's refusal says it
         raise ConanError(f"--attention causal: {args.spec!r} is a bidirectional encoder (arch 'bert'), never trained "
                          "causally, and would embed under a causal mask; leave --attention out (it keeps its "

@@ -75,6 +75,61 @@ def test_overwrite_never_replaces_a_folder_that_is_not_a_model(source, tmp_path,
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
 
+def _transformers_folder(folder, reference):
+    """``reference`` (a transformers model) saved as config.json + model.safetensors + tokenizer.json only: the three
+    names a conan_model folder has too."""
+    reference.save_pretrained(folder)
+    (folder / "generation_config.json").unlink(missing_ok=True)
+    (folder / "tokenizer.json").write_bytes(next(p for p in folder.parent.glob("*/tokenizer.json")).read_bytes())
+    assert sorted(p.name for p in folder.iterdir()) == sorted(CHECKPOINT_FILES)
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_overwrite_never_replaces_a_transformers_folder_nor_the_source(qwen2_folder, tokenizer, tmp_path, capsys):
+    """A user's walk (data loss): a transformers folder holding config.json, model.safetensors and tokenizer.json
+    counted as "a model" by its file names, so `import hf:X --out X --overwrite` (or any import onto it) replaced
+    the user's model with the conversion. Now only a folder whose config.json says model_type "conan" is replaced;
+    an --out that is the import's own source is refused always, naming both."""
+    victim = tmp_path / "victim"
+    before = _transformers_folder(victim, qwen2_folder[1])
+    capsys.readouterr()  # transformers' progress bar
+    for overwrite in ([], ["--overwrite"]):
+        assert main(["models", "import", f"hf:{victim}", "--out", str(victim), *overwrite]) == 2
+        assert capsys.readouterr().err == (f"harness models: error: --out {victim}: is the import's own source "
+                                           f"(hf:{victim}): importing over it would replace it; choose another "
+                                           "--out\n")  # fmt: skip
+        assert main(["models", "import", f"hf:{qwen2_folder[0]}", "--out", str(victim), *overwrite]) == 2
+        assert capsys.readouterr().err == (f"harness models: error: --out {victim}: holds files that are not a "
+                                           "conan_model folder (config.json of model_type 'qwen2', model.safetensors, "
+                                           "tokenizer.json); choose another --out\n")  # fmt: skip
+        assert {p.name: p.read_bytes() for p in victim.iterdir()} == before
+    imported = tmp_path / "imported"
+    assert main(["models", "import", f"hf:{victim}", "--out", str(imported)]) == 0
+    capsys.readouterr()
+    assert main(["models", "import", f"conan:{imported}", "--out", str(imported / "."), "--overwrite"]) == 2
+    assert f"--out {imported}: is the import's own source (conan:{imported})" in capsys.readouterr().err
+    gguf = make_gguf(tmp_path / "m.gguf", tokenizer)
+    assert main(["models", "import", f"gguf:{gguf}", "--out", str(gguf), "--overwrite"]) == 2
+    assert f"--out {gguf}: is the import's own source (gguf:{gguf})" in capsys.readouterr().err
+    (victim / "config.json").write_text("{}", encoding="utf-8")  # no model_type: still not ours to replace
+    assert main(["models", "import", f"conan:{imported}", "--out", str(victim), "--overwrite"]) == 2
+    assert "(config.json without a conan model_type, model.safetensors, tokenizer.json)" in capsys.readouterr().err
+
+
+def test_an_import_over_a_base_folder_in_the_models_folder_is_refused(source, tmp_path, capsys, monkeypatch):
+    """A user's walk: `import hf:<llama> --out $HARNESS_MODELS_DIR/smollm2-135m --overwrite` replaced the base, still
+    listed "prepared", and `init = "smollm2-135m"` trained a random 2-layer model without a word."""
+    models = tmp_path / "models"
+    monkeypatch.setenv("HARNESS_MODELS_DIR", str(models))
+    monkeypatch.chdir(tmp_path)
+    for out in (models / "smollm2-135m", "models/../models/smollm2-135m"):
+        assert main(["models", "import", source, "--out", str(out), "--overwrite"]) == 2
+        assert capsys.readouterr().err == (f"harness models: error: --out {out}: is the prepared base smollm2-135m's "
+                                           "folder in the models folder; choose another --out (`harness models fetch "
+                                           "--force smollm2-135m` restores the base)\n")  # fmt: skip
+    assert not models.exists()
+
+
 def test_an_interrupted_import_leaves_no_folder_that_looks_complete(source, tmp_path, monkeypatch):
     """Before: a Ctrl-C while the tokenizer was written left --out with config.json and model.safetensors."""
 
