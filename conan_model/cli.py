@@ -8,11 +8,11 @@
     harness models import smollm2-135m --out models/smollm2-bidir --attention bidirectional --pooling mean
     harness models import smollm2-135m --out models/smollm2-bidir --attention bidirectional --overwrite
 
-An import is written beside --out and renamed into place whole; an --out that holds a conan_model folder (config.json
-model_type "conan") is replaced only with --overwrite; one that holds other files (a transformers model too), the
-import's own source or a named base's folder in the models folder never. An imported folder is a plain conan_model checkpoint: `harness run
---model conan:<out>` evaluates it and `init = "conan:<out>"` (or the hf:/gguf: spec itself) trains from it. Bad
-input exits with status 2; a failed download 1.
+An import is written beside --out and renamed into place whole; an --out that holds a conan_model folder
+(config.json model_type "conan") is replaced only with --overwrite; one that holds other files (a transformers model
+too), the import's own source or a named base's folder in the models folder never. An imported folder is a plain
+conan_model checkpoint: `harness run --model conan:<out>` evaluates it and `init = "conan:<out>"` (or the hf:/gguf:
+spec itself) trains from it. Bad input exits with status 2; a failed download 1.
 """
 
 from __future__ import annotations

