@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer, processors
 
-from .checkpoint import load_checkpoint_tokenizer, load_config, load_pretrained, readable_weights
+from .checkpoint import load_checkpoint_tokenizer, load_config, load_pretrained, other_kind, readable_weights
 from .config import ConanConfig
 from .errors import ModelImportError, did_you_mean
 from .modeling import Backbone, model_for
@@ -104,7 +104,8 @@ def split_spec(spec: str) -> tuple[str, str]:
             what = "file" if prefix == "gguf:" else "folder"
             raise ModelImportError(f"{spec!r} names no {what} ({prefix}<{what}>)")
         if spec.startswith(prefix):
-            return prefix[:-1], spec[len(prefix) :]
+            target = spec[len(prefix) :]
+            return prefix[:-1], _conan_target(target) if prefix == "conan:" else target
     if spec in BASES and Path(spec).exists() and Path(spec).resolve() != base_path(spec).resolve():
         # before stop 48 (audit): the folder, silently (run from HARNESS_MODELS_DIR, the folder is the base)
         raise ModelImportError(f"{spec!r} is both a prepared base name and a folder here: write ./{spec} (or "
@@ -114,7 +115,15 @@ def split_spec(spec: str) -> tuple[str, str]:
     if not Path(spec).exists():  # before stop 36: "no config file at <spec>", naming neither choice
         raise ModelImportError(f"{spec!r} is no folder here, nor a base name ({', '.join(sorted(BASES))}), nor an "
                                f"hf:<folder>, gguf:<file> or conan:<folder> spec{did_you_mean(spec, BASES)}")
-    return "conan", spec
+    return "conan", _conan_target(spec)
+
+
+def _conan_target(target: str) -> str:
+    """A conan: (or bare) path, refused with the spec that loads it when it is a file or another kind of model
+    (checkpoint.other_kind): before, a GGUF was read as JSON ("'utf-8' codec can't decode byte 0xc3")."""
+    if Path(target).exists() and (problem := other_kind(Path(target), "conan")):
+        raise ModelImportError(problem)
+    return target
 
 
 def load_init(spec: str) -> tuple[Backbone, Tokenizer]:
@@ -216,6 +225,8 @@ def hf_config(folder: Path) -> ConanConfig:
     path = folder / "config.json"
     raw = _json_object(path)
     kind = raw.get("model_type")
+    if kind is None:  # before a walk: "model_type None is not supported"
+        raise ModelImportError(f"{path}: has no model_type (supported: {', '.join(HF_TYPES)})")
     if kind not in HF_TYPES:
         raise ModelImportError(f"{path}: model_type {kind!r} is not supported (supported: {', '.join(HF_TYPES)})")
     rope = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
@@ -386,10 +397,8 @@ def _hf_folder(target: str) -> Path:
     folder = Path(target).expanduser()
     if not folder.exists():  # before a user walk: "not a transformers model folder (no config.json)"
         raise ModelImportError(f"{folder}: does not exist (hf: takes a transformers model folder)")
-    if folder.suffix.lower() == ".gguf" and folder.is_file():
-        raise ModelImportError(f"{folder}: is a GGUF file; import it as gguf:{target}")
-    if folder.is_file():  # before stop 60: "not a transformers model folder (no config.json)" for its config.json
-        raise ModelImportError(f"{folder}: is a file; hf: takes the model's folder ({folder.parent}), not a file in it")
+    if problem := other_kind(folder, "hf"):  # a file (before stop 60: "no config.json"), a GGUF, a conan folder
+        raise ModelImportError(problem)  # (before a walk: "model_type 'conan' is not supported")
     if not (folder / "config.json").is_file():
         raise ModelImportError(f"{folder}: not a transformers model folder (no config.json)")
     return folder

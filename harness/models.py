@@ -49,6 +49,11 @@ MODEL_MARKERS = {"st": ("modules.json", "config.json"), "hf": ("config.json",),
 
 def check_model_folder(spec: str, prefix: str, folder: Path) -> None:
     """Refuse, naming the folder or file, what is not a model: missing marker files, damaged safetensors."""
+    from conan_model.checkpoint import other_kind, safetensors_damage  # lazily: it imports torch
+    from conan_model.pretrained import repair_hint
+
+    if problem := other_kind(folder, prefix, "--model "):  # one sentence with `models import` and `init` (a walk)
+        raise UsageError(f"--model {spec}: {problem}")
     markers = MODEL_MARKERS[prefix]
     present = [m for m in markers if (folder / m).is_file()]
     if prefix == "conan" and len(present) < len(markers):
@@ -60,16 +65,10 @@ def check_model_folder(spec: str, prefix: str, folder: Path) -> None:
         raise UsageError(f"--model {spec}: {folder} is not a conan checkpoint folder (missing {missing}){hint}")
     if not present:
         raise UsageError(f"--model {spec}: {folder} is not a model folder (none of {', '.join(markers)} in it)")
-    if prefix != "conan" and _model_type(folder / "config.json") == "conan":  # transformers would advise an upgrade
-        raise UsageError(f"--model {spec}: {folder} is a conan checkpoint (config.json model_type 'conan'); "
-                         f"evaluate it as --model conan:{folder}")  # fmt: skip
     if prefix == "hf" and _not_a_model_config(folder / "config.json"):  # transformers blamed the tokenizer
         raise UsageError(f"--model {spec}: {folder / 'config.json'} is no transformers model config (neither "
                          "model_type nor vocab_size; a sentence-transformers module such as 1_Pooling?): give the "
                          "folder that holds the model's config.json")  # fmt: skip
-    from conan_model.checkpoint import safetensors_damage  # lazily: it imports torch
-    from conan_model.pretrained import repair_hint
-
     for file in sorted(folder.rglob("*.safetensors")):
         reason = safetensors_damage(file)
         if reason:

@@ -111,7 +111,7 @@ def test_gguf_cut_short_is_named_so(tmp_path, capsys, keep):
 def test_hf_given_a_file_of_the_folder_names_the_folder(qwen2_folder, tmp_path, capsys):
     """Before stop 60: `hf:<folder>/config.json` said "not a transformers model folder (no config.json)"."""
     folder, _ = qwen2_folder
-    _import_fails(tmp_path, f"hf:{folder / 'config.json'}", capsys, f"{folder / 'config.json'}: is a file; hf: "
+    _import_fails(tmp_path, f"hf:{folder / 'config.json'}", capsys, f"{folder / 'config.json'} is a file; hf: "
                   f"takes the model's folder ({folder}), not a file in it")  # fmt: skip
 
 

@@ -627,8 +627,8 @@ def test_a_conan_checkpoint_given_as_st_or_hf_names_the_conan_spec(prefix: str, 
     (folder / "config.json").write_text(json.dumps({"model_type": "conan", "preset": "tiny"}), encoding="utf-8")
     argv = ["run", "--model", f"{prefix}:{folder}", "--tasks", "STS16", "--out", str(tmp_path / "runs")]
     assert main(argv) == 2
-    assert (f"--model {prefix}:{folder}: {folder} is a conan checkpoint (config.json model_type 'conan'); "
-            f"evaluate it as --model conan:{folder}") in capsys.readouterr().err  # fmt: skip
+    assert (f"--model {prefix}:{folder}: {folder} is a conan checkpoint (config.json model_type 'conan'): "
+            f"use --model conan:{folder}") in capsys.readouterr().err  # fmt: skip
 
 
 def test_an_hf_folder_whose_config_names_no_model_says_so(tmp_path: Path, capsys) -> None:
