@@ -78,15 +78,18 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def check_out(out: Path, overwrite: bool, spec: str) -> None:
     """Refuse, before the model is loaded, an --out that cannot be written (a file, under a file, in a folder that
-    takes no new file: before, said after the whole conversion, naming the hidden temporary folder) or that would
-    lose work: the import's own source, a prepared base's folder, any folder but a conan_model one (config.json
-    model_type "conan", nothing else in it), which is replaced only with ``overwrite``. Before, a transformers folder
-    holding the same three file names counted as a model, and `import hf:X --out X --overwrite` deleted it."""
+    takes no new file: before, said after the whole conversion, naming the hidden temporary folder) or that
+    would lose work: the import's own source (but a conan_model folder, changed in place), a prepared base's
+    folder, any folder but a conan_model one (config.json model_type "conan", nothing else in it), which is
+    replaced only with ``overwrite``. Before, a transformers folder holding the same three file names counted as
+    a model, and `import hf:X --out X --overwrite` deleted it."""
     from .atomic import folder_problem
     from .checkpoint import CHECKPOINT_FILES, CONFIG_NAME, model_type_of
 
     where = out.resolve()
-    if where == _source_of(spec):
+    # a conan_model folder over itself is an in-place change of attention or pooling (read whole, then replaced
+    # atomically, as any --overwrite): weights kept bit for bit; any other source over itself would be replaced
+    if where == _source_of(spec) and model_type_of(out) != "conan":
         raise ConanError(f"--out {out}: is the import's own source ({spec}): importing over it would replace it; "
                          "choose another --out")  # fmt: skip
     if base := _base_at(where):

@@ -89,7 +89,8 @@ def test_overwrite_never_replaces_a_transformers_folder_nor_the_source(qwen2_fol
     """A user's walk (data loss): a transformers folder holding config.json, model.safetensors and tokenizer.json
     counted as "a model" by its file names, so `import hf:X --out X --overwrite` (or any import onto it) replaced
     the user's model with the conversion. Now only a folder whose config.json says model_type "conan" is replaced;
-    an --out that is the import's own source is refused always, naming both."""
+    an --out that is the import's own source is refused always, naming both, but a conan_model folder, which an
+    --overwrite changes in place (its attention or pooling; the weights kept)."""
     victim = tmp_path / "victim"
     before = _transformers_folder(victim, qwen2_folder[1])
     capsys.readouterr()  # transformers' progress bar
@@ -106,8 +107,13 @@ def test_overwrite_never_replaces_a_transformers_folder_nor_the_source(qwen2_fol
     imported = tmp_path / "imported"
     assert main(["models", "import", f"hf:{victim}", "--out", str(imported)]) == 0
     capsys.readouterr()
-    assert main(["models", "import", f"conan:{imported}", "--out", str(imported / "."), "--overwrite"]) == 2
-    assert f"--out {imported}: is the import's own source (conan:{imported})" in capsys.readouterr().err
+    weights = (imported / "model.safetensors").read_bytes()  # a conan folder over itself: changed in place
+    assert main(["models", "import", f"conan:{imported}", "--out", str(imported / "."), "--pooling", "mean"]) == 2
+    assert "holds a model already; pass --overwrite to replace it" in capsys.readouterr().err
+    assert main(["models", "import", f"conan:{imported}", "--out", str(imported / "."), "--pooling", "mean",
+                 "--overwrite"]) == 0  # fmt: skip
+    assert json.loads((imported / "config.json").read_text())["pooling"] == "mean"
+    assert (imported / "model.safetensors").read_bytes() == weights
     gguf = make_gguf(tmp_path / "m.gguf", tokenizer)
     assert main(["models", "import", f"gguf:{gguf}", "--out", str(gguf), "--overwrite"]) == 2
     assert f"--out {gguf}: is the import's own source (gguf:{gguf})" in capsys.readouterr().err
