@@ -188,6 +188,11 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
         # skipped — JSONDecodeError…", not saying which file to mend; a user's walk)
         base = "leaderboards/published" if snapshot else shown_path(folder)
         skipped = [f"{name}: {base}/{file} skipped — {why}" for file, why in model.skipped.items()]
+        for metric in sorted(set(model.metrics.values())):  # one line per metric: mteb 1's reranking files, `map`
+            tasks = [task for task, said in model.metrics.items() if said == metric]
+            whose = "score of {} is its file's" if len(tasks) == 1 else "scores of {} are their files'"
+            skipped.append(f"{name}: the published {whose.format(', '.join(tasks))} {metric}, not the Metric "
+                           "column's: mteb has renamed or redefined the main score since; compare with care.")
         if not model.scores:
             notes += [f"{name} ({where}): no published score for these tasks; not shown.", *skipped]
             continue

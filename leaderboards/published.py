@@ -55,6 +55,8 @@ class PublishedModel:
     # a skipped result file, by its path under the --published folder (`org__m/rev/STS16.json`) → why
     skipped: dict[str, str] = field(default_factory=dict)
     partial: dict[str, str] = field(default_factory=dict)  # task → the splits/subsets its file lacks
+    # task → the metric its file's main score is, where that is not the task's main score now (`metric_of`)
+    metrics: dict[str, str] = field(default_factory=dict)
 
     @property
     def revision(self) -> str:
@@ -72,6 +74,7 @@ class TaskScore(NamedTuple):
     score: float
     splits: str
     partial: str
+    metric: str = ""  # the file's own name for its main score, where the task's main score now is another
 
 
 def results_root(path: Path) -> Path:
@@ -148,7 +151,23 @@ def task_score(path: Path, task: Any | None) -> TaskScore | None:
     if lacking and getattr(task, "exact", False):  # a run's selection: all of it
         return None
     partial = f"the file lacks {'; '.join(lacking)} of the task's {'+'.join(wanted)}" if lacking else ""
-    return TaskScore(sum(values) / len(values), "+".join(split for split in wanted if held.get(split)), partial)
+    official = task if hasattr(task, "metadata") else _mteb_task(result.task_name)  # a selection carries no metadata
+    metric = metric_of(result, official.metadata.main_score) if official is not None else ""
+    return TaskScore(sum(values) / len(values), "+".join(split for split in wanted if held.get(split)), partial,
+                     metric)  # fmt: skip
+
+
+def metric_of(result: Any, main: str) -> str:
+    """The metric a file's main score is, where its entries lack ``main`` (the task's main score in this mteb): the
+    key holding the same value (mteb 1's reranking files score `map`, mteb 2 `map_at_1000`), else "an unnamed
+    metric"; "" where the entries hold ``main``. Before stop 68 the board's one Metric column named the runs'
+    metric for a published score of another (a walk)."""
+    entries = [e for split in result.scores.values() for e in split if _finite(e.get("main_score"))]
+    if not entries or all(main in e for e in entries):
+        return ""
+    same = [key for key, value in entries[0].items()
+            if key != "main_score" and _finite(value) and value == entries[0]["main_score"]]  # fmt: skip
+    return same[0] if same else "an unnamed metric"
 
 
 class MirrorResult(ValueError):
@@ -189,6 +208,8 @@ def load_published(path: Path, tasks: dict[str, Any | None] | None = None) -> li
             model.scores[name], model.splits[name], model.revisions[name] = got.score, got.splits, file.parent.name
             if got.partial:
                 model.partial[name] = got.partial
+            if got.metric:
+                model.metrics[name] = f"`{got.metric}` (mteb {_mteb_version(file)})"
         models.append(model)
     return models
 

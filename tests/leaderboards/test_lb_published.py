@@ -481,3 +481,23 @@ def test_a_mirror_run_s_result_files_say_so_and_are_no_published_score(tmp_path:
     assert where.endswith("/STS16.json") and why.startswith(
         "a `harness run` result on a local mirror's rows (dataset_revision local-mirror:")
     assert why.endswith("not a published score: give its run directory as a RUN_DIR to compare it")
+
+
+def test_a_published_score_of_another_metric_is_named(tmp_path: Path) -> None:
+    """A walk (stop 68): mteb 1.36's reranking files (the shipped Conan-embedding-v2 ones) score `map`, mteb 2's
+    runs `map_at_1000`, and the board's one Metric column named the runs' metric for both, unsaid."""
+    old = {"dataset_revision": "x", "task_name": "CMedQAv1-reranking", "mteb_version": "1.36.38",
+           "scores": {"test": [{"main_score": 0.88, "map": 0.88, "mrr": 0.9, "hf_subset": "default",
+                                "languages": ["cmn-Hans"]}]}, "evaluation_time": None}  # fmt: skip
+    write_json(tmp_path / "results" / "org__m" / "rev" / "CMedQAv1-reranking.json", old)
+    write_json(tmp_path / "results" / "org__m" / "rev" / "CMedQAv2-reranking.json",
+               {**old, "task_name": "CMedQAv2-reranking"})
+    write_json(tmp_path / "results" / "org__m" / "rev" / "STS16.json", result_json("STS16", 0.5))
+    (model,) = load_published(tmp_path)
+    assert model.metrics == {"CMedQAv1-reranking": "`map` (mteb 1.36.38)", "CMedQAv2-reranking": "`map` (mteb 1.36.38)"}
+    assert model.scores["CMedQAv1-reranking"] == pytest.approx(0.88)  # still shown, said
+    board = render(build_board([], [tmp_path], None, False))
+    assert ("- org/m: the published scores of CMedQAv1-reranking, CMedQAv2-reranking are their files' `map` (mteb "
+            "1.36.38), not the Metric column's: mteb has renamed or redefined the main score since; compare with "
+            "care.") in board
+    assert "STS16 is" not in board and "score of STS16" not in board
