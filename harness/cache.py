@@ -134,6 +134,14 @@ def _described_name(stored: str) -> str | None:
         return None
 
 
+def _described_fingerprint(stored: str) -> str:
+    """The model fingerprint in a stored description, "" when unreadable."""
+    try:
+        return str(json.loads(_stored_description(stored)[1]).get("fingerprint") or "")
+    except (ValueError, AttributeError):
+        return ""
+
+
 def namespace_key(identity: dict[str, Any]) -> str:
     """Stable hash of everything besides the text that changes a vector."""
     return data_fingerprint(identity)[:32]
@@ -464,21 +472,23 @@ class EmbeddingCache:
         return {"entries": None if info["damage"] else info["entries"], "bytes": info["bytes"],
                 "aside": info["moved_aside"]}  # fmt: skip
 
-    def clear_model(self, name: str) -> dict[str, Any]:
-        """Remove one model's namespaces (by the name `cache info` shows) with their vectors and its stored
-        descriptions, and give the space back (VACUUM): the way to drop one model without recomputing the others
-        (since stop 61). Says what went: `namespaces`, `entries`, `bytes`; a UsageError when the file is unusable
-        or holds no such model (naming the ones it holds)."""
+    def clear_model(self, name: str, fingerprint: str | None = None) -> dict[str, Any]:
+        """Remove one model's namespaces (by the name `cache info` shows; ``fingerprint``: only those of a
+        fingerprint starting so, e.g. a folder model's stale weights) with their vectors and its stored descriptions,
+        and give the space back (VACUUM): the way to drop one model without recomputing the others (since stop 61;
+        one fingerprint since stop 68). Says what went: `namespaces`, `entries`, `bytes`; a UsageError when the file
+        is unusable or holds no such model or fingerprint (naming the ones it holds)."""
         info = self.info()
         if info["damage"]:
             raise UsageError(f"embedding cache {self.path} is unusable ({info['damage']}): `harness cache clear` "
                              "without --model removes it")  # fmt: skip
-        mine = self.namespaces_of(info, name)
+        mine = self.namespaces_of(info, name, fingerprint)
         with self._clearing():
             self._db = self._open(self.path)
             ids = [(ns["namespace"],) for ns in mine]
             described = [(key,) for key, text in self._db.execute("SELECT key, description FROM models")
-                         if _described_name(text) == name]  # fmt: skip
+                         if _described_name(text) == name
+                         and _described_fingerprint(text).startswith(fingerprint or "")]  # fmt: skip
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("DELETE FROM vectors WHERE ns = ?", ids)
             self._db.executemany("DELETE FROM namespaces WHERE id = ?", ids)
@@ -493,16 +503,26 @@ class EmbeddingCache:
         return {"namespaces": len(mine), "entries": sum(ns["entries"] for ns in mine),
                 "bytes": info["bytes"] - size_of(own_files(self.directory))}  # fmt: skip
 
-    def namespaces_of(self, info: dict[str, Any], name: str) -> list[dict[str, Any]]:
-        """``info``'s namespaces of the model `cache info` names ``name``; a UsageError naming the models the cache
-        holds when it holds none of that name (info and clear alike: before the review of stop 61 info said "0
-        vectors" of a name clear refused)."""
+    def namespaces_of(self, info: dict[str, Any], name: str, fingerprint: str | None = None) -> list[dict[str, Any]]:
+        """``info``'s namespaces of the model `cache info` names ``name`` (and, given ``fingerprint``, whose
+        fingerprint starts so); a UsageError naming the models (or that model's fingerprints) the cache holds when
+        none matches (info and clear alike: before the review of stop 61 info said "0 vectors" of a name clear
+        refused)."""
         mine = [ns for ns in info["namespaces"] if ns.get("name") == name]
         if not mine:
             held = ", ".join(sorted({str(ns.get("name")) for ns in info["namespaces"]})) or "none"
             raise UsageError(f"--model {name}: no vectors of it in {self.path} (it holds: {held}; --model takes "
                              "the name `harness cache info` shows)")  # fmt: skip
-        return mine
+        if fingerprint is None:
+            return mine
+        if not fingerprint:
+            raise UsageError("--fingerprint: give the start of a fingerprint `harness cache info --model` shows")
+        ours = [ns for ns in mine if str(ns.get("fingerprint", "")).startswith(fingerprint)]
+        if not ours:
+            held = ", ".join(sorted({str(ns.get("fingerprint"))[:16] for ns in mine}))
+            raise UsageError(f"--fingerprint {fingerprint}: no vectors of {name} under it in {self.path} (its "
+                             f"fingerprints: {held})")  # fmt: skip
+        return ours
 
     @contextmanager
     def _clearing(self) -> Iterator[None]:

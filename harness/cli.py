@@ -207,9 +207,13 @@ def cmd_cache(args: argparse.Namespace) -> int:
         return 0
     cache = open_cache_at(folder, only_read=True)  # info changes nothing; clear looks before it deletes
     try:  # closed explicitly: an open cache holds the shared lock that lets other runs repair or clear it
+        if args.fingerprint is not None and not args.model:
+            raise UsageError("--fingerprint narrows --model: give the model's name too (`harness cache info` shows "
+                             "both)")  # fmt: skip
         if args.action == "clear" and args.model:
-            gone = cache.clear_model(args.model)
-            print(f"removed {gone['entries']} cached vectors of {args.model} ({gone['namespaces']} namespaces; "
+            gone = cache.clear_model(args.model, args.fingerprint)
+            which = f" (fingerprint {args.fingerprint}…)" if args.fingerprint else ""
+            print(f"removed {gone['entries']} cached vectors of {args.model}{which} ({gone['namespaces']} namespaces; "
                   f"{_mib(gone['bytes'])} given back) from {cache.path}")  # fmt: skip
             return 0
         if args.action == "clear":
@@ -217,7 +221,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
             return 0
         info = cache.info()
         if args.model and not info["damage"]:
-            info["namespaces"] = cache.namespaces_of(info, args.model)
+            info["namespaces"] = cache.namespaces_of(info, args.model, args.fingerprint)
             info["entries"] = sum(ns["entries"] for ns in info["namespaces"])
         state = f" (read-only, {info['read_only']}: a run reads it and stores nothing)" if info["read_only"] else ""
         if info["damage"]:  # before stop 61, info itself moved the file aside and reported a new empty one
@@ -227,8 +231,11 @@ def cmd_cache(args: argparse.Namespace) -> int:
         else:
             print(f"{info['path']}: {info['entries']} vectors, {_mib(info['bytes'])}{state}")
         for ns in info["namespaces"]:
+            tail = _namespace_tail(ns, info)
+            if args.model and "  fingerprint=" not in tail:  # what --fingerprint takes, shown for one model
+                tail += f"  fingerprint={ns.get('fingerprint')}"
             print(f"  {ns['entries']:>8}  {ns.get('name')}  role={ns.get('role')}  dtype={ns.get('dtype')}  "
-                  f"max_length={ns.get('max_length')}  prompt={ns.get('prompt')!r}{_namespace_tail(ns, info)}")
+                  f"max_length={ns.get('max_length')}  prompt={ns.get('prompt')!r}{tail}")
         if info["moved_aside"]:
             print(f"moved aside (damaged or an older layout; `harness cache clear` removes them): "
                   f"{len(info['moved_aside'])}, {_mib(sum(size for _, size in info['moved_aside']))}")
@@ -440,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "$HARNESS_CACHE_DIR or ~/.cache/conan-harness/embeddings)")
     cache.add_argument("--model", help="only this model's namespaces, by the name `cache info` shows (e.g. "
                        "sentence-transformers/all-MiniLM-L6-v2): info lists them, clear removes them")
+    cache.add_argument("--fingerprint", help="with --model: only the namespaces whose model fingerprint starts so "
+                       "(a folder model's stale weights; `cache info --model` shows each fingerprint)")
     cache.set_defaults(func=cmd_cache)
 
     al = sub.add_parser("alignment", help="cross-lingual alignment of a model on parallel sentences "

@@ -295,6 +295,31 @@ def test_clear_one_model(tmp_path: Path, capsys) -> None:
     assert "--model minilm: no vectors of it in " in capsys.readouterr().err
 
 
+def test_clear_one_fingerprint_of_a_model(tmp_path: Path, capsys) -> None:
+    """A walk (stop 67): a folder model's weights changed leave two namespaces of one name, and `clear --model`
+    removed both, the current weights' vectors too. --fingerprint narrows info and clear to one."""
+    cache = EmbeddingCache(tmp_path)
+    for ns, fingerprint, count in (("old", "aaaa1111", 30), ("new", "bbbb2222", 20)):
+        cache.register(ns, {"name": "local/stm", "role": "query", "fingerprint": fingerprint})
+        cache.put_many(ns, [f"text {i}" for i in range(count)], np.ones((count, 8), dtype=np.float32))
+        cache.remember_model(f"key {ns}", {"name": "local/stm", "fingerprint": fingerprint})
+    cache.close()
+    assert main(["cache", "info", "--cache-dir", str(tmp_path), "--model", "local/stm", "--fingerprint", "bbbb"]) == 0
+    out = capsys.readouterr().out
+    assert ": 20 vectors" in out and "fingerprint=bbbb2222" in out and "aaaa1111" not in out, out
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path), "--fingerprint", "aaaa"]) == 2
+    assert "--fingerprint narrows --model: give the model's name too" in capsys.readouterr().err
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path), "--model", "local/stm", "--fingerprint", "cc"]) == 2
+    assert ("--fingerprint cc: no vectors of local/stm under it in " in (err := capsys.readouterr().err)
+            and "(its fingerprints: aaaa1111, bbbb2222)" in err)  # fmt: skip
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path), "--model", "local/stm", "--fingerprint", "aaaa"]) == 0
+    assert "removed 30 cached vectors of local/stm (fingerprint aaaa…) (1 namespaces; " in capsys.readouterr().out
+    left = EmbeddingCache(tmp_path)
+    assert [(ns["fingerprint"], ns["entries"]) for ns in left.info()["namespaces"]] == [("bbbb2222", 20)]
+    assert left.model_description("key old", "local/stm") is None and left.model_description("key new", "local/stm")
+    left.close()
+
+
 def test_clear_where_no_cache_is_succeeds_unless_the_path_is_not_a_folder(tmp_path: Path, capsys) -> None:
     """A walk (stop 67): `cache clear --cache-dir X` before any run made a cache there exited 2. It now says there
     is nothing to clear (exit 0), removing any copies a run moved aside, and still refuses a path that is a file."""
