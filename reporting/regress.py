@@ -219,6 +219,11 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
                   for side, found in views.items() if name in found]  # fmt: skip
         tv = judge_task(base, cand, name, rec_b[name], rec_c[name], comp.settings, foreign, "; ".join(viewed))
         tv.reason = "; ".join(why for why in (note, tv.reason) if why)
+        if again := rec_c[name].get("failed_again"):  # its score is an earlier evaluation's (RunDir.replace_task):
+            # a nightly candidate whose evaluation failed must not pass on the score it kept
+            tv.verdict = FAILED
+            tv.reason = "; ".join(why for why in (f"its latest evaluation failed ({again.get('error')}); the score "
+                                                  "compared is the earlier evaluation's it kept", tv.reason) if why)
         comp.tasks.append(tv)
     comp.tasks += [untested(base, name, attempted_b.get(name), attempted_c.get(name), dim) for name in unshared]
     comp.timings, unreadable = read_timings(base, cand, shared)

@@ -129,6 +129,7 @@ def test_failed_reevaluation_keeps_the_whole_earlier_result(tmp_path: Path, caps
     _, first = _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64", data=data)
     before = _files(tmp_path / "r", "STS16")
     assert before
+    shutil.copytree(tmp_path / "r", tmp_path / "baseline")  # for regress, below
     with (data / "en" / "STS16" / "test.jsonl").open("a", encoding="utf-8") as handle:
         handle.write("{not json\n")
     capsys.readouterr()
@@ -148,6 +149,13 @@ def test_failed_reevaluation_keeps_the_whole_earlier_result(tmp_path: Path, caps
     assert main(["leaderboard", str(tmp_path / "r"), "--out", str(tmp_path / "board.md")]) == 0
     assert ("the latest evaluation of STS16 failed, the earlier result shown (its error in run.json's failed_again)"
             in (tmp_path / "board.md").read_text())
+    # a nightly gate does not pass on the score it kept: failed in the candidate (exit 1), saying why
+    capsys.readouterr()
+    assert main(["regress", "--baseline", str(tmp_path / "baseline"), "--candidate", str(tmp_path / "r"),
+                 "--out", str(tmp_path / "regress.md")]) == 1  # fmt: skip
+    gate = (tmp_path / "regress.md").read_text()
+    assert "FAIL (exit 1): failed in the candidate: STS16" in gate
+    assert "its latest evaluation failed (DataError: " in gate and "the score compared is the earlier" in gate
 
 
 def test_failed_reevaluation_replaces_a_damaged_result(tmp_path: Path) -> None:
