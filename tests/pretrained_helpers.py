@@ -27,15 +27,18 @@ def make_qwen2_folder(folder: Path, tokenizer, max_length: int = 128, seed: int 
     return folder, ref
 
 
-def make_gguf(path: Path, tokenizer=None, arch: str = "llama", seed: int = 0, norm_dtype=None) -> Path:
-    """A random 1-layer decoder of width 8 written as a GGUF file (F32 tensors, llama.cpp's names). With
-    ``tokenizer`` (this project's BBPE) its vocabulary and merges become the tokenizer.ggml.* keys, so
+def make_gguf(path: Path, tokenizer=None, arch: str = "llama", seed: int = 0, norm_dtype=None, width: int = 8,
+              raw_types: dict[str, str] | None = None) -> Path:
+    """A random 1-layer decoder of ``width`` (feed-forward 2x) written as a GGUF file (F32 tensors, llama.cpp's
+    names). With ``tokenizer`` (this project's BBPE) its vocabulary and merges become the tokenizer.ggml.* keys, so
     ``load_init("gguf:<path>")`` reads it back whole; ``seed`` gives other weights of the same shapes;
-    ``norm_dtype`` the type of the layer's attention norm (the other tensors stay float32)."""
+    ``norm_dtype`` the type of the layer's attention norm (the other tensors stay float32); ``raw_types`` writes
+    the named weights as zero bytes of a GGML type ({"blk.0.ffn_down": "IQ4_NL"}: rows must be whole blocks, so a
+    width of 32 for a 32-block type), as walk 68 rewrote one tensor of a real file."""
     import json
 
     import numpy as np
-    from gguf import GGUFWriter
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFWriter
 
     rng = np.random.default_rng(seed)
     writer = GGUFWriter(str(path), arch)
@@ -51,18 +54,25 @@ def make_gguf(path: Path, tokenizer=None, arch: str = "llama", seed: int = 0, no
         writer.add_bos_token_id(2)
         writer.add_eos_token_id(3)
         writer.add_pad_token_id(0)
-    for key, value in (("block_count", 1), ("embedding_length", 8), ("feed_forward_length", 16), ("head_count", 2),
+    w, f = width, 2 * width
+    for key, value in (("block_count", 1), ("embedding_length", w), ("feed_forward_length", f), ("head_count", 2),
                        ("head_count_kv", 2), ("vocab_size", rows), ("context_length", 64)):  # fmt: skip
         getattr(writer, f"add_{key}")(value)
     writer.add_layer_norm_rms_eps(1e-5)
-    shapes = {"token_embd": (rows, 8), "blk.0.attn_q": (8, 8), "blk.0.attn_k": (8, 8), "blk.0.attn_v": (8, 8),
-              "blk.0.attn_output": (8, 8), "blk.0.ffn_gate": (16, 8), "blk.0.ffn_up": (16, 8),
-              "blk.0.ffn_down": (8, 16)}  # fmt: skip
+    shapes = {"token_embd": (rows, w), "blk.0.attn_q": (w, w), "blk.0.attn_k": (w, w), "blk.0.attn_v": (w, w),
+              "blk.0.attn_output": (w, w), "blk.0.ffn_gate": (f, w), "blk.0.ffn_up": (f, w),
+              "blk.0.ffn_down": (w, f)}  # fmt: skip
     for name, shape in shapes.items():
-        writer.add_tensor(f"{name}.weight", rng.normal(0.0, 0.1, shape).astype(np.float32))
-    writer.add_tensor("blk.0.attn_norm.weight", np.ones(8, norm_dtype or np.float32))
+        if name in (raw_types or {}):
+            kind = GGMLQuantizationType[raw_types[name]]
+            block, size = GGML_QUANT_SIZES[kind]
+            writer.add_tensor(f"{name}.weight", np.zeros((shape[0], shape[1] // block * size), np.uint8),
+                              raw_dtype=kind)  # fmt: skip
+        else:
+            writer.add_tensor(f"{name}.weight", rng.normal(0.0, 0.1, shape).astype(np.float32))
+    writer.add_tensor("blk.0.attn_norm.weight", np.ones(w, norm_dtype or np.float32))
     for name in ("blk.0.ffn_norm", "output_norm"):
-        writer.add_tensor(f"{name}.weight", np.ones(8, np.float32))
+        writer.add_tensor(f"{name}.weight", np.ones(w, np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -123,6 +123,23 @@ def test_gguf_type_that_cannot_be_dequantized(tmp_path):
     assert str(path) in str(e.value)
 
 
+def test_gguf_type_is_refused_before_any_tensor_is_dequantized(tmp_path, tokenizer, monkeypatch, capsys):
+    """Walk 68: an IQ4_NL tensor after seven F32 ones was found only after dequantizing them (16 s on SmolLM2)."""
+    import gguf
+
+    path = make_gguf(tmp_path / "iq.gguf", tokenizer, width=32, raw_types={"blk.0.ffn_down": "IQ4_NL"})
+    names = [t.name for t in gguf.GGUFReader(str(path)).tensors]
+    assert names.index("blk.0.ffn_down.weight") == 7  # token_embd and six layer weights come first
+    calls = []
+    monkeypatch.setattr(gguf, "dequantize", lambda *a: calls.append(a) or pytest.fail("dequantized"))
+    assert main(["models", "import", f"gguf:{path}", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: tensor blk.0.ffn_down.weight has type IQ4_NL, which cannot be dequantized here" in err
+    assert "(supported: F32, F16, BF16, Q4_0" in err and not calls and not (tmp_path / "out").exists()
+    with pytest.raises(ModelImportError, match="has type IQ4_NL"):
+        load_config_for(f"gguf:{path}")  # what `harness ablate` and a train stage read first
+
+
 def test_not_a_gguf_file(tmp_path):
     path = tmp_path / "junk.gguf"
     path.write_bytes(b"not a gguf file at all")
