@@ -96,6 +96,27 @@ def conan_name(name: str, table: dict[str, str]) -> str | None:
     return None
 
 
+def source_name(name: str, table: dict[str, str]) -> str | None:
+    """The source tensor name that ``table`` maps onto ConanModel parameter ``name`` (conan_name inverted), or None:
+    a message names the tensor as the file does (the user looks for model.layers.1.mlp.up_proj.weight, not
+    layers.1.ffn.up_proj.weight)."""
+    for pattern, target in table.items():
+        parts = re.split(r"\\(\d)", target)  # literal, group number, literal, ...
+        found = re.fullmatch("".join(re.escape(p) if i % 2 == 0 else f"(?P<g{p}>.+?)" for i, p in enumerate(parts)),
+                             name)  # fmt: skip
+        if found is None:
+            continue
+        pieces = re.split(r"\([^()]*\)", pattern)  # around each group (none nested)
+        values = [found.groupdict().get(f"g{i}") for i in range(1, len(pieces))]
+        if None in values:  # a group the target does not use: not invertible
+            continue
+        filled = pieces[0] + "".join(value + piece for value, piece in zip(values, pieces[1:], strict=True))
+        candidate = re.sub(r"\\(.)", r"\1", filled)  # \. -> .
+        if conan_name(candidate, table) == name:  # the pattern may not take the value ('o' in attn_([qkv]))
+            return candidate
+    return None
+
+
 def split_spec(spec: str) -> tuple[str, str]:
     """('hf' | 'gguf' | 'conan', path) of an init spec. A bare path is a conan_model folder; a bare name of
     :data:`conan_model.pretrained.BASES` ('smollm2-135m') is that base's prepared folder."""
@@ -362,7 +383,8 @@ def assemble(config: ConanConfig, source: Path, tensors: Tensors, table: dict[st
         state[target], origin[target] = value.to(torch.float32), (file, name)
     missing = sorted(expected.keys() - state.keys())
     if missing:
-        raise ModelImportError(f"{source}: missing tensor(s) for {', '.join(missing[:5])}"
+        named = [f"{file_name} (for {name})" if (file_name := source_name(name, table)) else name for name in missing]
+        raise ModelImportError(f"{source}: missing tensor(s) {', '.join(named[:5])}"
                                + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))  # fmt: skip
     if tied_head is not None:
         _check_tied_copy(*tied_head, state["embed_tokens.weight"], *origin["embed_tokens.weight"])
