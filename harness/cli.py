@@ -103,10 +103,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         _list_tasks(root, origin, local, broken, args.suite)
     else:
         rows = [[name, desc] for name, desc in PACKAGED.items()]
+        # before walk 68 conan: said "harness train output" only and hf: nothing of decoders, which an hf: run
+        # pools without the eos token the import appends
         rows += [[f"{p}<path>", desc] for p, desc in zip(PREFIXES, (
             "sentence-transformers folder (or cached hub name)",
-            "transformers encoder folder, --pooling mean|cls|last",
-            "conan_model checkpoint folder (harness train output)"), strict=True)]  # fmt: skip
+            "transformers encoder folder, --pooling mean|cls|last; a decoder (Llama/Qwen2/Mistral): import it with "
+            "`harness models import hf:<folder>` (hf: pools without the eos token the import appends)",
+            "conan_model folder: `harness train` output, `harness models import` output or a prepared base "
+            "(`harness models list`)"), strict=True)]  # fmt: skip
         print(md_table(rows, headers=["model", "what"]))
     return 0
 

@@ -67,6 +67,15 @@ def test_a_suite_is_refused_where_the_listing_takes_none(what: str, capsys) -> N
     assert f"--suite cmteb: `harness list {what}` takes no suite" in captured.err and captured.out == ""
 
 
+def test_list_models_says_what_conan_and_hf_folders_hold(capsys) -> None:
+    """Walk 68: conan: was "harness train output" only (imports and prepared bases load too), and hf: said nothing
+    of decoders, which a run pools without the eos token the import appends."""
+    assert main(["list", "models"]) == 0
+    rows = _rows(capsys.readouterr().out.replace("\\|", "/"))
+    assert "`harness models import` output or a prepared base (`harness models list`)" in rows["conan:<path>"][1]
+    assert "a decoder (Llama/Qwen2/Mistral): import it with `harness models import hf:<folder>`" in rows["hf:<path>"][1]
+
+
 def test_list_tasks_shows_each_task_s_languages(shared_data: Path, capsys) -> None:
     """Before stop 61 (a user's walk) the lang column showed the language folder: "multi" for every bilingual task."""
     assert main(["list", "tasks", "--data-dir", str(shared_data)]) == 0
