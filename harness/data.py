@@ -168,6 +168,7 @@ def scan_tasks(root: Path) -> tuple[dict[str, LocalTask], dict[str, DataError]]:
                 broken[task_dir.name] = exc
                 continue
             tasks[meta["name"]] = LocalTask(meta["name"], meta["type"], task_dir, lang_dir.name, meta)
+            _warn_other_languages(root, spec, lang_dir.name, meta.get("languages"))
     for name, folders in places.items():  # before stop 59 the first valid one was run, the others said nowhere
         if len(folders) > 1:
             tasks.pop(name, None)
@@ -177,6 +178,20 @@ def scan_tasks(root: Path) -> tuple[dict[str, LocalTask], dict[str, DataError]]:
         _warn_language_folder(root)
         _warn_root_above(root)
     return tasks, broken
+
+
+def _warn_other_languages(root: Path, spec: Path, folder: str, languages: list[str] | None) -> None:
+    """Name, once per process, a task.json whose `languages` leave out the language folder it sits in: the folder
+    decides its suite, so a Chinese task in en/ runs under local-en (before walk 68 without a word). Not an error:
+    the layout lets any folder name a suite; a folder named by no language code (multi/) says nothing here."""
+    codes = {lang_script(code) for code in languages or []}
+    if not codes or lang_script(folder) is None or lang_script(folder) in codes or spec.resolve() in _WARNED_LANGUAGES:
+        return
+    _WARNED_LANGUAGES.add(spec.resolve())
+    home = languages[0] if len(languages) == 1 else "multi"
+    warn(f"{spec}: languages {', '.join(languages)} do not include {folder!r}, the language folder it sits in, so "
+         f"it runs in suite local-{folder} (the folder decides, docs/data-layout.md): move it to "
+         f"{root / home / spec.parent.name}/ or correct languages")  # fmt: skip
 
 
 def _warn_root_above(root: Path) -> None:
@@ -253,6 +268,9 @@ _WARNED_UNSPECIFIED: set[Path] = set()  # folders named already: a process that 
 
 
 _WARNED_ABOVE: set[Path] = set()  # roots named as one level too high already
+
+
+_WARNED_LANGUAGES: set[Path] = set()  # task.json files named as outside their languages' folder already
 
 
 def _warn_unspecified(root: Path, folders: list[Path]) -> None:

@@ -430,6 +430,30 @@ def test_folder_without_task_json_is_named_once(tmp_path: Path, capsys) -> None:
     assert capsys.readouterr().err == ""  # once
 
 
+@pytest.mark.parametrize("command", ["list", "run"])
+def test_a_task_outside_its_languages_folder_is_named_once(tmp_path: Path, capsys, command: str) -> None:
+    """Walk 68: a Chinese task ("languages": ["zh"]) in en/ ran under local-en without a word. A warning, not an
+    error: the folder decides the suite (docs/data-layout.md); en/ with "eng" and multi/ say nothing."""
+    from harness.cli import main
+
+    rows = [{"sentence1": f"今天天气很好 {i}", "sentence2": f"今天天气不错 {i}", "score": float(i)} for i in range(4)]
+    folder = _task_dir(tmp_path / "data", "MyZhSTS", "STS", "en", languages=["zh"])
+    (folder / "test.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    for lang, codes in (("en", ["eng"]), ("multi", ["de", "en"])):
+        quiet = _task_dir(tmp_path / "data", f"Quiet{lang}", "STS", lang, languages=codes)
+        (quiet / "test.jsonl").write_text((folder / "test.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
+    args = (["list", "tasks"] if command == "list" else
+            ["run", "--tasks", "MyZhSTS", "--model", "minilm", "--no-progress", "--out", str(tmp_path / "runs")])
+    assert main([*args, "--data-dir", str(tmp_path / "data")]) == 0
+    if command == "list":  # the listing reads the root again for the suite a row is in: still one warning
+        assert main(["list", "tasks", "--suite", "local-en", "--data-dir", str(tmp_path / "data")]) == 0
+    said = (f"harness: warning: {folder / 'task.json'}: languages zh do not include 'en', the language folder it "
+            "sits in, so it runs in suite local-en (the folder decides, docs/data-layout.md): move it to "
+            f"{tmp_path / 'data' / 'zh' / 'MyZhSTS'}/ or correct languages\n")  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.count("harness: warning:") == 1 and said in err
+
+
 def test_a_language_folder_given_as_the_root_is_named(shared_data: Path, capsys) -> None:
     """Before stop 49 (audit): `--data-dir ../shared/data/en` found no task and said only "no local mirror"."""
     from harness.data import scan_tasks
