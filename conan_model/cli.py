@@ -105,9 +105,13 @@ def check_out(out: Path, overwrite: bool, spec: str) -> None:
     if held and not others and kind != "conan":  # the loader's mark of a conan_model folder, not the file names
         others = [f"{CONFIG_NAME} {f'of model_type {kind!r}' if kind else 'without a conan model_type'}",
                   *(name for name in held if name != CONFIG_NAME)]  # fmt: skip
+    listed = f"{', '.join(others[:5])}{', ...' if len(others) > 5 else ''}"
+    if others and kind == "conan":  # a training export: its train_config.json would go (a walk, stop 68)
+        raise ConanError(f"--out {out}: a conan_model folder that holds other files too ({listed}), which an import "
+                         "(config.json, model.safetensors, tokenizer.json only) would delete; choose another --out")
     if others:
-        raise ConanError(f"--out {out}: holds files that are not a conan_model folder ({', '.join(others[:5])}"
-                         f"{', ...' if len(others) > 5 else ''}); choose another --out")  # fmt: skip
+        raise ConanError(f"--out {out}: holds files that are not a conan_model folder ({listed}); choose another "
+                         "--out")  # fmt: skip
     if held and not overwrite:
         raise ConanError(f"--out {out}: holds a model already; pass --overwrite to replace it")
 

@@ -488,7 +488,7 @@ class EmbeddingCache:
             ids = [(ns["namespace"],) for ns in mine]
             described = [(key,) for key, text in self._db.execute("SELECT key, description FROM models")
                          if _described_name(text) == name
-                         and _described_fingerprint(text).startswith(fingerprint or "")]  # fmt: skip
+                         and _described_fingerprint(text).lower().startswith((fingerprint or "").lower())]  # fmt: skip
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("DELETE FROM vectors WHERE ns = ?", ids)
             self._db.executemany("DELETE FROM namespaces WHERE id = ?", ids)
@@ -517,7 +517,7 @@ class EmbeddingCache:
             return mine
         if not fingerprint:
             raise UsageError("--fingerprint: give the start of a fingerprint `harness cache info --model` shows")
-        ours = [ns for ns in mine if str(ns.get("fingerprint", "")).startswith(fingerprint)]
+        ours = [ns for ns in mine if str(ns.get("fingerprint", "")).lower().startswith(fingerprint.lower())]
         if not ours:
             held = ", ".join(sorted({str(ns.get("fingerprint"))[:16] for ns in mine}))
             raise UsageError(f"--fingerprint {fingerprint}: no vectors of {name} under it in {self.path} (its "

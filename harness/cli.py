@@ -217,8 +217,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
         if args.action == "clear" and args.model:
             gone = cache.clear_model(args.model, args.fingerprint)
             which = f" (fingerprint {args.fingerprint}…)" if args.fingerprint else ""
-            print(f"removed {gone['entries']} cached vectors of {args.model}{which} ({gone['namespaces']} namespaces; "
-                  f"{_mib(gone['bytes'])} given back) from {cache.path}")  # fmt: skip
+            spaces = f"{gone['namespaces']} namespace{'s' * (gone['namespaces'] != 1)}"
+            print(f"removed {gone['entries']} cached vectors of {args.model}{which} ({spaces}; {_mib(gone['bytes'])} "
+                  f"given back) from {cache.path}")  # fmt: skip
             return 0
         if args.action == "clear":
             _say_cleared(cache.path, cache.clear())

@@ -466,8 +466,10 @@ class Pipeline:
             records = [r for r in (started, self._done(step)) if isinstance(r, dict)]
             if not any(r.get("output_dir") == str(out) for r in records):
                 where = f"{self.path}: " if self.path else ""
+                held = sorted(p.name for p in out.iterdir())[:3] if out.is_dir() else []  # `.DS_Store` alone: said
+                holds = f" (it holds {', '.join(held)}{', …' if len(held) == 3 else ''})" if held else ""
                 raise UsageError(f"{where}{name}: output_dir {out} exists but was not trained by this pipeline "
-                                 f"({self.out / STATE}); remove it or set another output_dir")  # fmt: skip
+                                 f"({self.out / STATE}){holds}; remove it or set another output_dir")  # fmt: skip
             aside = out.with_name(f"{out.name}.replaced")
             done = self._done(step)
             if aside.is_dir() and isinstance(done, dict) and done.get("key") == key and (aside / "final").is_dir():
@@ -481,7 +483,7 @@ class Pipeline:
                                 "back in place: not trained again")  # fmt: skip
                 self._outdate(f"{name}'s model was put back in place")
                 return Path(done["final"])
-            self._outdate(f"{name} is being trained again")
+            self._outdate(f"a pipeline run began training {name} again")  # said so, as it may be stopped since
             with output_dir_lock(out):  # another pipeline sharing this output_dir may be training in it now
                 if aside.exists():  # an earlier replacement was interrupted: `aside` holds the last finished model
                     shutil.rmtree(out)
@@ -521,7 +523,7 @@ class Pipeline:
                                 dims_policy="drop", redo_hint="", replace_stale=True,
                                 replaced_by="the retrained model")  # fmt: skip
             if replaces is not None:
-                self._outdate(f"{spec} is being evaluated again (its model changed)")
+                self._outdate(f"a pipeline run began evaluating {spec} again (its model changed)")
             self._start(step, {"key": model_key, "replaces": replaces})
             self._say(step, "evaluating (replacing the old model's results)" if run_cfg.overwrite
                       else "evaluating (finished tasks are skipped)")  # fmt: skip

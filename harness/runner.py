@@ -361,6 +361,9 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
         recorded = run_dir.read_run().get("tasks", {}).get(name, {}) if main else {}  # for its lines alone
         if name in cfg.redo and not cfg.overwrite:
             say(f"{tag}: evaluating again (its score in run.json is not the one its ablation recorded)", flush=True)
+        elif recorded.get("failed_again") and not cfg.overwrite and recorded.get("identity") == identity:
+            say(f"{tag}: its last evaluation failed ({recorded['failed_again'].get('error')}): evaluating again; the "
+                "earlier result stays until one succeeds", flush=True)  # fmt: skip
         elif recorded.get("status") == "ok" and not cfg.overwrite:
             if recorded.get("identity") == identity:
                 lacking = run_dir.unfinished_files(name, recorded, dims, cfg.dim_predictions)
@@ -404,7 +407,9 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
             cache_stop_noted = cache_stop_noted or _note_cache_stop(run_dir, cache, name)
             atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir))
         said = {"timings": "; the earlier evaluation's timings are kept (this one encoded nothing)",
-                "result": "; the earlier result stays (run.json records this failure on it as failed_again)"}
+                "result": "; the earlier result stays (run.json records this failure on it as failed_again)",
+                "dropped": "; the earlier result, damaged (its result file missing, unreadable or of another score), "
+                           "is gone"}
         say(f"[{n}/{len(runnable)}] {_progress_line(name, entry, eff)}{said.get(kept, '')}", flush=True)
 
     if shards is None:
@@ -482,7 +487,7 @@ def _dropped_dims(run_dir: RunDir, name: str, recorded: dict[str, Any], identity
     dropped = [d for d in run_dir.result_dims(name, recorded) if d not in dims]
     if not dropped:
         return ""
-    said = f"; its results at dims {', '.join(map(str, dropped))} are removed with the old result"
+    said = f"; its results at dims {', '.join(map(str, dropped))} go with the old result once this evaluation succeeds"
     if not same_vectors(recorded.get("identity"), identity):  # other vectors: those results are of other settings
         return said
     return f"{said} (to keep them, give every dim: {option} {','.join(map(str, sorted({*dims, *dropped})))})"
@@ -620,7 +625,7 @@ def _start_record(record: dict[str, Any], cfg: RunConfig, plan: Plan, embedder: 
         if old.get("status") == "ok":
             if old.get("identity") != identities.get(r.name):
                 continue  # its own provenance and identity stay with it
-            entry.update({k: v for k, v in old.items() if k in TASK_OUTCOME})
+            entry.update({k: v for k, v in old.items() if k in (*TASK_OUTCOME, "failed_again")})
         tasks[r.name] = entry
     record.update({
         "command": cfg.command,

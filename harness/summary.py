@@ -39,7 +39,7 @@ def render_summary(run_dir: RunDir) -> str:
             name, task.get("type") or "", source + (" *" if source == "mirror" else ""),
             task.get("main_metric") or "", percent(task.get("main_score")) + (" §" if name in others else ""),
             _fmt(e.get("wall_s"), digits=1), e.get("encoded_texts", "—") if e else "—", *rates,
-            e.get("cache_hits", "—") if e else "—", task.get("status", "") + (" ‡" if "failed_again" in task else ""),
+            e.get("cache_hits", "—") if e else "—", _status(task),
         ])  # fmt: skip
     scores = [t["main_score"] for n, t in scored_tasks(record).items() if n not in others]  # a NaN is no score
     mean = sum(scores) / len(scores) if scores else None
@@ -77,13 +77,19 @@ def render_summary(run_dir: RunDir) -> str:
                                                  for n, text in why.items()]  # fmt: skip
     again = {n: t["failed_again"].get("error") or "" for n, t in record.get("tasks", {}).items() if "failed_again" in t}
     if again:  # the score shown is the earlier evaluation's, whole: the new one failed (RunDir.replace_task)
-        lines += ["", "## Evaluated again and failed, the earlier result kept (‡)", ""] + [
+        lines += ["", "## Evaluated again and failed, the earlier result kept", ""] + [
             f"- {n}: {text.replace(root, shown_path(root)) if root else text}" for n, text in again.items()]
     if others:
         lines += ["", "## Tasks kept from runs with other settings (§)", "",
                   "These finished in an earlier run into this directory; their scores belong to the settings shown, "
                   "not to the header's:", ""] + [f"- {n}: {d}" for n, d in others.items()]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _status(task: dict) -> str:
+    """A task's status cell; `ok, failed again` for a kept result whose latest evaluation failed (words, not a mark:
+    `‡` means other data on the leaderboard)."""
+    return "ok, failed again" if "failed_again" in task else task.get("status", "")
 
 
 def _processes(record: dict) -> str:

@@ -269,10 +269,11 @@ class RunDir:
 
     def finished_entry(self, task: str, identity: dict[str, Any], dims: list[int] | None = None,
                        dim_items: bool = False) -> bool:  # fmt: skip
-        """True when the task finished earlier under exactly this identity and all its files are there
-        (`unfinished_files`)."""
+        """True when the task finished earlier under exactly this identity, all its files are there
+        (`unfinished_files`) and its last evaluation did not fail (`failed_again`: evaluated again as a failed task
+        is; before stop 68's review the rerun skipped it as done, the failure's mark kept for good)."""
         entry = self.read_run().get("tasks", {}).get(task, {})
-        return (entry.get("status") == "ok" and entry.get("identity") == identity
+        return (entry.get("status") == "ok" and entry.get("identity") == identity and "failed_again" not in entry
                 and not self.unfinished_files(task, entry, dims, dim_items))  # fmt: skip
 
     def unfinished_files(self, task: str, entry: dict[str, Any], dims: list[int] | None = None,
@@ -343,7 +344,8 @@ class RunDir:
                      efficiency: dict[str, Any] | None) -> str | None:  # fmt: skip
         """Put a task's new evaluation (`entry`, its files in `staged`) in place of its old one: files, efficiency
         figures and run.json entry. Returns what of the old evaluation stays: "timings" (`earlier_timing`),
-        "result" (the new evaluation failed, the old result is whole: it stays, `failed_again` on its entry), None.
+        "result" (the new evaluation failed, the old result is whole: it stays, `failed_again` on its entry), or went:
+        "dropped" (the new evaluation failed over a finished result that was damaged), else None.
 
         run.json says `pending` while files change hands: a run killed in between leaves the task to be redone, never
         a record of one evaluation over files of another. A failed evaluation replaces an old result only where that
@@ -376,11 +378,16 @@ class RunDir:
             earlier = self.earlier_timing(task, before, entry, figures)
             self.update_efficiency(task, earlier or figures)
             self.update_run(lambda rec: rec.setdefault("tasks", {}).__setitem__(task, entry))
+        if entry.get("status") != "ok" and before.get("status") == "ok":
+            return "dropped"
         return "timings" if earlier is not None else None
 
     def _whole(self, task: str, entry: dict[str, Any]) -> bool:
-        """Whether a recorded result is finished and undamaged: every file it names there, its score the file's."""
-        return entry.get("status") == "ok" and not self.unfinished_files(task, entry, self._recorded_dims(task, entry))
+        """Whether a recorded result is kept over a failed evaluation: finished, its result file readable and holding
+        its score. Its per-item files (predictions, gold) and dim files need not all be there: one removed to save
+        disk lost the whole result before stop 68's review (a walk); readers name what is missing, as before."""
+        return (entry.get("status") == "ok" and _readable(self.result_path(task))
+                and not self.score_mismatch(task, entry))  # fmt: skip
 
     def _drop_empty_dim_folders(self) -> None:
         """Remove the `embed_dim_<d>` folders (results and predictions) that a task's old files left empty, and an

@@ -114,6 +114,12 @@ def test_overwrite_never_replaces_a_transformers_folder_nor_the_source(qwen2_fol
                  "--overwrite"]) == 0  # fmt: skip
     assert json.loads((imported / "config.json").read_text())["pooling"] == "mean"
     assert (imported / "model.safetensors").read_bytes() == weights
+    (imported / "train_config.json").write_text("{}", encoding="utf-8")  # a training export: the file would go
+    assert main(["models", "import", f"conan:{imported}", "--out", str(imported), "--overwrite"]) == 2
+    assert capsys.readouterr().err == (f"harness models: error: --out {imported}: a conan_model folder that holds "
+                                       "other files too (train_config.json), which an import (config.json, "
+                                       "model.safetensors, tokenizer.json only) would delete; choose another --out\n")
+    assert (imported / "train_config.json").is_file()
     gguf = make_gguf(tmp_path / "m.gguf", tokenizer)
     assert main(["models", "import", f"gguf:{gguf}", "--out", str(gguf), "--overwrite"]) == 2
     assert f"--out {gguf}: is the import's own source (gguf:{gguf})" in capsys.readouterr().err

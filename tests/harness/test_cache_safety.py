@@ -312,8 +312,8 @@ def test_clear_one_fingerprint_of_a_model(tmp_path: Path, capsys) -> None:
     assert main(["cache", "clear", "--cache-dir", str(tmp_path), "--model", "local/stm", "--fingerprint", "cc"]) == 2
     assert ("--fingerprint cc: no vectors of local/stm under it in " in (err := capsys.readouterr().err)
             and "(its fingerprints: aaaa1111, bbbb2222)" in err)  # fmt: skip
-    assert main(["cache", "clear", "--cache-dir", str(tmp_path), "--model", "local/stm", "--fingerprint", "aaaa"]) == 0
-    assert "removed 30 cached vectors of local/stm (fingerprint aaaa…) (1 namespaces; " in capsys.readouterr().out
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path), "--model", "local/stm", "--fingerprint", "AAAA"]) == 0
+    assert "removed 30 cached vectors of local/stm (fingerprint AAAA…) (1 namespace; " in capsys.readouterr().out
     left = EmbeddingCache(tmp_path)
     assert [(ns["fingerprint"], ns["entries"]) for ns in left.info()["namespaces"]] == [("bbbb2222", 20)]
     assert left.model_description("key old", "local/stm") is None and left.model_description("key new", "local/stm")

@@ -314,7 +314,8 @@ def test_pipeline_refuses_an_output_dir_it_did_not_train(tmp_path: Path, shared_
     assert main(["pipeline", str(config)]) == 2
     # named as the config's other errors name a stage (before stop 68 `train:0`, without the file; a walk)
     assert (f"{config}: [[train]] #1 (configs/pretrain.toml): output_dir {tmp_path / 'pipe' / 'pretrain'} exists "
-            "but was not trained by this pipeline") in capsys.readouterr().err
+            f"but was not trained by this pipeline ({tmp_path / 'pipe' / 'pipeline.json'}) (it holds train.log); "
+            "remove it or set another output_dir") in capsys.readouterr().err
     other = tmp_path / "other"  # before stop 64 (a user's walk) the refused pipeline's `out` was made, left empty
     config.write_text(config.read_text().replace(f'out = "{tmp_path / "pipe"}"', f'out = "{other}"'))
     assert main(["pipeline", str(config)]) == 2
@@ -390,8 +391,9 @@ def test_pipeline_marks_its_leaderboard_and_report_out_of_date_while_a_model_is_
     real = harness.runner.run
     monkeypatch.setattr(harness.runner, "run", lambda cfg: (_ for _ in ()).throw(KeyboardInterrupt()))
     assert main(["pipeline", str(config)]) == 130
-    banner = (f"> **Out of date**: conan:{tmp_path / 'ckpt'} is being evaluated again (its model changed); this file "
-              "still shows the earlier models. `harness pipeline` rewrites it when it finishes.\n\n")  # fmt: skip
+    banner = (f"> **Out of date**: a pipeline run began evaluating conan:{tmp_path / 'ckpt'} again (its model "
+              "changed); this file still shows the earlier models. `harness pipeline` rewrites it when it "
+              "finishes.\n\n")  # fmt: skip
     assert (out / "leaderboard.md").read_text(encoding="utf-8") == banner + board
     assert report.read_text(encoding="utf-8").startswith(banner)
     assert not {"leaderboard", "report"} & set(json.loads((out / "pipeline.json").read_text())["done"])

@@ -124,14 +124,16 @@ def test_dims_are_read_from_the_recorded_identity_only(tmp_path: Path) -> None:
 def test_failed_reevaluation_keeps_the_whole_earlier_result(tmp_path: Path, capsys) -> None:
     """Before stop 68 a failed evaluation removed the task's whole earlier result (a transient error under
     --overwrite lost a finished score). It now stays, files and record, with the failure on it: the run fails (exit
-    1), summary.md marks it ‡, and run.json and mteb's reader still agree on the score."""
+    1), summary.md says so, and run.json and mteb's reader still agree on the score. The next run evaluates it again,
+    as a failed task; the mark goes once one succeeds (review of stop 68: it was skipped as done, marked for good)."""
     data = _copy(("STS16",), tmp_path / "data")
     _, first = _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64", data=data)
     before = _files(tmp_path / "r", "STS16")
     assert before
     shutil.copytree(tmp_path / "r", tmp_path / "baseline")  # for regress, below
-    with (data / "en" / "STS16" / "test.jsonl").open("a", encoding="utf-8") as handle:
-        handle.write("{not json\n")
+    rows = data / "en" / "STS16" / "test.jsonl"
+    original = rows.read_text(encoding="utf-8")
+    rows.write_text(original + "{not json\n", encoding="utf-8")
     capsys.readouterr()
     code, record = _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64", data=data)
     entry = record["tasks"]["STS16"]
@@ -141,8 +143,8 @@ def test_failed_reevaluation_keeps_the_whole_earlier_result(tmp_path: Path, caps
     err = capsys.readouterr().err
     assert "1 task(s) failed: STS16" in err and "the earlier result of STS16 is kept" in err
     summary = (tmp_path / "r" / "summary.md").read_text()
-    assert re.search(r"^\| STS16 .* ok ‡ +\|$", summary, re.M), summary
-    assert "## Evaluated again and failed, the earlier result kept (‡)\n\n- STS16: " in summary
+    assert re.search(r"^\| STS16 .* ok, failed again +\|$", summary, re.M), summary
+    assert "## Evaluated again and failed, the earlier result kept\n\n- STS16: " in summary
     results = mteb.ResultCache(cache_path=tmp_path / "r").load_results()
     scores = [t.get_score() for m in results.model_results for t in m.task_results if t.task_name == "STS16"]
     assert scores == [pytest.approx(entry["main_score"], abs=1e-6)]
@@ -156,20 +158,35 @@ def test_failed_reevaluation_keeps_the_whole_earlier_result(tmp_path: Path, caps
     gate = (tmp_path / "regress.md").read_text()
     assert "FAIL (exit 1): failed in the candidate: STS16" in gate
     assert "its latest evaluation failed (DataError: " in gate and "the score compared is the earlier" in gate
+    # failing again with its per-item files removed (to save disk) keeps it still: its result file is whole
+    open_run(tmp_path / "r").predictions_path("STS16").unlink()
+    code, record = _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64", data=data)
+    assert code == 1 and record["tasks"]["STS16"]["main_score"] == first["tasks"]["STS16"]["main_score"]
+    rows.write_text(original, encoding="utf-8")  # mended: evaluated again though its settings are the kept one's
+    capsys.readouterr()
+    code, record = _run(tmp_path, "r", "--tasks", "STS16", "--dims", "64", data=data)
+    out = capsys.readouterr().out
+    assert code == 0 and "failed_again" not in record["tasks"]["STS16"], out
+    assert "[1/1] STS16: its last evaluation failed (DataError: " in out
+    assert "evaluating again; the earlier result stays until one succeeds" in out
+    assert "failed again" not in (tmp_path / "r" / "summary.md").read_text()
 
 
-def test_failed_reevaluation_replaces_a_damaged_result(tmp_path: Path) -> None:
+def test_failed_reevaluation_replaces_a_damaged_result(tmp_path: Path, capsys) -> None:
     """A result that is itself damaged (here its result file cut short) is not kept over a failed evaluation: the
-    task is recorded failed and none of its files stay for mteb's reader."""
+    task is recorded failed, none of its files stay for mteb's reader, and the line says the result went."""
     data = _copy(("STS16",), tmp_path / "data")
     _run(tmp_path, "r", "--tasks", "STS16", data=data)
     result = open_run(tmp_path / "r").result_path("STS16")
     result.write_text(result.read_text()[:30])
     with (data / "en" / "STS16" / "test.jsonl").open("a", encoding="utf-8") as handle:
         handle.write("{not json\n")
+    capsys.readouterr()
     code, record = _run(tmp_path, "r", "--tasks", "STS16", data=data)
     entry = record["tasks"]["STS16"]
     assert code == 1 and entry["status"] == "failed" and "failed_again" not in entry
+    assert ("; the earlier result, damaged (its result file missing, unreadable or of another score), is gone"
+            in capsys.readouterr().out)
     assert _files(tmp_path / "r", "STS16") == {}
 
 
@@ -201,7 +218,8 @@ def test_a_rerun_at_other_dims_names_the_dims_it_removes_and_keeps_the_measured_
     assert main([*args, "--run-name", "r", "--dims", "32"]) == 0
     out = capsys.readouterr().out
     assert ("STS16: settings differ from the earlier result (dims [64, 128] → [32]): evaluating again; its results at "
-            "dims 64, 128 are removed with the old result (to keep them, give every dim: --dims 32,64,128)") in out
+            "dims 64, 128 go with the old result once this evaluation succeeds (to keep them, give every dim: --dims "
+            "32,64,128)") in out
     assert "nothing encoded; 92 cache hits); the earlier evaluation's timings are kept (this one encoded nothing)" \
         in out
     assert json.loads(efficiency.read_text())["STS16"] == timed
@@ -218,7 +236,8 @@ def test_a_rerun_at_other_dims_names_the_dims_it_removes_and_keeps_the_measured_
     capsys.readouterr()
     assert main([*args, "--run-name", "r", "--max-length", "8"]) == 0
     out = capsys.readouterr().out
-    assert "(not set)): evaluating again; its results at dims 32 are removed with the old result\n" in out
+    assert ("(not set)): evaluating again; its results at dims 32 go with the old result once this evaluation "
+            "succeeds\n") in out
     assert "max_length 256 → 8, dims [32] → []" in out and "timings are kept" not in out
     assert json.loads(efficiency.read_text())["STS16"]["encoded_texts"] == 0
 
@@ -249,8 +268,8 @@ def test_overwrite_names_the_dim_results_it_removes(tmp_path: Path, capsys) -> N
     assert main([*args, "--dims", "64,128"]) == 0
     capsys.readouterr()
     assert main([*args, "--dims", "32", "--overwrite"]) == 0
-    assert ("STS16: evaluating again (--overwrite); its results at dims 64, 128 are removed with the old result (to "
-            "keep them, give every dim: --dims 32,64,128)") in capsys.readouterr().out
+    assert ("STS16: evaluating again (--overwrite); its results at dims 64, 128 go with the old result once this "
+            "evaluation succeeds (to keep them, give every dim: --dims 32,64,128)") in capsys.readouterr().out
     assert set(open_run(tmp_path / "r").dim_scores("STS16")) == {32}
 
 
