@@ -766,3 +766,21 @@ def test_a_document_with_a_title_and_an_empty_text_is_refused(tmp_path: Path) ->
     with pytest.raises(DataError) as raised:
         _load(tmp_path, "MyRetrieval")
     assert str(raised.value) == f"{folder / 'corpus.jsonl'}:2: field 'text' is empty or not a string"
+
+
+def test_a_huge_text_is_named_once_per_read_not_refused(tmp_path: Path, capsys) -> None:
+    """A walk (stop 67): a 2-million-character text took 32.5 s to tokenize, said only as a slow rate. A text of a
+    million characters or more is named with its file and line, the largest first, and the rows still load."""
+    folder = _task_dir(tmp_path, "MySTS", "STS")
+    rows = [{"sentence1": "a", "sentence2": "b", "score": 1.0},
+            {"sentence1": "x" * 1_000_000, "sentence2": "b", "score": 2.0},
+            {"sentence1": "a", "sentence2": "y" * 1_200_000, "score": 3.0}]  # fmt: skip
+    (folder / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    assert len(read_rows(discover_tasks(tmp_path)["MySTS"], "test.jsonl")) == 3
+    assert capsys.readouterr().err == (
+        f"harness: warning: {folder / 'test.jsonl'}:3: a text of 1,200,000 characters (and 1 more of 1,000,000+ "
+        "characters): it is tokenized whole, slowly (about 15 s per million characters on 2 cores), before its first "
+        "max_length tokens are embedded; check the file\n")
+    (folder / "test.jsonl").write_text(json.dumps(rows[0]) + "\n", encoding="utf-8")
+    read_rows(discover_tasks(tmp_path)["MySTS"], "test.jsonl")
+    assert capsys.readouterr().err == ""
