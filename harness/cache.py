@@ -126,20 +126,18 @@ def _stored_description(stored: str) -> tuple[int | None, str]:
         return -1, text  # no checksum can match: damaged
 
 
+def _described(stored: str) -> dict[str, Any]:
+    """A stored description as a dict, {} when unreadable."""
+    try:
+        description = json.loads(_stored_description(stored)[1])
+    except ValueError:
+        return {}
+    return description if isinstance(description, dict) else {}
+
+
 def _described_name(stored: str) -> str | None:
     """The model name in a stored description, None when unreadable."""
-    try:
-        return json.loads(_stored_description(stored)[1]).get("name")
-    except (ValueError, AttributeError):
-        return None
-
-
-def _described_fingerprint(stored: str) -> str:
-    """The model fingerprint in a stored description, "" when unreadable."""
-    try:
-        return str(json.loads(_stored_description(stored)[1]).get("fingerprint") or "")
-    except (ValueError, AttributeError):
-        return ""
+    return _described(stored).get("name")
 
 
 def namespace_key(identity: dict[str, Any]) -> str:
@@ -488,7 +486,8 @@ class EmbeddingCache:
             ids = [(ns["namespace"],) for ns in mine]
             described = [(key,) for key, text in self._db.execute("SELECT key, description FROM models")
                          if _described_name(text) == name
-                         and _described_fingerprint(text).lower().startswith((fingerprint or "").lower())]  # fmt: skip
+                         and str(_described(text).get("fingerprint") or "").lower().startswith(
+                             (fingerprint or "").lower())]  # fmt: skip
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("DELETE FROM vectors WHERE ns = ?", ids)
             self._db.executemany("DELETE FROM namespaces WHERE id = ?", ids)

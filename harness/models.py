@@ -84,10 +84,6 @@ def _config_object(config: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _model_type(config: Path) -> str | None:
-    """config.json's model_type, or None when there is none to read."""
-    value = (_config_object(config) or {}).get("model_type")
-    return value if isinstance(value, str) else None
 
 
 def _not_a_model_config(config: Path) -> bool:
@@ -237,7 +233,9 @@ def _folder_spec(path: str) -> str:
     folder = Path(path).expanduser()
     if (folder / "modules.json").is_file():
         return f"a sentence-transformers folder: --model st:{path}"
-    if _model_type(folder / "config.json") == "conan":
+    from conan_model.checkpoint import model_type_of  # lazily: it imports torch
+
+    if model_type_of(folder) == "conan":
         return f"a conan checkpoint folder: --model conan:{path}"
     if (folder / "config.json").is_file():
         return f"a transformers model folder: --model hf:{path}"

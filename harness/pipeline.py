@@ -376,6 +376,11 @@ class Pipeline:
     def _say(self, step: str, message: str) -> None:
         print(f"[pipeline] {step}: {message}", flush=True)
 
+    @property
+    def _in_config(self) -> str:
+        """`<config file>: ` before a stage's error, '' where the pipeline was built without one."""
+        return f"{self.path}: " if self.path else ""
+
     def _model_key(self, folder: str) -> str | None:
         """The fingerprint of a model folder's files (`source_fingerprint`), once per command: a stage's export is
         checked when training is skipped and keys its evaluation after."""
@@ -443,9 +448,8 @@ class Pipeline:
             done["export"] = found
             self._write()
         elif found != recorded:
-            where = f"{self.path}: " if self.path else ""
-            raise UsageError(f"{where}{label}: {done['final']} is not the model this stage exported (its files "
-                             f"changed since: fingerprint {found[:12]}, exported {recorded[:12]}); remove it to "
+            raise UsageError(f"{self._in_config}{label}: {done['final']} is not the model this stage exported (its "
+                             f"files changed since: fingerprint {found[:12]}, exported {recorded[:12]}); remove it to "
                              f"export it again from the stage's last checkpoint, or {done['output_dir']} to train "
                              "the stage again")  # fmt: skip
 
@@ -465,11 +469,11 @@ class Pipeline:
         if made and started != {"key": key, "output_dir": str(out)}:
             records = [r for r in (started, self._done(step)) if isinstance(r, dict)]
             if not any(r.get("output_dir") == str(out) for r in records):
-                where = f"{self.path}: " if self.path else ""
                 held = sorted(p.name for p in out.iterdir())[:3] if out.is_dir() else []  # `.DS_Store` alone: said
                 holds = f" (it holds {', '.join(held)}{', …' if len(held) == 3 else ''})" if held else ""
-                raise UsageError(f"{where}{name}: output_dir {out} exists but was not trained by this pipeline "
-                                 f"({self.out / STATE}){holds}; remove it or set another output_dir")  # fmt: skip
+                raise UsageError(f"{self._in_config}{name}: output_dir {out} exists but was not trained by this "
+                                 f"pipeline ({self.out / STATE}){holds}; remove it or set another "
+                                 "output_dir")  # fmt: skip
             aside = out.with_name(f"{out.name}.replaced")
             done = self._done(step)
             if aside.is_dir() and isinstance(done, dict) and done.get("key") == key and (aside / "final").is_dir():

@@ -395,7 +395,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
         unbilled_load_s = 0.0
         if shards is not None:
             entry, eff = _agree(shards, entry, eff)
-        kept = None  # what of the earlier evaluation stays (RunDir.replace_task): its timings, or its whole result
+        kept = None  # what of the earlier evaluation stays or went (RunDir.replace_task, KEPT_SAID)
         if main:
             entry = {**_provenance(resolved, cfg), **entry, "identity": identity if entry["status"] == "ok" else None}
             pending = {**_provenance(resolved, cfg), "status": "pending"}
@@ -406,11 +406,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
                 failed_again.append(name)
             cache_stop_noted = cache_stop_noted or _note_cache_stop(run_dir, cache, name)
             atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir))
-        said = {"timings": "; the earlier evaluation's timings are kept (this one encoded nothing)",
-                "result": "; the earlier result stays (run.json records this failure on it as failed_again)",
-                "dropped": "; the earlier result, damaged (its result file missing, unreadable or of another score), "
-                           "is gone"}
-        say(f"[{n}/{len(runnable)}] {_progress_line(name, entry, eff)}{said.get(kept, '')}", flush=True)
+        say(f"[{n}/{len(runnable)}] {_progress_line(name, entry, eff)}{KEPT_SAID.get(kept, '')}", flush=True)
 
     if shards is None:
         return _close_run(cfg, run_dir, plan, runnable, evaluates, log, failed_again)
@@ -522,6 +518,11 @@ def _report_broken(broken: dict[str, str], plan: Plan, say: Any) -> None:
 
 # What a finished task's entry in run.json says about its outcome; kept when a rerun skips the task.
 # Per-dim scores are not among them: they live in the experiments/embed_dim_<d>/ result files (RunDir.dim_scores).
+# what a task's line adds for RunDir.replace_task's outcome: what of the earlier evaluation stays, or went
+KEPT_SAID = {"timings": "; the earlier evaluation's timings are kept (this one encoded nothing)",
+             "result": "; the earlier result stays (run.json records this failure on it as failed_again)",
+             "dropped": "; the earlier result, damaged (its result file missing, unreadable or of another score), is "
+                        "gone"}  # fmt: skip
 TASK_OUTCOME = ("status", "main_score", "main_metric", "split", "subsets", "error", "traceback", "identity")
 
 

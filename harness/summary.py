@@ -70,15 +70,17 @@ def render_summary(run_dir: RunDir) -> str:
         lines += ["", f"## Matryoshka dimensions (score ×100, and as a fraction of the full {model.get('embed_dim')})",
                   "", dims_table]  # fmt: skip
     root = record.get("data_root")  # errors name data files by their absolute path: shown as the header shows it
-    for status, key, title in (("failed", "error", "Failed tasks"), ("missing", "reason", "Not evaluated")):
-        why = {n: t.get(key) or "" for n, t in record.get("tasks", {}).items() if t.get("status") == status}
+    tasks = record.get("tasks", {})
+    sections = (("Failed tasks", {n: t.get("error") or "" for n, t in tasks.items() if t.get("status") == "failed"}),
+                ("Not evaluated", {n: t.get("reason") or "" for n, t in tasks.items() if t.get("status") == "missing"}),
+                # the score shown is the earlier evaluation's, whole: the new one failed (RunDir.replace_task)
+                ("Evaluated again and failed, the earlier result kept",
+                 {n: t["failed_again"].get("error") or "" for n, t in tasks.items()
+                  if "failed_again" in t}))  # fmt: skip
+    for title, why in sections:
         if why:
             lines += ["", f"## {title}", ""] + [f"- {n}: {text.replace(root, shown_path(root)) if root else text}"
                                                  for n, text in why.items()]  # fmt: skip
-    again = {n: t["failed_again"].get("error") or "" for n, t in record.get("tasks", {}).items() if "failed_again" in t}
-    if again:  # the score shown is the earlier evaluation's, whole: the new one failed (RunDir.replace_task)
-        lines += ["", "## Evaluated again and failed, the earlier result kept", ""] + [
-            f"- {n}: {text.replace(root, shown_path(root)) if root else text}" for n, text in again.items()]
     if others:
         lines += ["", "## Tasks kept from runs with other settings (§)", "",
                   "These finished in an earlier run into this directory; their scores belong to the settings shown, "
