@@ -94,9 +94,14 @@ def run_entry(run: RunDir, record: dict[str, Any], label: str, with_dims: bool
 def published_names(models: list[tuple[Path, PublishedModel]]) -> list[str]:
     """How each (--published folder, model) row names its model: the model's name, followed for one model from
     several folders by the fewest trailing folders that tell its folders apart (`harness.runs.folder_tails`:
-    `org/m [mirror-a]`, never a machine's absolute path); before, such rows were refused as sharing a label."""
+    `org/m [mirror-a]`, never a machine's absolute path), and by its model folder where two model folders of one
+    --published folder name it (`org/m [pub/acme__m]`: a run's results copied in beside the real ones; before stop
+    69 their notes read alike and the board was refused as two rows sharing a label)."""
     names = [model.name for _, model in models]
     tails = folder_tails(names, [folder for folder, _ in models])
+    pairs = [(name, Path(folder).resolve()) for name, (folder, _) in zip(names, models, strict=True)]
+    tails = [f"{tail}/{model.folder}" if pairs.count(pair) > 1 else tail
+             for tail, pair, (_, model) in zip(tails, pairs, models, strict=True)]  # fmt: skip
     return [f"{name} [{tail}]" if names.count(name) > 1 else name for name, tail in zip(names, tails, strict=True)]
 
 
@@ -230,7 +235,7 @@ def build_board(runs: list[Path], published: list[Path], suite: SuiteRef | None,
                          f"{task} earns no Borda points in a ranking that holds rows of both.")  # fmt: skip
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
-        raise UsageError("two rows share a label (two model folders of one --published folder name one model?): "
+        raise UsageError("two rows share a label (rename a run folder to tell them apart): "
                          + ", ".join(sorted({label for label in labels if labels.count(label) > 1})))
     title = f"{bench_name} ({suite.name})" if suite else "tasks of the given runs"
     reported = any(Path(folder).resolve() == SNAPSHOT for folder in published)

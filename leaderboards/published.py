@@ -49,6 +49,7 @@ class PublishedModel:
     """One model's published scores (0–1 scale), with where each came from."""
 
     name: str
+    folder: str = ""  # its model folder under the results root (`org__m`): tells apart two folders of one name
     scores: dict[str, float] = field(default_factory=dict)
     splits: dict[str, str] = field(default_factory=dict)
     revisions: dict[str, str] = field(default_factory=dict)  # task → the revision folder its score came from
@@ -189,7 +190,7 @@ def load_published(path: Path, tasks: dict[str, Any | None] | None = None) -> li
     for model_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         metas = sorted(model_dir.glob("*/model_meta.json"))
         meta = json.loads(metas[-1].read_text(encoding="utf-8")) if metas else {}
-        model = PublishedModel(meta.get("name") or model_dir.name.replace("__", "/", 1))
+        model = PublishedModel(meta.get("name") or model_dir.name.replace("__", "/", 1), model_dir.name)
         if not any(f.name not in NOT_TASK_FILES for f in model_dir.glob("*/*.json")):
             continue
         for name, file in pick_files(model_dir, model.name, wanted).items():

@@ -107,3 +107,20 @@ def test_one_published_model_from_two_folders_is_labelled_by_its_folder(tmp_path
     assert main([*argv, "--published", str(tmp_path / "mirror-a" / "results")]) == 2
     err = capsys.readouterr().err
     assert f"--published {tmp_path / 'mirror-a' / 'results'}: given twice" in err and "Traceback" not in err
+
+
+def test_two_model_folders_of_one_name_in_one_published_folder_are_told_apart(tmp_path: Path) -> None:
+    """Before: a folder whose model_meta.json names a model another folder holds too (a run's results copied in
+    beside the real ones) gave notes that read alike and, both holding scores, a refused board. Each now adds its
+    model folder."""
+    pub = tmp_path / "pub" / "results"
+    for folder, score in (("acme__m", 0.61), ("org__m", 0.62)):
+        write_json(pub / folder / "r" / "STS16.json", result_json("STS16", score))
+        write_json(pub / folder / "r" / "model_meta.json", {"name": "org/m", "revision": "r"})
+    run = make_run(tmp_path, "run", {"STS16": 0.80}, TYPES)
+    out = tmp_path / "lb.md"
+    assert main(["leaderboard", str(run), "--published", str(pub), "--out", str(out)]) == 0
+    text = re.sub(r" +", " ", out.read_text(encoding="utf-8"))
+    assert "| org/m [results/acme__m] (published) | 1/1 | 61.00‡ |" in text
+    assert "| org/m [results/org__m] (published) | 1/1 | 62.00‡ |" in text
+    assert "org/m [results/acme__m]: revision `r`" in text and "org/m [results/org__m]: revision `r`" in text
