@@ -77,7 +77,8 @@ def run_entry(run: RunDir, record: dict[str, Any], label: str, with_dims: bool
     The row stands for the settings run.json records for the run; a kept task's score belongs to other settings,
     so it goes to `Entry.kept` (shown, marked `§`), not to the scores that coverage, means and Borda count."""
     tasks, kept = record.get("tasks", {}), other_settings(record)
-    entry = Entry(label, "run", detail=shown_path(run.path))
+    width = int((record.get("model") or {}).get("embed_dim") or 0)
+    entry = Entry(label, "run", detail=shown_path(run.path), width=width)
     for name, task in tasks.items():
         if has_score(task):
             entry.sources[name] = task.get("source") or "official"

@@ -119,6 +119,8 @@ def dims_tables(board: Board, rows: list[Row]) -> list[str]:
     carries `‡` here too, and so does a mean over it (before stop 54, audit, only the main tables marked them). A
     mean over fewer of the tasks the tables' means cover together carries `†`, with a line naming what it lacks
     (before stop 67, a walk, means over different tasks sat side by side unmarked). A
+    The full column names the run's width, `full (384)`, as summary.md and the efficiency report do (before stop 69,
+    a walk, "full" read alike for a 384-d and a 128-d model). A
     run with no dim result on the table's tasks (none of them in a --suite) gets no table: the notes name its
     tasks outside the suite (before, a table of headers alone); one with no dim result at all is named under the
     tables."""
@@ -146,7 +148,8 @@ def dims_tables(board: Board, rows: list[Row]) -> list[str]:
             body.append([f"**Mean ({counted(len(scored), 'task')})**{marked}", *[percent(means.get(d)) for d in dims],
                          percent(full)])  # fmt: skip
         out += [f"### {e.label}", "",
-                md_table(body, headers=["Task", *map(str, dims), "full"], disable_numparse=True),
+                md_table(body, headers=["Task", *map(str, dims), f"full ({e.width})" if e.width else "full"],
+                         disable_numparse=True),
                 ""]  # fmt: skip
         if shared and fewer:  # before stop 67 (a walk) unmarked beside means over other tasks
             out += [f"`†` This mean is over {', '.join(scored)} only; another table's mean also covers "

@@ -24,6 +24,7 @@ class Entry:
     scores: dict[str, float] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # task → official | mirror | published
     dim_scores: dict[int, dict[str, float]] = field(default_factory=dict)  # dim → task → score
+    width: int = 0  # a run's full embedding width (run.json's model.embed_dim; 0: not known, or a published row)
     detail: str = ""
     # task → score kept from an earlier run under other settings than the row's: shown, never counted (no coverage,
     # means or Borda points; the row has no score under its own settings)

@@ -87,7 +87,10 @@ def dims_figure(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> Figure
     null, 0 here) has no place on a log axis: that point is left out (before stop 63, log2(0) stopped the report).
     A run with no point at a dim another run of the panel has a point at is broken there, not drawn straight across
     it as if it had a value; each run has its own hollow marker and line style, so runs with the same points are all
-    seen (before stop 67, a walk, both: a line from 64 to full across 128, and a run drawn over another)."""
+    seen (before stop 67, a walk, both: a line from 64 to full across 128, and a run drawn over another). Its own
+    points are still joined across such a gap by a faint line without a legend entry (`BRIDGE_ALPHA`): broken alone,
+    a 384-d run beside a 128-d one lost the segment from its last prefix to its full width, the one an MRL plot is
+    for, and beside a third run's dims it was loose markers (a walk, stop 69)."""
     kinds = list(curves)
     cols = min(3, len(kinds))
     rows = (len(kinds) + cols - 1) // cols
@@ -103,6 +106,9 @@ def dims_figure(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> Figure
                 xs = [d for d in everywhere if min(known) <= d <= max(known)]
                 ys = [100 * known[d] if d in known else math.nan for d in xs]  # NaN: the line breaks there
                 marker, line = looks[label]
+                if len(xs) > len(known):  # the faint bridge over the dims this run lacks
+                    ax.plot(sorted(known), [100 * known[d] for d in sorted(known)], linestyle=line,
+                            alpha=BRIDGE_ALPHA, color=colours[label], label="_nolegend_")  # fmt: skip
                 ax.plot(xs, ys, marker=marker, linestyle=line, fillstyle="none", markersize=8 - 1.5 * (
                     labels.index(label) % 3), label=label, color=colours[label])  # fmt: skip
         ax.set_xscale("log", base=2)
@@ -128,6 +134,7 @@ def dims_figure(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> Figure
     return fig
 
 
+BRIDGE_ALPHA = 0.3  # how strongly a run's line is drawn across a dim it has no point at
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # hollow: one run's marker is seen inside another's
 LINES = ("-", "--", ":", "-.")
 TICK_GAP = 0.1  # the least distance between two labelled dims, as a share of the panel's log2 span

@@ -236,9 +236,12 @@ def micro_batches(cfg: StageConfig, rt: Runtime) -> tuple[int, int]:
     are sized per task (supervised) has no global one and no accumulation: (0, 1)."""
     if cfg.per_task_batches:
         return 0, 1
-    if not cfg.micro_batch_size and cfg.batch_size % rt.world_size:  # before stop 61 named an unset micro_batch_size
+    if cfg.batch_size % rt.world_size:  # before stop 61 named an unset micro_batch_size; before stop 69 it hinted
+        # at micro_batch_size, which cannot help: it splits each process's share, which must be whole first (a walk)
+        below = cfg.batch_size - cfg.batch_size % rt.world_size
+        near = " or ".join(str(n) for n in (below, below + rt.world_size) if n > 0)
         raise ConfigError(f"batch_size {cfg.batch_size} is not divisible by {rt.world_size} processes; use a "
-                          f"multiple of {rt.world_size} (or set micro_batch_size)")  # fmt: skip
+                          f"multiple of {rt.world_size} ({near})")  # fmt: skip
     micro = cfg.micro_batch_size or cfg.batch_size // rt.world_size
     if micro < 1 or cfg.batch_size % (micro * rt.world_size):
         raise ConfigError(f"batch_size {cfg.batch_size} is not a multiple of micro_batch_size {micro} x "

@@ -19,14 +19,15 @@ def result_json(task: str, score: float, metric: str = "cosine_spearman", split:
 def make_run(root: Path, name: str, scores: dict[str, float], types: dict[str, str], *,
              source: str = "mirror", missing: tuple[str, ...] = (), dims: dict[int, dict[str, float]] | None = None,
              model: str = "org/model", data: dict[str, dict] | None = None,
-             identity: dict | None = None) -> Path:  # fmt: skip
+             identity: dict | None = None, width: int | None = 384) -> Path:  # fmt: skip
     """A run directory with run.json task records (status ok / missing) and result files; ``data`` adds fields
-    (sampling, split, identity, ...) to a task's record, ``identity`` records the run's settings."""
+    (sampling, split, identity, ...) to a task's record, ``identity`` records the run's settings, ``width`` the
+    model's full embedding width (None: not known)."""
     run = RunDir(root / name, model, "rev1")
     tasks = {t: {"status": "ok", "source": source, "type": types[t], "main_score": s, "main_metric": "cosine_spearman",
                  **(data or {}).get(t, {})} for t, s in scores.items()}  # fmt: skip
     tasks.update({t: {"status": "missing", "source": "missing", "type": types[t]} for t in missing})
-    run.write_run({"model": {"name": model, "revision": "rev1", "spec": "x", "embed_dim": 8}, "tasks": tasks,
+    run.write_run({"model": {"name": model, "revision": "rev1", "spec": "x", "embed_dim": width}, "tasks": tasks,
                    "dims": sorted(dims or {}), **({"identity": identity} if identity else {})})  # fmt: skip
     for task, score in scores.items():
         atomic_write_json(run.result_path(task), result_json(task, score))

@@ -75,13 +75,15 @@ def test_the_dims_mean_row_is_over_the_dims_every_task_shares_and_names_the_rest
     out = tmp_path / "lb.md"
     assert main(["leaderboard", str(a), "--dims", "--out", str(out)]) == 0
     section = _dims_section(out)
-    assert "| Task | 32 | 64 | 128 | full |" in section
+    assert "| Task | 32 | 64 | 128 | full (384) |" in section  # its width named (a walk, stop 69: "full" alone)
     assert "| **Mean (2 tasks)** | — | — | 73.00 | 80.00 |" in section
     assert ("Left out of the mean row, a mean being over every task with dim results: dim 32 (scored on STS16, not on "
             "STS13); dim 64 (scored on STS13, not on STS16).") in section  # fmt: skip
-    b = make_run(tmp_path, "b", {"STS16": 0.79, "STS13": 0.81}, TYPES, dims={32: {"STS16": 0.6}, 64: {"STS13": 0.7}})
+    b = make_run(tmp_path, "b", {"STS16": 0.79, "STS13": 0.81}, TYPES, dims={32: {"STS16": 0.6}, 64: {"STS13": 0.7}},
+                 width=None)  # fmt: skip
     assert main(["leaderboard", str(b), "--dims", "--out", str(out)]) == 0
     section = _dims_section(out)
+    assert "| Task | 32 | 64 | full |" in section  # a width run.json does not know: "full" alone
     assert "**Mean" not in section
     assert ("No mean row: no dim was scored on every task, a mean being over every task with dim results: dim 32 "
             "(scored on STS16, not on STS13); dim 64 (scored on STS13, not on STS16).") in section  # fmt: skip

@@ -68,7 +68,7 @@ def test_a_full_width_of_unknown_size_is_left_out_of_the_log_axis(tmp_path: Path
     fig = plots.dims_figure(curves)
     sts, retrieval = fig.axes[:2]
     drawn = [[(x, y) for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True) if y == y]
-             for line in sts.get_lines()]  # fmt: skip
+             for line in sts.get_lines() if line.get_label() != "_nolegend_"]  # fmt: skip
     assert [[x for x, _ in points] for points in drawn] == [[64, 128], [64, 384]]
     assert [t.get_text() for t in sts.get_xticklabels()] == ["64", "128", "full\n(384)"]
     assert retrieval.get_lines() == [] and retrieval.get_xticklabels() == []
@@ -89,10 +89,15 @@ def test_a_dim_a_run_lacks_breaks_its_line_and_equal_runs_stay_visible() -> None
     value there, and two runs with the same points were drawn one over the other (a legend entry with no line)."""
     curves = {"STS": {"a": [(64, 0.77), (128, 0.79), (384, 0.80)], "same": [(64, 0.77), (128, 0.79), (384, 0.80)],
                       "gap": [(64, 0.76), (384, 0.79)]}}  # fmt: skip
-    lines = {line.get_label(): line for line in plots.dims_figure(curves).axes[0].get_lines()}
+    drawn = plots.dims_figure(curves).axes[0].get_lines()
+    lines = {line.get_label(): line for line in drawn if line.get_label() != "_nolegend_"}
     gap = lines["gap"]
     assert list(gap.get_xdata()) == [64, 128, 384]
     assert math.isnan(gap.get_ydata()[1]) and list(gap.get_ydata()[::2]) == [76.0, 79.0]
+    # its own points joined by a faint bridge, with no legend entry (a walk, stop 69: the 64 → full segment was lost)
+    bridges = [line for line in drawn if line.get_label() == "_nolegend_"]
+    assert [(list(b.get_xdata()), list(b.get_ydata())) for b in bridges] == [([64, 384], [76.0, 79.0])]
+    assert bridges[0].get_alpha() == plots.BRIDGE_ALPHA < 1 and bridges[0].get_color() == gap.get_color()
     looks = {(line.get_marker(), line.get_linestyle(), line.get_fillstyle()) for line in lines.values()}
     assert len(looks) == 3 and all(fill == "none" for _, _, fill in looks)
     assert lines["a"].get_markersize() != lines["same"].get_markersize()

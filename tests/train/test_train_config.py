@@ -90,9 +90,16 @@ def test_batch_sizes_must_divide(tmp_path):
     with pytest.raises(ConfigError, match="batch_size 12 is not a multiple of micro_batch_size 4 x 2"):
         micro_batches(cfg, Runtime(0, 2, 0, None))
     unset = WeakConfig(data=["x"], batch_size=8)  # no micro_batch_size: stop 61 said "micro_batch_size 2 x 3"
-    with pytest.raises(ConfigError, match=r"^batch_size 8 is not divisible by 3 processes; use a multiple of 3 \(or "
-                                          r"set micro_batch_size\)$"):
+    with pytest.raises(ConfigError, match=r"^batch_size 8 is not divisible by 3 processes; use a multiple of 3 "
+                                          r"\(6 or 9\)$"):
         micro_batches(unset, Runtime(0, 3, 0, None))
+    # a walk, stop 69: the hint named micro_batch_size, which cannot make 9 rows split over 2 processes
+    odd = WeakConfig(data=["x"], batch_size=9, micro_batch_size=3)
+    with pytest.raises(ConfigError, match=r"^batch_size 9 is not divisible by 2 processes; use a multiple of 2 "
+                                          r"\(8 or 10\)$"):
+        micro_batches(odd, Runtime(0, 2, 0, None))
+    with pytest.raises(ConfigError, match=r"use a multiple of 4 \(4\)$"):
+        micro_batches(WeakConfig(data=["x"], batch_size=3), Runtime(0, 4, 0, None))
     assert micro_batches(unset, Runtime(0, 2, 0, None)) == (4, 1)
 
 
