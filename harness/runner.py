@@ -25,6 +25,7 @@ from typing import Any
 
 import mteb
 
+from conan_model.matryoshka import trained_dims
 from harness import sysinfo
 from harness.cache import DB_NAME, EmbeddingCache, default_cache_dir, open_cache_at
 from harness.checks import check_device, check_positive, check_writable_dir, run_directory
@@ -203,6 +204,22 @@ def truncation_dims(dims: list[int], embed_dim: int, option: str = "--dims", pol
     return sorted({value for value in dims if value < embed_dim})
 
 
+def untrained_dims_note(dims: list[int], training: dict[str, Any] | None, width: int, option: str) -> str | None:
+    """A note naming the scored dims a checkpoint's last training stage put no MRL loss on (its train_config.json,
+    `conan_model.matryoshka.trained_dims`), or None (all trained, or not known: a baseline, an imported folder).
+    Such a prefix is scored as it is; before stop 69 (a walk) it passed unsaid, so a curve of untrained prefixes
+    read as an MRL curve."""
+    trained = trained_dims(training, width)
+    lacking = [d for d in dims if trained is not None and d not in trained]
+    if not lacking or not training:
+        return None
+    stage = f"its last training stage ({training.get('stage')}, train_config.json)"
+    put = (f"put an MRL loss on {', '.join(map(str, trained))} only" if trained != [width] else
+           f"put no MRL loss on a prefix (the full width {width} only)")  # fmt: skip
+    return (f"note: {option} {', '.join(map(str, lacking))}: not trained as a Matryoshka prefix — {stage} {put}; "
+            "scored as the plain prefix it is")
+
+
 def check_before_loading(cfg: RunConfig) -> None:
     """Every option that can be judged without the model, so mistakes cost no model load."""
     check_positive("--batch-size", cfg.batch_size)
@@ -321,6 +338,8 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
     main = shards is None or shards.is_main
     say = print if main else (lambda *a, **k: None)
     say(plan.coverage_line(), flush=True)
+    if note := untrained_dims_note(dims, embedder.describe().get("training"), embedder.embed_dim, cfg.dims_option):
+        say(note, flush=True)
     if shards is not None and (note := rounding_note(embedder.dtype)):
         say(note, flush=True)
     _report_broken(broken, plan, say)

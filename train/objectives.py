@@ -17,8 +17,6 @@ from conan_model import truncate_and_normalize
 
 from .losses import counted_candidates
 
-PAPER_MRL_DIMS = (256, 512, 1024, 1536, 2048, 3072, 3584)
-PAPER_HIDDEN = 3584
 DEFAULT_TEMPERATURE = 0.05
 DEFAULT_COSENT_SCALE = 20.0
 
@@ -115,28 +113,6 @@ def cosent(
     ordered = scores[:, None] > scores[None, :]
     terms = torch.cat([diff.new_zeros(1), diff[ordered]])
     return torch.logsumexp(terms, dim=0)
-
-
-def mrl_dims(hidden_size: int, dims: Sequence[int] | None = None) -> list[int]:
-    """MRL dimensions: explicit ``dims`` (checked, sorted), else the paper's set for width 3584, else the paper's
-    set scaled to ``hidden_size`` and rounded to multiples of 8 (tiny 128 → 8,16,40,56,72,112,128).
-
-    Explicit dims must include ``hidden_size``: the full width is what the harness evaluates and what DHNM's
-    cosines are read from (the largest dim's), so a set without it would leave the evaluated vector untrained."""
-    if dims:
-        out = sorted(int(d) for d in dims)
-        if out[0] < 1 or out[-1] > hidden_size:
-            raise ValueError(f"MRL dims must lie in [1, {hidden_size}], got {list(dims)}")
-        if len(set(out)) != len(out):
-            raise ValueError(f"MRL dims repeat a dimension: {list(dims)}")
-        if out[-1] != hidden_size:
-            raise ValueError(f"MRL dims {list(dims)} leave out the model's width {hidden_size} (the width the "
-                             f"harness evaluates and DHNM scores with): add it")  # fmt: skip
-        return out
-    if hidden_size == PAPER_HIDDEN:
-        return list(PAPER_MRL_DIMS)
-    scaled = {min(hidden_size, max(8, 8 * round(d * hidden_size / PAPER_HIDDEN / 8))) for d in PAPER_MRL_DIMS}
-    return sorted(scaled | {hidden_size})
 
 
 def mrl_loss(

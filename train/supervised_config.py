@@ -264,7 +264,7 @@ class SupervisedConfig(StageConfig):
     def mrl(self, hidden_size: int) -> tuple[list[int], list[float] | None]:
         """MRL dims, ascending, and their weights (None: equal), each weight kept with the dim it was written
         beside (``mrl_dims = "128,64"``, ``mrl_weights = "1,0"`` weights 128 alone)."""
-        from .objectives import mrl_dims  # torch: only when a stage runs
+        from conan_model.matryoshka import mrl_dims
 
         weights = self.mrl_weight_values()
         if self.mrl_dims in ("none", "auto"):

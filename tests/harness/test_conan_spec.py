@@ -125,3 +125,29 @@ def test_full_vectors_are_unit_length(tmp_path: Path) -> None:
     np.testing.assert_allclose(model.encode_batch(texts, None), full, rtol=0, atol=1e-6)  # both paths
     raw = model._enc.encode(texts, normalize=False, max_length=model.max_length)
     np.testing.assert_allclose(full, raw / np.linalg.norm(raw, axis=1, keepdims=True), rtol=0, atol=1e-5)
+
+
+def test_a_dim_the_checkpoint_was_not_trained_at_is_named(tmp_path: Path, capsys) -> None:
+    """A walk (stop 69): `--dims 48` on a checkpoint trained with `mrl_dims = "32,64,128"` was scored without a word,
+    so a curve of untrained prefixes read as an MRL curve. The note names the dims its last stage did not train
+    (the tiny preset is 128 wide); a checkpoint with no training config (save_pretrained) gets none."""
+    checkpoint = _tiny_checkpoint(tmp_path / "sup" / "final")
+    base = ["run", "--tasks", "STS16", "--model", f"conan:{checkpoint}", "--out", str(tmp_path / "runs"),
+            "--dims", "32,48", "--no-progress"]  # fmt: skip
+
+    def said(name: str, training: dict | None) -> str:
+        if training is not None:
+            (checkpoint / "train_config.json").write_text(json.dumps(training), encoding="utf-8")
+        capsys.readouterr()
+        assert main([*base, "--run-name", name]) == 0
+        return capsys.readouterr().out
+
+    assert "not trained as a Matryoshka prefix" not in said("none", None)
+    out = said("sup", {"stage": "supervised", "mrl_dims": "32,64,128"})
+    assert ("note: --dims 48: not trained as a Matryoshka prefix — its last training stage (supervised, "
+            "train_config.json) put an MRL loss on 32, 64, 128 only; scored as the plain prefix it is") in out
+    out = said("weak", {"stage": "weak"})
+    assert ("note: --dims 32, 48: not trained as a Matryoshka prefix — its last training stage (weak, "
+            "train_config.json) put no MRL loss on a prefix (the full width 128 only)") in out
+    record = json.loads((tmp_path / "runs" / "weak" / "run.json").read_text())
+    assert set(record["dims"]) == {32, 48}  # still scored, as the plain prefixes they are

@@ -8,15 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conan_model.matryoshka import PAPER_MRL_DIMS, mrl_dims
 from train.losses import info_nce
-from train.objectives import (
-    PAPER_MRL_DIMS,
-    cosent,
-    label_info_nce,
-    mrl_dims,
-    mrl_loss,
-    retrieval_info_nce,
-)
+from train.objectives import cosent, label_info_nce, mrl_loss, retrieval_info_nce
 
 
 def unit(*shape: int, seed: int = 0) -> torch.Tensor:
