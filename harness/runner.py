@@ -217,7 +217,7 @@ def untrained_dims_note(dims: list[int], training: dict[str, Any] | None, width:
     put = (f"put an MRL loss on {', '.join(map(str, trained))} only" if trained != [width] else
            f"put no MRL loss on a prefix (the full width {width} only)")  # fmt: skip
     return (f"note: {option} {', '.join(map(str, lacking))}: not trained as a Matryoshka prefix — {stage} {put}; "
-            "scored as the plain prefix it is")
+            + ("scored as the plain prefix it is" if len(lacking) == 1 else "scored as the plain prefixes they are"))
 
 
 def check_before_loading(cfg: RunConfig) -> None:

@@ -148,6 +148,7 @@ def test_a_dim_the_checkpoint_was_not_trained_at_is_named(tmp_path: Path, capsys
             "train_config.json) put an MRL loss on 32, 64, 128 only; scored as the plain prefix it is") in out
     out = said("weak", {"stage": "weak"})
     assert ("note: --dims 32, 48: not trained as a Matryoshka prefix — its last training stage (weak, "
-            "train_config.json) put no MRL loss on a prefix (the full width 128 only)") in out
+            "train_config.json) put no MRL loss on a prefix (the full width 128 only); scored as the plain prefixes "
+            "they are") in out
     record = json.loads((tmp_path / "runs" / "weak" / "run.json").read_text())
     assert set(record["dims"]) == {32, 48}  # still scored, as the plain prefixes they are
