@@ -190,9 +190,17 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
                for path, run, rec in ((baseline, base, rec_b), (candidate, cand, rec_c))}  # fmt: skip
         if not set(has[baseline]) & set(has[candidate]):
             lack = " and ".join(str(path) for path, found in has.items() if not found) or "each for other tasks"
-            dims = rerun_dims([d for record in (record_b, record_c) for d in record.get("dims") or []], dim)
-            raise UsageError(f"--dim {dim}: no task has a result at MRL dim {dim} in both runs ({lack}); run them "
-                             f"with `harness run --dims {dims} --dim-predictions`")  # fmt: skip
+            # each run's own dims with the one asked (before stop 69 both runs' dims together: a run at 64 was told
+            # to add the other's 128 too)
+            needs = [(path, rerun_dims(record.get("dims") or [], dim)) for path, record in
+                     ((baseline, record_b), (candidate, record_c)) if not has[path] or all(has.values())]  # fmt: skip
+            if len({dims for _, dims in needs}) == 1:
+                which = "it" if len(needs) == 1 else "them"
+                how = f"run {which} with `harness run --dims {needs[0][1]} --dim-predictions`"
+            else:
+                how = "run " + " and ".join(f"{path} with `harness run --dims {dims} --dim-predictions`"
+                                            for path, dims in needs)  # fmt: skip
+            raise UsageError(f"--dim {dim}: no task has a result at MRL dim {dim} in both runs ({lack}); {how}")
     level = alpha / max(len(shared), 1) if bonferroni else alpha  # one test per shared task: the header's count
     comp = Comparison(base, cand, {"alpha": alpha, "level": level, "n_boot": n_boot, "seed": seed, "tests": len(shared),
                                    "min_effect": min_effect, "bonferroni": bonferroni, "dim": dim},

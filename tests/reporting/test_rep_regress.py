@@ -640,7 +640,7 @@ def test_regress_at_an_mrl_dim_tests_the_truncated_vectors(tiny_runs, tiny_root,
     assert _regress(tiny_runs["base"], tiny_runs["short"], tmp_path / "r2.md", "--dim", "64")[0] == 2
     err = capsys.readouterr().err
     assert f"--dim 64: no task has a result at MRL dim 64 in both runs ({tiny_runs['short']})" in err
-    assert "harness run --dims 64 --dim-predictions" in err
+    assert "; run it with `harness run --dims 64 --dim-predictions`" in err
     assert _regress(tiny_runs["base"], cand, tmp_path / "r3.md", "--dim", "0")[0] == 2
     # scored at the dim without its per-item outputs (no --dim-predictions): not tested, saying which flag
     shutil.rmtree(cand / "predictions" / "embed_dim_64")
@@ -1092,8 +1092,11 @@ def test_the_rerun_hint_at_a_dim_keeps_the_run_s_other_dims(tiny_runs, tmp_path,
     (cand / "run.json").write_text(json.dumps(record))
     (sts,) = compare(tiny_runs["base"], cand, n_boot=20, dim=64, tasks=["TinySTS"]).tasks
     assert sts.verdict == "not tested" and "`harness run --dims 64,128 --dim-predictions`" in sts.reason
+    # neither run has dim 32: each is told its own dims with it (before stop 69 the two runs' dims together, so the
+    # run scored at full width only was told to add 64 too)
     assert _regress(tiny_runs["base"], tiny_runs["short"], tmp_path / "r.md", "--dim", "32")[0] == 2
-    assert "run them with `harness run --dims 32,64 --dim-predictions`" in capsys.readouterr().err
+    assert (f"run {tiny_runs['base']} with `harness run --dims 32,64 --dim-predictions` and {tiny_runs['short']} "
+            "with `harness run --dims 32 --dim-predictions`") in capsys.readouterr().err
 
 
 def test_a_baseline_evaluated_after_the_candidate_is_warned_of(tiny_runs, tmp_path):
