@@ -54,6 +54,7 @@ from conan_model.atomic import durable_replace
 from conan_model.fingerprint import data_fingerprint
 from harness.env import user_cache_root
 from harness.errors import HarnessError, UsageError
+from harness.runs import model_dir_name, not_a_name
 
 DB_NAME = "embeddings.sqlite"
 SCHEMA_VERSION = 3  # PRAGMA user_version of the current layout (3: the checksum binds namespace and text key)
@@ -422,16 +423,23 @@ class EmbeddingCache:
         if row is None:
             return None
         crc, text = _stored_description(str(row[0]))
+        why = "checksum"
         try:
             if crc is None or crc == description_crc(key, text):
                 description = json.loads(text)
-                if crc is None:  # stored before stop 61: given its checksum where the cache takes writes
-                    self.remember_model(key, description)
-                return description
-        except ValueError:
+                # its name and revision name the run's results folder: a shared cache's writer could point them
+                # anywhere, and its checksum authenticates nothing (before stop 69, a walk: `../../pwn` wrote there)
+                why = next((f"its {field} {str(description.get(field))!r} {problem}" for field, value in
+                            (("name", model_dir_name(str(description.get("name")))),
+                             ("revision", str(description.get("revision")))) if (problem := not_a_name(value))), "")
+                if not why:
+                    if crc is None:  # stored before stop 61: given its checksum where the cache takes writes
+                        self.remember_model(key, description)
+                    return description
+        except (ValueError, AttributeError):
             pass
         print(f"harness: warning: embedding cache {self.path}: the stored description of model {spec} is damaged "
-              "(checksum); the model is loaded and described again", file=sys.stderr)
+              f"({why}); the model is loaded and described again", file=sys.stderr)
         return None
 
     def remember_model(self, key: str, description: dict[str, Any]) -> None:

@@ -120,6 +120,18 @@ def _safe_child(folder: Path, *parts: str) -> Path:
     return path
 
 
+def _linked_out(folder: Path) -> tuple[Path, str] | None:
+    """The first link in a task folder (any depth, links not entered) that leads outside it, with `_outside`'s
+    words; None when every one stays inside. The task's data identity hashes every file of its folder: before stop
+    69 (a walk) a folder `notes -> /usr` made each run read all of /usr, where the files a task reads were refused."""
+    for current, subfolders, files in os.walk(folder):
+        for name in sorted([*subfolders, *files]):
+            entry = Path(current) / name
+            if entry.is_symlink() and (escape := _outside(folder, entry, "its task folder")):
+                return entry, escape
+    return None
+
+
 def _outside(root: Path, path: Path, what: str = "the data root") -> str:
     """'resolves to X, outside <what> R' when path (symlinks followed) leaves root, else ''. `what` says which
     folder root is (the data root, a task folder), so the message sends the reader to the right one."""
@@ -158,6 +170,9 @@ def scan_tasks(root: Path) -> tuple[dict[str, LocalTask], dict[str, DataError]]:
             places.setdefault(task_dir.name, []).append(task_dir)
             if escape := _outside(root, spec):  # the folder and its spec stay inside
                 broken[task_dir.name] = OutsideRoot(spec, 0, f"{escape}; the folder is skipped")
+                continue
+            if linked := _linked_out(task_dir):
+                broken[task_dir.name] = OutsideRoot(linked[0], 0, f"{linked[1]}; the folder is skipped")
                 continue
             try:
                 meta = _read_task_json(spec)

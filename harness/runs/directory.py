@@ -122,9 +122,22 @@ def read_record(path: Path) -> dict[str, Any] | None:
     if record is None:
         return None
     _check_fields(path, record, "", RUN_FIELDS, REDO_ALL)
-    _check_fields(path, record.get("model", {}), "model", MODEL_FIELDS, REDO_ALL)
+    model = record.get("model", {})
+    _check_fields(path, model, "model", MODEL_FIELDS, REDO_ALL)
+    for key, value in (("name", model_dir_name(model.get("name") or "x")), ("revision", model.get("revision") or "x")):
+        if why := not_a_name(value):  # null is open_run's to name
+            raise DataError(path, 0, f"field 'model.{key}' ({shown_setting(model[key])}) {why}: it names a folder of "
+                                     f"the run directory; {REDO_ALL}")  # fmt: skip
     for name, entry in record.get("tasks", {}).items():
+        if why := not_a_name(name):
+            raise DataError(path, 0, f"task {shown_setting(name)} of field 'tasks' {why}: a task's name names its "
+                                     f"result files; {REDO_ALL}")  # fmt: skip
         _check_fields(path, entry, f"tasks.{name}", TASK_FIELDS, REDO_ALL)
+        score = entry.get("main_score")
+        if isinstance(score, (int, float)) and math.isfinite(score) and not -1 <= score <= 1:
+            # before stop 69 (a walk) a board showed 1.5 as 150.00, ranked first, and 1e300 stopped it
+            raise DataError(path, 0, f"field 'tasks.{name}.main_score' is {score!r}, outside [-1, 1], where every "
+                                     f"mteb main score lies; {REDO_ALL}")  # fmt: skip
     return record
 
 
@@ -141,6 +154,20 @@ def model_dir_name(name: str) -> str:
     return name.replace("/", "__").replace(" ", "_")
 
 
+def not_a_name(value: str) -> str | None:
+    """Why ``value`` cannot be one folder or file name that stays where it is joined (None when it can): empty, `.`
+    or `..`, a path separator, or a control character (a line break in a report). A model's name and revision and a
+    task's name become paths of a run directory, and they come from run.json and the embedding cache, which may be
+    another machine's (before stop 69, a walk: a revision `../../pwn` wrote a run's results outside it)."""
+    if value in ("", ".", ".."):
+        return "is not a name" if value else "is empty"
+    if "/" in value or "\\" in value:
+        return "holds a path separator"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "holds a control character"
+    return None
+
+
 @dataclass
 class RunDir:
     """One run's folder; `model_name`/`revision` locate its mteb results."""
@@ -150,6 +177,12 @@ class RunDir:
     revision: str
     _scores: dict[tuple[str, int | None, int], float] = field(default_factory=dict, repr=False, compare=False)
     _lock_depth: int = field(default=0, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Its results folder stays inside it (`not_a_name`): the last guard, after run.json's and the cache's."""
+        for what, value in (("model name", model_dir_name(self.model_name)), ("revision", self.revision)):
+            if why := not_a_name(value):
+                raise ValueError(f"{self.path}: the {what} {value!r} {why}; it would lead out of the run directory")
 
     @property
     def results_dir(self) -> Path:

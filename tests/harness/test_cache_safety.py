@@ -351,3 +351,26 @@ def test_clear_leaves_a_new_empty_database_as_the_docs_say(tmp_path: Path, capsy
     assert (tmp_path / DB_NAME).stat().st_size < 2**20
     assert main(["cache", "info", "--cache-dir", str(tmp_path)]) == 0
     assert f"{tmp_path / DB_NAME}: 0 vectors, 0.4 MiB" in capsys.readouterr().out
+
+
+def test_a_description_whose_revision_leads_out_of_the_run_directory_is_described_again(tmp_path: Path,
+                                                                                         capsys) -> None:
+    """A walk (stop 69): a shared cache's description names the run's results folder, and its checksum is one anyone
+    can compute; a revision `../../../pwn` made a run write its result files outside the run directory. Such a
+    description is damage: said, the model described again, every file inside the run."""
+    cache = tmp_path / "cache"
+    args = ["run", "--tasks", "STS16", "--model", "minilm", "--data-dir", str(SAMPLE), "--out", str(tmp_path / "runs"),
+            "--run-name", "r", "--cache-dir", str(cache), "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    with sqlite3.connect(cache / DB_NAME) as db:
+        key, stored = db.execute("SELECT key, description FROM models").fetchone()
+        description = json.loads(stored.split(" ", 1)[1])
+        text = json.dumps({**description, "revision": "../../../pwn"})
+        db.execute("UPDATE models SET description = ?", (f"{description_crc(key, text):08x} {text}",))
+    capsys.readouterr()
+    assert main([*args, "--run-name", "again"]) == 0
+    assert "the stored description of model minilm is damaged (its revision '../../../pwn' holds a path separator)" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "pwn").exists() and not list(tmp_path.glob("**/pwn"))
+    record = json.loads((tmp_path / "runs" / "again" / "run.json").read_text())
+    assert record["model"]["revision"] == description["revision"] and record["tasks"]["STS16"]["status"] == "ok"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_data import _edit_rows, _load, _retrieval, _sample_copy, _task_dir
 
-from harness.data import discover_tasks, scan_tasks
+from harness.data import OutsideRoot, discover_tasks, scan_tasks
 from harness.errors import DataError
 
 
@@ -128,7 +128,27 @@ def test_row_file_linking_outside_its_task_folder_names_the_task_folder(tmp_path
     with pytest.raises(DataError) as caught:
         _load(tmp_path, "MyRetrieval")
     assert str(caught.value) == (f"{folder / 'corpus.jsonl'}: resolves to {(other / 'corpus.jsonl').resolve()}, "
-                                 f"outside its task folder {folder.resolve()}")  # fmt: skip
+                                 f"outside its task folder {folder.resolve()}; the folder is skipped")  # fmt: skip
+
+
+def test_a_folder_linked_outside_a_task_folder_breaks_the_task(tmp_path: Path) -> None:
+    """A walk (stop 69): the task's data identity hashes every file of its folder, links followed, so a folder
+    `notes -> /usr` made every run read all of /usr, without a word; the files the task reads were refused, not
+    this one. Now any link leading outside the folder breaks the task when the data root is scanned, naming it; a
+    link that stays inside is fine."""
+    folder = _retrieval(tmp_path, ["q1\td1\t1"])
+    (tmp_path / "elsewhere").mkdir()
+    (folder / "docs").mkdir()
+    (folder / "docs" / "notes").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    _, broken = scan_tasks(tmp_path)
+    assert isinstance(broken["MyRetrieval"], OutsideRoot)
+    elsewhere = (tmp_path / "elsewhere").resolve()
+    assert str(broken["MyRetrieval"]) == (f"{folder / 'docs' / 'notes'}: resolves to {elsewhere}, outside its task "
+                                          f"folder {folder.resolve()}; the folder is skipped")  # fmt: skip
+    (folder / "docs" / "notes").unlink()
+    (folder / "docs" / "same").symlink_to(folder / "corpus.jsonl")  # inside: the task is whole
+    tasks, broken = scan_tasks(tmp_path)
+    assert "MyRetrieval" in tasks and not broken
 
 
 @pytest.mark.parametrize("side", ["sentence1", "sentence2"])

@@ -126,8 +126,19 @@ def test_result_file_disagreeing_with_run_json_is_noted_and_evaluated_again(tmp_
         ({"model": ["m"]}, "run.json: field 'model' must be an object, not a list"),
         ({"model": {"name": "m", "revision": None}}, "run.json: field 'model.revision' is null"),
         ({"model": {"name": "m"}, "identity": None}, "run.json: field 'identity' must be an object, not null"),
+        # a walk, stop 69: fields joined into paths led a reader out of the run directory; a score out of range
+        ({"model": {"name": "m", "revision": "../../planted"}}, "run.json: field 'model.revision' (../../planted) "
+                                                               "holds a path separator: it names a folder of the run"),
+        ({"model": {"name": "..", "revision": "r"}}, "run.json: field 'model.name' (..) is not a name"),
+        ({"model": {"name": "m", "revision": "r"}, "tasks": {"../planted/STS16": {"status": "ok"}}},
+         "run.json: task ../planted/STS16 of field 'tasks' holds a path separator"),
+        ({"model": {"name": "m\n# heading", "revision": "r"}}, "field 'model.name' (m\n# heading) holds a control "
+                                                               "character"),
+        ({"model": {"name": "m", "revision": "r"}, "tasks": {"STS16": {"status": "ok", "main_score": 1.5}}},
+         "run.json: field 'tasks.STS16.main_score' is 1.5, outside [-1, 1], where every mteb main score lies"),
     ],
-    ids=["list", "tasks-list", "score-text", "entry-text", "model-list", "revision-null", "identity-null"],
+    ids=["list", "tasks-list", "score-text", "entry-text", "model-list", "revision-null", "identity-null",
+         "revision-path", "name-dots", "task-path", "name-newline", "score-range"],
 )  # fmt: skip
 def test_run_json_of_the_wrong_shape_names_file_and_field(tmp_path: Path, record: object, message: str) -> None:
     """Before: a TypeError or KeyError traceback from whichever reader met it (runs.py open_run, summary, runner)."""
@@ -319,3 +330,12 @@ def test_another_machine_s_temporary_files_and_staging_are_left_alone(tmp_path: 
     assert run.clear_dead_writes() == [] and not mine.exists() and theirs.is_file()
     assert run.staging("T").path.name.endswith(f"@{this_machine()}")
     assert not staged_mine.exists() and staged_theirs.is_dir()
+
+
+def test_a_run_dir_whose_results_would_lie_outside_it_is_refused(tmp_path: Path) -> None:
+    """The last guard behind run.json's and the cache's checks (a walk, stop 69)."""
+    with pytest.raises(ValueError, match=r"the revision '\.\./x' holds a path separator; it would lead out of"):
+        RunDir(tmp_path, "org/m", "../x")
+    with pytest.raises(ValueError, match=r"the model name '\.\.' is not a name"):
+        RunDir(tmp_path, "..", "r")
+    assert RunDir(tmp_path, "org/m v2", "abc").results_dir == tmp_path / "results" / "org__m_v2" / "abc"
