@@ -49,6 +49,8 @@ def run_directory(out: Path, run_name: str) -> Path:
     """out/run_name, refusing names that would place the run outside --out (absolute paths, '..')."""
     if not run_name or Path(run_name).is_absolute() or ".." in Path(run_name).parts or "\0" in run_name:
         raise UsageError(f"--run-name {run_name!r}: must be a relative name inside --out (no '..', not absolute)")
+    if any(ord(c) < 32 or ord(c) == 127 for c in run_name):  # a line break in every report naming it (stop 69)
+        raise UsageError(f"--run-name {run_name!r}: holds a control character (a line break?); give a plain name")
     path = out / run_name
     if os.path.commonpath([path.resolve(), out.resolve()]) != str(out.resolve()):
         raise UsageError(f"--run-name {run_name!r}: resolves outside --out {out}")

@@ -137,6 +137,11 @@ def plan_tasks(cfg: RunConfig, local_tasks: dict[str, LocalTask], broken: dict[s
             for name in cfg.tasks:
                 if _known_task(name, local_tasks, broken):
                     continue
+                if "/" in name or "\\" in name or name in (".", ".."):  # before stop 69 (a walk) told to move a
+                    # folder outside the root "into" it, its task.json read
+                    raise UsageError(f"--tasks {name!r}: a task's name, not a path: a local task is named by its "
+                                     "folder under <root>/<language>/ (docs/data-layout.md), so give --data-dir the "
+                                     "folder holding the language folders and --tasks the folder's name")
                 if folder := misplaced_task(cfg.data_dir, name):  # before stop 67 (a user walk): "unknown task
                     # 'MyEnSTS'; did you mean: SynPerSTS, ..."
                     raise UsageError(f"unknown task {name!r}: its folder {folder} sits directly under the data root, "

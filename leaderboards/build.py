@@ -20,6 +20,7 @@ from harness.runs import (
     has_score,
     identity_differences,
     no_score_reason,
+    one_line,
     only_tasks,
     open_run_arg,
     other_settings,
@@ -103,7 +104,8 @@ def published_names(models: list[tuple[Path, PublishedModel]]) -> list[str]:
     pairs = [(name, Path(folder).resolve()) for name, (folder, _) in zip(names, models, strict=True)]
     tails = [f"{tail}/{model.folder}" if pairs.count(pair) > 1 else tail
              for tail, pair, (_, model) in zip(tails, pairs, models, strict=True)]  # fmt: skip
-    return [f"{name} [{tail}]" if names.count(name) > 1 else name for name, tail in zip(names, tails, strict=True)]
+    return [one_line(f"{name} [{tail}]" if names.count(name) > 1 else name)
+            for name, tail in zip(names, tails, strict=True)]  # fmt: skip
 
 
 def published_entry(model: PublishedModel, name: str) -> Entry:

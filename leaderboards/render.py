@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.runs import counted, md_table, percent
+from harness.runs import bullets, counted, md_table, percent
 from leaderboards.build import Board, reported_means
 from leaderboards.table import Entry, Row, build_rows
 
@@ -239,5 +239,5 @@ def render(board: Board) -> str:
     if any(e.partial for e in board.entries):
         lines.append(PARTIAL_NOTE)
     if board.notes:
-        lines += ["", "### Notes", ""] + [f"- {n}" for n in board.notes]
+        lines += ["", "### Notes", ""] + bullets(board.notes)
     return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ from harness.runs import (
     CACHE_ONLY,
     RunDir,
     atomic_write_text,
+    bullets,
     cache_only,
     counted,
     data_differences,
@@ -333,7 +334,7 @@ def write_report(paths: list[Path], out: Path, tasks: list[str] | None = None) -
     runs = ", ".join(f"`{i.label}` ({shown_path(i.run.path)})" for i in infos)
     lines = ["# Efficiency report", "", "Runs: " + runs, "",
              "## Table 5 (shape of the Conan-v2 paper's Table 5)", "", t5, ""]  # fmt: skip
-    lines += [f"- {n}" for n in notes]
+    lines += bullets(notes)
     lines += ["- The paper timed embedding the English train queries of MARC on one Ascend 910B (minutes); ours "
               "is the encode time of the run's evaluation texts on the hardware below. Compare times only between "
               "rows with the same hardware, dtype, batch size and max length. MRL: the dims this run scored "
@@ -370,7 +371,7 @@ def write_report(paths: list[Path], out: Path, tasks: list[str] | None = None) -
                       md_table(body, headers=["Run", *map(str, dims), "full (dim)"],
                                disable_numparse=True), ""]  # fmt: skip
     if curves.notes:
-        lines += [f"- {n}" for n in curves.notes] + [""]
+        lines += [*bullets(curves.notes), ""]
     if not curves.points and not curves.notes:
         lines += ["No run has results under `experiments/embed_dim_<d>/`, so there is no curve: evaluate with "
                   "`harness run --dims 64,128,256,full ...` to score truncated embeddings.", ""]  # fmt: skip

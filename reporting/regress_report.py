@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from harness.errors import ConanError, HarnessError
-from harness.runs import RunDir, md_table, paths_apart, paths_shown, percent
+from harness.runs import RunDir, bullets, md_table, paths_apart, paths_shown, percent
 from reporting.regress import EXIT_NOT_COMPARED, EXIT_OK, EXIT_REGRESSION, Comparison
 from reporting.regress_efficiency import efficiency_section
 
@@ -181,7 +181,7 @@ def render(comp: Comparison) -> str:
     ]  # fmt: skip
     lines += efficiency_section(comp)
     if comp.warnings:
-        lines += ["## Warnings", ""] + [f"- {w}" for w in comp.warnings] + [""]
+        lines += ["## Warnings", ""] + bullets(comp.warnings) + [""]
     lines += [
         "## Method", "",
         "Both runs are resampled with the same item indices (pairs for STS and pair classification, queries for "

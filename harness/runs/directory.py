@@ -37,7 +37,7 @@ from conan_model.atomic import (
 )
 from harness.errors import DataError, UsageError
 from harness.runs.records import SPEED_KEYS, measured, record_coverage, same_vectors
-from harness.runs.text import folder_tails, given_once, shown_path, shown_setting
+from harness.runs.text import folder_tails, given_once, one_line, shown_path, shown_setting
 
 if TYPE_CHECKING:  # importing mteb takes seconds; the CLI parser and readers of run.json do not need it
     from mteb.results import TaskResult
@@ -598,8 +598,9 @@ def open_run_arg(path: Path, option: str, remedy: str | None = None) -> RunDir:
 def run_labels(runs: list[RunDir]) -> list[str]:
     """Row labels `<model> [<run folder>]`, one for the leaderboard and the report: runs that would share one (both
     `all-MiniLM-L6-v2 [minilm]`) name the fewest trailing folders that tell them apart (`folder_tails`:
-    `[a/minilm]`, `[nightly/minilm]`). A run directory given twice is an error naming it (one row per run)."""
+    `[a/minilm]`, `[nightly/minilm]`). A run directory given twice is an error naming it (one row per run). One
+    line each (`one_line`): a folder name's line break began a heading of the report (a walk, stop 69)."""
     given_once([run.path for run in runs], "run")
     models = [run.model_name.split("/")[-1] for run in runs]
     tails = folder_tails(models, [run.path for run in runs])
-    return [f"{model} [{tail}]" for model, tail in zip(models, tails, strict=True)]
+    return [one_line(f"{model} [{tail}]") for model, tail in zip(models, tails, strict=True)]

@@ -112,7 +112,19 @@ def cell_text(value: Any) -> Any:
     (before, only the default run name was cleaned)."""
     if not isinstance(value, str):
         return value
-    return value.replace("\\|", "|").replace("|", "\\|").replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    return one_line(value.replace("\\|", "|").replace("|", "\\|"))
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks as spaces: a name from a run.json or a folder printed in a report's note or
+    cell, where a line break ended the row or began a heading of the report (before stop 69, a walk: a model name
+    with "\\n# …" in a leaderboard's notes)."""
+    return text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+
+
+def bullets(notes: Iterable[str]) -> list[str]:
+    """A report's notes as Markdown list items, one line each (`one_line`)."""
+    return [f"- {one_line(note)}" for note in notes]
 
 
 def counted(n: int, noun: str) -> str:

@@ -52,6 +52,12 @@ def _run(tmp_path: Path, *args: str) -> int:
         (["--run-name", "../escape"], "--run-name '../escape': must be a relative name inside --out"),
         (["--run-name", "/tmp/abs"], "--run-name '/tmp/abs': must be a relative name inside --out"),
         (["--run-name", "."], "--run-name '.': names --out"),  # before: the run was written into --out itself
+        # before stop 69 (a security walk) told to move a folder outside the data root "into" it
+        (["--tasks", "../outside/STS16"], "--tasks '../outside/STS16': a task's name, not a path: a local task is "
+                                          "named by its folder under <root>/<language>/"),
+        (["--tasks", "/abs/STS16"], "--tasks '/abs/STS16': a task's name, not a path"),
+        # before stop 69 (a security walk) taken, a line break in every report that names the run
+        (["--run-name", "nl\n# heading"], "--run-name 'nl\\n# heading': holds a control character"),
         (["--out", "/proc/harness-no-such-dir"], "--out /proc/harness-no-such-dir: not writable"),
         (["--cache-dir", "/proc/harness-no-such-dir"], "--cache-dir /proc/harness-no-such-dir: not writable"),
         # contradictions taken without a word before stop 49 (audit)

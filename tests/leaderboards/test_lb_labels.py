@@ -124,3 +124,15 @@ def test_two_model_folders_of_one_name_in_one_published_folder_are_told_apart(tm
     assert "| org/m [results/acme__m] (published) | 1/1 | 61.00‡ |" in text
     assert "| org/m [results/org__m] (published) | 1/1 | 62.00‡ |" in text
     assert "org/m [results/acme__m]: revision `r`" in text and "org/m [results/org__m]: revision `r`" in text
+
+
+def test_a_run_folder_name_with_a_line_break_stays_on_its_line(tmp_path: Path) -> None:
+    """A security walk (stop 69): a name with a line break became a heading of the leaderboard's notes. Labels and
+    notes are one line each; the name's text is kept."""
+    run = make_run(tmp_path, "evil\n# INJECTED", {"STS16": 0.80}, TYPES)
+    other = make_run(tmp_path, "other", {"STS16": 0.70}, TYPES, data={"STS16": {"source": "official"}})
+    out = tmp_path / "lb.md"
+    assert main(["leaderboard", str(run), str(other), "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert not [line for line in text.splitlines() if line.startswith("# INJECTED")]
+    assert "evil # INJECTED" in text
