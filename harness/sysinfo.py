@@ -138,7 +138,7 @@ def environment() -> dict[str, Any]:
 
     return {
         "harness_version": harness.__version__,
-        "git_sha": git_sha(),
+        "git_sha": code_version(),  # "+dirty" with uncommitted .py edits (since stop 69; `harness regress` names it)
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": package_versions(),

@@ -303,14 +303,25 @@ def _named(entry: dict[str, Any], record: dict[str, Any]) -> bool:
 UNSCORED_KEYS = ("dims",)
 
 
+def _commit(sha: Any) -> str | None:
+    """A recorded commit as `git log --oneline` shows it (12 hex digits), `+dirty` kept; None when not known."""
+    if not isinstance(sha, str) or not sha:
+        return None
+    head, dirty, _ = sha.partition("+dirty")
+    return head[:12] + ("+dirty" if dirty else "")
+
+
 def run_differences(record_b: dict[str, Any], record_c: dict[str, Any], dim: int | None = None) -> list[str]:
     """The run settings in which the candidate differs from the baseline, 'dtype bfloat16 → float32': every identity
     key (the model's fingerprint, max length, dtype, pooling, prompts, mteb version...; `identity_differences`), the
     harness version and the data root (`paths_apart`). A verdict then describes these settings as well as the
     model; before, only the model name showed, and an efficiency warning for dtype alone. How the dims are viewed
-    (`dim_view`) counts only when comparing at a dim."""
+    (`dim_view`) counts only when comparing at a dim. The harness's code too, as the commit run.json records
+    (`+dirty` with uncommitted edits): the version string has been 0.1.0 since the first commit, so before stop 69 (a
+    nightly walk) a night run by other code compared without a word."""
     sides = [{**with_implied_keys(record.get("identity", {})),
               "harness_version": record.get("environment", {}).get("harness_version"),
+              "harness_code": _commit(record.get("environment", {}).get("git_sha")),
               "data root": record.get("data_root")} for record in (record_b, record_c)]  # fmt: skip
     return [f"{name} {' → '.join(paths_apart(old, new) if key == 'data root' else map(shown_setting, (old, new)))}"
             for key in identity_differences(sides, UNSCORED_KEYS + (() if dim else ("dim_view",)))

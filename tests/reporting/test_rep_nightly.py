@@ -91,12 +91,17 @@ def test_settings_that_differ_are_named_in_the_header(tiny_runs, tmp_path):
     other = _night(tiny_runs["short"], tmp_path / "short")
     record = json.loads((other / "run.json").read_text())
     record["environment"]["harness_version"] = "0.2.0"
+    # other code, with uncommitted edits (a nightly walk, stop 69: the version string never changes, so a night run
+    # by other code compared without a word)
+    record["environment"]["git_sha"] = "2036016" + "0" * 33 + "+dirty"
     record["data_root"] = str(tmp_path / "data")
     (other / "run.json").write_text(json.dumps(record))
     comp = compare(tiny_runs["base"], other, n_boot=20, tasks=["TinySTS"])
-    old_version = json.loads((tiny_runs["base"] / "run.json").read_text())["environment"]["harness_version"]
-    assert comp.differing[:2] == ["max_length 256 → 4", f"harness_version {old_version} → 0.2.0"]
-    assert comp.differing[2].startswith("data root …/") and comp.differing[2].endswith(" → …/data")
+    base_env = json.loads((tiny_runs["base"] / "run.json").read_text())["environment"]
+    assert comp.differing[:2] == ["max_length 256 → 4", f"harness_version {base_env['harness_version']} → 0.2.0"]
+    base_code = base_env["git_sha"][:12] + ("+dirty" if base_env["git_sha"].endswith("+dirty") else "")
+    assert comp.differing[2] == f"harness_code {base_code} → 203601600000+dirty"
+    assert comp.differing[3].startswith("data root …/") and comp.differing[3].endswith(" → …/data")
     code, text, _ = _regress(tmp_path, tiny_runs["base"], other, "--tasks", "TinySTS")
     assert "- **settings that differ** (a Δ is theirs as well as the model's): max_length 256 → 4; " in text
 
