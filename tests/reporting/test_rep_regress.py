@@ -725,6 +725,11 @@ def test_clustering_verdicts_are_advisory(tiny_runs, tmp_path):
     text = render(comp)
     assert f"Advisory (clustering, not gating): TinyClustering {task.verdict}." in text
     assert f"**{task.verdict}**" not in text
+    # the first line, the one a CI log shows, says an advisory regression too (a nightly walk, stop 69: it read
+    # "no significant regression" over a CI wholly below 0)
+    first = ("PASS (exit 0): no gating regression on 1 task(s); advisory (clustering, not gating): TinyClustering "
+             "regressed" if task.verdict == "regressed" else "PASS (exit 0): no significant regression on 1 task(s)")
+    assert comp.outcome == first and text.startswith(f"# Regression report — {first}\n")
     code, _ = _regress(tiny_runs["base"], tiny_runs["short"], tmp_path / "r.md", "--tasks", "TinyClustering",
                        "--alpha", "0.9", "--min-effect", "0")  # fmt: skip
     assert code == 0
