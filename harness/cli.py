@@ -338,7 +338,7 @@ def cmd_alignment(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Rank runs and published results: the harness resolves --suite to its mteb benchmark, leaderboards rank."""
     from harness.errors import UsageError
-    from harness.runs import RUN_JSON, atomic_write_text, check_file_target
+    from harness.runs import RUN_JSON, atomic_write_text, check_file_target, stopped_text
     from harness.suites import official_benchmark
     from leaderboards.build import SuiteRef, build_board
     from leaderboards.published import results_root
@@ -357,9 +357,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out}: cannot be written ({exc.strerror or exc})") from None
     except ConanError as exc:  # a folder: before, "runs: is a directory" named no option
         raise UsageError(f"--out {exc}") from None
-    suite = SuiteRef(args.suite, official_benchmark(args.suite)) if args.suite else None
-    board = build_board([Path(p) for p in args.runs], [Path(p) for p in args.published or []], suite, args.dims,
-                        skip_damaged=args.skip_damaged)  # fmt: skip
+    try:
+        suite = SuiteRef(args.suite, official_benchmark(args.suite)) if args.suite else None
+        board = build_board([Path(p) for p in args.runs], [Path(p) for p in args.published or []], suite, args.dims,
+                            skip_damaged=args.skip_damaged)  # fmt: skip
+    except ConanError as exc:  # the last board would stay, read as tonight's
+        if Path(args.out).is_file():
+            atomic_write_text(Path(args.out), stopped_text("Leaderboard", exc.exit_code, str(exc)))
+        raise
     for why in board.skipped:
         print(f"warning: left out (--skip-damaged): {why}", file=sys.stderr)
     text = render(board)

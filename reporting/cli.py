@@ -210,9 +210,18 @@ def _written(option: str, value: str, write: Callable[[Path], None]) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from reporting.efficiency import write_report
+    from harness.runs import atomic_write_text, stopped_text
+    from reporting.efficiency import PLOTS, REPORT_MD, write_report
 
-    path = write_report([Path(p) for p in args.runs], Path(args.out))
+    out = Path(args.out)
+    try:
+        path = write_report([Path(p) for p in args.runs], out)
+    except ConanError as exc:  # an earlier report in --out would stay, read as this one
+        if (out / REPORT_MD).is_file():
+            atomic_write_text(out / REPORT_MD, stopped_text("Efficiency report", exc.exit_code, str(exc)))
+            for plot in PLOTS:
+                (out / plot).unlink(missing_ok=True)
+        raise
     print(f"efficiency report written to {path}")
     return 0
 

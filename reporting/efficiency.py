@@ -321,6 +321,10 @@ def dim_curves(infos: list[RunInfo]) -> DimCurves:
     return curves
 
 
+REPORT_MD, THROUGHPUT_PNG, DIMS_PNG = "efficiency.md", "throughput.png", "dims.png"
+PLOTS = (THROUGHPUT_PNG, DIMS_PNG)  # what a report stopped by bad input removes beside its stopped efficiency.md
+
+
 def write_report(paths: list[Path], out: Path, tasks: list[str] | None = None) -> Path:
     """efficiency.md and its PNGs in out/ (``tasks``: over those only); returns the markdown path."""
     if out.exists() and not out.is_dir():  # before any work: the report would have nowhere to go
@@ -350,12 +354,12 @@ def write_report(paths: list[Path], out: Path, tasks: list[str] | None = None) -
               "kept from a run with other settings, timed under those; `(world size N)` a task timed by another "
               "number of processes than the run's.", "",
               "## Score vs embedding dimension (MRL)", ""]  # fmt: skip
-    plots.throughput(infos, out / "throughput.png")
+    plots.throughput(infos, out / THROUGHPUT_PNG)
     curves = dim_curves(infos)
     if not curves.points:  # an earlier report's curves would stay beside this one, as if they were its own
-        (out / "dims.png").unlink(missing_ok=True)
+        (out / DIMS_PNG).unlink(missing_ok=True)
     else:
-        plots.dims(curves.points, out / "dims.png")
+        plots.dims(curves.points, out / DIMS_PNG)
         lines += ["![score vs dimension per task type](dims.png)", ""]
         for kind, per_run in curves.points.items():
             dims = sorted({d for pts in per_run.values() for d, _ in pts[:-1]})
@@ -375,6 +379,6 @@ def write_report(paths: list[Path], out: Path, tasks: list[str] | None = None) -
     if not curves.points and not curves.notes:
         lines += ["No run has results under `experiments/embed_dim_<d>/`, so there is no curve: evaluate with "
                   "`harness run --dims 64,128,256,full ...` to score truncated embeddings.", ""]  # fmt: skip
-    path = out / "efficiency.md"
+    path = out / REPORT_MD
     atomic_write_text(path, "\n".join(lines))
     return path

@@ -88,6 +88,7 @@ from harness.runs.text import (
     percent,
     shown_path,
     shown_setting,
+    stopped_text,
 )
 
 __all__ = [
@@ -164,6 +165,7 @@ __all__ = [
     "shown_batch",
     "shown_path",
     "shown_setting",
+    "stopped_text",
     "other_worlds",
     "timed_world",
     "with_implied_keys",

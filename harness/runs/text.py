@@ -122,6 +122,15 @@ def one_line(text: str) -> str:
     return text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
 
 
+def stopped_text(title: str, exit_code: int, reason: str) -> str:
+    """What a leaderboard or report writes in place of the file it could not build: a nightly job that publishes
+    it whatever the exit status then shows why, not the last night's board (before stop 69, a walk, the old file
+    stayed as it was; regress has done so since stop 59)."""
+    return (f"# {title} — NOT WRITTEN (exit {exit_code}): {one_line(reason)}\n\nNothing was built: the command "
+            "stopped for the reason above. The file that was here before is replaced, so it is not taken for "
+            "this run's.\n")
+
+
 def bullets(notes: Iterable[str]) -> list[str]:
     """A report's notes as Markdown list items, one line each (`one_line`)."""
     return [f"- {one_line(note)}" for note in notes]

@@ -124,6 +124,9 @@ def test_skip_damaged_ranks_the_other_runs(tmp_path: Path, capsys) -> None:
     for published in ([], ["--published"]):  # the published rows alone are no board of these runs (review)
         assert main(["leaderboard", str(damaged), "--skip-damaged", *published, "--out", str(out)]) == 2
         assert "nothing to rank of ours: every run given is damaged" in capsys.readouterr().err
+        # the last board does not stay, read as this one's (a nightly walk, stop 69)
+        assert out.read_text(encoding="utf-8").startswith("# Leaderboard — NOT WRITTEN (exit 2): nothing to rank of "
+                                                          "ours: every run given is damaged")  # fmt: skip
     assert main(["leaderboard", str(a), str(tmp_path / "typo"), "--skip-damaged", "--out", str(out)]) == 2
     assert "not a run directory (no such folder)" in capsys.readouterr().err
 
