@@ -457,10 +457,12 @@ def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[Resol
         atomic_write_text(run_dir.path / SUMMARY_MD, summary)
     else:
         summary = render_summary(run_dir)
-        if _summary_behind(run_dir):  # killed after its last task's record: the record is completed now
-            # (before stop 49, audit, it said null for good); run.json is as read above: this run changed nothing
-            if record.get("finished") is None and all(t.get("status") != "pending" for t in tasks.values()):
-                run_dir.update_run(lambda rec: rec.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
+        # killed after its last task's record, or during a task that kept its earlier whole result: every task is
+        # done, so the record is completed now (before stop 49, audit, it said null for good; before stop 69, a
+        # nightly walk, only where summary.md was behind too); run.json is as read above: this run changed nothing
+        if record.get("finished") is None and all(t.get("status") != "pending" for t in tasks.values()):
+            run_dir.update_run(lambda rec: rec.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
+        if _summary_behind(run_dir):
             atomic_write_text(run_dir.path / SUMMARY_MD, summary)
     print(summary)
     if not evaluates:

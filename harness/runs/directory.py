@@ -357,6 +357,17 @@ class RunDir:
                     tmp.unlink(missing_ok=True)
                 except OSError as exc:
                     failed.append(f"could not remove {tmp} ({exc.strerror or exc})")
+        # a staging folder such a writer left (`staging`), whatever its task: before stop 69 (a nightly walk) only the
+        # task staged again cleared its own, so a rerun that skipped it left `.staging/` for good
+        staging = self.path / ".staging"
+        for old in sorted(staging.iterdir()) if staging.is_dir() else []:
+            writer = parse_writer(old.name.rpartition(".")[2])
+            if old.is_dir() and writer is not None and writer.gone():
+                shutil.rmtree(old, ignore_errors=True)
+                if old.exists():
+                    failed.append(f"could not remove {old}")
+        with suppress(OSError):  # empty now, unless a live run (or another machine's) stages there
+            staging.rmdir()
         return failed
 
     def discard(self, staged: RunDir) -> None:

@@ -347,3 +347,16 @@ def test_a_record_with_a_pending_task_is_not_marked_finished(tmp_path: Path) -> 
     os.utime(summary, ns=(path.stat().st_mtime_ns - 10**9,) * 2)  # written before the record's last change
     _, after = _run(tmp_path, "f", "--tasks", "STS16")
     assert after["finished"] is None and summary.stat().st_mtime_ns > path.stat().st_mtime_ns - 10**9
+
+
+def test_a_record_whose_tasks_are_all_done_is_marked_finished_by_a_rerun(tmp_path: Path) -> None:
+    """A nightly walk (stop 69): a run killed during a task that kept its earlier whole result left `finished` null,
+    and a rerun that found every task done kept it so, where summary.md was not behind."""
+    _run(tmp_path, "k", "--tasks", "STS16")
+    path = tmp_path / "k" / "run.json"
+    record = json.loads(path.read_text())
+    record["finished"] = None
+    path.write_text(json.dumps(record))
+    os.utime(tmp_path / "k" / "summary.md")  # written after the record: not behind
+    _, after = _run(tmp_path, "k", "--tasks", "STS16")
+    assert after["finished"] is not None and after["tasks"]["STS16"] == record["tasks"]["STS16"]

@@ -275,6 +275,18 @@ def test_a_killed_writer_s_temporary_files_are_cleared_by_the_next_run(tmp_path:
         path.write_text("{", encoding="utf-8")
     assert _run(tmp_path, "r", "--tasks", "STS16") == 0
     assert not any(path.exists() for path in dead) and live.exists()
+    # a killed run's staging folder of a task this run does not evaluate (a nightly walk, stop 69: only the task
+    # staged again cleared its own, so a rerun that skipped it left `.staging/` for good); a live one's stays
+    staged = run / ".staging" / f"STS12.{gone}-0123456789ab"
+    staging_live = run / ".staging" / f"EmotionClassification.v2.{os.getpid()}-0123456789ab"
+    for folder in (staged, staging_live):
+        (folder / "results").mkdir(parents=True)
+    assert _run(tmp_path, "r", "--tasks", "STS16") == 0  # STS16 done earlier: nothing is staged
+    assert not staged.exists() and staging_live.exists()
+    shutil.rmtree(staging_live)
+    (staged / "results").mkdir(parents=True)
+    assert _run(tmp_path, "r", "--tasks", "STS16") == 0
+    assert not (run / ".staging").exists()  # emptied, it goes too
 
 
 def test_names_with_an_impossible_pid_do_not_stop_the_cleanup(tmp_path: Path) -> None:
