@@ -526,7 +526,7 @@ class EmbeddingCache:
             raise UsageError("--fingerprint: give the start of a fingerprint `harness cache info --model` shows")
         ours = [ns for ns in mine if str(ns.get("fingerprint", "")).lower().startswith(fingerprint.lower())]
         if not ours:
-            held = ", ".join(sorted({str(ns.get("fingerprint"))[:16] for ns in mine}))
+            held = ", ".join(sorted({str(ns.get("fingerprint")) for ns in mine}))
             raise UsageError(f"--fingerprint {fingerprint}: no vectors of {name} under it in {self.path} (its "
                              f"fingerprints: {held})")  # fmt: skip
         return ours
