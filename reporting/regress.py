@@ -212,7 +212,7 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
                       differing=run_differences(record_b, record_c, dim))  # fmt: skip
     if n_boot * level / 2 < 10:  # each CI end is a quantile of the resamples: it needs some beyond it
         need = math.ceil(20 / level)
-        comp.warnings.append(f"each end of the {100 * (1 - level):.4g}% CI rests on {n_boot * level / 2:.1f} of "
+        comp.warnings.append(f"each end of the {confidence(level)} CI rests on {n_boot * level / 2:.1f} of "
                              f"{n_boot} resamples; use --n-boot {need} or more for a stable CI")  # fmt: skip
     if no_data:
         comp.warnings += _no_data_notes(no_data, attempted_b, attempted_c)
@@ -306,6 +306,16 @@ def _named(entry: dict[str, Any], record: dict[str, Any]) -> bool:
 
 # Run-wide settings that move no score compared at full width: the MRL prefixes scored besides the full vectors.
 UNSCORED_KEYS = ("dims",)
+
+
+def confidence(level: float) -> str:
+    """A CI's confidence, `95%`, with the digits it needs not to read 100% (α = 1e-7: `99.99999%`; before stop 69, a
+    nightly walk, "100% CI")."""
+    digits, text = 4, f"{100 * (1 - level):.4g}"
+    while level > 0 and text.startswith("100") and digits < 17:
+        digits += 1
+        text = f"{100 * (1 - level):.{digits}g}"
+    return f"{text}%"
 
 
 def _commit(sha: Any) -> str | None:

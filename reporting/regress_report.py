@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.errors import ConanError, HarnessError
 from harness.runs import RunDir, bullets, md_table, paths_apart, paths_shown, percent
-from reporting.regress import EXIT_NOT_COMPARED, EXIT_OK, EXIT_REGRESSION, Comparison
+from reporting.regress import EXIT_NOT_COMPARED, EXIT_OK, EXIT_REGRESSION, Comparison, confidence
 from reporting.regress_efficiency import efficiency_section
 
 
@@ -136,7 +136,7 @@ def _model(run: RunDir) -> dict[str, Any]:
 
 def render(comp: Comparison) -> str:
     s = comp.settings
-    conf = f"{100 * (1 - s['level']):.4g}%"
+    conf = confidence(s["level"])
     rows = []
     for t in comp.tasks:
         ci = "—" if t.lo is None else _ci(t.lo, t.hi)

@@ -531,6 +531,13 @@ def test_too_few_resamples_for_the_ci_level_are_named(tiny_runs):
     assert not any("rests on" in w for w in enough.warnings)  # 400 × 0.025 = 10 beyond each end
 
 
+def test_a_confidence_near_100_percent_keeps_its_digits():
+    """A nightly walk (stop 69): α = 1e-7 read "two-sided 100% CI"."""
+    from reporting.regress import confidence
+
+    assert [confidence(a) for a in (0.05, 0.05 / 7, 1e-7, 0.0)] == ["95%", "99.29%", "99.99999%", "100%"]
+
+
 @pytest.mark.parametrize("damaged", ["run.json", "efficiency.json"])
 def test_a_damaged_run_file_is_an_error_naming_it(tiny_runs, tmp_path, capsys, damaged):
     """Before: a raw JSONDecodeError traceback (exit 1) from regress, report and leaderboard, naming no file
