@@ -177,7 +177,9 @@ def judge_task(base: RunDir, cand: RunDir, name: str, rb: dict[str, Any], rc: di
     tv.n, tv.unit = len(common), ib.unit
     tv.verdict = verdict(tv.delta, tv.lo, tv.hi, s["min_effect"])
     if tv.verdict == "within noise" and (tv.hi < 0 or tv.lo > 0):
-        tv.reason = "CI excludes 0 but the change is below --min-effect"
+        # both to 4 decimals: at 2, a Δ of -34.9286 beside --min-effect 34.93 read as equal (a nightly walk, 69)
+        tv.reason = (f"CI excludes 0 but the change, {100 * abs(tv.delta):.4f}, is below --min-effect "
+                     f"{100 * s['min_effect']:.4f}")  # fmt: skip
     if tv.kind == "Clustering" and tv.verdict in ("regressed", "improved"):
         tv.advisory = ("advisory, does not gate: the CI holds each run's k-means assignment fixed, and another "
                        "k-means start on the same embeddings can move v_measure further")  # fmt: skip

@@ -1126,3 +1126,14 @@ def test_a_baseline_evaluated_after_the_candidate_is_warned_of(tiny_runs, tmp_pa
     assert code == 1  # the verdict stands: only a warning
     assert ("- the baseline was evaluated after the candidate (baseline 2026-12-07T10:00:00+0100, candidate "
             "2026-12-07T08:30:00+0000): check that --baseline and --candidate are not swapped") in text
+
+
+def test_a_change_below_min_effect_names_both_to_four_decimals(tiny_runs):
+    """A nightly walk (stop 69): Δ −34.93 beside --min-effect 34.93 read "below --min-effect", equal as shown."""
+    (sts,) = compare(tiny_runs["base"], tiny_runs["short"], n_boot=50, min_effect=0.0, tasks=["TinySTS"]).tasks
+    assert sts.verdict in ("regressed", "improved")
+    edge = abs(sts.delta) + 5e-7  # above the change by less than the report's two decimals show
+    (near,) = compare(tiny_runs["base"], tiny_runs["short"], n_boot=50, min_effect=edge, tasks=["TinySTS"]).tasks
+    assert near.verdict == "within noise"
+    assert near.reason == (f"CI excludes 0 but the change, {100 * abs(sts.delta):.4f}, is below --min-effect "
+                           f"{100 * edge:.4f}")
