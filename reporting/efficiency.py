@@ -2,13 +2,12 @@
 
 The paper's Table 5 (size, embedding dim, inference time, MRL, average score) for our runs, with the hardware,
 dtype and batch size that make the times comparable; per-task throughput and memory; score vs MRL dimension.
-Reads run records only (harness/runs/); model sizes come from the run record, safetensors
-headers or mteb's model registry, never from loading a model.
+Reads run records only (harness/runs/); model sizes come from the run record or mteb's model
+registry, never from loading a model or reading the files a record names.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -78,25 +77,16 @@ def load_runs(paths: list[Path], tasks: list[str] | None = None) -> list[RunInfo
 
 
 def parameters(model: dict[str, Any]) -> tuple[int | None, str]:
-    """(parameter count, where it came from), without loading weights."""
+    """(parameter count, where it came from): run.json's `model.n_parameters` (`harness run` counts the loaded
+    module), else mteb's model registry by name, else (None, "unknown"). Never a file the record names: before stop 69
+    (a walk) a null count sent the report through the spec's folder, opening every *.safetensors under it, so a
+    foreign run.json's `conan:/usr` walked all of /usr and a forged header was a SafetensorError traceback."""
     if model.get("n_parameters"):
         return int(model["n_parameters"]), "run.json"
-    prefix, _, target = str(model.get("spec", "")).partition(":")
-    folder = Path(target) if target else None
-    if prefix in ("st", "hf", "conan") and folder and folder.is_dir() and list(folder.rglob("*.safetensors")):
-        from safetensors import safe_open
-
-        total = 0
-        for file in folder.rglob("*.safetensors"):
-            with safe_open(str(file), framework="numpy") as handle:
-                for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
-                    shape = handle.get_slice(key).get_shape()
-                    total += math.prod(shape)
-        return total, "safetensors headers"
     try:
         import mteb
 
-        count = mteb.get_model_meta(model.get("name", "")).n_parameters
+        count = mteb.get_model_meta(str(model.get("name") or "")).n_parameters
     except Exception:  # noqa: BLE001 - unknown to mteb's registry
         count = None
     return (int(count), "mteb model registry") if count else (None, "unknown")
@@ -164,7 +154,9 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
                      percent(mean(scores)) if scores else "—",
                      model.get("device", "—"), model.get("dtype", "—"),
                      shown_batch(info.record), model.get("max_length") or "—"])  # fmt: skip
-        notes.append(f"{info.label}: parameters from {source}.")
+        notes.append(f"{info.label}: parameters from {source}." if count else f"{info.label}: parameter count "
+                     "unknown (run.json records no `model.n_parameters` and mteb's model registry does not list the "
+                     "model).")  # fmt: skip
     headers = ["Model", "Size (M params)", "Emb. dim", f"Model time, s ({counted(len(whole), 'task')})", "texts/s",
                "tokens/s", "MRL dims scored", f"Avg score ×100 ({counted(len(shared), 'task')})", "Device", "dtype",
                "Batch", "Max length"]  # fmt: skip

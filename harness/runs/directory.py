@@ -21,7 +21,8 @@ import fcntl
 import json
 import math
 import shutil
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,9 @@ def read_json(path: Path, default: Any = None, remedy: str = RECOMPUTE) -> Any:
         raise DataError(path, 0, f"damaged JSON (not UTF-8: {exc.reason} at byte {exc.start}); {remedy}") from None
     except json.JSONDecodeError as exc:
         raise DataError(path, exc.lineno, f"damaged JSON ({exc.msg}, column {exc.colno}); {remedy}") from None
+    except ValueError:  # Python's limit on integer digits (before stop 69, a walk: a traceback)
+        raise DataError(path, 0, f"damaged JSON (a number of more than {sys.get_int_max_str_digits()} digits); "
+                                 f"{remedy}") from None  # fmt: skip
 
 
 # The fields of run.json that readers use, with the JSON types they may hold: a record of another shape (a list, a
@@ -93,6 +97,18 @@ TASK_FIELDS = {"status": _TEXT, "main_score": _NUMBER + _NULL, "main_metric": _T
                "subsets": _LIST + _NULL}  # fmt: skip
 
 
+# efficiency.json's figures that readers compute with or print as numbers: a number or null each, finite, not
+# negative and below FIGURE_LIMIT, as run.json's `model.embed_dim` and `model.n_parameters` (before stop 69, a walk:
+# `"texts_per_s": "fast"` was a traceback in `harness report`, and NaN, inf and -1e308 were printed as `nan`, `inf`
+# and a 300-digit number).
+EFFICIENCY_FIELDS = {key: _NUMBER + _NULL for key in (
+    "wall_s", "load_s", "encode_s", "score_s", "model_s", "model_load_s", "texts", "unique_texts", "encoded_texts",
+    "memo_hits", "cache_hits", "tokens", "texts_per_s", "tokens_per_s", "encode_tokens_per_s", "forward_tokens_per_s",
+    "peak_rss_mb", "peak_accelerator_mb", "batch_size", "world_size", "max_batch_tokens", "threads")}  # fmt: skip
+
+FIGURE_LIMIT = 1e15  # 31 million years in seconds, a petabyte in MB: past any count, time or rate a run records
+
+
 _JSON_KINDS = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
                bool: "a boolean", type(None): "null"}  # fmt: skip
 
@@ -111,19 +127,30 @@ def _check_fields(path: Path, value: Any, where: str, fields: dict[str, tuple[ty
                                      f"({shown_setting(value[key])}); {remedy}")  # fmt: skip
 
 
+def _check_numbers(path: Path, value: dict[str, Any], where: str, keys: Iterable[str], remedy: str) -> None:
+    """Each of ``keys`` of ``value`` (the file's field ``where``), a number where present, is finite, not negative
+    and below `FIGURE_LIMIT`: counts, sizes, times and rates that readers print or compute with."""
+    for key in keys:
+        number = value.get(key)
+        if number is not None and not 0 <= number < FIGURE_LIMIT:  # NaN fails both comparisons
+            raise DataError(path, 0, f"field '{where}.{key}' must be a finite number from 0 to below "
+                                     f"{FIGURE_LIMIT:.0e}, not {shown_setting(number)}; {remedy}")  # fmt: skip
+
+
 def _json_kind(value: Any) -> str:
     return _JSON_KINDS.get(type(value), type(value).__name__)
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
     """A run.json (None when absent), checked for the shape its readers rely on: the record, `model` and each task
-    entry objects whose fields hold their types."""
+    entry objects whose fields hold their types, the model's size and dim in range (`_check_numbers`)."""
     record = read_json(path, remedy=REDO_ALL)
     if record is None:
         return None
     _check_fields(path, record, "", RUN_FIELDS, REDO_ALL)
     model = record.get("model", {})
     _check_fields(path, model, "model", MODEL_FIELDS, REDO_ALL)
+    _check_numbers(path, model, "model", ("embed_dim", "n_parameters"), REDO_ALL)
     for key, value in (("name", model_dir_name(model.get("name") or "x")), ("revision", model.get("revision") or "x")):
         if why := not_a_name(value):  # null is open_run's to name
             raise DataError(path, 0, f"field 'model.{key}' ({shown_setting(model[key])}) {why}: it names a folder of "
@@ -264,12 +291,14 @@ class RunDir:
         return record
 
     def read_efficiency(self) -> dict[str, Any]:
-        """Per task figures; a file of another shape is a DataError naming it and the task."""
+        """Per task figures; a file of another shape, or a figure that is no finite number in range
+        (`_check_numbers`), is a DataError naming it, the task and the field."""
         path = self.path / EFFICIENCY_JSON
         record = read_json(path, {}, LOSE_TIMINGS)
         _check_fields(path, record, "", {}, LOSE_TIMINGS)
         for task, figures in record.items():
-            _check_fields(path, figures, task, {}, LOSE_TIMINGS)
+            _check_fields(path, figures, task, EFFICIENCY_FIELDS, LOSE_TIMINGS)
+            _check_numbers(path, figures, task, EFFICIENCY_FIELDS, LOSE_TIMINGS)
         return record
 
     def drop_results(self) -> None:

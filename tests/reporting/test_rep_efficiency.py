@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from statistics import mean
 
-from safetensors.torch import save_model
+import pytest
 
-from conan_model import ConanModel
-from conan_model.config import ConanConfig
 from harness.cli import main
 from harness.data import default_data_root
 from harness.runs import open_run, shown_path
@@ -45,13 +45,65 @@ def test_report_without_dims_says_so(tiny_runs, tmp_path):
     assert not (out / "dims.png").exists()
 
 
-def test_parameter_count_sources(tmp_path: Path):
-    folder = tmp_path / "ckpt"  # a conan checkpoint (older run.json without n_parameters): its safetensors header
+def _forged_weights(folder: Path) -> Path:
+    """A folder whose model.safetensors declares a header of 2**62 bytes: safetensors refuses it with an error."""
     folder.mkdir()
-    save_model(ConanModel(ConanConfig.preset("tiny")), str(folder / "model.safetensors"))  # tied weights once
-    assert parameters({"spec": f"conan:{folder}"}) == (918_144, "safetensors headers")
+    (folder / "model.safetensors").write_bytes((2**62).to_bytes(8, "little") + b"{}")
+    return folder
+
+
+def test_parameter_count_sources(tmp_path: Path):
+    """run.json's count, else mteb's registry, else unknown; never the folder a record names (before stop 69, a
+    walk: a null count opened every *.safetensors under the spec's folder, a forged header a traceback)."""
+    folder = _forged_weights(tmp_path / "ckpt")
     assert parameters({"n_parameters": 5}) == (5, "run.json")
-    assert parameters({"spec": "x", "name": "no-such/model"}) == (None, "unknown")
+    assert parameters({"spec": f"conan:{folder}", "name": "no-such/model", "n_parameters": None}) == (None, "unknown")
+    assert parameters({"spec": "x", "name": "sentence-transformers/all-MiniLM-L6-v2"}) == (22_713_216,
+                                                                                          "mteb model registry")
+
+
+def _edited(run: Path, dest: Path, name: str, edit: Callable[[dict], object]) -> Path:
+    """A copy of a run whose file ``name`` (run.json or efficiency.json) ``edit`` changed, written as JSON."""
+    shutil.copytree(run, dest)
+    record = json.loads((dest / name).read_text(encoding="utf-8"))
+    edit(record)
+    (dest / name).write_text(json.dumps(record), encoding="utf-8")  # NaN and inf as JSON's NaN and Infinity
+    return dest
+
+
+def test_a_foreign_run_s_model_folder_is_not_read_for_its_size(tiny_runs, tmp_path):
+    folder = _forged_weights(tmp_path / "weights")
+    run = _edited(tiny_runs["short"], tmp_path / "run", "run.json",
+                  lambda r: r["model"].update(spec=f"conan:{folder}", n_parameters=None))  # fmt: skip
+    assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 0
+    text = (tmp_path / "report" / "efficiency.md").read_text(encoding="utf-8")
+    assert "all-MiniLM-L6-v2 [run]: parameters from mteb model registry." in text
+
+
+@pytest.mark.parametrize(("name", "field", "value", "shown"), [
+    ("efficiency.json", "texts_per_s", "fast", "must be a number or null, not a string (fast)"),
+    ("efficiency.json", "texts_per_s", math.nan, "must be a finite number from 0 to below 1e+15, not NaN"),
+    ("efficiency.json", "wall_s", math.inf, "must be a finite number from 0 to below 1e+15, not Infinity"),
+    ("efficiency.json", "peak_rss_mb", -1e308, "must be a finite number from 0 to below 1e+15, not -1e+308"),
+    ("run.json", "n_parameters", math.nan, "must be a finite number from 0 to below 1e+15, not NaN"),
+])  # fmt: skip
+def test_a_figure_that_is_no_number_in_range_is_a_damaged_file(tiny_runs, tmp_path, capsys, name, field, value,
+                                                               shown):  # fmt: skip
+    """A walk (stop 69): `"texts_per_s": "fast"` was a traceback in `harness report` (exit 1); NaN, inf and -1e308
+    were printed as `nan`, `inf` and a 300-digit number. Each is a damaged file now, named with its field (exit 2)."""
+    where = "model" if name == "run.json" else "TinySTS"
+    run = _edited(tiny_runs["short"], tmp_path / "run", name, lambda r: r[where].update({field: value}))
+    assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err
+    assert f"{run / name}: field '{where}.{field}' {shown}; restore the file" in err and "Traceback" not in err, err
+
+
+def test_a_number_past_python_s_digit_limit_is_damaged_json(tiny_runs, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["short"], run)
+    (run / "efficiency.json").write_text('{"TinySTS": {"tokens": ' + "9" * 5000 + "}}", encoding="utf-8")
+    assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 2
+    assert f"{run / 'efficiency.json'}: damaged JSON (a number of more than 4300 digits)" in capsys.readouterr().err
 
 
 def _tasks(run: Path) -> dict[str, dict]:
