@@ -553,4 +553,18 @@ def _gguf_tokenizer(path: Path) -> Tokenizer:
             tok = AutoTokenizer.from_pretrained(alone, gguf_file=path.name, local_files_only=True)
         except (ValueError, KeyError, OSError, NotImplementedError) as e:
             raise ModelImportError(f"{path}: cannot build its tokenizer from the tokenizer.ggml.* keys ({e})") from e
+        except BaseException as e:  # a Rust panic in tokenizers; KeyboardInterrupt, SystemExit and the rest go on
+            if not _rust_panic(e):
+                raise
+            raise ModelImportError(f"{path}: cannot build its tokenizer from the tokenizer.ggml.* keys: the tokenizers "
+                                   f"library panicked ({e}), as it does when tokenizer.ggml.merges names a token "
+                                   "tokenizer.ggml.tokens lacks") from None  # fmt: skip
     return Tokenizer.from_str(tok.backend_tokenizer.to_str())
+
+
+def _rust_panic(exc: BaseException) -> bool:
+    """Whether ``exc`` is pyo3's PanicException, a BaseException that tokenizers raises on inconsistent BPE merges
+    (before stop 69, a walk: a 60-line Rust backtrace and a Python traceback, exit 1). pyo3 exposes no importable
+    class, so it is told by its name and module."""
+    kind = type(exc)
+    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"

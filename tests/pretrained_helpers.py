@@ -28,13 +28,15 @@ def make_qwen2_folder(folder: Path, tokenizer, max_length: int = 128, seed: int 
 
 
 def make_gguf(path: Path, tokenizer=None, arch: str = "llama", seed: int = 0, norm_dtype=None, width: int = 8,
-              raw_types: dict[str, str] | None = None) -> Path:
+              raw_types: dict[str, str] | None = None, vocab: tuple[list[str], list[str]] | None = None) -> Path:
     """A random 1-layer decoder of ``width`` (feed-forward 2x) written as a GGUF file (F32 tensors, llama.cpp's
     names). With ``tokenizer`` (this project's BBPE) its vocabulary and merges become the tokenizer.ggml.* keys, so
     ``load_init("gguf:<path>")`` reads it back whole; ``seed`` gives other weights of the same shapes;
     ``norm_dtype`` the type of the layer's attention norm (the other tensors stay float32); ``raw_types`` writes
     the named weights as zero bytes of a GGML type ({"blk.0.ffn_down": "IQ4_NL"}: rows must be whole blocks, so a
-    width of 32 for a 32-block type), as walk 68 rewrote one tensor of a real file."""
+    width of 32 for a 32-block type), as walk 68 rewrote one tensor of a real file. ``vocab`` writes the
+    tokenizer.ggml.* keys as given instead, (tokens, merges), normal tokens and no special ids: a walk's damaged
+    tokenizer (stop 69)."""
     import json
 
     import numpy as np
@@ -54,6 +56,13 @@ def make_gguf(path: Path, tokenizer=None, arch: str = "llama", seed: int = 0, no
         writer.add_bos_token_id(2)
         writer.add_eos_token_id(3)
         writer.add_pad_token_id(0)
+    elif vocab is not None:
+        tokens, merges = vocab
+        rows = len(tokens) + 1
+        writer.add_tokenizer_model("gpt2")
+        writer.add_token_list(tokens)
+        writer.add_token_merges(merges)
+        writer.add_token_types([1] * len(tokens))
     w, f = width, 2 * width
     for key, value in (("block_count", 1), ("embedding_length", w), ("feed_forward_length", f), ("head_count", 2),
                        ("head_count_kv", 2), ("vocab_size", rows), ("context_length", 64)):  # fmt: skip

@@ -143,6 +143,17 @@ def test_gguf_type_is_refused_before_any_tensor_is_dequantized(tmp_path, tokeniz
         load_config_for(f"gguf:{path}")  # what `harness ablate` and a train stage read first
 
 
+def test_a_gguf_whose_merges_name_a_token_it_lacks_is_one_line(tmp_path, capsys):
+    """A walk (stop 69): merge "a b" with no token "ab" made tokenizers panic (pyo3's PanicException, a
+    BaseException the import did not catch): a Rust backtrace, a Python traceback, exit 1."""
+    path = make_gguf(tmp_path / "m.gguf", vocab=(["a", "b", "c"], ["a b"]))
+    assert main(["models", "import", f"gguf:{path}", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: cannot build its tokenizer from the tokenizer.ggml.* keys: the tokenizers library panicked (" \
+        in err and "as it does when tokenizer.ggml.merges names a token tokenizer.ggml.tokens lacks" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
 def test_not_a_gguf_file(tmp_path):
     path = tmp_path / "junk.gguf"
     path.write_bytes(b"not a gguf file at all")
