@@ -173,6 +173,24 @@ def check_weights_loaded(spec: str, folder: Path, model_class: str, loading: dic
                      f"unset, e.g. {', '.join(unset[:3])}{names}: they would be random, not the model")
 
 
+def check_st_modules(spec: str, folder: Path, trusted: bool) -> None:
+    """Refuse, without the flag (``trusted``), an st: folder whose modules.json names a module class outside
+    sentence-transformers: importing it runs the folder's own code. sentence-transformers refuses it too, but in its
+    own terms, "pass the argument `trust_remote_code=True`", which before stop 69 (a walk) the harness printed on two
+    lines followed by "offline, a hub name must be in the HF cache", a hint about hub names, not folders. A folder
+    without a readable modules.json is left to the load, which says what is wrong."""
+    try:
+        entries = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    kinds = [e.get("type") for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    own = next((k for k in kinds if isinstance(k, str) and not k.startswith("sentence_transformers.")), None)
+    if own is not None and not trusted:
+        raise UsageError(f"--model {spec}: {folder / 'modules.json'} names module class {own!r}, which is not part of "
+                         "sentence-transformers: importing it runs the folder's own code, which the harness does only "
+                         "with --trust-remote-code (give it for a folder you trust)")  # fmt: skip
+
+
 def check_st_weights(spec: str, model: Any, folder: Path) -> None:
     """`check_weights_loaded` for an st: folder: sentence-transformers loads each module's transformer weights
     without reporting what they leave unset, so each module with an `auto_model` is loaded again on the meta device

