@@ -180,13 +180,21 @@ def auto_dtype(spec: str, device: str | None) -> tuple[str, str]:
     return ("bfloat16" if native else "float32"), f"auto: {why}"
 
 
-def hub_snapshot(name: str) -> Path:
+def cached_snapshot(spec: str, name: str) -> Path:
     """The cached snapshot folder a hub name resolves to (its `main` ref in sentence-transformers' cache), found
-    offline: the files sentence-transformers just loaded, so another snapshot of the name is another fingerprint."""
-    from huggingface_hub import snapshot_download
+    offline: the files sentence-transformers then loads, so another snapshot of the name is another fingerprint. A
+    name the cache lacks is one line naming the cache (before stop 69, a walk: the load went to the hub for it)."""
+    from huggingface_hub import constants, snapshot_download
 
     cache = os.getenv("SENTENCE_TRANSFORMERS_HOME")  # where sentence-transformers looks, as it does
-    return Path(snapshot_download(name, cache_dir=cache, local_files_only=True))
+    try:
+        return Path(snapshot_download(name, cache_dir=cache, local_files_only=True))
+    except (OSError, ValueError) as exc:  # LocalEntryNotFoundError; a name the hub would refuse (HFValidationError)
+        where = cache or constants.HF_HUB_CACHE
+        raise UsageError(f"--model {spec}: {name} is no folder, and no model of that hub name is in the HF cache "
+                         f"({where}): the harness loads hub names from the cache only, never the network; download "
+                         f"it there first (`hf download {name} --cache-dir {where}`), or give its folder as "
+                         "st:<folder>") from exc  # fmt: skip
 
 
 def check_spec(spec: str) -> None:
@@ -260,15 +268,14 @@ def _load(spec: str, opts: ModelOptions) -> Embedder:
         from sentence_transformers import SentenceTransformer
 
         local = folder.exists()
-        if local:
-            check_st_modules(spec, folder, opts.trust_remote_code)
-        try:
-            model = SentenceTransformer(str(folder) if local else target, device="cpu",
+        snapshot = folder if local else cached_snapshot(spec, target)
+        check_st_modules(spec, snapshot, opts.trust_remote_code)
+        try:  # from the cache only, as minilm: never the network at run time (before stop 69, a walk: a hub name
+            # was downloaded, or checked for a newer snapshot, wherever HF_HUB_OFFLINE was unset)
+            model = SentenceTransformer(str(folder) if local else target, device="cpu", local_files_only=True,
                                         trust_remote_code=opts.trust_remote_code)  # fmt: skip
-            snapshot = folder if local else hub_snapshot(target)
         except (OSError, ValueError, KeyError) as exc:
-            hint = "" if local else "; offline, a hub name must be in the HF cache"
-            raise UsageError(f"--model {spec}: cannot load ({' '.join(str(exc).split())}){hint}") from exc
+            raise UsageError(f"--model {spec}: cannot load ({' '.join(str(exc).split())})") from exc
         except (UnpicklingError, RuntimeError) as exc:
             raise UsageError(bin_weights_problem(spec, folder, exc)) from exc
         check_st_weights(spec, model, snapshot)

@@ -136,8 +136,52 @@ def test_st_hub_name_missing_from_the_cache_says_so(tmp_path: Path, monkeypatch:
     from harness.errors import UsageError
 
     monkeypatch.setenv("SENTENCE_TRANSFORMERS_HOME", str(tmp_path / "empty"))
-    with pytest.raises(UsageError, match="offline, a hub name must be in the HF cache"):
+    with pytest.raises(UsageError) as caught:
         load_model("st:audit/absent", FP32)
+    assert str(caught.value) == (
+        f"--model st:audit/absent: audit/absent is no folder, and no model of that hub name is in the HF cache "
+        f"({tmp_path / 'empty'}): the harness loads hub names from the cache only, never the network; download it "
+        f"there first (`hf download audit/absent --cache-dir {tmp_path / 'empty'}`), or give its folder as "
+        "st:<folder>")  # fmt: skip
+
+
+def test_st_hub_name_is_loaded_from_the_cache_without_asking_the_hub(tmp_path: Path) -> None:
+    """A walk (stop 69): `st:<org/name>` was loaded without `local_files_only` (minilm had it), so with
+    HF_HUB_OFFLINE unset a run asked the hub for the model's files (~70 requests for one cached snapshot here) and
+    would have downloaded a newer one. Now, with the variables unset and a hub that answers every request with an
+    error (a local server standing in for the hub's address), the cached model loads and no request names it."""
+    import http.server
+    import subprocess
+    import sys
+    import threading
+
+    repo = _hub_cache(tmp_path / "hub", "audit/tiny", {"a" * 40: None})
+    (repo / "refs" / "main").write_text("a" * 40)
+    asked: list[str] = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            asked.append(self.path)
+            self.send_response(500)
+            self.end_headers()
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{server.server_port}", SENTENCE_TRANSFORMERS_HOME=str(tmp_path / "hub"))
+    load = ("from harness.embedder import ModelOptions; from harness.models import load_model; "
+            "print(load_model('st:audit/tiny', ModelOptions(device='cpu', dtype='float32')).name)")  # fmt: skip
+    try:
+        done = subprocess.run([sys.executable, "-c", load], env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        server.shutdown()
+    assert done.returncode == 0 and done.stdout.strip().endswith("audit/tiny"), done.stderr[-2000:]
+    assert not [path for path in asked if "audit/tiny" in path], asked
 
 
 def test_description_records_pooling() -> None:

@@ -275,6 +275,65 @@ def test_a_prepared_copy_is_read_without_the_hub_when_hf_hub_offline_is_unset(
     assert datasets.config.HF_HUB_OFFLINE is False  # the user's setting is back after the load
 
 
+@pytest.fixture
+def hub_probe(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`harness.tasks.hub_reachable` as a run meets it with HF_HUB_OFFLINE unset (the user's setting back after)."""
+    import huggingface_hub.constants
+
+    from harness import tasks
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    for module in (datasets.config, huggingface_hub.constants):
+        monkeypatch.setattr(module, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", False)
+    tasks.hub_reachable.cache_clear()
+    yield tasks
+    tasks.hub_reachable.cache_clear()
+
+
+def test_the_hub_probe_gives_up_on_a_lookup_that_never_answers(hub_probe: Any, monkeypatch) -> None:
+    """A walk (stop 69): the probe bounded the TCP connect by its 1.5 s, not the name's lookup, so a resolver that
+    drops queries held it for its own timeouts (5 s × tries). This machine has no network: the resolver here is a
+    stand-in that never answers for the hub's name (real lookups for everything else)."""
+    import threading
+    import time
+
+    real, released = socket.getaddrinfo, threading.Event()
+
+    def silent(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "huggingface.co":
+            released.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "timed out")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent)
+    start = time.monotonic()
+    try:
+        assert hub_probe.hub_reachable(0.3) is False
+        assert time.monotonic() - start < 1.5 and os.environ["HF_HUB_OFFLINE"] == "1"  # offline from here on
+    finally:
+        released.set()
+
+
+def test_the_hub_probe_connects_to_the_address_its_lookup_found(hub_probe: Any, monkeypatch) -> None:
+    """The looked-up address is connected to as it is (no second lookup): a listening socket on this machine stands
+    in for the hub, its address the one the stand-in resolver gives for the hub's name."""
+    real = socket.getaddrinfo
+    with socket.create_server(("127.0.0.1", 0)) as hub:
+        port = hub.getsockname()[1]
+
+        def local(host: Any, *args: Any, **kwargs: Any) -> Any:
+            if host == "huggingface.co":
+                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+            return real(host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", local)
+        assert hub_probe.hub_reachable() is True
+    found = hub_probe.host_addresses("localhost", 443, 1.5)  # a real lookup (/etc/hosts)
+    assert found and {address[1] for address in found} == {443}
+
+
 def test_a_prepared_copy_that_mteb_cannot_load_names_the_dataset(shared_data: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """A retrieval dataset prepared without its corpus config passes the folder checks (the configs a task reads are
