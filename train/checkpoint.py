@@ -27,7 +27,9 @@ import contextlib
 import json
 import logging
 import os
+import pickle
 import random
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -243,14 +245,27 @@ def verify_files(path: Path, state: dict[str, Any], rank: int = 0) -> None:
             raise damaged(path, name, f"its sha256 differs from the one {STATE_NAME} recorded when it was saved")
 
 
-def damaged(path: str | Path, name: str, reason: str) -> ResumeError:
-    """The error for a damaged checkpoint file: the file, why, and the newest older checkpoint still whole."""
+def damaged(path: str | Path, name: str, reason: str, said: str = "") -> ResumeError:
+    """The error for a damaged checkpoint file: the file, why (``said``, else "is damaged (``reason``)"), and the
+    newest older checkpoint still whole."""
     path = Path(path)
     older = [p for p in _complete(path.parent) if _step(p) < _step(path)]
     good = next((p for p in reversed(older) if _whole(p)), None)
     hint = (f"resume from the older checkpoint: --resume {good}" if good is not None
             else f"no older whole checkpoint in {path.parent}: train afresh into another output_dir")  # fmt: skip
-    return ResumeError(f"cannot resume from {path}: {path / name} is damaged ({reason}); {hint}")
+    return ResumeError(f"cannot resume from {path}: {path / name} {said or f'is damaged ({reason})'}; {hint}")
+
+
+def refused_pickle(exc: pickle.UnpicklingError) -> str:
+    """What torch's weights-only load refusing a file means, in one clause: the file names an object other than
+    tensors (a class or function: unpickling it could run code), or its pickle is of another kind or damaged. Before
+    stop 69 (a walk) only "is damaged (UnpicklingError: Weights only load failed)", which did not say why."""
+    found = re.search(r"GLOBAL (\S+)", str(exc))
+    if found:
+        return (f"holds objects other than tensors ({found[1]}), so it was not unpickled: torch's weights-only load "
+                "refuses them (unpickling could run code)")  # fmt: skip
+    return ("is no pickle of tensors alone, so it was not unpickled: torch's weights-only load refused it (objects "
+            "other than tensors, or damaged bytes)")  # fmt: skip
 
 
 def _step(path: Path) -> int:
@@ -276,6 +291,8 @@ def reading(path: str | Path, name: str) -> Iterator[None]:
         yield
     except (ConanError, MemoryError, torch.OutOfMemoryError):
         raise
+    except pickle.UnpicklingError as e:  # torch.load(weights_only=True) refused it: nothing of it was unpickled
+        raise damaged(path, name, "", refused_pickle(e)) from e
     except Exception as e:
         reason = (str(e).strip().splitlines() or [""])[0].split(". ")[0][:200]  # torch's run on for lines
         raise damaged(path, name, f"{type(e).__name__}: {reason}" if reason else type(e).__name__) from e

@@ -384,6 +384,35 @@ def test_checkpoint_without_hash_record_still_names_a_file_that_fails_to_load(tw
     assert run_pretrain(cfg, resume="latest").is_dir()
 
 
+class RunsCode:
+    """An object whose unpickling would call os.system (it must never run): a resume checkpoint from elsewhere."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_pt_file_holding_objects_other_than_tensors_says_so(two_checkpoints, tmp_path, shared_data):
+    """A walk (stop 69): optimizer.pt holding a pickled os.system call (its hash in state.json forged to match) was
+    refused, unpickled never, as "is damaged (UnpicklingError: Weights only load failed)", which did not say why."""
+    cfg = copy_run(two_checkpoints, tmp_path, shared_data)
+    newest, marker = Path(cfg.output_dir) / "checkpoints" / "step_00000002", tmp_path / "ran"
+    torch.save({"state": RunsCode(marker)}, newest / "optimizer.pt")
+    state = json.loads((newest / "state.json").read_text())
+    state["files"]["optimizer.pt"] = files_fingerprint(newest / "optimizer.pt")
+    (newest / "state.json").write_text(json.dumps(state))
+    with pytest.raises(ResumeError) as caught:
+        run_pretrain(cfg, resume="latest")
+    said = str(caught.value)
+    assert said == (f"cannot resume from {newest}: {newest / 'optimizer.pt'} holds objects other than tensors "
+                    f"({os.system.__module__}.system), so it was not unpickled: torch's weights-only load refuses "
+                    f"them (unpickling could run code); resume from the older checkpoint: --resume "
+                    f"{newest.parent / 'step_00000001'}")  # fmt: skip
+    assert "\n" not in said and not marker.exists()
+
+
 def test_damaged_checkpoint_with_no_whole_older_one_is_one_line_exit_2(two_checkpoints, tmp_path, shared_data,
                                                                        capsys):  # fmt: skip
     """Through the CLI: one line, exit 2; step_1 is damaged too, so no older checkpoint is offered."""
