@@ -694,8 +694,8 @@ class Ablation:
         # but not in the report's minutes and code versions (before stop 53 they were counted there)
         walked = {**self.state, "done": {u: v for u, v in self.state["done"].items() if u in self.touched}}
         report = write_report(self.cfg, self.config_path, walked, runs, self.dev, self.test, folder, self.overlap,
-                              self.train_overlap, work=self.out,
-                              stage_digests=stage_config_digests(self.cfg))  # fmt: skip
+                              self.train_overlap, work=self.out, stage_digests=stage_config_digests(self.cfg),
+                              unchecked=[t for t, files in self.task_files.items() if files is None])  # fmt: skip
         for arm in report["same_as_reference"]:
             self._say(f"arms.{arm}", f"trained the reference's models (its settings equal {self.cfg['reference']}'s"
                                      "): its Δ is 0 by construction; give it the setting it should test")  # fmt: skip

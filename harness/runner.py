@@ -343,7 +343,9 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
     main = shards is None or shards.is_main
     say = print if main else (lambda *a, **k: None)
     say(plan.coverage_line(), flush=True)
-    if note := untrained_dims_note(dims, embedder.describe().get("training"), embedder.embed_dim, cfg.dims_option):
+    # an ablation compares its arms' dims in its own report: the note would repeat for every control unit
+    trained = embedder.describe().get("training") if cfg.dims_policy != "strict" else None
+    if note := untrained_dims_note(dims, trained, embedder.embed_dim, cfg.dims_option):
         say(note, flush=True)
     if shards is not None and (note := rounding_note(embedder.dtype)):
         say(note, flush=True)

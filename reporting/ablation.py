@@ -148,11 +148,23 @@ def edge_noise(se_items: float, half: float, n_resamples: int) -> float:
 MC_MARGIN = 2.0  # an edge closer to 0 than this many Monte Carlo sds is not taken as excluding 0
 
 
-def row_verdict(delta: float, ci: dict[str, Any]) -> tuple[str, str]:
+MIN_ITEMS = 30  # fewer items: the item bootstrap's interval covers under 95% (87% at 5 items, 91% at 10, in simulation)
+
+
+def row_verdict(delta: float, ci: dict[str, Any], n_items: int | None = None) -> tuple[str, str]:
     """The verdict of a row and its reason: an effect only when the CI excludes 0 by more than the bootstrap's own
     noise at that edge (``edge_noise``), so that the verdict does not hang on the bootstrap seed; otherwise "no
-    effect shown", saying so (more resamples, a larger n_boot, settle it). Only ever withholds an effect."""
+    effect shown", saying so (more resamples, a larger n_boot, settle it). Only ever withholds an effect: also on
+    one seed (the CI covers the items alone, not training noise, which the rule asks for) and on a task of fewer
+    than `MIN_ITEMS` items (``n_items``; a group mean gives None); before stop 69 (a statistician's walk) both printed
+    bold verdicts, two one-seed runs of one question giving opposite ones."""
     word = WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)]
+    if word != "no effect shown" and ci.get("se_seeds") is None:
+        return "no effect shown", (f"would be {word} on one seed: the CI covers the items, not training noise; a "
+                                   "verdict needs two seeds or more")  # fmt: skip
+    if word != "no effect shown" and n_items is not None and n_items < MIN_ITEMS:
+        return "no effect shown", (f"would be {word}: {n_items} items, fewer than {MIN_ITEMS}, where the item "
+                                   "bootstrap's interval covers less than 95%")  # fmt: skip
     edge = ci["lo"] if word == "improves" else ci["hi"] if word == "hurts" else None
     noise = ci.get("edge_mc_se")
     if edge is None or not noise or abs(edge) >= MC_MARGIN * noise:
@@ -251,7 +263,7 @@ def paired_ci(pairs: list[tuple[Scorer, Scorer]], n_items: int, delta: float, n_
     by_seed = seed_resamples(pairs, n_items, n_boot, rng)
     resamples = by_seed.mean(axis=1)
     ci = interval(delta, per_seed, resamples, by_seed)
-    word, reason = row_verdict(delta, ci)
+    word, reason = row_verdict(delta, ci, n_items)
     return {**ci, "per_seed": per_seed, "resamples": resamples, "by_seed": by_seed, "verdict": word,
             "reason": reason}  # fmt: skip
 
@@ -402,11 +414,12 @@ def _dhnm(final: str) -> dict[str, Any] | None:
 def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: dict[str, dict[int, dict[str, str]]],
           dev: list[str], test: list[str], overlap: list[dict[str, Any]] | None = None,
           train_overlap: list[dict[str, Any]] | None = None, work: Path | None = None,
-          stage_digests: dict[str, dict[str, str] | str] | None = None) -> dict[str, Any]:  # fmt: skip
+          stage_digests: dict[str, dict[str, str] | str] | None = None,
+          unchecked: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     """Everything the report shows, as JSON (the bootstrap resamples themselves are left out). ``overlap``: the
     dev/test task pairs that share texts (harness.ablate_overlap.dev_test_overlap), ``train_overlap``: the
     (training set, evaluation task) pairs that do (harness.ablate_overlap.train_test_overlap), each shown with the
-    config's reason."""
+    config's reason; ``unchecked``: the tasks neither check could read (no folder under the data root: official)."""
     n_boot, boot_seed, ref = int(cfg.get("n_boot", 1000)), int(cfg.get("bootstrap_seed", 0)), cfg["reference"]
     evals = {arm: {s: r["eval"] for s, r in by_seed.items()} for arm, by_seed in runs.items()}
     report: dict[str, Any] = {
@@ -418,8 +431,10 @@ def build(cfg: dict[str, Any], config_path: Path, state: dict[str, Any], runs: d
                       "over": "items (paired bootstrap, normal) and seeds (t, n-1 df), half-widths in quadrature"},
         "arms": {}, "comparisons": {}, "compute_minutes": _minutes(state), "code": _code_versions(state),
         "code_by_arm": _arm_codes(state, runs), "packages": _package_sets(state),
-        "dev_test_overlap": {"pairs": overlap or [], "why_acceptable": cfg["eval"].get("overlap_ok")},
-        "train_test_overlap": {"pairs": train_overlap or [], "why_acceptable": cfg["eval"].get("train_overlap_ok")},
+        "dev_test_overlap": {"pairs": overlap or [], "why_acceptable": cfg["eval"].get("overlap_ok"),
+                             "unchecked": unchecked or []},
+        "train_test_overlap": {"pairs": train_overlap or [], "why_acceptable": cfg["eval"].get("train_overlap_ok"),
+                               "unchecked": unchecked or []},
     }  # fmt: skip
     dims = [int(d) for d in cfg["eval"].get("dims", [])]
     for arm, by_seed in runs.items():
@@ -513,13 +528,17 @@ def _against_section(rep: dict[str, Any], against: str) -> list[str]:
         f"({b['n_boot']} resamples, seed {b['seed']}, the same items for both arms and every seed), se_seeds the sd "
         "of the per-seed Δ over √n, t on n − 1 degrees of freedom (92–99.5% coverage with 3 or 5 seeds in "
         "simulation); "
-        "one seed: the item bootstrap's percentiles, training noise not covered. Group means: per seed and per "
+        "one seed: the item bootstrap's percentiles, training noise not covered, and no verdict. Group means: per "
+        "seed and per "
         "resample the mean over tasks; tasks whose items share ids and relevance judgements are resampled together "
         "(below). Verdict *improves* / *hurts* only when the CI excludes 0 (with two seeds or more: by more than "
         f"twice the Monte Carlo sd of its edge; {b['n_boot']} resamples estimate se_items to about "
         f"{100 / math.sqrt(2 * (b['n_boot'] - 1)):.1f}%; an edge nearer 0 could fall on its other side for another "
-        "bootstrap seed: *no effect shown*, with the reason), otherwise *no effect shown*. Only the test rows and "
-        "the test mean are evidence; dev rows may be optimistic by whatever was chosen on them.", "",
+        f"bootstrap seed: *no effect shown*, with the reason; a task of fewer than {MIN_ITEMS} items gets none, its "
+        "interval covering under 95%), otherwise *no effect shown*. Only the test rows and the test mean are "
+        "evidence; dev rows may be optimistic by whatever was chosen on them. Each row is its own 95% CI, with no "
+        "correction for their number: of many rows, some may exclude 0 by chance, so a claim rests on the test "
+        "mean, or on a row named before the run.", "",
         *_few_seeds(len(rep.get("seeds", []))),
         against, "",
     ]  # fmt: skip
@@ -527,7 +546,12 @@ def _against_section(rep: dict[str, Any], against: str) -> list[str]:
 
 def _few_seeds(n: int) -> list[str]:
     """Two seeds: t on one degree of freedom is 12.7, so an effect must be large to show, which the report said
-    only through its widths (before stop 67; a user's walk read a −14-point Δ with CI [−66, +38])."""
+    only through its widths (before stop 67; a user's walk read a −14-point Δ with CI [−66, +38]). One seed: no
+    verdict at all (since stop 69)."""
+    if n == 1:
+        return ["**1 seed**: each CI covers the test items alone, not the training noise a second seed would show, "
+                "so no row gets a verdict (*no effect shown*, saying so); `harness ablate CONFIG --plan` gives "
+                "what more seeds can expect.", ""]  # fmt: skip
     if n != 2:
         return []
     return ["**2 seeds**: t on 1 degree of freedom is 12.7 (4.3 with 3 seeds, 2.8 with 5), so the seed term of each "
@@ -601,12 +625,19 @@ def _anchor_line(rep: dict[str, Any]) -> str:
     return f"- paths here are relative to the folder `harness ablate` ran in{said}, where the regenerate command runs"
 
 
+def _unchecked(found: dict[str, Any]) -> str:
+    """What an overlap check could not read: tasks without a folder under the data root, whose official rows it
+    never saw (before stop 69, a statistician's walk, its line said "none" all the same)."""
+    tasks = found.get("unchecked") or []
+    return f"; not checked: {', '.join(tasks)} (no folder under the data root: official data)" if tasks else ""
+
+
 def _overlap_lines(rep: dict[str, Any]) -> list[str]:
     """Dev and test tasks that share texts: what a choice on dev also saw of the test items, and why it stands."""
     found = rep.get("dev_test_overlap", {})
     if not found.get("pairs"):
         return ["- dev/test overlap: none (no text of a dev task is in a test task, after NFKC, lower case and "
-                "without whitespace or punctuation)"]  # fmt: skip
+                f"without whitespace or punctuation){_unchecked(found)}"]  # fmt: skip
     pairs = "; ".join(f"{o['dev']} and {o['test']} share {o['shared']} of the test task's {o['test_texts']} texts"
                       for o in found["pairs"])  # fmt: skip
     return [f"- **dev/test overlap**: {pairs}. Accepted because: {found.get('why_acceptable')}"]
@@ -620,7 +651,7 @@ def _train_overlap_lines(rep: dict[str, Any]) -> list[str]:
     found = rep["train_test_overlap"]
     if not found["pairs"]:
         return ["- train/test overlap: none (no text of the training data is in a dev or test task, after NFKC, "
-                "lower case and without whitespace or punctuation)"]  # fmt: skip
+                f"lower case and without whitespace or punctuation){_unchecked(found)}"]  # fmt: skip
     pairs = "; ".join(f"{o['train']} and {o['task']} share {o['shared']} of the task's {o['task_texts']} texts "
                       f"({o['items_with_shared']} of its {o['task_items']} {o['items']})" for o in found["pairs"])
     return [f"- **train/test overlap**: {pairs}. Accepted because: {found.get('why_acceptable')}"]
@@ -687,12 +718,13 @@ def write_report(cfg: dict[str, Any], config_path: Path, state: dict[str, Any],
                  out: Path, overlap: list[dict[str, Any]] | None = None,
                  train_overlap: list[dict[str, Any]] | None = None,
                  work: Path | None = None,
-                 stage_digests: dict[str, dict[str, str] | str] | None = None) -> dict[str, Any]:  # fmt: skip
+                 stage_digests: dict[str, dict[str, str] | str] | None = None,
+                 unchecked: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     """report.json + report.md + scores.png under ``out``; returns the report dict. ``work``: the ablation's `out`
     (recorded as `out`, and as `out_from_report` to tell its report folder's owner from any working directory).
     Its paths are relative to the working directory, recorded from ``out`` as `ran_in_from_report`.
     ``stage_digests``: harness.ablate_config.stage_config_digests of the config."""
-    rep = build(cfg, config_path, state, runs, dev, test, overlap, train_overlap, work, stage_digests)
+    rep = build(cfg, config_path, state, runs, dev, test, overlap, train_overlap, work, stage_digests, unchecked)
     if work is not None:
         rep["out_from_report"] = out_from_report(work, out)
     rep["ran_in_from_report"] = ran_in_from(out)  # what the paths are relative to

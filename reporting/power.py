@@ -188,8 +188,10 @@ def render_plan(report: dict[str, Any], plans: list[dict[str, Any]], target: flo
         items = f"se_items {100 * r['se_items']:.3f}"
         if split is not None and r["se_items"] > 0:
             items += f" (of its variance {100 * split**2 / r['se_items'] ** 2:.0f}% item × seed, measured)"
-        if split is not None and split > r["se_seeds"]:
-            items += f"; se_seeds is planned from {100 * split:.3f}, the item × seed part it holds"
+        if split is not None and split > r["se_seeds"]:  # the row at the report's own seeds then reads wider than
+            # its CI: before stop 69 without a word (a statistician's walk took it for an error)
+            items += (f"; se_seeds is planned from {100 * split:.3f}, the item × seed part it holds, so the row at "
+                      f"{p['seeds']} seeds is wider than this report's own CI")
         floors = (f"±{100 * floor:.2f}" if split is not None
                   else f"±{100 * floor:.2f} (estimate) or ±{100 * hopeful_floor:.2f} (hopeful)")  # fmt: skip
         lines += [f"## {p['arm']}, {p['task']}: Δ {100 * r['delta']:+.2f} [{100 * r['lo']:+.2f}, "

@@ -143,7 +143,8 @@ def test_ablate_kill_resume_ci_and_dev_test_rule(tmp_path: Path, shared_data: Pa
     assert (tmp_path / "report" / "scores.png").stat().st_size > 1000
     assert "STS16 (dev)" in md and "STS12 (test)" in md
     assert "- dev/test overlap: none" in md and report["dev_test_overlap"]["pairs"] == []
-    assert "- train/test overlap: none" in md and report["train_test_overlap"] == {"pairs": [], "why_acceptable": None}
+    assert "- train/test overlap: none" in md and report["train_test_overlap"] == {"pairs": [], "why_acceptable": None,
+                                                                           "unchecked": []}
     assert "`/" not in md and str(REPO) not in md and str(REPO) not in json.dumps(report)  # relative paths only
     # Dev/test rule: the choice saw dev scores only, and its runs never evaluated a test task.
     chosen = report["chosen"]

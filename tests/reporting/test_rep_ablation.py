@@ -353,6 +353,14 @@ def test_the_edges_monte_carlo_noise_is_predicted_and_an_edge_within_it_shows_no
     assert row_verdict(-delta, {**near, "lo": -0.01, "hi": -0.5 * noise})[0] == "no effect shown"
     assert row_verdict(delta, {**near, "lo": 3 * noise}) == ("improves", "")
     assert row_verdict(-delta, {**near, "lo": -0.01, "hi": -3 * noise}) == ("hurts", "")
+    # a statistician's walk, stop 69: one seed (no se_seeds) and a task of few items get no verdict
+    assert row_verdict(delta, {**near, "lo": 3 * noise, "se_seeds": None}) == (
+        "no effect shown", "would be improves on one seed: the CI covers the items, not training noise; a verdict "
+                           "needs two seeds or more")  # fmt: skip
+    assert row_verdict(delta, {**near, "lo": 3 * noise}, n_items=10) == (
+        "no effect shown", "would be improves: 10 items, fewer than 30, where the item bootstrap's interval covers "
+                           "less than 95%")  # fmt: skip
+    assert row_verdict(delta, {**near, "lo": 3 * noise}, n_items=30) == ("improves", "")
 
 
 def test_a_small_task_sharing_items_with_a_large_one_is_resampled_without_a_crash() -> None:
@@ -396,6 +404,15 @@ def test_an_arm_that_trained_the_reference_s_models_is_said_and_one_seed_has_no_
     assert "short trained" not in md and "**2 seeds**" not in md  # one seed: no t at all
     # one seed has no sd over seeds: "± —" (before stop 60 "± 0.00", read as no spread)
     assert re.search(r"\*\*base\*\* \(reference\) +\| +\d+\.\d\d ± — +\|", md) and "± 0.00" not in md
+    # and no verdict (a statistician's walk, stop 69: two one-seed runs of one question gave opposite bold ones)
+    assert "**1 seed**: each CI covers the test items alone" in md
+    assert {row["verdict"] for comp in rep["comparisons"].values() for row in comp.values() if row} <= {
+        "no effect shown", "not tested"}
+    # the overlap lines name what they could not read (the same walk: "none" for an official task never seen)
+    rep["dev_test_overlap"]["unchecked"] = ["STSBenchmark"]
+    assert ("- dev/test overlap: none (no text of a dev task is in a test task, after NFKC, lower case and without "
+            "whitespace or punctuation); not checked: STSBenchmark (no folder under the data root: official data)"
+            ) in render(rep)  # fmt: skip
 
 
 def test_the_reference_arm_alone_is_a_seed_spread_and_compares_nothing(tiny_runs, tmp_path) -> None:

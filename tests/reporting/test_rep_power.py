@@ -283,7 +283,9 @@ def test_a_seed_sd_below_the_measured_item_seed_part_is_raised_to_it() -> None:
     report = {"name": "x", "reference": "a", "seeds": [0, 1, 2], "test": ["T"], "arms": {"a": {}, "b": {}},
               "comparisons": {"b": {"test mean": row}}}  # fmt: skip
     text = render_plan(report, plan_rows(report, None, "test mean", None, 0.8), 0.8)
-    assert "se_seeds is planned from 1.500, the item × seed part it holds" in text
+    # and says why its row at the report's 3 seeds is wider than the report's CI (a statistician's walk, stop 69)
+    assert ("se_seeds is planned from 1.500, the item × seed part it holds, so the row at 3 seeds is wider than this "
+            "report's own CI") in text
     row.update(se_items=0.0, se_item_seed=0.0, se_seeds=0.01)  # no item noise at all: no share to print, no crash
     assert "of its variance" not in render_plan(report, plan_rows(report, None, "test mean", None, 0.8), 0.8)
 
