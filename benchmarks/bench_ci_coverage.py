@@ -17,13 +17,14 @@ with their own items (dhnm's CMRC2018Retrieval and SQuADRetrieval) and over four
 (`reporting.items._sts`, gold scores drawn from the real STSBenchmark test split), at 3 seeds.
 
 Coverage counts how often lo ≤ Δ ≤ hi; "shown" how often the verdict is improves / hurts (at Δ = 0: the false
-"shown" rate). "--plan's power" is what `harness ablate --plan` (reporting.power.projected_power: estimate /
-hopeful without the measured item × seed split, and with it) predicts for the small Δ from the root mean square
-of the trials' se_seeds, se_items and se_item_seed, as a pilot report
-would give them; "planned from 3 seeds", on the 5-seed rows, projects the same case's 3-seed trials to 5 seeds. Set
-beside "shown" they measure the plan where item × seed noise, resampled scorers and group means are in play. One
-seed: the report covers the items only, so its row also counts how often it covers that seed's own Δ (Δ + b_s).
-Fewer resamples than the reports' 1000 (--n-boot) make each se_items noisier, so coverage here errs low if
+"shown" rate). Since stop 69 a one-seed row gets no verdict (`reporting.ablation.row_verdict`), so a rerun reads 0
+there; the committed JSON, from before, counts its CI excluding 0. "--plan's power" is what `harness ablate
+--plan` (reporting.power.projected_power: estimate / hopeful without the measured item × seed split, and with it)
+predicts for the small Δ from the root mean square of the trials' se_seeds, se_items and se_item_seed, as a pilot
+report would give them; "planned from 3 seeds", on the 5-seed rows, projects the same case's 3-seed trials to 5
+seeds. Set beside "shown" they measure the plan where item × seed noise, resampled scorers and group means are in
+play. One seed: the report covers the items only, so its row also counts how often it covers that seed's own Δ (Δ +
+b_s). Fewer resamples than the reports' 1000 (--n-boot) make each se_items noisier, so coverage here errs low if
 anything. Prints a table and writes benchmarks/results/bench_ci_coverage.json.
 """
 

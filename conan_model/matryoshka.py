@@ -35,8 +35,9 @@ def mrl_dims(hidden_size: int, dims: Sequence[int] | None = None) -> list[int]:
 
 def trained_dims(training: dict[str, Any] | None, width: int) -> list[int] | None:
     """The dims a checkpoint's last training stage put an MRL loss on, from its train_config.json (``training``):
-    a supervised stage's `mrl_dims` at ``width``, the full width alone for another stage (no MRL loss), None when
-    not known (no training config, or dims it cannot hold at this width)."""
+    a supervised stage's `mrl_dims` at ``width`` with a weight above 0 (`mrl_weights`, in the order the dims were
+    written), the full width alone for another stage (no MRL loss), None when not known (no training config, or
+    dims or weights it cannot hold at this width)."""
     if not isinstance(training, dict) or not width:
         return None
     if training.get("stage") != "supervised":
@@ -44,7 +45,16 @@ def trained_dims(training: dict[str, Any] | None, width: int) -> list[int] | Non
     written = str(training.get("mrl_dims", "auto"))
     try:
         if written in ("none", "auto"):
-            return [width] if written == "none" else mrl_dims(width)
-        return mrl_dims(width, [int(d) for d in written.split(",")])
-    except ValueError:
+            dims = [width] if written == "none" else mrl_dims(width)
+            order = dims
+        else:
+            order = [int(d) for d in written.split(",")]
+            dims = mrl_dims(width, order)
+        weights = str(training.get("mrl_weights") or "")
+        if not weights:
+            return dims
+        # a dim weighted 0 trains nothing (a review, stop 69); weights follow the dims as written
+        weighed = dict(zip(order, (float(w) for w in weights.split(",")), strict=True))
+        return [d for d in dims if weighed[d] > 0]
+    except (ValueError, KeyError):
         return None

@@ -436,8 +436,10 @@ class EmbeddingCache:
                     if crc is None:  # stored before stop 61: given its checksum where the cache takes writes
                         self.remember_model(key, description)
                     return description
-        except (ValueError, AttributeError):
-            pass
+        except ValueError:
+            why = "not JSON"
+        except AttributeError:
+            why = "not a JSON object"
         print(f"harness: warning: embedding cache {self.path}: the stored description of model {spec} is damaged "
               f"({why}); the model is loaded and described again", file=sys.stderr)
         return None

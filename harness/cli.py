@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from conan_model.errors import ConanError, error_line
+from conan_model.errors import EXIT_USAGE, ConanError, error_line
 from harness.env import data_root, library_cache_defaults, user_cache_root
 from harness.runs import comma_list
 
@@ -361,9 +361,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         suite = SuiteRef(args.suite, official_benchmark(args.suite)) if args.suite else None
         board = build_board([Path(p) for p in args.runs], [Path(p) for p in args.published or []], suite, args.dims,
                             skip_damaged=args.skip_damaged)  # fmt: skip
-    except ConanError as exc:  # the last board would stay, read as tonight's
-        if Path(args.out).is_file():
-            atomic_write_text(Path(args.out), stopped_text("Leaderboard", exc.exit_code, str(exc)))
+    except ConanError as exc:  # unusable input: the last board would stay, read as tonight's
+        if exc.exit_code == EXIT_USAGE and Path(args.out).is_file():
+            paths = [args.out, *args.runs, *(args.published or [])]
+            atomic_write_text(Path(args.out), stopped_text("Leaderboard", exc.exit_code, str(exc), paths))
         raise
     for why in board.skipped:
         print(f"warning: left out (--skip-damaged): {why}", file=sys.stderr)

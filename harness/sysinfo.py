@@ -59,7 +59,9 @@ def code_version() -> str | None:
     sha = git_sha()
     if sha is None:
         return None
-    changed = _git("status", "--porcelain", "--untracked-files=no", "--", "*.py")
+    # `:(top)`: every .py of the checkout; a bare `*.py` is relative to harness/, where git runs, so edits in
+    # conan_model/, train/, reporting/ went unmarked (before stop 69, a review)
+    changed = _git("status", "--porcelain", "--untracked-files=no", "--", ":(top)*.py")
     return sha + ("+dirty" if changed and changed.strip() else "")
 
 

@@ -640,7 +640,7 @@ def _overlap_lines(rep: dict[str, Any]) -> list[str]:
                 f"without whitespace or punctuation){_unchecked(found)}"]  # fmt: skip
     pairs = "; ".join(f"{o['dev']} and {o['test']} share {o['shared']} of the test task's {o['test_texts']} texts"
                       for o in found["pairs"])  # fmt: skip
-    return [f"- **dev/test overlap**: {pairs}. Accepted because: {found.get('why_acceptable')}"]
+    return [f"- **dev/test overlap**: {pairs}. Accepted because: {found.get('why_acceptable')}{_unchecked(found)}"]
 
 
 def _train_overlap_lines(rep: dict[str, Any]) -> list[str]:
@@ -654,7 +654,7 @@ def _train_overlap_lines(rep: dict[str, Any]) -> list[str]:
                 f"lower case and without whitespace or punctuation){_unchecked(found)}"]  # fmt: skip
     pairs = "; ".join(f"{o['train']} and {o['task']} share {o['shared']} of the task's {o['task_texts']} texts "
                       f"({o['items_with_shared']} of its {o['task_items']} {o['items']})" for o in found["pairs"])
-    return [f"- **train/test overlap**: {pairs}. Accepted because: {found.get('why_acceptable')}"]
+    return [f"- **train/test overlap**: {pairs}. Accepted because: {found.get('why_acceptable')}{_unchecked(found)}"]
 
 
 def _shared_note(rep: dict[str, Any]) -> list[str]:

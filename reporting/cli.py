@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from harness.errors import ConanError
+from harness.errors import EXIT_USAGE, ConanError
 from harness.runs import comma_list
 
 if TYPE_CHECKING:
@@ -216,9 +216,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     try:
         path = write_report([Path(p) for p in args.runs], out)
-    except ConanError as exc:  # an earlier report in --out would stay, read as this one
-        if (out / REPORT_MD).is_file():
-            atomic_write_text(out / REPORT_MD, stopped_text("Efficiency report", exc.exit_code, str(exc)))
+    except ConanError as exc:  # unusable input: an earlier report in --out would stay, read as this one
+        if exc.exit_code == EXIT_USAGE and (out / REPORT_MD).is_file():
+            text = stopped_text("Efficiency report", exc.exit_code, str(exc), [out, *args.runs])
+            atomic_write_text(out / REPORT_MD, text)
             for plot in PLOTS:
                 (out / plot).unlink(missing_ok=True)
         raise

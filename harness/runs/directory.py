@@ -209,7 +209,7 @@ class RunDir:
         """Its results folder stays inside it (`not_a_name`): the last guard, after run.json's and the cache's."""
         for what, value in (("model name", model_dir_name(self.model_name)), ("revision", self.revision)):
             if why := not_a_name(value):
-                raise ValueError(f"{self.path}: the {what} {value!r} {why}; it would lead out of the run directory")
+                raise UsageError(f"{self.path}: the {what} {value!r} {why}; it would lead out of the run directory")
 
     @property
     def results_dir(self) -> Path:

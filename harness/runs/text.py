@@ -122,11 +122,13 @@ def one_line(text: str) -> str:
     return text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
 
 
-def stopped_text(title: str, exit_code: int, reason: str) -> str:
+def stopped_text(title: str, exit_code: int, reason: str, paths: Sequence[str | Path]) -> str:
     """What a leaderboard or report writes in place of the file it could not build: a nightly job that publishes
     it whatever the exit status then shows why, not the last night's board (before stop 69, a walk, the old file
-    stayed as it was; regress has done so since stop 59)."""
-    return (f"# {title} — NOT WRITTEN (exit {exit_code}): {one_line(reason)}\n\nNothing was built: the command "
+    stayed as it was; regress has done so since stop 59). ``paths``: the command's, written as the reports write
+    them (`paths_shown`), never a machine's absolute path."""
+    shown = paths_shown(reason, *(list(paths) * 2)[: max(2, len(paths))])
+    return (f"# {title} — NOT WRITTEN (exit {exit_code}): {one_line(shown)}\n\nNothing was built: the command "
             "stopped for the reason above. The file that was here before is replaced, so it is not taken for "
             "this run's.\n")
 

@@ -15,3 +15,7 @@ def test_trained_dims_read_a_training_config_as_the_supervised_stage_resolves_it
     assert trained_dims(None, 128) is None and trained_dims({"stage": "supervised"}, 0) is None
     assert trained_dims({"stage": "supervised", "mrl_dims": "32,576"}, 128) is None
     assert trained_dims({"stage": "supervised", "mrl_dims": "x"}, 128) is None
+    # a dim weighted 0 trains nothing (a review, stop 69); weights follow the dims as written
+    assert trained_dims({"stage": "supervised", "mrl_dims": "128,32,64", "mrl_weights": "1,0,1"}, 128) == [64, 128]
+    assert trained_dims({"stage": "supervised", "mrl_dims": "auto", "mrl_weights": "0,0,0,0,0,0,1"}, 576) == [576]
+    assert trained_dims({"stage": "supervised", "mrl_dims": "32,128", "mrl_weights": "1"}, 128) is None

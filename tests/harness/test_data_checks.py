@@ -149,6 +149,12 @@ def test_a_folder_linked_outside_a_task_folder_breaks_the_task(tmp_path: Path) -
     (folder / "docs" / "same").symlink_to(folder / "corpus.jsonl")  # inside: the task is whole
     tasks, broken = scan_tasks(tmp_path)
     assert "MyRetrieval" in tasks and not broken
+    # a link loop breaks its task alone, said (a review, stop 69: resolve's RuntimeError stopped every command)
+    (folder / "docs" / "a").symlink_to(folder / "docs" / "b")
+    (folder / "docs" / "b").symlink_to(folder / "docs" / "a")
+    tasks, broken = scan_tasks(tmp_path)
+    assert "MyRetrieval" not in tasks and "a link that resolves to nothing" in str(broken["MyRetrieval"])
+    assert str(broken["MyRetrieval"]).startswith(f"{folder / 'docs' / 'a'}: ")
 
 
 @pytest.mark.parametrize("side", ["sentence1", "sentence2"])

@@ -16,7 +16,7 @@ from fs_helpers import read_only
 from harness import runs
 from harness.cli import main
 from harness.data import default_data_root
-from harness.errors import DataError
+from harness.errors import DataError, UsageError
 from harness.runs import RunDir, open_run, other_settings
 from harness.summary import render_summary
 
@@ -346,8 +346,8 @@ def test_another_machine_s_temporary_files_and_staging_are_left_alone(tmp_path: 
 
 def test_a_run_dir_whose_results_would_lie_outside_it_is_refused(tmp_path: Path) -> None:
     """The last guard behind run.json's and the cache's checks (a walk, stop 69)."""
-    with pytest.raises(ValueError, match=r"the revision '\.\./x' holds a path separator; it would lead out of"):
+    with pytest.raises(UsageError, match=r"the revision '\.\./x' holds a path separator; it would lead out of"):
         RunDir(tmp_path, "org/m", "../x")
-    with pytest.raises(ValueError, match=r"the model name '\.\.' is not a name"):
+    with pytest.raises(UsageError, match=r"the model name '\.\.' is not a name"):
         RunDir(tmp_path, "..", "r")
     assert RunDir(tmp_path, "org/m v2", "abc").results_dir == tmp_path / "results" / "org__m_v2" / "abc"
