@@ -43,6 +43,7 @@ from harness.runs import (
     paths_apart,
     paths_shown,
     scored_tasks,
+    shown_path,
     shown_setting,
     with_implied_keys,
 )
@@ -242,7 +243,7 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     comp.timings, unreadable = read_timings(base, cand, shared)
     comp.worlds = timed_worlds(base, cand, comp.timings, shared)
     comp.warnings += unreadable + efficiency_warnings(base, cand, comp.timings, shared, comp.worlds)
-    comp.warnings += swapped_warning(record_b, record_c)
+    comp.warnings += swapped_warning(record_b, record_c) + unfinished_warnings(baseline, record_b, candidate, record_c)
     sides = (("baseline", base, rec_b), ("candidate", cand, rec_c))
     comp.warnings += [f"the {side}: {damaged}" for side, run, rec in sides
                       if (damaged := run.damaged_results_note({t: rec[t] for t in shared}, dims=False))]  # fmt: skip
@@ -262,6 +263,18 @@ def swapped_warning(record_b: dict[str, Any], record_c: dict[str, Any]) -> list[
         return []
     return [f"the baseline was evaluated after the candidate (baseline {record_b['started']}, candidate "
             f"{record_c['started']}): check that --baseline and --candidate are not swapped"]
+
+
+def unfinished_warnings(baseline: Path, record_b: dict[str, Any], candidate: Path,
+                        record_c: dict[str, Any]) -> list[str]:  # fmt: skip
+    """A warning per run whose last `harness run` began and did not finish (run.json `started` set, `finished`
+    null): killed, or still running, so a task it had not reached holds an earlier evaluation's result, or none.
+    Not gating: such results are whole and of the recorded settings (a nightly walk, stop 69: a killed night passed
+    without a word, its exit 137 the only sign)."""
+    return [f"the {side} run {shown_path(path)} did not finish its last `harness run` (started {record['started']}, "
+            "finished null: killed, or still running): a task it had not reached shows an earlier evaluation"
+            for side, path, record in (("baseline", baseline, record_b), ("candidate", candidate, record_c))
+            if record.get("started") and record.get("finished") is None]
 
 
 def _started(record: dict[str, Any]) -> datetime | None:

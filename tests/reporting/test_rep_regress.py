@@ -1137,3 +1137,17 @@ def test_a_change_below_min_effect_names_both_to_four_decimals(tiny_runs):
     assert near.verdict == "within noise"
     assert near.reason == (f"CI excludes 0 but the change, {100 * abs(sts.delta):.4f}, is below --min-effect "
                            f"{100 * edge:.4f}")
+
+
+def test_a_run_that_did_not_finish_is_warned_of(tiny_runs, tmp_path):
+    """A nightly walk (stop 69): a candidate run killed mid-run (run.json `finished` null) passed without a word; its
+    kept tasks are whole, so the warning does not gate."""
+    cand = shutil.copytree(tiny_runs["base"], tmp_path / "killed")
+    assert not [w for w in compare(tiny_runs["base"], cand, n_boot=50).warnings if "did not finish" in w]
+    record = json.loads((cand / "run.json").read_text(encoding="utf-8"))
+    (cand / "run.json").write_text(json.dumps({**record, "finished": None}), encoding="utf-8")
+    comp = compare(tiny_runs["base"], cand, n_boot=50)
+    said = [w for w in comp.warnings if "did not finish" in w]
+    assert said == [f"the candidate run …/killed did not finish its last `harness run` (started {record['started']}, "
+                    "finished null: killed, or still running): a task it had not reached shows an earlier evaluation"]
+    assert comp.exit_status == 0
