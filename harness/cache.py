@@ -54,7 +54,7 @@ from conan_model.atomic import durable_replace
 from conan_model.fingerprint import data_fingerprint
 from harness.env import user_cache_root
 from harness.errors import HarnessError, UsageError
-from harness.runs import model_dir_name, not_a_name
+from harness.runs import folder_name_problem
 
 DB_NAME = "embeddings.sqlite"
 SCHEMA_VERSION = 3  # PRAGMA user_version of the current layout (3: the checksum binds namespace and text key)
@@ -429,9 +429,8 @@ class EmbeddingCache:
                 description = json.loads(text)
                 # its name and revision name the run's results folder: a shared cache's writer could point them
                 # anywhere, and its checksum authenticates nothing (before stop 69, a walk: `../../pwn` wrote there)
-                why = next((f"its {field} {str(description.get(field))!r} {problem}" for field, value in
-                            (("name", model_dir_name(str(description.get("name")))),
-                             ("revision", str(description.get("revision")))) if (problem := not_a_name(value))), "")
+                problem = folder_name_problem(str(description.get("name")), str(description.get("revision")))
+                why = f"its {problem[0]} {str(description.get(problem[0]))!r} {problem[2]}" if problem else ""
                 if not why:
                     if crc is None:  # stored before stop 61: given its checksum where the cache takes writes
                         self.remember_model(key, description)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from conan_model.atomic import folder_problem
 from harness.errors import UsageError
+from harness.runs import has_control_character
 
 
 def check_positive(option: str, value: int | None) -> None:
@@ -49,7 +50,7 @@ def run_directory(out: Path, run_name: str) -> Path:
     """out/run_name, refusing names that would place the run outside --out (absolute paths, '..')."""
     if not run_name or Path(run_name).is_absolute() or ".." in Path(run_name).parts or "\0" in run_name:
         raise UsageError(f"--run-name {run_name!r}: must be a relative name inside --out (no '..', not absolute)")
-    if any(ord(c) < 32 or ord(c) == 127 for c in run_name):  # a line break in every report naming it (stop 69)
+    if has_control_character(run_name):  # a line break in every report naming it (stop 69)
         raise UsageError(f"--run-name {run_name!r}: holds a control character (a line break?); give a plain name")
     path = out / run_name
     if os.path.commonpath([path.resolve(), out.resolve()]) != str(out.resolve()):

@@ -215,8 +215,8 @@ def untrained_dims_note(dims: list[int], training: dict[str, Any] | None, width:
     Such a prefix is scored as it is; before stop 69 (a walk) it passed unsaid, so a curve of untrained prefixes
     read as an MRL curve."""
     trained = trained_dims(training, width)
-    lacking = [d for d in dims if trained is not None and d not in trained]
-    if not lacking or not training:
+    lacking = [d for d in dims if d not in trained] if training and trained is not None else []
+    if not lacking:
         return None
     stage = f"its last training stage ({training.get('stage')}, train_config.json)"
     put = (f"put an MRL loss on {', '.join(map(str, trained))} only" if trained != [width] else

@@ -151,10 +151,10 @@ def read_record(path: Path) -> dict[str, Any] | None:
     model = record.get("model", {})
     _check_fields(path, model, "model", MODEL_FIELDS, REDO_ALL)
     _check_numbers(path, model, "model", ("embed_dim", "n_parameters"), REDO_ALL)
-    for key, value in (("name", model_dir_name(model.get("name") or "x")), ("revision", model.get("revision") or "x")):
-        if why := not_a_name(value):  # null is open_run's to name
-            raise DataError(path, 0, f"field 'model.{key}' ({shown_setting(model[key])}) {why}: it names a folder of "
-                                     f"the run directory; {REDO_ALL}")  # fmt: skip
+    if problem := folder_name_problem(model.get("name") or "x", model.get("revision") or "x"):  # null: open_run's
+        key, _, why = problem
+        raise DataError(path, 0, f"field 'model.{key}' ({shown_setting(model[key])}) {why}: it names a folder of "
+                                 f"the run directory; {REDO_ALL}")  # fmt: skip
     for name, entry in record.get("tasks", {}).items():
         if why := not_a_name(name):
             raise DataError(path, 0, f"task {shown_setting(name)} of field 'tasks' {why}: a task's name names its "
@@ -181,6 +181,11 @@ def model_dir_name(name: str) -> str:
     return name.replace("/", "__").replace(" ", "_")
 
 
+def has_control_character(text: str) -> bool:
+    """Whether ``text`` holds a control character (a line break, a tab, DEL): no name of a folder or run has one."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 def not_a_name(value: str) -> str | None:
     """Why ``value`` cannot be one folder or file name that stays where it is joined (None when it can): empty, `.`
     or `..`, a path separator, or a control character (a line break in a report). A model's name and revision and a
@@ -190,8 +195,25 @@ def not_a_name(value: str) -> str | None:
         return "is not a name" if value else "is empty"
     if "/" in value or "\\" in value:
         return "holds a path separator"
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if has_control_character(value):
         return "holds a control character"
+    return None
+
+
+def _left_by_dead_writer(staged: Path) -> bool:
+    """Whether a staging folder (`<Task>.<mark>`, `RunDir.staging`) was left by a process of this machine that no
+    longer runs: another machine's (a run directory shared over NFS) is its own (conan_model.atomic)."""
+    writer = parse_writer(staged.name.rpartition(".")[2])
+    return writer is not None and writer.gone()
+
+
+def folder_name_problem(name: str, revision: str) -> tuple[str, str, str] | None:
+    """The first of a model's name (as its results folder, `model_dir_name`) and revision that is no plain folder
+    name (`not_a_name`), as (which, the folder name, why); None when both are. One rule for run.json, the embedding
+    cache's stored descriptions and `RunDir` itself."""
+    for which, value in (("name", model_dir_name(name)), ("revision", revision)):
+        if why := not_a_name(value):
+            return which, value, why
     return None
 
 
@@ -207,9 +229,10 @@ class RunDir:
 
     def __post_init__(self) -> None:
         """Its results folder stays inside it (`not_a_name`): the last guard, after run.json's and the cache's."""
-        for what, value in (("model name", model_dir_name(self.model_name)), ("revision", self.revision)):
-            if why := not_a_name(value):
-                raise UsageError(f"{self.path}: the {what} {value!r} {why}; it would lead out of the run directory")
+        if problem := folder_name_problem(self.model_name, self.revision):
+            which, value, why = problem
+            what = "model name" if which == "name" else which
+            raise UsageError(f"{self.path}: the {what} {value!r} {why}; it would lead out of the run directory")
 
     @property
     def results_dir(self) -> Path:
@@ -365,8 +388,7 @@ class RunDir:
         machine's (a run directory shared over NFS) is its own: its pid means nothing here (conan_model.atomic)."""
         root = self.path / ".staging"
         for old in root.glob(f"{task}*"):
-            name, _, owner = old.name.rpartition(".")
-            if old.name == task or (name == task and (writer := parse_writer(owner)) and writer.gone()):
+            if old.name == task or (old.name.rpartition(".")[0] == task and _left_by_dead_writer(old)):
                 shutil.rmtree(old, ignore_errors=True)
         path = root / f"{task}.{writer_mark()}"
         path.mkdir(parents=True)
@@ -390,8 +412,7 @@ class RunDir:
         # task staged again cleared its own, so a rerun that skipped it left `.staging/` for good
         staging = self.path / ".staging"
         for old in sorted(staging.iterdir()) if staging.is_dir() else []:
-            writer = parse_writer(old.name.rpartition(".")[2])
-            if old.is_dir() and writer is not None and writer.gone():
+            if old.is_dir() and _left_by_dead_writer(old):
                 shutil.rmtree(old, ignore_errors=True)
                 if old.exists():
                     failed.append(f"could not remove {old}")

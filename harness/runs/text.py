@@ -127,7 +127,8 @@ def stopped_text(title: str, exit_code: int, reason: str, paths: Sequence[str | 
     it whatever the exit status then shows why, not the last night's board (before stop 69, a walk, the old file
     stayed as it was; regress has done so since stop 59). ``paths``: the command's, written as the reports write
     them (`paths_shown`), never a machine's absolute path."""
-    shown = paths_shown(reason, *(list(paths) * 2)[: max(2, len(paths))])
+    first, *others = paths  # paths_shown sets two side by side: a lone path stands beside itself
+    shown = paths_shown(reason, first, *(others or [first]))
     return (f"# {title} — NOT WRITTEN (exit {exit_code}): {one_line(shown)}\n\nNothing was built: the command "
             "stopped for the reason above. The file that was here before is replaced, so it is not taken for "
             "this run's.\n")
