@@ -76,6 +76,9 @@ def read_json(path: Path, default: Any = None, remedy: str = RECOMPUTE) -> Any:
     except ValueError:  # Python's limit on integer digits (before stop 69, a walk: a traceback)
         raise DataError(path, 0, f"damaged JSON (a number of more than {sys.get_int_max_str_digits()} digits); "
                                  f"{remedy}") from None  # fmt: skip
+    except RecursionError:  # arrays or objects nested thousands deep (before stop 70: a traceback)
+        raise DataError(path, 0, f"damaged JSON (nested deeper than Python's recursion limit, "
+                                 f"{sys.getrecursionlimit()}); {remedy}") from None  # fmt: skip
 
 
 # The fields of run.json that readers use, with the JSON types they may hold: a record of another shape (a list, a

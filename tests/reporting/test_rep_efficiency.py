@@ -107,6 +107,17 @@ def test_a_number_past_python_s_digit_limit_is_damaged_json(tiny_runs, tmp_path,
     assert f"{run / 'efficiency.json'}: damaged JSON (a number of more than 4300 digits)" in capsys.readouterr().err
 
 
+def test_json_nested_past_the_recursion_limit_is_damaged_json(tiny_runs, tmp_path, capsys):
+    """Carried since stop 66: a run.json of arrays nested 100000 deep was a RecursionError traceback."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["short"], run)
+    (run / "efficiency.json").write_text('{"TinySTS": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err
+    assert f"{run / 'efficiency.json'}: damaged JSON (nested deeper than Python's recursion limit" in err, err
+    assert "Traceback" not in err
+
+
 def _tasks(run: Path) -> dict[str, dict]:
     return json.loads((run / "run.json").read_text(encoding="utf-8"))["tasks"]
 
