@@ -156,8 +156,8 @@ def row_verdict(delta: float, ci: dict[str, Any], n_items: int | None = None) ->
     noise at that edge (``edge_noise``), so that the verdict does not hang on the bootstrap seed; otherwise "no
     effect shown", saying so (more resamples, a larger n_boot, settle it). Only ever withholds an effect: also on
     one seed (the CI covers the items alone, not training noise, which the rule asks for) and on a task of fewer
-    than `MIN_ITEMS` items (``n_items``; a group mean gives None); before stop 69 (a statistician's walk) both printed
-    bold verdicts, two one-seed runs of one question giving opposite ones."""
+    than `MIN_ITEMS` items (``n_items``; for a group mean its distinct items, ``group_items``); before stop 69 (a
+    statistician's walk) both printed bold verdicts, two one-seed runs of one question giving opposite ones."""
     word = WORDS[verdict(delta, ci["lo"], ci["hi"], 0.0)]
     if word != "no effect shown" and ci.get("se_seeds") is None:
         return "no effect shown", (f"would be {word} on one seed: the CI covers the items, not training noise; a "
@@ -326,9 +326,19 @@ def group(results: dict[str, dict[str, Any]], n_boot: int, boot_seed: int) -> di
         ci = interval(delta, per_seed, np.mean(list(resamples.values()), axis=0), split)
     except NotTestable as exc:
         return {"delta": delta, "lo": None, "hi": None, "verdict": NOT_TESTED, "reason": str(exc)}
-    word, reason = row_verdict(delta, ci)
-    return {"delta": delta, **ci, "verdict": word, "reason": reason,
+    items = group_items(results, linked)
+    word, reason = row_verdict(delta, ci, items)
+    return {"delta": delta, **ci, "items": items, "verdict": word, "reason": reason,
             **({"shared_items": linked} if linked else {})}  # fmt: skip
+
+
+def group_items(results: dict[str, dict[str, Any]], linked: list[list[str]]) -> int:
+    """The distinct items behind a group mean, for the `MIN_ITEMS` floor: a task's own items, and one item set
+    counted once for tasks that share it (before stop 70 a group mean had no floor: three tasks of 8 items each
+    could give a verdict none of them could)."""
+    shared = {t for tasks in linked for t in tasks}
+    own = sum(len(r["keys"]) for t, r in results.items() if t not in shared)
+    return own + sum(len({k for t in tasks for k in _identities(results[t])}) for tasks in linked)
 
 
 def _minutes(state: dict[str, Any]) -> dict[str, float | int]:
@@ -534,11 +544,11 @@ def _against_section(rep: dict[str, Any], against: str) -> list[str]:
         "(below). Verdict *improves* / *hurts* only when the CI excludes 0 (with two seeds or more: by more than "
         f"twice the Monte Carlo sd of its edge; {b['n_boot']} resamples estimate se_items to about "
         f"{100 / math.sqrt(2 * (b['n_boot'] - 1)):.1f}%; an edge nearer 0 could fall on its other side for another "
-        f"bootstrap seed: *no effect shown*, with the reason; a task of fewer than {MIN_ITEMS} items gets none, its "
-        "interval covering under 95%), otherwise *no effect shown*. Only the test rows and the test mean are "
-        "evidence; dev rows may be optimistic by whatever was chosen on them. Each row is its own 95% CI, with no "
-        "correction for their number: of many rows, some may exclude 0 by chance, so a claim rests on the test "
-        "mean, or on a row named before the run.", "",
+        f"bootstrap seed: *no effect shown*, with the reason; a task or group mean of fewer than {MIN_ITEMS} "
+        "items gets none, its interval covering under 95%), otherwise *no effect shown*. Only the test rows and the "
+        "test mean are evidence; dev rows may be optimistic by whatever was chosen on them. Each row is its own "
+        "95% CI, with no correction for their number: of many rows, some may exclude 0 by chance, so a claim rests "
+        "on the test mean, or on a row named before the run.", "",
         *_few_seeds(len(rep.get("seeds", []))),
         against, "",
     ]  # fmt: skip

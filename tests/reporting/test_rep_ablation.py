@@ -173,6 +173,24 @@ def test_the_group_mean_measures_the_split_over_its_tasks_and_one_seed_has_none(
     assert group(legacy, 200, 0)["se_item_seed"] is None  # results without per-seed resamples: not measured
 
 
+def test_a_group_mean_of_few_distinct_items_gets_no_verdict() -> None:
+    """Before stop 70 the item floor held per task only: three tasks of 8 items each, each without a verdict, gave
+    their mean a bold one. A group counts its distinct items: one item set shared by tasks once."""
+    from reporting.ablation import group, group_items
+
+    deltas = np.full(8, 0.05) + np.random.default_rng(5).normal(0.0, 0.001, 8)  # a clear effect, tiny item noise
+    small = {f"STS{i}": {**_task([str(k) for k in range(8)], deltas, "pairs", 500, 1),
+                         "per_seed": [0.05, 0.05]} for i in range(3)}  # two seeds; fmt: skip
+    row = group(small, 500, 0)
+    assert row["items"] == 24 and row["verdict"] == "no effect shown", row
+    assert row["reason"].startswith("would be improves: 24 items, fewer than 30"), row["reason"]
+    ids = [f"q{k}" for k in range(20)]
+    shared = {"XQuADZh": _task(ids, np.full(20, 0.05), "queries", 100, 1),
+              "XQuADEs": _task(ids, np.full(20, 0.05), "queries", 100, 2),
+              "STSa": _task([str(k) for k in range(15)], np.full(15, 0.05), "pairs", 100, 1)}  # fmt: skip
+    assert group_items(shared, [["XQuADZh", "XQuADEs"]]) == 20 + 15
+
+
 def _two_positional(rng: np.random.Generator) -> dict[str, dict]:
     return {name: _seeded_task(rng, 3, 1.0, 0.1, 1.0) for name in ("STSa", "STSb")}
 
