@@ -1,4 +1,4 @@
-"""scripts/reverdict_ablations.py: the stop-48 verdict rule applied to a report written before it, numbers kept."""
+"""scripts/reverdict_ablations.py: today's verdict rules applied to a report written before them, numbers kept."""
 
 from __future__ import annotations
 
@@ -37,3 +37,23 @@ def test_a_report_from_before_the_rule_gets_its_withheld_verdicts(tmp_path: Path
     assert "| on    | XQuADRetrievalTrEn (test) | +0.49 | [+0.01, +0.98] | no effect shown" in \
         (folder / "report.md").read_text(encoding="utf-8")
     assert subprocess.run(script, capture_output=True, text=True, check=True, cwd=REPO).stdout == ""
+
+
+def test_one_seed_and_few_item_rows_written_before_stop_69_lose_their_verdicts(tmp_path: Path) -> None:
+    """The stop-69 rules: a one-seed row (no se_seeds) and a row of fewer than 30 items get no verdict; a report
+    written before them said **improves** on both. Rewritten, each says why; its numbers stay."""
+    folder = tmp_path / "clr_control"
+    shutil.copytree(REPO / "reports" / "ablations" / "clr_control", folder)
+    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    clear = {**STOP47_ROW, "lo": 0.004, "hi": 0.0058, "se_items": 0.0001}  # far from 0: the stop-48 rule keeps it
+    report["comparisons"]["on"]["XQuADRetrievalTrEn"] = {**clear, "se_seeds": None, "se_item_seed": None}
+    report["comparisons"]["on"]["XQuADRetrievalEsEn"] = {**clear, "items": 12}
+    (folder / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    script = [sys.executable, str(REPO / "scripts" / "reverdict_ablations.py"), str(tmp_path)]
+    done = subprocess.run(script, capture_output=True, text=True, check=True, cwd=REPO)
+    assert sorted(done.stdout.splitlines()) == [f"clr_control on XQuADRetrieval{lang}En (dim full): improves -> no "
+                                                "effect shown" for lang in ("Es", "Tr")]
+    rows = json.loads((folder / "report.json").read_text(encoding="utf-8"))["comparisons"]["on"]
+    assert rows["XQuADRetrievalTrEn"]["reason"].startswith("would be improves on one seed")
+    assert rows["XQuADRetrievalEsEn"]["reason"].startswith("would be improves: 12 items, fewer than 30")
+    assert rows["XQuADRetrievalEsEn"]["lo"] == clear["lo"] and rows["XQuADRetrievalEsEn"]["items"] == 12
