@@ -148,7 +148,7 @@ def edge_noise(se_items: float, half: float, n_resamples: int) -> float:
 MC_MARGIN = 2.0  # an edge closer to 0 than this many Monte Carlo sds is not taken as excluding 0
 
 
-MIN_ITEMS = 30  # fewer items: the item bootstrap's interval covers under 95% (87% at 5 items, 91% at 10, in simulation)
+MIN_ITEMS = 30  # fewer items: the item bootstrap covers well under 95% (85% at 5, 91% at 10: bench_item_floor.py)
 
 
 def row_verdict(delta: float, ci: dict[str, Any], n_items: int | None = None) -> tuple[str, str]:

@@ -129,3 +129,16 @@ def test_gpu_train_smoke_on_the_cpu_records_its_options_as_typed(tmp_path: Path)
     assert record["args"]["presets"] == "tiny" and record["args"]["seq_len"] == "32"
     assert {row["preset"] for row in record["results"]} == {"tiny"} and len(record["results"]) >= 2
     assert all(row["tokens_per_s"] > 0 for row in record["results"])
+
+
+def test_item_floor_bench_runs_the_reports_path_and_no_row_under_the_floor_shows_an_effect(tmp_path: Path):
+    """bench_item_floor.py (stop 70): the coverage table behind MIN_ITEMS, every row through paired_ci; a handful of
+    trials here, so its figures are only checked for shape, and the floor's own effect: no verdict below 30 items."""
+    proc = bench(tmp_path, "bench_item_floor.py", "--trials", "5", "--n-boot", "50")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads((tmp_path / "results" / "bench_item_floor.json").read_text(encoding="utf-8"))
+    rows = out["results"]
+    assert [(r["shape"], r["items"]) for r in rows] == [(s, m) for s in ("normal", "sparse")
+                                                        for m in (5, 10, 20, 30, 50, 100, 400)]  # fmt: skip
+    assert all(r["coverage"] + r["excludes_zero"] == 1 for r in rows)
+    assert all(r["verdict_shown"] == 0 for r in rows if r["items"] < out["min_items"])
