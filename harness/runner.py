@@ -368,6 +368,7 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
         if evaluates:
             run_dir.write_model_meta(embedder.describe())
             atomic_write_text(run_dir.path / SUMMARY_MD, render_summary(run_dir))
+    code = run_dir.read_run().get("environment", {}).get("git_sha") if main and evaluates else None
     encoder = HarnessEncoder(embedder, cfg.batch_size, cfg.max_batch_tokens, cache, shards, bars)
     ticking = main and cfg.show_progress is None and not sys.stderr.isatty()
     cache_stop_noted = main and evaluates and _note_cache_stop(run_dir, cache, None)  # a failed write at the load
@@ -423,7 +424,8 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
             entry, eff = _agree(shards, entry, eff)
         kept = None  # what of the earlier evaluation stays or went (RunDir.replace_task, KEPT_SAID)
         if main:
-            entry = {**_provenance(resolved, cfg), **entry, "identity": identity if entry["status"] == "ok" else None}
+            entry = {**_provenance(resolved, cfg), **entry, "identity": identity if entry["status"] == "ok" else None,
+                     "evaluated": {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "code": code}}  # fmt: skip
             pending = {**_provenance(resolved, cfg), "status": "pending"}
             kept = run_dir.replace_task(name, pending, entry, staged, eff)
             if name in unredone:
@@ -551,7 +553,8 @@ KEPT_SAID = {"timings": "; the earlier evaluation's timings are kept (this one e
              "result": "; the earlier result stays (run.json records this failure on it as failed_again)",
              "dropped": "; the earlier result, damaged (its result file missing, unreadable or of another score), is "
                         "gone"}  # fmt: skip
-TASK_OUTCOME = ("status", "main_score", "main_metric", "split", "subsets", "error", "traceback", "identity")
+TASK_OUTCOME = ("status", "main_score", "main_metric", "split", "subsets", "error", "traceback", "identity",
+                "evaluated")
 
 
 def _provenance(resolved: ResolvedTask, cfg: RunConfig) -> dict[str, Any]:

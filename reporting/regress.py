@@ -25,6 +25,7 @@ never passes on nothing, nor on part of its tasks: the report's first line says 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -210,7 +211,7 @@ def compare(baseline: Path, candidate: Path, *, alpha: float = 0.05, n_boot: int
     level = alpha / max(len(shared), 1) if bonferroni else alpha  # one test per shared task: the header's count
     comp = Comparison(base, cand, {"alpha": alpha, "level": level, "n_boot": n_boot, "seed": seed, "tests": len(shared),
                                    "min_effect": min_effect, "bonferroni": bonferroni, "dim": dim},
-                      differing=run_differences(record_b, record_c, dim))  # fmt: skip
+                      differing=run_differences(record_b, record_c, dim, shared))  # fmt: skip
     if n_boot * level / 2 < 10:  # each CI end is a quantile of the resamples: it needs some beyond it
         need = math.ceil(20 / level)
         comp.warnings.append(f"each end of the {confidence(level)} CI rests on {n_boot * level / 2:.1f} of "
@@ -339,17 +340,32 @@ def _commit(sha: Any) -> str | None:
     return head[:12] + ("+dirty" if dirty else "")
 
 
-def run_differences(record_b: dict[str, Any], record_c: dict[str, Any], dim: int | None = None) -> list[str]:
+def code_of(record: dict[str, Any], tasks: list[str]) -> str | None:
+    """The commit that evaluated `tasks` in a run: each task's own (`evaluated.code`, since stop 70), else the run's
+    last (`environment.git_sha`). A directory rerun after a commit keeps the tasks it had finished, evaluated by the
+    older code, while run.json's environment names the newer: before stop 70 regress named the newer for all."""
+    last = _commit(record.get("environment", {}).get("git_sha"))
+    entries = [record.get("tasks", {}).get(t) or {} for t in tasks]
+    codes = Counter(_commit(e["evaluated"].get("code")) if isinstance(e.get("evaluated"), dict) else last
+                    for e in entries)  # fmt: skip
+    if len(codes) <= 1:
+        return next(iter(codes), last)
+    return "mixed: " + ", ".join(f"{code or 'not recorded'} ({n} task{'s' * (n > 1)})" for code, n in
+                                 sorted(codes.items(), key=lambda kv: (-kv[1], kv[0] or "")))  # fmt: skip
+
+
+def run_differences(record_b: dict[str, Any], record_c: dict[str, Any], dim: int | None = None,
+                    tasks: list[str] | None = None) -> list[str]:  # fmt: skip
     """The run settings in which the candidate differs from the baseline, 'dtype bfloat16 → float32': every identity
     key (the model's fingerprint, max length, dtype, pooling, prompts, mteb version...; `identity_differences`), the
     harness version and the data root (`paths_apart`). A verdict then describes these settings as well as the
     model; before, only the model name showed, and an efficiency warning for dtype alone. How the dims are viewed
-    (`dim_view`) counts only when comparing at a dim. The harness's code too, as the commit run.json records
-    (`+dirty` with uncommitted edits): the version string has been 0.1.0 since the first commit, so before stop 69 (a
-    nightly walk) a night run by other code compared without a word."""
+    (`dim_view`) counts only when comparing at a dim. The harness's code too, as the commit that evaluated the
+    compared `tasks` (`code_of`; `+dirty` with uncommitted edits): the version string has been 0.1.0 since the first
+    commit, so before stop 69 (a nightly walk) a night run by other code compared without a word."""
     sides = [{**with_implied_keys(record.get("identity", {})),
               "harness_version": record.get("environment", {}).get("harness_version"),
-              "harness_code": _commit(record.get("environment", {}).get("git_sha")),
+              "harness_code": code_of(record, tasks or []),
               "data root": record.get("data_root")} for record in (record_b, record_c)]  # fmt: skip
     return [f"{name} {' → '.join(paths_apart(old, new) if key == 'data root' else map(shown_setting, (old, new)))}"
             for key in identity_differences(sides, UNSCORED_KEYS + (() if dim else ("dim_view",)))

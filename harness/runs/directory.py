@@ -97,7 +97,7 @@ MODEL_FIELDS = {key: _TEXT + _NULL for key in ("name", "revision", "spec", "devi
 TASK_FIELDS = {"status": _TEXT, "main_score": _NUMBER + _NULL, "main_metric": _TEXT + _NULL,
                "identity": _OBJECT + _NULL, "source": _TEXT + _NULL, "data_root": _TEXT + _NULL,
                "type": _TEXT + _NULL, "error": _TEXT + _NULL, "split": _LIST + _NULL,
-               "subsets": _LIST + _NULL}  # fmt: skip
+               "subsets": _LIST + _NULL, "evaluated": _OBJECT + _NULL}  # fmt: skip
 
 
 # efficiency.json's figures that readers compute with or print as numbers: a number or null each, finite, not

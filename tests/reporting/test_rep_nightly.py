@@ -94,6 +94,7 @@ def test_settings_that_differ_are_named_in_the_header(tiny_runs, tmp_path):
     # other code, with uncommitted edits (a nightly walk, stop 69: the version string never changes, so a night run
     # by other code compared without a word)
     record["environment"]["git_sha"] = "2036016" + "0" * 33 + "+dirty"
+    record["tasks"]["TinySTS"].pop("evaluated")  # a task recorded before stop 70: the run's own commit speaks for it
     record["data_root"] = str(tmp_path / "data")
     (other / "run.json").write_text(json.dumps(record))
     comp = compare(tiny_runs["base"], other, n_boot=20, tasks=["TinySTS"])
@@ -104,6 +105,27 @@ def test_settings_that_differ_are_named_in_the_header(tiny_runs, tmp_path):
     assert comp.differing[3].startswith("data root …/") and comp.differing[3].endswith(" → …/data")
     code, text, _ = _regress(tmp_path, tiny_runs["base"], other, "--tasks", "TinySTS")
     assert "- **settings that differ** (a Δ is theirs as well as the model's): max_length 256 → 4; " in text
+
+
+def test_the_commit_named_is_the_one_that_evaluated_the_compared_tasks(tiny_runs, tmp_path):
+    """Since stop 70 each task records when and by which commit it was evaluated. A directory rerun after a commit
+    keeps the tasks it had finished, evaluated by the older code, while its run.json's environment names the newer:
+    regress named the newer for every task. Now a task's own commit counts, and a run of several says so."""
+    base = json.loads((tiny_runs["base"] / "run.json").read_text())
+    evaluated = base["tasks"]["TinySTS"]["evaluated"]
+    assert evaluated["code"] == base["environment"]["git_sha"] and evaluated["at"].startswith("20")
+    other = _night(tiny_runs["base"], tmp_path / "other")
+    record = json.loads((other / "run.json").read_text())
+    record["environment"]["git_sha"] = "2036016" + "0" * 33  # the last run's commit, which redid TinyPairs alone
+    record["tasks"]["TinyPairs"]["evaluated"]["code"] = record["environment"]["git_sha"]
+    (other / "run.json").write_text(json.dumps(record))
+    assert not any(d.startswith("harness_code") for d in compare(tiny_runs["base"], other, n_boot=20,
+                                                                 tasks=["TinySTS"]).differing)  # fmt: skip
+    both = compare(tiny_runs["base"], other, n_boot=20, tasks=["TinySTS", "TinyPairs"]).differing
+    base_code = base["environment"]["git_sha"][:12] + ("+dirty" if base["environment"]["git_sha"].endswith("+dirty")
+                                                      else "")  # fmt: skip
+    assert f"harness_code {base_code} → mixed: 203601600000 (1 task), {base_code} (1 task)" in both or \
+        f"harness_code {base_code} → mixed: {base_code} (1 task), 203601600000 (1 task)" in both, both
 
 
 def test_json_output_gives_each_tasks_verdict_and_the_exit_reason(tiny_runs, tmp_path):
