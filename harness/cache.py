@@ -74,7 +74,7 @@ def default_cache_dir() -> Path:
 def own_files(directory: Path) -> list[Path]:
     """The cache's files that exist: exactly DB_NAME and SQLite's companions (before stop 61 every DB_NAME* was
     counted, so a user's `embeddings.sqlite.bak` doubled the size `cache info` gave)."""
-    return [p for p in (directory / f"{DB_NAME}{s}" for s in OWN_SUFFIXES) if p.is_file()]
+    return [p for p in (directory / f"{DB_NAME}{s}" for s in OWN_SUFFIXES) if p.is_file() and not p.is_symlink()]
 
 
 def aside_copies(directory: Path) -> list[Path]:
@@ -91,6 +91,16 @@ def _writable(path: Path) -> bool:
     and a write bit is set, which root's access ignores: a file or folder made `chmod a-w` is read-only to root too,
     as `rm` asks before removing one."""
     return os.access(path, os.W_OK) and bool(path.stat().st_mode & 0o222)
+
+
+def linked_file(directory: Path) -> str | None:
+    """The cache's own file (DB_NAME, SQLite's companions, the lock) that is a symbolic link, said with its target;
+    None when none is. SQLite and the lock would follow it: before stop 70, a link planted in a shared cache folder
+    made a run create a database, or move aside as damaged whatever file it pointed at, wherever the link led."""
+    for name in [f"{DB_NAME}{s}" for s in OWN_SUFFIXES] + [f"{DB_NAME}.lock"]:
+        if (path := directory / name).is_symlink():
+            return f"its file {name} is a symbolic link (to {os.readlink(path)})"
+    return None
 
 
 def read_only_reason(directory: Path) -> str | None:
@@ -186,7 +196,8 @@ class EmbeddingCache:
         self.directory = Path(directory)
         self.path = self.directory / DB_NAME
         self.only_read = only_read
-        self.read_only = read_only_reason(self.directory)  # why nothing is stored in the file (None: stored)
+        self.linked = linked_file(self.directory)  # a link among its files: the cache is not opened at all
+        self.read_only = self.linked or read_only_reason(self.directory)  # why nothing is stored (None: stored)
         if self.read_only is None and not only_read:
             self.directory.mkdir(parents=True, exist_ok=True)
         self.corrupt_entries = 0
@@ -206,7 +217,13 @@ class EmbeddingCache:
             if self._lock is not None:
                 self._lock.close()
             raise
-        if self.read_only and not only_read:
+        if self.linked and not only_read:
+            self.read_only = None  # the memory takes this run's vectors
+            print(f"harness: warning: embedding cache {self.path} is not used: {self.linked}, and the harness "
+                  "neither reads nor writes a cache through links (remove the link, or give --cache-dir a folder "
+                  "holding the file itself): this run's vectors are kept for this run only",
+                  file=sys.stderr)  # fmt: skip
+        elif self.read_only and not only_read:
             print(f"harness: warning: embedding cache {self.path} is read-only ({self.read_only}): this run reads "
                   "the vectors it holds and stores none (the ones it computes are kept for this run only)",
                   file=sys.stderr)  # fmt: skip
@@ -215,7 +232,7 @@ class EmbeddingCache:
         """The lock file, held shared for the cache's life (other runs may not move or delete the files meanwhile);
         without `make` (read-only, only reading) one that exists is taken (nothing is made there), else none."""
         lock = Path(f"{self.path}.lock")
-        if not make and not lock.is_file():
+        if not make and (self.linked or not lock.is_file()):
             return None
         handle = open(lock, "a" if make else "r")  # noqa: SIM115 - held for the cache's life, closed in close()
         fcntl.flock(handle, fcntl.LOCK_SH)  # released by the kernel even on kill -9
@@ -225,7 +242,7 @@ class EmbeddingCache:
         self._ids: dict[str, int] = {}
         self._stored_in = None  # the file this run stores into, as (device, inode): `close` checks it is still there
         reading = target != IN_MEMORY and (self.read_only or self.only_read)
-        if reading and not Path(target).is_file():
+        if reading and (self.linked or not Path(target).is_file()):
             return self._open(IN_MEMORY)  # nothing to read, nowhere to write: this run's vectors stay in memory
         db = sqlite3.connect(_read_only_uri(Path(target)) if reading else target, timeout=60, isolation_level=None,
                              uri=reading)  # fmt: skip
@@ -462,6 +479,7 @@ class EmbeddingCache:
             "entries": sum(per_ns.values()),
             "damage": self.damage,
             "read_only": self.read_only,
+            "linked": self.linked,
             "moved_aside": [(p.name, p.stat().st_size) for p in aside_copies(self.directory)],
             "namespaces": [{"namespace": ns_id, "entries": per_ns[ns_id], **json.loads(ident)}
                            for ns_id, ident in names if ns_id in per_ns],  # fmt: skip
@@ -536,6 +554,8 @@ class EmbeddingCache:
     def _clearing(self) -> Iterator[None]:
         """The files to this cache alone, its connection closed, for a clear; refused (CacheInUse) while another
         run has them open (its writes would go to a deleted file), and (UsageError, naming why) when read-only."""
+        if self.linked:
+            raise UsageError(f"embedding cache {self.path}: cannot clear it, {self.linked}: remove the link yourself")
         if self.read_only:
             raise UsageError(f"embedding cache {self.path}: cannot clear it, {self.read_only} (make it writable, "
                              "or remove the folder yourself)")  # fmt: skip

@@ -229,6 +229,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
             info["namespaces"] = cache.namespaces_of(info, args.model, args.fingerprint)
             info["entries"] = sum(ns["entries"] for ns in info["namespaces"])
         state = f" (read-only, {info['read_only']}: a run reads it and stores nothing)" if info["read_only"] else ""
+        if info["linked"]:  # not opened (harness.cache.linked_file)
+            state = f" (not used: {info['linked']}; a run neither reads nor stores vectors through it)"
         if info["damage"]:  # before stop 61, info itself moved the file aside and reported a new empty one
             then = ("leaves it in place and keeps its vectors in memory" if info["read_only"]
                     else f"moves it aside as {ASIDE}<time> and starts a fresh cache")  # fmt: skip

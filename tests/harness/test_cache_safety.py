@@ -376,3 +376,38 @@ def test_a_description_whose_revision_leads_out_of_the_run_directory_is_describe
     assert not (tmp_path / "pwn").exists() and not list(tmp_path.glob("**/pwn"))
     record = json.loads((tmp_path / "runs" / "again" / "run.json").read_text())
     assert record["model"]["revision"] == description["revision"] and record["tasks"]["STS16"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("name", [DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}.lock"])
+def test_a_link_among_the_cache_s_files_is_neither_followed_nor_used(tmp_path: Path, name: str, capsys) -> None:
+    """Before stop 70 SQLite and the lock followed a link planted in a shared cache folder: one leading nowhere made
+    the run create a database where it led, one leading to a file moved it aside as damaged. Now the cache is not
+    opened: a warning names the link, this run keeps its vectors in memory, and nothing is made or moved."""
+    folder, elsewhere = tmp_path / "cache", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "notes.txt").write_text("a user's own file", encoding="utf-8")
+    leads_to = elsewhere / ("notes.txt" if name == DB_NAME else "new")
+    if name != DB_NAME:  # beside a cache of its own
+        EmbeddingCache(folder).close()
+        (folder / name).unlink(missing_ok=True)
+    (folder / name).symlink_to(leads_to)
+    files = sorted(p.name for p in folder.iterdir())
+    cache = EmbeddingCache(folder)
+    err = capsys.readouterr().err
+    assert f"embedding cache {folder / DB_NAME} is not used: its file {name} is a symbolic link (to {leads_to})" \
+        in err and "this run's vectors are kept for this run only" in err and err.count("warning") == 1, err
+    cache.put_many("ns", ["a"], np.ones((1, 4), dtype=np.float32))
+    assert sorted(cache.get_many("ns", ["a", "b"])) == [0]  # kept in memory for the run
+    cache.close()
+    assert sorted(p.name for p in folder.iterdir()) == files
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["notes.txt"]
+    assert (elsewhere / "notes.txt").read_text(encoding="utf-8") == "a user's own file"
+    assert main(["cache", "info", "--cache-dir", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert f"{folder / DB_NAME}: 0 vectors, " in out and f" MiB (not used: its file {name} " \
+        f"is a symbolic link (to {leads_to}); a run neither reads nor stores vectors through it)" in out, out
+    assert main(["cache", "clear", "--cache-dir", str(folder)]) == 2
+    assert f"cannot clear it, its file {name} is a symbolic link (to {leads_to}): remove the link yourself" in \
+        capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == files
