@@ -53,7 +53,7 @@ from conan_model.errors import ConanError
 from conan_model.fingerprint import files_fingerprint
 from conan_model.modeling import Backbone, model_for
 
-from .config import RESUME_SAFE, config_diff
+from .config import RESUME_SAFE, ConfigView, as_saved, config_diff
 from .distributed import Runtime, barrier
 from .errors import ResumeError
 
@@ -77,12 +77,13 @@ def _complete(root: Path) -> list[Path]:
 
 
 def resolve_resume(resume: str | None, output_dir: str | Path, current: dict[str, Any],
-                   safe: frozenset[str] = RESUME_SAFE) -> Path | None:  # fmt: skip
-    """None: fresh start (refused over checkpoints: :func:`fresh_run_refusal`, given the run's config ``current``
-    and its resume-safe keys). 'latest': newest checkpoint in output_dir (fresh start if there is none). A path:
-    that checkpoint folder (or the newest inside an output_dir). A finished model (``final/``) in an output_dir
-    without checkpoints is refused whatever ``resume`` says: nothing there continues it, and the run would replace
-    it (before stop 60 silently, once a user had deleted the checkpoints to save disk)."""
+                   safe: frozenset[str] = RESUME_SAFE, view: ConfigView = as_saved) -> Path | None:  # fmt: skip
+    """None: fresh start (refused over checkpoints: :func:`fresh_run_refusal`, given the run's config ``current``,
+    its resume-safe keys and how a config is compared, ``view``). 'latest': newest checkpoint in output_dir (fresh
+    start if there is none). A path: that checkpoint folder (or the newest inside an output_dir). A finished model
+    (``final/``) in an output_dir without checkpoints is refused whatever ``resume`` says: nothing there continues
+    it, and the run would replace it (before stop 60 silently, once a user had deleted the checkpoints to save
+    disk)."""
     final = Path(output_dir) / FINAL
     if final.exists() and not checkpoint_dirs(output_dir):
         raise ResumeError(f"{output_dir} holds a finished model ({final}) and none of its run's checkpoints; a run "
@@ -91,7 +92,7 @@ def resolve_resume(resume: str | None, output_dir: str | Path, current: dict[str
     if resume is None:
         existing = checkpoint_dirs(output_dir)
         if existing:
-            raise fresh_run_refusal(output_dir, existing[-1], current, safe)
+            raise fresh_run_refusal(output_dir, existing[-1], current, safe, view)
         return None
     if resume == "latest":
         existing = checkpoint_dirs(output_dir)
@@ -117,8 +118,8 @@ def _asides(root: Path) -> list[tuple[Path, str]]:
     return asides + [(p, p.name.removeprefix(EARLIER_ASIDE)) for p in root.glob(f"{EARLIER_ASIDE}step_*")]
 
 
-def fresh_run_refusal(output_dir: str | Path, newest: Path, current: dict[str, Any],
-                      safe: frozenset[str]) -> ResumeError:  # fmt: skip
+def fresh_run_refusal(output_dir: str | Path, newest: Path, current: dict[str, Any], safe: frozenset[str],
+                      view: ConfigView = as_saved) -> ResumeError:  # fmt: skip
     """Why a fresh run into an output_dir holding checkpoints (``newest`` the last) is refused: ``--resume`` is
     advised only where :func:`check_resume_config` would take the config (the same comparison, ``config_diff``),
     else the other stage or the differing keys are named; before stop 63 it was advised over another stage's
@@ -133,7 +134,7 @@ def fresh_run_refusal(output_dir: str | Path, newest: Path, current: dict[str, A
         return ResumeError(f"{output_dir} already holds checkpoints of the {saved.get('stage')} stage (newest "
                            f"{newest.name}), which a {stage} run cannot continue; choose another "
                            "output_dir")  # fmt: skip
-    if saved is not None and (diff := config_diff(saved, current, safe)):
+    if saved is not None and (diff := config_diff(view(saved), view(current), safe)):
         return ResumeError(f"{output_dir} already holds checkpoints of a different run (newest {newest.name}; the "
                            f"config differs in {len(diff)} key(s): {'; '.join(diff)}), which --resume cannot "
                            "continue; choose another output_dir")  # fmt: skip
@@ -304,13 +305,14 @@ def check_resume_config(
     data_hashes: dict[str, str],
     safe: frozenset[str] = RESUME_SAFE,
     rank: int = 0,
+    view: ConfigView = as_saved,
 ) -> dict[str, Any]:
     """The checkpoint's state.json, after checking that its stage config matches ``current`` (keys in ``safe``
     may differ), that the data files hash as they did when the run started (``data_hashes``; checkpoints
     from before they were recorded are not checked): the rest of an epoch read from an edited file is other rows,
     and that the checkpoint's own files are whole (:func:`verify_files`)."""
     state = read_state(path)
-    diff = config_diff(state["config"], current, safe)
+    diff = config_diff(view(state["config"]), view(current), safe)
     saved_stage = state["config"].get("stage")
     # another stage's checkpoint: the stage leads (before stop 60 only a list of its 23 differing keys said it)
     if diff and saved_stage != current.get("stage"):

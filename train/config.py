@@ -14,6 +14,7 @@ import re
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -233,6 +234,12 @@ class StageConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, **dataclasses.asdict(self)}
+
+    @staticmethod
+    def resume_view(config: dict[str, Any]) -> dict[str, Any]:
+        """A to_dict() config, saved or current, as a resume compares it: a stage whose tables have defaults fills
+        them in, so a key set to its default is the key left out (`as_saved` here: no such tables)."""
+        return as_saved(config)
 
     @staticmethod
     def learned_extras(values: dict[str, Any]) -> dict[str, Any]:
@@ -518,6 +525,14 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     if not isinstance(value, origin) or (origin is int and isinstance(value, bool)):
         raise ConfigError(f"config key {key!r} expects {getattr(hint, '__name__', hint)}, got {value!r}")
     return value
+
+
+ConfigView = Callable[[dict[str, Any]], dict[str, Any]]  # a config dict as a resume compares it
+
+
+def as_saved(config: dict[str, Any]) -> dict[str, Any]:
+    """A config dict compared as it was saved: the stages whose tables take no defaults (`StageConfig.resume_view`)."""
+    return config
 
 
 def config_diff(saved: dict[str, Any], current: dict[str, Any], ignore: frozenset[str] = RESUME_SAFE) -> list[str]:

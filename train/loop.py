@@ -162,7 +162,7 @@ def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | 
         for line in [*ckpt_io.clear_final_leftovers(cfg.output_dir), *put_back, *refused]:
             log.warning("%s", line)
     barrier()
-    path = ckpt_io.resolve_resume(resume, cfg.output_dir, cfg.to_dict(), cfg.resume_safe)
+    path = ckpt_io.resolve_resume(resume, cfg.output_dir, cfg.to_dict(), cfg.resume_safe, cfg.resume_view)
     if rt.is_main:
         removed, refused = ckpt_io.remove_leftovers(cfg.output_dir, keep=path)
         if removed:
@@ -172,7 +172,8 @@ def start(cfg: StageConfig, resume: str | None = None) -> tuple[Runtime, Path | 
             log.warning("%s", line)
     barrier()
     data = cfg.data_hashes()
-    state = ckpt_io.check_resume_config(path, cfg.to_dict(), data, cfg.resume_safe, rt.rank) if path else {}
+    state = (ckpt_io.check_resume_config(path, cfg.to_dict(), data, cfg.resume_safe, rt.rank, cfg.resume_view)
+             if path else {})  # fmt: skip
     if path is None:
         check_fresh_model(cfg)
     state["data_hashes"] = data

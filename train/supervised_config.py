@@ -43,6 +43,10 @@ STAGE_KIND_KEYS = {"temperature": ("retrieval", "clr", "classification"), "cosen
                    "pool_scorer": POOLED_KINDS, "pool_depth": POOLED_KINDS, "dhnm": POOLED_KINDS}
 
 
+# a task table's keys left out (`hard_negatives`: the stage's own)
+TASK_DEFAULTS = {"data": [], "batch_size": 8, "weight": 1.0, "parallel": "", "mix": {}, "total": 0, "max_rows": 0}
+
+
 @dataclass
 class SupervisedConfig(StageConfig):
     """Stage-4 options; ``tasks`` maps a task name to its table (kind, data, batch_size, weight[, clr keys]).
@@ -177,8 +181,7 @@ class SupervisedConfig(StageConfig):
             unknown = sorted(set(raw) - TASK_KEYS)
             if unknown:
                 raise ConfigError(f"tasks.{name}: unknown key(s) {unknown}; expected some of {sorted(TASK_KEYS)}")
-            spec = {"data": [], "batch_size": 8, "weight": 1.0, "parallel": "", "mix": {}, "total": 0, "max_rows": 0,
-                    **raw}  # fmt: skip
+            spec = {**TASK_DEFAULTS, **raw}
             if "kind" not in raw:  # a table made by `--set tasks.<misspelt>.key=...` alone (stop 60: "kind must be")
                 others = sorted(set(self.tasks) - {name})
                 raise ConfigError(f"tasks.{name}: unknown task {name!r} (no kind){did_you_mean(name, others)}; the "
@@ -242,6 +245,20 @@ class SupervisedConfig(StageConfig):
             raise bad("mix", "a table of language shares (finite numbers >= 0)")
         if mix and not sum(shares) > 0:  # all zero: nothing to draw (a ValueError when the stage built its tasks)
             raise bad("mix", "a table of language shares with a positive sum (omit it for the paper's mix)")
+
+    @staticmethod
+    def resume_view(config: dict[str, Any]) -> dict[str, Any]:
+        """The `[dhnm]` and task tables with their defaults filled in (a path given as a string is a list of one):
+        before stop 70 (a walk) `--set dhnm.max_current=0.7`, the default, refused a resume as a changed key."""
+        dhnm = {f.name: f.default for f in dataclasses.fields(DHNMConfig) if f.name != "k"}
+        hard_negatives = config.get("hard_negatives", SupervisedConfig.hard_negatives)
+        tasks = {}
+        for name, raw in (config.get("tasks") or {}).items():
+            table = {**TASK_DEFAULTS, "hard_negatives": hard_negatives, **raw} if isinstance(raw, dict) else raw
+            if isinstance(table, dict) and isinstance(table["data"], str):
+                table["data"] = [table["data"]]
+            tasks[name] = table
+        return {**config, "dhnm": {**dhnm, **(config.get("dhnm") or {})}, "tasks": tasks}
 
     def dhnm_config(self, k: int | None = None) -> DHNMConfig:
         """DHNM settings for a task with ``k`` hard negatives (default: the stage's ``hard_negatives``)."""

@@ -117,6 +117,30 @@ def test_resume_is_exact_including_dhnm(straight: Path, data_root: Path, tmp_pat
     assert sorted(b_log) == [4, 6] and all(b_log[s] == a_log[s] for s in b_log)
 
 
+def test_a_table_key_set_to_its_default_is_the_key_left_out_for_a_resume(straight: Path, data_root: Path,
+                                                                         tmp_path: Path):  # fmt: skip
+    """A walk (stop 70): `--set dhnm.max_current=0.7`, the default, refused a resume as a changed key (`'<unset>' ->
+    0.7`), and a fresh run into the folder was told to choose another output_dir; so did a task's `weight = 1.0`.
+    `[dhnm]` and task tables are compared with their defaults filled in; a value that differs is still refused."""
+    from train import checkpoint as ckpt_io
+    from train.errors import ResumeError
+
+    text = write_config(tmp_path / "cfg.toml", data_root, tmp_path / "out").read_text(encoding="utf-8")
+    spelled = text.replace("[dhnm]\n", "[dhnm]\nmax_current = 0.7\ndecay_ratio = 1.2\nmode = \"dynamic\"\n")
+    (tmp_path / "spelled.toml").write_text(spelled + "weight = 1.0\nmax_rows = 0\n", encoding="utf-8")
+    cfg = load_config(SupervisedConfig, tmp_path / "spelled.toml")
+    ckpt = straight / "checkpoints/step_00000003"
+    state = ckpt_io.check_resume_config(ckpt, cfg.to_dict(), cfg.data_hashes(), cfg.resume_safe, 0, cfg.resume_view)
+    assert state["step"] == 3
+    advice = ckpt_io.fresh_run_refusal(straight, ckpt, cfg.to_dict(), cfg.resume_safe, cfg.resume_view)
+    assert "pass --resume to continue" in str(advice), advice
+    (tmp_path / "other.toml").write_text(spelled.replace("max_current = 0.7", "max_current = 0.6"), encoding="utf-8")
+    other = load_config(SupervisedConfig, tmp_path / "other.toml")
+    with pytest.raises(ResumeError, match=r"differs from the checkpoint's in 1 key\(s\): dhnm.max_current: 0.7 -> 0.6"):
+        ckpt_io.check_resume_config(ckpt, other.to_dict(), other.data_hashes(), other.resume_safe, 0,
+                                    other.resume_view)  # fmt: skip
+
+
 def test_a_refused_resume_keeps_the_record_and_names_per_row_dhnm_state(straight: Path, data_root: Path,
                                                                          tmp_path: Path):  # fmt: skip
     """A checkpoint from before stop 50 keeps DHNM state per row: refused, naming it, and (review, stop 50) the
