@@ -71,6 +71,10 @@ class DHNMConfig:
                 raise ValueError(f"DHNM {name} must be a finite number, got {value!r}")
         if self.decay_ratio <= 0:
             raise ValueError(f"DHNM decay_ratio must be positive, got {self.decay_ratio}")
+        for name in ("init_threshold", "max_current"):  # compared with cosines (before stop 70, a walk: 4 for 0.4
+            # dropped every negative at its first use, and max_current = -1 never let the decay rule fire)
+            if not -1.0 <= (value := getattr(self, name)) <= 1.0:
+                raise ValueError(f"DHNM {name} is compared with cosines and must lie in [-1, 1], got {value!r}")
 
 
 @dataclass

@@ -333,12 +333,15 @@ def test_precheck_refuses_a_batch_larger_than_the_rows_and_a_freeze_typo_before_
 @pytest.mark.parametrize(("dhnm", "message"), [
     ({"init_threshold": "0.4"}, "DHNM init_threshold must be a finite number, got '0.4'"),
     ({"max_current": float("nan")}, "DHNM max_current must be a finite number, got nan"),
+    ({"init_threshold": 4}, "DHNM init_threshold is compared with cosines and must lie in [-1, 1], got 4"),
+    ({"max_current": -1.5}, "DHNM max_current is compared with cosines and must lie in [-1, 1], got -1.5"),
     ({"skip_top": True}, "DHNM skip_top must be an integer >= 0, got True"),
     ({"skip_top": 1.5}, "DHNM skip_top must be an integer >= 0, got 1.5"),
 ])  # fmt: skip
 def test_dhnm_values_are_checked_when_the_config_loads(tmp_path: Path, dhnm: dict, message: str):
     """Before (audit, stop 46): a string threshold was accepted and failed at the first training step (after the
-    pools were mined), a nan one never dropped a negative, `skip_top = true` served from rank 1."""
+    pools were mined), a nan one never dropped a negative, `skip_top = true` served from rank 1; before stop 70 (a
+    walk) a threshold outside a cosine's range made every negative drop at once, or the decay rule never fire."""
     with pytest.raises(ConfigError, match=re.escape(f"[dhnm] {message}")):
         SupervisedConfig(data_root=str(tmp_path), output_dir=str(tmp_path / "out"), dhnm=dhnm,
                          tasks={"t": {"kind": "sts", "data": ["x"]}})  # fmt: skip
