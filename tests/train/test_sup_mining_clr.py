@@ -50,6 +50,33 @@ def test_mine_pools_bm25_excludes_query_and_positives(tmp_path):
         load_pools(tmp_path / "bad.jsonl")
 
 
+def test_pools_read_back_must_be_the_queries_and_never_serve_a_match(tmp_path):
+    """A walk (stop 70): a pools file edited together with its meta's checksum. A line gone was a bare `zip()`
+    error, a line of another query was served to this one, a positive put back in a pool was served as its hard
+    negative. Now the file is refused, naming the line, and a labelled match is never served."""
+    from train.errors import DataError
+    from train.multitask import matching_pools
+
+    rows = [("apple pie", "red apple pie"), ("blue car", "a blue sports car"), ("apple juice", "fresh apple juice")]
+    queries = [q for q, _ in rows]
+    corpus = [p for _, p in rows] + ["green apple", "apple tart", "car wash", "blue apple"]
+    path = tmp_path / "t.jsonl"
+    assert ensure_pools(path, queries, [[p] for _, p in rows], corpus, "bm25", 4)
+    matches = labelled_matches(rows)
+    pools = load_pools(path)
+    assert matching_pools(path, queries, matches) == [p["candidates"] for p in pools]
+    pools[0]["candidates"].insert(0, "red apple pie")  # its own positive put back
+    save_pools(path, pools)
+    assert "red apple pie" not in matching_pools(path, queries, matches)[0]
+    save_pools(path, pools[:2])
+    with pytest.raises(DataError, match=r"t.jsonl: 2 pools for 3 queries: remove the file and its .meta.json"):
+        matching_pools(path, queries, matches)
+    save_pools(path, [pools[0], pools[2], pools[1]])
+    with pytest.raises(DataError, match=r"t.jsonl:2: the pool is for query 'apple juice', where the task's rows "
+                                        r"give 'blue car'"):  # fmt: skip
+        matching_pools(path, queries, matches)
+
+
 def test_ensure_pools_mines_once_per_input(tmp_path):
     corpus = ["red apple pie", "green apple", "apple juice", "blue car"]
     path = tmp_path / "pools" / "t.jsonl"
