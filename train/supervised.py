@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,18 @@ ENCODED["clr"] = ENCODED["retrieval"]
 LENGTH_CHUNK = 8192  # texts tokenized at a time by length_report
 
 
+POOLED = "pool_candidates"  # length_report's entry for the pool texts DHNM may serve
+
+
+def served_texts(task: Task) -> Iterator[str]:
+    """Every pool text DHNM may serve a row of ``task``: its pool from the first served rank on (the skipped top
+    ranks are never served). Before stop 70 (a walk) the length report left them out, and 7 of 87 such texts of a
+    SmolLM2 run were cut to max_length without a word."""
+    assert task.dhnm is not None
+    for pool, qid in zip(task.pools, task.dhnm_ids, strict=True):
+        yield from pool[task.dhnm.starts[qid]:]
+
+
 def length_report(tasks: dict[str, Task], tokenizer: Tokenizer, model_config: Any, max_length: int) -> dict[str, Any]:
     """Per task and text field: how many of its distinct texts are longer than ``max_length`` tokens (prompt,
     <bos> and <eos> counted) and so cut to it when encoded, with the median length. The stage trains on the cut
@@ -54,8 +67,9 @@ def length_report(tasks: dict[str, Task], tokenizer: Tokenizer, model_config: An
     on the whole texts."""
     report: dict[str, Any] = {}
     for task in tasks.values():
-        for field, role in ENCODED[task.kind].items():
-            texts = list(dict.fromkeys(row[field] for row in task.rows if row.get(field)))
+        for field, role in [*ENCODED[task.kind].items(), *([(POOLED, "document")] if task.dhnm else [])]:
+            texts = list(dict.fromkeys(served_texts(task) if field == POOLED else
+                                       (row[field] for row in task.rows if row.get(field))))  # fmt: skip
             if not texts:
                 continue
             prompt = model_config.prompt(role)

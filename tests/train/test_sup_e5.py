@@ -56,6 +56,15 @@ def test_stage_trains_e5_with_frozen_embeddings(tmp_path: Path, shared_data: Pat
     assert lengths["max_length"] == 32 and lengths["qa"]["positive"]["texts"] == len(passages)
     assert lengths["qa"]["positive"]["longer_than_max_length"] == cut > 0
     assert f"tasks.qa: {cut} of {len(passages)} positive texts" in caplog.text
+    # the pool texts DHNM may serve (stop 70, a walk: left out before): each pool from rank skip_top = 1 on, the
+    # rows giving no negative of their own
+    from train.mining import load_pools
+
+    served = list(dict.fromkeys(t for p in load_pools(tmp_path / "out" / "pools" / "qa.jsonl")
+                                for t in p["candidates"][1:]))  # fmt: skip
+    cut = sum(len(e.ids) > 32 for e in tok.encode_batch([f"passage: {t}" for t in served]))
+    assert lengths["qa"]["pool_candidates"] == {**lengths["qa"]["pool_candidates"], "texts": len(served),
+                                                "longer_than_max_length": cut} and cut > 0  # fmt: skip
 
 
 def test_training_texts_carry_the_e5_prompts(tmp_path: Path, shared_data: Path, e5_small: Path):
