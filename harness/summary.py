@@ -131,11 +131,16 @@ def _cache_stop_lines(stopped: dict | None) -> list[str]:
             "from there on were encoded without it (scores unaffected, vectors computed, not read or stored)"]
 
 
+SHARE_FLOOR = 0.10  # a full score under 10 points is near chance for most tasks: a dim's share of it says nothing
+
+
 def _dims_table(run_dir: RunDir, record: dict, others: dict[str, str]) -> str:
-    """Each dim's score, with its share of the full score where that share means something (a full score above 0;
-    STS can go to or below 0 with a weak model), or '' when no task has one. Cells are text as written: 80.60 stays
-    80.60. The columns are every dim a task's recorded result holds (before stop 49, audit, only the last run's
-    --dims: a rerun of one task hid the others' dims), a task kept from other settings marked § as above."""
+    """Each dim's score, with its share of the full score where that share means something (a full score of at
+    least `SHARE_FLOOR` and a dim score not below 0: before stop 70, a C-MTEB walk, me5-small's PAWSX at 2.48 read
+    `-1.17 (-47.1%)` and `2.63 (105.9%)`; STS can go to or below 0 with a weak model), or '' when no task has one.
+    Cells are text as written: 80.60 stays 80.60. The columns are every dim a task's recorded result holds (before
+    stop 49, audit, only the last run's --dims: a rerun of one task hid the others' dims), a task kept from other
+    settings marked § as above."""
     found = {}
     for name, task in record.get("tasks", {}).items():
         if task.get("status") == "ok" and task.get("main_score") is not None:
@@ -149,7 +154,7 @@ def _dims_table(run_dir: RunDir, record: dict, others: dict[str, str]) -> str:
         cells = []
         for d in dims:
             score = scores.get(d)
-            share = f" ({score / full:.1%})" if score is not None and full > 0 else ""
+            share = f" ({score / full:.1%})" if score is not None and score >= 0 and full >= SHARE_FLOOR else ""
             cells.append("—" if score is None else percent(score) + share)
         rows.append([name + (" §" if name in others else ""), *cells, percent(full)])
     return md_table(rows, headers=["task", *map(str, dims), "full"], disable_numparse=True)

@@ -29,10 +29,13 @@ def test_dims_table_keeps_zero_and_negative_full_scores_without_a_share() -> Non
     tabulate turned a full score of 80.60 into 80.6."""
     record = {"tasks": {"neg": {"status": "ok", "main_score": -0.04}, "zero": {"status": "ok", "main_score": 0.0},
                         "pos": {"status": "ok", "main_score": 0.806}, "failed": {"status": "failed"}}}  # fmt: skip
+    record["tasks"] |= {"near": {"status": "ok", "main_score": 0.0248}, "below": {"status": "ok", "main_score": 0.5}}
+    scores = {"neg": -0.02, "zero": 0.01, "pos": 0.7254, "near": 0.0263, "below": -0.01}
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-            for line in _dims_table(_Scores({"neg": -0.02, "zero": 0.01, "pos": 0.7254}), record, [64]).splitlines()
+            for line in _dims_table(_Scores(scores), record, [64]).splitlines()
             if line.startswith("| ") and not line.startswith("| task")}  # fmt: skip
-    assert rows == {"neg": ["-2.00", "-4.00"], "zero": ["1.00", "0.00"], "pos": ["72.54 (90.0%)", "80.60"]}
+    assert rows == {"neg": ["-2.00", "-4.00"], "zero": ["1.00", "0.00"], "pos": ["72.54 (90.0%)", "80.60"],
+                    "near": ["2.63", "2.48"], "below": ["-1.00", "50.00"]}  # a C-MTEB walk, stop 70: (105.9%) before
 
 
 def test_task_table_keeps_score_digits_as_written(tmp_path: Path) -> None:
