@@ -26,6 +26,7 @@ from scipy import sparse
 
 from conan_model.atomic import atomic_write_text
 
+from .errors import DataError
 from .scorer import load_scorer
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
@@ -204,6 +205,23 @@ def load_pools(path: str | Path) -> list[dict[str, Any]]:
                 raise ValueError(f"{path}:{n}: bad pool line ({exc})") from exc
             pools.append(pool)
     return pools
+
+
+def matching_pools(path: Path, queries: list[str], matches: dict[str, frozenset[str]]) -> list[list[str]]:
+    """The candidates of each query's pool, read from ``path``: a file whose lines are not the queries' pools, in
+    their order, is refused, naming the line, and a candidate the rows label a match of its query is never served.
+    The meta's checksum only finds a file changed without it: before stop 70 (a walk) a line gone from a file
+    edited with its meta was a bare `zip()` error, and a positive put back in a pool was served as a negative."""
+    pools = load_pools(path)
+    for line, (pool, query) in enumerate(zip(pools, queries, strict=False), 1):
+        if pool.get("query") != query:
+            raise DataError(path, line, f"the pool is for query {pool.get('query')!r}, where the task's rows give "
+                                        f"{query!r}: remove the file and its .meta.json to mine the pools again")
+    if len(pools) != len(queries):
+        raise DataError(path, 0, f"{len(pools)} pools for {len(queries)} queries: remove the file and its "
+                                 ".meta.json to mine the pools again")  # fmt: skip
+    return [[c for c in pool["candidates"] if c not in matches.get(query, ())]
+            for pool, query in zip(pools, queries, strict=True)]
 
 
 def code_digest(source: str) -> str:

@@ -18,7 +18,7 @@ from .data import JsonlIndex, permutation
 from .dhnm import DHNM, STATE_VERSION
 from .distributed import barrier
 from .errors import ConfigError, DataError, ResumeError
-from .mining import ensure_pools, labelled_matches, load_pools
+from .mining import ensure_pools, labelled_matches, matching_pools
 from .supervised_config import SupervisedConfig
 
 
@@ -184,23 +184,6 @@ def attach_pools(
               f"{task.hard_negatives} hard negatives after the top {skip} ranks of their pools "
               f"({cover['mean_initial_slots']:.2f} per query on average, {cover['queries_without_hard_negative']} "
               "with none): a deeper pool_depth or a larger corpus fills more", flush=True)  # fmt: skip
-
-
-def matching_pools(path: Path, queries: list[str], matches: dict[str, frozenset[str]]) -> list[list[str]]:
-    """The candidates of each query's pool, read from ``path``: a file whose lines are not the queries' pools, in
-    their order, is refused, naming the line, and a candidate the rows label a match of its query is never served.
-    The meta's checksum only finds a file changed without it: before stop 70 (a walk) a line gone from a file
-    edited with its meta was a bare `zip()` error, and a positive put back in a pool was served as a negative."""
-    pools = load_pools(path)
-    for line, (pool, query) in enumerate(zip(pools, queries, strict=False), 1):
-        if pool.get("query") != query:
-            raise DataError(path, line, f"the pool is for query {pool.get('query')!r}, where the task's rows give "
-                                        f"{query!r}: remove the file and its .meta.json to mine the pools again")
-    if len(pools) != len(queries):
-        raise DataError(path, 0, f"{len(pools)} pools for {len(queries)} queries: remove the file and its "
-                                 ".meta.json to mine the pools again")  # fmt: skip
-    return [[c for c in pool["candidates"] if c not in matches.get(query, ())]
-            for pool, query in zip(pools, queries, strict=True)]
 
 
 def build_tasks(cfg: SupervisedConfig, rt: Any) -> dict[str, Task]:

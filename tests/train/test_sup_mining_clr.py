@@ -55,7 +55,7 @@ def test_pools_read_back_must_be_the_queries_and_never_serve_a_match(tmp_path):
     error, a line of another query was served to this one, a positive put back in a pool was served as its hard
     negative. Now the file is refused, naming the line, and a labelled match is never served."""
     from train.errors import DataError
-    from train.multitask import matching_pools
+    from train.mining import matching_pools
 
     rows = [("apple pie", "red apple pie"), ("blue car", "a blue sports car"), ("apple juice", "fresh apple juice")]
     queries = [q for q, _ in rows]
