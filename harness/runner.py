@@ -51,7 +51,7 @@ from harness.runs import (
 )
 from harness.suites import get_suite
 from harness.summary import render_summary
-from harness.tasks import MIRROR, MISSING, ResolvedTask, official_task, resolve
+from harness.tasks import MIRROR, MISSING, ResolvedTask, language_note, official_task, resolve
 
 DEFAULT_BATCH_SIZE = 64  # rows per forward pass (`harness run --batch-size`'s default)
 
@@ -153,7 +153,10 @@ def plan_tasks(cfg: RunConfig, local_tasks: dict[str, LocalTask], broken: dict[s
     for r in resolved:
         if r.source == MISSING and r.name in broken:
             r.reason, r.broken = f"broken task folder: {broken[r.name]}", True
-    return Plan(cfg.suite or "tasks", resolved)
+    # the plan of a --tasks subset of a suite says it is one (before stop 70, a C-MTEB walk, `cmteb: 3/3 tasks` was
+    # printed above a summary.md keeping the folder's 13/31)
+    label = f"{cfg.suite} --tasks ({len(names)} of its {len(suite.tasks)})" if suite and cfg.tasks else cfg.suite
+    return Plan(label or "tasks", resolved)
 
 
 def _known_task(name: str, local_tasks: dict[str, LocalTask], broken: dict[str, str]) -> bool:
@@ -346,6 +349,8 @@ def _run(cfg: RunConfig, log: WarningLog, bars: bool, to_close: ExitStack, chose
     # an ablation compares its arms' dims in its own report: the note would repeat for every control unit
     trained = embedder.describe().get("training") if cfg.dims_policy != "strict" else None
     if note := untrained_dims_note(dims, trained, embedder.embed_dim, cfg.dims_option):
+        say(note, flush=True)
+    if note := language_note(embedder.name, plan.resolved):
         say(note, flush=True)
     if shards is not None and (note := rounding_note(embedder.dtype)):
         say(note, flush=True)

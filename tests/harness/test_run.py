@@ -176,6 +176,11 @@ def test_cmteb_coverage_on_embedded_sample(capsys) -> None:
                       discover_tasks(default_data_root()))  # fmt: skip
     line = plan.coverage_line()
     assert line.startswith("cmteb: 13/31 tasks — 0 official, 13 mirror, 18 missing: T2Retrieval")
+    # a --tasks subset says it is one (a C-MTEB walk, stop 70: `cmteb: 3/3 tasks` above a 13/31 summary.md)
+    subset = plan_tasks(RunConfig(model="me5-small", data_dir=default_data_root(), suite="cmteb",
+                                  tasks=["Ocnli", "STSB", "T2Retrieval"]), discover_tasks(default_data_root()))
+    assert subset.coverage_line() == ("cmteb --tasks (3 of its 31): 2/3 tasks — 0 official, 2 mirror, 1 missing: "
+                                      "T2Retrieval")  # fmt: skip
 
 
 def test_a_real_task_outside_the_suite_is_named_so_not_unknown() -> None:
