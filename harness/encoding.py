@@ -50,6 +50,9 @@ class EncodeStats:
     memo_hits: int = 0
     cache_hits: int = 0
     tokens: int = 0
+    # encoded texts whose token count reached the model's max length, so cut there (or exactly that long); cache
+    # hits are not counted, their lengths unknown (before stop 70, a C-MTEB walk, cuts were never said)
+    at_max_length: int = 0
     encode_s: float = 0.0  # all of encode(): lookups, cache reads and writes, model (not its lazy load)
     model_s: float = 0.0  # tokenizing and running the model only
     model_load_s: float = 0.0  # a lazy model's load, in the task whose first uncached text needed it
@@ -291,6 +294,7 @@ class HarnessEncoder(ScoredAsModel):
                     result[rank :: self.shards.world] = piece[:, :dim]
                     if rank != self.shards.rank:
                         self.stats.tokens += int(piece[:, dim].sum())
+                        self._count_long(piece[:, dim])
                 self.stats.encoded_texts += len(part) - len(mine)  # the other ranks' share: the slice is encoded
                 bar.update(len(part))
                 yield lo, lo + len(part), result
@@ -307,7 +311,14 @@ class HarnessEncoder(ScoredAsModel):
             for lo, hi, vectors, lengths in stream:
                 self.stats.encoded_texts += hi - lo
                 self.stats.tokens += int(sum(lengths))
+                self._count_long(lengths)
                 yield lo, hi, vectors, lengths
+
+    def _count_long(self, lengths: Any) -> None:
+        """Count the texts whose tokens (each embedder counts them as cut, special tokens included) reached the
+        model's max length."""
+        if limit := self.model.max_length:
+            self.stats.at_max_length += sum(1 for n in lengths if n >= limit)
 
     def _timed(self, windows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
         """`windows`, with the time spent producing them (not the caller's time between them) in model_s."""

@@ -728,4 +728,5 @@ def work(eff: dict[str, Any]) -> str:
         return f"nothing encoded; {hits}"
     per_s = eff["texts_per_s"]
     shown = f"{per_s:,.1f}" if per_s >= 1 else f"{per_s:.2g}"  # one huge text: 0.03 texts/s (`encoding.rate`)
-    return f"{eff['encoded_texts']} encoded at {shown} texts/s, {eff['tokens_per_s']:,.0f} tokens/s; {hits}"
+    cut = f" ({eff['at_max_length']} cut at the max length)" if eff.get("at_max_length") else ""
+    return f"{eff['encoded_texts']} encoded{cut} at {shown} texts/s, {eff['tokens_per_s']:,.0f} tokens/s; {hits}"

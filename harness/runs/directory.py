@@ -106,6 +106,7 @@ TASK_FIELDS = {"status": _TEXT, "main_score": _NUMBER + _NULL, "main_metric": _T
 # and a 300-digit number).
 EFFICIENCY_FIELDS = {key: _NUMBER + _NULL for key in (
     "wall_s", "load_s", "encode_s", "score_s", "model_s", "model_load_s", "texts", "unique_texts", "encoded_texts",
+    "at_max_length",
     "memo_hits", "cache_hits", "tokens", "texts_per_s", "tokens_per_s", "encode_tokens_per_s", "forward_tokens_per_s",
     "peak_rss_mb", "peak_accelerator_mb", "batch_size", "world_size", "max_batch_tokens", "threads")}  # fmt: skip
 

@@ -155,6 +155,19 @@ def test_one_slow_text_is_not_called_nothing_encoded() -> None:
     assert work({**EncodeStats(cache_hits=5).as_dict(), **EncodeStats().speed()}) == "nothing encoded; 5 cache hits"
 
 
+def test_texts_cut_at_the_max_length_are_counted_and_said(minilm, tmp_path: Path, capsys) -> None:
+    """A C-MTEB walk (stop 70): texts cut at the model's max length were never said (CMRC2018Retrieval cuts 151
+    documents at 512). efficiency.json's `at_max_length` counts the encoded texts whose tokens reached it, the task
+    line says so; checked against the model's own tokenizer on the whole texts (16 tokens, [CLS] and [SEP] in)."""
+    assert _run(tmp_path, "cut", "--tasks", "STS16", "--max-length", "16", "--no-cache", "--no-progress") == 0
+    figures = json.loads((tmp_path / "cut" / "efficiency.json").read_text())["STS16"]
+    rows = [json.loads(line) for line in (SAMPLE / "en" / "STS16" / "test.jsonl").read_text().splitlines()]
+    texts = list(dict.fromkeys(t for row in rows for t in (row["sentence1"], row["sentence2"])))
+    long = sum(len(ids) >= 16 for ids in minilm._model.tokenizer(texts)["input_ids"])
+    assert figures["encoded_texts"] == len(texts) and 0 < figures["at_max_length"] == long < len(texts)
+    assert f"{len(texts)} encoded ({long} cut at the max length) at " in capsys.readouterr().out
+
+
 def test_progress_counts_texts_every_batch_before_the_first_slice_is_done(minilm, tmp_path: Path) -> None:
     """Before: texts were counted once per 1,024-text slice (the embedder hands vectors back a slice at a time),
     so the sample SciFact read `0/400 texts encoded` for 43 s and the terminal bar sat still; now both the line
