@@ -479,7 +479,6 @@ class EmbeddingCache:
             "entries": sum(per_ns.values()),
             "damage": self.damage,
             "read_only": self.read_only,
-            "linked": self.linked,
             "moved_aside": [(p.name, p.stat().st_size) for p in aside_copies(self.directory)],
             "namespaces": [{"namespace": ns_id, "entries": per_ns[ns_id], **json.loads(ident)}
                            for ns_id, ident in names if ns_id in per_ns],  # fmt: skip

@@ -189,10 +189,14 @@ def _list_official(suite: str | None, local: dict) -> None:
 
 def cmd_cache(args: argparse.Namespace) -> int:
 
-    from harness.cache import ASIDE, DB_NAME, aside_copies, default_cache_dir, open_cache_at
+    from harness.cache import ASIDE, DB_NAME, aside_copies, default_cache_dir, linked_file, open_cache_at
     from harness.errors import UsageError
 
     folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    if linked := linked_file(folder):  # a run leaves such a cache unused; info and clear name the link, whatever
+        # it leads to (a review, stop 70: a dangling one read as "embeddings.sqlite is missing")
+        raise UsageError(f"--cache-dir {folder}: {linked}; the harness neither reads nor writes a cache through "
+                         "links: remove the link yourself")  # fmt: skip
     if not (folder / DB_NAME).is_file():  # never create one here: a mistyped --cache-dir would report "0 vectors"
         if folder.exists() and not folder.is_dir():
             raise UsageError(f"--cache-dir {folder}: a file, not a folder: no embedding cache there")
@@ -229,8 +233,6 @@ def cmd_cache(args: argparse.Namespace) -> int:
             info["namespaces"] = cache.namespaces_of(info, args.model, args.fingerprint)
             info["entries"] = sum(ns["entries"] for ns in info["namespaces"])
         state = f" (read-only, {info['read_only']}: a run reads it and stores nothing)" if info["read_only"] else ""
-        if info["linked"]:  # not opened (harness.cache.linked_file)
-            state = f" (not used: {info['linked']}; a run neither reads nor stores vectors through it)"
         if info["damage"]:  # before stop 61, info itself moved the file aside and reported a new empty one
             then = ("leaves it in place and keeps its vectors in memory" if info["read_only"]
                     else f"moves it aside as {ASIDE}<time> and starts a fresh cache")  # fmt: skip
