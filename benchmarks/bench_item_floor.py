@@ -8,8 +8,10 @@ through `reporting.ablation.paired_ci`, the reports' own path from per-item scor
 often the 95% CI holds 0; "excludes 0" how often a row would have shown an effect that is not there before the
 floor (`reporting.ablation.MIN_ITEMS`), "verdict" how often it shows one now. Two shapes: normal Δ, as STS-like
 or classification-like items whose change is spread over all of them, and sparse Δ (80% of items unchanged, 10%
-+1, 10% −1), as retrieval queries whose rank moves for a few. The bootstrap has no small-sample correction (its
-sd is the plug-in one, its quantile z), so it covers less than 95% when m is small, the more so for sparse Δ.
++1, 10% −1), as retrieval queries whose rank moves for a few; and dev or test means of a few tasks of few items
+each, normal Δ (`reporting.ablation.group`), whose floor is their smallest task's items. The bootstrap has no
+small-sample correction (its sd is the plug-in one, its quantile z), so it covers less than 95% when m is small,
+the more so for sparse Δ, and a mean of small tasks keeps each one's shortfall.
 Fewer resamples than the reports' 1000 (--n-boot) make each se_items noisier, so coverage here errs low if
 anything. Prints a table and writes benchmarks/results/bench_item_floor.json.
 """
@@ -23,9 +25,10 @@ from collections.abc import Callable
 import numpy as np
 from common import positive_int, run_main, write_report
 
-from reporting.ablation import MIN_ITEMS, paired_ci
+from reporting.ablation import MIN_ITEMS, group, paired_ci
 
 SIZES = (5, 10, 20, 30, 50, 100, 400)
+GROUPS = ((3, 8), (4, 8), (3, 10), (2, 30))  # (tasks, items each) of a group mean
 
 
 def draw(shape: str, m: int, rng: np.random.Generator) -> np.ndarray:
@@ -49,6 +52,26 @@ def case(shape: str, m: int, trials: int, n_boot: int, seeds: int, rng: np.rando
             "excludes_zero": excludes / trials, "verdict_shown": shown / trials}  # fmt: skip
 
 
+def group_case(tasks: int, m: int, trials: int, n_boot: int, seeds: int, rng: np.random.Generator) -> dict:
+    """A mean over ``tasks`` tasks of ``m`` items each (normal Δ, each its own item set), through
+    `reporting.ablation.group` as a report's dev or test mean."""
+    covered = shown = 0
+    for _ in range(trials):
+        results = {}
+        for t in range(tasks):
+            deltas = draw("normal", m, rng)
+            score: Callable[[np.ndarray], float] = lambda idx, d=deltas: float(d[idx].mean())  # noqa: E731
+            pairs = [(lambda idx: 0.0, score)] * seeds
+            row = paired_ci(pairs, m, float(deltas.mean()), n_boot, rng)
+            results[f"T{t}"] = {"delta": float(deltas.mean()), **row, "keys": [str(i) for i in range(m)],
+                                "unit": "pairs"}  # fmt: skip
+        mean = group(results, n_boot, int(rng.integers(1 << 31)))
+        covered += mean["lo"] <= 0.0 <= mean["hi"]
+        shown += mean["verdict"] in ("improves", "hurts")
+    return {"shape": f"mean of {tasks} tasks", "items": m, "tasks": tasks, "trials": trials,
+            "coverage": covered / trials, "excludes_zero": 1 - covered / trials, "verdict_shown": shown / trials}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=positive_int, default=1000, help="simulated ablations per row")
@@ -63,6 +86,10 @@ def main() -> None:
             results.append(case(shape, m, args.trials, args.n_boot, args.seeds, rng))
             r = results[-1]
             print(f"{shape:6} {m:4} items: coverage {100 * r['coverage']:.1f}%", flush=True)
+    for tasks, m in GROUPS:
+        results.append(group_case(tasks, m, args.trials, args.n_boot, args.seeds, rng))
+        r = results[-1]
+        print(f"{tasks} tasks of {m:3} items: coverage {100 * r['coverage']:.1f}%", flush=True)
     rows = [[r["shape"], r["items"], f"{100 * r['coverage']:.1f}", f"{100 * r['excludes_zero']:.1f}",
              f"{100 * r['verdict_shown']:.1f}"] for r in results]  # fmt: skip
     write_report("bench_item_floor", rows, ["Δ shape", "items", "coverage % (true Δ = 0)",

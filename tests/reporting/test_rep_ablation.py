@@ -175,20 +175,21 @@ def test_the_group_mean_measures_the_split_over_its_tasks_and_one_seed_has_none(
 
 def test_a_group_mean_of_few_distinct_items_gets_no_verdict() -> None:
     """Before stop 70 the item floor held per task only: three tasks of 8 items each, each without a verdict, gave
-    their mean a bold one. A group counts its distinct items: one item set shared by tasks once."""
+    their mean a bold one. A group's floor is its smallest item set, one set shared by tasks counted once."""
     from reporting.ablation import group, group_items
 
     deltas = np.full(8, 0.05) + np.random.default_rng(5).normal(0.0, 0.001, 8)  # a clear effect, tiny item noise
     small = {f"STS{i}": {**_task([str(k) for k in range(8)], deltas, "pairs", 500, 1),
                          "per_seed": [0.05, 0.05]} for i in range(3)}  # two seeds; fmt: skip
     row = group(small, 500, 0)
-    assert row["items"] == 24 and row["verdict"] == "no effect shown", row
-    assert row["reason"].startswith("would be improves: 24 items, fewer than 30"), row["reason"]
+    assert row["items"] == 8 and row["verdict"] == "no effect shown", row
+    assert row["reason"].startswith("would be improves: 8 items, fewer than 30"), row["reason"]
     ids = [f"q{k}" for k in range(20)]
     shared = {"XQuADZh": _task(ids, np.full(20, 0.05), "queries", 100, 1),
               "XQuADEs": _task(ids, np.full(20, 0.05), "queries", 100, 2),
               "STSa": _task([str(k) for k in range(15)], np.full(15, 0.05), "pairs", 100, 1)}  # fmt: skip
-    assert group_items(shared, [["XQuADZh", "XQuADEs"]]) == 20 + 15
+    assert group_items(shared, [["XQuADZh", "XQuADEs"]]) == 15  # the smallest set: STSa's; the linked pair's is 20
+    assert group_items({k: v for k, v in shared.items() if k != "STSa"}, [["XQuADZh", "XQuADEs"]]) == 20
 
 
 def _two_positional(rng: np.random.Generator) -> dict[str, dict]:

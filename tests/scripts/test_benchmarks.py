@@ -138,7 +138,8 @@ def test_item_floor_bench_runs_the_reports_path_and_no_row_under_the_floor_shows
     assert proc.returncode == 0, proc.stderr
     out = json.loads((tmp_path / "results" / "bench_item_floor.json").read_text(encoding="utf-8"))
     rows = out["results"]
-    assert [(r["shape"], r["items"]) for r in rows] == [(s, m) for s in ("normal", "sparse")
-                                                        for m in (5, 10, 20, 30, 50, 100, 400)]  # fmt: skip
+    assert [(r["shape"], r["items"]) for r in rows] == [
+        *((s, m) for s in ("normal", "sparse") for m in (5, 10, 20, 30, 50, 100, 400)),
+        ("mean of 3 tasks", 8), ("mean of 4 tasks", 8), ("mean of 3 tasks", 10), ("mean of 2 tasks", 30)]  # fmt: skip
     assert all(r["coverage"] + r["excludes_zero"] == 1 for r in rows)
     assert all(r["verdict_shown"] == 0 for r in rows if r["items"] < out["min_items"])
