@@ -72,7 +72,8 @@ class DHNMConfig:
         if self.decay_ratio <= 0:
             raise ValueError(f"DHNM decay_ratio must be positive, got {self.decay_ratio}")
         for name in ("init_threshold", "max_current"):  # compared with cosines (before stop 70, a walk: 4 for 0.4
-            # dropped every negative at its first use, and max_current = -1 never let the decay rule fire)
+            # dropped every negative at its first use, and max_current = -1.5 never let the decay rule fire; the
+            # ends, 1 and -1, are taken and as degenerate)
             if not -1.0 <= (value := getattr(self, name)) <= 1.0:
                 raise ValueError(f"DHNM {name} is compared with cosines and must lie in [-1, 1], got {value!r}")
 

@@ -254,9 +254,11 @@ class SupervisedConfig(StageConfig):
         hard_negatives = config.get("hard_negatives", SupervisedConfig.hard_negatives)
         tasks = {}
         for name, raw in (config.get("tasks") or {}).items():
-            table = {**TASK_DEFAULTS, "hard_negatives": hard_negatives, **raw} if isinstance(raw, dict) else raw
+            table = {**TASK_DEFAULTS, **raw} if isinstance(raw, dict) else raw
             if isinstance(table, dict) and isinstance(table["data"], str):
                 table["data"] = [table["data"]]
+            if isinstance(table, dict) and table.get("hard_negatives") == hard_negatives:
+                del table["hard_negatives"]  # the stage's own: one edit of the stage's value is one differing key
             tasks[name] = table
         return {**config, "dhnm": {**dhnm, **(config.get("dhnm") or {})}, "tasks": tasks}
 

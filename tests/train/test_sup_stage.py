@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from conan_model import ConanConfig
-from train.config import load_config
+from train.config import config_diff, load_config
 from train.errors import ConfigError, DataError
 from train.multitask import MultiTaskBatches, Task
 from train.objectives import label_info_nce
@@ -139,6 +139,15 @@ def test_a_table_key_set_to_its_default_is_the_key_left_out_for_a_resume(straigh
     with pytest.raises(ResumeError, match=r"differs from the checkpoint's in 1 key\(s\): dhnm.max_current: 0.7 -> 0.6"):
         ckpt_io.check_resume_config(ckpt, other.to_dict(), other.data_hashes(), other.resume_safe, 0,
                                     other.resume_view)  # fmt: skip
+    # a path given as a string is a list of one; the stage's hard_negatives edited once is one key (a review: it was
+    # repeated in every task table the view filled it into)
+    saved = {"stage": "supervised", "hard_negatives": 7, "tasks": {"t": {"kind": "retrieval", "data": "a.jsonl"},
+                                                                    "s": {"kind": "sts", "data": ["b.jsonl"]}}}
+    listed = {**saved, "tasks": {**saved["tasks"], "t": {"kind": "retrieval", "data": ["a.jsonl"],
+                                                         "hard_negatives": 7}}}  # fmt: skip
+    view = SupervisedConfig.resume_view
+    assert config_diff(view(saved), view(listed)) == []
+    assert config_diff(view(saved), view({**saved, "hard_negatives": 5})) == ["hard_negatives: 7 -> 5"]
 
 
 def test_a_refused_resume_keeps_the_record_and_names_per_row_dhnm_state(straight: Path, data_root: Path,
