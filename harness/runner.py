@@ -37,6 +37,7 @@ from harness.encoding import HarnessEncoder
 from harness.errors import EXIT_OK, EXIT_TASK_FAILED, DataError, UsageError, unknown
 from harness.evaluation import run_task
 from harness.identity import describe_change, run_identity, task_identity
+from harness.languages import language_note
 from harness.lazy import LazyEmbedder, open_model
 from harness.runs import (
     RUN_JSON,
@@ -51,7 +52,7 @@ from harness.runs import (
 )
 from harness.suites import get_suite
 from harness.summary import render_summary
-from harness.tasks import MIRROR, MISSING, ResolvedTask, language_note, official_task, resolve
+from harness.tasks import MIRROR, MISSING, ResolvedTask, official_task, resolve
 
 DEFAULT_BATCH_SIZE = 64  # rows per forward pass (`harness run --batch-size`'s default)
 
@@ -123,6 +124,7 @@ def plan_tasks(cfg: RunConfig, local_tasks: dict[str, LocalTask], broken: dict[s
     if suite is not None and not suite.official:  # a local suite's broken folders are its tasks too, MISSING with
         names = sorted({*names, *_broken_in(cfg.data_dir, broken, suite.name)})  # the reason in run.json and the
         # summary (before stop 59 a console note alone said so, and the run read as complete)
+    whole = len(names)  # the suite's tasks, its broken folders too, as its own coverage line counts them
     if cfg.tasks:
         if cfg.suite:  # --tasks narrows a suite
             absent = [t for t in cfg.tasks if t not in names]
@@ -155,7 +157,7 @@ def plan_tasks(cfg: RunConfig, local_tasks: dict[str, LocalTask], broken: dict[s
             r.reason, r.broken = f"broken task folder: {broken[r.name]}", True
     # the plan of a --tasks subset of a suite says it is one (before stop 70, a C-MTEB walk, `cmteb: 3/3 tasks` was
     # printed above a summary.md keeping the folder's 13/31)
-    label = f"{cfg.suite} --tasks ({len(names)} of its {len(suite.tasks)})" if suite and cfg.tasks else cfg.suite
+    label = f"{cfg.suite} --tasks ({len(names)} of its {whole})" if suite and cfg.tasks else cfg.suite
     return Plan(label or "tasks", resolved)
 
 
