@@ -131,7 +131,7 @@ def _cache_stop_lines(stopped: dict | None) -> list[str]:
             "from there on were encoded without it (scores unaffected, vectors computed, not read or stored)"]
 
 
-SHARE_FLOOR = 0.10  # a full score under 10 points is near chance for most tasks: a dim's share of it says nothing
+SHARE_FLOOR = 0.10  # a share of a full score under 10 points is a ratio of two small, noisy numbers: it says nothing
 
 
 def _dims_table(run_dir: RunDir, record: dict, others: dict[str, str]) -> str:

@@ -108,7 +108,8 @@ def test_a_number_past_python_s_digit_limit_is_damaged_json(tiny_runs, tmp_path,
 
 
 def test_json_nested_past_the_recursion_limit_is_damaged_json(tiny_runs, tmp_path, capsys):
-    """Carried since stop 66: a run.json of arrays nested 100000 deep was a RecursionError traceback."""
+    """Carried since stop 66: a JSON file the harness wrote (efficiency.json here), nested 100000 deep, was a
+    RecursionError traceback."""
     run = tmp_path / "run"
     shutil.copytree(tiny_runs["short"], run)
     (run / "efficiency.json").write_text('{"TinySTS": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
