@@ -135,6 +135,14 @@ def accelerator() -> dict[str, Any] | None:
     return None
 
 
+def load_average() -> list[float] | None:
+    """The system's 1-, 5- and 15-minute load averages, None where the system keeps none (Windows)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def environment() -> dict[str, Any]:
     import torch
 
@@ -146,6 +154,9 @@ def environment() -> dict[str, Any]:
         "packages": package_versions(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
+        # the 1-, 5- and 15-minute load as the run starts: other work on the machine lengthens its times (since stop
+        # 70, a walk: a report gave rates measured at load 10 on 2 cores as the machine's; `harness report` notes it)
+        "load_average": load_average(),
         "torch_threads": torch.get_num_threads(),
         "accelerator": accelerator(),
     }

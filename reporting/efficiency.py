@@ -37,7 +37,7 @@ from harness.runs import (
     shown_path,
 )
 from reporting import plots
-from reporting.hardware import hardware_note, hardware_table
+from reporting.hardware import busy_note, hardware_note, hardware_table
 
 
 @dataclass
@@ -179,8 +179,7 @@ def table5(infos: list[RunInfo]) -> tuple[str, list[str]]:
         notes.append("The rows truncate inputs at different max lengths (tokens kept per text), so their scores and "
                      "times are of different inputs: " + ", ".join(f"{label} {length or 'not recorded'}"
                                                               for label, length in lengths.items()) + ".")  # fmt: skip
-    if note := hardware_note(timed):
-        notes.append(note)
+    notes += [note for note in (hardware_note(timed), busy_note(timed)) if note]
     if served:
         notes.append(f"{', '.join(served)}: the embedding cache served every text of the "
                      f"{len(shared)} task(s), so the model did no work to time (`{CACHE_ONLY}`); "
@@ -337,7 +336,7 @@ def write_report(paths: list[Path], out: Path, tasks: list[str] | None = None) -
               "(`harness run --dims`), not whether the model was trained for them.", "",
               "## Hardware and settings", "", hardware_table(infos), "",
               "## Throughput per task", "", "![throughput per task](throughput.png)", "", task_table(infos), "",
-              *([f"- {note}", ""] if (note := hardware_note(infos)) else []),
+              *(line for note in (hardware_note(infos), busy_note(infos)) if note for line in (f"- {note}", "")),
               "`encoded` excludes memo and embedding-cache hits, and `model s` is the model's time alone, so "
               "texts/s and tokens/s measure the model even on a task with hits (a record without `model_s`, from "
               f"before it existed, timed the lookups too). A task the embedding cache served whole reads "

@@ -33,6 +33,22 @@ def hardware_note(infos: list[RunInfo]) -> str:
             "the runs: " + "; ".join(f"{label} ({where})" for label, where in timed.items()) + ".")
 
 
+def busy_note(infos: list[RunInfo]) -> str:
+    """A note naming each run with timings that started on a busy machine (its 1-minute load average, run.json's
+    `environment.load_average`, above its core count): other work took CPU time from it, so its times are longer
+    and its rates lower than the machine gives alone. "" when none did, or none recorded a load (before stop 70)."""
+    busy = []
+    for info in infos:
+        env = info.record.get("environment", {})
+        load, cores = env.get("load_average"), env.get("cpu_count")
+        if info.efficiency and isinstance(load, list) and load and isinstance(cores, int) and load[0] > cores:
+            busy.append(f"{info.label} (load {load[0]:g} on {cores} cores)")
+    if not busy:
+        return ""
+    return ("Started on a busy machine, its 1-minute load average above its core count, so other work shared the "
+            "CPUs and the times are longer and the rates lower than the machine gives alone: " + "; ".join(busy) + ".")
+
+
 def hardware_table(infos: list[RunInfo]) -> str:
     rows = []
     for info in infos:

@@ -45,3 +45,25 @@ def test_rows_timed_on_different_hardware_say_so_and_a_run_without_timings_has_n
     assert len(figure.axes[0].patches) == 2 * len(tasks)  # two runs' bars, none for the untimed one
     assert main(["report", str(base), str(tiny_runs["short"]), "--out", str(out)]) == 0  # one machine: no note
     assert "timed on different hardware" not in (out / "efficiency.md").read_text(encoding="utf-8")
+
+
+def test_a_run_started_on_a_busy_machine_is_named(tiny_runs, tmp_path):
+    """A C-MTEB walk (stop 70): a report gave texts/s measured at load 10 on 2 cores as the machine's rates. run.json
+    records the load average as the run starts; a timed run whose 1-minute load exceeds its cores is named."""
+    from harness import sysinfo
+
+    base, busy = tmp_path / "base", tmp_path / "busy"
+    for run in (base, busy):
+        shutil.copytree(tiny_runs["base"], run)
+    assert len(sysinfo.load_average()) == 3 and all(x >= 0 for x in sysinfo.load_average())
+    for run, load in ((base, [0.4, 0.5, 0.6]), (busy, [9.8, 7.1, 5.0])):
+        record = json.loads((run / "run.json").read_text(encoding="utf-8"))
+        record["environment"].update(load_average=load, cpu_count=2)
+        (run / "run.json").write_text(json.dumps(record), encoding="utf-8")
+    out = tmp_path / "report"
+    assert main(["report", str(base), str(busy), "--out", str(out)]) == 0
+    text = re.sub(r"\s+", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
+    note = ("Started on a busy machine, its 1-minute load average above its core count, so other work shared the "
+            "CPUs and the times are longer and the rates lower than the machine gives alone: all-MiniLM-L6-v2 "
+            "[busy] (load 9.8 on 2 cores).")  # fmt: skip
+    assert text.count(note) == 2 and "[base] (load" not in text  # under Table 5 and under the per-task table
