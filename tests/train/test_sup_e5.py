@@ -65,6 +65,7 @@ def test_stage_trains_e5_with_frozen_embeddings(tmp_path: Path, shared_data: Pat
     cut = sum(len(e.ids) > 32 for e in tok.encode_batch([f"passage: {t}" for t in served]))
     assert lengths["qa"]["pool_candidates"] == {**lengths["qa"]["pool_candidates"], "texts": len(served),
                                                 "longer_than_max_length": cut} and cut > 0  # fmt: skip
+    assert f"tasks.qa: {cut} of {len(served)} pool_candidates texts" in caplog.text
 
 
 def test_training_texts_carry_the_e5_prompts(tmp_path: Path, shared_data: Path, e5_small: Path):
