@@ -3,7 +3,7 @@ machine when the rows were timed on different ones (Table 5, the per-task table,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness.runs import md_table, shown_batch
 
@@ -33,16 +33,21 @@ def hardware_note(infos: list[RunInfo]) -> str:
             "the runs: " + "; ".join(f"{label} ({where})" for label, where in timed.items()) + ".")
 
 
+def started_busy(record: dict[str, Any]) -> str | None:
+    """'load 9.8 on 2 cores' when run.json's `environment.load_average` (as the run started) was above its core
+    count in the last minute, else None (not busy, or no load recorded: a run from before stop 70)."""
+    env = record.get("environment", {})
+    load, cores = env.get("load_average"), env.get("cpu_count")
+    if isinstance(load, list) and load and isinstance(load[0], int | float) and isinstance(cores, int):
+        return f"load {load[0]:g} on {cores} cores" if load[0] > cores else None
+    return None
+
+
 def busy_note(infos: list[RunInfo]) -> str:
     """A note naming each run with timings that started on a busy machine (its 1-minute load average, run.json's
     `environment.load_average`, above its core count): other work took CPU time from it, so its times are longer
     and its rates lower than the machine gives alone. "" when none did, or none recorded a load (before stop 70)."""
-    busy = []
-    for info in infos:
-        env = info.record.get("environment", {})
-        load, cores = env.get("load_average"), env.get("cpu_count")
-        if info.efficiency and isinstance(load, list) and load and isinstance(cores, int) and load[0] > cores:
-            busy.append(f"{info.label} (load {load[0]:g} on {cores} cores)")
+    busy = [f"{info.label} ({load})" for info in infos if info.efficiency and (load := started_busy(info.record))]
     if not busy:
         return ""
     return ("Started on a busy machine, its 1-minute load average above its core count, so other work shared the "

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import DataError
 from harness.runs import CACHE_ONLY, EFFICIENCY_JSON, RunDir, applied_batch, cache_only, md_table, timed_world
 from reporting.efficiency import rates
+from reporting.hardware import started_busy
 
 if TYPE_CHECKING:
     from reporting.regress import Comparison
@@ -102,6 +103,10 @@ def efficiency_warnings(base: RunDir, cand: RunDir, timings: dict[str, dict[str,
     if env_b != env_c:
         diff = [f"{k}: {env_b.get(k)} → {env_c.get(k)}" for k in env_b if env_b.get(k) != env_c.get(k)]
         out.append("efficiency not like for like: " + "; ".join(diff))
+    for side, run in (("baseline", base), ("candidate", cand)):
+        if load := started_busy(run.read_run()):  # since stop 70: other work shared the CPUs
+            out.append(f"the {side} started on a busy machine ({load}): its times are longer and its rates lower "
+                       "than the machine gives alone")  # fmt: skip
     eb, ec = timings["baseline"], timings["candidate"]
     for side, eff in (("baseline", eb), ("candidate", ec)):
         served = [t for t in tasks if cache_only(eff.get(t, {}))]

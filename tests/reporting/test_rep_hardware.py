@@ -49,7 +49,8 @@ def test_rows_timed_on_different_hardware_say_so_and_a_run_without_timings_has_n
 
 def test_a_run_started_on_a_busy_machine_is_named(tiny_runs, tmp_path):
     """A C-MTEB walk (stop 70): a report gave texts/s measured at load 10 on 2 cores as the machine's rates. run.json
-    records the load average as the run starts; a timed run whose 1-minute load exceeds its cores is named."""
+    records the load average as the run starts; a timed run whose 1-minute load exceeds its cores is named, by
+    `harness report` and among regress's efficiency warnings."""
     from harness import sysinfo
 
     base, busy = tmp_path / "base", tmp_path / "busy"
@@ -67,3 +68,8 @@ def test_a_run_started_on_a_busy_machine_is_named(tiny_runs, tmp_path):
             "CPUs and the times are longer and the rates lower than the machine gives alone: all-MiniLM-L6-v2 "
             "[busy] (load 9.8 on 2 cores).")  # fmt: skip
     assert text.count(note) == 2 and "[base] (load" not in text  # under Table 5 and under the per-task table
+    from reporting.regress import compare
+
+    warnings = compare(base, busy, n_boot=20).warnings
+    assert "the candidate started on a busy machine (load 9.8 on 2 cores): its times are longer and its rates lower " \
+        "than the machine gives alone" in warnings and not any(w.startswith("the baseline started") for w in warnings)
