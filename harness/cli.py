@@ -342,7 +342,7 @@ def cmd_alignment(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Rank runs and published results: the harness resolves --suite to its mteb benchmark, leaderboards rank."""
     from harness.errors import UsageError
-    from harness.runs import RUN_JSON, atomic_write_text, check_file_target, stopped_text
+    from harness.runs import RUN_JSON, atomic_write_text, check_file_target, set_aside, stopped_text
     from harness.suites import official_benchmark
     from leaderboards.build import SuiteRef, build_board
     from leaderboards.published import results_root
@@ -368,7 +368,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     except ConanError as exc:  # unusable input: the last board would stay, read as tonight's
         if exc.exit_code == EXIT_USAGE and Path(args.out).is_file():
             paths = [args.out, *args.runs, *(args.published or [])]
-            atomic_write_text(Path(args.out), stopped_text("Leaderboard", exc.exit_code, str(exc), paths))
+            previous = set_aside(Path(args.out))
+            atomic_write_text(Path(args.out), stopped_text("Leaderboard", exc.exit_code, str(exc), paths, previous))
         raise
     for why in board.skipped:
         print(f"warning: left out (--skip-damaged): {why}", file=sys.stderr)

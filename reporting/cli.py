@@ -177,12 +177,17 @@ def _write_stopped_json(args: argparse.Namespace, reason: ConanError, comp: Comp
 def _write_stopped_markdown(args: argparse.Namespace, reason: ConanError) -> bool:
     """--out for a regress stopped by ``reason`` before comparing, atomically; when it cannot be written, says so
     beside the reason regress stopped for, which stays the error (and returns False)."""
-    from harness.runs import atomic_write_text
+    from harness.runs import atomic_write_text, set_aside
     from reporting.regress_report import stopped_markdown
 
     try:
         text = stopped_markdown(reason, args.baseline, args.candidate, *_files(args))
-        _written("--out", args.out, lambda path: atomic_write_text(path, text))
+
+        def write(path: Path) -> None:
+            set_aside(path)  # a good report from before stays beside it (a newcomer's walk, stop 70)
+            atomic_write_text(path, text)
+
+        _written("--out", args.out, write)
     except ConanError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return False
@@ -210,7 +215,7 @@ def _written(option: str, value: str, write: Callable[[Path], None]) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.runs import atomic_write_text, stopped_text
+    from harness.runs import atomic_write_text, set_aside, stopped_text
     from reporting.efficiency import PLOTS, REPORT_MD, write_report
 
     out = Path(args.out)
@@ -218,7 +223,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         path = write_report([Path(p) for p in args.runs], out)
     except ConanError as exc:  # unusable input: an earlier report in --out would stay, read as this one
         if exc.exit_code == EXIT_USAGE and (out / REPORT_MD).is_file():
-            text = stopped_text("Efficiency report", exc.exit_code, str(exc), [out, *args.runs])
+            previous = set_aside(out / REPORT_MD)
+            text = stopped_text("Efficiency report", exc.exit_code, str(exc), [out, *args.runs], previous)
             atomic_write_text(out / REPORT_MD, text)
             for plot in PLOTS:
                 (out / plot).unlink(missing_ok=True)

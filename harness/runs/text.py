@@ -8,6 +8,7 @@ import argparse
 import json
 import math
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from decimal import ROUND_HALF_UP, Decimal
@@ -122,16 +123,35 @@ def one_line(text: str) -> str:
     return text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
 
 
-def stopped_text(title: str, exit_code: int, reason: str, paths: Sequence[str | Path]) -> str:
+def stopped_text(title: str, exit_code: int, reason: str, paths: Sequence[str | Path],
+                 previous: Path | None = None) -> str:  # fmt: skip
     """What a leaderboard or report writes in place of the file it could not build: a nightly job that publishes
     it whatever the exit status then shows why, not the last night's board (before stop 69, a walk, the old file
     stayed as it was; regress has done so since stop 59). ``paths``: the command's, written as the reports write
-    them (`paths_shown`), never a machine's absolute path."""
+    them (`paths_shown`), never a machine's absolute path; ``previous``: where `set_aside` kept the earlier file."""
     first, *others = paths  # paths_shown sets two side by side: a lone path stands beside itself
     shown = paths_shown(reason, first, *(others or [first]))
+    kept = f"is kept beside it as `{previous.name}`" if previous is not None else "is replaced"
     return (f"# {title} — NOT WRITTEN (exit {exit_code}): {one_line(shown)}\n\nNothing was built: the command "
-            "stopped for the reason above. The file that was here before is replaced, so it is not taken for "
-            "this run's.\n")
+            f"stopped for the reason above. The file that was here before {kept}, so it is not taken for this "
+            "run's.\n")
+
+
+def set_aside(path: Path) -> Path | None:
+    """Move the file at ``path`` to `<name>.previous` (replacing an older one) before a note of why nothing was built
+    takes its place, and say so on stderr; None when there is none, or it cannot be moved (it is then replaced).
+    Before stop 70 (a newcomer's walk) a typo in a run's path replaced a good leaderboard.md, regression.md or
+    efficiency.md with the note, and only the one-line error was printed."""
+    previous = path.with_name(path.name + ".previous")
+    try:
+        if not path.is_file():
+            return None
+        os.replace(path, previous)
+    except OSError:
+        return None
+    print(f"harness: {path} now says why nothing was built; the file that was there is kept as {previous}",
+          file=sys.stderr)  # fmt: skip
+    return previous
 
 
 def bullets(notes: Iterable[str]) -> list[str]:

@@ -127,8 +127,15 @@ def test_skip_damaged_ranks_the_other_runs(tmp_path: Path, capsys) -> None:
         # the last board does not stay, read as this one's (a nightly walk, stop 69)
         assert out.read_text(encoding="utf-8").startswith("# Leaderboard — NOT WRITTEN (exit 2): nothing to rank of "
                                                           "ours: every run given is damaged")  # fmt: skip
+    assert main(["leaderboard", str(a), str(b), "--out", str(out)]) == 0
+    good = out.read_text(encoding="utf-8")
+    capsys.readouterr()
     assert main(["leaderboard", str(a), str(tmp_path / "typo"), "--skip-damaged", "--out", str(out)]) == 2
-    assert "not a run directory (no such folder)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not a run directory (no such folder)" in err
+    # the good board stays beside the note, and stderr says so (a newcomer's walk, stop 70: replaced unsaid)
+    assert (out.parent / f"{out.name}.previous").read_text(encoding="utf-8") == good
+    assert f"the file that was there is kept as {out.parent / (out.name + '.previous')}" in err
 
 
 def test_a_dims_mean_over_fewer_tasks_than_another_table_s_is_marked(tmp_path: Path):

@@ -19,7 +19,7 @@ from reporting.efficiency import CACHE_ONLY, load_runs, parameters
 from reporting.plots import throughput_figure
 
 
-def test_report_from_real_runs(tiny_runs, tmp_path):
+def test_report_from_real_runs(tiny_runs, tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["report", str(tiny_runs["base"]), str(tiny_runs["short"]), "--out", str(out)]) == 0
     text = re.sub(r" +", " ", (out / "efficiency.md").read_text(encoding="utf-8"))
@@ -32,9 +32,15 @@ def test_report_from_real_runs(tiny_runs, tmp_path):
         assert (out / png).stat().st_size > 10_000
     assert "![score vs dimension per task type](dims.png)" in text and "**STS**" in text
     # stopped by bad input, the report does not leave this one in --out, read as the next one (a nightly walk, 69)
+    good = (out / "efficiency.md").read_text(encoding="utf-8")
     assert main(["report", str(tiny_runs["base"]), str(tmp_path / "typo"), "--out", str(out)]) == 2
     stopped = (out / "efficiency.md").read_text(encoding="utf-8")
     assert stopped.startswith("# Efficiency report — NOT WRITTEN (exit 2): run …/typo: not a run directory")
+    # the good one stays beside it, and stderr says so (a newcomer's walk, stop 70: it was replaced unsaid)
+    assert "before is kept beside it as `efficiency.md.previous`" in stopped
+    assert (out / "efficiency.md.previous").read_text(encoding="utf-8") == good
+    assert f"harness: {out / 'efficiency.md'} now says why nothing was built; the file that was there is kept as " \
+        f"{out / 'efficiency.md.previous'}" in capsys.readouterr().err
     assert str(tmp_path) not in stopped  # no machine path, as in every report
     assert not (out / "throughput.png").exists() and not (out / "dims.png").exists()
 

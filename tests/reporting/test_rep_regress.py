@@ -859,6 +859,7 @@ def test_a_stopped_regress_rewrites_out_and_json(tiny_runs, tmp_path, capsys):
     assert main([*argv, "--candidate", str(tiny_runs["batch8"]), "--tasks", "TinySTS"]) == 0
     assert out.read_text().startswith("# Regression report — PASS (exit 0)") and json.loads(js.read_text())["passed"]
     finished_keys = list(json.loads(js.read_text()))
+    passed = out.read_text()
     for extra, status, said in ((["--alpha", "abc"], 2, "UNUSABLE INPUT (exit 2): --alpha 'abc': not a number"),
                                 (["--dim", "6x"], 2, "UNUSABLE INPUT (exit 2): --dim '6x': not an integer"),
                                 (["--candidate", str(tmp_path / "nope")], 2, "UNUSABLE INPUT (exit 2): --candidate"),
@@ -870,6 +871,12 @@ def test_a_stopped_regress_rewrites_out_and_json(tiny_runs, tmp_path, capsys):
         assert json.loads(js.read_text())["outcome"].startswith(said) and "Traceback" not in capsys.readouterr().err
         # the finished comparison's keys in its order (before stop 65 the outcome came after the tasks here)
         assert list(json.loads(js.read_text())) == finished_keys
+    # the first stop moved the PASS report aside, each later one the stop before it (a newcomer's walk, stop 70)
+    assert (tmp_path / "regression.md.previous").read_text().startswith("# Regression report — UNUSABLE INPUT")
+    assert main([*argv, "--candidate", str(tiny_runs["batch8"]), "--tasks", "TinySTS"]) == 0
+    assert main([*argv, "--candidate", str(tmp_path / "nope")]) == 2
+    assert (tmp_path / "regression.md.previous").read_text() == passed
+    assert f"the file that was there is kept as {tmp_path / 'regression.md.previous'}" in capsys.readouterr().err
 
 
 def test_a_stopped_regress_writes_no_machine_path(tiny_runs, tmp_path, monkeypatch, capsys):
