@@ -477,7 +477,9 @@ def _close_run(cfg: RunConfig, run_dir: RunDir, plan: Plan, runnable: list[Resol
             atomic_write_text(run_dir.path / SUMMARY_MD, summary)
     print(summary)
     if not evaluates:
-        print("nothing to evaluate: run.json and summary.md keep the header of the runs that computed their scores")
+        # the header's wording before stop 70 ("keep the header of the runs…") read as jargon to a newcomer (a walk)
+        print("nothing to evaluate (every task this run could evaluate was done earlier): run.json and summary.md "
+              "stay as the runs that computed these scores wrote them (their settings, times and command)")  # fmt: skip
     if log.count:
         print(f"{log.count} library warning(s) written to {log.path}")
     print(f"run directory: {run_dir.path}")
