@@ -40,13 +40,13 @@ def language_note(model_name: str, resolved: list[ResolvedTask]) -> str | None:
     except (KeyError, ValueError):
         return None
     speaks = {_language(code) for code in meta.languages or []}
-    outside = [r for r in resolved if r.source != MISSING and speaks and task_languages(r)
-               and not task_languages(r) & speaks]  # fmt: skip
-    if not outside:
-        return None
     by_language: dict[str, list[str]] = {}
-    for r in outside:
-        by_language.setdefault("/".join(sorted(task_languages(r))), []).append(r.name)
+    for r in resolved if speaks else []:
+        if r.source != MISSING and (langs := task_languages(r)) and not langs & speaks:
+            by_language.setdefault("/".join(sorted(langs)), []).append(r.name)
+    if not by_language:
+        return None
     named = "; ".join(f"{lang}: {', '.join(names)}" for lang, names in by_language.items())
-    return (f"note: mteb's card for {model_name} lists {', '.join(sorted(speaks))} only; {len(outside)} task(s) are in "
+    count = sum(map(len, by_language.values()))
+    return (f"note: mteb's card for {model_name} lists {', '.join(sorted(speaks))} only; {count} task(s) are in "
             f"other languages ({named}): its scores there measure how it transfers")

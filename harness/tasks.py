@@ -631,4 +631,3 @@ def _reranking_split(local: LocalTask) -> RetrievalSplitData:
         relevant_docs=qrels,
         top_ranked=top_ranked,
     )  # fmt: skip
-

@@ -99,12 +99,13 @@ def efficiency_warnings(base: RunDir, cand: RunDir, timings: dict[str, dict[str,
     """Why the efficiency deltas may not be like for like: other hardware/settings, or cache hits (``timings``:
     `read_timings`)."""
     out = []
-    env_b, env_c = _hardware(base), _hardware(cand)
+    records = {"baseline": base.read_run(), "candidate": cand.read_run()}
+    env_b, env_c = (_hardware(record) for record in records.values())
     if env_b != env_c:
         diff = [f"{k}: {env_b.get(k)} → {env_c.get(k)}" for k in env_b if env_b.get(k) != env_c.get(k)]
         out.append("efficiency not like for like: " + "; ".join(diff))
-    for side, run in (("baseline", base), ("candidate", cand)):
-        if load := started_busy(run.read_run()):  # since stop 70: other work shared the CPUs
+    for side, record in records.items():
+        if load := started_busy(record):  # since stop 70: other work shared the CPUs
             out.append(f"the {side} started on a busy machine ({load}): its times are longer and its rates lower "
                        "than the machine gives alone")  # fmt: skip
     eb, ec = timings["baseline"], timings["candidate"]
@@ -125,8 +126,7 @@ def efficiency_warnings(base: RunDir, cand: RunDir, timings: dict[str, dict[str,
     return out
 
 
-def _hardware(run: RunDir) -> dict[str, Any]:
-    rec = run.read_run()
+def _hardware(rec: dict[str, Any]) -> dict[str, Any]:
     env, model = rec.get("environment", {}), rec.get("model", {})
     return {"cpu": env.get("cpu"), "accelerator": env.get("accelerator"), "threads": env.get("torch_threads"),
             "device": model.get("device"), "dtype": model.get("dtype"),

@@ -53,7 +53,7 @@ from conan_model.errors import ConanError
 from conan_model.fingerprint import files_fingerprint
 from conan_model.modeling import Backbone, model_for
 
-from .config import RESUME_SAFE, ConfigView, as_saved, config_diff
+from .config import RESUME_SAFE, ConfigView, StageConfig, config_diff
 from .distributed import Runtime, barrier
 from .errors import ResumeError
 
@@ -77,7 +77,8 @@ def _complete(root: Path) -> list[Path]:
 
 
 def resolve_resume(resume: str | None, output_dir: str | Path, current: dict[str, Any],
-                   safe: frozenset[str] = RESUME_SAFE, view: ConfigView = as_saved) -> Path | None:  # fmt: skip
+                   safe: frozenset[str] = RESUME_SAFE,
+                   view: ConfigView = StageConfig.resume_view) -> Path | None:  # fmt: skip
     """None: fresh start (refused over checkpoints: :func:`fresh_run_refusal`, given the run's config ``current``,
     its resume-safe keys and how a config is compared, ``view``). 'latest': newest checkpoint in output_dir (fresh
     start if there is none). A path: that checkpoint folder (or the newest inside an output_dir). A finished model
@@ -119,7 +120,7 @@ def _asides(root: Path) -> list[tuple[Path, str]]:
 
 
 def fresh_run_refusal(output_dir: str | Path, newest: Path, current: dict[str, Any], safe: frozenset[str],
-                      view: ConfigView = as_saved) -> ResumeError:  # fmt: skip
+                      view: ConfigView = StageConfig.resume_view) -> ResumeError:  # fmt: skip
     """Why a fresh run into an output_dir holding checkpoints (``newest`` the last) is refused: ``--resume`` is
     advised only where :func:`check_resume_config` would take the config (the same comparison, ``config_diff``),
     else the other stage or the differing keys are named; before stop 63 it was advised over another stage's
@@ -305,7 +306,7 @@ def check_resume_config(
     data_hashes: dict[str, str],
     safe: frozenset[str] = RESUME_SAFE,
     rank: int = 0,
-    view: ConfigView = as_saved,
+    view: ConfigView = StageConfig.resume_view,
 ) -> dict[str, Any]:
     """The checkpoint's state.json, after checking that its stage config matches ``current`` (keys in ``safe``
     may differ), that the data files hash as they did when the run started (``data_hashes``; checkpoints

@@ -238,8 +238,8 @@ class StageConfig:
     @staticmethod
     def resume_view(config: dict[str, Any]) -> dict[str, Any]:
         """A to_dict() config, saved or current, as a resume compares it: a stage whose tables have defaults fills
-        them in, so a key set to its default is the key left out (`as_saved` here: no such tables)."""
-        return as_saved(config)
+        them in, so a key set to its default is the key left out (as it is here: no such tables)."""
+        return config
 
     @staticmethod
     def learned_extras(values: dict[str, Any]) -> dict[str, Any]:
@@ -528,11 +528,6 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 
 
 ConfigView = Callable[[dict[str, Any]], dict[str, Any]]  # a config dict as a resume compares it
-
-
-def as_saved(config: dict[str, Any]) -> dict[str, Any]:
-    """A config dict compared as it was saved: the stages whose tables take no defaults (`StageConfig.resume_view`)."""
-    return config
 
 
 def config_diff(saved: dict[str, Any], current: dict[str, Any], ignore: frozenset[str] = RESUME_SAFE) -> list[str]:

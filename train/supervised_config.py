@@ -254,12 +254,13 @@ class SupervisedConfig(StageConfig):
         hard_negatives = config.get("hard_negatives", SupervisedConfig.hard_negatives)
         tasks = {}
         for name, raw in (config.get("tasks") or {}).items():
-            table = {**TASK_DEFAULTS, **raw} if isinstance(raw, dict) else raw
-            if isinstance(table, dict) and isinstance(table["data"], str):
+            tasks[name] = table = {**TASK_DEFAULTS, **raw} if isinstance(raw, dict) else raw
+            if not isinstance(table, dict):
+                continue
+            if isinstance(table["data"], str):
                 table["data"] = [table["data"]]
-            if isinstance(table, dict) and table.get("hard_negatives") == hard_negatives:
+            if table.get("hard_negatives") == hard_negatives:
                 del table["hard_negatives"]  # the stage's own: one edit of the stage's value is one differing key
-            tasks[name] = table
         return {**config, "dhnm": {**dhnm, **(config.get("dhnm") or {})}, "tasks": tasks}
 
     def dhnm_config(self, k: int | None = None) -> DHNMConfig:
