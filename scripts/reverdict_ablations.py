@@ -5,8 +5,8 @@ wording, which states the rules).
 The rules (``reporting.ablation.row_verdict``): a row whose CI edge lies within 2 Monte Carlo sds of 0 shows no
 effect (stop 48; a report written before then still said *improves* or *hurts* there, 6 of 246 rows:
 benchmarks/results/verdict_stability.json, so a reader of report.md alone met a verdict the docs had withdrawn);
-nor does a one-seed row, or a row of fewer than ``MIN_ITEMS`` items (stop 69; a group mean's distinct items are
-counted since stop 70, and a report written before then records none for its means, which keep their verdict).
+nor does a one-seed row, or a row of fewer than ``MIN_ITEMS`` items (stop 69; for a group mean its smallest item
+set since stop 70, and a report written before then records none for its means, which keep their verdict).
 Each row's Monte Carlo noise is the one ``benchmarks/bench_verdict_stability.py`` reads off its recorded se_items,
 CI and n_boot where the row does not record it. Numbers are not touched, no model is trained or scored; a report
 whose every verdict already follows the rules is left as it is.
